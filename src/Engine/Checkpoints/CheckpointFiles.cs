@@ -1,0 +1,93 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serving.Engine.Safetensors;
+
+namespace Serving.Engine.Checkpoints;
+
+/// <summary>
+/// Where each tensor of a Hugging Face checkpoint lives: <c>model.safetensors</c>, or the shards that
+/// <c>model.safetensors.index.json</c>'s <c>weight_map</c> names. Headers are parsed and validated once here.
+/// </summary>
+public sealed class CheckpointFiles
+{
+    private readonly Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> _tensors;
+
+    private CheckpointFiles(Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)> tensors) => _tensors = tensors;
+
+    public IEnumerable<string> TensorNames => _tensors.Keys;
+
+    public long TotalBytes => _tensors.Values.Sum(t => t.Tensor.ByteLength);
+
+    public static CheckpointFiles Open(string modelDir)
+    {
+        string single = Path.Combine(modelDir, "model.safetensors");
+        string index = Path.Combine(modelDir, "model.safetensors.index.json");
+        var files = new List<string>();
+        Dictionary<string, string>? weightMap = null;
+        if (File.Exists(index))
+        {
+            weightMap = ReadWeightMap(index);
+            files.AddRange(weightMap.Values.Distinct(StringComparer.Ordinal).Select(f => Path.Combine(modelDir, f)));
+        }
+        else if (File.Exists(single))
+        {
+            files.Add(single);
+        }
+        else
+        {
+            files.AddRange(Directory.GetFiles(modelDir, "*.safetensors").Order(StringComparer.Ordinal));
+            if (files.Count == 0)
+                throw new ModelLoadException($"{modelDir}: no model.safetensors, model.safetensors.index.json or *.safetensors file");
+        }
+
+        var tensors = new Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)>(StringComparer.Ordinal);
+        foreach (string path in files)
+        {
+            if (!File.Exists(path))
+                throw new ModelLoadException($"{index}: names shard '{Path.GetFileName(path)}', which does not exist");
+            SafetensorsFile file;
+            try
+            {
+                file = SafetensorsFile.Open(path);
+            }
+            catch (SafetensorsFormatException ex)
+            {
+                throw new ModelLoadException(ex.Message, ex);
+            }
+
+            foreach (var t in file.Tensors.Values)
+            {
+                if (weightMap is not null && weightMap.TryGetValue(t.Name, out var owner) && Path.Combine(modelDir, owner) != path)
+                    continue;
+                if (!tensors.TryAdd(t.Name, (file, t)))
+                    throw new ModelLoadException($"{path}: tensor '{t.Name}' also appears in {tensors[t.Name].Item1.Path}");
+            }
+        }
+
+        if (weightMap is not null)
+            foreach (var (name, file) in weightMap)
+                if (!tensors.ContainsKey(name))
+                    throw new ModelLoadException($"{index}: tensor '{name}' is mapped to '{file}' but that file does not contain it");
+        return new CheckpointFiles(tensors);
+    }
+
+    public bool Contains(string name) => _tensors.ContainsKey(name);
+
+    public (SafetensorsFile File, SafetensorsTensorInfo Tensor) Get(string name) =>
+        _tensors.TryGetValue(name, out var entry) ? entry
+            : throw new ModelLoadException($"checkpoint is missing tensor '{name}'");
+
+    private static Dictionary<string, string> ReadWeightMap(string index)
+    {
+        try
+        {
+            var map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject
+                ?? throw new ModelLoadException($"{index}: missing 'weight_map' object");
+            return map.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>(), StringComparer.Ordinal);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new ModelLoadException($"{index}: {ex.Message}", ex);
+        }
+    }
+}

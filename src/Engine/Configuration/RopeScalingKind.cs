@@ -1,0 +1,8 @@
+namespace Serving.Engine.Configuration;
+
+public enum RopeScalingKind
+{
+    None,
+    Linear,
+    Llama3,
+}

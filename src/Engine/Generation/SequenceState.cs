@@ -1,0 +1,74 @@
+using Serving.Engine.Model;
+using Serving.Engine.Sampling;
+using Serving.Engine.Tokenization;
+
+namespace Serving.Engine.Generation;
+
+/// <summary>
+/// One request's generation in progress: its prompt, what it has generated, its sampling state and its KV row.
+/// Mutated only by <see cref="GenerationStepper"/>.
+/// </summary>
+public sealed class SequenceState
+{
+    private readonly List<int> _generated = [];
+    private readonly IncrementalDetokenizer _detokenizer;
+    private readonly StopStringMatcher _stops;
+    private readonly HashSet<int> _stopTokens;
+
+    public SequenceState(IReadOnlyList<int> promptTokens, SamplingParams sampling, HfTokenizer tokenizer, IEnumerable<int> eosTokenIds)
+    {
+        if (promptTokens.Count == 0)
+            throw new ArgumentException("the prompt must contain at least one token");
+        sampling.Validate();
+        PromptTokens = promptTokens;
+        Sampling = sampling;
+        Random = sampling.Seed is ulong seed ? new SeededRandom(seed) : SeededRandom.FromEntropy();
+        _detokenizer = new IncrementalDetokenizer(tokenizer);
+        _stops = new StopStringMatcher(sampling.StopStrings);
+        _stopTokens = [.. sampling.StopTokenIds];
+        if (!sampling.IgnoreEos)
+            _stopTokens.UnionWith(eosTokenIds);
+    }
+
+    public IReadOnlyList<int> PromptTokens { get; }
+    public SamplingParams Sampling { get; }
+    public SeededRandom Random { get; }
+    public IReadOnlyList<int> GeneratedTokens => _generated;
+    public KvHandle? Kv { get; internal set; }
+
+    /// <summary>Tokens already written to the KV cache.</summary>
+    public int CachedTokens { get; internal set; }
+    public FinishReason Finish { get; private set; }
+    public bool IsFinished => Finish != FinishReason.None;
+
+    /// <summary>All tokens of the sequence so far (prompt, then generated).</summary>
+    public int TotalTokens => PromptTokens.Count + _generated.Count;
+
+    /// <summary>The tokens the next forward step must feed: the whole uncached prompt, or the last generated token.</summary>
+    internal IReadOnlyList<int> PendingTokens()
+    {
+        var all = PromptTokens.Concat(_generated).Skip(CachedTokens).ToArray();
+        return all;
+    }
+
+    internal TokenEvent Accept(SampledToken token, int contextLimit)
+    {
+        _generated.Add(token.Id);
+        string delta;
+        if (_stopTokens.Contains(token.Id))
+        {
+            Finish = FinishReason.Stop;
+            delta = _stops.Append(_detokenizer.Flush()) + _stops.Flush();
+            return new TokenEvent(token, delta, Finish);
+        }
+
+        delta = _stops.Append(_detokenizer.Push(token.Id));
+        if (_stops.Stopped)
+            Finish = FinishReason.Stop;
+        else if (_generated.Count >= Sampling.MaxTokens || TotalTokens >= contextLimit)
+            Finish = FinishReason.Length;
+        if (Finish == FinishReason.Length)
+            delta += _stops.Append(_detokenizer.Flush()) + _stops.Flush();
+        return new TokenEvent(token, delta, Finish);
+    }
+}

@@ -1,0 +1,162 @@
+using Serving.Engine.Configuration;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Serving.Engine.Model;
+
+/// <summary>
+/// Llama-family decoder (Llama, Mistral, Qwen2): RMSNorm, RoPE, grouped-query attention over a <see cref="KvCache"/>,
+/// SwiGLU MLP. One <see cref="Forward"/> runs a packed batch of sequences of different lengths, prefill and decode
+/// rows mixed.
+/// </summary>
+public sealed class LlamaModel : IDisposable
+{
+    private readonly LlamaWeights _weights;
+    private readonly RotaryEmbedding _rope;
+    private readonly double _scale;
+
+    public LlamaModel(ModelConfig config, LlamaWeights weights, int maxPositions, ScalarType dtype, Device device)
+    {
+        Config = config;
+        _weights = weights;
+        Dtype = dtype;
+        Device = device;
+        _rope = new RotaryEmbedding(config, maxPositions, dtype, device);
+        _scale = 1.0 / Math.Sqrt(config.HeadDim);
+    }
+
+    public ModelConfig Config { get; }
+    public ScalarType Dtype { get; }
+    public Device Device { get; }
+    public LlamaWeights Weights => _weights;
+    public int MaxPositions => _rope.MaxPositions;
+
+    public KvCache CreateKvCache(int maxSequences, int maxContext) =>
+        new(Config.NumLayers, maxSequences, Math.Min(maxContext, MaxPositions), Config.NumKvHeads, Config.HeadDim, Dtype, Device);
+
+    /// <summary>
+    /// Runs one step. Writes every token's K/V into <paramref name="cache"/> at its position, then returns float32
+    /// logits: <c>[sequences, vocab]</c> for <see cref="LogitsSelection.LastTokenPerSequence"/> or <c>[T, vocab]</c>.
+    /// A token at position p attends to positions 0..p of its own sequence.
+    /// </summary>
+    public Tensor Forward(ForwardBatch batch, KvCache cache, LogitsSelection selection = LogitsSelection.LastTokenPerSequence)
+    {
+        foreach (var s in batch.Sequences)
+        {
+            cache.CheckAllocated(s.Kv);
+            if (s.EndPosition > cache.MaxContext)
+                throw new ArgumentException($"sequence in KV slot {s.Kv.Slot} reaches position {s.EndPosition}, beyond the context limit {cache.MaxContext}");
+        }
+
+        foreach (int token in batch.Tokens)
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentException($"token id {token} is outside the vocabulary [0, {Config.VocabSize})");
+
+        using var scope = NewDisposeScope();
+        using var step = new StepIndices(batch, Device);
+        var x = _weights.Embed.index_select(0, step.Tokens);
+        for (int l = 0; l < _weights.Layers.Count; l++)
+        {
+            using var layerScope = NewDisposeScope();
+            x = Layer(l, x, step, cache).MoveToOuterDisposeScope();
+        }
+
+        var rows = selection == LogitsSelection.AllTokens ? x : x.index_select(0, step.LastTokens);
+        var logits = F.linear(RmsNorm(rows, _weights.FinalNorm), _weights.LmHead);
+        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    private Tensor Layer(int index, Tensor x, StepIndices step, KvCache cache)
+    {
+        var w = _weights.Layers[index];
+        var c = Config;
+        long t = x.shape[0];
+        int qOut = c.NumHeads * c.HeadDim, kvOut = c.NumKvHeads * c.HeadDim;
+
+        var qkv = F.linear(RmsNorm(x, w.InputNorm), w.Qkv, w.QkvBias);
+        var q = _rope.Apply(qkv.narrow(1, 0, qOut).view(t, c.NumHeads, c.HeadDim), step.Positions);
+        var k = _rope.Apply(qkv.narrow(1, qOut, kvOut).view(t, c.NumKvHeads, c.HeadDim), step.Positions);
+        var v = qkv.narrow(1, qOut + kvOut, kvOut).view(t, c.NumKvHeads, c.HeadDim);
+
+        var keys = cache.Keys(index);
+        var values = cache.Values(index);
+        var slot = TensorIndex.Tensor(step.SlotPerToken);
+        var pos = TensorIndex.Tensor(step.Positions);
+        keys.index_put_(k, slot, TensorIndex.Colon, pos);
+        values.index_put_(v, slot, TensorIndex.Colon, pos);
+
+        var attention = Attention(q, keys, values, step);
+        x = x + F.linear(attention, w.O);
+
+        var gateUp = F.linear(RmsNorm(x, w.PostAttentionNorm), w.GateUp);
+        var gate = gateUp.narrow(1, 0, c.IntermediateSize);
+        var up = gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
+        return x + F.linear(F.silu(gate) * up, w.Down);
+    }
+
+    /// <summary>q: [T, Hq, D]; keys/values: the layer's cache [S, Hkv, C, D]. Returns [T, Hq·D].</summary>
+    private Tensor Attention(Tensor q, Tensor keys, Tensor values, StepIndices step)
+    {
+        var c = Config;
+        long t = q.shape[0];
+        int g = c.QueryGroupSize;
+        Tensor? decodeOut = null;
+        if (step.DecodeCount > 0)
+        {
+            // Query head h uses KV head h / G, so [B, Hq, D] viewed as [B, Hkv, G, D] lines each group up with its KV head.
+            var qd = (step.AllDecode ? q : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
+            var kd = SelectRows(keys, step).narrow(2, 0, step.DecodeContext);
+            var vd = SelectRows(values, step).narrow(2, 0, step.DecodeContext);
+            var scores = torch.matmul(qd, kd.transpose(2, 3)).to(ScalarType.Float32) * _scale;   // [B, Hkv, G, L]
+            if (step.DecodeMask is not null)
+                scores = scores + step.DecodeMask;
+            var probs = scores.softmax(-1).to(q.dtype);
+            decodeOut = torch.matmul(probs, vd).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
+            if (step.AllDecode)
+                return decodeOut;
+        }
+
+        var output = empty([t, c.NumHeads * c.HeadDim], q.dtype, q.device);
+        if (decodeOut is not null)
+            output.index_copy_(0, step.DecodeTokens!, decodeOut);
+        foreach (var s in step.Prefill)
+            output.narrow(0, s.Offset, s.Count).copy_(PrefillAttention(q.narrow(0, s.Offset, s.Count), keys, values, s));
+        return output;
+    }
+
+    private static Tensor SelectRows(Tensor cacheLayer, StepIndices step) =>
+        step.DecodeSlotsContiguousFrom is int first
+            ? cacheLayer.narrow(0, first, step.DecodeCount)
+            : cacheLayer.index_select(0, step.DecodeSlots!);
+
+    /// <summary>Causal attention of one sequence's n new tokens over its cache prefix. q: [n, Hq, D] → [n, Hq·D].</summary>
+    private Tensor PrefillAttention(Tensor q, Tensor keys, Tensor values, SequenceSlice s)
+    {
+        var c = Config;
+        int n = s.Count, g = c.QueryGroupSize, end = s.EndPosition;
+        var qs = q.view(n, c.NumKvHeads, g, c.HeadDim).permute(1, 2, 0, 3);          // [Hkv, G, n, D]
+        var ks = keys[s.Kv.Slot].narrow(1, 0, end).unsqueeze(1);                       // [Hkv, 1, end, D]
+        var vs = values[s.Kv.Slot].narrow(1, 0, end).unsqueeze(1);
+        var scores = torch.matmul(qs, ks.transpose(2, 3)).to(ScalarType.Float32) * _scale;   // [Hkv, G, n, end]
+        var columns = arange(end, ScalarType.Int64, q.device).unsqueeze(0);             // [1, end]
+        var rowsLast = arange(s.StartPosition, end, ScalarType.Int64, q.device).unsqueeze(1);   // [n, 1]
+        scores = scores.masked_fill(columns > rowsLast, float.NegativeInfinity);
+        var probs = scores.softmax(-1).to(q.dtype);
+        return torch.matmul(probs, vs).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
+    }
+
+    /// <summary>HF LlamaRMSNorm: normalise in float32, cast back, then scale: <c>w · (x / √(mean(x²) + ε))</c>.</summary>
+    private Tensor RmsNorm(Tensor x, Tensor weight)
+    {
+        var xf = x.to(ScalarType.Float32);
+        var normed = xf * torch.rsqrt(xf.pow(2).mean([-1L], keepdim: true) + Config.RmsNormEps);
+        return weight * normed.to(x.dtype);
+    }
+
+    public void Dispose()
+    {
+        _weights.Dispose();
+        _rope.Dispose();
+    }
+}

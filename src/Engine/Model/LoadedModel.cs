@@ -1,0 +1,62 @@
+using Serving.Engine.Checkpoints;
+using Serving.Engine.Configuration;
+using Serving.Engine.Tokenization;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// <summary>A model folder loaded and ready to run: architecture, weights on the device, tokenizer, generation defaults.</summary>
+public sealed class LoadedModel : IDisposable
+{
+    private LoadedModel(string directory, ModelConfig config, GenerationDefaults defaults, HfTokenizer tokenizer, LlamaModel model)
+    {
+        Directory = directory;
+        Config = config;
+        GenerationDefaults = defaults;
+        Tokenizer = tokenizer;
+        Model = model;
+        ChatTemplate = new ChatTemplate(tokenizer.Specials.ChatTemplate, tokenizer.Specials.BosToken, tokenizer.Specials.EosToken);
+        EosTokenIds = defaults.EosTokenIds.Count > 0 ? defaults.EosTokenIds
+            : config.EosTokenIds.Count > 0 ? config.EosTokenIds
+            : tokenizer.Specials.EosId is int eos ? [eos] : [];
+    }
+
+    public string Directory { get; }
+    public ModelConfig Config { get; }
+    public GenerationDefaults GenerationDefaults { get; }
+    public HfTokenizer Tokenizer { get; }
+    public LlamaModel Model { get; }
+    public ChatTemplate ChatTemplate { get; }
+    public IReadOnlyList<int> EosTokenIds { get; }
+
+    /// <summary>
+    /// Loads <paramref name="directory"/>. Every problem (unknown architecture, missing or misshapen tensor,
+    /// truncated file, bad tokenizer) surfaces as one <see cref="ModelLoadException"/> naming the file and tensor.
+    /// </summary>
+    public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions)
+    {
+        if (!System.IO.Directory.Exists(directory))
+            throw new ModelLoadException($"model folder '{directory}' does not exist");
+        string configPath = Path.Combine(directory, "config.json");
+        if (!File.Exists(configPath))
+            throw new ModelLoadException($"{directory}: config.json not found");
+        try
+        {
+            var config = ModelConfig.Load(configPath);
+            var defaults = GenerationDefaults.Load(Path.Combine(directory, "generation_config.json"));
+            var tokenizer = HfTokenizer.Load(directory);
+            if (tokenizer.VocabSize > config.VocabSize)
+                throw new ModelLoadException($"{directory}: tokenizer.json has {tokenizer.VocabSize} tokens but config.json vocab_size is {config.VocabSize}");
+            var files = CheckpointFiles.Open(directory);
+            var weights = LlamaWeights.Load(config, new TensorLoader(files, dtype, device), files);
+            int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
+            return new LoadedModel(directory, config, defaults, tokenizer, new LlamaModel(config, weights, positions, dtype, device));
+        }
+        catch (Exception ex) when (ex is ModelConfigException or TokenizerException)
+        {
+            throw new ModelLoadException(ex.Message, ex);
+        }
+    }
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,87 @@
+using Serving.Engine.Configuration;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// <summary>
+/// Precomputed RoPE tables in HF's rotate-half layout. <c>cos, sin: [maxPositions, D/2]</c> (float32 maths, stored
+/// in the compute dtype). Applied as <c>out₁ = x₁·cos − x₂·sin, out₂ = x₂·cos + x₁·sin</c> where x₁, x₂ are the
+/// two halves of each head vector.
+/// </summary>
+public sealed class RotaryEmbedding : IDisposable
+{
+    private readonly Tensor _cos;
+    private readonly Tensor _sin;
+
+    public RotaryEmbedding(ModelConfig config, int maxPositions, ScalarType dtype, Device device)
+    {
+        MaxPositions = maxPositions;
+        double[] invFreq = InverseFrequencies(config);
+        var cos = new float[maxPositions * invFreq.Length];
+        var sin = new float[cos.Length];
+        double positionScale = config.RopeScaling.Kind == RopeScalingKind.Linear ? 1.0 / config.RopeScaling.Factor : 1.0;
+        for (int p = 0; p < maxPositions; p++)
+            for (int i = 0; i < invFreq.Length; i++)
+            {
+                double angle = p * positionScale * invFreq[i];
+                cos[p * invFreq.Length + i] = (float)Math.Cos(angle);
+                sin[p * invFreq.Length + i] = (float)Math.Sin(angle);
+            }
+
+        using var c = tensor(cos, [maxPositions, invFreq.Length]);
+        using var s = tensor(sin, [maxPositions, invFreq.Length]);
+        _cos = c.to(dtype, device);
+        _sin = s.to(dtype, device);
+    }
+
+    public int MaxPositions { get; }
+
+    /// <summary>θᵢ = base^(−2i/D); for llama3 scaling, long wavelengths are divided by the factor and the band between is smoothed.</summary>
+    public static double[] InverseFrequencies(ModelConfig config)
+    {
+        int half = config.HeadDim / 2;
+        var inv = new double[half];
+        for (int i = 0; i < half; i++)
+            inv[i] = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / config.HeadDim);
+        var s = config.RopeScaling;
+        if (s.Kind != RopeScalingKind.Llama3)
+            return inv;
+        double lowFreqWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
+        double highFreqWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+        for (int i = 0; i < half; i++)
+        {
+            double wavelen = 2 * Math.PI / inv[i];
+            if (wavelen > lowFreqWavelen)
+            {
+                inv[i] /= s.Factor;
+            }
+            else if (wavelen >= highFreqWavelen)
+            {
+                double smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+                inv[i] = (1 - smooth) * inv[i] / s.Factor + smooth * inv[i];
+            }
+        }
+
+        return inv;
+    }
+
+    /// <summary>Rotates <paramref name="x"/> <c>[T, heads, D]</c> by the angles of <paramref name="positions"/> <c>[T]</c> (int64).</summary>
+    public Tensor Apply(Tensor x, Tensor positions)
+    {
+        using var scope = NewDisposeScope();
+        long half = x.shape[2] / 2;
+        var cos = _cos.index_select(0, positions).unsqueeze(1);   // [T, 1, D/2]
+        var sin = _sin.index_select(0, positions).unsqueeze(1);
+        var x1 = x.narrow(2, 0, half);
+        var x2 = x.narrow(2, half, half);
+        var out1 = x1 * cos - x2 * sin;
+        var out2 = x2 * cos + x1 * sin;
+        return cat([out1, out2], 2).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        _cos.Dispose();
+        _sin.Dispose();
+    }
+}

@@ -1,0 +1,162 @@
+using System.Runtime.InteropServices;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Model;
+
+[Collection(TinyModelCollection.Name)]
+public sealed class LlamaModelTests(TinyModelFixture fixture)
+{
+    private const float Tolerance = 1e-4f;
+    private static readonly int[] PromptA = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13];
+    private static readonly int[] PromptB = [40, 1101, 257, 1332];
+    private static readonly int[] PromptC = [15496, 11, 995, 0, 50256, 318, 994];
+
+    private LlamaModel Model => fixture.Loaded.Model;
+
+    [Fact]
+    public void Forward_Prefill_MatchesScalarReferenceAtEveryPosition()
+    {
+        var reference = new ScalarReferenceModel(fixture.Directory).Forward(PromptA);
+        using var cache = Model.CreateKvCache(2, 64);
+        var kv = cache.Allocate();
+        using var logits = Model.Forward(ForwardBatch.Create([(kv, PromptA, 0)]), cache, LogitsSelection.AllTokens);
+        var rows = Rows(logits);
+        Assert.Equal(PromptA.Length, rows.Length);
+        for (int i = 0; i < PromptA.Length; i++)
+            AssertClose(reference[i], rows[i], $"prefill position {i}");
+    }
+
+    [Fact]
+    public void Forward_DecodeSteps_MatchScalarReferenceAtEachStep()
+    {
+        var scalar = new ScalarReferenceModel(fixture.Directory);
+        using var cache = Model.CreateKvCache(1, 64);
+        var kv = cache.Allocate();
+        var tokens = PromptB.ToList();
+        using (var prefill = Model.Forward(ForwardBatch.Create([(kv, tokens, 0)]), cache))
+            AssertClose(scalar.Forward(tokens)[^1], Rows(prefill)[0], "prefill");
+        for (int step = 0; step < 6; step++)
+        {
+            int next = 1000 + 37 * step;
+            tokens.Add(next);
+            using var logits = Model.Forward(ForwardBatch.Create([(kv, new[] { next }, tokens.Count - 1)]), cache);
+            AssertClose(scalar.Forward(tokens)[^1], Rows(logits)[0], $"decode step {step}");
+        }
+    }
+
+    [Fact]
+    public void Forward_BatchedDecodeOfDifferentLengths_EqualsEachSequenceAlone()
+    {
+        int[][] prompts = [PromptA, PromptB, PromptC];
+        int[][] continuations = [[11, 12, 13], [21, 22, 23], [31, 32, 33]];
+
+        // Alone: each sequence in its own cache.
+        var alone = new List<float[][]>();
+        for (int s = 0; s < prompts.Length; s++)
+        {
+            using var cache = Model.CreateKvCache(1, 64);
+            var kv = cache.Allocate();
+            Model.Forward(ForwardBatch.Create([(kv, prompts[s], 0)]), cache).Dispose();
+            var steps = new List<float[]>();
+            for (int i = 0; i < 3; i++)
+            {
+                using var l = Model.Forward(ForwardBatch.Create([(kv, new[] { continuations[s][i] }, prompts[s].Length + i)]), cache);
+                steps.Add(Rows(l)[0]);
+            }
+
+            alone.Add(steps.ToArray());
+        }
+
+        // Together: one mixed prefill batch, then batched decode over non-contiguous slots.
+        using var shared = Model.CreateKvCache(5, 64);
+        var handles = new[] { shared.Allocate(), shared.Allocate(), shared.Allocate(), shared.Allocate(), shared.Allocate() };
+        var used = new[] { handles[4], handles[1], handles[2] };
+        Model.Forward(ForwardBatch.Create(prompts.Select((p, s) => (used[s], (IReadOnlyList<int>)p, 0)).ToList()), shared).Dispose();
+        for (int i = 0; i < 3; i++)
+        {
+            var batch = ForwardBatch.Create(prompts.Select((p, s) => (used[s], (IReadOnlyList<int>)new[] { continuations[s][i] }, p.Length + i)).ToList());
+            using var logits = Model.Forward(batch, shared);
+            var rows = Rows(logits);
+            for (int s = 0; s < prompts.Length; s++)
+                AssertClose(alone[s][i], rows[s], $"sequence {s} step {i}");
+        }
+    }
+
+    [Fact]
+    public void Forward_MixedPrefillAndDecodeInOneBatch_EqualsSeparateSteps()
+    {
+        using var cache = Model.CreateKvCache(2, 64);
+        var a = cache.Allocate();
+        var b = cache.Allocate();
+        Model.Forward(ForwardBatch.Create([(a, PromptA, 0)]), cache).Dispose();
+        using var mixed = Model.Forward(ForwardBatch.Create([(a, new[] { 99 }, PromptA.Length), (b, PromptC, 0)]), cache);
+
+        using var cache2 = Model.CreateKvCache(2, 64);
+        var a2 = cache2.Allocate();
+        var b2 = cache2.Allocate();
+        Model.Forward(ForwardBatch.Create([(a2, PromptA, 0)]), cache2).Dispose();
+        using var decodeOnly = Model.Forward(ForwardBatch.Create([(a2, new[] { 99 }, PromptA.Length)]), cache2);
+        using var prefillOnly = Model.Forward(ForwardBatch.Create([(b2, PromptC, 0)]), cache2);
+        AssertClose(Rows(decodeOnly)[0], Rows(mixed)[0], "decode row");
+        AssertClose(Rows(prefillOnly)[0], Rows(mixed)[1], "prefill row");
+    }
+
+    [Fact]
+    public void Forward_KvCacheDecode_EqualsFullRecomputation()
+    {
+        var tokens = PromptC.ToList();
+        using var cache = Model.CreateKvCache(2, 64);
+        var kv = cache.Allocate();
+        Model.Forward(ForwardBatch.Create([(kv, tokens, 0)]), cache).Dispose();
+        for (int step = 0; step < 5; step++)
+        {
+            tokens.Add(500 + step);
+            using var incremental = Model.Forward(ForwardBatch.Create([(kv, new[] { tokens[^1] }, tokens.Count - 1)]), cache);
+            var fresh = cache.Allocate();
+            using var full = Model.Forward(ForwardBatch.Create([(fresh, tokens, 0)]), cache);
+            cache.Release(fresh);
+            AssertClose(Rows(full)[0], Rows(incremental)[0], $"step {step}");
+        }
+    }
+
+    [Fact]
+    public void Forward_TokenOutsideVocabulary_ThrowsNamingTheToken()
+    {
+        using var cache = Model.CreateKvCache(1, 16);
+        var kv = cache.Allocate();
+        var ex = Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(kv, new[] { 1, 999_999 }, 0)]), cache));
+        Assert.Contains("999999", ex.Message);
+    }
+
+    [Fact]
+    public void Forward_BeyondContextLimit_Throws()
+    {
+        using var cache = Model.CreateKvCache(1, 8);
+        var kv = cache.Allocate();
+        Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(kv, Enumerable.Range(1, 9).ToArray(), 0)]), cache));
+    }
+
+    internal static float[][] Rows(Tensor logits)
+    {
+        var flat = MemoryMarshal.Cast<byte, float>(logits.contiguous().bytes).ToArray();
+        int vocab = (int)logits.shape[1];
+        return Enumerable.Range(0, (int)logits.shape[0]).Select(r => flat.AsSpan(r * vocab, vocab).ToArray()).ToArray();
+    }
+
+    internal static void AssertClose(float[] expected, float[] actual, string what, float tolerance = Tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        float worst = 0;
+        int at = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float diff = Math.Abs(expected[i] - actual[i]);
+            if (diff > worst)
+                (worst, at) = (diff, i);
+        }
+
+        Assert.True(worst <= tolerance, $"{what}: max |Δlogit| = {worst} at token {at} (expected {expected[at]}, got {actual[at]})");
+    }
+}
