@@ -12,7 +12,7 @@ using Microsoft.Build.Utilities;
 /// it; the task verifies that before patching and fails with a clear message when the file is not what it
 /// expects. Idempotent: a file already patched, or one without the requirement, is left unchanged.
 /// </summary>
-public sealed class ElfVersionNeedPatcher : Task
+public sealed class ElfVersionNeedPatcher : Microsoft.Build.Utilities.Task
 {
     private const uint ShtGnuVerneed = 0x6ffffffe;
     private const uint ShtGnuVersym = 0x6fffffff;

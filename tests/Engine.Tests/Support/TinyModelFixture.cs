@@ -11,7 +11,7 @@ public sealed class TinyModelFixture : IDisposable
     {
         Directory = TestDirectories.Create("tiny-model");
         SyntheticModelWriter.Write(Directory, new SyntheticModelSpec { Preset = ModelPreset.Tiny, Seed = 7 });
-        Loaded = LoadedModel.Load(Directory, ScalarType.Float32, CPU, maxPositions: 512);
+        Loaded = LoadedModel.Load(Directory, ScalarType.Float32, CPU, maxPositions: 2048);
     }
 
     public string Directory { get; }

@@ -1,0 +1,149 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Checkpoints;
+using Serving.Engine.Model;
+using Serving.Engine.Safetensors;
+using Serving.Engine.Synthetic;
+using Serving.Engine.Tests.Model;
+using Serving.Engine.Tests.Support;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Checkpoints;
+
+public sealed class CheckpointLoadingTests : IDisposable
+{
+    private static readonly int[] Prompt = [464, 2068, 7586, 21831, 18045];
+    private readonly string _root = TestDirectories.Create("checkpoints");
+
+    private string Generate(string name, SyntheticModelSpec spec)
+    {
+        string dir = Path.Combine(_root, name);
+        SyntheticModelWriter.Write(dir, spec with { Preset = ModelPreset.Tiny, Seed = 3 });
+        return dir;
+    }
+
+    private static float[] LastLogits(string dir, ScalarType dtype)
+    {
+        using var loaded = LoadedModel.Load(dir, dtype, CPU, 128);
+        using var cache = loaded.Model.CreateKvCache(1, 32);
+        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Allocate(), Prompt, 0)]), cache);
+        using var f = logits.to(ScalarType.Float32);
+        return LlamaModelTests.Rows(f)[0];
+    }
+
+    [Fact]
+    public void Load_ShardedCheckpoint_EqualsSingleFile()
+    {
+        var single = LastLogits(Generate("single", new()), ScalarType.Float32);
+        string sharded = Generate("sharded", new() { Shards = 3 });
+        Assert.True(File.Exists(Path.Combine(sharded, "model.safetensors.index.json")));
+        Assert.Equal(3, Directory.GetFiles(sharded, "model-*-of-00003.safetensors").Length);
+        LlamaModelTests.AssertClose(single, LastLogits(sharded, ScalarType.Float32), "sharded", 0);
+    }
+
+    [Theory]
+    [InlineData(SafetensorsDtype.BF16, 0.25f)]
+    [InlineData(SafetensorsDtype.F16, 0.05f)]
+    public void Load_HalfPrecisionOnDisk_ConvertsToFloat32Compute(SafetensorsDtype disk, float tolerance)
+    {
+        var reference = LastLogits(Generate("f32", new()), ScalarType.Float32);
+        var converted = LastLogits(Generate(disk.ToString(), new() { DiskDtype = disk }), ScalarType.Float32);
+        LlamaModelTests.AssertClose(reference, converted, $"{disk} on disk", tolerance);
+        Assert.NotEqual(reference, converted);
+    }
+
+    [Fact]
+    public void Load_Bfloat16Compute_CloseToFloat32()
+    {
+        string dir = Generate("bf16compute", new());
+        LlamaModelTests.AssertClose(LastLogits(dir, ScalarType.Float32), LastLogits(dir, ScalarType.BFloat16), "bf16 compute", 0.5f);
+    }
+
+    [Fact]
+    public void Load_TiedEmbeddings_UsesEmbeddingAsLmHead()
+    {
+        string dir = Generate("tied", new() { TieWordEmbeddings = true });
+        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
+        Assert.True(loaded.Model.Weights.Tied);
+        Assert.Same(loaded.Model.Weights.Embed, loaded.Model.Weights.LmHead);
+        new ScalarReferenceModel(dir).Forward(Prompt);
+    }
+
+    [Fact]
+    public void Load_Qwen2WithAttentionBias_MatchesScalarReference()
+    {
+        string dir = Generate("qwen2", new() { Architecture = "Qwen2ForCausalLM" });
+        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
+        Assert.NotNull(loaded.Model.Weights.Layers[0].QkvBias);
+        var expected = new ScalarReferenceModel(dir).Forward(Prompt)[^1];
+        LlamaModelTests.AssertClose(expected, LastLogits(dir, ScalarType.Float32), "qwen2");
+    }
+
+    [Fact]
+    public void Load_MissingTensor_NamesTensor()
+    {
+        string dir = Generate("missing", new());
+        RewriteWithout(dir, "model.layers.1.mlp.up_proj.weight");
+        var ex = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(dir, ScalarType.Float32, CPU, 64));
+        Assert.Contains("model.layers.1.mlp.up_proj.weight", ex.Message);
+    }
+
+    [Fact]
+    public void Load_WrongShape_NamesFileAndTensor()
+    {
+        string dir = Generate("shape", new());
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        config["intermediate_size"] = 180;
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+        var ex = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(dir, ScalarType.Float32, CPU, 64));
+        Assert.Contains("model.safetensors", ex.Message);
+        Assert.Contains("model.layers.0.mlp.gate_proj.weight", ex.Message);
+    }
+
+    [Fact]
+    public void Load_TruncatedFile_NamesFile()
+    {
+        string dir = Generate("truncated", new());
+        string path = Path.Combine(dir, "model.safetensors");
+        using (var f = new FileStream(path, FileMode.Open))
+            f.SetLength(f.Length - 1000);
+        var ex = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(dir, ScalarType.Float32, CPU, 64));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains("lm_head.weight", ex.Message);
+    }
+
+    [Fact]
+    public void Load_UnknownArchitecture_NamesIt()
+    {
+        string dir = Generate("arch", new());
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        config["architectures"] = new JsonArray("GPTNeoXForCausalLM");
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+        var ex = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(dir, ScalarType.Float32, CPU, 64));
+        Assert.Contains("GPTNeoXForCausalLM", ex.Message);
+        Assert.Contains("config.json", ex.Message);
+    }
+
+    [Fact]
+    public void Load_IndexNamesMissingShard_Throws()
+    {
+        string dir = Generate("badindex", new() { Shards = 2 });
+        File.Delete(Path.Combine(dir, "model-00002-of-00002.safetensors"));
+        var ex = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(dir, ScalarType.Float32, CPU, 64));
+        Assert.Contains("model-00002-of-00002.safetensors", ex.Message);
+    }
+
+    private static void RewriteWithout(string dir, string tensor)
+    {
+        string path = Path.Combine(dir, "model.safetensors");
+        var file = SafetensorsFile.Open(path);
+        var entries = file.Tensors.Values.Where(t => t.Name != tensor).OrderBy(t => t.DataOffset).Select(t =>
+        {
+            var bytes = new byte[t.ByteLength];
+            file.ReadInto(t, bytes);
+            return SafetensorsWriter.Entry.Of(t.Name, t.Dtype, t.Shape, bytes);
+        }).ToList();
+        SafetensorsWriter.Write(path, entries);
+    }
+
+    public void Dispose() => TestDirectories.Delete(_root);
+}

@@ -1,0 +1,54 @@
+using Serving.Engine.Generation;
+using Serving.Engine.Model;
+using Serving.Engine.Sampling;
+using Serving.Engine.Synthetic;
+using Serving.Engine.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Generation;
+
+/// <summary>Runs alone (no other test allocating in parallel) so the process working set is a fair signal.</summary>
+[CollectionDefinition(nameof(GenerationMemoryTests), DisableParallelization = true)]
+public sealed class GenerationMemoryCollection;
+
+[Collection(nameof(GenerationMemoryTests))]
+public sealed class GenerationMemoryTests
+{
+    [Fact]
+    public void Step_ThousandDecodeSteps_LiveTensorCountAndMemoryStayFlat()
+    {
+        string dir = TestDirectories.Create("leak");
+        try
+        {
+            SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Seed = 11 });
+            using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 2048);
+            using var cache = loaded.Model.CreateKvCache(2, 1100);
+            var stepper = new GenerationStepper(loaded.Model, cache);
+            var s = new SequenceState(loaded.Tokenizer.Encode("x"), new SamplingParams { Temperature = 0.8, Seed = 5, MaxTokens = 1000, IgnoreEos = true },
+                loaded.Tokenizer, loaded.EosTokenIds);
+            int steps = 0;
+            long liveAtWarm = 0, rssAtWarm = 0;
+            while (!s.IsFinished)
+            {
+                stepper.Step([s]);
+                if (++steps == 100)
+                {
+                    GC.Collect();
+                    liveAtWarm = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+                    rssAtWarm = Environment.WorkingSet;
+                }
+            }
+
+            GC.Collect();
+            Assert.Equal(1000, steps);
+            Assert.Equal(liveAtWarm, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+            long growth = Environment.WorkingSet - rssAtWarm;
+            Assert.True(growth < 32L << 20, $"working set grew by {growth >> 20} MiB over 900 steps");
+        }
+        finally
+        {
+            TestDirectories.Delete(dir);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using Serving.Engine.Generation;
+using Serving.Engine.Sampling;
+using Serving.Engine.Tests.Support;
+using TorchSharp;
+
+namespace Serving.Engine.Tests.Generation;
+
+[Collection(TinyModelCollection.Name)]
+public sealed class GenerationStepperTests(TinyModelFixture fixture)
+{
+    private SequenceState NewSequence(string prompt, SamplingParams p) =>
+        new(fixture.Loaded.Tokenizer.Encode(prompt), p, fixture.Loaded.Tokenizer, fixture.Loaded.EosTokenIds);
+
+    private static List<int> RunToEnd(GenerationStepper stepper, params SequenceState[] sequences)
+    {
+        while (sequences.Any(s => !s.IsFinished))
+            stepper.Step(sequences);
+        return sequences[0].GeneratedTokens.ToList();
+    }
+
+    [Fact]
+    public void Step_SameSeed_ReproducesTokens()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(4, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        var p = new SamplingParams { Temperature = 1.0, TopP = 0.9, Seed = 1234, MaxTokens = 12, IgnoreEos = true };
+        var first = RunToEnd(stepper, NewSequence("Once upon a time", p));
+        var second = RunToEnd(stepper, NewSequence("Once upon a time", p));
+        var other = RunToEnd(stepper, NewSequence("Once upon a time", p with { Seed = 99 }));
+        Assert.Equal(12, first.Count);
+        Assert.Equal(first, second);
+        Assert.NotEqual(first, other);
+        Assert.Equal(4, cache.FreeSlots);
+    }
+
+    [Fact]
+    public void Step_BatchedGreedy_EqualsAlone()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(4, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        var p = new SamplingParams { Temperature = 0, MaxTokens = 10, IgnoreEos = true };
+        string[] prompts = ["Hello", "The capital of France is a city that", "1 2 3"];
+        var alone = prompts.Select(t => RunToEnd(stepper, NewSequence(t, p))).ToList();
+        var together = prompts.Select(t => NewSequence(t, p)).ToArray();
+        RunToEnd(stepper, together);
+        for (int i = 0; i < prompts.Length; i++)
+            Assert.Equal(alone[i], together[i].GeneratedTokens);
+    }
+
+    [Fact]
+    public void Step_MaxTokens_FinishesWithLengthAndFreesKv()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        var s = NewSequence("abc", new SamplingParams { Temperature = 0, MaxTokens = 3, IgnoreEos = true });
+        var events = new List<TokenEvent>();
+        while (!s.IsFinished)
+            events.AddRange(stepper.Step([s]));
+        Assert.Equal(3, events.Count);
+        Assert.Equal(FinishReason.Length, events[^1].Finish);
+        Assert.Equal(fixture.Loaded.Tokenizer.Decode(s.GeneratedTokens), string.Concat(events.Select(e => e.TextDelta)));
+        Assert.Equal(1, cache.FreeSlots);
+    }
+
+    [Fact]
+    public void Step_StopTokenId_FinishesWithStop()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        var greedy = new SamplingParams { Temperature = 0, MaxTokens = 5, IgnoreEos = true };
+        var probe = RunToEnd(stepper, NewSequence("Tell me", greedy));
+        var s = NewSequence("Tell me", greedy with { StopTokenIds = [probe[2]] });
+        RunToEnd(stepper, s);
+        Assert.Equal(FinishReason.Stop, s.Finish);
+        Assert.Equal(probe.Take(3), s.GeneratedTokens);
+    }
+
+    [Fact]
+    public void Step_StopStringAcrossTokens_TruncatesText()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        var greedy = new SamplingParams { Temperature = 0, MaxTokens = 8, IgnoreEos = true };
+        var probe = RunToEnd(stepper, NewSequence("Tell me", greedy));
+        var tok = fixture.Loaded.Tokenizer;
+        string full = tok.Decode(probe);
+        string before = tok.Decode(probe.Take(3));
+        string spanning = full.Substring(before.Length - 1, 2);   // last char of token 3 + first of token 4
+        int cut = full.IndexOf(spanning, StringComparison.Ordinal);
+        var s = NewSequence("Tell me", greedy with { StopStrings = [spanning] });
+        var text = new System.Text.StringBuilder();
+        while (!s.IsFinished)
+            foreach (var e in stepper.Step([s]))
+                text.Append(e.TextDelta);
+        Assert.Equal(FinishReason.Stop, s.Finish);
+        Assert.Equal(full[..cut], text.ToString());
+    }
+}

@@ -1,0 +1,74 @@
+using Serving.Engine.Sampling;
+
+namespace Serving.Engine.Tests.Sampling;
+
+public sealed class TokenSamplerTests
+{
+    private static readonly float[] Logits = [1.0f, 3.0f, 2.5f, -1.0f, 0.5f, 2.9f];
+
+    [Fact]
+    public void Sample_TemperatureZero_IsArgMax() =>
+        Assert.Equal(1, TokenSampler.Sample(Logits, new SamplingParams { Temperature = 0 }, new SeededRandom(1)).Id);
+
+    [Fact]
+    public void Sample_SameSeed_SameSequence()
+    {
+        var p = new SamplingParams { Temperature = 1.5 };
+        var a = Enumerable.Range(0, 50).Select(_ => 0).ToList();
+        var r1 = new SeededRandom(42);
+        var r2 = new SeededRandom(42);
+        var s1 = Enumerable.Range(0, 50).Select(_ => TokenSampler.Sample(Logits, p, r1).Id).ToArray();
+        var s2 = Enumerable.Range(0, 50).Select(_ => TokenSampler.Sample(Logits, p, r2).Id).ToArray();
+        var s3 = Enumerable.Range(0, 50).Select(_ => TokenSampler.Sample(Logits, p, new SeededRandom(43 + (ulong)a.Count)).Id).ToArray();
+        Assert.Equal(s1, s2);
+        Assert.True(s1.Distinct().Count() > 2, "temperature 1.5 should visit several tokens");
+        Assert.NotEqual(s1, s3);
+    }
+
+    [Fact]
+    public void Sample_TopK2_OnlyTwoBestTokens()
+    {
+        var r = new SeededRandom(7);
+        var seen = Enumerable.Range(0, 400).Select(_ => TokenSampler.Sample(Logits, new SamplingParams { Temperature = 5, TopK = 2 }, r).Id).ToHashSet();
+        Assert.Equal(new HashSet<int> { 1, 5 }, seen);
+    }
+
+    [Fact]
+    public void Sample_TopP_KeepsSmallestNucleus()
+    {
+        // Softmax of Logits: token 1 ≈ 0.36, 5 ≈ 0.33, 2 ≈ 0.22 → p = 0.6 needs tokens {1, 5}.
+        var r = new SeededRandom(9);
+        var seen = Enumerable.Range(0, 400).Select(_ => TokenSampler.Sample(Logits, new SamplingParams { TopP = 0.6 }, r).Id).ToHashSet();
+        Assert.Equal(new HashSet<int> { 1, 5 }, seen);
+    }
+
+    [Fact]
+    public void Sample_Unfiltered_FollowsDistribution()
+    {
+        var r = new SeededRandom(11);
+        var counts = new int[Logits.Length];
+        for (int i = 0; i < 20000; i++)
+            counts[TokenSampler.Sample(Logits, new SamplingParams(), r).Id]++;
+        double z = Logits.Sum(l => Math.Exp(l));
+        for (int i = 0; i < Logits.Length; i++)
+            Assert.InRange(counts[i] / 20000.0, Math.Exp(Logits[i]) / z - 0.02, Math.Exp(Logits[i]) / z + 0.02);
+    }
+
+    [Fact]
+    public void Sample_Logprobs_AreRawLogSoftmaxWithTopAlternatives()
+    {
+        var s = TokenSampler.Sample(Logits, new SamplingParams { Temperature = 0, Logprobs = 3 }, new SeededRandom(1));
+        double logZ = Math.Log(Logits.Sum(l => Math.Exp(l)));
+        Assert.Equal(3.0 - logZ, s.Logprob, 5);
+        Assert.Equal(new[] { 1, 5, 2 }, s.TopLogprobs.Select(t => t.Id));
+        Assert.Equal(2.5 - logZ, s.TopLogprobs[2].Logprob, 5);
+    }
+
+    [Theory]
+    [InlineData(-0.1, 1.0, 0)]
+    [InlineData(1.0, 0.0, 0)]
+    [InlineData(1.0, 1.5, 0)]
+    [InlineData(1.0, 1.0, -2)]
+    public void Validate_OutOfRange_Throws(double temperature, double topP, int topK) =>
+        Assert.Throws<ArgumentException>(() => new SamplingParams { Temperature = temperature, TopP = topP, TopK = topK }.Validate());
+}
