@@ -1,0 +1,39 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Serving.Engine.Generation;
+using Serving.Engine.Sampling;
+using Serving.Server.OpenAi;
+
+namespace Serving.Server.Generation;
+
+/// <summary>The request side of the engine loop: enqueues a generation and yields its tokens as they are produced.</summary>
+internal sealed class GenerationClient(EngineWorker worker)
+{
+    public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (!worker.IsRunning)
+            throw new ApiException(503, "the engine is not running (starting up or shutting down)");
+        var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        if (!worker.TryEnqueue(new GenerationCommand(prompt, sampling, output.Writer, cancellationToken)))
+            throw new ApiException(429, "the request queue is full; retry later");
+        while (true)
+        {
+            GenerationUpdate update;
+            try
+            {
+                if (!await output.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                    yield break;
+                if (!output.Reader.TryRead(out update!))
+                    continue;
+            }
+            catch (ArgumentException ex)
+            {
+                throw ApiException.BadRequest(ex.Message);
+            }
+
+            if (update.Token is not null)
+                yield return update.Token;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Options;
+using Serving.Engine.Model;
+using Serving.Engine.Runtime;
+using TorchSharp;
+
+namespace Serving.Server.Hosting;
+
+/// <summary>
+/// Loads the served model when the host starts (before Kestrel listens), so a bad checkpoint stops start-up with
+/// one clear message, and owns it for the process lifetime.
+/// </summary>
+internal sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost> logger) : IHostedService, IDisposable
+{
+    private LoadedModel? _model;
+
+    public LoadedModel Model => _model ?? throw new InvalidOperationException("the model is not loaded yet");
+    public bool IsLoaded => _model is not null;
+    public string ModelId { get; private set; } = "";
+    public DateTimeOffset LoadedAt { get; private set; }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        string path;
+        if (string.IsNullOrEmpty(o.Path))
+        {
+            path = DemoModel.Ensure(o.CacheDirectory ?? DemoModel.DefaultCacheRoot(), out bool generated);
+            logger.LogWarning("No --model given: serving the built-in demo model at {Path} ({State}). Its weights are RANDOM: output is meaningless text.",
+                path, generated ? "generated now" : "generated earlier");
+            ModelId = o.Name ?? DemoModel.Name;
+        }
+        else
+        {
+            path = Path.GetFullPath(o.Path);
+            ModelId = o.Name ?? Path.GetFileName(path.TrimEnd(Path.DirectorySeparatorChar));
+        }
+
+        if (o.CpuThreads > 0)
+            torch.set_num_threads(o.CpuThreads);
+        var device = TorchRuntime.ParseDevice(o.Device);
+        var dtype = TorchRuntime.ResolveDtype(TorchRuntime.ParseDtype(o.Dtype), device);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        _model = LoadedModel.Load(path, dtype, device, o.MaxContext);
+        LoadedAt = DateTimeOffset.UtcNow;
+        var c = _model.Config;
+        logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",
+            c.Architecture, path, ModelId, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKvHeads, c.VocabSize, dtype, device, _model.Model.Weights.TotalBytes >> 20, started.Elapsed.TotalSeconds);
+        if (c.SlidingWindow is int window)
+            logger.LogInformation("config.json sets sliding_window={Window}; it is ignored (full attention up to {Context} tokens)", window, o.MaxContext);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose() => _model?.Dispose();
+}

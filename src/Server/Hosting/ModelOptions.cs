@@ -1,0 +1,30 @@
+namespace Serving.Server.Hosting;
+
+/// <summary>
+/// <c>Serving:Model</c>: which model to serve and how. Command line: <c>--model</c>, <c>--dtype</c>, <c>--device</c>.
+/// </summary>
+public sealed class ModelOptions
+{
+    public const string Section = "Serving:Model";
+
+    /// <summary>HF model folder; empty serves the generated demo model.</summary>
+    public string? Path { get; set; }
+
+    /// <summary>The id clients use in <c>model</c>; defaults to the folder name.</summary>
+    public string? Name { get; set; }
+
+    public string Dtype { get; set; } = "auto";
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Sequences decoded together in one step (KV cache rows).</summary>
+    public int MaxSequences { get; set; } = 8;
+
+    /// <summary>Longest prompt + completion, in tokens (capped by the model's max_position_embeddings).</summary>
+    public int MaxContext { get; set; } = 2048;
+
+    /// <summary>Where the demo model is generated on first start; default: $XDG_CACHE_HOME/serving or ~/.cache/serving.</summary>
+    public string? CacheDirectory { get; set; }
+
+    /// <summary>Threads libtorch may use on CPU; 0 = all cores.</summary>
+    public int CpuThreads { get; set; }
+}

@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Options;
+using Serving.Engine.Runtime;
+
+namespace Serving.Server.Hosting;
+
+internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ModelOptions o)
+    {
+        var errors = new List<string>();
+        if (!string.IsNullOrEmpty(o.Path) && !Directory.Exists(o.Path))
+            errors.Add($"Serving:Model:Path '{o.Path}' is not a folder");
+        Try(() => TorchRuntime.ParseDtype(o.Dtype), errors);
+        string device = o.Device.Trim().ToLowerInvariant();
+        if (device != "cpu" && device != "cuda" && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))
+            errors.Add($"Serving:Model:Device '{o.Device}' is not supported (expected cpu, cuda or cuda:N)");
+        if (o.MaxSequences is < 1 or > 1024)
+            errors.Add("Serving:Model:MaxSequences must be in [1, 1024]");
+        if (o.MaxContext is < 16 or > 1_048_576)
+            errors.Add("Serving:Model:MaxContext must be in [16, 1048576]");
+        if (o.CpuThreads < 0)
+            errors.Add("Serving:Model:CpuThreads must be 0 (all cores) or positive");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void Try(Action parse, List<string> errors)
+    {
+        try
+        {
+            parse();
+        }
+        catch (ArgumentException ex)
+        {
+            errors.Add(ex.Message);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+namespace Serving.Server.OpenAi;
+
+/// <summary>An error answered with an OpenAI-style body: <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
+internal sealed class ApiException(int status, string message, string? param = null) : Exception(message)
+{
+    public int Status { get; } = status;
+    public string? Param { get; } = param;
+
+    public string Type => Status switch
+    {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        422 => "unprocessable_entity_error",
+        429 => "rate_limit_error",
+        503 => "service_unavailable_error",
+        _ => "server_error",
+    };
+
+    public static ApiException BadRequest(string message, string? param = null) => new(400, message, param);
+}

@@ -1,0 +1,153 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Serving.Engine.Tokenization;
+using Serving.Server.Generation;
+using Serving.Server.Hosting;
+
+namespace Serving.Server.OpenAi;
+
+/// <summary><c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.</summary>
+internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options)
+{
+    public async Task HandleAsync(HttpContext ctx)
+    {
+        var ct = ctx.RequestAborted;
+        using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
+        var f = new JsonFields(doc.RootElement);
+        var model = host.Model;
+        ModelResolver.Check(f, host);
+        var messages = ReadMessages(f);
+        string rendered;
+        try
+        {
+            rendered = model.ChatTemplate.Render(messages);
+        }
+        catch (ChatTemplateException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "messages");
+        }
+
+        int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
+        var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
+        int[] prompt;
+        try
+        {
+            prompt = model.Tokenizer.Encode(rendered, addSpecialTokens: false);
+        }
+        catch (TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "messages");
+        }
+
+        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
+        sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
+        string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var result = new ChoiceResult(0, prompt.Length);
+        bool returnIds = f.Bool("return_token_ids") ?? false;
+
+        if (f.Bool("stream") != true)
+        {
+            await foreach (var e in client.GenerateAsync(prompt, sampling, ct))
+                result.Add(e);
+            var choice = new JsonObject
+            {
+                ["index"] = 0,
+                ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = result.Text.ToString() },
+                ["logprobs"] = topLogprobs is null ? null : LogprobsFormatter.Chat(result.Events, model.Tokenizer),
+                ["finish_reason"] = ChoiceResult.FinishName(result.Finish),
+            };
+            if (returnIds)
+                choice["token_ids"] = CompletionsEndpoint.Ids(result.TokenIds);
+            var body = Envelope(id, created, "chat.completion", choice);
+            body["usage"] = CompletionsEndpoint.Usage([result]);
+            if (returnIds)
+                body["prompt_token_ids"] = CompletionsEndpoint.Ids(prompt);
+            await Results.Json(body).ExecuteAsync(ctx);
+            return;
+        }
+
+        bool includeUsage = f.Get("stream_options") is { } so && new JsonFields(so).Bool("include_usage") == true;
+        var sse = new ServerSentEvents(ctx.Response);
+        sse.Start();
+        try
+        {
+            await sse.SendAsync(Envelope(id, created, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)), ct);
+            await foreach (var e in client.GenerateAsync(prompt, sampling, ct))
+            {
+                result.Add(e);
+                var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model.Tokenizer);
+                await sse.SendAsync(Envelope(id, created, "chat.completion.chunk",
+                    Delta(new JsonObject { ["content"] = e.TextDelta }, lp, ChoiceResult.FinishName(e.Finish))), ct);
+            }
+
+            if (includeUsage)
+            {
+                var last = new JsonObject { ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = host.ModelId, ["choices"] = new JsonArray() };
+                last["usage"] = CompletionsEndpoint.Usage([result]);
+                await sse.SendAsync(last, ct);
+            }
+        }
+        catch (ApiException ex)
+        {
+            await sse.SendAsync(ApiErrorWriter.Body(ex), ct);
+        }
+
+        await sse.DoneAsync(ct);
+    }
+
+    private static JsonObject Delta(JsonObject delta, JsonObject? logprobs, string? finish) =>
+        new() { ["index"] = 0, ["delta"] = delta, ["logprobs"] = logprobs, ["finish_reason"] = finish };
+
+    private JsonObject Envelope(string id, long created, string kind, JsonObject choice) => new()
+    {
+        ["id"] = id,
+        ["object"] = kind,
+        ["created"] = created,
+        ["model"] = host.ModelId,
+        ["choices"] = new JsonArray(choice),
+    };
+
+    private static List<ChatMessage> ReadMessages(JsonFields f)
+    {
+        if (f.Get("messages") is not { ValueKind: JsonValueKind.Array } list || list.GetArrayLength() == 0)
+            throw JsonFields.Bad("messages", "must be a non-empty list");
+        var messages = new List<ChatMessage>();
+        foreach (var m in list.EnumerateArray())
+        {
+            if (m.ValueKind != JsonValueKind.Object)
+                throw JsonFields.Bad("messages", "entries must be objects with 'role' and 'content'");
+            var mf = new JsonFields(m);
+            string role = mf.String("role") ?? throw JsonFields.Bad("messages", "entries need a 'role'");
+            messages.Add(new ChatMessage(role, Content(mf.Get("content"))));
+        }
+
+        return messages;
+    }
+
+    private static string Content(JsonElement? content)
+    {
+        switch (content)
+        {
+            case null:
+                return "";
+            case { ValueKind: JsonValueKind.String } s:
+                return s.GetString()!;
+            case { ValueKind: JsonValueKind.Array } parts:
+                var sb = new StringBuilder();
+                foreach (var part in parts.EnumerateArray())
+                {
+                    var pf = new JsonFields(part);
+                    if (pf.String("type") != "text")
+                        throw JsonFields.Bad("messages", "only text content parts are supported");
+                    sb.Append(pf.String("text"));
+                }
+
+                return sb.ToString();
+            default:
+                throw JsonFields.Bad("messages", "content must be a string or a list of text parts");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Serving.Engine.Tokenization;
+using Serving.Server.Generation;
+using Serving.Server.Hosting;
+
+namespace Serving.Server.OpenAi;
+
+/// <summary><c>POST /v1/completions</c> (OpenAI shape, vLLM extensions), streaming or not.</summary>
+internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options)
+{
+    public async Task HandleAsync(HttpContext ctx)
+    {
+        var ct = ctx.RequestAborted;
+        using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
+        var f = new JsonFields(doc.RootElement);
+        var model = host.Model;
+        ModelResolver.Check(f, host);
+        if (f.Bool("echo") == true)
+            throw JsonFields.Bad("echo", "is not supported");
+        if (f.Has("suffix"))
+            throw JsonFields.Bad("suffix", "is not supported");
+        int? logprobs = f.Int("logprobs", 0, 20);
+        var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, logprobs, SamplingRequestReader.DefaultMaxTokens);
+        IReadOnlyList<IReadOnlyList<int>> prompts;
+        try
+        {
+            prompts = CompletionPromptReader.Read(f, model.Tokenizer);
+        }
+        catch (TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "prompt");
+        }
+
+        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
+        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, model.Config.VocabSize)).ToList();
+        bool stream = f.Bool("stream") ?? false;
+        bool includeUsage = f.Get("stream_options") is { } so && new JsonFields(so).Bool("include_usage") == true;
+        bool returnIds = f.Bool("return_token_ids") ?? false;
+        string id = "cmpl-" + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var results = prompts.Select((p, i) => new ChoiceResult(i, p.Count)).ToList();
+
+        if (!stream)
+        {
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], null, ct)));
+            var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model.Tokenizer, 0),
+                ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
+            var body = Envelope(id, created, choices);
+            body["usage"] = Usage(results);
+            if (returnIds)
+                body["prompt_token_ids"] = prompts.Count == 1 ? Ids(prompts[0]) : new JsonArray(prompts.Select(p => (JsonNode)Ids(p)).ToArray());
+            await Results.Json(body).ExecuteAsync(ctx);
+            return;
+        }
+
+        var sse = new ServerSentEvents(ctx.Response);
+        sse.Start();
+        try
+        {
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], async (e, offset) =>
+            {
+                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model.Tokenizer, offset);
+                var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);
+                await sse.SendAsync(Envelope(id, created, new JsonArray(choice)), ct);
+            }, ct)));
+            if (includeUsage)
+            {
+                var last = Envelope(id, created, []);
+                last["usage"] = Usage(results);
+                await sse.SendAsync(last, ct);
+            }
+        }
+        catch (ApiException ex)
+        {
+            await sse.SendAsync(ApiErrorWriter.Body(ex), ct);
+        }
+
+        await sse.DoneAsync(ct);
+    }
+
+    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling,
+        Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
+    {
+        await foreach (var e in client.GenerateAsync(prompt, sampling, ct))
+        {
+            int offset = result.Text.Length;
+            result.Add(e);
+            if (onToken is not null)
+                await onToken(e, offset);
+        }
+    }
+
+    private JsonObject Envelope(string id, long created, JsonArray choices) => new()
+    {
+        ["id"] = id,
+        ["object"] = "text_completion",
+        ["created"] = created,
+        ["model"] = host.ModelId,
+        ["choices"] = choices,
+    };
+
+    private static JsonObject Choice(ChoiceResult r, string text, JsonObject? logprobs, string? finish, IReadOnlyList<int>? tokenIds)
+    {
+        var choice = new JsonObject { ["index"] = r.Index, ["text"] = text, ["logprobs"] = logprobs, ["finish_reason"] = finish };
+        if (tokenIds is not null)
+            choice["token_ids"] = Ids(tokenIds);
+        return choice;
+    }
+
+    internal static JsonArray Ids(IReadOnlyList<int> ids) => new(ids.Select(i => (JsonNode)i).ToArray());
+
+    internal static JsonObject Usage(IReadOnlyList<ChoiceResult> results)
+    {
+        int prompt = results.Sum(r => r.PromptTokens), completion = results.Sum(r => r.TokenIds.Count);
+        return new JsonObject { ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion };
+    }
+}

@@ -1,0 +1,25 @@
+using Serving.Engine.Sampling;
+
+namespace Serving.Server.OpenAi;
+
+internal static class PromptLimits
+{
+    /// <summary>Checks one tokenized prompt against the vocabulary and the context limit; returns the sampling params to run it with.</summary>
+    public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize)
+    {
+        if (prompt.Count == 0)
+            throw ApiException.BadRequest("the prompt is empty", "prompt");
+        foreach (int id in prompt)
+            if ((uint)id >= (uint)vocabSize)
+                throw ApiException.BadRequest($"token id {id} is outside the vocabulary [0, {vocabSize})", "prompt");
+        if (prompt.Count >= maxContext)
+            throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", "prompt");
+        if (sampling.MaxTokens == 0)
+            return sampling with { MaxTokens = maxContext - prompt.Count };
+        if (prompt.Count + sampling.MaxTokens > maxContext)
+            throw ApiException.BadRequest(
+                $"This model's maximum context length is {maxContext} tokens. However, you requested {prompt.Count + sampling.MaxTokens} tokens ({prompt.Count} in the prompt, {sampling.MaxTokens} for the completion).",
+                "max_tokens");
+        return sampling;
+    }
+}

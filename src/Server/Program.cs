@@ -1,0 +1,3 @@
+using Serving.Server;
+
+ServingApp.Build(args).Run();

@@ -1,0 +1,87 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.Extensions.Options;
+using Serving.Server.Generation;
+using Serving.Server.Hosting;
+using Serving.Server.OpenAi;
+
+namespace Serving.Server;
+
+/// <summary>Builds the web application: options, the model host, the engine loop and the HTTP endpoints.</summary>
+public static class ServingApp
+{
+    /// <summary>Short command-line switches mapped onto configuration keys.</summary>
+    public static readonly IReadOnlyDictionary<string, string> SwitchMappings = new Dictionary<string, string>
+    {
+        ["--model"] = "Serving:Model:Path",
+        ["--model-name"] = "Serving:Model:Name",
+        ["--dtype"] = "Serving:Model:Dtype",
+        ["--device"] = "Serving:Model:Device",
+        ["--max-sequences"] = "Serving:Model:MaxSequences",
+        ["--max-context"] = "Serving:Model:MaxContext",
+        ["--cache-dir"] = "Serving:Model:CacheDirectory",
+        ["--threads"] = "Serving:Model:CpuThreads",
+    };
+
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));
+        builder.Services.AddServing(builder.Configuration);
+        var app = builder.Build();
+        app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
+        app.MapServingEndpoints();
+        return app;
+    }
+
+    public static IServiceCollection AddServing(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>();
+        services.AddOptions<EngineOptions>().Bind(configuration.GetSection(EngineOptions.Section))
+            .Validate(o => o.MaxQueuedRequests > 0, "Serving:Engine:MaxQueuedRequests must be positive").ValidateOnStart();
+        services.AddSingleton<ModelHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
+        services.AddSingleton<EngineWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<EngineWorker>());
+        services.AddSingleton<GenerationClient>();
+        services.AddSingleton<CompletionsEndpoint>();
+        services.AddSingleton<ChatCompletionsEndpoint>();
+        services.AddSingleton<ModelsEndpoint>();
+        return services;
+    }
+
+    public static void MapServingEndpoints(this WebApplication app)
+    {
+        app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
+        app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
+        app.MapGet("/v1/models", (ModelsEndpoint e) => e.Handle());
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", (ModelHost host, EngineWorker worker) =>
+            host.IsLoaded && worker.IsRunning ? Results.Text("ready") : Results.Text("not ready", statusCode: 503));
+    }
+
+    private static async Task Guard(HttpContext ctx, Func<HttpContext, Task> handler)
+    {
+        try
+        {
+            await handler(ctx);
+        }
+        catch (ApiException ex) when (!ctx.Response.HasStarted)
+        {
+            await ApiErrorWriter.Result(ex).ExecuteAsync(ctx);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; its sequence was dropped by the engine loop.
+        }
+    }
+
+    private static async Task WriteUnhandledError(HttpContext ctx)
+    {
+        var error = ctx.Features.Get<IExceptionHandlerFeature>()?.Error;
+        var ex = error is BadHttpRequestException bad
+            ? new ApiException(bad.StatusCode, bad.Message)
+            : new ApiException(500, "internal error: " + (error?.Message ?? "unknown"));
+        await ApiErrorWriter.Result(ex).ExecuteAsync(ctx);
+    }
+}

@@ -1,0 +1,38 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Serving.Server.Tests.Support;
+
+/// <summary>The real server (Kestrel on a free loopback port) started in-process, with an HttpClient pointed at it.</summary>
+public sealed class ServerProcess : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ServerProcess(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(2) };
+    }
+
+    public Uri Address { get; }
+    public HttpClient Http { get; }
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<ServerProcess> StartAsync(params string[] args)
+    {
+        var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", .. args]);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new ServerProcess(app, new Uri(address));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
