@@ -1,1 +1,25 @@
-Console.WriteLine("placeholder");
+using Serving.Bench;
+
+// Usage:
+//   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
+//   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
+var options = new Dictionary<string, string>();
+for (int i = 1; i + 1 < args.Length; i += 2)
+    options[args[i].TrimStart('-')] = args[i + 1];
+string? Get(string key) => options.TryGetValue(key, out var v) ? v : null;
+
+switch (args.FirstOrDefault())
+{
+    case "engine":
+        string modelDir = BenchModel.Ensure(Get("model"));
+        var report = new EngineBenchmark(modelDir, int.Parse(Get("steps") ?? "16"), int.Parse(Get("prompt") ?? "64")).Run();
+        Console.WriteLine(report.Markdown());
+        if (Get("json") is string json)
+            report.WriteJson(json);
+        return 0;
+    case "load":
+        return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");
+    default:
+        Console.Error.WriteLine("usage: Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]");
+        return 2;
+}

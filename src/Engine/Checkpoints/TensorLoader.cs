@@ -5,39 +5,33 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Checkpoints;
 
 /// <summary>
-/// Reads checkpoint tensors one at a time into device tensors of the compute dtype. The file bytes go straight
-/// into a CPU tensor of the disk dtype, which is then converted (or used as is): at most one tensor exists in
-/// two copies at any moment, so peak memory stays near the final weight bytes.
+/// Reads checkpoint tensors into device tensors of the compute dtype. Each destination tensor is allocated once;
+/// when the disk dtype matches on CPU the file is read straight into it, otherwise the bytes pass through a small
+/// reused staging buffer (<see cref="StagingBytes"/>) that <c>copy_</c> converts chunk by chunk. Peak memory is
+/// therefore the final weights plus one staging buffer, never two copies of a tensor.
 /// </summary>
-public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device device)
+public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device device) : IDisposable
 {
+    public const long StagingBytes = 4L << 20;
+    private readonly Dictionary<ScalarType, Tensor> _staging = [];
+
     public ScalarType Dtype { get; } = dtype;
     public Device Device { get; } = device;
 
     /// <summary>Loads <paramref name="name"/>, checking it has exactly <paramref name="shape"/>.</summary>
     public Tensor Load(string name, params long[] shape)
     {
-        var (file, info) = files.Get(name);
-        if (!info.Shape.SequenceEqual(shape))
-            throw new ModelLoadException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", shape)}]");
-        if (info.Dtype is not (SafetensorsDtype.F32 or SafetensorsDtype.F16 or SafetensorsDtype.BF16))
-            throw new ModelLoadException($"{file.Path}: tensor '{name}' has dtype {info.Dtype}; weights must be F32, F16 or BF16");
-
-        var raw = empty(info.Shape, ToScalarType(info.Dtype), CPU);
+        var destination = empty(shape, Dtype, Device);
         try
         {
-            file.ReadInto(info, raw.bytes);
+            ReadInto(name, shape, destination, whole: true);
+            return destination;
         }
-        catch (SafetensorsFormatException ex)
+        catch
         {
-            raw.Dispose();
-            throw new ModelLoadException(ex.Message, ex);
+            destination.Dispose();
+            throw;
         }
-
-        if (raw.dtype == Dtype && Device.type == DeviceType.CPU)
-            return raw;
-        using (raw)
-            return raw.to(Dtype, Device);
     }
 
     /// <summary>Loads several tensors stacked along dim 0 into one preallocated tensor (fused projections).</summary>
@@ -46,16 +40,74 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
         long rows = parts.Sum(p => p.Shape[0]);
         long[] shape = [rows, .. parts[0].Shape[1..]];
         var fused = empty(shape, Dtype, Device);
-        long offset = 0;
-        foreach (var (name, partShape) in parts)
+        try
         {
-            using var part = Load(name, partShape);
-            using var slice = fused.narrow(0, offset, partShape[0]);
-            slice.copy_(part);
-            offset += partShape[0];
-        }
+            long offset = 0;
+            foreach (var (name, partShape) in parts)
+            {
+                using var slice = fused.narrow(0, offset, partShape[0]);
+                ReadInto(name, partShape, slice, whole: false);
+                offset += partShape[0];
+            }
 
-        return fused;
+            return fused;
+        }
+        catch
+        {
+            fused.Dispose();
+            throw;
+        }
+    }
+
+    private void ReadInto(string name, long[] shape, Tensor destination, bool whole)
+    {
+        var (file, info) = files.Get(name);
+        if (!info.Shape.SequenceEqual(shape))
+            throw new ModelLoadException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", shape)}]");
+        if (info.Dtype is not (SafetensorsDtype.F32 or SafetensorsDtype.F16 or SafetensorsDtype.BF16))
+            throw new ModelLoadException($"{file.Path}: tensor '{name}' has dtype {info.Dtype}; weights must be F32, F16 or BF16");
+        var diskType = ToScalarType(info.Dtype);
+        try
+        {
+            if (whole && diskType == Dtype && Device.type == DeviceType.CPU)
+            {
+                file.ReadInto(info, destination.bytes);
+                return;
+            }
+
+            int elementSize = SafetensorsDtypes.ElementSize(info.Dtype);
+            long total = info.ElementCount;
+            long chunk = StagingBytes / elementSize;
+            var staging = Staging(diskType, chunk);
+            using var flat = destination.view(-1);
+            for (long start = 0; start < total; start += chunk)
+            {
+                long n = Math.Min(chunk, total - start);
+                using var part = staging.narrow(0, 0, n);
+                file.ReadRange(info, start * elementSize, staging.bytes[..(int)(n * elementSize)]);
+                using var target = flat.narrow(0, start, n);
+                target.copy_(part);
+            }
+        }
+        catch (SafetensorsFormatException ex)
+        {
+            throw new ModelLoadException(ex.Message, ex);
+        }
+    }
+
+    /// <summary>One staging buffer per disk dtype, reused for every tensor so loading does not churn the allocator.</summary>
+    private Tensor Staging(ScalarType diskType, long elements)
+    {
+        if (!_staging.TryGetValue(diskType, out var buffer))
+            _staging[diskType] = buffer = empty(elements, diskType, CPU);
+        return buffer;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _staging.Values)
+            t.Dispose();
+        _staging.Clear();
     }
 
     internal static ScalarType ToScalarType(SafetensorsDtype dtype) => dtype switch

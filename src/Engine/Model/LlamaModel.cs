@@ -14,7 +14,6 @@ public sealed class LlamaModel : IDisposable
 {
     private readonly LlamaWeights _weights;
     private readonly RotaryEmbedding _rope;
-    private readonly double _scale;
 
     public LlamaModel(ModelConfig config, LlamaWeights weights, int maxPositions, ScalarType dtype, Device device)
     {
@@ -23,7 +22,6 @@ public sealed class LlamaModel : IDisposable
         Dtype = dtype;
         Device = device;
         _rope = new RotaryEmbedding(config, maxPositions, dtype, device);
-        _scale = 1.0 / Math.Sqrt(config.HeadDim);
     }
 
     public ModelConfig Config { get; }
@@ -54,7 +52,7 @@ public sealed class LlamaModel : IDisposable
                 throw new ArgumentException($"token id {token} is outside the vocabulary [0, {Config.VocabSize})");
 
         using var scope = NewDisposeScope();
-        using var step = new StepIndices(batch, Device);
+        using var step = new StepIndices(batch, Dtype, Device);
         var x = _weights.Embed.index_select(0, step.Tokens);
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
@@ -95,7 +93,16 @@ public sealed class LlamaModel : IDisposable
         return x + F.linear(F.silu(gate) * up, w.Down);
     }
 
-    /// <summary>q: [T, Hq, D]; keys/values: the layer's cache [S, Hkv, C, D]. Returns [T, Hq·D].</summary>
+    /// <summary>
+    /// q: [T, Hq, D]; keys/values: the layer's cache [S, Hkv, C, D]. Returns [T, Hq·D].
+    /// Grouped-query attention without copying K/V per query head: query head h uses KV head h / G, so the G query
+    /// heads of one KV head are folded into the query-length axis and attended by libtorch's fused
+    /// scaled_dot_product_attention (softmax accumulated in float32 for half types):
+    /// <code>
+    /// decode:  q[B, Hkv, G, D] · K[B, Hkv, L, D]ᵀ  (+ mask[B, 1, 1, L]: −∞ beyond each row's length)
+    /// prefill: q[Hkv, G·n, D] · K[Hkv, end, D]ᵀ    (mask[G·n, end]: key j visible to token i iff j ≤ start + i)
+    /// </code>
+    /// </summary>
     private Tensor Attention(Tensor q, Tensor keys, Tensor values, StepIndices step)
     {
         var c = Config;
@@ -104,15 +111,10 @@ public sealed class LlamaModel : IDisposable
         Tensor? decodeOut = null;
         if (step.DecodeCount > 0)
         {
-            // Query head h uses KV head h / G, so [B, Hq, D] viewed as [B, Hkv, G, D] lines each group up with its KV head.
             var qd = (step.AllDecode ? q : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
             var kd = SelectRows(keys, step).narrow(2, 0, step.DecodeContext);
             var vd = SelectRows(values, step).narrow(2, 0, step.DecodeContext);
-            var scores = torch.matmul(qd, kd.transpose(2, 3)).to(ScalarType.Float32) * _scale;   // [B, Hkv, G, L]
-            if (step.DecodeMask is not null)
-                scores = scores + step.DecodeMask;
-            var probs = scores.softmax(-1).to(q.dtype);
-            decodeOut = torch.matmul(probs, vd).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
+            decodeOut = F.scaled_dot_product_attention(qd, kd, vd, step.DecodeMask).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
             if (step.AllDecode)
                 return decodeOut;
         }
@@ -135,15 +137,14 @@ public sealed class LlamaModel : IDisposable
     {
         var c = Config;
         int n = s.Count, g = c.QueryGroupSize, end = s.EndPosition;
-        var qs = q.view(n, c.NumKvHeads, g, c.HeadDim).permute(1, 2, 0, 3);          // [Hkv, G, n, D]
-        var ks = keys[s.Kv.Slot].narrow(1, 0, end).unsqueeze(1);                       // [Hkv, 1, end, D]
-        var vs = values[s.Kv.Slot].narrow(1, 0, end).unsqueeze(1);
-        var scores = torch.matmul(qs, ks.transpose(2, 3)).to(ScalarType.Float32) * _scale;   // [Hkv, G, n, end]
+        var qs = q.view(n, c.NumKvHeads, g, c.HeadDim).permute(1, 2, 0, 3).reshape(c.NumKvHeads, g * n, c.HeadDim);
+        var ks = keys[s.Kv.Slot].narrow(1, 0, end);                                     // [Hkv, end, D]
+        var vs = values[s.Kv.Slot].narrow(1, 0, end);
         var columns = arange(end, ScalarType.Int64, q.device).unsqueeze(0);             // [1, end]
-        var rowsLast = arange(s.StartPosition, end, ScalarType.Int64, q.device).unsqueeze(1);   // [n, 1]
-        scores = scores.masked_fill(columns > rowsLast, float.NegativeInfinity);
-        var probs = scores.softmax(-1).to(q.dtype);
-        return torch.matmul(probs, vs).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
+        var lastVisible = arange(s.StartPosition, end, ScalarType.Int64, q.device).unsqueeze(1);   // [n, 1]
+        var visible = (columns <= lastVisible).repeat(g, 1);                            // [G·n, end], row = g·n + i
+        var attended = F.scaled_dot_product_attention(qs, ks, vs, visible);             // [Hkv, G·n, D]
+        return attended.view(c.NumKvHeads, g, n, c.HeadDim).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
     }
 
     /// <summary>HF LlamaRMSNorm: normalise in float32, cast back, then scale: <c>w · (x / √(mean(x²) + ε))</c>.</summary>

@@ -48,7 +48,9 @@ public sealed class LoadedModel : IDisposable
             if (tokenizer.VocabSize > config.VocabSize)
                 throw new ModelLoadException($"{directory}: tokenizer.json has {tokenizer.VocabSize} tokens but config.json vocab_size is {config.VocabSize}");
             var files = CheckpointFiles.Open(directory);
-            var weights = LlamaWeights.Load(config, new TensorLoader(files, dtype, device), files);
+            LlamaWeights weights;
+            using (var loader = new TensorLoader(files, dtype, device))
+                weights = LlamaWeights.Load(config, loader, files);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
             return new LoadedModel(directory, config, defaults, tokenizer, new LlamaModel(config, weights, positions, dtype, device));
         }

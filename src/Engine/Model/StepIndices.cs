@@ -8,7 +8,7 @@ namespace Serving.Engine.Model;
 /// </summary>
 internal sealed class StepIndices : IDisposable
 {
-    public StepIndices(ForwardBatch batch, Device device)
+    public StepIndices(ForwardBatch batch, ScalarType dtype, Device device)
     {
         int t = batch.TokenCount;
         var slotPerToken = new long[t];
@@ -53,7 +53,8 @@ internal sealed class StepIndices : IDisposable
                 for (int b = 0; b < DecodeCount; b++)
                     for (int j = decodeLengths[b]; j < DecodeContext; j++)
                         mask[b * DecodeContext + j] = float.NegativeInfinity;
-                DecodeMask = tensor(mask, [DecodeCount, 1, 1, DecodeContext]).to(device);
+                using var maskF32 = tensor(mask, [DecodeCount, 1, 1, DecodeContext]);
+                DecodeMask = maskF32.to(dtype, device);
             }
         }
     }
@@ -69,7 +70,7 @@ internal sealed class StepIndices : IDisposable
     public Tensor? DecodeSlots { get; }    // [B] int64
     public int? DecodeSlotsContiguousFrom { get; }
     public int DecodeContext { get; }      // max context length over decode rows
-    public Tensor? DecodeMask { get; }     // [B, 1, 1, L] float32, null when all decode rows have the same length
+    public Tensor? DecodeMask { get; }     // [B, 1, 1, L] additive, compute dtype; null when all decode rows have the same length
 
     public void Dispose()
     {

@@ -132,8 +132,16 @@ public sealed class SafetensorsFile
     {
         if (destination.Length != tensor.ByteLength)
             throw new ArgumentException($"destination is {destination.Length} bytes, tensor '{tensor.Name}' has {tensor.ByteLength}");
+        ReadRange(tensor, 0, destination);
+    }
+
+    /// <summary>Reads <paramref name="destination"/>.Length bytes of a tensor starting <paramref name="offsetInTensor"/> bytes into it.</summary>
+    public void ReadRange(SafetensorsTensorInfo tensor, long offsetInTensor, Span<byte> destination)
+    {
+        if (offsetInTensor < 0 || offsetInTensor + destination.Length > tensor.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(offsetInTensor), $"range lies outside tensor '{tensor.Name}'");
         using var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read);
-        long offset = tensor.DataOffset;
+        long offset = tensor.DataOffset + offsetInTensor;
         while (!destination.IsEmpty)
         {
             int read = RandomAccess.Read(handle, destination, offset);

@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Serving.Engine.Generation;
+using Serving.Engine.Model;
+using Serving.Engine.Sampling;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// Decode and prefill throughput of the bench preset in float32 and bfloat16, plus the ratios the engine issue sets
+/// targets for: bf16/f32 speed-up at batch 32, decode step vs its projection GEMMs alone, batch-1 decode vs the
+/// memory-bandwidth bound.
+/// </summary>
+internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int promptLength)
+{
+    private static readonly int[] Batches = [1, 8, 32];
+    private static readonly ScalarType[] Dtypes = [ScalarType.Float32, ScalarType.BFloat16];
+
+    public BenchReport Run()
+    {
+        var report = new BenchReport("Engine: bench preset (hidden 1024, 8 layers, 16/4 heads, vocab 32000), CPU", "float32", "bfloat16");
+        report.Context("model_dir", modelDir);
+        report.Context("threads", get_num_threads());
+        report.Context("decode_steps", decodeSteps);
+        report.Context("prompt_tokens_for_decode", promptLength);
+
+        var load = Dtypes.Select(d => LoadMemoryProbe.Measure(modelDir, d == ScalarType.Float32 ? "float32" : "bfloat16")).ToArray();
+        double bandwidth = MeasureReadBandwidth();
+        report.Context("memory_read_gb_per_s", bandwidth / 1e9);
+
+        var results = Dtypes.Select(d => Measure(d, bandwidth)).ToArray();
+        var f32 = results[0];
+        var bf16 = results[1];
+        double maxDiff = f32.ReferenceLogits.Zip(bf16.ReferenceLogits, (a, b) => Math.Abs(a - b)).Max();
+        double logitStd = Std(f32.ReferenceLogits);
+
+        foreach (int b in Batches)
+            report.Add($"decode tokens/s, batch {b}", "tok/s", f32.DecodeTokensPerSecond[b], bf16.DecodeTokensPerSecond[b]);
+        foreach (int b in Batches)
+            report.Add($"decode step time, batch {b}", "ms", f32.DecodeStepMs[b], bf16.DecodeStepMs[b]);
+        report.Add("prefill tokens/s, one 512-token prompt", "tok/s", f32.PrefillTokensPerSecond, bf16.PrefillTokensPerSecond);
+        report.Add("bf16 / f32 decode speed-up, batch 32 (target ≥ 3)", "×", null, bf16.DecodeTokensPerSecond[32] / f32.DecodeTokensPerSecond[32]);
+        report.Add("bf16 / f32 decode speed-up, batch 1", "×", null, bf16.DecodeTokensPerSecond[1] / f32.DecodeTokensPerSecond[1]);
+        report.Add("bf16 / f32 prefill speed-up", "×", null, bf16.PrefillTokensPerSecond / f32.PrefillTokensPerSecond);
+        report.Add("max abs(logit f32 − logit bf16), last token of 4 prompts", "logit", null, maxDiff);
+        report.Add("std of f32 logits (scale for the difference above)", "logit", logitStd, null);
+        report.Add("projection GEMMs alone, batch 32", "ms", f32.GemmMs, bf16.GemmMs);
+        report.Add("decode step / its projection GEMMs, batch 32 (target ≤ 1.3)", "×", f32.DecodeStepMs[32] / f32.GemmMs, bf16.DecodeStepMs[32] / bf16.GemmMs);
+        report.Add("bytes read per batch-1 decode step", "MB", f32.BytesPerStep / 1e6, bf16.BytesPerStep / 1e6);
+        report.Add("achieved read bandwidth, batch-1 decode", "GB/s", f32.BytesPerStep / (f32.DecodeStepMs[1] / 1e3) / 1e9, bf16.BytesPerStep / (bf16.DecodeStepMs[1] / 1e3) / 1e9);
+        report.Add("measured memory read bandwidth", "GB/s", bandwidth / 1e9, bandwidth / 1e9);
+        report.Add("bandwidth-bound batch-1 step time", "ms", f32.BytesPerStep / bandwidth * 1e3, bf16.BytesPerStep / bandwidth * 1e3);
+        report.Add("batch-1 decode time / bandwidth bound", "×", f32.DecodeStepMs[1] / (f32.BytesPerStep / bandwidth * 1e3), bf16.DecodeStepMs[1] / (bf16.BytesPerStep / bandwidth * 1e3));
+        report.Add("weights in memory", "MB", Figure(load[0], "weight_bytes") / 1e6, Figure(load[1], "weight_bytes") / 1e6);
+        report.Add("load time (float32 safetensors on disk)", "s", Figure(load[0], "seconds"), Figure(load[1], "seconds"));
+        report.Add("peak RSS while loading, above the process baseline", "MB",
+            (Figure(load[0], "peak_rss") - Figure(load[0], "baseline_rss")) / 1e6, (Figure(load[1], "peak_rss") - Figure(load[1], "baseline_rss")) / 1e6);
+        report.Add("(peak RSS − baseline) / weight bytes (target ≤ 1.3)", "×",
+            (Figure(load[0], "peak_rss") - Figure(load[0], "baseline_rss")) / Figure(load[0], "weight_bytes"),
+            (Figure(load[1], "peak_rss") - Figure(load[1], "baseline_rss")) / Figure(load[1], "weight_bytes"));
+        report.Add("peak RSS / weight bytes, whole process", "×", Figure(load[0], "peak_rss") / Figure(load[0], "weight_bytes"), Figure(load[1], "peak_rss") / Figure(load[1], "weight_bytes"));
+        report.Add("process RSS before loading (runtime + libtorch)", "MB", Figure(load[0], "baseline_rss") / 1e6, Figure(load[1], "baseline_rss") / 1e6);
+        return report;
+    }
+
+    private sealed record DtypeResult(Dictionary<int, double> DecodeTokensPerSecond, Dictionary<int, double> DecodeStepMs,
+        double PrefillTokensPerSecond, double GemmMs, double BytesPerStep, float[] ReferenceLogits);
+
+    private DtypeResult Measure(ScalarType dtype, double bandwidth)
+    {
+        Console.Error.WriteLine($"{dtype}: loading");
+        using var loaded = LoadedModel.Load(modelDir, dtype, CPU, 4096);
+        var model = loaded.Model;
+        using var cache = model.CreateKvCache(Batches.Max(), Math.Max(promptLength + decodeSteps + 16, 520));
+        var stepper = new GenerationStepper(model, cache);
+        var tps = new Dictionary<int, double>();
+        var stepMs = new Dictionary<int, double>();
+        foreach (int b in Batches)
+        {
+            var sequences = Enumerable.Range(0, b).Select(i => new SequenceState(Prompt(i, promptLength, model.Config.VocabSize),
+                new SamplingParams { Temperature = 0, MaxTokens = decodeSteps + 8, IgnoreEos = true }, loaded.Tokenizer, [])).ToList();
+            for (int warm = 0; warm < 4; warm++)
+                stepper.Step(sequences);                // prefill and warm-up decode steps, not timed
+            var times = new List<double>();
+            for (int s = 0; s < decodeSteps; s++)
+            {
+                var sw = Stopwatch.StartNew();
+                stepper.Step(sequences);
+                times.Add(sw.Elapsed.TotalSeconds);
+            }
+
+            foreach (var s in sequences)
+                stepper.Release(s);
+            double seconds = Median(times);             // the median step: robust to a noisy neighbour on a 2-core machine
+            tps[b] = b / seconds;
+            stepMs[b] = seconds * 1e3;
+            Console.Error.WriteLine($"{dtype}: batch {b}: {stepMs[b]:F2} ms/step");
+        }
+
+        double prefill = MeasurePrefill(model, cache);
+        double gemm = MeasureProjectionGemms(model, 32);
+        long bytes = DecodeBytes(model, promptLength + 2 + decodeSteps / 2);
+        return new DtypeResult(tps, stepMs, prefill, gemm, bytes, ReferenceLogits(model, cache));
+    }
+
+    private static double MeasurePrefill(LlamaModel model, KvCache cache)
+    {
+        var prompt = Prompt(99, 512, model.Config.VocabSize);
+        var times = new List<double>();
+        for (int rep = 0; rep < 4; rep++)
+        {
+            var kv = cache.Allocate();
+            var sw = Stopwatch.StartNew();
+            model.Forward(ForwardBatch.Create([(kv, prompt, 0)]), cache).Dispose();
+            times.Add(sw.Elapsed.TotalSeconds);
+            cache.Release(kv);
+        }
+
+        return 512 / Median(times.Skip(1));
+    }
+
+    /// <summary>The step's projection GEMMs alone (fused qkv, o, fused gate/up, down per layer, then lm_head) on random inputs.</summary>
+    private static double MeasureProjectionGemms(LlamaModel model, int batch)
+    {
+        var c = model.Config;
+        var w = model.Weights;
+        using var xh = randn(batch, c.HiddenSize).to(model.Dtype);
+        using var xq = randn(batch, c.NumHeads * c.HeadDim).to(model.Dtype);
+        using var xi = randn(batch, c.IntermediateSize).to(model.Dtype);
+        var times = new List<double>();
+        for (int rep = 0; rep < 12; rep++)
+        {
+            var sw = Stopwatch.StartNew();
+            foreach (var layer in w.Layers)
+            {
+                F.linear(xh, layer.Qkv).Dispose();
+                F.linear(xq, layer.O).Dispose();
+                F.linear(xh, layer.GateUp).Dispose();
+                F.linear(xi, layer.Down).Dispose();
+            }
+
+            F.linear(xh, w.LmHead).Dispose();
+            times.Add(sw.Elapsed.TotalSeconds);
+        }
+
+        return Median(times.Skip(2)) * 1e3;
+    }
+
+    /// <summary>Bytes one batch-1 decode step must read: every projection and norm weight, the lm_head, one embedding row, the KV prefix.</summary>
+    private static long DecodeBytes(LlamaModel model, int context)
+    {
+        var c = model.Config;
+        var w = model.Weights;
+        long weights = w.Layers.Sum(l => l.Projections.Concat([l.InputNorm, l.PostAttentionNorm]).Sum(t => t.NumberOfElements * t.ElementSize))
+            + w.LmHead.NumberOfElements * w.LmHead.ElementSize + w.FinalNorm.NumberOfElements * w.FinalNorm.ElementSize
+            + (long)c.HiddenSize * w.Embed.ElementSize;
+        long kv = 2L * c.NumLayers * c.NumKvHeads * c.HeadDim * context * w.Embed.ElementSize;
+        return weights + kv;
+    }
+
+    private static float[] ReferenceLogits(LlamaModel model, KvCache cache)
+    {
+        var handles = Enumerable.Range(0, 4).Select(_ => cache.Allocate()).ToList();
+        var batch = ForwardBatch.Create(handles.Select((h, i) => (h, (IReadOnlyList<int>)Prompt(1000 + i, 64, model.Config.VocabSize), 0)).ToList());
+        using var logits = model.Forward(batch, cache);
+        handles.ForEach(cache.Release);
+        return MemoryMarshal.Cast<byte, float>(logits.bytes).ToArray();
+    }
+
+    /// <summary>Read bandwidth of a 1 GiB float32 sum (libtorch, all threads), best of several.</summary>
+    private static double MeasureReadBandwidth()
+    {
+        using var big = ones(256L << 20, ScalarType.Float32);
+        double best = double.MaxValue;
+        for (int rep = 0; rep < 6; rep++)
+        {
+            var sw = Stopwatch.StartNew();
+            big.sum().Dispose();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+
+        return big.NumberOfElements * 4.0 / best;
+    }
+
+    private static int[] Prompt(int seed, int length, int vocab)
+    {
+        var r = new SeededRandom((ulong)seed + 17);
+        return Enumerable.Range(0, length).Select(_ => (int)(r.NextUInt64() % (ulong)(vocab - 3))).ToArray();
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
+    }
+
+    private static double Std(float[] values)
+    {
+        double mean = values.Average(v => (double)v);
+        return Math.Sqrt(values.Average(v => (v - mean) * (v - mean)));
+    }
+
+    private static double Figure(System.Text.Json.Nodes.JsonObject o, string key) => o[key]!.GetValue<double>();
+}
