@@ -25,6 +25,8 @@ public static class TokenSampler
 
     private static int ArgMax(ReadOnlySpan<float> logits, ISet<int>? banned)
     {
+        if (banned is null)
+            return Math.Max(0, System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits));
         int best = -1;
         float bestValue = float.NegativeInfinity;
         for (int i = 0; i < logits.Length; i++)
@@ -129,9 +131,7 @@ public static class TokenSampler
 
     private static double LogSumExp(ReadOnlySpan<float> logits)
     {
-        float max = float.NegativeInfinity;
-        foreach (float v in logits)
-            max = Math.Max(max, v);
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
         double sum = 0;
         foreach (float v in logits)
             sum += Math.Exp(v - max);
