@@ -37,8 +37,12 @@ internal sealed class EngineWorker : BackgroundService
     /// <summary>Queues a command; false when the queue is full (the caller answers 429).</summary>
     public bool TryEnqueue(GenerationCommand command) => _commands.Writer.TryWrite(command);
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.Factory.StartNew(() => Loop(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Accepting from here on: commands queued before the loop thread is scheduled simply wait in the channel.
+        IsRunning = true;
+        return Task.Factory.StartNew(() => Loop(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
 
     private void Loop(CancellationToken stop)
     {
@@ -46,7 +50,6 @@ internal sealed class EngineWorker : BackgroundService
         using var cache = model.Model.CreateKvCache(_options.MaxSequences, _options.MaxContext);
         var stepper = new GenerationStepper(model.Model, cache);
         var active = new List<(GenerationCommand Command, SequenceState State)>();
-        IsRunning = true;
         try
         {
             while (!stop.IsCancellationRequested)
@@ -67,11 +70,15 @@ internal sealed class EngineWorker : BackgroundService
         finally
         {
             IsRunning = false;
+            _commands.Writer.TryComplete();
             foreach (var (command, state) in active)
             {
                 stepper.Release(state);
                 command.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
             }
+
+            while (_commands.Reader.TryRead(out var queued))
+                queued.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
         }
     }
 

@@ -31,6 +31,10 @@ internal sealed class GenerationClient(EngineWorker worker)
             {
                 throw ApiException.BadRequest(ex.Message);
             }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new ApiException(503, ex.Message);
+            }
 
             if (update.Token is not null)
                 yield return update.Token;
