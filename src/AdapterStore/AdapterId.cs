@@ -5,7 +5,7 @@ namespace Serving.AdapterStore;
 /// the folder name in a local store. Only letters, digits, '.', '_', '-' and interior '/'-free text: an id can never
 /// address a path outside the store.
 /// </summary>
-public readonly record struct AdapterId
+internal readonly record struct AdapterId
 {
     public const int MaxLength = 128;
 

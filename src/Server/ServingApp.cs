@@ -7,7 +7,7 @@ using Serving.Server.OpenAi;
 namespace Serving.Server;
 
 /// <summary>Builds the web application: options, the model host, the engine loop and the HTTP endpoints.</summary>
-public static class ServingApp
+internal static class ServingApp
 {
     /// <summary>Short command-line switches mapped onto configuration keys.</summary>
     public static readonly IReadOnlyDictionary<string, string> SwitchMappings = new Dictionary<string, string>

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace Serving.Engine.Configuration;
 
 /// <summary>The fields of <c>generation_config.json</c> the server uses as request defaults.</summary>
-public sealed record GenerationDefaults
+internal sealed record GenerationDefaults
 {
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     public int? BosTokenId { get; init; }

@@ -7,7 +7,7 @@ namespace Serving.Engine.Configuration;
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>).
 /// </summary>
-public sealed record ModelConfig
+internal sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
 

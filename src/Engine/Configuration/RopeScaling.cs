@@ -1,7 +1,7 @@
 namespace Serving.Engine.Configuration;
 
 /// <summary><c>rope_scaling</c> of config.json: <c>linear</c> (positions divided by Factor) or <c>llama3</c> (per-frequency smoothing).</summary>
-public sealed record RopeScaling(
+internal sealed record RopeScaling(
     RopeScalingKind Kind,
     double Factor,
     double LowFreqFactor = 1.0,

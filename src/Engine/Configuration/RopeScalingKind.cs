@@ -1,6 +1,6 @@
 namespace Serving.Engine.Configuration;
 
-public enum RopeScalingKind
+internal enum RopeScalingKind
 {
     None,
     Linear,

@@ -1,6 +1,6 @@
 namespace Serving.Engine.Generation;
 
-public enum FinishReason
+internal enum FinishReason
 {
     None,
 

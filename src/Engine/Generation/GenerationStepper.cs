@@ -10,7 +10,7 @@ namespace Serving.Engine.Generation;
 /// Advances a set of sequences by one token each with a single forward pass: new sequences are prefilled, running
 /// ones decode, all in the same packed batch. Assigns KV rows on first use and releases them when a sequence finishes.
 /// </summary>
-public sealed class GenerationStepper(LlamaModel model, KvCache cache)
+internal sealed class GenerationStepper(LlamaModel model, KvCache cache)
 {
     public LlamaModel Model => model;
     public KvCache Cache => cache;

@@ -8,7 +8,7 @@ namespace Serving.Engine.Generation;
 /// One request's generation in progress: its prompt, what it has generated, its sampling state and its KV row.
 /// Mutated only by <see cref="GenerationStepper"/>.
 /// </summary>
-public sealed class SequenceState
+internal sealed class SequenceState
 {
     private readonly List<int> _generated = [];
     private readonly IncrementalDetokenizer _detokenizer;

@@ -4,7 +4,7 @@ namespace Serving.Engine.Generation;
 /// Finds stop strings in generated text even when they span several tokens. Text that could still turn out to be the
 /// start of a stop string is held back, so a stream never shows text that is later cut off.
 /// </summary>
-public sealed class StopStringMatcher(IReadOnlyList<string> stops)
+internal sealed class StopStringMatcher(IReadOnlyList<string> stops)
 {
     private readonly System.Text.StringBuilder _text = new();
     private int _emitted;

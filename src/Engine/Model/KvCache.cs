@@ -7,7 +7,7 @@ namespace Serving.Engine.Model;
 /// dtype. A sequence owns one row (its <see cref="KvHandle"/>) for its lifetime; position p of the sequence lives at
 /// column p. Allocation never touches the tensors, so a step never allocates cache memory.
 /// </summary>
-public sealed class KvCache : IDisposable
+internal sealed class KvCache : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;

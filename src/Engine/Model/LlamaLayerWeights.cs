@@ -7,7 +7,7 @@ namespace Serving.Engine.Model;
 /// q/k/v fused into one [(Hq + 2·Hkv)·D, hidden] matrix and gate/up into one [2·intermediate, hidden] matrix so
 /// that a step issues four GEMMs per layer instead of seven.
 /// </summary>
-public sealed class LlamaLayerWeights : IDisposable
+internal sealed class LlamaLayerWeights : IDisposable
 {
     public required Tensor InputNorm { get; init; }          // [hidden]
     public required Tensor Qkv { get; init; }                // [(Hq + 2·Hkv)·D, hidden]

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>All weights of a Llama-family model, loaded from HF tensor names into the compute dtype and device.</summary>
-public sealed class LlamaWeights : IDisposable
+internal sealed class LlamaWeights : IDisposable
 {
     private LlamaWeights(Tensor embed, IReadOnlyList<LlamaLayerWeights> layers, Tensor finalNorm, Tensor lmHead, bool tied)
     {

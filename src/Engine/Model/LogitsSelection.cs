@@ -1,6 +1,6 @@
 namespace Serving.Engine.Model;
 
-public enum LogitsSelection
+internal enum LogitsSelection
 {
     /// <summary>One row per sequence: the logits after its last token (what generation needs).</summary>
     LastTokenPerSequence,

@@ -8,7 +8,7 @@ namespace Serving.Engine.Model;
 /// in the compute dtype). Applied as <c>out₁ = x₁·cos − x₂·sin, out₂ = x₂·cos + x₁·sin</c> where x₁, x₂ are the
 /// two halves of each head vector.
 /// </summary>
-public sealed class RotaryEmbedding : IDisposable
+internal sealed class RotaryEmbedding : IDisposable
 {
     private readonly Tensor _cos;
     private readonly Tensor _sin;

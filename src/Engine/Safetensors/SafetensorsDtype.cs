@@ -1,7 +1,7 @@
 namespace Serving.Engine.Safetensors;
 
 /// <summary>Element types a safetensors header may name that the engine can read.</summary>
-public enum SafetensorsDtype
+internal enum SafetensorsDtype
 {
     F32,
     F16,

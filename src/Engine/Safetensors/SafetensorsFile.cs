@@ -8,7 +8,7 @@ namespace Serving.Engine.Safetensors;
 /// then the data buffer, offsets relative to its start. Validation is strict: the header must fit in the file,
 /// every tensor's byte range must match its dtype and shape, lie inside the file and not overlap another.
 /// </summary>
-public sealed class SafetensorsFile
+internal sealed class SafetensorsFile
 {
     /// <summary>Refuse headers above this size: real checkpoints stay far below it.</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;

@@ -6,7 +6,7 @@ namespace Serving.Engine.Safetensors;
 /// <param name="Shape">Dimensions, outermost first.</param>
 /// <param name="DataOffset">Absolute byte offset of the first element in the file.</param>
 /// <param name="ByteLength">Bytes occupied; always element count × element size.</param>
-public sealed record SafetensorsTensorInfo(string Name, SafetensorsDtype Dtype, long[] Shape, long DataOffset, long ByteLength)
+internal sealed record SafetensorsTensorInfo(string Name, SafetensorsDtype Dtype, long[] Shape, long DataOffset, long ByteLength)
 {
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 }

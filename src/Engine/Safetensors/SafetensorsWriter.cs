@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace Serving.Engine.Safetensors;
 
 /// <summary>Writes a standard safetensors file (header padded with spaces to an 8-byte boundary, as the reference writer does).</summary>
-public static class SafetensorsWriter
+internal static class SafetensorsWriter
 {
     /// <summary>
     /// A tensor to write: <paramref name="Data"/> produces its raw little-endian bytes in row-major order. It is called

@@ -4,7 +4,7 @@ namespace Serving.Engine.Sampling;
 /// Picks the next token from one row of float32 logits. Logprobs are reported from the raw distribution
 /// (log_softmax of the logits, before temperature and filtering), as vLLM does by default.
 /// </summary>
-public static class TokenSampler
+internal static class TokenSampler
 {
     public static SampledToken Sample(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random, ISet<int>? bannedIds = null)
     {

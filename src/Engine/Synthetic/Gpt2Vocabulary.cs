@@ -9,7 +9,7 @@ namespace Serving.Engine.Synthetic;
 /// (token bytes → rank, rank = id). Tiktoken has no merge list, so merges are recovered the standard way: a token of
 /// rank r is split by running BPE over its bytes with only ranks below r; the two parts left are its merge.
 /// </summary>
-public sealed class Gpt2Vocabulary
+internal sealed class Gpt2Vocabulary
 {
     public const int EndOfTextId = 50256;
     private static readonly Lazy<Gpt2Vocabulary> Shared = new(LoadEmbedded);

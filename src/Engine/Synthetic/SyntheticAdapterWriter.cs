@@ -10,7 +10,7 @@ namespace Serving.Engine.Synthetic;
 /// with PEFT's tensor names (<c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c> [r, in] and
 /// <c>...lora_B.weight</c> [out, r]). B is non-zero (unlike a freshly initialised PEFT adapter) so the adapter changes outputs.
 /// </summary>
-public static class SyntheticAdapterWriter
+internal static class SyntheticAdapterWriter
 {
     public static readonly IReadOnlyList<string> AllTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 

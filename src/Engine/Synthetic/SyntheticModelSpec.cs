@@ -3,7 +3,7 @@ using Serving.Engine.Safetensors;
 namespace Serving.Engine.Synthetic;
 
 /// <summary>What <see cref="SyntheticModelWriter"/> generates. Same spec, same bytes.</summary>
-public sealed record SyntheticModelSpec
+internal sealed record SyntheticModelSpec
 {
     public ModelPreset Preset { get; init; } = ModelPreset.Tiny;
     public ulong Seed { get; init; } = 1;

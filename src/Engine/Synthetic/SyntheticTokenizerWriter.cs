@@ -8,7 +8,7 @@ namespace Serving.Engine.Synthetic;
 /// consistent BPE vocabulary because every merge's parts rank below it), plus ChatML special tokens and a
 /// <c>tokenizer_config.json</c> with a ChatML chat template.
 /// </summary>
-public static class SyntheticTokenizerWriter
+internal static class SyntheticTokenizerWriter
 {
     public const string EndOfText = "<|endoftext|>";
     public const string ImStart = "<|im_start|>";

@@ -5,7 +5,7 @@ namespace Serving.Engine.Tokenization;
 /// merge among adjacent symbols (a min-heap over candidate pairs, so long words cost O(n log n)), which is what the
 /// reference implementation does.
 /// </summary>
-public sealed class BpeModel
+internal sealed class BpeModel
 {
     private readonly Dictionary<(int Left, int Right), (int Rank, int Merged)> _merges;
 

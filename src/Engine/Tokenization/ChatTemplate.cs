@@ -7,7 +7,7 @@ namespace Serving.Engine.Tokenization;
 /// <c>chat_template</c> in tokenizer_config.json by the markers each family's template uses; the server renders it
 /// natively instead of running Jinja. A template it does not recognise is an error at chat time (never guessed).
 /// </summary>
-public sealed class ChatTemplate
+internal sealed class ChatTemplate
 {
     private const string QwenDefaultSystem = "You are a helpful assistant.";
     private readonly string? _template;

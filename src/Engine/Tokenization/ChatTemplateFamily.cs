@@ -1,6 +1,6 @@
 namespace Serving.Engine.Tokenization;
 
-public enum ChatTemplateFamily
+internal enum ChatTemplateFamily
 {
     Unknown,
     ChatML,

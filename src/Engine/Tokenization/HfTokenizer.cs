@@ -10,7 +10,7 @@ namespace Serving.Engine.Tokenization;
 /// tokenizer.json files would be served with different ids than the model was trained on. (The tests use its
 /// Tiktoken GPT-2 tokenizer as an independent oracle.)
 /// </summary>
-public sealed class HfTokenizer
+internal sealed class HfTokenizer
 {
     private const char Metaspace = '\u2581';
     private readonly BpeModel _bpe;

@@ -6,7 +6,7 @@ namespace Serving.Engine.Tokenization;
 /// Turns a stream of token ids into text without ever emitting a broken UTF-8 sequence: bytes of a character that
 /// is split across tokens are held back until the character is complete. Invalid bytes become U+FFFD.
 /// </summary>
-public sealed class IncrementalDetokenizer(HfTokenizer tokenizer)
+internal sealed class IncrementalDetokenizer(HfTokenizer tokenizer)
 {
     private readonly List<byte> _pending = [];
 

@@ -1,7 +1,7 @@
 namespace Serving.Server.Generation;
 
 /// <summary><c>Serving:Engine</c>: admission limits of the engine loop.</summary>
-public sealed class EngineOptions
+internal sealed class EngineOptions
 {
     public const string Section = "Serving:Engine";
 

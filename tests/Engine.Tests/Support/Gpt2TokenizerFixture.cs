@@ -14,7 +14,7 @@ public sealed class Gpt2TokenizerFixture : IDisposable
     }
 
     public string Directory { get; }
-    public HfTokenizer Tokenizer { get; }
+    internal HfTokenizer Tokenizer { get; }
 
     public void Dispose() => TestDirectories.Delete(Directory);
 }

@@ -15,7 +15,7 @@ public sealed class TinyModelFixture : IDisposable
     }
 
     public string Directory { get; }
-    public LoadedModel Loaded { get; }
+    internal LoadedModel Loaded { get; }
 
     public void Dispose()
     {
