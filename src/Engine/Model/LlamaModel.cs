@@ -54,10 +54,11 @@ internal sealed class LlamaModel : IDisposable
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, Dtype, Device);
         var x = _weights.Embed.index_select(0, step.Tokens);
+        var angles = _rope.Angles(step.Positions);
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
             using var layerScope = NewDisposeScope();
-            x = Layer(l, x, step, cache).MoveToOuterDisposeScope();
+            x = Layer(l, x, step, angles, cache).MoveToOuterDisposeScope();
         }
 
         var rows = selection == LogitsSelection.AllTokens ? x : x.index_select(0, step.LastTokens);
@@ -65,7 +66,7 @@ internal sealed class LlamaModel : IDisposable
         return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    private Tensor Layer(int index, Tensor x, StepIndices step, KvCache cache)
+    private Tensor Layer(int index, Tensor x, StepIndices step, (Tensor Cos, Tensor Sin) angles, KvCache cache)
     {
         var w = _weights.Layers[index];
         var c = Config;
@@ -73,8 +74,10 @@ internal sealed class LlamaModel : IDisposable
         int qOut = c.NumHeads * c.HeadDim, kvOut = c.NumKvHeads * c.HeadDim;
 
         var qkv = F.linear(RmsNorm(x, w.InputNorm), w.Qkv, w.QkvBias);
-        var q = _rope.Apply(qkv.narrow(1, 0, qOut).view(t, c.NumHeads, c.HeadDim), step.Positions);
-        var k = _rope.Apply(qkv.narrow(1, qOut, kvOut).view(t, c.NumKvHeads, c.HeadDim), step.Positions);
+        // q and k heads are rotated together: one set of element-wise ops instead of two.
+        var qk = RotaryEmbedding.Apply(qkv.narrow(1, 0, qOut + kvOut).view(t, c.NumHeads + c.NumKvHeads, c.HeadDim), angles);
+        var q = qk.narrow(1, 0, c.NumHeads);
+        var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
         var v = qkv.narrow(1, qOut + kvOut, kvOut).view(t, c.NumKvHeads, c.HeadDim);
 
         var keys = cache.Keys(index);
@@ -111,7 +114,8 @@ internal sealed class LlamaModel : IDisposable
         Tensor? decodeOut = null;
         if (step.DecodeCount > 0)
         {
-            var qd = (step.AllDecode ? q : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
+            // libtorch's CPU attention takes a far slower path for a strided query in bfloat16: make it contiguous.
+            var qd = (step.AllDecode ? q.contiguous() : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
             var kd = SelectRows(keys, step).narrow(2, 0, step.DecodeContext);
             var vd = SelectRows(values, step).narrow(2, 0, step.DecodeContext);
             decodeOut = F.scaled_dot_product_attention(qd, kd, vd, step.DecodeMask).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);

@@ -65,17 +65,19 @@ internal sealed class RotaryEmbedding : IDisposable
         return inv;
     }
 
-    /// <summary>Rotates <paramref name="x"/> <c>[T, heads, D]</c> by the angles of <paramref name="positions"/> <c>[T]</c> (int64).</summary>
-    public Tensor Apply(Tensor x, Tensor positions)
+    /// <summary>cos and sin rows for <paramref name="positions"/> <c>[T]</c> (int64), shaped <c>[T, 1, D/2]</c>; computed once per step.</summary>
+    public (Tensor Cos, Tensor Sin) Angles(Tensor positions) =>
+        (_cos.index_select(0, positions).unsqueeze(1), _sin.index_select(0, positions).unsqueeze(1));
+
+    /// <summary>Rotates <paramref name="x"/> <c>[T, heads, D]</c> by <paramref name="angles"/> from <see cref="Angles"/>.</summary>
+    public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) angles)
     {
         using var scope = NewDisposeScope();
         long half = x.shape[2] / 2;
-        var cos = _cos.index_select(0, positions).unsqueeze(1);   // [T, 1, D/2]
-        var sin = _sin.index_select(0, positions).unsqueeze(1);
         var x1 = x.narrow(2, 0, half);
         var x2 = x.narrow(2, half, half);
-        var out1 = x1 * cos - x2 * sin;
-        var out2 = x2 * cos + x1 * sin;
+        var out1 = x1 * angles.Cos - x2 * angles.Sin;
+        var out2 = x2 * angles.Cos + x1 * angles.Sin;
         return cat([out1, out2], 2).MoveToOuterDisposeScope();
     }
 

@@ -1,0 +1,50 @@
+using Serving.Engine.Model;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// The projection GEMMs of one decode step alone, on random inputs of the step's shapes: per layer the fused qkv,
+/// o, fused gate/up and down projections, then the lm_head. The denominator of "step time / GEMM time".
+/// </summary>
+internal sealed class ProjectionGemms : IDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly Tensor _hidden;
+    private readonly Tensor _attention;
+    private readonly Tensor _intermediate;
+
+    public ProjectionGemms(LlamaModel model, int batch)
+    {
+        _model = model;
+        var c = model.Config;
+        using var h = randn(batch, c.HiddenSize);
+        using var a = randn(batch, c.NumHeads * c.HeadDim);
+        using var i = randn(batch, c.IntermediateSize);
+        _hidden = h.to(model.Dtype);
+        _attention = a.to(model.Dtype);
+        _intermediate = i.to(model.Dtype);
+    }
+
+    public void Run()
+    {
+        var w = _model.Weights;
+        foreach (var layer in w.Layers)
+        {
+            F.linear(_hidden, layer.Qkv).Dispose();
+            F.linear(_attention, layer.O).Dispose();
+            F.linear(_hidden, layer.GateUp).Dispose();
+            F.linear(_intermediate, layer.Down).Dispose();
+        }
+
+        F.linear(_hidden, w.LmHead).Dispose();
+    }
+
+    public void Dispose()
+    {
+        _hidden.Dispose();
+        _attention.Dispose();
+        _intermediate.Dispose();
+    }
+}
