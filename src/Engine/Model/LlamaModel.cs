@@ -1,4 +1,6 @@
 using Serving.Engine.Configuration;
+using Serving.Engine.Kernels;
+using Serving.Engine.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -30,6 +32,23 @@ internal sealed class LlamaModel : IDisposable
     public LlamaWeights Weights => _weights;
     public int MaxPositions => _rope.MaxPositions;
 
+    /// <summary>The adapter slots rows may use; null until <see cref="EnableAdapters"/>.</summary>
+    public LoraSlotArena? Adapters { get; private set; }
+
+    /// <summary>The batched LoRA kernel; the fast CPU one falls back to the reference for tensors it does not support.</summary>
+    public ILoraKernel LoraKernel { get; set; } = new CpuLoraKernel();
+
+    private static readonly ReferenceLoraKernel ReferenceKernel = new();
+
+    /// <summary>Allocates the device-resident adapter arenas: <paramref name="slots"/> adapters of rank ≤ <paramref name="maxRank"/>.</summary>
+    public LoraSlotArena EnableAdapters(int slots, int maxRank)
+    {
+        if (Adapters is not null)
+            throw new InvalidOperationException("adapters are already enabled");
+        Adapters = new LoraSlotArena(Config, slots, maxRank, Device);
+        return Adapters;
+    }
+
     public KvCache CreateKvCache(int maxSequences, int maxContext) =>
         new(Config.NumLayers, maxSequences, Math.Min(maxContext, MaxPositions), Config.NumKvHeads, Config.HeadDim, Dtype, Device);
 
@@ -38,8 +57,21 @@ internal sealed class LlamaModel : IDisposable
     /// logits: <c>[sequences, vocab]</c> for <see cref="LogitsSelection.LastTokenPerSequence"/> or <c>[T, vocab]</c>.
     /// A token at position p attends to positions 0..p of its own sequence.
     /// </summary>
-    public Tensor Forward(ForwardBatch batch, KvCache cache, LogitsSelection selection = LogitsSelection.LastTokenPerSequence)
+    public Tensor Forward(ForwardBatch batch, KvCache cache, LogitsSelection selection = LogitsSelection.LastTokenPerSequence,
+        LoraBatchMapping? lora = null)
     {
+        if (lora is not null)
+        {
+            if (lora.TokenCount != batch.TokenCount)
+                throw new ArgumentException($"the adapter mapping covers {lora.TokenCount} tokens, the batch has {batch.TokenCount}");
+            if (!lora.IsEmpty && Adapters is null)
+                throw new InvalidOperationException("the batch uses adapters but none are enabled on this model");
+            if (lora.EntrySlots.Any(s => s >= Adapters!.Slots))
+                throw new ArgumentException("the adapter mapping names a slot beyond the arena");
+            if (lora.IsEmpty)
+                lora = null;
+        }
+
         foreach (var s in batch.Sequences)
         {
             cache.CheckAllocated(s.Kv);
@@ -58,7 +90,7 @@ internal sealed class LlamaModel : IDisposable
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
             using var layerScope = NewDisposeScope();
-            x = Layer(l, x, step, angles, cache).MoveToOuterDisposeScope();
+            x = Layer(l, x, step, angles, cache, lora).MoveToOuterDisposeScope();
         }
 
         var rows = selection == LogitsSelection.AllTokens ? x : x.index_select(0, step.LastTokens);
@@ -66,14 +98,22 @@ internal sealed class LlamaModel : IDisposable
         return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    private Tensor Layer(int index, Tensor x, StepIndices step, (Tensor Cos, Tensor Sin) angles, KvCache cache)
+    private Tensor Layer(int index, Tensor x, StepIndices step, (Tensor Cos, Tensor Sin) angles, KvCache cache, LoraBatchMapping? lora)
     {
         var w = _weights.Layers[index];
         var c = Config;
         long t = x.shape[0];
         int qOut = c.NumHeads * c.HeadDim, kvOut = c.NumKvHeads * c.HeadDim;
 
-        var qkv = F.linear(RmsNorm(x, w.InputNorm), w.Qkv, w.QkvBias);
+        var normed = RmsNorm(x, w.InputNorm);
+        var qkv = F.linear(normed, w.Qkv, w.QkvBias);
+        if (lora is not null)
+        {
+            ApplyLora(index, LoraTarget.Q, normed, qkv, lora);
+            ApplyLora(index, LoraTarget.K, normed, qkv, lora);
+            ApplyLora(index, LoraTarget.V, normed, qkv, lora);
+        }
+
         // q and k heads are rotated together: one set of element-wise ops instead of two.
         var qk = RotaryEmbedding.Apply(qkv.narrow(1, 0, qOut + kvOut).view(t, c.NumHeads + c.NumKvHeads, c.HeadDim), angles);
         var q = qk.narrow(1, 0, c.NumHeads);
@@ -88,12 +128,26 @@ internal sealed class LlamaModel : IDisposable
         values.index_put_(v, slot, TensorIndex.Colon, pos);
 
         var attention = Attention(q, keys, values, step);
-        x = x + F.linear(attention, w.O);
+        var o = F.linear(attention, w.O);
+        if (lora is not null)
+            ApplyLora(index, LoraTarget.O, attention, o, lora);
+        x = x + o;
 
-        var gateUp = F.linear(RmsNorm(x, w.PostAttentionNorm), w.GateUp);
+        var normed2 = RmsNorm(x, w.PostAttentionNorm);
+        var gateUp = F.linear(normed2, w.GateUp);
+        if (lora is not null)
+        {
+            ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora);
+            ApplyLora(index, LoraTarget.Up, normed2, gateUp, lora);
+        }
+
         var gate = gateUp.narrow(1, 0, c.IntermediateSize);
         var up = gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
-        return x + F.linear(F.silu(gate) * up, w.Down);
+        var activated = F.silu(gate) * up;
+        var down = F.linear(activated, w.Down);
+        if (lora is not null)
+            ApplyLora(index, LoraTarget.Down, activated, down, lora);
+        return x + down;
     }
 
     /// <summary>
@@ -151,6 +205,15 @@ internal sealed class LlamaModel : IDisposable
         return attended.view(c.NumKvHeads, g, n, c.HeadDim).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
     }
 
+    /// <summary>Adds the LoRA update of one projection to its (possibly fused) output in place.</summary>
+    private void ApplyLora(int layer, LoraTarget target, Tensor input, Tensor output, LoraBatchMapping lora)
+    {
+        var module = Adapters!.Module(layer, target);
+        int offset = LoraTargets.OutputSlice(Config, target).Offset;
+        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, module) ? ReferenceKernel : LoraKernel;
+        kernel.Apply(input, output, offset, module, lora);
+    }
+
     /// <summary>HF LlamaRMSNorm: normalise in float32, cast back, then scale: <c>w · (x / √(mean(x²) + ε))</c>.</summary>
     private Tensor RmsNorm(Tensor x, Tensor weight)
     {
@@ -161,6 +224,7 @@ internal sealed class LlamaModel : IDisposable
 
     public void Dispose()
     {
+        Adapters?.Dispose();
         _weights.Dispose();
         _rope.Dispose();
     }

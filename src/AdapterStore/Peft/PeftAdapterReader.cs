@@ -1,0 +1,123 @@
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+using Serving.Engine.Configuration;
+using Serving.Engine.Lora;
+using Serving.Engine.Safetensors;
+
+namespace Serving.AdapterStore.Peft;
+
+/// <summary>
+/// Reads a Hugging Face PEFT LoRA adapter folder (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>) into
+/// float32 <see cref="LoraAdapterWeights"/>, checking every tensor against the base model. Accepts both tensor-name
+/// forms (<c>...q_proj.lora_A.weight</c> and <c>...q_proj.lora_A.default.weight</c>, with or without the
+/// <c>base_model.model.</c> prefix) and undoes <c>fan_in_fan_out</c>.
+/// </summary>
+internal static partial class PeftAdapterReader
+{
+    public const string WeightsFile = "adapter_model.safetensors";
+
+    [GeneratedRegex(@"^(?:base_model\.model\.)?model\.layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight$")]
+    private static partial Regex TensorName();
+
+    public static LoraAdapterWeights Read(string directory, string adapter, ModelConfig model, int maxRank)
+    {
+        string configPath = Path.Combine(directory, PeftLoraConfig.FileName);
+        if (!File.Exists(configPath))
+            throw new AdapterFormatException(adapter, PeftLoraConfig.FileName, null, "file not found");
+        var config = PeftLoraConfig.Parse(File.ReadAllText(configPath), adapter);
+        string weightsPath = Path.Combine(directory, WeightsFile);
+        if (!File.Exists(weightsPath))
+            throw new AdapterFormatException(adapter, WeightsFile, null, "file not found");
+        SafetensorsFile file;
+        try
+        {
+            file = SafetensorsFile.Open(weightsPath);
+        }
+        catch (SafetensorsFormatException ex)
+        {
+            throw new AdapterFormatException(adapter, WeightsFile, null, ex.Message.Replace(weightsPath + ": ", "", StringComparison.Ordinal));
+        }
+
+        var pairs = new Dictionary<(int Layer, LoraTarget Target), (SafetensorsTensorInfo? A, SafetensorsTensorInfo? B)>();
+        foreach (var t in file.Tensors.Values)
+        {
+            var m = TensorName().Match(t.Name);
+            if (!m.Success)
+                throw Fail(adapter, t.Name, t.Name.Contains("lora_magnitude_vector", StringComparison.Ordinal)
+                    ? "DoRA magnitude vectors are not supported"
+                    : "is not a LoRA A/B weight of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");
+            int layer = int.Parse(m.Groups["layer"].Value, System.Globalization.CultureInfo.InvariantCulture);
+            if (LoraTargets.Parse(m.Groups["module"].Value) is not LoraTarget target || LoraTargets.ModulePath(target) != $"{m.Groups["block"].Value}.{m.Groups["module"].Value}")
+                throw Fail(adapter, t.Name, $"targets module '{m.Groups["block"].Value}.{m.Groups["module"].Value}', which this base model does not have");
+            if (layer >= model.NumLayers)
+                throw Fail(adapter, t.Name, $"targets layer {layer}; the base model has {model.NumLayers} layers");
+            pairs.TryGetValue((layer, target), out var pair);
+            pairs[(layer, target)] = m.Groups["ab"].Value == "A" ? (t, pair.B) : (pair.A, t);
+        }
+
+        if (pairs.Count == 0)
+            throw new AdapterFormatException(adapter, WeightsFile, null, "contains no LoRA weights");
+        var modules = new List<LoraModuleWeights>();
+        foreach (var ((layer, target), (a, b)) in pairs.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Target))
+        {
+            string fullName = $"model.layers.{layer}.{LoraTargets.ModulePath(target)}";
+            if (a is null || b is null)
+                throw Fail(adapter, (a ?? b)!.Name, $"has no matching lora_{(a is null ? "A" : "B")} tensor");
+            if (!config.Targets(fullName, layer))
+                throw Fail(adapter, a.Name, $"module '{fullName}' is not selected by target_modules / layers_to_transform in {PeftLoraConfig.FileName}");
+            var (rank, alpha) = config.For(fullName);
+            if (rank > maxRank)
+                throw Fail(adapter, a.Name, $"rank {rank} is above the server's max rank {maxRank}");
+            var (inF, outF) = LoraTargets.Shape(model, target);
+            long[] expectA = config.FanInFanOut ? [inF, rank] : [rank, inF];
+            long[] expectB = config.FanInFanOut ? [rank, outF] : [outF, rank];
+            CheckShape(adapter, a, expectA);
+            CheckShape(adapter, b, expectB);
+            var aData = ReadFloats(adapter, file, a);
+            var bData = ReadFloats(adapter, file, b);
+            if (config.FanInFanOut)
+            {
+                aData = Transpose(aData, inF, rank);
+                bData = Transpose(bData, rank, outF);
+            }
+
+            modules.Add(new LoraModuleWeights(layer, target, rank, (float)config.Scale(rank, alpha), aData, bData));
+        }
+
+        return new LoraAdapterWeights(adapter, modules);
+    }
+
+    private static void CheckShape(string adapter, SafetensorsTensorInfo t, long[] expected)
+    {
+        if (!t.Shape.SequenceEqual(expected))
+            throw Fail(adapter, t.Name, $"has shape [{string.Join(", ", t.Shape)}]; this base model and the configured rank need [{string.Join(", ", expected)}]");
+    }
+
+    private static float[] ReadFloats(string adapter, SafetensorsFile file, SafetensorsTensorInfo t)
+    {
+        var bytes = new byte[t.ByteLength];
+        file.ReadInto(t, bytes);
+        float[] values = t.Dtype switch
+        {
+            SafetensorsDtype.F32 => MemoryMarshal.Cast<byte, float>(bytes).ToArray(),
+            SafetensorsDtype.F16 => MemoryMarshal.Cast<byte, Half>(bytes).ToArray().Select(h => (float)h).ToArray(),
+            SafetensorsDtype.BF16 => MemoryMarshal.Cast<byte, ushort>(bytes).ToArray().Select(u => BitConverter.UInt32BitsToSingle((uint)u << 16)).ToArray(),
+            _ => throw Fail(adapter, t.Name, $"has dtype {t.Dtype}; LoRA weights must be F32, F16 or BF16"),
+        };
+        int bad = Array.FindIndex(values, v => !float.IsFinite(v));
+        if (bad >= 0)
+            throw Fail(adapter, t.Name, $"contains a non-finite value ({values[bad]}) at element {bad}");
+        return values;
+    }
+
+    private static float[] Transpose(float[] data, int rows, int columns)
+    {
+        var result = new float[data.Length];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < columns; c++)
+                result[c * rows + r] = data[r * columns + c];
+        return result;
+    }
+
+    private static AdapterFormatException Fail(string adapter, string tensor, string rule) => new(adapter, WeightsFile, $"tensor '{tensor}'", rule);
+}

@@ -1,0 +1,74 @@
+namespace Serving.Engine.Lora;
+
+/// <summary>
+/// Which adapters apply to each token row of one step, built once per step and shared by every layer: row t gets
+/// <c>Σ weight · scale_slot · B_slot·(A_slot·x)</c> over its entries. Stored as CSR (<see cref="RowStart"/> has
+/// T + 1 entries); rows without entries run on the base model only. Immutable.
+/// </summary>
+internal sealed class LoraBatchMapping
+{
+    private LoraBatchMapping(int[] rowStart, int[] slots, float[] weights)
+    {
+        RowStart = rowStart;
+        EntrySlots = slots;
+        EntryWeights = weights;
+        var groups = new SortedDictionary<int, (List<int> Rows, List<float> Weights)>();
+        for (int t = 0; t + 1 < rowStart.Length; t++)
+            for (int e = rowStart[t]; e < rowStart[t + 1]; e++)
+            {
+                if (!groups.TryGetValue(slots[e], out var g))
+                    groups[slots[e]] = g = ([], []);
+                g.Rows.Add(t);
+                g.Weights.Add(weights[e]);
+            }
+
+        Groups = groups.Select(kv => new LoraSlotGroup(kv.Key, kv.Value.Rows.ToArray(), kv.Value.Weights.ToArray())).ToArray();
+        RowsBySlot = Groups.SelectMany(g => g.Rows).Distinct().ToArray();
+    }
+
+    public IReadOnlyList<int> RowStart { get; }
+    public IReadOnlyList<int> EntrySlots { get; }
+    public IReadOnlyList<float> EntryWeights { get; }
+    public int TokenCount => RowStart.Count - 1;
+    public bool IsEmpty => EntrySlots.Count == 0;
+
+    /// <summary>Rows grouped by slot (slot ascending): for kernels that read each adapter once per step.</summary>
+    public IReadOnlyList<LoraSlotGroup> Groups { get; }
+
+    /// <summary>Rows that have at least one adapter, ordered so rows sharing an adapter are adjacent.</summary>
+    public IReadOnlyList<int> RowsBySlot { get; }
+
+    /// <summary>
+    /// Builds the mapping for a packed batch: <paramref name="perSequence"/>[i] lists the (slot, weight) pairs of
+    /// sequence i (empty = base model), applied to all of its tokens.
+    /// </summary>
+    public static LoraBatchMapping ForSequences(IReadOnlyList<int> tokensPerSequence, IReadOnlyList<IReadOnlyList<(int Slot, float Weight)>> perSequence)
+    {
+        if (tokensPerSequence.Count != perSequence.Count)
+            throw new ArgumentException("one adapter list per sequence is required");
+        var rowStart = new List<int> { 0 };
+        var slots = new List<int>();
+        var weights = new List<float>();
+        for (int s = 0; s < perSequence.Count; s++)
+        {
+            var entries = perSequence[s];
+            if (entries.Select(e => e.Slot).Distinct().Count() != entries.Count)
+                throw new ArgumentException($"sequence {s} lists the same adapter slot twice");
+            foreach (var (slot, weight) in entries)
+                if (slot < 0 || !float.IsFinite(weight))
+                    throw new ArgumentException($"sequence {s}: invalid adapter entry (slot {slot}, weight {weight})");
+            for (int t = 0; t < tokensPerSequence[s]; t++)
+            {
+                foreach (var (slot, weight) in entries)
+                {
+                    slots.Add(slot);
+                    weights.Add(weight);
+                }
+
+                rowStart.Add(slots.Count);
+            }
+        }
+
+        return new LoraBatchMapping(rowStart.ToArray(), slots.ToArray(), weights.ToArray());
+    }
+}

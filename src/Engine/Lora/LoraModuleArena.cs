@@ -1,0 +1,66 @@
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Lora;
+
+/// <summary>
+/// Device-resident storage for one (layer, projection) across all adapter slots, preallocated at the maximum rank:
+/// <c>A: [slots, maxRank, in]</c> and <c>Bt: [slots, maxRank, out]</c> (B transposed, so the update is a sum of
+/// scaled rows), float32. Only the first <c>Ranks[s]</c> rows of a slot are meaningful; kernels never read beyond
+/// them, so loading a smaller adapter over a larger one needs no zeroing. Rank 0 = slot does not adapt this projection.
+/// </summary>
+internal sealed class LoraModuleArena : IDisposable
+{
+    public LoraModuleArena(int layer, LoraTarget target, int slots, int maxRank, int inFeatures, int outFeatures, Device device)
+    {
+        Layer = layer;
+        Target = target;
+        MaxRank = maxRank;
+        In = inFeatures;
+        Out = outFeatures;
+        A = zeros([slots, maxRank, inFeatures], ScalarType.Float32, device);
+        Bt = zeros([slots, maxRank, outFeatures], ScalarType.Float32, device);
+        Ranks = new int[slots];
+        Scales = new float[slots];
+    }
+
+    public int Layer { get; }
+    public LoraTarget Target { get; }
+    public int MaxRank { get; }
+    public int In { get; }
+    public int Out { get; }
+    public Tensor A { get; }
+    public Tensor Bt { get; }
+    public int[] Ranks { get; }
+    public float[] Scales { get; }
+
+    public long Bytes => (A.NumberOfElements + Bt.NumberOfElements) * 4;
+
+    public void Load(int slot, LoraModuleWeights w)
+    {
+        if (w.Rank > MaxRank)
+            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: rank {w.Rank} exceeds the configured max rank {MaxRank}");
+        if (w.A.Length != w.Rank * In || w.B.Length != Out * w.Rank)
+            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: expected A [{w.Rank}, {In}] and B [{Out}, {w.Rank}]");
+        using (var a = tensor(w.A, [w.Rank, In]))
+        using (var target = A[slot].narrow(0, 0, w.Rank))
+            target.copy_(a);
+        using (var b = tensor(w.B, [Out, w.Rank]))
+        using (var bt = b.t())
+        using (var target = Bt[slot].narrow(0, 0, w.Rank))
+            target.copy_(bt);
+        Ranks[slot] = w.Rank;
+        Scales[slot] = w.Scale;
+    }
+
+    public void Clear(int slot)
+    {
+        Ranks[slot] = 0;
+        Scales[slot] = 0;
+    }
+
+    public void Dispose()
+    {
+        A.Dispose();
+        Bt.Dispose();
+    }
+}

@@ -1,0 +1,80 @@
+using Serving.Engine.Configuration;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Lora;
+
+/// <summary>
+/// The engine's adapter slots: for every layer and projection a <see cref="LoraModuleArena"/> holding up to
+/// <see cref="Slots"/> adapters at up to <see cref="MaxRank"/>. Loading copies into the arenas (never reallocates);
+/// freeing only marks the slot's ranks zero.
+/// </summary>
+internal sealed class LoraSlotArena : IDisposable
+{
+    private readonly LoraModuleArena[,] _modules;
+    private readonly string?[] _occupant;
+
+    public LoraSlotArena(ModelConfig config, int slots, int maxRank, Device device)
+    {
+        if (slots < 1 || maxRank < 1)
+            throw new ArgumentOutOfRangeException(nameof(slots), "adapter slots and max rank must be positive");
+        Config = config;
+        Slots = slots;
+        MaxRank = maxRank;
+        _modules = new LoraModuleArena[config.NumLayers, LoraTargets.All.Count];
+        for (int l = 0; l < config.NumLayers; l++)
+            foreach (var t in LoraTargets.All)
+            {
+                var (inF, outF) = LoraTargets.Shape(config, t);
+                _modules[l, (int)t] = new LoraModuleArena(l, t, slots, maxRank, inF, outF, device);
+            }
+
+        _occupant = new string?[slots];
+    }
+
+    public ModelConfig Config { get; }
+    public int Slots { get; }
+    public int MaxRank { get; }
+    public long Bytes => _modules.Cast<LoraModuleArena>().Sum(m => m.Bytes);
+
+    public LoraModuleArena Module(int layer, LoraTarget target) => _modules[layer, (int)target];
+
+    public string? Occupant(int slot) => _occupant[slot];
+
+    /// <summary>Copies <paramref name="adapter"/> into <paramref name="slot"/>, replacing whatever was there.</summary>
+    public void Load(int slot, LoraAdapterWeights adapter)
+    {
+        CheckSlot(slot);
+        foreach (var m in adapter.Modules)
+        {
+            if ((uint)m.Layer >= (uint)Config.NumLayers)
+                throw new ArgumentException($"adapter '{adapter.Name}' targets layer {m.Layer}; the model has {Config.NumLayers}");
+            if (m.Rank > MaxRank)
+                throw new ArgumentException($"adapter '{adapter.Name}' layer {m.Layer} {LoraTargets.ModuleName(m.Target)} has rank {m.Rank}, above the max rank {MaxRank}");
+        }
+
+        Free(slot);
+        foreach (var m in adapter.Modules)
+            _modules[m.Layer, (int)m.Target].Load(slot, m);
+        _occupant[slot] = adapter.Name;
+    }
+
+    public void Free(int slot)
+    {
+        CheckSlot(slot);
+        foreach (var m in _modules)
+            m.Clear(slot);
+        _occupant[slot] = null;
+    }
+
+    private void CheckSlot(int slot)
+    {
+        if ((uint)slot >= (uint)Slots)
+            throw new ArgumentOutOfRangeException(nameof(slot), $"slot {slot} is outside [0, {Slots})");
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in _modules)
+            m.Dispose();
+    }
+}

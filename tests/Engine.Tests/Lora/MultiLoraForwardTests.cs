@@ -1,0 +1,166 @@
+using Serving.Engine.Kernels;
+using Serving.Engine.Lora;
+using Serving.Engine.Model;
+using Serving.Engine.Safetensors;
+using Serving.Engine.Synthetic;
+using Serving.Engine.Tests.Model;
+using Serving.Engine.Tests.Support;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Lora;
+
+/// <summary>Rows with different adapters, ranks, mixes and none, in one batch, checked row by row.</summary>
+public sealed class MultiLoraForwardTests : IDisposable
+{
+    private static readonly int[][] Prompts = [[464, 2068, 7586, 21831], [40, 1101, 257, 1332, 13, 198], [15496, 11, 995], [50256, 318, 994, 7, 8], [1, 2, 3, 4, 5, 6, 7]];
+    private readonly string _root = TestDirectories.Create("multi-lora");
+    private readonly string _modelDir;
+    private readonly LoadedModel _loaded;
+    private readonly LoraAdapterWeights _a, _b, _c;
+
+    public MultiLoraForwardTests()
+    {
+        _modelDir = Path.Combine(_root, "model");
+        SyntheticModelWriter.Write(_modelDir, new SyntheticModelSpec { Seed = 21 });
+        _loaded = LoadedModel.Load(_modelDir, ScalarType.Float32, CPU, 256);
+        var c = _loaded.Config;
+        _a = RandomAdapters.Create(c, "a", 4, LoraTargets.All, 1, scale: 2.0f);
+        _b = RandomAdapters.Create(c, "b", 8, [LoraTarget.Q, LoraTarget.V], 2, scale: (float)(16 / Math.Sqrt(8)));   // rsLoRA-style scale
+        _c = RandomAdapters.Create(c, "c", 16, [LoraTarget.Gate, LoraTarget.Up, LoraTarget.Down, LoraTarget.O], 3, scale: 0.5f, layers: new HashSet<int> { 1 });
+        var arena = _loaded.Model.EnableAdapters(slots: 4, maxRank: 16);
+        arena.Load(3, _a);
+        arena.Load(0, _b);
+        arena.Load(2, _c);
+    }
+
+    private static readonly IReadOnlyList<(int Slot, float Weight)>[] RowAdapters =
+    [
+        [(3, 1f)],                 // a
+        [(0, 1f)],                 // b (rank 8, q/v only)
+        [],                        // base model
+        [(3, 0.7f), (2, 0.3f)],    // mix of a and c
+        [(2, 1f)],                 // c (rank 16, MLP + o of layer 1 only)
+    ];
+
+    private float[][] RunAll(ILoraKernel kernel, int decodeSteps, out List<float[][]> decodeLogits)
+    {
+        _loaded.Model.LoraKernel = kernel;
+        using var cache = _loaded.Model.CreateKvCache(8, 64);
+        var handles = Prompts.Select(_ => cache.Allocate()).ToList();
+        var batch = ForwardBatch.Create(Prompts.Select((p, i) => (handles[i], (IReadOnlyList<int>)p, 0)).ToList());
+        var mapping = LoraBatchMapping.ForSequences(Prompts.Select(p => p.Length).ToList(), RowAdapters);
+        using var logits = _loaded.Model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, mapping);
+        decodeLogits = [];
+        for (int step = 0; step < decodeSteps; step++)
+        {
+            var decode = ForwardBatch.Create(Prompts.Select((p, i) => (handles[i], (IReadOnlyList<int>)new[] { 100 + step }, p.Length + step)).ToList());
+            var decodeMapping = LoraBatchMapping.ForSequences(Prompts.Select(_ => 1).ToList(), RowAdapters);
+            using var l = _loaded.Model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, decodeMapping);
+            decodeLogits.Add(LlamaModelTests.Rows(l));
+        }
+
+        return LlamaModelTests.Rows(logits);
+    }
+
+    private float[] RunAlone(int row, int decodeSteps)
+    {
+        using var cache = _loaded.Model.CreateKvCache(1, 64);
+        var kv = cache.Allocate();
+        var mapping = LoraBatchMapping.ForSequences([Prompts[row].Length], [RowAdapters[row]]);
+        var last = LlamaModelTests.Rows(_loaded.Model.Forward(ForwardBatch.Create([(kv, Prompts[row], 0)]), cache, LogitsSelection.LastTokenPerSequence, mapping))[0];
+        for (int step = 0; step < decodeSteps; step++)
+        {
+            using var l = _loaded.Model.Forward(ForwardBatch.Create([(kv, new[] { 100 + step }, Prompts[row].Length + step)]), cache,
+                LogitsSelection.LastTokenPerSequence, LoraBatchMapping.ForSequences([1], [RowAdapters[row]]));
+            last = LlamaModelTests.Rows(l)[0];
+        }
+
+        return last;
+    }
+
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("reference")]
+    public void Forward_MixedAdapterBatch_EachRowEqualsItsRunAlone(string kernelName)
+    {
+        ILoraKernel kernel = kernelName == "cpu" ? new CpuLoraKernel() : new ReferenceLoraKernel();
+        RunAll(kernel, 2, out var decode);
+        for (int row = 0; row < Prompts.Length; row++)
+            LlamaModelTests.AssertClose(RunAlone(row, 2), decode[^1][row], $"row {row} ({kernelName})");
+    }
+
+    [Fact]
+    public void Forward_AdapterRows_DifferFromBaseAndBaseRowIsUntouched()
+    {
+        var prefill = RunAll(new CpuLoraKernel(), 0, out _);
+        using var cache = _loaded.Model.CreateKvCache(1, 64);
+        var kv = cache.Allocate();
+        var plain = LlamaModelTests.Rows(_loaded.Model.Forward(ForwardBatch.Create([(kv, Prompts[2], 0)]), cache))[0];
+        LlamaModelTests.AssertClose(plain, prefill[2], "base row");
+        Assert.True(prefill[0].Zip(RunBase(0)).Max(p => Math.Abs(p.First - p.Second)) > 0.01, "adapter a should change the logits");
+    }
+
+    private float[] RunBase(int row)
+    {
+        using var cache = _loaded.Model.CreateKvCache(1, 64);
+        return LlamaModelTests.Rows(_loaded.Model.Forward(ForwardBatch.Create([(cache.Allocate(), Prompts[row], 0)]), cache))[0];
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Forward_AdapterRow_EqualsOfflineMergedWeights(int row)
+    {
+        var prefill = RunAll(new CpuLoraKernel(), 0, out _);
+        string merged = Path.Combine(_root, $"merged-{row}");
+        WriteMerged(merged, RowAdapters[row].Select(e => (Adapter(e.Slot), e.Weight)).ToList());
+        using var mergedModel = LoadedModel.Load(merged, ScalarType.Float32, CPU, 256);
+        using var cache = mergedModel.Model.CreateKvCache(1, 64);
+        var expected = LlamaModelTests.Rows(mergedModel.Model.Forward(ForwardBatch.Create([(cache.Allocate(), Prompts[row], 0)]), cache))[0];
+        LlamaModelTests.AssertClose(expected, prefill[row], $"row {row} vs merged weights");
+    }
+
+    private LoraAdapterWeights Adapter(int slot) => slot switch { 3 => _a, 0 => _b, 2 => _c, _ => throw new ArgumentOutOfRangeException(nameof(slot)) };
+
+    /// <summary>Writes a copy of the base model with W += Σ weight · scale · B·A folded into each adapted projection.</summary>
+    private void WriteMerged(string dir, IReadOnlyList<(LoraAdapterWeights Adapter, float Weight)> mix)
+    {
+        Directory.CreateDirectory(dir);
+        foreach (string f in Directory.GetFiles(_modelDir).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        var file = SafetensorsFile.Open(Path.Combine(_modelDir, "model.safetensors"));
+        var entries = new List<SafetensorsWriter.Entry>();
+        foreach (var t in file.Tensors.Values.OrderBy(t => t.DataOffset))
+        {
+            var bytes = new byte[t.ByteLength];
+            file.ReadInto(t, bytes);
+            var w = new float[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, w, 0, bytes.Length);
+            foreach (var (adapter, weight) in mix)
+                foreach (var m in adapter.Modules.Where(m => t.Name == $"model.layers.{m.Layer}.{LoraTargets.ModulePath(m.Target)}.weight"))
+                {
+                    int outF = (int)t.Shape[0], inF = (int)t.Shape[1];
+                    for (int o = 0; o < outF; o++)
+                        for (int i = 0; i < inF; i++)
+                        {
+                            double delta = 0;
+                            for (int j = 0; j < m.Rank; j++)
+                                delta += m.B[o * m.Rank + j] * m.A[j * inF + i];
+                            w[o * inF + i] += (float)(weight * m.Scale * delta);
+                        }
+                }
+
+            Buffer.BlockCopy(w, 0, bytes, 0, bytes.Length);
+            entries.Add(SafetensorsWriter.Entry.Of(t.Name, t.Dtype, t.Shape, bytes));
+        }
+
+        SafetensorsWriter.Write(Path.Combine(dir, "model.safetensors"), entries);
+    }
+
+    public void Dispose()
+    {
+        _loaded.Dispose();
+        TestDirectories.Delete(_root);
+    }
+}
