@@ -2,6 +2,7 @@ using Serving.Bench;
 
 // Usage:
 //   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
+//   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -16,6 +17,12 @@ switch (args.FirstOrDefault())
         Console.WriteLine(report.Markdown());
         if (Get("json") is string json)
             report.WriteJson(json);
+        return 0;
+    case "lora":
+        var lora = new LoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("rank") ?? "16")).Run();
+        Console.WriteLine(lora.Markdown());
+        if (Get("json") is string loraJson)
+            lora.WriteJson(loraJson);
         return 0;
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");

@@ -1,108 +1,169 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Serving.Engine.Lora;
 using static TorchSharp.torch;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Serving.Engine.Kernels;
 
 /// <summary>
-/// <see cref="ILoraKernel"/> in C# on the tensors' CPU memory (float32 or bfloat16 activations, float32 adapters).
-/// Rows are visited adapter by adapter (<see cref="LoraBatchMapping.RowsBySlot"/>), split into one contiguous chunk
-/// per core, so consecutive rows reuse the same A and Bt from cache and each adapter's weights are streamed from
-/// memory about once per step:
+/// <see cref="ILoraKernel"/> for CPU tensors (float32 or bfloat16, activations and arenas in the same dtype), in two
+/// regimes chosen per adapter group:
 /// <code>
-/// parallel over chunks of rows (ordered by slot):
-///     acc[0..out] = 0;  x32 = float(x[t])
-///     for (s, w) in mapping[t]:  h[j] = Dot(A[s, j], x32)  for j &lt; r
-///                                acc += (w · scale[s] · h[j]) · Bt[s, j]   for j &lt; r      (MultiplyAdd)
+/// group with ≥ GemmRows rows (prefill segments; SGMV):
+///     Δ = ((x[R] · A[s, :r]ᵀ) ⊙ (scale[s] · W)[:, None]) · Bt[s, :r]      libtorch GEMMs in the compute dtype
+///     y[R, offset..] += Δ
+/// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per core:
+///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · Dot(A[s, j], x[t])     j &lt; r
+///                                          acc += h[j] · Bt[s, j]                        (MultiplyAdd)
 ///     y[t, offset..] += acc
 /// </code>
-/// Work proportional to each slot's own rank: padding to the arena's max rank costs memory, not time.
+/// Work is proportional to each slot's own rank; arenas padded to the max rank cost memory, not time. Rows that share an
+/// adapter are adjacent, so its A and Bt stay in cache and are streamed from memory about once per step.
 /// </summary>
 internal sealed unsafe class CpuLoraKernel : ILoraKernel
 {
+    /// <summary>Groups at least this long use libtorch GEMMs; shorter ones the row kernel.</summary>
+    public const int GemmRows = 48;
+
+    /// <summary>Below this many multiply-adds one thread is faster than a parallel loop's hand-off.</summary>
+    private const long ParallelThreshold = 500_000;
+
+    [ThreadStatic] private static float[]? _scratch;
+
     public string Name => "cpu-simd";
 
     public static bool Supports(Tensor x, Tensor y, LoraModuleArena module) =>
         x.device.type == TorchSharp.DeviceType.CPU && module.A.device.type == TorchSharp.DeviceType.CPU
-        && x.dtype == y.dtype && x.dtype is ScalarType.Float32 or ScalarType.BFloat16
+        && x.dtype == y.dtype && x.dtype == module.A.dtype && x.dtype is ScalarType.Float32 or ScalarType.BFloat16
         && x.is_contiguous() && y.is_contiguous();
 
     public void Apply(Tensor x, Tensor y, int outputOffset, LoraModuleArena module, LoraBatchMapping mapping)
     {
         if (!Supports(x, y, module))
-            throw new ArgumentException("the CPU LoRA kernel needs contiguous float32/bfloat16 CPU tensors");
-        var rows = mapping.RowsBySlot;
-        if (rows.Count == 0)
+            throw new ArgumentException("the CPU LoRA kernel needs contiguous CPU tensors of one dtype (float32 or bfloat16)");
+        var large = new bool[module.Ranks.Length];
+        foreach (var g in mapping.Groups)
+            large[g.Slot] = g.Rows.Length >= GemmRows && module.Ranks[g.Slot] > 0;
+        foreach (var g in mapping.Groups.Where(g => large[g.Slot]))
+            ApplyGemm(x, y, outputOffset, module, g);
+        if (mapping.Groups.All(g => large[g.Slot] || module.Ranks[g.Slot] == 0))
             return;
-        bool bf16 = x.dtype == ScalarType.BFloat16;
-        int inF = module.In, outF = module.Out, width = (int)y.shape[1], maxRank = module.MaxRank;
+        ApplyRows(x, y, outputOffset, module, mapping, large);
+    }
+
+    private static void ApplyGemm(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraSlotGroup g)
+    {
+        using var scope = NewDisposeScope();
+        int rank = module.Ranks[g.Slot];
+        float scale = module.Scales[g.Slot];
+        int first = g.Rows[0], n = g.Rows.Length;
+        bool contiguous = g.Rows[^1] - first == n - 1;     // a prefill segment: slice instead of gather/scatter
+        bool uniform = g.Weights.All(w => w == g.Weights[0]);
+        var rows = contiguous ? null : tensor(g.Rows.Select(r => (long)r).ToArray(), ScalarType.Int64, x.device);
+        var xs = contiguous ? x.narrow(0, first, n) : x.index_select(0, rows!);
+        var h = xs.matmul(module.A[g.Slot].narrow(0, 0, rank).t());
+        h = uniform
+            ? h * (g.Weights[0] * scale)
+            : h * tensor(g.Weights.Select(w => w * scale).ToArray(), ScalarType.Float32, x.device).unsqueeze(1).to(x.dtype);
+        var delta = h.matmul(module.Bt[g.Slot].narrow(0, 0, rank));
+        var target = y.narrow(1, offset, module.Out);
+        if (contiguous)
+            target.narrow(0, first, n).add_(delta);
+        else
+            target.index_add_(0, rows!, delta, 1);
+    }
+
+    private sealed record Context(nint X, nint Y, nint A, nint Bt, int Offset, int Width, bool Bf16,
+        LoraModuleArena Module, LoraBatchMapping Mapping, bool[] Large, int[] Rows);
+
+    private static void ApplyRows(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraBatchMapping mapping, bool[] large)
+    {
+        var rows = mapping.RowsBySlot.Where(t => Enumerable.Range(mapping.RowStart[t], mapping.RowStart[t + 1] - mapping.RowStart[t])
+            .Any(e => !large[mapping.EntrySlots[e]])).ToArray();
+        if (rows.Length == 0)
+            return;
         fixed (byte* xp = x.bytes)
         fixed (byte* yp = y.bytes)
         fixed (byte* ap = module.A.bytes)
         fixed (byte* bp = module.Bt.bytes)
         {
-            var ctx = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, inF, outF, width, outputOffset, maxRank, bf16, module, mapping);
-            int chunks = Math.Min(Environment.ProcessorCount, rows.Count);
-            long work = (long)rows.Count * (inF + outF) * Math.Max(1, module.Ranks.Max());
-            if (chunks <= 1 || work < 200_000)
-                RunChunk(ctx, 0, rows.Count);
+            var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping, large, rows);
+            long work = (long)rows.Length * (module.In + module.Out) * Math.Max(1, module.Ranks.Max());
+            int chunks = Math.Min(Environment.ProcessorCount, rows.Length);
+            if (chunks <= 1 || work < ParallelThreshold)
+                RunChunk(c, 0, rows.Length);
             else
-                Parallel.For(0, chunks, c => RunChunk(ctx, c * rows.Count / chunks, (c + 1) * rows.Count / chunks));
+                Parallel.For(0, chunks, k => RunChunk(c, k * rows.Length / chunks, (k + 1) * rows.Length / chunks));
         }
     }
-
-    private sealed record Context(nint X, nint Y, nint A, nint Bt, int In, int Out, int Width, int Offset, int MaxRank, bool Bf16,
-        LoraModuleArena Module, LoraBatchMapping Mapping);
 
     private static void RunChunk(Context c, int from, int to)
     {
-        var xRow = new float[c.In];
-        var acc = new float[c.Out];
-        var h = new float[c.MaxRank];
-        var rows = c.Mapping.RowsBySlot;
-        var start = c.Mapping.RowStart;
-        for (int i = from; i < to; i++)
+        var m = c.Module;
+        int inF = m.In, outF = m.Out, elem = c.Bf16 ? 2 : 4, r = m.MaxRank;
+        int need = inF + 2 * outF + r;
+        if (_scratch is null || _scratch.Length < need)
+            _scratch = new float[need];
+        fixed (float* scratch = _scratch)
         {
-            int t = rows[i];
-            if (c.Bf16)
-                Bf16.ToFloat(new ReadOnlySpan<ushort>((void*)(c.X + (nint)t * c.In * 2), c.In), xRow);
-            else
-                new ReadOnlySpan<float>((void*)(c.X + (nint)t * c.In * 4), c.In).CopyTo(xRow);
-            Array.Clear(acc);
-            bool any = false;
-            for (int e = start[t]; e < start[t + 1]; e++)
+            float* xRow = scratch, acc = scratch + inF, yRow = scratch + inF + outF, h = scratch + inF + 2 * outF;
+            var start = c.Mapping.RowStart;
+            for (int i = from; i < to; i++)
             {
-                int slot = c.Mapping.EntrySlots[e];
-                int rank = c.Module.Ranks[slot];
-                if (rank == 0)
-                    continue;
-                any = true;
-                float factor = c.Mapping.EntryWeights[e] * c.Module.Scales[slot];
-                float* a = (float*)c.A + (long)slot * c.MaxRank * c.In;
-                float* bt = (float*)c.Bt + (long)slot * c.MaxRank * c.Out;
-                for (int j = 0; j < rank; j++)
-                    h[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(a + (long)j * c.In, c.In), xRow) * factor;
-                for (int j = 0; j < rank; j++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(bt + (long)j * c.Out, c.Out), h[j], acc, acc);
-            }
+                int t = c.Rows[i];
+                Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xRow, inF));
+                new Span<float>(acc, outF).Clear();
+                for (int e = start[t]; e < start[t + 1]; e++)
+                {
+                    int slot = c.Mapping.EntrySlots[e];
+                    int rank = m.Ranks[slot];
+                    if (rank == 0 || c.Large[slot])
+                        continue;
+                    float factor = c.Mapping.EntryWeights[e] * m.Scales[slot];
+                    long aBase = (long)slot * r * inF, bBase = (long)slot * r * outF;
+                    if (c.Bf16)
+                    {
+                        ushort* a = (ushort*)c.A + aBase, bt = (ushort*)c.Bt + bBase;
+                        for (int j = 0; j < rank; j++)
+                            h[j] = Bf16.Dot(a + (long)j * inF, xRow, inF) * factor;
+                        for (int j = 0; j < rank; j++)
+                            Bf16.MultiplyAdd(bt + (long)j * outF, h[j], acc, outF);
+                    }
+                    else
+                    {
+                        float* a = (float*)c.A + aBase, bt = (float*)c.Bt + bBase;
+                        var x = new ReadOnlySpan<float>(xRow, inF);
+                        var sum = new Span<float>(acc, outF);
+                        for (int j = 0; j < rank; j++)
+                            h[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(a + (long)j * inF, inF), x) * factor;
+                        for (int j = 0; j < rank; j++)
+                            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(bt + (long)j * outF, outF), h[j], sum, sum);
+                    }
+                }
 
-            if (any)
-                AddInto(c, t, acc);
+                nint target = c.Y + (nint)(((long)t * c.Width + c.Offset) * elem);
+                var accSpan = new ReadOnlySpan<float>(acc, outF);
+                if (c.Bf16)
+                {
+                    var bits = new Span<ushort>((void*)target, outF);
+                    var y = new Span<float>(yRow, outF);
+                    Bf16.ToFloat(bits, y);
+                    TensorPrimitives.Add(y, accSpan, y);
+                    Bf16.FromFloat(y, bits);
+                }
+                else
+                {
+                    var yf = new Span<float>((void*)target, outF);
+                    TensorPrimitives.Add(yf, accSpan, yf);
+                }
+            }
         }
     }
 
-    private static void AddInto(Context c, int t, float[] acc)
+    private static void Load(nint source, bool bf16, Span<float> destination)
     {
-        long at = (long)t * c.Width + c.Offset;
-        if (!c.Bf16)
-        {
-            var y = new Span<float>((float*)c.Y + at, c.Out);
-            TensorPrimitives.Add(y, acc, y);
-            return;
-        }
-
-        var yb = new Span<ushort>((ushort*)c.Y + at, c.Out);
-        for (int o = 0; o < c.Out; o++)
-            yb[o] = Bf16.FromFloat(BitConverter.UInt32BitsToSingle((uint)yb[o] << 16) + acc[o]);
+        if (bf16)
+            Bf16.ToFloat(new ReadOnlySpan<ushort>((void*)source, destination.Length), destination);
+        else
+            new ReadOnlySpan<float>((void*)source, destination.Length).CopyTo(destination);
     }
 }

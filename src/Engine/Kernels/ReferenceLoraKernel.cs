@@ -28,8 +28,8 @@ internal sealed class ReferenceLoraKernel : ILoraKernel
             var rows = tensor(group.Rows.Select(r => (long)r).ToArray(), ScalarType.Int64, x.device);
             var weights = tensor(group.Weights.Select(w => w * scale).ToArray(), ScalarType.Float32, x.device).unsqueeze(1);
             var xs = x.index_select(0, rows).to(ScalarType.Float32);
-            var a = module.A[group.Slot].narrow(0, 0, rank);
-            var bt = module.Bt[group.Slot].narrow(0, 0, rank);
+            var a = module.A[group.Slot].narrow(0, 0, rank).to(ScalarType.Float32);
+            var bt = module.Bt[group.Slot].narrow(0, 0, rank).to(ScalarType.Float32);
             var delta = xs.matmul(a.t()).matmul(bt) * weights;
             target.index_add_(0, rows, delta.to(y.dtype), 1);
         }

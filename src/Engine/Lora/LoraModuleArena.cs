@@ -5,20 +5,21 @@ namespace Serving.Engine.Lora;
 /// <summary>
 /// Device-resident storage for one (layer, projection) across all adapter slots, preallocated at the maximum rank:
 /// <c>A: [slots, maxRank, in]</c> and <c>Bt: [slots, maxRank, out]</c> (B transposed, so the update is a sum of
-/// scaled rows), float32. Only the first <c>Ranks[s]</c> rows of a slot are meaningful; kernels never read beyond
+/// scaled rows), in the model's compute dtype: in bfloat16 that halves the bytes a step with many distinct adapters
+/// must stream, which is what bounds the decode-time cost of LoRA. Only the first <c>Ranks[s]</c> rows of a slot are meaningful; kernels never read beyond
 /// them, so loading a smaller adapter over a larger one needs no zeroing. Rank 0 = slot does not adapt this projection.
 /// </summary>
 internal sealed class LoraModuleArena : IDisposable
 {
-    public LoraModuleArena(int layer, LoraTarget target, int slots, int maxRank, int inFeatures, int outFeatures, Device device)
+    public LoraModuleArena(int layer, LoraTarget target, int slots, int maxRank, int inFeatures, int outFeatures, ScalarType dtype, Device device)
     {
         Layer = layer;
         Target = target;
         MaxRank = maxRank;
         In = inFeatures;
         Out = outFeatures;
-        A = zeros([slots, maxRank, inFeatures], ScalarType.Float32, device);
-        Bt = zeros([slots, maxRank, outFeatures], ScalarType.Float32, device);
+        A = zeros([slots, maxRank, inFeatures], dtype, device);
+        Bt = zeros([slots, maxRank, outFeatures], dtype, device);
         Ranks = new int[slots];
         Scales = new float[slots];
     }
@@ -33,7 +34,7 @@ internal sealed class LoraModuleArena : IDisposable
     public int[] Ranks { get; }
     public float[] Scales { get; }
 
-    public long Bytes => (A.NumberOfElements + Bt.NumberOfElements) * 4;
+    public long Bytes => (A.NumberOfElements + Bt.NumberOfElements) * A.ElementSize;
 
     public void Load(int slot, LoraModuleWeights w)
     {

@@ -13,7 +13,7 @@ internal sealed class LoraSlotArena : IDisposable
     private readonly LoraModuleArena[,] _modules;
     private readonly string?[] _occupant;
 
-    public LoraSlotArena(ModelConfig config, int slots, int maxRank, Device device)
+    public LoraSlotArena(ModelConfig config, int slots, int maxRank, ScalarType dtype, Device device)
     {
         if (slots < 1 || maxRank < 1)
             throw new ArgumentOutOfRangeException(nameof(slots), "adapter slots and max rank must be positive");
@@ -25,7 +25,7 @@ internal sealed class LoraSlotArena : IDisposable
             foreach (var t in LoraTargets.All)
             {
                 var (inF, outF) = LoraTargets.Shape(config, t);
-                _modules[l, (int)t] = new LoraModuleArena(l, t, slots, maxRank, inF, outF, device);
+                _modules[l, (int)t] = new LoraModuleArena(l, t, slots, maxRank, inF, outF, dtype, device);
             }
 
         _occupant = new string?[slots];

@@ -45,7 +45,7 @@ internal sealed class LlamaModel : IDisposable
     {
         if (Adapters is not null)
             throw new InvalidOperationException("adapters are already enabled");
-        Adapters = new LoraSlotArena(Config, slots, maxRank, Device);
+        Adapters = new LoraSlotArena(Config, slots, maxRank, Dtype, Device);
         return Adapters;
     }
 

@@ -24,13 +24,15 @@ public sealed class LoraKernelTests
     [InlineData(16, 1024, 96, 33, "Float32")]
     [InlineData(7, 65, 130, 17, "BFloat16")]
     [InlineData(16, 256, 512, 32, "BFloat16")]
+    [InlineData(16, 128, 96, 300, "Float32")]
+    [InlineData(8, 200, 72, 300, "BFloat16")]
     public void Apply_RandomCase_CpuKernelEqualsReference(int maxRank, int inF, int outF, int tokens, string dtypeName)
     {
         var dtype = Enum.Parse<ScalarType>(dtypeName);
         var random = new SeededRandom((ulong)(maxRank * 1000 + inF + outF + tokens));
         const int slots = 5;
         int width = outF + 11;   // the projection's output is a slice of a wider fused output
-        using var module = new LoraModuleArena(0, LoraTarget.Q, slots, maxRank, inF, outF, CPU);
+        using var module = new LoraModuleArena(0, LoraTarget.Q, slots, maxRank, inF, outF, dtype, CPU);
         for (int s = 0; s < slots - 1; s++)
         {
             int rank = s == 0 ? maxRank : 1 + (int)(random.NextUInt64() % (ulong)maxRank);

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using Serving.Engine.Kernels;
+using Serving.Engine.Lora;
+using Serving.Engine.Model;
+using Serving.Engine.Sampling;
+using static TorchSharp.torch;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// Cost of batched multi-LoRA over the base model on the bench preset: rank-16 adapters on all seven projections,
+/// decode at batch 32 (one adapter for all rows, 8 distinct, 32 distinct) and prefill of 8 × 256-token prompts with 8
+/// distinct adapters, for both kernels and both compute dtypes. Every variant is timed interleaved with the base
+/// step it is compared to, and the medians are divided.
+/// </summary>
+internal sealed class LoraBenchmark(string modelDir, int steps, int rank)
+{
+    private static readonly ScalarType[] Dtypes = [ScalarType.Float32, ScalarType.BFloat16];
+    private static readonly ILoraKernel[] Kernels = [new CpuLoraKernel(), new ReferenceLoraKernel()];
+
+    public BenchReport Run()
+    {
+        var columns = Dtypes.SelectMany(d => Kernels.Select(k => $"{(d == ScalarType.Float32 ? "f32" : "bf16")} {k.Name}")).ToArray();
+        var report = new BenchReport($"Multi-LoRA cost over the base model: bench preset, rank-{rank} adapters on all 7 projections, CPU", columns);
+        report.Context("steps", steps);
+        report.Context("rank", rank);
+        var results = new List<Dictionary<string, double>>();
+        foreach (var dtype in Dtypes)
+            results.AddRange(Measure(dtype));
+        foreach (string row in results[0].Keys)
+            report.Add(row, row.StartsWith("base", StringComparison.Ordinal) ? "ms" : "×", results.Select(r => (double?)r[row]).ToArray());
+        return report;
+    }
+
+    private IEnumerable<Dictionary<string, double>> Measure(ScalarType dtype)
+    {
+        Console.Error.WriteLine($"{dtype}: loading, creating 32 adapter slots");
+        using var loaded = LoadedModel.Load(modelDir, dtype, CPU, 1024);
+        var model = loaded.Model;
+        var arena = model.EnableAdapters(32, rank);
+        var distinct = Enumerable.Range(0, 4).Select(i => RandomAdapter(model, $"a{i}", (ulong)i + 1)).ToList();
+        for (int s = 0; s < 32; s++)
+            arena.Load(s, distinct[s % distinct.Count]);   // 32 slots, 32 separate copies in memory
+        using var cache = model.CreateKvCache(32, 320);
+        var handles = Enumerable.Range(0, 32).Select(_ => cache.Allocate()).ToList();
+        var prompt = Enumerable.Range(0, 64).Select(i => 100 + i).ToArray();
+        model.Forward(ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)prompt, 0)).ToList()), cache).Dispose();
+        var decode = ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)new[] { 7 }, 64)).ToList());
+        var ones = Enumerable.Repeat(1, 32).ToList();
+        var same = LoraBatchMapping.ForSequences(ones, ones.Select(_ => Entry(0)).ToList());
+        var eight = LoraBatchMapping.ForSequences(ones, Enumerable.Range(0, 32).Select(r => Entry(r / 4)).ToList());
+        var all = LoraBatchMapping.ForSequences(ones, Enumerable.Range(0, 32).Select(Entry).ToList());
+
+        var prefillHandles = handles.Take(8).ToList();
+        var longPrompts = prefillHandles.Select((h, i) => (h, (IReadOnlyList<int>)Enumerable.Range(0, 256).Select(t => 200 + ((t * 7 + i) % 5000)).ToArray(), 0)).ToList();
+        var prefillBatch = ForwardBatch.Create(longPrompts);
+        var prefillMapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(256, 8).ToList(), Enumerable.Range(0, 8).Select(Entry).ToList());
+
+        foreach (var kernel in Kernels)
+        {
+            model.LoraKernel = kernel;
+            Console.Error.WriteLine($"{dtype} {kernel.Name}: decode");
+            var decodeTimes = Interleaved(steps, () => Time(() => model.Forward(decode, cache).Dispose()),
+                () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, same).Dispose()),
+                () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, eight).Dispose()),
+                () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, all).Dispose()));
+            Console.Error.WriteLine($"{dtype} {kernel.Name}: prefill");
+            var prefillTimes = Interleaved(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
+                () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
+            yield return new Dictionary<string, double>
+            {
+                ["base decode step, batch 32"] = decodeTimes[0] * 1e3,
+                ["one adapter for all 32 rows (target ≤ 1.05)"] = decodeTimes[1] / decodeTimes[0],
+                ["8 distinct adapters, 4 rows each (target ≤ 1.10)"] = decodeTimes[2] / decodeTimes[0],
+                ["32 distinct adapters (target ≤ 1.20)"] = decodeTimes[3] / decodeTimes[0],
+                ["base prefill, 8 × 256 tokens"] = prefillTimes[0] * 1e3,
+                ["prefill 8 × 256 tokens, 8 distinct adapters (target ≤ 1.10)"] = prefillTimes[1] / prefillTimes[0],
+            };
+        }
+    }
+
+    private static IReadOnlyList<(int, float)> Entry(int slot) => [(slot, 1f)];
+
+    private static double Time(Action action)
+    {
+        var sw = Stopwatch.StartNew();
+        action();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Runs each variant once per round (after two warm-up rounds); returns each variant's median.</summary>
+    private static double[] Interleaved(int rounds, params Func<double>[] variants)
+    {
+        var samples = variants.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < rounds + 2; round++)
+            for (int v = 0; v < variants.Length; v++)
+            {
+                double t = variants[v]();
+                if (round >= 2)
+                    samples[v].Add(t);
+            }
+
+        return samples.Select(s => s.Order().ElementAt(s.Count / 2)).ToArray();
+    }
+
+    private LoraAdapterWeights RandomAdapter(LlamaModel model, string name, ulong seed)
+    {
+        var random = new SeededRandom(seed);
+        var modules = new List<LoraModuleWeights>();
+        for (int layer = 0; layer < model.Config.NumLayers; layer++)
+            foreach (var target in LoraTargets.All)
+            {
+                var (inF, outF) = LoraTargets.Shape(model.Config, target);
+                var a = new float[rank * inF];
+                var b = new float[outF * rank];
+                for (int i = 0; i < a.Length; i++)
+                    a[i] = (float)((random.NextDouble() - 0.5) * 0.1);
+                for (int i = 0; i < b.Length; i++)
+                    b[i] = (float)((random.NextDouble() - 0.5) * 0.1);
+                modules.Add(new LoraModuleWeights(layer, target, rank, 2f, a, b));
+            }
+
+        return new LoraAdapterWeights(name, modules);
+    }
+}
