@@ -13,9 +13,10 @@ namespace Serving.Bench;
 /// distinct adapters, for both kernels and both compute dtypes. Every variant is timed interleaved with the base
 /// step it is compared to, and the medians are divided.
 /// </summary>
-internal sealed class LoraBenchmark(string modelDir, int steps, int rank)
+internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadOnlyList<ScalarType> dtypes)
 {
-    private static readonly ScalarType[] Dtypes = [ScalarType.Float32, ScalarType.BFloat16];
+    public static readonly ScalarType[] AllDtypes = [ScalarType.Float32, ScalarType.BFloat16];
+    private IReadOnlyList<ScalarType> Dtypes => dtypes;
     private static readonly ILoraKernel[] Kernels = [new CpuLoraKernel(), new ReferenceLoraKernel()];
 
     public BenchReport Run()

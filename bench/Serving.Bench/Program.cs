@@ -2,7 +2,7 @@ using Serving.Bench;
 
 // Usage:
 //   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
-//   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--json FILE]
+//   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -19,7 +19,14 @@ switch (args.FirstOrDefault())
             report.WriteJson(json);
         return 0;
     case "lora":
-        var lora = new LoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("rank") ?? "16")).Run();
+        var dtypes = Get("dtype") switch
+        {
+            null => LoraBenchmark.AllDtypes,
+            "float32" => [TorchSharp.torch.ScalarType.Float32],
+            "bfloat16" => [TorchSharp.torch.ScalarType.BFloat16],
+            var d => throw new ArgumentException($"unknown --dtype '{d}'"),
+        };
+        var lora = new LoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("rank") ?? "16"), dtypes).Run();
         Console.WriteLine(lora.Markdown());
         if (Get("json") is string loraJson)
             lora.WriteJson(loraJson);

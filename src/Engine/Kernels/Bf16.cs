@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -6,6 +7,7 @@ namespace Serving.Engine.Kernels;
 /// <summary>bfloat16 ↔ float32 on raw memory: bf16 is the upper half of a float32. Conversions round to nearest even, as libtorch does.</summary>
 internal static class Bf16
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ToFloat(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         var bits = MemoryMarshal.Cast<float, uint>(destination);
@@ -25,6 +27,7 @@ internal static class Bf16
     }
 
     /// <summary>Finite values only (activations and LoRA updates): NaN payloads are not preserved.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void FromFloat(ReadOnlySpan<float> source, Span<ushort> destination)
     {
         var bits = MemoryMarshal.Cast<float, uint>(source);
@@ -45,49 +48,6 @@ internal static class Bf16
 
         for (; i < source.Length; i++)
             destination[i] = FromFloat(source[i]);
-    }
-
-    /// <summary>Σ a[i]·x[i] with a in bfloat16, widened in registers (no float32 copy of a).</summary>
-    public static unsafe float Dot(ushort* a, float* x, int n)
-    {
-        int i = 0;
-        float sum = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var acc0 = Vector512<float>.Zero;
-            var acc1 = Vector512<float>.Zero;
-            for (; i + 32 <= n; i += 32)
-            {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(a + i));
-                acc0 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), Vector512.Load(x + i), acc0);
-                acc1 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), Vector512.Load(x + i + 16), acc1);
-            }
-
-            sum = Vector512.Sum(acc0 + acc1);
-        }
-
-        for (; i < n; i++)
-            sum += BitConverter.UInt32BitsToSingle((uint)a[i] << 16) * x[i];
-        return sum;
-    }
-
-    /// <summary>acc[i] += h · b[i] with b in bfloat16, widened in registers.</summary>
-    public static unsafe void MultiplyAdd(ushort* b, float h, float* acc, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var hv = Vector512.Create(h);
-            for (; i + 32 <= n; i += 32)
-            {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(b + i));
-                Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), hv, Vector512.Load(acc + i)).Store(acc + i);
-                Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), hv, Vector512.Load(acc + i + 16)).Store(acc + i + 16);
-            }
-        }
-
-        for (; i < n; i++)
-            acc[i] += h * BitConverter.UInt32BitsToSingle((uint)b[i] << 16);
     }
 
     public static ushort FromFloat(float value)

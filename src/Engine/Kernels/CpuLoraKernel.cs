@@ -12,8 +12,8 @@ namespace Serving.Engine.Kernels;
 ///     Δ = ((x[R] · A[s, :r]ᵀ) ⊙ (scale[s] · W)[:, None]) · Bt[s, :r]      libtorch GEMMs in the compute dtype
 ///     y[R, offset..] += Δ
 /// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per core:
-///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · Dot(A[s, j], x[t])     j &lt; r
-///                                          acc += h[j] · Bt[s, j]                        (MultiplyAdd)
+///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · (A[s, j] · x[t])         j &lt; r   (LoraRowMath.Shrink)
+///                                          acc += Σ_j h[j] · Bt[s, j]                   (LoraRowMath.Expand)
 ///     y[t, offset..] += acc
 /// </code>
 /// Work is proportional to each slot's own rank; arenas padded to the max rank cost memory, not time. Rows that share an
@@ -96,6 +96,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void RunChunk(Context c, int from, int to)
     {
         var m = c.Module;
@@ -119,25 +120,11 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
                     if (rank == 0 || c.Large[slot])
                         continue;
                     float factor = c.Mapping.EntryWeights[e] * m.Scales[slot];
-                    long aBase = (long)slot * r * inF, bBase = (long)slot * r * outF;
-                    if (c.Bf16)
-                    {
-                        ushort* a = (ushort*)c.A + aBase, bt = (ushort*)c.Bt + bBase;
-                        for (int j = 0; j < rank; j++)
-                            h[j] = Bf16.Dot(a + (long)j * inF, xRow, inF) * factor;
-                        for (int j = 0; j < rank; j++)
-                            Bf16.MultiplyAdd(bt + (long)j * outF, h[j], acc, outF);
-                    }
-                    else
-                    {
-                        float* a = (float*)c.A + aBase, bt = (float*)c.Bt + bBase;
-                        var x = new ReadOnlySpan<float>(xRow, inF);
-                        var sum = new Span<float>(acc, outF);
-                        for (int j = 0; j < rank; j++)
-                            h[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(a + (long)j * inF, inF), x) * factor;
-                        for (int j = 0; j < rank; j++)
-                            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(bt + (long)j * outF, outF), h[j], sum, sum);
-                    }
+                    long aBase = (long)slot * r * inF * elem, bBase = (long)slot * r * outF * elem;
+                    LoraRowMath.Shrink((byte*)c.A + aBase, c.Bf16, rank, inF, xRow, h);
+                    for (int j = 0; j < rank; j++)
+                        h[j] *= factor;
+                    LoraRowMath.Expand((byte*)c.Bt + bBase, c.Bf16, rank, outF, h, acc);
                 }
 
                 nint target = c.Y + (nint)(((long)t * c.Width + c.Offset) * elem);
