@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using TorchSharp;
@@ -28,7 +29,10 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache)
         }
 
         var batch = ForwardBatch.Create(active.Select(s => (s.Kv!.Value, s.PendingTokens(), s.CachedTokens)).ToList());
-        using var logits = model.Forward(batch, cache);
+        var lora = active.Any(s => s.Adapters.Count > 0)
+            ? LoraBatchMapping.ForSequences(batch.Sequences.Select(s => s.Count).ToList(), active.Select(s => s.Adapters).ToList())
+            : null;
+        using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora);
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
         var rows = MemoryMarshal.Cast<byte, float>(cpu.bytes);
         int vocab = (int)cpu.shape[1];

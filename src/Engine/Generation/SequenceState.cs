@@ -15,13 +15,20 @@ internal sealed class SequenceState
     private readonly StopStringMatcher _stops;
     private readonly HashSet<int> _stopTokens;
 
-    public SequenceState(IReadOnlyList<int> promptTokens, SamplingParams sampling, HfTokenizer tokenizer, IEnumerable<int> eosTokenIds)
+    /// <param name="promptTokens">The prompt, already tokenized (at least one token).</param>
+    /// <param name="sampling">How to pick tokens and when to stop.</param>
+    /// <param name="tokenizer">Turns generated ids into text.</param>
+    /// <param name="eosTokenIds">Ids that end generation unless <see cref="SamplingParams.IgnoreEos"/>.</param>
+    /// <param name="adapters">The (adapter slot, weight) pairs applied to every token of this sequence; empty = base model.</param>
+    public SequenceState(IReadOnlyList<int> promptTokens, SamplingParams sampling, HfTokenizer tokenizer, IEnumerable<int> eosTokenIds,
+        IReadOnlyList<(int Slot, float Weight)>? adapters = null)
     {
         if (promptTokens.Count == 0)
             throw new ArgumentException("the prompt must contain at least one token");
         sampling.Validate();
         PromptTokens = promptTokens;
         Sampling = sampling;
+        Adapters = adapters ?? [];
         Random = sampling.Seed is ulong seed ? new SeededRandom(seed) : SeededRandom.FromEntropy();
         _detokenizer = new IncrementalDetokenizer(tokenizer);
         _stops = new StopStringMatcher(sampling.StopStrings);
@@ -32,6 +39,7 @@ internal sealed class SequenceState
 
     public IReadOnlyList<int> PromptTokens { get; }
     public SamplingParams Sampling { get; }
+    public IReadOnlyList<(int Slot, float Weight)> Adapters { get; }
     public SeededRandom Random { get; }
     public IReadOnlyList<int> GeneratedTokens => _generated;
     public KvHandle? Kv { get; internal set; }

@@ -121,6 +121,28 @@ public sealed class MultiLoraForwardTests : IDisposable
         LlamaModelTests.AssertClose(expected, prefill[row], $"row {row} vs merged weights");
     }
 
+    [Fact]
+    public void Step_SequencesWithDifferentAdapters_GenerateAsEachAlone()
+    {
+        var greedy = new Serving.Engine.Sampling.SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true };
+        Serving.Engine.Generation.SequenceState SequenceStateFor(int row) => new(Prompts[row], greedy, _loaded.Tokenizer, [], RowAdapters[row]);
+        using var cache = _loaded.Model.CreateKvCache(8, 64);
+        var stepper = new Serving.Engine.Generation.GenerationStepper(_loaded.Model, cache);
+        var alone = Enumerable.Range(0, Prompts.Length).Select(row =>
+        {
+            var s = SequenceStateFor(row);
+            while (!s.IsFinished)
+                stepper.Step([s]);
+            return s.GeneratedTokens.ToArray();
+        }).ToList();
+        var together = Enumerable.Range(0, Prompts.Length).Select(SequenceStateFor).ToList();
+        while (together.Any(s => !s.IsFinished))
+            stepper.Step(together);
+        for (int row = 0; row < Prompts.Length; row++)
+            Assert.Equal(alone[row], together[row].GeneratedTokens);
+        Assert.NotEqual(alone[0], alone[2]);
+    }
+
     private LoraAdapterWeights Adapter(int slot) => slot switch { 3 => _a, 0 => _b, 2 => _c, _ => throw new ArgumentOutOfRangeException(nameof(slot)) };
 
     /// <summary>Writes a copy of the base model with W += Σ weight · scale · B·A folded into each adapted projection.</summary>
