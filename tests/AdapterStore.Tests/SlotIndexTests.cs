@@ -1,4 +1,4 @@
-namespace Serving.Batching.Tests;
+namespace Serving.AdapterStore.Tests;
 
 public sealed class SlotIndexTests
 {

@@ -1,4 +1,4 @@
-namespace Serving.Batching;
+namespace Serving.AdapterStore;
 
 /// <summary>
 /// A row of the engine's device-resident adapter arenas. <see cref="BaseModel"/> is the one sentinel for "no adapter":

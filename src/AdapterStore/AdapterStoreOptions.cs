@@ -1,0 +1,19 @@
+namespace Serving.AdapterStore;
+
+/// <summary><c>Serving:Adapters</c>: where adapters come from and how many the device holds. Command line: <c>--adapters DIR</c>.</summary>
+internal sealed class AdapterStoreOptions
+{
+    public const string Section = "Serving:Adapters";
+
+    /// <summary>Local store root: one sub-folder per adapter (PEFT layout), the folder name is the adapter id.</summary>
+    public string? Path { get; set; }
+
+    /// <summary>Adapters resident in the engine's slot arenas at once.</summary>
+    public int MaxDeviceSlots { get; set; } = 8;
+
+    /// <summary>Largest LoRA rank accepted (the arenas are preallocated at this rank).</summary>
+    public int MaxRank { get; set; } = 64;
+
+    /// <summary>Largest adapter_model.safetensors accepted, in bytes.</summary>
+    public long MaxAdapterBytes { get; set; } = 512L << 20;
+}
