@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
+using Serving.AdapterStore;
 using Serving.Server.Generation;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;
@@ -20,6 +21,9 @@ internal static class ServingApp
         ["--max-context"] = "Serving:Model:MaxContext",
         ["--cache-dir"] = "Serving:Model:CacheDirectory",
         ["--threads"] = "Serving:Model:CpuThreads",
+        ["--adapters"] = "Serving:Adapters:Path",
+        ["--max-adapter-slots"] = "Serving:Adapters:MaxDeviceSlots",
+        ["--max-lora-rank"] = "Serving:Adapters:MaxRank",
     };
 
     public static WebApplication Build(string[] args)
@@ -39,6 +43,11 @@ internal static class ServingApp
         services.AddSingleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>();
         services.AddOptions<EngineOptions>().Bind(configuration.GetSection(EngineOptions.Section))
             .Validate(o => o.MaxQueuedRequests > 0, "Serving:Engine:MaxQueuedRequests must be positive").ValidateOnStart();
+        services.AddOptions<AdapterStoreOptions>().Bind(configuration.GetSection(AdapterStoreOptions.Section))
+            .Validate(o => o.MaxDeviceSlots is >= 1 and <= 1024, "Serving:Adapters:MaxDeviceSlots must be in [1, 1024]")
+            .Validate(o => o.MaxRank is >= 1 and <= 1024, "Serving:Adapters:MaxRank must be in [1, 1024]")
+            .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
+            .ValidateOnStart();
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<EngineWorker>();

@@ -18,9 +18,13 @@ internal sealed class EngineWorker : BackgroundService
     private readonly ModelOptions _options;
     private readonly ILogger<EngineWorker> _logger;
 
-    public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<EngineOptions> engine, ILogger<EngineWorker> logger)
+    private readonly int _maxRank;
+
+    public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<EngineOptions> engine, IOptions<AdapterStore.AdapterStoreOptions> adapters,
+        ILogger<EngineWorker> logger)
     {
         _host = host;
+        _maxRank = adapters.Value.MaxRank;
         _options = options.Value;
         _logger = logger;
         _commands = Channel.CreateBounded<GenerationCommand>(new BoundedChannelOptions(engine.Value.MaxQueuedRequests)
@@ -49,19 +53,26 @@ internal sealed class EngineWorker : BackgroundService
         var model = _host.Model;
         using var cache = model.Model.CreateKvCache(_options.MaxSequences, _options.MaxContext);
         var stepper = new GenerationStepper(model.Model, cache);
-        var active = new List<(GenerationCommand Command, SequenceState State)>();
+        var binder = new AdapterSlotBinder(_host, _maxRank);
+        var active = new List<RunningRequest>();
+        var waiting = new Queue<GenerationCommand>();
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                if (active.Count == 0 && !_commands.Reader.WaitToReadAsync(stop).AsTask().GetAwaiter().GetResult())
+                if (active.Count == 0 && waiting.Count == 0 && !_commands.Reader.WaitToReadAsync(stop).AsTask().GetAwaiter().GetResult())
                     return;
-                while (active.Count < cache.MaxSequences && _commands.Reader.TryRead(out var command))
-                    Admit(command, model, active);
-                DropAborted(active, stepper);
+                while (_commands.Reader.TryRead(out var command))
+                    waiting.Enqueue(command);
+                // FIFO admission; a request whose adapters cannot get a slot yet (all pinned) holds the line until one frees.
+                while (active.Count < cache.MaxSequences && waiting.TryPeek(out var next) && Admit(next, model, binder, active))
+                    waiting.Dequeue();
+                DropAborted(active, stepper, binder);
                 Running = active.Count;
                 if (active.Count > 0)
-                    RunStep(active, stepper);
+                    RunStep(active, stepper, binder);
+                else if (waiting.Count > 0 && waiting.Peek().Aborted.IsCancellationRequested)
+                    waiting.Dequeue().Output.TryComplete();
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -71,48 +82,76 @@ internal sealed class EngineWorker : BackgroundService
         {
             IsRunning = false;
             _commands.Writer.TryComplete();
-            foreach (var (command, state) in active)
+            foreach (var r in active)
             {
-                stepper.Release(state);
-                command.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
+                stepper.Release(r.State);
+                r.Command.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
             }
 
+            foreach (var queued in waiting)
+                queued.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
             while (_commands.Reader.TryRead(out var queued))
                 queued.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
         }
     }
 
-    private static void Admit(GenerationCommand command, Engine.Model.LoadedModel model, List<(GenerationCommand, SequenceState)> active)
+    /// <summary>A running request: its command, its sequence, and the adapter slots it pins.</summary>
+    private sealed record RunningRequest(GenerationCommand Command, SequenceState State, IReadOnlyList<(int Slot, float Weight)> Slots);
+
+    /// <summary>Starts <paramref name="command"/> (or fails it); false when it must keep waiting for an adapter slot.</summary>
+    private static bool Admit(GenerationCommand command, Engine.Model.LoadedModel model, AdapterSlotBinder binder, List<RunningRequest> active)
     {
         if (command.Aborted.IsCancellationRequested)
         {
             command.Output.TryComplete();
-            return;
+            return true;
         }
 
+        IReadOnlyList<(int Slot, float Weight)>? slots;
         try
         {
-            active.Add((command, new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds)));
+            slots = binder.TryBind(command.Adapters);
+        }
+        catch (Exception ex) when (ex is AdapterStore.Peft.AdapterFormatException or AdapterNotFoundException or UnauthorizedAccessException or IOException)
+        {
+            command.Output.TryComplete(ex);
+            return true;
+        }
+
+        if (slots is null)
+            return false;
+        try
+        {
+            active.Add(new RunningRequest(command, new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds, slots), slots));
         }
         catch (ArgumentException ex)
         {
+            binder.Release(slots);
             command.Output.TryComplete(ex);
         }
+
+        return true;
     }
 
-    private static void DropAborted(List<(GenerationCommand Command, SequenceState State)> active, GenerationStepper stepper)
+    private static void Finish(RunningRequest r, GenerationStepper stepper, AdapterSlotBinder binder, Exception? error)
+    {
+        stepper.Release(r.State);
+        binder.Release(r.Slots);
+        r.Command.Output.TryComplete(error);
+    }
+
+    private static void DropAborted(List<RunningRequest> active, GenerationStepper stepper, AdapterSlotBinder binder)
     {
         for (int i = active.Count - 1; i >= 0; i--)
         {
             if (!active[i].Command.Aborted.IsCancellationRequested)
                 continue;
-            stepper.Release(active[i].State);
-            active[i].Command.Output.TryComplete();
+            Finish(active[i], stepper, binder, null);
             active.RemoveAt(i);
         }
     }
 
-    private void RunStep(List<(GenerationCommand Command, SequenceState State)> active, GenerationStepper stepper)
+    private void RunStep(List<RunningRequest> active, GenerationStepper stepper, AdapterSlotBinder binder)
     {
         IReadOnlyList<TokenEvent> events;
         try
@@ -122,23 +161,19 @@ internal sealed class EngineWorker : BackgroundService
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             _logger.LogError(ex, "Forward step failed; failing the {Count} requests in it", active.Count);
-            foreach (var (command, state) in active)
-            {
-                stepper.Release(state);
-                command.Output.TryComplete(ex);
-            }
-
+            foreach (var r in active)
+                Finish(r, stepper, binder, ex);
             active.Clear();
             return;
         }
 
         for (int i = active.Count - 1; i >= 0; i--)
         {
-            var (command, state) = active[i];
-            command.Output.TryWrite(new GenerationUpdate(events[i], null));
-            if (state.IsFinished)
+            var r = active[i];
+            r.Command.Output.TryWrite(new GenerationUpdate(events[i], null));
+            if (r.State.IsFinished)
             {
-                command.Output.TryComplete();
+                Finish(r, stepper, binder, null);
                 active.RemoveAt(i);
             }
         }

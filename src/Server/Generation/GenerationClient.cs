@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using Serving.Batching;
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
 using Serving.Server.OpenAi;
@@ -9,13 +10,13 @@ namespace Serving.Server.Generation;
 /// <summary>The request side of the engine loop: enqueues a generation and yields its tokens as they are produced.</summary>
 internal sealed class GenerationClient(EngineWorker worker)
 {
-    public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling,
+    public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, AdapterMix adapters,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (!worker.IsRunning)
             throw new ApiException(503, "the engine is not running (starting up or shutting down)");
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        if (!worker.TryEnqueue(new GenerationCommand(prompt, sampling, output.Writer, cancellationToken)))
+        if (!worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, cancellationToken)))
             throw new ApiException(429, "the request queue is full; retry later");
         while (true)
         {
@@ -30,6 +31,18 @@ internal sealed class GenerationClient(EngineWorker worker)
             catch (ArgumentException ex)
             {
                 throw ApiException.BadRequest(ex.Message);
+            }
+            catch (AdapterNotFoundException ex)
+            {
+                throw new ApiException(404, ex.Message, "model");
+            }
+            catch (AdapterStore.Peft.AdapterFormatException ex)
+            {
+                throw new ApiException(422, ex.Message, "model");
+            }
+            catch (UnauthorizedAccessException ex)
+            {
+                throw new ApiException(422, ex.Message, "model");
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {

@@ -1,11 +1,13 @@
 using System.Threading.Channels;
+using Serving.Batching;
 using Serving.Engine.Sampling;
 
 namespace Serving.Server.Generation;
 
-/// <summary>A request handed to the <see cref="EngineWorker"/>: what to generate and where to send each token.</summary>
+/// <summary>A request handed to the <see cref="EngineWorker"/>: what to generate, with which adapters, and where to send each token.</summary>
 internal sealed record GenerationCommand(
     IReadOnlyList<int> PromptTokens,
     SamplingParams Sampling,
+    AdapterMix Adapters,
     ChannelWriter<GenerationUpdate> Output,
     CancellationToken Aborted);

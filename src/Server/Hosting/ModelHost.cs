@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Options;
+using Serving.AdapterStore;
+using Serving.AdapterStore.Sources;
 using Serving.Engine.Model;
 using Serving.Engine.Runtime;
 using TorchSharp;
@@ -9,7 +11,7 @@ namespace Serving.Server.Hosting;
 /// Loads the served model when the host starts (before Kestrel listens), so a bad checkpoint stops start-up with
 /// one clear message, and owns it for the process lifetime.
 /// </summary>
-internal sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHost> logger) : IHostedService, IDisposable
+internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger) : IHostedService, IDisposable
 {
     private LoadedModel? _model;
 
@@ -18,13 +20,24 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHos
     public string ModelId { get; private set; } = "";
     public DateTimeOffset LoadedAt { get; private set; }
 
+    /// <summary>The adapter store's local source; null when the server runs without adapters.</summary>
+    public LocalFolderAdapterSource? Adapters { get; private set; }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
         string path;
+        string? adapterRoot = adapterOptions.Value.Path;
         if (string.IsNullOrEmpty(o.Path))
         {
-            path = DemoModel.Ensure(o.CacheDirectory ?? DemoModel.DefaultCacheRoot(), out bool generated);
+            string cacheRoot = o.CacheDirectory ?? DemoModel.DefaultCacheRoot();
+            path = DemoModel.Ensure(cacheRoot, out bool generated);
+            if (string.IsNullOrEmpty(adapterRoot))
+            {
+                adapterRoot = DemoAdapters.Ensure(cacheRoot, path);
+                logger.LogWarning("Serving the demo adapters ({Ids}) from {Root}; their weights are random too.", string.Join(", ", DemoAdapters.All.Select(a => a.Id)), adapterRoot);
+            }
+
             logger.LogWarning("No --model given: serving the built-in demo model at {Path} ({State}). Its weights are RANDOM: output is meaningless text.",
                 path, generated ? "generated now" : "generated earlier");
             ModelId = o.Name ?? DemoModel.Name;
@@ -45,6 +58,15 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, ILogger<ModelHos
         var c = _model.Config;
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",
             c.Architecture, path, ModelId, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKvHeads, c.VocabSize, dtype, device, _model.Model.Weights.TotalBytes >> 20, started.Elapsed.TotalSeconds);
+        if (!string.IsNullOrEmpty(adapterRoot))
+        {
+            var a = adapterOptions.Value;
+            Adapters = new LocalFolderAdapterSource(adapterRoot);
+            var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
+            logger.LogInformation("Adapters from {Root}: {Count} found, {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
+                Adapters.Root, Adapters.List().Count, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
+        }
+
         if (c.SlidingWindow is int window)
             logger.LogInformation("config.json sets sliding_window={Window}; it is ignored (full attention up to {Context} tokens)", window, o.MaxContext);
         return Task.CompletedTask;

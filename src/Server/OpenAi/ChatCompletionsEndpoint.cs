@@ -17,7 +17,8 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
         var model = host.Model;
-        ModelResolver.Check(f, host);
+        var adapters = ModelResolver.Resolve(f, host);
+        string modelName = f.String("model")!;
         var messages = ReadMessages(f);
         string rendered;
         try
@@ -50,7 +51,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
 
         if (f.Bool("stream") != true)
         {
-            await foreach (var e in client.GenerateAsync(prompt, sampling, ct))
+            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct))
                 result.Add(e);
             var choice = new JsonObject
             {
@@ -61,7 +62,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
             };
             if (returnIds)
                 choice["token_ids"] = CompletionsEndpoint.Ids(result.TokenIds);
-            var body = Envelope(id, created, "chat.completion", choice);
+            var body = Envelope(id, created, modelName, "chat.completion", choice);
             body["usage"] = CompletionsEndpoint.Usage([result]);
             if (returnIds)
                 body["prompt_token_ids"] = CompletionsEndpoint.Ids(prompt);
@@ -74,18 +75,18 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         sse.Start();
         try
         {
-            await sse.SendAsync(Envelope(id, created, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)), ct);
-            await foreach (var e in client.GenerateAsync(prompt, sampling, ct))
+            await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)), ct);
+            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct))
             {
                 result.Add(e);
                 var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model.Tokenizer);
-                await sse.SendAsync(Envelope(id, created, "chat.completion.chunk",
+                await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk",
                     Delta(new JsonObject { ["content"] = e.TextDelta }, lp, ChoiceResult.FinishName(e.Finish))), ct);
             }
 
             if (includeUsage)
             {
-                var last = new JsonObject { ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = host.ModelId, ["choices"] = new JsonArray() };
+                var last = new JsonObject { ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = modelName, ["choices"] = new JsonArray() };
                 last["usage"] = CompletionsEndpoint.Usage([result]);
                 await sse.SendAsync(last, ct);
             }
@@ -101,12 +102,12 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
     private static JsonObject Delta(JsonObject delta, JsonObject? logprobs, string? finish) =>
         new() { ["index"] = 0, ["delta"] = delta, ["logprobs"] = logprobs, ["finish_reason"] = finish };
 
-    private JsonObject Envelope(string id, long created, string kind, JsonObject choice) => new()
+    private static JsonObject Envelope(string id, long created, string modelName, string kind, JsonObject choice) => new()
     {
         ["id"] = id,
         ["object"] = kind,
         ["created"] = created,
-        ["model"] = host.ModelId,
+        ["model"] = modelName,
         ["choices"] = new JsonArray(choice),
     };
 

@@ -15,7 +15,8 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
         var model = host.Model;
-        ModelResolver.Check(f, host);
+        var adapters = ModelResolver.Resolve(f, host);
+        string modelName = f.String("model")!;
         if (f.Bool("echo") == true)
             throw JsonFields.Bad("echo", "is not supported");
         if (f.Has("suffix"))
@@ -43,10 +44,10 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
 
         if (!stream)
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], null, ct)));
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, null, ct)));
             var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model.Tokenizer, 0),
                 ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
-            var body = Envelope(id, created, choices);
+            var body = Envelope(id, created, modelName, choices);
             body["usage"] = Usage(results);
             if (returnIds)
                 body["prompt_token_ids"] = prompts.Count == 1 ? Ids(prompts[0]) : new JsonArray(prompts.Select(p => (JsonNode)Ids(p)).ToArray());
@@ -58,15 +59,15 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         sse.Start();
         try
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], async (e, offset) =>
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, async (e, offset) =>
             {
                 var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model.Tokenizer, offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);
-                await sse.SendAsync(Envelope(id, created, new JsonArray(choice)), ct);
+                await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(choice)), ct);
             }, ct)));
             if (includeUsage)
             {
-                var last = Envelope(id, created, []);
+                var last = Envelope(id, created, modelName, []);
                 last["usage"] = Usage(results);
                 await sse.SendAsync(last, ct);
             }
@@ -79,10 +80,10 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         await sse.DoneAsync(ct);
     }
 
-    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling,
+    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling, Batching.AdapterMix adapters,
         Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
     {
-        await foreach (var e in client.GenerateAsync(prompt, sampling, ct))
+        await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct))
         {
             int offset = result.Text.Length;
             result.Add(e);
@@ -91,12 +92,12 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         }
     }
 
-    private JsonObject Envelope(string id, long created, JsonArray choices) => new()
+    private static JsonObject Envelope(string id, long created, string modelName, JsonArray choices) => new()
     {
         ["id"] = id,
         ["object"] = "text_completion",
         ["created"] = created,
-        ["model"] = host.ModelId,
+        ["model"] = modelName,
         ["choices"] = choices,
     };
 

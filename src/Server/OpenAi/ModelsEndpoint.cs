@@ -4,21 +4,37 @@ using Serving.Server.Hosting;
 
 namespace Serving.Server.OpenAi;
 
-/// <summary><c>GET /v1/models</c>: the base model (adapters join the list with the adapter store).</summary>
+/// <summary><c>GET /v1/models</c>: the base model, then every adapter in the store with <c>parent</c> = the base model id.</summary>
 internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> options)
 {
-    public IResult Handle() => Results.Json(new JsonObject
+    public IResult Handle()
     {
-        ["object"] = "list",
-        ["data"] = new JsonArray(new JsonObject
+        long created = host.LoadedAt.ToUnixTimeSeconds();
+        int maxLength = Math.Min(options.Value.MaxContext, host.Model.Model.MaxPositions);
+        var data = new JsonArray(new JsonObject
         {
             ["id"] = host.ModelId,
             ["object"] = "model",
-            ["created"] = host.LoadedAt.ToUnixTimeSeconds(),
+            ["created"] = created,
             ["owned_by"] = "serving",
             ["root"] = host.Model.Directory,
             ["parent"] = null,
-            ["max_model_len"] = Math.Min(options.Value.MaxContext, host.Model.Model.MaxPositions),
-        }),
-    });
+            ["max_model_len"] = maxLength,
+        });
+        foreach (var id in host.Adapters?.List() ?? [])
+        {
+            data.Add(new JsonObject
+            {
+                ["id"] = id.Value,
+                ["object"] = "model",
+                ["created"] = created,
+                ["owned_by"] = "serving",
+                ["root"] = System.IO.Path.Combine(host.Adapters!.Root, id.Value),
+                ["parent"] = host.ModelId,
+                ["max_model_len"] = maxLength,
+            });
+        }
+
+        return Results.Json(new JsonObject { ["object"] = "list", ["data"] = data });
+    }
 }

@@ -6,6 +6,7 @@ public sealed class DemoServerFixture : IAsyncLifetime
     private readonly string _cache = Path.Combine(Path.GetTempPath(), "serving-tests", "server-" + Guid.NewGuid().ToString("N"));
 
     public ServerProcess Server { get; private set; } = null!;
+    public string CacheDirectory => _cache;
     public HttpClient Http => Server.Http;
 
     public async Task InitializeAsync() =>
