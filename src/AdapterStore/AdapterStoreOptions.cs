@@ -11,8 +11,11 @@ internal sealed class AdapterStoreOptions
     /// <summary>Adapters resident in the engine's slot arenas at once.</summary>
     public int MaxDeviceSlots { get; set; } = 8;
 
-    /// <summary>Largest LoRA rank accepted (the arenas are preallocated at this rank).</summary>
-    public int MaxRank { get; set; } = 64;
+    /// <summary>Largest LoRA rank accepted (the arenas are preallocated at this rank, so it sets their memory).</summary>
+    public int MaxRank { get; set; } = 16;
+
+    /// <summary>Where run-time registrations (<c>load_lora_adapter</c>) are persisted; default: in the cache folder, per model.</summary>
+    public string? RegistryPath { get; set; }
 
     /// <summary>Largest adapter_model.safetensors accepted, in bytes.</summary>
     public long MaxAdapterBytes { get; set; } = 512L << 20;

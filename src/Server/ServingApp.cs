@@ -24,6 +24,7 @@ internal static class ServingApp
         ["--adapters"] = "Serving:Adapters:Path",
         ["--max-adapter-slots"] = "Serving:Adapters:MaxDeviceSlots",
         ["--max-lora-rank"] = "Serving:Adapters:MaxRank",
+        ["--adapter-registry"] = "Serving:Adapters:RegistryPath",
     };
 
     public static WebApplication Build(string[] args)
@@ -56,6 +57,8 @@ internal static class ServingApp
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
+        services.AddSingleton<AdapterManagementEndpoint>();
+        services.AddSingleton(TimeProvider.System);
         return services;
     }
 
@@ -64,6 +67,8 @@ internal static class ServingApp
         app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapGet("/v1/models", (ModelsEndpoint e) => e.Handle());
+        app.MapPost("/v1/load_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.LoadAsync));
+        app.MapPost("/v1/unload_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.UnloadAsync));
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (ModelHost host, EngineWorker worker) =>
             host.IsLoaded && worker.IsRunning ? Results.Text("ready") : Results.Text("not ready", statusCode: 503));

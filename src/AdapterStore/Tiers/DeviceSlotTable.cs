@@ -8,17 +8,17 @@ namespace Serving.AdapterStore.Tiers;
 /// </summary>
 internal sealed class DeviceSlotTable
 {
-    private readonly AdapterId?[] _occupant;
+    private readonly AdapterVersionKey?[] _occupant;
     private readonly int[] _pins;
     private readonly long[] _lastUse;
-    private readonly Dictionary<AdapterId, int> _slotOf = [];
+    private readonly Dictionary<AdapterVersionKey, int> _slotOf = [];
     private long _clock;
 
     public DeviceSlotTable(int slots)
     {
         if (slots < 1)
             throw new ArgumentOutOfRangeException(nameof(slots), "at least one device slot is required");
-        _occupant = new AdapterId?[slots];
+        _occupant = new AdapterVersionKey?[slots];
         _pins = new int[slots];
         _lastUse = new long[slots];
     }
@@ -30,7 +30,7 @@ internal sealed class DeviceSlotTable
     /// Pins a slot for <paramref name="id"/>. <paramref name="needsLoad"/> is true when the slot was free or evicted and the
     /// adapter's weights must be copied in before use. False when every slot is pinned by other adapters.
     /// </summary>
-    public bool TryAcquire(AdapterId id, out SlotIndex slot, out bool needsLoad)
+    public bool TryAcquire(AdapterVersionKey id, out SlotIndex slot, out bool needsLoad)
     {
         _clock++;
         if (_slotOf.TryGetValue(id, out int resident))
@@ -64,7 +64,7 @@ internal sealed class DeviceSlotTable
             return false;
         }
 
-        if (_occupant[victim] is AdapterId old)
+        if (_occupant[victim] is AdapterVersionKey old)
         {
             _slotOf.Remove(old);
             Evictions++;
@@ -82,7 +82,7 @@ internal sealed class DeviceSlotTable
     /// <summary>Undoes a failed load: the slot becomes free again.</summary>
     public void Abandon(SlotIndex slot)
     {
-        if (_occupant[slot.Value] is AdapterId id)
+        if (_occupant[slot.Value] is AdapterVersionKey id)
             _slotOf.Remove(id);
         _occupant[slot.Value] = null;
         _pins[slot.Value] = 0;
@@ -95,7 +95,7 @@ internal sealed class DeviceSlotTable
         _pins[slot.Value]--;
     }
 
-    public AdapterId? Occupant(SlotIndex slot) => _occupant[slot.Value];
+    public AdapterVersionKey? Occupant(SlotIndex slot) => _occupant[slot.Value];
 
     public int Pins(SlotIndex slot) => _pins[slot.Value];
 }

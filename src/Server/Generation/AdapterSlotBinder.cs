@@ -25,14 +25,17 @@ internal sealed class AdapterSlotBinder(ModelHost host, int maxRank)
     {
         if (mix.IsBaseModel)
             return [];
-        if (_table is null || host.Adapters is null)
+        if (_table is null)
             throw new AdapterNotFoundException(mix.Entries[0].Id.Value);
         var bound = new List<(int Slot, float Weight)>();
         try
         {
             foreach (var (id, weight) in mix.Entries)
             {
-                if (!_table.TryAcquire(id, out var slot, out bool needsLoad))
+                // The version is fixed here, at admission: a hot swap after this point does not affect this request.
+                var record = host.Adapters.Resolve(id) ?? throw new AdapterNotFoundException(id.Value);
+                var key = new AdapterVersionKey(id, record.Version);
+                if (!_table.TryAcquire(key, out var slot, out bool needsLoad))
                 {
                     Release(bound);
                     return null;
@@ -42,7 +45,7 @@ internal sealed class AdapterSlotBinder(ModelHost host, int maxRank)
                 {
                     try
                     {
-                        Load(id, slot);
+                        Load(record, slot);
                     }
                     catch
                     {
@@ -69,10 +72,9 @@ internal sealed class AdapterSlotBinder(ModelHost host, int maxRank)
             _table!.Release(new SlotIndex(slot));
     }
 
-    private void Load(AdapterId id, SlotIndex slot)
+    private void Load(AdapterStore.Registry.AdapterRecord record, SlotIndex slot)
     {
-        string folder = host.Adapters!.Resolve(id) ?? throw new AdapterNotFoundException(id.Value);
-        var weights = PeftAdapterReader.Read(folder, id.Value, host.Model.Config, maxRank);
+        var weights = PeftAdapterReader.Read(record.Source, record.Id.Value, host.Model.Config, maxRank);
         host.Model.Model.Adapters!.Load(slot.Value, weights);
     }
 }

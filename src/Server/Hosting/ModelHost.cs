@@ -20,17 +20,17 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
     public string ModelId { get; private set; } = "";
     public DateTimeOffset LoadedAt { get; private set; }
 
-    /// <summary>The adapter store's local source; null when the server runs without adapters.</summary>
-    public LocalFolderAdapterSource? Adapters { get; private set; }
+    /// <summary>Every adapter the server can run (local store folders and run-time registrations).</summary>
+    public AdapterCatalog Adapters { get; private set; } = new(null, new AdapterStore.Registry.AdapterRegistry(null));
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
         string path;
         string? adapterRoot = adapterOptions.Value.Path;
+        string cacheRoot = o.CacheDirectory ?? DemoModel.DefaultCacheRoot();
         if (string.IsNullOrEmpty(o.Path))
         {
-            string cacheRoot = o.CacheDirectory ?? DemoModel.DefaultCacheRoot();
             path = DemoModel.Ensure(cacheRoot, out bool generated);
             if (string.IsNullOrEmpty(adapterRoot))
             {
@@ -58,14 +58,12 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         var c = _model.Config;
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",
             c.Architecture, path, ModelId, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKvHeads, c.VocabSize, dtype, device, _model.Model.Weights.TotalBytes >> 20, started.Elapsed.TotalSeconds);
-        if (!string.IsNullOrEmpty(adapterRoot))
-        {
-            var a = adapterOptions.Value;
-            Adapters = new LocalFolderAdapterSource(adapterRoot);
-            var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
-            logger.LogInformation("Adapters from {Root}: {Count} found, {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
-                Adapters.Root, Adapters.List().Count, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
-        }
+        var a = adapterOptions.Value;
+        string registryPath = a.RegistryPath ?? Path.Combine(cacheRoot, $"adapter-registry-{ModelId}.json");
+        Adapters = new AdapterCatalog(string.IsNullOrEmpty(adapterRoot) ? null : new LocalFolderAdapterSource(adapterRoot), new AdapterStore.Registry.AdapterRegistry(registryPath));
+        var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
+        logger.LogInformation("Adapters: {Count} available (store {Root}, registry {Registry}); {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
+            Adapters.List().Count, adapterRoot ?? "none", registryPath, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
 
         if (c.SlidingWindow is int window)
             logger.LogInformation("config.json sets sliding_window={Window}; it is ignored (full attention up to {Context} tokens)", window, o.MaxContext);

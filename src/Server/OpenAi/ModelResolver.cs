@@ -19,9 +19,9 @@ internal static class ModelResolver
             return mix;
         if (!mix.IsBaseModel)
             throw JsonFields.Bad("adapters", "can only be combined with the base model as 'model'");
-        if (AdapterId.TryParse(model, out var id, out _) && host.Adapters?.Resolve(id) is not null)
+        if (AdapterId.TryParse(model, out var id, out _) && host.Adapters.Resolve(id) is not null)
             return AdapterMix.Single(id);
-        throw new ApiException(404, $"The model '{model}' does not exist. Available: '{host.ModelId}'{(host.Adapters is null ? "" : " and the adapters listed by /v1/models")}.", "model");
+        throw new ApiException(404, $"The model '{model}' does not exist. Available: '{host.ModelId}' and the adapters listed by /v1/models.", "model");
     }
 
     private static AdapterMix ReadMix(JsonFields f, ModelHost host)

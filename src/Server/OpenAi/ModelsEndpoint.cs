@@ -21,15 +21,17 @@ internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> opti
             ["parent"] = null,
             ["max_model_len"] = maxLength,
         });
-        foreach (var id in host.Adapters?.List() ?? [])
+        foreach (var id in host.Adapters.List())
         {
+            var record = host.Adapters.Resolve(id);
             data.Add(new JsonObject
             {
                 ["id"] = id.Value,
                 ["object"] = "model",
                 ["created"] = created,
                 ["owned_by"] = "serving",
-                ["root"] = System.IO.Path.Combine(host.Adapters!.Root, id.Value),
+                ["root"] = record?.Source,
+                ["version"] = record?.Version,
                 ["parent"] = host.ModelId,
                 ["max_model_len"] = maxLength,
             });

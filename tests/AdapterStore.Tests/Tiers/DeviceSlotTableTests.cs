@@ -4,7 +4,7 @@ namespace Serving.AdapterStore.Tests.Tiers;
 
 public sealed class DeviceSlotTableTests
 {
-    private static AdapterId Id(string s) => AdapterId.Parse(s);
+    private static AdapterVersionKey Id(string s) => new(AdapterId.Parse(s), "v1");
 
     [Fact]
     public void TryAcquire_Resident_NoLoadAndSameSlot()
@@ -56,6 +56,18 @@ public sealed class DeviceSlotTableTests
         Assert.Null(table.Occupant(slot));
         Assert.True(table.TryAcquire(Id("bad"), out _, out bool load));
         Assert.True(load);
+    }
+
+    [Fact]
+    public void TryAcquire_TwoVersionsOfOneAdapter_OccupyTwoSlots()
+    {
+        var table = new DeviceSlotTable(2);
+        var v1 = new AdapterVersionKey(AdapterId.Parse("a"), "v1");
+        var v2 = new AdapterVersionKey(AdapterId.Parse("a"), "v2");
+        table.TryAcquire(v1, out var s1, out _);
+        Assert.True(table.TryAcquire(v2, out var s2, out bool load));
+        Assert.True(load);
+        Assert.NotEqual(s1, s2);
     }
 
     [Fact]

@@ -1,0 +1,8 @@
+namespace Serving.AdapterStore.Registry;
+
+/// <summary>A registered adapter: where its files are and which content version they hold.</summary>
+/// <param name="Id">The name clients use.</param>
+/// <param name="Source">The adapter folder (a local path; other URI schemes come with their sources).</param>
+/// <param name="Version">Content hash of adapter_config.json and adapter_model.safetensors.</param>
+/// <param name="RegisteredAt">When it was registered or last replaced.</param>
+internal sealed record AdapterRecord(AdapterId Id, string Source, string Version, DateTimeOffset RegisteredAt);

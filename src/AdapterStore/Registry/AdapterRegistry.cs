@@ -1,0 +1,101 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Serving.AdapterStore.Registry;
+
+/// <summary>
+/// Adapters registered at run time (<c>load_lora_adapter</c>), persisted to a JSON file so they survive a restart.
+/// Every change rewrites the file to a temporary name and renames it over the old one, so a crash mid-write leaves
+/// either the old or the new registry, never a torn one. Thread-safe.
+/// </summary>
+internal sealed class AdapterRegistry
+{
+    private readonly string? _path;
+    private readonly Lock _lock = new();
+    private Dictionary<AdapterId, AdapterRecord> _records = [];
+
+    public AdapterRegistry(string? path)
+    {
+        _path = path;
+        if (path is not null && File.Exists(path))
+            _records = Read(path);
+    }
+
+    public AdapterRecord? Get(AdapterId id)
+    {
+        lock (_lock)
+            return _records.GetValueOrDefault(id);
+    }
+
+    public IReadOnlyList<AdapterRecord> All()
+    {
+        lock (_lock)
+            return _records.Values.OrderBy(r => r.Id.Value, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Adds or replaces (hot swap) a registration; returns the previous one.</summary>
+    public AdapterRecord? Put(AdapterRecord record)
+    {
+        lock (_lock)
+        {
+            var next = new Dictionary<AdapterId, AdapterRecord>(_records) { [record.Id] = record };
+            Persist(next);
+            _records.TryGetValue(record.Id, out var previous);
+            _records = next;
+            return previous;
+        }
+    }
+
+    public bool Remove(AdapterId id)
+    {
+        lock (_lock)
+        {
+            if (!_records.ContainsKey(id))
+                return false;
+            var next = new Dictionary<AdapterId, AdapterRecord>(_records);
+            next.Remove(id);
+            Persist(next);
+            _records = next;
+            return true;
+        }
+    }
+
+    private void Persist(Dictionary<AdapterId, AdapterRecord> records)
+    {
+        if (_path is null)
+            return;
+        var array = new JsonArray(records.Values.OrderBy(r => r.Id.Value, StringComparer.Ordinal).Select(r => (JsonNode)new JsonObject
+        {
+            ["id"] = r.Id.Value,
+            ["source"] = r.Source,
+            ["version"] = r.Version,
+            ["registered_at"] = r.RegisteredAt.ToString("O"),
+        }).ToArray());
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(_path))!);
+        string temp = _path + ".tmp-" + Environment.ProcessId;
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        {
+            JsonSerializer.Serialize(stream, new JsonObject { ["adapters"] = array });
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, _path, overwrite: true);
+    }
+
+    private static Dictionary<AdapterId, AdapterRecord> Read(string path)
+    {
+        try
+        {
+            var root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                ?? throw new InvalidDataException("not a JSON object");
+            return (root["adapters"] as JsonArray ?? [])
+                .Select(n => new AdapterRecord(AdapterId.Parse(n!["id"]!.GetValue<string>()), n["source"]!.GetValue<string>(),
+                    n["version"]!.GetValue<string>(), DateTimeOffset.Parse(n["registered_at"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture)))
+                .ToDictionary(r => r.Id);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidDataException or ArgumentException or FormatException or NullReferenceException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"adapter registry '{path}' is unreadable: {ex.Message}", ex);
+        }
+    }
+}
