@@ -1,0 +1,76 @@
+using Serving.AdapterStore.Registry;
+using Serving.AdapterStore.Sources;
+
+namespace Serving.AdapterStore.Tests.Registry;
+
+public sealed class AdapterRegistryTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "serving-tests", "registry-" + Guid.NewGuid().ToString("N"));
+
+    private string RegistryPath => Path.Combine(_dir, "registry.json");
+
+    private static AdapterRecord Record(string id, string version) =>
+        new(AdapterId.Parse(id), "/adapters/" + id, version, new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero));
+
+    [Fact]
+    public void Put_Reopen_SameRecords()
+    {
+        var registry = new AdapterRegistry(RegistryPath);
+        Assert.Null(registry.Put(Record("a", "v1")));
+        registry.Put(Record("b", "v1"));
+        Assert.Equal("v1", registry.Put(Record("a", "v2"))!.Version);
+        var reopened = new AdapterRegistry(RegistryPath);
+        Assert.Equal(["a", "b"], reopened.All().Select(r => r.Id.Value));
+        Assert.Equal(Record("a", "v2"), reopened.Get(AdapterId.Parse("a")));
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
+    }
+
+    [Fact]
+    public void Remove_Persists()
+    {
+        var registry = new AdapterRegistry(RegistryPath);
+        registry.Put(Record("a", "v1"));
+        Assert.True(registry.Remove(AdapterId.Parse("a")));
+        Assert.False(registry.Remove(AdapterId.Parse("a")));
+        Assert.Empty(new AdapterRegistry(RegistryPath).All());
+    }
+
+    [Fact]
+    public void Open_CorruptFile_ClearError()
+    {
+        Directory.CreateDirectory(_dir);
+        File.WriteAllText(RegistryPath, "{\"adapters\": [{\"id\": \"../x\"}]}");
+        Assert.Contains(RegistryPath, Assert.Throws<InvalidDataException>(() => new AdapterRegistry(RegistryPath)).Message);
+    }
+
+    [Fact]
+    public void Catalog_RegistryWinsAndLocalVersionFollowsFileChanges()
+    {
+        string store = Path.Combine(_dir, "store");
+        string adapter = Path.Combine(store, "local");
+        Directory.CreateDirectory(adapter);
+        File.WriteAllText(Path.Combine(adapter, "adapter_config.json"), "{}");
+        File.WriteAllBytes(Path.Combine(adapter, "adapter_model.safetensors"), [1, 2, 3]);
+        var registry = new AdapterRegistry(null);
+        var catalog = new AdapterCatalog(new LocalFolderAdapterSource(store), registry);
+        string v1 = catalog.Resolve(AdapterId.Parse("local"))!.Version;
+        File.WriteAllBytes(Path.Combine(adapter, "adapter_model.safetensors"), [1, 2, 3, 4]);
+        string v2 = catalog.Resolve(AdapterId.Parse("local"))!.Version;
+        Assert.NotEqual(v1, v2);
+        registry.Put(Record("local", "registered"));
+        Assert.Equal("registered", catalog.Resolve(AdapterId.Parse("local"))!.Version);
+        Assert.Equal(["local"], catalog.List().Select(i => i.Value));
+        Assert.Null(catalog.Resolve(AdapterId.Parse("absent")));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
