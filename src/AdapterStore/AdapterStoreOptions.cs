@@ -17,6 +17,9 @@ internal sealed class AdapterStoreOptions
     /// <summary>Where run-time registrations (<c>load_lora_adapter</c>) are persisted; default: in the cache folder, per model.</summary>
     public string? RegistryPath { get; set; }
 
+    /// <summary>Host-memory tier budget for parsed adapters, in bytes.</summary>
+    public long HostCacheBytes { get; set; } = 2L << 30;
+
     /// <summary>Largest adapter_model.safetensors accepted, in bytes.</summary>
     public long MaxAdapterBytes { get; set; } = 512L << 20;
 }

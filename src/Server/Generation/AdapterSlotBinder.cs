@@ -1,80 +1,57 @@
+using System.Runtime.ExceptionServices;
 using Serving.AdapterStore;
-using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Tiers;
 using Serving.Batching;
-using Serving.Engine.Lora;
-using Serving.Engine.Model;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Generation;
 
 /// <summary>
-/// Gives a request's adapters device slots on the engine loop: pins resident ones, loads missing ones from the store
-/// into the arena (validated by the PEFT reader first, so a bad adapter never reaches a slot), and unpins when the
-/// request ends. Runs only on the engine thread, between steps, so no step ever sees a half-written slot.
+/// Gives a request's adapters device slots, on the engine loop between steps (so no step ever sees a half-written
+/// slot). Missing adapters are first read into the host-memory tier on the thread pool (the loop keeps stepping other
+/// requests meanwhile); a resident version is pinned, a cold one is copied from host memory into a free or evicted
+/// slot. The version is fixed when the request is admitted: a later hot swap does not affect it.
 /// </summary>
-internal sealed class AdapterSlotBinder(ModelHost host, int maxRank)
+internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache)
 {
-    private readonly DeviceSlotTable? _table = host.Model.Model.Adapters is LoraSlotArena arena ? new DeviceSlotTable(arena.Slots) : null;
+    private readonly DeviceSlotTable _table = new(host.Model.Model.Adapters!.Slots);
 
-    /// <summary>
-    /// Slots and weights for <paramref name="mix"/>, or null when every slot is pinned and the request must wait.
-    /// Throws <see cref="AdapterFormatException"/> or <see cref="AdapterNotFoundException"/> for adapters that cannot run.
-    /// </summary>
-    public IReadOnlyList<(int Slot, float Weight)>? TryBind(AdapterMix mix)
+    public DeviceSlotTable Slots => _table;
+
+    /// <summary>Throws for adapters that cannot run: not found (<see cref="AdapterNotFoundException"/>) or invalid (the reader's error).</summary>
+    public BindResult TryBind(AdapterMix mix)
     {
         if (mix.IsBaseModel)
-            return [];
-        if (_table is null)
-            throw new AdapterNotFoundException(mix.Entries[0].Id.Value);
+            return new BindResult([], null);
+        var wanted = mix.Entries.Select(e => (Record: host.Adapters.Resolve(e.Id) ?? throw new AdapterNotFoundException(e.Id.Value), e.Weight)).ToList();
+        var reads = wanted.Select(w => hostCache.GetOrLoad(w.Record)).ToList();   // starts every read at once (prefetch)
+        foreach (var read in reads.Where(r => r.IsFaulted))
+            ExceptionDispatchInfo.Capture(read.Exception!.InnerException!).Throw();
+        var pending = reads.Where(r => !r.IsCompleted).ToArray();
+        if (pending.Length > 0)
+            return new BindResult(null, Task.WhenAny(pending));
+
         var bound = new List<(int Slot, float Weight)>();
-        try
+        for (int i = 0; i < wanted.Count; i++)
         {
-            foreach (var (id, weight) in mix.Entries)
+            var (record, weight) = wanted[i];
+            if (!_table.TryAcquire(new AdapterVersionKey(record.Id, record.Version), out var slot, out bool needsLoad))
             {
-                // The version is fixed here, at admission: a hot swap after this point does not affect this request.
-                var record = host.Adapters.Resolve(id) ?? throw new AdapterNotFoundException(id.Value);
-                var key = new AdapterVersionKey(id, record.Version);
-                if (!_table.TryAcquire(key, out var slot, out bool needsLoad))
-                {
-                    Release(bound);
-                    return null;
-                }
-
-                if (needsLoad)
-                {
-                    try
-                    {
-                        Load(record, slot);
-                    }
-                    catch
-                    {
-                        _table.Abandon(slot);
-                        throw;
-                    }
-                }
-
-                bound.Add((slot.Value, weight));
+                Release(bound);
+                return BindResult.WaitForSlot;
             }
-        }
-        catch
-        {
-            Release(bound);
-            throw;
+
+            if (needsLoad)
+                host.Model.Model.Adapters!.Load(slot.Value, reads[i].Result);
+            bound.Add((slot.Value, weight));
         }
 
-        return bound;
+        return new BindResult(bound, null);
     }
 
     public void Release(IReadOnlyList<(int Slot, float Weight)> bound)
     {
         foreach (var (slot, _) in bound)
-            _table!.Release(new SlotIndex(slot));
-    }
-
-    private void Load(AdapterStore.Registry.AdapterRecord record, SlotIndex slot)
-    {
-        var weights = PeftAdapterReader.Read(record.Source, record.Id.Value, host.Model.Config, maxRank);
-        host.Model.Model.Adapters!.Load(slot.Value, weights);
+            _table.Release(new SlotIndex(slot));
     }
 }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
+using Serving.AdapterStore.Tiers;
 using Serving.Engine.Generation;
 using Serving.Server.Hosting;
 
@@ -18,13 +19,15 @@ internal sealed class EngineWorker : BackgroundService
     private readonly ModelOptions _options;
     private readonly ILogger<EngineWorker> _logger;
 
-    private readonly int _maxRank;
+    private readonly HostAdapterCache _hostCache;
 
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<EngineOptions> engine, IOptions<AdapterStore.AdapterStoreOptions> adapters,
         ILogger<EngineWorker> logger)
     {
         _host = host;
-        _maxRank = adapters.Value.MaxRank;
+        var a = adapters.Value;
+        _hostCache = new HostAdapterCache(a.HostCacheBytes,
+            record => AdapterStore.Peft.PeftAdapterReader.Read(record.Source, record.Id.Value, host.Model.Config, a.MaxRank));
         _options = options.Value;
         _logger = logger;
         _commands = Channel.CreateBounded<GenerationCommand>(new BoundedChannelOptions(engine.Value.MaxQueuedRequests)
@@ -53,9 +56,9 @@ internal sealed class EngineWorker : BackgroundService
         var model = _host.Model;
         using var cache = model.Model.CreateKvCache(_options.MaxSequences, _options.MaxContext);
         var stepper = new GenerationStepper(model.Model, cache);
-        var binder = new AdapterSlotBinder(_host, _maxRank);
+        var binder = new AdapterSlotBinder(_host, _hostCache);
         var active = new List<RunningRequest>();
-        var waiting = new Queue<GenerationCommand>();
+        var waiting = new List<GenerationCommand>();
         try
         {
             while (!stop.IsCancellationRequested)
@@ -63,16 +66,19 @@ internal sealed class EngineWorker : BackgroundService
                 if (active.Count == 0 && waiting.Count == 0 && !_commands.Reader.WaitToReadAsync(stop).AsTask().GetAwaiter().GetResult())
                     return;
                 while (_commands.Reader.TryRead(out var command))
-                    waiting.Enqueue(command);
-                // FIFO admission; a request whose adapters cannot get a slot yet (all pinned) holds the line until one frees.
-                while (active.Count < cache.MaxSequences && waiting.TryPeek(out var next) && Admit(next, model, binder, active))
-                    waiting.Dequeue();
+                    waiting.Add(command);
+                var loads = AdmitWaiting(waiting, active, cache.MaxSequences, model, binder);
                 DropAborted(active, stepper, binder);
                 Running = active.Count;
                 if (active.Count > 0)
+                {
                     RunStep(active, stepper, binder);
-                else if (waiting.Count > 0 && waiting.Peek().Aborted.IsCancellationRequested)
-                    waiting.Dequeue().Output.TryComplete();
+                }
+                else if (loads.Count > 0)
+                {
+                    // Nothing to step: sleep until an adapter read finishes or a new request arrives.
+                    Task.WaitAny([_commands.Reader.WaitToReadAsync(stop).AsTask(), .. loads], stop);
+                }
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -98,19 +104,44 @@ internal sealed class EngineWorker : BackgroundService
     /// <summary>A running request: its command, its sequence, and the adapter slots it pins.</summary>
     private sealed record RunningRequest(GenerationCommand Command, SequenceState State, IReadOnlyList<(int Slot, float Weight)> Slots);
 
-    /// <summary>Starts <paramref name="command"/> (or fails it); false when it must keep waiting for an adapter slot.</summary>
-    private static bool Admit(GenerationCommand command, Engine.Model.LoadedModel model, AdapterSlotBinder binder, List<RunningRequest> active)
+    /// <summary>
+    /// Admits waiting requests in arrival order while KV rows are free; a request whose adapter is still being read or
+    /// has no free slot stays queued without holding back the ones behind it. Returns the adapter reads in flight.
+    /// </summary>
+    private static List<Task> AdmitWaiting(List<GenerationCommand> waiting, List<RunningRequest> active, int maxSequences,
+        Engine.Model.LoadedModel model, AdapterSlotBinder binder)
     {
+        var loads = new List<Task>();
+        for (int i = 0; i < waiting.Count && active.Count < maxSequences;)
+        {
+            if (Admit(waiting[i], model, binder, active, out var pending))
+            {
+                waiting.RemoveAt(i);
+                continue;
+            }
+
+            if (pending is not null)
+                loads.Add(pending);
+            i++;
+        }
+
+        return loads;
+    }
+
+    /// <summary>Starts <paramref name="command"/> (or fails it); false when it must keep waiting.</summary>
+    private static bool Admit(GenerationCommand command, Engine.Model.LoadedModel model, AdapterSlotBinder binder, List<RunningRequest> active, out Task? pendingLoad)
+    {
+        pendingLoad = null;
         if (command.Aborted.IsCancellationRequested)
         {
             command.Output.TryComplete();
             return true;
         }
 
-        IReadOnlyList<(int Slot, float Weight)>? slots;
+        BindResult bind;
         try
         {
-            slots = binder.TryBind(command.Adapters);
+            bind = binder.TryBind(command.Adapters);
         }
         catch (Exception ex) when (ex is AdapterStore.Peft.AdapterFormatException or AdapterNotFoundException or UnauthorizedAccessException or IOException)
         {
@@ -118,7 +149,8 @@ internal sealed class EngineWorker : BackgroundService
             return true;
         }
 
-        if (slots is null)
+        pendingLoad = bind.PendingLoad;
+        if (bind.Slots is not IReadOnlyList<(int Slot, float Weight)> slots)
             return false;
         try
         {

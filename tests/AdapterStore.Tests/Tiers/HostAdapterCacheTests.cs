@@ -1,0 +1,72 @@
+using Serving.AdapterStore.Registry;
+using Serving.AdapterStore.Tiers;
+using Serving.Engine.Lora;
+
+namespace Serving.AdapterStore.Tests.Tiers;
+
+public sealed class HostAdapterCacheTests
+{
+    private static AdapterRecord Record(string id, string version = "v1") => new(AdapterId.Parse(id), "/x/" + id, version, DateTimeOffset.UnixEpoch);
+
+    /// <summary>An adapter of exactly <paramref name="floats"/> parameters (4 bytes each).</summary>
+    private static LoraAdapterWeights Weights(string name, int floats) =>
+        new(name, [new LoraModuleWeights(0, LoraTarget.Q, 1, 1f, new float[floats / 2], new float[floats / 2])]);
+
+    [Fact]
+    public async Task GetOrLoad_HundredConcurrentRequestsForColdAdapter_ReadOnce()
+    {
+        int reads = 0;
+        var gate = new TaskCompletionSource();
+        var cache = new HostAdapterCache(1 << 20, r =>
+        {
+            Interlocked.Increment(ref reads);
+            gate.Task.Wait();
+            return Weights(r.Id.Value, 100);
+        });
+        var tasks = Enumerable.Range(0, 100).AsParallel().Select(_ => cache.GetOrLoad(Record("cold"))).ToArray();
+        gate.SetResult();
+        var results = await Task.WhenAll(tasks);
+        Assert.Equal(1, reads);
+        Assert.All(results, w => Assert.Same(results[0], w));
+        Assert.Equal(1, cache.Misses);
+        Assert.Equal(99, cache.Hits);
+    }
+
+    [Fact]
+    public async Task GetOrLoad_FailedRead_NotCachedSoARetryReadsAgain()
+    {
+        int reads = 0;
+        var cache = new HostAdapterCache(1 << 20, r => ++reads == 1 ? throw new InvalidDataException("broken") : Weights(r.Id.Value, 10));
+        await Assert.ThrowsAsync<InvalidDataException>(() => cache.GetOrLoad(Record("flaky")));
+        Assert.Equal(10, (await cache.GetOrLoad(Record("flaky"))).ParameterCount);
+        Assert.Equal(2, reads);
+    }
+
+    [Fact]
+    public async Task GetOrLoad_OverBudget_EvictsLeastRecentlyUsed()
+    {
+        var cache = new HostAdapterCache(1000, r => Weights(r.Id.Value, 100));   // 400 bytes each: two fit
+        await cache.GetOrLoad(Record("a"));
+        await cache.GetOrLoad(Record("b"));
+        Assert.True(SpinWait.SpinUntil(() => cache.Bytes == 800, 5000));
+        await cache.GetOrLoad(Record("a"));                                       // a is now more recent than b
+        await cache.GetOrLoad(Record("c"));
+        Assert.True(SpinWait.SpinUntil(() => cache.Evictions == 1, 5000));
+        Assert.Equal(800, cache.Bytes);
+        int missesBefore = cache.Misses;
+        await cache.GetOrLoad(Record("a"));
+        Assert.Equal(missesBefore, cache.Misses);
+        await cache.GetOrLoad(Record("b"));
+        Assert.Equal(missesBefore + 1, cache.Misses);
+    }
+
+    [Fact]
+    public async Task GetOrLoad_NewVersion_IsASeparateEntry()
+    {
+        int reads = 0;
+        var cache = new HostAdapterCache(1 << 20, r => { reads++; return Weights(r.Version, 10); });
+        Assert.Equal("v1", (await cache.GetOrLoad(Record("a", "v1"))).Name);
+        Assert.Equal("v2", (await cache.GetOrLoad(Record("a", "v2"))).Name);
+        Assert.Equal(2, reads);
+    }
+}
