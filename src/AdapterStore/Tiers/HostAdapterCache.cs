@@ -6,11 +6,15 @@ namespace Serving.AdapterStore.Tiers;
 /// <summary>
 /// The host-memory tier: parsed, validated adapter weights by version, bounded in bytes with LRU eviction. Reads run
 /// on the thread pool, never on the engine loop, and are single-flight: however many requests ask for a cold
-/// adapter at once, it is read and parsed exactly once. A failed read is not cached, so a fixed adapter can be
-/// retried. Thread-safe.
+/// adapter at once, it is read and parsed exactly once. A failed read is remembered for <see cref="FailureTtl"/>, so
+/// every request waiting on it sees the error (instead of re-reading forever), and then retried, so a fixed adapter
+/// recovers. Thread-safe.
 /// </summary>
-internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, LoraAdapterWeights> read)
+internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, LoraAdapterWeights> read, TimeProvider? time = null)
 {
+    public static readonly TimeSpan FailureTtl = TimeSpan.FromSeconds(5);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly Dictionary<AdapterVersionKey, DateTimeOffset> _failedAt = [];
     private readonly Lock _lock = new();
     private readonly Dictionary<AdapterVersionKey, Task<LoraAdapterWeights>> _entries = [];
     private readonly LinkedList<AdapterVersionKey> _lru = [];
@@ -35,7 +39,8 @@ internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, L
         var key = new AdapterVersionKey(record.Id, record.Version);
         lock (_lock)
         {
-            if (_entries.TryGetValue(key, out var existing) && !existing.IsFaulted && !existing.IsCanceled)
+            if (_entries.TryGetValue(key, out var existing)
+                && (existing.IsCompletedSuccessfully || !existing.IsCompleted || _time.GetUtcNow() - _failedAt.GetValueOrDefault(key) < FailureTtl))
             {
                 Hits++;
                 Touch(key);
@@ -43,7 +48,7 @@ internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, L
             }
 
             Misses++;
-            var task = Task.Run(() => read(record));
+            var task = Task.Run(() => ReadRecordingFailure(key, record));
             _entries[key] = task;
             _lru.Remove(key);
             _lru.AddFirst(key);
@@ -59,20 +64,17 @@ internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, L
             if (!_entries.TryGetValue(key, out var current) || current != task)
                 return;
             if (!task.IsCompletedSuccessfully)
-            {
-                _entries.Remove(key);
-                _lru.Remove(key);
                 return;
-            }
 
             _bytes += task.Result.ParameterCount * sizeof(float);
             // Evict least recently used completed entries beyond the budget; never the one just loaded.
             for (var node = _lru.Last; _bytes > capacityBytes && node is not null;)
             {
                 var previous = node.Previous;
-                if (!node.Value.Equals(key) && _entries[node.Value].IsCompletedSuccessfully)
+                if (!node.Value.Equals(key) && _entries[node.Value].IsCompleted)
                 {
-                    _bytes -= _entries[node.Value].Result.ParameterCount * sizeof(float);
+                    if (_entries[node.Value].IsCompletedSuccessfully)
+                        _bytes -= _entries[node.Value].Result.ParameterCount * sizeof(float);
                     _entries.Remove(node.Value);
                     _lru.Remove(node);
                     Evictions++;
@@ -80,6 +82,21 @@ internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, L
 
                 node = previous;
             }
+        }
+    }
+
+    /// <summary>The failure time is recorded before the task faults, so no waiter can see the fault without it.</summary>
+    private LoraAdapterWeights ReadRecordingFailure(AdapterVersionKey key, AdapterRecord record)
+    {
+        try
+        {
+            return read(record);
+        }
+        catch
+        {
+            lock (_lock)
+                _failedAt[key] = _time.GetUtcNow();
+            throw;
         }
     }
 

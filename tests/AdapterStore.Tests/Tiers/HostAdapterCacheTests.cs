@@ -32,12 +32,22 @@ public sealed class HostAdapterCacheTests
         Assert.Equal(99, cache.Hits);
     }
 
+    private sealed class ManualTime : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = new(2026, 11, 24, 0, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
     [Fact]
-    public async Task GetOrLoad_FailedRead_NotCachedSoARetryReadsAgain()
+    public async Task GetOrLoad_FailedRead_ReportedToWaitersThenRetriedAfterTtl()
     {
         int reads = 0;
-        var cache = new HostAdapterCache(1 << 20, r => ++reads == 1 ? throw new InvalidDataException("broken") : Weights(r.Id.Value, 10));
+        var time = new ManualTime();
+        var cache = new HostAdapterCache(1 << 20, r => ++reads == 1 ? throw new InvalidDataException("broken") : Weights(r.Id.Value, 10), time);
         await Assert.ThrowsAsync<InvalidDataException>(() => cache.GetOrLoad(Record("flaky")));
+        Assert.True(SpinWait.SpinUntil(() => cache.GetOrLoad(Record("flaky")).IsFaulted && reads == 1, 5000));
+        time.Now += HostAdapterCache.FailureTtl + TimeSpan.FromSeconds(1);
         Assert.Equal(10, (await cache.GetOrLoad(Record("flaky"))).ParameterCount);
         Assert.Equal(2, reads);
     }
