@@ -49,6 +49,19 @@ internal sealed class PeftLoraConfig
 
     public static PeftLoraConfig Parse(string json, string adapter)
     {
+        try
+        {
+            return ParseChecked(json, adapter);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException or ArgumentException or OverflowException)
+        {
+            // A field of an unexpected JSON kind, or a pattern that is not a valid regex.
+            throw Fail(adapter, null, $"has a malformed field: {ex.Message}");
+        }
+    }
+
+    private static PeftLoraConfig ParseChecked(string json, string adapter)
+    {
         JsonObject o;
         try
         {
@@ -72,8 +85,8 @@ internal sealed class PeftLoraConfig
             throw Fail(adapter, "use_dora", "is true; DoRA adapters are not supported");
         if (o["modules_to_save"] is JsonArray { Count: > 0 } saved)
             throw Fail(adapter, "modules_to_save", $"lists {saved.ToJsonString()}; adapters that replace whole layers are not supported");
-        if (o["layers_pattern"] is JsonNode pattern && !(pattern is JsonValue v && v.GetValue<string>() == "layers")
-            && !(pattern is JsonArray a && a.All(x => x?.GetValue<string>() == "layers")))
+        if (o["layers_pattern"] is JsonNode pattern && !(pattern is JsonValue v && v.TryGetValue<string>(out var single) && single == "layers")
+            && !(pattern is JsonArray a && a.All(x => x is JsonValue xv && xv.TryGetValue<string>(out var one) && one == "layers")))
             throw Fail(adapter, "layers_pattern", $"is {pattern.ToJsonString()}; only \"layers\" (Llama-family models) is supported");
 
         IReadOnlyList<string>? names = null;
@@ -92,7 +105,7 @@ internal sealed class PeftLoraConfig
                 throw Fail(adapter, "target_modules", "must be a list of module names or a regex string");
         }
 
-        return new PeftLoraConfig
+        var config = new PeftLoraConfig
         {
             Rank = rank,
             Alpha = Num(o, "lora_alpha", adapter) ?? 8,
@@ -106,11 +119,14 @@ internal sealed class PeftLoraConfig
             {
                 null => null,
                 JsonValue one => new HashSet<int> { one.GetValue<int>() },
-                JsonArray many => many.Select(x => x!.GetValue<int>()).ToHashSet(),
+                JsonArray many => many.Select(x => x is JsonValue v ? v.GetValue<int>() : throw Fail(adapter, "layers_to_transform", "must list integers")).ToHashSet(),
                 _ => throw Fail(adapter, "layers_to_transform", "must be an integer or a list of integers"),
             },
             BaseModel = Str(o, "base_model_name_or_path", adapter),
         };
+        foreach (string key in config.RankPattern.Keys.Concat(config.AlphaPattern.Keys))
+            _ = new Regex("^(?:.*\\.)?" + key + "$", RegexOptions.CultureInvariant);   // reject invalid patterns now, not per request
+        return config;
     }
 
     private static Dictionary<string, T> Map<T>(JsonObject o, string field, string adapter, Func<JsonNode, T> read)
@@ -121,9 +137,9 @@ internal sealed class PeftLoraConfig
             throw Fail(adapter, field, "must be an object");
         try
         {
-            return map.ToDictionary(kv => kv.Key, kv => read(kv.Value!));
+            return map.ToDictionary(kv => kv.Key, kv => kv.Value is null ? throw Fail(adapter, field, $"has a null value for '{kv.Key}'") : read(kv.Value));
         }
-        catch (Exception ex) when (ex is FormatException or InvalidOperationException or NullReferenceException)
+        catch (Exception ex) when (ex is FormatException or InvalidOperationException)
         {
             throw Fail(adapter, field, "has a value of the wrong type");
         }

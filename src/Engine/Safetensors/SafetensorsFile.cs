@@ -29,19 +29,26 @@ internal sealed class SafetensorsFile
 
     public static SafetensorsFile Open(string path)
     {
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
-        long length = RandomAccess.GetLength(handle);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        return Read(path, stream);
+    }
+
+    /// <summary>Parses and validates the header of safetensors content in <paramref name="stream"/> (seekable; its length is the file's).</summary>
+    internal static SafetensorsFile Read(string path, Stream stream)
+    {
+        long length = stream.Length;
         if (length < 8)
             throw Fail(path, $"file is {length} bytes, shorter than the 8-byte header length prefix (truncated?)");
         Span<byte> prefix = stackalloc byte[8];
-        RandomAccess.Read(handle, prefix, 0);
+        stream.Position = 0;
+        stream.ReadExactly(prefix);
         long headerLength = BitConverter.ToInt64(prefix);
         if (headerLength <= 0 || headerLength > MaxHeaderBytes)
             throw Fail(path, $"header length {headerLength} is not in (0, {MaxHeaderBytes}]");
         if (8 + headerLength > length)
             throw Fail(path, $"header length {headerLength} runs past the end of the {length}-byte file (truncated?)");
         var header = new byte[headerLength];
-        RandomAccess.Read(handle, header, 8);
+        stream.ReadExactly(header);
         return Parse(path, length, header);
     }
 
@@ -59,13 +66,28 @@ internal sealed class SafetensorsFile
 
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            try
+            {
+                return ParseEntries(path, fileLength, header.Length, doc.RootElement);
+            }
+            catch (InvalidOperationException ex)
+            {
+                // System.Text.Json validates UTF-8 lazily: a bad name or string surfaces only when it is read.
+                throw Fail(path, $"header is not valid UTF-8 JSON: {ex.Message}");
+            }
+        }
+    }
+
+    private static SafetensorsFile ParseEntries(string path, long fileLength, int headerLength, JsonElement root)
+    {
+        {
+            if (root.ValueKind != JsonValueKind.Object)
                 throw Fail(path, "header JSON is not an object");
-            long dataStart = 8 + header.Length;
+            long dataStart = 8 + headerLength;
             long dataLength = fileLength - dataStart;
             var tensors = new Dictionary<string, SafetensorsTensorInfo>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var property in doc.RootElement.EnumerateObject())
+            foreach (var property in root.EnumerateObject())
             {
                 if (property.Name == "__metadata__")
                 {
@@ -103,14 +125,24 @@ internal sealed class SafetensorsFile
         }
 
         if (!entry.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
+            || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
             || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end))
             throw Fail(path, $"tensor '{name}': data_offsets must be two integers");
         if (begin < 0 || end < begin || end > dataLength)
             throw Fail(path, $"tensor '{name}': data_offsets [{begin}, {end}] lie outside the {dataLength}-byte data section (truncated file or lying header)");
-        long elements = 1;
-        foreach (long dim in shape)
-            elements = checked(elements * dim);
-        long expected = checked(elements * SafetensorsDtypes.ElementSize(dtype));
+        long expected;
+        try
+        {
+            long elements = 1;
+            foreach (long dim in shape)
+                elements = checked(elements * dim);
+            expected = checked(elements * SafetensorsDtypes.ElementSize(dtype));
+        }
+        catch (OverflowException)
+        {
+            throw Fail(path, $"tensor '{name}': shape [{string.Join(", ", shape)}] overflows 64-bit sizes");
+        }
+
         if (end - begin != expected)
             throw Fail(path, $"tensor '{name}': data_offsets span {end - begin} bytes but {dtype}[{string.Join(", ", shape)}] needs {expected}");
         return new SafetensorsTensorInfo(name, dtype, shape, dataStart + begin, expected);
