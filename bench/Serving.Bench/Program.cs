@@ -3,6 +3,7 @@ using Serving.Bench;
 // Usage:
 //   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
 //   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--json FILE]
+//   Serving.Bench adapters [--model DIR] [--loads N] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -30,6 +31,12 @@ switch (args.FirstOrDefault())
         Console.WriteLine(lora.Markdown());
         if (Get("json") is string loraJson)
             lora.WriteJson(loraJson);
+        return 0;
+    case "adapters":
+        var store = new AdapterStoreBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("loads") ?? "200")).Run();
+        Console.WriteLine(store.Markdown());
+        if (Get("json") is string storeJson)
+            store.WriteJson(storeJson);
         return 0;
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");
