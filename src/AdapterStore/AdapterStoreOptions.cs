@@ -20,6 +20,12 @@ internal sealed class AdapterStoreOptions
     /// <summary>Host-memory tier budget for parsed adapters, in bytes.</summary>
     public long HostCacheBytes { get; set; } = 2L << 30;
 
+    /// <summary>S3-compatible object storage for <c>s3://bucket/prefix</c> adapter sources.</summary>
+    public S3SourceOptions S3 { get; set; } = new();
+
+    /// <summary>Local disk cache for adapters fetched from remote sources; default: the server's cache folder.</summary>
+    public string? DiskCachePath { get; set; }
+
     /// <summary>Largest adapter_model.safetensors accepted, in bytes.</summary>
     public long MaxAdapterBytes { get; set; } = 512L << 20;
 }

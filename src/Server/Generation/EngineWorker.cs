@@ -27,7 +27,7 @@ internal sealed class EngineWorker : BackgroundService
         _host = host;
         var a = adapters.Value;
         _hostCache = new HostAdapterCache(a.HostCacheBytes,
-            record => AdapterStore.Peft.PeftAdapterReader.Read(record.Source, record.Id.Value, host.Model.Config, a.MaxRank));
+            record => AdapterStore.Peft.PeftAdapterReader.Read(host.LocalFolder(record), record.Id.Value, host.Model.Config, a.MaxRank));
         _options = options.Value;
         _logger = logger;
         _commands = Channel.CreateBounded<GenerationCommand>(new BoundedChannelOptions(engine.Value.MaxQueuedRequests)
@@ -143,8 +143,9 @@ internal sealed class EngineWorker : BackgroundService
         {
             bind = binder.TryBind(command.Adapters);
         }
-        catch (Exception ex) when (ex is AdapterStore.Peft.AdapterFormatException or AdapterNotFoundException or UnauthorizedAccessException or IOException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
+            // Whatever went wrong with this request's adapters (invalid, missing, source down) fails only this request.
             command.Output.TryComplete(ex);
             return true;
         }

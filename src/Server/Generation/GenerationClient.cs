@@ -44,6 +44,10 @@ internal sealed class GenerationClient(EngineWorker worker)
             {
                 throw new ApiException(422, ex.Message, "model");
             }
+            catch (Exception ex) when (ex is IOException or HttpRequestException or Amazon.Runtime.AmazonServiceException)
+            {
+                throw new ApiException(503, $"adapter source unavailable: {ex.Message}", "model");
+            }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
                 throw new ApiException(503, ex.Message);

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using Serving.AdapterStore;
 using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
+using Serving.AdapterStore.Sources;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.OpenAi;
@@ -19,11 +20,55 @@ internal sealed class AdapterManagementEndpoint(ModelHost host, IOptions<Adapter
         var f = new JsonFields(doc.RootElement);
         var id = ReadName(f);
         string path = f.String("lora_path") ?? throw JsonFields.Bad("lora_path", "is required");
-        if (path.Contains("://", StringComparison.Ordinal))
-            throw JsonFields.Bad("lora_path", $"source '{path}' uses a URI scheme this server has no source for yet (local folders only)");
-        string folder = Path.GetFullPath(path);
-        if (!Directory.Exists(folder))
-            throw new ApiException(404, $"adapter folder '{path}' does not exist", "lora_path");
+        string source, folder, version;
+        if (S3AdapterSource.Handles(path))
+        {
+            (source, (folder, version)) = (path, await FetchAsync(path, id, ctx.RequestAborted));
+            Validate(id, folder);
+        }
+        else
+        {
+            if (path.Contains("://", StringComparison.Ordinal))
+                throw JsonFields.Bad("lora_path", $"source '{path}' uses a URI scheme this server has no source for (local folders and s3://)");
+            source = folder = Path.GetFullPath(path);
+            if (!Directory.Exists(folder))
+                throw new ApiException(404, $"adapter folder '{path}' does not exist", "lora_path");
+            Validate(id, folder);
+            version = AdapterContentHash.Compute(folder);
+        }
+
+        var previous = host.Adapters.Registry.Put(new AdapterRecord(id, source, version, time.GetUtcNow()));
+        await Results.Text(previous is null
+            ? $"Success: LoRA adapter '{id}' added successfully."
+            : $"Success: LoRA adapter '{id}' replaced (version {previous.Version} → {version}).").ExecuteAsync(ctx);
+    }
+
+    private async Task<(string Folder, string Version)> FetchAsync(string uri, AdapterId id, CancellationToken ct)
+    {
+        try
+        {
+            return await host.S3!.FetchAsync(uri, id.Value, ct);
+        }
+        catch (ArgumentException ex)
+        {
+            throw JsonFields.Bad("lora_path", ex.Message);
+        }
+        catch (FileNotFoundException ex)
+        {
+            throw new ApiException(404, ex.Message, "lora_path");
+        }
+        catch (AdapterFormatException ex)
+        {
+            throw new ApiException(422, ex.Message, "lora_path");
+        }
+        catch (Exception ex) when (ex is Amazon.Runtime.AmazonServiceException or HttpRequestException or IOException)
+        {
+            throw new ApiException(503, $"adapter source '{uri}' is unavailable: {ex.Message}", "lora_path");
+        }
+    }
+
+    private void Validate(AdapterId id, string folder)
+    {
         var weightsFile = new FileInfo(Path.Combine(folder, PeftAdapterReader.WeightsFile));
         if (weightsFile.Exists && weightsFile.Length > options.Value.MaxAdapterBytes)
             throw new ApiException(422, $"adapter '{id}': {PeftAdapterReader.WeightsFile} is {weightsFile.Length} bytes, above the limit of {options.Value.MaxAdapterBytes}", "lora_path");
@@ -35,11 +80,6 @@ internal sealed class AdapterManagementEndpoint(ModelHost host, IOptions<Adapter
         {
             throw new ApiException(422, ex.Message, "lora_path");
         }
-
-        var previous = host.Adapters.Registry.Put(new AdapterRecord(id, folder, AdapterContentHash.Compute(folder), time.GetUtcNow()));
-        await Results.Text(previous is null
-            ? $"Success: LoRA adapter '{id}' added successfully."
-            : $"Success: LoRA adapter '{id}' replaced (version {previous.Version} → {host.Adapters.Registry.Get(id)!.Version}).").ExecuteAsync(ctx);
     }
 
     public async Task UnloadAsync(HttpContext ctx)

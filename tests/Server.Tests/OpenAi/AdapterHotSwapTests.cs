@@ -101,7 +101,7 @@ public sealed class AdapterHotSwapTests : IAsyncLifetime
     {
         Assert.Equal(400, (await Load(_server, "../up", _v1)).Status);
         Assert.Equal(404, (await Load(_server, "nowhere", Path.Combine(_root, "missing"))).Status);
-        Assert.Equal(400, (await Load(_server, "remote", "s3://bucket/prefix")).Status);
+        Assert.Equal(400, (await Load(_server, "remote", "hf://org/adapter")).Status);
         string broken = Path.Combine(_root, "broken");
         SyntheticAdapterWriter.Write(broken, _model, 4, 8, ["q_proj"], 5);
         File.WriteAllText(Path.Combine(broken, "adapter_config.json"), """{"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"], "use_dora": true}""");

@@ -1,0 +1,125 @@
+using System.Net;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+using Serving.AdapterStore.Peft;
+using Serving.AdapterStore.Registry;
+
+namespace Serving.AdapterStore.Sources;
+
+/// <summary>
+/// Adapters in S3-compatible object storage: <c>s3://bucket/prefix</c> holds <c>adapter_config.json</c> and
+/// <c>adapter_model.safetensors</c>. Files are downloaded into the local disk cache under their content version
+/// (<c>CACHE/s3/bucket/prefix/VERSION/</c>), written to a temporary folder and renamed into place, and re-hashed when
+/// read so a changed object is never served under an old version.
+/// </summary>
+internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes) : IDisposable
+{
+    private static readonly string[] Files = ["adapter_config.json", PeftAdapterReader.WeightsFile];
+
+    public static bool Handles(string uri) => uri.StartsWith("s3://", StringComparison.Ordinal);
+
+    public static S3AdapterSource Create(S3SourceOptions options, string cacheRoot, long maxBytes)
+    {
+        var config = new AmazonS3Config { ForcePathStyle = options.ForcePathStyle, AuthenticationRegion = options.Region };
+        if (!string.IsNullOrEmpty(options.ServiceUrl))
+            config.ServiceURL = options.ServiceUrl;
+        else
+            config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(options.Region);
+        var client = string.IsNullOrEmpty(options.AccessKey)
+            ? new AmazonS3Client(config)
+            : new AmazonS3Client(new BasicAWSCredentials(options.AccessKey, options.SecretKey), config);
+        return new S3AdapterSource(client, cacheRoot, maxBytes);
+    }
+
+    public static (string Bucket, string Prefix) Parse(string uri)
+    {
+        string rest = uri["s3://".Length..].Trim('/');
+        int slash = rest.IndexOf('/');
+        string bucket = slash < 0 ? rest : rest[..slash];
+        string prefix = slash < 0 ? "" : rest[(slash + 1)..];
+        if (bucket.Length == 0 || prefix.Split('/').Any(p => p is ".." or "."))
+            throw new ArgumentException($"'{uri}' is not an s3://bucket/prefix URI");
+        return (bucket, prefix);
+    }
+
+    /// <summary>Downloads the adapter now (registration) and returns its local folder and content version.</summary>
+    public async Task<(string Folder, string Version)> FetchAsync(string uri, string adapter, CancellationToken ct)
+    {
+        string staging = await DownloadAsync(uri, adapter, ct).ConfigureAwait(false);
+        string version = AdapterContentHash.Compute(staging);
+        return (Publish(staging, Folder(uri, version)), version);
+    }
+
+    /// <summary>The local folder holding <paramref name="record"/>'s version, downloading it again if the disk cache lost it.</summary>
+    public string EnsureLocal(AdapterRecord record)
+    {
+        string folder = Folder(record.Source, record.Version);
+        if (Files.All(f => File.Exists(Path.Combine(folder, f))) && AdapterContentHash.Compute(folder) == record.Version)
+            return folder;
+        string staging = DownloadAsync(record.Source, record.Id.Value, CancellationToken.None).GetAwaiter().GetResult();
+        string version = AdapterContentHash.Compute(staging);
+        if (version != record.Version)
+        {
+            Directory.Delete(staging, recursive: true);
+            throw new AdapterFormatException(record.Id.Value, record.Source, null,
+                $"the objects changed since registration (version {record.Version}, now {version}); register the adapter again to serve the new version");
+        }
+
+        return Publish(staging, folder);
+    }
+
+    private string Folder(string uri, string version)
+    {
+        var (bucket, prefix) = Parse(uri);
+        return Path.Combine([cacheRoot, "s3", bucket, .. prefix.Split('/', StringSplitOptions.RemoveEmptyEntries), version]);
+    }
+
+    private async Task<string> DownloadAsync(string uri, string adapter, CancellationToken ct)
+    {
+        var (bucket, prefix) = Parse(uri);
+        string staging = Path.Combine(cacheRoot, "s3", ".staging-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(staging);
+        try
+        {
+            foreach (string name in Files)
+            {
+                string key = prefix.Length == 0 ? name : prefix + "/" + name;
+                using var response = await client.GetObjectAsync(bucket, key, ct).ConfigureAwait(false);
+                if (response.ContentLength > maxBytes)
+                    throw new AdapterFormatException(adapter, name, null, $"object is {response.ContentLength} bytes, above the limit of {maxBytes}");
+                await using var file = File.Create(Path.Combine(staging, name));
+                await response.ResponseStream.CopyToAsync(file, ct).ConfigureAwait(false);
+            }
+
+            return staging;
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        {
+            Directory.Delete(staging, recursive: true);
+            throw new FileNotFoundException($"'{uri}' has no adapter_config.json / adapter_model.safetensors ({ex.ErrorCode})", ex);
+        }
+        catch
+        {
+            Directory.Delete(staging, recursive: true);
+            throw;
+        }
+    }
+
+    private static string Publish(string staging, string folder)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(folder)!);
+        try
+        {
+            Directory.Move(staging, folder);
+        }
+        catch (IOException) when (Directory.Exists(folder))
+        {
+            Directory.Delete(staging, recursive: true);   // the same version is already cached
+        }
+
+        return folder;
+    }
+
+    public void Dispose() => client.Dispose();
+}

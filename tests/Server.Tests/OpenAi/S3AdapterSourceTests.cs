@@ -1,0 +1,71 @@
+using System.Net.Http.Json;
+using Serving.Engine.Synthetic;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.OpenAi;
+
+/// <summary>Adapters registered from s3:// URIs on a real S3-protocol server (moto) started on loopback.</summary>
+public sealed class S3AdapterSourceTests : IAsyncLifetime
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "serving-tests", "s3-" + Guid.NewGuid().ToString("N"));
+    private MotoS3Server _s3 = null!;
+    private ServerProcess _server = null!;
+    private string _adapter = "";
+
+    public async Task InitializeAsync()
+    {
+        string model = Path.Combine(_root, "base");
+        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 14 });
+        _adapter = Path.Combine(_root, "local-copy");
+        SyntheticAdapterWriter.Write(_adapter, model, 8, 16, SyntheticAdapterWriter.AllTargets, 21);
+        _s3 = await MotoS3Server.StartAsync();
+        await _s3.Client.PutBucketAsync("adapters");
+        await _s3.UploadFolderAsync("adapters", "tenants/acme/support-bot", _adapter);
+        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--cache-dir", Path.Combine(_root, "cache"),
+            "--Serving:Adapters:S3:ServiceUrl", _s3.Url, "--Serving:Adapters:S3:AccessKey", MotoS3Server.AccessKey,
+            "--Serving:Adapters:S3:SecretKey", MotoS3Server.SecretKey);
+    }
+
+    private async Task<(int Status, string Body)> Load(string name, string path)
+    {
+        using var response = await _server.Http.PostAsJsonAsync("/v1/load_lora_adapter", new { lora_name = name, lora_path = path });
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    private async Task<string> Greedy(string model)
+    {
+        var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions", new { model, prompt = "From S3", max_tokens = 8, temperature = 0, ignore_eos = true });
+        Assert.True(status == 200, body.ToJsonString());
+        return (string)body["choices"]![0]!["text"]!;
+    }
+
+    [Fact]
+    public async Task Load_S3Uri_ServesTheSameAdapterAsItsLocalCopy()
+    {
+        var (status, body) = await Load("support-bot", "s3://adapters/tenants/acme/support-bot");
+        Assert.True(status == 200, body);
+        Assert.Equal(200, (await Load("local-copy", _adapter)).Status);
+        Assert.Equal(await Greedy("local-copy"), await Greedy("support-bot"));
+        Assert.NotEqual(await Greedy("local-copy"), await Greedy("base"));
+    }
+
+    [Fact]
+    public async Task Load_MissingPrefix_404()
+    {
+        var (status, body) = await Load("nothing", "s3://adapters/tenants/acme/absent");
+        Assert.True(status == 404, body);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        await _s3.DisposeAsync();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
