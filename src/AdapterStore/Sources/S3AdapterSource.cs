@@ -2,6 +2,10 @@ using System.Net;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
 using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 
@@ -11,17 +15,45 @@ namespace Serving.AdapterStore.Sources;
 /// Adapters in S3-compatible object storage: <c>s3://bucket/prefix</c> holds <c>adapter_config.json</c> and
 /// <c>adapter_model.safetensors</c>. Files are downloaded into the local disk cache under their content version
 /// (<c>CACHE/s3/bucket/prefix/VERSION/</c>), written to a temporary folder and renamed into place, and re-hashed when
-/// read so a changed object is never served under an old version.
+/// read so a changed object is never served under an old version. Every request to the store goes through one
+/// resilience pipeline per source (Polly): a per-attempt timeout, two jittered retries, and a circuit breaker, so while
+/// the store is down cold adapters fail fast (well under a second) instead of hanging, adapters already cached keep
+/// serving, and the source is used again on its own once it answers.
 /// </summary>
 internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes) : IDisposable
 {
     private static readonly string[] Files = ["adapter_config.json", PeftAdapterReader.WeightsFile];
 
+    private readonly ResiliencePipeline _resilience = new ResiliencePipelineBuilder()
+        .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            FailureRatio = 0.5,
+            MinimumThroughput = 3,
+            SamplingDuration = TimeSpan.FromSeconds(10),
+            BreakDuration = TimeSpan.FromSeconds(5),
+            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>().Handle<IOException>()
+                .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound }),
+        })
+        .AddRetry(new RetryStrategyOptions
+        {
+            MaxRetryAttempts = 2,
+            Delay = TimeSpan.FromMilliseconds(50),
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>()
+                .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound or HttpStatusCode.Forbidden }),
+        })
+        .AddTimeout(TimeSpan.FromSeconds(10))
+        .Build();
+
+    /// <summary>The circuit breaker rejected the call: the store failed repeatedly and is given time to recover.</summary>
+    public static bool IsSourceDown(Exception ex) => ex is BrokenCircuitException;
     public static bool Handles(string uri) => uri.StartsWith("s3://", StringComparison.Ordinal);
 
     public static S3AdapterSource Create(S3SourceOptions options, string cacheRoot, long maxBytes)
     {
-        var config = new AmazonS3Config { ForcePathStyle = options.ForcePathStyle, AuthenticationRegion = options.Region };
+        // Retries and timeouts belong to the resilience pipeline, not to the SDK.
+        var config = new AmazonS3Config { ForcePathStyle = options.ForcePathStyle, AuthenticationRegion = options.Region, MaxErrorRetry = 0 };
         if (!string.IsNullOrEmpty(options.ServiceUrl))
             config.ServiceURL = options.ServiceUrl;
         else
@@ -85,7 +117,8 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
             foreach (string name in Files)
             {
                 string key = prefix.Length == 0 ? name : prefix + "/" + name;
-                using var response = await client.GetObjectAsync(bucket, key, ct).ConfigureAwait(false);
+                using var response = await _resilience.ExecuteAsync(async token => await client.GetObjectAsync(bucket, key, token).ConfigureAwait(false), ct)
+                    .ConfigureAwait(false);
                 if (response.ContentLength > maxBytes)
                     throw new AdapterFormatException(adapter, name, null, $"object is {response.ContentLength} bytes, above the limit of {maxBytes}");
                 await using var file = File.Create(Path.Combine(staging, name));

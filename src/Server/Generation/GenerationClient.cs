@@ -44,7 +44,7 @@ internal sealed class GenerationClient(EngineWorker worker)
             {
                 throw new ApiException(422, ex.Message, "model");
             }
-            catch (Exception ex) when (ex is IOException or HttpRequestException or Amazon.Runtime.AmazonServiceException)
+            catch (Exception ex) when (ex is IOException or HttpRequestException or Amazon.Runtime.AmazonServiceException or Polly.ExecutionRejectedException)
             {
                 throw new ApiException(503, $"adapter source unavailable: {ex.Message}", "model");
             }

@@ -61,7 +61,7 @@ internal sealed class AdapterManagementEndpoint(ModelHost host, IOptions<Adapter
         {
             throw new ApiException(422, ex.Message, "lora_path");
         }
-        catch (Exception ex) when (ex is Amazon.Runtime.AmazonServiceException or HttpRequestException or IOException)
+        catch (Exception ex) when (ex is Amazon.Runtime.AmazonServiceException or HttpRequestException or IOException or Polly.ExecutionRejectedException)
         {
             throw new ApiException(503, $"adapter source '{uri}' is unavailable: {ex.Message}", "lora_path");
         }

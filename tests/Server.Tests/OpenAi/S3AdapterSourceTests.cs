@@ -56,6 +56,27 @@ public sealed class S3AdapterSourceTests : IAsyncLifetime
         Assert.True(status == 404, body);
     }
 
+    [Fact]
+    public async Task SourceDown_WarmAdaptersKeepServingColdOnesFailFastWith503()
+    {
+        Assert.Equal(200, (await Load("warm", "s3://adapters/tenants/acme/support-bot")).Status);
+        string before = await Greedy("warm");
+        await _s3.DisposeAsync();
+
+        Assert.Equal(before, await Greedy("warm"));              // cached tiers do not need the store
+        var timings = new List<double>();
+        for (int i = 0; i < 4; i++)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var (status, body) = await Load($"cold{i}", "s3://adapters/tenants/acme/support-bot");
+            timings.Add(sw.Elapsed.TotalSeconds);
+            Assert.True(status == 503, body);
+        }
+
+        Assert.All(timings, t => Assert.True(t < 1.5, $"a cold load took {t:F2} s with the store down"));
+        Assert.True(timings[^1] < 0.5, $"with the breaker open a cold load should be rejected at once, took {timings[^1]:F2} s");
+    }
+
     public async Task DisposeAsync()
     {
         await _server.DisposeAsync();

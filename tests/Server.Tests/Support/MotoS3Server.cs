@@ -68,8 +68,13 @@ public sealed class MotoS3Server : IAsyncDisposable
             await Client.PutObjectAsync(new Amazon.S3.Model.PutObjectRequest { BucketName = bucket, Key = $"{prefix}/{Path.GetFileName(file)}", FilePath = file });
     }
 
+    private bool _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+            return;
+        _disposed = true;
         Client.Dispose();
         if (!_process.HasExited)
             _process.Kill(entireProcessTree: true);
