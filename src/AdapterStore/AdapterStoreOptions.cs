@@ -26,6 +26,9 @@ internal sealed class AdapterStoreOptions
     /// <summary>Local disk cache for adapters fetched from remote sources; default: the server's cache folder.</summary>
     public string? DiskCachePath { get; set; }
 
+    /// <summary>Disk cache budget in bytes; the least recently used adapter versions are deleted beyond it.</summary>
+    public long DiskCacheBytes { get; set; } = 20L << 30;
+
     /// <summary>Largest adapter_model.safetensors accepted, in bytes.</summary>
     public long MaxAdapterBytes { get; set; } = 512L << 20;
 }

@@ -11,4 +11,7 @@ internal sealed class S3SourceOptions
     public string? AccessKey { get; set; }
     public string? SecretKey { get; set; }
     public bool ForcePathStyle { get; set; } = true;
+
+    /// <summary>How long the circuit breaker stays open after repeated failures before trying the store again.</summary>
+    public double BreakSeconds { get; set; } = 5;
 }

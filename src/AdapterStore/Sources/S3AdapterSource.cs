@@ -20,7 +20,7 @@ namespace Serving.AdapterStore.Sources;
 /// the store is down cold adapters fail fast (well under a second) instead of hanging, adapters already cached keep
 /// serving, and the source is used again on its own once it answers.
 /// </summary>
-internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes) : IDisposable
+internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes, long diskBudget, TimeSpan breakDuration) : IDisposable
 {
     private static readonly string[] Files = ["adapter_config.json", PeftAdapterReader.WeightsFile];
 
@@ -30,7 +30,7 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
             FailureRatio = 0.5,
             MinimumThroughput = 3,
             SamplingDuration = TimeSpan.FromSeconds(10),
-            BreakDuration = TimeSpan.FromSeconds(5),
+            BreakDuration = breakDuration,
             ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>().Handle<IOException>()
                 .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound }),
         })
@@ -50,7 +50,7 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
     public static bool IsSourceDown(Exception ex) => ex is BrokenCircuitException;
     public static bool Handles(string uri) => uri.StartsWith("s3://", StringComparison.Ordinal);
 
-    public static S3AdapterSource Create(S3SourceOptions options, string cacheRoot, long maxBytes)
+    public static S3AdapterSource Create(S3SourceOptions options, string cacheRoot, long maxBytes, long diskBudget)
     {
         // Retries and timeouts belong to the resilience pipeline, not to the SDK.
         var config = new AmazonS3Config { ForcePathStyle = options.ForcePathStyle, AuthenticationRegion = options.Region, MaxErrorRetry = 0 };
@@ -61,7 +61,7 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         var client = string.IsNullOrEmpty(options.AccessKey)
             ? new AmazonS3Client(config)
             : new AmazonS3Client(new BasicAWSCredentials(options.AccessKey, options.SecretKey), config);
-        return new S3AdapterSource(client, cacheRoot, maxBytes);
+        return new S3AdapterSource(client, cacheRoot, maxBytes, diskBudget, TimeSpan.FromSeconds(Math.Max(0.5, options.BreakSeconds)));
     }
 
     public static (string Bucket, string Prefix) Parse(string uri)
@@ -88,7 +88,11 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
     {
         string folder = Folder(record.Source, record.Version);
         if (Files.All(f => File.Exists(Path.Combine(folder, f))) && AdapterContentHash.Compute(folder) == record.Version)
+        {
+            Directory.SetLastWriteTimeUtc(folder, DateTime.UtcNow);   // recency for the disk budget
             return folder;
+        }
+
         string staging = DownloadAsync(record.Source, record.Id.Value, CancellationToken.None).GetAwaiter().GetResult();
         string version = AdapterContentHash.Compute(staging);
         if (version != record.Version)
@@ -139,8 +143,9 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         }
     }
 
-    private static string Publish(string staging, string folder)
+    private string Publish(string staging, string folder)
     {
+        TrimDiskCache(DirectorySize(staging));
         Directory.CreateDirectory(Path.GetDirectoryName(folder)!);
         try
         {
@@ -153,6 +158,27 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
 
         return folder;
     }
+
+    /// <summary>Deletes the least recently used cached versions until <paramref name="incoming"/> more bytes fit the budget.</summary>
+    private void TrimDiskCache(long incoming)
+    {
+        string root = Path.Combine(cacheRoot, "s3");
+        var versions = Directory.GetDirectories(root, "*", SearchOption.AllDirectories)
+            .Where(d => !Path.GetFileName(d).StartsWith('.') && File.Exists(Path.Combine(d, PeftAdapterReader.WeightsFile)))
+            .Select(d => (Folder: d, Bytes: DirectorySize(d), Used: Directory.GetLastWriteTimeUtc(d)))
+            .OrderBy(v => v.Used)
+            .ToList();
+        long total = versions.Sum(v => v.Bytes) + incoming;
+        foreach (var v in versions)
+        {
+            if (total <= diskBudget)
+                break;
+            Directory.Delete(v.Folder, recursive: true);
+            total -= v.Bytes;
+        }
+    }
+
+    private static long DirectorySize(string folder) => Directory.GetFiles(folder).Sum(f => new FileInfo(f).Length);
 
     public void Dispose() => client.Dispose();
 }

@@ -64,7 +64,7 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         var a = adapterOptions.Value;
         string registryPath = a.RegistryPath ?? Path.Combine(cacheRoot, $"adapter-registry-{ModelId}.json");
         Adapters = new AdapterCatalog(string.IsNullOrEmpty(adapterRoot) ? null : new LocalFolderAdapterSource(adapterRoot), new AdapterStore.Registry.AdapterRegistry(registryPath));
-        S3 = S3AdapterSource.Create(a.S3, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"), a.MaxAdapterBytes);
+        S3 = S3AdapterSource.Create(a.S3, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"), a.MaxAdapterBytes, a.DiskCacheBytes);
         var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
         logger.LogInformation("Adapters: {Count} available (store {Root}, registry {Registry}); {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
             Adapters.List().Count, adapterRoot ?? "none", registryPath, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);

@@ -23,7 +23,8 @@ public sealed class S3AdapterSourceTests : IAsyncLifetime
         await _s3.UploadFolderAsync("adapters", "tenants/acme/support-bot", _adapter);
         _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--cache-dir", Path.Combine(_root, "cache"),
             "--Serving:Adapters:S3:ServiceUrl", _s3.Url, "--Serving:Adapters:S3:AccessKey", MotoS3Server.AccessKey,
-            "--Serving:Adapters:S3:SecretKey", MotoS3Server.SecretKey);
+            "--Serving:Adapters:S3:SecretKey", MotoS3Server.SecretKey, "--Serving:Adapters:S3:BreakSeconds", "1",
+            "--Serving:Adapters:DiskCacheBytes", (new DirectoryInfo(_adapter).GetFiles().Sum(f => f.Length) * 3 / 2).ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private async Task<(int Status, string Body)> Load(string name, string path)
@@ -75,6 +76,37 @@ public sealed class S3AdapterSourceTests : IAsyncLifetime
 
         Assert.All(timings, t => Assert.True(t < 1.5, $"a cold load took {t:F2} s with the store down"));
         Assert.True(timings[^1] < 0.5, $"with the breaker open a cold load should be rejected at once, took {timings[^1]:F2} s");
+    }
+
+    [Fact]
+    public async Task SourceBack_BreakerClosesAgain_ColdLoadsSucceed()
+    {
+        int port = _s3.Port;
+        await _s3.DisposeAsync();
+        for (int i = 0; i < 4; i++)
+            Assert.Equal(503, (await Load($"down{i}", "s3://adapters/tenants/acme/support-bot")).Status);
+        _s3 = await MotoS3Server.StartAsync(port);
+        await _s3.Client.PutBucketAsync("adapters");
+        await _s3.UploadFolderAsync("adapters", "tenants/acme/support-bot", _adapter);
+        await Task.Delay(TimeSpan.FromSeconds(1.2));             // the breaker's open period
+        var (status, body) = await Load("recovered", "s3://adapters/tenants/acme/support-bot");
+        Assert.True(status == 200, body);
+        Assert.Equal(200, (await Load("local-copy-check", _adapter)).Status);
+        Assert.Equal(await Greedy("local-copy-check"), await Greedy("recovered"));
+    }
+
+    [Fact]
+    public async Task DiskCache_OverBudget_KeepsOnlyRecentVersionsAndStillServes()
+    {
+        string other = Path.Combine(_root, "other");
+        SyntheticAdapterWriter.Write(other, Path.Combine(_root, "base"), 8, 16, SyntheticAdapterWriter.AllTargets, 22);
+        await _s3.UploadFolderAsync("adapters", "tenants/acme/other", other);
+        Assert.Equal(200, (await Load("first", "s3://adapters/tenants/acme/support-bot")).Status);
+        Assert.Equal(200, (await Load("second", "s3://adapters/tenants/acme/other")).Status);
+        var cached = Directory.GetFiles(Path.Combine(_root, "cache", "adapter-cache", "s3"), "adapter_model.safetensors", SearchOption.AllDirectories);
+        Assert.Single(cached);
+        Assert.Contains("other", cached[0]);
+        Assert.NotEqual(await Greedy("first"), await Greedy("second"));
     }
 
     public async Task DisposeAsync()

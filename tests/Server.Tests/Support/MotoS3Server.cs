@@ -24,11 +24,14 @@ public sealed class MotoS3Server : IAsyncDisposable
     public string Url { get; }
     public AmazonS3Client Client { get; }
 
-    public static async Task<MotoS3Server> StartAsync()
+    public int Port { get; private init; }
+
+    /// <summary>Starts moto on <paramref name="port"/> (0: a free one). moto keeps its buckets in memory: a restart starts empty.</summary>
+    public static async Task<MotoS3Server> StartAsync(int port = 0)
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
+        if (port == 0)
         {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
             listener.Start();
             port = ((IPEndPoint)listener.LocalEndpoint).Port;
         }
@@ -50,7 +53,7 @@ public sealed class MotoS3Server : IAsyncDisposable
             try
             {
                 using var response = await http.GetAsync(url);
-                return new MotoS3Server(process, url);
+                return new MotoS3Server(process, url) { Port = port };
             }
             catch (HttpRequestException)
             {
