@@ -20,7 +20,7 @@ namespace Serving.AdapterStore.Sources;
 /// the store is down cold adapters fail fast (well under a second) instead of hanging, adapters already cached keep
 /// serving, and the source is used again on its own once it answers.
 /// </summary>
-internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes, long diskBudget, TimeSpan breakDuration) : IDisposable
+internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes, long diskBudget, TimeSpan breakDuration) : IAdapterSource, IDisposable
 {
     private static readonly string[] Files = ["adapter_config.json", PeftAdapterReader.WeightsFile];
 
@@ -48,7 +48,9 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
 
     /// <summary>The circuit breaker rejected the call: the store failed repeatedly and is given time to recover.</summary>
     public static bool IsSourceDown(Exception ex) => ex is BrokenCircuitException;
-    public static bool Handles(string uri) => uri.StartsWith("s3://", StringComparison.Ordinal);
+    public static bool IsS3(string uri) => uri.StartsWith("s3://", StringComparison.Ordinal);
+
+    public bool Handles(string uri) => IsS3(uri);
 
     public static S3AdapterSource Create(S3SourceOptions options, string cacheRoot, long maxBytes, long diskBudget)
     {

@@ -20,8 +20,8 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
     public string ModelId { get; private set; } = "";
     public DateTimeOffset LoadedAt { get; private set; }
 
-    /// <summary>The S3-compatible source for <c>s3://</c> registrations, with its local disk cache.</summary>
-    public S3AdapterSource? S3 { get; private set; }
+    /// <summary>Adapter sources by URI scheme: local paths and <c>s3://</c> (with its local disk cache).</summary>
+    public AdapterSourceSet Sources { get; private set; } = new([new LocalPathAdapterSource()]);
 
     /// <summary>Every adapter the server can run (local store folders and run-time registrations).</summary>
     public AdapterCatalog Adapters { get; private set; } = new(null, new AdapterStore.Registry.AdapterRegistry(null));
@@ -64,7 +64,9 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         var a = adapterOptions.Value;
         string registryPath = a.RegistryPath ?? Path.Combine(cacheRoot, $"adapter-registry-{ModelId}.json");
         Adapters = new AdapterCatalog(string.IsNullOrEmpty(adapterRoot) ? null : new LocalFolderAdapterSource(adapterRoot), new AdapterStore.Registry.AdapterRegistry(registryPath));
-        S3 = S3AdapterSource.Create(a.S3, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"), a.MaxAdapterBytes, a.DiskCacheBytes);
+        Sources = new AdapterSourceSet([
+            new LocalPathAdapterSource(),
+            S3AdapterSource.Create(a.S3, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"), a.MaxAdapterBytes, a.DiskCacheBytes)]);
         var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
         logger.LogInformation("Adapters: {Count} available (store {Root}, registry {Registry}); {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
             Adapters.List().Count, adapterRoot ?? "none", registryPath, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
@@ -76,13 +78,9 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>The local folder of a registered or store adapter (fetching a remote one into the disk cache if needed).</summary>
-    public string LocalFolder(AdapterStore.Registry.AdapterRecord record) =>
-        S3AdapterSource.Handles(record.Source) ? S3!.EnsureLocal(record) : record.Source;
-
     public void Dispose()
     {
-        S3?.Dispose();
+        Sources.Dispose();
         _model?.Dispose();
     }
 }

@@ -20,34 +20,23 @@ internal sealed class AdapterManagementEndpoint(ModelHost host, IOptions<Adapter
         var f = new JsonFields(doc.RootElement);
         var id = ReadName(f);
         string path = f.String("lora_path") ?? throw JsonFields.Bad("lora_path", "is required");
-        string source, folder, version;
-        if (S3AdapterSource.Handles(path))
-        {
-            (source, (folder, version)) = (path, await FetchAsync(path, id, ctx.RequestAborted));
-            Validate(id, folder);
-        }
-        else
-        {
-            if (path.Contains("://", StringComparison.Ordinal))
-                throw JsonFields.Bad("lora_path", $"source '{path}' uses a URI scheme this server has no source for (local folders and s3://)");
-            source = folder = Path.GetFullPath(path);
-            if (!Directory.Exists(folder))
-                throw new ApiException(404, $"adapter folder '{path}' does not exist", "lora_path");
-            Validate(id, folder);
-            version = AdapterContentHash.Compute(folder);
-        }
+        var source = host.Sources.For(path)
+            ?? throw JsonFields.Bad("lora_path", $"'{path}' uses a URI scheme this server has no source for (local folders and s3://)");
+        var (folder, version) = await FetchAsync(source, path, id, ctx.RequestAborted);
+        Validate(id, folder);
+        string recorded = source is LocalPathAdapterSource ? folder : path;
 
-        var previous = host.Adapters.Registry.Put(new AdapterRecord(id, source, version, time.GetUtcNow()));
+        var previous = host.Adapters.Registry.Put(new AdapterRecord(id, recorded, version, time.GetUtcNow()));
         await Results.Text(previous is null
             ? $"Success: LoRA adapter '{id}' added successfully."
             : $"Success: LoRA adapter '{id}' replaced (version {previous.Version} → {version}).").ExecuteAsync(ctx);
     }
 
-    private async Task<(string Folder, string Version)> FetchAsync(string uri, AdapterId id, CancellationToken ct)
+    private static async Task<(string Folder, string Version)> FetchAsync(IAdapterSource source, string uri, AdapterId id, CancellationToken ct)
     {
         try
         {
-            return await host.S3!.FetchAsync(uri, id.Value, ct);
+            return await source.FetchAsync(uri, id.Value, ct);
         }
         catch (ArgumentException ex)
         {

@@ -1,0 +1,18 @@
+using Serving.AdapterStore.Registry;
+
+namespace Serving.AdapterStore.Sources;
+
+/// <summary>The configured sources, chosen by URI scheme.</summary>
+internal sealed class AdapterSourceSet(IReadOnlyList<IAdapterSource> sources) : IDisposable
+{
+    public IAdapterSource? For(string uri) => sources.FirstOrDefault(s => s.Handles(uri));
+
+    public string EnsureLocal(AdapterRecord record) =>
+        (For(record.Source) ?? throw new InvalidOperationException($"no source handles '{record.Source}'")).EnsureLocal(record);
+
+    public void Dispose()
+    {
+        foreach (var s in sources.OfType<IDisposable>())
+            s.Dispose();
+    }
+}
