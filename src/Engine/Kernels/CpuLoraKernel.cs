@@ -8,7 +8,7 @@ namespace Serving.Engine.Kernels;
 /// <see cref="ILoraKernel"/> for CPU tensors (float32 or bfloat16, activations and arenas in the same dtype), in two
 /// regimes chosen per adapter group:
 /// <code>
-/// group with ≥ GemmRows rows (prefill segments; SGMV):
+/// group with ≥ LoraBatchMapping.SegmentRows rows (prefill segments; SGMV):
 ///     Δ = ((x[R] · A[s, :r]ᵀ) ⊙ (scale[s] · W)[:, None]) · Bt[s, :r]      libtorch GEMMs in the compute dtype
 ///     y[R, offset..] += Δ
 /// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per core:
@@ -21,9 +21,6 @@ namespace Serving.Engine.Kernels;
 /// </summary>
 internal sealed unsafe class CpuLoraKernel : ILoraKernel
 {
-    /// <summary>Groups at least this long use libtorch GEMMs; shorter ones the row kernel.</summary>
-    public const int GemmRows = 48;
-
     /// <summary>Below this many multiply-adds one thread is faster than a parallel loop's hand-off.</summary>
     private const long ParallelThreshold = 500_000;
 
@@ -40,14 +37,11 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     {
         if (!Supports(x, y, module))
             throw new ArgumentException("the CPU LoRA kernel needs contiguous CPU tensors of one dtype (float32 or bfloat16)");
-        var large = new bool[module.Ranks.Length];
-        foreach (var g in mapping.Groups)
-            large[g.Slot] = g.Rows.Length >= GemmRows && module.Ranks[g.Slot] > 0;
-        foreach (var g in mapping.Groups.Where(g => large[g.Slot]))
-            ApplyGemm(x, y, outputOffset, module, g);
-        if (mapping.Groups.All(g => large[g.Slot] || module.Ranks[g.Slot] == 0))
-            return;
-        ApplyRows(x, y, outputOffset, module, mapping, large);
+        foreach (var g in mapping.SegmentGroups)
+            if (module.Ranks[g.Slot] > 0)
+                ApplyGemm(x, y, outputOffset, module, g);
+        if (mapping.RowKernelRows.Count > 0)
+            ApplyRows(x, y, outputOffset, module, mapping);
     }
 
     private static void ApplyGemm(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraSlotGroup g)
@@ -73,26 +67,24 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     }
 
     private sealed record Context(nint X, nint Y, nint A, nint Bt, int Offset, int Width, bool Bf16,
-        LoraModuleArena Module, LoraBatchMapping Mapping, bool[] Large, int[] Rows);
+        LoraModuleArena Module, LoraBatchMapping Mapping, IReadOnlyList<bool> Large, IReadOnlyList<int> Rows);
 
-    private static void ApplyRows(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraBatchMapping mapping, bool[] large)
+    private static void ApplyRows(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraBatchMapping mapping)
     {
-        var rows = mapping.RowsBySlot.Where(t => Enumerable.Range(mapping.RowStart[t], mapping.RowStart[t + 1] - mapping.RowStart[t])
-            .Any(e => !large[mapping.EntrySlots[e]])).ToArray();
-        if (rows.Length == 0)
-            return;
+        var rows = mapping.RowKernelRows;
         fixed (byte* xp = x.bytes)
         fixed (byte* yp = y.bytes)
         fixed (byte* ap = module.A.bytes)
         fixed (byte* bp = module.Bt.bytes)
         {
-            var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping, large, rows);
-            long work = (long)rows.Length * (module.In + module.Out) * Math.Max(1, module.Ranks.Max());
-            int chunks = Math.Min(Environment.ProcessorCount, rows.Length);
+            var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping,
+                mapping.IsSegmentSlot, rows);
+            long work = (long)rows.Count * (module.In + module.Out) * module.MaxRank;
+            int chunks = Math.Min(Environment.ProcessorCount, rows.Count);
             if (chunks <= 1 || work < ParallelThreshold)
-                RunChunk(c, 0, rows.Length);
+                RunChunk(c, 0, rows.Count);
             else
-                Parallel.For(0, chunks, k => RunChunk(c, k * rows.Length / chunks, (k + 1) * rows.Length / chunks));
+                Parallel.For(0, chunks, k => RunChunk(c, k * rows.Count / chunks, (k + 1) * rows.Count / chunks));
         }
     }
 

@@ -24,7 +24,25 @@ internal sealed class LoraBatchMapping
 
         Groups = groups.Select(kv => new LoraSlotGroup(kv.Key, kv.Value.Rows.ToArray(), kv.Value.Weights.ToArray())).ToArray();
         RowsBySlot = Groups.SelectMany(g => g.Rows).Distinct().ToArray();
+        int maxSlot = slots.Length == 0 ? -1 : slots.Max();
+        var segment = new bool[maxSlot + 1];
+        foreach (var g in Groups)
+            segment[g.Slot] = g.Rows.Length >= SegmentRows;
+        IsSegmentSlot = segment;
+        SegmentGroups = Groups.Where(g => segment[g.Slot]).ToArray();
+        RowKernelRows = RowsBySlot.Where(t => Enumerable.Range(rowStart[t], rowStart[t + 1] - rowStart[t]).Any(e => !segment[slots[e]])).ToArray();
     }
+
+    /// <summary>Groups with at least this many rows are applied as segments (GEMMs); the rest row by row.</summary>
+    public const int SegmentRows = 48;
+
+    /// <summary>By slot: whether that slot's rows form a segment group (see <see cref="SegmentRows"/>).</summary>
+    public IReadOnlyList<bool> IsSegmentSlot { get; }
+
+    public IReadOnlyList<LoraSlotGroup> SegmentGroups { get; }
+
+    /// <summary>Rows with at least one entry outside the segment groups, ordered by slot: the row kernel's work list.</summary>
+    public IReadOnlyList<int> RowKernelRows { get; }
 
     public IReadOnlyList<int> RowStart { get; }
     public IReadOnlyList<int> EntrySlots { get; }
