@@ -39,7 +39,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         using var loaded = LoadedModel.Load(modelDir, dtype, CPU, 1024);
         var model = loaded.Model;
         var arena = model.EnableAdapters(32, rank);
-        var distinct = Enumerable.Range(0, 4).Select(i => RandomAdapter(model, $"a{i}", (ulong)i + 1)).ToList();
+        var distinct = Enumerable.Range(0, 4).Select(i => RandomAdapter(model, $"a{i}", (ulong)i + 1, rank)).ToList();
         for (int s = 0; s < 32; s++)
             arena.Load(s, distinct[s % distinct.Count]);   // 32 slots, 32 separate copies in memory
         using var cache = model.CreateKvCache(32, 320);
@@ -65,6 +65,20 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, same).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, eight).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, all).Dispose()));
+            double mixedRatio = double.NaN;
+            if (rank >= 16)
+            {
+                // Mixed ranks in the same arena (padded to the max rank): work follows each slot's own rank.
+                var mixed = new[] { 4, 8, 16 }.Select(r => RandomAdapter(model, $"m{r}", (ulong)r, r)).ToList();
+                for (int s = 0; s < 32; s++)
+                    arena.Load(s, mixed[s % 3]);
+                var mixedTimes = Interleaved(steps, () => Time(() => model.Forward(decode, cache).Dispose()),
+                    () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, all).Dispose()));
+                mixedRatio = mixedTimes[1] / mixedTimes[0];
+                for (int s = 0; s < 32; s++)
+                    arena.Load(s, distinct[s % distinct.Count]);
+            }
+
             Console.Error.WriteLine($"{dtype} {kernel.Name}: prefill");
             var prefillTimes = Interleaved(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
                 () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
@@ -74,6 +88,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["one adapter for all 32 rows (target ≤ 1.05)"] = decodeTimes[1] / decodeTimes[0],
                 ["8 distinct adapters, 4 rows each (target ≤ 1.10)"] = decodeTimes[2] / decodeTimes[0],
                 ["32 distinct adapters (target ≤ 1.20)"] = decodeTimes[3] / decodeTimes[0],
+                ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
                 ["base prefill, 8 × 256 tokens"] = prefillTimes[0] * 1e3,
                 ["prefill 8 × 256 tokens, 8 distinct adapters (target ≤ 1.10)"] = prefillTimes[1] / prefillTimes[0],
             };
@@ -104,7 +119,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         return samples.Select(s => s.Order().ElementAt(s.Count / 2)).ToArray();
     }
 
-    private LoraAdapterWeights RandomAdapter(LlamaModel model, string name, ulong seed)
+    private static LoraAdapterWeights RandomAdapter(LlamaModel model, string name, ulong seed, int rank)
     {
         var random = new SeededRandom(seed);
         var modules = new List<LoraModuleWeights>();
