@@ -19,7 +19,7 @@ internal static partial class PeftAdapterReader
     [GeneratedRegex(@"^(?:base_model\.model\.)?model\.layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight$")]
     private static partial Regex TensorName();
 
-    public static LoraAdapterWeights Read(string directory, string adapter, ModelConfig model, int maxRank)
+    public static LoraAdapterWeights Read(string directory, string adapter, ModelConfig model, int maxRank, long maxBytes = long.MaxValue)
     {
         string configPath = Path.Combine(directory, PeftLoraConfig.FileName);
         if (!File.Exists(configPath))
@@ -28,6 +28,9 @@ internal static partial class PeftAdapterReader
         string weightsPath = Path.Combine(directory, WeightsFile);
         if (!File.Exists(weightsPath))
             throw new AdapterFormatException(adapter, WeightsFile, null, "file not found");
+        long size = new FileInfo(weightsPath).Length;
+        if (size > maxBytes)
+            throw new AdapterFormatException(adapter, WeightsFile, null, $"file is {size} bytes, above the configured limit of {maxBytes}");
         SafetensorsFile file;
         try
         {

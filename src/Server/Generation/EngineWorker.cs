@@ -27,7 +27,7 @@ internal sealed class EngineWorker : BackgroundService
         _host = host;
         var a = adapters.Value;
         _hostCache = new HostAdapterCache(a.HostCacheBytes,
-            record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank));
+            record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank, a.MaxAdapterBytes));
         _options = options.Value;
         _logger = logger;
         _commands = Channel.CreateBounded<GenerationCommand>(new BoundedChannelOptions(engine.Value.MaxQueuedRequests)

@@ -58,12 +58,9 @@ internal sealed class AdapterManagementEndpoint(ModelHost host, IOptions<Adapter
 
     private void Validate(AdapterId id, string folder)
     {
-        var weightsFile = new FileInfo(Path.Combine(folder, PeftAdapterReader.WeightsFile));
-        if (weightsFile.Exists && weightsFile.Length > options.Value.MaxAdapterBytes)
-            throw new ApiException(422, $"adapter '{id}': {PeftAdapterReader.WeightsFile} is {weightsFile.Length} bytes, above the limit of {options.Value.MaxAdapterBytes}", "lora_path");
         try
         {
-            PeftAdapterReader.Read(folder, id.Value, host.Model.Config, options.Value.MaxRank);
+            PeftAdapterReader.Read(folder, id.Value, host.Model.Config, options.Value.MaxRank, options.Value.MaxAdapterBytes);
         }
         catch (AdapterFormatException ex)
         {

@@ -165,6 +165,14 @@ public sealed class PeftAdapterReaderTests : IDisposable
     }
 
     [Fact]
+    public void Read_FileAboveMaxBytes_Rejected()
+    {
+        string dir = Adapter("huge");
+        var ex = Assert.Throws<AdapterFormatException>(() => PeftAdapterReader.Read(dir, "huge", _config, 16, maxBytes: 1000));
+        Assert.Contains("above the configured limit of 1000", ex.Message);
+    }
+
+    [Fact]
     public void Read_RankAboveMax_Rejected() => Assert.Contains("max rank 8", Rejected(Adapter("big", rank: 16), maxRank: 8).Message);
 
     [Fact]
