@@ -39,7 +39,9 @@ internal sealed class EngineWorker : BackgroundService
 
     public bool IsRunning { get; private set; }
     public int Running { get; private set; }
-    public int Waiting => _commands.Reader.Count;
+    public int Waiting => _commands.Reader.Count + _waitingCount;
+
+    private volatile int _waitingCount;
 
     /// <summary>Queues a command; false when the queue is full (the caller answers 429).</summary>
     public bool TryEnqueue(GenerationCommand command) => _commands.Writer.TryWrite(command);
@@ -65,9 +67,12 @@ internal sealed class EngineWorker : BackgroundService
             {
                 if (active.Count == 0 && waiting.Count == 0 && !_commands.Reader.WaitToReadAsync(stop).AsTask().GetAwaiter().GetResult())
                     return;
-                while (_commands.Reader.TryRead(out var command))
+                // Take only what admission can consider; the rest stays in the bounded channel, which is the queue
+                // whose limit turns into 429 for new requests.
+                while (waiting.Count < 2 * cache.MaxSequences && _commands.Reader.TryRead(out var command))
                     waiting.Add(command);
                 var loads = AdmitWaiting(waiting, active, cache.MaxSequences, model, binder);
+                _waitingCount = waiting.Count;
                 DropAborted(active, stepper, binder);
                 Running = active.Count;
                 if (active.Count > 0)

@@ -1,0 +1,43 @@
+using Serving.Engine.Synthetic;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.OpenAi;
+
+/// <summary>A full queue answers 429 at once instead of queueing without limit; everything admitted still finishes.</summary>
+public sealed class BackpressureTests : IAsyncLifetime
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "serving-tests", "queue-" + Guid.NewGuid().ToString("N"));
+    private ServerProcess _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        string model = Path.Combine(_root, "base");
+        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 30 });
+        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--max-sequences", "1",
+            "--Serving:Engine:MaxQueuedRequests", "2", "--cache-dir", Path.Combine(_root, "cache"));
+    }
+
+    [Fact]
+    public async Task Completions_MoreThanQueueHolds_Some429AndTheRestComplete()
+    {
+        var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Json.PostAsync(_server.Http, "/v1/completions",
+            new { model = "base", prompt = $"queue {i}", max_tokens = 120, temperature = 0, ignore_eos = true })));
+        Assert.Contains(results, r => r.Status == 429);
+        Assert.Contains(results, r => r.Status == 200);
+        Assert.All(results, r => Assert.True(r.Status is 200 or 429, r.Body.ToJsonString()));
+        Assert.All(results.Where(r => r.Status == 429), r => Assert.Equal("rate_limit_error", (string?)r.Body["error"]!["type"]));
+        Assert.All(results.Where(r => r.Status == 200), r => Assert.Equal(120, (int)r.Body["usage"]!["completion_tokens"]!));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
