@@ -98,4 +98,6 @@ internal sealed class DeviceSlotTable
     public AdapterVersionKey? Occupant(SlotIndex slot) => _occupant[slot.Value];
 
     public int Pins(SlotIndex slot) => _pins[slot.Value];
+
+    public int TotalPins => _pins.Sum();
 }

@@ -42,6 +42,14 @@ internal sealed class EngineWorker : BackgroundService
     public int Waiting => _commands.Reader.Count + _waitingCount;
 
     private volatile int _waitingCount;
+    private volatile int _freeKvSlots = -1;
+    private volatile int _pinnedAdapterSlots;
+
+    /// <summary>KV cache rows not held by any sequence (after the last step); -1 before the loop starts.</summary>
+    public int FreeKvSlots => _freeKvSlots;
+
+    /// <summary>Sum of adapter slot pins held by running requests (after the last step).</summary>
+    public int PinnedAdapterSlots => _pinnedAdapterSlots;
 
     /// <summary>Queues a command; false when the queue is full (the caller answers 429).</summary>
     public bool TryEnqueue(GenerationCommand command) => _commands.Writer.TryWrite(command);
@@ -74,14 +82,16 @@ internal sealed class EngineWorker : BackgroundService
                 var loads = AdmitWaiting(waiting, active, cache.MaxSequences, model, binder);
                 _waitingCount = waiting.Count;
                 DropAborted(active, stepper, binder);
-                Running = active.Count;
-                if (active.Count > 0)
-                {
+                bool stepped = active.Count > 0;
+                if (stepped)
                     RunStep(active, stepper, binder);
-                }
-                else if (loads.Count > 0)
+                Running = active.Count;
+                _freeKvSlots = cache.FreeSlots;
+                _pinnedAdapterSlots = binder.Slots.TotalPins;
+                if (!stepped && loads.Count > 0)
                 {
-                    // Nothing to step: sleep until an adapter read finishes or a new request arrives.
+                    // Nothing could run: every waiting request needs an adapter still being read. Sleep until a read
+                    // finishes or a new request arrives.
                     Task.WaitAny([_commands.Reader.WaitToReadAsync(stop).AsTask(), .. loads], stop);
                 }
             }

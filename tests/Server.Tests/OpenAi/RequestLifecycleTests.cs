@@ -1,0 +1,47 @@
+using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Serving.Server.Generation;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.OpenAi;
+
+/// <summary>Many requests, a third cancelled mid-stream, over several adapters: afterwards nothing is left held.</summary>
+public sealed class RequestLifecycleTests(DemoServerFixture fixture) : IClassFixture<DemoServerFixture>
+{
+    private static readonly string[] Models = ["serving-demo-tiny", "demo-all-r8", "demo-attn-r16", "demo-mlp-r4"];
+
+    [Fact]
+    public async Task ManyRequests_ThirdCancelledMidStream_KvRowsPinsAndQueueReturnToZero()
+    {
+        var worker = fixture.Server.Services.GetRequiredService<EngineWorker>();
+        int completed = 0, cancelled = 0;
+        await Parallel.ForEachAsync(Enumerable.Range(0, 300), new ParallelOptions { MaxDegreeOfParallelism = 12 }, async (i, _) =>
+        {
+            string model = Models[i % Models.Length];
+            if (i % 3 == 0)
+            {
+                using var cts = new CancellationTokenSource();
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+                {
+                    Content = JsonContent.Create(new { model, prompt = $"cancel me {i}", max_tokens = 64, stream = true, ignore_eos = true }),
+                };
+                using var response = await fixture.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+                await reader.ReadLineAsync(cts.Token);            // first event arrived: the request is running
+                cts.Cancel();
+                Interlocked.Increment(ref cancelled);
+            }
+            else
+            {
+                var (status, body) = await Json.PostAsync(fixture.Http, "/v1/completions", new { model, prompt = $"finish me {i}", max_tokens = 4 });
+                Assert.True(status == 200, body.ToJsonString());
+                Interlocked.Increment(ref completed);
+            }
+        });
+
+        Assert.Equal(200, completed);
+        Assert.Equal(100, cancelled);
+        Assert.True(SpinWait.SpinUntil(() => worker.Running == 0 && worker.Waiting == 0 && worker.FreeKvSlots == 4 && worker.PinnedAdapterSlots == 0, 10_000),
+            $"running {worker.Running}, waiting {worker.Waiting}, free KV rows {worker.FreeKvSlots}/4, pinned adapter slots {worker.PinnedAdapterSlots}");
+    }
+}
