@@ -25,6 +25,7 @@ internal static class ServingApp
         ["--max-adapter-slots"] = "Serving:Adapters:MaxDeviceSlots",
         ["--max-lora-rank"] = "Serving:Adapters:MaxRank",
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",
+        ["--batching-policy"] = "Serving:Batching:Policy",
     };
 
     public static WebApplication Build(string[] args)
@@ -49,6 +50,7 @@ internal static class ServingApp
             .Validate(o => o.MaxRank is >= 1 and <= 1024, "Serving:Adapters:MaxRank must be in [1, 1024]")
             .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
             .ValidateOnStart();
+        services.AddOptions<Batching.BatchingOptions>().Bind(configuration.GetSection(Batching.BatchingOptions.Section));
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<EngineWorker>();

@@ -21,10 +21,13 @@ internal sealed class EngineWorker : BackgroundService
 
     private readonly HostAdapterCache _hostCache;
 
+    private readonly Batching.AdmissionPolicy _policy;
+
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<EngineOptions> engine, IOptions<AdapterStore.AdapterStoreOptions> adapters,
-        ILogger<EngineWorker> logger)
+        IOptions<Batching.BatchingOptions> batching, ILogger<EngineWorker> logger)
     {
         _host = host;
+        _policy = batching.Value.Policy;
         var a = adapters.Value;
         _hostCache = new HostAdapterCache(a.HostCacheBytes,
             record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank, a.MaxAdapterBytes));
@@ -79,7 +82,7 @@ internal sealed class EngineWorker : BackgroundService
                 // whose limit turns into 429 for new requests.
                 while (waiting.Count < 2 * cache.MaxSequences && _commands.Reader.TryRead(out var command))
                     waiting.Add(command);
-                var loads = AdmitWaiting(waiting, active, cache.MaxSequences, model, binder);
+                var loads = AdmitWaiting(waiting, active, cache.MaxSequences, model, binder, _policy);
                 _waitingCount = waiting.Count;
                 DropAborted(active, stepper, binder);
                 bool stepped = active.Count > 0;
@@ -124,22 +127,32 @@ internal sealed class EngineWorker : BackgroundService
     /// has no free slot stays queued without holding back the ones behind it. Returns the adapter reads in flight.
     /// </summary>
     private static List<Task> AdmitWaiting(List<GenerationCommand> waiting, List<RunningRequest> active, int maxSequences,
-        Engine.Model.LoadedModel model, AdapterSlotBinder binder)
+        Engine.Model.LoadedModel model, AdapterSlotBinder binder, Batching.AdmissionPolicy policy)
     {
         var loads = new List<Task>();
-        for (int i = 0; i < waiting.Count && active.Count < maxSequences;)
+        var candidates = Batching.AdmissionPlanner.Candidates(policy, active.Select(a => a.Command.Adapters).ToList(), waiting.Select(w => w.Adapters).ToList());
+        var admitted = new HashSet<int>();
+        foreach (int i in candidates)
         {
+            if (active.Count >= maxSequences)
+                break;
             if (Admit(waiting[i], model, binder, active, out var pending))
-            {
-                waiting.RemoveAt(i);
-                continue;
-            }
-
-            if (pending is not null)
+                admitted.Add(i);
+            else if (pending is not null)
                 loads.Add(pending);
-            i++;
         }
 
+        // Requests cancelled while they wait leave the queue now, whatever the policy.
+        for (int i = 0; i < waiting.Count; i++)
+            if (!admitted.Contains(i) && waiting[i].Aborted.IsCancellationRequested)
+            {
+                waiting[i].Output.TryComplete();
+                admitted.Add(i);
+            }
+
+        for (int i = waiting.Count - 1; i >= 0; i--)
+            if (admitted.Contains(i))
+                waiting.RemoveAt(i);
         return loads;
     }
 
