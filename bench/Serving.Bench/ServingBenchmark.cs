@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Serving.Engine.Sampling;
+using Serving.Engine.Synthetic;
+using Serving.Server;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// End-to-end serving throughput through the real server on loopback: bench preset, 8 rank-16 adapters with Zipf(1.0)
+/// popularity, closed-loop clients sending 64-token prompts for 64 new tokens (streamed). Compares the continuous
+/// adapter-aware policy with the per-adapter baseline (llama.cpp-style batches) and with base-model-only traffic.
+/// </summary>
+internal sealed class ServingBenchmark(string modelDir, int requestsPerClient)
+{
+    private static readonly int[] Concurrency = [1, 8, 32];
+
+    public BenchReport Run()
+    {
+        string adapters = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelDir))!, "bench-adapters");
+        for (int i = 0; i < 8; i++)
+            if (!File.Exists(Path.Combine(adapters, $"zipf-{i}", "adapter_model.safetensors")))
+                SyntheticAdapterWriter.Write(Path.Combine(adapters, $"zipf-{i}"), modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, (ulong)(100 + i));
+        var report = new BenchReport("Serving end to end: bench preset (bf16), 8 rank-16 adapters, Zipf(1.0), 64+64 tokens, closed loop",
+            [.. Concurrency.Select(c => $"C={c}")]);
+        report.Context("requests_per_client", requestsPerClient);
+        var continuous = Measure("Continuous", adapters, useAdapters: true);
+        var perAdapter = Measure("PerAdapter", adapters, useAdapters: true);
+        var baseOnly = Measure("Continuous", adapters, useAdapters: false);
+        Add(report, "continuous adapter-aware", continuous);
+        Add(report, "per-adapter baseline", perAdapter);
+        Add(report, "base model only", baseOnly);
+        report.Add("continuous / per-adapter throughput (target ≥ 4 at C=32)", "×", Concurrency.Select(c => (double?)(continuous[c].TokensPerSecond / perAdapter[c].TokensPerSecond)).ToArray());
+        report.Add("continuous mixed-adapter / base-only throughput (target ≥ 0.9)", "×", Concurrency.Select(c => (double?)(continuous[c].TokensPerSecond / baseOnly[c].TokensPerSecond)).ToArray());
+        return report;
+    }
+
+    private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99);
+
+    private static void Add(BenchReport report, string name, Dictionary<int, Result> r)
+    {
+        report.Add($"{name}: generated tokens/s", "tok/s", Concurrency.Select(c => (double?)r[c].TokensPerSecond).ToArray());
+        report.Add($"{name}: TTFT p50", "ms", Concurrency.Select(c => (double?)r[c].TtftP50).ToArray());
+        report.Add($"{name}: TTFT p99", "ms", Concurrency.Select(c => (double?)r[c].TtftP99).ToArray());
+        report.Add($"{name}: TPOT p50", "ms", Concurrency.Select(c => (double?)r[c].TpotP50).ToArray());
+        report.Add($"{name}: TPOT p99", "ms", Concurrency.Select(c => (double?)r[c].TpotP99).ToArray());
+    }
+
+    private Dictionary<int, Result> Measure(string policy, string adapters, bool useAdapters)
+    {
+        Console.Error.WriteLine($"serving: policy {policy}, adapters {useAdapters}");
+        var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16",
+            "--max-sequences", "32", "--max-context", "256", "--max-adapter-slots", "8", "--batching-policy", policy,
+            "--Logging:LogLevel:Default", "Warning"]);
+        app.StartAsync().GetAwaiter().GetResult();
+        try
+        {
+            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };
+            var results = new Dictionary<int, Result>();
+            RunClients(http, 4, 1, useAdapters, new SeededRandom(1));   // warm-up: JIT, adapter slots
+            foreach (int c in Concurrency)
+                results[c] = RunClients(http, c, requestsPerClient, useAdapters, new SeededRandom((ulong)c));
+            return results;
+        }
+        finally
+        {
+            app.StopAsync().GetAwaiter().GetResult();
+            ((IDisposable)app).Dispose();
+        }
+    }
+
+    private static Result RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, SeededRandom random)
+    {
+        var models = Enumerable.Range(0, clients * requestsEach).Select(_ => useAdapters ? $"zipf-{Zipf(random, 8)}" : "bench-model").ToArray();
+        var ttft = new System.Collections.Concurrent.ConcurrentBag<double>();
+        var tpot = new System.Collections.Concurrent.ConcurrentBag<double>();
+        long tokens = 0;
+        var wall = Stopwatch.StartNew();
+        Task.WaitAll(Enumerable.Range(0, clients).Select(client => Task.Run(async () =>
+        {
+            for (int r = 0; r < requestsEach; r++)
+            {
+                string model = models[client * requestsEach + r];
+                var prompt = Enumerable.Range(0, 64).Select(t => 100 + ((t * 31 + client * 7 + r) % 20000)).ToArray();
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+                {
+                    Content = JsonContent.Create(new { model, prompt, max_tokens = 64, temperature = 0, ignore_eos = true, stream = true }),
+                };
+                var sw = Stopwatch.StartNew();
+                using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                double first = -1, last = 0;
+                int count = 0;
+                while (await reader.ReadLineAsync() is string line)
+                {
+                    if (!line.StartsWith("data: {", StringComparison.Ordinal))
+                        continue;
+                    last = sw.Elapsed.TotalMilliseconds;
+                    if (first < 0)
+                        first = last;
+                    count++;
+                }
+
+                if (count == 0)
+                    throw new InvalidOperationException($"request for {model} returned no tokens (HTTP {(int)response.StatusCode})");
+                ttft.Add(first);
+                if (count > 1)
+                    tpot.Add((last - first) / (count - 1));
+                Interlocked.Add(ref tokens, count);
+            }
+        })).ToArray());
+        double seconds = wall.Elapsed.TotalSeconds;
+        return new Result(tokens / seconds, Percentile(ttft, 0.5), Percentile(ttft, 0.99), Percentile(tpot, 0.5), Percentile(tpot, 0.99));
+    }
+
+    private static int Zipf(SeededRandom random, int n)
+    {
+        double total = Enumerable.Range(1, n).Sum(k => 1.0 / k), u = random.NextDouble() * total;
+        for (int k = 1; k <= n; k++)
+            if ((u -= 1.0 / k) < 0)
+                return k - 1;
+        return n - 1;
+    }
+
+    private static double Percentile(IEnumerable<double> values, double p)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
+    }
+}
