@@ -22,12 +22,14 @@ internal sealed class EngineWorker : BackgroundService
     private readonly HostAdapterCache _hostCache;
 
     private readonly Batching.AdmissionPolicy _policy;
+    private readonly int _maxPrefillTokens;
 
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<EngineOptions> engine, IOptions<AdapterStore.AdapterStoreOptions> adapters,
         IOptions<Batching.BatchingOptions> batching, ILogger<EngineWorker> logger)
     {
         _host = host;
         _policy = batching.Value.Policy;
+        _maxPrefillTokens = batching.Value.MaxPrefillTokensPerStep;
         var a = adapters.Value;
         _hostCache = new HostAdapterCache(a.HostCacheBytes,
             record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank, a.MaxAdapterBytes));
@@ -68,7 +70,7 @@ internal sealed class EngineWorker : BackgroundService
     {
         var model = _host.Model;
         using var cache = model.Model.CreateKvCache(_options.MaxSequences, _options.MaxContext);
-        var stepper = new GenerationStepper(model.Model, cache);
+        var stepper = new GenerationStepper(model.Model, cache, _maxPrefillTokens);
         var binder = new AdapterSlotBinder(_host, _hostCache);
         var active = new List<RunningRequest>();
         var waiting = new List<GenerationCommand>();
@@ -214,7 +216,7 @@ internal sealed class EngineWorker : BackgroundService
 
     private void RunStep(List<RunningRequest> active, GenerationStepper stepper, AdapterSlotBinder binder)
     {
-        IReadOnlyList<TokenEvent> events;
+        IReadOnlyList<TokenEvent?> events;
         try
         {
             events = stepper.Step(active.Select(a => a.State).ToList());
@@ -231,7 +233,8 @@ internal sealed class EngineWorker : BackgroundService
         for (int i = active.Count - 1; i >= 0; i--)
         {
             var r = active[i];
-            r.Command.Output.TryWrite(new GenerationUpdate(events[i], null));
+            if (events[i] is TokenEvent e)
+                r.Command.Output.TryWrite(new GenerationUpdate(e, null));
             if (r.State.IsFinished)
             {
                 Finish(r, stepper, binder, null);

@@ -55,7 +55,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         var s = NewSequence("abc", new SamplingParams { Temperature = 0, MaxTokens = 3, IgnoreEos = true });
         var events = new List<TokenEvent>();
         while (!s.IsFinished)
-            events.AddRange(stepper.Step([s]));
+            events.AddRange(stepper.Step([s]).OfType<TokenEvent>());
         Assert.Equal(3, events.Count);
         Assert.Equal(FinishReason.Length, events[^1].Finish);
         Assert.Equal(fixture.Loaded.Tokenizer.Decode(s.GeneratedTokens), string.Concat(events.Select(e => e.TextDelta)));
@@ -90,9 +90,38 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         var s = NewSequence("Tell me", greedy with { StopStrings = [spanning] });
         var text = new System.Text.StringBuilder();
         while (!s.IsFinished)
-            foreach (var e in stepper.Step([s]))
+            foreach (var e in stepper.Step([s]).OfType<TokenEvent>())
                 text.Append(e.TextDelta);
         Assert.Equal(FinishReason.Stop, s.Finish);
         Assert.Equal(full[..cut], text.ToString());
+    }
+
+    [Fact]
+    public void Step_ChunkedPrefill_SameTokensAsWholePromptsAndRunningStreamsKeepDecoding()
+    {
+        var p = new SamplingParams { Temperature = 0, MaxTokens = 8, IgnoreEos = true };
+        string longPrompt = string.Concat(Enumerable.Repeat("a long prompt that takes several chunks ", 6));
+        using var cache = fixture.Loaded.Model.CreateKvCache(4, 256);
+        var whole = new GenerationStepper(fixture.Loaded.Model, cache);
+        var expectedShort = RunToEnd(whole, NewSequence("short", p));
+        var expectedLong = RunToEnd(whole, NewSequence(longPrompt, p));
+
+        var chunked = new GenerationStepper(fixture.Loaded.Model, cache, maxPrefillTokensPerStep: 7);
+        var running = NewSequence("short", p);
+        chunked.Step([running]);                                  // prefill (2 tokens), first token
+        var late = NewSequence(longPrompt, p);
+        int stepsWhileLongPrefills = 0;
+        while (late.GeneratedTokens.Count == 0)
+        {
+            var events = chunked.Step([running, late]);
+            Assert.NotNull(events[0]);                            // the running stream gets a token every step
+            stepsWhileLongPrefills++;
+        }
+
+        Assert.True(stepsWhileLongPrefills >= late.PromptTokens.Count / 7, $"prompt of {late.PromptTokens.Count} tokens took {stepsWhileLongPrefills} steps");
+        while (!running.IsFinished || !late.IsFinished)
+            chunked.Step([running, late]);
+        Assert.Equal(expectedShort, running.GeneratedTokens);
+        Assert.Equal(expectedLong, late.GeneratedTokens);
     }
 }
