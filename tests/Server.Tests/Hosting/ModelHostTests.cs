@@ -9,7 +9,7 @@ public sealed class ModelHostTests
     [Fact]
     public async Task Start_WithModelFolder_ServesItUnderItsFolderName()
     {
-        string dir = Path.Combine(Path.GetTempPath(), "serving-tests", "qwen-" + Guid.NewGuid().ToString("N"), "my-qwen");
+        string dir = Path.Combine(TestDirectories.Path("qwen"), "my-qwen");
         SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Qwen2ForCausalLM", Seed = 5 });
         await using var server = await ServerProcess.StartAsync("--model", dir, "--dtype", "float32");
         var (status, body) = await Json.PostAsync(server.Http, "/v1/completions", new { model = "my-qwen", prompt = "hi", max_tokens = 3 });
@@ -20,7 +20,7 @@ public sealed class ModelHostTests
     [Fact]
     public async Task Start_WithBrokenCheckpoint_FailsNamingFileAndTensor()
     {
-        string dir = Path.Combine(Path.GetTempPath(), "serving-tests", "broken-" + Guid.NewGuid().ToString("N"));
+        string dir = TestDirectories.Path("broken");
         SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Seed = 5 });
         string weights = Path.Combine(dir, "model.safetensors");
         using (var f = new FileStream(weights, FileMode.Open))

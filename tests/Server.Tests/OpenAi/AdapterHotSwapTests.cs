@@ -8,7 +8,7 @@ namespace Serving.Server.Tests.OpenAi;
 /// <summary>load_lora_adapter / unload_lora_adapter: validation, hot swap under a running request, persistence.</summary>
 public sealed class AdapterHotSwapTests : IAsyncLifetime
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "serving-tests", "swap-" + Guid.NewGuid().ToString("N"));
+    private readonly string _root = TestDirectories.Path("swap");
     private string _model = "", _v1 = "", _v2 = "", _registry = "";
     private ServerProcess _server = null!;
 
@@ -114,12 +114,6 @@ public sealed class AdapterHotSwapTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        TestDirectories.Delete(_root);
     }
 }

@@ -6,7 +6,7 @@ namespace Serving.Server.Tests.OpenAi;
 /// <summary>A server with its own adapter folder: invalid adapters and slot pressure.</summary>
 public sealed class AdapterStoreServingTests : IAsyncLifetime
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "serving-tests", "store-" + Guid.NewGuid().ToString("N"));
+    private readonly string _root = TestDirectories.Path("store");
     private ServerProcess _server = null!;
 
     public async Task InitializeAsync()
@@ -55,12 +55,6 @@ public sealed class AdapterStoreServingTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        TestDirectories.Delete(_root);
     }
 }

@@ -6,7 +6,7 @@ namespace Serving.Server.Tests.OpenAi;
 /// <summary>A full queue answers 429 at once instead of queueing without limit; everything admitted still finishes.</summary>
 public sealed class BackpressureTests : IAsyncLifetime
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "serving-tests", "queue-" + Guid.NewGuid().ToString("N"));
+    private readonly string _root = TestDirectories.Path("queue");
     private ServerProcess _server = null!;
 
     public async Task InitializeAsync()
@@ -32,12 +32,6 @@ public sealed class BackpressureTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        TestDirectories.Delete(_root);
     }
 }

@@ -5,7 +5,7 @@ namespace Serving.Server.Tests.OpenAi;
 /// <summary>The per-adapter baseline policy (llama.cpp-style batches) gives the same results as the continuous one, just later.</summary>
 public sealed class PerAdapterPolicyTests : IAsyncLifetime
 {
-    private readonly string _cache = Path.Combine(Path.GetTempPath(), "serving-tests", "policy-" + Guid.NewGuid().ToString("N"));
+    private readonly string _cache = TestDirectories.Path("policy");
     private ServerProcess _server = null!;
 
     public async Task InitializeAsync() =>
@@ -33,12 +33,6 @@ public sealed class PerAdapterPolicyTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_cache, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        TestDirectories.Delete(_cache);
     }
 }

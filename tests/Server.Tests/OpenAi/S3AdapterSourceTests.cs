@@ -7,7 +7,7 @@ namespace Serving.Server.Tests.OpenAi;
 /// <summary>Adapters registered from s3:// URIs on a real S3-protocol server (moto) started on loopback.</summary>
 public sealed class S3AdapterSourceTests : IAsyncLifetime
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "serving-tests", "s3-" + Guid.NewGuid().ToString("N"));
+    private readonly string _root = TestDirectories.Path("s3");
     private MotoS3Server _s3 = null!;
     private ServerProcess _server = null!;
     private string _adapter = "";
@@ -113,12 +113,6 @@ public sealed class S3AdapterSourceTests : IAsyncLifetime
     {
         await _server.DisposeAsync();
         await _s3.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        TestDirectories.Delete(_root);
     }
 }

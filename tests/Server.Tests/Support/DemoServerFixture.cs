@@ -3,7 +3,7 @@ namespace Serving.Server.Tests.Support;
 /// <summary>One server on the generated demo model (float32, so results are exact), shared by a test class.</summary>
 public sealed class DemoServerFixture : IAsyncLifetime
 {
-    private readonly string _cache = Path.Combine(Path.GetTempPath(), "serving-tests", "server-" + Guid.NewGuid().ToString("N"));
+    private readonly string _cache = TestDirectories.Path("server");
 
     public ServerProcess Server { get; private set; } = null!;
     public string CacheDirectory => _cache;
@@ -15,12 +15,6 @@ public sealed class DemoServerFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await Server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_cache, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        TestDirectories.Delete(_cache);
     }
 }
