@@ -11,15 +11,21 @@ for (int i = 1; i + 1 < args.Length; i += 2)
     options[args[i].TrimStart('-')] = args[i + 1];
 string? Get(string key) => options.TryGetValue(key, out var v) ? v : null;
 
+// Every benchmark prints its Markdown table and, given --json FILE, writes the same figures as JSON.
+int Emit(BenchReport report)
+{
+    Console.WriteLine(report.Markdown());
+    if (Get("json") is string json)
+        report.WriteJson(json);
+    return 0;
+}
+
 switch (args.FirstOrDefault())
 {
     case "engine":
         string modelDir = BenchModel.Ensure(Get("model"));
         var report = new EngineBenchmark(modelDir, int.Parse(Get("steps") ?? "16"), int.Parse(Get("prompt") ?? "64")).Run();
-        Console.WriteLine(report.Markdown());
-        if (Get("json") is string json)
-            report.WriteJson(json);
-        return 0;
+        return Emit(report);
     case "lora":
         var dtypes = Get("dtype") switch
         {
@@ -29,22 +35,13 @@ switch (args.FirstOrDefault())
             var d => throw new ArgumentException($"unknown --dtype '{d}'"),
         };
         var lora = new LoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("rank") ?? "16"), dtypes).Run();
-        Console.WriteLine(lora.Markdown());
-        if (Get("json") is string loraJson)
-            lora.WriteJson(loraJson);
-        return 0;
+        return Emit(lora);
     case "adapters":
         var store = new AdapterStoreBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("loads") ?? "200")).Run();
-        Console.WriteLine(store.Markdown());
-        if (Get("json") is string storeJson)
-            store.WriteJson(storeJson);
-        return 0;
+        return Emit(store);
     case "serving":
         var serving = new ServingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "2")).Run();
-        Console.WriteLine(serving.Markdown());
-        if (Get("json") is string servingJson)
-            serving.WriteJson(servingJson);
-        return 0;
+        return Emit(serving);
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");
     default:
