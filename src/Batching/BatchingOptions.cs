@@ -1,6 +1,6 @@
 namespace Serving.Batching;
 
-/// <summary><c>Serving:Batching</c>: how the engine loop forms batches.</summary>
+/// <summary><c>Serving:Batching</c>: how the scheduler forms batches and where it pushes back.</summary>
 internal sealed class BatchingOptions
 {
     public const string Section = "Serving:Batching";
@@ -8,8 +8,58 @@ internal sealed class BatchingOptions
     public AdmissionPolicy Policy { get; set; } = AdmissionPolicy.Continuous;
 
     /// <summary>
-    /// Prompt tokens prefilled per engine step across all new requests (chunked prefill), so running streams keep
-    /// getting a token every step while long prompts are read. 0 = whole prompts in one step.
+    /// Prompt tokens prefilled per engine step across all sequences (chunked prefill), so running streams keep getting a
+    /// token every step while long prompts are read. 0 = whole prompts in one step.
     /// </summary>
     public int MaxPrefillTokensPerStep { get; set; } = 512;
+
+    /// <summary>Requests waiting for admission before new ones are rejected with 429.</summary>
+    public int MaxQueuedRequests { get; set; } = 256;
+
+    /// <summary>Prompt tokens waiting for admission, summed, before new requests are rejected with 429.</summary>
+    public long MaxQueuedTokens { get; set; } = 1 << 20;
+
+    /// <summary>Running sequences one tenant may hold at once; 0 = no limit. Its further requests wait without blocking other tenants.</summary>
+    public int MaxRunningPerTenant { get; set; }
+
+    /// <summary>
+    /// Anti-starvation bound: once a waiting request has been held back this many steps (for lack of rows, an adapter slot
+    /// or KV memory; not for its own tenant's limit or its adapter's read), nothing that arrived after it is admitted until it
+    /// runs, so running requests drain and free what it needs (LoRAX's adapter cycle plays the same role). It then starts
+    /// within this many steps plus the time the requests ahead of it and the running ones take to finish.
+    /// </summary>
+    public int StarvationSteps { get; set; } = 64;
+
+    /// <summary>Tokens per KV cache block, the unit of KV memory accounting.</summary>
+    public int KvBlockSize { get; set; } = 16;
+
+    /// <summary>
+    /// KV cache capacity in tokens across all sequences (rounded up to whole blocks); 0 = max sequences × max context, which never
+    /// preempts. Smaller budgets admit more sequences than could all reach the context limit and preempt the youngest when full.
+    /// </summary>
+    public int KvCacheTokens { get; set; }
+
+    /// <summary>Longest a request may take from arrival to its last token; 0 = no limit. Past it, the request ends with a timeout.</summary>
+    public double RequestTimeoutSeconds { get; set; }
+
+    /// <summary>Messages for invalid settings (empty when valid).</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (MaxPrefillTokensPerStep < 0)
+            yield return "Serving:Batching:MaxPrefillTokensPerStep must be ≥ 0";
+        if (MaxQueuedRequests < 1)
+            yield return "Serving:Batching:MaxQueuedRequests must be ≥ 1";
+        if (MaxQueuedTokens < 1)
+            yield return "Serving:Batching:MaxQueuedTokens must be ≥ 1";
+        if (MaxRunningPerTenant < 0)
+            yield return "Serving:Batching:MaxRunningPerTenant must be ≥ 0";
+        if (StarvationSteps < 1)
+            yield return "Serving:Batching:StarvationSteps must be ≥ 1";
+        if (KvBlockSize is < 1 or > 1024)
+            yield return "Serving:Batching:KvBlockSize must be within 1..1024";
+        if (KvCacheTokens < 0)
+            yield return "Serving:Batching:KvCacheTokens must be ≥ 0";
+        if (RequestTimeoutSeconds < 0 || !double.IsFinite(RequestTimeoutSeconds))
+            yield return "Serving:Batching:RequestTimeoutSeconds must be ≥ 0";
+    }
 }

@@ -1,0 +1,19 @@
+using Serving.AdapterStore.Tiers;
+
+namespace Serving.Batching.Scheduling;
+
+/// <summary>
+/// Device slots for the scheduler, implemented over the adapter store's tiers. Called only from the engine loop, between
+/// steps. Never blocks: a missing adapter starts loading and the answer says to wait.
+/// </summary>
+internal interface IAdapterSlotProvider
+{
+    /// <summary>
+    /// Pins a slot for every adapter of <paramref name="mix"/> (all or nothing). <paramref name="versions"/>: the versions a
+    /// resumed request ran with, so a hot swap never changes a request mid-way; null resolves the current versions.
+    /// </summary>
+    AdapterAcquisition TryAcquire(AdapterMix mix, IReadOnlyList<AdapterVersionKey>? versions);
+
+    /// <summary>Unpins slots acquired by <see cref="TryAcquire"/>.</summary>
+    void Release(IReadOnlyList<AdapterSlotWeight> slots);
+}

@@ -1,0 +1,7 @@
+namespace Serving.Batching.Scheduling;
+
+/// <summary>
+/// One sequence's part of a step: feed its tokens [StartPosition, StartPosition + TokenCount). <see cref="EmitsToken"/>
+/// when that reaches the end of the sequence (a decode row, or the last chunk of a prompt), so the step samples a token for it.
+/// </summary>
+internal sealed record PlannedRow(RequestId Id, int StartPosition, int TokenCount, bool EmitsToken);

@@ -1,0 +1,62 @@
+using Serving.AdapterStore.Tiers;
+
+namespace Serving.Batching.Scheduling;
+
+/// <summary>
+/// One request as the scheduler sees it: lengths, adapters, tenant, deadline. The tokens themselves stay with the engine.
+/// Fields under "scheduler state" are written only by <see cref="StepScheduler"/> on the engine loop.
+/// </summary>
+internal sealed class ScheduledRequest
+{
+    /// <param name="id">Unique id.</param>
+    /// <param name="tenant">Whose request it is (per-tenant limits); empty for anonymous.</param>
+    /// <param name="adapters">Adapters it runs with.</param>
+    /// <param name="promptTokens">Prompt length (≥ 1).</param>
+    /// <param name="deadline">When it must end at the latest; null = no deadline beyond the configured timeout.</param>
+    /// <param name="aborted">Signalled when the caller goes away.</param>
+    public ScheduledRequest(RequestId id, string tenant, AdapterMix adapters, int promptTokens, DateTimeOffset? deadline, CancellationToken aborted)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(promptTokens, 1);
+        Id = id;
+        Tenant = tenant;
+        Adapters = adapters;
+        PromptTokens = promptTokens;
+        Deadline = deadline;
+        Aborted = aborted;
+        Length = promptTokens;
+    }
+
+    public RequestId Id { get; }
+    public string Tenant { get; }
+    public AdapterMix Adapters { get; }
+    public int PromptTokens { get; }
+    public DateTimeOffset? Deadline { get; internal set; }
+    public CancellationToken Aborted { get; }
+
+    // scheduler state
+    public RequestPhase Phase { get; internal set; } = RequestPhase.Waiting;
+
+    /// <summary>Arrival order; the waiting queue is sorted by it, so a preempted request returns to its place.</summary>
+    public long Arrival { get; internal set; }
+
+    /// <summary>Admission order of the current run; preemption takes the highest (youngest) first.</summary>
+    public long Admission { get; internal set; }
+
+    /// <summary>Tokens of the sequence so far: prompt plus generated.</summary>
+    public int Length { get; internal set; }
+
+    /// <summary>Tokens whose KV is in the cache.</summary>
+    public int Computed { get; internal set; }
+
+    public int HeldBlocks { get; internal set; }
+    public IReadOnlyList<AdapterSlotWeight> Slots { get; internal set; } = [];
+
+    /// <summary>The adapter versions fixed at first admission; a resumed request runs on them again.</summary>
+    public IReadOnlyList<AdapterVersionKey>? Versions { get; internal set; }
+
+    /// <summary>Steps this request waited while it could have run but for rows, adapter slots or KV memory (the starvation counter).</summary>
+    public int BlockedSteps { get; internal set; }
+
+    public int Preemptions { get; internal set; }
+    internal CancellationTokenRegistration AbortRegistration { get; set; }
+}

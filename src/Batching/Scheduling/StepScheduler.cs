@@ -1,0 +1,369 @@
+using System.Collections.Concurrent;
+
+namespace Serving.Batching.Scheduling;
+
+/// <summary>
+/// The continuous-batching scheduler: every engine step it decides which sequences run, how many tokens each feeds, and with
+/// which adapter slots, and hands the engine a <see cref="StepPlan"/>. No tensors: only lengths, blocks and slots.
+/// <list type="number">
+/// <item>Cancelled and timed-out requests leave first, releasing KV blocks and adapter pins.</item>
+/// <item>Running sequences are planned oldest first, decode rows before prompt chunks; a sequence that needs a KV block
+/// when none is free preempts the youngest running sequence (its KV is dropped and recomputed when it resumes).</item>
+/// <item>Waiting requests are admitted in arrival order (FCFS) while rows, the prefill budget, KV blocks and adapter slots
+/// allow; one that cannot get a slot or KV memory waits without holding back the ones behind it, until it has waited
+/// <see cref="BatchingOptions.StarvationSteps"/> steps: then nothing behind it is admitted until it runs.</item>
+/// </list>
+/// <see cref="TryEnqueue"/> may be called from any thread; everything else runs on the engine loop.
+/// </summary>
+internal sealed class StepScheduler
+{
+    private readonly BatchingOptions _options;
+    private readonly IAdapterSlotProvider _adapters;
+    private readonly TimeProvider _time;
+    private readonly KvBlockBudget _kv;
+    private readonly ConcurrentQueue<ScheduledRequest> _incoming = new();
+    private readonly List<ScheduledRequest> _waiting = [];             // sorted by Arrival
+    private readonly List<ScheduledRequest> _running = [];             // sorted by Admission
+    private readonly Dictionary<string, int> _runningPerTenant = new(StringComparer.Ordinal);
+    private readonly WorkSignal _signal = new();
+    private long _queuedRequests, _queuedTokens, _arrivals, _admissions;
+    private volatile bool _closed;
+
+    public StepScheduler(BatchingOptions options, int maxSequences, int maxContext, IAdapterSlotProvider adapters, TimeProvider time)
+    {
+        var errors = options.Validate().ToList();
+        if (errors.Count > 0)
+            throw new ArgumentException(string.Join("; ", errors));
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSequences, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxContext, 2);
+        _options = options;
+        _adapters = adapters;
+        _time = time;
+        MaxSequences = maxSequences;
+        MaxContext = maxContext;
+        int blockSize = options.KvBlockSize;
+        int blocks = options.KvCacheTokens > 0
+            ? (options.KvCacheTokens + blockSize - 1) / blockSize
+            : maxSequences * ((maxContext + blockSize - 1) / blockSize);
+        _kv = new KvBlockBudget(blocks, blockSize);
+    }
+
+    public int MaxSequences { get; }
+    public int MaxContext { get; }
+    public KvBlockBudget Kv => _kv;
+    public int Running => _running.Count;
+
+    /// <summary>Requests queued and not running (thread-safe).</summary>
+    public int Waiting => (int)Interlocked.Read(ref _queuedRequests);
+
+    public long QueuedTokens => Interlocked.Read(ref _queuedTokens);
+    public long Preemptions { get; private set; }
+    public IReadOnlyList<ScheduledRequest> RunningRequests => _running;
+
+    /// <summary>Queues a request, or refuses it at once when the queue is at its limit (the caller answers 429).</summary>
+    public EnqueueOutcome TryEnqueue(ScheduledRequest request)
+    {
+        if (_closed)
+            return EnqueueOutcome.Closed;
+        if (Interlocked.Increment(ref _queuedRequests) > _options.MaxQueuedRequests)
+        {
+            Interlocked.Decrement(ref _queuedRequests);
+            return EnqueueOutcome.TooManyRequests;
+        }
+
+        if (Interlocked.Add(ref _queuedTokens, request.PromptTokens) > _options.MaxQueuedTokens)
+        {
+            Interlocked.Add(ref _queuedTokens, -request.PromptTokens);
+            Interlocked.Decrement(ref _queuedRequests);
+            return EnqueueOutcome.TooManyTokens;
+        }
+
+        if (_options.RequestTimeoutSeconds > 0)
+        {
+            var limit = _time.GetUtcNow() + TimeSpan.FromSeconds(_options.RequestTimeoutSeconds);
+            if (request.Deadline is null || request.Deadline > limit)
+                request.Deadline = limit;
+        }
+
+        request.Arrival = Interlocked.Increment(ref _arrivals);
+        request.AbortRegistration = request.Aborted.UnsafeRegister(static s => ((WorkSignal)s!).Set(), _signal);
+        _incoming.Enqueue(request);
+        _signal.Set();
+        return EnqueueOutcome.Accepted;
+    }
+
+    /// <summary>Plans the next step. Never blocks; an empty plan carries the task to wait on.</summary>
+    public StepPlan PlanStep()
+    {
+        var wake = _signal.Capture();
+        var now = _time.GetUtcNow();
+        while (_incoming.TryDequeue(out var arrived))
+            InsertWaiting(arrived);
+
+        var ended = new List<RequestEnded>();
+        RemoveAbortedAndExpired(now, ended);
+
+        int budget = _options.MaxPrefillTokensPerStep > 0 ? _options.MaxPrefillTokensPerStep : int.MaxValue;
+        var preempted = new List<RequestId>();
+        var tokens = PlanRunning(ref budget, preempted, ended);
+        var started = new List<RequestStarted>();
+        var loads = new List<Task>();
+        Admit(ref budget, tokens, started, loads, ended, preempted);
+
+        var rows = new List<PlannedRow>();
+        var rowSlots = new List<IReadOnlyList<AdapterSlotWeight>>();
+        foreach (var r in _running)
+        {
+            if (!tokens.TryGetValue(r.Id, out int n))
+                continue;
+            rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n == r.Length));
+            rowSlots.Add(r.Slots);
+        }
+
+        if (rows.Count == 0)
+        {
+            var delay = NextDeadline() is DateTimeOffset d ? Task.Delay(Max(d - now, TimeSpan.Zero) + TimeSpan.FromMilliseconds(1), _time) : null;
+            wake = Task.WhenAny([wake, .. loads, .. delay is null ? Array.Empty<Task>() : [delay]]);
+        }
+
+        var mapping = rowSlots.Any(s => s.Count > 0) ? new BatchAdapterMapping(rowSlots) : BatchAdapterMapping.Empty;
+        return new StepPlan(rows, mapping, started, preempted, ended, wake);
+    }
+
+    /// <summary>Records what the engine did with <paramref name="plan"/>'s rows; finished sequences release everything.</summary>
+    public void CompleteStep(StepPlan plan, IReadOnlyList<RowResult> results)
+    {
+        if (results.Count != plan.Rows.Count)
+            throw new ArgumentException($"{results.Count} results for {plan.Rows.Count} planned rows");
+        for (int i = 0; i < plan.Rows.Count; i++)
+        {
+            var row = plan.Rows[i];
+            var r = _running.Find(x => x.Id == row.Id) ?? throw new InvalidOperationException($"{row.Id} is not running");
+            r.Computed += row.TokenCount;
+            if (results[i].EmittedToken)
+                r.Length++;
+            if (results[i].Finished || r.Length >= MaxContext)
+                End(r);
+        }
+    }
+
+    /// <summary>The step of <paramref name="plan"/> failed: its requests end (the engine fails their streams).</summary>
+    public void FailStep(StepPlan plan)
+    {
+        foreach (var row in plan.Rows)
+            if (_running.Find(x => x.Id == row.Id) is ScheduledRequest r)
+                End(r);
+    }
+
+    /// <summary>Refuses new requests and ends every queued and running one; returns their ids.</summary>
+    public IReadOnlyList<RequestId> Close()
+    {
+        _closed = true;
+        while (_incoming.TryDequeue(out var arrived))
+            InsertWaiting(arrived);
+        var all = _running.Concat(_waiting).Select(r => r.Id).ToList();
+        foreach (var r in _running.ToList())
+            End(r);
+        foreach (var r in _waiting.ToList())
+            End(r);
+        return all;
+    }
+
+    private void RemoveAbortedAndExpired(DateTimeOffset now, List<RequestEnded> ended)
+    {
+        foreach (var r in _running.Concat(_waiting).ToList())
+        {
+            var cause = r.Aborted.IsCancellationRequested ? EndCause.Cancelled : r.Deadline <= now ? EndCause.TimedOut : (EndCause?)null;
+            if (cause is EndCause c)
+            {
+                End(r);
+                ended.Add(new RequestEnded(r.Id, c, c == EndCause.TimedOut ? new TimeoutException($"{r.Id} passed its deadline") : null));
+            }
+        }
+    }
+
+    /// <summary>Tokens per running sequence this step (decode rows first, then prompt chunks), preempting when KV runs out.</summary>
+    private Dictionary<RequestId, int> PlanRunning(ref int budget, List<RequestId> preempted, List<RequestEnded> ended)
+    {
+        var tokens = new Dictionary<RequestId, int>();
+        var order = _running.Where(r => r.Length - r.Computed == 1).Concat(_running.Where(r => r.Length - r.Computed > 1)).ToList();
+        foreach (var r in order)
+        {
+            if (r.Phase != RequestPhase.Running)
+                continue;                                   // preempted earlier in this loop
+            int remaining = r.Length - r.Computed;
+            int n = remaining == 1 ? 1 : Math.Min(remaining, budget);
+            if (n <= 0)
+                continue;
+            if (!ReserveFor(r, n, preempted, ended))
+                continue;
+            if (remaining > 1)
+                budget -= n;
+            tokens[r.Id] = n;
+        }
+
+        return tokens;
+    }
+
+    /// <summary>Reserves the blocks <paramref name="r"/> needs to cache n more tokens, preempting younger sequences (or itself).</summary>
+    private bool ReserveFor(ScheduledRequest r, int n, List<RequestId> preempted, List<RequestEnded> ended)
+    {
+        int need = _kv.BlocksFor(r.Computed + n) - r.HeldBlocks;
+        while (need > _kv.FreeBlocks)
+        {
+            var victim = _running[^1];
+            if (victim == r && _running.Count == 1)
+            {
+                End(r);
+                ended.Add(new RequestEnded(r.Id, EndCause.Failed,
+                    new InvalidOperationException($"{r.Id} needs {_kv.BlocksFor(r.Computed + n)} KV blocks but the cache has {_kv.TotalBlocks}")));
+                return false;
+            }
+
+            Preempt(victim);
+            preempted.Add(victim.Id);
+            if (victim == r)
+                return false;
+        }
+
+        _kv.TryReserve(need);
+        r.HeldBlocks += need;
+        return true;
+    }
+
+    private void Preempt(ScheduledRequest r)
+    {
+        Preemptions++;
+        r.Preemptions++;
+        ReleaseHoldings(r);
+        _running.Remove(r);
+        r.Computed = 0;
+        r.Phase = RequestPhase.Waiting;
+        Interlocked.Increment(ref _queuedRequests);
+        Interlocked.Add(ref _queuedTokens, r.Length);
+        InsertWaiting(r);
+    }
+
+    private void Admit(ref int budget, Dictionary<RequestId, int> tokens, List<RequestStarted> started, List<Task> loads, List<RequestEnded> ended,
+        List<RequestId> preemptedNow)
+    {
+        var candidates = AdmissionPlanner.Candidates(_options.Policy, _running.Select(r => r.Adapters).ToList(), _waiting.Select(w => w.Adapters).ToList());
+        var admitted = new List<ScheduledRequest>();
+        var exempt = new HashSet<ScheduledRequest>();                  // waiting for their own tenant or adapter read: not starving
+        int barrier = -1;
+        for (int c = 0; c < candidates.Count && barrier < 0; c++)
+            if (_waiting[candidates[c]].BlockedSteps >= _options.StarvationSteps)
+                barrier = c;
+        for (int c = 0; c < candidates.Count; c++)
+        {
+            var r = _waiting[candidates[c]];
+            if ((barrier >= 0 && c > barrier) || _running.Count >= MaxSequences || budget <= 0)
+                break;
+            if (preemptedNow.Contains(r.Id))
+                continue;
+            if (_options.MaxRunningPerTenant > 0 && _runningPerTenant.GetValueOrDefault(r.Tenant) >= _options.MaxRunningPerTenant)
+            {
+                exempt.Add(r);
+                continue;
+            }
+
+            // Admit only what can cache its whole sequence plus one token, so admission never forces an immediate preemption.
+            if (_kv.BlocksFor(r.Length + 1) > _kv.FreeBlocks)
+                continue;
+
+            var acquisition = _adapters.TryAcquire(r.Adapters, r.Versions);
+            if (acquisition.Error is Exception error)
+            {
+                admitted.Add(r);                                         // leaves the queue
+                r.Phase = RequestPhase.Ended;
+                ended.Add(new RequestEnded(r.Id, EndCause.Failed, error));
+                continue;
+            }
+
+            if (acquisition.PendingLoad is Task pending)
+            {
+                loads.Add(pending);
+                exempt.Add(r);
+                continue;
+            }
+
+            if (acquisition.Slots is not IReadOnlyList<AdapterSlotWeight> slots)
+                continue;
+
+            int n = Math.Min(r.Length, budget);
+            r.Slots = slots;
+            r.Versions ??= acquisition.Versions;
+            r.Phase = RequestPhase.Running;
+            r.Admission = ++_admissions;
+            r.BlockedSteps = 0;
+            _running.Add(r);
+            _runningPerTenant[r.Tenant] = _runningPerTenant.GetValueOrDefault(r.Tenant) + 1;
+            int need = _kv.BlocksFor(n);
+            _kv.TryReserve(need);
+            r.HeldBlocks = need;
+            budget -= n;
+            tokens[r.Id] = n;
+            admitted.Add(r);
+            started.Add(new RequestStarted(r.Id, slots, r.Preemptions > 0));
+        }
+
+        foreach (var r in admitted)
+        {
+            _waiting.Remove(r);
+            Interlocked.Decrement(ref _queuedRequests);
+            Interlocked.Add(ref _queuedTokens, -r.Length);
+            if (r.Phase == RequestPhase.Ended)
+                r.AbortRegistration.Dispose();
+        }
+
+        foreach (var r in _waiting)
+            if (!exempt.Contains(r))
+                r.BlockedSteps++;
+    }
+
+    private void End(ScheduledRequest r)
+    {
+        if (r.Phase == RequestPhase.Running)
+        {
+            ReleaseHoldings(r);
+            _running.Remove(r);
+        }
+        else if (r.Phase == RequestPhase.Waiting)
+        {
+            _waiting.Remove(r);
+            Interlocked.Decrement(ref _queuedRequests);
+            Interlocked.Add(ref _queuedTokens, -r.Length);
+        }
+
+        r.Phase = RequestPhase.Ended;
+        r.AbortRegistration.Dispose();
+    }
+
+    private void ReleaseHoldings(ScheduledRequest r)
+    {
+        _kv.Release(r.HeldBlocks);
+        r.HeldBlocks = 0;
+        if (r.Slots.Count > 0)
+            _adapters.Release(r.Slots);
+        r.Slots = [];
+        if (--_runningPerTenant[r.Tenant] == 0)
+            _runningPerTenant.Remove(r.Tenant);
+    }
+
+    private void InsertWaiting(ScheduledRequest r)
+    {
+        int at = _waiting.BinarySearch(r, Comparer<ScheduledRequest>.Create((a, b) => a.Arrival.CompareTo(b.Arrival)));
+        _waiting.Insert(at < 0 ? ~at : at, r);
+    }
+
+    private DateTimeOffset? NextDeadline()
+    {
+        DateTimeOffset? next = null;
+        foreach (var r in _waiting.Concat(_running))
+            if (r.Deadline < (next ?? DateTimeOffset.MaxValue))
+                next = r.Deadline;
+        return next;
+    }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+}

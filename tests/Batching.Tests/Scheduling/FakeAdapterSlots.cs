@@ -1,0 +1,49 @@
+using Serving.AdapterStore;
+using Serving.AdapterStore.Tiers;
+using Serving.Batching.Scheduling;
+
+namespace Serving.Batching.Tests.Scheduling;
+
+/// <summary>
+/// Adapter slots over the real <see cref="DeviceSlotTable"/> (pins, LRU) with controllable loading: adapters in
+/// <see cref="Loading"/> answer "pending" until their task completes; adapters in <see cref="Broken"/> fail.
+/// </summary>
+internal sealed class FakeAdapterSlots(int slots) : IAdapterSlotProvider
+{
+    public DeviceSlotTable Table { get; } = new(slots);
+    public Dictionary<AdapterId, TaskCompletionSource> Loading { get; } = [];
+    public HashSet<AdapterId> Broken { get; } = [];
+    public Dictionary<AdapterId, string> CurrentVersion { get; } = [];
+
+    public AdapterAcquisition TryAcquire(AdapterMix mix, IReadOnlyList<AdapterVersionKey>? versions)
+    {
+        foreach (var (id, _) in mix.Entries)
+        {
+            if (Broken.Contains(id))
+                return AdapterAcquisition.Failed(new InvalidDataException($"adapter '{id}' is corrupt"));
+            if (Loading.TryGetValue(id, out var load) && !load.Task.IsCompleted)
+                return AdapterAcquisition.Loading(load.Task);
+        }
+
+        var keys = versions ?? mix.Entries.Select(e => new AdapterVersionKey(e.Id, CurrentVersion.GetValueOrDefault(e.Id, "v1"))).ToList();
+        var bound = new List<AdapterSlotWeight>();
+        for (int i = 0; i < keys.Count; i++)
+        {
+            if (!Table.TryAcquire(keys[i], out var slot, out _))
+            {
+                Release(bound);
+                return AdapterAcquisition.NoFreeSlot;
+            }
+
+            bound.Add(new AdapterSlotWeight(slot.Value, mix.Entries[i].Weight));
+        }
+
+        return AdapterAcquisition.Ready(bound, keys);
+    }
+
+    public void Release(IReadOnlyList<AdapterSlotWeight> slots)
+    {
+        foreach (var s in slots)
+            Table.Release(new SlotIndex(s.Slot));
+    }
+}

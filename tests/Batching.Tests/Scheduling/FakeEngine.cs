@@ -1,0 +1,107 @@
+using Microsoft.Extensions.Time.Testing;
+using Serving.AdapterStore;
+using Serving.Batching.Scheduling;
+
+namespace Serving.Batching.Tests.Scheduling;
+
+/// <summary>
+/// Drives a <see cref="StepScheduler"/> the way the engine loop does, without a model: each planned row that emits a token
+/// generates one, and a request finishes after its own number of output tokens. Every step checks the invariants the real
+/// engine relies on (rows within limits, positions continuing where the KV cache ends, blocks and slots accounted).
+/// </summary>
+internal sealed class FakeEngine
+{
+    private readonly Dictionary<RequestId, int> _maxNewTokens = [];
+    private readonly Dictionary<RequestId, int> _generated = [];
+    private readonly Dictionary<RequestId, int> _cached = [];
+    private long _nextId;
+
+    public FakeEngine(BatchingOptions? options = null, int slots = 4, int maxSequences = 8, int maxContext = 256)
+    {
+        Slots = new FakeAdapterSlots(slots);
+        Scheduler = new StepScheduler(options ?? new BatchingOptions(), maxSequences, maxContext, Slots, Time);
+    }
+
+    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 24, 0, 0, 0, TimeSpan.Zero));
+    public FakeAdapterSlots Slots { get; }
+    public StepScheduler Scheduler { get; }
+    public int Steps { get; private set; }
+    public List<StepPlan> Plans { get; } = [];
+    public Dictionary<RequestId, int> StartedAtStep { get; } = [];
+    public Dictionary<RequestId, EndCause> Ended { get; } = [];
+    public Dictionary<RequestId, int> Generated => _generated;
+
+    public RequestId Submit(string? adapter = null, int prompt = 8, int maxNewTokens = 4, string tenant = "", CancellationToken aborted = default,
+        DateTimeOffset? deadline = null, EnqueueOutcome expect = EnqueueOutcome.Accepted)
+    {
+        var id = new RequestId(++_nextId);
+        var mix = adapter is null ? AdapterMix.None : AdapterMix.Single(AdapterId.Parse(adapter));
+        var outcome = Scheduler.TryEnqueue(new ScheduledRequest(id, tenant, mix, prompt, deadline, aborted));
+        Assert.Equal(expect, outcome);
+        _maxNewTokens[id] = maxNewTokens;
+        _generated[id] = 0;
+        _cached[id] = 0;
+        return id;
+    }
+
+    /// <summary>Plans and "runs" one step; returns the plan.</summary>
+    public StepPlan Step()
+    {
+        var plan = Scheduler.PlanStep();
+        Plans.Add(plan);
+        Steps++;
+        foreach (var e in plan.Ended)
+            Ended[e.Id] = e.Cause;
+        foreach (var id in plan.Preempted)
+            _cached[id] = 0;
+        foreach (var s in plan.Started)
+            StartedAtStep.TryAdd(s.Id, Steps);
+
+        Assert.True(plan.Rows.Count <= Scheduler.MaxSequences);
+        Assert.True(plan.Adapters.DistinctSlots <= Slots.Table.Capacity);
+        Assert.Equal(plan.Rows.Count, plan.Rows.Select(r => r.Id).Distinct().Count());
+        var results = new List<RowResult>();
+        foreach (var row in plan.Rows)
+        {
+            Assert.Equal(_cached[row.Id], row.StartPosition);
+            _cached[row.Id] += row.TokenCount;
+            bool finished = false;
+            if (row.EmitsToken)
+            {
+                _generated[row.Id]++;
+                finished = _generated[row.Id] >= _maxNewTokens[row.Id];
+                if (finished)
+                    Ended[row.Id] = EndCause.Completed;
+            }
+
+            results.Add(new RowResult(row.EmitsToken, finished));
+        }
+
+        Scheduler.CompleteStep(plan, results);
+        Assert.Equal(Scheduler.RunningRequests.Sum(r => r.HeldBlocks), Scheduler.Kv.UsedBlocks);
+        Assert.True(Scheduler.Kv.UsedBlocks <= Scheduler.Kv.TotalBlocks);
+        Assert.Equal(Scheduler.RunningRequests.Sum(r => r.Slots.Count), Slots.Table.TotalPins);
+        return plan;
+    }
+
+    public void RunUntilIdle(int maxSteps = 10_000)
+    {
+        for (int i = 0; i < maxSteps; i++)
+        {
+            if (Scheduler.Running == 0 && Scheduler.Waiting == 0)
+                return;
+            Step();
+        }
+
+        throw new InvalidOperationException($"not idle after {maxSteps} steps: {Scheduler.Running} running, {Scheduler.Waiting} waiting");
+    }
+
+    public void AssertDrained()
+    {
+        Assert.Equal(0, Scheduler.Running);
+        Assert.Equal(0, Scheduler.Waiting);
+        Assert.Equal(0, Scheduler.QueuedTokens);
+        Assert.Equal(0, Scheduler.Kv.UsedBlocks);
+        Assert.Equal(0, Slots.Table.TotalPins);
+    }
+}
