@@ -26,6 +26,9 @@ internal static class ServingApp
         ["--max-lora-rank"] = "Serving:Adapters:MaxRank",
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",
         ["--batching-policy"] = "Serving:Batching:Policy",
+        ["--kv-cache-tokens"] = "Serving:Batching:KvCacheTokens",
+        ["--max-queued-requests"] = "Serving:Batching:MaxQueuedRequests",
+        ["--request-timeout"] = "Serving:Batching:RequestTimeoutSeconds",
     };
 
     public static WebApplication Build(string[] args)
@@ -43,14 +46,13 @@ internal static class ServingApp
     {
         services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>();
-        services.AddOptions<EngineOptions>().Bind(configuration.GetSection(EngineOptions.Section))
-            .Validate(o => o.MaxQueuedRequests > 0, "Serving:Engine:MaxQueuedRequests must be positive").ValidateOnStart();
         services.AddOptions<AdapterStoreOptions>().Bind(configuration.GetSection(AdapterStoreOptions.Section))
             .Validate(o => o.MaxDeviceSlots is >= 1 and <= 1024, "Serving:Adapters:MaxDeviceSlots must be in [1, 1024]")
             .Validate(o => o.MaxRank is >= 1 and <= 1024, "Serving:Adapters:MaxRank must be in [1, 1024]")
             .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
             .ValidateOnStart();
-        services.AddOptions<Batching.BatchingOptions>().Bind(configuration.GetSection(Batching.BatchingOptions.Section));
+        services.AddOptions<Batching.BatchingOptions>().Bind(configuration.GetSection(Batching.BatchingOptions.Section))
+            .Validate(o => !o.Validate().Any(), "invalid Serving:Batching settings").ValidateOnStart();
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<EngineWorker>();

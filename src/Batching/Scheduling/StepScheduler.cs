@@ -216,7 +216,7 @@ internal sealed class StepScheduler
             {
                 End(r);
                 ended.Add(new RequestEnded(r.Id, EndCause.Failed,
-                    new InvalidOperationException($"{r.Id} needs {_kv.BlocksFor(r.Computed + n)} KV blocks but the cache has {_kv.TotalBlocks}")));
+                    new KvCapacityExceededException($"the sequence needs {_kv.BlocksFor(r.Computed + n)} KV blocks of {_kv.BlockSize} tokens but the cache has {_kv.TotalBlocks}; shorten the prompt or max_tokens")));
                 return false;
             }
 

@@ -33,43 +33,66 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
             return [];
         var events = new TokenEvent?[active.Count];
         int budget = maxPrefillTokensPerStep > 0 ? maxPrefillTokensPerStep : int.MaxValue;
-        var feeds = new List<(int Index, IReadOnlyList<int> Tokens)>();
+        var rows = new List<(SequenceState Sequence, int Tokens)>();
+        var indices = new List<int>();
         for (int i = 0; i < active.Count; i++)
         {
-            var s = active[i];
-            if (s.TotalTokens >= cache.MaxContext)
-                throw new ArgumentException($"sequence of {s.TotalTokens} tokens does not fit the context limit {cache.MaxContext}");
-            var pending = s.PendingTokens();
-            if (pending.Count > 1)
+            int pending = active[i].TotalTokens - active[i].CachedTokens;
+            if (pending > 1)
             {
                 if (budget <= 0)
                     continue;                       // no prefill budget left this step: wait for the next
-                if (pending.Count > budget)
-                    pending = pending.Take(budget).ToArray();
-                budget -= pending.Count;
+                pending = Math.Min(pending, budget);
+                budget -= pending;
             }
 
-            s.Kv ??= cache.Allocate();
-            feeds.Add((i, pending));
+            rows.Add((active[i], pending));
+            indices.Add(i);
         }
 
-        var batch = ForwardBatch.Create(feeds.Select(f => (active[f.Index].Kv!.Value, f.Tokens, active[f.Index].CachedTokens)).ToList());
-        var lora = feeds.Any(f => active[f.Index].Adapters.Count > 0)
-            ? LoraBatchMapping.ForSequences(feeds.Select(f => f.Tokens.Count).ToList(), feeds.Select(f => active[f.Index].Adapters).ToList())
+        var produced = Run(rows);
+        for (int r = 0; r < rows.Count; r++)
+            events[indices[r]] = produced[r];
+        return events;
+    }
+
+    /// <summary>
+    /// Runs rows planned by a scheduler as one forward pass: each sequence feeds the next <c>Tokens</c> of its uncached tokens
+    /// (all of them, or a prompt chunk). Returns one entry per row: its token, or null when the row only advanced its prompt.
+    /// KV blocks are added as the rows need them; a finished sequence's are released.
+    /// </summary>
+    public IReadOnlyList<TokenEvent?> Run(IReadOnlyList<(SequenceState Sequence, int Tokens)> rows)
+    {
+        if (rows.Count == 0)
+            return [];
+        foreach (var (s, n) in rows)
+        {
+            if (s.IsFinished)
+                throw new ArgumentException("a finished sequence cannot run");
+            if (n < 1 || n > s.TotalTokens - s.CachedTokens)
+                throw new ArgumentException($"a row of {n} tokens does not fit the sequence's {s.TotalTokens - s.CachedTokens} uncached tokens");
+            if (s.TotalTokens >= cache.MaxContext)
+                throw new ArgumentException($"sequence of {s.TotalTokens} tokens does not fit the context limit {cache.MaxContext}");
+            s.Kv ??= cache.Allocate();
+        }
+
+        var batch = ForwardBatch.Create(rows.Select(r => (r.Sequence.Kv!, (IReadOnlyList<int>)r.Sequence.TokensFrom(r.Sequence.CachedTokens, r.Tokens), r.Sequence.CachedTokens)).ToList());
+        var lora = rows.Any(r => r.Sequence.Adapters.Count > 0)
+            ? LoraBatchMapping.ForSequences(rows.Select(r => r.Tokens).ToList(), rows.Select(r => r.Sequence.Adapters).ToList())
             : null;
         using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora);
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
-        var rows = MemoryMarshal.Cast<byte, float>(cpu.bytes);
+        var values = MemoryMarshal.Cast<byte, float>(cpu.bytes);
         int vocab = (int)cpu.shape[1];
-        for (int row = 0; row < feeds.Count; row++)
+        var events = new TokenEvent?[rows.Count];
+        for (int row = 0; row < rows.Count; row++)
         {
-            var (index, tokens) = feeds[row];
-            var s = active[index];
-            s.CachedTokens += tokens.Count;
+            var (s, n) = rows[row];
+            s.CachedTokens += n;
             if (s.CachedTokens < s.TotalTokens)
                 continue;                           // prompt not complete yet: its logits are not a next-token prediction
-            var token = TokenSampler.Sample(rows.Slice(row * vocab, vocab), s.Sampling, s.Random);
-            events[index] = s.Accept(token, cache.MaxContext);
+            var token = TokenSampler.Sample(values.Slice(row * vocab, vocab), s.Sampling, s.Random);
+            events[row] = s.Accept(token, cache.MaxContext);
             if (s.IsFinished)
                 Release(s);
         }
@@ -77,10 +100,17 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
         return events;
     }
 
-    /// <summary>Frees a sequence's KV row (finished or cancelled).</summary>
+    /// <summary>Drops a preempted sequence's KV (blocks back to the pool); its tokens stay, and the next run recomputes them.</summary>
+    public void Preempt(SequenceState sequence)
+    {
+        Release(sequence);
+        sequence.CachedTokens = 0;
+    }
+
+    /// <summary>Frees a sequence's KV blocks (finished or cancelled).</summary>
     public void Release(SequenceState sequence)
     {
-        if (sequence.Kv is KvHandle kv)
+        if (sequence.Kv is KvBlockTable kv)
         {
             cache.Release(kv);
             sequence.Kv = null;

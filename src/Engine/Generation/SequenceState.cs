@@ -5,7 +5,7 @@ using Serving.Engine.Tokenization;
 namespace Serving.Engine.Generation;
 
 /// <summary>
-/// One request's generation in progress: its prompt, what it has generated, its sampling state and its KV row.
+/// One request's generation in progress: its prompt, what it has generated, its sampling state and its KV blocks.
 /// Mutated only by <see cref="GenerationStepper"/>.
 /// </summary>
 internal sealed class SequenceState
@@ -39,10 +39,11 @@ internal sealed class SequenceState
 
     public IReadOnlyList<int> PromptTokens { get; }
     public SamplingParams Sampling { get; }
-    public IReadOnlyList<(int Slot, float Weight)> Adapters { get; }
+    /// <summary>Device slots and weights; rebound when a preempted sequence resumes (its slots may move, its adapter versions do not).</summary>
+    public IReadOnlyList<(int Slot, float Weight)> Adapters { get; internal set; }
     public SeededRandom Random { get; }
     public IReadOnlyList<int> GeneratedTokens => _generated;
-    public KvHandle? Kv { get; internal set; }
+    public KvBlockTable? Kv { get; internal set; }
 
     /// <summary>Tokens already written to the KV cache.</summary>
     public int CachedTokens { get; internal set; }
@@ -52,11 +53,17 @@ internal sealed class SequenceState
     /// <summary>All tokens of the sequence so far (prompt, then generated).</summary>
     public int TotalTokens => PromptTokens.Count + _generated.Count;
 
-    /// <summary>The tokens the next forward step must feed: the whole uncached prompt, or the last generated token.</summary>
-    internal IReadOnlyList<int> PendingTokens()
+    /// <summary>Tokens [start, start + count) of the sequence (prompt, then generated).</summary>
+    internal int[] TokensFrom(int start, int count)
     {
-        var all = PromptTokens.Concat(_generated).Skip(CachedTokens).ToArray();
-        return all;
+        var tokens = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            int p = start + i;
+            tokens[i] = p < PromptTokens.Count ? PromptTokens[p] : _generated[p - PromptTokens.Count];
+        }
+
+        return tokens;
     }
 
     internal TokenEvent Accept(SampledToken token, int contextLimit)

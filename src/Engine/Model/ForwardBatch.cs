@@ -2,7 +2,7 @@ namespace Serving.Engine.Model;
 
 /// <summary>
 /// The input of one forward step: tokens of several sequences packed back to back (variable lengths, prefill and
-/// decode rows mixed), their positions, and the sequence layout with each sequence's KV handle. Immutable; built
+/// decode rows mixed), their positions, and the sequence layout with each sequence's KV block table. Immutable; built
 /// once per step. Invariants (checked by <see cref="Create"/>): slices cover the tokens in order without gaps and
 /// positions within a slice are consecutive.
 /// </summary>
@@ -20,8 +20,8 @@ internal sealed class ForwardBatch
     public IReadOnlyList<SequenceSlice> Sequences { get; }
     public int TokenCount => Tokens.Count;
 
-    /// <summary>Packs <paramref name="sequences"/> (KV handle, tokens to feed, position of the first of them).</summary>
-    public static ForwardBatch Create(IReadOnlyList<(KvHandle Kv, IReadOnlyList<int> Tokens, int StartPosition)> sequences)
+    /// <summary>Packs <paramref name="sequences"/> (KV block table, tokens to feed, position of the first of them).</summary>
+    public static ForwardBatch Create(IReadOnlyList<(KvBlockTable Kv, IReadOnlyList<int> Tokens, int StartPosition)> sequences)
     {
         if (sequences.Count == 0)
             throw new ArgumentException("a batch needs at least one sequence");
@@ -29,7 +29,7 @@ internal sealed class ForwardBatch
         var tokens = new int[total];
         var positions = new int[total];
         var slices = new SequenceSlice[sequences.Count];
-        var seen = new HashSet<int>();
+        var seen = new HashSet<KvBlockTable>();
         int offset = 0;
         for (int i = 0; i < sequences.Count; i++)
         {
@@ -38,8 +38,8 @@ internal sealed class ForwardBatch
                 throw new ArgumentException($"sequence {i} has no tokens");
             if (start < 0)
                 throw new ArgumentException($"sequence {i} starts at negative position {start}");
-            if (!seen.Add(kv.Slot))
-                throw new ArgumentException($"KV slot {kv.Slot} appears twice in one batch");
+            if (!seen.Add(kv))
+                throw new ArgumentException($"{kv} appears twice in one batch");
             for (int j = 0; j < ids.Count; j++)
             {
                 tokens[offset + j] = ids[j];

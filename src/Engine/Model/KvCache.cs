@@ -3,61 +3,82 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// Preallocated key/value storage: per layer, K and V of shape <c>[maxSequences, Hkv, maxContext, D]</c> in the compute
-/// dtype. A sequence owns one row (its <see cref="KvHandle"/>) for its lifetime; position p of the sequence lives at
-/// column p. Allocation never touches the tensors, so a step never allocates cache memory.
+/// Paged key/value storage (vLLM's layout idea): per layer, K and V of shape <c>[Blocks·BlockSize, Hkv, D]</c> in the
+/// compute dtype, handed out in blocks of <see cref="BlockSize"/> token positions. A sequence's <see cref="KvBlockTable"/>
+/// maps its positions to physical rows (<see cref="PhysicalRow"/>), so memory follows the tokens actually cached, not
+/// max context × max sequences. Block bookkeeping never touches the tensors, so a step never allocates cache memory.
+/// Not thread-safe: owned by the engine loop.
 /// </summary>
 internal sealed class KvCache : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
     private readonly Stack<int> _free;
-    private readonly bool[] _inUse;
+    private int _nextTableId;
 
-    public KvCache(int layers, int maxSequences, int maxContext, int kvHeads, int headDim, ScalarType dtype, Device device)
+    /// <param name="layers">Decoder layers.</param>
+    /// <param name="blocks">Blocks in the pool (capacity = blocks × blockSize tokens over all sequences).</param>
+    /// <param name="blockSize">Token positions per block.</param>
+    /// <param name="maxContext">Longest sequence allowed.</param>
+    /// <param name="kvHeads">KV heads per layer.</param>
+    /// <param name="headDim">Head dimension.</param>
+    /// <param name="dtype">Storage dtype (the compute dtype).</param>
+    /// <param name="device">Where the storage lives.</param>
+    public KvCache(int layers, int blocks, int blockSize, int maxContext, int kvHeads, int headDim, ScalarType dtype, Device device)
     {
-        if (maxSequences <= 0 || maxContext <= 0)
-            throw new ArgumentOutOfRangeException(nameof(maxSequences), "max sequences and max context must be positive");
-        MaxSequences = maxSequences;
+        if (blocks <= 0 || blockSize <= 0 || maxContext <= 0)
+            throw new ArgumentOutOfRangeException(nameof(blocks), "blocks, block size and max context must be positive");
+        TotalBlocks = blocks;
+        BlockSize = blockSize;
         MaxContext = maxContext;
         _keys = new Tensor[layers];
         _values = new Tensor[layers];
         for (int l = 0; l < layers; l++)
         {
-            _keys[l] = zeros([maxSequences, kvHeads, maxContext, headDim], dtype, device);
-            _values[l] = zeros([maxSequences, kvHeads, maxContext, headDim], dtype, device);
+            _keys[l] = zeros([(long)blocks * blockSize, kvHeads, headDim], dtype, device);
+            _values[l] = zeros([(long)blocks * blockSize, kvHeads, headDim], dtype, device);
         }
 
-        _inUse = new bool[maxSequences];
-        _free = new Stack<int>(Enumerable.Range(0, maxSequences).Reverse());
+        _free = new Stack<int>(Enumerable.Range(0, blocks).Reverse());
     }
 
-    public int MaxSequences { get; }
+    public int TotalBlocks { get; }
+    public int BlockSize { get; }
     public int MaxContext { get; }
-    public int FreeSlots => _free.Count;
+    public int FreeBlocks => _free.Count;
+    public int UsedBlocks => TotalBlocks - FreeBlocks;
     public long TotalBytes => _keys.Concat(_values).Sum(t => t.NumberOfElements * t.ElementSize);
 
-    public KvHandle Allocate()
+    /// <summary>An empty table for a new sequence; blocks are added as its tokens are written.</summary>
+    public KvBlockTable Allocate() => new(++_nextTableId);
+
+    /// <summary>Returns every block of <paramref name="table"/> to the pool. The table may be reused for a fresh start.</summary>
+    public void Release(KvBlockTable table)
     {
-        if (!_free.TryPop(out int slot))
-            throw new InvalidOperationException($"KV cache full: all {MaxSequences} sequence slots are in use");
-        _inUse[slot] = true;
-        return new KvHandle(slot);
+        if (table.Released)
+            throw new InvalidOperationException($"{table} was already released");
+        foreach (int b in table.Blocks)
+            _free.Push(b);
+        table.Clear();
+        table.Released = true;
     }
 
-    public void Release(KvHandle handle)
+    /// <summary>Grows <paramref name="table"/> to hold <paramref name="tokens"/> positions; throws (adding nothing) when the pool is short.</summary>
+    public void EnsureCapacity(KvBlockTable table, int tokens)
     {
-        if (!_inUse[handle.Slot])
-            throw new InvalidOperationException($"KV slot {handle.Slot} is not allocated");
-        _inUse[handle.Slot] = false;
-        _free.Push(handle.Slot);
+        if (table.Released)
+            throw new ArgumentException($"{table} was released");
+        if (tokens > MaxContext)
+            throw new ArgumentException($"sequence {table} reaches position {tokens}, beyond the context limit {MaxContext}");
+        int need = (tokens + BlockSize - 1) / BlockSize - table.Blocks.Count;
+        if (need > _free.Count)
+            throw new InvalidOperationException($"KV cache out of blocks: {table} needs {need} more, {_free.Count} of {TotalBlocks} are free");
+        for (int i = 0; i < need; i++)
+            table.Add(_free.Pop());
     }
 
-    internal void CheckAllocated(KvHandle handle)
-    {
-        if ((uint)handle.Slot >= (uint)MaxSequences || !_inUse[handle.Slot])
-            throw new ArgumentException($"KV slot {handle.Slot} is not allocated");
-    }
+    /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>.</summary>
+    public long PhysicalRow(KvBlockTable table, int position) => (long)table.Blocks[position / BlockSize] * BlockSize + position % BlockSize;
 
     internal Tensor Keys(int layer) => _keys[layer];
     internal Tensor Values(int layer) => _values[layer];

@@ -49,8 +49,16 @@ internal sealed class LlamaModel : IDisposable
         return Adapters;
     }
 
-    public KvCache CreateKvCache(int maxSequences, int maxContext) =>
-        new(Config.NumLayers, maxSequences, Math.Min(maxContext, MaxPositions), Config.NumKvHeads, Config.HeadDim, Dtype, Device);
+    /// <summary>
+    /// A paged KV cache of <paramref name="totalBlocks"/> blocks (default: enough for <paramref name="maxSequences"/> sequences at
+    /// <paramref name="maxContext"/> tokens each) of <paramref name="blockSize"/> positions.
+    /// </summary>
+    public KvCache CreateKvCache(int maxSequences, int maxContext, int blockSize = 16, int? totalBlocks = null)
+    {
+        int context = Math.Min(maxContext, MaxPositions);
+        int blocks = totalBlocks ?? maxSequences * ((context + blockSize - 1) / blockSize);
+        return new KvCache(Config.NumLayers, blocks, blockSize, context, Config.NumKvHeads, Config.HeadDim, Dtype, Device);
+    }
 
     /// <summary>
     /// Runs one step. Writes every token's K/V into <paramref name="cache"/> at its position, then returns float32
@@ -72,19 +80,22 @@ internal sealed class LlamaModel : IDisposable
                 lora = null;
         }
 
-        foreach (var s in batch.Sequences)
-        {
-            cache.CheckAllocated(s.Kv);
-            if (s.EndPosition > cache.MaxContext)
-                throw new ArgumentException($"sequence in KV slot {s.Kv.Slot} reaches position {s.EndPosition}, beyond the context limit {cache.MaxContext}");
-        }
-
         foreach (int token in batch.Tokens)
             if ((uint)token >= (uint)Config.VocabSize)
                 throw new ArgumentException($"token id {token} is outside the vocabulary [0, {Config.VocabSize})");
+        foreach (var s in batch.Sequences)
+        {
+            if (s.EndPosition > cache.MaxContext)
+                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {cache.MaxContext}");
+            if (s.StartPosition > s.Kv.Blocks.Count * cache.BlockSize)
+                throw new ArgumentException($"sequence {s.Kv} starts at position {s.StartPosition} but caches only {s.Kv.Blocks.Count * cache.BlockSize}");
+        }
+
+        foreach (var s in batch.Sequences)
+            cache.EnsureCapacity(s.Kv, s.EndPosition);
 
         using var scope = NewDisposeScope();
-        using var step = new StepIndices(batch, Dtype, Device);
+        using var step = new StepIndices(batch, cache, Dtype, Device);
         var x = _weights.Embed.index_select(0, step.Tokens);
         var angles = _rope.Angles(step.Positions);
         for (int l = 0; l < _weights.Layers.Count; l++)
@@ -122,10 +133,8 @@ internal sealed class LlamaModel : IDisposable
 
         var keys = cache.Keys(index);
         var values = cache.Values(index);
-        var slot = TensorIndex.Tensor(step.SlotPerToken);
-        var pos = TensorIndex.Tensor(step.Positions);
-        keys.index_put_(k, slot, TensorIndex.Colon, pos);
-        values.index_put_(v, slot, TensorIndex.Colon, pos);
+        keys.index_copy_(0, step.RowPerToken, k);
+        values.index_copy_(0, step.RowPerToken, v);
 
         var attention = Attention(q, keys, values, step);
         var o = F.linear(attention, w.O);
@@ -151,13 +160,14 @@ internal sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// q: [T, Hq, D]; keys/values: the layer's cache [S, Hkv, C, D]. Returns [T, Hq·D].
+    /// q: [T, Hq, D]; keys/values: the layer's paged cache [R, Hkv, D] (R = blocks × block size). Returns [T, Hq·D].
     /// Grouped-query attention without copying K/V per query head: query head h uses KV head h / G, so the G query
     /// heads of one KV head are folded into the query-length axis and attended by libtorch's fused
     /// scaled_dot_product_attention (softmax accumulated in float32 for half types):
     /// <code>
     /// decode:  q[B, Hkv, G, D] · K[B, Hkv, L, D]ᵀ  (+ mask[B, 1, 1, L]: −∞ beyond each row's length)
     /// prefill: q[Hkv, G·n, D] · K[Hkv, end, D]ᵀ    (mask[G·n, end]: key j visible to token i iff j ≤ start + i)
+    /// K[b, :, j] = cache[row(b, j)]: each sequence's positions gathered through its block table (padding rows read row 0, masked).
     /// </code>
     /// </summary>
     private Tensor Attention(Tensor q, Tensor keys, Tensor values, StepIndices step)
@@ -170,8 +180,8 @@ internal sealed class LlamaModel : IDisposable
         {
             // libtorch's CPU attention takes a far slower path for a strided query in bfloat16: make it contiguous.
             var qd = (step.AllDecode ? q.contiguous() : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
-            var kd = SelectRows(keys, step).narrow(2, 0, step.DecodeContext);
-            var vd = SelectRows(values, step).narrow(2, 0, step.DecodeContext);
+            var kd = Gather(keys, step.DecodeRows!, step.DecodeCount);
+            var vd = Gather(values, step.DecodeRows!, step.DecodeCount);
             decodeOut = F.scaled_dot_product_attention(qd, kd, vd, step.DecodeMask).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
             if (step.AllDecode)
                 return decodeOut;
@@ -180,24 +190,27 @@ internal sealed class LlamaModel : IDisposable
         var output = empty([t, c.NumHeads * c.HeadDim], q.dtype, q.device);
         if (decodeOut is not null)
             output.index_copy_(0, step.DecodeTokens!, decodeOut);
-        foreach (var s in step.Prefill)
-            output.narrow(0, s.Offset, s.Count).copy_(PrefillAttention(q.narrow(0, s.Offset, s.Count), keys, values, s));
+        for (int i = 0; i < step.Prefill.Count; i++)
+        {
+            var s = step.Prefill[i];
+            output.narrow(0, s.Offset, s.Count).copy_(PrefillAttention(q.narrow(0, s.Offset, s.Count), keys, values, s, step.PrefillRows[i]));
+        }
+
         return output;
     }
 
-    private static Tensor SelectRows(Tensor cacheLayer, StepIndices step) =>
-        step.DecodeSlotsContiguousFrom is int first
-            ? cacheLayer.narrow(0, first, step.DecodeCount)
-            : cacheLayer.index_select(0, step.DecodeSlots!);
+    /// <summary>[B·L] physical rows → [B, Hkv, L, D] (a transposed view of the gathered rows).</summary>
+    private static Tensor Gather(Tensor cacheLayer, Tensor rows, int sequences) =>
+        cacheLayer.index_select(0, rows).view(sequences, -1, cacheLayer.shape[1], cacheLayer.shape[2]).transpose(1, 2);
 
     /// <summary>Causal attention of one sequence's n new tokens over its cache prefix. q: [n, Hq, D] → [n, Hq·D].</summary>
-    private Tensor PrefillAttention(Tensor q, Tensor keys, Tensor values, SequenceSlice s)
+    private Tensor PrefillAttention(Tensor q, Tensor keys, Tensor values, SequenceSlice s, Tensor rows)
     {
         var c = Config;
         int n = s.Count, g = c.QueryGroupSize, end = s.EndPosition;
         var qs = q.view(n, c.NumKvHeads, g, c.HeadDim).permute(1, 2, 0, 3).reshape(c.NumKvHeads, g * n, c.HeadDim);
-        var ks = keys[s.Kv.Slot].narrow(1, 0, end);                                     // [Hkv, end, D]
-        var vs = values[s.Kv.Slot].narrow(1, 0, end);
+        var ks = Gather(keys, rows, 1).squeeze(0);                                      // [Hkv, end, D]
+        var vs = Gather(values, rows, 1).squeeze(0);
         var columns = arange(end, ScalarType.Int64, q.device).unsqueeze(0);             // [1, end]
         var lastVisible = arange(s.StartPosition, end, ScalarType.Int64, q.device).unsqueeze(1);   // [n, 1]
         var visible = (columns <= lastVisible).repeat(g, 1);                            // [G·n, end], row = g·n + i

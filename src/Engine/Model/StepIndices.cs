@@ -3,28 +3,31 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// Index tensors derived once per step from a <see cref="ForwardBatch"/> and shared by every layer. Decode rows
-/// (one token) are attended together as one batch; prefill slices one at a time.
+/// Index tensors derived once per step from a <see cref="ForwardBatch"/> and the sequences' block tables, shared by every
+/// layer. Decode rows (one token) are attended together as one batch; prefill slices one at a time. All "rows" are physical
+/// rows of the paged cache (<see cref="KvCache.PhysicalRow"/>).
 /// </summary>
 internal sealed class StepIndices : IDisposable
 {
-    public StepIndices(ForwardBatch batch, ScalarType dtype, Device device)
+    /// <param name="batch">The step's packed tokens.</param>
+    /// <param name="cache">Must already hold blocks for every position the batch writes.</param>
+    /// <param name="dtype">Compute dtype (of the decode mask).</param>
+    /// <param name="device">Where the index tensors go.</param>
+    public StepIndices(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device)
     {
         int t = batch.TokenCount;
-        var slotPerToken = new long[t];
+        var rowPerToken = new long[t];
         var decodeTokens = new List<long>();
-        var decodeSlots = new List<long>();
-        var decodeLengths = new List<int>();
+        var decodeSequences = new List<SequenceSlice>();
         var prefill = new List<SequenceSlice>();
         foreach (var s in batch.Sequences)
         {
             for (int i = 0; i < s.Count; i++)
-                slotPerToken[s.Offset + i] = s.Kv.Slot;
+                rowPerToken[s.Offset + i] = cache.PhysicalRow(s.Kv, s.StartPosition + i);
             if (s.Count == 1)
             {
                 decodeTokens.Add(s.Offset);
-                decodeSlots.Add(s.Kv.Slot);
-                decodeLengths.Add(s.EndPosition);
+                decodeSequences.Add(s);
             }
             else
             {
@@ -34,24 +37,26 @@ internal sealed class StepIndices : IDisposable
 
         Tokens = tensor(batch.Tokens.Select(x => (long)x).ToArray(), ScalarType.Int64, device);
         Positions = tensor(batch.Positions.Select(x => (long)x).ToArray(), ScalarType.Int64, device);
-        SlotPerToken = tensor(slotPerToken, ScalarType.Int64, device);
+        RowPerToken = tensor(rowPerToken, ScalarType.Int64, device);
         LastTokens = tensor(batch.Sequences.Select(s => (long)(s.Offset + s.Count - 1)).ToArray(), ScalarType.Int64, device);
         Prefill = prefill;
+        PrefillRows = prefill.Select(s => tensor(Rows(cache, s.Kv, s.EndPosition, s.EndPosition), ScalarType.Int64, device)).ToArray();
         AllDecode = prefill.Count == 0;
         DecodeCount = decodeTokens.Count;
         if (DecodeCount > 0)
         {
             DecodeTokens = tensor(decodeTokens.ToArray(), ScalarType.Int64, device);
-            DecodeContext = decodeLengths.Max();
-            long first = decodeSlots[0];
-            DecodeSlotsContiguousFrom = decodeSlots.Select((s, i) => s == first + i).All(x => x) ? (int)first : null;
-            DecodeSlots = tensor(decodeSlots.ToArray(), ScalarType.Int64, device);
-            if (decodeLengths.Any(l => l != DecodeContext))
+            DecodeContext = decodeSequences.Max(s => s.EndPosition);
+            var rows = new long[DecodeCount * DecodeContext];
+            for (int b = 0; b < DecodeCount; b++)
+                Rows(cache, decodeSequences[b].Kv, decodeSequences[b].EndPosition, DecodeContext).CopyTo(rows, b * DecodeContext);
+            DecodeRows = tensor(rows, ScalarType.Int64, device);
+            if (decodeSequences.Any(s => s.EndPosition != DecodeContext))
             {
                 // Additive mask [B, 1, 1, L]: 0 where the column is inside the sequence, −∞ beyond its end.
                 var mask = new float[DecodeCount * DecodeContext];
                 for (int b = 0; b < DecodeCount; b++)
-                    for (int j = decodeLengths[b]; j < DecodeContext; j++)
+                    for (int j = decodeSequences[b].EndPosition; j < DecodeContext; j++)
                         mask[b * DecodeContext + j] = float.NegativeInfinity;
                 using var maskF32 = tensor(mask, [DecodeCount, 1, 1, DecodeContext]);
                 DecodeMask = maskF32.to(dtype, device);
@@ -61,25 +66,37 @@ internal sealed class StepIndices : IDisposable
 
     public Tensor Tokens { get; }          // [T] int64
     public Tensor Positions { get; }       // [T] int64
-    public Tensor SlotPerToken { get; }    // [T] int64
+    public Tensor RowPerToken { get; }     // [T] int64, where each token's K/V is written
     public Tensor LastTokens { get; }      // [S] int64, index of each sequence's last token
     public IReadOnlyList<SequenceSlice> Prefill { get; }
+    public IReadOnlyList<Tensor> PrefillRows { get; }   // per prefill slice: [end] int64, rows of positions 0..end-1
     public bool AllDecode { get; }
     public int DecodeCount { get; }
     public Tensor? DecodeTokens { get; }   // [B] int64
-    public Tensor? DecodeSlots { get; }    // [B] int64
-    public int? DecodeSlotsContiguousFrom { get; }
-    public int DecodeContext { get; }      // max context length over decode rows
+    public int DecodeContext { get; }      // max context length over decode rows (L)
+    public Tensor? DecodeRows { get; }     // [B·L] int64, rows of positions 0..L-1 per decode row (row 0 past its end)
     public Tensor? DecodeMask { get; }     // [B, 1, 1, L] additive, compute dtype; null when all decode rows have the same length
+
+    /// <summary>Physical rows of positions 0..length-1, padded with row 0 up to <paramref name="width"/>.</summary>
+    private static long[] Rows(KvCache cache, KvBlockTable table, int length, int width)
+    {
+        var rows = new long[width];
+        int block = cache.BlockSize;
+        for (int p = 0; p < length; p++)
+            rows[p] = (long)table.Blocks[p / block] * block + p % block;
+        return rows;
+    }
 
     public void Dispose()
     {
         Tokens.Dispose();
         Positions.Dispose();
-        SlotPerToken.Dispose();
+        RowPerToken.Dispose();
         LastTokens.Dispose();
+        foreach (var r in PrefillRows)
+            r.Dispose();
         DecodeTokens?.Dispose();
-        DecodeSlots?.Dispose();
+        DecodeRows?.Dispose();
         DecodeMask?.Dispose();
     }
 }

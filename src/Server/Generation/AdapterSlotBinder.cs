@@ -1,57 +1,74 @@
-using System.Runtime.ExceptionServices;
-using Serving.AdapterStore;
+using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Tiers;
 using Serving.Batching;
+using Serving.Batching.Scheduling;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Generation;
 
 /// <summary>
-/// Gives a request's adapters device slots, on the engine loop between steps (so no step ever sees a half-written
-/// slot). Missing adapters are first read into the host-memory tier on the thread pool (the loop keeps stepping other
-/// requests meanwhile); a resident version is pinned, a cold one is copied from host memory into a free or evicted
-/// slot. The version is fixed when the request is admitted: a later hot swap does not affect it.
+/// Device slots for the scheduler over the adapter store's tiers, on the engine loop between steps (so no step ever sees a
+/// half-written slot). Missing adapters are first read into the host-memory tier on the thread pool (the loop keeps stepping
+/// other requests meanwhile); a resident version is pinned, a cold one is copied from host memory into a free or evicted
+/// slot. The version is fixed when a request is first admitted: a later hot swap does not affect it, even if it is
+/// preempted and resumes.
 /// </summary>
-internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache)
+internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache) : IAdapterSlotProvider
 {
     private readonly DeviceSlotTable _table = new(host.Model.Model.Adapters!.Slots);
 
+    // Records of versions handed out, so a resumed request finds the version it started on after a replacement.
+    private readonly Dictionary<AdapterVersionKey, AdapterRecord> _records = [];
+
     public DeviceSlotTable Slots => _table;
 
-    /// <summary>Throws for adapters that cannot run: not found (<see cref="AdapterNotFoundException"/>) or invalid (the reader's error).</summary>
-    public BindResult TryBind(AdapterMix mix)
+    public AdapterAcquisition TryAcquire(AdapterMix mix, IReadOnlyList<AdapterVersionKey>? versions)
     {
         if (mix.IsBaseModel)
-            return new BindResult([], null);
-        var wanted = mix.Entries.Select(e => (Record: host.Adapters.Resolve(e.Id) ?? throw new AdapterNotFoundException(e.Id.Value), e.Weight)).ToList();
-        var reads = wanted.Select(w => hostCache.GetOrLoad(w.Record)).ToList();   // starts every read at once (prefetch)
-        foreach (var read in reads.Where(r => r.IsFaulted))
-            ExceptionDispatchInfo.Capture(read.Exception!.InnerException!).Throw();
+            return AdapterAcquisition.Ready([], []);
+        List<AdapterRecord> records;
+        try
+        {
+            records = mix.Entries.Select((e, i) => versions is not null && _records.TryGetValue(versions[i], out var pinned)
+                ? pinned
+                : host.Adapters.Resolve(e.Id) ?? throw new AdapterNotFoundException(e.Id.Value)).ToList();
+        }
+        catch (AdapterNotFoundException ex)
+        {
+            return AdapterAcquisition.Failed(ex);
+        }
+
+        var reads = records.Select(hostCache.GetOrLoad).ToList();   // starts every read at once (prefetch)
+        if (reads.FirstOrDefault(r => r.IsFaulted) is Task failed)
+            return AdapterAcquisition.Failed(failed.Exception!.InnerException!);
         var pending = reads.Where(r => !r.IsCompleted).ToArray();
         if (pending.Length > 0)
-            return new BindResult(null, Task.WhenAny(pending));
+            return AdapterAcquisition.Loading(Task.WhenAny(pending));
 
-        var bound = new List<(int Slot, float Weight)>();
-        for (int i = 0; i < wanted.Count; i++)
+        var bound = new List<AdapterSlotWeight>();
+        var keys = new List<AdapterVersionKey>();
+        for (int i = 0; i < records.Count; i++)
         {
-            var (record, weight) = wanted[i];
-            if (!_table.TryAcquire(new AdapterVersionKey(record.Id, record.Version), out var slot, out bool needsLoad))
+            var key = new AdapterVersionKey(records[i].Id, records[i].Version);
+            if (!_table.TryAcquire(key, out var slot, out bool needsLoad))
             {
                 Release(bound);
-                return BindResult.WaitForSlot;
+                return AdapterAcquisition.NoFreeSlot;
             }
 
             if (needsLoad)
                 host.Model.Model.Adapters!.Load(slot.Value, reads[i].Result);
-            bound.Add((slot.Value, weight));
+            _records[key] = records[i];
+            bound.Add(new AdapterSlotWeight(slot.Value, mix.Entries[i].Weight));
+            keys.Add(key);
         }
 
-        return new BindResult(bound, null);
+        return AdapterAcquisition.Ready(bound, keys);
     }
 
-    public void Release(IReadOnlyList<(int Slot, float Weight)> bound)
+    public void Release(IReadOnlyList<AdapterSlotWeight> slots)
     {
-        foreach (var (slot, _) in bound)
-            _table.Release(new SlotIndex(slot));
+        foreach (var s in slots)
+            _table.Release(new AdapterStore.SlotIndex(s.Slot));
     }
 }

@@ -1,104 +1,119 @@
-using System.Threading.Channels;
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Serving.AdapterStore.Tiers;
+using Serving.Batching;
+using Serving.Batching.Scheduling;
 using Serving.Engine.Generation;
+using Serving.Engine.Model;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Generation;
 
 /// <summary>
-/// The engine loop: the only code that runs forward passes. Callers write <see cref="GenerationCommand"/>s; each
-/// iteration admits waiting commands while KV rows are free, advances every running sequence by one token in a single
-/// batched step, and streams each token to its request. A failing step fails only the requests in it.
-/// (The adapter-aware scheduler replaces the admission policy here; see the continuous-batching issue.)
+/// The engine loop: the only code that runs forward passes, on one dedicated thread. Callers enqueue
+/// <see cref="GenerationCommand"/>s; each iteration asks the <see cref="StepScheduler"/> for a step plan, applies its
+/// admissions, preemptions and removals to the sequences, runs its rows as one batched forward pass, and streams each
+/// token to its request. A failing step fails only the requests in it.
 /// </summary>
 internal sealed class EngineWorker : BackgroundService
 {
-    private readonly Channel<GenerationCommand> _commands;
     private readonly ModelHost _host;
     private readonly ModelOptions _options;
+    private readonly BatchingOptions _batching;
+    private readonly TimeProvider _time;
     private readonly ILogger<EngineWorker> _logger;
-
     private readonly HostAdapterCache _hostCache;
+    private readonly ConcurrentDictionary<RequestId, ActiveRequest> _requests = new();
+    private volatile StepScheduler? _scheduler;
+    private AdapterSlotBinder? _binder;
+    private KvCache? _cache;
+    private long _nextId;
+    private volatile bool _running;
 
-    private readonly Batching.AdmissionPolicy _policy;
-    private readonly int _maxPrefillTokens;
-
-    public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<EngineOptions> engine, IOptions<AdapterStore.AdapterStoreOptions> adapters,
-        IOptions<Batching.BatchingOptions> batching, ILogger<EngineWorker> logger)
+    public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<AdapterStore.AdapterStoreOptions> adapters,
+        IOptions<BatchingOptions> batching, TimeProvider time, ILogger<EngineWorker> logger)
     {
         _host = host;
-        _policy = batching.Value.Policy;
-        _maxPrefillTokens = batching.Value.MaxPrefillTokensPerStep;
+        _options = options.Value;
+        _batching = batching.Value;
+        _time = time;
+        _logger = logger;
         var a = adapters.Value;
         _hostCache = new HostAdapterCache(a.HostCacheBytes,
             record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank, a.MaxAdapterBytes));
-        _options = options.Value;
-        _logger = logger;
-        _commands = Channel.CreateBounded<GenerationCommand>(new BoundedChannelOptions(engine.Value.MaxQueuedRequests)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
     }
 
-    public bool IsRunning { get; private set; }
-    public int Running { get; private set; }
-    public int Waiting => _commands.Reader.Count + _waitingCount;
+    public bool IsRunning => _running;
 
-    private volatile int _waitingCount;
-    private volatile int _freeKvSlots = -1;
-    private volatile int _pinnedAdapterSlots;
+    /// <summary>Sequences in the running batch.</summary>
+    public int Running => _scheduler?.Running ?? 0;
 
-    /// <summary>KV cache rows not held by any sequence (after the last step); -1 before the loop starts.</summary>
-    public int FreeKvSlots => _freeKvSlots;
+    /// <summary>Requests queued for admission (new or preempted).</summary>
+    public int Waiting => _scheduler?.Waiting ?? 0;
 
-    /// <summary>Sum of adapter slot pins held by running requests (after the last step).</summary>
-    public int PinnedAdapterSlots => _pinnedAdapterSlots;
+    /// <summary>KV cache blocks held by sequences (engine side; the scheduler's count must agree).</summary>
+    public int UsedKvBlocks => _cache?.UsedBlocks ?? 0;
 
-    /// <summary>Queues a command; false when the queue is full (the caller answers 429).</summary>
-    public bool TryEnqueue(GenerationCommand command) => _commands.Writer.TryWrite(command);
+    /// <summary>Adapter slot pins held by running requests.</summary>
+    public int PinnedAdapterSlots => _binder?.Slots.TotalPins ?? 0;
+
+    /// <summary>Requests whose engine state is still held (running, queued, or about to be cleaned up).</summary>
+    public int TrackedRequests => _requests.Count;
+
+    public long Preemptions => _scheduler?.Preemptions ?? 0;
+
+    /// <summary>
+    /// Queues a command, or says why not (the caller answers 429 or 503). Throws <see cref="ArgumentException"/> for a
+    /// request that can never run (bad sampling parameters, empty prompt).
+    /// </summary>
+    public EnqueueOutcome TryEnqueue(GenerationCommand command)
+    {
+        if (_scheduler is not StepScheduler scheduler || !_running)
+            return EnqueueOutcome.Closed;
+        var model = _host.Model;
+        var state = new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds);
+        var id = new RequestId(Interlocked.Increment(ref _nextId));
+        _requests[id] = new ActiveRequest(command, state);
+        var outcome = scheduler.TryEnqueue(new ScheduledRequest(id, command.Tenant, command.Adapters, state.TotalTokens, command.Deadline, command.Aborted));
+        if (outcome != EnqueueOutcome.Accepted)
+            _requests.TryRemove(id, out _);
+        return outcome;
+    }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // Accepting from here on: commands queued before the loop thread is scheduled simply wait in the channel.
-        IsRunning = true;
+        var model = _host.Model;
+        _binder = new AdapterSlotBinder(_host, _hostCache);
+        _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time);
+        // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
+        _running = true;
         return Task.Factory.StartNew(() => Loop(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     private void Loop(CancellationToken stop)
     {
-        var model = _host.Model;
-        using var cache = model.Model.CreateKvCache(_options.MaxSequences, _options.MaxContext);
-        var stepper = new GenerationStepper(model.Model, cache, _maxPrefillTokens);
-        var binder = new AdapterSlotBinder(_host, _hostCache);
-        var active = new List<RunningRequest>();
-        var waiting = new List<GenerationCommand>();
+        var scheduler = _scheduler!;
+        var model = _host.Model.Model;
+        using var cache = model.CreateKvCache(scheduler.MaxSequences, scheduler.MaxContext, scheduler.Kv.BlockSize, scheduler.Kv.TotalBlocks);
+        _cache = cache;
+        _logger.LogInformation("KV cache: {Blocks} blocks of {BlockSize} tokens ({MiB:F0} MiB), up to {Sequences} sequences of {Context} tokens",
+            cache.TotalBlocks, cache.BlockSize, cache.TotalBytes / 1048576.0, scheduler.MaxSequences, scheduler.MaxContext);
+        var stepper = new GenerationStepper(model, cache);
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                if (active.Count == 0 && waiting.Count == 0 && !_commands.Reader.WaitToReadAsync(stop).AsTask().GetAwaiter().GetResult())
-                    return;
-                // Take only what admission can consider; the rest stays in the bounded channel, which is the queue
-                // whose limit turns into 429 for new requests.
-                while (waiting.Count < 2 * cache.MaxSequences && _commands.Reader.TryRead(out var command))
-                    waiting.Add(command);
-                var loads = AdmitWaiting(waiting, active, cache.MaxSequences, model, binder, _policy);
-                _waitingCount = waiting.Count;
-                DropAborted(active, stepper, binder);
-                bool stepped = active.Count > 0;
-                if (stepped)
-                    RunStep(active, stepper, binder);
-                Running = active.Count;
-                _freeKvSlots = cache.FreeSlots;
-                _pinnedAdapterSlots = binder.Slots.TotalPins;
-                if (!stepped && loads.Count > 0)
+                var plan = scheduler.PlanStep();
+                Apply(plan, stepper);
+                if (plan.IsEmpty)
                 {
-                    // Nothing could run: every waiting request needs an adapter still being read. Sleep until a read
-                    // finishes or a new request arrives.
-                    Task.WaitAny([_commands.Reader.WaitToReadAsync(stop).AsTask(), .. loads], stop);
+                    plan.Wake.Wait(stop);
+                    continue;
                 }
+
+                RunStep(plan, scheduler, stepper);
+                if (cache.UsedBlocks != scheduler.Kv.UsedBlocks)
+                    _logger.LogError("KV accounting drift: the cache holds {Cache} blocks, the scheduler counts {Scheduler}", cache.UsedBlocks, scheduler.Kv.UsedBlocks);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -106,140 +121,70 @@ internal sealed class EngineWorker : BackgroundService
         }
         finally
         {
-            IsRunning = false;
-            _commands.Writer.TryComplete();
-            foreach (var r in active)
-            {
-                stepper.Release(r.State);
-                r.Command.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
-            }
-
-            foreach (var queued in waiting)
-                queued.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
-            while (_commands.Reader.TryRead(out var queued))
-                queued.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
+            _running = false;
+            foreach (var id in scheduler.Close())
+                if (_requests.TryRemove(id, out var r))
+                {
+                    stepper.Release(r.State);
+                    r.Command.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
+                }
         }
     }
 
-    /// <summary>A running request: its command, its sequence, and the adapter slots it pins.</summary>
-    private sealed record RunningRequest(GenerationCommand Command, SequenceState State, IReadOnlyList<(int Slot, float Weight)> Slots);
-
-    /// <summary>
-    /// Admits waiting requests in arrival order while KV rows are free; a request whose adapter is still being read or
-    /// has no free slot stays queued without holding back the ones behind it. Returns the adapter reads in flight.
-    /// </summary>
-    private static List<Task> AdmitWaiting(List<GenerationCommand> waiting, List<RunningRequest> active, int maxSequences,
-        Engine.Model.LoadedModel model, AdapterSlotBinder binder, Batching.AdmissionPolicy policy)
+    private void Apply(StepPlan plan, GenerationStepper stepper)
     {
-        var loads = new List<Task>();
-        var candidates = Batching.AdmissionPlanner.Candidates(policy, active.Select(a => a.Command.Adapters).ToList(), waiting.Select(w => w.Adapters).ToList());
-        var admitted = new HashSet<int>();
-        foreach (int i in candidates)
+        foreach (var ended in plan.Ended)
         {
-            if (active.Count >= maxSequences)
-                break;
-            if (Admit(waiting[i], model, binder, active, out var pending))
-                admitted.Add(i);
-            else if (pending is not null)
-                loads.Add(pending);
-        }
-
-        // Requests cancelled while they wait leave the queue now, whatever the policy.
-        for (int i = 0; i < waiting.Count; i++)
-            if (!admitted.Contains(i) && waiting[i].Aborted.IsCancellationRequested)
-            {
-                waiting[i].Output.TryComplete();
-                admitted.Add(i);
-            }
-
-        for (int i = waiting.Count - 1; i >= 0; i--)
-            if (admitted.Contains(i))
-                waiting.RemoveAt(i);
-        return loads;
-    }
-
-    /// <summary>Starts <paramref name="command"/> (or fails it); false when it must keep waiting.</summary>
-    private static bool Admit(GenerationCommand command, Engine.Model.LoadedModel model, AdapterSlotBinder binder, List<RunningRequest> active, out Task? pendingLoad)
-    {
-        pendingLoad = null;
-        if (command.Aborted.IsCancellationRequested)
-        {
-            command.Output.TryComplete();
-            return true;
-        }
-
-        BindResult bind;
-        try
-        {
-            bind = binder.TryBind(command.Adapters);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            // Whatever went wrong with this request's adapters (invalid, missing, source down) fails only this request.
-            command.Output.TryComplete(ex);
-            return true;
-        }
-
-        pendingLoad = bind.PendingLoad;
-        if (bind.Slots is not IReadOnlyList<(int Slot, float Weight)> slots)
-            return false;
-        try
-        {
-            active.Add(new RunningRequest(command, new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds, slots), slots));
-        }
-        catch (ArgumentException ex)
-        {
-            binder.Release(slots);
-            command.Output.TryComplete(ex);
-        }
-
-        return true;
-    }
-
-    private static void Finish(RunningRequest r, GenerationStepper stepper, AdapterSlotBinder binder, Exception? error)
-    {
-        stepper.Release(r.State);
-        binder.Release(r.Slots);
-        r.Command.Output.TryComplete(error);
-    }
-
-    private static void DropAborted(List<RunningRequest> active, GenerationStepper stepper, AdapterSlotBinder binder)
-    {
-        for (int i = active.Count - 1; i >= 0; i--)
-        {
-            if (!active[i].Command.Aborted.IsCancellationRequested)
+            if (!_requests.TryRemove(ended.Id, out var r))
                 continue;
-            Finish(active[i], stepper, binder, null);
-            active.RemoveAt(i);
+            stepper.Release(r.State);
+            r.Command.Output.TryComplete(ended.Cause == EndCause.Cancelled ? null : ended.Error);
         }
+
+        foreach (var id in plan.Preempted)
+            stepper.Preempt(_requests[id].State);
+        foreach (var started in plan.Started)
+            _requests[started.Id].State.Adapters = started.Slots.Select(s => (s.Slot, s.Weight)).ToArray();
     }
 
-    private void RunStep(List<RunningRequest> active, GenerationStepper stepper, AdapterSlotBinder binder)
+    private void RunStep(StepPlan plan, StepScheduler scheduler, GenerationStepper stepper)
     {
+        var rows = plan.Rows.Select(r => _requests[r.Id]).ToList();
         IReadOnlyList<TokenEvent?> events;
         try
         {
-            events = stepper.Step(active.Select(a => a.State).ToList());
+            for (int i = 0; i < rows.Count; i++)
+                if (rows[i].State.CachedTokens != plan.Rows[i].StartPosition)
+                    throw new InvalidOperationException($"{plan.Rows[i].Id}: planned from position {plan.Rows[i].StartPosition} but {rows[i].State.CachedTokens} are cached");
+            events = stepper.Run(rows.Select((r, i) => (r.State, plan.Rows[i].TokenCount)).ToList());
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            _logger.LogError(ex, "Forward step failed; failing the {Count} requests in it", active.Count);
-            foreach (var r in active)
-                Finish(r, stepper, binder, ex);
-            active.Clear();
+            _logger.LogError(ex, "Forward step failed; failing the {Count} requests in it", rows.Count);
+            scheduler.FailStep(plan);
+            foreach (var (row, r) in plan.Rows.Zip(rows))
+                Finish(row.Id, r, stepper, ex);
             return;
         }
 
-        for (int i = active.Count - 1; i >= 0; i--)
+        var results = new RowResult[rows.Count];
+        for (int i = 0; i < rows.Count; i++)
         {
-            var r = active[i];
             if (events[i] is TokenEvent e)
-                r.Command.Output.TryWrite(new GenerationUpdate(e, null));
-            if (r.State.IsFinished)
-            {
-                Finish(r, stepper, binder, null);
-                active.RemoveAt(i);
-            }
+                rows[i].Command.Output.TryWrite(new GenerationUpdate(e, null));
+            results[i] = new RowResult(events[i] is not null, rows[i].State.IsFinished);
         }
+
+        scheduler.CompleteStep(plan, results);
+        for (int i = 0; i < rows.Count; i++)
+            if (rows[i].State.IsFinished)
+                Finish(plan.Rows[i].Id, rows[i], stepper, null);
+    }
+
+    private void Finish(RequestId id, ActiveRequest r, GenerationStepper stepper, Exception? error)
+    {
+        _requests.TryRemove(id, out _);
+        stepper.Release(r.State);
+        r.Command.Output.TryComplete(error);
     }
 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Serving.Batching;
+using Serving.Batching.Scheduling;
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
 using Serving.Server.OpenAi;
@@ -13,11 +14,27 @@ internal sealed class GenerationClient(EngineWorker worker)
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, AdapterMix adapters,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        if (!worker.IsRunning)
-            throw new ApiException(503, "the engine is not running (starting up or shutting down)");
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        if (!worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, cancellationToken)))
-            throw new ApiException(429, "the request queue is full; retry later");
+        EnqueueOutcome outcome;
+        try
+        {
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, cancellationToken));
+        }
+        catch (ArgumentException ex)
+        {
+            throw ApiException.BadRequest(ex.Message);
+        }
+
+        switch (outcome)
+        {
+            case EnqueueOutcome.Closed:
+                throw new ApiException(503, "the engine is not running (starting up or shutting down)");
+            case EnqueueOutcome.TooManyRequests:
+                throw new ApiException(429, "the request queue is full; retry later");
+            case EnqueueOutcome.TooManyTokens:
+                throw new ApiException(429, "too many prompt tokens are queued; retry later");
+        }
+
         while (true)
         {
             GenerationUpdate update;
@@ -47,6 +64,14 @@ internal sealed class GenerationClient(EngineWorker worker)
             catch (Exception ex) when (ex is IOException or HttpRequestException or Amazon.Runtime.AmazonServiceException or Polly.ExecutionRejectedException)
             {
                 throw new ApiException(503, $"adapter source unavailable: {ex.Message}", "model");
+            }
+            catch (TimeoutException ex)
+            {
+                throw new ApiException(504, $"the request exceeded its time limit: {ex.Message}");
+            }
+            catch (KvCapacityExceededException ex)
+            {
+                throw new ApiException(400, ex.Message, "prompt");
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {

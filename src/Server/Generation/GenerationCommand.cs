@@ -4,10 +4,12 @@ using Serving.Engine.Sampling;
 
 namespace Serving.Server.Generation;
 
-/// <summary>A request handed to the <see cref="EngineWorker"/>: what to generate, with which adapters, and where to send each token.</summary>
+/// <summary>A request handed to the <see cref="EngineWorker"/>: what to generate, with which adapters, for whom, and where to send each token.</summary>
 internal sealed record GenerationCommand(
     IReadOnlyList<int> PromptTokens,
     SamplingParams Sampling,
     AdapterMix Adapters,
     ChannelWriter<GenerationUpdate> Output,
-    CancellationToken Aborted);
+    CancellationToken Aborted,
+    string Tenant = "",
+    DateTimeOffset? Deadline = null);

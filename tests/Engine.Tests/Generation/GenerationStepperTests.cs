@@ -30,7 +30,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         Assert.Equal(12, first.Count);
         Assert.Equal(first, second);
         Assert.NotEqual(first, other);
-        Assert.Equal(4, cache.FreeSlots);
+        Assert.Equal(0, cache.UsedBlocks);
     }
 
     [Fact]
@@ -59,7 +59,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         Assert.Equal(3, events.Count);
         Assert.Equal(FinishReason.Length, events[^1].Finish);
         Assert.Equal(fixture.Loaded.Tokenizer.Decode(s.GeneratedTokens), string.Concat(events.Select(e => e.TextDelta)));
-        Assert.Equal(1, cache.FreeSlots);
+        Assert.Equal(0, cache.UsedBlocks);
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public sealed class BackpressureTests : IAsyncLifetime
         string model = Path.Combine(_root, "base");
         SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 30 });
         _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--max-sequences", "1",
-            "--Serving:Engine:MaxQueuedRequests", "2", "--cache-dir", Path.Combine(_root, "cache"));
+            "--Serving:Batching:MaxQueuedRequests", "2", "--cache-dir", Path.Combine(_root, "cache"));
     }
 
     [Fact]

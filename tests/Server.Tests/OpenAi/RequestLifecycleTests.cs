@@ -11,7 +11,7 @@ public sealed class RequestLifecycleTests(DemoServerFixture fixture) : IClassFix
     private static readonly string[] Models = ["serving-demo-tiny", "demo-all-r8", "demo-attn-r16", "demo-mlp-r4"];
 
     [Fact]
-    public async Task ManyRequests_ThirdCancelledMidStream_KvRowsPinsAndQueueReturnToZero()
+    public async Task ManyRequests_ThirdCancelledMidStream_KvBlocksPinsAndQueueReturnToZero()
     {
         var worker = fixture.Server.Services.GetRequiredService<EngineWorker>();
         int completed = 0, cancelled = 0;
@@ -41,7 +41,8 @@ public sealed class RequestLifecycleTests(DemoServerFixture fixture) : IClassFix
 
         Assert.Equal(200, completed);
         Assert.Equal(100, cancelled);
-        Assert.True(SpinWait.SpinUntil(() => worker.Running == 0 && worker.Waiting == 0 && worker.FreeKvSlots == 4 && worker.PinnedAdapterSlots == 0, 10_000),
-            $"running {worker.Running}, waiting {worker.Waiting}, free KV rows {worker.FreeKvSlots}/4, pinned adapter slots {worker.PinnedAdapterSlots}");
+        Assert.True(SpinWait.SpinUntil(() => worker.Running == 0 && worker.Waiting == 0 && worker.UsedKvBlocks == 0 && worker.PinnedAdapterSlots == 0
+                && worker.TrackedRequests == 0, 10_000),
+            $"running {worker.Running}, waiting {worker.Waiting}, KV blocks {worker.UsedKvBlocks}, pinned adapter slots {worker.PinnedAdapterSlots}, tracked {worker.TrackedRequests}");
     }
 }
