@@ -52,7 +52,10 @@ internal static class ServingApp
             .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
             .ValidateOnStart();
         services.AddOptions<Batching.BatchingOptions>().Bind(configuration.GetSection(Batching.BatchingOptions.Section))
-            .Validate(o => !o.Validate().Any(), "invalid Serving:Batching settings").ValidateOnStart();
+            .Validate(o => !o.Validate().Any(), "invalid Serving:Batching settings")
+            .Validate<IOptions<ModelOptions>>((o, m) => o.KvCacheTokens == 0 || o.KvCacheTokens >= m.Value.MaxContext,
+                "Serving:Batching:KvCacheTokens must hold at least one sequence of Serving:Model:MaxContext tokens")
+            .ValidateOnStart();
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<EngineWorker>();

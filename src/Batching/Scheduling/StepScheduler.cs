@@ -46,6 +46,8 @@ internal sealed class StepScheduler
             ? (options.KvCacheTokens + blockSize - 1) / blockSize
             : maxSequences * ((maxContext + blockSize - 1) / blockSize);
         _kv = new KvBlockBudget(blocks, blockSize);
+        if (_kv.BlocksFor(maxContext) > blocks)
+            throw new ArgumentException($"the KV cache ({blocks} blocks of {blockSize} tokens) cannot hold one sequence of the max context {maxContext}");
     }
 
     public int MaxSequences { get; }
@@ -105,7 +107,7 @@ internal sealed class StepScheduler
 
         int budget = _options.MaxPrefillTokensPerStep > 0 ? _options.MaxPrefillTokensPerStep : int.MaxValue;
         var preempted = new List<RequestId>();
-        var tokens = PlanRunning(ref budget, preempted, ended);
+        var tokens = PlanRunning(ref budget, preempted);
         var started = new List<RequestStarted>();
         var loads = new List<Task>();
         Admit(ref budget, tokens, started, loads, ended, preempted);
@@ -183,7 +185,7 @@ internal sealed class StepScheduler
     }
 
     /// <summary>Tokens per running sequence this step (decode rows first, then prompt chunks), preempting when KV runs out.</summary>
-    private Dictionary<RequestId, int> PlanRunning(ref int budget, List<RequestId> preempted, List<RequestEnded> ended)
+    private Dictionary<RequestId, int> PlanRunning(ref int budget, List<RequestId> preempted)
     {
         var tokens = new Dictionary<RequestId, int>();
         var order = _running.Where(r => r.Length - r.Computed == 1).Concat(_running.Where(r => r.Length - r.Computed > 1)).ToList();
@@ -195,7 +197,7 @@ internal sealed class StepScheduler
             int n = remaining == 1 ? 1 : Math.Min(remaining, budget);
             if (n <= 0)
                 continue;
-            if (!ReserveFor(r, n, preempted, ended))
+            if (!ReserveFor(r, n, preempted))
                 continue;
             if (remaining > 1)
                 budget -= n;
@@ -206,20 +208,13 @@ internal sealed class StepScheduler
     }
 
     /// <summary>Reserves the blocks <paramref name="r"/> needs to cache n more tokens, preempting younger sequences (or itself).</summary>
-    private bool ReserveFor(ScheduledRequest r, int n, List<RequestId> preempted, List<RequestEnded> ended)
+    private bool ReserveFor(ScheduledRequest r, int n, List<RequestId> preempted)
     {
         int need = _kv.BlocksFor(r.Computed + n) - r.HeldBlocks;
         while (need > _kv.FreeBlocks)
         {
+            // Never r alone: the constructor guarantees one sequence of MaxContext tokens fits the whole cache.
             var victim = _running[^1];
-            if (victim == r && _running.Count == 1)
-            {
-                End(r);
-                ended.Add(new RequestEnded(r.Id, EndCause.Failed,
-                    new KvCapacityExceededException($"the sequence needs {_kv.BlocksFor(r.Computed + n)} KV blocks of {_kv.BlockSize} tokens but the cache has {_kv.TotalBlocks}; shorten the prompt or max_tokens")));
-                return false;
-            }
-
             Preempt(victim);
             preempted.Add(victim.Id);
             if (victim == r)

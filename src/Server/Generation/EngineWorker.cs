@@ -29,6 +29,7 @@ internal sealed class EngineWorker : BackgroundService
     private KvCache? _cache;
     private long _nextId;
     private volatile bool _running;
+    private long _cancelled;
 
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<AdapterStore.AdapterStoreOptions> adapters,
         IOptions<BatchingOptions> batching, TimeProvider time, ILogger<EngineWorker> logger)
@@ -61,6 +62,9 @@ internal sealed class EngineWorker : BackgroundService
     public int TrackedRequests => _requests.Count;
 
     public long Preemptions => _scheduler?.Preemptions ?? 0;
+
+    /// <summary>Requests the engine dropped because their caller went away.</summary>
+    public long Cancelled => Interlocked.Read(ref _cancelled);
 
     /// <summary>
     /// Queues a command, or says why not (the caller answers 429 or 503). Throws <see cref="ArgumentException"/> for a
@@ -138,6 +142,8 @@ internal sealed class EngineWorker : BackgroundService
             if (!_requests.TryRemove(ended.Id, out var r))
                 continue;
             stepper.Release(r.State);
+            if (ended.Cause == EndCause.Cancelled)
+                Interlocked.Increment(ref _cancelled);
             r.Command.Output.TryComplete(ended.Cause == EndCause.Cancelled ? null : ended.Error);
         }
 

@@ -15,10 +15,15 @@ internal sealed class GenerationClient(EngineWorker worker)
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+
+        // Whenever the consumer stops reading (a failed write to a vanished client, an exception, an early break), the engine
+        // drops the sequence at its next step instead of generating for nobody.
+        using var abandoned = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var stopOnExit = new CancelOnDispose(abandoned);
         EnqueueOutcome outcome;
         try
         {
-            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, cancellationToken));
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token));
         }
         catch (ArgumentException ex)
         {
@@ -68,10 +73,6 @@ internal sealed class GenerationClient(EngineWorker worker)
             catch (TimeoutException ex)
             {
                 throw new ApiException(504, $"the request exceeded its time limit: {ex.Message}");
-            }
-            catch (KvCapacityExceededException ex)
-            {
-                throw new ApiException(400, ex.Message, "prompt");
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {

@@ -10,7 +10,7 @@ public sealed class StepSchedulerLifecycleTests
     {
         // 6 blocks of 4 tokens: two 8-token prompts fit (2 blocks each, 3 with the first token), but both growing to 16
         // tokens need 8 blocks, so the younger is preempted and later recomputes prompt + its generated tokens.
-        var engine = new FakeEngine(new BatchingOptions { KvBlockSize = 4, KvCacheTokens = 24 }, maxContext: 64);
+        var engine = new FakeEngine(new BatchingOptions { KvBlockSize = 4, KvCacheTokens = 24 }, maxContext: 24);
         var older = engine.Submit("a", prompt: 8, maxNewTokens: 8);
         var younger = engine.Submit("b", prompt: 8, maxNewTokens: 8);
 
@@ -31,17 +31,12 @@ public sealed class StepSchedulerLifecycleTests
     }
 
     [Fact]
-    public void PlanStep_SequenceLargerThanTheWholeCache_FailsWithAMessage()
+    public void Constructor_CacheSmallerThanOneMaxContextSequence_ThrowsNamingBoth()
     {
-        var engine = new FakeEngine(new BatchingOptions { KvBlockSize = 4, KvCacheTokens = 8 }, maxContext: 64);
-        var id = engine.Submit(prompt: 6, maxNewTokens: 10);
+        var ex = Assert.Throws<ArgumentException>(() => new FakeEngine(new BatchingOptions { KvBlockSize = 4, KvCacheTokens = 60 }, maxContext: 64));
 
-        engine.RunUntilIdle();
-
-        var ended = engine.Plans.SelectMany(p => p.Ended).Single(e => e.Id == id);
-        Assert.Equal(EndCause.Failed, ended.Cause);
-        Assert.Contains("KV blocks", ended.Error!.Message);
-        engine.AssertDrained();
+        Assert.Contains("15 blocks of 4 tokens", ex.Message);
+        Assert.Contains("max context 64", ex.Message);
     }
 
     [Fact]
