@@ -4,7 +4,7 @@ using Serving.Bench;
 //   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
 //   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--json FILE]
 //   Serving.Bench adapters [--model DIR] [--loads N] [--json FILE]
-//   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--json FILE]
+//   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -40,7 +40,8 @@ switch (args.FirstOrDefault())
         var store = new AdapterStoreBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("loads") ?? "200")).Run();
         return Emit(store);
     case "serving":
-        var serving = new ServingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "2")).Run();
+        var serving = new ServingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "2"),
+            double.Parse(Get("think-ms") ?? "200", System.Globalization.CultureInfo.InvariantCulture)).Run();
         return Emit(serving);
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");

@@ -11,12 +11,13 @@ namespace Serving.Bench;
 
 /// <summary>
 /// End-to-end serving throughput through the real server on loopback: bench preset, 8 rank-16 adapters with Zipf(1.0)
-/// popularity, closed-loop clients sending 64-token prompts for 64 new tokens (streamed). Compares the continuous
+/// popularity, 64-token prompts for 64 new tokens (streamed). C clients each wait an exponentially distributed think
+/// time before every request, so arrivals are Poisson-like and bursty rather than lock-step. Compares the continuous
 /// adapter-aware policy with the per-adapter baseline (llama.cpp-style batches) and with base-model-only traffic.
 /// </summary>
-internal sealed class ServingBenchmark(string modelDir, int requestsPerClient)
+internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs)
 {
-    private static readonly int[] Concurrency = [1, 8, 32];
+    private static readonly int[] Concurrency = [1, 8, 32, 64];
 
     public BenchReport Run()
     {
@@ -24,9 +25,10 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient)
         for (int i = 0; i < 8; i++)
             if (!File.Exists(Path.Combine(adapters, $"zipf-{i}", "adapter_model.safetensors")))
                 SyntheticAdapterWriter.Write(Path.Combine(adapters, $"zipf-{i}"), modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, (ulong)(100 + i));
-        var report = new BenchReport("Serving end to end: bench preset (bf16), 8 rank-16 adapters, Zipf(1.0), 64+64 tokens, closed loop",
+        var report = new BenchReport("Serving end to end: bench preset (bf16), 8 rank-16 adapters, Zipf(1.0), 64+64 tokens, Poisson arrivals",
             [.. Concurrency.Select(c => $"C={c}")]);
         report.Context("requests_per_client", requestsPerClient);
+        report.Context("mean_think_ms", meanThinkMs);
         var continuous = Measure("Continuous", adapters, useAdapters: true);
         var perAdapter = Measure("PerAdapter", adapters, useAdapters: true);
         var baseOnly = Measure("Continuous", adapters, useAdapters: false);
@@ -53,7 +55,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient)
     {
         Console.Error.WriteLine($"serving: policy {policy}, adapters {useAdapters}");
         var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16",
-            "--max-sequences", "32", "--max-context", "256", "--max-adapter-slots", "8", "--batching-policy", policy,
+            "--max-sequences", Concurrency.Max().ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "256", "--max-adapter-slots", "8", "--batching-policy", policy,
             "--Logging:LogLevel:Default", "Warning"]);
         app.StartAsync().GetAwaiter().GetResult();
         try
@@ -61,9 +63,9 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient)
             string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };
             var results = new Dictionary<int, Result>();
-            RunClients(http, 4, 1, useAdapters, new SeededRandom(1));   // warm-up: JIT, adapter slots
+            RunClients(http, 4, 1, useAdapters, 0, new SeededRandom(1));   // warm-up: JIT, adapter slots
             foreach (int c in Concurrency)
-                results[c] = RunClients(http, c, requestsPerClient, useAdapters, new SeededRandom((ulong)c));
+                results[c] = RunClients(http, c, requestsPerClient, useAdapters, meanThinkMs, new SeededRandom((ulong)c));
             return results;
         }
         finally
@@ -73,9 +75,11 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient)
         }
     }
 
-    private static Result RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, SeededRandom random)
+    private static Result RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, double meanThinkMs, SeededRandom random)
     {
         var models = Enumerable.Range(0, clients * requestsEach).Select(_ => useAdapters ? $"zipf-{Zipf(random, 8)}" : "bench-model").ToArray();
+        // Same seed for every configuration: the three runs see the same adapters and the same arrival gaps.
+        var thinkMs = Enumerable.Range(0, clients * requestsEach).Select(_ => -Math.Log(1 - random.NextDouble()) * meanThinkMs).ToArray();
         var ttft = new System.Collections.Concurrent.ConcurrentBag<double>();
         var tpot = new System.Collections.Concurrent.ConcurrentBag<double>();
         long tokens = 0;
@@ -85,6 +89,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient)
             for (int r = 0; r < requestsEach; r++)
             {
                 string model = models[client * requestsEach + r];
+                await Task.Delay(TimeSpan.FromMilliseconds(thinkMs[client * requestsEach + r]));
                 var prompt = Enumerable.Range(0, 64).Select(t => 100 + ((t * 31 + client * 7 + r) % 20000)).ToArray();
                 using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
                 {

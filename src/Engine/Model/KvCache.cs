@@ -3,10 +3,11 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// Paged key/value storage (vLLM's layout idea): per layer, K and V of shape <c>[Blocks·BlockSize, Hkv, D]</c> in the
+/// Paged key/value storage (vLLM's layout idea): per layer, K and V of shape <c>[Hkv, Blocks·BlockSize, D]</c> in the
 /// compute dtype, handed out in blocks of <see cref="BlockSize"/> token positions. A sequence's <see cref="KvBlockTable"/>
 /// maps its positions to physical rows (<see cref="PhysicalRow"/>), so memory follows the tokens actually cached, not
-/// max context × max sequences. Block bookkeeping never touches the tensors, so a step never allocates cache memory.
+/// max context × max sequences. Head-major, so the positions of one head gathered for attention form contiguous [L, D]
+/// slabs, which libtorch's attention kernels read fastest. Block bookkeeping never touches the tensors, so a step never allocates cache memory.
 /// Not thread-safe: owned by the engine loop.
 /// </summary>
 internal sealed class KvCache : IDisposable
@@ -35,8 +36,8 @@ internal sealed class KvCache : IDisposable
         _values = new Tensor[layers];
         for (int l = 0; l < layers; l++)
         {
-            _keys[l] = zeros([(long)blocks * blockSize, kvHeads, headDim], dtype, device);
-            _values[l] = zeros([(long)blocks * blockSize, kvHeads, headDim], dtype, device);
+            _keys[l] = zeros([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
+            _values[l] = zeros([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
         }
 
         _free = new Stack<int>(Enumerable.Range(0, blocks).Reverse());

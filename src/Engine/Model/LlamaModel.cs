@@ -133,8 +133,8 @@ internal sealed class LlamaModel : IDisposable
 
         var keys = cache.Keys(index);
         var values = cache.Values(index);
-        keys.index_copy_(0, step.RowPerToken, k);
-        values.index_copy_(0, step.RowPerToken, v);
+        keys.index_copy_(1, step.RowPerToken, k.transpose(0, 1));
+        values.index_copy_(1, step.RowPerToken, v.transpose(0, 1));
 
         var attention = Attention(q, keys, values, step);
         var o = F.linear(attention, w.O);
@@ -160,7 +160,7 @@ internal sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// q: [T, Hq, D]; keys/values: the layer's paged cache [R, Hkv, D] (R = blocks × block size). Returns [T, Hq·D].
+    /// q: [T, Hq, D]; keys/values: the layer's paged cache [Hkv, R, D] (R = blocks × block size). Returns [T, Hq·D].
     /// Grouped-query attention without copying K/V per query head: query head h uses KV head h / G, so the G query
     /// heads of one KV head are folded into the query-length axis and attended by libtorch's fused
     /// scaled_dot_product_attention (softmax accumulated in float32 for half types):
@@ -199,9 +199,9 @@ internal sealed class LlamaModel : IDisposable
         return output;
     }
 
-    /// <summary>[B·L] physical rows → [B, Hkv, L, D] (a transposed view of the gathered rows).</summary>
+    /// <summary>[B·L] physical rows → [B, Hkv, L, D] (a view of the gathered [Hkv, B·L, D]; each [L, D] slab contiguous).</summary>
     private static Tensor Gather(Tensor cacheLayer, Tensor rows, int sequences) =>
-        cacheLayer.index_select(0, rows).view(sequences, -1, cacheLayer.shape[1], cacheLayer.shape[2]).transpose(1, 2);
+        cacheLayer.index_select(1, rows).view(cacheLayer.shape[0], sequences, -1, cacheLayer.shape[2]).transpose(0, 1);
 
     /// <summary>Causal attention of one sequence's n new tokens over its cache prefix. q: [n, Hq, D] → [n, Hq·D].</summary>
     private Tensor PrefillAttention(Tensor q, Tensor keys, Tensor values, SequenceSlice s, Tensor rows)
