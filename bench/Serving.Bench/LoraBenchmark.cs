@@ -13,11 +13,12 @@ namespace Serving.Bench;
 /// distinct adapters, for both kernels and both compute dtypes. Every variant is timed interleaved with the base
 /// step it is compared to, and the medians are divided.
 /// </summary>
-internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadOnlyList<ScalarType> dtypes)
+internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadOnlyList<ScalarType> dtypes, string? kernel = null)
 {
     public static readonly ScalarType[] AllDtypes = [ScalarType.Float32, ScalarType.BFloat16];
     private IReadOnlyList<ScalarType> Dtypes => dtypes;
-    private static readonly ILoraKernel[] Kernels = [new CpuLoraKernel(), new ReferenceLoraKernel()];
+    private readonly ILoraKernel[] Kernels = new ILoraKernel[] { new CpuLoraKernel(), new ReferenceLoraKernel() }
+        .Where(k => kernel is null || k.Name == kernel).ToArray();
 
     public BenchReport Run()
     {
@@ -51,6 +52,8 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         var same = LoraBatchMapping.ForSequences(ones, ones.Select(_ => Entry(0)).ToList());
         var eight = LoraBatchMapping.ForSequences(ones, Enumerable.Range(0, 32).Select(r => Entry(r / 4)).ToList());
         var all = LoraBatchMapping.ForSequences(ones, Enumerable.Range(0, 32).Select(Entry).ToList());
+        var single = ForwardBatch.Create([(handles[0], (IReadOnlyList<int>)new[] { 7 }, 64)]);
+        var singleMapping = LoraBatchMapping.ForSequences([1], [Entry(0)]);
 
         var prefillHandles = handles.Take(8).ToList();
         var longPrompts = prefillHandles.Select((h, i) => (h, (IReadOnlyList<int>)Enumerable.Range(0, 256).Select(t => 200 + ((t * 7 + i) % 5000)).ToArray(), 0)).ToList();
@@ -65,6 +68,8 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, same).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, eight).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, all).Dispose()));
+            var singleTimes = Interleaved(steps, () => Time(() => model.Forward(single, cache).Dispose()),
+                () => Time(() => model.Forward(single, cache, LogitsSelection.LastTokenPerSequence, singleMapping).Dispose()));
             double mixedRatio = double.NaN;
             if (rank >= 16)
             {
@@ -89,6 +94,8 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["8 distinct adapters, 4 rows each (target ≤ 1.10)"] = decodeTimes[2] / decodeTimes[0],
                 ["32 distinct adapters (target ≤ 1.20)"] = decodeTimes[3] / decodeTimes[0],
                 ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
+                ["base decode step, batch 1"] = singleTimes[0] * 1e3,
+                ["one adapter, batch 1"] = singleTimes[1] / singleTimes[0],
                 ["base prefill, 8 × 256 tokens"] = prefillTimes[0] * 1e3,
                 ["prefill 8 × 256 tokens, 8 distinct adapters (target ≤ 1.10)"] = prefillTimes[1] / prefillTimes[0],
             };

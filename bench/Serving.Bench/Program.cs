@@ -2,7 +2,7 @@ using Serving.Bench;
 
 // Usage:
 //   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
-//   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--json FILE]
+//   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--kernel cpu-simd|reference] [--json FILE]
 //   Serving.Bench adapters [--model DIR] [--loads N] [--json FILE]
 //   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
@@ -34,7 +34,7 @@ switch (args.FirstOrDefault())
             "bfloat16" => [TorchSharp.torch.ScalarType.BFloat16],
             var d => throw new ArgumentException($"unknown --dtype '{d}'"),
         };
-        var lora = new LoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("rank") ?? "16"), dtypes).Run();
+        var lora = new LoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("rank") ?? "16"), dtypes, Get("kernel")).Run();
         return Emit(lora);
     case "adapters":
         var store = new AdapterStoreBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("loads") ?? "200")).Run();
