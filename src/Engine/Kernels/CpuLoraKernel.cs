@@ -15,6 +15,7 @@ namespace Serving.Engine.Kernels;
 ///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · (A[s, j] · x[t])         j &lt; r   (LoraRowMath.Shrink)
 ///                                          acc += Σ_j h[j] · Bt[s, j]                   (LoraRowMath.Expand)
 ///     y[t, offset..] += acc
+///     four rows with the same single adapter run as one block (LoraRowBlockMath): each weight is loaded once for all four
 /// </code>
 /// Work is proportional to each slot's own rank; arenas padded to the max rank cost memory, not time. Rows that share an
 /// adapter are adjacent, so its A and Bt stay in cache and are streamed from memory about once per step.
@@ -67,74 +68,135 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     }
 
     private sealed record Context(nint X, nint Y, nint A, nint Bt, int Offset, int Width, bool Bf16,
-        LoraModuleArena Module, LoraBatchMapping Mapping, IReadOnlyList<bool> Large, IReadOnlyList<int> Rows);
+        LoraModuleArena Module, LoraBatchMapping Mapping, IReadOnlyList<bool> Large);
 
     private static void ApplyRows(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraBatchMapping mapping)
     {
-        var rows = mapping.RowKernelRows;
+        var blocks = mapping.RowKernelBlocks;
+        int items = blocks.Count + mapping.RowKernelSingles.Count;
         fixed (byte* xp = x.bytes)
         fixed (byte* yp = y.bytes)
         fixed (byte* ap = module.A.bytes)
         fixed (byte* bp = module.Bt.bytes)
         {
             var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping,
-                mapping.IsSegmentSlot, rows);
-            long work = (long)rows.Count * (module.In + module.Out) * module.MaxRank;
-            int chunks = Math.Min(Environment.ProcessorCount, rows.Count);
+                mapping.IsSegmentSlot);
+            long work = (long)mapping.RowKernelRows.Count * (module.In + module.Out) * module.MaxRank;
+            int chunks = Math.Min(Environment.ProcessorCount, items);
             if (chunks <= 1 || work < ParallelThreshold)
-                RunChunk(c, 0, rows.Count);
-            else
-                Parallel.For(0, chunks, k => RunChunk(c, k * rows.Count / chunks, (k + 1) * rows.Count / chunks));
+            {
+                RunItems(c, 0, items);
+                return;
+            }
+
+            // Contiguous ranges of about equal cost; a block of four rows costs about three single rows.
+            var bounds = new int[chunks + 1];
+            double total = 3.0 * blocks.Count + mapping.RowKernelSingles.Count, cost = 0;
+            for (int i = 0, k = 1; i < items && k < chunks; i++)
+            {
+                cost += i < blocks.Count ? 3 : 1;
+                if (cost >= total * k / chunks)
+                    bounds[k++] = i + 1;
+            }
+
+            bounds[chunks] = items;
+            for (int k = 1; k < chunks; k++)
+                bounds[k] = Math.Max(bounds[k], bounds[k - 1]);
+            Parallel.For(0, chunks, k => RunItems(c, bounds[k], bounds[k + 1]));
         }
     }
 
+    /// <summary>Work items [from, to): first the four-row blocks, then the single rows.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void RunChunk(Context c, int from, int to)
+    private static void RunItems(Context c, int from, int to)
+    {
+        var m = c.Module;
+        int inF = m.In, outF = m.Out, r = m.MaxRank;
+        const int n = LoraBatchMapping.BlockRows;
+        int need = n * inF + n * outF + outF + n * r;
+        if (_scratch is null || _scratch.Length < need)
+            _scratch = new float[need];
+        var blocks = c.Mapping.RowKernelBlocks;
+        fixed (float* scratch = _scratch)
+        {
+            float* xs = scratch, acc = scratch + n * inF, yRow = acc + n * outF, h = yRow + outF;
+            for (int i = from; i < to; i++)
+            {
+                if (i >= blocks.Count)
+                {
+                    int t = c.Mapping.RowKernelSingles[i - blocks.Count];
+                    Single(c, t, xs, acc, h);
+                    AddToOutput(c, t, acc, yRow);
+                    continue;
+                }
+
+                var rows = blocks[i];
+                int e0 = c.Mapping.RowStart[rows[0]];
+                int slot = c.Mapping.EntrySlots[e0];
+                int rank = m.Ranks[slot];
+                if (rank == 0)
+                    continue;
+                for (int k = 0; k < n; k++)
+                    Load(c.X + (nint)rows[k] * inF * (c.Bf16 ? 2 : 4), c.Bf16, new Span<float>(xs + k * inF, inF));
+                long aBase = (long)slot * r * inF * (c.Bf16 ? 2 : 4), bBase = (long)slot * r * outF * (c.Bf16 ? 2 : 4);
+                LoraRowBlockMath.Shrink4((byte*)c.A + aBase, c.Bf16, rank, inF, xs, h);
+                for (int k = 0; k < n; k++)
+                {
+                    float factor = c.Mapping.EntryWeights[c.Mapping.RowStart[rows[k]]] * m.Scales[slot];
+                    for (int j = 0; j < rank; j++)
+                        h[k * rank + j] *= factor;
+                }
+
+                new Span<float>(acc, n * outF).Clear();
+                LoraRowBlockMath.Expand4((byte*)c.Bt + bBase, c.Bf16, rank, outF, h, acc);
+                for (int k = 0; k < n; k++)
+                    AddToOutput(c, rows[k], acc + k * outF, yRow);
+            }
+        }
+    }
+
+    /// <summary>acc = Σ over row t's non-segment entries of w · scale · Bt·(A·x[t]).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static void Single(Context c, int t, float* xRow, float* acc, float* h)
     {
         var m = c.Module;
         int inF = m.In, outF = m.Out, elem = c.Bf16 ? 2 : 4, r = m.MaxRank;
-        int need = inF + 2 * outF + r;
-        if (_scratch is null || _scratch.Length < need)
-            _scratch = new float[need];
-        fixed (float* scratch = _scratch)
+        var start = c.Mapping.RowStart;
+        Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xRow, inF));
+        new Span<float>(acc, outF).Clear();
+        for (int e = start[t]; e < start[t + 1]; e++)
         {
-            float* xRow = scratch, acc = scratch + inF, yRow = scratch + inF + outF, h = scratch + inF + 2 * outF;
-            var start = c.Mapping.RowStart;
-            for (int i = from; i < to; i++)
-            {
-                int t = c.Rows[i];
-                Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xRow, inF));
-                new Span<float>(acc, outF).Clear();
-                for (int e = start[t]; e < start[t + 1]; e++)
-                {
-                    int slot = c.Mapping.EntrySlots[e];
-                    int rank = m.Ranks[slot];
-                    if (rank == 0 || c.Large[slot])
-                        continue;
-                    float factor = c.Mapping.EntryWeights[e] * m.Scales[slot];
-                    long aBase = (long)slot * r * inF * elem, bBase = (long)slot * r * outF * elem;
-                    LoraRowMath.Shrink((byte*)c.A + aBase, c.Bf16, rank, inF, xRow, h);
-                    for (int j = 0; j < rank; j++)
-                        h[j] *= factor;
-                    LoraRowMath.Expand((byte*)c.Bt + bBase, c.Bf16, rank, outF, h, acc);
-                }
+            int slot = c.Mapping.EntrySlots[e];
+            int rank = m.Ranks[slot];
+            if (rank == 0 || c.Large[slot])
+                continue;
+            float factor = c.Mapping.EntryWeights[e] * m.Scales[slot];
+            long aBase = (long)slot * r * inF * elem, bBase = (long)slot * r * outF * elem;
+            LoraRowMath.Shrink((byte*)c.A + aBase, c.Bf16, rank, inF, xRow, h);
+            for (int j = 0; j < rank; j++)
+                h[j] *= factor;
+            LoraRowMath.Expand((byte*)c.Bt + bBase, c.Bf16, rank, outF, h, acc);
+        }
+    }
 
-                nint target = c.Y + (nint)(((long)t * c.Width + c.Offset) * elem);
-                var accSpan = new ReadOnlySpan<float>(acc, outF);
-                if (c.Bf16)
-                {
-                    var bits = new Span<ushort>((void*)target, outF);
-                    var y = new Span<float>(yRow, outF);
-                    Bf16.ToFloat(bits, y);
-                    TensorPrimitives.Add(y, accSpan, y);
-                    Bf16.FromFloat(y, bits);
-                }
-                else
-                {
-                    var yf = new Span<float>((void*)target, outF);
-                    TensorPrimitives.Add(yf, accSpan, yf);
-                }
-            }
+    /// <summary>y[t, offset..offset+out] += acc (through float32 for bfloat16 outputs).</summary>
+    private static void AddToOutput(Context c, int t, float* acc, float* yRow)
+    {
+        int outF = c.Module.Out;
+        nint target = c.Y + (nint)(((long)t * c.Width + c.Offset) * (c.Bf16 ? 2 : 4));
+        var accSpan = new ReadOnlySpan<float>(acc, outF);
+        if (c.Bf16)
+        {
+            var bits = new Span<ushort>((void*)target, outF);
+            var y = new Span<float>(yRow, outF);
+            Bf16.ToFloat(bits, y);
+            TensorPrimitives.Add(y, accSpan, y);
+            Bf16.FromFloat(y, bits);
+        }
+        else
+        {
+            var yf = new Span<float>((void*)target, outF);
+            TensorPrimitives.Add(yf, accSpan, yf);
         }
     }
 

@@ -31,7 +31,31 @@ internal sealed class LoraBatchMapping
         IsSegmentSlot = segment;
         SegmentGroups = Groups.Where(g => segment[g.Slot]).ToArray();
         RowKernelRows = RowsBySlot.Where(t => Enumerable.Range(rowStart[t], rowStart[t + 1] - rowStart[t]).Any(e => !segment[slots[e]])).ToArray();
+
+        // Rows with exactly one adapter, which is not a segment slot, go four at a time when they share it.
+        var blocks = new List<int[]>();
+        var singles = new List<int>();
+        foreach (var run in RowKernelRows.GroupBy(t => rowStart[t + 1] - rowStart[t] == 1 ? slots[rowStart[t]] : -1 - t))
+        {
+            var rows = run.ToArray();
+            int full = run.Key >= 0 ? rows.Length / BlockRows * BlockRows : 0;
+            for (int i = 0; i < full; i += BlockRows)
+                blocks.Add(rows[i..(i + BlockRows)]);
+            singles.AddRange(rows[full..]);
+        }
+
+        RowKernelBlocks = blocks;
+        RowKernelSingles = singles;
     }
+
+    /// <summary>Rows per block of <see cref="RowKernelBlocks"/>.</summary>
+    public const int BlockRows = 4;
+
+    /// <summary>The row kernel's work in blocks of <see cref="BlockRows"/> rows that each have one entry, all for the same slot.</summary>
+    public IReadOnlyList<int[]> RowKernelBlocks { get; }
+
+    /// <summary>The rest of <see cref="RowKernelRows"/>: rows taken one at a time (mixtures, and leftovers of a slot's rows).</summary>
+    public IReadOnlyList<int> RowKernelSingles { get; }
 
     /// <summary>Groups with at least this many rows are applied as segments (GEMMs); the rest row by row.</summary>
     public const int SegmentRows = 48;

@@ -1,0 +1,214 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Serving.Engine.Kernels;
+
+/// <summary>
+/// <see cref="LoraRowMath"/> for four rows that share one adapter: every weight vector is loaded (and, for bfloat16,
+/// widened) once and used for all four rows, which cuts loads and conversions by four when several rows of a batch use
+/// the same adapter. Activations and accumulators are float32.
+/// <code>
+/// Shrink4: h_k[j] = A[j, :] · x_k                 k &lt; 4, j &lt; rank   (4 A rows × 4 x rows per pass: 16 accumulators)
+/// Expand4: acc_k[o] += Σ_j h_k[j] · Bt[j, o]                         (32 outputs × 4 rows in registers across all j)
+/// </code>
+/// </summary>
+internal static unsafe class LoraRowBlockMath
+{
+    public const int Rows = 4;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Shrink4(void* a, bool bf16, int rank, int inF, float* x, float* h)
+    {
+        // x: 4 rows of inF floats back to back; h: 4 rows of rank floats back to back.
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; j + 4 <= rank; j += 4)
+            {
+                if (bf16)
+                    Block4x4Bf16((ushort*)a + (long)j * inF, inF, x, h + j, rank);
+                else
+                    Block4x4F32((float*)a + (long)j * inF, inF, x, h + j, rank);
+            }
+        }
+
+        for (; j < rank; j++)
+            for (int k = 0; k < Rows; k++)
+            {
+                float sum = 0;
+                for (int i = 0; i < inF; i++)
+                    sum += Weight(a, bf16, (long)j * inF + i) * x[k * inF + i];
+                h[k * rank + j] = sum;
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Expand4(void* bt, bool bf16, int rank, int outF, float* h, float* acc)
+    {
+        // h: 4 rows of rank floats; acc: 4 rows of outF floats.
+        int o = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; o + 32 <= outF; o += 32)
+            {
+                var a0 = Vector512.Load(acc + o);
+                var a1 = Vector512.Load(acc + o + 16);
+                var b0 = Vector512.Load(acc + outF + o);
+                var b1 = Vector512.Load(acc + outF + o + 16);
+                var c0 = Vector512.Load(acc + 2 * outF + o);
+                var c1 = Vector512.Load(acc + 2 * outF + o + 16);
+                var d0 = Vector512.Load(acc + 3 * outF + o);
+                var d1 = Vector512.Load(acc + 3 * outF + o + 16);
+                for (int j = 0; j < rank; j++)
+                {
+                    Vector512<float> w0, w1;
+                    if (bf16)
+                    {
+                        var (lo, hi) = Vector512.Widen(Vector512.Load((ushort*)bt + (long)j * outF + o));
+                        w0 = Vector512.ShiftLeft(lo, 16).AsSingle();
+                        w1 = Vector512.ShiftLeft(hi, 16).AsSingle();
+                    }
+                    else
+                    {
+                        w0 = Vector512.Load((float*)bt + (long)j * outF + o);
+                        w1 = Vector512.Load((float*)bt + (long)j * outF + o + 16);
+                    }
+
+                    var h0 = Vector512.Create(h[j]);
+                    var h1 = Vector512.Create(h[rank + j]);
+                    var h2 = Vector512.Create(h[2 * rank + j]);
+                    var h3 = Vector512.Create(h[3 * rank + j]);
+                    a0 = Vector512.FusedMultiplyAdd(w0, h0, a0);
+                    a1 = Vector512.FusedMultiplyAdd(w1, h0, a1);
+                    b0 = Vector512.FusedMultiplyAdd(w0, h1, b0);
+                    b1 = Vector512.FusedMultiplyAdd(w1, h1, b1);
+                    c0 = Vector512.FusedMultiplyAdd(w0, h2, c0);
+                    c1 = Vector512.FusedMultiplyAdd(w1, h2, c1);
+                    d0 = Vector512.FusedMultiplyAdd(w0, h3, d0);
+                    d1 = Vector512.FusedMultiplyAdd(w1, h3, d1);
+                }
+
+                a0.Store(acc + o);
+                a1.Store(acc + o + 16);
+                b0.Store(acc + outF + o);
+                b1.Store(acc + outF + o + 16);
+                c0.Store(acc + 2 * outF + o);
+                c1.Store(acc + 2 * outF + o + 16);
+                d0.Store(acc + 3 * outF + o);
+                d1.Store(acc + 3 * outF + o + 16);
+            }
+        }
+
+        for (; o < outF; o++)
+            for (int k = 0; k < Rows; k++)
+            {
+                float sum = acc[k * outF + o];
+                for (int j = 0; j < rank; j++)
+                    sum += h[k * rank + j] * Weight(bt, bf16, (long)j * outF + o);
+                acc[k * outF + o] = sum;
+            }
+    }
+
+    /// <summary>h_k[j'] for j' = 0..3 (A rows a..a+3) and k = 0..3; h rows are <paramref name="hStride"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block4x4F32(float* a, int inF, float* x, float* h, int hStride)
+    {
+        Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+        int i = 0;
+        for (; i + 16 <= inF; i += 16)
+        {
+            var x0 = Vector512.Load(x + i);
+            var x1 = Vector512.Load(x + inF + i);
+            var x2 = Vector512.Load(x + 2 * inF + i);
+            var x3 = Vector512.Load(x + 3 * inF + i);
+            var w0 = Vector512.Load(a + i);
+            s00 = Vector512.FusedMultiplyAdd(w0, x0, s00);
+            s01 = Vector512.FusedMultiplyAdd(w0, x1, s01);
+            s02 = Vector512.FusedMultiplyAdd(w0, x2, s02);
+            s03 = Vector512.FusedMultiplyAdd(w0, x3, s03);
+            var w1 = Vector512.Load(a + 1L * inF + i);
+            s10 = Vector512.FusedMultiplyAdd(w1, x0, s10);
+            s11 = Vector512.FusedMultiplyAdd(w1, x1, s11);
+            s12 = Vector512.FusedMultiplyAdd(w1, x2, s12);
+            s13 = Vector512.FusedMultiplyAdd(w1, x3, s13);
+            var w2 = Vector512.Load(a + 2L * inF + i);
+            s20 = Vector512.FusedMultiplyAdd(w2, x0, s20);
+            s21 = Vector512.FusedMultiplyAdd(w2, x1, s21);
+            s22 = Vector512.FusedMultiplyAdd(w2, x2, s22);
+            s23 = Vector512.FusedMultiplyAdd(w2, x3, s23);
+            var w3 = Vector512.Load(a + 3L * inF + i);
+            s30 = Vector512.FusedMultiplyAdd(w3, x0, s30);
+            s31 = Vector512.FusedMultiplyAdd(w3, x1, s31);
+            s32 = Vector512.FusedMultiplyAdd(w3, x2, s32);
+            s33 = Vector512.FusedMultiplyAdd(w3, x3, s33);
+        }
+
+        var acc = stackalloc Vector512<float>[] { s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33 };
+        Finish(acc, a, false, inF, i, x, h, hStride);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block4x4Bf16(ushort* a, int inF, float* x, float* h, int hStride)
+    {
+        Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+        int i = 0;
+        for (; i + 32 <= inF; i += 32)
+        {
+            var x0a = Vector512.Load(x + 0 * inF + i);
+            var x0b = Vector512.Load(x + 0 * inF + i + 16);
+            var x1a = Vector512.Load(x + 1 * inF + i);
+            var x1b = Vector512.Load(x + 1 * inF + i + 16);
+            var x2a = Vector512.Load(x + 2 * inF + i);
+            var x2b = Vector512.Load(x + 2 * inF + i + 16);
+            var x3a = Vector512.Load(x + 3 * inF + i);
+            var x3b = Vector512.Load(x + 3 * inF + i + 16);
+            var (l0, u0) = Vector512.Widen(Vector512.Load(a + 0L * inF + i));
+            var w0a = Vector512.ShiftLeft(l0, 16).AsSingle();
+            var w0b = Vector512.ShiftLeft(u0, 16).AsSingle();
+            s00 = Vector512.FusedMultiplyAdd(w0b, x0b, Vector512.FusedMultiplyAdd(w0a, x0a, s00));
+            s01 = Vector512.FusedMultiplyAdd(w0b, x1b, Vector512.FusedMultiplyAdd(w0a, x1a, s01));
+            s02 = Vector512.FusedMultiplyAdd(w0b, x2b, Vector512.FusedMultiplyAdd(w0a, x2a, s02));
+            s03 = Vector512.FusedMultiplyAdd(w0b, x3b, Vector512.FusedMultiplyAdd(w0a, x3a, s03));
+            var (l1, u1) = Vector512.Widen(Vector512.Load(a + 1L * inF + i));
+            var w1a = Vector512.ShiftLeft(l1, 16).AsSingle();
+            var w1b = Vector512.ShiftLeft(u1, 16).AsSingle();
+            s10 = Vector512.FusedMultiplyAdd(w1b, x0b, Vector512.FusedMultiplyAdd(w1a, x0a, s10));
+            s11 = Vector512.FusedMultiplyAdd(w1b, x1b, Vector512.FusedMultiplyAdd(w1a, x1a, s11));
+            s12 = Vector512.FusedMultiplyAdd(w1b, x2b, Vector512.FusedMultiplyAdd(w1a, x2a, s12));
+            s13 = Vector512.FusedMultiplyAdd(w1b, x3b, Vector512.FusedMultiplyAdd(w1a, x3a, s13));
+            var (l2, u2) = Vector512.Widen(Vector512.Load(a + 2L * inF + i));
+            var w2a = Vector512.ShiftLeft(l2, 16).AsSingle();
+            var w2b = Vector512.ShiftLeft(u2, 16).AsSingle();
+            s20 = Vector512.FusedMultiplyAdd(w2b, x0b, Vector512.FusedMultiplyAdd(w2a, x0a, s20));
+            s21 = Vector512.FusedMultiplyAdd(w2b, x1b, Vector512.FusedMultiplyAdd(w2a, x1a, s21));
+            s22 = Vector512.FusedMultiplyAdd(w2b, x2b, Vector512.FusedMultiplyAdd(w2a, x2a, s22));
+            s23 = Vector512.FusedMultiplyAdd(w2b, x3b, Vector512.FusedMultiplyAdd(w2a, x3a, s23));
+            var (l3, u3) = Vector512.Widen(Vector512.Load(a + 3L * inF + i));
+            var w3a = Vector512.ShiftLeft(l3, 16).AsSingle();
+            var w3b = Vector512.ShiftLeft(u3, 16).AsSingle();
+            s30 = Vector512.FusedMultiplyAdd(w3b, x0b, Vector512.FusedMultiplyAdd(w3a, x0a, s30));
+            s31 = Vector512.FusedMultiplyAdd(w3b, x1b, Vector512.FusedMultiplyAdd(w3a, x1a, s31));
+            s32 = Vector512.FusedMultiplyAdd(w3b, x2b, Vector512.FusedMultiplyAdd(w3a, x2a, s32));
+            s33 = Vector512.FusedMultiplyAdd(w3b, x3b, Vector512.FusedMultiplyAdd(w3a, x3a, s33));
+        }
+
+        var acc = stackalloc Vector512<float>[] { s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33 };
+        Finish(acc, a, true, inF, i, x, h, hStride);
+    }
+
+    private static void Finish(Vector512<float>* acc, void* a, bool bf16, int inF, int from, float* x, float* h, int hStride)
+    {
+        for (int r = 0; r < 4; r++)
+            for (int k = 0; k < 4; k++)
+            {
+                float sum = Vector512.Sum(acc[r * 4 + k]);
+                for (int i = from; i < inF; i++)
+                    sum += Weight(a, bf16, (long)r * inF + i) * x[k * inF + i];
+                h[k * hStride + r] = sum;
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Weight(void* w, bool bf16, long index) =>
+        bf16 ? BitConverter.UInt32BitsToSingle((uint)((ushort*)w)[index] << 16) : ((float*)w)[index];
+}
