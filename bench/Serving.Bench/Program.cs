@@ -3,7 +3,7 @@ using Serving.Bench;
 // Usage:
 //   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
 //   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--kernel cpu-simd|reference] [--json FILE]
-//   Serving.Bench adapters [--model DIR] [--loads N] [--json FILE]
+//   Serving.Bench adapters [--model DIR] [--loads N] [--s3 http://127.0.0.1:5000] [--json FILE]
 //   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
@@ -37,7 +37,7 @@ switch (args.FirstOrDefault())
         var lora = new LoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("rank") ?? "16"), dtypes, Get("kernel")).Run();
         return Emit(lora);
     case "adapters":
-        var store = new AdapterStoreBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("loads") ?? "200")).Run();
+        var store = new AdapterStoreBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("loads") ?? "200"), Get("s3")).Run();
         return Emit(store);
     case "serving":
         var serving = new ServingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "2"),
