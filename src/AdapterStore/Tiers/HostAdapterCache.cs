@@ -1,37 +1,48 @@
+using Microsoft.Extensions.Caching.Memory;
 using Serving.AdapterStore.Registry;
 using Serving.Engine.Lora;
 
 namespace Serving.AdapterStore.Tiers;
 
 /// <summary>
-/// The host-memory tier: parsed, validated adapter weights by version, bounded in bytes with LRU eviction. Reads run
-/// on the thread pool, never on the engine loop, and are single-flight: however many requests ask for a cold
+/// The host-memory tier: parsed, validated adapter weights by version in a <see cref="MemoryCache"/> whose
+/// <c>SizeLimit</c> is the byte budget (each entry's size is its tensor bytes; an eviction callback counts evictions).
+/// Reads run on the thread pool, never on the engine loop, and are single-flight: however many requests ask for a cold
 /// adapter at once, it is read and parsed exactly once. A failed read is remembered for <see cref="FailureTtl"/>, so
 /// every request waiting on it sees the error (instead of re-reading forever), and then retried, so a fixed adapter
 /// recovers. Thread-safe.
 /// </summary>
-internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, LoraAdapterWeights> read, TimeProvider? time = null)
+/// <remarks>
+/// MemoryCache refuses an entry that would exceed its limit and compacts later; an adapter just read is the one most
+/// likely to be asked for again, so room is made first, synchronously, by compacting least recently used entries.
+/// </remarks>
+internal sealed class HostAdapterCache : IDisposable
 {
     public static readonly TimeSpan FailureTtl = TimeSpan.FromSeconds(5);
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private readonly Dictionary<AdapterVersionKey, DateTimeOffset> _failedAt = [];
+    private readonly Func<AdapterRecord, LoraAdapterWeights> _read;
+    private readonly TimeProvider _time;
+    private readonly long _capacity;
+    private readonly MemoryCache _cache;
     private readonly Lock _lock = new();
-    private readonly Dictionary<AdapterVersionKey, Task<LoraAdapterWeights>> _entries = [];
-    private readonly LinkedList<AdapterVersionKey> _lru = [];
-    private long _bytes;
+    private readonly Dictionary<AdapterVersionKey, Task<LoraAdapterWeights>> _inFlight = [];
+    private readonly Dictionary<AdapterVersionKey, (Task<LoraAdapterWeights> Task, DateTimeOffset At)> _failed = [];
+    private int _hits, _misses, _evictions;
 
-    public long Bytes
+    public HostAdapterCache(long capacityBytes, Func<AdapterRecord, LoraAdapterWeights> read, TimeProvider? time = null)
     {
-        get
-        {
-            lock (_lock)
-                return _bytes;
-        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacityBytes, 1);
+        _capacity = capacityBytes;
+        _read = read;
+        _time = time ?? TimeProvider.System;
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = capacityBytes, TrackStatistics = true });
     }
 
-    public int Hits { get; private set; }
-    public int Misses { get; private set; }
-    public int Evictions { get; private set; }
+    /// <summary>Bytes of the adapters held.</summary>
+    public long Bytes => _cache.GetCurrentStatistics()?.CurrentEstimatedSize ?? 0;
+
+    public int Hits => Volatile.Read(ref _hits);
+    public int Misses => Volatile.Read(ref _misses);
+    public int Evictions => Volatile.Read(ref _evictions);
 
     /// <summary>The weights of <paramref name="record"/>'s version: completed when cached, otherwise a (shared) read in flight.</summary>
     public Task<LoraAdapterWeights> GetOrLoad(AdapterRecord record)
@@ -39,19 +50,27 @@ internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, L
         var key = new AdapterVersionKey(record.Id, record.Version);
         lock (_lock)
         {
-            if (_entries.TryGetValue(key, out var existing)
-                && (existing.IsCompletedSuccessfully || !existing.IsCompleted || _time.GetUtcNow() - _failedAt.GetValueOrDefault(key) < FailureTtl))
+            if (_cache.TryGetValue(key, out Task<LoraAdapterWeights>? cached) && cached is not null)
             {
-                Hits++;
-                Touch(key);
-                return existing;
+                Interlocked.Increment(ref _hits);
+                return cached;
             }
 
-            Misses++;
+            if (_inFlight.TryGetValue(key, out var pending))
+            {
+                Interlocked.Increment(ref _hits);
+                return pending;
+            }
+
+            if (_failed.TryGetValue(key, out var failure) && _time.GetUtcNow() - failure.At < FailureTtl)
+            {
+                Interlocked.Increment(ref _hits);
+                return failure.Task;
+            }
+
+            Interlocked.Increment(ref _misses);
             var task = Task.Run(() => ReadRecordingFailure(key, record));
-            _entries[key] = task;
-            _lru.Remove(key);
-            _lru.AddFirst(key);
+            _inFlight[key] = task;
             task.ContinueWith(t => Completed(key, t), TaskScheduler.Default);
             return task;
         }
@@ -61,48 +80,50 @@ internal sealed class HostAdapterCache(long capacityBytes, Func<AdapterRecord, L
     {
         lock (_lock)
         {
-            if (!_entries.TryGetValue(key, out var current) || current != task)
-                return;
+            _inFlight.Remove(key);
             if (!task.IsCompletedSuccessfully)
                 return;
-
-            _bytes += task.Result.ParameterCount * sizeof(float);
-            // Evict least recently used completed entries beyond the budget; never the one just loaded.
-            for (var node = _lru.Last; _bytes > capacityBytes && node is not null;)
+            long size = task.Result.ParameterCount * sizeof(float);
+            MakeRoom(size);
+            var options = new MemoryCacheEntryOptions { Size = size };
+            options.RegisterPostEvictionCallback(static (_, _, reason, state) =>
             {
-                var previous = node.Previous;
-                if (!node.Value.Equals(key) && _entries[node.Value].IsCompleted)
-                {
-                    if (_entries[node.Value].IsCompletedSuccessfully)
-                        _bytes -= _entries[node.Value].Result.ParameterCount * sizeof(float);
-                    _entries.Remove(node.Value);
-                    _lru.Remove(node);
-                    Evictions++;
-                }
-
-                node = previous;
-            }
+                if (reason is EvictionReason.Capacity)
+                    Interlocked.Increment(ref ((HostAdapterCache)state!)._evictions);
+            }, this);
+            _cache.Set(key, task, options);
         }
     }
 
-    /// <summary>The failure time is recorded before the task faults, so no waiter can see the fault without it.</summary>
+    /// <summary>Compacts least recently used entries, one at a time, until <paramref name="size"/> more bytes fit.</summary>
+    private void MakeRoom(long size)
+    {
+        while (_cache.Count > 0 && Bytes + size > _capacity)
+        {
+            int before = _cache.Count;
+            _cache.Compact(1.0 / before + 1e-9);
+            if (_cache.Count == before)
+                break;
+        }
+    }
+
+    /// <summary>The failure is recorded before the task faults, so no waiter can see the fault without it.</summary>
     private LoraAdapterWeights ReadRecordingFailure(AdapterVersionKey key, AdapterRecord record)
     {
         try
         {
-            return read(record);
+            var weights = _read(record);
+            lock (_lock)
+                _failed.Remove(key);
+            return weights;
         }
         catch
         {
             lock (_lock)
-                _failedAt[key] = _time.GetUtcNow();
+                _failed[key] = (_inFlight.GetValueOrDefault(key) ?? Task.FromException<LoraAdapterWeights>(new InvalidOperationException("read failed")), _time.GetUtcNow());
             throw;
         }
     }
 
-    private void Touch(AdapterVersionKey key)
-    {
-        _lru.Remove(key);
-        _lru.AddFirst(key);
-    }
+    public void Dispose() => _cache.Dispose();
 }

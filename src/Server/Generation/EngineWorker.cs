@@ -187,6 +187,12 @@ internal sealed class EngineWorker : BackgroundService
                 Finish(plan.Rows[i].Id, rows[i], stepper, null);
     }
 
+    public override void Dispose()
+    {
+        base.Dispose();
+        _hostCache.Dispose();
+    }
+
     private void Finish(RequestId id, ActiveRequest r, GenerationStepper stepper, Exception? error)
     {
         _requests.TryRemove(id, out _);
