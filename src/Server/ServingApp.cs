@@ -34,6 +34,16 @@ internal static class ServingApp
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
+        // REST, SSE and gRPC on one port: HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext endpoints).
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AllowAlternateSchemes = true;
+            k.ConfigureEndpointDefaults(l =>
+            {
+                l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2;
+                l.Use(CleartextHttp2Detection.Middleware);
+            });
+        });
         builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));
         builder.Services.AddServing(builder.Configuration);
         var app = builder.Build();
@@ -65,7 +75,11 @@ internal static class ServingApp
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
         services.AddSingleton<AdapterManagementEndpoint>();
+        services.AddSingleton<Adapters.AdapterRegistrar>();
         services.AddSingleton(TimeProvider.System);
+        services.AddGrpc(o => o.Interceptors.Add<Rpc.ApiExceptionInterceptor>()).AddJsonTranscoding();
+        services.AddGrpcReflection();
+        services.AddGrpcHealthChecks().AddCheck<Rpc.EngineReadinessCheck>("engine");
         return services;
     }
 
@@ -76,6 +90,10 @@ internal static class ServingApp
         app.MapGet("/v1/models", (ModelsEndpoint e) => e.Handle());
         app.MapPost("/v1/load_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.LoadAsync));
         app.MapPost("/v1/unload_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.UnloadAsync));
+        app.MapGrpcService<Rpc.GenerationService>();
+        app.MapGrpcService<Rpc.AdaptersService>();
+        app.MapGrpcReflectionService();
+        app.MapGrpcHealthChecksService();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (ModelHost host, EngineWorker worker) =>
             host.IsLoaded && worker.IsRunning ? Results.Text("ready") : Results.Text("not ready", statusCode: 503));

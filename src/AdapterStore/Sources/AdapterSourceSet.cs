@@ -10,6 +10,9 @@ internal sealed class AdapterSourceSet(IReadOnlyList<IAdapterSource> sources) : 
     public string EnsureLocal(AdapterRecord record) =>
         (For(record.Source) ?? throw new InvalidOperationException($"no source handles '{record.Source}'")).EnsureLocal(record);
 
+    /// <summary>Whether <paramref name="record"/>'s files are on local disk now (always, for local folders).</summary>
+    public bool IsOnDisk(AdapterRecord record) => For(record.Source) is not S3AdapterSource s3 || s3.IsOnDisk(record);
+
     public void Dispose()
     {
         foreach (var s in sources.OfType<IDisposable>())

@@ -107,6 +107,13 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         return Publish(staging, folder);
     }
 
+    /// <summary>Whether the disk cache holds <paramref name="record"/>'s version (files present; not re-hashed).</summary>
+    public bool IsOnDisk(AdapterRecord record)
+    {
+        string folder = Folder(record.Source, record.Version);
+        return Files.All(f => File.Exists(Path.Combine(folder, f)));
+    }
+
     private string Folder(string uri, string version)
     {
         var (bucket, prefix) = Parse(uri);

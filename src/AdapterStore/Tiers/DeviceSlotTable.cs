@@ -13,6 +13,7 @@ internal sealed class DeviceSlotTable
     private readonly long[] _lastUse;
     private readonly Dictionary<AdapterVersionKey, int> _slotOf = [];
     private long _clock;
+    private volatile AdapterVersionKey[] _resident = [];
 
     public DeviceSlotTable(int slots)
     {
@@ -72,6 +73,7 @@ internal sealed class DeviceSlotTable
 
         _occupant[victim] = id;
         _slotOf[id] = victim;
+        _resident = [.. _slotOf.Keys];
         _pins[victim] = 1;
         _lastUse[victim] = _clock;
         slot = new SlotIndex(victim);
@@ -85,6 +87,7 @@ internal sealed class DeviceSlotTable
         if (_occupant[slot.Value] is AdapterVersionKey id)
             _slotOf.Remove(id);
         _occupant[slot.Value] = null;
+        _resident = [.. _slotOf.Keys];
         _pins[slot.Value] = 0;
     }
 
@@ -100,4 +103,7 @@ internal sealed class DeviceSlotTable
     public int Pins(SlotIndex slot) => _pins[slot.Value];
 
     public int TotalPins => _pins.Sum();
+
+    /// <summary>Whether a slot holds <paramref name="id"/>; safe from any thread (reads a snapshot taken at each change).</summary>
+    public bool IsResident(AdapterVersionKey id) => Array.IndexOf(_resident, id) >= 0;
 }

@@ -26,6 +26,7 @@ internal sealed class HostAdapterCache : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<AdapterVersionKey, Task<LoraAdapterWeights>> _inFlight = [];
     private readonly Dictionary<AdapterVersionKey, (Task<LoraAdapterWeights> Task, DateTimeOffset At)> _failed = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<AdapterVersionKey, byte> _held = new();
     private int _hits, _misses, _evictions;
 
     public HostAdapterCache(long capacityBytes, Func<AdapterRecord, LoraAdapterWeights> read, TimeProvider? time = null)
@@ -39,6 +40,9 @@ internal sealed class HostAdapterCache : IDisposable
 
     /// <summary>Bytes of the adapters held.</summary>
     public long Bytes => _cache.GetCurrentStatistics()?.CurrentEstimatedSize ?? 0;
+
+    /// <summary>Whether <paramref name="key"/>'s weights are held, without touching its recency.</summary>
+    public bool Holds(AdapterVersionKey key) => _held.ContainsKey(key);
 
     public int Hits => Volatile.Read(ref _hits);
     public int Misses => Volatile.Read(ref _misses);
@@ -86,11 +90,15 @@ internal sealed class HostAdapterCache : IDisposable
             long size = task.Result.ParameterCount * sizeof(float);
             MakeRoom(size);
             var options = new MemoryCacheEntryOptions { Size = size };
-            options.RegisterPostEvictionCallback(static (_, _, reason, state) =>
+            options.RegisterPostEvictionCallback(static (k, _, reason, state) =>
             {
+                var self = (HostAdapterCache)state!;
+                if (reason is not EvictionReason.Replaced)
+                    self._held.TryRemove((AdapterVersionKey)k, out byte _);
                 if (reason is EvictionReason.Capacity)
-                    Interlocked.Increment(ref ((HostAdapterCache)state!)._evictions);
+                    Interlocked.Increment(ref self._evictions);
             }, this);
+            _held[key] = 0;
             _cache.Set(key, task, options);
         }
     }

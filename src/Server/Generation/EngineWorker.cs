@@ -63,6 +63,17 @@ internal sealed class EngineWorker : BackgroundService
 
     public long Preemptions => _scheduler?.Preemptions ?? 0;
 
+    /// <summary>The fastest tier holding <paramref name="record"/>'s version: device, host, disk, or source (remote only).</summary>
+    public string TierOf(AdapterStore.Registry.AdapterRecord record)
+    {
+        var key = new AdapterVersionKey(record.Id, record.Version);
+        if (_binder?.Slots.IsResident(key) == true)
+            return "device";
+        if (_hostCache.Holds(key))
+            return "host";
+        return _host.Sources.IsOnDisk(record) ? "disk" : "source";
+    }
+
     /// <summary>Requests the engine dropped because their caller went away.</summary>
     public long Cancelled => Interlocked.Read(ref _cancelled);
 

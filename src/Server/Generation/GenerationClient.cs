@@ -11,8 +11,13 @@ namespace Serving.Server.Generation;
 /// <summary>The request side of the engine loop: enqueues a generation and yields its tokens as they are produced.</summary>
 internal sealed class GenerationClient(EngineWorker worker)
 {
+    /// <param name="prompt">Token ids.</param>
+    /// <param name="sampling">How to sample and when to stop.</param>
+    /// <param name="adapters">Adapters to run with.</param>
+    /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>
+    /// <param name="deadline">When the request must end (a gRPC deadline); past it the stream ends with 504 / DEADLINE_EXCEEDED.</param>
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, AdapterMix adapters,
-        [EnumeratorCancellation] CancellationToken cancellationToken)
+        [EnumeratorCancellation] CancellationToken cancellationToken, DateTimeOffset? deadline = null)
     {
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
@@ -23,7 +28,7 @@ internal sealed class GenerationClient(EngineWorker worker)
         EnqueueOutcome outcome;
         try
         {
-            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token));
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token, Deadline: deadline));
         }
         catch (ArgumentException ex)
         {

@@ -1,0 +1,95 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Grpc.Core;
+using Serving.AdapterStore.Peft;
+using Serving.AdapterStore.Registry;
+using Serving.AdapterStore.Tiers;
+using Serving.Server.Adapters;
+using Serving.Server.Generation;
+using Serving.Server.Hosting;
+using Serving.Server.OpenAi;
+using Serving.V1;
+
+namespace Serving.Server.Rpc;
+
+/// <summary>
+/// <c>serving.v1.Adapters</c>: list, get (version, rank, targets, size, tier), load/replace and unload. Registration goes
+/// through the same <see cref="AdapterRegistrar"/> as <c>/v1/load_lora_adapter</c>.
+/// </summary>
+internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar, EngineWorker worker) : V1.Adapters.AdaptersBase
+{
+    // adapter_config.json facts per version: versions are immutable, so each is read once.
+    private readonly ConcurrentDictionary<AdapterVersionKey, (int Rank, double Alpha, string[] Targets, long Size)> _details = new();
+
+    public override Task<ListAdaptersResponse> ListAdapters(ListAdaptersRequest request, ServerCallContext context)
+    {
+        var response = new ListAdaptersResponse();
+        foreach (var id in host.Adapters.List())
+            if (host.Adapters.Resolve(id) is AdapterRecord record)
+                response.Adapters.Add(Info(record));
+        return Task.FromResult(response);
+    }
+
+    public override Task<AdapterInfo> GetAdapter(GetAdapterRequest request, ServerCallContext context)
+    {
+        var id = registrar.ParseName(request.Id, "id");
+        var record = host.Adapters.Resolve(id) ?? throw new ApiException(404, $"The adapter '{request.Id}' does not exist.", "id");
+        return Task.FromResult(Info(record));
+    }
+
+    public override async Task<AdapterInfo> LoadAdapter(LoadAdapterRequest request, ServerCallContext context)
+    {
+        var (record, _) = await registrar.RegisterAsync(request.Id, request.Path, "id", "path", context.CancellationToken);
+        return Info(record);
+    }
+
+    public override Task<UnloadAdapterResponse> UnloadAdapter(UnloadAdapterRequest request, ServerCallContext context)
+    {
+        var record = registrar.Unregister(request.Id, "id");
+        return Task.FromResult(new UnloadAdapterResponse { Id = record.Id.Value, Version = record.Version });
+    }
+
+    private AdapterInfo Info(AdapterRecord record)
+    {
+        var info = new AdapterInfo
+        {
+            Id = record.Id.Value,
+            Parent = host.ModelId,
+            Source = record.Source,
+            Version = record.Version,
+            Tier = worker.TierOf(record),
+            RegisteredAt = record.RegisteredAt.ToString("O", CultureInfo.InvariantCulture),
+        };
+        if (Details(record) is var (rank, alpha, targets, size))
+        {
+            info.Rank = rank;
+            info.LoraAlpha = (float)alpha;
+            info.TargetModules.AddRange(targets);
+            info.SizeBytes = size;
+        }
+
+        return info;
+    }
+
+    /// <summary>From the version's local files; null while they are only at a remote source (nothing is downloaded for a status call).</summary>
+    private (int, double, string[], long)? Details(AdapterRecord record)
+    {
+        var key = new AdapterVersionKey(record.Id, record.Version);
+        if (_details.TryGetValue(key, out var known))
+            return known;
+        if (!host.Sources.IsOnDisk(record))
+            return null;
+        try
+        {
+            string folder = host.Sources.EnsureLocal(record);
+            var config = PeftLoraConfig.Parse(File.ReadAllText(Path.Combine(folder, PeftLoraConfig.FileName)), record.Id.Value);
+            string[] targets = config.TargetModuleNames?.ToArray() ?? [config.TargetModuleRegex?.ToString() ?? ""];
+            long size = new FileInfo(Path.Combine(folder, "adapter_model.safetensors")).Length;
+            return _details[key] = (config.Rank, config.Alpha, targets, size);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or AdapterFormatException)
+        {
+            return null;                                   // files changed or vanished since registration: status stays partial
+        }
+    }
+}

@@ -1,0 +1,14 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Serving.Server.Generation;
+using Serving.Server.Hosting;
+
+namespace Serving.Server.Rpc;
+
+/// <summary>The standard gRPC health service's answer: serving once the model is loaded and the engine loop runs (as <c>/readyz</c>).</summary>
+internal sealed class EngineReadinessCheck(ModelHost host, EngineWorker worker) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(host.IsLoaded && worker.IsRunning
+            ? HealthCheckResult.Healthy("model loaded, engine running")
+            : HealthCheckResult.Unhealthy(host.IsLoaded ? "engine not running" : "model not loaded"));
+}

@@ -1,0 +1,115 @@
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Serving.Batching;
+using Serving.Engine.Generation;
+using Serving.Engine.Sampling;
+using Serving.Server.Generation;
+using Serving.Server.Hosting;
+using Serving.Server.OpenAi;
+using Serving.V1;
+
+namespace Serving.Server.Rpc;
+
+/// <summary>
+/// <c>serving.v1.Generation</c>: the same generation as the REST endpoints (same validation, same scheduler), unary and
+/// server-streaming. A gRPC deadline becomes the request's deadline in the scheduler; a cancelled call leaves the batch.
+/// </summary>
+internal sealed class GenerationService(ModelHost host, GenerationClient client, IOptions<ModelOptions> options) : V1.Generation.GenerationBase
+{
+    public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
+    {
+        var (prompt, sampling, mix) = Prepare(request);
+        var result = new ChoiceResult(0, prompt.Count);
+        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context)))
+            result.Add(e);
+        var response = new GenerateResponse
+        {
+            Model = request.Model,
+            Text = result.Text.ToString(),
+            FinishReason = ChoiceResult.FinishName(result.Finish) ?? "",
+            Usage = Usage(prompt.Count, result.TokenIds.Count),
+        };
+        response.TokenIds.AddRange(result.TokenIds);
+        response.Adapters.AddRange(Weights(mix));
+        return response;
+    }
+
+    public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateStreamResponse> responseStream, ServerCallContext context)
+    {
+        var (prompt, sampling, mix) = Prepare(request);
+        int generated = 0;
+        bool first = true;
+        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context)))
+        {
+            generated++;
+            var message = new GenerateStreamResponse { Model = request.Model, Text = e.TextDelta };
+            message.TokenIds.Add(e.Token.Id);
+            if (first)
+                message.Adapters.AddRange(Weights(mix));
+            if (e.Finish != FinishReason.None)
+            {
+                message.FinishReason = ChoiceResult.FinishName(e.Finish) ?? "";
+                message.Usage = Usage(prompt.Count, generated);
+            }
+
+            first = false;
+            await responseStream.WriteAsync(message, context.CancellationToken);
+        }
+    }
+
+    private (IReadOnlyList<int> Prompt, SamplingParams Sampling, AdapterMix Mix) Prepare(GenerateRequest r)
+    {
+        var model = host.Model;
+        var mix = ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host);
+        bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
+        if (hasText == hasIds)
+            throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
+        IReadOnlyList<int> prompt;
+        try
+        {
+            prompt = hasText ? model.Tokenizer.Encode(r.Prompt) : r.PromptTokenIds.ToArray();
+        }
+        catch (Engine.Tokenization.TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "prompt");
+        }
+
+        var defaults = model.GenerationDefaults;
+        if (r.HasMaxTokens && r.MaxTokens < 1)
+            throw ApiException.BadRequest("must be at least 1", "max_tokens");
+        if (r.HasTopK && r.TopK < -1)
+            throw ApiException.BadRequest("must be -1, 0 (disabled) or positive", "top_k");
+        if (r.Stop.Count > 16 || r.Stop.Any(string.IsNullOrEmpty))
+            throw ApiException.BadRequest("at most 16 non-empty stop strings", "stop");
+        var sampling = new SamplingParams
+        {
+            Temperature = r.HasTemperature ? r.Temperature : defaults.Temperature ?? 1.0,
+            TopP = r.HasTopP ? r.TopP : defaults.TopP ?? 1.0,
+            TopK = Math.Max(0, r.HasTopK ? r.TopK : defaults.TopK ?? 0),
+            Seed = r.HasSeed ? r.Seed : null,
+            MaxTokens = r.HasMaxTokens ? r.MaxTokens : SamplingRequestReader.DefaultMaxTokens,
+            StopStrings = [.. r.Stop],
+            IgnoreEos = r.IgnoreEos,
+        };
+        try
+        {
+            sampling.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw ApiException.BadRequest(ex.Message);
+        }
+
+        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
+        return (prompt, PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize), mix);
+    }
+
+    private static DateTimeOffset? Deadline(ServerCallContext context) =>
+        context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(DateTime.SpecifyKind(context.Deadline, DateTimeKind.Utc));
+
+    private static Usage Usage(int prompt, int completion) =>
+        new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion };
+
+    private static IEnumerable<AdapterWeight> Weights(AdapterMix mix) =>
+        mix.Entries.Select(e => new AdapterWeight { Id = e.Id.Value, Weight = e.Weight });
+}
