@@ -47,6 +47,7 @@ internal static class ServingApp
         builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));
         builder.Services.AddServing(builder.Configuration);
         var app = builder.Build();
+        app.Use(Observability.RequestCounting.InvokeAsync);
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
         app.MapServingEndpoints();
         return app;
@@ -71,6 +72,7 @@ internal static class ServingApp
         services.AddSingleton<EngineWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<EngineWorker>());
         services.AddSingleton<GenerationClient>();
+        services.AddSingleton<Observability.ServingMetrics>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
@@ -94,6 +96,11 @@ internal static class ServingApp
         app.MapGrpcService<Rpc.AdaptersService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
+        app.MapGet("/metrics", async (HttpContext ctx, Observability.ServingMetrics metrics, TimeProvider time) =>
+        {
+            ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await metrics.WriteAsync(ctx.Response.Body, time.GetUtcNow(), ctx.RequestAborted);
+        });
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (ModelHost host, EngineWorker worker) =>
             host.IsLoaded && worker.IsRunning ? Results.Text("ready") : Results.Text("not ready", statusCode: 503));

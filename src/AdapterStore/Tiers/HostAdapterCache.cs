@@ -27,10 +27,16 @@ internal sealed class HostAdapterCache : IDisposable
     private readonly Dictionary<AdapterVersionKey, Task<LoraAdapterWeights>> _inFlight = [];
     private readonly Dictionary<AdapterVersionKey, (Task<LoraAdapterWeights> Task, DateTimeOffset At)> _failed = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<AdapterVersionKey, byte> _held = new();
+    private readonly Action<TimeSpan>? _readObserved;
     private int _hits, _misses, _evictions;
 
-    public HostAdapterCache(long capacityBytes, Func<AdapterRecord, LoraAdapterWeights> read, TimeProvider? time = null)
+    /// <param name="capacityBytes">Byte budget (the MemoryCache size limit).</param>
+    /// <param name="read">Reads, validates and parses one version (disk or source → host).</param>
+    /// <param name="time">Clock for the failure TTL.</param>
+    /// <param name="readObserved">Told how long each successful read took (load-latency metrics).</param>
+    public HostAdapterCache(long capacityBytes, Func<AdapterRecord, LoraAdapterWeights> read, TimeProvider? time = null, Action<TimeSpan>? readObserved = null)
     {
+        _readObserved = readObserved;
         ArgumentOutOfRangeException.ThrowIfLessThan(capacityBytes, 1);
         _capacity = capacityBytes;
         _read = read;
@@ -120,7 +126,9 @@ internal sealed class HostAdapterCache : IDisposable
     {
         try
         {
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
             var weights = _read(record);
+            _readObserved?.Invoke(System.Diagnostics.Stopwatch.GetElapsedTime(started));
             lock (_lock)
                 _failed.Remove(key);
             return weights;

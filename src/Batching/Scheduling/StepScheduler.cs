@@ -62,6 +62,9 @@ internal sealed class StepScheduler
     public long Preemptions { get; private set; }
     public IReadOnlyList<ScheduledRequest> RunningRequests => _running;
 
+    /// <summary>Queued requests in arrival order (engine loop only; arrivals not yet planned are not included).</summary>
+    public IReadOnlyList<ScheduledRequest> WaitingRequests => _waiting;
+
     /// <summary>Queues a request, or refuses it at once when the queue is at its limit (the caller answers 429).</summary>
     public EnqueueOutcome TryEnqueue(ScheduledRequest request)
     {

@@ -13,7 +13,7 @@ namespace Serving.Server.Generation;
 /// slot. The version is fixed when a request is first admitted: a later hot swap does not affect it, even if it is
 /// preempted and resumes.
 /// </summary>
-internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache) : IAdapterSlotProvider
+internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache, Observability.ServingMetrics? metrics = null) : IAdapterSlotProvider
 {
     private readonly DeviceSlotTable _table = new(host.Model.Model.Adapters!.Slots);
 
@@ -57,7 +57,13 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             }
 
             if (needsLoad)
+            {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 host.Model.Model.Adapters!.Load(slot.Value, reads[i].Result);
+                metrics?.AdapterLoadSeconds.WithLabels("device").Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+
+            metrics?.AdapterCache.WithLabels("device", needsLoad ? "miss" : "hit").Inc();
             _records[key] = records[i];
             bound.Add(new AdapterSlotWeight(slot.Value, mix.Entries[i].Weight));
             keys.Add(key);

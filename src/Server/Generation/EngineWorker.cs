@@ -30,10 +30,16 @@ internal sealed class EngineWorker : BackgroundService
     private long _nextId;
     private volatile bool _running;
     private long _cancelled;
+    private readonly Observability.ServingMetrics _metrics;
+    private readonly string _maxLora;
+    private volatile string[] _adapterLabels = ["", ""];
 
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<AdapterStore.AdapterStoreOptions> adapters,
-        IOptions<BatchingOptions> batching, TimeProvider time, ILogger<EngineWorker> logger)
+        IOptions<BatchingOptions> batching, TimeProvider time, Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
     {
+        _metrics = metrics;
+        _maxLora = adapters.Value.MaxDeviceSlots.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        metrics.OnCollect(RefreshMetrics);
         _host = host;
         _options = options.Value;
         _batching = batching.Value;
@@ -41,7 +47,8 @@ internal sealed class EngineWorker : BackgroundService
         _logger = logger;
         var a = adapters.Value;
         _hostCache = new HostAdapterCache(a.HostCacheBytes,
-            record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank, a.MaxAdapterBytes));
+            record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank, a.MaxAdapterBytes),
+            time, elapsed => metrics.AdapterLoadSeconds.WithLabels("host").Observe(elapsed.TotalSeconds));
     }
 
     public bool IsRunning => _running;
@@ -98,7 +105,7 @@ internal sealed class EngineWorker : BackgroundService
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var model = _host.Model;
-        _binder = new AdapterSlotBinder(_host, _hostCache);
+        _binder = new AdapterSlotBinder(_host, _hostCache, _metrics);
         _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time);
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
@@ -120,6 +127,7 @@ internal sealed class EngineWorker : BackgroundService
             {
                 var plan = scheduler.PlanStep();
                 Apply(plan, stepper);
+                PublishAdapters(scheduler);
                 if (plan.IsEmpty)
                 {
                     plan.Wake.Wait(stop);
@@ -196,6 +204,33 @@ internal sealed class EngineWorker : BackgroundService
         for (int i = 0; i < rows.Count; i++)
             if (rows[i].State.IsFinished)
                 Finish(plan.Rows[i].Id, rows[i], stepper, null);
+    }
+
+    /// <summary>Adapter ids of running and waiting requests, comma-separated, for <c>vllm:lora_requests_info</c> (engine loop only).</summary>
+    private void PublishAdapters(StepScheduler scheduler)
+    {
+        static string Ids(IEnumerable<ScheduledRequest> requests) =>
+            string.Join(",", requests.SelectMany(r => r.Adapters.Entries).Select(e => e.Id.Value).Distinct().Order(StringComparer.Ordinal));
+        string running = Ids(scheduler.RunningRequests), waiting = Ids(scheduler.WaitingRequests);
+        var current = _adapterLabels;
+        if (current[0] != running || current[1] != waiting)
+            _adapterLabels = [running, waiting];
+    }
+
+    private void RefreshMetrics()
+    {
+        _metrics.Waiting.Set(Waiting);
+        _metrics.Running.Set(Running);
+        var cache = _cache;
+        _metrics.KvUsage.Set(cache is null ? 0 : cache.UsedBlocks / (double)cache.TotalBlocks);
+        _metrics.Preemptions.Set(Preemptions);
+        _metrics.AdapterCache.WithLabels("host", "hit").IncTo(_hostCache.Hits);
+        _metrics.AdapterCache.WithLabels("host", "miss").IncTo(_hostCache.Misses);
+        _metrics.AdapterCache.WithLabels("host", "eviction").IncTo(_hostCache.Evictions);
+        if (_binder is AdapterSlotBinder binder)
+            _metrics.AdapterCache.WithLabels("device", "eviction").IncTo(binder.Slots.Evictions);
+        var labels = _adapterLabels;
+        _metrics.LoraInfo = (labels[0], labels[1], _maxLora);
     }
 
     public override void Dispose()

@@ -9,7 +9,7 @@ using Serving.Server.OpenAi;
 namespace Serving.Server.Generation;
 
 /// <summary>The request side of the engine loop: enqueues a generation and yields its tokens as they are produced.</summary>
-internal sealed class GenerationClient(EngineWorker worker)
+internal sealed class GenerationClient(EngineWorker worker, Observability.ServingMetrics metrics)
 {
     /// <param name="prompt">Token ids.</param>
     /// <param name="sampling">How to sample and when to stop.</param>
@@ -19,6 +19,7 @@ internal sealed class GenerationClient(EngineWorker worker)
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, AdapterMix adapters,
         [EnumeratorCancellation] CancellationToken cancellationToken, DateTimeOffset? deadline = null)
     {
+        long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
         // Whenever the consumer stops reading (a failed write to a vanished client, an exception, an early break), the engine
@@ -85,7 +86,13 @@ internal sealed class GenerationClient(EngineWorker worker)
             }
 
             if (update.Token is not null)
+            {
+                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
+                last = now;
+                metrics.GeneratedTokens.Inc();
                 yield return update.Token;
+            }
         }
     }
 }

@@ -1,0 +1,73 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.RegularExpressions;
+using Grpc.Net.Client;
+using Serving.Server.Tests.Support;
+using Serving.V1;
+
+namespace Serving.Server.Tests.Observability;
+
+/// <summary><c>GET /metrics</c> through the real server: request counts, latencies, queue/batch/KV gauges, adapter tiers, LoRA info.</summary>
+public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixture<DemoServerFixture>
+{
+    [Fact]
+    public async Task Metrics_AfterTraffic_CountsRequestsLatenciesAndAdapterTiers()
+    {
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(200, (await Json.PostAsync(fixture.Http, "/v1/completions", new { model = "demo-all-r8", prompt = $"metrics {i}", max_tokens = 3 })).Status);
+        Assert.Equal(404, (await Json.PostAsync(fixture.Http, "/v1/completions", new { model = "missing", prompt = "x" })).Status);
+        using (var channel = GrpcChannel.ForAddress(fixture.Server.Address))
+            await new V1.Generation.GenerationClient(channel).GenerateAsync(new GenerateRequest { Model = "serving-demo-tiny", Prompt = "grpc", MaxTokens = 2 });
+
+        var m = await ScrapeAsync();
+
+        Assert.True(Value(m, "serving_requests_total", "protocol=\"http\",status=\"200\"") >= 3);
+        Assert.True(Value(m, "serving_requests_total", "protocol=\"http\",status=\"404\"") >= 1);
+        Assert.True(Value(m, "serving_requests_total", "protocol=\"grpc\",status=\"OK\"") >= 1);
+        Assert.True(Value(m, "serving_time_to_first_token_seconds_count") >= 4);
+        Assert.True(Value(m, "serving_time_per_output_token_seconds_count") >= 6);
+        Assert.True(Value(m, "serving_generated_tokens_total") >= 11);
+        Assert.True(Value(m, "serving_adapter_cache_total", "tier=\"device\",result=\"miss\"") + Value(m, "serving_adapter_cache_total", "tier=\"device\",result=\"hit\"") >= 3);
+        Assert.True(Value(m, "serving_adapter_load_seconds_count", "tier=\"device\"") >= 1);
+        Assert.Equal(0, Value(m, "vllm:num_requests_waiting"));
+        Assert.InRange(Value(m, "vllm:kv_cache_usage_perc"), 0, 1);
+        Assert.Contains("max_lora=\"8\"", m);
+    }
+
+    [Fact]
+    public async Task Metrics_WhileAStreamRuns_ShowsItRunningWithItsAdapter()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new { model = "demo-mlp-r4", prompt = "keep going", max_tokens = 200, ignore_eos = true, stream = true }),
+        };
+        using var response = await fixture.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        await reader.ReadLineAsync();                                   // first token: it is running now
+
+        var m = await ScrapeAsync();
+
+        Assert.True(Value(m, "vllm:num_requests_running") >= 1);
+        Assert.Matches("vllm:lora_requests_info\\{[^}]*running_lora_adapters=\"[^\"]*demo-mlp-r4", m);
+        Assert.True(Value(m, "vllm:kv_cache_usage_perc") > 0);
+    }
+
+    private async Task<string> ScrapeAsync()
+    {
+        using var response = await fixture.Http.GetAsync("/metrics");
+        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+        return await response.Content.ReadAsStringAsync();
+    }
+
+    /// <summary>The sample of <paramref name="name"/> whose labels contain <paramref name="labels"/> (0 when absent).</summary>
+    private static double Value(string text, string name, string labels = "")
+    {
+        foreach (Match match in Sample().Matches(text))
+            if (match.Groups["name"].Value == name && match.Groups["labels"].Value.Contains(labels, StringComparison.Ordinal))
+                return double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
+        return 0;
+    }
+
+    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>\S+)$", RegexOptions.Multiline)]
+    private static partial Regex Sample();
+}
