@@ -49,6 +49,7 @@ internal static class ServingApp
         var app = builder.Build();
         app.Use(Observability.RequestCounting.InvokeAsync);
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
+        app.Use(Security.AuthenticationMiddleware.InvokeAsync);
         app.MapServingEndpoints();
         return app;
     }
@@ -72,6 +73,9 @@ internal static class ServingApp
         services.AddSingleton<EngineWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<EngineWorker>());
         services.AddSingleton<GenerationClient>();
+        services.AddOptions<Security.AuthOptions>().Bind(configuration.GetSection(Security.AuthOptions.Section))
+            .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
+        services.AddSingleton<Security.ApiKeyAuthenticator>();
         services.AddSingleton<Observability.ServingMetrics>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
@@ -89,7 +93,7 @@ internal static class ServingApp
     {
         app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
-        app.MapGet("/v1/models", (ModelsEndpoint e) => e.Handle());
+        app.MapGet("/v1/models", (HttpContext ctx, ModelsEndpoint e) => e.Handle(Security.AuthenticationMiddleware.CallerOf(ctx)));
         app.MapPost("/v1/load_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.LoadAsync));
         app.MapPost("/v1/unload_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.UnloadAsync));
         app.MapGrpcService<Rpc.GenerationService>();

@@ -5,4 +5,5 @@ namespace Serving.AdapterStore.Registry;
 /// <param name="Source">The adapter folder (a local path; other URI schemes come with their sources).</param>
 /// <param name="Version">Content hash of adapter_config.json and adapter_model.safetensors.</param>
 /// <param name="RegisteredAt">When it was registered or last replaced.</param>
-internal sealed record AdapterRecord(AdapterId Id, string Source, string Version, DateTimeOffset RegisteredAt);
+/// <param name="Tenant">The tenant that owns it; null = shared (usable by every tenant, managed by admins only).</param>
+internal sealed record AdapterRecord(AdapterId Id, string Source, string Version, DateTimeOffset RegisteredAt, string? Tenant = null);

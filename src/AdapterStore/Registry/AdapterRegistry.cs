@@ -70,6 +70,7 @@ internal sealed class AdapterRegistry
             ["source"] = r.Source,
             ["version"] = r.Version,
             ["registered_at"] = r.RegisteredAt.ToString("O"),
+            ["tenant"] = r.Tenant,
         }).ToArray());
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(_path))!);
         string temp = _path + ".tmp-" + Environment.ProcessId;
@@ -90,7 +91,8 @@ internal sealed class AdapterRegistry
                 ?? throw new InvalidDataException("not a JSON object");
             return (root["adapters"] as JsonArray ?? [])
                 .Select(n => new AdapterRecord(AdapterId.Parse(n!["id"]!.GetValue<string>()), n["source"]!.GetValue<string>(),
-                    n["version"]!.GetValue<string>(), DateTimeOffset.Parse(n["registered_at"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture)))
+                    n["version"]!.GetValue<string>(), DateTimeOffset.Parse(n["registered_at"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture),
+                    n["tenant"]?.GetValue<string>()))
                 .ToDictionary(r => r.Id);
         }
         catch (Exception ex) when (ex is JsonException or InvalidDataException or ArgumentException or FormatException or NullReferenceException or InvalidOperationException)

@@ -5,6 +5,7 @@ using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Sources;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;
+using Serving.Server.Security;
 
 namespace Serving.Server.Adapters;
 
@@ -17,12 +18,22 @@ namespace Serving.Server.Adapters;
 internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time)
 {
     /// <returns>The new record and the one it replaced, if any.</returns>
-    public async Task<(AdapterRecord Record, AdapterRecord? Previous)> RegisterAsync(string? name, string? path, string nameField, string pathField,
-        CancellationToken ct)
+    /// <remarks>
+    /// A user registers adapters owned by its tenant, only from its allowed source prefixes, and may replace only its own;
+    /// an admin registers shared adapters (or one for <paramref name="tenant"/>).
+    /// </remarks>
+    public async Task<(AdapterRecord Record, AdapterRecord? Previous)> RegisterAsync(Caller caller, string? name, string? path, string nameField, string pathField,
+        CancellationToken ct, string? tenant = null)
     {
         var id = ParseName(name, nameField);
         if (string.IsNullOrEmpty(path))
             throw JsonFields.Bad(pathField, "is required");
+        if (!caller.MayReadFrom(path))
+            throw new ApiException(403, $"'{path}' is outside the sources this key may register adapters from", pathField);
+        if (tenant is not null && !caller.IsAdmin)
+            throw new ApiException(403, "only admins register adapters for a tenant", "tenant");
+        if (host.Adapters.Resolve(id) is { } existing && !caller.CanManage(existing))
+            throw new ApiException(403, $"The adapter '{id}' belongs to {(existing.Tenant is null ? "the shared space (admins only)" : "another tenant")}.", nameField);
         var source = host.Sources.For(path)
             ?? throw JsonFields.Bad(pathField, $"'{path}' uses a URI scheme this server has no source for (local folders and s3://)");
         var (folder, version) = await FetchAsync(source, path, id, pathField, ct);
@@ -35,15 +46,18 @@ internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOpti
             throw new ApiException(422, ex.Message, pathField);
         }
 
-        var record = new AdapterRecord(id, source is LocalPathAdapterSource ? folder : path, version, time.GetUtcNow());
+        var record = new AdapterRecord(id, source is LocalPathAdapterSource ? folder : path, version, time.GetUtcNow(),
+            caller.IsAdmin ? tenant : caller.Tenant);
         return (record, host.Adapters.Registry.Put(record));
     }
 
     /// <summary>Removes a run-time registration; returns the removed record.</summary>
-    public AdapterRecord Unregister(string? name, string nameField)
+    public AdapterRecord Unregister(Caller caller, string? name, string nameField)
     {
         var id = ParseName(name, nameField);
         var record = host.Adapters.Registry.Get(id);
+        if (record is not null && !caller.CanManage(record))
+            throw new ApiException(403, $"The adapter '{id}' belongs to {(record.Tenant is null ? "the shared space (admins only)" : "another tenant")}.", nameField);
         if (record is null || !host.Adapters.Registry.Remove(id))
             throw new ApiException(404, $"The adapter '{id}' is not registered (adapters in the store folder are removed by deleting their folder).", nameField);
         return record;

@@ -16,8 +16,9 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
     /// <param name="adapters">Adapters to run with.</param>
     /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>
     /// <param name="deadline">When the request must end (a gRPC deadline); past it the stream ends with 504 / DEADLINE_EXCEEDED.</param>
+    /// <param name="tenant">Whose request it is (per-tenant limits in the scheduler).</param>
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, AdapterMix adapters,
-        [EnumeratorCancellation] CancellationToken cancellationToken, DateTimeOffset? deadline = null)
+        [EnumeratorCancellation] CancellationToken cancellationToken, DateTimeOffset? deadline = null, string tenant = "")
     {
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -29,7 +30,7 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
         EnqueueOutcome outcome;
         try
         {
-            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token, Deadline: deadline));
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token, tenant, deadline));
         }
         catch (ArgumentException ex)
         {

@@ -13,7 +13,8 @@ internal sealed class AdapterManagementEndpoint(AdapterRegistrar registrar)
     {
         using var doc = await RequestBody.ReadAsync(ctx.Request, ctx.RequestAborted);
         var f = new JsonFields(doc.RootElement);
-        var (record, previous) = await registrar.RegisterAsync(f.String("lora_name"), f.String("lora_path"), "lora_name", "lora_path", ctx.RequestAborted);
+        var (record, previous) = await registrar.RegisterAsync(Security.AuthenticationMiddleware.CallerOf(ctx), f.String("lora_name"), f.String("lora_path"),
+            "lora_name", "lora_path", ctx.RequestAborted, f.String("tenant"));
         await Results.Text(previous is null
             ? $"Success: LoRA adapter '{record.Id}' added successfully."
             : $"Success: LoRA adapter '{record.Id}' replaced (version {previous.Version} → {record.Version}).").ExecuteAsync(ctx);
@@ -22,7 +23,7 @@ internal sealed class AdapterManagementEndpoint(AdapterRegistrar registrar)
     public async Task UnloadAsync(HttpContext ctx)
     {
         using var doc = await RequestBody.ReadAsync(ctx.Request, ctx.RequestAborted);
-        var record = registrar.Unregister(new JsonFields(doc.RootElement).String("lora_name"), "lora_name");
+        var record = registrar.Unregister(Security.AuthenticationMiddleware.CallerOf(ctx), new JsonFields(doc.RootElement).String("lora_name"), "lora_name");
         await Results.Text($"Success: LoRA adapter '{record.Id}' removed successfully.").ExecuteAsync(ctx);
     }
 }

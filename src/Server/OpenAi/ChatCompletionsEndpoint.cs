@@ -17,7 +17,8 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
         var model = host.Model;
-        var adapters = ModelResolver.Resolve(f, host);
+        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
+        var adapters = ModelResolver.Resolve(f, host, caller);
         string modelName = f.String("model")!;
         var messages = ReadMessages(f);
         string rendered;
@@ -51,7 +52,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
 
         if (f.Bool("stream") != true)
         {
-            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct))
+            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant))
                 result.Add(e);
             var choice = new JsonObject
             {
@@ -76,7 +77,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         try
         {
             await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)), ct);
-            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct))
+            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant))
             {
                 result.Add(e);
                 var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model.Tokenizer);

@@ -15,7 +15,8 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
         var model = host.Model;
-        var adapters = ModelResolver.Resolve(f, host);
+        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
+        var adapters = ModelResolver.Resolve(f, host, caller);
         string modelName = f.String("model")!;
         if (f.Bool("echo") == true)
             throw JsonFields.Bad("echo", "is not supported");
@@ -44,7 +45,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
 
         if (!stream)
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, null, ct)));
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, caller.Tenant, null, ct)));
             var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model.Tokenizer, 0),
                 ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
             var body = Envelope(id, created, modelName, choices);
@@ -59,7 +60,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         sse.Start();
         try
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, async (e, offset) =>
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, caller.Tenant, async (e, offset) =>
             {
                 var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model.Tokenizer, offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);
@@ -80,10 +81,10 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         await sse.DoneAsync(ct);
     }
 
-    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling, Batching.AdapterMix adapters,
+    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling, Batching.AdapterMix adapters, string tenant,
         Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
     {
-        await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct))
+        await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: tenant))
         {
             int offset = result.Text.Length;
             result.Add(e);

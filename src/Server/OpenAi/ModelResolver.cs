@@ -2,6 +2,7 @@ using System.Text.Json;
 using Serving.AdapterStore;
 using Serving.Batching;
 using Serving.Server.Hosting;
+using Serving.Server.Security;
 
 namespace Serving.Server.OpenAi;
 
@@ -11,21 +12,22 @@ internal static class ModelResolver
     /// <c>model</c> names the base model or an adapter (which then runs at weight 1); the <c>adapters</c> extension
     /// (<c>[{"id", "weight"}]</c>) mixes several adapters over the base model. Unknown names are 404.
     /// </summary>
-    public static AdapterMix Resolve(JsonFields f, ModelHost host) =>
-        Resolve(f.String("model") ?? throw JsonFields.Bad("model", "is required"), ReadMix(f), host);
+    public static AdapterMix Resolve(JsonFields f, ModelHost host, Caller caller) =>
+        Resolve(f.String("model") ?? throw JsonFields.Bad("model", "is required"), ReadMix(f), host, caller);
 
     /// <summary>The same rules for callers that already hold the fields (gRPC): <paramref name="mix"/> as (id, weight) pairs.</summary>
-    public static AdapterMix Resolve(string model, IReadOnlyList<(string Id, double Weight)> mix, ModelHost host)
+    /// <remarks>An adapter of another tenant is 403 (the caller may use shared adapters and its own).</remarks>
+    public static AdapterMix Resolve(string model, IReadOnlyList<(string Id, double Weight)> mix, ModelHost host, Caller caller)
     {
         if (string.IsNullOrEmpty(model))
             throw JsonFields.Bad("model", "is required");
-        var adapters = CreateMix(mix, host);
+        var adapters = CreateMix(mix, host, caller);
         if (model == host.ModelId)
             return adapters;
         if (!adapters.IsBaseModel)
             throw JsonFields.Bad("adapters", "can only be combined with the base model as 'model'");
-        if (AdapterId.TryParse(model, out var id, out _) && host.Adapters.Resolve(id) is not null)
-            return AdapterMix.Single(id);
+        if (AdapterId.TryParse(model, out var id, out _) && host.Adapters.Resolve(id) is { } record)
+            return caller.CanUse(record) ? AdapterMix.Single(id) : throw Forbidden(model, "model");
         throw new ApiException(404, $"The model '{model}' does not exist. Available: '{host.ModelId}' and the adapters listed by /v1/models.", "model");
     }
 
@@ -47,15 +49,19 @@ internal static class ModelResolver
         return entries;
     }
 
-    private static AdapterMix CreateMix(IReadOnlyList<(string Id, double Weight)> mix, ModelHost host)
+    private static ApiException Forbidden(string adapter, string param) =>
+        new(403, $"The adapter '{adapter}' belongs to another tenant.", param);
+
+    private static AdapterMix CreateMix(IReadOnlyList<(string Id, double Weight)> mix, ModelHost host, Caller caller)
     {
         var entries = new List<(AdapterId, float)>();
         foreach (var (text, weight) in mix)
         {
             if (!AdapterId.TryParse(text, out var id, out string? error))
                 throw JsonFields.Bad("adapters", error!);
-            if (host.Adapters?.Resolve(id) is null)
-                throw new ApiException(404, $"The adapter '{text}' does not exist.", "adapters");
+            var record = host.Adapters?.Resolve(id) ?? throw new ApiException(404, $"The adapter '{text}' does not exist.", "adapters");
+            if (!caller.CanUse(record))
+                throw Forbidden(text, "adapters");
             if (!double.IsFinite(weight) || Math.Abs(weight) > 100)
                 throw JsonFields.Bad("adapters", $"weight {weight} must be finite and within ±100");
             entries.Add((id, (float)weight));

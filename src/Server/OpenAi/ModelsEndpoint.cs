@@ -4,10 +4,10 @@ using Serving.Server.Hosting;
 
 namespace Serving.Server.OpenAi;
 
-/// <summary><c>GET /v1/models</c>: the base model, then every adapter in the store with <c>parent</c> = the base model id.</summary>
+/// <summary><c>GET /v1/models</c>: the base model, then every adapter the caller may use, with <c>parent</c> = the base model id.</summary>
 internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> options)
 {
-    public IResult Handle()
+    public IResult Handle(Security.Caller caller)
     {
         long created = host.LoadedAt.ToUnixTimeSeconds();
         int maxLength = Math.Min(options.Value.MaxContext, host.Model.Model.MaxPositions);
@@ -24,14 +24,16 @@ internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> opti
         foreach (var id in host.Adapters.List())
         {
             var record = host.Adapters.Resolve(id);
+            if (record is null || !caller.CanUse(record))
+                continue;
             data.Add(new JsonObject
             {
                 ["id"] = id.Value,
                 ["object"] = "model",
                 ["created"] = created,
-                ["owned_by"] = "serving",
-                ["root"] = record?.Source,
-                ["version"] = record?.Version,
+                ["owned_by"] = record.Tenant ?? "serving",
+                ["root"] = record.Source,
+                ["version"] = record.Version,
                 ["parent"] = host.ModelId,
                 ["max_model_len"] = maxLength,
             });

@@ -23,9 +23,10 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
 
     public override Task<ListAdaptersResponse> ListAdapters(ListAdaptersRequest request, ServerCallContext context)
     {
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
         var response = new ListAdaptersResponse();
         foreach (var id in host.Adapters.List())
-            if (host.Adapters.Resolve(id) is AdapterRecord record)
+            if (host.Adapters.Resolve(id) is AdapterRecord record && caller.CanUse(record))
                 response.Adapters.Add(Info(record));
         return Task.FromResult(response);
     }
@@ -34,18 +35,21 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
     {
         var id = registrar.ParseName(request.Id, "id");
         var record = host.Adapters.Resolve(id) ?? throw new ApiException(404, $"The adapter '{request.Id}' does not exist.", "id");
+        if (!Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()).CanUse(record))
+            throw new ApiException(403, $"The adapter '{request.Id}' belongs to another tenant.", "id");
         return Task.FromResult(Info(record));
     }
 
     public override async Task<AdapterInfo> LoadAdapter(LoadAdapterRequest request, ServerCallContext context)
     {
-        var (record, _) = await registrar.RegisterAsync(request.Id, request.Path, "id", "path", context.CancellationToken);
+        var (record, _) = await registrar.RegisterAsync(Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()), request.Id, request.Path, "id", "path",
+            context.CancellationToken, string.IsNullOrEmpty(request.Tenant) ? null : request.Tenant);
         return Info(record);
     }
 
     public override Task<UnloadAdapterResponse> UnloadAdapter(UnloadAdapterRequest request, ServerCallContext context)
     {
-        var record = registrar.Unregister(request.Id, "id");
+        var record = registrar.Unregister(Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()), request.Id, "id");
         return Task.FromResult(new UnloadAdapterResponse { Id = record.Id.Value, Version = record.Version });
     }
 
@@ -59,6 +63,7 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
             Version = record.Version,
             Tier = worker.TierOf(record),
             RegisteredAt = record.RegisteredAt.ToString("O", CultureInfo.InvariantCulture),
+            Tenant = record.Tenant ?? "",
         };
         if (Details(record) is var (rank, alpha, targets, size))
         {

@@ -18,9 +18,10 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
 {
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
-        var (prompt, sampling, mix) = Prepare(request);
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
+        var (prompt, sampling, mix) = Prepare(request, caller);
         var result = new ChoiceResult(0, prompt.Count);
-        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context)))
+        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
             result.Add(e);
         var response = new GenerateResponse
         {
@@ -36,10 +37,11 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
 
     public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateStreamResponse> responseStream, ServerCallContext context)
     {
-        var (prompt, sampling, mix) = Prepare(request);
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
+        var (prompt, sampling, mix) = Prepare(request, caller);
         int generated = 0;
         bool first = true;
-        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context)))
+        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
         {
             generated++;
             var message = new GenerateStreamResponse { Model = request.Model, Text = e.TextDelta };
@@ -57,10 +59,10 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
         }
     }
 
-    private (IReadOnlyList<int> Prompt, SamplingParams Sampling, AdapterMix Mix) Prepare(GenerateRequest r)
+    private (IReadOnlyList<int> Prompt, SamplingParams Sampling, AdapterMix Mix) Prepare(GenerateRequest r, Security.Caller caller)
     {
         var model = host.Model;
-        var mix = ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host);
+        var mix = ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
         bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
         if (hasText == hasIds)
             throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");

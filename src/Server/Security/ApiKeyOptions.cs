@@ -1,0 +1,12 @@
+namespace Serving.Server.Security;
+
+/// <summary>One API key: <c>Serving:Auth:Keys:N:{Key,Tenant,Role,AllowedSources:M}</c> (or <c>Serving__Auth__Keys__N__Key</c> ...).</summary>
+internal sealed class ApiKeyOptions
+{
+    public string Key { get; set; } = "";
+    public string Tenant { get; set; } = "";
+    public CallerRole Role { get; set; } = CallerRole.User;
+
+    /// <summary>Folder or <c>s3://bucket/prefix</c> prefixes a user may register adapters from.</summary>
+    public List<string> AllowedSources { get; set; } = [];
+}

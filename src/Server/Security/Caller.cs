@@ -1,0 +1,55 @@
+using Serving.AdapterStore.Registry;
+
+namespace Serving.Server.Security;
+
+/// <summary>
+/// Who is calling, from the API key: a tenant, a role, and the source prefixes it may register adapters from. With no
+/// keys configured every caller is <see cref="Open"/> (local development: an admin of the shared space).
+/// </summary>
+internal sealed record Caller(string Tenant, CallerRole Role, IReadOnlyList<string> AllowedSources)
+{
+    public static readonly Caller Open = new("", CallerRole.Admin, []);
+
+    public bool IsAdmin => Role == CallerRole.Admin;
+
+    /// <summary>Shared adapters, the caller's own, and for admins every adapter.</summary>
+    public bool CanUse(AdapterRecord record) => IsAdmin || record.Tenant is null || record.Tenant == Tenant;
+
+    /// <summary>Replace or remove: the owner, or an admin.</summary>
+    public bool CanManage(AdapterRecord record) => IsAdmin || (record.Tenant is not null && record.Tenant == Tenant);
+
+    /// <summary>
+    /// Whether an adapter may be registered from <paramref name="path"/>: admins anywhere; users only under one of their
+    /// prefixes, compared after normalisation (so <c>..</c> cannot climb out of one).
+    /// </summary>
+    public bool MayReadFrom(string path)
+    {
+        if (IsAdmin)
+            return true;
+        string normalized = Normalize(path);
+        return AllowedSources.Any(prefix =>
+        {
+            string p = Normalize(prefix).TrimEnd('/');
+            return normalized == p || normalized.StartsWith(p + "/", StringComparison.Ordinal);
+        });
+    }
+
+    private static string Normalize(string path)
+    {
+        if (path.StartsWith("s3://", StringComparison.Ordinal))
+        {
+            var segments = new List<string>();
+            foreach (string s in path["s3://".Length..].Split('/', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (s == "..")
+                    return "s3://invalid";                           // no climbing in object keys either
+                if (s != ".")
+                    segments.Add(s);
+            }
+
+            return "s3://" + string.Join('/', segments);
+        }
+
+        return Path.GetFullPath(path).Replace('\\', '/');
+    }
+}
