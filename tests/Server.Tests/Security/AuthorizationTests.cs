@@ -1,0 +1,163 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Serving.Engine.Synthetic;
+using Serving.Server.Tests.Support;
+using Serving.V1;
+
+namespace Serving.Server.Tests.Security;
+
+/// <summary>
+/// The tenant × adapter × operation matrix through the real server with API keys: tenants a and b (users, each allowed one
+/// source folder) and an admin; a shared adapter from the store folder, one adapter owned by each tenant.
+/// </summary>
+public sealed class AuthorizationTests : IAsyncLifetime
+{
+    private const string Alice = "alice-key-0123456789", Bob = "bob-key-0123456789ab", Admin = "admin-key-0123456789";
+    private readonly string _root = TestDirectories.Path("auth");
+    private ServerProcess _server = null!;
+    private string _sourceA = "", _sourceB = "";
+
+    public async Task InitializeAsync()
+    {
+        string model = Path.Combine(_root, "base");
+        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 31 });
+        string store = Path.Combine(_root, "store");
+        SyntheticAdapterWriter.Write(Path.Combine(store, "shared"), model, 4, 8, ["q_proj"], 1);
+        _sourceA = Path.Combine(_root, "sources", "a");
+        _sourceB = Path.Combine(_root, "sources", "b");
+        SyntheticAdapterWriter.Write(Path.Combine(_sourceA, "one"), model, 4, 8, ["v_proj"], 2);
+        SyntheticAdapterWriter.Write(Path.Combine(_sourceB, "one"), model, 4, 8, ["o_proj"], 3);
+        _server = await ServerProcess.StartAsync("--model", model, "--adapters", store, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"),
+            "--Serving:Auth:Keys:0:Key", Alice, "--Serving:Auth:Keys:0:Tenant", "a", "--Serving:Auth:Keys:0:AllowedSources:0", _sourceA,
+            "--Serving:Auth:Keys:1:Key", Bob, "--Serving:Auth:Keys:1:Tenant", "b", "--Serving:Auth:Keys:1:AllowedSources:0", _sourceB,
+            "--Serving:Auth:Keys:2:Key", Admin, "--Serving:Auth:Keys:2:Role", "Admin");
+        Assert.Equal(200, await Load(Alice, "a-own", Path.Combine(_sourceA, "one")));
+        Assert.Equal(200, await Load(Bob, "b-own", Path.Combine(_sourceB, "one")));
+    }
+
+    private async Task<int> Send(string? key, HttpMethod method, string path, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        if (key is not null)
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        using var response = await _server.Http.SendAsync(request);
+        return (int)response.StatusCode;
+    }
+
+    private Task<int> Load(string key, string name, string path) => Send(key, HttpMethod.Post, "/v1/load_lora_adapter", new { lora_name = name, lora_path = path });
+
+    private Task<int> Complete(string? key, string model) => Send(key, HttpMethod.Post, "/v1/completions", new { model, prompt = "auth", max_tokens = 2 });
+
+    public static TheoryData<string, string, int> UseMatrix => new()
+    {
+        { "alice", "shared", 200 }, { "alice", "a-own", 200 }, { "alice", "b-own", 403 },
+        { "bob", "shared", 200 }, { "bob", "a-own", 403 }, { "bob", "b-own", 200 },
+        { "admin", "a-own", 200 }, { "admin", "b-own", 200 },
+        { "none", "shared", 401 }, { "garbled", "shared", 401 }, { "wrong", "shared", 401 },
+    };
+
+    [Theory]
+    [MemberData(nameof(UseMatrix))]
+    public async Task Completion_CallerByAdapter_AllowedOrRefused(string caller, string adapter, int expected) =>
+        Assert.Equal(expected, caller switch
+        {
+            "none" => await Complete(null, adapter),
+            "garbled" => await Garbled(adapter),
+            "wrong" => await Complete("not-a-key-but-long-enough", adapter),
+            _ => await Complete(Key(caller), adapter),
+        });
+
+    private async Task<int> Garbled(string adapter)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(new { model = adapter, prompt = "x" }) };
+        request.Headers.TryAddWithoutValidation("Authorization", "Basic Zm9vOmJhcg==");
+        using var response = await _server.Http.SendAsync(request);
+        return (int)response.StatusCode;
+    }
+
+    private static string Key(string caller) => caller switch { "alice" => Alice, "bob" => Bob, _ => Admin };
+
+    [Theory]
+    [InlineData("alice", "shared,a-own", "b-own")]
+    [InlineData("bob", "shared,b-own", "a-own")]
+    [InlineData("admin", "shared,a-own,b-own", "")]
+    public async Task Models_ListsOnlyWhatTheCallerMayUse(string caller, string visible, string hidden)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Key(caller));
+        using var response = await _server.Http.SendAsync(request);
+        var ids = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["data"]!.AsArray().Select(m => (string)m!["id"]!).ToList();
+
+        Assert.All(visible.Split(','), id => Assert.Contains(id, ids));
+        Assert.All(hidden.Split(',', StringSplitOptions.RemoveEmptyEntries), id => Assert.DoesNotContain(id, ids));
+    }
+
+    [Theory]
+    [InlineData("alice", "b-own", "other tenant's adapter")]
+    [InlineData("alice", "shared", "shared adapter, users may not replace it")]
+    [InlineData("bob", "a-own", "other tenant's adapter")]
+    public async Task Register_ReplacingWhatTheCallerDoesNotOwn_Forbidden(string caller, string name, string why)
+    {
+        string source = caller == "alice" ? Path.Combine(_sourceA, "one") : Path.Combine(_sourceB, "one");
+        Assert.True(await Load(Key(caller), name, source) == 403, why);
+    }
+
+    [Fact]
+    public async Task Register_FromOutsideTheAllowedSources_ForbiddenIncludingTraversal()
+    {
+        Assert.Equal(403, await Load(Alice, "stolen", Path.Combine(_sourceB, "one")));
+        Assert.Equal(403, await Load(Alice, "climb", _sourceA + "/../b/one"));
+        Assert.Equal(403, await Load(Alice, "etc", "/etc"));
+        Assert.Equal(403, await Load(Alice, "s3", "s3://bucket/a/../b"));
+        Assert.Equal(200, await Load(Admin, "admin-any", Path.Combine(_sourceB, "one")));
+    }
+
+    [Fact]
+    public async Task Unload_OnlyOwnerOrAdmin()
+    {
+        Assert.Equal(200, await Load(Alice, "a-temp", Path.Combine(_sourceA, "one")));
+        Assert.Equal(403, await Send(Bob, HttpMethod.Post, "/v1/unload_lora_adapter", new { lora_name = "a-temp" }));
+        Assert.Equal(200, await Send(Alice, HttpMethod.Post, "/v1/unload_lora_adapter", new { lora_name = "a-temp" }));
+        Assert.Equal(200, await Load(Admin, "shared-temp", Path.Combine(_sourceA, "one")));
+        Assert.Equal(403, await Send(Alice, HttpMethod.Post, "/v1/unload_lora_adapter", new { lora_name = "shared-temp" }));
+        Assert.Equal(200, await Send(Admin, HttpMethod.Post, "/v1/unload_lora_adapter", new { lora_name = "shared-temp" }));
+    }
+
+    [Fact]
+    public async Task Grpc_SameRules()
+    {
+        using var channel = GrpcChannel.ForAddress(_server.Address);
+        var anonymous = new V1.Generation.GenerationClient(channel);
+        var unauthenticated = await Assert.ThrowsAsync<RpcException>(async () =>
+            await anonymous.GenerateAsync(new GenerateRequest { Model = "shared", Prompt = "x", MaxTokens = 1 }));
+        Assert.Equal(StatusCode.Unauthenticated, unauthenticated.StatusCode);
+
+        var bob = new Metadata { { "Authorization", "Bearer " + Bob } };
+        var denied = await Assert.ThrowsAsync<RpcException>(async () =>
+            await new V1.Adapters.AdaptersClient(channel).GetAdapterAsync(new GetAdapterRequest { Id = "a-own" }, bob));
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+        var list = await new V1.Adapters.AdaptersClient(channel).ListAdaptersAsync(new ListAdaptersRequest(), bob);
+        Assert.Equal(["b-own", "shared"], list.Adapters.Select(a => a.Id).Order());
+        Assert.Equal("b", list.Adapters.Single(a => a.Id == "b-own").Tenant);
+        var ok = await anonymous.GenerateAsync(new GenerateRequest { Model = "b-own", Prompt = "x", MaxTokens = 1 }, bob);
+        Assert.Single(ok.TokenIds);
+    }
+
+    [Fact]
+    public async Task Probes_AreOpen()
+    {
+        using var ready = await _server.Http.GetAsync("/readyz");
+        using var metrics = await _server.Http.GetAsync("/metrics");
+        Assert.Equal(200, (int)ready.StatusCode);
+        Assert.Equal(200, (int)metrics.StatusCode);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectories.Delete(_root);
+    }
+}
