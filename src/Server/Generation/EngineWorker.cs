@@ -223,6 +223,12 @@ internal sealed class EngineWorker : BackgroundService
         _metrics.Running.Set(Running);
         var cache = _cache;
         _metrics.KvUsage.Set(cache is null ? 0 : cache.UsedBlocks / (double)cache.TotalBlocks);
+        if (cache is not null)
+        {
+            _metrics.CacheConfig = (cache.BlockSize, cache.TotalBlocks);
+            _metrics.CacheDtype = _host.Model.Model.Dtype.ToString().ToLowerInvariant();
+        }
+
         _metrics.Preemptions.Set(Preemptions);
         _metrics.AdapterCache.WithLabels("host", "hit").IncTo(_hostCache.Hits);
         _metrics.AdapterCache.WithLabels("host", "miss").IncTo(_hostCache.Misses);

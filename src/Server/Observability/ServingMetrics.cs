@@ -49,6 +49,11 @@ internal sealed class ServingMetrics
     public (string Running, string Waiting, string MaxLora) LoraInfo { get; set; } = ("", "", "0");
     public Gauge Preemptions { get; }
 
+    /// <summary>KV block size and block count, for <c>vllm:cache_config_info</c>.</summary>
+    public (int BlockSize, int Blocks) CacheConfig { get; set; }
+
+    public string CacheDtype { get; set; } = "";
+
     /// <summary>Runs <paramref name="refresh"/> before every scrape.</summary>
     public void OnCollect(Action refresh) => Registry.AddBeforeCollectCallback(refresh);
 
@@ -65,6 +70,10 @@ internal sealed class ServingMetrics
         Gauge(text, "vllm:num_requests_waiting", "Requests waiting to be processed.", Waiting.Value);
         Gauge(text, "vllm:num_requests_running", "Requests in the running batch.", Running.Value);
         Gauge(text, "vllm:kv_cache_usage_perc", "KV cache usage: 1 means 100 percent.", KvUsage.Value);
+        Gauge(text, "vllm:gpu_cache_usage_perc", "KV cache usage (the older name): 1 means 100 percent.", KvUsage.Value);
+        var (blockSize, blocks) = CacheConfig;
+        Gauge(text, "vllm:cache_config_info", "Information of the KV cache configuration.", 1,
+            $"block_size=\"{blockSize}\",num_gpu_blocks=\"{blocks}\",cache_dtype=\"{Escape(CacheDtype)}\"");
         Gauge(text, "vllm:lora_requests_info", "Running stats on LoRA requests.", now.ToUnixTimeMilliseconds() / 1000.0,
             $"running_lora_adapters=\"{Escape(running)}\",waiting_lora_adapters=\"{Escape(waiting)}\",max_lora=\"{Escape(maxLora)}\"");
         await output.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text.ToString()), ct);

@@ -32,6 +32,8 @@ public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixt
         Assert.Equal(0, Value(m, "vllm:num_requests_waiting"));
         Assert.InRange(Value(m, "vllm:kv_cache_usage_perc"), 0, 1);
         Assert.Contains("max_lora=\"8\"", m);
+        Assert.Equal(Value(m, "vllm:kv_cache_usage_perc"), Value(m, "vllm:gpu_cache_usage_perc"));
+        Assert.Matches("vllm:cache_config_info\\{block_size=\"16\",num_gpu_blocks=\"\\d+\",cache_dtype=\"float32\"\\} 1", m);
     }
 
     [Fact]
