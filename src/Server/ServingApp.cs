@@ -29,6 +29,7 @@ internal static class ServingApp
         ["--kv-cache-tokens"] = "Serving:Batching:KvCacheTokens",
         ["--max-queued-requests"] = "Serving:Batching:MaxQueuedRequests",
         ["--request-timeout"] = "Serving:Batching:RequestTimeoutSeconds",
+        ["--shutdown-grace"] = "Serving:ShutdownGraceSeconds",
     };
 
     public static WebApplication Build(string[] args)
@@ -83,6 +84,9 @@ internal static class ServingApp
         services.AddSingleton<AdapterManagementEndpoint>();
         services.AddSingleton<Adapters.AdapterRegistrar>();
         services.AddSingleton(TimeProvider.System);
+        // SIGTERM: Kestrel stops accepting, running requests finish within the grace period, then the engine stops.
+        double grace = configuration.GetValue("Serving:ShutdownGraceSeconds", 30.0);
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(1, grace)));
         services.AddGrpc(o => o.Interceptors.Add<Rpc.ApiExceptionInterceptor>()).AddJsonTranscoding();
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<Rpc.EngineReadinessCheck>("engine");
@@ -106,8 +110,9 @@ internal static class ServingApp
             await metrics.WriteAsync(ctx.Response.Body, time.GetUtcNow(), ctx.RequestAborted);
         });
         app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", (ModelHost host, EngineWorker worker) =>
-            host.IsLoaded && worker.IsRunning ? Results.Text("ready") : Results.Text("not ready", statusCode: 503));
+        app.MapGet("/readyz", (ModelHost host, EngineWorker worker, IHostApplicationLifetime lifetime) =>
+            lifetime.ApplicationStopping.IsCancellationRequested ? Results.Text("draining", statusCode: 503)
+            : host.IsLoaded && worker.IsRunning ? Results.Text("ready") : Results.Text("not ready", statusCode: 503));
     }
 
     private static async Task Guard(HttpContext ctx, Func<HttpContext, Task> handler)
