@@ -5,6 +5,7 @@ using Serving.Bench;
 //   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--kernel cpu-simd|reference] [--json FILE]
 //   Serving.Bench adapters [--model DIR] [--loads N] [--s3 http://127.0.0.1:5000] [--json FILE]
 //   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--json FILE]
+//   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -43,6 +44,9 @@ switch (args.FirstOrDefault())
         var serving = new ServingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "2"),
             double.Parse(Get("think-ms") ?? "200", System.Globalization.CultureInfo.InvariantCulture)).Run();
         return Emit(serving);
+    case "server":
+        return Emit(new ServerOverheadBenchmark(int.Parse(Get("requests") ?? "300"), int.Parse(Get("clients") ?? "16"),
+            double.Parse(Get("seconds") ?? "5", System.Globalization.CultureInfo.InvariantCulture)).Run());
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");
     default:
