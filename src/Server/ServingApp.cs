@@ -52,6 +52,8 @@ internal static class ServingApp
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
         app.Use(Security.AuthenticationMiddleware.InvokeAsync);
         app.MapServingEndpoints();
+        app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
+            "REST, SSE and gRPC share each endpoint: cleartext HTTP/2 with prior knowledge is detected per connection (Kestrel's HTTP/2-needs-TLS warning does not apply)"));
         return app;
     }
 
