@@ -24,27 +24,37 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
 {
     private static readonly string[] Files = ["adapter_config.json", PeftAdapterReader.WeightsFile];
 
-    private readonly ResiliencePipeline _resilience = new ResiliencePipelineBuilder()
-        .AddCircuitBreaker(new CircuitBreakerStrategyOptions
-        {
-            FailureRatio = 0.5,
-            MinimumThroughput = 3,
-            SamplingDuration = TimeSpan.FromSeconds(10),
-            BreakDuration = breakDuration,
-            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>().Handle<IOException>()
-                .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound }),
-        })
-        .AddRetry(new RetryStrategyOptions
-        {
-            MaxRetryAttempts = 2,
-            Delay = TimeSpan.FromMilliseconds(50),
-            BackoffType = DelayBackoffType.Exponential,
-            UseJitter = true,
-            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>()
-                .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound or HttpStatusCode.Forbidden }),
-        })
-        .AddTimeout(TimeSpan.FromSeconds(10))
-        .Build();
+    private readonly (ResiliencePipeline Pipeline, CircuitBreakerStateProvider Breaker) _resilience = BuildPipeline(breakDuration);
+
+    /// <summary>The breaker's state: Closed (healthy), Open (failing fast), HalfOpen (probing), Isolated.</summary>
+    public CircuitState BreakerState => _resilience.Breaker.CircuitState;
+
+    private static (ResiliencePipeline, CircuitBreakerStateProvider) BuildPipeline(TimeSpan breakDuration)
+    {
+        var breaker = new CircuitBreakerStateProvider();
+        return (new ResiliencePipelineBuilder()
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                StateProvider = breaker,
+                FailureRatio = 0.5,
+                MinimumThroughput = 3,
+                SamplingDuration = TimeSpan.FromSeconds(10),
+                BreakDuration = breakDuration,
+                ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>().Handle<IOException>()
+                    .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound }),
+            })
+            .AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = 2,
+                Delay = TimeSpan.FromMilliseconds(50),
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>()
+                    .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound or HttpStatusCode.Forbidden }),
+            })
+            .AddTimeout(TimeSpan.FromSeconds(10))
+            .Build(), breaker);
+    }
 
     /// <summary>The circuit breaker rejected the call: the store failed repeatedly and is given time to recover.</summary>
     public static bool IsSourceDown(Exception ex) => ex is BrokenCircuitException;
@@ -130,7 +140,7 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
             foreach (string name in Files)
             {
                 string key = prefix.Length == 0 ? name : prefix + "/" + name;
-                using var response = await _resilience.ExecuteAsync(async token => await client.GetObjectAsync(bucket, key, token).ConfigureAwait(false), ct)
+                using var response = await _resilience.Pipeline.ExecuteAsync(async token => await client.GetObjectAsync(bucket, key, token).ConfigureAwait(false), ct)
                     .ConfigureAwait(false);
                 if (response.ContentLength > maxBytes)
                     throw new AdapterFormatException(adapter, name, null, $"object is {response.ContentLength} bytes, above the limit of {maxBytes}");

@@ -237,6 +237,9 @@ internal sealed class EngineWorker : BackgroundService
             _metrics.AdapterCache.WithLabels("device", "eviction").IncTo(binder.Slots.Evictions);
         var labels = _adapterLabels;
         _metrics.LoraInfo = (labels[0], labels[1], _maxLora);
+        if (_host.IsLoaded && _host.Sources.S3BreakerState is Polly.CircuitBreaker.CircuitState breaker)
+            foreach (var state in Enum.GetValues<Polly.CircuitBreaker.CircuitState>())
+                _metrics.BreakerState.WithLabels("s3", state.ToString().ToLowerInvariant()).Set(state == breaker ? 1 : 0);
     }
 
     public override void Dispose()

@@ -23,7 +23,10 @@ internal static class RequestCounting
             {
                 bool grpc = ctx.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
                 string status = grpc ? GrpcStatus(ctx) : ctx.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                ctx.RequestServices.GetRequiredService<ServingMetrics>().Requests.WithLabels(grpc ? "grpc" : "http", status).Inc();
+                // The matched route, never the raw path (unbounded label values); unmatched requests share one label.
+                string route = ctx.GetEndpoint() is Microsoft.AspNetCore.Routing.RouteEndpoint e ? e.RoutePattern.RawText ?? "" : grpc ? path.Value ?? "" : "unmatched";
+                string tenant = ctx.Items[typeof(Security.Caller)] is Security.Caller caller ? caller.Tenant : "";
+                ctx.RequestServices.GetRequiredService<ServingMetrics>().Requests.WithLabels(grpc ? "grpc" : "http", route, status, tenant).Inc();
             }
         }
     }

@@ -16,8 +16,10 @@ internal sealed class ServingMetrics
     {
         Registry = Metrics.NewCustomRegistry();
         var f = Metrics.WithCustomRegistry(Registry);
-        Requests = f.CreateCounter("serving_requests_total", "Requests answered, by protocol and status (HTTP code or gRPC status name).",
-            new CounterConfiguration { LabelNames = ["protocol", "status"] });
+        Requests = f.CreateCounter("serving_requests_total", "Requests answered, by protocol, route, status (HTTP code or gRPC status name) and tenant.",
+            new CounterConfiguration { LabelNames = ["protocol", "route", "status", "tenant"] });
+        BreakerState = f.CreateGauge("serving_adapter_source_breaker_state", "Circuit breaker of a remote adapter source: 1 for its current state.",
+            new GaugeConfiguration { LabelNames = ["source", "state"] });
         TimeToFirstToken = f.CreateHistogram("serving_time_to_first_token_seconds", "From arrival to the first generated token.",
             new HistogramConfiguration { Buckets = LatencyBuckets });
         TimePerOutputToken = f.CreateHistogram("serving_time_per_output_token_seconds", "Between consecutive generated tokens of one request.",
@@ -36,6 +38,7 @@ internal sealed class ServingMetrics
 
     public CollectorRegistry Registry { get; }
     public Counter Requests { get; }
+    public Gauge BreakerState { get; }
     public Histogram TimeToFirstToken { get; }
     public Histogram TimePerOutputToken { get; }
     public Counter GeneratedTokens { get; }

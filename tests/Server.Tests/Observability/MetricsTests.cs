@@ -21,7 +21,7 @@ public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixt
 
         var m = await ScrapeAsync();
 
-        Assert.True(Value(m, "serving_requests_total", "protocol=\"http\",status=\"200\"") >= 3);
+        Assert.True(Value(m, "serving_requests_total", "protocol=\"http\",status=\"200\",route=\"/v1/completions\"") >= 3);
         Assert.True(Value(m, "serving_requests_total", "protocol=\"http\",status=\"404\"") >= 1);
         Assert.True(Value(m, "serving_requests_total", "protocol=\"grpc\",status=\"OK\"") >= 1);
         Assert.True(Value(m, "serving_time_to_first_token_seconds_count") >= 4);
@@ -61,13 +61,14 @@ public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixt
         return await response.Content.ReadAsStringAsync();
     }
 
-    /// <summary>The sample of <paramref name="name"/> whose labels contain <paramref name="labels"/> (0 when absent).</summary>
+    /// <summary>Sum of the samples of <paramref name="name"/> whose labels contain every comma-separated fragment of <paramref name="labels"/>.</summary>
     private static double Value(string text, string name, string labels = "")
     {
+        double total = 0;
         foreach (Match match in Sample().Matches(text))
-            if (match.Groups["name"].Value == name && match.Groups["labels"].Value.Contains(labels, StringComparison.Ordinal))
-                return double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
-        return 0;
+            if (match.Groups["name"].Value == name && labels.Split(',', StringSplitOptions.RemoveEmptyEntries).All(l => match.Groups["labels"].Value.Contains(l, StringComparison.Ordinal)))
+                total += double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
+        return total;
     }
 
     [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>\S+)$", RegexOptions.Multiline)]

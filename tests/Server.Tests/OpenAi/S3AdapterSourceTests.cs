@@ -76,6 +76,8 @@ public sealed class S3AdapterSourceTests : IAsyncLifetime
 
         Assert.All(timings, t => Assert.True(t < 1.5, $"a cold load took {t:F2} s with the store down"));
         Assert.True(timings[^1] < 0.5, $"with the breaker open a cold load should be rejected at once, took {timings[^1]:F2} s");
+        using var metrics = await _server.Http.GetAsync("/metrics");
+        Assert.Contains("serving_adapter_source_breaker_state{source=\"s3\",state=\"open\"} 1", await metrics.Content.ReadAsStringAsync());
     }
 
     [Fact]
