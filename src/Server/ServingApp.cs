@@ -48,6 +48,7 @@ internal static class ServingApp
         builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));
         builder.Services.AddServing(builder.Configuration);
         var app = builder.Build();
+        app.Use(Observability.RequestLogging.InvokeAsync);
         app.Use(Observability.RequestCounting.InvokeAsync);
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
         app.Use(Security.AuthenticationMiddleware.InvokeAsync);

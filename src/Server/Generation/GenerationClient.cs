@@ -9,7 +9,7 @@ using Serving.Server.OpenAi;
 namespace Serving.Server.Generation;
 
 /// <summary>The request side of the engine loop: enqueues a generation and yields its tokens as they are produced.</summary>
-internal sealed class GenerationClient(EngineWorker worker, Observability.ServingMetrics metrics)
+internal sealed class GenerationClient(EngineWorker worker, Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
 {
     /// <param name="prompt">Token ids.</param>
     /// <param name="sampling">How to sample and when to stop.</param>
@@ -21,6 +21,7 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
         [EnumeratorCancellation] CancellationToken cancellationToken, DateTimeOffset? deadline = null, string tenant = "")
     {
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
+        int generated = 0;
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
         // Whenever the consumer stops reading (a failed write to a vanished client, an exception, an early break), the engine
@@ -92,6 +93,10 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
                 (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
                 last = now;
                 metrics.GeneratedTokens.Inc();
+                generated++;
+                if (update.Token.Finish != FinishReason.None)
+                    logger.LogInformation("Generated {Tokens} tokens for tenant '{Tenant}' with {Adapters} ({PromptTokens} prompt tokens): {Finish} after {Seconds:F3} s",
+                        generated, tenant, adapters, prompt.Count, update.Token.Finish, System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
                 yield return update.Token;
             }
         }
