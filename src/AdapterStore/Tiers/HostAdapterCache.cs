@@ -66,7 +66,9 @@ internal sealed class HostAdapterCache : IDisposable
                 return cached;
             }
 
-            if (_inFlight.TryGetValue(key, out var pending))
+            // A read that already failed is answered by the failure record below (its TTL), even before its completion
+            // callback has removed it from the in-flight set.
+            if (_inFlight.TryGetValue(key, out var pending) && !pending.IsFaulted && !pending.IsCanceled)
             {
                 Interlocked.Increment(ref _hits);
                 return pending;
