@@ -14,6 +14,13 @@ internal interface IAdapterSlotProvider
     /// </summary>
     AdapterAcquisition TryAcquire(AdapterMix mix, IReadOnlyList<AdapterVersionKey>? versions);
 
+    /// <summary>
+    /// Starts reading <paramref name="mix"/>'s adapters into host memory without taking slots, for a request still deep in the
+    /// queue, so its adapters are warm by the time it is admitted. Never blocks, never throws (a failed read surfaces at
+    /// admission).
+    /// </summary>
+    void Prefetch(AdapterMix mix);
+
     /// <summary>Unpins slots acquired by <see cref="TryAcquire"/>.</summary>
     void Release(IReadOnlyList<AdapterSlotWeight> slots);
 }

@@ -252,11 +252,13 @@ internal sealed class StepScheduler
         for (int c = 0; c < candidates.Count && barrier < 0; c++)
             if (_waiting[candidates[c]].BlockedSteps >= _options.StarvationSteps)
                 barrier = c;
+        int lastExamined = -1;
         for (int c = 0; c < candidates.Count; c++)
         {
             var r = _waiting[candidates[c]];
             if ((barrier >= 0 && c > barrier) || _running.Count >= MaxSequences || budget <= 0)
                 break;
+            lastExamined = candidates[c];
             if (preemptedNow.Contains(r.Id))
                 continue;
             if (_options.MaxRunningPerTenant > 0 && _runningPerTenant.GetValueOrDefault(r.Tenant) >= _options.MaxRunningPerTenant)
@@ -304,6 +306,12 @@ internal sealed class StepScheduler
             admitted.Add(r);
             started.Add(new RequestStarted(r.Id, slots, r.Preemptions > 0));
         }
+
+        // Requests the loop did not reach this step: warm their adapters now (bounded look-ahead).
+        var examined = candidates.Count == 0 ? 0 : lastExamined + 1;
+        foreach (var r in _waiting.Skip(examined).Take(2 * MaxSequences))
+            if (!r.Adapters.IsBaseModel && r.Phase == RequestPhase.Waiting)
+                _adapters.Prefetch(r.Adapters);
 
         foreach (var r in admitted)
         {

@@ -72,6 +72,13 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
         return AdapterAcquisition.Ready(bound, keys);
     }
 
+    public void Prefetch(AdapterMix mix)
+    {
+        foreach (var (id, _) in mix.Entries)
+            if (host.Adapters.Resolve(id) is AdapterRecord record)
+                _ = hostCache.GetOrLoad(record);                 // errors are reported when the request is admitted
+    }
+
     public void Release(IReadOnlyList<AdapterSlotWeight> slots)
     {
         foreach (var s in slots)

@@ -14,6 +14,9 @@ internal sealed class FakeAdapterSlots(int slots) : IAdapterSlotProvider
     public Dictionary<AdapterId, TaskCompletionSource> Loading { get; } = [];
     public HashSet<AdapterId> Broken { get; } = [];
     public Dictionary<AdapterId, string> CurrentVersion { get; } = [];
+    public List<AdapterId> Prefetched { get; } = [];
+
+    public void Prefetch(AdapterMix mix) => Prefetched.AddRange(mix.Entries.Select(e => e.Id));
 
     public AdapterAcquisition TryAcquire(AdapterMix mix, IReadOnlyList<AdapterVersionKey>? versions)
     {

@@ -86,6 +86,22 @@ public sealed class StepSchedulerAdmissionTests
     }
 
     [Fact]
+    public void PlanStep_RequestsBeyondTheRowsAdmittedThisStep_TheirAdaptersArePrefetched()
+    {
+        var engine = new FakeEngine(maxSequences: 2);
+        engine.Submit("a", maxNewTokens: 50);
+        engine.Submit("b", maxNewTokens: 50);
+        engine.Submit("c");
+        engine.Submit();
+        engine.Submit("d");
+
+        engine.Step();
+
+        Assert.Equal(["c", "d"], engine.Slots.Prefetched.Select(id => id.Value));
+        Assert.Equal(0, engine.Slots.Table.Pins(new AdapterStore.SlotIndex(2)));   // prefetch takes no slot
+    }
+
+    [Fact]
     public void PlanStep_AdapterFailsToLoad_EndsOnlyThatRequest()
     {
         var engine = new FakeEngine();
