@@ -29,6 +29,29 @@ public sealed class BackpressureTests : IAsyncLifetime
         Assert.All(results.Where(r => r.Status == 200), r => Assert.Equal(120, (int)r.Body["usage"]!["completion_tokens"]!));
     }
 
+    [Fact]
+    public async Task Grpc_MoreThanQueueHolds_SomeResourceExhaustedAndTheRestComplete()
+    {
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(_server.Address);
+        var client = new V1.Generation.GenerationClient(channel);
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 16).Select(async i =>
+        {
+            try
+            {
+                var r = await client.GenerateAsync(new V1.GenerateRequest { Model = "base", Prompt = $"queue {i}", MaxTokens = 120, Temperature = 0, IgnoreEos = true });
+                return r.TokenIds.Count == 120 ? "ok" : "short";
+            }
+            catch (Grpc.Core.RpcException ex)
+            {
+                return ex.StatusCode.ToString();
+            }
+        }));
+
+        Assert.Contains("ResourceExhausted", outcomes);
+        Assert.Contains("ok", outcomes);
+        Assert.All(outcomes, o => Assert.Contains(o, new[] { "ok", "ResourceExhausted" }));
+    }
+
     public async Task DisposeAsync()
     {
         await _server.DisposeAsync();

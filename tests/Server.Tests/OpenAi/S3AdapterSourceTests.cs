@@ -76,6 +76,13 @@ public sealed class S3AdapterSourceTests : IAsyncLifetime
 
         Assert.All(timings, t => Assert.True(t < 1.5, $"a cold load took {t:F2} s with the store down"));
         Assert.True(timings[^1] < 0.5, $"with the breaker open a cold load should be rejected at once, took {timings[^1]:F2} s");
+        using (var channel = Grpc.Net.Client.GrpcChannel.ForAddress(_server.Address))
+        {
+            var grpc = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await new V1.Adapters.AdaptersClient(channel)
+                .LoadAdapterAsync(new V1.LoadAdapterRequest { Id = "cold-grpc", Path = "s3://adapters/tenants/acme/support-bot" }));
+            Assert.Equal(Grpc.Core.StatusCode.Unavailable, grpc.StatusCode);
+        }
+
         using var metrics = await _server.Http.GetAsync("/metrics");
         Assert.Contains("serving_adapter_source_breaker_state{source=\"s3\",state=\"open\"} 1", await metrics.Content.ReadAsStringAsync());
     }
