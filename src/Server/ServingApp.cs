@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Serving.AdapterStore;
 using Serving.Server.Generation;
 using Serving.Server.Hosting;
@@ -92,6 +94,14 @@ internal static class ServingApp
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(1, grace)));
         services.AddGrpc(o => o.Interceptors.Add<Rpc.ApiExceptionInterceptor>()).AddJsonTranscoding();
         services.AddGrpcReflection();
+        // Traces go out over OTLP only when an endpoint is configured (standard OTEL_EXPORTER_OTLP_ENDPOINT, or
+        // Serving:Tracing:OtlpEndpoint); otherwise the spans are never created.
+        string? otlp = configuration["Serving:Tracing:OtlpEndpoint"] ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if (!string.IsNullOrEmpty(otlp))
+            services.AddOpenTelemetry()
+                .ConfigureResource(r => r.AddService("serving"))
+                .WithTracing(t => t.AddSource(Observability.ServingTracing.SourceName).AddAspNetCoreInstrumentation()
+                    .AddOtlpExporter(o => o.Endpoint = new Uri(otlp)));
         services.AddGrpcHealthChecks().AddCheck<Rpc.EngineReadinessCheck>("engine");
         return services;
     }

@@ -169,7 +169,12 @@ internal sealed class EngineWorker : BackgroundService
         foreach (var id in plan.Preempted)
             stepper.Preempt(_requests[id].State);
         foreach (var started in plan.Started)
-            _requests[started.Id].State.Adapters = started.Slots.Select(s => (s.Slot, s.Weight)).ToArray();
+        {
+            var r = _requests[started.Id];
+            r.State.Adapters = started.Slots.Select(s => (s.Slot, s.Weight)).ToArray();
+            if (!started.Resumed)
+                r.Command.Output.TryWrite(GenerationUpdate.Admitted);
+        }
     }
 
     private void RunStep(StepPlan plan, StepScheduler scheduler, GenerationStepper stepper)

@@ -22,6 +22,13 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
     {
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         int generated = 0;
+        using var activity = Observability.ServingTracing.Source.StartActivity("generate");
+        var arrivedAt = DateTimeOffset.UtcNow;
+        DateTimeOffset? admittedAt = null, firstTokenAt = null;
+        activity?.SetTag("serving.tenant", tenant);
+        activity?.SetTag("serving.adapters", adapters.ToString());
+        activity?.SetTag("serving.prompt_tokens", prompt.Count);
+        using var phases = new Observability.TracePhases(activity, () => (arrivedAt, admittedAt, firstTokenAt, generated));
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
         // Whenever the consumer stops reading (a failed write to a vanished client, an exception, an early break), the engine
@@ -87,18 +94,26 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
                 throw new ApiException(503, ex.Message);
             }
 
-            if (update.Token is not null)
+            if (update.Token is null)
             {
-                long now = System.Diagnostics.Stopwatch.GetTimestamp();
-                (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
-                last = now;
-                metrics.GeneratedTokens.Inc();
-                generated++;
-                if (update.Token.Finish != FinishReason.None)
-                    logger.LogInformation("Generated {Tokens} tokens for tenant '{Tenant}' with {Adapters} ({PromptTokens} prompt tokens): {Finish} after {Seconds:F3} s",
-                        generated, tenant, adapters, prompt.Count, update.Token.Finish, System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
-                yield return update.Token;
+                admittedAt ??= DateTimeOffset.UtcNow;
+                continue;
             }
+
+            firstTokenAt ??= DateTimeOffset.UtcNow;
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
+            last = now;
+            metrics.GeneratedTokens.Inc();
+            generated++;
+            if (update.Token.Finish != FinishReason.None)
+            {
+                activity?.SetTag("serving.finish_reason", update.Token.Finish.ToString());
+                logger.LogInformation("Generated {Tokens} tokens for tenant '{Tenant}' with {Adapters} ({PromptTokens} prompt tokens): {Finish} after {Seconds:F3} s",
+                    generated, tenant, adapters, prompt.Count, update.Token.Finish, System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
+            }
+
+            yield return update.Token;
         }
     }
 }

@@ -2,5 +2,11 @@ using Serving.Engine.Generation;
 
 namespace Serving.Server.Generation;
 
-/// <summary>One message from the engine worker to a waiting request: a token, or the error that ended it.</summary>
-internal sealed record GenerationUpdate(TokenEvent? Token, Exception? Error);
+/// <summary>
+/// One message from the engine worker to a waiting request: a token, or the notice that it was admitted to the batch
+/// (<see cref="Token"/> null; marks the end of its queue time for traces). Errors end the channel instead.
+/// </summary>
+internal sealed record GenerationUpdate(TokenEvent? Token, Exception? Error)
+{
+    public static readonly GenerationUpdate Admitted = new(null, null);
+}
