@@ -83,6 +83,9 @@ internal static class ServingApp
             .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
         services.AddSingleton<Security.ApiKeyAuthenticator>();
         services.AddSingleton<Observability.ServingMetrics>();
+        services.AddOptions<Routing.RoutingOptions>().Bind(configuration.GetSection(Routing.RoutingOptions.Section))
+            .Validate(o => !o.Validate().Any(), "invalid Serving:Routing settings").ValidateOnStart();
+        services.AddSingleton<Routing.AdapterRouter>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();

@@ -109,7 +109,8 @@ internal sealed class LlamaModel : IDisposable
         return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    private Tensor Layer(int index, Tensor x, StepIndices step, (Tensor Cos, Tensor Sin) angles, KvCache cache, LoraBatchMapping? lora)
+    private Tensor Layer(int index, Tensor x, StepIndices step, (Tensor Cos, Tensor Sin) angles, KvCache cache, LoraBatchMapping? lora,
+        IDictionary<(int Layer, LoraTarget Target), float[]>? capture = null)
     {
         var w = _weights.Layers[index];
         var c = Config;
@@ -117,6 +118,7 @@ internal sealed class LlamaModel : IDisposable
         int qOut = c.NumHeads * c.HeadDim, kvOut = c.NumKvHeads * c.HeadDim;
 
         var normed = RmsNorm(x, w.InputNorm);
+        Capture(capture, index, normed, LoraTarget.Q, LoraTarget.K, LoraTarget.V);
         var qkv = F.linear(normed, w.Qkv, w.QkvBias);
         if (lora is not null)
         {
@@ -137,12 +139,14 @@ internal sealed class LlamaModel : IDisposable
         values.index_copy_(1, step.RowPerToken, v.transpose(0, 1));
 
         var attention = Attention(q, keys, values, step);
+        Capture(capture, index, attention, LoraTarget.O);
         var o = F.linear(attention, w.O);
         if (lora is not null)
             ApplyLora(index, LoraTarget.O, attention, o, lora);
         x = x + o;
 
         var normed2 = RmsNorm(x, w.PostAttentionNorm);
+        Capture(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
         var gateUp = F.linear(normed2, w.GateUp);
         if (lora is not null)
         {
@@ -153,6 +157,7 @@ internal sealed class LlamaModel : IDisposable
         var gate = gateUp.narrow(1, 0, c.IntermediateSize);
         var up = gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
         var activated = F.silu(gate) * up;
+        Capture(capture, index, activated, LoraTarget.Down);
         var down = F.linear(activated, w.Down);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Down, activated, down, lora);
@@ -216,6 +221,46 @@ internal sealed class LlamaModel : IDisposable
         var visible = (columns <= lastVisible).repeat(g, 1);                            // [G·n, end], row = g·n + i
         var attended = F.scaled_dot_product_attention(qs, ks, vs, visible);             // [Hkv, G·n, D]
         return attended.view(c.NumKvHeads, g, n, c.HeadDim).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
+    }
+
+    /// <summary>
+    /// The inputs each projection of the first <paramref name="layers"/> layers sees for <paramref name="prompt"/> on the base
+    /// model, as float32 arrays <c>[tokens, in]</c> keyed by (layer, target): what Arrow routing scores adapters against.
+    /// Runs its own one-sequence cache, so it may run beside the engine loop.
+    /// </summary>
+    public Dictionary<(int Layer, LoraTarget Target), float[]> CaptureProjectionInputs(IReadOnlyList<int> prompt, int layers)
+    {
+        if (prompt.Count == 0)
+            throw new ArgumentException("the prompt is empty");
+        foreach (int token in prompt)
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentException($"token id {token} is outside the vocabulary [0, {Config.VocabSize})");
+        layers = Math.Clamp(layers, 1, Config.NumLayers);
+        var captured = new Dictionary<(int, LoraTarget), float[]>();
+        using var cache = CreateKvCache(1, prompt.Count + 1);
+        var batch = ForwardBatch.Create([(cache.Allocate(), prompt, 0)]);
+        cache.EnsureCapacity(batch.Sequences[0].Kv, prompt.Count);
+        using var scope = NewDisposeScope();
+        using var step = new StepIndices(batch, cache, Dtype, Device);
+        var x = _weights.Embed.index_select(0, step.Tokens);
+        var angles = _rope.Angles(step.Positions);
+        for (int l = 0; l < layers; l++)
+        {
+            using var layerScope = NewDisposeScope();
+            x = Layer(l, x, step, angles, cache, null, captured).MoveToOuterDisposeScope();
+        }
+
+        return captured;
+    }
+
+    private static void Capture(IDictionary<(int, LoraTarget), float[]>? capture, int layer, Tensor input, params LoraTarget[] targets)
+    {
+        if (capture is null)
+            return;
+        using var cpu = input.to(ScalarType.Float32).cpu().contiguous();
+        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(cpu.bytes).ToArray();
+        foreach (var target in targets)
+            capture[(layer, target)] = values;
     }
 
     /// <summary>Adds the LoRA update of one projection to its (possibly fused) output in place.</summary>

@@ -15,7 +15,7 @@ namespace Serving.Server.Adapters;
 /// they started with; new requests get the new one. Errors are <see cref="ApiException"/>s naming
 /// the request fields as the calling protocol names them.
 /// </summary>
-internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time)
+internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time, Routing.AdapterRouter router)
 {
     /// <returns>The new record and the one it replaced, if any.</returns>
     /// <remarks>
@@ -48,7 +48,9 @@ internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOpti
 
         var record = new AdapterRecord(id, source is LocalPathAdapterSource ? folder : path, version, time.GetUtcNow(),
             caller.IsAdmin ? tenant : caller.Tenant);
-        return (record, host.Adapters.Registry.Put(record));
+        var previous = host.Adapters.Registry.Put(record);
+        _ = router.PrototypesAsync(record);                  // Arrow prototypes are stored with the version at registration
+        return (record, previous);
     }
 
     /// <summary>Removes a run-time registration; returns the removed record.</summary>

@@ -70,6 +70,9 @@ internal sealed class EngineWorker : BackgroundService
 
     public long Preemptions => _scheduler?.Preemptions ?? 0;
 
+    /// <summary>The adapter's parsed weights through the host-memory tier (shared single-flight read).</summary>
+    public Task<Engine.Lora.LoraAdapterWeights> ReadAdapterAsync(AdapterStore.Registry.AdapterRecord record) => _hostCache.GetOrLoad(record);
+
     /// <summary>The fastest tier holding <paramref name="record"/>'s version: device, host, disk, or source (remote only).</summary>
     public string TierOf(AdapterStore.Registry.AdapterRecord record)
     {

@@ -33,11 +33,14 @@ internal sealed class ServingMetrics
         Waiting = f.CreateGauge("serving_requests_waiting", "Requests queued for admission.");
         Running = f.CreateGauge("serving_requests_running", "Sequences in the running batch.");
         KvUsage = f.CreateGauge("serving_kv_cache_usage_ratio", "Fraction of KV cache blocks in use (0..1).");
+        RoutingDecisions = f.CreateCounter("serving_routing_decisions_total", "Adapters chosen by model \"auto\" (one count per adapter in each chosen mix).",
+            new CounterConfiguration { LabelNames = ["adapter"] });
         Preemptions = f.CreateGauge("serving_preemptions", "Sequences preempted for KV memory since start.");
     }
 
     public CollectorRegistry Registry { get; }
     public Counter Requests { get; }
+    public Counter RoutingDecisions { get; }
     public Gauge BreakerState { get; }
     public Histogram TimeToFirstToken { get; }
     public Histogram TimePerOutputToken { get; }

@@ -9,7 +9,7 @@ using Serving.Server.Hosting;
 namespace Serving.Server.OpenAi;
 
 /// <summary><c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.</summary>
-internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options)
+internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
@@ -18,7 +18,9 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         var f = new JsonFields(doc.RootElement);
         var model = host.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        var adapters = ModelResolver.Resolve(f, host, caller);
+        bool auto = ModelResolver.IsAuto(f, host);
+        var adapters = auto ? Batching.AdapterMix.None : ModelResolver.Resolve(f, host, caller);
+        var routing = auto ? ModelResolver.ReadRouting(f) : default;
         string modelName = f.String("model")!;
         var messages = ReadMessages(f);
         string rendered;
@@ -45,6 +47,8 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
 
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
         sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
+        if (auto)
+            adapters = await router.RouteAsync(prompt, caller, routing.Candidates, routing.TopK, routing.Temperature, ct);
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var result = new ChoiceResult(0, prompt.Length);
@@ -64,6 +68,8 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
             if (returnIds)
                 choice["token_ids"] = CompletionsEndpoint.Ids(result.TokenIds);
             var body = Envelope(id, created, modelName, "chat.completion", choice);
+            if (auto)
+                body["adapters"] = ModelResolver.Describe(adapters);
             body["usage"] = CompletionsEndpoint.Usage([result]);
             if (returnIds)
                 body["prompt_token_ids"] = CompletionsEndpoint.Ids(prompt);
@@ -76,7 +82,10 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         sse.Start();
         try
         {
-            await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)), ct);
+            var opening = Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null));
+            if (auto)
+                opening["adapters"] = ModelResolver.Describe(adapters);
+            await sse.SendAsync(opening, ct);
             await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant))
             {
                 result.Add(e);

@@ -7,7 +7,7 @@ using Serving.Server.Hosting;
 namespace Serving.Server.OpenAi;
 
 /// <summary><c>POST /v1/completions</c> (OpenAI shape, vLLM extensions), streaming or not.</summary>
-internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options)
+internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
@@ -16,7 +16,9 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         var f = new JsonFields(doc.RootElement);
         var model = host.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        var adapters = ModelResolver.Resolve(f, host, caller);
+        bool auto = ModelResolver.IsAuto(f, host);
+        var adapters = auto ? Batching.AdapterMix.None : ModelResolver.Resolve(f, host, caller);
+        var routing = auto ? ModelResolver.ReadRouting(f) : default;
         string modelName = f.String("model")!;
         if (f.Bool("echo") == true)
             throw JsonFields.Bad("echo", "is not supported");
@@ -36,6 +38,9 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
 
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, model.Config.VocabSize)).ToList();
+        var mixes = auto
+            ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller, routing.Candidates, routing.TopK, routing.Temperature, ct)))
+            : prompts.Select(_ => adapters).ToArray();
         bool stream = f.Bool("stream") ?? false;
         bool includeUsage = f.Get("stream_options") is { } so && new JsonFields(so).Bool("include_usage") == true;
         bool returnIds = f.Bool("return_token_ids") ?? false;
@@ -45,9 +50,12 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
 
         if (!stream)
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, caller.Tenant, null, ct)));
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], mixes[r.Index], caller.Tenant, null, ct)));
             var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model.Tokenizer, 0),
                 ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
+            if (auto)
+                foreach (var r in results)
+                    ((JsonObject)choices[r.Index]!)["adapters"] = ModelResolver.Describe(mixes[r.Index]);
             var body = Envelope(id, created, modelName, choices);
             body["usage"] = Usage(results);
             if (returnIds)
@@ -60,7 +68,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         sse.Start();
         try
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], adapters, caller.Tenant, async (e, offset) =>
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], mixes[r.Index], caller.Tenant, async (e, offset) =>
             {
                 var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model.Tokenizer, offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);

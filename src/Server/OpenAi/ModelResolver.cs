@@ -76,4 +76,29 @@ internal static class ModelResolver
             throw JsonFields.Bad("adapters", ex.Message);
         }
     }
+
+    /// <summary><c>model: "auto"</c> (unless an adapter is really named "auto"): the server routes. The <c>adapters</c> mix is then refused.</summary>
+    public static bool IsAuto(JsonFields f, ModelHost host)
+    {
+        if (f.String("model") != Routing.AdapterRouter.AutoModel || (AdapterId.TryParse("auto", out var id, out _) && host.Adapters.Resolve(id) is not null))
+            return false;
+        if (f.Has("adapters"))
+            throw JsonFields.Bad("adapters", "cannot be combined with model 'auto' (name candidates in routing.candidates)");
+        return true;
+    }
+
+    /// <summary>The optional <c>routing</c> object of an auto request: <c>{"candidates": [...], "top_k": k, "temperature": t}</c>.</summary>
+    public static (IReadOnlyList<string>? Candidates, int? TopK, double? Temperature) ReadRouting(JsonFields f)
+    {
+        if (f.Get("routing") is not { } routing)
+            return (null, null, null);
+        if (routing.ValueKind != JsonValueKind.Object)
+            throw JsonFields.Bad("routing", "must be an object {candidates, top_k, temperature}");
+        var r = new JsonFields(routing);
+        return (r.Has("candidates") ? r.StringOrList("candidates", 1024) : null, r.Int("top_k", 1, AdapterMix.MaxAdapters), r.Double("temperature", 1e-6, 1e6));
+    }
+
+    /// <summary>The adapters a request ran with, for responses: <c>[{"id", "weight"}]</c>.</summary>
+    public static System.Text.Json.Nodes.JsonArray Describe(AdapterMix mix) =>
+        new(mix.Entries.Select(e => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject { ["id"] = e.Id.Value, ["weight"] = e.Weight }).ToArray());
 }

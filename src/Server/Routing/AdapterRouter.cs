@@ -1,0 +1,89 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using Serving.AdapterStore;
+using Serving.AdapterStore.Registry;
+using Serving.AdapterStore.Tiers;
+using Serving.Batching;
+using Serving.Engine.Routing;
+using Serving.Server.Generation;
+using Serving.Server.Hosting;
+using Serving.Server.OpenAi;
+using Serving.Server.Security;
+
+namespace Serving.Server.Routing;
+
+/// <summary>
+/// <c>model: "auto"</c>: picks or mixes adapters from the prompt itself with Arrow routing. Each candidate version's
+/// prototypes are computed once (from its weights in the host tier) and kept by version; the prompt's projection inputs
+/// come from a base-model pass over the first <see cref="RoutingOptions.Layers"/> layers beside the engine loop.
+/// Candidates: those the request names, else every adapter the caller may use.
+/// </summary>
+internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observability.ServingMetrics metrics, IOptions<RoutingOptions> options)
+{
+    private readonly ConcurrentDictionary<AdapterVersionKey, Task<ArrowPrototypes>> _prototypes = new();
+
+    public const string AutoModel = "auto";
+
+    /// <summary>Prototypes of <paramref name="record"/>'s version (computed on first use; registration warms it).</summary>
+    public Task<ArrowPrototypes> PrototypesAsync(AdapterRecord record)
+    {
+        var key = new AdapterVersionKey(record.Id, record.Version);
+        var task = _prototypes.GetOrAdd(key, _ => worker.ReadAdapterAsync(record).ContinueWith(t => ArrowPrototypes.Compute(t.Result), TaskScheduler.Default));
+        if (task.IsFaulted)
+            _prototypes.TryRemove(KeyValuePair.Create(key, task));   // report this failure, retry on the next request
+        return task;
+    }
+
+    public async Task<AdapterMix> RouteAsync(IReadOnlyList<int> prompt, Caller caller, IReadOnlyList<string>? candidateIds, int? topK, double? temperature,
+        CancellationToken ct)
+    {
+        var o = options.Value;
+        int k = topK ?? o.TopK;
+        double t = temperature ?? o.Temperature;
+        if (k is < 1 or > AdapterMix.MaxAdapters)
+            throw JsonFields.Bad("routing.top_k", $"must be within 1..{AdapterMix.MaxAdapters}");
+        if (!(t > 0) || !double.IsFinite(t))
+            throw JsonFields.Bad("routing.temperature", "must be positive");
+        var records = Candidates(caller, candidateIds);
+        var prototypes = new List<ArrowPrototypes>();
+        try
+        {
+            foreach (var r in records)
+                prototypes.Add(await PrototypesAsync(r).WaitAsync(ct));
+        }
+        catch (AggregateException ex) when (ex.InnerException is AdapterStore.Peft.AdapterFormatException format)
+        {
+            throw new ApiException(422, format.Message, "model");
+        }
+
+        int layers = o.Layers == 0 ? host.Model.Config.NumLayers : o.Layers;
+        var inputs = await Task.Run(() => host.Model.Model.CaptureProjectionInputs(prompt, layers), ct);
+        var (chosen, _) = ArrowRouter.Route(prototypes, inputs, prompt.Count, Math.Min(k, records.Count), t);
+        foreach (var (c, _) in chosen)
+            metrics.RoutingDecisions.WithLabels(records[c].Id.Value).Inc();
+        return AdapterMix.Create(chosen.Select(c => (records[c.Candidate].Id, c.Weight)).ToList());
+    }
+
+    private List<AdapterRecord> Candidates(Caller caller, IReadOnlyList<string>? ids)
+    {
+        if (ids is { Count: > 0 })
+        {
+            var named = new List<AdapterRecord>();
+            foreach (string text in ids.Distinct())
+            {
+                if (!AdapterId.TryParse(text, out var id, out string? error))
+                    throw JsonFields.Bad("routing.candidates", error!);
+                var record = host.Adapters.Resolve(id) ?? throw new ApiException(404, $"The adapter '{text}' does not exist.", "routing.candidates");
+                if (!caller.CanUse(record))
+                    throw new ApiException(403, $"The adapter '{text}' belongs to another tenant.", "routing.candidates");
+                named.Add(record);
+            }
+
+            return named;
+        }
+
+        var visible = host.Adapters.List().Select(host.Adapters.Resolve).OfType<AdapterRecord>().Where(caller.CanUse).ToList();
+        return visible.Count > 0 ? visible
+            : throw new ApiException(404, "model 'auto' found no adapters this caller may use; register one or name candidates", "model");
+    }
+}

@@ -1,0 +1,26 @@
+namespace Serving.Server.Routing;
+
+/// <summary><c>Serving:Routing</c>: how <c>model: "auto"</c> picks adapters (Arrow, request level).</summary>
+internal sealed class RoutingOptions
+{
+    public const string Section = "Serving:Routing";
+
+    /// <summary>Decoder layers whose projection inputs are scored (from the first); 0 = all. Fewer layers route faster.</summary>
+    public int Layers { get; set; }
+
+    /// <summary>Adapters mixed per request.</summary>
+    public int TopK { get; set; } = 1;
+
+    /// <summary>Softmax temperature over the chosen adapters' scores.</summary>
+    public double Temperature { get; set; } = 1.0;
+
+    public IEnumerable<string> Validate()
+    {
+        if (Layers < 0)
+            yield return "Serving:Routing:Layers must be ≥ 0";
+        if (TopK is < 1 or > Batching.AdapterMix.MaxAdapters)
+            yield return $"Serving:Routing:TopK must be within 1..{Batching.AdapterMix.MaxAdapters}";
+        if (!(Temperature > 0) || !double.IsFinite(Temperature))
+            yield return "Serving:Routing:Temperature must be positive";
+    }
+}

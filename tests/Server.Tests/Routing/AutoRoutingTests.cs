@@ -1,0 +1,91 @@
+using System.Text.Json.Nodes;
+using Serving.Engine.Synthetic;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Routing;
+
+/// <summary><c>model: "auto"</c> through the real server: the response names the mix it ran, and that mix replayed gives the same tokens.</summary>
+public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<DemoServerFixture>
+{
+    private static readonly string[] DemoAdapters = ["demo-all-r8", "demo-attn-r16", "demo-mlp-r4"];
+
+    private async Task<JsonNode> Complete(object body)
+    {
+        var (status, json) = await Json.PostAsync(fixture.Http, "/v1/completions", body);
+        Assert.True(status == 200, json.ToJsonString());
+        return json;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Auto_NamesItsMix_ReplayingThatMixGivesTheSameTokens(int topK)
+    {
+        var auto = await Complete(new { model = "auto", prompt = "Route this prompt", max_tokens = 6, temperature = 0, ignore_eos = true,
+            return_token_ids = true, routing = new { top_k = topK } });
+        var chosen = auto["choices"]![0]!["adapters"]!.AsArray();
+
+        Assert.Equal(topK, chosen.Count);
+        Assert.All(chosen, a => Assert.Contains((string)a!["id"]!, DemoAdapters));
+        Assert.Equal(1.0, chosen.Sum(a => (double)a!["weight"]!), 5);
+        var replay = await Complete(new { model = "serving-demo-tiny", prompt = "Route this prompt", max_tokens = 6, temperature = 0, ignore_eos = true,
+            return_token_ids = true, adapters = chosen.Select(a => new { id = (string)a!["id"]!, weight = (double)a["weight"]! }).ToArray() });
+        Assert.Equal(replay["choices"]![0]!["token_ids"]!.ToJsonString(), auto["choices"]![0]!["token_ids"]!.ToJsonString());
+        var again = await Complete(new { model = "auto", prompt = "Route this prompt", max_tokens = 1, routing = new { top_k = topK } });
+        Assert.Equal(chosen.ToJsonString(), again["choices"]![0]!["adapters"]!.ToJsonString());
+    }
+
+    [Fact]
+    public async Task Auto_WithOneCandidate_ChoosesItAndCountsTheDecision()
+    {
+        var auto = await Complete(new { model = "auto", prompt = "only one", max_tokens = 2, routing = new { candidates = new[] { "demo-mlp-r4" } } });
+
+        Assert.Equal("demo-mlp-r4", (string?)auto["choices"]![0]!["adapters"]![0]!["id"]);
+        using var metrics = await fixture.Http.GetAsync("/metrics");
+        Assert.Contains("serving_routing_decisions_total{adapter=\"demo-mlp-r4\"}", await metrics.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task AutoChat_StreamNamesTheMixInItsFirstChunk()
+    {
+        var events = await Json.StreamAsync(fixture.Http, "/v1/chat/completions",
+            new { model = "auto", messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 3, stream = true });
+
+        var first = JsonNode.Parse(events[0])!;
+        Assert.Single(first["adapters"]!.AsArray());
+        Assert.Equal("[DONE]", events[^1]);
+    }
+
+    [Theory]
+    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"candidates\": [\"no-such\"]}}", 404, "no-such")]
+    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"top_k\": 0}}", 400, "top_k")]
+    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\"}]}", 400, "adapters")]
+    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": \"all\"}", 400, "routing")]
+    public async Task Auto_BadRouting_ClearError(string body, int status, string expected)
+    {
+        var (actual, error) = await Json.PostRawAsync(fixture.Http, "/v1/completions", body);
+
+        Assert.Equal(status, actual);
+        Assert.Contains(expected, error.ToJsonString());
+    }
+
+    [Fact]
+    public async Task Auto_NoAdaptersAtAll_404Explaining()
+    {
+        string root = TestDirectories.Path("auto-none");
+        try
+        {
+            string model = Path.Combine(root, "base");
+            SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 4 });
+            await using var server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--adapter-registry", Path.Combine(root, "registry.json"));
+            var (status, error) = await Json.PostAsync(server.Http, "/v1/completions", new { model = "auto", prompt = "x" });
+
+            Assert.Equal(404, status);
+            Assert.Contains("no adapters", (string?)error["error"]!["message"]);
+        }
+        finally
+        {
+            TestDirectories.Delete(root);
+        }
+    }
+}
