@@ -14,12 +14,13 @@ namespace Serving.Server.Rpc;
 /// <c>serving.v1.Generation</c>: the same generation as the REST endpoints (same validation, same scheduler), unary and
 /// server-streaming. A gRPC deadline becomes the request's deadline in the scheduler; a cancelled call leaves the batch.
 /// </summary>
-internal sealed class GenerationService(ModelHost host, GenerationClient client, IOptions<ModelOptions> options) : V1.Generation.GenerationBase
+internal sealed class GenerationService(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router)
+    : V1.Generation.GenerationBase
 {
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
         var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
-        var (prompt, sampling, mix) = Prepare(request, caller);
+        var (prompt, sampling, mix) = await PrepareAsync(request, caller, context.CancellationToken);
         var result = new ChoiceResult(0, prompt.Count);
         await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
             result.Add(e);
@@ -38,7 +39,7 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
     public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateStreamResponse> responseStream, ServerCallContext context)
     {
         var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
-        var (prompt, sampling, mix) = Prepare(request, caller);
+        var (prompt, sampling, mix) = await PrepareAsync(request, caller, context.CancellationToken);
         int generated = 0;
         bool first = true;
         await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
@@ -59,10 +60,14 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
         }
     }
 
-    private (IReadOnlyList<int> Prompt, SamplingParams Sampling, AdapterMix Mix) Prepare(GenerateRequest r, Security.Caller caller)
+    private async Task<(IReadOnlyList<int> Prompt, SamplingParams Sampling, AdapterMix Mix)> PrepareAsync(GenerateRequest r, Security.Caller caller,
+        CancellationToken ct)
     {
         var model = host.Model;
-        var mix = ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
+        bool auto = r.Model == Routing.AdapterRouter.AutoModel && (!AdapterStore.AdapterId.TryParse(r.Model, out var autoId, out _) || host.Adapters.Resolve(autoId) is null);
+        if (auto && r.Adapters.Count > 0)
+            throw ApiException.BadRequest("cannot be combined with model 'auto' (name candidates in routing_candidates)", "adapters");
+        var mix = auto ? AdapterMix.None : ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
         bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
         if (hasText == hasIds)
             throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
@@ -103,7 +108,11 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
         }
 
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
-        return (prompt, PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize), mix);
+        sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
+        if (auto)
+            mix = await router.RouteAsync(prompt, caller, r.RoutingCandidates.Count > 0 ? r.RoutingCandidates : null,
+                r.HasRoutingTopK ? r.RoutingTopK : null, r.HasRoutingTemperature ? r.RoutingTemperature : null, ct);
+        return (prompt, sampling, mix);
     }
 
     private static DateTimeOffset? Deadline(ServerCallContext context) =>

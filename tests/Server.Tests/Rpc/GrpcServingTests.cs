@@ -54,6 +54,19 @@ public sealed class GrpcServingTests(DemoServerFixture fixture) : IClassFixture<
         Assert.Equal("demo-mlp-r4", Assert.Single(messages[0].Adapters).Id);
     }
 
+    [Fact]
+    public async Task Generate_Auto_NamesTheRoutedAdapters()
+    {
+        var request = Greedy("auto", maxTokens: 3);
+        request.RoutingTopK = 2;
+        request.RoutingCandidates.AddRange(["demo-all-r8", "demo-mlp-r4"]);
+
+        var response = await Generation.GenerateAsync(request);
+
+        Assert.Equal(["demo-all-r8", "demo-mlp-r4"], response.Adapters.Select(a => a.Id).Order());
+        Assert.Equal(1f, response.Adapters.Sum(a => a.Weight), 4);
+    }
+
     [Theory]
     [InlineData("no-such-adapter", "x", 4, StatusCode.NotFound, "no-such-adapter")]
     [InlineData("serving-demo-tiny", "", 4, StatusCode.InvalidArgument, "prompt")]
