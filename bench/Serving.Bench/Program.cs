@@ -6,6 +6,7 @@ using Serving.Bench;
 //   Serving.Bench adapters [--model DIR] [--loads N] [--s3 http://127.0.0.1:5000] [--json FILE]
 //   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
+//   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -47,6 +48,8 @@ switch (args.FirstOrDefault())
     case "server":
         return Emit(new ServerOverheadBenchmark(int.Parse(Get("requests") ?? "300"), int.Parse(Get("clients") ?? "16"),
             double.Parse(Get("seconds") ?? "5", System.Globalization.CultureInfo.InvariantCulture)).Run());
+    case "routing":
+        return Emit(new RoutingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "20")).Run());
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");
     default:

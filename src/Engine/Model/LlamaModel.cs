@@ -110,7 +110,7 @@ internal sealed class LlamaModel : IDisposable
     }
 
     private Tensor Layer(int index, Tensor x, StepIndices step, (Tensor Cos, Tensor Sin) angles, KvCache cache, LoraBatchMapping? lora,
-        IDictionary<(int Layer, LoraTarget Target), float[]>? capture = null)
+        IDictionary<(int Layer, LoraTarget Target), float[]>? capture = null, bool stopBeforeMlp = false)
     {
         var w = _weights.Layers[index];
         var c = Config;
@@ -147,6 +147,8 @@ internal sealed class LlamaModel : IDisposable
 
         var normed2 = RmsNorm(x, w.PostAttentionNorm);
         Capture(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
+        if (stopBeforeMlp)
+            return x;                                       // routing capture: the MLP's own GEMMs are not needed
         var gateUp = F.linear(normed2, w.GateUp);
         if (lora is not null)
         {
@@ -226,7 +228,8 @@ internal sealed class LlamaModel : IDisposable
     /// <summary>
     /// The inputs each projection of the first <paramref name="layers"/> layers sees for <paramref name="prompt"/> on the base
     /// model, as float32 arrays <c>[tokens, in]</c> keyed by (layer, target): what Arrow routing scores adapters against.
-    /// Runs its own one-sequence cache, so it may run beside the engine loop.
+    /// The last layer stops before its MLP GEMMs, so its down_proj input is not captured. Runs its own one-sequence cache,
+    /// so it may run beside the engine loop.
     /// </summary>
     public Dictionary<(int Layer, LoraTarget Target), float[]> CaptureProjectionInputs(IReadOnlyList<int> prompt, int layers)
     {
@@ -247,7 +250,7 @@ internal sealed class LlamaModel : IDisposable
         for (int l = 0; l < layers; l++)
         {
             using var layerScope = NewDisposeScope();
-            x = Layer(l, x, step, angles, cache, null, captured).MoveToOuterDisposeScope();
+            x = Layer(l, x, step, angles, cache, null, captured, stopBeforeMlp: l == layers - 1).MoveToOuterDisposeScope();
         }
 
         return captured;

@@ -28,24 +28,30 @@ internal static class ArrowRouter
         if (!(temperature > 0) || !double.IsFinite(temperature))
             throw new ArgumentOutOfRangeException(nameof(temperature), "the temperature must be positive and finite");
 
-        var scores = new double[candidates.Count];
-        for (int c = 0; c < candidates.Count; c++)
+        // Per module: one [T, in] × [in, C] product scores every candidate that adapts it.
+        var totals = new double[candidates.Count];
+        var modules = new int[candidates.Count];
+        foreach (var (key, h) in inputs)
         {
-            double total = 0;
-            int modules = 0;
-            foreach (var (key, v) in candidates[c].Vectors)
+            var members = Enumerable.Range(0, candidates.Count)
+                .Where(c => candidates[c].Vectors.TryGetValue(key, out var v) && h.Length == tokens * v.Length).ToArray();
+            if (members.Length == 0)
+                continue;
+            int inF = h.Length / tokens;
+            var stacked = new float[members.Length * inF];
+            for (int i = 0; i < members.Length; i++)
+                candidates[members[i]].Vectors[key].CopyTo(stacked, i * inF);
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var projections = TorchSharp.torch.tensor(h, [tokens, inF]).mm(TorchSharp.torch.tensor(stacked, [members.Length, inF]).t());
+            var mean = projections.abs().mean([0L]).to(TorchSharp.torch.ScalarType.Float64).data<double>().ToArray();
+            for (int i = 0; i < members.Length; i++)
             {
-                if (!inputs.TryGetValue(key, out var h) || h.Length != tokens * v.Length)
-                    continue;
-                double sum = 0;
-                for (int t = 0; t < tokens; t++)
-                    sum += Math.Abs(System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<float>(h, t * v.Length, v.Length), v));
-                total += sum / tokens;
-                modules++;
+                totals[members[i]] += mean[i];
+                modules[members[i]]++;
             }
-
-            scores[c] = modules == 0 ? 0 : total / modules;
         }
+
+        var scores = totals.Select((t, c) => modules[c] == 0 ? 0 : t / modules[c]).ToArray();
 
         var order = Enumerable.Range(0, candidates.Count).OrderByDescending(c => scores[c]).ThenBy(c => c).Take(topK).ToArray();
         double max = order.Max(c => scores[c]);

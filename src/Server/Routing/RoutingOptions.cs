@@ -5,8 +5,12 @@ internal sealed class RoutingOptions
 {
     public const string Section = "Serving:Routing";
 
-    /// <summary>Decoder layers whose projection inputs are scored (from the first); 0 = all. Fewer layers route faster.</summary>
-    public int Layers { get; set; }
+    /// <summary>
+    /// Decoder layers whose projection inputs are scored (from the first); 0 = all. The routing pass costs about this share
+    /// of a prefill: one layer keeps <c>auto</c> within 10% of a named adapter's time to first token (bench: 1.09× with 32
+    /// candidates), all layers double it.
+    /// </summary>
+    public int Layers { get; set; } = 1;
 
     /// <summary>Adapters mixed per request.</summary>
     public int TopK { get; set; } = 1;
