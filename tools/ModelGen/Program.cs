@@ -4,6 +4,7 @@ using Serving.Engine.Synthetic;
 // Usage:
 //   ModelGen model   --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]
 //   ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj,...] [--seed N] [--rslora]
+//   ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]
 var options = ParseOptions(args.Skip(1));
 try
 {
@@ -40,13 +41,43 @@ try
                 targets, ulong.Parse(Get("seed", "1")), options.ContainsKey("rslora"));
             Console.WriteLine($"wrote LoRA adapter (r={Get("rank", "8")}, targets {string.Join(",", targets)}) to {Required("out")}");
             return 0;
+        case "train-adapter":
+            using (var loaded = Serving.Engine.Model.LoadedModel.Load(Required("model"), TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.CPU, 4096))
+            {
+                var data = Serving.Engine.Training.TrainingData.Read(Required("data"), loaded.Tokenizer, loaded.EosTokenIds[0]);
+                var training = new Serving.Engine.Training.LoraTrainingOptions
+                {
+                    Rank = int.Parse(Get("rank", "8")),
+                    Alpha = double.Parse(Get("alpha", "16"), System.Globalization.CultureInfo.InvariantCulture),
+                    Targets = Get("targets", "q_proj,v_proj").Split(',', StringSplitOptions.RemoveEmptyEntries),
+                    Steps = int.Parse(Get("steps", "200")),
+                    BatchSize = int.Parse(Get("batch", "8")),
+                    LearningRate = double.Parse(Get("lr", "0.002"), System.Globalization.CultureInfo.InvariantCulture),
+                    Seed = ulong.Parse(Get("seed", "1")),
+                };
+                var started = System.Diagnostics.Stopwatch.StartNew();
+                var trainer = new Serving.Engine.Training.LoraTrainer(loaded, training)
+                {
+                    Progress = (step, steps, loss) =>
+                    {
+                        int filled = step * 30 / steps;
+                        Console.Write($"\r[{new string('#', filled)}{new string('.', 30 - filled)}] step {step}/{steps}  loss {loss:F4}  {started.Elapsed.TotalSeconds:F0}s ");
+                    },
+                };
+                var losses = trainer.Train(data, Required("out"));
+                Console.WriteLine();
+                Console.WriteLine($"wrote PEFT LoRA adapter (r={training.Rank}, {data.Count} examples, loss {losses[0]:F4} → {losses[^1]:F4}) to {Required("out")}");
+            }
+
+            return 0;
         default:
             Console.Error.WriteLine("usage: ModelGen model --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]");
             Console.Error.WriteLine("       ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed N] [--rslora]");
+            Console.Error.WriteLine("       ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]");
             return 2;
     }
 }
-catch (Exception ex) when (ex is ArgumentException or FormatException or IOException)
+catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or Serving.Engine.Checkpoints.ModelLoadException)
 {
     Console.Error.WriteLine($"error: {ex.Message}");
     return 1;
