@@ -7,6 +7,7 @@ using Serving.Bench;
 //   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
+//   Serving.Bench routing-eval [--steps N] [--held-out N] [--json FILE]
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -50,6 +51,8 @@ switch (args.FirstOrDefault())
             double.Parse(Get("seconds") ?? "5", System.Globalization.CultureInfo.InvariantCulture)).Run());
     case "routing":
         return Emit(new RoutingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "20")).Run());
+    case "routing-eval":
+        return Emit(new RoutingEvaluation(int.Parse(Get("steps") ?? "80"), int.Parse(Get("held-out") ?? "30")).Run());
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");
     default:
