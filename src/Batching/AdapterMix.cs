@@ -4,8 +4,8 @@ namespace Serving.Batching;
 
 /// <summary>
 /// The adapters one request runs with: none (base model), one adapter at weight 1, or a weighted mix
-/// (<c>y += Σ wᵢ · scaleᵢ · Bᵢ·(Aᵢ·x)</c>). Immutable and validated: distinct ids, finite non-zero weights, at most
-/// <see cref="MaxAdapters"/> entries.
+/// (<c>y += Σ wᵢ · scaleᵢ · Bᵢ·(Aᵢ·x)</c>). Immutable and validated: distinct ids, finite positive weights (at most
+/// 100 each), at most <see cref="MaxAdapters"/> entries.
 /// </summary>
 internal sealed record AdapterMix
 {
@@ -26,8 +26,8 @@ internal sealed record AdapterMix
         if (entries.Select(e => e.Id).Distinct().Count() != entries.Count)
             throw new ArgumentException("an adapter appears twice in the mix");
         foreach (var (id, weight) in entries)
-            if (!float.IsFinite(weight) || weight == 0 || Math.Abs(weight) > 100)
-                throw new ArgumentException($"weight {weight} for adapter '{id}' must be finite, non-zero and within ±100");
+            if (!float.IsFinite(weight) || weight <= 0 || weight > 100)
+                throw new ArgumentException($"weight {weight} for adapter '{id}' must be finite, positive and at most 100");
         return entries.Count == 0 ? None : new AdapterMix(entries.ToArray());
     }
 

@@ -21,6 +21,8 @@ public sealed class AdapterMixTests
     [InlineData(float.NaN)]
     [InlineData(0f)]
     [InlineData(1000f)]
+    [InlineData(-0.5f)]
+    [InlineData(float.NegativeInfinity)]
     public void Create_BadWeight_Throws(float weight) => Assert.Throws<ArgumentException>(() => AdapterMix.Create([(A, weight)]));
 
     [Fact]

@@ -43,7 +43,7 @@ internal static class ModelResolver
             if (e.ValueKind != JsonValueKind.Object)
                 throw JsonFields.Bad("adapters", "must be a list of {\"id\", \"weight\"} objects");
             var ef = new JsonFields(e);
-            entries.Add((ef.String("id") ?? throw JsonFields.Bad("adapters", "entries need an 'id'"), ef.Double("weight", -100, 100) ?? 1.0));
+            entries.Add((ef.String("id") ?? throw JsonFields.Bad("adapters", "entries need an 'id'"), ef.Double("weight", double.MinValue, double.MaxValue) ?? 1.0));
         }
 
         return entries;
@@ -62,8 +62,8 @@ internal static class ModelResolver
             var record = host.Adapters?.Resolve(id) ?? throw new ApiException(404, $"The adapter '{text}' does not exist.", "adapters");
             if (!caller.CanUse(record))
                 throw Forbidden(text, "adapters");
-            if (!double.IsFinite(weight) || Math.Abs(weight) > 100)
-                throw JsonFields.Bad("adapters", $"weight {weight} must be finite and within ±100");
+            if (!double.IsFinite(weight) || weight <= 0 || weight > 100)
+                throw JsonFields.Bad("adapters", $"weight {weight} for '{text}' must be finite, positive and at most 100");
             entries.Add((id, (float)weight));
         }
 
