@@ -66,10 +66,50 @@ internal sealed class RoutingEvaluation(int steps, int heldOut)
         }
 
         report.Add("top-1 routing accuracy (target ≥ 90)", "%", accuracy);
+        var task = TaskAccuracy(loaded, root, prototypes);
+        report.Add("task exact match, base model", "%", task.Base, null);
+        report.Add("task exact match, oracle adapter", "%", task.Oracle, null);
+        report.Add("task exact match, model auto (layer-1 routing)", "%", task.Auto, null);
         for (int d = 0; d < Domains.Count; d++)
             for (int c = 0; c < Domains.Count; c++)
                 report.Add($"confusion: {Domains[d]} prompts → {Domains[c]} adapter", "count", matrices[0][d, c], matrices[1][d, c]);
         return report;
+    }
+
+    /// <summary>Greedy completions of held-out prompts compared with the expected ones: base model, the right adapter, and Arrow's pick.</summary>
+    private (double Base, double Oracle, double Auto) TaskAccuracy(LoadedModel loaded, string root, List<ArrowPrototypes> prototypes)
+    {
+        var model = loaded.Model;
+        var arena = model.EnableAdapters(Domains.Count, 8);
+        for (int d = 0; d < Domains.Count; d++)
+            arena.Load(d, ReadWeights(Path.Combine(root, Domains[d]), loaded.Config, Domains[d]));
+        using var cache = model.CreateKvCache(1, 256);
+        var stepper = new Engine.Generation.GenerationStepper(model, cache);
+        string Generate(int[] prompt, IReadOnlyList<(int, float)> adapters)
+        {
+            var state = new Engine.Generation.SequenceState(prompt, new SamplingParams { Temperature = 0, MaxTokens = 24 }, loaded.Tokenizer, loaded.EosTokenIds, adapters);
+            var text = new System.Text.StringBuilder();
+            while (!state.IsFinished)
+                foreach (var e in stepper.Step([state]))
+                    text.Append(e?.TextDelta);
+            return text.ToString();
+        }
+
+        var random = new SeededRandom(1234);
+        int baseHits = 0, oracleHits = 0, autoHits = 0, total = 0;
+        for (int d = 0; d < Domains.Count; d++)
+            for (int i = 0; i < heldOut; i++)
+            {
+                var (promptText, expected) = Example(Domains[d], random);
+                var prompt = loaded.Tokenizer.Encode(promptText);
+                var (chosen, _) = ArrowRouter.Route(prototypes, model.CaptureProjectionInputs(prompt, 1), prompt.Length, 1, 1.0);
+                baseHits += Generate(prompt, []) == expected ? 1 : 0;
+                oracleHits += Generate(prompt, [(d, 1f)]) == expected ? 1 : 0;
+                autoHits += Generate(prompt, [(chosen[0].Candidate, 1f)]) == expected ? 1 : 0;
+                total++;
+            }
+
+        return (baseHits * 100.0 / total, oracleHits * 100.0 / total, autoHits * 100.0 / total);
     }
 
     /// <summary>The trained PEFT folder read back as the serving engine reads adapters (float32 A and B).</summary>
