@@ -48,7 +48,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
         sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
         if (auto)
-            adapters = await router.RouteAsync(prompt, caller, routing.Candidates, routing.TopK, routing.Temperature, ct);
+            adapters = await router.RouteAsync(prompt, caller, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method);
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var result = new ChoiceResult(0, prompt.Length);

@@ -39,7 +39,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, model.Config.VocabSize)).ToList();
         var mixes = auto
-            ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller, routing.Candidates, routing.TopK, routing.Temperature, ct)))
+            ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method)))
             : prompts.Select(_ => adapters).ToArray();
         bool stream = f.Bool("stream") ?? false;
         bool includeUsage = f.Get("stream_options") is { } so && new JsonFields(so).Bool("include_usage") == true;

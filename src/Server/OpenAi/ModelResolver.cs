@@ -87,15 +87,16 @@ internal static class ModelResolver
         return true;
     }
 
-    /// <summary>The optional <c>routing</c> object of an auto request: <c>{"candidates": [...], "top_k": k, "temperature": t}</c>.</summary>
-    public static (IReadOnlyList<string>? Candidates, int? TopK, double? Temperature) ReadRouting(JsonFields f)
+    /// <summary>The optional <c>routing</c> object of an auto request: <c>{"candidates": [...], "top_k": k, "temperature": t, "method": "arrow"|"centroid"}</c>.</summary>
+    public static (IReadOnlyList<string>? Candidates, int? TopK, double? Temperature, string? Method) ReadRouting(JsonFields f)
     {
         if (f.Get("routing") is not { } routing)
-            return (null, null, null);
+            return (null, null, null, null);
         if (routing.ValueKind != JsonValueKind.Object)
             throw JsonFields.Bad("routing", "must be an object {candidates, top_k, temperature}");
         var r = new JsonFields(routing);
-        return (r.Has("candidates") ? r.StringOrList("candidates", 1024) : null, r.Int("top_k", 1, AdapterMix.MaxAdapters), r.Double("temperature", 1e-6, 1e6));
+        return (r.Has("candidates") ? r.StringOrList("candidates", 1024) : null, r.Int("top_k", 1, AdapterMix.MaxAdapters), r.Double("temperature", 1e-6, 1e6),
+            r.String("method"));
     }
 
     /// <summary>The adapters a request ran with, for responses: <c>[{"id", "weight"}]</c>.</summary>

@@ -21,8 +21,12 @@ namespace Serving.Server.Routing;
 internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observability.ServingMetrics metrics, IOptions<RoutingOptions> options)
 {
     private readonly ConcurrentDictionary<AdapterVersionKey, Task<ArrowPrototypes>> _prototypes = new();
+    private readonly ConcurrentDictionary<(AdapterVersionKey, int Layers), float[]> _centroids = new();
 
     public const string AutoModel = "auto";
+
+    /// <summary>Example prompts an adapter may ship for the centroid router: JSONL lines with a "prompt" field.</summary>
+    public const string ExamplesFile = "routing_examples.jsonl";
 
     /// <summary>Prototypes of <paramref name="record"/>'s version (computed on first use; registration warms it).</summary>
     public Task<ArrowPrototypes> PrototypesAsync(AdapterRecord record)
@@ -34,8 +38,16 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
         return task;
     }
 
+    /// <summary>Chooses the adapters (and weights) for one prompt.</summary>
+    /// <param name="prompt">The prompt's token ids.</param>
+    /// <param name="caller">Limits the candidates to adapters it may use.</param>
+    /// <param name="candidateIds">Adapters to choose between; null = every adapter the caller may use.</param>
+    /// <param name="topK">How many to mix (default from options).</param>
+    /// <param name="temperature">Softmax temperature (default from options).</param>
+    /// <param name="ct">Request cancellation.</param>
+    /// <param name="method"><c>arrow</c> (default: every adapter) or <c>centroid</c> (adapters that ship <see cref="ExamplesFile"/>).</param>
     public async Task<AdapterMix> RouteAsync(IReadOnlyList<int> prompt, Caller caller, IReadOnlyList<string>? candidateIds, int? topK, double? temperature,
-        CancellationToken ct)
+        CancellationToken ct, string? method = null)
     {
         var o = options.Value;
         int k = topK ?? o.TopK;
@@ -45,6 +57,11 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
         if (!(t > 0) || !double.IsFinite(t))
             throw JsonFields.Bad("routing.temperature", "must be positive");
         var records = Candidates(caller, candidateIds);
+        int layers = o.Layers == 0 ? host.Model.Config.NumLayers : o.Layers;
+        if (method is "centroid")
+            return Record(records, await Task.Run(() => RouteByCentroid(records, prompt, layers, Math.Min(k, records.Count), t), ct));
+        if (method is not (null or "arrow"))
+            throw JsonFields.Bad("routing.method", "must be 'arrow' or 'centroid'");
         var prototypes = new List<ArrowPrototypes>();
         try
         {
@@ -56,12 +73,53 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
             throw new ApiException(422, format.Message, "model");
         }
 
-        int layers = o.Layers == 0 ? host.Model.Config.NumLayers : o.Layers;
         var inputs = await Task.Run(() => host.Model.Model.CaptureProjectionInputs(prompt, layers), ct);
         var (chosen, _) = ArrowRouter.Route(prototypes, inputs, prompt.Count, Math.Min(k, records.Count), t);
+        return Record(records, chosen);
+    }
+
+    private AdapterMix Record(List<AdapterRecord> records, IReadOnlyList<(int Candidate, float Weight)> chosen)
+    {
         foreach (var (c, _) in chosen)
             metrics.RoutingDecisions.WithLabels(records[c].Id.Value).Inc();
         return AdapterMix.Create(chosen.Select(c => (records[c.Candidate].Id, c.Weight)).ToList());
+    }
+
+    private IReadOnlyList<(int Candidate, float Weight)> RouteByCentroid(List<AdapterRecord> records, IReadOnlyList<int> prompt, int layers, int k, double t)
+    {
+        var centroids = records.Select(r => _centroids.GetOrAdd((new AdapterVersionKey(r.Id, r.Version), layers), _ => Centroid(r, layers))).ToList();
+        return CentroidRouter.Route(centroids, Pooled(prompt, layers), k, t).Chosen;
+    }
+
+    /// <summary>Mean-pooled input of the last routed layer's attention for one prompt.</summary>
+    private float[] Pooled(IReadOnlyList<int> prompt, int layers)
+    {
+        var inputs = host.Model.Model.CaptureProjectionInputs(prompt, layers);
+        return CentroidRouter.Pool(inputs[(Math.Min(layers, host.Model.Config.NumLayers) - 1, Engine.Lora.LoraTarget.Q)], prompt.Count);
+    }
+
+    private float[] Centroid(AdapterRecord record, int layers)
+    {
+        string file = Path.Combine(host.Sources.EnsureLocal(record), ExamplesFile);
+        if (!File.Exists(file))
+            throw new ApiException(422, $"adapter '{record.Id}' ships no {ExamplesFile}, which the centroid router needs", "routing.method");
+        var prompts = new List<int[]>();
+        foreach (string line in File.ReadLines(file).Where(l => !string.IsNullOrWhiteSpace(l)).Take(256))
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(line);
+                prompts.Add(host.Model.Tokenizer.Encode(doc.RootElement.GetProperty("prompt").GetString() ?? ""));
+            }
+            catch (Exception ex) when (ex is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} lines must be {{\"prompt\": string}} ({ex.Message})", "routing.method");
+            }
+        }
+
+        if (prompts.Count == 0 || prompts.Any(p => p.Length == 0))
+            throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} has no usable prompts", "routing.method");
+        return CentroidRouter.Centroid(prompts.Select(p => Pooled(p, layers)).ToList());
     }
 
     private List<AdapterRecord> Candidates(Caller caller, IReadOnlyList<string>? ids)

@@ -61,6 +61,8 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
     [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"top_k\": 0}}", 400, "top_k")]
     [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\"}]}", 400, "adapters")]
     [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": \"all\"}", 400, "routing")]
+    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"method\": \"centroid\"}}", 422, "routing_examples.jsonl")]
+    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"method\": \"magic\"}}", 400, "arrow")]
     [InlineData("{\"model\": \"serving-demo-tiny\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\", \"weight\": -0.5}]}", 400, "positive")]
     [InlineData("{\"model\": \"serving-demo-tiny\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\", \"weight\": 0}]}", 400, "positive")]
     public async Task Auto_BadRouting_ClearError(string body, int status, string expected)

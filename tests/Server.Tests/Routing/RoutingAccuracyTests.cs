@@ -26,16 +26,21 @@ public sealed class RoutingAccuracyTests : IAsyncLifetime
             using var training = LoadedModel.Load(model, ScalarType.Float32, CPU, 512);
             var data = Enumerable.Range(0, 64).Select(_ => SyntheticDomains.Example(domain, random)).Select(e => new TrainingExample(
                 training.Tokenizer.Encode(e.Prompt), [.. training.Tokenizer.Encode(e.Completion, addSpecialTokens: false), training.EosTokenIds[0]])).ToList();
+            string folder = Path.Combine(_root, "adapters", domain);
             new LoraTrainer(training, new LoraTrainingOptions { Rank = 8, Alpha = 16, Targets = SyntheticAdapterWriter.AllTargets, Steps = 40, LearningRate = 5e-3, Seed = 2 })
-                .Train(data, Path.Combine(_root, "adapters", domain));
+                .Train(data, folder);
+            File.WriteAllLines(Path.Combine(folder, "routing_examples.jsonl"), Enumerable.Range(0, 16)
+                .Select(_ => System.Text.Json.JsonSerializer.Serialize(new { prompt = SyntheticDomains.Example(domain, random).Prompt })));
         }
 
         _server = await ServerProcess.StartAsync("--model", model, "--adapters", Path.Combine(_root, "adapters"), "--dtype", "float32",
             "--adapter-registry", Path.Combine(_root, "registry.json"));
     }
 
-    [Fact]
-    public async Task Auto_HeldOutPromptsOfEachDomain_RoutedToThatDomainsAdapter()
+    [Theory]
+    [InlineData("arrow")]
+    [InlineData("centroid")]
+    public async Task Auto_HeldOutPromptsOfEachDomain_RoutedToThatDomainsAdapter(string method)
     {
         var random = new SeededRandom(99);
         int correct = 0, total = 0;
@@ -44,7 +49,7 @@ public sealed class RoutingAccuracyTests : IAsyncLifetime
             for (int i = 0; i < 10; i++)
             {
                 var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions",
-                    new { model = "auto", prompt = SyntheticDomains.Example(domain, random).Prompt, max_tokens = 1 });
+                    new { model = "auto", prompt = SyntheticDomains.Example(domain, random).Prompt, max_tokens = 1, routing = new { method } });
                 Assert.Equal(200, status);
                 string chosen = (string)body["choices"]![0]!["adapters"]![0]!["id"]!;
                 confusion[(domain, chosen)] = confusion.GetValueOrDefault((domain, chosen)) + 1;
