@@ -38,7 +38,8 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
             if (string.IsNullOrEmpty(adapterRoot))
             {
                 adapterRoot = DemoAdapters.Ensure(cacheRoot, path);
-                logger.LogWarning("Serving the demo adapters ({Ids}) from {Root}; their weights are random too.", string.Join(", ", DemoAdapters.All.Select(a => a.Id)), adapterRoot);
+                logger.LogWarning("Serving the demo adapters from {Root}: {Random} have random weights; {Trained} were trained on the demo model for small synthetic tasks (try model \"auto\").",
+                    adapterRoot, string.Join(", ", DemoAdapters.All.Select(a => a.Id)), string.Join(", ", DemoAdapters.Trained.Select(a => $"{a.Id} ({a.Domain})")));
             }
 
             logger.LogWarning("No --model given: serving the built-in demo model at {Path} ({State}). Its weights are RANDOM: output is meaningless text.",

@@ -7,7 +7,7 @@ namespace Serving.Server.Tests.Routing;
 /// <summary><c>model: "auto"</c> through the real server: the response names the mix it ran, and that mix replayed gives the same tokens.</summary>
 public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<DemoServerFixture>
 {
-    private static readonly string[] DemoAdapters = ["demo-all-r8", "demo-attn-r16", "demo-mlp-r4"];
+    private static readonly string[] DemoAdapters = ["demo-all-r8", "demo-attn-r16", "demo-mlp-r4", "demo-clinical", "demo-toylang", "demo-digits"];
 
     private async Task<JsonNode> Complete(object body)
     {
@@ -45,6 +45,30 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
         Assert.Contains("serving_routing_decisions_total{adapter=\"demo-mlp-r4\"}", await metrics.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("patient reports fever for 3 days.", "demo-clinical")]
+    [InlineData("translate zim blork:", "demo-toylang")]
+    [InlineData("reverse 4821:", "demo-digits")]
+    public async Task Auto_DemoDomainPrompts_RoutedToTheTrainedDemoAdapter(string prompt, string expected)
+    {
+        var candidates = new[] { "demo-clinical", "demo-toylang", "demo-digits" };
+        foreach (string method in new[] { "arrow", "centroid" })
+        {
+            var auto = await Complete(new { model = "auto", prompt, max_tokens = 1, routing = new { candidates, method } });
+            Assert.Equal(expected, (string?)auto["choices"]![0]!["adapters"]![0]!["id"]);
+        }
+    }
+
+    [Fact]
+    public async Task TrainedDemoAdapter_AnswersInItsDomainFormat_BaseDoesNot()
+    {
+        var adapted = await Complete(new { model = "demo-toylang", prompt = "translate zim blork:", max_tokens = 8, temperature = 0 });
+        var base_ = await Complete(new { model = "serving-demo-tiny", prompt = "translate zim blork:", max_tokens = 8, temperature = 0 });
+
+        Assert.Equal(" world hello", (string?)adapted["choices"]![0]!["text"]);
+        Assert.NotEqual(" world hello", (string?)base_["choices"]![0]!["text"]);
+    }
+
     [Fact]
     public async Task AutoChat_StreamNamesTheMixInItsFirstChunk()
     {
@@ -61,7 +85,7 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
     [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"top_k\": 0}}", 400, "top_k")]
     [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\"}]}", 400, "adapters")]
     [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": \"all\"}", 400, "routing")]
-    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"method\": \"centroid\"}}", 422, "routing_examples.jsonl")]
+    [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"method\": \"centroid\", \"candidates\": [\"demo-all-r8\"]}}", 422, "routing_examples.jsonl")]
     [InlineData("{\"model\": \"auto\", \"prompt\": \"x\", \"routing\": {\"method\": \"magic\"}}", 400, "arrow")]
     [InlineData("{\"model\": \"serving-demo-tiny\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\", \"weight\": -0.5}]}", 400, "positive")]
     [InlineData("{\"model\": \"serving-demo-tiny\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\", \"weight\": 0}]}", 400, "positive")]
