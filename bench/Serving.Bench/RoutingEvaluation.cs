@@ -31,14 +31,11 @@ internal sealed class RoutingEvaluation(int steps, int heldOut)
         foreach (string domain in Domains)
         {
             using var training = LoadedModel.Load(modelDir, ScalarType.Float32, CPU, 512);
-            var data = Enumerable.Range(0, 96).Select(_ => Example(domain, random)).Select(e =>
-                new TrainingExample(training.Tokenizer.Encode(e.Prompt), [.. training.Tokenizer.Encode(e.Completion, addSpecialTokens: false), training.EosTokenIds[0]])).ToList();
             string outDir = Path.Combine(root, domain);
-            var losses = new LoraTrainer(training, new LoraTrainingOptions
+            SyntheticDomains.TrainAdapter(training, domain, random, 96, new LoraTrainingOptions
             {
                 Rank = 8, Alpha = 16, Targets = SyntheticAdapterWriter.AllTargets, Steps = steps, BatchSize = 8, LearningRate = 5e-3, Seed = 2,
-            }).Train(data, outDir);
-            Console.Error.WriteLine($"{domain}: loss {losses[0]:F3} → {losses[^1]:F3}");
+            }, outDir);
             prototypes.Add(ArrowPrototypes.Compute(ReadWeights(outDir, training.Config, domain)));
         }
 

@@ -33,4 +33,18 @@ internal static class SyntheticDomains
                 throw new ArgumentException($"unknown domain '{domain}' (expected one of {string.Join(", ", Names)})");
         }
     }
+
+    /// <summary>
+    /// Trains a LoRA adapter for <paramref name="domain"/> on <paramref name="examples"/> generated pairs and writes it to
+    /// <paramref name="outDir"/>; returns the pairs (the prompt is tokenized with special tokens, the completion ends with EOS).
+    /// </summary>
+    public static IReadOnlyList<(string Prompt, string Completion)> TrainAdapter(Model.LoadedModel model, string domain, SeededRandom random, int examples,
+        Training.LoraTrainingOptions options, string outDir)
+    {
+        var pairs = Enumerable.Range(0, examples).Select(_ => Example(domain, random)).ToList();
+        var data = pairs.Select(p => new Training.TrainingExample(model.Tokenizer.Encode(p.Prompt),
+            [.. model.Tokenizer.Encode(p.Completion, addSpecialTokens: false), model.EosTokenIds[0]])).ToList();
+        new Training.LoraTrainer(model, options).Train(data, outDir);
+        return pairs;
+    }
 }

@@ -43,13 +43,10 @@ internal static class DemoAdapters
             foreach (var (id, domain) in Trained)
             {
                 string folder = Path.Combine(staging, id);
-                var pairs = Enumerable.Range(0, 96).Select(_ => SyntheticDomains.Example(domain, random)).ToList();
-                var data = pairs.Select(p => new TrainingExample(model.Tokenizer.Encode(p.Prompt),
-                    [.. model.Tokenizer.Encode(p.Completion, addSpecialTokens: false), model.EosTokenIds[0]])).ToList();
-                new LoraTrainer(model, new LoraTrainingOptions
+                var pairs = SyntheticDomains.TrainAdapter(model, domain, random, 96, new LoraTrainingOptions
                 {
                     Rank = 8, Alpha = 16, Targets = SyntheticAdapterWriter.AllTargets, Steps = 80, BatchSize = 8, LearningRate = 5e-3, Seed = 7,
-                }).Train(data, folder);
+                }, folder);
                 File.WriteAllLines(Path.Combine(folder, "train.jsonl"), pairs.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, completion = p.Completion })));
                 File.WriteAllLines(Path.Combine(folder, Routing.AdapterRouter.ExamplesFile), pairs.Take(16).Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt })));
             }

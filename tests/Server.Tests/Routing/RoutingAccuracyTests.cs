@@ -24,11 +24,9 @@ public sealed class RoutingAccuracyTests : IAsyncLifetime
         foreach (string domain in SyntheticDomains.Names)
         {
             using var training = LoadedModel.Load(model, ScalarType.Float32, CPU, 512);
-            var data = Enumerable.Range(0, 64).Select(_ => SyntheticDomains.Example(domain, random)).Select(e => new TrainingExample(
-                training.Tokenizer.Encode(e.Prompt), [.. training.Tokenizer.Encode(e.Completion, addSpecialTokens: false), training.EosTokenIds[0]])).ToList();
             string folder = Path.Combine(_root, "adapters", domain);
-            new LoraTrainer(training, new LoraTrainingOptions { Rank = 8, Alpha = 16, Targets = SyntheticAdapterWriter.AllTargets, Steps = 40, LearningRate = 5e-3, Seed = 2 })
-                .Train(data, folder);
+            SyntheticDomains.TrainAdapter(training, domain, random, 64,
+                new LoraTrainingOptions { Rank = 8, Alpha = 16, Targets = SyntheticAdapterWriter.AllTargets, Steps = 40, LearningRate = 5e-3, Seed = 2 }, folder);
             File.WriteAllLines(Path.Combine(folder, "routing_examples.jsonl"), Enumerable.Range(0, 16)
                 .Select(_ => System.Text.Json.JsonSerializer.Serialize(new { prompt = SyntheticDomains.Example(domain, random).Prompt })));
         }
