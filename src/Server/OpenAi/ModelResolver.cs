@@ -80,12 +80,16 @@ internal static class ModelResolver
     /// <summary><c>model: "auto"</c> (unless an adapter is really named "auto"): the server routes. The <c>adapters</c> mix is then refused.</summary>
     public static bool IsAuto(JsonFields f, ModelHost host)
     {
-        if (f.String("model") != Routing.AdapterRouter.AutoModel || (AdapterId.TryParse("auto", out var id, out _) && host.Adapters.Resolve(id) is not null))
+        if (!IsAuto(f.String("model"), host))
             return false;
         if (f.Has("adapters"))
             throw JsonFields.Bad("adapters", "cannot be combined with model 'auto' (name candidates in routing.candidates)");
         return true;
     }
+
+    /// <summary>Whether <paramref name="model"/> asks the server to route: "auto", unless an adapter is really named so.</summary>
+    public static bool IsAuto(string? model, ModelHost host) =>
+        model == Routing.AdapterRouter.AutoModel && !(AdapterId.TryParse(model, out var id, out _) && host.Adapters.Resolve(id) is not null);
 
     /// <summary>The optional <c>routing</c> object of an auto request: <c>{"candidates": [...], "top_k": k, "temperature": t, "method": "arrow"|"centroid"}</c>.</summary>
     public static (IReadOnlyList<string>? Candidates, int? TopK, double? Temperature, string? Method) ReadRouting(JsonFields f)

@@ -64,7 +64,7 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
         CancellationToken ct)
     {
         var model = host.Model;
-        bool auto = r.Model == Routing.AdapterRouter.AutoModel && (!AdapterStore.AdapterId.TryParse(r.Model, out var autoId, out _) || host.Adapters.Resolve(autoId) is null);
+        bool auto = ModelResolver.IsAuto(r.Model, host);
         if (auto && r.Adapters.Count > 0)
             throw ApiException.BadRequest("cannot be combined with model 'auto' (name candidates in routing_candidates)", "adapters");
         var mix = auto ? AdapterMix.None : ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
