@@ -29,6 +29,15 @@ internal sealed class AdapterStoreOptions
     /// <summary>Disk cache budget in bytes; the least recently used adapter versions are deleted beyond it.</summary>
     public long DiskCacheBytes { get; set; } = 20L << 30;
 
+    /// <summary>
+    /// A shared store every replica mirrors: <c>s3://bucket/prefix</c> whose sub-prefixes are adapters (the name is
+    /// the id). New and changed ones are registered as shared adapters, removed ones unregistered, every
+    /// <see cref="SyncIntervalSeconds"/>.
+    /// </summary>
+    public string? SyncFrom { get; set; }
+
+    public double SyncIntervalSeconds { get; set; } = 30;
+
     /// <summary>Largest adapter_model.safetensors accepted, in bytes.</summary>
     public long MaxAdapterBytes { get; set; } = 512L << 20;
 }

@@ -1,3 +1,7 @@
 using Serving.Server;
+using Serving.Server.Hosting;
 
-ServingApp.Build(args).Run();
+if (args is [HealthCheckCommand.Verb, .. var probeArgs])
+    return await HealthCheckCommand.RunAsync(probeArgs, Console.Error);
+await ServingApp.Build(args).RunAsync();
+return 0;

@@ -68,6 +68,9 @@ internal static class ServingApp
             .Validate(o => o.MaxDeviceSlots is >= 1 and <= 1024, "Serving:Adapters:MaxDeviceSlots must be in [1, 1024]")
             .Validate(o => o.MaxRank is >= 1 and <= 1024, "Serving:Adapters:MaxRank must be in [1, 1024]")
             .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
+            .Validate(o => string.IsNullOrEmpty(o.SyncFrom) || AdapterStore.Sources.S3AdapterSource.TryParse(o.SyncFrom, out _),
+                "Serving:Adapters:SyncFrom must be an s3://bucket/prefix URI")
+            .Validate(o => o.SyncIntervalSeconds is >= 1 and <= 86_400, "Serving:Adapters:SyncIntervalSeconds must be in [1, 86400]")
             .ValidateOnStart();
         services.AddOptions<Batching.BatchingOptions>().Bind(configuration.GetSection(Batching.BatchingOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Batching settings")
@@ -91,6 +94,8 @@ internal static class ServingApp
         services.AddSingleton<ModelsEndpoint>();
         services.AddSingleton<AdapterManagementEndpoint>();
         services.AddSingleton<Adapters.AdapterRegistrar>();
+        services.AddSingleton<Adapters.AdapterStoreSync>();
+        services.AddHostedService(sp => sp.GetRequiredService<Adapters.AdapterStoreSync>());
         services.AddSingleton(TimeProvider.System);
         // SIGTERM: Kestrel stops accepting, running requests finish within the grace period, then the engine stops.
         double grace = configuration.GetValue("Serving:ShutdownGraceSeconds", 30.0);
@@ -126,9 +131,11 @@ internal static class ServingApp
             await metrics.WriteAsync(ctx.Response.Body, time.GetUtcNow(), ctx.RequestAborted);
         });
         app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", (ModelHost host, EngineWorker worker, IHostApplicationLifetime lifetime) =>
+        app.MapGet("/readyz", (ModelHost host, EngineWorker worker, Adapters.AdapterStoreSync sync, IHostApplicationLifetime lifetime) =>
             lifetime.ApplicationStopping.IsCancellationRequested ? Results.Text("draining", statusCode: 503)
-            : host.IsLoaded && worker.IsRunning ? Results.Text("ready") : Results.Text("not ready", statusCode: 503));
+            : !host.IsLoaded || !worker.IsRunning ? Results.Text("not ready", statusCode: 503)
+            : !sync.FirstPassDone ? Results.Text("syncing the adapter store", statusCode: 503)
+            : Results.Text("ready"));
     }
 
     private static async Task Guard(HttpContext ctx, Func<HttpContext, Task> handler)

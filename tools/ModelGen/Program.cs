@@ -3,7 +3,7 @@ using Serving.Engine.Synthetic;
 
 // Usage:
 //   ModelGen model   --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]
-//   ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj,...] [--seed N] [--rslora]
+//   ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj,...] [--seed N] [--rslora] [--count N]
 //   ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]
 var options = ParseOptions(args.Skip(1));
 try
@@ -37,9 +37,18 @@ try
             return 0;
         case "adapter":
             var targets = Get("targets", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj").Split(',', StringSplitOptions.RemoveEmptyEntries);
-            SyntheticAdapterWriter.Write(Required("out"), Required("model"), int.Parse(Get("rank", "8")), double.Parse(Get("alpha", "16")),
-                targets, ulong.Parse(Get("seed", "1")), options.ContainsKey("rslora"));
-            Console.WriteLine($"wrote LoRA adapter (r={Get("rank", "8")}, targets {string.Join(",", targets)}) to {Required("out")}");
+            int count = int.Parse(Get("count", "1"));
+            if (count < 1)
+                throw new ArgumentException($"--count {count} must be at least 1");
+            // --count N writes N adapters (seeds seed..seed+N-1) as OUT/adapter-0000 ..., an adapter store for load tests.
+            for (int i = 0; i < count; i++)
+            {
+                string outDir = count == 1 ? Required("out") : Path.Combine(Required("out"), $"adapter-{i:D4}");
+                SyntheticAdapterWriter.Write(outDir, Required("model"), int.Parse(Get("rank", "8")), double.Parse(Get("alpha", "16")),
+                    targets, ulong.Parse(Get("seed", "1")) + (ulong)i, options.ContainsKey("rslora"));
+            }
+
+            Console.WriteLine($"wrote {count} LoRA adapter{(count > 1 ? "s" : "")} (r={Get("rank", "8")}, targets {string.Join(",", targets)}) to {Required("out")}");
             return 0;
         case "train-adapter":
             using (var loaded = Serving.Engine.Model.LoadedModel.Load(Required("model"), TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.CPU, 4096))
@@ -72,7 +81,7 @@ try
             return 0;
         default:
             Console.Error.WriteLine("usage: ModelGen model --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]");
-            Console.Error.WriteLine("       ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed N] [--rslora]");
+            Console.Error.WriteLine("       ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed N] [--rslora] [--count N]");
             Console.Error.WriteLine("       ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]");
             return 2;
     }

@@ -53,7 +53,8 @@ internal static class PlotWriter
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel("output tokens / s");
-        plot.Axes.Margins(bottom: 0);
+        double top = series.SelectMany(s => s.TokensPerSecond).Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        plot.Axes.SetLimitsY(0, top * 1.1);
         plot.ShowLegend(Alignment.LowerRight);
         Save(plot, path);
     }

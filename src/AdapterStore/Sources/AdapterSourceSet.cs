@@ -13,6 +13,9 @@ internal sealed class AdapterSourceSet(IReadOnlyList<IAdapterSource> sources) : 
     /// <summary>Whether <paramref name="record"/>'s files are on local disk now (always, for local folders).</summary>
     public bool IsOnDisk(AdapterRecord record) => For(record.Source) is not S3AdapterSource s3 || s3.IsOnDisk(record);
 
+    /// <summary>The S3-compatible source, when one is configured.</summary>
+    public S3AdapterSource? S3 => sources.OfType<S3AdapterSource>().FirstOrDefault();
+
     /// <summary>The S3 source's circuit state, when one is configured.</summary>
     public Polly.CircuitBreaker.CircuitState? S3BreakerState => sources.OfType<S3AdapterSource>().FirstOrDefault()?.BreakerState;
 

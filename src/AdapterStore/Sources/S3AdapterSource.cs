@@ -87,12 +87,59 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         return (bucket, prefix);
     }
 
+    public static bool TryParse(string uri, out (string Bucket, string Prefix) parsed)
+    {
+        parsed = default;
+        if (!IsS3(uri))
+            return false;
+        try
+        {
+            parsed = Parse(uri);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Downloads the adapter now (registration) and returns its local folder and content version.</summary>
     public async Task<(string Folder, string Version)> FetchAsync(string uri, string adapter, CancellationToken ct)
     {
         string staging = await DownloadAsync(uri, adapter, ct).ConfigureAwait(false);
         string version = AdapterContentHash.Compute(staging);
         return (Publish(staging, Folder(uri, version)), version);
+    }
+
+    /// <summary>
+    /// The adapters under <paramref name="rootUri"/> (<c>s3://bucket/prefix</c>): each direct sub-prefix holding both
+    /// PEFT files, with a fingerprint of their ETags so a changed upload is noticed without downloading it.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, string>> ListAdaptersAsync(string rootUri, CancellationToken ct)
+    {
+        var (bucket, prefix) = Parse(rootUri);
+        string root = prefix.Length == 0 ? "" : prefix + "/";
+        var files = new Dictionary<string, SortedDictionary<string, string>>(StringComparer.Ordinal);
+        var request = new ListObjectsV2Request { BucketName = bucket, Prefix = root };
+        ListObjectsV2Response page;
+        do
+        {
+            page = await _resilience.Pipeline.ExecuteAsync(async token => await client.ListObjectsV2Async(request, token).ConfigureAwait(false), ct).ConfigureAwait(false);
+            foreach (var o in page.S3Objects ?? [])
+            {
+                var parts = o.Key[root.Length..].Split('/');
+                if (parts.Length == 2 && Files.Contains(parts[1]))
+                {
+                    if (!files.TryGetValue(parts[0], out var entry))
+                        files[parts[0]] = entry = new SortedDictionary<string, string>(StringComparer.Ordinal);
+                    entry[parts[1]] = o.ETag;
+                }
+            }
+
+            request.ContinuationToken = page.NextContinuationToken;
+        }
+        while (page.IsTruncated == true);
+        return files.Where(f => f.Value.Count == Files.Length).ToDictionary(f => f.Key, f => string.Join('|', f.Value.Values), StringComparer.Ordinal);
     }
 
     /// <summary>The local folder holding <paramref name="record"/>'s version, downloading it again if the disk cache lost it.</summary>
