@@ -34,6 +34,8 @@ internal static class ServingApp
         ["--shutdown-grace"] = "Serving:ShutdownGraceSeconds",
     };
 
+    public const string DefaultUrl = "http://127.0.0.1:8000";
+
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
@@ -48,6 +50,9 @@ internal static class ServingApp
             });
         });
         builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));
+        // Loopback unless told otherwise (--urls, ASPNETCORE_URLS as the container image sets, or Urls in configuration).
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]))
+            builder.WebHost.UseUrls(DefaultUrl);
         builder.Services.AddServing(builder.Configuration);
         var app = builder.Build();
         app.Use(Observability.RequestLogging.InvokeAsync);
