@@ -18,10 +18,10 @@ internal static class AuthenticationMiddleware
             return;
         }
 
-        var caller = ctx.RequestServices.GetRequiredService<ApiKeyAuthenticator>().Authenticate(ctx.Request.Headers.Authorization);
+        var caller = ctx.RequestServices.GetRequiredService<ApiKeyAuthenticator>().Authenticate(ctx.Request.Headers.Authorization, out string? failure);
         if (caller is null)
         {
-            const string message = "a valid API key is required: Authorization: Bearer KEY";
+            string message = failure!;
             if (ctx.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true)
             {
                 ctx.Response.ContentType = "application/grpc";

@@ -16,6 +16,7 @@ namespace Serving.Server.Tests.Security;
 public sealed class AuthorizationTests : IAsyncLifetime
 {
     private const string Alice = "alice-key-0123456789", Bob = "bob-key-0123456789ab", Admin = "admin-key-0123456789";
+    private const string Expired = "carol-key-expired-0123", Rotating = "dave-key-expires-later-01";
     private readonly string _root = TestDirectories.Path("auth");
     private ServerProcess _server = null!;
     private string _sourceA = "", _sourceB = "";
@@ -33,7 +34,9 @@ public sealed class AuthorizationTests : IAsyncLifetime
         _server = await ServerProcess.StartAsync("--model", model, "--adapters", store, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"),
             "--Serving:Auth:Keys:0:Key", Alice, "--Serving:Auth:Keys:0:Tenant", "a", "--Serving:Auth:Keys:0:AllowedSources:0", _sourceA,
             "--Serving:Auth:Keys:1:Key", Bob, "--Serving:Auth:Keys:1:Tenant", "b", "--Serving:Auth:Keys:1:AllowedSources:0", _sourceB,
-            "--Serving:Auth:Keys:2:Key", Admin, "--Serving:Auth:Keys:2:Role", "Admin");
+            "--Serving:Auth:Keys:2:Key", Admin, "--Serving:Auth:Keys:2:Role", "Admin",
+            "--Serving:Auth:Keys:3:Key", Expired, "--Serving:Auth:Keys:3:Tenant", "c", "--Serving:Auth:Keys:3:ExpiresAt", "2020-01-01T00:00:00Z",
+            "--Serving:Auth:Keys:4:Key", Rotating, "--Serving:Auth:Keys:4:Tenant", "d", "--Serving:Auth:Keys:4:ExpiresAt", "2999-01-01T00:00:00Z");
         Assert.Equal(200, await Load(Alice, "a-own", Path.Combine(_sourceA, "one")));
         Assert.Equal(200, await Load(Bob, "b-own", Path.Combine(_sourceB, "one")));
     }
@@ -79,6 +82,60 @@ public sealed class AuthorizationTests : IAsyncLifetime
     }
 
     private static string Key(string caller) => caller switch { "alice" => Alice, "bob" => Bob, _ => Admin };
+
+    [Fact]
+    public async Task Completion_ExpiredKey_401NamingTheExpiry_KeyBeforeItsExpiryWorks()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(new { model = "shared", prompt = "x", max_tokens = 1 }) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Expired);
+        using var response = await _server.Http.SendAsync(request);
+        Assert.Equal(401, (int)response.StatusCode);
+        Assert.Contains("expired at 2020-01-01", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(200, await Complete(Rotating, "shared"));
+
+        using var channel = GrpcChannel.ForAddress(_server.Address);
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await new V1.Generation.GenerationClient(channel)
+            .GenerateAsync(new GenerateRequest { Model = "shared", Prompt = "x", MaxTokens = 1 }, new Metadata { { "Authorization", "Bearer " + Expired } }));
+        Assert.Equal(StatusCode.Unauthenticated, ex.StatusCode);
+        Assert.Contains("expired", ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Bearer ")]
+    [InlineData("Bearer\talice-key-0123456789")]
+    [InlineData("bearer alice-key-0123456789x")]
+    [InlineData("Bearer alice-key-012345678")]
+    [InlineData("Token alice-key-0123456789")]
+    [InlineData("Bearer ΑΛΙΚΗ-κλειδί-0123456789")]
+    [InlineData("LONG")]
+    public async Task Completion_GarbledAuthorization_401(string header)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(new { model = "shared", prompt = "x", max_tokens = 1 }) };
+        request.Headers.TryAddWithoutValidation("Authorization", header == "LONG" ? "Bearer " + new string('k', 100_000) : header.Replace("\\t", "\t", StringComparison.Ordinal));
+        // Raw UTF-8 bytes on the wire, as a hostile client would send them; HttpClient refuses non-ASCII by default.
+        using var client = new HttpClient(new SocketsHttpHandler { RequestHeaderEncodingSelector = (_, _) => System.Text.Encoding.UTF8 }) { BaseAddress = _server.Address };
+        using var response = await client.SendAsync(request);
+        Assert.True((int)response.StatusCode is 400 or 401 or 431, $"{header}: {(int)response.StatusCode}");
+    }
+
+    [Theory]
+    [InlineData("../escape")]
+    [InlineData("a/b")]
+    [InlineData("..")]
+    [InlineData("%2e%2e%2fetc")]
+    [InlineData("name\\with\\backslash")]
+    [InlineData("nul\u0000byte")]
+    public async Task Register_TraversalInAdapterId_400(string name)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/load_lora_adapter")
+        {
+            Content = JsonContent.Create(new { lora_name = name.Replace("\\u0000", "\0", StringComparison.Ordinal), lora_path = Path.Combine(_sourceA, "one") }),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Admin);
+        using var response = await _server.Http.SendAsync(request);
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Contains("lora_name", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 
     [Theory]
     [InlineData("alice", "shared,a-own", "b-own")]
