@@ -36,7 +36,9 @@ internal static class ServingApp
 
     public const string DefaultUrl = "http://127.0.0.1:8000";
 
-    public static WebApplication Build(string[] args)
+    /// <param name="args">Command-line arguments (switches and configuration keys).</param>
+    /// <param name="configure">Last word on the builder before it is built (tests add log providers here).</param>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         // REST, SSE and gRPC on one port: HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext endpoints).
@@ -54,6 +56,7 @@ internal static class ServingApp
         if (string.IsNullOrEmpty(builder.Configuration["urls"]))
             builder.WebHost.UseUrls(DefaultUrl);
         builder.Services.AddServing(builder.Configuration);
+        configure?.Invoke(builder);
         var app = builder.Build();
         app.Use(Observability.RequestLogging.InvokeAsync);
         app.Use(Observability.RequestCounting.InvokeAsync);

@@ -29,14 +29,21 @@ internal static class ScaleOutCommand
             QueueWeight = options.Double("queue-weight") ?? defaults.QueueWeight,
             Seed = options.Int("seed") is { } seed ? (ulong)seed : defaults.Seed,
         };
-        string? json = options.Get("json");
+        string? json = options.Get("json"), outDir = options.Get("out");
         options.RefuseUnknown();
         var errors = sim.Validate().ToArray();
         if (errors.Length > 0)
             throw new ScenarioException(string.Join("; ", errors));
         var random = ScaleOutSimulation.Run(sim, r => new RandomReplicaPicker(r));
         var affinity = ScaleOutSimulation.Run(sim, r => new LoraAffinityReplicaPicker(r, sim.QueueWeight));
-        Console.WriteLine(Markdown(sim, random, affinity));
+        string report = Markdown(sim, random, affinity);
+        Console.WriteLine(report);
+        if (outDir is not null)
+        {
+            Directory.CreateDirectory(outDir);
+            File.WriteAllText(Path.Combine(outDir, "report.md"), report);
+        }
+
         if (json is not null)
             ReportFiles.WriteJson(json, new { options = sim, random, lora_affinity = affinity });
         return 0;

@@ -17,8 +17,29 @@ internal sealed class AdapterRegistry
     public AdapterRegistry(string? path)
     {
         _path = path;
-        if (path is not null && File.Exists(path))
+        if (path is null)
+            return;
+        RemoveStaleTemporaryFiles(path);
+        if (File.Exists(path))
             _records = Read(path);
+    }
+
+    /// <summary>A process killed between writing its temporary file and renaming it leaves the file behind; it never became the registry.</summary>
+    private static void RemoveStaleTemporaryFiles(string path)
+    {
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is null || !Directory.Exists(dir))
+            return;
+        foreach (string temp in Directory.EnumerateFiles(dir, Path.GetFileName(path) + ".tmp-*"))
+        {
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (IOException)
+            {
+            }
+        }
     }
 
     public AdapterRecord? Get(AdapterId id)

@@ -1,3 +1,4 @@
+using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 
 namespace Serving.AdapterStore.Sources;
@@ -12,6 +13,12 @@ internal sealed class LocalPathAdapterSource : IAdapterSource
         string folder = Path.GetFullPath(uri.StartsWith("file://", StringComparison.Ordinal) ? new Uri(uri).LocalPath : uri);
         if (!Directory.Exists(folder))
             throw new FileNotFoundException($"adapter folder '{uri}' does not exist");
+        foreach (string file in (string[])[PeftLoraConfig.FileName, PeftAdapterReader.WeightsFile])
+        {
+            if (!File.Exists(Path.Combine(folder, file)))
+                throw new FileNotFoundException($"adapter folder '{uri}' has no {file}");
+        }
+
         return Task.FromResult((folder, AdapterContentHash.Compute(folder)));
     }
 

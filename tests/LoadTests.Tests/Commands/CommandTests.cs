@@ -115,7 +115,7 @@ public sealed class CommandTests(LoadTargetFixture server) : IClassFixture<LoadT
     public async Task Main_ScaleOut_PrintsTheComparisonTable()
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Serving.LoadTests.dll"), "scaleout", "--requests", "2000", "--json", Path.Combine(_out, "scaleout.json") })
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Serving.LoadTests.dll"), "scaleout", "--requests", "2000", "--json", Path.Combine(_out, "scaleout.json"), "--out", Path.Combine(_out, "scaleout") })
             start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
         string stdout = await process.StandardOutput.ReadToEndAsync();
@@ -124,6 +124,7 @@ public sealed class CommandTests(LoadTargetFixture server) : IClassFixture<LoadT
         Assert.Contains("| adapter loads | ", stdout, StringComparison.Ordinal);
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(_out, "scaleout.json")))!;
         Assert.Equal(2000, json["lora_affinity"]!["requests"]!.GetValue<int>());
+        Assert.Contains("| adapter loads | ", File.ReadAllText(Path.Combine(_out, "scaleout", "report.md")), StringComparison.Ordinal);
     }
 
     public void Dispose() => Directory.Delete(_out, recursive: true);

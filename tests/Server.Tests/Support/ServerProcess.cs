@@ -21,9 +21,13 @@ public sealed class ServerProcess : IAsyncDisposable
     public HttpClient Http { get; }
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<ServerProcess> StartAsync(params string[] args)
+    public static Task<ServerProcess> StartAsync(params string[] args) => StartAsync(null, args);
+
+    /// <param name="configure">Changes to the host builder before it is built, e.g. a capturing log provider.</param>
+    /// <param name="args">Server command-line arguments.</param>
+    public static async Task<ServerProcess> StartAsync(Action<WebApplicationBuilder>? configure, params string[] args)
     {
-        var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", .. args]);
+        var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", .. args], configure);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new ServerProcess(app, new Uri(address));
