@@ -62,6 +62,7 @@ internal static class ServingApp
         app.Use(Observability.RequestCounting.InvokeAsync);
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
         app.Use(Security.AuthenticationMiddleware.InvokeAsync);
+        app.Use(Rpc.GrpcMessageValidation.For(V1.GenerationReflection.Descriptor, V1.AdaptersReflection.Descriptor).InvokeAsync);
         app.MapServingEndpoints();
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
             "REST, SSE and gRPC share each endpoint: cleartext HTTP/2 with prior knowledge is detected per connection (Kestrel's HTTP/2-needs-TLS warning does not apply)"));

@@ -77,7 +77,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
             return;
         }
 
-        bool includeUsage = f.Get("stream_options") is { } so && new JsonFields(so).Bool("include_usage") == true;
+        bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
         var sse = new ServerSentEvents(ctx.Response);
         sse.Start();
         try
@@ -150,6 +150,8 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
                 var sb = new StringBuilder();
                 foreach (var part in parts.EnumerateArray())
                 {
+                    if (part.ValueKind != JsonValueKind.Object)
+                        throw JsonFields.Bad("messages", "content parts must be objects like {\"type\": \"text\", \"text\": \"...\"}");
                     var pf = new JsonFields(part);
                     if (pf.String("type") != "text")
                         throw JsonFields.Bad("messages", "only text content parts are supported");

@@ -42,7 +42,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
             ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method)))
             : prompts.Select(_ => adapters).ToArray();
         bool stream = f.Bool("stream") ?? false;
-        bool includeUsage = f.Get("stream_options") is { } so && new JsonFields(so).Bool("include_usage") == true;
+        bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
         bool returnIds = f.Bool("return_token_ids") ?? false;
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

@@ -7,7 +7,7 @@ internal sealed class JsonFields(JsonElement root)
 {
     public JsonElement Root { get; } = root;
 
-    public bool Has(string name) => Root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
+    public bool Has(string name) => Get(name) is not null;
 
     public string? String(string name) => Get(name) is { } v
         ? v.ValueKind == JsonValueKind.String ? v.GetString() : throw Bad(name, "must be a string")
@@ -80,7 +80,12 @@ internal sealed class JsonFields(JsonElement root)
     }
 
     public JsonElement? Get(string name) =>
-        Root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+        Root.ValueKind == JsonValueKind.Object && Root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+
+    /// <summary>A nested object's fields (e.g. <c>stream_options</c>); null when absent, 400 when not an object.</summary>
+    public JsonFields? Object(string name) => Get(name) is { } v
+        ? v.ValueKind == JsonValueKind.Object ? new JsonFields(v) : throw Bad(name, "must be an object")
+        : null;
 
     public static ApiException Bad(string name, string problem) => ApiException.BadRequest($"'{name}' {problem}", name);
 }

@@ -16,9 +16,10 @@ internal static class PromptLimits
             throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", "prompt");
         if (sampling.MaxTokens == 0)
             return sampling with { MaxTokens = maxContext - prompt.Count };
-        if (prompt.Count + sampling.MaxTokens > maxContext)
+        // long: prompt + a max_tokens near int.MaxValue (gRPC accepts any int32) must not wrap around below the limit.
+        if ((long)prompt.Count + sampling.MaxTokens > maxContext)
             throw ApiException.BadRequest(
-                $"This model's maximum context length is {maxContext} tokens. However, you requested {prompt.Count + sampling.MaxTokens} tokens ({prompt.Count} in the prompt, {sampling.MaxTokens} for the completion).",
+                $"This model's maximum context length is {maxContext} tokens. However, you requested {(long)prompt.Count + sampling.MaxTokens} tokens ({prompt.Count} in the prompt, {sampling.MaxTokens} for the completion).",
                 "max_tokens");
         return sampling;
     }

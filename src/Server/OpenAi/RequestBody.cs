@@ -27,6 +27,61 @@ internal static class RequestBody
             throw ApiException.BadRequest("request body must be a JSON object");
         }
 
+        try
+        {
+            EnsureStringsDecode(doc.RootElement, "$");
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
+
         return doc;
+    }
+
+    /// <summary>
+    /// JSON escapes may spell a lone UTF-16 surrogate (<c>"\ud800"</c>), which the parser accepts but no string can hold:
+    /// reading it later would throw deep inside an endpoint. Every string is decoded once here so such a body is a 400 naming
+    /// where it is. The depth is bounded by the parser's maximum (64).
+    /// </summary>
+    private static void EnsureStringsDecode(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                try
+                {
+                    element.GetString();
+                }
+                catch (InvalidOperationException ex)
+                {
+                    throw ApiException.BadRequest($"request body has an invalid string at {path}: {ex.Message}");
+                }
+
+                break;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = property.Name;
+                    }
+                    catch (InvalidOperationException ex)
+                    {
+                        throw ApiException.BadRequest($"request body has an invalid property name in {path}: {ex.Message}");
+                    }
+
+                    EnsureStringsDecode(property.Value, path + "." + name);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in element.EnumerateArray())
+                    EnsureStringsDecode(item, $"{path}[{i++}]");
+                break;
+        }
     }
 }

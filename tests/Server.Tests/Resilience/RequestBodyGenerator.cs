@@ -1,0 +1,86 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using CsCheck;
+
+namespace Serving.Server.Tests.Resilience;
+
+/// <summary>
+/// Hostile REST bodies for the fuzz suite: well-formed JSON objects whose fields (known and unknown) take values of every
+/// type and range, and byte-level mutations (flips, cuts, insertions) of valid bodies.
+/// </summary>
+public static class RequestBodyGenerator
+{
+    private static readonly string[] Fields =
+    [
+        "model", "prompt", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "n", "stream", "stop",
+        "stop_token_ids", "seed", "logprobs", "top_logprobs", "echo", "ignore_eos", "adapters", "routing", "stream_options",
+        "return_token_ids", "presence_penalty", "frequency_penalty", "user", "lora_name", "lora_path", "tenant", "response_format", "tools",
+    ];
+
+    private static Gen<T> Pick<T>(params T[] items) => Gen.Int[0, items.Length - 1].Select(i => items[i]);
+
+    private static readonly string[] Models = ["serving-demo-tiny", "demo-all-r8", "demo-mlp-r4", "auto", "", "nope", "../demo-all-r8", "DEMO-ALL-R8"];
+
+    private static readonly Gen<JsonNode?> Scalar = Gen.OneOf(
+        Gen.Int[0, 0].Select(_ => (JsonNode?)null),
+        Gen.Bool.Select(b => (JsonNode?)JsonValue.Create(b)),
+        Gen.Int[-3, 40].Select(i => (JsonNode?)JsonValue.Create(i)),
+        Pick(int.MinValue, int.MaxValue, 2048, 100_000).Select(i => (JsonNode?)JsonValue.Create(i)),
+        Pick(0.0, -0.5, 0.5, 1.0, 1.5, 2.5, 1e308, -1e308, 5e-324).Select(d => (JsonNode?)JsonValue.Create(d)),
+        Pick(Models).Select(s => (JsonNode?)JsonValue.Create(s)),
+        Gen.String[0, 12].Select(s => (JsonNode?)JsonValue.Create(s)),
+        Pick("user", "system", "assistant", "tool", "\u0000", "🙂", "e\u0301", "/tmp", "s3://", "../../etc/passwd").Select(s => (JsonNode?)JsonValue.Create(s)));
+
+    private static readonly Gen<JsonNode?> Value = Gen.Recursive<JsonNode?>((depth, self) => depth >= 3
+        ? Scalar
+        : Gen.Frequency(
+            (6, Scalar),
+            (2, self.Array[0, 4].Select(items => (JsonNode?)new JsonArray(items.Select(i => i?.DeepClone()).ToArray()))),
+            (2, Gen.Select(Pick<string>(["role", "content", "id", "weight", "type", "text", "candidates", "top_k", "include_usage", .. Fields]), self)
+                .Array[0, 3].Select(kvs =>
+                {
+                    var o = new JsonObject();
+                    foreach (var (k, v) in kvs)
+                        o[k] = v?.DeepClone();
+                    return (JsonNode?)o;
+                }))));
+
+    /// <summary>A JSON object starting from a small valid request, with 0–6 fields set to generated values or removed.</summary>
+    public static readonly Gen<string> Structured = Gen.Select(Gen.Bool, Gen.Select(Gen.Int[0, Fields.Length - 1], Value, Gen.Int[0, 5]).Array[0, 6])
+        .Select((chat, edits) =>
+        {
+            var body = chat
+                ? new JsonObject { ["model"] = "serving-demo-tiny", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" }), ["max_tokens"] = 2 }
+                : new JsonObject { ["model"] = "serving-demo-tiny", ["prompt"] = "hi", ["max_tokens"] = 2 };
+            foreach (var (field, value, op) in edits)
+            {
+                if (op == 0)
+                    body.Remove(Fields[field]);
+                else
+                    body[Fields[field]] = value?.DeepClone();
+            }
+
+            return body.ToJsonString();
+        });
+
+    /// <summary>A valid body's UTF-8 bytes with 1–4 byte flips, a cut, or inserted bytes — mostly not JSON any more.</summary>
+    public static readonly Gen<byte[]> Mutated = Gen.Select(Structured, Gen.Select(Gen.Int[0, 2], Gen.Int[0, 10_000], Gen.Byte).Array[1, 4])
+        .Select((json, edits) =>
+        {
+            var bytes = new List<byte>(Encoding.UTF8.GetBytes(json));
+            foreach (var (op, at, b) in edits)
+            {
+                if (bytes.Count == 0)
+                    break;
+                int i = at % bytes.Count;
+                switch (op)
+                {
+                    case 0: bytes[i] ^= (byte)(b | 1); break;
+                    case 1: bytes.RemoveRange(i, bytes.Count - i); break;
+                    default: bytes.Insert(i, b); break;
+                }
+            }
+
+            return bytes.ToArray();
+        });
+}
