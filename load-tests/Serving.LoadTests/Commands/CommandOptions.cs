@@ -7,7 +7,7 @@ namespace Serving.LoadTests.Commands;
 internal sealed class CommandOptions
 {
     /// <summary>Options whose value is always the next argument, even when it starts with <c>--</c> (server argument lists).</summary>
-    private static readonly HashSet<string> RawValueOptions = new(StringComparer.Ordinal) { "a", "b" };
+    private static readonly HashSet<string> RawValueOptions = new(StringComparer.Ordinal) { "a", "b", "args" };
 
     private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _read = new(StringComparer.Ordinal);

@@ -36,7 +36,14 @@ internal sealed class ServingMetrics
         RoutingDecisions = f.CreateCounter("serving_routing_decisions_total", "Adapters chosen by model \"auto\" (one count per adapter in each chosen mix).",
             new CounterConfiguration { LabelNames = ["adapter"] });
         Preemptions = f.CreateGauge("serving_preemptions", "Sequences preempted for KV memory since start.");
+        NativeTensors = f.CreateGauge("serving_native_tensors", "Live TorchSharp tensors (native handles not yet released).");
+        // Process figures (process_working_set_bytes = RSS on Linux, dotnet_total_memory_bytes = managed heap, GC counts)
+        // for soak checks and dashboards.
+        DotNetStats.Register(Registry);
+        OnCollect(() => NativeTensors.Set(Engine.Runtime.NativeTensorCount.Live));
     }
+
+    public Gauge NativeTensors { get; }
 
     public CollectorRegistry Registry { get; }
     public Counter Requests { get; }

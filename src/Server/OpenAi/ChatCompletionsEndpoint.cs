@@ -82,12 +82,16 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         sse.Start();
         try
         {
+            // The first MoveNext queues the request: a rejection (429) surfaces before the opening chunk commits a 200.
+            await using var tokens = client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant).GetAsyncEnumerator(ct);
+            bool more = await tokens.MoveNextAsync();
             var opening = Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null));
             if (auto)
                 opening["adapters"] = ModelResolver.Describe(adapters);
             await sse.SendAsync(opening, ct);
-            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant))
+            for (; more; more = await tokens.MoveNextAsync())
             {
+                var e = tokens.Current;
                 result.Add(e);
                 var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model.Tokenizer);
                 await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk",
@@ -101,8 +105,10 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
                 await sse.SendAsync(last, ct);
             }
         }
-        catch (ApiException ex)
+        catch (ApiException ex) when (ctx.Response.HasStarted)
         {
+            // Before the first byte the error gets its own status (429 when the queue is full, 404, 503...), as a client
+            // retrying on 429 expects; once events have gone out it can only be the stream's last event.
             await sse.SendAsync(ApiErrorWriter.Body(ex), ct);
         }
 

@@ -81,8 +81,10 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
                 await sse.SendAsync(last, ct);
             }
         }
-        catch (ApiException ex)
+        catch (ApiException ex) when (ctx.Response.HasStarted)
         {
+            // Before the first byte the error gets its own status (429 when the queue is full, 404, 503...), as a client
+            // retrying on 429 expects; once events have gone out it can only be the stream's last event.
             await sse.SendAsync(ApiErrorWriter.Body(ex), ct);
         }
 

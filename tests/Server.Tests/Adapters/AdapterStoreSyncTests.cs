@@ -67,7 +67,17 @@ public sealed class AdapterStoreSyncTests : IAsyncLifetime
     [Fact]
     public async Task Sync_StoreChanges_ReachEveryReplica()
     {
-        // Ready means the first pass ran: the adapter that was in the store at start-up is served at once.
+        // Ready means the first pass ran: once /readyz says so, the adapter that was in the store at start-up is served.
+        foreach (var replica in _replicas)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while ((await replica.Http.GetAsync("/readyz")).StatusCode != System.Net.HttpStatusCode.OK)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "replica not ready after 30 s");
+                await Task.Delay(50);
+            }
+        }
+
         Assert.All(await Task.WhenAll(_replicas.Select(Adapters)), v => Assert.Contains("alpha", v.Keys));
         Assert.Equal(await Greedy(_replicas[0], "alpha"), await Greedy(_replicas[1], "alpha"));
 

@@ -29,6 +29,30 @@ public sealed class BackpressureTests : IAsyncLifetime
         Assert.All(results.Where(r => r.Status == 200), r => Assert.Equal(120, (int)r.Body["usage"]!["completion_tokens"]!));
     }
 
+    [Theory]
+    [InlineData("/v1/completions")]
+    [InlineData("/v1/chat/completions")]
+    public async Task Streams_MoreThanQueueHolds_Rejected429BeforeAnyEvent(string path)
+    {
+        // A rejected stream must be an HTTP 429 (what clients retry on), not a 200 whose only event is an error.
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 16).Select(async i =>
+        {
+            object body = path.Contains("chat", StringComparison.Ordinal)
+                ? new { model = "base", messages = new[] { new { role = "user", content = $"queue {i}" } }, max_tokens = 60, ignore_eos = true, stream = true }
+                : new { model = "base", prompt = $"queue {i}", max_tokens = 60, ignore_eos = true, stream = true };
+            using var response = await _server.Http.PostAsync(path, System.Net.Http.Json.JsonContent.Create(body));
+            string text = await response.Content.ReadAsStringAsync();
+            if ((int)response.StatusCode == 200)
+                Assert.DoesNotContain("\"error\"", text, StringComparison.Ordinal);
+            else
+                Assert.Equal("application/json; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+            return (int)response.StatusCode;
+        }));
+        Assert.Contains(429, statuses);
+        Assert.Contains(200, statuses);
+        Assert.All(statuses, s => Assert.True(s is 200 or 429, $"{s}"));
+    }
+
     [Fact]
     public async Task Grpc_MoreThanQueueHolds_SomeResourceExhaustedAndTheRestComplete()
     {

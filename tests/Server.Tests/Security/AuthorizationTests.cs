@@ -16,7 +16,7 @@ namespace Serving.Server.Tests.Security;
 public sealed class AuthorizationTests : IAsyncLifetime
 {
     private const string Alice = "alice-key-0123456789", Bob = "bob-key-0123456789ab", Admin = "admin-key-0123456789";
-    private const string Expired = "carol-key-expired-0123", Rotating = "dave-key-expires-later-01";
+    private const string Expired = "carol-key-expired-0123", Rotating = "dave-key-expires-later-01", S3Tenant = "erin-key-s3-tenant-0123";
     private readonly string _root = TestDirectories.Path("auth");
     private ServerProcess _server = null!;
     private string _sourceA = "", _sourceB = "";
@@ -36,7 +36,8 @@ public sealed class AuthorizationTests : IAsyncLifetime
             "--Serving:Auth:Keys:1:Key", Bob, "--Serving:Auth:Keys:1:Tenant", "b", "--Serving:Auth:Keys:1:AllowedSources:0", _sourceB,
             "--Serving:Auth:Keys:2:Key", Admin, "--Serving:Auth:Keys:2:Role", "Admin",
             "--Serving:Auth:Keys:3:Key", Expired, "--Serving:Auth:Keys:3:Tenant", "c", "--Serving:Auth:Keys:3:ExpiresAt", "2020-01-01T00:00:00Z",
-            "--Serving:Auth:Keys:4:Key", Rotating, "--Serving:Auth:Keys:4:Tenant", "d", "--Serving:Auth:Keys:4:ExpiresAt", "2999-01-01T00:00:00Z");
+            "--Serving:Auth:Keys:4:Key", Rotating, "--Serving:Auth:Keys:4:Tenant", "d", "--Serving:Auth:Keys:4:ExpiresAt", "2999-01-01T00:00:00Z",
+            "--Serving:Auth:Keys:5:Key", S3Tenant, "--Serving:Auth:Keys:5:Tenant", "e", "--Serving:Auth:Keys:5:AllowedSources:0", "s3://shared-bucket/tenants/e/");
         Assert.Equal(200, await Load(Alice, "a-own", Path.Combine(_sourceA, "one")));
         Assert.Equal(200, await Load(Bob, "b-own", Path.Combine(_sourceB, "one")));
     }
@@ -170,6 +171,19 @@ public sealed class AuthorizationTests : IAsyncLifetime
         Assert.Equal(403, await Load(Alice, "etc", "/etc"));
         Assert.Equal(403, await Load(Alice, "s3", "s3://bucket/a/../b"));
         Assert.Equal(200, await Load(Admin, "admin-any", Path.Combine(_sourceB, "one")));
+    }
+
+    [Theory]
+    [InlineData("s3://shared-bucket/tenants/e/../f/model")]
+    [InlineData("s3://shared-bucket/tenants/e/./../f/model")]
+    [InlineData("s3://shared-bucket/tenants/e/..")]
+    [InlineData("s3://shared-bucket/tenants/ef/model")]
+    [InlineData("s3://other-bucket/tenants/e/model")]
+    [InlineData("S3://shared-bucket/tenants/e/../f")]
+    public async Task Register_TraversalInS3Key_Refused(string path)
+    {
+        int status = await Load(S3Tenant, "s3-escape", path);
+        Assert.True(status is 400 or 403, $"{path}: {status}");
     }
 
     [Fact]
