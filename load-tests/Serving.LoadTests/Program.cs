@@ -7,6 +7,7 @@ using Serving.LoadTests.Scenarios;
 //   Serving.LoadTests sweep    --scenario FILE [--sweep-concurrency 1,8,32] [--sweep-adapters 1,8,32,128,1000] [--out DIR] [--json FILE]
 //   Serving.LoadTests compare  --scenario FILE (--server Serving.Server.dll --a "ARGS" --b "ARGS" | --target-a URL --target-b URL) [--label-a A --label-b B] [--sweep-...]
 //   Serving.LoadTests overload --scenario FILE (--server Serving.Server.dll --args "ARGS" | --target URL) [--factor 3 --overload-seconds 60 --capacity-seconds 20 --capacity-concurrency 8 --baseline-requests 64]
+//   Serving.LoadTests soak     --scenario FILE (--server Serving.Server.dll --args "ARGS" | --target URL) [--soak-seconds 600 --warm-up 60 --sample-seconds 5]
 //   Serving.LoadTests scaleout [--replicas 4 --slots 8 --adapters 200 --zipf-s 1 --requests 20000 --rate 25 ...] [--json FILE]
 using var cancel = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
@@ -25,6 +26,7 @@ try
         "compare" => await CompareCommand.ExecuteAsync(options, progress, cancel.Token),
         "scaleout" => ScaleOutCommand.Execute(options),
         "overload" => await OverloadCommand.ExecuteAsync(options, progress, cancel.Token),
+        "soak" => await SoakCommand.ExecuteAsync(options, progress, cancel.Token),
         _ => Usage(),
     };
 }
@@ -36,6 +38,6 @@ catch (ScenarioException ex)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Serving.LoadTests run|sweep|compare|overload|scaleout [options]   (see load-tests/README.md)");
+    Console.Error.WriteLine("usage: Serving.LoadTests run|sweep|compare|overload|soak|scaleout [options]   (see load-tests/README.md)");
     return 2;
 }

@@ -13,7 +13,11 @@ internal sealed class BatchingOptions
     /// </summary>
     public int MaxPrefillTokensPerStep { get; set; } = 512;
 
-    /// <summary>Requests waiting for admission before new ones are rejected with 429.</summary>
+    /// <summary>
+    /// Requests waiting for admission, beyond the batch's free seats, before new ones are rejected with 429. A short queue
+    /// bounds the latency of what is admitted under overload (see docs/reliability.md); a burst that fits the free seats is
+    /// always accepted.
+    /// </summary>
     public int MaxQueuedRequests { get; set; } = 256;
 
     /// <summary>Prompt tokens waiting for admission, summed, before new requests are rejected with 429.</summary>

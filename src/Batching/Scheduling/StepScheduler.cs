@@ -27,6 +27,7 @@ internal sealed class StepScheduler
     private readonly Dictionary<string, int> _runningPerTenant = new(StringComparer.Ordinal);
     private readonly WorkSignal _signal = new();
     private long _queuedRequests, _queuedTokens, _arrivals, _admissions;
+    private int _runningSnapshot;                                      // _running.Count as of the last change, for other threads
     private volatile bool _closed;
 
     public StepScheduler(BatchingOptions options, int maxSequences, int maxContext, IAdapterSlotProvider adapters, TimeProvider time)
@@ -70,7 +71,10 @@ internal sealed class StepScheduler
     {
         if (_closed)
             return EnqueueOutcome.Closed;
-        if (Interlocked.Increment(ref _queuedRequests) > _options.MaxQueuedRequests)
+        // A burst that the batch has free seats for is not "queued" in the sense of the limit: those requests are admitted
+        // at the next step. Without this a burst larger than MaxQueuedRequests is partly refused by an idle server.
+        int freeSeats = Math.Max(0, MaxSequences - Volatile.Read(ref _runningSnapshot));
+        if (Interlocked.Increment(ref _queuedRequests) > (long)_options.MaxQueuedRequests + freeSeats)
         {
             Interlocked.Decrement(ref _queuedRequests);
             return EnqueueOutcome.TooManyRequests;
@@ -235,6 +239,7 @@ internal sealed class StepScheduler
         r.Preemptions++;
         ReleaseHoldings(r);
         _running.Remove(r);
+        Volatile.Write(ref _runningSnapshot, _running.Count);
         r.Computed = 0;
         r.Phase = RequestPhase.Waiting;
         Interlocked.Increment(ref _queuedRequests);
@@ -297,6 +302,7 @@ internal sealed class StepScheduler
             r.Admission = ++_admissions;
             r.BlockedSteps = 0;
             _running.Add(r);
+            Volatile.Write(ref _runningSnapshot, _running.Count);
             _runningPerTenant[r.Tenant] = _runningPerTenant.GetValueOrDefault(r.Tenant) + 1;
             int need = _kv.BlocksFor(n);
             _kv.TryReserve(need);
@@ -333,6 +339,7 @@ internal sealed class StepScheduler
         {
             ReleaseHoldings(r);
             _running.Remove(r);
+            Volatile.Write(ref _runningSnapshot, _running.Count);
         }
         else if (r.Phase == RequestPhase.Waiting)
         {

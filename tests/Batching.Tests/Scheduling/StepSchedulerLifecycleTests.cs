@@ -120,13 +120,26 @@ public sealed class StepSchedulerLifecycleTests
     [Fact]
     public void TryEnqueue_QueueAtRequestLimit_RejectsAtOnce()
     {
-        var engine = new FakeEngine(new BatchingOptions { MaxQueuedRequests = 2 });
-        engine.Submit();
-        engine.Submit();
+        var engine = new FakeEngine(new BatchingOptions { MaxQueuedRequests = 2 }, maxSequences: 2);
+        for (int i = 0; i < 4; i++)
+            engine.Submit();                             // two for the free seats, two for the queue
 
         engine.Submit(expect: EnqueueOutcome.TooManyRequests);
-        engine.Step();                                   // both admitted: the queue has room again
-        engine.Submit();
+        engine.Step();                                   // two admitted: no free seat, two waiting
+        engine.Submit(expect: EnqueueOutcome.TooManyRequests);
+    }
+
+    [Fact]
+    public void TryEnqueue_BurstFitsFreeSeats_AllAcceptedEvenWithAShortQueue()
+    {
+        var engine = new FakeEngine(new BatchingOptions { MaxQueuedRequests = 1 }, maxSequences: 8);
+        for (int i = 0; i < 9; i++)
+            engine.Submit();
+
+        engine.Submit(expect: EnqueueOutcome.TooManyRequests);
+        engine.Step();
+        Assert.Equal(8, engine.Scheduler.Running);
+        Assert.Equal(1, engine.Scheduler.Waiting);
     }
 
     [Fact]
