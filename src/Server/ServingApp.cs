@@ -40,6 +40,7 @@ internal static class ServingApp
     /// <param name="configure">Last word on the builder before it is built (tests add log providers here).</param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
+        Engine.Runtime.NativeRuntimeDefaults.Apply();
         var builder = WebApplication.CreateSlimBuilder(args);
         // REST, SSE and gRPC on one port: HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext endpoints).
         builder.WebHost.ConfigureKestrel(k =>

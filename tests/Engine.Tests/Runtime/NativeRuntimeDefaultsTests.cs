@@ -1,0 +1,23 @@
+using System.Runtime.InteropServices;
+using Serving.Engine.Runtime;
+
+namespace Serving.Engine.Tests.Runtime;
+
+public sealed partial class NativeRuntimeDefaultsTests
+{
+    [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr GetEnv(string name);
+
+    [Fact]
+    public void Apply_OnLinux_NativeEnvironmentCarriesTheOneDnnCacheCap()
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        string? chosen = Environment.GetEnvironmentVariable(NativeRuntimeDefaults.OneDnnCacheVariable);
+        NativeRuntimeDefaults.Apply();
+
+        // What native code (oneDNN inside libtorch) reads, not .NET's copy of the environment.
+        string? native = Marshal.PtrToStringUTF8(GetEnv(NativeRuntimeDefaults.OneDnnCacheVariable));
+        Assert.Equal(string.IsNullOrEmpty(chosen) ? NativeRuntimeDefaults.OneDnnCacheCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture) : chosen, native);
+    }
+}
