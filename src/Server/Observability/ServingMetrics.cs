@@ -40,10 +40,18 @@ internal sealed class ServingMetrics
         // Process figures (process_working_set_bytes = RSS on Linux, dotnet_total_memory_bytes = managed heap, GC counts)
         // for soak checks and dashboards.
         DotNetStats.Register(Registry);
-        OnCollect(() => NativeTensors.Set(Engine.Runtime.NativeTensorCount.Live));
+        // The heap as the last GC left it: what is retained, without the saw-tooth of allocations between collections.
+        ManagedHeapAfterGc = f.CreateGauge("serving_managed_heap_after_gc_bytes", "Managed heap size at the end of the last garbage collection.");
+        OnCollect(() =>
+        {
+            NativeTensors.Set(Engine.Runtime.NativeTensorCount.Live);
+            var gc = GC.GetGCMemoryInfo();
+            ManagedHeapAfterGc.Set(gc.HeapSizeBytes - gc.FragmentedBytes);
+        });
     }
 
     public Gauge NativeTensors { get; }
+    public Gauge ManagedHeapAfterGc { get; }
 
     public CollectorRegistry Registry { get; }
     public Counter Requests { get; }
