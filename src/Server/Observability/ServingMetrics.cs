@@ -40,13 +40,18 @@ internal sealed class ServingMetrics
         // Process figures (process_working_set_bytes = RSS on Linux, dotnet_total_memory_bytes = managed heap, GC counts)
         // for soak checks and dashboards.
         DotNetStats.Register(Registry);
-        // The heap as the last GC left it: what is retained, without the saw-tooth of allocations between collections.
-        ManagedHeapAfterGc = f.CreateGauge("serving_managed_heap_after_gc_bytes", "Managed heap size at the end of the last garbage collection.");
+        // What survived the last GC outside generation 0 (gen1, gen2, large and pinned object heaps): retained memory,
+        // without the saw-tooth of short-lived allocations between collections.
+        ManagedHeapAfterGc = f.CreateGauge("serving_managed_heap_after_gc_bytes",
+            "Managed heap outside generation 0 (gen1, gen2, LOH, POH) as the last garbage collection left it.");
         OnCollect(() =>
         {
             NativeTensors.Set(Engine.Runtime.NativeTensorCount.Live);
-            var gc = GC.GetGCMemoryInfo();
-            ManagedHeapAfterGc.Set(gc.HeapSizeBytes - gc.FragmentedBytes);
+            var generations = GC.GetGCMemoryInfo().GenerationInfo;
+            long retained = 0;
+            for (int g = 1; g < generations.Length; g++)
+                retained += generations[g].SizeAfterBytes;
+            ManagedHeapAfterGc.Set(retained);
         });
     }
 
