@@ -7,7 +7,7 @@ namespace Serving.Server.Tests.Support;
 
 /// <summary>
 /// The server as its own OS process (<c>dotnet Serving.Server.dll ARGS</c> from the build output) on a free loopback port,
-/// for what an in-process host cannot show: being killed with SIGKILL, resident memory, exit codes.
+/// for what an in-process host cannot show: being killed with SIGKILL and restarted.
 /// </summary>
 public sealed class ChildServer : IAsyncDisposable
 {
@@ -23,10 +23,9 @@ public sealed class ChildServer : IAsyncDisposable
 
     public Uri Address { get; }
     public HttpClient Http { get; }
-    public int ProcessId => _process.Id;
     public bool HasExited => _process.HasExited;
 
-    public string Output
+    private string Output
     {
         get
         {
@@ -76,18 +75,6 @@ public sealed class ChildServer : IAsyncDisposable
     {
         _process.Kill();
         await _process.WaitForExitAsync();
-    }
-
-    /// <summary>Resident set size of the server process, from /proc.</summary>
-    public long ResidentBytes()
-    {
-        foreach (string line in File.ReadLines($"/proc/{_process.Id}/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
-        }
-
-        throw new InvalidOperationException("VmRSS not found");
     }
 
     private void Append(string? line)
