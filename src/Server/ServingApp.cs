@@ -92,6 +92,8 @@ internal static class ServingApp
         services.AddSingleton<EngineWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<EngineWorker>());
         services.AddSingleton<GenerationClient>();
+        services.AddSingleton<NativeHeapTrimmer>();
+        services.AddHostedService(sp => sp.GetRequiredService<NativeHeapTrimmer>());
         services.AddOptions<Security.AuthOptions>().Bind(configuration.GetSection(Security.AuthOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
         services.AddSingleton<Security.ApiKeyAuthenticator>();

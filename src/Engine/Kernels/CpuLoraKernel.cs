@@ -11,7 +11,8 @@ namespace Serving.Engine.Kernels;
 /// group with ≥ LoraBatchMapping.SegmentRows rows (prefill segments; SGMV):
 ///     Δ = ((x[R] · A[s, :r]ᵀ) ⊙ (scale[s] · W)[:, None]) · Bt[s, :r]      libtorch GEMMs in the compute dtype
 ///     y[R, offset..] += Δ
-/// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per core:
+/// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per thread of
+/// libtorch's OpenMP team (OpenMpTeam):
 ///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · (A[s, j] · x[t])         j &lt; r   (LoraRowMath.Shrink)
 ///                                          acc += Σ_j h[j] · Bt[s, j]                   (LoraRowMath.Expand)
 ///     y[t, offset..] += acc
@@ -82,7 +83,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
             var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping,
                 mapping.IsSegmentSlot);
             long work = (long)mapping.RowKernelRows.Count * (module.In + module.Out) * module.MaxRank;
-            int chunks = Math.Min(Environment.ProcessorCount, items);
+            int chunks = Math.Min(OpenMpTeam.Threads, items);
             if (chunks <= 1 || work < ParallelThreshold)
             {
                 RunItems(c, 0, items);
@@ -102,7 +103,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
             bounds[chunks] = items;
             for (int k = 1; k < chunks; k++)
                 bounds[k] = Math.Max(bounds[k], bounds[k - 1]);
-            Parallel.For(0, chunks, k => RunItems(c, bounds[k], bounds[k + 1]));
+            OpenMpTeam.For(chunks, k => RunItems(c, bounds[k], bounds[k + 1]));
         }
     }
 

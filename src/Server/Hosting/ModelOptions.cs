@@ -27,4 +27,9 @@ internal sealed class ModelOptions
 
     /// <summary>Threads libtorch may use on CPU; 0 = all cores.</summary>
     public int CpuThreads { get; set; }
+
+    /// <summary>
+    /// Seconds between returns of the C heap's free pages to the OS (see <see cref="NativeHeapTrimmer"/>); 0 disables.
+    /// </summary>
+    public double NativeHeapTrimSeconds { get; set; } = 10;
 }

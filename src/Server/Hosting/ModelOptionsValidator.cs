@@ -20,6 +20,8 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
             errors.Add("Serving:Model:MaxContext must be in [16, 1048576]");
         if (o.CpuThreads < 0)
             errors.Add("Serving:Model:CpuThreads must be 0 (all cores) or positive");
+        if (o.NativeHeapTrimSeconds is < 0 or > 86_400 || double.IsNaN(o.NativeHeapTrimSeconds))
+            errors.Add("Serving:Model:NativeHeapTrimSeconds must be 0 (off) or in (0, 86400]");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
