@@ -9,6 +9,8 @@ namespace Serving.LoadTests.Commands;
 /// <c>soak</c>: the scenario's traffic (closed loop, its mix of adapters, <c>auto</c> and mixtures) for
 /// <c>--warm-up</c> seconds, a pause until the server is idle, then for <c>--duration</c> seconds while the server's
 /// resident set, managed heap and live native tensors are scraped every <c>--sample-seconds</c>, then idle again.
+/// At both idle moments a server process of this machine (started here, or named by <c>--server-pid</c>) is made to run a
+/// full GC first, so the managed heap compared there is the live one, not one phase of the GC's saw-tooth.
 /// </summary>
 internal static class SoakCommand
 {
@@ -20,6 +22,7 @@ internal static class SoakCommand
         var readyTimeout = TimeSpan.FromSeconds(options.Double("ready-timeout") ?? 900);
         string outDir = options.Get("out") ?? Path.Combine("load-results", $"soak-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
         string? json = options.Get("json");
+        int? serverPid = options.Int("server-pid");
         options.RefuseUnknown();
         if ((server is null) != (serverArgs is null))
             throw new ScenarioException("give --server with --args \"ARGS\" to start the server here, or neither to use --target");
@@ -27,13 +30,14 @@ internal static class SoakCommand
             throw new ScenarioException("--soak-seconds, --warm-up and --sample-seconds must be positive");
 
         await using var launched = server is null ? null : await ServerLauncher.StartAsync(server, serverArgs!, readyTimeout, cancellationToken);
+        int? pid = launched?.ProcessId ?? serverPid;
         scenario = scenario with { Target = launched?.Address.ToString().TrimEnd('/') ?? scenario.Target, Requests = null };
         using var http = ServerCatalog.Http(new Uri(scenario.Target), scenario.ApiKey);
         var idle = new ServerMemorySampler(http, TimeSpan.FromHours(1));
         await using (idle)
         {
             await LoadSession.RunAsync("warm-up", scenario with { DurationSeconds = warmUp, Seed = scenario.Seed + 1 }, progress, cancellationToken);
-            var afterWarmUp = await Idle(idle, cancellationToken);
+            var afterWarmUp = await Idle(idle, pid, cancellationToken);
             RunSummary traffic;
             IReadOnlyList<ServerMemorySample> samples;
             await using (var sampler = new ServerMemorySampler(http, TimeSpan.FromSeconds(every)))
@@ -42,8 +46,8 @@ internal static class SoakCommand
                 samples = sampler.Samples;
             }
 
-            var atEnd = await Idle(idle, cancellationToken);
-            var result = new SoakResult(traffic, samples, afterWarmUp, atEnd);
+            var atEnd = await Idle(idle, pid, cancellationToken);
+            var result = new SoakResult(traffic, samples, afterWarmUp.Sample, atEnd.Sample, afterWarmUp.FullGc && atEnd.FullGc);
             string md = result.Markdown();
             Console.WriteLine(md);
             var figures = new
@@ -52,9 +56,11 @@ internal static class SoakCommand
                 traffic,
                 resident_drift = result.ResidentDrift,
                 managed_drift = result.ManagedDrift,
+                live_heap_growth = result.LiveHeapGrowth,
                 native_tensor_growth = result.NativeTensorGrowth,
-                idle_after_warm_up = afterWarmUp,
-                idle_at_end = atEnd,
+                idle_after_warm_up = afterWarmUp.Sample,
+                idle_at_end = atEnd.Sample,
+                idle_after_full_gc = result.LiveHeapMeasured,
                 checks = result.Checks().Select(c => new { target = c.Target, measured = c.Measured, met = c.Met }),
                 memory = samples,
             };
@@ -67,18 +73,25 @@ internal static class SoakCommand
         return 0;
     }
 
-    /// <summary>Waits (up to 5 minutes) until nothing runs or waits, then samples.</summary>
-    private static async Task<ServerMemorySample?> Idle(ServerMemorySampler sampler, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits (up to 5 minutes) until nothing runs or waits, induces a full GC where the process is known, then samples.
+    /// </summary>
+    private static async Task<(ServerMemorySample? Sample, bool FullGc)> Idle(ServerMemorySampler sampler, int? pid, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow.AddMinutes(5);
         while (DateTime.UtcNow < deadline)
         {
             var now = await sampler.SampleAsync(cancellationToken);
             if (now is { Waiting: 0, Running: 0 })
-                return now;
+            {
+                if (pid is null || !await FullGcTrigger.InduceAsync(pid.Value, cancellationToken))
+                    return (now, false);
+                return (await sampler.SampleAsync(cancellationToken), true);
+            }
+
             await Task.Delay(200, cancellationToken);
         }
 
-        return null;
+        return (null, false);
     }
 }

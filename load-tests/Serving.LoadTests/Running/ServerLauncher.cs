@@ -24,6 +24,9 @@ internal sealed class ServerLauncher : IAsyncDisposable
 
     public Uri Address { get; }
 
+    /// <summary>The server's process (the .NET runtime's, also for a <c>dotnet X.dll</c> start).</summary>
+    public int ProcessId => _process.Id;
+
     public static async Task<ServerLauncher> StartAsync(string server, string arguments, TimeSpan readyTimeout, CancellationToken cancellationToken)
     {
         if (!File.Exists(server))

@@ -9,8 +9,9 @@ namespace Serving.Engine.Kernels;
 /// regimes chosen per adapter group:
 /// <code>
 /// group with ≥ LoraBatchMapping.SegmentRows rows (prefill segments; SGMV):
-///     Δ = ((x[R] · A[s, :r]ᵀ) ⊙ (scale[s] · W)[:, None]) · Bt[s, :r]      libtorch GEMMs in the compute dtype
-///     y[R, offset..] += Δ
+///     h = x[R] · A[s, :r]ᵀ                                   libtorch GEMMs in the compute dtype
+///     y[R, offset..] += (scale[s] · w) · h · Bt[s, :r]        one addmm_ into y when R is a slice with one weight w
+///                                                              (else h ⊙ (scale[s] · W)[:, None], index_add_)
 /// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per thread of
 /// libtorch's OpenMP team (OpenMpTeam):
 ///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · (A[s, j] · x[t])         j &lt; r   (LoraRowMath.Shrink)
@@ -57,15 +58,15 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         var rows = contiguous ? null : tensor(g.Rows.Select(r => (long)r).ToArray(), ScalarType.Int64, x.device);
         var xs = contiguous ? x.narrow(0, first, n) : x.index_select(0, rows!);
         var h = xs.matmul(module.A[g.Slot].narrow(0, 0, rank).t());
-        h = uniform
-            ? h * (g.Weights[0] * scale)
-            : h * tensor(g.Weights.Select(w => w * scale).ToArray(), ScalarType.Float32, x.device).unsqueeze(1).to(x.dtype);
-        var delta = h.matmul(module.Bt[g.Slot].narrow(0, 0, rank));
+        if (!uniform)
+            h = h * tensor(g.Weights.Select(w => w * scale).ToArray(), ScalarType.Float32, x.device).unsqueeze(1).to(x.dtype);
+        float alpha = uniform ? g.Weights[0] * scale : 1f;
+        var bt = module.Bt[g.Slot].narrow(0, 0, rank);
         var target = y.narrow(1, offset, module.Out);
         if (contiguous)
-            target.narrow(0, first, n).add_(delta);
+            target.narrow(0, first, n).addmm_(h, bt, beta: 1, alpha: alpha);   // the expand GEMM accumulates into y: no Δ tensor
         else
-            target.index_add_(0, rows!, delta, 1);
+            target.index_add_(0, rows!, h.matmul(bt), alpha);
     }
 
     private sealed record Context(nint X, nint Y, nint A, nint Bt, int Offset, int Width, bool Bf16,

@@ -43,8 +43,12 @@ public sealed class SoakCommandTests(LoadTargetFixture server) : IClassFixture<L
         Assert.True(json["memory"]!.AsArray().Count >= 6);
         Assert.True(json["idle_after_warm_up"]!["native_tensors"]!.GetValue<double>() > 0);
         Assert.True(double.IsFinite(json["resident_drift"]!.GetValue<double>()));
+        // The server process was started here, so both idle points follow a full GC induced over its diagnostics channel.
+        Assert.True(json["idle_after_full_gc"]!.GetValue<bool>());
+        Assert.True(double.IsFinite(json["live_heap_growth"]!.GetValue<double>()));
         string report = File.ReadAllText(Path.Combine(dir, "report.md"));
         Assert.Contains("| no growth of native tensors (idle counts) |", report, StringComparison.Ordinal);
+        Assert.Contains("| live managed heap flat within ±5 % (idle, after a full GC) |", report, StringComparison.Ordinal);
     }
 
     public void Dispose() => Directory.Delete(_out, recursive: true);
