@@ -81,7 +81,9 @@ public sealed class SlowClientTests(ITestOutputHelper output) : IAsyncLifetime
             output.WriteLine($"{Stalled} stalled streams of {MaxTokens} tokens: {received / 1024} KiB unread while stalled, managed heap grew {growth / 1024} KiB, " +
                 $"{complete} streams complete when finally read");
             Assert.True(received > 4L << 20, $"only {received} bytes were sent: the test did not stall enough output");
-            Assert.True(growth < received / 4, $"the managed heap grew {growth} bytes while {received} bytes of output waited for stalled readers");
+            // Holding the output would take at least the unread bytes (UTF-8, or twice as strings); the heap is process-wide and
+            // tests beside this one allocate too (a CI run saw 0.49× with nothing held), so the bound is the output itself.
+            Assert.True(growth < received, $"the managed heap grew {growth} bytes while {received} bytes of output waited for stalled readers");
         }
         finally
         {
