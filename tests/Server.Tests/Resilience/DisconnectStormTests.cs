@@ -62,7 +62,7 @@ public sealed class DisconnectStormTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(streams / 4, finished);
         Assert.Equal(streams, cancelled + finishedEarly);
         Assert.True(SpinWait.SpinUntil(() => worker.Running == 0 && worker.Waiting == 0 && worker.UsedKvBlocks == 0 && worker.PinnedAdapterSlots == 0
-                && worker.TrackedRequests == 0, 15_000),
+                && worker.TrackedRequests == 0, 60_000),   // generous: the full suite runs beside it on 2 cores
             $"running {worker.Running}, waiting {worker.Waiting}, KV blocks {worker.UsedKvBlocks}, pinned adapter slots {worker.PinnedAdapterSlots}, tracked {worker.TrackedRequests}");
         var unexpected = _logs.AtLeast(LogLevel.Warning, e => e.Category.StartsWith("Serving.Server.Hosting.ModelHost", StringComparison.Ordinal));
         output.WriteLine($"{cancelled} streams cancelled, {finishedEarly} finished before their cancel point, {worker.Cancelled} cancellations reached the engine, " +
