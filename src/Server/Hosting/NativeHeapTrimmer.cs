@@ -7,8 +7,8 @@ namespace Serving.Server.Hosting;
 /// <summary>
 /// Every <see cref="ModelOptions.NativeHeapTrimSeconds"/>, hands the C heap's free pages back to the OS
 /// (<see cref="NativeHeap.Trim"/>) so the resident set tracks live memory under steady traffic instead of creeping up
-/// with allocator fragmentation. A trim walks the arenas under their locks for about a millisecond, so it runs rarely
-/// and off the engine thread.
+/// with allocator fragmentation. A trim walks the arenas under their locks (its duration is logged at Debug; not
+/// benchmarked yet), so it runs rarely and off the engine thread.
 /// </summary>
 internal sealed partial class NativeHeapTrimmer(IOptions<ModelOptions> options, TimeProvider time, ILogger<NativeHeapTrimmer> log)
     : BackgroundService
