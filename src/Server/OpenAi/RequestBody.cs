@@ -20,6 +20,16 @@ internal static class RequestBody
         {
             throw ApiException.BadRequest($"request body is not valid JSON: {ex.Message}");
         }
+        catch (BadHttpRequestException ex)
+        {
+            throw new ApiException(ex.StatusCode, ex.Message);
+        }
+        catch (IOException ex)
+        {
+            // The client reset the connection or stream mid-body. Kestrel fails the read before it cancels
+            // RequestAborted, so left unhandled this would be logged as a server error; the answer reaches nobody.
+            throw ApiException.BadRequest($"the request body could not be read: {ex.Message}");
+        }
 
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
         {

@@ -37,15 +37,26 @@ internal sealed class GrpcMessageValidation(IReadOnlyDictionary<string, MessageD
 
         var body = new MemoryStream();
         var buffer = new byte[16 * 1024];
-        int read;
-        while ((read = await request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+        try
         {
-            body.Write(buffer, 0, read);
-            if (body.Length > maxMessageBytes + 5L)
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
             {
-                Reject(context, 8, $"the request message exceeds {maxMessageBytes} bytes");
-                return;
+                body.Write(buffer, 0, read);
+                if (body.Length > maxMessageBytes + 5L)
+                {
+                    Reject(context, 8, $"the request message exceeds {maxMessageBytes} bytes");
+                    return;
+                }
             }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            // The client reset its stream while sending the message. Kestrel fails the body read with an IOException
+            // before it cancels RequestAborted (that is scheduled on the thread pool), so the exception handler would
+            // log the client's departure as a server error; nobody is left to answer.
+            context.Abort();
+            return;
         }
 
         if (Problem(body.GetBuffer().AsSpan(0, (int)body.Length), input) is { } problem)
