@@ -47,6 +47,8 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         report.Add("std of f32 logits (scale for the difference above)", "logit", logitStd, null);
         report.Add("projection GEMMs alone, batch 32 (interleaved with the steps)", "ms", f32.GemmMs, bf16.GemmMs);
         report.Add("decode step / its projection GEMMs, batch 32 (target ≤ 1.3)", "×", f32.DecodeStepMs[32] / f32.GemmMs, bf16.DecodeStepMs[32] / bf16.GemmMs);
+        report.Add("decode step, batch 32, libtorch fused attention over gathered K/V (the CUDA path)", "ms", f32.FusedAttentionStepMs, bf16.FusedAttentionStepMs);
+        report.Add("same, / its projection GEMMs", "×", f32.FusedAttentionStepMs / f32.GemmMs, bf16.FusedAttentionStepMs / bf16.GemmMs);
         report.Add("bytes read per batch-1 decode step", "MB", f32.BytesPerStep / 1e6, bf16.BytesPerStep / 1e6);
         report.Add("achieved read bandwidth, batch-1 decode", "GB/s", f32.BytesPerStep / (f32.DecodeStepMs[1] / 1e3) / 1e9, bf16.BytesPerStep / (bf16.DecodeStepMs[1] / 1e3) / 1e9);
         report.Add("measured memory read bandwidth", "GB/s", bandwidth / 1e9, bandwidth / 1e9);
@@ -65,27 +67,29 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
     }
 
     private sealed record DtypeResult(Dictionary<int, double> DecodeTokensPerSecond, Dictionary<int, double> DecodeStepMs,
-        double PrefillTokensPerSecond, double GemmMs, double BytesPerStep, float[] ReferenceLogits);
+        double PrefillTokensPerSecond, double GemmMs, double FusedAttentionStepMs, double BytesPerStep, float[] ReferenceLogits);
 
     private DtypeResult Measure(ScalarType dtype, double bandwidth)
     {
         Console.Error.WriteLine($"{dtype}: loading");
         using var loaded = LoadedModel.Load(modelDir, dtype, CPU, 4096);
         var model = loaded.Model;
-        using var cache = model.CreateKvCache(Batches.Max(), Math.Max(promptLength + decodeSteps + 16, 520));
+        using var cache = model.CreateKvCache(Batches.Max(), Math.Max(promptLength + 2 * decodeSteps + 16, 520));
         var stepper = new GenerationStepper(model, cache);
         WarmUp(model, loaded, stepper);
         var tps = new Dictionary<int, double>();
         var stepMs = new Dictionary<int, double>();
         var gemmMs = new Dictionary<int, double>();
+        double fusedStepMs = double.NaN;
         foreach (int b in Batches)
         {
             var sequences = Enumerable.Range(0, b).Select(i => new SequenceState(Prompt(i, promptLength, model.Config.VocabSize),
-                new SamplingParams { Temperature = 0, MaxTokens = decodeSteps + 8, IgnoreEos = true }, loaded.Tokenizer, [])).ToList();
+                new SamplingParams { Temperature = 0, MaxTokens = 2 * decodeSteps + 8, IgnoreEos = true }, loaded.Tokenizer, [])).ToList();
             for (int warm = 0; warm < 4; warm++)
                 stepper.Step(sequences);                // prefill and warm-up decode steps, not timed
             var times = new List<double>();
             var gemmTimes = new List<double>();
+            var fusedTimes = new List<double>();
             using var gemms = new ProjectionGemms(model, b);
             for (int s = 0; s < decodeSteps; s++)
             {
@@ -96,9 +100,19 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                 sw.Restart();
                 gemms.Run();
                 gemmTimes.Add(sw.Elapsed.TotalSeconds);
+                if (b == Batches.Max())
+                {
+                    model.CpuDecodeAttention = false;
+                    sw.Restart();
+                    stepper.Step(sequences);
+                    fusedTimes.Add(sw.Elapsed.TotalSeconds);
+                    model.CpuDecodeAttention = true;
+                }
             }
 
             gemmMs[b] = Median(gemmTimes) * 1e3;
+            if (fusedTimes.Count > 0)
+                fusedStepMs = Median(fusedTimes) * 1e3;
 
             foreach (var s in sequences)
                 stepper.Release(s);
@@ -110,7 +124,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
 
         double prefill = MeasurePrefill(model, cache);
         long bytes = DecodeBytes(model, promptLength + 2 + decodeSteps / 2);
-        return new DtypeResult(tps, stepMs, prefill, gemmMs[32], bytes, ReferenceLogits(model, cache));
+        return new DtypeResult(tps, stepMs, prefill, gemmMs[32], fusedStepMs, bytes, ReferenceLogits(model, cache));
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using Serving.Bench;
 
 // Usage:
 //   Serving.Bench engine [--model DIR] [--steps N] [--prompt N] [--json FILE]
+//   Serving.Bench attention [--iterations N] [--json FILE]
 //   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--kernel cpu-simd|reference] [--json FILE]
 //   Serving.Bench adapters [--model DIR] [--loads N] [--s3 http://127.0.0.1:5000] [--json FILE]
 //   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--json FILE]
@@ -29,6 +30,8 @@ switch (args.FirstOrDefault())
         string modelDir = BenchModel.Ensure(Get("model"));
         var report = new EngineBenchmark(modelDir, int.Parse(Get("steps") ?? "16"), int.Parse(Get("prompt") ?? "64")).Run();
         return Emit(report);
+    case "attention":
+        return Emit(new DecodeAttentionBenchmark(int.Parse(Get("iterations") ?? "200")).Run());
     case "lora":
         var dtypes = Get("dtype") switch
         {

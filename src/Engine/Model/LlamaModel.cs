@@ -40,6 +40,12 @@ internal sealed class LlamaModel : IDisposable
 
     private static readonly ReferenceLoraKernel ReferenceKernel = new();
 
+    /// <summary>
+    /// Decode rows attend through <see cref="PagedDecodeAttention"/> where it supports the tensors (CPU); false forces
+    /// libtorch's fused attention over gathered K/V, the path CUDA takes (tests and benchmarks compare the two).
+    /// </summary>
+    public bool CpuDecodeAttention { get; set; } = true;
+
     /// <summary>Allocates the device-resident adapter arenas: <paramref name="slots"/> adapters of rank ≤ <paramref name="maxRank"/>.</summary>
     public LoraSlotArena EnableAdapters(int slots, int maxRank)
     {
@@ -186,10 +192,19 @@ internal sealed class LlamaModel : IDisposable
         if (step.DecodeCount > 0)
         {
             // libtorch's CPU attention takes a far slower path for a strided query in bfloat16: make it contiguous.
-            var qd = (step.AllDecode ? q.contiguous() : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
-            var kd = Gather(keys, step.DecodeRows!, step.DecodeCount);
-            var vd = Gather(values, step.DecodeRows!, step.DecodeCount);
-            decodeOut = F.scaled_dot_product_attention(qd, kd, vd, step.DecodeMask).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
+            if (CpuDecodeAttention && PagedDecodeAttention.Supports(q, keys))
+            {
+                var qr = step.AllDecode ? q : q.index_select(0, step.DecodeTokens!);
+                decodeOut = PagedDecodeAttention.Apply(qr, keys, values, step.DecodeRowTable!, step.DecodeContext, step.DecodeLengths!);
+            }
+            else
+            {
+                var qd = (step.AllDecode ? q.contiguous() : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
+                var kd = Gather(keys, step.DecodeRows!, step.DecodeCount);
+                var vd = Gather(values, step.DecodeRows!, step.DecodeCount);
+                decodeOut = F.scaled_dot_product_attention(qd, kd, vd, step.DecodeMask).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
+            }
+
             if (step.AllDecode)
                 return decodeOut;
         }

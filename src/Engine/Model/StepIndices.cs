@@ -51,6 +51,8 @@ internal sealed class StepIndices : IDisposable
             for (int b = 0; b < DecodeCount; b++)
                 Rows(cache, decodeSequences[b].Kv, decodeSequences[b].EndPosition, DecodeContext).CopyTo(rows, b * DecodeContext);
             DecodeRows = tensor(rows, ScalarType.Int64, device);
+            DecodeRowTable = rows;
+            DecodeLengths = decodeSequences.Select(s => s.EndPosition).ToArray();
             if (decodeSequences.Any(s => s.EndPosition != DecodeContext))
             {
                 // Additive mask [B, 1, 1, L]: 0 where the column is inside the sequence, −∞ beyond its end.
@@ -76,6 +78,8 @@ internal sealed class StepIndices : IDisposable
     public int DecodeContext { get; }      // max context length over decode rows (L)
     public Tensor? DecodeRows { get; }     // [B·L] int64, rows of positions 0..L-1 per decode row (row 0 past its end)
     public Tensor? DecodeMask { get; }     // [B, 1, 1, L] additive, compute dtype; null when all decode rows have the same length
+    public long[]? DecodeRowTable { get; } // host copy of DecodeRows, for kernels that read the cache directly
+    public int[]? DecodeLengths { get; }   // [B] context length of each decode row
 
     /// <summary>Physical rows of positions 0..length-1, padded with row 0 up to <paramref name="width"/>.</summary>
     private static long[] Rows(KvCache cache, KvBlockTable table, int length, int width)
