@@ -40,6 +40,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         foreach (int b in Batches)
             report.Add($"decode step time, batch {b}", "ms", f32.DecodeStepMs[b], bf16.DecodeStepMs[b]);
         report.Add("prefill tokens/s, one 512-token prompt", "tok/s", f32.PrefillTokensPerSecond, bf16.PrefillTokensPerSecond);
+        report.Add("prefill tokens/s, same, libtorch ops only (the CUDA path)", "tok/s", f32.LibtorchOpsPrefillTokensPerSecond, bf16.LibtorchOpsPrefillTokensPerSecond);
         report.Add("bf16 / f32 decode speed-up, batch 32 (target ≥ 3)", "×", null, bf16.DecodeTokensPerSecond[32] / f32.DecodeTokensPerSecond[32]);
         report.Add("bf16 / f32 decode speed-up, batch 1", "×", null, bf16.DecodeTokensPerSecond[1] / f32.DecodeTokensPerSecond[1]);
         report.Add("bf16 / f32 prefill speed-up", "×", null, bf16.PrefillTokensPerSecond / f32.PrefillTokensPerSecond);
@@ -47,8 +48,8 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         report.Add("std of f32 logits (scale for the difference above)", "logit", logitStd, null);
         report.Add("projection GEMMs alone, batch 32 (interleaved with the steps)", "ms", f32.GemmMs, bf16.GemmMs);
         report.Add("decode step / its projection GEMMs, batch 32 (target ≤ 1.3)", "×", f32.DecodeStepMs[32] / f32.GemmMs, bf16.DecodeStepMs[32] / bf16.GemmMs);
-        report.Add("decode step, batch 32, libtorch fused attention over gathered K/V (the CUDA path)", "ms", f32.FusedAttentionStepMs, bf16.FusedAttentionStepMs);
-        report.Add("same, / its projection GEMMs", "×", f32.FusedAttentionStepMs / f32.GemmMs, bf16.FusedAttentionStepMs / bf16.GemmMs);
+        report.Add("decode step, batch 32, libtorch ops only: fused attention over gathered K/V, element-wise op chains (the CUDA path)", "ms", f32.LibtorchOpsStepMs, bf16.LibtorchOpsStepMs);
+        report.Add("same, / its projection GEMMs", "×", f32.LibtorchOpsStepMs / f32.GemmMs, bf16.LibtorchOpsStepMs / bf16.GemmMs);
         report.Add("bytes read per batch-1 decode step", "MB", f32.BytesPerStep / 1e6, bf16.BytesPerStep / 1e6);
         report.Add("achieved read bandwidth, batch-1 decode", "GB/s", f32.BytesPerStep / (f32.DecodeStepMs[1] / 1e3) / 1e9, bf16.BytesPerStep / (bf16.DecodeStepMs[1] / 1e3) / 1e9);
         report.Add("measured memory read bandwidth", "GB/s", bandwidth / 1e9, bandwidth / 1e9);
@@ -67,7 +68,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
     }
 
     private sealed record DtypeResult(Dictionary<int, double> DecodeTokensPerSecond, Dictionary<int, double> DecodeStepMs,
-        double PrefillTokensPerSecond, double GemmMs, double FusedAttentionStepMs, double BytesPerStep, float[] ReferenceLogits);
+        double PrefillTokensPerSecond, double LibtorchOpsPrefillTokensPerSecond, double GemmMs, double LibtorchOpsStepMs, double BytesPerStep, float[] ReferenceLogits);
 
     private DtypeResult Measure(ScalarType dtype, double bandwidth)
     {
@@ -102,11 +103,11 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                 gemmTimes.Add(sw.Elapsed.TotalSeconds);
                 if (b == Batches.Max())
                 {
-                    model.CpuDecodeAttention = false;
+                    model.CpuDecodeAttention = model.CpuElementwise = false;
                     sw.Restart();
                     stepper.Step(sequences);
                     fusedTimes.Add(sw.Elapsed.TotalSeconds);
-                    model.CpuDecodeAttention = true;
+                    model.CpuDecodeAttention = model.CpuElementwise = true;
                 }
             }
 
@@ -122,9 +123,9 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             Console.Error.WriteLine($"{dtype}: batch {b}: {stepMs[b]:F2} ms/step");
         }
 
-        double prefill = MeasurePrefill(model, cache);
+        var prefill = MeasurePrefill(model, cache);
         long bytes = DecodeBytes(model, promptLength + 2 + decodeSteps / 2);
-        return new DtypeResult(tps, stepMs, prefill, gemmMs[32], fusedStepMs, bytes, ReferenceLogits(model, cache));
+        return new DtypeResult(tps, stepMs, prefill.Kernels, prefill.LibtorchOps, gemmMs[32], fusedStepMs, bytes, ReferenceLogits(model, cache));
     }
 
     /// <summary>
@@ -140,20 +141,27 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             stepper.Step(sequences);
     }
 
-    private static double MeasurePrefill(LlamaModel model, KvCache cache)
+    /// <summary>Tokens/s of a 512-token prefill with the CPU kernels, and with libtorch ops only (interleaved).</summary>
+    private static (double Kernels, double LibtorchOps) MeasurePrefill(LlamaModel model, KvCache cache)
     {
         var prompt = Prompt(99, 512, model.Config.VocabSize);
         var times = new List<double>();
-        for (int rep = 0; rep < 4; rep++)
+        var opsTimes = new List<double>();
+        for (int rep = 0; rep < 5; rep++)
         {
-            var kv = cache.Allocate();
-            var sw = Stopwatch.StartNew();
-            model.Forward(ForwardBatch.Create([(kv, prompt, 0)]), cache).Dispose();
-            times.Add(sw.Elapsed.TotalSeconds);
-            cache.Release(kv);
+            foreach (bool kernels in new[] { true, false })
+            {
+                model.CpuDecodeAttention = model.CpuElementwise = kernels;
+                var kv = cache.Allocate();
+                var sw = Stopwatch.StartNew();
+                model.Forward(ForwardBatch.Create([(kv, prompt, 0)]), cache).Dispose();
+                (kernels ? times : opsTimes).Add(sw.Elapsed.TotalSeconds);
+                cache.Release(kv);
+            }
         }
 
-        return 512 / Median(times.Skip(1));
+        model.CpuDecodeAttention = model.CpuElementwise = true;
+        return (512 / Median(times.Skip(1)), 512 / Median(opsTimes.Skip(1)));
     }
 
     /// <summary>Bytes one batch-1 decode step must read: every projection and norm weight, the lm_head, one embedding row, the KV prefix.</summary>

@@ -50,6 +50,28 @@ internal static class Bf16
             destination[i] = FromFloat(source[i]);
     }
 
+    /// <summary>Rounds each value to the nearest bfloat16 (ties to even), kept as float32: what a bf16 tensor op's result holds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Round(Span<float> values)
+    {
+        var bits = MemoryMarshal.Cast<float, uint>(values);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var bias = Vector512.Create(0x7FFFu);
+            var one = Vector512.Create(1u);
+            var high = Vector512.Create(0xFFFF0000u);
+            for (; i + Vector512<uint>.Count <= bits.Length; i += Vector512<uint>.Count)
+            {
+                var v = Vector512.Create(bits.Slice(i, Vector512<uint>.Count));
+                ((v + bias + (Vector512.ShiftRightLogical(v, 16) & one)) & high).CopyTo(bits.Slice(i));
+            }
+        }
+
+        for (; i < bits.Length; i++)
+            bits[i] = (uint)FromFloat(values[i]) << 16;
+    }
+
     public static ushort FromFloat(float value)
     {
         uint bits = BitConverter.SingleToUInt32Bits(value);

@@ -81,6 +81,13 @@ internal sealed class RotaryEmbedding : IDisposable
         return cat([out1, out2], 2).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// <see cref="Apply"/> in place on CPU memory: rotates heads [0, <paramref name="heads"/>) of each row of
+    /// <paramref name="x"/> <c>[T, W]</c> (head k at columns k·D..), token t at position <paramref name="positions"/>[t].
+    /// </summary>
+    public void ApplyInPlace(Tensor x, int heads, IReadOnlyList<int> positions) =>
+        Kernels.CpuElementwiseKernels.RotateInPlace(x, heads, (int)_cos.shape[1] * 2, _cos, _sin, positions);
+
     public void Dispose()
     {
         _cos.Dispose();

@@ -35,6 +35,7 @@ internal sealed class StepIndices : IDisposable
             }
         }
 
+        TokenPositions = batch.Positions;
         Tokens = tensor(batch.Tokens.Select(x => (long)x).ToArray(), ScalarType.Int64, device);
         Positions = tensor(batch.Positions.Select(x => (long)x).ToArray(), ScalarType.Int64, device);
         RowPerToken = tensor(rowPerToken, ScalarType.Int64, device);
@@ -68,6 +69,7 @@ internal sealed class StepIndices : IDisposable
 
     public Tensor Tokens { get; }          // [T] int64
     public Tensor Positions { get; }       // [T] int64
+    public IReadOnlyList<int> TokenPositions { get; }   // [T] on the host, for kernels that index tables directly
     public Tensor RowPerToken { get; }     // [T] int64, where each token's K/V is written
     public Tensor LastTokens { get; }      // [S] int64, index of each sequence's last token
     public IReadOnlyList<SequenceSlice> Prefill { get; }

@@ -1,0 +1,203 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using TorchSharp;
+using static TorchSharp.torch;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace Serving.Engine.Kernels;
+
+/// <summary>
+/// The layer's element-wise parts, each fused into one pass over CPU memory: RMSNorm, SwiGLU and RoPE replace chains of
+/// 3–8 libtorch ops (each a dispatch, an allocation and a trip through memory). At decode those chains cost about a
+/// third as much as the projection GEMMs in bfloat16. Every intermediate a bf16 op chain would round is rounded here too
+/// (<see cref="Bf16.Round"/>), so the results are the op chains' own up to float32 summation order.
+/// Tensors: CPU, float32 or bfloat16, contiguous (<see cref="Supports"/>); other tensors take the libtorch ops.
+/// </summary>
+internal static unsafe class CpuElementwiseKernels
+{
+    /// <summary>Below this many elements a call stays on the calling thread: an OpenMP region costs more than it saves.</summary>
+    private const long ParallelElements = 1 << 16;
+
+    [ThreadStatic] private static float[]? _scratch;
+
+    /// <summary>CPU, float32 or bfloat16, contiguous, and outside autograd (the kernels record no graph; LoRA training needs one).</summary>
+    public static bool Supports(Tensor t) =>
+        t.device_type == DeviceType.CPU && t.dtype is ScalarType.Float32 or ScalarType.BFloat16 && t.is_contiguous() && !t.requires_grad;
+
+    /// <summary>
+    /// HF LlamaRMSNorm. x <c>[T, H]</c>, weight <c>[H]</c> → <c>[T, H]</c>:
+    /// <code>y[t, :] = w ⊙ dt(x[t, :] · 1/√(Σ x[t, :]² / H + ε))        dt = rounding to the compute dtype</code>
+    /// </summary>
+    public static Tensor RmsNorm(Tensor x, Tensor weight, float eps)
+    {
+        int rows = (int)x.shape[0], h = (int)x.shape[1];
+        if (weight.shape[0] != h || weight.dtype != x.dtype)
+            throw new ArgumentException($"RMSNorm weight [{weight.shape[0]}] {weight.dtype} does not fit x [{rows}, {h}] {x.dtype}");
+        var y = empty([rows, h], x.dtype, x.device);
+        bool bf16 = x.dtype == ScalarType.BFloat16;
+        fixed (byte* xp = x.bytes)
+        fixed (byte* wp = weight.bytes)
+        fixed (byte* yp = y.bytes)
+        {
+            nint xa = (nint)xp, wa = (nint)wp, ya = (nint)yp;
+            ForRows(rows, (long)rows * h, (from, to) =>
+            {
+                var buffers = Scratch(2 * h);
+                var row = buffers.AsSpan(0, h);
+                var w = buffers.AsSpan(h, h);
+                Load((byte*)wa, bf16, w);
+                for (int t = from; t < to; t++)
+                {
+                    Load((byte*)xa + (long)t * h * Size(bf16), bf16, row);
+                    float inv = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(row) / h + eps);
+                    TensorPrimitives.Multiply(row, inv, row);
+                    if (bf16)
+                        Bf16.Round(row);
+                    TensorPrimitives.Multiply(row, w, row);
+                    Store(row, (byte*)ya + (long)t * h * Size(bf16), bf16);
+                }
+            });
+        }
+
+        return y;
+    }
+
+    /// <summary>
+    /// SwiGLU of the fused gate/up projection. gateUp <c>[T, 2I]</c> (gate columns first) → <c>[T, I]</c>:
+    /// <code>y[t, i] = dt(silu(g[t, i])) · u[t, i]        silu(g) = g · σ(g)</code>
+    /// </summary>
+    public static Tensor SwiGlu(Tensor gateUp)
+    {
+        int rows = (int)gateUp.shape[0], width = (int)gateUp.shape[1], inter = width / 2;
+        var y = empty([rows, inter], gateUp.dtype, gateUp.device);
+        bool bf16 = gateUp.dtype == ScalarType.BFloat16;
+        fixed (byte* gp = gateUp.bytes)
+        fixed (byte* yp = y.bytes)
+        {
+            nint ga = (nint)gp, ya = (nint)yp;
+            ForRows(rows, (long)rows * width, (from, to) =>
+            {
+                var buffers = Scratch(3 * inter);
+                var g = buffers.AsSpan(0, inter);
+                var u = buffers.AsSpan(inter, inter);
+                var s = buffers.AsSpan(2 * inter, inter);
+                for (int t = from; t < to; t++)
+                {
+                    byte* rowStart = (byte*)ga + (long)t * width * Size(bf16);
+                    Load(rowStart, bf16, g);
+                    Load(rowStart + (long)inter * Size(bf16), bf16, u);
+                    TensorPrimitives.Sigmoid(g, s);
+                    TensorPrimitives.Multiply(g, s, s);
+                    if (bf16)
+                        Bf16.Round(s);
+                    TensorPrimitives.Multiply(s, u, s);
+                    Store(s, (byte*)ya + (long)t * inter * Size(bf16), bf16);
+                }
+            });
+        }
+
+        return y;
+    }
+
+    /// <summary>
+    /// Rotary embedding in place on heads [0, <paramref name="heads"/>) of each row of x <c>[T, W]</c> (head k at columns
+    /// k·D..k·D+D−1, halves x₁ | x₂), token t at position positions[t] of the tables cos, sin <c>[P, D/2]</c>:
+    /// <code>x₁' = dt(dt(x₁·cos) − dt(x₂·sin))      x₂' = dt(dt(x₂·cos) + dt(x₁·sin))</code>
+    /// </summary>
+    public static void RotateInPlace(Tensor x, int heads, int headDim, Tensor cos, Tensor sin, IReadOnlyList<int> positions)
+    {
+        int rows = (int)x.shape[0], width = (int)x.shape[1], half = headDim / 2;
+        if (positions.Count != rows || heads * headDim > width || cos.shape[1] != half || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
+            throw new ArgumentException($"RoPE: x [{rows}, {width}] {x.dtype}, {heads} heads of {headDim}, tables [{cos.shape[0]}, {cos.shape[1]}] {cos.dtype}, {positions.Count} positions");
+        foreach (int p in positions)
+            if ((uint)p >= (ulong)cos.shape[0])
+                throw new ArgumentException($"RoPE: position {p} is beyond the tables' {cos.shape[0]}");
+        bool bf16 = x.dtype == ScalarType.BFloat16;
+        var positionArray = positions as int[] ?? positions.ToArray();
+        fixed (byte* xp = x.bytes)
+        fixed (byte* cp = cos.bytes)
+        fixed (byte* sp = sin.bytes)
+        {
+            nint xa = (nint)xp, ca = (nint)cp, sa = (nint)sp;
+            ForRows(rows, (long)rows * heads * headDim, (from, to) =>
+            {
+                var buffers = Scratch(6 * half);
+                Span<float> c = buffers.AsSpan(0, half), s = buffers.AsSpan(half, half), x1 = buffers.AsSpan(2 * half, half),
+                    x2 = buffers.AsSpan(3 * half, half), a = buffers.AsSpan(4 * half, half), b = buffers.AsSpan(5 * half, half);
+                int size = Size(bf16);
+                for (int t = from; t < to; t++)
+                {
+                    Load((byte*)ca + (long)positionArray[t] * half * size, bf16, c);
+                    Load((byte*)sa + (long)positionArray[t] * half * size, bf16, s);
+                    for (int k = 0; k < heads; k++)
+                    {
+                        byte* head = (byte*)xa + ((long)t * width + (long)k * headDim) * size;
+                        Load(head, bf16, x1);
+                        Load(head + (long)half * size, bf16, x2);
+                        Combine(x1, c, x2, s, a, b, subtract: true, bf16);      // a = x₁'
+                        Store(a, head, bf16);
+                        Combine(x2, c, x1, s, a, b, subtract: false, bf16);     // a = x₂'
+                        Store(a, head + (long)half * size, bf16);
+                    }
+                }
+            });
+        }
+    }
+
+    /// <summary>result = dt(dt(p·q) ∓ dt(r·s)), <paramref name="scratch"/> holding dt(r·s).</summary>
+    private static void Combine(Span<float> p, Span<float> q, Span<float> r, Span<float> s, Span<float> result, Span<float> scratch, bool subtract, bool bf16)
+    {
+        TensorPrimitives.Multiply(p, q, result);
+        TensorPrimitives.Multiply(r, s, scratch);
+        if (bf16)
+        {
+            Bf16.Round(result);
+            Bf16.Round(scratch);
+        }
+
+        if (subtract)
+            TensorPrimitives.Subtract(result, scratch, result);
+        else
+            TensorPrimitives.Add(result, scratch, result);
+    }
+
+    /// <summary>Runs body(from, to) over row ranges: on the calling thread for small work, else on the OpenMP team.</summary>
+    private static void ForRows(int rows, long elements, Action<int, int> body)
+    {
+        int chunks = elements < ParallelElements ? 1 : Math.Min(OpenMpTeam.Threads, rows);
+        if (chunks <= 1)
+        {
+            body(0, rows);
+            return;
+        }
+
+        OpenMpTeam.For(chunks, k => body((int)((long)rows * k / chunks), (int)((long)rows * (k + 1) / chunks)));
+    }
+
+    private static float[] Scratch(int length)
+    {
+        if (_scratch is null || _scratch.Length < length)
+            _scratch = new float[length];
+        return _scratch;
+    }
+
+    private static int Size(bool bf16) => bf16 ? 2 : 4;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Load(byte* source, bool bf16, Span<float> destination)
+    {
+        if (bf16)
+            Bf16.ToFloat(new ReadOnlySpan<ushort>(source, destination.Length), destination);
+        else
+            new ReadOnlySpan<float>(source, destination.Length).CopyTo(destination);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(ReadOnlySpan<float> source, byte* destination, bool bf16)
+    {
+        if (bf16)
+            Bf16.FromFloat(source, new Span<ushort>(destination, source.Length));
+        else
+            source.CopyTo(new Span<float>(destination, source.Length));
+    }
+}

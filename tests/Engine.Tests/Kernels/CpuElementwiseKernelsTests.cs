@@ -1,0 +1,112 @@
+using Serving.Engine.Kernels;
+using Serving.Engine.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Serving.Engine.Tests.Kernels;
+
+/// <summary>Each fused kernel against the libtorch op chain it replaces (LlamaModel's fallback), both dtypes, odd sizes included.</summary>
+public sealed class CpuElementwiseKernelsTests
+{
+    [Theory]
+    [InlineData(ScalarType.Float32, 3, 64)]
+    [InlineData(ScalarType.Float32, 200, 1024)]   // parallel rows
+    [InlineData(ScalarType.Float32, 5, 37)]
+    [InlineData(ScalarType.BFloat16, 32, 1024)]
+    [InlineData(ScalarType.BFloat16, 300, 1000)]
+    public void RmsNorm_RandomRows_MatchesLibtorchOps(ScalarType dtype, int rows, int hidden)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(rows + hidden);
+        var x = (randn(rows, hidden) * 3).to(dtype);
+        var w = (rand(hidden) + 0.5).to(dtype);
+        const float eps = 1e-5f;
+
+        var fast = CpuElementwiseKernels.RmsNorm(x, w, eps);
+        var xf = x.to(ScalarType.Float32);
+        var expected = w * (xf * rsqrt(xf.pow(2).mean([-1L], keepdim: true) + eps)).to(dtype);
+
+        AssertClose(expected, fast, dtype);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 4, 176)]
+    [InlineData(ScalarType.Float32, 64, 2816)]    // parallel rows
+    [InlineData(ScalarType.BFloat16, 32, 2816)]
+    [InlineData(ScalarType.BFloat16, 7, 33)]
+    public void SwiGlu_RandomRows_MatchesLibtorchOps(ScalarType dtype, int rows, int intermediate)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(rows * intermediate);
+        var gateUp = (randn(rows, 2 * intermediate) * 4).to(dtype);
+
+        var fast = CpuElementwiseKernels.SwiGlu(gateUp);
+        var expected = F.silu(gateUp.narrow(1, 0, intermediate)) * gateUp.narrow(1, intermediate, intermediate);
+
+        AssertClose(expected, fast, dtype);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 5, 4, 2, 16)]
+    [InlineData(ScalarType.Float32, 300, 16, 4, 64)]   // parallel rows
+    [InlineData(ScalarType.BFloat16, 32, 16, 4, 64)]
+    [InlineData(ScalarType.BFloat16, 9, 8, 8, 128)]
+    public void RotateInPlace_RandomHeads_MatchesLibtorchOpsAndLeavesTheRestAlone(ScalarType dtype, int rows, int qHeads, int kvHeads, int headDim)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(rows + headDim);
+        int rotated = qHeads + kvHeads, width = (rotated + kvHeads) * headDim, half = headDim / 2;
+        var x = randn(rows, width).to(dtype);
+        var angles = arange(4096, ScalarType.Float32).unsqueeze(1) * (pow(10000.0, -arange(half, ScalarType.Float32) / half)).unsqueeze(0);
+        var cos = angles.cos().to(dtype);
+        var sin = angles.sin().to(dtype);
+        var random = new Random(rows);
+        int[] positions = Enumerable.Range(0, rows).Select(_ => random.Next(4096)).ToArray();
+        var positionTensor = tensor(positions.Select(p => (long)p).ToArray(), ScalarType.Int64);
+        var expected = RotaryEmbedding.Apply(x.narrow(1, 0, rotated * headDim).view(rows, rotated, headDim),
+            (cos.index_select(0, positionTensor).unsqueeze(1), sin.index_select(0, positionTensor).unsqueeze(1))).reshape(rows, rotated * headDim);
+        var untouched = x.narrow(1, rotated * headDim, kvHeads * headDim).clone();
+
+        CpuElementwiseKernels.RotateInPlace(x, rotated, headDim, cos, sin, positions);
+
+        AssertClose(expected, x.narrow(1, 0, rotated * headDim), dtype);
+        Assert.True(untouched.equal(x.narrow(1, rotated * headDim, kvHeads * headDim)).all().item<bool>(), "the value heads changed");
+    }
+
+    [Fact]
+    public void Supports_TensorInAutograd_IsFalseSoTrainingKeepsItsGraph()
+    {
+        using var plain = zeros(2, 16);
+        using var tracked = zeros(2, 16).requires_grad_();
+        Assert.True(CpuElementwiseKernels.Supports(plain));
+        Assert.False(CpuElementwiseKernels.Supports(tracked));
+        Assert.False(PagedDecodeAttention.Supports(tracked.view(2, 1, 16), plain.view(1, 2, 16)));
+    }
+
+    [Fact]
+    public void RotateInPlace_PositionBeyondTheTables_Throws()
+    {
+        using var x = zeros(1, 16);
+        using var table = zeros(8, 8);
+        var e = Assert.Throws<ArgumentException>(() => CpuElementwiseKernels.RotateInPlace(x, 1, 16, table, table, [8]));
+        Assert.Contains("position 8", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>float32: summation order only. bfloat16: the same roundings, so at most one bf16 step where a sum lands on a tie.</summary>
+    private static void AssertClose(Tensor expected, Tensor actual, ScalarType dtype)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        Assert.Equal(dtype, actual.dtype);
+        var e = expected.to(ScalarType.Float32);
+        var a = actual.to(ScalarType.Float32);
+        double tolerance = dtype == ScalarType.Float32 ? 1e-5 : 1.0 / 64;    // bf16 keeps 8 significant bits
+        double error = ((a - e).abs() / (e.abs() + 1)).max().item<float>();
+        Assert.True(error <= tolerance, $"max relative difference {error}");
+        if (dtype == ScalarType.BFloat16)
+        {
+            double mismatched = (a != e).to(ScalarType.Float32).mean().item<float>();
+            Assert.True(mismatched < 0.01, $"{mismatched:P2} of the bf16 values differ from the op chain's");
+        }
+    }
+}
