@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using Tensor = TorchSharp.torch.Tensor;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -102,14 +103,14 @@ internal static unsafe class PagedDecodeAttention
     private static void Run(Job job, int from, int to)
     {
         int g = job.Group, d = job.HeadDim, maxLength = job.Lengths.Max();
-        int need = 2 * g * d + g * maxLength + d;
+        int need = 2 * g * d + g * maxLength;
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
         int elementSize = job.Bf16 ? 2 : 4;
         fixed (float* scratch = _scratch)
         fixed (long* rows = job.Rows)
         {
-            float* qf = scratch, acc = qf + g * d, row = acc + g * d, scores = row + d;
+            float* qf = scratch, acc = qf + g * d, scores = acc + g * d;
             for (int p = from; p < to; p++)
             {
                 int b = p / job.KvHeads, h = p % job.KvHeads, n = job.Lengths[b];
@@ -120,28 +121,98 @@ internal static unsafe class PagedDecodeAttention
                 byte* kHead = (byte*)job.K + (long)h * job.CacheRows * d * elementSize;
                 byte* vHead = (byte*)job.V + (long)h * job.CacheRows * d * elementSize;
 
-                for (int j = 0; j < n; j++)
+                int rowBytes = d * elementSize;
+                for (int j = 0; j < Math.Min(PrefetchRows, n); j++)
+                    Prefetch(kHead, vHead, seqRows[j], rowBytes);
+
+                // scores[gi·n + j]: each K row is read from the cache once and stays in registers for the G query heads.
+                new Span<float>(scores, g * n).Clear();
+                for (int slice = 0; slice < d; slice += SliceWidth)
                 {
-                    Load(kHead + seqRows[j] * d * elementSize, job.Bf16, row, d);
-                    for (int gi = 0; gi < g; gi++)
-                        scores[gi * maxLength + j] = Dot(qf + gi * d, row, d);
+                    int width = Math.Min(SliceWidth, d - slice);
+                    for (int j = 0; j < n; j++)
+                    {
+                        byte* k = kHead + (seqRows[j] * d + slice) * elementSize;
+                        if (slice == 0 && j + PrefetchRows < n)
+                            Prefetch(kHead, vHead, seqRows[j + PrefetchRows], rowBytes);
+                        if (width == SliceWidth)
+                        {
+                            var k0 = Chunk(k, 0, job.Bf16);
+                            var k1 = Chunk(k, 1, job.Bf16);
+                            var k2 = Chunk(k, 2, job.Bf16);
+                            var k3 = Chunk(k, 3, job.Bf16);
+                            for (int gi = 0; gi < g; gi++)
+                            {
+                                float* qs = qf + gi * d + slice;
+                                var sum = Vector512.FusedMultiplyAdd(k1, Vector512.Load(qs + Lanes), k0 * Vector512.Load(qs))
+                                    + Vector512.FusedMultiplyAdd(k3, Vector512.Load(qs + 3 * Lanes), k2 * Vector512.Load(qs + 2 * Lanes));
+                                scores[gi * n + j] += Vector512.Sum(sum);
+                            }
+                        }
+                        else
+                        {
+                            for (int gi = 0; gi < g; gi++)
+                            {
+                                var sum = Vector512<float>.Zero;
+                                for (int c = 0; c < width / Lanes; c++)
+                                    sum = Vector512.FusedMultiplyAdd(Chunk(k, c, job.Bf16), Vector512.Load(qf + gi * d + slice + c * Lanes), sum);
+                                scores[gi * n + j] += Vector512.Sum(sum);
+                            }
+                        }
+                    }
                 }
 
                 for (int gi = 0; gi < g; gi++)
                 {
-                    var s = new Span<float>(scores + gi * maxLength, n);
-                    float max = TensorPrimitives.Max(s);
-                    TensorPrimitives.Subtract(s, max, s);
-                    TensorPrimitives.Exp(s, s);
+                    var s = new Span<float>(scores + gi * n, n);
+                    TensorPrimitives.Subtract(s, TensorPrimitives.Max(s), s);
+                }
+
+                var all = new Span<float>(scores, g * n);
+                TensorPrimitives.Exp(all, all);
+                for (int gi = 0; gi < g; gi++)
+                {
+                    var s = new Span<float>(scores + gi * n, n);
                     TensorPrimitives.Multiply(s, 1f / TensorPrimitives.Sum(s), s);
                 }
 
-                new Span<float>(acc, g * d).Clear();
-                for (int j = 0; j < n; j++)
+                // out[gi] = Σ_j p[gi, j] · V[j], a slice of D at a time held in registers; the head's V rows stay in L1 across gi.
+                for (int gi = 0; gi < g; gi++)
                 {
-                    Load(vHead + seqRows[j] * d * elementSize, job.Bf16, row, d);
-                    for (int gi = 0; gi < g; gi++)
-                        Accumulate(acc + gi * d, row, scores[gi * maxLength + j], d);
+                    float* weights = scores + gi * n;
+                    for (int slice = 0; slice < d; slice += SliceWidth)
+                    {
+                        int width = Math.Min(SliceWidth, d - slice);
+                        float* o = acc + gi * d + slice;
+                        if (width == SliceWidth)
+                        {
+                            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                            for (int j = 0; j < n; j++)
+                            {
+                                byte* v = vHead + (seqRows[j] * d + slice) * elementSize;
+                                var w = Vector512.Create(weights[j]);
+                                a0 = Vector512.FusedMultiplyAdd(Chunk(v, 0, job.Bf16), w, a0);
+                                a1 = Vector512.FusedMultiplyAdd(Chunk(v, 1, job.Bf16), w, a1);
+                                a2 = Vector512.FusedMultiplyAdd(Chunk(v, 2, job.Bf16), w, a2);
+                                a3 = Vector512.FusedMultiplyAdd(Chunk(v, 3, job.Bf16), w, a3);
+                            }
+
+                            a0.Store(o);
+                            a1.Store(o + Lanes);
+                            a2.Store(o + 2 * Lanes);
+                            a3.Store(o + 3 * Lanes);
+                        }
+                        else
+                        {
+                            for (int c = 0; c < width / Lanes; c++)
+                            {
+                                var a = Vector512<float>.Zero;
+                                for (int j = 0; j < n; j++)
+                                    a = Vector512.FusedMultiplyAdd(Chunk(vHead + (seqRows[j] * d + slice) * elementSize, c, job.Bf16), Vector512.Create(weights[j]), a);
+                                a.Store(o + c * Lanes);
+                            }
+                        }
+                    }
                 }
 
                 Store(acc, (byte*)job.Out + headOffset * elementSize, job.Bf16, g * d);
@@ -149,21 +220,41 @@ internal static unsafe class PagedDecodeAttention
         }
     }
 
+    /// <summary>
+    /// How far ahead the K loop asks for rows. A sequence's positions are scattered over 16-row blocks of the cache, too
+    /// short a run for the hardware prefetcher to get going, so without this every block starts with a stall.
+    /// </summary>
+    private const int PrefetchRows = 8;
+
+    /// <summary>Requests K row <paramref name="row"/> into L1 and the same V row into L2 (the V pass follows the K pass).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(byte* kHead, byte* vHead, long row, int rowBytes)
+    {
+        if (!Sse.IsSupported)
+            return;
+        byte* k = kHead + row * rowBytes, v = vHead + row * rowBytes;
+        for (int line = 0; line < rowBytes; line += 64)
+        {
+            Sse.Prefetch0(k + line);
+            Sse.Prefetch1(v + line);
+        }
+    }
+
+    /// <summary>Elements of D handled with their accumulators in registers: 4 vectors of 16.</summary>
+    private const int SliceWidth = 4 * Lanes;
+
+    /// <summary>16 elements starting at element c·16 of float32 or bfloat16 memory, as float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Chunk(byte* source, int c, bool bf16) => bf16
+        ? Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)source + c * Lanes).ToVector512Unsafe()), 16).AsSingle()
+        : Vector512.Load((float*)source + c * Lanes);
+
     /// <summary>count elements (a multiple of 16) of float32 or bfloat16 memory → float32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Load(byte* source, bool bf16, float* destination, int count)
     {
-        if (!bf16)
-        {
-            Buffer.MemoryCopy(source, destination, count * 4L, count * 4L);
-            return;
-        }
-
         for (int i = 0; i < count; i += Lanes)
-        {
-            var wide = Vector512.WidenLower(Vector256.Load((ushort*)source + i).ToVector512Unsafe());
-            Vector512.ShiftLeft(wide, 16).AsSingle().Store(destination + i);
-        }
+            Chunk(source, i / Lanes, bf16).Store(destination + i);
     }
 
     private static void Store(float* source, byte* destination, bool bf16, int count)
@@ -172,22 +263,5 @@ internal static unsafe class PagedDecodeAttention
             Bf16.FromFloat(new ReadOnlySpan<float>(source, count), new Span<ushort>(destination, count));
         else
             Buffer.MemoryCopy(source, destination, count * 4L, count * 4L);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int d)
-    {
-        var sum = Vector512<float>.Zero;
-        for (int i = 0; i < d; i += Lanes)
-            sum = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), sum);
-        return Vector512.Sum(sum);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Accumulate(float* acc, float* row, float weight, int d)
-    {
-        var w = Vector512.Create(weight);
-        for (int i = 0; i < d; i += Lanes)
-            Vector512.FusedMultiplyAdd(Vector512.Load(row + i), w, Vector512.Load(acc + i)).Store(acc + i);
     }
 }
