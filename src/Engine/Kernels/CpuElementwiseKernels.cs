@@ -1,5 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 using Tensor = TorchSharp.torch.Tensor;
@@ -103,8 +105,11 @@ internal static unsafe class CpuElementwiseKernels
     /// Rotary embedding in place on heads [0, <paramref name="heads"/>) of each row of x <c>[T, W]</c> (head k at columns
     /// k·D..k·D+D−1, halves x₁ | x₂), token t at position positions[t] of the tables cos, sin <c>[P, D/2]</c>:
     /// <code>x₁' = dt(dt(x₁·cos) − dt(x₂·sin))      x₂' = dt(dt(x₂·cos) + dt(x₁·sin))</code>
+    /// Given <paramref name="cache"/>, x is a fused q|k|v row and the same pass stores token t's rotated K heads (the last
+    /// Hkv rotated heads) and the Hkv V heads after them: <c>keys[h, rows[t], :] = x[t, (heads − Hkv + h)·D ..]</c>,
+    /// <c>values[h, rows[t], :] = x[t, (heads + h)·D ..]</c>, which saves the index_copy_ of both.
     /// </summary>
-    public static void RotateInPlace(Tensor x, int heads, int headDim, Tensor cos, Tensor sin, IReadOnlyList<int> positions)
+    public static void RotateInPlace(Tensor x, int heads, int headDim, Tensor cos, Tensor sin, IReadOnlyList<int> positions, KvCacheWrite? cache = null)
     {
         int rows = (int)x.shape[0], width = (int)x.shape[1], half = headDim / 2;
         if (positions.Count != rows || heads * headDim > width || cos.shape[1] != half || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
@@ -112,26 +117,46 @@ internal static unsafe class CpuElementwiseKernels
         foreach (int p in positions)
             if ((uint)p >= (ulong)cos.shape[0])
                 throw new ArgumentException($"RoPE: position {p} is beyond the tables' {cos.shape[0]}");
+        if (cache is { } kv && (kv.Keys.dtype != x.dtype || !kv.Keys.is_contiguous() || !kv.Values.is_contiguous() || kv.Keys.shape[0] != kv.KvHeads
+            || kv.Keys.shape[2] != headDim || (heads + kv.KvHeads) * headDim > width || kv.Rows.Length != rows || kv.Rows.Any(r => (ulong)r >= (ulong)kv.Keys.shape[1])))
+            throw new ArgumentException($"RoPE cache write: keys [{string.Join(", ", kv.Keys.shape)}] {kv.Keys.dtype} do not fit x [{rows}, {width}] or the rows");
         bool bf16 = x.dtype == ScalarType.BFloat16;
+        bool vector = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && half % 16 == 0;
         var positionArray = positions as int[] ?? positions.ToArray();
+        var keys = cache?.Keys;
+        var values = cache?.Values;
+        int kvHeads = cache?.KvHeads ?? 0;
+        long cacheRows = keys?.shape[1] ?? 0;
+        long[]? rowPerToken = cache?.Rows;
         fixed (byte* xp = x.bytes)
         fixed (byte* cp = cos.bytes)
         fixed (byte* sp = sin.bytes)
+        fixed (byte* kp = keys is null ? default : keys.bytes)
+        fixed (byte* vp = values is null ? default : values.bytes)
         {
-            nint xa = (nint)xp, ca = (nint)cp, sa = (nint)sp;
+            nint xa = (nint)xp, ca = (nint)cp, sa = (nint)sp, ka = (nint)kp, va = (nint)vp;
             ForRows(rows, (long)rows * heads * headDim, (from, to) =>
             {
                 var buffers = Scratch(6 * half);
                 Span<float> c = buffers.AsSpan(0, half), s = buffers.AsSpan(half, half), x1 = buffers.AsSpan(2 * half, half),
                     x2 = buffers.AsSpan(3 * half, half), a = buffers.AsSpan(4 * half, half), b = buffers.AsSpan(5 * half, half);
                 int size = Size(bf16);
+                long headBytes = (long)headDim * size;
                 for (int t = from; t < to; t++)
                 {
                     Load((byte*)ca + (long)positionArray[t] * half * size, bf16, c);
                     Load((byte*)sa + (long)positionArray[t] * half * size, bf16, s);
+                    byte* row = (byte*)xa + (long)t * width * size;
                     for (int k = 0; k < heads; k++)
                     {
-                        byte* head = (byte*)xa + ((long)t * width + (long)k * headDim) * size;
+                        byte* head = row + k * headBytes;
+                        if (vector)
+                        {
+                            fixed (float* cf = c, sf = s)
+                                RotateHead(head, head + (long)half * size, cf, sf, half, bf16);
+                            continue;
+                        }
+
                         Load(head, bf16, x1);
                         Load(head + (long)half * size, bf16, x2);
                         Combine(x1, c, x2, s, a, b, subtract: true, bf16);      // a = x₁'
@@ -139,9 +164,58 @@ internal static unsafe class CpuElementwiseKernels
                         Combine(x2, c, x1, s, a, b, subtract: false, bf16);     // a = x₂'
                         Store(a, head + (long)half * size, bf16);
                     }
+
+                    for (int h = 0; h < kvHeads; h++)
+                    {
+                        long target = ((long)h * cacheRows + rowPerToken![t]) * headBytes;
+                        Buffer.MemoryCopy(row + (heads - kvHeads + h) * headBytes, (byte*)ka + target, headBytes, headBytes);
+                        Buffer.MemoryCopy(row + (heads + h) * headBytes, (byte*)va + target, headBytes, headBytes);
+                    }
                 }
             });
         }
+    }
+
+    /// <summary>One head's rotation on registers, 16 lanes at a time; the bf16 roundings as in <see cref="Combine"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RotateHead(byte* first, byte* second, float* cos, float* sin, int half, bool bf16)
+    {
+        for (int i = 0; i < half; i += 16)
+        {
+            var x1 = Chunk(first, i, bf16);
+            var x2 = Chunk(second, i, bf16);
+            var c = Vector512.Load(cos + i);
+            var s = Vector512.Load(sin + i);
+            var o1 = Rounded(Rounded(x1 * c, bf16) - Rounded(x2 * s, bf16), bf16);
+            var o2 = Rounded(Rounded(x2 * c, bf16) + Rounded(x1 * s, bf16), bf16);
+            Put(o1, first, i, bf16);
+            Put(o2, second, i, bf16);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Chunk(byte* source, int offset, bool bf16) => bf16
+        ? Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)source + offset).ToVector512Unsafe()), 16).AsSingle()
+        : Vector512.Load((float*)source + offset);
+
+    /// <summary>Round to nearest even bf16, kept as float32 (identity for float32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Rounded(Vector512<float> v, bool bf16)
+    {
+        if (!bf16)
+            return v;
+        var bits = v.AsUInt32();
+        return ((bits + Vector512.Create(0x7FFFu) + (Vector512.ShiftRightLogical(bits, 16) & Vector512.Create(1u))) & Vector512.Create(0xFFFF0000u)).AsSingle();
+    }
+
+    /// <summary>Stores 16 values already exact in the dtype (bf16: the upper halves).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(Vector512<float> v, byte* destination, int offset, bool bf16)
+    {
+        if (bf16)
+            Avx512F.ConvertToVector256UInt16(Vector512.ShiftRightLogical(v.AsUInt32(), 16)).Store((ushort*)destination + offset);
+        else
+            v.Store((float*)destination + offset);
     }
 
     /// <summary>result = dt(dt(p·q) ∓ dt(r·s)), <paramref name="scratch"/> holding dt(r·s).</summary>

@@ -146,26 +146,23 @@ internal sealed class LlamaModel : IDisposable
         }
 
         // q and k heads are rotated together: one set of element-wise ops instead of two.
-        Tensor q, k;
-        if (UseCpuElementwise(qkv))
+        var keys = cache.Keys(index);
+        var values = cache.Values(index);
+        var q = qkv.narrow(1, 0, qOut).view(t, c.NumHeads, c.HeadDim);
+        if (UseCpuElementwise(qkv) && CpuElementwiseKernels.Supports(keys) && CpuElementwiseKernels.Supports(values))
         {
-            _rope.ApplyInPlace(qkv, c.NumHeads + c.NumKvHeads, step.TokenPositions);
-            q = qkv.narrow(1, 0, qOut).view(t, c.NumHeads, c.HeadDim);
-            k = qkv.narrow(1, qOut, kvOut).view(t, c.NumKvHeads, c.HeadDim);
+            // One pass rotates q and k in place and stores k and v in their cache rows.
+            _rope.ApplyInPlace(qkv, c.NumHeads + c.NumKvHeads, step.TokenPositions, new KvCacheWrite(keys, values, c.NumKvHeads, step.RowPerTokenHost));
         }
         else
         {
             var qk = RotaryEmbedding.Apply(qkv.narrow(1, 0, qOut + kvOut).view(t, c.NumHeads + c.NumKvHeads, c.HeadDim), angles);
             q = qk.narrow(1, 0, c.NumHeads);
-            k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
+            var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
+            var v = qkv.narrow(1, qOut + kvOut, kvOut).view(t, c.NumKvHeads, c.HeadDim);
+            keys.index_copy_(1, step.RowPerToken, k.transpose(0, 1));
+            values.index_copy_(1, step.RowPerToken, v.transpose(0, 1));
         }
-
-        var v = qkv.narrow(1, qOut + kvOut, kvOut).view(t, c.NumKvHeads, c.HeadDim);
-
-        var keys = cache.Keys(index);
-        var values = cache.Values(index);
-        keys.index_copy_(1, step.RowPerToken, k.transpose(0, 1));
-        values.index_copy_(1, step.RowPerToken, v.transpose(0, 1));
 
         var attention = Attention(q, keys, values, step);
         Capture(capture, index, attention, LoraTarget.O);

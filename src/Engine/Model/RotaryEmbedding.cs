@@ -83,10 +83,11 @@ internal sealed class RotaryEmbedding : IDisposable
 
     /// <summary>
     /// <see cref="Apply"/> in place on CPU memory: rotates heads [0, <paramref name="heads"/>) of each row of
-    /// <paramref name="x"/> <c>[T, W]</c> (head k at columns k·D..), token t at position <paramref name="positions"/>[t].
+    /// <paramref name="x"/> <c>[T, W]</c> (head k at columns k·D..), token t at position <paramref name="positions"/>[t];
+    /// given <paramref name="cache"/>, also stores the K and V heads in their cache rows (<see cref="Kernels.CpuElementwiseKernels.RotateInPlace"/>).
     /// </summary>
-    public void ApplyInPlace(Tensor x, int heads, IReadOnlyList<int> positions) =>
-        Kernels.CpuElementwiseKernels.RotateInPlace(x, heads, (int)_cos.shape[1] * 2, _cos, _sin, positions);
+    public void ApplyInPlace(Tensor x, int heads, IReadOnlyList<int> positions, Kernels.KvCacheWrite? cache = null) =>
+        Kernels.CpuElementwiseKernels.RotateInPlace(x, heads, (int)_cos.shape[1] * 2, _cos, _sin, positions, cache);
 
     public void Dispose()
     {

@@ -39,6 +39,7 @@ internal sealed class StepIndices : IDisposable
         Tokens = tensor(batch.Tokens.Select(x => (long)x).ToArray(), ScalarType.Int64, device);
         Positions = tensor(batch.Positions.Select(x => (long)x).ToArray(), ScalarType.Int64, device);
         RowPerToken = tensor(rowPerToken, ScalarType.Int64, device);
+        RowPerTokenHost = rowPerToken;
         LastTokens = tensor(batch.Sequences.Select(s => (long)(s.Offset + s.Count - 1)).ToArray(), ScalarType.Int64, device);
         Prefill = prefill;
         PrefillRows = prefill.Select(s => tensor(Rows(cache, s.Kv, s.EndPosition, s.EndPosition), ScalarType.Int64, device)).ToArray();
@@ -71,6 +72,7 @@ internal sealed class StepIndices : IDisposable
     public Tensor Positions { get; }       // [T] int64
     public IReadOnlyList<int> TokenPositions { get; }   // [T] on the host, for kernels that index tables directly
     public Tensor RowPerToken { get; }     // [T] int64, where each token's K/V is written
+    public long[] RowPerTokenHost { get; } // the same on the host, for kernels that write the cache directly
     public Tensor LastTokens { get; }      // [S] int64, index of each sequence's last token
     public IReadOnlyList<SequenceSlice> Prefill { get; }
     public IReadOnlyList<Tensor> PrefillRows { get; }   // per prefill slice: [end] int64, rows of positions 0..end-1

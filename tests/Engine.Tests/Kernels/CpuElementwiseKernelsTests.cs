@@ -84,6 +84,37 @@ public sealed class CpuElementwiseKernelsTests
         Assert.False(PagedDecodeAttention.Supports(tracked.view(2, 1, 16), plain.view(1, 2, 16)));
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, 16)]
+    [InlineData(ScalarType.BFloat16, 64)]
+    public void RotateInPlace_WithCacheWrite_StoresRotatedKeysAndValuesInTheirRows(ScalarType dtype, int headDim)
+    {
+        using var scope = NewDisposeScope();
+        const int rows = 6, qHeads = 4, kvHeads = 2, cacheRows = 40;
+        int half = headDim / 2;
+        manual_seed(headDim);
+        var x = randn(rows, (qHeads + 2 * kvHeads) * headDim).to(dtype);
+        var cos = rand(64, half).to(dtype);
+        var sin = rand(64, half).to(dtype);
+        int[] positions = [3, 4, 5, 0, 1, 63];
+        long[] cacheRowOfToken = [39, 0, 17, 5, 6, 22];
+        var keys = zeros([kvHeads, cacheRows, headDim], dtype);
+        var values = zeros([kvHeads, cacheRows, headDim], dtype);
+        var rotatedCopy = x.clone();
+        CpuElementwiseKernels.RotateInPlace(rotatedCopy, qHeads + kvHeads, headDim, cos, sin, positions);
+
+        CpuElementwiseKernels.RotateInPlace(x, qHeads + kvHeads, headDim, cos, sin, positions, new KvCacheWrite(keys, values, kvHeads, cacheRowOfToken));
+
+        Assert.True(x.equal(rotatedCopy).all().item<bool>(), "the cache write changed the rotation");
+        using var index = tensor(cacheRowOfToken, ScalarType.Int64);
+        var expectedKeys = x.narrow(1, qHeads * headDim, kvHeads * headDim).view(rows, kvHeads, headDim).transpose(0, 1);
+        var expectedValues = x.narrow(1, (qHeads + kvHeads) * headDim, kvHeads * headDim).view(rows, kvHeads, headDim).transpose(0, 1);
+        Assert.True(keys.index_select(1, index).equal(expectedKeys).all().item<bool>(), "keys");
+        Assert.True(values.index_select(1, index).equal(expectedValues).all().item<bool>(), "values");
+        Assert.Equal(rows, (keys.abs().sum([0L, 2L]) != 0).sum().item<long>());      // no other row was written
+        Assert.Equal(rows, (values.abs().sum([0L, 2L]) != 0).sum().item<long>());
+    }
+
     [Fact]
     public void RotateInPlace_PositionBeyondTheTables_Throws()
     {
