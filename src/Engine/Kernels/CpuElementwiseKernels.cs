@@ -29,28 +29,44 @@ internal static unsafe class CpuElementwiseKernels
     /// <summary>
     /// HF LlamaRMSNorm. x <c>[T, H]</c>, weight <c>[H]</c> → <c>[T, H]</c>:
     /// <code>y[t, :] = w ⊙ dt(x[t, :] · 1/√(Σ x[t, :]² / H + ε))        dt = rounding to the compute dtype</code>
+    /// Given <paramref name="addFirst"/> <c>[T, H]</c> (a residual branch), x is first updated in place,
+    /// <c>x[t, :] = dt(x[t, :] + addFirst[t, :])</c>, in the same pass: the decoder's residual add fused with the norm after it.
     /// </summary>
-    public static Tensor RmsNorm(Tensor x, Tensor weight, float eps)
+    public static Tensor RmsNorm(Tensor x, Tensor weight, float eps, Tensor? addFirst = null)
     {
         int rows = (int)x.shape[0], h = (int)x.shape[1];
         if (weight.shape[0] != h || weight.dtype != x.dtype)
             throw new ArgumentException($"RMSNorm weight [{weight.shape[0]}] {weight.dtype} does not fit x [{rows}, {h}] {x.dtype}");
+        if (addFirst is not null && (!addFirst.shape.SequenceEqual(x.shape) || addFirst.dtype != x.dtype || !addFirst.is_contiguous()))
+            throw new ArgumentException($"RMSNorm residual [{string.Join(", ", addFirst.shape)}] {addFirst.dtype} does not fit x [{rows}, {h}] {x.dtype}");
         var y = empty([rows, h], x.dtype, x.device);
         bool bf16 = x.dtype == ScalarType.BFloat16;
         fixed (byte* xp = x.bytes)
         fixed (byte* wp = weight.bytes)
         fixed (byte* yp = y.bytes)
+        fixed (byte* rp = addFirst is null ? default : addFirst.bytes)
         {
-            nint xa = (nint)xp, wa = (nint)wp, ya = (nint)yp;
+            nint xa = (nint)xp, wa = (nint)wp, ya = (nint)yp, ra = (nint)rp;
             ForRows(rows, (long)rows * h, (from, to) =>
             {
-                var buffers = Scratch(2 * h);
+                var buffers = Scratch(3 * h);
                 var row = buffers.AsSpan(0, h);
                 var w = buffers.AsSpan(h, h);
+                var residual = buffers.AsSpan(2 * h, h);
                 Load((byte*)wa, bf16, w);
                 for (int t = from; t < to; t++)
                 {
-                    Load((byte*)xa + (long)t * h * Size(bf16), bf16, row);
+                    byte* xRow = (byte*)xa + (long)t * h * Size(bf16);
+                    Load(xRow, bf16, row);
+                    if (ra != 0)
+                    {
+                        Load((byte*)ra + (long)t * h * Size(bf16), bf16, residual);
+                        TensorPrimitives.Add(row, residual, row);
+                        if (bf16)
+                            Bf16.Round(row);
+                        Store(row, xRow, bf16);
+                    }
+
                     float inv = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(row) / h + eps);
                     TensorPrimitives.Multiply(row, inv, row);
                     if (bf16)

@@ -169,9 +169,17 @@ internal sealed class LlamaModel : IDisposable
         var o = F.linear(attention, w.O);
         if (lora is not null)
             ApplyLora(index, LoraTarget.O, attention, o, lora);
-        x = x + o;
+        Tensor normed2;
+        if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(o) && CpuElementwiseKernels.Supports(w.PostAttentionNorm))
+        {
+            normed2 = CpuElementwiseKernels.RmsNorm(x, w.PostAttentionNorm, (float)Config.RmsNormEps, addFirst: o);   // x += o in the same pass
+        }
+        else
+        {
+            x = x + o;
+            normed2 = RmsNorm(x, w.PostAttentionNorm);
+        }
 
-        var normed2 = RmsNorm(x, w.PostAttentionNorm);
         Capture(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
         if (stopBeforeMlp)
             return x;                                       // routing capture: the MLP's own GEMMs are not needed

@@ -31,6 +31,27 @@ public sealed class CpuElementwiseKernelsTests
     }
 
     [Theory]
+    [InlineData(ScalarType.Float32, 3, 64)]
+    [InlineData(ScalarType.BFloat16, 32, 1024)]
+    [InlineData(ScalarType.BFloat16, 200, 1000)]   // parallel rows
+    public void RmsNorm_WithResidual_AddsInPlaceThenNormalisesTheSum(ScalarType dtype, int rows, int hidden)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(rows * 7 + hidden);
+        var x = (randn(rows, hidden) * 3).to(dtype);
+        var residual = randn(rows, hidden).to(dtype);
+        var w = (rand(hidden) + 0.5).to(dtype);
+        const float eps = 1e-6f;
+        var sum = x + residual;
+
+        var fast = CpuElementwiseKernels.RmsNorm(x, w, eps, addFirst: residual);
+
+        Assert.True(x.equal(sum).all().item<bool>(), "x does not hold x + residual afterwards");
+        var sf = sum.to(ScalarType.Float32);
+        AssertClose(w * (sf * rsqrt(sf.pow(2).mean([-1L], keepdim: true) + eps)).to(dtype), fast, dtype);
+    }
+
+    [Theory]
     [InlineData(ScalarType.Float32, 4, 176)]
     [InlineData(ScalarType.Float32, 64, 2816)]    // parallel rows
     [InlineData(ScalarType.BFloat16, 32, 2816)]
