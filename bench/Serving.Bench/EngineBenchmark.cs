@@ -186,7 +186,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
     }
 
     /// <summary>Read bandwidth of a 1 GiB float32 sum (libtorch, all threads), best of several.</summary>
-    private static double MeasureReadBandwidth()
+    internal static double MeasureReadBandwidth()
     {
         using var big = ones(256L << 20, ScalarType.Float32);
         double best = double.MaxValue;

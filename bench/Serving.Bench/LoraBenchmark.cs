@@ -30,12 +30,14 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         foreach (var dtype in Dtypes)
             results.AddRange(Measure(dtype));
         foreach (string row in results[0].Keys)
-            report.Add(row, row.StartsWith("base", StringComparison.Ordinal) ? "ms" : "×", results.Select(r => (double?)r[row]).ToArray());
+            report.Add(row, row.StartsWith("base", StringComparison.Ordinal) ? "ms" : row.StartsWith("adapter bytes", StringComparison.Ordinal) ? "MB"
+                : row.StartsWith("measured", StringComparison.Ordinal) ? "GB/s" : "×", results.Select(r => (double?)r[row]).ToArray());
         return report;
     }
 
     private IEnumerable<Dictionary<string, double>> Measure(ScalarType dtype)
     {
+        double bandwidth = EngineBenchmark.MeasureReadBandwidth();
         Console.Error.WriteLine($"{dtype}: loading, creating 32 adapter slots");
         using var loaded = LoadedModel.Load(modelDir, dtype, CPU, 1024);
         var model = loaded.Model;
@@ -87,12 +89,20 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
             Console.Error.WriteLine($"{dtype} {kernel.Name}: prefill");
             var prefillTimes = Interleaved(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
                 () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
+            // What 32 distinct adapters must read per step beyond the base model, and the ratio that reading alone costs
+            // at this machine's measured bandwidth: no kernel can go below it.
+            double adapterBytes = Enumerable.Range(0, model.Config.NumLayers).Sum(l => Enum.GetValues<LoraTarget>()
+                .Sum(t => (double)(arena.Module(l, t).In + arena.Module(l, t).Out) * rank * (dtype == ScalarType.BFloat16 ? 2 : 4)));
+            double floor = 1 + 32 * adapterBytes / bandwidth / decodeTimes[0];
             yield return new Dictionary<string, double>
             {
                 ["base decode step, batch 32"] = decodeTimes[0] * 1e3,
+                ["measured memory read bandwidth"] = bandwidth / 1e9,
                 ["one adapter for all 32 rows (target ≤ 1.05)"] = decodeTimes[1] / decodeTimes[0],
                 ["8 distinct adapters, 4 rows each (target ≤ 1.10)"] = decodeTimes[2] / decodeTimes[0],
                 ["32 distinct adapters (target ≤ 1.20)"] = decodeTimes[3] / decodeTimes[0],
+                ["adapter bytes read per step, 32 distinct"] = 32 * adapterBytes / 1e6,
+                ["floor for 32 distinct: 1 + those bytes / measured bandwidth / base step"] = floor,
                 ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
                 ["base decode step, batch 1"] = singleTimes[0] * 1e3,
                 ["one adapter, batch 1"] = singleTimes[1] / singleTimes[0],
