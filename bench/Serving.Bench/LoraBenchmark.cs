@@ -45,7 +45,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         var distinct = Enumerable.Range(0, 4).Select(i => RandomAdapter(model, $"a{i}", (ulong)i + 1, rank)).ToList();
         for (int s = 0; s < 32; s++)
             arena.Load(s, distinct[s % distinct.Count]);   // 32 slots, 32 separate copies in memory
-        using var cache = model.CreateKvCache(32, 320);
+        using var cache = model.CreateKvCache(34, 320);
         var handles = Enumerable.Range(0, 32).Select(_ => cache.Allocate()).ToList();
         var prompt = Enumerable.Range(0, 64).Select(i => 100 + i).ToArray();
         model.Forward(ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)prompt, 0)).ToList()), cache).Dispose();
@@ -56,6 +56,14 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         var all = LoraBatchMapping.ForSequences(ones, Enumerable.Range(0, 32).Select(Entry).ToList());
         var single = ForwardBatch.Create([(handles[0], (IReadOnlyList<int>)new[] { 7 }, 64)]);
         var singleMapping = LoraBatchMapping.ForSequences([1], [Entry(0)]);
+
+        // A continuous-batching step: the 32 decode rows (8 adapters, 4 rows each) plus two new 64-token prompts, for
+        // adapters 0 and 1, prefilled in the same step.
+        var joining = new[] { cache.Allocate(), cache.Allocate() };
+        var mixedStep = ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)new[] { 7 }, 64))
+            .Concat(joining.Select((h, i) => (h, (IReadOnlyList<int>)Enumerable.Range(0, 64).Select(t => 300 + t * 3 + i).ToArray(), 0))).ToList());
+        var mixedStepMapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, 32).Concat([64, 64]).ToList(),
+            Enumerable.Range(0, 32).Select(r => Entry(r / 4)).Concat([Entry(0), Entry(1)]).ToList());
 
         var prefillHandles = handles.Take(8).ToList();
         var longPrompts = prefillHandles.Select((h, i) => (h, (IReadOnlyList<int>)Enumerable.Range(0, 256).Select(t => 200 + ((t * 7 + i) % 5000)).ToArray(), 0)).ToList();
@@ -86,6 +94,8 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                     arena.Load(s, distinct[s % distinct.Count]);
             }
 
+            var mixedStepTimes = Interleaved(steps, () => Time(() => model.Forward(mixedStep, cache).Dispose()),
+                () => Time(() => model.Forward(mixedStep, cache, LogitsSelection.LastTokenPerSequence, mixedStepMapping).Dispose()));
             Console.Error.WriteLine($"{dtype} {kernel.Name}: prefill");
             var prefillTimes = Interleaved(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
                 () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
@@ -104,6 +114,8 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["adapter bytes read per step, 32 distinct"] = 32 * adapterBytes / 1e6,
                 ["floor for 32 distinct: 1 + those bytes / measured bandwidth / base step"] = floor,
                 ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
+                ["base step, 32 decode rows + 2 × 64-token prompts"] = mixedStepTimes[0] * 1e3,
+                ["same step, 8 adapters on the decode rows, adapters 0 and 1 on the prompts"] = mixedStepTimes[1] / mixedStepTimes[0],
                 ["base decode step, batch 1"] = singleTimes[0] * 1e3,
                 ["one adapter, batch 1"] = singleTimes[1] / singleTimes[0],
                 ["base prefill, 8 × 256 tokens"] = prefillTimes[0] * 1e3,

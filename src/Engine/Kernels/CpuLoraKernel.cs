@@ -6,12 +6,11 @@ namespace Serving.Engine.Kernels;
 
 /// <summary>
 /// <see cref="ILoraKernel"/> for CPU tensors (float32 or bfloat16, activations and arenas in the same dtype), in two
-/// regimes chosen per adapter group:
+/// regimes chosen per row range:
 /// <code>
-/// group with ≥ LoraBatchMapping.SegmentRows rows (prefill segments; SGMV):
+/// segment: ≥ LoraBatchMapping.SegmentRows consecutive rows R with the same entries (a prefill chunk; SGMV), per entry (s, w):
 ///     h = x[R] · A[s, :r]ᵀ                                   libtorch GEMMs in the compute dtype
-///     y[R, offset..] += (scale[s] · w) · h · Bt[s, :r]        one addmm_ into y when R is a slice with one weight w
-///                                                              (else h ⊙ (scale[s] · W)[:, None], index_add_)
+///     y[R, offset..] += (scale[s] · w) · h · Bt[s, :r]        one addmm_ into the slice of y
 /// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per thread of
 /// libtorch's OpenMP team (OpenMpTeam):
 ///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · (A[s, j] · x[t])         j &lt; r   (LoraRowMath.Shrink)
@@ -47,30 +46,20 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
             ApplyRows(x, y, outputOffset, module, mapping);
     }
 
+    /// <summary>One segment: rows [first, first + n) with one entry (slot, weight) each.</summary>
     private static void ApplyGemm(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraSlotGroup g)
     {
         using var scope = NewDisposeScope();
         int rank = module.Ranks[g.Slot];
-        float scale = module.Scales[g.Slot];
         int first = g.Rows[0], n = g.Rows.Length;
-        bool contiguous = g.Rows[^1] - first == n - 1;     // a prefill segment: slice instead of gather/scatter
-        bool uniform = g.Weights.All(w => w == g.Weights[0]);
-        var rows = contiguous ? null : tensor(g.Rows.Select(r => (long)r).ToArray(), ScalarType.Int64, x.device);
-        var xs = contiguous ? x.narrow(0, first, n) : x.index_select(0, rows!);
-        var h = xs.matmul(module.A[g.Slot].narrow(0, 0, rank).t());
-        if (!uniform)
-            h = h * tensor(g.Weights.Select(w => w * scale).ToArray(), ScalarType.Float32, x.device).unsqueeze(1).to(x.dtype);
-        float alpha = uniform ? g.Weights[0] * scale : 1f;
+        var h = x.narrow(0, first, n).matmul(module.A[g.Slot].narrow(0, 0, rank).t());
         var bt = module.Bt[g.Slot].narrow(0, 0, rank);
-        var target = y.narrow(1, offset, module.Out);
-        if (contiguous)
-            target.narrow(0, first, n).addmm_(h, bt, beta: 1, alpha: alpha);   // the expand GEMM accumulates into y: no Δ tensor
-        else
-            target.index_add_(0, rows!, h.matmul(bt), alpha);
+        // The expand GEMM accumulates into y: no Δ tensor.
+        y.narrow(1, offset, module.Out).narrow(0, first, n).addmm_(h, bt, beta: 1, alpha: g.Weights[0] * module.Scales[g.Slot]);
     }
 
     private sealed record Context(nint X, nint Y, nint A, nint Bt, int Offset, int Width, bool Bf16,
-        LoraModuleArena Module, LoraBatchMapping Mapping, IReadOnlyList<bool> Large);
+        LoraModuleArena Module, LoraBatchMapping Mapping);
 
     private static void ApplyRows(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraBatchMapping mapping)
     {
@@ -81,8 +70,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         fixed (byte* ap = module.A.bytes)
         fixed (byte* bp = module.Bt.bytes)
         {
-            var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping,
-                mapping.IsSegmentSlot);
+            var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping);
             long work = (long)mapping.RowKernelRows.Count * (module.In + module.Out) * module.MaxRank;
             int chunks = Math.Min(OpenMpTeam.Threads, items);
             if (chunks <= 1 || work < ParallelThreshold)
@@ -170,7 +158,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         {
             int slot = c.Mapping.EntrySlots[e];
             int rank = m.Ranks[slot];
-            if (rank == 0 || c.Large[slot])
+            if (rank == 0)
                 continue;
             float factor = c.Mapping.EntryWeights[e] * m.Scales[slot];
             long aBase = (long)slot * r * inF * elem, bBase = (long)slot * r * outF * elem;

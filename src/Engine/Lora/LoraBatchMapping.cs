@@ -24,13 +24,26 @@ internal sealed class LoraBatchMapping
 
         Groups = groups.Select(kv => new LoraSlotGroup(kv.Key, kv.Value.Rows.ToArray(), kv.Value.Weights.ToArray())).ToArray();
         RowsBySlot = Groups.SelectMany(g => g.Rows).Distinct().ToArray();
-        int maxSlot = slots.Length == 0 ? -1 : slots.Max();
-        var segment = new bool[maxSlot + 1];
-        foreach (var g in Groups)
-            segment[g.Slot] = g.Rows.Length >= SegmentRows;
-        IsSegmentSlot = segment;
-        SegmentGroups = Groups.Where(g => segment[g.Slot]).ToArray();
-        RowKernelRows = RowsBySlot.Where(t => Enumerable.Range(rowStart[t], rowStart[t + 1] - rowStart[t]).Any(e => !segment[slots[e]])).ToArray();
+
+        // Segments: runs of ≥ SegmentRows consecutive rows with the same entries (a prefill chunk), one group per entry.
+        var segments = new List<LoraSlotGroup>();
+        var inSegment = new bool[rowStart.Length - 1];
+        for (int first = 0, next; first < inSegment.Length; first = next)
+        {
+            for (next = first + 1; next < inSegment.Length && SameEntries(rowStart, slots, weights, first, next); next++)
+            {
+            }
+
+            if (next - first < SegmentRows || rowStart[first + 1] == rowStart[first])
+                continue;
+            var rows = Enumerable.Range(first, next - first).ToArray();
+            for (int e = rowStart[first]; e < rowStart[first + 1]; e++)
+                segments.Add(new LoraSlotGroup(slots[e], rows, Enumerable.Repeat(weights[e], rows.Length).ToArray()));
+            Array.Fill(inSegment, true, first, next - first);
+        }
+
+        SegmentGroups = segments;
+        RowKernelRows = RowsBySlot.Where(t => !inSegment[t]).ToArray();
 
         // Rows with exactly one adapter, which is not a segment slot, go four at a time when they share it.
         var blocks = new List<int[]>();
@@ -57,15 +70,17 @@ internal sealed class LoraBatchMapping
     /// <summary>The rest of <see cref="RowKernelRows"/>: rows taken one at a time (mixtures, and leftovers of a slot's rows).</summary>
     public IReadOnlyList<int> RowKernelSingles { get; }
 
-    /// <summary>Groups with at least this many rows are applied as segments (GEMMs); the rest row by row.</summary>
+    /// <summary>
+    /// Runs of at least this many consecutive rows with the same entries (prefill chunks) are applied as segments
+    /// (GEMMs); all other rows row by row. Decode rows that share an adapter are not merged into a segment: gathering
+    /// them for a GEMM costs more libtorch calls per projection than the row kernel spends on them.
+    /// </summary>
     public const int SegmentRows = 48;
 
-    /// <summary>By slot: whether that slot's rows form a segment group (see <see cref="SegmentRows"/>).</summary>
-    public IReadOnlyList<bool> IsSegmentSlot { get; }
-
+    /// <summary>Contiguous row ranges (one group per entry of the range's rows), each with a single weight.</summary>
     public IReadOnlyList<LoraSlotGroup> SegmentGroups { get; }
 
-    /// <summary>Rows with at least one entry outside the segment groups, ordered by slot: the row kernel's work list.</summary>
+    /// <summary>Rows with entries that are not in a segment, ordered by slot: the row kernel's work list (all their entries).</summary>
     public IReadOnlyList<int> RowKernelRows { get; }
 
     public IReadOnlyList<int> RowStart { get; }
@@ -79,6 +94,17 @@ internal sealed class LoraBatchMapping
 
     /// <summary>Rows that have at least one adapter, ordered so rows sharing an adapter are adjacent.</summary>
     public IReadOnlyList<int> RowsBySlot { get; }
+
+    private static bool SameEntries(int[] rowStart, int[] slots, float[] weights, int a, int b)
+    {
+        int n = rowStart[a + 1] - rowStart[a];
+        if (rowStart[b + 1] - rowStart[b] != n)
+            return false;
+        for (int i = 0; i < n; i++)
+            if (slots[rowStart[a] + i] != slots[rowStart[b] + i] || weights[rowStart[a] + i] != weights[rowStart[b] + i])
+                return false;
+        return true;
+    }
 
     /// <summary>
     /// Builds the mapping for a packed batch: <paramref name="perSequence"/>[i] lists the (slot, weight) pairs of

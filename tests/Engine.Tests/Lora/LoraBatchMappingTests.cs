@@ -16,4 +16,28 @@ public sealed class LoraBatchMappingTests
         Assert.Equal([[0, 2, 3, 5], [6, 8, 9, 11]], mapping.RowKernelBlocks);
         Assert.Equal([1, 10, 4, 12], mapping.RowKernelSingles);
     }
+
+    [Fact]
+    public void ForSequences_PrefillChunksBesideDecodeRows_OnlyTheChunksAreSegments()
+    {
+        // Decode rows on slots 0 and 1, a 64-token prompt on slot 0, another decode row on slot 1, a 50-token prompt mixing
+        // slots 0 and 1, a 20-token prompt on slot 1 (shorter than a segment), and a 60-token base-model prompt.
+        IReadOnlyList<(int, float)> zero = [(0, 1f)], one = [(1, 1f)], mix = [(0, 0.25f), (1, 0.75f)], none = [];
+        int[] tokens = [1, 1, 64, 1, 50, 20, 60];
+        var mapping = LoraBatchMapping.ForSequences(tokens, [zero, one, zero, one, mix, one, none]);
+
+        Assert.Equal(3, mapping.SegmentGroups.Count);
+        Assert.Equal((0, 2, 64, 1f), Describe(mapping.SegmentGroups[0]));
+        Assert.Equal((0, 67, 50, 0.25f), Describe(mapping.SegmentGroups[1]));
+        Assert.Equal((1, 67, 50, 0.75f), Describe(mapping.SegmentGroups[2]));
+        // The decode rows of slot 0 (0) and of slot 1 (1 and 66), and the short prompt, stay with the row kernel.
+        Assert.Equal(new[] { 0, 1, 66 }.Concat(Enumerable.Range(117, 20)).Order(), mapping.RowKernelRows.Order());
+    }
+
+    private static (int Slot, int First, int Count, float Weight) Describe(LoraSlotGroup g)
+    {
+        Assert.Equal(Enumerable.Range(g.Rows[0], g.Rows.Length), g.Rows);
+        Assert.All(g.Weights, w => Assert.Equal(g.Weights[0], w));
+        return (g.Slot, g.Rows[0], g.Rows.Length, g.Weights[0]);
+    }
 }
