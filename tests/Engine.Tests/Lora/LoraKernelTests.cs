@@ -26,8 +26,9 @@ public sealed class LoraKernelTests
     [InlineData(16, 256, 512, 32, "BFloat16")]
     [InlineData(16, 128, 96, 300, "Float32")]
     [InlineData(8, 200, 72, 300, "BFloat16")]
-    [InlineData(16, 128, 96, 300, "Float32", 60)]     // runs of 60 rows per adapter: prefill-like slices (GEMM path, addmm_)
-    [InlineData(8, 200, 72, 300, "BFloat16", 60)]
+    [InlineData(16, 128, 96, 600, "Float32", 100)]    // runs of 100 rows per adapter: prefill-like slices (GEMM path, addmm_)
+    [InlineData(8, 200, 72, 600, "BFloat16", 100)]
+    [InlineData(8, 200, 72, 300, "BFloat16", 60)]      // runs shorter than a segment: the row kernel
     public void Apply_RandomCase_CpuKernelEqualsReference(int maxRank, int inF, int outF, int tokens, string dtypeName, int run = 1)
     {
         var dtype = Enum.Parse<ScalarType>(dtypeName);
@@ -46,8 +47,9 @@ public sealed class LoraKernelTests
         // Rows: single adapters, a two-adapter mix, the empty slot (rank 0), and base-model rows.
         var perRow = Enumerable.Range(0, tokens).Select(t => Row(t / run % 6, slots)).ToList();
         var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, tokens).ToList(), perRow);
-        if (run == 1 && tokens is >= 24 and < 288)
+        if (run < LoraBatchMapping.SegmentRows && tokens >= 24)
             Assert.NotEmpty(mapping.RowKernelBlocks);        // rows sharing an adapter take the four-row path too
+        Assert.Equal(run >= LoraBatchMapping.SegmentRows, mapping.SegmentGroups.Count > 0);
         using var x = randn(tokens, inF).to(dtype);
         using var y0 = randn(tokens, width).to(dtype);
         using var yReference = y0.clone();
