@@ -29,9 +29,8 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             [.. Concurrency.Select(c => $"C={c}")]);
         report.Context("requests_per_client", requestsPerClient);
         report.Context("mean_think_ms", meanThinkMs);
-        var continuous = Measure("Continuous", adapters, useAdapters: true);
-        var perAdapter = Measure("PerAdapter", adapters, useAdapters: true);
-        var baseOnly = Measure("Continuous", adapters, useAdapters: false);
+        var measured = Measure(adapters, [("Continuous", true), ("PerAdapter", true), ("Continuous", false)]);
+        var (continuous, perAdapter, baseOnly) = (measured[0], measured[1], measured[2]);
         Add(report, "continuous adapter-aware", continuous);
         Add(report, "per-adapter baseline", perAdapter);
         Add(report, "base model only", baseOnly);
@@ -51,29 +50,47 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         report.Add($"{name}: TPOT p99", "ms", Concurrency.Select(c => (double?)r[c].TpotP99).ToArray());
     }
 
-    private Dictionary<int, Result> Measure(string policy, string adapters, bool useAdapters)
+    /// <summary>
+    /// One in-process server per configuration, all started first; then for each concurrency level every configuration
+    /// runs in turn, so the three figures a ratio divides are taken seconds apart rather than minutes (this 2-vCPU machine's
+    /// speed drifts by 1.5× over minutes).
+    /// </summary>
+    private List<Dictionary<int, Result>> Measure(string adapters, (string Policy, bool UseAdapters)[] configurations)
     {
-        Console.Error.WriteLine($"serving: policy {policy}, adapters {useAdapters}");
-        var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16",
-            "--max-sequences", Concurrency.Max().ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "256", "--max-adapter-slots", "8", "--batching-policy", policy,
-            "--Logging:LogLevel:Default", "Warning"]);
-        app.StartAsync().GetAwaiter().GetResult();
+        var servers = new List<(WebApplication App, HttpClient Http, bool UseAdapters)>();
         try
         {
-            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };
-            var results = new Dictionary<int, Result>();
-            // Warm-up long enough for tiered JIT to finish on the hot paths and every adapter to reach a slot, so the
-            // configuration measured first is not penalised.
-            RunClients(http, 16, 2, useAdapters, 0, new SeededRandom(1));
+            foreach (var (policy, useAdapters) in configurations)
+            {
+                Console.Error.WriteLine($"serving: starting policy {policy}, adapters {useAdapters}");
+                var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16",
+                    "--max-sequences", Concurrency.Max().ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "256", "--max-adapter-slots", "8",
+                    "--batching-policy", policy, "--Logging:LogLevel:Default", "Warning"]);
+                app.StartAsync().GetAwaiter().GetResult();
+                string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+                servers.Add((app, new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) }, useAdapters));
+                // Warm-up long enough for tiered JIT to finish on the hot paths and every adapter to reach a slot.
+                RunClients(servers[^1].Http, 16, 2, useAdapters, 0, new SeededRandom(1));
+            }
+
+            var results = servers.Select(_ => new Dictionary<int, Result>()).ToList();
             foreach (int c in Concurrency)
-                results[c] = RunClients(http, c, Math.Max(requestsPerClient, 8 / c), useAdapters, meanThinkMs, new SeededRandom((ulong)c));
+                for (int i = 0; i < servers.Count; i++)
+                {
+                    Console.Error.WriteLine($"serving: C={c}, {configurations[i].Policy}, adapters {configurations[i].UseAdapters}");
+                    results[i][c] = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs, new SeededRandom((ulong)c));
+                }
+
             return results;
         }
         finally
         {
-            app.StopAsync().GetAwaiter().GetResult();
-            ((IDisposable)app).Dispose();
+            foreach (var (app, http, _) in servers)
+            {
+                http.Dispose();
+                app.StopAsync().GetAwaiter().GetResult();
+                ((IDisposable)app).Dispose();
+            }
         }
     }
 
