@@ -72,6 +72,12 @@ internal static class Bf16
             bits[i] = (uint)FromFloat(values[i]) << 16;
     }
 
+    /// <summary>16 values starting at element <paramref name="offset"/> of float32 or bfloat16 memory, as float32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector512<float> Load16(byte* source, int offset, bool bf16) => bf16
+        ? Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)source + offset).ToVector512Unsafe()), 16).AsSingle()
+        : Vector512.Load((float*)source + offset);
+
     public static ushort FromFloat(float value)
     {
         uint bits = BitConverter.SingleToUInt32Bits(value);

@@ -198,8 +198,8 @@ internal static unsafe class CpuElementwiseKernels
     {
         for (int i = 0; i < half; i += 16)
         {
-            var x1 = Chunk(first, i, bf16);
-            var x2 = Chunk(second, i, bf16);
+            var x1 = Bf16.Load16(first, i, bf16);
+            var x2 = Bf16.Load16(second, i, bf16);
             var c = Vector512.Load(cos + i);
             var s = Vector512.Load(sin + i);
             var o1 = Rounded(Rounded(x1 * c, bf16) - Rounded(x2 * s, bf16), bf16);
@@ -208,11 +208,6 @@ internal static unsafe class CpuElementwiseKernels
             Put(o2, second, i, bf16);
         }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Chunk(byte* source, int offset, bool bf16) => bf16
-        ? Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)source + offset).ToVector512Unsafe()), 16).AsSingle()
-        : Vector512.Load((float*)source + offset);
 
     /// <summary>Round to nearest even bf16, kept as float32 (identity for float32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -137,10 +137,10 @@ internal static unsafe class PagedDecodeAttention
                             Prefetch(kHead, vHead, seqRows[j + PrefetchRows], rowBytes);
                         if (width == SliceWidth)
                         {
-                            var k0 = Chunk(k, 0, job.Bf16);
-                            var k1 = Chunk(k, 1, job.Bf16);
-                            var k2 = Chunk(k, 2, job.Bf16);
-                            var k3 = Chunk(k, 3, job.Bf16);
+                            var k0 = Bf16.Load16(k, 0, job.Bf16);
+                            var k1 = Bf16.Load16(k, 1 * Lanes, job.Bf16);
+                            var k2 = Bf16.Load16(k, 2 * Lanes, job.Bf16);
+                            var k3 = Bf16.Load16(k, 3 * Lanes, job.Bf16);
                             for (int gi = 0; gi < g; gi++)
                             {
                                 float* qs = qf + gi * d + slice;
@@ -155,7 +155,7 @@ internal static unsafe class PagedDecodeAttention
                             {
                                 var sum = Vector512<float>.Zero;
                                 for (int c = 0; c < width / Lanes; c++)
-                                    sum = Vector512.FusedMultiplyAdd(Chunk(k, c, job.Bf16), Vector512.Load(qf + gi * d + slice + c * Lanes), sum);
+                                    sum = Vector512.FusedMultiplyAdd(Bf16.Load16(k, c * Lanes, job.Bf16), Vector512.Load(qf + gi * d + slice + c * Lanes), sum);
                                 scores[gi * n + j] += Vector512.Sum(sum);
                             }
                         }
@@ -191,10 +191,10 @@ internal static unsafe class PagedDecodeAttention
                             {
                                 byte* v = vHead + (seqRows[j] * d + slice) * elementSize;
                                 var w = Vector512.Create(weights[j]);
-                                a0 = Vector512.FusedMultiplyAdd(Chunk(v, 0, job.Bf16), w, a0);
-                                a1 = Vector512.FusedMultiplyAdd(Chunk(v, 1, job.Bf16), w, a1);
-                                a2 = Vector512.FusedMultiplyAdd(Chunk(v, 2, job.Bf16), w, a2);
-                                a3 = Vector512.FusedMultiplyAdd(Chunk(v, 3, job.Bf16), w, a3);
+                                a0 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 0, job.Bf16), w, a0);
+                                a1 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 1 * Lanes, job.Bf16), w, a1);
+                                a2 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 2 * Lanes, job.Bf16), w, a2);
+                                a3 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 3 * Lanes, job.Bf16), w, a3);
                             }
 
                             a0.Store(o);
@@ -208,7 +208,7 @@ internal static unsafe class PagedDecodeAttention
                             {
                                 var a = Vector512<float>.Zero;
                                 for (int j = 0; j < n; j++)
-                                    a = Vector512.FusedMultiplyAdd(Chunk(vHead + (seqRows[j] * d + slice) * elementSize, c, job.Bf16), Vector512.Create(weights[j]), a);
+                                    a = Vector512.FusedMultiplyAdd(Bf16.Load16(vHead + (seqRows[j] * d + slice) * elementSize, c * Lanes, job.Bf16), Vector512.Create(weights[j]), a);
                                 a.Store(o + c * Lanes);
                             }
                         }
@@ -243,18 +243,12 @@ internal static unsafe class PagedDecodeAttention
     /// <summary>Elements of D handled with their accumulators in registers: 4 vectors of 16.</summary>
     private const int SliceWidth = 4 * Lanes;
 
-    /// <summary>16 elements starting at element c·16 of float32 or bfloat16 memory, as float32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Chunk(byte* source, int c, bool bf16) => bf16
-        ? Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)source + c * Lanes).ToVector512Unsafe()), 16).AsSingle()
-        : Vector512.Load((float*)source + c * Lanes);
-
     /// <summary>count elements (a multiple of 16) of float32 or bfloat16 memory → float32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Load(byte* source, bool bf16, float* destination, int count)
     {
         for (int i = 0; i < count; i += Lanes)
-            Chunk(source, i / Lanes, bf16).Store(destination + i);
+            Bf16.Load16(source, i, bf16).Store(destination + i);
     }
 
     private static void Store(float* source, byte* destination, bool bf16, int count)
