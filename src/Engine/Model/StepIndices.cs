@@ -52,20 +52,36 @@ internal sealed class StepIndices : IDisposable
             var rows = new long[DecodeCount * DecodeContext];
             for (int b = 0; b < DecodeCount; b++)
                 Rows(cache, decodeSequences[b].Kv, decodeSequences[b].EndPosition, DecodeContext).CopyTo(rows, b * DecodeContext);
-            DecodeRows = tensor(rows, ScalarType.Int64, device);
             DecodeRowTable = rows;
             DecodeLengths = decodeSequences.Select(s => s.EndPosition).ToArray();
-            if (decodeSequences.Any(s => s.EndPosition != DecodeContext))
-            {
-                // Additive mask [B, 1, 1, L]: 0 where the column is inside the sequence, −∞ beyond its end.
-                var mask = new float[DecodeCount * DecodeContext];
-                for (int b = 0; b < DecodeCount; b++)
-                    for (int j = decodeSequences[b].EndPosition; j < DecodeContext; j++)
-                        mask[b * DecodeContext + j] = float.NegativeInfinity;
-                using var maskF32 = tensor(mask, [DecodeCount, 1, 1, DecodeContext]);
-                DecodeMask = maskF32.to(dtype, device);
-            }
         }
+
+        _dtype = dtype;
+        _device = device;
+    }
+
+    private readonly ScalarType _dtype;
+    private readonly Device _device;
+    private Tensor? _decodeRows;
+    private Tensor? _decodeMask;
+
+    /// <summary>
+    /// [B·L] int64, rows of positions 0..L-1 per decode row (row 0 past its end); built on first use, since the CPU
+    /// attention kernel reads <see cref="DecodeRowTable"/> instead. Owned by this object, outside any dispose scope.
+    /// </summary>
+    public Tensor? DecodeRows => DecodeRowTable is null ? null : _decodeRows ??= tensor(DecodeRowTable, ScalarType.Int64, _device).DetachFromDisposeScope();
+
+    /// <summary>[B, 1, 1, L] additive (0 inside each sequence, −∞ beyond its end), compute dtype; null when all decode rows have the same length. Built on first use.</summary>
+    public Tensor? DecodeMask => DecodeLengths is null || DecodeLengths.All(n => n == DecodeContext) ? null : _decodeMask ??= BuildMask();
+
+    private Tensor BuildMask()
+    {
+        var mask = new float[DecodeCount * DecodeContext];
+        for (int b = 0; b < DecodeCount; b++)
+            for (int j = DecodeLengths![b]; j < DecodeContext; j++)
+                mask[b * DecodeContext + j] = float.NegativeInfinity;
+        using var maskF32 = tensor(mask, [DecodeCount, 1, 1, DecodeContext]);
+        return maskF32.to(_dtype, _device).DetachFromDisposeScope();
     }
 
     public Tensor Tokens { get; }          // [T] int64
@@ -80,8 +96,6 @@ internal sealed class StepIndices : IDisposable
     public int DecodeCount { get; }
     public Tensor? DecodeTokens { get; }   // [B] int64
     public int DecodeContext { get; }      // max context length over decode rows (L)
-    public Tensor? DecodeRows { get; }     // [B·L] int64, rows of positions 0..L-1 per decode row (row 0 past its end)
-    public Tensor? DecodeMask { get; }     // [B, 1, 1, L] additive, compute dtype; null when all decode rows have the same length
     public long[]? DecodeRowTable { get; } // host copy of DecodeRows, for kernels that read the cache directly
     public int[]? DecodeLengths { get; }   // [B] context length of each decode row
 
@@ -104,7 +118,7 @@ internal sealed class StepIndices : IDisposable
         foreach (var r in PrefillRows)
             r.Dispose();
         DecodeTokens?.Dispose();
-        DecodeRows?.Dispose();
-        DecodeMask?.Dispose();
+        _decodeRows?.Dispose();
+        _decodeMask?.Dispose();
     }
 }

@@ -11,23 +11,28 @@ namespace Serving.Engine.Tests.Generation;
 [Collection(nameof(GenerationMemoryTests))]
 public sealed class GenerationMemoryTests
 {
-    [Fact]
-    public void Step_ThousandDecodeSteps_LiveTensorCountAndMemoryStayFlat()
+    /// <param name="cpuKernels">False: libtorch ops only (the CUDA path), which builds the decode row and mask tensors.</param>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Step_ThousandDecodeSteps_LiveTensorCountAndMemoryStayFlat(bool cpuKernels)
     {
         string dir = TestDirectories.Create("leak");
         try
         {
             SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Seed = 11 });
             using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 2048);
+            loaded.Model.CpuDecodeAttention = loaded.Model.CpuElementwise = cpuKernels;
             using var cache = loaded.Model.CreateKvCache(2, 1100);
             var stepper = new GenerationStepper(loaded.Model, cache);
-            var s = new SequenceState(loaded.Tokenizer.Encode("x"), new SamplingParams { Temperature = 0.8, Seed = 5, MaxTokens = 1000, IgnoreEos = true },
-                loaded.Tokenizer, loaded.EosTokenIds);
+            // Two sequences of different lengths, so decode steps need a length mask on the libtorch path.
+            var sequences = new[] { "x", "x y z" }.Select(p => new SequenceState(loaded.Tokenizer.Encode(p),
+                new SamplingParams { Temperature = 0.8, Seed = 5, MaxTokens = 1000, IgnoreEos = true }, loaded.Tokenizer, loaded.EosTokenIds)).ToList();
             int steps = 0;
             long liveAtWarm = 0, rssAtWarm = 0;
-            while (!s.IsFinished)
+            while (sequences.Any(s => !s.IsFinished))
             {
-                stepper.Step([s]);
+                stepper.Step(sequences);
                 if (++steps == 100)
                 {
                     GC.Collect();
