@@ -54,22 +54,23 @@ internal static class Bf16
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Round(Span<float> values)
     {
-        var bits = MemoryMarshal.Cast<float, uint>(values);
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            var bias = Vector512.Create(0x7FFFu);
-            var one = Vector512.Create(1u);
-            var high = Vector512.Create(0xFFFF0000u);
-            for (; i + Vector512<uint>.Count <= bits.Length; i += Vector512<uint>.Count)
-            {
-                var v = Vector512.Create(bits.Slice(i, Vector512<uint>.Count));
-                ((v + bias + (Vector512.ShiftRightLogical(v, 16) & one)) & high).CopyTo(bits.Slice(i));
-            }
+            for (; i + Vector512<float>.Count <= values.Length; i += Vector512<float>.Count)
+                Round(Vector512.Create(values.Slice(i, Vector512<float>.Count))).CopyTo(values.Slice(i));
         }
 
-        for (; i < bits.Length; i++)
-            bits[i] = (uint)FromFloat(values[i]) << 16;
+        for (; i < values.Length; i++)
+            values[i] = BitConverter.UInt32BitsToSingle((uint)FromFloat(values[i]) << 16);
+    }
+
+    /// <summary><see cref="Round(Span{float})"/> on 16 lanes (finite values).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Round(Vector512<float> values)
+    {
+        var bits = values.AsUInt32();
+        return ((bits + Vector512.Create(0x7FFFu) + (Vector512.ShiftRightLogical(bits, 16) & Vector512.Create(1u))) & Vector512.Create(0xFFFF0000u)).AsSingle();
     }
 
     /// <summary>16 values starting at element <paramref name="offset"/> of float32 or bfloat16 memory, as float32 lanes.</summary>

@@ -12,7 +12,7 @@ namespace Serving.Engine.Kernels;
 /// The layer's element-wise parts, each fused into one pass over CPU memory: RMSNorm, SwiGLU and RoPE replace chains of
 /// 3–8 libtorch ops (each a dispatch, an allocation and a trip through memory). At decode those chains cost about a
 /// third as much as the projection GEMMs in bfloat16. Every intermediate a bf16 op chain would round is rounded here too
-/// (<see cref="Bf16.Round"/>), so the results are the op chains' own up to float32 summation order.
+/// (<see cref="Bf16.Round(Span{float})"/>), so the results are the op chains' own up to float32 summation order.
 /// Tensors: CPU, float32 or bfloat16, contiguous (<see cref="Supports"/>); other tensors take the libtorch ops.
 /// </summary>
 internal static unsafe class CpuElementwiseKernels
@@ -209,15 +209,9 @@ internal static unsafe class CpuElementwiseKernels
         }
     }
 
-    /// <summary>Round to nearest even bf16, kept as float32 (identity for float32).</summary>
+    /// <summary><see cref="Bf16.Round(Vector512{float})"/> for bfloat16, identity for float32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Rounded(Vector512<float> v, bool bf16)
-    {
-        if (!bf16)
-            return v;
-        var bits = v.AsUInt32();
-        return ((bits + Vector512.Create(0x7FFFu) + (Vector512.ShiftRightLogical(bits, 16) & Vector512.Create(1u))) & Vector512.Create(0xFFFF0000u)).AsSingle();
-    }
+    private static Vector512<float> Rounded(Vector512<float> v, bool bf16) => bf16 ? Bf16.Round(v) : v;
 
     /// <summary>Stores 16 values already exact in the dtype (bf16: the upper halves).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
