@@ -143,8 +143,24 @@ internal static unsafe class LoraRowBlockMath
             s33 = Vector512.FusedMultiplyAdd(w3, x3, s33);
         }
 
-        var acc = stackalloc Vector512<float>[] { s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33 };
-        Finish(acc, a, false, inF, i, x, h, hStride);
+        // Summed here, not through an array of the accumulators: taking them into memory made the JIT spill all sixteen
+        // to the stack on every iteration of the loop above (4× slower).
+        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, false, inF, i, 0, x, 0);
+        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, false, inF, i, 0, x, 1);
+        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, false, inF, i, 0, x, 2);
+        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, false, inF, i, 0, x, 3);
+        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, false, inF, i, 1, x, 0);
+        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, false, inF, i, 1, x, 1);
+        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, false, inF, i, 1, x, 2);
+        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, false, inF, i, 1, x, 3);
+        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, false, inF, i, 2, x, 0);
+        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, false, inF, i, 2, x, 1);
+        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, false, inF, i, 2, x, 2);
+        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, false, inF, i, 2, x, 3);
+        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, false, inF, i, 3, x, 0);
+        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, false, inF, i, 3, x, 1);
+        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, false, inF, i, 3, x, 2);
+        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, false, inF, i, 3, x, 3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -152,60 +168,62 @@ internal static unsafe class LoraRowBlockMath
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
         int i = 0;
-        for (; i + 32 <= inF; i += 32)
+        // 16 elements per pass, like the float32 loop: with 32 per pass the 16 accumulators, 8 x vectors and the widened
+        // weights exceed what the JIT keeps in registers, and it spills accumulators on every pass.
+        for (; i + 16 <= inF; i += 16)
         {
-            var x0a = Vector512.Load(x + 0 * inF + i);
-            var x0b = Vector512.Load(x + 0 * inF + i + 16);
-            var x1a = Vector512.Load(x + 1 * inF + i);
-            var x1b = Vector512.Load(x + 1 * inF + i + 16);
-            var x2a = Vector512.Load(x + 2 * inF + i);
-            var x2b = Vector512.Load(x + 2 * inF + i + 16);
-            var x3a = Vector512.Load(x + 3 * inF + i);
-            var x3b = Vector512.Load(x + 3 * inF + i + 16);
-            var (l0, u0) = Vector512.Widen(Vector512.Load(a + 0L * inF + i));
-            var w0a = Vector512.ShiftLeft(l0, 16).AsSingle();
-            var w0b = Vector512.ShiftLeft(u0, 16).AsSingle();
-            s00 = Vector512.FusedMultiplyAdd(w0b, x0b, Vector512.FusedMultiplyAdd(w0a, x0a, s00));
-            s01 = Vector512.FusedMultiplyAdd(w0b, x1b, Vector512.FusedMultiplyAdd(w0a, x1a, s01));
-            s02 = Vector512.FusedMultiplyAdd(w0b, x2b, Vector512.FusedMultiplyAdd(w0a, x2a, s02));
-            s03 = Vector512.FusedMultiplyAdd(w0b, x3b, Vector512.FusedMultiplyAdd(w0a, x3a, s03));
-            var (l1, u1) = Vector512.Widen(Vector512.Load(a + 1L * inF + i));
-            var w1a = Vector512.ShiftLeft(l1, 16).AsSingle();
-            var w1b = Vector512.ShiftLeft(u1, 16).AsSingle();
-            s10 = Vector512.FusedMultiplyAdd(w1b, x0b, Vector512.FusedMultiplyAdd(w1a, x0a, s10));
-            s11 = Vector512.FusedMultiplyAdd(w1b, x1b, Vector512.FusedMultiplyAdd(w1a, x1a, s11));
-            s12 = Vector512.FusedMultiplyAdd(w1b, x2b, Vector512.FusedMultiplyAdd(w1a, x2a, s12));
-            s13 = Vector512.FusedMultiplyAdd(w1b, x3b, Vector512.FusedMultiplyAdd(w1a, x3a, s13));
-            var (l2, u2) = Vector512.Widen(Vector512.Load(a + 2L * inF + i));
-            var w2a = Vector512.ShiftLeft(l2, 16).AsSingle();
-            var w2b = Vector512.ShiftLeft(u2, 16).AsSingle();
-            s20 = Vector512.FusedMultiplyAdd(w2b, x0b, Vector512.FusedMultiplyAdd(w2a, x0a, s20));
-            s21 = Vector512.FusedMultiplyAdd(w2b, x1b, Vector512.FusedMultiplyAdd(w2a, x1a, s21));
-            s22 = Vector512.FusedMultiplyAdd(w2b, x2b, Vector512.FusedMultiplyAdd(w2a, x2a, s22));
-            s23 = Vector512.FusedMultiplyAdd(w2b, x3b, Vector512.FusedMultiplyAdd(w2a, x3a, s23));
-            var (l3, u3) = Vector512.Widen(Vector512.Load(a + 3L * inF + i));
-            var w3a = Vector512.ShiftLeft(l3, 16).AsSingle();
-            var w3b = Vector512.ShiftLeft(u3, 16).AsSingle();
-            s30 = Vector512.FusedMultiplyAdd(w3b, x0b, Vector512.FusedMultiplyAdd(w3a, x0a, s30));
-            s31 = Vector512.FusedMultiplyAdd(w3b, x1b, Vector512.FusedMultiplyAdd(w3a, x1a, s31));
-            s32 = Vector512.FusedMultiplyAdd(w3b, x2b, Vector512.FusedMultiplyAdd(w3a, x2a, s32));
-            s33 = Vector512.FusedMultiplyAdd(w3b, x3b, Vector512.FusedMultiplyAdd(w3a, x3a, s33));
+            var x0 = Vector512.Load(x + i);
+            var x1 = Vector512.Load(x + inF + i);
+            var x2 = Vector512.Load(x + 2 * inF + i);
+            var x3 = Vector512.Load(x + 3 * inF + i);
+            var w0 = Bf16.Load16((byte*)a, i, true);
+            s00 = Vector512.FusedMultiplyAdd(w0, x0, s00);
+            s01 = Vector512.FusedMultiplyAdd(w0, x1, s01);
+            s02 = Vector512.FusedMultiplyAdd(w0, x2, s02);
+            s03 = Vector512.FusedMultiplyAdd(w0, x3, s03);
+            var w1 = Bf16.Load16((byte*)(a + 1L * inF), i, true);
+            s10 = Vector512.FusedMultiplyAdd(w1, x0, s10);
+            s11 = Vector512.FusedMultiplyAdd(w1, x1, s11);
+            s12 = Vector512.FusedMultiplyAdd(w1, x2, s12);
+            s13 = Vector512.FusedMultiplyAdd(w1, x3, s13);
+            var w2 = Bf16.Load16((byte*)(a + 2L * inF), i, true);
+            s20 = Vector512.FusedMultiplyAdd(w2, x0, s20);
+            s21 = Vector512.FusedMultiplyAdd(w2, x1, s21);
+            s22 = Vector512.FusedMultiplyAdd(w2, x2, s22);
+            s23 = Vector512.FusedMultiplyAdd(w2, x3, s23);
+            var w3 = Bf16.Load16((byte*)(a + 3L * inF), i, true);
+            s30 = Vector512.FusedMultiplyAdd(w3, x0, s30);
+            s31 = Vector512.FusedMultiplyAdd(w3, x1, s31);
+            s32 = Vector512.FusedMultiplyAdd(w3, x2, s32);
+            s33 = Vector512.FusedMultiplyAdd(w3, x3, s33);
         }
 
-        var acc = stackalloc Vector512<float>[] { s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33 };
-        Finish(acc, a, true, inF, i, x, h, hStride);
+        // Summed here, not through an array of the accumulators: see Block4x4F32.
+        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, true, inF, i, 0, x, 0);
+        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, true, inF, i, 0, x, 1);
+        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, true, inF, i, 0, x, 2);
+        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, true, inF, i, 0, x, 3);
+        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, true, inF, i, 1, x, 0);
+        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, true, inF, i, 1, x, 1);
+        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, true, inF, i, 1, x, 2);
+        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, true, inF, i, 1, x, 3);
+        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, true, inF, i, 2, x, 0);
+        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, true, inF, i, 2, x, 1);
+        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, true, inF, i, 2, x, 2);
+        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, true, inF, i, 2, x, 3);
+        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, true, inF, i, 3, x, 0);
+        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, true, inF, i, 3, x, 1);
+        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, true, inF, i, 3, x, 2);
+        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, true, inF, i, 3, x, 3);
     }
 
-    private static void Finish(Vector512<float>* acc, void* a, bool bf16, int inF, int from, float* x, float* h, int hStride)
+    /// <summary>A row r · x row k over the elements [from, inF) the vector loop left.</summary>
+    private static float Tail(void* a, bool bf16, int inF, int from, int r, float* x, int k)
     {
-        for (int r = 0; r < 4; r++)
-            for (int k = 0; k < 4; k++)
-            {
-                float sum = Vector512.Sum(acc[r * 4 + k]);
-                for (int i = from; i < inF; i++)
-                    sum += Weight(a, bf16, (long)r * inF + i) * x[k * inF + i];
-                h[k * hStride + r] = sum;
-            }
+        float sum = 0;
+        for (int i = from; i < inF; i++)
+            sum += Weight(a, bf16, (long)r * inF + i) * x[k * inF + i];
+        return sum;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
