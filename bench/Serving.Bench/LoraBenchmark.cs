@@ -30,7 +30,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         foreach (var dtype in Dtypes)
             results.AddRange(Measure(dtype));
         foreach (string row in results[0].Keys)
-            report.Add(row, row.StartsWith("base", StringComparison.Ordinal) ? "ms" : row.StartsWith("adapter bytes", StringComparison.Ordinal) ? "MB"
+            report.Add(row, row.StartsWith("base", StringComparison.Ordinal) || row.StartsWith("LoRA kernel alone", StringComparison.Ordinal) ? "ms" : row.StartsWith("adapter bytes", StringComparison.Ordinal) ? "MB"
                 : row.StartsWith("measured", StringComparison.Ordinal) ? "GB/s" : "×", results.Select(r => (double?)r[row]).ToArray());
         return report;
     }
@@ -97,6 +97,11 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
             var mixedStepTimes = Interleaved(steps, () => Time(() => model.Forward(mixedStep, cache).Dispose()),
                 () => Time(() => model.Forward(mixedStep, cache, LogitsSelection.LastTokenPerSequence, mixedStepMapping).Dispose()));
             Console.Error.WriteLine($"{dtype} {kernel.Name}: prefill");
+            // The LoRA kernel alone on one decode step's inputs: every layer's four fused outputs (q/k/v together, o,
+            // gate/up together, down), and the same seven projections one call each, interleaved.
+            var kernelTimes = Interleaved(steps * 4, () => KernelStep(model, kernel, same, fused: true), () => KernelStep(model, kernel, same, fused: false),
+                () => KernelStep(model, kernel, eight, fused: true), () => KernelStep(model, kernel, eight, fused: false),
+                () => KernelStep(model, kernel, all, fused: true), () => KernelStep(model, kernel, all, fused: false));
             var prefillTimes = Interleaved(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
                 () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
             // What 32 distinct adapters must read per step beyond the base model, and the ratio that reading alone costs
@@ -116,6 +121,12 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
                 ["base step, 32 decode rows + 2 × 64-token prompts"] = mixedStepTimes[0] * 1e3,
                 ["same step, 8 adapters on the decode rows, adapters 0 and 1 on the prompts"] = mixedStepTimes[1] / mixedStepTimes[0],
+                ["LoRA kernel alone per decode step, one adapter: projections of one input together"] = kernelTimes[0] * 1e3,
+                ["LoRA kernel alone per decode step, one adapter: one projection per call"] = kernelTimes[1] * 1e3,
+                ["LoRA kernel alone per decode step, 8 distinct: projections of one input together"] = kernelTimes[2] * 1e3,
+                ["LoRA kernel alone per decode step, 8 distinct: one projection per call"] = kernelTimes[3] * 1e3,
+                ["LoRA kernel alone per decode step, 32 distinct: projections of one input together"] = kernelTimes[4] * 1e3,
+                ["LoRA kernel alone per decode step, 32 distinct: one projection per call"] = kernelTimes[5] * 1e3,
                 ["base decode step, batch 1"] = singleTimes[0] * 1e3,
                 ["one adapter, batch 1"] = singleTimes[1] / singleTimes[0],
                 ["base prefill, 8 × 256 tokens"] = prefillTimes[0] * 1e3,
@@ -125,6 +136,35 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
     }
 
     private static IReadOnlyList<(int, float)> Entry(int slot) => [(slot, 1f)];
+
+    /// <summary>Seconds for the LoRA updates of one 32-row decode step on random inputs of the step's shapes, kernel only.</summary>
+    private static double KernelStep(LlamaModel model, ILoraKernel kernel, LoraBatchMapping mapping, bool fused)
+    {
+        var c = model.Config;
+        var arena = model.Adapters!;
+        using var scope = NewDisposeScope();
+        var hidden = randn(32, c.HiddenSize).to(model.Dtype);
+        var attention = randn(32, c.NumHeads * c.HeadDim).to(model.Dtype);
+        var intermediate = randn(32, c.IntermediateSize).to(model.Dtype);
+        var outputs = LoraTargets.FusedOutputs.Select(g => zeros(32, g.Sum(t => LoraTargets.Shape(c, t).Out)).to(model.Dtype)).ToArray();
+        var inputs = new[] { hidden, attention, hidden, intermediate };
+        return Time(() =>
+        {
+            for (int layer = 0; layer < c.NumLayers; layer++)
+                for (int g = 0; g < LoraTargets.FusedOutputs.Count; g++)
+                {
+                    var modules = arena.FusedModules(layer, LoraTargets.FusedOutputs[g][0]);
+                    if (fused)
+                    {
+                        kernel.Apply(inputs[g], outputs[g], 0, modules, mapping);
+                        continue;
+                    }
+
+                    for (int p = 0, offset = 0; p < modules.Count; offset += modules[p].Out, p++)
+                        kernel.Apply(inputs[g], outputs[g], offset, modules[p], mapping);
+                }
+        });
+    }
 
     private static double Time(Action action)
     {

@@ -1,5 +1,8 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Serving.Engine.Lora;
 using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Serving.Engine.Kernels;
@@ -8,14 +11,16 @@ namespace Serving.Engine.Kernels;
 /// <see cref="ILoraKernel"/> for CPU tensors (float32 or bfloat16, activations and arenas in the same dtype), in two
 /// regimes chosen per row range:
 /// <code>
-/// segment: ≥ LoraBatchMapping.SegmentRows consecutive rows R with the same entries (a prefill chunk; SGMV), per entry (s, w):
-///     h = x[R] · A[s, :r]ᵀ                                   libtorch GEMMs in the compute dtype
-///     y[R, offset..] += (scale[s] · w) · h · Bt[s, :r]        one addmm_ into the slice of y
+/// segment: ≥ LoraBatchMapping.SegmentRows consecutive rows R with the same entries (a prefill chunk; SGMV),
+///          per projection p and entry (s, w):
+///     h = x[R] · A_p[s, :r]ᵀ                                   libtorch GEMMs in the compute dtype
+///     y[R, offset_p..] += (scale_p[s] · w) · h · Bt_p[s, :r]    one addmm_ into the slice of y
 /// other rows (decode; BGMV), in C# on tensor memory, rows ordered by slot and split into one chunk per thread of
-/// libtorch's OpenMP team (OpenMpTeam):
-///     acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale[s] · (A[s, j] · x[t])         j &lt; r   (LoraRowMath.Shrink)
-///                                          acc += Σ_j h[j] · Bt[s, j]                   (LoraRowMath.Expand)
-///     y[t, offset..] += acc
+/// libtorch's OpenMP team (OpenMpTeam); each row's x is widened once for all projections:
+///     for each projection p:
+///         acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale_p[s] · (A_p[s, j] · x[t])     j &lt; r   (LoraRowMath.Shrink)
+///                                              acc += Σ_j h[j] · Bt_p[s, j]                  (LoraRowMath.Expand)
+///         y[t, offset_p..] += acc
 ///     four rows with the same single adapter run as one block (LoraRowBlockMath): each weight is loaded once for all four
 /// </code>
 /// Work is proportional to each slot's own rank; arenas padded to the max rank cost memory, not time. Rows that share an
@@ -35,15 +40,23 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         && x.dtype == y.dtype && x.dtype == module.A.dtype && x.dtype is ScalarType.Float32 or ScalarType.BFloat16
         && x.is_contiguous() && y.is_contiguous();
 
-    public void Apply(Tensor x, Tensor y, int outputOffset, LoraModuleArena module, LoraBatchMapping mapping)
+    public void Apply(Tensor x, Tensor y, int outputOffset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
     {
-        if (!Supports(x, y, module))
-            throw new ArgumentException("the CPU LoRA kernel needs contiguous CPU tensors of one dtype (float32 or bfloat16)");
-        foreach (var g in mapping.SegmentGroups)
-            if (module.Ranks[g.Slot] > 0)
-                ApplyGemm(x, y, outputOffset, module, g);
+        if (modules.Count == 0)
+            return;
+        if (!Supports(x, y, modules[0]) || modules.Any(m => m.A.dtype != modules[0].A.dtype || m.In != modules[0].In))
+            throw new ArgumentException("the CPU LoRA kernel needs contiguous CPU tensors of one dtype (float32 or bfloat16) and projections of one input");
+        int offset = outputOffset;
+        foreach (var module in modules)
+        {
+            foreach (var g in mapping.SegmentGroups)
+                if (module.Ranks[g.Slot] > 0)
+                    ApplyGemm(x, y, offset, module, g);
+            offset += module.Out;
+        }
+
         if (mapping.RowKernelRows.Count > 0)
-            ApplyRows(x, y, outputOffset, module, mapping);
+            ApplyRows(x, y, outputOffset, modules, mapping);
     }
 
     /// <summary>One segment: rows [first, first + n) with one entry (slot, weight) each.</summary>
@@ -52,128 +65,142 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         using var scope = NewDisposeScope();
         int rank = module.Ranks[g.Slot];
         int first = g.Rows[0], n = g.Rows.Length;
-        var h = x.narrow(0, first, n).matmul(module.A[g.Slot].narrow(0, 0, rank).t());
+        // linear reads A [r, in] as the transposed operand itself (measured: up to 2× faster than matmul(A.t()) in bf16).
+        var h = F.linear(x.narrow(0, first, n), module.A[g.Slot].narrow(0, 0, rank));
         var bt = module.Bt[g.Slot].narrow(0, 0, rank);
         // The expand GEMM accumulates into y: no Δ tensor.
         y.narrow(1, offset, module.Out).narrow(0, first, n).addmm_(h, bt, beta: 1, alpha: g.Weights[0] * module.Scales[g.Slot]);
     }
 
-    private sealed record Context(nint X, nint Y, nint A, nint Bt, int Offset, int Width, bool Bf16,
-        LoraModuleArena Module, LoraBatchMapping Mapping);
+    /// <summary>What the row kernel's threads share: raw addresses of x, y and every projection's A and Bt.</summary>
+    private sealed record Context(nint X, nint Y, int Width, bool Bf16, int In, int MaxOut, int MaxRank,
+        LoraModuleArena[] Modules, nint[] A, nint[] Bt, int[] Offsets, LoraBatchMapping Mapping);
 
-    private static void ApplyRows(Tensor x, Tensor y, int offset, LoraModuleArena module, LoraBatchMapping mapping)
+    private static void ApplyRows(Tensor x, Tensor y, int offset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
     {
         var blocks = mapping.RowKernelBlocks;
         int items = blocks.Count + mapping.RowKernelSingles.Count;
-        fixed (byte* xp = x.bytes)
-        fixed (byte* yp = y.bytes)
-        fixed (byte* ap = module.A.bytes)
-        fixed (byte* bp = module.Bt.bytes)
+        var offsets = new int[modules.Count];
+        for (int i = 0, o = offset; i < modules.Count; o += modules[i].Out, i++)
+            offsets[i] = o;
+        var c = new Context(Address(x), Address(y), (int)y.shape[1], x.dtype == ScalarType.BFloat16, modules[0].In,
+            modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
+            modules.Select(m => Address(m.A)).ToArray(), modules.Select(m => Address(m.Bt)).ToArray(), offsets, mapping);
+        long work = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
+        int chunks = Math.Min(OpenMpTeam.Threads, items);
+        if (chunks <= 1 || work < ParallelThreshold)
         {
-            var c = new Context((nint)xp, (nint)yp, (nint)ap, (nint)bp, offset, (int)y.shape[1], x.dtype == ScalarType.BFloat16, module, mapping);
-            long work = (long)mapping.RowKernelRows.Count * (module.In + module.Out) * module.MaxRank;
-            int chunks = Math.Min(OpenMpTeam.Threads, items);
-            if (chunks <= 1 || work < ParallelThreshold)
-            {
-                RunItems(c, 0, items);
-                return;
-            }
-
-            // Contiguous ranges of about equal cost; a block of four rows costs about three single rows.
-            var bounds = new int[chunks + 1];
-            double total = 3.0 * blocks.Count + mapping.RowKernelSingles.Count, cost = 0;
-            for (int i = 0, k = 1; i < items && k < chunks; i++)
-            {
-                cost += i < blocks.Count ? 3 : 1;
-                if (cost >= total * k / chunks)
-                    bounds[k++] = i + 1;
-            }
-
-            bounds[chunks] = items;
-            for (int k = 1; k < chunks; k++)
-                bounds[k] = Math.Max(bounds[k], bounds[k - 1]);
-            OpenMpTeam.For(chunks, k => RunItems(c, bounds[k], bounds[k + 1]));
+            RunItems(c, 0, items);
+            return;
         }
+
+        // Contiguous ranges of about equal cost; a block of four rows costs about three single rows.
+        var bounds = new int[chunks + 1];
+        double total = 3.0 * blocks.Count + mapping.RowKernelSingles.Count, cost = 0;
+        for (int i = 0, k = 1; i < items && k < chunks; i++)
+        {
+            cost += i < blocks.Count ? 3 : 1;
+            if (cost >= total * k / chunks)
+                bounds[k++] = i + 1;
+        }
+
+        bounds[chunks] = items;
+        for (int k = 1; k < chunks; k++)
+            bounds[k] = Math.Max(bounds[k], bounds[k - 1]);
+        OpenMpTeam.For(chunks, k => RunItems(c, bounds[k], bounds[k + 1]));
     }
 
+    /// <summary>A CPU tensor's first element; its memory is native and never moves.</summary>
+    private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+
     /// <summary>Work items [from, to): first the four-row blocks, then the single rows.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItems(Context c, int from, int to)
     {
-        var m = c.Module;
-        int inF = m.In, outF = m.Out, r = m.MaxRank;
+        int inF = c.In, elem = c.Bf16 ? 2 : 4;
         const int n = LoraBatchMapping.BlockRows;
-        int need = n * inF + n * outF + outF + n * r;
+        int need = n * inF + n * c.MaxOut + c.MaxOut + n * c.MaxRank;
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
-        var blocks = c.Mapping.RowKernelBlocks;
+        var mapping = c.Mapping;
+        var blocks = mapping.RowKernelBlocks;
         fixed (float* scratch = _scratch)
         {
-            float* xs = scratch, acc = scratch + n * inF, yRow = acc + n * outF, h = yRow + outF;
+            float* xs = scratch, acc = scratch + n * inF, yRow = acc + n * c.MaxOut, h = yRow + c.MaxOut;
             for (int i = from; i < to; i++)
             {
                 if (i >= blocks.Count)
                 {
-                    int t = c.Mapping.RowKernelSingles[i - blocks.Count];
-                    Single(c, t, xs, acc, h);
-                    AddToOutput(c, t, acc, yRow);
+                    int t = mapping.RowKernelSingles[i - blocks.Count];
+                    Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xs, inF));
+                    for (int p = 0; p < c.Modules.Length; p++)
+                        if (Single(c, p, t, xs, acc, h))
+                            AddToOutput(c, p, t, acc, yRow);
                     continue;
                 }
 
                 var rows = blocks[i];
-                int e0 = c.Mapping.RowStart[rows[0]];
-                int slot = c.Mapping.EntrySlots[e0];
-                int rank = m.Ranks[slot];
-                if (rank == 0)
-                    continue;
+                int slot = mapping.EntrySlots[mapping.RowStart[rows[0]]];
                 for (int k = 0; k < n; k++)
-                    Load(c.X + (nint)rows[k] * inF * (c.Bf16 ? 2 : 4), c.Bf16, new Span<float>(xs + k * inF, inF));
-                long aBase = (long)slot * r * inF * (c.Bf16 ? 2 : 4), bBase = (long)slot * r * outF * (c.Bf16 ? 2 : 4);
-                LoraRowBlockMath.Shrink4((byte*)c.A + aBase, c.Bf16, rank, inF, xs, h);
-                for (int k = 0; k < n; k++)
+                    Load(c.X + (nint)rows[k] * inF * elem, c.Bf16, new Span<float>(xs + k * inF, inF));
+                for (int p = 0; p < c.Modules.Length; p++)
                 {
-                    float factor = c.Mapping.EntryWeights[c.Mapping.RowStart[rows[k]]] * m.Scales[slot];
-                    for (int j = 0; j < rank; j++)
-                        h[k * rank + j] *= factor;
-                }
+                    var m = c.Modules[p];
+                    int rank = m.Ranks[slot];
+                    if (rank == 0)
+                        continue;
+                    int outF = m.Out;
+                    long aBase = (long)slot * m.MaxRank * inF * elem, bBase = (long)slot * m.MaxRank * outF * elem;
+                    LoraRowBlockMath.Shrink4((byte*)c.A[p] + aBase, c.Bf16, rank, inF, xs, h);
+                    for (int k = 0; k < n; k++)
+                    {
+                        float factor = mapping.EntryWeights[mapping.RowStart[rows[k]]] * m.Scales[slot];
+                        for (int j = 0; j < rank; j++)
+                            h[k * rank + j] *= factor;
+                    }
 
-                new Span<float>(acc, n * outF).Clear();
-                LoraRowBlockMath.Expand4((byte*)c.Bt + bBase, c.Bf16, rank, outF, h, acc);
-                for (int k = 0; k < n; k++)
-                    AddToOutput(c, rows[k], acc + k * outF, yRow);
+                    new Span<float>(acc, n * outF).Clear();
+                    LoraRowBlockMath.Expand4((byte*)c.Bt[p] + bBase, c.Bf16, rank, outF, h, acc);
+                    for (int k = 0; k < n; k++)
+                        AddToOutput(c, p, rows[k], acc + k * outF, yRow);
+                }
             }
         }
     }
 
-    /// <summary>acc = Σ over row t's non-segment entries of w · scale · Bt·(A·x[t]).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void Single(Context c, int t, float* xRow, float* acc, float* h)
+    /// <summary>acc = Σ over row t's entries of w · scale · Bt·(A·x[t]) for projection p; false when no entry adapts p.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool Single(Context c, int p, int t, float* xRow, float* acc, float* h)
     {
-        var m = c.Module;
+        var m = c.Modules[p];
         int inF = m.In, outF = m.Out, elem = c.Bf16 ? 2 : 4, r = m.MaxRank;
         var start = c.Mapping.RowStart;
-        Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xRow, inF));
-        new Span<float>(acc, outF).Clear();
+        bool any = false;
         for (int e = start[t]; e < start[t + 1]; e++)
         {
             int slot = c.Mapping.EntrySlots[e];
             int rank = m.Ranks[slot];
             if (rank == 0)
                 continue;
+            if (!any)
+                new Span<float>(acc, outF).Clear();
+            any = true;
             float factor = c.Mapping.EntryWeights[e] * m.Scales[slot];
             long aBase = (long)slot * r * inF * elem, bBase = (long)slot * r * outF * elem;
-            LoraRowMath.Shrink((byte*)c.A + aBase, c.Bf16, rank, inF, xRow, h);
+            LoraRowMath.Shrink((byte*)c.A[p] + aBase, c.Bf16, rank, inF, xRow, h);
             for (int j = 0; j < rank; j++)
                 h[j] *= factor;
-            LoraRowMath.Expand((byte*)c.Bt + bBase, c.Bf16, rank, outF, h, acc);
+            LoraRowMath.Expand((byte*)c.Bt[p] + bBase, c.Bf16, rank, outF, h, acc);
         }
+
+        return any;
     }
 
-    /// <summary>y[t, offset..offset+out] += acc (through float32 for bfloat16 outputs).</summary>
-    private static void AddToOutput(Context c, int t, float* acc, float* yRow)
+    /// <summary>y[t, offset_p..offset_p+out] += acc (through float32 for bfloat16 outputs).</summary>
+    private static void AddToOutput(Context c, int p, int t, float* acc, float* yRow)
     {
-        int outF = c.Module.Out;
-        nint target = c.Y + (nint)(((long)t * c.Width + c.Offset) * (c.Bf16 ? 2 : 4));
+        int outF = c.Modules[p].Out;
+        nint target = c.Y + (nint)(((long)t * c.Width + c.Offsets[p]) * (c.Bf16 ? 2 : 4));
         var accSpan = new ReadOnlySpan<float>(acc, outF);
         if (c.Bf16)
         {

@@ -6,14 +6,23 @@ namespace Serving.Engine.Kernels;
 /// <summary>
 /// <see cref="ILoraKernel"/> in plain TorchSharp ops, one adapter group at a time (runs on any device):
 /// <code>
-/// for each slot s with rows R and weights W:
-///     Δ = ((x[R] · A[s, :r]ᵀ) · Bt[s, :r]) ⊙ (scale[s] · W)[:, None]      (float32)
-///     y[:, offset : offset + out].index_add_(0, R, Δ)
+/// for each projection p, for each slot s with rows R and weights W:
+///     Δ = ((x[R] · A_p[s, :r]ᵀ) · Bt_p[s, :r]) ⊙ (scale_p[s] · W)[:, None]      (float32)
+///     y[:, offset_p : offset_p + out_p].index_add_(0, R, Δ)
 /// </code>
 /// </summary>
 internal sealed class ReferenceLoraKernel : ILoraKernel
 {
     public string Name => "reference";
+
+    public void Apply(Tensor x, Tensor y, int outputOffset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
+    {
+        foreach (var module in modules)
+        {
+            Apply(x, y, outputOffset, module, mapping);
+            outputOffset += module.Out;
+        }
+    }
 
     public void Apply(Tensor x, Tensor y, int outputOffset, LoraModuleArena module, LoraBatchMapping mapping)
     {

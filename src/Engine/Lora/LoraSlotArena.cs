@@ -11,6 +11,7 @@ namespace Serving.Engine.Lora;
 internal sealed class LoraSlotArena : IDisposable
 {
     private readonly LoraModuleArena[,] _modules;
+    private readonly LoraModuleArena[][][] _fused;
     private readonly string?[] _occupant;
 
     public LoraSlotArena(ModelConfig config, int slots, int maxRank, ScalarType dtype, Device device)
@@ -28,6 +29,8 @@ internal sealed class LoraSlotArena : IDisposable
                 _modules[l, (int)t] = new LoraModuleArena(l, t, slots, maxRank, inF, outF, dtype, device);
             }
 
+        _fused = Enumerable.Range(0, config.NumLayers)
+            .Select(l => LoraTargets.FusedOutputs.Select(g => g.Select(t => _modules[l, (int)t]).ToArray()).ToArray()).ToArray();
         _occupant = new string?[slots];
     }
 
@@ -37,6 +40,16 @@ internal sealed class LoraSlotArena : IDisposable
     public long Bytes => _modules.Cast<LoraModuleArena>().Sum(m => m.Bytes);
 
     public LoraModuleArena Module(int layer, LoraTarget target) => _modules[layer, (int)target];
+
+    /// <summary>The arenas of the fused output group that starts with <paramref name="first"/> (Q, O, Gate or Down), in column order.</summary>
+    public IReadOnlyList<LoraModuleArena> FusedModules(int layer, LoraTarget first)
+    {
+        var groups = _fused[layer];
+        foreach (var g in groups)
+            if (g[0].Target == first)
+                return g;
+        throw new ArgumentException($"{LoraTargets.ModuleName(first)} does not start a fused output group", nameof(first));
+    }
 
     public string? Occupant(int slot) => _occupant[slot];
 

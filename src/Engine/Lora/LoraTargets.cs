@@ -6,6 +6,13 @@ internal static class LoraTargets
 {
     public static readonly IReadOnlyList<LoraTarget> All = Enum.GetValues<LoraTarget>();
 
+    /// <summary>
+    /// The projections of a layer grouped by the fused output they write (qkv, o, gate/up, down), each group in column
+    /// order: the members of a group read the same input.
+    /// </summary>
+    public static readonly IReadOnlyList<IReadOnlyList<LoraTarget>> FusedOutputs =
+        [[LoraTarget.Q, LoraTarget.K, LoraTarget.V], [LoraTarget.O], [LoraTarget.Gate, LoraTarget.Up], [LoraTarget.Down]];
+
     /// <summary>The PEFT module name, e.g. <c>q_proj</c>.</summary>
     public static string ModuleName(LoraTarget t) => t switch
     {
@@ -32,18 +39,6 @@ internal static class LoraTargets
         LoraTarget.O => (c.NumHeads * c.HeadDim, c.HiddenSize),
         LoraTarget.Gate or LoraTarget.Up => (c.HiddenSize, c.IntermediateSize),
         LoraTarget.Down => (c.IntermediateSize, c.HiddenSize),
-        _ => throw new ArgumentOutOfRangeException(nameof(t)),
-    };
-
-    /// <summary>Where the projection's output sits in the engine's fused output (qkv or gate/up), as (offset, width).</summary>
-    public static (int Offset, int Width) OutputSlice(ModelConfig c, LoraTarget t) => t switch
-    {
-        LoraTarget.Q => (0, c.NumHeads * c.HeadDim),
-        LoraTarget.K => (c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim),
-        LoraTarget.V => (c.NumHeads * c.HeadDim + c.NumKvHeads * c.HeadDim, c.NumKvHeads * c.HeadDim),
-        LoraTarget.Gate => (0, c.IntermediateSize),
-        LoraTarget.Up => (c.IntermediateSize, c.IntermediateSize),
-        LoraTarget.O or LoraTarget.Down => (0, c.HiddenSize),
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 }

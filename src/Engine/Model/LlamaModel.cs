@@ -139,11 +139,7 @@ internal sealed class LlamaModel : IDisposable
         Capture(capture, index, normed, LoraTarget.Q, LoraTarget.K, LoraTarget.V);
         var qkv = F.linear(normed, w.Qkv, w.QkvBias);
         if (lora is not null)
-        {
-            ApplyLora(index, LoraTarget.Q, normed, qkv, lora);
-            ApplyLora(index, LoraTarget.K, normed, qkv, lora);
-            ApplyLora(index, LoraTarget.V, normed, qkv, lora);
-        }
+            ApplyLora(index, LoraTarget.Q, normed, qkv, lora);   // q, k and v together
 
         // q and k heads are rotated together: one set of element-wise ops instead of two.
         var keys = cache.Keys(index);
@@ -185,10 +181,7 @@ internal sealed class LlamaModel : IDisposable
             return x;                                       // routing capture: the MLP's own GEMMs are not needed
         var gateUp = F.linear(normed2, w.GateUp);
         if (lora is not null)
-        {
-            ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora);
-            ApplyLora(index, LoraTarget.Up, normed2, gateUp, lora);
-        }
+            ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora);   // gate and up together
 
         Tensor activated;
         if (UseCpuElementwise(gateUp))
@@ -311,13 +304,12 @@ internal sealed class LlamaModel : IDisposable
             capture[(layer, target)] = values;
     }
 
-    /// <summary>Adds the LoRA update of one projection to its (possibly fused) output in place.</summary>
-    private void ApplyLora(int layer, LoraTarget target, Tensor input, Tensor output, LoraBatchMapping lora)
+    /// <summary>Adds the LoRA updates of the projections of one fused output (starting with <paramref name="first"/>) in place.</summary>
+    private void ApplyLora(int layer, LoraTarget first, Tensor input, Tensor output, LoraBatchMapping lora)
     {
-        var module = Adapters!.Module(layer, target);
-        int offset = LoraTargets.OutputSlice(Config, target).Offset;
-        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, module) ? ReferenceKernel : LoraKernel;
-        kernel.Apply(input, output, offset, module, lora);
+        var modules = Adapters!.FusedModules(layer, first);
+        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
+        kernel.Apply(input, output, 0, modules, lora);
     }
 
     private bool UseCpuElementwise(Tensor x) => CpuElementwise && x.shape[0] <= CpuElementwiseMaxTokens && CpuElementwiseKernels.Supports(x);

@@ -13,6 +13,15 @@ internal sealed class TrainingLoraKernel(IReadOnlyDictionary<(int Layer, LoraTar
 {
     public string Name => "training";
 
+    public void Apply(Tensor x, Tensor y, int outputOffset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
+    {
+        foreach (var module in modules)
+        {
+            Apply(x, y, outputOffset, module, mapping);
+            outputOffset += module.Out;
+        }
+    }
+
     public void Apply(Tensor x, Tensor y, int outputOffset, LoraModuleArena module, LoraBatchMapping mapping)
     {
         if (!parameters.TryGetValue((module.Layer, module.Target), out var p))

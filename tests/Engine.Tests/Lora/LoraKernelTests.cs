@@ -54,8 +54,9 @@ public sealed class LoraKernelTests
         using var y0 = randn(tokens, width).to(dtype);
         using var yReference = y0.clone();
         using var yFast = y0.clone();
-        new ReferenceLoraKernel().Apply(x, yReference, 7, module, mapping);
-        new CpuLoraKernel().Apply(x, yFast, 7, module, mapping);
+        ILoraKernel reference = new ReferenceLoraKernel(), fast = new CpuLoraKernel();
+        reference.Apply(x, yReference, 7, module, mapping);
+        fast.Apply(x, yFast, 7, module, mapping);
         // bfloat16: the reference rounds the update before adding it, the fast kernel rounds once after; allow 2 ulps.
         using var reference32 = yReference.to(ScalarType.Float32);
         float scale = reference32.abs().max().item<float>() + 1;
@@ -67,6 +68,58 @@ public sealed class LoraKernelTests
         {
             bool adapted = t / run % 6 is 1 or 2 or 3 or 5;
             Assert.Equal(adapted, changed[t].item<float>() > 0);
+        }
+    }
+
+    [Theory]
+    [InlineData("Float32", 1)]
+    [InlineData("BFloat16", 1)]
+    [InlineData("Float32", 100)]   // prefill-like runs: the GEMM path per projection
+    public void Apply_ProjectionsOfOneInput_SameAsEachProjectionAlone(string dtypeName, int run)
+    {
+        var dtype = Enum.Parse<ScalarType>(dtypeName);
+        var random = new SeededRandom(77);
+        const int slots = 5, inF = 96, tokens = 300, offset = 5;
+        int[] outs = [40, 24, 24];
+        var modules = outs.Select((outF, p) => new LoraModuleArena(0, (LoraTarget)p, slots, 16, inF, outF, dtype, CPU)).ToArray();
+        try
+        {
+            for (int p = 0; p < modules.Length; p++)
+                for (int s = 0; s < slots - 1; s++)
+                {
+                    if (p == 2 && s == 1)
+                        continue;                      // slot 1 does not adapt the third projection (rank 0)
+                    int rank = 1 + (int)(random.NextUInt64() % 16);
+                    modules[p].Load(s, new LoraModuleWeights(0, (LoraTarget)p, rank, 0.5f + s,
+                        Enumerable.Range(0, rank * inF).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray(),
+                        Enumerable.Range(0, outs[p] * rank).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray()));
+                }
+
+            var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, tokens).ToList(),
+                Enumerable.Range(0, tokens).Select(t => Row(t / run % 6, slots)).ToList());
+            using var x = randn(tokens, inF).to(dtype);
+            using var y0 = randn(tokens, offset + outs.Sum() + 3).to(dtype);
+            using var together = y0.clone();
+            using var alone = y0.clone();
+            using var reference = y0.clone();
+            ILoraKernel kernel = new CpuLoraKernel(), referenceKernel = new ReferenceLoraKernel();
+            kernel.Apply(x, together, offset, modules, mapping);
+            for (int p = 0, o = offset; p < modules.Length; o += outs[p], p++)
+            {
+                kernel.Apply(x, alone, o, modules[p], mapping);
+                referenceKernel.Apply(x, reference, o, modules[p], mapping);
+            }
+
+            Assert.True(together.eq(alone).all().item<bool>(), "the projections together differ from each projection alone");
+            using var reference32 = reference.to(ScalarType.Float32);
+            float scale = reference32.abs().max().item<float>() + 1;
+            float diff = (reference32 - together.to(ScalarType.Float32)).abs().max().item<float>();
+            Assert.True(diff <= scale * (dtype == ScalarType.Float32 ? 1e-5f : 1.6e-2f), $"max diff {diff} from the reference kernel");
+        }
+        finally
+        {
+            foreach (var m in modules)
+                m.Dispose();
         }
     }
 }
