@@ -79,6 +79,11 @@ internal static class Bf16
         ? Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)source + offset).ToVector512Unsafe()), 16).AsSingle()
         : Vector512.Load((float*)source + offset);
 
+    /// <summary>Rounds 32 finite float32 lanes to bfloat16 (ties to even) and stores them at <paramref name="destination"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void Store32(ushort* destination, Vector512<float> lo, Vector512<float> hi) =>
+        Vector512.Narrow(Vector512.ShiftRightLogical(Round(lo).AsUInt32(), 16), Vector512.ShiftRightLogical(Round(hi).AsUInt32(), 16)).Store(destination);
+
     public static ushort FromFloat(float value)
     {
         uint bits = BitConverter.SingleToUInt32Bits(value);

@@ -21,7 +21,8 @@ namespace Serving.Engine.Kernels;
 ///         acc = 0;  for (s, w) in mapping[t]:  h[j] = w · scale_p[s] · (A_p[s, j] · x[t])     j &lt; r   (LoraRowMath.Shrink)
 ///                                              acc += Σ_j h[j] · Bt_p[s, j]                  (LoraRowMath.Expand)
 ///         y[t, offset_p..] += acc
-///     four rows with the same single adapter run as one block (LoraRowBlockMath): each weight is loaded once for all four
+///     four rows with the same single adapter run as one block (LoraRowBlockMath): each weight is loaded once for all four,
+///     and the block's sums go from registers straight into y
 /// </code>
 /// Work is proportional to each slot's own rank; arenas padded to the max rank cost memory, not time. Rows that share an
 /// adapter are adjacent, so its A and Bt stay in cache and are streamed from memory about once per step.
@@ -119,14 +120,14 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     {
         int inF = c.In, elem = c.Bf16 ? 2 : 4;
         const int n = LoraBatchMapping.BlockRows;
-        int need = n * inF + n * c.MaxOut + c.MaxOut + n * c.MaxRank;
+        int need = n * inF + 2 * c.MaxOut + n * c.MaxRank;
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
         var mapping = c.Mapping;
         var blocks = mapping.RowKernelBlocks;
         fixed (float* scratch = _scratch)
         {
-            float* xs = scratch, acc = scratch + n * inF, yRow = acc + n * c.MaxOut, h = yRow + c.MaxOut;
+            float* xs = scratch, acc = scratch + n * inF, yRow = acc + c.MaxOut, h = yRow + c.MaxOut;
             for (int i = from; i < to; i++)
             {
                 if (i >= blocks.Count)
@@ -159,10 +160,8 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
                             h[k * rank + j] *= factor;
                     }
 
-                    new Span<float>(acc, n * outF).Clear();
-                    LoraRowBlockMath.Expand4((byte*)c.Bt[p] + bBase, c.Bf16, rank, outF, h, acc);
-                    for (int k = 0; k < n; k++)
-                        AddToOutput(c, p, rows[k], acc + k * outF, yRow);
+                    LoraRowBlockMath.Expand4Add((byte*)c.Bt[p] + bBase, c.Bf16, rank, outF, h,
+                        OutputRow(c, p, rows[0]), OutputRow(c, p, rows[1]), OutputRow(c, p, rows[2]), OutputRow(c, p, rows[3]));
                 }
             }
         }
@@ -196,11 +195,14 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         return any;
     }
 
+    /// <summary>Where projection p's output of row t starts in y.</summary>
+    private static byte* OutputRow(Context c, int p, int t) => (byte*)c.Y + ((long)t * c.Width + c.Offsets[p]) * (c.Bf16 ? 2 : 4);
+
     /// <summary>y[t, offset_p..offset_p+out] += acc (through float32 for bfloat16 outputs).</summary>
     private static void AddToOutput(Context c, int p, int t, float* acc, float* yRow)
     {
         int outF = c.Modules[p].Out;
-        nint target = c.Y + (nint)(((long)t * c.Width + c.Offsets[p]) * (c.Bf16 ? 2 : 4));
+        nint target = (nint)OutputRow(c, p, t);
         var accSpan = new ReadOnlySpan<float>(acc, outF);
         if (c.Bf16)
         {

@@ -9,7 +9,8 @@ namespace Serving.Engine.Kernels;
 /// the same adapter. Activations and accumulators are float32.
 /// <code>
 /// Shrink4: h_k[j] = A[j, :] · x_k                 k &lt; 4, j &lt; rank   (4 A rows × 4 x rows per pass: 16 accumulators)
-/// Expand4: acc_k[o] += Σ_j h_k[j] · Bt[j, o]                         (32 outputs × 4 rows in registers across all j)
+/// Expand4Add: y_k[o] += Σ_j h_k[j] · Bt[j, o]                       (32 outputs × 4 rows in registers across all j,
+///                                                                  added to y once, rounded once for bfloat16)
 /// </code>
 /// </summary>
 internal static unsafe class LoraRowBlockMath
@@ -42,23 +43,18 @@ internal static unsafe class LoraRowBlockMath
             }
     }
 
+    /// <summary>Adds the four rows' updates to their outputs <paramref name="y0"/>..<paramref name="y3"/> (rows of y in the compute dtype).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Expand4(void* bt, bool bf16, int rank, int outF, float* h, float* acc)
+    public static void Expand4Add(void* bt, bool bf16, int rank, int outF, float* h, byte* y0, byte* y1, byte* y2, byte* y3)
     {
-        // h: 4 rows of rank floats; acc: 4 rows of outF floats.
+        // h: 4 rows of rank floats. The sums stay in registers and go straight into y: no accumulator rows to clear,
+        // store and add in separate passes (for bf16 that was three passes over every output row).
         int o = 0;
         if (Vector512.IsHardwareAccelerated)
         {
             for (; o + 32 <= outF; o += 32)
             {
-                var a0 = Vector512.Load(acc + o);
-                var a1 = Vector512.Load(acc + o + 16);
-                var b0 = Vector512.Load(acc + outF + o);
-                var b1 = Vector512.Load(acc + outF + o + 16);
-                var c0 = Vector512.Load(acc + 2 * outF + o);
-                var c1 = Vector512.Load(acc + 2 * outF + o + 16);
-                var d0 = Vector512.Load(acc + 3 * outF + o);
-                var d1 = Vector512.Load(acc + 3 * outF + o + 16);
+                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
                 for (int j = 0; j < rank; j++)
                 {
                     Vector512<float> w0, w1;
@@ -88,25 +84,49 @@ internal static unsafe class LoraRowBlockMath
                     d1 = Vector512.FusedMultiplyAdd(w1, h3, d1);
                 }
 
-                a0.Store(acc + o);
-                a1.Store(acc + o + 16);
-                b0.Store(acc + outF + o);
-                b1.Store(acc + outF + o + 16);
-                c0.Store(acc + 2 * outF + o);
-                c1.Store(acc + 2 * outF + o + 16);
-                d0.Store(acc + 3 * outF + o);
-                d1.Store(acc + 3 * outF + o + 16);
+                AddTo(y0, o, bf16, a0, a1);
+                AddTo(y1, o, bf16, b0, b1);
+                AddTo(y2, o, bf16, c0, c1);
+                AddTo(y3, o, bf16, d0, d1);
             }
         }
 
-        for (; o < outF; o++)
-            for (int k = 0; k < Rows; k++)
-            {
-                float sum = acc[k * outF + o];
-                for (int j = 0; j < rank; j++)
-                    sum += h[k * rank + j] * Weight(bt, bf16, (long)j * outF + o);
-                acc[k * outF + o] = sum;
-            }
+        if (o < outF)
+        {
+            AddTail(bt, bf16, rank, outF, o, h, y0);
+            AddTail(bt, bf16, rank, outF, o, h + rank, y1);
+            AddTail(bt, bf16, rank, outF, o, h + 2 * rank, y2);
+            AddTail(bt, bf16, rank, outF, o, h + 3 * rank, y3);
+        }
+    }
+
+    /// <summary>y[from..outF] += Σ_j h[j] · Bt[j, o], one lane at a time.</summary>
+    private static void AddTail(void* bt, bool bf16, int rank, int outF, int from, float* h, byte* y)
+    {
+        for (int o = from; o < outF; o++)
+        {
+            float sum = 0;
+            for (int j = 0; j < rank; j++)
+                sum += h[j] * Weight(bt, bf16, (long)j * outF + o);
+            if (bf16)
+                ((ushort*)y)[o] = Bf16.FromFloat(BitConverter.UInt32BitsToSingle((uint)((ushort*)y)[o] << 16) + sum);
+            else
+                ((float*)y)[o] += sum;
+        }
+    }
+
+    /// <summary>y[o..o+32] += (lo, hi), rounded once to bfloat16 for bf16 outputs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddTo(byte* y, int o, bool bf16, Vector512<float> lo, Vector512<float> hi)
+    {
+        if (bf16)
+        {
+            Bf16.Store32((ushort*)y + o, Bf16.Load16(y, o, true) + lo, Bf16.Load16(y, o + 16, true) + hi);
+            return;
+        }
+
+        (Vector512.Load((float*)y + o) + lo).Store((float*)y + o);
+        (Vector512.Load((float*)y + o + 16) + hi).Store((float*)y + o + 16);
     }
 
     /// <summary>h_k[j'] for j' = 0..3 (A rows a..a+3) and k = 0..3; h rows are <paramref name="hStride"/> apart.</summary>
