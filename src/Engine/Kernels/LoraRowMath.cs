@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Serving.Engine.Kernels;
 
@@ -9,12 +10,18 @@ namespace Serving.Engine.Kernels;
 /// float32. Separate loops per weight dtype keep the inner loops free of branches and spills.
 /// <code>
 /// Shrink: h[j] = A[j, :] · x                  j &lt; rank   (4 rows of A share each load of x)
-/// Expand: acc[o] += Σ_j h[j] · Bt[j, o]         (32 outputs kept in registers across all j, acc touched once)
+/// Expand: acc[o] += Σ_j h[j] · Bt[j, o]         float32: 32 outputs kept in registers across all j, acc touched once;
+///                                              bfloat16: 4 rows of Bt per pass over acc (in L1)
 /// </code>
+/// For bfloat16 both loops prefetch <see cref="PrefetchBytes"/> ahead in every weight stream: widening costs enough
+/// instructions per byte that the hardware prefetcher alone falls behind when each row streams its own adapter (32
+/// distinct adapters in a step: kernel time −15 % measured). float32 weights stream at the machine's bandwidth without it.
 /// AggressiveOptimization: these are JIT-compiled fully optimised on first call (tier-0 code runs them ~40× slower).
 /// </summary>
 internal static unsafe class LoraRowMath
 {
+    private const int PrefetchBytes = 1024;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Shrink(void* a, bool bf16, int rank, int inF, float* x, float* h)
     {
@@ -83,25 +90,42 @@ internal static unsafe class LoraRowMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ExpandBf16(ushort* bt, int rank, int outF, float* h, float* acc)
     {
-        int o = 0;
-        for (; o + 32 <= outF; o += 32)
+        const int ahead = PrefetchBytes / sizeof(ushort);
+        int end = outF / 16 * 16, j = 0;
+        for (; j + 4 <= rank; j += 4)
         {
-            var v0 = Vector512.Load(acc + o);
-            var v1 = Vector512.Load(acc + o + 16);
-            ushort* w = bt + o;
-            for (int j = 0; j < rank; j++, w += outF)
+            var h0 = Vector512.Create(h[j]);
+            var h1 = Vector512.Create(h[j + 1]);
+            var h2 = Vector512.Create(h[j + 2]);
+            var h3 = Vector512.Create(h[j + 3]);
+            ushort* w0 = bt + (long)j * outF, w1 = w0 + outF, w2 = w1 + outF, w3 = w2 + outF;
+            for (int o = 0; o < end; o += 16)
             {
-                var hj = Vector512.Create(h[j]);
-                var (lo, hi) = Vector512.Widen(Vector512.Load(w));
-                v0 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), hj, v0);
-                v1 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), hj, v1);
-            }
+                if ((o & 31) == 0)
+                {
+                    Sse.Prefetch0(w0 + o + ahead);
+                    Sse.Prefetch0(w1 + o + ahead);
+                    Sse.Prefetch0(w2 + o + ahead);
+                    Sse.Prefetch0(w3 + o + ahead);
+                }
 
-            v0.Store(acc + o);
-            v1.Store(acc + o + 16);
+                var v = Vector512.Load(acc + o);
+                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w0, o, true), h0, v);
+                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w1, o, true), h1, v);
+                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w2, o, true), h2, v);
+                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w3, o, true), h3, v);
+                v.Store(acc + o);
+            }
         }
 
-        return o;
+        for (; j < rank; j++)
+        {
+            var hj = Vector512.Create(h[j]);
+            for (int o = 0; o < end; o += 16)
+                Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)(bt + (long)j * outF), o, true), hj, Vector512.Load(acc + o)).Store(acc + o);
+        }
+
+        return end;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -146,8 +170,13 @@ internal static unsafe class LoraRowMath
         var s3 = Vector512<float>.Zero;
         ushort* a1 = a + inF, a2 = a1 + inF, a3 = a2 + inF;
         int i = 0;
+        const int ahead = PrefetchBytes / sizeof(ushort);
         for (; i + 32 <= inF; i += 32)
         {
+            Sse.Prefetch0(a + i + ahead);
+            Sse.Prefetch0(a1 + i + ahead);
+            Sse.Prefetch0(a2 + i + ahead);
+            Sse.Prefetch0(a3 + i + ahead);
             var x0 = Vector512.Load(x + i);
             var x1 = Vector512.Load(x + i + 16);
             s0 = Fma2(a + i, x0, x1, s0);
