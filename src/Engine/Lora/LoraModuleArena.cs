@@ -42,12 +42,16 @@ internal sealed class LoraModuleArena : IDisposable
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: rank {w.Rank} exceeds the configured max rank {MaxRank}");
         if (w.A.Length != w.Rank * In || w.B.Length != Out * w.Rank)
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: expected A [{w.Rank}, {In}] and B [{Out}, {w.Rank}]");
+        // Every tensor here is owned and disposed, none left to the finalizer: a temporary that is only the receiver of a
+        // native call (A[slot].narrow(...)) can be finalized during that call, freeing the native tensor libtorch is reading.
         using (var a = tensor(w.A, [w.Rank, In]))
-        using (var target = A[slot].narrow(0, 0, w.Rank))
+        using (var slotA = A[slot])
+        using (var target = slotA.narrow(0, 0, w.Rank))
             target.copy_(a);
         using (var b = tensor(w.B, [Out, w.Rank]))
         using (var bt = b.t())
-        using (var target = Bt[slot].narrow(0, 0, w.Rank))
+        using (var slotBt = Bt[slot])
+        using (var target = slotBt.narrow(0, 0, w.Rank))
             target.copy_(bt);
         Ranks[slot] = w.Rank;
         Scales[slot] = w.Scale;
