@@ -49,31 +49,34 @@ internal static unsafe class LoraRowBlockMath
     {
         // h: 4 rows of rank floats. The sums stay in registers and go straight into y: no accumulator rows to clear,
         // store and add in separate passes (for bf16 that was three passes over every output row).
-        int o = 0;
+        int o = 0, elementSize = bf16 ? 2 : 4;
+        nint rowBytes = (nint)outF * elementSize;
         if (Vector512.IsHardwareAccelerated)
         {
             for (; o + 32 <= outF; o += 32)
             {
                 Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
-                for (int j = 0; j < rank; j++)
+                byte* w = (byte*)bt + (nint)o * elementSize;
+                float* hj = h;
+                for (int j = 0; j < rank; j++, w += rowBytes, hj++)
                 {
                     Vector512<float> w0, w1;
                     if (bf16)
                     {
-                        var (lo, hi) = Vector512.Widen(Vector512.Load((ushort*)bt + (long)j * outF + o));
+                        var (lo, hi) = Vector512.Widen(Vector512.Load((ushort*)w));
                         w0 = Vector512.ShiftLeft(lo, 16).AsSingle();
                         w1 = Vector512.ShiftLeft(hi, 16).AsSingle();
                     }
                     else
                     {
-                        w0 = Vector512.Load((float*)bt + (long)j * outF + o);
-                        w1 = Vector512.Load((float*)bt + (long)j * outF + o + 16);
+                        w0 = Vector512.Load((float*)w);
+                        w1 = Vector512.Load((float*)w + 16);
                     }
 
-                    var h0 = Vector512.Create(h[j]);
-                    var h1 = Vector512.Create(h[rank + j]);
-                    var h2 = Vector512.Create(h[2 * rank + j]);
-                    var h3 = Vector512.Create(h[3 * rank + j]);
+                    var h0 = Vector512.Create(hj[0]);
+                    var h1 = Vector512.Create(hj[rank]);
+                    var h2 = Vector512.Create(hj[2 * rank]);
+                    var h3 = Vector512.Create(hj[3 * rank]);
                     a0 = Vector512.FusedMultiplyAdd(w0, h0, a0);
                     a1 = Vector512.FusedMultiplyAdd(w1, h0, a1);
                     b0 = Vector512.FusedMultiplyAdd(w0, h1, b0);
@@ -134,29 +137,33 @@ internal static unsafe class LoraRowBlockMath
     private static void Block4x4F32(float* a, int inF, float* x, float* h, int hStride)
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
-        int i = 0;
-        for (; i + 16 <= inF; i += 16)
+        // Row pointers computed once and a native-sized index: the loop body is loads and FMAs, with no per-load
+        // address arithmetic competing with the FMAs for the vector ports.
+        float* x0p = x, x1p = x + inF, x2p = x1p + inF, x3p = x2p + inF;
+        float* a0p = a, a1p = a + inF, a2p = a1p + inF, a3p = a2p + inF;
+        nint i = 0, end = inF - 16;
+        for (; i <= end; i += 16)
         {
-            var x0 = Vector512.Load(x + i);
-            var x1 = Vector512.Load(x + inF + i);
-            var x2 = Vector512.Load(x + 2 * inF + i);
-            var x3 = Vector512.Load(x + 3 * inF + i);
-            var w0 = Vector512.Load(a + i);
+            var x0 = Vector512.Load(x0p + i);
+            var x1 = Vector512.Load(x1p + i);
+            var x2 = Vector512.Load(x2p + i);
+            var x3 = Vector512.Load(x3p + i);
+            var w0 = Vector512.Load(a0p + i);
             s00 = Vector512.FusedMultiplyAdd(w0, x0, s00);
             s01 = Vector512.FusedMultiplyAdd(w0, x1, s01);
             s02 = Vector512.FusedMultiplyAdd(w0, x2, s02);
             s03 = Vector512.FusedMultiplyAdd(w0, x3, s03);
-            var w1 = Vector512.Load(a + 1L * inF + i);
+            var w1 = Vector512.Load(a1p + i);
             s10 = Vector512.FusedMultiplyAdd(w1, x0, s10);
             s11 = Vector512.FusedMultiplyAdd(w1, x1, s11);
             s12 = Vector512.FusedMultiplyAdd(w1, x2, s12);
             s13 = Vector512.FusedMultiplyAdd(w1, x3, s13);
-            var w2 = Vector512.Load(a + 2L * inF + i);
+            var w2 = Vector512.Load(a2p + i);
             s20 = Vector512.FusedMultiplyAdd(w2, x0, s20);
             s21 = Vector512.FusedMultiplyAdd(w2, x1, s21);
             s22 = Vector512.FusedMultiplyAdd(w2, x2, s22);
             s23 = Vector512.FusedMultiplyAdd(w2, x3, s23);
-            var w3 = Vector512.Load(a + 3L * inF + i);
+            var w3 = Vector512.Load(a3p + i);
             s30 = Vector512.FusedMultiplyAdd(w3, x0, s30);
             s31 = Vector512.FusedMultiplyAdd(w3, x1, s31);
             s32 = Vector512.FusedMultiplyAdd(w3, x2, s32);
@@ -165,53 +172,55 @@ internal static unsafe class LoraRowBlockMath
 
         // Summed here, not through an array of the accumulators: taking them into memory made the JIT spill all sixteen
         // to the stack on every iteration of the loop above (4× slower).
-        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, false, inF, i, 0, x, 0);
-        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, false, inF, i, 0, x, 1);
-        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, false, inF, i, 0, x, 2);
-        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, false, inF, i, 0, x, 3);
-        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, false, inF, i, 1, x, 0);
-        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, false, inF, i, 1, x, 1);
-        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, false, inF, i, 1, x, 2);
-        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, false, inF, i, 1, x, 3);
-        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, false, inF, i, 2, x, 0);
-        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, false, inF, i, 2, x, 1);
-        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, false, inF, i, 2, x, 2);
-        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, false, inF, i, 2, x, 3);
-        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, false, inF, i, 3, x, 0);
-        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, false, inF, i, 3, x, 1);
-        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, false, inF, i, 3, x, 2);
-        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, false, inF, i, 3, x, 3);
+        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, false, inF, (int)i, 0, x, 0);
+        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, false, inF, (int)i, 0, x, 1);
+        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, false, inF, (int)i, 0, x, 2);
+        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, false, inF, (int)i, 0, x, 3);
+        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, false, inF, (int)i, 1, x, 0);
+        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, false, inF, (int)i, 1, x, 1);
+        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, false, inF, (int)i, 1, x, 2);
+        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, false, inF, (int)i, 1, x, 3);
+        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, false, inF, (int)i, 2, x, 0);
+        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, false, inF, (int)i, 2, x, 1);
+        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, false, inF, (int)i, 2, x, 2);
+        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, false, inF, (int)i, 2, x, 3);
+        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, false, inF, (int)i, 3, x, 0);
+        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, false, inF, (int)i, 3, x, 1);
+        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, false, inF, (int)i, 3, x, 2);
+        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, false, inF, (int)i, 3, x, 3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block4x4Bf16(ushort* a, int inF, float* x, float* h, int hStride)
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
-        int i = 0;
+        float* x0p = x, x1p = x + inF, x2p = x1p + inF, x3p = x2p + inF;
+        byte* a0p = (byte*)a, a1p = a0p + 2L * inF, a2p = a1p + 2L * inF, a3p = a2p + 2L * inF;
+        nint i = 0, end = inF - 16;
         // 16 elements per pass, like the float32 loop: with 32 per pass the 16 accumulators, 8 x vectors and the widened
         // weights exceed what the JIT keeps in registers, and it spills accumulators on every pass.
-        for (; i + 16 <= inF; i += 16)
+        for (; i <= end; i += 16)
         {
-            var x0 = Vector512.Load(x + i);
-            var x1 = Vector512.Load(x + inF + i);
-            var x2 = Vector512.Load(x + 2 * inF + i);
-            var x3 = Vector512.Load(x + 3 * inF + i);
-            var w0 = Bf16.Load16((byte*)a, i, true);
+            var x0 = Vector512.Load(x0p + i);
+            var x1 = Vector512.Load(x1p + i);
+            var x2 = Vector512.Load(x2p + i);
+            var x3 = Vector512.Load(x3p + i);
+            var w0 = Widen(a0p + 2 * i);
             s00 = Vector512.FusedMultiplyAdd(w0, x0, s00);
             s01 = Vector512.FusedMultiplyAdd(w0, x1, s01);
             s02 = Vector512.FusedMultiplyAdd(w0, x2, s02);
             s03 = Vector512.FusedMultiplyAdd(w0, x3, s03);
-            var w1 = Bf16.Load16((byte*)(a + 1L * inF), i, true);
+            var w1 = Widen(a1p + 2 * i);
             s10 = Vector512.FusedMultiplyAdd(w1, x0, s10);
             s11 = Vector512.FusedMultiplyAdd(w1, x1, s11);
             s12 = Vector512.FusedMultiplyAdd(w1, x2, s12);
             s13 = Vector512.FusedMultiplyAdd(w1, x3, s13);
-            var w2 = Bf16.Load16((byte*)(a + 2L * inF), i, true);
+            var w2 = Widen(a2p + 2 * i);
             s20 = Vector512.FusedMultiplyAdd(w2, x0, s20);
             s21 = Vector512.FusedMultiplyAdd(w2, x1, s21);
             s22 = Vector512.FusedMultiplyAdd(w2, x2, s22);
             s23 = Vector512.FusedMultiplyAdd(w2, x3, s23);
-            var w3 = Bf16.Load16((byte*)(a + 3L * inF), i, true);
+            var w3 = Widen(a3p + 2 * i);
             s30 = Vector512.FusedMultiplyAdd(w3, x0, s30);
             s31 = Vector512.FusedMultiplyAdd(w3, x1, s31);
             s32 = Vector512.FusedMultiplyAdd(w3, x2, s32);
@@ -219,22 +228,22 @@ internal static unsafe class LoraRowBlockMath
         }
 
         // Summed here, not through an array of the accumulators: see Block4x4F32.
-        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, true, inF, i, 0, x, 0);
-        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, true, inF, i, 0, x, 1);
-        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, true, inF, i, 0, x, 2);
-        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, true, inF, i, 0, x, 3);
-        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, true, inF, i, 1, x, 0);
-        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, true, inF, i, 1, x, 1);
-        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, true, inF, i, 1, x, 2);
-        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, true, inF, i, 1, x, 3);
-        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, true, inF, i, 2, x, 0);
-        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, true, inF, i, 2, x, 1);
-        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, true, inF, i, 2, x, 2);
-        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, true, inF, i, 2, x, 3);
-        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, true, inF, i, 3, x, 0);
-        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, true, inF, i, 3, x, 1);
-        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, true, inF, i, 3, x, 2);
-        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, true, inF, i, 3, x, 3);
+        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, true, inF, (int)i, 0, x, 0);
+        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, true, inF, (int)i, 0, x, 1);
+        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, true, inF, (int)i, 0, x, 2);
+        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, true, inF, (int)i, 0, x, 3);
+        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, true, inF, (int)i, 1, x, 0);
+        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, true, inF, (int)i, 1, x, 1);
+        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, true, inF, (int)i, 1, x, 2);
+        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, true, inF, (int)i, 1, x, 3);
+        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, true, inF, (int)i, 2, x, 0);
+        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, true, inF, (int)i, 2, x, 1);
+        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, true, inF, (int)i, 2, x, 2);
+        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, true, inF, (int)i, 2, x, 3);
+        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, true, inF, (int)i, 3, x, 0);
+        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, true, inF, (int)i, 3, x, 1);
+        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, true, inF, (int)i, 3, x, 2);
+        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, true, inF, (int)i, 3, x, 3);
     }
 
     /// <summary>A row r · x row k over the elements [from, inF) the vector loop left.</summary>
@@ -245,6 +254,10 @@ internal static unsafe class LoraRowBlockMath
             sum += Weight(a, bf16, (long)r * inF + i) * x[k * inF + i];
         return sum;
     }
+
+    /// <summary>16 bfloat16 values at <paramref name="p"/> as float32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Widen(byte* p) => Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)p).ToVector512Unsafe()), 16).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Weight(void* w, bool bf16, long index) =>

@@ -67,21 +67,37 @@ internal static unsafe class LoraRowMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ExpandF32(float* bt, int rank, int outF, float* h, float* acc)
     {
+        // 64 outputs per pass: four FMA chains, so a pass is not bound by the latency of one chain across all j.
         int o = 0;
-        for (; o + 32 <= outF; o += 32)
+        for (; o + 64 <= outF; o += 64)
         {
             var v0 = Vector512.Load(acc + o);
             var v1 = Vector512.Load(acc + o + 16);
+            var v2 = Vector512.Load(acc + o + 32);
+            var v3 = Vector512.Load(acc + o + 48);
             float* w = bt + o;
             for (int j = 0; j < rank; j++, w += outF)
             {
                 var hj = Vector512.Create(h[j]);
                 v0 = Vector512.FusedMultiplyAdd(Vector512.Load(w), hj, v0);
                 v1 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 16), hj, v1);
+                v2 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 32), hj, v2);
+                v3 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 48), hj, v3);
             }
 
             v0.Store(acc + o);
             v1.Store(acc + o + 16);
+            v2.Store(acc + o + 32);
+            v3.Store(acc + o + 48);
+        }
+
+        for (; o + 16 <= outF; o += 16)
+        {
+            var v = Vector512.Load(acc + o);
+            float* w = bt + o;
+            for (int j = 0; j < rank; j++, w += outF)
+                v = Vector512.FusedMultiplyAdd(Vector512.Load(w), Vector512.Create(h[j]), v);
+            v.Store(acc + o);
         }
 
         return o;
@@ -128,50 +144,39 @@ internal static unsafe class LoraRowMath
         return end;
     }
 
+    // The shrink loops keep two accumulators per A row (eight FMA chains): with one, each pass waited on the previous
+    // pass's FMA latency. Row pointers and a native-sized index keep address arithmetic out of the loop.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Shrink4F32(float* a, int inF, float* x, float* h)
     {
-        var s0 = Vector512<float>.Zero;
-        var s1 = Vector512<float>.Zero;
-        var s2 = Vector512<float>.Zero;
-        var s3 = Vector512<float>.Zero;
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
         float* a1 = a + inF, a2 = a1 + inF, a3 = a2 + inF;
-        int i = 0;
-        for (; i + 16 <= inF; i += 16)
+        nint i = 0, end = inF - 32;
+        for (; i <= end; i += 32)
         {
-            var xv = Vector512.Load(x + i);
-            s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), xv, s0);
-            s1 = Vector512.FusedMultiplyAdd(Vector512.Load(a1 + i), xv, s1);
-            s2 = Vector512.FusedMultiplyAdd(Vector512.Load(a2 + i), xv, s2);
-            s3 = Vector512.FusedMultiplyAdd(Vector512.Load(a3 + i), xv, s3);
+            var x0 = Vector512.Load(x + i);
+            var x1 = Vector512.Load(x + i + 16);
+            s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), x0, s0);
+            t0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), x1, t0);
+            s1 = Vector512.FusedMultiplyAdd(Vector512.Load(a1 + i), x0, s1);
+            t1 = Vector512.FusedMultiplyAdd(Vector512.Load(a1 + i + 16), x1, t1);
+            s2 = Vector512.FusedMultiplyAdd(Vector512.Load(a2 + i), x0, s2);
+            t2 = Vector512.FusedMultiplyAdd(Vector512.Load(a2 + i + 16), x1, t2);
+            s3 = Vector512.FusedMultiplyAdd(Vector512.Load(a3 + i), x0, s3);
+            t3 = Vector512.FusedMultiplyAdd(Vector512.Load(a3 + i + 16), x1, t3);
         }
 
-        float t0 = Vector512.Sum(s0), t1 = Vector512.Sum(s1), t2 = Vector512.Sum(s2), t3 = Vector512.Sum(s3);
-        for (; i < inF; i++)
-        {
-            t0 += a[i] * x[i];
-            t1 += a1[i] * x[i];
-            t2 += a2[i] * x[i];
-            t3 += a3[i] * x[i];
-        }
-
-        h[0] = t0;
-        h[1] = t1;
-        h[2] = t2;
-        h[3] = t3;
+        Finish4(a, false, inF, (int)i, x, h, Vector512.Sum(s0 + t0), Vector512.Sum(s1 + t1), Vector512.Sum(s2 + t2), Vector512.Sum(s3 + t3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Shrink4Bf16(ushort* a, int inF, float* x, float* h)
     {
-        var s0 = Vector512<float>.Zero;
-        var s1 = Vector512<float>.Zero;
-        var s2 = Vector512<float>.Zero;
-        var s3 = Vector512<float>.Zero;
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
         ushort* a1 = a + inF, a2 = a1 + inF, a3 = a2 + inF;
-        int i = 0;
         const int ahead = PrefetchBytes / sizeof(ushort);
-        for (; i + 32 <= inF; i += 32)
+        nint i = 0, end = inF - 32;
+        for (; i <= end; i += 32)
         {
             Sse.Prefetch0(a + i + ahead);
             Sse.Prefetch0(a1 + i + ahead);
@@ -179,35 +184,39 @@ internal static unsafe class LoraRowMath
             Sse.Prefetch0(a3 + i + ahead);
             var x0 = Vector512.Load(x + i);
             var x1 = Vector512.Load(x + i + 16);
-            s0 = Fma2(a + i, x0, x1, s0);
-            s1 = Fma2(a1 + i, x0, x1, s1);
-            s2 = Fma2(a2 + i, x0, x1, s2);
-            s3 = Fma2(a3 + i, x0, x1, s3);
+            s0 = Vector512.FusedMultiplyAdd(Widen(a + i), x0, s0);
+            t0 = Vector512.FusedMultiplyAdd(Widen(a + i + 16), x1, t0);
+            s1 = Vector512.FusedMultiplyAdd(Widen(a1 + i), x0, s1);
+            t1 = Vector512.FusedMultiplyAdd(Widen(a1 + i + 16), x1, t1);
+            s2 = Vector512.FusedMultiplyAdd(Widen(a2 + i), x0, s2);
+            t2 = Vector512.FusedMultiplyAdd(Widen(a2 + i + 16), x1, t2);
+            s3 = Vector512.FusedMultiplyAdd(Widen(a3 + i), x0, s3);
+            t3 = Vector512.FusedMultiplyAdd(Widen(a3 + i + 16), x1, t3);
         }
 
-        float t0 = Vector512.Sum(s0), t1 = Vector512.Sum(s1), t2 = Vector512.Sum(s2), t3 = Vector512.Sum(s3);
-        for (; i < inF; i++)
-        {
-            t0 += Weight(a, true, i) * x[i];
-            t1 += Weight(a1, true, i) * x[i];
-            t2 += Weight(a2, true, i) * x[i];
-            t3 += Weight(a3, true, i) * x[i];
-        }
-
-        h[0] = t0;
-        h[1] = t1;
-        h[2] = t2;
-        h[3] = t3;
+        Finish4(a, true, inF, (int)i, x, h, Vector512.Sum(s0 + t0), Vector512.Sum(s1 + t1), Vector512.Sum(s2 + t2), Vector512.Sum(s3 + t3));
     }
 
-    /// <summary>sum + widen(w[0..16])·x0 + widen(w[16..32])·x1.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Fma2(ushort* w, Vector512<float> x0, Vector512<float> x1, Vector512<float> sum)
+    /// <summary>h[r] = sum_r + A row r · x over the elements [from, inF) the vector loop left.</summary>
+    private static void Finish4(void* a, bool bf16, int inF, int from, float* x, float* h, float sum0, float sum1, float sum2, float sum3)
     {
-        var (lo, hi) = Vector512.Widen(Vector512.Load(w));
-        sum = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), x0, sum);
-        return Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), x1, sum);
+        for (int i = from; i < inF; i++)
+        {
+            sum0 += Weight(a, bf16, i) * x[i];
+            sum1 += Weight(a, bf16, (long)inF + i) * x[i];
+            sum2 += Weight(a, bf16, 2L * inF + i) * x[i];
+            sum3 += Weight(a, bf16, 3L * inF + i) * x[i];
+        }
+
+        h[0] = sum0;
+        h[1] = sum1;
+        h[2] = sum2;
+        h[3] = sum3;
     }
+
+    /// <summary>16 bfloat16 values at <paramref name="p"/> as float32 lanes (one widening load and a shift).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Widen(ushort* p) => Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()), 16).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Weight(void* w, bool bf16, long index) =>
