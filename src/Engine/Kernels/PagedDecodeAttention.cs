@@ -99,68 +99,37 @@ internal static unsafe class PagedDecodeAttention
         int HeadDim, long CacheRows, float Scale);
 
     /// <summary>Parts [from, to); part p = (sequence p / Hkv, KV head p % Hkv).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run(Job job, int from, int to)
     {
-        int g = job.Group, d = job.HeadDim, maxLength = job.Lengths.Max();
+        if (job.Bf16)
+            Run<BFloat16Element>(job, from, to);
+        else
+            Run<Float32Element>(job, from, to);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Run<T>(Job job, int from, int to) where T : struct, ICacheElement
+    {
+        int g = job.Group, d = job.HeadDim, maxLength = job.Lengths.Max(), kvHeads = job.KvHeads;
         int need = 2 * g * d + g * maxLength;
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
-        int elementSize = job.Bf16 ? 2 : 4;
+        nint headBytes = (nint)(job.CacheRows * d * T.Size);
         fixed (float* scratch = _scratch)
         fixed (long* rows = job.Rows)
         {
             float* qf = scratch, acc = qf + g * d, scores = acc + g * d;
             for (int p = from; p < to; p++)
             {
-                int b = p / job.KvHeads, h = p % job.KvHeads, n = job.Lengths[b];
-                long headOffset = ((long)b * job.KvHeads * g + (long)h * g) * d;   // q[b, h·G, 0] and out[b, h·G·D]
-                Load((byte*)job.Q + headOffset * elementSize, job.Bf16, qf, g * d);
-                TensorPrimitives.Multiply(new ReadOnlySpan<float>(qf, g * d), job.Scale, new Span<float>(qf, g * d));
+                int b = p / kvHeads, h = p % kvHeads, n = job.Lengths[b];
+                long headOffset = ((long)b * kvHeads * g + (long)h * g) * d;   // q[b, h·G, 0] and out[b, h·G·D]
+                byte* q = (byte*)job.Q + headOffset * T.Size;
+                for (int i = 0; i < g * d; i += Lanes)
+                    (T.Load16(q + (nint)i * T.Size) * job.Scale).Store(qf + i);
                 long* seqRows = rows + (long)b * job.Stride;
-                byte* kHead = (byte*)job.K + (long)h * job.CacheRows * d * elementSize;
-                byte* vHead = (byte*)job.V + (long)h * job.CacheRows * d * elementSize;
-
-                int rowBytes = d * elementSize;
-                for (int j = 0; j < Math.Min(PrefetchRows, n); j++)
-                    Prefetch(kHead, vHead, seqRows[j], rowBytes);
-
-                // scores[gi·n + j]: each K row is read from the cache once and stays in registers for the G query heads.
-                new Span<float>(scores, g * n).Clear();
-                for (int slice = 0; slice < d; slice += SliceWidth)
-                {
-                    int width = Math.Min(SliceWidth, d - slice);
-                    for (int j = 0; j < n; j++)
-                    {
-                        byte* k = kHead + (seqRows[j] * d + slice) * elementSize;
-                        if (slice == 0 && j + PrefetchRows < n)
-                            Prefetch(kHead, vHead, seqRows[j + PrefetchRows], rowBytes);
-                        if (width == SliceWidth)
-                        {
-                            var k0 = Bf16.Load16(k, 0, job.Bf16);
-                            var k1 = Bf16.Load16(k, 1 * Lanes, job.Bf16);
-                            var k2 = Bf16.Load16(k, 2 * Lanes, job.Bf16);
-                            var k3 = Bf16.Load16(k, 3 * Lanes, job.Bf16);
-                            for (int gi = 0; gi < g; gi++)
-                            {
-                                float* qs = qf + gi * d + slice;
-                                var sum = Vector512.FusedMultiplyAdd(k1, Vector512.Load(qs + Lanes), k0 * Vector512.Load(qs))
-                                    + Vector512.FusedMultiplyAdd(k3, Vector512.Load(qs + 3 * Lanes), k2 * Vector512.Load(qs + 2 * Lanes));
-                                scores[gi * n + j] += Vector512.Sum(sum);
-                            }
-                        }
-                        else
-                        {
-                            for (int gi = 0; gi < g; gi++)
-                            {
-                                var sum = Vector512<float>.Zero;
-                                for (int c = 0; c < width / Lanes; c++)
-                                    sum = Vector512.FusedMultiplyAdd(Bf16.Load16(k, c * Lanes, job.Bf16), Vector512.Load(qf + gi * d + slice + c * Lanes), sum);
-                                scores[gi * n + j] += Vector512.Sum(sum);
-                            }
-                        }
-                    }
-                }
+                byte* kHead = (byte*)job.K + h * headBytes;
+                byte* vHead = (byte*)job.V + h * headBytes;
+                Scores<T>(qf, kHead, vHead, seqRows, n, g, d, scores);
 
                 for (int gi = 0; gi < g; gi++)
                 {
@@ -176,47 +145,145 @@ internal static unsafe class PagedDecodeAttention
                     TensorPrimitives.Multiply(s, 1f / TensorPrimitives.Sum(s), s);
                 }
 
-                // out[gi] = Σ_j p[gi, j] · V[j], a slice of D at a time held in registers; the head's V rows stay in L1 across gi.
-                for (int gi = 0; gi < g; gi++)
-                {
-                    float* weights = scores + gi * n;
-                    for (int slice = 0; slice < d; slice += SliceWidth)
-                    {
-                        int width = Math.Min(SliceWidth, d - slice);
-                        float* o = acc + gi * d + slice;
-                        if (width == SliceWidth)
-                        {
-                            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                            for (int j = 0; j < n; j++)
-                            {
-                                byte* v = vHead + (seqRows[j] * d + slice) * elementSize;
-                                var w = Vector512.Create(weights[j]);
-                                a0 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 0, job.Bf16), w, a0);
-                                a1 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 1 * Lanes, job.Bf16), w, a1);
-                                a2 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 2 * Lanes, job.Bf16), w, a2);
-                                a3 = Vector512.FusedMultiplyAdd(Bf16.Load16(v, 3 * Lanes, job.Bf16), w, a3);
-                            }
+                int first = 0;
+                if (d % SliceWidth == 0)
+                    for (; first + 4 <= g; first += 4)
+                        WeightedValues4<T>(scores + first * n, vHead, seqRows, n, d, acc + first * d);
+                for (int gi = first; gi < g; gi++)
+                    WeightedValues<T>(scores + gi * n, vHead, seqRows, n, d, acc + gi * d);
+                Store(acc, (byte*)job.Out + headOffset * T.Size, job.Bf16, g * d);
+            }
+        }
+    }
 
-                            a0.Store(o);
-                            a1.Store(o + Lanes);
-                            a2.Store(o + 2 * Lanes);
-                            a3.Store(o + 3 * Lanes);
-                        }
-                        else
-                        {
-                            for (int c = 0; c < width / Lanes; c++)
-                            {
-                                var a = Vector512<float>.Zero;
-                                for (int j = 0; j < n; j++)
-                                    a = Vector512.FusedMultiplyAdd(Bf16.Load16(vHead + (seqRows[j] * d + slice) * elementSize, c * Lanes, job.Bf16), Vector512.Create(weights[j]), a);
-                                a.Store(o + c * Lanes);
-                            }
-                        }
+    /// <summary>
+    /// scores[gi·n + j] = q_gi · K[row j] for the G query heads (q pre-scaled): each K row is read from the cache once and
+    /// stays in registers for the G heads.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Scores<T>(float* qf, byte* kHead, byte* vHead, long* rows, int n, int g, int d, float* scores) where T : struct, ICacheElement
+    {
+        nint rowBytes = (nint)d * T.Size;
+        for (int j = 0; j < Math.Min(PrefetchRows, n); j++)
+            Prefetch(kHead, vHead, rows[j], (int)rowBytes);
+        new Span<float>(scores, g * n).Clear();
+        for (int slice = 0; slice < d; slice += SliceWidth)
+        {
+            int width = Math.Min(SliceWidth, d - slice);
+            byte* kSlice = kHead + (nint)slice * T.Size;
+            float* qSlice = qf + slice;
+            for (int j = 0; j < n; j++)
+            {
+                if (slice == 0 && j + PrefetchRows < n)
+                    Prefetch(kHead, vHead, rows[j + PrefetchRows], (int)rowBytes);
+                byte* k = kSlice + (nint)rows[j] * rowBytes;
+                float* score = scores + j;
+                if (width == SliceWidth)
+                {
+                    var k0 = T.Load16(k);
+                    var k1 = T.Load16(k + Lanes * T.Size);
+                    var k2 = T.Load16(k + 2 * Lanes * T.Size);
+                    var k3 = T.Load16(k + 3 * Lanes * T.Size);
+                    float* qs = qSlice;
+                    for (int gi = 0; gi < g; gi++, qs += d, score += n)
+                    {
+                        var sum = Vector512.FusedMultiplyAdd(k1, Vector512.Load(qs + Lanes), k0 * Vector512.Load(qs))
+                            + Vector512.FusedMultiplyAdd(k3, Vector512.Load(qs + 3 * Lanes), k2 * Vector512.Load(qs + 2 * Lanes));
+                        *score += Vector512.Sum(sum);
                     }
                 }
-
-                Store(acc, (byte*)job.Out + headOffset * elementSize, job.Bf16, g * d);
+                else
+                {
+                    for (int gi = 0; gi < g; gi++, score += n)
+                    {
+                        var sum = Vector512<float>.Zero;
+                        for (int c = 0; c < width; c += Lanes)
+                            sum = Vector512.FusedMultiplyAdd(T.Load16(k + (nint)c * T.Size), Vector512.Load(qSlice + gi * d + c), sum);
+                        *score += Vector512.Sum(sum);
+                    }
+                }
             }
+        }
+    }
+
+    /// <summary>
+    /// out[gi] = Σ_j p[gi, j] · V[row j] for four query heads at once, a 64-wide slice of D at a time: each V slice is
+    /// loaded once for the four heads, whose 16 accumulators stay in registers across all j. D a multiple of 64.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightedValues4<T>(float* p, byte* vHead, long* rows, int n, int d, float* o) where T : struct, ICacheElement
+    {
+        nint rowBytes = (nint)d * T.Size;
+        float* p1 = p + n, p2 = p1 + n, p3 = p2 + n;
+        for (int slice = 0; slice < d; slice += SliceWidth)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default,
+                c0 = default, c1 = default, c2 = default, c3 = default, e0 = default, e1 = default, e2 = default, e3 = default;
+            byte* vSlice = vHead + (nint)slice * T.Size;
+            for (int j = 0; j < n; j++)
+            {
+                byte* v = vSlice + (nint)rows[j] * rowBytes;
+                var v0 = T.Load16(v);
+                var v1 = T.Load16(v + Lanes * T.Size);
+                var v2 = T.Load16(v + 2 * Lanes * T.Size);
+                var v3 = T.Load16(v + 3 * Lanes * T.Size);
+                var w = Vector512.Create(p[j]);
+                a0 = Vector512.FusedMultiplyAdd(v0, w, a0);
+                a1 = Vector512.FusedMultiplyAdd(v1, w, a1);
+                a2 = Vector512.FusedMultiplyAdd(v2, w, a2);
+                a3 = Vector512.FusedMultiplyAdd(v3, w, a3);
+                w = Vector512.Create(p1[j]);
+                b0 = Vector512.FusedMultiplyAdd(v0, w, b0);
+                b1 = Vector512.FusedMultiplyAdd(v1, w, b1);
+                b2 = Vector512.FusedMultiplyAdd(v2, w, b2);
+                b3 = Vector512.FusedMultiplyAdd(v3, w, b3);
+                w = Vector512.Create(p2[j]);
+                c0 = Vector512.FusedMultiplyAdd(v0, w, c0);
+                c1 = Vector512.FusedMultiplyAdd(v1, w, c1);
+                c2 = Vector512.FusedMultiplyAdd(v2, w, c2);
+                c3 = Vector512.FusedMultiplyAdd(v3, w, c3);
+                w = Vector512.Create(p3[j]);
+                e0 = Vector512.FusedMultiplyAdd(v0, w, e0);
+                e1 = Vector512.FusedMultiplyAdd(v1, w, e1);
+                e2 = Vector512.FusedMultiplyAdd(v2, w, e2);
+                e3 = Vector512.FusedMultiplyAdd(v3, w, e3);
+            }
+
+            float* os = o + slice;
+            a0.Store(os);
+            a1.Store(os + Lanes);
+            a2.Store(os + 2 * Lanes);
+            a3.Store(os + 3 * Lanes);
+            os += d;
+            b0.Store(os);
+            b1.Store(os + Lanes);
+            b2.Store(os + 2 * Lanes);
+            b3.Store(os + 3 * Lanes);
+            os += d;
+            c0.Store(os);
+            c1.Store(os + Lanes);
+            c2.Store(os + 2 * Lanes);
+            c3.Store(os + 3 * Lanes);
+            os += d;
+            e0.Store(os);
+            e1.Store(os + Lanes);
+            e2.Store(os + 2 * Lanes);
+            e3.Store(os + 3 * Lanes);
+        }
+    }
+
+    /// <summary>out = Σ_j p[j] · V[row j] for one query head, 16 lanes of D at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightedValues<T>(float* p, byte* vHead, long* rows, int n, int d, float* o) where T : struct, ICacheElement
+    {
+        nint rowBytes = (nint)d * T.Size;
+        for (int c = 0; c < d; c += Lanes)
+        {
+            var a = Vector512<float>.Zero;
+            byte* vColumn = vHead + (nint)c * T.Size;
+            for (int j = 0; j < n; j++)
+                a = Vector512.FusedMultiplyAdd(T.Load16(vColumn + (nint)rows[j] * rowBytes), Vector512.Create(p[j]), a);
+            a.Store(o + c);
         }
     }
 
@@ -242,14 +309,6 @@ internal static unsafe class PagedDecodeAttention
 
     /// <summary>Elements of D handled with their accumulators in registers: 4 vectors of 16.</summary>
     private const int SliceWidth = 4 * Lanes;
-
-    /// <summary>count elements (a multiple of 16) of float32 or bfloat16 memory → float32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Load(byte* source, bool bf16, float* destination, int count)
-    {
-        for (int i = 0; i < count; i += Lanes)
-            Bf16.Load16(source, i, bf16).Store(destination + i);
-    }
 
     private static void Store(float* source, byte* destination, bool bf16, int count)
     {
