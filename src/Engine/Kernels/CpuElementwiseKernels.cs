@@ -47,37 +47,43 @@ internal static unsafe class CpuElementwiseKernels
         fixed (byte* rp = addFirst is null ? default : addFirst.bytes)
         {
             nint xa = (nint)xp, wa = (nint)wp, ya = (nint)yp, ra = (nint)rp;
-            ForRows(rows, (long)rows * h, (from, to) =>
-            {
-                var buffers = Scratch(3 * h);
-                var row = buffers.AsSpan(0, h);
-                var w = buffers.AsSpan(h, h);
-                var residual = buffers.AsSpan(2 * h, h);
-                Load((byte*)wa, bf16, w);
-                for (int t = from; t < to; t++)
-                {
-                    byte* xRow = (byte*)xa + (long)t * h * Size(bf16);
-                    Load(xRow, bf16, row);
-                    if (ra != 0)
-                    {
-                        Load((byte*)ra + (long)t * h * Size(bf16), bf16, residual);
-                        TensorPrimitives.Add(row, residual, row);
-                        if (bf16)
-                            Bf16.Round(row);
-                        Store(row, xRow, bf16);
-                    }
-
-                    float inv = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(row) / h + eps);
-                    TensorPrimitives.Multiply(row, inv, row);
-                    if (bf16)
-                        Bf16.Round(row);
-                    TensorPrimitives.Multiply(row, w, row);
-                    Store(row, (byte*)ya + (long)t * h * Size(bf16), bf16);
-                }
-            });
+            ForRows(rows, (long)rows * h, (from, to) => RmsNormRows((byte*)xa, (byte*)wa, (byte*)ya, (byte*)ra, h, eps, bf16, from, to));
         }
 
         return y;
+    }
+
+    /// <summary>Rows [from, to) of <see cref="RmsNorm"/>; <paramref name="residual"/> null when there is no residual add.</summary>
+    // The row bodies are methods of their own, compiled optimised at first call: a lambda body starts as unoptimised
+    // tier-0 code, several times slower for the first hundreds of steps after start-up.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RmsNormRows(byte* x, byte* weight, byte* y, byte* residual, int h, float eps, bool bf16, int from, int to)
+    {
+        var buffers = Scratch(3 * h);
+        var row = buffers.AsSpan(0, h);
+        var w = buffers.AsSpan(h, h);
+        var added = buffers.AsSpan(2 * h, h);
+        Load(weight, bf16, w);
+        for (int t = from; t < to; t++)
+        {
+            byte* xRow = x + (long)t * h * Size(bf16);
+            Load(xRow, bf16, row);
+            if (residual != null)
+            {
+                Load(residual + (long)t * h * Size(bf16), bf16, added);
+                TensorPrimitives.Add(row, added, row);
+                if (bf16)
+                    Bf16.Round(row);
+                Store(row, xRow, bf16);
+            }
+
+            float inv = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(row) / h + eps);
+            TensorPrimitives.Multiply(row, inv, row);
+            if (bf16)
+                Bf16.Round(row);
+            TensorPrimitives.Multiply(row, w, row);
+            Store(row, y + (long)t * h * Size(bf16), bf16);
+        }
     }
 
     /// <summary>
@@ -93,28 +99,32 @@ internal static unsafe class CpuElementwiseKernels
         fixed (byte* yp = y.bytes)
         {
             nint ga = (nint)gp, ya = (nint)yp;
-            ForRows(rows, (long)rows * width, (from, to) =>
-            {
-                var buffers = Scratch(3 * inter);
-                var g = buffers.AsSpan(0, inter);
-                var u = buffers.AsSpan(inter, inter);
-                var s = buffers.AsSpan(2 * inter, inter);
-                for (int t = from; t < to; t++)
-                {
-                    byte* rowStart = (byte*)ga + (long)t * width * Size(bf16);
-                    Load(rowStart, bf16, g);
-                    Load(rowStart + (long)inter * Size(bf16), bf16, u);
-                    TensorPrimitives.Sigmoid(g, s);
-                    TensorPrimitives.Multiply(g, s, s);
-                    if (bf16)
-                        Bf16.Round(s);
-                    TensorPrimitives.Multiply(s, u, s);
-                    Store(s, (byte*)ya + (long)t * inter * Size(bf16), bf16);
-                }
-            });
+            ForRows(rows, (long)rows * width, (from, to) => SwiGluRows((byte*)ga, (byte*)ya, inter, bf16, from, to));
         }
 
         return y;
+    }
+
+    /// <summary>Rows [from, to) of <see cref="SwiGlu"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SwiGluRows(byte* gateUp, byte* y, int inter, bool bf16, int from, int to)
+    {
+        var buffers = Scratch(3 * inter);
+        var g = buffers.AsSpan(0, inter);
+        var u = buffers.AsSpan(inter, inter);
+        var s = buffers.AsSpan(2 * inter, inter);
+        for (int t = from; t < to; t++)
+        {
+            byte* rowStart = gateUp + (long)t * 2 * inter * Size(bf16);
+            Load(rowStart, bf16, g);
+            Load(rowStart + (long)inter * Size(bf16), bf16, u);
+            TensorPrimitives.Sigmoid(g, s);
+            TensorPrimitives.Multiply(g, s, s);
+            if (bf16)
+                Bf16.Round(s);
+            TensorPrimitives.Multiply(s, u, s);
+            Store(s, y + (long)t * inter * Size(bf16), bf16);
+        }
     }
 
     /// <summary>
@@ -130,12 +140,19 @@ internal static unsafe class CpuElementwiseKernels
         int rows = (int)x.shape[0], width = (int)x.shape[1], half = headDim / 2;
         if (positions.Count != rows || heads * headDim > width || cos.shape[1] != half || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
             throw new ArgumentException($"RoPE: x [{rows}, {width}] {x.dtype}, {heads} heads of {headDim}, tables [{cos.shape[0]}, {cos.shape[1]}] {cos.dtype}, {positions.Count} positions");
+        // Shapes read once: each .shape is a native call that allocates, too slow per row (it was most of this call's time).
+        long positionCount = cos.shape[0];
         foreach (int p in positions)
-            if ((uint)p >= (ulong)cos.shape[0])
-                throw new ArgumentException($"RoPE: position {p} is beyond the tables' {cos.shape[0]}");
-        if (cache is { } kv && (kv.Keys.dtype != x.dtype || !kv.Keys.is_contiguous() || !kv.Values.is_contiguous() || kv.Keys.shape[0] != kv.KvHeads
-            || kv.Keys.shape[2] != headDim || (heads + kv.KvHeads) * headDim > width || kv.Rows.Length != rows || kv.Rows.Any(r => (ulong)r >= (ulong)kv.Keys.shape[1])))
-            throw new ArgumentException($"RoPE cache write: keys [{string.Join(", ", kv.Keys.shape)}] {kv.Keys.dtype} do not fit x [{rows}, {width}] or the rows");
+            if ((uint)p >= (ulong)positionCount)
+                throw new ArgumentException($"RoPE: position {p} is beyond the tables' {positionCount}");
+        if (cache is { } kv)
+        {
+            var keyShape = kv.Keys.shape;
+            if (kv.Keys.dtype != x.dtype || !kv.Keys.is_contiguous() || !kv.Values.is_contiguous() || keyShape[0] != kv.KvHeads
+                || keyShape[2] != headDim || (heads + kv.KvHeads) * headDim > width || kv.Rows.Length != rows || kv.Rows.Any(r => (ulong)r >= (ulong)keyShape[1]))
+                throw new ArgumentException($"RoPE cache write: keys [{string.Join(", ", keyShape)}] {kv.Keys.dtype} do not fit x [{rows}, {width}] or the rows");
+        }
+
         bool bf16 = x.dtype == ScalarType.BFloat16;
         bool vector = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && half % 16 == 0;
         var positionArray = positions as int[] ?? positions.ToArray();
@@ -150,45 +167,56 @@ internal static unsafe class CpuElementwiseKernels
         fixed (byte* kp = keys is null ? default : keys.bytes)
         fixed (byte* vp = values is null ? default : values.bytes)
         {
-            nint xa = (nint)xp, ca = (nint)cp, sa = (nint)sp, ka = (nint)kp, va = (nint)vp;
-            ForRows(rows, (long)rows * heads * headDim, (from, to) =>
+            var job = new RopeJob((nint)xp, (nint)cp, (nint)sp, (nint)kp, (nint)vp, width, heads, headDim, kvHeads, cacheRows, rowPerToken,
+                positionArray, bf16, vector);
+            ForRows(rows, (long)rows * heads * headDim, (from, to) => RotateRows(job, from, to));
+        }
+    }
+
+    /// <summary>Addresses and sizes of one <see cref="RotateInPlace"/> call; Keys/Values 0 without a cache write.</summary>
+    private sealed record RopeJob(nint X, nint Cos, nint Sin, nint Keys, nint Values, int Width, int Heads, int HeadDim, int KvHeads,
+        long CacheRows, long[]? Rows, int[] Positions, bool Bf16, bool Vector);
+
+    /// <summary>Rows [from, to) of <see cref="RotateInPlace"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RotateRows(RopeJob job, int from, int to)
+    {
+        int half = job.HeadDim / 2, heads = job.Heads, kvHeads = job.KvHeads;
+        bool bf16 = job.Bf16;
+        var buffers = Scratch(6 * half);
+        Span<float> c = buffers.AsSpan(0, half), s = buffers.AsSpan(half, half), x1 = buffers.AsSpan(2 * half, half),
+            x2 = buffers.AsSpan(3 * half, half), a = buffers.AsSpan(4 * half, half), b = buffers.AsSpan(5 * half, half);
+        int size = Size(bf16);
+        long headBytes = (long)job.HeadDim * size;
+        for (int t = from; t < to; t++)
+        {
+            Load((byte*)job.Cos + (long)job.Positions[t] * half * size, bf16, c);
+            Load((byte*)job.Sin + (long)job.Positions[t] * half * size, bf16, s);
+            byte* row = (byte*)job.X + (long)t * job.Width * size;
+            for (int k = 0; k < heads; k++)
             {
-                var buffers = Scratch(6 * half);
-                Span<float> c = buffers.AsSpan(0, half), s = buffers.AsSpan(half, half), x1 = buffers.AsSpan(2 * half, half),
-                    x2 = buffers.AsSpan(3 * half, half), a = buffers.AsSpan(4 * half, half), b = buffers.AsSpan(5 * half, half);
-                int size = Size(bf16);
-                long headBytes = (long)headDim * size;
-                for (int t = from; t < to; t++)
+                byte* head = row + k * headBytes;
+                if (job.Vector)
                 {
-                    Load((byte*)ca + (long)positionArray[t] * half * size, bf16, c);
-                    Load((byte*)sa + (long)positionArray[t] * half * size, bf16, s);
-                    byte* row = (byte*)xa + (long)t * width * size;
-                    for (int k = 0; k < heads; k++)
-                    {
-                        byte* head = row + k * headBytes;
-                        if (vector)
-                        {
-                            fixed (float* cf = c, sf = s)
-                                RotateHead(head, head + (long)half * size, cf, sf, half, bf16);
-                            continue;
-                        }
-
-                        Load(head, bf16, x1);
-                        Load(head + (long)half * size, bf16, x2);
-                        Combine(x1, c, x2, s, a, b, subtract: true, bf16);      // a = x₁'
-                        Store(a, head, bf16);
-                        Combine(x2, c, x1, s, a, b, subtract: false, bf16);     // a = x₂'
-                        Store(a, head + (long)half * size, bf16);
-                    }
-
-                    for (int h = 0; h < kvHeads; h++)
-                    {
-                        long target = ((long)h * cacheRows + rowPerToken![t]) * headBytes;
-                        Buffer.MemoryCopy(row + (heads - kvHeads + h) * headBytes, (byte*)ka + target, headBytes, headBytes);
-                        Buffer.MemoryCopy(row + (heads + h) * headBytes, (byte*)va + target, headBytes, headBytes);
-                    }
+                    fixed (float* cf = c, sf = s)
+                        RotateHead(head, head + (long)half * size, cf, sf, half, bf16);
+                    continue;
                 }
-            });
+
+                Load(head, bf16, x1);
+                Load(head + (long)half * size, bf16, x2);
+                Combine(x1, c, x2, s, a, b, subtract: true, bf16);      // a = x₁'
+                Store(a, head, bf16);
+                Combine(x2, c, x1, s, a, b, subtract: false, bf16);     // a = x₂'
+                Store(a, head + (long)half * size, bf16);
+            }
+
+            for (int h = 0; h < kvHeads; h++)
+            {
+                long target = ((long)h * job.CacheRows + job.Rows![t]) * headBytes;
+                Buffer.MemoryCopy(row + (heads - kvHeads + h) * headBytes, (byte*)job.Keys + target, headBytes, headBytes);
+                Buffer.MemoryCopy(row + (heads + h) * headBytes, (byte*)job.Values + target, headBytes, headBytes);
+            }
         }
     }
 
