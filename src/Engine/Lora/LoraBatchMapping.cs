@@ -71,14 +71,14 @@ internal sealed class LoraBatchMapping
     public IReadOnlyList<int> RowKernelSingles { get; }
 
     /// <summary>
-    /// Runs of at least this many consecutive rows with the same entries (prefill chunks) are applied as segments
+    /// Runs of at least this many consecutive rows with the same entries (long prefill chunks) are applied as segments
     /// (GEMMs); all other rows row by row. Decode rows that share an adapter are not merged into a segment: gathering
-    /// them for a GEMM costs more libtorch calls per projection than the row kernel spends on them. The crossover, bf16
-    /// bench preset: a segment's two GEMMs cost ~4 libtorch calls (≈ 60–100 µs) per projection, the row kernel ≈ 0.9 µs
-    /// per row; measured, a step of 32 decode rows + two 64-token prompts cost 1.15–1.19× base with the prompts on the
-    /// row kernel vs 1.34× as segments, while 8 × 256-token prompts cost 1.13–1.19× as segments vs 1.23–1.39× row by row.
+    /// them for a GEMM costs more libtorch calls per projection than the row kernel spends on them. The crossover, bench
+    /// preset, LoRA kernel alone on 8 prompts of one adapter each (all 56 projections; `bench lora` shapes): bf16 segments
+    /// vs row kernel 105 vs 59 ms at 128 rows each, 198 vs 119 at 256, 291 vs 276 at 512, 451 vs 472 at 1024; f32 87 vs
+    /// 64, 171 vs 137, 202 vs 187, 412 vs 452. (It was 96 rows before the row kernel's shrink loops were made 1.5× faster.)
     /// </summary>
-    public const int SegmentRows = 96;
+    public const int SegmentRows = 512;
 
     /// <summary>Contiguous row ranges (one group per entry of the range's rows), each with a single weight.</summary>
     public IReadOnlyList<LoraSlotGroup> SegmentGroups { get; }

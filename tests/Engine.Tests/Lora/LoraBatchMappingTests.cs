@@ -20,18 +20,19 @@ public sealed class LoraBatchMappingTests
     [Fact]
     public void ForSequences_PrefillChunksBesideDecodeRows_OnlyTheChunksAreSegments()
     {
-        // Decode rows on slots 0 and 1, a 128-token prompt on slot 0, another decode row on slot 1, a 100-token prompt mixing
-        // slots 0 and 1, a 64-token prompt on slot 1 (shorter than a segment), and a 120-token base-model prompt.
+        // Decode rows on slots 0 and 1, a 600-token prompt on slot 0, another decode row on slot 1, a 520-token prompt mixing
+        // slots 0 and 1, a 300-token prompt on slot 1 (shorter than a segment), and a 520-token base-model prompt.
         IReadOnlyList<(int, float)> zero = [(0, 1f)], one = [(1, 1f)], mix = [(0, 0.25f), (1, 0.75f)], none = [];
-        int[] tokens = [1, 1, 128, 1, 100, 64, 120];
+        int[] tokens = [1, 1, 600, 1, 520, 300, 520];
+        Assert.InRange(LoraBatchMapping.SegmentRows, 301, 520);
         var mapping = LoraBatchMapping.ForSequences(tokens, [zero, one, zero, one, mix, one, none]);
 
         Assert.Equal(3, mapping.SegmentGroups.Count);
-        Assert.Equal((0, 2, 128, 1f), Describe(mapping.SegmentGroups[0]));
-        Assert.Equal((0, 131, 100, 0.25f), Describe(mapping.SegmentGroups[1]));
-        Assert.Equal((1, 131, 100, 0.75f), Describe(mapping.SegmentGroups[2]));
-        // The decode rows of slot 0 (0) and of slot 1 (1 and 130), and the short prompt, stay with the row kernel.
-        Assert.Equal(new[] { 0, 1, 130 }.Concat(Enumerable.Range(231, 64)).Order(), mapping.RowKernelRows.Order());
+        Assert.Equal((0, 2, 600, 1f), Describe(mapping.SegmentGroups[0]));
+        Assert.Equal((0, 603, 520, 0.25f), Describe(mapping.SegmentGroups[1]));
+        Assert.Equal((1, 603, 520, 0.75f), Describe(mapping.SegmentGroups[2]));
+        // The decode rows of slot 0 (0) and of slot 1 (1 and 602), and the short prompt, stay with the row kernel.
+        Assert.Equal(new[] { 0, 1, 602 }.Concat(Enumerable.Range(1123, 300)).Order(), mapping.RowKernelRows.Order());
     }
 
     private static (int Slot, int First, int Count, float Weight) Describe(LoraSlotGroup g)
