@@ -27,9 +27,9 @@ internal static unsafe class LoraRowBlockMath
             for (; j + 4 <= rank; j += 4)
             {
                 if (bf16)
-                    Block4x4Bf16((ushort*)a + (long)j * inF, inF, x, h + j, rank);
+                    Block4x4<BFloat16Element>((byte*)a + 2L * j * inF, inF, x, h + j, rank);
                 else
-                    Block4x4F32((float*)a + (long)j * inF, inF, x, h + j, rank);
+                    Block4x4<Float32Element>((byte*)a + 4L * j * inF, inF, x, h + j, rank);
             }
         }
 
@@ -132,15 +132,17 @@ internal static unsafe class LoraRowBlockMath
         (Vector512.Load((float*)y + o + 16) + hi).Store((float*)y + o + 16);
     }
 
-    /// <summary>h_k[j'] for j' = 0..3 (A rows a..a+3) and k = 0..3; h rows are <paramref name="hStride"/> apart.</summary>
+    /// <summary>h_k[j'] for j' = 0..3 (A rows a..a+3, elements of type T) and k = 0..3; h rows are <paramref name="hStride"/> apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block4x4F32(float* a, int inF, float* x, float* h, int hStride)
+    private static void Block4x4<T>(byte* a, int inF, float* x, float* h, int hStride) where T : struct, ICacheElement
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
         // Row pointers computed once and a native-sized index: the loop body is loads and FMAs, with no per-load
-        // address arithmetic competing with the FMAs for the vector ports.
+        // address arithmetic competing with the FMAs for the vector ports. 16 elements per pass: with 32 the 16
+        // accumulators, 8 x vectors and the widened weights exceed what the JIT keeps in registers, and it spills.
         float* x0p = x, x1p = x + inF, x2p = x1p + inF, x3p = x2p + inF;
-        float* a0p = a, a1p = a + inF, a2p = a1p + inF, a3p = a2p + inF;
+        nint rowBytes = (nint)inF * T.Size;
+        byte* a0p = a, a1p = a + rowBytes, a2p = a1p + rowBytes, a3p = a2p + rowBytes;
         nint i = 0, end = inF - 16;
         for (; i <= end; i += 16)
         {
@@ -148,22 +150,22 @@ internal static unsafe class LoraRowBlockMath
             var x1 = Vector512.Load(x1p + i);
             var x2 = Vector512.Load(x2p + i);
             var x3 = Vector512.Load(x3p + i);
-            var w0 = Vector512.Load(a0p + i);
+            var w0 = T.Load16(a0p + i * T.Size);
             s00 = Vector512.FusedMultiplyAdd(w0, x0, s00);
             s01 = Vector512.FusedMultiplyAdd(w0, x1, s01);
             s02 = Vector512.FusedMultiplyAdd(w0, x2, s02);
             s03 = Vector512.FusedMultiplyAdd(w0, x3, s03);
-            var w1 = Vector512.Load(a1p + i);
+            var w1 = T.Load16(a1p + i * T.Size);
             s10 = Vector512.FusedMultiplyAdd(w1, x0, s10);
             s11 = Vector512.FusedMultiplyAdd(w1, x1, s11);
             s12 = Vector512.FusedMultiplyAdd(w1, x2, s12);
             s13 = Vector512.FusedMultiplyAdd(w1, x3, s13);
-            var w2 = Vector512.Load(a2p + i);
+            var w2 = T.Load16(a2p + i * T.Size);
             s20 = Vector512.FusedMultiplyAdd(w2, x0, s20);
             s21 = Vector512.FusedMultiplyAdd(w2, x1, s21);
             s22 = Vector512.FusedMultiplyAdd(w2, x2, s22);
             s23 = Vector512.FusedMultiplyAdd(w2, x3, s23);
-            var w3 = Vector512.Load(a3p + i);
+            var w3 = T.Load16(a3p + i * T.Size);
             s30 = Vector512.FusedMultiplyAdd(w3, x0, s30);
             s31 = Vector512.FusedMultiplyAdd(w3, x1, s31);
             s32 = Vector512.FusedMultiplyAdd(w3, x2, s32);
@@ -172,78 +174,30 @@ internal static unsafe class LoraRowBlockMath
 
         // Summed here, not through an array of the accumulators: taking them into memory made the JIT spill all sixteen
         // to the stack on every iteration of the loop above (4× slower).
-        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, false, inF, (int)i, 0, x, 0);
-        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, false, inF, (int)i, 0, x, 1);
-        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, false, inF, (int)i, 0, x, 2);
-        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, false, inF, (int)i, 0, x, 3);
-        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, false, inF, (int)i, 1, x, 0);
-        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, false, inF, (int)i, 1, x, 1);
-        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, false, inF, (int)i, 1, x, 2);
-        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, false, inF, (int)i, 1, x, 3);
-        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, false, inF, (int)i, 2, x, 0);
-        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, false, inF, (int)i, 2, x, 1);
-        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, false, inF, (int)i, 2, x, 2);
-        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, false, inF, (int)i, 2, x, 3);
-        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, false, inF, (int)i, 3, x, 0);
-        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, false, inF, (int)i, 3, x, 1);
-        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, false, inF, (int)i, 3, x, 2);
-        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, false, inF, (int)i, 3, x, 3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block4x4Bf16(ushort* a, int inF, float* x, float* h, int hStride)
-    {
-        Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
-        float* x0p = x, x1p = x + inF, x2p = x1p + inF, x3p = x2p + inF;
-        byte* a0p = (byte*)a, a1p = a0p + 2L * inF, a2p = a1p + 2L * inF, a3p = a2p + 2L * inF;
-        nint i = 0, end = inF - 16;
-        // 16 elements per pass, like the float32 loop: with 32 per pass the 16 accumulators, 8 x vectors and the widened
-        // weights exceed what the JIT keeps in registers, and it spills accumulators on every pass.
-        for (; i <= end; i += 16)
-        {
-            var x0 = Vector512.Load(x0p + i);
-            var x1 = Vector512.Load(x1p + i);
-            var x2 = Vector512.Load(x2p + i);
-            var x3 = Vector512.Load(x3p + i);
-            var w0 = Widen(a0p + 2 * i);
-            s00 = Vector512.FusedMultiplyAdd(w0, x0, s00);
-            s01 = Vector512.FusedMultiplyAdd(w0, x1, s01);
-            s02 = Vector512.FusedMultiplyAdd(w0, x2, s02);
-            s03 = Vector512.FusedMultiplyAdd(w0, x3, s03);
-            var w1 = Widen(a1p + 2 * i);
-            s10 = Vector512.FusedMultiplyAdd(w1, x0, s10);
-            s11 = Vector512.FusedMultiplyAdd(w1, x1, s11);
-            s12 = Vector512.FusedMultiplyAdd(w1, x2, s12);
-            s13 = Vector512.FusedMultiplyAdd(w1, x3, s13);
-            var w2 = Widen(a2p + 2 * i);
-            s20 = Vector512.FusedMultiplyAdd(w2, x0, s20);
-            s21 = Vector512.FusedMultiplyAdd(w2, x1, s21);
-            s22 = Vector512.FusedMultiplyAdd(w2, x2, s22);
-            s23 = Vector512.FusedMultiplyAdd(w2, x3, s23);
-            var w3 = Widen(a3p + 2 * i);
-            s30 = Vector512.FusedMultiplyAdd(w3, x0, s30);
-            s31 = Vector512.FusedMultiplyAdd(w3, x1, s31);
-            s32 = Vector512.FusedMultiplyAdd(w3, x2, s32);
-            s33 = Vector512.FusedMultiplyAdd(w3, x3, s33);
-        }
-
-        // Summed here, not through an array of the accumulators: see Block4x4F32.
-        h[0 * hStride + 0] = Vector512.Sum(s00) + Tail(a, true, inF, (int)i, 0, x, 0);
-        h[1 * hStride + 0] = Vector512.Sum(s01) + Tail(a, true, inF, (int)i, 0, x, 1);
-        h[2 * hStride + 0] = Vector512.Sum(s02) + Tail(a, true, inF, (int)i, 0, x, 2);
-        h[3 * hStride + 0] = Vector512.Sum(s03) + Tail(a, true, inF, (int)i, 0, x, 3);
-        h[0 * hStride + 1] = Vector512.Sum(s10) + Tail(a, true, inF, (int)i, 1, x, 0);
-        h[1 * hStride + 1] = Vector512.Sum(s11) + Tail(a, true, inF, (int)i, 1, x, 1);
-        h[2 * hStride + 1] = Vector512.Sum(s12) + Tail(a, true, inF, (int)i, 1, x, 2);
-        h[3 * hStride + 1] = Vector512.Sum(s13) + Tail(a, true, inF, (int)i, 1, x, 3);
-        h[0 * hStride + 2] = Vector512.Sum(s20) + Tail(a, true, inF, (int)i, 2, x, 0);
-        h[1 * hStride + 2] = Vector512.Sum(s21) + Tail(a, true, inF, (int)i, 2, x, 1);
-        h[2 * hStride + 2] = Vector512.Sum(s22) + Tail(a, true, inF, (int)i, 2, x, 2);
-        h[3 * hStride + 2] = Vector512.Sum(s23) + Tail(a, true, inF, (int)i, 2, x, 3);
-        h[0 * hStride + 3] = Vector512.Sum(s30) + Tail(a, true, inF, (int)i, 3, x, 0);
-        h[1 * hStride + 3] = Vector512.Sum(s31) + Tail(a, true, inF, (int)i, 3, x, 1);
-        h[2 * hStride + 3] = Vector512.Sum(s32) + Tail(a, true, inF, (int)i, 3, x, 2);
-        h[3 * hStride + 3] = Vector512.Sum(s33) + Tail(a, true, inF, (int)i, 3, x, 3);
+        bool bf16 = typeof(T) == typeof(BFloat16Element);
+        int from = (int)i;
+        h[0 * hStride + 0] = Vector512.Sum(s00);
+        h[1 * hStride + 0] = Vector512.Sum(s01);
+        h[2 * hStride + 0] = Vector512.Sum(s02);
+        h[3 * hStride + 0] = Vector512.Sum(s03);
+        h[0 * hStride + 1] = Vector512.Sum(s10);
+        h[1 * hStride + 1] = Vector512.Sum(s11);
+        h[2 * hStride + 1] = Vector512.Sum(s12);
+        h[3 * hStride + 1] = Vector512.Sum(s13);
+        h[0 * hStride + 2] = Vector512.Sum(s20);
+        h[1 * hStride + 2] = Vector512.Sum(s21);
+        h[2 * hStride + 2] = Vector512.Sum(s22);
+        h[3 * hStride + 2] = Vector512.Sum(s23);
+        h[0 * hStride + 3] = Vector512.Sum(s30);
+        h[1 * hStride + 3] = Vector512.Sum(s31);
+        h[2 * hStride + 3] = Vector512.Sum(s32);
+        h[3 * hStride + 3] = Vector512.Sum(s33);
+        // The tails only after every accumulator is consumed: a call with accumulators still live made the JIT spill them
+        // inside the loop above.
+        if (from < inF)
+            for (int r = 0; r < 4; r++)
+                for (int k = 0; k < 4; k++)
+                    h[k * hStride + r] += Tail(a, bf16, inF, from, r, x, k);
     }
 
     /// <summary>A row r · x row k over the elements [from, inF) the vector loop left.</summary>
@@ -254,10 +208,6 @@ internal static unsafe class LoraRowBlockMath
             sum += Weight(a, bf16, (long)r * inF + i) * x[k * inF + i];
         return sum;
     }
-
-    /// <summary>16 bfloat16 values at <paramref name="p"/> as float32 lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Widen(byte* p) => Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)p).ToVector512Unsafe()), 16).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Weight(void* w, bool bf16, long index) =>
