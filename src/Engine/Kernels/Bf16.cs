@@ -76,8 +76,8 @@ internal static class Bf16
     /// <summary>16 values starting at element <paramref name="offset"/> of float32 or bfloat16 memory, as float32 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector512<float> Load16(byte* source, int offset, bool bf16) => bf16
-        ? Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)source + offset).ToVector512Unsafe()), 16).AsSingle()
-        : Vector512.Load((float*)source + offset);
+        ? BFloat16Element.Load16(source + 2L * offset)
+        : Float32Element.Load16(source + 4L * offset);
 
     /// <summary>Rounds 32 finite float32 lanes to bfloat16 (ties to even) and stores them at <paramref name="destination"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -184,14 +184,14 @@ internal static unsafe class LoraRowMath
             Sse.Prefetch0(a3 + i + ahead);
             var x0 = Vector512.Load(x + i);
             var x1 = Vector512.Load(x + i + 16);
-            s0 = Vector512.FusedMultiplyAdd(Widen(a + i), x0, s0);
-            t0 = Vector512.FusedMultiplyAdd(Widen(a + i + 16), x1, t0);
-            s1 = Vector512.FusedMultiplyAdd(Widen(a1 + i), x0, s1);
-            t1 = Vector512.FusedMultiplyAdd(Widen(a1 + i + 16), x1, t1);
-            s2 = Vector512.FusedMultiplyAdd(Widen(a2 + i), x0, s2);
-            t2 = Vector512.FusedMultiplyAdd(Widen(a2 + i + 16), x1, t2);
-            s3 = Vector512.FusedMultiplyAdd(Widen(a3 + i), x0, s3);
-            t3 = Vector512.FusedMultiplyAdd(Widen(a3 + i + 16), x1, t3);
+            s0 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a + i)), x0, s0);
+            t0 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a + i + 16)), x1, t0);
+            s1 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a1 + i)), x0, s1);
+            t1 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a1 + i + 16)), x1, t1);
+            s2 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a2 + i)), x0, s2);
+            t2 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a2 + i + 16)), x1, t2);
+            s3 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a3 + i)), x0, s3);
+            t3 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a3 + i + 16)), x1, t3);
         }
 
         Finish4(a, true, inF, (int)i, x, h, Vector512.Sum(s0 + t0), Vector512.Sum(s1 + t1), Vector512.Sum(s2 + t2), Vector512.Sum(s3 + t3));
@@ -213,10 +213,6 @@ internal static unsafe class LoraRowMath
         h[2] = sum2;
         h[3] = sum3;
     }
-
-    /// <summary>16 bfloat16 values at <paramref name="p"/> as float32 lanes (one widening load and a shift).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Widen(ushort* p) => Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()), 16).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Weight(void* w, bool bf16, long index) =>
