@@ -3,8 +3,8 @@ using System.Runtime.Intrinsics;
 
 namespace Serving.Engine.Kernels;
 
-/// <summary><see cref="ICacheElement"/> for bfloat16 memory: one widening load and a shift (bf16 is a float32's upper half).</summary>
-internal readonly unsafe struct BFloat16Element : ICacheElement
+/// <summary><see cref="ITensorElement"/> for bfloat16 memory: one widening load and a shift (bf16 is a float32's upper half).</summary>
+internal readonly unsafe struct BFloat16Element : ITensorElement
 {
     public static int Size => sizeof(ushort);
 

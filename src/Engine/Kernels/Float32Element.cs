@@ -3,8 +3,8 @@ using System.Runtime.Intrinsics;
 
 namespace Serving.Engine.Kernels;
 
-/// <summary><see cref="ICacheElement"/> for float32 memory.</summary>
-internal readonly unsafe struct Float32Element : ICacheElement
+/// <summary><see cref="ITensorElement"/> for float32 memory.</summary>
+internal readonly unsafe struct Float32Element : ITensorElement
 {
     public static int Size => sizeof(float);
 

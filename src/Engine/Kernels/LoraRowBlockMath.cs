@@ -134,7 +134,7 @@ internal static unsafe class LoraRowBlockMath
 
     /// <summary>h_k[j'] for j' = 0..3 (A rows a..a+3, elements of type T) and k = 0..3; h rows are <paramref name="hStride"/> apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block4x4<T>(byte* a, int inF, float* x, float* h, int hStride) where T : struct, ICacheElement
+    private static void Block4x4<T>(byte* a, int inF, float* x, float* h, int hStride) where T : struct, ITensorElement
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
         // Row pointers computed once and a native-sized index: the loop body is loads and FMAs, with no per-load

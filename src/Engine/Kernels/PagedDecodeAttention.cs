@@ -108,7 +108,7 @@ internal static unsafe class PagedDecodeAttention
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run<T>(Job job, int from, int to) where T : struct, ICacheElement
+    private static void Run<T>(Job job, int from, int to) where T : struct, ITensorElement
     {
         int g = job.Group, d = job.HeadDim, maxLength = job.Lengths.Max(), kvHeads = job.KvHeads;
         int need = 2 * g * d + g * maxLength;
@@ -161,7 +161,7 @@ internal static unsafe class PagedDecodeAttention
     /// stays in registers for the G heads.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Scores<T>(float* qf, byte* kHead, byte* vHead, long* rows, int n, int g, int d, float* scores) where T : struct, ICacheElement
+    private static void Scores<T>(float* qf, byte* kHead, byte* vHead, long* rows, int n, int g, int d, float* scores) where T : struct, ITensorElement
     {
         nint rowBytes = (nint)d * T.Size;
         for (int j = 0; j < Math.Min(PrefetchRows, n); j++)
@@ -211,7 +211,7 @@ internal static unsafe class PagedDecodeAttention
     /// loaded once for the four heads, whose 16 accumulators stay in registers across all j. D a multiple of 64.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightedValues4<T>(float* p, byte* vHead, long* rows, int n, int d, float* o) where T : struct, ICacheElement
+    private static void WeightedValues4<T>(float* p, byte* vHead, long* rows, int n, int d, float* o) where T : struct, ITensorElement
     {
         nint rowBytes = (nint)d * T.Size;
         float* p1 = p + n, p2 = p1 + n, p3 = p2 + n;
@@ -274,7 +274,7 @@ internal static unsafe class PagedDecodeAttention
 
     /// <summary>out = Σ_j p[j] · V[row j] for one query head, 16 lanes of D at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightedValues<T>(float* p, byte* vHead, long* rows, int n, int d, float* o) where T : struct, ICacheElement
+    private static void WeightedValues<T>(float* p, byte* vHead, long* rows, int n, int d, float* o) where T : struct, ITensorElement
     {
         nint rowBytes = (nint)d * T.Size;
         for (int c = 0; c < d; c += Lanes)

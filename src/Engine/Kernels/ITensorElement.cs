@@ -6,7 +6,7 @@ namespace Serving.Engine.Kernels;
 /// How a kernel reads one element type of tensor memory as float32 lanes. Kernels written generically over a struct
 /// implementing this are compiled once per element type, so the hot loops carry no per-load dtype branch.
 /// </summary>
-internal unsafe interface ICacheElement
+internal unsafe interface ITensorElement
 {
     /// <summary>Bytes per element.</summary>
     static abstract int Size { get; }
