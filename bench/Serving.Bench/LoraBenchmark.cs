@@ -102,6 +102,8 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
             var kernelTimes = Interleaved(steps * 4, () => KernelStep(model, kernel, same, fused: true), () => KernelStep(model, kernel, same, fused: false),
                 () => KernelStep(model, kernel, eight, fused: true), () => KernelStep(model, kernel, eight, fused: false),
                 () => KernelStep(model, kernel, all, fused: true), () => KernelStep(model, kernel, all, fused: false));
+            var stepKernelTimes = Interleaved(steps, () => KernelStep(model, kernel, mixedStepMapping, fused: true),
+                () => KernelStep(model, kernel, prefillMapping, fused: true));
             var prefillTimes = Interleaved(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
                 () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
             // What 32 distinct adapters must read per step beyond the base model, and the ratio that reading alone costs
@@ -121,6 +123,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
                 ["base step, 32 decode rows + 2 × 64-token prompts"] = mixedStepTimes[0] * 1e3,
                 ["same step, 8 adapters on the decode rows, adapters 0 and 1 on the prompts"] = mixedStepTimes[1] / mixedStepTimes[0],
+                ["LoRA kernel alone, that step"] = stepKernelTimes[0] * 1e3,
                 ["LoRA kernel alone per decode step, one adapter: projections of one input together"] = kernelTimes[0] * 1e3,
                 ["LoRA kernel alone per decode step, one adapter: one projection per call"] = kernelTimes[1] * 1e3,
                 ["LoRA kernel alone per decode step, 8 distinct: projections of one input together"] = kernelTimes[2] * 1e3,
@@ -131,22 +134,24 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["one adapter, batch 1"] = singleTimes[1] / singleTimes[0],
                 ["base prefill, 8 × 256 tokens"] = prefillTimes[0] * 1e3,
                 ["prefill 8 × 256 tokens, 8 distinct adapters (target ≤ 1.10)"] = prefillTimes[1] / prefillTimes[0],
+                ["LoRA kernel alone, that prefill"] = stepKernelTimes[1] * 1e3,
             };
         }
     }
 
     private static IReadOnlyList<(int, float)> Entry(int slot) => [(slot, 1f)];
 
-    /// <summary>Seconds for the LoRA updates of one 32-row decode step on random inputs of the step's shapes, kernel only.</summary>
+    /// <summary>Seconds for the LoRA updates of one step (the mapping's rows) on random inputs of the step's shapes, kernel only.</summary>
     private static double KernelStep(LlamaModel model, ILoraKernel kernel, LoraBatchMapping mapping, bool fused)
     {
         var c = model.Config;
         var arena = model.Adapters!;
         using var scope = NewDisposeScope();
-        var hidden = randn(32, c.HiddenSize).to(model.Dtype);
-        var attention = randn(32, c.NumHeads * c.HeadDim).to(model.Dtype);
-        var intermediate = randn(32, c.IntermediateSize).to(model.Dtype);
-        var outputs = LoraTargets.FusedOutputs.Select(g => zeros(32, g.Sum(t => LoraTargets.Shape(c, t).Out)).to(model.Dtype)).ToArray();
+        int rows = mapping.TokenCount;
+        var hidden = randn(rows, c.HiddenSize).to(model.Dtype);
+        var attention = randn(rows, c.NumHeads * c.HeadDim).to(model.Dtype);
+        var intermediate = randn(rows, c.IntermediateSize).to(model.Dtype);
+        var outputs = LoraTargets.FusedOutputs.Select(g => zeros(rows, g.Sum(t => LoraTargets.Shape(c, t).Out)).to(model.Dtype)).ToArray();
         var inputs = new[] { hidden, attention, hidden, intermediate };
         return Time(() =>
         {

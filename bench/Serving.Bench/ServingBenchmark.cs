@@ -15,9 +15,13 @@ namespace Serving.Bench;
 /// time before every request, so arrivals are Poisson-like and bursty rather than lock-step. Compares the continuous
 /// adapter-aware policy with the per-adapter baseline (llama.cpp-style batches) and with base-model-only traffic.
 /// </summary>
-internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs)
+/// <param name="modelDir">The bench-preset model folder.</param>
+/// <param name="requestsPerClient">Requests each client sends per concurrency level.</param>
+/// <param name="meanThinkMs">Mean exponential think time before each request.</param>
+/// <param name="concurrency">Client counts to measure (1, 8, 32, 64 by default).</param>
+internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs, int[] concurrency)
 {
-    private static readonly int[] Concurrency = [1, 8, 32, 64];
+    private int[] Concurrency => concurrency;
 
     public BenchReport Run()
     {
@@ -39,15 +43,21 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         return report;
     }
 
-    private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99);
+    private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99, EngineSteps Steps);
 
-    private static void Add(BenchReport report, string name, Dictionary<int, Result> r)
+    private void Add(BenchReport report, string name, Dictionary<int, Result> r)
     {
         report.Add($"{name}: generated tokens/s", "tok/s", Concurrency.Select(c => (double?)r[c].TokensPerSecond).ToArray());
         report.Add($"{name}: TTFT p50", "ms", Concurrency.Select(c => (double?)r[c].TtftP50).ToArray());
         report.Add($"{name}: TTFT p99", "ms", Concurrency.Select(c => (double?)r[c].TtftP99).ToArray());
         report.Add($"{name}: TPOT p50", "ms", Concurrency.Select(c => (double?)r[c].TpotP50).ToArray());
         report.Add($"{name}: TPOT p99", "ms", Concurrency.Select(c => (double?)r[c].TpotP99).ToArray());
+        report.Add($"{name}: engine steps", "", Concurrency.Select(c => (double?)r[c].Steps.Count).ToArray());
+        report.Add($"{name}: mean decode step", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanDecodeMs).ToArray());
+        report.Add($"{name}: mean prefill step", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPrefillMs).ToArray());
+        report.Add($"{name}: sequences per step", "", Concurrency.Select(c => (double?)r[c].Steps.SequencesPerStep).ToArray());
+        report.Add($"{name}: tokens per step", "", Concurrency.Select(c => (double?)r[c].Steps.TokensPerStep).ToArray());
+        report.Add($"{name}: engine busy", "%", Concurrency.Select(c => (double?)r[c].Steps.BusyPercent).ToArray());
     }
 
     /// <summary>
@@ -64,7 +74,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             {
                 Console.Error.WriteLine($"serving: starting policy {policy}, adapters {useAdapters}");
                 var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16",
-                    "--max-sequences", Concurrency.Max().ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "256", "--max-adapter-slots", "8",
+                    "--max-sequences", Math.Max(64, Concurrency.Max()).ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "256", "--max-adapter-slots", "8",
                     "--batching-policy", policy, "--Logging:LogLevel:Default", "Warning"]);
                 app.StartAsync().GetAwaiter().GetResult();
                 string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -78,7 +88,10 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                 for (int i = 0; i < servers.Count; i++)
                 {
                     Console.Error.WriteLine($"serving: C={c}, {configurations[i].Policy}, adapters {configurations[i].UseAdapters}");
-                    results[i][c] = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs, new SeededRandom((ulong)c));
+                    var before = EngineSteps.Scrape(servers[i].Http);
+                    var wall = Stopwatch.StartNew();
+                    var result = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs, new SeededRandom((ulong)c));
+                    results[i][c] = result with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed) };
                 }
 
             return results;
@@ -138,7 +151,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             }
         })).ToArray());
         double seconds = wall.Elapsed.TotalSeconds;
-        return new Result(tokens / seconds, Percentile(ttft, 0.5), Percentile(ttft, 0.99), Percentile(tpot, 0.5), Percentile(tpot, 0.99));
+        return new Result(tokens / seconds, Percentile(ttft, 0.5), Percentile(ttft, 0.99), Percentile(tpot, 0.5), Percentile(tpot, 0.99), EngineSteps.None);
     }
 
     private static int Zipf(SeededRandom random, int n)

@@ -184,6 +184,7 @@ internal sealed class EngineWorker : BackgroundService
     {
         var rows = plan.Rows.Select(r => _requests[r.Id]).ToList();
         IReadOnlyList<TokenEvent?> events;
+        long started = _time.GetTimestamp();
         try
         {
             for (int i = 0; i < rows.Count; i++)
@@ -200,6 +201,10 @@ internal sealed class EngineWorker : BackgroundService
             return;
         }
 
+        int tokens = plan.Rows.Sum(r => r.TokenCount);
+        _metrics.EngineStepSeconds.WithLabels(tokens == rows.Count ? "decode" : "prefill").Observe(_time.GetElapsedTime(started).TotalSeconds);
+        _metrics.EngineStepTokens.Observe(tokens);
+        _metrics.EngineStepSequences.Observe(rows.Count);
         var results = new RowResult[rows.Count];
         for (int i = 0; i < rows.Count; i++)
         {

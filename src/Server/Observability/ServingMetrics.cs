@@ -25,6 +25,14 @@ internal sealed class ServingMetrics
         TimePerOutputToken = f.CreateHistogram("serving_time_per_output_token_seconds", "Between consecutive generated tokens of one request.",
             new HistogramConfiguration { Buckets = LatencyBuckets });
         GeneratedTokens = f.CreateCounter("serving_generated_tokens_total", "Tokens generated.");
+        // Per engine step, so a throughput gap can be split into slower steps vs smaller batches (vLLM's iteration_tokens).
+        EngineStepSeconds = f.CreateHistogram("serving_engine_step_seconds",
+            "Duration of one engine step (one batched forward pass and sampling); phase: decode (every row one token) or prefill (some row feeds a prompt chunk).",
+            new HistogramConfiguration { LabelNames = ["phase"], Buckets = LatencyBuckets });
+        EngineStepTokens = f.CreateHistogram("serving_engine_step_tokens", "Tokens fed through one engine step (decode rows and prompt chunks).",
+            new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] });
+        EngineStepSequences = f.CreateHistogram("serving_engine_step_sequences", "Sequences in one engine step.",
+            new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
         AdapterCache = f.CreateCounter("serving_adapter_cache_total", "Adapter tier lookups: tier (device, host) × result (hit, miss, eviction).",
             new CounterConfiguration { LabelNames = ["tier", "result"] });
         AdapterLoadSeconds = f.CreateHistogram("serving_adapter_load_seconds",
@@ -65,6 +73,9 @@ internal sealed class ServingMetrics
     public Histogram TimeToFirstToken { get; }
     public Histogram TimePerOutputToken { get; }
     public Counter GeneratedTokens { get; }
+    public Histogram EngineStepSeconds { get; }
+    public Histogram EngineStepTokens { get; }
+    public Histogram EngineStepSequences { get; }
     public Counter AdapterCache { get; }
     public Histogram AdapterLoadSeconds { get; }
     public Gauge Waiting { get; }

@@ -27,6 +27,11 @@ public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixt
         Assert.True(Value(m, "serving_time_to_first_token_seconds_count") >= 4);
         Assert.True(Value(m, "serving_time_per_output_token_seconds_count") >= 6);
         Assert.True(Value(m, "serving_generated_tokens_total") >= 11);
+        Assert.True(Value(m, "serving_engine_step_seconds_count", "phase=\"prefill\"") >= 4);
+        Assert.True(Value(m, "serving_engine_step_seconds_count", "phase=\"decode\"") >= 1);
+        Assert.True(Value(m, "serving_engine_step_seconds_sum") > 0);
+        Assert.True(Value(m, "serving_engine_step_tokens_sum") >= 11 + 4, "every generated token but the last is fed back, plus the prompts");
+        Assert.True(Value(m, "serving_engine_step_sequences_sum") >= 11);
         Assert.True(Value(m, "serving_adapter_cache_total", "tier=\"device\",result=\"miss\"") + Value(m, "serving_adapter_cache_total", "tier=\"device\",result=\"hit\"") >= 3);
         Assert.True(Value(m, "serving_adapter_load_seconds_count", "tier=\"device\"") >= 1);
         Assert.Equal(0, Value(m, "vllm:num_requests_waiting"));

@@ -1,0 +1,48 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// The server's engine-step histograms (<c>serving_engine_step_*</c> in <c>/metrics</c>) as totals, and the per-step means
+/// between two scrapes: they split a throughput gap into slower steps and smaller (or more) steps.
+/// </summary>
+internal sealed partial record EngineSteps(double DecodeSteps, double DecodeSeconds, double PrefillSteps, double PrefillSeconds, double Sequences, double Tokens,
+    TimeSpan Wall = default)
+{
+    public static EngineSteps None { get; } = new(0, 0, 0, 0, 0, 0);
+
+    public double Count => DecodeSteps + PrefillSteps;
+    public double MeanDecodeMs => DecodeSteps == 0 ? double.NaN : 1000 * DecodeSeconds / DecodeSteps;
+    public double MeanPrefillMs => PrefillSteps == 0 ? double.NaN : 1000 * PrefillSeconds / PrefillSteps;
+    public double SequencesPerStep => Count == 0 ? double.NaN : Sequences / Count;
+    public double TokensPerStep => Count == 0 ? double.NaN : Tokens / Count;
+
+    /// <summary>Share of the wall time the engine spent in steps.</summary>
+    public double BusyPercent => Wall == default ? double.NaN : 100 * (DecodeSeconds + PrefillSeconds) / Wall.TotalSeconds;
+
+    public static EngineSteps Scrape(HttpClient http)
+    {
+        string text = http.GetStringAsync("/metrics").GetAwaiter().GetResult();
+        double Value(string name, string labels = "")
+        {
+            double total = 0;
+            foreach (Match m in Sample().Matches(text))
+                if (m.Groups["name"].Value == name && m.Groups["labels"].Value.Contains(labels, StringComparison.Ordinal))
+                    total += double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
+            return total;
+        }
+
+        return new EngineSteps(
+            Value("serving_engine_step_seconds_count", "phase=\"decode\""), Value("serving_engine_step_seconds_sum", "phase=\"decode\""),
+            Value("serving_engine_step_seconds_count", "phase=\"prefill\""), Value("serving_engine_step_seconds_sum", "phase=\"prefill\""),
+            Value("serving_engine_step_sequences_sum"), Value("serving_engine_step_tokens_sum"));
+    }
+
+    public EngineSteps Since(EngineSteps before, TimeSpan wall) => new(
+        DecodeSteps - before.DecodeSteps, DecodeSeconds - before.DecodeSeconds, PrefillSteps - before.PrefillSteps, PrefillSeconds - before.PrefillSeconds,
+        Sequences - before.Sequences, Tokens - before.Tokens, wall);
+
+    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>\S+)$", RegexOptions.Multiline)]
+    private static partial Regex Sample();
+}
