@@ -64,6 +64,7 @@ internal sealed class StepIndices : IDisposable
     private readonly Device _device;
     private Tensor? _decodeRows;
     private Tensor? _decodeMask;
+    private Tensor?[]? _prefillMasks;
 
     /// <summary>
     /// [B·L] int64, rows of positions 0..L-1 per decode row (row 0 past its end); built on first use, since the CPU
@@ -82,6 +83,27 @@ internal sealed class StepIndices : IDisposable
                 mask[b * DecodeContext + j] = float.NegativeInfinity;
         using var maskF32 = tensor(mask, [DecodeCount, 1, 1, DecodeContext]);
         return maskF32.to(_dtype, _device).DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// Prefill slice <paramref name="i"/>'s causal mask for attention with the query heads of one KV head folded into
+    /// the query axis: [1, 1, G·n, end] additive in the compute dtype, row g·n + k sees key j iff j ≤ start + k. Built on
+    /// first use and shared by every layer.
+    /// </summary>
+    public Tensor PrefillMask(int i, int groupSize)
+    {
+        _prefillMasks ??= new Tensor?[Prefill.Count];
+        if (_prefillMasks[i] is Tensor built)
+            return built;
+        var s = Prefill[i];
+        int n = s.Count, end = s.EndPosition;
+        var mask = new float[groupSize * n * end];
+        for (int k = 0; k < n; k++)
+            Array.Fill(mask, float.NegativeInfinity, k * end + s.StartPosition + k + 1, end - s.StartPosition - k - 1);
+        for (int g = 1; g < groupSize; g++)
+            Array.Copy(mask, 0, mask, g * n * end, n * end);
+        using var maskF32 = tensor(mask, [1, 1, groupSize * n, end]);
+        return _prefillMasks[i] = maskF32.to(_dtype, _device).DetachFromDisposeScope();
     }
 
     public Tensor Tokens { get; }          // [T] int64
@@ -120,5 +142,7 @@ internal sealed class StepIndices : IDisposable
         DecodeTokens?.Dispose();
         _decodeRows?.Dispose();
         _decodeMask?.Dispose();
+        foreach (var m in _prefillMasks ?? [])
+            m?.Dispose();
     }
 }

@@ -28,6 +28,24 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
             AssertClose(reference[i], rows[i], $"prefill position {i}");
     }
 
+    [Fact]
+    public void Forward_PromptChunksOverACachedPrefix_MatchScalarReferenceAtEveryPosition()
+    {
+        // Chunks of 3, 4 and 3 tokens: each attends causally to its own tokens and to the prefix already in the cache.
+        var reference = new ScalarReferenceModel(fixture.Directory).Forward(PromptA);
+        using var cache = Model.CreateKvCache(2, 64);
+        var kv = cache.Allocate();
+        int start = 0;
+        foreach (int n in new[] { 3, 4, 3 })
+        {
+            using var logits = Model.Forward(ForwardBatch.Create([(kv, PromptA[start..(start + n)], start)]), cache, LogitsSelection.AllTokens);
+            var rows = Rows(logits);
+            for (int i = 0; i < n; i++)
+                AssertClose(reference[start + i], rows[i], $"chunk from {start}, position {start + i}");
+            start += n;
+        }
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
