@@ -79,17 +79,17 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
 
     private static void ApplyRows(Tensor x, Tensor y, int offset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
     {
-        var blocks = mapping.RowKernelBlocks;
-        int items = blocks.Count + mapping.RowKernelSingles.Count;
+        var work = mapping.RowKernelItems;
+        int items = work.Count;
         var offsets = new int[modules.Count];
         for (int i = 0, o = offset; i < modules.Count; o += modules[i].Out, i++)
             offsets[i] = o;
         var c = new Context(Address(x), Address(y), (int)y.shape[1], x.dtype == ScalarType.BFloat16, modules[0].In,
             modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
             modules.Select(m => Address(m.A)).ToArray(), modules.Select(m => Address(m.Bt)).ToArray(), offsets, mapping);
-        long work = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
+        long fma = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
         int chunks = Math.Min(OpenMpTeam.Threads, items);
-        if (chunks <= 1 || work < ParallelThreshold)
+        if (chunks <= 1 || fma < ParallelThreshold)
         {
             RunItems(c, 0, items);
             return;
@@ -97,10 +97,10 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
 
         // Contiguous ranges of about equal cost; a block of four rows costs about three single rows.
         var bounds = new int[chunks + 1];
-        double total = 3.0 * blocks.Count + mapping.RowKernelSingles.Count, cost = 0;
+        double total = work.Sum(Cost), cost = 0;
         for (int i = 0, k = 1; i < items && k < chunks; i++)
         {
-            cost += i < blocks.Count ? 3 : 1;
+            cost += Cost(work[i]);
             if (cost >= total * k / chunks)
                 bounds[k++] = i + 1;
         }
@@ -111,10 +111,12 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         OpenMpTeam.For(chunks, k => RunItems(c, bounds[k], bounds[k + 1]));
     }
 
+    private static double Cost(int[] item) => item.Length == 1 ? 1 : 3;
+
     /// <summary>A CPU tensor's first element; its memory is native and never moves.</summary>
     private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 
-    /// <summary>Work items [from, to): first the four-row blocks, then the single rows.</summary>
+    /// <summary>Work items [from, to) of <see cref="LoraBatchMapping.RowKernelItems"/>: blocks and single rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItems(Context c, int from, int to)
     {
@@ -124,15 +126,16 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
         var mapping = c.Mapping;
-        var blocks = mapping.RowKernelBlocks;
+        var work = mapping.RowKernelItems;
         fixed (float* scratch = _scratch)
         {
             float* xs = scratch, acc = scratch + n * inF, yRow = acc + c.MaxOut, h = yRow + c.MaxOut;
             for (int i = from; i < to; i++)
             {
-                if (i >= blocks.Count)
+                var rows = work[i];
+                if (rows.Length == 1)
                 {
-                    int t = mapping.RowKernelSingles[i - blocks.Count];
+                    int t = rows[0];
                     Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xs, inF));
                     for (int p = 0; p < c.Modules.Length; p++)
                         if (Single(c, p, t, xs, acc, h))
@@ -140,7 +143,6 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
                     continue;
                 }
 
-                var rows = blocks[i];
                 int slot = mapping.EntrySlots[mapping.RowStart[rows[0]]];
                 for (int k = 0; k < n; k++)
                     Load(c.X + (nint)rows[k] * inF * elem, c.Bf16, new Span<float>(xs + k * inF, inF));

@@ -45,30 +45,32 @@ internal sealed class LoraBatchMapping
         SegmentGroups = segments;
         RowKernelRows = RowsBySlot.Where(t => !inSegment[t]).ToArray();
 
-        // Rows with exactly one adapter, which is not a segment slot, go four at a time when they share it.
-        var blocks = new List<int[]>();
-        var singles = new List<int>();
+        // Rows with exactly one adapter go four at a time when they share it (a slot's leftover rows one at a time: blocks
+        // padded from two or three rows measured no faster). Items stay in slot order, so a slot's blocks and single rows
+        // run one after another while its weights are cached.
+        var items = new List<int[]>();
         foreach (var run in RowKernelRows.GroupBy(t => rowStart[t + 1] - rowStart[t] == 1 ? slots[rowStart[t]] : -1 - t))
         {
             var rows = run.ToArray();
-            int full = run.Key >= 0 ? rows.Length / BlockRows * BlockRows : 0;
-            for (int i = 0; i < full; i += BlockRows)
-                blocks.Add(rows[i..(i + BlockRows)]);
-            singles.AddRange(rows[full..]);
+            int i = 0;
+            if (run.Key >= 0)
+                for (; i + BlockRows <= rows.Length; i += BlockRows)
+                    items.Add(rows[i..(i + BlockRows)]);
+            for (; i < rows.Length; i++)
+                items.Add([rows[i]]);
         }
 
-        RowKernelBlocks = blocks;
-        RowKernelSingles = singles;
+        RowKernelItems = items;
     }
 
-    /// <summary>Rows per block of <see cref="RowKernelBlocks"/>.</summary>
+    /// <summary>Rows per block of <see cref="RowKernelItems"/>.</summary>
     public const int BlockRows = 4;
 
-    /// <summary>The row kernel's work in blocks of <see cref="BlockRows"/> rows that each have one entry, all for the same slot.</summary>
-    public IReadOnlyList<int[]> RowKernelBlocks { get; }
-
-    /// <summary>The rest of <see cref="RowKernelRows"/>: rows taken one at a time (mixtures, and leftovers of a slot's rows).</summary>
-    public IReadOnlyList<int> RowKernelSingles { get; }
+    /// <summary>
+    /// The row kernel's work, in slot order: blocks of <see cref="BlockRows"/> rows that each have one entry, all for the
+    /// same slot, and single rows (length 1: mixtures, and the rows a slot has beyond whole blocks).
+    /// </summary>
+    public IReadOnlyList<int[]> RowKernelItems { get; }
 
     /// <summary>
     /// Runs of at least this many consecutive rows with the same entries (long prefill chunks) are applied as segments

@@ -5,7 +5,7 @@ namespace Serving.Engine.Tests.Lora;
 public sealed class LoraBatchMappingTests
 {
     [Fact]
-    public void ForSequences_RowsSharingOneAdapter_BlocksOfFourAndTheRestSingle()
+    public void ForSequences_RowsSharingOneAdapter_BlocksOfFourInSlotOrder()
     {
         // 9 decode rows on slot 2, 2 on slot 0, one mixture, one base-model row.
         IReadOnlyList<(int, float)> two = [(2, 1f)], zero = [(0, 0.5f)], mix = [(0, 0.5f), (2, 0.5f)], none = [];
@@ -13,8 +13,9 @@ public sealed class LoraBatchMappingTests
 
         var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, rows.Count).ToList(), rows);
 
-        Assert.Equal([[0, 2, 3, 5], [6, 8, 9, 11]], mapping.RowKernelBlocks);
-        Assert.Equal([1, 10, 4, 12], mapping.RowKernelSingles);
+        // Slot 0: its two rows alone, then the mixture (listed under its first slot, 0); slot 2: two blocks of four and its
+        // leftover row alone.
+        Assert.Equal([[1], [10], [4], [0, 2, 3, 5], [6, 8, 9, 11], [12]], mapping.RowKernelItems);
     }
 
     [Fact]
