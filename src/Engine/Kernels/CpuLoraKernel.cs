@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Serving.Engine.Lora;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -122,14 +123,14 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     {
         int inF = c.In, elem = c.Bf16 ? 2 : 4;
         const int n = LoraBatchMapping.BlockRows;
-        int need = n * inF + 2 * c.MaxOut + n * c.MaxRank;
+        int need = n * inF + c.MaxOut + n * c.MaxRank;
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
         var mapping = c.Mapping;
         var work = mapping.RowKernelItems;
         fixed (float* scratch = _scratch)
         {
-            float* xs = scratch, acc = scratch + n * inF, yRow = acc + c.MaxOut, h = yRow + c.MaxOut;
+            float* xs = scratch, acc = scratch + n * inF, h = acc + c.MaxOut;
             for (int i = from; i < to; i++)
             {
                 var rows = work[i];
@@ -139,7 +140,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
                     Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xs, inF));
                     for (int p = 0; p < c.Modules.Length; p++)
                         if (Single(c, p, t, xs, acc, h))
-                            AddToOutput(c, p, t, acc, yRow);
+                            AddToOutput(c, p, t, acc);
                     continue;
                 }
 
@@ -200,32 +201,36 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     /// <summary>Where projection p's output of row t starts in y.</summary>
     private static byte* OutputRow(Context c, int p, int t) => (byte*)c.Y + ((long)t * c.Width + c.Offsets[p]) * (c.Bf16 ? 2 : 4);
 
-    /// <summary>y[t, offset_p..offset_p+out] += acc (through float32 for bfloat16 outputs).</summary>
-    private static void AddToOutput(Context c, int p, int t, float* acc, float* yRow)
+    /// <summary>y[t, offset_p..offset_p+out] += acc (for bfloat16: acc in pair order, rounded once).</summary>
+    private static void AddToOutput(Context c, int p, int t, float* acc)
     {
         int outF = c.Modules[p].Out;
-        nint target = (nint)OutputRow(c, p, t);
-        var accSpan = new ReadOnlySpan<float>(acc, outF);
+        byte* target = OutputRow(c, p, t);
         if (c.Bf16)
         {
-            var bits = new Span<ushort>((void*)target, outF);
-            var y = new Span<float>(yRow, outF);
-            Bf16.ToFloat(bits, y);
-            TensorPrimitives.Add(y, accSpan, y);
-            Bf16.FromFloat(y, bits);
+            int o = 0;
+            for (; o + 32 <= outF; o += 32)
+                BFloat16Element.AddPair(target + 2L * o, Vector512.Load(acc + o), Vector512.Load(acc + o + 16));
+            var bits = (ushort*)target;
+            for (; o < outF; o++)
+                bits[o] = Bf16.FromFloat(BitConverter.UInt32BitsToSingle((uint)bits[o] << 16) + acc[o]);
         }
         else
         {
-            var yf = new Span<float>((void*)target, outF);
-            TensorPrimitives.Add(yf, accSpan, yf);
+            var yf = new Span<float>(target, outF);
+            TensorPrimitives.Add(yf, new ReadOnlySpan<float>(acc, outF), yf);
         }
     }
 
+    /// <summary>One input row as float32, in the weights' pair order (<see cref="ITensorElement.ToPairOrder"/>).</summary>
     private static void Load(nint source, bool bf16, Span<float> destination)
     {
-        if (bf16)
-            Bf16.ToFloat(new ReadOnlySpan<ushort>((void*)source, destination.Length), destination);
-        else
-            new ReadOnlySpan<float>((void*)source, destination.Length).CopyTo(destination);
+        fixed (float* d = destination)
+        {
+            if (bf16)
+                BFloat16Element.ToPairOrder((byte*)source, destination.Length, d);
+            else
+                Float32Element.ToPairOrder((byte*)source, destination.Length, d);
+        }
     }
 }

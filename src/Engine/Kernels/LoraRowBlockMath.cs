@@ -8,9 +8,10 @@ namespace Serving.Engine.Kernels;
 /// widened) once and used for all four rows, which cuts loads and conversions by four when several rows of a batch use
 /// the same adapter. Activations and accumulators are float32.
 /// <code>
-/// Shrink4: h_k[j] = A[j, :] · x_k                 k &lt; 4, j &lt; rank   (4 A rows × 4 x rows per pass: 16 accumulators)
-/// Expand4Add: y_k[o] += Σ_j h_k[j] · Bt[j, o]                       (32 outputs × 4 rows in registers across all j,
-///                                                                  added to y once, rounded once for bfloat16)
+/// Shrink4: h_k[j] = A[j, :] · x_k                 k &lt; 4, j &lt; rank   (4 A rows × 4 x rows per pass: 16 accumulators;
+///                                                                  x rows in the weights' pair order, ITensorElement)
+/// Expand4Add: y_k[o] += Σ_j h_k[j] · Bt[j, o]                       (32 outputs × 4 rows in registers across all j, in
+///                                                                  pair order, added to y once, rounded once for bfloat16)
 /// </code>
 /// </summary>
 internal static unsafe class LoraRowBlockMath
@@ -38,62 +39,18 @@ internal static unsafe class LoraRowBlockMath
             {
                 float sum = 0;
                 for (int i = 0; i < inF; i++)
-                    sum += Weight(a, bf16, (long)j * inF + i) * x[k * inF + i];
+                    sum += Weight(a, bf16, (long)j * inF + i) * x[k * inF + PairOrder.Index(i, inF, bf16)];
                 h[k * rank + j] = sum;
             }
     }
 
     /// <summary>Adds the four rows' updates to their outputs <paramref name="y0"/>..<paramref name="y3"/> (rows of y in the compute dtype).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Expand4Add(void* bt, bool bf16, int rank, int outF, float* h, byte* y0, byte* y1, byte* y2, byte* y3)
     {
-        // h: 4 rows of rank floats. The sums stay in registers and go straight into y: no accumulator rows to clear,
-        // store and add in separate passes (for bf16 that was three passes over every output row).
-        int o = 0, elementSize = bf16 ? 2 : 4;
-        nint rowBytes = (nint)outF * elementSize;
+        int o = 0;
         if (Vector512.IsHardwareAccelerated)
-        {
-            for (; o + 32 <= outF; o += 32)
-            {
-                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
-                byte* w = (byte*)bt + (nint)o * elementSize;
-                float* hj = h;
-                for (int j = 0; j < rank; j++, w += rowBytes, hj++)
-                {
-                    Vector512<float> w0, w1;
-                    if (bf16)
-                    {
-                        var (lo, hi) = Vector512.Widen(Vector512.Load((ushort*)w));
-                        w0 = Vector512.ShiftLeft(lo, 16).AsSingle();
-                        w1 = Vector512.ShiftLeft(hi, 16).AsSingle();
-                    }
-                    else
-                    {
-                        w0 = Vector512.Load((float*)w);
-                        w1 = Vector512.Load((float*)w + 16);
-                    }
-
-                    var h0 = Vector512.Create(hj[0]);
-                    var h1 = Vector512.Create(hj[rank]);
-                    var h2 = Vector512.Create(hj[2 * rank]);
-                    var h3 = Vector512.Create(hj[3 * rank]);
-                    a0 = Vector512.FusedMultiplyAdd(w0, h0, a0);
-                    a1 = Vector512.FusedMultiplyAdd(w1, h0, a1);
-                    b0 = Vector512.FusedMultiplyAdd(w0, h1, b0);
-                    b1 = Vector512.FusedMultiplyAdd(w1, h1, b1);
-                    c0 = Vector512.FusedMultiplyAdd(w0, h2, c0);
-                    c1 = Vector512.FusedMultiplyAdd(w1, h2, c1);
-                    d0 = Vector512.FusedMultiplyAdd(w0, h3, d0);
-                    d1 = Vector512.FusedMultiplyAdd(w1, h3, d1);
-                }
-
-                AddTo(y0, o, bf16, a0, a1);
-                AddTo(y1, o, bf16, b0, b1);
-                AddTo(y2, o, bf16, c0, c1);
-                AddTo(y3, o, bf16, d0, d1);
-            }
-        }
-
+            o = bf16 ? Expand4AddVectors<BFloat16Element>((byte*)bt, rank, outF, h, y0, y1, y2, y3)
+                : Expand4AddVectors<Float32Element>((byte*)bt, rank, outF, h, y0, y1, y2, y3);
         if (o < outF)
         {
             AddTail(bt, bf16, rank, outF, o, h, y0);
@@ -101,6 +58,47 @@ internal static unsafe class LoraRowBlockMath
             AddTail(bt, bf16, rank, outF, o, h + 2 * rank, y2);
             AddTail(bt, bf16, rank, outF, o, h + 3 * rank, y3);
         }
+    }
+
+    /// <summary>Whole groups of 32 outputs, in pair order; returns where the tail starts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int Expand4AddVectors<T>(byte* bt, int rank, int outF, float* h, byte* y0, byte* y1, byte* y2, byte* y3) where T : struct, ITensorElement
+    {
+        // h: 4 rows of rank floats. The sums stay in registers and go straight into y: no accumulator rows to clear,
+        // store and add in separate passes (for bf16 that was three passes over every output row).
+        int o = 0;
+        nint rowBytes = (nint)outF * T.Size;
+        for (; o + 32 <= outF; o += 32)
+        {
+            Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+            byte* w = bt + (nint)o * T.Size;
+            float* hj = h;
+            for (int j = 0; j < rank; j++, w += rowBytes, hj++)
+            {
+                var w0 = T.LoadPairFirst(w);
+                var w1 = T.LoadPairSecond(w);
+                var h0 = Vector512.Create(hj[0]);
+                var h1 = Vector512.Create(hj[rank]);
+                var h2 = Vector512.Create(hj[2 * rank]);
+                var h3 = Vector512.Create(hj[3 * rank]);
+                a0 = Vector512.FusedMultiplyAdd(w0, h0, a0);
+                a1 = Vector512.FusedMultiplyAdd(w1, h0, a1);
+                b0 = Vector512.FusedMultiplyAdd(w0, h1, b0);
+                b1 = Vector512.FusedMultiplyAdd(w1, h1, b1);
+                c0 = Vector512.FusedMultiplyAdd(w0, h2, c0);
+                c1 = Vector512.FusedMultiplyAdd(w1, h2, c1);
+                d0 = Vector512.FusedMultiplyAdd(w0, h3, d0);
+                d1 = Vector512.FusedMultiplyAdd(w1, h3, d1);
+            }
+
+            nint at = (nint)o * T.Size;
+            T.AddPair(y0 + at, a0, a1);
+            T.AddPair(y1 + at, b0, b1);
+            T.AddPair(y2 + at, c0, c1);
+            T.AddPair(y3 + at, d0, d1);
+        }
+
+        return o;
     }
 
     /// <summary>y[from..outF] += Σ_j h[j] · Bt[j, o], one lane at a time.</summary>
@@ -118,58 +116,70 @@ internal static unsafe class LoraRowBlockMath
         }
     }
 
-    /// <summary>y[o..o+32] += (lo, hi), rounded once to bfloat16 for bf16 outputs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddTo(byte* y, int o, bool bf16, Vector512<float> lo, Vector512<float> hi)
-    {
-        if (bf16)
-        {
-            Bf16.Store32((ushort*)y + o, Bf16.Load16(y, o, true) + lo, Bf16.Load16(y, o + 16, true) + hi);
-            return;
-        }
-
-        (Vector512.Load((float*)y + o) + lo).Store((float*)y + o);
-        (Vector512.Load((float*)y + o + 16) + hi).Store((float*)y + o + 16);
-    }
-
     /// <summary>h_k[j'] for j' = 0..3 (A rows a..a+3, elements of type T) and k = 0..3; h rows are <paramref name="hStride"/> apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block4x4<T>(byte* a, int inF, float* x, float* h, int hStride) where T : struct, ITensorElement
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
         // Row pointers computed once and a native-sized index: the loop body is loads and FMAs, with no per-load
-        // address arithmetic competing with the FMAs for the vector ports. 16 elements per pass: with 32 the 16
-        // accumulators, 8 x vectors and the widened weights exceed what the JIT keeps in registers, and it spills.
+        // address arithmetic competing with the FMAs for the vector ports. 32 elements per pass in pair order (x rows are
+        // laid out the same way), one half at a time: 16 accumulators, 4 x vectors and one weight vector stay in
+        // registers, and for bf16 each weight vector costs one shift or mask instead of a widening and a shift.
         float* x0p = x, x1p = x + inF, x2p = x1p + inF, x3p = x2p + inF;
         nint rowBytes = (nint)inF * T.Size;
         byte* a0p = a, a1p = a + rowBytes, a2p = a1p + rowBytes, a3p = a2p + rowBytes;
-        nint i = 0, end = inF - 16;
-        for (; i <= end; i += 16)
+        nint i = 0, end = inF - 32;
+        for (; i <= end; i += 32)
         {
+            nint at = i * T.Size;
             var x0 = Vector512.Load(x0p + i);
             var x1 = Vector512.Load(x1p + i);
             var x2 = Vector512.Load(x2p + i);
             var x3 = Vector512.Load(x3p + i);
-            var w0 = T.Load16(a0p + i * T.Size);
-            s00 = Vector512.FusedMultiplyAdd(w0, x0, s00);
-            s01 = Vector512.FusedMultiplyAdd(w0, x1, s01);
-            s02 = Vector512.FusedMultiplyAdd(w0, x2, s02);
-            s03 = Vector512.FusedMultiplyAdd(w0, x3, s03);
-            var w1 = T.Load16(a1p + i * T.Size);
-            s10 = Vector512.FusedMultiplyAdd(w1, x0, s10);
-            s11 = Vector512.FusedMultiplyAdd(w1, x1, s11);
-            s12 = Vector512.FusedMultiplyAdd(w1, x2, s12);
-            s13 = Vector512.FusedMultiplyAdd(w1, x3, s13);
-            var w2 = T.Load16(a2p + i * T.Size);
-            s20 = Vector512.FusedMultiplyAdd(w2, x0, s20);
-            s21 = Vector512.FusedMultiplyAdd(w2, x1, s21);
-            s22 = Vector512.FusedMultiplyAdd(w2, x2, s22);
-            s23 = Vector512.FusedMultiplyAdd(w2, x3, s23);
-            var w3 = T.Load16(a3p + i * T.Size);
-            s30 = Vector512.FusedMultiplyAdd(w3, x0, s30);
-            s31 = Vector512.FusedMultiplyAdd(w3, x1, s31);
-            s32 = Vector512.FusedMultiplyAdd(w3, x2, s32);
-            s33 = Vector512.FusedMultiplyAdd(w3, x3, s33);
+            var w = T.LoadPairFirst(a0p + at);
+            s00 = Vector512.FusedMultiplyAdd(w, x0, s00);
+            s01 = Vector512.FusedMultiplyAdd(w, x1, s01);
+            s02 = Vector512.FusedMultiplyAdd(w, x2, s02);
+            s03 = Vector512.FusedMultiplyAdd(w, x3, s03);
+            w = T.LoadPairFirst(a1p + at);
+            s10 = Vector512.FusedMultiplyAdd(w, x0, s10);
+            s11 = Vector512.FusedMultiplyAdd(w, x1, s11);
+            s12 = Vector512.FusedMultiplyAdd(w, x2, s12);
+            s13 = Vector512.FusedMultiplyAdd(w, x3, s13);
+            w = T.LoadPairFirst(a2p + at);
+            s20 = Vector512.FusedMultiplyAdd(w, x0, s20);
+            s21 = Vector512.FusedMultiplyAdd(w, x1, s21);
+            s22 = Vector512.FusedMultiplyAdd(w, x2, s22);
+            s23 = Vector512.FusedMultiplyAdd(w, x3, s23);
+            w = T.LoadPairFirst(a3p + at);
+            s30 = Vector512.FusedMultiplyAdd(w, x0, s30);
+            s31 = Vector512.FusedMultiplyAdd(w, x1, s31);
+            s32 = Vector512.FusedMultiplyAdd(w, x2, s32);
+            s33 = Vector512.FusedMultiplyAdd(w, x3, s33);
+            x0 = Vector512.Load(x0p + i + 16);
+            x1 = Vector512.Load(x1p + i + 16);
+            x2 = Vector512.Load(x2p + i + 16);
+            x3 = Vector512.Load(x3p + i + 16);
+            w = T.LoadPairSecond(a0p + at);
+            s00 = Vector512.FusedMultiplyAdd(w, x0, s00);
+            s01 = Vector512.FusedMultiplyAdd(w, x1, s01);
+            s02 = Vector512.FusedMultiplyAdd(w, x2, s02);
+            s03 = Vector512.FusedMultiplyAdd(w, x3, s03);
+            w = T.LoadPairSecond(a1p + at);
+            s10 = Vector512.FusedMultiplyAdd(w, x0, s10);
+            s11 = Vector512.FusedMultiplyAdd(w, x1, s11);
+            s12 = Vector512.FusedMultiplyAdd(w, x2, s12);
+            s13 = Vector512.FusedMultiplyAdd(w, x3, s13);
+            w = T.LoadPairSecond(a2p + at);
+            s20 = Vector512.FusedMultiplyAdd(w, x0, s20);
+            s21 = Vector512.FusedMultiplyAdd(w, x1, s21);
+            s22 = Vector512.FusedMultiplyAdd(w, x2, s22);
+            s23 = Vector512.FusedMultiplyAdd(w, x3, s23);
+            w = T.LoadPairSecond(a3p + at);
+            s30 = Vector512.FusedMultiplyAdd(w, x0, s30);
+            s31 = Vector512.FusedMultiplyAdd(w, x1, s31);
+            s32 = Vector512.FusedMultiplyAdd(w, x2, s32);
+            s33 = Vector512.FusedMultiplyAdd(w, x3, s33);
         }
 
         // Summed here, not through an array of the accumulators: taking them into memory made the JIT spill all sixteen

@@ -12,6 +12,8 @@ namespace Serving.Engine.Kernels;
 /// Shrink: h[j] = A[j, :] · x                  j &lt; rank   (4 rows of A share each load of x)
 /// Expand: acc[o] += Σ_j h[j] · Bt[j, o]         float32: 32 outputs kept in registers across all j, acc touched once;
 ///                                              bfloat16: 4 rows of Bt per pass over acc (in L1)
+/// For bfloat16 weights, x and acc are in pair order (ITensorElement): each 64-byte weight load becomes two float32
+/// vectors with one shift and one mask.
 /// </code>
 /// For bfloat16 both loops prefetch <see cref="PrefetchBytes"/> ahead in every weight stream: widening costs enough
 /// instructions per byte that the hardware prefetcher alone falls behind when each row streams its own adapter (32
@@ -41,7 +43,7 @@ internal static unsafe class LoraRowMath
         {
             float sum = 0;
             for (int i = 0; i < inF; i++)
-                sum += Weight(a, bf16, (long)j * inF + i) * x[i];
+                sum += Weight(a, bf16, (long)j * inF + i) * x[PairOrder.Index(i, inF, bf16)];
             h[j] = sum;
         }
     }
@@ -57,10 +59,11 @@ internal static unsafe class LoraRowMath
 
         for (; o < outF; o++)
         {
-            float sum = acc[o];
+            int at = PairOrder.Index(o, outF, bf16);
+            float sum = acc[at];
             for (int j = 0; j < rank; j++)
                 sum += h[j] * Weight(bt, bf16, (long)j * outF + o);
-            acc[o] = sum;
+            acc[at] = sum;
         }
     }
 
@@ -103,42 +106,49 @@ internal static unsafe class LoraRowMath
         return o;
     }
 
+    /// <summary>acc (pair order) += Σ_j h[j] · Bt[j, :] over whole groups of 32 outputs; returns where the tail starts.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ExpandBf16(ushort* bt, int rank, int outF, float* h, float* acc)
     {
-        const int ahead = PrefetchBytes / sizeof(ushort);
-        int end = outF / 16 * 16, j = 0;
+        int end = outF / 32 * 32, j = 0;
         for (; j + 4 <= rank; j += 4)
         {
             var h0 = Vector512.Create(h[j]);
             var h1 = Vector512.Create(h[j + 1]);
             var h2 = Vector512.Create(h[j + 2]);
             var h3 = Vector512.Create(h[j + 3]);
-            ushort* w0 = bt + (long)j * outF, w1 = w0 + outF, w2 = w1 + outF, w3 = w2 + outF;
-            for (int o = 0; o < end; o += 16)
+            byte* w0 = (byte*)(bt + (long)j * outF), w1 = w0 + 2L * outF, w2 = w1 + 2L * outF, w3 = w2 + 2L * outF;
+            for (nint o = 0; o < end; o += 32)
             {
-                if ((o & 31) == 0)
-                {
-                    Sse.Prefetch0(w0 + o + ahead);
-                    Sse.Prefetch0(w1 + o + ahead);
-                    Sse.Prefetch0(w2 + o + ahead);
-                    Sse.Prefetch0(w3 + o + ahead);
-                }
-
-                var v = Vector512.Load(acc + o);
-                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w0, o, true), h0, v);
-                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w1, o, true), h1, v);
-                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w2, o, true), h2, v);
-                v = Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)w3, o, true), h3, v);
-                v.Store(acc + o);
+                nint at = 2 * o;
+                Sse.Prefetch0(w0 + at + PrefetchBytes);
+                Sse.Prefetch0(w1 + at + PrefetchBytes);
+                Sse.Prefetch0(w2 + at + PrefetchBytes);
+                Sse.Prefetch0(w3 + at + PrefetchBytes);
+                var e = Vector512.Load(acc + o);
+                var d = Vector512.Load(acc + o + 16);
+                e = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst(w0 + at), h0, e);
+                d = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond(w0 + at), h0, d);
+                e = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst(w1 + at), h1, e);
+                d = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond(w1 + at), h1, d);
+                e = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst(w2 + at), h2, e);
+                d = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond(w2 + at), h2, d);
+                e = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst(w3 + at), h3, e);
+                d = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond(w3 + at), h3, d);
+                e.Store(acc + o);
+                d.Store(acc + o + 16);
             }
         }
 
         for (; j < rank; j++)
         {
             var hj = Vector512.Create(h[j]);
-            for (int o = 0; o < end; o += 16)
-                Vector512.FusedMultiplyAdd(Bf16.Load16((byte*)(bt + (long)j * outF), o, true), hj, Vector512.Load(acc + o)).Store(acc + o);
+            byte* w = (byte*)(bt + (long)j * outF);
+            for (nint o = 0; o < end; o += 32)
+            {
+                Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst(w + 2 * o), hj, Vector512.Load(acc + o)).Store(acc + o);
+                Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond(w + 2 * o), hj, Vector512.Load(acc + o + 16)).Store(acc + o + 16);
+            }
         }
 
         return end;
@@ -184,14 +194,14 @@ internal static unsafe class LoraRowMath
             Sse.Prefetch0(a3 + i + ahead);
             var x0 = Vector512.Load(x + i);
             var x1 = Vector512.Load(x + i + 16);
-            s0 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a + i)), x0, s0);
-            t0 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a + i + 16)), x1, t0);
-            s1 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a1 + i)), x0, s1);
-            t1 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a1 + i + 16)), x1, t1);
-            s2 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a2 + i)), x0, s2);
-            t2 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a2 + i + 16)), x1, t2);
-            s3 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a3 + i)), x0, s3);
-            t3 = Vector512.FusedMultiplyAdd(BFloat16Element.Load16((byte*)(a3 + i + 16)), x1, t3);
+            s0 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a + i)), x0, s0);
+            t0 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a + i)), x1, t0);
+            s1 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a1 + i)), x0, s1);
+            t1 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a1 + i)), x1, t1);
+            s2 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a2 + i)), x0, s2);
+            t2 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a2 + i)), x1, t2);
+            s3 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a3 + i)), x0, s3);
+            t3 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a3 + i)), x1, t3);
         }
 
         Finish4(a, true, inF, (int)i, x, h, Vector512.Sum(s0 + t0), Vector512.Sum(s1 + t1), Vector512.Sum(s2 + t2), Vector512.Sum(s3 + t3));
