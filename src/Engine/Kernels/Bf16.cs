@@ -79,11 +79,6 @@ internal static class Bf16
         ? BFloat16Element.Load16(source + 2L * offset)
         : Float32Element.Load16(source + 4L * offset);
 
-    /// <summary>Rounds 32 finite float32 lanes to bfloat16 (ties to even) and stores them at <paramref name="destination"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe void Store32(ushort* destination, Vector512<float> lo, Vector512<float> hi) =>
-        Vector512.Narrow(Vector512.ShiftRightLogical(Round(lo).AsUInt32(), 16), Vector512.ShiftRightLogical(Round(hi).AsUInt32(), 16)).Store(destination);
-
     public static ushort FromFloat(float value)
     {
         uint bits = BitConverter.SingleToUInt32Bits(value);
