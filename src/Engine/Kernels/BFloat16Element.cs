@@ -25,10 +25,12 @@ internal readonly unsafe struct BFloat16Element : ITensorElement
     public static void AddPair(byte* p, Vector512<float> first, Vector512<float> second)
     {
         var bits = Vector512.Load((uint*)p);
-        var even = Bf16.Round(Vector512.ShiftLeft(bits, 16).AsSingle() + first).AsUInt32();
-        var odd = Bf16.Round((bits & Vector512.Create(0xFFFF0000u)).AsSingle() + second).AsUInt32();
-        (Vector512.ShiftRightLogical(even, 16) | odd).Store((uint*)p);
+        StorePair(p, Vector512.ShiftLeft(bits, 16).AsSingle() + first, (bits & Vector512.Create(0xFFFF0000u)).AsSingle() + second);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StorePair(byte* p, Vector512<float> first, Vector512<float> second) =>
+        (Vector512.ShiftRightLogical(Bf16.Round(first).AsUInt32(), 16) | Bf16.Round(second).AsUInt32()).Store((uint*)p);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ToPairOrder(byte* source, int count, float* destination)

@@ -59,6 +59,21 @@ internal static unsafe class CpuElementwiseKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RmsNormRows(byte* x, byte* weight, byte* y, byte* residual, int h, float eps, bool bf16, int from, int to)
     {
+        if (ElementwiseRowMath.Supports(h))
+        {
+            long rowBytes = (long)h * Size(bf16);
+            for (int t = from; t < to; t++)
+            {
+                byte* r = residual == null ? null : residual + t * rowBytes;
+                if (bf16)
+                    ElementwiseRowMath.RmsNorm<BFloat16Element>(x + t * rowBytes, r, weight, y + t * rowBytes, h, eps);
+                else
+                    ElementwiseRowMath.RmsNorm<Float32Element>(x + t * rowBytes, r, weight, y + t * rowBytes, h, eps);
+            }
+
+            return;
+        }
+
         var buffers = Scratch(3 * h);
         var row = buffers.AsSpan(0, h);
         var w = buffers.AsSpan(h, h);
@@ -109,6 +124,21 @@ internal static unsafe class CpuElementwiseKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SwiGluRows(byte* gateUp, byte* y, int inter, bool bf16, int from, int to)
     {
+        if (ElementwiseRowMath.Supports(inter))
+        {
+            long rowBytes = (long)inter * Size(bf16);
+            for (int t = from; t < to; t++)
+            {
+                byte* gate = gateUp + 2 * t * rowBytes;
+                if (bf16)
+                    ElementwiseRowMath.SwiGlu<BFloat16Element>(gate, gate + rowBytes, y + t * rowBytes, inter);
+                else
+                    ElementwiseRowMath.SwiGlu<Float32Element>(gate, gate + rowBytes, y + t * rowBytes, inter);
+            }
+
+            return;
+        }
+
         var buffers = Scratch(3 * inter);
         var g = buffers.AsSpan(0, inter);
         var u = buffers.AsSpan(inter, inter);

@@ -24,6 +24,13 @@ internal readonly unsafe struct Float32Element : ITensorElement
         (Vector512.Load((float*)p + 16) + second).Store((float*)p + 16);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StorePair(byte* p, Vector512<float> first, Vector512<float> second)
+    {
+        first.Store((float*)p);
+        second.Store((float*)p + 16);
+    }
+
     public static void ToPairOrder(byte* source, int count, float* destination) =>
         new ReadOnlySpan<float>(source, count).CopyTo(new Span<float>(destination, count));
 }

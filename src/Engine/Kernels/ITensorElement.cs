@@ -30,6 +30,9 @@ internal unsafe interface ITensorElement
     /// <summary>Adds (first, second), in pair order, to the 32 elements at <paramref name="p"/> (rounded once for bfloat16).</summary>
     static abstract void AddPair(byte* p, Vector512<float> first, Vector512<float> second);
 
+    /// <summary>Stores (first, second), in pair order, as the 32 elements at <paramref name="p"/> (rounded once for bfloat16).</summary>
+    static abstract void StorePair(byte* p, Vector512<float> first, Vector512<float> second);
+
     /// <summary>
     /// <paramref name="count"/> elements at <paramref name="source"/> as float32: each whole group of 32 in pair order
     /// (First, then Second), the remainder in element order.

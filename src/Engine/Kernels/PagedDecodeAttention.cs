@@ -111,6 +111,7 @@ internal static unsafe class PagedDecodeAttention
     private static void Run<T>(Job job, int from, int to) where T : struct, ITensorElement
     {
         int g = job.Group, d = job.HeadDim, maxLength = job.Lengths.Max(), kvHeads = job.KvHeads;
+        bool pairs = DecodeAttentionScores.Supports(d);
         int need = 2 * g * d + g * maxLength;
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
@@ -124,26 +125,25 @@ internal static unsafe class PagedDecodeAttention
                 int b = p / kvHeads, h = p % kvHeads, n = job.Lengths[b];
                 long headOffset = ((long)b * kvHeads * g + (long)h * g) * d;   // q[b, h·G, 0] and out[b, h·G·D]
                 byte* q = (byte*)job.Q + headOffset * T.Size;
-                for (int i = 0; i < g * d; i += Lanes)
-                    (T.Load16(q + (nint)i * T.Size) * job.Scale).Store(qf + i);
                 long* seqRows = rows + (long)b * job.Stride;
                 byte* kHead = (byte*)job.K + h * headBytes;
                 byte* vHead = (byte*)job.V + h * headBytes;
-                Scores<T>(qf, kHead, vHead, seqRows, n, g, d, scores);
-
-                for (int gi = 0; gi < g; gi++)
+                if (pairs)
                 {
-                    var s = new Span<float>(scores + gi * n, n);
-                    TensorPrimitives.Subtract(s, TensorPrimitives.Max(s), s);
+                    T.ToPairOrder(q, g * d, qf);
+                    for (int i = 0; i < g * d; i += Lanes)
+                        (Vector512.Load(qf + i) * job.Scale).Store(qf + i);
+                    DecodeAttentionScores.Compute<T>(qf, kHead, vHead, seqRows, n, g, d, scores);
+                }
+                else
+                {
+                    for (int i = 0; i < g * d; i += Lanes)
+                        (T.Load16(q + (nint)i * T.Size) * job.Scale).Store(qf + i);
+                    Scores<T>(qf, kHead, vHead, seqRows, n, g, d, scores);
                 }
 
-                var all = new Span<float>(scores, g * n);
-                TensorPrimitives.Exp(all, all);
                 for (int gi = 0; gi < g; gi++)
-                {
-                    var s = new Span<float>(scores + gi * n, n);
-                    TensorPrimitives.Multiply(s, 1f / TensorPrimitives.Sum(s), s);
-                }
+                    Softmax(scores + gi * n, n);
 
                 int first = 0;
                 if (d % SliceWidth == 0)
@@ -154,6 +154,52 @@ internal static unsafe class PagedDecodeAttention
                 Store(acc, (byte*)job.Out + headOffset * T.Size, job.Bf16, g * d);
             }
         }
+    }
+
+    /// <summary>p = exp(s − max s) / Σ exp(s − max s) in place over n scores.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Softmax(float* scores, int n)
+    {
+        var s = new Span<float>(scores, n);
+        float max = TensorPrimitives.Max(s);
+        if (!VectorExp.IsSupported)
+        {
+            TensorPrimitives.Subtract(s, max, s);
+            TensorPrimitives.Exp(s, s);
+            TensorPrimitives.Multiply(s, 1f / TensorPrimitives.Sum(s), s);
+            return;
+        }
+
+        var maxes = Vector512.Create(max);
+        var sums = Vector512<float>.Zero;
+        int whole = n & ~(Lanes - 1);
+        // The tail as the last 16 scores, taken before the loop changes the ones it shares with the last whole vector;
+        // stored after it (the shared lanes get the same values again) and summed over its own lanes only.
+        var tail = n > whole && n >= Lanes ? VectorExp.Exp(Vector512.Load(scores + n - Lanes) - maxes) : default;
+        for (int j = 0; j < whole; j += Lanes)
+        {
+            var e = VectorExp.Exp(Vector512.Load(scores + j) - maxes);
+            e.Store(scores + j);
+            sums += e;
+        }
+
+        float sum = Vector512.Sum(sums);
+        if (n > whole && n >= Lanes)
+        {
+            tail.Store(scores + n - Lanes);
+            var own = Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(Lanes - (n - whole))).AsSingle();
+            sum += Vector512.Sum(tail & own);
+        }
+        else
+        {
+            for (int j = whole; j < n; j++)
+            {
+                scores[j] = MathF.Exp(scores[j] - max);
+                sum += scores[j];
+            }
+        }
+
+        TensorPrimitives.Multiply(s, 1f / sum, s);
     }
 
     /// <summary>
@@ -291,11 +337,11 @@ internal static unsafe class PagedDecodeAttention
     /// How far ahead the K loop asks for rows. A sequence's positions are scattered over 16-row blocks of the cache, too
     /// short a run for the hardware prefetcher to get going, so without this every block starts with a stall.
     /// </summary>
-    private const int PrefetchRows = 8;
+    internal const int PrefetchRows = 8;
 
     /// <summary>Requests K row <paramref name="row"/> into L1 and the same V row into L2 (the V pass follows the K pass).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(byte* kHead, byte* vHead, long row, int rowBytes)
+    internal static void Prefetch(byte* kHead, byte* vHead, long row, int rowBytes)
     {
         if (!Sse.IsSupported)
             return;

@@ -15,6 +15,8 @@ public sealed class PagedDecodeAttentionTests
     [InlineData(ScalarType.Float32, 7, 6, 3, 32, 1)]      // a sequence of one position
     [InlineData(ScalarType.BFloat16, 5, 16, 4, 64, 80)]
     [InlineData(ScalarType.BFloat16, 4, 8, 2, 128, 300)]
+    [InlineData(ScalarType.BFloat16, 3, 14, 2, 64, 45)]   // 7 query heads per KV head: one block of 4 heads, 3 alone
+    [InlineData(ScalarType.Float32, 2, 12, 2, 96, 23)]    // 6 per KV head, D = 3 pairs of 16
     public void Apply_RandomPagedCache_MatchesLibtorchAttention(ScalarType dtype, int sequences, int hq, int hkv, int d, int maxLength)
     {
         var random = new Random(sequences * 1000 + d);
