@@ -36,11 +36,19 @@ internal sealed class KvCache : IDisposable
         _values = new Tensor[layers];
         for (int l = 0; l < layers; l++)
         {
-            _keys[l] = zeros([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
-            _values[l] = zeros([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
+            _keys[l] = Allocate([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
+            _values[l] = Allocate([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
         }
 
         _free = new Stack<int>(Enumerable.Range(0, blocks).Reverse());
+    }
+
+    /// <summary>Zeroed storage; on CPU in huge pages where the OS allows (<see cref="Runtime.HugePages"/>).</summary>
+    private static Tensor Allocate(long[] shape, ScalarType dtype, Device device)
+    {
+        var t = zeros(shape, dtype, device);
+        Runtime.HugePages.Advise(t);
+        return t;
     }
 
     public int TotalBlocks { get; }
