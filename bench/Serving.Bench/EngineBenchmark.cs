@@ -32,6 +32,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         var results = Dtypes.Select(d => Measure(d, bandwidth)).ToArray();
         var f32 = results[0];
         var bf16 = results[1];
+        var paired = MeasurePaired();
         double maxDiff = f32.ReferenceLogits.Zip(bf16.ReferenceLogits, (a, b) => Math.Abs(a - b)).Max();
         double logitStd = Std(f32.ReferenceLogits);
 
@@ -42,12 +43,15 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         report.Add("prefill tokens/s, one 512-token prompt", "tok/s", f32.PrefillTokensPerSecond, bf16.PrefillTokensPerSecond);
         report.Add("prefill tokens/s, same, libtorch ops only (the CUDA path)", "tok/s", f32.LibtorchOpsPrefillTokensPerSecond, bf16.LibtorchOpsPrefillTokensPerSecond);
         report.Add("bf16 / f32 decode speed-up, batch 32 (target ≥ 3)", "×", null, bf16.DecodeTokensPerSecond[32] / f32.DecodeTokensPerSecond[32]);
+        report.Add("same, the two models' steps alternated: median of adjacent pairs' ratios", "×", null, paired.Speedup);
         report.Add("bf16 / f32 decode speed-up, batch 1", "×", null, bf16.DecodeTokensPerSecond[1] / f32.DecodeTokensPerSecond[1]);
         report.Add("bf16 / f32 prefill speed-up", "×", null, bf16.PrefillTokensPerSecond / f32.PrefillTokensPerSecond);
         report.Add("max abs(logit f32 − logit bf16), last token of 4 prompts", "logit", null, maxDiff);
         report.Add("std of f32 logits (scale for the difference above)", "logit", logitStd, null);
         report.Add("projection GEMMs alone, batch 32 (interleaved with the steps)", "ms", f32.GemmMs, bf16.GemmMs);
         report.Add("decode step / its projection GEMMs, batch 32 (target ≤ 1.3)", "×", f32.DecodeStepMs[32] / f32.GemmMs, bf16.DecodeStepMs[32] / bf16.GemmMs);
+        report.Add("same, median of each step's ratio to the GEMMs run right after it (steps of both models alternated)", "×",
+            paired.F32StepOverGemms, paired.Bf16StepOverGemms);
         report.Add("decode step, batch 32, libtorch ops only: fused attention over gathered K/V, element-wise op chains (the CUDA path)", "ms", f32.LibtorchOpsStepMs, bf16.LibtorchOpsStepMs);
         report.Add("same, / its projection GEMMs", "×", f32.LibtorchOpsStepMs / f32.GemmMs, bf16.LibtorchOpsStepMs / bf16.GemmMs);
         report.Add("bytes read per batch-1 decode step", "MB", f32.BytesPerStep / 1e6, bf16.BytesPerStep / 1e6);
@@ -126,6 +130,63 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         var prefill = MeasurePrefill(model, cache);
         long bytes = DecodeBytes(model, promptLength + 2 + decodeSteps / 2);
         return new DtypeResult(tps, stepMs, prefill.Kernels, prefill.LibtorchOps, gemmMs[32], fusedStepMs, bytes, ReferenceLogits(model, cache));
+    }
+
+    /// <summary>
+    /// The batch-32 ratios again with every figure paired in time: both models loaded, one decode step of each in turn, each
+    /// followed by its projection GEMMs, and the median of the per-pair ratios. The per-dtype passes above run a minute
+    /// apart, and this 2-vCPU machine's speed drifts by up to 2× within minutes, which moved their bf16/f32 quotient by
+    /// ±0.5 between runs.
+    /// </summary>
+    private (double Speedup, double F32StepOverGemms, double Bf16StepOverGemms) MeasurePaired()
+    {
+        Console.Error.WriteLine("both dtypes: alternating batch-32 steps");
+        const int batch = 32;
+        int steps = 2 * decodeSteps;
+        var models = Dtypes.Select(d => LoadedModel.Load(modelDir, d, CPU, 4096)).ToArray();
+        var caches = models.Select(m => m.Model.CreateKvCache(batch, promptLength + steps + 16)).ToArray();
+        var gemms = models.Select(m => new ProjectionGemms(m.Model, batch)).ToArray();
+        try
+        {
+            var steppers = models.Select((m, k) => new GenerationStepper(m.Model, caches[k])).ToArray();
+            var sequences = models.Select(m => Enumerable.Range(0, batch).Select(i => new SequenceState(Prompt(i, promptLength, m.Model.Config.VocabSize),
+                new SamplingParams { Temperature = 0, MaxTokens = steps + 8, IgnoreEos = true }, m.Tokenizer, [])).ToList()).ToArray();
+            for (int k = 0; k < models.Length; k++)
+            {
+                WarmUp(models[k].Model, models[k], steppers[k]);
+                for (int warm = 0; warm < 4; warm++)
+                    steppers[k].Step(sequences[k]);
+            }
+
+            var speedups = new List<double>();
+            var overGemms = new[] { new List<double>(), new List<double>() };
+            var stepSeconds = new double[2];
+            for (int s = 0; s < steps; s++)
+            {
+                for (int k = 0; k < models.Length; k++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    steppers[k].Step(sequences[k]);
+                    stepSeconds[k] = sw.Elapsed.TotalSeconds;
+                    sw.Restart();
+                    gemms[k].Run();
+                    overGemms[k].Add(stepSeconds[k] / sw.Elapsed.TotalSeconds);
+                }
+
+                speedups.Add(stepSeconds[0] / stepSeconds[1]);
+            }
+
+            return (Median(speedups), Median(overGemms[0]), Median(overGemms[1]));
+        }
+        finally
+        {
+            foreach (var g in gemms)
+                g.Dispose();
+            foreach (var c in caches)
+                c.Dispose();
+            foreach (var m in models)
+                m.Dispose();
+        }
     }
 
     /// <summary>
