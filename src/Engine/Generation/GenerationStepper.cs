@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
@@ -82,22 +81,51 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
             : null;
         using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora);
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
-        var values = MemoryMarshal.Cast<byte, float>(cpu.bytes);
-        int vocab = (int)cpu.shape[1];
-        var events = new TokenEvent?[rows.Count];
-        for (int row = 0; row < rows.Count; row++)
+        var ready = new List<int>(rows.Count);
+        foreach (var (row, (s, n)) in rows.Index())
         {
-            var (s, n) = rows[row];
             s.CachedTokens += n;
-            if (s.CachedTokens < s.TotalTokens)
-                continue;                           // prompt not complete yet: its logits are not a next-token prediction
-            var token = TokenSampler.Sample(values.Slice(row * vocab, vocab), s.Sampling, s.Random);
-            events[row] = s.Accept(token, cache.MaxContext);
+            if (s.CachedTokens >= s.TotalTokens)
+                ready.Add(row);                     // else the prompt is not complete yet: no next-token prediction
+        }
+
+        var tokens = Sample(cpu, rows, ready);
+        var events = new TokenEvent?[rows.Count];
+        for (int i = 0; i < ready.Count; i++)
+        {
+            var s = rows[ready[i]].Sequence;
+            events[ready[i]] = s.Accept(tokens[i], cache.MaxContext);
             if (s.IsFinished)
                 Release(s);
         }
 
         return events;
+    }
+
+    /// <summary>
+    /// The next token of each row in <paramref name="ready"/> from its row of float32 logits <c>[rows, vocab]</c>, rows spread
+    /// over the OpenMP team. Each sequence samples with its own generator, so the result is the same as row by row. Why in
+    /// parallel: a temperature / top-p draw over a 32k vocabulary takes from a few hundred microseconds to milliseconds (a
+    /// flat distribution needs most of the vocabulary for top-p 0.95); bench preset, bf16, batch 32, temperature 0.8 and
+    /// top-p 0.95, same process alternating: step 109–119 ms with the rows sampled one after another, 81 ms spread over
+    /// the two cores (greedy steps: 40–58 ms, unchanged).
+    /// </summary>
+    private static unsafe SampledToken[] Sample(Tensor logits, IReadOnlyList<(SequenceState Sequence, int Tokens)> rows, List<int> ready)
+    {
+        var tokens = new SampledToken[ready.Count];
+        int vocab = (int)logits.shape[1];
+        fixed (byte* data = logits.bytes)
+        {
+            nint address = (nint)data;
+            Kernels.OpenMpTeam.For(ready.Count, i =>
+            {
+                int row = ready[i];
+                var s = rows[row].Sequence;
+                tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>((float*)address + (long)row * vocab, vocab), s.Sampling, s.Random);
+            });
+        }
+
+        return tokens;
     }
 
     /// <summary>Drops a preempted sequence's KV (blocks back to the pool); its tokens stay, and the next run recomputes them.</summary>

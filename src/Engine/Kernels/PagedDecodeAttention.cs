@@ -156,20 +156,12 @@ internal static unsafe class PagedDecodeAttention
         }
     }
 
-    /// <summary>p = exp(s − max s) / Σ exp(s − max s) in place over n scores.</summary>
+    /// <summary>p = exp(s − max s) / Σ exp(s − max s) in place over n scores (<see cref="Supports"/> implies <see cref="VectorExp.IsSupported"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Softmax(float* scores, int n)
     {
         var s = new Span<float>(scores, n);
         float max = TensorPrimitives.Max(s);
-        if (!VectorExp.IsSupported)
-        {
-            TensorPrimitives.Subtract(s, max, s);
-            TensorPrimitives.Exp(s, s);
-            TensorPrimitives.Multiply(s, 1f / TensorPrimitives.Sum(s), s);
-            return;
-        }
-
         var maxes = Vector512.Create(max);
         var sums = Vector512<float>.Zero;
         int whole = n & ~(Lanes - 1);

@@ -13,11 +13,11 @@ namespace Serving.Engine.Kernels;
 /// exponentials a fifth of a decode step's attention and most of SwiGLU; a softmax or a sigmoid rounded to bfloat16
 /// afterwards has no use for the last ulp.
 /// </para>
-/// Requires AVX-512F (<see cref="IsSupported"/>).
+/// Requires AVX-512 (<see cref="IsSupported"/>), as every other Vector512 kernel here.
 /// </summary>
 internal static class VectorExp
 {
-    public static bool IsSupported => Avx512F.IsSupported;
+    public static bool IsSupported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     /// <summary>e^x per lane; NaN stays NaN, +∞ → +∞, −∞ → 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -47,6 +47,47 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
             Assert.Equal(alone[i], together[i].GeneratedTokens);
     }
 
+    /// <summary>Rows are sampled in parallel; each with its own seed must draw exactly what it draws alone, logprobs included.</summary>
+    [Fact]
+    public void Step_BatchedSeededSampling_EqualsAlone()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(8, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        string[] prompts = ["Hello", "The capital of France is a city that", "1 2 3", "Once upon", "abc def", "Tell me"];
+        SamplingParams Params(int i) => new() { Temperature = 0.7 + 0.1 * i, TopP = i % 2 == 0 ? 0.9 : 1, TopK = i == 3 ? 20 : 0,
+            Seed = (ulong)(100 + i), MaxTokens = 10, IgnoreEos = true, Logprobs = i == 1 ? 3 : null };
+        var alone = prompts.Select((t, i) => NewSequence(t, Params(i))).ToArray();
+        var aloneEvents = alone.Select(seq =>
+        {
+            var events = new List<TokenEvent>();
+            while (!seq.IsFinished)
+                events.AddRange(stepper.Step([seq]).OfType<TokenEvent>());
+            return events;
+        }).ToList();
+        var together = prompts.Select((t, i) => NewSequence(t, Params(i))).ToArray();
+        var togetherEvents = prompts.Select(_ => new List<TokenEvent>()).ToArray();
+        while (together.Any(seq => !seq.IsFinished))
+        {
+            var active = Enumerable.Range(0, together.Length).Where(i => !together[i].IsFinished).ToArray();
+            var events = stepper.Step(together);       // one entry per unfinished sequence, in order
+            for (int e = 0; e < events.Count; e++)
+                if (events[e] is TokenEvent ev)
+                    togetherEvents[active[e]].Add(ev);
+        }
+
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(alone[i].GeneratedTokens, together[i].GeneratedTokens);
+            // Logprobs agree up to the batched forward pass's float32 summation order.
+            var expected = aloneEvents[i].SelectMany(e => e.Token.TopLogprobs.Select(t => (t.Id, t.Logprob)).Prepend((e.Token.Id, e.Token.Logprob))).ToList();
+            var actual = togetherEvents[i].SelectMany(e => e.Token.TopLogprobs.Select(t => (t.Id, t.Logprob)).Prepend((e.Token.Id, e.Token.Logprob))).ToList();
+            Assert.Equal(expected.Select(t => t.Id), actual.Select(t => t.Id));
+            Assert.All(expected.Zip(actual), p => Assert.Equal(p.First.Logprob, p.Second.Logprob, 1e-4));
+        }
+
+        Assert.Equal(0, cache.UsedBlocks);
+    }
+
     [Fact]
     public void Step_MaxTokens_FinishesWithLengthAndFreesKv()
     {
