@@ -1,3 +1,6 @@
+using System.Runtime.Intrinsics;
+using Serving.Engine.Kernels;
+
 namespace Serving.Engine.Sampling;
 
 /// <summary>
@@ -46,18 +49,22 @@ internal static class TokenSampler
         // Candidates in descending logit order: the top-k, or for top-p a prefix grown until it holds p of the mass.
         int k = p.TopK > 0 ? Math.Min(p.TopK, logits.Length) : logits.Length;
         double invT = 1.0 / p.Temperature;
-        float max = float.NegativeInfinity;
-        foreach (float v in logits)
-            max = Math.Max(max, v);
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
         double total = 0;
-        for (int i = 0; i < logits.Length; i++)
-            if (banned is null || !banned.Contains(i))
-                total += Math.Exp((logits[i] - max) * invT);
+        if (banned is null)
+            total = SumExp(logits, max, (float)invT);
+        else
+            for (int i = 0; i < logits.Length; i++)
+                if (!banned.Contains(i))
+                    total += Math.Exp((logits[i] - max) * invT);
         if (k == logits.Length && p.TopP >= 1)
         {
             double target = random.NextDouble() * total;
-            int last = -1;
-            for (int i = 0; i < logits.Length; i++)
+            int start = 0;
+            if (banned is null && FindInChunks(logits, max, (float)invT, ref target, ref start) is int found)
+                return found;
+            int last = start - 1;                   // rounding can leave a sliver of mass past the last chunk: its last id
+            for (int i = start; i < logits.Length; i++)
             {
                 if (banned is not null && banned.Contains(i))
                     continue;
@@ -132,9 +139,68 @@ internal static class TokenSampler
     private static double LogSumExp(ReadOnlySpan<float> logits)
     {
         float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
-        double sum = 0;
-        foreach (float v in logits)
-            sum += Math.Exp(v - max);
-        return max + Math.Log(sum);
+        return max + Math.Log(SumExp(logits, max, 1f));
     }
+
+    /// <summary>
+    /// Σ exp((logits[i] − max) · invT) over the whole row: 16 lanes at a time through <see cref="VectorExp"/> (within 1 ulp)
+    /// where AVX-512 is available, the rest in float64. Why: one float64 exp per vocabulary entry was most of a sampled
+    /// token's cost (a 32k vocabulary: ≈ 0.2 ms per row, on the engine thread).
+    /// </summary>
+    private static double SumExp(ReadOnlySpan<float> logits, float max, float invT)
+    {
+        double total = 0;
+        int i = 0;
+        if (VectorExp.IsSupported && logits.Length >= Lanes)
+        {
+            var maxes = Vector512.Create(max);
+            var scale = Vector512.Create(invT);
+            Vector512<float> a = default, b = default;
+            for (; i + 2 * Lanes <= logits.Length; i += 2 * Lanes)
+            {
+                a += VectorExp.Exp((Vector512.Create(logits.Slice(i, Lanes)) - maxes) * scale);
+                b += VectorExp.Exp((Vector512.Create(logits.Slice(i + Lanes, Lanes)) - maxes) * scale);
+            }
+
+            total = Vector512.Sum(a) + (double)Vector512.Sum(b);
+        }
+
+        for (; i < logits.Length; i++)
+            total += Math.Exp((logits[i] - max) * invT);
+        return total;
+    }
+
+    /// <summary>
+    /// The inverse-CDF walk of unfiltered sampling over whole 16-id chunks: subtracts each chunk's mass from
+    /// <paramref name="target"/> until one holds it, then walks that chunk's ids. Returns the id, or null with
+    /// <paramref name="next"/> at the first id not yet visited (the caller finishes the walk one id at a time).
+    /// </summary>
+    private static int? FindInChunks(ReadOnlySpan<float> logits, float max, float invT, ref double target, ref int next)
+    {
+        if (!VectorExp.IsSupported)
+            return null;
+        var maxes = Vector512.Create(max);
+        var scale = Vector512.Create(invT);
+        for (; next + Lanes <= logits.Length; next += Lanes)
+        {
+            var e = VectorExp.Exp((Vector512.Create(logits.Slice(next, Lanes)) - maxes) * scale);
+            double mass = Vector512.Sum(e);
+            if (target - mass >= 0)
+            {
+                target -= mass;
+                continue;
+            }
+
+            for (int lane = 0; lane < Lanes; lane++)
+            {
+                target -= e[lane];
+                if (target < 0)
+                    return next + lane;
+            }
+        }
+
+        return null;
+    }
+
+    private const int Lanes = 16;
 }

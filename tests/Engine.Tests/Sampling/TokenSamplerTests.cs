@@ -54,6 +54,36 @@ public sealed class TokenSamplerTests
             Assert.InRange(counts[i] / 20000.0, Math.Exp(Logits[i]) / z - 0.02, Math.Exp(Logits[i]) / z + 0.02);
     }
 
+    /// <summary>A vocabulary of whole 16-id chunks and a tail: the chunked walk and the vector exponentials keep the distribution.</summary>
+    [Fact]
+    public void Sample_UnfilteredLargeVocabulary_FollowsDistribution()
+    {
+        var random = new Random(5);
+        var logits = Enumerable.Range(0, 1000).Select(i => (float)(random.NextDouble() * 4 - (i % 97 == 0 ? -3 : 2))).ToArray();
+        logits[^1] = 5;                                 // an id past the last whole chunk, drawn often
+        var p = new SamplingParams { Temperature = 0.9 };
+        double z = logits.Sum(l => Math.Exp(l / 0.9));
+        var r = new SeededRandom(3);
+        var counts = new int[logits.Length];
+        const int draws = 40000;
+        for (int i = 0; i < draws; i++)
+            counts[TokenSampler.Sample(logits, p, r).Id]++;
+        for (int i = 0; i < logits.Length; i++)
+            Assert.InRange(counts[i] / (double)draws, Math.Exp(logits[i] / 0.9) / z - 0.006, Math.Exp(logits[i] / 0.9) / z + 0.006);
+    }
+
+    [Fact]
+    public void Sample_LogprobsLargeVocabulary_MatchExactLogSoftmax()
+    {
+        var random = new Random(8);
+        var logits = Enumerable.Range(0, 1003).Select(_ => (float)(random.NextDouble() * 20 - 10)).ToArray();
+        var s = TokenSampler.Sample(logits, new SamplingParams { Temperature = 0, Logprobs = 2 }, new SeededRandom(1));
+        double max = logits.Max();
+        double logZ = max + Math.Log(logits.Sum(l => Math.Exp(l - max)));
+        Assert.Equal(logits[s.Id] - logZ, s.Logprob, 4);
+        Assert.Equal(logits[s.TopLogprobs[1].Id] - logZ, s.TopLogprobs[1].Logprob, 4);
+    }
+
     [Fact]
     public void Sample_Logprobs_AreRawLogSoftmaxWithTopAlternatives()
     {
