@@ -81,6 +81,9 @@ internal static class ServingApp
             .Validate(o => string.IsNullOrEmpty(o.SyncFrom) || AdapterStore.Sources.S3AdapterSource.TryParse(o.SyncFrom, out _),
                 "Serving:Adapters:SyncFrom must be an s3://bucket/prefix URI")
             .Validate(o => o.SyncIntervalSeconds is >= 1 and <= 86_400, "Serving:Adapters:SyncIntervalSeconds must be in [1, 86400]")
+            .Validate(o => o.S3.BreakSeconds is >= 0.5 and <= 3_600, "Serving:Adapters:S3:BreakSeconds must be in [0.5, 3600]")
+            .Validate(o => o.S3.ResponseTimeoutSeconds is >= 0.05 and <= 600, "Serving:Adapters:S3:ResponseTimeoutSeconds must be in [0.05, 600]")
+            .Validate(o => o.S3.ReadIdleTimeoutSeconds is >= 0.05 and <= 600, "Serving:Adapters:S3:ReadIdleTimeoutSeconds must be in [0.05, 600]")
             .ValidateOnStart();
         services.AddOptions<Batching.BatchingOptions>().Bind(configuration.GetSection(Batching.BatchingOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Batching settings")

@@ -16,23 +16,40 @@ namespace Serving.AdapterStore.Sources;
 /// <c>adapter_model.safetensors</c>. Files are downloaded into the local disk cache under their content version
 /// (<c>CACHE/s3/bucket/prefix/VERSION/</c>), written to a temporary folder and renamed into place, and re-hashed when
 /// read so a changed object is never served under an old version. Every request to the store goes through one
-/// resilience pipeline per source (Polly): a per-attempt timeout, two jittered retries, and a circuit breaker, so while
-/// the store is down cold adapters fail fast (well under a second) instead of hanging, adapters already cached keep
-/// serving, and the source is used again on its own once it answers.
+/// resilience pipeline per source (Polly): up to three attempts with jittered backoff, each counted by a circuit breaker
+/// and bounded in time by phase (<see cref="S3SourceOptions.ResponseTimeoutSeconds"/> to the response headers,
+/// <see cref="S3SourceOptions.ReadIdleTimeoutSeconds"/> between body bytes). A store that refuses connections fails a
+/// cold load in well under a second; one that hangs fails it after three response timeouts, after which the open breaker
+/// fails every cold load at once. Adapters already cached keep serving, and the source is probed again after
+/// <see cref="S3SourceOptions.BreakSeconds"/>.
 /// </summary>
-internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes, long diskBudget, TimeSpan breakDuration) : IAdapterSource, IDisposable
+internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes, long diskBudget, S3SourceOptions options) : IAdapterSource, IDisposable
 {
     private static readonly string[] Files = ["adapter_config.json", PeftAdapterReader.WeightsFile];
 
-    private readonly (ResiliencePipeline Pipeline, CircuitBreakerStateProvider Breaker) _resilience = BuildPipeline(breakDuration);
+    private readonly (ResiliencePipeline Pipeline, CircuitBreakerStateProvider Breaker) _resilience = BuildPipeline(TimeSpan.FromSeconds(options.BreakSeconds));
+    private readonly TimeSpan _responseTimeout = TimeSpan.FromSeconds(options.ResponseTimeoutSeconds);
+    private readonly TimeSpan _readIdleTimeout = TimeSpan.FromSeconds(options.ReadIdleTimeoutSeconds);
 
     /// <summary>The breaker's state: Closed (healthy), Open (failing fast), HalfOpen (probing), Isolated.</summary>
     public CircuitState BreakerState => _resilience.Breaker.CircuitState;
 
+    // The breaker sits inside the retry so it counts attempts, not calls: against a hung store three timed-out attempts
+    // open it within one cold load, where counting whole calls (each three timeouts long) could never gather three
+    // failures inside the sampling window. Timeouts are not a strategy here: they differ by phase (StoreTimeouts).
     private static (ResiliencePipeline, CircuitBreakerStateProvider) BuildPipeline(TimeSpan breakDuration)
     {
         var breaker = new CircuitBreakerStateProvider();
         return (new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = 2,
+                Delay = TimeSpan.FromMilliseconds(50),
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>().Handle<IOException>()
+                    .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound or HttpStatusCode.Forbidden }),
+            })
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions
             {
                 StateProvider = breaker,
@@ -43,16 +60,6 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
                 ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>().Handle<IOException>()
                     .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound }),
             })
-            .AddRetry(new RetryStrategyOptions
-            {
-                MaxRetryAttempts = 2,
-                Delay = TimeSpan.FromMilliseconds(50),
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>()
-                    .Handle<AmazonServiceException>(e => e is not AmazonS3Exception { StatusCode: HttpStatusCode.NotFound or HttpStatusCode.Forbidden }),
-            })
-            .AddTimeout(TimeSpan.FromSeconds(10))
             .Build(), breaker);
     }
 
@@ -73,7 +80,7 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         var client = string.IsNullOrEmpty(options.AccessKey)
             ? new AmazonS3Client(config)
             : new AmazonS3Client(new BasicAWSCredentials(options.AccessKey, options.SecretKey), config);
-        return new S3AdapterSource(client, cacheRoot, maxBytes, diskBudget, TimeSpan.FromSeconds(Math.Max(0.5, options.BreakSeconds)));
+        return new S3AdapterSource(client, cacheRoot, maxBytes, diskBudget, options);
     }
 
     public static (string Bucket, string Prefix) Parse(string uri)
@@ -124,7 +131,8 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         ListObjectsV2Response page;
         do
         {
-            page = await _resilience.Pipeline.ExecuteAsync(async token => await client.ListObjectsV2Async(request, token).ConfigureAwait(false), ct).ConfigureAwait(false);
+            page = await _resilience.Pipeline.ExecuteAsync(async token => await StoreTimeouts.RespondWithin(
+                t => client.ListObjectsV2Async(request, t), _responseTimeout, $"listing s3://{bucket}/{root}", token).ConfigureAwait(false), ct).ConfigureAwait(false);
             foreach (var o in page.S3Objects ?? [])
             {
                 var parts = o.Key[root.Length..].Split('/');
@@ -187,12 +195,17 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
             foreach (string name in Files)
             {
                 string key = prefix.Length == 0 ? name : prefix + "/" + name;
-                using var response = await _resilience.Pipeline.ExecuteAsync(async token => await client.GetObjectAsync(bucket, key, token).ConfigureAwait(false), ct)
-                    .ConfigureAwait(false);
-                if (response.ContentLength > maxBytes)
-                    throw new AdapterFormatException(adapter, name, null, $"object is {response.ContentLength} bytes, above the limit of {maxBytes}");
-                await using var file = File.Create(Path.Combine(staging, name));
-                await response.ResponseStream.CopyToAsync(file, ct).ConfigureAwait(false);
+                string target = Path.Combine(staging, name);
+                await _resilience.Pipeline.ExecuteAsync(async token =>
+                {
+                    using var response = await StoreTimeouts.RespondWithin(t => client.GetObjectAsync(bucket, key, t), _responseTimeout, $"s3://{bucket}/{key}", token)
+                        .ConfigureAwait(false);
+                    if (response.ContentLength > maxBytes)
+                        throw new AdapterFormatException(adapter, name, null, $"object is {response.ContentLength} bytes, above the limit of {maxBytes}");
+                    await using var file = File.Create(target);                      // a retry starts the file over
+                    await StoreTimeouts.CopyWithIdleLimit(response.ResponseStream, file, _readIdleTimeout, $"s3://{bucket}/{key}", response.Dispose, token)
+                        .ConfigureAwait(false);
+                }, ct).ConfigureAwait(false);
             }
 
             return staging;

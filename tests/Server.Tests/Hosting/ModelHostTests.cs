@@ -39,4 +39,15 @@ public sealed class ModelHostTests
         Assert.Contains("MaxSequences", ex.Message);
         Assert.Contains("tpu", ex.Message);
     }
+
+    [Fact]
+    public async Task Start_WithInvalidStoreTimeouts_FailsNamingEachSetting()
+    {
+        var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            ServerProcess.StartAsync("--Serving:Adapters:S3:ResponseTimeoutSeconds", "0", "--Serving:Adapters:S3:ReadIdleTimeoutSeconds", "NaN",
+                "--Serving:Adapters:S3:BreakSeconds", "-1"));
+        Assert.Contains("ResponseTimeoutSeconds", ex.Message);
+        Assert.Contains("ReadIdleTimeoutSeconds", ex.Message);
+        Assert.Contains("BreakSeconds", ex.Message);
+    }
 }
