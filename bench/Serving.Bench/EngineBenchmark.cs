@@ -54,6 +54,9 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             paired.F32StepOverGemms, paired.Bf16StepOverGemms);
         report.Add("decode step, batch 32, libtorch ops only: fused attention over gathered K/V, element-wise op chains (the CUDA path)", "ms", f32.LibtorchOpsStepMs, bf16.LibtorchOpsStepMs);
         report.Add("same, / its projection GEMMs", "×", f32.LibtorchOpsStepMs / f32.GemmMs, bf16.LibtorchOpsStepMs / bf16.GemmMs);
+        report.Add("decode step, batch 32, temperature 0.8 / top-p 0.95 (random weights: a near-flat distribution, the nucleus is ~95 % of the vocabulary)", "ms",
+            f32.SampledStepMs, bf16.SampledStepMs);
+        report.Add("same, / the greedy step", "×", f32.SampledStepMs / f32.DecodeStepMs[32], bf16.SampledStepMs / bf16.DecodeStepMs[32]);
         report.Add("bytes read per batch-1 decode step", "MB", f32.BytesPerStep / 1e6, bf16.BytesPerStep / 1e6);
         report.Add("achieved read bandwidth, batch-1 decode", "GB/s", f32.BytesPerStep / (f32.DecodeStepMs[1] / 1e3) / 1e9, bf16.BytesPerStep / (bf16.DecodeStepMs[1] / 1e3) / 1e9);
         report.Add("measured memory read bandwidth", "GB/s", bandwidth / 1e9, bandwidth / 1e9);
@@ -72,26 +75,36 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
     }
 
     private sealed record DtypeResult(Dictionary<int, double> DecodeTokensPerSecond, Dictionary<int, double> DecodeStepMs,
-        double PrefillTokensPerSecond, double LibtorchOpsPrefillTokensPerSecond, double GemmMs, double LibtorchOpsStepMs, double BytesPerStep, float[] ReferenceLogits);
+        double PrefillTokensPerSecond, double LibtorchOpsPrefillTokensPerSecond, double GemmMs, double LibtorchOpsStepMs, double BytesPerStep, float[] ReferenceLogits,
+        double SampledStepMs);
 
     private DtypeResult Measure(ScalarType dtype, double bandwidth)
     {
         Console.Error.WriteLine($"{dtype}: loading");
         using var loaded = LoadedModel.Load(modelDir, dtype, CPU, 4096);
         var model = loaded.Model;
-        using var cache = model.CreateKvCache(Batches.Max(), Math.Max(promptLength + 2 * decodeSteps + 16, 520));
+        using var cache = model.CreateKvCache(2 * Batches.Max(), Math.Max(promptLength + 2 * decodeSteps + 16, 520));
         var stepper = new GenerationStepper(model, cache);
         WarmUp(model, loaded, stepper);
         var tps = new Dictionary<int, double>();
         var stepMs = new Dictionary<int, double>();
         var gemmMs = new Dictionary<int, double>();
-        double fusedStepMs = double.NaN;
+        double fusedStepMs = double.NaN, sampledStepMs = double.NaN;
         foreach (int b in Batches)
         {
+            // At the largest batch, the same step for sequences that sample (temperature 0.8, top-p 0.95), interleaved.
+            var sampled = b != Batches.Max() ? [] : Enumerable.Range(0, b).Select(i => new SequenceState(Prompt(i + b, promptLength, model.Config.VocabSize),
+                new SamplingParams { Temperature = 0.8, TopP = 0.95, Seed = (ulong)i, MaxTokens = 2 * decodeSteps + 8, IgnoreEos = true }, loaded.Tokenizer, [])).ToList();
+            var sampledTimes = new List<double>();
             var sequences = Enumerable.Range(0, b).Select(i => new SequenceState(Prompt(i, promptLength, model.Config.VocabSize),
                 new SamplingParams { Temperature = 0, MaxTokens = 2 * decodeSteps + 8, IgnoreEos = true }, loaded.Tokenizer, [])).ToList();
             for (int warm = 0; warm < 4; warm++)
+            {
                 stepper.Step(sequences);                // prefill and warm-up decode steps, not timed
+                if (sampled.Count > 0)
+                    stepper.Step(sampled);
+            }
+
             var times = new List<double>();
             var gemmTimes = new List<double>();
             var fusedTimes = new List<double>();
@@ -112,8 +125,16 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                     stepper.Step(sequences);
                     fusedTimes.Add(sw.Elapsed.TotalSeconds);
                     model.CpuDecodeAttention = model.CpuElementwise = true;
+                    sw.Restart();
+                    stepper.Step(sampled);
+                    sampledTimes.Add(sw.Elapsed.TotalSeconds);
                 }
             }
+
+            if (sampledTimes.Count > 0)
+                sampledStepMs = Median(sampledTimes) * 1e3;
+            foreach (var s in sampled)
+                stepper.Release(s);
 
             gemmMs[b] = Median(gemmTimes) * 1e3;
             if (fusedTimes.Count > 0)
@@ -129,7 +150,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
 
         var prefill = MeasurePrefill(model, cache);
         long bytes = DecodeBytes(model, promptLength + 2 + decodeSteps / 2);
-        return new DtypeResult(tps, stepMs, prefill.Kernels, prefill.LibtorchOps, gemmMs[32], fusedStepMs, bytes, ReferenceLogits(model, cache));
+        return new DtypeResult(tps, stepMs, prefill.Kernels, prefill.LibtorchOps, gemmMs[32], fusedStepMs, bytes, ReferenceLogits(model, cache), sampledStepMs);
     }
 
     /// <summary>

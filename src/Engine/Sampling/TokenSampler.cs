@@ -46,70 +46,152 @@ internal static class TokenSampler
 
     private static int SampleFiltered(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random, ISet<int>? banned)
     {
-        // Candidates in descending logit order: the top-k, or for top-p a prefix grown until it holds p of the mass.
         int k = p.TopK > 0 ? Math.Min(p.TopK, logits.Length) : logits.Length;
-        double invT = 1.0 / p.Temperature;
-        float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
-        double total = 0;
-        if (banned is null)
-            total = SumExp(logits, max, (float)invT);
-        else
-            for (int i = 0; i < logits.Length; i++)
-                if (!banned.Contains(i))
-                    total += Math.Exp((logits[i] - max) * invT);
-        if (k == logits.Length && p.TopP >= 1)
+        float invT = (float)(1.0 / p.Temperature);
+        if (k == logits.Length && p.TopP >= 1 && banned is null)
         {
-            double target = random.NextDouble() * total;
+            float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
+            double target = random.NextDouble() * SumExp(logits, max, invT);
             int start = 0;
-            if (banned is null && FindInChunks(logits, max, (float)invT, ref target, ref start) is int found)
+            if (FindInChunks(logits, max, invT, ref target, ref start) is int found)
                 return found;
-            int last = start - 1;                   // rounding can leave a sliver of mass past the last chunk: its last id
-            for (int i = start; i < logits.Length; i++)
+            for (int i = start; i < logits.Length; i++)        // rounding can leave a sliver of mass past the last chunk
             {
-                if (banned is not null && banned.Contains(i))
-                    continue;
-                last = i;
                 target -= Math.Exp((logits[i] - max) * invT);
                 if (target < 0)
                     return i;
             }
 
-            return Math.Max(last, 0);
+            return logits.Length - 1;
         }
 
-        int take = Math.Min(k, 64);
-        while (true)
+        // Filters as thresholds on the weights w = exp((logit − max) / T), found by bisection in O(vocabulary) passes
+        // with no sort: top-k keeps w ≥ the k-th largest weight, top-p then keeps the largest threshold whose kept mass
+        // is still ≥ p of the top-k mass (the smallest nucleus; tokens tied at a threshold are all kept, as HF's top-k
+        // keeps ties). Why: growing a sorted candidate prefix cost a full heap selection over the vocabulary per growth,
+        // ~1.5 ms per row on a flat 32k distribution (top-p 0.95), on every row of every step.
+        var w = Weights(logits, invT, banned);
+        float kThreshold = k < logits.Length ? LargestThreshold(w, 0f, k, double.NaN) : 0f;
+        float threshold = p.TopP < 1 ? LargestThreshold(w, kThreshold, 0, p.TopP * Mass(w, kThreshold)) : kThreshold;
+
+        double u = random.NextDouble() * Mass(w, threshold);
+        int last = -1;
+        for (int i = 0; i < w.Length; i++)
         {
-            int[] candidates = TopIndices(logits, take, banned);
-            double mass = 0;
-            int keep = 0;
-            var weights = new double[candidates.Length];
-            for (int i = 0; i < candidates.Length; i++)
-            {
-                weights[i] = Math.Exp((logits[candidates[i]] - max) * invT);
-                mass += weights[i];
-                keep = i + 1;
-                if (p.TopP < 1 && mass / total >= p.TopP)
-                    break;
-            }
-
-            bool enough = keep < candidates.Length || take >= k || (p.TopP < 1 && mass / total >= p.TopP);
-            if (!enough)
-            {
-                take = Math.Min(k, take * 4);
+            if (w[i] < threshold || w[i] == 0)
                 continue;
-            }
-
-            double u = random.NextDouble() * mass;
-            for (int i = 0; i < keep; i++)
-            {
-                u -= weights[i];
-                if (u < 0)
-                    return candidates[i];
-            }
-
-            return candidates[keep - 1];
+            last = i;
+            u -= w[i];
+            if (u < 0)
+                return i;
         }
+
+        return Math.Max(last, 0);
+    }
+
+    [ThreadStatic] private static float[]? _weights;
+
+    /// <summary>exp((logits − max) / T) in a per-thread buffer, banned ids 0 (max over the others).</summary>
+    private static Span<float> Weights(ReadOnlySpan<float> logits, float invT, ISet<int>? banned)
+    {
+        if (_weights is null || _weights.Length < logits.Length)
+            _weights = new float[logits.Length];
+        var w = _weights.AsSpan(0, logits.Length);
+        logits.CopyTo(w);
+        if (banned is not null)
+            foreach (int id in banned)
+                if ((uint)id < (uint)w.Length)
+                    w[id] = float.NegativeInfinity;
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(w);
+        if (float.IsNegativeInfinity(max))
+        {
+            w.Clear();
+            return w;
+        }
+
+        int i = 0;
+        if (VectorExp.IsSupported)
+        {
+            var maxes = Vector512.Create(max);
+            var scale = Vector512.Create(invT);
+            for (; i + Lanes <= w.Length; i += Lanes)
+                VectorExp.Exp((Vector512.Create(w.Slice(i, Lanes)) - maxes) * scale).CopyTo(w.Slice(i, Lanes));
+        }
+
+        for (; i < w.Length; i++)
+            w[i] = (float)Math.Exp((w[i] - max) * invT);
+        if (banned is not null)
+            foreach (int id in banned)
+                if ((uint)id < (uint)w.Length)
+                    w[id] = 0;
+        return w;
+    }
+
+    /// <summary>
+    /// The largest t ≥ <paramref name="floor"/> that keeps, of the weights ≥ t, at least <paramref name="count"/> non-zero
+    /// ones (count &gt; 0) or at least <paramref name="mass"/> of weight (otherwise). Both fall as t rises, so this is a
+    /// bisection over the bit patterns of non-negative floats, which order as the floats do; the answer is one of the
+    /// weights (or the floor).
+    /// </summary>
+    private static float LargestThreshold(ReadOnlySpan<float> w, float floor, int count, double mass)
+    {
+        int lo = BitConverter.SingleToInt32Bits(floor), hi = BitConverter.SingleToInt32Bits(System.Numerics.Tensors.TensorPrimitives.Max(w));
+        while (lo < hi)
+        {
+            int mid = lo + (hi - lo + 1) / 2;
+            float t = BitConverter.Int32BitsToSingle(mid);
+            if (count > 0 ? Count(w, t) >= count : Mass(w, t) >= mass)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+
+        return BitConverter.Int32BitsToSingle(lo);
+    }
+
+    /// <summary>How many weights are ≥ t and non-zero.</summary>
+    private static int Count(ReadOnlySpan<float> w, float t)
+    {
+        int count = 0, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var ts = Vector512.Create(Math.Max(t, float.Epsilon));
+            var counts = Vector512<int>.Zero;
+            for (; i + Lanes <= w.Length; i += Lanes)
+                counts -= Vector512.GreaterThanOrEqual(Vector512.Create(w.Slice(i, Lanes)), ts).AsInt32();
+            count = Vector512.Sum(counts);
+        }
+
+        for (; i < w.Length; i++)
+            if (w[i] >= t && w[i] > 0)
+                count++;
+        return count;
+    }
+
+    /// <summary>Σ of the weights ≥ t.</summary>
+    private static double Mass(ReadOnlySpan<float> w, float t)
+    {
+        double mass = 0;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var ts = Vector512.Create(t);
+            Vector512<float> a = default, b = default;
+            for (; i + 2 * Lanes <= w.Length; i += 2 * Lanes)
+            {
+                var x = Vector512.Create(w.Slice(i, Lanes));
+                var y = Vector512.Create(w.Slice(i + Lanes, Lanes));
+                a += Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(x, ts), x, Vector512<float>.Zero);
+                b += Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(y, ts), y, Vector512<float>.Zero);
+            }
+
+            mass = Vector512.Sum(a) + (double)Vector512.Sum(b);
+        }
+
+        for (; i < w.Length; i++)
+            if (w[i] >= t)
+                mass += w[i];
+        return mass;
     }
 
     /// <summary>Indices of the <paramref name="count"/> largest logits, largest first (ties: lower id first).</summary>

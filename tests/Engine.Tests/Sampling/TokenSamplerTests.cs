@@ -94,6 +94,68 @@ public sealed class TokenSamplerTests
         Assert.Equal(2.5 - logZ, s.TopLogprobs[2].Logprob, 5);
     }
 
+    /// <summary>
+    /// Top-k and top-p over a vocabulary of 1,000 with the sampler's threshold search, against the textbook definition
+    /// (sort, keep the k best, then the smallest prefix holding p of their mass, renormalise): only nucleus ids are drawn,
+    /// at their renormalised frequencies.
+    /// </summary>
+    [Theory]
+    [InlineData(0, 0.9, 0.7)]
+    [InlineData(0, 0.5, 1.3)]
+    [InlineData(40, 1.0, 1.0)]
+    [InlineData(40, 0.8, 2.0)]
+    [InlineData(1, 0.8, 1.0)]
+    public void Sample_TopKTopPLargeVocabulary_FollowsTheSortedNucleus(int topK, double topP, double temperature)
+    {
+        var random = new Random(topK + (int)(topP * 100));
+        var logits = Enumerable.Range(0, 1000).Select(i => (float)(random.NextDouble() * 6 - (i % 37 == 0 ? 0 : 3))).ToArray();
+        var order = Enumerable.Range(0, logits.Length).OrderByDescending(i => logits[i]).ToArray();
+        var weight = order.Select(i => Math.Exp((logits[i] - logits[order[0]]) / temperature)).ToArray();
+        int keep = topK > 0 ? topK : order.Length;
+        double kMass = weight.Take(keep).Sum(), cumulative = 0;
+        int nucleus = 0;
+        while (nucleus < keep && cumulative < topP * kMass * (1 - 1e-9))
+            cumulative += weight[nucleus++];
+        var expected = Enumerable.Range(0, nucleus).ToDictionary(j => order[j], j => weight[j] / cumulative);
+
+        var p = new SamplingParams { Temperature = temperature, TopK = topK, TopP = topP };
+        var r = new SeededRandom(17);
+        var counts = new Dictionary<int, int>();
+        const int draws = 40000;
+        for (int i = 0; i < draws; i++)
+        {
+            int id = TokenSampler.Sample(logits, p, r).Id;
+            counts[id] = counts.GetValueOrDefault(id) + 1;
+        }
+
+        Assert.All(counts.Keys, id => Assert.True(expected.ContainsKey(id), $"id {id} is outside the nucleus of {nucleus}"));
+        foreach (var (id, probability) in expected)
+            Assert.InRange(counts.GetValueOrDefault(id) / (double)draws, probability - 0.01, probability + 0.01);
+    }
+
+    [Fact]
+    public void Sample_BannedIdsWithTopP_NeverDrawnEvenTheBest()
+    {
+        var banned = new HashSet<int> { 1, 5 };
+        var r = new SeededRandom(4);
+        var seen = Enumerable.Range(0, 400).Select(_ => TokenSampler.Sample(Logits, new SamplingParams { TopP = 0.6 }, r, banned).Id).ToHashSet();
+        // Without 1 and 5: token 2 (e^2.5) holds ≈ 0.69 of the rest, so p = 0.6 keeps it alone.
+        Assert.Equal(new HashSet<int> { 2 }, seen);
+    }
+
+    [Fact]
+    public void Sample_FlatDistributionTopP_KeepsMostOfTheVocabulary()
+    {
+        // A random model's near-uniform 32k distribution: the nucleus of 0.95 spans ~95 % of the ids.
+        var random = new Random(3);
+        var logits = Enumerable.Range(0, 32000).Select(_ => (float)(random.NextDouble() * 0.01)).ToArray();
+        var r = new SeededRandom(8);
+        var seen = Enumerable.Range(0, 20000).Select(_ => TokenSampler.Sample(logits, new SamplingParams { Temperature = 0.8, TopP = 0.95 }, r).Id).ToHashSet();
+        Assert.InRange(seen.Count, 14000, 16000);   // 20,000 draws over ~30,400 ids: about 14,600 distinct expected
+        var excluded = Enumerable.Range(0, logits.Length).OrderBy(i => logits[i]).Take(1000).ToHashSet();
+        Assert.DoesNotContain(seen, excluded.Contains);
+    }
+
     [Theory]
     [InlineData(-0.1, 1.0, 0)]
     [InlineData(1.0, 0.0, 0)]
