@@ -11,8 +11,9 @@ namespace Serving.Engine.Kernels;
 /// <code>
 /// Shrink4: h_k[j] = A[j, :] · x_k                 k &lt; 4, j &lt; rank   (4 A rows × 4 x rows per pass: 16 accumulators;
 ///                                                                  x rows in the weights' pair order, ITensorElement)
-/// Expand4Add: y_k[o] += Σ_j h_k[j] · Bt[j, o]                       (32 outputs × 4 rows in registers across all j, in
-///                                                                  pair order, added to y once, rounded once for bfloat16)
+/// Expand4Add: y_k[o] += Σ_j h_k[j] · Bt[j, o]                       (64 outputs × 4 rows in registers across all j — 16
+///                                                                  FMAs per weight row read, then groups of 32 — in pair
+///                                                                  order, added to y once, rounded once for bfloat16)
 /// </code>
 /// For bfloat16 both loops prefetch: Shrink4 the next four A rows while it reads the current four, Expand4Add each Bt row
 /// <see cref="ExpandPrefetchBytes"/> ahead. Inside a forward pass the base GEMMs have evicted the adapter by the time its
@@ -69,7 +70,10 @@ internal static unsafe class LoraRowBlockMath
         }
     }
 
-    /// <summary>Whole groups of 32 outputs, in pair order; returns where the tail starts.</summary>
+    /// <summary>
+    /// Whole groups of 64 outputs, then of 32, in pair order; returns where the tail starts. 64 at a time halves the loads,
+    /// broadcasts and loop work per FMA (kernel inside the bf16 forward, one adapter: −4 to −25 %, 8 adapters: −3 to −6 %).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Expand4AddVectors<T>(byte* bt, int rank, int outF, float* h, byte* y0, byte* y1, byte* y2, byte* y3) where T : struct, ITensorElement
     {
@@ -77,6 +81,58 @@ internal static unsafe class LoraRowBlockMath
         // store and add in separate passes (for bf16 that was three passes over every output row).
         int o = 0;
         nint rowBytes = (nint)outF * T.Size;
+        nint half = 32 * T.Size;
+        for (; o + 64 <= outF; o += 64)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default;
+            byte* w = bt + (nint)o * T.Size;
+            float* hj = h;
+            for (int j = 0; j < rank; j++, w += rowBytes, hj++)
+            {
+                if (typeof(T) == typeof(BFloat16Element))
+                {
+                    Sse.Prefetch0(w + ExpandPrefetchBytes);
+                    Sse.Prefetch0(w + half + ExpandPrefetchBytes);
+                }
+
+                var w0 = T.LoadPairFirst(w);
+                var w1 = T.LoadPairSecond(w);
+                var w2 = T.LoadPairFirst(w + half);
+                var w3 = T.LoadPairSecond(w + half);
+                var h0 = Vector512.Create(hj[0]);
+                a0 = Vector512.FusedMultiplyAdd(w0, h0, a0);
+                a1 = Vector512.FusedMultiplyAdd(w1, h0, a1);
+                a2 = Vector512.FusedMultiplyAdd(w2, h0, a2);
+                a3 = Vector512.FusedMultiplyAdd(w3, h0, a3);
+                var h1 = Vector512.Create(hj[rank]);
+                b0 = Vector512.FusedMultiplyAdd(w0, h1, b0);
+                b1 = Vector512.FusedMultiplyAdd(w1, h1, b1);
+                b2 = Vector512.FusedMultiplyAdd(w2, h1, b2);
+                b3 = Vector512.FusedMultiplyAdd(w3, h1, b3);
+                var h2 = Vector512.Create(hj[2 * rank]);
+                c0 = Vector512.FusedMultiplyAdd(w0, h2, c0);
+                c1 = Vector512.FusedMultiplyAdd(w1, h2, c1);
+                c2 = Vector512.FusedMultiplyAdd(w2, h2, c2);
+                c3 = Vector512.FusedMultiplyAdd(w3, h2, c3);
+                var h3 = Vector512.Create(hj[3 * rank]);
+                d0 = Vector512.FusedMultiplyAdd(w0, h3, d0);
+                d1 = Vector512.FusedMultiplyAdd(w1, h3, d1);
+                d2 = Vector512.FusedMultiplyAdd(w2, h3, d2);
+                d3 = Vector512.FusedMultiplyAdd(w3, h3, d3);
+            }
+
+            nint at = (nint)o * T.Size;
+            T.AddPair(y0 + at, a0, a1);
+            T.AddPair(y0 + at + half, a2, a3);
+            T.AddPair(y1 + at, b0, b1);
+            T.AddPair(y1 + at + half, b2, b3);
+            T.AddPair(y2 + at, c0, c1);
+            T.AddPair(y2 + at + half, c2, c3);
+            T.AddPair(y3 + at, d0, d1);
+            T.AddPair(y3 + at + half, d2, d3);
+        }
+
         for (; o + 32 <= outF; o += 32)
         {
             Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
