@@ -11,7 +11,10 @@ internal static class TokenSampler
 {
     public static SampledToken Sample(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random, ISet<int>? bannedIds = null)
     {
-        int chosen = p.Temperature == 0 || p.TopK == 1 ? ArgMax(logits, bannedIds) : SampleFiltered(logits, p, random, bannedIds);
+        // A temperature whose reciprocal overflows float32 (below ~3e-39) samples the maximum anyway: take it as greedy
+        // rather than scale logits by infinity.
+        bool greedy = p.Temperature == 0 || p.TopK == 1 || float.IsInfinity((float)(1.0 / p.Temperature));
+        int chosen = greedy ? ArgMax(logits, bannedIds) : SampleFiltered(logits, p, random, bannedIds);
         if (p.Logprobs is null)
             return new SampledToken(chosen, float.NaN, []);
         double logZ = LogSumExp(logits);

@@ -10,6 +10,13 @@ public sealed class TokenSamplerTests
     public void Sample_TemperatureZero_IsArgMax() =>
         Assert.Equal(1, TokenSampler.Sample(Logits, new SamplingParams { Temperature = 0 }, new SeededRandom(1)).Id);
 
+    [Theory]
+    [InlineData(1e-40, 1.0, 0)]
+    [InlineData(1e-40, 0.5, 0)]
+    [InlineData(1e-30, 0.9, 3)]
+    public void Sample_TinyTemperature_IsArgMax(double temperature, double topP, int topK) =>
+        Assert.Equal(1, TokenSampler.Sample(Logits, new SamplingParams { Temperature = temperature, TopP = topP, TopK = topK }, new SeededRandom(1)).Id);
+
     [Fact]
     public void Sample_SameSeed_SameSequence()
     {
