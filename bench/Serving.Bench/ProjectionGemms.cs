@@ -1,12 +1,11 @@
 using Serving.Engine.Model;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Serving.Bench;
 
 /// <summary>
 /// The projection GEMMs of one decode step alone, on random inputs of the step's shapes: per layer the fused qkv,
-/// o, fused gate/up and down projections, then the lm_head. The denominator of "step time / GEMM time".
+/// o, fused gate/up and down projections, then the lm_head, through the same path the model takes (AMX-packed or libtorch). The denominator of "step time / GEMM time".
 /// </summary>
 internal sealed class ProjectionGemms : IDisposable
 {
@@ -32,13 +31,13 @@ internal sealed class ProjectionGemms : IDisposable
         var w = _model.Weights;
         foreach (var layer in w.Layers)
         {
-            F.linear(_hidden, layer.Qkv).Dispose();
-            F.linear(_attention, layer.O).Dispose();
-            F.linear(_hidden, layer.GateUp).Dispose();
-            F.linear(_intermediate, layer.Down).Dispose();
+            layer.Qkv.Apply(_hidden).Dispose();
+            layer.O.Apply(_attention).Dispose();
+            layer.GateUp.Apply(_hidden).Dispose();
+            layer.Down.Apply(_intermediate).Dispose();
         }
 
-        F.linear(_hidden, w.LmHead).Dispose();
+        w.LmHead.Apply(_hidden).Dispose();
     }
 
     public void Dispose()

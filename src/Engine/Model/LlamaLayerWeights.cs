@@ -5,19 +5,20 @@ namespace Serving.Engine.Model;
 /// <summary>
 /// One decoder layer's weights in the compute dtype. Projections are stored as HF stores them, [out, in], with
 /// q/k/v fused into one [(Hq + 2·Hkv)·D, hidden] matrix and gate/up into one [2·intermediate, hidden] matrix so
-/// that a step issues four GEMMs per layer instead of seven.
+/// that a step issues four GEMMs per layer instead of seven. The projections are <see cref="ProjectionWeight"/>s: plain
+/// tensors, or AMX-packed ones for bfloat16 on a CPU that has AMX.
 /// </summary>
 internal sealed class LlamaLayerWeights : IDisposable
 {
     public required Tensor InputNorm { get; init; }          // [hidden]
-    public required Tensor Qkv { get; init; }                // [(Hq + 2·Hkv)·D, hidden]
+    public required ProjectionWeight Qkv { get; init; }                // [(Hq + 2·Hkv)·D, hidden]
     public Tensor? QkvBias { get; init; }                    // [(Hq + 2·Hkv)·D] (Qwen2)
-    public required Tensor O { get; init; }                  // [hidden, Hq·D]
+    public required ProjectionWeight O { get; init; }                  // [hidden, Hq·D]
     public required Tensor PostAttentionNorm { get; init; }  // [hidden]
-    public required Tensor GateUp { get; init; }             // [2·intermediate, hidden]
-    public required Tensor Down { get; init; }               // [hidden, intermediate]
+    public required ProjectionWeight GateUp { get; init; }             // [2·intermediate, hidden]
+    public required ProjectionWeight Down { get; init; }               // [hidden, intermediate]
 
-    public IEnumerable<Tensor> Projections => [Qkv, O, GateUp, Down];
+    public IEnumerable<ProjectionWeight> Projections => [Qkv, O, GateUp, Down];
 
     public void Dispose()
     {

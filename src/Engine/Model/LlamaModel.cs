@@ -114,7 +114,7 @@ internal sealed class LlamaModel : IDisposable
 
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
-        var x = _weights.Embed.index_select(0, step.Tokens);
+        var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.Angles(step.Positions);
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
@@ -123,7 +123,7 @@ internal sealed class LlamaModel : IDisposable
         }
 
         var rows = selection == LogitsSelection.AllTokens ? x : x.index_select(0, step.LastTokens);
-        var logits = F.linear(RmsNorm(rows, _weights.FinalNorm), _weights.LmHead);
+        var logits = _weights.LmHead.Apply(RmsNorm(rows, _weights.FinalNorm));
         return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
@@ -137,7 +137,7 @@ internal sealed class LlamaModel : IDisposable
 
         var normed = RmsNorm(x, w.InputNorm);
         Capture(capture, index, normed, LoraTarget.Q, LoraTarget.K, LoraTarget.V);
-        var qkv = F.linear(normed, w.Qkv, w.QkvBias);
+        var qkv = w.Qkv.Apply(normed, w.QkvBias);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Q, normed, qkv, lora);   // q, k and v together
 
@@ -162,7 +162,7 @@ internal sealed class LlamaModel : IDisposable
 
         var attention = Attention(q, keys, values, step);
         Capture(capture, index, attention, LoraTarget.O);
-        var o = F.linear(attention, w.O);
+        var o = w.O.Apply(attention);
         if (lora is not null)
             ApplyLora(index, LoraTarget.O, attention, o, lora);
         Tensor normed2;
@@ -179,7 +179,7 @@ internal sealed class LlamaModel : IDisposable
         Capture(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
         if (stopBeforeMlp)
             return x;                                       // routing capture: the MLP's own GEMMs are not needed
-        var gateUp = F.linear(normed2, w.GateUp);
+        var gateUp = w.GateUp.Apply(normed2);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora);   // gate and up together
 
@@ -189,7 +189,7 @@ internal sealed class LlamaModel : IDisposable
         else
             activated = F.silu(gateUp.narrow(1, 0, c.IntermediateSize)) * gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
         Capture(capture, index, activated, LoraTarget.Down);
-        var down = F.linear(activated, w.Down);
+        var down = w.Down.Apply(activated);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Down, activated, down, lora);
         return x + down;
@@ -283,7 +283,7 @@ internal sealed class LlamaModel : IDisposable
         cache.EnsureCapacity(batch.Sequences[0].Kv, prompt.Count);
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
-        var x = _weights.Embed.index_select(0, step.Tokens);
+        var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.Angles(step.Positions);
         for (int l = 0; l < layers; l++)
         {

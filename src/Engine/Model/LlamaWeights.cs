@@ -7,7 +7,7 @@ namespace Serving.Engine.Model;
 /// <summary>All weights of a Llama-family model, loaded from HF tensor names into the compute dtype and device.</summary>
 internal sealed class LlamaWeights : IDisposable
 {
-    private LlamaWeights(Tensor embed, IReadOnlyList<LlamaLayerWeights> layers, Tensor finalNorm, Tensor lmHead, bool tied)
+    private LlamaWeights(ProjectionWeight embed, IReadOnlyList<LlamaLayerWeights> layers, Tensor finalNorm, ProjectionWeight lmHead, bool tied)
     {
         Embed = embed;
         Layers = layers;
@@ -16,24 +16,32 @@ internal sealed class LlamaWeights : IDisposable
         Tied = tied;
     }
 
-    public Tensor Embed { get; }            // [vocab, hidden]
+    public ProjectionWeight Embed { get; }  // [vocab, hidden]
     public IReadOnlyList<LlamaLayerWeights> Layers { get; }
     public Tensor FinalNorm { get; }        // [hidden]
-    public Tensor LmHead { get; }           // [vocab, hidden]; the same tensor as Embed when tied
+    public ProjectionWeight LmHead { get; } // [vocab, hidden]; the same object as Embed when tied
     public bool Tied { get; }
 
     public long TotalBytes =>
-        new[] { Embed, FinalNorm }.Concat(Tied ? [] : new[] { LmHead })
-            .Concat(Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm }.Concat(l.Projections).Concat(l.QkvBias is null ? [] : [l.QkvBias])))
+        Embed.Bytes + (Tied ? 0 : LmHead.Bytes) + Layers.Sum(l => l.Projections.Sum(p => p.Bytes))
+        + new[] { FinalNorm }.Concat(Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm }.Concat(l.QkvBias is null ? [] : [l.QkvBias])))
             .Sum(t => t.NumberOfElements * t.ElementSize);
 
-    public static LlamaWeights Load(ModelConfig c, TensorLoader loader, CheckpointFiles files)
+    /// <summary>
+    /// Loads every tensor into the loader's dtype and device. With <paramref name="packForAmx"/>, bfloat16 projections on a CPU
+    /// with AMX are packed as they load (<see cref="ProjectionWeight"/>); each plain tensor is freed right after its packing,
+    /// so the peak stays one tensor above the final size.
+    /// </summary>
+    public static LlamaWeights Load(ModelConfig c, TensorLoader loader, CheckpointFiles files, bool packForAmx = true)
     {
+        ProjectionWeight Projection(Tensor t) => ProjectionWeight.Create(t, packForAmx);
         int h = c.HiddenSize, d = c.HeadDim, qOut = c.NumHeads * d, kvOut = c.NumKvHeads * d;
         var disposables = new List<IDisposable>();
         try
         {
-            var embed = loader.Load("model.embed_tokens.weight", c.VocabSize, h);
+            bool tied = c.TieWordEmbeddings && !files.Contains("lm_head.weight");
+            // A tied embedding is also the lm_head GEMM's weight: pack it, and look tokens up in the packed layout.
+            var embed = ProjectionWeight.Create(loader.Load("model.embed_tokens.weight", c.VocabSize, h), packForAmx && tied);
             disposables.Add(embed);
             var layers = new List<LlamaLayerWeights>(c.NumLayers);
             for (int i = 0; i < c.NumLayers; i++)
@@ -42,22 +50,22 @@ internal sealed class LlamaWeights : IDisposable
                 var layer = new LlamaLayerWeights
                 {
                     InputNorm = loader.Load(p + "input_layernorm.weight", h),
-                    Qkv = loader.LoadConcatenated([
+                    Qkv = Projection(loader.LoadConcatenated([
                         (p + "self_attn.q_proj.weight", [qOut, h]),
                         (p + "self_attn.k_proj.weight", [kvOut, h]),
-                        (p + "self_attn.v_proj.weight", [kvOut, h])]),
+                        (p + "self_attn.v_proj.weight", [kvOut, h])])),
                     QkvBias = c.AttentionBias
                         ? loader.LoadConcatenated([
                             (p + "self_attn.q_proj.bias", [qOut]),
                             (p + "self_attn.k_proj.bias", [kvOut]),
                             (p + "self_attn.v_proj.bias", [kvOut])])
                         : null,
-                    O = loader.Load(p + "self_attn.o_proj.weight", h, qOut),
+                    O = Projection(loader.Load(p + "self_attn.o_proj.weight", h, qOut)),
                     PostAttentionNorm = loader.Load(p + "post_attention_layernorm.weight", h),
-                    GateUp = loader.LoadConcatenated([
+                    GateUp = Projection(loader.LoadConcatenated([
                         (p + "mlp.gate_proj.weight", [c.IntermediateSize, h]),
-                        (p + "mlp.up_proj.weight", [c.IntermediateSize, h])]),
-                    Down = loader.Load(p + "mlp.down_proj.weight", h, c.IntermediateSize),
+                        (p + "mlp.up_proj.weight", [c.IntermediateSize, h])])),
+                    Down = Projection(loader.Load(p + "mlp.down_proj.weight", h, c.IntermediateSize)),
                 };
                 disposables.Add(layer);
                 layers.Add(layer);
@@ -65,8 +73,7 @@ internal sealed class LlamaWeights : IDisposable
 
             var norm = loader.Load("model.norm.weight", h);
             disposables.Add(norm);
-            bool tied = c.TieWordEmbeddings && !files.Contains("lm_head.weight");
-            var lmHead = tied ? embed : loader.Load("lm_head.weight", c.VocabSize, h);
+            var lmHead = tied ? embed : Projection(loader.Load("lm_head.weight", c.VocabSize, h));
             return new LlamaWeights(embed, layers, norm, lmHead, tied);
         }
         catch

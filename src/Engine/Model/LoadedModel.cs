@@ -32,8 +32,10 @@ internal sealed class LoadedModel : IDisposable
     /// <summary>
     /// Loads <paramref name="directory"/>. Every problem (unknown architecture, missing or misshapen tensor,
     /// truncated file, bad tokenizer) surfaces as one <see cref="ModelLoadException"/> naming the file and tensor.
+    /// <paramref name="packForAmx"/>: bfloat16 projections on a CPU with AMX are held in its tile layout (see
+    /// <see cref="ProjectionWeight"/>); false keeps libtorch's path (benchmarks compare the two).
     /// </summary>
-    public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions)
+    public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true)
     {
         if (!System.IO.Directory.Exists(directory))
             throw new ModelLoadException($"model folder '{directory}' does not exist");
@@ -50,7 +52,7 @@ internal sealed class LoadedModel : IDisposable
             var files = CheckpointFiles.Open(directory);
             LlamaWeights weights;
             using (var loader = new TensorLoader(files, dtype, device))
-                weights = LlamaWeights.Load(config, loader, files);
+                weights = LlamaWeights.Load(config, loader, files, packForAmx);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
             return new LoadedModel(directory, config, defaults, tokenizer, new LlamaModel(config, weights, positions, dtype, device));
         }

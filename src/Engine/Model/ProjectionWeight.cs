@@ -1,0 +1,67 @@
+using Serving.Engine.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Serving.Engine.Model;
+
+/// <summary>
+/// A projection (or embedding) matrix <c>W [N, K]</c> in HF's [out, in] layout, held either as a plain tensor or, for
+/// bfloat16 on a CPU with AMX, only in <see cref="AmxPackedWeight"/>'s tile layout (a decode step streams each weight once
+/// instead of three times). Callers see the same maths either way:
+/// <code>Apply(x [M, K], bias [N]?) = x · Wᵀ + bias → [M, N]        Rows(ids [R]) = W[ids, :] → [R, K]</code>
+/// </summary>
+internal sealed class ProjectionWeight : IDisposable
+{
+    private readonly Tensor? _plain;
+    private readonly AmxPackedWeight? _packed;
+
+    private ProjectionWeight(Tensor? plain, AmxPackedWeight? packed)
+    {
+        _plain = plain;
+        _packed = packed;
+    }
+
+    /// <summary>Takes ownership of <paramref name="weight"/>; with <paramref name="packForAmx"/> and AMX support it is packed (in place where the shape allows).</summary>
+    public static ProjectionWeight Create(Tensor weight, bool packForAmx)
+    {
+        if (!packForAmx || !AmxPackedWeight.Supports(weight))
+            return new ProjectionWeight(weight, null);
+        return new ProjectionWeight(null, AmxPackedWeight.Pack(weight));
+    }
+
+    /// <summary>True when held in the AMX tile layout.</summary>
+    public bool IsPacked => _packed is not null;
+
+    public long Outputs => _packed?.Outputs ?? _plain!.shape[0];
+
+    public long Inputs => _packed?.Inputs ?? _plain!.shape[1];
+
+    public ScalarType Dtype => _packed is not null ? ScalarType.BFloat16 : _plain!.dtype;
+
+    public long ElementSize => _packed is not null ? 2 : _plain!.ElementSize;
+
+    /// <summary>Bytes of weight data held (padding of the packed layout included).</summary>
+    public long Bytes => _packed?.Bytes ?? _plain!.NumberOfElements * _plain.ElementSize;
+
+    /// <summary>The plain tensor, for code that needs one (libtorch ops, tests); null when packed.</summary>
+    public Tensor? Plain => _plain;
+
+    /// <summary>x <c>[M, K]</c> → <c>[M, N]</c> in the weight's dtype.</summary>
+    public Tensor Apply(Tensor x, Tensor? bias = null) =>
+        _packed is not null && x.device_type == DeviceType.CPU && x.dtype == ScalarType.BFloat16 && !x.requires_grad
+            ? _packed.Linear(x, bias)
+            : F.linear(x, _plain ?? throw new InvalidOperationException("a packed weight takes only bf16 CPU inputs outside autograd"), bias);
+
+    /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>
+    public Tensor Rows(Tensor ids) => _packed is not null ? _packed.Rows(ids) : _plain!.index_select(0, ids);
+
+    /// <summary>The weight as a plain <c>[N, K]</c> tensor the caller disposes (a copy when packed).</summary>
+    public Tensor ToPlain() => _packed is not null ? _packed.Unpack() : _plain!.alias();
+
+    public void Dispose()
+    {
+        _plain?.Dispose();
+        _packed?.Dispose();
+    }
+}

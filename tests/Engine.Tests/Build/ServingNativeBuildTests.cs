@@ -1,0 +1,46 @@
+using System.Diagnostics;
+using Serving.Engine.Kernels;
+
+namespace Serving.Engine.Tests.Build;
+
+/// <summary>build/ServingNative.targets: where gcc exists the AMX library is built, copied next to the tests and loads.</summary>
+public sealed class ServingNativeBuildTests
+{
+    [Fact]
+    public void Build_WithGcc_CopiesTheAmxLibraryThatLoads()
+    {
+        if (!OperatingSystem.IsLinux() || !GccSupportsAmx())
+            return;
+        string library = Path.Combine(AppContext.BaseDirectory, AmxNative.LibraryFile);
+
+        Assert.True(File.Exists(library), $"{library} was not built although gcc is present");
+        Assert.DoesNotContain("does not load", AmxNative.Status);
+        if (CpuFlags().IsSupersetOf(["amx_bf16", "amx_tile", "avx512_bf16"]) && Environment.GetEnvironmentVariable("SERVING_AMX") != "0")
+            Assert.True(AmxNative.IsAvailable || AmxNative.Status.Contains("kernel", StringComparison.Ordinal), AmxNative.Status);
+    }
+
+    private static bool GccSupportsAmx()
+    {
+        try
+        {
+            using var gcc = Process.Start(new ProcessStartInfo("gcc", "-mamx-tile -mamx-bf16 -mavx512bf16 -E -x c /dev/null")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            })!;
+            gcc.StandardOutput.ReadToEnd();
+            gcc.StandardError.ReadToEnd();
+            gcc.WaitForExit();
+            return gcc.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+
+    private static HashSet<string> CpuFlags() =>
+        File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) is string line
+            ? [.. line[(line.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)]
+            : [];
+}
