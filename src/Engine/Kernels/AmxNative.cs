@@ -15,7 +15,7 @@ internal static unsafe class AmxNative
     public static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, long, int> Pack;
     public static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, long*, long, ushort*, void> GatherRows;
     public static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, void> PadInput;
-    public static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, ushort*, ushort*, long, long, void> Linear;
+    public static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, ushort*, void*, int, long, long, void> Linear;
 
     static AmxNative()
     {
@@ -45,7 +45,7 @@ internal static unsafe class AmxNative
         Pack = (delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, long, int>)NativeLibrary.GetExport(handle, "serving_amx_pack");
         GatherRows = (delegate* unmanaged[Cdecl]<ushort*, long, long, long*, long, ushort*, void>)NativeLibrary.GetExport(handle, "serving_amx_gather_rows");
         PadInput = (delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, void>)NativeLibrary.GetExport(handle, "serving_amx_pad_input");
-        Linear = (delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, ushort*, ushort*, long, long, void>)NativeLibrary.GetExport(handle, "serving_amx_linear");
+        Linear = (delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, ushort*, void*, int, long, long, void>)NativeLibrary.GetExport(handle, "serving_amx_linear");
         IsAvailable = true;
         Status = "in use";
     }

@@ -83,15 +83,18 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
         return new AmxPackedWeight(packed, n, k);
     }
 
-    /// <summary>x <c>[M, K]</c> bf16 → <c>[M, N]</c> bf16; <paramref name="bias"/> <c>[N]</c> bf16 is added before rounding.</summary>
-    public Tensor Linear(Tensor x, Tensor? bias = null)
+    /// <summary>
+    /// x <c>[M, K]</c> bf16 → <c>[M, N]</c> bf16; <paramref name="bias"/> <c>[N]</c> bf16 is added before rounding. With
+    /// <paramref name="float32Output"/> the same bf16-rounded values come back as float32 (a bf16 linear and a cast, in one pass).
+    /// </summary>
+    public Tensor Linear(Tensor x, Tensor? bias = null, bool float32Output = false)
     {
         if (x.dim() != 2 || x.shape[1] != Inputs || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU)
             throw new ArgumentException($"input [{string.Join(", ", x.shape)}] {x.dtype} does not fit a [{Outputs}, {Inputs}] bf16 weight");
         if (bias is not null && (bias.dim() != 1 || bias.shape[0] != Outputs || bias.dtype != ScalarType.BFloat16 || !bias.is_contiguous()))
             throw new ArgumentException($"bias [{string.Join(", ", bias.shape)}] {bias.dtype} does not fit {Outputs} bf16 outputs");
         long m = x.shape[0], k = Inputs, n = Outputs;
-        var y = empty(m, n, ScalarType.BFloat16);
+        var y = empty(m, n, float32Output ? ScalarType.Float32 : ScalarType.BFloat16);
         if (m == 0)
             return y;
         using var contiguous = x.contiguous();
@@ -106,10 +109,12 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
         fixed (byte* bp = bias is null ? default : bias.bytes)
         fixed (byte* yp = y.bytes)
         {
-            ushort* a = padded ? (ushort*)ip : (ushort*)xp, w = (ushort*)wp, b = (ushort*)bp, o = (ushort*)yp;
+            ushort* a = padded ? (ushort*)ip : (ushort*)xp, w = (ushort*)wp, b = (ushort*)bp;
+            void* o = yp;
+            int f32 = float32Output ? 1 : 0;
             if (padded)
                 AmxNative.PadInput((ushort*)xp, m, k, a);
-            OpenMpTeam.For(parts, p => AmxNative.Linear(a, m, k, w, n, b, o, blocks * p / parts, blocks * (p + 1) / parts));
+            OpenMpTeam.For(parts, p => AmxNative.Linear(a, m, k, w, n, b, o, f32, blocks * p / parts, blocks * (p + 1) / parts));
         }
         return y;
     }

@@ -116,26 +116,64 @@ internal sealed class LlamaModel : IDisposable
         using var step = new StepIndices(batch, cache, Dtype, Device);
         var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.Angles(step.Positions);
+        Tensor? residual = null;
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
             using var layerScope = NewDisposeScope();
-            x = Layer(l, x, step, angles, cache, lora).MoveToOuterDisposeScope();
+            (x, residual) = Layer(l, x, residual, step, angles, cache, lora);
         }
 
-        var rows = selection == LogitsSelection.AllTokens ? x : x.index_select(0, step.LastTokens);
-        var logits = _weights.LmHead.Apply(RmsNorm(rows, _weights.FinalNorm));
-        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        Tensor normed;
+        bool everyRow = selection == LogitsSelection.AllTokens || step.AllDecode;
+        if (everyRow && UseCpuElementwise(x) && CpuElementwiseKernels.Supports(_weights.FinalNorm))
+            normed = CpuElementwiseKernels.RmsNorm(x, _weights.FinalNorm, (float)Config.RmsNormEps, addFirst: residual);
+        else
+        {
+            x = residual is null ? x : x + residual;
+            normed = RmsNorm(everyRow ? x : x.index_select(0, step.LastTokens), _weights.FinalNorm);
+        }
+
+        return _weights.LmHead.Apply(normed, float32Output: true).MoveToOuterDisposeScope();
     }
 
-    private Tensor Layer(int index, Tensor x, StepIndices step, (Tensor Cos, Tensor Sin) angles, KvCache cache, LoraBatchMapping? lora,
-        IDictionary<(int Layer, LoraTarget Target), float[]>? capture = null, bool stopBeforeMlp = false)
+    /// <summary>
+    /// Runs <see cref="LayerCore"/> inside the caller's per-layer dispose scope and moves what the next layer needs out of it.
+    /// The hidden state comes back without the layer's MLP output added: that residual add happens in the next RMSNorm's
+    /// pass (or the final one), as the attention output's does in the post-attention norm — one pass over x fewer per layer.
+    /// </summary>
+    private (Tensor X, Tensor Residual) Layer(int index, Tensor x, Tensor? residual, StepIndices step, (Tensor Cos, Tensor Sin) angles,
+        KvCache cache, LoraBatchMapping? lora)
+    {
+        var (next, down) = LayerCore(index, x, residual, step, angles, cache, lora);
+        if (!ReferenceEquals(next, x))
+            next.MoveToOuterDisposeScope();        // a new tensor (libtorch path); else x itself, updated in place, already outside
+        return (next, down!.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// One decoder layer. x + <paramref name="residual"/> (the previous layer's MLP output, if any) is its input; returns the
+    /// hidden state after the attention residual (x itself where the CPU kernels update it in place) and this layer's MLP
+    /// output, which the caller adds. With <paramref name="stopBeforeMlp"/> the second is null.
+    /// </summary>
+    private (Tensor X, Tensor? Residual) LayerCore(int index, Tensor x, Tensor? residual, StepIndices step, (Tensor Cos, Tensor Sin) angles,
+        KvCache cache, LoraBatchMapping? lora, IDictionary<(int Layer, LoraTarget Target), float[]>? capture = null, bool stopBeforeMlp = false)
     {
         var w = _weights.Layers[index];
         var c = Config;
         long t = x.shape[0];
         int qOut = c.NumHeads * c.HeadDim, kvOut = c.NumKvHeads * c.HeadDim;
 
-        var normed = RmsNorm(x, w.InputNorm);
+        Tensor normed;
+        if (residual is null)
+            normed = RmsNorm(x, w.InputNorm);
+        else if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(residual) && CpuElementwiseKernels.Supports(w.InputNorm))
+            normed = CpuElementwiseKernels.RmsNorm(x, w.InputNorm, (float)Config.RmsNormEps, addFirst: residual);   // x += residual in the same pass
+        else
+        {
+            x = x + residual;
+            normed = RmsNorm(x, w.InputNorm);
+        }
+
         Capture(capture, index, normed, LoraTarget.Q, LoraTarget.K, LoraTarget.V);
         var qkv = w.Qkv.Apply(normed, w.QkvBias);
         if (lora is not null)
@@ -178,7 +216,7 @@ internal sealed class LlamaModel : IDisposable
 
         Capture(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
         if (stopBeforeMlp)
-            return x;                                       // routing capture: the MLP's own GEMMs are not needed
+            return (x, null);                               // routing capture: the MLP's own GEMMs are not needed
         var gateUp = w.GateUp.Apply(normed2);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora);   // gate and up together
@@ -192,7 +230,7 @@ internal sealed class LlamaModel : IDisposable
         var down = w.Down.Apply(activated);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Down, activated, down, lora);
-        return x + down;
+        return (x, down);
     }
 
     /// <summary>
@@ -285,10 +323,14 @@ internal sealed class LlamaModel : IDisposable
         using var step = new StepIndices(batch, cache, Dtype, Device);
         var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.Angles(step.Positions);
+        Tensor? residual = null;
         for (int l = 0; l < layers; l++)
         {
             using var layerScope = NewDisposeScope();
-            x = Layer(l, x, step, angles, cache, null, captured, stopBeforeMlp: l == layers - 1).MoveToOuterDisposeScope();
+            var (next, down) = LayerCore(l, x, residual, step, angles, cache, null, captured, stopBeforeMlp: l == layers - 1);
+            if (!ReferenceEquals(next, x))
+                next.MoveToOuterDisposeScope();
+            (x, residual) = (next, down?.MoveToOuterDisposeScope());
         }
 
         return captured;

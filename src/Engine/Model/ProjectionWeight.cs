@@ -47,11 +47,20 @@ internal sealed class ProjectionWeight : IDisposable
     /// <summary>The plain tensor, for code that needs one (libtorch ops, tests); null when packed.</summary>
     public Tensor? Plain => _plain;
 
-    /// <summary>x <c>[M, K]</c> → <c>[M, N]</c> in the weight's dtype.</summary>
-    public Tensor Apply(Tensor x, Tensor? bias = null) =>
-        _packed is not null && x.device_type == DeviceType.CPU && x.dtype == ScalarType.BFloat16 && !x.requires_grad
-            ? _packed.Linear(x, bias)
-            : F.linear(x, _plain ?? throw new InvalidOperationException("a packed weight takes only bf16 CPU inputs outside autograd"), bias);
+    /// <summary>
+    /// x <c>[M, K]</c> → <c>[M, N]</c> in the weight's dtype, or in float32 with <paramref name="float32Output"/>: the same values
+    /// cast (the packed kernel writes them so in its one pass; the lm_head's logits are wanted in float32).
+    /// </summary>
+    public Tensor Apply(Tensor x, Tensor? bias = null, bool float32Output = false)
+    {
+        if (_packed is not null && x.device_type == DeviceType.CPU && x.dtype == ScalarType.BFloat16 && !x.requires_grad)
+            return _packed.Linear(x, bias, float32Output);
+        var y = F.linear(x, _plain ?? throw new InvalidOperationException("a packed weight takes only bf16 CPU inputs outside autograd"), bias);
+        if (!float32Output || y.dtype == ScalarType.Float32)
+            return y;
+        using (y)
+            return y.to(ScalarType.Float32);
+    }
 
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>
     public Tensor Rows(Tensor ids) => _packed is not null ? _packed.Rows(ids) : _plain!.index_select(0, ids);

@@ -152,26 +152,37 @@ static inline float bf16_to_float(uint16_t v)
     return f;
 }
 
-/* Rounds 32 sums of one output row (plus bias) to bf16 and stores the first `valid` of them. */
-static inline void store_row(const float *sums, const float *bias32, uint16_t *dst, int valid)
+/*
+ * Rounds 32 sums of one output row (plus bias) to bf16 and stores the first `valid` of them: as bf16, or as the float32
+ * values of those bf16 numbers (the lm_head's logits, which callers want in float32: a bf16 linear followed by a cast).
+ */
+static inline void store_row(const float *sums, const float *bias32, void *dst, int valid, int out_f32)
 {
     __m512 lo = _mm512_loadu_ps(sums), hi = _mm512_loadu_ps(sums + 16);
     if (bias32) {
         lo = _mm512_add_ps(lo, _mm512_loadu_ps(bias32));
         hi = _mm512_add_ps(hi, _mm512_loadu_ps(bias32 + 16));
     }
-    __m512bh packed = _mm512_cvtne2ps_pbh(hi, lo);
+    __m512i rounded = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
     __mmask32 mask = valid >= 32 ? 0xFFFFFFFFu : ((1u << valid) - 1u);
-    _mm512_mask_storeu_epi16(dst, mask, (__m512i)packed);
+    if (!out_f32) {
+        _mm512_mask_storeu_epi16(dst, mask, rounded);
+        return;
+    }
+    __m512i first = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(rounded)), 16);
+    __m512i second = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(rounded, 1)), 16);
+    _mm512_mask_storeu_epi32(dst, (__mmask16)mask, first);
+    _mm512_mask_storeu_epi32((float *)dst + 16, (__mmask16)(mask >> 16), second);
 }
 
 /*
- * y[m, n] = x · Wᵀ (+ bias) for the output columns of blocks [block_begin, block_end), a block being 32 outputs.
+ * y[m, n] = x · Wᵀ (+ bias) for the output columns of blocks [block_begin, block_end), a block being 32 outputs; y is
+ * bf16, or float32 holding bf16-rounded values when out_f32.
  * xp: the input padded by serving_amx_pad_input (or x itself when m and k are multiples of 32), row stride round_up32(k).
  * Callers split the blocks over threads; each call configures the tiles of its own thread.
  */
 void serving_amx_linear(const uint16_t *xp, int64_t m, int64_t k, const uint16_t *packed, int64_t n, const uint16_t *bias,
-                        uint16_t *y, int64_t block_begin, int64_t block_end)
+                        void *y, int out_f32, int64_t block_begin, int64_t block_end)
 {
     int64_t kp = round_up32(k), kb_count = kp / 32, mp = round_up32(m);
     size_t x_stride = (size_t)kp * 2;
@@ -218,7 +229,9 @@ void serving_amx_linear(const uint16_t *xp, int64_t m, int64_t k, const uint16_t
             _tile_stored(3, sums + 16 * 32 + 16, 128);
             int64_t rows = m - m0 < 32 ? m - m0 : 32;
             for (int64_t r = 0; r < rows; r++)
-                store_row(sums + r * 32, bias ? bias32 : 0, y + (m0 + r) * n + n0, valid_cols);
+                store_row(sums + r * 32, bias ? bias32 : 0,
+                          out_f32 ? (void *)((float *)y + (m0 + r) * n + n0) : (void *)((uint16_t *)y + (m0 + r) * n + n0),
+                          valid_cols, out_f32);
         }
     }
     _tile_release();

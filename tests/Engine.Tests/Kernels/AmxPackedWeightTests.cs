@@ -32,6 +32,9 @@ public sealed class AmxPackedWeightTests
 
         AssertRoundedOnce(sums, packed.Linear(x), k);
         AssertRoundedOnce(sums + bias.to(ScalarType.Float32), packed.Linear(x, bias), k);
+        var asFloat32 = packed.Linear(x, bias, float32Output: true);
+        Assert.Equal(ScalarType.Float32, asFloat32.dtype);
+        Assert.True(asFloat32.eq(packed.Linear(x, bias).to(ScalarType.Float32)).all().item<bool>(), "float32 output is not the bf16 output cast");
     }
 
     [Fact]
