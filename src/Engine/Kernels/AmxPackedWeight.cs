@@ -138,7 +138,7 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
         return output;
     }
 
-    /// <summary>The logical <c>[N, K]</c> weight in plain layout (tests, merges); costs a full copy.</summary>
+    /// <summary>The logical <c>[N, K]</c> weight in plain layout (tests); costs a full copy.</summary>
     public Tensor Unpack() => Rows(arange(Outputs, ScalarType.Int64));
 
     public void Dispose() => _packed.Dispose();

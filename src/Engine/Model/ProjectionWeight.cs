@@ -37,15 +37,10 @@ internal sealed class ProjectionWeight : IDisposable
 
     public long Inputs => _packed?.Inputs ?? _plain!.shape[1];
 
-    public ScalarType Dtype => _packed is not null ? ScalarType.BFloat16 : _plain!.dtype;
-
     public long ElementSize => _packed is not null ? 2 : _plain!.ElementSize;
 
     /// <summary>Bytes of weight data held (padding of the packed layout included).</summary>
     public long Bytes => _packed?.Bytes ?? _plain!.NumberOfElements * _plain.ElementSize;
-
-    /// <summary>The plain tensor, for code that needs one (libtorch ops, tests); null when packed.</summary>
-    public Tensor? Plain => _plain;
 
     /// <summary>
     /// x <c>[M, K]</c> → <c>[M, N]</c> in the weight's dtype, or in float32 with <paramref name="float32Output"/>: the same values
@@ -64,9 +59,6 @@ internal sealed class ProjectionWeight : IDisposable
 
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>
     public Tensor Rows(Tensor ids) => _packed is not null ? _packed.Rows(ids) : _plain!.index_select(0, ids);
-
-    /// <summary>The weight as a plain <c>[N, K]</c> tensor the caller disposes (a copy when packed).</summary>
-    public Tensor ToPlain() => _packed is not null ? _packed.Unpack() : _plain!.alias();
 
     public void Dispose()
     {
