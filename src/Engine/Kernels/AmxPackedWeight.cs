@@ -36,7 +36,7 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
     /// <summary>Bytes held, padding included.</summary>
     public long Bytes => _packed.NumberOfElements * 2;
 
-    /// <summary>True for a contiguous bf16 matrix on the CPU in a process where <see cref="AmxNative.IsAvailable"/>.</summary>
+    /// <summary>True for a 2-D bf16 tensor on the CPU in a process where <see cref="AmxNative.IsAvailable"/>.</summary>
     public static bool Supports(Tensor w) =>
         AmxNative.IsAvailable && w.device_type == DeviceType.CPU && w.dtype == ScalarType.BFloat16 && w.dim() == 2;
 

@@ -141,13 +141,13 @@ internal sealed class LlamaModel : IDisposable
     /// The hidden state comes back without the layer's MLP output added: that residual add happens in the next RMSNorm's
     /// pass (or the final one), as the attention output's does in the post-attention norm — one pass over x fewer per layer.
     /// </summary>
-    private (Tensor X, Tensor Residual) Layer(int index, Tensor x, Tensor? residual, StepIndices step, (Tensor Cos, Tensor Sin) angles,
-        KvCache cache, LoraBatchMapping? lora)
+    private (Tensor X, Tensor? Residual) Layer(int index, Tensor x, Tensor? residual, StepIndices step, (Tensor Cos, Tensor Sin) angles,
+        KvCache cache, LoraBatchMapping? lora, IDictionary<(int Layer, LoraTarget Target), float[]>? capture = null, bool stopBeforeMlp = false)
     {
-        var (next, down) = LayerCore(index, x, residual, step, angles, cache, lora);
+        var (next, down) = LayerCore(index, x, residual, step, angles, cache, lora, capture, stopBeforeMlp);
         if (!ReferenceEquals(next, x))
             next.MoveToOuterDisposeScope();        // a new tensor (libtorch path); else x itself, updated in place, already outside
-        return (next, down!.MoveToOuterDisposeScope());
+        return (next, down?.MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -327,10 +327,7 @@ internal sealed class LlamaModel : IDisposable
         for (int l = 0; l < layers; l++)
         {
             using var layerScope = NewDisposeScope();
-            var (next, down) = LayerCore(l, x, residual, step, angles, cache, null, captured, stopBeforeMlp: l == layers - 1);
-            if (!ReferenceEquals(next, x))
-                next.MoveToOuterDisposeScope();
-            (x, residual) = (next, down?.MoveToOuterDisposeScope());
+            (x, residual) = Layer(l, x, residual, step, angles, cache, null, captured, stopBeforeMlp: l == layers - 1);
         }
 
         return captured;
