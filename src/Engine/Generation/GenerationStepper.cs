@@ -113,7 +113,7 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
     private static unsafe SampledToken[] Sample(Tensor logits, IReadOnlyList<(SequenceState Sequence, int Tokens)> rows, List<int> ready)
     {
         var tokens = new SampledToken[ready.Count];
-        int vocab = (int)logits.shape[1];
+        int vocab = (int)logits.size(1);
         fixed (byte* data = logits.bytes)
         {
             nint address = (nint)data;

@@ -19,10 +19,13 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
     private const int BlocksPerPart = 4;
 
     private readonly Tensor _packed; // [N rounded up to 32 · K rounded up to 32] bf16, CPU
+    private readonly ushort* _address; // _packed's memory: a CPU tensor's storage never moves while it lives
 
     private AmxPackedWeight(Tensor packed, long outputs, long inputs)
     {
         _packed = packed;
+        fixed (byte* p = packed.bytes)
+            _address = (ushort*)p;
         Outputs = outputs;
         Inputs = inputs;
     }
@@ -49,7 +52,7 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
     {
         if (!Supports(w))
             throw new ArgumentException($"AMX packing needs a 2-D bfloat16 CPU tensor in a process with AMX; got [{string.Join(", ", w.shape)}] {w.dtype} on {w.device}");
-        long n = w.shape[0], k = w.shape[1];
+        long n = w.size(0), k = w.size(1);
         bool inPlace = n % 32 == 0 && k % 32 == 0 && w.is_contiguous();
         var source = w.contiguous();
         var packed = inPlace ? source.view(-1) : empty(AmxNative.PackedElements(n, k), ScalarType.BFloat16);
@@ -89,11 +92,11 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
     /// </summary>
     public Tensor Linear(Tensor x, Tensor? bias = null, bool float32Output = false)
     {
-        if (x.dim() != 2 || x.shape[1] != Inputs || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU)
+        if (x.dim() != 2 || x.size(1) != Inputs || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU)
             throw new ArgumentException($"input [{string.Join(", ", x.shape)}] {x.dtype} does not fit a [{Outputs}, {Inputs}] bf16 weight");
-        if (bias is not null && (bias.dim() != 1 || bias.shape[0] != Outputs || bias.dtype != ScalarType.BFloat16 || !bias.is_contiguous()))
+        if (bias is not null && (bias.dim() != 1 || bias.size(0) != Outputs || bias.dtype != ScalarType.BFloat16 || !bias.is_contiguous()))
             throw new ArgumentException($"bias [{string.Join(", ", bias.shape)}] {bias.dtype} does not fit {Outputs} bf16 outputs");
-        long m = x.shape[0], k = Inputs, n = Outputs;
+        long m = x.size(0), k = Inputs, n = Outputs;
         var y = empty(m, n, float32Output ? ScalarType.Float32 : ScalarType.BFloat16);
         if (m == 0)
             return y;
@@ -101,39 +104,48 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
         // Whole 32 × 32 input tiles are loaded, so an input whose rows or columns are not multiples of 32 is padded.
         bool padded = m % 32 != 0 || k % 32 != 0;
         using var input = padded ? empty((m + 31) / 32 * 32 * ((k + 31) / 32 * 32), ScalarType.BFloat16) : null;
-        long blocks = (n + 31) / 32;
-        int parts = (int)Math.Min(OpenMpTeam.Threads, Math.Max(1, blocks / BlocksPerPart));
         fixed (byte* xp = contiguous.bytes)
         fixed (byte* ip = padded ? input!.bytes : default)
-        fixed (byte* wp = _packed.bytes)
         fixed (byte* bp = bias is null ? default : bias.bytes)
         fixed (byte* yp = y.bytes)
         {
-            ushort* a = padded ? (ushort*)ip : (ushort*)xp, w = (ushort*)wp, b = (ushort*)bp;
-            void* o = yp;
-            int f32 = float32Output ? 1 : 0;
+            ushort* a = padded ? (ushort*)ip : (ushort*)xp;
             if (padded)
                 AmxNative.PadInput((ushort*)xp, m, k, a);
-            OpenMpTeam.For(parts, p => AmxNative.Linear(a, m, k, w, n, b, o, f32, blocks * p / parts, blocks * (p + 1) / parts));
+            Linear(a, m, (ushort*)bp, yp, float32Output);
         }
         return y;
+    }
+
+    /// <summary>
+    /// <see cref="Linear(Tensor, Tensor?, bool)"/> on raw memory, with no libtorch call (the CPU decode path runs it between
+    /// element-wise kernels): <paramref name="x"/> holds ⌈M/32⌉·32 readable rows of ⌈K/32⌉·32 bf16, the columns past K zero
+    /// (rows past M may hold anything: their sums are computed and dropped); <paramref name="y"/> receives <c>[M, N]</c> bf16,
+    /// or float32 with <paramref name="float32Output"/>; <paramref name="bias"/> <c>[N]</c> bf16 or null.
+    /// </summary>
+    public void Linear(ushort* x, long m, ushort* bias, void* y, bool float32Output)
+    {
+        long n = Outputs, k = Inputs, blocks = (n + 31) / 32;
+        int parts = (int)Math.Min(OpenMpTeam.Threads, Math.Max(1, blocks / BlocksPerPart));
+        ushort* w = _address;
+        int f32 = float32Output ? 1 : 0;
+        OpenMpTeam.For(parts, p => AmxNative.Linear(x, m, k, w, n, bias, y, f32, blocks * p / parts, blocks * (p + 1) / parts));
     }
 
     /// <summary>Rows <paramref name="ids"/> <c>[R]</c> int64 of the logical weight → <c>[R, K]</c> bf16.</summary>
     public Tensor Rows(Tensor ids)
     {
         using var index = ids.to(ScalarType.Int64).contiguous();
-        long count = index.shape[0];
+        long count = index.size(0);
         var output = empty(count, Inputs, ScalarType.BFloat16);
         fixed (byte* ip = index.bytes)
-        fixed (byte* wp = _packed.bytes)
         fixed (byte* op = output.bytes)
         {
             long* idp = (long*)ip;
             for (long r = 0; r < count; r++)
                 if ((ulong)idp[r] >= (ulong)Outputs)
                     throw new ArgumentOutOfRangeException(nameof(ids), $"row {idp[r]} is outside [0, {Outputs})");
-            AmxNative.GatherRows((ushort*)wp, Outputs, Inputs, idp, count, (ushort*)op);
+            AmxNative.GatherRows(_address, Outputs, Inputs, idp, count, (ushort*)op);
         }
         return output;
     }

@@ -34,26 +34,31 @@ internal static unsafe class CpuElementwiseKernels
     /// </summary>
     public static Tensor RmsNorm(Tensor x, Tensor weight, float eps, Tensor? addFirst = null)
     {
-        int rows = (int)x.shape[0], h = (int)x.shape[1];
-        if (weight.shape[0] != h || weight.dtype != x.dtype)
+        int rows = (int)x.size(0), h = (int)x.size(1);
+        if (weight.size(0) != h || weight.dtype != x.dtype)
             throw new ArgumentException($"RMSNorm weight [{weight.shape[0]}] {weight.dtype} does not fit x [{rows}, {h}] {x.dtype}");
-        if (addFirst is not null && (!addFirst.shape.SequenceEqual(x.shape) || addFirst.dtype != x.dtype || !addFirst.is_contiguous()))
+        if (addFirst is not null && (addFirst.dim() != 2 || addFirst.size(0) != rows || addFirst.size(1) != h || addFirst.dtype != x.dtype || !addFirst.is_contiguous()))
             throw new ArgumentException($"RMSNorm residual [{string.Join(", ", addFirst.shape)}] {addFirst.dtype} does not fit x [{rows}, {h}] {x.dtype}");
         var y = empty([rows, h], x.dtype, x.device);
-        bool bf16 = x.dtype == ScalarType.BFloat16;
         fixed (byte* xp = x.bytes)
         fixed (byte* wp = weight.bytes)
         fixed (byte* yp = y.bytes)
         fixed (byte* rp = addFirst is null ? default : addFirst.bytes)
-        {
-            nint xa = (nint)xp, wa = (nint)wp, ya = (nint)yp, ra = (nint)rp;
-            ForRows(rows, (long)rows * h, (from, to) => RmsNormRows((byte*)xa, (byte*)wa, (byte*)ya, (byte*)ra, h, eps, bf16, from, to));
-        }
-
+            RmsNorm(xp, wp, yp, rp, rows, h, eps, x.dtype == ScalarType.BFloat16);
         return y;
     }
 
-    /// <summary>Rows [from, to) of <see cref="RmsNorm"/>; <paramref name="residual"/> null when there is no residual add.</summary>
+    /// <summary>
+    /// <see cref="RmsNorm(Tensor, Tensor, float, Tensor?)"/> on raw memory (no libtorch call): x, y and <paramref name="residual"/>
+    /// (null: none) <c>[rows, h]</c> contiguous, weight <c>[h]</c>, all bf16 or all float32.
+    /// </summary>
+    public static void RmsNorm(byte* x, byte* weight, byte* y, byte* residual, int rows, int h, float eps, bool bf16)
+    {
+        nint xa = (nint)x, wa = (nint)weight, ya = (nint)y, ra = (nint)residual;
+        ForRows(rows, (long)rows * h, (from, to) => RmsNormRows((byte*)xa, (byte*)wa, (byte*)ya, (byte*)ra, h, eps, bf16, from, to));
+    }
+
+    /// <summary>Rows [from, to) of <see cref="RmsNorm(Tensor, Tensor, float, Tensor?)"/>; <paramref name="residual"/> null when there is no residual add.</summary>
     // The row bodies are methods of their own, compiled optimised at first call: a lambda body starts as unoptimised
     // tier-0 code, several times slower for the first hundreds of steps after start-up.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -107,20 +112,22 @@ internal static unsafe class CpuElementwiseKernels
     /// </summary>
     public static Tensor SwiGlu(Tensor gateUp)
     {
-        int rows = (int)gateUp.shape[0], width = (int)gateUp.shape[1], inter = width / 2;
+        int rows = (int)gateUp.size(0), width = (int)gateUp.size(1), inter = width / 2;
         var y = empty([rows, inter], gateUp.dtype, gateUp.device);
-        bool bf16 = gateUp.dtype == ScalarType.BFloat16;
         fixed (byte* gp = gateUp.bytes)
         fixed (byte* yp = y.bytes)
-        {
-            nint ga = (nint)gp, ya = (nint)yp;
-            ForRows(rows, (long)rows * width, (from, to) => SwiGluRows((byte*)ga, (byte*)ya, inter, bf16, from, to));
-        }
-
+            SwiGlu(gp, yp, rows, inter, gateUp.dtype == ScalarType.BFloat16);
         return y;
     }
 
-    /// <summary>Rows [from, to) of <see cref="SwiGlu"/>.</summary>
+    /// <summary><see cref="SwiGlu(Tensor)"/> on raw memory: gateUp <c>[rows, 2·inter]</c> → y <c>[rows, inter]</c>, contiguous.</summary>
+    public static void SwiGlu(byte* gateUp, byte* y, int rows, int inter, bool bf16)
+    {
+        nint ga = (nint)gateUp, ya = (nint)y;
+        ForRows(rows, (long)rows * 2 * inter, (from, to) => SwiGluRows((byte*)ga, (byte*)ya, inter, bf16, from, to));
+    }
+
+    /// <summary>Rows [from, to) of <see cref="SwiGlu(Tensor)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SwiGluRows(byte* gateUp, byte* y, int inter, bool bf16, int from, int to)
     {
@@ -167,40 +174,46 @@ internal static unsafe class CpuElementwiseKernels
     /// </summary>
     public static void RotateInPlace(Tensor x, int heads, int headDim, Tensor cos, Tensor sin, IReadOnlyList<int> positions, KvCacheWrite? cache = null)
     {
-        int rows = (int)x.shape[0], width = (int)x.shape[1], half = headDim / 2;
-        if (positions.Count != rows || heads * headDim > width || cos.shape[1] != half || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
+        int rows = (int)x.size(0), width = (int)x.size(1), half = headDim / 2;
+        if (positions.Count != rows || heads * headDim > width || cos.size(1) != half || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
             throw new ArgumentException($"RoPE: x [{rows}, {width}] {x.dtype}, {heads} heads of {headDim}, tables [{cos.shape[0]}, {cos.shape[1]}] {cos.dtype}, {positions.Count} positions");
-        // Shapes read once: each .shape is a native call that allocates, too slow per row (it was most of this call's time).
-        long positionCount = cos.shape[0];
+        // Sizes read once: each is a native call, too slow per row.
+        long positionCount = cos.size(0);
         foreach (int p in positions)
             if ((uint)p >= (ulong)positionCount)
                 throw new ArgumentException($"RoPE: position {p} is beyond the tables' {positionCount}");
         if (cache is { } kv)
         {
-            var keyShape = kv.Keys.shape;
-            if (kv.Keys.dtype != x.dtype || !kv.Keys.is_contiguous() || !kv.Values.is_contiguous() || keyShape[0] != kv.KvHeads
-                || keyShape[2] != headDim || (heads + kv.KvHeads) * headDim > width || kv.Rows.Length != rows || kv.Rows.Any(r => (ulong)r >= (ulong)keyShape[1]))
-                throw new ArgumentException($"RoPE cache write: keys [{string.Join(", ", keyShape)}] {kv.Keys.dtype} do not fit x [{rows}, {width}] or the rows");
+            long keyRows = kv.Keys.size(1);
+            if (kv.Keys.dtype != x.dtype || !kv.Keys.is_contiguous() || !kv.Values.is_contiguous() || kv.Keys.size(0) != kv.KvHeads
+                || kv.Keys.size(2) != headDim || (heads + kv.KvHeads) * headDim > width || kv.Rows.Length != rows || kv.Rows.Any(r => (ulong)r >= (ulong)keyRows))
+                throw new ArgumentException($"RoPE cache write: keys [{string.Join(", ", kv.Keys.shape)}] {kv.Keys.dtype} do not fit x [{rows}, {width}] or the rows");
         }
 
-        bool bf16 = x.dtype == ScalarType.BFloat16;
-        bool vector = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && half % 16 == 0;
         var positionArray = positions as int[] ?? positions.ToArray();
         var keys = cache?.Keys;
         var values = cache?.Values;
-        int kvHeads = cache?.KvHeads ?? 0;
-        long cacheRows = keys?.shape[1] ?? 0;
-        long[]? rowPerToken = cache?.Rows;
         fixed (byte* xp = x.bytes)
         fixed (byte* cp = cos.bytes)
         fixed (byte* sp = sin.bytes)
         fixed (byte* kp = keys is null ? default : keys.bytes)
         fixed (byte* vp = values is null ? default : values.bytes)
-        {
-            var job = new RopeJob((nint)xp, (nint)cp, (nint)sp, (nint)kp, (nint)vp, width, heads, headDim, kvHeads, cacheRows, rowPerToken,
-                positionArray, bf16, vector);
-            ForRows(rows, (long)rows * heads * headDim, (from, to) => RotateRows(job, from, to));
-        }
+            Rotate(xp, rows, width, heads, headDim, cp, sp, positionArray, kp, vp, cache?.KvHeads ?? 0, keys?.size(1) ?? 0, cache?.Rows,
+                x.dtype == ScalarType.BFloat16);
+    }
+
+    /// <summary>
+    /// <see cref="RotateInPlace"/> on raw memory, validated by the caller: x <c>[rows, width]</c>, cos and sin tables of
+    /// D/2 columns with a row for every position in <paramref name="positions"/>; keys and values (null: no cache write)
+    /// <c>[kvHeads, cacheRows, D]</c> with <paramref name="cacheRowPerToken"/>[t] &lt; cacheRows. All of one dtype.
+    /// </summary>
+    public static void Rotate(byte* x, int rows, int width, int heads, int headDim, byte* cos, byte* sin, int[] positions, byte* keys,
+        byte* values, int kvHeads, long cacheRows, long[]? cacheRowPerToken, bool bf16)
+    {
+        bool vector = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && headDim / 2 % 16 == 0;
+        var job = new RopeJob((nint)x, (nint)cos, (nint)sin, (nint)keys, (nint)values, width, heads, headDim, kvHeads, cacheRows,
+            cacheRowPerToken, positions, bf16, vector);
+        ForRows(rows, (long)rows * heads * headDim, (from, to) => RotateRows(job, from, to));
     }
 
     /// <summary>Addresses and sizes of one <see cref="RotateInPlace"/> call; Keys/Values 0 without a cache write.</summary>

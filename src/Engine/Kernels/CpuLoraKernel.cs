@@ -85,7 +85,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         var offsets = new int[modules.Count];
         for (int i = 0, o = offset; i < modules.Count; o += modules[i].Out, i++)
             offsets[i] = o;
-        var c = new Context(Address(x), Address(y), (int)y.shape[1], x.dtype == ScalarType.BFloat16, modules[0].In,
+        var c = new Context(Address(x), Address(y), (int)y.size(1), x.dtype == ScalarType.BFloat16, modules[0].In,
             modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
             modules.Select(m => Address(m.A)).ToArray(), modules.Select(m => Address(m.Bt)).ToArray(), offsets, mapping);
         long fma = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace Serving.Engine.Kernels;
 
 /// <summary>
-/// Row bodies of <see cref="CpuElementwiseKernels.RmsNorm"/> and <see cref="CpuElementwiseKernels.SwiGlu"/> on registers:
+/// Row bodies of <see cref="CpuElementwiseKernels.RmsNorm(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, float, TorchSharp.torch.Tensor?)"/> and <see cref="CpuElementwiseKernels.SwiGlu(TorchSharp.torch.Tensor)"/> on registers:
 /// each element is loaded once per pass, in pair order (<see cref="ITensorElement"/>; element-wise maths does not care
 /// about the order as long as every operand and the output use it), with the same bf16 roundings as the op chains.
 /// Why: the span-at-a-time versions made 6–7 passes over each row through float32 scratch buffers, and SiLU went

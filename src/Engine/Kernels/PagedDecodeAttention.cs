@@ -32,13 +32,13 @@ internal static unsafe class PagedDecodeAttention
     [ThreadStatic] private static float[]? _scratch;
 
     /// <summary>
-    /// True when <see cref="Apply"/> can run these tensors: CPU memory, float32 or bfloat16, AVX-512, D % 16 = 0, and q outside
+    /// True when <see cref="Apply(Tensor, Tensor, Tensor, long[], int, int[])"/> can run these tensors: CPU memory, float32 or bfloat16, AVX-512, D % 16 = 0, and q outside
     /// autograd (the kernel records no graph).
     /// </summary>
     public static bool Supports(Tensor q, Tensor keys) =>
         Vector512.IsHardwareAccelerated && !q.requires_grad && q.device_type == DeviceType.CPU && keys.device_type == DeviceType.CPU
         && q.dtype == keys.dtype && q.dtype is ScalarType.Float32 or ScalarType.BFloat16
-        && q.shape[^1] % Lanes == 0 && keys.is_contiguous();
+        && q.size(-1) % Lanes == 0 && keys.is_contiguous();
 
     /// <param name="q">[B, Hq, D]; made contiguous if it is not.</param>
     /// <param name="keys">The layer's key cache [Hkv, R, D].</param>
@@ -49,14 +49,12 @@ internal static unsafe class PagedDecodeAttention
     /// <returns>[B, Hq·D] in q's dtype.</returns>
     public static Tensor Apply(Tensor q, Tensor keys, Tensor values, long[] rows, int stride, int[] lengths)
     {
-        int b = lengths.Length, hq = (int)q.shape[1], d = (int)q.shape[2], hkv = (int)keys.shape[0];
-        long r = keys.shape[1];
-        if (q.shape[0] != b || hq % hkv != 0 || !values.is_contiguous() || !values.shape.SequenceEqual(keys.shape) || keys.shape[2] != d
+        int b = lengths.Length, hq = (int)q.size(1), d = (int)q.size(2), hkv = (int)keys.size(0);
+        long r = keys.size(1);
+        if (q.size(0) != b || hq % hkv != 0 || !values.is_contiguous() || values.dim() != 3 || values.size(0) != hkv || values.size(1) != r
+            || values.size(2) != d || keys.size(2) != d
             || rows.Length < (long)b * stride)
             throw new ArgumentException($"decode attention: q {Shape(q)}, keys {Shape(keys)}, values {Shape(values)}, {b} sequences × {stride} rows given {rows.Length}");
-        foreach (int n in lengths)
-            if (n < 1 || n > stride)
-                throw new ArgumentException($"decode attention: context length {n} outside [1, {stride}]");
 
         using var qc = q.contiguous();
         var output = empty([b, (long)hq * d], q.dtype, q.device);
@@ -64,38 +62,50 @@ internal static unsafe class PagedDecodeAttention
         fixed (byte* kp = keys.bytes)
         fixed (byte* vp = values.bytes)
         fixed (byte* op = output.bytes)
-        {
-            var job = new Job((nint)qp, (nint)kp, (nint)vp, (nint)op, q.dtype == ScalarType.BFloat16, rows, stride, lengths, hq / hkv, hkv, d, r,
-                1f / MathF.Sqrt(d));
-            int parts = b * hkv;
-            if (parts == 1 || OpenMpTeam.Threads == 1)
-                Run(job, 0, parts);
-            else
-            {
-                // Contiguous ranges of about equal context: the cost of a part is its sequence's length.
-                int chunks = Math.Min(OpenMpTeam.Threads, parts);
-                var bounds = new int[chunks + 1];
-                long total = lengths.Sum(n => (long)n) * hkv, cost = 0;
-                for (int p = 0, k = 1; p < parts && k < chunks; p++)
-                {
-                    cost += lengths[p / hkv];
-                    if (cost * chunks >= total * k)
-                        bounds[k++] = p + 1;
-                }
-
-                bounds[chunks] = parts;
-                for (int k = 1; k < chunks; k++)
-                    bounds[k] = Math.Max(bounds[k], bounds[k - 1]);
-                OpenMpTeam.For(chunks, k => Run(job, bounds[k], bounds[k + 1]));
-            }
-        }
-
+            Apply(qp, (long)hq * d, kp, vp, op, q.dtype == ScalarType.BFloat16, rows, stride, lengths, hq, hkv, d, r);
         return output;
+    }
+
+    /// <summary>
+    /// <see cref="Apply(Tensor, Tensor, Tensor, long[], int, int[])"/> on raw memory, validated by the caller (no libtorch
+    /// call): sequence b's query heads are the Hq·D elements at <paramref name="q"/> + b·<paramref name="qRowStride"/> (a
+    /// fused q|k|v row, say); keys and values <c>[Hkv, cacheRows, D]</c>; <paramref name="output"/> <c>[B, Hq·D]</c>.
+    /// </summary>
+    public static void Apply(byte* q, long qRowStride, byte* keys, byte* values, byte* output, bool bf16, long[] rows, int stride, int[] lengths,
+        int hq, int hkv, int d, long cacheRows)
+    {
+        int b = lengths.Length;
+        foreach (int n in lengths)
+            if (n < 1 || n > stride)
+                throw new ArgumentException($"decode attention: context length {n} outside [1, {stride}]");
+        var job = new Job((nint)q, qRowStride, (nint)keys, (nint)values, (nint)output, bf16, rows, stride, lengths, hq / hkv, hkv, d,
+            cacheRows, 1f / MathF.Sqrt(d));
+        int parts = b * hkv;
+        if (parts == 1 || OpenMpTeam.Threads == 1)
+            Run(job, 0, parts);
+        else
+        {
+            // Contiguous ranges of about equal context: the cost of a part is its sequence's length.
+            int chunks = Math.Min(OpenMpTeam.Threads, parts);
+            var bounds = new int[chunks + 1];
+            long total = lengths.Sum(n => (long)n) * hkv, cost = 0;
+            for (int p = 0, k = 1; p < parts && k < chunks; p++)
+            {
+                cost += lengths[p / hkv];
+                if (cost * chunks >= total * k)
+                    bounds[k++] = p + 1;
+            }
+
+            bounds[chunks] = parts;
+            for (int k = 1; k < chunks; k++)
+                bounds[k] = Math.Max(bounds[k], bounds[k - 1]);
+            OpenMpTeam.For(chunks, k => Run(job, bounds[k], bounds[k + 1]));
+        }
     }
 
     private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
 
-    private sealed record Job(nint Q, nint K, nint V, nint Out, bool Bf16, long[] Rows, int Stride, int[] Lengths, int Group, int KvHeads,
+    private sealed record Job(nint Q, long QRowStride, nint K, nint V, nint Out, bool Bf16, long[] Rows, int Stride, int[] Lengths, int Group, int KvHeads,
         int HeadDim, long CacheRows, float Scale);
 
     /// <summary>Parts [from, to); part p = (sequence p / Hkv, KV head p % Hkv).</summary>
@@ -123,8 +133,8 @@ internal static unsafe class PagedDecodeAttention
             for (int p = from; p < to; p++)
             {
                 int b = p / kvHeads, h = p % kvHeads, n = job.Lengths[b];
-                long headOffset = ((long)b * kvHeads * g + (long)h * g) * d;   // q[b, h·G, 0] and out[b, h·G·D]
-                byte* q = (byte*)job.Q + headOffset * T.Size;
+                long headOffset = ((long)b * kvHeads * g + (long)h * g) * d;   // out[b, h·G·D]
+                byte* q = (byte*)job.Q + (b * job.QRowStride + (long)h * g * d) * T.Size;
                 long* seqRows = rows + (long)b * job.Stride;
                 byte* kHead = (byte*)job.K + h * headBytes;
                 byte* vHead = (byte*)job.V + h * headBytes;

@@ -92,6 +92,25 @@ internal sealed class KvCache : IDisposable
     internal Tensor Keys(int layer) => _keys[layer];
     internal Tensor Values(int layer) => _values[layer];
 
+    /// <summary>Layer <paramref name="layer"/>'s key storage (CPU), read once: the tensors live and stay put as long as the cache.</summary>
+    internal unsafe byte* KeysAddress(int layer) => Address(ref _keyAddresses, _keys, layer);
+
+    /// <summary>Layer <paramref name="layer"/>'s value storage (CPU).</summary>
+    internal unsafe byte* ValuesAddress(int layer) => Address(ref _valueAddresses, _values, layer);
+
+    private nint[]? _keyAddresses;
+    private nint[]? _valueAddresses;
+
+    private static unsafe byte* Address(ref nint[]? addresses, Tensor[] tensors, int layer)
+    {
+        addresses ??= tensors.Select(t =>
+        {
+            fixed (byte* p = t.bytes)
+                return (nint)p;
+        }).ToArray();
+        return (byte*)addresses[layer];
+    }
+
     public void Dispose()
     {
         foreach (var t in _keys.Concat(_values))

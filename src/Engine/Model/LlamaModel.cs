@@ -16,6 +16,7 @@ internal sealed class LlamaModel : IDisposable
 {
     private readonly LlamaWeights _weights;
     private readonly RotaryEmbedding _rope;
+    private readonly CpuDecodePath _decodePath;
 
     public LlamaModel(ModelConfig config, LlamaWeights weights, int maxPositions, ScalarType dtype, Device device)
     {
@@ -24,6 +25,7 @@ internal sealed class LlamaModel : IDisposable
         Dtype = dtype;
         Device = device;
         _rope = new RotaryEmbedding(config, maxPositions, dtype, device);
+        _decodePath = new CpuDecodePath(this, _rope);
     }
 
     public ModelConfig Config { get; }
@@ -51,6 +53,15 @@ internal sealed class LlamaModel : IDisposable
     /// forces the libtorch op chains, the path CUDA takes.
     /// </summary>
     public bool CpuElementwise { get; set; } = true;
+
+    /// <summary>
+    /// All-decode steps of an AMX-packed bf16 model run as <see cref="CpuDecodePath"/> (the same kernels, with no libtorch op
+    /// between GEMMs) where it supports the model; false forces the per-op CPU path (tests compare the two).
+    /// </summary>
+    public bool FusedCpuDecode { get; set; } = true;
+
+    /// <summary>Steps that ran as <see cref="CpuDecodePath"/>.</summary>
+    internal long FusedDecodeSteps => _decodePath.Steps;
 
     /// <summary>
     /// Steps of at most this many tokens use <see cref="CpuElementwiseKernels"/>: there libtorch's per-op dispatch dominates.
@@ -114,6 +125,8 @@ internal sealed class LlamaModel : IDisposable
 
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
+        if (_decodePath.CanRun(step, cache))
+            return _decodePath.Run(step, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.Angles(step.Positions);
         Tensor? residual = null;
@@ -160,7 +173,7 @@ internal sealed class LlamaModel : IDisposable
     {
         var w = _weights.Layers[index];
         var c = Config;
-        long t = x.shape[0];
+        long t = x.size(0);
         int qOut = c.NumHeads * c.HeadDim, kvOut = c.NumKvHeads * c.HeadDim;
 
         Tensor normed;
@@ -247,7 +260,7 @@ internal sealed class LlamaModel : IDisposable
     private Tensor Attention(Tensor q, Tensor keys, Tensor values, StepIndices step)
     {
         var c = Config;
-        long t = q.shape[0];
+        long t = q.size(0);
         int g = c.QueryGroupSize;
         Tensor? decodeOut = null;
         if (step.DecodeCount > 0)
@@ -284,7 +297,7 @@ internal sealed class LlamaModel : IDisposable
 
     /// <summary>[B·L] physical rows → [B, Hkv, L, D] (a view of the gathered [Hkv, B·L, D]; each [L, D] slab contiguous).</summary>
     private static Tensor Gather(Tensor cacheLayer, Tensor rows, int sequences) =>
-        cacheLayer.index_select(1, rows).view(cacheLayer.shape[0], sequences, -1, cacheLayer.shape[2]).transpose(0, 1);
+        cacheLayer.index_select(1, rows).view(cacheLayer.size(0), sequences, -1, cacheLayer.size(2)).transpose(0, 1);
 
     /// <summary>Causal attention of one sequence's n new tokens over its cache prefix. q: [n, Hq, D] → [n, Hq·D].</summary>
     private Tensor PrefillAttention(Tensor q, Tensor keys, Tensor values, SequenceSlice s, StepIndices step, int i)
@@ -344,14 +357,14 @@ internal sealed class LlamaModel : IDisposable
     }
 
     /// <summary>Adds the LoRA updates of the projections of one fused output (starting with <paramref name="first"/>) in place.</summary>
-    private void ApplyLora(int layer, LoraTarget first, Tensor input, Tensor output, LoraBatchMapping lora)
+    internal void ApplyLora(int layer, LoraTarget first, Tensor input, Tensor output, LoraBatchMapping lora)
     {
         var modules = Adapters!.FusedModules(layer, first);
         var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
     }
 
-    private bool UseCpuElementwise(Tensor x) => CpuElementwise && x.shape[0] <= CpuElementwiseMaxTokens && CpuElementwiseKernels.Supports(x);
+    private bool UseCpuElementwise(Tensor x) => CpuElementwise && x.size(0) <= CpuElementwiseMaxTokens && CpuElementwiseKernels.Supports(x);
 
     /// <summary>HF LlamaRMSNorm: normalise in float32, cast back, then scale: <c>w · (x / √(mean(x²) + ε))</c>.</summary>
     private Tensor RmsNorm(Tensor x, Tensor weight)
@@ -365,6 +378,7 @@ internal sealed class LlamaModel : IDisposable
 
     public void Dispose()
     {
+        _decodePath.Dispose();
         Adapters?.Dispose();
         _weights.Dispose();
         _rope.Dispose();

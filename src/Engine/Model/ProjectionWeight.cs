@@ -33,9 +33,12 @@ internal sealed class ProjectionWeight : IDisposable
     /// <summary>True when held in the AMX tile layout.</summary>
     public bool IsPacked => _packed is not null;
 
-    public long Outputs => _packed?.Outputs ?? _plain!.shape[0];
+    /// <summary>The AMX-packed weight, for callers that run it on raw memory; null when plain.</summary>
+    public AmxPackedWeight? Packed => _packed;
 
-    public long Inputs => _packed?.Inputs ?? _plain!.shape[1];
+    public long Outputs => _packed?.Outputs ?? _plain!.size(0);
+
+    public long Inputs => _packed?.Inputs ?? _plain!.size(1);
 
     public long ElementSize => _packed is not null ? 2 : _plain!.ElementSize;
 

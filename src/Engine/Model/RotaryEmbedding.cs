@@ -36,6 +36,12 @@ internal sealed class RotaryEmbedding : IDisposable
 
     public int MaxPositions { get; }
 
+    /// <summary>cos table <c>[maxPositions, D/2]</c> in the compute dtype.</summary>
+    internal Tensor Cos => _cos;
+
+    /// <summary>sin table <c>[maxPositions, D/2]</c> in the compute dtype.</summary>
+    internal Tensor Sin => _sin;
+
     /// <summary>θᵢ = base^(−2i/D); for llama3 scaling, long wavelengths are divided by the factor and the band between is smoothed.</summary>
     public static double[] InverseFrequencies(ModelConfig config)
     {
@@ -73,7 +79,7 @@ internal sealed class RotaryEmbedding : IDisposable
     public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) angles)
     {
         using var scope = NewDisposeScope();
-        long half = x.shape[2] / 2;
+        long half = x.size(2) / 2;
         var x1 = x.narrow(2, 0, half);
         var x2 = x.narrow(2, half, half);
         var out1 = x1 * angles.Cos - x2 * angles.Sin;
@@ -87,7 +93,7 @@ internal sealed class RotaryEmbedding : IDisposable
     /// given <paramref name="cache"/>, also stores the K and V heads in their cache rows (<see cref="Kernels.CpuElementwiseKernels.RotateInPlace"/>).
     /// </summary>
     public void ApplyInPlace(Tensor x, int heads, IReadOnlyList<int> positions, Kernels.KvCacheWrite? cache = null) =>
-        Kernels.CpuElementwiseKernels.RotateInPlace(x, heads, (int)_cos.shape[1] * 2, _cos, _sin, positions, cache);
+        Kernels.CpuElementwiseKernels.RotateInPlace(x, heads, (int)_cos.size(1) * 2, _cos, _sin, positions, cache);
 
     public void Dispose()
     {

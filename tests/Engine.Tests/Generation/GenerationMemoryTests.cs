@@ -15,13 +15,21 @@ public sealed class GenerationMemoryTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void Step_ThousandDecodeSteps_LiveTensorCountAndMemoryStayFlat(bool cpuKernels)
+    public void Step_ThousandDecodeSteps_LiveTensorCountAndMemoryStayFlat(bool cpuKernels) =>
+        AssertFlat(new SyntheticModelSpec { Seed = 11 }, ScalarType.Float32, cpuKernels);
+
+    /// <summary>A bf16 model on the AMX grid: on an AMX machine its decode steps run the fused path and its reused workspace.</summary>
+    [Fact]
+    public void Step_ThousandFusedBf16DecodeSteps_LiveTensorCountAndMemoryStayFlat() =>
+        AssertFlat(TileGridModel.Spec(seed: 11), ScalarType.BFloat16, cpuKernels: true);
+
+    private static void AssertFlat(SyntheticModelSpec spec, ScalarType dtype, bool cpuKernels)
     {
         string dir = TestDirectories.Create("leak");
         try
         {
-            SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Seed = 11 });
-            using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 2048);
+            SyntheticModelWriter.Write(dir, spec);
+            using var loaded = LoadedModel.Load(dir, dtype, CPU, 2048);
             loaded.Model.CpuDecodeAttention = loaded.Model.CpuElementwise = cpuKernels;
             using var cache = loaded.Model.CreateKvCache(2, 1100);
             var stepper = new GenerationStepper(loaded.Model, cache);
@@ -43,6 +51,8 @@ public sealed class GenerationMemoryTests
 
             GC.Collect();
             Assert.Equal(1000, steps);
+            if (dtype == ScalarType.BFloat16 && Serving.Engine.Kernels.AmxNative.IsAvailable)
+                Assert.Equal(999, loaded.Model.FusedDecodeSteps);
             Assert.Equal(liveAtWarm, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
             long growth = Environment.WorkingSet - rssAtWarm;
             Assert.True(growth < 32L << 20, $"working set grew by {growth >> 20} MiB over 900 steps");
