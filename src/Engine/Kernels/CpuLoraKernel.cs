@@ -57,8 +57,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
             offset += module.Out;
         }
 
-        if (mapping.RowKernelRows.Count > 0)
-            ApplyRows(x, y, outputOffset, modules, mapping);
+        ApplyRows(Address(x), Address(y), (int)y.size(1), x.dtype == ScalarType.BFloat16, outputOffset, modules, mapping);
     }
 
     /// <summary>One segment: rows [first, first + n) with one entry (slot, weight) each.</summary>
@@ -78,16 +77,22 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     private sealed record Context(nint X, nint Y, int Width, bool Bf16, int In, int MaxOut, int MaxRank,
         LoraModuleArena[] Modules, nint[] A, nint[] Bt, int[] Offsets, LoraBatchMapping Mapping);
 
-    private static void ApplyRows(Tensor x, Tensor y, int offset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
+    /// <summary>
+    /// The row-kernel part of <see cref="Apply"/> on raw memory (no native call on a tensor), for callers that checked what
+    /// <see cref="Supports"/> checks: x <c>[T, in]</c> and y <c>[T, width]</c> contiguous CPU memory in the arenas' dtype.
+    /// Segment groups of the mapping are not run here.
+    /// </summary>
+    public static void ApplyRows(nint x, nint y, int width, bool bf16, int offset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
     {
+        if (mapping.RowKernelRows.Count == 0)
+            return;
         var work = mapping.RowKernelItems;
         int items = work.Count;
         var offsets = new int[modules.Count];
         for (int i = 0, o = offset; i < modules.Count; o += modules[i].Out, i++)
             offsets[i] = o;
-        var c = new Context(Address(x), Address(y), (int)y.size(1), x.dtype == ScalarType.BFloat16, modules[0].In,
-            modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
-            modules.Select(m => Address(m.A)).ToArray(), modules.Select(m => Address(m.Bt)).ToArray(), offsets, mapping);
+        var c = new Context(x, y, width, bf16, modules[0].In, modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
+            modules.Select(m => m.AAddress).ToArray(), modules.Select(m => m.BtAddress).ToArray(), offsets, mapping);
         long fma = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
         int threads = Math.Min(OpenMpTeam.Threads, items);
         if (threads <= 1 || fma < ParallelThreshold)

@@ -9,7 +9,7 @@ namespace Serving.Engine.Lora;
 /// must stream, which is what bounds the decode-time cost of LoRA. Only the first <c>Ranks[s]</c> rows of a slot are meaningful; kernels never read beyond
 /// them, so loading a smaller adapter over a larger one needs no zeroing. Rank 0 = slot does not adapt this projection.
 /// </summary>
-internal sealed class LoraModuleArena : IDisposable
+internal sealed unsafe class LoraModuleArena : IDisposable
 {
     public LoraModuleArena(int layer, LoraTarget target, int slots, int maxRank, int inFeatures, int outFeatures, ScalarType dtype, Device device)
     {
@@ -22,6 +22,12 @@ internal sealed class LoraModuleArena : IDisposable
         Bt = zeros([slots, maxRank, outFeatures], dtype, device);
         Ranks = new int[slots];
         Scales = new float[slots];
+        if (device.type == TorchSharp.DeviceType.CPU)
+        {
+            fixed (byte* a = A.bytes)
+            fixed (byte* bt = Bt.bytes)
+                (AAddress, BtAddress) = ((nint)a, (nint)bt);
+        }
     }
 
     public int Layer { get; }
@@ -33,6 +39,15 @@ internal sealed class LoraModuleArena : IDisposable
     public Tensor Bt { get; }
     public int[] Ranks { get; }
     public float[] Scales { get; }
+
+    /// <summary>
+    /// Where <see cref="A"/> and <see cref="Bt"/> start in CPU memory (0 on other devices), read once: the CPU LoRA kernel
+    /// runs between GEMMs, where every native call on a tensor costs cache misses.
+    /// </summary>
+    public nint AAddress { get; }
+
+    /// <inheritdoc cref="AAddress"/>
+    public nint BtAddress { get; }
 
     public long Bytes => (A.NumberOfElements + Bt.NumberOfElements) * A.ElementSize;
 

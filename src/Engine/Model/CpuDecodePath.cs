@@ -88,22 +88,22 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                 CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16: true);
                 layer.Qkv.Packed!.Linear((ushort*)normed, t, (ushort*)_qkvBiases![l], qkv, float32Output: false);
                 if (lora is not null)
-                    model.ApplyLora(l, LoraTarget.Q, ws.Normed, ws.Qkv, lora);
+                    Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora);
                 CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
                     step.RowPerTokenHost, bf16: true);
                 PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16: true, step.DecodeRowTable!, step.DecodeContext,
                     step.DecodeLengths!, hq, hkv, d, cacheRows);
                 layer.O.Packed!.Linear((ushort*)attention, t, null, o, float32Output: false);
                 if (lora is not null)
-                    model.ApplyLora(l, LoraTarget.O, ws.Attention, ws.O, lora);
+                    Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora);
                 CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16: true);
                 layer.GateUp.Packed!.Linear((ushort*)normed, t, null, gateUp, float32Output: false);
                 if (lora is not null)
-                    model.ApplyLora(l, LoraTarget.Gate, ws.Normed, ws.GateUp, lora);
+                    Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora);
                 CpuElementwiseKernels.SwiGlu(gateUp, activated, t, c.IntermediateSize, bf16: true);
                 layer.Down.Packed!.Linear((ushort*)activated, t, null, down, float32Output: false);
                 if (lora is not null)
-                    model.ApplyLora(l, LoraTarget.Down, ws.Activated, ws.Down, lora);
+                    Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora);
             }
 
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16: true);
@@ -117,6 +117,18 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             if (Interlocked.CompareExchange(ref _workspace, ws, null) is not null)
                 ws.Dispose();   // another step ran beside this one and kept its own
         }
+    }
+
+    /// <summary>
+    /// The LoRA updates of one fused output: on raw memory when the model runs the CPU kernel and the rows need no segment
+    /// GEMMs (decode rows rarely form one), else through the kernel's tensor entry point.
+    /// </summary>
+    private void Lora(int layer, LoraTarget first, Tensor input, byte* inputAddress, Tensor output, byte* outputAddress, int width, LoraBatchMapping lora)
+    {
+        if (model.LoraKernel is CpuLoraKernel && lora.SegmentGroups.Count == 0)
+            CpuLoraKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16: true, 0, model.Adapters!.FusedModules(layer, first), lora);
+        else
+            model.ApplyLora(layer, first, input, output, lora);
     }
 
     /// <summary>The weights' and tables' addresses, read once: their tensors live, unmoved, as long as the model.</summary>
