@@ -39,6 +39,11 @@ internal sealed partial record EngineSteps(double DecodeSteps, double DecodeSeco
             Value("serving_engine_step_sequences_sum"), Value("serving_engine_step_tokens_sum"));
     }
 
+    /// <summary>Two measurements pooled: counts, seconds and wall time added.</summary>
+    public EngineSteps Plus(EngineSteps other) => new(
+        DecodeSteps + other.DecodeSteps, DecodeSeconds + other.DecodeSeconds, PrefillSteps + other.PrefillSteps, PrefillSeconds + other.PrefillSeconds,
+        Sequences + other.Sequences, Tokens + other.Tokens, Wall + other.Wall);
+
     public EngineSteps Since(EngineSteps before, TimeSpan wall) => new(
         DecodeSteps - before.DecodeSteps, DecodeSeconds - before.DecodeSeconds, PrefillSteps - before.PrefillSteps, PrefillSeconds - before.PrefillSeconds,
         Sequences - before.Sequences, Tokens - before.Tokens, wall);

@@ -19,7 +19,8 @@ namespace Serving.Bench;
 /// <param name="requestsPerClient">Requests each client sends per concurrency level.</param>
 /// <param name="meanThinkMs">Mean exponential think time before each request.</param>
 /// <param name="concurrency">Client counts to measure (1, 8, 32, 64 by default).</param>
-internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs, int[] concurrency)
+/// <param name="rounds">Times each configuration runs at each concurrency, the configurations taking turns; figures pool all rounds.</param>
+internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs, int[] concurrency, int rounds = 1)
 {
     private int[] Concurrency => concurrency;
 
@@ -33,6 +34,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             [.. Concurrency.Select(c => $"C={c}")]);
         report.Context("requests_per_client", requestsPerClient);
         report.Context("mean_think_ms", meanThinkMs);
+        report.Context("rounds", rounds);
         var measured = Measure(adapters, [("Continuous", true), ("PerAdapter", true), ("Continuous", false)]);
         var (continuous, perAdapter, baseOnly) = (measured[0], measured[1], measured[2]);
         Add(report, "continuous adapter-aware", continuous);
@@ -44,6 +46,18 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
     }
 
     private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99, EngineSteps Steps);
+
+    /// <summary>One round of one configuration: what <see cref="Pool"/> turns into a <see cref="Result"/>.</summary>
+    private sealed record Sample(long Tokens, double Seconds, IReadOnlyList<double> Ttft, IReadOnlyList<double> Tpot, EngineSteps Steps);
+
+    private static Result Pool(IReadOnlyList<Sample> samples)
+    {
+        var ttft = samples.SelectMany(s => s.Ttft).ToList();
+        var tpot = samples.SelectMany(s => s.Tpot).ToList();
+        var steps = samples.Skip(1).Aggregate(samples[0].Steps, (sum, s) => sum.Plus(s.Steps));
+        return new Result(samples.Sum(s => s.Tokens) / samples.Sum(s => s.Seconds), Percentile(ttft, 0.5), Percentile(ttft, 0.99),
+            Percentile(tpot, 0.5), Percentile(tpot, 0.99), steps);
+    }
 
     private void Add(BenchReport report, string name, Dictionary<int, Result> r)
     {
@@ -63,7 +77,8 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
     /// <summary>
     /// One in-process server per configuration, all started first; then for each concurrency level every configuration
     /// runs in turn, so the three figures a ratio divides are taken seconds apart rather than minutes (this 2-vCPU machine's
-    /// speed drifts by 1.5× over minutes).
+    /// speed drifts by 1.5–2× over minutes). With several rounds the turns repeat and each figure pools its rounds, so a
+    /// slow spell during one configuration's turn weighs less.
     /// </summary>
     private List<Dictionary<int, Result>> Measure(string adapters, (string Policy, bool UseAdapters)[] configurations)
     {
@@ -85,14 +100,22 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
 
             var results = servers.Select(_ => new Dictionary<int, Result>()).ToList();
             foreach (int c in Concurrency)
+            {
+                var samples = servers.Select(_ => new List<Sample>()).ToList();
+                for (int round = 0; round < rounds; round++)
+                    for (int i = 0; i < servers.Count; i++)
+                    {
+                        Console.Error.WriteLine($"serving: C={c}, round {round + 1}/{rounds}, {configurations[i].Policy}, adapters {configurations[i].UseAdapters}");
+                        var before = EngineSteps.Scrape(servers[i].Http);
+                        var wall = Stopwatch.StartNew();
+                        var sample = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs,
+                            new SeededRandom((ulong)(c + 1000 * round)));
+                        samples[i].Add(sample with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed) });
+                    }
+
                 for (int i = 0; i < servers.Count; i++)
-                {
-                    Console.Error.WriteLine($"serving: C={c}, {configurations[i].Policy}, adapters {configurations[i].UseAdapters}");
-                    var before = EngineSteps.Scrape(servers[i].Http);
-                    var wall = Stopwatch.StartNew();
-                    var result = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs, new SeededRandom((ulong)c));
-                    results[i][c] = result with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed) };
-                }
+                    results[i][c] = Pool(samples[i]);
+            }
 
             return results;
         }
@@ -107,7 +130,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         }
     }
 
-    private static Result RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, double meanThinkMs, SeededRandom random)
+    private static Sample RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, double meanThinkMs, SeededRandom random)
     {
         var models = Enumerable.Range(0, clients * requestsEach).Select(_ => useAdapters ? $"zipf-{Zipf(random, 8)}" : "bench-model").ToArray();
         // Same seed for every configuration: the three runs see the same adapters and the same arrival gaps.
@@ -150,8 +173,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                 Interlocked.Add(ref tokens, count);
             }
         })).ToArray());
-        double seconds = wall.Elapsed.TotalSeconds;
-        return new Result(tokens / seconds, Percentile(ttft, 0.5), Percentile(ttft, 0.99), Percentile(tpot, 0.5), Percentile(tpot, 0.99), EngineSteps.None);
+        return new Sample(tokens, wall.Elapsed.TotalSeconds, ttft.ToList(), tpot.ToList(), EngineSteps.None);
     }
 
     private static int Zipf(SeededRandom random, int n)
