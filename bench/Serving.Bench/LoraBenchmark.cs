@@ -110,16 +110,18 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
             // at this machine's measured bandwidth: no kernel can go below it.
             double adapterBytes = Enumerable.Range(0, model.Config.NumLayers).Sum(l => Enum.GetValues<LoraTarget>()
                 .Sum(t => (double)(arena.Module(l, t).In + arena.Module(l, t).Out) * rank * (dtype == ScalarType.BFloat16 ? 2 : 4)));
-            double floor = 1 + 32 * adapterBytes / bandwidth / decodeTimes[0];
+            double Floor(int adapters) => 1 + adapters * adapterBytes / bandwidth / decodeTimes[0];
             yield return new Dictionary<string, double>
             {
                 ["base decode step, batch 32"] = decodeTimes[0] * 1e3,
                 ["measured memory read bandwidth"] = bandwidth / 1e9,
                 ["one adapter for all 32 rows (target ≤ 1.05)"] = decodeTimes[1] / decodeTimes[0],
+                ["floor for one adapter: 1 + its bytes / measured bandwidth / base step"] = Floor(1),
                 ["8 distinct adapters, 4 rows each (target ≤ 1.10)"] = decodeTimes[2] / decodeTimes[0],
+                ["floor for 8 distinct, the same way"] = Floor(8),
                 ["32 distinct adapters (target ≤ 1.20)"] = decodeTimes[3] / decodeTimes[0],
                 ["adapter bytes read per step, 32 distinct"] = 32 * adapterBytes / 1e6,
-                ["floor for 32 distinct: 1 + those bytes / measured bandwidth / base step"] = floor,
+                ["floor for 32 distinct: 1 + those bytes / measured bandwidth / base step"] = Floor(32),
                 ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
                 ["base step, 32 decode rows + 2 × 64-token prompts"] = mixedStepTimes[0] * 1e3,
                 ["same step, 8 adapters on the decode rows, adapters 0 and 1 on the prompts"] = mixedStepTimes[1] / mixedStepTimes[0],
