@@ -153,7 +153,7 @@ internal static class ServingApp
             : Results.Text("ready"));
     }
 
-    private static async Task Guard(HttpContext ctx, Func<HttpContext, Task> handler)
+    internal static async Task Guard(HttpContext ctx, Func<HttpContext, Task> handler)
     {
         try
         {
@@ -163,11 +163,20 @@ internal static class ServingApp
         {
             await ApiErrorWriter.Result(ex).ExecuteAsync(ctx);
         }
-        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            // The client went away; its sequence was dropped by the engine loop.
+            // The client went away; its sequence was dropped by the engine loop. Kestrel can fail an I/O call on the
+            // connection the client reset before it cancels RequestAborted (that is queued to the thread pool), so an
+            // unset token gets a moment before the exception counts as the server's own (it then reaches the error log).
+            if (!ctx.RequestAborted.IsCancellationRequested)
+                await Task.Delay(ClientDepartureGrace, ctx.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (!ctx.RequestAborted.IsCancellationRequested)
+                throw;
         }
     }
+
+    /// <summary>How long <see cref="Guard"/> waits for RequestAborted after a cancellation it did not see coming.</summary>
+    private static readonly TimeSpan ClientDepartureGrace = TimeSpan.FromSeconds(1);
 
     private static async Task WriteUnhandledError(HttpContext ctx)
     {
