@@ -32,7 +32,6 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
             if (e.Prompt.Length == 0 || e.Completion.Length == 0)
                 throw new ArgumentException("every example needs a non-empty prompt and completion");
 
-        manual_seed((long)options.Seed);
         var parameters = CreateParameters(model);
         var previousKernel = model.LoraKernel;
         if (model.Adapters is null)
@@ -80,13 +79,16 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
     private Dictionary<(int, LoraTarget), (Tensor A, Tensor B)> CreateParameters(LlamaModel model)
     {
         var parameters = new Dictionary<(int, LoraTarget), (Tensor A, Tensor B)>();
+        // A generator of its own, not torch's global one: trainings running at once in one process (the demo adapters of
+        // several servers, a test beside them) would interleave their draws and no longer be reproducible.
+        using var generator = new TorchSharp.torch.Generator((ulong)options.Seed);
         var targets = options.Targets.Select(name => LoraTargets.Parse(name) ?? throw new ArgumentException($"unknown target module '{name}'")).ToArray();
         for (int layer = 0; layer < model.Config.NumLayers; layer++)
             foreach (var target in targets)
             {
                 var (inF, outF) = LoraTargets.Shape(model.Config, target);
                 double bound = 1.0 / Math.Sqrt(inF);
-                var a = new TorchSharp.Modules.Parameter(empty([options.Rank, inF]).uniform_(-bound, bound));
+                var a = new TorchSharp.Modules.Parameter(empty([options.Rank, inF]).uniform_(-bound, bound, generator));
                 var b = new TorchSharp.Modules.Parameter(zeros([outF, options.Rank]));
                 parameters[(layer, target)] = (a, b);
             }
