@@ -24,8 +24,7 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
     private AmxPackedWeight(Tensor packed, long outputs, long inputs)
     {
         _packed = packed;
-        fixed (byte* p = packed.bytes)
-            _address = (ushort*)p;
+        _address = (ushort*)Runtime.CpuTensorMemory.Address(packed);
         Outputs = outputs;
         Inputs = inputs;
     }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Serving.Engine.Lora;
 using static TorchSharp.torch;
@@ -107,8 +106,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         OpenMpTeam.For(threads, _ => RunItems(c, items, next));
     }
 
-    /// <summary>A CPU tensor's first element; its memory is native and never moves.</summary>
-    private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+    private static nint Address(Tensor t) => (nint)Runtime.CpuTensorMemory.Address(t);
 
     /// <summary>
     /// Runs items of <see cref="LoraBatchMapping.RowKernelItems"/> (blocks and single rows) below <paramref name="count"/>,

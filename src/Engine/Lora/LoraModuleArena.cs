@@ -24,9 +24,8 @@ internal sealed unsafe class LoraModuleArena : IDisposable
         Scales = new float[slots];
         if (device.type == TorchSharp.DeviceType.CPU)
         {
-            fixed (byte* a = A.bytes)
-            fixed (byte* bt = Bt.bytes)
-                (AAddress, BtAddress) = ((nint)a, (nint)bt);
+            AAddress = (nint)Runtime.CpuTensorMemory.Address(A);
+            BtAddress = (nint)Runtime.CpuTensorMemory.Address(Bt);
         }
     }
 

@@ -1,5 +1,6 @@
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -77,10 +78,10 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                     throw new ArgumentException($"position {p} is beyond the RoPE tables' {rope.MaxPositions}");
             long cacheRows = (long)cache.TotalBlocks * cache.BlockSize;
             var x = w.Embed.Rows(step.Tokens);
-            byte* xp = DecodeWorkspace.Address(x), normed = DecodeWorkspace.Address(ws.Normed), qkv = DecodeWorkspace.Address(ws.Qkv);
-            byte* attention = DecodeWorkspace.Address(ws.Attention), o = DecodeWorkspace.Address(ws.O);
-            byte* gateUp = DecodeWorkspace.Address(ws.GateUp), activated = DecodeWorkspace.Address(ws.Activated);
-            byte* down = DecodeWorkspace.Address(ws.Down);
+            byte* xp = CpuTensorMemory.Address(x), normed = CpuTensorMemory.Address(ws.Normed), qkv = CpuTensorMemory.Address(ws.Qkv);
+            byte* attention = CpuTensorMemory.Address(ws.Attention), o = CpuTensorMemory.Address(ws.O);
+            byte* gateUp = CpuTensorMemory.Address(ws.GateUp), activated = CpuTensorMemory.Address(ws.Activated);
+            byte* down = CpuTensorMemory.Address(ws.Down);
             for (int l = 0; l < w.Layers.Count; l++)
             {
                 var layer = w.Layers[l];
@@ -108,7 +109,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
 
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16: true);
             var logits = empty([t, c.VocabSize], ScalarType.Float32);
-            w.LmHead.Packed!.Linear((ushort*)normed, t, null, DecodeWorkspace.Address(logits), float32Output: true);
+            w.LmHead.Packed!.Linear((ushort*)normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
             Interlocked.Increment(ref _steps);
             return logits;
         }
@@ -137,12 +138,12 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         if (_inputNorms is not null)
             return;
         var w = model.Weights;
-        _postNorms = w.Layers.Select(l => (nint)DecodeWorkspace.Address(l.PostAttentionNorm)).ToArray();
-        _qkvBiases = w.Layers.Select(l => l.QkvBias is null ? 0 : (nint)DecodeWorkspace.Address(l.QkvBias)).ToArray();
-        _finalNorm = (nint)DecodeWorkspace.Address(w.FinalNorm);
-        _cos = (nint)DecodeWorkspace.Address(rope.Cos);
-        _sin = (nint)DecodeWorkspace.Address(rope.Sin);
-        _inputNorms = w.Layers.Select(l => (nint)DecodeWorkspace.Address(l.InputNorm)).ToArray();
+        _postNorms = w.Layers.Select(l => (nint)CpuTensorMemory.Address(l.PostAttentionNorm)).ToArray();
+        _qkvBiases = w.Layers.Select(l => l.QkvBias is null ? 0 : (nint)CpuTensorMemory.Address(l.QkvBias)).ToArray();
+        _finalNorm = (nint)CpuTensorMemory.Address(w.FinalNorm);
+        _cos = (nint)CpuTensorMemory.Address(rope.Cos);
+        _sin = (nint)CpuTensorMemory.Address(rope.Sin);
+        _inputNorms = w.Layers.Select(l => (nint)CpuTensorMemory.Address(l.InputNorm)).ToArray();
     }
 
     public void Dispose() => Interlocked.Exchange(ref _workspace, null)?.Dispose();

@@ -14,7 +14,7 @@ namespace Serving.Engine.Model;
 /// The tensors are outside any dispose scope; <see cref="Dispose"/> frees them. Views of the first T rows are there for
 /// the LoRA kernels, which take tensors.
 /// </summary>
-internal sealed unsafe class DecodeWorkspace : IDisposable
+internal sealed class DecodeWorkspace : IDisposable
 {
     private readonly Tensor[] _owned;
 
@@ -46,13 +46,6 @@ internal sealed unsafe class DecodeWorkspace : IDisposable
     public Tensor GateUp { get; }
     public Tensor Activated { get; }
     public Tensor Down { get; }
-
-    /// <summary>Start of a buffer's memory (views start where their buffer does).</summary>
-    public static byte* Address(Tensor t)
-    {
-        fixed (byte* p = t.bytes)
-            return p;
-    }
 
     private static Tensor Buffer(long rows, long columns, ScalarType dtype) => zeros([rows, columns], dtype).DetachFromDisposeScope();
 

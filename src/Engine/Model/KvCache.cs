@@ -103,11 +103,7 @@ internal sealed class KvCache : IDisposable
 
     private static unsafe byte* Address(ref nint[]? addresses, Tensor[] tensors, int layer)
     {
-        addresses ??= tensors.Select(t =>
-        {
-            fixed (byte* p = t.bytes)
-                return (nint)p;
-        }).ToArray();
+        addresses ??= tensors.Select(t => (nint)Runtime.CpuTensorMemory.Address(t)).ToArray();
         return (byte*)addresses[layer];
     }
 

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using Tensor = TorchSharp.torch.Tensor;
@@ -50,7 +49,7 @@ internal static partial class HugePages
         }
     }
 
-    private static unsafe long Address(Tensor t) => (long)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+    private static unsafe long Address(Tensor t) => (long)CpuTensorMemory.Address(t);
 
     [LibraryImport("libc", EntryPoint = "madvise")]
     private static partial int MAdvise(nint address, nuint length, int advice);
