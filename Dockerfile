@@ -11,7 +11,8 @@ ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION} AS build
 ARG TORCH_BACKEND
-# gcc builds the engine's AMX bf16 projection kernel (libserving_amx.so, used on CPUs that have AMX).
+# gcc builds the engine's native kernels (libserving_amx.so: the AMX bf16 projections, used on CPUs that have AMX, and the
+# AVX512-BF16 LoRA rows, used on CPUs that have AVX512-BF16).
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props .editorconfig ./

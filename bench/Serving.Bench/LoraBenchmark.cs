@@ -17,8 +17,17 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
 {
     public static readonly ScalarType[] AllDtypes = [ScalarType.Float32, ScalarType.BFloat16];
     private IReadOnlyList<ScalarType> Dtypes => dtypes;
-    private readonly ILoraKernel[] Kernels = new ILoraKernel[] { new CpuLoraKernel(), new ReferenceLoraKernel() }
-        .Where(k => kernel is null || k.Name == kernel).ToArray();
+    /// <summary>
+    /// The kernels compared, by column name: the fast CPU kernel as the engine runs it, the same with bfloat16 rows kept on
+    /// its C# loops (only where the native AVX512-BF16 row kernel is in use, so its gain shows in one run), the reference.
+    /// </summary>
+    private readonly (string Name, ILoraKernel Kernel, bool Bf16Only)[] Kernels = new (string, ILoraKernel, bool)[]
+        {
+            ("cpu-simd", new CpuLoraKernel(), false),
+            ("cpu-simd, C# rows", new CpuLoraKernel(nativeBf16Rows: false), true),
+            ("reference", new ReferenceLoraKernel(), false),
+        }
+        .Where(k => (kernel is null || k.Item2.Name == kernel) && (!k.Item3 || LoraNative.IsAvailable)).ToArray();
 
     public BenchReport Run()
     {
@@ -26,12 +35,13 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         var report = new BenchReport($"Multi-LoRA cost over the base model: bench preset, rank-{rank} adapters on all 7 projections, CPU", columns);
         report.Context("steps", steps);
         report.Context("rank", rank);
+        report.Context("native bf16 LoRA rows", LoraNative.Status);
         var results = new List<Dictionary<string, double>>();
         foreach (var dtype in Dtypes)
             results.AddRange(Measure(dtype));
         foreach (string row in results[0].Keys)
             report.Add(row, row.StartsWith("base", StringComparison.Ordinal) || row.StartsWith("LoRA kernel alone", StringComparison.Ordinal) ? "ms" : row.StartsWith("adapter bytes", StringComparison.Ordinal) ? "MB"
-                : row.StartsWith("measured", StringComparison.Ordinal) ? "GB/s" : "×", results.Select(r => (double?)r[row]).ToArray());
+                : row.StartsWith("measured", StringComparison.Ordinal) ? "GB/s" : "×", results.Select(r => double.IsNaN(r[row]) ? null : (double?)r[row]).ToArray());
         return report;
     }
 
@@ -70,10 +80,17 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         var prefillBatch = ForwardBatch.Create(longPrompts);
         var prefillMapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(256, 8).ToList(), Enumerable.Range(0, 8).Select(Entry).ToList());
 
-        foreach (var kernel in Kernels)
+        Dictionary<string, double>? previous = null;
+        foreach (var (kernelName, kernel, bf16Only) in Kernels)
         {
+            if (bf16Only && dtype != ScalarType.BFloat16)
+            {
+                yield return previous!.ToDictionary(p => p.Key, _ => double.NaN);   // the variant is the same kernel in float32
+                continue;
+            }
+
             model.LoraKernel = kernel;
-            Console.Error.WriteLine($"{dtype} {kernel.Name}: decode");
+            Console.Error.WriteLine($"{dtype} {kernelName}: decode");
             var decodeTimes = Interleaved(steps, () => Time(() => model.Forward(decode, cache).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, same).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, eight).Dispose()),
@@ -96,7 +113,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
 
             var mixedStepTimes = Interleaved(steps, () => Time(() => model.Forward(mixedStep, cache).Dispose()),
                 () => Time(() => model.Forward(mixedStep, cache, LogitsSelection.LastTokenPerSequence, mixedStepMapping).Dispose()));
-            Console.Error.WriteLine($"{dtype} {kernel.Name}: prefill");
+            Console.Error.WriteLine($"{dtype} {kernelName}: prefill");
             // The LoRA kernel alone on one decode step's inputs: every layer's four fused outputs (q/k/v together, o,
             // gate/up together, down), and the same seven projections one call each, interleaved.
             var kernelTimes = Interleaved(steps * 4, () => KernelStep(model, kernel, same, fused: true), () => KernelStep(model, kernel, same, fused: false),
@@ -111,7 +128,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
             double adapterBytes = Enumerable.Range(0, model.Config.NumLayers).Sum(l => Enum.GetValues<LoraTarget>()
                 .Sum(t => (double)(arena.Module(l, t).In + arena.Module(l, t).Out) * rank * (dtype == ScalarType.BFloat16 ? 2 : 4)));
             double Floor(int adapters) => 1 + adapters * adapterBytes / bandwidth / decodeTimes[0];
-            yield return new Dictionary<string, double>
+            previous = new Dictionary<string, double>
             {
                 ["base decode step, batch 32"] = decodeTimes[0] * 1e3,
                 ["measured memory read bandwidth"] = bandwidth / 1e9,
@@ -138,6 +155,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["prefill 8 × 256 tokens, 8 distinct adapters (target ≤ 1.10)"] = prefillTimes[1] / prefillTimes[0],
                 ["LoRA kernel alone, that prefill"] = stepKernelTimes[1] * 1e3,
             };
+            yield return previous;
         }
     }
 

@@ -23,11 +23,14 @@ namespace Serving.Engine.Kernels;
 ///         y[t, offset_p..] += acc
 ///     four rows with the same single adapter run as one block (LoraRowBlockMath): each weight is loaded once for all four,
 ///     and the block's sums go from registers straight into y
+/// bfloat16 rows and blocks with one entry each, on a CPU with AVX512-BF16 (LoraNative, serving_lora.c): the same maths
+/// with VDPBF16PS on the weights as stored, h rounded to bfloat16 between the halves (as a bf16 PEFT model's lora_A output is)
 /// </code>
 /// Work is proportional to each slot's own rank; arenas padded to the max rank cost memory, not time. Rows that share an
 /// adapter are adjacent, so its A and Bt stay in cache and are streamed from memory about once per step.
 /// </summary>
-internal sealed unsafe class CpuLoraKernel : ILoraKernel
+/// <param name="nativeBf16Rows">false keeps bfloat16 rows on the C# kernel even where the native one is available.</param>
+internal sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKernel
 {
     /// <summary>Below this many multiply-adds one thread is faster than a parallel loop's hand-off.</summary>
     private const long ParallelThreshold = 500_000;
@@ -35,6 +38,9 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     [ThreadStatic] private static float[]? _scratch;
 
     public string Name => "cpu-simd";
+
+    /// <summary>True when bfloat16 rows with one entry run on <see cref="LoraNative"/>.</summary>
+    public bool NativeBf16Rows { get; } = nativeBf16Rows && LoraNative.IsAvailable;
 
     public static bool Supports(Tensor x, Tensor y, LoraModuleArena module) =>
         x.device.type == TorchSharp.DeviceType.CPU && module.A.device.type == TorchSharp.DeviceType.CPU
@@ -73,7 +79,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     }
 
     /// <summary>What the row kernel's threads share: raw addresses of x, y and every projection's A and Bt.</summary>
-    private sealed record Context(nint X, nint Y, int Width, bool Bf16, int In, int MaxOut, int MaxRank,
+    private sealed record Context(nint X, nint Y, int Width, bool Bf16, bool Native, int In, int MaxOut, int MaxRank,
         LoraModuleArena[] Modules, nint[] A, nint[] Bt, int[] Offsets, LoraBatchMapping Mapping);
 
     /// <summary>
@@ -81,7 +87,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
     /// <see cref="Supports"/> checks: x <c>[T, in]</c> and y <c>[T, width]</c> contiguous CPU memory in the arenas' dtype.
     /// Segment groups of the mapping are not run here.
     /// </summary>
-    public static void ApplyRows(nint x, nint y, int width, bool bf16, int offset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
+    public void ApplyRows(nint x, nint y, int width, bool bf16, int offset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
     {
         if (mapping.RowKernelRows.Count == 0)
             return;
@@ -90,7 +96,7 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
         var offsets = new int[modules.Count];
         for (int i = 0, o = offset; i < modules.Count; o += modules[i].Out, i++)
             offsets[i] = o;
-        var c = new Context(x, y, width, bf16, modules[0].In, modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
+        var c = new Context(x, y, width, bf16, bf16 && NativeBf16Rows, modules[0].In, modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
             modules.Select(m => m.AAddress).ToArray(), modules.Select(m => m.BtAddress).ToArray(), offsets, mapping);
         long fma = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
         int threads = Math.Min(OpenMpTeam.Threads, items);
@@ -128,6 +134,8 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
             for (int i = Interlocked.Increment(ref next[0]) - 1; i < count; i = Interlocked.Increment(ref next[0]) - 1)
             {
                 var rows = work[i];
+                if (c.Native && NativeItem(c, rows))
+                    continue;
                 if (rows.Length == 1)
                 {
                     int t = rows[0];
@@ -162,6 +170,46 @@ internal sealed unsafe class CpuLoraKernel : ILoraKernel
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Runs one item (a row or a block) on <see cref="LoraNative"/> when its rows have one entry each and the slot's ranks
+    /// fit the native kernel; false (nothing done) otherwise.
+    /// </summary>
+    private static bool NativeItem(Context c, int[] rows)
+    {
+        var mapping = c.Mapping;
+        int first = mapping.RowStart[rows[0]];
+        if (mapping.RowStart[rows[0] + 1] - first != 1)
+            return false;
+        int slot = mapping.EntrySlots[first];
+        foreach (var m in c.Modules)
+            if (m.Ranks[slot] > LoraNative.MaxRank)
+                return false;
+        int n = rows.Length;
+        ushort** x = stackalloc ushort*[n];
+        ushort** y = stackalloc ushort*[n];
+        float* factor = stackalloc float[n];
+        for (int k = 0; k < n; k++)
+            x[k] = (ushort*)(c.X + (nint)rows[k] * c.In * 2);
+        for (int p = 0; p < c.Modules.Length; p++)
+        {
+            var m = c.Modules[p];
+            int rank = m.Ranks[slot];
+            if (rank == 0)
+                continue;
+            for (int k = 0; k < n; k++)
+            {
+                y[k] = (ushort*)OutputRow(c, p, rows[k]);
+                factor[k] = mapping.EntryWeights[mapping.RowStart[rows[k]]] * m.Scales[slot];
+            }
+
+            var a = (ushort*)((byte*)c.A[p] + (long)slot * m.MaxRank * c.In * 2);
+            var bt = (ushort*)((byte*)c.Bt[p] + (long)slot * m.MaxRank * m.Out * 2);
+            LoraNative.Rows(x, a, bt, n, rank, c.In, m.Out, factor, y);
+        }
+
+        return true;
     }
 
     /// <summary>acc = Σ over row t's entries of w · scale · Bt·(A·x[t]) for projection p; false when no entry adapts p.</summary>

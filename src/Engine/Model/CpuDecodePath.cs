@@ -126,8 +126,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     /// </summary>
     private void Lora(int layer, LoraTarget first, Tensor input, byte* inputAddress, Tensor output, byte* outputAddress, int width, LoraBatchMapping lora)
     {
-        if (model.LoraKernel is CpuLoraKernel && lora.SegmentGroups.Count == 0)
-            CpuLoraKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16: true, 0, model.Adapters!.FusedModules(layer, first), lora);
+        if (model.LoraKernel is CpuLoraKernel cpuKernel && lora.SegmentGroups.Count == 0)
+            cpuKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16: true, 0, model.Adapters!.FusedModules(layer, first), lora);
         else
             model.ApplyLora(layer, first, input, output, lora);
     }

@@ -63,8 +63,9 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",
             c.Architecture, path, ModelId, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKvHeads, c.VocabSize, dtype, device, _model.Model.Weights.TotalBytes >> 20, started.Elapsed.TotalSeconds);
         if (dtype == torch.ScalarType.BFloat16 && device.type == DeviceType.CPU)
-            logger.LogInformation("bf16 projections: {Path} (AMX kernel: {Status})",
-                _model.Model.Weights.Layers[0].Qkv.IsPacked ? "AMX-packed weights" : "libtorch", Serving.Engine.Kernels.AmxNative.Status);
+            logger.LogInformation("bf16 projections: {Path} (AMX kernel: {Status}); bf16 LoRA rows: {LoraStatus}",
+                _model.Model.Weights.Layers[0].Qkv.IsPacked ? "AMX-packed weights" : "libtorch", Serving.Engine.Kernels.AmxNative.Status,
+                Serving.Engine.Kernels.LoraNative.IsAvailable ? "AVX512-BF16 kernel" : $"C# kernel ({Serving.Engine.Kernels.LoraNative.Status})");
         var a = adapterOptions.Value;
         string registryPath = a.RegistryPath ?? Path.Combine(cacheRoot, $"adapter-registry-{ModelId}.json");
         Adapters = new AdapterCatalog(string.IsNullOrEmpty(adapterRoot) ? null : new LocalFolderAdapterSource(adapterRoot), new AdapterStore.Registry.AdapterRegistry(registryPath));

@@ -3,7 +3,10 @@ using Serving.Engine.Kernels;
 
 namespace Serving.Engine.Tests.Build;
 
-/// <summary>build/ServingNative.targets: where gcc exists the AMX library is built, copied next to the tests and loads.</summary>
+/// <summary>
+/// build/ServingNative.targets: where gcc exists the native library is built, copied next to the tests and loads, and a CPU
+/// that has the instructions uses its kernels.
+/// </summary>
 public sealed class ServingNativeBuildTests
 {
     [Fact]
@@ -17,6 +20,8 @@ public sealed class ServingNativeBuildTests
         Assert.DoesNotContain("does not load", AmxNative.Status);
         if (CpuFlags().IsSupersetOf(["amx_bf16", "amx_tile", "avx512_bf16"]) && Environment.GetEnvironmentVariable("SERVING_AMX") != "0")
             Assert.True(AmxNative.IsAvailable || AmxNative.Status.Contains("kernel", StringComparison.Ordinal), AmxNative.Status);
+        if (CpuFlags().Contains("avx512_bf16") && Environment.GetEnvironmentVariable("SERVING_LORA_NATIVE") != "0")
+            Assert.True(LoraNative.IsAvailable, LoraNative.Status);
     }
 
     private static bool GccSupportsAmx()
