@@ -91,35 +91,37 @@ internal sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKe
     {
         if (mapping.RowKernelRows.Count == 0)
             return;
-        var work = mapping.RowKernelItems;
+        bool native = bf16 && NativeBf16Rows;
+        var work = native ? mapping.SlotRuns : mapping.RowKernelItems;
         int items = work.Count;
         var offsets = new int[modules.Count];
         for (int i = 0, o = offset; i < modules.Count; o += modules[i].Out, i++)
             offsets[i] = o;
-        var c = new Context(x, y, width, bf16, bf16 && NativeBf16Rows, modules[0].In, modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
+        var c = new Context(x, y, width, bf16, native, modules[0].In, modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
             modules.Select(m => m.AAddress).ToArray(), modules.Select(m => m.BtAddress).ToArray(), offsets, mapping);
         long fma = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
         int threads = Math.Min(OpenMpTeam.Threads, items);
         if (threads <= 1 || fma < ParallelThreshold)
         {
-            RunItems(c, items, new int[1]);
+            RunItems(c, work, new int[1]);
             return;
         }
 
         // Items are taken one at a time from a shared counter, in slot order: blocks and single rows differ in cost, and
         // fixed ranges per thread left one thread waiting at the region's end (kernel alone, same process: 3–17 % faster).
         var next = new int[1];
-        OpenMpTeam.For(threads, _ => RunItems(c, items, next));
+        OpenMpTeam.For(threads, _ => RunItems(c, work, next));
     }
 
     private static nint Address(Tensor t) => (nint)Runtime.CpuTensorMemory.Address(t);
 
     /// <summary>
-    /// Runs items of <see cref="LoraBatchMapping.RowKernelItems"/> (blocks and single rows) below <paramref name="count"/>,
-    /// each taken from the counter <paramref name="next"/> shared by the region's threads.
+    /// Runs the items of <paramref name="work"/> (<see cref="LoraBatchMapping.RowKernelItems"/>: blocks and single rows, or
+    /// with the native kernel <see cref="LoraBatchMapping.SlotRuns"/>), each taken from the counter <paramref name="next"/>
+    /// shared by the region's threads.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItems(Context c, int count, int[] next)
+    private static void RunItems(Context c, IReadOnlyList<int[]> work, int[] next)
     {
         int inF = c.In, elem = c.Bf16 ? 2 : 4;
         const int n = LoraBatchMapping.BlockRows;
@@ -127,7 +129,7 @@ internal sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKe
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
         var mapping = c.Mapping;
-        var work = mapping.RowKernelItems;
+        int count = work.Count;
         fixed (float* scratch = _scratch)
         {
             float* xs = scratch, acc = scratch + n * inF, h = acc + c.MaxOut;
@@ -136,13 +138,17 @@ internal sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKe
                 var rows = work[i];
                 if (c.Native && NativeItem(c, rows))
                     continue;
-                if (rows.Length == 1)
+                if (rows.Length != n)
                 {
-                    int t = rows[0];
-                    Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xs, inF));
-                    for (int p = 0; p < c.Modules.Length; p++)
-                        if (Single(c, p, t, xs, acc, h))
-                            AddToOutput(c, p, t, acc);
+                    // Single rows; with the native kernel, also a run whose ranks it does not take, row by row.
+                    foreach (int t in rows)
+                    {
+                        Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xs, inF));
+                        for (int p = 0; p < c.Modules.Length; p++)
+                            if (Single(c, p, t, xs, acc, h))
+                                AddToOutput(c, p, t, acc);
+                    }
+
                     continue;
                 }
 
@@ -173,14 +179,14 @@ internal sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKe
     }
 
     /// <summary>
-    /// Runs one item (a row or a block) on <see cref="LoraNative"/> when its rows have one entry each and the slot's ranks
-    /// fit the native kernel; false (nothing done) otherwise.
+    /// Runs one item of <see cref="LoraBatchMapping.SlotRuns"/> on <see cref="LoraNative"/> when its rows have one entry
+    /// each (a run of rows sharing one adapter) and the slot's ranks fit the native kernel; false (nothing done) otherwise.
     /// </summary>
     private static bool NativeItem(Context c, int[] rows)
     {
         var mapping = c.Mapping;
         int first = mapping.RowStart[rows[0]];
-        if (mapping.RowStart[rows[0] + 1] - first != 1)
+        if (mapping.RowStart[rows[0] + 1] - first != 1 || rows.Length > LoraNative.MaxRows)
             return false;
         int slot = mapping.EntrySlots[first];
         foreach (var m in c.Modules)

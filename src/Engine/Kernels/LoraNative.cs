@@ -13,8 +13,11 @@ internal static unsafe class LoraNative
     /// <summary>Largest rank the native kernel takes (its per-row scratch is sized for it); larger slots use the C# kernel.</summary>
     public const int MaxRank = 64;
 
+    /// <summary>Most rows one call takes (serving_lora.c's LORA_MAX_ROWS).</summary>
+    public const int MaxRows = 32;
+
     /// <summary>
-    /// <c>(x[rows], A, Bt, rows, rank, in, out, factor[rows], y[rows])</c>: for rows (1..4) sharing one adapter,
+    /// <c>(x[rows], A, Bt, rows, rank, in, out, factor[rows], y[rows])</c>: for rows (1..<see cref="MaxRows"/>) sharing one adapter,
     /// <c>y_m[o] = bf16(y_m[o] + Σ_j bf16(factor_m · A[j]·x_m) · Bt[j][o])</c>; see serving_lora.c.
     /// </summary>
     public static readonly delegate* unmanaged[Cdecl]<ushort**, ushort*, ushort*, int, int, int, int, float*, ushort**, void> Rows;

@@ -49,6 +49,7 @@ internal sealed class LoraBatchMapping
         // padded from two or three rows measured no faster). Items stay in slot order, so a slot's blocks and single rows
         // run one after another while its weights are cached.
         var items = new List<int[]>();
+        var runs = new List<int[]>();
         foreach (var run in RowKernelRows.GroupBy(t => rowStart[t + 1] - rowStart[t] == 1 ? slots[rowStart[t]] : -1 - t))
         {
             var rows = run.ToArray();
@@ -58,10 +59,23 @@ internal sealed class LoraBatchMapping
                     items.Add(rows[i..(i + BlockRows)]);
             for (; i < rows.Length; i++)
                 items.Add([rows[i]]);
+            for (int r = 0; r < rows.Length; r += RunRows)
+                runs.Add(rows[r..Math.Min(rows.Length, r + RunRows)]);
         }
 
         RowKernelItems = items;
+        SlotRuns = runs;
     }
+
+    /// <summary>Most rows in one run of <see cref="SlotRuns"/>.</summary>
+    public const int RunRows = 16;
+
+    /// <summary>
+    /// The same work as <see cref="RowKernelItems"/> in larger pieces, for a kernel that takes any number of rows sharing one
+    /// adapter (LoraNative): each slot's rows with exactly one entry in runs of up to <see cref="RunRows"/>, which read the
+    /// slot's weights once per run instead of once per block of four; mixtures one row each. Slot order.
+    /// </summary>
+    public IReadOnlyList<int[]> SlotRuns { get; }
 
     /// <summary>Rows per block of <see cref="RowKernelItems"/>.</summary>
     public const int BlockRows = 4;

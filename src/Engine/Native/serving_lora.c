@@ -28,6 +28,9 @@
  */
 #define PREFETCH_EXPAND 128
 
+/* Most rows one call takes (LoraNative.MaxRows). */
+#define LORA_MAX_ROWS 32
+
 /* 1 when the CPU has AVX512-F/BW and AVX512-BF16 and the OS saves the AVX-512 state. */
 int serving_lora_bf16_init(void)
 {
@@ -148,50 +151,64 @@ static inline __attribute__((always_inline)) void expand_block(const uint16_t *b
     }
 }
 
-static inline __attribute__((always_inline)) void rows_update(const uint16_t *const *x, const uint16_t *a, const uint16_t *bt, int R,
-                                                             int rank, int in, int out, const float *factor, uint16_t *const *y)
+/* One group of R rows (R = 1..4, a constant after inlining) at a time: the shrink of one 4-row block of A. */
+static void shrink_group(const uint16_t *const *x, const uint16_t *a, int in, int j0, int R, int NQ, float s[4][4])
 {
-    float h[4][64 + 4];
-    int j = 0;
-    for (; j + 4 <= rank; j += 4) {
-        float s[4][4];
-        shrink_block(x, a, in, j, R, 4, s);
-        #pragma GCC unroll 4
-        for (int m = 0; m < R; m++)
-            for (int q = 0; q < 4; q++)
-                h[m][j + q] = s[m][q];
+    switch (R * 4 + NQ) {
+    case 5: shrink_block(x, a, in, j0, 1, 1, s); break;
+    case 8: shrink_block(x, a, in, j0, 1, 4, s); break;
+    case 9: shrink_block(x, a, in, j0, 2, 1, s); break;
+    case 12: shrink_block(x, a, in, j0, 2, 4, s); break;
+    case 13: shrink_block(x, a, in, j0, 3, 1, s); break;
+    case 16: shrink_block(x, a, in, j0, 3, 4, s); break;
+    case 17: shrink_block(x, a, in, j0, 4, 1, s); break;
+    default: shrink_block(x, a, in, j0, 4, 4, s); break;
     }
-    for (; j < rank; j++) {
-        float s[4][4];
-        shrink_block(x, a, in, j, R, 1, s);
-        #pragma GCC unroll 4
-        for (int m = 0; m < R; m++)
-            h[m][j] = s[m][0];
+}
+
+static void expand_group(const uint16_t *bt, int out, int pairs, int rank, int o0, int valid, int R, const uint32_t hp[4][32],
+                         uint16_t *const *y)
+{
+    switch (R) {
+    case 1: expand_block(bt, out, pairs, rank, o0, valid, 1, hp, y); break;
+    case 2: expand_block(bt, out, pairs, rank, o0, valid, 2, hp, y); break;
+    case 3: expand_block(bt, out, pairs, rank, o0, valid, 3, hp, y); break;
+    default: expand_block(bt, out, pairs, rank, o0, valid, 4, hp, y); break;
     }
-    int pairs = (rank + 1) / 2;
-    uint32_t hp[4][32];
-    #pragma GCC unroll 4
-    for (int m = 0; m < R; m++)
-        for (int p = 0; p < pairs; p++) {
-            uint32_t first = to_bf16(factor[m] * h[m][2 * p]);
-            uint32_t second = 2 * p + 1 < rank ? to_bf16(factor[m] * h[m][2 * p + 1]) : 0;
-            hp[m][p] = first | (second << 16);
-        }
-    for (int o0 = 0; o0 < out; o0 += 32)
-        expand_block(bt, out, pairs, rank, o0, out - o0 < 32 ? out - o0 : 32, R, hp, y);
 }
 
 /*
- * The update above for `rows` rows (1..4) sharing one adapter; rank 1..64. x[m] and y[m] point at row m's input and at
- * the first output of this projection in row m's output; factor[m] = entry weight · scale.
+ * The update above for `rows` rows (1..LORA_MAX_ROWS) sharing one adapter; rank 1..64. x[m] and y[m] point at row m's
+ * input and at the first output of this projection in row m's output; factor[m] = entry weight · scale.
+ * Groups of four rows share each weight load; every group runs over a block of A (4 rows) and a column block of Bt
+ * (rank × 32 outputs) before the next block is read, so the weights come from memory once per call, not once per group.
  */
 void serving_lora_bf16_rows(const uint16_t *const *x, const uint16_t *a, const uint16_t *bt, int rows, int rank, int in, int out,
                             const float *factor, uint16_t *const *y)
 {
-    switch (rows) {
-    case 1: rows_update(x, a, bt, 1, rank, in, out, factor, y); break;
-    case 2: rows_update(x, a, bt, 2, rank, in, out, factor, y); break;
-    case 3: rows_update(x, a, bt, 3, rank, in, out, factor, y); break;
-    default: rows_update(x, a, bt, 4, rank, in, out, factor, y); break;
+    float h[LORA_MAX_ROWS][64];
+    uint32_t hp[LORA_MAX_ROWS / 4][4][32];
+    int groups = (rows + 3) / 4;
+    for (int j = 0; j < rank;) {
+        int nq = rank - j >= 4 ? 4 : 1;
+        for (int g = 0; g < groups; g++) {
+            int r = rows - 4 * g < 4 ? rows - 4 * g : 4;
+            float s[4][4];
+            shrink_group(x + 4 * g, a, in, j, r, nq, s);
+            for (int m = 0; m < r; m++)
+                for (int q = 0; q < nq; q++)
+                    h[4 * g + m][j + q] = s[m][q];
+        }
+        j += nq;
     }
+    int pairs = (rank + 1) / 2;
+    for (int m = 0; m < rows; m++)
+        for (int p = 0; p < pairs; p++) {
+            uint32_t first = to_bf16(factor[m] * h[m][2 * p]);
+            uint32_t second = 2 * p + 1 < rank ? to_bf16(factor[m] * h[m][2 * p + 1]) : 0;
+            hp[m / 4][m % 4][p] = first | (second << 16);
+        }
+    for (int o0 = 0; o0 < out; o0 += 32)
+        for (int g = 0; g < groups; g++)
+            expand_group(bt, out, pairs, rank, o0, out - o0 < 32 ? out - o0 : 32, rows - 4 * g < 4 ? rows - 4 * g : 4, hp[g], y + 4 * g);
 }

@@ -17,8 +17,10 @@ public sealed class LoraNativeTests
     [InlineData(16, 1024, 256, 32, 4)]    // k/v: blocks of four rows per slot
     [InlineData(1, 37, 53, 9, 1)]         // rank 1, inputs and outputs off the 32 grid
     [InlineData(64, 65, 130, 12, 4)]      // the largest native rank, odd sizes, blocks
-    [InlineData(7, 200, 72, 11, 3)]       // odd rank: a half-filled last pair; blocks of 4 and single rows mixed
+    [InlineData(7, 200, 72, 11, 3)]       // odd rank: a half-filled last pair; runs of three rows
     [InlineData(33, 31, 33, 6, 2)]
+    [InlineData(16, 96, 80, 40, 20)]      // runs of 16 and 4 rows: several groups of four per call
+    [InlineData(5, 64, 40, 23, 23)]       // runs of 16 and 7 rows: a last group of three
     public void Apply_RandomCase_WithinTwoBf16RoundingsOfExactSums(int rank, int inF, int outF, int rows, int rowsPerSlot)
     {
         if (!LoraNative.IsAvailable)

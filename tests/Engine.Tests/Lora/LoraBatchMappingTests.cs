@@ -19,6 +19,20 @@ public sealed class LoraBatchMappingTests
     }
 
     [Fact]
+    public void ForSequences_RowsSharingOneAdapter_SlotRunsOfAtMostRunRows()
+    {
+        // 20 rows on slot 1 around two rows on slot 0, a mixture and a base-model row.
+        IReadOnlyList<(int, float)> one = [(1, 1f)], zero = [(0, 1f)], mix = [(0, 0.5f), (1, 0.5f)], none = [];
+        var rows = Enumerable.Repeat(one, 10).Append(zero).Append(mix).Append(none).Concat(Enumerable.Repeat(one, 10)).Append(zero).ToList();
+
+        var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, rows.Count).ToList(), rows);
+
+        int[] slotOne = [.. Enumerable.Range(0, 10), .. Enumerable.Range(13, 10)];
+        Assert.Equal([[10, 23], [11], slotOne[..LoraBatchMapping.RunRows], slotOne[LoraBatchMapping.RunRows..]], mapping.SlotRuns);
+        Assert.Equal(mapping.RowKernelItems.SelectMany(i => i).Order(), mapping.SlotRuns.SelectMany(r => r).Order());
+    }
+
+    [Fact]
     public void ForSequences_PrefillChunksBesideDecodeRows_OnlyTheChunksAreSegments()
     {
         // Decode rows on slots 0 and 1, a 600-token prompt on slot 0, another decode row on slot 1, a 520-token prompt mixing
