@@ -91,7 +91,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
 
             model.LoraKernel = kernel;
             Console.Error.WriteLine($"{dtype} {kernelName}: decode");
-            var decodeTimes = Interleaved(steps, () => Time(() => model.Forward(decode, cache).Dispose()),
+            var (decodeTimes, decodePaired) = InterleavedPaired(steps, () => Time(() => model.Forward(decode, cache).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, same).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, eight).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, all).Dispose()));
@@ -121,7 +121,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 () => KernelStep(model, kernel, all, fused: true), () => KernelStep(model, kernel, all, fused: false));
             var stepKernelTimes = Interleaved(steps, () => KernelStep(model, kernel, mixedStepMapping, fused: true),
                 () => KernelStep(model, kernel, prefillMapping, fused: true));
-            var prefillTimes = Interleaved(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
+            var (prefillTimes, prefillPaired) = InterleavedPaired(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
                 () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
             // What 32 distinct adapters must read per step beyond the base model, and the ratio that reading alone costs
             // at this machine's measured bandwidth: no kernel can go below it.
@@ -137,6 +137,9 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["8 distinct adapters, 4 rows each (target ≤ 1.10)"] = decodeTimes[2] / decodeTimes[0],
                 ["floor for 8 distinct, the same way"] = Floor(8),
                 ["32 distinct adapters (target ≤ 1.20)"] = decodeTimes[3] / decodeTimes[0],
+                ["same three cases, median of each round's ratio to the base step run just before: one adapter"] = decodePaired[1],
+                ["same: 8 distinct"] = decodePaired[2],
+                ["same: 32 distinct"] = decodePaired[3],
                 ["adapter bytes read per step, 32 distinct"] = 32 * adapterBytes / 1e6,
                 ["floor for 32 distinct: 1 + those bytes / measured bandwidth / base step"] = Floor(32),
                 ["32 distinct adapters, ranks 4/8/16 mixed in one batch"] = mixedRatio,
@@ -153,6 +156,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 ["one adapter, batch 1"] = singleTimes[1] / singleTimes[0],
                 ["base prefill, 8 × 256 tokens"] = prefillTimes[0] * 1e3,
                 ["prefill 8 × 256 tokens, 8 distinct adapters (target ≤ 1.10)"] = prefillTimes[1] / prefillTimes[0],
+                ["same, median of each round's ratio"] = prefillPaired[1],
                 ["LoRA kernel alone, that prefill"] = stepKernelTimes[1] * 1e3,
             };
             yield return previous;
@@ -199,7 +203,14 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
     }
 
     /// <summary>Runs each variant once per round (after two warm-up rounds); returns each variant's median.</summary>
-    private static double[] Interleaved(int rounds, params Func<double>[] variants)
+    private static double[] Interleaved(int rounds, params Func<double>[] variants) => InterleavedPaired(rounds, variants).Medians;
+
+    /// <summary>
+    /// <see cref="Interleaved"/>, plus for each variant the median over rounds of its time divided by the first variant's
+    /// time in the same round: a ratio of steps run milliseconds apart, which a drift of the host's speed over seconds
+    /// (this VM's) moves less than the ratio of the two medians.
+    /// </summary>
+    private static (double[] Medians, double[] PairedRatios) InterleavedPaired(int rounds, params Func<double>[] variants)
     {
         var samples = variants.Select(_ => new List<double>()).ToArray();
         for (int round = 0; round < rounds + 2; round++)
@@ -210,7 +221,9 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                     samples[v].Add(t);
             }
 
-        return samples.Select(s => s.Order().ElementAt(s.Count / 2)).ToArray();
+        static double Median(IEnumerable<double> values) => values.Order().ElementAt(values.Count() / 2);
+        return (samples.Select(Median).ToArray(),
+            samples.Select(s => Median(s.Select((t, round) => t / samples[0][round]))).ToArray());
     }
 
     private static LoraAdapterWeights RandomAdapter(LlamaModel model, string name, ulong seed, int rank)
