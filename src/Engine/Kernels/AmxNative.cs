@@ -9,7 +9,7 @@ namespace Serving.Engine.Kernels;
 /// </summary>
 internal static unsafe class AmxNative
 {
-    public const string LibraryFile = "libserving_amx.so";
+    public const string LibraryFile = ServingNativeLibrary.FileName;
 
     public static readonly delegate* unmanaged[Cdecl]<long, long, long> PackedElements;
     public static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, long, int> Pack;
@@ -19,20 +19,10 @@ internal static unsafe class AmxNative
 
     static AmxNative()
     {
-        if (!OperatingSystem.IsLinux() || !System.Runtime.Intrinsics.X86.X86Base.IsSupported)
+        nint handle = ServingNativeLibrary.Load("SERVING_AMX", out string? whyNot);
+        if (handle == 0)
         {
-            Status = "not an x86-64 Linux process";
-            return;
-        }
-        if (Environment.GetEnvironmentVariable("SERVING_AMX") == "0")
-        {
-            Status = "disabled by SERVING_AMX=0";
-            return;
-        }
-        string path = Path.Combine(AppContext.BaseDirectory, LibraryFile);
-        if (!NativeLibrary.TryLoad(path, out nint handle))
-        {
-            Status = $"{LibraryFile} was not built (no gcc at build time) or does not load";
+            Status = whyNot!;
             return;
         }
         var init = (delegate* unmanaged[Cdecl]<int>)NativeLibrary.GetExport(handle, "serving_amx_init");

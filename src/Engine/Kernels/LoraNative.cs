@@ -24,20 +24,10 @@ internal static unsafe class LoraNative
 
     static LoraNative()
     {
-        if (!OperatingSystem.IsLinux() || !System.Runtime.Intrinsics.X86.X86Base.IsSupported)
+        nint handle = ServingNativeLibrary.Load("SERVING_LORA_NATIVE", out string? whyNot);
+        if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_lora_bf16_init", out nint init))
         {
-            Status = "not an x86-64 Linux process";
-            return;
-        }
-        if (Environment.GetEnvironmentVariable("SERVING_LORA_NATIVE") == "0")
-        {
-            Status = "disabled by SERVING_LORA_NATIVE=0";
-            return;
-        }
-        string path = Path.Combine(AppContext.BaseDirectory, AmxNative.LibraryFile);
-        if (!NativeLibrary.TryLoad(path, out nint handle) || !NativeLibrary.TryGetExport(handle, "serving_lora_bf16_init", out nint init))
-        {
-            Status = $"{AmxNative.LibraryFile} was not built (no gcc at build time) or does not load";
+            Status = whyNot ?? $"{ServingNativeLibrary.FileName} has no LoRA kernel (built before it was added)";
             return;
         }
         if (((delegate* unmanaged[Cdecl]<int>)init)() != 1)

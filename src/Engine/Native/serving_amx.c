@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cpuid.h>
+#include "serving_cpu.h"
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -41,21 +41,10 @@ static int64_t round_up32(int64_t v) { return (v + 31) & ~(int64_t)31; }
 /* 1 when this CPU has AMX-BF16 and AVX512-BF16, the OS saves tile state and the process may use it. */
 int serving_amx_init(void)
 {
-    unsigned a, b, c, d;
-    if (__get_cpuid_max(0, 0) < 7)
+    serving_cpu cpu;
+    if (!serving_cpu_read(&cpu) || !cpu.amx_bf16 || !cpu.amx_tile || !cpu.avx512f || !cpu.avx512_bf16)
         return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1, avx512f = (b >> 16) & 1;
-    __cpuid_count(7, 1, a, b, c, d);
-    int avx512_bf16 = (a >> 5) & 1;
-    if (!amx_bf16 || !amx_tile || !avx512f || !avx512_bf16)
-        return 0;
-    __cpuid(1, a, b, c, d);
-    if (!((c >> 27) & 1)) /* OSXSAVE */
-        return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0x60000) != 0x60000) /* XTILECFG and XTILEDATA enabled in XCR0 */
+    if ((cpu.xcr0 & 0x60000) != 0x60000) /* XTILECFG and XTILEDATA enabled in XCR0 */
         return 0;
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
         return 0;

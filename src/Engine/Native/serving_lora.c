@@ -19,7 +19,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
-#include <cpuid.h>
+#include "serving_cpu.h"
 
 /*
  * The expand reads rank rows of Bt side by side, 64 bytes of each per 32 outputs: more streams than the hardware
@@ -34,21 +34,10 @@
 /* 1 when the CPU has AVX512-F/BW and AVX512-BF16 and the OS saves the AVX-512 state. */
 int serving_lora_bf16_init(void)
 {
-    unsigned a, b, c, d;
-    if (__get_cpuid_max(0, 0) < 7)
+    serving_cpu cpu;
+    if (!serving_cpu_read(&cpu) || !cpu.avx512f || !cpu.avx512bw || !cpu.avx512_bf16)
         return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    int avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1;
-    __cpuid_count(7, 1, a, b, c, d);
-    int avx512_bf16 = (a >> 5) & 1;
-    if (!avx512f || !avx512bw || !avx512_bf16)
-        return 0;
-    __cpuid(1, a, b, c, d);
-    if (!((c >> 27) & 1)) /* OSXSAVE */
-        return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0xE6) == 0xE6; /* SSE, AVX and the three AVX-512 state components enabled in XCR0 */
+    return (cpu.xcr0 & 0xE6) == 0xE6; /* SSE, AVX and the three AVX-512 state components */
 }
 
 static inline uint16_t to_bf16(float f)
