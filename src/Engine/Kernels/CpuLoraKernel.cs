@@ -23,8 +23,9 @@ namespace Serving.Engine.Kernels;
 ///         y[t, offset_p..] += acc
 ///     four rows with the same single adapter run as one block (LoraRowBlockMath): each weight is loaded once for all four,
 ///     and the block's sums go from registers straight into y
-/// bfloat16 rows and blocks with one entry each, on a CPU with AVX512-BF16 (LoraNative, serving_lora.c): the same maths
-/// with VDPBF16PS on the weights as stored, h rounded to bfloat16 between the halves (as a bf16 PEFT model's lora_A output is)
+/// bfloat16 rows with one entry each, on a CPU with AVX512-BF16 (LoraNative, serving_lora.c): the same maths with VDPBF16PS
+/// on the weights as stored, h rounded to bfloat16 between the halves (as a bf16 PEFT model's lora_A output is), a slot's
+/// rows in runs of up to 16 (LoraBatchMapping.SlotRuns) that read its weights once
 /// </code>
 /// Work is proportional to each slot's own rank; arenas padded to the max rank cost memory, not time. Rows that share an
 /// adapter are adjacent, so its A and Bt stay in cache and are streamed from memory about once per step.
