@@ -32,7 +32,12 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
             return_token_ids = true, adapters = chosen.Select(a => new { id = (string)a!["id"]!, weight = (double)a["weight"]! }).ToArray() });
         Assert.Equal(replay["choices"]![0]!["token_ids"]!.ToJsonString(), auto["choices"]![0]!["token_ids"]!.ToJsonString());
         var again = await Complete(new { model = "auto", prompt = "Route this prompt", max_tokens = 1, routing = new { top_k = topK } });
-        Assert.Equal(chosen.ToJsonString(), again["choices"]![0]!["adapters"]!.ToJsonString());
+        var againChosen = again["choices"]![0]!["adapters"]!.AsArray();
+        // The same mix again. Weights to 1e-6, not bit for bit: on libtorch's bf16 GEMMs (CPUs without AMX) the prompt's
+        // hidden state can differ in its last bits with the batch it ran in (seen: 0.41539562 vs 0.41539565).
+        Assert.Equal(chosen.Select(a => (string)a!["id"]!), againChosen.Select(a => (string)a!["id"]!));
+        foreach (var (first, second) in chosen.Zip(againChosen))
+            Assert.Equal((double)first!["weight"]!, (double)second!["weight"]!, tolerance: 1e-6);
     }
 
     [Fact]
