@@ -21,6 +21,10 @@ public sealed class LoraNativeTests
     [InlineData(33, 31, 33, 6, 2)]
     [InlineData(16, 96, 80, 40, 20)]      // runs of 16 and 4 rows: several groups of four per call
     [InlineData(5, 64, 40, 23, 23)]       // runs of 16 and 7 rows: a last group of three
+    [InlineData(15, 100, 70, 13, 13)]     // a run of 13: expand groups of eight and five
+    [InlineData(9, 64, 1000, 6, 1)]       // single rows, odd rank: the wide shrink (8 sums) plus one, paired expand plus a half pair
+    [InlineData(24, 48, 96, 12, 6)]       // single-row shrink of 16 and 8 sums does not apply; runs of six
+    [InlineData(40, 33, 64, 5, 1)]        // single rows, rank 40: wide shrinks of 16, 16 and 8
     public void Apply_RandomCase_WithinTwoBf16RoundingsOfExactSums(int rank, int inF, int outF, int rows, int rowsPerSlot)
     {
         if (!LoraNative.IsAvailable)
@@ -79,6 +83,44 @@ public sealed class LoraNativeTests
                 double bound = spread * Math.Pow(2, -8) + Math.Abs(exact) * Math.Pow(2, -8) + 1e-5;
                 Assert.True(Math.Abs(actual - exact) <= bound, $"row {t} output {o - offset}: {actual} vs exact {exact} (bound {bound})");
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(16, 1024, 1024)]
+    [InlineData(7, 100, 70)]      // odd rank, outputs off the 32 grid
+    public void Apply_RowAloneOrInARunOfAnySize_GivesTheSameBits(int rank, int inF, int outF)
+    {
+        // A row's result must not depend on which rows share its call (the batch it runs in): greedy decoding of a request
+        // then gives the same tokens alone as in any batch. This catches a run computing its rows differently from a lone
+        // row (other factors, other rows' data, a different rounding of h); a mere reordering of the float32 sums mostly
+        // vanishes in the bf16 rounding of y, so the kernel keeps one summation order for every group size by construction.
+        if (!LoraNative.IsAvailable)
+            return;
+        var kernel = new CpuLoraKernel();
+        var random = new SeededRandom((ulong)(rank + inF + outF));
+        using var module = new LoraModuleArena(0, LoraTarget.Q, 1, rank, inF, outF, ScalarType.BFloat16, CPU);
+        module.Load(0, new LoraModuleWeights(0, LoraTarget.Q, rank, 2f,
+            Enumerable.Range(0, rank * inF).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray(),
+            Enumerable.Range(0, outF * rank).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray()));
+        manual_seed(rank);
+        using var x = randn(16, inF).to(ScalarType.BFloat16);
+        using var y0 = randn(16, outF).to(ScalarType.BFloat16);
+
+        Tensor Run(int rows)
+        {
+            var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, rows).ToList(),
+                Enumerable.Range(0, rows).Select(_ => (IReadOnlyList<(int, float)>)[(0, 1f)]).ToList());
+            var y = y0.narrow(0, 0, rows).clone();
+            ((ILoraKernel)kernel).Apply(x.narrow(0, 0, rows).contiguous(), y, 0, module, mapping);
+            return y;
+        }
+
+        using var alone = Run(1);
+        foreach (int rows in new[] { 2, 5, 8, 9, 16 })
+        {
+            using var inRun = Run(rows);
+            Assert.True(alone[0].eq(inRun[0]).all().item<bool>(), $"row 0 alone differs from row 0 in a run of {rows}");
         }
     }
 
