@@ -7,7 +7,7 @@
  * own adapter was compute-bound there (measured: 32 distinct rank-16 adapters, 149 MB, 5.9 ms on 2 cores). VDPBF16PS
  * multiplies bf16 pairs as they are stored and accumulates in float32: one instruction per 64 bytes of weight.
  *
- * For `rows` (1..4) input rows x_m that use one adapter on one projection (A [rank, in], Bt [rank, out], both bf16,
+ * For `rows` (1..LORA_MAX_ROWS) input rows x_m that use one adapter on one projection (A [rank, in], Bt [rank, out], both bf16,
  * row-major, as LoraModuleArena stores them):
  *     h[m][j] = bf16( factor[m] · Σ_i A[j][i] · x_m[i] )           j < rank, float32 sums (the same rounding of the
  *                                                                   intermediate as a bf16 PEFT model's lora_A output)
@@ -102,17 +102,15 @@ static inline __attribute__((always_inline)) void shrink_block(const uint16_t *c
 }
 
 /* Rows 2p and 2p + 1 of Bt at r0 (the second zero past the rank), interleaved for VDPBF16PS: wl holds the pairs of
- * outputs 8g .. 8g + 3, wh of 8g + 4 .. 8g + 7 (g < 4). FULL: all 32 outputs valid, plain loads. */
+ * outputs 8g .. 8g + 3, wh of 8g + 4 .. 8g + 7 (g < 4). FULL: all 32 outputs valid, plain loads. (Prefetching is done
+ * once per column block by the caller, not once per group of rows.) */
 static inline __attribute__((always_inline)) void load_pair(const uint16_t *r0, int out, int second, __mmask32 k, int FULL,
                                                            __m512bh *wl, __m512bh *wh)
 {
-    _mm_prefetch((const char *)(r0 + PREFETCH_EXPAND), _MM_HINT_T0);
     __m512i w0 = FULL ? _mm512_loadu_si512(r0) : _mm512_maskz_loadu_epi16(k, r0);
     __m512i w1 = _mm512_setzero_si512();
-    if (second) {
-        _mm_prefetch((const char *)(r0 + out + PREFETCH_EXPAND), _MM_HINT_T0);
+    if (second)
         w1 = FULL ? _mm512_loadu_si512(r0 + out) : _mm512_maskz_loadu_epi16(k, r0 + out);
-    }
     *wl = (__m512bh)_mm512_unpacklo_epi16(w0, w1);
     *wh = (__m512bh)_mm512_unpackhi_epi16(w0, w1);
 }
@@ -277,7 +275,10 @@ void serving_lora_bf16_rows(const uint16_t *const *x, const uint16_t *a, const u
             uint32_t second = 2 * p + 1 < rank ? to_bf16(factor[m] * h[m][2 * p + 1]) : 0;
             hp[m][p] = first | (second << 16);
         }
-    for (int o0 = 0; o0 < out; o0 += 32)
+    for (int o0 = 0; o0 < out; o0 += 32) {
+        for (int j = 0; j < rank; j++)
+            _mm_prefetch((const char *)(bt + (int64_t)j * out + o0 + PREFETCH_EXPAND), _MM_HINT_T0);
         for (int g = 0; g < rows; g += 8)
             expand_group(bt, out, rank, o0, out - o0 < 32 ? out - o0 : 32, rows - g < 8 ? rows - g : 8, hp + g, y + g);
+    }
 }
