@@ -121,7 +121,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 () => KernelStep(model, kernel, all, fused: true), () => KernelStep(model, kernel, all, fused: false));
             var stepKernelTimes = Interleaved(steps, () => KernelStep(model, kernel, mixedStepMapping, fused: true),
                 () => KernelStep(model, kernel, prefillMapping, fused: true));
-            var (prefillTimes, prefillPaired) = InterleavedPaired(Math.Max(3, steps / 8), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
+            var (prefillTimes, prefillPaired) = InterleavedPaired(Math.Max(5, steps / 4), () => Time(() => model.Forward(prefillBatch, cache).Dispose()),
                 () => Time(() => model.Forward(prefillBatch, cache, LogitsSelection.LastTokenPerSequence, prefillMapping).Dispose()));
             // What 32 distinct adapters must read per step beyond the base model, and the ratio that reading alone costs
             // at this machine's measured bandwidth: no kernel can go below it.
