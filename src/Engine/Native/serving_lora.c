@@ -52,29 +52,30 @@ static inline uint16_t to_bf16(float f)
 
 static inline __mmask32 mask_of(int valid) { return valid >= 32 ? 0xFFFFFFFFu : ((1u << valid) - 1u); }
 
-/* s[m][q] = Σ_i A[j0 + q][i] · x_m[i] for q < NQ (NQ rows of A, each loaded once for all R input rows). */
+/*
+ * s[m · NQ + q] = Σ_i A[j0 + q][i] · x_m[i] for m < R, q < NQ, R · NQ ≤ 16 (NQ rows of A, each loaded once for all R input
+ * rows). A lone row takes 8 or 16 rows of A at a time: with four sums it waited on VDPBF16PS latency.
+ */
 static inline __attribute__((always_inline)) void shrink_block(const uint16_t *const *x, const uint16_t *a, int in, int j0, int R,
-                                                              int NQ, float s[4][4])
+                                                              int NQ, float *s)
 {
-    __m512 acc[4][4];
+    __m512 acc[4][16];
     #pragma GCC unroll 4
     for (int m = 0; m < R; m++)
-        #pragma GCC unroll 4
+        #pragma GCC unroll 16
         for (int q = 0; q < NQ; q++)
             acc[m][q] = _mm512_setzero_ps();
-    const uint16_t *rows[4];
-    #pragma GCC unroll 4
-    for (int q = 0; q < NQ; q++)
-        rows[q] = a + (int64_t)(j0 + q) * in;
+    /* Addressed from one base (not an array of NQ row pointers): with 16 rows the pointers no longer fitted in registers. */
+    const uint16_t *row0 = a + (int64_t)j0 * in;
     int i = 0;
     for (; i + 32 <= in; i += 32) {
         __m512bh xv[4];
         #pragma GCC unroll 4
         for (int m = 0; m < R; m++)
             xv[m] = (__m512bh)_mm512_loadu_si512(x[m] + i);
-        #pragma GCC unroll 4
+        #pragma GCC unroll 16
         for (int q = 0; q < NQ; q++) {
-            __m512bh w = (__m512bh)_mm512_loadu_si512(rows[q] + i);
+            __m512bh w = (__m512bh)_mm512_loadu_si512(row0 + (int64_t)q * in + i);
             #pragma GCC unroll 4
             for (int m = 0; m < R; m++)
                 acc[m][q] = _mm512_dpbf16_ps(acc[m][q], w, xv[m]);
@@ -86,9 +87,9 @@ static inline __attribute__((always_inline)) void shrink_block(const uint16_t *c
         #pragma GCC unroll 4
         for (int m = 0; m < R; m++)
             xv[m] = (__m512bh)_mm512_maskz_loadu_epi16(k, x[m] + i);
-        #pragma GCC unroll 4
+        #pragma GCC unroll 16
         for (int q = 0; q < NQ; q++) {
-            __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(k, rows[q] + i);
+            __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(k, row0 + (int64_t)q * in + i);
             #pragma GCC unroll 4
             for (int m = 0; m < R; m++)
                 acc[m][q] = _mm512_dpbf16_ps(acc[m][q], w, xv[m]);
@@ -96,9 +97,9 @@ static inline __attribute__((always_inline)) void shrink_block(const uint16_t *c
     }
     #pragma GCC unroll 4
     for (int m = 0; m < R; m++)
-        #pragma GCC unroll 4
+        #pragma GCC unroll 16
         for (int q = 0; q < NQ; q++)
-            s[m][q] = _mm512_reduce_add_ps(acc[m][q]);
+            s[m * NQ + q] = _mm512_reduce_add_ps(acc[m][q]);
 }
 
 /* Rows 2p and 2p + 1 of Bt at r0 (the second zero past the rank), interleaved for VDPBF16PS: wl holds the pairs of
@@ -170,43 +171,19 @@ static inline __attribute__((always_inline)) void expand_block(const uint16_t *b
     }
 }
 
-/* s[q] = A[j0 + q]·x for q < NQ (8 or 16) and one input row: with four sums a row's shrink waited on VDPBF16PS latency. */
-static inline __attribute__((always_inline)) void shrink_row(const uint16_t *x, const uint16_t *a, int in, int j0, int NQ, float *s)
+/* The shrink of R rows (1..4) against NQ rows of A (1 or 4; for a lone row also 8 or 16), constants after inlining. */
+static void shrink_group(const uint16_t *const *x, const uint16_t *a, int in, int j0, int R, int NQ, float *s)
 {
-    __m512 acc[16];
-    #pragma GCC unroll 16
-    for (int q = 0; q < NQ; q++)
-        acc[q] = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= in; i += 32) {
-        __m512bh xv = (__m512bh)_mm512_loadu_si512(x + i);
-        #pragma GCC unroll 16
-        for (int q = 0; q < NQ; q++)
-            acc[q] = _mm512_dpbf16_ps(acc[q], (__m512bh)_mm512_loadu_si512(a + (int64_t)(j0 + q) * in + i), xv);
-    }
-    if (i < in) {
-        __mmask32 k = mask_of(in - i);
-        __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(k, x + i);
-        #pragma GCC unroll 16
-        for (int q = 0; q < NQ; q++)
-            acc[q] = _mm512_dpbf16_ps(acc[q], (__m512bh)_mm512_maskz_loadu_epi16(k, a + (int64_t)(j0 + q) * in + i), xv);
-    }
-    #pragma GCC unroll 16
-    for (int q = 0; q < NQ; q++)
-        s[q] = _mm512_reduce_add_ps(acc[q]);
-}
-
-/* One group of R rows (R = 1..4, a constant after inlining) at a time: the shrink of one 4-row block of A. */
-static void shrink_group(const uint16_t *const *x, const uint16_t *a, int in, int j0, int R, int NQ, float s[4][4])
-{
-    switch (R * 4 + NQ) {
-    case 5: shrink_block(x, a, in, j0, 1, 1, s); break;
-    case 8: shrink_block(x, a, in, j0, 1, 4, s); break;
-    case 9: shrink_block(x, a, in, j0, 2, 1, s); break;
-    case 12: shrink_block(x, a, in, j0, 2, 4, s); break;
-    case 13: shrink_block(x, a, in, j0, 3, 1, s); break;
-    case 16: shrink_block(x, a, in, j0, 3, 4, s); break;
-    case 17: shrink_block(x, a, in, j0, 4, 1, s); break;
+    switch (R * 32 + NQ) {
+    case 33: shrink_block(x, a, in, j0, 1, 1, s); break;
+    case 36: shrink_block(x, a, in, j0, 1, 4, s); break;
+    case 40: shrink_block(x, a, in, j0, 1, 8, s); break;
+    case 48: shrink_block(x, a, in, j0, 1, 16, s); break;
+    case 65: shrink_block(x, a, in, j0, 2, 1, s); break;
+    case 68: shrink_block(x, a, in, j0, 2, 4, s); break;
+    case 97: shrink_block(x, a, in, j0, 3, 1, s); break;
+    case 100: shrink_block(x, a, in, j0, 3, 4, s); break;
+    case 129: shrink_block(x, a, in, j0, 4, 1, s); break;
     default: shrink_block(x, a, in, j0, 4, 4, s); break;
     }
 }
@@ -252,19 +229,19 @@ void serving_lora_bf16_rows(const uint16_t *const *x, const uint16_t *a, const u
     int groups = (rows + 3) / 4, j = 0;
     if (rows == 1) {
         for (; j + 16 <= rank; j += 16)
-            shrink_row(x[0], a, in, j, 16, h[0] + j);
+            shrink_group(x, a, in, j, 1, 16, h[0] + j);
         for (; j + 8 <= rank; j += 8)
-            shrink_row(x[0], a, in, j, 8, h[0] + j);
+            shrink_group(x, a, in, j, 1, 8, h[0] + j);
     }
     while (j < rank) {
         int nq = rank - j >= 4 ? 4 : 1;
         for (int g = 0; g < groups; g++) {
             int r = rows - 4 * g < 4 ? rows - 4 * g : 4;
-            float s[4][4];
+            float s[16];
             shrink_group(x + 4 * g, a, in, j, r, nq, s);
             for (int m = 0; m < r; m++)
                 for (int q = 0; q < nq; q++)
-                    h[4 * g + m][j + q] = s[m][q];
+                    h[4 * g + m][j + q] = s[m * nq + q];
         }
         j += nq;
     }
