@@ -150,6 +150,16 @@ public sealed class ContainerImageTests : IDisposable
         Assert.Contains("is not an http(s) URL", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Entrypoint_ModelPathNotAFolder_ExitsTwoNamingThePath()
+    {
+        var (code, stderr) = await Run("--model", "/nonexistent/model");
+
+        Assert.Equal(2, code);
+        Assert.Contains("serving: invalid configuration: Serving:Model:Path '/nonexistent/model' is not a folder", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", stderr, StringComparison.Ordinal);
+    }
+
     private static ProcessStartInfo Dotnet(string? healthEnvironment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
