@@ -58,7 +58,8 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
     /// <summary>
     /// Runs rows planned by a scheduler as one forward pass: each sequence feeds the next <c>Tokens</c> of its uncached tokens
     /// (all of them, or a prompt chunk). Returns one entry per row: its token, or null when the row only advanced its prompt.
-    /// KV blocks are added as the rows need them; a finished sequence's are released.
+    /// KV blocks are added as the rows need them; a finished sequence's are released. If it throws, no sequence has advanced:
+    /// the same rows may run again, together or apart.
     /// </summary>
     public IReadOnlyList<TokenEvent?> Run(IReadOnlyList<(SequenceState Sequence, int Tokens)> rows)
     {
@@ -83,13 +84,14 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
         var ready = new List<int>(rows.Count);
         foreach (var (row, (s, n)) in rows.Index())
-        {
-            s.CachedTokens += n;
-            if (s.CachedTokens >= s.TotalTokens)
+            if (s.CachedTokens + n >= s.TotalTokens)
                 ready.Add(row);                     // else the prompt is not complete yet: no next-token prediction
-        }
 
         var tokens = Sample(cpu, rows, ready);
+        // Only now, with nothing left to fail: a step that throws leaves every sequence as it was, so its rows can run again
+        // (the KV rows it wrote are rewritten with the same values).
+        foreach (var (s, n) in rows)
+            s.CachedTokens += n;
         var events = new TokenEvent?[rows.Count];
         for (int i = 0; i < ready.Count; i++)
         {

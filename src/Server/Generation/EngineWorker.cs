@@ -13,7 +13,7 @@ namespace Serving.Server.Generation;
 /// The engine loop: the only code that runs forward passes, on one dedicated thread. Callers enqueue
 /// <see cref="GenerationCommand"/>s; each iteration asks the <see cref="StepScheduler"/> for a step plan, applies its
 /// admissions, preemptions and removals to the sequences, runs its rows as one batched forward pass, and streams each
-/// token to its request. A failing step fails only the requests in it.
+/// token to its request. When a step fails, its rows run again one by one, and only a row that fails alone fails.
 /// </summary>
 internal sealed class EngineWorker : BackgroundService
 {
@@ -184,20 +184,26 @@ internal sealed class EngineWorker : BackgroundService
     {
         var rows = plan.Rows.Select(r => _requests[r.Id]).ToList();
         IReadOnlyList<TokenEvent?> events;
+        var failed = new Exception?[rows.Count];
         long started = _time.GetTimestamp();
         try
         {
             for (int i = 0; i < rows.Count; i++)
-                if (rows[i].State.CachedTokens != plan.Rows[i].StartPosition)
-                    throw new InvalidOperationException($"{plan.Rows[i].Id}: planned from position {plan.Rows[i].StartPosition} but {rows[i].State.CachedTokens} are cached");
+                CheckPlanned(plan.Rows[i], rows[i]);
             events = stepper.Run(rows.Select((r, i) => (r.State, plan.Rows[i].TokenCount)).ToList());
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException && rows.Count > 1)
+        {
+            // One row's fault must not cost the others their work: a failed step leaves every sequence as it was, so each
+            // row runs again alone, and only a row that fails alone fails.
+            _logger.LogWarning(ex, "Forward step of {Count} rows failed; running each row alone", rows.Count);
+            events = RunRowsAlone(plan, rows, stepper, failed);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            _logger.LogError(ex, "Forward step failed; failing the {Count} requests in it", rows.Count);
+            _logger.LogError(ex, "Forward step of {Id} failed; failing the request", plan.Rows[0].Id);
             scheduler.FailStep(plan);
-            foreach (var (row, r) in plan.Rows.Zip(rows))
-                Finish(row.Id, r, stepper, ex);
+            Finish(plan.Rows[0].Id, rows[0], stepper, ex);
             return;
         }
 
@@ -210,13 +216,40 @@ internal sealed class EngineWorker : BackgroundService
         {
             if (events[i] is TokenEvent e)
                 rows[i].Command.Output.TryWrite(new GenerationUpdate(e, null));
-            results[i] = new RowResult(events[i] is not null, rows[i].State.IsFinished);
+            results[i] = new RowResult(events[i] is not null, rows[i].State.IsFinished || failed[i] is not null);
         }
 
         scheduler.CompleteStep(plan, results);
         for (int i = 0; i < rows.Count; i++)
-            if (rows[i].State.IsFinished)
-                Finish(plan.Rows[i].Id, rows[i], stepper, null);
+            if (rows[i].State.IsFinished || failed[i] is not null)
+                Finish(plan.Rows[i].Id, rows[i], stepper, failed[i]);
+    }
+
+    private static void CheckPlanned(PlannedRow row, ActiveRequest r)
+    {
+        if (r.State.CachedTokens != row.StartPosition)
+            throw new InvalidOperationException($"{row.Id}: planned from position {row.StartPosition} but {r.State.CachedTokens} are cached");
+    }
+
+    /// <summary>The rows of a failed step, each as a forward pass of its own; a row that fails alone gets its error in <paramref name="failed"/>.</summary>
+    private IReadOnlyList<TokenEvent?> RunRowsAlone(StepPlan plan, List<ActiveRequest> rows, GenerationStepper stepper, Exception?[] failed)
+    {
+        var events = new TokenEvent?[rows.Count];
+        for (int i = 0; i < rows.Count; i++)
+        {
+            try
+            {
+                CheckPlanned(plan.Rows[i], rows[i]);
+                events[i] = stepper.Run([(rows[i].State, plan.Rows[i].TokenCount)])[0];
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _logger.LogError(ex, "Forward step of {Id} failed alone; failing the request", plan.Rows[i].Id);
+                failed[i] = ex;
+            }
+        }
+
+        return events;
     }
 
     /// <summary>Adapter ids of running and waiting requests, comma-separated, for <c>vllm:lora_requests_info</c> (engine loop only).</summary>

@@ -88,6 +88,29 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         Assert.Equal(0, cache.UsedBlocks);
     }
 
+    /// <summary>A step that throws advances no sequence, so its rows can run again apart (what the server does then).</summary>
+    [Fact]
+    public void Run_OneRowFails_NoSequenceAdvancesAndTheOthersRunOnAloneAsBefore()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(4, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        var p = new SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true };
+        var expected = RunToEnd(stepper, NewSequence("The capital of France is", p));
+        var good = NewSequence("The capital of France is", p);
+        stepper.Run([(good, good.TotalTokens)]);
+        var bad = new SequenceState([5, fixture.Loaded.Config.VocabSize + 1], p, fixture.Loaded.Tokenizer, fixture.Loaded.EosTokenIds);
+
+        Assert.ThrowsAny<ArgumentException>(() => stepper.Run([(good, 1), (bad, bad.TotalTokens)]));
+
+        Assert.Equal((good.TotalTokens - 1, 1), (good.CachedTokens, good.GeneratedTokens.Count));
+        Assert.Equal(0, bad.CachedTokens);
+        while (!good.IsFinished)
+            stepper.Run([(good, 1)]);
+        Assert.Equal(expected, good.GeneratedTokens);
+        stepper.Release(bad);
+        Assert.Equal(0, cache.UsedBlocks);
+    }
+
     [Fact]
     public void Step_MaxTokens_FinishesWithLengthAndFreesKv()
     {
