@@ -20,7 +20,8 @@ namespace Serving.Bench;
 /// <param name="meanThinkMs">Mean exponential think time before each request.</param>
 /// <param name="concurrency">Client counts to measure (1, 8, 32, 64 by default).</param>
 /// <param name="rounds">Times each configuration runs at each concurrency, the configurations taking turns; figures pool all rounds.</param>
-internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs, int[] concurrency, int rounds = 1)
+/// <param name="device">The servers' device (<c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>).</param>
+internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs, int[] concurrency, int rounds = 1, string device = "cpu")
 {
     private int[] Concurrency => concurrency;
 
@@ -35,6 +36,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         report.Context("requests_per_client", requestsPerClient);
         report.Context("mean_think_ms", meanThinkMs);
         report.Context("rounds", rounds);
+        report.Context("device", device);
         var measured = Measure(adapters, [("Continuous", true), ("PerAdapter", true), ("Continuous", false)]);
         var (continuous, perAdapter, baseOnly) = (measured[0], measured[1], measured[2]);
         Add(report, "continuous adapter-aware", continuous);
@@ -88,7 +90,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             foreach (var (policy, useAdapters) in configurations)
             {
                 Console.Error.WriteLine($"serving: starting policy {policy}, adapters {useAdapters}");
-                var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16",
+                var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16", "--device", device,
                     "--max-sequences", Math.Max(64, Concurrency.Max()).ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "256", "--max-adapter-slots", "8",
                     "--batching-policy", policy, "--Logging:LogLevel:Default", "Warning"]);
                 app.StartAsync().GetAwaiter().GetResult();

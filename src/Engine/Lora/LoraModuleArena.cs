@@ -6,8 +6,10 @@ namespace Serving.Engine.Lora;
 /// Device-resident storage for one (layer, projection) across all adapter slots, preallocated at the maximum rank:
 /// <c>A: [slots, maxRank, in]</c> and <c>Bt: [slots, maxRank, out]</c> (B transposed, so the update is a sum of
 /// scaled rows), in the model's compute dtype: in bfloat16 that halves the bytes a step with many distinct adapters
-/// must stream, which is what bounds the decode-time cost of LoRA. Only the first <c>Ranks[s]</c> rows of a slot are meaningful; kernels never read beyond
-/// them, so loading a smaller adapter over a larger one needs no zeroing. Rank 0 = slot does not adapt this projection.
+/// must stream, which is what bounds the decode-time cost of LoRA. Only the first <c>Ranks[s]</c> rows of a slot are
+/// meaningful, and the rows beyond them are zero (a slot's rows are zeroed when it is cleared or a smaller rank replaces a
+/// larger one), so a kernel may also compute over all <c>maxRank</c> rows (GatherLoraKernel). Rank 0 = slot does not adapt
+/// this projection (all its rows zero).
 /// </summary>
 internal sealed unsafe class LoraModuleArena : IDisposable
 {
@@ -22,6 +24,7 @@ internal sealed unsafe class LoraModuleArena : IDisposable
         Bt = zeros([slots, maxRank, outFeatures], dtype, device);
         Ranks = new int[slots];
         Scales = new float[slots];
+        ScalesOnDevice = zeros([slots], ScalarType.Float32, device);
         if (device.type == TorchSharp.DeviceType.CPU)
         {
             AAddress = (nint)Runtime.CpuTensorMemory.Address(A);
@@ -38,6 +41,9 @@ internal sealed unsafe class LoraModuleArena : IDisposable
     public Tensor Bt { get; }
     public int[] Ranks { get; }
     public float[] Scales { get; }
+
+    /// <summary><see cref="Scales"/> as a tensor on the arenas' device <c>[slots]</c> (float32), for kernels that gather by slot there.</summary>
+    public Tensor ScalesOnDevice { get; }
 
     /// <summary>
     /// Where <see cref="A"/> and <see cref="Bt"/> start in CPU memory (0 on other devices), read once: the CPU LoRA kernel
@@ -58,6 +64,8 @@ internal sealed unsafe class LoraModuleArena : IDisposable
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: expected A [{w.Rank}, {In}] and B [{Out}, {w.Rank}]");
         // Every tensor here is owned and disposed, none left to the finalizer: a temporary that is only the receiver of a
         // native call (A[slot].narrow(...)) can be finalized during that call, freeing the native tensor libtorch is reading.
+        if (Ranks[slot] > w.Rank)
+            ZeroRows(slot, w.Rank, Ranks[slot]);
         using (var a = tensor(w.A, [w.Rank, In]))
         using (var slotA = A[slot])
         using (var target = slotA.narrow(0, 0, w.Rank))
@@ -69,17 +77,35 @@ internal sealed unsafe class LoraModuleArena : IDisposable
             target.copy_(bt);
         Ranks[slot] = w.Rank;
         Scales[slot] = w.Scale;
+        using (var scale = ScalesOnDevice[slot])
+            scale.fill_(w.Scale);
     }
 
     public void Clear(int slot)
     {
+        if (Ranks[slot] > 0)
+            ZeroRows(slot, 0, Ranks[slot]);
         Ranks[slot] = 0;
         Scales[slot] = 0;
+        using (var scale = ScalesOnDevice[slot])
+            scale.fill_(0);
+    }
+
+    /// <summary>Rows [from, to) of a slot's A and Bt back to zero (the invariant beyond a slot's rank).</summary>
+    private void ZeroRows(int slot, int from, int to)
+    {
+        using (var slotA = A[slot])
+        using (var rows = slotA.narrow(0, from, to - from))
+            rows.zero_();
+        using (var slotBt = Bt[slot])
+        using (var rows = slotBt.narrow(0, from, to - from))
+            rows.zero_();
     }
 
     public void Dispose()
     {
         A.Dispose();
         Bt.Dispose();
+        ScalesOnDevice.Dispose();
     }
 }

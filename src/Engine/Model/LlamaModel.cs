@@ -42,6 +42,9 @@ internal sealed class LlamaModel : IDisposable
 
     private static readonly ReferenceLoraKernel ReferenceKernel = new();
 
+    /// <summary>The LoRA kernel off the CPU (CUDA): no host waits inside a step. One per model, as it keeps the step's indices.</summary>
+    private readonly GatherLoraKernel _gatherKernel = new();
+
     /// <summary>
     /// Decode rows attend through <see cref="PagedDecodeAttention"/> where it supports the tensors (CPU); false forces
     /// libtorch's fused attention over gathered K/V, the path CUDA takes (tests and benchmarks compare the two).
@@ -355,7 +358,9 @@ internal sealed class LlamaModel : IDisposable
     internal void ApplyLora(int layer, LoraTarget first, Tensor input, Tensor output, LoraBatchMapping lora)
     {
         var modules = Adapters!.FusedModules(layer, first);
-        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
+        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0])
+            ? input.device.type == DeviceType.CPU ? ReferenceKernel : _gatherKernel
+            : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
     }
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Lora;
 
-/// <summary>The fast CPU kernel against the reference kernel on random shapes, ranks and mappings.</summary>
+/// <summary>The fast CPU kernel and the device (gather) kernel against the reference kernel on random shapes, ranks and mappings.</summary>
 public sealed class LoraKernelTests
 {
     private static IReadOnlyList<(int, float)> Row(int kind, int slots) => kind switch
@@ -58,14 +58,16 @@ public sealed class LoraKernelTests
         using var reference32 = yReference.to(ScalarType.Float32);
         float scale = reference32.abs().max().item<float>() + 1;
         // The kernel as the engine runs it (bf16 rows on the native kernel where the CPU has AVX512-BF16) and its C# rows.
-        foreach (var fast in new[] { new CpuLoraKernel(), new CpuLoraKernel(nativeBf16Rows: false) })
+        // And the device kernel (gathers and batched GEMMs), run here on CPU tensors.
+        foreach (var fast in new ILoraKernel[] { new CpuLoraKernel(), new CpuLoraKernel(nativeBf16Rows: false), new GatherLoraKernel() })
         {
             using var yFast = y0.clone();
-            ((ILoraKernel)fast).Apply(x, yFast, 7, module, mapping);
-            // bfloat16: the reference rounds the update before adding it, the fast kernel rounds once after; allow 2 ulps.
+            fast.Apply(x, yFast, 7, module, mapping);
+            // bfloat16: the reference rounds the update before adding it, the fast kernels round once after (the gather
+            // kernel also rounds its shrink); allow 2 ulps.
             float diff = (reference32 - yFast.to(ScalarType.Float32)).abs().max().item<float>();
             float tolerance = scale * (dtype == ScalarType.Float32 ? 1e-5f : 1.6e-2f);
-            Assert.True(diff <= tolerance, $"native rows {fast.NativeBf16Rows}: max diff {diff} above {tolerance}");
+            Assert.True(diff <= tolerance, $"{fast.Name} (native rows {(fast as CpuLoraKernel)?.NativeBf16Rows}): max diff {diff} above {tolerance}");
             using var changed = (yFast.to(ScalarType.Float32) - y0.to(ScalarType.Float32)).abs().sum(1);
             for (int t = 0; t < tokens; t++)
             {
@@ -73,6 +75,39 @@ public sealed class LoraKernelTests
                 Assert.Equal(adapted, changed[t].item<float>() > 0);
             }
         }
+    }
+
+    /// <summary>
+    /// The gather kernel computes over every row up to the max rank, so the rows a smaller or absent adapter leaves beyond
+    /// its rank must be zero: a slot reloaded with a smaller rank, and a projection the new adapter does not target.
+    /// </summary>
+    [Fact]
+    public void Apply_SlotReloadedWithSmallerRankOrCleared_GatherKernelEqualsReference()
+    {
+        var random = new SeededRandom(91);
+        const int inF = 48, outF = 40, slots = 3, tokens = 9;
+        using var module = new LoraModuleArena(0, LoraTarget.Q, slots, 16, inF, outF, ScalarType.Float32, CPU);
+        LoraModuleWeights Weights(int rank, float scale) => new(0, LoraTarget.Q, rank, scale,
+            Enumerable.Range(0, rank * inF).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray(),
+            Enumerable.Range(0, outF * rank).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray());
+        module.Load(0, Weights(16, 2f));
+        module.Load(1, Weights(12, 1f));
+        module.Load(2, Weights(14, 1.5f));
+        module.Load(0, Weights(3, 0.5f));   // rank 16 → 3
+        module.Clear(1);                     // the new occupant of slot 1 does not adapt this projection
+        module.Clear(2);                     // a slot's reload as LoraSlotArena does it: cleared, then rank 14 → 5
+        module.Load(2, Weights(5, 1f));
+
+        var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, tokens).ToList(),
+            Enumerable.Range(0, tokens).Select(t => (IReadOnlyList<(int, float)>)(t % 4 == 3 ? [(0, 0.5f), (1, 0.5f)] : [(t % 4, 1f)])).ToList());
+        using var x = randn(tokens, inF);
+        using var expected = zeros(tokens, outF);
+        using var actual = zeros(tokens, outF);
+        ((ILoraKernel)new ReferenceLoraKernel()).Apply(x, expected, 0, module, mapping);
+        ((ILoraKernel)new GatherLoraKernel()).Apply(x, actual, 0, module, mapping);
+
+        Assert.True(actual.allclose(expected, rtol: 1e-5, atol: 1e-5), $"max diff {(actual - expected).abs().max().item<float>()}");
+        Assert.Equal(0f, actual[1].abs().sum().item<float>());   // a row of slot 1 alone: nothing applies
     }
 
     [Theory]
@@ -107,19 +142,23 @@ public sealed class LoraKernelTests
             using var together = y0.clone();
             using var alone = y0.clone();
             using var reference = y0.clone();
-            ILoraKernel kernel = new CpuLoraKernel(), referenceKernel = new ReferenceLoraKernel();
-            kernel.Apply(x, together, offset, modules, mapping);
+            ILoraKernel referenceKernel = new ReferenceLoraKernel();
             for (int p = 0, o = offset; p < modules.Length; o += outs[p], p++)
-            {
-                kernel.Apply(x, alone, o, modules[p], mapping);
                 referenceKernel.Apply(x, reference, o, modules[p], mapping);
-            }
-
-            Assert.True(together.eq(alone).all().item<bool>(), "the projections together differ from each projection alone");
             using var reference32 = reference.to(ScalarType.Float32);
             float scale = reference32.abs().max().item<float>() + 1;
-            float diff = (reference32 - together.to(ScalarType.Float32)).abs().max().item<float>();
-            Assert.True(diff <= scale * (dtype == ScalarType.Float32 ? 1e-5f : 1.6e-2f), $"max diff {diff} from the reference kernel");
+            foreach (var kernel in new ILoraKernel[] { new CpuLoraKernel(), new GatherLoraKernel() })
+            {
+                together.copy_(y0);
+                alone.copy_(y0);
+                kernel.Apply(x, together, offset, modules, mapping);
+                for (int p = 0, o = offset; p < modules.Length; o += outs[p], p++)
+                    kernel.Apply(x, alone, o, modules[p], mapping);
+
+                Assert.True(together.eq(alone).all().item<bool>(), $"{kernel.Name}: the projections together differ from each projection alone");
+                float diff = (reference32 - together.to(ScalarType.Float32)).abs().max().item<float>();
+                Assert.True(diff <= scale * (dtype == ScalarType.Float32 ? 1e-5f : 1.6e-2f), $"{kernel.Name}: max diff {diff} from the reference kernel");
+            }
         }
         finally
         {

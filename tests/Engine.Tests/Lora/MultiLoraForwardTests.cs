@@ -81,9 +81,10 @@ public sealed class MultiLoraForwardTests : IDisposable
     [Theory]
     [InlineData("cpu")]
     [InlineData("reference")]
+    [InlineData("gather")]
     public void Forward_MixedAdapterBatch_EachRowEqualsItsRunAlone(string kernelName)
     {
-        ILoraKernel kernel = kernelName == "cpu" ? new CpuLoraKernel() : new ReferenceLoraKernel();
+        ILoraKernel kernel = kernelName switch { "cpu" => new CpuLoraKernel(), "gather" => new GatherLoraKernel(), _ => new ReferenceLoraKernel() };
         RunAll(kernel, 2, out var decode);
         for (int row = 0; row < Prompts.Length; row++)
             LlamaModelTests.AssertClose(RunAlone(row, 2), decode[^1][row], $"row {row} ({kernelName})");
