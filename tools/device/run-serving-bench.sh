@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root with .gpu/ carried (pack-bench.sh): `bench serving --device cuda` on our
+# build over the machine's PyTorch libtorch (TorchSharp 0.107's LibTorchSharp resolved every symbol against PyTorch
+# 2.11.0+cu130). Figures go to $OUT. CONC (32), REQ (4), BENCH_TIMEOUT (420 s); MORE=1,8,64 runs those levels after.
+set -uo pipefail
+exec > >(tee -a "$OUT/log") 2>&1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+grep -m1 "model name" /proc/cpuinfo; nproc
+tar -C /tmp -xJf .gpu/dotnet.tar.xz && tar -C /tmp -xzf .gpu/app.tar.gz
+TL=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
+python3 - <<PY
+import torch, ctypes, os
+print("torch", torch.__version__, torch.version.cuda)
+try:
+    ctypes.CDLL("/tmp/gpupub/runtimes/linux-x64/native/libLibTorchSharp.so", mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+    print("LibTorchSharp: all symbols resolve against", torch.__version__)
+except OSError as e:
+    print("LibTorchSharp RTLD_NOW failed:", e)
+PY
+export LD_LIBRARY_PATH=$TL:${LD_LIBRARY_PATH:-}
+export DOTNET_ROOT=/tmp/dotnetmin PATH=/tmp/dotnetmin:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
+cd /tmp/gpupub
+timeout "${BENCH_TIMEOUT:-420}" dotnet Serving.Bench.dll serving --device cuda --concurrency "${CONC:-32}" --requests "${REQ:-4}" --rounds 1 --json "$OUT/serving-cuda.json"
+echo "bench rc=$?"
+if [ -n "${MORE:-}" ]; then
+  timeout "${MORE_TIMEOUT:-240}" dotnet Serving.Bench.dll serving --device cuda --concurrency "$MORE" --requests "${REQ:-4}" --rounds 1 --json "$OUT/serving-cuda-more.json"
+  echo "bench more rc=$?"
+fi
