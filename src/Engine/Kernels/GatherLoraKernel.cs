@@ -20,7 +20,7 @@ namespace Serving.Engine.Kernels;
 /// </code>
 /// Arithmetic in the compute dtype (bf16 on GPUs), as the base projections; the reference kernel works in float32.
 /// </summary>
-internal sealed class GatherLoraKernel : ILoraKernel
+internal sealed class GatherLoraKernel : ILoraKernel, IDisposable
 {
     private readonly Lock _lock = new();
     private (LoraBatchMapping Mapping, Device Device, RowEntries Entries)? _step;
@@ -89,6 +89,16 @@ internal sealed class GatherLoraKernel : ILoraKernel
                 tensor(weights.ToArray(), ScalarType.Float32, device).DetachFromDisposeScope());
             _step = (mapping, device, entries);
             return entries;
+        }
+    }
+
+    /// <summary>Frees the last step's index tensors.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _step?.Entries.Dispose();
+            _step = null;
         }
     }
 

@@ -379,6 +379,7 @@ internal sealed class LlamaModel : IDisposable
     public void Dispose()
     {
         _decodePath.Dispose();
+        _gatherKernel.Dispose();
         Adapters?.Dispose();
         _weights.Dispose();
         _rope.Dispose();
