@@ -66,16 +66,21 @@ public sealed class S3AdapterSourceTests : IAsyncLifetime
 
         Assert.Equal(before, await Greedy("warm"));              // cached tiers do not need the store
         var timings = new List<double>();
+        string last = "";
         for (int i = 0; i < 4; i++)
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var (status, body) = await Load($"cold{i}", "s3://adapters/tenants/acme/support-bot");
             timings.Add(sw.Elapsed.TotalSeconds);
             Assert.True(status == 503, body);
+            last = body;
         }
 
-        Assert.All(timings, t => Assert.True(t < 1, $"a cold load took {t:F2} s with the store down"));
-        Assert.True(timings[^1] < 0.5, $"with the breaker open a cold load should be rejected at once, took {timings[^1]:F2} s");
+        // Refused connections fail each attempt at once: no load may wait out even one response timeout (3 s by default;
+        // a hung store is HungStoreTests' case). Wall-clock bounds stay that loose because this runs beside other tests
+        // on 2 cores (a CI run measured 1.55 s for a load whose attempts and backoff take ~0.2 s alone).
+        Assert.All(timings, t => Assert.True(t < 3, $"a cold load took {t:F2} s with the store down"));
+        Assert.Contains("circuit is now open", last, StringComparison.OrdinalIgnoreCase);   // rejected by the breaker, not tried
         using (var channel = Grpc.Net.Client.GrpcChannel.ForAddress(_server.Address))
         {
             var grpc = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await new V1.Adapters.AdaptersClient(channel)
