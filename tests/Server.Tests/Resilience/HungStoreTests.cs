@@ -73,8 +73,10 @@ public sealed class HungStoreTests(ITestOutputHelper output) : IAsyncLifetime
         // (three 10 s header timeouts) or never ended (a stalled body).
         Assert.InRange(first.Seconds, 3 * Timeout, 3 * Timeout + 6);
         Assert.All(next, n => Assert.True(n.Status == 503, n.Message));
-        Assert.All(next, n => Assert.True(n.Seconds < 1, $"with the breaker open a cold load took {n.Seconds:F2} s"));
-        Assert.Equal(3, store.Requests);                                   // the open breaker kept them off the store
+        // The open breaker kept them off the store (the request count proves it); the time bound only rules out a hang, kept
+        // loose since this runs beside other tests on 2 cores.
+        Assert.All(next, n => Assert.True(n.Seconds < 3, $"with the breaker open a cold load took {n.Seconds:F2} s"));
+        Assert.Equal(3, store.Requests);
         Assert.Contains("serving_adapter_source_breaker_state{source=\"s3\",state=\"open\"} 1", scraped);
         Assert.True(status == 200, body.ToJsonString());
         Assert.DoesNotContain(models!["data"]!.AsArray(), m => ((string)m!["id"]!).StartsWith("cold-", StringComparison.Ordinal));

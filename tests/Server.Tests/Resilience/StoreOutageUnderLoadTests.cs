@@ -120,7 +120,9 @@ public sealed class StoreOutageUnderLoadTests(ITestOutputHelper output) : IAsync
         Assert.True(failures.IsEmpty, string.Join("\n", failures.Take(5)));
         Assert.True(latencies.GetValueOrDefault(1)?.Count > 0, "no warm request ran while the store was down");
         Assert.All(cold, c => Assert.True(c.Status == 503, c.Body));
-        Assert.All(cold, c => Assert.True(c.Seconds < 1, $"a cold load took {c.Seconds:F2} s with the store down"));
+        // Refused connections fail at once: no cold load may wait out a response timeout (3 s by default). Looser than the
+        // ~0.2 s the attempts and backoff take alone, as this runs under load beside other tests on 2 cores.
+        Assert.All(cold, c => Assert.True(c.Seconds < 3, $"a cold load took {c.Seconds:F2} s with the store down"));
         Assert.True(recovered.Status == 200, recovered.Body);
         Assert.Equal(expected, await Greedy("after-outage"));
     }
