@@ -105,15 +105,24 @@ internal sealed class EngineWorker : BackgroundService
         return outcome;
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>
+    /// Builds the scheduler and starts accepting before the host's start returns. Since .NET 10 a
+    /// <see cref="BackgroundService"/> runs all of <see cref="ExecuteAsync"/> on the thread pool, so doing this there let a
+    /// request that came right after start-up (a loaded machine, an in-process client) find the engine "not running".
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
         var model = _host.Model;
         _binder = new AdapterSlotBinder(_host, _hostCache, _metrics);
         _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time);
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
-        return Task.Factory.StartNew(() => Loop(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        return base.StartAsync(cancellationToken);
     }
+
+    // Not started with stoppingToken: a loop that never ran would never close the scheduler and end what it queued.
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.Factory.StartNew(() => Loop(stoppingToken), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     private void Loop(CancellationToken stop)
     {
