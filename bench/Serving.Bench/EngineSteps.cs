@@ -8,15 +8,19 @@ namespace Serving.Bench;
 /// between two scrapes: they split a throughput gap into slower steps and smaller (or more) steps.
 /// </summary>
 internal sealed partial record EngineSteps(double DecodeSteps, double DecodeSeconds, double PrefillSteps, double PrefillSeconds, double Sequences, double Tokens,
-    TimeSpan Wall = default)
+    double ForwardSeconds, double LogitsToHostSeconds, double SamplingSeconds, TimeSpan Wall = default)
 {
-    public static EngineSteps None { get; } = new(0, 0, 0, 0, 0, 0);
+    public static EngineSteps None { get; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
 
     public double Count => DecodeSteps + PrefillSteps;
     public double MeanDecodeMs => DecodeSteps == 0 ? double.NaN : 1000 * DecodeSeconds / DecodeSteps;
     public double MeanPrefillMs => PrefillSteps == 0 ? double.NaN : 1000 * PrefillSeconds / PrefillSteps;
     public double SequencesPerStep => Count == 0 ? double.NaN : Sequences / Count;
     public double TokensPerStep => Count == 0 ? double.NaN : Tokens / Count;
+
+    /// <summary>Mean per step of the forward call, the wait for the device and the logits copy, and sampling (ms).</summary>
+    public (double Forward, double LogitsToHost, double Sampling) MeanPartsMs => Count == 0 ? (double.NaN, double.NaN, double.NaN)
+        : (1000 * ForwardSeconds / Count, 1000 * LogitsToHostSeconds / Count, 1000 * SamplingSeconds / Count);
 
     /// <summary>Share of the wall time the engine spent in steps.</summary>
     public double BusyPercent => Wall == default ? double.NaN : 100 * (DecodeSeconds + PrefillSeconds) / Wall.TotalSeconds;
@@ -36,17 +40,21 @@ internal sealed partial record EngineSteps(double DecodeSteps, double DecodeSeco
         return new EngineSteps(
             Value("serving_engine_step_seconds_count", "phase=\"decode\""), Value("serving_engine_step_seconds_sum", "phase=\"decode\""),
             Value("serving_engine_step_seconds_count", "phase=\"prefill\""), Value("serving_engine_step_seconds_sum", "phase=\"prefill\""),
-            Value("serving_engine_step_sequences_sum"), Value("serving_engine_step_tokens_sum"));
+            Value("serving_engine_step_sequences_sum"), Value("serving_engine_step_tokens_sum"),
+            Value("serving_engine_step_part_seconds_sum", "part=\"forward\""), Value("serving_engine_step_part_seconds_sum", "part=\"logits_to_host\""),
+            Value("serving_engine_step_part_seconds_sum", "part=\"sampling\""));
     }
 
     /// <summary>Two measurements pooled: counts, seconds and wall time added.</summary>
     public EngineSteps Plus(EngineSteps other) => new(
         DecodeSteps + other.DecodeSteps, DecodeSeconds + other.DecodeSeconds, PrefillSteps + other.PrefillSteps, PrefillSeconds + other.PrefillSeconds,
-        Sequences + other.Sequences, Tokens + other.Tokens, Wall + other.Wall);
+        Sequences + other.Sequences, Tokens + other.Tokens, ForwardSeconds + other.ForwardSeconds, LogitsToHostSeconds + other.LogitsToHostSeconds,
+        SamplingSeconds + other.SamplingSeconds, Wall + other.Wall);
 
     public EngineSteps Since(EngineSteps before, TimeSpan wall) => new(
         DecodeSteps - before.DecodeSteps, DecodeSeconds - before.DecodeSeconds, PrefillSteps - before.PrefillSteps, PrefillSeconds - before.PrefillSeconds,
-        Sequences - before.Sequences, Tokens - before.Tokens, wall);
+        Sequences - before.Sequences, Tokens - before.Tokens, ForwardSeconds - before.ForwardSeconds, LogitsToHostSeconds - before.LogitsToHostSeconds,
+        SamplingSeconds - before.SamplingSeconds, wall);
 
     [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>\S+)$", RegexOptions.Multiline)]
     private static partial Regex Sample();

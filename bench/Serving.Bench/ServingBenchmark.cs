@@ -47,18 +47,19 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         return report;
     }
 
-    private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99, EngineSteps Steps);
+    private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99, EngineSteps Steps, GcActivity Gc);
 
     /// <summary>One round of one configuration: what <see cref="Pool"/> turns into a <see cref="Result"/>.</summary>
-    private sealed record Sample(long Tokens, double Seconds, IReadOnlyList<double> Ttft, IReadOnlyList<double> Tpot, EngineSteps Steps);
+    private sealed record Sample(long Tokens, double Seconds, IReadOnlyList<double> Ttft, IReadOnlyList<double> Tpot, EngineSteps Steps, GcActivity Gc);
 
     private static Result Pool(IReadOnlyList<Sample> samples)
     {
         var ttft = samples.SelectMany(s => s.Ttft).ToList();
         var tpot = samples.SelectMany(s => s.Tpot).ToList();
         var steps = samples.Skip(1).Aggregate(samples[0].Steps, (sum, s) => sum.Plus(s.Steps));
+        var gc = samples.Skip(1).Aggregate(samples[0].Gc, (sum, s) => sum.Plus(s.Gc));
         return new Result(samples.Sum(s => s.Tokens) / samples.Sum(s => s.Seconds), Percentile(ttft, 0.5), Percentile(ttft, 0.99),
-            Percentile(tpot, 0.5), Percentile(tpot, 0.99), steps);
+            Percentile(tpot, 0.5), Percentile(tpot, 0.99), steps, gc);
     }
 
     private void Add(BenchReport report, string name, Dictionary<int, Result> r)
@@ -74,6 +75,11 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         report.Add($"{name}: sequences per step", "", Concurrency.Select(c => (double?)r[c].Steps.SequencesPerStep).ToArray());
         report.Add($"{name}: tokens per step", "", Concurrency.Select(c => (double?)r[c].Steps.TokensPerStep).ToArray());
         report.Add($"{name}: engine busy", "%", Concurrency.Select(c => (double?)r[c].Steps.BusyPercent).ToArray());
+        report.Add($"{name}: per step: forward call", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.Forward).ToArray());
+        report.Add($"{name}: per step: device wait + logits to host", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.LogitsToHost).ToArray());
+        report.Add($"{name}: per step: sampling", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.Sampling).ToArray());
+        report.Add($"{name}: GC pauses (whole process)", "% of wall", Concurrency.Select(c => (double?)r[c].Gc.PausePercent).ToArray());
+        report.Add($"{name}: GCs per 1000 tokens", "", Concurrency.Select(c => (double?)r[c].Gc.PerThousand(r[c].Steps.Tokens)).ToArray());
     }
 
     /// <summary>
@@ -109,10 +115,11 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                     {
                         Console.Error.WriteLine($"serving: C={c}, round {round + 1}/{rounds}, {configurations[i].Policy}, adapters {configurations[i].UseAdapters}");
                         var before = EngineSteps.Scrape(servers[i].Http);
+                        var gcBefore = GcActivity.Now();
                         var wall = Stopwatch.StartNew();
                         var sample = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs,
                             new SeededRandom((ulong)(c + 1000 * round)));
-                        samples[i].Add(sample with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed) });
+                        samples[i].Add(sample with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed), Gc = GcActivity.Now().Since(gcBefore, wall.Elapsed) });
                     }
 
                 for (int i = 0; i < servers.Count; i++)
@@ -175,7 +182,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                 Interlocked.Add(ref tokens, count);
             }
         })).ToArray());
-        return new Sample(tokens, wall.Elapsed.TotalSeconds, ttft.ToList(), tpot.ToList(), EngineSteps.None);
+        return new Sample(tokens, wall.Elapsed.TotalSeconds, ttft.ToList(), tpot.ToList(), EngineSteps.None, GcActivity.None);
     }
 
     private static int Zipf(SeededRandom random, int n)

@@ -21,6 +21,9 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
     public LlamaModel Model => model;
     public KvCache Cache => cache;
 
+    /// <summary>Where the last <see cref="Run"/> that returned spent its time.</summary>
+    public StepTimings LastTimings { get; private set; }
+
     /// <summary>
     /// One step. Returns one entry per unfinished input sequence, in order: its token, or null when the sequence only
     /// advanced its prompt this step (chunked prefill) or had no prefill budget left.
@@ -80,8 +83,11 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
         var lora = rows.Any(r => r.Sequence.Adapters.Count > 0)
             ? LoraBatchMapping.ForSequences(rows.Select(r => r.Tokens).ToList(), rows.Select(r => r.Sequence.Adapters).ToList())
             : null;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora);
+        long forwarded = System.Diagnostics.Stopwatch.GetTimestamp();
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
+        long copied = System.Diagnostics.Stopwatch.GetTimestamp();
         var ready = new List<int>(rows.Count);
         foreach (var (row, (s, n)) in rows.Index())
             if (s.CachedTokens + n >= s.TotalTokens)
@@ -101,6 +107,8 @@ internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int max
                 Release(s);
         }
 
+        LastTimings = new StepTimings(System.Diagnostics.Stopwatch.GetElapsedTime(started, forwarded),
+            System.Diagnostics.Stopwatch.GetElapsedTime(forwarded, copied), System.Diagnostics.Stopwatch.GetElapsedTime(copied));
         return events;
     }
 

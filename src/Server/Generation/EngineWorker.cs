@@ -200,6 +200,10 @@ internal sealed class EngineWorker : BackgroundService
             for (int i = 0; i < rows.Count; i++)
                 CheckPlanned(plan.Rows[i], rows[i]);
             events = stepper.Run(rows.Select((r, i) => (r.State, plan.Rows[i].TokenCount)).ToList());
+            var parts = stepper.LastTimings;
+            _metrics.EngineStepPartSeconds.WithLabels("forward").Observe(parts.Forward.TotalSeconds);
+            _metrics.EngineStepPartSeconds.WithLabels("logits_to_host").Observe(parts.LogitsToHost.TotalSeconds);
+            _metrics.EngineStepPartSeconds.WithLabels("sampling").Observe(parts.Sampling.TotalSeconds);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException && rows.Count > 1)
         {

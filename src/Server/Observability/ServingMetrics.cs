@@ -29,6 +29,10 @@ internal sealed class ServingMetrics
         EngineStepSeconds = f.CreateHistogram("serving_engine_step_seconds",
             "Duration of one engine step (one batched forward pass and sampling); phase: decode (every row one token) or prefill (some row feeds a prompt chunk).",
             new HistogramConfiguration { LabelNames = ["phase"], Buckets = LatencyBuckets });
+        EngineStepPartSeconds = f.CreateHistogram("serving_engine_step_part_seconds",
+            "Parts of one batched engine step: forward (the model's forward call: all compute on CPU, launching the kernels on CUDA), "
+            + "logits_to_host (waiting for the device and copying logits back; zero on CPU), sampling (tokens, detokenising, stop checks).",
+            new HistogramConfiguration { LabelNames = ["part"], Buckets = LatencyBuckets });
         EngineStepTokens = f.CreateHistogram("serving_engine_step_tokens", "Tokens fed through one engine step (decode rows and prompt chunks).",
             new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] });
         EngineStepSequences = f.CreateHistogram("serving_engine_step_sequences", "Sequences in one engine step.",
@@ -74,6 +78,7 @@ internal sealed class ServingMetrics
     public Histogram TimePerOutputToken { get; }
     public Counter GeneratedTokens { get; }
     public Histogram EngineStepSeconds { get; }
+    public Histogram EngineStepPartSeconds { get; }
     public Histogram EngineStepTokens { get; }
     public Histogram EngineStepSequences { get; }
     public Counter AdapterCache { get; }

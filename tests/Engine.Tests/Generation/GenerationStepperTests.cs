@@ -90,7 +90,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
 
     /// <summary>A step that throws advances no sequence, so its rows can run again apart (what the server does then).</summary>
     [Fact]
-    public void Run_OneRowFails_NoSequenceAdvancesAndTheOthersRunOnAloneAsBefore()
+    public void Run_OneRowFails_NoSequenceAdvancesNoTimingsRecordedAndTheOthersRunOnAloneAsBefore()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(4, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
@@ -98,10 +98,13 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         var expected = RunToEnd(stepper, NewSequence("The capital of France is", p));
         var good = NewSequence("The capital of France is", p);
         stepper.Run([(good, good.TotalTokens)]);
+        var timings = stepper.LastTimings;
         var bad = new SequenceState([5, fixture.Loaded.Config.VocabSize + 1], p, fixture.Loaded.Tokenizer, fixture.Loaded.EosTokenIds);
 
         Assert.ThrowsAny<ArgumentException>(() => stepper.Run([(good, 1), (bad, bad.TotalTokens)]));
 
+        Assert.True(timings.Forward > TimeSpan.Zero && timings.Sampling > TimeSpan.Zero);
+        Assert.Equal(timings, stepper.LastTimings);          // a failed step records nothing
         Assert.Equal((good.TotalTokens - 1, 1), (good.CachedTokens, good.GeneratedTokens.Count));
         Assert.Equal(0, bad.CachedTokens);
         while (!good.IsFinished)

@@ -30,6 +30,11 @@ public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixt
         Assert.True(Value(m, "serving_engine_step_seconds_count", "phase=\"prefill\"") >= 4);
         Assert.True(Value(m, "serving_engine_step_seconds_count", "phase=\"decode\"") >= 1);
         Assert.True(Value(m, "serving_engine_step_seconds_sum") > 0);
+        double steps = Value(m, "serving_engine_step_seconds_count");
+        foreach (string part in new[] { "forward", "logits_to_host", "sampling" })
+            Assert.Equal(steps, Value(m, "serving_engine_step_part_seconds_count", $"part=\"{part}\""));
+        Assert.True(Value(m, "serving_engine_step_part_seconds_sum", "part=\"forward\"") > 0);
+        Assert.True(Value(m, "serving_engine_step_part_seconds_sum") <= Value(m, "serving_engine_step_seconds_sum"), "the parts lie within their steps");
         Assert.True(Value(m, "serving_engine_step_tokens_sum") >= 11 + 4, "every generated token but the last is fed back, plus the prompts");
         Assert.True(Value(m, "serving_engine_step_sequences_sum") >= 11);
         Assert.True(Value(m, "serving_adapter_cache_total", "tier=\"device\",result=\"miss\"") + Value(m, "serving_adapter_cache_total", "tier=\"device\",result=\"hit\"") >= 3);
