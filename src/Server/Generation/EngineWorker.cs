@@ -194,16 +194,14 @@ internal sealed class EngineWorker : BackgroundService
         var rows = plan.Rows.Select(r => _requests[r.Id]).ToList();
         IReadOnlyList<TokenEvent?> events;
         var failed = new Exception?[rows.Count];
+        Engine.Generation.StepTimings? parts = null;         // only for a step that ran as one batch
         long started = _time.GetTimestamp();
         try
         {
             for (int i = 0; i < rows.Count; i++)
                 CheckPlanned(plan.Rows[i], rows[i]);
             events = stepper.Run(rows.Select((r, i) => (r.State, plan.Rows[i].TokenCount)).ToList());
-            var parts = stepper.LastTimings;
-            _metrics.EngineStepPartSeconds.WithLabels("forward").Observe(parts.Forward.TotalSeconds);
-            _metrics.EngineStepPartSeconds.WithLabels("logits_to_host").Observe(parts.LogitsToHost.TotalSeconds);
-            _metrics.EngineStepPartSeconds.WithLabels("sampling").Observe(parts.Sampling.TotalSeconds);
+            parts = stepper.LastTimings;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException && rows.Count > 1)
         {
@@ -222,6 +220,13 @@ internal sealed class EngineWorker : BackgroundService
 
         int tokens = plan.Rows.Sum(r => r.TokenCount);
         _metrics.EngineStepSeconds.WithLabels(tokens == rows.Count ? "decode" : "prefill").Observe(_time.GetElapsedTime(started).TotalSeconds);
+        if (parts is { } p)
+        {
+            _metrics.EngineStepPartSeconds.WithLabels("forward").Observe(p.Forward.TotalSeconds);
+            _metrics.EngineStepPartSeconds.WithLabels("logits_to_host").Observe(p.LogitsToHost.TotalSeconds);
+            _metrics.EngineStepPartSeconds.WithLabels("sampling").Observe(p.Sampling.TotalSeconds);
+        }
+
         _metrics.EngineStepTokens.Observe(tokens);
         _metrics.EngineStepSequences.Observe(rows.Count);
         var results = new RowResult[rows.Count];
