@@ -1,3 +1,4 @@
+using Serving.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -150,7 +151,7 @@ internal sealed unsafe class AmxPackedWeight : IDisposable
     }
 
     /// <summary>The logical <c>[N, K]</c> weight in plain layout (tests); costs a full copy.</summary>
-    public Tensor Unpack() => Rows(arange(Outputs, ScalarType.Int64));
+    public Tensor Unpack() => Rows(TorchScalars.Range(Outputs, ScalarType.Int64));
 
     public void Dispose() => _packed.Dispose();
 }

@@ -1,4 +1,5 @@
 using Serving.Engine.Lora;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Kernels;
@@ -59,7 +60,7 @@ internal sealed class GatherLoraKernel : ILoraKernel, IDisposable
             var factor = (entries.Weights * module.ScalesOnDevice.index_select(0, entries.Slots)).to(x.dtype);
             var h = module.A.index_select(0, entries.Slots).bmm(xs).mul_(factor.view(-1, 1, 1));   // [E, R, 1]
             var delta = h.transpose(1, 2).bmm(module.Bt.index_select(0, entries.Slots)).squeeze(1);  // [E, out]
-            y.narrow(1, offset, module.Out).index_add_(0, entries.Tokens, delta, 1);
+            y.narrow(1, offset, module.Out).IndexPlusInPlace(0, entries.Tokens, delta);
             offset += module.Out;
         }
     }

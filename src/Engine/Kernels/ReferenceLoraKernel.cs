@@ -1,4 +1,5 @@
 using Serving.Engine.Lora;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Kernels;
@@ -40,7 +41,7 @@ internal sealed class ReferenceLoraKernel : ILoraKernel
             var a = module.A[group.Slot].narrow(0, 0, rank).to(ScalarType.Float32);
             var bt = module.Bt[group.Slot].narrow(0, 0, rank).to(ScalarType.Float32);
             var delta = xs.matmul(a.t()).matmul(bt) * weights;
-            target.index_add_(0, rows, delta.to(y.dtype), 1);
+            target.IndexPlusInPlace(0, rows, delta.to(y.dtype));
         }
     }
 }

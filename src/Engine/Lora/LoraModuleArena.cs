@@ -1,3 +1,4 @@
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Lora;
@@ -78,7 +79,7 @@ internal sealed unsafe class LoraModuleArena : IDisposable
         Ranks[slot] = w.Rank;
         Scales[slot] = w.Scale;
         using (var scale = ScalesOnDevice[slot])
-            scale.fill_(w.Scale);
+            scale.FillWith(w.Scale);
     }
 
     public void Clear(int slot)
@@ -88,7 +89,7 @@ internal sealed unsafe class LoraModuleArena : IDisposable
         Ranks[slot] = 0;
         Scales[slot] = 0;
         using (var scale = ScalesOnDevice[slot])
-            scale.fill_(0);
+            scale.FillWith(0);
     }
 
     /// <summary>Rows [from, to) of a slot's A and Bt back to zero (the invariant beyond a slot's rank).</summary>

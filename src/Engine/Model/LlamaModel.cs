@@ -1,6 +1,7 @@
 using Serving.Engine.Configuration;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
+using Serving.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -140,7 +141,7 @@ internal sealed class LlamaModel : IDisposable
             normed = CpuElementwiseKernels.RmsNorm(x, _weights.FinalNorm, (float)Config.RmsNormEps, addFirst: residual);
         else
         {
-            x = residual is null ? x : x + residual;
+            x = residual is null ? x : x.Plus(residual);
             normed = RmsNorm(everyRow ? x : x.index_select(0, step.LastTokens), _weights.FinalNorm);
         }
 
@@ -181,7 +182,7 @@ internal sealed class LlamaModel : IDisposable
             normed = CpuElementwiseKernels.RmsNorm(x, w.InputNorm, (float)Config.RmsNormEps, addFirst: residual);   // x += residual in the same pass
         else
         {
-            x = x + residual;
+            x = x.Plus(residual);
             normed = RmsNorm(x, w.InputNorm);
         }
 
@@ -221,7 +222,7 @@ internal sealed class LlamaModel : IDisposable
         }
         else
         {
-            x = x + o;
+            x = x.Plus(o);
             normed2 = RmsNorm(x, w.PostAttentionNorm);
         }
 
@@ -372,7 +373,7 @@ internal sealed class LlamaModel : IDisposable
         if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(weight))
             return CpuElementwiseKernels.RmsNorm(x, weight, (float)Config.RmsNormEps);
         var xf = x.to(ScalarType.Float32);
-        var normed = xf * torch.rsqrt(xf.pow(2).mean([-1L], keepdim: true) + Config.RmsNormEps);
+        var normed = xf * torch.rsqrt(xf.Squared().mean([-1L], keepdim: true).Plus(Config.RmsNormEps));
         return weight * normed.to(x.dtype);
     }
 

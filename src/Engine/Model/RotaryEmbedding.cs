@@ -1,4 +1,5 @@
 using Serving.Engine.Configuration;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -83,7 +84,7 @@ internal sealed class RotaryEmbedding : IDisposable
         var x1 = x.narrow(2, 0, half);
         var x2 = x.narrow(2, half, half);
         var out1 = x1 * angles.Cos - x2 * angles.Sin;
-        var out2 = x2 * angles.Cos + x1 * angles.Sin;
+        var out2 = (x2 * angles.Cos).Plus(x1 * angles.Sin);
         return cat([out1, out2], 2).MoveToOuterDisposeScope();
     }
 

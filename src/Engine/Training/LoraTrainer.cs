@@ -1,5 +1,6 @@
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
+using Serving.Engine.Runtime;
 using Serving.Engine.Sampling;
 using static TorchSharp.torch;
 
@@ -37,7 +38,7 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
         if (model.Adapters is null)
             model.EnableAdapters(1, options.Rank);            // module shapes for the forward pass; the slots stay empty
         model.LoraKernel = new TrainingLoraKernel(parameters, (float)(options.Alpha / options.Rank));
-        var optimizer = optim.Adam(parameters.Values.SelectMany(p => new[] { p.A, p.B }).Select(t => (TorchSharp.Modules.Parameter)t), options.LearningRate);
+        using var optimizer = new AdamOptimizer(parameters.Values.SelectMany(p => new[] { p.A, p.B }).ToList(), options.LearningRate);
         var order = new SeededRandom(options.Seed);
         var shuffled = Enumerable.Range(0, data.Count).ToArray();
         var losses = new List<double>();
@@ -46,7 +47,7 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
         {
             for (int step = 1; step <= options.Steps; step++)
             {
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 double total = 0;
                 for (int b = 0; b < options.BatchSize; b++)
                 {
@@ -57,12 +58,12 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
                     }
 
                     using var scope = NewDisposeScope();
-                    var loss = Loss(model, data[shuffled[cursor++]]) / options.BatchSize;
+                    var loss = Loss(model, data[shuffled[cursor++]]).DividedBy(options.BatchSize);
                     loss.backward();
                     total += loss.item<float>();
                 }
 
-                optimizer.step();
+                optimizer.Step();
                 losses.Add(total);
                 Progress?.Invoke(step, options.Steps, total);
             }

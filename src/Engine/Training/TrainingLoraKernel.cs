@@ -1,5 +1,6 @@
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Training;
@@ -26,7 +27,7 @@ internal sealed class TrainingLoraKernel(IReadOnlyDictionary<(int Layer, LoraTar
     {
         if (!parameters.TryGetValue((module.Layer, module.Target), out var p))
             return;
-        var delta = x.to(ScalarType.Float32).matmul(p.A.t()).matmul(p.B.t()) * scale;
-        y.narrow(1, outputOffset, module.Out).add_(delta.to(y.dtype));
+        var delta = x.to(ScalarType.Float32).matmul(p.A.t()).matmul(p.B.t()).Times(scale);
+        y.narrow(1, outputOffset, module.Out).PlusInPlace(delta.to(y.dtype));
     }
 }

@@ -1,4 +1,5 @@
 using Serving.Engine.Kernels;
+using Serving.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,13 +26,13 @@ public sealed class AmxPackedWeightTests
         manual_seed(m * 31 + n * 7 + k);
         var w = randn(n, k).to(ScalarType.BFloat16);
         var x = randn(m, k).to(ScalarType.BFloat16);
-        var bias = (randn(n) * 4).to(ScalarType.BFloat16);
+        var bias = randn(n).Times(4).to(ScalarType.BFloat16);
         var sums = x.to(ScalarType.Float32).matmul(w.to(ScalarType.Float32).t());
 
         using var packed = AmxPackedWeight.Pack(w.clone());
 
         AssertRoundedOnce(sums, packed.Linear(x), k);
-        AssertRoundedOnce(sums + bias.to(ScalarType.Float32), packed.Linear(x, bias), k);
+        AssertRoundedOnce(sums.Plus(bias.to(ScalarType.Float32)), packed.Linear(x, bias), k);
         var asFloat32 = packed.Linear(x, bias, float32Output: true);
         Assert.Equal(ScalarType.Float32, asFloat32.dtype);
         Assert.True(asFloat32.eq(packed.Linear(x, bias).to(ScalarType.Float32)).all().item<bool>(), "float32 output is not the bf16 output cast");

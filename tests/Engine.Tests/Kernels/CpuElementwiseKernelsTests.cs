@@ -1,5 +1,6 @@
 using Serving.Engine.Kernels;
 using Serving.Engine.Model;
+using Serving.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -19,13 +20,13 @@ public sealed class CpuElementwiseKernelsTests
     {
         using var scope = NewDisposeScope();
         manual_seed(rows + hidden);
-        var x = (randn(rows, hidden) * 3).to(dtype);
-        var w = (rand(hidden) + 0.5).to(dtype);
+        var x = randn(rows, hidden).Times(3).to(dtype);
+        var w = rand(hidden).Plus(0.5).to(dtype);
         const float eps = 1e-5f;
 
         var fast = CpuElementwiseKernels.RmsNorm(x, w, eps);
         var xf = x.to(ScalarType.Float32);
-        var expected = w * (xf * rsqrt(xf.pow(2).mean([-1L], keepdim: true) + eps)).to(dtype);
+        var expected = w * (xf * rsqrt(xf.Squared().mean([-1L], keepdim: true).Plus(eps))).to(dtype);
 
         AssertClose(expected, fast, dtype);
     }
@@ -38,17 +39,17 @@ public sealed class CpuElementwiseKernelsTests
     {
         using var scope = NewDisposeScope();
         manual_seed(rows * 7 + hidden);
-        var x = (randn(rows, hidden) * 3).to(dtype);
+        var x = randn(rows, hidden).Times(3).to(dtype);
         var residual = randn(rows, hidden).to(dtype);
-        var w = (rand(hidden) + 0.5).to(dtype);
+        var w = rand(hidden).Plus(0.5).to(dtype);
         const float eps = 1e-6f;
-        var sum = x + residual;
+        var sum = x.Plus(residual);
 
         var fast = CpuElementwiseKernels.RmsNorm(x, w, eps, addFirst: residual);
 
         Assert.True(x.equal(sum).all().item<bool>(), "x does not hold x + residual afterwards");
         var sf = sum.to(ScalarType.Float32);
-        AssertClose(w * (sf * rsqrt(sf.pow(2).mean([-1L], keepdim: true) + eps)).to(dtype), fast, dtype);
+        AssertClose(w * (sf * rsqrt(sf.Squared().mean([-1L], keepdim: true).Plus(eps))).to(dtype), fast, dtype);
     }
 
     [Theory]
@@ -60,7 +61,7 @@ public sealed class CpuElementwiseKernelsTests
     {
         using var scope = NewDisposeScope();
         manual_seed(rows * intermediate);
-        var gateUp = (randn(rows, 2 * intermediate) * 4).to(dtype);
+        var gateUp = randn(rows, 2 * intermediate).Times(4).to(dtype);
 
         var fast = CpuElementwiseKernels.SwiGlu(gateUp);
         var expected = F.silu(gateUp.narrow(1, 0, intermediate)) * gateUp.narrow(1, intermediate, intermediate);
@@ -79,7 +80,7 @@ public sealed class CpuElementwiseKernelsTests
         manual_seed(rows + headDim);
         int rotated = qHeads + kvHeads, width = (rotated + kvHeads) * headDim, half = headDim / 2;
         var x = randn(rows, width).to(dtype);
-        var angles = arange(4096, ScalarType.Float32).unsqueeze(1) * (pow(10000.0, -arange(half, ScalarType.Float32) / half)).unsqueeze(0);
+        var angles = TorchScalars.Range(4096, ScalarType.Float32).unsqueeze(1) * TorchScalars.Range(half, ScalarType.Float32).Times(-Math.Log(10000.0) / half).exp().unsqueeze(0);
         var cos = angles.cos().to(dtype);
         var sin = angles.sin().to(dtype);
         var random = new Random(rows);
@@ -132,8 +133,8 @@ public sealed class CpuElementwiseKernelsTests
         var expectedValues = x.narrow(1, (qHeads + kvHeads) * headDim, kvHeads * headDim).view(rows, kvHeads, headDim).transpose(0, 1);
         Assert.True(keys.index_select(1, index).equal(expectedKeys).all().item<bool>(), "keys");
         Assert.True(values.index_select(1, index).equal(expectedValues).all().item<bool>(), "values");
-        Assert.Equal(rows, (keys.abs().sum([0L, 2L]) != 0).sum().item<long>());      // no other row was written
-        Assert.Equal(rows, (values.abs().sum([0L, 2L]) != 0).sum().item<long>());
+        Assert.Equal(rows, keys.abs().sum([0L, 2L]).count_nonzero().item<long>());      // no other row was written
+        Assert.Equal(rows, values.abs().sum([0L, 2L]).count_nonzero().item<long>());
     }
 
     [Fact]
@@ -153,7 +154,7 @@ public sealed class CpuElementwiseKernelsTests
         var e = expected.to(ScalarType.Float32);
         var a = actual.to(ScalarType.Float32);
         double tolerance = dtype == ScalarType.Float32 ? 1e-5 : 1.0 / 64;    // bf16 keeps 8 significant bits
-        double error = ((a - e).abs() / (e.abs() + 1)).max().item<float>();
+        double error = ((a - e).abs() / e.abs().Plus(1)).max().item<float>();
         Assert.True(error <= tolerance, $"max relative difference {error}");
         if (dtype == ScalarType.BFloat16)
         {
