@@ -124,8 +124,10 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
 
     private static Func<byte[]> Bytes(Tensor t)
     {
-        using var detached = t.detach().contiguous();
-        var bytes = detached.bytes.ToArray();
+        // Each wrapper held by a using: outside a dispose scope, a temporary's finalizer could free it while libtorch reads it.
+        using var detached = t.detach();
+        using var contiguous = detached.contiguous();
+        var bytes = contiguous.bytes.ToArray();
         return () => bytes;
     }
 
