@@ -226,7 +226,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
             samples.Select(s => Median(s.Select((t, round) => t / samples[0][round]))).ToArray());
     }
 
-    private static LoraAdapterWeights RandomAdapter(LlamaModel model, string name, ulong seed, int rank)
+    internal static LoraAdapterWeights RandomAdapter(LlamaModel model, string name, ulong seed, int rank)
     {
         var random = new SeededRandom(seed);
         var modules = new List<LoraModuleWeights>();
