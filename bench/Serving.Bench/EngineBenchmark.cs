@@ -283,7 +283,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         return big.NumberOfElements * 4.0 / best;
     }
 
-    private static int[] Prompt(int seed, int length, int vocab)
+    internal static int[] Prompt(int seed, int length, int vocab)
     {
         var r = new SeededRandom((ulong)seed + 17);
         return Enumerable.Range(0, length).Select(_ => (int)(r.NextUInt64() % (ulong)(vocab - 3))).ToArray();

@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace Serving.Bench;
 
 /// <summary>
-/// How an all-decode step's time grows with its rows, engine only (no server, no scheduler): the bench preset in the
-/// device's compute dtype, steps of B rows through <see cref="GenerationStepper"/>, without adapters and with the rows
+/// How an all-decode step's time grows with its rows, engine only (no server, no scheduler): the bench preset in
+/// bfloat16 (as bench serving runs it), steps of B rows through <see cref="GenerationStepper"/>, without adapters and with the rows
 /// spread over 8 rank-16 adapters, split into the stepper's parts (forward call, device wait + logits to host, sampling).
 /// On a GPU an ideal step costs the same for 1 row as for 32; what it gains per row is what the host adds per row.
 /// </summary>
@@ -63,8 +63,9 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
     }
 
     /// <summary>
-    /// Both configurations' steps until the JIT has optimised the hot paths (a cold process's first steps are far slower), with
-    /// each warm-up step's time on stderr so a run shows when the steps settle.
+    /// Both configurations' steps first, as a fresh process's are far slower (JIT, cold allocator caches), with each warm-up
+    /// step's time on stderr: on the H100 machine steps also ran several times slower for stretches of seconds, and this
+    /// series is where a run shows it.
     /// </summary>
     private void WarmUp(LoadedModel loaded, GenerationStepper stepper)
     {
@@ -89,7 +90,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
     }
 
     private List<SequenceState> Sequences(LoadedModel loaded, int rows, bool adapters, int seed) =>
-        Enumerable.Range(0, rows).Select(i => new SequenceState(Prompt(seed + i, promptLength, loaded.Config.VocabSize),
+        Enumerable.Range(0, rows).Select(i => new SequenceState(EngineBenchmark.Prompt(seed + i, promptLength, loaded.Config.VocabSize),
             new SamplingParams { Temperature = 0, MaxTokens = 3 * steps + 8, IgnoreEos = true }, loaded.Tokenizer, [],
             adapters ? [(i % Adapters, 1f)] : null)).ToList();
 
@@ -117,11 +118,5 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         wall.Sort();
         Console.Error.WriteLine($"steps: {(adapters ? "adapters" : "base")} B={rows}: median {wall[wall.Count / 2]:F2} ms");
         return new Measured(rows, wall[wall.Count / 2], forward / steps, logits / steps, sampling / steps);
-    }
-
-    private static int[] Prompt(int seed, int length, int vocab)
-    {
-        var r = new SeededRandom((ulong)seed + 17);
-        return Enumerable.Range(0, length).Select(_ => (int)(r.NextUInt64() % (ulong)(vocab - 3))).ToArray();
     }
 }
