@@ -47,19 +47,19 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         return report;
     }
 
-    private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99, EngineSteps Steps, GcActivity Gc);
+    private sealed record Result(double TokensPerSecond, double TtftP50, double TtftP99, double TpotP50, double TpotP99, EngineSteps Steps, ProcessActivity Activity);
 
     /// <summary>One round of one configuration: what <see cref="Pool"/> turns into a <see cref="Result"/>.</summary>
-    private sealed record Sample(long Tokens, double Seconds, IReadOnlyList<double> Ttft, IReadOnlyList<double> Tpot, EngineSteps Steps, GcActivity Gc);
+    private sealed record Sample(long Tokens, double Seconds, IReadOnlyList<double> Ttft, IReadOnlyList<double> Tpot, EngineSteps Steps, ProcessActivity Activity);
 
     private static Result Pool(IReadOnlyList<Sample> samples)
     {
         var ttft = samples.SelectMany(s => s.Ttft).ToList();
         var tpot = samples.SelectMany(s => s.Tpot).ToList();
         var steps = samples.Skip(1).Aggregate(samples[0].Steps, (sum, s) => sum.Plus(s.Steps));
-        var gc = samples.Skip(1).Aggregate(samples[0].Gc, (sum, s) => sum.Plus(s.Gc));
+        var activity = samples.Skip(1).Aggregate(samples[0].Activity, (sum, s) => sum.Plus(s.Activity));
         return new Result(samples.Sum(s => s.Tokens) / samples.Sum(s => s.Seconds), Percentile(ttft, 0.5), Percentile(ttft, 0.99),
-            Percentile(tpot, 0.5), Percentile(tpot, 0.99), steps, gc);
+            Percentile(tpot, 0.5), Percentile(tpot, 0.99), steps, activity);
     }
 
     private void Add(BenchReport report, string name, Dictionary<int, Result> r)
@@ -78,8 +78,9 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         report.Add($"{name}: per step: forward call", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.Forward).ToArray());
         report.Add($"{name}: per step: device wait + logits to host", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.LogitsToHost).ToArray());
         report.Add($"{name}: per step: sampling", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.Sampling).ToArray());
-        report.Add($"{name}: GC pauses (whole process)", "% of wall", Concurrency.Select(c => (double?)r[c].Gc.PausePercent).ToArray());
-        report.Add($"{name}: GCs per 1000 tokens", "", Concurrency.Select(c => (double?)r[c].Gc.PerThousand(r[c].Steps.Tokens)).ToArray());
+        report.Add($"{name}: GC pauses (whole process)", "% of wall", Concurrency.Select(c => (double?)r[c].Activity.PausePercent).ToArray());
+        report.Add($"{name}: GCs per 1000 tokens", "", Concurrency.Select(c => (double?)r[c].Activity.PerThousand(r[c].Steps.Tokens)).ToArray());
+        report.Add($"{name}: process CPU (servers, engine and clients), cores busy on average", "cores", Concurrency.Select(c => (double?)r[c].Activity.CoresBusy).ToArray());
     }
 
     /// <summary>
@@ -115,11 +116,11 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                     {
                         Console.Error.WriteLine($"serving: C={c}, round {round + 1}/{rounds}, {configurations[i].Policy}, adapters {configurations[i].UseAdapters}");
                         var before = EngineSteps.Scrape(servers[i].Http);
-                        var gcBefore = GcActivity.Now();
+                        var activityBefore = ProcessActivity.Now();
                         var wall = Stopwatch.StartNew();
                         var sample = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs,
                             new SeededRandom((ulong)(c + 1000 * round)));
-                        samples[i].Add(sample with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed), Gc = GcActivity.Now().Since(gcBefore, wall.Elapsed) });
+                        samples[i].Add(sample with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed), Activity = ProcessActivity.Now().Since(activityBefore, wall.Elapsed) });
                     }
 
                 for (int i = 0; i < servers.Count; i++)
@@ -182,7 +183,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                 Interlocked.Add(ref tokens, count);
             }
         })).ToArray());
-        return new Sample(tokens, wall.Elapsed.TotalSeconds, ttft.ToList(), tpot.ToList(), EngineSteps.None, GcActivity.None);
+        return new Sample(tokens, wall.Elapsed.TotalSeconds, ttft.ToList(), tpot.ToList(), EngineSteps.None, ProcessActivity.None);
     }
 
     private static int Zipf(SeededRandom random, int n)

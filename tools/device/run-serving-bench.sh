@@ -2,8 +2,8 @@
 # On the GPU machine, from the repository root with .gpu/ carried (pack-bench.sh): `bench serving --device cuda` on our
 # build over the machine's PyTorch libtorch (TorchSharp 0.107's LibTorchSharp resolved every symbol against PyTorch
 # 2.11.0+cu130). Figures go to $OUT. CONC (32), REQ (4), BENCH_TIMEOUT (420 s); MORE=1,8,64 runs those levels after.
-# STEPS=1 first runs `bench steps --device cuda` (decode step vs rows, engine only; STEPS_TIMEOUT, 240 s); SERVING=0 skips
-# the serving bench.
+# STEPS=1 first runs `bench steps --device cuda` (decode step vs rows, engine only; STEPS_TIMEOUT, 240 s), and with HOG=N
+# again beside N busy processes; SERVING=0 skips the serving bench.
 set -uo pipefail
 exec > >(tee -a "$OUT/log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -25,6 +25,14 @@ cd /tmp/gpupub
 if [ "${STEPS:-0}" = 1 ]; then
   timeout "${STEPS_TIMEOUT:-240}" dotnet Serving.Bench.dll steps --device cuda --json "$OUT/steps-cuda.json"
   echo "steps rc=$?"
+  if [ -n "${HOG:-}" ]; then
+    # The same beside HOG busy processes: whether CPU contention slows the host-bound steps as the server's threads might.
+    hogs=()
+    for _ in $(seq "$HOG"); do (while :; do :; done) & hogs+=($!); done
+    timeout "${STEPS_TIMEOUT:-240}" dotnet Serving.Bench.dll steps --device cuda --json "$OUT/steps-cuda-hog$HOG.json"
+    echo "steps beside $HOG busy processes rc=$?"
+    kill "${hogs[@]}"
+  fi
 fi
 [ "${SERVING:-1}" = 1 ] || exit 0
 timeout "${BENCH_TIMEOUT:-420}" dotnet Serving.Bench.dll serving --device cuda --concurrency "${CONC:-32}" --requests "${REQ:-4}" --rounds 1 --json "$OUT/serving-cuda.json"
