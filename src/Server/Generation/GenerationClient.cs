@@ -93,6 +93,13 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
             {
                 throw new ApiException(503, ex.Message);
             }
+            catch (Exception ex) when (ex is not OperationCanceledException and not ApiException)
+            {
+                // The engine failed this request alone (its rows were rerun apart from the batch's): a server fault, with
+                // its cause, rather than an escaping exception that REST streams end without an error event for and gRPC
+                // reports as UNKNOWN with no detail.
+                throw new ApiException(500, $"the engine failed this request: {ex.Message}");
+            }
 
             if (update.Token is null)
             {

@@ -1,0 +1,116 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Serving.Engine.Kernels;
+using Serving.Engine.Lora;
+using Serving.Engine.Synthetic;
+using Serving.Server.Hosting;
+using Serving.Server.Tests.Support;
+using Serving.V1;
+using static TorchSharp.torch;
+
+namespace Serving.Server.Tests.Generation;
+
+/// <summary>
+/// A request the engine itself fails (not bad input: a fault inside a forward pass, here a LoRA kernel that throws) ends
+/// with a server-fault status that names the cause, on every API, and the server goes on serving.
+/// </summary>
+public sealed class EngineFailureTests : IAsyncLifetime
+{
+    private readonly string _root = TestDirectories.Path("engine-failure");
+    private readonly CapturedLogs _logs = new();
+    private ServerProcess _server = null!;
+    private FailingLoraKernel _kernel = null!;
+    private string _baseModel = "";
+
+    public async Task InitializeAsync()
+    {
+        string model = Path.Combine(_root, "base");
+        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 37 });
+        SyntheticAdapterWriter.Write(Path.Combine(_root, "adapters", "faulty"), model, 4, 8, ["q_proj"], 5);
+        _server = await ServerProcess.StartAsync(_logs.AddTo, "--model", model, "--adapters", Path.Combine(_root, "adapters"), "--dtype", "float32");
+        var host = _server.Services.GetRequiredService<ModelHost>();
+        _baseModel = host.ModelId;
+        var engine = host.Model.Model;
+        _kernel = new FailingLoraKernel(engine.LoraKernel);
+        engine.LoraKernel = _kernel;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectories.Delete(_root);
+    }
+
+    private static object Greedy(string model, int maxTokens = 6, bool stream = false) =>
+        new { model, prompt = "a fault in the engine", max_tokens = maxTokens, temperature = 0, ignore_eos = true, stream };
+
+    [Fact]
+    public async Task Completion_EngineFaultsOnTheRequest_500NamingTheCauseAndTheServerServesOn()
+    {
+        _kernel.Failing = true;
+        var (status, error) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
+
+        Assert.Equal(500, status);
+        Assert.Contains("the engine failed this request: injected LoRA kernel fault", (string?)error["error"]!["message"], StringComparison.Ordinal);
+        Assert.Contains(_logs.AtLeast(Microsoft.Extensions.Logging.LogLevel.Error), e => e.Message.StartsWith("Forward step of", StringComparison.Ordinal));
+        var (ok, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy(_baseModel));
+        Assert.Equal(200, ok);
+        _kernel.Failing = false;
+        var (recovered, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
+        Assert.Equal(200, recovered);
+    }
+
+    [Fact]
+    public async Task Generate_EngineFaultsOnTheRequest_InternalNamingTheCause()
+    {
+        _kernel.Failing = true;
+        using var channel = GrpcChannel.ForAddress(_server.Address);
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await new V1.Generation.GenerationClient(channel).GenerateAsync(
+            new GenerateRequest { Model = "faulty", Prompt = "a fault in the engine", MaxTokens = 4, Temperature = 0, IgnoreEos = true }));
+
+        Assert.Equal(StatusCode.Internal, ex.StatusCode);
+        Assert.Contains("injected LoRA kernel fault", ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CompletionStream_EngineFaultsMidStream_EndsWithAnErrorEventThenDone()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(Greedy("faulty", 40, stream: true)) };
+        using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(200, (int)response.StatusCode);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var events = new List<string>();
+        while (await reader.ReadLineAsync() is string line)
+        {
+            if (!line.StartsWith("data: ", StringComparison.Ordinal))
+                continue;
+            events.Add(line["data: ".Length..]);
+            _kernel.Failing = true;                 // after the first token: the fault comes mid-stream
+        }
+
+        Assert.True(events.Count >= 3, string.Join("\n", events));
+        Assert.NotNull(JsonNode.Parse(events[0])!["choices"]);
+        var error = JsonNode.Parse(events[^2])!["error"];
+        Assert.NotNull(error);
+        Assert.Contains("the engine failed this request: injected LoRA kernel fault", (string?)error["message"], StringComparison.Ordinal);
+        Assert.Equal("[DONE]", events[^1]);
+    }
+
+    /// <summary>The server's own kernel, or an exception while <see cref="Failing"/> is set.</summary>
+    private sealed class FailingLoraKernel(ILoraKernel inner) : ILoraKernel
+    {
+        public volatile bool Failing;
+
+        public string Name => inner.Name;
+
+        public void Apply(Tensor x, Tensor y, int outputOffset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
+        {
+            if (Failing)
+                throw new InvalidOperationException("injected LoRA kernel fault");
+            inner.Apply(x, y, outputOffset, modules, mapping);
+        }
+    }
+}
