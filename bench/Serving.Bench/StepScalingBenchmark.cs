@@ -26,6 +26,9 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
 
     public BenchReport Run()
     {
+        // The server's native settings (oneDNN cache cap, glibc arenas and mmap threshold), so the engine alone runs as it
+        // does inside a server; the H100 runs of 2026-11-28 were made before this and ran with glibc's defaults.
+        Serving.Engine.Runtime.NativeRuntimeDefaults.Apply();
         var dev = new Device(device);
         var dtype = ScalarType.BFloat16;                  // as bench serving runs its servers
         var report = new BenchReport($"Decode step vs rows, engine only: bench preset ({dtype}) on {device}", [.. Rows.Select(b => $"B={b}")]);
@@ -34,6 +37,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         report.Context("prompt_tokens", promptLength);
         report.Context("libtorch_ops", libtorchOps);
         report.Context("model_dir", modelDir);
+        report.Context("allocator_tuned_as_the_server", Serving.Engine.Runtime.NativeRuntimeDefaults.AllocatorTuned);
         using var loaded = LoadedModel.Load(modelDir, dtype, dev, 1024);
         var model = loaded.Model;
         if (libtorchOps)
