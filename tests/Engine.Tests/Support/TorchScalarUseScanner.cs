@@ -21,8 +21,32 @@ internal static class TorchScalarUseScanner
         .Select(f => (OpCode)f.GetValue(null)!)
         .ToDictionary(o => o.Value, o => o.OperandType);
 
-    /// <summary>Keys (<c>Type::Name(signature)</c>) of the TorchSharp methods that make a temporary Scalar, directly or through others.</summary>
-    public static IReadOnlySet<string> ScalarMakingMembers(string torchSharpPath)
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlySet<string>> Making = new();
+
+    /// <summary>
+    /// The rule's breaches in <paramref name="assemblyFile"/> (next to TorchSharp.dll in <paramref name="bin"/>), one line
+    /// each: a Scalar conversion outside <c>TorchScalars</c>, or a call to a member of <see cref="ScalarMakingMembers"/>,
+    /// except from the types named in <paramref name="allowedCallers"/>.
+    /// </summary>
+    public static List<string> Offences(string bin, string assemblyFile, params string[] allowedCallers)
+    {
+        var making = ScalarMakingMembers(Path.Combine(bin, "TorchSharp.dll"));
+        return TorchSharpCalls(Path.Combine(bin, assemblyFile))
+            .Where(c => !c.Method.Contains(":Serving.Engine.Runtime.TorchScalars::", StringComparison.Ordinal))
+            .Where(c => !allowedCallers.Any(a => c.Method.Contains(":" + a, StringComparison.Ordinal)))
+            .Where(c => IsScalarConversion(c.Callee) || making.Contains(c.Callee))
+            .Select(c => $"{c.Method} → {c.Callee}")
+            .Distinct()
+            .ToList();
+    }
+
+    /// <summary>
+    /// Keys (<c>Type::Name(signature)</c>) of the TorchSharp methods that make a temporary Scalar, directly or through
+    /// others; computed once per file.
+    /// </summary>
+    public static IReadOnlySet<string> ScalarMakingMembers(string torchSharpPath) => Making.GetOrAdd(torchSharpPath, ComputeScalarMakingMembers);
+
+    private static IReadOnlySet<string> ComputeScalarMakingMembers(string torchSharpPath)
     {
         var calls = new Dictionary<string, List<string>>();
         foreach (var (method, callee) in Calls(torchSharpPath))
