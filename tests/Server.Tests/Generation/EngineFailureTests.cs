@@ -78,6 +78,14 @@ public sealed class EngineFailureTests : IAsyncLifetime
     [Fact]
     public async Task CompletionStream_EngineFaultsMidStream_EndsWithAnErrorEventThenDone()
     {
+        // The fault must come after the first token and not depend on how fast this client reads: a one-token request
+        // counts the kernel calls of a prefill, and the streamed request fails on the first call after its own prefill.
+        var (calibrated, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty", maxTokens: 1));
+        Assert.Equal(200, calibrated);
+        int prefillCalls = _kernel.Calls;
+        Assert.True(prefillCalls > 0);
+        _kernel.FailAfter(prefillCalls);
+
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(Greedy("faulty", 40, stream: true)) };
         using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(200, (int)response.StatusCode);
@@ -85,30 +93,42 @@ public sealed class EngineFailureTests : IAsyncLifetime
         var events = new List<string>();
         while (await reader.ReadLineAsync() is string line)
         {
-            if (!line.StartsWith("data: ", StringComparison.Ordinal))
-                continue;
-            events.Add(line["data: ".Length..]);
-            _kernel.Failing = true;                 // after the first token: the fault comes mid-stream
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+                events.Add(line["data: ".Length..]);
         }
 
         Assert.True(events.Count >= 3, string.Join("\n", events));
         Assert.NotNull(JsonNode.Parse(events[0])!["choices"]);
         var error = JsonNode.Parse(events[^2])!["error"];
-        Assert.NotNull(error);
+        Assert.True(error is not null, string.Join("\n", events));
         Assert.Contains("the engine failed this request: injected LoRA kernel fault", (string?)error["message"], StringComparison.Ordinal);
         Assert.Equal("[DONE]", events[^1]);
     }
 
-    /// <summary>The server's own kernel, or an exception while <see cref="Failing"/> is set.</summary>
+    /// <summary>The server's own kernel, or an exception while <see cref="Failing"/> is set or once an armed count of calls
+    /// has passed.</summary>
     private sealed class FailingLoraKernel(ILoraKernel inner) : ILoraKernel
     {
+        private int _calls;
+        private int _failAfter = int.MaxValue;
+
         public volatile bool Failing;
 
         public string Name => inner.Name;
 
+        /// <summary>Calls so far (counted from the last <see cref="FailAfter"/>).</summary>
+        public int Calls => Volatile.Read(ref _calls);
+
+        /// <summary>Lets <paramref name="calls"/> more calls through, then fails every call.</summary>
+        public void FailAfter(int calls)
+        {
+            Volatile.Write(ref _calls, 0);
+            Volatile.Write(ref _failAfter, calls);
+        }
+
         public void Apply(Tensor x, Tensor y, int outputOffset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
         {
-            if (Failing)
+            if (Failing || Interlocked.Increment(ref _calls) > Volatile.Read(ref _failAfter))
                 throw new InvalidOperationException("injected LoRA kernel fault");
             inner.Apply(x, y, outputOffset, modules, mapping);
         }
