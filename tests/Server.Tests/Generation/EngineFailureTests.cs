@@ -50,7 +50,7 @@ public sealed class EngineFailureTests : IAsyncLifetime
     [Fact]
     public async Task Completion_EngineFaultsOnTheRequest_500NamingTheCauseAndTheServerServesOn()
     {
-        _kernel.Failing = true;
+        _kernel.FailAfter(0);
         var (status, error) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
 
         Assert.Equal(500, status);
@@ -58,7 +58,7 @@ public sealed class EngineFailureTests : IAsyncLifetime
         Assert.Contains(_logs.AtLeast(Microsoft.Extensions.Logging.LogLevel.Error), e => e.Message.StartsWith("Forward step of", StringComparison.Ordinal));
         var (ok, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy(_baseModel));
         Assert.Equal(200, ok);
-        _kernel.Failing = false;
+        _kernel.FailAfter(int.MaxValue);
         var (recovered, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
         Assert.Equal(200, recovered);
     }
@@ -66,7 +66,7 @@ public sealed class EngineFailureTests : IAsyncLifetime
     [Fact]
     public async Task Generate_EngineFaultsOnTheRequest_InternalNamingTheCause()
     {
-        _kernel.Failing = true;
+        _kernel.FailAfter(0);
         using var channel = GrpcChannel.ForAddress(_server.Address);
         var ex = await Assert.ThrowsAsync<RpcException>(async () => await new V1.Generation.GenerationClient(channel).GenerateAsync(
             new GenerateRequest { Model = "faulty", Prompt = "a fault in the engine", MaxTokens = 4, Temperature = 0, IgnoreEos = true }));
@@ -105,21 +105,19 @@ public sealed class EngineFailureTests : IAsyncLifetime
         Assert.Equal("[DONE]", events[^1]);
     }
 
-    /// <summary>The server's own kernel, or an exception while <see cref="Failing"/> is set or once an armed count of calls
-    /// has passed.</summary>
+    /// <summary>The server's own kernel, or an exception once an armed count of calls has passed.</summary>
     private sealed class FailingLoraKernel(ILoraKernel inner) : ILoraKernel
     {
         private int _calls;
         private int _failAfter = int.MaxValue;
-
-        public volatile bool Failing;
 
         public string Name => inner.Name;
 
         /// <summary>Calls so far (counted from the last <see cref="FailAfter"/>).</summary>
         public int Calls => Volatile.Read(ref _calls);
 
-        /// <summary>Lets <paramref name="calls"/> more calls through, then fails every call.</summary>
+        /// <summary>Lets <paramref name="calls"/> more calls through, then fails every call (0: fail from now on;
+        /// <see cref="int.MaxValue"/>: stop failing).</summary>
         public void FailAfter(int calls)
         {
             Volatile.Write(ref _calls, 0);
@@ -128,7 +126,7 @@ public sealed class EngineFailureTests : IAsyncLifetime
 
         public void Apply(Tensor x, Tensor y, int outputOffset, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
         {
-            if (Failing || Interlocked.Increment(ref _calls) > Volatile.Read(ref _failAfter))
+            if (Interlocked.Increment(ref _calls) > Volatile.Read(ref _failAfter))
                 throw new InvalidOperationException("injected LoRA kernel fault");
             inner.Apply(x, y, outputOffset, modules, mapping);
         }
