@@ -126,8 +126,10 @@ internal sealed class AdapterStoreBenchmark(string modelDir, int loads, string? 
             client.PutObjectAsync(new Amazon.S3.Model.PutObjectRequest { BucketName = "serving-bench", Key = "r16/" + Path.GetFileName(file), FilePath = file })
                 .GetAwaiter().GetResult();
         const string uri = "s3://serving-bench/r16";
-        var (folder, version) = source.FetchAsync(uri, "bench-s3", CancellationToken.None).GetAwaiter().GetResult();
-        var record = new AdapterRecord(AdapterId.Parse("bench-s3"), uri, version, DateTimeOffset.UtcNow);
+        var policy = Serving.AdapterStore.Files.AdapterReadPolicy.Trusted(1L << 30, TimeSpan.FromMinutes(1));
+        var fetched = source.FetchAsync(uri, "bench-s3", policy, CancellationToken.None).GetAwaiter().GetResult();
+        string folder = fetched.Folder;
+        var record = new AdapterRecord(AdapterId.Parse("bench-s3"), uri, fetched.Version, DateTimeOffset.UtcNow);
         var times = new List<double>();
         try
         {
@@ -135,7 +137,7 @@ internal sealed class AdapterStoreBenchmark(string modelDir, int loads, string? 
             {
                 Directory.Delete(folder, recursive: true);                      // cold: the disk cache lost it
                 var sw = Stopwatch.StartNew();
-                var weights = PeftAdapterReader.Read(source.EnsureLocal(record), "bench-s3", config, 16);
+                var weights = PeftAdapterReader.Read(source.Load(record, policy, CancellationToken.None), "bench-s3", config, 16);
                 arena.Load(i % arena.Slots, weights);
                 if (i >= 2)
                     times.Add(sw.Elapsed.TotalMilliseconds);

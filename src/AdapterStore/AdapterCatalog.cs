@@ -1,3 +1,5 @@
+using Serving.AdapterStore.Files;
+using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Sources;
 
@@ -6,20 +8,23 @@ namespace Serving.AdapterStore;
 /// <summary>
 /// Every adapter the server can run: those registered at run time (which win on a name clash) and the sub-folders of
 /// the local store root. Resolving gives the folder and the current content version; versions of local folders are
-/// cached by file size and timestamp so a request does not rehash the weights.
+/// cached by the files' identity, size and change times (<c>statx</c>), so a request does not rehash the weights and a
+/// file rewritten in place, whatever its timestamps claim, is hashed again.
 /// </summary>
 internal sealed class AdapterCatalog(LocalFolderAdapterSource? local, AdapterRegistry registry)
 {
-    private readonly Dictionary<string, (long Length, DateTime Written, string Version)> _localVersions = [];
+    private readonly Dictionary<string, (PosixFiles.Status Config, PosixFiles.Status Weights, string Version)> _localVersions = [];
     private readonly Lock _lock = new();
 
     public AdapterRegistry Registry => registry;
 
     public IReadOnlyList<AdapterId> List() =>
-        registry.All().Select(r => r.Id).Concat(local?.List() ?? []).Distinct().OrderBy(i => i.Value, StringComparer.Ordinal).ToList();
+        registry.All().Select(r => r.Id).Concat(local?.List() ?? []).Where(id => !id.IsReserved).Distinct().OrderBy(i => i.Value, StringComparer.Ordinal).ToList();
 
     public AdapterRecord? Resolve(AdapterId id)
     {
+        if (id.IsReserved)
+            return null;                                   // a registration from before the name was reserved
         if (registry.Get(id) is AdapterRecord record)
             return record;
         if (local?.Resolve(id) is not string folder)
@@ -27,21 +32,62 @@ internal sealed class AdapterCatalog(LocalFolderAdapterSource? local, AdapterReg
         return new AdapterRecord(id, folder, LocalVersion(folder), DateTimeOffset.MinValue);
     }
 
+    /// <summary>
+    /// Where a record's files may be read from when they are read again: a tenant's adapter only inside the folder it was
+    /// registered from (a link placed there later cannot reach another tenant's files); shared ones anywhere.
+    /// </summary>
+    public static AdapterReadPolicy ReadPolicyFor(AdapterRecord record, long maxBytes, TimeSpan timeout) =>
+        record.Tenant is null || !LocalAdapterPath.IsLocal(record.Source)
+            ? AdapterReadPolicy.Trusted(maxBytes, timeout)
+            : AdapterReadPolicy.ConfinedTo([record.Source], maxBytes, timeout);
+
+    /// <summary>
+    /// <paramref name="record"/>'s files were read again and hash to <paramref name="version"/>, not the record's version:
+    /// a change in place. With the registered shape it becomes the registration's new version (so reports, slots and
+    /// routing prototypes follow the content); with another shape it is refused until registered again.
+    /// </summary>
+    public AdapterRecord ChangedInPlace(AdapterRecord record, string version, string shape)
+    {
+        if (record.Shape is not null && record.Shape != shape)
+            throw new AdapterFormatException(record.Id.Value, PeftAdapterReader.WeightsFile, null,
+                $"changed in place from {record.Shape} to {shape}; register the adapter again to serve a different shape");
+        var updated = record with { Version = version, Shape = shape };
+        if (registry.Get(record.Id) is { } current && current.Source == record.Source && current.Version == record.Version)
+            registry.Put(current with { Version = version, Shape = shape });
+        return updated;
+    }
+
     private string LocalVersion(string folder)
     {
-        var weights = new FileInfo(Path.Combine(folder, "adapter_model.safetensors"));
-        var config = new FileInfo(Path.Combine(folder, "adapter_config.json"));
-        long length = (weights.Exists ? weights.Length : -1) ^ (config.Length << 32);
-        var written = weights.Exists && weights.LastWriteTimeUtc > config.LastWriteTimeUtc ? weights.LastWriteTimeUtc : config.LastWriteTimeUtc;
+        var trusted = AdapterReadPolicy.Trusted(int.MaxValue, Timeout.InfiniteTimeSpan);
+        (PosixFiles.Status Config, PosixFiles.Status Weights) status;
+        try
+        {
+            status = AdapterFileReader.Status(folder, trusted);
+        }
+        catch (AdapterFileException)
+        {
+            return "missing";
+        }
+
         lock (_lock)
         {
-            if (_localVersions.TryGetValue(folder, out var cached) && cached.Length == length && cached.Written == written)
+            if (_localVersions.TryGetValue(folder, out var cached) && cached.Config == status.Config && cached.Weights == status.Weights)
                 return cached.Version;
         }
 
-        string version = weights.Exists ? AdapterContentHash.Compute(folder) : "missing";
+        string version;
+        try
+        {
+            version = AdapterFileReader.Read(folder, trusted, CancellationToken.None).Version;
+        }
+        catch (AdapterFileException)
+        {
+            return "missing";
+        }
+
         lock (_lock)
-            _localVersions[folder] = (length, written, version);
+            _localVersions[folder] = (status.Config, status.Weights, version);
         return version;
     }
 }

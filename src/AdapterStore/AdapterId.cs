@@ -9,6 +9,12 @@ internal readonly record struct AdapterId
 {
     public const int MaxLength = 128;
 
+    /// <summary><c>model: "auto"</c> asks the server to route; no adapter may be named so, in any letter case.</summary>
+    public const string Auto = "auto";
+
+    /// <summary>Whether this is the reserved routing name in some letter case.</summary>
+    public bool IsReserved => string.Equals(Value, Auto, StringComparison.OrdinalIgnoreCase);
+
     private AdapterId(string value) => Value = value;
 
     public string Value { get; }

@@ -38,6 +38,11 @@ internal sealed class AdapterStoreOptions
 
     public double SyncIntervalSeconds { get; set; } = 30;
 
-    /// <summary>Largest adapter_model.safetensors accepted, in bytes.</summary>
+    /// <summary>Largest adapter_model.safetensors accepted, in bytes (checked from the file's status before it is read).</summary>
     public long MaxAdapterBytes { get; set; } = 512L << 20;
+
+    /// <summary>Longest the reading of one adapter's local files may take (a stalled network file system); past it 503.</summary>
+    public double MaxReadSeconds { get; set; } = 60;
+
+    public TimeSpan ReadTimeout => TimeSpan.FromSeconds(MaxReadSeconds);
 }

@@ -54,8 +54,10 @@ internal static class ServingApp
         });
         builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));
         // Loopback unless told otherwise (--urls, ASPNETCORE_URLS as the container image sets, or Urls in configuration).
-        if (string.IsNullOrEmpty(builder.Configuration["urls"]))
-            builder.WebHost.UseUrls(DefaultUrl);
+        // The metrics-only listener, when configured, is one more address beside them.
+        string urls = builder.Configuration["urls"] is { Length: > 0 } configured ? configured : DefaultUrl;
+        string? metricsUrl = builder.Configuration[$"{Observability.MetricsOptions.Section}:Url"];
+        builder.WebHost.UseUrls(string.IsNullOrEmpty(metricsUrl) ? urls : $"{urls};{metricsUrl}");
         builder.Services.AddServing(builder.Configuration);
         configure?.Invoke(builder);
         var app = builder.Build();
@@ -80,6 +82,8 @@ internal static class ServingApp
             .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
             .Validate(o => string.IsNullOrEmpty(o.SyncFrom) || AdapterStore.Sources.S3AdapterSource.TryParse(o.SyncFrom, out _),
                 "Serving:Adapters:SyncFrom must be an s3://bucket/prefix URI")
+            .Validate(o => o.MaxAdapterBytes >= 1 && o.MaxAdapterBytes <= Array.MaxLength, $"Serving:Adapters:MaxAdapterBytes must be in [1, {Array.MaxLength}]")
+            .Validate(o => o.MaxReadSeconds is >= 0.1 and <= 3_600, "Serving:Adapters:MaxReadSeconds must be in [0.1, 3600]")
             .Validate(o => o.SyncIntervalSeconds is >= 1 and <= 86_400, "Serving:Adapters:SyncIntervalSeconds must be in [1, 86400]")
             .Validate(o => o.S3.BreakSeconds is >= 0.5 and <= 3_600, "Serving:Adapters:S3:BreakSeconds must be in [0.5, 3600]")
             .Validate(o => o.S3.ResponseTimeoutSeconds is >= 0.05 and <= 600, "Serving:Adapters:S3:ResponseTimeoutSeconds must be in [0.05, 600]")
@@ -101,6 +105,8 @@ internal static class ServingApp
             .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
         services.AddSingleton<Security.ApiKeyAuthenticator>();
         services.AddSingleton<Observability.ServingMetrics>();
+        services.AddOptions<Observability.MetricsOptions>().Bind(configuration.GetSection(Observability.MetricsOptions.Section))
+            .Validate(o => !o.Validate().Any(), "Serving:Metrics:Url must be http://HOST:PORT with an explicit, non-zero port").ValidateOnStart();
         services.AddOptions<Routing.RoutingOptions>().Bind(configuration.GetSection(Routing.RoutingOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Routing settings").ValidateOnStart();
         services.AddSingleton<Routing.AdapterRouter>();

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using Serving.AdapterStore.Files;
 using Serving.Engine.Configuration;
 using Serving.Engine.Lora;
 using Serving.Engine.Safetensors;
@@ -14,31 +15,52 @@ namespace Serving.AdapterStore.Peft;
 /// </summary>
 internal static partial class PeftAdapterReader
 {
-    public const string WeightsFile = "adapter_model.safetensors";
+    public const string WeightsFile = AdapterFileReader.WeightsFile;
 
     [GeneratedRegex(@"^(?:base_model\.model\.)?model\.layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight$")]
     private static partial Regex TensorName();
 
-    public static LoraAdapterWeights Read(string directory, string adapter, ModelConfig model, int maxRank, long maxBytes = long.MaxValue)
+    /// <summary>
+    /// Reads the folder through <see cref="AdapterFileReader"/> with no confinement (tools, tests, the server's own files)
+    /// and parses it; a file that cannot be read is an <see cref="AdapterFormatException"/> naming it.
+    /// </summary>
+    public static LoraAdapterWeights Read(string directory, string adapter, ModelConfig model, int maxRank, long maxBytes = int.MaxValue)
     {
-        string configPath = Path.Combine(directory, PeftLoraConfig.FileName);
-        if (!File.Exists(configPath))
-            throw new AdapterFormatException(adapter, PeftLoraConfig.FileName, null, "file not found");
-        var config = PeftLoraConfig.Parse(File.ReadAllText(configPath), adapter);
-        string weightsPath = Path.Combine(directory, WeightsFile);
-        if (!File.Exists(weightsPath))
-            throw new AdapterFormatException(adapter, WeightsFile, null, "file not found");
-        long size = new FileInfo(weightsPath).Length;
-        if (size > maxBytes)
-            throw new AdapterFormatException(adapter, WeightsFile, null, $"file is {size} bytes, above the configured limit of {maxBytes}");
+        AdapterFiles files;
+        try
+        {
+            files = AdapterFileReader.Read(directory, AdapterReadPolicy.Trusted(Math.Min(maxBytes, Array.MaxLength), Timeout.InfiniteTimeSpan), CancellationToken.None);
+        }
+        catch (AdapterFileException ex)
+        {
+            throw new AdapterFormatException(adapter, ex.File ?? directory, null, ex.Message);
+        }
+
+        return Read(files, adapter, model, maxRank);
+    }
+
+    /// <summary>Parses and validates adapter files already read (their bytes are what the version hashes).</summary>
+    public static LoraAdapterWeights Read(AdapterFiles files, string adapter, ModelConfig model, int maxRank)
+    {
+        string config;
+        try
+        {
+            config = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(files.Config);
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            throw new AdapterFormatException(adapter, PeftLoraConfig.FileName, null, "is not UTF-8 text");
+        }
+
+        var peft = PeftLoraConfig.Parse(config, adapter);
         SafetensorsFile file;
         try
         {
-            file = SafetensorsFile.Open(weightsPath);
+            file = SafetensorsFile.Parse(WeightsFile, files.Weights);
         }
         catch (SafetensorsFormatException ex)
         {
-            throw new AdapterFormatException(adapter, WeightsFile, null, ex.Message.Replace(weightsPath + ": ", "", StringComparison.Ordinal));
+            throw new AdapterFormatException(adapter, WeightsFile, null, ex.Message.Replace(WeightsFile + ": ", "", StringComparison.Ordinal));
         }
 
         var pairs = new Dictionary<(int Layer, LoraTarget Target), (SafetensorsTensorInfo? A, SafetensorsTensorInfo? B)>();
@@ -66,25 +88,25 @@ internal static partial class PeftAdapterReader
             string fullName = $"model.layers.{layer}.{LoraTargets.ModulePath(target)}";
             if (a is null || b is null)
                 throw Fail(adapter, (a ?? b)!.Name, $"has no matching lora_{(a is null ? "A" : "B")} tensor");
-            if (!config.Targets(fullName, layer))
+            if (!peft.Targets(fullName, layer))
                 throw Fail(adapter, a.Name, $"module '{fullName}' is not selected by target_modules / layers_to_transform in {PeftLoraConfig.FileName}");
-            var (rank, alpha) = config.For(fullName);
+            var (rank, alpha) = peft.For(fullName);
             if (rank > maxRank)
                 throw Fail(adapter, a.Name, $"rank {rank} is above the server's max rank {maxRank}");
             var (inF, outF) = LoraTargets.Shape(model, target);
-            long[] expectA = config.FanInFanOut ? [inF, rank] : [rank, inF];
-            long[] expectB = config.FanInFanOut ? [rank, outF] : [outF, rank];
+            long[] expectA = peft.FanInFanOut ? [inF, rank] : [rank, inF];
+            long[] expectB = peft.FanInFanOut ? [rank, outF] : [outF, rank];
             CheckShape(adapter, a, expectA);
             CheckShape(adapter, b, expectB);
-            var aData = ReadFloats(adapter, file, a);
-            var bData = ReadFloats(adapter, file, b);
-            if (config.FanInFanOut)
+            var aData = ReadFloats(adapter, files.Weights, a);
+            var bData = ReadFloats(adapter, files.Weights, b);
+            if (peft.FanInFanOut)
             {
                 aData = Transpose(aData, inF, rank);
                 bData = Transpose(bData, rank, outF);
             }
 
-            modules.Add(new LoraModuleWeights(layer, target, rank, (float)config.Scale(rank, alpha), aData, bData));
+            modules.Add(new LoraModuleWeights(layer, target, rank, (float)peft.Scale(rank, alpha), aData, bData));
         }
 
         return new LoraAdapterWeights(adapter, modules);
@@ -96,10 +118,9 @@ internal static partial class PeftAdapterReader
             throw Fail(adapter, t.Name, $"has shape [{string.Join(", ", t.Shape)}]; this base model and the configured rank need [{string.Join(", ", expected)}]");
     }
 
-    private static float[] ReadFloats(string adapter, SafetensorsFile file, SafetensorsTensorInfo t)
+    private static float[] ReadFloats(string adapter, byte[] content, SafetensorsTensorInfo t)
     {
-        var bytes = new byte[t.ByteLength];
-        file.ReadInto(t, bytes);
+        var bytes = content.AsSpan(checked((int)t.DataOffset), checked((int)t.ByteLength));
         float[] values = t.Dtype switch
         {
             SafetensorsDtype.F32 => MemoryMarshal.Cast<byte, float>(bytes).ToArray(),

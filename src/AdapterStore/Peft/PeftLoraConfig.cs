@@ -69,7 +69,8 @@ internal sealed class PeftLoraConfig
         }
         catch (JsonException ex)
         {
-            throw Fail(adapter, null, $"is not valid JSON: {ex.Message}");
+            // The exception's text quotes the offending character: for a file that is not a PEFT config, a byte of it.
+            throw Fail(adapter, null, $"is not valid JSON (line {(ex.LineNumber ?? 0) + 1}, byte {(ex.BytePositionInLine ?? 0) + 1})");
         }
 
         string peftType = Str(o, "peft_type", adapter) ?? throw Fail(adapter, "peft_type", "is missing");

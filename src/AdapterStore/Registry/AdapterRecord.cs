@@ -6,4 +6,5 @@ namespace Serving.AdapterStore.Registry;
 /// <param name="Version">Content hash of adapter_config.json and adapter_model.safetensors.</param>
 /// <param name="RegisteredAt">When it was registered or last replaced.</param>
 /// <param name="Tenant">The tenant that owns it; null = shared (usable by every tenant, managed by admins only).</param>
-internal sealed record AdapterRecord(AdapterId Id, string Source, string Version, DateTimeOffset RegisteredAt, string? Tenant = null);
+/// <param name="Shape">The LoRA shape the version had when registered (<see cref="AdapterShape"/>); a change in place must keep it.</param>
+internal sealed record AdapterRecord(AdapterId Id, string Source, string Version, DateTimeOffset RegisteredAt, string? Tenant = null, string? Shape = null);

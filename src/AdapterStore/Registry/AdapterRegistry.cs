@@ -92,6 +92,7 @@ internal sealed class AdapterRegistry
             ["version"] = r.Version,
             ["registered_at"] = r.RegisteredAt.ToString("O"),
             ["tenant"] = r.Tenant,
+            ["shape"] = r.Shape,
         }).ToArray());
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(_path))!);
         string temp = _path + ".tmp-" + Environment.ProcessId;
@@ -113,7 +114,7 @@ internal sealed class AdapterRegistry
             return (root["adapters"] as JsonArray ?? [])
                 .Select(n => new AdapterRecord(AdapterId.Parse(n!["id"]!.GetValue<string>()), n["source"]!.GetValue<string>(),
                     n["version"]!.GetValue<string>(), DateTimeOffset.Parse(n["registered_at"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture),
-                    n["tenant"]?.GetValue<string>()))
+                    n["tenant"]?.GetValue<string>(), n["shape"]?.GetValue<string>()))
                 .ToDictionary(r => r.Id);
         }
         catch (Exception ex) when (ex is JsonException or InvalidDataException or ArgumentException or FormatException or NullReferenceException or InvalidOperationException)

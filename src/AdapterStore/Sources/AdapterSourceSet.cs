@@ -7,8 +7,13 @@ internal sealed class AdapterSourceSet(IReadOnlyList<IAdapterSource> sources) : 
 {
     public IAdapterSource? For(string uri) => sources.FirstOrDefault(s => s.Handles(uri));
 
-    public string EnsureLocal(AdapterRecord record) =>
-        (For(record.Source) ?? throw new InvalidOperationException($"no source handles '{record.Source}'")).EnsureLocal(record);
+    public string EnsureLocal(AdapterRecord record) => SourceOf(record).EnsureLocal(record);
+
+    /// <summary><paramref name="record"/>'s files as they are now, under <paramref name="policy"/>.</summary>
+    public Files.AdapterFiles Load(AdapterRecord record, Files.AdapterReadPolicy policy, CancellationToken ct) => SourceOf(record).Load(record, policy, ct);
+
+    private IAdapterSource SourceOf(AdapterRecord record) =>
+        For(record.Source) ?? throw new InvalidOperationException($"no source handles '{record.Source}'");
 
     /// <summary>Whether <paramref name="record"/>'s files are on local disk now (always, for local folders).</summary>
     public bool IsOnDisk(AdapterRecord record) => For(record.Source) is not S3AdapterSource s3 || s3.IsOnDisk(record);

@@ -14,7 +14,7 @@ internal sealed class LocalFolderAdapterSource(string root)
         !Directory.Exists(Root) ? [] :
         Directory.GetDirectories(Root)
             .Select(d => System.IO.Path.GetFileName(d))
-            .Where(name => AdapterId.TryParse(name, out _, out _) && File.Exists(System.IO.Path.Combine(Root, name, "adapter_config.json")))
+            .Where(name => AdapterId.TryParse(name, out var id, out _) && !id.IsReserved && File.Exists(System.IO.Path.Combine(Root, name, "adapter_config.json")))
             .Order(StringComparer.Ordinal)
             .Select(AdapterId.Parse)
             .ToList();
@@ -22,6 +22,8 @@ internal sealed class LocalFolderAdapterSource(string root)
     /// <summary>The adapter's folder, or null when it does not exist here.</summary>
     public string? Resolve(AdapterId id)
     {
+        if (id.IsReserved)
+            return null;
         string folder = System.IO.Path.Combine(Root, id.Value);
         if (!Directory.Exists(folder) || !File.Exists(System.IO.Path.Combine(folder, "adapter_config.json")))
             return null;

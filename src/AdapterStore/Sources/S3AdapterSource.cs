@@ -6,6 +6,7 @@ using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
 using Polly.Timeout;
+using Serving.AdapterStore.Files;
 using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 
@@ -110,12 +111,23 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         }
     }
 
-    /// <summary>Downloads the adapter now (registration) and returns its local folder and content version.</summary>
-    public async Task<(string Folder, string Version)> FetchAsync(string uri, string adapter, CancellationToken ct)
+    /// <summary>Downloads the adapter now (registration) and reads it from the staging folder (the cache is the server's own: trusted).</summary>
+    public async Task<AdapterFiles> FetchAsync(string uri, string adapter, AdapterReadPolicy policy, CancellationToken ct)
     {
         string staging = await DownloadAsync(uri, adapter, ct).ConfigureAwait(false);
-        string version = AdapterContentHash.Compute(staging);
-        return (Publish(staging, Folder(uri, version)), version);
+        AdapterFiles files;
+        try
+        {
+            files = AdapterFileReader.Read(staging, Trusted(policy), ct);
+        }
+        catch
+        {
+            Directory.Delete(staging, recursive: true);
+            throw;
+        }
+
+        string folder = Publish(staging, Folder(uri, files.Version));
+        return files with { Folder = folder };
     }
 
     /// <summary>
@@ -151,26 +163,59 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
     }
 
     /// <summary>The local folder holding <paramref name="record"/>'s version, downloading it again if the disk cache lost it.</summary>
-    public string EnsureLocal(AdapterRecord record)
+    public string EnsureLocal(AdapterRecord record) =>
+        Load(record, AdapterReadPolicy.Trusted(maxBytes, TimeSpan.FromMinutes(10)), CancellationToken.None).Folder;
+
+    /// <summary>
+    /// The cached version's files, verified against the version; downloaded again when the cache lost them or they no
+    /// longer hash to it. Objects changed in the store since registration are refused: a new upload is a new registration.
+    /// </summary>
+    public AdapterFiles Load(AdapterRecord record, AdapterReadPolicy policy, CancellationToken ct)
     {
         string folder = Folder(record.Source, record.Version);
-        if (Files.All(f => File.Exists(Path.Combine(folder, f))) && AdapterContentHash.Compute(folder) == record.Version)
+        if (Files.All(f => File.Exists(Path.Combine(folder, f))))
         {
-            Directory.SetLastWriteTimeUtc(folder, DateTime.UtcNow);   // recency for the disk budget
-            return folder;
+            try
+            {
+                var cached = AdapterFileReader.Read(folder, Trusted(policy), ct);
+                if (cached.Version == record.Version)
+                {
+                    Directory.SetLastWriteTimeUtc(folder, DateTime.UtcNow);   // recency for the disk budget
+                    return cached;
+                }
+            }
+            catch (AdapterFileException)
+            {
+                // A damaged cache entry is fetched again below.
+            }
         }
 
-        string staging = DownloadAsync(record.Source, record.Id.Value, CancellationToken.None).GetAwaiter().GetResult();
-        string version = AdapterContentHash.Compute(staging);
-        if (version != record.Version)
+        string staging = DownloadAsync(record.Source, record.Id.Value, ct).GetAwaiter().GetResult();
+        AdapterFiles files;
+        try
+        {
+            files = AdapterFileReader.Read(staging, Trusted(policy), ct);
+        }
+        catch
+        {
+            Directory.Delete(staging, recursive: true);
+            throw;
+        }
+
+        if (files.Version != record.Version)
         {
             Directory.Delete(staging, recursive: true);
             throw new AdapterFormatException(record.Id.Value, record.Source, null,
-                $"the objects changed since registration (version {record.Version}, now {version}); register the adapter again to serve the new version");
+                $"the objects changed since registration (version {record.Version}, now {files.Version}); register the adapter again to serve the new version");
         }
 
-        return Publish(staging, folder);
+        if (Directory.Exists(folder))
+            Directory.Delete(folder, recursive: true);
+        return files with { Folder = Publish(staging, folder) };
     }
+
+    /// <summary>The server's own cache is read anywhere, with the caller's size and time limits.</summary>
+    private static AdapterReadPolicy Trusted(AdapterReadPolicy policy) => AdapterReadPolicy.Trusted(policy.MaxWeightsBytes, policy.Timeout);
 
     /// <summary>Whether the disk cache holds <paramref name="record"/>'s version (files present; not re-hashed).</summary>
     public bool IsOnDisk(AdapterRecord record)

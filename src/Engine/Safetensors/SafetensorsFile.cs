@@ -33,6 +33,13 @@ internal sealed class SafetensorsFile
         return Read(path, stream);
     }
 
+    /// <summary>Parses and validates the header of safetensors content held in memory (tensor bytes are then sliced from it).</summary>
+    internal static SafetensorsFile Parse(string path, byte[] content)
+    {
+        using var stream = new MemoryStream(content, writable: false);
+        return Read(path, stream);
+    }
+
     /// <summary>Parses and validates the header of safetensors content in <paramref name="stream"/> (seekable; its length is the file's).</summary>
     internal static SafetensorsFile Read(string path, Stream stream)
     {
@@ -44,9 +51,9 @@ internal sealed class SafetensorsFile
         stream.ReadExactly(prefix);
         long headerLength = BitConverter.ToInt64(prefix);
         if (headerLength <= 0 || headerLength > MaxHeaderBytes)
-            throw Fail(path, $"header length {headerLength} is not in (0, {MaxHeaderBytes}]");
+            throw Fail(path, $"the 8-byte header length is not in (0, {MaxHeaderBytes}] (not a safetensors file?)");
         if (8 + headerLength > length)
-            throw Fail(path, $"header length {headerLength} runs past the end of the {length}-byte file (truncated?)");
+            throw Fail(path, $"the header length runs past the end of the {length}-byte file (truncated, or not a safetensors file)");
         var header = new byte[headerLength];
         stream.ReadExactly(header);
         return Parse(path, length, header);
@@ -61,7 +68,7 @@ internal sealed class SafetensorsFile
         }
         catch (JsonException ex)
         {
-            throw Fail(path, $"header is not valid JSON: {ex.Message}");
+            throw Fail(path, $"header is not valid JSON (byte {(ex.BytePositionInLine ?? 0) + 1} of line {(ex.LineNumber ?? 0) + 1})");
         }
 
         using (doc)
@@ -70,10 +77,10 @@ internal sealed class SafetensorsFile
             {
                 return ParseEntries(path, fileLength, header.Length, doc.RootElement);
             }
-            catch (InvalidOperationException ex)
+            catch (InvalidOperationException)
             {
                 // System.Text.Json validates UTF-8 lazily: a bad name or string surfaces only when it is read.
-                throw Fail(path, $"header is not valid UTF-8 JSON: {ex.Message}");
+                throw Fail(path, "header is not valid UTF-8 JSON");
             }
         }
     }

@@ -33,6 +33,10 @@ internal sealed class EngineWorker : BackgroundService
     private readonly Observability.ServingMetrics _metrics;
     private readonly string _maxLora;
     private volatile string[] _adapterLabels = ["", ""];
+    private readonly AdapterStore.AdapterStoreOptions _adapterOptions;
+
+    // Adapter reads run on the thread pool, shared by every request that waits on them: shutdown ends them, no one client.
+    private readonly CancellationTokenSource _readsStopping = new();
 
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<AdapterStore.AdapterStoreOptions> adapters,
         IOptions<BatchingOptions> batching, TimeProvider time, Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
@@ -46,9 +50,39 @@ internal sealed class EngineWorker : BackgroundService
         _time = time;
         _logger = logger;
         var a = adapters.Value;
-        _hostCache = new HostAdapterCache(a.HostCacheBytes,
-            record => AdapterStore.Peft.PeftAdapterReader.Read(host.Sources.EnsureLocal(record), record.Id.Value, host.Model.Config, a.MaxRank, a.MaxAdapterBytes),
-            time, elapsed => metrics.AdapterLoadSeconds.WithLabels("host").Observe(elapsed.TotalSeconds));
+        _adapterOptions = a;
+        _hostCache = new HostAdapterCache(a.HostCacheBytes, ReadAdapter, time, elapsed => metrics.AdapterLoadSeconds.WithLabels("host").Observe(elapsed.TotalSeconds));
+    }
+
+    /// <summary>
+    /// A tier reload: the record's files read again under its read policy, the version taken from the bytes read. A folder
+    /// changed in place becomes the registration's new version (same shape) or is refused (another shape).
+    /// </summary>
+    private Engine.Lora.LoraAdapterWeights ReadAdapter(AdapterStore.Registry.AdapterRecord record)
+    {
+        var a = _adapterOptions;
+        AdapterStore.Files.AdapterFiles files;
+        try
+        {
+            files = _host.Sources.Load(record, AdapterStore.AdapterCatalog.ReadPolicyFor(record, a.MaxAdapterBytes, a.ReadTimeout), _readsStopping.Token);
+        }
+        catch (AdapterStore.Files.AdapterFileException ex) when (ex.Problem == AdapterStore.Files.AdapterFileProblem.TimedOut)
+        {
+            throw new IOException($"adapter '{record.Id}': {ex.File} {ex.Message}", ex);
+        }
+        catch (AdapterStore.Files.AdapterFileException ex)
+        {
+            throw new AdapterStore.Peft.AdapterFormatException(record.Id.Value, ex.File ?? "adapter folder", null, ex.Message);
+        }
+
+        var weights = AdapterStore.Peft.PeftAdapterReader.Read(files, record.Id.Value, _host.Model.Config, a.MaxRank);
+        if (files.Version != record.Version)
+        {
+            _host.Adapters.ChangedInPlace(record, files.Version, AdapterStore.Registry.AdapterShape.Of(weights));
+            _logger.LogWarning("Adapter {Adapter}: its files changed in place (version {Old} → {New}); the new version is served", record.Id, record.Version, files.Version);
+        }
+
+        return weights;
     }
 
     public bool IsRunning => _running;
@@ -118,6 +152,12 @@ internal sealed class EngineWorker : BackgroundService
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
         return base.StartAsync(cancellationToken);
+    }
+
+    public override Task StopAsync(CancellationToken cancellationToken)
+    {
+        _readsStopping.Cancel();
+        return base.StopAsync(cancellationToken);
     }
 
     // Not started with stoppingToken: a loop that never ran would never close the scheduler and end what it queued.
@@ -310,6 +350,7 @@ internal sealed class EngineWorker : BackgroundService
     {
         base.Dispose();
         _hostCache.Dispose();
+        _readsStopping.Dispose();
     }
 
     private void Finish(RequestId id, ActiveRequest r, GenerationStepper stepper, Exception? error)

@@ -12,6 +12,7 @@ internal sealed class ApiException(int status, string message, string? param = n
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
+        413 => "invalid_request_error",
         422 => "unprocessable_entity_error",
         429 => "rate_limit_error",
         503 => "service_unavailable_error",

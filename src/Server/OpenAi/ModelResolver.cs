@@ -77,7 +77,7 @@ internal static class ModelResolver
         }
     }
 
-    /// <summary><c>model: "auto"</c> (unless an adapter is really named "auto"): the server routes. The <c>adapters</c> mix is then refused.</summary>
+    /// <summary><c>model: "auto"</c>: the server routes. The <c>adapters</c> mix is then refused.</summary>
     public static bool IsAuto(JsonFields f, ModelHost host)
     {
         if (!IsAuto(f.String("model"), host))
@@ -87,9 +87,8 @@ internal static class ModelResolver
         return true;
     }
 
-    /// <summary>Whether <paramref name="model"/> asks the server to route: "auto", unless an adapter is really named so.</summary>
-    public static bool IsAuto(string? model, ModelHost host) =>
-        model == Routing.AdapterRouter.AutoModel && !(AdapterId.TryParse(model, out var id, out _) && host.Adapters.Resolve(id) is not null);
+    /// <summary>Whether <paramref name="model"/> asks the server to route: "auto" always does (the name is reserved for it).</summary>
+    public static bool IsAuto(string? model, ModelHost host) => model == Routing.AdapterRouter.AutoModel;
 
     /// <summary>The optional <c>routing</c> object of an auto request: <c>{"candidates": [...], "top_k": k, "temperature": t, "method": "arrow"|"centroid"}</c>.</summary>
     public static (IReadOnlyList<string>? Candidates, int? TopK, double? Temperature, string? Method) ReadRouting(JsonFields f)

@@ -17,7 +17,7 @@ internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> opti
             ["object"] = "model",
             ["created"] = created,
             ["owned_by"] = "serving",
-            ["root"] = host.Model.Directory,
+            ["root"] = caller.IsAdmin ? host.Model.Directory : host.ModelId,
             ["parent"] = null,
             ["max_model_len"] = maxLength,
         });
@@ -32,7 +32,7 @@ internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> opti
                 ["object"] = "model",
                 ["created"] = created,
                 ["owned_by"] = record.Tenant ?? "serving",
-                ["root"] = record.Source,
+                ["root"] = caller.MaySeeSourceOf(record) ? record.Source : id.Value,
                 ["version"] = record.Version,
                 ["parent"] = host.ModelId,
                 ["max_model_len"] = maxLength,

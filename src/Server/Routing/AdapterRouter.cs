@@ -18,12 +18,16 @@ namespace Serving.Server.Routing;
 /// come from a base-model pass over the first <see cref="RoutingOptions.Layers"/> layers beside the engine loop.
 /// Candidates: those the request names, else every adapter the caller may use.
 /// </summary>
-internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observability.ServingMetrics metrics, IOptions<RoutingOptions> options)
+internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observability.ServingMetrics metrics, IOptions<RoutingOptions> options,
+    IOptions<AdapterStoreOptions> adapterOptions)
 {
     private readonly ConcurrentDictionary<AdapterVersionKey, Task<ArrowPrototypes>> _prototypes = new();
     private readonly ConcurrentDictionary<(AdapterVersionKey, int Layers), float[]> _centroids = new();
 
-    public const string AutoModel = "auto";
+    public const string AutoModel = AdapterId.Auto;
+
+    /// <summary>256 example prompts fit in far less.</summary>
+    private const long MaxExamplesBytes = 4 << 20;
 
     /// <summary>Example prompts an adapter may ship for the centroid router: JSONL lines with a "prompt" field.</summary>
     public const string ExamplesFile = "routing_examples.jsonl";
@@ -100,11 +104,23 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
 
     private float[] Centroid(AdapterRecord record, int layers)
     {
-        string file = Path.Combine(host.Sources.EnsureLocal(record), ExamplesFile);
-        if (!File.Exists(file))
+        var a = adapterOptions.Value;
+        byte[]? examples;
+        try
+        {
+            examples = AdapterStore.Files.AdapterFileReader.ReadOptional(host.Sources.EnsureLocal(record), ExamplesFile, MaxExamplesBytes,
+                AdapterCatalog.ReadPolicyFor(record, a.MaxAdapterBytes, a.ReadTimeout), CancellationToken.None);
+        }
+        catch (AdapterStore.Files.AdapterFileException ex)
+        {
+            throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} {ex.Message}", "routing.method");
+        }
+
+        if (examples is null)
             throw new ApiException(422, $"adapter '{record.Id}' ships no {ExamplesFile}, which the centroid router needs", "routing.method");
         var prompts = new List<int[]>();
-        foreach (string line in File.ReadLines(file).Where(l => !string.IsNullOrWhiteSpace(l)).Take(256))
+        var lines = System.Text.Encoding.UTF8.GetString(examples).Split('\n');
+        foreach (string line in lines.Where(l => !string.IsNullOrWhiteSpace(l)).Take(256))
         {
             try
             {
@@ -113,7 +129,7 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
             }
             catch (Exception ex) when (ex is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
             {
-                throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} lines must be {{\"prompt\": string}} ({ex.Message})", "routing.method");
+                throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} lines must be {{\"prompt\": string}} (line {prompts.Count + 1} is not)", "routing.method");
             }
         }
 

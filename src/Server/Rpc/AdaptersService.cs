@@ -16,7 +16,8 @@ namespace Serving.Server.Rpc;
 /// <c>serving.v1.Adapters</c>: list, get (version, rank, targets, size, tier), load/replace and unload. Registration goes
 /// through the same <see cref="AdapterRegistrar"/> as <c>/v1/load_lora_adapter</c>.
 /// </summary>
-internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar, EngineWorker worker) : V1.Adapters.AdaptersBase
+internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar, EngineWorker worker,
+    Microsoft.Extensions.Options.IOptions<AdapterStore.AdapterStoreOptions> options) : V1.Adapters.AdaptersBase
 {
     // adapter_config.json facts per version: versions are immutable, so each is read once.
     private readonly ConcurrentDictionary<AdapterVersionKey, (int Rank, double Alpha, string[] Targets, long Size)> _details = new();
@@ -27,7 +28,7 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
         var response = new ListAdaptersResponse();
         foreach (var id in host.Adapters.List())
             if (host.Adapters.Resolve(id) is AdapterRecord record && caller.CanUse(record))
-                response.Adapters.Add(Info(record));
+                response.Adapters.Add(Info(record, caller));
         return Task.FromResult(response);
     }
 
@@ -35,16 +36,18 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
     {
         var id = registrar.ParseName(request.Id, "id");
         var record = host.Adapters.Resolve(id) ?? throw new ApiException(404, $"The adapter '{request.Id}' does not exist.", "id");
-        if (!Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()).CanUse(record))
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
+        if (!caller.CanUse(record))
             throw new ApiException(403, $"The adapter '{request.Id}' belongs to another tenant.", "id");
-        return Task.FromResult(Info(record));
+        return Task.FromResult(Info(record, caller));
     }
 
     public override async Task<AdapterInfo> LoadAdapter(LoadAdapterRequest request, ServerCallContext context)
     {
-        var (record, _) = await registrar.RegisterAsync(Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()), request.Id, request.Path, "id", "path",
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
+        var (record, _) = await registrar.RegisterAsync(caller, request.Id, request.Path, "id", "path",
             context.CancellationToken, string.IsNullOrEmpty(request.Tenant) ? null : request.Tenant);
-        return Info(record);
+        return Info(record, caller);
     }
 
     public override Task<UnloadAdapterResponse> UnloadAdapter(UnloadAdapterRequest request, ServerCallContext context)
@@ -53,13 +56,14 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
         return Task.FromResult(new UnloadAdapterResponse { Id = record.Id.Value, Version = record.Version });
     }
 
-    private AdapterInfo Info(AdapterRecord record)
+    /// <remarks>Users see where their own adapters come from, never the server's paths of shared or other adapters.</remarks>
+    private AdapterInfo Info(AdapterRecord record, Security.Caller caller)
     {
         var info = new AdapterInfo
         {
             Id = record.Id.Value,
             Parent = host.ModelId,
-            Source = record.Source,
+            Source = caller.MaySeeSourceOf(record) ? record.Source : "",
             Version = record.Version,
             Tier = worker.TierOf(record),
             RegisteredAt = record.RegisteredAt.ToString("O", CultureInfo.InvariantCulture),
@@ -87,12 +91,16 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
         try
         {
             string folder = host.Sources.EnsureLocal(record);
-            var config = PeftLoraConfig.Parse(File.ReadAllText(Path.Combine(folder, PeftLoraConfig.FileName)), record.Id.Value);
+            var policy = AdapterStore.AdapterCatalog.ReadPolicyFor(record, options.Value.MaxAdapterBytes, options.Value.ReadTimeout);
+            byte[]? configBytes = AdapterStore.Files.AdapterFileReader.ReadOptional(folder, PeftLoraConfig.FileName, AdapterStore.Files.AdapterReadPolicy.MaxConfigBytes, policy, CancellationToken.None);
+            if (configBytes is null)
+                return null;
+            var config = PeftLoraConfig.Parse(System.Text.Encoding.UTF8.GetString(configBytes), record.Id.Value);
             string[] targets = config.TargetModuleNames?.ToArray() ?? [config.TargetModuleRegex?.ToString() ?? ""];
-            long size = new FileInfo(Path.Combine(folder, "adapter_model.safetensors")).Length;
+            long size = AdapterStore.Files.AdapterFileReader.Status(folder, policy).Weights.Size;
             return _details[key] = (config.Rank, config.Alpha, targets, size);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or AdapterFormatException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or AdapterFormatException or AdapterStore.Files.AdapterFileException)
         {
             return null;                                   // files changed or vanished since registration: status stays partial
         }

@@ -14,6 +14,8 @@ internal sealed class AuthOptions
             var k = Keys[i];
             if (k.Key.Length < 16)
                 yield return $"Serving:Auth:Keys:{i}:Key must be at least 16 characters";
+            if (!Enum.IsDefined(k.Role))
+                yield return $"Serving:Auth:Keys:{i}:Role must be User, Admin or Metrics";
             if (k.Role == CallerRole.User && string.IsNullOrWhiteSpace(k.Tenant))
                 yield return $"Serving:Auth:Keys:{i}:Tenant is required for role User";
         }

@@ -15,26 +15,33 @@ internal sealed record Caller(string Tenant, CallerRole Role, IReadOnlyList<stri
     /// <summary>Shared adapters, the caller's own, and for admins every adapter.</summary>
     public bool CanUse(AdapterRecord record) => IsAdmin || record.Tenant is null || record.Tenant == Tenant;
 
+    /// <summary>Where an adapter's files are: its owner's (it gave the path) and admins', never other callers' (server paths).</summary>
+    public bool MaySeeSourceOf(AdapterRecord record) => IsAdmin || (record.Tenant is not null && record.Tenant == Tenant);
+
     /// <summary>Replace or remove: the owner, or an admin.</summary>
     public bool CanManage(AdapterRecord record) => IsAdmin || (record.Tenant is not null && record.Tenant == Tenant);
 
     /// <summary>
     /// Whether an adapter may be registered from <paramref name="path"/>: admins anywhere; users only under one of their
-    /// prefixes, compared after normalisation (so <c>..</c> cannot climb out of one).
+    /// prefixes, compared after decoding <c>file://</c> URIs and normalising (so neither <c>..</c> nor <c>%2e%2e</c> climbs
+    /// out of one). This is the check on the text the caller sent; the files are checked again after every link is
+    /// resolved (<see cref="AdapterStore.Files.AdapterFileReader"/>).
     /// </summary>
     public bool MayReadFrom(string path)
     {
         if (IsAdmin)
             return true;
-        string normalized = Normalize(path);
+        if (Normalize(path) is not string normalized)
+            return false;
         return AllowedSources.Any(prefix =>
         {
-            string p = Normalize(prefix).TrimEnd('/');
+            if (Normalize(prefix)?.TrimEnd('/') is not string p || p.Length == 0)
+                return false;
             return normalized == p || normalized.StartsWith(p + "/", StringComparison.Ordinal);
         });
     }
 
-    private static string Normalize(string path)
+    private static string? Normalize(string path)
     {
         if (path.StartsWith("s3://", StringComparison.Ordinal))
         {
@@ -50,6 +57,6 @@ internal sealed record Caller(string Tenant, CallerRole Role, IReadOnlyList<stri
             return "s3://" + string.Join('/', segments);
         }
 
-        return Path.GetFullPath(path).Replace('\\', '/');
+        return AdapterStore.Files.LocalAdapterPath.TryFromUri(path);
     }
 }

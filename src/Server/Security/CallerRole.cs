@@ -7,4 +7,7 @@ internal enum CallerRole
 
     /// <summary>Also manages shared adapters and sees every tenant's.</summary>
     Admin,
+
+    /// <summary>Only reads <c>/metrics</c> (a scraper's key): no generation, no adapters.</summary>
+    Metrics,
 }
