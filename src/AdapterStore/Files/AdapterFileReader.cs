@@ -117,7 +117,7 @@ internal static class AdapterFileReader
         while (offset < bytes.Length)
         {
             ct.ThrowIfCancellationRequested();
-            if (clock.Elapsed > policy.Timeout)
+            if (policy.Timeout != Timeout.InfiniteTimeSpan && clock.Elapsed > policy.Timeout)
                 throw new AdapterFileException(AdapterFileProblem.TimedOut, name, $"could not be read within {policy.Timeout.TotalSeconds:0.#} s");
             int read = RandomAccess.Read(handle, bytes.AsSpan((int)offset, (int)Math.Min(Chunk, bytes.Length - offset)), offset);
             if (read == 0)

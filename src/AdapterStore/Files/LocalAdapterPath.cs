@@ -16,9 +16,10 @@ internal static class LocalAdapterPath
         string path = uri;
         if (uri.StartsWith("file://", StringComparison.OrdinalIgnoreCase))
         {
-            if (!Uri.TryCreate(uri, UriKind.Absolute, out var parsed) || !parsed.IsFile || !(parsed.Host.Length == 0 || parsed.IsLoopback))
+            if (!Uri.TryCreate(uri, UriKind.Absolute, out var parsed) || !parsed.IsFile
+                || !(parsed.Host.Length == 0 || string.Equals(parsed.Host, "localhost", StringComparison.OrdinalIgnoreCase)))
                 return null;
-            path = parsed.LocalPath;
+            path = Uri.UnescapeDataString(parsed.AbsolutePath);
             if (HasInvalidCharacter(path))
                 return null;
         }

@@ -218,12 +218,15 @@ public sealed class AuthorizationTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Probes_AreOpen()
+    public async Task Probes_AreOpen_MetricsNeedAnAdminKey()
     {
         using var ready = await _server.Http.GetAsync("/readyz");
+        using var health = await _server.Http.GetAsync("/healthz");
         using var metrics = await _server.Http.GetAsync("/metrics");
         Assert.Equal(200, (int)ready.StatusCode);
-        Assert.Equal(200, (int)metrics.StatusCode);
+        Assert.Equal(200, (int)health.StatusCode);
+        Assert.Equal(401, (int)metrics.StatusCode);
+        Assert.Equal(200, await Send(Admin, HttpMethod.Get, "/metrics"));
     }
 
     public async Task DisposeAsync()
