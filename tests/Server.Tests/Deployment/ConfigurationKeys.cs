@@ -14,6 +14,7 @@ internal static class ConfigurationKeys
         ["Batching"] = typeof(Serving.Batching.BatchingOptions),
         ["Routing"] = typeof(Serving.Server.Routing.RoutingOptions),
         ["Auth"] = typeof(Serving.Server.Security.AuthOptions),
+        ["Metrics"] = typeof(Serving.Server.Observability.MetricsOptions),
     };
 
     /// <summary>Top-level keys read directly from configuration (not through an options class).</summary>

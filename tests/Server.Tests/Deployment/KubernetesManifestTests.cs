@@ -40,7 +40,7 @@ public sealed class KubernetesManifestTests : IAsyncLifetime
     public async Task Deployment_Probes_AnswerOnTheServersPort()
     {
         var container = Container(Gateway);
-        var port = Items(container, "ports").Single();
+        var port = Items(container, "ports").Single(p => Text(p, "name") == "http");
         var dockerfile = DockerfileInstruction.Parse(Path.Combine(RepositoryRoot.Path, "Dockerfile"));
         Assert.Equal(dockerfile.Last(i => i.Keyword == "EXPOSE").Arguments, Text(port, "containerPort"));
         foreach (var probe in new[] { "startupProbe", "readinessProbe", "livenessProbe" })
@@ -98,7 +98,7 @@ public sealed class KubernetesManifestTests : IAsyncLifetime
         Assert.True(Selects(Labels(objects.Single("PodDisruptionBudget", "serving"), "spec", "selector", "matchLabels")));
         var pool = objects.Single("InferencePool", "serving");
         Assert.True(Selects(Labels(pool, "spec", "selector", "matchLabels")));
-        Assert.Equal(Text(Items(Container(objects), "ports").Single(), "containerPort"), Text(pool, "spec", "targetPorts", "0", "number"));
+        Assert.Equal(Text(Items(Container(objects), "ports").Single(p => Text(p, "name") == "http"), "containerPort"), Text(pool, "spec", "targetPorts", "0", "number"));
         Assert.Equal("kubernetes.io/h2c", Text(pool, "spec", "appProtocol"));         // REST and gRPC share the port
         var epp = objects.Single("Service", Text(pool, "spec", "endpointPickerRef", "name"));
         Assert.Equal(Text(pool, "spec", "endpointPickerRef", "port", "number"), Text(epp, "spec", "ports", "0", "port"));
@@ -126,6 +126,17 @@ public sealed class KubernetesManifestTests : IAsyncLifetime
         Assert.Contains($"as: \"{hpaMetric}\"", adapterConfig, StringComparison.Ordinal);
         var podMonitor = Load(Path.Combine(Root, "monitoring")).Single("PodMonitor", "serving");
         Assert.Equal("/metrics", Text(podMonitor, "spec", "podMetricsEndpoints", "0", "path"));
+        // Scrapers read the metrics-only listener (the API port's /metrics needs a key): its port is the configured one.
+        var metricsPort = Items(Container(objects), "ports").Single(p => Text(p, "name") == "metrics");
+        string url = Text(objects.Single("ConfigMap", "serving-config"), "data", "Serving__Metrics__Url")!;
+        Assert.Equal(new Uri(url.Replace("0.0.0.0", "localhost", StringComparison.Ordinal)).Port.ToString(CultureInfo.InvariantCulture), Text(metricsPort, "containerPort"));
+        Assert.Equal("metrics", Text(podMonitor, "spec", "podMetricsEndpoints", "0", "port"));
+        Assert.Contains($"--model-server-metrics-port={Text(metricsPort, "containerPort")}",
+            Sequence(At(objects.Single("Deployment", "serving-epp"), "spec", "template", "spec", "containers", "0")!, "args"));
+        Assert.DoesNotContain(Items(objects.Single("Service", "serving"), "spec", "ports"), p => Text(p, "targetPort") == "metrics");
+        var policy = objects.Single("NetworkPolicy", "serving");
+        var metricsRule = Items(policy, "spec", "ingress").Single(r => Items(r, "ports").Any(p => Text(p, "port") == "metrics"));
+        Assert.NotEmpty(Items(metricsRule, "from"));
         // The LoRA info series carries the labels the endpoint picker parses.
         var info = _metrics.Split('\n').Single(l => l.StartsWith("vllm:lora_requests_info{", StringComparison.Ordinal));
         foreach (var label in new[] { "running_lora_adapters=", "waiting_lora_adapters=", "max_lora=" })
