@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Serving.Engine.Synthetic;
 using Serving.Server.Tests.Support;
@@ -31,6 +32,12 @@ public sealed class AdapterChangedInPlaceTests : IAsyncLifetime
     private Task<ServerProcess> Start() =>
         ServerProcess.StartAsync("--model", _model, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"), "--cache-dir", _root);
 
+    private static async Task<int> Load(ServerProcess server, string name, string path)
+    {
+        using var response = await server.Http.PostAsJsonAsync("/v1/load_lora_adapter", new { lora_name = name, lora_path = path });
+        return (int)response.StatusCode;
+    }
+
     private static async Task<string> Version(ServerProcess server, string id) =>
         (string)JsonNode.Parse(await server.Http.GetStringAsync($"/v1/serving/adapters/{id}"))!["version"]!;
 
@@ -47,7 +54,7 @@ public sealed class AdapterChangedInPlaceTests : IAsyncLifetime
         string firstText;
         await using (var server = await Start())
         {
-            Assert.Equal(200, (await Json.PostAsync(server.Http, "/v1/load_lora_adapter", new { lora_name = "changing", lora_path = _folder })).Status);
+            Assert.Equal(200, await Load(server, "changing", _folder));
             first = await Version(server, "changing");
             firstText = (await Complete(server, "changing")).Text;
         }
@@ -60,7 +67,7 @@ public sealed class AdapterChangedInPlaceTests : IAsyncLifetime
         await using (var server = await Start())
         {
             string second = await Version(server, "changing");
-            Assert.Equal(200, (await Json.PostAsync(server.Http, "/v1/load_lora_adapter", new { lora_name = "fresh", lora_path = copy })).Status);
+            Assert.Equal(200, await Load(server, "fresh", copy));
 
             Assert.NotEqual(first, second);
             Assert.Equal(await Version(server, "fresh"), second);

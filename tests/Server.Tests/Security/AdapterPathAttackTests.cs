@@ -235,7 +235,9 @@ public sealed class AdapterPathAttackTests : IAsyncLifetime
         using var response = await _server.Http.SendAsync(request);
         string body = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, body);
-        Assert.NotNull(JsonNode.Parse(body)!["adapters"]);
+        var chosen = JsonNode.Parse(body)!["choices"]![0]!["adapters"]!.AsArray().Select(a => (string)a!["id"]!).ToList();
+        Assert.NotEmpty(chosen);
+        Assert.All(chosen, id => Assert.Contains(id, (string[])["b-one", "shared-thing"]));     // routed among what b may use
     }
 
     [Fact]
