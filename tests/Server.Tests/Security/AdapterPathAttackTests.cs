@@ -14,7 +14,7 @@ namespace Serving.Server.Tests.Security;
 /// The outside attack on the adapter path (issue 24), through the real server with four keys: an admin; users a and b
 /// with allowed folders; user c with a <c>file://</c> prefix. Each finding has a test that failed on the code before it.
 /// </summary>
-public sealed class AdapterPathAttackTests : IAsyncLifetime
+public sealed class AdapterPathAttackTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private const string A = "tenant-a-key-0123456789", B = "tenant-b-key-0123456789", C = "tenant-c-key-0123456789", Admin = "admin-key-attack-012345";
     private const string Secret = "root:*:19700:0:99999:7::: secret-marker-7f3a";
@@ -164,6 +164,7 @@ public sealed class AdapterPathAttackTests : IAsyncLifetime
         var (status, body) = await Load(A, "sparse", sparse);
         var elapsed = clock.Elapsed;
 
+        output.WriteLine($"2 GiB sparse weights refused in {elapsed.TotalMilliseconds:F1} ms");
         Assert.Equal(422, status);
         Assert.Contains("above the configured limit", body, StringComparison.Ordinal);
         // Reading and hashing 2 GiB took 5.4 s before; a refusal from the file's status takes a millisecond. The bound is
@@ -197,6 +198,7 @@ public sealed class AdapterPathAttackTests : IAsyncLifetime
         var fifos = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => Load(A, $"fifo-{i}", i % 2 == 0 ? fifo : fifoConfig, TimeSpan.FromSeconds(10))));
         var elapsed = clock.Elapsed;
 
+        output.WriteLine($"/dev/zero (admin and user) and 40 FIFO registrations answered in {elapsed.TotalMilliseconds:F0} ms");
         Assert.Equal(422, admin.Status);
         Assert.Contains("character device", admin.Body, StringComparison.Ordinal);
         Assert.Equal(404, user.Status);
