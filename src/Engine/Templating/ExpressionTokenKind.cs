@@ -1,0 +1,9 @@
+namespace Serving.Engine.Templating;
+
+internal enum ExpressionTokenKind
+{
+    Name,
+    Literal,
+    Operator,
+    End,
+}

@@ -1,0 +1,8 @@
+namespace Serving.Engine.Templating;
+
+internal enum TemplateSegmentKind
+{
+    Text,
+    Output,
+    Statement,
+}
