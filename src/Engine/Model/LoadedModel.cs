@@ -8,14 +8,14 @@ namespace Serving.Engine.Model;
 /// <summary>A model folder loaded and ready to run: architecture, weights on the device, tokenizer, generation defaults.</summary>
 internal sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string directory, ModelConfig config, GenerationDefaults defaults, HfTokenizer tokenizer, LlamaModel model)
+    private LoadedModel(string directory, ModelConfig config, GenerationDefaults defaults, HfTokenizer tokenizer, ChatTemplate chatTemplate, LlamaModel model)
     {
         Directory = directory;
         Config = config;
         GenerationDefaults = defaults;
         Tokenizer = tokenizer;
         Model = model;
-        ChatTemplate = new ChatTemplate(tokenizer.Specials.ChatTemplate, tokenizer.Specials.BosToken, tokenizer.Specials.EosToken);
+        ChatTemplate = chatTemplate;
         EosTokenIds = defaults.EosTokenIds.Count > 0 ? defaults.EosTokenIds
             : config.EosTokenIds.Count > 0 ? config.EosTokenIds
             : tokenizer.Specials.EosId is int eos ? [eos] : [];
@@ -49,16 +49,32 @@ internal sealed class LoadedModel : IDisposable
             var tokenizer = HfTokenizer.Load(directory);
             if (tokenizer.VocabSize > config.VocabSize)
                 throw new ModelLoadException($"{directory}: tokenizer.json has {tokenizer.VocabSize} tokens but config.json vocab_size is {config.VocabSize}");
+            var chatTemplate = LoadChatTemplate(directory, tokenizer);
             var files = CheckpointFiles.Open(directory);
             LlamaWeights weights;
             using (var loader = new TensorLoader(files, dtype, device))
                 weights = LlamaWeights.Load(config, loader, files, packForAmx);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
-            return new LoadedModel(directory, config, defaults, tokenizer, new LlamaModel(config, weights, positions, dtype, device));
+            return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device));
         }
         catch (Exception ex) when (ex is ModelConfigException or TokenizerException)
         {
             throw new ModelLoadException(ex.Message, ex);
+        }
+    }
+
+    /// <summary>chat_template.jinja when the folder has one, else the tokenizer config's; parsed now so a bad one stops start-up.</summary>
+    private static ChatTemplate LoadChatTemplate(string directory, HfTokenizer tokenizer)
+    {
+        string file = Path.Combine(directory, ChatTemplate.FileName);
+        bool own = File.Exists(file);
+        try
+        {
+            return new ChatTemplate(own ? File.ReadAllText(file) : tokenizer.Specials.ChatTemplate, tokenizer.Specials.BosToken, tokenizer.Specials.EosToken);
+        }
+        catch (Templating.TemplateException ex)
+        {
+            throw new ModelLoadException($"{(own ? file : Path.Combine(directory, "tokenizer_config.json"))}: chat template: {ex.Message}", ex);
         }
     }
 

@@ -295,6 +295,8 @@ internal sealed class ExpressionParser(List<ExpressionToken> tokens, int line)
             {
                 bool negated = AcceptName("not");
                 string name = ExpectName();
+                if (!TemplateTests.Names.Contains(name))
+                    throw Error($"the test '{name}' is not supported in chat templates");
                 var args = new List<TemplateExpression>();
                 if (IsOperator("("))
                     args = Arguments().Args;
@@ -316,6 +318,8 @@ internal sealed class ExpressionParser(List<ExpressionToken> tokens, int line)
         string name = ExpectName();
         while (Accept("."))
             name += "." + ExpectName();
+        if (!TemplateFilters.Names.Contains(name))
+            throw Error($"the filter '{name}' is not supported in chat templates");
         if (!IsOperator("("))
             return new TemplateExpression.Filter(value, name, [], []);
         var (args, keywords) = Arguments();

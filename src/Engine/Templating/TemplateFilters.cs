@@ -9,6 +9,9 @@ namespace Serving.Engine.Templating;
 /// </summary>
 internal sealed class TemplateFilters
 {
+    /// <summary>Every filter <see cref="Apply"/> knows: the parser refuses others when the template is loaded, as Jinja2 does.</summary>
+    public static readonly IReadOnlySet<string> Names = new HashSet<string>(StringComparer.Ordinal) { "default", "d", "tojson", "trim", "length", "count", "string", "upper", "lower", "title", "capitalize", "replace", "first", "last", "list", "reverse", "join", "items", "dictsort", "selectattr", "rejectattr", "select", "reject", "map", "unique", "sort", "sum", "min", "max", "abs", "int", "float", "round", "indent", "wordcount", "escape", "e", "forceescape", "safe", "center" };
+
     public object? Apply(string name, object? value, IReadOnlyList<object?> args, IReadOnlyDictionary<string, object?> keywords)
     {
         object? Arg(int index, string key, object? fallback = null) => index < args.Count ? args[index] : keywords.TryGetValue(key, out var v) ? v : fallback;

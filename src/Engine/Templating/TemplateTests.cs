@@ -3,6 +3,9 @@ namespace Serving.Engine.Templating;
 /// <summary>Jinja2's tests (<c>x is defined</c>, <c>x is string</c>, <c>x is divisibleby 3</c> …).</summary>
 internal static class TemplateTests
 {
+    /// <summary>Every test <see cref="Apply"/> knows: the parser refuses others when the template is loaded, as Jinja2 does.</summary>
+    public static readonly IReadOnlySet<string> Names = new HashSet<string>(StringComparer.Ordinal) { "defined", "undefined", "none", "boolean", "true", "false", "integer", "float", "number", "string", "mapping", "iterable", "sequence", "callable", "sameas", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "divisibleby", "even", "odd", "lower", "upper" };
+
     public static bool Apply(string name, object? value, IReadOnlyList<object?> args)
     {
         object? Arg() => args.Count > 0 ? args[0] : throw new TemplateException($"the test '{name}' needs an argument");

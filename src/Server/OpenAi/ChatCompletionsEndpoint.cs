@@ -9,7 +9,8 @@ using Serving.Server.Hosting;
 namespace Serving.Server.OpenAi;
 
 /// <summary><c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.</summary>
-internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router)
+internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router,
+    TimeProvider time)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
@@ -26,7 +27,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         string rendered;
         try
         {
-            rendered = model.ChatTemplate.Render(messages);
+            rendered = model.ChatTemplate.Render(messages, Tools(f), f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), time.GetLocalNow());
         }
         catch (ChatTemplateException ex)
         {
@@ -127,21 +128,53 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         ["choices"] = new JsonArray(choice),
     };
 
-    private static List<ChatMessage> ReadMessages(JsonFields f)
+    /// <summary>
+    /// The messages as the template sees them: every field of each message (tool calls, names, ids) as sent, with text
+    /// content parts joined into one string, as transformers passes them.
+    /// </summary>
+    private static List<object?> ReadMessages(JsonFields f)
     {
         if (f.Get("messages") is not { ValueKind: JsonValueKind.Array } list || list.GetArrayLength() == 0)
             throw JsonFields.Bad("messages", "must be a non-empty list");
-        var messages = new List<ChatMessage>();
+        var messages = new List<object?>();
         foreach (var m in list.EnumerateArray())
         {
             if (m.ValueKind != JsonValueKind.Object)
                 throw JsonFields.Bad("messages", "entries must be objects with 'role' and 'content'");
             var mf = new JsonFields(m);
             string role = mf.String("role") ?? throw JsonFields.Bad("messages", "entries need a 'role'");
-            messages.Add(new ChatMessage(role, Content(mf.Get("content"))));
+            if (!Roles.Contains(role))
+                throw JsonFields.Bad("messages", $"role '{role}' is not one of {string.Join(", ", Roles)}");
+            var message = (Dictionary<string, object?>)Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(m.GetRawText()))!;
+            var content = mf.Get("content");
+            message["content"] = content is { ValueKind: JsonValueKind.Null } ? null : Content(content);
+            messages.Add(message);
         }
 
         return messages;
+    }
+
+    /// <summary>OpenAI's roles, and Llama 3.1's <c>ipython</c> for tool results; what a template does with each is its own affair.</summary>
+    private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function", "ipython"];
+
+    private static object? Tools(JsonFields f) => f.Get("tools") switch
+    {
+        null or { ValueKind: JsonValueKind.Null } => null,
+        { ValueKind: JsonValueKind.Array } tools => Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(tools.GetRawText())),
+        _ => throw JsonFields.Bad("tools", "must be a list of tool definitions"),
+    };
+
+    /// <summary><c>chat_template_kwargs</c> (vLLM's name): extra template variables such as <c>enable_thinking</c>.</summary>
+    private static Dictionary<string, object?>? TemplateArguments(JsonFields f)
+    {
+        if (f.Get("chat_template_kwargs") is not { } kwargs || kwargs.ValueKind == JsonValueKind.Null)
+            return null;
+        if (kwargs.ValueKind != JsonValueKind.Object)
+            throw JsonFields.Bad("chat_template_kwargs", "must be an object of template variables");
+        var arguments = (Dictionary<string, object?>)Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(kwargs.GetRawText()))!;
+        if (arguments.Keys.FirstOrDefault(ChatTemplate.ReservedVariables.Contains) is string reserved)
+            throw JsonFields.Bad("chat_template_kwargs", $"'{reserved}' is set by the server (use the request's own field)");
+        return arguments;
     }
 
     private static string Content(JsonElement? content)

@@ -1,58 +1,75 @@
 using Serving.Engine.Synthetic;
+using Serving.Engine.Templating;
 using Serving.Engine.Tokenization;
 
 namespace Serving.Engine.Tests.Tokenization;
 
+/// <summary>
+/// The model's chat template through <see cref="ChatTemplate"/>: rendered by the template engine (exactness against
+/// jinja2 is <c>JinjaTemplateReferenceTests</c>); refusals as the errors the chat endpoint turns into 400s.
+/// </summary>
 public sealed class ChatTemplateTests
 {
-    private static readonly ChatMessage[] Conversation = [new("system", "Be brief."), new("user", "Hi"), new("assistant", "Hello!"), new("user", "Bye")];
+    private static readonly DateTimeOffset Now = new(2026, 3, 7, 14, 5, 9, TimeSpan.Zero);
+
+    private static List<object?> Messages(params (string Role, string Content)[] messages) =>
+        messages.Select(m => (object?)new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content }).ToList();
 
     [Fact]
-    public void Render_ChatMl_UsesImStartBlocksAndAssistantCue()
+    public void Render_SyntheticChatMlTemplate_ImStartBlocksAndAssistantCue()
     {
         var t = new ChatTemplate(SyntheticTokenizerWriter.ChatMlTemplate, "<|endoftext|>", "<|im_end|>");
-        Assert.Equal(ChatTemplateFamily.ChatML, t.Family);
+        var conversation = Messages(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!"), ("user", "Bye"));
+
         Assert.Equal(
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n",
-            t.Render(Conversation));
+            t.Render(conversation, null, addGenerationPrompt: true, null, Now));
+        Assert.EndsWith("Bye<|im_end|>\n", t.Render(conversation, null, addGenerationPrompt: false, null, Now), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Render_Llama3_UsesHeaderIds()
+    public void Render_TemplateArguments_ReachTheTemplate()
     {
-        var t = new ChatTemplate("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}", "<|begin_of_text|>", "<|eot_id|>");
-        Assert.Equal(
-            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
-            t.Render([new("user", "Hi")]));
+        var t = new ChatTemplate("{% if enable_thinking is defined and not enable_thinking %}<think></think>{% endif %}{{ messages[0].content }}", null, null);
+        Assert.Equal("<think></think>x", t.Render(Messages(("user", "x")), null, true, new Dictionary<string, object?> { ["enable_thinking"] = false }, Now));
+        Assert.Equal("x", t.Render(Messages(("user", "x")), null, true, null, Now));
     }
 
     [Fact]
-    public void Render_Llama2_PutsSystemInsideFirstInstruction()
+    public void Render_NoTemplate_ChatTemplateExceptionNamingWhereOneWouldBe()
     {
-        var t = new ChatTemplate("[INST] <<SYS>>", "<s>", "</s>");
-        Assert.Equal("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]", t.Render(Conversation));
+        var ex = Assert.Throws<ChatTemplateException>(() => new ChatTemplate(null, null, null).Render(Messages(("user", "Hi")), null, true, null, Now));
+        Assert.Contains("chat_template.jinja", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("/v1/completions", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Render_Mistral_InstBlocks()
+    public void Render_TemplateRaises_ChatTemplateExceptionWithItsMessage()
     {
-        var t = new ChatTemplate("{{ '[INST] ' + message['content'] + ' [/INST]' }}", "<s>", "</s>");
-        Assert.Equal("<s>[INST] Hi [/INST]Hello!</s>[INST] Bye [/INST]", t.Render(Conversation.Skip(1).ToArray()));
+        var t = new ChatTemplate("{% if messages[0].role != 'user' %}{{ raise_exception('Conversations must start with a user message') }}{% endif %}", null, null);
+        var ex = Assert.Throws<ChatTemplateException>(() => t.Render(Messages(("assistant", "Hi")), null, true, null, Now));
+        Assert.Equal("Conversations must start with a user message", ex.Message);
     }
 
     [Fact]
-    public void Render_UnknownTemplate_ThrowsExplicitError()
+    public void Render_TemplateFailsOnTheMessages_ChatTemplateException()
     {
-        var t = new ChatTemplate("{{ messages | tojson }}", null, null);
-        var ex = Assert.Throws<ChatTemplateException>(() => t.Render([new("user", "Hi")]));
-        Assert.Contains("not one of the supported families", ex.Message);
+        var t = new ChatTemplate("{{ messages[0].content.missing.deeper }}", null, null);
+        var ex = Assert.Throws<ChatTemplateException>(() => t.Render(Messages(("user", "Hi")), null, true, null, Now));
+        Assert.Contains("undefined", ex.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void Render_NoTemplate_ThrowsExplicitError() =>
-        Assert.Throws<ChatTemplateException>(() => new ChatTemplate(null, null, null).Render([new("user", "Hi")]));
-
-    [Fact]
-    public void Render_Llama2_NonAlternatingRoles_Throws() =>
-        Assert.Throws<ChatTemplateException>(() => new ChatTemplate("[INST] <<SYS>>", "<s>", "</s>").Render([new("user", "a"), new("user", "b")]));
+    [Theory]
+    [InlineData("{% include 'other.jinja' %}", "include")]
+    [InlineData("{% extends 'base' %}", "extends")]
+    [InlineData("{% for m in messages recursive %}{% endfor %}", "recursive")]
+    [InlineData("{% if true %}never closed", "endif")]
+    [InlineData("{{ 'a' + }}", "ends too early")]
+    [InlineData("{{ 'x' | no_such_filter }}", "no_such_filter")]
+    [InlineData("{% if 1 is no_such_test %}{% endif %}", "no_such_test")]
+    public void Constructor_UnsupportedOrBrokenTemplate_TemplateExceptionNamingIt(string source, string named)
+    {
+        var ex = Assert.ThrowsAny<TemplateException>(() => new ChatTemplate(source, null, null));
+        Assert.Contains(named, ex.Message, StringComparison.Ordinal);
+    }
 }

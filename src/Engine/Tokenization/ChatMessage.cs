@@ -1,4 +1,0 @@
-namespace Serving.Engine.Tokenization;
-
-/// <summary>One chat turn; Role is system, user or assistant.</summary>
-internal sealed record ChatMessage(string Role, string Content);
