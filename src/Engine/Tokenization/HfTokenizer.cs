@@ -16,7 +16,8 @@ internal sealed class HfTokenizer
     private readonly BpeModel _bpe;
     private readonly string[] _idToToken;
     private readonly byte[]?[] _idToBytes;
-    private readonly Regex? _preTokenizer;
+    private readonly CodePointRegex? _preTokenizer;
+    private readonly bool _ignoreMerges;
     private readonly Regex? _addedTokenPattern;
     private readonly Dictionary<string, AddedToken> _addedByContent;
     private readonly Dictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
@@ -25,9 +26,14 @@ internal sealed class HfTokenizer
     private readonly bool _spPrependSpace;
     private readonly bool _spPrependEverySegment;
 
-    internal HfTokenizer(TokenizerKind kind, BpeModel bpe, IReadOnlyList<AddedToken> addedTokens, Regex? preTokenizer,
-        NormalizationForm? normalization, bool spPrependSpace, bool spPrependEverySegment, int? unkId, TokenizerSpecialTokens specials)
+    /// <remarks>
+    /// <c>ignoreMerges</c> is BPE's <c>ignore_merges</c>: a pre-token that is itself in the vocabulary is one token, even
+    /// where merges cannot reach it (Llama-3 has 588 such tokens).
+    /// </remarks>
+    internal HfTokenizer(TokenizerKind kind, BpeModel bpe, IReadOnlyList<AddedToken> addedTokens, CodePointRegex? preTokenizer,
+        NormalizationForm? normalization, bool spPrependSpace, bool spPrependEverySegment, int? unkId, TokenizerSpecialTokens specials, bool ignoreMerges = false)
     {
+        _ignoreMerges = ignoreMerges;
         Kind = kind;
         _bpe = bpe;
         _preTokenizer = preTokenizer;
@@ -145,8 +151,8 @@ internal sealed class HfTokenizer
             return;
         }
 
-        foreach (Match m in _preTokenizer.Matches(text))
-            ids.AddRange(EncodeWord(ByteLevelAlphabet.Encode(Encoding.UTF8.GetBytes(m.Value))));
+        foreach (var (start, length) in _preTokenizer.Matches(text))
+            ids.AddRange(EncodeWord(ByteLevelAlphabet.Encode(Encoding.UTF8.GetBytes(text.Substring(start, length)))));
     }
 
     private int[] EncodeWord(string word)
@@ -157,6 +163,8 @@ internal sealed class HfTokenizer
                 return cached;
         }
 
+        if (_ignoreMerges && _bpe.Vocab.TryGetValue(word, out int whole))
+            return [whole];
         var symbols = new List<int>(word.Length);
         for (int i = 0; i < word.Length; i++)
         {

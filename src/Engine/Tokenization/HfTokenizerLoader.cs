@@ -40,6 +40,7 @@ internal static class HfTokenizerLoader
         var vocab = vocabNode.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>(), StringComparer.Ordinal);
         var merges = ReadMerges(model["merges"] as JsonArray, source);
         var bpe = new BpeModel(vocab, merges);
+        bool ignoreMerges = model["ignore_merges"]?.GetValue<bool>() ?? false;
 
         var added = (root["added_tokens"] as JsonArray ?? [])
             .Select(t => new AddedToken(t!["id"]!.GetValue<int>(), t["content"]!.GetValue<string>(), t["special"]?.GetValue<bool>() ?? false))
@@ -51,7 +52,7 @@ internal static class HfTokenizerLoader
         bool metaspace = ContainsType(pre, "Metaspace") || ContainsType(normalizer, "Prepend") || byteFallback;
         var kind = metaspace ? TokenizerKind.SentencePieceBpe : TokenizerKind.ByteLevelBpe;
 
-        Regex? preRegex = null;
+        CodePointRegex? preRegex = null;
         bool prependSpace = true, prependEvery = false;
         if (kind == TokenizerKind.ByteLevelBpe)
             preRegex = ByteLevelPreTokenizer(pre, source);
@@ -61,7 +62,7 @@ internal static class HfTokenizerLoader
         string? unkToken = model["unk_token"]?.GetValue<string>();
         int? unkId = unkToken is not null && vocab.TryGetValue(unkToken, out int u) ? u : null;
         var specials = ReadSpecials(root, config, vocab, added);
-        return new HfTokenizer(kind, bpe, added, preRegex, Normalization(normalizer, source), prependSpace, prependEvery, unkId, specials);
+        return new HfTokenizer(kind, bpe, added, preRegex, Normalization(normalizer, source), prependSpace, prependEvery, unkId, specials, ignoreMerges);
     }
 
     private static JsonObject? ReadConfig(string path)
@@ -96,7 +97,7 @@ internal static class HfTokenizerLoader
         }
     }
 
-    private static Regex? ByteLevelPreTokenizer(JsonObject? pre, string source)
+    private static CodePointRegex? ByteLevelPreTokenizer(JsonObject? pre, string source)
     {
         if (pre is null)
             return null;
@@ -106,9 +107,9 @@ internal static class HfTokenizerLoader
             case "ByteLevel":
                 if (pre["add_prefix_space"]?.GetValue<bool>() == true)
                     throw new TokenizerException($"{source}: ByteLevel add_prefix_space=true is not supported");
-                return pre["use_regex"]?.GetValue<bool>() == false ? null : new Regex(Gpt2Pattern, RegexOptions.CultureInvariant);
+                return pre["use_regex"]?.GetValue<bool>() == false ? null : new CodePointRegex(Gpt2Pattern);
             case "Sequence":
-                Regex? regex = null;
+                CodePointRegex? regex = null;
                 foreach (var step in pre["pretokenizers"] as JsonArray ?? [])
                 {
                     string stepType = step!["type"]?.GetValue<string>() ?? "";
@@ -119,12 +120,12 @@ internal static class HfTokenizerLoader
                         string behavior = step["behavior"]?.GetValue<string>() ?? "Isolated";
                         if (pattern is null || behavior != "Isolated" || step["invert"]?.GetValue<bool>() == true || regex is not null)
                             throw new TokenizerException($"{source}: pre_tokenizer Split must be a single isolated, non-inverted regex");
-                        regex = new Regex(pattern, RegexOptions.CultureInvariant);
+                        regex = new CodePointRegex(pattern);
                     }
                     else if (stepType == "ByteLevel")
                     {
                         if (step["use_regex"]?.GetValue<bool>() != false)
-                            regex ??= new Regex(Gpt2Pattern, RegexOptions.CultureInvariant);
+                            regex ??= new CodePointRegex(Gpt2Pattern);
                     }
                     else
                     {
@@ -171,15 +172,58 @@ internal static class HfTokenizerLoader
         string? eos = TokenContent(config?["eos_token"]);
         int? Id(string? token) => token is null ? null : added.FirstOrDefault(a => a.Content == token)?.Id ?? (vocab.TryGetValue(token, out int v) ? v : null);
         bool? addBos = config?["add_bos_token"]?.GetValue<bool>();
-        if (addBos is null && bos is not null && root["post_processor"] is JsonObject post)
-            addBos = post.ToJsonString().Contains($"\"{bos}\"", StringComparison.Ordinal);
+        bool? addEos = config?["add_eos_token"]?.GetValue<bool>();
+        int? bosId = Id(bos), eosId = Id(eos);
+        // Without the config's flags, the tokenizer.json post-processor says what encoding adds (Llama-3.1's
+        // TemplateProcessing adds <|begin_of_text|>): read as what it is, a template of special tokens around the text.
+        if (TemplateProcessing(root["post_processor"] as JsonObject) is { } post)
+        {
+            if (addBos is null && post.Before is { } before)
+                (addBos, bosId) = (true, before);
+            if (addEos is null && post.After is { } after)
+                (addEos, eosId) = (true, after);
+        }
+
         string? template = config?["chat_template"] switch
         {
             JsonValue v => v.GetValue<string>(),
             JsonArray list => list.FirstOrDefault(t => t?["name"]?.GetValue<string>() == "default")?["template"]?.GetValue<string>(),
             _ => null,
         };
-        return new TokenizerSpecialTokens(Id(bos), Id(eos), addBos ?? false, config?["add_eos_token"]?.GetValue<bool>() ?? false, template, bos, eos);
+        return new TokenizerSpecialTokens(bosId, eosId, addBos ?? false, addEos ?? false, template, bos, eos);
+    }
+
+    /// <summary>
+    /// The special token a <c>TemplateProcessing</c> post-processor (alone or in a <c>Sequence</c>) puts before and after a
+    /// single sequence; more than one on a side is refused (no Llama-family checkpoint does that).
+    /// </summary>
+    private static (int? Before, int? After)? TemplateProcessing(JsonObject? post)
+    {
+        if (post is null)
+            return null;
+        if (post["type"]?.GetValue<string>() == "Sequence")
+            return (post["processors"] as JsonArray ?? []).Select(p => TemplateProcessing(p as JsonObject)).LastOrDefault(t => t is not null);
+        if (post["type"]?.GetValue<string>() != "TemplateProcessing")
+            return null;
+        var before = new List<int>();
+        var after = new List<int>();
+        bool seenText = false;
+        foreach (var piece in post["single"] as JsonArray ?? [])
+        {
+            if (piece?["Sequence"] is not null)
+            {
+                seenText = true;
+                continue;
+            }
+
+            string token = piece?["SpecialToken"]?["id"]?.GetValue<string>() ?? throw new TokenizerException("post_processor: a TemplateProcessing piece is neither a SpecialToken nor a Sequence");
+            var ids = post["special_tokens"]?[token]?["ids"] as JsonArray ?? throw new TokenizerException($"post_processor: special token '{token}' has no ids");
+            (seenText ? after : before).AddRange(ids.Select(i => i!.GetValue<int>()));
+        }
+
+        if (before.Count > 1 || after.Count > 1)
+            throw new TokenizerException("post_processor: TemplateProcessing with more than one special token on a side is not supported");
+        return (before.Count == 1 ? before[0] : null, after.Count == 1 ? after[0] : null);
     }
 
     private static string? TokenContent(JsonNode? node) => node switch
