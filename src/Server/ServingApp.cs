@@ -113,6 +113,7 @@ internal static class ServingApp
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
+        services.AddSingleton<TokenizeEndpoint>();
         services.AddSingleton<AdapterManagementEndpoint>();
         services.AddSingleton<Adapters.AdapterRegistrar>();
         services.AddSingleton<Adapters.AdapterStoreSync>();
@@ -139,6 +140,8 @@ internal static class ServingApp
     {
         app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
+        app.MapPost("/tokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.TokenizeAsync));
+        app.MapPost("/detokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.DetokenizeAsync));
         app.MapGet("/v1/models", (HttpContext ctx, ModelsEndpoint e) => e.Handle(Security.AuthenticationMiddleware.CallerOf(ctx)));
         app.MapPost("/v1/load_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.LoadAsync));
         app.MapPost("/v1/unload_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.UnloadAsync));

@@ -101,6 +101,37 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Tokenize_PromptAndMessages_TheIdsTheServerRuns()
+    {
+        var (promptStatus, prompt) = await Json.PostAsync(_server.Http, "/tokenize", new { model = "templated", prompt = "Hello 𝟏𝟐𝟑 world", return_token_strs = true });
+        var (chatStatus, chat) = await Json.PostAsync(_server.Http, "/tokenize", new { model = "templated", messages = new[] { new { role = "user", content = "Hi" } } });
+        var (_, generated) = await Chat(new { model = "templated", messages = new[] { new { role = "user", content = "Hi" } }, max_tokens = 1, return_token_ids = true });
+
+        Assert.Equal(200, promptStatus);
+        var ids = prompt["tokens"]!.AsArray().Select(x => (int)x!).ToList();
+        Assert.Equal(_tokenizer.Encode("Hello 𝟏𝟐𝟑 world"), ids);
+        Assert.Equal(ids.Count, (int)prompt["count"]!);
+        Assert.Equal(ids.Select(i => _tokenizer.IdToToken(i)), prompt["token_strs"]!.AsArray().Select(x => (string?)x));
+        Assert.Equal(200, chatStatus);
+        Assert.Equal(PromptOf(generated), chat["tokens"]!.AsArray().Select(x => (int)x!));
+    }
+
+    [Fact]
+    public async Task Detokenize_Ids_TextBack_UnknownId400()
+    {
+        int[] ids = _tokenizer.Encode("round trip ✓", addSpecialTokens: false);
+        var (status, body) = await Json.PostAsync(_server.Http, "/detokenize", new { model = "templated", tokens = ids });
+        var (badStatus, bad) = await Json.PostAsync(_server.Http, "/detokenize", new { model = "templated", tokens = new[] { 1, 10_000_000 } });
+        var (missingStatus, _) = await Json.PostAsync(_server.Http, "/tokenize", new { model = "no-such-model", prompt = "x" });
+
+        Assert.Equal(200, status);
+        Assert.Equal("round trip ✓", (string?)body["prompt"]);
+        Assert.Equal(400, badStatus);
+        Assert.Contains("10000000", (string?)bad["error"]!["message"], StringComparison.Ordinal);
+        Assert.Equal(404, missingStatus);
+    }
+
+    [Fact]
     public async Task Start_UnsupportedConstructInTheTemplate_StopsNamingTheFileAndConstruct()
     {
         string broken = Path.Combine(_root, "broken");
