@@ -17,7 +17,7 @@ namespace Serving.Server.Tests.Resilience;
 /// </summary>
 public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private static readonly string[] Paths = ["/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"];
+    private static readonly string[] Paths = ["/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/tokenize", "/detokenize"];
     private readonly string _cache = TestDirectories.Path("fuzz");
     private readonly CapturedLogs _logs = new();
     private ServerProcess _server = null!;
