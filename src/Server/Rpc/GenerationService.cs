@@ -60,6 +60,42 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
         }
     }
 
+    public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
+    {
+        CheckModel(request.Model, context);
+        var model = host.Model;
+        int[] ids;
+        try
+        {
+            ids = model.Tokenizer.Encode(request.Prompt, request.HasAddSpecialTokens ? request.AddSpecialTokens : true);
+        }
+        catch (Engine.Tokenization.TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "prompt");
+        }
+
+        var response = new TokenizeResponse { Count = ids.Length, MaxModelLen = Math.Min(options.Value.MaxContext, model.Model.MaxPositions) };
+        response.Tokens.AddRange(ids);
+        if (request.ReturnTokenStrs)
+            response.TokenStrs.AddRange(ids.Select(i => model.Tokenizer.IdToToken(i) ?? ""));
+        return Task.FromResult(response);
+    }
+
+    public override Task<DetokenizeResponse> Detokenize(DetokenizeRequest request, ServerCallContext context)
+    {
+        CheckModel(request.Model, context);
+        var tokenizer = host.Model.Tokenizer;
+        if (request.Tokens.Select(id => (int?)id).FirstOrDefault(id => tokenizer.IdToToken(id!.Value) is null) is int bad)
+            throw ApiException.BadRequest($"{bad} is not a token id of this model's vocabulary", "tokens");
+        return Task.FromResult(new DetokenizeResponse { Prompt = tokenizer.Decode(request.Tokens, skipSpecialTokens: false) });
+    }
+
+    private void CheckModel(string model, ServerCallContext context)
+    {
+        if (!ModelResolver.IsAuto(model, host))
+            ModelResolver.Resolve(model, [], host, Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()));
+    }
+
     private async Task<(IReadOnlyList<int> Prompt, SamplingParams Sampling, AdapterMix Mix)> PrepareAsync(GenerateRequest r, Security.Caller caller,
         CancellationToken ct)
     {

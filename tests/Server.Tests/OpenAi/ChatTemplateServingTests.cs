@@ -132,6 +132,22 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Grpc_TokenizeAndDetokenize_SameIdsAsRest()
+    {
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(_server.Address);
+        var client = new V1.Generation.GenerationClient(channel);
+        var tokenized = await client.TokenizeAsync(new V1.TokenizeRequest { Model = "templated", Prompt = "Hello 𝟏𝟐𝟑 world", ReturnTokenStrs = true });
+        var detokenized = await client.DetokenizeAsync(new V1.DetokenizeRequest { Model = "templated", Tokens = { tokenized.Tokens } });
+        var bad = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+            await client.DetokenizeAsync(new V1.DetokenizeRequest { Model = "templated", Tokens = { 1, -5 } }));
+
+        Assert.Equal(_tokenizer.Encode("Hello 𝟏𝟐𝟑 world"), tokenized.Tokens);
+        Assert.Equal(tokenized.Tokens.Count, tokenized.TokenStrs.Count);
+        Assert.Equal("Hello 𝟏𝟐𝟑 world", detokenized.Prompt);
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, bad.StatusCode);
+    }
+
+    [Fact]
     public async Task Start_UnsupportedConstructInTheTemplate_StopsNamingTheFileAndConstruct()
     {
         string broken = Path.Combine(_root, "broken");
