@@ -1,4 +1,8 @@
 namespace Serving.Engine.Tokenization;
 
-/// <summary>An entry of tokenizer.json's <c>added_tokens</c>: matched verbatim in input text before BPE runs.</summary>
-internal sealed record AddedToken(int Id, string Content, bool Special);
+/// <summary>
+/// An entry of tokenizer.json's <c>added_tokens</c>: matched in input text before the normalizer and BPE run.
+/// <paramref name="Lstrip"/> / <paramref name="Rstrip"/>: whitespace on that side is taken into the match;
+/// <paramref name="SingleWord"/>: matches only where it is not part of a longer word.
+/// </summary>
+internal sealed record AddedToken(int Id, string Content, bool Special, bool Lstrip = false, bool Rstrip = false, bool SingleWord = false);

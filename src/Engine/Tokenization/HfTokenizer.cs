@@ -1,57 +1,52 @@
 using System.Text;
-using System.Text.RegularExpressions;
 
 namespace Serving.Engine.Tokenization;
 
 /// <summary>
-/// A Hugging Face <c>tokenizer.json</c> BPE tokenizer, byte-level or SentencePiece-style with byte fallback.
-/// Microsoft.ML.Tokenizers 2.0 is not used for this: it reads vocab/merges files or SentencePiece protobufs, not
-/// tokenizer.json, and its BPE cannot take the model's own pre-tokenizer regex or the added-token table, so
-/// tokenizer.json files would be served with different ids than the model was trained on. (The tests use its
-/// Tiktoken GPT-2 tokenizer as an independent oracle.)
+/// A Hugging Face <c>tokenizer.json</c> BPE tokenizer run as the Rust <c>tokenizers</c> library runs it: added tokens
+/// are found first (<see cref="AddedTokenMatcher"/>); each piece between them goes through the normalizer
+/// (<see cref="TokenizerNormalizer"/>), the pre-tokenizer (<see cref="TokenizerPreTokenizer"/>, on code points), and BPE
+/// (<see cref="BpeModel"/> with <see cref="BpeOptions"/>); the post-processor's special tokens go around the result.
+/// Microsoft.ML.Tokenizers is not used: it reads vocab/merges files or SentencePiece protobufs, not tokenizer.json, and
+/// cannot take a checkpoint's own pipeline (the tests use its Tiktoken GPT-2 tokenizer as one independent oracle).
 /// </summary>
 internal sealed class HfTokenizer
 {
     private const char Metaspace = '\u2581';
     private const int MaxCachedWordChars = 256;
     private readonly BpeModel _bpe;
+    private readonly BpeOptions _options;
+    private readonly TokenizerNormalizer? _normalizer;
+    private readonly TokenizerPreTokenizer? _preTokenizer;
+    private readonly AddedTokenMatcher _added;
+    private readonly bool _stripLeadingSpace;
     private readonly string[] _idToToken;
     private readonly byte[]?[] _idToBytes;
-    private readonly CodePointRegex? _preTokenizer;
-    private readonly bool _ignoreMerges;
-    private readonly Regex? _addedTokenPattern;
     private readonly Dictionary<string, AddedToken> _addedByContent;
     private readonly Dictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
     private readonly Lock _cacheLock = new();
-    private readonly NormalizationForm? _normalization;
-    private readonly bool _spPrependSpace;
-    private readonly bool _spPrependEverySegment;
 
-    /// <remarks>
-    /// <c>ignoreMerges</c> is BPE's <c>ignore_merges</c>: a pre-token that is itself in the vocabulary is one token, even
-    /// where merges cannot reach it (Llama-3 has 588 such tokens).
-    /// </remarks>
-    internal HfTokenizer(TokenizerKind kind, BpeModel bpe, IReadOnlyList<AddedToken> addedTokens, CodePointRegex? preTokenizer,
-        NormalizationForm? normalization, bool spPrependSpace, bool spPrependEverySegment, int? unkId, TokenizerSpecialTokens specials, bool ignoreMerges = false)
+    /// <param name="bpe">Vocabulary and merges.</param>
+    /// <param name="options">BPE's options.</param>
+    /// <param name="addedTokens">tokenizer.json's added_tokens.</param>
+    /// <param name="normalizer">Applied to each piece between added tokens; null for none.</param>
+    /// <param name="preTokenizer">Splits each normalized piece; null for none.</param>
+    /// <param name="kind">How token strings map to bytes (from the decoder).</param>
+    /// <param name="stripLeadingSpace">The decoder strips one leading space from the text (SentencePiece's prepended '▁').</param>
+    /// <param name="specials">BOS/EOS and whether encoding adds them.</param>
+    internal HfTokenizer(BpeModel bpe, BpeOptions options, IReadOnlyList<AddedToken> addedTokens, TokenizerNormalizer? normalizer,
+        TokenizerPreTokenizer? preTokenizer, TokenizerKind kind, bool stripLeadingSpace, TokenizerSpecialTokens specials)
     {
-        _ignoreMerges = ignoreMerges;
-        Kind = kind;
         _bpe = bpe;
+        _options = options;
+        _normalizer = normalizer;
         _preTokenizer = preTokenizer;
-        _normalization = normalization;
-        _spPrependSpace = spPrependSpace;
-        _spPrependEverySegment = spPrependEverySegment;
-        UnknownTokenId = unkId;
+        _stripLeadingSpace = stripLeadingSpace;
+        Kind = kind;
         Specials = specials;
         AddedTokens = addedTokens;
+        _added = new AddedTokenMatcher(addedTokens);
         _addedByContent = addedTokens.GroupBy(t => t.Content).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
-        if (addedTokens.Count > 0)
-        {
-            var alternatives = addedTokens.Select(t => t.Content).Where(c => c.Length > 0).Distinct()
-                .OrderByDescending(c => c.Length).Select(Regex.Escape);
-            _addedTokenPattern = new Regex(string.Join("|", alternatives), RegexOptions.CultureInvariant);
-        }
-
         int size = Math.Max(bpe.Vocab.Values.DefaultIfEmpty(-1).Max(), addedTokens.Select(t => t.Id).DefaultIfEmpty(-1).Max()) + 1;
         _idToToken = new string[size];
         foreach (var (token, id) in bpe.Vocab)
@@ -65,7 +60,7 @@ internal sealed class HfTokenizer
 
     public TokenizerKind Kind { get; }
     public int VocabSize => _idToToken.Length;
-    public int? UnknownTokenId { get; }
+    public int? UnknownTokenId => _options.UnknownId;
     public TokenizerSpecialTokens Specials { get; }
     public IReadOnlyList<AddedToken> AddedTokens { get; }
 
@@ -85,21 +80,16 @@ internal sealed class HfTokenizer
         if (addSpecialTokens && Specials.AddBos && Specials.BosId is int bos)
             ids.Add(bos);
         int start = 0;
-        bool atStart = true;
-        if (_addedTokenPattern is not null)
+        foreach (var (at, length, token) in _added.Matches(text))
         {
-            foreach (Match m in _addedTokenPattern.Matches(text))
-            {
-                if (m.Index > start)
-                    EncodeSegment(text[start..m.Index], ids, atStart);
-                ids.Add(_addedByContent[m.Value].Id);
-                start = m.Index + m.Length;
-                atStart = false;
-            }
+            if (at > start)
+                EncodeSegment(text[start..at], ids, atInputStart: start == 0);
+            ids.Add(token.Id);
+            start = at + length;
         }
 
         if (start < text.Length)
-            EncodeSegment(text[start..], ids, atStart);
+            EncodeSegment(text[start..], ids, atInputStart: start == 0);
         if (addSpecialTokens && Specials.AddEos && Specials.EosId is int eos)
             ids.Add(eos);
         return ids.ToArray();
@@ -123,7 +113,7 @@ internal sealed class HfTokenizer
             var b = TokenBytes(id);
             if (b is null)
                 continue;
-            if (first && Kind == TokenizerKind.SentencePieceBpe && _spPrependSpace && b.Length > 0 && b[0] == (byte)' ')
+            if (first && _stripLeadingSpace && b.Length > 0 && b[0] == (byte)' ')
                 b = b[1..];
             if (b.Length > 0)
                 first = false;
@@ -133,27 +123,16 @@ internal sealed class HfTokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    private void EncodeSegment(string text, List<int> ids, bool atStart)
+    private void EncodeSegment(string text, List<int> ids, bool atInputStart)
     {
-        if (_normalization is NormalizationForm form)
-            text = text.Normalize(form);
-        if (Kind == TokenizerKind.SentencePieceBpe)
-        {
-            string normalized = text.Replace(' ', Metaspace);
-            if (_spPrependSpace && (atStart || _spPrependEverySegment))
-                normalized = Metaspace + normalized;
-            ids.AddRange(EncodeWord(normalized));
+        string normalized = _normalizer?.Apply(text) ?? text;
+        if (normalized.Length == 0)
             return;
-        }
-
-        if (_preTokenizer is null)
-        {
-            ids.AddRange(EncodeWord(ByteLevelAlphabet.Encode(Encoding.UTF8.GetBytes(text))));
-            return;
-        }
-
-        foreach (var (start, length) in _preTokenizer.Matches(text))
-            ids.AddRange(EncodeWord(ByteLevelAlphabet.Encode(Encoding.UTF8.GetBytes(text.Substring(start, length)))));
+        var pieces = new List<string> { normalized };
+        _preTokenizer?.Apply(pieces, atInputStart);
+        foreach (string piece in pieces)
+            if (piece.Length > 0)
+                ids.AddRange(EncodeWord(piece));
     }
 
     private int[] EncodeWord(string word)
@@ -164,24 +143,28 @@ internal sealed class HfTokenizer
                 return cached;
         }
 
-        if (_ignoreMerges && _bpe.Vocab.TryGetValue(word, out int whole))
-            return [whole];
-        var symbols = new List<int>(word.Length);
-        for (int i = 0; i < word.Length; i++)
+        int[] result;
+        if (_options.IgnoreMerges && _bpe.Vocab.TryGetValue(word, out int whole))
         {
-            int len = char.IsHighSurrogate(word[i]) && i + 1 < word.Length ? 2 : 1;
-            string piece = word.Substring(i, len);
-            i += len - 1;
-            if (_bpe.Vocab.TryGetValue(piece, out int id))
+            result = [whole];
+        }
+        else
+        {
+            var symbols = new List<int>(word.Length);
+            for (int i = 0; i < word.Length; i++)
             {
-                symbols.Add(id);
-                continue;
+                int len = char.IsHighSurrogate(word[i]) && i + 1 < word.Length ? 2 : 1;
+                string piece = word.Substring(i, len);
+                i += len - 1;
+                if (_bpe.Vocab.TryGetValue(piece, out int id))
+                    symbols.Add(id);
+                else
+                    AddUnknown(piece, symbols);
             }
 
-            AddUnknown(piece, symbols);
+            result = _bpe.Merge(symbols);
         }
 
-        var result = _bpe.Merge(symbols);
         // Only short pieces repeat; caching a whole SentencePiece segment (a 32k-character prompt is one) would let
         // distinct long prompts fill the cache with megabytes each.
         if (word.Length > MaxCachedWordChars)
@@ -198,28 +181,26 @@ internal sealed class HfTokenizer
 
     private void AddUnknown(string piece, List<int> symbols)
     {
-        if (Kind == TokenizerKind.SentencePieceBpe)
+        if (_options.ByteFallback)
         {
-            bool allBytes = true;
             var fallback = new List<int>();
             foreach (byte b in Encoding.UTF8.GetBytes(piece))
             {
-                if (_bpe.Vocab.TryGetValue($"<0x{b:X2}>", out int byteId))
-                    fallback.Add(byteId);
-                else
-                    allBytes = false;
+                if (!_bpe.Vocab.TryGetValue($"<0x{b:X2}>", out int byteId))
+                    break;
+                fallback.Add(byteId);
             }
 
-            if (allBytes)
+            if (fallback.Count == Encoding.UTF8.GetByteCount(piece))
             {
                 symbols.AddRange(fallback);
                 return;
             }
         }
 
-        if (UnknownTokenId is int unk)
+        if (_options.UnknownId is int unk)
         {
-            if (symbols.Count == 0 || symbols[^1] != unk)
+            if (!_options.FuseUnknown || symbols.Count == 0 || symbols[^1] != unk)
                 symbols.Add(unk);
             return;
         }

@@ -8,8 +8,6 @@ namespace Serving.Engine.Tokenization;
 /// <summary>Reads <c>tokenizer.json</c> and <c>tokenizer_config.json</c> into an <see cref="HfTokenizer"/>, rejecting what it cannot reproduce.</summary>
 internal static class HfTokenizerLoader
 {
-    /// <summary>The GPT-2 pre-tokenizer regex that a plain ByteLevel pre-tokenizer with use_regex implies.</summary>
-    public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
     public static HfTokenizer Load(string modelDir)
     {
@@ -30,39 +28,96 @@ internal static class HfTokenizerLoader
         return Build(root, config, path);
     }
 
+    /// <summary>
+    /// Builds the pipeline tokenizer.json describes. Every component and option is read as what it is; a kind the
+    /// pipeline does not implement is a <see cref="TokenizerException"/> naming it, never an approximation.
+    /// </summary>
     public static HfTokenizer Build(JsonObject root, JsonObject? config, string source)
     {
         var model = root["model"] as JsonObject ?? throw new TokenizerException($"{source}: missing 'model'");
         string type = model["type"]?.GetValue<string>() ?? "BPE";
         if (type != "BPE")
             throw new TokenizerException($"{source}: model type '{type}' is not supported (only BPE)");
+        foreach (string affix in (string[])["continuing_subword_prefix", "end_of_word_suffix"])
+            if (model[affix]?.GetValue<string>() is { Length: > 0 } value)
+                throw new TokenizerException($"{source}: BPE {affix} '{value}' is not supported");
         var vocabNode = model["vocab"] as JsonObject ?? throw new TokenizerException($"{source}: model.vocab missing");
         var vocab = vocabNode.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>(), StringComparer.Ordinal);
-        var merges = ReadMerges(model["merges"] as JsonArray, source);
-        var bpe = new BpeModel(vocab, merges);
-        bool ignoreMerges = model["ignore_merges"]?.GetValue<bool>() ?? false;
+        var bpe = new BpeModel(vocab, ReadMerges(model["merges"] as JsonArray, source));
 
-        var added = (root["added_tokens"] as JsonArray ?? [])
-            .Select(t => new AddedToken(t!["id"]!.GetValue<int>(), t["content"]!.GetValue<string>(), t["special"]?.GetValue<bool>() ?? false))
-            .ToList();
-
-        bool byteFallback = model["byte_fallback"]?.GetValue<bool>() ?? false;
-        var pre = root["pre_tokenizer"] as JsonObject;
-        var normalizer = root["normalizer"] as JsonObject;
-        bool metaspace = ContainsType(pre, "Metaspace") || ContainsType(normalizer, "Prepend") || byteFallback;
-        var kind = metaspace ? TokenizerKind.SentencePieceBpe : TokenizerKind.ByteLevelBpe;
-
-        CodePointRegex? preRegex = null;
-        bool prependSpace = true, prependEvery = false;
-        if (kind == TokenizerKind.ByteLevelBpe)
-            preRegex = ByteLevelPreTokenizer(pre, source);
-        else
-            (prependSpace, prependEvery) = SentencePiecePrepend(pre, normalizer);
+        var added = (root["added_tokens"] as JsonArray ?? []).Select(t => new AddedToken(t!["id"]!.GetValue<int>(), t["content"]!.GetValue<string>(),
+            t["special"]?.GetValue<bool>() ?? false, t["lstrip"]?.GetValue<bool>() ?? false, t["rstrip"]?.GetValue<bool>() ?? false,
+            t["single_word"]?.GetValue<bool>() ?? false)).ToList();
+        var normalizer = TokenizerNormalizer.FromJson(root["normalizer"] as JsonObject, source);
+        // A normalized added token is matched on normalized text; where the normalizer would change the token itself
+        // that differs from matching the raw text, which is what is implemented: refused rather than approximated.
+        foreach (var t in root["added_tokens"] as JsonArray ?? [])
+            if (t?["normalized"]?.GetValue<bool>() == true && normalizer is not null && normalizer.Apply(t["content"]!.GetValue<string>()) != t["content"]!.GetValue<string>())
+                throw new TokenizerException($"{source}: added token '{t["content"]}' is normalized and the normalizer changes it; this is not supported");
+        var preTokenizer = TokenizerPreTokenizer.FromJson(root["pre_tokenizer"] as JsonObject, source);
+        var (kind, stripLeadingSpace) = Decoder(root["decoder"] as JsonObject, source);
+        CheckPostProcessor(root["post_processor"] as JsonObject, source);
 
         string? unkToken = model["unk_token"]?.GetValue<string>();
         int? unkId = unkToken is not null && vocab.TryGetValue(unkToken, out int u) ? u : null;
+        var options = new BpeOptions(unkId, model["byte_fallback"]?.GetValue<bool>() ?? false, model["fuse_unk"]?.GetValue<bool>() ?? false,
+            model["ignore_merges"]?.GetValue<bool>() ?? false);
         var specials = ReadSpecials(root, config, vocab, added);
-        return new HfTokenizer(kind, bpe, added, preRegex, Normalization(normalizer, source), prependSpace, prependEvery, unkId, specials, ignoreMerges);
+        return new HfTokenizer(bpe, options, added, normalizer, preTokenizer, kind, stripLeadingSpace, specials);
+    }
+
+    /// <summary>
+    /// The decoder says how token strings become text: ByteLevel (the byte alphabet), or SentencePiece's
+    /// <c>Replace('▁', ' ')</c> + <c>ByteFallback</c> + <c>Fuse</c> + <c>Strip(' ', 1, 0)</c> (or a Metaspace decoder).
+    /// </summary>
+    private static (TokenizerKind Kind, bool StripLeadingSpace) Decoder(JsonObject? decoder, string source)
+    {
+        string type = decoder?["type"]?.GetValue<string>() ?? throw new TokenizerException($"{source}: tokenizer.json has no decoder");
+        switch (type)
+        {
+            case "ByteLevel":
+                return (TokenizerKind.ByteLevelBpe, false);
+            case "Metaspace":
+                string scheme = decoder["prepend_scheme"]?.GetValue<string>() ?? (decoder["add_prefix_space"]?.GetValue<bool>() == false ? "never" : "always");
+                return (TokenizerKind.SentencePieceBpe, scheme != "never");
+            case "Sequence":
+                bool strip = false;
+                foreach (var step in decoder["decoders"] as JsonArray ?? [])
+                {
+                    string stepType = step?["type"]?.GetValue<string>() ?? "";
+                    switch (stepType)
+                    {
+                        case "Replace" when (step!["pattern"]?["String"]?.GetValue<string>() == "\u2581" && step["content"]?.GetValue<string>() == " "):
+                        case "ByteFallback" or "Fuse":
+                            break;
+                        case "Strip" when step!["content"]?.GetValue<string>() == " " && step["stop"]?.GetValue<int>() == 0 && step["start"]?.GetValue<int>() is 0 or 1:
+                            strip = step["start"]!.GetValue<int>() == 1;
+                            break;
+                        default:
+                            throw new TokenizerException($"{source}: decoder step '{stepType}' ({step?.ToJsonString()}) is not supported");
+                    }
+                }
+
+                return (TokenizerKind.SentencePieceBpe, strip);
+            default:
+                throw new TokenizerException($"{source}: decoder '{type}' is not supported (ByteLevel, Metaspace, or SentencePiece's Replace/ByteFallback/Fuse/Strip sequence)");
+        }
+    }
+
+    private static void CheckPostProcessor(JsonObject? post, string source)
+    {
+        string? type = post?["type"]?.GetValue<string>();
+        switch (type)
+        {
+            case null or "ByteLevel" or "TemplateProcessing":
+                return;
+            case "Sequence":
+                foreach (var p in post!["processors"] as JsonArray ?? [])
+                    CheckPostProcessor(p as JsonObject, source);
+                return;
+            default:
+                throw new TokenizerException($"{source}: post_processor '{type}' is not supported (TemplateProcessing, ByteLevel, Sequence)");
+        }
     }
 
     private static JsonObject? ReadConfig(string path)
@@ -95,75 +150,6 @@ internal static class HfTokenizerLoader
                 throw new TokenizerException($"{source}: merge '{text}' is not 'left right'");
             yield return (text[..space], text[(space + 1)..]);
         }
-    }
-
-    private static CodePointRegex? ByteLevelPreTokenizer(JsonObject? pre, string source)
-    {
-        if (pre is null)
-            return null;
-        string kind = pre["type"]?.GetValue<string>() ?? "";
-        switch (kind)
-        {
-            case "ByteLevel":
-                if (pre["add_prefix_space"]?.GetValue<bool>() == true)
-                    throw new TokenizerException($"{source}: ByteLevel add_prefix_space=true is not supported");
-                return pre["use_regex"]?.GetValue<bool>() == false ? null : new CodePointRegex(Gpt2Pattern);
-            case "Sequence":
-                CodePointRegex? regex = null;
-                foreach (var step in pre["pretokenizers"] as JsonArray ?? [])
-                {
-                    string stepType = step!["type"]?.GetValue<string>() ?? "";
-                    if (stepType == "Split")
-                    {
-                        string? pattern = step["pattern"]?["Regex"]?.GetValue<string>()
-                            ?? (step["pattern"]?["String"]?.GetValue<string>() is string s ? Regex.Escape(s) : null);
-                        string behavior = step["behavior"]?.GetValue<string>() ?? "Isolated";
-                        if (pattern is null || behavior != "Isolated" || step["invert"]?.GetValue<bool>() == true || regex is not null)
-                            throw new TokenizerException($"{source}: pre_tokenizer Split must be a single isolated, non-inverted regex");
-                        regex = new CodePointRegex(pattern);
-                    }
-                    else if (stepType == "ByteLevel")
-                    {
-                        if (step["use_regex"]?.GetValue<bool>() != false)
-                            regex ??= new CodePointRegex(Gpt2Pattern);
-                    }
-                    else
-                    {
-                        throw new TokenizerException($"{source}: pre_tokenizer step '{stepType}' is not supported");
-                    }
-                }
-
-                return regex;
-            default:
-                throw new TokenizerException($"{source}: pre_tokenizer type '{kind}' is not supported");
-        }
-    }
-
-    private static (bool Prepend, bool EverySegment) SentencePiecePrepend(JsonObject? pre, JsonObject? normalizer)
-    {
-        if (ContainsType(normalizer, "Prepend"))
-            return (true, true);
-        if (pre is not null && FindType(pre, "Metaspace") is JsonObject meta)
-        {
-            string scheme = meta["prepend_scheme"]?.GetValue<string>() ?? (meta["add_prefix_space"]?.GetValue<bool>() == false ? "never" : "always");
-            return (scheme != "never", scheme == "always");
-        }
-
-        return (false, false);
-    }
-
-    private static NormalizationForm? Normalization(JsonObject? normalizer, string source)
-    {
-        if (normalizer is null)
-            return null;
-        if (ContainsType(normalizer, "NFC")) return NormalizationForm.FormC;
-        if (ContainsType(normalizer, "NFKC")) return NormalizationForm.FormKC;
-        if (ContainsType(normalizer, "NFD")) return NormalizationForm.FormD;
-        if (ContainsType(normalizer, "NFKD")) return NormalizationForm.FormKD;
-        string type = normalizer["type"]?.GetValue<string>() ?? "";
-        if (type is "Sequence" or "Prepend" or "Replace")
-            return null;
-        throw new TokenizerException($"{source}: normalizer type '{type}' is not supported");
     }
 
     private static TokenizerSpecialTokens ReadSpecials(JsonObject root, JsonObject? config, Dictionary<string, int> vocab, List<AddedToken> added)
@@ -232,17 +218,4 @@ internal static class HfTokenizerLoader
         JsonObject o => o["content"]?.GetValue<string>(),
         _ => null,
     };
-
-    private static bool ContainsType(JsonObject? node, string type) => node is not null && FindType(node, type) is not null;
-
-    private static JsonObject? FindType(JsonObject node, string type)
-    {
-        if (node["type"]?.GetValue<string>() == type)
-            return node;
-        foreach (string key in new[] { "normalizers", "pretokenizers" })
-            foreach (var child in node[key] as JsonArray ?? [])
-                if (child is JsonObject o && FindType(o, type) is JsonObject found)
-                    return found;
-        return null;
-    }
 }

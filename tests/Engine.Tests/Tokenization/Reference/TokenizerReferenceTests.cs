@@ -36,7 +36,12 @@ public sealed class TokenizerReferenceTests
     }
 
     /// <summary>The reference ids, with special tokens added as the tokenizer's post-processor and config say.</summary>
-    internal static List<int[]> Reference(string package, IReadOnlyList<string> texts)
+    internal static List<int[]> Reference(string package, IReadOnlyList<string> texts) => Reference(new JsonObject { ["package"] = package }, texts);
+
+    /// <summary>The reference ids for a tokenizer folder of the test's own (tokenizer.json + tokenizer_config.json).</summary>
+    internal static List<int[]> ReferenceForFolder(string folder, IReadOnlyList<string> texts) => Reference(new JsonObject { ["folder"] = folder }, texts);
+
+    private static List<int[]> Reference(JsonObject request, IReadOnlyList<string> texts)
     {
         var start = new ProcessStartInfo("node", [Path.Combine(ReferencePaths.Repository, "tests", "reference", "encode.cjs")])
         {
@@ -44,7 +49,9 @@ public sealed class TokenizerReferenceTests
             WorkingDirectory = Path.Combine(ReferencePaths.Repository, "tests", "reference"),
         };
         using var node = Process.Start(start)!;
-        node.StandardInput.Write(new JsonObject { ["package"] = package, ["texts"] = new JsonArray(texts.Select(t => (JsonNode)t).ToArray()), ["add_special_tokens"] = true }.ToJsonString());
+        request["texts"] = new JsonArray(texts.Select(t => (JsonNode)t).ToArray());
+        request["add_special_tokens"] = true;
+        node.StandardInput.Write(request.ToJsonString());
         node.StandardInput.Close();
         var stderr = node.StandardError.ReadToEndAsync();
         string stdout = node.StandardOutput.ReadToEnd();
