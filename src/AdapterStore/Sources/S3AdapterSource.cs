@@ -115,17 +115,7 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
     public async Task<AdapterFiles> FetchAsync(string uri, string adapter, AdapterReadPolicy policy, CancellationToken ct)
     {
         string staging = await DownloadAsync(uri, adapter, ct).ConfigureAwait(false);
-        AdapterFiles files;
-        try
-        {
-            files = AdapterFileReader.Read(staging, Trusted(policy), ct);
-        }
-        catch
-        {
-            Directory.Delete(staging, recursive: true);
-            throw;
-        }
-
+        var files = ReadStaging(staging, policy, ct);
         string folder = Publish(staging, Folder(uri, files.Version));
         return files with { Folder = folder };
     }
@@ -191,16 +181,7 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         }
 
         string staging = DownloadAsync(record.Source, record.Id.Value, ct).GetAwaiter().GetResult();
-        AdapterFiles files;
-        try
-        {
-            files = AdapterFileReader.Read(staging, Trusted(policy), ct);
-        }
-        catch
-        {
-            Directory.Delete(staging, recursive: true);
-            throw;
-        }
+        var files = ReadStaging(staging, policy, ct);
 
         if (files.Version != record.Version)
         {
@@ -212,6 +193,20 @@ internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long m
         if (Directory.Exists(folder))
             Directory.Delete(folder, recursive: true);
         return files with { Folder = Publish(staging, folder) };
+    }
+
+    /// <summary>A fresh download's files; the staging folder is removed when they cannot be read.</summary>
+    private static AdapterFiles ReadStaging(string staging, AdapterReadPolicy policy, CancellationToken ct)
+    {
+        try
+        {
+            return AdapterFileReader.Read(staging, Trusted(policy), ct);
+        }
+        catch
+        {
+            Directory.Delete(staging, recursive: true);
+            throw;
+        }
     }
 
     /// <summary>The server's own cache is read anywhere, with the caller's size and time limits.</summary>
