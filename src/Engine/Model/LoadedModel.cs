@@ -70,7 +70,8 @@ internal sealed class LoadedModel : IDisposable
         bool own = File.Exists(file);
         try
         {
-            return new ChatTemplate(own ? File.ReadAllText(file) : tokenizer.Specials.ChatTemplate, tokenizer.Specials.BosToken, tokenizer.Specials.EosToken);
+            var templates = own ? new Dictionary<string, string> { [ChatTemplate.DefaultName] = File.ReadAllText(file) } : tokenizer.Specials.ChatTemplates;
+            return new ChatTemplate(templates, tokenizer.Specials.BosToken, tokenizer.Specials.EosToken);
         }
         catch (Templating.TemplateException ex)
         {

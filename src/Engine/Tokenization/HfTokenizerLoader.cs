@@ -170,13 +170,14 @@ internal static class HfTokenizerLoader
                 (addEos, eosId) = (true, after);
         }
 
-        string? template = config?["chat_template"] switch
+        var templates = config?["chat_template"] switch
         {
-            JsonValue v => v.GetValue<string>(),
-            JsonArray list => list.FirstOrDefault(t => t?["name"]?.GetValue<string>() == "default")?["template"]?.GetValue<string>(),
-            _ => null,
+            JsonValue v => new Dictionary<string, string> { [ChatTemplate.DefaultName] = v.GetValue<string>() },
+            JsonArray list => list.Where(t => t?["name"] is not null && t["template"] is not null)
+                .ToDictionary(t => t!["name"]!.GetValue<string>(), t => t!["template"]!.GetValue<string>(), StringComparer.Ordinal),
+            _ => new Dictionary<string, string>(),
         };
-        return new TokenizerSpecialTokens(bosId, eosId, addBos ?? false, addEos ?? false, template, bos, eos);
+        return new TokenizerSpecialTokens(bosId, eosId, addBos ?? false, addEos ?? false, templates, bos, eos);
     }
 
     /// <summary>

@@ -17,7 +17,8 @@ internal static class ChatPromptReader
         var messages = ReadMessages(f);
         try
         {
-            return template.Render(messages, Tools(f), f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now);
+            // 'chat_template' names one of the model's own templates; template text from a request is not run.
+            return template.Render(messages, Tools(f), f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now, f.String("chat_template"));
         }
         catch (ChatTemplateException ex)
         {

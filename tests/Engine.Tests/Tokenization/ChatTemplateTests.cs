@@ -38,7 +38,7 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Render_NoTemplate_ChatTemplateExceptionNamingWhereOneWouldBe()
     {
-        var ex = Assert.Throws<ChatTemplateException>(() => new ChatTemplate(null, null, null).Render(Messages(("user", "Hi")), null, true, null, Now));
+        var ex = Assert.Throws<ChatTemplateException>(() => new ChatTemplate((string?)null, null, null).Render(Messages(("user", "Hi")), null, true, null, Now));
         Assert.Contains("chat_template.jinja", ex.Message, StringComparison.Ordinal);
         Assert.Contains("/v1/completions", ex.Message, StringComparison.Ordinal);
     }
@@ -71,5 +71,27 @@ public sealed class ChatTemplateTests
     {
         var ex = Assert.ThrowsAny<TemplateException>(() => new ChatTemplate(source, null, null));
         Assert.Contains(named, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Render_NamedTemplates_ChosenAsTransformersChooses()
+    {
+        var t = new ChatTemplate(new Dictionary<string, string> { ["default"] = "plain", ["tool_use"] = "tools:{{ tools | length }}", ["rag"] = "rag" }, null, null);
+        var messages = Messages(("user", "x"));
+        var tools = new List<object?> { new Dictionary<string, object?> { ["type"] = "function" } };
+
+        Assert.Equal("plain", t.Render(messages, null, true, null, Now));
+        Assert.Equal("tools:1", t.Render(messages, tools, true, null, Now));
+        Assert.Equal("rag", t.Render(messages, tools, true, null, Now, name: "rag"));
+        Assert.Contains("no chat template named 'nope'", Assert.Throws<ChatTemplateException>(() => t.Render(messages, null, true, null, Now, name: "nope")).Message,
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Render_SeveralTemplatesNoDefault_ChatTemplateExceptionListingThem()
+    {
+        var t = new ChatTemplate(new Dictionary<string, string> { ["a"] = "A", ["b"] = "B" }, null, null);
+        var ex = Assert.Throws<ChatTemplateException>(() => t.Render(Messages(("user", "x")), null, true, null, Now));
+        Assert.Contains("a, b", ex.Message, StringComparison.Ordinal);
     }
 }
