@@ -142,7 +142,7 @@ internal abstract record TokenizerPreTokenizer
 
     private static void SplitBy(string text, TokenizerPattern pattern, SplitBehavior behavior, bool invert, List<string> into)
     {
-        var matches = pattern.Matches(text).ToList();
+        var matches = new List<(int Start, int Length)>(pattern.Matches(text));
         if (invert)
         {
             var gaps = new List<(int, int)>();
@@ -165,6 +165,23 @@ internal abstract record TokenizerPreTokenizer
     /// <summary>Cuts <paramref name="text"/> at the delimiter spans as the behavior says; empty pieces are dropped.</summary>
     private static void Cut(string text, List<(int Start, int Length)> delimiters, SplitBehavior behavior, List<string> into)
     {
+        if (behavior == SplitBehavior.Isolated)
+        {
+            // The common case (Llama-3's and Qwen's Split, GPT-2's regex): every stretch as it is, without the lists below.
+            int from = 0;
+            foreach (var (start, length) in delimiters)
+            {
+                if (start > from)
+                    into.Add(text[from..start]);
+                into.Add(text.Substring(start, length));
+                from = start + length;
+            }
+
+            if (from < text.Length)
+                into.Add(text[from..]);
+            return;
+        }
+
         // Alternating pieces: (text, isDelimiter), in order.
         var parts = new List<(string Text, bool Delimiter)>();
         int at = 0;
