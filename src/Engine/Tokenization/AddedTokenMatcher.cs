@@ -16,7 +16,7 @@ internal sealed class AddedTokenMatcher
         _byContent = tokens.GroupBy(t => t.Content).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         var alternatives = _byContent.Keys.Where(c => c.Length > 0).OrderByDescending(c => c.Length).Select(Regex.Escape).ToList();
         if (alternatives.Count > 0)
-            _pattern = new Regex(string.Join("|", alternatives), RegexOptions.CultureInvariant);
+            _pattern = new Regex(string.Join("|", alternatives), RegexOptions.CultureInvariant | RegexOptions.Compiled);
     }
 
     /// <summary>Matches as (start, length, token): the span includes whitespace an lstrip/rstrip token takes.</summary>

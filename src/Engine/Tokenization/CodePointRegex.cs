@@ -13,7 +13,7 @@ namespace Serving.Engine.Tokenization;
 /// </summary>
 internal sealed class CodePointRegex(string pattern)
 {
-    private readonly Regex _regex = new(pattern, RegexOptions.CultureInvariant);
+    private readonly Regex _regex = new(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled);
 
     /// <summary>One BMP character per general category (none of them ASCII, whitespace or a line break).</summary>
     private static readonly Dictionary<UnicodeCategory, char> StandIns = new()
