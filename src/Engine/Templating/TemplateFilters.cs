@@ -68,7 +68,7 @@ internal sealed class TemplateFilters
                 var source = PythonValues.Iterate(value);
                 if (keywords.GetValueOrDefault("attribute") is { } mapped)
                     return source.Select(i => Attribute(i, mapped) is Undefined && keywords.TryGetValue("default", out var dflt) ? dflt : Attribute(i, mapped)).ToList();
-                string filter = PythonValues.Str(Arg(0, "name"));
+                string filter = args.Count > 0 && args[0] is string filterName ? filterName : throw new TemplateException("map needs a filter name or attribute=");
                 return source.Select(i => Apply(filter, i, args.Skip(1).ToList(), new Dictionary<string, object?>())).ToList();
             case "unique":
                 var unique = new List<object?>();
