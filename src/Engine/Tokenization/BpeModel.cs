@@ -7,24 +7,34 @@ namespace Serving.Engine.Tokenization;
 /// </summary>
 internal sealed class BpeModel
 {
-    private readonly Dictionary<(int Left, int Right), (int Rank, int Merged)> _merges;
+    private readonly BpeMergeTable _merges;
+    private readonly int[] _charIds = new int[char.MaxValue + 1];
 
     public BpeModel(IReadOnlyDictionary<string, int> vocab, IEnumerable<(string Left, string Right)> merges)
     {
         Vocab = vocab;
-        _merges = [];
+        Array.Fill(_charIds, -1);
+        foreach (var (token, id) in vocab)
+            if (token.Length == 1 && !char.IsSurrogate(token[0]))
+                _charIds[token[0]] = id;
+        var known = new List<(int Left, int Right, int Merged, int Rank)>();
         int rank = 0;
         foreach (var (left, right) in merges)
         {
             if (vocab.TryGetValue(left, out int l) && vocab.TryGetValue(right, out int r) && vocab.TryGetValue(left + right, out int m))
-                _merges.TryAdd((l, r), (rank, m));
+                known.Add((l, r, m, rank));
             rank++;
         }
+
+        _merges = new BpeMergeTable(known);
     }
 
     public IReadOnlyDictionary<string, int> Vocab { get; }
 
-    /// <summary>Merges <paramref name="symbols"/> (vocabulary ids of the initial pieces) in place; returns the final ids.</summary>
+    /// <summary>The id of the one-character token <paramref name="c"/> (not a surrogate), or -1 when there is none.</summary>
+    public int CharId(char c) => _charIds[c];
+
+    /// <summary>Merges <paramref name="symbols"/> (vocabulary ids of the initial pieces); returns the final ids.</summary>
     public int[] Merge(List<int> symbols)
     {
         int n = symbols.Count;
@@ -33,43 +43,45 @@ internal sealed class BpeModel
         var ids = symbols.ToArray();
         var next = new int[n];
         var prev = new int[n];
-        var alive = new bool[n];
         for (int i = 0; i < n; i++)
         {
             next[i] = i + 1 < n ? i + 1 : -1;
             prev[i] = i - 1;
-            alive[i] = true;
         }
 
-        var heap = new PriorityQueue<(int Left, int LeftId, int RightId), (int Rank, int Pos)>();
-        void Consider(int left)
-        {
-            int right = next[left];
-            if (right >= 0 && _merges.TryGetValue((ids[left], ids[right]), out var m))
-                heap.Enqueue((left, ids[left], ids[right]), (m.Rank, left));
-        }
-
+        // A candidate is (rank << 32 | left position). It is stale when its left symbol was merged away (prev set to
+        // -2) or the pair at that position now has another rank; ranks name merges uniquely, so an equal rank means
+        // the same pair.
+        var heap = new LongMinHeap(n);
         for (int i = 0; i < n - 1; i++)
-            Consider(i);
-        while (heap.TryDequeue(out var item, out _))
+            if (_merges.TryGet(ids[i], ids[i + 1], out int rank, out _))
+                heap.Push(((long)rank << 32) | (uint)i);
+        while (heap.TryPop(out long candidate))
         {
-            int left = item.Left;
-            int right = alive[left] ? next[left] : -1;
-            if (right < 0 || ids[left] != item.LeftId || ids[right] != item.RightId)
+            int left = (int)candidate;
+            int right = prev[left] == -2 ? -1 : next[left];
+            if (right < 0 || !_merges.TryGet(ids[left], ids[right], out int rank, out int merged) || rank != (int)(candidate >> 32))
                 continue;
-            ids[left] = _merges[(item.LeftId, item.RightId)].Merged;
-            alive[right] = false;
-            next[left] = next[right];
-            if (next[right] >= 0)
-                prev[next[right]] = left;
-            if (prev[left] >= 0)
-                Consider(prev[left]);
-            Consider(left);
+            ids[left] = merged;
+            int after = next[right];
+            next[left] = after;
+            prev[right] = -2;
+            if (after >= 0)
+                prev[after] = left;
+            int before = prev[left];
+            if (before >= 0 && _merges.TryGet(ids[before], merged, out int beforeRank, out _))
+                heap.Push(((long)beforeRank << 32) | (uint)before);
+            if (after >= 0 && _merges.TryGet(merged, ids[after], out int afterRank, out _))
+                heap.Push(((long)afterRank << 32) | (uint)left);
         }
 
-        var result = new List<int>(n);
+        int count = 0;
         for (int i = 0; i >= 0; i = next[i])
-            result.Add(ids[i]);
-        return result.ToArray();
+            count++;
+        var result = new int[count];
+        count = 0;
+        for (int i = 0; i >= 0; i = next[i])
+            result[count++] = ids[i];
+        return result;
     }
 }

@@ -153,6 +153,12 @@ internal sealed class HfTokenizer
             var symbols = new List<int>(word.Length);
             for (int i = 0; i < word.Length; i++)
             {
+                if (!char.IsSurrogate(word[i]) && _bpe.CharId(word[i]) is int charId and >= 0)
+                {
+                    symbols.Add(charId);
+                    continue;
+                }
+
                 int len = char.IsHighSurrogate(word[i]) && i + 1 < word.Length ? 2 : 1;
                 string piece = word.Substring(i, len);
                 i += len - 1;
