@@ -26,9 +26,7 @@ internal sealed class AdapterStoreBenchmark(string modelDir, int loads, string? 
         var report = new BenchReport("Adapter store: bench preset, rank-16 adapter on all 7 projections (9.3 MB f32), CPU, bfloat16 slots", "value");
         using var loaded = LoadedModel.Load(modelDir, ScalarType.BFloat16, CPU, 1024);
         var arena = loaded.Model.EnableAdapters(32, 16);
-        string adapterDir = Path.Combine(modelDir, "..", "bench-adapter-r16");
-        if (!File.Exists(Path.Combine(adapterDir, "adapter_model.safetensors")))
-            SyntheticAdapterWriter.Write(adapterDir, modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, 7);
+        string adapterDir = BenchModel.Derived(modelDir, "adapter-r16", staging => SyntheticAdapterWriter.Write(staging, modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, 7));
         long tensorBytes = new FileInfo(Path.Combine(adapterDir, "adapter_model.safetensors")).Length;
         report.Context("adapter_dir", Path.GetFullPath(adapterDir));
         report.Context("loads", loads);

@@ -16,10 +16,11 @@ internal sealed class RoutingBenchmark(string modelDir, int requests)
 {
     public BenchReport Run()
     {
-        string adapters = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelDir))!, "bench-adapters-32");
-        for (int i = 0; i < 32; i++)
-            if (!File.Exists(Path.Combine(adapters, $"cand-{i}", "adapter_model.safetensors")))
-                SyntheticAdapterWriter.Write(Path.Combine(adapters, $"cand-{i}"), modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, (ulong)(500 + i));
+        string adapters = BenchModel.Derived(modelDir, "candidate-adapters-32", staging =>
+        {
+            for (int i = 0; i < 32; i++)
+                SyntheticAdapterWriter.Write(Path.Combine(staging, $"cand-{i}"), modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, (ulong)(500 + i));
+        });
         var report = new BenchReport("Routing cost: TTFT, bench preset (bf16), 64-token prompt, 32 rank-16 candidates", "route over layer 1", "route over all layers");
         report.Context("requests", requests);
         var results = new[] { 1, 0 }.Select(layers => Measure(adapters, layers)).ToArray();

@@ -22,10 +22,10 @@ internal sealed class RoutingEvaluation(int steps, int heldOut)
 
     public BenchReport Run()
     {
-        string root = Path.Combine(Path.GetTempPath(), "serving-routing-eval");
+        string root = Path.Combine(BenchModel.CacheRoot, "routing-eval");
         string modelDir = Path.Combine(root, "base");
-        if (!File.Exists(Path.Combine(modelDir, "config.json")))
-            SyntheticModelWriter.Write(modelDir, new SyntheticModelSpec { Preset = ModelPreset.Tiny, Seed = 11 });
+        Directory.CreateDirectory(root);
+        GeneratedFolder.Ensure(modelDir, staging => SyntheticModelWriter.Write(staging, new SyntheticModelSpec { Preset = ModelPreset.Tiny, Seed = 11 }));
         var prototypes = new List<ArrowPrototypes>();
         var random = new SeededRandom(5);
         foreach (string domain in Domains)

@@ -23,14 +23,17 @@ namespace Serving.Bench;
 /// <param name="device">The servers' device (<c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>).</param>
 internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, double meanThinkMs, int[] concurrency, int rounds = 1, string device = "cpu")
 {
+    private const string BaseModelName = "bench-model";
+
     private int[] Concurrency => concurrency;
 
     public BenchReport Run()
     {
-        string adapters = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelDir))!, "bench-adapters");
-        for (int i = 0; i < 8; i++)
-            if (!File.Exists(Path.Combine(adapters, $"zipf-{i}", "adapter_model.safetensors")))
-                SyntheticAdapterWriter.Write(Path.Combine(adapters, $"zipf-{i}"), modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, (ulong)(100 + i));
+        string adapters = BenchModel.Derived(modelDir, "zipf-adapters-8", staging =>
+        {
+            for (int i = 0; i < 8; i++)
+                SyntheticAdapterWriter.Write(Path.Combine(staging, $"zipf-{i}"), modelDir, 16, 32, SyntheticAdapterWriter.AllTargets, (ulong)(100 + i));
+        });
         var report = new BenchReport("Serving end to end: bench preset (bf16), 8 rank-16 adapters, Zipf(1.0), 64+64 tokens, Poisson arrivals",
             [.. Concurrency.Select(c => $"C={c}")]);
         report.Context("requests_per_client", requestsPerClient);
@@ -97,7 +100,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             foreach (var (policy, useAdapters) in configurations)
             {
                 Console.Error.WriteLine($"serving: starting policy {policy}, adapters {useAdapters}");
-                var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--adapters", adapters, "--dtype", "bfloat16", "--device", device,
+                var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", modelDir, "--model-name", BaseModelName, "--adapters", adapters, "--dtype", "bfloat16", "--device", device,
                     "--max-sequences", Math.Max(64, Concurrency.Max()).ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "256", "--max-adapter-slots", "8",
                     "--batching-policy", policy, "--Logging:LogLevel:Default", "Warning"]);
                 app.StartAsync().GetAwaiter().GetResult();
@@ -142,7 +145,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
 
     private static Sample RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, double meanThinkMs, SeededRandom random)
     {
-        var models = Enumerable.Range(0, clients * requestsEach).Select(_ => useAdapters ? $"zipf-{Zipf(random, 8)}" : "bench-model").ToArray();
+        var models = Enumerable.Range(0, clients * requestsEach).Select(_ => useAdapters ? $"zipf-{Zipf(random, 8)}" : BaseModelName).ToArray();
         // Same seed for every configuration: the three runs see the same adapters and the same arrival gaps.
         var thinkMs = Enumerable.Range(0, clients * requestsEach).Select(_ => -Math.Log(1 - random.NextDouble()) * meanThinkMs).ToArray();
         var ttft = new System.Collections.Concurrent.ConcurrentBag<double>();

@@ -32,7 +32,7 @@ try
                 Shards = int.Parse(Get("shards", "1")),
                 TieWordEmbeddings = options.ContainsKey("tie"),
             };
-            SyntheticModelWriter.Write(Required("out"), spec);
+            SyntheticModelWriter.Write(NewOutput("out"), spec);
             Console.WriteLine($"wrote {spec.Preset.Name} model ({spec.Architecture}, {spec.DiskDtype}, seed {spec.Seed}) to {Required("out")} — random weights");
             return 0;
         case "adapter":
@@ -41,6 +41,7 @@ try
             if (count < 1)
                 throw new ArgumentException($"--count {count} must be at least 1");
             // --count N writes N adapters (seeds seed..seed+N-1) as OUT/adapter-0000 ..., an adapter store for load tests.
+            NewOutput("out");
             for (int i = 0; i < count; i++)
             {
                 string outDir = count == 1 ? Required("out") : Path.Combine(Required("out"), $"adapter-{i:D4}");
@@ -73,7 +74,7 @@ try
                         Console.Write($"\r[{new string('#', filled)}{new string('.', 30 - filled)}] step {step}/{steps}  loss {loss:F4}  {started.Elapsed.TotalSeconds:F0}s ");
                     },
                 };
-                var losses = trainer.Train(data, Required("out"));
+                var losses = trainer.Train(data, NewOutput("out"));
                 Console.WriteLine();
                 Console.WriteLine($"wrote PEFT LoRA adapter (r={training.Rank}, {data.Count} examples, loss {losses[0]:F4} → {losses[^1]:F4}) to {Required("out")}");
             }
@@ -95,6 +96,16 @@ catch (Exception ex) when (ex is ArgumentException or FormatException or IOExcep
 string Get(string name, string fallback) => options.TryGetValue(name, out var v) ? v : fallback;
 
 string Required(string name) => options.TryGetValue(name, out var v) ? v : throw new ArgumentException($"--{name} is required");
+
+// An output folder that already holds files may be a model or an adapter someone needs: ModelGen writes only into a new
+// or empty folder, never over what is there.
+string NewOutput(string name)
+{
+    string dir = Required(name);
+    if (File.Exists(dir) || (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()))
+        throw new ArgumentException($"--{name} {dir} exists and is not empty; ModelGen writes only into a new or empty folder");
+    return dir;
+}
 
 static Dictionary<string, string> ParseOptions(IEnumerable<string> args)
 {
