@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using Serving.AdapterStore;
 using Serving.AdapterStore.Peft;
-using Serving.AdapterStore.Sources;
 using Serving.AdapterStore.Registry;
+using Serving.AdapterStore.Sources;
 using Serving.AdapterStore.Tiers;
+using Serving.Authoring.Synthetic;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
-using Serving.Engine.Synthetic;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
@@ -112,7 +114,7 @@ internal sealed class AdapterStoreBenchmark(string modelDir, int loads, string? 
         return (deviceHits / (double)requests, deviceMisses == 0 ? 0 : hostHits / (double)deviceMisses, reads / (double)requests);
     }
 
-    private static (double P50, double P99) S3ToSlot(string endpoint, string adapterDir, Engine.Configuration.ModelConfig config, LoraSlotArena arena, int count)
+    private static (double P50, double P99) S3ToSlot(string endpoint, string adapterDir, Serving.Contracts.Configuration.ModelConfig config, LoraSlotArena arena, int count)
     {
         string cache = Path.Combine(Path.GetTempPath(), "serving-bench-s3-" + Guid.NewGuid().ToString("N"));
         var options = new S3SourceOptions { ServiceUrl = endpoint, AccessKey = "testing", SecretKey = "testing" };

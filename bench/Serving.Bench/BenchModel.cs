@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 
 namespace Serving.Bench;
 

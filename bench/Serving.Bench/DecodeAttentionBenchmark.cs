@@ -1,7 +1,7 @@
 using System.Diagnostics;
+using F = TorchSharp.torch.nn.functional;
 using Serving.Engine.Kernels;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Serving.Bench;
 

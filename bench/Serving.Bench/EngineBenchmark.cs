@@ -100,9 +100,9 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                 new SamplingParams { Temperature = 0, MaxTokens = 2 * decodeSteps + 8, IgnoreEos = true }, loaded.Tokenizer, [])).ToList();
             for (int warm = 0; warm < 4; warm++)
             {
-                stepper.Step(sequences);                // prefill and warm-up decode steps, not timed
+                stepper.RunAll(sequences);                // prefill and warm-up decode steps, not timed
                 if (sampled.Count > 0)
-                    stepper.Step(sampled);
+                    stepper.RunAll(sampled);
             }
 
             var times = new List<double>();
@@ -112,7 +112,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             for (int s = 0; s < decodeSteps; s++)
             {
                 var sw = Stopwatch.StartNew();
-                stepper.Step(sequences);
+                stepper.RunAll(sequences);
                 times.Add(sw.Elapsed.TotalSeconds);
                 // Interleaved with the steps so that both medians see the same machine state (2 shared cores drift).
                 sw.Restart();
@@ -122,11 +122,11 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                 {
                     model.CpuDecodeAttention = model.CpuElementwise = false;
                     sw.Restart();
-                    stepper.Step(sequences);
+                    stepper.RunAll(sequences);
                     fusedTimes.Add(sw.Elapsed.TotalSeconds);
                     model.CpuDecodeAttention = model.CpuElementwise = true;
                     sw.Restart();
-                    stepper.Step(sampled);
+                    stepper.RunAll(sampled);
                     sampledTimes.Add(sw.Elapsed.TotalSeconds);
                 }
             }
@@ -176,7 +176,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             {
                 WarmUp(models[k].Model, models[k], steppers[k]);
                 for (int warm = 0; warm < 4; warm++)
-                    steppers[k].Step(sequences[k]);
+                    steppers[k].RunAll(sequences[k]);
             }
 
             var speedups = new List<double>();
@@ -187,7 +187,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                 for (int k = 0; k < models.Length; k++)
                 {
                     var sw = Stopwatch.StartNew();
-                    steppers[k].Step(sequences[k]);
+                    steppers[k].RunAll(sequences[k]);
                     stepSeconds[k] = sw.Elapsed.TotalSeconds;
                     sw.Restart();
                     gemms[k].Run();
@@ -220,7 +220,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         var sequences = Enumerable.Range(0, 8).Select(i => new SequenceState(Prompt(500 + i, promptLength, model.Config.VocabSize),
             new SamplingParams { Temperature = 0, MaxTokens = 40, IgnoreEos = true }, loaded.Tokenizer, [])).ToList();
         while (sequences.Any(s => !s.IsFinished))
-            stepper.Step(sequences);
+            stepper.RunAll(sequences);
     }
 
     /// <summary>Tokens/s of a 512-token prefill with the CPU kernels, and with libtorch ops only (interleaved).</summary>

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
@@ -163,7 +165,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         }
     }
 
-    private static IReadOnlyList<(int, float)> Entry(int slot) => [(slot, 1f)];
+    private static IReadOnlyList<AdapterSlotWeight> Entry(int slot) => [(slot, 1f)];
 
     /// <summary>Seconds for the LoRA updates of one step (the mapping's rows) on random inputs of the step's shapes, kernel only.</summary>
     private static double KernelStep(LlamaModel model, ILoraKernel kernel, LoraBatchMapping mapping, bool fused)

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server;
 
 namespace Serving.Bench;

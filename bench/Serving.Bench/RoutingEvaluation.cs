@@ -1,9 +1,11 @@
+using Serving.Authoring.Synthetic;
+using Serving.Authoring.Training;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Routing;
 using Serving.Engine.Sampling;
-using Serving.Engine.Synthetic;
-using Serving.Engine.Training;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
@@ -82,12 +84,12 @@ internal sealed class RoutingEvaluation(int steps, int heldOut)
             arena.Load(d, ReadWeights(Path.Combine(root, Domains[d]), loaded.Config, Domains[d]));
         using var cache = model.CreateKvCache(1, 256);
         var stepper = new Engine.Generation.GenerationStepper(model, cache);
-        string Generate(int[] prompt, IReadOnlyList<(int, float)> adapters)
+        string Generate(int[] prompt, IReadOnlyList<AdapterSlotWeight> adapters)
         {
             var state = new Engine.Generation.SequenceState(prompt, new SamplingParams { Temperature = 0, MaxTokens = 24 }, loaded.Tokenizer, loaded.EosTokenIds, adapters);
             var text = new System.Text.StringBuilder();
             while (!state.IsFinished)
-                foreach (var e in stepper.Step([state]))
+                foreach (var e in stepper.RunAll([state]))
                     text.Append(e?.TextDelta);
             return text.ToString();
         }
@@ -110,6 +112,6 @@ internal sealed class RoutingEvaluation(int steps, int heldOut)
     }
 
     /// <summary>The trained PEFT folder read back as the serving engine reads adapters (float32 A and B).</summary>
-    private static LoraAdapterWeights ReadWeights(string dir, Engine.Configuration.ModelConfig config, string name) =>
+    private static LoraAdapterWeights ReadWeights(string dir, Serving.Contracts.Configuration.ModelConfig config, string name) =>
         AdapterStore.Peft.PeftAdapterReader.Read(dir, name, config, 64);
 }

@@ -4,6 +4,7 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Serving.Batching;
+using Serving.Contracts;
 using Serving.Engine.Sampling;
 using Serving.Server;
 using Serving.Server.Generation;

@@ -3,8 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Sampling;
-using Serving.Engine.Synthetic;
 using Serving.Server;
 
 namespace Serving.Bench;

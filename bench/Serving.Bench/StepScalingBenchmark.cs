@@ -78,11 +78,11 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             foreach (bool adapters in new[] { true, false })
             {
                 var sequences = Sequences(loaded, 8, adapters, 1000 * (round + 1));
-                stepper.Step(sequences);
+                stepper.RunAll(sequences);
                 for (int i = 0; i < steps; i++)
                 {
                     long start = Stopwatch.GetTimestamp();
-                    stepper.Step(sequences);
+                    stepper.RunAll(sequences);
                     times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture));
                 }
 
@@ -104,13 +104,13 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
     {
         var sequences = Sequences(loaded, rows, adapters, 0);
         for (int warm = 0; warm < 1 + steps / 2; warm++)
-            stepper.Step(sequences);                      // the prefill, then decode steps until the caches are warm
+            stepper.RunAll(sequences);                      // the prefill, then decode steps until the caches are warm
         var wall = new List<double>();
         double forward = 0, logits = 0, sampling = 0;
         for (int i = 0; i < steps; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            stepper.Step(sequences);
+            stepper.RunAll(sequences);
             wall.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
             forward += stepper.LastTimings.Forward.TotalMilliseconds;
             logits += stepper.LastTimings.LogitsToHost.TotalMilliseconds;

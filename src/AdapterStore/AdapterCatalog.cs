@@ -2,6 +2,7 @@ using Serving.AdapterStore.Files;
 using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Sources;
+using Serving.Contracts;
 
 namespace Serving.AdapterStore;
 

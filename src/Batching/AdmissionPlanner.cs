@@ -1,3 +1,5 @@
+using Serving.Contracts;
+
 namespace Serving.Batching;
 
 /// <summary>

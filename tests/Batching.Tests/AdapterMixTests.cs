@@ -1,4 +1,4 @@
-using Serving.AdapterStore;
+using Serving.Contracts;
 
 namespace Serving.Batching.Tests;
 

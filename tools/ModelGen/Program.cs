@@ -1,5 +1,5 @@
-using Serving.Engine.Safetensors;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
+using Serving.Contracts.Safetensors;
 
 // Usage:
 //   ModelGen model   --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]
@@ -54,8 +54,8 @@ try
         case "train-adapter":
             using (var loaded = Serving.Engine.Model.LoadedModel.Load(Required("model"), TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.CPU, 4096))
             {
-                var data = Serving.Engine.Training.TrainingData.Read(Required("data"), loaded.Tokenizer, loaded.EosTokenIds[0]);
-                var training = new Serving.Engine.Training.LoraTrainingOptions
+                var data = Serving.Authoring.Training.TrainingData.Read(Required("data"), loaded.Tokenizer, loaded.EosTokenIds[0]);
+                var training = new Serving.Authoring.Training.LoraTrainingOptions
                 {
                     Rank = int.Parse(Get("rank", "8")),
                     Alpha = double.Parse(Get("alpha", "16"), System.Globalization.CultureInfo.InvariantCulture),
@@ -66,7 +66,7 @@ try
                     Seed = ulong.Parse(Get("seed", "1")),
                 };
                 var started = System.Diagnostics.Stopwatch.StartNew();
-                var trainer = new Serving.Engine.Training.LoraTrainer(loaded, training)
+                var trainer = new Serving.Authoring.Training.LoraTrainer(loaded, training)
                 {
                     Progress = (step, steps, loss) =>
                     {

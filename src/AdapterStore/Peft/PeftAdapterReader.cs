@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Serving.AdapterStore.Files;
-using Serving.Engine.Configuration;
-using Serving.Engine.Lora;
-using Serving.Engine.Safetensors;
+using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
+using Serving.Contracts.Safetensors;
 
 namespace Serving.AdapterStore.Peft;
 

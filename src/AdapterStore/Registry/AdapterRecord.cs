@@ -1,3 +1,5 @@
+using Serving.Contracts;
+
 namespace Serving.AdapterStore.Registry;
 
 /// <summary>A registered adapter: where its files are and which content version they hold.</summary>

@@ -1,4 +1,4 @@
-using Serving.Engine.Lora;
+using Serving.Contracts.Lora;
 
 namespace Serving.AdapterStore.Registry;
 

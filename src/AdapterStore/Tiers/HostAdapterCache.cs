@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Caching.Memory;
 using Serving.AdapterStore.Registry;
-using Serving.Engine.Lora;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 
 namespace Serving.AdapterStore.Tiers;
 

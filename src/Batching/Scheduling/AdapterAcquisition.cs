@@ -1,4 +1,4 @@
-using Serving.AdapterStore.Tiers;
+using Serving.Contracts;
 
 namespace Serving.Batching.Scheduling;
 

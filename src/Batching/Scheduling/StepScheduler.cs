@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Serving.Contracts;
 
 namespace Serving.Batching.Scheduling;
 
@@ -120,14 +121,9 @@ internal sealed class StepScheduler
         Admit(ref budget, tokens, started, loads, ended, preempted);
 
         var rows = new List<PlannedRow>();
-        var rowSlots = new List<IReadOnlyList<AdapterSlotWeight>>();
         foreach (var r in _running)
-        {
-            if (!tokens.TryGetValue(r.Id, out int n))
-                continue;
-            rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n == r.Length));
-            rowSlots.Add(r.Slots);
-        }
+            if (tokens.TryGetValue(r.Id, out int n))
+                rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n == r.Length));
 
         if (rows.Count == 0)
         {
@@ -135,8 +131,7 @@ internal sealed class StepScheduler
             wake = Task.WhenAny([wake, .. loads, .. delay is null ? Array.Empty<Task>() : [delay]]);
         }
 
-        var mapping = rowSlots.Any(s => s.Count > 0) ? new BatchAdapterMapping(rowSlots) : BatchAdapterMapping.Empty;
-        return new StepPlan(rows, mapping, started, preempted, ended, wake);
+        return new StepPlan(rows, started, preempted, ended, wake);
     }
 
     /// <summary>Records what the engine did with <paramref name="plan"/>'s rows; finished sequences release everything.</summary>

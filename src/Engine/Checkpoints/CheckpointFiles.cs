@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Serving.Engine.Safetensors;
+using Serving.Contracts.Safetensors;
 
 namespace Serving.Engine.Checkpoints;
 

@@ -1,4 +1,4 @@
-using Serving.Engine.Safetensors;
+using Serving.Contracts.Safetensors;
 using TorchSharp;
 using static TorchSharp.torch;
 

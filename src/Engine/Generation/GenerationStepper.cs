@@ -7,56 +7,20 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Generation;
 
 /// <summary>
-/// Advances a set of sequences with a single forward pass: running ones decode one token, new ones prefill, all in the
-/// same packed batch. With a prefill budget, prompts are fed in chunks of at most that many tokens per step (shared in
-/// order among the sequences still prefilling), so a long prompt never stalls the streams already running; a sequence
-/// emits its first token in the step that completes its prompt. Assigns KV rows on first use and releases them when a
-/// sequence finishes.
+/// Runs the rows a scheduler planned as one forward pass: running sequences decode one token, new ones prefill their
+/// prompt whole or a chunk of it, all in the same packed batch; a sequence emits its first token in the step that completes
+/// its prompt. Which rows run, and how many prompt tokens each feeds, is the scheduler's decision alone. Assigns KV rows on
+/// first use and releases them when a sequence finishes.
 /// </summary>
 /// <param name="model">The model to run.</param>
 /// <param name="cache">The KV cache the sequences' rows come from.</param>
-/// <param name="maxPrefillTokensPerStep">Prompt tokens fed per step across all sequences; 0 = whole prompts at once.</param>
-internal sealed class GenerationStepper(LlamaModel model, KvCache cache, int maxPrefillTokensPerStep = 0)
+internal sealed class GenerationStepper(LlamaModel model, KvCache cache)
 {
     public LlamaModel Model => model;
     public KvCache Cache => cache;
 
     /// <summary>Where the last <see cref="Run"/> that returned spent its time.</summary>
     public StepTimings LastTimings { get; private set; }
-
-    /// <summary>
-    /// One step. Returns one entry per unfinished input sequence, in order: its token, or null when the sequence only
-    /// advanced its prompt this step (chunked prefill) or had no prefill budget left.
-    /// </summary>
-    public IReadOnlyList<TokenEvent?> Step(IReadOnlyList<SequenceState> sequences)
-    {
-        var active = sequences.Where(s => !s.IsFinished).ToList();
-        if (active.Count == 0)
-            return [];
-        var events = new TokenEvent?[active.Count];
-        int budget = maxPrefillTokensPerStep > 0 ? maxPrefillTokensPerStep : int.MaxValue;
-        var rows = new List<(SequenceState Sequence, int Tokens)>();
-        var indices = new List<int>();
-        for (int i = 0; i < active.Count; i++)
-        {
-            int pending = active[i].TotalTokens - active[i].CachedTokens;
-            if (pending > 1)
-            {
-                if (budget <= 0)
-                    continue;                       // no prefill budget left this step: wait for the next
-                pending = Math.Min(pending, budget);
-                budget -= pending;
-            }
-
-            rows.Add((active[i], pending));
-            indices.Add(i);
-        }
-
-        var produced = Run(rows);
-        for (int r = 0; r < rows.Count; r++)
-            events[indices[r]] = produced[r];
-        return events;
-    }
 
     /// <summary>
     /// Runs rows planned by a scheduler as one forward pass: each sequence feeds the next <c>Tokens</c> of its uncached tokens

@@ -1,3 +1,4 @@
+using Serving.Contracts;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using Serving.Engine.Tokenization;
@@ -21,7 +22,7 @@ internal sealed class SequenceState
     /// <param name="eosTokenIds">Ids that end generation unless <see cref="SamplingParams.IgnoreEos"/>.</param>
     /// <param name="adapters">The (adapter slot, weight) pairs applied to every token of this sequence; empty = base model.</param>
     public SequenceState(IReadOnlyList<int> promptTokens, SamplingParams sampling, HfTokenizer tokenizer, IEnumerable<int> eosTokenIds,
-        IReadOnlyList<(int Slot, float Weight)>? adapters = null)
+        IReadOnlyList<AdapterSlotWeight>? adapters = null)
     {
         if (promptTokens.Count == 0)
             throw new ArgumentException("the prompt must contain at least one token");
@@ -40,7 +41,7 @@ internal sealed class SequenceState
     public IReadOnlyList<int> PromptTokens { get; }
     public SamplingParams Sampling { get; }
     /// <summary>Device slots and weights; rebound when a preempted sequence resumes (its slots may move, its adapter versions do not).</summary>
-    public IReadOnlyList<(int Slot, float Weight)> Adapters { get; internal set; }
+    public IReadOnlyList<AdapterSlotWeight> Adapters { get; internal set; }
     public SeededRandom Random { get; }
     public IReadOnlyList<int> GeneratedTokens => _generated;
     public KvBlockTable? Kv { get; internal set; }

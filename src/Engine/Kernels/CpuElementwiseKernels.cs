@@ -2,9 +2,9 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Tensor = TorchSharp.torch.Tensor;
 using TorchSharp;
 using static TorchSharp.torch;
-using Tensor = TorchSharp.torch.Tensor;
 
 namespace Serving.Engine.Kernels;
 

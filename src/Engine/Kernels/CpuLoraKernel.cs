@@ -1,9 +1,9 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using Serving.Engine.Lora;
-using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using Serving.Engine.Lora;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using static TorchSharp.torch;
 
 namespace Serving.Engine.Kernels;
 

@@ -1,8 +1,8 @@
 using System.Numerics.Tensors;
-using Tensor = TorchSharp.torch.Tensor;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Tensor = TorchSharp.torch.Tensor;
 using TorchSharp;
 using static TorchSharp.torch;
 

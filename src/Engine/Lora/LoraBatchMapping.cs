@@ -1,3 +1,5 @@
+using Serving.Contracts;
+
 namespace Serving.Engine.Lora;
 
 /// <summary>
@@ -129,7 +131,7 @@ internal sealed class LoraBatchMapping
     /// Builds the mapping for a packed batch: <paramref name="perSequence"/>[i] lists the (slot, weight) pairs of
     /// sequence i (empty = base model), applied to all of its tokens.
     /// </summary>
-    public static LoraBatchMapping ForSequences(IReadOnlyList<int> tokensPerSequence, IReadOnlyList<IReadOnlyList<(int Slot, float Weight)>> perSequence)
+    public static LoraBatchMapping ForSequences(IReadOnlyList<int> tokensPerSequence, IReadOnlyList<IReadOnlyList<AdapterSlotWeight>> perSequence)
     {
         if (tokensPerSequence.Count != perSequence.Count)
             throw new ArgumentException("one adapter list per sequence is required");

@@ -1,3 +1,4 @@
+using Serving.Contracts.Lora;
 using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 

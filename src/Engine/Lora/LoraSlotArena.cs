@@ -1,4 +1,5 @@
-using Serving.Engine.Configuration;
+using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Lora;

@@ -1,3 +1,4 @@
+using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Runtime;

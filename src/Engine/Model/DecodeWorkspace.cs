@@ -1,4 +1,4 @@
-using Serving.Engine.Configuration;
+using Serving.Contracts.Configuration;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;

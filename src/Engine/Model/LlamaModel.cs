@@ -1,10 +1,11 @@
-using Serving.Engine.Configuration;
+using F = TorchSharp.torch.nn.functional;
+using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Serving.Engine.Model;
 

@@ -1,5 +1,5 @@
+using Serving.Contracts.Configuration;
 using Serving.Engine.Checkpoints;
-using Serving.Engine.Configuration;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;

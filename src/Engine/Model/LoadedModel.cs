@@ -1,5 +1,5 @@
+using Serving.Contracts.Configuration;
 using Serving.Engine.Checkpoints;
-using Serving.Engine.Configuration;
 using Serving.Engine.Tokenization;
 using static TorchSharp.torch;
 

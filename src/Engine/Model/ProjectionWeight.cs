@@ -1,7 +1,7 @@
+using F = TorchSharp.torch.nn.functional;
 using Serving.Engine.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Serving.Engine.Model;
 

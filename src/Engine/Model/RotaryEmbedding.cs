@@ -1,4 +1,4 @@
-using Serving.Engine.Configuration;
+using Serving.Contracts.Configuration;
 using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
 
 namespace Serving.Engine.Routing;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using TorchSharp;
 using Tensor = TorchSharp.torch.Tensor;
+using TorchSharp;
 
 namespace Serving.Engine.Runtime;
 

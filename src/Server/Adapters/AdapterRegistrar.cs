@@ -4,6 +4,7 @@ using Serving.AdapterStore.Files;
 using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Sources;
+using Serving.Contracts;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;
 using Serving.Server.Security;

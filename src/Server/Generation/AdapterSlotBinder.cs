@@ -2,6 +2,7 @@ using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Tiers;
 using Serving.Batching;
 using Serving.Batching.Scheduling;
+using Serving.Contracts;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Generation;
@@ -82,6 +83,6 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
     public void Release(IReadOnlyList<AdapterSlotWeight> slots)
     {
         foreach (var s in slots)
-            _table.Release(new AdapterStore.SlotIndex(s.Slot));
+            _table.Release(new Serving.Contracts.SlotIndex(s.Slot));
     }
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Serving.AdapterStore.Tiers;
 using Serving.Batching;
 using Serving.Batching.Scheduling;
+using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
 using Serving.Server.Hosting;
@@ -58,7 +59,7 @@ internal sealed class EngineWorker : BackgroundService
     /// A tier reload: the record's files read again under its read policy, the version taken from the bytes read. A folder
     /// changed in place becomes the registration's new version (same shape) or is refused (another shape).
     /// </summary>
-    private Engine.Lora.LoraAdapterWeights ReadAdapter(AdapterStore.Registry.AdapterRecord record)
+    private Serving.Contracts.Lora.LoraAdapterWeights ReadAdapter(AdapterStore.Registry.AdapterRecord record)
     {
         var a = _adapterOptions;
         AdapterStore.Files.AdapterFiles files;
@@ -105,7 +106,7 @@ internal sealed class EngineWorker : BackgroundService
     public long Preemptions => _scheduler?.Preemptions ?? 0;
 
     /// <summary>The adapter's parsed weights through the host-memory tier (shared single-flight read).</summary>
-    public Task<Engine.Lora.LoraAdapterWeights> ReadAdapterAsync(AdapterStore.Registry.AdapterRecord record) => _hostCache.GetOrLoad(record);
+    public Task<Serving.Contracts.Lora.LoraAdapterWeights> ReadAdapterAsync(AdapterStore.Registry.AdapterRecord record) => _hostCache.GetOrLoad(record);
 
     /// <summary>The fastest tier holding <paramref name="record"/>'s version: device, host, disk, or source (remote only).</summary>
     public string TierOf(AdapterStore.Registry.AdapterRecord record)
@@ -223,7 +224,7 @@ internal sealed class EngineWorker : BackgroundService
         foreach (var started in plan.Started)
         {
             var r = _requests[started.Id];
-            r.State.Adapters = started.Slots.Select(s => (s.Slot, s.Weight)).ToArray();
+            r.State.Adapters = started.Slots;
             if (!started.Resumed)
                 r.Command.Output.TryWrite(GenerationUpdate.Admitted);
         }
@@ -273,7 +274,7 @@ internal sealed class EngineWorker : BackgroundService
         for (int i = 0; i < rows.Count; i++)
         {
             if (events[i] is TokenEvent e)
-                rows[i].Command.Output.TryWrite(new GenerationUpdate(e, null));
+                rows[i].Command.Output.TryWrite(new GenerationUpdate(e));
             results[i] = new RowResult(events[i] is not null, rows[i].State.IsFinished || failed[i] is not null);
         }
 

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Serving.Batching;
 using Serving.Batching.Scheduling;
+using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
 using Serving.Server.OpenAi;

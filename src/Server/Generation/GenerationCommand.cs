@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Serving.Batching;
+using Serving.Contracts;
 using Serving.Engine.Sampling;
 
 namespace Serving.Server.Generation;

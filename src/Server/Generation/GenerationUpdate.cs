@@ -6,7 +6,7 @@ namespace Serving.Server.Generation;
 /// One message from the engine worker to a waiting request: a token, or the notice that it was admitted to the batch
 /// (<see cref="Token"/> null; marks the end of its queue time for traces). Errors end the channel instead.
 /// </summary>
-internal sealed record GenerationUpdate(TokenEvent? Token, Exception? Error)
+internal sealed record GenerationUpdate(TokenEvent? Token)
 {
-    public static readonly GenerationUpdate Admitted = new(null, null);
+    public static readonly GenerationUpdate Admitted = new((TokenEvent?)null);
 }

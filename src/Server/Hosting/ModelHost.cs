@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Serving.AdapterStore;
 using Serving.AdapterStore.Sources;
+using Serving.Authoring.Demo;
 using Serving.Engine.Model;
 using Serving.Engine.Runtime;
 using TorchSharp;

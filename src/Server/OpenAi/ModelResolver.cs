@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Serving.AdapterStore;
 using Serving.Batching;
+using Serving.Contracts;
 using Serving.Server.Hosting;
 using Serving.Server.Security;
 

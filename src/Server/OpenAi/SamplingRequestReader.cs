@@ -1,4 +1,4 @@
-using Serving.Engine.Configuration;
+using Serving.Contracts.Configuration;
 using Serving.Engine.Sampling;
 
 namespace Serving.Server.OpenAi;

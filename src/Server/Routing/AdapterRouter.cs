@@ -4,6 +4,7 @@ using Serving.AdapterStore;
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Tiers;
 using Serving.Batching;
+using Serving.Contracts;
 using Serving.Engine.Routing;
 using Serving.Server.Generation;
 using Serving.Server.Hosting;
@@ -30,7 +31,7 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
     private const long MaxExamplesBytes = 4 << 20;
 
     /// <summary>Example prompts an adapter may ship for the centroid router: JSONL lines with a "prompt" field.</summary>
-    public const string ExamplesFile = "routing_examples.jsonl";
+    public const string ExamplesFile = AdapterFileNames.RoutingExamples;
 
     /// <summary>Prototypes of <paramref name="record"/>'s version (computed on first use; registration warms it).</summary>
     public Task<ArrowPrototypes> PrototypesAsync(AdapterRecord record)
@@ -99,7 +100,7 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
     private float[] Pooled(IReadOnlyList<int> prompt, int layers)
     {
         var inputs = host.Model.Model.CaptureProjectionInputs(prompt, layers);
-        return CentroidRouter.Pool(inputs[(Math.Min(layers, host.Model.Config.NumLayers) - 1, Engine.Lora.LoraTarget.Q)], prompt.Count);
+        return CentroidRouter.Pool(inputs[(Math.Min(layers, host.Model.Config.NumLayers) - 1, Serving.Contracts.Lora.LoraTarget.Q)], prompt.Count);
     }
 
     private float[] Centroid(AdapterRecord record, int layers)

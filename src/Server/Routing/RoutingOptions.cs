@@ -22,8 +22,8 @@ internal sealed class RoutingOptions
     {
         if (Layers < 0)
             yield return "Serving:Routing:Layers must be ≥ 0";
-        if (TopK is < 1 or > Batching.AdapterMix.MaxAdapters)
-            yield return $"Serving:Routing:TopK must be within 1..{Batching.AdapterMix.MaxAdapters}";
+        if (TopK is < 1 or > Serving.Contracts.AdapterMix.MaxAdapters)
+            yield return $"Serving:Routing:TopK must be within 1..{Serving.Contracts.AdapterMix.MaxAdapters}";
         if (!(Temperature > 0) || !double.IsFinite(Temperature))
             yield return "Serving:Routing:Temperature must be positive";
     }

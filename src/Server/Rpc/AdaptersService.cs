@@ -4,6 +4,7 @@ using Grpc.Core;
 using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Tiers;
+using Serving.Contracts;
 using Serving.Server.Adapters;
 using Serving.Server.Generation;
 using Serving.Server.Hosting;

@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using Serving.Batching;
+using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
 using Serving.Server.Generation;

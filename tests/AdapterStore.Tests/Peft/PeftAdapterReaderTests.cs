@@ -1,9 +1,10 @@
 using System.Text.Json.Nodes;
 using Serving.AdapterStore.Peft;
-using Serving.Engine.Configuration;
+using Serving.Authoring.Synthetic;
+using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
+using Serving.Contracts.Safetensors;
 using Serving.Engine.Lora;
-using Serving.Engine.Safetensors;
-using Serving.Engine.Synthetic;
 
 namespace Serving.AdapterStore.Tests.Peft;
 

@@ -1,5 +1,6 @@
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Sources;
+using Serving.Contracts;
 
 namespace Serving.AdapterStore.Tests.Registry;
 

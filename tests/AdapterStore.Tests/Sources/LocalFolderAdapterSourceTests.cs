@@ -1,4 +1,5 @@
 using Serving.AdapterStore.Sources;
+using Serving.Contracts;
 
 namespace Serving.AdapterStore.Tests.Sources;
 

@@ -1,4 +1,5 @@
 using Serving.AdapterStore.Tiers;
+using Serving.Contracts;
 
 namespace Serving.AdapterStore.Tests.Tiers;
 

@@ -1,5 +1,7 @@
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Tiers;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
 
 namespace Serving.AdapterStore.Tests.Tiers;

@@ -1,16 +1,15 @@
-using Serving.AdapterStore;
-using Serving.AdapterStore.Tiers;
 using Serving.Batching.Scheduling;
+using Serving.Contracts;
 
 namespace Serving.Batching.Tests.Scheduling;
 
 /// <summary>
-/// Adapter slots over the real <see cref="DeviceSlotTable"/> (pins, LRU) with controllable loading: adapters in
+/// Adapter slots over a <see cref="FakeSlotTable"/> (pins, LRU) with controllable loading: adapters in
 /// <see cref="Loading"/> answer "pending" until their task completes; adapters in <see cref="Broken"/> fail.
 /// </summary>
 internal sealed class FakeAdapterSlots(int slots) : IAdapterSlotProvider
 {
-    public DeviceSlotTable Table { get; } = new(slots);
+    public FakeSlotTable Table { get; } = new(slots);
     public Dictionary<AdapterId, TaskCompletionSource> Loading { get; } = [];
     public HashSet<AdapterId> Broken { get; } = [];
     public Dictionary<AdapterId, string> CurrentVersion { get; } = [];
@@ -32,7 +31,7 @@ internal sealed class FakeAdapterSlots(int slots) : IAdapterSlotProvider
         var bound = new List<AdapterSlotWeight>();
         for (int i = 0; i < keys.Count; i++)
         {
-            if (!Table.TryAcquire(keys[i], out var slot, out _))
+            if (!Table.TryAcquire(keys[i], out var slot))
             {
                 Release(bound);
                 return AdapterAcquisition.NoFreeSlot;

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
-using Serving.AdapterStore;
 using Serving.Batching.Scheduling;
+using Serving.Contracts;
 
 namespace Serving.Batching.Tests.Scheduling;
 
@@ -14,6 +14,7 @@ internal sealed class FakeEngine
     private readonly Dictionary<RequestId, int> _maxNewTokens = [];
     private readonly Dictionary<RequestId, int> _generated = [];
     private readonly Dictionary<RequestId, int> _cached = [];
+    private readonly Dictionary<RequestId, IReadOnlyList<AdapterSlotWeight>> _slots = [];
     private long _nextId;
 
     public FakeEngine(BatchingOptions? options = null, int slots = 4, int maxSequences = 8, int maxContext = 256)
@@ -44,6 +45,9 @@ internal sealed class FakeEngine
         return id;
     }
 
+    /// <summary>Device slots the rows of <paramref name="plan"/> read (each row's request's slots, bound when it started).</summary>
+    public int DistinctSlots(StepPlan plan) => plan.Rows.SelectMany(r => _slots[r.Id]).Select(s => s.Slot).Distinct().Count();
+
     /// <summary>Plans and "runs" one step; returns the plan.</summary>
     public StepPlan Step()
     {
@@ -55,10 +59,13 @@ internal sealed class FakeEngine
         foreach (var id in plan.Preempted)
             _cached[id] = 0;
         foreach (var s in plan.Started)
+        {
             StartedAtStep.TryAdd(s.Id, Steps);
+            _slots[s.Id] = s.Slots;
+        }
 
         Assert.True(plan.Rows.Count <= Scheduler.MaxSequences);
-        Assert.True(plan.Adapters.DistinctSlots <= Slots.Table.Capacity);
+        Assert.True(DistinctSlots(plan) <= Slots.Table.Capacity);
         Assert.Equal(plan.Rows.Count, plan.Rows.Select(r => r.Id).Distinct().Count());
         var results = new List<RowResult>();
         foreach (var row in plan.Rows)

@@ -1,5 +1,5 @@
-using Serving.AdapterStore;
 using Serving.Batching.Scheduling;
+using Serving.Contracts;
 
 namespace Serving.Batching.Tests.Scheduling;
 
@@ -31,7 +31,7 @@ public sealed class StepSchedulerAdmissionTests
 
         // a, b take the two slots; their later requests join; c and d wait for a slot to be unpinned.
         Assert.Equal([ids[0], ids[1], ids[3], ids[5]], first.Started.Select(s => s.Id));
-        Assert.Equal(2, first.Adapters.DistinctSlots);
+        Assert.Equal(2, engine.DistinctSlots(first));
         engine.RunUntilIdle();
         Assert.All(ids, id => Assert.Equal(3, engine.Generated[id]));
         engine.AssertDrained();
@@ -98,7 +98,7 @@ public sealed class StepSchedulerAdmissionTests
         engine.Step();
 
         Assert.Equal(["c", "d"], engine.Slots.Prefetched.Select(id => id.Value));
-        Assert.Equal(0, engine.Slots.Table.Pins(new AdapterStore.SlotIndex(2)));   // prefetch takes no slot
+        Assert.Equal(0, engine.Slots.Table.Pins(new Serving.Contracts.SlotIndex(2)));   // prefetch takes no slot
     }
 
     [Fact]

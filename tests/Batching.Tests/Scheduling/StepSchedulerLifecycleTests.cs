@@ -1,5 +1,5 @@
-using Serving.AdapterStore;
 using Serving.Batching.Scheduling;
+using Serving.Contracts;
 
 namespace Serving.Batching.Tests.Scheduling;
 

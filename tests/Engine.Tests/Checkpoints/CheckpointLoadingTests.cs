@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
+using Serving.Authoring.Synthetic;
+using Serving.Contracts.Safetensors;
 using Serving.Engine.Checkpoints;
 using Serving.Engine.Model;
-using Serving.Engine.Safetensors;
-using Serving.Engine.Synthetic;
 using Serving.Engine.Tests.Model;
 using Serving.Engine.Tests.Support;
 using static TorchSharp.torch;

@@ -1,7 +1,7 @@
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
-using Serving.Engine.Synthetic;
 using Serving.Engine.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,7 +40,7 @@ public sealed class GenerationMemoryTests
             long liveAtWarm = 0, rssAtWarm = 0;
             while (sequences.Any(s => !s.IsFinished))
             {
-                stepper.Step(sequences);
+                stepper.RunAll(sequences);
                 if (++steps == 100)
                 {
                     GC.Collect();

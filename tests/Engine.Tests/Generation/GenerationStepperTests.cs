@@ -14,12 +14,12 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
     private static List<int> RunToEnd(GenerationStepper stepper, params SequenceState[] sequences)
     {
         while (sequences.Any(s => !s.IsFinished))
-            stepper.Step(sequences);
+            stepper.RunAll(sequences);
         return sequences[0].GeneratedTokens.ToList();
     }
 
     [Fact]
-    public void Step_SameSeed_ReproducesTokens()
+    public void Run_SameSeed_ReproducesTokens()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(4, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
@@ -34,7 +34,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
     }
 
     [Fact]
-    public void Step_BatchedGreedy_EqualsAlone()
+    public void Run_BatchedGreedy_EqualsAlone()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(4, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
@@ -49,7 +49,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
 
     /// <summary>Rows are sampled in parallel; each with its own seed must draw exactly what it draws alone, logprobs included.</summary>
     [Fact]
-    public void Step_BatchedSeededSampling_EqualsAlone()
+    public void Run_BatchedSeededSampling_EqualsAlone()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(8, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
@@ -61,7 +61,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         {
             var events = new List<TokenEvent>();
             while (!seq.IsFinished)
-                events.AddRange(stepper.Step([seq]).OfType<TokenEvent>());
+                events.AddRange(stepper.RunAll([seq]).OfType<TokenEvent>());
             return events;
         }).ToList();
         var together = prompts.Select((t, i) => NewSequence(t, Params(i))).ToArray();
@@ -69,7 +69,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         while (together.Any(seq => !seq.IsFinished))
         {
             var active = Enumerable.Range(0, together.Length).Where(i => !together[i].IsFinished).ToArray();
-            var events = stepper.Step(together);       // one entry per unfinished sequence, in order
+            var events = stepper.RunAll(together);       // one entry per unfinished sequence, in order
             for (int e = 0; e < events.Count; e++)
                 if (events[e] is TokenEvent ev)
                     togetherEvents[active[e]].Add(ev);
@@ -115,14 +115,14 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
     }
 
     [Fact]
-    public void Step_MaxTokens_FinishesWithLengthAndFreesKv()
+    public void Run_MaxTokens_FinishesWithLengthAndFreesKv()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
         var s = NewSequence("abc", new SamplingParams { Temperature = 0, MaxTokens = 3, IgnoreEos = true });
         var events = new List<TokenEvent>();
         while (!s.IsFinished)
-            events.AddRange(stepper.Step([s]).OfType<TokenEvent>());
+            events.AddRange(stepper.RunAll([s]).OfType<TokenEvent>());
         Assert.Equal(3, events.Count);
         Assert.Equal(FinishReason.Length, events[^1].Finish);
         Assert.Equal(fixture.Loaded.Tokenizer.Decode(s.GeneratedTokens), string.Concat(events.Select(e => e.TextDelta)));
@@ -130,7 +130,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
     }
 
     [Fact]
-    public void Step_StopTokenId_FinishesWithStop()
+    public void Run_StopTokenId_FinishesWithStop()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
@@ -143,7 +143,7 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
     }
 
     [Fact]
-    public void Step_StopStringAcrossTokens_TruncatesText()
+    public void Run_StopStringAcrossTokens_TruncatesText()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
@@ -157,14 +157,14 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         var s = NewSequence("Tell me", greedy with { StopStrings = [spanning] });
         var text = new System.Text.StringBuilder();
         while (!s.IsFinished)
-            foreach (var e in stepper.Step([s]).OfType<TokenEvent>())
+            foreach (var e in stepper.RunAll([s]).OfType<TokenEvent>())
                 text.Append(e.TextDelta);
         Assert.Equal(FinishReason.Stop, s.Finish);
         Assert.Equal(full[..cut], text.ToString());
     }
 
     [Fact]
-    public void Step_ChunkedPrefill_SameTokensAsWholePromptsAndRunningStreamsKeepDecoding()
+    public void Run_PromptFedInChunks_SameTokensAsWholePromptsAndRunningStreamsKeepDecoding()
     {
         var p = new SamplingParams { Temperature = 0, MaxTokens = 8, IgnoreEos = true };
         string longPrompt = string.Concat(Enumerable.Repeat("a long prompt that takes several chunks ", 6));
@@ -173,21 +173,22 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         var expectedShort = RunToEnd(whole, NewSequence("short", p));
         var expectedLong = RunToEnd(whole, NewSequence(longPrompt, p));
 
-        var chunked = new GenerationStepper(fixture.Loaded.Model, cache, maxPrefillTokensPerStep: 7);
+        var chunked = new GenerationStepper(fixture.Loaded.Model, cache);
         var running = NewSequence("short", p);
-        chunked.Step([running]);                                  // prefill (2 tokens), first token
+        chunked.RunAll([running]);                                  // prefill (2 tokens), first token
         var late = NewSequence(longPrompt, p);
         int stepsWhileLongPrefills = 0;
         while (late.GeneratedTokens.Count == 0)
         {
-            var events = chunked.Step([running, late]);
+            // The rows a scheduler with a 7-token prefill budget plans: the running stream decodes, the prompt advances ≤ 7.
+            var events = chunked.Run([(running, 1), (late, Math.Min(7, late.TotalTokens - late.CachedTokens))]);
             Assert.NotNull(events[0]);                            // the running stream gets a token every step
             stepsWhileLongPrefills++;
         }
 
         Assert.True(stepsWhileLongPrefills >= late.PromptTokens.Count / 7, $"prompt of {late.PromptTokens.Count} tokens took {stepsWhileLongPrefills} steps");
         while (!running.IsFinished || !late.IsFinished)
-            chunked.Step([running, late]);
+            chunked.RunAll([running, late]);
         Assert.Equal(expectedShort, running.GeneratedTokens);
         Assert.Equal(expectedLong, late.GeneratedTokens);
     }

@@ -1,9 +1,9 @@
+using F = TorchSharp.torch.nn.functional;
 using Serving.Engine.Kernels;
 using Serving.Engine.Model;
 using Serving.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Serving.Engine.Tests.Kernels;
 

@@ -1,3 +1,5 @@
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Sampling;
@@ -39,7 +41,7 @@ public sealed class LoraNativeTests
             module.Load(s, new LoraModuleWeights(0, LoraTarget.Q, rank, 0.5f + s,
                 Enumerable.Range(0, rank * inF).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray(),
                 Enumerable.Range(0, outF * rank).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray()));
-        var perRow = Enumerable.Range(0, rows).Select(t => (IReadOnlyList<(int, float)>)[(t / rowsPerSlot, 0.75f)]).ToList();
+        var perRow = Enumerable.Range(0, rows).Select(t => (IReadOnlyList<AdapterSlotWeight>)[(t / rowsPerSlot, 0.75f)]).ToList();
         var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, rows).ToList(), perRow);
         manual_seed(rank + inF + outF);
         using var x = randn(rows, inF).to(ScalarType.BFloat16);
@@ -110,7 +112,7 @@ public sealed class LoraNativeTests
         Tensor Run(int rows)
         {
             var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, rows).ToList(),
-                Enumerable.Range(0, rows).Select(_ => (IReadOnlyList<(int, float)>)[(0, 1f)]).ToList());
+                Enumerable.Range(0, rows).Select(_ => (IReadOnlyList<AdapterSlotWeight>)[(0, 1f)]).ToList());
             var y = y0.narrow(0, 0, rows).clone();
             ((ILoraKernel)kernel).Apply(x.narrow(0, 0, rows).contiguous(), y, 0, module, mapping);
             return y;

@@ -1,3 +1,4 @@
+using Serving.Contracts;
 using Serving.Engine.Lora;
 
 namespace Serving.Engine.Tests.Lora;
@@ -8,8 +9,8 @@ public sealed class LoraBatchMappingTests
     public void ForSequences_RowsSharingOneAdapter_BlocksOfFourInSlotOrder()
     {
         // 9 decode rows on slot 2, 2 on slot 0, one mixture, one base-model row.
-        IReadOnlyList<(int, float)> two = [(2, 1f)], zero = [(0, 0.5f)], mix = [(0, 0.5f), (2, 0.5f)], none = [];
-        var rows = new List<IReadOnlyList<(int Slot, float Weight)>> { two, zero, two, two, mix, two, two, none, two, two, zero, two, two };
+        IReadOnlyList<AdapterSlotWeight> two = [(2, 1f)], zero = [(0, 0.5f)], mix = [(0, 0.5f), (2, 0.5f)], none = [];
+        var rows = new List<IReadOnlyList<AdapterSlotWeight>> { two, zero, two, two, mix, two, two, none, two, two, zero, two, two };
 
         var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, rows.Count).ToList(), rows);
 
@@ -22,7 +23,7 @@ public sealed class LoraBatchMappingTests
     public void ForSequences_RowsSharingOneAdapter_SlotRunsOfAtMostRunRows()
     {
         // 20 rows on slot 1 around two rows on slot 0, a mixture and a base-model row.
-        IReadOnlyList<(int, float)> one = [(1, 1f)], zero = [(0, 1f)], mix = [(0, 0.5f), (1, 0.5f)], none = [];
+        IReadOnlyList<AdapterSlotWeight> one = [(1, 1f)], zero = [(0, 1f)], mix = [(0, 0.5f), (1, 0.5f)], none = [];
         var rows = Enumerable.Repeat(one, 10).Append(zero).Append(mix).Append(none).Concat(Enumerable.Repeat(one, 10)).Append(zero).ToList();
 
         var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, rows.Count).ToList(), rows);
@@ -37,7 +38,7 @@ public sealed class LoraBatchMappingTests
     {
         // Decode rows on slots 0 and 1, a 600-token prompt on slot 0, another decode row on slot 1, a 520-token prompt mixing
         // slots 0 and 1, a 300-token prompt on slot 1 (shorter than a segment), and a 520-token base-model prompt.
-        IReadOnlyList<(int, float)> zero = [(0, 1f)], one = [(1, 1f)], mix = [(0, 0.25f), (1, 0.75f)], none = [];
+        IReadOnlyList<AdapterSlotWeight> zero = [(0, 1f)], one = [(1, 1f)], mix = [(0, 0.25f), (1, 0.75f)], none = [];
         int[] tokens = [1, 1, 600, 1, 520, 300, 520];
         Assert.InRange(LoraBatchMapping.SegmentRows, 301, 520);
         var mapping = LoraBatchMapping.ForSequences(tokens, [zero, one, zero, one, mix, one, none]);

@@ -1,3 +1,5 @@
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Sampling;
@@ -8,7 +10,7 @@ namespace Serving.Engine.Tests.Lora;
 /// <summary>The fast CPU kernel and the device (gather) kernel against the reference kernel on random shapes, ranks and mappings.</summary>
 public sealed class LoraKernelTests
 {
-    private static IReadOnlyList<(int, float)> Row(int kind, int slots) => kind switch
+    private static IReadOnlyList<AdapterSlotWeight> Row(int kind, int slots) => kind switch
     {
         0 => [],
         1 => [(0, 1f)],
@@ -99,7 +101,7 @@ public sealed class LoraKernelTests
         module.Load(2, Weights(5, 1f));
 
         var mapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, tokens).ToList(),
-            Enumerable.Range(0, tokens).Select(t => (IReadOnlyList<(int, float)>)(t % 4 == 3 ? [(0, 0.5f), (1, 0.5f)] : [(t % 4, 1f)])).ToList());
+            Enumerable.Range(0, tokens).Select(t => (IReadOnlyList<AdapterSlotWeight>)(t % 4 == 3 ? [(0, 0.5f), (1, 0.5f)] : [(t % 4, 1f)])).ToList());
         using var x = randn(tokens, inF);
         using var expected = zeros(tokens, outF);
         using var actual = zeros(tokens, outF);

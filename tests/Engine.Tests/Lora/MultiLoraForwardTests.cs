@@ -1,8 +1,10 @@
+using Serving.Authoring.Synthetic;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
+using Serving.Contracts.Safetensors;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
-using Serving.Engine.Safetensors;
-using Serving.Engine.Synthetic;
 using Serving.Engine.Tests.Model;
 using Serving.Engine.Tests.Support;
 using static TorchSharp.torch;
@@ -33,7 +35,7 @@ public sealed class MultiLoraForwardTests : IDisposable
         arena.Load(2, _c);
     }
 
-    private static readonly IReadOnlyList<(int Slot, float Weight)>[] RowAdapters =
+    private static readonly IReadOnlyList<AdapterSlotWeight>[] RowAdapters =
     [
         [(3, 1f)],                 // a
         [(0, 1f)],                 // b (rank 8, q/v only)
@@ -133,12 +135,12 @@ public sealed class MultiLoraForwardTests : IDisposable
         {
             var s = SequenceStateFor(row);
             while (!s.IsFinished)
-                stepper.Step([s]);
+                stepper.RunAll([s]);
             return s.GeneratedTokens.ToArray();
         }).ToList();
         var together = Enumerable.Range(0, Prompts.Length).Select(SequenceStateFor).ToList();
         while (together.Any(s => !s.IsFinished))
-            stepper.Step(together);
+            stepper.RunAll(together);
         for (int row = 0; row < Prompts.Length; row++)
             Assert.Equal(alone[row], together[row].GeneratedTokens);
         Assert.NotEqual(alone[0], alone[2]);

@@ -1,7 +1,9 @@
+using Serving.Authoring.Synthetic;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
-using Serving.Engine.Synthetic;
 using Serving.Engine.Tests.Support;
 using static TorchSharp.torch;
 
@@ -55,7 +57,7 @@ public sealed class CpuDecodePathTests : IDisposable
 
     private const int DecodeSteps = 6;
 
-    private static readonly IReadOnlyList<(int Slot, float Weight)>[] RowAdapters = [[(0, 1f)], [], [(2, 1f)], [(0, 0.6f), (2, 0.4f)]];
+    private static readonly IReadOnlyList<AdapterSlotWeight>[] RowAdapters = [[(0, 1f)], [], [(2, 1f)], [(0, 0.6f), (2, 0.4f)]];
 
     /// <summary>Prefill (per-op path), then decode steps; the last sequence leaves after 3 steps, so T changes. Every logit row.</summary>
     private List<float[]> Run(bool fusedDecode, bool adapters)

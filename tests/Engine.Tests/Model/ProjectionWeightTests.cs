@@ -1,6 +1,6 @@
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Kernels;
 using Serving.Engine.Model;
-using Serving.Engine.Synthetic;
 using Serving.Engine.Tests.Support;
 using static TorchSharp.torch;
 

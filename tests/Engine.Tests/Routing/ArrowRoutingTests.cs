@@ -1,3 +1,4 @@
+using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
 using Serving.Engine.Routing;
 using Serving.Engine.Sampling;

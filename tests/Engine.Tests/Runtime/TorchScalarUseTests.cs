@@ -13,7 +13,7 @@ public sealed class TorchScalarUseTests
     private static readonly string Bin = AppContext.BaseDirectory;
 
     /// <summary>
-    /// Callers allowed to break the rule, with why: the test that compares <see cref="Serving.Engine.Training.AdamOptimizer"/> with
+    /// Callers allowed to break the rule, with why: the test that compares <see cref="Serving.Authoring.Training.AdamOptimizer"/> with
     /// TorchSharp's own Adam has to run TorchSharp's.
     /// </summary>
     private static readonly string[] Allowed = ["Serving.Engine.Tests.Training.AdamOptimizerTests"];

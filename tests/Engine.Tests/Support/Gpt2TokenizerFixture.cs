@@ -1,4 +1,4 @@
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Tokenization;
 
 namespace Serving.Engine.Tests.Support;

@@ -1,4 +1,5 @@
-using Serving.Engine.Configuration;
+using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
 using Serving.Engine.Sampling;
 

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using Serving.Engine.Configuration;
-using Serving.Engine.Safetensors;
+using Serving.Contracts.Configuration;
+using Serving.Contracts.Safetensors;
 
 namespace Serving.Engine.Tests.Support;
 

@@ -1,4 +1,4 @@
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 
 namespace Serving.Engine.Tests.Support;
 

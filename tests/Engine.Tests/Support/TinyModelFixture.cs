@@ -1,5 +1,5 @@
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Model;
-using Serving.Engine.Synthetic;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Support;

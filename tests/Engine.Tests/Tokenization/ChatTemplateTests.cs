@@ -1,4 +1,4 @@
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Templating;
 using Serving.Engine.Tokenization;
 

@@ -1,5 +1,5 @@
-using Serving.LoadTests.Scenarios;
 using Serving.LoadTests.ScaleOut;
+using Serving.LoadTests.Scenarios;
 
 namespace Serving.LoadTests.Tests.ScaleOut;
 

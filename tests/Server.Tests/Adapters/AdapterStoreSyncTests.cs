@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Amazon.S3.Model;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Adapters;

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
 using Serving.AdapterStore;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Hosting;
 using Serving.Server.Tests.Support;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 using YamlDotNet.RepresentationModel;
 using static Serving.Server.Tests.Deployment.KubernetesManifests;

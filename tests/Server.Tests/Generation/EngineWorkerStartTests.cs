@@ -1,7 +1,8 @@
 using Microsoft.Extensions.DependencyInjection;
+using Serving.Authoring.Synthetic;
 using Serving.Batching;
+using Serving.Contracts;
 using Serving.Engine.Sampling;
-using Serving.Engine.Synthetic;
 using Serving.Server.Generation;
 using Serving.Server.Hosting;
 using Serving.Server.Tests.Support;

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Generation;
 using Serving.Server.Tests.Support;
 

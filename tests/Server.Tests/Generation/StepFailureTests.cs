@@ -1,8 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Serving.Authoring.Synthetic;
 using Serving.Batching;
+using Serving.Contracts;
 using Serving.Engine.Sampling;
-using Serving.Engine.Synthetic;
 using Serving.Server.Generation;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;

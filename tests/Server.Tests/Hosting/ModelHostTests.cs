@@ -1,5 +1,5 @@
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Checkpoints;
-using Serving.Engine.Synthetic;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Hosting;

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Serving.AdapterStore.Peft;
+using Serving.Authoring.Demo;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
@@ -44,13 +45,13 @@ public sealed class AdapterServingTests(DemoServerFixture fixture) : IClassFixtu
         string modelDir = Path.Combine(fixture.CacheDirectory, Base);
         using var loaded = LoadedModel.Load(modelDir, ScalarType.Float32, CPU, 256);
         var arena = loaded.Model.EnableAdapters(1, 64);
-        arena.Load(0, PeftAdapterReader.Read(Path.Combine(fixture.CacheDirectory, Serving.Server.Hosting.DemoAdapters.FolderName, "demo-all-r8"), "demo-all-r8", loaded.Config, 64));
+        arena.Load(0, PeftAdapterReader.Read(Path.Combine(fixture.CacheDirectory, Serving.Authoring.Demo.DemoAdapters.FolderName, "demo-all-r8"), "demo-all-r8", loaded.Config, 64));
         using var cache = loaded.Model.CreateKvCache(1, 64);
         var stepper = new GenerationStepper(loaded.Model, cache);
         var sequence = new SequenceState(loaded.Tokenizer.Encode(prompt), new SamplingParams { Temperature = 0, MaxTokens = 8, IgnoreEos = true },
             loaded.Tokenizer, loaded.EosTokenIds, [(0, 1f)]);
         while (!sequence.IsFinished)
-            stepper.Step([sequence]);
+            stepper.Run([(sequence, sequence.TotalTokens - sequence.CachedTokens)]);
         Assert.Equal(sequence.GeneratedTokens, viaServer);
     }
 

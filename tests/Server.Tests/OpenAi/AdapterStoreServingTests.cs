@@ -1,4 +1,4 @@
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.OpenAi;

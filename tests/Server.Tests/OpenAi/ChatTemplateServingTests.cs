@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Engine.Tokenization;
 using Serving.Server.Tests.Support;
 

@@ -1,5 +1,5 @@
 using System.Net.Http.Json;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.OpenAi;

@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 using Serving.V1;
 using Xunit.Abstractions;

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using Microsoft.Extensions.Logging;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 using Xunit.Abstractions;
 

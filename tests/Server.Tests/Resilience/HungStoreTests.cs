@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 using Xunit.Abstractions;
 

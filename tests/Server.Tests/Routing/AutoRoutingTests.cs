@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
-using Serving.Engine.Synthetic;
+using Serving.Authoring.Demo;
+using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Routing;

@@ -1,7 +1,7 @@
+using Serving.Authoring.Synthetic;
+using Serving.Authoring.Training;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
-using Serving.Engine.Synthetic;
-using Serving.Engine.Training;
 using Serving.Server.Tests.Support;
 using static TorchSharp.torch;
 

@@ -1,0 +1,17 @@
+using Serving.Contracts.Safetensors;
+
+namespace Serving.Authoring.Synthetic;
+
+/// <summary>What <see cref="SyntheticModelWriter"/> generates. Same spec, same bytes.</summary>
+internal sealed record SyntheticModelSpec
+{
+    public ModelPreset Preset { get; init; } = ModelPreset.Tiny;
+    public ulong Seed { get; init; } = 1;
+    public string Architecture { get; init; } = "LlamaForCausalLM";
+    public SafetensorsDtype DiskDtype { get; init; } = SafetensorsDtype.F32;
+    public int Shards { get; init; } = 1;
+    public bool TieWordEmbeddings { get; init; }
+
+    /// <summary>Vocabulary size override (default: the preset's, or the full GPT-2 vocabulary + 3 special tokens).</summary>
+    public int? Vocab { get; init; }
+}

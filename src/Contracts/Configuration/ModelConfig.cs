@@ -1,0 +1,145 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Serving.Contracts.Configuration;
+
+/// <summary>
+/// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
+/// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>).
+/// </summary>
+public sealed record ModelConfig
+{
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+
+    public required string Architecture { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int IntermediateSize { get; init; }
+    public required int NumLayers { get; init; }
+    public required int NumHeads { get; init; }
+    public required int NumKvHeads { get; init; }
+    public required int HeadDim { get; init; }
+    public required int VocabSize { get; init; }
+    public double RmsNormEps { get; init; } = 1e-6;
+    public double RopeTheta { get; init; } = 10000.0;
+    public RopeScaling RopeScaling { get; init; } = RopeScaling.None;
+    public int MaxPositionEmbeddings { get; init; } = 2048;
+    public bool TieWordEmbeddings { get; init; }
+
+    /// <summary>Biases on q/k/v projections (Qwen2, or <c>attention_bias</c> true for Llama).</summary>
+    public bool AttentionBias { get; init; }
+    public int? SlidingWindow { get; init; }
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    public string? TorchDtype { get; init; }
+
+    public int QueryGroupSize => NumHeads / NumKvHeads;
+
+    public static ModelConfig Load(string path)
+    {
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException ex)
+        {
+            throw new ModelConfigException($"{path}: not valid JSON: {ex.Message}");
+        }
+
+        if (root is not JsonObject o)
+            throw new ModelConfigException($"{path}: expected a JSON object");
+        return Parse(o, path);
+    }
+
+    public static ModelConfig Parse(JsonObject o, string source)
+    {
+        string architecture = (o["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>()
+            ?? throw new ModelConfigException($"{source}: field 'architectures' is missing");
+        if (!SupportedArchitectures.Contains(architecture))
+            throw new ModelConfigException($"{source}: architecture '{architecture}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
+
+        int hidden = RequiredInt(o, "hidden_size", source);
+        int heads = RequiredInt(o, "num_attention_heads", source);
+        int kvHeads = OptionalInt(o, "num_key_value_heads") ?? heads;
+        int headDim = OptionalInt(o, "head_dim") ?? (hidden % heads == 0 ? hidden / heads
+            : throw new ModelConfigException($"{source}: hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is absent"));
+        if (kvHeads <= 0 || heads % kvHeads != 0)
+            throw new ModelConfigException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
+        if (headDim % 2 != 0)
+            throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
+
+        bool isQwen2 = architecture == "Qwen2ForCausalLM";
+        return new ModelConfig
+        {
+            Architecture = architecture,
+            HiddenSize = hidden,
+            IntermediateSize = RequiredInt(o, "intermediate_size", source),
+            NumLayers = RequiredInt(o, "num_hidden_layers", source),
+            NumHeads = heads,
+            NumKvHeads = kvHeads,
+            HeadDim = headDim,
+            VocabSize = RequiredInt(o, "vocab_size", source),
+            RmsNormEps = OptionalDouble(o, "rms_norm_eps") ?? 1e-6,
+            RopeTheta = OptionalDouble(o, "rope_theta") ?? 10000.0,
+            RopeScaling = ParseRopeScaling(o["rope_scaling"] as JsonObject, source),
+            MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
+            TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
+            AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
+            SlidingWindow = (OptionalBool(o, "use_sliding_window") ?? !isQwen2) ? OptionalInt(o, "sliding_window") : null,
+            BosTokenId = OptionalInt(o, "bos_token_id"),
+            EosTokenIds = IntOrList(o["eos_token_id"]),
+            TorchDtype = o["torch_dtype"]?.GetValue<string>() ?? o["dtype"]?.GetValue<string>(),
+        };
+    }
+
+    private static RopeScaling ParseRopeScaling(JsonObject? o, string source)
+    {
+        if (o is null)
+            return RopeScaling.None;
+        string? type = (o["rope_type"] ?? o["type"])?.GetValue<string>();
+        double factor = OptionalDouble(o, "factor") ?? 1.0;
+        return type switch
+        {
+            null or "default" => RopeScaling.None,
+            "linear" => new RopeScaling(RopeScalingKind.Linear, factor),
+            "llama3" => new RopeScaling(RopeScalingKind.Llama3, factor,
+                OptionalDouble(o, "low_freq_factor") ?? 1.0,
+                OptionalDouble(o, "high_freq_factor") ?? 4.0,
+                OptionalInt(o, "original_max_position_embeddings") ?? 8192),
+            _ => throw new ModelConfigException($"{source}: rope_scaling type '{type}' is not supported (supported: linear, llama3)"),
+        };
+    }
+
+    public static IReadOnlyList<int> IntOrList(JsonNode? node) => node switch
+    {
+        null => [],
+        JsonArray a => a.Select(x => x!.GetValue<int>()).ToArray(),
+        _ => [node.GetValue<int>()],
+    };
+
+    private static int RequiredInt(JsonObject o, string name, string source)
+    {
+        int? v = OptionalInt(o, name);
+        if (v is null)
+            throw new ModelConfigException($"{source}: required field '{name}' is missing");
+        if (v <= 0)
+            throw new ModelConfigException($"{source}: field '{name}' must be positive, got {v}");
+        return v.Value;
+    }
+
+    private static int? OptionalInt(JsonObject o, string name)
+    {
+        try
+        {
+            return o[name] is JsonValue v ? v.GetValue<int>() : null;
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidOperationException)
+        {
+            throw new ModelConfigException($"field '{name}' must be an integer");
+        }
+    }
+
+    private static double? OptionalDouble(JsonObject o, string name) => o[name] is JsonValue v ? v.GetValue<double>() : null;
+
+    private static bool? OptionalBool(JsonObject o, string name) => o[name] is JsonValue v ? v.GetValue<bool>() : null;
+}

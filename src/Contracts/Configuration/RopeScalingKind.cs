@@ -1,0 +1,8 @@
+namespace Serving.Contracts.Configuration;
+
+public enum RopeScalingKind
+{
+    None,
+    Linear,
+    Llama3,
+}

