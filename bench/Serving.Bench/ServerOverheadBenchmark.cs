@@ -6,8 +6,8 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Serving.Batching;
 using Serving.Contracts;
 using Serving.Engine.Sampling;
+using Serving.Runtime.Generation;
 using Serving.Server;
-using Serving.Server.Generation;
 using Serving.V1;
 
 namespace Serving.Bench;
@@ -35,7 +35,7 @@ internal sealed class ServerOverheadBenchmark(int requests, int clients, double 
             using var channel = GrpcChannel.ForAddress(address);
             var grpc = new V1.Generation.GenerationClient(channel);
             var engine = app.Services.GetRequiredService<GenerationClient>();
-            var tokenizer = app.Services.GetRequiredService<Server.Hosting.ModelHost>().Model.Tokenizer;
+            var tokenizer = app.Services.GetRequiredService<Serving.Runtime.Hosting.ModelHost>().Model.Tokenizer;
             var prompt = tokenizer.Encode("overhead");
             var sampling = new SamplingParams { Temperature = 0, MaxTokens = 1 };
 

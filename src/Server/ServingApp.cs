@@ -3,7 +3,8 @@ using Microsoft.Extensions.Options;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using Serving.AdapterStore;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;
 
@@ -94,6 +95,7 @@ internal static class ServingApp
             .Validate<IOptions<ModelOptions>>((o, m) => o.KvCacheTokens == 0 || o.KvCacheTokens >= m.Value.MaxContext,
                 "Serving:Batching:KvCacheTokens must hold at least one sequence of Serving:Model:MaxContext tokens")
             .ValidateOnStart();
+        services.AddSingleton<IDefaultModel, DemoModelDefaults>();
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<EngineWorker>();
@@ -104,12 +106,12 @@ internal static class ServingApp
         services.AddOptions<Security.AuthOptions>().Bind(configuration.GetSection(Security.AuthOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
         services.AddSingleton<Security.ApiKeyAuthenticator>();
-        services.AddSingleton<Observability.ServingMetrics>();
+        services.AddSingleton<Serving.Runtime.Observability.ServingMetrics>();
         services.AddOptions<Observability.MetricsOptions>().Bind(configuration.GetSection(Observability.MetricsOptions.Section))
             .Validate(o => !o.Validate().Any(), "Serving:Metrics:Url must be http://HOST:PORT with an explicit, non-zero port").ValidateOnStart();
-        services.AddOptions<Routing.RoutingOptions>().Bind(configuration.GetSection(Routing.RoutingOptions.Section))
+        services.AddOptions<Serving.Runtime.Routing.RoutingOptions>().Bind(configuration.GetSection(Serving.Runtime.Routing.RoutingOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Routing settings").ValidateOnStart();
-        services.AddSingleton<Routing.AdapterRouter>();
+        services.AddSingleton<Serving.Runtime.Routing.AdapterRouter>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
@@ -130,7 +132,7 @@ internal static class ServingApp
         if (!string.IsNullOrEmpty(otlp))
             services.AddOpenTelemetry()
                 .ConfigureResource(r => r.AddService("serving"))
-                .WithTracing(t => t.AddSource(Observability.ServingTracing.SourceName).AddAspNetCoreInstrumentation()
+                .WithTracing(t => t.AddSource(Serving.Runtime.Observability.ServingTracing.SourceName).AddAspNetCoreInstrumentation()
                     .AddOtlpExporter(o => o.Endpoint = new Uri(otlp)));
         services.AddGrpcHealthChecks().AddCheck<Rpc.EngineReadinessCheck>("engine");
         return services;
@@ -149,7 +151,7 @@ internal static class ServingApp
         app.MapGrpcService<Rpc.AdaptersService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
-        app.MapGet("/metrics", async (HttpContext ctx, Observability.ServingMetrics metrics, TimeProvider time) =>
+        app.MapGet("/metrics", async (HttpContext ctx, Serving.Runtime.Observability.ServingMetrics metrics, TimeProvider time) =>
         {
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await metrics.WriteAsync(ctx.Response.Body, time.GetUtcNow(), ctx.RequestAborted);
@@ -168,7 +170,7 @@ internal static class ServingApp
         {
             await handler(ctx);
         }
-        catch (ApiException ex) when (!ctx.Response.HasStarted)
+        catch (Exception error) when (ApiException.Of(error) is ApiException ex && !ctx.Response.HasStarted)
         {
             await ApiErrorWriter.Result(ex).ExecuteAsync(ctx);
         }

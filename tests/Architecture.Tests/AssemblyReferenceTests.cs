@@ -35,6 +35,14 @@ public sealed class AssemblyReferenceTests
         Assert.DoesNotContain("TorchSharp", references);
     }
 
+    [Fact]
+    public void References_Runtime_NoProtocolsOrAuthoring()
+    {
+        var references = ReferencedAssemblies(RepositoryPaths.BuiltAssembly("Runtime", "Serving.Runtime"));
+
+        Assert.DoesNotContain(references, r => r is "Serving.Server" or "Serving.Authoring" || r.StartsWith("Grpc", StringComparison.Ordinal));
+    }
+
     private static List<string> ReferencedAssemblies(string path)
     {
         using var stream = File.OpenRead(path);

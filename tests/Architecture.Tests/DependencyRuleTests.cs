@@ -17,7 +17,7 @@ public sealed class DependencyRuleTests
     [Fact]
     public void Read_TheRepository_FindsEveryLayer()
     {
-        Assert.Superset(new HashSet<string> { "Contracts", "Batching", "AdapterStore", "Engine", "Authoring", "Server" }, Graph.Projects.Keys.ToHashSet());
+        Assert.Superset(new HashSet<string> { "Contracts", "Batching", "AdapterStore", "Engine", "Authoring", "Runtime", "Server" }, Graph.Projects.Keys.ToHashSet());
     }
 
     [Theory]
@@ -52,5 +52,14 @@ public sealed class DependencyRuleTests
 
         Assert.Equal(["Contracts"], closure);
         Assert.Empty(closure.SelectMany(p => Graph.Projects[p].Packages));
+    }
+
+    [Fact]
+    public void Check_RuntimeReachesNoProtocolOrAuthoringCode()
+    {
+        var closure = Graph.Closure("Runtime");
+
+        Assert.DoesNotContain("Server", closure);
+        Assert.DoesNotContain("Authoring", closure);
     }
 }

@@ -11,13 +11,6 @@ public static class DemoModel
     public const string Name = "serving-demo-tiny";
     private const ulong Seed = 20261124;
 
-    public static string DefaultCacheRoot()
-    {
-        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(root, "serving");
-    }
-
     /// <summary>Returns the demo model folder, generating it if needed; <paramref name="generated"/> tells whether it was made now.</summary>
     public static string Ensure(string cacheRoot, out bool generated)
     {

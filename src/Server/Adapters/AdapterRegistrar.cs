@@ -5,6 +5,7 @@ using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Sources;
 using Serving.Contracts;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;
 using Serving.Server.Security;
@@ -18,7 +19,7 @@ namespace Serving.Server.Adapters;
 /// with; new requests get the new one. Errors are <see cref="ApiException"/>s naming the request fields as the calling
 /// protocol names them.
 /// </summary>
-internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time, Routing.AdapterRouter router,
+internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time, Serving.Runtime.Routing.AdapterRouter router,
     IHostApplicationLifetime lifetime)
 {
     /// <returns>The new record and the one it replaced, if any.</returns>
@@ -96,8 +97,8 @@ internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOpti
     public AdapterId ParseNewName(string? name, string field)
     {
         var id = ParseName(name, field);
-        if (string.Equals(id.Value, Routing.AdapterRouter.AutoModel, StringComparison.OrdinalIgnoreCase))
-            throw JsonFields.Bad(field, $"'{id}' is reserved: model \"{Routing.AdapterRouter.AutoModel}\" asks the server to route (names are compared ignoring case)");
+        if (string.Equals(id.Value, Serving.Runtime.Routing.AdapterRouter.AutoModel, StringComparison.OrdinalIgnoreCase))
+            throw JsonFields.Bad(field, $"'{id}' is reserved: model \"{Serving.Runtime.Routing.AdapterRouter.AutoModel}\" asks the server to route (names are compared ignoring case)");
         if (string.Equals(id.Value, host.ModelId, StringComparison.OrdinalIgnoreCase))
             throw JsonFields.Bad(field, $"'{id}' is the base model's id '{host.ModelId}' in another letter case (names are compared ignoring case)");
         if (host.Adapters.List().FirstOrDefault(other => other != id && string.Equals(other.Value, id.Value, StringComparison.OrdinalIgnoreCase)) is { Value: not null } clash)

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Serving.AdapterStore;
 using Serving.AdapterStore.Sources;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;
 using Serving.Server.Security;

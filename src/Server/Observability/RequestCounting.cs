@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Microsoft.AspNetCore.Http.Features;
+using Serving.Runtime.Observability;
 
 namespace Serving.Server.Observability;
 

@@ -1,3 +1,4 @@
+using Serving.Runtime;
 namespace Serving.Server.OpenAi;
 
 /// <summary>An error answered with an OpenAI-style body: <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
@@ -20,4 +21,25 @@ internal sealed class ApiException(int status, string message, string? param = n
     };
 
     public static ApiException BadRequest(string message, string? param = null) => new(400, message, param);
+
+    /// <summary>
+    /// The API error for <paramref name="error"/>: itself, or the runtime's typed error mapped to its status; null for any
+    /// other exception (a fault of the server's own).
+    /// </summary>
+    public static ApiException? Of(Exception error) => error switch
+    {
+        ApiException api => api,
+        RequestFailedException failed => new ApiException(failed.Failure switch
+        {
+            RequestFailure.Invalid => 400,
+            RequestFailure.Forbidden => 403,
+            RequestFailure.NotFound => 404,
+            RequestFailure.Unprocessable => 422,
+            RequestFailure.Overloaded => 429,
+            RequestFailure.Unavailable => 503,
+            RequestFailure.TimedOut => 504,
+            _ => 500,
+        }, failed.Message, failed.Param),
+        _ => null,
+    };
 }

@@ -3,13 +3,14 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Serving.Engine.Tokenization;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.OpenAi;
 
 /// <summary><c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.</summary>
-internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router,
+internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router,
     TimeProvider time)
 {
     public async Task HandleAsync(HttpContext ctx)
@@ -40,7 +41,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
         sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
         if (auto)
-            adapters = await router.RouteAsync(prompt, caller, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method);
+            adapters = await router.RouteAsync(prompt, caller.CanUse, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method);
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var result = new ChoiceResult(0, prompt.Length);
@@ -97,7 +98,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
                 await sse.SendAsync(last, ct);
             }
         }
-        catch (ApiException ex) when (ctx.Response.HasStarted)
+        catch (Exception error) when (ApiException.Of(error) is ApiException ex && ctx.Response.HasStarted)
         {
             // Before the first byte the error gets its own status (429 when the queue is full, 404, 503...), as a client
             // retrying on 429 expects; once events have gone out it can only be the stream's last event.

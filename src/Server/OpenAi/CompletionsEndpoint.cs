@@ -1,13 +1,14 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Serving.Engine.Tokenization;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.OpenAi;
 
 /// <summary><c>POST /v1/completions</c> (OpenAI shape, vLLM extensions), streaming or not.</summary>
-internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router)
+internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
@@ -39,7 +40,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, model.Config.VocabSize)).ToList();
         var mixes = auto
-            ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method)))
+            ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method)))
             : prompts.Select(_ => adapters).ToArray();
         bool stream = f.Bool("stream") ?? false;
         bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
@@ -81,7 +82,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
                 await sse.SendAsync(last, ct);
             }
         }
-        catch (ApiException ex) when (ctx.Response.HasStarted)
+        catch (Exception error) when (ApiException.Of(error) is ApiException ex && ctx.Response.HasStarted)
         {
             // Before the first byte the error gets its own status (429 when the queue is full, 404, 503...), as a client
             // retrying on 429 expects; once events have gone out it can only be the stream's last event.

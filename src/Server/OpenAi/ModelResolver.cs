@@ -2,6 +2,7 @@ using System.Text.Json;
 using Serving.AdapterStore;
 using Serving.Batching;
 using Serving.Contracts;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.Security;
 
@@ -89,7 +90,7 @@ internal static class ModelResolver
     }
 
     /// <summary>Whether <paramref name="model"/> asks the server to route: "auto" always does (the name is reserved for it).</summary>
-    public static bool IsAuto(string? model, ModelHost host) => model == Routing.AdapterRouter.AutoModel;
+    public static bool IsAuto(string? model, ModelHost host) => model == Serving.Runtime.Routing.AdapterRouter.AutoModel;
 
     /// <summary>The optional <c>routing</c> object of an auto request: <c>{"candidates": [...], "top_k": k, "temperature": t, "method": "arrow"|"centroid"}</c>.</summary>
     public static (IReadOnlyList<string>? Candidates, int? TopK, double? Temperature, string? Method) ReadRouting(JsonFields f)

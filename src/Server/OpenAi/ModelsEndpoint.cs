@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.OpenAi;

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Serving.Engine.Tokenization;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.OpenAi;

@@ -30,7 +30,7 @@ internal sealed class ApiExceptionInterceptor : Interceptor
         {
             return await continuation(request, context);
         }
-        catch (ApiException ex)
+        catch (Exception error) when (ApiException.Of(error) is ApiException ex)
         {
             throw ToRpc(ex);
         }
@@ -43,7 +43,7 @@ internal sealed class ApiExceptionInterceptor : Interceptor
         {
             await continuation(request, responseStream, context);
         }
-        catch (ApiException ex)
+        catch (Exception error) when (ApiException.Of(error) is ApiException ex)
         {
             throw ToRpc(ex);
         }

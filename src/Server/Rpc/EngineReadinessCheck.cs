@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Rpc;

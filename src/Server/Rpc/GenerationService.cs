@@ -4,7 +4,8 @@ using Serving.Batching;
 using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.OpenAi;
 using Serving.V1;
@@ -15,7 +16,7 @@ namespace Serving.Server.Rpc;
 /// <c>serving.v1.Generation</c>: the same generation as the REST endpoints (same validation, same scheduler), unary and
 /// server-streaming. A gRPC deadline becomes the request's deadline in the scheduler; a cancelled call leaves the batch.
 /// </summary>
-internal sealed class GenerationService(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Routing.AdapterRouter router)
+internal sealed class GenerationService(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router)
     : V1.Generation.GenerationBase
 {
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
@@ -147,7 +148,7 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
         int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
         sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
         if (auto)
-            mix = await router.RouteAsync(prompt, caller, r.RoutingCandidates.Count > 0 ? r.RoutingCandidates : null,
+            mix = await router.RouteAsync(prompt, caller.CanUse, r.RoutingCandidates.Count > 0 ? r.RoutingCandidates : null,
                 r.HasRoutingTopK ? r.RoutingTopK : null, r.HasRoutingTemperature ? r.RoutingTemperature : null, ct);
         return (prompt, sampling, mix);
     }

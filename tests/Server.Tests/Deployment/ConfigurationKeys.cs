@@ -1,5 +1,6 @@
 using System.Reflection;
 using Serving.AdapterStore;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Tests.Deployment;
@@ -12,7 +13,7 @@ internal static class ConfigurationKeys
         ["Model"] = typeof(ModelOptions),
         ["Adapters"] = typeof(AdapterStoreOptions),
         ["Batching"] = typeof(Serving.Batching.BatchingOptions),
-        ["Routing"] = typeof(Serving.Server.Routing.RoutingOptions),
+        ["Routing"] = typeof(Serving.Runtime.Routing.RoutingOptions),
         ["Auth"] = typeof(Serving.Server.Security.AuthOptions),
         ["Metrics"] = typeof(Serving.Server.Observability.MetricsOptions),
     };

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Serving.Authoring.Synthetic;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.Tests.Support;
 using Serving.V1;

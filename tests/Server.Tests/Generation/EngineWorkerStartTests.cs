@@ -3,7 +3,8 @@ using Serving.Authoring.Synthetic;
 using Serving.Batching;
 using Serving.Contracts;
 using Serving.Engine.Sampling;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.Tests.Support;
 

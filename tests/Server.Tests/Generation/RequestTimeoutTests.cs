@@ -1,5 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Generation;

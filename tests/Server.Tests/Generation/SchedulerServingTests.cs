@@ -1,6 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Serving.Authoring.Synthetic;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Generation;

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Serving.Engine.Runtime;
+using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Tests.Hosting;

@@ -1,6 +1,6 @@
 using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.OpenAi;

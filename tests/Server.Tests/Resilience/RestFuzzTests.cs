@@ -4,7 +4,7 @@ using System.Net.Http.Headers;
 using CsCheck;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 using Xunit.Abstractions;
 

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Serving.Authoring.Synthetic;
-using Serving.Server.Generation;
+using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 using Xunit.Abstractions;
 

@@ -6,9 +6,9 @@ using Serving.Batching.Scheduling;
 using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
-using Serving.Server.Hosting;
+using Serving.Runtime.Hosting;
 
-namespace Serving.Server.Generation;
+namespace Serving.Runtime.Generation;
 
 /// <summary>
 /// The engine loop: the only code that runs forward passes, on one dedicated thread. Callers enqueue
@@ -31,7 +31,7 @@ internal sealed class EngineWorker : BackgroundService
     private long _nextId;
     private volatile bool _running;
     private long _cancelled;
-    private readonly Observability.ServingMetrics _metrics;
+    private readonly Serving.Runtime.Observability.ServingMetrics _metrics;
     private readonly string _maxLora;
     private volatile string[] _adapterLabels = ["", ""];
     private readonly AdapterStore.AdapterStoreOptions _adapterOptions;
@@ -40,7 +40,7 @@ internal sealed class EngineWorker : BackgroundService
     private readonly CancellationTokenSource _readsStopping = new();
 
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<AdapterStore.AdapterStoreOptions> adapters,
-        IOptions<BatchingOptions> batching, TimeProvider time, Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
+        IOptions<BatchingOptions> batching, TimeProvider time, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
     {
         _metrics = metrics;
         _maxLora = adapters.Value.MaxDeviceSlots.ToString(System.Globalization.CultureInfo.InvariantCulture);

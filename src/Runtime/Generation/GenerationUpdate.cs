@@ -1,6 +1,6 @@
 using Serving.Engine.Generation;
 
-namespace Serving.Server.Generation;
+namespace Serving.Runtime.Generation;
 
 /// <summary>
 /// One message from the engine worker to a waiting request: a token, or the notice that it was admitted to the batch

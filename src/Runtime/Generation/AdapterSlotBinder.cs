@@ -3,9 +3,9 @@ using Serving.AdapterStore.Tiers;
 using Serving.Batching;
 using Serving.Batching.Scheduling;
 using Serving.Contracts;
-using Serving.Server.Hosting;
+using Serving.Runtime.Hosting;
 
-namespace Serving.Server.Generation;
+namespace Serving.Runtime.Generation;
 
 /// <summary>
 /// Device slots for the scheduler over the adapter store's tiers, on the engine loop between steps (so no step ever sees a
@@ -14,7 +14,7 @@ namespace Serving.Server.Generation;
 /// slot. The version is fixed when a request is first admitted: a later hot swap does not affect it, even if it is
 /// preempted and resumes.
 /// </summary>
-internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache, Observability.ServingMetrics? metrics = null) : IAdapterSlotProvider
+internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache, Serving.Runtime.Observability.ServingMetrics? metrics = null) : IAdapterSlotProvider
 {
     private readonly DeviceSlotTable _table = new(host.Model.Model.Adapters!.Slots);
 

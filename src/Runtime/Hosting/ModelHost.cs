@@ -1,18 +1,18 @@
 using Microsoft.Extensions.Options;
 using Serving.AdapterStore;
 using Serving.AdapterStore.Sources;
-using Serving.Authoring.Demo;
 using Serving.Engine.Model;
 using Serving.Engine.Runtime;
 using TorchSharp;
 
-namespace Serving.Server.Hosting;
+namespace Serving.Runtime.Hosting;
 
 /// <summary>
 /// Loads the served model when the host starts (before Kestrel listens), so a bad checkpoint stops start-up with
 /// one clear message, and owns it for the process lifetime.
 /// </summary>
-internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger) : IHostedService, IDisposable
+internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger, IDefaultModel? defaultModel = null)
+    : IHostedService, IDisposable
 {
     private LoadedModel? _model;
 
@@ -32,20 +32,14 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         var o = options.Value;
         string path;
         string? adapterRoot = adapterOptions.Value.Path;
-        string cacheRoot = o.CacheDirectory ?? DemoModel.DefaultCacheRoot();
+        string cacheRoot = o.CacheDirectory ?? ServingCache.DefaultRoot();
         if (string.IsNullOrEmpty(o.Path))
         {
-            path = DemoModel.Ensure(cacheRoot, out bool generated);
-            if (string.IsNullOrEmpty(adapterRoot))
-            {
-                adapterRoot = DemoAdapters.Ensure(cacheRoot, path);
-                logger.LogWarning("Serving the demo adapters from {Root}: {Random} have random weights; {Trained} were trained on the demo model for small synthetic tasks (try model \"auto\").",
-                    adapterRoot, string.Join(", ", DemoAdapters.All.Select(a => a.Id)), string.Join(", ", DemoAdapters.Trained.Select(a => $"{a.Id} ({a.Domain})")));
-            }
-
-            logger.LogWarning("No --model given: serving the built-in demo model at {Path} ({State}). Its weights are RANDOM: output is meaningless text.",
-                path, generated ? "generated now" : "generated earlier");
-            ModelId = o.Name ?? DemoModel.Name;
+            var defaults = (defaultModel ?? throw new InvalidOperationException("no model path is configured (--model) and this host has no default model"))
+                .Ensure(cacheRoot, !string.IsNullOrEmpty(adapterRoot));
+            path = defaults.ModelPath;
+            adapterRoot = string.IsNullOrEmpty(adapterRoot) ? defaults.AdapterRoot : adapterRoot;
+            ModelId = o.Name ?? defaults.Name;
         }
         else
         {

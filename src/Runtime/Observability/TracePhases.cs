@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Serving.Server.Observability;
+namespace Serving.Runtime.Observability;
 
 /// <summary>Closes a request's <c>generate</c> span however the request ends: tags the outcome and records its phases.</summary>
 internal readonly struct TracePhases(Activity? activity, Func<(DateTimeOffset Arrived, DateTimeOffset? Admitted, DateTimeOffset? FirstToken, int Generated)> state)

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Serving.Server.Observability;
+namespace Serving.Runtime.Observability;
 
 /// <summary>
 /// The <c>Serving</c> activity source: one <c>generate</c> span per request (tenant, adapters, tokens, finish) with three

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Options;
 using Serving.Engine.Runtime;
 
-namespace Serving.Server.Hosting;
+namespace Serving.Runtime.Hosting;
 
 internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
 {

@@ -1,4 +1,4 @@
-namespace Serving.Server.Routing;
+namespace Serving.Runtime.Routing;
 
 /// <summary><c>Serving:Routing</c>: how <c>model: "auto"</c> picks adapters (Arrow, request level).</summary>
 internal sealed class RoutingOptions

@@ -3,7 +3,7 @@ using Serving.Batching;
 using Serving.Contracts;
 using Serving.Engine.Sampling;
 
-namespace Serving.Server.Generation;
+namespace Serving.Runtime.Generation;
 
 /// <summary>A request handed to the <see cref="EngineWorker"/>: what to generate, with which adapters, for whom, and where to send each token.</summary>
 internal sealed record GenerationCommand(

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using Serving.Engine.Runtime;
 
-namespace Serving.Server.Hosting;
+namespace Serving.Runtime.Hosting;
 
 /// <summary>
 /// Every <see cref="ModelOptions.NativeHeapTrimSeconds"/>, hands the C heap's free pages back to the OS

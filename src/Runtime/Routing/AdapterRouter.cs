@@ -6,12 +6,10 @@ using Serving.AdapterStore.Tiers;
 using Serving.Batching;
 using Serving.Contracts;
 using Serving.Engine.Routing;
-using Serving.Server.Generation;
-using Serving.Server.Hosting;
-using Serving.Server.OpenAi;
-using Serving.Server.Security;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 
-namespace Serving.Server.Routing;
+namespace Serving.Runtime.Routing;
 
 /// <summary>
 /// <c>model: "auto"</c>: picks or mixes adapters from the prompt itself with Arrow routing. Each candidate version's
@@ -19,7 +17,7 @@ namespace Serving.Server.Routing;
 /// come from a base-model pass over the first <see cref="RoutingOptions.Layers"/> layers beside the engine loop.
 /// Candidates: those the request names, else every adapter the caller may use.
 /// </summary>
-internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observability.ServingMetrics metrics, IOptions<RoutingOptions> options,
+internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, IOptions<RoutingOptions> options,
     IOptions<AdapterStoreOptions> adapterOptions)
 {
     private readonly ConcurrentDictionary<AdapterVersionKey, Task<ArrowPrototypes>> _prototypes = new();
@@ -45,28 +43,28 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
 
     /// <summary>Chooses the adapters (and weights) for one prompt.</summary>
     /// <param name="prompt">The prompt's token ids.</param>
-    /// <param name="caller">Limits the candidates to adapters it may use.</param>
+    /// <param name="mayUse">Whether the caller may use an adapter: limits the candidates to those.</param>
     /// <param name="candidateIds">Adapters to choose between; null = every adapter the caller may use.</param>
     /// <param name="topK">How many to mix (default from options).</param>
     /// <param name="temperature">Softmax temperature (default from options).</param>
     /// <param name="ct">Request cancellation.</param>
     /// <param name="method"><c>arrow</c> (default: every adapter) or <c>centroid</c> (adapters that ship <see cref="ExamplesFile"/>).</param>
-    public async Task<AdapterMix> RouteAsync(IReadOnlyList<int> prompt, Caller caller, IReadOnlyList<string>? candidateIds, int? topK, double? temperature,
+    public async Task<AdapterMix> RouteAsync(IReadOnlyList<int> prompt, Func<AdapterRecord, bool> mayUse, IReadOnlyList<string>? candidateIds, int? topK, double? temperature,
         CancellationToken ct, string? method = null)
     {
         var o = options.Value;
         int k = topK ?? o.TopK;
         double t = temperature ?? o.Temperature;
         if (k is < 1 or > AdapterMix.MaxAdapters)
-            throw JsonFields.Bad("routing.top_k", $"must be within 1..{AdapterMix.MaxAdapters}");
+            throw Invalid("routing.top_k", $"must be within 1..{AdapterMix.MaxAdapters}");
         if (!(t > 0) || !double.IsFinite(t))
-            throw JsonFields.Bad("routing.temperature", "must be positive");
-        var records = Candidates(caller, candidateIds);
+            throw Invalid("routing.temperature", "must be positive");
+        var records = Candidates(mayUse, candidateIds);
         int layers = o.Layers == 0 ? host.Model.Config.NumLayers : o.Layers;
         if (method is "centroid")
             return Record(records, await Task.Run(() => RouteByCentroid(records, prompt, layers, Math.Min(k, records.Count), t), ct));
         if (method is not (null or "arrow"))
-            throw JsonFields.Bad("routing.method", "must be 'arrow' or 'centroid'");
+            throw Invalid("routing.method", "must be 'arrow' or 'centroid'");
         var prototypes = new List<ArrowPrototypes>();
         try
         {
@@ -75,7 +73,7 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
         }
         catch (AggregateException ex) when (ex.InnerException is AdapterStore.Peft.AdapterFormatException format)
         {
-            throw new ApiException(422, format.Message, "model");
+            throw new RequestFailedException(RequestFailure.Unprocessable, format.Message, "model");
         }
 
         var inputs = await Task.Run(() => host.Model.Model.CaptureProjectionInputs(prompt, layers), ct);
@@ -114,11 +112,11 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
         }
         catch (AdapterStore.Files.AdapterFileException ex)
         {
-            throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} {ex.Message}", "routing.method");
+            throw new RequestFailedException(RequestFailure.Unprocessable, $"adapter '{record.Id}': {ExamplesFile} {ex.Message}", "routing.method");
         }
 
         if (examples is null)
-            throw new ApiException(422, $"adapter '{record.Id}' ships no {ExamplesFile}, which the centroid router needs", "routing.method");
+            throw new RequestFailedException(RequestFailure.Unprocessable, $"adapter '{record.Id}' ships no {ExamplesFile}, which the centroid router needs", "routing.method");
         var prompts = new List<int[]>();
         var lines = System.Text.Encoding.UTF8.GetString(examples).Split('\n');
         foreach (string line in lines.Where(l => !string.IsNullOrWhiteSpace(l)).Take(256))
@@ -130,16 +128,16 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
             }
             catch (Exception ex) when (ex is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
             {
-                throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} lines must be {{\"prompt\": string}} (line {prompts.Count + 1} is not)", "routing.method");
+                throw new RequestFailedException(RequestFailure.Unprocessable, $"adapter '{record.Id}': {ExamplesFile} lines must be {{\"prompt\": string}} (line {prompts.Count + 1} is not)", "routing.method");
             }
         }
 
         if (prompts.Count == 0 || prompts.Any(p => p.Length == 0))
-            throw new ApiException(422, $"adapter '{record.Id}': {ExamplesFile} has no usable prompts", "routing.method");
+            throw new RequestFailedException(RequestFailure.Unprocessable, $"adapter '{record.Id}': {ExamplesFile} has no usable prompts", "routing.method");
         return CentroidRouter.Centroid(prompts.Select(p => Pooled(p, layers)).ToList());
     }
 
-    private List<AdapterRecord> Candidates(Caller caller, IReadOnlyList<string>? ids)
+    private List<AdapterRecord> Candidates(Func<AdapterRecord, bool> mayUse, IReadOnlyList<string>? ids)
     {
         if (ids is { Count: > 0 })
         {
@@ -147,18 +145,20 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Observa
             foreach (string text in ids.Distinct())
             {
                 if (!AdapterId.TryParse(text, out var id, out string? error))
-                    throw JsonFields.Bad("routing.candidates", error!);
-                var record = host.Adapters.Resolve(id) ?? throw new ApiException(404, $"The adapter '{text}' does not exist.", "routing.candidates");
-                if (!caller.CanUse(record))
-                    throw new ApiException(403, $"The adapter '{text}' belongs to another tenant.", "routing.candidates");
+                    throw Invalid("routing.candidates", error!);
+                var record = host.Adapters.Resolve(id) ?? throw new RequestFailedException(RequestFailure.NotFound, $"The adapter '{text}' does not exist.", "routing.candidates");
+                if (!mayUse(record))
+                    throw new RequestFailedException(RequestFailure.Forbidden, $"The adapter '{text}' belongs to another tenant.", "routing.candidates");
                 named.Add(record);
             }
 
             return named;
         }
 
-        var visible = host.Adapters.List().Select(host.Adapters.Resolve).OfType<AdapterRecord>().Where(caller.CanUse).ToList();
+        var visible = host.Adapters.List().Select(host.Adapters.Resolve).OfType<AdapterRecord>().Where(mayUse).ToList();
         return visible.Count > 0 ? visible
-            : throw new ApiException(404, "model 'auto' found no adapters this caller may use; register one or name candidates", "model");
+            : throw new RequestFailedException(RequestFailure.NotFound, "model 'auto' found no adapters this caller may use; register one or name candidates", "model");
     }
+
+    private static RequestFailedException Invalid(string field, string problem) => new(RequestFailure.Invalid, $"'{field}' {problem}", field);
 }

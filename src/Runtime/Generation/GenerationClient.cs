@@ -5,12 +5,11 @@ using Serving.Batching.Scheduling;
 using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
-using Serving.Server.OpenAi;
 
-namespace Serving.Server.Generation;
+namespace Serving.Runtime.Generation;
 
 /// <summary>The request side of the engine loop: enqueues a generation and yields its tokens as they are produced.</summary>
-internal sealed class GenerationClient(EngineWorker worker, Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
+internal sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
 {
     /// <param name="prompt">Token ids.</param>
     /// <param name="sampling">How to sample and when to stop.</param>
@@ -23,13 +22,13 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
     {
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         int generated = 0;
-        using var activity = Observability.ServingTracing.Source.StartActivity("generate");
+        using var activity = Serving.Runtime.Observability.ServingTracing.Source.StartActivity("generate");
         var arrivedAt = DateTimeOffset.UtcNow;
         DateTimeOffset? admittedAt = null, firstTokenAt = null;
         activity?.SetTag("serving.tenant", tenant);
         activity?.SetTag("serving.adapters", adapters.ToString());
         activity?.SetTag("serving.prompt_tokens", prompt.Count);
-        using var phases = new Observability.TracePhases(activity, () => (arrivedAt, admittedAt, firstTokenAt, generated));
+        using var phases = new Serving.Runtime.Observability.TracePhases(activity, () => (arrivedAt, admittedAt, firstTokenAt, generated));
         var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
         // Whenever the consumer stops reading (a failed write to a vanished client, an exception, an early break), the engine
@@ -43,17 +42,17 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
         }
         catch (ArgumentException ex)
         {
-            throw ApiException.BadRequest(ex.Message);
+            throw new RequestFailedException(RequestFailure.Invalid, ex.Message);
         }
 
         switch (outcome)
         {
             case EnqueueOutcome.Closed:
-                throw new ApiException(503, "the engine is not running (starting up or shutting down)");
+                throw new RequestFailedException(RequestFailure.Unavailable, "the engine is not running (starting up or shutting down)");
             case EnqueueOutcome.TooManyRequests:
-                throw new ApiException(429, "the request queue is full; retry later");
+                throw new RequestFailedException(RequestFailure.Overloaded, "the request queue is full; retry later");
             case EnqueueOutcome.TooManyTokens:
-                throw new ApiException(429, "too many prompt tokens are queued; retry later");
+                throw new RequestFailedException(RequestFailure.Overloaded, "too many prompt tokens are queued; retry later");
         }
 
         while (true)
@@ -68,38 +67,38 @@ internal sealed class GenerationClient(EngineWorker worker, Observability.Servin
             }
             catch (ArgumentException ex)
             {
-                throw ApiException.BadRequest(ex.Message);
+                throw new RequestFailedException(RequestFailure.Invalid, ex.Message);
             }
             catch (AdapterNotFoundException ex)
             {
-                throw new ApiException(404, ex.Message, "model");
+                throw new RequestFailedException(RequestFailure.NotFound, ex.Message, "model");
             }
             catch (AdapterStore.Peft.AdapterFormatException ex)
             {
-                throw new ApiException(422, ex.Message, "model");
+                throw new RequestFailedException(RequestFailure.Unprocessable, ex.Message, "model");
             }
             catch (UnauthorizedAccessException ex)
             {
-                throw new ApiException(422, ex.Message, "model");
+                throw new RequestFailedException(RequestFailure.Unprocessable, ex.Message, "model");
             }
             catch (Exception ex) when (ex is IOException or HttpRequestException or Amazon.Runtime.AmazonServiceException or Polly.ExecutionRejectedException)
             {
-                throw new ApiException(503, $"adapter source unavailable: {ex.Message}", "model");
+                throw new RequestFailedException(RequestFailure.Unavailable, $"adapter source unavailable: {ex.Message}", "model");
             }
             catch (TimeoutException ex)
             {
-                throw new ApiException(504, $"the request exceeded its time limit: {ex.Message}");
+                throw new RequestFailedException(RequestFailure.TimedOut, $"the request exceeded its time limit: {ex.Message}");
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
-                throw new ApiException(503, ex.Message);
+                throw new RequestFailedException(RequestFailure.Unavailable, ex.Message);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException and not ApiException)
+            catch (Exception ex) when (ex is not OperationCanceledException and not RequestFailedException)
             {
                 // The engine failed this request alone (its rows were rerun apart from the batch's): a server fault, with
                 // its cause, rather than an escaping exception that REST streams end without an error event for and gRPC
                 // reports as UNKNOWN with no detail.
-                throw new ApiException(500, $"the engine failed this request: {ex.Message}");
+                throw new RequestFailedException(RequestFailure.Failed, $"the engine failed this request: {ex.Message}");
             }
 
             if (update.Token is null)

@@ -1,6 +1,6 @@
 using Prometheus;
 
-namespace Serving.Server.Observability;
+namespace Serving.Runtime.Observability;
 
 /// <summary>
 /// Everything <c>GET /metrics</c> exposes, in one registry per server (so servers in one process do not mix figures).

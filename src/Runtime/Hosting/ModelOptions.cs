@@ -1,4 +1,4 @@
-namespace Serving.Server.Hosting;
+namespace Serving.Runtime.Hosting;
 
 /// <summary>
 /// <c>Serving:Model</c>: which model to serve and how. Command line: <c>--model</c>, <c>--dtype</c>, <c>--device</c>.
