@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Serving.Authoring.Synthetic;
-using Serving.Authoring.Tests.Support;
 using Serving.Contracts.Safetensors;
+using Serving.Tests.Shared;
 
 namespace Serving.Authoring.Tests.Synthetic;
 

@@ -1,5 +1,5 @@
 using Serving.Authoring.Synthetic;
-using Serving.Authoring.Tests.Support;
+using Serving.Tests.Shared;
 
 namespace Serving.Authoring.Tests.Synthetic;
 

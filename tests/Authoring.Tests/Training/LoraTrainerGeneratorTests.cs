@@ -1,6 +1,6 @@
-using Serving.Authoring.Tests.Support;
 using Serving.Authoring.Training;
 using Serving.Engine.Model;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Authoring.Tests.Training;

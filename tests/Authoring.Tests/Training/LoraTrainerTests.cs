@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
-using Serving.Authoring.Tests.Support;
 using Serving.Authoring.Training;
 using Serving.Contracts.Safetensors;
 using Serving.Engine.Model;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Authoring.Tests.Training;

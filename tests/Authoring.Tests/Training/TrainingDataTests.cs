@@ -1,5 +1,5 @@
-using Serving.Authoring.Tests.Support;
 using Serving.Authoring.Training;
+using Serving.Tests.Shared;
 
 namespace Serving.Authoring.Tests.Training;
 

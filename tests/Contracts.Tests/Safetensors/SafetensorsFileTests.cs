@@ -1,6 +1,6 @@
 using System.Text;
 using Serving.Contracts.Safetensors;
-using Serving.Contracts.Tests.Support;
+using Serving.Tests.Shared;
 
 namespace Serving.Contracts.Tests.Safetensors;
 

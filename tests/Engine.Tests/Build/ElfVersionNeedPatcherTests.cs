@@ -1,5 +1,6 @@
 using System.Reflection;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 
 namespace Serving.Engine.Tests.Build;
 

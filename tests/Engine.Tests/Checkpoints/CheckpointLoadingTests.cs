@@ -5,6 +5,7 @@ using Serving.Engine.Checkpoints;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Model;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Checkpoints;

@@ -3,6 +3,7 @@ using Serving.Engine.Generation;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,7 @@
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 using TorchSharp;
 
 namespace Serving.Engine.Tests.Generation;

@@ -7,6 +7,7 @@ using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Model;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Lora;

@@ -5,6 +5,7 @@ using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Model;

@@ -1,5 +1,6 @@
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 
 namespace Serving.Engine.Tests.Model;
 

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Model;

@@ -2,6 +2,7 @@ using Serving.Authoring.Synthetic;
 using Serving.Engine.Kernels;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Model;

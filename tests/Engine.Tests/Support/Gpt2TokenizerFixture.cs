@@ -1,5 +1,6 @@
 using Serving.Authoring.Synthetic;
 using Serving.Engine.Tokenization;
+using Serving.Tests.Shared;
 
 namespace Serving.Engine.Tests.Support;
 

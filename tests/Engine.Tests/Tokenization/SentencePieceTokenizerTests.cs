@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Serving.Engine.Tests.Support;
 using Serving.Engine.Tokenization;
+using Serving.Tests.Shared;
 
 namespace Serving.Engine.Tests.Tokenization;
 

@@ -1,4 +1,4 @@
-namespace Serving.Contracts.Tests.Support;
+namespace Serving.Tests.Shared;
 
 internal static class TestDirectories
 {

@@ -2,7 +2,7 @@ using Serving.Authoring.Synthetic;
 using Serving.Engine.Model;
 using static TorchSharp.torch;
 
-namespace Serving.Authoring.Tests.Support;
+namespace Serving.Tests.Shared;
 
 /// <summary>One generated tiny model (float32 on disk), loaded in float32 on CPU, shared by the tests of a collection.</summary>
 public sealed class TinyModelFixture : IDisposable

@@ -1,4 +1,4 @@
-namespace Serving.Authoring.Tests.Support;
+namespace Serving.Tests.Shared;
 
 [CollectionDefinition(Name)]
 public sealed class TinyModelCollection : ICollectionFixture<TinyModelFixture>

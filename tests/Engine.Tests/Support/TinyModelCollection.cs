@@ -1,7 +1,0 @@
-namespace Serving.Engine.Tests.Support;
-
-[CollectionDefinition(Name)]
-public sealed class TinyModelCollection : ICollectionFixture<TinyModelFixture>
-{
-    public const string Name = "tiny model";
-}
