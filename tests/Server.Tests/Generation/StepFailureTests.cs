@@ -4,6 +4,7 @@ using Serving.Authoring.Synthetic;
 using Serving.Batching;
 using Serving.Contracts;
 using Serving.Engine.Sampling;
+using Serving.Runtime;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
@@ -53,10 +54,10 @@ public sealed class StepFailureTests : IAsyncLifetime
         var started = Enumerable.Range(0, 6).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
         var together = Enumerable.Range(0, 6).Select(i => Tokens(client, Prompt(i), Greedy(40), CancellationToken.None, started[i])).ToArray();
         await Task.WhenAll(started.Select(s => s.Task)).WaitAsync(TimeSpan.FromSeconds(60));
-        var bad = await Assert.ThrowsAsync<ApiException>(() => Tokens(client, [5, vocab + 3, 7], Greedy(4), CancellationToken.None));
+        var bad = await Assert.ThrowsAsync<RequestFailedException>(() => Tokens(client, [5, vocab + 3, 7], Greedy(4), CancellationToken.None));
         var results = await Task.WhenAll(together);
 
-        Assert.Equal(400, bad.Status);
+        Assert.Equal(RequestFailure.Invalid, bad.Failure);
         Assert.Contains($"token id {vocab + 3}", bad.Message, StringComparison.Ordinal);
         for (int i = 0; i < 6; i++)
             Assert.Equal(alone[i], results[i]);
