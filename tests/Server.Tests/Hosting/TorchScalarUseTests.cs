@@ -10,6 +10,8 @@ public sealed class TorchScalarUseTests
 {
     [Theory]
     [InlineData("Serving.Server.dll")]
+    [InlineData("Serving.Runtime.dll")]
+    [InlineData("Serving.Authoring.dll")]
     [InlineData("Serving.AdapterStore.dll")]
     [InlineData("Serving.Batching.dll")]
     [InlineData("Serving.Server.Tests.dll")]
