@@ -1,23 +1,16 @@
 using System.Text.Json.Nodes;
 using Serving.Contracts.Configuration;
 using Serving.Engine.Model;
+using Serving.Tests.Shared;
 
 namespace Serving.Engine.Tests.Model;
 
 public sealed class RotaryEmbeddingTests
 {
-    private static JsonObject Llama() => new()
-    {
-        ["architectures"] = new JsonArray("LlamaForCausalLM"),
-        ["hidden_size"] = 256, ["intermediate_size"] = 512, ["num_hidden_layers"] = 2,
-        ["num_attention_heads"] = 8, ["num_key_value_heads"] = 2, ["vocab_size"] = 1000,
-        ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 500000.0, ["eos_token_id"] = new JsonArray(1, 2),
-    };
-
     [Fact]
     public void InverseFrequencies_LinearScaling_LeavesFrequenciesAndScalesPositions()
     {
-        var o = Llama();
+        var o = LlamaConfigJson.Create();
         o["rope_scaling"] = new JsonObject { ["type"] = "linear", ["factor"] = 4.0 };
         var c = ModelConfig.Parse(o, "config.json");
         Assert.Equal(new RopeScaling(RopeScalingKind.Linear, 4.0), c.RopeScaling);
@@ -27,7 +20,7 @@ public sealed class RotaryEmbeddingTests
     [Fact]
     public void InverseFrequencies_Llama3Scaling_DividesLowFrequenciesKeepsHighOnes()
     {
-        var o = Llama();
+        var o = LlamaConfigJson.Create();
         o["head_dim"] = 128;
         o["rope_scaling"] = new JsonObject
         {
