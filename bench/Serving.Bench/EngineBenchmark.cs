@@ -102,7 +102,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             {
                 stepper.RunAll(sequences);                // prefill and warm-up decode steps, not timed
                 if (sampled.Count > 0)
-                    stepper.RunAll(sampled);
+                    stepper.RunAll(sampled, firstPartition: b);
             }
 
             var times = new List<double>();
@@ -126,22 +126,18 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                     fusedTimes.Add(sw.Elapsed.TotalSeconds);
                     model.CpuDecodeAttention = model.CpuElementwise = true;
                     sw.Restart();
-                    stepper.RunAll(sampled);
+                    stepper.RunAll(sampled, firstPartition: b);
                     sampledTimes.Add(sw.Elapsed.TotalSeconds);
                 }
             }
 
             if (sampledTimes.Count > 0)
                 sampledStepMs = Median(sampledTimes) * 1e3;
-            foreach (var s in sampled)
-                stepper.Release(s);
 
             gemmMs[b] = Median(gemmTimes) * 1e3;
             if (fusedTimes.Count > 0)
                 fusedStepMs = Median(fusedTimes) * 1e3;
 
-            foreach (var s in sequences)
-                stepper.Release(s);
             double seconds = Median(times);             // the median step: robust to a noisy neighbour on a 2-core machine
             tps[b] = b / seconds;
             stepMs[b] = seconds * 1e3;
@@ -234,11 +230,9 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             foreach (bool kernels in new[] { true, false })
             {
                 model.CpuDecodeAttention = model.CpuElementwise = kernels;
-                var kv = cache.Allocate();
                 var sw = Stopwatch.StartNew();
-                model.Forward(ForwardBatch.Create([(kv, prompt, 0)]), cache).Dispose();
+                model.Forward(ForwardBatch.Create([(cache.Partition(0), prompt, 0)]), cache).Dispose();
                 (kernels ? times : opsTimes).Add(sw.Elapsed.TotalSeconds);
-                cache.Release(kv);
             }
         }
 
@@ -261,10 +255,8 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
 
     private static float[] ReferenceLogits(LlamaModel model, KvCache cache)
     {
-        var handles = Enumerable.Range(0, 4).Select(_ => cache.Allocate()).ToList();
-        var batch = ForwardBatch.Create(handles.Select((h, i) => (h, (IReadOnlyList<int>)Prompt(1000 + i, 64, model.Config.VocabSize), 0)).ToList());
+        var batch = ForwardBatch.Create(Enumerable.Range(0, 4).Select(i => (cache.Partition(i), (IReadOnlyList<int>)Prompt(1000 + i, 64, model.Config.VocabSize), 0)).ToList());
         using var logits = model.Forward(batch, cache);
-        handles.ForEach(cache.Release);
         return MemoryMarshal.Cast<byte, float>(logits.bytes).ToArray();
     }
 

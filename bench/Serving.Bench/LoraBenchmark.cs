@@ -58,7 +58,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
         for (int s = 0; s < 32; s++)
             arena.Load(s, distinct[s % distinct.Count]);   // 32 slots, 32 separate copies in memory
         using var cache = model.CreateKvCache(34, 320);
-        var handles = Enumerable.Range(0, 32).Select(_ => cache.Allocate()).ToList();
+        var handles = Enumerable.Range(0, 32).Select(cache.Partition).ToList();
         var prompt = Enumerable.Range(0, 64).Select(i => 100 + i).ToArray();
         model.Forward(ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)prompt, 0)).ToList()), cache).Dispose();
         var decode = ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)new[] { 7 }, 64)).ToList());
@@ -71,7 +71,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
 
         // A continuous-batching step: the 32 decode rows (8 adapters, 4 rows each) plus two new 64-token prompts, for
         // adapters 0 and 1, prefilled in the same step.
-        var joining = new[] { cache.Allocate(), cache.Allocate() };
+        var joining = new[] { cache.Partition(32), cache.Partition(33) };
         var mixedStep = ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)new[] { 7 }, 64))
             .Concat(joining.Select((h, i) => (h, (IReadOnlyList<int>)Enumerable.Range(0, 64).Select(t => 300 + t * 3 + i).ToArray(), 0))).ToList());
         var mixedStepMapping = LoraBatchMapping.ForSequences(Enumerable.Repeat(1, 32).Concat([64, 64]).ToList(),

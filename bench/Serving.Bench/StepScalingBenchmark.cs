@@ -85,9 +85,6 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
                     stepper.RunAll(sequences);
                     times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture));
                 }
-
-                foreach (var s in sequences)
-                    stepper.Release(s);
             }
 
         Console.Error.WriteLine($"steps: warm-up step times (ms), B=8, adapters and base alternating every {steps}: {string.Join(" ", times)}");
@@ -117,8 +114,6 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             sampling += stepper.LastTimings.Sampling.TotalMilliseconds;
         }
 
-        foreach (var s in sequences)
-            stepper.Release(s);
         wall.Sort();
         Console.Error.WriteLine($"steps: {(adapters ? "adapters" : "base")} B={rows}: median {wall[wall.Count / 2]:F2} ms");
         return new Measured(rows, wall[wall.Count / 2], forward / steps, logits / steps, sampling / steps);

@@ -103,7 +103,7 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
     {
         var tokens = example.Tokens;
         using var cache = model.CreateKvCache(1, tokens.Length + 1);
-        var batch = ForwardBatch.Create([(cache.Allocate(), tokens, 0)]);
+        var batch = ForwardBatch.Create([(cache.Partition(0), tokens, 0)]);
         var mapping = LoraBatchMapping.ForSequences([tokens.Length], [[(0, 1f)]]);
         var logits = model.Forward(batch, cache, LogitsSelection.AllTokens, mapping);          // [T, vocab]
         int first = example.Prompt.Length - 1, count = example.Completion.Length;

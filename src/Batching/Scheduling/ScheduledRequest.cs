@@ -45,10 +45,11 @@ internal sealed class ScheduledRequest
     /// <summary>Tokens of the sequence so far: prompt plus generated.</summary>
     public int Length { get; internal set; }
 
-    /// <summary>Tokens whose KV is in the cache.</summary>
+    /// <summary>Tokens whose KV is in the cache: the one record of a sequence's cached position.</summary>
     public int Computed { get; internal set; }
 
-    public int HeldBlocks { get; internal set; }
+    /// <summary>The sequence's block table: position p's KV lives in block <c>Blocks[p / BlockSize]</c>, ids from the <see cref="KvBlockAllocator"/>.</summary>
+    internal List<int> Blocks { get; } = [];
     public IReadOnlyList<AdapterSlotWeight> Slots { get; internal set; } = [];
 
     /// <summary>The adapter versions fixed at first admission; a resumed request runs on them again.</summary>

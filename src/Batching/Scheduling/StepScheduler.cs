@@ -21,7 +21,7 @@ internal sealed class StepScheduler
     private readonly BatchingOptions _options;
     private readonly IAdapterSlotProvider _adapters;
     private readonly TimeProvider _time;
-    private readonly KvBlockBudget _kv;
+    private readonly KvBlockAllocator _kv;
     private readonly ConcurrentQueue<ScheduledRequest> _incoming = new();
     private readonly List<ScheduledRequest> _waiting = [];             // sorted by Arrival
     private readonly List<ScheduledRequest> _running = [];             // sorted by Admission
@@ -47,14 +47,14 @@ internal sealed class StepScheduler
         int blocks = options.KvCacheTokens > 0
             ? (options.KvCacheTokens + blockSize - 1) / blockSize
             : maxSequences * ((maxContext + blockSize - 1) / blockSize);
-        _kv = new KvBlockBudget(blocks, blockSize);
+        _kv = new KvBlockAllocator(blocks, blockSize);
         if (_kv.BlocksFor(maxContext) > blocks)
             throw new ArgumentException($"the KV cache ({blocks} blocks of {blockSize} tokens) cannot hold one sequence of the max context {maxContext}");
     }
 
     public int MaxSequences { get; }
     public int MaxContext { get; }
-    public KvBlockBudget Kv => _kv;
+    public KvBlockAllocator Kv => _kv;
     public int Running => _running.Count;
 
     /// <summary>Requests queued and not running (thread-safe).</summary>
@@ -123,7 +123,7 @@ internal sealed class StepScheduler
         var rows = new List<PlannedRow>();
         foreach (var r in _running)
             if (tokens.TryGetValue(r.Id, out int n))
-                rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n == r.Length));
+                rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n == r.Length, r.Blocks.ToArray()));
 
         if (rows.Count == 0)
         {
@@ -212,7 +212,7 @@ internal sealed class StepScheduler
     /// <summary>Reserves the blocks <paramref name="r"/> needs to cache n more tokens, preempting younger sequences (or itself).</summary>
     private bool ReserveFor(ScheduledRequest r, int n, List<RequestId> preempted)
     {
-        int need = _kv.BlocksFor(r.Computed + n) - r.HeldBlocks;
+        int need = _kv.BlocksFor(r.Computed + n) - r.Blocks.Count;
         while (need > _kv.FreeBlocks)
         {
             // Never r alone: the constructor guarantees one sequence of MaxContext tokens fits the whole cache.
@@ -223,8 +223,7 @@ internal sealed class StepScheduler
                 return false;
         }
 
-        _kv.TryReserve(need);
-        r.HeldBlocks += need;
+        _kv.TryAllocate(need, r.Blocks);
         return true;
     }
 
@@ -299,9 +298,7 @@ internal sealed class StepScheduler
             _running.Add(r);
             Volatile.Write(ref _runningSnapshot, _running.Count);
             _runningPerTenant[r.Tenant] = _runningPerTenant.GetValueOrDefault(r.Tenant) + 1;
-            int need = _kv.BlocksFor(n);
-            _kv.TryReserve(need);
-            r.HeldBlocks = need;
+            _kv.TryAllocate(_kv.BlocksFor(n), r.Blocks);
             budget -= n;
             tokens[r.Id] = n;
             admitted.Add(r);
@@ -349,8 +346,7 @@ internal sealed class StepScheduler
 
     private void ReleaseHoldings(ScheduledRequest r)
     {
-        _kv.Release(r.HeldBlocks);
-        r.HeldBlocks = 0;
+        _kv.Release(r.Blocks);
         if (r.Slots.Count > 0)
             _adapters.Release(r.Slots);
         r.Slots = [];

@@ -1,13 +1,12 @@
 using Serving.Contracts;
-using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using Serving.Engine.Tokenization;
 
 namespace Serving.Engine.Generation;
 
 /// <summary>
-/// One request's generation in progress: its prompt, what it has generated, its sampling state and its KV blocks.
-/// Mutated only by <see cref="GenerationStepper"/>.
+/// One request's generation in progress: its prompt, what it has generated and its sampling state. Where its KV lives and
+/// how far it reaches belong to whoever plans the steps (<see cref="StepRow"/>). Mutated only by <see cref="GenerationStepper"/>.
 /// </summary>
 internal sealed class SequenceState
 {
@@ -44,10 +43,6 @@ internal sealed class SequenceState
     public IReadOnlyList<AdapterSlotWeight> Adapters { get; internal set; }
     public SeededRandom Random { get; }
     public IReadOnlyList<int> GeneratedTokens => _generated;
-    public KvBlockTable? Kv { get; internal set; }
-
-    /// <summary>Tokens already written to the KV cache.</summary>
-    public int CachedTokens { get; internal set; }
     public FinishReason Finish { get; private set; }
     public bool IsFinished => Finish != FinishReason.None;
 

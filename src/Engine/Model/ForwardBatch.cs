@@ -29,7 +29,6 @@ internal sealed class ForwardBatch
         var tokens = new int[total];
         var positions = new int[total];
         var slices = new SequenceSlice[sequences.Count];
-        var seen = new HashSet<KvBlockTable>();
         int offset = 0;
         for (int i = 0; i < sequences.Count; i++)
         {
@@ -38,8 +37,6 @@ internal sealed class ForwardBatch
                 throw new ArgumentException($"sequence {i} has no tokens");
             if (start < 0)
                 throw new ArgumentException($"sequence {i} starts at negative position {start}");
-            if (!seen.Add(kv))
-                throw new ArgumentException($"{kv} appears twice in one batch");
             for (int j = 0; j < ids.Count; j++)
             {
                 tokens[offset + j] = ids[j];

@@ -2,21 +2,21 @@ namespace Serving.Engine.Model;
 
 /// <summary>
 /// One sequence's page table in a <see cref="KvCache"/>: position p of the sequence lives in block <c>Blocks[p / BlockSize]</c>
-/// at offset <c>p % BlockSize</c>. Grows a block at a time as the sequence does; returned to the cache whole.
+/// at offset <c>p % BlockSize</c>. The engine never hands out block ids: in serving they come from the scheduler's block
+/// allocator (Batching), and a caller running the model alone takes a fixed <see cref="KvCache.Partition"/>. Immutable.
 /// </summary>
 internal sealed class KvBlockTable
 {
-    private readonly List<int> _blocks = [];
+    private readonly int[] _blocks;
 
-    internal KvBlockTable(int id) => Id = id;
+    /// <param name="blocks">Block ids in position order.</param>
+    public KvBlockTable(IEnumerable<int> blocks) => _blocks = [.. blocks];
 
-    /// <summary>Unique per cache while allocated; names the sequence in errors.</summary>
-    public int Id { get; }
     public IReadOnlyList<int> Blocks => _blocks;
-    internal bool Released { get; set; }
 
-    internal void Add(int block) => _blocks.Add(block);
-    internal void Clear() => _blocks.Clear();
+    /// <summary>Positions the table can hold.</summary>
+    public int Capacity(int blockSize) => _blocks.Length * blockSize;
 
-    public override string ToString() => $"kv#{Id}";
+    public override string ToString() =>
+        _blocks.Length == 0 ? "kv[]" : _blocks.Length <= 4 ? $"kv[{string.Join(",", _blocks)}]" : $"kv[{_blocks[0]},{_blocks[1]},…,{_blocks[^1]}]";
 }

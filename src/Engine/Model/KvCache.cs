@@ -4,18 +4,17 @@ namespace Serving.Engine.Model;
 
 /// <summary>
 /// Paged key/value storage (vLLM's layout idea): per layer, K and V of shape <c>[Hkv, Blocks·BlockSize, D]</c> in the
-/// compute dtype, handed out in blocks of <see cref="BlockSize"/> token positions. A sequence's <see cref="KvBlockTable"/>
-/// maps its positions to physical rows (<see cref="PhysicalRow"/>), so memory follows the tokens actually cached, not
-/// max context × max sequences. Head-major, so the positions of one head gathered for attention form contiguous [L, D]
-/// slabs, which libtorch's attention kernels read fastest. Block bookkeeping never touches the tensors, so a step never allocates cache memory.
+/// compute dtype, addressed in blocks of <see cref="BlockSize"/> token positions. Storage only: which sequence holds which
+/// block is decided outside (the scheduler's block allocator), and a sequence's <see cref="KvBlockTable"/> maps its
+/// positions to physical rows (<see cref="PhysicalRow"/>), so memory follows the tokens actually cached, not max context ×
+/// max sequences. Head-major, so the positions of one head gathered for attention form contiguous [L, D] slabs, which
+/// libtorch's attention kernels read fastest. A step never allocates cache memory.
 /// Not thread-safe: owned by the engine loop.
 /// </summary>
 internal sealed class KvCache : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
-    private readonly Stack<int> _free;
-    private int _nextTableId;
 
     /// <param name="layers">Decoder layers.</param>
     /// <param name="blocks">Blocks in the pool (capacity = blocks × blockSize tokens over all sequences).</param>
@@ -39,8 +38,6 @@ internal sealed class KvCache : IDisposable
             _keys[l] = Allocate([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
             _values[l] = Allocate([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
         }
-
-        _free = new Stack<int>(Enumerable.Range(0, blocks).Reverse());
     }
 
     /// <summary>Zeroed storage; on CPU in huge pages where the OS allows (<see cref="Runtime.HugePages"/>).</summary>
@@ -54,36 +51,22 @@ internal sealed class KvCache : IDisposable
     public int TotalBlocks { get; }
     public int BlockSize { get; }
     public int MaxContext { get; }
-    public int FreeBlocks => _free.Count;
-    public int UsedBlocks => TotalBlocks - FreeBlocks;
     public long TotalBytes => _keys.Concat(_values).Sum(t => t.NumberOfElements * t.ElementSize);
 
-    /// <summary>An empty table for a new sequence; blocks are added as its tokens are written.</summary>
-    public KvBlockTable Allocate() => new(++_nextTableId);
+    /// <summary>Blocks a sequence of <paramref name="tokens"/> positions needs.</summary>
+    public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
 
-    /// <summary>Returns every block of <paramref name="table"/> to the pool. The table may be reused for a fresh start.</summary>
-    public void Release(KvBlockTable table)
+    /// <summary>
+    /// A fixed share of the pool for callers that run the model without a scheduler (tests, benchmarks, training, the
+    /// router's probe): sequence <paramref name="sequence"/> gets the consecutive blocks for <see cref="MaxContext"/>
+    /// positions starting at block <c>sequence × ⌈MaxContext / BlockSize⌉</c>. Distinct sequences get disjoint blocks.
+    /// </summary>
+    public KvBlockTable Partition(int sequence)
     {
-        if (table.Released)
-            throw new InvalidOperationException($"{table} was already released");
-        foreach (int b in table.Blocks)
-            _free.Push(b);
-        table.Clear();
-        table.Released = true;
-    }
-
-    /// <summary>Grows <paramref name="table"/> to hold <paramref name="tokens"/> positions; throws (adding nothing) when the pool is short.</summary>
-    public void EnsureCapacity(KvBlockTable table, int tokens)
-    {
-        if (table.Released)
-            throw new ArgumentException($"{table} was released");
-        if (tokens > MaxContext)
-            throw new ArgumentException($"sequence {table} reaches position {tokens}, beyond the context limit {MaxContext}");
-        int need = (tokens + BlockSize - 1) / BlockSize - table.Blocks.Count;
-        if (need > _free.Count)
-            throw new InvalidOperationException($"KV cache out of blocks: {table} needs {need} more, {_free.Count} of {TotalBlocks} are free");
-        for (int i = 0; i < need; i++)
-            table.Add(_free.Pop());
+        int per = BlocksFor(MaxContext);
+        if (sequence < 0 || (long)(sequence + 1) * per > TotalBlocks)
+            throw new ArgumentOutOfRangeException(nameof(sequence), $"the cache's {TotalBlocks} blocks hold {TotalBlocks / per} sequences of {MaxContext} positions; sequence {sequence} does not fit");
+        return new KvBlockTable(Enumerable.Range(sequence * per, per));
     }
 
     /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>.</summary>

@@ -90,6 +90,28 @@ internal sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
+    /// Every sequence's table holds its positions in blocks of the cache, and no block is written by two sequences of the
+    /// batch (a block another sequence only reads, as a shared prefix will be, is fine).
+    /// </summary>
+    private static void CheckBlockTables(ForwardBatch batch, KvCache cache)
+    {
+        var written = new HashSet<int>();
+        foreach (var s in batch.Sequences)
+        {
+            if (s.EndPosition > cache.MaxContext)
+                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {cache.MaxContext}");
+            if (s.EndPosition > s.Kv.Capacity(cache.BlockSize))
+                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition} but its blocks hold {s.Kv.Capacity(cache.BlockSize)}");
+            foreach (int block in s.Kv.Blocks)
+                if ((uint)block >= (uint)cache.TotalBlocks)
+                    throw new ArgumentException($"sequence {s.Kv} names block {block}, outside the cache's {cache.TotalBlocks} blocks");
+            for (int b = s.StartPosition / cache.BlockSize; b <= (s.EndPosition - 1) / cache.BlockSize; b++)
+                if (!written.Add(s.Kv.Blocks[b]))
+                    throw new ArgumentException($"block {s.Kv.Blocks[b]} is written by two sequences of one batch");
+        }
+    }
+
+    /// <summary>
     /// Runs one step. Writes every token's K/V into <paramref name="cache"/> at its position, then returns float32
     /// logits: <c>[sequences, vocab]</c> for <see cref="LogitsSelection.LastTokenPerSequence"/> or <c>[T, vocab]</c>.
     /// A token at position p attends to positions 0..p of its own sequence.
@@ -112,16 +134,7 @@ internal sealed class LlamaModel : IDisposable
         foreach (int token in batch.Tokens)
             if ((uint)token >= (uint)Config.VocabSize)
                 throw new ArgumentException($"token id {token} is outside the vocabulary [0, {Config.VocabSize})");
-        foreach (var s in batch.Sequences)
-        {
-            if (s.EndPosition > cache.MaxContext)
-                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {cache.MaxContext}");
-            if (s.StartPosition > s.Kv.Blocks.Count * cache.BlockSize)
-                throw new ArgumentException($"sequence {s.Kv} starts at position {s.StartPosition} but caches only {s.Kv.Blocks.Count * cache.BlockSize}");
-        }
-
-        foreach (var s in batch.Sequences)
-            cache.EnsureCapacity(s.Kv, s.EndPosition);
+        CheckBlockTables(batch, cache);
 
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
@@ -330,8 +343,7 @@ internal sealed class LlamaModel : IDisposable
         layers = Math.Clamp(layers, 1, Config.NumLayers);
         var captured = new Dictionary<(int, LoraTarget), float[]>();
         using var cache = CreateKvCache(1, prompt.Count + 1);
-        var batch = ForwardBatch.Create([(cache.Allocate(), prompt, 0)]);
-        cache.EnsureCapacity(batch.Sequences[0].Kv, prompt.Count);
+        var batch = ForwardBatch.Create([(cache.Partition(0), prompt, 0)]);
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
         var x = _weights.Embed.Rows(step.Tokens);

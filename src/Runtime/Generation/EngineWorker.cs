@@ -27,7 +27,6 @@ internal sealed class EngineWorker : BackgroundService
     private readonly ConcurrentDictionary<RequestId, ActiveRequest> _requests = new();
     private volatile StepScheduler? _scheduler;
     private AdapterSlotBinder? _binder;
-    private KvCache? _cache;
     private long _nextId;
     private volatile bool _running;
     private long _cancelled;
@@ -94,8 +93,8 @@ internal sealed class EngineWorker : BackgroundService
     /// <summary>Requests queued for admission (new or preempted).</summary>
     public int Waiting => _scheduler?.Waiting ?? 0;
 
-    /// <summary>KV cache blocks held by sequences (engine side; the scheduler's count must agree).</summary>
-    public int UsedKvBlocks => _cache?.UsedBlocks ?? 0;
+    /// <summary>KV cache blocks held by sequences (the scheduler's allocator is their one owner).</summary>
+    public int UsedKvBlocks => _scheduler?.Kv.UsedBlocks ?? 0;
 
     /// <summary>Adapter slot pins held by running requests.</summary>
     public int PinnedAdapterSlots => _binder?.Slots.TotalPins ?? 0;
@@ -170,7 +169,6 @@ internal sealed class EngineWorker : BackgroundService
         var scheduler = _scheduler!;
         var model = _host.Model.Model;
         using var cache = model.CreateKvCache(scheduler.MaxSequences, scheduler.MaxContext, scheduler.Kv.BlockSize, scheduler.Kv.TotalBlocks);
-        _cache = cache;
         _logger.LogInformation("KV cache: {Blocks} blocks of {BlockSize} tokens ({MiB:F0} MiB), up to {Sequences} sequences of {Context} tokens",
             cache.TotalBlocks, cache.BlockSize, cache.TotalBytes / 1048576.0, scheduler.MaxSequences, scheduler.MaxContext);
         var stepper = new GenerationStepper(model, cache);
@@ -179,7 +177,7 @@ internal sealed class EngineWorker : BackgroundService
             while (!stop.IsCancellationRequested)
             {
                 var plan = scheduler.PlanStep();
-                Apply(plan, stepper);
+                Apply(plan);
                 PublishAdapters(scheduler);
                 if (plan.IsEmpty)
                 {
@@ -188,8 +186,6 @@ internal sealed class EngineWorker : BackgroundService
                 }
 
                 RunStep(plan, scheduler, stepper);
-                if (cache.UsedBlocks != scheduler.Kv.UsedBlocks)
-                    _logger.LogError("KV accounting drift: the cache holds {Cache} blocks, the scheduler counts {Scheduler}", cache.UsedBlocks, scheduler.Kv.UsedBlocks);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -200,27 +196,21 @@ internal sealed class EngineWorker : BackgroundService
             _running = false;
             foreach (var id in scheduler.Close())
                 if (_requests.TryRemove(id, out var r))
-                {
-                    stepper.Release(r.State);
                     r.Command.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
-                }
         }
     }
 
-    private void Apply(StepPlan plan, GenerationStepper stepper)
+    private void Apply(StepPlan plan)
     {
         foreach (var ended in plan.Ended)
         {
             if (!_requests.TryRemove(ended.Id, out var r))
                 continue;
-            stepper.Release(r.State);
             if (ended.Cause == EndCause.Cancelled)
                 Interlocked.Increment(ref _cancelled);
             r.Command.Output.TryComplete(ended.Cause == EndCause.Cancelled ? null : ended.Error);
         }
 
-        foreach (var id in plan.Preempted)
-            stepper.Preempt(_requests[id].State);
         foreach (var started in plan.Started)
         {
             var r = _requests[started.Id];
@@ -233,15 +223,14 @@ internal sealed class EngineWorker : BackgroundService
     private void RunStep(StepPlan plan, StepScheduler scheduler, GenerationStepper stepper)
     {
         var rows = plan.Rows.Select(r => _requests[r.Id]).ToList();
+        var stepRows = plan.Rows.Select((r, i) => new StepRow(rows[i].State, r.StartPosition, r.TokenCount, new KvBlockTable(r.Blocks))).ToList();
         IReadOnlyList<TokenEvent?> events;
         var failed = new Exception?[rows.Count];
         Engine.Generation.StepTimings? parts = null;         // only for a step that ran as one batch
         long started = _time.GetTimestamp();
         try
         {
-            for (int i = 0; i < rows.Count; i++)
-                CheckPlanned(plan.Rows[i], rows[i]);
-            events = stepper.Run(rows.Select((r, i) => (r.State, plan.Rows[i].TokenCount)).ToList());
+            events = stepper.Run(stepRows);
             parts = stepper.LastTimings;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException && rows.Count > 1)
@@ -249,13 +238,13 @@ internal sealed class EngineWorker : BackgroundService
             // One row's fault must not cost the others their work: a failed step leaves every sequence as it was, so each
             // row runs again alone, and only a row that fails alone fails.
             _logger.LogWarning(ex, "Forward step of {Count} rows failed; running each row alone", rows.Count);
-            events = RunRowsAlone(plan, rows, stepper, failed);
+            events = RunRowsAlone(plan, stepRows, stepper, failed);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             _logger.LogError(ex, "Forward step of {Id} failed; failing the request", plan.Rows[0].Id);
             scheduler.FailStep(plan);
-            Finish(plan.Rows[0].Id, rows[0], stepper, ex);
+            Finish(plan.Rows[0].Id, rows[0], ex);
             return;
         }
 
@@ -281,25 +270,18 @@ internal sealed class EngineWorker : BackgroundService
         scheduler.CompleteStep(plan, results);
         for (int i = 0; i < rows.Count; i++)
             if (rows[i].State.IsFinished || failed[i] is not null)
-                Finish(plan.Rows[i].Id, rows[i], stepper, failed[i]);
-    }
-
-    private static void CheckPlanned(PlannedRow row, ActiveRequest r)
-    {
-        if (r.State.CachedTokens != row.StartPosition)
-            throw new InvalidOperationException($"{row.Id}: planned from position {row.StartPosition} but {r.State.CachedTokens} are cached");
+                Finish(plan.Rows[i].Id, rows[i], failed[i]);
     }
 
     /// <summary>The rows of a failed step, each as a forward pass of its own; a row that fails alone gets its error in <paramref name="failed"/>.</summary>
-    private IReadOnlyList<TokenEvent?> RunRowsAlone(StepPlan plan, List<ActiveRequest> rows, GenerationStepper stepper, Exception?[] failed)
+    private IReadOnlyList<TokenEvent?> RunRowsAlone(StepPlan plan, List<StepRow> rows, GenerationStepper stepper, Exception?[] failed)
     {
         var events = new TokenEvent?[rows.Count];
         for (int i = 0; i < rows.Count; i++)
         {
             try
             {
-                CheckPlanned(plan.Rows[i], rows[i]);
-                events[i] = stepper.Run([(rows[i].State, plan.Rows[i].TokenCount)])[0];
+                events[i] = stepper.Run([rows[i]])[0];
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -326,11 +308,11 @@ internal sealed class EngineWorker : BackgroundService
     {
         _metrics.Waiting.Set(Waiting);
         _metrics.Running.Set(Running);
-        var cache = _cache;
-        _metrics.KvUsage.Set(cache is null ? 0 : cache.UsedBlocks / (double)cache.TotalBlocks);
-        if (cache is not null)
+        var kv = _scheduler?.Kv;
+        _metrics.KvUsage.Set(kv is null ? 0 : kv.UsedBlocks / (double)kv.TotalBlocks);
+        if (kv is not null)
         {
-            _metrics.CacheConfig = (cache.BlockSize, cache.TotalBlocks);
+            _metrics.CacheConfig = (kv.BlockSize, kv.TotalBlocks);
             _metrics.CacheDtype = _host.Model.Model.Dtype.ToString().ToLowerInvariant();
         }
 
@@ -354,10 +336,9 @@ internal sealed class EngineWorker : BackgroundService
         _readsStopping.Dispose();
     }
 
-    private void Finish(RequestId id, ActiveRequest r, GenerationStepper stepper, Exception? error)
+    private void Finish(RequestId id, ActiveRequest r, Exception? error)
     {
         _requests.TryRemove(id, out _);
-        stepper.Release(r.State);
         r.Command.Output.TryComplete(error);
     }
 }

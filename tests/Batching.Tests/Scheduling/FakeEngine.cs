@@ -71,6 +71,8 @@ internal sealed class FakeEngine
         foreach (var row in plan.Rows)
         {
             Assert.Equal(_cached[row.Id], row.StartPosition);
+            Assert.True(row.Blocks.Count * Scheduler.Kv.BlockSize >= row.StartPosition + row.TokenCount,
+                $"{row.Id}: {row.Blocks.Count} blocks cannot hold positions up to {row.StartPosition + row.TokenCount}");
             _cached[row.Id] += row.TokenCount;
             bool finished = false;
             if (row.EmitsToken)
@@ -85,7 +87,10 @@ internal sealed class FakeEngine
         }
 
         Scheduler.CompleteStep(plan, results);
-        Assert.Equal(Scheduler.RunningRequests.Sum(r => r.HeldBlocks), Scheduler.Kv.UsedBlocks);
+        var held = Scheduler.RunningRequests.SelectMany(r => r.Blocks).ToList();
+        Assert.Equal(held.Count, held.Distinct().Count());          // no block written by two sequences
+        Assert.Equal(held.Count, Scheduler.Kv.UsedBlocks);
+        Assert.All(held, b => Assert.Equal(1, Scheduler.Kv.References(b)));
         Assert.True(Scheduler.Kv.UsedBlocks <= Scheduler.Kv.TotalBlocks);
         Assert.Equal(Scheduler.RunningRequests.Sum(r => r.Slots.Count), Slots.Table.TotalPins);
         return plan;

@@ -26,7 +26,7 @@ public sealed class CheckpointLoadingTests : IDisposable
     {
         using var loaded = LoadedModel.Load(dir, dtype, CPU, 128);
         using var cache = loaded.Model.CreateKvCache(1, 32);
-        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Allocate(), Prompt, 0)]), cache);
+        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache);
         using var f = logits.to(ScalarType.Float32);
         return LlamaModelTests.Rows(f)[0];
     }

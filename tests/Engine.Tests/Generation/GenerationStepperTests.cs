@@ -31,7 +31,6 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         Assert.Equal(12, first.Count);
         Assert.Equal(first, second);
         Assert.NotEqual(first, other);
-        Assert.Equal(0, cache.UsedBlocks);
     }
 
     [Fact]
@@ -85,8 +84,6 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
             Assert.Equal(expected.Select(t => t.Id), actual.Select(t => t.Id));
             Assert.All(expected.Zip(actual), p => Assert.Equal(p.First.Logprob, p.Second.Logprob, 1e-4));
         }
-
-        Assert.Equal(0, cache.UsedBlocks);
     }
 
     /// <summary>A step that throws advances no sequence, so its rows can run again apart (what the server does then).</summary>
@@ -98,25 +95,35 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         var p = new SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true };
         var expected = RunToEnd(stepper, NewSequence("The capital of France is", p));
         var good = NewSequence("The capital of France is", p);
-        stepper.Run([(good, good.TotalTokens)]);
+        var goodKv = cache.Partition(1);
+        stepper.Run([new StepRow(good, 0, good.TotalTokens, goodKv)]);
         var timings = stepper.LastTimings;
         var bad = new SequenceState([5, fixture.Loaded.Config.VocabSize + 1], p, fixture.Loaded.Tokenizer, fixture.Loaded.EosTokenIds);
 
-        Assert.ThrowsAny<ArgumentException>(() => stepper.Run([(good, 1), (bad, bad.TotalTokens)]));
+        Assert.ThrowsAny<ArgumentException>(() => stepper.Run([new StepRow(good, good.TotalTokens - 1, 1, goodKv), new StepRow(bad, 0, bad.TotalTokens, cache.Partition(2))]));
 
         Assert.True(timings.Forward > TimeSpan.Zero && timings.Sampling > TimeSpan.Zero);
         Assert.Equal(timings, stepper.LastTimings);          // a failed step records nothing
-        Assert.Equal((good.TotalTokens - 1, 1), (good.CachedTokens, good.GeneratedTokens.Count));
-        Assert.Equal(0, bad.CachedTokens);
+        Assert.Equal((1, 0), (good.GeneratedTokens.Count, bad.GeneratedTokens.Count));
         while (!good.IsFinished)
-            stepper.Run([(good, 1)]);
+            stepper.Run([new StepRow(good, good.TotalTokens - 1, 1, goodKv)]);
         Assert.Equal(expected, good.GeneratedTokens);
-        stepper.Release(bad);
-        Assert.Equal(0, cache.UsedBlocks);
     }
 
     [Fact]
-    public void Run_MaxTokens_FinishesWithLengthAndFreesKv()
+    public void Run_RowBeyondTheSequence_ThrowsNamingThePositions()
+    {
+        using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
+        var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
+        var s = NewSequence("abc", new SamplingParams { Temperature = 0, MaxTokens = 3, IgnoreEos = true });
+
+        var ex = Assert.Throws<ArgumentException>(() => stepper.Run([new StepRow(s, 1, s.TotalTokens, cache.Partition(0))]));
+
+        Assert.Contains($"positions [1, {s.TotalTokens + 1})", ex.Message);
+    }
+
+    [Fact]
+    public void Run_MaxTokens_FinishesWithLength()
     {
         using var cache = fixture.Loaded.Model.CreateKvCache(1, 128);
         var stepper = new GenerationStepper(fixture.Loaded.Model, cache);
@@ -127,7 +134,6 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         Assert.Equal(3, events.Count);
         Assert.Equal(FinishReason.Length, events[^1].Finish);
         Assert.Equal(fixture.Loaded.Tokenizer.Decode(s.GeneratedTokens), string.Concat(events.Select(e => e.TextDelta)));
-        Assert.Equal(0, cache.UsedBlocks);
     }
 
     [Fact]
@@ -178,11 +184,13 @@ public sealed class GenerationStepperTests(TinyModelFixture fixture)
         var running = NewSequence("short", p);
         chunked.RunAll([running]);                                  // prefill (2 tokens), first token
         var late = NewSequence(longPrompt, p);
-        int stepsWhileLongPrefills = 0;
+        int stepsWhileLongPrefills = 0, lateCached = 0;
         while (late.GeneratedTokens.Count == 0)
         {
             // The rows a scheduler with a 7-token prefill budget plans: the running stream decodes, the prompt advances ≤ 7.
-            var events = chunked.Run([(running, 1), (late, Math.Min(7, late.TotalTokens - late.CachedTokens))]);
+            int chunk = Math.Min(7, late.TotalTokens - lateCached);
+            var events = chunked.Run([new StepRow(running, running.TotalTokens - 1, 1, cache.Partition(0)), new StepRow(late, lateCached, chunk, cache.Partition(1))]);
+            lateCached += chunk;
             Assert.NotNull(events[0]);                            // the running stream gets a token every step
             stepsWhileLongPrefills++;
         }

@@ -49,7 +49,7 @@ public sealed class MultiLoraForwardTests : IDisposable
     {
         _loaded.Model.LoraKernel = kernel;
         using var cache = _loaded.Model.CreateKvCache(8, 64);
-        var handles = Prompts.Select(_ => cache.Allocate()).ToList();
+        var handles = Prompts.Select((_, i) => cache.Partition(i)).ToList();
         var batch = ForwardBatch.Create(Prompts.Select((p, i) => (handles[i], (IReadOnlyList<int>)p, 0)).ToList());
         var mapping = LoraBatchMapping.ForSequences(Prompts.Select(p => p.Length).ToList(), RowAdapters);
         using var logits = _loaded.Model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, mapping);
@@ -68,7 +68,7 @@ public sealed class MultiLoraForwardTests : IDisposable
     private float[] RunAlone(int row, int decodeSteps)
     {
         using var cache = _loaded.Model.CreateKvCache(1, 64);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         var mapping = LoraBatchMapping.ForSequences([Prompts[row].Length], [RowAdapters[row]]);
         var last = LlamaModelTests.Rows(_loaded.Model.Forward(ForwardBatch.Create([(kv, Prompts[row], 0)]), cache, LogitsSelection.LastTokenPerSequence, mapping))[0];
         for (int step = 0; step < decodeSteps; step++)
@@ -98,7 +98,7 @@ public sealed class MultiLoraForwardTests : IDisposable
     {
         var prefill = RunAll(new CpuLoraKernel(), 0, out _);
         using var cache = _loaded.Model.CreateKvCache(1, 64);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         var plain = LlamaModelTests.Rows(_loaded.Model.Forward(ForwardBatch.Create([(kv, Prompts[2], 0)]), cache))[0];
         LlamaModelTests.AssertClose(plain, prefill[2], "base row");
         Assert.True(prefill[0].Zip(RunBase(0)).Max(p => Math.Abs(p.First - p.Second)) > 0.01, "adapter a should change the logits");
@@ -107,7 +107,7 @@ public sealed class MultiLoraForwardTests : IDisposable
     private float[] RunBase(int row)
     {
         using var cache = _loaded.Model.CreateKvCache(1, 64);
-        return LlamaModelTests.Rows(_loaded.Model.Forward(ForwardBatch.Create([(cache.Allocate(), Prompts[row], 0)]), cache))[0];
+        return LlamaModelTests.Rows(_loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompts[row], 0)]), cache))[0];
     }
 
     [Theory]
@@ -121,7 +121,7 @@ public sealed class MultiLoraForwardTests : IDisposable
         WriteMerged(merged, RowAdapters[row].Select(e => (Adapter(e.Slot), e.Weight)).ToList());
         using var mergedModel = LoadedModel.Load(merged, ScalarType.Float32, CPU, 256);
         using var cache = mergedModel.Model.CreateKvCache(1, 64);
-        var expected = LlamaModelTests.Rows(mergedModel.Model.Forward(ForwardBatch.Create([(cache.Allocate(), Prompts[row], 0)]), cache))[0];
+        var expected = LlamaModelTests.Rows(mergedModel.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompts[row], 0)]), cache))[0];
         LlamaModelTests.AssertClose(expected, prefill[row], $"row {row} vs merged weights");
     }
 

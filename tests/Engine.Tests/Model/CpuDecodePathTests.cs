@@ -65,7 +65,7 @@ public sealed class CpuDecodePathTests : IDisposable
     {
         var model = _loaded.Model;
         using var cache = model.CreateKvCache(Prompts.Length, 64);
-        var kv = Prompts.Select(_ => cache.Allocate()).ToList();
+        var kv = Prompts.Select((_, i) => cache.Partition(i)).ToList();
         LoraBatchMapping? Mapping(int rows, IReadOnlyList<int> tokens) =>
             adapters ? LoraBatchMapping.ForSequences(tokens, RowAdapters.Take(rows).ToList()) : null;
         var rowsOut = new List<float[]>();

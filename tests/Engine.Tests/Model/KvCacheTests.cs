@@ -14,27 +14,25 @@ public sealed class KvCacheTests(TinyModelFixture fixture)
     [Fact]
     public void Forward_BlocksScatteredAcrossThePool_SameLogitsAsContiguousBlocks()
     {
-        // Block size 2: the 13-token prompt and 6 decode steps span 10 blocks. In the scattered cache two other sequences grow
-        // in between, so this sequence's blocks interleave with theirs in the pool.
+        // Block size 2: the 13-token prompt and 6 decode steps span 10 blocks, here out of order and interleaved with
+        // blocks another sequence writes in the same steps.
         using var contiguous = Model.CreateKvCache(1, 64, blockSize: 2);
         using var scattered = Model.CreateKvCache(3, 64, blockSize: 2);
-        var a = contiguous.Allocate();
-        var b = scattered.Allocate();
-        var decoys = new[] { scattered.Allocate(), scattered.Allocate() };
+        var a = contiguous.Partition(0);
+        var b = new KvBlockTable([41, 3, 17, 0, 90, 22, 5, 63, 30, 11]);
+        var decoy = new KvBlockTable([1, 2, 4, 6, 7, 8, 9, 10, 12, 13]);
         var tokens = Prompt.ToList();
         using (var expected = Model.Forward(ForwardBatch.Create([(a, tokens, 0)]), contiguous))
         {
             for (int i = 0; i < Prompt.Length; i += 2)
             {
-                scattered.EnsureCapacity(decoys[0], i + 2);
-                using var chunk = Model.Forward(ForwardBatch.Create([(b, tokens.Skip(i).Take(2).ToArray(), i)]), scattered);
-                scattered.EnsureCapacity(decoys[1], i + 2);
+                var chunk = tokens.Skip(i).Take(2).ToArray();
+                using var logits = Model.Forward(ForwardBatch.Create([(decoy, chunk.Select(t => t + 1).ToArray(), i), (b, chunk, i)]), scattered);
                 if (i + 2 >= Prompt.Length)
-                    LlamaModelTests.AssertClose(LlamaModelTests.Rows(expected)[0], LlamaModelTests.Rows(chunk)[0], "prefill");
+                    LlamaModelTests.AssertClose(LlamaModelTests.Rows(expected)[0], LlamaModelTests.Rows(logits)[1], "prefill");
             }
         }
 
-        Assert.NotEqual(Enumerable.Range(b.Blocks[0], b.Blocks.Count), b.Blocks);
         for (int step = 0; step < 6; step++)
         {
             tokens.Add(1000 + step);
@@ -45,42 +43,45 @@ public sealed class KvCacheTests(TinyModelFixture fixture)
     }
 
     [Fact]
-    public void EnsureCapacity_PoolExhausted_ThrowsNamingTheShortfallAndAddsNothing()
-    {
-        using var cache = Model.CreateKvCache(1, 64, blockSize: 4, totalBlocks: 3);
-        var first = cache.Allocate();
-        cache.EnsureCapacity(first, 8);
-        var second = cache.Allocate();
-
-        var ex = Assert.Throws<InvalidOperationException>(() => cache.EnsureCapacity(second, 9));
-
-        Assert.Contains("needs 3 more, 1 of 3 are free", ex.Message);
-        Assert.Empty(second.Blocks);
-        Assert.Equal(2, cache.UsedBlocks);
-    }
-
-    [Fact]
-    public void Release_ReturnsEveryBlockAndRefusesASecondRelease()
+    public void Forward_TableTooShortForThePositions_ThrowsNamingTheCapacity()
     {
         using var cache = Model.CreateKvCache(2, 64, blockSize: 4);
-        var table = cache.Allocate();
-        cache.EnsureCapacity(table, 10);
-        Assert.Equal(3, cache.UsedBlocks);
+        var table = new KvBlockTable([5, 6]);
 
-        cache.Release(table);
+        var ex = Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(table, new[] { 1, 2 }, 7)]), cache));
 
-        Assert.Equal(0, cache.UsedBlocks);
-        Assert.Throws<InvalidOperationException>(() => cache.Release(table));
+        Assert.Contains("reaches position 9 but its blocks hold 8", ex.Message);
     }
 
     [Fact]
-    public void Forward_StartBeyondCachedPositions_Throws()
+    public void Forward_BlockOutsideTheCache_Throws()
     {
         using var cache = Model.CreateKvCache(1, 64, blockSize: 4);
-        var table = cache.Allocate();
 
-        var ex = Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(table, new[] { 1, 2 }, 8)]), cache));
+        var ex = Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(new KvBlockTable([0, cache.TotalBlocks]), new[] { 1, 2, 3, 4, 5 }, 0)]), cache));
 
-        Assert.Contains("starts at position 8", ex.Message);
+        Assert.Contains($"block {cache.TotalBlocks}, outside the cache", ex.Message);
+    }
+
+    [Fact]
+    public void Forward_TwoSequencesWriteOneBlock_Throws()
+    {
+        using var cache = Model.CreateKvCache(2, 64, blockSize: 4);
+
+        var ex = Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(new KvBlockTable([3]), new[] { 1, 2 }, 0), (new KvBlockTable([3]), new[] { 7 }, 0)]), cache));
+
+        Assert.Contains("block 3 is written by two sequences", ex.Message);
+    }
+
+    [Fact]
+    public void Partition_Sequences_DisjointAndBoundedByThePool()
+    {
+        using var cache = Model.CreateKvCache(3, 64, blockSize: 4);
+
+        var tables = Enumerable.Range(0, 3).Select(cache.Partition).ToList();
+
+        Assert.All(tables, t => Assert.Equal(16, t.Blocks.Count));
+        Assert.Equal(48, tables.SelectMany(t => t.Blocks).Distinct().Count());
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Partition(3));
     }
 }

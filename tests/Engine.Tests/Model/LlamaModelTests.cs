@@ -21,7 +21,7 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
     {
         var reference = new ScalarReferenceModel(fixture.Directory).Forward(PromptA);
         using var cache = Model.CreateKvCache(2, 64);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         using var logits = Model.Forward(ForwardBatch.Create([(kv, PromptA, 0)]), cache, LogitsSelection.AllTokens);
         var rows = Rows(logits);
         Assert.Equal(PromptA.Length, rows.Length);
@@ -35,7 +35,7 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
         // Chunks of 3, 4 and 3 tokens: each attends causally to its own tokens and to the prefix already in the cache.
         var reference = new ScalarReferenceModel(fixture.Directory).Forward(PromptA);
         using var cache = Model.CreateKvCache(2, 64);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         int start = 0;
         foreach (int n in new[] { 3, 4, 3 })
         {
@@ -60,9 +60,9 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
             try
             {
                 using var cache = model.CreateKvCache(3, 64);
-                var a = cache.Allocate();
-                var b = cache.Allocate();
-                var c = cache.Allocate();
+                var a = cache.Partition(0);
+                var b = cache.Partition(1);
+                var c = cache.Partition(2);
                 model.Forward(ForwardBatch.Create([(a, PromptA, 0), (b, PromptB, 0)]), cache).Dispose();
                 var rows = new List<float[]>();
                 using (var decode = model.Forward(ForwardBatch.Create([(a, new[] { 7 }, PromptA.Length), (b, new[] { 8 }, PromptB.Length)]), cache))
@@ -117,7 +117,7 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
     {
         var scalar = new ScalarReferenceModel(fixture.Directory);
         using var cache = Model.CreateKvCache(1, 64);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         var tokens = PromptB.ToList();
         using (var prefill = Model.Forward(ForwardBatch.Create([(kv, tokens, 0)]), cache))
             AssertClose(scalar.Forward(tokens)[^1], Rows(prefill)[0], "prefill");
@@ -141,7 +141,7 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
         for (int s = 0; s < prompts.Length; s++)
         {
             using var cache = Model.CreateKvCache(1, 64);
-            var kv = cache.Allocate();
+            var kv = cache.Partition(0);
             Model.Forward(ForwardBatch.Create([(kv, prompts[s], 0)]), cache).Dispose();
             var steps = new List<float[]>();
             for (int i = 0; i < 3; i++)
@@ -155,7 +155,7 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
 
         // Together: one mixed prefill batch, then batched decode over non-contiguous slots.
         using var shared = Model.CreateKvCache(5, 64);
-        var handles = new[] { shared.Allocate(), shared.Allocate(), shared.Allocate(), shared.Allocate(), shared.Allocate() };
+        var handles = Enumerable.Range(0, 5).Select(shared.Partition).ToArray();
         var used = new[] { handles[4], handles[1], handles[2] };
         Model.Forward(ForwardBatch.Create(prompts.Select((p, s) => (used[s], (IReadOnlyList<int>)p, 0)).ToList()), shared).Dispose();
         for (int i = 0; i < 3; i++)
@@ -172,14 +172,14 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
     public void Forward_MixedPrefillAndDecodeInOneBatch_EqualsSeparateSteps()
     {
         using var cache = Model.CreateKvCache(2, 64);
-        var a = cache.Allocate();
-        var b = cache.Allocate();
+        var a = cache.Partition(0);
+        var b = cache.Partition(1);
         Model.Forward(ForwardBatch.Create([(a, PromptA, 0)]), cache).Dispose();
         using var mixed = Model.Forward(ForwardBatch.Create([(a, new[] { 99 }, PromptA.Length), (b, PromptC, 0)]), cache);
 
         using var cache2 = Model.CreateKvCache(2, 64);
-        var a2 = cache2.Allocate();
-        var b2 = cache2.Allocate();
+        var a2 = cache2.Partition(0);
+        var b2 = cache2.Partition(1);
         Model.Forward(ForwardBatch.Create([(a2, PromptA, 0)]), cache2).Dispose();
         using var decodeOnly = Model.Forward(ForwardBatch.Create([(a2, new[] { 99 }, PromptA.Length)]), cache2);
         using var prefillOnly = Model.Forward(ForwardBatch.Create([(b2, PromptC, 0)]), cache2);
@@ -192,15 +192,13 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
     {
         var tokens = PromptC.ToList();
         using var cache = Model.CreateKvCache(2, 64);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         Model.Forward(ForwardBatch.Create([(kv, tokens, 0)]), cache).Dispose();
         for (int step = 0; step < 5; step++)
         {
             tokens.Add(500 + step);
             using var incremental = Model.Forward(ForwardBatch.Create([(kv, new[] { tokens[^1] }, tokens.Count - 1)]), cache);
-            var fresh = cache.Allocate();
-            using var full = Model.Forward(ForwardBatch.Create([(fresh, tokens, 0)]), cache);
-            cache.Release(fresh);
+            using var full = Model.Forward(ForwardBatch.Create([(cache.Partition(1), tokens, 0)]), cache);
             AssertClose(Rows(full)[0], Rows(incremental)[0], $"step {step}");
         }
     }
@@ -209,7 +207,7 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
     public void Forward_TokenOutsideVocabulary_ThrowsNamingTheToken()
     {
         using var cache = Model.CreateKvCache(1, 16);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         var ex = Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(kv, new[] { 1, 999_999 }, 0)]), cache));
         Assert.Contains("999999", ex.Message);
     }
@@ -218,7 +216,7 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
     public void Forward_BeyondContextLimit_Throws()
     {
         using var cache = Model.CreateKvCache(1, 8);
-        var kv = cache.Allocate();
+        var kv = cache.Partition(0);
         Assert.Throws<ArgumentException>(() => Model.Forward(ForwardBatch.Create([(kv, Enumerable.Range(1, 9).ToArray(), 0)]), cache));
     }
 

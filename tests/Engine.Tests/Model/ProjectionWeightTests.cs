@@ -56,8 +56,8 @@ public sealed class ProjectionWeightTests : IDisposable
     private static float[][] Run(LlamaModel model)
     {
         using var cache = model.CreateKvCache(2, 64);
-        var a = cache.Allocate();
-        var b = cache.Allocate();
+        var a = cache.Partition(0);
+        var b = cache.Partition(1);
         var rows = new List<float[]>();
         using (var prefill = model.Forward(ForwardBatch.Create([(a, PromptA, 0), (b, PromptB, 0)]), cache, LogitsSelection.AllTokens))
             rows.AddRange(LlamaModelTests.Rows(prefill));

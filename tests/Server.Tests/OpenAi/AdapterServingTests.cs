@@ -50,8 +50,8 @@ public sealed class AdapterServingTests(DemoServerFixture fixture) : IClassFixtu
         var stepper = new GenerationStepper(loaded.Model, cache);
         var sequence = new SequenceState(loaded.Tokenizer.Encode(prompt), new SamplingParams { Temperature = 0, MaxTokens = 8, IgnoreEos = true },
             loaded.Tokenizer, loaded.EosTokenIds, [(0, 1f)]);
-        while (!sequence.IsFinished)
-            stepper.Run([(sequence, sequence.TotalTokens - sequence.CachedTokens)]);
+        for (int cached = 0; !sequence.IsFinished; cached = sequence.TotalTokens - 1)
+            stepper.Run([new StepRow(sequence, cached, sequence.TotalTokens - cached, cache.Partition(0))]);
         Assert.Equal(sequence.GeneratedTokens, viaServer);
     }
 
