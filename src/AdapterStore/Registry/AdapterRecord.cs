@@ -9,4 +9,4 @@ namespace Serving.AdapterStore.Registry;
 /// <param name="RegisteredAt">When it was registered or last replaced.</param>
 /// <param name="Tenant">The tenant that owns it; null = shared (usable by every tenant, managed by admins only).</param>
 /// <param name="Shape">The LoRA shape the version had when registered (<see cref="AdapterShape"/>); a change in place must keep it.</param>
-internal sealed record AdapterRecord(AdapterId Id, string Source, string Version, DateTimeOffset RegisteredAt, string? Tenant = null, string? Shape = null);
+public sealed record AdapterRecord(AdapterId Id, string Source, string Version, DateTimeOffset RegisteredAt, string? Tenant = null, string? Shape = null);

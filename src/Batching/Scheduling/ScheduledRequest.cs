@@ -52,9 +52,6 @@ internal sealed class ScheduledRequest
     internal List<int> Blocks { get; } = [];
     public IReadOnlyList<AdapterSlotWeight> Slots { get; internal set; } = [];
 
-    /// <summary>The adapter versions fixed at first admission; a resumed request runs on them again.</summary>
-    public IReadOnlyList<AdapterVersionKey>? Versions { get; internal set; }
-
     /// <summary>Steps this request waited while it could have run but for rows, adapter slots or KV memory (the starvation counter).</summary>
     public int BlockedSteps { get; internal set; }
 

@@ -270,7 +270,7 @@ internal sealed class StepScheduler
             if (_kv.BlocksFor(r.Length + 1) > _kv.FreeBlocks)
                 continue;
 
-            var acquisition = _adapters.TryAcquire(r.Adapters, r.Versions);
+            var acquisition = _adapters.TryAcquire(r.Id, r.Adapters);
             if (acquisition.Error is Exception error)
             {
                 admitted.Add(r);                                         // leaves the queue
@@ -291,7 +291,6 @@ internal sealed class StepScheduler
 
             int n = Math.Min(r.Length, budget);
             r.Slots = slots;
-            r.Versions ??= acquisition.Versions;
             r.Phase = RequestPhase.Running;
             r.Admission = ++_admissions;
             r.BlockedSteps = 0;
@@ -309,7 +308,7 @@ internal sealed class StepScheduler
         var examined = candidates.Count == 0 ? 0 : lastExamined + 1;
         foreach (var r in _waiting.Skip(examined).Take(2 * MaxSequences))
             if (!r.Adapters.IsBaseModel && r.Phase == RequestPhase.Waiting)
-                _adapters.Prefetch(r.Adapters);
+                _adapters.Prefetch(r.Id, r.Adapters);
 
         foreach (var r in admitted)
         {

@@ -11,34 +11,25 @@ namespace Serving.Runtime.Generation;
 /// Device slots for the scheduler over the adapter store's tiers, on the engine loop between steps (so no step ever sees a
 /// half-written slot). Missing adapters are first read into the host-memory tier on the thread pool (the loop keeps stepping
 /// other requests meanwhile); a resident version is pinned, a cold one is copied from host memory into a free or evicted
-/// slot. The version is fixed when a request is first admitted: a later hot swap does not affect it, even if it is
-/// preempted and resumes.
+/// slot. The versions are the ones the request was resolved to when it arrived (<see cref="PinnedAdapters"/>): a hot swap
+/// does not affect it, even if it is preempted and resumes, and no name is resolved on the loop.
 /// </summary>
-internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache, Serving.Runtime.Observability.ServingMetrics? metrics = null) : IAdapterSlotProvider
+/// <param name="host">The model whose adapter arena the slots are.</param>
+/// <param name="hostCache">The host-memory tier slots are filled from.</param>
+/// <param name="pinned">The records request ids were resolved to (the engine's request table).</param>
+/// <param name="metrics">Slot hits, misses and fill times.</param>
+internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCache, Func<RequestId, PinnedAdapters> pinned,
+    Serving.Runtime.Observability.ServingMetrics? metrics = null) : IAdapterSlotProvider
 {
     private readonly DeviceSlotTable _table = new(host.Model.Model.Adapters!.Slots);
 
-    // Records of versions handed out, so a resumed request finds the version it started on after a replacement.
-    private readonly Dictionary<AdapterVersionKey, AdapterRecord> _records = [];
-
     public DeviceSlotTable Slots => _table;
 
-    public AdapterAcquisition TryAcquire(AdapterMix mix, IReadOnlyList<AdapterVersionKey>? versions)
+    public AdapterAcquisition TryAcquire(RequestId request, AdapterMix mix)
     {
         if (mix.IsBaseModel)
-            return AdapterAcquisition.Ready([], []);
-        List<AdapterRecord> records;
-        try
-        {
-            records = mix.Entries.Select((e, i) => versions is not null && _records.TryGetValue(versions[i], out var pinned)
-                ? pinned
-                : host.Adapters.Resolve(e.Id) ?? throw new AdapterNotFoundException(e.Id.Value)).ToList();
-        }
-        catch (AdapterNotFoundException ex)
-        {
-            return AdapterAcquisition.Failed(ex);
-        }
-
+            return AdapterAcquisition.Ready([]);
+        var records = pinned(request).Records;
         var reads = records.Select(hostCache.GetOrLoad).ToList();   // starts every read at once (prefetch)
         if (reads.FirstOrDefault(r => r.IsFaulted) is Task failed)
             return AdapterAcquisition.Failed(failed.Exception!.InnerException!);
@@ -47,7 +38,6 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             return AdapterAcquisition.Loading(Task.WhenAny(pending));
 
         var bound = new List<AdapterSlotWeight>();
-        var keys = new List<AdapterVersionKey>();
         for (int i = 0; i < records.Count; i++)
         {
             var key = new AdapterVersionKey(records[i].Id, records[i].Version);
@@ -65,19 +55,16 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             }
 
             metrics?.AdapterCache.WithLabels("device", needsLoad ? "miss" : "hit").Inc();
-            _records[key] = records[i];
             bound.Add(new AdapterSlotWeight(slot.Value, mix.Entries[i].Weight));
-            keys.Add(key);
         }
 
-        return AdapterAcquisition.Ready(bound, keys);
+        return AdapterAcquisition.Ready(bound);
     }
 
-    public void Prefetch(AdapterMix mix)
+    public void Prefetch(RequestId request, AdapterMix mix)
     {
-        foreach (var (id, _) in mix.Entries)
-            if (host.Adapters.Resolve(id) is AdapterRecord record)
-                _ = hostCache.GetOrLoad(record);                 // errors are reported when the request is admitted
+        foreach (var record in pinned(request).Records)
+            _ = hostCache.GetOrLoad(record);                     // errors are reported when the request is admitted
     }
 
     public void Release(IReadOnlyList<AdapterSlotWeight> slots)

@@ -133,7 +133,7 @@ internal sealed class EngineWorker : BackgroundService
         var state = new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds);
         var id = new RequestId(Interlocked.Increment(ref _nextId));
         _requests[id] = new ActiveRequest(command, state);
-        var outcome = scheduler.TryEnqueue(new ScheduledRequest(id, command.Tenant, command.Adapters, state.TotalTokens, command.Deadline, command.Aborted));
+        var outcome = scheduler.TryEnqueue(new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted));
         if (outcome != EnqueueOutcome.Accepted)
             _requests.TryRemove(id, out _);
         return outcome;
@@ -147,7 +147,7 @@ internal sealed class EngineWorker : BackgroundService
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         var model = _host.Model;
-        _binder = new AdapterSlotBinder(_host, _hostCache, _metrics);
+        _binder = new AdapterSlotBinder(_host, _hostCache, id => _requests[id].Command.Adapters, _metrics);
         _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time);
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;

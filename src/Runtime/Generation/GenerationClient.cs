@@ -13,11 +13,11 @@ internal sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Obse
 {
     /// <param name="prompt">Token ids.</param>
     /// <param name="sampling">How to sample and when to stop.</param>
-    /// <param name="adapters">Adapters to run with.</param>
+    /// <param name="adapters">Adapters to run with, resolved when the request arrived.</param>
     /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>
     /// <param name="deadline">When the request must end (a gRPC deadline); past it the stream ends with 504 / DEADLINE_EXCEEDED.</param>
     /// <param name="tenant">Whose request it is (per-tenant limits in the scheduler).</param>
-    public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, AdapterMix adapters,
+    public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, PinnedAdapters adapters,
         [EnumeratorCancellation] CancellationToken cancellationToken, DateTimeOffset? deadline = null, string tenant = "")
     {
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
@@ -68,10 +68,6 @@ internal sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Obse
             catch (ArgumentException ex)
             {
                 throw new RequestFailedException(RequestFailure.Invalid, ex.Message);
-            }
-            catch (AdapterNotFoundException ex)
-            {
-                throw new RequestFailedException(RequestFailure.NotFound, ex.Message, "model");
             }
             catch (AdapterStore.Peft.AdapterFormatException ex)
             {

@@ -9,7 +9,7 @@ namespace Serving.Runtime.Generation;
 internal sealed record GenerationCommand(
     IReadOnlyList<int> PromptTokens,
     SamplingParams Sampling,
-    AdapterMix Adapters,
+    PinnedAdapters Adapters,
     ChannelWriter<GenerationUpdate> Output,
     CancellationToken Aborted,
     string Tenant = "",

@@ -49,7 +49,7 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving
     /// <param name="temperature">Softmax temperature (default from options).</param>
     /// <param name="ct">Request cancellation.</param>
     /// <param name="method"><c>arrow</c> (default: every adapter) or <c>centroid</c> (adapters that ship <see cref="ExamplesFile"/>).</param>
-    public async Task<AdapterMix> RouteAsync(IReadOnlyList<int> prompt, Func<AdapterRecord, bool> mayUse, IReadOnlyList<string>? candidateIds, int? topK, double? temperature,
+    public async Task<Generation.PinnedAdapters> RouteAsync(IReadOnlyList<int> prompt, Func<AdapterRecord, bool> mayUse, IReadOnlyList<string>? candidateIds, int? topK, double? temperature,
         CancellationToken ct, string? method = null)
     {
         var o = options.Value;
@@ -81,11 +81,12 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving
         return Record(records, chosen);
     }
 
-    private AdapterMix Record(List<AdapterRecord> records, IReadOnlyList<(int Candidate, float Weight)> chosen)
+    /// <summary>The chosen candidates, pinned to the versions the candidates were resolved to.</summary>
+    private Generation.PinnedAdapters Record(List<AdapterRecord> records, IReadOnlyList<(int Candidate, float Weight)> chosen)
     {
         foreach (var (c, _) in chosen)
             metrics.RoutingDecisions.WithLabels(records[c].Id.Value).Inc();
-        return AdapterMix.Create(chosen.Select(c => (records[c.Candidate].Id, c.Weight)).ToList());
+        return new Generation.PinnedAdapters(AdapterMix.Create(chosen.Select(c => (records[c.Candidate].Id, c.Weight)).ToList()), chosen.Select(c => records[c.Candidate]));
     }
 
     private IReadOnlyList<(int Candidate, float Weight)> RouteByCentroid(List<AdapterRecord> records, IReadOnlyList<int> prompt, int layers, int k, double t)

@@ -21,7 +21,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         var model = host.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
         bool auto = ModelResolver.IsAuto(f, host);
-        var adapters = auto ? Serving.Contracts.AdapterMix.None : ModelResolver.Resolve(f, host, caller);
+        var adapters = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(f, host, caller);
         var routing = auto ? ModelResolver.ReadRouting(f) : default;
         string modelName = f.String("model")!;
         string rendered = ChatPromptReader.Render(f, model.ChatTemplate, time.GetLocalNow());

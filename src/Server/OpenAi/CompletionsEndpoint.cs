@@ -18,7 +18,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         var model = host.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
         bool auto = ModelResolver.IsAuto(f, host);
-        var adapters = auto ? Serving.Contracts.AdapterMix.None : ModelResolver.Resolve(f, host, caller);
+        var adapters = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(f, host, caller);
         var routing = auto ? ModelResolver.ReadRouting(f) : default;
         string modelName = f.String("model")!;
         if (f.Bool("echo") == true)
@@ -92,7 +92,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         await sse.DoneAsync(ct);
     }
 
-    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling, Serving.Contracts.AdapterMix adapters, string tenant,
+    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling, PinnedAdapters adapters, string tenant,
         Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
     {
         await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: tenant))

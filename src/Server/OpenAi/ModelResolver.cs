@@ -2,6 +2,7 @@ using System.Text.Json;
 using Serving.AdapterStore;
 using Serving.Batching;
 using Serving.Contracts;
+using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Server.Hosting;
 using Serving.Server.Security;
@@ -14,22 +15,25 @@ internal static class ModelResolver
     /// <c>model</c> names the base model or an adapter (which then runs at weight 1); the <c>adapters</c> extension
     /// (<c>[{"id", "weight"}]</c>) mixes several adapters over the base model. Unknown names are 404.
     /// </summary>
-    public static AdapterMix Resolve(JsonFields f, ModelHost host, Caller caller) =>
+    public static PinnedAdapters Resolve(JsonFields f, ModelHost host, Caller caller) =>
         Resolve(f.String("model") ?? throw JsonFields.Bad("model", "is required"), ReadMix(f), host, caller);
 
     /// <summary>The same rules for callers that already hold the fields (gRPC): <paramref name="mix"/> as (id, weight) pairs.</summary>
-    /// <remarks>An adapter of another tenant is 403 (the caller may use shared adapters and its own).</remarks>
-    public static AdapterMix Resolve(string model, IReadOnlyList<(string Id, double Weight)> mix, ModelHost host, Caller caller)
+    /// <remarks>
+    /// An adapter of another tenant is 403 (the caller may use shared adapters and its own). The only place a request's
+    /// adapter names are resolved: the result pins their versions for the request's whole life.
+    /// </remarks>
+    public static PinnedAdapters Resolve(string model, IReadOnlyList<(string Id, double Weight)> mix, ModelHost host, Caller caller)
     {
         if (string.IsNullOrEmpty(model))
             throw JsonFields.Bad("model", "is required");
         var adapters = CreateMix(mix, host, caller);
         if (model == host.ModelId)
             return adapters;
-        if (!adapters.IsBaseModel)
+        if (!adapters.Mix.IsBaseModel)
             throw JsonFields.Bad("adapters", "can only be combined with the base model as 'model'");
         if (AdapterId.TryParse(model, out var id, out _) && host.Adapters.Resolve(id) is { } record)
-            return caller.CanUse(record) ? AdapterMix.Single(id) : throw Forbidden(model, "model");
+            return caller.CanUse(record) ? new PinnedAdapters(AdapterMix.Single(id), [record]) : throw Forbidden(model, "model");
         throw new ApiException(404, $"The model '{model}' does not exist. Available: '{host.ModelId}' and the adapters listed by /v1/models.", "model");
     }
 
@@ -54,9 +58,10 @@ internal static class ModelResolver
     private static ApiException Forbidden(string adapter, string param) =>
         new(403, $"The adapter '{adapter}' belongs to another tenant.", param);
 
-    private static AdapterMix CreateMix(IReadOnlyList<(string Id, double Weight)> mix, ModelHost host, Caller caller)
+    private static PinnedAdapters CreateMix(IReadOnlyList<(string Id, double Weight)> mix, ModelHost host, Caller caller)
     {
         var entries = new List<(AdapterId, float)>();
+        var records = new List<Serving.AdapterStore.Registry.AdapterRecord>();
         foreach (var (text, weight) in mix)
         {
             if (!AdapterId.TryParse(text, out var id, out string? error))
@@ -67,11 +72,12 @@ internal static class ModelResolver
             if (!double.IsFinite(weight) || weight <= 0 || weight > 100)
                 throw JsonFields.Bad("adapters", $"weight {weight} for '{text}' must be finite, positive and at most 100");
             entries.Add((id, (float)weight));
+            records.Add(record);
         }
 
         try
         {
-            return AdapterMix.Create(entries);
+            return new PinnedAdapters(AdapterMix.Create(entries), records);
         }
         catch (ArgumentException ex)
         {
@@ -105,6 +111,9 @@ internal static class ModelResolver
     }
 
     /// <summary>The adapters a request ran with, for responses: <c>[{"id", "weight"}]</c>.</summary>
+    public static System.Text.Json.Nodes.JsonArray Describe(PinnedAdapters adapters) => Describe(adapters.Mix);
+
+    /// <summary>The adapters of a mix, for responses: <c>[{"id", "weight"}]</c>.</summary>
     public static System.Text.Json.Nodes.JsonArray Describe(AdapterMix mix) =>
         new(mix.Entries.Select(e => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject { ["id"] = e.Id.Value, ["weight"] = e.Weight }).ToArray());
 }

@@ -98,14 +98,14 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
             ModelResolver.Resolve(model, [], host, Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()));
     }
 
-    private async Task<(IReadOnlyList<int> Prompt, SamplingParams Sampling, AdapterMix Mix)> PrepareAsync(GenerateRequest r, Security.Caller caller,
+    private async Task<(IReadOnlyList<int> Prompt, SamplingParams Sampling, Serving.Runtime.Generation.PinnedAdapters Mix)> PrepareAsync(GenerateRequest r, Security.Caller caller,
         CancellationToken ct)
     {
         var model = host.Model;
         bool auto = ModelResolver.IsAuto(r.Model, host);
         if (auto && r.Adapters.Count > 0)
             throw ApiException.BadRequest("cannot be combined with model 'auto' (name candidates in routing_candidates)", "adapters");
-        var mix = auto ? AdapterMix.None : ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
+        var mix = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
         bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
         if (hasText == hasIds)
             throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
@@ -159,6 +159,6 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
     private static Usage Usage(int prompt, int completion) =>
         new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion };
 
-    private static IEnumerable<AdapterWeight> Weights(AdapterMix mix) =>
-        mix.Entries.Select(e => new AdapterWeight { Id = e.Id.Value, Weight = e.Weight });
+    private static IEnumerable<AdapterWeight> Weights(Serving.Runtime.Generation.PinnedAdapters adapters) =>
+        adapters.Mix.Entries.Select(e => new AdapterWeight { Id = e.Id.Value, Weight = e.Weight });
 }

@@ -12,12 +12,11 @@ internal sealed class FakeAdapterSlots(int slots) : IAdapterSlotProvider
     public FakeSlotTable Table { get; } = new(slots);
     public Dictionary<AdapterId, TaskCompletionSource> Loading { get; } = [];
     public HashSet<AdapterId> Broken { get; } = [];
-    public Dictionary<AdapterId, string> CurrentVersion { get; } = [];
     public List<AdapterId> Prefetched { get; } = [];
 
-    public void Prefetch(AdapterMix mix) => Prefetched.AddRange(mix.Entries.Select(e => e.Id));
+    public void Prefetch(RequestId request, AdapterMix mix) => Prefetched.AddRange(mix.Entries.Select(e => e.Id));
 
-    public AdapterAcquisition TryAcquire(AdapterMix mix, IReadOnlyList<AdapterVersionKey>? versions)
+    public AdapterAcquisition TryAcquire(RequestId request, AdapterMix mix)
     {
         foreach (var (id, _) in mix.Entries)
         {
@@ -27,7 +26,7 @@ internal sealed class FakeAdapterSlots(int slots) : IAdapterSlotProvider
                 return AdapterAcquisition.Loading(load.Task);
         }
 
-        var keys = versions ?? mix.Entries.Select(e => new AdapterVersionKey(e.Id, CurrentVersion.GetValueOrDefault(e.Id, "v1"))).ToList();
+        var keys = mix.Entries.Select(e => new AdapterVersionKey(e.Id, "v1")).ToList();
         var bound = new List<AdapterSlotWeight>();
         for (int i = 0; i < keys.Count; i++)
         {
@@ -40,7 +39,7 @@ internal sealed class FakeAdapterSlots(int slots) : IAdapterSlotProvider
             bound.Add(new AdapterSlotWeight(slot.Value, mix.Entries[i].Weight));
         }
 
-        return AdapterAcquisition.Ready(bound, keys);
+        return AdapterAcquisition.Ready(bound);
     }
 
     public void Release(IReadOnlyList<AdapterSlotWeight> slots)
