@@ -75,43 +75,14 @@ internal static class ServingApp
 
     public static IServiceCollection AddServing(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>();
-        services.AddOptions<AdapterStoreOptions>().Bind(configuration.GetSection(AdapterStoreOptions.Section))
-            .Validate(o => o.MaxDeviceSlots is >= 1 and <= 1024, "Serving:Adapters:MaxDeviceSlots must be in [1, 1024]")
-            .Validate(o => o.MaxRank is >= 1 and <= 1024, "Serving:Adapters:MaxRank must be in [1, 1024]")
-            .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
-            .Validate(o => string.IsNullOrEmpty(o.SyncFrom) || AdapterStore.Sources.S3AdapterSource.TryParse(o.SyncFrom, out _),
-                "Serving:Adapters:SyncFrom must be an s3://bucket/prefix URI")
-            .Validate(o => o.MaxAdapterBytes >= 1 && o.MaxAdapterBytes <= Array.MaxLength, $"Serving:Adapters:MaxAdapterBytes must be in [1, {Array.MaxLength}]")
-            .Validate(o => o.MaxReadSeconds is >= 0.1 and <= 3_600, "Serving:Adapters:MaxReadSeconds must be in [0.1, 3600]")
-            .Validate(o => o.SyncIntervalSeconds is >= 1 and <= 86_400, "Serving:Adapters:SyncIntervalSeconds must be in [1, 86400]")
-            .Validate(o => o.S3.BreakSeconds is >= 0.5 and <= 3_600, "Serving:Adapters:S3:BreakSeconds must be in [0.5, 3600]")
-            .Validate(o => o.S3.ResponseTimeoutSeconds is >= 0.05 and <= 600, "Serving:Adapters:S3:ResponseTimeoutSeconds must be in [0.05, 600]")
-            .Validate(o => o.S3.ReadIdleTimeoutSeconds is >= 0.05 and <= 600, "Serving:Adapters:S3:ReadIdleTimeoutSeconds must be in [0.05, 600]")
-            .ValidateOnStart();
-        services.AddOptions<Batching.BatchingOptions>().Bind(configuration.GetSection(Batching.BatchingOptions.Section))
-            .Validate(o => !o.Validate().Any(), "invalid Serving:Batching settings")
-            .Validate<IOptions<ModelOptions>>((o, m) => o.KvCacheTokens == 0 || o.KvCacheTokens >= m.Value.MaxContext,
-                "Serving:Batching:KvCacheTokens must hold at least one sequence of Serving:Model:MaxContext tokens")
-            .ValidateOnStart();
+        // The demo model stands in when no model is named; registered before the runtime, whose ModelHost takes it.
         services.AddSingleton<IDefaultModel, DemoModelDefaults>();
-        services.AddSingleton<ModelHost>();
-        services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
-        services.AddSingleton<EngineWorker>();
-        services.AddHostedService(sp => sp.GetRequiredService<EngineWorker>());
-        services.AddSingleton<GenerationClient>();
-        services.AddSingleton<NativeHeapTrimmer>();
-        services.AddHostedService(sp => sp.GetRequiredService<NativeHeapTrimmer>());
+        services.AddServingRuntime(configuration);
         services.AddOptions<Security.AuthOptions>().Bind(configuration.GetSection(Security.AuthOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
         services.AddSingleton<Security.ApiKeyAuthenticator>();
-        services.AddSingleton<Serving.Runtime.Observability.ServingMetrics>();
         services.AddOptions<Observability.MetricsOptions>().Bind(configuration.GetSection(Observability.MetricsOptions.Section))
             .Validate(o => !o.Validate().Any(), "Serving:Metrics:Url must be http://HOST:PORT with an explicit, non-zero port").ValidateOnStart();
-        services.AddOptions<Serving.Runtime.Routing.RoutingOptions>().Bind(configuration.GetSection(Serving.Runtime.Routing.RoutingOptions.Section))
-            .Validate(o => !o.Validate().Any(), "invalid Serving:Routing settings").ValidateOnStart();
-        services.AddSingleton<Serving.Runtime.Routing.AdapterRouter>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
@@ -120,7 +91,6 @@ internal static class ServingApp
         services.AddSingleton<Adapters.AdapterRegistrar>();
         services.AddSingleton<Adapters.AdapterStoreSync>();
         services.AddHostedService(sp => sp.GetRequiredService<Adapters.AdapterStoreSync>());
-        services.AddSingleton(TimeProvider.System);
         // SIGTERM: Kestrel stops accepting, running requests finish within the grace period, then the engine stops.
         double grace = configuration.GetValue("Serving:ShutdownGraceSeconds", 30.0);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(1, grace)));

@@ -1,14 +1,13 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Serving.Authoring.Synthetic;
-using Serving.Batching;
-using Serving.Contracts;
 using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
-using Serving.Server.Hosting;
-using Serving.Server.Tests.Support;
+using Serving.Tests.Shared;
 
-namespace Serving.Server.Tests.Generation;
+namespace Serving.Runtime.Tests.Generation;
 
 /// <summary>
 /// The engine accepts requests as soon as its start returns. .NET 10 runs a <c>BackgroundService</c>'s whole
@@ -20,10 +19,13 @@ public sealed class EngineWorkerStartTests
     [Fact]
     public async Task StartAsync_Returned_AcceptsAndRunsARequestAtOnce()
     {
-        string root = TestDirectories.Path("engine-start");
+        string root = TestDirectories.Create("engine-start");
         string model = Path.Combine(root, "base");
         SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 29 });
-        var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--model", model, "--dtype", "float32"]);
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection([new("Serving:Model:Path", model), new("Serving:Model:Dtype", "float32")]);
+        builder.Services.AddServingRuntime(builder.Configuration);
+        using var app = builder.Build();
         var host = app.Services.GetRequiredService<ModelHost>();
         var worker = app.Services.GetRequiredService<EngineWorker>();
         try
@@ -43,7 +45,6 @@ public sealed class EngineWorkerStartTests
         {
             await worker.StopAsync(CancellationToken.None);
             await host.StopAsync(CancellationToken.None);
-            await app.DisposeAsync();
             TestDirectories.Delete(root);
         }
     }

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace Serving.Server.Tests.Support;
+namespace Serving.Tests.Shared;
 
 /// <summary>
 /// Every log entry the server writes at or above <see cref="LogLevel.Information"/>, kept in memory so a test can assert
@@ -17,6 +17,9 @@ public sealed class CapturedLogs : ILoggerProvider
 
     /// <summary>Adds this provider to the server's logging.</summary>
     public void AddTo(WebApplicationBuilder builder) => builder.Logging.AddProvider(this);
+
+    /// <summary>Adds this provider to a host's logging.</summary>
+    public void AddTo(ILoggingBuilder logging) => logging.AddProvider(this);
 
     /// <summary>
     /// Entries at <paramref name="level"/> or above, optionally without the ones a test expects. Kestrel's start-up warning

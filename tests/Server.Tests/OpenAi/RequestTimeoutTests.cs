@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 
-namespace Serving.Server.Tests.Generation;
+namespace Serving.Server.Tests.OpenAi;
 
 /// <summary>The configured request time limit through the real server: late requests end with 504 and release everything.</summary>
 public sealed class RequestTimeoutTests : IAsyncLifetime

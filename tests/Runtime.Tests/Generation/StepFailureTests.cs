@@ -1,39 +1,35 @@
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Serving.Authoring.Synthetic;
-using Serving.Batching;
-using Serving.Contracts;
 using Serving.Engine.Sampling;
-using Serving.Runtime;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
-using Serving.Server.Hosting;
-using Serving.Server.OpenAi;
-using Serving.Server.Tests.Support;
+using Serving.Runtime.Tests.Support;
+using Serving.Tests.Shared;
 
-namespace Serving.Server.Tests.Generation;
+namespace Serving.Runtime.Tests.Generation;
 
 /// <summary>
-/// A forward step that throws, through the real server and engine: a row whose forward pass fails (here a prompt token
+/// A forward step that throws, through the real runtime and engine: a row whose forward pass fails (here a prompt token
 /// outside the vocabulary, which only the HTTP and gRPC validation would have refused) joins a batch of running streams.
 /// Only that request fails; the others keep every token they would have had alone.
 /// </summary>
 public sealed class StepFailureTests : IAsyncLifetime
 {
-    private readonly string _root = TestDirectories.Path("step-failure");
+    private readonly string _root = TestDirectories.Create("step-failure");
     private readonly CapturedLogs _logs = new();
-    private ServerProcess _server = null!;
+    private RuntimeHost _runtime = null!;
 
     public async Task InitializeAsync()
     {
         string model = Path.Combine(_root, "base");
         SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 23 });
-        _server = await ServerProcess.StartAsync(_logs.AddTo, "--model", model, "--dtype", "float32", "--max-sequences", "8", "--max-context", "96");
+        _runtime = await RuntimeHost.StartAsync(_logs, ("Serving:Model:Path", model), ("Serving:Model:Dtype", "float32"), ("Serving:Model:MaxSequences", "8"),
+            ("Serving:Model:MaxContext", "96"));
     }
 
     public async Task DisposeAsync()
     {
-        await _server.DisposeAsync();
+        await _runtime.DisposeAsync();
         TestDirectories.Delete(_root);
     }
 
@@ -44,8 +40,8 @@ public sealed class StepFailureTests : IAsyncLifetime
     [Fact]
     public async Task RunStep_OneRowFailsInABatch_OnlyThatRequestFailsOthersMatchTheirRunAlone()
     {
-        var client = _server.Services.GetRequiredService<GenerationClient>();
-        int vocab = _server.Services.GetRequiredService<ModelHost>().Model.Config.VocabSize;
+        var client = _runtime.Get<GenerationClient>();
+        int vocab = _runtime.Get<ModelHost>().Model.Config.VocabSize;
         var alone = new List<int[]>();
         for (int i = 0; i < 6; i++)
             alone.Add(await Tokens(client, Prompt(i), Greedy(40), CancellationToken.None));
@@ -65,7 +61,7 @@ public sealed class StepFailureTests : IAsyncLifetime
         Assert.Contains(warnings, e => e.Level == LogLevel.Warning && e.Message.StartsWith("Forward step of", StringComparison.Ordinal)
             && e.Message.EndsWith("rows failed; running each row alone", StringComparison.Ordinal));
         Assert.Single(warnings, e => e.Level == LogLevel.Error);
-        var worker = _server.Services.GetRequiredService<EngineWorker>();
+        var worker = _runtime.Get<EngineWorker>();
         Assert.True(SpinWait.SpinUntil(() => worker.UsedKvBlocks == 0 && worker.TrackedRequests == 0 && worker.Running == 0, 5000));
     }
 

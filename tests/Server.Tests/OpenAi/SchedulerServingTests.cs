@@ -3,7 +3,7 @@ using Serving.Authoring.Synthetic;
 using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 
-namespace Serving.Server.Tests.Generation;
+namespace Serving.Server.Tests.OpenAi;
 
 /// <summary>
 /// The scheduler through the real server and engine under pressure: 8 adapters on 4 device slots, 16 rows, and a KV budget

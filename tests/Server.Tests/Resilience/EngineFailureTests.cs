@@ -12,7 +12,7 @@ using Serving.Server.Tests.Support;
 using Serving.V1;
 using static TorchSharp.torch;
 
-namespace Serving.Server.Tests.Generation;
+namespace Serving.Server.Tests.Resilience;
 
 /// <summary>
 /// A request the engine itself fails (not bad input: a fault inside a forward pass, here a LoRA kernel that throws) ends

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Serving.Server.Tests.Support;
+namespace Serving.Tests.Shared;
 
 /// <summary>One log entry written by the server under test.</summary>
 public sealed record CapturedLogEntry(LogLevel Level, string Category, string Message, Exception? Exception)
