@@ -89,8 +89,6 @@ internal static class ServingApp
         services.AddSingleton<TokenizeEndpoint>();
         services.AddSingleton<AdapterManagementEndpoint>();
         services.AddSingleton<Adapters.AdapterRegistrar>();
-        services.AddSingleton<Adapters.AdapterStoreSync>();
-        services.AddHostedService(sp => sp.GetRequiredService<Adapters.AdapterStoreSync>());
         // SIGTERM: Kestrel stops accepting, running requests finish within the grace period, then the engine stops.
         double grace = configuration.GetValue("Serving:ShutdownGraceSeconds", 30.0);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(1, grace)));
@@ -127,7 +125,7 @@ internal static class ServingApp
             await metrics.WriteAsync(ctx.Response.Body, time.GetUtcNow(), ctx.RequestAborted);
         });
         app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", (ModelHost host, EngineWorker worker, Adapters.AdapterStoreSync sync, IHostApplicationLifetime lifetime) =>
+        app.MapGet("/readyz", (ModelHost host, EngineWorker worker, AdapterSyncService sync, IHostApplicationLifetime lifetime) =>
             lifetime.ApplicationStopping.IsCancellationRequested ? Results.Text("draining", statusCode: 503)
             : !host.IsLoaded || !worker.IsRunning ? Results.Text("not ready", statusCode: 503)
             : !sync.FirstPassDone ? Results.Text("syncing the adapter store", statusCode: 503)

@@ -33,7 +33,6 @@ internal sealed class EngineWorker : BackgroundService
     private readonly Serving.Runtime.Observability.ServingMetrics _metrics;
     private readonly string _maxLora;
     private volatile string[] _adapterLabels = ["", ""];
-    private readonly AdapterStore.AdapterStoreOptions _adapterOptions;
 
     // Adapter reads run on the thread pool, shared by every request that waits on them: shutdown ends them, no one client.
     private readonly CancellationTokenSource _readsStopping = new();
@@ -50,38 +49,15 @@ internal sealed class EngineWorker : BackgroundService
         _time = time;
         _logger = logger;
         var a = adapters.Value;
-        _adapterOptions = a;
         _hostCache = new HostAdapterCache(a.HostCacheBytes, ReadAdapter, time, elapsed => metrics.AdapterLoadSeconds.WithLabels("host").Observe(elapsed.TotalSeconds));
     }
 
-    /// <summary>
-    /// A tier reload: the record's files read again under its read policy, the version taken from the bytes read. A folder
-    /// changed in place becomes the registration's new version (same shape) or is refused (another shape).
-    /// </summary>
+    /// <summary>A tier reload through the store's lifecycle; a folder changed in place is served as its new version, with a warning.</summary>
     private Serving.Contracts.Lora.LoraAdapterWeights ReadAdapter(AdapterStore.Registry.AdapterRecord record)
     {
-        var a = _adapterOptions;
-        AdapterStore.Files.AdapterFiles files;
-        try
-        {
-            files = _host.Sources.Load(record, AdapterStore.AdapterCatalog.ReadPolicyFor(record, a.MaxAdapterBytes, a.ReadTimeout), _readsStopping.Token);
-        }
-        catch (AdapterStore.Files.AdapterFileException ex) when (ex.Problem == AdapterStore.Files.AdapterFileProblem.TimedOut)
-        {
-            throw new IOException($"adapter '{record.Id}': {ex.File} {ex.Message}", ex);
-        }
-        catch (AdapterStore.Files.AdapterFileException ex)
-        {
-            throw new AdapterStore.Peft.AdapterFormatException(record.Id.Value, ex.File ?? "adapter folder", null, ex.Message);
-        }
-
-        var weights = AdapterStore.Peft.PeftAdapterReader.Read(files, record.Id.Value, _host.Model.Config, a.MaxRank);
-        if (files.Version != record.Version)
-        {
-            _host.Adapters.ChangedInPlace(record, files.Version, AdapterStore.Registry.AdapterShape.Of(weights));
-            _logger.LogWarning("Adapter {Adapter}: its files changed in place (version {Old} → {New}); the new version is served", record.Id, record.Version, files.Version);
-        }
-
+        var (weights, version) = _host.Lifecycle.ReadWeights(record, _readsStopping.Token);
+        if (version != record.Version)
+            _logger.LogWarning("Adapter {Adapter}: its files changed in place (version {Old} → {New}); the new version is served", record.Id, record.Version, version);
         return weights;
     }
 

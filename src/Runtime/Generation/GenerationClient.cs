@@ -69,17 +69,14 @@ internal sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Obse
             {
                 throw new RequestFailedException(RequestFailure.Invalid, ex.Message);
             }
-            catch (AdapterStore.Peft.AdapterFormatException ex)
+            catch (AdapterStore.AdapterStoreException ex)
             {
-                throw new RequestFailedException(RequestFailure.Unprocessable, ex.Message, "model");
-            }
-            catch (UnauthorizedAccessException ex)
-            {
-                throw new RequestFailedException(RequestFailure.Unprocessable, ex.Message, "model");
-            }
-            catch (Exception ex) when (ex is IOException or HttpRequestException or Amazon.Runtime.AmazonServiceException or Polly.ExecutionRejectedException)
-            {
-                throw new RequestFailedException(RequestFailure.Unavailable, $"adapter source unavailable: {ex.Message}", "model");
+                throw ex.Failure switch
+                {
+                    AdapterStore.AdapterStoreFailure.Unavailable => new RequestFailedException(RequestFailure.Unavailable, $"adapter source unavailable: {ex.Message}", "model"),
+                    AdapterStore.AdapterStoreFailure.NotFound => new RequestFailedException(RequestFailure.NotFound, ex.Message, "model"),
+                    _ => new RequestFailedException(RequestFailure.Unprocessable, ex.Message, "model"),
+                };
             }
             catch (TimeoutException ex)
             {

@@ -11,7 +11,8 @@ namespace Serving.Runtime.Hosting;
 /// Loads the served model when the host starts (before Kestrel listens), so a bad checkpoint stops start-up with
 /// one clear message, and owns it for the process lifetime.
 /// </summary>
-internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger, IDefaultModel? defaultModel = null)
+internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger, IDefaultModel? defaultModel = null,
+    TimeProvider? time = null)
     : IHostedService, IDisposable
 {
     private LoadedModel? _model;
@@ -26,6 +27,11 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
 
     /// <summary>Every adapter the server can run (local store folders and run-time registrations).</summary>
     public AdapterCatalog Adapters { get; private set; } = new(null, new AdapterStore.Registry.AdapterRegistry(null));
+
+    /// <summary>Registration, removal and reloads of adapters for this model (available once the model is loaded).</summary>
+    public AdapterLifecycle Lifecycle => _lifecycle ?? throw new InvalidOperationException("the model is not loaded yet");
+
+    private AdapterLifecycle? _lifecycle;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -67,6 +73,7 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         Sources = new AdapterSourceSet([
             new LocalPathAdapterSource(),
             S3AdapterSource.Create(a.S3, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"), a.MaxAdapterBytes, a.DiskCacheBytes)]);
+        _lifecycle = new AdapterLifecycle(Adapters, Sources, a, c, ModelId, time ?? TimeProvider.System);
         VerifyRegisteredVersions(a);
         var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
         logger.LogInformation("Adapters: {Count} available (store {Root}, registry {Registry}); {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",

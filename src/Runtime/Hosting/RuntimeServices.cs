@@ -50,6 +50,8 @@ public static class RuntimeServices
         services.AddSingleton<NativeHeapTrimmer>();
         services.AddHostedService(sp => sp.GetRequiredService<NativeHeapTrimmer>());
         services.AddSingleton<AdapterRouter>();
+        services.AddSingleton<AdapterSyncService>();
+        services.AddHostedService(sp => sp.GetRequiredService<AdapterSyncService>());
         return services;
     }
 }

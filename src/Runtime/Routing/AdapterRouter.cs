@@ -71,9 +71,10 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving
             foreach (var r in records)
                 prototypes.Add(await PrototypesAsync(r).WaitAsync(ct));
         }
-        catch (AggregateException ex) when (ex.InnerException is AdapterStore.Peft.AdapterFormatException format)
+        catch (AggregateException ex) when (ex.InnerException is AdapterStore.AdapterStoreException store)
         {
-            throw new RequestFailedException(RequestFailure.Unprocessable, format.Message, "model");
+            throw new RequestFailedException(store.Failure == AdapterStore.AdapterStoreFailure.Unavailable ? RequestFailure.Unavailable : RequestFailure.Unprocessable,
+                store.Message, "model");
         }
 
         var inputs = await Task.Run(() => host.Model.Model.CaptureProjectionInputs(prompt, layers), ct);

@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using Grpc.Core;
-using Serving.AdapterStore.Peft;
 using Serving.AdapterStore.Registry;
 using Serving.AdapterStore.Tiers;
 using Serving.Contracts;
@@ -18,12 +16,8 @@ namespace Serving.Server.Rpc;
 /// <c>serving.v1.Adapters</c>: list, get (version, rank, targets, size, tier), load/replace and unload. Registration goes
 /// through the same <see cref="AdapterRegistrar"/> as <c>/v1/load_lora_adapter</c>.
 /// </summary>
-internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar, EngineWorker worker,
-    Microsoft.Extensions.Options.IOptions<AdapterStore.AdapterStoreOptions> options) : V1.Adapters.AdaptersBase
+internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar, EngineWorker worker) : V1.Adapters.AdaptersBase
 {
-    // adapter_config.json facts per version: versions are immutable, so each is read once.
-    private readonly ConcurrentDictionary<AdapterVersionKey, (int Rank, double Alpha, string[] Targets, long Size)> _details = new();
-
     public override Task<ListAdaptersResponse> ListAdapters(ListAdaptersRequest request, ServerCallContext context)
     {
         var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
@@ -71,40 +65,14 @@ internal sealed class AdaptersService(ModelHost host, AdapterRegistrar registrar
             RegisteredAt = record.RegisteredAt.ToString("O", CultureInfo.InvariantCulture),
             Tenant = record.Tenant ?? "",
         };
-        if (Details(record) is var (rank, alpha, targets, size))
+        if (host.Lifecycle.Describe(record) is { } details)
         {
-            info.Rank = rank;
-            info.LoraAlpha = (float)alpha;
-            info.TargetModules.AddRange(targets);
-            info.SizeBytes = size;
+            info.Rank = details.Rank;
+            info.LoraAlpha = (float)details.Alpha;
+            info.TargetModules.AddRange(details.TargetModules);
+            info.SizeBytes = details.SizeBytes;
         }
 
         return info;
-    }
-
-    /// <summary>From the version's local files; null while they are only at a remote source (nothing is downloaded for a status call).</summary>
-    private (int, double, string[], long)? Details(AdapterRecord record)
-    {
-        var key = new AdapterVersionKey(record.Id, record.Version);
-        if (_details.TryGetValue(key, out var known))
-            return known;
-        if (!host.Sources.IsOnDisk(record))
-            return null;
-        try
-        {
-            string folder = host.Sources.EnsureLocal(record);
-            var policy = AdapterStore.AdapterCatalog.ReadPolicyFor(record, options.Value.MaxAdapterBytes, options.Value.ReadTimeout);
-            byte[]? configBytes = AdapterStore.Files.AdapterFileReader.ReadOptional(folder, PeftLoraConfig.FileName, AdapterStore.Files.AdapterReadPolicy.MaxConfigBytes, policy, CancellationToken.None);
-            if (configBytes is null)
-                return null;
-            var config = PeftLoraConfig.Parse(System.Text.Encoding.UTF8.GetString(configBytes), record.Id.Value);
-            string[] targets = config.TargetModuleNames?.ToArray() ?? [config.TargetModuleRegex?.ToString() ?? ""];
-            long size = AdapterStore.Files.AdapterFileReader.Status(folder, policy).Weights.Size;
-            return _details[key] = (config.Rank, config.Alpha, targets, size);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or AdapterFormatException or AdapterStore.Files.AdapterFileException)
-        {
-            return null;                                   // files changed or vanished since registration: status stays partial
-        }
     }
 }

@@ -6,7 +6,7 @@ using Serving.Server.Hosting;
 namespace Serving.Server.Rpc;
 
 /// <summary>The standard gRPC health service's answer: serving once the model is loaded and the engine loop runs (as <c>/readyz</c>).</summary>
-internal sealed class EngineReadinessCheck(ModelHost host, EngineWorker worker, Adapters.AdapterStoreSync sync) : IHealthCheck
+internal sealed class EngineReadinessCheck(ModelHost host, EngineWorker worker, AdapterSyncService sync) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(host.IsLoaded && worker.IsRunning && sync.FirstPassDone
