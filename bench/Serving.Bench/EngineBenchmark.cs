@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Serving.Engine.Generation;
+using Serving.Engine.Kernels;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using static TorchSharp.torch;
@@ -85,6 +86,9 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         var model = loaded.Model;
         using var cache = model.CreateKvCache(2 * Batches.Max(), Math.Max(promptLength + 2 * decodeSteps + 16, 520));
         var stepper = new GenerationStepper(model, cache);
+        // The same weights with libtorch's attention and element-wise ops: kernels are fixed per model, so a view.
+        using var ops = model.WithKernels(new KernelOptions { CpuDecodeAttention = false, CpuElementwise = false });
+        var opsStepper = new GenerationStepper(ops, cache);
         WarmUp(model, loaded, stepper);
         var tps = new Dictionary<int, double>();
         var stepMs = new Dictionary<int, double>();
@@ -120,11 +124,9 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                 gemmTimes.Add(sw.Elapsed.TotalSeconds);
                 if (b == Batches.Max())
                 {
-                    model.CpuDecodeAttention = model.CpuElementwise = false;
                     sw.Restart();
-                    stepper.RunAll(sequences);
+                    opsStepper.RunAll(sequences);
                     fusedTimes.Add(sw.Elapsed.TotalSeconds);
-                    model.CpuDecodeAttention = model.CpuElementwise = true;
                     sw.Restart();
                     stepper.RunAll(sampled, firstPartition: b);
                     sampledTimes.Add(sw.Elapsed.TotalSeconds);
@@ -144,7 +146,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             Console.Error.WriteLine($"{dtype}: batch {b}: {stepMs[b]:F2} ms/step");
         }
 
-        var prefill = MeasurePrefill(model, cache);
+        var prefill = MeasurePrefill(model, ops, cache);
         long bytes = DecodeBytes(model, promptLength + 2 + decodeSteps / 2);
         return new DtypeResult(tps, stepMs, prefill.Kernels, prefill.LibtorchOps, gemmMs[32], fusedStepMs, bytes, ReferenceLogits(model, cache), sampledStepMs);
     }
@@ -220,7 +222,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
     }
 
     /// <summary>Tokens/s of a 512-token prefill with the CPU kernels, and with libtorch ops only (interleaved).</summary>
-    private static (double Kernels, double LibtorchOps) MeasurePrefill(LlamaModel model, KvCache cache)
+    private static (double Kernels, double LibtorchOps) MeasurePrefill(LlamaModel model, LlamaModel ops, KvCache cache)
     {
         var prompt = Prompt(99, 512, model.Config.VocabSize);
         var times = new List<double>();
@@ -229,14 +231,12 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         {
             foreach (bool kernels in new[] { true, false })
             {
-                model.CpuDecodeAttention = model.CpuElementwise = kernels;
                 var sw = Stopwatch.StartNew();
-                model.Forward(ForwardBatch.Create([(cache.Partition(0), prompt, 0)]), cache).Dispose();
+                (kernels ? model : ops).Forward(ForwardBatch.Create([(cache.Partition(0), prompt, 0)]), cache).Dispose();
                 (kernels ? times : opsTimes).Add(sw.Elapsed.TotalSeconds);
             }
         }
 
-        model.CpuDecodeAttention = model.CpuElementwise = true;
         return (512 / Median(times.Skip(1)), 512 / Median(opsTimes.Skip(1)));
     }
 

@@ -91,7 +91,9 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                 continue;
             }
 
-            model.LoraKernel = kernel;
+            // Kernels are fixed per model: a view per kernel over the same weights and adapter arena.
+            model = loaded.Model.WithKernels(new Serving.Engine.Kernels.KernelOptions { Lora = kernel });
+            using var kernelView = model;
             Console.Error.WriteLine($"{dtype} {kernelName}: decode");
             var (decodeTimes, decodePaired) = InterleavedPaired(steps, () => Time(() => model.Forward(decode, cache).Dispose()),
                 () => Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, same).Dispose()),

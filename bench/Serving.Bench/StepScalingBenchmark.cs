@@ -38,13 +38,11 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         report.Context("libtorch_ops", libtorchOps);
         report.Context("model_dir", modelDir);
         report.Context("allocator_tuned_as_the_server", Serving.Engine.Runtime.NativeRuntimeDefaults.AllocatorTuned);
-        using var loaded = LoadedModel.Load(modelDir, dtype, dev, 1024);
+        var kernels = libtorchOps
+            ? new Serving.Engine.Kernels.KernelOptions { CpuElementwise = false, CpuDecodeAttention = false, FusedCpuDecode = false, Lora = new Serving.Engine.Kernels.GatherLoraKernel() }
+            : null;
+        using var loaded = LoadedModel.Load(modelDir, dtype, dev, 1024, kernels: kernels);
         var model = loaded.Model;
-        if (libtorchOps)
-        {
-            model.CpuElementwise = model.CpuDecodeAttention = model.FusedCpuDecode = false;
-            model.LoraKernel = new Serving.Engine.Kernels.GatherLoraKernel();
-        }
 
         var arena = model.EnableAdapters(Adapters, Rank);
         for (int s = 0; s < Adapters; s++)

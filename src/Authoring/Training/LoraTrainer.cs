@@ -1,5 +1,6 @@
 using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
+using Serving.Engine.Kernels;
 using Serving.Engine.Model;
 using Serving.Engine.Runtime;
 using Serving.Engine.Sampling;
@@ -35,43 +36,36 @@ internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions option
                 throw new ArgumentException("every example needs a non-empty prompt and completion");
 
         var parameters = CreateParameters(model);
-        var previousKernel = model.LoraKernel;
-        if (model.Adapters is null)
-            model.EnableAdapters(1, options.Rank);            // module shapes for the forward pass; the slots stay empty
-        model.LoraKernel = new TrainingLoraKernel(parameters, (float)(options.Alpha / options.Rank));
+        // The same weights with the autograd kernel: a view, so the model given keeps its own kernels.
+        using var training = model.WithKernels(new KernelOptions { Lora = new TrainingLoraKernel(parameters, (float)(options.Alpha / options.Rank)) });
+        if (training.Adapters is null)
+            training.EnableAdapters(1, options.Rank);         // module shapes for the forward pass; the slots stay empty
         using var optimizer = new AdamOptimizer(parameters.Values.SelectMany(p => new[] { p.A, p.B }).ToList(), options.LearningRate);
         var order = new SeededRandom(options.Seed);
         var shuffled = Enumerable.Range(0, data.Count).ToArray();
         var losses = new List<double>();
         int cursor = shuffled.Length;
-        try
+        for (int step = 1; step <= options.Steps; step++)
         {
-            for (int step = 1; step <= options.Steps; step++)
+            optimizer.ZeroGrad();
+            double total = 0;
+            for (int b = 0; b < options.BatchSize; b++)
             {
-                optimizer.ZeroGrad();
-                double total = 0;
-                for (int b = 0; b < options.BatchSize; b++)
+                if (cursor == shuffled.Length)
                 {
-                    if (cursor == shuffled.Length)
-                    {
-                        Shuffle(shuffled, order);
-                        cursor = 0;
-                    }
-
-                    using var scope = NewDisposeScope();
-                    var loss = Loss(model, data[shuffled[cursor++]]).DividedBy(options.BatchSize);
-                    loss.backward();
-                    total += loss.item<float>();
+                    Shuffle(shuffled, order);
+                    cursor = 0;
                 }
 
-                optimizer.Step();
-                losses.Add(total);
-                Progress?.Invoke(step, options.Steps, total);
+                using var scope = NewDisposeScope();
+                var loss = Loss(training, data[shuffled[cursor++]]).DividedBy(options.BatchSize);
+                loss.backward();
+                total += loss.item<float>();
             }
-        }
-        finally
-        {
-            model.LoraKernel = previousKernel;
+
+            optimizer.Step();
+            losses.Add(total);
+            Progress?.Invoke(step, options.Steps, total);
         }
 
         Save(model, parameters, outDir);

@@ -19,16 +19,48 @@ internal sealed class LlamaModel : IDisposable
     private readonly LlamaWeights _weights;
     private readonly RotaryEmbedding _rope;
     private readonly CpuDecodePath _decodePath;
+    private readonly KernelOptions _kernelOptions;
 
-    public LlamaModel(ModelConfig config, LlamaWeights weights, int maxPositions, ScalarType dtype, Device device)
+    /// <summary>False for a <see cref="WithKernels"/> view: the weights belong to the model it views.</summary>
+    private readonly bool _ownsWeights;
+
+    /// <summary>Whether <see cref="Adapters"/> was enabled on this instance (a view shares its model's arena otherwise).</summary>
+    private bool _ownsAdapters;
+
+    /// <param name="config">The checkpoint's configuration.</param>
+    /// <param name="weights">Its weights, owned by this model from now on.</param>
+    /// <param name="maxPositions">Longest sequence (RoPE table length).</param>
+    /// <param name="dtype">Compute dtype.</param>
+    /// <param name="device">Where weights and activations live.</param>
+    /// <param name="kernels">Which kernels it may use, resolved once here (<see cref="KernelSelection.Select"/>); null: the defaults.</param>
+    public LlamaModel(ModelConfig config, LlamaWeights weights, int maxPositions, ScalarType dtype, Device device, KernelOptions? kernels = null)
+        : this(config, weights, maxPositions, dtype, device, kernels ?? KernelOptions.Default, ownsWeights: true, adapters: null)
+    {
+    }
+
+    private LlamaModel(ModelConfig config, LlamaWeights weights, int maxPositions, ScalarType dtype, Device device, KernelOptions kernels, bool ownsWeights,
+        LoraSlotArena? adapters)
     {
         Config = config;
         _weights = weights;
         Dtype = dtype;
         Device = device;
+        _kernelOptions = kernels;
+        _ownsWeights = ownsWeights;
+        Adapters = adapters;
+        Kernels = KernelSelection.Select(kernels, dtype, device);
         _rope = new RotaryEmbedding(config, maxPositions, dtype, device);
         _decodePath = new CpuDecodePath(this, _rope);
     }
+
+    /// <summary>
+    /// The same weights and adapter arena with other kernels: a view, no copy, for comparing paths in one process (tests,
+    /// benchmarks, training's autograd kernel). Disposing it leaves the weights and the arena to this model.
+    /// </summary>
+    public LlamaModel WithKernels(KernelOptions kernels) => new(Config, _weights, MaxPositions, Dtype, Device, kernels, ownsWeights: false, Adapters);
+
+    /// <summary>The kernels chosen for this model when it was constructed.</summary>
+    public KernelSelection Kernels { get; }
 
     public ModelConfig Config { get; }
     public ScalarType Dtype { get; }
@@ -39,32 +71,20 @@ internal sealed class LlamaModel : IDisposable
     /// <summary>The adapter slots rows may use; null until <see cref="EnableAdapters"/>.</summary>
     public LoraSlotArena? Adapters { get; private set; }
 
-    /// <summary>The batched LoRA kernel; the fast CPU one falls back to the reference for tensors it does not support.</summary>
-    public ILoraKernel LoraKernel { get; set; } = new CpuLoraKernel();
+    /// <summary>The batched LoRA kernel (<see cref="Kernels"/>).</summary>
+    public ILoraKernel LoraKernel => Kernels.Lora;
 
+    /// <summary>For CPU tensors the chosen fast kernel cannot take (not contiguous): the reference kernel.</summary>
     private static readonly ReferenceLoraKernel ReferenceKernel = new();
 
-    /// <summary>The LoRA kernel off the CPU (CUDA): no host waits inside a step. One per model, as it keeps the step's indices.</summary>
-    private readonly GatherLoraKernel _gatherKernel = new();
+    /// <summary>Decode attention through <see cref="PagedDecodeAttention"/> (<see cref="KernelOptions.CpuDecodeAttention"/>).</summary>
+    public bool CpuDecodeAttention => Kernels.CpuDecodeAttention;
 
-    /// <summary>
-    /// Decode rows attend through <see cref="PagedDecodeAttention"/> where it supports the tensors (CPU); false forces
-    /// libtorch's fused attention over gathered K/V, the path CUDA takes (tests and benchmarks compare the two).
-    /// </summary>
-    public bool CpuDecodeAttention { get; set; } = true;
+    /// <summary>Element-wise CPU kernels (<see cref="KernelOptions.CpuElementwise"/>).</summary>
+    public bool CpuElementwise => Kernels.CpuElementwise;
 
-    /// <summary>
-    /// RMSNorm, RoPE and SwiGLU run as <see cref="CpuElementwiseKernels"/> where they support the tensors (CPU), at every step
-    /// size: against libtorch's op chains they were 16–18 % faster on bf16 prefills of 4 × 64, 8 × 256 and 1 × 512 tokens
-    /// (bench preset, whole step) and 3–10 % on f32 ones. False forces the libtorch op chains, the path CUDA takes.
-    /// </summary>
-    public bool CpuElementwise { get; set; } = true;
-
-    /// <summary>
-    /// All-decode steps of an AMX-packed bf16 model run as <see cref="CpuDecodePath"/> (the same kernels, with no libtorch op
-    /// between GEMMs) where it supports the model; false forces the per-op CPU path (tests compare the two).
-    /// </summary>
-    public bool FusedCpuDecode { get; set; } = true;
+    /// <summary>The fused all-decode CPU path (<see cref="KernelOptions.FusedCpuDecode"/>).</summary>
+    public bool FusedCpuDecode => Kernels.FusedCpuDecode;
 
     /// <summary>Steps that ran as <see cref="CpuDecodePath"/>.</summary>
     internal long FusedDecodeSteps => _decodePath.Steps;
@@ -75,6 +95,7 @@ internal sealed class LlamaModel : IDisposable
         if (Adapters is not null)
             throw new InvalidOperationException("adapters are already enabled");
         Adapters = new LoraSlotArena(Config, slots, maxRank, Dtype, Device);
+        _ownsAdapters = true;
         return Adapters;
     }
 
@@ -372,9 +393,7 @@ internal sealed class LlamaModel : IDisposable
     internal void ApplyLora(int layer, LoraTarget first, Tensor input, Tensor output, LoraBatchMapping lora)
     {
         var modules = Adapters!.FusedModules(layer, first);
-        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0])
-            ? input.device.type == DeviceType.CPU ? ReferenceKernel : _gatherKernel
-            : LoraKernel;
+        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
     }
 
@@ -393,9 +412,12 @@ internal sealed class LlamaModel : IDisposable
     public void Dispose()
     {
         _decodePath.Dispose();
-        _gatherKernel.Dispose();
-        Adapters?.Dispose();
-        _weights.Dispose();
+        if (_kernelOptions.Lora is null)
+            (Kernels.Lora as IDisposable)?.Dispose();         // the selector made it for this model
         _rope.Dispose();
+        if (_ownsAdapters)
+            Adapters?.Dispose();
+        if (_ownsWeights)
+            _weights.Dispose();
     }
 }

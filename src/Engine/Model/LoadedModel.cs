@@ -33,9 +33,10 @@ internal sealed class LoadedModel : IDisposable
     /// Loads <paramref name="directory"/>. Every problem (unknown architecture, missing or misshapen tensor,
     /// truncated file, bad tokenizer) surfaces as one <see cref="ModelLoadException"/> naming the file and tensor.
     /// <paramref name="packForAmx"/>: bfloat16 projections on a CPU with AMX are held in its tile layout (see
-    /// <see cref="ProjectionWeight"/>); false keeps libtorch's path (benchmarks compare the two).
+    /// <see cref="ProjectionWeight"/>); false keeps libtorch's path (benchmarks compare the two). <paramref name="kernels"/>: which
+    /// kernels the model may use (null: the defaults), chosen once.
     /// </summary>
-    public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true)
+    public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true, Kernels.KernelOptions? kernels = null)
     {
         if (!System.IO.Directory.Exists(directory))
             throw new ModelLoadException($"model folder '{directory}' does not exist");
@@ -55,7 +56,7 @@ internal sealed class LoadedModel : IDisposable
             using (var loader = new TensorLoader(files, dtype, device))
                 weights = LlamaWeights.Load(config, loader, files, packForAmx);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
-            return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device));
+            return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device, kernels));
         }
         catch (Exception ex) when (ex is ModelConfigException or TokenizerException)
         {

@@ -11,8 +11,14 @@ namespace Serving.Runtime.Hosting;
 /// Loads the served model when the host starts (before Kestrel listens), so a bad checkpoint stops start-up with
 /// one clear message, and owns it for the process lifetime.
 /// </summary>
+/// <param name="options">Which model, dtype and device.</param>
+/// <param name="adapterOptions">Adapter sources, slots and limits.</param>
+/// <param name="logger">Start-up report.</param>
+/// <param name="defaultModel">The model served when none is named (the server's demo model); null: one must be named.</param>
+/// <param name="time">Registration times.</param>
+/// <param name="kernels">The kernels the model may use (tests inject a faulty one); null: the defaults.</param>
 internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger, IDefaultModel? defaultModel = null,
-    TimeProvider? time = null)
+    TimeProvider? time = null, Serving.Engine.Kernels.KernelOptions? kernels = null)
     : IHostedService, IDisposable
 {
     private LoadedModel? _model;
@@ -58,7 +64,7 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         var device = TorchRuntime.ParseDevice(o.Device);
         var dtype = TorchRuntime.ResolveDtype(TorchRuntime.ParseDtype(o.Dtype), device);
         var started = System.Diagnostics.Stopwatch.StartNew();
-        _model = LoadedModel.Load(path, dtype, device, o.MaxContext);
+        _model = LoadedModel.Load(path, dtype, device, o.MaxContext, kernels: kernels);
         LoadedAt = DateTimeOffset.UtcNow;
         var c = _model.Config;
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",

@@ -1,3 +1,4 @@
+using Serving.Engine.Kernels;
 using Serving.Authoring.Synthetic;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
@@ -30,8 +31,7 @@ public sealed class GenerationMemoryTests
         try
         {
             SyntheticModelWriter.Write(dir, spec);
-            using var loaded = LoadedModel.Load(dir, dtype, CPU, 2048);
-            loaded.Model.CpuDecodeAttention = loaded.Model.CpuElementwise = cpuKernels;
+            using var loaded = LoadedModel.Load(dir, dtype, CPU, 2048, kernels: new KernelOptions { CpuDecodeAttention = cpuKernels, CpuElementwise = cpuKernels });
             using var cache = loaded.Model.CreateKvCache(2, 1100);
             var stepper = new GenerationStepper(loaded.Model, cache);
             // Two sequences of different lengths, so decode steps need a length mask on the libtorch path.

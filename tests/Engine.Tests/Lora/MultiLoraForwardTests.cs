@@ -47,18 +47,18 @@ public sealed class MultiLoraForwardTests : IDisposable
 
     private float[][] RunAll(ILoraKernel kernel, int decodeSteps, out List<float[][]> decodeLogits)
     {
-        _loaded.Model.LoraKernel = kernel;
-        using var cache = _loaded.Model.CreateKvCache(8, 64);
+        using var model = _loaded.Model.WithKernels(new KernelOptions { Lora = kernel });
+        using var cache = model.CreateKvCache(8, 64);
         var handles = Prompts.Select((_, i) => cache.Partition(i)).ToList();
         var batch = ForwardBatch.Create(Prompts.Select((p, i) => (handles[i], (IReadOnlyList<int>)p, 0)).ToList());
         var mapping = LoraBatchMapping.ForSequences(Prompts.Select(p => p.Length).ToList(), RowAdapters);
-        using var logits = _loaded.Model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, mapping);
+        using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, mapping);
         decodeLogits = [];
         for (int step = 0; step < decodeSteps; step++)
         {
             var decode = ForwardBatch.Create(Prompts.Select((p, i) => (handles[i], (IReadOnlyList<int>)new[] { 100 + step }, p.Length + step)).ToList());
             var decodeMapping = LoraBatchMapping.ForSequences(Prompts.Select(_ => 1).ToList(), RowAdapters);
-            using var l = _loaded.Model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, decodeMapping);
+            using var l = model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, decodeMapping);
             decodeLogits.Add(LlamaModelTests.Rows(l));
         }
 

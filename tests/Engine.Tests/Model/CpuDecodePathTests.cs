@@ -63,30 +63,23 @@ public sealed class CpuDecodePathTests : IDisposable
     /// <summary>Prefill (per-op path), then decode steps; the last sequence leaves after 3 steps, so T changes. Every logit row.</summary>
     private List<float[]> Run(bool fusedDecode, bool adapters)
     {
-        var model = _loaded.Model;
+        using var view = fusedDecode ? null : _loaded.Model.WithKernels(new KernelOptions { FusedCpuDecode = false });
+        var model = view ?? _loaded.Model;
         using var cache = model.CreateKvCache(Prompts.Length, 64);
         var kv = Prompts.Select((_, i) => cache.Partition(i)).ToList();
         LoraBatchMapping? Mapping(int rows, IReadOnlyList<int> tokens) =>
             adapters ? LoraBatchMapping.ForSequences(tokens, RowAdapters.Take(rows).ToList()) : null;
         var rowsOut = new List<float[]>();
-        model.FusedCpuDecode = fusedDecode;
-        try
+        using (var prefill = model.Forward(ForwardBatch.Create(Prompts.Select((p, i) => (kv[i], (IReadOnlyList<int>)p, 0)).ToList()), cache,
+                   LogitsSelection.LastTokenPerSequence, Mapping(Prompts.Length, Prompts.Select(p => p.Length).ToList())))
+            rowsOut.AddRange(LlamaModelTests.Rows(prefill));
+        for (int step = 0; step < DecodeSteps; step++)
         {
-            using (var prefill = model.Forward(ForwardBatch.Create(Prompts.Select((p, i) => (kv[i], (IReadOnlyList<int>)p, 0)).ToList()), cache,
-                       LogitsSelection.LastTokenPerSequence, Mapping(Prompts.Length, Prompts.Select(p => p.Length).ToList())))
-                rowsOut.AddRange(LlamaModelTests.Rows(prefill));
-            for (int step = 0; step < DecodeSteps; step++)
-            {
-                int live = step < 3 ? Prompts.Length : Prompts.Length - 1;
-                var batch = ForwardBatch.Create(Enumerable.Range(0, live)
-                    .Select(i => (kv[i], (IReadOnlyList<int>)new[] { 100 + 17 * step + i }, Prompts[i].Length + step)).ToList());
-                using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, Mapping(live, Enumerable.Repeat(1, live).ToList()));
-                rowsOut.AddRange(LlamaModelTests.Rows(logits));
-            }
-        }
-        finally
-        {
-            model.FusedCpuDecode = true;
+            int live = step < 3 ? Prompts.Length : Prompts.Length - 1;
+            var batch = ForwardBatch.Create(Enumerable.Range(0, live)
+                .Select(i => (kv[i], (IReadOnlyList<int>)new[] { 100 + 17 * step + i }, Prompts[i].Length + step)).ToList());
+            using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, Mapping(live, Enumerable.Repeat(1, live).ToList()));
+            rowsOut.AddRange(LlamaModelTests.Rows(logits));
         }
 
         return rowsOut;

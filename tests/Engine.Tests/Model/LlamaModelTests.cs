@@ -1,3 +1,4 @@
+using Serving.Engine.Kernels;
 using System.Runtime.InteropServices;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
@@ -56,25 +57,19 @@ public sealed class LlamaModelTests(TinyModelFixture fixture)
         var model = loaded?.Model ?? Model;
         float[][] Run(bool cpuKernels)
         {
-            model.CpuElementwise = model.CpuDecodeAttention = cpuKernels;
-            try
-            {
-                using var cache = model.CreateKvCache(3, 64);
-                var a = cache.Partition(0);
-                var b = cache.Partition(1);
-                var c = cache.Partition(2);
-                model.Forward(ForwardBatch.Create([(a, PromptA, 0), (b, PromptB, 0)]), cache).Dispose();
-                var rows = new List<float[]>();
-                using (var decode = model.Forward(ForwardBatch.Create([(a, new[] { 7 }, PromptA.Length), (b, new[] { 8 }, PromptB.Length)]), cache))
-                    rows.AddRange(Rows(decode));
-                using (var mixed = model.Forward(ForwardBatch.Create([(a, new[] { 9 }, PromptA.Length + 1), (c, PromptC, 0), (b, new[] { 10 }, PromptB.Length + 1)]), cache))
-                    rows.AddRange(Rows(mixed));
-                return rows.ToArray();
-            }
-            finally
-            {
-                model.CpuElementwise = model.CpuDecodeAttention = true;
-            }
+            using var view = cpuKernels ? null : model.WithKernels(new KernelOptions { CpuElementwise = false, CpuDecodeAttention = false });
+            var m = view ?? model;
+            using var cache = m.CreateKvCache(3, 64);
+            var a = cache.Partition(0);
+            var b = cache.Partition(1);
+            var c = cache.Partition(2);
+            m.Forward(ForwardBatch.Create([(a, PromptA, 0), (b, PromptB, 0)]), cache).Dispose();
+            var rows = new List<float[]>();
+            using (var decode = m.Forward(ForwardBatch.Create([(a, new[] { 7 }, PromptA.Length), (b, new[] { 8 }, PromptB.Length)]), cache))
+                rows.AddRange(Rows(decode));
+            using (var mixed = m.Forward(ForwardBatch.Create([(a, new[] { 9 }, PromptA.Length + 1), (c, PromptC, 0), (b, new[] { 10 }, PromptB.Length + 1)]), cache))
+                rows.AddRange(Rows(mixed));
+            return rows.ToArray();
         }
 
         var fast = Run(true);

@@ -31,12 +31,14 @@ public sealed class EngineFailureTests : IAsyncLifetime
         string model = Path.Combine(_root, "base");
         SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 37 });
         SyntheticAdapterWriter.Write(Path.Combine(_root, "adapters", "faulty"), model, 4, 8, ["q_proj"], 5);
-        _server = await ServerProcess.StartAsync(_logs.AddTo, "--model", model, "--adapters", Path.Combine(_root, "adapters"), "--dtype", "float32");
-        var host = _server.Services.GetRequiredService<ModelHost>();
-        _baseModel = host.ModelId;
-        var engine = host.Model.Model;
-        _kernel = new FailingLoraKernel(engine.LoraKernel);
-        engine.LoraKernel = _kernel;
+        // The server's own kernel behind a switch, handed to the model as it loads: kernels are chosen once, at load.
+        _kernel = new FailingLoraKernel(new CpuLoraKernel());
+        _server = await ServerProcess.StartAsync(builder =>
+        {
+            _logs.AddTo(builder);
+            builder.Services.AddSingleton(new KernelOptions { Lora = _kernel });
+        }, "--model", model, "--adapters", Path.Combine(_root, "adapters"), "--dtype", "float32");
+        _baseModel = _server.Services.GetRequiredService<ModelHost>().ModelId;
     }
 
     public async Task DisposeAsync()
