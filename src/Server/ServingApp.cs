@@ -5,8 +5,11 @@ using OpenTelemetry.Trace;
 using Serving.AdapterStore;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
+using Serving.Server.Api;
+using Serving.Server.Api.Admin;
+using Serving.Server.Api.Grpc;
+using Serving.Server.Api.OpenAi;
 using Serving.Server.Hosting;
-using Serving.Server.OpenAi;
 
 namespace Serving.Server;
 
@@ -66,7 +69,7 @@ internal static class ServingApp
         app.Use(Observability.RequestCounting.InvokeAsync);
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
         app.Use(Security.AuthenticationMiddleware.InvokeAsync);
-        app.Use(Rpc.GrpcMessageValidation.For(V1.GenerationReflection.Descriptor, V1.AdaptersReflection.Descriptor).InvokeAsync);
+        app.Use(GrpcMessageValidation.For(V1.GenerationReflection.Descriptor, V1.AdaptersReflection.Descriptor).InvokeAsync);
         app.MapServingEndpoints();
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
             "REST, SSE and gRPC share each endpoint: cleartext HTTP/2 with prior knowledge is detected per connection (Kestrel's HTTP/2-needs-TLS warning does not apply)"));
@@ -88,11 +91,11 @@ internal static class ServingApp
         services.AddSingleton<ModelsEndpoint>();
         services.AddSingleton<TokenizeEndpoint>();
         services.AddSingleton<AdapterManagementEndpoint>();
-        services.AddSingleton<Adapters.AdapterRegistrar>();
+        services.AddSingleton<AdapterRegistrar>();
         // SIGTERM: Kestrel stops accepting, running requests finish within the grace period, then the engine stops.
         double grace = configuration.GetValue("Serving:ShutdownGraceSeconds", 30.0);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(1, grace)));
-        services.AddGrpc(o => o.Interceptors.Add<Rpc.ApiExceptionInterceptor>()).AddJsonTranscoding();
+        services.AddGrpc(o => o.Interceptors.Add<ApiExceptionInterceptor>()).AddJsonTranscoding();
         services.AddGrpcReflection();
         // Traces go out over OTLP only when an endpoint is configured (standard OTEL_EXPORTER_OTLP_ENDPOINT, or
         // Serving:Tracing:OtlpEndpoint); otherwise the spans are never created.
@@ -102,7 +105,7 @@ internal static class ServingApp
                 .ConfigureResource(r => r.AddService("serving"))
                 .WithTracing(t => t.AddSource(Serving.Runtime.Observability.ServingTracing.SourceName).AddAspNetCoreInstrumentation()
                     .AddOtlpExporter(o => o.Endpoint = new Uri(otlp)));
-        services.AddGrpcHealthChecks().AddCheck<Rpc.EngineReadinessCheck>("engine");
+        services.AddGrpcHealthChecks().AddCheck<EngineReadinessCheck>("engine");
         return services;
     }
 
@@ -115,8 +118,8 @@ internal static class ServingApp
         app.MapGet("/v1/models", (HttpContext ctx, ModelsEndpoint e) => e.Handle(Security.AuthenticationMiddleware.CallerOf(ctx)));
         app.MapPost("/v1/load_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.LoadAsync));
         app.MapPost("/v1/unload_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.UnloadAsync));
-        app.MapGrpcService<Rpc.GenerationService>();
-        app.MapGrpcService<Rpc.AdaptersService>();
+        app.MapGrpcService<GenerationService>();
+        app.MapGrpcService<AdaptersService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapGet("/metrics", async (HttpContext ctx, Serving.Runtime.Observability.ServingMetrics metrics, TimeProvider time) =>

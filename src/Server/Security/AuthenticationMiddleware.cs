@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Options;
-using Serving.Server.OpenAi;
+using Serving.Server.Api;
 
 namespace Serving.Server.Security;
 

@@ -294,7 +294,7 @@ public sealed class AdapterPathAttackTests(Xunit.Abstractions.ITestOutputHelper 
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
-            Content = new ByteArrayContent(new byte[Serving.Server.OpenAi.RequestBody.MaxBytes + 1]) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+            Content = new ByteArrayContent(new byte[Serving.Server.Api.RequestBody.MaxBytes + 1]) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
         };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", A);
         using var response = await _server.Http.SendAsync(request);

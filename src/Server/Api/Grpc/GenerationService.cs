@@ -1,0 +1,165 @@
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Serving.Batching;
+using Serving.Contracts;
+using Serving.Engine.Generation;
+using Serving.Engine.Sampling;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
+using Serving.Server.Api;
+using Serving.Server.Hosting;
+using Serving.Server.Requests;
+using Serving.V1;
+
+namespace Serving.Server.Api.Grpc;
+
+/// <summary>
+/// <c>serving.v1.Generation</c>: the same generation as the REST endpoints (same validation, same scheduler), unary and
+/// server-streaming. A gRPC deadline becomes the request's deadline in the scheduler; a cancelled call leaves the batch.
+/// </summary>
+internal sealed class GenerationService(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router)
+    : V1.Generation.GenerationBase
+{
+    public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
+    {
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
+        var (prompt, sampling, mix) = await PrepareAsync(request, caller, context.CancellationToken);
+        var result = new ChoiceResult(0, prompt.Count);
+        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
+            result.Add(e);
+        var response = new GenerateResponse
+        {
+            Model = request.Model,
+            Text = result.Text.ToString(),
+            FinishReason = ChoiceResult.FinishName(result.Finish) ?? "",
+            Usage = Usage(prompt.Count, result.TokenIds.Count),
+        };
+        response.TokenIds.AddRange(result.TokenIds);
+        response.Adapters.AddRange(Weights(mix));
+        return response;
+    }
+
+    public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateStreamResponse> responseStream, ServerCallContext context)
+    {
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
+        var (prompt, sampling, mix) = await PrepareAsync(request, caller, context.CancellationToken);
+        int generated = 0;
+        bool first = true;
+        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
+        {
+            generated++;
+            var message = new GenerateStreamResponse { Model = request.Model, Text = e.TextDelta };
+            message.TokenIds.Add(e.Token.Id);
+            if (first)
+                message.Adapters.AddRange(Weights(mix));
+            if (e.Finish != FinishReason.None)
+            {
+                message.FinishReason = ChoiceResult.FinishName(e.Finish) ?? "";
+                message.Usage = Usage(prompt.Count, generated);
+            }
+
+            first = false;
+            await responseStream.WriteAsync(message, context.CancellationToken);
+        }
+    }
+
+    public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
+    {
+        CheckModel(request.Model, context);
+        var model = host.Model;
+        int[] ids;
+        try
+        {
+            ids = model.Tokenizer.Encode(request.Prompt, request.HasAddSpecialTokens ? request.AddSpecialTokens : true);
+        }
+        catch (Engine.Tokenization.TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "prompt");
+        }
+
+        var response = new TokenizeResponse { Count = ids.Length, MaxModelLen = Math.Min(options.Value.MaxContext, model.Model.MaxPositions) };
+        response.Tokens.AddRange(ids);
+        if (request.ReturnTokenStrs)
+            response.TokenStrs.AddRange(ids.Select(i => model.Tokenizer.IdToToken(i) ?? ""));
+        return Task.FromResult(response);
+    }
+
+    public override Task<DetokenizeResponse> Detokenize(DetokenizeRequest request, ServerCallContext context)
+    {
+        CheckModel(request.Model, context);
+        var tokenizer = host.Model.Tokenizer;
+        if (request.Tokens.Select(id => (int?)id).FirstOrDefault(id => tokenizer.IdToToken(id!.Value) is null) is int bad)
+            throw ApiException.BadRequest($"{bad} is not a token id of this model's vocabulary", "tokens");
+        return Task.FromResult(new DetokenizeResponse { Prompt = tokenizer.Decode(request.Tokens, skipSpecialTokens: false) });
+    }
+
+    private void CheckModel(string model, ServerCallContext context)
+    {
+        if (!ModelResolver.IsAuto(model, host))
+            ModelResolver.Resolve(model, [], host, Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()));
+    }
+
+    private async Task<(IReadOnlyList<int> Prompt, SamplingParams Sampling, Serving.Runtime.Generation.PinnedAdapters Mix)> PrepareAsync(GenerateRequest r, Security.Caller caller,
+        CancellationToken ct)
+    {
+        var model = host.Model;
+        bool auto = ModelResolver.IsAuto(r.Model, host);
+        if (auto && r.Adapters.Count > 0)
+            throw ApiException.BadRequest("cannot be combined with model 'auto' (name candidates in routing_candidates)", "adapters");
+        var mix = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
+        bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
+        if (hasText == hasIds)
+            throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
+        IReadOnlyList<int> prompt;
+        try
+        {
+            prompt = hasText ? model.Tokenizer.Encode(r.Prompt) : r.PromptTokenIds.ToArray();
+        }
+        catch (Engine.Tokenization.TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "prompt");
+        }
+
+        var defaults = model.GenerationDefaults;
+        if (r.HasMaxTokens && r.MaxTokens < 1)
+            throw ApiException.BadRequest("must be at least 1", "max_tokens");
+        if (r.HasTopK && r.TopK < -1)
+            throw ApiException.BadRequest("must be -1, 0 (disabled) or positive", "top_k");
+        if (r.Stop.Count > 16 || r.Stop.Any(string.IsNullOrEmpty))
+            throw ApiException.BadRequest("at most 16 non-empty stop strings", "stop");
+        var sampling = new SamplingParams
+        {
+            Temperature = r.HasTemperature ? r.Temperature : defaults.Temperature ?? 1.0,
+            TopP = r.HasTopP ? r.TopP : defaults.TopP ?? 1.0,
+            TopK = Math.Max(0, r.HasTopK ? r.TopK : defaults.TopK ?? 0),
+            Seed = r.HasSeed ? r.Seed : null,
+            MaxTokens = r.HasMaxTokens ? r.MaxTokens : SamplingRequestReader.DefaultMaxTokens,
+            StopStrings = [.. r.Stop],
+            IgnoreEos = r.IgnoreEos,
+        };
+        try
+        {
+            sampling.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw ApiException.BadRequest(ex.Message);
+        }
+
+        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
+        sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
+        if (auto)
+            mix = await router.RouteAsync(prompt, caller.CanUse, r.RoutingCandidates.Count > 0 ? r.RoutingCandidates : null,
+                r.HasRoutingTopK ? r.RoutingTopK : null, r.HasRoutingTemperature ? r.RoutingTemperature : null, ct);
+        return (prompt, sampling, mix);
+    }
+
+    private static DateTimeOffset? Deadline(ServerCallContext context) =>
+        context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(DateTime.SpecifyKind(context.Deadline, DateTimeKind.Utc));
+
+    private static Usage Usage(int prompt, int completion) =>
+        new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion };
+
+    private static IEnumerable<AdapterWeight> Weights(Serving.Runtime.Generation.PinnedAdapters adapters) =>
+        adapters.Mix.Entries.Select(e => new AdapterWeight { Id = e.Id.Value, Weight = e.Weight });
+}

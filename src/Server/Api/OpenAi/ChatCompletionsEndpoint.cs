@@ -1,0 +1,124 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Serving.Engine.Tokenization;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
+using Serving.Server.Api;
+using Serving.Server.Hosting;
+using Serving.Server.Requests;
+
+namespace Serving.Server.Api.OpenAi;
+
+/// <summary><c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.</summary>
+internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router,
+    TimeProvider time)
+{
+    public async Task HandleAsync(HttpContext ctx)
+    {
+        var ct = ctx.RequestAborted;
+        using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
+        var f = new JsonFields(doc.RootElement);
+        var model = host.Model;
+        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
+        bool auto = ModelResolver.IsAuto(f, host);
+        var adapters = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(f, host, caller);
+        var routing = auto ? ModelResolver.ReadRouting(f) : default;
+        string modelName = f.String("model")!;
+        string rendered = ChatPromptReader.Render(f, model.ChatTemplate, time.GetLocalNow());
+
+        int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
+        var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
+        int[] prompt;
+        try
+        {
+            prompt = model.Tokenizer.Encode(rendered, addSpecialTokens: false);
+        }
+        catch (TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "messages");
+        }
+
+        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
+        sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
+        if (auto)
+            adapters = await router.RouteAsync(prompt, caller.CanUse, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method);
+        string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var result = new ChoiceResult(0, prompt.Length);
+        bool returnIds = f.Bool("return_token_ids") ?? false;
+
+        if (f.Bool("stream") != true)
+        {
+            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant))
+                result.Add(e);
+            var choice = new JsonObject
+            {
+                ["index"] = 0,
+                ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = result.Text.ToString() },
+                ["logprobs"] = topLogprobs is null ? null : LogprobsFormatter.Chat(result.Events, model.Tokenizer),
+                ["finish_reason"] = ChoiceResult.FinishName(result.Finish),
+            };
+            if (returnIds)
+                choice["token_ids"] = CompletionsEndpoint.Ids(result.TokenIds);
+            var body = Envelope(id, created, modelName, "chat.completion", choice);
+            if (auto)
+                body["adapters"] = ModelResolver.Describe(adapters);
+            body["usage"] = CompletionsEndpoint.Usage([result]);
+            if (returnIds)
+                body["prompt_token_ids"] = CompletionsEndpoint.Ids(prompt);
+            await Results.Json(body).ExecuteAsync(ctx);
+            return;
+        }
+
+        bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
+        var sse = new ServerSentEvents(ctx.Response);
+        sse.Start();
+        try
+        {
+            // The first MoveNext queues the request: a rejection (429) surfaces before the opening chunk commits a 200.
+            await using var tokens = client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant).GetAsyncEnumerator(ct);
+            bool more = await tokens.MoveNextAsync();
+            var opening = Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null));
+            if (auto)
+                opening["adapters"] = ModelResolver.Describe(adapters);
+            await sse.SendAsync(opening, ct);
+            for (; more; more = await tokens.MoveNextAsync())
+            {
+                var e = tokens.Current;
+                result.Add(e);
+                var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model.Tokenizer);
+                await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk",
+                    Delta(new JsonObject { ["content"] = e.TextDelta }, lp, ChoiceResult.FinishName(e.Finish))), ct);
+            }
+
+            if (includeUsage)
+            {
+                var last = new JsonObject { ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = modelName, ["choices"] = new JsonArray() };
+                last["usage"] = CompletionsEndpoint.Usage([result]);
+                await sse.SendAsync(last, ct);
+            }
+        }
+        catch (Exception error) when (ApiException.Of(error) is ApiException ex && ctx.Response.HasStarted)
+        {
+            // Before the first byte the error gets its own status (429 when the queue is full, 404, 503...), as a client
+            // retrying on 429 expects; once events have gone out it can only be the stream's last event.
+            await sse.SendAsync(ApiErrorWriter.Body(ex), ct);
+        }
+
+        await sse.DoneAsync(ct);
+    }
+
+    private static JsonObject Delta(JsonObject delta, JsonObject? logprobs, string? finish) =>
+        new() { ["index"] = 0, ["delta"] = delta, ["logprobs"] = logprobs, ["finish_reason"] = finish };
+
+    private static JsonObject Envelope(string id, long created, string modelName, string kind, JsonObject choice) => new()
+    {
+        ["id"] = id,
+        ["object"] = kind,
+        ["created"] = created,
+        ["model"] = modelName,
+        ["choices"] = new JsonArray(choice),
+    };
+}

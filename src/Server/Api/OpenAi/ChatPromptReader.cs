@@ -1,0 +1,104 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serving.Engine.Tokenization;
+using Serving.Server.Api;
+
+namespace Serving.Server.Api.OpenAi;
+
+/// <summary>
+/// A chat request's prompt: its <c>messages</c>, <c>tools</c>, <c>add_generation_prompt</c> and <c>chat_template_kwargs</c>
+/// rendered by the model's chat template (for <c>/v1/chat/completions</c> and <c>/tokenize</c> alike). Errors are 400s
+/// naming the field.
+/// </summary>
+internal static class ChatPromptReader
+{
+    public static string Render(JsonFields f, ChatTemplate template, DateTimeOffset now)
+    {
+        var messages = ReadMessages(f);
+        try
+        {
+            // 'chat_template' names one of the model's own templates; template text from a request is not run.
+            return template.Render(messages, Tools(f), f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now, f.String("chat_template"));
+        }
+        catch (ChatTemplateException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "messages");
+        }
+    }
+
+    /// <summary>
+    /// The messages as the template sees them: every field of each message (tool calls, names, ids) as sent, with text
+    /// content parts joined into one string, as transformers passes them.
+    /// </summary>
+    private static List<object?> ReadMessages(JsonFields f)
+    {
+        if (f.Get("messages") is not { ValueKind: JsonValueKind.Array } list || list.GetArrayLength() == 0)
+            throw JsonFields.Bad("messages", "must be a non-empty list");
+        var messages = new List<object?>();
+        foreach (var m in list.EnumerateArray())
+        {
+            if (m.ValueKind != JsonValueKind.Object)
+                throw JsonFields.Bad("messages", "entries must be objects with 'role' and 'content'");
+            var mf = new JsonFields(m);
+            string role = mf.String("role") ?? throw JsonFields.Bad("messages", "entries need a 'role'");
+            if (!Roles.Contains(role))
+                throw JsonFields.Bad("messages", $"role '{role}' is not one of {string.Join(", ", Roles)}");
+            var message = (Dictionary<string, object?>)Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(m.GetRawText()))!;
+            var content = mf.Get("content");
+            message["content"] = content is { ValueKind: JsonValueKind.Null } ? null : Content(content);
+            messages.Add(message);
+        }
+
+        return messages;
+    }
+
+    /// <summary>OpenAI's roles, and Llama 3.1's <c>ipython</c> for tool results; what a template does with each is its own affair.</summary>
+    private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function", "ipython"];
+
+    private static object? Tools(JsonFields f) => f.Get("tools") switch
+    {
+        null or { ValueKind: JsonValueKind.Null } => null,
+        { ValueKind: JsonValueKind.Array } tools => Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(tools.GetRawText())),
+        _ => throw JsonFields.Bad("tools", "must be a list of tool definitions"),
+    };
+
+    /// <summary><c>chat_template_kwargs</c> (vLLM's name): extra template variables such as <c>enable_thinking</c>.</summary>
+    private static Dictionary<string, object?>? TemplateArguments(JsonFields f)
+    {
+        if (f.Get("chat_template_kwargs") is not { } kwargs || kwargs.ValueKind == JsonValueKind.Null)
+            return null;
+        if (kwargs.ValueKind != JsonValueKind.Object)
+            throw JsonFields.Bad("chat_template_kwargs", "must be an object of template variables");
+        var arguments = (Dictionary<string, object?>)Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(kwargs.GetRawText()))!;
+        if (arguments.Keys.FirstOrDefault(ChatTemplate.ReservedVariables.Contains) is string reserved)
+            throw JsonFields.Bad("chat_template_kwargs", $"'{reserved}' is set by the server (use the request's own field)");
+        return arguments;
+    }
+
+    private static string Content(JsonElement? content)
+    {
+        switch (content)
+        {
+            case null:
+                return "";
+            case { ValueKind: JsonValueKind.String } s:
+                return s.GetString()!;
+            case { ValueKind: JsonValueKind.Array } parts:
+                var sb = new StringBuilder();
+                foreach (var part in parts.EnumerateArray())
+                {
+                    if (part.ValueKind != JsonValueKind.Object)
+                        throw JsonFields.Bad("messages", "content parts must be objects like {\"type\": \"text\", \"text\": \"...\"}");
+                    var pf = new JsonFields(part);
+                    if (pf.String("type") != "text")
+                        throw JsonFields.Bad("messages", "only text content parts are supported");
+                    sb.Append(pf.String("text"));
+                }
+
+                return sb.ToString();
+            default:
+                throw JsonFields.Bad("messages", "content must be a string or a list of text parts");
+        }
+    }
+}

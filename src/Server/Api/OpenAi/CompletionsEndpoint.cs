@@ -1,0 +1,133 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Serving.Engine.Tokenization;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
+using Serving.Server.Api;
+using Serving.Server.Hosting;
+using Serving.Server.Requests;
+
+namespace Serving.Server.Api.OpenAi;
+
+/// <summary><c>POST /v1/completions</c> (OpenAI shape, vLLM extensions), streaming or not.</summary>
+internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router)
+{
+    public async Task HandleAsync(HttpContext ctx)
+    {
+        var ct = ctx.RequestAborted;
+        using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
+        var f = new JsonFields(doc.RootElement);
+        var model = host.Model;
+        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
+        bool auto = ModelResolver.IsAuto(f, host);
+        var adapters = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(f, host, caller);
+        var routing = auto ? ModelResolver.ReadRouting(f) : default;
+        string modelName = f.String("model")!;
+        if (f.Bool("echo") == true)
+            throw JsonFields.Bad("echo", "is not supported");
+        if (f.Has("suffix"))
+            throw JsonFields.Bad("suffix", "is not supported");
+        int? logprobs = f.Int("logprobs", 0, 20);
+        var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, logprobs, SamplingRequestReader.DefaultMaxTokens);
+        IReadOnlyList<IReadOnlyList<int>> prompts;
+        try
+        {
+            prompts = CompletionPromptReader.Read(f, model.Tokenizer);
+        }
+        catch (TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, "prompt");
+        }
+
+        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
+        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, model.Config.VocabSize)).ToList();
+        var mixes = auto
+            ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method)))
+            : prompts.Select(_ => adapters).ToArray();
+        bool stream = f.Bool("stream") ?? false;
+        bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
+        bool returnIds = f.Bool("return_token_ids") ?? false;
+        string id = "cmpl-" + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var results = prompts.Select((p, i) => new ChoiceResult(i, p.Count)).ToList();
+
+        if (!stream)
+        {
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], mixes[r.Index], caller.Tenant, null, ct)));
+            var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model.Tokenizer, 0),
+                ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
+            if (auto)
+                foreach (var r in results)
+                    ((JsonObject)choices[r.Index]!)["adapters"] = ModelResolver.Describe(mixes[r.Index]);
+            var body = Envelope(id, created, modelName, choices);
+            body["usage"] = Usage(results);
+            if (returnIds)
+                body["prompt_token_ids"] = prompts.Count == 1 ? Ids(prompts[0]) : new JsonArray(prompts.Select(p => (JsonNode)Ids(p)).ToArray());
+            await Results.Json(body).ExecuteAsync(ctx);
+            return;
+        }
+
+        var sse = new ServerSentEvents(ctx.Response);
+        sse.Start();
+        try
+        {
+            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], mixes[r.Index], caller.Tenant, async (e, offset) =>
+            {
+                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model.Tokenizer, offset);
+                var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);
+                await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(choice)), ct);
+            }, ct)));
+            if (includeUsage)
+            {
+                var last = Envelope(id, created, modelName, []);
+                last["usage"] = Usage(results);
+                await sse.SendAsync(last, ct);
+            }
+        }
+        catch (Exception error) when (ApiException.Of(error) is ApiException ex && ctx.Response.HasStarted)
+        {
+            // Before the first byte the error gets its own status (429 when the queue is full, 404, 503...), as a client
+            // retrying on 429 expects; once events have gone out it can only be the stream's last event.
+            await sse.SendAsync(ApiErrorWriter.Body(ex), ct);
+        }
+
+        await sse.DoneAsync(ct);
+    }
+
+    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling, PinnedAdapters adapters, string tenant,
+        Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
+    {
+        await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: tenant))
+        {
+            int offset = result.Text.Length;
+            result.Add(e);
+            if (onToken is not null)
+                await onToken(e, offset);
+        }
+    }
+
+    private static JsonObject Envelope(string id, long created, string modelName, JsonArray choices) => new()
+    {
+        ["id"] = id,
+        ["object"] = "text_completion",
+        ["created"] = created,
+        ["model"] = modelName,
+        ["choices"] = choices,
+    };
+
+    private static JsonObject Choice(ChoiceResult r, string text, JsonObject? logprobs, string? finish, IReadOnlyList<int>? tokenIds)
+    {
+        var choice = new JsonObject { ["index"] = r.Index, ["text"] = text, ["logprobs"] = logprobs, ["finish_reason"] = finish };
+        if (tokenIds is not null)
+            choice["token_ids"] = Ids(tokenIds);
+        return choice;
+    }
+
+    internal static JsonArray Ids(IReadOnlyList<int> ids) => new(ids.Select(i => (JsonNode)i).ToArray());
+
+    internal static JsonObject Usage(IReadOnlyList<ChoiceResult> results)
+    {
+        int prompt = results.Sum(r => r.PromptTokens), completion = results.Sum(r => r.TokenIds.Count);
+        return new JsonObject { ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion };
+    }
+}

@@ -1,0 +1,45 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Serving.Runtime.Hosting;
+using Serving.Server.Hosting;
+
+namespace Serving.Server.Api.OpenAi;
+
+/// <summary><c>GET /v1/models</c>: the base model, then every adapter the caller may use, with <c>parent</c> = the base model id.</summary>
+internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> options)
+{
+    public IResult Handle(Security.Caller caller)
+    {
+        long created = host.LoadedAt.ToUnixTimeSeconds();
+        int maxLength = Math.Min(options.Value.MaxContext, host.Model.Model.MaxPositions);
+        var data = new JsonArray(new JsonObject
+        {
+            ["id"] = host.ModelId,
+            ["object"] = "model",
+            ["created"] = created,
+            ["owned_by"] = "serving",
+            ["root"] = caller.IsAdmin ? host.Model.Directory : host.ModelId,
+            ["parent"] = null,
+            ["max_model_len"] = maxLength,
+        });
+        foreach (var id in host.Adapters.List())
+        {
+            var record = host.Adapters.Resolve(id);
+            if (record is null || !caller.CanUse(record))
+                continue;
+            data.Add(new JsonObject
+            {
+                ["id"] = id.Value,
+                ["object"] = "model",
+                ["created"] = created,
+                ["owned_by"] = record.Tenant ?? "serving",
+                ["root"] = caller.MaySeeSourceOf(record) ? record.Source : id.Value,
+                ["version"] = record.Version,
+                ["parent"] = host.ModelId,
+                ["max_model_len"] = maxLength,
+            });
+        }
+
+        return Results.Json(new JsonObject { ["object"] = "list", ["data"] = data });
+    }
+}

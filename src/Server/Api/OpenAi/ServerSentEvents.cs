@@ -1,0 +1,36 @@
+using System.Text.Json.Nodes;
+
+namespace Serving.Server.Api.OpenAi;
+
+/// <summary>Writes an OpenAI-style SSE stream: <c>data: {json}</c> events, then <c>data: [DONE]</c>.</summary>
+internal sealed class ServerSentEvents(HttpResponse response)
+{
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    public void Start()
+    {
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+    }
+
+    public async Task SendAsync(JsonNode data, CancellationToken ct)
+    {
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await response.WriteAsync("data: " + data.ToJsonString() + "\n\n", ct).ConfigureAwait(false);
+            await response.Body.FlushAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    public async Task DoneAsync(CancellationToken ct)
+    {
+        await response.WriteAsync("data: [DONE]\n\n", ct).ConfigureAwait(false);
+        await response.Body.FlushAsync(ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,30 @@
+using Serving.Engine.Generation;
+
+namespace Serving.Server.Requests;
+
+/// <summary>Everything one choice produced: text, token ids, per-token logprobs and why it ended.</summary>
+internal sealed class ChoiceResult(int index, int promptTokens)
+{
+    public int Index { get; } = index;
+    public int PromptTokens { get; } = promptTokens;
+    public System.Text.StringBuilder Text { get; } = new();
+    public List<int> TokenIds { get; } = [];
+    public List<TokenEvent> Events { get; } = [];
+    public FinishReason Finish { get; set; }
+
+    public static string? FinishName(FinishReason reason) => reason switch
+    {
+        FinishReason.Stop => "stop",
+        FinishReason.Length => "length",
+        _ => null,
+    };
+
+    public void Add(TokenEvent e)
+    {
+        Events.Add(e);
+        TokenIds.Add(e.Token.Id);
+        Text.Append(e.TextDelta);
+        if (e.Finish != FinishReason.None)
+            Finish = e.Finish;
+    }
+}

@@ -1,0 +1,27 @@
+using Serving.Engine.Sampling;
+using Serving.Server.Api;
+
+namespace Serving.Server.Requests;
+
+internal static class PromptLimits
+{
+    /// <summary>Checks one tokenized prompt against the vocabulary and the context limit; returns the sampling params to run it with.</summary>
+    public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize)
+    {
+        if (prompt.Count == 0)
+            throw ApiException.BadRequest("the prompt is empty", "prompt");
+        foreach (int id in prompt)
+            if ((uint)id >= (uint)vocabSize)
+                throw ApiException.BadRequest($"token id {id} is outside the vocabulary [0, {vocabSize})", "prompt");
+        if (prompt.Count >= maxContext)
+            throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", "prompt");
+        if (sampling.MaxTokens == 0)
+            return sampling with { MaxTokens = maxContext - prompt.Count };
+        // long: prompt + a max_tokens near int.MaxValue (gRPC accepts any int32) must not wrap around below the limit.
+        if ((long)prompt.Count + sampling.MaxTokens > maxContext)
+            throw ApiException.BadRequest(
+                $"This model's maximum context length is {maxContext} tokens. However, you requested {(long)prompt.Count + sampling.MaxTokens} tokens ({prompt.Count} in the prompt, {sampling.MaxTokens} for the completion).",
+                "max_tokens");
+        return sampling;
+    }
+}
