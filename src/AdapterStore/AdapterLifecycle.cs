@@ -136,19 +136,17 @@ internal sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet 
             throw new AdapterStoreException(AdapterStoreFailure.Unavailable, AdapterStoreSubject.Path, ex.Message, ex);
         }
 
-        LoraAdapterWeights weights;
         try
         {
-            weights = PeftAdapterReader.Read(files, record.Id.Value, model, options.MaxRank);
+            var weights = PeftAdapterReader.Read(files, record.Id.Value, model, options.MaxRank);
+            if (files.Version != record.Version)
+                catalog.ChangedInPlace(record, files.Version, AdapterShape.Of(weights));
+            return (weights, files.Version);
         }
         catch (AdapterFormatException ex)
         {
             throw Invalid(ex);
         }
-
-        if (files.Version != record.Version)
-            catalog.ChangedInPlace(record, files.Version, AdapterShape.Of(weights));
-        return (weights, files.Version);
     }
 
     /// <summary>

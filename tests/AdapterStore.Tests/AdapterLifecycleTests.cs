@@ -124,6 +124,19 @@ public sealed class AdapterLifecycleTests : IDisposable
         Assert.NotEqual(AdapterStoreFailure.BadRequest, ex.Failure);
     }
 
+    [Fact]
+    public async Task ReadWeights_FolderRewrittenInPlaceWithAnotherShape_InvalidAdapterNamingTheChange()
+    {
+        string dir = Adapter("changing");
+        var (record, _) = await _lifecycle.RegisterAsync(_lifecycle.ParseNewName("changing"), dir, Trusted, null, CancellationToken.None);
+        SyntheticAdapterWriter.Write(dir, _model, 8, 16, ["q_proj", "v_proj"], 3);
+
+        var ex = Assert.Throws<AdapterStoreException>(() => _lifecycle.ReadWeights(record, CancellationToken.None));
+
+        Assert.Equal(AdapterStoreFailure.InvalidAdapter, ex.Failure);
+        Assert.Contains("changed in place", ex.Message);
+    }
+
     public void Dispose()
     {
         try
