@@ -41,7 +41,7 @@ internal sealed class ServerOverheadBenchmark(int requests, int clients, double 
 
             async Task InProcess()
             {
-                await foreach (var _ in engine.GenerateAsync(prompt, sampling, Serving.Runtime.Generation.PinnedAdapters.None, CancellationToken.None))
+                await foreach (var _ in engine.SubmitAsync(new Serving.Runtime.Generation.GenerationRequest(prompt, sampling, Serving.Runtime.Generation.PinnedAdapters.None), CancellationToken.None))
                 {
                 }
             }

@@ -10,6 +10,7 @@ using Serving.Server.Api.Admin;
 using Serving.Server.Api.Grpc;
 using Serving.Server.Api.OpenAi;
 using Serving.Server.Hosting;
+using Serving.Server.Requests;
 
 namespace Serving.Server;
 
@@ -86,6 +87,7 @@ internal static class ServingApp
         services.AddSingleton<Security.ApiKeyAuthenticator>();
         services.AddOptions<Observability.MetricsOptions>().Bind(configuration.GetSection(Observability.MetricsOptions.Section))
             .Validate(o => !o.Validate().Any(), "Serving:Metrics:Url must be http://HOST:PORT with an explicit, non-zero port").ValidateOnStart();
+        services.AddSingleton<GenerationRequestStage>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();

@@ -8,18 +8,17 @@ using Serving.Engine.Sampling;
 
 namespace Serving.Runtime.Generation;
 
-/// <summary>The request side of the engine loop: enqueues a generation and yields its tokens as they are produced.</summary>
+/// <summary>
+/// The runtime's generator, the one entry point of every front door: queues a <see cref="GenerationRequest"/> with the
+/// engine loop and yields its tokens as they are produced. Failures are <see cref="RequestFailedException"/>s.
+/// </summary>
 internal sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
 {
-    /// <param name="prompt">Token ids.</param>
-    /// <param name="sampling">How to sample and when to stop.</param>
-    /// <param name="adapters">Adapters to run with, resolved when the request arrived.</param>
+    /// <param name="request">What to generate.</param>
     /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>
-    /// <param name="deadline">When the request must end (a gRPC deadline); past it the stream ends with 504 / DEADLINE_EXCEEDED.</param>
-    /// <param name="tenant">Whose request it is (per-tenant limits in the scheduler).</param>
-    public async IAsyncEnumerable<TokenEvent> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, PinnedAdapters adapters,
-        [EnumeratorCancellation] CancellationToken cancellationToken, DateTimeOffset? deadline = null, string tenant = "")
+    public async IAsyncEnumerable<TokenEvent> SubmitAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var (prompt, sampling, adapters, tenant, deadline) = request;
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         int generated = 0;
         using var activity = Serving.Runtime.Observability.ServingTracing.Source.StartActivity("generate");

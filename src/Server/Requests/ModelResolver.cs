@@ -19,6 +19,10 @@ internal static class ModelResolver
     public static PinnedAdapters Resolve(JsonFields f, ModelHost host, Caller caller) =>
         Resolve(f.String("model") ?? throw JsonFields.Bad("model", "is required"), ReadMix(f), host, caller);
 
+    /// <summary>The same through the request stage.</summary>
+    public static PinnedAdapters Resolve(JsonFields f, GenerationRequestStage stage, Caller caller) =>
+        stage.Resolve(f.String("model") ?? throw JsonFields.Bad("model", "is required"), ReadMix(f), caller);
+
     /// <summary>The same rules for callers that already hold the fields (gRPC): <paramref name="mix"/> as (id, weight) pairs.</summary>
     /// <remarks>
     /// An adapter of another tenant is 403 (the caller may use shared adapters and its own). The only place a request's
@@ -87,28 +91,25 @@ internal static class ModelResolver
     }
 
     /// <summary><c>model: "auto"</c>: the server routes. The <c>adapters</c> mix is then refused.</summary>
-    public static bool IsAuto(JsonFields f, ModelHost host)
+    public static bool IsAuto(JsonFields f)
     {
-        if (!IsAuto(f.String("model"), host))
+        if (!GenerationRequestStage.IsAuto(f.String("model")))
             return false;
         if (f.Has("adapters"))
             throw JsonFields.Bad("adapters", "cannot be combined with model 'auto' (name candidates in routing.candidates)");
         return true;
     }
 
-    /// <summary>Whether <paramref name="model"/> asks the server to route: "auto" always does (the name is reserved for it).</summary>
-    public static bool IsAuto(string? model, ModelHost host) => model == Serving.Runtime.Routing.AdapterRouter.AutoModel;
-
     /// <summary>The optional <c>routing</c> object of an auto request: <c>{"candidates": [...], "top_k": k, "temperature": t, "method": "arrow"|"centroid"}</c>.</summary>
-    public static (IReadOnlyList<string>? Candidates, int? TopK, double? Temperature, string? Method) ReadRouting(JsonFields f)
+    public static RoutingRequest ReadRouting(JsonFields f)
     {
         if (f.Get("routing") is not { } routing)
-            return (null, null, null, null);
+            return new RoutingRequest(null, null, null, null);
         if (routing.ValueKind != JsonValueKind.Object)
             throw JsonFields.Bad("routing", "must be an object {candidates, top_k, temperature}");
         var r = new JsonFields(routing);
-        return (r.Has("candidates") ? r.StringOrList("candidates", 1024) : null, r.Int("top_k", 1, AdapterMix.MaxAdapters), r.Double("temperature", 1e-6, 1e6),
-            r.String("method"));
+        return new RoutingRequest(r.Has("candidates") ? r.StringOrList("candidates", 1024) : null, r.Int("top_k", 1, AdapterMix.MaxAdapters),
+            r.Double("temperature", 1e-6, 1e6), r.String("method"));
     }
 
     /// <summary>The adapters a request ran with, for responses: <c>[{"id", "weight"}]</c>.</summary>

@@ -36,7 +36,7 @@ public sealed class EngineWorkerStartTests
 
             var client = app.Services.GetRequiredService<GenerationClient>();
             var tokens = new List<int>();
-            await foreach (var e in client.GenerateAsync([5, 9, 13], new SamplingParams { Temperature = 0, MaxTokens = 4, IgnoreEos = true }, PinnedAdapters.None,
+            await foreach (var e in client.SubmitAsync(new GenerationRequest([5, 9, 13], new SamplingParams { Temperature = 0, MaxTokens = 4, IgnoreEos = true }, PinnedAdapters.None),
                                CancellationToken.None))
                 tokens.Add(e.Token.Id);
             Assert.Equal(4, tokens.Count);

@@ -68,7 +68,7 @@ public sealed class StepFailureTests : IAsyncLifetime
     private static async Task<int[]> Tokens(GenerationClient client, int[] prompt, SamplingParams sampling, CancellationToken ct, TaskCompletionSource? first = null)
     {
         var tokens = new List<int>();
-        await foreach (var e in client.GenerateAsync(prompt, sampling, PinnedAdapters.None, ct))
+        await foreach (var e in client.SubmitAsync(new GenerationRequest(prompt, sampling, PinnedAdapters.None), ct))
         {
             tokens.Add(e.Token.Id);
             first?.TrySetResult();

@@ -17,15 +17,16 @@ namespace Serving.Server.Api.Grpc;
 /// <c>serving.v1.Generation</c>: the same generation as the REST endpoints (same validation, same scheduler), unary and
 /// server-streaming. A gRPC deadline becomes the request's deadline in the scheduler; a cancelled call leaves the batch.
 /// </summary>
-internal sealed class GenerationService(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router)
+internal sealed class GenerationService(ModelHost host, GenerationRequestStage stage, GenerationClient client)
     : V1.Generation.GenerationBase
 {
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
         var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
-        var (prompt, sampling, mix) = await PrepareAsync(request, caller, context.CancellationToken);
+        var prepared = await PrepareAsync(request, caller, Deadline(context), context.CancellationToken);
+        var (prompt, mix) = (prepared.PromptTokens, prepared.Adapters);
         var result = new ChoiceResult(0, prompt.Count);
-        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
+        await foreach (var e in client.SubmitAsync(prepared, context.CancellationToken))
             result.Add(e);
         var response = new GenerateResponse
         {
@@ -42,10 +43,11 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
     public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateStreamResponse> responseStream, ServerCallContext context)
     {
         var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
-        var (prompt, sampling, mix) = await PrepareAsync(request, caller, context.CancellationToken);
+        var prepared = await PrepareAsync(request, caller, Deadline(context), context.CancellationToken);
+        var (prompt, mix) = (prepared.PromptTokens, prepared.Adapters);
         int generated = 0;
         bool first = true;
-        await foreach (var e in client.GenerateAsync(prompt, sampling, mix, context.CancellationToken, Deadline(context), caller.Tenant))
+        await foreach (var e in client.SubmitAsync(prepared, context.CancellationToken))
         {
             generated++;
             var message = new GenerateStreamResponse { Model = request.Model, Text = e.TextDelta };
@@ -66,18 +68,9 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
     public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
     {
         CheckModel(request.Model, context);
-        var model = host.Model;
-        int[] ids;
-        try
-        {
-            ids = model.Tokenizer.Encode(request.Prompt, request.HasAddSpecialTokens ? request.AddSpecialTokens : true);
-        }
-        catch (Engine.Tokenization.TokenizerException ex)
-        {
-            throw ApiException.BadRequest(ex.Message, "prompt");
-        }
-
-        var response = new TokenizeResponse { Count = ids.Length, MaxModelLen = Math.Min(options.Value.MaxContext, model.Model.MaxPositions) };
+        var model = stage.Model;
+        int[] ids = stage.Tokenize(request.Prompt, request.HasAddSpecialTokens ? request.AddSpecialTokens : true, "prompt");
+        var response = new TokenizeResponse { Count = ids.Length, MaxModelLen = stage.MaxContext };
         response.Tokens.AddRange(ids);
         if (request.ReturnTokenStrs)
             response.TokenStrs.AddRange(ids.Select(i => model.Tokenizer.IdToToken(i) ?? ""));
@@ -95,30 +88,22 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
 
     private void CheckModel(string model, ServerCallContext context)
     {
-        if (!ModelResolver.IsAuto(model, host))
+        if (!GenerationRequestStage.IsAuto(model))
             ModelResolver.Resolve(model, [], host, Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext()));
     }
 
-    private async Task<(IReadOnlyList<int> Prompt, SamplingParams Sampling, Serving.Runtime.Generation.PinnedAdapters Mix)> PrepareAsync(GenerateRequest r, Security.Caller caller,
-        CancellationToken ct)
+    /// <summary>The message as the runtime's request, through the same stage as the REST endpoints.</summary>
+    private async Task<GenerationRequest> PrepareAsync(GenerateRequest r, Security.Caller caller, DateTimeOffset? deadline, CancellationToken ct)
     {
-        var model = host.Model;
-        bool auto = ModelResolver.IsAuto(r.Model, host);
+        var model = stage.Model;
+        bool auto = GenerationRequestStage.IsAuto(r.Model);
         if (auto && r.Adapters.Count > 0)
             throw ApiException.BadRequest("cannot be combined with model 'auto' (name candidates in routing_candidates)", "adapters");
-        var mix = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), host, caller);
+        var pinned = auto ? null : stage.Resolve(r.Model, r.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), caller);
         bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
         if (hasText == hasIds)
             throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
-        IReadOnlyList<int> prompt;
-        try
-        {
-            prompt = hasText ? model.Tokenizer.Encode(r.Prompt) : r.PromptTokenIds.ToArray();
-        }
-        catch (Engine.Tokenization.TokenizerException ex)
-        {
-            throw ApiException.BadRequest(ex.Message, "prompt");
-        }
+        IReadOnlyList<int> prompt = hasText ? stage.Tokenize(r.Prompt, addSpecialTokens: true, "prompt") : r.PromptTokenIds.ToArray();
 
         var defaults = model.GenerationDefaults;
         if (r.HasMaxTokens && r.MaxTokens < 1)
@@ -146,12 +131,11 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
             throw ApiException.BadRequest(ex.Message);
         }
 
-        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
-        sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
-        if (auto)
-            mix = await router.RouteAsync(prompt, caller.CanUse, r.RoutingCandidates.Count > 0 ? r.RoutingCandidates : null,
-                r.HasRoutingTopK ? r.RoutingTopK : null, r.HasRoutingTemperature ? r.RoutingTemperature : null, ct);
-        return (prompt, sampling, mix);
+        var routing = auto
+            ? new RoutingRequest(r.RoutingCandidates.Count > 0 ? r.RoutingCandidates : null, r.HasRoutingTopK ? r.RoutingTopK : null,
+                r.HasRoutingTemperature ? r.RoutingTemperature : null, null)
+            : null;
+        return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct))[0];
     }
 
     private static DateTimeOffset? Deadline(ServerCallContext context) =>
@@ -160,6 +144,6 @@ internal sealed class GenerationService(ModelHost host, GenerationClient client,
     private static Usage Usage(int prompt, int completion) =>
         new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion };
 
-    private static IEnumerable<AdapterWeight> Weights(Serving.Runtime.Generation.PinnedAdapters adapters) =>
+    private static IEnumerable<AdapterWeight> Weights(PinnedAdapters adapters) =>
         adapters.Mix.Entries.Select(e => new AdapterWeight { Id = e.Id.Value, Weight = e.Weight });
 }

@@ -12,38 +12,26 @@ using Serving.Server.Requests;
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary><c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.</summary>
-internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router,
-    TimeProvider time)
+internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, GenerationClient client, TimeProvider time)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
         var ct = ctx.RequestAborted;
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
-        var model = host.Model;
+        var model = stage.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        bool auto = ModelResolver.IsAuto(f, host);
-        var adapters = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(f, host, caller);
-        var routing = auto ? ModelResolver.ReadRouting(f) : default;
+        bool auto = ModelResolver.IsAuto(f);
+        var pinned = auto ? null : ModelResolver.Resolve(f, stage, caller);
+        var routing = auto ? ModelResolver.ReadRouting(f) : null;
         string modelName = f.String("model")!;
         string rendered = ChatPromptReader.Render(f, model.ChatTemplate, time.GetLocalNow());
 
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
-        int[] prompt;
-        try
-        {
-            prompt = model.Tokenizer.Encode(rendered, addSpecialTokens: false);
-        }
-        catch (TokenizerException ex)
-        {
-            throw ApiException.BadRequest(ex.Message, "messages");
-        }
-
-        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
-        sampling = PromptLimits.Apply(prompt, sampling, context, model.Config.VocabSize);
-        if (auto)
-            adapters = await router.RouteAsync(prompt, caller.CanUse, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method);
+        int[] prompt = stage.Tokenize(rendered, addSpecialTokens: false, "messages");
+        var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct))[0];
+        var adapters = request.Adapters;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var result = new ChoiceResult(0, prompt.Length);
@@ -51,7 +39,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
 
         if (f.Bool("stream") != true)
         {
-            await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant))
+            await foreach (var e in client.SubmitAsync(request, ct))
                 result.Add(e);
             var choice = new JsonObject
             {
@@ -78,7 +66,7 @@ internal sealed class ChatCompletionsEndpoint(ModelHost host, GenerationClient c
         try
         {
             // The first MoveNext queues the request: a rejection (429) surfaces before the opening chunk commits a 200.
-            await using var tokens = client.GenerateAsync(prompt, sampling, adapters, ct, tenant: caller.Tenant).GetAsyncEnumerator(ct);
+            await using var tokens = client.SubmitAsync(request, ct).GetAsyncEnumerator(ct);
             bool more = await tokens.MoveNextAsync();
             var opening = Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null));
             if (auto)

@@ -10,18 +10,18 @@ using Serving.Server.Requests;
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary><c>POST /v1/completions</c> (OpenAI shape, vLLM extensions), streaming or not.</summary>
-internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient client, IOptions<ModelOptions> options, Serving.Runtime.Routing.AdapterRouter router)
+internal sealed class CompletionsEndpoint(GenerationRequestStage stage, GenerationClient client)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
         var ct = ctx.RequestAborted;
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
-        var model = host.Model;
+        var model = stage.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        bool auto = ModelResolver.IsAuto(f, host);
-        var adapters = auto ? Serving.Runtime.Generation.PinnedAdapters.None : ModelResolver.Resolve(f, host, caller);
-        var routing = auto ? ModelResolver.ReadRouting(f) : default;
+        bool auto = ModelResolver.IsAuto(f);
+        var adapters = auto ? null : ModelResolver.Resolve(f, stage, caller);
+        var routing = auto ? ModelResolver.ReadRouting(f) : null;
         string modelName = f.String("model")!;
         if (f.Bool("echo") == true)
             throw JsonFields.Bad("echo", "is not supported");
@@ -39,11 +39,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
             throw ApiException.BadRequest(ex.Message, "prompt");
         }
 
-        int context = Math.Min(options.Value.MaxContext, model.Model.MaxPositions);
-        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, model.Config.VocabSize)).ToList();
-        var mixes = auto
-            ? await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing.Candidates, routing.TopK, routing.Temperature, ct, routing.Method)))
-            : prompts.Select(_ => adapters).ToArray();
+        var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct);
         bool stream = f.Bool("stream") ?? false;
         bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
         bool returnIds = f.Bool("return_token_ids") ?? false;
@@ -53,12 +49,12 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
 
         if (!stream)
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], mixes[r.Index], caller.Tenant, null, ct)));
+            await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], null, ct)));
             var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model.Tokenizer, 0),
                 ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
             if (auto)
                 foreach (var r in results)
-                    ((JsonObject)choices[r.Index]!)["adapters"] = ModelResolver.Describe(mixes[r.Index]);
+                    ((JsonObject)choices[r.Index]!)["adapters"] = ModelResolver.Describe(requests[r.Index].Adapters);
             var body = Envelope(id, created, modelName, choices);
             body["usage"] = Usage(results);
             if (returnIds)
@@ -71,7 +67,7 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         sse.Start();
         try
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, prompts[r.Index], perPrompt[r.Index], mixes[r.Index], caller.Tenant, async (e, offset) =>
+            await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], async (e, offset) =>
             {
                 var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model.Tokenizer, offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);
@@ -94,10 +90,9 @@ internal sealed class CompletionsEndpoint(ModelHost host, GenerationClient clien
         await sse.DoneAsync(ct);
     }
 
-    private async Task RunAsync(ChoiceResult result, IReadOnlyList<int> prompt, Engine.Sampling.SamplingParams sampling, PinnedAdapters adapters, string tenant,
-        Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
+    private async Task RunAsync(ChoiceResult result, GenerationRequest request, Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
     {
-        await foreach (var e in client.GenerateAsync(prompt, sampling, adapters, ct, tenant: tenant))
+        await foreach (var e in client.SubmitAsync(request, ct))
         {
             int offset = result.Text.Length;
             result.Add(e);

@@ -70,7 +70,7 @@ internal sealed class TokenizeEndpoint(ModelHost host, IOptions<ModelOptions> op
 
     private void CheckModel(JsonFields f, HttpContext ctx)
     {
-        if (!ModelResolver.IsAuto(f.String("model"), host))
+        if (!GenerationRequestStage.IsAuto(f.String("model")))
             ModelResolver.Resolve(f, host, Security.AuthenticationMiddleware.CallerOf(ctx));
     }
 }

@@ -1,0 +1,15 @@
+using Serving.Engine.Sampling;
+
+namespace Serving.Runtime.Generation;
+
+/// <summary>
+/// One generation, as every front door hands it to the runtime: a tokenized prompt within the context limit, complete
+/// sampling parameters, the adapters pinned when it arrived, whose it is, and when it must end at the latest.
+/// </summary>
+/// <param name="PromptTokens">Token ids (at least one).</param>
+/// <param name="Sampling">How to sample and when to stop; MaxTokens set.</param>
+/// <param name="Adapters">Adapters and their versions, resolved once.</param>
+/// <param name="Tenant">Whose request it is (per-tenant limits); empty for anonymous.</param>
+/// <param name="Deadline">When it must end (a gRPC deadline); past it the stream ends with 504 / DEADLINE_EXCEEDED.</param>
+internal sealed record GenerationRequest(IReadOnlyList<int> PromptTokens, SamplingParams Sampling, PinnedAdapters Adapters, string Tenant = "",
+    DateTimeOffset? Deadline = null);

@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Options;
+using Serving.Engine.Model;
+using Serving.Engine.Sampling;
+using Serving.Engine.Tokenization;
+using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
+using Serving.Runtime.Routing;
+using Serving.Server.Api;
+using Serving.Server.Security;
+
+namespace Serving.Server.Requests;
+
+/// <summary>
+/// The one request stage of every front door (REST completions and chat, gRPC): after the front door has parsed its own
+/// message, this turns it into the runtime's <see cref="GenerationRequest"/>s. It resolves the model and adapters once
+/// (pinning their versions), tokenizes on the served model's tokenizer, checks each prompt against the vocabulary and the
+/// context limit, completes the sampling parameters, and routes <c>model: "auto"</c> prompts. Errors are
+/// <see cref="ApiException"/>s naming the field.
+/// </summary>
+internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptions> options, AdapterRouter router)
+{
+    /// <summary>The served model (tokenizer, chat template, generation defaults).</summary>
+    public LoadedModel Model => host.Model;
+
+    /// <summary>Longest prompt + completion: the configured context, capped by the model's positions.</summary>
+    public int MaxContext => Math.Min(options.Value.MaxContext, host.Model.Model.MaxPositions);
+
+    /// <summary>The base model's id, which <c>model</c> names to run without adapters.</summary>
+    public string ModelId => host.ModelId;
+
+    /// <summary>Whether <paramref name="model"/> asks the server to route: <c>auto</c> always does (the name is reserved for it).</summary>
+    public static bool IsAuto(string? model) => model == AdapterRouter.AutoModel;
+
+    /// <summary>
+    /// <paramref name="model"/> names the base model or an adapter (which then runs at weight 1); <paramref name="mix"/> mixes
+    /// several adapters over the base model. Unknown names are 404, another tenant's adapter 403.
+    /// </summary>
+    public PinnedAdapters Resolve(string model, IReadOnlyList<(string Id, double Weight)> mix, Caller caller) => ModelResolver.Resolve(model, mix, host, caller);
+
+    /// <summary><paramref name="text"/> as token ids; a tokenizer error is a 400 naming <paramref name="field"/>.</summary>
+    public int[] Tokenize(string text, bool addSpecialTokens, string field)
+    {
+        try
+        {
+            return host.Model.Tokenizer.Encode(text, addSpecialTokens);
+        }
+        catch (TokenizerException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, field);
+        }
+    }
+
+    /// <summary>
+    /// One request per prompt: every prompt is checked against the vocabulary and the context limit first (a
+    /// <c>max_tokens</c> of 0 becomes what the context leaves), then each runs with <paramref name="adapters"/>, or when
+    /// that is null (<c>model: "auto"</c>) with the adapters routed for it.
+    /// </summary>
+    /// <param name="prompts">Tokenized prompts.</param>
+    /// <param name="sampling">The front door's sampling parameters, validated.</param>
+    /// <param name="adapters">Pinned by <see cref="Resolve"/>; null routes each prompt with <paramref name="routing"/>.</param>
+    /// <param name="routing">The auto request's routing options.</param>
+    /// <param name="caller">Whose request it is: its tenant, and the adapters routing may choose.</param>
+    /// <param name="deadline">When it must end at the latest.</param>
+    /// <param name="ct">The caller going away.</param>
+    public async Task<IReadOnlyList<GenerationRequest>> PrepareAsync(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams sampling, PinnedAdapters? adapters,
+        RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct)
+    {
+        int context = MaxContext, vocabulary = host.Model.Config.VocabSize;
+        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();
+        var pinned = adapters is not null
+            ? prompts.Select(_ => adapters).ToArray()
+            : await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing?.Candidates, routing?.TopK, routing?.Temperature, ct, routing?.Method)));
+        return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline)).ToList();
+    }
+}
