@@ -66,6 +66,8 @@ internal static class ServingApp
         builder.Services.AddServing(builder.Configuration);
         configure?.Invoke(builder);
         var app = builder.Build();
+        // The exporter listens from now on: a measurement made before its listener starts would be lost.
+        app.Services.GetRequiredService<Observability.PrometheusExporter>();
         app.Use(Observability.RequestLogging.InvokeAsync);
         app.Use(Observability.RequestCounting.InvokeAsync);
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
@@ -85,6 +87,7 @@ internal static class ServingApp
         services.AddOptions<Security.AuthOptions>().Bind(configuration.GetSection(Security.AuthOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
         services.AddSingleton<Security.ApiKeyAuthenticator>();
+        services.AddSingleton<Observability.PrometheusExporter>();
         services.AddOptions<Observability.MetricsOptions>().Bind(configuration.GetSection(Observability.MetricsOptions.Section))
             .Validate(o => !o.Validate().Any(), "Serving:Metrics:Url must be http://HOST:PORT with an explicit, non-zero port").ValidateOnStart();
         services.AddSingleton<GenerationRequestStage>();
@@ -124,10 +127,10 @@ internal static class ServingApp
         app.MapGrpcService<AdaptersService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
-        app.MapGet("/metrics", async (HttpContext ctx, Serving.Runtime.Observability.ServingMetrics metrics, TimeProvider time) =>
+        app.MapGet("/metrics", async (HttpContext ctx, Observability.PrometheusExporter metrics) =>
         {
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            await metrics.WriteAsync(ctx.Response.Body, time.GetUtcNow(), ctx.RequestAborted);
+            await metrics.WriteAsync(ctx.Response.Body, ctx.RequestAborted);
         });
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (ModelHost host, EngineWorker worker, AdapterSyncService sync, IHostApplicationLifetime lifetime) =>

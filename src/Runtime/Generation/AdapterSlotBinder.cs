@@ -4,6 +4,7 @@ using Serving.Batching;
 using Serving.Batching.Scheduling;
 using Serving.Contracts;
 using Serving.Runtime.Hosting;
+using Serving.Runtime.Observability;
 
 namespace Serving.Runtime.Generation;
 
@@ -51,10 +52,10 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             {
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 host.Model.Model.Adapters!.Load(slot.Value, reads[i].Result);
-                metrics?.AdapterLoadSeconds.WithLabels("device").Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+                metrics?.AdapterLoadSeconds.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("tier", "device"));
             }
 
-            metrics?.AdapterCache.WithLabels("device", needsLoad ? "miss" : "hit").Inc();
+            metrics?.AdapterCache.Add(1, ServingMetrics.Tag("tier", "device"), ServingMetrics.Tag("result", needsLoad ? "miss" : "hit"));
             bound.Add(new AdapterSlotWeight(slot.Value, mix.Entries[i].Weight));
         }
 

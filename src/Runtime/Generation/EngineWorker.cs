@@ -7,6 +7,7 @@ using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
 using Serving.Runtime.Hosting;
+using Serving.Runtime.Observability;
 
 namespace Serving.Runtime.Generation;
 
@@ -49,7 +50,7 @@ internal sealed class EngineWorker : BackgroundService
         _time = time;
         _logger = logger;
         var a = adapters.Value;
-        _hostCache = new HostAdapterCache(a.HostCacheBytes, ReadAdapter, time, elapsed => metrics.AdapterLoadSeconds.WithLabels("host").Observe(elapsed.TotalSeconds));
+        _hostCache = new HostAdapterCache(a.HostCacheBytes, ReadAdapter, time, elapsed => metrics.AdapterLoadSeconds.Record(elapsed.TotalSeconds, ServingMetrics.Tag("tier", "host")));
     }
 
     /// <summary>A tier reload through the store's lifecycle; a folder changed in place is served as its new version, with a warning.</summary>
@@ -225,16 +226,16 @@ internal sealed class EngineWorker : BackgroundService
         }
 
         int tokens = plan.Rows.Sum(r => r.TokenCount);
-        _metrics.EngineStepSeconds.WithLabels(tokens == rows.Count ? "decode" : "prefill").Observe(_time.GetElapsedTime(started).TotalSeconds);
+        _metrics.EngineStepSeconds.Record(_time.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("phase", tokens == rows.Count ? "decode" : "prefill"));
         if (parts is { } p)
         {
-            _metrics.EngineStepPartSeconds.WithLabels("forward").Observe(p.Forward.TotalSeconds);
-            _metrics.EngineStepPartSeconds.WithLabels("logits_to_host").Observe(p.LogitsToHost.TotalSeconds);
-            _metrics.EngineStepPartSeconds.WithLabels("sampling").Observe(p.Sampling.TotalSeconds);
+            _metrics.EngineStepPartSeconds.Record(p.Forward.TotalSeconds, ServingMetrics.Tag("part", "forward"));
+            _metrics.EngineStepPartSeconds.Record(p.LogitsToHost.TotalSeconds, ServingMetrics.Tag("part", "logits_to_host"));
+            _metrics.EngineStepPartSeconds.Record(p.Sampling.TotalSeconds, ServingMetrics.Tag("part", "sampling"));
         }
 
-        _metrics.EngineStepTokens.Observe(tokens);
-        _metrics.EngineStepSequences.Observe(rows.Count);
+        _metrics.EngineStepTokens.Record(tokens);
+        _metrics.EngineStepSequences.Record(rows.Count);
         var results = new RowResult[rows.Count];
         for (int i = 0; i < rows.Count; i++)
         {
@@ -282,27 +283,33 @@ internal sealed class EngineWorker : BackgroundService
 
     private void RefreshMetrics()
     {
-        _metrics.Waiting.Set(Waiting);
-        _metrics.Running.Set(Running);
+        _metrics.Waiting = Waiting;
+        _metrics.Running = Running;
         var kv = _scheduler?.Kv;
-        _metrics.KvUsage.Set(kv is null ? 0 : kv.UsedBlocks / (double)kv.TotalBlocks);
+        _metrics.KvUsage = kv is null ? 0 : kv.UsedBlocks / (double)kv.TotalBlocks;
         if (kv is not null)
         {
             _metrics.CacheConfig = (kv.BlockSize, kv.TotalBlocks);
             _metrics.CacheDtype = _host.Model.Model.Dtype.ToString().ToLowerInvariant();
         }
 
-        _metrics.Preemptions.Set(Preemptions);
-        _metrics.AdapterCache.WithLabels("host", "hit").IncTo(_hostCache.Hits);
-        _metrics.AdapterCache.WithLabels("host", "miss").IncTo(_hostCache.Misses);
-        _metrics.AdapterCache.WithLabels("host", "eviction").IncTo(_hostCache.Evictions);
+        _metrics.Preemptions = Preemptions;
+        static System.Diagnostics.Metrics.Measurement<long> Count(long value, string tier, string result) =>
+            new(value, ServingMetrics.Tag("tier", tier), ServingMetrics.Tag("result", result));
+        var counts = new List<System.Diagnostics.Metrics.Measurement<long>>
+        {
+            Count(_hostCache.Hits, "host", "hit"), Count(_hostCache.Misses, "host", "miss"), Count(_hostCache.Evictions, "host", "eviction"),
+        };
         if (_binder is AdapterSlotBinder binder)
-            _metrics.AdapterCache.WithLabels("device", "eviction").IncTo(binder.Slots.Evictions);
+            counts.Add(Count(binder.Slots.Evictions, "device", "eviction"));
+        _metrics.TierCounts = counts;
         var labels = _adapterLabels;
         _metrics.LoraInfo = (labels[0], labels[1], _maxLora);
         if (_host.IsLoaded && _host.Sources.S3BreakerState is Polly.CircuitBreaker.CircuitState breaker)
-            foreach (var state in Enum.GetValues<Polly.CircuitBreaker.CircuitState>())
-                _metrics.BreakerState.WithLabels("s3", state.ToString().ToLowerInvariant()).Set(state == breaker ? 1 : 0);
+            _metrics.BreakerStates = Enum.GetValues<Polly.CircuitBreaker.CircuitState>()
+                .Select(state => new System.Diagnostics.Metrics.Measurement<double>(state == breaker ? 1 : 0, ServingMetrics.Tag("source", "s3"),
+                    ServingMetrics.Tag("state", state.ToString().ToLowerInvariant())))
+                .ToList();
     }
 
     public override void Dispose()

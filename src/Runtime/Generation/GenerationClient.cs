@@ -101,9 +101,9 @@ internal sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Obse
 
             firstTokenAt ??= DateTimeOffset.UtcNow;
             long now = System.Diagnostics.Stopwatch.GetTimestamp();
-            (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
+            (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Record(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
             last = now;
-            metrics.GeneratedTokens.Inc();
+            metrics.GeneratedTokens.Add(1);
             generated++;
             if (update.Token.Finish != FinishReason.None)
             {

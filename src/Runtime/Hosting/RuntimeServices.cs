@@ -40,6 +40,7 @@ public static class RuntimeServices
         services.AddOptions<RoutingOptions>().Bind(configuration.GetSection(RoutingOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Routing settings").ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
         services.AddSingleton<Observability.ServingMetrics>();
         // Order matters: hosted services start in registration order, so the model is loaded before the engine loop starts.
         services.AddSingleton<ModelHost>();

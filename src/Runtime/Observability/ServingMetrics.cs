@@ -1,135 +1,148 @@
-using Prometheus;
+using System.Diagnostics.Metrics;
 
 namespace Serving.Runtime.Observability;
 
 /// <summary>
-/// Everything <c>GET /metrics</c> exposes, in one registry per server (so servers in one process do not mix figures).
-/// Event metrics are recorded where the events happen; state gauges (queue, batch, KV, adapters) are refreshed from
-/// their owners' snapshots just before each scrape (<see cref="OnCollect"/>). The <c>vllm:</c> names are the ones a
-/// Kubernetes inference gateway reads for LoRA-affinity routing.
+/// The runtime's metrics as <see cref="System.Diagnostics.Metrics"/> instruments on one <see cref="Meter"/> per runtime
+/// (created by the host's <see cref="IMeterFactory"/>, so runtimes in one process do not mix figures). Instrument names are
+/// the Prometheus names the server exports them under, descriptions their help text, histogram bucket advice their
+/// buckets; names with ':' are the <c>vllm:</c> ones a Kubernetes inference gateway reads for LoRA-affinity routing.
+/// Event metrics are recorded where the events happen; state gauges (queue, batch, KV, adapters) are read from the values
+/// their owners leave here in the callbacks run by <see cref="Refresh"/>, which an exporter calls before each collection.
 /// </summary>
 internal sealed class ServingMetrics
 {
+    public const string MeterName = "Serving.Runtime";
+
     private static readonly double[] LatencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-    public ServingMetrics()
+    private readonly List<Action> _refresh = [];
+    private readonly Lock _lock = new();
+
+    /// <param name="meters">Creates this runtime's meter (and disposes it with the host).</param>
+    /// <param name="time">The clock of <c>vllm:lora_requests_info</c>'s value.</param>
+    public ServingMetrics(IMeterFactory meters, TimeProvider time)
     {
-        Registry = Metrics.NewCustomRegistry();
-        var f = Metrics.WithCustomRegistry(Registry);
-        Requests = f.CreateCounter("serving_requests_total", "Requests answered, by protocol, route, status (HTTP code or gRPC status name) and tenant.",
-            new CounterConfiguration { LabelNames = ["protocol", "route", "status", "tenant"] });
-        BreakerState = f.CreateGauge("serving_adapter_source_breaker_state", "Circuit breaker of a remote adapter source: 1 for its current state.",
-            new GaugeConfiguration { LabelNames = ["source", "state"] });
-        TimeToFirstToken = f.CreateHistogram("serving_time_to_first_token_seconds", "From arrival to the first generated token.",
-            new HistogramConfiguration { Buckets = LatencyBuckets });
-        TimePerOutputToken = f.CreateHistogram("serving_time_per_output_token_seconds", "Between consecutive generated tokens of one request.",
-            new HistogramConfiguration { Buckets = LatencyBuckets });
-        GeneratedTokens = f.CreateCounter("serving_generated_tokens_total", "Tokens generated.");
+        Meter = meters.Create(MeterName);
+        TimeToFirstToken = Histogram("serving_time_to_first_token_seconds", "From arrival to the first generated token.", LatencyBuckets);
+        TimePerOutputToken = Histogram("serving_time_per_output_token_seconds", "Between consecutive generated tokens of one request.", LatencyBuckets);
+        GeneratedTokens = Meter.CreateCounter<long>("serving_generated_tokens_total", description: "Tokens generated.");
         // Per engine step, so a throughput gap can be split into slower steps vs smaller batches (vLLM's iteration_tokens).
-        EngineStepSeconds = f.CreateHistogram("serving_engine_step_seconds",
+        EngineStepSeconds = Histogram("serving_engine_step_seconds",
             "Duration of one engine step (one batched forward pass and sampling); phase: decode (every row one token) or prefill (some row feeds a prompt chunk).",
-            new HistogramConfiguration { LabelNames = ["phase"], Buckets = LatencyBuckets });
-        EngineStepPartSeconds = f.CreateHistogram("serving_engine_step_part_seconds",
+            LatencyBuckets);
+        EngineStepPartSeconds = Histogram("serving_engine_step_part_seconds",
             "Parts of one batched engine step: forward (the model's forward call: all compute on CPU, launching the kernels on CUDA), "
-            + "logits_to_host (waiting for the device and copying logits back; zero on CPU), sampling (tokens, detokenising, stop checks).",
-            new HistogramConfiguration { LabelNames = ["part"], Buckets = LatencyBuckets });
-        EngineStepTokens = f.CreateHistogram("serving_engine_step_tokens", "Tokens fed through one engine step (decode rows and prompt chunks).",
-            new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] });
-        EngineStepSequences = f.CreateHistogram("serving_engine_step_sequences", "Sequences in one engine step.",
-            new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
-        AdapterCache = f.CreateCounter("serving_adapter_cache_total", "Adapter tier lookups: tier (device, host) × result (hit, miss, eviction).",
-            new CounterConfiguration { LabelNames = ["tier", "result"] });
-        AdapterLoadSeconds = f.CreateHistogram("serving_adapter_load_seconds",
-            "Adapter load latency into a tier: host (read, validate, parse from disk or source) and device (copy into a slot).",
-            new HistogramConfiguration { LabelNames = ["tier"], Buckets = LatencyBuckets });
-        Waiting = f.CreateGauge("serving_requests_waiting", "Requests queued for admission.");
-        Running = f.CreateGauge("serving_requests_running", "Sequences in the running batch.");
-        KvUsage = f.CreateGauge("serving_kv_cache_usage_ratio", "Fraction of KV cache blocks in use (0..1).");
-        RoutingDecisions = f.CreateCounter("serving_routing_decisions_total", "Adapters chosen by model \"auto\" (one count per adapter in each chosen mix).",
-            new CounterConfiguration { LabelNames = ["adapter"] });
-        Preemptions = f.CreateGauge("serving_preemptions", "Sequences preempted for KV memory since start.");
-        NativeTensors = f.CreateGauge("serving_native_tensors", "Live TorchSharp tensors (native handles not yet released).");
-        // Process figures (process_working_set_bytes = RSS on Linux, dotnet_total_memory_bytes = managed heap, GC counts)
-        // for soak checks and dashboards.
-        DotNetStats.Register(Registry);
+            + "logits_to_host (waiting for the device and copying logits back; zero on CPU), sampling (tokens, detokenising, stop checks).", LatencyBuckets);
+        EngineStepTokens = Histogram("serving_engine_step_tokens", "Tokens fed through one engine step (decode rows and prompt chunks).",
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]);
+        EngineStepSequences = Histogram("serving_engine_step_sequences", "Sequences in one engine step.", [1, 2, 4, 8, 16, 32, 64, 128, 256]);
+        const string cacheHelp = "Adapter tier lookups: tier (device, host) × result (hit, miss, eviction).";
+        AdapterCache = Meter.CreateCounter<long>("serving_adapter_cache_total", description: cacheHelp);
+        // Counts kept by their tiers (host reads, device evictions), reported as totals under the same name.
+        Meter.CreateObservableCounter("serving_adapter_cache_total", () => TierCounts, description: cacheHelp);
+        AdapterLoadSeconds = Histogram("serving_adapter_load_seconds",
+            "Adapter load latency into a tier: host (read, validate, parse from disk or source) and device (copy into a slot).", LatencyBuckets);
+        RoutingDecisions = Meter.CreateCounter<long>("serving_routing_decisions_total",
+            description: "Adapters chosen by model \"auto\" (one count per adapter in each chosen mix).");
+        Meter.CreateObservableGauge("serving_adapter_source_breaker_state", () => BreakerStates,
+            description: "Circuit breaker of a remote adapter source: 1 for its current state.");
+        Meter.CreateObservableGauge("serving_requests_waiting", () => Waiting, description: "Requests queued for admission.");
+        Meter.CreateObservableGauge("serving_requests_running", () => Running, description: "Sequences in the running batch.");
+        Meter.CreateObservableGauge("serving_kv_cache_usage_ratio", () => KvUsage, description: "Fraction of KV cache blocks in use (0..1).");
+        Meter.CreateObservableGauge("serving_preemptions", () => Preemptions, description: "Sequences preempted for KV memory since start.");
+        Meter.CreateObservableGauge("serving_native_tensors", () => (double)Engine.Runtime.NativeTensorCount.Live,
+            description: "Live TorchSharp tensors (native handles not yet released).");
         // What survived the last GC outside generation 0 (gen1, gen2, large and pinned object heaps): retained memory,
         // without the saw-tooth of short-lived allocations between collections.
-        ManagedHeapAfterGc = f.CreateGauge("serving_managed_heap_after_gc_bytes",
-            "Managed heap outside generation 0 (gen1, gen2, LOH, POH) as the last garbage collection left it.");
-        OnCollect(() =>
-        {
-            NativeTensors.Set(Engine.Runtime.NativeTensorCount.Live);
-            var generations = GC.GetGCMemoryInfo().GenerationInfo;
-            long retained = 0;
-            for (int g = 1; g < generations.Length; g++)
-                retained += generations[g].SizeAfterBytes;
-            ManagedHeapAfterGc.Set(retained);
-        });
+        Meter.CreateObservableGauge("serving_managed_heap_after_gc_bytes", ManagedHeapAfterGc,
+            description: "Managed heap outside generation 0 (gen1, gen2, LOH, POH) as the last garbage collection left it.");
+        Meter.CreateObservableGauge("vllm:num_requests_waiting", () => Waiting, description: "Requests waiting to be processed.");
+        Meter.CreateObservableGauge("vllm:num_requests_running", () => Running, description: "Requests in the running batch.");
+        Meter.CreateObservableGauge("vllm:kv_cache_usage_perc", () => KvUsage, description: "KV cache usage: 1 means 100 percent.");
+        Meter.CreateObservableGauge("vllm:gpu_cache_usage_perc", () => KvUsage, description: "KV cache usage (the older name): 1 means 100 percent.");
+        Meter.CreateObservableGauge("vllm:cache_config_info", () => new Measurement<double>(1,
+            new("block_size", CacheConfig.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("num_gpu_blocks", CacheConfig.Blocks.ToString(System.Globalization.CultureInfo.InvariantCulture)), new("cache_dtype", CacheDtype)),
+            description: "Information of the KV cache configuration.");
+        Meter.CreateObservableGauge("vllm:lora_requests_info", () => new Measurement<double>(time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
+                new("running_lora_adapters", LoraInfo.Running), new("waiting_lora_adapters", LoraInfo.Waiting), new("max_lora", LoraInfo.MaxLora)),
+            description: "Running stats on LoRA requests.");
     }
 
-    public Gauge NativeTensors { get; }
-    public Gauge ManagedHeapAfterGc { get; }
+    public Meter Meter { get; }
 
-    public CollectorRegistry Registry { get; }
-    public Counter Requests { get; }
-    public Counter RoutingDecisions { get; }
-    public Gauge BreakerState { get; }
-    public Histogram TimeToFirstToken { get; }
-    public Histogram TimePerOutputToken { get; }
-    public Counter GeneratedTokens { get; }
-    public Histogram EngineStepSeconds { get; }
-    public Histogram EngineStepPartSeconds { get; }
-    public Histogram EngineStepTokens { get; }
-    public Histogram EngineStepSequences { get; }
-    public Counter AdapterCache { get; }
-    public Histogram AdapterLoadSeconds { get; }
-    public Gauge Waiting { get; }
-    public Gauge Running { get; }
-    public Gauge KvUsage { get; }
+    public Histogram<double> TimeToFirstToken { get; }
+    public Histogram<double> TimePerOutputToken { get; }
+    public Counter<long> GeneratedTokens { get; }
+
+    /// <summary>Tagged <c>phase</c>: decode or prefill.</summary>
+    public Histogram<double> EngineStepSeconds { get; }
+
+    /// <summary>Tagged <c>part</c>: forward, logits_to_host, sampling.</summary>
+    public Histogram<double> EngineStepPartSeconds { get; }
+
+    public Histogram<double> EngineStepTokens { get; }
+    public Histogram<double> EngineStepSequences { get; }
+
+    /// <summary>Tagged <c>tier</c>, <c>result</c>: lookups counted as they happen (device hits and misses).</summary>
+    public Counter<long> AdapterCache { get; }
+
+    /// <summary>Tagged <c>tier</c>: host or device.</summary>
+    public Histogram<double> AdapterLoadSeconds { get; }
+
+    /// <summary>Tagged <c>adapter</c>.</summary>
+    public Counter<long> RoutingDecisions { get; }
+
+    // State left by the refresh callbacks, read by the observable instruments.
+    public double Waiting { get; set; }
+    public double Running { get; set; }
+    public double KvUsage { get; set; }
+    public double Preemptions { get; set; }
+
+    /// <summary>Totals kept by the tiers, tagged <c>tier</c>, <c>result</c>.</summary>
+    public IReadOnlyList<Measurement<long>> TierCounts { get; set; } = [];
+
+    /// <summary>Per remote source and breaker state: 1 for the current state, else 0; tagged <c>source</c>, <c>state</c>.</summary>
+    public IReadOnlyList<Measurement<double>> BreakerStates { get; set; } = [];
 
     /// <summary>Running and waiting adapters (comma-separated ids) and the device slot count, for <c>vllm:lora_requests_info</c>.</summary>
     public (string Running, string Waiting, string MaxLora) LoraInfo { get; set; } = ("", "", "0");
-    public Gauge Preemptions { get; }
 
     /// <summary>KV block size and block count, for <c>vllm:cache_config_info</c>.</summary>
     public (int BlockSize, int Blocks) CacheConfig { get; set; }
 
     public string CacheDtype { get; set; } = "";
 
-    /// <summary>Runs <paramref name="refresh"/> before every scrape.</summary>
-    public void OnCollect(Action refresh) => Registry.AddBeforeCollectCallback(refresh);
-
-    /// <summary>
-    /// Writes the Prometheus text exposition: every collector of <see cref="Registry"/>, then the vLLM-named gauges. Those
-    /// names contain ':' (allowed by Prometheus, refused by prometheus-net's name check), so they are written here, from
-    /// the values the last refresh left.
-    /// </summary>
-    public async Task WriteAsync(Stream output, DateTimeOffset now, CancellationToken ct)
+    /// <summary>Runs <paramref name="refresh"/> on every <see cref="Refresh"/>.</summary>
+    public void OnCollect(Action refresh)
     {
-        await Registry.CollectAndExportAsTextAsync(output, ct);
-        var (running, waiting, maxLora) = LoraInfo;
-        var text = new System.Text.StringBuilder();
-        Gauge(text, "vllm:num_requests_waiting", "Requests waiting to be processed.", Waiting.Value);
-        Gauge(text, "vllm:num_requests_running", "Requests in the running batch.", Running.Value);
-        Gauge(text, "vllm:kv_cache_usage_perc", "KV cache usage: 1 means 100 percent.", KvUsage.Value);
-        Gauge(text, "vllm:gpu_cache_usage_perc", "KV cache usage (the older name): 1 means 100 percent.", KvUsage.Value);
-        var (blockSize, blocks) = CacheConfig;
-        Gauge(text, "vllm:cache_config_info", "Information of the KV cache configuration.", 1,
-            $"block_size=\"{blockSize}\",num_gpu_blocks=\"{blocks}\",cache_dtype=\"{Escape(CacheDtype)}\"");
-        Gauge(text, "vllm:lora_requests_info", "Running stats on LoRA requests.", now.ToUnixTimeMilliseconds() / 1000.0,
-            $"running_lora_adapters=\"{Escape(running)}\",waiting_lora_adapters=\"{Escape(waiting)}\",max_lora=\"{Escape(maxLora)}\"");
-        await output.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text.ToString()), ct);
+        lock (_lock)
+            _refresh.Add(refresh);
     }
 
-    private static void Gauge(System.Text.StringBuilder text, string name, string help, double value, string? labels = null)
+    /// <summary>Brings the state gauges up to date; an exporter calls it before it records the observable instruments.</summary>
+    public void Refresh()
     {
-        text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
-        text.Append("# TYPE ").Append(name).Append(" gauge\n");
-        text.Append(name);
-        if (labels is not null)
-            text.Append('{').Append(labels).Append('}');
-        text.Append(' ').Append(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        Action[] callbacks;
+        lock (_lock)
+            callbacks = [.. _refresh];
+        foreach (var refresh in callbacks)
+            refresh();
     }
 
-    private static string Escape(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
+    /// <summary>A tag for <see cref="Measurement{T}"/>s and <c>Record</c>/<c>Add</c> calls.</summary>
+    public static KeyValuePair<string, object?> Tag(string name, string value) => new(name, value);
+
+    private Histogram<double> Histogram(string name, string help, double[] buckets) =>
+        Meter.CreateHistogram(name, unit: null, description: help, tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = buckets });
+
+    private static double ManagedHeapAfterGc()
+    {
+        var generations = GC.GetGCMemoryInfo().GenerationInfo;
+        long retained = 0;
+        for (int g = 1; g < generations.Length; g++)
+            retained += generations[g].SizeAfterBytes;
+        return retained;
+    }
 }

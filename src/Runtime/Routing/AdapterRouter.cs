@@ -86,7 +86,7 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving
     private Generation.PinnedAdapters Record(List<AdapterRecord> records, IReadOnlyList<(int Candidate, float Weight)> chosen)
     {
         foreach (var (c, _) in chosen)
-            metrics.RoutingDecisions.WithLabels(records[c].Id.Value).Inc();
+            metrics.RoutingDecisions.Add(1, Observability.ServingMetrics.Tag("adapter", records[c].Id.Value));
         return new Generation.PinnedAdapters(AdapterMix.Create(chosen.Select(c => (records[c.Candidate].Id, c.Weight)).ToList()), chosen.Select(c => records[c.Candidate]));
     }
 

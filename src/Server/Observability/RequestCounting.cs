@@ -1,6 +1,5 @@
 using Grpc.Core;
 using Microsoft.AspNetCore.Http.Features;
-using Serving.Runtime.Observability;
 
 namespace Serving.Server.Observability;
 
@@ -27,7 +26,7 @@ internal static class RequestCounting
                 // The matched route, never the raw path (unbounded label values); unmatched requests share one label.
                 string route = ctx.GetEndpoint() is Microsoft.AspNetCore.Routing.RouteEndpoint e ? e.RoutePattern.RawText ?? "" : grpc ? path.Value ?? "" : "unmatched";
                 string tenant = ctx.Items[typeof(Security.Caller)] is Security.Caller caller ? caller.Tenant : "";
-                ctx.RequestServices.GetRequiredService<ServingMetrics>().Requests.WithLabels(grpc ? "grpc" : "http", route, status, tenant).Inc();
+                ctx.RequestServices.GetRequiredService<PrometheusExporter>().Requests.WithLabels(grpc ? "grpc" : "http", route, status, tenant).Inc();
             }
         }
     }
