@@ -1,7 +1,7 @@
 namespace Serving.Batching;
 
 /// <summary>How requests with different adapters may share an engine step.</summary>
-internal enum AdmissionPolicy
+public enum AdmissionPolicy
 {
     /// <summary>Any mix of adapters (and the base model) in one batch, up to the device slots: the point of Serving.</summary>
     Continuous,

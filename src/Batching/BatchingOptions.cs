@@ -1,7 +1,7 @@
 namespace Serving.Batching;
 
 /// <summary><c>Serving:Batching</c>: how the scheduler forms batches and where it pushes back.</summary>
-internal sealed class BatchingOptions
+public sealed class BatchingOptions
 {
     public const string Section = "Serving:Batching";
 

@@ -14,6 +14,15 @@ public sealed class DependencyRuleTests
         Assert.True(violations.Count == 0, string.Join(Environment.NewLine, violations));
     }
 
+    /// <summary>The list of grants still to remove only shrinks: an entry whose grant is gone must leave the list too.</summary>
+    [Fact]
+    public void GrantsStillToRemove_EveryEntry_IsStillGranted()
+    {
+        var stale = DependencyRule.GrantsStillToRemove.Where(g => !Graph.Projects.TryGetValue(g.Project, out var node) || !node.Friends.Contains(g.Friend)).ToList();
+
+        Assert.True(stale.Count == 0, "no longer granted, remove from DependencyRule.GrantsStillToRemove: " + string.Join(", ", stale));
+    }
+
     [Fact]
     public void Read_TheRepository_FindsEveryLayer()
     {

@@ -7,7 +7,7 @@ namespace Serving.Batching.Scheduling;
 /// <see cref="PendingLoad"/> (a read into host memory is under way: try again when it
 /// completes), <see cref="Error"/> (the adapters cannot run), or none of them (every slot is pinned: wait for one).
 /// </summary>
-internal sealed record AdapterAcquisition(
+public sealed record AdapterAcquisition(
     IReadOnlyList<AdapterSlotWeight>? Slots,
     Task? PendingLoad,
     Exception? Error)

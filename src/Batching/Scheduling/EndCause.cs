@@ -1,7 +1,7 @@
 namespace Serving.Batching.Scheduling;
 
 /// <summary>Why a request left the scheduler.</summary>
-internal enum EndCause
+public enum EndCause
 {
     /// <summary>The engine finished it (stop or length).</summary>
     Completed,

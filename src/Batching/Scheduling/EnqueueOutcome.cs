@@ -1,6 +1,6 @@
 namespace Serving.Batching.Scheduling;
 
-internal enum EnqueueOutcome
+public enum EnqueueOutcome
 {
     Accepted,
 

@@ -6,7 +6,7 @@ namespace Serving.Batching.Scheduling;
 /// Device slots for the scheduler, implemented over the adapter store's tiers. Called only from the engine loop, between
 /// steps. Never blocks: a missing adapter starts loading and the answer says to wait.
 /// </summary>
-internal interface IAdapterSlotProvider
+public interface IAdapterSlotProvider
 {
     /// <summary>
     /// Pins a slot for every adapter of <paramref name="mix"/>, request <paramref name="request"/>'s adapters (all or

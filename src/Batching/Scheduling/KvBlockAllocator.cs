@@ -10,7 +10,7 @@ namespace Serving.Batching.Scheduling;
 /// </para>
 /// Not thread-safe: the scheduler calls it on the engine loop. <see cref="UsedBlocks"/> may be read from any thread.
 /// </summary>
-internal sealed class KvBlockAllocator
+public sealed class KvBlockAllocator
 {
     private readonly int[] _references;
     private readonly Stack<int> _free;

@@ -8,4 +8,4 @@ namespace Serving.Batching.Scheduling;
 /// <see cref="Blocks"/> is the sequence's KV block table as of this step (ids from the <see cref="KvBlockAllocator"/>), covering
 /// at least StartPosition + TokenCount positions.
 /// </summary>
-internal sealed record PlannedRow(RequestId Id, int StartPosition, int TokenCount, bool EmitsToken, IReadOnlyList<int> Blocks);
+public sealed record PlannedRow(RequestId Id, int StartPosition, int TokenCount, bool EmitsToken, IReadOnlyList<int> Blocks);

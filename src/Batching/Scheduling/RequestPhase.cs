@@ -1,6 +1,6 @@
 namespace Serving.Batching.Scheduling;
 
-internal enum RequestPhase
+public enum RequestPhase
 {
     /// <summary>Queued (new, or preempted and waiting to recompute).</summary>
     Waiting,

@@ -6,4 +6,4 @@ namespace Serving.Batching.Scheduling;
 /// A request admitted this step with its device slots. <see cref="Resumed"/>: it was preempted before and recomputes its
 /// prompt and the tokens it had generated (its slots may differ from last time; its adapter versions do not).
 /// </summary>
-internal sealed record RequestStarted(RequestId Id, IReadOnlyList<AdapterSlotWeight> Slots, bool Resumed);
+public sealed record RequestStarted(RequestId Id, IReadOnlyList<AdapterSlotWeight> Slots, bool Resumed);

@@ -6,7 +6,7 @@ namespace Serving.Batching.Scheduling;
 /// One request as the scheduler sees it: lengths, adapters, tenant, deadline. The tokens themselves stay with the engine.
 /// Fields under "scheduler state" are written only by <see cref="StepScheduler"/> on the engine loop.
 /// </summary>
-internal sealed class ScheduledRequest
+public sealed class ScheduledRequest
 {
     /// <param name="id">Unique id.</param>
     /// <param name="tenant">Whose request it is (per-tenant limits); empty for anonymous.</param>

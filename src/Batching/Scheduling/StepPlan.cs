@@ -9,7 +9,7 @@ namespace Serving.Batching.Scheduling;
 /// forward pass, each row with its request's slots.
 /// When there are no rows, wait for <see cref="Wake"/> (an adapter read, an arrival, a cancellation or a deadline).
 /// </summary>
-internal sealed record StepPlan(
+public sealed record StepPlan(
     IReadOnlyList<PlannedRow> Rows,
     IReadOnlyList<RequestStarted> Started,
     IReadOnlyList<RequestId> Preempted,

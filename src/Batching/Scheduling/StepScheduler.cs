@@ -16,7 +16,7 @@ namespace Serving.Batching.Scheduling;
 /// </list>
 /// <see cref="TryEnqueue"/> may be called from any thread; everything else runs on the engine loop.
 /// </summary>
-internal sealed class StepScheduler
+public sealed class StepScheduler
 {
     private readonly BatchingOptions _options;
     private readonly IAdapterSlotProvider _adapters;

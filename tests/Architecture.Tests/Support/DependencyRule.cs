@@ -43,7 +43,6 @@ internal static class DependencyRule
     {
         ("Engine", "Serving.Server"), ("Engine", "Serving.Runtime"), ("Engine", "Serving.Bench"), ("Engine", "ModelGen"), ("Engine", "Serving.Authoring"),
         ("AdapterStore", "Serving.Server"), ("AdapterStore", "Serving.Runtime"), ("AdapterStore", "Serving.Bench"),
-        ("Batching", "Serving.Server"), ("Batching", "Serving.Runtime"), ("Batching", "Serving.Bench"),
         ("Runtime", "Serving.Server"), ("Runtime", "Serving.Bench"), ("Runtime", "Serving.LoadTests.Tests"),
         ("Authoring", "Serving.Bench"), ("Authoring", "ModelGen"),
         ("Server", "Serving.Bench"),
