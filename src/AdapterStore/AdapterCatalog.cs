@@ -12,7 +12,7 @@ namespace Serving.AdapterStore;
 /// cached by the files' identity, size and change times (<c>statx</c>), so a request does not rehash the weights and a
 /// file rewritten in place, whatever its timestamps claim, is hashed again.
 /// </summary>
-internal sealed class AdapterCatalog(LocalFolderAdapterSource? local, AdapterRegistry registry)
+public sealed class AdapterCatalog(LocalFolderAdapterSource? local, AdapterRegistry registry)
 {
     private readonly Dictionary<string, (PosixFiles.Status Config, PosixFiles.Status Weights, string Version)> _localVersions = [];
     private readonly Lock _lock = new();

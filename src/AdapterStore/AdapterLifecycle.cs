@@ -21,7 +21,7 @@ namespace Serving.AdapterStore;
 /// <param name="model">The base model adapters must fit.</param>
 /// <param name="baseModelId">The base model's id, which no adapter may take.</param>
 /// <param name="time">Registration times.</param>
-internal sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet sources, AdapterStoreOptions options, ModelConfig model, string baseModelId,
+public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet sources, AdapterStoreOptions options, ModelConfig model, string baseModelId,
     TimeProvider time)
 {
     // adapter_config.json facts per version: versions are immutable, so each is read once.
@@ -146,6 +146,53 @@ internal sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet 
         catch (AdapterFormatException ex)
         {
             throw Invalid(ex);
+        }
+    }
+
+    /// <summary>
+    /// Versions come from content at every load: each registered local adapter is read again, and one whose files changed
+    /// in place while the server was down gets its new version now (<c>NewVersion</c>), or is reported (<c>Error</c>) when
+    /// it no longer reads or fits. Remote versions are verified against their store on every fetch instead.
+    /// </summary>
+    public IReadOnlyList<(AdapterRecord Record, string? NewVersion, string? Error)> VerifyRegisteredVersions()
+    {
+        var changed = new List<(AdapterRecord, string?, string?)>();
+        foreach (var record in catalog.Registry.All())
+        {
+            if (!LocalAdapterPath.IsLocal(record.Source))
+                continue;
+            try
+            {
+                var files = AdapterFileReader.Read(record.Source, AdapterCatalog.ReadPolicyFor(record, options.MaxAdapterBytes, options.ReadTimeout), CancellationToken.None);
+                if (files.Version == record.Version)
+                    continue;
+                var weights = PeftAdapterReader.Read(files, record.Id.Value, model, options.MaxRank);
+                catalog.ChangedInPlace(record, files.Version, AdapterShape.Of(weights));
+                changed.Add((record, files.Version, null));
+            }
+            catch (Exception ex) when (ex is AdapterFileException or AdapterFormatException)
+            {
+                changed.Add((record, null, ex.Message));
+            }
+        }
+
+        return changed;
+    }
+
+    /// <summary>
+    /// An optional file an adapter ships beside its weights (e.g. routing examples), read from its version's local folder
+    /// under its read policy; null when it has none. A file that cannot be read is InvalidAdapter, with the rule broken.
+    /// </summary>
+    public byte[]? ReadOptionalFile(AdapterRecord record, string fileName, long maxBytes)
+    {
+        try
+        {
+            return AdapterFileReader.ReadOptional(sources.EnsureLocal(record), fileName, maxBytes,
+                AdapterCatalog.ReadPolicyFor(record, options.MaxAdapterBytes, options.ReadTimeout), CancellationToken.None);
+        }
+        catch (AdapterFileException ex)
+        {
+            throw new AdapterStoreException(AdapterStoreFailure.InvalidAdapter, AdapterStoreSubject.Path, ex.Message, ex);
         }
     }
 

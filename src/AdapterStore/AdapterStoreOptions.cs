@@ -1,7 +1,7 @@
 namespace Serving.AdapterStore;
 
 /// <summary><c>Serving:Adapters</c>: where adapters come from and how many the device holds. Command line: <c>--adapters DIR</c>.</summary>
-internal sealed class AdapterStoreOptions
+public sealed class AdapterStoreOptions
 {
     public const string Section = "Serving:Adapters";
 

@@ -4,7 +4,7 @@ namespace Serving.AdapterStore;
 /// <c>Serving:Adapters:S3</c>. Empty ServiceUrl and keys use the AWS SDK's defaults (region, credential chain), i.e.
 /// AWS S3; set ServiceUrl (and ForcePathStyle) for MinIO or another S3-compatible store.
 /// </summary>
-internal sealed class S3SourceOptions
+public sealed class S3SourceOptions
 {
     public string? ServiceUrl { get; set; }
     public string Region { get; set; } = "us-east-1";

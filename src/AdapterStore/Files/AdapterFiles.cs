@@ -8,4 +8,4 @@ namespace Serving.AdapterStore.Files;
 /// <param name="Config">adapter_config.json's bytes.</param>
 /// <param name="Weights">adapter_model.safetensors's bytes.</param>
 /// <param name="Version">The content version (<see cref="Registry.AdapterContentHash"/> of the two).</param>
-internal sealed record AdapterFiles(string Folder, byte[] Config, byte[] Weights, string Version);
+public sealed record AdapterFiles(string Folder, byte[] Config, byte[] Weights, string Version);

@@ -5,7 +5,7 @@ namespace Serving.AdapterStore.Files;
 /// links; null = anywhere, for admins and the server's own caches), the largest weights file, and how long reading may
 /// take. Roots are compared as resolved real paths, so a prefix that is itself reached through a link still matches.
 /// </summary>
-internal sealed class AdapterReadPolicy
+public sealed class AdapterReadPolicy
 {
     /// <summary>adapter_config.json is a few hundred bytes; anything near this is not a PEFT config.</summary>
     public const long MaxConfigBytes = 1 << 20;

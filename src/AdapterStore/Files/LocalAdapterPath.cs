@@ -4,7 +4,7 @@ namespace Serving.AdapterStore.Files;
 /// Local adapter locations as callers write them: a plain path or a <c>file://</c> URI. URIs are decoded here, once, before
 /// any prefix comparison (a check on the raw text would let <c>%2e%2e</c> climb out after decoding).
 /// </summary>
-internal static class LocalAdapterPath
+public static class LocalAdapterPath
 {
     public static bool IsLocal(string uri) => !uri.Contains("://", StringComparison.Ordinal) || uri.StartsWith("file://", StringComparison.OrdinalIgnoreCase);
 

@@ -13,7 +13,7 @@ namespace Serving.AdapterStore.Peft;
 /// forms (<c>...q_proj.lora_A.weight</c> and <c>...q_proj.lora_A.default.weight</c>, with or without the
 /// <c>base_model.model.</c> prefix) and undoes <c>fan_in_fan_out</c>.
 /// </summary>
-internal static partial class PeftAdapterReader
+public static partial class PeftAdapterReader
 {
     public const string WeightsFile = AdapterFileReader.WeightsFile;
 

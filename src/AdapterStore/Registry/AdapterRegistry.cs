@@ -9,7 +9,7 @@ namespace Serving.AdapterStore.Registry;
 /// Every change rewrites the file to a temporary name and renames it over the old one, so a crash mid-write leaves
 /// either the old or the new registry, never a torn one. Thread-safe.
 /// </summary>
-internal sealed class AdapterRegistry
+public sealed class AdapterRegistry
 {
     private readonly string? _path;
     private readonly Lock _lock = new();

@@ -6,7 +6,7 @@ namespace Serving.AdapterStore.Registry;
 /// What a LoRA adapter changes, as text: its ranks, target modules and how many layers. Two versions of one name with the
 /// same shape are interchangeable in slots and routing; a different shape is a different adapter.
 /// </summary>
-internal static class AdapterShape
+public static class AdapterShape
 {
     public static string Of(LoraAdapterWeights weights)
     {

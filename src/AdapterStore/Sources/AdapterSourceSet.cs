@@ -3,8 +3,15 @@ using Serving.AdapterStore.Registry;
 namespace Serving.AdapterStore.Sources;
 
 /// <summary>The configured sources, chosen by URI scheme.</summary>
-internal sealed class AdapterSourceSet(IReadOnlyList<IAdapterSource> sources) : IDisposable
+public sealed class AdapterSourceSet(IReadOnlyList<IAdapterSource> sources) : IDisposable
 {
+    /// <summary>Local paths only (before a model is loaded).</summary>
+    public static AdapterSourceSet LocalOnly() => new([new LocalPathAdapterSource()]);
+
+    /// <summary>Local paths and <c>s3://</c> with its disk cache under <paramref name="diskCache"/>.</summary>
+    public static AdapterSourceSet Create(AdapterStoreOptions options, string diskCache) =>
+        new([new LocalPathAdapterSource(), S3AdapterSource.Create(options.S3, diskCache, options.MaxAdapterBytes, options.DiskCacheBytes)]);
+
     public IAdapterSource? For(string uri) => sources.FirstOrDefault(s => s.Handles(uri));
 
     public string EnsureLocal(AdapterRecord record) => SourceOf(record).EnsureLocal(record);

@@ -8,7 +8,7 @@ namespace Serving.AdapterStore.Sources;
 /// HTTP source plugs in the same way). Every read goes through <see cref="AdapterFileReader"/> under the caller's
 /// <see cref="AdapterReadPolicy"/>, and the version is the hash of the bytes read.
 /// </summary>
-internal interface IAdapterSource
+public interface IAdapterSource
 {
     /// <summary>True when this source serves <paramref name="uri"/>.</summary>
     bool Handles(string uri);

@@ -7,7 +7,7 @@ namespace Serving.AdapterStore.Sources;
 /// Ids are validated by <see cref="AdapterId"/> and the resolved folder (after following links) must stay inside
 /// the root, so no request can make the server read outside it.
 /// </summary>
-internal sealed class LocalFolderAdapterSource(string root)
+public sealed class LocalFolderAdapterSource(string root)
 {
     public string Root { get; } = System.IO.Path.GetFullPath(root);
 

@@ -24,7 +24,7 @@ namespace Serving.AdapterStore.Sources;
 /// fails every cold load at once. Adapters already cached keep serving, and the source is probed again after
 /// <see cref="S3SourceOptions.BreakSeconds"/>.
 /// </summary>
-internal sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes, long diskBudget, S3SourceOptions options) : IAdapterSource, IDisposable
+public sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long maxBytes, long diskBudget, S3SourceOptions options) : IAdapterSource, IDisposable
 {
     private static readonly string[] Files = ["adapter_config.json", PeftAdapterReader.WeightsFile];
 

@@ -16,7 +16,7 @@ namespace Serving.AdapterStore.Sync;
 /// <param name="s3">The store's source.</param>
 /// <param name="rootUri"><c>s3://bucket/prefix</c>.</param>
 /// <param name="options">Size and time limits of a registration.</param>
-internal sealed class AdapterStoreSync(AdapterLifecycle lifecycle, S3AdapterSource s3, string rootUri, AdapterStoreOptions options)
+public sealed class AdapterStoreSync(AdapterLifecycle lifecycle, S3AdapterSource s3, string rootUri, AdapterStoreOptions options)
 {
     private readonly Dictionary<string, string> _seen = new(StringComparer.Ordinal);
     private readonly string _root = rootUri.TrimEnd('/');

@@ -8,7 +8,7 @@ namespace Serving.AdapterStore.Tiers;
 /// waits. Bookkeeping only: the caller copies weights into the arena when told the slot needs loading.
 /// Not thread-safe: owned by the engine loop.
 /// </summary>
-internal sealed class DeviceSlotTable
+public sealed class DeviceSlotTable
 {
     private readonly AdapterVersionKey?[] _occupant;
     private readonly int[] _pins;

@@ -17,7 +17,7 @@ namespace Serving.AdapterStore.Tiers;
 /// MemoryCache refuses an entry that would exceed its limit and compacts later; an adapter just read is the one most
 /// likely to be asked for again, so room is made first, synchronously, by compacting least recently used entries.
 /// </remarks>
-internal sealed class HostAdapterCache : IDisposable
+public sealed class HostAdapterCache : IDisposable
 {
     public static readonly TimeSpan FailureTtl = TimeSpan.FromSeconds(5);
     private readonly Func<AdapterRecord, LoraAdapterWeights> _read;

@@ -29,7 +29,7 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
     public DateTimeOffset LoadedAt { get; private set; }
 
     /// <summary>Adapter sources by URI scheme: local paths and <c>s3://</c> (with its local disk cache).</summary>
-    public AdapterSourceSet Sources { get; private set; } = new([new LocalPathAdapterSource()]);
+    public AdapterSourceSet Sources { get; private set; } = AdapterSourceSet.LocalOnly();
 
     /// <summary>Every adapter the server can run (local store folders and run-time registrations).</summary>
     public AdapterCatalog Adapters { get; private set; } = new(null, new AdapterStore.Registry.AdapterRegistry(null));
@@ -76,11 +76,14 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         var a = adapterOptions.Value;
         string registryPath = a.RegistryPath ?? Path.Combine(cacheRoot, $"adapter-registry-{ModelId}.json");
         Adapters = new AdapterCatalog(string.IsNullOrEmpty(adapterRoot) ? null : new LocalFolderAdapterSource(adapterRoot), new AdapterStore.Registry.AdapterRegistry(registryPath));
-        Sources = new AdapterSourceSet([
-            new LocalPathAdapterSource(),
-            S3AdapterSource.Create(a.S3, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"), a.MaxAdapterBytes, a.DiskCacheBytes)]);
+        Sources = AdapterSourceSet.Create(a, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"));
         _lifecycle = new AdapterLifecycle(Adapters, Sources, a, c, ModelId, time ?? TimeProvider.System);
-        VerifyRegisteredVersions(a);
+        foreach (var (record, newVersion, error) in _lifecycle.VerifyRegisteredVersions())
+            if (error is null)
+                logger.LogWarning("Adapter {Adapter}: its files changed in place since it was registered (version {Old} → {New}); the new version is served",
+                    record.Id, record.Version, newVersion);
+            else
+                logger.LogWarning("Adapter {Adapter} ({Source}): {Error}; requests for it fail until it is registered again", record.Id, record.Source, error);
         var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
         logger.LogInformation("Adapters: {Count} available (store {Root}, registry {Registry}); {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
             Adapters.List().Count, adapterRoot ?? "none", registryPath, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
@@ -88,34 +91,6 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         if (c.SlidingWindow is int window)
             logger.LogInformation("config.json sets sliding_window={Window}; it is ignored (full attention up to {Context} tokens)", window, o.MaxContext);
         return Task.CompletedTask;
-    }
-
-    /// <summary>
-    /// Versions come from content at every load: each registered local adapter is read again at start-up, and one whose
-    /// files changed in place while the server was down gets its new version now (or is reported, when it no longer fits).
-    /// </summary>
-    private void VerifyRegisteredVersions(AdapterStoreOptions a)
-    {
-        foreach (var record in Adapters.Registry.All())
-        {
-            if (!AdapterStore.Files.LocalAdapterPath.IsLocal(record.Source))
-                continue;                                   // remote versions are verified against the store on every fetch
-            try
-            {
-                var files = AdapterStore.Files.AdapterFileReader.Read(record.Source, AdapterCatalog.ReadPolicyFor(record, a.MaxAdapterBytes, a.ReadTimeout),
-                    CancellationToken.None);
-                if (files.Version == record.Version)
-                    continue;
-                var weights = AdapterStore.Peft.PeftAdapterReader.Read(files, record.Id.Value, Model.Config, a.MaxRank);
-                Adapters.ChangedInPlace(record, files.Version, AdapterStore.Registry.AdapterShape.Of(weights));
-                logger.LogWarning("Adapter {Adapter}: its files changed in place since it was registered (version {Old} → {New}); the new version is served",
-                    record.Id, record.Version, files.Version);
-            }
-            catch (Exception ex) when (ex is AdapterStore.Files.AdapterFileException or AdapterStore.Peft.AdapterFormatException)
-            {
-                logger.LogWarning("Adapter {Adapter} ({Source}): {Error}; requests for it fail until it is registered again", record.Id, record.Source, ex.Message);
-            }
-        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -17,8 +17,7 @@ namespace Serving.Runtime.Routing;
 /// come from a base-model pass over the first <see cref="RoutingOptions.Layers"/> layers beside the engine loop.
 /// Candidates: those the request names, else every adapter the caller may use.
 /// </summary>
-internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, IOptions<RoutingOptions> options,
-    IOptions<AdapterStoreOptions> adapterOptions)
+internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, IOptions<RoutingOptions> options)
 {
     private readonly ConcurrentDictionary<AdapterVersionKey, Task<ArrowPrototypes>> _prototypes = new();
     private readonly ConcurrentDictionary<(AdapterVersionKey, int Layers), float[]> _centroids = new();
@@ -105,14 +104,12 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving
 
     private float[] Centroid(AdapterRecord record, int layers)
     {
-        var a = adapterOptions.Value;
         byte[]? examples;
         try
         {
-            examples = AdapterStore.Files.AdapterFileReader.ReadOptional(host.Sources.EnsureLocal(record), ExamplesFile, MaxExamplesBytes,
-                AdapterCatalog.ReadPolicyFor(record, a.MaxAdapterBytes, a.ReadTimeout), CancellationToken.None);
+            examples = host.Lifecycle.ReadOptionalFile(record, ExamplesFile, MaxExamplesBytes);
         }
-        catch (AdapterStore.Files.AdapterFileException ex)
+        catch (AdapterStoreException ex)
         {
             throw new RequestFailedException(RequestFailure.Unprocessable, $"adapter '{record.Id}': {ExamplesFile} {ex.Message}", "routing.method");
         }

@@ -42,7 +42,6 @@ internal static class DependencyRule
     public static readonly IReadOnlySet<(string Project, string Friend)> GrantsStillToRemove = new HashSet<(string, string)>
     {
         ("Engine", "Serving.Server"), ("Engine", "Serving.Runtime"), ("Engine", "Serving.Bench"), ("Engine", "ModelGen"), ("Engine", "Serving.Authoring"),
-        ("AdapterStore", "Serving.Server"), ("AdapterStore", "Serving.Runtime"), ("AdapterStore", "Serving.Bench"),
         ("Runtime", "Serving.Server"), ("Runtime", "Serving.Bench"), ("Runtime", "Serving.LoadTests.Tests"),
         ("Authoring", "Serving.Bench"), ("Authoring", "ModelGen"),
         ("Server", "Serving.Bench"),
