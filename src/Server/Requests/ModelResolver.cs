@@ -19,6 +19,18 @@ internal static class ModelResolver
     public static PinnedAdapters Resolve(JsonFields f, ModelHost host, Caller caller) =>
         Resolve(f.String("model") ?? throw JsonFields.Bad("model", "is required"), ReadMix(f), host, caller);
 
+    /// <summary>
+    /// The REST body's target: <c>model: "auto"</c> with its routing options (the <c>adapters</c> mix is then refused), or
+    /// the model and adapters resolved once through the request stage.
+    /// </summary>
+    public static RequestTarget ReadTarget(JsonFields f, GenerationRequestStage stage, Caller caller)
+    {
+        bool auto = IsAuto(f);
+        var adapters = auto ? null : Resolve(f, stage, caller);
+        var routing = auto ? ReadRouting(f) : null;
+        return new RequestTarget(adapters, routing, f.String("model")!);
+    }
+
     /// <summary>The same through the request stage.</summary>
     public static PinnedAdapters Resolve(JsonFields f, GenerationRequestStage stage, Caller caller) =>
         stage.Resolve(f.String("model") ?? throw JsonFields.Bad("model", "is required"), ReadMix(f), caller);

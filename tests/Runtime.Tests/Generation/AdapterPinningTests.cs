@@ -21,14 +21,13 @@ public sealed class AdapterPinningTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        _runtime = await RuntimeHost.StartSyntheticAsync(_root, 43, null, ("Serving:Model:MaxSequences", "1"),
+            ("Serving:Adapters:RegistryPath", Path.Combine(_root, "registry.json")));
         string model = Path.Combine(_root, "base");
-        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 43 });
         _v1 = Path.Combine(_root, "v1");
         _v2 = Path.Combine(_root, "v2");
         SyntheticAdapterWriter.Write(_v1, model, 8, 32, SyntheticAdapterWriter.AllTargets, 11);
         SyntheticAdapterWriter.Write(_v2, model, 8, 32, SyntheticAdapterWriter.AllTargets, 12);
-        _runtime = await RuntimeHost.StartAsync(null, ("Serving:Model:Path", model), ("Serving:Model:Dtype", "float32"), ("Serving:Model:MaxSequences", "1"),
-            ("Serving:Adapters:RegistryPath", Path.Combine(_root, "registry.json")));
     }
 
     public async Task DisposeAsync()

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Serving.Authoring.Synthetic;
 using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
@@ -21,10 +20,7 @@ public sealed class StepFailureTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        string model = Path.Combine(_root, "base");
-        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 23 });
-        _runtime = await RuntimeHost.StartAsync(_logs, ("Serving:Model:Path", model), ("Serving:Model:Dtype", "float32"), ("Serving:Model:MaxSequences", "8"),
-            ("Serving:Model:MaxContext", "96"));
+        _runtime = await RuntimeHost.StartSyntheticAsync(_root, 23, _logs, ("Serving:Model:MaxSequences", "8"), ("Serving:Model:MaxContext", "96"));
     }
 
     public async Task DisposeAsync()

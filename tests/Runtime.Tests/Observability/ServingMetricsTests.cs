@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using Serving.Authoring.Synthetic;
 using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Observability;
@@ -17,9 +16,7 @@ public sealed class ServingMetricsTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        string model = Path.Combine(_root, "base");
-        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 31 });
-        _runtime = await RuntimeHost.StartAsync(null, ("Serving:Model:Path", model), ("Serving:Model:Dtype", "float32"));
+        _runtime = await RuntimeHost.StartSyntheticAsync(_root, 31, null);
     }
 
     public async Task DisposeAsync()

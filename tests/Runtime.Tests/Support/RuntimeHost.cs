@@ -35,6 +35,14 @@ internal sealed class RuntimeHost : IAsyncDisposable
         return new RuntimeHost(host);
     }
 
+    /// <summary>A synthetic float32 model (seed <paramref name="seed"/>) written to <c>root/base</c>, served with <paramref name="settings"/>.</summary>
+    public static Task<RuntimeHost> StartSyntheticAsync(string root, ulong seed, CapturedLogs? logs, params (string Key, string Value)[] settings)
+    {
+        string model = Path.Combine(root, "base");
+        Serving.Authoring.Synthetic.SyntheticModelWriter.Write(model, new Serving.Authoring.Synthetic.SyntheticModelSpec { Seed = seed });
+        return StartAsync(logs, [("Serving:Model:Path", model), ("Serving:Model:Dtype", "float32"), .. settings]);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _host.StopAsync();

@@ -21,10 +21,8 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var f = new JsonFields(doc.RootElement);
         var model = stage.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        bool auto = ModelResolver.IsAuto(f);
-        var pinned = auto ? null : ModelResolver.Resolve(f, stage, caller);
-        var routing = auto ? ModelResolver.ReadRouting(f) : null;
-        string modelName = f.String("model")!;
+        var (pinned, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
+        bool auto = pinned is null;
         string rendered = ChatPromptReader.Render(f, model.ChatTemplate, time.GetLocalNow());
 
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;

@@ -19,10 +19,8 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         var f = new JsonFields(doc.RootElement);
         var model = stage.Model;
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        bool auto = ModelResolver.IsAuto(f);
-        var adapters = auto ? null : ModelResolver.Resolve(f, stage, caller);
-        var routing = auto ? ModelResolver.ReadRouting(f) : null;
-        string modelName = f.String("model")!;
+        var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
+        bool auto = adapters is null;
         if (f.Bool("echo") == true)
             throw JsonFields.Bad("echo", "is not supported");
         if (f.Has("suffix"))
