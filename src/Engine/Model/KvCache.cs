@@ -69,6 +69,28 @@ internal sealed class KvCache : IDisposable
         return new KvBlockTable(Enumerable.Range(sequence * per, per));
     }
 
+    /// <summary>
+    /// Every sequence's table holds its positions in blocks of the cache, and no block is written by two sequences of the
+    /// batch (a block another sequence only reads, as a shared prefix will be, is fine).
+    /// </summary>
+    public void CheckTables(ForwardBatch batch)
+    {
+        var written = new HashSet<int>();
+        foreach (var s in batch.Sequences)
+        {
+            if (s.EndPosition > MaxContext)
+                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {MaxContext}");
+            if (s.EndPosition > s.Kv.Capacity(BlockSize))
+                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition} but its blocks hold {s.Kv.Capacity(BlockSize)}");
+            foreach (int block in s.Kv.Blocks)
+                if ((uint)block >= (uint)TotalBlocks)
+                    throw new ArgumentException($"sequence {s.Kv} names block {block}, outside the cache's {TotalBlocks} blocks");
+            for (int b = s.StartPosition / BlockSize; b <= (s.EndPosition - 1) / BlockSize; b++)
+                if (!written.Add(s.Kv.Blocks[b]))
+                    throw new ArgumentException($"block {s.Kv.Blocks[b]} is written by two sequences of one batch");
+        }
+    }
+
     /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>.</summary>
     public long PhysicalRow(KvBlockTable table, int position) => (long)table.Blocks[position / BlockSize] * BlockSize + position % BlockSize;
 

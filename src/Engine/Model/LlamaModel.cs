@@ -111,28 +111,6 @@ internal sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// Every sequence's table holds its positions in blocks of the cache, and no block is written by two sequences of the
-    /// batch (a block another sequence only reads, as a shared prefix will be, is fine).
-    /// </summary>
-    private static void CheckBlockTables(ForwardBatch batch, KvCache cache)
-    {
-        var written = new HashSet<int>();
-        foreach (var s in batch.Sequences)
-        {
-            if (s.EndPosition > cache.MaxContext)
-                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {cache.MaxContext}");
-            if (s.EndPosition > s.Kv.Capacity(cache.BlockSize))
-                throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition} but its blocks hold {s.Kv.Capacity(cache.BlockSize)}");
-            foreach (int block in s.Kv.Blocks)
-                if ((uint)block >= (uint)cache.TotalBlocks)
-                    throw new ArgumentException($"sequence {s.Kv} names block {block}, outside the cache's {cache.TotalBlocks} blocks");
-            for (int b = s.StartPosition / cache.BlockSize; b <= (s.EndPosition - 1) / cache.BlockSize; b++)
-                if (!written.Add(s.Kv.Blocks[b]))
-                    throw new ArgumentException($"block {s.Kv.Blocks[b]} is written by two sequences of one batch");
-        }
-    }
-
-    /// <summary>
     /// Runs one step. Writes every token's K/V into <paramref name="cache"/> at its position, then returns float32
     /// logits: <c>[sequences, vocab]</c> for <see cref="LogitsSelection.LastTokenPerSequence"/> or <c>[T, vocab]</c>.
     /// A token at position p attends to positions 0..p of its own sequence.
@@ -155,7 +133,7 @@ internal sealed class LlamaModel : IDisposable
         foreach (int token in batch.Tokens)
             if ((uint)token >= (uint)Config.VocabSize)
                 throw new ArgumentException($"token id {token} is outside the vocabulary [0, {Config.VocabSize})");
-        CheckBlockTables(batch, cache);
+        cache.CheckTables(batch);
 
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
