@@ -4,7 +4,6 @@ using Serving.AdapterStore.Files;
 using Serving.AdapterStore.Registry;
 using Serving.Contracts;
 using Serving.Runtime.Hosting;
-using Serving.Server.Api;
 using Serving.Server.Security;
 
 namespace Serving.Server.Api.Admin;

@@ -1,13 +1,9 @@
 using System.Globalization;
 using Grpc.Core;
 using Serving.AdapterStore.Registry;
-using Serving.AdapterStore.Tiers;
-using Serving.Contracts;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
-using Serving.Server.Api;
 using Serving.Server.Api.Admin;
-using Serving.Server.Hosting;
 using Serving.V1;
 
 namespace Serving.Server.Api.Grpc;

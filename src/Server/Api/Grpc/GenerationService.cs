@@ -1,13 +1,8 @@
 using Grpc.Core;
-using Microsoft.Extensions.Options;
-using Serving.Batching;
-using Serving.Contracts;
 using Serving.Engine.Generation;
 using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
-using Serving.Server.Api;
-using Serving.Server.Hosting;
 using Serving.Server.Requests;
 using Serving.V1;
 

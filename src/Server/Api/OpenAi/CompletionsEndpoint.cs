@@ -1,10 +1,6 @@
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Options;
 using Serving.Engine.Tokenization;
 using Serving.Runtime.Generation;
-using Serving.Runtime.Hosting;
-using Serving.Server.Api;
-using Serving.Server.Hosting;
 using Serving.Server.Requests;
 
 namespace Serving.Server.Api.OpenAi;
