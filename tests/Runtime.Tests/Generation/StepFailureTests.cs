@@ -20,7 +20,7 @@ public sealed class StepFailureTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _runtime = await RuntimeHost.StartSyntheticAsync(_root, 23, _logs, ("Serving:Model:MaxSequences", "8"), ("Serving:Model:MaxContext", "96"));
+        _runtime = await RuntimeHost.StartSyntheticAsync(_root, 23, _logs, ("Serving:Model:MaxSequences", "8"), ("Serving:Model:MaxContext", "320"));
     }
 
     public async Task DisposeAsync()
@@ -28,6 +28,8 @@ public sealed class StepFailureTests : IAsyncLifetime
         await _runtime.DisposeAsync();
         TestDirectories.Delete(_root);
     }
+
+    private const int StreamTokens = 280;
 
     private static SamplingParams Greedy(int tokens) => new() { Temperature = 0, MaxTokens = tokens, IgnoreEos = true };
 
@@ -40,11 +42,12 @@ public sealed class StepFailureTests : IAsyncLifetime
         int vocab = _runtime.Get<ModelHost>().Model.Config.VocabSize;
         var alone = new List<int[]>();
         for (int i = 0; i < 6; i++)
-            alone.Add(await Tokens(client, Prompt(i), Greedy(40), CancellationToken.None));
+            alone.Add(await Tokens(client, Prompt(i), Greedy(StreamTokens), CancellationToken.None));
 
-        // The six streams run first; the bad request joins their decode steps once each has produced a token.
+        // The six streams run first; the bad request joins their decode steps once each has produced a token. The
+        // streams are long enough that they are still decoding when it arrives, even on a loaded two-core machine.
         var started = Enumerable.Range(0, 6).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
-        var together = Enumerable.Range(0, 6).Select(i => Tokens(client, Prompt(i), Greedy(40), CancellationToken.None, started[i])).ToArray();
+        var together = Enumerable.Range(0, 6).Select(i => Tokens(client, Prompt(i), Greedy(StreamTokens), CancellationToken.None, started[i])).ToArray();
         await Task.WhenAll(started.Select(s => s.Task)).WaitAsync(TimeSpan.FromSeconds(60));
         var bad = await Assert.ThrowsAsync<RequestFailedException>(() => Tokens(client, [5, vocab + 3, 7], Greedy(4), CancellationToken.None));
         var results = await Task.WhenAll(together);
