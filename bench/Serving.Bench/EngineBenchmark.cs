@@ -5,6 +5,7 @@ using Serving.Engine.Kernels;
 using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using static TorchSharp.torch;
+using Serving.Contracts.Generation;
 
 namespace Serving.Bench;
 

@@ -7,6 +7,7 @@ using Serving.Engine.Model;
 using Serving.Engine.Routing;
 using Serving.Engine.Sampling;
 using static TorchSharp.torch;
+using Serving.Contracts.Generation;
 
 namespace Serving.Bench;
 

@@ -5,10 +5,10 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Serving.Batching;
 using Serving.Contracts;
-using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Server;
 using Serving.V1;
+using Serving.Contracts.Generation;
 
 namespace Serving.Bench;
 
@@ -35,8 +35,8 @@ internal sealed class ServerOverheadBenchmark(int requests, int clients, double 
             using var channel = GrpcChannel.ForAddress(address);
             var grpc = new V1.Generation.GenerationClient(channel);
             var engine = app.Services.GetRequiredService<GenerationClient>();
-            var tokenizer = app.Services.GetRequiredService<Serving.Runtime.Hosting.ModelHost>().Model.Tokenizer;
-            var prompt = tokenizer.Encode("overhead");
+            var model = app.Services.GetRequiredService<Serving.Runtime.Hosting.ModelHost>().Served;
+            var prompt = model.Encode("overhead", addSpecialTokens: true);
             var sampling = new SamplingParams { Temperature = 0, MaxTokens = 1 };
 
             async Task InProcess()

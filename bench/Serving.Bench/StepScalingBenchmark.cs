@@ -2,8 +2,8 @@ using System.Diagnostics;
 using Serving.Engine.Generation;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
-using Serving.Engine.Sampling;
 using static TorchSharp.torch;
+using Serving.Contracts.Generation;
 
 namespace Serving.Bench;
 

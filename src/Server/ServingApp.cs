@@ -15,7 +15,7 @@ using Serving.Server.Requests;
 namespace Serving.Server;
 
 /// <summary>Builds the web application: options, the model host, the engine loop and the HTTP endpoints.</summary>
-internal static class ServingApp
+public static class ServingApp
 {
     /// <summary>Short command-line switches mapped onto configuration keys.</summary>
     public static readonly IReadOnlyDictionary<string, string> SwitchMappings = new Dictionary<string, string>
@@ -45,7 +45,7 @@ internal static class ServingApp
     /// <param name="configure">Last word on the builder before it is built (tests add log providers here).</param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        Engine.Runtime.NativeRuntimeDefaults.Apply();
+        RuntimeServices.ApplyNativeDefaults();
         var builder = WebApplication.CreateSlimBuilder(args);
         // REST, SSE and gRPC on one port: HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext endpoints).
         builder.WebHost.ConfigureKestrel(k =>

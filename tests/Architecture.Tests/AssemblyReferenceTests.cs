@@ -43,6 +43,16 @@ public sealed class AssemblyReferenceTests
         Assert.DoesNotContain(references, r => r is "Serving.Server" or "Serving.Authoring" || r.StartsWith("Grpc", StringComparison.Ordinal));
     }
 
+    /// <summary>The protocol layer speaks to the runtime only: no engine, scheduler or libtorch type appears in its code.</summary>
+    [Fact]
+    public void References_Server_NoEngineSchedulerOrTorch()
+    {
+        var references = ReferencedAssemblies(RepositoryPaths.BuiltAssembly("Server", "Serving.Server"));
+
+        Assert.Contains("Serving.Runtime", references);
+        Assert.DoesNotContain(references, r => r is "Serving.Engine" or "Serving.Batching" or "TorchSharp");
+    }
+
     private static List<string> ReferencedAssemblies(string path)
     {
         using var stream = File.OpenRead(path);

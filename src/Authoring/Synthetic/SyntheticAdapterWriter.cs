@@ -11,7 +11,7 @@ namespace Serving.Authoring.Synthetic;
 /// Writes a random Hugging Face PEFT LoRA adapter for a model folder (see <see cref="PeftAdapterWriter"/> for the layout).
 /// B is non-zero (unlike a freshly initialised PEFT adapter) so the adapter changes outputs.
 /// </summary>
-internal static class SyntheticAdapterWriter
+public static class SyntheticAdapterWriter
 {
     public static readonly IReadOnlyList<string> AllTargets = LoraTargets.All.Select(LoraTargets.ModuleName).ToArray();
 

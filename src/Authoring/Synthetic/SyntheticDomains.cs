@@ -7,7 +7,7 @@ namespace Serving.Authoring.Synthetic;
 /// routing: <c>digits</c> (reverse a 4-digit string), <c>clinical</c> (a fixed clinical-note format), <c>toylang</c> (map
 /// words of a toy language to English). Deterministic for a random source.
 /// </summary>
-internal static class SyntheticDomains
+public static class SyntheticDomains
 {
     public static readonly IReadOnlyList<string> Names = ["digits", "clinical", "toylang"];
 

@@ -3,7 +3,7 @@ using Serving.Contracts.Safetensors;
 namespace Serving.Authoring.Synthetic;
 
 /// <summary>What <see cref="SyntheticModelWriter"/> generates. Same spec, same bytes.</summary>
-internal sealed record SyntheticModelSpec
+public sealed record SyntheticModelSpec
 {
     public ModelPreset Preset { get; init; } = ModelPreset.Tiny;
     public ulong Seed { get; init; } = 1;

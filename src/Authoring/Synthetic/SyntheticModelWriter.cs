@@ -10,7 +10,7 @@ namespace Serving.Authoring.Synthetic;
 /// Weight scales keep activations O(1) through the layers and give peaked next-token distributions, so greedy
 /// decoding is well defined and numerical comparisons are meaningful.
 /// </summary>
-internal static class SyntheticModelWriter
+public static class SyntheticModelWriter
 {
     public static void Write(string dir, SyntheticModelSpec spec)
     {

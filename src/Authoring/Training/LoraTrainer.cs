@@ -14,7 +14,7 @@ namespace Serving.Authoring.Training;
 /// U(−1/√in, 1/√in); B zero, so training starts from the base model), Adam, cross-entropy on the completion tokens only,
 /// scale alpha / r. Deterministic for a seed: the same data, options and seed give the same adapter.
 /// </summary>
-internal sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
+public sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
 {
     /// <summary>Called after every optimiser step with (step, steps, mean loss of the step's batch).</summary>
     public Action<int, int, double>? Progress { get; init; }

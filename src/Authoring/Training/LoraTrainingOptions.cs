@@ -1,7 +1,7 @@
 namespace Serving.Authoring.Training;
 
 /// <summary>Hyper-parameters of <see cref="LoraTrainer"/>. Same data, options and seed give the same adapter.</summary>
-internal sealed record LoraTrainingOptions
+public sealed record LoraTrainingOptions
 {
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;

@@ -8,7 +8,7 @@ namespace Serving.Authoring.Training;
 /// prompt is tokenized with the model's special tokens (as the server does for a text prompt); the completion without
 /// them, followed by EOS so the adapter learns to stop.
 /// </summary>
-internal static class TrainingData
+public static class TrainingData
 {
     public static List<TrainingExample> Read(string path, HfTokenizer tokenizer, int eosTokenId)
     {

@@ -8,7 +8,7 @@ namespace Serving.Engine.Checkpoints;
 /// Where each tensor of a Hugging Face checkpoint lives: <c>model.safetensors</c>, or the shards that
 /// <c>model.safetensors.index.json</c>'s <c>weight_map</c> names. Headers are parsed and validated once here.
 /// </summary>
-internal sealed class CheckpointFiles
+public sealed class CheckpointFiles
 {
     private readonly Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> _tensors;
 

@@ -1,4 +1,4 @@
 namespace Serving.Engine.Checkpoints;
 
 /// <summary>A checkpoint that cannot be served; the message names the file and the tensor.</summary>
-internal sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);

@@ -10,7 +10,7 @@ namespace Serving.Engine.Checkpoints;
 /// reused staging buffer (<see cref="StagingBytes"/>) that <c>copy_</c> converts chunk by chunk. Peak memory is
 /// therefore the final weights plus one staging buffer, never two copies of a tensor.
 /// </summary>
-internal sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device device) : IDisposable
+public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device device) : IDisposable
 {
     public const long StagingBytes = 4L << 20;
     private readonly Dictionary<ScalarType, Tensor> _staging = [];

@@ -3,6 +3,7 @@ using Serving.Engine.Model;
 using Serving.Engine.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Generation;
 
@@ -14,7 +15,7 @@ namespace Serving.Engine.Generation;
 /// </summary>
 /// <param name="model">The model to run.</param>
 /// <param name="cache">The KV storage the rows' block tables address.</param>
-internal sealed class GenerationStepper(LlamaModel model, KvCache cache)
+public sealed class GenerationStepper(LlamaModel model, KvCache cache)
 {
     public LlamaModel Model => model;
     public KvCache Cache => cache;

@@ -1,6 +1,7 @@
 using Serving.Contracts;
 using Serving.Engine.Sampling;
 using Serving.Engine.Tokenization;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Generation;
 
@@ -8,7 +9,7 @@ namespace Serving.Engine.Generation;
 /// One request's generation in progress: its prompt, what it has generated and its sampling state. Where its KV lives and
 /// how far it reaches belong to whoever plans the steps (<see cref="StepRow"/>). Mutated only by <see cref="GenerationStepper"/>.
 /// </summary>
-internal sealed class SequenceState
+public sealed class SequenceState
 {
     private readonly List<int> _generated = [];
     private readonly IncrementalDetokenizer _detokenizer;
@@ -40,7 +41,7 @@ internal sealed class SequenceState
     public IReadOnlyList<int> PromptTokens { get; }
     public SamplingParams Sampling { get; }
     /// <summary>Device slots and weights; rebound when a preempted sequence resumes (its slots may move, its adapter versions do not).</summary>
-    public IReadOnlyList<AdapterSlotWeight> Adapters { get; internal set; }
+    public IReadOnlyList<AdapterSlotWeight> Adapters { get; set; }
     public SeededRandom Random { get; }
     public IReadOnlyList<int> GeneratedTokens => _generated;
     public FinishReason Finish { get; private set; }

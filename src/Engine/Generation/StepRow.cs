@@ -11,7 +11,7 @@ namespace Serving.Engine.Generation;
 /// <param name="StartPosition">First position fed; every earlier position's KV is already in <paramref name="Kv"/>'s blocks.</param>
 /// <param name="TokenCount">Positions fed (≥ 1); when they reach the sequence's end the row samples a token.</param>
 /// <param name="Kv">The sequence's block table, holding at least StartPosition + TokenCount positions.</param>
-internal readonly record struct StepRow(SequenceState Sequence, int StartPosition, int TokenCount, KvBlockTable Kv)
+public readonly record struct StepRow(SequenceState Sequence, int StartPosition, int TokenCount, KvBlockTable Kv)
 {
     public int EndPosition => StartPosition + TokenCount;
 

@@ -9,4 +9,4 @@ namespace Serving.Engine.Generation;
 /// <param name="Forward">The model's forward call.</param>
 /// <param name="LogitsToHost">Waiting for the device and copying the logits to host memory.</param>
 /// <param name="Sampling">Sampling each row's token, detokenising it and matching stop conditions.</param>
-internal readonly record struct StepTimings(TimeSpan Forward, TimeSpan LogitsToHost, TimeSpan Sampling);
+public readonly record struct StepTimings(TimeSpan Forward, TimeSpan LogitsToHost, TimeSpan Sampling);

@@ -7,7 +7,7 @@ namespace Serving.Engine.Kernels;
 /// gcc is present (build/ServingNative.targets). Absent library, a CPU without AMX-BF16, a kernel that does not grant
 /// the tile state, or <c>SERVING_AMX=0</c>: <see cref="IsAvailable"/> is false and bf16 projections stay on libtorch.
 /// </summary>
-internal static unsafe class AmxNative
+public static unsafe class AmxNative
 {
     public const string LibraryFile = ServingNativeLibrary.FileName;
 

@@ -14,7 +14,7 @@ namespace Serving.Engine.Kernels;
 /// Rows:    out[r, :] = W[ids[r], :]                               (embedding lookups of a tied lm_head)
 /// </code>
 /// </summary>
-internal sealed unsafe class AmxPackedWeight : IDisposable
+public sealed unsafe class AmxPackedWeight : IDisposable
 {
     /// <summary>Output blocks of 32 a thread takes at once; fewer blocks than threads × this run on fewer threads.</summary>
     private const int BlocksPerPart = 4;

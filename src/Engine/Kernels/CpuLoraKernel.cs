@@ -32,7 +32,7 @@ namespace Serving.Engine.Kernels;
 /// adapter are adjacent, so its A and Bt stay in cache and are streamed from memory about once per step.
 /// </summary>
 /// <param name="nativeBf16Rows">false keeps bfloat16 rows on the C# kernel even where the native one is available.</param>
-internal sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKernel
+public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKernel
 {
     /// <summary>Below this many multiply-adds one thread is faster than a parallel loop's hand-off.</summary>
     private const long ParallelThreshold = 500_000;

@@ -21,7 +21,7 @@ namespace Serving.Engine.Kernels;
 /// </code>
 /// Arithmetic in the compute dtype (bf16 on GPUs), as the base projections; the reference kernel works in float32.
 /// </summary>
-internal sealed class GatherLoraKernel : ILoraKernel, IDisposable
+public sealed class GatherLoraKernel : ILoraKernel, IDisposable
 {
     private readonly Lock _lock = new();
     private (LoraBatchMapping Mapping, Device Device, RowEntries Entries)? _step;

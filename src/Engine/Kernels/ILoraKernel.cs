@@ -17,7 +17,7 @@ namespace Serving.Engine.Kernels;
 /// place in columns [offset, offset + Σ out). Rows without entries are untouched. Taking the projections of one input
 /// together lets a kernel read and widen each input row once and run one parallel region instead of one per projection.
 /// </summary>
-internal interface ILoraKernel
+public interface ILoraKernel
 {
     string Name { get; }
 

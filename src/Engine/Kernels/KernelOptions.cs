@@ -5,7 +5,7 @@ namespace Serving.Engine.Kernels;
 /// its dtype and device once). The defaults are what serving runs; tests and benchmarks that compare paths construct a
 /// model (or a <see cref="Model.LlamaModel.WithKernels"/> view over the same weights) with others.
 /// </summary>
-internal sealed record KernelOptions
+public sealed record KernelOptions
 {
     public static readonly KernelOptions Default = new();
 

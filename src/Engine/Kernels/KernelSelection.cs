@@ -12,7 +12,7 @@ namespace Serving.Engine.Kernels;
 /// <param name="CpuDecodeAttention">Decode attention through <see cref="PagedDecodeAttention"/>.</param>
 /// <param name="CpuElementwise">RMSNorm, RoPE and SwiGLU through <see cref="CpuElementwiseKernels"/>.</param>
 /// <param name="FusedCpuDecode">All-decode steps through the fused CPU path (when the model is eligible).</param>
-internal sealed record KernelSelection(ILoraKernel Lora, bool CpuDecodeAttention, bool CpuElementwise, bool FusedCpuDecode)
+public sealed record KernelSelection(ILoraKernel Lora, bool CpuDecodeAttention, bool CpuElementwise, bool FusedCpuDecode)
 {
     /// <summary>
     /// <list type="bullet">

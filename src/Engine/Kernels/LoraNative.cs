@@ -8,7 +8,7 @@ namespace Serving.Engine.Kernels;
 /// without AVX512-BF16, or <c>SERVING_LORA_NATIVE=0</c>: <see cref="IsAvailable"/> is false and those rows stay on the C#
 /// kernel (<see cref="LoraRowMath"/>, <see cref="LoraRowBlockMath"/>).
 /// </summary>
-internal static unsafe class LoraNative
+public static unsafe class LoraNative
 {
     /// <summary>Largest rank the native kernel takes (its per-row scratch is sized for it); larger slots use the C# kernel.</summary>
     public const int MaxRank = 64;

@@ -25,7 +25,7 @@ namespace Serving.Engine.Kernels;
 /// Shapes: q <c>[B, Hq, D]</c> contiguous; K, V the layer's cache <c>[Hkv, R, D]</c> contiguous; row_b(j) =
 /// rows[b·stride + j]; output <c>[B, Hq·D]</c> in q's dtype. Invariants: Hq = G·Hkv, D a multiple of 16, every row &lt; R.
 /// </summary>
-internal static unsafe class PagedDecodeAttention
+public static unsafe class PagedDecodeAttention
 {
     private const int Lanes = 16;
 

@@ -12,7 +12,7 @@ namespace Serving.Engine.Kernels;
 ///     y[:, offset_p : offset_p + out_p].index_add_(0, R, Δ)
 /// </code>
 /// </summary>
-internal sealed class ReferenceLoraKernel : ILoraKernel
+public sealed class ReferenceLoraKernel : ILoraKernel
 {
     public string Name => "reference";
 

@@ -7,7 +7,7 @@ namespace Serving.Engine.Lora;
 /// <c>Σ weight · scale_slot · B_slot·(A_slot·x)</c> over its entries. Stored as CSR (<see cref="RowStart"/> has
 /// T + 1 entries); rows without entries run on the base model only. Immutable.
 /// </summary>
-internal sealed class LoraBatchMapping
+public sealed class LoraBatchMapping
 {
     private LoraBatchMapping(int[] rowStart, int[] slots, float[] weights)
     {

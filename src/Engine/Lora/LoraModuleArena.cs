@@ -13,7 +13,7 @@ namespace Serving.Engine.Lora;
 /// larger one), so a kernel may also compute over all <c>maxRank</c> rows (GatherLoraKernel). Rank 0 = slot does not adapt
 /// this projection (all its rows zero).
 /// </summary>
-internal sealed unsafe class LoraModuleArena : IDisposable
+public sealed unsafe class LoraModuleArena : IDisposable
 {
     public LoraModuleArena(int layer, LoraTarget target, int slots, int maxRank, int inFeatures, int outFeatures, ScalarType dtype, Device device)
     {

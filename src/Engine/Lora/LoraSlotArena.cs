@@ -9,7 +9,7 @@ namespace Serving.Engine.Lora;
 /// <see cref="Slots"/> adapters at up to <see cref="MaxRank"/>. Loading copies into the arenas (never reallocates);
 /// freeing only marks the slot's ranks zero.
 /// </summary>
-internal sealed class LoraSlotArena : IDisposable
+public sealed class LoraSlotArena : IDisposable
 {
     private readonly LoraModuleArena[,] _modules;
     private readonly LoraModuleArena[][][] _fused;

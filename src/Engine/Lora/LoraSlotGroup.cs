@@ -1,4 +1,4 @@
 namespace Serving.Engine.Lora;
 
 /// <summary>The rows of a step that use one adapter slot, with the mixture weight each row gives it.</summary>
-internal sealed record LoraSlotGroup(int Slot, int[] Rows, float[] Weights);
+public sealed record LoraSlotGroup(int Slot, int[] Rows, float[] Weights);

@@ -6,7 +6,7 @@ namespace Serving.Engine.Model;
 /// once per step. Invariants (checked by <see cref="Create"/>): slices cover the tokens in order without gaps and
 /// positions within a slice are consecutive.
 /// </summary>
-internal sealed class ForwardBatch
+public sealed class ForwardBatch
 {
     private ForwardBatch(int[] tokens, int[] positions, SequenceSlice[] sequences)
     {

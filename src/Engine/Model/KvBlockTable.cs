@@ -5,7 +5,7 @@ namespace Serving.Engine.Model;
 /// at offset <c>p % BlockSize</c>. The engine never hands out block ids: in serving they come from the scheduler's block
 /// allocator (Batching), and a caller running the model alone takes a fixed <see cref="KvCache.Partition"/>. Immutable.
 /// </summary>
-internal sealed class KvBlockTable
+public sealed class KvBlockTable
 {
     private readonly int[] _blocks;
 

@@ -11,7 +11,7 @@ namespace Serving.Engine.Model;
 /// libtorch's attention kernels read fastest. A step never allocates cache memory.
 /// Not thread-safe: owned by the engine loop.
 /// </summary>
-internal sealed class KvCache : IDisposable
+public sealed class KvCache : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;

@@ -8,7 +8,7 @@ namespace Serving.Engine.Model;
 /// that a step issues four GEMMs per layer instead of seven. The projections are <see cref="ProjectionWeight"/>s: plain
 /// tensors, or AMX-packed ones for bfloat16 on a CPU that has AMX.
 /// </summary>
-internal sealed class LlamaLayerWeights : IDisposable
+public sealed class LlamaLayerWeights : IDisposable
 {
     public required Tensor InputNorm { get; init; }          // [hidden]
     public required ProjectionWeight Qkv { get; init; }                // [(Hq + 2·Hkv)·D, hidden]

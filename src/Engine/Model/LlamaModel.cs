@@ -14,7 +14,7 @@ namespace Serving.Engine.Model;
 /// SwiGLU MLP. One <see cref="Forward"/> runs a packed batch of sequences of different lengths, prefill and decode
 /// rows mixed.
 /// </summary>
-internal sealed class LlamaModel : IDisposable
+public sealed class LlamaModel : IDisposable
 {
     private readonly LlamaWeights _weights;
     private readonly RotaryEmbedding _rope;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>All weights of a Llama-family model, loaded from HF tensor names into the compute dtype and device.</summary>
-internal sealed class LlamaWeights : IDisposable
+public sealed class LlamaWeights : IDisposable
 {
     private LlamaWeights(ProjectionWeight embed, IReadOnlyList<LlamaLayerWeights> layers, Tensor finalNorm, ProjectionWeight lmHead, bool tied)
     {

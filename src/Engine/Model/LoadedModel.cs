@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>A model folder loaded and ready to run: architecture, weights on the device, tokenizer, generation defaults.</summary>
-internal sealed class LoadedModel : IDisposable
+public sealed class LoadedModel : IDisposable
 {
     private LoadedModel(string directory, ModelConfig config, GenerationDefaults defaults, HfTokenizer tokenizer, ChatTemplate chatTemplate, LlamaModel model)
     {

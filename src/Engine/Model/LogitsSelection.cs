@@ -1,6 +1,6 @@
 namespace Serving.Engine.Model;
 
-internal enum LogitsSelection
+public enum LogitsSelection
 {
     /// <summary>One row per sequence: the logits after its last token (what generation needs).</summary>
     LastTokenPerSequence,

@@ -11,7 +11,7 @@ namespace Serving.Engine.Model;
 /// instead of three times). Callers see the same maths either way:
 /// <code>Apply(x [M, K], bias [N]?) = x · Wᵀ + bias → [M, N]        Rows(ids [R]) = W[ids, :] → [R, K]</code>
 /// </summary>
-internal sealed class ProjectionWeight : IDisposable
+public sealed class ProjectionWeight : IDisposable
 {
     private readonly Tensor? _plain;
     private readonly AmxPackedWeight? _packed;

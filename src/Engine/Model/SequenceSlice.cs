@@ -5,7 +5,7 @@ namespace Serving.Engine.Model;
 /// [StartPosition, StartPosition + Count) of the sequence whose KV pages are <see cref="Kv"/>. Count = 1 is a decode
 /// row; Count &gt; 1 a prefill (or a prefill chunk continuing from StartPosition).
 /// </summary>
-internal readonly record struct SequenceSlice(KvBlockTable Kv, int Offset, int Count, int StartPosition)
+public readonly record struct SequenceSlice(KvBlockTable Kv, int Offset, int Count, int StartPosition)
 {
     public int EndPosition => StartPosition + Count;
 }

@@ -15,7 +15,7 @@ namespace Serving.Engine.Routing;
 /// </code>
 /// The scale does not change the direction, and the sign of v is irrelevant (routing uses |h·v|).
 /// </summary>
-internal sealed record ArrowPrototypes(string Adapter, IReadOnlyDictionary<(int Layer, LoraTarget Target), float[]> Vectors)
+public sealed record ArrowPrototypes(string Adapter, IReadOnlyDictionary<(int Layer, LoraTarget Target), float[]> Vectors)
 {
     public const int MaxIterations = 20_000;
 

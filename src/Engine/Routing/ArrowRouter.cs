@@ -11,7 +11,7 @@ namespace Serving.Engine.Routing;
 /// chosen   = top-k of score;   weight[c] = softmax(score[c] / T) over the chosen
 /// </code>
 /// </summary>
-internal static class ArrowRouter
+public static class ArrowRouter
 {
     /// <param name="candidates">Prototypes of the adapters the request may use.</param>
     /// <param name="inputs">Per module, the inputs its projection saw for the prompt: [tokens, in] row-major.</param>

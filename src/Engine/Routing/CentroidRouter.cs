@@ -9,7 +9,7 @@ namespace Serving.Engine.Routing;
 /// s_a = cos(mean over t of h[t], c_a);   chosen = top-k of s;   weight = softmax(s / T)
 /// </code>
 /// </summary>
-internal static class CentroidRouter
+public static class CentroidRouter
 {
     /// <summary>Mean-pools one prompt's hidden states <c>[tokens, dim]</c> (row-major) into a unit vector.</summary>
     public static float[] Pool(float[] hidden, int tokens)

@@ -1,7 +1,7 @@
 namespace Serving.Engine.Runtime;
 
 /// <summary>The dtype the model computes in; <see cref="Auto"/> is resolved by <see cref="TorchRuntime.ResolveDtype"/>.</summary>
-internal enum ComputeDtype
+public enum ComputeDtype
 {
     Auto,
     Float32,

@@ -12,7 +12,7 @@ namespace Serving.Engine.Runtime;
 /// every arena with <c>madvise(MADV_DONTNEED)</c>, so the resident set follows what is really live.
 /// </para>
 /// </summary>
-internal static partial class NativeHeap
+public static partial class NativeHeap
 {
     private static readonly bool Supported = OperatingSystem.IsLinux() && Probe();
 

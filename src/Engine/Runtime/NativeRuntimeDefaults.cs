@@ -25,7 +25,7 @@ namespace Serving.Engine.Runtime;
 /// <c>MALLOC_ARENA_MAX</c> or <c>MALLOC_MMAP_THRESHOLD_</c> (glibc has then applied theirs at start).
 /// </para>
 /// </summary>
-internal static partial class NativeRuntimeDefaults
+public static partial class NativeRuntimeDefaults
 {
     public const string OneDnnCacheVariable = "ONEDNN_PRIMITIVE_CACHE_CAPACITY";
 

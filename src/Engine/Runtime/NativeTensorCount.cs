@@ -6,7 +6,7 @@ namespace Serving.Engine.Runtime;
 /// Live TorchSharp tensors in this process: created and not yet disposed (or finalized). A count that keeps growing under
 /// steady traffic is a native-memory leak that the managed heap does not show.
 /// </summary>
-internal static class NativeTensorCount
+public static class NativeTensorCount
 {
     public static long Live => torch.Tensor.TotalCount;
 

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Runtime;
 
 /// <summary>Device and dtype resolution. Nothing here assumes CPU: the device always comes from configuration.</summary>
-internal static class TorchRuntime
+public static class TorchRuntime
 {
     private static readonly Lazy<bool> CpuHasFastBf16 = new(DetectFastBf16);
 

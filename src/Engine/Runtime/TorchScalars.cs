@@ -19,7 +19,7 @@ namespace Serving.Engine.Runtime;
 /// any other Scalar conversion, or on a call to a TorchSharp member that makes a temporary Scalar inside.
 /// </para>
 /// </summary>
-internal static class TorchScalars
+public static class TorchScalars
 {
     private static readonly Scalar Zero = 0;
     private static readonly Scalar One = 1;

@@ -1,7 +1,7 @@
 namespace Serving.Engine.Sampling;
 
 /// <summary>SplitMix64: a tiny generator whose output depends only on the seed (System.Random's algorithm may change between runtimes).</summary>
-internal sealed class SeededRandom(ulong seed)
+public sealed class SeededRandom(ulong seed)
 {
     private ulong _state = seed;
 

@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using Serving.Engine.Kernels;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Sampling;
 

@@ -11,7 +11,7 @@ namespace Serving.Engine.Templating;
 /// No Jinja library is served on NuGet; like llama.cpp's minja, this implements the subset real templates use, and
 /// refuses the rest by name at parse time.
 /// </summary>
-internal sealed class JinjaTemplate
+public sealed class JinjaTemplate
 {
     private readonly IReadOnlyList<TemplateNode> _nodes;
 

@@ -5,4 +5,4 @@ namespace Serving.Engine.Tokenization;
 /// <paramref name="Lstrip"/> / <paramref name="Rstrip"/>: whitespace on that side is taken into the match;
 /// <paramref name="SingleWord"/>: matches only where it is not part of a longer word.
 /// </summary>
-internal sealed record AddedToken(int Id, string Content, bool Special, bool Lstrip = false, bool Rstrip = false, bool SingleWord = false);
+public sealed record AddedToken(int Id, string Content, bool Special, bool Lstrip = false, bool Rstrip = false, bool SingleWord = false);

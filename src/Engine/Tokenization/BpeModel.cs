@@ -5,7 +5,7 @@ namespace Serving.Engine.Tokenization;
 /// merge among adjacent symbols (a min-heap over candidate pairs, so long words cost O(n log n)), which is what the
 /// reference implementation does.
 /// </summary>
-internal sealed class BpeModel
+public sealed class BpeModel
 {
     private readonly BpeMergeTable _merges;
     private readonly int[] _charIds = new int[char.MaxValue + 1];

@@ -5,4 +5,4 @@ namespace Serving.Engine.Tokenization;
 /// <param name="ByteFallback">A character outside the vocabulary becomes its UTF-8 bytes as <c>&lt;0xXX&gt;</c> tokens.</param>
 /// <param name="FuseUnknown">Consecutive unknown characters become one <c>unk_token</c>.</param>
 /// <param name="IgnoreMerges">A pre-token that is itself in the vocabulary is one token, even where merges cannot reach it.</param>
-internal sealed record BpeOptions(int? UnknownId, bool ByteFallback, bool FuseUnknown, bool IgnoreMerges);
+public sealed record BpeOptions(int? UnknownId, bool ByteFallback, bool FuseUnknown, bool IgnoreMerges);

@@ -4,7 +4,7 @@ namespace Serving.Engine.Tokenization;
 /// GPT-2's reversible byte ↔ printable-character map used by byte-level BPE vocabularies: printable Latin-1 bytes
 /// map to themselves, the other 68 bytes to U+0100 onwards (so ' ' is 'Ġ' and '\n' is 'Ċ').
 /// </summary>
-internal static class ByteLevelAlphabet
+public static class ByteLevelAlphabet
 {
     private static readonly char[] ByteToChar = Build();
     private static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(x => x.c, x => (byte)x.b);

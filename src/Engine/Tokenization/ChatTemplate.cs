@@ -10,7 +10,7 @@ namespace Serving.Engine.Tokenization;
 /// <c>bos_token</c>, <c>eos_token</c> and the request's extra template arguments. A template using a construct the engine
 /// does not support is refused at load, naming it; a model without a template is refused at chat time.
 /// </summary>
-internal sealed class ChatTemplate
+public sealed class ChatTemplate
 {
     /// <summary>Variables the server sets itself; request arguments may not replace them.</summary>
     public static readonly IReadOnlySet<string> ReservedVariables = new HashSet<string>(StringComparer.Ordinal)

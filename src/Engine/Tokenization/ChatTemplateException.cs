@@ -1,4 +1,4 @@
 namespace Serving.Engine.Tokenization;
 
 /// <summary>The model has no chat template the server can render, or the messages do not fit it.</summary>
-internal sealed class ChatTemplateException(string message) : Exception(message);
+public sealed class ChatTemplateException(string message) : Exception(message);

@@ -10,7 +10,7 @@ namespace Serving.Engine.Tokenization;
 /// Microsoft.ML.Tokenizers is not used: it reads vocab/merges files or SentencePiece protobufs, not tokenizer.json, and
 /// cannot take a checkpoint's own pipeline (the tests use its Tiktoken GPT-2 tokenizer as one independent oracle).
 /// </summary>
-internal sealed class HfTokenizer
+public sealed class HfTokenizer
 {
     private const char Metaspace = '\u2581';
     private const int MaxCachedWordChars = 256;

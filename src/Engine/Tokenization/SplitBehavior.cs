@@ -1,7 +1,7 @@
 namespace Serving.Engine.Tokenization;
 
 /// <summary>What a Split pre-tokenizer does with each delimiter it finds (the Rust library's <c>SplitDelimiterBehavior</c>).</summary>
-internal enum SplitBehavior
+public enum SplitBehavior
 {
     /// <summary>Dropped.</summary>
     Removed,

@@ -1,4 +1,4 @@
 namespace Serving.Engine.Tokenization;
 
 /// <summary>A tokenizer.json (or tokenizer_config.json) the engine cannot use; the message names the file and field.</summary>
-internal sealed class TokenizerException(string message) : Exception(message);
+public sealed class TokenizerException(string message) : Exception(message);

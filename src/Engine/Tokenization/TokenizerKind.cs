@@ -1,6 +1,6 @@
 namespace Serving.Engine.Tokenization;
 
-internal enum TokenizerKind
+public enum TokenizerKind
 {
     /// <summary>GPT-2 / Llama-3 / Qwen2: regex pre-tokenizer, BPE over bytes mapped by <see cref="ByteLevelAlphabet"/>.</summary>
     ByteLevelBpe,

@@ -8,7 +8,7 @@ namespace Serving.Engine.Tokenization;
 /// A tokenizer.json <c>normalizer</c>, as the Rust <c>tokenizers</c> library applies it to each piece of input between
 /// added tokens. The nested records are the kinds real Llama-family checkpoints use; any other kind is a start-up error.
 /// </summary>
-internal abstract record TokenizerNormalizer
+public abstract record TokenizerNormalizer
 {
     public abstract string Apply(string text);
 

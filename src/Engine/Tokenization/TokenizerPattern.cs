@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serving.Engine.Tokenization;
 
 /// <summary>A tokenizer.json <c>pattern</c>: <c>{"String": "…"}</c> (literal) or <c>{"Regex": "…"}</c> (matched on code points).</summary>
-internal sealed class TokenizerPattern
+public sealed class TokenizerPattern
 {
     private readonly string? _literal;
     private readonly CodePointRegex? _regex;

@@ -9,7 +9,7 @@ namespace Serving.Engine.Tokenization;
 /// Rust <c>tokenizers</c> library does, on code points. The nested records are the kinds real Llama-family checkpoints
 /// use; any other kind or option is a start-up error naming it.
 /// </summary>
-internal abstract record TokenizerPreTokenizer
+public abstract record TokenizerPreTokenizer
 {
     /// <summary>Splits every piece of <paramref name="pieces"/> in place.</summary>
     /// <param name="pieces">The pre-tokens so far.</param>

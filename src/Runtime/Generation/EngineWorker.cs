@@ -8,6 +8,7 @@ using Serving.Engine.Generation;
 using Serving.Engine.Model;
 using Serving.Runtime.Hosting;
 using Serving.Runtime.Observability;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Generation;
 
@@ -17,7 +18,7 @@ namespace Serving.Runtime.Generation;
 /// admissions, preemptions and removals to the sequences, runs its rows as one batched forward pass, and streams each
 /// token to its request. When a step fails, its rows run again one by one, and only a row that fails alone fails.
 /// </summary>
-internal sealed class EngineWorker : BackgroundService
+public sealed class EngineWorker : BackgroundService
 {
     private readonly ModelHost _host;
     private readonly ModelOptions _options;
@@ -65,24 +66,24 @@ internal sealed class EngineWorker : BackgroundService
     public bool IsRunning => _running;
 
     /// <summary>Sequences in the running batch.</summary>
-    public int Running => _scheduler?.Running ?? 0;
+    internal int Running => _scheduler?.Running ?? 0;
 
     /// <summary>Requests queued for admission (new or preempted).</summary>
-    public int Waiting => _scheduler?.Waiting ?? 0;
+    internal int Waiting => _scheduler?.Waiting ?? 0;
 
     /// <summary>KV cache blocks held by sequences (the scheduler's allocator is their one owner).</summary>
-    public int UsedKvBlocks => _scheduler?.Kv.UsedBlocks ?? 0;
+    internal int UsedKvBlocks => _scheduler?.Kv.UsedBlocks ?? 0;
 
     /// <summary>Adapter slot pins held by running requests.</summary>
-    public int PinnedAdapterSlots => _binder?.Slots.TotalPins ?? 0;
+    internal int PinnedAdapterSlots => _binder?.Slots.TotalPins ?? 0;
 
     /// <summary>Requests whose engine state is still held (running, queued, or about to be cleaned up).</summary>
-    public int TrackedRequests => _requests.Count;
+    internal int TrackedRequests => _requests.Count;
 
-    public long Preemptions => _scheduler?.Preemptions ?? 0;
+    internal long Preemptions => _scheduler?.Preemptions ?? 0;
 
     /// <summary>The adapter's parsed weights through the host-memory tier (shared single-flight read).</summary>
-    public Task<Serving.Contracts.Lora.LoraAdapterWeights> ReadAdapterAsync(AdapterStore.Registry.AdapterRecord record) => _hostCache.GetOrLoad(record);
+    internal Task<Serving.Contracts.Lora.LoraAdapterWeights> ReadAdapterAsync(AdapterStore.Registry.AdapterRecord record) => _hostCache.GetOrLoad(record);
 
     /// <summary>The fastest tier holding <paramref name="record"/>'s version: device, host, disk, or source (remote only).</summary>
     public string TierOf(AdapterStore.Registry.AdapterRecord record)
@@ -96,13 +97,13 @@ internal sealed class EngineWorker : BackgroundService
     }
 
     /// <summary>Requests the engine dropped because their caller went away.</summary>
-    public long Cancelled => Interlocked.Read(ref _cancelled);
+    internal long Cancelled => Interlocked.Read(ref _cancelled);
 
     /// <summary>
     /// Queues a command, or says why not (the caller answers 429 or 503). Throws <see cref="ArgumentException"/> for a
     /// request that can never run (bad sampling parameters, empty prompt).
     /// </summary>
-    public EnqueueOutcome TryEnqueue(GenerationCommand command)
+    internal EnqueueOutcome TryEnqueue(GenerationCommand command)
     {
         if (_scheduler is not StepScheduler scheduler || !_running)
             return EnqueueOutcome.Closed;

@@ -3,8 +3,7 @@ using System.Threading.Channels;
 using Serving.Batching;
 using Serving.Batching.Scheduling;
 using Serving.Contracts;
-using Serving.Engine.Generation;
-using Serving.Engine.Sampling;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Generation;
 
@@ -12,7 +11,7 @@ namespace Serving.Runtime.Generation;
 /// The runtime's generator, the one entry point of every front door: queues a <see cref="GenerationRequest"/> with the
 /// engine loop and yields its tokens as they are produced. Failures are <see cref="RequestFailedException"/>s.
 /// </summary>
-internal sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
+public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
 {
     /// <param name="request">What to generate.</param>
     /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>

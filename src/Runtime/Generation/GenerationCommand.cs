@@ -1,7 +1,7 @@
 using System.Threading.Channels;
 using Serving.Batching;
 using Serving.Contracts;
-using Serving.Engine.Sampling;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Generation;
 

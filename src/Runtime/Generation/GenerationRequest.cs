@@ -1,4 +1,4 @@
-using Serving.Engine.Sampling;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Generation;
 
@@ -11,5 +11,5 @@ namespace Serving.Runtime.Generation;
 /// <param name="Adapters">Adapters and their versions, resolved once.</param>
 /// <param name="Tenant">Whose request it is (per-tenant limits); empty for anonymous.</param>
 /// <param name="Deadline">When it must end (a gRPC deadline); past it the stream ends with 504 / DEADLINE_EXCEEDED.</param>
-internal sealed record GenerationRequest(IReadOnlyList<int> PromptTokens, SamplingParams Sampling, PinnedAdapters Adapters, string Tenant = "",
+public sealed record GenerationRequest(IReadOnlyList<int> PromptTokens, SamplingParams Sampling, PinnedAdapters Adapters, string Tenant = "",
     DateTimeOffset? Deadline = null);

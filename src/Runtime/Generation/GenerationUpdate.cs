@@ -1,4 +1,4 @@
-using Serving.Engine.Generation;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Generation;
 

@@ -8,7 +8,7 @@ namespace Serving.Runtime.Hosting;
 /// Runs the adapter store's <see cref="AdapterStoreSync"/> every <c>Serving:Adapters:SyncIntervalSeconds</c> once the
 /// model is loaded, when <c>Serving:Adapters:SyncFrom</c> names a shared store, and logs what each pass did.
 /// </summary>
-internal sealed class AdapterSyncService(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time, ILogger<AdapterSyncService> logger)
+public sealed class AdapterSyncService(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time, ILogger<AdapterSyncService> logger)
     : BackgroundService
 {
     private readonly TaskCompletionSource _firstPass = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -17,19 +17,23 @@ namespace Serving.Runtime.Hosting;
 /// <param name="defaultModel">The model served when none is named (the server's demo model); null: one must be named.</param>
 /// <param name="time">Registration times.</param>
 /// <param name="kernels">The kernels the model may use (tests inject a faulty one); null: the defaults.</param>
-internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger, IDefaultModel? defaultModel = null,
+public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterStoreOptions> adapterOptions, ILogger<ModelHost> logger, IDefaultModel? defaultModel = null,
     TimeProvider? time = null, Serving.Engine.Kernels.KernelOptions? kernels = null)
     : IHostedService, IDisposable
 {
     private LoadedModel? _model;
+    private ServedModel? _served;
 
-    public LoadedModel Model => _model ?? throw new InvalidOperationException("the model is not loaded yet");
+    internal LoadedModel Model => _model ?? throw new InvalidOperationException("the model is not loaded yet");
+
+    /// <summary>The served model's tokenizer, chat template, limits and defaults (available once it is loaded).</summary>
+    public ServedModel Served => _served ?? throw new InvalidOperationException("the model is not loaded yet");
     public bool IsLoaded => _model is not null;
     public string ModelId { get; private set; } = "";
     public DateTimeOffset LoadedAt { get; private set; }
 
     /// <summary>Adapter sources by URI scheme: local paths and <c>s3://</c> (with its local disk cache).</summary>
-    public AdapterSourceSet Sources { get; private set; } = AdapterSourceSet.LocalOnly();
+    internal AdapterSourceSet Sources { get; private set; } = AdapterSourceSet.LocalOnly();
 
     /// <summary>Every adapter the server can run (local store folders and run-time registrations).</summary>
     public AdapterCatalog Adapters { get; private set; } = new(null, new AdapterStore.Registry.AdapterRegistry(null));
@@ -65,6 +69,7 @@ internal sealed class ModelHost(IOptions<ModelOptions> options, IOptions<Adapter
         var dtype = TorchRuntime.ResolveDtype(TorchRuntime.ParseDtype(o.Dtype), device);
         var started = System.Diagnostics.Stopwatch.StartNew();
         _model = LoadedModel.Load(path, dtype, device, o.MaxContext, kernels: kernels);
+        _served = new ServedModel(_model);
         LoadedAt = DateTimeOffset.UtcNow;
         var c = _model.Config;
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",

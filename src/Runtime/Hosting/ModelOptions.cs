@@ -3,7 +3,7 @@ namespace Serving.Runtime.Hosting;
 /// <summary>
 /// <c>Serving:Model</c>: which model to serve and how. Command line: <c>--model</c>, <c>--dtype</c>, <c>--device</c>.
 /// </summary>
-internal sealed class ModelOptions
+public sealed class ModelOptions
 {
     public const string Section = "Serving:Model";
 

@@ -15,6 +15,12 @@ namespace Serving.Runtime.Hosting;
 /// </summary>
 public static class RuntimeServices
 {
+    /// <summary>
+    /// Process-wide native settings (oneDNN's primitive cache, glibc's arenas) that must be in place before libtorch
+    /// first runs a kernel: call it first thing in <c>Main</c>.
+    /// </summary>
+    public static void ApplyNativeDefaults() => Serving.Engine.Runtime.NativeRuntimeDefaults.Apply();
+
     public static IServiceCollection AddServingRuntime(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();

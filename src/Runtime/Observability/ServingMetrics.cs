@@ -10,7 +10,7 @@ namespace Serving.Runtime.Observability;
 /// Event metrics are recorded where the events happen; state gauges (queue, batch, KV, adapters) are read from the values
 /// their owners leave here in the callbacks run by <see cref="Refresh"/>, which an exporter calls before each collection.
 /// </summary>
-internal sealed class ServingMetrics
+public sealed class ServingMetrics
 {
     public const string MeterName = "Serving.Runtime";
 

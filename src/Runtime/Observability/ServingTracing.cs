@@ -8,13 +8,13 @@ namespace Serving.Runtime.Observability;
 /// <c>decode</c> (→ last token). Spans cost nothing unless a listener (the OpenTelemetry SDK when an OTLP endpoint is
 /// configured, or a test) subscribes.
 /// </summary>
-internal static class ServingTracing
+public static class ServingTracing
 {
     public const string SourceName = "Serving";
-    public static readonly ActivitySource Source = new(SourceName);
+    internal static readonly ActivitySource Source = new(SourceName);
 
     /// <summary>Records the children of <paramref name="parent"/> from the timestamps a request collected.</summary>
-    public static void RecordPhases(Activity parent, DateTimeOffset arrived, DateTimeOffset? admitted, DateTimeOffset? firstToken, DateTimeOffset ended)
+    internal static void RecordPhases(Activity parent, DateTimeOffset arrived, DateTimeOffset? admitted, DateTimeOffset? firstToken, DateTimeOffset ended)
     {
         Child(parent, "queue", arrived, admitted ?? ended);
         if (admitted is DateTimeOffset a)

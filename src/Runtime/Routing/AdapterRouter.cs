@@ -17,7 +17,7 @@ namespace Serving.Runtime.Routing;
 /// come from a base-model pass over the first <see cref="RoutingOptions.Layers"/> layers beside the engine loop.
 /// Candidates: those the request names, else every adapter the caller may use.
 /// </summary>
-internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, IOptions<RoutingOptions> options)
+public sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, IOptions<RoutingOptions> options)
 {
     private readonly ConcurrentDictionary<AdapterVersionKey, Task<ArrowPrototypes>> _prototypes = new();
     private readonly ConcurrentDictionary<(AdapterVersionKey, int Layers), float[]> _centroids = new();
@@ -30,8 +30,11 @@ internal sealed class AdapterRouter(ModelHost host, EngineWorker worker, Serving
     /// <summary>Example prompts an adapter may ship for the centroid router: JSONL lines with a "prompt" field.</summary>
     public const string ExamplesFile = AdapterFileNames.RoutingExamples;
 
+    /// <summary>Computes the prototypes of <paramref name="record"/>'s version now, so the first routed request does not wait for them.</summary>
+    public Task WarmAsync(AdapterRecord record) => PrototypesAsync(record);
+
     /// <summary>Prototypes of <paramref name="record"/>'s version (computed on first use; registration warms it).</summary>
-    public Task<ArrowPrototypes> PrototypesAsync(AdapterRecord record)
+    internal Task<ArrowPrototypes> PrototypesAsync(AdapterRecord record)
     {
         var key = new AdapterVersionKey(record.Id, record.Version);
         var task = _prototypes.GetOrAdd(key, _ => worker.ReadAdapterAsync(record).ContinueWith(t => ArrowPrototypes.Compute(t.Result), TaskScheduler.Default));

@@ -1,7 +1,7 @@
 namespace Serving.Runtime.Routing;
 
 /// <summary><c>Serving:Routing</c>: how <c>model: "auto"</c> picks adapters (Arrow, request level).</summary>
-internal sealed class RoutingOptions
+public sealed class RoutingOptions
 {
     public const string Section = "Serving:Routing";
 

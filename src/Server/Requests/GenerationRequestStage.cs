@@ -1,12 +1,10 @@
 using Microsoft.Extensions.Options;
-using Serving.Engine.Model;
-using Serving.Engine.Sampling;
-using Serving.Engine.Tokenization;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Runtime.Routing;
 using Serving.Server.Api;
 using Serving.Server.Security;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Requests;
 
@@ -20,10 +18,10 @@ namespace Serving.Server.Requests;
 internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptions> options, AdapterRouter router)
 {
     /// <summary>The served model (tokenizer, chat template, generation defaults).</summary>
-    public LoadedModel Model => host.Model;
+    public ServedModel Model => host.Served;
 
     /// <summary>Longest prompt + completion: the configured context, capped by the model's positions.</summary>
-    public int MaxContext => Math.Min(options.Value.MaxContext, host.Model.Model.MaxPositions);
+    public int MaxContext => Math.Min(options.Value.MaxContext, host.Served.MaxPositions);
 
     /// <summary>The base model's id, which <c>model</c> names to run without adapters.</summary>
     public string ModelId => host.ModelId;
@@ -42,9 +40,9 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     {
         try
         {
-            return host.Model.Tokenizer.Encode(text, addSpecialTokens);
+            return host.Served.Encode(text, addSpecialTokens);
         }
-        catch (TokenizerException ex)
+        catch (PromptTextException ex)
         {
             throw ApiException.BadRequest(ex.Message, field);
         }
@@ -65,7 +63,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     public async Task<IReadOnlyList<GenerationRequest>> PrepareAsync(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams sampling, PinnedAdapters? adapters,
         RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct)
     {
-        int context = MaxContext, vocabulary = host.Model.Config.VocabSize;
+        int context = MaxContext, vocabulary = host.Served.VocabularySize;
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();
         var pinned = adapters is not null
             ? prompts.Select(_ => adapters).ToArray()

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Serving.AdapterStore;
-using Serving.Batching;
 using Serving.Contracts;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;

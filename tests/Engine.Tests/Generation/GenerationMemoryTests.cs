@@ -2,11 +2,11 @@ using Serving.Engine.Kernels;
 using Serving.Authoring.Synthetic;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
-using Serving.Engine.Sampling;
 using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
 using TorchSharp;
 using static TorchSharp.torch;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Tests.Generation;
 

@@ -1,8 +1,8 @@
 using Serving.Engine.Generation;
-using Serving.Engine.Sampling;
 using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
 using TorchSharp;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Tests.Generation;
 

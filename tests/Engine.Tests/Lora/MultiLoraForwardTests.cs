@@ -9,6 +9,7 @@ using Serving.Engine.Tests.Model;
 using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
 using static TorchSharp.torch;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Tests.Lora;
 
@@ -128,7 +129,7 @@ public sealed class MultiLoraForwardTests : IDisposable
     [Fact]
     public void Step_SequencesWithDifferentAdapters_GenerateAsEachAlone()
     {
-        var greedy = new Serving.Engine.Sampling.SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true };
+        var greedy = new SamplingParams { Temperature = 0, MaxTokens = 6, IgnoreEos = true };
         Serving.Engine.Generation.SequenceState SequenceStateFor(int row) => new(Prompts[row], greedy, _loaded.Tokenizer, [], RowAdapters[row]);
         using var cache = _loaded.Model.CreateKvCache(8, 64);
         var stepper = new Serving.Engine.Generation.GenerationStepper(_loaded.Model, cache);

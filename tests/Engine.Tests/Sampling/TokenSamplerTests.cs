@@ -1,4 +1,5 @@
 using Serving.Engine.Sampling;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Tests.Sampling;
 

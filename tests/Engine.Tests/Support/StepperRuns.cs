@@ -1,4 +1,5 @@
 using Serving.Engine.Generation;
+using Serving.Contracts.Generation;
 
 namespace Serving.Engine.Tests.Support;
 

@@ -1,11 +1,11 @@
 using Serving.AdapterStore.Files;
 using Serving.Authoring.Synthetic;
 using Serving.Contracts;
-using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Runtime.Tests.Support;
 using Serving.Tests.Shared;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Tests.Generation;
 

@@ -2,10 +2,10 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Serving.Authoring.Synthetic;
-using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Tests.Shared;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Tests.Generation;
 

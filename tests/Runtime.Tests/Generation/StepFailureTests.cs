@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Logging;
-using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Runtime.Tests.Support;
 using Serving.Tests.Shared;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Tests.Generation;
 

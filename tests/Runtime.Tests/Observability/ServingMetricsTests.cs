@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Observability;
 using Serving.Runtime.Tests.Support;
 using Serving.Tests.Shared;
+using Serving.Contracts.Generation;
 
 namespace Serving.Runtime.Tests.Observability;
 

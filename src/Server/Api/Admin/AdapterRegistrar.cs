@@ -48,7 +48,7 @@ internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOpti
             throw ApiError(ex, nameField, pathField);
         }
 
-        _ = router.PrototypesAsync(registered.Item1);        // Arrow prototypes are stored with the version at registration
+        _ = router.WarmAsync(registered.Item1);        // Arrow prototypes are stored with the version at registration
         return registered;
     }
 

@@ -1,10 +1,9 @@
 using Grpc.Core;
-using Serving.Engine.Generation;
-using Serving.Engine.Sampling;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Server.Requests;
 using Serving.V1;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Api.Grpc;
 
@@ -68,17 +67,17 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         var response = new TokenizeResponse { Count = ids.Length, MaxModelLen = stage.MaxContext };
         response.Tokens.AddRange(ids);
         if (request.ReturnTokenStrs)
-            response.TokenStrs.AddRange(ids.Select(i => model.Tokenizer.IdToToken(i) ?? ""));
+            response.TokenStrs.AddRange(ids.Select(i => model.TokenString(i) ?? ""));
         return Task.FromResult(response);
     }
 
     public override Task<DetokenizeResponse> Detokenize(DetokenizeRequest request, ServerCallContext context)
     {
         CheckModel(request.Model, context);
-        var tokenizer = host.Model.Tokenizer;
-        if (request.Tokens.Select(id => (int?)id).FirstOrDefault(id => tokenizer.IdToToken(id!.Value) is null) is int bad)
+        var model = host.Served;
+        if (request.Tokens.Select(id => (int?)id).FirstOrDefault(id => model.TokenString(id!.Value) is null) is int bad)
             throw ApiException.BadRequest($"{bad} is not a token id of this model's vocabulary", "tokens");
-        return Task.FromResult(new DetokenizeResponse { Prompt = tokenizer.Decode(request.Tokens, skipSpecialTokens: false) });
+        return Task.FromResult(new DetokenizeResponse { Prompt = model.Decode(request.Tokens, skipSpecialTokens: false) });
     }
 
     private void CheckModel(string model, ServerCallContext context)

@@ -16,7 +16,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
         var (pinned, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         bool auto = pinned is null;
-        string rendered = ChatPromptReader.Render(f, model.ChatTemplate, time.GetLocalNow());
+        string rendered = ChatPromptReader.Render(f, model, time.GetLocalNow());
 
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
@@ -36,7 +36,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             {
                 ["index"] = 0,
                 ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = result.Text.ToString() },
-                ["logprobs"] = topLogprobs is null ? null : LogprobsFormatter.Chat(result.Events, model.Tokenizer),
+                ["logprobs"] = topLogprobs is null ? null : LogprobsFormatter.Chat(result.Events, model),
                 ["finish_reason"] = ChoiceResult.FinishName(result.Finish),
             };
             if (returnIds)
@@ -67,7 +67,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             {
                 var e = tokens.Current;
                 result.Add(e);
-                var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model.Tokenizer);
+                var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model);
                 await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk",
                     Delta(new JsonObject { ["content"] = e.TextDelta }, lp, ChoiceResult.FinishName(e.Finish))), ct);
             }

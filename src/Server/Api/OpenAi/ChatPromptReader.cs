@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Serving.Engine.Tokenization;
+using Serving.Runtime.Hosting;
 using Serving.Server.Api;
 
 namespace Serving.Server.Api.OpenAi;
@@ -13,15 +13,15 @@ namespace Serving.Server.Api.OpenAi;
 /// </summary>
 internal static class ChatPromptReader
 {
-    public static string Render(JsonFields f, ChatTemplate template, DateTimeOffset now)
+    public static string Render(JsonFields f, ServedModel model, DateTimeOffset now)
     {
         var messages = ReadMessages(f);
         try
         {
             // 'chat_template' names one of the model's own templates; template text from a request is not run.
-            return template.Render(messages, Tools(f), f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now, f.String("chat_template"));
+            return model.RenderChat(messages, Tools(f), f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now, f.String("chat_template"));
         }
-        catch (ChatTemplateException ex)
+        catch (PromptTextException ex)
         {
             throw ApiException.BadRequest(ex.Message, "messages");
         }
@@ -44,7 +44,7 @@ internal static class ChatPromptReader
             string role = mf.String("role") ?? throw JsonFields.Bad("messages", "entries need a 'role'");
             if (!Roles.Contains(role))
                 throw JsonFields.Bad("messages", $"role '{role}' is not one of {string.Join(", ", Roles)}");
-            var message = (Dictionary<string, object?>)Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(m.GetRawText()))!;
+            var message = (Dictionary<string, object?>)ServedModel.TemplateValue(JsonNode.Parse(m.GetRawText()))!;
             var content = mf.Get("content");
             message["content"] = content is { ValueKind: JsonValueKind.Null } ? null : Content(content);
             messages.Add(message);
@@ -59,7 +59,7 @@ internal static class ChatPromptReader
     private static object? Tools(JsonFields f) => f.Get("tools") switch
     {
         null or { ValueKind: JsonValueKind.Null } => null,
-        { ValueKind: JsonValueKind.Array } tools => Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(tools.GetRawText())),
+        { ValueKind: JsonValueKind.Array } tools => ServedModel.TemplateValue(JsonNode.Parse(tools.GetRawText())),
         _ => throw JsonFields.Bad("tools", "must be a list of tool definitions"),
     };
 
@@ -70,8 +70,8 @@ internal static class ChatPromptReader
             return null;
         if (kwargs.ValueKind != JsonValueKind.Object)
             throw JsonFields.Bad("chat_template_kwargs", "must be an object of template variables");
-        var arguments = (Dictionary<string, object?>)Engine.Templating.JinjaTemplate.FromJson(JsonNode.Parse(kwargs.GetRawText()))!;
-        if (arguments.Keys.FirstOrDefault(ChatTemplate.ReservedVariables.Contains) is string reserved)
+        var arguments = (Dictionary<string, object?>)ServedModel.TemplateValue(JsonNode.Parse(kwargs.GetRawText()))!;
+        if (arguments.Keys.FirstOrDefault(ServedModel.ReservedChatVariables.Contains) is string reserved)
             throw JsonFields.Bad("chat_template_kwargs", $"'{reserved}' is set by the server (use the request's own field)");
         return arguments;
     }

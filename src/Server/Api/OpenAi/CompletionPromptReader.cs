@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Serving.Engine.Tokenization;
+using Serving.Runtime.Hosting;
 using Serving.Server.Api;
 
 namespace Serving.Server.Api.OpenAi;
@@ -12,7 +12,7 @@ internal static class CompletionPromptReader
 {
     public const int MaxPrompts = 64;
 
-    public static IReadOnlyList<IReadOnlyList<int>> Read(JsonFields f, HfTokenizer tokenizer)
+    public static IReadOnlyList<IReadOnlyList<int>> Read(JsonFields f, ServedModel model)
     {
         if (f.Get("prompt") is not { } p)
             throw JsonFields.Bad("prompt", "is required");
@@ -20,7 +20,7 @@ internal static class CompletionPromptReader
         switch (p.ValueKind)
         {
             case JsonValueKind.String:
-                prompts.Add(tokenizer.Encode(p.GetString()!));
+                prompts.Add(model.Encode(p.GetString()!, addSpecialTokens: true));
                 break;
             case JsonValueKind.Array when p.GetArrayLength() == 0:
                 throw JsonFields.Bad("prompt", "must not be an empty list");
@@ -28,7 +28,7 @@ internal static class CompletionPromptReader
                 prompts.Add(TokenIds(p));
                 break;
             case JsonValueKind.Array when p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String):
-                prompts.AddRange(p.EnumerateArray().Select(e => (IReadOnlyList<int>)tokenizer.Encode(e.GetString()!)));
+                prompts.AddRange(p.EnumerateArray().Select(e => (IReadOnlyList<int>)model.Encode(e.GetString()!, addSpecialTokens: true)));
                 break;
             case JsonValueKind.Array when p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Array):
                 prompts.AddRange(p.EnumerateArray().Select(TokenIds));

@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
-using Serving.Engine.Tokenization;
 using Serving.Runtime.Generation;
+using Serving.Runtime.Hosting;
 using Serving.Server.Requests;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Api.OpenAi;
 
@@ -26,9 +27,9 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         IReadOnlyList<IReadOnlyList<int>> prompts;
         try
         {
-            prompts = CompletionPromptReader.Read(f, model.Tokenizer);
+            prompts = CompletionPromptReader.Read(f, model);
         }
-        catch (TokenizerException ex)
+        catch (PromptTextException ex)
         {
             throw ApiException.BadRequest(ex.Message, "prompt");
         }
@@ -44,7 +45,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         if (!stream)
         {
             await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], null, ct)));
-            var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model.Tokenizer, 0),
+            var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model, 0),
                 ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
             if (auto)
                 foreach (var r in results)
@@ -63,7 +64,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         {
             await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], async (e, offset) =>
             {
-                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model.Tokenizer, offset);
+                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model, offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);
                 await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(choice)), ct);
             }, ct)));
@@ -84,7 +85,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         await sse.DoneAsync(ct);
     }
 
-    private async Task RunAsync(ChoiceResult result, GenerationRequest request, Func<Engine.Generation.TokenEvent, int, Task>? onToken, CancellationToken ct)
+    private async Task RunAsync(ChoiceResult result, GenerationRequest request, Func<TokenEvent, int, Task>? onToken, CancellationToken ct)
     {
         await foreach (var e in client.SubmitAsync(request, ct))
         {

@@ -1,13 +1,13 @@
 using System.Text.Json.Nodes;
-using Serving.Engine.Generation;
-using Serving.Engine.Tokenization;
+using Serving.Runtime.Hosting;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary>OpenAI's two logprobs shapes: the legacy completions one and the chat one.</summary>
 internal static class LogprobsFormatter
 {
-    public static JsonObject Completion(IReadOnlyList<TokenEvent> events, HfTokenizer tokenizer, int textOffset)
+    public static JsonObject Completion(IReadOnlyList<TokenEvent> events, ServedModel model, int textOffset)
     {
         var tokens = new JsonArray();
         var logprobs = new JsonArray();
@@ -16,12 +16,12 @@ internal static class LogprobsFormatter
         int offset = textOffset;
         foreach (var e in events)
         {
-            string text = TokenText(tokenizer, e.Token.Id);
+            string text = TokenText(model, e.Token.Id);
             tokens.Add(text);
             logprobs.Add(e.Token.Logprob);
             var alternatives = new JsonObject();
             foreach (var (id, lp) in e.Token.TopLogprobs)
-                alternatives[TokenText(tokenizer, id)] ??= lp;
+                alternatives[TokenText(model, id)] ??= lp;
             top.Add(alternatives);
             offsets.Add(offset);
             offset += e.TextDelta.Length;
@@ -30,15 +30,15 @@ internal static class LogprobsFormatter
         return new JsonObject { ["tokens"] = tokens, ["token_logprobs"] = logprobs, ["top_logprobs"] = top, ["text_offset"] = offsets };
     }
 
-    public static JsonObject Chat(IReadOnlyList<TokenEvent> events, HfTokenizer tokenizer)
+    public static JsonObject Chat(IReadOnlyList<TokenEvent> events, ServedModel model)
     {
         var content = new JsonArray();
         foreach (var e in events)
         {
             var top = new JsonArray();
             foreach (var (id, lp) in e.Token.TopLogprobs)
-                top.Add(Entry(tokenizer, id, lp));
-            var entry = Entry(tokenizer, e.Token.Id, e.Token.Logprob);
+                top.Add(Entry(model, id, lp));
+            var entry = Entry(model, e.Token.Id, e.Token.Logprob);
             entry["top_logprobs"] = top;
             content.Add(entry);
         }
@@ -46,12 +46,12 @@ internal static class LogprobsFormatter
         return new JsonObject { ["content"] = content };
     }
 
-    private static JsonObject Entry(HfTokenizer tokenizer, int id, float logprob) => new()
+    private static JsonObject Entry(ServedModel model, int id, float logprob) => new()
     {
-        ["token"] = TokenText(tokenizer, id),
+        ["token"] = TokenText(model, id),
         ["logprob"] = logprob,
-        ["bytes"] = new JsonArray((tokenizer.TokenBytes(id) ?? []).Select(b => (JsonNode)(int)b).ToArray()),
+        ["bytes"] = new JsonArray((model.TokenBytes(id) ?? []).Select(b => (JsonNode)(int)b).ToArray()),
     };
 
-    private static string TokenText(HfTokenizer tokenizer, int id) => tokenizer.Decode([id], skipSpecialTokens: false);
+    private static string TokenText(ServedModel model, int id) => model.Decode([id], skipSpecialTokens: false);
 }

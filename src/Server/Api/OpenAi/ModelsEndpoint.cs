@@ -11,14 +11,14 @@ internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> opti
     public IResult Handle(Security.Caller caller)
     {
         long created = host.LoadedAt.ToUnixTimeSeconds();
-        int maxLength = Math.Min(options.Value.MaxContext, host.Model.Model.MaxPositions);
+        int maxLength = Math.Min(options.Value.MaxContext, host.Served.MaxPositions);
         var data = new JsonArray(new JsonObject
         {
             ["id"] = host.ModelId,
             ["object"] = "model",
             ["created"] = created,
             ["owned_by"] = "serving",
-            ["root"] = caller.IsAdmin ? host.Model.Directory : host.ModelId,
+            ["root"] = caller.IsAdmin ? host.Served.Directory : host.ModelId,
             ["parent"] = null,
             ["max_model_len"] = maxLength,
         });

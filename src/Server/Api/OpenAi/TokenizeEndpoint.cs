@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
-using Serving.Engine.Tokenization;
 using Serving.Runtime.Hosting;
 using Serving.Server.Api;
 using Serving.Server.Hosting;
@@ -21,19 +20,19 @@ internal sealed class TokenizeEndpoint(ModelHost host, IOptions<ModelOptions> op
         using var doc = await RequestBody.ReadAsync(ctx.Request, ctx.RequestAborted);
         var f = new JsonFields(doc.RootElement);
         CheckModel(f, ctx);
-        var model = host.Model;
+        var model = host.Served;
         bool chat = f.Has("messages");
         if (chat == f.Has("prompt"))
             throw JsonFields.Bad("prompt", "give either 'prompt' or 'messages'");
-        string text = chat ? ChatPromptReader.Render(f, model.ChatTemplate, time.GetLocalNow())
+        string text = chat ? ChatPromptReader.Render(f, model, time.GetLocalNow())
             : f.String("prompt") ?? throw JsonFields.Bad("prompt", "must be a string");
         int[] ids;
         try
         {
             // A chat prompt carries its special tokens as text already (vLLM's default for messages is false too).
-            ids = model.Tokenizer.Encode(text, f.Bool("add_special_tokens") ?? !chat);
+            ids = model.Encode(text, f.Bool("add_special_tokens") ?? !chat);
         }
-        catch (TokenizerException ex)
+        catch (PromptTextException ex)
         {
             throw JsonFields.Bad(chat ? "messages" : "prompt", ex.Message);
         }
@@ -41,11 +40,11 @@ internal sealed class TokenizeEndpoint(ModelHost host, IOptions<ModelOptions> op
         var body = new JsonObject
         {
             ["count"] = ids.Length,
-            ["max_model_len"] = Math.Min(options.Value.MaxContext, model.Model.MaxPositions),
+            ["max_model_len"] = Math.Min(options.Value.MaxContext, model.MaxPositions),
             ["tokens"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray()),
         };
         if (f.Bool("return_token_strs") == true)
-            body["token_strs"] = new JsonArray(ids.Select(i => (JsonNode?)model.Tokenizer.IdToToken(i)).ToArray());
+            body["token_strs"] = new JsonArray(ids.Select(i => (JsonNode?)model.TokenString(i)).ToArray());
         await Results.Json(body).ExecuteAsync(ctx);
     }
 
@@ -56,16 +55,16 @@ internal sealed class TokenizeEndpoint(ModelHost host, IOptions<ModelOptions> op
         CheckModel(f, ctx);
         if (f.Get("tokens") is not { ValueKind: JsonValueKind.Array } tokens)
             throw JsonFields.Bad("tokens", "must be a list of token ids");
-        var tokenizer = host.Model.Tokenizer;
+        var model = host.Served;
         var ids = new List<int>(tokens.GetArrayLength());
         foreach (var t in tokens.EnumerateArray())
         {
-            if (t.ValueKind != JsonValueKind.Number || !t.TryGetInt32(out int id) || tokenizer.IdToToken(id) is null)
+            if (t.ValueKind != JsonValueKind.Number || !t.TryGetInt32(out int id) || model.TokenString(id) is null)
                 throw JsonFields.Bad("tokens", $"{t.GetRawText()} is not a token id of this model's vocabulary");
             ids.Add(id);
         }
 
-        await Results.Json(new JsonObject { ["prompt"] = tokenizer.Decode(ids, skipSpecialTokens: false) }).ExecuteAsync(ctx);
+        await Results.Json(new JsonObject { ["prompt"] = model.Decode(ids, skipSpecialTokens: false) }).ExecuteAsync(ctx);
     }
 
     private void CheckModel(JsonFields f, HttpContext ctx)

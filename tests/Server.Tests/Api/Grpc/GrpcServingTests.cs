@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Serving.Runtime.Generation;
 using Serving.Server.Tests.Support;
 using Serving.V1;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Tests.Api.Grpc;
 

@@ -3,9 +3,9 @@ using Serving.AdapterStore.Peft;
 using Serving.Authoring.Demo;
 using Serving.Engine.Generation;
 using Serving.Engine.Model;
-using Serving.Engine.Sampling;
 using Serving.Server.Tests.Support;
 using static TorchSharp.torch;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Tests.Api.OpenAi;
 

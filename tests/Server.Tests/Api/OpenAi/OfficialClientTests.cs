@@ -2,6 +2,7 @@ using System.ClientModel;
 using OpenAI;
 using OpenAI.Chat;
 using Serving.Server.Tests.Support;
+using Serving.Contracts.Generation;
 
 namespace Serving.Server.Tests.Api.OpenAi;
 

@@ -1,10 +1,10 @@
-namespace Serving.Engine.Sampling;
+namespace Serving.Contracts.Generation;
 
 /// <summary>
 /// How to pick each next token and when to stop. Temperature 0 is greedy. TopK ≤ 0 and TopP = 1 disable those
 /// filters. A Seed makes sampling reproducible: the same seed, prompt and parameters give the same tokens.
 /// </summary>
-internal sealed record SamplingParams
+public sealed record SamplingParams
 {
     public double Temperature { get; init; } = 1.0;
     public int TopK { get; init; }

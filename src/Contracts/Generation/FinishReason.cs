@@ -1,6 +1,6 @@
-namespace Serving.Engine.Generation;
+namespace Serving.Contracts.Generation;
 
-internal enum FinishReason
+public enum FinishReason
 {
     None,
 

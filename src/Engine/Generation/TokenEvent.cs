@@ -1,6 +1,0 @@
-using Serving.Engine.Sampling;
-
-namespace Serving.Engine.Generation;
-
-/// <summary>What one step produced for one sequence: the token, the text that became safe to show, and whether it finished.</summary>
-internal sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReason Finish);

@@ -1,0 +1,80 @@
+using System.Text.Json.Nodes;
+using Serving.Contracts.Configuration;
+using Serving.Engine.Model;
+using Serving.Engine.Templating;
+using Serving.Engine.Tokenization;
+
+namespace Serving.Runtime.Hosting;
+
+/// <summary>
+/// What the front doors read of the served model: its tokenizer, its chat template, its limits and its generation
+/// defaults. The weights stay behind the runtime; tokenizer and template errors arrive as <see cref="PromptTextException"/>.
+/// </summary>
+public sealed class ServedModel
+{
+    private readonly LoadedModel _model;
+
+    internal ServedModel(LoadedModel model) => _model = model;
+
+    /// <summary>The checkpoint's folder.</summary>
+    public string Directory => _model.Directory;
+
+    /// <summary>Rows of the embedding table: every valid token id is in [0, VocabularySize).</summary>
+    public int VocabularySize => _model.Config.VocabSize;
+
+    /// <summary>Longest sequence the model's positions (and the configured context) allow.</summary>
+    public int MaxPositions => _model.Model.MaxPositions;
+
+    /// <summary>The checkpoint's generation_config.json defaults.</summary>
+    public GenerationDefaults GenerationDefaults => _model.GenerationDefaults;
+
+    /// <summary>Template variables the server sets itself, which <c>chat_template_kwargs</c> may not override.</summary>
+    public static IReadOnlySet<string> ReservedChatVariables => ChatTemplate.ReservedVariables;
+
+    /// <summary><paramref name="text"/> as token ids, as the checkpoint's tokenizer.json encodes it.</summary>
+    /// <exception cref="PromptTextException">The text cannot be encoded (the message says why).</exception>
+    public int[] Encode(string text, bool addSpecialTokens)
+    {
+        try
+        {
+            return _model.Tokenizer.Encode(text, addSpecialTokens);
+        }
+        catch (TokenizerException ex)
+        {
+            throw new PromptTextException(ex.Message, ex);
+        }
+    }
+
+    /// <summary>The text of <paramref name="ids"/> (ids outside the vocabulary are skipped).</summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens) => _model.Tokenizer.Decode(ids, skipSpecialTokens);
+
+    /// <summary>The vocabulary's string for <paramref name="id"/>; null outside the vocabulary.</summary>
+    public string? TokenString(int id) => _model.Tokenizer.IdToToken(id);
+
+    /// <summary>The raw bytes <paramref name="id"/> stands for; null outside the vocabulary.</summary>
+    public byte[]? TokenBytes(int id) => _model.Tokenizer.TokenBytes(id);
+
+    /// <summary>A conversation rendered by the model's chat template, as transformers' <c>apply_chat_template</c> does.</summary>
+    /// <param name="messages">Messages as template values (see <see cref="TemplateValue"/>).</param>
+    /// <param name="tools">Tool definitions as template values, or null.</param>
+    /// <param name="addGenerationPrompt">Whether to open the assistant's turn.</param>
+    /// <param name="arguments">Extra template variables; none of <see cref="ReservedChatVariables"/>.</param>
+    /// <param name="now">What <c>strftime_now</c> reads.</param>
+    /// <param name="templateName">One of the model's named templates; null chooses as transformers does.</param>
+    /// <exception cref="PromptTextException">No template, or the template refused or failed on the conversation.</exception>
+    public string RenderChat(IReadOnlyList<object?> messages, object? tools, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? arguments,
+        DateTimeOffset now, string? templateName)
+    {
+        try
+        {
+            return _model.ChatTemplate.Render(messages, tools, addGenerationPrompt, arguments, now, templateName);
+        }
+        catch (ChatTemplateException ex)
+        {
+            throw new PromptTextException(ex.Message, ex);
+        }
+    }
+
+    /// <summary>JSON as the template sees it: objects as ordinal dictionaries, arrays as lists, numbers as long or double.</summary>
+    public static object? TemplateValue(JsonNode? node) => JinjaTemplate.FromJson(node);
+}
