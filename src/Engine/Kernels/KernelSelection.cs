@@ -12,13 +12,15 @@ namespace Serving.Engine.Kernels;
 /// <param name="CpuDecodeAttention">Decode attention through <see cref="PagedDecodeAttention"/>.</param>
 /// <param name="CpuElementwise">RMSNorm, RoPE and SwiGLU through <see cref="CpuElementwiseKernels"/>.</param>
 /// <param name="FusedCpuDecode">All-decode steps through the fused CPU path (when the model is eligible).</param>
-public sealed record KernelSelection(ILoraKernel Lora, bool CpuDecodeAttention, bool CpuElementwise, bool FusedCpuDecode)
+/// <param name="CpuSmallBatchProjections">Projections of a few rows through <see cref="GemvNative"/> (when it is built and the CPU has it).</param>
+public sealed record KernelSelection(ILoraKernel Lora, bool CpuDecodeAttention, bool CpuElementwise, bool FusedCpuDecode, bool CpuSmallBatchProjections)
 {
     /// <summary>
     /// <list type="bullet">
     /// <item>LoRA: the option's kernel when given; else on CPU in float32 or bfloat16 <see cref="CpuLoraKernel"/>, on CPU in
     /// another dtype <see cref="ReferenceLoraKernel"/>, off the CPU <see cref="GatherLoraKernel"/> (no host waits in a step).</item>
-    /// <item>CPU kernel families: as the options say, on the CPU only.</item>
+    /// <item>CPU kernel families: as the options say, on the CPU only (small-batch projections also only in float32 or
+    /// bfloat16, with the native kernel present).</item>
     /// </list>
     /// </summary>
     public static KernelSelection Select(KernelOptions options, ScalarType dtype, Device device)
@@ -26,6 +28,7 @@ public sealed record KernelSelection(ILoraKernel Lora, bool CpuDecodeAttention, 
         bool cpu = device.type == DeviceType.CPU;
         var lora = options.Lora ?? (!cpu ? new GatherLoraKernel()
             : dtype is ScalarType.Float32 or ScalarType.BFloat16 ? new CpuLoraKernel() : new ReferenceLoraKernel());
-        return new KernelSelection(lora, cpu && options.CpuDecodeAttention, cpu && options.CpuElementwise, cpu && options.FusedCpuDecode);
+        return new KernelSelection(lora, cpu && options.CpuDecodeAttention, cpu && options.CpuElementwise, cpu && options.FusedCpuDecode,
+            cpu && options.CpuSmallBatchProjections && GemvNative.IsAvailable && dtype is ScalarType.Float32 or ScalarType.BFloat16);
     }
 }

@@ -158,7 +158,7 @@ public sealed class LlamaModel : IDisposable
             normed = RmsNorm(everyRow ? x : x.index_select(0, step.LastTokens), _weights.FinalNorm);
         }
 
-        return _weights.LmHead.Apply(normed, float32Output: true).MoveToOuterDisposeScope();
+        return _weights.LmHead.Apply(normed, float32Output: true, smallBatchKernel: Kernels.CpuSmallBatchProjections).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -200,7 +200,7 @@ public sealed class LlamaModel : IDisposable
         }
 
         Capture(capture, index, normed, LoraTarget.Q, LoraTarget.K, LoraTarget.V);
-        var qkv = w.Qkv.Apply(normed, w.QkvBias);
+        var qkv = w.Qkv.Apply(normed, w.QkvBias, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Q, normed, qkv, lora);   // q, k and v together
 
@@ -225,7 +225,7 @@ public sealed class LlamaModel : IDisposable
 
         var attention = Attention(q, keys, values, step);
         Capture(capture, index, attention, LoraTarget.O);
-        var o = w.O.Apply(attention);
+        var o = w.O.Apply(attention, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.O, attention, o, lora);
         Tensor normed2;
@@ -242,7 +242,7 @@ public sealed class LlamaModel : IDisposable
         Capture(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
         if (stopBeforeMlp)
             return (x, null);                               // routing capture: the MLP's own GEMMs are not needed
-        var gateUp = w.GateUp.Apply(normed2);
+        var gateUp = w.GateUp.Apply(normed2, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora);   // gate and up together
 
@@ -252,7 +252,7 @@ public sealed class LlamaModel : IDisposable
         else
             activated = F.silu(gateUp.narrow(1, 0, c.IntermediateSize)) * gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
         Capture(capture, index, activated, LoraTarget.Down);
-        var down = w.Down.Apply(activated);
+        var down = w.Down.Apply(activated, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Down, activated, down, lora);
         return (x, down);

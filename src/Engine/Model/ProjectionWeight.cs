@@ -10,6 +10,8 @@ namespace Serving.Engine.Model;
 /// bfloat16 on a CPU with AMX, only in <see cref="AmxPackedWeight"/>'s tile layout (a decode step streams each weight once
 /// instead of three times). Callers see the same maths either way:
 /// <code>Apply(x [M, K], bias [N]?) = x · Wᵀ + bias → [M, N]        Rows(ids [R]) = W[ids, :] → [R, K]</code>
+/// A plain bf16 or float32 weight applied to at most <see cref="GemvNative.MaxRows"/> rows can run on
+/// <see cref="GemvNative"/> (the caller's kernel selection says whether), which reads the weight once at the bandwidth bound.
 /// </summary>
 public sealed class ProjectionWeight : IDisposable
 {
@@ -49,15 +51,42 @@ public sealed class ProjectionWeight : IDisposable
     /// x <c>[M, K]</c> → <c>[M, N]</c> in the weight's dtype, or in float32 with <paramref name="float32Output"/>: the same values
     /// cast (the packed kernel writes them so in its one pass; the lm_head's logits are wanted in float32).
     /// </summary>
-    public Tensor Apply(Tensor x, Tensor? bias = null, bool float32Output = false)
+    /// <param name="x">Input rows.</param>
+    /// <param name="bias">Added to every row.</param>
+    /// <param name="float32Output">Logits: float32 whatever the weight's dtype.</param>
+    /// <param name="smallBatchKernel">The model's selection allows <see cref="GemvNative"/> for a few rows.</param>
+    public Tensor Apply(Tensor x, Tensor? bias = null, bool float32Output = false, bool smallBatchKernel = false)
     {
         if (_packed is not null && x.device_type == DeviceType.CPU && x.dtype == ScalarType.BFloat16 && !x.requires_grad)
             return _packed.Linear(x, bias, float32Output);
+        if (smallBatchKernel && FitsSmallBatchKernel(x, bias))
+            return SmallBatch(x, bias, float32Output);
         var y = F.linear(x, _plain ?? throw new InvalidOperationException("a packed weight takes only bf16 CPU inputs outside autograd"), bias);
         if (!float32Output || y.dtype == ScalarType.Float32)
             return y;
         using (y)
             return y.to(ScalarType.Float32);
+    }
+
+    private bool FitsSmallBatchKernel(Tensor x, Tensor? bias) =>
+        _plain is not null && x.device_type == DeviceType.CPU && _plain.device_type == DeviceType.CPU && x.dim() == 2
+        && x.size(0) is >= 1 and <= GemvNative.MaxRows && x.size(1) == _plain.size(1) && x.dtype == _plain.dtype
+        && x.dtype is ScalarType.BFloat16 or ScalarType.Float32 && !x.requires_grad && !_plain.requires_grad && x.is_contiguous() && _plain.is_contiguous()
+        && (bias is null || bias.dtype == x.dtype && bias.device_type == DeviceType.CPU && bias.is_contiguous() && bias.NumberOfElements == _plain.size(0));
+
+    private unsafe Tensor SmallBatch(Tensor x, Tensor? bias, bool float32Output)
+    {
+        int rows = (int)x.size(0);
+        long k = x.size(1), n = _plain!.size(0);
+        bool bf16 = x.dtype == ScalarType.BFloat16;
+        var y = empty([rows, n], float32Output || !bf16 ? ScalarType.Float32 : ScalarType.BFloat16);
+        nint xp = (nint)Runtime.CpuTensorMemory.Address(x), wp = (nint)Runtime.CpuTensorMemory.Address(_plain), yp = (nint)Runtime.CpuTensorMemory.Address(y);
+        nint bp = bias is null ? 0 : (nint)Runtime.CpuTensorMemory.Address(bias);
+        if (bf16)
+            GemvNative.Bf16(xp, rows, k, wp, bp, n, yp, n, float32Output);
+        else
+            GemvNative.F32(xp, rows, k, wp, bp, n, yp, n);
+        return y;
     }
 
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>

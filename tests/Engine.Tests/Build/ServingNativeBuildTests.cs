@@ -22,6 +22,8 @@ public sealed class ServingNativeBuildTests
             Assert.True(AmxNative.IsAvailable || AmxNative.Status.Contains("kernel", StringComparison.Ordinal), AmxNative.Status);
         if (CpuFlags().Contains("avx512_bf16") && Environment.GetEnvironmentVariable("SERVING_LORA_NATIVE") != "0")
             Assert.True(LoraNative.IsAvailable, LoraNative.Status);
+        if (CpuFlags().Contains("avx512_bf16") && Environment.GetEnvironmentVariable("SERVING_GEMV_NATIVE") != "0")
+            Assert.True(GemvNative.IsAvailable, GemvNative.Status);
     }
 
     private static bool GccSupportsAmx()

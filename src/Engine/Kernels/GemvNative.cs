@@ -1,0 +1,105 @@
+using System.Runtime.InteropServices;
+
+namespace Serving.Engine.Kernels;
+
+/// <summary>
+/// The small-batch projection kernels of <c>libserving_amx.so</c> (<c>src/Engine/Native/serving_gemv.c</c>): for at most
+/// <see cref="MaxRows"/> input rows, each weight row is read once for all of them, and the output rows are shared out over
+/// the OpenMP team so every core streams its part of the weight.
+/// <code>
+/// Bf16(x [M, K], W [N, K], bias [N]?, y [M, ldy]) : y[m, n] = bf16(Σ_k x[m, k]·W[n, k] + bias[n])   (float32 sums; or float32 y)
+/// F32(x [M, K], W [N, K], bias [N]?, y [M, ldy])  : y[m, n] = Σ_k x[m, k]·W[n, k] + bias[n]
+/// </code>
+/// Each output's sum runs in the same order whatever M is, so a row's result never depends on its batch mates. Absent
+/// library, a CPU without AVX512-BF16, or <c>SERVING_GEMV_NATIVE=0</c>: <see cref="IsAvailable"/> is false and
+/// projections stay on libtorch.
+/// </summary>
+public static unsafe class GemvNative
+{
+    /// <summary>Most input rows one call takes (serving_gemv.c's GEMV_MAX_ROWS): decode steps of up to four sequences.</summary>
+    public const int MaxRows = 4;
+
+    /// <summary>Fewest output rows a part of the team takes: below it, waking another thread costs more than it saves.</summary>
+    private const long MinOutputsPerPart = 64;
+
+    private static readonly delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void> Bf16Range;
+    private static readonly delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void> F32Range;
+    private static readonly delegate* unmanaged[Cdecl]<byte*, long, double> ReadRange;
+
+    static GemvNative()
+    {
+        nint handle = ServingNativeLibrary.Load("SERVING_GEMV_NATIVE", out string? whyNot);
+        if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_gemv_init", out nint init))
+        {
+            Status = whyNot ?? $"{ServingNativeLibrary.FileName} has no GEMV kernel (built before it was added)";
+            return;
+        }
+        if (((delegate* unmanaged[Cdecl]<int>)init)() != 1)
+        {
+            Status = "the CPU has no AVX512-BF16";
+            return;
+        }
+        Bf16Range = (delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void>)NativeLibrary.GetExport(handle, "serving_gemv_bf16");
+        F32Range = (delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void>)NativeLibrary.GetExport(handle, "serving_gemv_f32");
+        ReadRange = (delegate* unmanaged[Cdecl]<byte*, long, double>)NativeLibrary.GetExport(handle, "serving_read_bytes");
+        IsAvailable = true;
+        Status = "in use";
+    }
+
+    /// <summary>True when small-batch projections can run on the native kernels in this process.</summary>
+    public static bool IsAvailable { get; }
+
+    /// <summary>Why <see cref="IsAvailable"/> is what it is, for the start-up log and the benchmarks.</summary>
+    public static string Status { get; }
+
+    /// <summary>bfloat16 <paramref name="x"/> <c>[rows, k]</c> · <paramref name="w"/>ᵀ (<c>[n, k]</c>) → <paramref name="y"/> <c>[rows, ldy]</c>, bf16 or float32.</summary>
+    public static void Bf16(nint x, int rows, long k, nint w, nint bias, long n, nint y, long ldy, bool float32Output)
+    {
+        Check(rows);
+        ForParts(n, (n0, n1) => Bf16Range((ushort*)x, rows, k, (ushort*)w, (ushort*)bias, (void*)y, ldy, float32Output ? 1 : 0, n0, n1));
+    }
+
+    /// <summary>float32 <paramref name="x"/> <c>[rows, k]</c> · <paramref name="w"/>ᵀ (<c>[n, k]</c>) → <paramref name="y"/> <c>[rows, ldy]</c>.</summary>
+    public static void F32(nint x, int rows, long k, nint w, nint bias, long n, nint y, long ldy)
+    {
+        Check(rows);
+        ForParts(n, (n0, n1) => F32Range((float*)x, rows, k, (float*)w, (float*)bias, (float*)y, ldy, n0, n1));
+    }
+
+    /// <summary>
+    /// Reads <paramref name="bytes"/> (a multiple of 256) from <paramref name="data"/> on every thread of the team, each its
+    /// share, as a projection streams its weight: the read-bandwidth probe the benchmarks compare a decode step with.
+    /// </summary>
+    public static double Read(nint data, long bytes)
+    {
+        if (!IsAvailable)
+            throw new InvalidOperationException($"the native read probe is not available: {Status}");
+        double sum = 0;
+        long blocks = bytes / 256;
+        ForParts(blocks, (b0, b1) =>
+        {
+            double part = ReadRange((byte*)data + b0 * 256, (b1 - b0) * 256);
+            lock (ReadLock)
+                sum += part;
+        }, minPerPart: 1024);
+        return sum;
+    }
+
+    private static readonly object ReadLock = new();
+
+    private static void Check(int rows)
+    {
+        if (!IsAvailable)
+            throw new InvalidOperationException($"the native GEMV kernel is not available: {Status}");
+        if (rows is < 1 or > MaxRows)
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the GEMV kernel takes 1..{MaxRows} rows");
+    }
+
+    /// <summary>[0, n) in one contiguous range per thread of the team (multiples of 4, the kernel's block of output rows).</summary>
+    private static void ForParts(long n, Action<long, long> body, long minPerPart = MinOutputsPerPart)
+    {
+        int parts = (int)Math.Clamp(n / minPerPart, 1, OpenMpTeam.Threads);
+        long share = (n + parts - 1) / parts + 3 & ~3L;
+        OpenMpTeam.For(parts, p => body(Math.Min(n, p * share), Math.Min(n, (p + 1) * share)));
+    }
+}

@@ -1,0 +1,147 @@
+using Serving.Engine.Kernels;
+using Serving.Engine.Model;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Kernels;
+
+/// <summary>
+/// The small-batch projection kernel (serving_gemv.c, through <see cref="ProjectionWeight.Apply"/>) against double-precision
+/// sums of the same values: float32 within float32 summation error, bfloat16 within its one rounding. A row's result must
+/// not depend on how many rows share the call. On a CPU without AVX512-BF16 (see <see cref="GemvNative.Status"/>) these
+/// return at once; <c>ServingNativeBuildTests</c> pins that a CPU that has it uses it.
+/// </summary>
+public sealed class GemvNativeTests
+{
+    [Theory]
+    [InlineData(1, 768, 2304)]     // bench preset q/k/v, one decode row
+    [InlineData(4, 768, 768)]      // four rows: the largest block
+    [InlineData(3, 37, 53)]        // inputs off the 32 (bf16) and 16 (f32) grid, outputs off the block of four
+    [InlineData(2, 64, 5)]         // fewer outputs than one part of the team
+    [InlineData(1, 1000, 130)]
+    public void Apply_Float32_MatchesExactSums(int rows, int inputs, int outputs)
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        manual_seed(rows * 31 + inputs + outputs);
+        using var w = randn(outputs, inputs);
+        using var bias = randn(outputs);
+        using var x = randn(rows, inputs);
+        using var weight = ProjectionWeight.Create(w.clone(), packForAmx: false);
+
+        using var y = weight.Apply(x, bias, smallBatchKernel: true);
+
+        Assert.Equal(ScalarType.Float32, y.dtype);
+        var (exact, magnitude) = ExactSums(x, w, bias);
+        var got = Values(y);
+        for (int i = 0; i < got.Length; i++)
+            Assert.True(Math.Abs(got[i] - exact[i]) <= magnitude[i] * 1e-6, $"output {i}: {got[i]} vs exact {exact[i]}");
+    }
+
+    [Theory]
+    [InlineData(1, 768, 2304, false)]
+    [InlineData(4, 768, 3072, false)]
+    [InlineData(3, 37, 53, false)]
+    [InlineData(2, 96, 50257, true)]  // lm_head shape: float32 logits from bf16 weights
+    [InlineData(1, 33, 7, true)]
+    public void Apply_BFloat16_WithinOneRoundingOfExactSums(int rows, int inputs, int outputs, bool float32Output)
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        manual_seed(rows * 17 + inputs + outputs);
+        using var w = randn(outputs, inputs).to(ScalarType.BFloat16);
+        using var bias = randn(outputs).to(ScalarType.BFloat16);
+        using var x = randn(rows, inputs).to(ScalarType.BFloat16);
+        using var weight = ProjectionWeight.Create(w.clone(), packForAmx: false);
+
+        using var y = weight.Apply(x, float32Output ? null : bias, float32Output, smallBatchKernel: true);
+
+        Assert.Equal(float32Output ? ScalarType.Float32 : ScalarType.BFloat16, y.dtype);
+        var (exact, magnitude) = ExactSums(x, w, float32Output ? null : bias);
+        var got = Values(y);
+        // One rounding to bf16 (8 significant bits) of the result, plus float32 summation error.
+        double rounding = float32Output ? 0 : 1.0 / 256;
+        for (int i = 0; i < got.Length; i++)
+            Assert.True(Math.Abs(got[i] - exact[i]) <= Math.Abs(exact[i]) * rounding + magnitude[i] * 1e-6, $"output {i}: {got[i]} vs exact {exact[i]}");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32)]
+    public void Apply_RowAloneOrAmongFour_BitIdentical(ScalarType dtype)
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        manual_seed(7);
+        using var w = randn(300, 200).to(dtype);
+        using var x = randn(4, 200).to(dtype);
+        using var weight = ProjectionWeight.Create(w.clone(), packForAmx: false);
+
+        using var together = weight.Apply(x, smallBatchKernel: true);
+        for (int m = 0; m < 4; m++)
+        {
+            using var alone = weight.Apply(x.narrow(0, m, 1).contiguous(), smallBatchKernel: true);
+            Assert.True(alone.allclose(together.narrow(0, m, 1), rtol: 0, atol: 0), $"row {m} differs alone and among four");
+        }
+    }
+
+    [Fact]
+    public void Apply_FiveRows_LeavesTheKernelForLibtorch()
+    {
+        manual_seed(3);
+        using var w = randn(40, 64);
+        using var x = randn(5, 64);
+        using var weight = ProjectionWeight.Create(w.clone(), packForAmx: false);
+
+        using var y = weight.Apply(x, smallBatchKernel: true);
+        using var expected = nn.functional.linear(x, w);
+
+        Assert.True(y.allclose(expected, rtol: 0, atol: 0));
+    }
+
+    /// <summary>Σ_k x[m, k]·w[n, k] + bias[n] in double, and Σ_k |x[m, k]·w[n, k]| (what summation error scales with), row-major [m, n].</summary>
+    private static (double[] Exact, double[] Magnitude) ExactSums(Tensor x, Tensor w, Tensor? bias)
+    {
+        int rows = (int)x.size(0), inputs = (int)x.size(1), outputs = (int)w.size(0);
+        double[] xs = Values(x), ws = Values(w), bs = bias is null ? new double[outputs] : Values(bias);
+        var exact = new double[rows * outputs];
+        var magnitude = new double[rows * outputs];
+        for (int m = 0; m < rows; m++)
+            for (int n = 0; n < outputs; n++)
+            {
+                double sum = bs[n], abs = Math.Abs(bs[n]);
+                for (int k = 0; k < inputs; k++)
+                {
+                    double p = xs[m * inputs + k] * ws[n * inputs + k];
+                    sum += p;
+                    abs += Math.Abs(p);
+                }
+
+                exact[m * outputs + n] = sum;
+                magnitude[m * outputs + n] = abs;
+            }
+
+        return (exact, magnitude);
+    }
+
+    private static double[] Values(Tensor t)
+    {
+        using var d = t.to(ScalarType.Float64).contiguous();
+        return d.data<double>().ToArray();
+    }
+
+    [Fact]
+    public unsafe void Read_AWholeBuffer_ReadsEveryByte()
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        using var none = zeros(1 << 20, ScalarType.Byte);
+        using var ones = none.clone();
+        ones[12345] = tensor((byte)1);
+
+        double zero = GemvNative.Read((nint)Serving.Engine.Runtime.CpuTensorMemory.Address(none), 1 << 20);
+        double one = GemvNative.Read((nint)Serving.Engine.Runtime.CpuTensorMemory.Address(ones), 1 << 20);
+
+        Assert.Equal(0, zero);
+        Assert.NotEqual(0, one);
+    }
+}
