@@ -12,6 +12,9 @@ namespace Serving.Bench;
 /// bfloat16 (as bench serving runs it), steps of B rows through <see cref="GenerationStepper"/>, without adapters and with the rows
 /// spread over 8 rank-16 adapters, split into the stepper's parts (forward call, device wait + logits to host, sampling).
 /// On a GPU an ideal step costs the same for 1 row as for 32; what it gains per row is what the host adds per row.
+/// On the CPU a step of a few rows is bound by reading the weights: the run measures the read bandwidth of the same cores
+/// in the same process (<see cref="ReadBandwidth"/>) and reports each step against the time to read its weight bytes,
+/// and the base steps of up to four rows once more with libtorch's GEMMs in place of <see cref="Serving.Engine.Kernels.GemvNative"/>.
 /// </summary>
 /// <param name="modelDir">The bench preset's folder (or any Llama-family model's).</param>
 /// <param name="device"><c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>.</param>
@@ -19,7 +22,8 @@ namespace Serving.Bench;
 /// <param name="promptLength">Prompt tokens of every row.</param>
 /// <param name="libtorchOps">On CPU, force the path CUDA takes (libtorch op chains, fused attention over gathered K/V,
 /// <see cref="Serving.Engine.Kernels.GatherLoraKernel"/>); with a small model the step is then mostly host work, as on a GPU.</param>
-internal sealed class StepScalingBenchmark(string modelDir, string device, int steps, int promptLength, bool libtorchOps = false)
+/// <param name="dtype">bfloat16 (as bench serving runs its servers) or float32.</param>
+internal sealed class StepScalingBenchmark(string modelDir, string device, int steps, int promptLength, bool libtorchOps = false, ScalarType dtype = ScalarType.BFloat16)
 {
     private static readonly int[] Rows = [1, 4, 8, 16, 32];
     private const int Adapters = 8, Rank = 16;
@@ -30,7 +34,6 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         // does inside a server; the H100 runs of 2026-11-28 were made before this and ran with glibc's defaults.
         Serving.Engine.Runtime.NativeRuntimeDefaults.Apply();
         var dev = new Device(device);
-        var dtype = ScalarType.BFloat16;                  // as bench serving runs its servers
         var report = new BenchReport($"Decode step vs rows, engine only: bench preset ({dtype}) on {device}", [.. Rows.Select(b => $"B={b}")]);
         report.Context("device", device);
         report.Context("timed_steps", steps);
@@ -50,6 +53,8 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         using var cache = model.CreateKvCache(Rows.Max() + 1, promptLength + 3 * steps + 16);
         var stepper = new GenerationStepper(model, cache);
         WarmUp(loaded, stepper);
+        long weightBytes = model.Weights.Layers.Sum(l => l.Projections.Sum(p => p.Bytes)) + model.Weights.LmHead.Bytes;
+        double? bandwidthBefore = dev.type == TorchSharp.DeviceType.CPU ? ReadBandwidth(weightBytes) : null;
         foreach (bool adapters in new[] { false, true })
         {
             string name = adapters ? "8 adapters" : "base";
@@ -59,6 +64,28 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             report.Add($"{name}: device wait + logits to host", "ms", measured.Select(m => (double?)m.LogitsMs).ToArray());
             report.Add($"{name}: sampling", "ms", measured.Select(m => (double?)m.SamplingMs).ToArray());
             report.Add($"{name}: step time added per row over B=1", "ms", measured.Select(m => m.Rows == 1 ? null : (double?)((m.StepMs - measured[0].StepMs) / (m.Rows - 1))).ToArray());
+            if (bandwidthBefore is double bandwidth)
+                report.Add($"{name}: step / time to read the weights", "x", measured.Select(m => (double?)(m.StepMs / (weightBytes / bandwidth / 1e6))).ToArray());
+        }
+
+        if (bandwidthBefore is double before && !libtorchOps && model.Kernels.CpuSmallBatchProjections)
+        {
+            // The same weights and cache through libtorch's GEMMs: what the small-batch kernel changed, in this run.
+            var gemm = new GenerationStepper(model.WithKernels(new Serving.Engine.Kernels.KernelOptions { CpuSmallBatchProjections = false }), cache);
+            var small = Rows.Where(b => b <= Serving.Engine.Kernels.GemvNative.MaxRows).ToHashSet();
+            var measured = Rows.Select(b => small.Contains(b) ? Measure(loaded, gemm, b, adapters: false) : null).ToArray();
+            report.Add("base, libtorch GEMMs: step", "ms", measured.Select(m => m?.StepMs).ToArray());
+            report.Add("base, libtorch GEMMs: step / time to read the weights", "x", measured.Select(m => m is null ? null : (double?)(m.StepMs / (weightBytes / before / 1e6))).ToArray());
+        }
+
+        if (bandwidthBefore is double first)
+        {
+            double after = ReadBandwidth(weightBytes);
+            report.Context("weight_bytes_read_per_step", weightBytes);
+            report.Context("read_bandwidth_gb_s_before", Math.Round(first / 1e9, 2));
+            report.Context("read_bandwidth_gb_s_after", Math.Round(after / 1e9, 2));
+            report.Context("small_batch_kernel", Serving.Engine.Kernels.GemvNative.Status);
+            report.Context("openmp_threads", TorchSharp.torch.get_num_threads());
         }
 
         return report;
@@ -86,6 +113,31 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             }
 
         Console.Error.WriteLine($"steps: warm-up step times (ms), B=8, adapters and base alternating every {steps}: {string.Join(" ", times)}");
+    }
+
+    /// <summary>
+    /// Bytes per second at which the OpenMP team reads a buffer twice the weights' size (so no cache holds it), the way a
+    /// projection streams its weight: the median of seven passes.
+    /// </summary>
+    private static unsafe double ReadBandwidth(long weightBytes)
+    {
+        if (!Serving.Engine.Kernels.GemvNative.IsAvailable)
+            return double.NaN;
+        long bytes = Math.Max(256L << 20, 2 * weightBytes) & ~255L;
+        using var buffer = ones(bytes, ScalarType.Byte);
+        nint address = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(buffer);
+        var rates = new List<double>();
+        for (int pass = 0; pass < 8; pass++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            Serving.Engine.Kernels.GemvNative.Read(address, bytes);
+            if (pass > 0)
+                rates.Add(bytes / Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+
+        rates.Sort();
+        Console.Error.WriteLine($"steps: read bandwidth {rates[rates.Count / 2] / 1e9:F1} GB/s over {bytes >> 20} MiB");
+        return rates[rates.Count / 2];
     }
 
     private List<SequenceState> Sequences(LoadedModel loaded, int rows, bool adapters, int seed) =>

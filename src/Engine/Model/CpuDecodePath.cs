@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// <see cref="LlamaModel.Forward"/> for an all-decode step of an AMX-packed bfloat16 model on the CPU: the same kernels
+/// <see cref="LlamaModel.Forward"/> for an all-decode step of a bfloat16 model on the CPU, with every projection either
+/// AMX-packed or (steps of up to <see cref="GemvNative.MaxRows"/> rows) plain for the small-batch kernel: the same kernels
 /// as the general CPU path (so the same logits, bit for bit), run on raw memory into a <see cref="DecodeWorkspace"/>
 /// allocated once per token count, so that between one projection GEMM and the next no libtorch op runs at all:
 /// <code>
@@ -29,18 +30,21 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     private nint _finalNorm, _cos, _sin;
 
     /// <summary>
-    /// True when <paramref name="step"/> can take this path: decode rows only, the CPU kernels on, and a model (checked once)
-    /// in bf16 on the CPU with every projection AMX-packed and inputs of whole 32-column tiles.
+    /// True when <paramref name="step"/> can take this path: decode rows only, the CPU kernels on, a model (checked once)
+    /// in bf16 on the CPU with inputs of whole 32-column tiles, and every projection able to run the step's rows on raw
+    /// memory (AMX-packed, or plain with the small-batch kernel selected and at most its rows).
     /// </summary>
     public bool CanRun(StepIndices step, KvCache cache) =>
         step.AllDecode && step.DecodeCount > 0 && model.FusedCpuDecode && model.CpuElementwise && model.CpuDecodeAttention
-        && (_eligible ??= Eligible()) && cache.Keys(0).dtype == ScalarType.BFloat16;
+        && (_eligible ??= Eligible()) && cache.Keys(0).dtype == ScalarType.BFloat16
+        && (_allPacked || model.Kernels.CpuSmallBatchProjections && step.DecodeCount <= GemvNative.MaxRows);
 
     /// <summary>Steps run on this path so far.</summary>
     public long Steps => Interlocked.Read(ref _steps);
 
     private long _steps;
     private bool? _eligible;
+    private bool _allPacked;
 
     private bool Eligible()
     {
@@ -51,7 +55,9 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             || c.NumHeads * c.HeadDim % 32 != 0)
             return false;
         var vectors = w.Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias }).Append(w.FinalNorm).Append(rope.Cos).Append(rope.Sin);
-        return w.LmHead.IsPacked && w.Layers.All(l => l.Projections.All(p => p.IsPacked))
+        var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
+        _allPacked = projections.All(p => p.IsPacked);
+        return projections.All(p => p.RunsBf16OnRawMemory(1))
             && vectors.All(v => v is null || CpuElementwiseKernels.Supports(v) && v.dtype == ScalarType.BFloat16);
     }
 
@@ -88,29 +94,29 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                 var layer = w.Layers[l];
                 byte* keys = cache.KeysAddress(l), values = cache.ValuesAddress(l);
                 CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16: true);
-                layer.Qkv.Packed!.Linear((ushort*)normed, t, (ushort*)_qkvBiases![l], qkv, float32Output: false);
+                layer.Qkv.LinearBf16((ushort*)normed, t, (ushort*)_qkvBiases![l], qkv, float32Output: false);
                 if (lora is not null)
                     Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora);
                 CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
                     step.RowPerTokenHost, bf16: true);
                 PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16: true, step.DecodeRowTable!, step.DecodeContext,
                     step.DecodeLengths!, hq, hkv, d, cacheRows);
-                layer.O.Packed!.Linear((ushort*)attention, t, null, o, float32Output: false);
+                layer.O.LinearBf16((ushort*)attention, t, null, o, float32Output: false);
                 if (lora is not null)
                     Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora);
                 CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16: true);
-                layer.GateUp.Packed!.Linear((ushort*)normed, t, null, gateUp, float32Output: false);
+                layer.GateUp.LinearBf16((ushort*)normed, t, null, gateUp, float32Output: false);
                 if (lora is not null)
                     Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora);
                 CpuElementwiseKernels.SwiGlu(gateUp, activated, t, c.IntermediateSize, bf16: true);
-                layer.Down.Packed!.Linear((ushort*)activated, t, null, down, float32Output: false);
+                layer.Down.LinearBf16((ushort*)activated, t, null, down, float32Output: false);
                 if (lora is not null)
                     Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora);
             }
 
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16: true);
             var logits = empty([t, c.VocabSize], ScalarType.Float32);
-            w.LmHead.Packed!.Linear((ushort*)normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
+            w.LmHead.LinearBf16((ushort*)normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
             Interlocked.Increment(ref _steps);
             return logits;
         }

@@ -35,9 +35,6 @@ public sealed class ProjectionWeight : IDisposable
     /// <summary>True when held in the AMX tile layout.</summary>
     public bool IsPacked => _packed is not null;
 
-    /// <summary>The AMX-packed weight, for callers that run it on raw memory; null when plain.</summary>
-    public AmxPackedWeight? Packed => _packed;
-
     public long Outputs => _packed?.Outputs ?? _plain!.size(0);
 
     public long Inputs => _packed?.Inputs ?? _plain!.size(1);
@@ -87,6 +84,29 @@ public sealed class ProjectionWeight : IDisposable
         else
             GemvNative.F32(xp, rows, k, wp, bp, n, yp, n);
         return y;
+    }
+
+    /// <summary>
+    /// True when <see cref="LinearBf16"/> takes <paramref name="rows"/> rows: an AMX-packed weight any number, a plain
+    /// contiguous bf16 CPU weight up to <see cref="GemvNative.MaxRows"/> when the small-batch kernel is there.
+    /// </summary>
+    public bool RunsBf16OnRawMemory(int rows) => _packed is not null
+        || rows is >= 1 and <= GemvNative.MaxRows && GemvNative.IsAvailable && _plain!.dtype == ScalarType.BFloat16
+        && _plain.device_type == DeviceType.CPU && _plain.is_contiguous();
+
+    /// <summary>
+    /// x <c>[rows, K]</c> bf16 at <paramref name="x"/> → y <c>[rows, N]</c> at <paramref name="y"/> (bf16, or float32 with
+    /// <paramref name="float32Output"/>), bias <c>[N]</c> bf16 or none: the fused decode path's projection on raw memory,
+    /// where <see cref="RunsBf16OnRawMemory"/> holds.
+    /// </summary>
+    public unsafe void LinearBf16(ushort* x, int rows, ushort* bias, void* y, bool float32Output)
+    {
+        if (_packed is not null)
+            _packed.Linear(x, rows, bias, y, float32Output);
+        else if (RunsBf16OnRawMemory(rows))
+            GemvNative.Bf16((nint)x, rows, Inputs, (nint)Runtime.CpuTensorMemory.Address(_plain!), (nint)bias, Outputs, (nint)y, Outputs, float32Output);
+        else
+            throw new InvalidOperationException($"a plain weight runs {rows} bf16 rows on raw memory only through the small-batch kernel ({GemvNative.Status})");
     }
 
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Runtime;
 
 /// <summary>Where a contiguous CPU tensor's elements start. Its storage is native and never moves while the tensor lives.</summary>
-internal static unsafe class CpuTensorMemory
+public static unsafe class CpuTensorMemory
 {
     public static byte* Address(Tensor t)
     {
