@@ -5,9 +5,8 @@
  * Why this exists: a decode step of one to four sequences is GEMV-shaped. It has to stream every weight byte once and
  * does almost no arithmetic per byte, so it should run at the machine's read bandwidth. libtorch's small-M GEMMs do not
  * (measured on the bench preset, 2-core Zen 5, bf16: one decode row took 2.7x the time to read its weights). This kernel
- * reads each weight row exactly once for all M input rows, four output rows at a time (four sequential streams, which
- * the hardware prefetcher follows), and is called on a range of output rows so that every core of the OpenMP team
- * streams its own share.
+ * reads each weight row exactly once for all M input rows, rows in address order, and is called on a range of output
+ * rows so that every core of the OpenMP team streams its own share.
  *
  * Maths, per output (m, n), with float32 sums:
  *     y[m][n] = round( Σ_k x[m][k] · W[n][k] + bias[n] )      round: to bf16 (nearest even) or none for float32 output
@@ -21,9 +20,6 @@
 
 /* Most input rows one call takes (GemvNative.MaxRows). */
 #define GEMV_MAX_ROWS 4
-
-/* Output rows read side by side: four streams of W, 4 x M accumulators (at most 16 of the 32 zmm registers). */
-#define GEMV_BLOCK 4
 
 /* 1 when the CPU has AVX512-F/BW and AVX512-BF16 and the OS saves the AVX-512 state. */
 int serving_gemv_init(void)
@@ -61,53 +57,56 @@ static inline void gemv_store(void *y, int out_f32, long index, float value)
 }
 
 /*
- * NB output rows from n for R input rows, bf16: R and NB are constants at each call site, so the accumulators stay in
- * registers and the loops unroll.
+ * Output row n for R input rows, bf16 (R is a constant at each call site, so the accumulators stay in registers). The
+ * weight row is read front to back, one row after another: the whole weight streams in address order, which the
+ * hardware prefetcher follows at full bandwidth (reading four rows side by side ran at half of it on Zen 5). Two
+ * accumulators per input row, for even and odd 32-element chunks, hide VDPBF16PS's latency.
  */
-static inline __attribute__((always_inline)) void bf16_block(const uint16_t *x, const int R, long k, const uint16_t *w, const uint16_t *bias,
-                                                            void *y, long ldy, int out_f32, long n, const int NB)
+static inline __attribute__((always_inline)) void bf16_row(const uint16_t *x, const int R, long k, const uint16_t *w, const uint16_t *bias,
+                                                          void *y, long ldy, int out_f32, long n)
 {
-    const long full = k & ~31L;
+    const uint16_t *wr = w + n * k;
+    const long pairs = k & ~63L, full = k & ~31L;
     const __mmask32 tail = (__mmask32)(k == full ? 0 : ((1u << (k - full)) - 1u));
-    __m512 acc[GEMV_BLOCK][GEMV_MAX_ROWS];
-    for (int r = 0; r < NB; r++)
-        for (int m = 0; m < R; m++)
-            acc[r][m] = _mm512_setzero_ps();
-    for (long i = 0; i < full; i += 32)
+    __m512 even[GEMV_MAX_ROWS], odd[GEMV_MAX_ROWS];
+#pragma GCC unroll 4
+    for (int m = 0; m < R; m++)
+        even[m] = odd[m] = _mm512_setzero_ps();
+    for (long i = 0; i < pairs; i += 64)
     {
-        __m512bh xv[GEMV_MAX_ROWS];
+        __m512bh w0 = (__m512bh)_mm512_loadu_si512(wr + i), w1 = (__m512bh)_mm512_loadu_si512(wr + i + 32);
+#pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-            xv[m] = (__m512bh)_mm512_loadu_si512(x + m * k + i);
-        for (int r = 0; r < NB; r++)
         {
-            __m512bh wv = (__m512bh)_mm512_loadu_si512(w + (n + r) * k + i);
-            for (int m = 0; m < R; m++)
-                acc[r][m] = _mm512_dpbf16_ps(acc[r][m], wv, xv[m]);
+            even[m] = _mm512_dpbf16_ps(even[m], w0, (__m512bh)_mm512_loadu_si512(x + m * k + i));
+            odd[m] = _mm512_dpbf16_ps(odd[m], w1, (__m512bh)_mm512_loadu_si512(x + m * k + i + 32));
         }
+    }
+    if (full > pairs)
+    {
+        __m512bh w0 = (__m512bh)_mm512_loadu_si512(wr + pairs);
+#pragma GCC unroll 4
+        for (int m = 0; m < R; m++)
+            even[m] = _mm512_dpbf16_ps(even[m], w0, (__m512bh)_mm512_loadu_si512(x + m * k + pairs));
     }
     if (tail)
-        for (int r = 0; r < NB; r++)
-        {
-            __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(tail, w + (n + r) * k + full);
-            for (int m = 0; m < R; m++)
-                acc[r][m] = _mm512_dpbf16_ps(acc[r][m], wv, (__m512bh)_mm512_maskz_loadu_epi16(tail, x + m * k + full));
-        }
-    for (int r = 0; r < NB; r++)
     {
-        float b = bias ? gemv_from_bf16(bias[n + r]) : 0.0f;
+        __m512bh wt = (__m512bh)_mm512_maskz_loadu_epi16(tail, wr + full);
+#pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-            gemv_store(y, out_f32, m * ldy + n + r, _mm512_reduce_add_ps(acc[r][m]) + b);
+            odd[m] = _mm512_dpbf16_ps(odd[m], wt, (__m512bh)_mm512_maskz_loadu_epi16(tail, x + m * k + full));
     }
+    float b = bias ? gemv_from_bf16(bias[n]) : 0.0f;
+#pragma GCC unroll 4
+    for (int m = 0; m < R; m++)
+        gemv_store(y, out_f32, m * ldy + n, _mm512_reduce_add_ps(_mm512_add_ps(even[m], odd[m])) + b);
 }
 
 static inline __attribute__((always_inline)) void bf16_range(const uint16_t *x, const int R, long k, const uint16_t *w, const uint16_t *bias,
                                                             void *y, long ldy, int out_f32, long n0, long n1)
 {
-    long n = n0;
-    for (; n + GEMV_BLOCK <= n1; n += GEMV_BLOCK)
-        bf16_block(x, R, k, w, bias, y, ldy, out_f32, n, GEMV_BLOCK);
-    for (; n < n1; n++)
-        bf16_block(x, R, k, w, bias, y, ldy, out_f32, n, 1);
+    for (long n = n0; n < n1; n++)
+        bf16_row(x, R, k, w, bias, y, ldy, out_f32, n);
 }
 
 /*
@@ -127,51 +126,52 @@ void serving_gemv_bf16(const uint16_t *x, int rows, long k, const uint16_t *w, c
     }
 }
 
-/* The same for float32 W, x and y (FMA, 16 lanes). */
-static inline __attribute__((always_inline)) void f32_block(const float *x, const int R, long k, const float *w, const float *bias, float *y,
-                                                           long ldy, long n, const int NB)
+/* The same for float32 W, x and y (FMA, 16 lanes; even and odd 16-element chunks). */
+static inline __attribute__((always_inline)) void f32_row(const float *x, const int R, long k, const float *w, const float *bias, float *y,
+                                                         long ldy, long n)
 {
-    const long full = k & ~15L;
+    const float *wr = w + n * k;
+    const long pairs = k & ~31L, full = k & ~15L;
     const __mmask16 tail = (__mmask16)(k == full ? 0 : ((1u << (k - full)) - 1u));
-    __m512 acc[GEMV_BLOCK][GEMV_MAX_ROWS];
-    for (int r = 0; r < NB; r++)
-        for (int m = 0; m < R; m++)
-            acc[r][m] = _mm512_setzero_ps();
-    for (long i = 0; i < full; i += 16)
+    __m512 even[GEMV_MAX_ROWS], odd[GEMV_MAX_ROWS];
+#pragma GCC unroll 4
+    for (int m = 0; m < R; m++)
+        even[m] = odd[m] = _mm512_setzero_ps();
+    for (long i = 0; i < pairs; i += 32)
     {
-        __m512 xv[GEMV_MAX_ROWS];
+        __m512 w0 = _mm512_loadu_ps(wr + i), w1 = _mm512_loadu_ps(wr + i + 16);
+#pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-            xv[m] = _mm512_loadu_ps(x + m * k + i);
-        for (int r = 0; r < NB; r++)
         {
-            __m512 wv = _mm512_loadu_ps(w + (n + r) * k + i);
-            for (int m = 0; m < R; m++)
-                acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
+            even[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * k + i), even[m]);
+            odd[m] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + m * k + i + 16), odd[m]);
         }
+    }
+    if (full > pairs)
+    {
+        __m512 w0 = _mm512_loadu_ps(wr + pairs);
+#pragma GCC unroll 4
+        for (int m = 0; m < R; m++)
+            even[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * k + pairs), even[m]);
     }
     if (tail)
-        for (int r = 0; r < NB; r++)
-        {
-            __m512 wv = _mm512_maskz_loadu_ps(tail, w + (n + r) * k + full);
-            for (int m = 0; m < R; m++)
-                acc[r][m] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(tail, x + m * k + full), acc[r][m]);
-        }
-    for (int r = 0; r < NB; r++)
     {
-        float b = bias ? bias[n + r] : 0.0f;
+        __m512 wt = _mm512_maskz_loadu_ps(tail, wr + full);
+#pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-            y[m * ldy + n + r] = _mm512_reduce_add_ps(acc[r][m]) + b;
+            odd[m] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(tail, x + m * k + full), odd[m]);
     }
+    float b = bias ? bias[n] : 0.0f;
+#pragma GCC unroll 4
+    for (int m = 0; m < R; m++)
+        y[m * ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(even[m], odd[m])) + b;
 }
 
 static inline __attribute__((always_inline)) void f32_range(const float *x, const int R, long k, const float *w, const float *bias, float *y,
                                                            long ldy, long n0, long n1)
 {
-    long n = n0;
-    for (; n + GEMV_BLOCK <= n1; n += GEMV_BLOCK)
-        f32_block(x, R, k, w, bias, y, ldy, n, GEMV_BLOCK);
-    for (; n < n1; n++)
-        f32_block(x, R, k, w, bias, y, ldy, n, 1);
+    for (long n = n0; n < n1; n++)
+        f32_row(x, R, k, w, bias, y, ldy, n);
 }
 
 /* float32 W and x, float32 y [M, ldy]; bias [N] float32 or NULL; outputs n0 ≤ n < n1. */
