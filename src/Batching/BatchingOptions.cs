@@ -43,6 +43,13 @@ public sealed class BatchingOptions
     /// </summary>
     public int KvCacheTokens { get; set; }
 
+    /// <summary>
+    /// Keep full prompt blocks' KV after their sequence ends and reuse it for later prompts with the same prefix, model,
+    /// adapter versions, tenant and <c>cache_salt</c> (unreferenced cached blocks are taken back, least recently used
+    /// first, whenever a sequence needs a block).
+    /// </summary>
+    public bool PrefixCaching { get; set; } = true;
+
     /// <summary>Longest a request may take from arrival to its last token; 0 = no limit. Past it, the request ends with a timeout.</summary>
     public double RequestTimeoutSeconds { get; set; }
 

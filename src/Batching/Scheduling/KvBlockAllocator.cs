@@ -1,3 +1,5 @@
+using Serving.Batching.PrefixCaching;
+
 namespace Serving.Batching.Scheduling;
 
 /// <summary>
@@ -5,8 +7,11 @@ namespace Serving.Batching.Scheduling;
 /// hands them out. A block holds <see cref="BlockSize"/> consecutive token positions of one sequence; a sequence of n
 /// cached tokens holds ⌈n / BlockSize⌉ blocks, in order, as its block table.
 /// <para>
-/// Blocks are reference-counted so that one block can later be read by several sequences (a shared prefix): a block
-/// returns to the free pool when its last holder releases it. A block is free exactly when its count is zero.
+/// Blocks are reference-counted so that one block can be read by several sequences (a shared prefix). A full block
+/// registered under a <see cref="PrefixBlockKey"/> stays cached when its last holder releases it: unreferenced, it waits in
+/// least-recently-used order to be reused by a sequence with the same key, or taken back (its key forgotten) when a
+/// sequence needs a block and none is free. Cached unreferenced blocks therefore count as free: the cache never keeps a
+/// block a running sequence needs. A block is in use exactly when its count is above zero.
 /// </para>
 /// Not thread-safe: the scheduler calls it on the engine loop. <see cref="UsedBlocks"/> may be read from any thread.
 /// </summary>
@@ -14,6 +19,10 @@ public sealed class KvBlockAllocator
 {
     private readonly int[] _references;
     private readonly Stack<int> _free;
+    private readonly PrefixBlockKey?[] _keyOf;
+    private readonly Dictionary<PrefixBlockKey, int> _blockOf = [];
+    private readonly LinkedList<int> _evictable = new();                 // cached, unreferenced: least recently used first
+    private readonly LinkedListNode<int>?[] _evictableNode;
     private volatile int _used;
 
     /// <param name="totalBlocks">Blocks in the pool; ids are 0 … totalBlocks − 1.</param>
@@ -26,6 +35,8 @@ public sealed class KvBlockAllocator
         _references = new int[totalBlocks];
         // Lowest ids first, so a fresh cache fills its storage from the front.
         _free = new Stack<int>(Enumerable.Range(0, totalBlocks).Reverse());
+        _keyOf = new PrefixBlockKey?[totalBlocks];
+        _evictableNode = new LinkedListNode<int>?[totalBlocks];
     }
 
     public int TotalBlocks => _references.Length;
@@ -34,7 +45,14 @@ public sealed class KvBlockAllocator
     /// <summary>Blocks held by at least one sequence.</summary>
     public int UsedBlocks => _used;
 
+    /// <summary>Blocks a sequence can get now: never used, or cached and unreferenced.</summary>
     public int FreeBlocks => TotalBlocks - _used;
+
+    /// <summary>Blocks registered under a prefix key, referenced or not.</summary>
+    public int CachedBlocks => _blockOf.Count;
+
+    /// <summary>The key <paramref name="block"/> is cached under, or null.</summary>
+    public PrefixBlockKey? KeyOf(int block) => _keyOf[block];
 
     /// <summary>Blocks a sequence of <paramref name="tokens"/> cached positions holds.</summary>
     public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
@@ -49,11 +67,11 @@ public sealed class KvBlockAllocator
     public bool TryAllocate(int count, List<int> table)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
-        if (count > _free.Count)
+        if (count > FreeBlocks)
             return false;
         for (int i = 0; i < count; i++)
         {
-            int block = _free.Pop();
+            int block = _free.Count > 0 ? _free.Pop() : Evict();
             _references[block] = 1;
             table.Add(block);
         }
@@ -79,11 +97,60 @@ public sealed class KvBlockAllocator
                 throw new InvalidOperationException($"KV block {block} released more often than it was held");
             if (--_references[block] == 0)
             {
-                _free.Push(block);
+                if (_keyOf[block] is not null)
+                    _evictableNode[block] = _evictable.AddLast(block);
+                else
+                    _free.Push(block);
                 _used--;
             }
         }
 
         table.Clear();
+    }
+
+    /// <summary>
+    /// Appends to <paramref name="table"/> (one reference each) the cached blocks of the longest run of
+    /// <paramref name="keys"/>, from the first, that are all cached, up to <paramref name="maxBlocks"/>; returns how many.
+    /// </summary>
+    public int Reuse(IReadOnlyList<PrefixBlockKey> keys, int maxBlocks, List<int> table)
+    {
+        int reused = 0;
+        for (; reused < Math.Min(keys.Count, maxBlocks) && _blockOf.TryGetValue(keys[reused], out int block); reused++)
+        {
+            if (_references[block]++ == 0)
+            {
+                _evictable.Remove(_evictableNode[block]!);
+                _evictableNode[block] = null;
+                _used++;
+            }
+
+            table.Add(block);
+        }
+
+        return reused;
+    }
+
+    /// <summary>
+    /// Caches <paramref name="block"/> (in use, fully written) under <paramref name="key"/>. A block already cached, or a key
+    /// another block is cached under, is left as it is: the first block to hold a prefix serves it.
+    /// </summary>
+    public void Register(int block, PrefixBlockKey key)
+    {
+        if (_references[block] == 0)
+            throw new InvalidOperationException($"KV block {block} is free; only a block in use can be cached");
+        if (_keyOf[block] is not null || !_blockOf.TryAdd(key, block))
+            return;
+        _keyOf[block] = key;
+    }
+
+    /// <summary>Takes back the least recently used cached unreferenced block, forgetting its key.</summary>
+    private int Evict()
+    {
+        int block = _evictable.First!.Value;
+        _evictable.RemoveFirst();
+        _evictableNode[block] = null;
+        _blockOf.Remove(_keyOf[block]!.Value);
+        _keyOf[block] = null;
+        return block;
     }
 }

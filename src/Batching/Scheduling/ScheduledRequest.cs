@@ -1,3 +1,4 @@
+using Serving.Batching.PrefixCaching;
 using Serving.Contracts;
 
 namespace Serving.Batching.Scheduling;
@@ -14,7 +15,9 @@ public sealed class ScheduledRequest
     /// <param name="promptTokens">Prompt length (≥ 1).</param>
     /// <param name="deadline">When it must end at the latest; null = no deadline beyond the configured timeout.</param>
     /// <param name="aborted">Signalled when the caller goes away.</param>
-    public ScheduledRequest(RequestId id, string tenant, AdapterMix adapters, int promptTokens, DateTimeOffset? deadline, CancellationToken aborted)
+    /// <param name="promptBlockKeys">Keys of the prompt's full KV blocks (<see cref="PrefixKeyChain"/>); none: nothing is reused or cached.</param>
+    public ScheduledRequest(RequestId id, string tenant, AdapterMix adapters, int promptTokens, DateTimeOffset? deadline, CancellationToken aborted,
+        IReadOnlyList<PrefixBlockKey>? promptBlockKeys = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(promptTokens, 1);
         Id = id;
@@ -24,6 +27,7 @@ public sealed class ScheduledRequest
         Deadline = deadline;
         Aborted = aborted;
         Length = promptTokens;
+        PromptBlockKeys = promptBlockKeys ?? [];
     }
 
     public RequestId Id { get; }
@@ -32,6 +36,9 @@ public sealed class ScheduledRequest
     public int PromptTokens { get; }
     public DateTimeOffset? Deadline { get; internal set; }
     public CancellationToken Aborted { get; }
+
+    /// <summary>Keys of the prompt's full blocks, in order: block i may be reused from, and is cached under, key i.</summary>
+    public IReadOnlyList<PrefixBlockKey> PromptBlockKeys { get; }
 
     // scheduler state
     public RequestPhase Phase { get; internal set; } = RequestPhase.Waiting;
@@ -47,6 +54,12 @@ public sealed class ScheduledRequest
 
     /// <summary>Tokens whose KV is in the cache: the one record of a sequence's cached position.</summary>
     public int Computed { get; internal set; }
+
+    /// <summary>Prompt tokens of the current run whose KV came from the prefix cache (whole blocks, never the last prompt token).</summary>
+    public int CachedPromptTokens { get; internal set; }
+
+    /// <summary>Leading blocks of <see cref="Blocks"/> already cached under their keys in this run.</summary>
+    internal int RegisteredBlocks { get; set; }
 
     /// <summary>The sequence's block table: position p's KV lives in block <c>Blocks[p / BlockSize]</c>, ids from the <see cref="KvBlockAllocator"/>.</summary>
     internal List<int> Blocks { get; } = [];

@@ -62,6 +62,14 @@ public sealed class StepScheduler
 
     public long QueuedTokens => Interlocked.Read(ref _queuedTokens);
     public long Preemptions { get; private set; }
+
+    /// <summary>Prompt tokens looked up in the prefix cache at admissions (vLLM's <c>prefix_cache_queries</c>; thread-safe).</summary>
+    public long PrefixCacheQueries => Interlocked.Read(ref _prefixQueries);
+
+    /// <summary>Of those, tokens whose KV was reused (vLLM's <c>prefix_cache_hits</c>; thread-safe).</summary>
+    public long PrefixCacheHits => Interlocked.Read(ref _prefixHits);
+
+    private long _prefixQueries, _prefixHits;
     public IReadOnlyList<ScheduledRequest> RunningRequests => _running;
 
     /// <summary>Queued requests in arrival order (engine loop only; arrivals not yet planned are not included).</summary>
@@ -144,6 +152,7 @@ public sealed class StepScheduler
             var row = plan.Rows[i];
             var r = _running.Find(x => x.Id == row.Id) ?? throw new InvalidOperationException($"{row.Id} is not running");
             r.Computed += row.TokenCount;
+            CacheFullPromptBlocks(r);
             if (results[i].EmittedToken)
                 r.Length++;
             if (results[i].Finished || r.Length >= MaxContext)
@@ -235,6 +244,7 @@ public sealed class StepScheduler
         _running.Remove(r);
         Volatile.Write(ref _runningSnapshot, _running.Count);
         r.Computed = 0;
+        r.CachedPromptTokens = 0;
         r.Phase = RequestPhase.Waiting;
         Interlocked.Increment(ref _queuedRequests);
         Interlocked.Add(ref _queuedTokens, r.Length);
@@ -267,12 +277,18 @@ public sealed class StepScheduler
             }
 
             // Admit only what can cache its whole sequence plus one token, so admission never forces an immediate preemption.
-            if (_kv.BlocksFor(r.Length + 1) > _kv.FreeBlocks)
+            // Blocks reused from the prefix cache count towards it; taking them first keeps them from being evicted for it.
+            int reused = ReusePrefix(r);
+            if (_kv.BlocksFor(r.Length + 1) - reused > _kv.FreeBlocks)
+            {
+                _kv.Release(r.Blocks);
                 continue;
+            }
 
             var acquisition = _adapters.TryAcquire(r.Id, r.Adapters);
             if (acquisition.Error is Exception error)
             {
+                _kv.Release(r.Blocks);
                 admitted.Add(r);                                         // leaves the queue
                 r.Phase = RequestPhase.Ended;
                 ended.Add(new RequestEnded(r.Id, EndCause.Failed, error));
@@ -281,15 +297,28 @@ public sealed class StepScheduler
 
             if (acquisition.PendingLoad is Task pending)
             {
+                _kv.Release(r.Blocks);
                 loads.Add(pending);
                 exempt.Add(r);
                 continue;
             }
 
             if (acquisition.Slots is not IReadOnlyList<AdapterSlotWeight> slots)
+            {
+                _kv.Release(r.Blocks);
                 continue;
+            }
 
-            int n = Math.Min(r.Length, budget);
+            r.Computed = reused * _kv.BlockSize;
+            r.CachedPromptTokens = r.Computed;
+            r.RegisteredBlocks = reused;
+            if (_options.PrefixCaching)
+            {
+                Interlocked.Add(ref _prefixQueries, r.PromptTokens);
+                Interlocked.Add(ref _prefixHits, r.Computed);
+            }
+
+            int n = Math.Min(r.Length - r.Computed, budget);
             r.Slots = slots;
             r.Phase = RequestPhase.Running;
             r.Admission = ++_admissions;
@@ -297,11 +326,11 @@ public sealed class StepScheduler
             _running.Add(r);
             Volatile.Write(ref _runningSnapshot, _running.Count);
             _runningPerTenant[r.Tenant] = _runningPerTenant.GetValueOrDefault(r.Tenant) + 1;
-            _kv.TryAllocate(_kv.BlocksFor(n), r.Blocks);
+            _kv.TryAllocate(_kv.BlocksFor(r.Computed + n) - r.Blocks.Count, r.Blocks);
             budget -= n;
             tokens[r.Id] = n;
             admitted.Add(r);
-            started.Add(new RequestStarted(r.Id, slots, r.Preemptions > 0));
+            started.Add(new RequestStarted(r.Id, slots, r.Preemptions > 0, r.Computed));
         }
 
         // Requests the loop did not reach this step: warm their adapters now (bounded look-ahead).
@@ -322,6 +351,23 @@ public sealed class StepScheduler
         foreach (var r in _waiting)
             if (!exempt.Contains(r))
                 r.BlockedSteps++;
+    }
+
+    /// <summary>
+    /// Takes the cached blocks of <paramref name="r"/>'s longest cached prompt prefix into its (empty) block table; returns
+    /// how many. At least the last token is always computed, since its logits give the first output token.
+    /// </summary>
+    private int ReusePrefix(ScheduledRequest r) =>
+        _options.PrefixCaching && r.PromptBlockKeys.Count > 0 ? _kv.Reuse(r.PromptBlockKeys, (r.Length - 1) / _kv.BlockSize, r.Blocks) : 0;
+
+    /// <summary>Caches the prompt blocks the engine has now written in full under their keys (a reused block is never written).</summary>
+    private void CacheFullPromptBlocks(ScheduledRequest r)
+    {
+        if (!_options.PrefixCaching)
+            return;
+        int full = Math.Min(r.Computed / _kv.BlockSize, r.PromptBlockKeys.Count);
+        for (; r.RegisteredBlocks < full; r.RegisteredBlocks++)
+            _kv.Register(r.Blocks[r.RegisteredBlocks], r.PromptBlockKeys[r.RegisteredBlocks]);
     }
 
     private void End(ScheduledRequest r)

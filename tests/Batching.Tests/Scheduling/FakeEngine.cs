@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
+using Serving.Batching.PrefixCaching;
 using Serving.Batching.Scheduling;
 using Serving.Contracts;
 
@@ -7,7 +8,9 @@ namespace Serving.Batching.Tests.Scheduling;
 /// <summary>
 /// Drives a <see cref="StepScheduler"/> the way the engine loop does, without a model: each planned row that emits a token
 /// generates one, and a request finishes after its own number of output tokens. Every step checks the invariants the real
-/// engine relies on (rows within limits, positions continuing where the KV cache ends, blocks and slots accounted).
+/// engine relies on (rows within limits, positions continuing where the KV cache ends, blocks and slots accounted, a block
+/// written only by the one sequence holding it and never once cached) and keeps a fake KV store: each written block
+/// records the prefix key of what was written into it, and a reused block must hold exactly the reusing prompt's prefix.
 /// </summary>
 internal sealed class FakeEngine
 {
@@ -15,6 +18,7 @@ internal sealed class FakeEngine
     private readonly Dictionary<RequestId, int> _generated = [];
     private readonly Dictionary<RequestId, int> _cached = [];
     private readonly Dictionary<RequestId, IReadOnlyList<AdapterSlotWeight>> _slots = [];
+    private readonly Dictionary<int, PrefixBlockKey?> _written = [];     // block → what the last write put there (null: no prompt prefix)
     private long _nextId;
 
     public FakeEngine(BatchingOptions? options = null, int slots = 4, int maxSequences = 8, int maxContext = 256)
@@ -32,12 +36,21 @@ internal sealed class FakeEngine
     public Dictionary<RequestId, EndCause> Ended { get; } = [];
     public Dictionary<RequestId, int> Generated => _generated;
 
+    /// <summary>Prompt tokens each request reused from the prefix cache, over all its runs.</summary>
+    public Dictionary<RequestId, int> CachedTokens { get; } = [];
+
+    /// <summary>
+    /// Queues a request; with <c>tokens</c> (its length is then the prompt's) it carries the prompt's prefix keys, seeded
+    /// with its adapter, tenant and <c>salt</c>.
+    /// </summary>
     public RequestId Submit(string? adapter = null, int prompt = 8, int maxNewTokens = 4, string tenant = "", CancellationToken aborted = default,
-        DateTimeOffset? deadline = null, EnqueueOutcome expect = EnqueueOutcome.Accepted)
+        DateTimeOffset? deadline = null, EnqueueOutcome expect = EnqueueOutcome.Accepted, IReadOnlyList<int>? tokens = null, string? salt = null)
     {
         var id = new RequestId(++_nextId);
         var mix = adapter is null ? AdapterMix.None : AdapterMix.Single(AdapterId.Parse(adapter));
-        var outcome = Scheduler.TryEnqueue(new ScheduledRequest(id, tenant, mix, prompt, deadline, aborted));
+        var keys = tokens is null ? null
+            : PrefixKeyChain.Compute(PrefixCacheSeed.Create("fake-model", adapter is null ? [] : [(adapter + "@v1", 1.0)], tenant, salt), tokens, Scheduler.Kv.BlockSize);
+        var outcome = Scheduler.TryEnqueue(new ScheduledRequest(id, tenant, mix, tokens?.Count ?? prompt, deadline, aborted, keys));
         Assert.Equal(expect, outcome);
         _maxNewTokens[id] = maxNewTokens;
         _generated[id] = 0;
@@ -62,15 +75,34 @@ internal sealed class FakeEngine
         {
             StartedAtStep.TryAdd(s.Id, Steps);
             _slots[s.Id] = s.Slots;
+            _cached[s.Id] = s.CachedTokens;
+            CachedTokens[s.Id] = CachedTokens.GetValueOrDefault(s.Id) + s.CachedTokens;
+            var request = Scheduler.RunningRequests.Single(r => r.Id == s.Id);
+            Assert.Equal(0, s.CachedTokens % Scheduler.Kv.BlockSize);
+            Assert.True(s.CachedTokens < request.Length, "the last token is always computed");
+            for (int b = 0; b < s.CachedTokens / Scheduler.Kv.BlockSize; b++)
+                Assert.Equal(request.PromptBlockKeys[b], _written[request.Blocks[b]]);
         }
 
         Assert.True(plan.Rows.Count <= Scheduler.MaxSequences);
         Assert.True(DistinctSlots(plan) <= Slots.Table.Capacity);
         Assert.Equal(plan.Rows.Count, plan.Rows.Select(r => r.Id).Distinct().Count());
         var results = new List<RowResult>();
+        var writtenThisStep = new HashSet<int>();
         foreach (var row in plan.Rows)
         {
             Assert.Equal(_cached[row.Id], row.StartPosition);
+            var request = Scheduler.RunningRequests.Single(r => r.Id == row.Id);
+            int bs = Scheduler.Kv.BlockSize;
+            for (int b = row.StartPosition / bs; b <= (row.StartPosition + row.TokenCount - 1) / bs; b++)
+            {
+                int block = row.Blocks[b];
+                Assert.True(writtenThisStep.Add(block), $"block {block} written by two rows");
+                Assert.Equal(1, Scheduler.Kv.References(block));
+                Assert.Null(Scheduler.Kv.KeyOf(block));
+                _written[block] = b < request.PromptBlockKeys.Count ? request.PromptBlockKeys[b] : null;
+            }
+
             Assert.True(row.Blocks.Count * Scheduler.Kv.BlockSize >= row.StartPosition + row.TokenCount,
                 $"{row.Id}: {row.Blocks.Count} blocks cannot hold positions up to {row.StartPosition + row.TokenCount}");
             _cached[row.Id] += row.TokenCount;
@@ -88,9 +120,9 @@ internal sealed class FakeEngine
 
         Scheduler.CompleteStep(plan, results);
         var held = Scheduler.RunningRequests.SelectMany(r => r.Blocks).ToList();
-        Assert.Equal(held.Count, held.Distinct().Count());          // no block written by two sequences
-        Assert.Equal(held.Count, Scheduler.Kv.UsedBlocks);
-        Assert.All(held, b => Assert.Equal(1, Scheduler.Kv.References(b)));
+        Assert.Equal(held.Distinct().Count(), Scheduler.Kv.UsedBlocks);
+        Assert.All(held.GroupBy(b => b), g => Assert.Equal(g.Count(), Scheduler.Kv.References(g.Key)));
+        Assert.All(held.GroupBy(b => b).Where(g => g.Count() > 1), g => Assert.NotNull(Scheduler.Kv.KeyOf(g.Key)));   // only cached blocks are shared
         Assert.True(Scheduler.Kv.UsedBlocks <= Scheduler.Kv.TotalBlocks);
         Assert.Equal(Scheduler.RunningRequests.Sum(r => r.Slots.Count), Slots.Table.TotalPins);
         return plan;
