@@ -39,12 +39,23 @@ public static class ServingApp
         ["--shutdown-grace"] = "Serving:ShutdownGraceSeconds",
     };
 
+    /// <summary>Command-line flags without a value, each standing for one configuration setting.</summary>
+    public static readonly IReadOnlyDictionary<string, (string Key, string Value)> FlagMappings = new Dictionary<string, (string, string)>
+    {
+        ["--no-prefix-caching"] = ("Serving:Batching:PrefixCaching", "false"),
+    };
+
+    /// <summary>The arguments with every value-less flag replaced by its setting (before any configuration provider reads them).</summary>
+    private static string[] ExpandFlags(string[] args) =>
+        [.. args.SelectMany(a => FlagMappings.TryGetValue(a, out var setting) ? ["--" + setting.Key, setting.Value] : new[] { a })];
+
     public const string DefaultUrl = "http://127.0.0.1:8000";
 
     /// <param name="args">Command-line arguments (switches and configuration keys).</param>
     /// <param name="configure">Last word on the builder before it is built (tests add log providers here).</param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
+        args = ExpandFlags(args);
         RuntimeServices.ApplyNativeDefaults();
         var builder = WebApplication.CreateSlimBuilder(args);
         // REST, SSE and gRPC on one port: HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext endpoints).

@@ -1,4 +1,7 @@
 namespace Serving.Contracts.Generation;
 
-/// <summary>What one step produced for one sequence: the token, the text that became safe to show, and whether it finished.</summary>
-public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReason Finish);
+/// <summary>
+/// What one step produced for one sequence: the token, the text that became safe to show, and whether it finished. The
+/// first event of a request also says how many of its prompt tokens' KV came from the prefix cache.
+/// </summary>
+public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReason Finish, int CachedPromptTokens = 0);

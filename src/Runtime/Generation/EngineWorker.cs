@@ -111,7 +111,8 @@ public sealed class EngineWorker : BackgroundService
         var state = new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds);
         var id = new RequestId(Interlocked.Increment(ref _nextId));
         _requests[id] = new ActiveRequest(command, state);
-        var outcome = scheduler.TryEnqueue(new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted));
+        var keys = _batching.PrefixCaching ? PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize) : null;
+        var outcome = scheduler.TryEnqueue(new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys));
         if (outcome != EnqueueOutcome.Accepted)
             _requests.TryRemove(id, out _);
         return outcome;
@@ -194,7 +195,7 @@ public sealed class EngineWorker : BackgroundService
             var r = _requests[started.Id];
             r.State.Adapters = started.Slots;
             if (!started.Resumed)
-                r.Command.Output.TryWrite(GenerationUpdate.Admitted);
+                r.Command.Output.TryWrite(GenerationUpdate.Admitted(started.CachedTokens));
         }
     }
 
@@ -295,6 +296,9 @@ public sealed class EngineWorker : BackgroundService
         }
 
         _metrics.Preemptions = Preemptions;
+        _metrics.PrefixCacheQueries = _scheduler?.PrefixCacheQueries ?? 0;
+        _metrics.PrefixCacheHits = _scheduler?.PrefixCacheHits ?? 0;
+        _metrics.PrefixCacheBlocks = kv?.CachedBlocks ?? 0;
         static System.Diagnostics.Metrics.Measurement<long> Count(long value, string tier, string result) =>
             new(value, ServingMetrics.Tag("tier", tier), ServingMetrics.Tag("result", result));
         var counts = new List<System.Diagnostics.Metrics.Measurement<long>>

@@ -17,9 +17,9 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
     /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>
     public async IAsyncEnumerable<TokenEvent> SubmitAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var (prompt, sampling, adapters, tenant, deadline) = request;
+        var (prompt, sampling, adapters, tenant, deadline, salt) = request;
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
-        int generated = 0;
+        int generated = 0, cachedPromptTokens = 0;
         using var activity = Serving.Runtime.Observability.ServingTracing.Source.StartActivity("generate");
         var arrivedAt = DateTimeOffset.UtcNow;
         DateTimeOffset? admittedAt = null, firstTokenAt = null;
@@ -36,7 +36,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
         EnqueueOutcome outcome;
         try
         {
-            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token, tenant, deadline));
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token, tenant, deadline, salt));
         }
         catch (ArgumentException ex)
         {
@@ -94,7 +94,13 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
 
             if (update.Token is null)
             {
-                admittedAt ??= DateTimeOffset.UtcNow;
+                if (admittedAt is null)
+                {
+                    admittedAt = DateTimeOffset.UtcNow;
+                    cachedPromptTokens = update.CachedPromptTokens;
+                    activity?.SetTag("serving.cached_prompt_tokens", cachedPromptTokens);
+                }
+
                 continue;
             }
 
@@ -111,7 +117,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
                     generated, tenant, adapters, prompt.Count, update.Token.Finish, System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
             }
 
-            yield return update.Token;
+            yield return generated == 1 ? update.Token with { CachedPromptTokens = cachedPromptTokens } : update.Token;
         }
     }
 }

@@ -13,4 +13,5 @@ internal sealed record GenerationCommand(
     ChannelWriter<GenerationUpdate> Output,
     CancellationToken Aborted,
     string Tenant = "",
-    DateTimeOffset? Deadline = null);
+    DateTimeOffset? Deadline = null,
+    string? CacheSalt = null);

@@ -11,5 +11,6 @@ namespace Serving.Runtime.Generation;
 /// <param name="Adapters">Adapters and their versions, resolved once.</param>
 /// <param name="Tenant">Whose request it is (per-tenant limits); empty for anonymous.</param>
 /// <param name="Deadline">When it must end (a gRPC deadline); past it the stream ends with 504 / DEADLINE_EXCEEDED.</param>
+/// <param name="CacheSalt">vLLM's <c>cache_salt</c>: prefix-cache blocks are shared only between requests with the same salt (and tenant).</param>
 public sealed record GenerationRequest(IReadOnlyList<int> PromptTokens, SamplingParams Sampling, PinnedAdapters Adapters, string Tenant = "",
-    DateTimeOffset? Deadline = null);
+    DateTimeOffset? Deadline = null, string? CacheSalt = null);

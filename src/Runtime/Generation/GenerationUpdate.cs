@@ -4,9 +4,10 @@ namespace Serving.Runtime.Generation;
 
 /// <summary>
 /// One message from the engine worker to a waiting request: a token, or the notice that it was admitted to the batch
-/// (<see cref="Token"/> null; marks the end of its queue time for traces). Errors end the channel instead.
+/// (<see cref="Token"/> null; marks the end of its queue time for traces) with the prompt tokens the prefix cache gave it.
+/// Errors end the channel instead.
 /// </summary>
-internal sealed record GenerationUpdate(TokenEvent? Token)
+internal sealed record GenerationUpdate(TokenEvent? Token, int CachedPromptTokens = 0)
 {
-    public static readonly GenerationUpdate Admitted = new((TokenEvent?)null);
+    public static GenerationUpdate Admitted(int cachedPromptTokens) => new(null, cachedPromptTokens);
 }

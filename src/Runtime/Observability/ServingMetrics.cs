@@ -61,6 +61,12 @@ public sealed class ServingMetrics
         Meter.CreateObservableGauge("vllm:num_requests_running", () => Running, description: "Requests in the running batch.");
         Meter.CreateObservableGauge("vllm:kv_cache_usage_perc", () => KvUsage, description: "KV cache usage: 1 means 100 percent.");
         Meter.CreateObservableGauge("vllm:gpu_cache_usage_perc", () => KvUsage, description: "KV cache usage (the older name): 1 means 100 percent.");
+        Meter.CreateObservableCounter("vllm:prefix_cache_queries", () => PrefixCacheQueries,
+            description: "Prefix cache queries, in terms of number of queried tokens.");
+        Meter.CreateObservableCounter("vllm:prefix_cache_hits", () => PrefixCacheHits,
+            description: "Prefix cache hits, in terms of number of cached tokens.");
+        Meter.CreateObservableGauge("serving_prefix_cache_blocks", () => PrefixCacheBlocks,
+            description: "KV blocks held by the prefix cache (referenced or not; unreferenced ones count as free in the usage ratio).");
         Meter.CreateObservableGauge("vllm:cache_config_info", () => new Measurement<double>(1,
             new("block_size", CacheConfig.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("num_gpu_blocks", CacheConfig.Blocks.ToString(System.Globalization.CultureInfo.InvariantCulture)), new("cache_dtype", CacheDtype)),
@@ -99,6 +105,9 @@ public sealed class ServingMetrics
     public double Running { get; set; }
     public double KvUsage { get; set; }
     public double Preemptions { get; set; }
+    public long PrefixCacheQueries { get; set; }
+    public long PrefixCacheHits { get; set; }
+    public double PrefixCacheBlocks { get; set; }
 
     /// <summary>Totals kept by the tiers, tagged <c>tier</c>, <c>result</c>.</summary>
     public IReadOnlyList<Measurement<long>> TierCounts { get; set; } = [];

@@ -70,11 +70,13 @@ internal sealed class PrometheusExporter : IDisposable
             lock (_textGauges)
                 foreach (var (instrument, values) in _textGauges)
                 {
+                    // A counter is exposed as Prometheus clients do: the family by its name, its samples with _total.
+                    bool counter = instrument is ObservableCounter<long> or ObservableCounter<double>;
                     text.Append("# HELP ").Append(instrument.Name).Append(' ').Append(instrument.Description).Append('\n');
-                    text.Append("# TYPE ").Append(instrument.Name).Append(" gauge\n");
+                    text.Append("# TYPE ").Append(instrument.Name).Append(counter ? " counter\n" : " gauge\n");
                     foreach (var (value, labels) in values)
                     {
-                        text.Append(instrument.Name);
+                        text.Append(instrument.Name).Append(counter ? "_total" : "");
                         if (labels.Length > 0)
                             text.Append('{').Append(labels).Append('}');
                         text.Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');

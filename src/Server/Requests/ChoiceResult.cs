@@ -12,6 +12,9 @@ internal sealed class ChoiceResult(int index, int promptTokens)
     public List<TokenEvent> Events { get; } = [];
     public FinishReason Finish { get; set; }
 
+    /// <summary>Prompt tokens whose KV came from the prefix cache (OpenAI's <c>prompt_tokens_details.cached_tokens</c>).</summary>
+    public int CachedTokens { get; private set; }
+
     public static string? FinishName(FinishReason reason) => reason switch
     {
         FinishReason.Stop => "stop",
@@ -21,6 +24,8 @@ internal sealed class ChoiceResult(int index, int promptTokens)
 
     public void Add(TokenEvent e)
     {
+        if (Events.Count == 0)
+            CachedTokens = e.CachedPromptTokens;
         Events.Add(e);
         TokenIds.Add(e.Token.Id);
         Text.Append(e.TextDelta);

@@ -35,6 +35,23 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// </summary>
     public PinnedAdapters Resolve(string model, IReadOnlyList<(string Id, double Weight)> mix, Caller caller) => ModelResolver.Resolve(model, mix, host, caller);
 
+    /// <summary>vLLM's <c>cache_salt</c>: absent, or a non-empty string of at most 256 characters.</summary>
+    public static string? ReadCacheSalt(JsonFields f) => CheckCacheSalt(f.Get("cache_salt") switch
+    {
+        null or { ValueKind: System.Text.Json.JsonValueKind.Null } => null,
+        { ValueKind: System.Text.Json.JsonValueKind.String } s => s.GetString(),
+        _ => throw JsonFields.Bad("cache_salt", "must be a string"),
+    });
+
+    /// <summary>The salt as given, or a 400 naming <c>cache_salt</c>.</summary>
+    public static string? CheckCacheSalt(string? salt) => salt switch
+    {
+        null => null,
+        "" => throw JsonFields.Bad("cache_salt", "must not be empty"),
+        { Length: > 256 } => throw JsonFields.Bad("cache_salt", "must be at most 256 characters"),
+        _ => salt,
+    };
+
     /// <summary><paramref name="text"/> as token ids; a tokenizer error is a 400 naming <paramref name="field"/>.</summary>
     public int[] Tokenize(string text, bool addSpecialTokens, string field)
     {
@@ -60,14 +77,15 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <param name="caller">Whose request it is: its tenant, and the adapters routing may choose.</param>
     /// <param name="deadline">When it must end at the latest.</param>
     /// <param name="ct">The caller going away.</param>
+    /// <param name="cacheSalt">The request's <c>cache_salt</c>: prefix-cache blocks are shared only within it.</param>
     public async Task<IReadOnlyList<GenerationRequest>> PrepareAsync(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams sampling, PinnedAdapters? adapters,
-        RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct)
+        RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null)
     {
         int context = MaxContext, vocabulary = host.Served.VocabularySize;
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();
         var pinned = adapters is not null
             ? prompts.Select(_ => adapters).ToArray()
             : await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing?.Candidates, routing?.TopK, routing?.Temperature, ct, routing?.Method)));
-        return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline)).ToList();
+        return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline, cacheSalt)).ToList();
     }
 }

@@ -27,7 +27,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             Model = request.Model,
             Text = result.Text.ToString(),
             FinishReason = ChoiceResult.FinishName(result.Finish) ?? "",
-            Usage = Usage(prompt.Count, result.TokenIds.Count),
+            Usage = Usage(prompt.Count, result.TokenIds.Count, result.CachedTokens),
         };
         response.TokenIds.AddRange(result.TokenIds);
         response.Adapters.AddRange(Weights(mix));
@@ -39,11 +39,13 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
         var prepared = await PrepareAsync(request, caller, Deadline(context), context.CancellationToken);
         var (prompt, mix) = (prepared.PromptTokens, prepared.Adapters);
-        int generated = 0;
+        int generated = 0, cached = 0;
         bool first = true;
         await foreach (var e in client.SubmitAsync(prepared, context.CancellationToken))
         {
             generated++;
+            if (first)
+                cached = e.CachedPromptTokens;
             var message = new GenerateStreamResponse { Model = request.Model, Text = e.TextDelta };
             message.TokenIds.Add(e.Token.Id);
             if (first)
@@ -51,7 +53,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             if (e.Finish != FinishReason.None)
             {
                 message.FinishReason = ChoiceResult.FinishName(e.Finish) ?? "";
-                message.Usage = Usage(prompt.Count, generated);
+                message.Usage = Usage(prompt.Count, generated, cached);
             }
 
             first = false;
@@ -129,14 +131,15 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             ? new RoutingRequest(r.RoutingCandidates.Count > 0 ? r.RoutingCandidates : null, r.HasRoutingTopK ? r.RoutingTopK : null,
                 r.HasRoutingTemperature ? r.RoutingTemperature : null, null)
             : null;
-        return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct))[0];
+        string? salt = GenerationRequestStage.CheckCacheSalt(r.HasCacheSalt ? r.CacheSalt : null);
+        return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct, salt))[0];
     }
 
     private static DateTimeOffset? Deadline(ServerCallContext context) =>
         context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(DateTime.SpecifyKind(context.Deadline, DateTimeKind.Utc));
 
-    private static Usage Usage(int prompt, int completion) =>
-        new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion };
+    private static Usage Usage(int prompt, int completion, int cached) =>
+        new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion, CachedPromptTokens = cached };
 
     private static IEnumerable<AdapterWeight> Weights(PinnedAdapters adapters) =>
         adapters.Mix.Entries.Select(e => new AdapterWeight { Id = e.Id.Value, Weight = e.Weight });

@@ -21,7 +21,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
         int[] prompt = stage.Tokenize(rendered, addSpecialTokens: false, "messages");
-        var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct))[0];
+        var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f)))[0];
         var adapters = request.Adapters;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

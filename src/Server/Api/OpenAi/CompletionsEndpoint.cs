@@ -34,7 +34,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
             throw ApiException.BadRequest(ex.Message, "prompt");
         }
 
-        var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct);
+        var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f));
         bool stream = f.Bool("stream") ?? false;
         bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
         bool returnIds = f.Bool("return_token_ids") ?? false;
@@ -118,6 +118,10 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
     internal static JsonObject Usage(IReadOnlyList<ChoiceResult> results)
     {
         int prompt = results.Sum(r => r.PromptTokens), completion = results.Sum(r => r.TokenIds.Count);
-        return new JsonObject { ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion };
+        return new JsonObject
+        {
+            ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion,
+            ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = results.Sum(r => r.CachedTokens) },
+        };
     }
 }

@@ -1,0 +1,172 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Serving.Authoring.Synthetic;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Api.OpenAi;
+
+/// <summary>
+/// Prefix caching through the real server (float32, greedy): a request whose prompt shares a prefix with earlier ones reuses
+/// their full KV blocks (<c>usage.prompt_tokens_details.cached_tokens</c> says how many) and still produces exactly the
+/// tokens of an uncached run. The uncached reference is the same request with a fresh <c>cache_salt</c>, which can never hit.
+/// Blocks are 16 tokens. Tenants come from API keys; a replaced adapter version never reads the old version's blocks.
+/// </summary>
+public sealed class PrefixCachingServingTests : IAsyncLifetime
+{
+    private const string Alice = "alice-key-prefix-0123", Bob = "bob-key-prefix-01234", Admin = "admin-key-prefix-0123";
+    private readonly string _root = TestDirectories.Path("prefix-caching");
+    private ServerProcess _server = null!;
+    private string _model = "", _v1 = "", _v2 = "";
+    private int _salts;
+
+    public async Task InitializeAsync()
+    {
+        _model = Path.Combine(_root, "base");
+        SyntheticModelWriter.Write(_model, new SyntheticModelSpec { Seed = 41 });
+        string store = Path.Combine(_root, "store");
+        SyntheticAdapterWriter.Write(Path.Combine(store, "clinical"), _model, 8, 16, SyntheticAdapterWriter.AllTargets, 5);
+        SyntheticAdapterWriter.Write(Path.Combine(store, "translate"), _model, 4, 8, SyntheticAdapterWriter.AllTargets, 6);
+        _v1 = Path.Combine(_root, "v1");
+        _v2 = Path.Combine(_root, "v2");
+        SyntheticAdapterWriter.Write(_v1, _model, 8, 16, SyntheticAdapterWriter.AllTargets, 7);
+        SyntheticAdapterWriter.Write(_v2, _model, 8, 16, SyntheticAdapterWriter.AllTargets, 8);
+        _server = await ServerProcess.StartAsync("--model", _model, "--adapters", store, "--dtype", "float32", "--max-context", "512",
+            "--adapter-registry", Path.Combine(_root, "registry.json"),
+            "--Serving:Auth:Keys:0:Key", Alice, "--Serving:Auth:Keys:0:Tenant", "a", "--Serving:Auth:Keys:0:AllowedSources:0", _root,
+            "--Serving:Auth:Keys:1:Key", Bob, "--Serving:Auth:Keys:1:Tenant", "b",
+            "--Serving:Auth:Keys:2:Key", Admin, "--Serving:Auth:Keys:2:Role", "Admin");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectories.Delete(_root);
+    }
+
+    private static int[] Tokens(int count, int seed) => [.. Enumerable.Range(0, count).Select(i => 3 + (seed * 7919 + i * 131) % 240)];
+
+    private async Task<(int[] Tokens, int Cached)> Complete(object model, int[] prompt, string key = Alice, string? salt = null, object? adapters = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new Dictionary<string, object?>
+            {
+                ["model"] = model, ["prompt"] = prompt, ["max_tokens"] = 8, ["temperature"] = 0, ["ignore_eos"] = true, ["return_token_ids"] = true,
+                ["cache_salt"] = salt, ["adapters"] = adapters,
+            }.Where(kv => kv.Value is not null).ToDictionary()),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        using var response = await _server.Http.SendAsync(request);
+        var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.True(response.IsSuccessStatusCode, body.ToJsonString());
+        return (body["choices"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!).ToArray(), (int)body["usage"]!["prompt_tokens_details"]!["cached_tokens"]!);
+    }
+
+    private async Task<int[]> Uncached(object model, int[] prompt, string key = Alice, object? adapters = null)
+    {
+        var (tokens, cached) = await Complete(model, prompt, key, $"fresh-{Interlocked.Increment(ref _salts)}", adapters);
+        Assert.Equal(0, cached);
+        return tokens;
+    }
+
+    [Theory]
+    [InlineData("base", 0)]
+    [InlineData("base", 1)]
+    [InlineData("base", 15)]
+    [InlineData("base", 16)]
+    [InlineData("base", 17)]
+    [InlineData("base", 300)]
+    [InlineData("clinical", 17)]
+    [InlineData("clinical", 300)]
+    [InlineData("mix", 16)]
+    [InlineData("mix", 300)]
+    [InlineData("auto", 300)]
+    public async Task Completions_PromptSharesAPrefix_SameTokensAsUncachedAndReusesItsFullBlocks(string target, int shared)
+    {
+        object model = target switch { "base" or "mix" => "base", _ => target };
+        object? mix = target == "mix" ? new[] { new { id = "clinical", weight = 0.7 }, new { id = "translate", weight = 0.3 } } : null;
+        var prefix = Tokens(shared, seed: shared + target.Length);
+        int[] first = [.. prefix, .. Tokens(20, seed: 1000 + shared)], second = [.. prefix, .. Tokens(21, seed: 2000 + shared)];
+        await Complete(model, first, adapters: mix);
+
+        var (tokens, cached) = await Complete(model, second, adapters: mix);
+
+        Assert.Equal(await Uncached(model, second, adapters: mix), tokens);
+        if (target != "auto")                                              // auto may route the two prompts to different mixes
+            Assert.Equal(shared / 16 * 16, cached);
+    }
+
+    [Fact]
+    public async Task Completions_OtherTenantOrSalt_NeverHitsAnotherPartition()
+    {
+        var prompt = Tokens(100, seed: 77);
+        await Complete("base", prompt, Alice);
+
+        Assert.Equal(0, (await Complete("base", prompt, Bob)).Cached);
+        Assert.Equal(0, (await Complete("base", prompt, Alice, salt: "case-42")).Cached);
+        Assert.Equal(96, (await Complete("base", prompt, Alice, salt: "case-42")).Cached);
+        Assert.Equal(96, (await Complete("base", prompt, Alice)).Cached);
+        Assert.Equal(96, (await Complete("base", prompt, Bob)).Cached);     // b's own blocks, from its first request
+    }
+
+    [Fact]
+    public async Task Completions_AdapterReplacedUnderItsName_NewVersionNeverReadsOldBlocks()
+    {
+        var prompt = Tokens(200, seed: 88);
+        Assert.Equal(200, await Load("swapper", _v1));
+        Assert.Equal(200, await Load("ref-v2", _v2));
+        await Complete("swapper", prompt);
+        Assert.Equal(192, (await Complete("swapper", prompt)).Cached);
+
+        Assert.Equal(200, await Load("swapper", _v2));
+        var (tokens, cached) = await Complete("swapper", prompt);
+
+        Assert.Equal(0, cached);
+        Assert.Equal(await Uncached("ref-v2", prompt), tokens);            // the new version's own answer, token for token
+        Assert.NotEqual(await Uncached("base", prompt), tokens);
+    }
+
+    [Fact]
+    public async Task Completions_CacheSaltInvalid_400NamingTheField()
+    {
+        foreach (object salt in new object[] { "", 42, new string('s', 257) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+            {
+                Content = JsonContent.Create(new { model = "base", prompt = "x", max_tokens = 1, cache_salt = salt }),
+            };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Alice);
+            using var response = await _server.Http.SendAsync(request);
+            string body = await response.Content.ReadAsStringAsync();
+
+            Assert.True((int)response.StatusCode == 400, body);
+            Assert.Contains("cache_salt", body);
+        }
+    }
+
+    [Fact]
+    public async Task Metrics_AfterHits_VllmPrefixCacheCountersCountTokens()
+    {
+        var prompt = Tokens(64, seed: 99);
+        await Complete("base", prompt, salt: "metrics");
+        await Complete("base", prompt, salt: "metrics");
+
+        using var scrape = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        scrape.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Admin);
+        using var response = await _server.Http.SendAsync(scrape);
+        string metrics = await response.Content.ReadAsStringAsync();
+
+        Assert.Contains("# TYPE vllm:prefix_cache_queries counter", metrics);
+        Assert.Matches(@"(?m)^vllm:prefix_cache_hits_total [1-9]", metrics);
+        Assert.Matches(@"(?m)^vllm:prefix_cache_queries_total [1-9]", metrics);
+    }
+
+    private async Task<int> Load(string name, string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/load_lora_adapter") { Content = JsonContent.Create(new { lora_name = name, lora_path = path }) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Admin);
+        using var response = await _server.Http.SendAsync(request);
+        return (int)response.StatusCode;
+    }
+}
