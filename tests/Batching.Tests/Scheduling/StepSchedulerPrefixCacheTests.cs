@@ -145,32 +145,33 @@ public sealed class StepSchedulerPrefixCacheTests
     }
 
     [Fact]
-    public void PlanStep_ManyRequestsWithSharedPrefixesAndCancellations_EveryBlockFreeOrCachedAndUnreferenced()
+    public void PlanStep_TenThousandRequestsWithSharedPrefixesCancellationsAndPreemptions_EveryBlockFreeOrCachedAndUnreferenced()
     {
         var random = new Random(11);
-        var engine = new FakeEngine(new BatchingOptions { MaxPrefillTokensPerStep = 64, KvCacheTokens = 2048, MaxQueuedRequests = 10_000 }, maxSequences: 8, maxContext: 256);
+        var engine = new FakeEngine(new BatchingOptions { MaxPrefillTokensPerStep = 64, KvCacheTokens = 512, MaxQueuedRequests = 20_000 }, maxSequences: 8, maxContext: 256);
         var prefixes = Enumerable.Range(0, 6).Select(i => Tokens(random.Next(1, 120), seed: 300 + i)).ToArray();
         var sources = new List<CancellationTokenSource>();
-        for (int i = 0; i < 2_000; i++)
+        for (int i = 0; i < 10_000; i++)
         {
             var prefix = prefixes[random.Next(prefixes.Length)];
             int[] prompt = [.. prefix.Take(random.Next(0, prefix.Length + 1)), .. Tokens(random.Next(1, 40), seed: 1000 + i)];
             var cancel = new CancellationTokenSource();
             sources.Add(cancel);
-            engine.Submit(tokens: prompt, maxNewTokens: random.Next(1, 24), tenant: random.Next(3) == 0 ? "t2" : "", aborted: cancel.Token);
+            engine.Submit(tokens: prompt, maxNewTokens: random.Next(1, 80), tenant: random.Next(3) == 0 ? "t2" : "", aborted: cancel.Token);
             if (random.Next(10) == 0)
                 sources[random.Next(sources.Count)].Cancel();
             if (random.Next(3) == 0)
                 engine.Step();
         }
 
-        engine.RunUntilIdle(100_000);
+        engine.RunUntilIdle(1_000_000);
 
         engine.AssertDrained();
         var kv = engine.Scheduler.Kv;
         Assert.Equal(kv.TotalBlocks, kv.FreeBlocks);
         Assert.All(Enumerable.Range(0, kv.TotalBlocks), b => Assert.Equal(0, kv.References(b)));
         Assert.True(engine.Scheduler.PrefixCacheHits > 0);
+        Assert.True(engine.Scheduler.Preemptions > 0, "the KV budget was meant to preempt sequences holding shared blocks");
         Assert.True(kv.CachedBlocks > 0);
         foreach (var s in sources)
             s.Dispose();

@@ -46,6 +46,38 @@ public sealed class SchedulerServingTests : IAsyncLifetime
         Assert.True(SpinWait.SpinUntil(() => worker.UsedKvBlocks == 0 && worker.PinnedAdapterSlots == 0 && worker.TrackedRequests == 0, 5000));
     }
 
+    /// <summary>
+    /// Prefix caching under the same pressure: prompts share a 48-token prefix per adapter, so running sequences share
+    /// cached blocks while others are preempted and resume on them. Each answer equals the uncached one (a fresh
+    /// <c>cache_salt</c> never hits), and the cache did serve prompt tokens.
+    /// </summary>
+    [Fact]
+    public async Task SharedPrefixesUnderPreemption_EachEqualsItsUncachedRun()
+    {
+        static int[] Prompt(int i) =>
+            [.. Enumerable.Range(0, 48).Select(k => 5 + (i % 4 * 37 + k * 11) % 200), .. Enumerable.Range(0, 6 + i % 5).Select(k => 7 + (i * 13 + k) % 200)];
+        object Request(int i, string? salt) => salt is null
+            ? new { model = $"tenant-{i % 4}", prompt = Prompt(i), max_tokens = 20, temperature = 0, ignore_eos = true }
+            : new { model = $"tenant-{i % 4}", prompt = Prompt(i), max_tokens = 20, temperature = 0, ignore_eos = true, cache_salt = salt };
+        var uncached = new List<string>();
+        for (int i = 0; i < 48; i++)
+            uncached.Add(await Text(Request(i, $"uncached-{i}")));
+        var worker = _server.Services.GetRequiredService<EngineWorker>();
+        long preemptionsBefore = worker.Preemptions;
+
+        var cached = await Task.WhenAll(Enumerable.Range(0, 48).Select(i => Json.PostAsync(_server.Http, "/v1/completions", Request(i, null))));
+
+        for (int i = 0; i < 48; i++)
+        {
+            Assert.True(cached[i].Status == 200, cached[i].Body.ToJsonString());
+            Assert.True(uncached[i] == (string)cached[i].Body["choices"]![0]!["text"]!, $"request {i}: uncached '{uncached[i]}', cached '{cached[i].Body["choices"]![0]!["text"]}'");
+        }
+
+        Assert.True(cached.Sum(c => (int)c.Body["usage"]!["prompt_tokens_details"]!["cached_tokens"]!) > 0, "no request reused a cached prefix");
+        Assert.True(worker.Preemptions > preemptionsBefore, "the KV budget was meant to force preemptions");
+        Assert.True(SpinWait.SpinUntil(() => worker.UsedKvBlocks == 0 && worker.PinnedAdapterSlots == 0 && worker.TrackedRequests == 0, 5000));
+    }
+
     private async Task<string> Text(object request)
     {
         var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions", request);
