@@ -14,19 +14,28 @@ public static class PrefixKeyChain
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
         var keys = new PrefixBlockKey[prompt.Count / blockSize];
-        var input = new byte[16 + 4 * blockSize];
-        Span<byte> hash = stackalloc byte[32];
+        var block = new int[blockSize];
         UInt128 previous = seed.Value;
         for (int b = 0; b < keys.Length; b++)
         {
-            BinaryPrimitives.WriteUInt128LittleEndian(input, previous);
             for (int t = 0; t < blockSize; t++)
-                BinaryPrimitives.WriteInt32LittleEndian(input.AsSpan(16 + 4 * t), prompt[b * blockSize + t]);
-            SHA256.HashData(input, hash);
-            previous = BinaryPrimitives.ReadUInt128LittleEndian(hash);
-            keys[b] = new PrefixBlockKey(previous);
+                block[t] = prompt[b * blockSize + t];
+            keys[b] = Next(previous, block);
+            previous = keys[b].Value;
         }
 
         return keys;
+    }
+
+    /// <summary>The key of the block holding <paramref name="tokens"/> after the block (or seed) <paramref name="previous"/>.</summary>
+    public static PrefixBlockKey Next(UInt128 previous, ReadOnlySpan<int> tokens)
+    {
+        Span<byte> input = stackalloc byte[16 + 4 * tokens.Length];
+        Span<byte> hash = stackalloc byte[32];
+        BinaryPrimitives.WriteUInt128LittleEndian(input, previous);
+        for (int t = 0; t < tokens.Length; t++)
+            BinaryPrimitives.WriteInt32LittleEndian(input[(16 + 4 * t)..], tokens[t]);
+        SHA256.HashData(input, hash);
+        return new PrefixBlockKey(BinaryPrimitives.ReadUInt128LittleEndian(hash));
     }
 }

@@ -1,4 +1,7 @@
 namespace Serving.Batching.Scheduling;
 
-/// <summary>What the engine reports for one planned row: whether it emitted a token and whether the sequence finished.</summary>
-public readonly record struct RowResult(bool EmittedToken, bool Finished);
+/// <summary>
+/// What the engine reports for one planned row: whether it emitted a token, whether the sequence finished, and whether
+/// the row failed (its KV may not have been written: the request ends and none of its blocks is cached).
+/// </summary>
+public readonly record struct RowResult(bool EmittedToken, bool Finished, bool Failed = false);

@@ -15,7 +15,8 @@ public sealed class ScheduledRequest
     /// <param name="promptTokens">Prompt length (≥ 1).</param>
     /// <param name="deadline">When it must end at the latest; null = no deadline beyond the configured timeout.</param>
     /// <param name="aborted">Signalled when the caller goes away.</param>
-    /// <param name="promptBlockKeys">Keys of the prompt's full KV blocks (<see cref="PrefixKeyChain"/>); none: nothing is reused or cached.</param>
+    /// <param name="promptBlockKeys">Keys of the prompt's full KV blocks (<see cref="PrefixKeyChain"/>); none: nothing is reused or cached
+    /// unless the engine appends keys as the sequence grows.</param>
     public ScheduledRequest(RequestId id, string tenant, AdapterMix adapters, int promptTokens, DateTimeOffset? deadline, CancellationToken aborted,
         IReadOnlyList<PrefixBlockKey>? promptBlockKeys = null)
     {
@@ -27,7 +28,7 @@ public sealed class ScheduledRequest
         Deadline = deadline;
         Aborted = aborted;
         Length = promptTokens;
-        PromptBlockKeys = promptBlockKeys ?? [];
+        _blockKeys = [.. promptBlockKeys ?? []];
     }
 
     public RequestId Id { get; }
@@ -37,8 +38,17 @@ public sealed class ScheduledRequest
     public DateTimeOffset? Deadline { get; internal set; }
     public CancellationToken Aborted { get; }
 
-    /// <summary>Keys of the prompt's full blocks, in order: block i may be reused from, and is cached under, key i.</summary>
-    public IReadOnlyList<PrefixBlockKey> PromptBlockKeys { get; }
+    /// <summary>
+    /// Keys of the sequence's full blocks known so far, in order: block i may be reused from, and once written is cached
+    /// under, key i. The prompt's come with the request; the engine appends the keys of blocks its generated tokens fill
+    /// (<see cref="AppendBlockKey"/>), so a later turn of a chat, or the request itself after a preemption, reuses them.
+    /// </summary>
+    public IReadOnlyList<PrefixBlockKey> BlockKeys => _blockKeys;
+
+    private readonly List<PrefixBlockKey> _blockKeys;
+
+    /// <summary>The key of the next full block (block <see cref="BlockKeys"/>.Count), from the engine loop.</summary>
+    public void AppendBlockKey(PrefixBlockKey key) => _blockKeys.Add(key);
 
     // scheduler state
     public RequestPhase Phase { get; internal set; } = RequestPhase.Waiting;

@@ -151,8 +151,14 @@ public sealed class StepScheduler
         {
             var row = plan.Rows[i];
             var r = _running.Find(x => x.Id == row.Id) ?? throw new InvalidOperationException($"{row.Id} is not running");
+            if (results[i].Failed)
+            {
+                End(r);
+                continue;
+            }
+
             r.Computed += row.TokenCount;
-            CacheFullPromptBlocks(r);
+            CacheFullBlocks(r);
             if (results[i].EmittedToken)
                 r.Length++;
             if (results[i].Finished || r.Length >= MaxContext)
@@ -354,20 +360,20 @@ public sealed class StepScheduler
     }
 
     /// <summary>
-    /// Takes the cached blocks of <paramref name="r"/>'s longest cached prompt prefix into its (empty) block table; returns
+    /// Takes the cached blocks of <paramref name="r"/>'s longest cached prefix into its (empty) block table; returns
     /// how many. At least the last token is always computed, since its logits give the first output token.
     /// </summary>
     private int ReusePrefix(ScheduledRequest r) =>
-        _options.PrefixCaching && r.PromptBlockKeys.Count > 0 ? _kv.Reuse(r.PromptBlockKeys, (r.Length - 1) / _kv.BlockSize, r.Blocks) : 0;
+        _options.PrefixCaching && r.BlockKeys.Count > 0 ? _kv.Reuse(r.BlockKeys, (r.Length - 1) / _kv.BlockSize, r.Blocks) : 0;
 
-    /// <summary>Caches the prompt blocks the engine has now written in full under their keys (a reused block is never written).</summary>
-    private void CacheFullPromptBlocks(ScheduledRequest r)
+    /// <summary>Caches the blocks the engine has now written in full under their keys (a reused block is never written).</summary>
+    private void CacheFullBlocks(ScheduledRequest r)
     {
         if (!_options.PrefixCaching)
             return;
-        int full = Math.Min(r.Computed / _kv.BlockSize, r.PromptBlockKeys.Count);
+        int full = Math.Min(r.Computed / _kv.BlockSize, r.BlockKeys.Count);
         for (; r.RegisteredBlocks < full; r.RegisteredBlocks++)
-            _kv.Register(r.Blocks[r.RegisteredBlocks], r.PromptBlockKeys[r.RegisteredBlocks]);
+            _kv.Register(r.Blocks[r.RegisteredBlocks], r.BlockKeys[r.RegisteredBlocks]);
     }
 
     private void End(ScheduledRequest r)

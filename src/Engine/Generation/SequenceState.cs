@@ -51,7 +51,7 @@ public sealed class SequenceState
     public int TotalTokens => PromptTokens.Count + _generated.Count;
 
     /// <summary>Tokens [start, start + count) of the sequence (prompt, then generated).</summary>
-    internal int[] TokensFrom(int start, int count)
+    public int[] TokensFrom(int start, int count)
     {
         var tokens = new int[count];
         for (int i = 0; i < count; i++)

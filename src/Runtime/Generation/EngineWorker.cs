@@ -110,9 +110,13 @@ public sealed class EngineWorker : BackgroundService
         var model = _host.Model;
         var state = new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds);
         var id = new RequestId(Interlocked.Increment(ref _nextId));
-        _requests[id] = new ActiveRequest(command, state);
-        var keys = _batching.PrefixCaching ? PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize) : null;
-        var outcome = scheduler.TryEnqueue(new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys));
+        Batching.PrefixCaching.PrefixCacheSeed? seed = null;
+        Batching.PrefixCaching.PrefixBlockKey[]? keys = null;
+        if (_batching.PrefixCaching)
+            (seed, keys) = PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize);
+        var scheduled = new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys);
+        _requests[id] = new ActiveRequest(command, state, scheduled, seed);
+        var outcome = scheduler.TryEnqueue(scheduled);
         if (outcome != EnqueueOutcome.Accepted)
             _requests.TryRemove(id, out _);
         return outcome;
@@ -242,8 +246,12 @@ public sealed class EngineWorker : BackgroundService
         for (int i = 0; i < rows.Count; i++)
         {
             if (events[i] is TokenEvent e)
+            {
                 rows[i].Command.Output.TryWrite(new GenerationUpdate(e));
-            results[i] = new RowResult(events[i] is not null, rows[i].State.IsFinished || failed[i] is not null);
+                rows[i].ExtendBlockKeys(_batching.KvBlockSize);
+            }
+
+            results[i] = new RowResult(events[i] is not null, rows[i].State.IsFinished || failed[i] is not null, failed[i] is not null);
         }
 
         scheduler.CompleteStep(plan, results);

@@ -10,10 +10,10 @@ namespace Serving.Runtime.Generation;
 /// </summary>
 internal static class PrefixCacheKeys
 {
-    public static PrefixBlockKey[] For(GenerationCommand command, string modelId, int blockSize)
+    public static (PrefixCacheSeed Seed, PrefixBlockKey[] Keys) For(GenerationCommand command, string modelId, int blockSize)
     {
         var adapters = command.Adapters.Mix.Entries.Select((e, i) => (command.Adapters.Records[i].Version, (double)e.Weight));
         var seed = PrefixCacheSeed.Create(modelId, adapters, command.Tenant, command.CacheSalt);
-        return PrefixKeyChain.Compute(seed, command.PromptTokens, blockSize);
+        return (seed, PrefixKeyChain.Compute(seed, command.PromptTokens, blockSize));
     }
 }

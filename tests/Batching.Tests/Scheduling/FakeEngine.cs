@@ -18,7 +18,8 @@ internal sealed class FakeEngine
     private readonly Dictionary<RequestId, int> _generated = [];
     private readonly Dictionary<RequestId, int> _cached = [];
     private readonly Dictionary<RequestId, IReadOnlyList<AdapterSlotWeight>> _slots = [];
-    private readonly Dictionary<int, PrefixBlockKey?> _written = [];     // block → what the last write put there (null: no prompt prefix)
+    private readonly Dictionary<int, PrefixBlockKey?> _written = [];     // block → what the last write put there (null: no key yet)
+    private readonly Dictionary<RequestId, (List<int> Tokens, PrefixCacheSeed Seed)> _sequences = [];
     private long _nextId;
 
     public FakeEngine(BatchingOptions? options = null, int slots = 4, int maxSequences = 8, int maxContext = 256)
@@ -48,8 +49,10 @@ internal sealed class FakeEngine
     {
         var id = new RequestId(++_nextId);
         var mix = adapter is null ? AdapterMix.None : AdapterMix.Single(AdapterId.Parse(adapter));
-        var keys = tokens is null ? null
-            : PrefixKeyChain.Compute(PrefixCacheSeed.Create("fake-model", adapter is null ? [] : [(adapter + "@v1", 1.0)], tenant, salt), tokens, Scheduler.Kv.BlockSize);
+        var seed = PrefixCacheSeed.Create("fake-model", adapter is null ? [] : [(adapter + "@v1", 1.0)], tenant, salt);
+        var keys = tokens is null ? null : PrefixKeyChain.Compute(seed, tokens, Scheduler.Kv.BlockSize);
+        if (tokens is not null)
+            _sequences[id] = ([.. tokens], seed);
         var outcome = Scheduler.TryEnqueue(new ScheduledRequest(id, tenant, mix, tokens?.Count ?? prompt, deadline, aborted, keys));
         Assert.Equal(expect, outcome);
         _maxNewTokens[id] = maxNewTokens;
@@ -81,7 +84,7 @@ internal sealed class FakeEngine
             Assert.Equal(0, s.CachedTokens % Scheduler.Kv.BlockSize);
             Assert.True(s.CachedTokens < request.Length, "the last token is always computed");
             for (int b = 0; b < s.CachedTokens / Scheduler.Kv.BlockSize; b++)
-                Assert.Equal(request.PromptBlockKeys[b], _written[request.Blocks[b]]);
+                Assert.Equal(request.BlockKeys[b], _written[request.Blocks[b]]);
         }
 
         Assert.True(plan.Rows.Count <= Scheduler.MaxSequences);
@@ -100,7 +103,7 @@ internal sealed class FakeEngine
                 Assert.True(writtenThisStep.Add(block), $"block {block} written by two rows");
                 Assert.Equal(1, Scheduler.Kv.References(block));
                 Assert.Null(Scheduler.Kv.KeyOf(block));
-                _written[block] = b < request.PromptBlockKeys.Count ? request.PromptBlockKeys[b] : null;
+                _written[block] = b < request.BlockKeys.Count ? request.BlockKeys[b] : null;
             }
 
             Assert.True(row.Blocks.Count * Scheduler.Kv.BlockSize >= row.StartPosition + row.TokenCount,
@@ -109,6 +112,7 @@ internal sealed class FakeEngine
             bool finished = false;
             if (row.EmitsToken)
             {
+                Generate(request);
                 _generated[row.Id]++;
                 finished = _generated[row.Id] >= _maxNewTokens[row.Id];
                 if (finished)
@@ -126,6 +130,27 @@ internal sealed class FakeEngine
         Assert.True(Scheduler.Kv.UsedBlocks <= Scheduler.Kv.TotalBlocks);
         Assert.Equal(Scheduler.RunningRequests.Sum(r => r.Slots.Count), Slots.Table.TotalPins);
         return plan;
+    }
+
+    /// <summary>Prompt and generated tokens of a request submitted with tokens.</summary>
+    public IReadOnlyList<int> SequenceTokens(RequestId id) => _sequences[id].Tokens;
+
+    /// <summary>
+    /// The token a row emits (a function of the sequence so far, like a greedy model), and the keys of the blocks the
+    /// sequence now fills, appended as the engine loop does.
+    /// </summary>
+    private void Generate(ScheduledRequest request)
+    {
+        if (!_sequences.TryGetValue(request.Id, out var sequence))
+            return;
+        var tokens = sequence.Tokens;
+        tokens.Add(7 + (tokens.Count * 131 + tokens[^1] * 17) % 5000);
+        int bs = Scheduler.Kv.BlockSize;
+        while ((request.BlockKeys.Count + 1) * bs <= tokens.Count)
+        {
+            int b = request.BlockKeys.Count;
+            request.AppendBlockKey(PrefixKeyChain.Next(b == 0 ? sequence.Seed.Value : request.BlockKeys[^1].Value, tokens.GetRange(b * bs, bs).ToArray()));
+        }
     }
 
     public void RunUntilIdle(int maxSteps = 10_000)

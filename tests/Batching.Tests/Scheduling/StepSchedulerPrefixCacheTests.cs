@@ -36,6 +36,39 @@ public sealed class StepSchedulerPrefixCacheTests
     }
 
     [Fact]
+    public void PlanStep_NextTurnHoldsTheEarlierAnswer_ReusesTheGeneratedBlocksToo()
+    {
+        var engine = new FakeEngine(maxContext: 512);
+        var first = engine.Submit(tokens: Tokens(40, seed: 8), maxNewTokens: 40);
+        engine.RunUntilIdle();
+        var conversation = engine.SequenceTokens(first);                   // 40 prompt + 40 generated tokens
+        Assert.Equal(80, conversation.Count);
+
+        var next = engine.Submit(tokens: [.. conversation, .. Tokens(10, seed: 9)]);
+        engine.RunUntilIdle();
+
+        // Blocks 0–3 (64 tokens) were written in full; block 4's last position held the final token, whose KV no step wrote.
+        Assert.Equal(64, engine.CachedTokens[next]);
+        engine.AssertDrained();
+    }
+
+    [Fact]
+    public void CompleteStep_RowFailed_EndsTheRequestAndCachesNothingOfIt()
+    {
+        var engine = new FakeEngine();
+        var prompt = Tokens(48, seed: 10);
+        engine.Submit(tokens: prompt);
+        var plan = engine.Scheduler.PlanStep();
+        Assert.Single(plan.Rows);
+
+        engine.Scheduler.CompleteStep(plan, [new RowResult(EmittedToken: true, Finished: true, Failed: true)]);
+
+        Assert.Equal(0, engine.Scheduler.Kv.CachedBlocks);
+        Assert.Equal(0, engine.Scheduler.Running);
+        Assert.Equal(engine.Scheduler.Kv.TotalBlocks, engine.Scheduler.Kv.FreeBlocks);
+    }
+
+    [Fact]
     public void PlanStep_SamePromptOfWholeBlocks_RecomputesTheLastBlock()
     {
         var engine = new FakeEngine();

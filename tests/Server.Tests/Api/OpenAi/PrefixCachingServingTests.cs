@@ -46,13 +46,14 @@ public sealed class PrefixCachingServingTests : IAsyncLifetime
 
     private static int[] Tokens(int count, int seed) => [.. Enumerable.Range(0, count).Select(i => 3 + (seed * 7919 + i * 131) % 240)];
 
-    private async Task<(int[] Tokens, int Cached)> Complete(object model, int[] prompt, string key = Alice, string? salt = null, object? adapters = null)
+    private async Task<(int[] Tokens, int Cached)> Complete(object model, int[] prompt, string key = Alice, string? salt = null, object? adapters = null,
+        int maxTokens = 8)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
             Content = JsonContent.Create(new Dictionary<string, object?>
             {
-                ["model"] = model, ["prompt"] = prompt, ["max_tokens"] = 8, ["temperature"] = 0, ["ignore_eos"] = true, ["return_token_ids"] = true,
+                ["model"] = model, ["prompt"] = prompt, ["max_tokens"] = maxTokens, ["temperature"] = 0, ["ignore_eos"] = true, ["return_token_ids"] = true,
                 ["cache_salt"] = salt, ["adapters"] = adapters,
             }.Where(kv => kv.Value is not null).ToDictionary()),
         };
@@ -95,6 +96,19 @@ public sealed class PrefixCachingServingTests : IAsyncLifetime
         Assert.Equal(await Uncached(model, second, adapters: mix), tokens);
         if (target != "auto")                                              // auto may route the two prompts to different mixes
             Assert.Equal(shared / 16 * 16, cached);
+    }
+
+    [Fact]
+    public async Task Completions_NextTurnHoldsTheEarlierAnswer_ReusesItsGeneratedBlocksExactly()
+    {
+        int[] history = Tokens(100, seed: 55);
+        var (answer, _) = await Complete("clinical", history, maxTokens: 40);
+
+        int[] nextTurn = [.. history, .. answer, .. Tokens(20, seed: 56)];
+        var (tokens, cached) = await Complete("clinical", nextTurn);
+
+        Assert.Equal(128, cached);                                         // 139 tokens had their KV written: 8 full blocks
+        Assert.Equal(await Uncached("clinical", nextTurn), tokens);
     }
 
     [Fact]
