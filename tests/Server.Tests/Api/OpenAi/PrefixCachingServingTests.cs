@@ -141,6 +141,54 @@ public sealed class PrefixCachingServingTests : IAsyncLifetime
         Assert.NotEqual(await Uncached("base", prompt), tokens);
     }
 
+    /// <summary>Replacements in <see cref="Completions_ReplacementsUnderConcurrentLoad_EveryAnswerIsOneVersionsOwn"/>: 1,000 for the full run.</summary>
+    public static int Replacements => int.TryParse(Environment.GetEnvironmentVariable("SERVING_PREFIX_REPLACEMENTS"), out int n) ? n : 120;
+
+    [Fact]
+    public async Task Completions_ReplacementsUnderConcurrentLoad_EveryAnswerIsOneVersionsOwn()
+    {
+        var prefix = Tokens(64, seed: 123);
+        var prompts = Enumerable.Range(0, 4).Select(i => (int[])[.. prefix, .. Tokens(5 + i, seed: 200 + i)]).ToArray();
+        Assert.Equal(200, await Load("ref-1", _v1));
+        Assert.Equal(200, await Load("ref-2", _v2));
+        Assert.Equal(200, await Load("churn", _v1));
+        var v1 = new List<int[]>();
+        var v2 = new List<int[]>();
+        foreach (var p in prompts)
+        {
+            v1.Add(await Uncached("ref-1", p));
+            v2.Add(await Uncached("ref-2", p));
+            Assert.NotEqual(v1[^1], v2[^1]);
+        }
+
+        using var done = new CancellationTokenSource();
+        int wrong = 0, answered = 0, fromV1 = 0, fromV2 = 0, cachedTokens = 0;
+        var clients = Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
+        {
+            for (int i = 0; !done.IsCancellationRequested; i++)
+            {
+                int p = (c + i) % prompts.Length;
+                var (tokens, cached) = await Complete("churn", prompts[p]);
+                Interlocked.Increment(ref answered);
+                Interlocked.Add(ref cachedTokens, cached);
+                if (tokens.SequenceEqual(v1[p]))
+                    Interlocked.Increment(ref fromV1);
+                else if (tokens.SequenceEqual(v2[p]))
+                    Interlocked.Increment(ref fromV2);
+                else
+                    Interlocked.Increment(ref wrong);
+            }
+        })).ToArray();
+        for (int r = 0; r < Replacements; r++)
+            Assert.Equal(200, await Load("churn", r % 2 == 0 ? _v2 : _v1));
+        await done.CancelAsync();
+        await Task.WhenAll(clients);
+
+        Assert.Equal(0, wrong);
+        Assert.True(fromV1 > 0 && fromV2 > 0, $"answers: {fromV1} from v1, {fromV2} from v2 of {answered}");
+        Assert.True(cachedTokens > 0, "no request reused a cached prefix");
+    }
+
     [Fact]
     public async Task Completions_CacheSaltInvalid_400NamingTheField()
     {
