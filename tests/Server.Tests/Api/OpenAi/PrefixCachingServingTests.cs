@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Grpc.Core;
 using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 
@@ -109,6 +110,40 @@ public sealed class PrefixCachingServingTests : IAsyncLifetime
 
         Assert.Equal(128, cached);                                         // 139 tokens had their KV written: 8 full blocks
         Assert.Equal(await Uncached("clinical", nextTurn), tokens);
+    }
+
+    [Fact]
+    public async Task Generate_Grpc_SaltPartitionsAndUsageCountsCachedTokens()
+    {
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(_server.Address);
+        var client = new Serving.V1.Generation.GenerationClient(channel);
+        var alice = new global::Grpc.Core.Metadata { { "Authorization", "Bearer " + Alice } };
+        Serving.V1.GenerateRequest Request(string? salt)
+        {
+            var r = new Serving.V1.GenerateRequest { Model = "base", MaxTokens = 6, Temperature = 0, IgnoreEos = true };
+            r.PromptTokenIds.AddRange(Tokens(90, seed: 66));
+            if (salt is not null)
+                r.CacheSalt = salt;
+            return r;
+        }
+
+        var first = await client.GenerateAsync(Request("grpc"), alice);
+        var second = await client.GenerateAsync(Request("grpc"), alice);
+        var otherSalt = await client.GenerateAsync(Request("grpc-2"), alice);
+        var stream = client.GenerateStream(Request("grpc"), alice);
+        var streamed = new List<Serving.V1.GenerateStreamResponse>();
+        await foreach (var message in stream.ResponseStream.ReadAllAsync())
+            streamed.Add(message);
+
+        Assert.Equal(0, first.Usage.CachedPromptTokens);
+        Assert.Equal(80, second.Usage.CachedPromptTokens);
+        Assert.Equal(0, otherSalt.Usage.CachedPromptTokens);
+        Assert.Equal(80, streamed[^1].Usage.CachedPromptTokens);
+        Assert.Equal(first.TokenIds, second.TokenIds);
+        Assert.Equal(first.TokenIds, streamed.SelectMany(m => m.TokenIds));
+        var empty = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () => await client.GenerateAsync(Request(""), alice));
+        Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, empty.StatusCode);
+        Assert.Contains("cache_salt", empty.Status.Detail);
     }
 
     [Fact]
