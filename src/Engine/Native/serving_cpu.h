@@ -3,6 +3,8 @@
 #define SERVING_CPU_H
 
 #include <cpuid.h>
+#include <stdint.h>
+#include <string.h>
 
 typedef struct {
     int avx512f, avx512bw, avx512_bf16, amx_tile, amx_bf16;
@@ -28,6 +30,26 @@ static inline int serving_cpu_read(serving_cpu *cpu)
     unsigned hi;
     __asm__ volatile("xgetbv" : "=a"(cpu->xcr0), "=d"(hi) : "c"(0));
     return 1;
+}
+
+/* 1 when the CPU has AVX512-F/BW and AVX512-BF16 and the OS saves SSE, AVX and the three AVX-512 state components. */
+static inline int serving_cpu_has_avx512_bf16(void)
+{
+    serving_cpu cpu;
+    if (!serving_cpu_read(&cpu) || !cpu.avx512f || !cpu.avx512bw || !cpu.avx512_bf16)
+        return 0;
+    return (cpu.xcr0 & 0xE6) == 0xE6;
+}
+
+/* float → bfloat16, rounding to nearest even; NaN stays a (quiet) NaN. */
+static inline uint16_t serving_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
 }
 
 #endif

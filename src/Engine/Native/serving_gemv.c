@@ -22,23 +22,7 @@
 #define GEMV_MAX_ROWS 4
 
 /* 1 when the CPU has AVX512-F/BW and AVX512-BF16 and the OS saves the AVX-512 state. */
-int serving_gemv_init(void)
-{
-    serving_cpu cpu;
-    if (!serving_cpu_read(&cpu) || !cpu.avx512f || !cpu.avx512bw || !cpu.avx512_bf16)
-        return 0;
-    return (cpu.xcr0 & 0xE6) == 0xE6;
-}
-
-static inline uint16_t gemv_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
-        return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7FFFu + ((u >> 16) & 1u);         /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
+int serving_gemv_init(void) { return serving_cpu_has_avx512_bf16(); }
 
 static inline float gemv_from_bf16(uint16_t h)
 {
@@ -53,7 +37,7 @@ static inline void gemv_store(void *y, int out_f32, long index, float value)
     if (out_f32)
         ((float *)y)[index] = value;
     else
-        ((uint16_t *)y)[index] = gemv_to_bf16(value);
+        ((uint16_t *)y)[index] = serving_to_bf16(value);
 }
 
 /*

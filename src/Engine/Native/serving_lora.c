@@ -32,23 +32,7 @@
 #define LORA_MAX_ROWS 32
 
 /* 1 when the CPU has AVX512-F/BW and AVX512-BF16 and the OS saves the AVX-512 state. */
-int serving_lora_bf16_init(void)
-{
-    serving_cpu cpu;
-    if (!serving_cpu_read(&cpu) || !cpu.avx512f || !cpu.avx512bw || !cpu.avx512_bf16)
-        return 0;
-    return (cpu.xcr0 & 0xE6) == 0xE6; /* SSE, AVX and the three AVX-512 state components */
-}
-
-static inline uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
-        return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7FFFu + ((u >> 16) & 1u);    /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
+int serving_lora_bf16_init(void) { return serving_cpu_has_avx512_bf16(); }
 
 static inline __mmask32 mask_of(int valid) { return valid >= 32 ? 0xFFFFFFFFu : ((1u << valid) - 1u); }
 
@@ -248,8 +232,8 @@ void serving_lora_bf16_rows(const uint16_t *const *x, const uint16_t *a, const u
     int pairs = (rank + 1) / 2;
     for (int m = 0; m < rows; m++)
         for (int p = 0; p < pairs; p++) {
-            uint32_t first = to_bf16(factor[m] * h[m][2 * p]);
-            uint32_t second = 2 * p + 1 < rank ? to_bf16(factor[m] * h[m][2 * p + 1]) : 0;
+            uint32_t first = serving_to_bf16(factor[m] * h[m][2 * p]);
+            uint32_t second = 2 * p + 1 < rank ? serving_to_bf16(factor[m] * h[m][2 * p + 1]) : 0;
             hp[m][p] = first | (second << 16);
         }
     for (int o0 = 0; o0 < out; o0 += 32) {
