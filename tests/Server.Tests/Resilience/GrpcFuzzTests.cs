@@ -66,6 +66,8 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
             r.RoutingCandidates.AddRange(candidates);
             if (routingTopK != 100)
                 r.RoutingTopK = routingTopK;
+            if (routingTopK is 0 or 2)
+                r.CacheSalt = routingTopK == 0 ? "" : prompt;              // an empty salt is refused, any other partitions the cache
             return r;
         });
 
