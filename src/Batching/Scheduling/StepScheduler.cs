@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Serving.Batching.PrefixCaching;
 using Serving.Contracts;
 
 namespace Serving.Batching.Scheduling;
@@ -22,6 +23,7 @@ public sealed class StepScheduler
     private readonly IAdapterSlotProvider _adapters;
     private readonly TimeProvider _time;
     private readonly KvBlockAllocator _kv;
+    private readonly PrefixCache _prefixes;
     private readonly ConcurrentQueue<ScheduledRequest> _incoming = new();
     private readonly List<ScheduledRequest> _waiting = [];             // sorted by Arrival
     private readonly List<ScheduledRequest> _running = [];             // sorted by Admission
@@ -48,6 +50,7 @@ public sealed class StepScheduler
             ? (options.KvCacheTokens + blockSize - 1) / blockSize
             : maxSequences * ((maxContext + blockSize - 1) / blockSize);
         _kv = new KvBlockAllocator(blocks, blockSize);
+        _prefixes = new PrefixCache(_kv, options.PrefixCaching);
         if (_kv.BlocksFor(maxContext) > blocks)
             throw new ArgumentException($"the KV cache ({blocks} blocks of {blockSize} tokens) cannot hold one sequence of the max context {maxContext}");
     }
@@ -64,12 +67,10 @@ public sealed class StepScheduler
     public long Preemptions { get; private set; }
 
     /// <summary>Prompt tokens looked up in the prefix cache at admissions (vLLM's <c>prefix_cache_queries</c>; thread-safe).</summary>
-    public long PrefixCacheQueries => Interlocked.Read(ref _prefixQueries);
+    public long PrefixCacheQueries => _prefixes.Queries;
 
     /// <summary>Of those, tokens whose KV was reused (vLLM's <c>prefix_cache_hits</c>; thread-safe).</summary>
-    public long PrefixCacheHits => Interlocked.Read(ref _prefixHits);
-
-    private long _prefixQueries, _prefixHits;
+    public long PrefixCacheHits => _prefixes.Hits;
     public IReadOnlyList<ScheduledRequest> RunningRequests => _running;
 
     /// <summary>Queued requests in arrival order (engine loop only; arrivals not yet planned are not included).</summary>
@@ -158,7 +159,7 @@ public sealed class StepScheduler
             }
 
             r.Computed += row.TokenCount;
-            CacheFullBlocks(r);
+            _prefixes.CacheFullBlocks(r);
             if (results[i].EmittedToken)
                 r.Length++;
             if (results[i].Finished || r.Length >= MaxContext)
@@ -284,7 +285,7 @@ public sealed class StepScheduler
 
             // Admit only what can cache its whole sequence plus one token, so admission never forces an immediate preemption.
             // Blocks reused from the prefix cache count towards it; taking them first keeps them from being evicted for it.
-            int reused = ReusePrefix(r);
+            int reused = _prefixes.Reuse(r);
             if (_kv.BlocksFor(r.Length + 1) - reused > _kv.FreeBlocks)
             {
                 _kv.Release(r.Blocks);
@@ -318,11 +319,7 @@ public sealed class StepScheduler
             r.Computed = reused * _kv.BlockSize;
             r.CachedPromptTokens = r.Computed;
             r.RegisteredBlocks = reused;
-            if (_options.PrefixCaching)
-            {
-                Interlocked.Add(ref _prefixQueries, r.PromptTokens);
-                Interlocked.Add(ref _prefixHits, r.Computed);
-            }
+            _prefixes.Count(r, r.Computed);
 
             int n = Math.Min(r.Length - r.Computed, budget);
             r.Slots = slots;
@@ -357,23 +354,6 @@ public sealed class StepScheduler
         foreach (var r in _waiting)
             if (!exempt.Contains(r))
                 r.BlockedSteps++;
-    }
-
-    /// <summary>
-    /// Takes the cached blocks of <paramref name="r"/>'s longest cached prefix into its (empty) block table; returns
-    /// how many. At least the last token is always computed, since its logits give the first output token.
-    /// </summary>
-    private int ReusePrefix(ScheduledRequest r) =>
-        _options.PrefixCaching && r.BlockKeys.Count > 0 ? _kv.Reuse(r.BlockKeys, (r.Length - 1) / _kv.BlockSize, r.Blocks) : 0;
-
-    /// <summary>Caches the blocks the engine has now written in full under their keys (a reused block is never written).</summary>
-    private void CacheFullBlocks(ScheduledRequest r)
-    {
-        if (!_options.PrefixCaching)
-            return;
-        int full = Math.Min(r.Computed / _kv.BlockSize, r.BlockKeys.Count);
-        for (; r.RegisteredBlocks < full; r.RegisteredBlocks++)
-            _kv.Register(r.Blocks[r.RegisteredBlocks], r.BlockKeys[r.RegisteredBlocks]);
     }
 
     private void End(ScheduledRequest r)
