@@ -43,9 +43,11 @@ internal sealed class GrpcStreamingClient : ILoadClient
         var clock = Stopwatch.StartNew();
         double first = double.NaN, last = double.NaN;
         int tokens = 0;
+        var ids = new List<int>();
+        var headers = request.ApiKey is null ? _headers : new Metadata { { "authorization", $"Bearer {request.ApiKey}" } };
         try
         {
-            using var call = _client.GenerateStream(message, _headers, DateTime.UtcNow + _timeout, cancellationToken);
+            using var call = _client.GenerateStream(message, headers, DateTime.UtcNow + _timeout, cancellationToken);
             await foreach (var chunk in call.ResponseStream.ReadAllAsync(cancellationToken))
             {
                 if (chunk.TokenIds.Count == 0)
@@ -54,10 +56,11 @@ internal sealed class GrpcStreamingClient : ILoadClient
                 if (tokens == 0)
                     first = last;
                 tokens += chunk.TokenIds.Count;
+                ids.AddRange(chunk.TokenIds);
             }
 
             double tpot = tokens > 1 ? (last - first) / (tokens - 1) : double.NaN;
-            return new RequestOutcome(request, "ok", startedAtSeconds, first, tpot, clock.Elapsed.TotalMilliseconds, tokens, null);
+            return new RequestOutcome(request, "ok", startedAtSeconds, first, tpot, clock.Elapsed.TotalMilliseconds, tokens, null, ids);
         }
         catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
         {

@@ -10,7 +10,7 @@ namespace Serving.LoadTests.Clients;
 /// <summary>
 /// OpenAI completions over SSE (<c>stream: true</c>, <c>stream_options.include_usage</c>), prompts as token ids,
 /// greedy, <c>ignore_eos</c> so every request produces exactly its planned output length. The first chunk carrying
-/// text marks TTFT; the usage chunk gives the token count.
+/// text marks TTFT; the usage chunk gives the token count; <c>return_token_ids</c> gives the generated ids.
 /// </summary>
 internal sealed class RestStreamingClient : ILoadClient
 {
@@ -38,9 +38,12 @@ internal sealed class RestStreamingClient : ILoadClient
         var clock = Stopwatch.StartNew();
         double first = double.NaN, last = double.NaN;
         int chunks = 0, tokens = 0;
+        var ids = new List<int>();
         try
         {
             using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(Body(request), Encoding.UTF8, "application/json") };
+            if (request.ApiKey is not null)
+                message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", request.ApiKey);
             using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             if (!response.IsSuccessStatusCode)
             {
@@ -59,8 +62,10 @@ internal sealed class RestStreamingClient : ILoadClient
                     return new RequestOutcome(request, "stream_error", startedAtSeconds, first, double.NaN, clock.Elapsed.TotalMilliseconds, tokens, Shorten(streamError.ToJsonString()));
                 if (chunk["usage"] is JsonObject usage)
                     tokens = usage["completion_tokens"]!.GetValue<int>();
-                if (chunk["choices"] is JsonArray { Count: > 0 })
+                if (chunk["choices"] is JsonArray { Count: > 0 } choices)
                 {
+                    if (choices[0]?["token_ids"] is JsonArray chunkIds)
+                        ids.AddRange(chunkIds.Select(t => t!.GetValue<int>()));
                     last = clock.Elapsed.TotalMilliseconds;
                     if (chunks++ == 0)
                         first = last;
@@ -69,7 +74,7 @@ internal sealed class RestStreamingClient : ILoadClient
 
             tokens = tokens == 0 ? chunks : tokens;
             double tpot = tokens > 1 ? (last - first) / (tokens - 1) : double.NaN;
-            return new RequestOutcome(request, "ok", startedAtSeconds, first, tpot, clock.Elapsed.TotalMilliseconds, tokens, null);
+            return new RequestOutcome(request, "ok", startedAtSeconds, first, tpot, clock.Elapsed.TotalMilliseconds, tokens, null, ids);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -92,6 +97,7 @@ internal sealed class RestStreamingClient : ILoadClient
             ["ignore_eos"] = true,
             ["stream"] = true,
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
+            ["return_token_ids"] = true,
         };
         if (request.Kind == RequestKind.Mixture)
             body["adapters"] = new JsonArray([.. request.Mixture.Select(m => (JsonNode)new JsonObject { ["id"] = m.Id, ["weight"] = m.Weight })]);

@@ -60,6 +60,7 @@ internal static class CompareCommand
                 a = p.First.Label,
                 b = p.Second.Label,
                 tokens_per_second = p.Second.TokensPerSecond / p.First.TokensPerSecond,
+                ttft_p50 = p.Second.TtftMs.P50 / p.First.TtftMs.P50,
                 ttft_p99 = p.Second.TtftMs.P99 / p.First.TtftMs.P99,
                 tpot_p50 = p.Second.TpotMs.P50 / p.First.TpotMs.P50,
             }),

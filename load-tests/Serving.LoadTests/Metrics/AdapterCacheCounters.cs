@@ -8,24 +8,10 @@ internal sealed record AdapterCacheCounters(IReadOnlyDictionary<(string Tier, st
 {
     public const string MetricName = "serving_adapter_cache_total";
 
-    public static AdapterCacheCounters Empty { get; } = new(new Dictionary<(string, string), double>());
-
     public static AdapterCacheCounters From(IEnumerable<PrometheusSample> samples) => new(samples
         .Where(s => s.Name == MetricName && s.Labels.ContainsKey("tier") && s.Labels.ContainsKey("result"))
         .GroupBy(s => (s.Labels["tier"], s.Labels["result"]))
         .ToDictionary(g => g.Key, g => g.Sum(s => s.Value)));
-
-    public static async Task<AdapterCacheCounters> ScrapeAsync(HttpClient http, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return From(PrometheusText.Parse(await http.GetStringAsync("/metrics", cancellationToken)));
-        }
-        catch (HttpRequestException)
-        {
-            return Empty;
-        }
-    }
 
     public AdapterCacheCounters Minus(AdapterCacheCounters earlier) => new(Counts.ToDictionary(
         kv => kv.Key, kv => kv.Value - earlier.Counts.GetValueOrDefault(kv.Key)));

@@ -5,6 +5,19 @@ namespace Serving.LoadTests.Metrics;
 /// <summary>Parses the Prometheus text format (version 0.0.4) that <c>/metrics</c> serves; comments and malformed lines are skipped.</summary>
 internal static class PrometheusText
 {
+    /// <summary>The server's <c>/metrics</c> now; empty when it cannot be read (metrics off, or the key may not read them).</summary>
+    public static async Task<List<PrometheusSample>> ScrapeAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return Parse(await http.GetStringAsync("/metrics", cancellationToken));
+        }
+        catch (HttpRequestException)
+        {
+            return [];
+        }
+    }
+
     public static List<PrometheusSample> Parse(string text)
     {
         var samples = new List<PrometheusSample>();

@@ -28,6 +28,8 @@ internal sealed class RequestPlanner
 
     public IReadOnlyList<string> Adapters => _adapters;
 
+    public string BaseModel => _baseModel;
+
     public PlannedRequest Next()
     {
         int index = _next++;

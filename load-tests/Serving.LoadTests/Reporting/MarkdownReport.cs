@@ -31,6 +31,8 @@ internal static class MarkdownReport
             Row(md, $"requests: {kind}", runs, r => r.RequestsByKind.GetValueOrDefault(kind).ToString(CultureInfo.InvariantCulture));
         foreach (var tier in runs.SelectMany(r => r.AdapterHitRates.Keys).Distinct().Order(StringComparer.Ordinal))
             Row(md, $"adapter {tier} hit rate", runs, r => r.AdapterHitRates.TryGetValue(tier, out double v) && !double.IsNaN(v) ? v.ToString("P1", CultureInfo.InvariantCulture) : "—");
+        if (runs.Any(r => !double.IsNaN(r.PrefixCacheHitRate)))
+            Row(md, "prefix cache hit rate (prompt tokens)", runs, r => double.IsNaN(r.PrefixCacheHitRate) ? "—" : r.PrefixCacheHitRate.ToString("P1", CultureInfo.InvariantCulture));
         return md.ToString();
     }
 
@@ -42,6 +44,7 @@ internal static class MarkdownReport
         Line("throughput (output tokens/s)", a.TokensPerSecond, b.TokensPerSecond);
         Line("throughput (requests/s)", a.RequestsPerSecond, b.RequestsPerSecond);
         Line("TTFT p50 (ms)", a.TtftMs.P50, b.TtftMs.P50);
+        Line("TTFT p90 (ms)", a.TtftMs.P90, b.TtftMs.P90);
         Line("TTFT p99 (ms)", a.TtftMs.P99, b.TtftMs.P99);
         Line("TPOT p50 (ms)", a.TpotMs.P50, b.TpotMs.P50);
         Line("TPOT p99 (ms)", a.TpotMs.P99, b.TpotMs.P99);

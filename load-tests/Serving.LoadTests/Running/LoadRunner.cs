@@ -10,7 +10,8 @@ namespace Serving.LoadTests.Running;
 /// Drives one client with a scenario's arrival process until the scenario's bound. Closed loop: C workers, each
 /// sending its next request when the previous one ends. Open loop: requests start at their planned Poisson offsets
 /// whether or not earlier ones have ended; past <c>max_in_flight</c> a request is counted as "client_overflow"
-/// (so an overloaded server cannot make the generator itself grow without bound).
+/// (so an overloaded server cannot make the generator itself grow without bound). Conversations: each closed-loop
+/// worker is one user whose next turn is planned from its answers (<see cref="ConversationPlanner"/>).
 /// </summary>
 internal sealed class LoadRunner(Scenario scenario, ILoadClient client, RequestPlanner planner, LiveCounters counters)
 {
@@ -22,7 +23,20 @@ internal sealed class LoadRunner(Scenario scenario, ILoadClient client, RequestP
         var outcomes = new ConcurrentBag<RequestOutcome>();
         var clock = Stopwatch.StartNew();
         TimeSpan? duration = scenario.DurationSeconds is { } s ? TimeSpan.FromSeconds(s) : null;
-        if (scenario.Arrival.Mode == "closed")
+        if (scenario.Conversations is not null)
+        {
+            await Task.WhenAll(Enumerable.Range(0, scenario.Arrival.Concurrency).Select(worker => Task.Run(async () =>
+            {
+                var conversation = new ConversationPlanner(scenario, planner.BaseModel, planner.Adapters, worker);
+                while (!cancellationToken.IsCancellationRequested && TakeIndex(clock, duration) is { } index)
+                {
+                    var outcome = await SendAsync(conversation.Next(index), clock, cancellationToken);
+                    conversation.Record(outcome);
+                    outcomes.Add(outcome);
+                }
+            }, CancellationToken.None)));
+        }
+        else if (scenario.Arrival.Mode == "closed")
         {
             await Task.WhenAll(Enumerable.Range(0, scenario.Arrival.Concurrency).Select(_ => Task.Run(async () =>
             {
@@ -77,13 +91,19 @@ internal sealed class LoadRunner(Scenario scenario, ILoadClient client, RequestP
     private PlannedRequest? TakeNext(Stopwatch clock, TimeSpan? duration)
     {
         lock (_planLock)
+            return TakeIndex(clock, duration) is null ? null : planner.Next();
+    }
+
+    /// <summary>The next request's index, or null once the scenario's bound is reached.</summary>
+    private int? TakeIndex(Stopwatch clock, TimeSpan? duration)
+    {
+        lock (_planLock)
         {
             if (scenario.Requests is { } limit && _issued >= limit)
                 return null;
             if (duration is { } d && clock.Elapsed >= d)
                 return null;
-            _issued++;
-            return planner.Next();
+            return _issued++;
         }
     }
 

@@ -8,7 +8,7 @@ namespace Serving.LoadTests.Running;
 
 /// <summary>
 /// One labelled run of a scenario against a live server: reads its catalog, picks the adapters in play, scrapes
-/// <c>/metrics</c> before and after, drives the load with live progress, and summarises.
+/// <c>/metrics</c> before and after (adapter tiers, prefix cache), drives the load with live progress, and summarises.
 /// </summary>
 internal static class LoadSession
 {
@@ -24,10 +24,11 @@ internal static class LoadSession
             : new RestStreamingClient(target, scenario.ApiKey, timeout, adapters);
         var counters = new LiveCounters();
         var runner = new LoadRunner(scenario, client, new RequestPlanner(scenario, catalog.BaseModel, adapters), counters);
-        var before = await AdapterCacheCounters.ScrapeAsync(http, cancellationToken);
+        var before = await PrometheusText.ScrapeAsync(http, cancellationToken);
         var run = await progress.ShowAsync(label, scenario, counters, () => runner.RunAsync(cancellationToken));
-        var after = await AdapterCacheCounters.ScrapeAsync(http, cancellationToken);
-        return (RunSummary.From(label, run, after.Minus(before)), run);
+        var after = await PrometheusText.ScrapeAsync(http, cancellationToken);
+        return (RunSummary.From(label, run, AdapterCacheCounters.From(after).Minus(AdapterCacheCounters.From(before)),
+            PrefixCacheCounters.From(after).Minus(PrefixCacheCounters.From(before))), run);
     }
 
     /// <summary>The scenario's explicit ids (each must exist), or the first <c>count</c> listed adapters.</summary>

@@ -45,6 +45,9 @@ internal sealed record Scenario
 
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>Chat-shaped multi-turn traffic per tenant instead of independent requests; null = independent requests.</summary>
+    public ConversationSpec? Conversations { get; init; }
+
     /// <summary>Problems with the scenario, each naming its key; empty when it can run.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -71,6 +74,8 @@ internal sealed record Scenario
         errors.AddRange(Arrival.Validate());
         errors.AddRange(PromptTokens.Validate("prompt_tokens", minimum: 1));
         errors.AddRange(OutputTokens.Validate("output_tokens", minimum: 1));
+        if (Conversations is { } conversations)
+            errors.AddRange(conversations.Validate(this));
         return errors;
     }
 }

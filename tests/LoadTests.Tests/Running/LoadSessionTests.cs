@@ -44,6 +44,34 @@ public sealed class LoadSessionTests(LoadTargetFixture server) : IClassFixture<L
         Assert.InRange(summary.AdapterHitRates["device"], 0, 1);
     }
 
+    [Theory]
+    [InlineData("rest")]
+    [InlineData("grpc")]
+    public async Task RunAsync_Conversations_LaterTurnsCarryTheAnswersAndHitThePrefixCache(string protocol)
+    {
+        var scenario = Scenario(protocol, 18) with
+        {
+            AutoShare = 0,
+            MixtureShare = 0,
+            Arrival = new ArrivalSpec { Mode = "closed", Concurrency = 3 },
+            Conversations = new ConversationSpec
+            {
+                Tenants = 3, AdaptersPerTenant = 2, SystemPromptTokens = 40, Turns = 3,
+                UserTokens = new LengthSpec { Distribution = "uniform", Min = 4, Max = 8 },
+            },
+        };
+        var (summary, run) = await LoadSession.RunAsync(protocol, scenario, new SilentProgressView(), CancellationToken.None);
+
+        Assert.True(summary.Succeeded == 18, string.Join("\n", run.Outcomes.Where(o => !o.Succeeded).Select(o => $"{o.Status}: {o.Error}")));
+        Assert.All(run.Outcomes, o => Assert.Equal(o.Request.MaxTokens, o.OutputTokenIds!.Count));
+        // Every later turn is an earlier turn's prompt followed by the answer the server gave it.
+        int continued = run.Outcomes.Count(o => run.Outcomes.Any(e => e.Request.Index < o.Request.Index
+            && o.Request.PromptTokenIds.AsSpan().StartsWith([.. e.Request.PromptTokenIds, .. e.OutputTokenIds!])));
+        Assert.True(continued >= 9, $"{continued} of 18 requests continue a conversation");
+        // The tenants' 40-token system prompts and the histories are served from the cache.
+        Assert.InRange(summary.PrefixCacheHitRate, 0.4, 1);
+    }
+
     [Fact]
     public async Task RunAsync_OpenLoopForDuration_StopsAtTheBound()
     {

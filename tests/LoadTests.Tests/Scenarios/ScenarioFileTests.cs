@@ -44,6 +44,10 @@ public sealed class ScenarioFileTests : IDisposable
     [InlineData("""{ "requests": 10, "output_tokens": { "distribution": "uniform", "min": 50, "max": 10 } }""", "output_tokens: min 50 / max 10")]
     [InlineData("""{ "requests": 10, "concurency": 4 }""", "concurency")]
     [InlineData("""{ "requests": 10, "target": "ftp://x" }""", "target")]
+    [InlineData("""{ "requests": 10, "arrival": { "mode": "poisson" }, "conversations": { "adapters_per_tenant": 0 } }""", "arrival.mode must be 'closed'")]
+    [InlineData("""{ "requests": 10, "adapters": { "count": 8 }, "conversations": { "tenants": 8, "adapters_per_tenant": 4 } }""", "need 32 adapters in play")]
+    [InlineData("""{ "requests": 10, "conversations": { "tenants": 2, "adapters_per_tenant": 0, "tenant_keys": ["k"] } }""", "conversations.tenant_keys: 1 keys for 2 tenants")]
+    [InlineData("""{ "requests": 10, "conversations": { "adapters_per_tenant": 0, "turns": 0 } }""", "conversations.turns")]
     public void Read_InvalidScenario_ThrowsNamingTheKey(string json, string expected)
     {
         var ex = Assert.Throws<ScenarioException>(() => ScenarioFile.Read(Write(json)));
