@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
+using Serving.AdapterStore;
 using Serving.AdapterStore.Tiers;
 using Serving.Batching;
 using Serving.Batching.Scheduling;
@@ -54,13 +55,21 @@ public sealed class EngineWorker : BackgroundService
         _hostCache = new HostAdapterCache(a.HostCacheBytes, ReadAdapter, time, elapsed => metrics.AdapterLoadSeconds.Record(elapsed.TotalSeconds, ServingMetrics.Tag("tier", "host")));
     }
 
-    /// <summary>A tier reload through the store's lifecycle; a folder changed in place is served as its new version, with a warning.</summary>
+    /// <summary>
+    /// A tier reload through the store's lifecycle. Weights are cached and slotted under the version the request was
+    /// pinned to, and that version seeds its prefix-cache keys; so a folder changed in place is never served under its
+    /// old version (KV computed from the new bytes would be keyed, and reused, as the old version's). The store has
+    /// already moved the registration to the new version; this read fails as unavailable and a retry pins the new one.
+    /// </summary>
     private Serving.Contracts.Lora.LoraAdapterWeights ReadAdapter(AdapterStore.Registry.AdapterRecord record)
     {
         var (weights, version) = _host.Lifecycle.ReadWeights(record, _readsStopping.Token);
-        if (version != record.Version)
-            _logger.LogWarning("Adapter {Adapter}: its files changed in place (version {Old} → {New}); the new version is served", record.Id, record.Version, version);
-        return weights;
+        if (version == record.Version)
+            return weights;
+        _logger.LogWarning("Adapter {Adapter}: its files changed in place (version {Old} → {New}); requests pinned to the old version fail, later ones are served the new one",
+            record.Id, record.Version, version);
+        throw new AdapterStoreException(AdapterStoreFailure.Unavailable, AdapterStoreSubject.Path,
+            $"The adapter '{record.Id}' changed in place while this request was pinned to its version {record.Version}; it is now version {version}. Send the request again.");
     }
 
     public bool IsRunning => _running;
