@@ -113,6 +113,30 @@ public sealed class PrefixCachingServingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Completions_EarlierRequestCancelledMidGeneration_ReusesItsBlocksExactly()
+    {
+        int[] prompt = Tokens(70, seed: 77);
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new { model = "clinical", prompt, max_tokens = 200, temperature = 0, ignore_eos = true, stream = true, cache_salt = "cancelled" }),
+        })
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Alice);
+            using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            for (int events = 0; events < 3;)
+                if ((await reader.ReadLineAsync())!.StartsWith("data: {", StringComparison.Ordinal))
+                    events++;
+        }                                                                  // the connection drops: the server cancels the request
+
+        int[] next = [.. prompt, .. Tokens(9, seed: 78)];
+        var (tokens, cached) = await Complete("clinical", next, salt: "cancelled");
+
+        Assert.Equal(64, cached);                                          // the 70-token prompt's 4 full blocks outlived the cancellation
+        Assert.Equal(await Uncached("clinical", next), tokens);
+    }
+
+    [Fact]
     public async Task Generate_Grpc_SaltPartitionsAndUsageCountsCachedTokens()
     {
         using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(_server.Address);
