@@ -18,10 +18,17 @@ public sealed class ProjectionWeight : IDisposable
     private readonly Tensor? _plain;
     private readonly AmxPackedWeight? _packed;
 
+    /// <summary>A plain contiguous bf16 CPU weight's address, read once (the tensor never moves); 0 otherwise.</summary>
+    private readonly nint _plainBf16Address;
+
     private ProjectionWeight(Tensor? plain, AmxPackedWeight? packed)
     {
         _plain = plain;
         _packed = packed;
+        Outputs = packed?.Outputs ?? plain!.size(0);
+        Inputs = packed?.Inputs ?? plain!.size(1);
+        if (plain is not null && plain.dtype == ScalarType.BFloat16 && plain.device_type == DeviceType.CPU && plain.is_contiguous())
+            _plainBf16Address = Runtime.CpuTensorMemory.AddressOf(plain);
     }
 
     /// <summary>Takes ownership of <paramref name="weight"/>; with <paramref name="packForAmx"/> and AMX support it is packed (in place where the shape allows).</summary>
@@ -35,9 +42,9 @@ public sealed class ProjectionWeight : IDisposable
     /// <summary>True when held in the AMX tile layout.</summary>
     public bool IsPacked => _packed is not null;
 
-    public long Outputs => _packed?.Outputs ?? _plain!.size(0);
+    public long Outputs { get; }
 
-    public long Inputs => _packed?.Inputs ?? _plain!.size(1);
+    public long Inputs { get; }
 
     public long ElementSize => _packed is not null ? 2 : _plain!.ElementSize;
 
@@ -91,8 +98,7 @@ public sealed class ProjectionWeight : IDisposable
     /// contiguous bf16 CPU weight up to <see cref="GemvNative.MaxRows"/> when the small-batch kernel is there.
     /// </summary>
     public bool RunsBf16OnRawMemory(int rows) => _packed is not null
-        || rows is >= 1 and <= GemvNative.MaxRows && GemvNative.IsAvailable && _plain!.dtype == ScalarType.BFloat16
-        && _plain.device_type == DeviceType.CPU && _plain.is_contiguous();
+        || rows is >= 1 and <= GemvNative.MaxRows && GemvNative.IsAvailable && _plainBf16Address != 0;
 
     /// <summary>
     /// x <c>[rows, K]</c> bf16 at <paramref name="x"/> → y <c>[rows, N]</c> at <paramref name="y"/> (bf16, or float32 with
@@ -104,7 +110,7 @@ public sealed class ProjectionWeight : IDisposable
         if (_packed is not null)
             _packed.Linear(x, rows, bias, y, float32Output);
         else if (RunsBf16OnRawMemory(rows))
-            GemvNative.Bf16((nint)x, rows, Inputs, (nint)Runtime.CpuTensorMemory.Address(_plain!), (nint)bias, Outputs, (nint)y, Outputs, float32Output);
+            GemvNative.Bf16((nint)x, rows, Inputs, _plainBf16Address, (nint)bias, Outputs, (nint)y, Outputs, float32Output);
         else
             throw new InvalidOperationException($"a plain weight runs {rows} bf16 rows on raw memory only through the small-batch kernel ({GemvNative.Status})");
     }

@@ -10,4 +10,6 @@ public static unsafe class CpuTensorMemory
         fixed (byte* p = t.bytes)
             return p;
     }
+
+    public static nint AddressOf(Tensor t) => (nint)Address(t);
 }
