@@ -15,7 +15,7 @@ namespace Serving.Bench;
 /// On the CPU a step of a few rows is bound by reading the weights: the run measures the read bandwidth of the same cores
 /// in the same process (<see cref="ReadBandwidth"/>) and reports each step against the time to read its weight bytes,
 /// and the base steps of up to four rows once more with libtorch's GEMMs in place of <see cref="Serving.Engine.Kernels.GemvNative"/>.
-/// Every configuration also reports the libtorch calls that created a tensor per step (<see cref="Serving.Engine.Runtime.LibtorchCallCount"/>)
+/// Every configuration also reports the libtorch calls per step (<see cref="Serving.Engine.Runtime.LibtorchCallCount"/>)
 /// and the managed bytes allocated per step, on the thread that runs the steps.
 /// </summary>
 /// <param name="modelDir">The bench preset's folder (or any Llama-family model's).</param>
@@ -68,7 +68,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             report.Add($"{name}: device wait + logits to host", "ms", measured.Select(m => (double?)m.LogitsMs).ToArray());
             report.Add($"{name}: sampling", "ms", measured.Select(m => (double?)m.SamplingMs).ToArray());
             report.Add($"{name}: step time added per row over B=1", "ms", measured.Select(m => m.Rows == 1 ? null : (double?)((m.StepMs - measured[0].StepMs) / (m.Rows - 1))).ToArray());
-            report.Add($"{name}: libtorch calls creating a tensor, per step", "calls", measured.Select(m => (double?)m.TensorsPerStep).ToArray());
+            report.Add($"{name}: libtorch calls per step", "calls", measured.Select(m => (double?)m.TensorsPerStep).ToArray());
             report.Add($"{name}: the same per layer", "calls", measured.Select(m => (double?)(m.TensorsPerStep / model.Config.NumLayers)).ToArray());
             report.Add($"{name}: managed bytes allocated per step", "bytes", measured.Select(m => (double?)m.ManagedBytesPerStep).ToArray());
             series.Add((name, measured));
@@ -164,7 +164,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             stepper.RunAll(sequences);                      // the prefill, then decode steps until the caches are warm
         var wall = new List<double>();
         double forward = 0, logits = 0, sampling = 0;
-        long tensorsBefore = Serving.Engine.Runtime.LibtorchCallCount.TensorsCreatedOnThisThread, bytesBefore = GC.GetAllocatedBytesForCurrentThread();
+        long tensorsBefore = Serving.Engine.Runtime.LibtorchCallCount.OnThisThread, bytesBefore = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < steps; i++)
         {
             long start = Stopwatch.GetTimestamp();
@@ -175,10 +175,10 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             sampling += stepper.LastTimings.Sampling.TotalMilliseconds;
         }
 
-        double tensors = (double)(Serving.Engine.Runtime.LibtorchCallCount.TensorsCreatedOnThisThread - tensorsBefore) / steps;
+        double tensors = (double)(Serving.Engine.Runtime.LibtorchCallCount.OnThisThread - tensorsBefore) / steps;
         double managedBytes = (double)(GC.GetAllocatedBytesForCurrentThread() - bytesBefore) / steps;
         wall.Sort();
-        Console.Error.WriteLine($"steps: {(adapters ? "adapters" : "base")} B={rows}: median {wall[wall.Count / 2]:F2} ms, {tensors:F0} tensors/step");
+        Console.Error.WriteLine($"steps: {(adapters ? "adapters" : "base")} B={rows}: median {wall[wall.Count / 2]:F2} ms, {tensors:F0} libtorch calls/step");
         return new Measured(rows, wall[wall.Count / 2], forward / steps, logits / steps, sampling / steps, tensors, managedBytes);
     }
 }

@@ -58,6 +58,9 @@ public sealed unsafe class LoraModuleArena : IDisposable
 
     public long Bytes => (A.NumberOfElements + Bt.NumberOfElements) * A.ElementSize;
 
+    /// <summary>Changes with every <see cref="Load"/> and <see cref="Clear"/>: a kernel's derived copy of these weights is current while it matches.</summary>
+    public long Version { get; private set; }
+
     public void Load(int slot, LoraModuleWeights w)
     {
         if (w.Rank > MaxRank)
@@ -79,6 +82,7 @@ public sealed unsafe class LoraModuleArena : IDisposable
             target.copy_(bt);
         Ranks[slot] = w.Rank;
         Scales[slot] = w.Scale;
+        Version++;
         using (var scale = ScalesOnDevice[slot])
             scale.FillWith(w.Scale);
     }
@@ -89,6 +93,7 @@ public sealed unsafe class LoraModuleArena : IDisposable
             ZeroRows(slot, 0, Ranks[slot]);
         Ranks[slot] = 0;
         Scales[slot] = 0;
+        Version++;
         using (var scale = ScalesOnDevice[slot])
             scale.FillWith(0);
     }

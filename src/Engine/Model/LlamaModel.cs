@@ -140,7 +140,7 @@ public sealed class LlamaModel : IDisposable
         if (_decodePath.CanRun(step, cache))
             return _decodePath.Run(step, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
-        var angles = _rope.Angles(step.Positions);
+        var angles = RopeTables(step);
         Tensor? residual = null;
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
@@ -207,20 +207,20 @@ public sealed class LlamaModel : IDisposable
         // q and k heads are rotated together: one set of element-wise ops instead of two.
         var keys = cache.Keys(index);
         var values = cache.Values(index);
-        var q = qkv.narrow(1, 0, qOut).view(t, c.NumHeads, c.HeadDim);
+        Tensor q;
         if (UseCpuElementwise(qkv) && CpuElementwiseKernels.Supports(keys) && CpuElementwiseKernels.Supports(values))
         {
             // One pass rotates q and k in place and stores k and v in their cache rows.
             _rope.ApplyInPlace(qkv, c.NumHeads + c.NumKvHeads, step.TokenPositions, new KvCacheWrite(keys, values, c.NumKvHeads, step.RowPerTokenHost));
+            q = qkv.narrow(1, 0, qOut).view(t, c.NumHeads, c.HeadDim);
         }
         else
         {
-            var qk = RotaryEmbedding.Apply(qkv.narrow(1, 0, qOut + kvOut).view(t, c.NumHeads + c.NumKvHeads, c.HeadDim), angles);
-            q = qk.narrow(1, 0, c.NumHeads);
-            var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
-            var v = qkv.narrow(1, qOut + kvOut, kvOut).view(t, c.NumKvHeads, c.HeadDim);
-            keys.index_copy_(1, step.RowPerToken, k.transpose(0, 1));
-            values.index_copy_(1, step.RowPerToken, v.transpose(0, 1));
+            // Every head at once (v with cos 1 and sin 0): three ops for q, k and v, with the step's tables.
+            var heads = RotaryEmbedding.Apply(qkv.view(t, c.NumHeads + 2 * c.NumKvHeads, c.HeadDim), angles);
+            q = heads.narrow(1, 0, c.NumHeads);
+            keys.IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads, c.NumKvHeads).transpose(0, 1));
+            values.IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads + c.NumKvHeads, c.NumKvHeads).transpose(0, 1));
         }
 
         var attention = Attention(q, keys, values, step);
@@ -346,7 +346,7 @@ public sealed class LlamaModel : IDisposable
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
         var x = _weights.Embed.Rows(step.Tokens);
-        var angles = _rope.Angles(step.Positions);
+        var angles = RopeTables(step);
         Tensor? residual = null;
         for (int l = 0; l < layers; l++)
         {
@@ -373,6 +373,15 @@ public sealed class LlamaModel : IDisposable
         var modules = Adapters!.FusedModules(layer, first);
         var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
+    }
+
+    /// <summary>The step's RoPE tables for the libtorch path (<see cref="RotaryEmbedding.HeadTables"/>); empty where the CPU kernels rotate.</summary>
+    private (Tensor Cos, Tensor Sin) RopeTables(StepIndices step)
+    {
+        var c = Config;
+        if (CpuElementwise && Device.type == TorchSharp.DeviceType.CPU && (Dtype == ScalarType.BFloat16 || Dtype == ScalarType.Float32) && !is_grad_enabled())
+            return (empty(0), empty(0));
+        return _rope.HeadTables(step.Positions, c.NumHeads + c.NumKvHeads, c.NumHeads + 2 * c.NumKvHeads);
     }
 
     private bool UseCpuElementwise(Tensor x) => CpuElementwise && CpuElementwiseKernels.Supports(x);

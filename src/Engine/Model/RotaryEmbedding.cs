@@ -72,20 +72,41 @@ internal sealed class RotaryEmbedding : IDisposable
         return inv;
     }
 
-    /// <summary>cos and sin rows for <paramref name="positions"/> <c>[T]</c> (int64), shaped <c>[T, 1, D/2]</c>; computed once per step.</summary>
-    public (Tensor Cos, Tensor Sin) Angles(Tensor positions) =>
-        (_cos.index_select(0, positions).unsqueeze(1), _sin.index_select(0, positions).unsqueeze(1));
-
-    /// <summary>Rotates <paramref name="x"/> <c>[T, heads, D]</c> by <paramref name="angles"/> from <see cref="Angles"/>.</summary>
-    public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) angles)
+    /// <summary>
+    /// The step's rotation tables for x <c>[T, H, D]</c> whose first <paramref name="rotatedHeads"/> heads (q and k) are
+    /// rotated and the rest (v) kept, computed once per step for every layer:
+    /// <code>
+    /// Cos[t, h] = (cos, cos)[position t]      Sin[t, h] = (−sin, sin)[position t]     for h &lt; rotatedHeads
+    /// Cos[t, h] = 1                           Sin[t, h] = 0                            for the others
+    /// </code>
+    /// </summary>
+    public (Tensor Cos, Tensor Sin) HeadTables(Tensor positions, int rotatedHeads, int heads)
     {
         using var scope = NewDisposeScope();
-        long half = x.size(2) / 2;
-        var x1 = x.narrow(2, 0, half);
-        var x2 = x.narrow(2, half, half);
-        var out1 = x1 * angles.Cos - x2 * angles.Sin;
-        var out2 = (x2 * angles.Cos).Plus(x1 * angles.Sin);
-        return cat([out1, out2], 2).MoveToOuterDisposeScope();
+        var c = _cos.index_select(0, positions);
+        var s = _sin.index_select(0, positions);
+        long t = c.size(0), d = 2 * c.size(1);
+        var cos = cat([c, c], 1).unsqueeze(1).expand(t, rotatedHeads, d);
+        var sin = cat([s.neg(), s], 1).unsqueeze(1).expand(t, rotatedHeads, d);
+        if (rotatedHeads < heads)
+        {
+            cos = cat([cos, ones([t, heads - rotatedHeads, d], c.dtype, c.device)], 1);
+            sin = cat([sin, zeros([t, heads - rotatedHeads, d], c.dtype, c.device)], 1);
+        }
+
+        return (cos.contiguous().MoveToOuterDisposeScope(), sin.contiguous().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// x <c>[T, H, D]</c> rotated by the tables of <see cref="HeadTables"/> as a new tensor, in three ops:
+    /// <c>x·Cos + rotate(x)·Sin</c> with rotate(x₁, x₂) = (x₂, x₁), so out₁ = x₁·cos − x₂·sin and out₂ = x₂·cos + x₁·sin,
+    /// exactly as HF's rotate-half (a negated product added is the product subtracted); kept heads come back unchanged.
+    /// </summary>
+    public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) tables)
+    {
+        using var scope = NewDisposeScope();
+        var rotated = x.roll(x.size(2) / 2, 2).TimesInPlace(tables.Sin);
+        return x.mul(tables.Cos).PlusInPlace(rotated).MoveToOuterDisposeScope();
     }
 
     /// <summary>

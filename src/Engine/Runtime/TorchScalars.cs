@@ -31,6 +31,7 @@ public static class TorchScalars
     /// <summary><c>a += alpha · b</c>; returns a.</summary>
     public static Tensor PlusInPlace(this Tensor a, Tensor b, double alpha = 1)
     {
+        LibtorchCallCount.InPlace();
         if (alpha == 1)
             return a.add_(b, One);
         using var s = alpha.ToScalar();
@@ -47,6 +48,7 @@ public static class TorchScalars
     /// <summary><c>a += value</c>; returns a.</summary>
     public static Tensor PlusInPlace(this Tensor a, double value)
     {
+        LibtorchCallCount.InPlace();
         using var s = value.ToScalar();
         return a.add_(s, One);
     }
@@ -61,8 +63,30 @@ public static class TorchScalars
     /// <summary><c>a ·= value</c>; returns a.</summary>
     public static Tensor TimesInPlace(this Tensor a, double value)
     {
+        LibtorchCallCount.InPlace();
         using var s = value.ToScalar();
         return a.mul_(s);
+    }
+
+    /// <summary><c>a ⊙= b</c> (broadcast); returns a.</summary>
+    public static Tensor TimesInPlace(this Tensor a, Tensor b)
+    {
+        LibtorchCallCount.InPlace();
+        return a.mul_(b);
+    }
+
+    /// <summary><c>a += m1 · m2</c> (addmm, beta 1) scaled by <paramref name="alpha"/>; returns a.</summary>
+    public static Tensor PlusMatrixProductInPlace(this Tensor a, Tensor m1, Tensor m2, float alpha = 1)
+    {
+        LibtorchCallCount.InPlace();
+        return a.addmm_(m1, m2, beta: 1, alpha: alpha);
+    }
+
+    /// <summary><c>a.index_copy_(dim, index, source)</c>: <c>a[index[i]] = source[i]</c> along dim; returns a.</summary>
+    public static Tensor IndexCopyInPlace(this Tensor a, long dim, Tensor index, Tensor source)
+    {
+        LibtorchCallCount.InPlace();
+        return a.index_copy_(dim, index, source);
     }
 
     /// <summary><c>a / value</c> as a new tensor.</summary>
@@ -78,6 +102,7 @@ public static class TorchScalars
     /// <summary>Every element of a set to <paramref name="value"/>; returns a.</summary>
     public static Tensor FillWith(this Tensor a, double value)
     {
+        LibtorchCallCount.InPlace();
         if (value == 0)
             return a.fill_(Zero);
         using var s = value.ToScalar();
@@ -87,6 +112,7 @@ public static class TorchScalars
     /// <summary><c>a += value · t1 ⊙ t2</c> (addcmul); returns a.</summary>
     public static Tensor PlusProductInPlace(this Tensor a, Tensor t1, Tensor t2, double value)
     {
+        LibtorchCallCount.InPlace();
         using var s = value.ToScalar();
         return a.addcmul_(t1, t2, s);
     }
@@ -94,12 +120,17 @@ public static class TorchScalars
     /// <summary><c>a += value · t1 / t2</c> (addcdiv); returns a.</summary>
     public static Tensor PlusQuotientInPlace(this Tensor a, Tensor t1, Tensor t2, double value)
     {
+        LibtorchCallCount.InPlace();
         using var s = value.ToScalar();
         return a.addcdiv_(t1, t2, s);
     }
 
     /// <summary><c>a.index_add_(dim, index, source)</c> with alpha 1: <c>a[index[i]] += source[i]</c> along dim; returns a.</summary>
-    public static Tensor IndexPlusInPlace(this Tensor a, long dim, Tensor index, Tensor source) => a.index_add_(dim, index, source, One);
+    public static Tensor IndexPlusInPlace(this Tensor a, long dim, Tensor index, Tensor source)
+    {
+        LibtorchCallCount.InPlace();
+        return a.index_add_(dim, index, source, One);
+    }
 
     /// <summary><c>[0, 1, …, count − 1]</c>.</summary>
     public static Tensor Range(long count, ScalarType dtype, Device? device = null)

@@ -86,8 +86,11 @@ public sealed class CpuElementwiseKernelsTests
         var random = new Random(rows);
         int[] positions = Enumerable.Range(0, rows).Select(_ => random.Next(4096)).ToArray();
         var positionTensor = tensor(positions.Select(p => (long)p).ToArray(), ScalarType.Int64);
-        var expected = RotaryEmbedding.Apply(x.narrow(1, 0, rotated * headDim).view(rows, rotated, headDim),
-            (cos.index_select(0, positionTensor).unsqueeze(1), sin.index_select(0, positionTensor).unsqueeze(1))).reshape(rows, rotated * headDim);
+        // HF's rotate-half, written out: out₁ = x₁·cos − x₂·sin, out₂ = x₂·cos + x₁·sin.
+        var heads = x.narrow(1, 0, rotated * headDim).view(rows, rotated, headDim);
+        var (c, sn) = (cos.index_select(0, positionTensor).unsqueeze(1), sin.index_select(0, positionTensor).unsqueeze(1));
+        var (x1, x2) = (heads.narrow(2, 0, half), heads.narrow(2, half, half));
+        var expected = cat([x1 * c - x2 * sn, (x2 * c).Plus(x1 * sn)], 2).reshape(rows, rotated * headDim);
         var untouched = x.narrow(1, rotated * headDim, kvHeads * headDim).clone();
 
         CpuElementwiseKernels.RotateInPlace(x, rotated, headDim, cos, sin, positions);

@@ -1,12 +1,38 @@
 using System.Text.Json.Nodes;
 using Serving.Contracts.Configuration;
 using Serving.Engine.Model;
+using Serving.Engine.Runtime;
 using Serving.Tests.Shared;
+using static TorchSharp.torch;
 
 namespace Serving.Engine.Tests.Model;
 
 public sealed class RotaryEmbeddingTests
 {
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Apply_HeadTables_RotateHalfOnQAndKBitForBitAndVUnchanged(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var c = ModelConfig.Parse(LlamaConfigJson.Create(), "config.json");
+        using var rope = new RotaryEmbedding(c, 64, dtype, CPU);
+        int rotated = c.NumHeads + c.NumKvHeads, heads = rotated + c.NumKvHeads, d = c.HeadDim, half = d / 2;
+        manual_seed(5);
+        var x = randn(7, heads, d).to(dtype);
+        var positions = tensor(new long[] { 0, 3, 9, 63, 1, 17, 40 });
+
+        var actual = RotaryEmbedding.Apply(x, rope.HeadTables(positions, rotated, heads));
+
+        var cos = rope.Cos.index_select(0, positions).unsqueeze(1);
+        var sin = rope.Sin.index_select(0, positions).unsqueeze(1);
+        var qk = x.narrow(1, 0, rotated);
+        var (x1, x2) = (qk.narrow(2, 0, half), qk.narrow(2, half, half));
+        var expected = cat([x1 * cos - x2 * sin, (x2 * cos).Plus(x1 * sin)], 2);
+        Assert.True(actual.narrow(1, 0, rotated).equal(expected).all().item<bool>(), "q and k heads differ from HF's rotate-half");
+        Assert.True(actual.narrow(1, rotated, heads - rotated).equal(x.narrow(1, rotated, heads - rotated)).all().item<bool>(), "the v heads changed");
+    }
+
     [Fact]
     public void InverseFrequencies_LinearScaling_LeavesFrequenciesAndScalesPositions()
     {
