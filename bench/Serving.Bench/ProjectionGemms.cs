@@ -26,18 +26,21 @@ internal sealed class ProjectionGemms : IDisposable
         _intermediate = i.to(model.Dtype);
     }
 
+    /// <summary>The model's own choice of the small-batch kernel for steps of a few rows.</summary>
+    private bool SmallBatch => _model.Kernels.CpuSmallBatchProjections;
+
     public void Run()
     {
         var w = _model.Weights;
         foreach (var layer in w.Layers)
         {
-            layer.Qkv.Apply(_hidden).Dispose();
-            layer.O.Apply(_attention).Dispose();
-            layer.GateUp.Apply(_hidden).Dispose();
-            layer.Down.Apply(_intermediate).Dispose();
+            layer.Qkv.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
+            layer.O.Apply(_attention, smallBatchKernel: SmallBatch).Dispose();
+            layer.GateUp.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
+            layer.Down.Apply(_intermediate, smallBatchKernel: SmallBatch).Dispose();
         }
 
-        w.LmHead.Apply(_hidden).Dispose();
+        w.LmHead.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
     }
 
     public void Dispose()

@@ -68,6 +68,8 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             report.Add($"{name}: device wait + logits to host", "ms", measured.Select(m => (double?)m.LogitsMs).ToArray());
             report.Add($"{name}: sampling", "ms", measured.Select(m => (double?)m.SamplingMs).ToArray());
             report.Add($"{name}: step time added per row over B=1", "ms", measured.Select(m => m.Rows == 1 ? null : (double?)((m.StepMs - measured[0].StepMs) / (m.Rows - 1))).ToArray());
+            report.Add($"{name}: projection GEMMs alone (interleaved with the steps)", "ms", measured.Select(m => (double?)m.GemmMs).ToArray());
+            report.Add($"{name}: step / its projection GEMMs alone", "x", measured.Select(m => (double?)(m.StepMs / m.GemmMs)).ToArray());
             report.Add($"{name}: libtorch calls per step", "calls", measured.Select(m => (double?)m.TensorsPerStep).ToArray());
             report.Add($"{name}: the same per layer", "calls", measured.Select(m => (double?)(m.TensorsPerStep / model.Config.NumLayers)).ToArray());
             report.Add($"{name}: managed bytes allocated per step", "bytes", measured.Select(m => (double?)m.ManagedBytesPerStep).ToArray());
@@ -155,7 +157,8 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             new SamplingParams { Temperature = 0, MaxTokens = 3 * steps + 8, IgnoreEos = true }, loaded.Tokenizer, [],
             adapters ? [(i % Adapters, 1f)] : null)).ToList();
 
-    private sealed record Measured(int Rows, double StepMs, double ForwardMs, double LogitsMs, double SamplingMs, double TensorsPerStep, double ManagedBytesPerStep);
+    private sealed record Measured(int Rows, double StepMs, double ForwardMs, double LogitsMs, double SamplingMs, double TensorsPerStep, double ManagedBytesPerStep,
+        double GemmMs = double.NaN);
 
     private Measured Measure(LoadedModel loaded, GenerationStepper stepper, int rows, bool adapters)
     {
@@ -177,8 +180,20 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
 
         double tensors = (double)(Serving.Engine.Runtime.LibtorchCallCount.OnThisThread - tensorsBefore) / steps;
         double managedBytes = (double)(GC.GetAllocatedBytesForCurrentThread() - bytesBefore) / steps;
+        // The same step's projection GEMMs alone, each run right after a step so that both see the same machine state.
+        var gemmTimes = new List<double>();
+        using (var gemms = new ProjectionGemms(loaded.Model, rows))
+            for (int i = 0; i < steps; i++)
+            {
+                stepper.RunAll(sequences);
+                long start = Stopwatch.GetTimestamp();
+                gemms.Run();
+                gemmTimes.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+
         wall.Sort();
+        gemmTimes.Sort();
         Console.Error.WriteLine($"steps: {(adapters ? "adapters" : "base")} B={rows}: median {wall[wall.Count / 2]:F2} ms, {tensors:F0} libtorch calls/step");
-        return new Measured(rows, wall[wall.Count / 2], forward / steps, logits / steps, sampling / steps, tensors, managedBytes);
+        return new Measured(rows, wall[wall.Count / 2], forward / steps, logits / steps, sampling / steps, tensors, managedBytes, gemmTimes[gemmTimes.Count / 2]);
     }
 }
