@@ -25,9 +25,11 @@ namespace Serving.Bench;
 /// <param name="libtorchOps">On CPU, force the path CUDA takes (libtorch op chains, fused attention over gathered K/V,
 /// <see cref="Serving.Engine.Kernels.GatherLoraKernel"/>); with a small model the step is then mostly host work, as on a GPU.</param>
 /// <param name="dtype">bfloat16 (as bench serving runs its servers) or float32.</param>
-internal sealed class StepScalingBenchmark(string modelDir, string device, int steps, int promptLength, bool libtorchOps = false, ScalarType dtype = ScalarType.BFloat16)
+/// <param name="rows">Row counts to measure (default 1, 4, 8, 16, 32).</param>
+internal sealed class StepScalingBenchmark(string modelDir, string device, int steps, int promptLength, bool libtorchOps = false, ScalarType dtype = ScalarType.BFloat16,
+    int[]? rows = null)
 {
-    private static readonly int[] Rows = [1, 4, 8, 16, 32];
+    private readonly int[] _rows = rows ?? [1, 4, 8, 16, 32];
     private const int Adapters = 8, Rank = 16;
 
     public BenchReport Run()
@@ -36,7 +38,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         // does inside a server; the H100 runs of 2026-11-28 were made before this and ran with glibc's defaults.
         Serving.Engine.Runtime.NativeRuntimeDefaults.Apply();
         var dev = new Device(device);
-        var report = new BenchReport($"Decode step vs rows, engine only: bench preset ({dtype}) on {device}", [.. Rows.Select(b => $"B={b}")]);
+        var report = new BenchReport($"Decode step vs rows, engine only: bench preset ({dtype}) on {device}", [.. _rows.Select(b => $"B={b}")]);
         report.Context("device", device);
         report.Context("timed_steps", steps);
         report.Context("prompt_tokens", promptLength);
@@ -52,7 +54,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         var arena = model.EnableAdapters(Adapters, Rank);
         for (int s = 0; s < Adapters; s++)
             arena.Load(s, LoraBenchmark.RandomAdapter(model, $"a{s}", (ulong)s + 1, Rank));
-        using var cache = model.CreateKvCache(Rows.Max() + 1, promptLength + 3 * steps + 16);
+        using var cache = model.CreateKvCache(Math.Max(_rows.Max(), 8) + 1, promptLength + 3 * steps + 16);
         var stepper = new GenerationStepper(model, cache);
         WarmUp(loaded, stepper);
         long weightBytes = model.Weights.Layers.Sum(l => l.Projections.Sum(p => p.Bytes)) + model.Weights.LmHead.Bytes;
@@ -62,7 +64,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         foreach (bool adapters in new[] { false, true })
         {
             string name = adapters ? "8 adapters" : "base";
-            var measured = Rows.Select(b => Measure(loaded, stepper, b, adapters)).ToArray();
+            var measured = _rows.Select(b => Measure(loaded, stepper, b, adapters)).ToArray();
             report.Add($"{name}: step", "ms", measured.Select(m => (double?)m.StepMs).ToArray());
             report.Add($"{name}: forward call", "ms", measured.Select(m => (double?)m.ForwardMs).ToArray());
             report.Add($"{name}: device wait + logits to host", "ms", measured.Select(m => (double?)m.LogitsMs).ToArray());
@@ -80,7 +82,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         {
             // The same weights and cache through libtorch's GEMMs: what the small-batch kernel changed, in this run.
             var gemm = new GenerationStepper(model.WithKernels(new Serving.Engine.Kernels.KernelOptions { CpuSmallBatchProjections = false }), cache);
-            var measured = Rows.Select(b => b <= Serving.Engine.Kernels.GemvNative.MaxRows ? Measure(loaded, gemm, b, adapters: false) : null).ToArray();
+            var measured = _rows.Select(b => b <= Serving.Engine.Kernels.GemvNative.MaxRows ? Measure(loaded, gemm, b, adapters: false) : null).ToArray();
             report.Add("base, libtorch GEMMs: step", "ms", measured.Select(m => m?.StepMs).ToArray());
             series.Add(("base, libtorch GEMMs", measured));
         }
@@ -152,8 +154,8 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         return rates[rates.Count / 2];
     }
 
-    private List<SequenceState> Sequences(LoadedModel loaded, int rows, bool adapters, int seed) =>
-        Enumerable.Range(0, rows).Select(i => new SequenceState(EngineBenchmark.Prompt(seed + i, promptLength, loaded.Config.VocabSize),
+    private List<SequenceState> Sequences(LoadedModel loaded, int count, bool adapters, int seed) =>
+        Enumerable.Range(0, count).Select(i => new SequenceState(EngineBenchmark.Prompt(seed + i, promptLength, loaded.Config.VocabSize),
             new SamplingParams { Temperature = 0, MaxTokens = 3 * steps + 8, IgnoreEos = true }, loaded.Tokenizer, [],
             adapters ? [(i % Adapters, 1f)] : null)).ToList();
 

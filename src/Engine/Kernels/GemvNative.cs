@@ -22,6 +22,9 @@ public static unsafe class GemvNative
     /// <summary>Fewest output rows a part of the team takes: below it, waking another thread costs more than it saves.</summary>
     private const long MinOutputsPerPart = 64;
 
+    /// <summary>Ranges per team thread: enough to rebalance around a preempted thread, few enough that each stays a long stream.</summary>
+    private const int PartsPerThread = 4;
+
     private static readonly delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void> Bf16Range;
     private static readonly delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void> F32Range;
     private static readonly delegate* unmanaged[Cdecl]<byte*, long, double> ReadRange;
@@ -95,10 +98,16 @@ public static unsafe class GemvNative
             throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the GEMV kernel takes 1..{MaxRows} rows");
     }
 
-    /// <summary>[0, n) in one contiguous range per thread of the team (multiples of 4, the kernel's block of output rows).</summary>
+    /// <summary>
+    /// [0, n) in contiguous ranges (multiples of 4, the kernel's block of output rows), <see cref="PartsPerThread"/> per
+    /// thread of the team, which the threads claim in turn: a thread the OS takes away for a while (on a small machine the
+    /// server's request threads run beside the step) leaves its remaining ranges to the others instead of making the
+    /// whole step wait for it.
+    /// </summary>
     private static void ForParts(long n, Action<long, long> body, long minPerPart = MinOutputsPerPart)
     {
-        int parts = (int)Math.Clamp(n / minPerPart, 1, OpenMpTeam.Threads);
+        int threads = OpenMpTeam.Threads;
+        int parts = (int)Math.Clamp(n / minPerPart, 1, threads == 1 ? 1 : threads * PartsPerThread);
         long share = (n + parts - 1) / parts + 3 & ~3L;
         OpenMpTeam.For(parts, p => body(Math.Min(n, p * share), Math.Min(n, (p + 1) * share)));
     }

@@ -21,8 +21,6 @@ namespace Serving.Engine.Kernels;
 internal static unsafe class OpenMpTeam
 {
     private static readonly delegate* unmanaged[Cdecl]<delegate* unmanaged[Cdecl]<nint, void>, nint, uint, uint, void> Parallel;
-    private static readonly delegate* unmanaged[Cdecl]<int> ThreadNum;
-    private static readonly delegate* unmanaged[Cdecl]<int> NumThreads;
     private static readonly delegate* unmanaged[Cdecl]<int> MaxThreads;
 
     static OpenMpTeam()
@@ -34,13 +32,9 @@ internal static unsafe class OpenMpTeam
             if (!NativeLibrary.TryLoad(path, out nint handle))
                 continue;
             if (NativeLibrary.TryGetExport(handle, "GOMP_parallel", out nint parallel)
-                && NativeLibrary.TryGetExport(handle, "omp_get_thread_num", out nint threadNum)
-                && NativeLibrary.TryGetExport(handle, "omp_get_num_threads", out nint numThreads)
                 && NativeLibrary.TryGetExport(handle, "omp_get_max_threads", out nint maxThreads))
             {
                 Parallel = (delegate* unmanaged[Cdecl]<delegate* unmanaged[Cdecl]<nint, void>, nint, uint, uint, void>)parallel;
-                ThreadNum = (delegate* unmanaged[Cdecl]<int>)threadNum;
-                NumThreads = (delegate* unmanaged[Cdecl]<int>)numThreads;
                 MaxThreads = (delegate* unmanaged[Cdecl]<int>)maxThreads;
                 LibraryPath = path;
                 return;
@@ -58,7 +52,9 @@ internal static unsafe class OpenMpTeam
 
     /// <summary>
     /// Runs <paramref name="body"/>(p) for every p in [0, <paramref name="parts"/>), spread over the team (the calling
-    /// thread takes part); returns when all parts are done and rethrows the first exception a part threw.
+    /// thread takes part): each thread claims the next part not yet taken until none is left, so a thread that starts late
+    /// or is preempted leaves its parts to the others. Returns when all parts are done and rethrows the first exception a
+    /// part threw.
     /// </summary>
     public static void For(int parts, Action<int> body)
     {
@@ -89,8 +85,7 @@ internal static unsafe class OpenMpTeam
     private static void RunRegion(nint data)
     {
         var state = (RegionState)GCHandle.FromIntPtr(data).Target!;
-        int team = NumThreads(), me = ThreadNum();
-        for (int p = me; p < state.Parts; p += team)
+        for (int p; (p = state.Claim()) < state.Parts;)
             state.Run(p);
     }
 
@@ -125,6 +120,10 @@ internal static unsafe class OpenMpTeam
     {
         public readonly int Parts = parts;
         public System.Runtime.ExceptionServices.ExceptionDispatchInfo? Error;
+        private int _claimed;
+
+        /// <summary>The next part no thread has taken yet (≥ <see cref="Parts"/> once all are taken).</summary>
+        public int Claim() => Interlocked.Increment(ref _claimed) - 1;
 
         /// <summary>Runs one part; nothing may unwind into native OpenMP frames, so the first failure is kept for the caller.</summary>
         public void Run(int part)
