@@ -43,6 +43,35 @@ internal sealed class ProjectionGemms : IDisposable
         w.LmHead.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
     }
 
+    /// <summary>
+    /// <see cref="Run"/>, timing each kind of projection (summed over the layers): bytes of weight streamed per second by
+    /// kind, to tell a kernel's own rate from what the step around it costs.
+    /// </summary>
+    public Dictionary<string, (double Seconds, long Bytes)> RunTimed()
+    {
+        var w = _model.Weights;
+        var totals = new Dictionary<string, (double Seconds, long Bytes)>();
+        void Time(string kind, ProjectionWeight weight, Tensor input)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            weight.Apply(input, smallBatchKernel: SmallBatch).Dispose();
+            double seconds = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+            var (s, b) = totals.GetValueOrDefault(kind);
+            totals[kind] = (s + seconds, b + weight.Bytes);
+        }
+
+        foreach (var layer in w.Layers)
+        {
+            Time("qkv", layer.Qkv, _hidden);
+            Time("o", layer.O, _attention);
+            Time("gate_up", layer.GateUp, _hidden);
+            Time("down", layer.Down, _intermediate);
+        }
+
+        Time("lm_head", w.LmHead, _hidden);
+        return totals;
+    }
+
     public void Dispose()
     {
         _hidden.Dispose();

@@ -87,6 +87,18 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             series.Add(("base, libtorch GEMMs", measured));
         }
 
+        if (cpu && _rows.Contains(1))
+        {
+            // Where a one-row step's time goes: each kind of projection's own streaming rate (medians of the step's kinds).
+            using var gemms = new ProjectionGemms(model, 1);
+            var runs = Enumerable.Range(0, steps).Select(_ => gemms.RunTimed()).ToList();
+            foreach (string kind in runs[0].Keys)
+            {
+                var rates = runs.Select(r => r[kind].Bytes / r[kind].Seconds / 1e9).Order().ToList();
+                report.Context($"b1_gemv_gb_s_{kind}", Math.Round(rates[rates.Count / 2], 2));
+            }
+        }
+
         if (cpu)
         {
             // The faster of two probes, one before and one after the steps: the bound is what the machine can do.
