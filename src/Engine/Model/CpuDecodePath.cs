@@ -7,16 +7,16 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// <see cref="LlamaModel.Forward"/> for an all-decode step of a bfloat16 model on the CPU, with every projection either
-/// AMX-packed or (steps of up to <see cref="GemvNative.MaxRows"/> rows) plain for the small-batch kernel: the same kernels
-/// as the general CPU path (so the same logits, bit for bit), run on raw memory into a <see cref="DecodeWorkspace"/>
+/// <see cref="LlamaModel.Forward"/> for an all-decode step of a bfloat16 or float32 model on the CPU, with every projection
+/// either AMX-packed (bf16) or (steps of up to <see cref="GemvNative.MaxRows"/> rows) plain for the small-batch kernel: the
+/// same kernels as the general CPU path (so the same logits, bit for bit), run on raw memory into a <see cref="DecodeWorkspace"/>
 /// allocated once per token count, so that between one projection GEMM and the next no libtorch op runs at all:
 /// <code>
 /// per layer:  normed = RMSNorm(x += down)       qkv = normed·Wqkvᵀ (+ LoRA)    RoPE(q, k) and K/V → cache
 ///             attention = decode attention (q read in place in qkv)          o = attention·Woᵀ (+ LoRA)
 ///             normed = RMSNorm(x += o)           gateUp = normed·Wguᵀ (+ LoRA)  activated = SwiGLU(gateUp)
 ///             down = activated·Wdownᵀ (+ LoRA)
-/// logits = RMSNorm(x += down)·Wlmᵀ, float32
+/// logits = RMSNorm(x += down)·Wlmᵀ, float32           (all else in the model's dtype)
 /// </code>
 /// Why: a decode step streams every weight through the caches, which evicts libtorch's dispatcher, allocator and tensor
 /// state; each small op after a GEMM (a view, an allocation, a contiguous copy, the frees at the end of a layer) then
@@ -31,12 +31,12 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
 
     /// <summary>
     /// True when <paramref name="step"/> can take this path: decode rows only, the CPU kernels on, a model (checked once)
-    /// in bf16 on the CPU with inputs of whole 32-column tiles, and every projection able to run the step's rows on raw
-    /// memory (AMX-packed, or plain with the small-batch kernel selected and at most its rows).
+    /// in bf16 or float32 on the CPU with inputs of whole 32-column tiles, and every projection able to run the step's rows
+    /// on raw memory (AMX-packed, or plain with the small-batch kernel selected and at most its rows).
     /// </summary>
     public bool CanRun(StepIndices step, KvCache cache) =>
         step.AllDecode && step.DecodeCount > 0 && model.FusedCpuDecode && model.CpuElementwise && model.CpuDecodeAttention
-        && (_eligible ??= Eligible()) && cache.Keys(0).dtype == ScalarType.BFloat16
+        && (_eligible ??= Eligible()) && cache.Keys(0).dtype == model.Dtype
         && (_allPacked || model.Kernels.CpuSmallBatchProjections && step.DecodeCount <= GemvNative.MaxRows);
 
     /// <summary>Steps run on this path so far.</summary>
@@ -50,15 +50,15 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     {
         var c = model.Config;
         var w = model.Weights;
-        if (model.Dtype != ScalarType.BFloat16 || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
+        if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
             || c.NumHeads * c.HeadDim % 32 != 0)
             return false;
         var vectors = w.Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias }).Append(w.FinalNorm).Append(rope.Cos).Append(rope.Sin);
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
         _allPacked = projections.All(p => p.IsPacked);
-        return projections.All(p => p.RunsBf16OnRawMemory(1))
-            && vectors.All(v => v is null || CpuElementwiseKernels.Supports(v) && v.dtype == ScalarType.BFloat16);
+        return projections.All(p => p.RunsOnRawMemory(1, model.Dtype))
+            && vectors.All(v => v is null || CpuElementwiseKernels.Supports(v) && v.dtype == model.Dtype);
     }
 
     /// <summary>Runs the step; returns float32 logits <c>[T, vocab]</c> in the caller's dispose scope.</summary>
@@ -69,12 +69,13 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         int t = step.DecodeCount, h = c.HiddenSize, hq = c.NumHeads, hkv = c.NumKvHeads, d = c.HeadDim;
         int qkvWidth = (hq + 2 * hkv) * d;
         float eps = (float)c.RmsNormEps;
+        bool bf16 = model.Dtype == ScalarType.BFloat16;
         Addresses();
         var ws = Interlocked.Exchange(ref _workspace, null);
         if (ws is null || ws.Tokens != t)
         {
             ws?.Dispose();
-            ws = new DecodeWorkspace(c, t, ScalarType.BFloat16);
+            ws = new DecodeWorkspace(c, t, model.Dtype);
         }
 
         try
@@ -93,30 +94,30 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             {
                 var layer = w.Layers[l];
                 byte* keys = cache.KeysAddress(l), values = cache.ValuesAddress(l);
-                CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16: true);
-                layer.Qkv.LinearBf16((ushort*)normed, t, (ushort*)_qkvBiases![l], qkv, float32Output: false);
+                CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16);
+                layer.Qkv.LinearRaw(normed, t, (void*)_qkvBiases![l], qkv, float32Output: false);
                 if (lora is not null)
-                    Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora);
+                    Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
                 CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
-                    step.RowPerTokenHost, bf16: true);
-                PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16: true, step.DecodeRowTable!, step.DecodeContext,
+                    step.RowPerTokenHost, bf16);
+                PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable!, step.DecodeContext,
                     step.DecodeLengths!, hq, hkv, d, cacheRows);
-                layer.O.LinearBf16((ushort*)attention, t, null, o, float32Output: false);
+                layer.O.LinearRaw(attention, t, null, o, float32Output: false);
                 if (lora is not null)
-                    Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora);
-                CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16: true);
-                layer.GateUp.LinearBf16((ushort*)normed, t, null, gateUp, float32Output: false);
+                    Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);
+                CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
+                layer.GateUp.LinearRaw(normed, t, null, gateUp, float32Output: false);
                 if (lora is not null)
-                    Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora);
-                CpuElementwiseKernels.SwiGlu(gateUp, activated, t, c.IntermediateSize, bf16: true);
-                layer.Down.LinearBf16((ushort*)activated, t, null, down, float32Output: false);
+                    Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora, bf16);
+                CpuElementwiseKernels.SwiGlu(gateUp, activated, t, c.IntermediateSize, bf16);
+                layer.Down.LinearRaw(activated, t, null, down, float32Output: false);
                 if (lora is not null)
-                    Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora);
+                    Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora, bf16);
             }
 
-            CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16: true);
+            CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16);
             var logits = empty([t, c.VocabSize], ScalarType.Float32);
-            w.LmHead.LinearBf16((ushort*)normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
+            w.LmHead.LinearRaw(normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
             Interlocked.Increment(ref _steps);
             return logits;
         }
@@ -131,10 +132,11 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     /// The LoRA updates of one fused output: on raw memory when the model runs the CPU kernel and the rows need no segment
     /// GEMMs (decode rows rarely form one), else through the kernel's tensor entry point.
     /// </summary>
-    private void Lora(int layer, LoraTarget first, Tensor input, byte* inputAddress, Tensor output, byte* outputAddress, int width, LoraBatchMapping lora)
+    private void Lora(int layer, LoraTarget first, Tensor input, byte* inputAddress, Tensor output, byte* outputAddress, int width, LoraBatchMapping lora,
+        bool bf16)
     {
         if (model.LoraKernel is CpuLoraKernel cpuKernel && lora.SegmentGroups.Count == 0)
-            cpuKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16: true, 0, model.Adapters!.FusedModules(layer, first), lora);
+            cpuKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16, 0, model.Adapters!.FusedModules(layer, first), lora);
         else
             model.ApplyLora(layer, first, input, output, lora);
     }

@@ -18,8 +18,8 @@ public sealed class ProjectionWeight : IDisposable
     private readonly Tensor? _plain;
     private readonly AmxPackedWeight? _packed;
 
-    /// <summary>A plain contiguous bf16 CPU weight's address, read once (the tensor never moves); 0 otherwise.</summary>
-    private readonly nint _plainBf16Address;
+    /// <summary>A plain contiguous bf16 or float32 CPU weight's address, read once (the tensor never moves); 0 otherwise.</summary>
+    private readonly nint _plainAddress;
 
     private ProjectionWeight(Tensor? plain, AmxPackedWeight? packed)
     {
@@ -27,8 +27,15 @@ public sealed class ProjectionWeight : IDisposable
         _packed = packed;
         Outputs = packed?.Outputs ?? plain!.size(0);
         Inputs = packed?.Inputs ?? plain!.size(1);
-        if (plain is not null && plain.dtype == ScalarType.BFloat16 && plain.device_type == DeviceType.CPU && plain.is_contiguous())
-            _plainBf16Address = Runtime.CpuTensorMemory.AddressOf(plain);
+        if (plain is not null && plain.dtype is ScalarType.BFloat16 or ScalarType.Float32 && plain.device_type == DeviceType.CPU && plain.is_contiguous())
+        {
+            _plainAddress = Runtime.CpuTensorMemory.AddressOf(plain);
+            Dtype = plain.dtype;
+        }
+        else
+        {
+            Dtype = packed is not null ? ScalarType.BFloat16 : plain!.dtype;
+        }
     }
 
     /// <summary>Takes ownership of <paramref name="weight"/>; with <paramref name="packForAmx"/> and AMX support it is packed (in place where the shape allows).</summary>
@@ -38,6 +45,9 @@ public sealed class ProjectionWeight : IDisposable
             return new ProjectionWeight(weight, null);
         return new ProjectionWeight(null, AmxPackedWeight.Pack(weight));
     }
+
+    /// <summary>The weight's element type (bfloat16 when packed).</summary>
+    public ScalarType Dtype { get; }
 
     /// <summary>True when held in the AMX tile layout.</summary>
     public bool IsPacked => _packed is not null;
@@ -94,25 +104,29 @@ public sealed class ProjectionWeight : IDisposable
     }
 
     /// <summary>
-    /// True when <see cref="LinearBf16"/> takes <paramref name="rows"/> rows: an AMX-packed weight any number, a plain
-    /// contiguous bf16 CPU weight up to <see cref="GemvNative.MaxRows"/> when the small-batch kernel is there.
+    /// True when <see cref="LinearRaw"/> takes <paramref name="rows"/> rows of <paramref name="dtype"/>: an AMX-packed
+    /// weight any number of bf16 rows, a plain contiguous CPU weight of that dtype (bf16 or float32) up to
+    /// <see cref="GemvNative.MaxRows"/> when the small-batch kernel is there.
     /// </summary>
-    public bool RunsBf16OnRawMemory(int rows) => _packed is not null
-        || rows is >= 1 and <= GemvNative.MaxRows && GemvNative.IsAvailable && _plainBf16Address != 0;
+    public bool RunsOnRawMemory(int rows, ScalarType dtype) => _packed is not null
+        ? dtype == ScalarType.BFloat16
+        : rows is >= 1 and <= GemvNative.MaxRows && GemvNative.IsAvailable && _plainAddress != 0 && Dtype == dtype;
 
     /// <summary>
-    /// x <c>[rows, K]</c> bf16 at <paramref name="x"/> → y <c>[rows, N]</c> at <paramref name="y"/> (bf16, or float32 with
-    /// <paramref name="float32Output"/>), bias <c>[N]</c> bf16 or none: the fused decode path's projection on raw memory,
-    /// where <see cref="RunsBf16OnRawMemory"/> holds.
+    /// x <c>[rows, K]</c> at <paramref name="x"/> → y <c>[rows, N]</c> at <paramref name="y"/>, bias <c>[N]</c> or none, all
+    /// in the weight's dtype, except y in float32 with <paramref name="float32Output"/> (a float32 weight's y always is):
+    /// the fused decode path's projection on raw memory, where <see cref="RunsOnRawMemory"/> holds.
     /// </summary>
-    public unsafe void LinearBf16(ushort* x, int rows, ushort* bias, void* y, bool float32Output)
+    public unsafe void LinearRaw(void* x, int rows, void* bias, void* y, bool float32Output)
     {
         if (_packed is not null)
-            _packed.Linear(x, rows, bias, y, float32Output);
-        else if (RunsBf16OnRawMemory(rows))
-            GemvNative.Bf16((nint)x, rows, Inputs, _plainBf16Address, (nint)bias, Outputs, (nint)y, Outputs, float32Output);
+            _packed.Linear((ushort*)x, rows, (ushort*)bias, y, float32Output);
+        else if (!RunsOnRawMemory(rows, Dtype))
+            throw new InvalidOperationException($"a plain weight runs {rows} rows on raw memory only through the small-batch kernel ({GemvNative.Status})");
+        else if (Dtype == ScalarType.BFloat16)
+            GemvNative.Bf16((nint)x, rows, Inputs, _plainAddress, (nint)bias, Outputs, (nint)y, Outputs, float32Output);
         else
-            throw new InvalidOperationException($"a plain weight runs {rows} bf16 rows on raw memory only through the small-batch kernel ({GemvNative.Status})");
+            GemvNative.F32((nint)x, rows, Inputs, _plainAddress, (nint)bias, Outputs, (nint)y, Outputs);
     }
 
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>
