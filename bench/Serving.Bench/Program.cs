@@ -6,6 +6,7 @@ using Serving.Bench;
 //   Serving.Bench lora [--model DIR] [--steps N] [--rank R] [--dtype float32|bfloat16] [--kernel cpu-simd|reference] [--json FILE]
 //   Serving.Bench adapters [--model DIR] [--loads N] [--s3 http://127.0.0.1:5000] [--json FILE]
 //   Serving.Bench serving [--model DIR] [--requests PER_CLIENT] [--think-ms MEAN] [--concurrency 1,8,32,64] [--rounds N] [--device cpu|cuda] [--json FILE]
+//   Serving.Bench onestream [--model DIR] [--rounds N] [--tokens N] [--json FILE]
 //   Serving.Bench steps [--model DIR] [--device cpu|cuda] [--steps N] [--prompt N] [--ops default|libtorch] [--dtype bfloat16|float32] [--rows 1,4,8,16,32] [--json FILE]
 //   Serving.Bench prefix [--model DIR] [--prefix TOKENS] [--requests N] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
@@ -59,6 +60,8 @@ switch (args.FirstOrDefault())
             (Get("dtype") ?? "bfloat16") switch { "bfloat16" => TorchSharp.torch.ScalarType.BFloat16, "float32" => TorchSharp.torch.ScalarType.Float32,
                 var d => throw new ArgumentException($"unknown --dtype '{d}' (bfloat16 or float32)") },
             Get("rows")?.Split(',').Select(int.Parse).ToArray()).Run());
+    case "onestream":
+        return Emit(new OneStreamBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "8"), int.Parse(Get("tokens") ?? "64")).Run());
     case "prefix":
         return Emit(new PrefixCacheBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("prefix") ?? "1024"), int.Parse(Get("requests") ?? "12")).Run());
     case "server":
