@@ -140,7 +140,7 @@ public sealed class LlamaModel : IDisposable
         if (_decodePath.CanRun(step, cache))
             return _decodePath.Run(step, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
-        var angles = RopeTables(step);
+        var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
         Tensor? residual = null;
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
@@ -199,7 +199,7 @@ public sealed class LlamaModel : IDisposable
             normed = RmsNorm(x, w.InputNorm);
         }
 
-        Capture(capture, index, normed, LoraTarget.Q, LoraTarget.K, LoraTarget.V);
+        ProjectionInputCapture.Add(capture, index, normed, LoraTarget.Q, LoraTarget.K, LoraTarget.V);
         var qkv = w.Qkv.Apply(normed, w.QkvBias, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Q, normed, qkv, lora);   // q, k and v together
@@ -224,7 +224,7 @@ public sealed class LlamaModel : IDisposable
         }
 
         var attention = Attention(q, keys, values, step);
-        Capture(capture, index, attention, LoraTarget.O);
+        ProjectionInputCapture.Add(capture, index, attention, LoraTarget.O);
         var o = w.O.Apply(attention, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.O, attention, o, lora);
@@ -239,7 +239,7 @@ public sealed class LlamaModel : IDisposable
             normed2 = RmsNorm(x, w.PostAttentionNorm);
         }
 
-        Capture(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
+        ProjectionInputCapture.Add(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
         if (stopBeforeMlp)
             return (x, null);                               // routing capture: the MLP's own GEMMs are not needed
         var gateUp = w.GateUp.Apply(normed2, smallBatchKernel: Kernels.CpuSmallBatchProjections);
@@ -251,7 +251,7 @@ public sealed class LlamaModel : IDisposable
             activated = CpuElementwiseKernels.SwiGlu(gateUp);
         else
             activated = F.silu(gateUp.narrow(1, 0, c.IntermediateSize)) * gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
-        Capture(capture, index, activated, LoraTarget.Down);
+        ProjectionInputCapture.Add(capture, index, activated, LoraTarget.Down);
         var down = w.Down.Apply(activated, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Down, activated, down, lora);
@@ -346,7 +346,7 @@ public sealed class LlamaModel : IDisposable
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
         var x = _weights.Embed.Rows(step.Tokens);
-        var angles = RopeTables(step);
+        var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
         Tensor? residual = null;
         for (int l = 0; l < layers; l++)
         {
@@ -357,16 +357,6 @@ public sealed class LlamaModel : IDisposable
         return captured;
     }
 
-    private static void Capture(IDictionary<(int, LoraTarget), float[]>? capture, int layer, Tensor input, params LoraTarget[] targets)
-    {
-        if (capture is null)
-            return;
-        using var cpu = input.to(ScalarType.Float32).cpu().contiguous();
-        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(cpu.bytes).ToArray();
-        foreach (var target in targets)
-            capture[(layer, target)] = values;
-    }
-
     /// <summary>Adds the LoRA updates of the projections of one fused output (starting with <paramref name="first"/>) in place.</summary>
     internal void ApplyLora(int layer, LoraTarget first, Tensor input, Tensor output, LoraBatchMapping lora)
     {
@@ -375,14 +365,8 @@ public sealed class LlamaModel : IDisposable
         kernel.Apply(input, output, 0, modules, lora);
     }
 
-    /// <summary>The step's RoPE tables for the libtorch path (<see cref="RotaryEmbedding.HeadTables"/>); empty where the CPU kernels rotate.</summary>
-    private (Tensor Cos, Tensor Sin) RopeTables(StepIndices step)
-    {
-        var c = Config;
-        if (CpuElementwise && Device.type == TorchSharp.DeviceType.CPU && (Dtype == ScalarType.BFloat16 || Dtype == ScalarType.Float32) && !is_grad_enabled())
-            return (empty(0), empty(0));
-        return _rope.HeadTables(step.Positions, c.NumHeads + c.NumKvHeads, c.NumHeads + 2 * c.NumKvHeads);
-    }
+    /// <summary>True when the CPU kernels rotate q and k in place, so the libtorch path's RoPE tables are not needed.</summary>
+    private bool CpuRotates => CpuElementwise && Device.type == TorchSharp.DeviceType.CPU && Dtype is ScalarType.BFloat16 or ScalarType.Float32;
 
     private bool UseCpuElementwise(Tensor x) => CpuElementwise && CpuElementwiseKernels.Supports(x);
 

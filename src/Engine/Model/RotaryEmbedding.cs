@@ -98,6 +98,15 @@ internal sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
+    /// The step's tables for the libtorch path (<see cref="HeadTables"/> over q, k and v heads), or empty ones when
+    /// <paramref name="cpuKernelsRotate"/> and no autograd graph is being recorded: then the CPU kernels rotate in place.
+    /// </summary>
+    public (Tensor Cos, Tensor Sin) StepTables(Tensor positions, ModelConfig c, bool cpuKernelsRotate) =>
+        cpuKernelsRotate && !is_grad_enabled()
+            ? (empty(0), empty(0))
+            : HeadTables(positions, c.NumHeads + c.NumKvHeads, c.NumHeads + 2 * c.NumKvHeads);
+
+    /// <summary>
     /// x <c>[T, H, D]</c> rotated by the tables of <see cref="HeadTables"/> as a new tensor, in three ops:
     /// <c>x·Cos + rotate(x)·Sin</c> with rotate(x₁, x₂) = (x₂, x₁), so out₁ = x₁·cos − x₂·sin and out₂ = x₂·cos + x₁·sin,
     /// exactly as HF's rotate-half (a negated product added is the product subtracted); kept heads come back unchanged.
