@@ -51,10 +51,10 @@ internal sealed class AdapterStoreBenchmark(string modelDir, int loads, string? 
 
         disk.Sort();
         host.Sort();
-        report.Add("local disk → device slot, p50 (target ≤ 50 ms; file in the OS page cache)", "ms", Percentile(disk, 0.5));
-        report.Add("local disk → device slot, p99", "ms", Percentile(disk, 0.99));
-        report.Add("host memory → device slot, p50 (target ≤ 5 ms)", "ms", Percentile(host, 0.5));
-        report.Add("host memory → device slot, p99", "ms", Percentile(host, 0.99));
+        report.Add("local disk → device slot, p50 (target ≤ 50 ms; file in the OS page cache)", "ms", Stats.Percentile(disk, 0.5));
+        report.Add("local disk → device slot, p99", "ms", Stats.Percentile(disk, 0.99));
+        report.Add("host memory → device slot, p50 (target ≤ 5 ms)", "ms", Stats.Percentile(host, 0.5));
+        report.Add("host memory → device slot, p99", "ms", Stats.Percentile(host, 0.99));
 
         (double P50, double P99)? s3 = s3Endpoint is null ? null : S3ToSlot(s3Endpoint, adapterDir, loaded.Config, arena, Math.Max(10, loads / 10));
         report.Add("S3 → device slot (cold disk cache), p50", "ms", s3?.P50);
@@ -149,8 +149,7 @@ internal sealed class AdapterStoreBenchmark(string modelDir, int loads, string? 
         }
 
         times.Sort();
-        return (Percentile(times, 0.5), Percentile(times, 0.99));
+        return (Stats.Percentile(times, 0.5), Stats.Percentile(times, 0.99));
     }
 
-    private static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
 }

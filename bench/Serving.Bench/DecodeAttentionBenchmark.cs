@@ -77,15 +77,9 @@ internal sealed class DecodeAttentionBenchmark(int iterations)
                 }
             }
 
-            result[n] = (Median(kernel), Median(libtorch));
+            result[n] = (Stats.Median(kernel), Stats.Median(libtorch));
         }
 
         return result;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted[sorted.Length / 2];
     }
 }

@@ -135,13 +135,13 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             }
 
             if (sampledTimes.Count > 0)
-                sampledStepMs = Median(sampledTimes) * 1e3;
+                sampledStepMs = Stats.Median(sampledTimes) * 1e3;
 
-            gemmMs[b] = Median(gemmTimes) * 1e3;
+            gemmMs[b] = Stats.Median(gemmTimes) * 1e3;
             if (fusedTimes.Count > 0)
-                fusedStepMs = Median(fusedTimes) * 1e3;
+                fusedStepMs = Stats.Median(fusedTimes) * 1e3;
 
-            double seconds = Median(times);             // the median step: robust to a noisy neighbour on a 2-core machine
+            double seconds = Stats.Median(times);             // the median step: robust to a noisy neighbour on a 2-core machine
             tps[b] = b / seconds;
             stepMs[b] = seconds * 1e3;
             Console.Error.WriteLine($"{dtype}: batch {b}: {stepMs[b]:F2} ms/step");
@@ -196,7 +196,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
                 speedups.Add(stepSeconds[0] / stepSeconds[1]);
             }
 
-            return (Median(speedups), Median(overGemms[0]), Median(overGemms[1]));
+            return (Stats.Median(speedups), Stats.Median(overGemms[0]), Stats.Median(overGemms[1]));
         }
         finally
         {
@@ -238,7 +238,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
             }
         }
 
-        return (512 / Median(times.Skip(1)), 512 / Median(opsTimes.Skip(1)));
+        return (512 / Stats.Median(times.Skip(1)), 512 / Stats.Median(opsTimes.Skip(1)));
     }
 
     /// <summary>Bytes one batch-1 decode step must read: every projection and norm weight, the lm_head, one embedding row, the KV prefix.</summary>
@@ -280,12 +280,6 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
     {
         var r = new SeededRandom((ulong)seed + 17);
         return Enumerable.Range(0, length).Select(_ => (int)(r.NextUInt64() % (ulong)(vocab - 3))).ToArray();
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted[sorted.Length / 2];
     }
 
     private static double Std(float[] values)

@@ -33,6 +33,7 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
 
     public BenchReport Run()
     {
+        using var inference = no_grad();         // as GenerationStepper: the server records no autograd graph
         var columns = Dtypes.SelectMany(d => Kernels.Select(k => $"{(d == ScalarType.Float32 ? "f32" : "bf16")} {k.Name}")).ToArray();
         var report = new BenchReport($"Multi-LoRA cost over the base model: bench preset, rank-{rank} adapters on all 7 projections, CPU", columns);
         report.Context("steps", steps);
@@ -225,9 +226,8 @@ internal sealed class LoraBenchmark(string modelDir, int steps, int rank, IReadO
                     samples[v].Add(t);
             }
 
-        static double Median(IEnumerable<double> values) => values.Order().ElementAt(values.Count() / 2);
-        return (samples.Select(Median).ToArray(),
-            samples.Select(s => Median(s.Select((t, round) => t / samples[0][round]))).ToArray());
+        return (samples.Select(Stats.Median).ToArray(),
+            samples.Select(s => Stats.Median(s.Select((t, round) => t / samples[0][round]))).ToArray());
     }
 
     internal static LoraAdapterWeights RandomAdapter(LlamaModel model, string name, ulong seed, int rank)

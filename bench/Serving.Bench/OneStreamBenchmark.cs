@@ -57,9 +57,9 @@ internal sealed class OneStreamBenchmark(string modelDir, int rounds, int tokens
 
             var server = EngineSteps.Scrape(http).Since(before, clock.Elapsed);
             var ratios = tpots.Zip(engine, (t, e) => t / e).ToList();
-            double tpot = Median(tpots), step = Median(engine);
+            double tpot = Stats.Median(tpots), step = Stats.Median(engine);
             report.Add("time per output token (p50 of rounds), vs the engine-alone B=1 step (p50)", "ms", tpot, step, tpot / step);
-            report.Add("the same, median of the rounds' own ratios", "x", null, null, Median(ratios));
+            report.Add("the same, median of the rounds' own ratios", "x", null, null, Stats.Median(ratios));
             report.Add("the server's own mean decode step, vs the engine-alone step", "ms", server.MeanDecodeMs, step, server.MeanDecodeMs / step);
             report.Add("the rounds' ratios: lowest (server column), highest (engine column)", "x", ratios.Min(), ratios.Max(), null);
         }
@@ -110,14 +110,8 @@ internal sealed class OneStreamBenchmark(string modelDir, int rounds, int tokens
             times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
 
-        return Median(times);
+        return Stats.Median(times);
     }
 
     private static int[] Prompt(int seed) => [.. Enumerable.Range(0, PromptTokens).Select(i => 100 + (int)(((ulong)seed * 2654435761UL + (ulong)i * 40503UL) % 30000))];
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[sorted.Count / 2];
-    }
 }

@@ -55,7 +55,7 @@ internal sealed class PrefixCacheBenchmark(string modelDir, int prefixTokens, in
                 }
             }
 
-            double c = Median(cached), u = Median(uncached), o = Median(otherTenant);
+            double c = Stats.Median(cached), u = Stats.Median(uncached), o = Stats.Median(otherTenant);
             report.Add("TTFT p50", "ms", c, u, c / u);
             report.Add("TTFT mean", "ms", cached.Average(), uncached.Average(), cached.Average() / uncached.Average());
             report.Add("isolation: TTFT p50 of another tenant sending the cached prompt (| uncached)", "ms", o, u, o / u);
@@ -66,7 +66,7 @@ internal sealed class PrefixCacheBenchmark(string modelDir, int prefixTokens, in
                 var rates = new List<(double On, double Off)>();
                 for (int round = 0; round < Rounds; round++)
                     rates.Add((Throughput(onHttp, 7000 + round), Throughput(offHttp, 7000 + round)));
-                double rOn = Median(rates.Select(r => r.On).ToList()), rOff = Median(rates.Select(r => r.Off).ToList());
+                double rOn = Stats.Median(rates.Select(r => r.On).ToList()), rOff = Stats.Median(rates.Select(r => r.Off).ToList());
                 report.Add($"random {RandomPromptTokens}-token prompts, {Clients} clients: tokens/s (caching on | off)", "tok/s", rOn, rOff, rOn / rOff);
             }
             finally
@@ -144,11 +144,5 @@ internal sealed class PrefixCacheBenchmark(string modelDir, int prefixTokens, in
             }
         })).ToArray());
         return Clients * perClient * maxTokens / watch.Elapsed.TotalSeconds;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[sorted.Count / 2];
     }
 }

@@ -64,7 +64,7 @@ internal sealed class RoutingBenchmark(string modelDir, int requests)
                 samples[1].Add(Ttft(auto));
             }
 
-            return (Median(samples[0]), Median(samples[1]));
+            return (Stats.Median(samples[0]), Stats.Median(samples[1]));
         }
         finally
         {
@@ -73,5 +73,4 @@ internal sealed class RoutingBenchmark(string modelDir, int requests)
         }
     }
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }

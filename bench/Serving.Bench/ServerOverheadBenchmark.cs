@@ -66,9 +66,9 @@ internal sealed class ServerOverheadBenchmark(int requests, int clients, double 
                         samples[v].Add(sw.Elapsed.TotalMilliseconds);
                 }
 
-            double[] p50 = samples.Select(s => Percentile(s, 0.5)).ToArray();
+            double[] p50 = samples.Select(s => Stats.Percentile(s, 0.5)).ToArray();
             report.Add("latency p50, one request at a time", "ms", p50.Select(x => (double?)x).ToArray());
-            report.Add("latency p99, one request at a time", "ms", samples.Select(s => (double?)Percentile(s, 0.99)).ToArray());
+            report.Add("latency p99, one request at a time", "ms", samples.Select(s => (double?)Stats.Percentile(s, 0.99)).ToArray());
             report.Add("server layer overhead p50 vs in-process (target ≤ 1 ms)", "ms", null, p50[1] - p50[0], p50[2] - p50[0]);
             report.Add($"sustained requests/s, {clients} concurrent clients", "req/s",
                 variants.Select(v => (double?)Sustained(v)).ToArray());
@@ -94,11 +94,5 @@ internal sealed class ServerOverheadBenchmark(int requests, int clients, double 
             }
         })).ToArray());
         return done / until.Elapsed.TotalSeconds;
-    }
-
-    private static double Percentile(List<double> values, double p)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
     }
 }

@@ -61,8 +61,8 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         var tpot = samples.SelectMany(s => s.Tpot).ToList();
         var steps = samples.Skip(1).Aggregate(samples[0].Steps, (sum, s) => sum.Plus(s.Steps));
         var activity = samples.Skip(1).Aggregate(samples[0].Activity, (sum, s) => sum.Plus(s.Activity));
-        return new Result(samples.Sum(s => s.Tokens) / samples.Sum(s => s.Seconds), Percentile(ttft, 0.5), Percentile(ttft, 0.99),
-            Percentile(tpot, 0.5), Percentile(tpot, 0.99), steps, activity);
+        return new Result(samples.Sum(s => s.Tokens) / samples.Sum(s => s.Seconds), Stats.Percentile(ttft, 0.5), Stats.Percentile(ttft, 0.99),
+            Stats.Percentile(tpot, 0.5), Stats.Percentile(tpot, 0.99), steps, activity);
     }
 
     private void Add(BenchReport report, string name, Dictionary<int, Result> r)
@@ -196,11 +196,5 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             if ((u -= 1.0 / k) < 0)
                 return k - 1;
         return n - 1;
-    }
-
-    private static double Percentile(IEnumerable<double> values, double p)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
     }
 }

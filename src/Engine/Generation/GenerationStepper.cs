@@ -48,6 +48,9 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
             ? LoraBatchMapping.ForSequences(rows.Select(r => r.TokenCount).ToList(), rows.Select(r => r.Sequence.Adapters).ToList())
             : null;
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        // Serving records no autograd graph; saying so lets the CPU kernels rotate in place instead of the step building
+        // RoPE tables it never uses (RotaryEmbedding.StepTables).
+        using var inference = no_grad();
         using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora);
         long forwarded = System.Diagnostics.Stopwatch.GetTimestamp();
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
