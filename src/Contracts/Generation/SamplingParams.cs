@@ -15,6 +15,9 @@ public sealed record SamplingParams
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     public bool IgnoreEos { get; init; }
 
+    /// <summary>Structured output: the form the output must take (JSON Schema, regex, choice), or null for free text.</summary>
+    public OutputConstraint? Constraint { get; init; }
+
     /// <summary>Null: no logprobs. N ≥ 0: the sampled token's logprob plus the N most likely alternatives.</summary>
     public int? Logprobs { get; init; }
 

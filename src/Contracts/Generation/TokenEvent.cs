@@ -4,4 +4,8 @@ namespace Serving.Contracts.Generation;
 /// What one step produced for one sequence: the token, the text that became safe to show, and whether it finished. The
 /// first event of a request also says how many of its prompt tokens' KV came from the prefix cache.
 /// </summary>
-public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReason Finish, int CachedPromptTokens = 0);
+public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReason Finish, int CachedPromptTokens = 0)
+{
+    /// <summary>On the last event of a request with an output constraint: the output ended before it was complete.</summary>
+    public bool OutputIncomplete { get; init; }
+}

@@ -47,6 +47,7 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         var lora = rows.Any(r => r.Sequence.Adapters.Count > 0)
             ? LoraBatchMapping.ForSequences(rows.Select(r => r.TokenCount).ToList(), rows.Select(r => r.Sequence.Adapters).ToList())
             : null;
+        var masks = PrepareMasks(rows);
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         // Serving records no autograd graph; saying so lets the CPU kernels rotate in place instead of the step building
         // RoPE tables it never uses (RotaryEmbedding.StepTables).
@@ -60,6 +61,8 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
             if (row.EmitsToken)
                 ready.Add(i);                       // else the prompt is not complete yet: no next-token prediction
 
+        masks?.Wait();
+        long masked = System.Diagnostics.Stopwatch.GetTimestamp();
         var tokens = Sample(cpu, rows, ready);
         // Only now, with nothing left to fail, does a sequence change.
         var events = new TokenEvent?[rows.Count];
@@ -67,8 +70,35 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
             events[ready[i]] = rows[ready[i]].Sequence.Accept(tokens[i], cache.MaxContext);
 
         LastTimings = new StepTimings(System.Diagnostics.Stopwatch.GetElapsedTime(started, forwarded),
-            System.Diagnostics.Stopwatch.GetElapsedTime(forwarded, copied), System.Diagnostics.Stopwatch.GetElapsedTime(copied));
+            System.Diagnostics.Stopwatch.GetElapsedTime(forwarded, copied), System.Diagnostics.Stopwatch.GetElapsedTime(masked),
+            masks is null ? TimeSpan.Zero : masks.Result, System.Diagnostics.Stopwatch.GetElapsedTime(copied, masked));
         return events;
+    }
+
+    /// <summary>
+    /// Starts computing, on a pool thread, the token masks that constrained rows sampling this step will need and that are
+    /// not cached yet, so the trie walks overlap the forward pass instead of following it. Returns the work's duration, or
+    /// null when there is none.
+    /// </summary>
+    private static Task<TimeSpan>? PrepareMasks(IReadOnlyList<StepRow> rows)
+    {
+        List<(Constraints.TokenConstraint Constraint, int State)>? missing = null;
+        foreach (var row in rows)
+        {
+            var s = row.Sequence;
+            if (row.EmitsToken && s.Constraint is { } c && !c.HasMask(s.ConstraintState))
+                (missing ??= []).Add((c, s.ConstraintState));
+        }
+
+        if (missing is null)
+            return null;
+        return Task.Run(() =>
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            foreach (var (constraint, state) in missing)
+                constraint.AllowedTokens(state);
+            return System.Diagnostics.Stopwatch.GetElapsedTime(start);
+        });
     }
 
     /// <summary>
@@ -88,7 +118,7 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
             Kernels.OpenMpTeam.For(ready.Count, i =>
             {
                 var s = rows[ready[i]].Sequence;
-                tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>((float*)address + (long)ready[i] * vocab, vocab), s.Sampling, s.Random);
+                tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>((float*)address + (long)ready[i] * vocab, vocab), s.Sampling, s.Random, s.AllowedTokens());
             });
         }
 

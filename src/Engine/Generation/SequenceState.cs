@@ -1,4 +1,5 @@
 using Serving.Contracts;
+using Serving.Engine.Constraints;
 using Serving.Engine.Sampling;
 using Serving.Engine.Tokenization;
 using Serving.Contracts.Generation;
@@ -15,14 +16,17 @@ public sealed class SequenceState
     private readonly IncrementalDetokenizer _detokenizer;
     private readonly StopStringMatcher _stops;
     private readonly HashSet<int> _stopTokens;
+    private readonly TokenConstraint? _constraint;
+    private int _constraintState;
 
     /// <param name="promptTokens">The prompt, already tokenized (at least one token).</param>
     /// <param name="sampling">How to pick tokens and when to stop.</param>
     /// <param name="tokenizer">Turns generated ids into text.</param>
     /// <param name="eosTokenIds">Ids that end generation unless <see cref="SamplingParams.IgnoreEos"/>.</param>
     /// <param name="adapters">The (adapter slot, weight) pairs applied to every token of this sequence; empty = base model.</param>
+    /// <param name="constraint"><see cref="SamplingParams.Constraint"/> compiled for this model's vocabulary, or null.</param>
     public SequenceState(IReadOnlyList<int> promptTokens, SamplingParams sampling, HfTokenizer tokenizer, IEnumerable<int> eosTokenIds,
-        IReadOnlyList<AdapterSlotWeight>? adapters = null)
+        IReadOnlyList<AdapterSlotWeight>? adapters = null, TokenConstraint? constraint = null)
     {
         if (promptTokens.Count == 0)
             throw new ArgumentException("the prompt must contain at least one token");
@@ -36,6 +40,10 @@ public sealed class SequenceState
         _stopTokens = [.. sampling.StopTokenIds];
         if (!sampling.IgnoreEos)
             _stopTokens.UnionWith(eosTokenIds);
+        if ((sampling.Constraint is null) != (constraint is null))
+            throw new ArgumentException("a sequence's compiled constraint must match its sampling parameters' constraint");
+        _constraint = constraint;
+        _constraintState = constraint?.Start ?? 0;
     }
 
     public IReadOnlyList<int> PromptTokens { get; }
@@ -46,6 +54,31 @@ public sealed class SequenceState
     public IReadOnlyList<int> GeneratedTokens => _generated;
     public FinishReason Finish { get; private set; }
     public bool IsFinished => Finish != FinishReason.None;
+
+    /// <summary>The output constraint this sequence samples under, or null.</summary>
+    public TokenConstraint? Constraint => _constraint;
+
+    /// <summary>Where the output so far stands in <see cref="Constraint"/>'s automaton.</summary>
+    public int ConstraintState => _constraintState;
+
+    /// <summary>
+    /// Whether a constrained sequence ended without its output being complete (max_tokens, the context limit or a stop
+    /// string came first): the text is then a prefix of a valid output, not a valid one.
+    /// </summary>
+    public bool OutputIncomplete { get; private set; }
+
+    /// <summary>
+    /// The tokens the next step may choose under <see cref="Constraint"/>: the automaton's mask, plus the stop tokens when
+    /// the output so far is complete (or when nothing can continue it, so the sequence still ends). Null when unconstrained.
+    /// </summary>
+    internal (ulong[] Mask, IReadOnlyCollection<int> AlsoAllowed)? AllowedTokens()
+    {
+        if (_constraint is null)
+            return null;
+        var mask = _constraint.AllowedTokens(_constraintState);
+        bool stuck = !mask.AsSpan().ContainsAnyExcept(0UL);
+        return (mask, _constraint.IsAccepting(_constraintState) || stuck ? _stopTokens : []);
+    }
 
     /// <summary>All tokens of the sequence so far (prompt, then generated).</summary>
     public int TotalTokens => PromptTokens.Count + _generated.Count;
@@ -71,16 +104,32 @@ public sealed class SequenceState
         {
             Finish = FinishReason.Stop;
             delta = _stops.Append(_detokenizer.Flush()) + _stops.Flush();
-            return new TokenEvent(token, delta, Finish);
+            return Finished(token, delta);
+        }
+
+        bool complete = false;
+        if (_constraint is not null)
+        {
+            _constraintState = _constraint.Advance(_constraintState, token.Id);
+            // Complete and nothing may follow: the output is done, whatever max_tokens still allows.
+            complete = _constraint.IsAccepting(_constraintState) && !_constraint.CanContinue(_constraintState);
         }
 
         delta = _stops.Append(_detokenizer.Push(token.Id));
-        if (_stops.Stopped)
+        if (_stops.Stopped || complete)
             Finish = FinishReason.Stop;
         else if (_generated.Count >= Sampling.MaxTokens || TotalTokens >= contextLimit)
             Finish = FinishReason.Length;
-        if (Finish == FinishReason.Length)
+        if (Finish == FinishReason.Length || complete)
             delta += _stops.Append(_detokenizer.Flush()) + _stops.Flush();
-        return new TokenEvent(token, delta, Finish);
+        return Finished(token, delta);
+    }
+
+    private TokenEvent Finished(SampledToken token, string delta)
+    {
+        // A stop string cuts the text where the automaton cannot follow: such an output is never claimed complete.
+        if (Finish != FinishReason.None && _constraint is not null)
+            OutputIncomplete = _stops.Stopped || !_constraint.IsAccepting(_constraintState);
+        return new TokenEvent(token, delta, Finish) { OutputIncomplete = OutputIncomplete };
     }
 }

@@ -9,4 +9,8 @@ namespace Serving.Engine.Generation;
 /// <param name="Forward">The model's forward call.</param>
 /// <param name="LogitsToHost">Waiting for the device and copying the logits to host memory.</param>
 /// <param name="Sampling">Sampling each row's token, detokenising it and matching stop conditions.</param>
-public readonly record struct StepTimings(TimeSpan Forward, TimeSpan LogitsToHost, TimeSpan Sampling);
+/// <param name="MaskWork">Computing the token masks of constrained rows that were not cached, on a worker thread while the
+/// forward pass ran.</param>
+/// <param name="MaskWait">The part of <paramref name="MaskWork"/> the step waited for after its forward pass: what
+/// structured output added to the critical path.</param>
+public readonly record struct StepTimings(TimeSpan Forward, TimeSpan LogitsToHost, TimeSpan Sampling, TimeSpan MaskWork = default, TimeSpan MaskWait = default);

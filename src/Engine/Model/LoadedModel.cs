@@ -19,6 +19,7 @@ public sealed class LoadedModel : IDisposable
         EosTokenIds = defaults.EosTokenIds.Count > 0 ? defaults.EosTokenIds
             : config.EosTokenIds.Count > 0 ? config.EosTokenIds
             : tokenizer.Specials.EosId is int eos ? [eos] : [];
+        Constraints = new Constraints.TokenConstraintCompiler(tokenizer, config.VocabSize);
     }
 
     public string Directory { get; }
@@ -28,6 +29,9 @@ public sealed class LoadedModel : IDisposable
     public LlamaModel Model { get; }
     public ChatTemplate ChatTemplate { get; }
     public IReadOnlyList<int> EosTokenIds { get; }
+
+    /// <summary>Structured-output constraints compiled against this model's vocabulary, cached by content.</summary>
+    public Constraints.TokenConstraintCompiler Constraints { get; }
 
     /// <summary>
     /// Loads <paramref name="directory"/>. Every problem (unknown architecture, missing or misshapen tensor,

@@ -10,19 +10,27 @@ namespace Serving.Engine.Sampling;
 /// </summary>
 internal static class TokenSampler
 {
-    public static SampledToken Sample(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random, ISet<int>? bannedIds = null)
+    /// <param name="logits">One row of float32 logits <c>[vocab]</c>.</param>
+    /// <param name="p">The request's sampling parameters.</param>
+    /// <param name="random">The sequence's generator.</param>
+    /// <param name="allowed">Under an output constraint: the tokens that may be chosen (bit i of the mask, plus the listed
+    /// ids); the others are taken out before temperature, top-k and top-p, so those act on the allowed tokens alone.
+    /// Logprobs still come from the raw distribution.</param>
+    public static SampledToken Sample(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random,
+        (ulong[] Mask, IReadOnlyCollection<int> AlsoAllowed)? allowed = null)
     {
         // A temperature whose reciprocal overflows float32 (below ~3e-39) samples the maximum anyway: take it as greedy
         // rather than scale logits by infinity.
         bool greedy = p.Temperature == 0 || p.TopK == 1 || float.IsInfinity((float)(1.0 / p.Temperature));
-        int chosen = greedy ? ArgMax(logits, bannedIds) : SampleFiltered(logits, p, random, bannedIds);
+        var choose = allowed is { } a ? Masked(logits, a.Mask, a.AlsoAllowed) : logits;
+        int chosen = greedy ? Math.Max(0, System.Numerics.Tensors.TensorPrimitives.IndexOfMax(choose)) : SampleFiltered(choose, p, random);
         if (p.Logprobs is null)
             return new SampledToken(chosen, float.NaN, []);
         double logZ = LogSumExp(logits);
         var top = new (int, float)[p.Logprobs.Value];
         if (top.Length > 0)
         {
-            int[] best = TopIndices(logits, top.Length, null);
+            int[] best = TopIndices(logits, top.Length);
             for (int i = 0; i < best.Length; i++)
                 top[i] = (best[i], (float)(logits[best[i]] - logZ));
         }
@@ -30,29 +38,46 @@ internal static class TokenSampler
         return new SampledToken(chosen, (float)(logits[chosen] - logZ), top);
     }
 
-    private static int ArgMax(ReadOnlySpan<float> logits, ISet<int>? banned)
+    [ThreadStatic] private static float[]? _masked;
+
+    /// <summary>The logits with every token outside <paramref name="mask"/> ∪ <paramref name="also"/> at −∞, in a per-thread buffer.</summary>
+    internal static ReadOnlySpan<float> Masked(ReadOnlySpan<float> logits, ReadOnlySpan<ulong> mask, IReadOnlyCollection<int> also)
     {
-        if (banned is null)
-            return Math.Max(0, System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits));
-        int best = -1;
-        float bestValue = float.NegativeInfinity;
-        for (int i = 0; i < logits.Length; i++)
+        if (_masked is null || _masked.Length < logits.Length)
+            _masked = new float[logits.Length];
+        var m = _masked.AsSpan(0, logits.Length);
+        m.Fill(float.NegativeInfinity);
+        int words = Math.Min(mask.Length, (logits.Length + 63) / 64);
+        for (int w = 0; w < words; w++)
         {
-            if (logits[i] > bestValue && (banned is null || !banned.Contains(i)))
+            ulong bits = mask[w];
+            int at = w * 64;
+            if (bits == ulong.MaxValue && at + 64 <= logits.Length)
             {
-                best = i;
-                bestValue = logits[i];
+                logits.Slice(at, 64).CopyTo(m.Slice(at, 64));
+                continue;
+            }
+
+            while (bits != 0)
+            {
+                int i = at + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                if (i < logits.Length)
+                    m[i] = logits[i];
+                bits &= bits - 1;
             }
         }
 
-        return best >= 0 ? best : 0;
+        foreach (int id in also)
+            if ((uint)id < (uint)logits.Length)
+                m[id] = logits[id];
+        return m;
     }
 
-    private static int SampleFiltered(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random, ISet<int>? banned)
+    private static int SampleFiltered(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random)
     {
         int k = p.TopK > 0 ? Math.Min(p.TopK, logits.Length) : logits.Length;
         float invT = (float)(1.0 / p.Temperature);
-        if (k == logits.Length && p.TopP >= 1 && banned is null)
+        if (k == logits.Length && p.TopP >= 1)
         {
             float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
             double target = random.NextDouble() * SumExp(logits, max, invT);
@@ -74,7 +99,7 @@ internal static class TokenSampler
         // is still ≥ p of the top-k mass (the smallest nucleus; tokens tied at a threshold are all kept, as HF's top-k
         // keeps ties). Why: growing a sorted candidate prefix cost a full heap selection over the vocabulary per growth,
         // ~1.5 ms per row on a flat 32k distribution (top-p 0.95), on every row of every step.
-        var w = Weights(logits, invT, banned);
+        var w = Weights(logits, invT);
         float kThreshold = k < logits.Length ? LargestThreshold(w, 0f, k, double.NaN) : 0f;
         float threshold = p.TopP < 1 ? LargestThreshold(w, kThreshold, 0, p.TopP * Mass(w, kThreshold)) : kThreshold;
 
@@ -95,17 +120,13 @@ internal static class TokenSampler
 
     [ThreadStatic] private static float[]? _weights;
 
-    /// <summary>exp((logits − max) / T) in a per-thread buffer, banned ids 0 (max over the others).</summary>
-    private static Span<float> Weights(ReadOnlySpan<float> logits, float invT, ISet<int>? banned)
+    /// <summary>exp((logits − max) / T) in a per-thread buffer (−∞ logits, masked tokens, weigh 0).</summary>
+    private static Span<float> Weights(ReadOnlySpan<float> logits, float invT)
     {
         if (_weights is null || _weights.Length < logits.Length)
             _weights = new float[logits.Length];
         var w = _weights.AsSpan(0, logits.Length);
         logits.CopyTo(w);
-        if (banned is not null)
-            foreach (int id in banned)
-                if ((uint)id < (uint)w.Length)
-                    w[id] = float.NegativeInfinity;
         float max = System.Numerics.Tensors.TensorPrimitives.Max(w);
         if (float.IsNegativeInfinity(max))
         {
@@ -124,10 +145,6 @@ internal static class TokenSampler
 
         for (; i < w.Length; i++)
             w[i] = (float)Math.Exp((w[i] - max) * invT);
-        if (banned is not null)
-            foreach (int id in banned)
-                if ((uint)id < (uint)w.Length)
-                    w[id] = 0;
         return w;
     }
 
@@ -199,13 +216,11 @@ internal static class TokenSampler
     }
 
     /// <summary>Indices of the <paramref name="count"/> largest logits, largest first (ties: lower id first).</summary>
-    internal static int[] TopIndices(ReadOnlySpan<float> logits, int count, ISet<int>? banned)
+    internal static int[] TopIndices(ReadOnlySpan<float> logits, int count)
     {
         var heap = new PriorityQueue<int, (float Value, int NegId)>(count + 1);
         for (int i = 0; i < logits.Length; i++)
         {
-            if (banned is not null && banned.Contains(i))
-                continue;
             if (heap.Count < count)
             {
                 heap.Enqueue(i, (logits[i], -i));

@@ -117,7 +117,17 @@ public sealed class EngineWorker : BackgroundService
         if (_scheduler is not StepScheduler scheduler || !_running)
             return EnqueueOutcome.Closed;
         var model = _host.Model;
-        var state = new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds);
+        Engine.Constraints.TokenConstraint? constraint;
+        try
+        {
+            constraint = command.Sampling.Constraint is { } c ? model.Constraints.Compile(c) : null;   // cached since the request stage
+        }
+        catch (Engine.Constraints.ConstraintException ex)
+        {
+            throw new ArgumentException(ex.Message, ex);
+        }
+
+        var state = new SequenceState(command.PromptTokens, command.Sampling, model.Tokenizer, model.EosTokenIds, constraint: constraint);
         var id = new RequestId(Interlocked.Increment(ref _nextId));
         Batching.PrefixCaching.PrefixCacheSeed? seed = null;
         Batching.PrefixCaching.PrefixBlockKey[]? keys = null;

@@ -75,6 +75,23 @@ public sealed class ServedModel
         }
     }
 
+    /// <summary>
+    /// Compiles <paramref name="constraint"/> for this model's vocabulary (or finds it compiled), so a bad one is refused
+    /// before the request queues. Throws <see cref="RequestFailedException"/> (<see cref="RequestFailure.Invalid"/>) whose
+    /// <see cref="RequestFailedException.Param"/> is where in the constraint the problem is (<c>$.properties.dose.multipleOf</c>).
+    /// </summary>
+    public void Compile(Serving.Contracts.Generation.OutputConstraint constraint)
+    {
+        try
+        {
+            _model.Constraints.Compile(constraint);
+        }
+        catch (Serving.Engine.Constraints.ConstraintException ex)
+        {
+            throw new RequestFailedException(RequestFailure.Invalid, ex.Problem, ex.Path);
+        }
+    }
+
     /// <summary>JSON as the template sees it: objects as ordinal dictionaries, arrays as lists, numbers as long or double.</summary>
     public static object? TemplateValue(JsonNode? node) => JinjaTemplate.FromJson(node);
 }

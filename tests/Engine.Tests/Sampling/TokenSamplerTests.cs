@@ -142,13 +142,25 @@ public sealed class TokenSamplerTests
     }
 
     [Fact]
-    public void Sample_BannedIdsWithTopP_NeverDrawnEvenTheBest()
+    public void Sample_MaskedIdsWithTopP_NeverDrawnEvenTheBest()
     {
-        var banned = new HashSet<int> { 1, 5 };
+        ulong[] mask = [ulong.MaxValue & ~(1UL << 1) & ~(1UL << 5)];
         var r = new SeededRandom(4);
-        var seen = Enumerable.Range(0, 400).Select(_ => TokenSampler.Sample(Logits, new SamplingParams { TopP = 0.6 }, r, banned).Id).ToHashSet();
+        var seen = Enumerable.Range(0, 400).Select(_ => TokenSampler.Sample(Logits, new SamplingParams { TopP = 0.6 }, r, (mask, [])).Id).ToHashSet();
         // Without 1 and 5: token 2 (e^2.5) holds ≈ 0.69 of the rest, so p = 0.6 keeps it alone.
         Assert.Equal(new HashSet<int> { 2 }, seen);
+    }
+
+    [Fact]
+    public void Sample_MaskedGreedy_TakesTheBestAllowedAndRawLogprob()
+    {
+        ulong[] mask = [1UL << 0 | 1UL << 3];
+        var token = TokenSampler.Sample(Logits, new SamplingParams { Temperature = 0, Logprobs = 1 }, new SeededRandom(1), (mask, [2]));
+        int expected = new[] { 0, 2, 3 }.MaxBy(i => Logits[i]);
+        Assert.Equal(expected, token.Id);
+        double logZ = Math.Log(Logits.Sum(v => Math.Exp(v)));
+        Assert.Equal(Logits[expected] - logZ, token.Logprob, 4);
+        Assert.Equal(Array.IndexOf(Logits, Logits.Max()), token.TopLogprobs[0].Item1);   // alternatives from the raw distribution
     }
 
     [Fact]

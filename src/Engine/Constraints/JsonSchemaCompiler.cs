@@ -1,0 +1,379 @@
+using System.Text.Json;
+
+namespace Serving.Engine.Constraints;
+
+/// <summary>
+/// Compiles a JSON Schema to the automaton of its compact JSON texts. Supported: <c>type</c> (one or a list), object
+/// (<c>properties</c> in declared order, <c>required</c>, <c>additionalProperties</c>), array (<c>items</c>,
+/// <c>minItems</c>, <c>maxItems</c>), string (<c>enum</c>, <c>const</c>, <c>pattern</c>, <c>minLength</c>,
+/// <c>maxLength</c>, <c>format</c> date / time / date-time / uuid), integer and number (<c>minimum</c>, <c>maximum</c>,
+/// exclusive forms), boolean, null, <c>anyOf</c>, <c>oneOf</c> (when its branches provably exclude each other),
+/// <c>$ref</c> into <c>$defs</c>/<c>definitions</c> (a recursive one unrolled <see cref="MaxRecursion"/> times), and
+/// annotations. Every other keyword is a <see cref="ConstraintException"/> naming it and its JSON path.
+/// </summary>
+/// <remarks>Generated objects carry only declared properties, in declared order; a schema without <c>properties</c> that
+/// allows any object, and <c>{}</c> or <c>true</c>, produce any JSON value nested at most <see cref="GenericDepth"/> deep.</remarks>
+internal sealed class JsonSchemaCompiler
+{
+    public const int MaxRecursion = 3;
+    public const int GenericDepth = 3;
+    public const int MaxStringLength = 10_000;
+    public const int MaxArrayItems = 1_000;
+
+    private static readonly HashSet<string> Annotations = ["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
+        "readOnly", "writeOnly", "$defs", "definitions", "$anchor"];
+
+    private static readonly HashSet<string> Supported = ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+        "enum", "const", "pattern", "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf",
+        "$ref", "uniqueItems"];
+
+    private static readonly string[] AllTypes = ["object", "array", "string", "number", "integer", "boolean", "null"];
+
+    private readonly ByteNfa _nfa;
+    private readonly JsonTextFragments _text;
+    private readonly JsonElement _root;
+    private readonly List<string> _expanding = [];
+
+    private JsonSchemaCompiler(ByteNfa nfa, JsonElement root)
+    {
+        _nfa = nfa;
+        _text = new JsonTextFragments(nfa);
+        _root = root;
+    }
+
+    /// <summary>The fragment of every compact JSON text valid against <paramref name="schema"/> that this compiler generates.</summary>
+    public static NfaFragment Compile(ByteNfa nfa, JsonElement schema) => new JsonSchemaCompiler(nfa, schema).Value(schema, "$");
+
+    /// <summary>Any JSON value (objects and arrays nested at most <paramref name="depth"/> deep), as <c>json_object</c> needs.</summary>
+    public static NfaFragment AnyObject(ByteNfa nfa, int depth = GenericDepth)
+    {
+        var compiler = new JsonSchemaCompiler(nfa, default);
+        return compiler.GenericObject(depth);
+    }
+
+    private NfaFragment Value(JsonElement schema, string path)
+    {
+        if (schema.ValueKind == JsonValueKind.True)
+            return Generic(GenericDepth);
+        if (schema.ValueKind == JsonValueKind.False)
+            return NfaFragment.Never;
+        if (schema.ValueKind != JsonValueKind.Object)
+            throw new ConstraintException(path, "a schema must be an object or a boolean");
+        foreach (var p in schema.EnumerateObject())
+        {
+            if (Annotations.Contains(p.Name) || Supported.Contains(p.Name))
+                continue;
+            throw new ConstraintException($"{path}.{p.Name}", $"keyword \"{p.Name}\" is not supported");
+        }
+
+        var keywords = schema.EnumerateObject().Select(p => p.Name).Where(n => !Annotations.Contains(n)).ToHashSet();
+        if (schema.TryGetProperty("$ref", out var reference))
+            return Reference(reference, keywords, path);
+        if (schema.TryGetProperty("anyOf", out var anyOf) || schema.TryGetProperty("oneOf", out anyOf))
+            return Branches(schema, anyOf, keywords, path);
+        if (schema.TryGetProperty("enum", out var values) || schema.TryGetProperty("const", out values))
+            return Enumeration(schema, values, keywords, path);
+
+        var types = Types(schema, keywords, path);
+        return _nfa.Alternation(types.Select(t => Typed(schema, t, path)).ToList());
+    }
+
+    private NfaFragment Reference(JsonElement reference, HashSet<string> keywords, string path)
+    {
+        if (keywords.Count > 1)
+            throw new ConstraintException($"{path}.$ref", $"\"$ref\" beside other keywords ({string.Join(", ", keywords.Where(k => k != "$ref"))}) is not supported");
+        string target = reference.ValueKind == JsonValueKind.String ? reference.GetString()! : throw new ConstraintException($"{path}.$ref", "must be a string");
+        if (_expanding.Count(e => e == target) >= MaxRecursion)
+            return NfaFragment.Never;                      // the recursion's depth bound: branches that need it disappear
+        var resolved = Resolve(target, $"{path}.$ref");
+        _expanding.Add(target);
+        try
+        {
+            return Value(resolved, target);
+        }
+        finally
+        {
+            _expanding.RemoveAt(_expanding.Count - 1);
+        }
+    }
+
+    private JsonElement Resolve(string target, string path)
+    {
+        if (target == "#")
+            return _root;
+        if (!target.StartsWith("#/", StringComparison.Ordinal))
+            throw new ConstraintException(path, $"only local references (\"#/$defs/...\") are supported, not \"{target}\"");
+        var at = _root;
+        foreach (string raw in target[2..].Split('/'))
+        {
+            string segment = Uri.UnescapeDataString(raw).Replace("~1", "/").Replace("~0", "~");
+            if (at.ValueKind != JsonValueKind.Object || !at.TryGetProperty(segment, out at))
+                throw new ConstraintException(path, $"reference \"{target}\" does not resolve");
+        }
+
+        return at;
+    }
+
+    private NfaFragment Branches(JsonElement schema, JsonElement branches, HashSet<string> keywords, string path)
+    {
+        string keyword = schema.TryGetProperty("anyOf", out _) ? "anyOf" : "oneOf";
+        if (keywords.Count > 1)
+            throw new ConstraintException($"{path}.{keyword}", $"\"{keyword}\" beside other keywords ({string.Join(", ", keywords.Where(k => k != keyword))}) is not supported; move them into each branch");
+        if (branches.ValueKind != JsonValueKind.Array || branches.GetArrayLength() == 0)
+            throw new ConstraintException($"{path}.{keyword}", "must be a non-empty array of schemas");
+        var list = branches.EnumerateArray().ToList();
+        if (keyword == "oneOf")
+            new JsonSchemaKinds(Resolve).RequireDisjoint(list, $"{path}.oneOf");
+        return _nfa.Alternation(list.Select((b, i) => Value(b, $"{path}.{keyword}[{i}]")).ToList());
+    }
+
+    private NfaFragment Enumeration(JsonElement schema, JsonElement values, HashSet<string> keywords, string path)
+    {
+        bool isConst = !schema.TryGetProperty("enum", out _);
+        string keyword = isConst ? "const" : "enum";
+        var extra = keywords.Where(k => k != keyword && k != "type").ToList();
+        if (extra.Count > 0)
+            throw new ConstraintException($"{path}.{extra[0]}", $"\"{extra[0]}\" beside \"{keyword}\" is not supported");
+        var list = isConst ? [values] : values.ValueKind == JsonValueKind.Array ? values.EnumerateArray().ToList()
+            : throw new ConstraintException($"{path}.enum", "must be an array");
+        if (list.Count == 0)
+            throw new ConstraintException($"{path}.enum", "must not be empty");
+        var types = schema.TryGetProperty("type", out _) ? Types(schema, keywords, path) : AllTypes;
+        var allowed = list.Where(v => types.Contains(JsonSchemaKinds.TypeOf(v)) || JsonSchemaKinds.TypeOf(v) == "integer" && types.Contains("number")).ToList();
+        if (allowed.Count == 0)
+            throw new ConstraintException($"{path}.{keyword}", "no value is of the schema's type");
+        return _nfa.Alternation(allowed.Select(_text.Literal).ToList());
+    }
+
+    private string[] Types(JsonElement schema, HashSet<string> keywords, string path)
+    {
+        if (schema.TryGetProperty("type", out var type))
+        {
+            var names = type.ValueKind switch
+            {
+                JsonValueKind.String => [type.GetString()!],
+                JsonValueKind.Array when type.GetArrayLength() > 0 && type.EnumerateArray().All(t => t.ValueKind == JsonValueKind.String) =>
+                    type.EnumerateArray().Select(t => t.GetString()!).ToArray(),
+                _ => throw new ConstraintException($"{path}.type", "must be a type name or a non-empty array of them"),
+            };
+            foreach (string name in names)
+                if (!AllTypes.Contains(name))
+                    throw new ConstraintException($"{path}.type", $"unknown type \"{name}\"");
+            return names.Contains("number") ? [.. names.Where(n => n != "integer").Distinct()] : [.. names.Distinct()];
+        }
+
+        var inferred = new List<string>();
+        if (keywords.Overlaps(["properties", "required", "additionalProperties"]))
+            inferred.Add("object");
+        if (keywords.Overlaps(["items", "minItems", "maxItems", "uniqueItems"]))
+            inferred.Add("array");
+        if (keywords.Overlaps(["pattern", "minLength", "maxLength", "format"]))
+            inferred.Add("string");
+        if (keywords.Overlaps(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]))
+            inferred.Add("number");
+        return inferred.Count > 0 ? [.. inferred] : ["any"];
+    }
+
+    private NfaFragment Typed(JsonElement schema, string type, string path) => type switch
+    {
+        "object" => Object(schema, path),
+        "array" => Array(schema, path),
+        "string" => String(schema, path),
+        "integer" => Numeric(schema, path, integer: true),
+        "number" => Numeric(schema, path, integer: false),
+        "boolean" => _nfa.Alternation(_nfa.Literal("true"), _nfa.Literal("false")),
+        "null" => _nfa.Literal("null"),
+        _ => Generic(GenericDepth),
+    };
+
+    private NfaFragment Object(JsonElement schema, string path)
+    {
+        var properties = new List<(string Name, JsonElement Schema)>();
+        if (schema.TryGetProperty("properties", out var declared))
+        {
+            if (declared.ValueKind != JsonValueKind.Object)
+                throw new ConstraintException($"{path}.properties", "must be an object");
+            properties.AddRange(declared.EnumerateObject().Select(p => (p.Name, p.Value)));
+        }
+
+        var required = new HashSet<string>();
+        if (schema.TryGetProperty("required", out var names))
+        {
+            if (names.ValueKind != JsonValueKind.Array || names.EnumerateArray().Any(n => n.ValueKind != JsonValueKind.String))
+                throw new ConstraintException($"{path}.required", "must be an array of property names");
+            foreach (var entry in names.EnumerateArray())
+            {
+                string name = entry.GetString()!;
+                required.Add(name);
+                if (properties.All(p => p.Name != name))
+                    properties.Add((name, JsonDocument.Parse("true").RootElement));    // required but undeclared: any value
+            }
+        }
+
+        schema.TryGetProperty("additionalProperties", out var additional);
+        if (properties.Count == 0)
+        {
+            if (additional.ValueKind == JsonValueKind.False)
+                return _nfa.Literal("{}");
+            if (additional.ValueKind == JsonValueKind.Object)
+                return Map(additional, $"{path}.additionalProperties");
+            return GenericObject(GenericDepth);
+        }
+
+        // none[k] / some[k]: before property k with no property written yet / with one written (so k needs a comma).
+        // A property's value is built once; both ways in meet at some[k + 1].
+        var open = _nfa.Literal("{");
+        int n = properties.Count;
+        var none = new int[n + 1];
+        var some = new int[n + 1];
+        for (int k = 0; k <= n; k++)
+        {
+            none[k] = _nfa.NewState();
+            some[k] = _nfa.NewState();
+        }
+
+        _nfa.Epsilon(open.End, none[0]);
+        for (int k = 0; k < n; k++)
+        {
+            var (name, propertySchema) = properties[k];
+            bool isRequired = required.Contains(name);
+            var member = _nfa.Sequence(_nfa.Literal(JsonTextFragments.Serialize(JsonSerializer.SerializeToElement(name)) + ":"),
+                Value(propertySchema, $"{path}.properties.{name}"));
+            if (member.IsNever)
+            {
+                if (isRequired)
+                    return NfaFragment.Never;
+                _nfa.Epsilon(none[k], none[k + 1]);
+                _nfa.Epsilon(some[k], some[k + 1]);
+                continue;
+            }
+
+            var comma = _nfa.Literal(",");
+            _nfa.Epsilon(none[k], member.Start);
+            _nfa.Epsilon(some[k], comma.Start);
+            _nfa.Epsilon(comma.End, member.Start);
+            _nfa.Epsilon(member.End, some[k + 1]);
+            if (!isRequired)
+            {
+                _nfa.Epsilon(none[k], none[k + 1]);
+                _nfa.Epsilon(some[k], some[k + 1]);
+            }
+        }
+
+        var close = _nfa.Literal("}");
+        _nfa.Epsilon(none[n], close.Start);
+        _nfa.Epsilon(some[n], close.Start);
+        return new NfaFragment(open.Start, close.End);
+    }
+
+    /// <summary>An object of any keys whose values follow <paramref name="values"/> (<c>additionalProperties</c> as a schema).</summary>
+    private NfaFragment Map(JsonElement values, string path)
+    {
+        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), _nfa.Literal(":"), Value(values, path));
+        var members = _nfa.Sequence(Member(), _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Member()), 0, null));
+        return _nfa.Sequence(_nfa.Literal("{"), _nfa.Optional(members), _nfa.Literal("}"));
+    }
+
+    private NfaFragment Array(JsonElement schema, string path)
+    {
+        int min = Count(schema, "minItems", path) ?? 0;
+        int? max = Count(schema, "maxItems", path);
+        if (max > MaxArrayItems)
+            throw new ConstraintException($"{path}.maxItems", $"at most {MaxArrayItems} is supported");
+        if (schema.TryGetProperty("uniqueItems", out var unique) && unique.ValueKind == JsonValueKind.True && max is not (0 or 1))
+            throw new ConstraintException($"{path}.uniqueItems", "\"uniqueItems\": true is not supported (unless maxItems ≤ 1)");
+        var items = schema.TryGetProperty("items", out var i) ? i : JsonDocument.Parse("true").RootElement;
+        if (items.ValueKind == JsonValueKind.Array)
+            throw new ConstraintException($"{path}.items", "tuple form (an array of schemas) is not supported");
+        if (max == 0)
+            return _nfa.Literal("[]");
+        NfaFragment Item() => Value(items, $"{path}.items");
+        var first = Item();
+        if (first.IsNever)
+            return min == 0 ? _nfa.Literal("[]") : NfaFragment.Never;
+        var elements = _nfa.Sequence(first, _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Item()), Math.Max(min - 1, 0), max - 1));
+        return _nfa.Sequence(_nfa.Literal("["), min == 0 ? _nfa.Optional(elements) : elements, _nfa.Literal("]"));
+    }
+
+    private NfaFragment String(JsonElement schema, string path)
+    {
+        int? min = Count(schema, "minLength", path), max = Count(schema, "maxLength", path);
+        if (max > MaxStringLength)
+            throw new ConstraintException($"{path}.maxLength", $"at most {MaxStringLength} is supported");
+        bool hasPattern = schema.TryGetProperty("pattern", out var pattern), hasFormat = schema.TryGetProperty("format", out var format);
+        if ((hasPattern || hasFormat) && (min is not null || max is not null))
+            throw new ConstraintException($"{path}.{(min is not null ? "minLength" : "maxLength")}", $"length limits beside \"{(hasPattern ? "pattern" : "format")}\" are not supported");
+        if (hasPattern && hasFormat)
+            throw new ConstraintException($"{path}.format", "\"format\" beside \"pattern\" is not supported");
+        if (hasFormat)
+        {
+            string name = format.ValueKind == JsonValueKind.String ? format.GetString()! : throw new ConstraintException($"{path}.format", "must be a string");
+            return _text.Format(name) ?? throw new ConstraintException($"{path}.format", $"format \"{name}\" is not supported (supported: date, time, date-time, uuid)");
+        }
+
+        if (hasPattern)
+        {
+            if (pattern.ValueKind != JsonValueKind.String)
+                throw new ConstraintException($"{path}.pattern", "must be a string");
+            return _text.String(RegexParser.Parse(pattern.GetString()!, $"{path}.pattern"));
+        }
+
+        return _text.String(min ?? 0, max);
+    }
+
+    private NfaFragment Numeric(JsonElement schema, string path, bool integer)
+    {
+        long? lo = Bound(schema, "minimum", path, up: true, exclusive: false);
+        long? hi = Bound(schema, "maximum", path, up: false, exclusive: false);
+        if (Bound(schema, "exclusiveMinimum", path, up: true, exclusive: true) is long xlo)
+            lo = lo is null ? xlo : Math.Max(lo.Value, xlo);
+        if (Bound(schema, "exclusiveMaximum", path, up: false, exclusive: true) is long xhi)
+            hi = hi is null ? xhi : Math.Min(hi.Value, xhi);
+        if (lo > hi)
+            throw new ConstraintException(path, $"no {(integer ? "integer" : "number")} lies between the bounds");
+        return integer ? _text.Integer(lo, hi) : _text.Number(lo, hi);
+    }
+
+    /// <summary>A bound as an inclusive integer, rounded inward (a fractional bound keeps the integers inside it).</summary>
+    private static long? Bound(JsonElement schema, string keyword, string path, bool up, bool exclusive)
+    {
+        if (!schema.TryGetProperty(keyword, out var value))
+            return null;
+        if (value.ValueKind != JsonValueKind.Number)
+            throw new ConstraintException($"{path}.{keyword}", "must be a number");
+        double v = Math.Clamp(value.GetDouble(), -JsonTextFragments.MaxMagnitude, JsonTextFragments.MaxMagnitude);
+        double rounded = up ? Math.Ceiling(v) : Math.Floor(v);
+        if (exclusive && rounded == v)
+            rounded += up ? 1 : -1;
+        return (long)rounded;
+    }
+
+    private static int? Count(JsonElement schema, string keyword, string path)
+    {
+        if (!schema.TryGetProperty(keyword, out var value))
+            return null;
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int n) || n < 0)
+            throw new ConstraintException($"{path}.{keyword}", "must be a non-negative integer");
+        return n;
+    }
+
+    private NfaFragment Generic(int depth)
+    {
+        var options = new List<NfaFragment> { _text.String(0, null), _text.Number(null, null), _nfa.Literal("true"), _nfa.Literal("false"), _nfa.Literal("null") };
+        if (depth > 0)
+        {
+            options.Add(GenericObject(depth));
+            var elements = _nfa.Sequence(Generic(depth - 1), _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Generic(depth - 1)), 0, null));
+            options.Add(_nfa.Sequence(_nfa.Literal("["), _nfa.Optional(elements), _nfa.Literal("]")));
+        }
+
+        return _nfa.Alternation(options);
+    }
+
+    private NfaFragment GenericObject(int depth)
+    {
+        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), _nfa.Literal(":"), Generic(depth - 1));
+        var members = _nfa.Sequence(Member(), _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Member()), 0, null));
+        return _nfa.Sequence(_nfa.Literal("{"), _nfa.Optional(members), _nfa.Literal("}"));
+    }
+}

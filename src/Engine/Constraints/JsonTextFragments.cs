@@ -1,0 +1,169 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace Serving.Engine.Constraints;
+
+/// <summary>
+/// The lexical pieces of compact JSON as automaton fragments: strings (free, bounded, by pattern, by format), numbers in a
+/// range, and literal values. Generated text is always a subset of what a validator accepts: numbers have no exponent and
+/// at most <see cref="MaxDigits"/> integer and fraction digits, formats use their strictest form (a date never names a
+/// day its month lacks; February stops at 28).
+/// </summary>
+internal sealed class JsonTextFragments(ByteNfa nfa)
+{
+    /// <summary>Digits of an integer part or a fraction: 15 keeps every number exact in a double.</summary>
+    public const int MaxDigits = 15;
+    public const long MaxMagnitude = 999_999_999_999_999;
+
+    private static readonly JsonSerializerOptions Compact = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, WriteIndented = false };
+
+    /// <summary>Characters a JSON string may hold unescaped: all but '"', '\' and controls below U+0020.</summary>
+    public static CodePointSet Unescaped { get; } = CodePointSet.All.Except(CodePointSet.Of([(0, 0x1F), ('"', '"'), ('\\', '\\')]));
+
+    /// <summary>The compact JSON text of <paramref name="value"/>, exactly as the output will carry it.</summary>
+    public static string Serialize(JsonElement value) => JsonSerializer.Serialize(value, Compact);
+
+    public NfaFragment Literal(JsonElement value) => nfa.Literal(Serialize(value));
+
+    /// <summary>A JSON string whose decoded value has <paramref name="min"/> to <paramref name="max"/> characters (null: any).</summary>
+    public NfaFragment String(int min, int? max) => Quoted(nfa.Repeat(AnyCharacter, min, max));
+
+    /// <summary>A JSON string whose decoded value fully matches <paramref name="pattern"/>.</summary>
+    public NfaFragment String(RegexNode pattern) => Quoted(pattern.Build(nfa, Characters));
+
+    /// <summary>A JSON string in <paramref name="format"/> (date, time, date-time, uuid), or null for a format not supported.</summary>
+    public NfaFragment? Format(string format) => format switch
+    {
+        "date" => Quoted(Date()),
+        "time" => Quoted(Time()),
+        "date-time" => Quoted(nfa.Sequence(Date(), nfa.Literal("T"), Time())),
+        "uuid" => Quoted(Uuid()),
+        _ => null,
+    };
+
+    /// <summary>
+    /// One character of <paramref name="set"/> inside a JSON string: literally where JSON allows it, else by its escape
+    /// (<c>\"</c>, <c>\\</c>, <c>\n</c>, <c>\u001f</c>...).
+    /// </summary>
+    public NfaFragment Characters(CodePointSet set)
+    {
+        var options = new List<NfaFragment> { nfa.Chars(set.Intersect(Unescaped)) };
+        foreach (var (lo, hi) in set.Intersect(Unescaped.Complement()).Ranges)
+            for (int c = lo; c <= hi; c++)
+                options.Add(nfa.Literal(Escape(c)));
+        return nfa.Alternation(options);
+    }
+
+    /// <summary>
+    /// An integer in [<paramref name="lo"/>, <paramref name="hi"/>] (null: unbounded, then at most <see cref="MaxDigits"/>
+    /// digits), written canonically (no leading zeros, no "-0").
+    /// </summary>
+    public NfaFragment Integer(long? lo, long? hi)
+    {
+        long a = Math.Max(lo ?? -MaxMagnitude, -MaxMagnitude), b = Math.Min(hi ?? MaxMagnitude, MaxMagnitude);
+        var options = new List<NfaFragment>();
+        if (b >= 0)
+            options.Add(NonNegative(Math.Max(a, 0), b));
+        if (a < 0)
+            options.Add(nfa.Sequence(nfa.Literal("-"), NonNegative(Math.Max(1, -b), -a)));
+        return nfa.Alternation(options);
+    }
+
+    /// <summary>
+    /// A number in [<paramref name="lo"/>, <paramref name="hi"/>] (integral inclusive bounds, null: unbounded): an integer
+    /// in range, or a fraction whose whole interval between integers lies in range.
+    /// </summary>
+    public NfaFragment Number(long? lo, long? hi)
+    {
+        long a = Math.Max(lo ?? -MaxMagnitude, -MaxMagnitude), b = Math.Min(hi ?? MaxMagnitude, MaxMagnitude);
+        var options = new List<NfaFragment> { Integer(a, b) };
+        if (b - 1 >= Math.Max(a, 0))
+            options.Add(nfa.Sequence(NonNegative(Math.Max(a, 0), b - 1), Fraction()));    // k.f in [k, k + 1)
+        if (-a - 1 >= Math.Max(-b, 0))
+            options.Add(nfa.Sequence(nfa.Literal("-"), NonNegative(Math.Max(-b, 0), -a - 1), Fraction()));   // −k.f in (−k − 1, −k]
+        return nfa.Alternation(options);
+    }
+
+    private NfaFragment Fraction() => nfa.Sequence(nfa.Literal("."), nfa.Repeat(Digit, 1, MaxDigits));
+
+    private NfaFragment Digit() => nfa.ByteRange((byte)'0', (byte)'9');
+
+    /// <summary>k in [lo, hi], 0 ≤ lo, in canonical decimal: one fixed-width range per digit count.</summary>
+    private NfaFragment NonNegative(long lo, long hi)
+    {
+        var options = new List<NfaFragment>();
+        for (int digits = 1; digits <= MaxDigits + 1; digits++)
+        {
+            long first = digits == 1 ? 0 : Pow10(digits - 1), last = Pow10(digits) - 1;
+            long from = Math.Max(lo, first), to = Math.Min(hi, last);
+            if (from <= to)
+                options.Add(FixedWidth(from.ToString(System.Globalization.CultureInfo.InvariantCulture), to.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        return nfa.Alternation(options);
+    }
+
+    private static long Pow10(int n)
+    {
+        long p = 1;
+        for (int i = 0; i < n; i++)
+            p *= 10;
+        return p;
+    }
+
+    /// <summary>Every digit string of <paramref name="a"/>'s length between <paramref name="a"/> and <paramref name="b"/>.</summary>
+    private NfaFragment FixedWidth(string a, string b)
+    {
+        if (a.Length == 0)
+            return nfa.Empty();
+        if (a[0] == b[0])
+            return nfa.Sequence(nfa.ByteRange((byte)a[0], (byte)a[0]), FixedWidth(a[1..], b[1..]));
+        string rest = a[1..];
+        if (rest.All(c => c == '0') && b[1..].All(c => c == '9'))
+            return nfa.Sequence(nfa.ByteRange((byte)a[0], (byte)b[0]), nfa.Repeat(Digit, rest.Length, rest.Length));
+        var options = new List<NfaFragment> { nfa.Sequence(nfa.ByteRange((byte)a[0], (byte)a[0]), FixedWidth(rest, new string('9', rest.Length))) };
+        if (a[0] + 1 <= b[0] - 1)
+            options.Add(nfa.Sequence(nfa.ByteRange((byte)(a[0] + 1), (byte)(b[0] - 1)), nfa.Repeat(Digit, rest.Length, rest.Length)));
+        options.Add(nfa.Sequence(nfa.ByteRange((byte)b[0], (byte)b[0]), FixedWidth(new string('0', rest.Length), b[1..])));
+        return nfa.Alternation(options);
+    }
+
+    private NfaFragment Quoted(NfaFragment inner) => nfa.Sequence(nfa.Literal("\""), inner, nfa.Literal("\""));
+
+    private NfaFragment AnyCharacter() => nfa.Alternation(nfa.Chars(Unescaped),
+        nfa.Sequence(nfa.Literal("\\"), nfa.Alternation(nfa.Chars(CodePointSet.Of([('"', '"'), ('\\', '\\'), ('/', '/'), ('b', 'b'), ('f', 'f'), ('n', 'n'), ('r', 'r'), ('t', 't')])),
+            nfa.Sequence(nfa.Literal("u"), NonSurrogateHex()))));
+
+    /// <summary>Four hex digits naming a code unit outside U+D800–U+DFFF (a lone surrogate escape is not a character).</summary>
+    private NfaFragment NonSurrogateHex()
+    {
+        var hex = CodePointSet.Of([('0', '9'), ('a', 'f'), ('A', 'F')]);
+        NfaFragment Hex() => nfa.Chars(hex);
+        return nfa.Alternation(
+            nfa.Sequence(nfa.Chars(CodePointSet.Of([('0', '9'), ('a', 'c'), ('A', 'C'), ('e', 'f'), ('E', 'F')])), Hex(), Hex(), Hex()),
+            nfa.Sequence(nfa.Chars(CodePointSet.Of([('d', 'd'), ('D', 'D')])), nfa.Chars(CodePointSet.Range('0', '7')), Hex(), Hex()));
+    }
+
+    private static string Escape(int c) => c switch
+    {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        '\b' => "\\b",
+        '\f' => "\\f",
+        _ => $"\\u{c:x4}",
+    };
+
+    private NfaFragment Digits(int count) => nfa.Repeat(Digit, count, count);
+
+    private NfaFragment Two(string pattern) => RegexParser.Parse(pattern, "format").Build(nfa, nfa.Chars);
+
+    private NfaFragment Date() => nfa.Sequence(nfa.ByteRange((byte)'1', (byte)'2'), Digits(3), nfa.Literal("-"),
+        Two("(0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8])"));
+
+    private NfaFragment Time() => Two("([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])");
+
+    private NfaFragment Uuid() => Two("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
+}

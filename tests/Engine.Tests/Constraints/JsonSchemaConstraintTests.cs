@@ -1,0 +1,98 @@
+using System.Text;
+using Json.Schema;
+using Serving.Contracts.Generation;
+using Serving.Engine.Constraints;
+using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
+
+namespace Serving.Engine.Tests.Constraints;
+
+/// <summary>JSON Schema constraints: every walk's output validates with an independent validator (JsonSchema.Net, formats asserted).</summary>
+public sealed class JsonSchemaConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixture<Gpt2TokenizerFixture>
+{
+    public static TheoryData<string> SchemaNames => [.. ExtractionSchemas.Valid.Select(s => s.Name)];
+
+    public static TheoryData<string, string, string> RefusedSchemas
+    {
+        get
+        {
+            var data = new TheoryData<string, string, string>();
+            foreach (var (schema, path, problem) in ExtractionSchemas.Refused)
+                data.Add(schema, path, problem);
+            return data;
+        }
+    }
+
+    private TokenConstraintCompiler NewCompiler() => new(gpt2.Tokenizer, gpt2.Tokenizer.VocabSize);
+
+    [Theory]
+    [MemberData(nameof(SchemaNames))]
+    public void Walk_ExtractionSchema_EveryOutputValidates(string name)
+    {
+        string schemaText = ExtractionSchemas.Valid.Single(s => s.Name == name).Schema;
+        var constraint = NewCompiler().Compile(OutputConstraint.JsonSchema(schemaText));
+        var validator = JsonSchema.FromText(schemaText);
+        var options = new EvaluationOptions { RequireFormatValidation = true, OutputFormat = OutputFormat.List };
+        var random = new Random(name.Length);
+        for (int i = 0; i < 25; i++)
+        {
+            var (output, complete) = ConstraintWalker.Walk(constraint, gpt2.Tokenizer, random, maxTokens: 20_000);
+            Assert.True(complete);
+            string text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(output);
+            using var document = System.Text.Json.JsonDocument.Parse(text);
+            var result = validator.Evaluate(document.RootElement, options);
+            Assert.True(result.IsValid, $"{text}\n{string.Join("\n", result.Details?.Where(d => d.Errors is not null).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value}")) ?? [])}");
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"start\":\"2024-02-30T10:00:00Z\",\"end\":\"2024-03-01T10:00:00Z\",\"timezone\":\"Europe/Paris\",\"reminder_minutes\":5}")]
+    [InlineData("{\"start\":\"2024-02-03T10:00:00Z\",\"end\":\"2024-03-01T10:00:00Z\",\"timezone\":\"Europe/Paris\",\"reminder_minutes\":1441}")]
+    [InlineData("{\"start\":\"2024-02-03T10:00:00Z\",\"end\":\"2024-03-01T10:00:00Z\",\"timezone\":\"Europe/Paris\",\"reminder_minutes\":5,\"x\":1}")]
+    public void Validator_InvalidAppointment_Rejects(string text)
+    {
+        // The independent check can fail: a bad date, an out-of-range integer and an extra property are all caught.
+        var validator = JsonSchema.FromText(ExtractionSchemas.Valid.Single(s => s.Name == "appointment").Schema);
+        using var document = System.Text.Json.JsonDocument.Parse(text);
+        Assert.False(validator.Evaluate(document.RootElement, new EvaluationOptions { RequireFormatValidation = true }).IsValid);
+        Assert.False(NewCompiler().Compile(OutputConstraint.JsonSchema(ExtractionSchemas.Valid.Single(s => s.Name == "appointment").Schema)).Matches(text));
+    }
+
+    [Theory]
+    [MemberData(nameof(RefusedSchemas))]
+    public void Compile_UnsupportedOrMalformedSchema_NamesPathAndProblem(string schema, string path, string problem)
+    {
+        var ex = Assert.Throws<ConstraintException>(() => NewCompiler().Compile(OutputConstraint.JsonSchema(schema)));
+        Assert.Equal(path, ex.Path);
+        Assert.Contains(problem, ex.Problem);
+    }
+
+    [Fact]
+    public void Walk_JsonObject_OutputIsAnObject()
+    {
+        var constraint = NewCompiler().Compile(OutputConstraint.JsonObject());
+        Assert.False(constraint.Matches("[]"));
+        Assert.False(constraint.Matches("{\"a\": 1}"));                  // compact: no whitespace
+        Assert.True(constraint.Matches("{\"a\":[1,{\"b\":null}],\"c\":\"x\"}"));
+        Assert.True(constraint.Matches("{}"));
+    }
+
+    [Theory]
+    [InlineData("""{"type":"integer","minimum":-12,"maximum":345}""", new[] { "-12", "0", "7", "345", "-1", "99" }, new[] { "-13", "346", "007", "-0", "1.0", "1e2" })]
+    [InlineData("""{"type":"number","minimum":-2,"maximum":3}""", new[] { "-2", "-1.999", "0.5", "2.25", "3", "-0.5" }, new[] { "3.5", "-2.1", "3.0", "4" })]
+    [InlineData("""{"type":"integer","exclusiveMinimum":0,"exclusiveMaximum":10}""", new[] { "1", "9" }, new[] { "0", "10" })]
+    [InlineData("""{"type":"string","format":"date"}""", new[] { "\"2024-02-28\"", "\"1999-12-31\"", "\"2023-04-30\"" }, new[] { "\"2023-02-30\"", "\"2023-04-31\"", "\"2023-13-01\"", "\"23-01-01\"" })]
+    [InlineData("""{"type":"string","maxLength":3}""", new[] { "\"\"", "\"abc\"", "\"a\\\"b\"", "\"\\u00e9\"", "\"日本語\"" }, new[] { "\"abcd\"", "\"a\nb\"", "\"\\ud800\"" })]
+    [InlineData("""{"type":"string","pattern":"^a\"b$"}""", new[] { "\"a\\\"b\"" }, new[] { "\"a\"b\"" })]
+    [InlineData("""{"type":"object","properties":{"a":{"type":"null"},"b":{"type":"boolean"},"c":{"type":"null"}},"required":["b"]}""",
+        new[] { "{\"b\":true}", "{\"a\":null,\"b\":false}", "{\"b\":true,\"c\":null}", "{\"a\":null,\"b\":true,\"c\":null}" },
+        new[] { "{}", "{\"a\":null}", "{\"b\":true,\"a\":null}", "{,\"b\":true}", "{\"b\":true,}" })]
+    public void Matches_SchemaLanguage_AcceptsValidAndRejectsInvalidTexts(string schema, string[] valid, string[] invalid)
+    {
+        var constraint = NewCompiler().Compile(OutputConstraint.JsonSchema(schema));
+        foreach (string text in valid)
+            Assert.True(constraint.Matches(text), text);
+        foreach (string text in invalid)
+            Assert.False(constraint.Matches(text), text);
+    }
+}
