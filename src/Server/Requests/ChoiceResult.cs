@@ -12,6 +12,9 @@ internal sealed class ChoiceResult(int index, int promptTokens)
     public List<TokenEvent> Events { get; } = [];
     public FinishReason Finish { get; set; }
 
+    /// <summary>A constrained output ended before it was complete (see <see cref="IncompleteDetails"/>).</summary>
+    public bool OutputIncomplete { get; private set; }
+
     /// <summary>Prompt tokens whose KV came from the prefix cache (OpenAI's <c>prompt_tokens_details.cached_tokens</c>).</summary>
     public int CachedTokens { get; private set; }
 
@@ -30,6 +33,17 @@ internal sealed class ChoiceResult(int index, int promptTokens)
         TokenIds.Add(e.Token.Id);
         Text.Append(e.TextDelta);
         if (e.Finish != FinishReason.None)
+        {
             Finish = e.Finish;
+            OutputIncomplete = e.OutputIncomplete;
+        }
     }
+
+    /// <summary>
+    /// The choice's <c>incomplete_details</c> when a structured output ended before it matched its format (max_tokens,
+    /// the context limit or a stop string came first): the text is a prefix of a valid output, never to be taken as one.
+    /// </summary>
+    public static System.Text.Json.Nodes.JsonObject? IncompleteDetails(TokenEvent e) => e.OutputIncomplete
+        ? new() { ["reason"] = FinishName(e.Finish), ["message"] = "the output ended before it matched the requested format; it is not valid output" }
+        : null;
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Serving.Runtime;
 using Serving.Runtime.Generation;
 using Serving.Runtime.Hosting;
 using Serving.Runtime.Routing;
@@ -66,6 +67,27 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     }
 
     /// <summary>
+    /// Compiles <paramref name="constraint"/> now, on the request's thread, so a cold schema never stalls the engine loop
+    /// and an unsupported one is a 400 naming the full path: <c>response_format.json_schema.schema.properties.dose.multipleOf</c>.
+    /// </summary>
+    private void Compile(OutputConstraint constraint, string field)
+    {
+        try
+        {
+            host.Served.Compile(constraint);
+        }
+        catch (RequestFailedException ex) when (ex.Failure == RequestFailure.Invalid)
+        {
+            string at = ex.Param ?? "";
+            string path = at.StartsWith('$') ? field + at[1..]
+                : at.StartsWith("regex", StringComparison.Ordinal) ? field + at["regex".Length..]
+                : at.StartsWith("choice", StringComparison.Ordinal) ? field + at["choice".Length..]
+                : field;
+            throw ApiException.BadRequest($"'{path}': {ex.Message}", path);
+        }
+    }
+
+    /// <summary>
     /// One request per prompt: every prompt is checked against the vocabulary and the context limit first (a
     /// <c>max_tokens</c> of 0 becomes what the context leaves), then each runs with <paramref name="adapters"/>, or when
     /// that is null (<c>model: "auto"</c>) with the adapters routed for it.
@@ -78,9 +100,13 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <param name="deadline">When it must end at the latest.</param>
     /// <param name="ct">The caller going away.</param>
     /// <param name="cacheSalt">The request's <c>cache_salt</c>: prefix-cache blocks are shared only within it.</param>
+    /// <param name="constraintField">The request field <see cref="SamplingParams.Constraint"/> came from, which a 400 for a
+    /// schema or pattern the server cannot enforce names, with the path inside it.</param>
     public async Task<IReadOnlyList<GenerationRequest>> PrepareAsync(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams sampling, PinnedAdapters? adapters,
-        RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null)
+        RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null, string constraintField = "structured_outputs")
     {
+        if (sampling.Constraint is { } constraint)
+            Compile(constraint, constraintField);
         int context = MaxContext, vocabulary = host.Served.VocabularySize;
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();
         var pinned = adapters is not null

@@ -26,7 +26,7 @@ public sealed class KubernetesManifestTests : IAsyncLifetime
         SyntheticAdapterWriter.Write(Path.Combine(_dir, "adapters", "one"), model, 4, 8, ["q_proj"], 1);
         _server = await ServerProcess.StartAsync("--model", model, "--adapters", Path.Combine(_dir, "adapters"), "--dtype", "float32",
             "--adapter-registry", Path.Combine(_dir, "registry.json"));
-        var (status, _) = await Json.PostAsync(_server.Http, "/v1/completions", new { model = "one", prompt = "hi", max_tokens = 2 });
+        var (status, _) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new { model = "one", prompt = "hi", max_tokens = 2 });
         Assert.Equal(200, status);
         _metrics = await _server.Http.GetStringAsync("/metrics");
     }

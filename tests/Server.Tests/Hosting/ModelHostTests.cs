@@ -12,7 +12,7 @@ public sealed class ModelHostTests
         string dir = Path.Combine(TestDirectories.Path("qwen"), "my-qwen");
         SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Qwen2ForCausalLM", Seed = 5 });
         await using var server = await ServerProcess.StartAsync("--model", dir, "--dtype", "float32");
-        var (status, body) = await Json.PostAsync(server.Http, "/v1/completions", new { model = "my-qwen", prompt = "hi", max_tokens = 3 });
+        var (status, body) = await HttpJson.PostAsync(server.Http, "/v1/completions", new { model = "my-qwen", prompt = "hi", max_tokens = 3 });
         Assert.Equal(200, status);
         Assert.Equal(3, (int)body["usage"]!["completion_tokens"]!);
     }

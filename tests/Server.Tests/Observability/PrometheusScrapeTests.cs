@@ -8,7 +8,7 @@ public sealed class PrometheusScrapeTests(DemoServerFixture fixture) : IClassFix
     [Fact]
     public async Task Prometheus_ScrapesTheServer_RequestCounterAndLoraInfoQueryable()
     {
-        Assert.Equal(200, (await Json.PostAsync(fixture.Http, "/v1/completions", new { model = "demo-attn-r16", prompt = "scrape me", max_tokens = 2 })).Status);
+        Assert.Equal(200, (await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model = "demo-attn-r16", prompt = "scrape me", max_tokens = 2 })).Status);
         await using var prometheus = await PrometheusServer.StartAsync(fixture.Server.Address);
 
         var up = await prometheus.QueryAsync("up{job=\"serving\"} == 1", TimeSpan.FromSeconds(20));

@@ -20,7 +20,7 @@ public sealed class TracingTests(DemoServerFixture fixture) : IClassFixture<Demo
         ActivitySource.AddActivityListener(listener);
 
         // A mix no other test uses: the listener sees every server in the process, so the span is picked by its tag.
-        var (status, _) = await Json.PostAsync(fixture.Http, "/v1/completions",
+        var (status, _) = await HttpJson.PostAsync(fixture.Http, "/v1/completions",
             new { model = "serving-demo-tiny", adapters = new[] { new { id = "demo-attn-r16", weight = 0.37 } }, prompt = "trace me", max_tokens = 5, ignore_eos = true });
         Assert.Equal(200, status);
 
@@ -41,7 +41,7 @@ public sealed class TracingTests(DemoServerFixture fixture) : IClassFixture<Demo
         try
         {
             await using var server = await ServerProcess.StartAsync("--cache-dir", cache, "--dtype", "float32", "--Serving:Tracing:OtlpEndpoint", "http://127.0.0.1:9");
-            var (status, _) = await Json.PostAsync(server.Http, "/v1/completions", new { model = "serving-demo-tiny", prompt = "otlp", max_tokens = 2 });
+            var (status, _) = await HttpJson.PostAsync(server.Http, "/v1/completions", new { model = "serving-demo-tiny", prompt = "otlp", max_tokens = 2 });
             Assert.Equal(200, status);
         }
         finally

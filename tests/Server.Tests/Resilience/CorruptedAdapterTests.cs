@@ -34,7 +34,7 @@ public sealed class CorruptedAdapterTests(CorruptedAdapterFixture fixture, ITest
 
     private async Task<string> Greedy(string model, string prompt)
     {
-        var (status, body) = await Json.PostAsync(fixture.Server.Http, "/v1/completions", new { model, prompt, max_tokens = 6, temperature = 0, ignore_eos = true });
+        var (status, body) = await HttpJson.PostAsync(fixture.Server.Http, "/v1/completions", new { model, prompt, max_tokens = 6, temperature = 0, ignore_eos = true });
         Assert.True(status == 200, body.ToJsonString());
         return (string)body["choices"]![0]!["text"]!;
     }

@@ -46,7 +46,7 @@ public sealed class DisconnectStormTests(ITestOutputHelper output) : IAsyncLifet
             string model = Models[random.Next(Models.Length)];
             if (i >= streams)
             {
-                var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions", new { model, prompt = $"finish {i}", max_tokens = 6 });
+                var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new { model, prompt = $"finish {i}", max_tokens = 6 });
                 Assert.True(status == 200, body.ToJsonString());
                 Interlocked.Increment(ref finished);
                 return;

@@ -18,7 +18,7 @@ public sealed class EdgeInputTests(DemoServerFixture fixture) : IClassFixture<De
 
     private static int[] Tokens(int count) => Enumerable.Range(0, count).Select(i => 100 + i % 200).ToArray();
 
-    private Task<(int Status, JsonNode Body)> Complete(object body) => Json.PostAsync(fixture.Http, "/v1/completions", body);
+    private Task<(int Status, JsonNode Body)> Complete(object body) => HttpJson.PostAsync(fixture.Http, "/v1/completions", body);
 
     [Fact]
     public async Task Completion_PromptOneShortOfContext_OneTokenThenLength()
@@ -32,7 +32,7 @@ public sealed class EdgeInputTests(DemoServerFixture fixture) : IClassFixture<De
     [Fact]
     public async Task Completion_NoMaxTokensNearContext_StopsAtTheContextEdge()
     {
-        var (status, body) = await Json.PostAsync(fixture.Http, "/v1/chat/completions",
+        var (status, body) = await HttpJson.PostAsync(fixture.Http, "/v1/chat/completions",
             new { model = Model, messages = new[] { new { role = "user", content = string.Join(' ', Enumerable.Repeat("word", 40)) } }, ignore_eos = true });
         Assert.True(status == 200, body.ToJsonString());
         Assert.Equal(Context, (int)body["usage"]!["total_tokens"]!);

@@ -54,15 +54,15 @@ public sealed class EngineFailureTests : IAsyncLifetime
     public async Task Completion_EngineFaultsOnTheRequest_500NamingTheCauseAndTheServerServesOn()
     {
         _kernel.FailAfter(0);
-        var (status, error) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
+        var (status, error) = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
 
         Assert.Equal(500, status);
         Assert.Contains("the engine failed this request: injected LoRA kernel fault", (string?)error["error"]!["message"], StringComparison.Ordinal);
         Assert.Contains(_logs.AtLeast(Microsoft.Extensions.Logging.LogLevel.Error), e => e.Message.StartsWith("Forward step of", StringComparison.Ordinal));
-        var (ok, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy(_baseModel));
+        var (ok, _) = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy(_baseModel));
         Assert.Equal(200, ok);
         _kernel.FailAfter(int.MaxValue);
-        var (recovered, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
+        var (recovered, _) = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy("faulty"));
         Assert.Equal(200, recovered);
     }
 
@@ -83,7 +83,7 @@ public sealed class EngineFailureTests : IAsyncLifetime
     {
         // The fault must come after the first token and not depend on how fast this client reads: a one-token request
         // counts the kernel calls of a prefill, and the streamed request fails on the first call after its own prefill.
-        var (calibrated, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("faulty", maxTokens: 1));
+        var (calibrated, _) = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy("faulty", maxTokens: 1));
         Assert.Equal(200, calibrated);
         int prefillCalls = _kernel.Calls;
         Assert.True(prefillCalls > 0);

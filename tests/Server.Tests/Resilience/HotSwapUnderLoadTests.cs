@@ -45,7 +45,7 @@ public sealed class HotSwapUnderLoadTests(ITestOutputHelper output) : IAsyncLife
 
     private async Task<int[]> Greedy(string model, int prompt)
     {
-        var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions",
+        var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions",
             new { model, prompt = $"swap prompt {prompt}", max_tokens = MaxTokens, temperature = 0, ignore_eos = true, return_token_ids = true });
         Assert.True(status == 200, body.ToJsonString());
         return body["choices"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!).ToArray();

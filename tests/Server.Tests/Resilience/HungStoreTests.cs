@@ -58,7 +58,7 @@ public sealed class HungStoreTests(ITestOutputHelper output) : IAsyncLifetime
         var next = new List<(int Status, string Message, double Seconds)>();
         for (int i = 1; i <= 3; i++)
             next.Add(await Load(server, $"cold-{i}"));
-        var (status, body) = await Json.PostAsync(server.Http, "/v1/completions", new { model = "base", prompt = "still here", max_tokens = 4, temperature = 0 });
+        var (status, body) = await HttpJson.PostAsync(server.Http, "/v1/completions", new { model = "base", prompt = "still here", max_tokens = 4, temperature = 0 });
         using var metrics = await server.Http.GetAsync("/metrics");
         string scraped = await metrics.Content.ReadAsStringAsync();
         var models = await server.Http.GetFromJsonAsync<JsonObject>("/v1/models");

@@ -76,7 +76,7 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(failures.IsEmpty, $"{failures.Count} failures:\n{string.Join("\n", failures.Take(10))}");
         Assert.True(statuses.Keys.Any(s => s < 300) && statuses.Keys.Any(s => s is >= 400 and < 500), "the fuzz reached neither success nor validation");
 
-        var (ok, body) = await Json.PostAsync(_server.Http, "/v1/completions", new { model = "serving-demo-tiny", prompt = "still here", max_tokens = 2 });
+        var (ok, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new { model = "serving-demo-tiny", prompt = "still here", max_tokens = 2 });
         Assert.True(ok == 200, body.ToJsonString());
         var worker = _server.Services.GetRequiredService<EngineWorker>();
         Assert.True(SpinWait.SpinUntil(() => worker.Running == 0 && worker.Waiting == 0 && worker.UsedKvBlocks == 0 && worker.PinnedAdapterSlots == 0, 10_000));

@@ -60,7 +60,7 @@ public sealed class SlowClientTests(ITestOutputHelper output) : IAsyncLifetime
             // Others are served while the stalled streams sit there.
             for (int i = 0; i < 10; i++)
             {
-                var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions", new { model = "base", prompt = $"served {i}", max_tokens = 4 });
+                var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new { model = "base", prompt = $"served {i}", max_tokens = 4 });
                 Assert.True(status == 200, body.ToJsonString());
             }
 

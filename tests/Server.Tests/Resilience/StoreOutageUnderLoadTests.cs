@@ -56,7 +56,7 @@ public sealed class StoreOutageUnderLoadTests(ITestOutputHelper output) : IAsync
 
     private async Task<string> Greedy(string model)
     {
-        var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions", new { model, prompt = "outage", max_tokens = 6, temperature = 0, ignore_eos = true });
+        var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new { model, prompt = "outage", max_tokens = 6, temperature = 0, ignore_eos = true });
         Assert.True(status == 200, body.ToJsonString());
         return (string)body["choices"]![0]!["text"]!;
     }

@@ -12,7 +12,7 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
 
     private async Task<JsonNode> Complete(object body)
     {
-        var (status, json) = await Json.PostAsync(fixture.Http, "/v1/completions", body);
+        var (status, json) = await HttpJson.PostAsync(fixture.Http, "/v1/completions", body);
         Assert.True(status == 200, json.ToJsonString());
         return json;
     }
@@ -78,7 +78,7 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
     [Fact]
     public async Task AutoChat_StreamNamesTheMixInItsFirstChunk()
     {
-        var events = await Json.StreamAsync(fixture.Http, "/v1/chat/completions",
+        var events = await HttpJson.StreamAsync(fixture.Http, "/v1/chat/completions",
             new { model = "auto", messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 3, stream = true });
 
         var first = JsonNode.Parse(events[0])!;
@@ -97,7 +97,7 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
     [InlineData("{\"model\": \"serving-demo-tiny\", \"prompt\": \"x\", \"adapters\": [{\"id\": \"demo-all-r8\", \"weight\": 0}]}", 400, "positive")]
     public async Task Auto_BadRouting_ClearError(string body, int status, string expected)
     {
-        var (actual, error) = await Json.PostRawAsync(fixture.Http, "/v1/completions", body);
+        var (actual, error) = await HttpJson.PostRawAsync(fixture.Http, "/v1/completions", body);
 
         Assert.Equal(status, actual);
         Assert.Contains(expected, error.ToJsonString());
@@ -112,7 +112,7 @@ public sealed class AutoRoutingTests(DemoServerFixture fixture) : IClassFixture<
             string model = Path.Combine(root, "base");
             SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 4 });
             await using var server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--adapter-registry", Path.Combine(root, "registry.json"));
-            var (status, error) = await Json.PostAsync(server.Http, "/v1/completions", new { model = "auto", prompt = "x" });
+            var (status, error) = await HttpJson.PostAsync(server.Http, "/v1/completions", new { model = "auto", prompt = "x" });
 
             Assert.Equal(404, status);
             Assert.Contains("no adapters", (string?)error["error"]!["message"]);

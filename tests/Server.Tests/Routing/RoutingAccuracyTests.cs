@@ -46,7 +46,7 @@ public sealed class RoutingAccuracyTests : IAsyncLifetime
         foreach (string domain in SyntheticDomains.Names)
             for (int i = 0; i < 10; i++)
             {
-                var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions",
+                var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions",
                     new { model = "auto", prompt = SyntheticDomains.Example(domain, random).Prompt, max_tokens = 1, routing = new { method } });
                 Assert.Equal(200, status);
                 string chosen = (string)body["choices"]![0]!["adapters"]![0]!["id"]!;

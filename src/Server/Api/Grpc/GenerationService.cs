@@ -28,6 +28,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             Text = result.Text.ToString(),
             FinishReason = ChoiceResult.FinishName(result.Finish) ?? "",
             Usage = Usage(prompt.Count, result.TokenIds.Count, result.CachedTokens),
+            OutputIncomplete = result.OutputIncomplete,
         };
         response.TokenIds.AddRange(result.TokenIds);
         response.Adapters.AddRange(Weights(mix));
@@ -54,6 +55,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             {
                 message.FinishReason = ChoiceResult.FinishName(e.Finish) ?? "";
                 message.Usage = Usage(prompt.Count, generated, cached);
+                message.OutputIncomplete = e.OutputIncomplete;
             }
 
             first = false;
@@ -117,6 +119,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             MaxTokens = r.HasMaxTokens ? r.MaxTokens : SamplingRequestReader.DefaultMaxTokens,
             StopStrings = [.. r.Stop],
             IgnoreEos = r.IgnoreEos,
+            Constraint = Constraint(r.StructuredOutput),
         };
         try
         {
@@ -132,8 +135,27 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
                 r.HasRoutingTemperature ? r.RoutingTemperature : null, null)
             : null;
         string? salt = GenerationRequestStage.CheckCacheSalt(r.HasCacheSalt ? r.CacheSalt : null);
-        return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct, salt))[0];
+        return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct, salt, StructuredOutputField(r.StructuredOutput)))[0];
     }
+
+    private static OutputConstraint? Constraint(StructuredOutput? s) => s?.KindCase switch
+    {
+        null or StructuredOutput.KindOneofCase.None => null,
+        StructuredOutput.KindOneofCase.JsonSchema => OutputConstraint.JsonSchema(s.JsonSchema),
+        StructuredOutput.KindOneofCase.JsonObject => s.JsonObject ? OutputConstraint.JsonObject() : null,
+        StructuredOutput.KindOneofCase.Regex => OutputConstraint.Regex(s.Regex),
+        _ => s.Choice.Values.Count is > 0 and <= OutputConstraintReader.MaxChoices
+            ? OutputConstraint.Choice([.. s.Choice.Values])
+            : throw ApiException.BadRequest($"must hold 1 to {OutputConstraintReader.MaxChoices} strings", "structured_output.choice.values"),
+    };
+
+    private static string StructuredOutputField(StructuredOutput? s) => s?.KindCase switch
+    {
+        StructuredOutput.KindOneofCase.JsonSchema => "structured_output.json_schema",
+        StructuredOutput.KindOneofCase.Regex => "structured_output.regex",
+        StructuredOutput.KindOneofCase.Choice => "structured_output.choice.values",
+        _ => "structured_output",
+    };
 
     private static DateTimeOffset? Deadline(ServerCallContext context) =>
         context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(DateTime.SpecifyKind(context.Deadline, DateTimeKind.Utc));

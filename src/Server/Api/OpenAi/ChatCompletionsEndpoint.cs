@@ -20,8 +20,11 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
 
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
+        var format = OutputConstraintReader.Read(f);
+        sampling = sampling with { Constraint = format?.Constraint };
         int[] prompt = stage.Tokenize(rendered, addSpecialTokens: false, "messages");
-        var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f)))[0];
+        var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
+            format?.Field ?? "structured_outputs"))[0];
         var adapters = request.Adapters;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -41,6 +44,8 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             };
             if (returnIds)
                 choice["token_ids"] = CompletionsEndpoint.Ids(result.TokenIds);
+            if (result.Events.Count > 0 && ChoiceResult.IncompleteDetails(result.Events[^1]) is { } incomplete)
+                choice["incomplete_details"] = incomplete;
             var body = Envelope(id, created, modelName, "chat.completion", choice);
             if (auto)
                 body["adapters"] = ModelResolver.Describe(adapters);
@@ -68,8 +73,10 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                 var e = tokens.Current;
                 result.Add(e);
                 var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model);
-                await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk",
-                    Delta(new JsonObject { ["content"] = e.TextDelta }, lp, ChoiceResult.FinishName(e.Finish))), ct);
+                var chunk = Delta(new JsonObject { ["content"] = e.TextDelta }, lp, ChoiceResult.FinishName(e.Finish));
+                if (ChoiceResult.IncompleteDetails(e) is { } incomplete)
+                    chunk["incomplete_details"] = incomplete;
+                await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk", chunk), ct);
             }
 
             if (includeUsage)

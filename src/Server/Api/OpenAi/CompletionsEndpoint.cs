@@ -24,6 +24,8 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
             throw JsonFields.Bad("suffix", "is not supported");
         int? logprobs = f.Int("logprobs", 0, 20);
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, logprobs, SamplingRequestReader.DefaultMaxTokens);
+        var format = OutputConstraintReader.Read(f);
+        sampling = sampling with { Constraint = format?.Constraint };
         IReadOnlyList<IReadOnlyList<int>> prompts;
         try
         {
@@ -34,7 +36,8 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
             throw ApiException.BadRequest(ex.Message, "prompt");
         }
 
-        var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f));
+        var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
+            format?.Field ?? "structured_outputs");
         bool stream = f.Bool("stream") ?? false;
         bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
         bool returnIds = f.Bool("return_token_ids") ?? false;
@@ -46,7 +49,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         {
             await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], null, ct)));
             var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model, 0),
-                ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null)).ToArray());
+                ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null, r.Events.Count > 0 ? ChoiceResult.IncompleteDetails(r.Events[^1]) : null)).ToArray());
             if (auto)
                 foreach (var r in results)
                     ((JsonObject)choices[r.Index]!)["adapters"] = ModelResolver.Describe(requests[r.Index].Adapters);
@@ -65,7 +68,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
             await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], async (e, offset) =>
             {
                 var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model, offset);
-                var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null);
+                var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null, ChoiceResult.IncompleteDetails(e));
                 await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(choice)), ct);
             }, ct)));
             if (includeUsage)
@@ -105,11 +108,13 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         ["choices"] = choices,
     };
 
-    private static JsonObject Choice(ChoiceResult r, string text, JsonObject? logprobs, string? finish, IReadOnlyList<int>? tokenIds)
+    private static JsonObject Choice(ChoiceResult r, string text, JsonObject? logprobs, string? finish, IReadOnlyList<int>? tokenIds, JsonObject? incomplete)
     {
         var choice = new JsonObject { ["index"] = r.Index, ["text"] = text, ["logprobs"] = logprobs, ["finish_reason"] = finish };
         if (tokenIds is not null)
             choice["token_ids"] = Ids(tokenIds);
+        if (incomplete is not null)
+            choice["incomplete_details"] = incomplete;
         return choice;
     }
 

@@ -44,7 +44,7 @@ public sealed class AdapterChangedInPlaceTests : IAsyncLifetime
 
     private static async Task<(int Status, string Text)> Complete(ServerProcess server, string model)
     {
-        var (status, body) = await Json.PostAsync(server.Http, "/v1/completions", new { model, prompt = "the same prompt", max_tokens = 8, temperature = 0 });
+        var (status, body) = await HttpJson.PostAsync(server.Http, "/v1/completions", new { model, prompt = "the same prompt", max_tokens = 8, temperature = 0 });
         return (status, status == 200 ? (string)body["choices"]![0]!["text"]! : body.ToJsonString());
     }
 
@@ -98,7 +98,7 @@ public sealed class AdapterChangedInPlaceTests : IAsyncLifetime
         Assert.Equal(200, await Load(server, "other", other));
         int[] prompt = [.. Enumerable.Range(100, 40)];
         async Task<(int Status, JsonNode Body)> Send(string model) =>
-            await Json.PostAsync(server.Http, "/v1/completions", new { model, prompt, max_tokens = 6, temperature = 0, return_token_ids = true });
+            await HttpJson.PostAsync(server.Http, "/v1/completions", new { model, prompt, max_tokens = 6, temperature = 0, return_token_ids = true });
         static int Cached(JsonNode body) => (int)body["usage"]!["prompt_tokens_details"]!["cached_tokens"]!;
 
         var (_, warm) = await Send("changing");

@@ -59,7 +59,7 @@ public sealed class AdapterStoreSyncTests : IAsyncLifetime
 
     private async Task<string> Greedy(ServerProcess replica, string model)
     {
-        var (status, body) = await Json.PostAsync(replica.Http, "/v1/completions", new { model, prompt = "Shared store", max_tokens = 6, temperature = 0, ignore_eos = true });
+        var (status, body) = await HttpJson.PostAsync(replica.Http, "/v1/completions", new { model, prompt = "Shared store", max_tokens = 6, temperature = 0, ignore_eos = true });
         Assert.True(status == 200, body.ToJsonString());
         return (string)body["choices"]![0]!["text"]!;
     }
@@ -96,7 +96,7 @@ public sealed class AdapterStoreSyncTests : IAsyncLifetime
         foreach (var o in keys.S3Objects)
             await _s3.Client.DeleteObjectAsync("shared", o.Key);
         await WaitUntil(v => !v.ContainsKey("beta"));
-        var (status, _) = await Json.PostAsync(_replicas[0].Http, "/v1/completions", new { model = "beta", prompt = "x", max_tokens = 1 });
+        var (status, _) = await HttpJson.PostAsync(_replicas[0].Http, "/v1/completions", new { model = "beta", prompt = "x", max_tokens = 1 });
         Assert.Equal(404, status);
     }
 

@@ -27,7 +27,7 @@ public sealed class GrpcServingTests(DemoServerFixture fixture) : IClassFixture<
     {
         var response = await Generation.GenerateAsync(Greedy("demo-all-r8"));
 
-        var (status, rest) = await Json.PostAsync(fixture.Http, "/v1/completions",
+        var (status, rest) = await HttpJson.PostAsync(fixture.Http, "/v1/completions",
             new { model = "demo-all-r8", prompt = "gRPC says hello", max_tokens = 8, temperature = 0, ignore_eos = true, return_token_ids = true });
         Assert.Equal(200, status);
         Assert.Equal(rest["choices"]![0]!["token_ids"]!.AsArray().Select(t => (int)t!), response.TokenIds);
@@ -138,7 +138,7 @@ public sealed class GrpcServingTests(DemoServerFixture fixture) : IClassFixture<
     [Fact]
     public async Task JsonTranscoding_GenerateAndListOverPlainHttp()
     {
-        var (status, body) = await Json.PostAsync(fixture.Http, "/v1/serving/generate",
+        var (status, body) = await HttpJson.PostAsync(fixture.Http, "/v1/serving/generate",
             new { model = "demo-all-r8", prompt = "gRPC says hello", maxTokens = 8, temperature = 0, ignoreEos = true });
         var unary = await Generation.GenerateAsync(Greedy("demo-all-r8"));
 
@@ -147,7 +147,7 @@ public sealed class GrpcServingTests(DemoServerFixture fixture) : IClassFixture<
         using var list = await fixture.Http.GetAsync("/v1/serving/adapters");
         var adapters = JsonNode.Parse(await list.Content.ReadAsStringAsync())!["adapters"]!.AsArray();
         Assert.Contains(adapters, a => (string?)a!["id"] == "demo-all-r8");
-        var (missing, error) = await Json.PostAsync(fixture.Http, "/v1/serving/generate", new { model = "nope", prompt = "x" });
+        var (missing, error) = await HttpJson.PostAsync(fixture.Http, "/v1/serving/generate", new { model = "nope", prompt = "x" });
         Assert.Equal(404, missing);
         Assert.Contains("nope", error.ToJsonString());
     }

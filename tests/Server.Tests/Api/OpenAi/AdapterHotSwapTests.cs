@@ -35,7 +35,7 @@ public sealed class AdapterHotSwapTests : IAsyncLifetime
 
     private static async Task<int[]> Greedy(ServerProcess server, string model, int maxTokens)
     {
-        var (status, body) = await Json.PostAsync(server.Http, "/v1/completions",
+        var (status, body) = await HttpJson.PostAsync(server.Http, "/v1/completions",
             new { model, prompt = "Hot swap", max_tokens = maxTokens, temperature = 0, ignore_eos = true, return_token_ids = true });
         Assert.True(status == 200, body.ToJsonString());
         return body["choices"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!).ToArray();
@@ -90,7 +90,7 @@ public sealed class AdapterHotSwapTests : IAsyncLifetime
         Assert.Equal(before, await Greedy(_server, "kept", 6));
         using var unload = await _server.Http.PostAsJsonAsync("/v1/unload_lora_adapter", new { lora_name = "kept" });
         Assert.Equal(200, (int)unload.StatusCode);
-        var (status, _) = await Json.PostAsync(_server.Http, "/v1/completions", new { model = "kept", prompt = "x", max_tokens = 2 });
+        var (status, _) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new { model = "kept", prompt = "x", max_tokens = 2 });
         Assert.Equal(404, status);
         using var again = await _server.Http.PostAsJsonAsync("/v1/unload_lora_adapter", new { lora_name = "kept" });
         Assert.Equal(404, (int)again.StatusCode);

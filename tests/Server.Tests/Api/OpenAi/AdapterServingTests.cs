@@ -20,7 +20,7 @@ public sealed class AdapterServingTests(DemoServerFixture fixture) : IClassFixtu
 
     private async Task<int[]> TokenIds(object request)
     {
-        var (status, body) = await Json.PostAsync(fixture.Http, "/v1/completions", request);
+        var (status, body) = await HttpJson.PostAsync(fixture.Http, "/v1/completions", request);
         Assert.True(status == 200, body.ToJsonString());
         return body["choices"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!).ToArray();
     }
@@ -87,7 +87,7 @@ public sealed class AdapterServingTests(DemoServerFixture fixture) : IClassFixtu
     [InlineData("""{"model":"serving-demo-tiny","prompt":"x","adapters":"demo-mlp-r4"}""", 400, "adapters")]
     public async Task Completion_BadAdapterReference_ClearError(string body, int status, string param)
     {
-        var (actual, error) = await Json.PostRawAsync(fixture.Http, "/v1/completions", body);
+        var (actual, error) = await HttpJson.PostRawAsync(fixture.Http, "/v1/completions", body);
         Assert.Equal(status, actual);
         Assert.Equal(param, (string?)error["error"]!["param"]);
     }

@@ -33,20 +33,20 @@ public sealed class AdapterStoreServingTests : IAsyncLifetime
     [InlineData("too-big", "max rank 16")]
     public async Task Completion_InvalidAdapter_422NamingTheProblemAndOthersStillServe(string adapter, string expected)
     {
-        var (status, error) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy(adapter));
+        var (status, error) = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy(adapter));
         Assert.Equal(422, status);
         Assert.Contains(expected, (string?)error["error"]!["message"]);
         Assert.Contains(adapter, (string?)error["error"]!["message"]);
-        var (ok, _) = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("good-a"));
+        var (ok, _) = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy("good-a"));
         Assert.Equal(200, ok);
     }
 
     [Fact]
     public async Task Completion_MoreAdaptersThanSlots_RequestsWaitForASlotAndAllFinish()
     {
-        var one = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("good-a", 12));
-        var two = await Json.PostAsync(_server.Http, "/v1/completions", Greedy("good-b", 12));
-        var concurrent = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Json.PostAsync(_server.Http, "/v1/completions", Greedy(i % 2 == 0 ? "good-a" : "good-b", 12))));
+        var one = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy("good-a", 12));
+        var two = await HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy("good-b", 12));
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => HttpJson.PostAsync(_server.Http, "/v1/completions", Greedy(i % 2 == 0 ? "good-a" : "good-b", 12))));
         Assert.All(concurrent, r => Assert.Equal(200, r.Status));
         for (int i = 0; i < concurrent.Length; i++)
             Assert.Equal((string?)(i % 2 == 0 ? one : two).Body["choices"]![0]!["text"], (string?)concurrent[i].Body["choices"]![0]!["text"]);

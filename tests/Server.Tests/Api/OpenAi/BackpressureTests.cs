@@ -20,7 +20,7 @@ public sealed class BackpressureTests : IAsyncLifetime
     [Fact]
     public async Task Completions_MoreThanQueueHolds_Some429AndTheRestComplete()
     {
-        var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Json.PostAsync(_server.Http, "/v1/completions",
+        var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => HttpJson.PostAsync(_server.Http, "/v1/completions",
             new { model = "base", prompt = $"queue {i}", max_tokens = 120, temperature = 0, ignore_eos = true })));
         Assert.Contains(results, r => r.Status == 429);
         Assert.Contains(results, r => r.Status == 200);

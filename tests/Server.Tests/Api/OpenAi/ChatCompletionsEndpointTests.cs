@@ -10,7 +10,7 @@ public sealed class ChatCompletionsEndpointTests(DemoServerFixture fixture) : IC
     [Fact]
     public async Task Chat_DemoModel_RendersChatMlAndAnswers()
     {
-        var (status, body) = await Json.PostAsync(fixture.Http, "/v1/chat/completions", new
+        var (status, body) = await HttpJson.PostAsync(fixture.Http, "/v1/chat/completions", new
         {
             model = Model,
             messages = new[] { new { role = "system", content = "Be brief." }, new { role = "user", content = "Hi" } },
@@ -28,7 +28,7 @@ public sealed class ChatCompletionsEndpointTests(DemoServerFixture fixture) : IC
     [Fact]
     public async Task Chat_Stream_RoleThenContentThenDone()
     {
-        var events = await Json.StreamAsync(fixture.Http, "/v1/chat/completions", new
+        var events = await HttpJson.StreamAsync(fixture.Http, "/v1/chat/completions", new
         {
             model = Model, messages = new[] { new { role = "user", content = "Hi" } }, max_tokens = 4, temperature = 0, ignore_eos = true, stream = true,
         });
@@ -44,7 +44,7 @@ public sealed class ChatCompletionsEndpointTests(DemoServerFixture fixture) : IC
     [InlineData("""{"model":"serving-demo-tiny","messages":"hello"}""")]
     public async Task Chat_BadMessages_400(string body)
     {
-        var (status, error) = await Json.PostRawAsync(fixture.Http, "/v1/chat/completions", body);
+        var (status, error) = await HttpJson.PostRawAsync(fixture.Http, "/v1/chat/completions", body);
         Assert.Equal(400, status);
         Assert.Equal("messages", (string?)error["error"]!["param"]);
     }

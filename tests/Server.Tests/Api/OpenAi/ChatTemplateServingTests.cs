@@ -45,7 +45,7 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
         TestDirectories.Delete(_root);
     }
 
-    private async Task<(int Status, JsonNode Body)> Chat(object body) => await Json.PostAsync(_server.Http, "/v1/chat/completions", body);
+    private async Task<(int Status, JsonNode Body)> Chat(object body) => await HttpJson.PostAsync(_server.Http, "/v1/chat/completions", body);
 
     private List<int> PromptOf(JsonNode body) => body["prompt_token_ids"]!.AsArray().Select(x => (int)x!).ToList();
 
@@ -103,8 +103,8 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
     [Fact]
     public async Task Tokenize_PromptAndMessages_TheIdsTheServerRuns()
     {
-        var (promptStatus, prompt) = await Json.PostAsync(_server.Http, "/tokenize", new { model = "templated", prompt = "Hello 𝟏𝟐𝟑 world", return_token_strs = true });
-        var (chatStatus, chat) = await Json.PostAsync(_server.Http, "/tokenize", new { model = "templated", messages = new[] { new { role = "user", content = "Hi" } } });
+        var (promptStatus, prompt) = await HttpJson.PostAsync(_server.Http, "/tokenize", new { model = "templated", prompt = "Hello 𝟏𝟐𝟑 world", return_token_strs = true });
+        var (chatStatus, chat) = await HttpJson.PostAsync(_server.Http, "/tokenize", new { model = "templated", messages = new[] { new { role = "user", content = "Hi" } } });
         var (_, generated) = await Chat(new { model = "templated", messages = new[] { new { role = "user", content = "Hi" } }, max_tokens = 1, return_token_ids = true });
 
         Assert.Equal(200, promptStatus);
@@ -120,9 +120,9 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
     public async Task Detokenize_Ids_TextBack_UnknownId400()
     {
         int[] ids = _tokenizer.Encode("round trip ✓", addSpecialTokens: false);
-        var (status, body) = await Json.PostAsync(_server.Http, "/detokenize", new { model = "templated", tokens = ids });
-        var (badStatus, bad) = await Json.PostAsync(_server.Http, "/detokenize", new { model = "templated", tokens = new[] { 1, 10_000_000 } });
-        var (missingStatus, _) = await Json.PostAsync(_server.Http, "/tokenize", new { model = "no-such-model", prompt = "x" });
+        var (status, body) = await HttpJson.PostAsync(_server.Http, "/detokenize", new { model = "templated", tokens = ids });
+        var (badStatus, bad) = await HttpJson.PostAsync(_server.Http, "/detokenize", new { model = "templated", tokens = new[] { 1, 10_000_000 } });
+        var (missingStatus, _) = await HttpJson.PostAsync(_server.Http, "/tokenize", new { model = "no-such-model", prompt = "x" });
 
         Assert.Equal(200, status);
         Assert.Equal("round trip ✓", (string?)body["prompt"]);

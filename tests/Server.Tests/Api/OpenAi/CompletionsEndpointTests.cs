@@ -23,9 +23,9 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     [Fact]
     public async Task Completions_Greedy_IsDeterministicAndMatchesItsTokenIds()
     {
-        var (status, first) = await Json.PostAsync(Http, "/v1/completions", Greedy("Hello, my name is"));
+        var (status, first) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy("Hello, my name is"));
         Assert.Equal(200, status);
-        var (_, second) = await Json.PostAsync(Http, "/v1/completions", Greedy("Hello, my name is"));
+        var (_, second) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy("Hello, my name is"));
         var choice = first["choices"]![0]!;
         Assert.Equal("text_completion", (string?)first["object"]);
         Assert.Equal("length", (string?)choice["finish_reason"]);
@@ -42,7 +42,7 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     public async Task Completions_TokenIdPrompt_UsedExactlyAsGiven()
     {
         int[] ids = [50256, 15496, 995];
-        var (status, body) = await Json.PostAsync(Http, "/v1/completions", Greedy(ids, 3));
+        var (status, body) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy(ids, 3));
         Assert.Equal(200, status);
         Assert.Equal(ids, body["prompt_token_ids"]!.AsArray().Select(x => (int)x!));
         Assert.Equal(3, (int)body["usage"]!["prompt_tokens"]!);
@@ -52,13 +52,13 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     public async Task Completions_ListOfPrompts_OneChoiceEachMatchingSingleRequests()
     {
         string[] prompts = ["The weather today", "Once upon a time there", "1, 2, 3,"];
-        var (status, batch) = await Json.PostAsync(Http, "/v1/completions", Greedy(prompts, 6));
+        var (status, batch) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy(prompts, 6));
         Assert.Equal(200, status);
         var choices = batch["choices"]!.AsArray();
         Assert.Equal(3, choices.Count);
         for (int i = 0; i < prompts.Length; i++)
         {
-            var (_, single) = await Json.PostAsync(Http, "/v1/completions", Greedy(prompts[i], 6));
+            var (_, single) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy(prompts[i], 6));
             var choice = choices.Single(c => (int)c!["index"]! == i)!;
             Assert.Equal((string?)single["choices"]![0]!["text"], (string?)choice["text"]);
         }
@@ -70,8 +70,8 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
         string[] prompts = ["alpha beta", "gamma delta epsilon", "zeta", "eta theta iota kappa", "lambda mu", "nu xi omicron"];
         var expected = new List<string>();
         foreach (string p in prompts)
-            expected.Add((string)(await Json.PostAsync(Http, "/v1/completions", Greedy(p, 10))).Body["choices"]![0]!["text"]!);
-        var concurrent = await Task.WhenAll(prompts.Select(p => Json.PostAsync(Http, "/v1/completions", Greedy(p, 10))));
+            expected.Add((string)(await HttpJson.PostAsync(Http, "/v1/completions", Greedy(p, 10))).Body["choices"]![0]!["text"]!);
+        var concurrent = await Task.WhenAll(prompts.Select(p => HttpJson.PostAsync(Http, "/v1/completions", Greedy(p, 10))));
         for (int i = 0; i < prompts.Length; i++)
         {
             Assert.Equal(200, concurrent[i].Status);
@@ -83,9 +83,9 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     public async Task Completions_SameSeed_SameSampledText()
     {
         object Sampled(long seed) => new { model = Model, prompt = "Random words:", max_tokens = 10, temperature = 1.0, top_p = 0.95, seed, ignore_eos = true };
-        string a = (string)(await Json.PostAsync(Http, "/v1/completions", Sampled(42))).Body["choices"]![0]!["text"]!;
-        string b = (string)(await Json.PostAsync(Http, "/v1/completions", Sampled(42))).Body["choices"]![0]!["text"]!;
-        string c = (string)(await Json.PostAsync(Http, "/v1/completions", Sampled(43))).Body["choices"]![0]!["text"]!;
+        string a = (string)(await HttpJson.PostAsync(Http, "/v1/completions", Sampled(42))).Body["choices"]![0]!["text"]!;
+        string b = (string)(await HttpJson.PostAsync(Http, "/v1/completions", Sampled(42))).Body["choices"]![0]!["text"]!;
+        string c = (string)(await HttpJson.PostAsync(Http, "/v1/completions", Sampled(43))).Body["choices"]![0]!["text"]!;
         Assert.Equal(a, b);
         Assert.NotEqual(a, c);
     }
@@ -93,8 +93,8 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     [Fact]
     public async Task Completions_Stream_ChunksConcatenateToNonStreamTextAndEndWithDone()
     {
-        var (_, whole) = await Json.PostAsync(Http, "/v1/completions", Greedy("Streaming test", 8));
-        var events = await Json.StreamAsync(Http, "/v1/completions",
+        var (_, whole) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy("Streaming test", 8));
+        var events = await HttpJson.StreamAsync(Http, "/v1/completions",
             new { model = Model, prompt = "Streaming test", max_tokens = 8, temperature = 0, ignore_eos = true, stream = true, stream_options = new { include_usage = true } });
         Assert.Equal("[DONE]", events[^1]);
         var chunks = events.SkipLast(1).Select(e => JsonNode.Parse(e)!).ToList();
@@ -107,10 +107,10 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     [Fact]
     public async Task Completions_StopString_TruncatesOutput()
     {
-        var (_, whole) = await Json.PostAsync(Http, "/v1/completions", Greedy("Stop here", 12));
+        var (_, whole) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy("Stop here", 12));
         string text = (string)whole["choices"]![0]!["text"]!;
         string stop = text.Substring(4, 3);
-        var (_, stopped) = await Json.PostAsync(Http, "/v1/completions",
+        var (_, stopped) = await HttpJson.PostAsync(Http, "/v1/completions",
             new { model = Model, prompt = "Stop here", max_tokens = 12, temperature = 0, ignore_eos = true, stop = new[] { stop } });
         Assert.Equal(text[..text.IndexOf(stop, StringComparison.Ordinal)], (string?)stopped["choices"]![0]!["text"]);
         Assert.Equal("stop", (string?)stopped["choices"]![0]!["finish_reason"]);
@@ -119,7 +119,7 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     [Fact]
     public async Task Completions_Logprobs_ReturnsOnePerTokenWithAlternatives()
     {
-        var (status, body) = await Json.PostAsync(Http, "/v1/completions",
+        var (status, body) = await HttpJson.PostAsync(Http, "/v1/completions",
             new { model = Model, prompt = "Logprobs", max_tokens = 4, temperature = 0, logprobs = 3, ignore_eos = true });
         Assert.Equal(200, status);
         var lp = body["choices"]![0]!["logprobs"]!;
@@ -143,11 +143,11 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClass
     [InlineData("""[1,2,3]""", 400, null)]
     public async Task Completions_BadRequest_ClearOpenAiErrorAndServerKeepsServing(string body, int status, string? param)
     {
-        var (actual, error) = await Json.PostRawAsync(Http, "/v1/completions", body);
+        var (actual, error) = await HttpJson.PostRawAsync(Http, "/v1/completions", body);
         Assert.Equal(status, actual);
         Assert.False(string.IsNullOrEmpty((string?)error["error"]!["message"]));
         Assert.Equal(param, (string?)error["error"]!["param"]);
-        var (ok, _) = await Json.PostAsync(Http, "/v1/completions", Greedy("still alive", 2));
+        var (ok, _) = await HttpJson.PostAsync(Http, "/v1/completions", Greedy("still alive", 2));
         Assert.Equal(200, ok);
     }
 

@@ -17,7 +17,7 @@ public sealed class PerAdapterPolicyTests : IAsyncLifetime
         string[] models = ["serving-demo-tiny", "demo-all-r8", "demo-attn-r16", "demo-mlp-r4", "demo-all-r8", "serving-demo-tiny"];
         async Task<string> Run(string m)
         {
-            var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions",
+            var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions",
                 new { model = m, prompt = "policy " + m, max_tokens = 10, temperature = 0, ignore_eos = true });
             Assert.True(status == 200, body.ToJsonString());
             return (string)body["choices"]![0]!["text"]!;

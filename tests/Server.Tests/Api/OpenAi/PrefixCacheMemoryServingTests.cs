@@ -85,7 +85,7 @@ public sealed partial class PrefixCacheMemoryServingTests : IAsyncLifetime
         Assert.True(idle["vllm:prefix_cache_hits_total"] > 0);
 
         // Four sequences at the longest context need every block of the pool: the cache gives all of its blocks back.
-        var full = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => Json.PostAsync(_server.Http, "/v1/completions",
+        var full = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => HttpJson.PostAsync(_server.Http, "/v1/completions",
             new { model = "base", prompt = Tokens(MaxContext - 16, seed: 50 + i), max_tokens = 16, temperature = 0, ignore_eos = true })));
         Assert.All(full, r => Assert.Equal(200, r.Status));
         Assert.Equal(0, (await IdleMetricsAsync())["serving_preemptions"]);

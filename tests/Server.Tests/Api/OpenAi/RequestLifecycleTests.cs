@@ -37,7 +37,7 @@ public sealed class RequestLifecycleTests(DemoServerFixture fixture) : IClassFix
             }
             else
             {
-                var (status, body) = await Json.PostAsync(fixture.Http, "/v1/completions", new { model, prompt = $"finish me {i}", max_tokens = 4 });
+                var (status, body) = await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model, prompt = $"finish me {i}", max_tokens = 4 });
                 Assert.True(status == 200, body.ToJsonString());
                 Interlocked.Increment(ref completed);
             }

@@ -19,7 +19,7 @@ public sealed class RequestTimeoutTests : IAsyncLifetime
     {
         // One row, six requests of 200 tokens each: 1,200 steps cannot finish within 0.3 s, so the later ones time out,
         // whether still queued or part-way through generating.
-        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Json.PostAsync(_server.Http, "/v1/completions",
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => HttpJson.PostAsync(_server.Http, "/v1/completions",
             new { model = "demo-all-r8", prompt = $"slow request {i}", max_tokens = 200, ignore_eos = true })));
 
         Assert.All(responses, r => Assert.Contains(r.Status, new[] { 200, 504 }));
@@ -29,7 +29,7 @@ public sealed class RequestTimeoutTests : IAsyncLifetime
         var worker = _server.Services.GetRequiredService<EngineWorker>();
         Assert.True(SpinWait.SpinUntil(() => worker.Running == 0 && worker.Waiting == 0 && worker.UsedKvBlocks == 0 && worker.PinnedAdapterSlots == 0
             && worker.TrackedRequests == 0, 5000));
-        var (ok, _) = await Json.PostAsync(_server.Http, "/v1/completions", new { model = "demo-all-r8", prompt = "quick", max_tokens = 2 });
+        var (ok, _) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new { model = "demo-all-r8", prompt = "quick", max_tokens = 2 });
         Assert.Equal(200, ok);
     }
 

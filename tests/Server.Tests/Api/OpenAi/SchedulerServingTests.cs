@@ -65,7 +65,7 @@ public sealed class SchedulerServingTests : IAsyncLifetime
         var worker = _server.Services.GetRequiredService<EngineWorker>();
         long preemptionsBefore = worker.Preemptions;
 
-        var cached = await Task.WhenAll(Enumerable.Range(0, 48).Select(i => Json.PostAsync(_server.Http, "/v1/completions", Request(i, null))));
+        var cached = await Task.WhenAll(Enumerable.Range(0, 48).Select(i => HttpJson.PostAsync(_server.Http, "/v1/completions", Request(i, null))));
 
         for (int i = 0; i < 48; i++)
         {
@@ -80,7 +80,7 @@ public sealed class SchedulerServingTests : IAsyncLifetime
 
     private async Task<string> Text(object request)
     {
-        var (status, body) = await Json.PostAsync(_server.Http, "/v1/completions", request);
+        var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/completions", request);
         Assert.True(status == 200, body.ToJsonString());
         return (string)body["choices"]![0]!["text"]!;
     }

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 
 namespace Serving.Server.Tests.Support;
 
-internal static class Json
+internal static class HttpJson
 {
     public static async Task<(int Status, JsonNode Body)> PostAsync(HttpClient http, string path, object body)
     {

@@ -1,0 +1,108 @@
+using System.Text.Json;
+using Serving.Contracts.Generation;
+using Serving.Server.Api;
+
+namespace Serving.Server.Requests;
+
+/// <summary>
+/// Reads a request's structured-output options into one <see cref="OutputConstraint"/>: OpenAI's <c>response_format</c>
+/// (<c>json_schema</c>, <c>json_object</c>, <c>text</c>), vLLM's <c>structured_outputs</c> (<c>json</c>, <c>regex</c>,
+/// <c>choice</c>, <c>json_object</c>) and vLLM's older <c>guided_json</c> / <c>guided_regex</c> / <c>guided_choice</c>.
+/// At most one may be given. Returns the request field the constraint came from, so compile errors can name the full path.
+/// </summary>
+internal static class OutputConstraintReader
+{
+    public const int MaxChoices = 1_000;
+
+    private static readonly HashSet<string> StructuredOutputKeys = ["json", "regex", "choice", "json_object", "grammar", "structural_tag",
+        "disable_any_whitespace", "disable_fallback", "disable_additional_properties", "whitespace_pattern", "backend"];
+
+    public static (OutputConstraint Constraint, string Field)? Read(JsonFields f)
+    {
+        var found = new List<(OutputConstraint, string)>();
+        if (f.Object("response_format") is { } format)
+            if (ResponseFormat(format) is { } c)
+                found.Add(c);
+        if (f.Object("structured_outputs") is { } options)
+            found.Add(StructuredOutputs(options));
+        if (f.Get("guided_json") is { } json)
+            found.Add((Schema(json, "guided_json"), "guided_json"));
+        if (f.String("guided_regex") is { } regex)
+            found.Add((OutputConstraint.Regex(regex), "guided_regex"));
+        if (f.Has("guided_choice"))
+            found.Add((OutputConstraint.Choice(Choices(f, "guided_choice")), "guided_choice"));
+        if (found.Count > 1)
+            throw ApiException.BadRequest($"give one output format, not {string.Join(" and ", found.Select(c => $"'{c.Item2}'"))}", found[1].Item2);
+        return found.Count == 1 ? found[0] : null;
+    }
+
+    private static (OutputConstraint, string)? ResponseFormat(JsonFields format)
+    {
+        string type = format.String("type") ?? throw JsonFields.Bad("response_format.type", "is required");
+        switch (type)
+        {
+            case "text":
+                return null;
+            case "json_object":
+                return (OutputConstraint.JsonObject(), "response_format");
+            case "json_schema":
+                var spec = format.Get("json_schema") is { ValueKind: JsonValueKind.Object } s ? new JsonFields(s)
+                    : throw JsonFields.Bad("response_format.json_schema", "must be an object with a 'schema'");
+                if (spec.Get("name") is { } name && (name.ValueKind != JsonValueKind.String || !System.Text.RegularExpressions.Regex.IsMatch(name.GetString()!, "^[A-Za-z0-9_-]{1,64}$")))
+                    throw JsonFields.Bad("response_format.json_schema.name", "must be 1 to 64 letters, digits, '_' or '-'");
+                if (spec.Get("strict") is { } strict && strict.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                    throw JsonFields.Bad("response_format.json_schema.strict", "must be a boolean");
+                var schema = spec.Get("schema") ?? throw JsonFields.Bad("response_format.json_schema.schema", "is required");
+                return (Schema(schema, "response_format.json_schema.schema"), "response_format.json_schema.schema");
+            default:
+                throw JsonFields.Bad("response_format.type", $"must be 'text', 'json_object' or 'json_schema', not '{type}'");
+        }
+    }
+
+    private static (OutputConstraint, string) StructuredOutputs(JsonFields options)
+    {
+        foreach (var p in options.Root.EnumerateObject())
+            if (!StructuredOutputKeys.Contains(p.Name))
+                throw JsonFields.Bad($"structured_outputs.{p.Name}", "is not a structured_outputs option (json, regex, choice, json_object)");
+        foreach (string unsupported in (ReadOnlySpan<string>)["grammar", "structural_tag", "whitespace_pattern"])
+            if (options.Has(unsupported))
+                throw JsonFields.Bad($"structured_outputs.{unsupported}", "is not supported; use json, regex or choice");
+        if (options.Get("disable_any_whitespace") is { ValueKind: JsonValueKind.False })
+            throw JsonFields.Bad("structured_outputs.disable_any_whitespace", "cannot be false: JSON output is always compact");
+        var kinds = new List<(OutputConstraint, string)>();
+        if (options.Get("json") is { } json)
+            kinds.Add((Schema(json, "structured_outputs.json"), "structured_outputs.json"));
+        if (options.Get("regex") is { } regex)
+            kinds.Add((OutputConstraint.Regex(regex.ValueKind == JsonValueKind.String ? regex.GetString()! : throw JsonFields.Bad("structured_outputs.regex", "must be a string")),
+                "structured_outputs.regex"));
+        if (options.Has("choice"))
+            kinds.Add((OutputConstraint.Choice(Choices(options, "choice", "structured_outputs.choice")), "structured_outputs.choice"));
+        if (options.Bool("json_object") == true)
+            kinds.Add((OutputConstraint.JsonObject(), "structured_outputs.json_object"));
+        return kinds.Count switch
+        {
+            1 => kinds[0],
+            0 => throw JsonFields.Bad("structured_outputs", "must name one of json, regex, choice or json_object"),
+            _ => throw JsonFields.Bad("structured_outputs", $"must name exactly one of json, regex, choice or json_object, not {kinds.Count}"),
+        };
+    }
+
+    /// <summary>A schema given as a JSON object or boolean, or as a string holding one (vLLM accepts both).</summary>
+    private static OutputConstraint Schema(JsonElement value, string field) => value.ValueKind switch
+    {
+        JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False => OutputConstraint.JsonSchema(value.GetRawText()),
+        JsonValueKind.String => OutputConstraint.JsonSchema(value.GetString()!),
+        _ => throw JsonFields.Bad(field, "must be a JSON Schema (an object, or a string holding one)"),
+    };
+
+    private static IReadOnlyList<string> Choices(JsonFields f, string name, string? field = null)
+    {
+        field ??= name;
+        var list = f.Get(name) is { ValueKind: JsonValueKind.Array } v && v.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String)
+            ? v.EnumerateArray().Select(e => e.GetString()!).ToList()
+            : throw JsonFields.Bad(field, "must be a list of strings");
+        if (list.Count == 0 || list.Count > MaxChoices)
+            throw JsonFields.Bad(field, $"must hold 1 to {MaxChoices} strings");
+        return list;
+    }
+}

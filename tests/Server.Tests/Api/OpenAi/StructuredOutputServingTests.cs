@@ -1,0 +1,170 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Json.Schema;
+using Serving.Server.Tests.Support;
+using Serving.Tests.Shared;
+
+namespace Serving.Server.Tests.Api.OpenAi;
+
+/// <summary>
+/// Structured output through the real server: constrained rows with different schemas and adapters share batches with
+/// free rows; every constrained output validates (JsonSchema.Net, formats asserted) and free rows are unchanged.
+/// </summary>
+public sealed class StructuredOutputServingTests(StructuredOutputServerFixture fixture) : IClassFixture<StructuredOutputServerFixture>
+{
+    /// <summary>SERVING_STRUCTURED_REQUESTS overrides the 200 constrained requests of the mixed-batch test.</summary>
+    private static int ConstrainedRequests => int.TryParse(Environment.GetEnvironmentVariable("SERVING_STRUCTURED_REQUESTS"), out int n) ? n : 200;
+
+    private string AdapterFor(int i) => i % 4 == 0 ? fixture.Model : StructuredOutputServerFixture.Adapters[i % 4 - 1];
+
+    /// <summary>
+    /// Greedy: a sampled row's draw moves with the last bit of its logits, and a GEMM may round a row differently with
+    /// the batch's shape (which prefills ride along), constraint or not; argmax shows whether the row itself changed.
+    /// </summary>
+    private object FreeRequest(int i) => new
+    {
+        model = AdapterFor(i), prompt = $"Free text number {i}:", max_tokens = 24, ignore_eos = true, return_token_ids = true, temperature = 0.0,
+    };
+
+    private object SchemaRequest(int i, string schema) => new
+    {
+        model = AdapterFor(i), prompt = $"Extract record {i} as JSON:", max_tokens = 900,
+        temperature = i % 2 == 0 ? 0.0 : 0.9, seed = (ulong)i, top_p = i % 2 == 0 ? 1.0 : 0.95, logprobs = i % 5 == 0 ? 2 : (int?)null,
+        response_format = new { type = "json_schema", json_schema = new { name = "record", schema = JsonNode.Parse(schema), strict = true } },
+    };
+
+    private async Task<JsonNode> PostOk(string path, object body)
+    {
+        var (status, response) = await HttpJson.PostAsync(fixture.Http, path, body);
+        Assert.True(status == 200, response.ToJsonString());
+        return response;
+    }
+
+    [Fact]
+    public async Task Completions_ConstrainedRequestsMixedWithAdaptersAndFreeRows_AllValidateAndFreeRowsUnchanged()
+    {
+        const int free = 24;
+        var alone = new List<int[]>();
+        foreach (int i in Enumerable.Range(0, free))
+            alone.Add(TokenIds(await PostOk("/v1/completions", FreeRequest(i))));
+
+        var schemas = ExtractionSchemas.Valid;
+        var constrained = Enumerable.Range(0, ConstrainedRequests).Select(i => (Index: i, Schema: schemas[i % schemas.Length].Schema)).ToList();
+        var constrainedTasks = constrained.Select(c => PostOk("/v1/completions", SchemaRequest(c.Index, c.Schema))).ToList();
+        var freeTasks = Enumerable.Range(0, free).Select(i => PostOk("/v1/completions", FreeRequest(i))).ToList();
+        var constrainedBodies = await Task.WhenAll(constrainedTasks);
+        var freeBodies = await Task.WhenAll(freeTasks);
+
+        var options = new EvaluationOptions { RequireFormatValidation = true };
+        var validators = schemas.ToDictionary(s => s.Schema, s => JsonSchema.FromText(s.Schema));
+        for (int k = 0; k < constrained.Count; k++)
+        {
+            var choice = constrainedBodies[k]["choices"]![0]!;
+            string text = (string)choice["text"]!;
+            Assert.Equal("stop", (string?)choice["finish_reason"]);
+            Assert.Null(choice["incomplete_details"]);
+            using var document = JsonDocument.Parse(text);
+            Assert.True(validators[constrained[k].Schema].Evaluate(document.RootElement, options).IsValid, $"request {k}: {text}");
+        }
+
+        for (int i = 0; i < free; i++)
+            Assert.Equal(alone[i], TokenIds(freeBodies[i]));
+    }
+
+    [Fact]
+    public async Task Completions_RegexAndChoiceWithAdapters_EveryOutputMatches()
+    {
+        string[] patterns = [@"[A-Z]\d{2}\.\d", @"(mild|moderate|severe) \(grade [1-4]\)", @"\d{1,3} mg (once|twice) daily", @"[a-z]{3,8}-[0-9]{2}"];
+        string[] choices = ["Ja", "Nein", "Vielleicht", "keine Angabe"];
+        var regexTasks = Enumerable.Range(0, 40).Select(i => PostOk("/v1/completions", new
+        {
+            model = AdapterFor(i), prompt = $"Code {i}:", max_tokens = 64, temperature = i % 3 == 0 ? 0.0 : 1.0, seed = (ulong)i,
+            structured_outputs = new { regex = patterns[i % patterns.Length] },
+        })).ToList();
+        var choiceTasks = Enumerable.Range(0, 40).Select(i => PostOk("/v1/completions", new
+        {
+            model = AdapterFor(i + 1), prompt = $"Antwort {i}:", max_tokens = 16, temperature = 1.0, seed = (ulong)i, structured_outputs = new { choice = choices },
+        })).ToList();
+        var regexBodies = await Task.WhenAll(regexTasks);
+        var choiceBodies = await Task.WhenAll(choiceTasks);
+        for (int i = 0; i < regexBodies.Length; i++)
+            Assert.Matches(new Regex($"^(?:{patterns[i % patterns.Length]})$"), (string)regexBodies[i]["choices"]![0]!["text"]!);
+        Assert.All(choiceBodies, b => Assert.Contains((string)b["choices"]![0]!["text"]!, choices));
+        Assert.True(choiceBodies.Select(b => (string)b["choices"]![0]!["text"]!).Distinct().Count() > 1);   // sampling still samples
+    }
+
+    [Fact]
+    public async Task Completions_MaxTokensBeforeComplete_LengthAndIncompleteDetails()
+    {
+        var body = await PostOk("/v1/completions", new
+        {
+            model = fixture.Model, prompt = "Too short:", max_tokens = 3, temperature = 0,
+            response_format = new { type = "json_schema", json_schema = new { name = "r", schema = JsonNode.Parse(ExtractionSchemas.Valid[0].Schema) } },
+        });
+        var choice = body["choices"]![0]!;
+        Assert.Equal("length", (string?)choice["finish_reason"]);
+        Assert.Equal("length", (string?)choice["incomplete_details"]!["reason"]);
+        string text = (string)choice["text"]!;
+        Assert.StartsWith("{\"", text);                                       // a prefix of a valid record, and only that
+        Assert.StartsWith(text, "{\"patient_id\":\"P");
+
+        var events = await HttpJson.StreamAsync(fixture.Http, "/v1/chat/completions", new
+        {
+            model = fixture.Model, messages = new[] { new { role = "user", content = "JSON please" } }, max_tokens = 2, temperature = 0, stream = true,
+            response_format = new { type = "json_object" },
+        });
+        var last = JsonNode.Parse(events[^2])!["choices"]![0]!;
+        Assert.Equal("length", (string?)last["finish_reason"]);
+        Assert.NotNull(last["incomplete_details"]);
+    }
+
+    [Fact]
+    public async Task Completions_ChoiceCompleteWithNothingToFollow_StopsBeforeMaxTokens()
+    {
+        var body = await PostOk("/v1/completions", new
+        {
+            model = fixture.Model, prompt = "Pick:", max_tokens = 50, temperature = 0, ignore_eos = true, return_token_ids = true,
+            structured_outputs = new { choice = new[] { "alpha", "beta" } },
+        });
+        var choice = body["choices"]![0]!;
+        Assert.Equal("stop", (string?)choice["finish_reason"]);
+        Assert.Contains((string)choice["text"]!, new[] { "alpha", "beta" });
+        Assert.True(choice["token_ids"]!.AsArray().Count < 50);
+    }
+
+    [Fact]
+    public async Task Completions_ConstraintWithLogprobsAndStreaming_SameTextAndRawLogprobs()
+    {
+        object Request(bool stream) => new
+        {
+            model = StructuredOutputServerFixture.Adapters[0], prompt = "Dose:", max_tokens = 40, temperature = 0, logprobs = 3, stream,
+            structured_outputs = new { regex = @"\d{2,3} mg" },
+        };
+        var unary = await PostOk("/v1/completions", Request(false));
+        var events = await HttpJson.StreamAsync(fixture.Http, "/v1/completions", Request(true));
+        string streamed = string.Concat(events.Where(e => e != "[DONE]").Select(e => (string?)JsonNode.Parse(e)!["choices"]![0]!["text"] ?? ""));
+        string text = (string)unary["choices"]![0]!["text"]!;
+        Assert.Equal(text, streamed);
+        Assert.Matches(@"^\d{2,3} mg$", text);
+        var lp = unary["choices"]![0]!["logprobs"]!;
+        Assert.All(lp["token_logprobs"]!.AsArray(), v => Assert.True((double)v! <= 0));
+        Assert.Equal(3, lp["top_logprobs"]![0]!.AsObject().Count);
+    }
+
+    [Fact]
+    public async Task Chat_StructuredOutputsJsonWithAdapter_ValidatesAndSchemaStringAccepted()
+    {
+        string schema = ExtractionSchemas.Valid.Single(s => s.Name == "translation_pair").Schema;
+        var body = await PostOk("/v1/chat/completions", new
+        {
+            model = StructuredOutputServerFixture.Adapters[2], messages = new[] { new { role = "user", content = "Translate 'good morning' to German" } },
+            max_tokens = 400, temperature = 0.7, seed = 5ul, structured_outputs = new { json = schema },
+        });
+        string content = (string)body["choices"]![0]!["message"]!["content"]!;
+        using var document = JsonDocument.Parse(content);
+        Assert.True(JsonSchema.FromText(schema).Evaluate(document.RootElement).IsValid, content);
+    }
+
+    private static int[] TokenIds(JsonNode body) => [.. body["choices"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!)];
+}
