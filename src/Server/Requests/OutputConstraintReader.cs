@@ -26,7 +26,7 @@ internal static class OutputConstraintReader
         if (f.Object("structured_outputs") is { } options)
             found.Add(StructuredOutputs(options));
         if (f.Get("guided_json") is { } json)
-            found.Add((Schema(json, "guided_json"), "guided_json"));
+            found.Add((Schema(json), "guided_json"));
         if (f.String("guided_regex") is { } regex)
             found.Add((OutputConstraint.Regex(regex), "guided_regex"));
         if (f.Has("guided_choice"))
@@ -53,7 +53,7 @@ internal static class OutputConstraintReader
                 if (spec.Get("strict") is { } strict && strict.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
                     throw JsonFields.Bad("response_format.json_schema.strict", "must be a boolean");
                 var schema = spec.Get("schema") ?? throw JsonFields.Bad("response_format.json_schema.schema", "is required");
-                return (Schema(schema, "response_format.json_schema.schema"), "response_format.json_schema.schema");
+                return (Schema(schema), "response_format.json_schema.schema");
             default:
                 throw JsonFields.Bad("response_format.type", $"must be 'text', 'json_object' or 'json_schema', not '{type}'");
         }
@@ -71,7 +71,7 @@ internal static class OutputConstraintReader
             throw JsonFields.Bad("structured_outputs.disable_any_whitespace", "cannot be false: JSON output is always compact");
         var kinds = new List<(OutputConstraint, string)>();
         if (options.Get("json") is { } json)
-            kinds.Add((Schema(json, "structured_outputs.json"), "structured_outputs.json"));
+            kinds.Add((Schema(json), "structured_outputs.json"));
         if (options.Get("regex") is { } regex)
             kinds.Add((OutputConstraint.Regex(regex.ValueKind == JsonValueKind.String ? regex.GetString()! : throw JsonFields.Bad("structured_outputs.regex", "must be a string")),
                 "structured_outputs.regex"));
@@ -87,13 +87,9 @@ internal static class OutputConstraintReader
         };
     }
 
-    /// <summary>A schema given as a JSON object or boolean, or as a string holding one (vLLM accepts both).</summary>
-    private static OutputConstraint Schema(JsonElement value, string field) => value.ValueKind switch
-    {
-        JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False => OutputConstraint.JsonSchema(value.GetRawText()),
-        JsonValueKind.String => OutputConstraint.JsonSchema(value.GetString()!),
-        _ => throw JsonFields.Bad(field, "must be a JSON Schema (an object, or a string holding one)"),
-    };
+    /// <summary>A schema given as JSON, or as a string holding it (vLLM accepts both); the compiler judges what it holds.</summary>
+    private static OutputConstraint Schema(JsonElement value) =>
+        OutputConstraint.JsonSchema(value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText());
 
     private static IReadOnlyList<string> Choices(JsonFields f, string name, string? field = null)
     {
