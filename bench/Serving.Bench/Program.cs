@@ -11,6 +11,7 @@ using Serving.Bench;
 //   Serving.Bench prefix [--model DIR] [--prefix TOKENS] [--requests N] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
+//   Serving.Bench structured [--model DIR] [--concurrency C] [--requests N per client] [--rounds R] [--json FILE]
 //   Serving.Bench routing-eval [--steps N] [--held-out N] [--json FILE]
 //   Serving.Bench tokenizer [--tokenizers DIR,DIR] [--chars N] [--json FILE]   (default: the reference packages under tests/reference)
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
@@ -62,6 +63,9 @@ switch (args.FirstOrDefault())
             Get("rows")?.Split(',').Select(int.Parse).ToArray()).Run());
     case "onestream":
         return Emit(new OneStreamBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "8"), int.Parse(Get("tokens") ?? "64")).Run());
+    case "structured":
+        return Emit(new StructuredOutputBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("concurrency") ?? "32"), int.Parse(Get("requests") ?? "2"),
+            int.Parse(Get("rounds") ?? "2")).Run());
     case "prefix":
         return Emit(new PrefixCacheBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("prefix") ?? "1024"), int.Parse(Get("requests") ?? "12")).Run());
     case "server":

@@ -257,6 +257,11 @@ public sealed class EngineWorker : BackgroundService
             _metrics.EngineStepPartSeconds.Record(p.Forward.TotalSeconds, ServingMetrics.Tag("part", "forward"));
             _metrics.EngineStepPartSeconds.Record(p.LogitsToHost.TotalSeconds, ServingMetrics.Tag("part", "logits_to_host"));
             _metrics.EngineStepPartSeconds.Record(p.Sampling.TotalSeconds, ServingMetrics.Tag("part", "sampling"));
+            if (p.MaskWork > TimeSpan.Zero)
+            {
+                _metrics.EngineStepPartSeconds.Record(p.MaskWork.TotalSeconds, ServingMetrics.Tag("part", "mask_work"));
+                _metrics.EngineStepPartSeconds.Record(p.MaskWait.TotalSeconds, ServingMetrics.Tag("part", "mask_wait"));
+            }
         }
 
         _metrics.EngineStepTokens.Record(tokens);

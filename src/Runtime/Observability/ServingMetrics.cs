@@ -33,7 +33,9 @@ public sealed class ServingMetrics
             LatencyBuckets);
         EngineStepPartSeconds = Histogram("serving_engine_step_part_seconds",
             "Parts of one batched engine step: forward (the model's forward call: all compute on CPU, launching the kernels on CUDA), "
-            + "logits_to_host (waiting for the device and copying logits back; zero on CPU), sampling (tokens, detokenising, stop checks).", LatencyBuckets);
+            + "logits_to_host (waiting for the device and copying logits back; zero on CPU), sampling (tokens, detokenising, stop checks); "
+            + "in steps with structured output whose token masks were not cached: mask_work (computing them, beside the forward pass) and "
+            + "mask_wait (what of it the step waited for after the forward pass).", LatencyBuckets);
         EngineStepTokens = Histogram("serving_engine_step_tokens", "Tokens fed through one engine step (decode rows and prompt chunks).",
             [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]);
         EngineStepSequences = Histogram("serving_engine_step_sequences", "Sequences in one engine step.", [1, 2, 4, 8, 16, 32, 64, 128, 256]);
@@ -85,7 +87,7 @@ public sealed class ServingMetrics
     /// <summary>Tagged <c>phase</c>: decode or prefill.</summary>
     public Histogram<double> EngineStepSeconds { get; }
 
-    /// <summary>Tagged <c>part</c>: forward, logits_to_host, sampling.</summary>
+    /// <summary>Tagged <c>part</c>: forward, logits_to_host, sampling; mask_work and mask_wait in steps that computed token masks.</summary>
     public Histogram<double> EngineStepPartSeconds { get; }
 
     public Histogram<double> EngineStepTokens { get; }
