@@ -68,6 +68,8 @@ internal sealed class StructuredOutputBenchmark(string modelDir, int clients, in
             report.Add("later rounds: median of the rounds' own ratios", "x", null, null, Stats.Median(warmC.Zip(warmF, (a, b) => a.TokensPerSecond / b.TokensPerSecond)));
             report.Add("later rounds: mean decode step", "ms", Mean(warmC, r => r.Steps.MeanDecodeMs), Mean(warmF, r => r.Steps.MeanDecodeMs),
                 Mean(warmC, r => r.Steps.MeanDecodeMs) / Mean(warmF, r => r.Steps.MeanDecodeMs));
+            report.Add("later rounds: engine steps", "", warmC.Sum(r => r.Steps.Count), warmF.Sum(r => r.Steps.Count), warmC.Sum(r => r.Steps.Count) / warmF.Sum(r => r.Steps.Count));
+            report.Add("later rounds: engine busy (share of the round's wall time in steps)", "%", Mean(warmC, r => r.Steps.BusyPercent), Mean(warmF, r => r.Steps.BusyPercent), null);
             report.Add("later rounds: per step, sampling (masked sampling included)", "ms", Mean(warmC, r => r.Steps.MeanPartsMs.Sampling), Mean(warmF, r => r.Steps.MeanPartsMs.Sampling), null);
             report.Add("per step: token-mask work beside the forward pass, first round / later rounds", "ms", cold.Steps.MeanMaskMs.Work, Mean(warmC, r => r.Steps.MeanMaskMs.Work), null);
             report.Add("per step: waiting for masks after the forward pass, first round / later rounds", "ms", cold.Steps.MeanMaskMs.Wait, Mean(warmC, r => r.Steps.MeanMaskMs.Wait), null);
