@@ -8,7 +8,9 @@ namespace Serving.Contracts.Generation;
 /// <param name="Source">The JSON Schema as JSON text (<see cref="OutputConstraintKind.JsonSchema"/>) or the pattern
 /// (<see cref="OutputConstraintKind.Regex"/>); empty otherwise.</param>
 /// <param name="Choices">The allowed outputs (<see cref="OutputConstraintKind.Choice"/>); empty otherwise.</param>
-public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, IReadOnlyList<string> Choices)
+/// <param name="WhitespacePattern">JSON kinds only: a regular expression of JSON whitespace written between JSON tokens
+/// (vLLM's <c>whitespace_pattern</c>); null writes compact JSON.</param>
+public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, IReadOnlyList<string> Choices, string? WhitespacePattern = null)
 {
     public static OutputConstraint JsonSchema(string schemaJson) => new(OutputConstraintKind.JsonSchema, schemaJson, []);
     public static OutputConstraint JsonObject() => new(OutputConstraintKind.JsonObject, "", []);
@@ -18,11 +20,12 @@ public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, 
     /// <summary>A stable content key: equal constraints share one compiled automaton.</summary>
     public string CacheKey()
     {
-        var text = $"{Kind}\u0000{Source}\u0000{string.Join("\u0000", Choices.Select(c => $"{c.Length}:{c}"))}";
+        var text = $"{Kind}\u0000{Source}\u0000{WhitespacePattern?.Length ?? -1}:{WhitespacePattern}\u0000{string.Join("\u0000", Choices.Select(c => $"{c.Length}:{c}"))}";
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 
-    public bool Equals(OutputConstraint? other) => other is not null && Kind == other.Kind && Source == other.Source && Choices.SequenceEqual(other.Choices);
+    public bool Equals(OutputConstraint? other) => other is not null && Kind == other.Kind && Source == other.Source && Choices.SequenceEqual(other.Choices)
+        && WhitespacePattern == other.WhitespacePattern;
 
     public override int GetHashCode() => HashCode.Combine(Kind, Source, Choices.Count);
 }

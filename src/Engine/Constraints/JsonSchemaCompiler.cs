@@ -33,22 +33,43 @@ internal sealed class JsonSchemaCompiler
     private readonly JsonTextFragments _text;
     private readonly JsonElement _root;
     private readonly List<string> _expanding = [];
+    private readonly RegexNode? _whitespace;
 
-    private JsonSchemaCompiler(ByteNfa nfa, JsonElement root)
+    private JsonSchemaCompiler(ByteNfa nfa, JsonElement root, RegexNode? whitespace)
     {
         _nfa = nfa;
         _text = new JsonTextFragments(nfa);
         _root = root;
+        _whitespace = whitespace;
     }
 
-    /// <summary>The fragment of every compact JSON text valid against <paramref name="schema"/> that this compiler generates.</summary>
-    public static NfaFragment Compile(ByteNfa nfa, JsonElement schema) => new JsonSchemaCompiler(nfa, schema).Value(schema, "$");
+    /// <summary>
+    /// The fragment of every JSON text valid against <paramref name="schema"/> that this compiler generates: compact, or
+    /// with <paramref name="whitespace"/> (a pattern of JSON whitespace) after every <c>{ [ , :</c> and before every
+    /// <c>, : } ]</c>.
+    /// </summary>
+    public static NfaFragment Compile(ByteNfa nfa, JsonElement schema, RegexNode? whitespace = null) =>
+        new JsonSchemaCompiler(nfa, schema, whitespace).Value(schema, "$");
 
-    /// <summary>Any JSON value (objects and arrays nested at most <paramref name="depth"/> deep), as <c>json_object</c> needs.</summary>
-    public static NfaFragment AnyObject(ByteNfa nfa, int depth = GenericDepth)
+    /// <summary>Any JSON object (values nested at most <paramref name="depth"/> deep), as <c>json_object</c> needs.</summary>
+    public static NfaFragment AnyObject(ByteNfa nfa, RegexNode? whitespace = null, int depth = GenericDepth) =>
+        new JsonSchemaCompiler(nfa, default, whitespace).GenericObject(depth);
+
+    /// <summary>Characters a whitespace pattern may produce: JSON's four (space, tab, line feed, carriage return).</summary>
+    public static CodePointSet JsonWhitespace { get; } = CodePointSet.Of([(' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r')]);
+
+    /// <summary>A structural character with the whitespace pattern where JSON allows it (inside the structure only).</summary>
+    private NfaFragment Punctuation(string mark)
     {
-        var compiler = new JsonSchemaCompiler(nfa, default);
-        return compiler.GenericObject(depth);
+        if (_whitespace is null)
+            return _nfa.Literal(mark);
+        NfaFragment Space() => _whitespace.Build(_nfa, set => _nfa.Chars(set.Intersect(JsonWhitespace)));
+        return mark switch
+        {
+            "{" or "[" => _nfa.Sequence(_nfa.Literal(mark), Space()),
+            "}" or "]" => _nfa.Sequence(Space(), _nfa.Literal(mark)),
+            _ => _nfa.Sequence(Space(), _nfa.Literal(mark), Space()),
+        };
     }
 
     private NfaFragment Value(JsonElement schema, string path)
@@ -214,7 +235,7 @@ internal sealed class JsonSchemaCompiler
         if (properties.Count == 0)
         {
             if (additional.ValueKind == JsonValueKind.False)
-                return _nfa.Literal("{}");
+                return _nfa.Sequence(Punctuation("{"), Punctuation("}"));
             if (additional.ValueKind == JsonValueKind.Object)
                 return Map(additional, $"{path}.additionalProperties");
             return GenericObject(GenericDepth);
@@ -222,7 +243,7 @@ internal sealed class JsonSchemaCompiler
 
         // none[k] / some[k]: before property k with no property written yet / with one written (so k needs a comma).
         // A property's value is built once; both ways in meet at some[k + 1].
-        var open = _nfa.Literal("{");
+        var open = Punctuation("{");
         int n = properties.Count;
         var none = new int[n + 1];
         var some = new int[n + 1];
@@ -237,7 +258,7 @@ internal sealed class JsonSchemaCompiler
         {
             var (name, propertySchema) = properties[k];
             bool isRequired = required.Contains(name);
-            var member = _nfa.Sequence(_nfa.Literal(JsonTextFragments.Serialize(JsonSerializer.SerializeToElement(name)) + ":"),
+            var member = _nfa.Sequence(_nfa.Sequence(_nfa.Literal(JsonTextFragments.Serialize(JsonSerializer.SerializeToElement(name))), Punctuation(":")),
                 Value(propertySchema, $"{path}.properties.{name}"));
             if (member.IsNever)
             {
@@ -248,7 +269,7 @@ internal sealed class JsonSchemaCompiler
                 continue;
             }
 
-            var comma = _nfa.Literal(",");
+            var comma = Punctuation(",");
             _nfa.Epsilon(none[k], member.Start);
             _nfa.Epsilon(some[k], comma.Start);
             _nfa.Epsilon(comma.End, member.Start);
@@ -260,7 +281,7 @@ internal sealed class JsonSchemaCompiler
             }
         }
 
-        var close = _nfa.Literal("}");
+        var close = Punctuation("}");
         _nfa.Epsilon(none[n], close.Start);
         _nfa.Epsilon(some[n], close.Start);
         return new NfaFragment(open.Start, close.End);
@@ -269,15 +290,15 @@ internal sealed class JsonSchemaCompiler
     /// <summary>An object of any keys whose values follow <paramref name="values"/> (<c>additionalProperties</c> as a schema).</summary>
     private NfaFragment Map(JsonElement values, string path)
     {
-        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), _nfa.Literal(":"), Value(values, path));
-        var members = _nfa.Sequence(Member(), _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Member()), 0, null));
-        return _nfa.Sequence(_nfa.Literal("{"), _nfa.Optional(members), _nfa.Literal("}"));
+        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), Punctuation(":"), Value(values, path));
+        var members = _nfa.Sequence(Member(), _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Member()), 0, null));
+        return _nfa.Sequence(Punctuation("{"), _nfa.Optional(members), Punctuation("}"));
     }
 
     private NfaFragment Array(JsonElement schema, string path)
     {
-        int min = Count(schema, "minItems", path) ?? 0;
-        int? max = Count(schema, "maxItems", path);
+        int min = JsonSchemaNumbers.Count(schema, "minItems", path) ?? 0;
+        int? max = JsonSchemaNumbers.Count(schema, "maxItems", path);
         if (max > MaxArrayItems)
             throw new ConstraintException($"{path}.maxItems", $"at most {MaxArrayItems} is supported");
         if (schema.TryGetProperty("uniqueItems", out var unique) && unique.ValueKind == JsonValueKind.True && max is not (0 or 1))
@@ -286,18 +307,18 @@ internal sealed class JsonSchemaCompiler
         if (items.ValueKind == JsonValueKind.Array)
             throw new ConstraintException($"{path}.items", "tuple form (an array of schemas) is not supported");
         if (max == 0)
-            return _nfa.Literal("[]");
+            return _nfa.Sequence(Punctuation("["), Punctuation("]"));
         NfaFragment Item() => Value(items, $"{path}.items");
         var first = Item();
         if (first.IsNever)
-            return min == 0 ? _nfa.Literal("[]") : NfaFragment.Never;
-        var elements = _nfa.Sequence(first, _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Item()), Math.Max(min - 1, 0), max - 1));
-        return _nfa.Sequence(_nfa.Literal("["), min == 0 ? _nfa.Optional(elements) : elements, _nfa.Literal("]"));
+            return min == 0 ? _nfa.Sequence(Punctuation("["), Punctuation("]")) : NfaFragment.Never;
+        var elements = _nfa.Sequence(first, _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Item()), Math.Max(min - 1, 0), max - 1));
+        return _nfa.Sequence(Punctuation("["), min == 0 ? _nfa.Optional(elements) : elements, Punctuation("]"));
     }
 
     private NfaFragment String(JsonElement schema, string path)
     {
-        int? min = Count(schema, "minLength", path), max = Count(schema, "maxLength", path);
+        int? min = JsonSchemaNumbers.Count(schema, "minLength", path), max = JsonSchemaNumbers.Count(schema, "maxLength", path);
         if (max > MaxStringLength)
             throw new ConstraintException($"{path}.maxLength", $"at most {MaxStringLength} is supported");
         bool hasPattern = schema.TryGetProperty("pattern", out var pattern), hasFormat = schema.TryGetProperty("format", out var format);
@@ -323,38 +344,15 @@ internal sealed class JsonSchemaCompiler
 
     private NfaFragment Numeric(JsonElement schema, string path, bool integer)
     {
-        long? lo = Bound(schema, "minimum", path, up: true, exclusive: false);
-        long? hi = Bound(schema, "maximum", path, up: false, exclusive: false);
-        if (Bound(schema, "exclusiveMinimum", path, up: true, exclusive: true) is long xlo)
+        long? lo = JsonSchemaNumbers.Bound(schema, "minimum", path, up: true, exclusive: false);
+        long? hi = JsonSchemaNumbers.Bound(schema, "maximum", path, up: false, exclusive: false);
+        if (JsonSchemaNumbers.Bound(schema, "exclusiveMinimum", path, up: true, exclusive: true) is long xlo)
             lo = lo is null ? xlo : Math.Max(lo.Value, xlo);
-        if (Bound(schema, "exclusiveMaximum", path, up: false, exclusive: true) is long xhi)
+        if (JsonSchemaNumbers.Bound(schema, "exclusiveMaximum", path, up: false, exclusive: true) is long xhi)
             hi = hi is null ? xhi : Math.Min(hi.Value, xhi);
         if (lo > hi)
             throw new ConstraintException(path, $"no {(integer ? "integer" : "number")} lies between the bounds");
         return integer ? _text.Integer(lo, hi) : _text.Number(lo, hi);
-    }
-
-    /// <summary>A bound as an inclusive integer, rounded inward (a fractional bound keeps the integers inside it).</summary>
-    private static long? Bound(JsonElement schema, string keyword, string path, bool up, bool exclusive)
-    {
-        if (!schema.TryGetProperty(keyword, out var value))
-            return null;
-        if (value.ValueKind != JsonValueKind.Number)
-            throw new ConstraintException($"{path}.{keyword}", "must be a number");
-        double v = Math.Clamp(value.GetDouble(), -JsonTextFragments.MaxMagnitude, JsonTextFragments.MaxMagnitude);
-        double rounded = up ? Math.Ceiling(v) : Math.Floor(v);
-        if (exclusive && rounded == v)
-            rounded += up ? 1 : -1;
-        return (long)rounded;
-    }
-
-    private static int? Count(JsonElement schema, string keyword, string path)
-    {
-        if (!schema.TryGetProperty(keyword, out var value))
-            return null;
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int n) || n < 0)
-            throw new ConstraintException($"{path}.{keyword}", "must be a non-negative integer");
-        return n;
     }
 
     private NfaFragment Generic(int depth)
@@ -363,8 +361,8 @@ internal sealed class JsonSchemaCompiler
         if (depth > 0)
         {
             options.Add(GenericObject(depth));
-            var elements = _nfa.Sequence(Generic(depth - 1), _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Generic(depth - 1)), 0, null));
-            options.Add(_nfa.Sequence(_nfa.Literal("["), _nfa.Optional(elements), _nfa.Literal("]")));
+            var elements = _nfa.Sequence(Generic(depth - 1), _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Generic(depth - 1)), 0, null));
+            options.Add(_nfa.Sequence(Punctuation("["), _nfa.Optional(elements), Punctuation("]")));
         }
 
         return _nfa.Alternation(options);
@@ -372,8 +370,8 @@ internal sealed class JsonSchemaCompiler
 
     private NfaFragment GenericObject(int depth)
     {
-        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), _nfa.Literal(":"), Generic(depth - 1));
-        var members = _nfa.Sequence(Member(), _nfa.Repeat(() => _nfa.Sequence(_nfa.Literal(","), Member()), 0, null));
-        return _nfa.Sequence(_nfa.Literal("{"), _nfa.Optional(members), _nfa.Literal("}"));
+        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), Punctuation(":"), Generic(depth - 1));
+        var members = _nfa.Sequence(Member(), _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Member()), 0, null));
+        return _nfa.Sequence(Punctuation("{"), _nfa.Optional(members), Punctuation("}"));
     }
 }

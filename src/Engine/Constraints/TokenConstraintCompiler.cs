@@ -82,6 +82,7 @@ public sealed class TokenConstraintCompiler
     private static TokenConstraint Build(OutputConstraint constraint, TokenTrie trie)
     {
         var nfa = new ByteNfa();
+        var whitespace = Whitespace(constraint);
         NfaFragment whole;
         switch (constraint.Kind)
         {
@@ -97,10 +98,10 @@ public sealed class TokenConstraintCompiler
                 }
 
                 using (schema)
-                    whole = JsonSchemaCompiler.Compile(nfa, schema.RootElement);
+                    whole = JsonSchemaCompiler.Compile(nfa, schema.RootElement, whitespace);
                 break;
             case OutputConstraintKind.JsonObject:
-                whole = JsonSchemaCompiler.AnyObject(nfa);
+                whole = JsonSchemaCompiler.AnyObject(nfa, whitespace);
                 break;
             case OutputConstraintKind.Regex:
                 if (constraint.Source.Length == 0)
@@ -122,4 +123,26 @@ public sealed class TokenConstraintCompiler
         nfa.Freeze(whole);
         return new TokenConstraint(new LazyDfa(nfa), trie, constraint.Kind.ToString());
     }
+
+    /// <summary>The whitespace pattern, parsed; every character it can produce must be JSON whitespace.</summary>
+    private static RegexNode? Whitespace(OutputConstraint constraint)
+    {
+        if (constraint.WhitespacePattern is not { } pattern)
+            return null;
+        if (constraint.Kind is not (OutputConstraintKind.JsonSchema or OutputConstraintKind.JsonObject))
+            throw new ConstraintException("whitespace_pattern", "applies to JSON output only");
+        var node = RegexParser.Parse(pattern, "whitespace_pattern");
+        if (!OnlyWhitespace(node))
+            throw new ConstraintException("whitespace_pattern", "may produce only JSON whitespace (space, tab, line feed, carriage return)");
+        return node;
+    }
+
+    private static bool OnlyWhitespace(RegexNode node) => node switch
+    {
+        RegexChars c => c.Set.Except(JsonSchemaCompiler.JsonWhitespace).IsEmpty,
+        RegexSequence s => s.Parts.All(OnlyWhitespace),
+        RegexAlternation a => a.Options.All(OnlyWhitespace),
+        RegexRepeat r => OnlyWhitespace(r.Operand),
+        _ => false,
+    };
 }

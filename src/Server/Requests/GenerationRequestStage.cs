@@ -79,7 +79,10 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         catch (RequestFailedException ex) when (ex.Failure == RequestFailure.Invalid)
         {
             string at = ex.Param ?? "";
+            string root = field.Split('.')[0];
             string path = at.StartsWith('$') ? field + at[1..]
+                : at.StartsWith("whitespace_pattern", StringComparison.Ordinal)
+                    ? (root.StartsWith("structured_output", StringComparison.Ordinal) ? root + "." : "guided_") + at
                 : at.StartsWith("regex", StringComparison.Ordinal) ? field + at["regex".Length..]
                 : at.StartsWith("choice", StringComparison.Ordinal) ? field + at["choice".Length..]
                 : field;

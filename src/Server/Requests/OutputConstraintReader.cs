@@ -8,7 +8,8 @@ namespace Serving.Server.Requests;
 /// Reads a request's structured-output options into one <see cref="OutputConstraint"/>: OpenAI's <c>response_format</c>
 /// (<c>json_schema</c>, <c>json_object</c>, <c>text</c>), vLLM's <c>structured_outputs</c> (<c>json</c>, <c>regex</c>,
 /// <c>choice</c>, <c>json_object</c>) and vLLM's older <c>guided_json</c> / <c>guided_regex</c> / <c>guided_choice</c>.
-/// At most one may be given. Returns the request field the constraint came from, so compile errors can name the full path.
+/// At most one may be given, with vLLM's whitespace options for JSON. Returns the request field the constraint came from,
+/// so compile errors can name the full path.
 /// </summary>
 internal static class OutputConstraintReader
 {
@@ -33,7 +34,24 @@ internal static class OutputConstraintReader
             found.Add((OutputConstraint.Choice(Choices(f, "guided_choice")), "guided_choice"));
         if (found.Count > 1)
             throw ApiException.BadRequest($"give one output format, not {string.Join(" and ", found.Select(c => $"'{c.Item2}'"))}", found[1].Item2);
-        return found.Count == 1 ? found[0] : null;
+        string? whitespace = Whitespace(f);
+        if (found.Count == 0)
+            return whitespace is null ? null : throw JsonFields.Bad(f.Has("guided_whitespace_pattern") ? "guided_whitespace_pattern" : "structured_outputs", "needs a JSON output format");
+        return (found[0].Item1 with { WhitespacePattern = whitespace }, found[0].Item2);
+    }
+
+    /// <summary>
+    /// vLLM's whitespace options: <c>structured_outputs.whitespace_pattern</c> or <c>guided_whitespace_pattern</c> (a regex
+    /// of JSON whitespace written between JSON tokens), or <c>disable_any_whitespace: false</c> (any JSON whitespace, as
+    /// xgrammar's default). Absent: compact JSON.
+    /// </summary>
+    private static string? Whitespace(JsonFields f)
+    {
+        var options = f.Object("structured_outputs");
+        string? pattern = options?.String("whitespace_pattern") ?? f.String("guided_whitespace_pattern");
+        if (options?.Get("disable_any_whitespace") is { ValueKind: JsonValueKind.False })
+            return pattern is null ? "[ \t\n\r]*" : throw JsonFields.Bad("structured_outputs.disable_any_whitespace", "cannot be false beside a whitespace_pattern");
+        return pattern;
     }
 
     private static (OutputConstraint, string)? ResponseFormat(JsonFields format)
@@ -64,11 +82,9 @@ internal static class OutputConstraintReader
         foreach (var p in options.Root.EnumerateObject())
             if (!StructuredOutputKeys.Contains(p.Name))
                 throw JsonFields.Bad($"structured_outputs.{p.Name}", "is not a structured_outputs option (json, regex, choice, json_object)");
-        foreach (string unsupported in (ReadOnlySpan<string>)["grammar", "structural_tag", "whitespace_pattern"])
+        foreach (string unsupported in (ReadOnlySpan<string>)["grammar", "structural_tag"])
             if (options.Has(unsupported))
                 throw JsonFields.Bad($"structured_outputs.{unsupported}", "is not supported; use json, regex or choice");
-        if (options.Get("disable_any_whitespace") is { ValueKind: JsonValueKind.False })
-            throw JsonFields.Bad("structured_outputs.disable_any_whitespace", "cannot be false: JSON output is always compact");
         var kinds = new List<(OutputConstraint, string)>();
         if (options.Get("json") is { } json)
             kinds.Add((Schema(json), "structured_outputs.json"));
@@ -77,6 +93,7 @@ internal static class OutputConstraintReader
                 "structured_outputs.regex"));
         if (options.Has("choice"))
             kinds.Add((OutputConstraint.Choice(Choices(options, "choice", "structured_outputs.choice")), "structured_outputs.choice"));
+        options.Bool("disable_any_whitespace");
         if (options.Bool("json_object") == true)
             kinds.Add((OutputConstraint.JsonObject(), "structured_outputs.json_object"));
         return kinds.Count switch

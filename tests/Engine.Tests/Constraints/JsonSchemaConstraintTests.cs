@@ -68,6 +68,41 @@ public sealed class JsonSchemaConstraintTests(Gpt2TokenizerFixture gpt2) : IClas
     }
 
     [Fact]
+    public void Walk_WhitespacePattern_ValidJsonWithTheWhitespaceBetweenTokens()
+    {
+        string schema = ExtractionSchemas.Valid.Single(s => s.Name == "triage").Schema;
+        var constraint = NewCompiler().Compile(OutputConstraint.JsonSchema(schema) with { WhitespacePattern = "[ \\n]{0,2}" });
+        Assert.True(constraint.Matches("{ \"kind\": \"triage\",\n\"priority\" :3,\"department\":\"oncology\"  }"));
+        Assert.False(constraint.Matches("{   \"kind\":\"triage\",\"priority\":3,\"department\":\"oncology\"}"));   // three spaces
+        Assert.False(constraint.Matches(" {\"kind\":\"triage\",\"priority\":3,\"department\":\"oncology\"}"));   // not outside the value
+        var validator = JsonSchema.FromText(schema);
+        var random = new Random(5);
+        int spaced = 0;
+        for (int i = 0; i < 20; i++)
+        {
+            var (output, complete) = ConstraintWalker.Walk(constraint, gpt2.Tokenizer, random, maxTokens: 5000);
+            Assert.True(complete);
+            string text = Encoding.UTF8.GetString(output);
+            using var document = System.Text.Json.JsonDocument.Parse(text);
+            Assert.True(validator.Evaluate(document.RootElement).IsValid, text);
+            spaced += text.Contains(' ') || text.Contains('\n') ? 1 : 0;
+        }
+
+        Assert.True(spaced > 0);
+    }
+
+    [Theory]
+    [InlineData("[ a]*", "JSON whitespace")]
+    [InlineData("(x", "missing ')'")]
+    public void Compile_BadWhitespacePattern_Refused(string pattern, string problem)
+    {
+        var ex = Assert.Throws<ConstraintException>(() => NewCompiler().Compile(OutputConstraint.JsonObject() with { WhitespacePattern = pattern }));
+        Assert.StartsWith("whitespace_pattern", ex.Path);
+        Assert.Contains(problem, ex.Problem);
+        Assert.Throws<ConstraintException>(() => NewCompiler().Compile(OutputConstraint.Regex("a") with { WhitespacePattern = " " }));
+    }
+
+    [Fact]
     public void Walk_JsonObject_OutputIsAnObject()
     {
         var constraint = NewCompiler().Compile(OutputConstraint.JsonObject());

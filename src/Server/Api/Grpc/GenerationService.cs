@@ -138,7 +138,17 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct, salt, StructuredOutputField(r.StructuredOutput)))[0];
     }
 
-    private static OutputConstraint? Constraint(StructuredOutput? s) => s?.KindCase switch
+    private static OutputConstraint? Constraint(StructuredOutput? s)
+    {
+        var constraint = Kind(s);
+        if (s is null || !s.HasWhitespacePattern)
+            return constraint;
+        return constraint is null
+            ? throw ApiException.BadRequest("needs a JSON output format", "structured_output.whitespace_pattern")
+            : constraint with { WhitespacePattern = s.WhitespacePattern };
+    }
+
+    private static OutputConstraint? Kind(StructuredOutput? s) => s?.KindCase switch
     {
         null or StructuredOutput.KindOneofCase.None => null,
         StructuredOutput.KindOneofCase.JsonSchema => OutputConstraint.JsonSchema(s.JsonSchema),

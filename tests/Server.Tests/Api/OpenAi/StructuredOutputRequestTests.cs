@@ -66,7 +66,10 @@ public sealed class StructuredOutputRequestTests(StructuredOutputServerFixture f
     [InlineData("""{"structured_outputs":{"choice":[]}}""", "structured_outputs.choice", "1 to 1000")]
     [InlineData("""{"structured_outputs":{"choice":["a",""]}}""", "structured_outputs.choice[1]", "must not be empty")]
     [InlineData("""{"structured_outputs":{"choice":"a"}}""", "structured_outputs.choice", "list of strings")]
-    [InlineData("""{"structured_outputs":{"json":{"type":"object"},"disable_any_whitespace":false}}""", "structured_outputs.disable_any_whitespace", "compact")]
+    [InlineData("""{"structured_outputs":{"json":{"type":"object"},"whitespace_pattern":"[ a]"}}""", "structured_outputs.whitespace_pattern", "JSON whitespace")]
+    [InlineData("""{"structured_outputs":{"regex":"a","whitespace_pattern":" "}}""", "structured_outputs.whitespace_pattern", "JSON output only")]
+    [InlineData("""{"guided_whitespace_pattern":" "}""", "guided_whitespace_pattern", "needs a JSON output format")]
+    [InlineData("""{"structured_outputs":{"json":{},"disable_any_whitespace":false,"whitespace_pattern":" "}}""", "structured_outputs.disable_any_whitespace", "beside")]
     [InlineData("""{"guided_regex":"[a-"}""", "guided_regex[3]", "missing ']'")]
     public async Task Completions_BadStructuredOutputOption_400NamingTheField(string options, string param, string problem)
     {

@@ -51,8 +51,34 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
 
         var schemas = ExtractionSchemas.Valid;
         var constrained = Enumerable.Range(0, ConstrainedRequests).Select(i => (Index: i, Schema: schemas[i % schemas.Length].Schema)).ToList();
-        var constrainedTasks = constrained.Select(c => PostOk("/v1/completions", SchemaRequest(c.Index, c.Schema))).ToList();
-        var freeTasks = Enumerable.Range(0, free).Select(i => PostOk("/v1/completions", FreeRequest(i))).ToList();
+        // At most 12 in flight (the server runs 4, the rest queue): all at once, the last would queue past the client's timeout on a slow machine.
+        using var inFlight = new SemaphoreSlim(12);
+        async Task<JsonNode> Limited(object request)
+        {
+            await inFlight.WaitAsync();
+            try
+            {
+                return await PostOk("/v1/completions", request);
+            }
+            finally
+            {
+                inFlight.Release();
+            }
+        }
+
+        // Free rows start spread through the constrained ones, so they share batches with them.
+        var constrainedTasks = new List<Task<JsonNode>>();
+        var freeTasks = new List<Task<JsonNode>>();
+        int every = Math.Max(1, constrained.Count / free);
+        foreach (var c in constrained)
+        {
+            if (c.Index % every == 0 && freeTasks.Count < free)
+                freeTasks.Add(Limited(FreeRequest(freeTasks.Count)));
+            constrainedTasks.Add(Limited(SchemaRequest(c.Index, c.Schema)));
+        }
+
+        while (freeTasks.Count < free)
+            freeTasks.Add(Limited(FreeRequest(freeTasks.Count)));
         var constrainedBodies = await Task.WhenAll(constrainedTasks);
         var freeBodies = await Task.WhenAll(freeTasks);
 
@@ -164,6 +190,31 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
         string content = (string)body["choices"]![0]!["message"]!["content"]!;
         using var document = JsonDocument.Parse(content);
         Assert.True(JsonSchema.FromText(schema).Evaluate(document.RootElement).IsValid, content);
+    }
+
+    [Fact]
+    public async Task Completions_WhitespacePatternAndStopString_SpacedValidJsonThenIncompleteOnStop()
+    {
+        string schema = ExtractionSchemas.Valid.Single(s => s.Name == "triage").Schema;
+        var spaced = await PostOk("/v1/completions", new
+        {
+            model = StructuredOutputServerFixture.Adapters[0], prompt = "Spaced:", max_tokens = 300, temperature = 0,
+            structured_outputs = new { json = JsonNode.Parse(schema), whitespace_pattern = "[ ]" },
+        });
+        string text = (string)spaced["choices"]![0]!["text"]!;
+        Assert.Contains("\" : ", text);                                  // exactly one space around every colon
+        using (var document = JsonDocument.Parse(text))
+            Assert.True(JsonSchema.FromText(schema).Evaluate(document.RootElement).IsValid, text);
+
+        var stopped = await PostOk("/v1/completions", new
+        {
+            model = fixture.Model, prompt = "Stop early:", max_tokens = 300, temperature = 0, stop = new[] { "priority" },
+            response_format = new { type = "json_schema", json_schema = new { name = "t", schema = JsonNode.Parse(schema) } },
+        });
+        var choice = stopped["choices"]![0]!;
+        Assert.Equal("stop", (string?)choice["finish_reason"]);
+        Assert.Equal("stop", (string?)choice["incomplete_details"]!["reason"]);
+        Assert.Equal("{\"kind\":\"triage\",\"", (string)choice["text"]!);
     }
 
     private static int[] TokenIds(JsonNode body) => [.. body["choices"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!)];
