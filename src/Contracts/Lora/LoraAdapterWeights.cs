@@ -5,5 +5,8 @@ public sealed record LoraAdapterWeights(string Name, IReadOnlyList<LoraModuleWei
 {
     public int MaxRank => Modules.Count == 0 ? 0 : Modules.Max(m => m.Rank);
 
-    public long ParameterCount => Modules.Sum(m => (long)m.A.Length + m.B.Length);
+    public long ParameterCount => Modules.Sum(m => (long)m.A.Length + m.B.Length + (m.Magnitude?.Length ?? 0));
+
+    /// <summary>A DoRA adapter: some projection carries a magnitude vector.</summary>
+    public bool IsDora => Modules.Any(m => m.Magnitude is not null);
 }

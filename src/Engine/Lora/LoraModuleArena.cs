@@ -27,10 +27,15 @@ public sealed unsafe class LoraModuleArena : IDisposable
         Ranks = new int[slots];
         Scales = new float[slots];
         ScalesOnDevice = zeros([slots], ScalarType.Float32, device);
+        DoraScale = ones([slots, outFeatures], ScalarType.Float32, device);
+        DoraShift = zeros([slots, outFeatures], ScalarType.Float32, device);
+        IsDora = new bool[slots];
         if (device.type == TorchSharp.DeviceType.CPU)
         {
             AAddress = (nint)Runtime.CpuTensorMemory.Address(A);
             BtAddress = (nint)Runtime.CpuTensorMemory.Address(Bt);
+            DoraScaleAddress = (nint)Runtime.CpuTensorMemory.Address(DoraScale);
+            DoraShiftAddress = (nint)Runtime.CpuTensorMemory.Address(DoraShift);
         }
     }
 
@@ -48,6 +53,24 @@ public sealed unsafe class LoraModuleArena : IDisposable
     public Tensor ScalesOnDevice { get; }
 
     /// <summary>
+    /// DoRA, per slot: the output scale <c>g = m / ‖W + scale·B·A‖</c> (row-wise over the input dimension) <c>[slots, out]</c>,
+    /// float32, computed when the slot is filled; ones for a slot that is not DoRA.
+    /// </summary>
+    public Tensor DoraScale { get; }
+
+    /// <summary>DoRA, per slot: <c>(1 − g) ⊙ bias</c> <c>[slots, out]</c> (zeros without a bias), so <c>g ⊙ y + shift</c> leaves the bias unscaled.</summary>
+    public Tensor DoraShift { get; }
+
+    /// <summary>Whether slot s holds a DoRA module here (its rows are scaled by <see cref="DoraScale"/>).</summary>
+    public bool[] IsDora { get; }
+
+    /// <summary>Where <see cref="DoraScale"/> and <see cref="DoraShift"/> start in CPU memory (0 on other devices).</summary>
+    public nint DoraScaleAddress { get; }
+
+    /// <inheritdoc cref="DoraScaleAddress"/>
+    public nint DoraShiftAddress { get; }
+
+    /// <summary>
     /// Where <see cref="A"/> and <see cref="Bt"/> start in CPU memory (0 on other devices), read once: the CPU LoRA kernel
     /// runs between GEMMs, where every native call on a tensor costs cache misses.
     /// </summary>
@@ -56,13 +79,21 @@ public sealed unsafe class LoraModuleArena : IDisposable
     /// <inheritdoc cref="AAddress"/>
     public nint BtAddress { get; }
 
-    public long Bytes => (A.NumberOfElements + Bt.NumberOfElements) * A.ElementSize;
+    public long Bytes => (A.NumberOfElements + Bt.NumberOfElements) * A.ElementSize + (DoraScale.NumberOfElements + DoraShift.NumberOfElements) * sizeof(float);
 
     /// <summary>Changes with every <see cref="Load"/> and <see cref="Clear"/>: a kernel's derived copy of these weights is current while it matches.</summary>
     public long Version { get; private set; }
 
-    public void Load(int slot, LoraModuleWeights w)
+    /// <param name="slot">The slot to fill.</param>
+    /// <param name="w">The module's weights.</param>
+    /// <param name="baseWeight">For a DoRA module: this projection's base weight <c>[out, in]</c> as served, and its bias
+    /// <c>[out]</c> or null, from which the magnitude's norm is taken.</param>
+    public void Load(int slot, LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)>? baseWeight = null)
     {
+        if (w.Magnitude is not null && (w.Magnitude.Length != Out || baseWeight is null))
+            throw new ArgumentException(w.Magnitude.Length != Out
+                ? $"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA magnitude has {w.Magnitude.Length} entries, expected {Out}"
+                : $"layer {Layer} {LoraTargets.ModuleName(Target)}: a DoRA module needs the base weight to be loaded");
         if (w.Rank > MaxRank)
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: rank {w.Rank} exceeds the configured max rank {MaxRank}");
         if (w.A.Length != w.Rank * In || w.B.Length != Out * w.Rank)
@@ -80,11 +111,45 @@ public sealed unsafe class LoraModuleArena : IDisposable
         using (var slotBt = Bt[slot])
         using (var target = slotBt.narrow(0, 0, w.Rank))
             target.copy_(bt);
+        if (w.Magnitude is not null)
+            LoadDora(slot, w, baseWeight!);
         Ranks[slot] = w.Rank;
         Scales[slot] = w.Scale;
         Version++;
         using (var scale = ScalesOnDevice[slot])
             scale.FillWith(w.Scale);
+    }
+
+    /// <summary>
+    /// g = m / ‖W + scale·B·A‖ (float32, row-wise over the input dimension) and (1 − g) ⊙ bias for <paramref name="slot"/>.
+    /// Expanding the norm as ‖W‖² + 2·scale·⟨W, B·A⟩ + scale²·‖B·A‖² would save nothing: ⟨W, B·A⟩ = rowsum(B ⊙ (W·Aᵀ))
+    /// costs the same out·in·rank as forming B·A.
+    /// </summary>
+    private void LoadDora(int slot, LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)> baseWeight)
+    {
+        using var scope = NewDisposeScope();
+        var (weight, bias) = baseWeight();
+        var device = A.device;
+        var merged = weight.to(ScalarType.Float32, copy: true);
+        var a = tensor(w.A, [w.Rank, In]).to(device);
+        var b = tensor(w.B, [Out, w.Rank]).to(device);
+        merged.PlusMatrixProductInPlace(b, a, w.Scale);
+        var norm = merged.Squared().sum(1).sqrt();
+        var magnitude = tensor(w.Magnitude!).to(device);
+        var g = magnitude.div(norm);
+        if (!g.isfinite().all().item<bool>() || !norm.gt(0).all().item<bool>())
+            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA scale is not finite (a zero row norm of W + scale·B·A, or a non-finite magnitude)");
+        using (var row = DoraScale[slot])
+            row.copy_(g);
+        using (var row = DoraShift[slot])
+        {
+            if (bias is null)
+                row.zero_();
+            else
+                row.copy_(g.neg().PlusInPlace(1).mul(bias.to(ScalarType.Float32)));
+        }
+
+        IsDora[slot] = true;
     }
 
     public void Clear(int slot)
@@ -93,6 +158,15 @@ public sealed unsafe class LoraModuleArena : IDisposable
             ZeroRows(slot, 0, Ranks[slot]);
         Ranks[slot] = 0;
         Scales[slot] = 0;
+        if (IsDora[slot])
+        {
+            using (var row = DoraScale[slot])
+                row.FillWith(1);
+            using (var row = DoraShift[slot])
+                row.zero_();
+            IsDora[slot] = false;
+        }
+
         Version++;
         using (var scale = ScalesOnDevice[slot])
             scale.FillWith(0);
@@ -114,5 +188,7 @@ public sealed unsafe class LoraModuleArena : IDisposable
         A.Dispose();
         Bt.Dispose();
         ScalesOnDevice.Dispose();
+        DoraScale.Dispose();
+        DoraShift.Dispose();
     }
 }

@@ -14,9 +14,19 @@ public sealed class LoraSlotArena : IDisposable
     private readonly LoraModuleArena[,] _modules;
     private readonly LoraModuleArena[][][] _fused;
     private readonly string?[] _occupant;
+    private readonly Func<int, LoraTarget, (Tensor Weight, Tensor? Bias)>? _baseWeights;
 
-    public LoraSlotArena(ModelConfig config, int slots, int maxRank, ScalarType dtype, Device device)
+    /// <param name="config">The model's shape.</param>
+    /// <param name="slots">Adapters held at once.</param>
+    /// <param name="maxRank">Largest rank a slot takes.</param>
+    /// <param name="dtype">The compute dtype.</param>
+    /// <param name="device">Where the arenas live.</param>
+    /// <param name="baseWeights">A projection's base weight <c>[out, in]</c> and bias (or null) as served, for DoRA's norms;
+    /// null: DoRA adapters cannot be loaded.</param>
+    public LoraSlotArena(ModelConfig config, int slots, int maxRank, ScalarType dtype, Device device,
+        Func<int, LoraTarget, (Tensor Weight, Tensor? Bias)>? baseWeights = null)
     {
+        _baseWeights = baseWeights;
         if (slots < 1 || maxRank < 1)
             throw new ArgumentOutOfRangeException(nameof(slots), "adapter slots and max rank must be positive");
         Config = config;
@@ -66,9 +76,11 @@ public sealed class LoraSlotArena : IDisposable
                 throw new ArgumentException($"adapter '{adapter.Name}' layer {m.Layer} {LoraTargets.ModuleName(m.Target)} has rank {m.Rank}, above the max rank {MaxRank}");
         }
 
+        if (adapter.IsDora && _baseWeights is null)
+            throw new ArgumentException($"adapter '{adapter.Name}' is a DoRA adapter; these slots were made without the base weights its norms need");
         Free(slot);
         foreach (var m in adapter.Modules)
-            _modules[m.Layer, (int)m.Target].Load(slot, m);
+            _modules[m.Layer, (int)m.Target].Load(slot, m, m.Magnitude is null ? null : () => _baseWeights!(m.Layer, m.Target));
         _occupant[slot] = adapter.Name;
     }
 

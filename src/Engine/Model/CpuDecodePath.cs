@@ -136,7 +136,11 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         bool bf16)
     {
         if (model.LoraKernel is CpuLoraKernel cpuKernel && lora.SegmentGroups.Count == 0)
-            cpuKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16, 0, model.Adapters!.FusedModules(layer, first), lora);
+        {
+            var modules = model.Adapters!.FusedModules(layer, first);
+            cpuKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16, 0, modules, lora);
+            DoraScaling.ApplyRaw((nint)outputAddress, width, bf16, modules, lora);
+        }
         else
             model.ApplyLora(layer, first, input, output, lora);
     }

@@ -94,7 +94,7 @@ public sealed class LlamaModel : IDisposable
     {
         if (Adapters is not null)
             throw new InvalidOperationException("adapters are already enabled");
-        Adapters = new LoraSlotArena(Config, slots, maxRank, Dtype, Device);
+        Adapters = new LoraSlotArena(Config, slots, maxRank, Dtype, Device, (layer, target) => _weights.Projection(Config, layer, target));
         _ownsAdapters = true;
         return Adapters;
     }
@@ -363,6 +363,7 @@ public sealed class LlamaModel : IDisposable
         var modules = Adapters!.FusedModules(layer, first);
         var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
+        DoraScaling.Apply(output, modules, lora);
     }
 
     /// <summary>True when the CPU kernels rotate q and k in place, so the libtorch path's RoPE tables are not needed.</summary>

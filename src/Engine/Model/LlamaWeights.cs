@@ -1,4 +1,5 @@
 using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
 using Serving.Engine.Checkpoints;
 using static TorchSharp.torch;
 
@@ -82,6 +83,28 @@ public sealed class LlamaWeights : IDisposable
                 item.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// One adapted projection's base weight rows <c>[out, in]</c> (a slice of its fused weight, unpacked when packed) and
+    /// bias slice, as served: what DoRA's norms are taken over. New tensors the caller disposes.
+    /// </summary>
+    public (Tensor Weight, Tensor? Bias) Projection(ModelConfig c, int layer, LoraTarget target)
+    {
+        var w = Layers[layer];
+        var group = LoraTargets.FusedOutputs.Single(g => g.Contains(target));
+        long offset = group.TakeWhile(t => t != target).Sum(t => (long)LoraTargets.Shape(c, t).Out);
+        int outF = LoraTargets.Shape(c, target).Out;
+        var projection = group[0] switch
+        {
+            LoraTarget.Q => w.Qkv,
+            LoraTarget.O => w.O,
+            LoraTarget.Gate => w.GateUp,
+            _ => w.Down,
+        };
+        using var rows = arange(offset, offset + outF, 1, ScalarType.Int64, FinalNorm.device);
+        var bias = group[0] == LoraTarget.Q ? w.QkvBias?.narrow(0, offset, outF) : null;
+        return (projection.Rows(rows), bias);
     }
 
     public void Dispose()

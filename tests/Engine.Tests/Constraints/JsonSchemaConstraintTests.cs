@@ -102,6 +102,15 @@ public sealed class JsonSchemaConstraintTests(Gpt2TokenizerFixture gpt2) : IClas
         Assert.Throws<ConstraintException>(() => NewCompiler().Compile(OutputConstraint.Regex("a") with { WhitespacePattern = " " }));
     }
 
+    [Theory]
+    [InlineData("""{"type":"array","maxItems":1000,"items":{"type":"string","maxLength":10000}}""")]
+    [InlineData("""{"type":"array","maxItems":1000,"items":{"type":"array","maxItems":1000,"items":{"type":"integer"}}}""")]
+    public void Compile_SchemaExpandingPastTheStateBudget_RefusedNamingTheLimit(string schema)
+    {
+        var ex = Assert.Throws<ConstraintException>(() => NewCompiler().Compile(OutputConstraint.JsonSchema(schema)));
+        Assert.Contains("automaton states", ex.Problem);
+    }
+
     [Fact]
     public void Walk_JsonObject_OutputIsAnObject()
     {

@@ -1,7 +1,6 @@
 using Serving.Authoring.Synthetic;
 using Serving.Contracts;
 using Serving.Contracts.Lora;
-using Serving.Contracts.Safetensors;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
@@ -119,7 +118,7 @@ public sealed class MultiLoraForwardTests : IDisposable
     {
         var prefill = RunAll(new CpuLoraKernel(), 0, out _);
         string merged = Path.Combine(_root, $"merged-{row}");
-        WriteMerged(merged, RowAdapters[row].Select(e => (Adapter(e.Slot), e.Weight)).ToList());
+        MergedModelWriter.Write(_modelDir, merged, RowAdapters[row].Select(e => (Adapter(e.Slot), e.Weight)).ToList());
         using var mergedModel = LoadedModel.Load(merged, ScalarType.Float32, CPU, 256);
         using var cache = mergedModel.Model.CreateKvCache(1, 64);
         var expected = LlamaModelTests.Rows(mergedModel.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompts[row], 0)]), cache))[0];
@@ -149,41 +148,6 @@ public sealed class MultiLoraForwardTests : IDisposable
     }
 
     private LoraAdapterWeights Adapter(int slot) => slot switch { 3 => _a, 0 => _b, 2 => _c, _ => throw new ArgumentOutOfRangeException(nameof(slot)) };
-
-    /// <summary>Writes a copy of the base model with W += Σ weight · scale · B·A folded into each adapted projection.</summary>
-    private void WriteMerged(string dir, IReadOnlyList<(LoraAdapterWeights Adapter, float Weight)> mix)
-    {
-        Directory.CreateDirectory(dir);
-        foreach (string f in Directory.GetFiles(_modelDir).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
-            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
-        var file = SafetensorsFile.Open(Path.Combine(_modelDir, "model.safetensors"));
-        var entries = new List<SafetensorsWriter.Entry>();
-        foreach (var t in file.Tensors.Values.OrderBy(t => t.DataOffset))
-        {
-            var bytes = new byte[t.ByteLength];
-            file.ReadInto(t, bytes);
-            var w = new float[bytes.Length / 4];
-            Buffer.BlockCopy(bytes, 0, w, 0, bytes.Length);
-            foreach (var (adapter, weight) in mix)
-                foreach (var m in adapter.Modules.Where(m => t.Name == $"model.layers.{m.Layer}.{LoraTargets.ModulePath(m.Target)}.weight"))
-                {
-                    int outF = (int)t.Shape[0], inF = (int)t.Shape[1];
-                    for (int o = 0; o < outF; o++)
-                        for (int i = 0; i < inF; i++)
-                        {
-                            double delta = 0;
-                            for (int j = 0; j < m.Rank; j++)
-                                delta += m.B[o * m.Rank + j] * m.A[j * inF + i];
-                            w[o * inF + i] += (float)(weight * m.Scale * delta);
-                        }
-                }
-
-            Buffer.BlockCopy(w, 0, bytes, 0, bytes.Length);
-            entries.Add(SafetensorsWriter.Entry.Of(t.Name, t.Dtype, t.Shape, bytes));
-        }
-
-        SafetensorsWriter.Write(Path.Combine(dir, "model.safetensors"), entries);
-    }
 
     public void Dispose()
     {
