@@ -3,7 +3,7 @@ using Serving.Contracts.Safetensors;
 
 // Usage:
 //   ModelGen model   --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]
-//   ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj,...] [--seed N] [--rslora] [--count N]
+//   ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj,...] [--seed N] [--rslora] [--dora] [--count N]
 //   ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]
 var options = ParseOptions(args.Skip(1));
 try
@@ -46,7 +46,7 @@ try
             {
                 string outDir = count == 1 ? Required("out") : Path.Combine(Required("out"), $"adapter-{i:D4}");
                 SyntheticAdapterWriter.Write(outDir, Required("model"), int.Parse(Get("rank", "8")), double.Parse(Get("alpha", "16")),
-                    targets, ulong.Parse(Get("seed", "1")) + (ulong)i, options.ContainsKey("rslora"));
+                    targets, ulong.Parse(Get("seed", "1")) + (ulong)i, options.ContainsKey("rslora"), options.ContainsKey("dora"));
             }
 
             Console.WriteLine($"wrote {count} LoRA adapter{(count > 1 ? "s" : "")} (r={Get("rank", "8")}, targets {string.Join(",", targets)}) to {Required("out")}");
@@ -82,7 +82,7 @@ try
             return 0;
         default:
             Console.Error.WriteLine("usage: ModelGen model --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]");
-            Console.Error.WriteLine("       ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed N] [--rslora] [--count N]");
+            Console.Error.WriteLine("       ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed N] [--rslora] [--dora] [--count N]");
             Console.Error.WriteLine("       ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]");
             return 2;
     }

@@ -17,7 +17,9 @@ public static partial class PeftAdapterReader
 {
     public const string WeightsFile = AdapterFileReader.WeightsFile;
 
-    [GeneratedRegex(@"^(?:base_model\.model\.)?model\.layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight$")]
+    // lora_A / lora_B (".weight", optionally after an adapter name) and DoRA's lora_magnitude_vector, which PEFT writes
+    // with or without a ".weight" suffix depending on its version.
+    [GeneratedRegex(@"^(?:base_model\.model\.)?model\.layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.(?:lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight|(?<ab>lora_magnitude_vector)(?:\.[A-Za-z0-9_\-]+)?(?:\.weight)?)$")]
     private static partial Regex TensorName();
 
     /// <summary>
@@ -64,21 +66,32 @@ public static partial class PeftAdapterReader
         }
 
         var pairs = new Dictionary<(int Layer, LoraTarget Target), (SafetensorsTensorInfo? A, SafetensorsTensorInfo? B)>();
+        var magnitudes = new Dictionary<(int Layer, LoraTarget Target), SafetensorsTensorInfo>();
         foreach (var t in file.Tensors.Values)
         {
             var m = TensorName().Match(t.Name);
             if (!m.Success)
-                throw Fail(adapter, t.Name, t.Name.Contains("lora_magnitude_vector", StringComparison.Ordinal)
-                    ? "DoRA magnitude vectors are not supported"
-                    : "is not a LoRA A/B weight of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");
+                throw Fail(adapter, t.Name, "is not a LoRA A/B weight or DoRA magnitude of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");
             int layer = int.Parse(m.Groups["layer"].Value, System.Globalization.CultureInfo.InvariantCulture);
             if (LoraTargets.Parse(m.Groups["module"].Value) is not LoraTarget target || LoraTargets.ModulePath(target) != $"{m.Groups["block"].Value}.{m.Groups["module"].Value}")
                 throw Fail(adapter, t.Name, $"targets module '{m.Groups["block"].Value}.{m.Groups["module"].Value}', which this base model does not have");
             if (layer >= model.NumLayers)
                 throw Fail(adapter, t.Name, $"targets layer {layer}; the base model has {model.NumLayers} layers");
+            if (m.Groups["ab"].Value == "lora_magnitude_vector")
+            {
+                if (!peft.UseDora)
+                    throw Fail(adapter, t.Name, $"is a DoRA magnitude vector, but {PeftLoraConfig.FileName} does not set use_dora");
+                if (!magnitudes.TryAdd((layer, target), t))
+                    throw Fail(adapter, t.Name, "is a second magnitude vector for the same module");
+                continue;
+            }
+
             pairs.TryGetValue((layer, target), out var pair);
             pairs[(layer, target)] = m.Groups["ab"].Value == "A" ? (t, pair.B) : (pair.A, t);
         }
+
+        foreach (var key in magnitudes.Keys.Where(k => !pairs.ContainsKey(k)))
+            throw Fail(adapter, magnitudes[key].Name, "has no lora_A / lora_B pair for its module");
 
         if (pairs.Count == 0)
             throw new AdapterFormatException(adapter, WeightsFile, null, "contains no LoRA weights");
@@ -106,7 +119,16 @@ public static partial class PeftAdapterReader
                 bData = Transpose(bData, rank, outF);
             }
 
-            modules.Add(new LoraModuleWeights(layer, target, rank, (float)peft.Scale(rank, alpha), aData, bData));
+            float[]? magnitude = null;
+            if (peft.UseDora)
+            {
+                if (!magnitudes.TryGetValue((layer, target), out var mt))
+                    throw Fail(adapter, a.Name, $"module '{fullName}' has no lora_magnitude_vector, which use_dora requires");
+                CheckShape(adapter, mt, [outF]);
+                magnitude = ReadFloats(adapter, files.Weights, mt);
+            }
+
+            modules.Add(new LoraModuleWeights(layer, target, rank, (float)peft.Scale(rank, alpha), aData, bData, magnitude));
         }
 
         return new LoraAdapterWeights(adapter, modules);

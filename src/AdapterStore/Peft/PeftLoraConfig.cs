@@ -6,7 +6,7 @@ namespace Serving.AdapterStore.Peft;
 
 /// <summary>
 /// The LoRA fields of a PEFT <c>adapter_config.json</c>, with PEFT's matching rules. Features the engine cannot run
-/// faithfully (bias training, DoRA, modules_to_save, non-"layers" layer patterns) are rejected, never ignored.
+/// faithfully (bias training, modules_to_save, non-"layers" layer patterns) are rejected, never ignored.
 /// </summary>
 internal sealed class PeftLoraConfig
 {
@@ -15,6 +15,9 @@ internal sealed class PeftLoraConfig
     public required int Rank { get; init; }
     public required double Alpha { get; init; }
     public bool UseRsLora { get; init; }
+
+    /// <summary>PEFT's <c>use_dora</c>: every adapted module carries a magnitude vector (<c>lora_magnitude_vector</c>).</summary>
+    public bool UseDora { get; init; }
     public bool FanInFanOut { get; init; }
     public IReadOnlyList<string>? TargetModuleNames { get; init; }
     public Regex? TargetModuleRegex { get; init; }
@@ -82,8 +85,6 @@ internal sealed class PeftLoraConfig
         string bias = Str(o, "bias", adapter) ?? "none";
         if (bias != "none")
             throw Fail(adapter, "bias", $"is '{bias}'; adapters that train biases are not supported (bias must be \"none\")");
-        if (Bool(o, "use_dora", adapter) == true)
-            throw Fail(adapter, "use_dora", "is true; DoRA adapters are not supported");
         if (o["modules_to_save"] is JsonArray { Count: > 0 } saved)
             throw Fail(adapter, "modules_to_save", $"lists {saved.ToJsonString()}; adapters that replace whole layers are not supported");
         if (o["layers_pattern"] is JsonNode pattern && !(pattern is JsonValue v && v.TryGetValue<string>(out var single) && single == "layers")
@@ -111,6 +112,7 @@ internal sealed class PeftLoraConfig
             Rank = rank,
             Alpha = Num(o, "lora_alpha", adapter) ?? 8,
             UseRsLora = Bool(o, "use_rslora", adapter) ?? false,
+            UseDora = Bool(o, "use_dora", adapter) ?? false,
             FanInFanOut = Bool(o, "fan_in_fan_out", adapter) ?? false,
             TargetModuleNames = names,
             TargetModuleRegex = regex,

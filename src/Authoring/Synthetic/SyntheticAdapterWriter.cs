@@ -3,19 +3,23 @@ using Serving.Contracts.Configuration;
 using Serving.Contracts.Lora;
 using Serving.Contracts.Safetensors;
 using Serving.Engine.Lora;
+using Serving.Engine.Runtime;
 using Serving.Engine.Sampling;
 
 namespace Serving.Authoring.Synthetic;
 
 /// <summary>
 /// Writes a random Hugging Face PEFT LoRA adapter for a model folder (see <see cref="PeftAdapterWriter"/> for the layout).
-/// B is non-zero (unlike a freshly initialised PEFT adapter) so the adapter changes outputs.
+/// B is non-zero (unlike a freshly initialised PEFT adapter) so the adapter changes outputs. With <c>dora</c> it is a DoRA
+/// adapter whose magnitudes are the row norms ‖W + s·B·A‖ of the model's float32 weights times a random factor in
+/// [0.8, 1.2), so each output row is rescaled by about that much, as a trained DoRA adapter's are.
 /// </summary>
 public static class SyntheticAdapterWriter
 {
     public static readonly IReadOnlyList<string> AllTargets = LoraTargets.All.Select(LoraTargets.ModuleName).ToArray();
 
-    public static void Write(string adapterDir, string modelDir, int rank, double alpha, IReadOnlyList<string> targets, ulong seed, bool useRsLora = false)
+    public static void Write(string adapterDir, string modelDir, int rank, double alpha, IReadOnlyList<string> targets, ulong seed, bool useRsLora = false,
+        bool dora = false)
     {
         var config = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         var tensors = new List<(int, LoraTarget, int, int, Func<byte[]>, Func<byte[]>)>();
@@ -34,6 +38,42 @@ public static class SyntheticAdapterWriter
             }
         }
 
-        PeftAdapterWriter.Write(adapterDir, Path.GetFullPath(modelDir), rank, alpha, useRsLora, tensors);
+        var magnitudes = dora
+            ? tensors.ToDictionary(t => (t.Item1, t.Item2), t => (Func<byte[]>)(() => Magnitude(modelDir, t.Item1, t.Item2, t.Item3, t.Item4, rank,
+                useRsLora ? alpha / Math.Sqrt(rank) : alpha / rank, t.Item5(), t.Item6(), seed)))
+            : null;
+        PeftAdapterWriter.Write(adapterDir, Path.GetFullPath(modelDir), rank, alpha, useRsLora, tensors, magnitudes);
+    }
+
+    /// <summary>‖W + scale·B·A‖ per output row (float32 weights read from the model's safetensors) times U[0.8, 1.2).</summary>
+    private static byte[] Magnitude(string modelDir, int layer, LoraTarget target, int inF, int outF, int rank, double scale, byte[] a, byte[] b, ulong seed)
+    {
+        string name = $"model.layers.{layer}.{LoraTargets.ModulePath(target)}.weight";
+        foreach (string path in Directory.GetFiles(modelDir, "*.safetensors"))
+        {
+            var file = SafetensorsFile.Open(path);
+            if (!file.Tensors.TryGetValue(name, out var info))
+                continue;
+            if (info.Dtype != SafetensorsDtype.F32)
+                throw new ArgumentException($"{name} is {info.Dtype}; DoRA magnitudes are computed from float32 weights");
+            var bytes = new byte[info.ByteLength];
+            file.ReadInto(info, bytes);
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var w = Tensor(bytes, [outF, inF]);
+            var merged = w.Plus(Tensor(b, [outF, rank]).matmul(Tensor(a, [rank, inF])).Times(scale));
+            var norms = merged.mul(merged).sum(1).sqrt().data<float>().ToArray();
+            var random = new SeededRandom(seed ^ SyntheticModelWriter.Fnv1a(name + ".magnitude"));
+            var values = norms.Select(n => (float)(n * (0.8 + 0.4 * random.NextDouble()))).ToArray();
+            return TensorBytes.Encode(values, SafetensorsDtype.F32);
+        }
+
+        throw new ArgumentException($"{modelDir}: no tensor {name} to take DoRA norms from");
+    }
+
+    private static TorchSharp.torch.Tensor Tensor(byte[] bytes, long[] shape)
+    {
+        var values = new float[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+        return TorchSharp.torch.tensor(values, shape);
     }
 }

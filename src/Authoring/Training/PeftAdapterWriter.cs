@@ -8,7 +8,8 @@ namespace Serving.Authoring.Training;
 /// <summary>
 /// Writes a Hugging Face PEFT LoRA adapter folder: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> with
 /// PEFT's tensor names (<c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c> [r, in],
-/// <c>...lora_B.weight</c> [out, r]), float32.
+/// <c>...lora_B.weight</c> [out, r]), float32; a DoRA adapter adds <c>...lora_magnitude_vector.weight</c> [out] per module
+/// (the name PEFT ≥ 0.12 writes) and sets <c>use_dora</c>.
 /// </summary>
 internal static class PeftAdapterWriter
 {
@@ -18,8 +19,10 @@ internal static class PeftAdapterWriter
     /// <param name="alpha">lora_alpha.</param>
     /// <param name="useRsLora">Scale alpha/√r instead of alpha/r.</param>
     /// <param name="tensors">Per adapted module: layer, target, and the bytes (float32, row-major) of A [r, in] and B [out, r], produced on demand.</param>
+    /// <param name="magnitudes">DoRA: per module, the bytes (float32) of its magnitude vector [out]; null for plain LoRA.</param>
     public static void Write(string adapterDir, string baseModel, int rank, double alpha, bool useRsLora,
-        IReadOnlyList<(int Layer, LoraTarget Target, int In, int Out, Func<byte[]> A, Func<byte[]> B)> tensors)
+        IReadOnlyList<(int Layer, LoraTarget Target, int In, int Out, Func<byte[]> A, Func<byte[]> B)> tensors,
+        IReadOnlyDictionary<(int Layer, LoraTarget Target), Func<byte[]>>? magnitudes = null)
     {
         Directory.CreateDirectory(adapterDir);
         var entries = new List<SafetensorsWriter.Entry>();
@@ -28,6 +31,8 @@ internal static class PeftAdapterWriter
             string prefix = $"base_model.model.model.layers.{layer}.{LoraTargets.ModulePath(target)}";
             entries.Add(new(prefix + ".lora_A.weight", SafetensorsDtype.F32, [rank, inF], a));
             entries.Add(new(prefix + ".lora_B.weight", SafetensorsDtype.F32, [outF, rank], b));
+            if (magnitudes is not null)
+                entries.Add(new(prefix + ".lora_magnitude_vector.weight", SafetensorsDtype.F32, [outF], magnitudes[(layer, target)]));
         }
 
         SafetensorsWriter.Write(Path.Combine(adapterDir, "adapter_model.safetensors"), entries, new Dictionary<string, string> { ["format"] = "pt" });
@@ -41,7 +46,7 @@ internal static class PeftAdapterWriter
             ["lora_dropout"] = 0.0,
             ["target_modules"] = new JsonArray(tensors.Select(t => LoraTargets.ModuleName(t.Target)).Distinct().Select(t => (JsonNode)t).ToArray()),
             ["use_rslora"] = useRsLora,
-            ["use_dora"] = false,
+            ["use_dora"] = magnitudes is not null,
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,
             ["inference_mode"] = true,

@@ -38,6 +38,12 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
         if (pending.Length > 0)
             return AdapterAcquisition.Loading(Task.WhenAny(pending));
 
+        // DoRA rescales a projection's whole output by its own magnitudes: two adapters' scales (or a weight other than 1)
+        // have no defined meaning, so a DoRA adapter runs alone.
+        if ((records.Count > 1 || mix.Entries[0].Weight != 1) && reads.FirstOrDefault(r => r.Result.IsDora) is { } dora)
+            return AdapterAcquisition.Failed(new RequestFailedException(RequestFailure.Invalid,
+                $"adapter '{dora.Result.Name}' is a DoRA adapter: DoRA does not compose linearly, so it runs alone at weight 1, not in a mixture", "adapters"));
+
         var bound = new List<AdapterSlotWeight>();
         for (int i = 0; i < records.Count; i++)
         {
@@ -51,7 +57,18 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             if (needsLoad)
             {
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                host.Model.Model.Adapters!.Load(slot.Value, reads[i].Result);
+                try
+                {
+                    host.Model.Model.Adapters!.Load(slot.Value, reads[i].Result);
+                }
+                catch (ArgumentException ex)
+                {
+                    // Weights the files allowed but the served model does not (a DoRA norm of zero): the slot goes back free.
+                    _table.Abandon(slot);
+                    Release(bound);
+                    return AdapterAcquisition.Failed(new RequestFailedException(RequestFailure.Unprocessable, $"adapter '{records[i].Id}': {ex.Message}", "model"));
+                }
+
                 metrics?.AdapterLoadSeconds.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("tier", "device"));
             }
 

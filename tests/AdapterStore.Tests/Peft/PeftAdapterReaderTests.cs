@@ -143,7 +143,6 @@ public sealed class PeftAdapterReaderTests : IDisposable
 
     [Theory]
     [InlineData("bias", "\"all\"", "bias")]
-    [InlineData("use_dora", "true", "DoRA")]
     [InlineData("modules_to_save", "[\"lm_head\"]", "modules_to_save")]
     [InlineData("peft_type", "\"IA3\"", "peft_type")]
     [InlineData("layers_pattern", "\"h\"", "layers_pattern")]
