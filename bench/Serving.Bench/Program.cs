@@ -11,6 +11,7 @@ using Serving.Bench;
 //   Serving.Bench prefix [--model DIR] [--prefix TOKENS] [--requests N] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
+//   Serving.Bench dora [--model DIR] [--steps N] [--fills N] [--dtype float32|bfloat16] [--json FILE]
 //   Serving.Bench structured [--model DIR] [--concurrency C] [--requests N per client] [--rounds R] [--json FILE]
 //   Serving.Bench routing-eval [--steps N] [--held-out N] [--json FILE]
 //   Serving.Bench tokenizer [--tokenizers DIR,DIR] [--chars N] [--json FILE]   (default: the reference packages under tests/reference)
@@ -63,6 +64,15 @@ switch (args.FirstOrDefault())
             Get("rows")?.Split(',').Select(int.Parse).ToArray()).Run());
     case "onestream":
         return Emit(new OneStreamBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "8"), int.Parse(Get("tokens") ?? "64")).Run());
+    case "dora":
+        return Emit(new DoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("fills") ?? "10"),
+            Get("dtype") switch
+            {
+                null => LoraBenchmark.AllDtypes,
+                "float32" => [TorchSharp.torch.ScalarType.Float32],
+                "bfloat16" => [TorchSharp.torch.ScalarType.BFloat16],
+                var d => throw new ArgumentException($"unknown --dtype '{d}'"),
+            }).Run());
     case "structured":
         return Emit(new StructuredOutputBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("concurrency") ?? "32"), int.Parse(Get("requests") ?? "2"),
             int.Parse(Get("rounds") ?? "2")).Run());

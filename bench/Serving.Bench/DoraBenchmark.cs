@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using Serving.AdapterStore.Peft;
+using Serving.Authoring.Synthetic;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
+using Serving.Engine.Lora;
+using Serving.Engine.Model;
+using static TorchSharp.torch;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// DoRA against the same adapters as plain LoRA, bench preset. Decode: 32 rows, 8 distinct rank-16 adapters on all seven
+/// projections (4 rows each), one step with the adapters loaded as LoRA and one with the same A and B plus magnitudes
+/// (DoRA), alternated step by step so the machine's drift cancels. Slot fill: one adapter folder on disk (in the page
+/// cache) read and copied into a device slot, LoRA and its DoRA twin alternated (a DoRA fill also takes the norms of
+/// W + s·B·A over the served base weights).
+/// </summary>
+internal sealed class DoraBenchmark(string modelDir, int steps, int fills, ScalarType[] dtypes)
+{
+    private const int Rank = 16, Rows = 32, Distinct = 8;
+
+    public BenchReport Run()
+    {
+        using var inference = no_grad();
+        string lora = BenchModel.Derived(modelDir, "dora-fill-lora", d => SyntheticAdapterWriter.Write(d, modelDir, Rank, 32, SyntheticAdapterWriter.AllTargets, 41));
+        string dora = BenchModel.Derived(modelDir, "dora-fill-dora", d => SyntheticAdapterWriter.Write(d, modelDir, Rank, 32, SyntheticAdapterWriter.AllTargets, 41, dora: true));
+        var columns = dtypes.Select(d => d == ScalarType.Float32 ? "f32" : "bf16").ToArray();
+        var report = new BenchReport($"DoRA vs LoRA: bench preset, {Distinct} rank-{Rank} adapters on all 7 projections, B = {Rows} decode, CPU", columns);
+        report.Context("steps", steps);
+        report.Context("fills", fills);
+        var results = dtypes.Select(d => Measure(d, lora, dora)).ToList();
+        foreach (string row in results[0].Keys)
+            report.Add(row, row.Contains("ratio", StringComparison.Ordinal) ? "x" : "ms", results.Select(r => (double?)r[row]).ToArray());
+        return report;
+    }
+
+    private Dictionary<string, double> Measure(ScalarType dtype, string loraDir, string doraDir)
+    {
+        Console.Error.WriteLine($"dora: {dtype}");
+        using var loaded = LoadedModel.Load(modelDir, dtype, CPU, 1024);
+        var model = loaded.Model;
+        var arena = model.EnableAdapters(2 * Distinct + 1, Rank);
+        for (int i = 0; i < Distinct; i++)
+        {
+            var plain = LoraBenchmark.RandomAdapter(model, $"a{i}", (ulong)i + 1, Rank);
+            arena.Load(i, plain);
+            arena.Load(Distinct + i, plain with
+            {
+                Name = $"d{i}",
+                Modules = plain.Modules.Select(m => m with { Magnitude = Enumerable.Repeat(1f, m.B.Length / m.Rank).ToArray() }).ToList(),
+            });
+        }
+
+        using var cache = model.CreateKvCache(Rows, 320);
+        var handles = Enumerable.Range(0, Rows).Select(cache.Partition).ToList();
+        var prompt = Enumerable.Range(0, 64).Select(i => 100 + i).ToArray();
+        model.Forward(ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)prompt, 0)).ToList()), cache).Dispose();
+        var decode = ForwardBatch.Create(handles.Select(h => (h, (IReadOnlyList<int>)new[] { 7 }, 64)).ToList());
+        var ones = Enumerable.Repeat(1, Rows).ToList();
+        LoraBatchMapping Mapping(int first) =>
+            LoraBatchMapping.ForSequences(ones, Enumerable.Range(0, Rows).Select(r => (IReadOnlyList<AdapterSlotWeight>)[(first + r / (Rows / Distinct), 1f)]).ToList());
+        var loraMapping = Mapping(0);
+        var doraMapping = Mapping(Distinct);
+        var loraSteps = new List<double>();
+        var doraSteps = new List<double>();
+        for (int round = 0; round < steps + 2; round++)
+        {
+            double l = Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, loraMapping).Dispose());
+            double d = Time(() => model.Forward(decode, cache, LogitsSelection.LastTokenPerSequence, doraMapping).Dispose());
+            if (round >= 2)
+            {
+                loraSteps.Add(l);
+                doraSteps.Add(d);
+            }
+        }
+
+        var loraFill = new List<double>();
+        var doraFill = new List<double>();
+        int slot = 2 * Distinct;
+        for (int i = 0; i < fills + 2; i++)
+        {
+            double l = Time(() => arena.Load(slot, PeftAdapterReader.Read(loraDir, "lora", loaded.Config, Rank)));
+            double d = Time(() => arena.Load(slot, PeftAdapterReader.Read(doraDir, "dora", loaded.Config, Rank)));
+            if (i >= 2)
+            {
+                loraFill.Add(l);
+                doraFill.Add(d);
+            }
+        }
+
+        return new Dictionary<string, double>
+        {
+            ["decode step, LoRA (p50)"] = Stats.Median(loraSteps),
+            ["decode step, DoRA (p50)"] = Stats.Median(doraSteps),
+            ["decode step ratio DoRA / LoRA, median of paired steps (target ≤ 1.05)"] = Stats.Median(doraSteps.Zip(loraSteps, (d, l) => d / l)),
+            ["slot fill from disk, LoRA (p50)"] = Stats.Median(loraFill),
+            ["slot fill from disk, DoRA (p50; target ≤ 50 ms)"] = Stats.Median(doraFill),
+            ["slot fill from disk, DoRA (p99)"] = Stats.Percentile(doraFill, 0.99),
+            ["slot fill ratio DoRA / LoRA, median of pairs (target ≤ 2)"] = Stats.Median(doraFill.Zip(loraFill, (d, l) => d / l)),
+        };
+    }
+
+    private static double Time(Action action)
+    {
+        var clock = Stopwatch.StartNew();
+        action();
+        return clock.Elapsed.TotalMilliseconds;
+    }
+}

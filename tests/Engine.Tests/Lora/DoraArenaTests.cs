@@ -1,0 +1,90 @@
+using Serving.Contracts;
+using Serving.Contracts.Lora;
+using Serving.Engine.Kernels;
+using Serving.Engine.Lora;
+using Serving.Engine.Sampling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Lora;
+
+/// <summary>DoRA's per-slot scale at fill time, and its per-row application on raw memory and through libtorch ops.</summary>
+public sealed class DoraArenaTests
+{
+    private const int Slots = 3, Rank = 4, In = 24, Out = 10;
+
+    private static float[] Random(int count, ulong seed, double offset = 0)
+    {
+        var r = new SeededRandom(seed);
+        return [.. Enumerable.Range(0, count).Select(_ => (float)(r.NextDouble() - 0.5 + offset))];
+    }
+
+    private static LoraModuleWeights Dora(ulong seed) => new(0, LoraTarget.Q, Rank, 1.5f, Random(Rank * In, seed), Random(Out * Rank, seed + 1),
+        Random(Out, seed + 2, offset: 2));
+
+    [Fact]
+    public void Load_DoraModule_ScaleIsMagnitudeOverRowNormsAndClearRestores()
+    {
+        var w = Random(Out * In, 9);
+        var bias = Random(Out, 10);
+        using var weight = tensor(w, [Out, In]);
+        using var biasTensor = tensor(bias);
+        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, Rank, In, Out, ScalarType.Float32, CPU);
+        var module = Dora(1);
+        long live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        arena.Load(1, module, () => (weight.alias(), biasTensor.alias()));
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+
+        using var scale = arena.DoraScale[1];
+        using var shift = arena.DoraShift[1];
+        var g = scale.data<float>().ToArray();
+        var c = shift.data<float>().ToArray();
+        for (int o = 0; o < Out; o++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, In).Sum(i =>
+            {
+                double v = w[o * In + i] + module.Scale * Enumerable.Range(0, Rank).Sum(j => (double)module.B[o * Rank + j] * module.A[j * In + i]);
+                return v * v;
+            }));
+            Assert.Equal(module.Magnitude![o] / norm, g[o], 5);
+            Assert.Equal((1 - module.Magnitude[o] / norm) * bias[o], c[o], 5);
+        }
+
+        Assert.True(arena.IsDora[1]);
+        arena.Clear(1);
+        Assert.False(arena.IsDora[1]);
+        using var cleared = arena.DoraScale[1];
+        Assert.All(cleared.data<float>().ToArray(), v => Assert.Equal(1f, v));
+    }
+
+    [Fact]
+    public void Apply_RawAndLibtorchBranches_ScaleOnlyTheDoraSlotsRows()
+    {
+        using var weight = tensor(Random(Out * In, 3), [Out, In]);
+        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, Rank, In, Out, ScalarType.Float32, CPU);
+        arena.Load(2, Dora(4), () => (weight.alias(), null));
+        arena.Load(0, Dora(5) with { Magnitude = null });
+        var mapping = LoraBatchMapping.ForSequences([1, 1, 1, 1], [[(2, 1f)], [(0, 1f)], [], [(2, 1f)]]);
+        var values = Random(4 * Out, 6);
+        using var contiguous = tensor(values, [4, Out]);
+        using var wide = zeros([4, Out + 3]);
+        using var strided = wide.narrow(1, 2, Out);
+        strided.copy_(contiguous);
+        Assert.False(strided.is_contiguous());
+
+        DoraScaling.Apply(contiguous, [arena], mapping);          // raw memory
+        DoraScaling.Apply(strided, [arena], mapping);             // gathered libtorch ops
+        using var g = arena.DoraScale[2];
+        var scale = g.data<float>().ToArray();
+        var raw = contiguous.data<float>().ToArray();
+        using var stridedCopy = strided.contiguous();
+        var gathered = stridedCopy.data<float>().ToArray();
+        for (int t = 0; t < 4; t++)
+            for (int o = 0; o < Out; o++)
+            {
+                float expected = t is 0 or 3 ? values[t * Out + o] * scale[o] : values[t * Out + o];
+                Assert.Equal(expected, raw[t * Out + o], 5);
+                Assert.Equal(expected, gathered[t * Out + o], 5);
+            }
+    }
+}
