@@ -5,6 +5,7 @@ using Serving.Contracts;
 using Serving.Contracts.Lora;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Bench;
@@ -45,11 +46,7 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
         {
             var plain = LoraBenchmark.RandomAdapter(model, $"a{i}", (ulong)i + 1, Rank);
             arena.Load(i, plain);
-            arena.Load(Distinct + i, plain with
-            {
-                Name = $"d{i}",
-                Modules = plain.Modules.Select(m => m with { Magnitude = Enumerable.Repeat(1f, m.B.Length / m.Rank).ToArray() }).ToList(),
-            });
+            arena.Load(Distinct + i, plain with { Name = $"d{i}", Modules = plain.Modules.Select(m => m with { Magnitude = Norms(loaded, m) }).ToList() });
         }
 
         using var cache = model.CreateKvCache(Rows, 320);
@@ -99,6 +96,20 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
             ["slot fill from disk, DoRA (p99)"] = Stats.Percentile(doraFill, 0.99),
             ["slot fill ratio DoRA / LoRA, median of pairs (target ≤ 2)"] = Stats.Median(doraFill.Zip(loraFill, (d, l) => d / l)),
         };
+    }
+
+    /// <summary>
+    /// Magnitudes equal to the row norms ‖W + s·B·A‖ (g = 1, as for a DoRA adapter at initialisation): the DoRA rows then
+    /// carry the same values as the LoRA rows, so neither step meets values the other does not (tiny magnitudes would
+    /// shrink activations into float32 denormals and time those instead).
+    /// </summary>
+    private static float[] Norms(LoadedModel loaded, LoraModuleWeights m)
+    {
+        using var scope = NewDisposeScope();
+        var (weight, _) = loaded.Model.Weights.Projection(loaded.Config, m.Layer, m.Target);
+        int outF = m.B.Length / m.Rank, inF = m.A.Length / m.Rank;
+        var merged = weight.to(ScalarType.Float32).Plus(tensor(m.B, [outF, m.Rank]).matmul(tensor(m.A, [m.Rank, inF])).Times(m.Scale));
+        return merged.Squared().sum(1).sqrt().data<float>().ToArray();
     }
 
     private static double Time(Action action)

@@ -39,6 +39,9 @@ public sealed unsafe class LoraModuleArena : IDisposable
         }
     }
 
+    /// <summary>‖W_o‖² of the base weight rows (float32 [out]), from the first DoRA fill on: the base never changes under an arena.</summary>
+    private Tensor? _baseRowNormsSquared;
+
     public int Layer { get; }
     public LoraTarget Target { get; }
     public int MaxRank { get; }
@@ -121,20 +124,24 @@ public sealed unsafe class LoraModuleArena : IDisposable
     }
 
     /// <summary>
-    /// g = m / ‖W + scale·B·A‖ (float32, row-wise over the input dimension) and (1 − g) ⊙ bias for <paramref name="slot"/>.
-    /// Expanding the norm as ‖W‖² + 2·scale·⟨W, B·A⟩ + scale²·‖B·A‖² would save nothing: ⟨W, B·A⟩ = rowsum(B ⊙ (W·Aᵀ))
-    /// costs the same out·in·rank as forming B·A.
+    /// g = m / ‖W + scale·B·A‖ (float32, row-wise over the input dimension) and (1 − g) ⊙ bias for <paramref name="slot"/>,
+    /// without forming the [out, in] sum: ‖W_o + s·(B·A)_o‖² = ‖W_o‖² + 2s·⟨W_o, (B·A)_o⟩ + s²·‖(B·A)_o‖², where
+    /// ⟨W_o, (B·A)_o⟩ = Σ_j B[o, j]·(W·Aᵀ)[o, j] and ‖(B·A)_o‖² = Σ_j (B·(A·Aᵀ))[o, j]·B[o, j]. So a fill reads W once
+    /// for one [out, in]·[in, r] product; ‖W_o‖² depends on the base weights alone and is kept after the first DoRA fill.
     /// </summary>
     private void LoadDora(int slot, LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)> baseWeight)
     {
         using var scope = NewDisposeScope();
         var (weight, bias) = baseWeight();
         var device = A.device;
-        var merged = weight.to(ScalarType.Float32, copy: true);
+        var w32 = weight.dtype == ScalarType.Float32 ? weight : weight.to(ScalarType.Float32);
+        if (_baseRowNormsSquared is null)
+            _baseRowNormsSquared = w32.Squared().sum(1).MoveToOuterDisposeScope();
         var a = tensor(w.A, [w.Rank, In]).to(device);
         var b = tensor(w.B, [Out, w.Rank]).to(device);
-        merged.PlusMatrixProductInPlace(b, a, w.Scale);
-        var norm = merged.Squared().sum(1).sqrt();
+        var cross = b.mul(w32.matmul(a.t())).sum(1);
+        var lora = b.matmul(a.matmul(a.t())).mul(b).sum(1);
+        var norm = _baseRowNormsSquared.Plus(cross.Times(2.0 * w.Scale)).PlusInPlace(lora.Times((double)w.Scale * w.Scale)).clamp_min(0).sqrt();
         var magnitude = tensor(w.Magnitude!).to(device);
         var g = magnitude.div(norm);
         if (!g.isfinite().all().item<bool>() || !norm.gt(0).all().item<bool>())
@@ -190,5 +197,6 @@ public sealed unsafe class LoraModuleArena : IDisposable
         ScalesOnDevice.Dispose();
         DoraScale.Dispose();
         DoraShift.Dispose();
+        _baseRowNormsSquared?.Dispose();
     }
 }

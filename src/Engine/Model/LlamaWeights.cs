@@ -86,8 +86,8 @@ public sealed class LlamaWeights : IDisposable
     }
 
     /// <summary>
-    /// One adapted projection's base weight rows <c>[out, in]</c> (a slice of its fused weight, unpacked when packed) and
-    /// bias slice, as served: what DoRA's norms are taken over. New tensors the caller disposes.
+    /// One adapted projection's base weight rows <c>[out, in]</c> (a view of its fused weight, unpacked rows when packed) and
+    /// bias slice, as served: what DoRA's norms are taken over. New tensor handles the caller disposes.
     /// </summary>
     public (Tensor Weight, Tensor? Bias) Projection(ModelConfig c, int layer, LoraTarget target)
     {
@@ -102,9 +102,8 @@ public sealed class LlamaWeights : IDisposable
             LoraTarget.Gate => w.GateUp,
             _ => w.Down,
         };
-        using var rows = arange(offset, offset + outF, 1, ScalarType.Int64, FinalNorm.device);
         var bias = group[0] == LoraTarget.Q ? w.QkvBias?.narrow(0, offset, outF) : null;
-        return (projection.Rows(rows), bias);
+        return (projection.RowSlice(offset, outF), bias);
     }
 
     public void Dispose()

@@ -129,6 +129,18 @@ public sealed class ProjectionWeight : IDisposable
             GemvNative.F32((nint)x, rows, Inputs, _plainAddress, (nint)bias, Outputs, (nint)y, Outputs);
     }
 
+    /// <summary>
+    /// Output rows [<paramref name="offset"/>, offset + <paramref name="count"/>) of the weight <c>[count, K]</c>: a view of a
+    /// plain weight (no copy), unpacked rows of a packed one.
+    /// </summary>
+    public Tensor RowSlice(long offset, long count)
+    {
+        if (_packed is null)
+            return _plain!.narrow(0, offset, count);
+        using var ids = torch.arange(offset, offset + count, 1, ScalarType.Int64, torch.CPU);    // packing is CPU-only (AMX)
+        return _packed.Rows(ids);
+    }
+
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>
     public Tensor Rows(Tensor ids) => _packed is not null ? _packed.Rows(ids) : _plain!.index_select(0, ids);
 

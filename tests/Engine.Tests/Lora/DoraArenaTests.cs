@@ -31,6 +31,7 @@ public sealed class DoraArenaTests
         using var biasTensor = tensor(bias);
         using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, Rank, In, Out, ScalarType.Float32, CPU);
         var module = Dora(1);
+        arena.Load(0, Dora(7), () => (weight.alias(), biasTensor.alias()));      // keeps ‖W_o‖² for later fills
         long live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         arena.Load(1, module, () => (weight.alias(), biasTensor.alias()));
         Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
