@@ -8,8 +8,10 @@ using Xunit.Abstractions;
 namespace Serving.Server.Tests.Resilience;
 
 /// <summary>
-/// 100 replacements of adapters that are in use during 10,000 greedy requests: no request fails, and every answer equals,
-/// token for token, the answer of exactly one version (a request never sees a half-swapped adapter).
+/// 100 replacements of adapters that are in use during 10,000 greedy requests, alternating a LoRA version and a DoRA
+/// version under each name (LoRA → DoRA → LoRA …, so a slot's DoRA scales must come and go with the version): no request
+/// fails, and every answer equals, token for token, the answer of exactly one version (a request never sees a
+/// half-swapped adapter).
 /// </summary>
 public sealed class HotSwapUnderLoadTests(ITestOutputHelper output) : IAsyncLifetime
 {
@@ -26,7 +28,7 @@ public sealed class HotSwapUnderLoadTests(ITestOutputHelper output) : IAsyncLife
         _v1 = Path.Combine(_root, "v1");
         _v2 = Path.Combine(_root, "v2");
         SyntheticAdapterWriter.Write(_v1, model, 8, 32, SyntheticAdapterWriter.AllTargets, 11);
-        SyntheticAdapterWriter.Write(_v2, model, 8, 32, SyntheticAdapterWriter.AllTargets, 12);
+        SyntheticAdapterWriter.Write(_v2, model, 8, 32, SyntheticAdapterWriter.AllTargets, 12, dora: true);
         _server = await ServerProcess.StartAsync(_logs.AddTo, "--model", model, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"),
             "--max-sequences", "8", "--max-adapter-slots", "4");
     }
