@@ -4,7 +4,7 @@ using Serving.Contracts.Safetensors;
 // Usage:
 //   ModelGen model   --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]
 //   ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj,...] [--seed N] [--rslora] [--dora] [--count N]
-//   ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]
+//   ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N] [--dora]
 var options = ParseOptions(args.Skip(1));
 try
 {
@@ -64,6 +64,7 @@ try
                     BatchSize = int.Parse(Get("batch", "8")),
                     LearningRate = double.Parse(Get("lr", "0.002"), System.Globalization.CultureInfo.InvariantCulture),
                     Seed = ulong.Parse(Get("seed", "1")),
+                    UseDora = options.ContainsKey("dora"),
                 };
                 var started = System.Diagnostics.Stopwatch.StartNew();
                 var trainer = new Serving.Authoring.Training.LoraTrainer(loaded, training)
@@ -76,14 +77,14 @@ try
                 };
                 var losses = trainer.Train(data, NewOutput("out"));
                 Console.WriteLine();
-                Console.WriteLine($"wrote PEFT LoRA adapter (r={training.Rank}, {data.Count} examples, loss {losses[0]:F4} → {losses[^1]:F4}) to {Required("out")}");
+                Console.WriteLine($"wrote PEFT {(training.UseDora ? "DoRA" : "LoRA")} adapter (r={training.Rank}, {data.Count} examples, loss {losses[0]:F4} → {losses[^1]:F4}) to {Required("out")}");
             }
 
             return 0;
         default:
             Console.Error.WriteLine("usage: ModelGen model --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2] [--shards N] [--tie]");
             Console.Error.WriteLine("       ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed N] [--rslora] [--dora] [--count N]");
-            Console.Error.WriteLine("       ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N]");
+            Console.Error.WriteLine("       ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N] [--dora]");
             return 2;
     }
 }

@@ -12,7 +12,8 @@ namespace Serving.Authoring.Training;
 /// Trains a LoRA adapter on a frozen base model with TorchSharp autograd, through the same forward pass the server runs
 /// (the adapter enters via <see cref="TrainingLoraKernel"/>): PEFT's initialisation (A Kaiming-uniform with a = √5, i.e.
 /// U(−1/√in, 1/√in); B zero, so training starts from the base model), Adam, cross-entropy on the completion tokens only,
-/// scale alpha / r. Deterministic for a seed: the same data, options and seed give the same adapter.
+/// scale alpha / r; with <see cref="LoraTrainingOptions.UseDora"/> PEFT's DoRA parameterisation (a magnitude vector per
+/// module, starting at the base weight's row norms). Deterministic for a seed: the same data, options and seed give the same adapter.
 /// </summary>
 public sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
 {
@@ -35,12 +36,17 @@ public sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
             if (e.Prompt.Length == 0 || e.Completion.Length == 0)
                 throw new ArgumentException("every example needs a non-empty prompt and completion");
 
+        if (options.UseDora && model.Weights.Layers.Any(l => l.QkvBias is not null))
+            throw new ArgumentException("DoRA training is not supported for a base model with projection biases");
         var parameters = CreateParameters(model);
         // The same weights with the autograd kernel: a view, so the model given keeps its own kernels.
-        using var training = model.WithKernels(new KernelOptions { Lora = new TrainingLoraKernel(parameters, (float)(options.Alpha / options.Rank)) });
+        using var training = model.WithKernels(new KernelOptions
+        {
+            Lora = new TrainingLoraKernel(parameters, (float)(options.Alpha / options.Rank), (layer, target) => model.Weights.Projection(model.Config, layer, target).Weight),
+        });
         if (training.Adapters is null)
             training.EnableAdapters(1, options.Rank);         // module shapes for the forward pass; the slots stay empty
-        using var optimizer = new AdamOptimizer(parameters.Values.SelectMany(p => new[] { p.A, p.B }).ToList(), options.LearningRate);
+        using var optimizer = new AdamOptimizer(parameters.Values.SelectMany(p => p.M is null ? new[] { p.A, p.B } : [p.A, p.B, p.M]).ToList(), options.LearningRate);
         var order = new SeededRandom(options.Seed);
         var shuffled = Enumerable.Range(0, data.Count).ToArray();
         var losses = new List<double>();
@@ -72,9 +78,10 @@ public sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
         return losses;
     }
 
-    private Dictionary<(int, LoraTarget), (Tensor A, Tensor B)> CreateParameters(LlamaModel model)
+    /// <summary>A, B and (DoRA) m per module: m starts at ‖W‖ row-wise, PEFT's initialisation, so training starts from the base model.</summary>
+    private Dictionary<(int, LoraTarget), (Tensor A, Tensor B, Tensor? M)> CreateParameters(LlamaModel model)
     {
-        var parameters = new Dictionary<(int, LoraTarget), (Tensor A, Tensor B)>();
+        var parameters = new Dictionary<(int, LoraTarget), (Tensor A, Tensor B, Tensor? M)>();
         // A generator of its own, not torch's global one: trainings running at once in one process (the demo adapters of
         // several servers, a test beside them) would interleave their draws and no longer be reproducible.
         using var generator = new TorchSharp.torch.Generator((ulong)options.Seed);
@@ -86,7 +93,15 @@ public sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
                 double bound = 1.0 / Math.Sqrt(inF);
                 var a = new TorchSharp.Modules.Parameter(empty([options.Rank, inF]).uniform_(-bound, bound, generator));
                 var b = new TorchSharp.Modules.Parameter(zeros([outF, options.Rank]));
-                parameters[(layer, target)] = (a, b);
+                TorchSharp.Modules.Parameter? m = null;
+                if (options.UseDora)
+                {
+                    using var weight = model.Weights.Projection(model.Config, layer, target).Weight;
+                    using var norms = weight.Squared().sum(1).sqrt();
+                    m = new TorchSharp.Modules.Parameter(norms.detach().clone());
+                }
+
+                parameters[(layer, target)] = (a, b, m);
             }
 
         return parameters;
@@ -106,7 +121,7 @@ public sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
         return nn.functional.cross_entropy(predicted, expected);
     }
 
-    private void Save(LlamaModel model, Dictionary<(int, LoraTarget), (Tensor A, Tensor B)> parameters, string outDir)
+    private void Save(LlamaModel model, Dictionary<(int, LoraTarget), (Tensor A, Tensor B, Tensor? M)> parameters, string outDir)
     {
         var tensors = parameters.OrderBy(p => p.Key.Item1).ThenBy(p => p.Key.Item2).Select(p =>
         {
@@ -114,7 +129,8 @@ public sealed class LoraTrainer(LoadedModel loaded, LoraTrainingOptions options)
             var (inF, outF) = LoraTargets.Shape(model.Config, target);
             return (layer, target, inF, outF, Bytes(p.Value.A), Bytes(p.Value.B));
         }).ToList();
-        PeftAdapterWriter.Write(outDir, loaded.Directory, options.Rank, options.Alpha, useRsLora: false, tensors);
+        var magnitudes = options.UseDora ? parameters.ToDictionary(p => p.Key, p => Bytes(p.Value.M!)) : null;
+        PeftAdapterWriter.Write(outDir, loaded.Directory, options.Rank, options.Alpha, useRsLora: false, tensors, magnitudes);
     }
 
     private static Func<byte[]> Bytes(Tensor t)

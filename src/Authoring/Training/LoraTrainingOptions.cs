@@ -11,6 +11,9 @@ public sealed record LoraTrainingOptions
     public double LearningRate { get; init; } = 2e-3;
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>Train a DoRA adapter (PEFT's <c>use_dora</c>): a magnitude vector per module beside A and B.</summary>
+    public bool UseDora { get; init; }
+
     public void Validate()
     {
         if (Rank < 1 || Rank > 256)

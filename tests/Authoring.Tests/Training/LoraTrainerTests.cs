@@ -67,6 +67,43 @@ public sealed class LoraTrainerTests(TinyModelFixture fixture)
     }
 
     [Fact]
+    public void Train_Dora_LossFallsAndMagnitudesAreWrittenAsPeftDora()
+    {
+        using var model = LoadedModel.Load(fixture.Directory, ScalarType.Float32, CPU, 256);
+        string outDir = TestDirectories.Create("trained-dora");
+        try
+        {
+            var losses = new LoraTrainer(model, Options with { UseDora = true }).Train(Data(model), outDir);
+
+            Assert.True(losses[^1] < losses[0] * 0.5, $"loss {losses[0]:F3} → {losses[^1]:F3}");
+            Assert.True((bool)JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "adapter_config.json")))!["use_dora"]!);
+            var file = SafetensorsFile.Open(Path.Combine(outDir, "adapter_model.safetensors"));
+            foreach (string module in new[] { "self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj" })
+                for (int layer = 0; layer < model.Config.NumLayers; layer++)
+                {
+                    var m = file.Tensors[$"base_model.model.model.layers.{layer}.{module}.lora_magnitude_vector.weight"];
+                    var b = file.Tensors[$"base_model.model.model.layers.{layer}.{module}.lora_B.weight"];
+                    Assert.Equal([b.Shape[0]], m.Shape);
+                }
+
+            // Training moved the magnitudes away from their start, the base weight's row norms.
+            var magnitude = file.Tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector.weight"];
+            var bytes = new byte[magnitude.ByteLength];
+            file.ReadInto(magnitude, bytes);
+            var values = new float[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+            var (weight, _) = model.Model.Weights.Projection(model.Config, 0, Serving.Contracts.Lora.LoraTarget.Q);
+            using (weight)
+            using (var norms = weight.pow(2).sum(1).sqrt())
+                Assert.True(values.Zip(norms.data<float>().ToArray()).Max(p => Math.Abs(p.First - p.Second)) > 1e-3);
+        }
+        finally
+        {
+            TestDirectories.Delete(outDir);
+        }
+    }
+
+    [Fact]
     public void Train_BadOptions_Throw()
     {
         using var model = LoadedModel.Load(fixture.Directory, ScalarType.Float32, CPU, 256);

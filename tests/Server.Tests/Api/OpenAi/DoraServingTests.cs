@@ -1,4 +1,5 @@
 using Serving.Authoring.Synthetic;
+using Serving.Authoring.Training;
 using Serving.Contracts.Configuration;
 using Serving.Contracts.Generation;
 using Serving.Contracts.Lora;
@@ -31,6 +32,16 @@ public sealed class DoraServingTests : IAsyncLifetime
         SyntheticAdapterWriter.Write(Path.Combine(adapters, "dora-a"), _model, 8, 16, SyntheticAdapterWriter.AllTargets, 5, dora: true);
         SyntheticAdapterWriter.Write(Path.Combine(adapters, "dora-rs"), _model, 4, 8, ["q_proj", "v_proj"], 6, useRsLora: true, dora: true);
         SyntheticAdapterWriter.Write(Path.Combine(adapters, "lora-b"), _model, 4, 8, ["q_proj", "v_proj"], 7);
+        using (var loaded = LoadedModel.Load(_model, ScalarType.Float32, CPU, 256))
+        {
+            var data = Enumerable.Range(0, 12).Select(i => new TrainingExample(loaded.Tokenizer.Encode($"note {i}:"),
+                loaded.Tokenizer.Encode(" stable, no change", addSpecialTokens: false))).ToList();
+            new LoraTrainer(loaded, new LoraTrainingOptions
+            {
+                Rank = 4, Alpha = 8, Targets = ["q_proj", "v_proj", "o_proj", "down_proj"], Steps = 20, BatchSize = 4, LearningRate = 1e-2, Seed = 2, UseDora = true,
+            }).Train(data, Path.Combine(adapters, "trained-dora"));
+        }
+
         _server = await ServerProcess.StartAsync("--model", _model, "--adapters", adapters, "--dtype", "float32", "--max-sequences", "4");
     }
 
@@ -45,6 +56,7 @@ public sealed class DoraServingTests : IAsyncLifetime
     [Theory]
     [InlineData("dora-a")]
     [InlineData("dora-rs")]
+    [InlineData("trained-dora")]
     public async Task Completion_DoraAdapter_EqualsTheMergedModelServedWithoutAdapter(string adapter)
     {
         var served = await Greedy(adapter);
