@@ -38,13 +38,13 @@ internal sealed class ConversationPlanner
     public static int[] SystemPrompt(Scenario scenario, int tenant)
     {
         var random = new LoadRandom(scenario.Seed ^ (0xA0761D6478BD642FUL * (ulong)(tenant + 1)));
-        return Tokens(scenario, random, scenario.Conversations!.SystemPromptTokens);
+        return scenario.RandomTokens(random, scenario.Conversations!.SystemPromptTokens);
     }
 
     /// <summary>The conversation's next turn: system prompt + history + a new user turn.</summary>
     public PlannedRequest Next(int index)
     {
-        _pendingUserTurn = Tokens(_scenario, _random, _spec.UserTokens.Sample(_random));
+        _pendingUserTurn = _scenario.RandomTokens(_random, _spec.UserTokens.Sample(_random));
         int[] prompt = [.. _systemPrompt, .. _history, .. _pendingUserTurn];
         var kind = _model == _baseModel ? RequestKind.Base : RequestKind.Adapter;
         return new PlannedRequest(index, kind, _model, [], prompt, _scenario.OutputTokens.Sample(_random), TimeSpan.Zero,
@@ -69,14 +69,5 @@ internal sealed class ConversationPlanner
         _history.Clear();
         _turn = 0;
         return _spec.AdaptersPerTenant == 0 ? _baseModel : _adapters[_tenant * _spec.AdaptersPerTenant + _random.Next(_spec.AdaptersPerTenant)];
-    }
-
-    private static int[] Tokens(Scenario scenario, LoadRandom random, int count)
-    {
-        int first = scenario.TokenIdRange[0], span = scenario.TokenIdRange[1] - first + 1;
-        var tokens = new int[count];
-        for (int i = 0; i < tokens.Length; i++)
-            tokens[i] = first + random.Next(span);
-        return tokens;
     }
 }

@@ -38,10 +38,7 @@ internal sealed class RequestPlanner
         double kindDraw = _random.NextDouble();
         int promptLength = _scenario.PromptTokens.Sample(_random);
         int maxTokens = _scenario.OutputTokens.Sample(_random);
-        var prompt = new int[promptLength];
-        int first = _scenario.TokenIdRange[0], span = _scenario.TokenIdRange[1] - first + 1;
-        for (int i = 0; i < prompt.Length; i++)
-            prompt[i] = first + _random.Next(span);
+        var prompt = _scenario.RandomTokens(_random, promptLength);
         if (_popularity is null)
             return new PlannedRequest(index, RequestKind.Base, _baseModel, [], prompt, maxTokens, _clock);
         string adapter = _adapters[_popularity.Sample(_random)];

@@ -40,6 +40,16 @@ internal sealed record Scenario
     /// <summary>Prompt token ids are drawn uniformly from [first, last] (inclusive); both must exist in the model's vocabulary.</summary>
     public int[] TokenIdRange { get; init; } = [100, 1000];
 
+    /// <summary><paramref name="count"/> prompt token ids drawn uniformly from <see cref="TokenIdRange"/>.</summary>
+    public int[] RandomTokens(LoadRandom random, int count)
+    {
+        int first = TokenIdRange[0], span = TokenIdRange[1] - first + 1;
+        var tokens = new int[count];
+        for (int i = 0; i < tokens.Length; i++)
+            tokens[i] = first + random.Next(span);
+        return tokens;
+    }
+
     /// <summary>One request's limit; past it the request counts as an error (status "timeout").</summary>
     public double RequestTimeoutSeconds { get; init; } = 300;
 
