@@ -91,6 +91,8 @@ public sealed class DoraForwardTests : IDisposable
         return last;
     }
 
+    private static ILoraKernel Kernel(string name) => name switch { "cpu" => new CpuLoraKernel(), "gather" => new GatherLoraKernel(), _ => new ReferenceLoraKernel() };
+
     private float[] RunMerged(int row)
     {
         string merged = Path.Combine(_root, $"merged-{row}");
@@ -107,7 +109,7 @@ public sealed class DoraForwardTests : IDisposable
     [InlineData("gather")]
     public void Forward_DoraRowsInAMixedBatch_EqualMergedWeights(string kernelName)
     {
-        ILoraKernel kernel = kernelName switch { "cpu" => new CpuLoraKernel(), "gather" => new GatherLoraKernel(), _ => new ReferenceLoraKernel() };
+        var kernel = Kernel(kernelName);
         var prefill = RunAll(kernel, 0);
         foreach (int row in (int[])[0, 1, 3, 4])
             LlamaModelTests.AssertClose(RunMerged(row), prefill[row], $"row {row} ({kernelName}) vs merged weights");
@@ -119,7 +121,7 @@ public sealed class DoraForwardTests : IDisposable
     [InlineData("gather")]
     public void Decode_DoraRowsInAMixedBatch_EqualEachAlone(string kernelName)
     {
-        ILoraKernel kernel = kernelName switch { "cpu" => new CpuLoraKernel(), "gather" => new GatherLoraKernel(), _ => new ReferenceLoraKernel() };
+        var kernel = Kernel(kernelName);
         var together = RunAll(kernel, 2);
         for (int row = 0; row < Prompts.Length; row++)
         {
