@@ -14,7 +14,7 @@ internal sealed class ByteNfa
 
     /// <param name="maxStates">The size above which building stops with a <see cref="ConstraintException"/>: a bound on
     /// the memory one constraint may take (a schema's repetitions multiply its size).</param>
-    public ByteNfa(int maxStates = 2_000_000) => _maxStates = maxStates;
+    public ByteNfa(int maxStates = 500_000) => _maxStates = maxStates;
 
     public int StateCount => EpsilonStart.Length > 0 ? EpsilonStart.Length - 1 : _epsilon.Count;
 
