@@ -107,20 +107,23 @@ public sealed class SequenceState
             return Finished(token, delta);
         }
 
-        bool complete = false;
+        bool complete = false, broken = false;
         if (_constraint is not null)
         {
             _constraintState = _constraint.Advance(_constraintState, token.Id);
             // Complete and nothing may follow: the output is done, whatever max_tokens still allows.
             complete = _constraint.IsAccepting(_constraintState) && !_constraint.CanContinue(_constraintState);
+            // Only a token outside the mask gets here (the vocabulary could not continue the output): end it, incomplete,
+            // rather than generate on from a state nothing can leave.
+            broken = _constraintState == TokenConstraint.Dead;
         }
 
         delta = _stops.Append(_detokenizer.Push(token.Id));
-        if (_stops.Stopped || complete)
+        if (_stops.Stopped || complete || broken)
             Finish = FinishReason.Stop;
         else if (_generated.Count >= Sampling.MaxTokens || TotalTokens >= contextLimit)
             Finish = FinishReason.Length;
-        if (Finish == FinishReason.Length || complete)
+        if (Finish == FinishReason.Length || complete || broken)
             delta += _stops.Append(_detokenizer.Flush()) + _stops.Flush();
         return Finished(token, delta);
     }

@@ -134,4 +134,22 @@ public sealed class TokenConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixt
             compiler.Compile(OutputConstraint.Regex($"x{{{i}}}"));
         Assert.Equal(TokenConstraintCompiler.MaxEntries, compiler.Cached.Count);
     }
+
+    [Fact]
+    public void Accept_TokenOutsideTheConstraint_EndsIncompleteInsteadOfGeneratingOn()
+    {
+        var compiler = NewCompiler();
+        var sampling = new SamplingParams { Temperature = 0, MaxTokens = 20, Constraint = OutputConstraint.Regex("ab") };
+        var sequence = new Serving.Engine.Generation.SequenceState([1, 2], sampling, gpt2.Tokenizer, [], constraint: compiler.Compile(sampling.Constraint));
+        int x = gpt2.Tokenizer.Encode("x", addSpecialTokens: false)[0];
+        var e = sequence.Accept(new SampledToken(x, 0, []), 1024);
+        Assert.Equal(FinishReason.Stop, e.Finish);
+        Assert.True(e.OutputIncomplete);
+
+        var fine = new Serving.Engine.Generation.SequenceState([1, 2], sampling, gpt2.Tokenizer, [], constraint: compiler.Compile(sampling.Constraint));
+        var last = gpt2.Tokenizer.Encode("ab", addSpecialTokens: false).Select(id => fine.Accept(new SampledToken(id, 0, []), 1024)).Last();
+        Assert.Equal(FinishReason.Stop, last.Finish);                  // complete, and nothing may follow
+        Assert.False(last.OutputIncomplete);
+        Assert.Equal("ab", string.Concat(fine.GeneratedTokens.Select(id => System.Text.Encoding.UTF8.GetString(gpt2.Tokenizer.TokenBytes(id)!))));
+    }
 }
