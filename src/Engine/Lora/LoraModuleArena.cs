@@ -142,10 +142,10 @@ public sealed unsafe class LoraModuleArena : IDisposable
         var b = tensor(w.B, [Out, w.Rank]).to(device);
         var cross = b.mul(w32.matmul(at)).sum(1);
         var lora = b.matmul(a.matmul(at)).mul(b).sum(1);
-        var norm = _baseRowNormsSquared.Plus(cross.Times(2.0 * w.Scale)).PlusInPlace(lora.Times((double)w.Scale * w.Scale)).clamp_min(0).sqrt();
+        var norm = _baseRowNormsSquared.Plus(cross.Times(2.0 * w.Scale)).PlusInPlace(lora.Times((double)w.Scale * w.Scale)).relu().sqrt();   // rounding may dip a zero norm below 0
         var magnitude = tensor(w.Magnitude!).to(device);
         var g = magnitude.div(norm);
-        if (!g.isfinite().all().item<bool>() || !norm.gt(0).all().item<bool>())
+        if (!g.isfinite().all().item<bool>() || !(norm.min().item<float>() > 0))
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA scale is not finite (a zero row norm of W + scale·B·A, or a non-finite magnitude)");
         using (var row = DoraScale[slot])
             row.copy_(g);

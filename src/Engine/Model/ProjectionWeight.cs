@@ -137,7 +137,7 @@ public sealed class ProjectionWeight : IDisposable
     {
         if (_packed is null)
             return _plain!.narrow(0, offset, count);
-        using var ids = torch.arange(offset, offset + count, 1, ScalarType.Int64, torch.CPU);    // packing is CPU-only (AMX)
+        using var ids = Runtime.TorchScalars.PlusInPlace(Runtime.TorchScalars.Range(count, ScalarType.Int64, torch.CPU), offset);    // packing is CPU-only (AMX)
         return _packed.Rows(ids);
     }
 
