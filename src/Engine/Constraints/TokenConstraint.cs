@@ -10,7 +10,7 @@ namespace Serving.Engine.Constraints;
 public sealed class TokenConstraint
 {
     /// <summary>Masks kept per constraint; past it the cache is cleared and masks are recomputed as states recur.</summary>
-    public const int MaxCachedMasks = 4096;
+    public const int MaxCachedMasks = 2048;
 
     private readonly LazyDfa _dfa;
     private readonly TokenTrie _trie;

@@ -53,7 +53,10 @@ public sealed class TokenConstraintCompiler
             {
                 _recency.Remove(node);
                 _recency.AddFirst(node);
-                Hits++;
+                // Cached constraints grow as requests explore them (masks, states): re-check the budget now and then, not
+                // only when a new one arrives.
+                if (++Hits % 64 == 0)
+                    Evict();
                 return node.Value.Value;
             }
         }
@@ -66,17 +69,23 @@ public sealed class TokenConstraintCompiler
             if (_entries.TryGetValue(key, out var raced))
                 return raced.Value.Value;
             _entries[key] = _recency.AddFirst((key, compiled));
-            long total = _recency.Sum(e => e.Value.Bytes);
-            while (_recency.Count > 1 && (_recency.Count > MaxEntries || total > _budgetBytes))
-            {
-                var last = _recency.Last!;
-                total -= last.Value.Value.Bytes;
-                _recency.RemoveLast();
-                _entries.Remove(last.Value.Key);
-            }
+            Evict();
         }
 
         return compiled;
+    }
+
+    /// <summary>Drops the least recently used constraints while over <see cref="MaxEntries"/> or the memory budget (under the lock).</summary>
+    private void Evict()
+    {
+        long total = _recency.Sum(e => e.Value.Bytes);
+        while (_recency.Count > 1 && (_recency.Count > MaxEntries || total > _budgetBytes))
+        {
+            var last = _recency.Last!;
+            total -= last.Value.Value.Bytes;
+            _recency.RemoveLast();
+            _entries.Remove(last.Value.Key);
+        }
     }
 
     private static TokenConstraint Build(OutputConstraint constraint, TokenTrie trie)

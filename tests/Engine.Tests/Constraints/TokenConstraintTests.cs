@@ -127,6 +127,17 @@ public sealed class TokenConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixt
     }
 
     [Fact]
+    public void Compile_OverTheMemoryBudget_LeastRecentlyUsedEvicted()
+    {
+        var compiler = new TokenConstraintCompiler(gpt2.Tokenizer, gpt2.Tokenizer.VocabSize, budgetBytes: 1);
+        var first = compiler.Compile(OutputConstraint.Regex("[0-9]+"));
+        first.AllowedTokens(first.Start);
+        compiler.Compile(OutputConstraint.Regex("[a-z]+"));
+        Assert.Equal(1, compiler.Cached.Count);
+        Assert.NotSame(first, compiler.Compile(OutputConstraint.Regex("[0-9]+")));   // compiled again
+    }
+
+    [Fact]
     public void Compile_ManyDistinctConstraints_CacheStaysBounded()
     {
         var compiler = NewCompiler();
