@@ -58,6 +58,16 @@ internal static unsafe class DoraScaling
         }
     }
 
+    [ThreadStatic] private static float[]? _widened;
+
+    /// <summary>A per-thread float32 row of <paramref name="length"/>, reused across steps (this runs on the step's hot path).</summary>
+    private static Span<float> Widened(int length)
+    {
+        if (_widened is null || _widened.Length < length)
+            _widened = new float[length];
+        return _widened.AsSpan(0, length);
+    }
+
     /// <summary><see cref="Apply"/> on CPU memory: <paramref name="y"/> rows of <paramref name="width"/> elements, bfloat16 or float32.</summary>
     public static void ApplyRaw(nint y, int width, bool bf16, IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
     {
@@ -66,7 +76,7 @@ internal static unsafe class DoraScaling
         int offset = 0;
         foreach (var m in modules)
         {
-            float[]? widened = bf16 ? new float[m.Out] : null;
+            var widened = bf16 ? Widened(m.Out) : default;
             foreach (var g in mapping.Groups)
             {
                 if (!m.IsDora[g.Slot])

@@ -88,4 +88,38 @@ public sealed class DoraArenaTests
                 Assert.Equal(expected, gathered[t * Out + o], 5);
             }
     }
+
+    [Fact]
+    public void ApplyRaw_Bfloat16Rows_ScaledInFloat32AndRoundedOnce()
+    {
+        using var weight = tensor(Random(Out * In, 3), [Out, In]).to(ScalarType.BFloat16);
+        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, Rank, In, Out, ScalarType.BFloat16, CPU);
+        arena.Load(1, Dora(8), () => (weight.alias(), null));
+        var mapping = LoraBatchMapping.ForSequences([1, 1], [[(1, 1f)], []]);
+        var values = Random(2 * Out, 9);
+        using var y = tensor(values, [2, Out]).to(ScalarType.BFloat16);
+        using var before = y.to(ScalarType.Float32);
+        var input = before.data<float>().ToArray();
+        for (int call = 0; call < 2; call++)                                // the second call reuses the per-thread row
+        {
+            using var rows = y.clone();
+            DoraScaling.Apply(rows, [arena], mapping);
+            using var after = rows.to(ScalarType.Float32);
+            using var g = arena.DoraScale[1];
+            var scale = g.data<float>().ToArray();
+            var result = after.data<float>().ToArray();
+            for (int o = 0; o < Out; o++)
+            {
+                Assert.Equal((float)(BitConverter.UInt32BitsToSingle(Bf16(input[o] * scale[o]) << 16)), result[o]);
+                Assert.Equal(input[Out + o], result[Out + o]);              // the base row is untouched
+            }
+        }
+    }
+
+    /// <summary>float32 → bfloat16 bits, round to nearest even.</summary>
+    private static uint Bf16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        return (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16;
+    }
 }
