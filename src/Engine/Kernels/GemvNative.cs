@@ -9,6 +9,7 @@ namespace Serving.Engine.Kernels;
 /// <code>
 /// Bf16(x [M, K], W [N, K], bias [N]?, y [M, ldy]) : y[m, n] = bf16(Σ_k x[m, k]·W[n, k] + bias[n])   (float32 sums; or float32 y)
 /// F32(x [M, K], W [N, K], bias [N]?, y [M, ldy])  : y[m, n] = Σ_k x[m, k]·W[n, k] + bias[n]
+/// WideBf16 / WideF32(x [M, K], W [N, K], y [N, ldy]) : y[n, m] = Σ_k x[m, k]·W[n, k]   (W·xᵀ, float32 y; M any multiple of 4)
 /// </code>
 /// Each output's sum runs in the same order whatever M is, so a row's result never depends on its batch mates. Absent
 /// library, a CPU without AVX512-BF16, or <c>SERVING_GEMV_NATIVE=0</c>: <see cref="IsAvailable"/> is false and
@@ -28,6 +29,8 @@ public static unsafe class GemvNative
     private static readonly delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void> Bf16Range;
     private static readonly delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void> F32Range;
     private static readonly delegate* unmanaged[Cdecl]<byte*, long, double> ReadRange;
+    private static readonly delegate* unmanaged[Cdecl]<ushort*, int, long, long, ushort*, float*, long, long, long, void> WideBf16Range;
+    private static readonly delegate* unmanaged[Cdecl]<float*, int, long, long, float*, float*, long, long, long, void> WideF32Range;
 
     static GemvNative()
     {
@@ -45,6 +48,8 @@ public static unsafe class GemvNative
         Bf16Range = (delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void>)NativeLibrary.GetExport(handle, "serving_gemv_bf16");
         F32Range = (delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void>)NativeLibrary.GetExport(handle, "serving_gemv_f32");
         ReadRange = (delegate* unmanaged[Cdecl]<byte*, long, double>)NativeLibrary.GetExport(handle, "serving_read_bytes");
+        WideBf16Range = (delegate* unmanaged[Cdecl]<ushort*, int, long, long, ushort*, float*, long, long, long, void>)NativeLibrary.GetExport(handle, "serving_wide_bf16");
+        WideF32Range = (delegate* unmanaged[Cdecl]<float*, int, long, long, float*, float*, long, long, long, void>)NativeLibrary.GetExport(handle, "serving_wide_f32");
         IsAvailable = true;
         Status = "in use";
     }
@@ -67,6 +72,39 @@ public static unsafe class GemvNative
     {
         Check(rows);
         ForParts(n, (n0, n1) => F32Range((float*)x, rows, k, (float*)w, (float*)bias, (float*)y, ldy, n0, n1));
+    }
+
+    /// <summary>Rows of x a <see cref="WideBf16"/> or <see cref="WideF32"/> call takes must be a multiple of this (pad with zero rows).</summary>
+    public const int WideRowMultiple = 4;
+
+    /// <summary>A row stride (elements) for x of <paramref name="k"/> elements of <paramref name="elementSize"/> bytes that spreads its rows over L1's sets.</summary>
+    public static long WideRowStride(long k, int elementSize) => k + 64 / elementSize;
+
+    /// <summary>
+    /// bfloat16 <paramref name="x"/> <c>[rows, k]</c> (row stride <paramref name="ldx"/>) · <paramref name="w"/>ᵀ
+    /// (<c>[n, k]</c>), written as W·xᵀ into float32 <paramref name="y"/> <c>[n, ldy ≥ rows]</c>, for skinny products (a LoRA A against a base
+    /// weight): any multiple of <see cref="WideRowMultiple"/> rows, the weight streamed from memory once. Give x a row
+    /// stride that is not a multiple of 4 KiB (<see cref="WideRowStride"/>), or its rows contend for the same L1 sets.
+    /// </summary>
+    public static void WideBf16(nint x, int rows, long ldx, long k, nint w, long n, nint y, long ldy)
+    {
+        CheckWide(rows);
+        ForParts(n, (n0, n1) => WideBf16Range((ushort*)x, rows, ldx, k, (ushort*)w, (float*)y, ldy, n0, n1));
+    }
+
+    /// <summary>float32 <paramref name="x"/> <c>[rows, k]</c> and <paramref name="w"/> <c>[n, k]</c> → W·xᵀ in <paramref name="y"/> <c>[n, ldy]</c>, as <see cref="WideBf16"/>.</summary>
+    public static void WideF32(nint x, int rows, long ldx, long k, nint w, long n, nint y, long ldy)
+    {
+        CheckWide(rows);
+        ForParts(n, (n0, n1) => WideF32Range((float*)x, rows, ldx, k, (float*)w, (float*)y, ldy, n0, n1));
+    }
+
+    private static void CheckWide(int rows)
+    {
+        if (!IsAvailable)
+            throw new InvalidOperationException($"the native GEMV kernel is not available: {Status}");
+        if (rows < WideRowMultiple || rows % WideRowMultiple != 0)
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the wide kernel takes a positive multiple of {WideRowMultiple} rows");
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Serving.Contracts.Lora;
+using Serving.Engine.Kernels;
 using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
@@ -128,25 +129,40 @@ public sealed unsafe class LoraModuleArena : IDisposable
     /// without forming the [out, in] sum: ‖W_o + s·(B·A)_o‖² = ‖W_o‖² + 2s·⟨W_o, (B·A)_o⟩ + s²·‖(B·A)_o‖², where
     /// ⟨W_o, (B·A)_o⟩ = Σ_j B[o, j]·(W·Aᵀ)[o, j] and ‖(B·A)_o‖² = Σ_j (B·(A·Aᵀ))[o, j]·B[o, j]. So a fill reads W once
     /// for one [out, in]·[in, r] product; ‖W_o‖² depends on the base weights alone and is kept after the first DoRA fill.
+    /// On CPU the product runs on the native skinny kernel and the rest in plain loops (<see cref="DoraScaleCpu"/>).
     /// </summary>
     private void LoadDora(int slot, LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)> baseWeight)
     {
         using var scope = NewDisposeScope();
         var (weight, bias) = baseWeight();
-        var device = A.device;
-        var w32 = weight.dtype == ScalarType.Float32 ? weight : weight.to(ScalarType.Float32);
-        if (_baseRowNormsSquared is null)
-            _baseRowNormsSquared = w32.Squared().sum(1).MoveToOuterDisposeScope();
-        var a = tensor(w.A, [w.Rank, In]).to(device);
-        var at = a.t().contiguous();                         // libtorch's GEMM takes a contiguous Aᵀ about twice as fast as the view
-        var b = tensor(w.B, [Out, w.Rank]).to(device);
-        var cross = b.mul(w32.matmul(at)).sum(1);
-        var lora = b.matmul(a.matmul(at)).mul(b).sum(1);
-        var norm = _baseRowNormsSquared.Plus(cross.Times(2.0 * w.Scale)).PlusInPlace(lora.Times((double)w.Scale * w.Scale)).relu().sqrt();   // rounding may dip a zero norm below 0
-        var magnitude = tensor(w.Magnitude!).to(device);
-        var g = magnitude.div(norm);
-        if (!g.isfinite().all().item<bool>() || !(norm.min().item<float>() > 0))
+        _baseRowNormsSquared ??= weight.to(ScalarType.Float32).Squared().sum(1).contiguous().MoveToOuterDisposeScope();
+        bool finite;
+        if (DoraScaleAddress != 0 && DoraScaleCpu.Applies(weight))
+        {
+            var norms = new ReadOnlySpan<float>(CpuTensorMemory.Address(_baseRowNormsSquared), Out);
+            finite = DoraScaleCpu.TryFill(weight, bias, norms, w, new Span<float>((float*)DoraScaleAddress + (long)slot * Out, Out),
+                new Span<float>((float*)DoraShiftAddress + (long)slot * Out, Out));
+        }
+        else
+            finite = TryFillWithTensors(slot, w, weight, bias);
+        if (!finite)
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA scale is not finite (a zero row norm of W + scale·B·A, or a non-finite magnitude)");
+        IsDora[slot] = true;
+    }
+
+    /// <summary>The same as <see cref="DoraScaleCpu"/> in libtorch operations, for other devices and dtypes.</summary>
+    private bool TryFillWithTensors(int slot, LoraModuleWeights w, Tensor weight, Tensor? bias)
+    {
+        var device = A.device;
+        var a = tensor(w.A, [w.Rank, In]).to(device);
+        var b = tensor(w.B, [Out, w.Rank]).to(device);
+        var product = weight.to(ScalarType.Float32).matmul(a.t().contiguous());   // libtorch's GEMM takes a contiguous Aᵀ about twice as fast as the view
+        var cross = b.mul(product).sum(1);
+        var lora = b.matmul(a.matmul(a.t())).mul(b).sum(1);
+        var norm = _baseRowNormsSquared!.Plus(cross.Times(2.0 * w.Scale)).PlusInPlace(lora.Times((double)w.Scale * w.Scale)).relu().sqrt();   // rounding may dip a zero norm below 0
+        var g = tensor(w.Magnitude!).to(device).div(norm);
+        if (!g.isfinite().all().item<bool>() || !(norm.min().item<float>() > 0))
+            return false;
         using (var row = DoraScale[slot])
             row.copy_(g);
         using (var row = DoraShift[slot])
@@ -156,8 +172,7 @@ public sealed unsafe class LoraModuleArena : IDisposable
             else
                 row.copy_(g.neg().PlusInPlace(1).mul(bias.to(ScalarType.Float32)));
         }
-
-        IsDora[slot] = true;
+        return true;
     }
 
     public void Clear(int slot)

@@ -188,3 +188,138 @@ double serving_read_bytes(const uint8_t *data, long n)
     __m512i s = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
     return (double)_mm512_reduce_add_epi64(s);
 }
+
+/*
+ * Skinny products: y = W · xᵀ for x [M, K] with M a multiple of 4 (a LoRA A, rows padded with zeros; row stride ldx),
+ * W [N, K], float32 y [N, ldy ≥ M]. DoRA's slot fill needs W·Aᵀ over every base projection (‖W_o + s·(B·A)_o‖ per output
+ * row); libtorch's GEMM runs that shape far below the machine's arithmetic rate. Register blocks of 4 weight rows × 4 x
+ * rows (16 accumulators): each step loads 4 + 4 vectors for 16 multiply-adds, where one weight row against 16 x rows
+ * loads 17 and ran at under half the rate. The 4 weight rows are reused from cache for every block of x rows, so the
+ * weight streams from memory once. x's row stride should not be a multiple of 4 KiB (rows would contend for L1 sets).
+ * Every output's sum runs over K in the same order, whatever the block it falls in.
+ */
+#define WIDE_W 4
+#define WIDE_PREFETCH_BYTES 1024
+#define WIDE_X 4
+
+static inline __attribute__((always_inline)) void bf16_wide_block(const uint16_t *x, long ldx, long k, const uint16_t *w, const int C,
+                                                                  float *y, long ldy, long n)
+{
+    const long full = k & ~31L;
+    const __mmask32 tail = (__mmask32)(k == full ? 0 : ((1u << (k - full)) - 1u));
+    __m512 acc[WIDE_W][WIDE_X];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; c++)
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            acc[c][m] = _mm512_setzero_ps();
+    for (long i = 0; i < full; i += 32)
+    {
+        __m512bh xv[WIDE_X];
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            xv[m] = (__m512bh)_mm512_loadu_si512(x + m * ldx + i);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++)
+        {
+            _mm_prefetch((const char *)(w + (n + c) * k + i) + WIDE_PREFETCH_BYTES, _MM_HINT_T0);
+            __m512bh wv = (__m512bh)_mm512_loadu_si512(w + (n + c) * k + i);
+#pragma GCC unroll 16
+            for (int m = 0; m < WIDE_X; m++)
+                acc[c][m] = _mm512_dpbf16_ps(acc[c][m], wv, xv[m]);
+        }
+    }
+    if (tail)
+    {
+        __m512bh xv[WIDE_X];
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            xv[m] = (__m512bh)_mm512_maskz_loadu_epi16(tail, x + m * ldx + full);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++)
+        {
+            __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(tail, w + (n + c) * k + full);
+#pragma GCC unroll 16
+            for (int m = 0; m < WIDE_X; m++)
+                acc[c][m] = _mm512_dpbf16_ps(acc[c][m], wv, xv[m]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < C; c++)
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+}
+
+static inline __attribute__((always_inline)) void f32_wide_block(const float *x, long ldx, long k, const float *w, const int C,
+                                                                 float *y, long ldy, long n)
+{
+    const long full = k & ~15L;
+    const __mmask16 tail = (__mmask16)(k == full ? 0 : ((1u << (k - full)) - 1u));
+    __m512 acc[WIDE_W][WIDE_X];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; c++)
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            acc[c][m] = _mm512_setzero_ps();
+    for (long i = 0; i < full; i += 16)
+    {
+        __m512 xv[WIDE_X];
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            xv[m] = _mm512_loadu_ps(x + m * ldx + i);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++)
+        {
+            _mm_prefetch((const char *)(w + (n + c) * k + i) + WIDE_PREFETCH_BYTES, _MM_HINT_T0);
+            __m512 wv = _mm512_loadu_ps(w + (n + c) * k + i);
+#pragma GCC unroll 16
+            for (int m = 0; m < WIDE_X; m++)
+                acc[c][m] = _mm512_fmadd_ps(wv, xv[m], acc[c][m]);
+        }
+    }
+    if (tail)
+    {
+        __m512 xv[WIDE_X];
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            xv[m] = _mm512_maskz_loadu_ps(tail, x + m * ldx + full);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++)
+        {
+            __m512 wv = _mm512_maskz_loadu_ps(tail, w + (n + c) * k + full);
+#pragma GCC unroll 16
+            for (int m = 0; m < WIDE_X; m++)
+                acc[c][m] = _mm512_fmadd_ps(wv, xv[m], acc[c][m]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < C; c++)
+#pragma GCC unroll 16
+        for (int m = 0; m < WIDE_X; m++)
+            y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+}
+
+/* bfloat16 x [rows, ldx ≥ k] (rows a multiple of 4) and W [N, k]; float32 y [N, ldy ≥ rows]; outputs n0 ≤ n < n1. */
+void serving_wide_bf16(const uint16_t *x, int rows, long ldx, long k, const uint16_t *w, float *y, long ldy, long n0, long n1)
+{
+    long n = n0;
+    for (; n + WIDE_W <= n1; n += WIDE_W)
+        for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
+            bf16_wide_block(x + (long)m0 * ldx, ldx, k, w, WIDE_W, y + m0, ldy, n);
+    for (; n < n1; n++)
+        for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
+            bf16_wide_block(x + (long)m0 * ldx, ldx, k, w, 1, y + m0, ldy, n);
+}
+
+/* float32 x [rows, ldx ≥ k] (rows a multiple of 4), W [N, k] and y [N, ldy ≥ rows]; outputs n0 ≤ n < n1. */
+void serving_wide_f32(const float *x, int rows, long ldx, long k, const float *w, float *y, long ldy, long n0, long n1)
+{
+    long n = n0;
+    for (; n + WIDE_W <= n1; n += WIDE_W)
+        for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
+            f32_wide_block(x + (long)m0 * ldx, ldx, k, w, WIDE_W, y + m0, ldy, n);
+    for (; n < n1; n++)
+        for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
+            f32_wide_block(x + (long)m0 * ldx, ldx, k, w, 1, y + m0, ldy, n);
+}

@@ -98,6 +98,51 @@ public sealed class GemvNativeTests
         Assert.True(y.allclose(expected, rtol: 0, atol: 0));
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, 16, 1000, 130)]   // a rank-16 A against a weight: four blocks of four rows
+    [InlineData(ScalarType.BFloat16, 16, 1024, 257)]  // outputs off the block of four weight rows
+    [InlineData(ScalarType.Float32, 4, 37, 5)]        // inputs off the 16-element grid, fewer outputs than one block
+    [InlineData(ScalarType.BFloat16, 8, 33, 70)]      // inputs off the 32-element grid
+    public unsafe void Wide_AnyShape_WritesWTimesXTransposedWithinSummationError(ScalarType dtype, int rows, int inputs, int outputs)
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        manual_seed(rows * 13 + inputs + outputs);
+        int elementSize = dtype == ScalarType.BFloat16 ? 2 : 4;
+        long ldx = GemvNative.WideRowStride(inputs, elementSize);
+        using var w = randn(outputs, inputs).to(dtype);
+        using var padded = randn(rows, ldx).to(dtype);             // the columns past the inputs must be ignored
+        using var x = padded.narrow(1, 0, inputs).contiguous();
+        int ldy = rows + 3;
+        using var y = full(outputs, ldy, 7f);                      // the columns past the rows must stay as they are
+
+        nint px = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(padded), pw = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(w),
+            py = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(y);
+        if (dtype == ScalarType.BFloat16)
+            GemvNative.WideBf16(px, rows, ldx, inputs, pw, outputs, py, ldy);
+        else
+            GemvNative.WideF32(px, rows, ldx, inputs, pw, outputs, py, ldy);
+
+        var (exact, magnitude) = ExactSums(x, w, null);
+        var got = Values(y);
+        for (int n = 0; n < outputs; n++)
+        {
+            for (int m = 0; m < rows; m++)
+                Assert.True(Math.Abs(got[n * ldy + m] - exact[m * outputs + n]) <= magnitude[m * outputs + n] * 1e-5,
+                    $"output ({n}, {m}): {got[n * ldy + m]} vs exact {exact[m * outputs + n]}");
+            for (int m = rows; m < ldy; m++)
+                Assert.Equal(7, got[n * ldy + m]);
+        }
+    }
+
+    [Fact]
+    public void Wide_RowsNotAMultipleOfFour_Refused()
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        Assert.Throws<ArgumentOutOfRangeException>(() => GemvNative.WideF32(1, 6, 8, 8, 1, 4, 1, 6));
+    }
+
     /// <summary>Σ_k x[m, k]·w[n, k] + bias[n] in double, and Σ_k |x[m, k]·w[n, k]| (what summation error scales with), row-major [m, n].</summary>
     private static (double[] Exact, double[] Magnitude) ExactSums(Tensor x, Tensor w, Tensor? bias)
     {

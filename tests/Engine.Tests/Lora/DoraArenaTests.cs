@@ -58,6 +58,58 @@ public sealed class DoraArenaTests
         Assert.All(cleared.data<float>().ToArray(), v => Assert.Equal(1f, v));
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, 16, 1e-5)]    // one vector per output row on the native path
+    [InlineData(ScalarType.Float32, 12, 1e-5)]    // any other rank: row by row, A padded to 16 rows
+    [InlineData(ScalarType.BFloat16, 16, 2e-3)]   // W·Aᵀ from bf16 A (as the slot serves it)
+    public void Load_DoraModuleOfRank_ScaleMatchesMergedRowNorms(ScalarType dtype, int rank, double tolerance)
+    {
+        const int inputs = 200, outputs = 70;
+        using var weight = tensor(Random(outputs * inputs, 21), [outputs, inputs]).to(dtype);
+        using var weight64 = weight.to(ScalarType.Float64);
+        var w = weight64.data<double>().ToArray();
+        var module = new LoraModuleWeights(0, LoraTarget.Q, rank, 0.75f, Random(rank * inputs, 22), Random(outputs * rank, 23), Random(outputs, 24, offset: 2));
+        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, 16, inputs, outputs, dtype, CPU);
+
+        arena.Load(1, module, () => (weight.alias(), null));
+
+        using var scale = arena.DoraScale[1];
+        var g = scale.data<float>().ToArray();
+        for (int o = 0; o < outputs; o++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, inputs).Sum(i =>
+            {
+                double v = w[o * inputs + i] + module.Scale * Enumerable.Range(0, rank).Sum(j => (double)module.B[o * rank + j] * module.A[j * inputs + i]);
+                return v * v;
+            }));
+            double expected = module.Magnitude![o] / norm;
+            Assert.True(Math.Abs(g[o] - expected) <= expected * tolerance, $"row {o}: {g[o]} vs {expected}");
+        }
+    }
+
+    [Fact]
+    public void Load_StridedBaseWeight_LibtorchPathAgreesWithNativePath()
+    {
+        using var weight = tensor(Random(Out * In, 31), [Out, In]);
+        using var transposed = weight.t().contiguous();
+        using var strided = transposed.t();                                  // the same values, not contiguous: libtorch's path
+        using var bias = tensor(Random(Out, 32));
+        Assert.False(strided.is_contiguous());
+        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, Rank, In, Out, ScalarType.Float32, CPU);
+        using var other = new LoraModuleArena(0, LoraTarget.Q, Slots, Rank, In, Out, ScalarType.Float32, CPU);
+        var module = Dora(33);
+
+        arena.Load(0, module, () => (weight.alias(), bias.alias()));
+        other.Load(0, module, () => (strided.alias(), bias.alias()));
+
+        using var a = arena.DoraScale[0];
+        using var b = other.DoraScale[0];
+        using var sa = arena.DoraShift[0];
+        using var sb = other.DoraShift[0];
+        Assert.True(a.allclose(b, rtol: 1e-5, atol: 0), "g differs between the native and the libtorch path");
+        Assert.True(sa.allclose(sb, rtol: 1e-5, atol: 1e-7), "the shift differs between the native and the libtorch path");
+    }
+
     [Fact]
     public void Apply_RawAndLibtorchBranches_ScaleOnlyTheDoraSlotsRows()
     {

@@ -1,0 +1,154 @@
+using System.Buffers;
+using System.Runtime.Intrinsics;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Serving.Contracts.Lora;
+using Serving.Engine.Kernels;
+using Serving.Engine.Runtime;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Lora;
+
+/// <summary>
+/// DoRA's per-slot scale on CPU without libtorch between the steps: a slot fill runs it for every (layer, projection),
+/// and there a dozen small tensor operations per module cost more than the arithmetic.
+/// <code>
+/// P = W·Aᵀ                                    [out, r]   (GemvNative.Wide*, A rounded to W's dtype)
+/// G = A·Aᵀ                                    [r, r]     (float32)
+/// n[o]² = ‖W_o‖² + 2s·Σ_j B[o,j]·P[o,j] + s²·Σ_jk B[o,j]·G[j,k]·B[o,k]
+/// g[o] = m[o] / n[o];   shift[o] = (1 − g[o])·bias[o]   (0 without a bias)
+/// </code>
+/// </summary>
+internal static unsafe class DoraScaleCpu
+{
+    /// <summary>The rank whose B row and Gram row fill one 512-bit vector exactly.</summary>
+    private const int VectorRank = 16;
+
+    /// <summary>True when <paramref name="weight"/> can be read by the native skinny product.</summary>
+    public static bool Applies(Tensor weight) =>
+        GemvNative.IsAvailable && weight.device_type == TorchSharp.DeviceType.CPU && weight.is_contiguous()
+        && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16;
+
+    /// <summary>
+    /// Writes g and the shift of module <paramref name="w"/> into <paramref name="scale"/> and <paramref name="shift"/>
+    /// (each <c>[out]</c>); false, with neither written, when some g is not finite or some norm is not positive.
+    /// </summary>
+    /// <param name="weight">The base weight <c>[out, in]</c> as served (float32 or bfloat16, contiguous, CPU).</param>
+    /// <param name="bias">Its bias <c>[out]</c>, or null.</param>
+    /// <param name="baseRowNormsSquared">‖W_o‖² <c>[out]</c>.</param>
+    /// <param name="w">The module's weights, with its magnitude.</param>
+    /// <param name="scale">Where g goes.</param>
+    /// <param name="shift">Where (1 − g)·bias goes.</param>
+    public static bool TryFill(Tensor weight, Tensor? bias, ReadOnlySpan<float> baseRowNormsSquared, LoraModuleWeights w, Span<float> scale, Span<float> shift)
+    {
+        int outF = (int)weight.shape[0], inF = (int)weight.shape[1], rank = w.Rank;
+        int padded = (rank + GemvNative.WideRowMultiple - 1) / GemvNative.WideRowMultiple * GemvNative.WideRowMultiple;
+        // Pooled: a fill runs this for every module, and fresh buffers of this size would churn the large-object heap.
+        float[] productArray = ArrayPool<float>.Shared.Rent(outF * padded);
+        float[] normArray = ArrayPool<float>.Shared.Rent(outF);
+        try
+        {
+            Span<float> product = productArray.AsSpan(0, outF * padded), g = normArray.AsSpan(0, outF);
+            WeightTimesAT(weight, w.A, rank, padded, product);
+            var gram = new float[rank * rank];
+            for (int j = 0; j < rank; j++)
+                for (int k = j; k < rank; k++)
+                    gram[j * rank + k] = gram[k * rank + j] = TensorPrimitives.Dot(w.A.AsSpan(j * inF, inF), w.A.AsSpan(k * inF, inF));
+            if (rank == VectorRank)
+                SquaredNormsRank16(product, gram, w, baseRowNormsSquared, g);
+            else
+                SquaredNorms(product, padded, gram, w, baseRowNormsSquared, g);
+
+            TensorPrimitives.Max(g, 0f, g);   // rounding may dip a zero norm below 0
+            TensorPrimitives.Sqrt(g, g);
+            if (TensorPrimitives.Min(g) <= 0)
+                return false;
+            TensorPrimitives.Divide(w.Magnitude!, g, g);
+            foreach (float v in g)
+                if (!float.IsFinite(v))
+                    return false;
+
+            g.CopyTo(scale);
+            if (bias is null)
+                shift.Clear();
+            else
+            {
+                using var bias32 = bias.to(ScalarType.Float32).contiguous();
+                ReadOnlySpan<float> b = new(CpuTensorMemory.Address(bias32), outF);
+                TensorPrimitives.Multiply(g, b, shift);
+                TensorPrimitives.Subtract(b, shift, shift);
+            }
+            return true;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(productArray);
+            ArrayPool<float>.Shared.Return(normArray);
+        }
+    }
+
+    /// <summary>n[o]² for rank 16, one vector per output row: u = G·b_o by 16 broadcast multiply-adds, then two dot products.</summary>
+    private static void SquaredNormsRank16(ReadOnlySpan<float> product, float[] gram, LoraModuleWeights w, ReadOnlySpan<float> baseRowNormsSquared, Span<float> squared)
+    {
+        var gramRows = new Vector512<float>[VectorRank];
+        for (int j = 0; j < VectorRank; j++)
+            gramRows[j] = Vector512.Create(gram.AsSpan(j * VectorRank, VectorRank));
+        float s = w.Scale;
+        for (int o = 0; o < squared.Length; o++)
+        {
+            var b = Vector512.Create(w.B.AsSpan(o * VectorRank, VectorRank));
+            var p = Vector512.Create(product.Slice(o * VectorRank, VectorRank));
+            var u = Vector512<float>.Zero;
+            for (int j = 0; j < VectorRank; j++)
+                u = Vector512.FusedMultiplyAdd(Vector512.Create(b.GetElement(j)), gramRows[j], u);
+            squared[o] = baseRowNormsSquared[o] + 2 * s * Vector512.Sum(p * b) + s * s * Vector512.Sum(u * b);
+        }
+    }
+
+    /// <summary>n[o]² for any rank, row by row.</summary>
+    private static void SquaredNorms(ReadOnlySpan<float> product, int padded, float[] gram, LoraModuleWeights w, ReadOnlySpan<float> baseRowNormsSquared, Span<float> squared)
+    {
+        int rank = w.Rank;
+        float s = w.Scale;
+        var u = new float[rank];
+        for (int o = 0; o < squared.Length; o++)
+        {
+            ReadOnlySpan<float> b = w.B.AsSpan(o * rank, rank);
+            for (int k = 0; k < rank; k++)
+                u[k] = TensorPrimitives.Dot(gram.AsSpan(k * rank, rank), b);   // G is symmetric: row k = column k
+            squared[o] = baseRowNormsSquared[o] + 2 * s * TensorPrimitives.Dot(product.Slice(o * padded, rank), b) + s * s * TensorPrimitives.Dot(u, b);
+        }
+    }
+
+    /// <summary>P = W·Aᵀ <c>[out, padded]</c> float32 into <paramref name="product"/>, A rounded to the weight's dtype and padded with zero rows.</summary>
+    private static void WeightTimesAT(Tensor weight, float[] a, int rank, int padded, Span<float> product)
+    {
+        int outF = (int)weight.shape[0], inF = (int)weight.shape[1];
+        bool bf16 = weight.dtype == ScalarType.BFloat16;
+        int ldx = (int)GemvNative.WideRowStride(inF, bf16 ? 2 : 4);
+        nint w = CpuTensorMemory.AddressOf(weight);
+        if (bf16)
+        {
+            ushort[] xArray = ArrayPool<ushort>.Shared.Rent(padded * ldx);
+            Span<ushort> x = xArray.AsSpan(0, padded * ldx);
+            x.Clear();
+            for (int j = 0; j < rank; j++)
+                Bf16.FromFloat(a.AsSpan(j * inF, inF), x.Slice(j * ldx, inF));
+            fixed (ushort* px = x)
+            fixed (float* py = product)
+                GemvNative.WideBf16((nint)px, padded, ldx, inF, w, outF, (nint)py, padded);
+            ArrayPool<ushort>.Shared.Return(xArray);
+        }
+        else
+        {
+            float[] xArray = ArrayPool<float>.Shared.Rent(padded * ldx);
+            Span<float> x = xArray.AsSpan(0, padded * ldx);
+            x.Clear();
+            for (int j = 0; j < rank; j++)
+                a.AsSpan(j * inF, inF).CopyTo(x.Slice(j * ldx, inF));
+            fixed (float* px = x)
+            fixed (float* py = product)
+                GemvNative.WideF32((nint)px, padded, ldx, inF, w, outF, (nint)py, padded);
+            ArrayPool<float>.Shared.Return(xArray);
+        }
+    }
+}
