@@ -4,9 +4,21 @@ using Serving.Server.Hosting;
 
 if (args is [HealthCheckCommand.Verb, .. var probeArgs])
     return await HealthCheckCommand.RunAsync(probeArgs, Console.Error);
+if (StartupArguments.WantsHelp(args))
+{
+    Console.Out.Write(StartupArguments.Help());
+    return 0;
+}
+
 try
 {
     await ServingApp.Build(args).RunAsync();
+}
+catch (StartupArgumentsException e)
+{
+    foreach (string problem in e.Problems)
+        Console.Error.WriteLine($"serving: {problem}");
+    return 2;
 }
 catch (OptionsValidationException e)
 {

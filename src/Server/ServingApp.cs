@@ -53,8 +53,11 @@ public static class ServingApp
 
     /// <param name="args">Command-line arguments (switches and configuration keys).</param>
     /// <param name="configure">Last word on the builder before it is built (tests add log providers here).</param>
+    /// <exception cref="StartupArgumentsException">An unknown switch or <c>Serving:*</c> setting.</exception>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
+        if (StartupArguments.ArgumentProblems(args) is { Count: > 0 } argumentProblems)
+            throw new StartupArgumentsException(argumentProblems);
         args = ExpandFlags(args);
         RuntimeServices.ApplyNativeDefaults();
         var builder = WebApplication.CreateSlimBuilder(args);
@@ -69,6 +72,8 @@ public static class ServingApp
             });
         });
         builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));
+        if (StartupArguments.SettingProblems(builder.Configuration) is { Count: > 0 } settingProblems)
+            throw new StartupArgumentsException(settingProblems);
         // Loopback unless told otherwise (--urls, ASPNETCORE_URLS as the container image sets, or Urls in configuration).
         // The metrics-only listener, when configured, is one more address beside them.
         string urls = builder.Configuration["urls"] is { Length: > 0 } configured ? configured : DefaultUrl;
@@ -109,13 +114,14 @@ public static class ServingApp
         services.AddSingleton<AdapterManagementEndpoint>();
         services.AddSingleton<AdapterRegistrar>();
         // SIGTERM: Kestrel stops accepting, running requests finish within the grace period, then the engine stops.
-        double grace = configuration.GetValue("Serving:ShutdownGraceSeconds", 30.0);
+        var hosting = configuration.GetSection(ServerHostingOptions.Section).Get<ServerHostingOptions>() ?? new ServerHostingOptions();
+        double grace = hosting.ShutdownGraceSeconds;
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(1, grace)));
         services.AddGrpc(o => o.Interceptors.Add<ApiExceptionInterceptor>()).AddJsonTranscoding();
         services.AddGrpcReflection();
         // Traces go out over OTLP only when an endpoint is configured (standard OTEL_EXPORTER_OTLP_ENDPOINT, or
         // Serving:Tracing:OtlpEndpoint); otherwise the spans are never created.
-        string? otlp = configuration["Serving:Tracing:OtlpEndpoint"] ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT");
+        string? otlp = hosting.Tracing.OtlpEndpoint ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT");
         if (!string.IsNullOrEmpty(otlp))
             services.AddOpenTelemetry()
                 .ConfigureResource(r => r.AddService("serving"))

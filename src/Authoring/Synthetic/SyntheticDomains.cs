@@ -39,12 +39,12 @@ public static class SyntheticDomains
     /// <paramref name="outDir"/>; returns the pairs (the prompt is tokenized with special tokens, the completion ends with EOS).
     /// </summary>
     public static IReadOnlyList<(string Prompt, string Completion)> TrainAdapter(Serving.Engine.Model.LoadedModel model, string domain, SeededRandom random, int examples,
-        Training.LoraTrainingOptions options, string outDir)
+        Training.LoraTrainingOptions options, string outDir, Action<int, int, double>? progress = null)
     {
         var pairs = Enumerable.Range(0, examples).Select(_ => Example(domain, random)).ToList();
         var data = pairs.Select(p => new Training.TrainingExample(model.Tokenizer.Encode(p.Prompt),
             [.. model.Tokenizer.Encode(p.Completion, addSpecialTokens: false), model.EosTokenIds[0]])).ToList();
-        new Training.LoraTrainer(model, options).Train(data, outDir);
+        new Training.LoraTrainer(model, options) { Progress = progress }.Train(data, outDir);
         return pairs;
     }
 }

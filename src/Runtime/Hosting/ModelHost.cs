@@ -43,15 +43,25 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
 
     private AdapterLifecycle? _lifecycle;
 
+    /// <summary>Adapters announced but not ready yet (the default model's trained adapters, made after start-up).</summary>
+    public PreparingAdapters Preparing { get; } = new(time ?? TimeProvider.System);
+
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _preparation = Task.CompletedTask;
+
+    /// <summary>Ends when the default adapters that are made after start-up are all made (at once when there are none).</summary>
+    public Task AdaptersPrepared => _preparation;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
         string path;
         string? adapterRoot = adapterOptions.Value.Path;
         string cacheRoot = o.CacheDirectory ?? ServingCache.DefaultRoot();
+        DefaultModelFolders? defaults = null;
         if (string.IsNullOrEmpty(o.Path))
         {
-            var defaults = (defaultModel ?? throw new InvalidOperationException("no model path is configured (--model) and this host has no default model"))
+            defaults = (defaultModel ?? throw new InvalidOperationException("no model path is configured (--model) and this host has no default model"))
                 .Ensure(cacheRoot, !string.IsNullOrEmpty(adapterRoot));
             path = defaults.ModelPath;
             adapterRoot = string.IsNullOrEmpty(adapterRoot) ? defaults.AdapterRoot : adapterRoot;
@@ -95,13 +105,38 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
 
         if (c.SlidingWindow is int window)
             logger.LogInformation("config.json sets sliding_window={Window}; it is ignored (full attention up to {Context} tokens)", window, o.MaxContext);
+        if (defaults is { AdapterRoot: not null } && adapterRoot == defaults.AdapterRoot)
+            _preparation = PrepareDefaultAdaptersAsync(defaults);
         return Task.CompletedTask;
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    private async Task PrepareDefaultAdaptersAsync(DefaultModelFolders defaults)
+    {
+        try
+        {
+            await defaultModel!.PrepareAdaptersAsync(defaults, Preparing, _stopping.Token);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            // The base model and the ready adapters keep being served; what was not made is no longer announced.
+            logger.LogError(e, "Preparing the default adapters failed: {Error}", e.Message);
+            foreach (var id in Preparing.Pending)
+                Preparing.Done(id);
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        await _preparation.WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+    }
 
     public void Dispose()
     {
+        _stopping.Dispose();
         Sources.Dispose();
         _model?.Dispose();
     }

@@ -15,5 +15,9 @@ internal static class ApiErrorWriter
         },
     };
 
-    public static IResult Result(ApiException ex) => Results.Json(Body(ex), statusCode: ex.Status);
+    public static IResult Result(ApiException ex)
+    {
+        var json = Results.Json(Body(ex), statusCode: ex.Status);
+        return ex.RetryAfterSeconds is not int seconds ? json : new RetryAfterResult(json, seconds);
+    }
 }

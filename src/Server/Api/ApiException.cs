@@ -8,6 +8,9 @@ internal sealed class ApiException(int status, string message, string? param = n
     public int Status { get; } = status;
     public string? Param { get; } = param;
 
+    /// <summary>Seconds a client should wait before retrying (the Retry-After header); null: no header.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
     public string Type => Status switch
     {
         400 => "invalid_request_error",

@@ -50,6 +50,8 @@ internal static class ModelResolver
             throw JsonFields.Bad("adapters", "can only be combined with the base model as 'model'");
         if (AdapterId.TryParse(model, out var id, out _) && host.Adapters.Resolve(id) is { } record)
             return caller.CanUse(record) ? new PinnedAdapters(AdapterMix.Single(id), [record]) : throw Forbidden(model, "model");
+        if (AdapterId.TryParse(model, out id, out _) && BeingPrepared(host, id, "model") is { } preparing)
+            throw preparing;
         throw new ApiException(404, $"The model '{model}' does not exist. Available: '{host.ModelId}' and the adapters listed by /v1/models.", "model");
     }
 
@@ -71,6 +73,18 @@ internal static class ModelResolver
         return entries;
     }
 
+    /// <summary>503 with Retry-After for an adapter the server announced and is still making (a demo adapter in training); else null.</summary>
+    private static ApiException? BeingPrepared(ModelHost host, AdapterId id, string param)
+    {
+        if (!host.Preparing.IsPreparing(id, out var wait))
+            return null;
+        int seconds = (int)Math.Ceiling(wait.TotalSeconds);
+        return new ApiException(503, $"The adapter '{id.Value}' is being prepared (trained after start-up) and is not ready yet; retry in about {seconds} s.", param)
+        {
+            RetryAfterSeconds = seconds,
+        };
+    }
+
     private static ApiException Forbidden(string adapter, string param) =>
         new(403, $"The adapter '{adapter}' belongs to another tenant.", param);
 
@@ -82,7 +96,7 @@ internal static class ModelResolver
         {
             if (!AdapterId.TryParse(text, out var id, out string? error))
                 throw JsonFields.Bad("adapters", error!);
-            var record = host.Adapters?.Resolve(id) ?? throw new ApiException(404, $"The adapter '{text}' does not exist.", "adapters");
+            var record = host.Adapters?.Resolve(id) ?? throw BeingPrepared(host, id, "adapters") ?? new ApiException(404, $"The adapter '{text}' does not exist.", "adapters");
             if (!caller.CanUse(record))
                 throw Forbidden(text, "adapters");
             if (!double.IsFinite(weight) || weight <= 0 || weight > 100)

@@ -23,9 +23,21 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public static Task<ServerProcess> StartAsync(params string[] args) => StartAsync(null, args);
 
+    /// <summary>
+    /// Starts the server and returns once the demo adapters it trains after start-up (when it serves the demo model with
+    /// them) are ready, so tests see all of them and no training competes with them for the cores.
+    /// </summary>
     /// <param name="configure">Changes to the host builder before it is built, e.g. a capturing log provider.</param>
     /// <param name="args">Server command-line arguments.</param>
     public static async Task<ServerProcess> StartAsync(Action<WebApplicationBuilder>? configure, params string[] args)
+    {
+        var server = await StartListeningAsync(configure, args);
+        await server.Services.GetRequiredService<Serving.Runtime.Hosting.ModelHost>().AdaptersPrepared.WaitAsync(TimeSpan.FromMinutes(10));
+        return server;
+    }
+
+    /// <summary>Starts the server and returns as soon as it listens (demo adapters may still be in training).</summary>
+    public static async Task<ServerProcess> StartListeningAsync(Action<WebApplicationBuilder>? configure, params string[] args)
     {
         var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", .. args], configure);
         await app.StartAsync();

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Configuration;
+using Serving.Server.Hosting;
+
+namespace Serving.Server.Tests.Hosting;
+
+/// <summary>Mistyped switches and settings end start-up naming them; <c>--help</c> lists every setting from the options classes.</summary>
+public sealed class StartupArgumentsTests
+{
+    private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>
+        new ConfigurationBuilder().AddInMemoryCollection(settings.Select(s => KeyValuePair.Create(s.Key, (string?)s.Value))).Build();
+
+    [Fact]
+    public void ArgumentProblems_MistypedSwitches_NameEachAndTheClosestKnown()
+    {
+        var problems = StartupArguments.ArgumentProblems(["--max-sequence", "64", "--dtyp", "float32", "--quantization", "int8"]);
+
+        Assert.Equal(3, problems.Count);
+        Assert.Contains("'--max-sequence'; did you mean '--max-sequences'?", problems[0], StringComparison.Ordinal);
+        Assert.Contains("'--dtyp'; did you mean '--dtype'?", problems[1], StringComparison.Ordinal);
+        Assert.Contains("'--quantization'", problems[2], StringComparison.Ordinal);
+        Assert.Contains("closest known", problems[2], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ArgumentProblems_KnownSwitchesFlagsHostAndServingKeys_None()
+    {
+        Assert.Empty(StartupArguments.ArgumentProblems([
+            "--model", "/m", "--dtype=float32", "--no-prefix-caching", "--max-sequences", "4", "--urls", "http://127.0.0.1:0",
+            "--Serving:Adapters:S3:Region", "eu", "--Logging:LogLevel:Default", "Warning",
+        ]));
+    }
+
+    [Fact]
+    public void ArgumentProblems_StrayValue_Named()
+    {
+        var problems = StartupArguments.ArgumentProblems(["--dtype", "float32", "float16"]);
+
+        Assert.Equal(["unexpected argument 'float16' (options are --name value)"], problems);
+    }
+
+    [Fact]
+    public void SettingProblems_UnknownServingKeys_NamedWithTheClosestKnown()
+    {
+        var problems = StartupArguments.SettingProblems(Configuration(
+            ("Serving:Model:Dtpe", "float32"), ("Serving:Model:Dtype", "float32"), ("Serving:Auth:Keys:0:Tenant", "a"),
+            ("Serving:Auth:Keys:0:Rol", "Admin"), ("Serving:Quantization", "int8"), ("Logging:LogLevel:Default", "Debug")));
+
+        Assert.Equal(3, problems.Count);
+        Assert.Contains(problems, p => p.Contains("'Serving:Model:Dtpe'; did you mean 'Serving:Model:Dtype'?", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("'Serving:Auth:Keys:0:Rol'; did you mean 'Serving:Auth:Keys:*:Role'?", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("'Serving:Quantization'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Help_EverySetting_ListedWithItsDefaultAndSwitch()
+    {
+        string help = StartupArguments.Help();
+
+        foreach (var entry in OptionCatalog.Entries)
+            Assert.Contains(entry.Key, help, StringComparison.Ordinal);
+        Assert.Matches(@"--max-sequences\s+Serving:Model:MaxSequences\s+integer \(default 8\)", help);
+        Assert.Matches(@"Serving:Batching:PrefixCaching\s+true\|false \(default true\)", help);
+        Assert.Contains("Serving:Auth:Keys:*:Role", help, StringComparison.Ordinal);
+        Assert.Contains(OptionCatalog.Entries, e => e.Key == "Serving:Model:NativeHeapTrimSeconds" && e.Default == "10");
+    }
+
+    [Fact]
+    public async Task Main_MistypedOption_ExitsWithCode2NamingIt()
+    {
+        string server = Path.Combine(AppContext.BaseDirectory, "Serving.Server.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string arg in new[] { server, "--max-sequence", "64", "--dtyp", "float32" })
+            start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        string stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("unknown option '--max-sequence'; did you mean '--max-sequences'?", stderr, StringComparison.Ordinal);
+        Assert.Contains("unknown option '--dtyp'; did you mean '--dtype'?", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Main_Help_PrintsTheOptionsAndExitsZero()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Serving.Server.dll"));
+        start.ArgumentList.Add("--help");
+        using var process = Process.Start(start)!;
+        string stdout = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.Equal(0, process.ExitCode);
+        Assert.Contains("Serving:Model:Dtype", stdout, StringComparison.Ordinal);
+    }
+}
