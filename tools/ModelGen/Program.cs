@@ -66,17 +66,9 @@ try
                     Seed = ulong.Parse(Get("seed", "1")),
                     UseDora = options.ContainsKey("dora"),
                 };
-                var started = System.Diagnostics.Stopwatch.StartNew();
-                var trainer = new Serving.Authoring.Training.LoraTrainer(loaded, training)
-                {
-                    Progress = (step, steps, loss) =>
-                    {
-                        int filled = step * 30 / steps;
-                        Console.Write($"\r[{new string('#', filled)}{new string('.', 30 - filled)}] step {step}/{steps}  loss {loss:F4}  {started.Elapsed.TotalSeconds:F0}s ");
-                    },
-                };
+                var progress = new Serving.Authoring.Training.TrainingProgressReporter(Console.Out, interactive: !Console.IsOutputRedirected);
+                var trainer = new Serving.Authoring.Training.LoraTrainer(loaded, training) { Progress = progress.Report };
                 var losses = trainer.Train(data, NewOutput("out"));
-                Console.WriteLine();
                 Console.WriteLine($"wrote PEFT {(training.UseDora ? "DoRA" : "LoRA")} adapter (r={training.Rank}, {data.Count} examples, loss {losses[0]:F4} → {losses[^1]:F4}) to {Required("out")}");
             }
 

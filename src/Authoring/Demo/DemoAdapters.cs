@@ -30,6 +30,9 @@ public static class DemoAdapters
     public static readonly IReadOnlyList<(string Id, string Domain)> Trained =
         [("demo-clinical", "clinical"), ("demo-toylang", "toylang"), ("demo-digits", "digits")];
 
+    /// <summary>Training examples per trained demo adapter.</summary>
+    private const int Examples = 96;
+
     /// <summary>Optimiser steps per trained demo adapter.</summary>
     public const int TrainingSteps = 80;
 
@@ -68,7 +71,13 @@ public static class DemoAdapters
         string domain = Trained[index].Domain;
         GeneratedFolder.Ensure(Path.Combine(root, id), folder =>
         {
-            var pairs = SyntheticDomains.TrainAdapter(model, domain, new SeededRandom(2026 + (ulong)index), 96, new LoraTrainingOptions
+            // One example stream for all three, in training order (the data the demo adapters have always had): this
+            // adapter's examples follow the ones drawn for the adapters before it.
+            var random = new SeededRandom(2026);
+            foreach (var (_, earlier) in Trained.Take(index))
+                for (int i = 0; i < Examples; i++)
+                    SyntheticDomains.Example(earlier, random);
+            var pairs = SyntheticDomains.TrainAdapter(model, domain, random, Examples, new LoraTrainingOptions
             {
                 Rank = 8, Alpha = 16, Targets = SyntheticAdapterWriter.AllTargets, Steps = TrainingSteps, BatchSize = 8, LearningRate = 5e-3, Seed = 7,
             }, folder, progress);

@@ -13,6 +13,12 @@ namespace Serving.Engine.Checkpoints;
 public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device device) : IDisposable
 {
     public const long StagingBytes = 4L << 20;
+
+    /// <summary>After every tensor read: (checkpoint bytes read so far, the checkpoint's total bytes).</summary>
+    public Action<long, long>? Progress { get; init; }
+
+    private long _bytesRead;
+    private readonly long _totalBytes = files.TotalBytes;
     private readonly Dictionary<ScalarType, Tensor> _staging = [];
 
     public ScalarType Dtype { get; } = dtype;
@@ -72,6 +78,7 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
             if (whole && diskType == Dtype && Device.type == DeviceType.CPU)
             {
                 file.ReadInto(info, destination.bytes);
+                Report(info.ByteLength);
                 return;
             }
 
@@ -88,11 +95,19 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
                 using var target = flat.narrow(0, start, n);
                 target.copy_(part);
             }
+
+            Report(info.ByteLength);
         }
         catch (SafetensorsFormatException ex)
         {
             throw new ModelLoadException(ex.Message, ex);
         }
+    }
+
+    private void Report(long bytes)
+    {
+        _bytesRead += bytes;
+        Progress?.Invoke(_bytesRead, _totalBytes);
     }
 
     /// <summary>One staging buffer per disk dtype, reused for every tensor so loading does not churn the allocator.</summary>

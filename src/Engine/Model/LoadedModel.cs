@@ -40,7 +40,8 @@ public sealed class LoadedModel : IDisposable
     /// <see cref="ProjectionWeight"/>); false keeps libtorch's path (benchmarks compare the two). <paramref name="kernels"/>: which
     /// kernels the model may use (null: the defaults), chosen once.
     /// </summary>
-    public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true, Kernels.KernelOptions? kernels = null)
+    public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true, Kernels.KernelOptions? kernels = null,
+        Action<long, long>? progress = null)
     {
         if (!System.IO.Directory.Exists(directory))
             throw new ModelLoadException($"model folder '{directory}' does not exist");
@@ -57,7 +58,7 @@ public sealed class LoadedModel : IDisposable
             var chatTemplate = LoadChatTemplate(directory, tokenizer);
             var files = CheckpointFiles.Open(directory);
             LlamaWeights weights;
-            using (var loader = new TensorLoader(files, dtype, device))
+            using (var loader = new TensorLoader(files, dtype, device) { Progress = progress })
                 weights = LlamaWeights.Load(config, loader, files, packForAmx);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
             return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device, kernels));

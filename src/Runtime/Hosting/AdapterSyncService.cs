@@ -11,6 +11,9 @@ namespace Serving.Runtime.Hosting;
 public sealed class AdapterSyncService(ModelHost host, IOptions<AdapterStoreOptions> options, TimeProvider time, ILogger<AdapterSyncService> logger)
     : BackgroundService
 {
+    /// <summary>A pass slower than this is reported at Information even when it changed nothing.</summary>
+    private static readonly TimeSpan SlowPass = TimeSpan.FromSeconds(5);
+
     private readonly TaskCompletionSource _firstPass = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>True once the first pass has run (or when no store is configured): readiness waits for it.</summary>
@@ -26,9 +29,16 @@ public sealed class AdapterSyncService(ModelHost host, IOptions<AdapterStoreOpti
         var sync = new AdapterStoreSync(host.Lifecycle, host.Sources.S3 ?? throw new InvalidOperationException("Serving:Adapters:SyncFrom needs the S3 source"),
             o.SyncFrom, o);
         var interval = TimeSpan.FromSeconds(o.SyncIntervalSeconds);
-        while (!stoppingToken.IsCancellationRequested)
+        for (int passNumber = 1; !stoppingToken.IsCancellationRequested; passNumber++)
         {
-            Log(sync.Root, await sync.SyncOnceAsync(stoppingToken));
+            long started = time.GetTimestamp();
+            var pass = await sync.SyncOnceAsync(stoppingToken);
+            Log(sync.Root, pass);
+            // The first pass, and every pass that changed something or took long, gets a line; the rest only at Debug.
+            var elapsed = time.GetElapsedTime(started);
+            logger.Log(passNumber == 1 || pass.Changes > 0 || elapsed > SlowPass ? LogLevel.Information : LogLevel.Debug,
+                "Adapter store sync pass {Pass} over {Root}: {Changes} changes, {Problems} problems, {Seconds:F1} s; next in {Interval} s",
+                passNumber, sync.Root, pass.Changes, pass.Events.Count(e => e.Error is not null) + (pass.ListError is null ? 0 : 1), elapsed.TotalSeconds, interval.TotalSeconds);
             _firstPass.TrySetResult();
             await Task.Delay(interval, time, stoppingToken);
         }

@@ -47,6 +47,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
     public PreparingAdapters Preparing { get; } = new(time ?? TimeProvider.System);
 
     private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>At most one "Loading…" line per this interval while the weights are read.</summary>
+    private static readonly TimeSpan LoadProgressEvery = TimeSpan.FromSeconds(2);
     private Task _preparation = Task.CompletedTask;
 
     /// <summary>Ends when the default adapters that are made after start-up are all made (at once when there are none).</summary>
@@ -78,7 +81,15 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         var device = TorchRuntime.ParseDevice(o.Device);
         var dtype = TorchRuntime.ResolveDtype(TorchRuntime.ParseDtype(o.Dtype), device);
         var started = System.Diagnostics.Stopwatch.StartNew();
-        _model = LoadedModel.Load(path, dtype, device, o.MaxContext, kernels: kernels);
+        var lastReport = System.Diagnostics.Stopwatch.StartNew();
+        _model = LoadedModel.Load(path, dtype, device, o.MaxContext, kernels: kernels, progress: (read, total) =>
+        {
+            if (lastReport.Elapsed < LoadProgressEvery || read == total)
+                return;
+            lastReport.Restart();
+            logger.LogInformation("Loading {Path}: {Read} of {Total} MiB of weights read ({Percent:F0}%) in {Seconds:F0} s",
+                path, read >> 20, total >> 20, 100.0 * read / total, started.Elapsed.TotalSeconds);
+        });
         _served = new ServedModel(_model);
         LoadedAt = DateTimeOffset.UtcNow;
         var c = _model.Config;
