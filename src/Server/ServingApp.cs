@@ -110,6 +110,7 @@ public static class ServingApp
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
+        services.AddSingleton<Api.Monitoring.StatusEndpoint>();
         services.AddSingleton<TokenizeEndpoint>();
         services.AddSingleton<AdapterManagementEndpoint>();
         services.AddSingleton<AdapterRegistrar>();
@@ -138,6 +139,7 @@ public static class ServingApp
         app.MapPost("/tokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.TokenizeAsync));
         app.MapPost("/detokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.DetokenizeAsync));
         app.MapGet("/v1/models", (HttpContext ctx, ModelsEndpoint e) => e.Handle(Security.AuthenticationMiddleware.CallerOf(ctx)));
+        app.MapGet("/v1/status", (HttpContext ctx, Api.Monitoring.StatusEndpoint e) => e.Handle(Security.AuthenticationMiddleware.CallerOf(ctx)));
         app.MapPost("/v1/load_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.LoadAsync));
         app.MapPost("/v1/unload_lora_adapter", (HttpContext ctx, AdapterManagementEndpoint e) => Guard(ctx, e.UnloadAsync));
         app.MapGrpcService<GenerationService>();
@@ -149,6 +151,7 @@ public static class ServingApp
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await metrics.WriteAsync(ctx.Response.Body, ctx.RequestAborted);
         });
+        ConsoleAssets.Map(app);
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (ModelHost host, EngineWorker worker, AdapterSyncService sync, IHostApplicationLifetime lifetime) =>
             lifetime.ApplicationStopping.IsCancellationRequested ? Results.Text("draining", statusCode: 503)

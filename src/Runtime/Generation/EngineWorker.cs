@@ -313,7 +313,15 @@ public sealed class EngineWorker : BackgroundService
         var current = _adapterLabels;
         if (current[0] != running || current[1] != waiting)
             _adapterLabels = [running, waiting];
+        if (scheduler.RunningRequests.Count + scheduler.WaitingRequests.Count > 0 || _adapterRequests.Count > 0)
+            _adapterRequests = AdapterRequestCounts.Count(scheduler.RunningRequests, scheduler.WaitingRequests);
     }
+
+    private volatile IReadOnlyDictionary<Serving.Contracts.AdapterId, AdapterRequestCounts> _adapterRequests =
+        new Dictionary<Serving.Contracts.AdapterId, AdapterRequestCounts>();
+
+    /// <summary>Running and waiting requests per adapter (a request with a mix counts for each), as of the last step.</summary>
+    public IReadOnlyDictionary<Serving.Contracts.AdapterId, AdapterRequestCounts> AdapterRequests => _adapterRequests;
 
     private void RefreshMetrics()
     {

@@ -108,7 +108,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
             long now = System.Diagnostics.Stopwatch.GetTimestamp();
             (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Record(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
             last = now;
-            metrics.GeneratedTokens.Add(1);
+            metrics.AddGeneratedTokens(1);
             generated++;
             if (update.Token.Finish != FinishReason.None)
             {

@@ -26,7 +26,7 @@ public sealed class ServingMetrics
         Meter = meters.Create(MeterName);
         TimeToFirstToken = Histogram("serving_time_to_first_token_seconds", "From arrival to the first generated token.", LatencyBuckets);
         TimePerOutputToken = Histogram("serving_time_per_output_token_seconds", "Between consecutive generated tokens of one request.", LatencyBuckets);
-        GeneratedTokens = Meter.CreateCounter<long>("serving_generated_tokens_total", description: "Tokens generated.");
+        Meter.CreateObservableCounter("serving_generated_tokens_total", () => GeneratedTokensTotal, description: "Tokens generated.");
         // Per engine step, so a throughput gap can be split into slower steps vs smaller batches (vLLM's iteration_tokens).
         EngineStepSeconds = Histogram("serving_engine_step_seconds",
             "Duration of one engine step (one batched forward pass and sampling); phase: decode (every row one token) or prefill (some row feeds a prompt chunk).",
@@ -82,7 +82,12 @@ public sealed class ServingMetrics
 
     public Histogram<double> TimeToFirstToken { get; }
     public Histogram<double> TimePerOutputToken { get; }
-    public Counter<long> GeneratedTokens { get; }
+    private long _generatedTokens;
+
+    /// <summary>Tokens generated since start (the console's tokens/s are differences of it).</summary>
+    public long GeneratedTokensTotal => Interlocked.Read(ref _generatedTokens);
+
+    public void AddGeneratedTokens(long count) => Interlocked.Add(ref _generatedTokens, count);
 
     /// <summary>Tagged <c>phase</c>: decode or prefill.</summary>
     public Histogram<double> EngineStepSeconds { get; }

@@ -4,7 +4,7 @@ using Serving.Server.Api;
 namespace Serving.Server.Security;
 
 /// <summary>
-/// Every call except probes and the gRPC health service needs a valid key: REST answers 401 with an OpenAI-style body,
+/// Every call except probes, the gRPC health service and the console's static page needs a valid key: REST answers 401 with an OpenAI-style body,
 /// gRPC UNAUTHENTICATED. <c>/metrics</c> names tenants and adapters, so with keys configured it needs an Admin or Metrics
 /// key, except on the metrics-only listener (<see cref="Observability.MetricsOptions.Url"/>), which serves nothing else.
 /// The caller is stored on the request for the endpoints (<see cref="CallerOf"/>).
@@ -25,7 +25,8 @@ internal static class AuthenticationMiddleware
             return;
         }
 
-        if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/grpc.health.v1.Health"))
+        if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/grpc.health.v1.Health")
+            || (HttpMethods.IsGet(ctx.Request.Method) && Hosting.ConsoleAssets.IsConsolePath(path)))   // the console's page holds no data
         {
             await next();
             return;
