@@ -8,6 +8,7 @@ using Serving.LoadTests.Scenarios;
 //   Serving.LoadTests compare  --scenario FILE (--server Serving.Server.dll --a "ARGS" --b "ARGS" | --target-a URL --target-b URL) [--label-a A --label-b B] [--sweep-...]
 //   Serving.LoadTests overload --scenario FILE (--server Serving.Server.dll --args "ARGS" | --target URL) [--factor 3 --overload-seconds 60 --capacity-seconds 20 --capacity-concurrency 8 --baseline-requests 64]
 //   Serving.LoadTests soak     --scenario FILE (--server Serving.Server.dll --args "ARGS" | --target URL) [--soak-seconds 600 --warm-up 60 --sample-seconds 5]
+//   Serving.LoadTests report   --json FILE[,FILE...] [--out DIR]   (PNG figures from what sweep/compare recorded with --json)
 //   Serving.LoadTests scaleout [--replicas 4 --slots 8 --adapters 200 --zipf-s 1 --requests 20000 --rate 25 ...] [--json FILE]
 using var cancel = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
@@ -27,6 +28,7 @@ try
         "scaleout" => ScaleOutCommand.Execute(options),
         "overload" => await OverloadCommand.ExecuteAsync(options, progress, cancel.Token),
         "soak" => await SoakCommand.ExecuteAsync(options, progress, cancel.Token),
+        "report" => ReportCommand.Execute(options),
         _ => Usage(),
     };
 }
@@ -38,6 +40,6 @@ catch (ScenarioException ex)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Serving.LoadTests run|sweep|compare|overload|soak|scaleout [options]   (see load-tests/README.md)");
+    Console.Error.WriteLine("usage: Serving.LoadTests run|sweep|compare|overload|soak|scaleout|report [options]   (see load-tests/README.md)");
     return 2;
 }

@@ -53,6 +53,8 @@ internal static class CompareCommand
         var figures = new
         {
             scenario,
+            concurrency = a.Result.Concurrency,
+            adapters = a.Result.Adapters,
             a = new { label = a.Label, runs = a.Result.All },
             b = new { label = b.Label, runs = b.Result.All },
             ratios = a.Result.All.Zip(b.Result.All).Select(p => new

@@ -33,7 +33,11 @@ internal static class PlotWriter
     }
 
     /// <summary>Throughput (output tokens/s) against an x series; <paramref name="logX"/> draws x on a log10 axis with its real values as ticks.</summary>
-    public static void Throughput(string path, string title, string xLabel, IReadOnlyList<(string Label, double[] X, double[] TokensPerSecond)> series, bool logX)
+    public static void Throughput(string path, string title, string xLabel, IReadOnlyList<(string Label, double[] X, double[] TokensPerSecond)> series, bool logX) =>
+        Lines(path, title, xLabel, "output tokens / s", series, logX);
+
+    /// <summary>One line with markers per series (y from 0); <paramref name="logX"/> draws x on a log10 axis with its real values as ticks.</summary>
+    public static void Lines(string path, string title, string xLabel, string yLabel, IReadOnlyList<(string Label, double[] X, double[] Y)> series, bool logX)
     {
         var plot = new Plot();
         foreach (var (label, x, y) in series)
@@ -43,17 +47,13 @@ internal static class PlotWriter
             line.MarkerSize = 8;
         }
 
-        if (logX)
-        {
-            var ticks = series.SelectMany(s => s.X).Distinct().Order().ToArray();
-            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-                [.. ticks.Select(Math.Log10)], [.. ticks.Select(t => t.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
-        }
-
+        var ticks = series.SelectMany(s => s.X).Distinct().Order().ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            [.. ticks.Select(t => logX ? Math.Log10(t) : t)], [.. ticks.Select(t => t.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
         plot.Title(title);
         plot.XLabel(xLabel);
-        plot.YLabel("output tokens / s");
-        double top = series.SelectMany(s => s.TokensPerSecond).Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        plot.YLabel(yLabel);
+        double top = series.SelectMany(s => s.Y).Where(double.IsFinite).DefaultIfEmpty(1).Max();
         plot.Axes.SetLimitsY(0, top * 1.1);
         plot.ShowLegend(Alignment.LowerRight);
         Save(plot, path);

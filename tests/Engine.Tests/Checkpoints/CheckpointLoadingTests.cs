@@ -54,6 +54,21 @@ public sealed class CheckpointLoadingTests : IDisposable
     }
 
     [Fact]
+    public void Load_WithProgress_ReportsRisingBytesUpToTheCheckpointsTotal()
+    {
+        string dir = Generate("progress", new() { Shards = 2 });
+        var reports = new List<(long Read, long Total)>();
+
+        using var loaded = LoadedModel.Load(dir, ScalarType.BFloat16, CPU, 64, progress: (read, total) => reports.Add((read, total)));
+
+        long onDisk = CheckpointFiles.Open(dir).TotalBytes;
+        Assert.True(reports.Count > 10, $"{reports.Count} reports");
+        Assert.All(reports, r => Assert.Equal(onDisk, r.Total));
+        Assert.True(reports.Zip(reports.Skip(1)).All(p => p.Second.Read > p.First.Read), "bytes read must rise with every tensor");
+        Assert.Equal(onDisk, reports[^1].Read);
+    }
+
+    [Fact]
     public void Load_Bfloat16Compute_CloseToFloat32()
     {
         string dir = Generate("bf16compute", new());

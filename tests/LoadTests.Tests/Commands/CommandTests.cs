@@ -50,8 +50,9 @@ public sealed class CommandTests(LoadTargetFixture server) : IClassFixture<LoadT
     public async Task Sweep_ConcurrencyAndAdapters_WritesBothThroughputPlots()
     {
         string dir = Path.Combine(_out, "sweep");
+        string recorded = Path.Combine(_out, "sweep.json");
         int code = await SweepCommand.ExecuteAsync(new CommandOptions(["--scenario", ScenarioFile(server.Address.ToString().TrimEnd('/'), 8), "--out", dir,
-            "--sweep-concurrency", "1,4", "--sweep-adapters", "1,6"]), new SilentProgressView(), CancellationToken.None);
+            "--sweep-concurrency", "1,4", "--sweep-adapters", "1,6", "--json", recorded]), new SilentProgressView(), CancellationToken.None);
 
         Assert.Equal(0, code);
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
@@ -59,6 +60,12 @@ public sealed class CommandTests(LoadTargetFixture server) : IClassFixture<LoadT
         Assert.Equal(["adapters=1", "adapters=6"], json["by_adapters"]!.AsArray().Select(r => r!["label"]!.GetValue<string>()));
         Png.AssertImage(Path.Combine(dir, "throughput-vs-concurrency.png"), 900, 520);
         Png.AssertImage(Path.Combine(dir, "throughput-vs-adapters.png"), 900, 520);
+
+        // The docs' pictures are redrawn from the recorded JSON alone.
+        string figures = Path.Combine(_out, "figures");
+        Assert.Equal(0, ReportCommand.Execute(new CommandOptions(["--json", recorded, "--out", figures])));
+        foreach (string png in new[] { "sweep-throughput-vs-concurrency.png", "sweep-ttft-vs-concurrency.png", "sweep-throughput-vs-adapters.png" })
+            Png.AssertImage(Path.Combine(figures, png), 900, 520);
     }
 
     [Fact]
@@ -70,16 +77,21 @@ public sealed class CommandTests(LoadTargetFixture server) : IClassFixture<LoadT
         string dir = Path.Combine(_out, "compare");
         int code = await CompareCommand.ExecuteAsync(new CommandOptions(["--scenario", ScenarioFile("http://unused:1", 16), "--server", dll,
             "--a", common + " --batching-policy PerAdapter", "--label-a", "per-adapter",
-            "--b", common + " --batching-policy Continuous", "--label-b", "continuous", "--out", dir, "--ready-timeout", "180"]),
+            "--b", common + " --batching-policy Continuous", "--label-b", "continuous", "--out", dir, "--ready-timeout", "180",
+            "--sweep-concurrency", "2,4", "--json", Path.Combine(_out, "policies.json")]),
             new SilentProgressView(), CancellationToken.None);
 
         Assert.Equal(0, code);
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
         Assert.Equal(16, json["a"]!["runs"]![0]!["succeeded"]!.GetValue<int>());
-        Assert.Equal(16, json["b"]!["runs"]![0]!["succeeded"]!.GetValue<int>());
+        Assert.Equal(16, json["b"]!["runs"]![1]!["succeeded"]!.GetValue<int>());
         double ratio = json["ratios"]![0]!["tokens_per_second"]!.GetValue<double>();
         Assert.True(ratio > 0 && double.IsFinite(ratio));
         Assert.Contains("## continuous / per-adapter", File.ReadAllText(Path.Combine(dir, "report.md")), StringComparison.Ordinal);
+        string figures = Path.Combine(_out, "compare-figures");
+        Assert.Equal(0, ReportCommand.Execute(new CommandOptions(["--json", Path.Combine(_out, "policies.json"), "--out", figures])));
+        Png.AssertImage(Path.Combine(figures, "policies-throughput.png"), 900, 520);
+        Png.AssertImage(Path.Combine(figures, "policies-ttft-p99.png"), 900, 520);
     }
 
     [Fact]
@@ -97,6 +109,7 @@ public sealed class CommandTests(LoadTargetFixture server) : IClassFixture<LoadT
     [InlineData("compare --scenario SCENARIO --a x", "give either --server")]
     [InlineData("scaleout --replicas 0", "must be at least 1")]
     [InlineData("frobnicate", "usage:")]
+    [InlineData("report --json MISSING.json", "MISSING.json")]
     public async Task Main_BadCommandLine_ExitsTwoWithMessage(string arguments, string expected)
     {
         string scenario = ScenarioFile("http://127.0.0.1:1", 1);

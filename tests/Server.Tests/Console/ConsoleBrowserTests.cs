@@ -68,6 +68,22 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task Playground_Auto_ShowsTheMixTheRouterPicked()
+    {
+        var (page, errors) = await OpenAsync(ConsoleFixture.UserKey);
+        await page.SelectOptionAsync("#play-target", "auto");
+        await page.FillAsync("#play-prompt", "Route me somewhere");
+        await page.FillAsync("#play-max-tokens", "4");
+
+        await page.ClickAsync("#play-run");
+        await page.WaitForFunctionAsync("() => document.getElementById('play-output').dataset.done === 'true'", null, Patiently);
+
+        Assert.Matches(@"^auto chose: (alpha|beta) × 1\.00$", await page.TextContentAsync("#play-mix-chosen") ?? "");
+        Assert.Empty(errors);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task Compare_TwoAdapters_DifferentOutputsStreamedTogether()
     {
         var (page, errors) = await OpenAsync(ConsoleFixture.UserKey);
@@ -168,6 +184,13 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fixture) : IClassFixture<
         try
         {
             await page.WaitForFunctionAsync("() => Number(document.getElementById('live-tokens').textContent) > 0", null, Patiently);
+            // The README's picture: SERVING_CONSOLE_SCREENSHOT=docs/images/console-live.png runs the load longer and saves the page.
+            if (Environment.GetEnvironmentVariable("SERVING_CONSOLE_SCREENSHOT") is { Length: > 0 } screenshot)
+            {
+                await page.SetViewportSizeAsync(1280, 820);
+                await Task.Delay(TimeSpan.FromSeconds(20));
+                await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+            }
         }
         finally
         {

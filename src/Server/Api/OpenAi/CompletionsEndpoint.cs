@@ -63,12 +63,19 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
 
         var sse = new ServerSentEvents(ctx.Response);
         sse.Start();
+        var named = new bool[results.Count];     // with model "auto", each choice's first event names the mix it runs
         try
         {
             await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], async (e, offset) =>
             {
                 var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model, offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null, ChoiceResult.IncompleteDetails(e));
+                if (auto && !named[r.Index])
+                {
+                    named[r.Index] = true;
+                    choice["adapters"] = ModelResolver.Describe(requests[r.Index].Adapters);
+                }
+
                 await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(choice)), ct);
             }, ct)));
             if (includeUsage)
