@@ -15,6 +15,15 @@ namespace Serving.Runtime.Hosting;
 /// </summary>
 public static class RuntimeServices
 {
+    /// <summary>The options classes the runtime binds and their sections (the server's option catalogue reads them).</summary>
+    public static readonly IReadOnlyList<(string Section, Type Type)> OptionSections =
+    [
+        (ModelOptions.Section, typeof(ModelOptions)),
+        (AdapterStoreOptions.Section, typeof(AdapterStoreOptions)),
+        (BatchingOptions.Section, typeof(BatchingOptions)),
+        (RoutingOptions.Section, typeof(RoutingOptions)),
+    ];
+
     /// <summary>
     /// Process-wide native settings (oneDNN's primitive cache, glibc's arenas) that must be in place before libtorch
     /// first runs a kernel: call it first thing in <c>Main</c>.

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Serving.Authoring.Demo;
 using Serving.Contracts;
-using Serving.Engine.Model;
 using Serving.Runtime.Hosting;
 
 namespace Serving.Server.Hosting;
@@ -46,33 +45,35 @@ internal sealed class DemoModelDefaults(ILogger<DemoModelDefaults> logger, TimeP
 
     private void Train(string modelPath, string root, IReadOnlyList<(string Id, string Domain)> missing, PreparingAdapters preparing, CancellationToken stopping)
     {
-        using var model = LoadedModel.Load(modelPath, TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.CPU, 512);
         TimeSpan? perStep = null;
-        for (int i = 0; i < missing.Count; i++)
+        var clock = Stopwatch.StartNew();
+        int current = -1;
+        double firstLoss = double.NaN, lastLoss = double.NaN;
+        DemoAdapterTraining.Run(modelPath, root, [.. missing.Select(m => m.Id)], (id, i, step, steps, loss) =>
         {
-            var (id, domain) = missing[i];
-            int after = missing.Count - i - 1;
-            logger.LogInformation("Training demo adapter {Id} ({Index} of {Count}, {Domain}, {Steps} steps){Estimate}; until it is ready, requests for it get 503 with Retry-After",
-                id, i + 1, missing.Count, domain, DemoAdapters.TrainingSteps, perStep is { } known ? $", about {(known * DemoAdapters.TrainingSteps).TotalSeconds:F0} s" : "");
-            var clock = Stopwatch.StartNew();
-            double firstLoss = double.NaN, lastLoss = double.NaN;
-            DemoAdapters.Train(root, model, id, (step, steps, loss) =>
+            stopping.ThrowIfCancellationRequested();
+            if (i != current)
             {
-                stopping.ThrowIfCancellationRequested();
-                if (step == 1)
-                    firstLoss = loss;
-                lastLoss = loss;
-                perStep = clock.Elapsed / step;
-                var now = time.GetUtcNow();
-                for (int j = i; j < missing.Count; j++)   // this adapter's remaining steps, then every later adapter's
-                    preparing.Expect(AdapterId.Parse(missing[j].Id), now + perStep.Value * (steps - step + (j - i) * steps));
-                if (step % ProgressEvery == 0 && step < steps)
-                    logger.LogInformation("Training demo adapter {Id}: step {Step}/{Steps}, loss {Loss:F3}, about {Left:F0} s left ({After} more after it)",
-                        id, step, steps, loss, (perStep.Value * (steps - step)).TotalSeconds, after);
-            });
+                current = i;
+                clock.Restart();
+                firstLoss = loss;
+                logger.LogInformation("Training demo adapter {Id} ({Index} of {Count}, {Domain}, {Steps} steps){Estimate}; until it is ready, requests for it get 503 with Retry-After",
+                    id, i + 1, missing.Count, missing[i].Domain, steps, perStep is { } known ? $", about {(known * steps).TotalSeconds:F0} s" : "");
+            }
+
+            lastLoss = loss;
+            perStep = clock.Elapsed / step;
+            var now = time.GetUtcNow();
+            for (int j = i; j < missing.Count; j++)   // this adapter's remaining steps, then every later adapter's
+                preparing.Expect(AdapterId.Parse(missing[j].Id), now + perStep.Value * (steps - step + (j - i) * steps));
+            if (step % ProgressEvery == 0 && step < steps)
+                logger.LogInformation("Training demo adapter {Id}: step {Step}/{Steps}, loss {Loss:F3}, about {Left:F0} s left ({After} more after it)",
+                    id, step, steps, loss, (perStep.Value * (steps - step)).TotalSeconds, missing.Count - i - 1);
+        }, id =>
+        {
             preparing.Done(AdapterId.Parse(id));
             logger.LogInformation("Demo adapter {Id} is ready and served: trained in {Seconds:F1} s (loss {First:F3} → {Last:F3})",
                 id, clock.Elapsed.TotalSeconds, firstLoss, lastLoss);
-        }
+        });
     }
 }

@@ -1,10 +1,7 @@
 using System.Collections;
 using System.Globalization;
 using System.Reflection;
-using Serving.AdapterStore;
-using Serving.Batching;
 using Serving.Runtime.Hosting;
-using Serving.Runtime.Routing;
 
 namespace Serving.Server.Hosting;
 
@@ -18,10 +15,7 @@ public static class OptionCatalog
     public static readonly IReadOnlyList<(string Section, Type Type)> Sections =
     [
         (ServerHostingOptions.Section, typeof(ServerHostingOptions)),
-        (ModelOptions.Section, typeof(ModelOptions)),
-        (AdapterStoreOptions.Section, typeof(AdapterStoreOptions)),
-        (BatchingOptions.Section, typeof(BatchingOptions)),
-        (RoutingOptions.Section, typeof(RoutingOptions)),
+        .. RuntimeServices.OptionSections,
         (Security.AuthOptions.Section, typeof(Security.AuthOptions)),
         (Observability.MetricsOptions.Section, typeof(Observability.MetricsOptions)),
     ];

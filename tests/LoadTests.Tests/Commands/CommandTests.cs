@@ -87,7 +87,7 @@ public sealed class CommandTests(LoadTargetFixture server) : IClassFixture<LoadT
         Assert.Equal(16, json["b"]!["runs"]![1]!["succeeded"]!.GetValue<int>());
         double ratio = json["ratios"]![0]!["tokens_per_second"]!.GetValue<double>();
         Assert.True(ratio > 0 && double.IsFinite(ratio));
-        Assert.Contains("## continuous / per-adapter", File.ReadAllText(Path.Combine(dir, "report.md")), StringComparison.Ordinal);
+        Assert.Contains("## continuous C=4 / per-adapter C=4", File.ReadAllText(Path.Combine(dir, "report.md")), StringComparison.Ordinal);
         string figures = Path.Combine(_out, "compare-figures");
         Assert.Equal(0, ReportCommand.Execute(new CommandOptions(["--json", Path.Combine(_out, "policies.json"), "--out", figures])));
         Png.AssertImage(Path.Combine(figures, "policies-throughput.png"), 900, 520);
