@@ -154,6 +154,35 @@ public sealed class AuthorizationTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("alice", "shared,a-own", "b-own")]
+    [InlineData("bob", "shared,b-own", "a-own")]
+    [InlineData("admin", "shared,a-own,b-own", "")]
+    public async Task Status_ListsOnlyWhatTheCallerMayUse(string caller, string visible, string hidden)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/status");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Key(caller));
+        using var response = await _server.Http.SendAsync(request);
+        string body = await response.Content.ReadAsStringAsync();
+        var ids = JsonNode.Parse(body)!["adapters"]!.AsArray().Select(m => (string)m!["id"]!).ToList();
+
+        Assert.All(visible.Split(','), id => Assert.Contains(id, ids));
+        Assert.All(hidden.Split(',', StringSplitOptions.RemoveEmptyEntries), id => Assert.DoesNotContain(id, body, StringComparison.Ordinal));
+        Assert.DoesNotContain(_sourceA, caller == "bob" ? body : "", StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Status_AndTheConsolePage_NoKeyGetsThePageButNotTheStatus()
+    {
+        using var status = await _server.Http.GetAsync("/v1/status");
+        using var page = await _server.Http.GetAsync("/");
+
+        Assert.Equal(401, (int)status.StatusCode);
+        Assert.Equal(200, (int)page.StatusCode);
+        Assert.Contains("content=\"required\"", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.StartsWith("default-src 'none'", page.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("alice", "b-own", "other tenant's adapter")]
     [InlineData("alice", "shared", "shared adapter, users may not replace it")]
     [InlineData("bob", "a-own", "other tenant's adapter")]
