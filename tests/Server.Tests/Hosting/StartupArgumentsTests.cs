@@ -66,6 +66,17 @@ public sealed class StartupArgumentsTests
     }
 
     [Fact]
+    public void SettingProblems_EveryServingVariableTheManifestsSet_Known()
+    {
+        var names = Directory.GetFiles(Path.Combine(Support.RepositoryRoot.Path, "deploy"), "*.yaml", SearchOption.AllDirectories)
+            .SelectMany(f => System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(f), @"^\s*(?:- name: )?(Serving__[A-Za-z0-9_]+):?", System.Text.RegularExpressions.RegexOptions.Multiline).Select(m => m.Groups[1].Value))
+            .Distinct().ToList();
+
+        Assert.NotEmpty(names);
+        Assert.Empty(StartupArguments.SettingProblems(Configuration([.. names.Select(n => (n.Replace("__", ":", StringComparison.Ordinal), "x"))])));
+    }
+
+    [Fact]
     public async Task Main_MistypedOption_ExitsWithCode2NamingIt()
     {
         string server = Path.Combine(AppContext.BaseDirectory, "Serving.Server.dll");
