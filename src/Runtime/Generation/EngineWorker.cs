@@ -313,15 +313,15 @@ public sealed class EngineWorker : BackgroundService
         var current = _adapterLabels;
         if (current[0] != running || current[1] != waiting)
             _adapterLabels = [running, waiting];
-        if (scheduler.RunningRequests.Count + scheduler.WaitingRequests.Count > 0 || _adapterRequests.Count > 0)
-            _adapterRequests = AdapterRequestCounts.Count(scheduler.RunningRequests, scheduler.WaitingRequests);
+        if (scheduler.RunningRequests.Count + scheduler.WaitingRequests.Count > 0 || _adapterActivity.Count > 0)
+            _adapterActivity = Generation.AdapterActivity.Of(scheduler.RunningRequests, scheduler.WaitingRequests, _binder?.Slots);
     }
 
-    private volatile IReadOnlyDictionary<Serving.Contracts.AdapterId, AdapterRequestCounts> _adapterRequests =
-        new Dictionary<Serving.Contracts.AdapterId, AdapterRequestCounts>();
+    private volatile IReadOnlyDictionary<Serving.Contracts.AdapterId, AdapterActivity> _adapterActivity =
+        new Dictionary<Serving.Contracts.AdapterId, AdapterActivity>();
 
-    /// <summary>Running and waiting requests per adapter (a request with a mix counts for each), as of the last step.</summary>
-    public IReadOnlyDictionary<Serving.Contracts.AdapterId, AdapterRequestCounts> AdapterRequests => _adapterRequests;
+    /// <summary>Running and waiting requests and device-slot pins per adapter, as of the last step (engine loop writes, anyone reads).</summary>
+    public IReadOnlyDictionary<Serving.Contracts.AdapterId, AdapterActivity> AdapterActivity => _adapterActivity;
 
     private void RefreshMetrics()
     {

@@ -92,7 +92,7 @@ function renderAdapters(status) {
     const row = el('tr');
     row.dataset.adapter = a.id;
     row.append(el('td', a.id), el('td', (a.version || '').slice(0, 12)), el('td', a.owner), el('td', a.rank), el('td', (a.target_modules || []).join(', ')),
-      el('td', bytes(a.size_bytes)), el('td', a.tier, 'tier-' + a.tier), el('td', a.running), el('td', a.waiting));
+      el('td', bytes(a.size_bytes)), el('td', a.tier, 'tier-' + a.tier), el('td', a.running), el('td', a.waiting), el('td', a.pinned));
     const actions = el('td', null, 'admin-only');
     actions.hidden = !state.admin;
     if (state.admin) {

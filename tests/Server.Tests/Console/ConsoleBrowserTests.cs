@@ -184,6 +184,9 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fixture) : IClassFixture<
         try
         {
             await page.WaitForFunctionAsync("() => Number(document.getElementById('live-tokens').textContent) > 0", null, Patiently);
+            // The adapter table counts the pins on the device slots the running requests hold.
+            await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#adapter-table tbody tr')].some(r => Number(r.children[9].textContent) > 0)",
+                null, Patiently);
             // The README's picture: SERVING_CONSOLE_SCREENSHOT=docs/images/console-live.png runs the load longer and saves the page.
             if (Environment.GetEnvironmentVariable("SERVING_CONSOLE_SCREENSHOT") is { Length: > 0 } screenshot)
             {

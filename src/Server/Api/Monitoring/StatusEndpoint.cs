@@ -17,14 +17,14 @@ internal sealed class StatusEndpoint(ModelHost host, EngineWorker worker, Servin
     public IResult Handle(Caller caller)
     {
         metrics.Refresh();
-        var requests = worker.AdapterRequests;
+        var activity = worker.AdapterActivity;
         var adapters = new JsonArray();
         foreach (var id in host.Adapters.List())
         {
             if (host.Adapters.Resolve(id) is not { } record || !caller.CanUse(record))
                 continue;
             var details = host.Lifecycle.Describe(record);
-            var counts = requests.GetValueOrDefault(id);
+            var counts = activity.GetValueOrDefault(id);
             adapters.Add(new JsonObject
             {
                 ["id"] = id.Value,
@@ -36,6 +36,7 @@ internal sealed class StatusEndpoint(ModelHost host, EngineWorker worker, Servin
                 ["tier"] = worker.TierOf(record),
                 ["running"] = counts.Running,
                 ["waiting"] = counts.Waiting,
+                ["pinned"] = counts.Pins,
             });
         }
 
