@@ -11,6 +11,7 @@ using Serving.Bench;
 //   Serving.Bench prefix [--model DIR] [--prefix TOKENS] [--requests N] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
+//   Serving.Bench int8-kernel [--iterations N] [--json FILE]
 //   Serving.Bench dora [--model DIR] [--steps N] [--fills N] [--dtype float32|bfloat16] [--json FILE]
 //   Serving.Bench structured [--model DIR] [--concurrency C] [--requests N per client] [--rounds R] [--json FILE]
 //   Serving.Bench routing-eval [--steps N] [--held-out N] [--json FILE]
@@ -36,6 +37,8 @@ switch (args.FirstOrDefault())
         string modelDir = BenchModel.Ensure(Get("model"));
         var report = new EngineBenchmark(modelDir, int.Parse(Get("steps") ?? "16"), int.Parse(Get("prompt") ?? "64")).Run();
         return Emit(report);
+    case "int8-kernel":
+        return Emit(new Int8KernelBenchmark(int.Parse(Get("iterations") ?? "30")).Run());
     case "attention":
         return Emit(new DecodeAttentionBenchmark(int.Parse(Get("iterations") ?? "200")).Run());
     case "lora":

@@ -7,7 +7,7 @@
 #include <string.h>
 
 typedef struct {
-    int avx512f, avx512bw, avx512_bf16, amx_tile, amx_bf16;
+    int avx512f, avx512bw, avx512_bf16, avx512_vnni, amx_tile, amx_bf16;
     unsigned xcr0; /* low half of XCR0: which register states the OS saves */
 } serving_cpu;
 
@@ -20,6 +20,7 @@ static inline int serving_cpu_read(serving_cpu *cpu)
     __cpuid_count(7, 0, a, b, c, d);
     cpu->avx512f = (b >> 16) & 1;
     cpu->avx512bw = (b >> 30) & 1;
+    cpu->avx512_vnni = (c >> 11) & 1;
     cpu->amx_bf16 = (d >> 22) & 1;
     cpu->amx_tile = (d >> 24) & 1;
     __cpuid_count(7, 1, a, b, c, d);
@@ -37,6 +38,15 @@ static inline int serving_cpu_has_avx512_bf16(void)
 {
     serving_cpu cpu;
     if (!serving_cpu_read(&cpu) || !cpu.avx512f || !cpu.avx512bw || !cpu.avx512_bf16)
+        return 0;
+    return (cpu.xcr0 & 0xE6) == 0xE6;
+}
+
+/* 1 when the CPU has AVX512-F/BW and AVX512-VNNI and the OS saves the AVX-512 state. */
+static inline int serving_cpu_has_avx512_vnni(void)
+{
+    serving_cpu cpu;
+    if (!serving_cpu_read(&cpu) || !cpu.avx512f || !cpu.avx512bw || !cpu.avx512_vnni)
         return 0;
     return (cpu.xcr0 & 0xE6) == 0xE6;
 }

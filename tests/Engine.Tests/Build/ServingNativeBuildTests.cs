@@ -24,6 +24,8 @@ public sealed class ServingNativeBuildTests
             Assert.True(LoraNative.IsAvailable, LoraNative.Status);
         if (CpuFlags().Contains("avx512_bf16") && Environment.GetEnvironmentVariable("SERVING_GEMV_NATIVE") != "0")
             Assert.True(GemvNative.IsAvailable, GemvNative.Status);
+        if (CpuFlags().Contains("avx512_vnni") && Environment.GetEnvironmentVariable("SERVING_INT8_NATIVE") != "0")
+            Assert.True(Int8Native.IsAvailable, Int8Native.Status);
     }
 
     private static bool GccSupportsAmx()

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using Serving.Engine.Kernels;
+using Serving.Engine.Quantization;
+using Serving.Engine.Runtime;
+using static TorchSharp.torch;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// The int8 VNNI projection kernel against the bf16 GEMV kernel on the same weight (the bench preset's seven projections of
+/// all eight layers stacked: 90 M weights, so the weight streams from memory as in a decode step), for 1 and 4 input rows,
+/// and the time to read each form's bytes at the bandwidth measured in the same run. Calls alternate so drift cancels.
+/// </summary>
+internal sealed class Int8KernelBenchmark(int iterations)
+{
+    private const int Inputs = 1024, Outputs = 88_000;
+
+    public unsafe BenchReport Run()
+    {
+        if (!Int8Native.IsAvailable || !GemvNative.IsAvailable)
+            throw new InvalidOperationException($"int8 kernel: {Int8Native.Status}; bf16 GEMV: {GemvNative.Status}");
+        manual_seed(1);
+        using var w32 = randn(Outputs, Inputs).mul_(0.02);
+        using var wBf16 = w32.to(ScalarType.BFloat16);
+        var int8 = Int8Quantizer.QuantizeRows(w32.data<float>().ToArray(), Outputs, Inputs);
+        var report = new BenchReport($"int8 (VNNI) vs bf16 GEMV kernels: [{Outputs}, {Inputs}] weight, CPU", ["1 row", "4 rows"]);
+        report.Context("iterations", iterations);
+        var results = new[] { 1, 4 }.Select(rows => Measure(rows, wBf16, int8)).ToList();
+        foreach (string row in results[0].Keys)
+            report.Add(row, row.Contains("ratio", StringComparison.Ordinal) || row.Contains("×", StringComparison.Ordinal) ? "x" : row.Contains("GB/s", StringComparison.Ordinal) ? "GB/s" : "ms",
+                results.Select(r => (double?)r[row]).ToArray());
+        return report;
+    }
+
+    private Dictionary<string, double> Measure(int rows, Tensor wBf16, Int8Matrix int8)
+    {
+        using var x = randn(rows, Inputs);
+        using var xBf16 = x.to(ScalarType.BFloat16);
+        using var yBf16 = empty(rows, Outputs, ScalarType.BFloat16);
+        var y = new float[rows * Outputs];
+        var offset = new byte[rows * Inputs];
+        var scales = new float[rows];
+        var input = x.data<float>().ToArray();
+        nint pw = CpuTensorMemory.AddressOf(wBf16), px = CpuTensorMemory.AddressOf(xBf16), py = CpuTensorMemory.AddressOf(yBf16);
+        var bf16Times = new List<double>();
+        var int8Times = new List<double>();
+        var readBf16 = new List<double>();
+        for (int i = 0; i < iterations + 2; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            GemvNative.Bf16(px, rows, Inputs, pw, 0, Outputs, py, Outputs, float32Output: false);
+            double b = clock.Elapsed.TotalMilliseconds;
+            clock.Restart();
+            Int8Quantizer.QuantizeInputRows(input, rows, Inputs, offset, scales);
+            Int8Native.Gemv(offset, scales, rows, int8, [], y, Outputs);
+            double q = clock.Elapsed.TotalMilliseconds;
+            clock.Restart();
+            GemvNative.Read(pw, (long)Outputs * Inputs * 2);
+            double r = clock.Elapsed.TotalMilliseconds;
+            if (i < 2)
+                continue;
+            bf16Times.Add(b);
+            int8Times.Add(q);
+            readBf16.Add(r);
+        }
+
+        double bandwidth = (double)Outputs * Inputs * 2 / (Stats.Median(readBf16) / 1000) / 1e9;
+        double int8ReadMs = int8.Bytes / (bandwidth * 1e9) * 1000;
+        return new Dictionary<string, double>
+        {
+            ["bf16 GEMV (p50)"] = Stats.Median(bf16Times),
+            ["int8 GEMV incl. input quantization (p50)"] = Stats.Median(int8Times),
+            ["read bandwidth, GB/s"] = bandwidth,
+            ["int8 / bf16 ratio, median of pairs"] = Stats.Median(int8Times.Zip(bf16Times, (a, b) => a / b)),
+            ["int8 time / time to read its bytes (×)"] = Stats.Median(int8Times) / int8ReadMs,
+        };
+    }
+}

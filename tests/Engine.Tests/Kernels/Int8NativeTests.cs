@@ -1,0 +1,113 @@
+using Serving.Engine.Kernels;
+using Serving.Engine.Quantization;
+
+namespace Serving.Engine.Tests.Kernels;
+
+/// <summary>
+/// The VNNI int8 kernel (serving_int8.c) against exact integer sums of the same quantized values: equal up to the one
+/// float32 product at the end. On a CPU without AVX512-VNNI (see <see cref="Int8Native.Status"/>) these return at once.
+/// </summary>
+public sealed class Int8NativeTests
+{
+    private static float[] Random(int count, int seed)
+    {
+        var r = new Random(seed);
+        return [.. Enumerable.Range(0, count).Select(_ => (float)(r.NextDouble() * 2 - 1))];
+    }
+
+    [Theory]
+    [InlineData(1, 1024, 2816)]
+    [InlineData(4, 1024, 300)]
+    [InlineData(3, 37, 53)]       // inputs off the 64-byte grid, outputs off a part
+    [InlineData(2, 2816, 5)]
+    public void Gemv_AnyShape_EqualsExactIntegerSums(int rows, int inputs, int outputs)
+    {
+        if (!Int8Native.IsAvailable)
+            return;
+        var w = Int8Quantizer.QuantizeRows(Random(outputs * inputs, inputs), outputs, inputs);
+        var x = Random(rows * inputs, rows);
+        var bias = Random(outputs, 5);
+        var offset = new byte[rows * inputs];
+        var xScales = new float[rows];
+        Int8Quantizer.QuantizeInputRows(x, rows, inputs, offset, xScales);
+        int ldy = outputs + 3;
+        var y = Enumerable.Repeat(7f, rows * ldy).ToArray();
+
+        Int8Native.Gemv(offset, xScales, rows, w, bias, y, ldy);
+
+        for (int m = 0; m < rows; m++)
+        {
+            for (int n = 0; n < outputs; n++)
+            {
+                long dot = 0;
+                for (int k = 0; k < inputs; k++)
+                    dot += (offset[m * inputs + k] - 128) * w.Values[n * inputs + k];
+                float expected = xScales[m] * w.Scales[n] * dot + bias[n];
+                Assert.True(Math.Abs(y[m * ldy + n] - expected) <= Math.Abs(expected) * 1e-6 + 1e-7, $"({m}, {n}): {y[m * ldy + n]} vs {expected}");
+            }
+
+            for (int n = outputs; n < ldy; n++)
+                Assert.Equal(7f, y[m * ldy + n]);
+        }
+    }
+
+    [Fact]
+    public void Gemv_RowAloneOrAmongFour_BitIdentical()
+    {
+        if (!Int8Native.IsAvailable)
+            return;
+        const int inputs = 200, outputs = 130;
+        var w = Int8Quantizer.QuantizeRows(Random(outputs * inputs, 1), outputs, inputs);
+        var offset = new byte[4 * inputs];
+        var scales = new float[4];
+        Int8Quantizer.QuantizeInputRows(Random(4 * inputs, 2), 4, inputs, offset, scales);
+        var together = new float[4 * outputs];
+        Int8Native.Gemv(offset, scales, 4, w, [], together, outputs);
+
+        for (int m = 0; m < 4; m++)
+        {
+            var alone = new float[outputs];
+            Int8Native.Gemv(offset.AsSpan(m * inputs, inputs), scales.AsSpan(m, 1), 1, w, [], alone, outputs);
+            Assert.Equal(together.AsSpan(m * outputs, outputs).ToArray(), alone);
+        }
+    }
+
+    [Fact]
+    public void Gemv_AgainstTheFloatProduct_WithinTheQuantizationBound()
+    {
+        if (!Int8Native.IsAvailable)
+            return;
+        const int inputs = 1024, outputs = 256;
+        var weights = Random(outputs * inputs, 3);
+        var x = Random(inputs, 4);
+        var w = Int8Quantizer.QuantizeRows(weights, outputs, inputs);
+        var offset = new byte[inputs];
+        var scales = new float[1];
+        Int8Quantizer.QuantizeInputRows(x, 1, inputs, offset, scales);
+        var y = new float[outputs];
+
+        Int8Native.Gemv(offset, scales, 1, w, [], y, outputs);
+
+        for (int n = 0; n < outputs; n++)
+        {
+            double exact = 0, bound = 0;
+            for (int k = 0; k < inputs; k++)
+            {
+                exact += (double)weights[n * inputs + k] * x[k];
+                // |wx − w'x'| ≤ |w|·|x − x'| + |x'|·|w − w'|, each quantization error at most half a step.
+                bound += Math.Abs(weights[n * inputs + k]) * scales[0] / 2 + (Math.Abs(x[k]) + scales[0] / 2) * w.Scales[n] / 2;
+            }
+
+            Assert.True(Math.Abs(y[n] - exact) <= bound, $"output {n}: {y[n]} vs {exact}, bound {bound}");
+        }
+    }
+
+    [Fact]
+    public void Gemv_FiveRows_Refused()
+    {
+        if (!Int8Native.IsAvailable)
+            return;
+        var w = Int8Quantizer.QuantizeRows(new float[8], 2, 4);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Int8Native.Gemv(new byte[20], new float[5], 5, w, [], new float[10], 2));
+    }
+}

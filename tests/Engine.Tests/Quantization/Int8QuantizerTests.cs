@@ -1,0 +1,65 @@
+using Serving.Engine.Quantization;
+
+namespace Serving.Engine.Tests.Quantization;
+
+public sealed class Int8QuantizerTests
+{
+    private static float[] Random(int count, int seed, float spread = 1)
+    {
+        var r = new Random(seed);
+        return [.. Enumerable.Range(0, count).Select(_ => (float)(r.NextDouble() * 2 - 1) * spread)];
+    }
+
+    [Theory]
+    [InlineData(7, 33, 1f)]
+    [InlineData(64, 1024, 0.02f)]      // weight-sized values
+    [InlineData(3, 5, 1000f)]
+    public void QuantizeRows_Random_EachValueWithinHalfAStepAndSumsExact(int rows, int columns, float spread)
+    {
+        var w = Random(rows * columns, rows + columns, spread);
+
+        var q = Int8Quantizer.QuantizeRows(w, rows, columns);
+
+        for (int n = 0; n < rows; n++)
+        {
+            float max = Enumerable.Range(0, columns).Max(k => Math.Abs(w[n * columns + k]));
+            Assert.Equal(max / 127, q.Scales[n]);
+            Assert.Equal(Enumerable.Range(0, columns).Sum(k => (int)q.Values[n * columns + k]), q.RowSums[n]);
+            Assert.Contains(q.Values.Skip(n * columns).Take(columns), v => Math.Abs((int)v) == 127);   // the largest value uses the whole range
+            for (int k = 0; k < columns; k++)
+            {
+                double error = Math.Abs(w[n * columns + k] - (double)q.Scales[n] * q.Values[n * columns + k]);
+                Assert.True(error <= q.Scales[n] / 2 * (1 + 1e-6), $"({n}, {k}): error {error} above half a step {q.Scales[n] / 2}");
+                Assert.InRange(q.Values[n * columns + k], (sbyte)-127, (sbyte)127);
+            }
+        }
+    }
+
+    [Fact]
+    public void QuantizeRows_ZeroRow_ScaleZeroAndZeros()
+    {
+        var q = Int8Quantizer.QuantizeRows([0, 0, 0, 1, -2, 0.5f], 2, 3);
+
+        Assert.Equal(0, q.Scales[0]);
+        Assert.Equal([0, 0, 0], q.Values.Take(3).Select(v => (int)v));
+        Assert.Equal([64, -127, 32], q.Values.Skip(3).Select(v => (int)v));
+    }
+
+    [Fact]
+    public void QuantizeRows_NaN_Refused()
+    {
+        Assert.Throws<ArgumentException>(() => Int8Quantizer.QuantizeRows([1, float.NaN], 1, 2));
+    }
+
+    [Fact]
+    public void QuantizeInputRows_OffsetBy128()
+    {
+        var offset = new byte[4];
+        var scales = new float[1];
+
+        Int8Quantizer.QuantizeInputRows([1.27f, -1.27f, 0, 0.635f], 1, 4, offset, scales);
+
+        Assert.Equal(0.01f, scales[0], 6);
+        Assert.Equal(new byte[] { 255, 1, 128, 192 }, offset);
+    }
+}
