@@ -29,6 +29,12 @@ public sealed class DeviceSlotTable
     public int Capacity => _occupant.Length;
     public int Evictions { get; private set; }
 
+    /// <summary>Acquisitions that found the adapter's version resident (since start).</summary>
+    public int Hits { get; private set; }
+
+    /// <summary>Acquisitions that took a slot the adapter must be copied into (since start).</summary>
+    public int Misses { get; private set; }
+
     /// <summary>
     /// Pins a slot for <paramref name="id"/>. <paramref name="needsLoad"/> is true when the slot was free or evicted and the
     /// adapter's weights must be copied in before use. False when every slot is pinned by other adapters.
@@ -42,6 +48,7 @@ public sealed class DeviceSlotTable
             _lastUse[resident] = _clock;
             slot = new SlotIndex(resident);
             needsLoad = false;
+            Hits++;
             return true;
         }
 
@@ -80,6 +87,7 @@ public sealed class DeviceSlotTable
         _lastUse[victim] = _clock;
         slot = new SlotIndex(victim);
         needsLoad = true;
+        Misses++;
         return true;
     }
 

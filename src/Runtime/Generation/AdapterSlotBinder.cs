@@ -72,7 +72,6 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
                 metrics?.AdapterLoadSeconds.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("tier", "device"));
             }
 
-            metrics?.AdapterCache.Add(1, ServingMetrics.Tag("tier", "device"), ServingMetrics.Tag("result", needsLoad ? "miss" : "hit"));
             bound.Add(new AdapterSlotWeight(slot.Value, mix.Entries[i].Weight));
         }
 

@@ -346,7 +346,7 @@ public sealed class EngineWorker : BackgroundService
             Count(_hostCache.Hits, "host", "hit"), Count(_hostCache.Misses, "host", "miss"), Count(_hostCache.Evictions, "host", "eviction"),
         };
         if (_binder is AdapterSlotBinder binder)
-            counts.Add(Count(binder.Slots.Evictions, "device", "eviction"));
+            counts.AddRange([Count(binder.Slots.Hits, "device", "hit"), Count(binder.Slots.Misses, "device", "miss"), Count(binder.Slots.Evictions, "device", "eviction")]);
         _metrics.TierCounts = counts;
         var labels = _adapterLabels;
         _metrics.LoraInfo = (labels[0], labels[1], _maxLora);

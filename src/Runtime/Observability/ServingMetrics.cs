@@ -40,8 +40,7 @@ public sealed class ServingMetrics
             [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]);
         EngineStepSequences = Histogram("serving_engine_step_sequences", "Sequences in one engine step.", [1, 2, 4, 8, 16, 32, 64, 128, 256]);
         const string cacheHelp = "Adapter tier lookups: tier (device, host) × result (hit, miss, eviction).";
-        AdapterCache = Meter.CreateCounter<long>("serving_adapter_cache_total", description: cacheHelp);
-        // Counts kept by their tiers (host reads, device evictions), reported as totals under the same name.
+        // Counts kept by the tiers themselves (host reads, device acquisitions and evictions), reported as totals.
         Meter.CreateObservableCounter("serving_adapter_cache_total", () => TierCounts, description: cacheHelp);
         AdapterLoadSeconds = Histogram("serving_adapter_load_seconds",
             "Adapter load latency into a tier: host (read, validate, parse from disk or source) and device (copy into a slot).", LatencyBuckets);
@@ -97,9 +96,6 @@ public sealed class ServingMetrics
 
     public Histogram<double> EngineStepTokens { get; }
     public Histogram<double> EngineStepSequences { get; }
-
-    /// <summary>Tagged <c>tier</c>, <c>result</c>: lookups counted as they happen (device hits and misses).</summary>
-    public Counter<long> AdapterCache { get; }
 
     /// <summary>Tagged <c>tier</c>: host or device.</summary>
     public Histogram<double> AdapterLoadSeconds { get; }

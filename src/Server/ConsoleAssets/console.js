@@ -4,7 +4,7 @@
 
 const KEY = 'serving-console-key';
 const $ = id => document.getElementById(id);
-const state = { status: null, previous: null, series: { tokens: [], running: [], waiting: [], kv: [], hits: [] }, admin: false };
+const state = { status: null, previous: null, series: { tokens: [], running: [], waiting: [], kv: [], hits: [], deviceHits: [] }, admin: false };
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -135,20 +135,23 @@ function renderLive(status) {
   const tokensPerSecond = previous ? Math.max(0, (status.generated_tokens_total - previous.generated_tokens_total) / seconds) : 0;
   const cache = status.adapter_cache || {};
   const lookups = (cache.host_hits || 0) + (cache.host_misses || 0);
+  const deviceLookups = (cache.device_hits || 0) + (cache.device_misses || 0);
   push(s.tokens, tokensPerSecond);
   push(s.running, status.requests.running);
   push(s.waiting, status.requests.waiting);
   push(s.kv, status.kv_cache.usage * 100);
   push(s.hits, lookups ? 100 * (cache.host_hits || 0) / lookups : 0);
+  push(s.deviceHits, deviceLookups ? 100 * (cache.device_hits || 0) / deviceLookups : 0);
   $('live-tokens').textContent = tokensPerSecond.toFixed(1);
   $('live-running').textContent = status.requests.running;
   $('live-waiting').textContent = status.requests.waiting;
   $('live-kv').textContent = (status.kv_cache.usage * 100).toFixed(1) + ' %';
   $('live-hits').textContent = lookups ? (100 * (cache.host_hits || 0) / lookups).toFixed(0) + ' %' : 'no lookups yet';
+  $('live-device-hits').textContent = deviceLookups ? (100 * (cache.device_hits || 0) / deviceLookups).toFixed(0) + ' %' : 'no lookups yet';
   draw($('chart-tokens'), [{ values: s.tokens, color: '#2458d6' }]);
   draw($('chart-requests'), [{ values: s.running, color: '#1b7f3b' }, { values: s.waiting, color: '#b3261e' }]);
   draw($('chart-kv'), [{ values: s.kv, color: '#8a5a00' }], 100);
-  draw($('chart-hits'), [{ values: s.hits, color: '#6a3fb5' }], 100);
+  draw($('chart-hits'), [{ values: s.deviceHits, color: '#1b7f3b' }, { values: s.hits, color: '#6a3fb5' }], 100);
   const busy = status.adapters.filter(a => a.running || a.waiting || a.tier === 'device');
   document.querySelector('#live-adapters tbody').replaceChildren(...busy.map(a => {
     const row = el('tr');

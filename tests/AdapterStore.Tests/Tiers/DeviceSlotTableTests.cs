@@ -17,6 +17,7 @@ public sealed class DeviceSlotTableTests
         Assert.False(load2);
         Assert.Equal(first, again);
         Assert.Equal(2, table.Pins(first));
+        Assert.Equal((1, 1), (table.Hits, table.Misses));
     }
 
     [Fact]
