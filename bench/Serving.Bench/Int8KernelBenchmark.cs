@@ -20,7 +20,7 @@ internal sealed class Int8KernelBenchmark(int iterations)
         if (!Int8Native.IsAvailable || !GemvNative.IsAvailable)
             throw new InvalidOperationException($"int8 kernel: {Int8Native.Status}; bf16 GEMV: {GemvNative.Status}");
         manual_seed(1);
-        using var w32 = randn(Outputs, Inputs).mul_(0.02);
+        using var w32 = randn(Outputs, Inputs).TimesInPlace(0.02);
         using var wBf16 = w32.to(ScalarType.BFloat16);
         var int8 = Int8Quantizer.QuantizeRows(w32.data<float>().ToArray(), Outputs, Inputs);
         var report = new BenchReport($"int8 (VNNI) vs bf16 GEMV kernels: [{Outputs}, {Inputs}] weight, CPU", ["1 row", "4 rows"]);

@@ -114,7 +114,7 @@ public sealed class GemvNativeTests
         using var padded = randn(rows, ldx).to(dtype);             // the columns past the inputs must be ignored
         using var x = padded.narrow(1, 0, inputs).contiguous();
         int ldy = rows + 3;
-        using var y = full(outputs, ldy, 7f);                      // the columns past the rows must stay as they are
+        using var y = tensor(Enumerable.Repeat(7f, outputs * ldy).ToArray(), [outputs, ldy]);   // the columns past the rows must stay as they are
 
         nint px = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(padded), pw = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(w),
             py = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(y);
