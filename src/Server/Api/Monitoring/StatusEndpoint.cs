@@ -60,7 +60,8 @@ internal sealed class StatusEndpoint(ModelHost host, EngineWorker worker, Servin
             ["kv_cache"] = new JsonObject { ["usage"] = Math.Round(metrics.KvUsage, 4), ["blocks"] = blocks, ["block_size"] = blockSize },
             ["adapter_cache"] = tiers,
             ["adapters"] = adapters,
-            ["preparing"] = new JsonArray([.. host.Preparing.Pending.Where(id => caller.IsAdmin || !id.Value.Contains('/')).Select(id => JsonValue.Create(id.Value))]),
+            // Only the server's own (shared) default adapters are ever prepared, so every caller may see them.
+            ["preparing"] = new JsonArray([.. host.Preparing.Pending.Select(id => JsonValue.Create(id.Value))]),
         });
     }
 }
