@@ -24,6 +24,7 @@ public static class ServingApp
         ["--model-name"] = "Serving:Model:Name",
         ["--dtype"] = "Serving:Model:Dtype",
         ["--device"] = "Serving:Model:Device",
+        ["--quantization"] = "Serving:Model:Quantization",
         ["--max-sequences"] = "Serving:Model:MaxSequences",
         ["--max-context"] = "Serving:Model:MaxContext",
         ["--cache-dir"] = "Serving:Model:CacheDirectory",

@@ -25,9 +25,12 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
     public Device Device { get; } = device;
 
     /// <summary>Loads <paramref name="name"/>, checking it has exactly <paramref name="shape"/>.</summary>
-    public Tensor Load(string name, params long[] shape)
+    public Tensor Load(string name, params long[] shape) => Load(name, Dtype, shape);
+
+    /// <summary>Loads <paramref name="name"/> as <paramref name="dtype"/> (int8 quantization reads float32), checking its shape.</summary>
+    public Tensor Load(string name, ScalarType dtype, params long[] shape)
     {
-        var destination = empty(shape, Dtype, Device);
+        var destination = empty(shape, dtype, Device);
         try
         {
             ReadInto(name, shape, destination, whole: true);
@@ -40,12 +43,12 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
         }
     }
 
-    /// <summary>Loads several tensors stacked along dim 0 into one preallocated tensor (fused projections).</summary>
-    public Tensor LoadConcatenated(IReadOnlyList<(string Name, long[] Shape)> parts)
+    /// <summary>Loads several tensors stacked along dim 0 into one preallocated tensor (fused projections), as <paramref name="dtype"/> or the loader's.</summary>
+    public Tensor LoadConcatenated(IReadOnlyList<(string Name, long[] Shape)> parts, ScalarType? dtype = null)
     {
         long rows = parts.Sum(p => p.Shape[0]);
         long[] shape = [rows, .. parts[0].Shape[1..]];
-        var fused = empty(shape, Dtype, Device);
+        var fused = empty(shape, dtype ?? Dtype, Device);
         try
         {
             long offset = 0;
@@ -75,7 +78,7 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
         var diskType = ToScalarType(info.Dtype);
         try
         {
-            if (whole && diskType == Dtype && Device.type == DeviceType.CPU)
+            if (whole && diskType == destination.dtype && Device.type == DeviceType.CPU)
             {
                 file.ReadInto(info, destination.bytes);
                 Report(info.ByteLength);

@@ -4,31 +4,32 @@ using Serving.Engine.Quantization;
 namespace Serving.Engine.Kernels;
 
 /// <summary>
-/// The int8 projection kernel of <c>libserving_amx.so</c> (<c>src/Engine/Native/serving_int8.c</c>) for a few input rows
-/// (decode steps), on AVX512-VNNI:
+/// The int8 projection kernels of <c>libserving_amx.so</c> (<c>src/Engine/Native/serving_int8.c</c>) on AVX512-VNNI:
 /// <code>
-/// Gemv(xu [M, K] = xq + 128, xscale [M], W: Int8Matrix [N, K], bias [N]?, y [M, ldy]) :
-///     y[m, n] = xscale[m] · W.Scales[n] · (Σ_k xu[m, k]·W.Values[n, k] − 128·W.RowSums[n]) + bias[n]
+/// QuantizeRows(x [M, K] bf16|f32) → xu [M, K] = round(x / xscale) + 128,  xscale [M] = max_k |x[m, k]| / 127
+/// Gemm(xu, xscale, W: Int8Matrix [N, K], bias [N]?, y [M, ldy]) :
+///     y[m, n] = round( xscale[m] · W.Scales[n] · (Σ_k xu[m, k]·W.Values[n, k] − 128·W.RowSums[n]) + bias[n] )
 /// </code>
-/// Integer sums are exact, so a row's result never depends on its batch mates. Absent library, a CPU without
-/// AVX512-VNNI, or <c>SERVING_INT8_NATIVE=0</c>: <see cref="IsAvailable"/> is false.
+/// round: to bf16 for bf16 outputs, none for float32. Integer sums are exact, so a row's result never depends on its batch
+/// mates. Absent library, a CPU without AVX512-VNNI, or <c>SERVING_INT8_NATIVE=0</c>: <see cref="IsAvailable"/> is false and
+/// <see cref="Int8ManagedKernel"/> computes the same sums.
 /// </summary>
 public static unsafe class Int8Native
 {
-    /// <summary>Most input rows one call takes (serving_int8.c's INT8_MAX_ROWS).</summary>
-    public const int MaxRows = 4;
-
     /// <summary>Longest input dimension whose integer sums cannot overflow 32 bits (K·255·127 &lt; 2³¹).</summary>
     public const int MaxColumns = 65_000;
 
+    /// <summary>Output rows below which one call is not split further over the team.</summary>
     private const long MinOutputsPerPart = 64;
 
-    private static readonly delegate* unmanaged[Cdecl]<byte*, float*, int, long, sbyte*, float*, int*, float*, float*, long, long, long, void> Range;
+    private static readonly delegate* unmanaged[Cdecl]<void*, int, long, byte*, float*, long, long, void> QuantizeRange;
+    private static readonly delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, void> GemmRange;
 
     static Int8Native()
     {
         nint handle = ServingNativeLibrary.Load("SERVING_INT8_NATIVE", out string? whyNot);
-        if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_int8_init", out nint init))
+        if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_int8_init", out nint init)
+            || !NativeLibrary.TryGetExport(handle, "serving_gemm_s8", out nint gemm) || !NativeLibrary.TryGetExport(handle, "serving_quantize_rows_s8", out nint quantize))
         {
             Status = whyNot ?? $"{ServingNativeLibrary.FileName} has no int8 kernel (built before it was added)";
             return;
@@ -38,46 +39,73 @@ public static unsafe class Int8Native
             Status = "the CPU has no AVX512-VNNI";
             return;
         }
-        Range = (delegate* unmanaged[Cdecl]<byte*, float*, int, long, sbyte*, float*, int*, float*, float*, long, long, long, void>)NativeLibrary.GetExport(handle, "serving_gemv_s8");
+        QuantizeRange = (delegate* unmanaged[Cdecl]<void*, int, long, byte*, float*, long, long, void>)quantize;
+        GemmRange = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, void>)gemm;
         IsAvailable = true;
         Status = "in use";
     }
 
-    /// <summary>True when int8 projections can run on the native kernel in this process.</summary>
+    /// <summary>True when int8 projections can run on the native kernels in this process.</summary>
     public static bool IsAvailable { get; }
 
     /// <summary>Why <see cref="IsAvailable"/> is what it is, for the start-up log and the benchmarks.</summary>
     public static string Status { get; }
 
-    /// <summary>
-    /// <paramref name="rows"/> input rows (quantized by <see cref="Int8Quantizer.QuantizeInputRows"/>) times
-    /// <paramref name="w"/>ᵀ into <paramref name="y"/> <c>[rows, ldy]</c>.
-    /// </summary>
-    public static void Gemv(ReadOnlySpan<byte> offsetInput, ReadOnlySpan<float> inputScales, int rows, Int8Matrix w, ReadOnlySpan<float> bias, Span<float> y, int ldy)
+    /// <summary><paramref name="rows"/> rows of <paramref name="x"/> <c>[rows, k]</c> (bf16 or float32) into offset bytes and scales.</summary>
+    public static void QuantizeRows(void* x, bool bf16, int rows, long k, byte* offsetValues, float* scales)
     {
-        if (!IsAvailable)
-            throw new InvalidOperationException($"the native int8 kernel is not available: {Status}");
-        if (rows is < 1 or > MaxRows)
-            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the int8 kernel takes 1..{MaxRows} rows");
-        if (w.Columns > MaxColumns)
-            throw new ArgumentException($"an input dimension of {w.Columns} exceeds {MaxColumns}, where 32-bit sums could overflow", nameof(w));
-        if (offsetInput.Length < rows * w.Columns || inputScales.Length < rows || y.Length < (rows - 1) * ldy + w.Rows || ldy < w.Rows
-            || (!bias.IsEmpty && bias.Length != w.Rows))
-            throw new ArgumentException("buffer sizes do not match the matrix and the row count");
-        fixed (byte* x = offsetInput)
-        fixed (float* xs = inputScales)
+        Require();
+        nint px = (nint)x, pu = (nint)offsetValues, ps = (nint)scales;
+        int bf = bf16 ? 1 : 0;
+        int parts = rows < 8 ? 1 : Math.Min(rows, OpenMpTeam.Threads);
+        int share = (rows + parts - 1) / parts;
+        if (parts == 1)
+            QuantizeRange(x, bf, k, offsetValues, scales, 0, rows);
+        else
+            OpenMpTeam.For(parts, p => QuantizeRange((void*)px, bf, k, (byte*)pu, (float*)ps, Math.Min(rows, p * share), Math.Min(rows, (p + 1) * share)));
+    }
+
+    /// <summary>
+    /// Quantized rows times <paramref name="w"/>ᵀ into <paramref name="y"/> <c>[rows, ldy]</c>: bias and y in bfloat16 with
+    /// <paramref name="bf16"/> (y in float32 with <paramref name="float32Output"/>), else float32. Inputs are checked by the caller.
+    /// </summary>
+    public static void Gemm(byte* offsetInput, float* inputScales, int rows, Int8Matrix w, void* bias, bool bf16, void* y, long ldy, bool float32Output)
+    {
+        Require();
         fixed (sbyte* q = w.Values)
         fixed (float* ws = w.Scales)
         fixed (int* sums = w.RowSums)
-        fixed (float* b = bias)
-        fixed (float* output = y)
         {
-            nint px = (nint)x, pxs = (nint)xs, pq = (nint)q, pws = (nint)ws, psums = (nint)sums, pb = bias.IsEmpty ? 0 : (nint)b, py = (nint)output;
+            nint px = (nint)offsetInput, pxs = (nint)inputScales, pq = (nint)q, pws = (nint)ws, psums = (nint)sums, pb = (nint)bias, py = (nint)y;
             long k = w.Columns, n = w.Rows;
+            int bf = bf16 ? 1 : 0, f32 = float32Output || !bf16 ? 1 : 0;
             int parts = (int)Math.Clamp(n / MinOutputsPerPart, 1, OpenMpTeam.Threads == 1 ? 1 : OpenMpTeam.Threads * 4);
             long share = (n + parts - 1) / parts;
-            OpenMpTeam.For(parts, p => Range((byte*)px, (float*)pxs, rows, k, (sbyte*)pq, (float*)pws, (int*)psums, (float*)pb, (float*)py, ldy,
-                Math.Min(n, p * share), Math.Min(n, (p + 1) * share)));
+            if (parts == 1)
+                GemmRange(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, 0, n);
+            else
+                OpenMpTeam.For(parts, p => GemmRange((byte*)px, (float*)pxs, rows, k, (sbyte*)pq, (float*)pws, (int*)psums, (void*)pb, bf, (void*)py, ldy, f32,
+                    Math.Min(n, p * share), Math.Min(n, (p + 1) * share)));
         }
+    }
+
+    /// <summary>
+    /// float32 rows already quantized by <see cref="Int8Quantizer.QuantizeInputRows"/> times <paramref name="w"/>ᵀ into
+    /// <paramref name="y"/> <c>[rows, ldy]</c> (float32 bias and output): the kernel on checked spans, for tests and benchmarks.
+    /// </summary>
+    public static void Gemm(ReadOnlySpan<byte> offsetInput, ReadOnlySpan<float> inputScales, int rows, Int8Matrix w, ReadOnlySpan<float> bias, Span<float> y, int ldy)
+    {
+        Int8Linear.CheckSpans(offsetInput, inputScales, rows, w, bias, y, ldy);
+        fixed (byte* x = offsetInput)
+        fixed (float* xs = inputScales)
+        fixed (float* b = bias)
+        fixed (float* output = y)
+            Gemm(x, xs, rows, w, bias.IsEmpty ? null : b, bf16: false, output, ldy, float32Output: true);
+    }
+
+    private static void Require()
+    {
+        if (!IsAvailable)
+            throw new InvalidOperationException($"the native int8 kernel is not available: {Status}");
     }
 }

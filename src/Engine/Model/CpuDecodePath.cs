@@ -8,7 +8,7 @@ namespace Serving.Engine.Model;
 
 /// <summary>
 /// <see cref="LlamaModel.Forward"/> for an all-decode step of a bfloat16 or float32 model on the CPU, with every projection
-/// either AMX-packed (bf16) or (steps of up to <see cref="GemvNative.MaxRows"/> rows) plain for the small-batch kernel: the
+/// either AMX-packed (bf16), int8, or (steps of up to <see cref="GemvNative.MaxRows"/> rows) plain for the small-batch kernel: the
 /// same kernels as the general CPU path (so the same logits, bit for bit), run on raw memory into a <see cref="DecodeWorkspace"/>
 /// allocated once per token count, so that between one projection GEMM and the next no libtorch op runs at all:
 /// <code>
@@ -37,14 +37,14 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     public bool CanRun(StepIndices step, KvCache cache) =>
         step.AllDecode && step.DecodeCount > 0 && model.FusedCpuDecode && model.CpuElementwise && model.CpuDecodeAttention
         && (_eligible ??= Eligible()) && cache.Keys(0).dtype == model.Dtype
-        && (_allPacked || model.Kernels.CpuSmallBatchProjections && step.DecodeCount <= GemvNative.MaxRows);
+        && (_anyRowCount || model.Kernels.CpuSmallBatchProjections && step.DecodeCount <= GemvNative.MaxRows);
 
     /// <summary>Steps run on this path so far.</summary>
     public long Steps => Interlocked.Read(ref _steps);
 
     private long _steps;
     private bool? _eligible;
-    private bool _allPacked;
+    private bool _anyRowCount;
 
     private bool Eligible()
     {
@@ -56,7 +56,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             return false;
         var vectors = w.Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias }).Append(w.FinalNorm).Append(rope.Cos).Append(rope.Sin);
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
-        _allPacked = projections.All(p => p.IsPacked);
+        _anyRowCount = projections.All(p => p.TakesAnyRowCount);
         return projections.All(p => p.RunsOnRawMemory(1, model.Dtype))
             && vectors.All(v => v is null || CpuElementwiseKernels.Supports(v) && v.dtype == model.Dtype);
     }

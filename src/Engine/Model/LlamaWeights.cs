@@ -1,6 +1,7 @@
 using Serving.Contracts.Configuration;
 using Serving.Contracts.Lora;
 using Serving.Engine.Checkpoints;
+using Serving.Engine.Quantization;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -8,8 +9,9 @@ namespace Serving.Engine.Model;
 /// <summary>All weights of a Llama-family model, loaded from HF tensor names into the compute dtype and device.</summary>
 public sealed class LlamaWeights : IDisposable
 {
-    private LlamaWeights(ProjectionWeight embed, IReadOnlyList<LlamaLayerWeights> layers, Tensor finalNorm, ProjectionWeight lmHead, bool tied)
+    private LlamaWeights(ProjectionWeight embed, IReadOnlyList<LlamaLayerWeights> layers, Tensor finalNorm, ProjectionWeight lmHead, bool tied, WeightQuantization quantization)
     {
+        Quantization = quantization;
         Embed = embed;
         Layers = layers;
         FinalNorm = finalNorm;
@@ -23,6 +25,18 @@ public sealed class LlamaWeights : IDisposable
     public ProjectionWeight LmHead { get; } // [vocab, hidden]; the same object as Embed when tied
     public bool Tied { get; }
 
+    /// <summary>How the projections (and the lm_head) are held.</summary>
+    public WeightQuantization Quantization { get; }
+
+    /// <summary>The bytes every projection and the embedding/lm_head would take in <paramref name="dtype"/>: the load log's "before".</summary>
+    public long UnquantizedBytes(ScalarType dtype)
+    {
+        long size = dtype == ScalarType.Float32 ? 4 : 2;
+        return TotalBytes - Projections.Sum(p => p.Bytes) + Projections.Sum(p => p.Outputs * p.Inputs * size);
+    }
+
+    private IEnumerable<ProjectionWeight> Projections => Layers.SelectMany(l => l.Projections).Append(Embed).Concat(Tied ? [] : [LmHead]);
+
     public long TotalBytes =>
         Embed.Bytes + (Tied ? 0 : LmHead.Bytes) + Layers.Sum(l => l.Projections.Sum(p => p.Bytes))
         + new[] { FinalNorm }.Concat(Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm }.Concat(l.QkvBias is null ? [] : [l.QkvBias])))
@@ -31,18 +45,25 @@ public sealed class LlamaWeights : IDisposable
     /// <summary>
     /// Loads every tensor into the loader's dtype and device. With <paramref name="packForAmx"/>, bfloat16 projections on a CPU
     /// with AMX are packed as they load (<see cref="ProjectionWeight"/>); each plain tensor is freed right after its packing,
-    /// so the peak stays one tensor above the final size.
+    /// so the peak stays one tensor above the final size. With <see cref="WeightQuantization.Int8"/> each projection is read
+    /// in float32 (the checkpoint's values, not the compute dtype's rounding of them) and quantized before the next is read.
     /// </summary>
-    public static LlamaWeights Load(ModelConfig c, TensorLoader loader, CheckpointFiles files, bool packForAmx = true)
+    public static LlamaWeights Load(ModelConfig c, TensorLoader loader, CheckpointFiles files, bool packForAmx = true,
+        WeightQuantization quantization = WeightQuantization.None)
     {
-        ProjectionWeight Projection(Tensor t) => ProjectionWeight.Create(t, packForAmx);
+        bool int8 = quantization == WeightQuantization.Int8;
+        ScalarType? source = int8 ? ScalarType.Float32 : null;
+        ProjectionWeight Projection(Tensor t) => int8 ? ProjectionWeight.CreateInt8(t, loader.Dtype) : ProjectionWeight.Create(t, packForAmx);
         int h = c.HiddenSize, d = c.HeadDim, qOut = c.NumHeads * d, kvOut = c.NumKvHeads * d;
         var disposables = new List<IDisposable>();
         try
         {
             bool tied = c.TieWordEmbeddings && !files.Contains("lm_head.weight");
             // A tied embedding is also the lm_head GEMM's weight: pack it, and look tokens up in the packed layout.
-            var embed = ProjectionWeight.Create(loader.Load("model.embed_tokens.weight", c.VocabSize, h), packForAmx && tied);
+            // Quantized, a tied embedding is int8 too: one int8 matrix serves the lookups and the lm_head.
+            var embed = int8 && tied
+                ? Projection(loader.Load("model.embed_tokens.weight", ScalarType.Float32, c.VocabSize, h))
+                : ProjectionWeight.Create(loader.Load("model.embed_tokens.weight", c.VocabSize, h), packForAmx && tied);
             disposables.Add(embed);
             var layers = new List<LlamaLayerWeights>(c.NumLayers);
             for (int i = 0; i < c.NumLayers; i++)
@@ -54,19 +75,19 @@ public sealed class LlamaWeights : IDisposable
                     Qkv = Projection(loader.LoadConcatenated([
                         (p + "self_attn.q_proj.weight", [qOut, h]),
                         (p + "self_attn.k_proj.weight", [kvOut, h]),
-                        (p + "self_attn.v_proj.weight", [kvOut, h])])),
+                        (p + "self_attn.v_proj.weight", [kvOut, h])], source)),
                     QkvBias = c.AttentionBias
                         ? loader.LoadConcatenated([
                             (p + "self_attn.q_proj.bias", [qOut]),
                             (p + "self_attn.k_proj.bias", [kvOut]),
                             (p + "self_attn.v_proj.bias", [kvOut])])
                         : null,
-                    O = Projection(loader.Load(p + "self_attn.o_proj.weight", h, qOut)),
+                    O = Projection(loader.Load(p + "self_attn.o_proj.weight", source ?? loader.Dtype, h, qOut)),
                     PostAttentionNorm = loader.Load(p + "post_attention_layernorm.weight", h),
                     GateUp = Projection(loader.LoadConcatenated([
                         (p + "mlp.gate_proj.weight", [c.IntermediateSize, h]),
-                        (p + "mlp.up_proj.weight", [c.IntermediateSize, h])])),
-                    Down = Projection(loader.Load(p + "mlp.down_proj.weight", h, c.IntermediateSize)),
+                        (p + "mlp.up_proj.weight", [c.IntermediateSize, h])], source)),
+                    Down = Projection(loader.Load(p + "mlp.down_proj.weight", source ?? loader.Dtype, h, c.IntermediateSize)),
                 };
                 disposables.Add(layer);
                 layers.Add(layer);
@@ -74,8 +95,8 @@ public sealed class LlamaWeights : IDisposable
 
             var norm = loader.Load("model.norm.weight", h);
             disposables.Add(norm);
-            var lmHead = tied ? embed : Projection(loader.Load("lm_head.weight", c.VocabSize, h));
-            return new LlamaWeights(embed, layers, norm, lmHead, tied);
+            var lmHead = tied ? embed : Projection(loader.Load("lm_head.weight", source ?? loader.Dtype, c.VocabSize, h));
+            return new LlamaWeights(embed, layers, norm, lmHead, tied, quantization);
         }
         catch
         {

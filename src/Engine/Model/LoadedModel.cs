@@ -1,5 +1,7 @@
 using Serving.Contracts.Configuration;
 using Serving.Engine.Checkpoints;
+using Serving.Engine.Quantization;
+using TorchSharp;
 using Serving.Engine.Tokenization;
 using static TorchSharp.torch;
 
@@ -38,11 +40,20 @@ public sealed class LoadedModel : IDisposable
     /// truncated file, bad tokenizer) surfaces as one <see cref="ModelLoadException"/> naming the file and tensor.
     /// <paramref name="packForAmx"/>: bfloat16 projections on a CPU with AMX are held in its tile layout (see
     /// <see cref="ProjectionWeight"/>); false keeps libtorch's path (benchmarks compare the two). <paramref name="kernels"/>: which
-    /// kernels the model may use (null: the defaults), chosen once.
+    /// kernels the model may use (null: the defaults), chosen once. <paramref name="quantization"/>: int8 projections
+    /// (CPU only, bfloat16 or float32 compute; anything else is refused with a <see cref="ModelLoadException"/>).
     /// </summary>
     public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true, Kernels.KernelOptions? kernels = null,
-        Action<long, long>? progress = null)
+        Action<long, long>? progress = null, WeightQuantization quantization = WeightQuantization.None)
     {
+        if (quantization == WeightQuantization.Int8)
+        {
+            if (device.type != DeviceType.CPU)
+                throw new ModelLoadException($"--quantization int8 runs on the CPU only: libtorch {TorchSharp.torch.__version__} has no int8 weight-only matmul for {device} (serve bfloat16 there, or run int8 on a CPU device)");
+            if (dtype is not (ScalarType.BFloat16 or ScalarType.Float32))
+                throw new ModelLoadException($"--quantization int8 computes in bfloat16 or float32, not {dtype}");
+        }
+
         if (!System.IO.Directory.Exists(directory))
             throw new ModelLoadException($"model folder '{directory}' does not exist");
         string configPath = Path.Combine(directory, "config.json");
@@ -59,7 +70,7 @@ public sealed class LoadedModel : IDisposable
             var files = CheckpointFiles.Open(directory);
             LlamaWeights weights;
             using (var loader = new TensorLoader(files, dtype, device) { Progress = progress })
-                weights = LlamaWeights.Load(config, loader, files, packForAmx);
+                weights = LlamaWeights.Load(config, loader, files, packForAmx, quantization);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
             return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device, kernels));
         }

@@ -1,14 +1,17 @@
 using F = TorchSharp.torch.nn.functional;
 using Serving.Engine.Kernels;
+using Serving.Engine.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// A projection (or embedding) matrix <c>W [N, K]</c> in HF's [out, in] layout, held either as a plain tensor or, for
-/// bfloat16 on a CPU with AMX, only in <see cref="AmxPackedWeight"/>'s tile layout (a decode step streams each weight once
-/// instead of three times). Callers see the same maths either way:
+/// A projection (or embedding) matrix <c>W [N, K]</c> in HF's [out, in] layout, held as a plain tensor, or for bfloat16
+/// on a CPU with AMX only in <see cref="AmxPackedWeight"/>'s tile layout (a decode step streams each weight once instead
+/// of three times), or quantized to int8 per output row (<see cref="Int8Matrix"/>, <c>--quantization int8</c>: half of
+/// bf16's bytes; inputs and outputs stay in the compute dtype, <see cref="Int8Linear"/> quantizes the input rows per call).
+/// Callers see the same maths in every form (the int8 form's W is <c>Scales[n]·Values[n, k]</c>):
 /// <code>Apply(x [M, K], bias [N]?) = x · Wᵀ + bias → [M, N]        Rows(ids [R]) = W[ids, :] → [R, K]</code>
 /// A plain bf16 or float32 weight applied to at most <see cref="GemvNative.MaxRows"/> rows can run on
 /// <see cref="GemvNative"/> (the caller's kernel selection says whether), which reads the weight once at the bandwidth bound.
@@ -17,6 +20,7 @@ public sealed class ProjectionWeight : IDisposable
 {
     private readonly Tensor? _plain;
     private readonly AmxPackedWeight? _packed;
+    private readonly Int8Matrix? _int8;
 
     /// <summary>A plain contiguous bf16 or float32 CPU weight's address, read once (the tensor never moves); 0 otherwise.</summary>
     private readonly nint _plainAddress;
@@ -38,6 +42,29 @@ public sealed class ProjectionWeight : IDisposable
         }
     }
 
+    private ProjectionWeight(Int8Matrix int8, ScalarType dtype)
+    {
+        _int8 = int8;
+        Outputs = int8.Rows;
+        Inputs = int8.Columns;
+        Dtype = dtype;
+    }
+
+    /// <summary>
+    /// Quantizes <paramref name="weight"/> (any float dtype, CPU; disposed here) per output row to int8, for a model that
+    /// computes in <paramref name="dtype"/> (bfloat16 or float32).
+    /// </summary>
+    public static unsafe ProjectionWeight CreateInt8(Tensor weight, ScalarType dtype)
+    {
+        if (dtype is not (ScalarType.BFloat16 or ScalarType.Float32))
+            throw new ArgumentException($"int8 weights serve bfloat16 or float32 models, not {dtype}", nameof(dtype));
+        if (weight.device_type != DeviceType.CPU)
+            throw new ArgumentException("int8 weights are quantized on the CPU", nameof(weight));
+        using (weight)
+        using (var source = weight.to(ScalarType.Float32).contiguous())
+            return new ProjectionWeight(Int8Quantizer.QuantizeRows((float*)Runtime.CpuTensorMemory.Address(source), (int)source.size(0), (int)source.size(1)), dtype);
+    }
+
     /// <summary>Takes ownership of <paramref name="weight"/>; with <paramref name="packForAmx"/> and AMX support it is packed (in place where the shape allows).</summary>
     public static ProjectionWeight Create(Tensor weight, bool packForAmx)
     {
@@ -46,20 +73,24 @@ public sealed class ProjectionWeight : IDisposable
         return new ProjectionWeight(null, AmxPackedWeight.Pack(weight));
     }
 
-    /// <summary>The weight's element type (bfloat16 when packed).</summary>
+    /// <summary>The element type of the weight's inputs and outputs (bfloat16 when packed; the compute dtype when int8).</summary>
     public ScalarType Dtype { get; }
 
     /// <summary>True when held in the AMX tile layout.</summary>
     public bool IsPacked => _packed is not null;
 
+    /// <summary>True when held as int8 (<see cref="Int8Matrix"/>).</summary>
+    public bool IsQuantized => _int8 is not null;
+
+    /// <summary>True when <see cref="LinearRaw"/> takes any number of rows (packed or int8), not only a small batch.</summary>
+    public bool TakesAnyRowCount => _packed is not null || _int8 is not null;
+
     public long Outputs { get; }
 
     public long Inputs { get; }
 
-    public long ElementSize => _packed is not null ? 2 : _plain!.ElementSize;
-
-    /// <summary>Bytes of weight data held (padding of the packed layout included).</summary>
-    public long Bytes => _packed?.Bytes ?? _plain!.NumberOfElements * _plain.ElementSize;
+    /// <summary>Bytes of weight data held (padding of the packed layout, and int8's scales and row sums, included).</summary>
+    public long Bytes => _int8?.Bytes ?? _packed?.Bytes ?? _plain!.NumberOfElements * _plain.ElementSize;
 
     /// <summary>
     /// x <c>[M, K]</c> → <c>[M, N]</c> in the weight's dtype, or in float32 with <paramref name="float32Output"/>: the same values
@@ -71,6 +102,8 @@ public sealed class ProjectionWeight : IDisposable
     /// <param name="smallBatchKernel">The model's selection allows <see cref="GemvNative"/> for a few rows.</param>
     public Tensor Apply(Tensor x, Tensor? bias = null, bool float32Output = false, bool smallBatchKernel = false)
     {
+        if (_int8 is not null)
+            return ApplyInt8(x, bias, float32Output);
         if (_packed is not null && x.device_type == DeviceType.CPU && x.dtype == ScalarType.BFloat16 && !x.requires_grad)
             return _packed.Linear(x, bias, float32Output);
         if (smallBatchKernel && FitsSmallBatchKernel(x, bias))
@@ -103,13 +136,31 @@ public sealed class ProjectionWeight : IDisposable
         return y;
     }
 
+    private unsafe Tensor ApplyInt8(Tensor x, Tensor? bias, bool float32Output)
+    {
+        if (x.device_type != DeviceType.CPU || x.dtype != Dtype || x.requires_grad || x.size(-1) != Inputs)
+            throw new InvalidOperationException($"an int8 weight takes {Dtype} CPU inputs of {Inputs} columns outside autograd, not {x.dtype} on {x.device_type} of {x.size(-1)}");
+        if (bias is not null && (bias.dtype != Dtype || bias.device_type != DeviceType.CPU || bias.NumberOfElements != Outputs))
+            throw new InvalidOperationException($"an int8 weight's bias is [{Outputs}] {Dtype} on the CPU");
+        long rows = x.NumberOfElements / Inputs;
+        long[] shape = [.. x.shape[..^1], Outputs];
+        var y = empty(shape, float32Output ? ScalarType.Float32 : Dtype);
+        if (rows == 0)
+            return y;
+        using var input = x.contiguous();
+        using var b = bias?.contiguous();
+        Int8Linear.Apply(_int8!, Runtime.CpuTensorMemory.Address(input), Dtype == ScalarType.BFloat16, checked((int)rows),
+            b is null ? null : Runtime.CpuTensorMemory.Address(b), Runtime.CpuTensorMemory.Address(y), Outputs, float32Output);
+        return y;
+    }
+
     /// <summary>
     /// True when <see cref="LinearRaw"/> takes <paramref name="rows"/> rows of <paramref name="dtype"/>: an AMX-packed
-    /// weight any number of bf16 rows, a plain contiguous CPU weight of that dtype (bf16 or float32) up to
+    /// weight any number of bf16 rows, an int8 weight any number of rows of its dtype, a plain contiguous CPU weight of that dtype (bf16 or float32) up to
     /// <see cref="GemvNative.MaxRows"/> when the small-batch kernel is there.
     /// </summary>
-    public bool RunsOnRawMemory(int rows, ScalarType dtype) => _packed is not null
-        ? dtype == ScalarType.BFloat16
+    public bool RunsOnRawMemory(int rows, ScalarType dtype) => _int8 is not null ? rows >= 1 && dtype == Dtype
+        : _packed is not null ? dtype == ScalarType.BFloat16
         : rows is >= 1 and <= GemvNative.MaxRows && GemvNative.IsAvailable && _plainAddress != 0 && Dtype == dtype;
 
     /// <summary>
@@ -119,7 +170,9 @@ public sealed class ProjectionWeight : IDisposable
     /// </summary>
     public unsafe void LinearRaw(void* x, int rows, void* bias, void* y, bool float32Output)
     {
-        if (_packed is not null)
+        if (_int8 is not null)
+            Int8Linear.Apply(_int8, x, Dtype == ScalarType.BFloat16, rows, bias, y, Outputs, float32Output);
+        else if (_packed is not null)
             _packed.Linear((ushort*)x, rows, (ushort*)bias, y, float32Output);
         else if (!RunsOnRawMemory(rows, Dtype))
             throw new InvalidOperationException($"a plain weight runs {rows} rows on raw memory only through the small-batch kernel ({GemvNative.Status})");
@@ -131,10 +184,12 @@ public sealed class ProjectionWeight : IDisposable
 
     /// <summary>
     /// Output rows [<paramref name="offset"/>, offset + <paramref name="count"/>) of the weight <c>[count, K]</c>: a view of a
-    /// plain weight (no copy), unpacked rows of a packed one.
+    /// plain weight (no copy), unpacked rows of a packed one, dequantized rows of an int8 one.
     /// </summary>
     public Tensor RowSlice(long offset, long count)
     {
+        if (_int8 is not null)
+            return Dequantized(Enumerable.Range((int)offset, (int)count));
         if (_packed is null)
             return _plain!.narrow(0, offset, count);
         using var ids = Runtime.TorchScalars.PlusInPlace(Runtime.TorchScalars.Range(count, ScalarType.Int64, torch.CPU), offset);    // packing is CPU-only (AMX)
@@ -142,7 +197,30 @@ public sealed class ProjectionWeight : IDisposable
     }
 
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>
-    public Tensor Rows(Tensor ids) => _packed is not null ? _packed.Rows(ids) : _plain!.index_select(0, ids);
+    public Tensor Rows(Tensor ids)
+    {
+        if (_int8 is null)
+            return _packed is not null ? _packed.Rows(ids) : _plain!.index_select(0, ids);
+        using var host = ids.device_type == DeviceType.CPU ? ids.to(ScalarType.Int64) : ids.to(ScalarType.Int64).cpu();
+        return Dequantized(host.data<long>().Select(id => checked((int)id)));
+    }
+
+    /// <summary>Rows of an int8 weight as <c>[R, K]</c> in <see cref="Dtype"/>.</summary>
+    private Tensor Dequantized(IEnumerable<int> rows)
+    {
+        var ids = rows.ToArray();
+        int k = _int8!.Columns;
+        var values = new float[ids.Length * k];
+        for (int r = 0; r < ids.Length; r++)
+        {
+            if ((uint)ids[r] >= (uint)_int8.Rows)
+                throw new ArgumentOutOfRangeException(nameof(rows), ids[r], $"row {ids[r]} of a weight of {_int8.Rows} rows");
+            Int8Quantizer.DequantizeRows(_int8, ids[r], 1, values.AsSpan(r * k, k));
+        }
+
+        using var rowsF32 = tensor(values, [ids.Length, k]);
+        return rowsF32.to(Dtype);
+    }
 
     public void Dispose()
     {

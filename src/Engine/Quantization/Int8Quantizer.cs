@@ -18,38 +18,77 @@ public static class Int8Quantizer
     {
         if (weights.Length != (long)rows * columns)
             throw new ArgumentException($"expected {rows}×{columns} values, got {weights.Length}", nameof(weights));
-        var values = new sbyte[weights.Length];
+        // Pinned: the kernels take the values' address on every call, and a weight never moves or dies before the model.
+        var values = GC.AllocateUninitializedArray<sbyte>(weights.Length, pinned: true);
         var scales = new float[rows];
         var sums = new int[rows];
         for (int n = 0; n < rows; n++)
-        {
-            var row = weights.Slice(n * columns, columns);
-            float scale = Scale(row);
-            scales[n] = scale;
-            int sum = 0;
-            for (int k = 0; k < columns; k++)
-            {
-                sbyte q = Quantize(row[k], scale);
-                values[n * columns + k] = q;
-                sum += q;
-            }
-
-            sums[n] = sum;
-        }
-
+            QuantizeRow(weights.Slice(n * columns, columns), values.AsSpan(n * columns, columns), out scales[n], out sums[n]);
         return new Int8Matrix(rows, columns, values, scales, sums);
     }
 
     /// <summary>
+    /// <see cref="QuantizeRows(ReadOnlySpan{float}, int, int)"/> of a float32 CPU weight <c>[rows, columns]</c> at
+    /// <paramref name="weights"/>, rows shared out over the thread pool (a model's projections at load).
+    /// </summary>
+    public static unsafe Int8Matrix QuantizeRows(float* weights, int rows, int columns)
+    {
+        var values = GC.AllocateUninitializedArray<sbyte>(checked(rows * columns), pinned: true);
+        var scales = new float[rows];
+        var sums = new int[rows];
+        nint source = (nint)weights;
+        Parallel.For(0, (rows + 255) / 256, block =>
+        {
+            for (int n = block * 256; n < Math.Min(rows, (block + 1) * 256); n++)
+                QuantizeRow(new ReadOnlySpan<float>((float*)source + (long)n * columns, columns), values.AsSpan(n * columns, columns), out scales[n], out sums[n]);
+        });
+        return new Int8Matrix(rows, columns, values, scales, sums);
+    }
+
+    /// <summary>Rows [<paramref name="first"/>, first + count) of <c>Scales[n] · Values[n, k]</c> into <paramref name="destination"/> <c>[count, Columns]</c>.</summary>
+    public static void DequantizeRows(Int8Matrix w, int first, int count, Span<float> destination)
+    {
+        for (int r = 0; r < count; r++)
+        {
+            var row = destination.Slice(r * w.Columns, w.Columns);
+            var values = w.Values.AsSpan((first + r) * w.Columns, w.Columns);
+            float scale = w.Scales[first + r];
+            for (int k = 0; k < row.Length; k++)
+                row[k] = scale * values[k];
+        }
+    }
+
+    private static void QuantizeRow(ReadOnlySpan<float> row, Span<sbyte> values, out float scale, out int sum)
+    {
+        scale = Scale(row);
+        sum = 0;
+        for (int k = 0; k < row.Length; k++)
+        {
+            sbyte q = Quantize(row[k], scale);
+            values[k] = q;
+            sum += q;
+        }
+    }
+
+    /// <summary>
     /// Quantizes each of <paramref name="rows"/> input rows of <paramref name="x"/> (<c>[rows, k]</c>) per row into
-    /// <paramref name="offsetValues"/> as <c>q + 128</c> (0..255) and its scale into <paramref name="scales"/>.
+    /// <paramref name="offsetValues"/> as <c>q + 128</c> (0..255) and its scale into <paramref name="scales"/>. A row holding
+    /// NaN or infinity gets scale NaN (and bytes of 128), so its outputs are NaN rather than an exception mid-step.
     /// </summary>
     public static void QuantizeInputRows(ReadOnlySpan<float> x, int rows, int k, Span<byte> offsetValues, Span<float> scales)
     {
         for (int m = 0; m < rows; m++)
         {
             var row = x.Slice(m * k, k);
-            float scale = Scale(row);
+            float max = row.Length == 0 ? 0 : TensorPrimitives.MaxMagnitude(row);
+            if (!float.IsFinite(max))
+            {
+                scales[m] = float.NaN;
+                offsetValues.Slice(m * k, k).Fill(128);
+                continue;
+            }
+
+            float scale = Math.Abs(max) / Limit;
             scales[m] = scale;
             for (int i = 0; i < k; i++)
                 offsetValues[m * k + i] = (byte)(Quantize(row[i], scale) + 128);

@@ -335,6 +335,8 @@ public sealed class EngineWorker : BackgroundService
             _metrics.CacheDtype = _host.Model.Model.Dtype.ToString().ToLowerInvariant();
         }
 
+        _metrics.ModelConfig = (_host.Model.Model.Dtype.ToString().ToLowerInvariant(), _host.QuantizationName, _host.Model.Model.Weights.TotalBytes);
+
         _metrics.Preemptions = Preemptions;
         _metrics.PrefixCacheQueries = _scheduler?.PrefixCacheQueries ?? 0;
         _metrics.PrefixCacheHits = _scheduler?.PrefixCacheHits ?? 0;

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using Serving.AdapterStore;
 using Serving.AdapterStore.Sources;
 using Serving.Engine.Model;
+using Serving.Engine.Quantization;
 using Serving.Engine.Runtime;
 using TorchSharp;
 
@@ -31,6 +32,11 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
     public bool IsLoaded => _model is not null;
     public string ModelId { get; private set; } = "";
     public DateTimeOffset LoadedAt { get; private set; }
+
+    /// <summary>How the base weights are held: <c>none</c> or <c>int8</c> (<c>Serving:Model:Quantization</c>).</summary>
+    public string QuantizationName => WeightQuantizationNames.Name(_quantization);
+
+    private WeightQuantization _quantization;
 
     /// <summary>Adapter sources by URI scheme: local paths and <c>s3://</c> (with its local disk cache).</summary>
     internal AdapterSourceSet Sources { get; private set; } = AdapterSourceSet.LocalOnly();
@@ -80,6 +86,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
             torch.set_num_threads(o.CpuThreads);
         var device = TorchRuntime.ParseDevice(o.Device);
         var dtype = TorchRuntime.ResolveDtype(TorchRuntime.ParseDtype(o.Dtype), device);
+        _quantization = WeightQuantizationNames.Parse(o.Quantization);
         var started = System.Diagnostics.Stopwatch.StartNew();
         var lastReport = System.Diagnostics.Stopwatch.StartNew();
         _model = LoadedModel.Load(path, dtype, device, o.MaxContext, kernels: kernels, progress: (read, total) =>
@@ -89,13 +96,16 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
             lastReport.Restart();
             logger.LogInformation("Loading {Path}: {Read} of {Total} MiB of weights read ({Percent:F0}%) in {Seconds:F0} s",
                 path, read >> 20, total >> 20, 100.0 * read / total, started.Elapsed.TotalSeconds);
-        });
+        }, quantization: _quantization);
         _served = new ServedModel(_model);
         LoadedAt = DateTimeOffset.UtcNow;
         var c = _model.Config;
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",
             c.Architecture, path, ModelId, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKvHeads, c.VocabSize, dtype, device, _model.Model.Weights.TotalBytes >> 20, started.Elapsed.TotalSeconds);
-        if (dtype == torch.ScalarType.BFloat16 && device.type == DeviceType.CPU)
+        if (_quantization == WeightQuantization.Int8)
+            logger.LogInformation("int8 weights: {Before} MiB in {Dtype} → {After} MiB quantized (projections and lm_head, per output row); kernel: {Kernel}",
+                _model.Model.Weights.UnquantizedBytes(dtype) >> 20, dtype, _model.Model.Weights.TotalBytes >> 20, Int8Linear.Kernel);
+        if (dtype == torch.ScalarType.BFloat16 && device.type == DeviceType.CPU && _quantization == WeightQuantization.None)
             logger.LogInformation("bf16 projections: {Path} (AMX kernel: {Status}); bf16 LoRA rows: {LoraStatus}",
                 _model.Model.Weights.Layers[0].Qkv.IsPacked ? "AMX-packed weights" : "libtorch", Serving.Engine.Kernels.AmxNative.Status,
                 Serving.Engine.Kernels.LoraNative.IsAvailable ? "AVX512-BF16 kernel" : $"C# kernel ({Serving.Engine.Kernels.LoraNative.Status})");

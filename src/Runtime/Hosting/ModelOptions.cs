@@ -16,6 +16,12 @@ public sealed class ModelOptions
     public string Dtype { get; set; } = "auto";
     public string Device { get; set; } = "cpu";
 
+    /// <summary>
+    /// <c>none</c>, or <c>int8</c>: the projections and lm_head quantized at load, per output row (CPU only; half of bf16's
+    /// weight bytes, so a latency-bound decode step reads half as much).
+    /// </summary>
+    public string Quantization { get; set; } = "none";
+
     /// <summary>Sequences decoded together in one step (KV cache rows).</summary>
     public int MaxSequences { get; set; } = 8;
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Serving.Engine.Quantization;
 using Serving.Engine.Runtime;
 
 namespace Serving.Runtime.Hosting;
@@ -14,6 +15,16 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
         string device = o.Device.Trim().ToLowerInvariant();
         if (device != "cpu" && device != "cuda" && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))
             errors.Add($"Serving:Model:Device '{o.Device}' is not supported (expected cpu, cuda or cuda:N)");
+        try
+        {
+            if (WeightQuantizationNames.Parse(o.Quantization) == WeightQuantization.Int8 && device != "cpu")
+                errors.Add($"Serving:Model:Quantization int8 runs on the CPU only; device '{o.Device}' is not supported: libtorch has no int8 weight-only matmul for CUDA (serve bfloat16 there)");
+        }
+        catch (ArgumentException ex)
+        {
+            errors.Add(ex.Message);
+        }
+
         if (o.MaxSequences is < 1 or > 1024)
             errors.Add("Serving:Model:MaxSequences must be in [1, 1024]");
         if (o.MaxContext is < 16 or > 1_048_576)

@@ -72,6 +72,11 @@ public sealed class ServingMetrics
             new("block_size", CacheConfig.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("num_gpu_blocks", CacheConfig.Blocks.ToString(System.Globalization.CultureInfo.InvariantCulture)), new("cache_dtype", CacheDtype)),
             description: "Information of the KV cache configuration.");
+        Meter.CreateObservableGauge("serving_model_config_info", () => new Measurement<double>(1,
+                new("dtype", ModelConfig.Dtype), new("quantization", ModelConfig.Quantization)),
+            description: "Information of the base model's weights: compute dtype and quantization (none or int8).");
+        Meter.CreateObservableGauge("serving_model_weight_bytes", () => (double)ModelConfig.WeightBytes,
+            description: "Bytes the base model's weights take as held (int8 projections count their scales).");
         Meter.CreateObservableGauge("vllm:lora_requests_info", () => new Measurement<double>(time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
                 new("running_lora_adapters", LoraInfo.Running), new("waiting_lora_adapters", LoraInfo.Waiting), new("max_lora", LoraInfo.MaxLora)),
             description: "Running stats on LoRA requests.");
@@ -125,6 +130,9 @@ public sealed class ServingMetrics
     public (int BlockSize, int Blocks) CacheConfig { get; set; }
 
     public string CacheDtype { get; set; } = "";
+
+    /// <summary>The base model's compute dtype, quantization and weight bytes, for <c>serving_model_config_info</c>.</summary>
+    public (string Dtype, string Quantization, long WeightBytes) ModelConfig { get; set; } = ("", "none", 0);
 
     /// <summary>Runs <paramref name="refresh"/> on every <see cref="Refresh"/>.</summary>
     public void OnCollect(Action refresh)

@@ -20,7 +20,8 @@ public sealed class Int8NativeTests
     [InlineData(4, 1024, 300)]
     [InlineData(3, 37, 53)]       // inputs off the 64-byte grid, outputs off a part
     [InlineData(2, 2816, 5)]
-    public void Gemv_AnyShape_EqualsExactIntegerSums(int rows, int inputs, int outputs)
+    [InlineData(70, 96, 40)]      // more rows than one block of 64, and a last group of two
+    public void Gemm_AnyShape_EqualsExactIntegerSums(int rows, int inputs, int outputs)
     {
         if (!Int8Native.IsAvailable)
             return;
@@ -33,7 +34,7 @@ public sealed class Int8NativeTests
         int ldy = outputs + 3;
         var y = Enumerable.Repeat(7f, rows * ldy).ToArray();
 
-        Int8Native.Gemv(offset, xScales, rows, w, bias, y, ldy);
+        Int8Native.Gemm(offset, xScales, rows, w, bias, y, ldy);
 
         for (int m = 0; m < rows; m++)
         {
@@ -52,7 +53,7 @@ public sealed class Int8NativeTests
     }
 
     [Fact]
-    public void Gemv_RowAloneOrAmongFour_BitIdentical()
+    public void Gemm_RowAloneOrAmongFour_BitIdentical()
     {
         if (!Int8Native.IsAvailable)
             return;
@@ -62,18 +63,18 @@ public sealed class Int8NativeTests
         var scales = new float[4];
         Int8Quantizer.QuantizeInputRows(Random(4 * inputs, 2), 4, inputs, offset, scales);
         var together = new float[4 * outputs];
-        Int8Native.Gemv(offset, scales, 4, w, [], together, outputs);
+        Int8Native.Gemm(offset, scales, 4, w, [], together, outputs);
 
         for (int m = 0; m < 4; m++)
         {
             var alone = new float[outputs];
-            Int8Native.Gemv(offset.AsSpan(m * inputs, inputs), scales.AsSpan(m, 1), 1, w, [], alone, outputs);
+            Int8Native.Gemm(offset.AsSpan(m * inputs, inputs), scales.AsSpan(m, 1), 1, w, [], alone, outputs);
             Assert.Equal(together.AsSpan(m * outputs, outputs).ToArray(), alone);
         }
     }
 
     [Fact]
-    public void Gemv_AgainstTheFloatProduct_WithinTheQuantizationBound()
+    public void Gemm_AgainstTheFloatProduct_WithinTheQuantizationBound()
     {
         if (!Int8Native.IsAvailable)
             return;
@@ -86,7 +87,7 @@ public sealed class Int8NativeTests
         Int8Quantizer.QuantizeInputRows(x, 1, inputs, offset, scales);
         var y = new float[outputs];
 
-        Int8Native.Gemv(offset, scales, 1, w, [], y, outputs);
+        Int8Native.Gemm(offset, scales, 1, w, [], y, outputs);
 
         for (int n = 0; n < outputs; n++)
         {
@@ -102,12 +103,51 @@ public sealed class Int8NativeTests
         }
     }
 
-    [Fact]
-    public void Gemv_FiveRows_Refused()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public unsafe void QuantizeRows_FloatOrBf16Rows_SameBytesAndScalesAsTheQuantizer(bool bf16)
     {
         if (!Int8Native.IsAvailable)
             return;
-        var w = Int8Quantizer.QuantizeRows(new float[8], 2, 4);
-        Assert.Throws<ArgumentOutOfRangeException>(() => Int8Native.Gemv(new byte[20], new float[5], 5, w, [], new float[10], 2));
+        const int rows = 9, inputs = 77;
+        var x = Random(rows * inputs, 8);
+        x[3 * inputs + 5] = 0;
+        Array.Clear(x, 4 * inputs, inputs);   // a row of zeros: scale 0
+        if (bf16)
+            x = [.. x.Select(v => BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(v) & unchecked((int)0xFFFF0000)))];
+        var expectedBytes = new byte[rows * inputs];
+        var expectedScales = new float[rows];
+        Int8Quantizer.QuantizeInputRows(x, rows, inputs, expectedBytes, expectedScales);
+        var bytes = new byte[rows * inputs];
+        var scales = new float[rows];
+        var halves = x.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray();
+        fixed (float* px = x)
+        fixed (ushort* ph = halves)
+        fixed (byte* pb = bytes)
+        fixed (float* ps = scales)
+            Int8Native.QuantizeRows(bf16 ? ph : px, bf16, rows, inputs, pb, ps);
+
+        Assert.Equal(expectedScales, scales);
+        Assert.Equal(expectedBytes, bytes);
+        Assert.Equal(0f, scales[4]);
+    }
+
+    [Fact]
+    public unsafe void QuantizeRows_RowWithNaN_NaNScaleSoItsOutputsAreNaN()
+    {
+        if (!Int8Native.IsAvailable)
+            return;
+        var x = Random(2 * 64, 9);
+        x[70] = float.NaN;
+        var bytes = new byte[128];
+        var scales = new float[2];
+        fixed (float* px = x)
+        fixed (byte* pb = bytes)
+        fixed (float* ps = scales)
+            Int8Native.QuantizeRows(px, false, 2, 64, pb, ps);
+
+        Assert.True(float.IsFinite(scales[0]));
+        Assert.True(float.IsNaN(scales[1]));
     }
 }

@@ -14,33 +14,36 @@ namespace Serving.Engine.Tests.Model;
 /// The fused all-decode CPU path against the per-op CPU path of the same model, bf16 and float32: they run the same kernels,
 /// so their logits must be equal bit for bit, step after step, as the batch shrinks, with adapters or without. With AMX a
 /// bf16 model is packed; otherwise its four decode rows run on the small-batch kernel (<see cref="GemvNative"/>) on both
-/// sides. The step count pins that a machine with either kernel uses the path.
+/// sides; an int8 model runs its int8 kernel on both. The step count pins that a machine with either kernel uses the path.
 /// </summary>
 public sealed class CpuDecodePathTests : IDisposable
 {
     private static readonly int[][] Prompts = [[464, 2068, 786, 2183], [40, 1101, 257, 1332, 13, 198, 11, 12, 13], [1549, 11, 995], [3, 318, 994, 7, 8]];
     private readonly string _root = TestDirectories.Create("cpu-decode-path");
-    private readonly Dictionary<ScalarType, LoadedModel> _models = [];
+    private readonly Dictionary<(ScalarType, bool), LoadedModel> _models = [];
 
-    private LoadedModel Model(ScalarType dtype)
+    private LoadedModel Model(ScalarType dtype, bool int8)
     {
-        if (!_models.TryGetValue(dtype, out var loaded))
+        if (!_models.TryGetValue((dtype, int8), out var loaded))
         {
             string dir = Path.Combine(_root, "model");
             if (!Directory.Exists(dir))
                 SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 29));
-            _models[dtype] = loaded = LoadedModel.Load(dir, dtype, CPU, 256);
+            _models[(dtype, int8)] = loaded = LoadedModel.Load(dir, dtype, CPU, 256,
+                quantization: int8 ? Engine.Quantization.WeightQuantization.Int8 : Engine.Quantization.WeightQuantization.None);
         }
 
         return loaded;
     }
 
     [Theory]
-    [InlineData(ScalarType.BFloat16)]
-    [InlineData(ScalarType.Float32)]
-    public void Forward_AllDecodeSteps_EqualThePerOpPathBitForBit(ScalarType dtype)
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.Float32, true)]
+    public void Forward_AllDecodeSteps_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8)
     {
-        var loaded = Model(dtype);
+        var loaded = Model(dtype, int8);
         long before = loaded.Model.FusedDecodeSteps;
 
         var (fused, plain) = (Run(loaded, fusedDecode: true, adapters: false), Run(loaded, fusedDecode: false, adapters: false));
@@ -49,15 +52,17 @@ public sealed class CpuDecodePathTests : IDisposable
         for (int i = 0; i < plain.Count; i++)
             Assert.Equal(plain[i], fused[i]);
         bool packed = dtype == ScalarType.BFloat16 && AmxNative.IsAvailable;
-        Assert.Equal(packed || GemvNative.IsAvailable ? DecodeSteps : 0, loaded.Model.FusedDecodeSteps - before);
+        Assert.Equal(packed || int8 && FusedPathHardware || GemvNative.IsAvailable ? DecodeSteps : 0, loaded.Model.FusedDecodeSteps - before);
     }
 
     [Theory]
-    [InlineData(ScalarType.BFloat16)]
-    [InlineData(ScalarType.Float32)]
-    public void Forward_AllDecodeStepsWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype)
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.Float32, true)]
+    public void Forward_AllDecodeStepsWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8)
     {
-        var loaded = Model(dtype);
+        var loaded = Model(dtype, int8);
         var c = loaded.Config;
         var arena = loaded.Model.Adapters ?? loaded.Model.EnableAdapters(slots: 3, maxRank: 16);
         arena.Load(0, RandomAdapters.Create(c, "a", 8, LoraTargets.All, 1, scale: 2.0f));
@@ -68,11 +73,14 @@ public sealed class CpuDecodePathTests : IDisposable
 
         for (int i = 0; i < plain.Count; i++)
             Assert.Equal(plain[i], fused[i]);
-        Assert.True(loaded.Model.FusedDecodeSteps > before || !GemvNative.IsAvailable, "the fused path did not run");
+        Assert.True(loaded.Model.FusedDecodeSteps > before || !GemvNative.IsAvailable && !(int8 && FusedPathHardware), "the fused path did not run");
         Assert.NotEqual(Run(loaded, fusedDecode: true, adapters: false)[^1], fused[^1]);   // the adapters did change the logits
     }
 
     private const int DecodeSteps = 6;
+
+    /// <summary>The path's element-wise and attention kernels need AVX-512; an int8 model's projections run on any CPU.</summary>
+    private static bool FusedPathHardware => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && DecodeAttentionScores.Supports(TileGridModel.Preset.Hidden / TileGridModel.Preset.Heads);
 
     private static readonly IReadOnlyList<AdapterSlotWeight>[] RowAdapters = [[(0, 1f)], [], [(2, 1f)], [(0, 0.6f), (2, 0.4f)]];
 

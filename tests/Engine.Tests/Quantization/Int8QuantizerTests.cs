@@ -62,4 +62,46 @@ public sealed class Int8QuantizerTests
         Assert.Equal(0.01f, scales[0], 6);
         Assert.Equal(new byte[] { 255, 1, 128, 192 }, offset);
     }
+
+    [Fact]
+    public unsafe void QuantizeRows_FromMemoryInParallel_SameAsFromASpan()
+    {
+        const int rows = 600, columns = 48;   // several blocks of 256 rows
+        var w = Random(rows * columns, 11, 0.05f);
+        var expected = Int8Quantizer.QuantizeRows(w, rows, columns);
+
+        Int8Matrix actual;
+        fixed (float* p = w)
+            actual = Int8Quantizer.QuantizeRows(p, rows, columns);
+
+        Assert.Equal(expected.Values, actual.Values);
+        Assert.Equal(expected.Scales, actual.Scales);
+        Assert.Equal(expected.RowSums, actual.RowSums);
+    }
+
+    [Fact]
+    public void DequantizeRows_SomeRows_ScaleTimesValue()
+    {
+        var q = Int8Quantizer.QuantizeRows(Random(4 * 10, 12), 4, 10);
+        var rows = new float[2 * 10];
+
+        Int8Quantizer.DequantizeRows(q, 1, 2, rows);
+
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 10; k++)
+                Assert.Equal(q.Scales[1 + r] * q.Values[(1 + r) * 10 + k], rows[r * 10 + k]);
+    }
+
+    [Fact]
+    public void QuantizeInputRows_RowWithInfinity_NaNScaleAndMidpointBytes()
+    {
+        var offset = new byte[4];
+        var scales = new float[2];
+
+        Int8Quantizer.QuantizeInputRows([1f, -1f, float.PositiveInfinity, 2f], 2, 2, offset, scales);
+
+        Assert.Equal(1f / 127, scales[0]);
+        Assert.True(float.IsNaN(scales[1]));
+        Assert.Equal(new byte[] { 255, 1, 128, 128 }, offset);
+    }
 }

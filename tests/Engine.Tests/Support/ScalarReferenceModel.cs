@@ -7,14 +7,25 @@ namespace Serving.Engine.Tests.Support;
 /// <summary>
 /// An independent Llama forward pass in plain C# arrays (double accumulation, no TorchSharp, no KV cache): the
 /// whole sequence is recomputed for every call. Reads F32 safetensors only. The engine is checked against it.
+/// <para>
+/// With <c>int8</c>, every projection and the lm_head (a tied embedding with it) is the int8 base as <c>--quantization int8</c>
+/// defines it, written out here from the definition: each weight row and each input vector (as float32) quantized
+/// symmetrically, <c>scale = max|v| / 127</c>, <c>q = round(v / scale)</c> to nearest even, and
+/// <c>y[n] = xscale · wscale[n] · Σ_k xq[k]·wq[n, k]</c>. Adapters add <c>Σ weight · scale · B·(A·x)</c> on the unquantized x.
+/// </para>
 /// </summary>
 internal sealed class ScalarReferenceModel
 {
     private readonly ModelConfig _c;
     private readonly Dictionary<string, (float[] Data, long[] Shape)> _w = [];
+    private readonly bool _int8;
+    private readonly IReadOnlyList<(Contracts.Lora.LoraAdapterWeights Adapter, float Weight)> _adapters;
+    private readonly Dictionary<string, (sbyte[] Values, float[] Scales)> _quantized = [];
 
-    public ScalarReferenceModel(string modelDir)
+    public ScalarReferenceModel(string modelDir, bool int8 = false, IReadOnlyList<(Contracts.Lora.LoraAdapterWeights Adapter, float Weight)>? adapters = null)
     {
+        _int8 = int8;
+        _adapters = adapters ?? [];
         _c = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         var file = SafetensorsFile.Open(Path.Combine(modelDir, "model.safetensors"));
         foreach (var t in file.Tensors.Values)
@@ -32,7 +43,8 @@ internal sealed class ScalarReferenceModel
     {
         int t = tokens.Count, h = _c.HiddenSize, d = _c.HeadDim, hq = _c.NumHeads, hkv = _c.NumKvHeads, g = hq / hkv;
         var x = new double[t][];
-        var embed = W("model.embed_tokens.weight");
+        bool tied = !_w.ContainsKey("lm_head.weight");
+        var embed = _int8 && tied ? Dequantized("model.embed_tokens.weight", _c.VocabSize, h) : W("model.embed_tokens.weight");
         for (int i = 0; i < t; i++)
             x[i] = Enumerable.Range(0, h).Select(j => (double)embed[tokens[i] * h + j]).ToArray();
 
@@ -45,9 +57,9 @@ internal sealed class ScalarReferenceModel
             for (int i = 0; i < t; i++)
             {
                 var n = RmsNorm(x[i], W(p + "input_layernorm.weight"));
-                q[i] = Rope(MatVec(W(p + "self_attn.q_proj.weight"), n, hq * d, h, Bias(p + "self_attn.q_proj.bias")), i, hq);
-                k[i] = Rope(MatVec(W(p + "self_attn.k_proj.weight"), n, hkv * d, h, Bias(p + "self_attn.k_proj.bias")), i, hkv);
-                v[i] = MatVec(W(p + "self_attn.v_proj.weight"), n, hkv * d, h, Bias(p + "self_attn.v_proj.bias"));
+                q[i] = Rope(Project(layer, "self_attn.q_proj", n, hq * d, h), i, hq);
+                k[i] = Rope(Project(layer, "self_attn.k_proj", n, hkv * d, h), i, hkv);
+                v[i] = Project(layer, "self_attn.v_proj", n, hkv * d, h);
             }
 
             for (int i = 0; i < t; i++)
@@ -74,21 +86,89 @@ internal sealed class ScalarReferenceModel
                     }
                 }
 
-                var o = MatVec(W(p + "self_attn.o_proj.weight"), attn, h, hq * d, null);
+                var o = Project(layer, "self_attn.o_proj", attn, h, hq * d);
                 for (int j = 0; j < h; j++)
                     x[i][j] += o[j];
                 var n2 = RmsNorm(x[i], W(p + "post_attention_layernorm.weight"));
-                var gate = MatVec(W(p + "mlp.gate_proj.weight"), n2, _c.IntermediateSize, h, null);
-                var up = MatVec(W(p + "mlp.up_proj.weight"), n2, _c.IntermediateSize, h, null);
+                var gate = Project(layer, "mlp.gate_proj", n2, _c.IntermediateSize, h);
+                var up = Project(layer, "mlp.up_proj", n2, _c.IntermediateSize, h);
                 var act = gate.Select((gv, j) => gv / (1 + Math.Exp(-gv)) * up[j]).ToArray();
-                var down = MatVec(W(p + "mlp.down_proj.weight"), act, h, _c.IntermediateSize, null);
+                var down = Project(layer, "mlp.down_proj", act, h, _c.IntermediateSize);
                 for (int j = 0; j < h; j++)
                     x[i][j] += down[j];
             }
         }
 
-        var head2 = _w.ContainsKey("lm_head.weight") ? W("lm_head.weight") : W("model.embed_tokens.weight");
-        return x.Select(row => MatVec(head2, RmsNorm(row, W("model.norm.weight")), _c.VocabSize, h, null).Select(z => (float)z).ToArray()).ToArray();
+        string head2 = tied ? "model.embed_tokens.weight" : "lm_head.weight";
+        return x.Select(row => Base(head2, RmsNorm(row, W("model.norm.weight")), _c.VocabSize, h, null).Select(z => (float)z).ToArray()).ToArray();
+    }
+
+    /// <summary>A projection of <paramref name="layer"/>: the base (float or int8) plus every adapter's module on it.</summary>
+    private double[] Project(int layer, string module, double[] x, int rows, int cols)
+    {
+        string p = $"model.layers.{layer}.{module}";
+        var y = Base(p + ".weight", x, rows, cols, Bias(p + ".bias"));
+        foreach (var (adapter, weight) in _adapters)
+            foreach (var m in adapter.Modules.Where(m => m.Layer == layer && Contracts.Lora.LoraTargets.ModulePath(m.Target) == module))
+            {
+                var ax = new double[m.Rank];
+                for (int r = 0; r < m.Rank; r++)
+                    for (int c = 0; c < cols; c++)
+                        ax[r] += (double)m.A[r * cols + c] * x[c];
+                for (int o = 0; o < rows; o++)
+                {
+                    double s = 0;
+                    for (int r = 0; r < m.Rank; r++)
+                        s += (double)m.B[o * m.Rank + r] * ax[r];
+                    y[o] += weight * m.Scale * s;
+                }
+            }
+
+        return y;
+    }
+
+    private double[] Base(string name, double[] x, int rows, int cols, float[]? bias)
+    {
+        if (!_int8)
+            return MatVec(W(name), x, rows, cols, bias);
+        var (values, scales) = Quantized(name, rows, cols);
+        var input = x.Select(v => (float)v).ToArray();
+        float xScale = input.Max(MathF.Abs) / 127;
+        var xq = input.Select(v => xScale == 0 ? 0 : (int)Math.Clamp(MathF.Round(v / xScale, MidpointRounding.ToEven), -127, 127)).ToArray();
+        var y = new double[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            long dot = 0;
+            for (int c = 0; c < cols; c++)
+                dot += (long)xq[c] * values[r * cols + c];
+            y[r] = (double)xScale * scales[r] * dot + (bias?[r] ?? 0);
+        }
+
+        return y;
+    }
+
+    private (sbyte[] Values, float[] Scales) Quantized(string name, int rows, int cols)
+    {
+        if (_quantized.TryGetValue(name, out var q))
+            return q;
+        var w = W(name);
+        var values = new sbyte[w.Length];
+        var scales = new float[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            float scale = Enumerable.Range(0, cols).Max(c => MathF.Abs(w[r * cols + c])) / 127;
+            scales[r] = scale;
+            for (int c = 0; c < cols; c++)
+                values[r * cols + c] = scale == 0 ? (sbyte)0 : (sbyte)Math.Clamp(MathF.Round(w[r * cols + c] / scale, MidpointRounding.ToEven), -127, 127);
+        }
+
+        return _quantized[name] = (values, scales);
+    }
+
+    private float[] Dequantized(string name, int rows, int cols)
+    {
+        var (values, scales) = Quantized(name, rows, cols);
+        return [.. values.Select((v, i) => scales[i / cols] * v)];
     }
 
     private float[] W(string name) => _w[name].Data;

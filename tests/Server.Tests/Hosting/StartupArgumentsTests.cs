@@ -13,13 +13,13 @@ public sealed class StartupArgumentsTests
     [Fact]
     public void ArgumentProblems_MistypedSwitches_NameEachAndTheClosestKnown()
     {
-        var problems = StartupArguments.ArgumentProblems(["--max-sequence", "64", "--dtyp", "float32", "--quantization", "int8"]);
+        var problems = StartupArguments.ArgumentProblems(["--max-sequence", "64", "--dtyp", "float32", "--quantisation", "int8", "--quantize", "int8"]);
 
-        Assert.Equal(3, problems.Count);
+        Assert.Equal(4, problems.Count);
         Assert.Contains("'--max-sequence'; did you mean '--max-sequences'?", problems[0], StringComparison.Ordinal);
         Assert.Contains("'--dtyp'; did you mean '--dtype'?", problems[1], StringComparison.Ordinal);
-        Assert.Contains("'--quantization'", problems[2], StringComparison.Ordinal);
-        Assert.Contains("closest known", problems[2], StringComparison.Ordinal);
+        Assert.Contains("'--quantisation'; did you mean '--quantization'?", problems[2], StringComparison.Ordinal);
+        Assert.Contains("'--quantize'", problems[3], StringComparison.Ordinal);
     }
 
     [Fact]

@@ -21,6 +21,7 @@ internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> opti
             ["root"] = caller.IsAdmin ? host.Served.Directory : host.ModelId,
             ["parent"] = null,
             ["max_model_len"] = maxLength,
+            ["quantization"] = host.QuantizationName,
         });
         foreach (var id in host.Adapters.List())
         {

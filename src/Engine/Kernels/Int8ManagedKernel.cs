@@ -1,0 +1,158 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Serving.Engine.Quantization;
+
+namespace Serving.Engine.Kernels;
+
+/// <summary>
+/// The portable twin of <see cref="Int8Native"/> for CPUs without AVX512-VNNI (or without the native library): the same
+/// quantization (<see cref="Int8Quantizer.QuantizeInputRows"/>) and the same exact integer sums, then the same float32
+/// expression, so both give the same values:
+/// <code>y[m, n] = round( xscale[m] · W.Scales[n] · (Σ_k (xu[m, k] − 128)·W.Values[n, k]) + bias[n] )</code>
+/// On AVX2 the sums take llama.cpp's Q8_0 route: with xq = xu − 128, VPMADDUBSW(|xq|, sign(xq)·w) adds pairs of products of
+/// at most 127·127 without saturating, VPMADDWD widens them to 32 bits; each weight row is read once for four input rows.
+/// Elsewhere <see cref="Vector{T}"/> code widens before it multiplies.
+/// </summary>
+internal static unsafe class Int8ManagedKernel
+{
+    /// <summary><see cref="Int8Native.QuantizeRows"/>: rows of <paramref name="x"/> (bf16 or float32) into offset bytes and scales.</summary>
+    public static void QuantizeRows(void* x, bool bf16, int rows, int k, byte* offsetValues, float* scales)
+    {
+        var row = bf16 ? new float[k] : null;
+        for (int m = 0; m < rows; m++)
+        {
+            ReadOnlySpan<float> source;
+            if (bf16)
+            {
+                Bf16.ToFloat(new ReadOnlySpan<ushort>((ushort*)x + (long)m * k, k), row);
+                source = row;
+            }
+            else
+            {
+                source = new ReadOnlySpan<float>((float*)x + (long)m * k, k);
+            }
+
+            Int8Quantizer.QuantizeInputRows(source, 1, k, new Span<byte>(offsetValues + (long)m * k, k), new Span<float>(scales + m, 1));
+        }
+    }
+
+    /// <summary><see cref="Int8Native.Gemm(byte*, float*, int, Int8Matrix, void*, bool, void*, long, bool)"/>, over the OpenMP team's parts.</summary>
+    public static void Gemm(byte* offsetInput, float* inputScales, int rows, Int8Matrix w, void* bias, bool bf16, void* y, long ldy, bool float32Output)
+    {
+        nint px = (nint)offsetInput, pxs = (nint)inputScales, pb = (nint)bias, py = (nint)y;
+        int n = w.Rows;
+        int parts = Math.Clamp(n / 64, 1, OpenMpTeam.Threads * 4);
+        int share = (n + parts - 1) / parts;
+        bool f32 = float32Output || !bf16;
+        OpenMpTeam.For(parts, p =>
+        {
+            for (int o = Math.Min(n, p * share); o < Math.Min(n, (p + 1) * share); o++)
+                Output(o);
+        });
+
+        void Output(int o)
+        {
+            int k = w.Columns;
+            float b = pb == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)pb)[o] << 16) : ((float*)pb)[o];
+            Span<int> dots = stackalloc int[4];
+            fixed (sbyte* weights = &w.Values[(long)o * k])
+            {
+                for (int m = 0; m < rows; m += 4)
+                {
+                    int group = Math.Min(4, rows - m);
+                    byte* x = (byte*)px + (long)m * k;
+                    if (Avx2.IsSupported)
+                        DotsAvx2(x, group, k, weights, dots);
+                    else
+                        for (int r = 0; r < group; r++)
+                            dots[r] = Dot(new ReadOnlySpan<byte>(x + (long)r * k, k), new ReadOnlySpan<sbyte>(weights, k));
+                    for (int r = 0; r < group; r++)
+                    {
+                        float product = ((float*)pxs)[m + r] * w.Scales[o] * (float)dots[r];
+                        float value = product + b;
+                        if (f32)
+                            ((float*)py)[(m + r) * ldy + o] = value;
+                        else
+                            ((ushort*)py)[(m + r) * ldy + o] = RoundToBf16(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Σ_k (xu[r, k] − 128)·w[k] for <paramref name="rows"/> ≤ 4 input rows at once, exactly, on AVX2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotsAvx2(byte* xu, int rows, int k, sbyte* w, Span<int> dots)
+    {
+        var flip = Vector256.Create((byte)0x80).AsSByte();
+        var ones = Vector256.Create((short)1);
+        Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+        int i = 0;
+        for (; i + 32 <= k; i += 32)
+        {
+            var wv = Avx.LoadVector256(w + i);
+            s0 += Product(Avx.LoadVector256((sbyte*)xu + i), wv);
+            if (rows > 1)
+                s1 += Product(Avx.LoadVector256((sbyte*)xu + k + i), wv);
+            if (rows > 2)
+                s2 += Product(Avx.LoadVector256((sbyte*)xu + 2 * k + i), wv);
+            if (rows > 3)
+                s3 += Product(Avx.LoadVector256((sbyte*)xu + 3 * k + i), wv);
+        }
+
+        dots[0] = Vector256.Sum(s0);
+        dots[1] = Vector256.Sum(s1);
+        dots[2] = Vector256.Sum(s2);
+        dots[3] = Vector256.Sum(s3);
+        for (int r = 0; r < rows; r++)
+            for (int j = i; j < k; j++)
+                dots[r] += (xu[(long)r * k + j] - 128) * w[j];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        Vector256<int> Product(Vector256<sbyte> offset, Vector256<sbyte> weights)
+        {
+            var x = Avx2.Xor(offset, flip);   // xu − 128 as a signed byte
+            var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(x), Avx2.Sign(weights, x));
+            return Avx2.MultiplyAddAdjacent(pairs, ones);
+        }
+    }
+
+    /// <summary>Σ_k (xu[k] − 128)·w[k], exactly: products fit 16 bits (|q|, |w| ≤ 127) and are widened before they are added.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int Dot(ReadOnlySpan<byte> xu, ReadOnlySpan<sbyte> w)
+    {
+        var sum = Vector<int>.Zero;
+        var offset = new Vector<short>(128);
+        int i = 0;
+        for (; i + Vector<byte>.Count <= w.Length; i += Vector<byte>.Count)
+        {
+            Vector.Widen(new Vector<byte>(xu.Slice(i)), out var xLow, out var xHigh);
+            Vector.Widen(new Vector<sbyte>(w.Slice(i)), out var wLow, out var wHigh);
+            AddProducts(Vector.AsVectorInt16(xLow) - offset, Vector.AsVectorInt16(xHigh) - offset, wLow, wHigh, ref sum);
+        }
+
+        int total = Vector.Sum(sum);
+        for (; i < w.Length; i++)
+            total += (xu[i] - 128) * w[i];
+        return total;
+    }
+
+    private static void AddProducts(Vector<short> xLow, Vector<short> xHigh, Vector<short> wLow, Vector<short> wHigh, ref Vector<int> sum)
+    {
+        Vector.Widen(xLow * wLow, out var a, out var b);
+        Vector.Widen(xHigh * wHigh, out var c, out var d);
+        sum += a + b + c + d;
+    }
+
+    /// <summary>float32 → bfloat16, nearest even (as serving_to_bf16; NaN stays NaN).</summary>
+    private static ushort RoundToBf16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
+            return (ushort)((bits >> 16) | 0x40);
+        bits += 0x7FFFu + ((bits >> 16) & 1u);
+        return (ushort)(bits >> 16);
+    }
+}

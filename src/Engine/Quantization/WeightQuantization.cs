@@ -1,0 +1,14 @@
+namespace Serving.Engine.Quantization;
+
+/// <summary>How the base model's projection weights are held (<c>Serving:Model:Quantization</c>).</summary>
+public enum WeightQuantization
+{
+    /// <summary>In the compute dtype, as loaded.</summary>
+    None,
+
+    /// <summary>
+    /// int8, symmetric per output row, quantized at load from the checkpoint's values: every linear projection and the
+    /// lm_head (a tied embedding with it); norms, an untied embedding, the KV cache and adapters stay in the compute dtype.
+    /// </summary>
+    Int8,
+}
