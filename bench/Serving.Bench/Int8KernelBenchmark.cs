@@ -52,7 +52,7 @@ internal sealed class Int8KernelBenchmark(int iterations)
             double b = clock.Elapsed.TotalMilliseconds;
             clock.Restart();
             Int8Quantizer.QuantizeInputRows(input, rows, Inputs, offset, scales);
-            Int8Native.Gemv(offset, scales, rows, int8, [], y, Outputs);
+            Int8Native.Gemm(offset, scales, rows, int8, [], y, Outputs);
             double q = clock.Elapsed.TotalMilliseconds;
             clock.Restart();
             GemvNative.Read(pw, (long)Outputs * Inputs * 2);

@@ -37,6 +37,12 @@ switch (args.FirstOrDefault())
         string modelDir = BenchModel.Ensure(Get("model"));
         var report = new EngineBenchmark(modelDir, int.Parse(Get("steps") ?? "16"), int.Parse(Get("prompt") ?? "64")).Run();
         return Emit(report);
+    case "int8":
+        return Emit(new Int8ModelBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "24")).Run());
+    case "int8-quality":
+        return Emit(new Int8QualityBenchmark(BenchModel.Ensure(Get("model"))).Run());
+    case "int8-server":
+        return Emit(new Int8ServerBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "6"), int.Parse(Get("tokens") ?? "32")).Run());
     case "int8-kernel":
         return Emit(new Int8KernelBenchmark(int.Parse(Get("iterations") ?? "30")).Run());
     case "attention":

@@ -89,6 +89,9 @@ public sealed class ProjectionWeight : IDisposable
 
     public long Inputs { get; }
 
+    /// <summary>Bytes per weight element as held: 1 for int8, 2 when packed, else the tensor's.</summary>
+    public long ElementSize => _int8 is not null ? 1 : _packed is not null ? 2 : _plain!.ElementSize;
+
     /// <summary>Bytes of weight data held (padding of the packed layout, and int8's scales and row sums, included).</summary>
     public long Bytes => _int8?.Bytes ?? _packed?.Bytes ?? _plain!.NumberOfElements * _plain.ElementSize;
 

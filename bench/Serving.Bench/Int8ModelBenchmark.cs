@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+using Serving.Authoring.Synthetic;
+using Serving.Contracts.Generation;
+using Serving.Engine.Generation;
+using Serving.Engine.Model;
+using Serving.Engine.Quantization;
+using static TorchSharp.torch;
+
+namespace Serving.Bench;
+
+/// <summary>
+/// <c>--quantization int8</c> against bf16 on the bench preset, engine alone: B = 1 and B = 8 decode steps of both models,
+/// alternated step by step so that machine drift cancels, and each int8 step against the time to read its weight bytes at
+/// the read bandwidth measured in the same run (two threads streaming a buffer twice the weights' size).
+/// </summary>
+internal sealed class Int8ModelBenchmark(string modelDir, int steps)
+{
+    private const int PromptTokens = 64;
+
+    public BenchReport Run()
+    {
+        using var bf16 = LoadedModel.Load(modelDir, ScalarType.BFloat16, CPU, 1024);
+        using var int8 = LoadedModel.Load(modelDir, ScalarType.BFloat16, CPU, 1024, quantization: WeightQuantization.Int8);
+        long int8Bytes = int8.Model.Weights.TotalBytes, bf16Bytes = bf16.Model.Weights.TotalBytes;
+        var report = new BenchReport($"int8 vs bf16 decode steps, engine alone, bench preset ({int8.Model.Weights.Layers.Count} layers), {steps} steps each",
+            "B=1", "B=8");
+        report.Context("model_dir", modelDir);
+        report.Context("int8_kernel", Int8Linear.Kernel);
+        report.Context("bf16_weight_mib", bf16Bytes >> 20);
+        report.Context("int8_weight_mib", int8Bytes >> 20);
+        double bandwidth = ReadBandwidth(2 * bf16Bytes);
+        var results = new[] { 1, 8 }.Select(rows => Measure(bf16, int8, rows)).ToList();
+        double ReadMs(long bytes) => bytes / bandwidth * 1000;
+        report.Add("bf16 step (p50)", "ms", [.. results.Select(r => (double?)r.Bf16)]);
+        report.Add("int8 step (p50)", "ms", [.. results.Select(r => (double?)r.Int8)]);
+        report.Add("int8 / bf16, median of alternating pairs", "x", [.. results.Select(r => (double?)r.Ratio)]);
+        report.Add("read bandwidth (same run)", "GB/s", bandwidth / 1e9, bandwidth / 1e9);
+        report.Add("time to read the int8 weights at that bandwidth", "ms", ReadMs(int8Bytes), ReadMs(int8Bytes));
+        report.Add("int8 step / its weights' read time", "x", [.. results.Select(r => (double?)(r.Int8 / ReadMs(int8Bytes)))]);
+        report.Add("weights held: bf16 (B=1 column), int8 (B=8 column)", "MiB", bf16Bytes >> 20, int8Bytes >> 20);
+        return report;
+    }
+
+    private sealed record Result(double Bf16, double Int8, double Ratio);
+
+    private Result Measure(LoadedModel bf16, LoadedModel int8, int rows)
+    {
+        using var cacheA = bf16.Model.CreateKvCache(rows, PromptTokens + steps + 16);
+        using var cacheB = int8.Model.CreateKvCache(rows, PromptTokens + steps + 16);
+        var stepperA = new GenerationStepper(bf16.Model, cacheA);
+        var stepperB = new GenerationStepper(int8.Model, cacheB);
+        var a = Sequences(bf16, rows);
+        var b = Sequences(int8, rows);
+        for (int warm = 0; warm < 3; warm++)
+        {
+            stepperA.RunAll(a);
+            stepperB.RunAll(b);
+        }
+
+        var timesA = new List<double>();
+        var timesB = new List<double>();
+        for (int i = 0; i < steps; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            stepperA.RunAll(a);
+            timesA.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            start = Stopwatch.GetTimestamp();
+            stepperB.RunAll(b);
+            timesB.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+
+        return new Result(Stats.Median(timesA), Stats.Median(timesB), Stats.Median(timesB.Zip(timesA, (q, f) => q / f)));
+    }
+
+    private List<SequenceState> Sequences(LoadedModel loaded, int rows) =>
+        [.. Enumerable.Range(0, rows).Select(i => new SequenceState(EngineBenchmark.Prompt(7 + i, PromptTokens, loaded.Config.VocabSize),
+            new SamplingParams { Temperature = 0, MaxTokens = steps + 8, IgnoreEos = true }, loaded.Tokenizer, []))];
+
+    /// <summary>Bytes per second at which two threads sum a buffer of <paramref name="bytes"/> (no cache holds it): the median of seven passes.</summary>
+    internal static unsafe double ReadBandwidth(long bytes)
+    {
+        bytes = Math.Max(256L << 20, bytes) & ~1023L;
+        using var buffer = ones(bytes, ScalarType.Byte);
+        byte* start = Serving.Engine.Runtime.CpuTensorMemory.Address(buffer);
+        nint address = (nint)start;
+        int threads = Environment.ProcessorCount;
+        long share = bytes / threads & ~1023L;
+        var rates = new List<double>();
+        long sink = 0;
+        for (int pass = 0; pass < 8; pass++)
+        {
+            long begin = Stopwatch.GetTimestamp();
+            Parallel.For(0, threads, t =>
+            {
+                var sum = Vector256<ulong>.Zero;
+                var p = (Vector256<ulong>*)((byte*)address + t * share);
+                for (long i = 0; i < share / 32; i += 4)
+                    sum += p[i] ^ p[i + 1] ^ p[i + 2] ^ p[i + 3];
+                Interlocked.Add(ref sink, (long)Vector256.Sum(sum));
+            });
+            if (pass > 0)
+                rates.Add(share * threads / Stopwatch.GetElapsedTime(begin).TotalSeconds);
+        }
+
+        GC.KeepAlive(sink);
+        return Stats.Median(rates);
+    }
+}
