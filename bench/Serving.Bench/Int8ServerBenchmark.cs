@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Net.Http.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Serving.Authoring.Synthetic;
@@ -76,26 +74,11 @@ internal sealed class Int8ServerBenchmark(string modelDir, int rounds, int token
 
     private double TokensPerSecond(HttpClient http, int seed)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        var (first, last, events) = StreamedCompletion.Run(http, new
         {
-            Content = JsonContent.Create(new { model = "a0", prompt = $"Round {seed}: the int8 base serves this adapter as fast as its bytes allow", max_tokens = tokens,
-                temperature = 0, ignore_eos = true, stream = true }),
-        };
-        using var response = http.Send(request, HttpCompletionOption.ResponseHeadersRead);
-        response.EnsureSuccessStatusCode();
-        using var reader = new StreamReader(response.Content.ReadAsStream());
-        var clock = Stopwatch.StartNew();
-        double first = double.NaN, last = double.NaN;
-        int events = 0;
-        while (reader.ReadLine() is string line)
-        {
-            if (!line.StartsWith("data: {", StringComparison.Ordinal))
-                continue;
-            last = clock.Elapsed.TotalMilliseconds;
-            if (events++ == 0)
-                first = last;
-        }
-
+            model = "a0", prompt = $"Round {seed}: the int8 base serves this adapter as fast as its bytes allow", max_tokens = tokens,
+            temperature = 0, ignore_eos = true, stream = true,
+        });
         return (events - 1) / ((last - first) / 1000);
     }
 }

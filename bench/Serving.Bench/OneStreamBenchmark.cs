@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Serving.Contracts.Generation;
@@ -75,25 +74,8 @@ internal sealed class OneStreamBenchmark(string modelDir, int rounds, int tokens
     /// <summary>One streamed completion; the mean gap between its token events after the first (ms).</summary>
     private double StreamTpotMs(HttpClient http, int seed)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
-        {
-            Content = JsonContent.Create(new { model = "bench", prompt = Prompt(seed), max_tokens = tokens, temperature = 0, ignore_eos = true, stream = true }),
-        };
-        using var response = http.Send(request, HttpCompletionOption.ResponseHeadersRead);
-        response.EnsureSuccessStatusCode();
-        using var reader = new StreamReader(response.Content.ReadAsStream());
-        var clock = Stopwatch.StartNew();
-        double first = double.NaN, last = double.NaN;
-        int events = 0;
-        while (reader.ReadLine() is string line)
-        {
-            if (!line.StartsWith("data: {", StringComparison.Ordinal))
-                continue;
-            last = clock.Elapsed.TotalMilliseconds;
-            if (events++ == 0)
-                first = last;
-        }
-
+        var (first, last, events) = StreamedCompletion.Run(http,
+            new { model = "bench", prompt = Prompt(seed), max_tokens = tokens, temperature = 0, ignore_eos = true, stream = true });
         return (last - first) / (events - 1);
     }
 
