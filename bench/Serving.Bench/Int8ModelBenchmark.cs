@@ -10,37 +10,40 @@ using static TorchSharp.torch;
 namespace Serving.Bench;
 
 /// <summary>
-/// <c>--quantization int8</c> against bf16 on the bench preset, engine alone: B = 1 and B = 8 decode steps of both models,
+/// <c>--quantization int8</c> against the unquantized model in the same compute dtype (bf16 unless told) on the bench preset,
+/// engine alone: B = 1 and B = 8 decode steps of both models,
 /// alternated step by step so that machine drift cancels, and each int8 step against the time to read its weight bytes at
 /// the read bandwidth measured in the same run (two threads streaming a buffer twice the weights' size).
 /// </summary>
-internal sealed class Int8ModelBenchmark(string modelDir, int steps)
+internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType dtype)
 {
     private const int PromptTokens = 64;
 
     public BenchReport Run()
     {
-        using var bf16 = LoadedModel.Load(modelDir, ScalarType.BFloat16, CPU, 1024);
-        using var int8 = LoadedModel.Load(modelDir, ScalarType.BFloat16, CPU, 1024, quantization: WeightQuantization.Int8);
+        using var bf16 = LoadedModel.Load(modelDir, dtype, CPU, 1024);
+        using var int8 = LoadedModel.Load(modelDir, dtype, CPU, 1024, quantization: WeightQuantization.Int8);
+        string name = dtype == ScalarType.BFloat16 ? "bf16" : "f32";
         long int8Bytes = int8.Model.Weights.TotalBytes, bf16Bytes = bf16.Model.Weights.TotalBytes;
         // A step reads every weight but the embedding table, of which it looks up a few rows.
         long int8StepBytes = int8Bytes - (int8.Model.Weights.Tied ? 0 : int8.Model.Weights.Embed.Bytes);
-        var report = new BenchReport($"int8 vs bf16 decode steps, engine alone, bench preset ({int8.Model.Weights.Layers.Count} layers), {steps} steps each",
+        var report = new BenchReport($"int8 vs {name} decode steps ({name} compute), engine alone, bench preset ({int8.Model.Weights.Layers.Count} layers), {steps} steps each",
             "B=1", "B=8");
         report.Context("model_dir", modelDir);
         report.Context("int8_kernel", Int8Linear.Kernel);
-        report.Context("bf16_weight_mib", bf16Bytes >> 20);
+        report.Context("dtype", name);
+        report.Context("unquantized_weight_mib", bf16Bytes >> 20);
         report.Context("int8_weight_mib", int8Bytes >> 20);
         double bandwidth = ReadBandwidth(2 * bf16Bytes);
         var results = new[] { 1, 8 }.Select(rows => Measure(bf16, int8, rows)).ToList();
         double ReadMs(long bytes) => bytes / bandwidth * 1000;
-        report.Add("bf16 step (p50)", "ms", [.. results.Select(r => (double?)r.Bf16)]);
+        report.Add($"{name} step (p50)", "ms", [.. results.Select(r => (double?)r.Bf16)]);
         report.Add("int8 step (p50)", "ms", [.. results.Select(r => (double?)r.Int8)]);
-        report.Add("int8 / bf16, median of alternating pairs", "x", [.. results.Select(r => (double?)r.Ratio)]);
+        report.Add($"int8 / {name}, median of alternating pairs", "x", [.. results.Select(r => (double?)r.Ratio)]);
         report.Add("read bandwidth (same run)", "GB/s", bandwidth / 1e9, bandwidth / 1e9);
         report.Add("time to read a step's int8 weights (all but the embedding table) at that bandwidth", "ms", ReadMs(int8StepBytes), ReadMs(int8StepBytes));
         report.Add("int8 step / that read time", "x", [.. results.Select(r => (double?)(r.Int8 / ReadMs(int8StepBytes)))]);
-        report.Add("weights held: bf16 (B=1 column), int8 (B=8 column)", "MiB", bf16Bytes >> 20, int8Bytes >> 20);
+        report.Add($"weights held: {name} (B=1 column), int8 (B=8 column)", "MiB", bf16Bytes >> 20, int8Bytes >> 20);
         return report;
     }
 

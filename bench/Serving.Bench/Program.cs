@@ -38,7 +38,8 @@ switch (args.FirstOrDefault())
         var report = new EngineBenchmark(modelDir, int.Parse(Get("steps") ?? "16"), int.Parse(Get("prompt") ?? "64")).Run();
         return Emit(report);
     case "int8":
-        return Emit(new Int8ModelBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "24")).Run());
+        return Emit(new Int8ModelBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "24"),
+            (Get("dtype") ?? "bfloat16") switch { "bfloat16" => TorchSharp.torch.ScalarType.BFloat16, "float32" => TorchSharp.torch.ScalarType.Float32, var d => throw new ArgumentException($"unknown --dtype '{d}' (bfloat16 or float32)") }).Run());
     case "int8-quality":
         return Emit(new Int8QualityBenchmark(BenchModel.Ensure(Get("model"))).Run());
     case "int8-server":
