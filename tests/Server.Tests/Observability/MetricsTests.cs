@@ -14,10 +14,10 @@ public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixt
     public async Task Metrics_AfterTraffic_CountsRequestsLatenciesAndAdapterTiers()
     {
         for (int i = 0; i < 3; i++)
-            Assert.Equal(200, (await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model = "demo-all-r8", prompt = $"metrics {i}", max_tokens = 3 })).Status);
+            Assert.Equal(200, (await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model = "demo-all-r8", prompt = $"metrics {i}", max_tokens = 3, ignore_eos = true })).Status);
         Assert.Equal(404, (await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model = "missing", prompt = "x" })).Status);
         using (var channel = GrpcChannel.ForAddress(fixture.Server.Address))
-            await new V1.Generation.GenerationClient(channel).GenerateAsync(new GenerateRequest { Model = "serving-demo-tiny", Prompt = "grpc", MaxTokens = 2 });
+            await new V1.Generation.GenerationClient(channel).GenerateAsync(new GenerateRequest { Model = "serving-demo-tiny", Prompt = "grpc", MaxTokens = 2, IgnoreEos = true });
 
         var m = await ScrapeAsync();
 
