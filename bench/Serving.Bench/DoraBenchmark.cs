@@ -15,7 +15,8 @@ namespace Serving.Bench;
 /// projections (4 rows each), one step with the adapters loaded as LoRA and one with the same A and B plus magnitudes
 /// (DoRA), alternated step by step so the machine's drift cancels. Slot fill: one adapter folder on disk (in the page
 /// cache) read and copied into a device slot, LoRA and its DoRA twin alternated (a DoRA fill also takes the norms of
-/// W + s·B·A over the served base weights).
+/// W + s·B·A over the served base weights). Refill: the same adapter objects again, as from the host tier's copy after an
+/// eviction (DoRA's scales are kept with that copy).
 /// </summary>
 internal sealed class DoraBenchmark(string modelDir, int steps, int fills, ScalarType[] dtypes)
 {
@@ -86,6 +87,22 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
             }
         }
 
+        // Refills: the same adapter objects again, as the host tier hands a device slot the copy it keeps after an eviction.
+        var loraHost = PeftAdapterReader.Read(loraDir, "lora", loaded.Config, Rank);
+        var doraHost = PeftAdapterReader.Read(doraDir, "dora", loaded.Config, Rank);
+        var loraRefill = new List<double>();
+        var doraRefill = new List<double>();
+        for (int i = 0; i < fills + 2; i++)
+        {
+            double l = Time(() => arena.Load(slot, loraHost));
+            double d = Time(() => arena.Load(slot, doraHost));
+            if (i >= 2)
+            {
+                loraRefill.Add(l);
+                doraRefill.Add(d);
+            }
+        }
+
         return new Dictionary<string, double>
         {
             ["decode step, LoRA (p50)"] = Stats.Median(loraSteps),
@@ -95,6 +112,9 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
             ["slot fill from disk, DoRA (p50; target ≤ 50 ms)"] = Stats.Median(doraFill),
             ["slot fill from disk, DoRA (p99)"] = Stats.Percentile(doraFill, 0.99),
             ["slot fill ratio DoRA / LoRA, median of pairs (target ≤ 2)"] = Stats.Median(doraFill.Zip(loraFill, (d, l) => d / l)),
+            ["slot refill from the host copy, LoRA (p50)"] = Stats.Median(loraRefill),
+            ["slot refill from the host copy, DoRA (p50)"] = Stats.Median(doraRefill),
+            ["slot refill ratio DoRA / LoRA, median of pairs"] = Stats.Median(doraRefill.Zip(loraRefill, (d, l) => d / l)),
         };
     }
 

@@ -12,7 +12,8 @@ namespace Serving.Engine.Lora;
 /// DoRA's per-slot scale on CPU without libtorch between the steps: a slot fill runs it for every (layer, projection),
 /// and there a dozen small tensor operations per module cost more than the arithmetic.
 /// <code>
-/// P = W·Aᵀ                                    [out, r]   (GemvNative.Wide*, A rounded to W's dtype)
+/// P = W·Aᵀ                                    [out, r]   (GemvNative.Wide*, A rounded to W's dtype; without AVX-512
+///                                                         SkinnyProductManaged, A in float32)
 /// G = A·Aᵀ                                    [r, r]     (float32)
 /// n[o]² = ‖W_o‖² + 2s·Σ_j B[o,j]·P[o,j] + s²·Σ_jk B[o,j]·G[j,k]·B[o,k]
 /// g[o] = m[o] / n[o];   shift[o] = (1 − g[o])·bias[o]   (0 without a bias)
@@ -20,12 +21,12 @@ namespace Serving.Engine.Lora;
 /// </summary>
 internal static unsafe class DoraScaleCpu
 {
-    /// <summary>The rank whose B row and Gram row fill one 512-bit vector exactly.</summary>
-    private const int VectorRank = 16;
+    /// <summary>float32 lanes of the vectors the per-row norm loops use.</summary>
+    private const int Lanes = 8;
 
-    /// <summary>True when <paramref name="weight"/> can be read by the native skinny product.</summary>
+    /// <summary>True when <paramref name="weight"/> can be read by the native skinny product or its AVX2 twin.</summary>
     public static bool Applies(Tensor weight) =>
-        GemvNative.IsAvailable && weight.device_type == TorchSharp.DeviceType.CPU && weight.is_contiguous()
+        (GemvNative.IsAvailable || SkinnyProductManaged.IsSupported) && weight.device_type == TorchSharp.DeviceType.CPU && weight.is_contiguous()
         && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16;
 
     /// <summary>
@@ -53,10 +54,7 @@ internal static unsafe class DoraScaleCpu
             for (int j = 0; j < rank; j++)
                 for (int k = j; k < rank; k++)
                     gram[j * rank + k] = gram[k * rank + j] = TensorPrimitives.Dot(w.A.AsSpan(j * inF, inF), w.A.AsSpan(k * inF, inF));
-            if (rank == VectorRank)
-                SquaredNormsRank16(product, gram, w, baseRowNormsSquared, g);
-            else
-                SquaredNorms(product, padded, gram, w, baseRowNormsSquared, g);
+            SquaredNorms(product, padded, gram, w, baseRowNormsSquared, g);
 
             TensorPrimitives.Max(g, 0f, g);   // rounding may dip a zero norm below 0
             TensorPrimitives.Sqrt(g, g);
@@ -86,36 +84,56 @@ internal static unsafe class DoraScaleCpu
         }
     }
 
-    /// <summary>n[o]² for rank 16, one vector per output row: u = G·b_o by 16 broadcast multiply-adds, then two dot products.</summary>
-    private static void SquaredNormsRank16(ReadOnlySpan<float> product, float[] gram, LoraModuleWeights w, ReadOnlySpan<float> baseRowNormsSquared, Span<float> squared)
-    {
-        var gramRows = new Vector512<float>[VectorRank];
-        for (int j = 0; j < VectorRank; j++)
-            gramRows[j] = Vector512.Create(gram.AsSpan(j * VectorRank, VectorRank));
-        float s = w.Scale;
-        for (int o = 0; o < squared.Length; o++)
-        {
-            var b = Vector512.Create(w.B.AsSpan(o * VectorRank, VectorRank));
-            var p = Vector512.Create(product.Slice(o * VectorRank, VectorRank));
-            var u = Vector512<float>.Zero;
-            for (int j = 0; j < VectorRank; j++)
-                u = Vector512.FusedMultiplyAdd(Vector512.Create(b.GetElement(j)), gramRows[j], u);
-            squared[o] = baseRowNormsSquared[o] + 2 * s * Vector512.Sum(p * b) + s * s * Vector512.Sum(u * b);
-        }
-    }
-
-    /// <summary>n[o]² for any rank, row by row.</summary>
+    /// <summary>
+    /// n[o]² row by row: u = G·b_o (G is symmetric, so u = Σ_j b_o[j]·G[j, :]) by broadcast multiply-adds over 8-lane
+    /// stretches of the rank, then ⟨p_o, b_o⟩ and ⟨u, b_o⟩. Per-row library calls cost more than these few dozen
+    /// multiply-adds (a fill takes ~10⁵ rows), so the loops are inline.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void SquaredNorms(ReadOnlySpan<float> product, int padded, float[] gram, LoraModuleWeights w, ReadOnlySpan<float> baseRowNormsSquared, Span<float> squared)
     {
-        int rank = w.Rank;
+        int rank = w.Rank, whole = rank / Lanes * Lanes;
         float s = w.Scale;
-        var u = new float[rank];
-        for (int o = 0; o < squared.Length; o++)
+        Span<float> u = stackalloc float[rank];
+        fixed (float* g = gram)
+        fixed (float* pb = w.B)
+        fixed (float* pp = product)
+        fixed (float* pu = u)
         {
-            ReadOnlySpan<float> b = w.B.AsSpan(o * rank, rank);
-            for (int k = 0; k < rank; k++)
-                u[k] = TensorPrimitives.Dot(gram.AsSpan(k * rank, rank), b);   // G is symmetric: row k = column k
-            squared[o] = baseRowNormsSquared[o] + 2 * s * TensorPrimitives.Dot(product.Slice(o * padded, rank), b) + s * s * TensorPrimitives.Dot(u, b);
+            for (int o = 0; o < squared.Length; o++)
+            {
+                float* b = pb + (long)o * rank, p = pp + (long)o * padded;
+                u.Clear();
+                for (int j = 0; j < rank; j++)
+                {
+                    var bj = Vector256.Create(b[j]);
+                    float* gj = g + j * rank;
+                    int c = 0;
+                    for (; c < whole; c += Lanes)
+                        Vector256.FusedMultiplyAdd(bj, Vector256.Load(gj + c), Vector256.Load(pu + c)).Store(pu + c);
+                    for (; c < rank; c++)
+                        pu[c] += b[j] * gj[c];
+                }
+
+                var cross = Vector256<float>.Zero;
+                var lora = Vector256<float>.Zero;
+                int i = 0;
+                for (; i < whole; i += Lanes)
+                {
+                    var bi = Vector256.Load(b + i);
+                    cross = Vector256.FusedMultiplyAdd(Vector256.Load(p + i), bi, cross);
+                    lora = Vector256.FusedMultiplyAdd(Vector256.Load(pu + i), bi, lora);
+                }
+
+                float crossSum = Vector256.Sum(cross), loraSum = Vector256.Sum(lora);
+                for (; i < rank; i++)
+                {
+                    crossSum += p[i] * b[i];
+                    loraSum += pu[i] * b[i];
+                }
+
+                squared[o] = baseRowNormsSquared[o] + 2 * s * crossSum + s * s * loraSum;
+            }
         }
     }
 
@@ -124,6 +142,14 @@ internal static unsafe class DoraScaleCpu
     {
         int outF = (int)weight.shape[0], inF = (int)weight.shape[1];
         bool bf16 = weight.dtype == ScalarType.BFloat16;
+        if (!GemvNative.IsAvailable)
+        {
+            fixed (float* px = a)
+            fixed (float* py = product)
+                SkinnyProductManaged.Multiply(px, rank, inF, inF, (void*)CpuTensorMemory.AddressOf(weight), bf16, outF, py, padded);
+            return;
+        }
+
         int ldx = (int)GemvNative.WideRowStride(inF, bf16 ? 2 : 4);
         nint w = CpuTensorMemory.AddressOf(weight);
         if (bf16)

@@ -43,6 +43,14 @@ public sealed unsafe class LoraModuleArena : IDisposable
     /// <summary>‖W_o‖² of the base weight rows (float32 [out]), from the first DoRA fill on: the base never changes under an arena.</summary>
     private Tensor? _baseRowNormsSquared;
 
+    /// <summary>
+    /// g and the shift of each DoRA module this arena has filled, keyed by the module's weights object (by reference) and
+    /// dropped with it: the host tier keeps one object per adapter version, so its refills after an eviction skip the norms
+    /// (one [out, in]·[in, r] product per module, most of a DoRA fill's cost), and a new version is a new object. Valid
+    /// because the base weights under an arena never change.
+    /// </summary>
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<LoraModuleWeights, DoraRowScale> _doraScales = new();
+
     public int Layer { get; }
     public LoraTarget Target { get; }
     public int MaxRank { get; }
@@ -134,6 +142,16 @@ public sealed unsafe class LoraModuleArena : IDisposable
     private void LoadDora(int slot, LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)> baseWeight)
     {
         using var scope = NewDisposeScope();
+        if (_doraScales.TryGetValue(w, out var known))
+        {
+            using (var row = DoraScale[slot])
+                row.copy_(tensor(known.Scale));
+            using (var row = DoraShift[slot])
+                row.copy_(tensor(known.Shift));
+            IsDora[slot] = true;
+            return;
+        }
+
         var (weight, bias) = baseWeight();
         _baseRowNormsSquared ??= weight.to(ScalarType.Float32).Squared().sum(1).contiguous().MoveToOuterDisposeScope();
         bool finite;
@@ -148,6 +166,9 @@ public sealed unsafe class LoraModuleArena : IDisposable
         if (!finite)
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA scale is not finite (a zero row norm of W + scale·B·A, or a non-finite magnitude)");
         IsDora[slot] = true;
+        using (var row = DoraScale[slot])
+        using (var shift = DoraShift[slot])
+            _doraScales.AddOrUpdate(w, new DoraRowScale(row.cpu().data<float>().ToArray(), shift.cpu().data<float>().ToArray()));
     }
 
     /// <summary>The same as <see cref="DoraScaleCpu"/> in libtorch operations, for other devices and dtypes.</summary>

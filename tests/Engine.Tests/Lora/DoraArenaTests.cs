@@ -88,6 +88,36 @@ public sealed class DoraArenaTests
     }
 
     [Fact]
+    public void Load_SameModuleObjectAgain_CopiesItsScaleWithoutReadingTheBase()
+    {
+        using var weight = tensor(Random(Out * In, 41), [Out, In]);
+        using var bias = tensor(Random(Out, 42));
+        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, Rank, In, Out, ScalarType.Float32, CPU);
+        var module = Dora(43);
+        int reads = 0;
+        (Tensor, Tensor?) Base()
+        {
+            reads++;
+            return (weight.alias(), bias.alias());
+        }
+
+        arena.Load(0, module, Base);
+        arena.Clear(0);
+        arena.Load(2, module, Base);                                          // a refill from the host copy
+        Assert.Equal(1, reads);
+        arena.Load(1, module with { }, Base);                                 // equal values, another object: a new version
+        Assert.Equal(2, reads);
+
+        using var refilled = arena.DoraScale[2];
+        using var computed = arena.DoraScale[1];
+        using var refilledShift = arena.DoraShift[2];
+        using var computedShift = arena.DoraShift[1];
+        Assert.True(arena.IsDora[2]);
+        Assert.Equal(computed.data<float>().ToArray(), refilled.data<float>().ToArray());
+        Assert.Equal(computedShift.data<float>().ToArray(), refilledShift.data<float>().ToArray());
+    }
+
+    [Fact]
     public void Load_StridedBaseWeight_LibtorchPathAgreesWithNativePath()
     {
         using var weight = tensor(Random(Out * In, 31), [Out, In]);
