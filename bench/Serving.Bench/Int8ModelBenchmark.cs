@@ -13,7 +13,8 @@ namespace Serving.Bench;
 /// <c>--quantization int8</c> against the unquantized model in the same compute dtype (bf16 unless told) on the bench preset,
 /// engine alone: B = 1 and B = 8 decode steps of both models,
 /// alternated step by step so that machine drift cancels, and each int8 step against the time to read its weight bytes at
-/// the read bandwidth measured in the same run (two threads streaming a buffer twice the weights' size).
+/// the read bandwidth measured in the same run (every core streaming a buffer twice the weights' size), and against a read
+/// pass over a buffer of at least its weight bytes timed right after each int8 step (the median of those pairs).
 /// </summary>
 internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType dtype)
 {
@@ -35,7 +36,8 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
         report.Context("unquantized_weight_mib", bf16Bytes >> 20);
         report.Context("int8_weight_mib", int8Bytes >> 20);
         double bandwidth = ReadBandwidth(2 * bf16Bytes);
-        var results = new[] { 1, 8 }.Select(rows => Measure(bf16, int8, rows)).ToList();
+        using var probe = new ReadProbe(int8StepBytes);
+        var results = new[] { 1, 8 }.Select(rows => Measure(bf16, int8, rows, probe, int8StepBytes)).ToList();
         double ReadMs(long bytes) => bytes / bandwidth * 1000;
         report.Add($"{name} step (p50)", "ms", [.. results.Select(r => (double?)r.Bf16)]);
         report.Add("int8 step (p50)", "ms", [.. results.Select(r => (double?)r.Int8)]);
@@ -43,13 +45,14 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
         report.Add("read bandwidth (same run)", "GB/s", bandwidth / 1e9, bandwidth / 1e9);
         report.Add("time to read a step's int8 weights (all but the embedding table) at that bandwidth", "ms", ReadMs(int8StepBytes), ReadMs(int8StepBytes));
         report.Add("int8 step / that read time", "x", [.. results.Select(r => (double?)(r.Int8 / ReadMs(int8StepBytes)))]);
+        report.Add("int8 step / read time of its weights' bytes in a pass beside it, median of pairs", "x", [.. results.Select(r => (double?)r.PairedReadRatio)]);
         report.Add($"weights held: {name} (B=1 column), int8 (B=8 column)", "MiB", bf16Bytes >> 20, int8Bytes >> 20);
         return report;
     }
 
-    private sealed record Result(double Bf16, double Int8, double Ratio);
+    private sealed record Result(double Bf16, double Int8, double Ratio, double PairedReadRatio);
 
-    private Result Measure(LoadedModel bf16, LoadedModel int8, int rows)
+    private Result Measure(LoadedModel bf16, LoadedModel int8, int rows, ReadProbe probe, long int8StepBytes)
     {
         using var cacheA = bf16.Model.CreateKvCache(rows, PromptTokens + steps + 16);
         using var cacheB = int8.Model.CreateKvCache(rows, PromptTokens + steps + 16);
@@ -65,6 +68,7 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
 
         var timesA = new List<double>();
         var timesB = new List<double>();
+        var readRatios = new List<double>();
         for (int i = 0; i < steps; i++)
         {
             long start = Stopwatch.GetTimestamp();
@@ -73,42 +77,20 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
             start = Stopwatch.GetTimestamp();
             stepperB.RunAll(b);
             timesB.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            readRatios.Add(timesB[^1] / (probe.Pass() * 1000 * int8StepBytes / probe.Bytes));
         }
 
-        return new Result(Stats.Median(timesA), Stats.Median(timesB), Stats.Median(timesB.Zip(timesA, (q, f) => q / f)));
+        return new Result(Stats.Median(timesA), Stats.Median(timesB), Stats.Median(timesB.Zip(timesA, (q, f) => q / f)), Stats.Median(readRatios));
     }
 
     private List<SequenceState> Sequences(LoadedModel loaded, int rows) =>
         [.. Enumerable.Range(0, rows).Select(i => new SequenceState(EngineBenchmark.Prompt(7 + i, PromptTokens, loaded.Config.VocabSize),
             new SamplingParams { Temperature = 0, MaxTokens = steps + 8, IgnoreEos = true }, loaded.Tokenizer, []))];
 
-    /// <summary>Bytes per second at which two threads sum a buffer of <paramref name="bytes"/> (no cache holds it): the median of seven passes.</summary>
-    internal static unsafe double ReadBandwidth(long bytes)
+    /// <summary>Bytes per second at which every core sums a buffer of <paramref name="bytes"/> (no cache holds it): the median of seven passes.</summary>
+    internal static double ReadBandwidth(long bytes)
     {
-        bytes = Math.Max(256L << 20, bytes) & ~1023L;
-        using var buffer = ones(bytes, ScalarType.Byte);
-        byte* start = Serving.Engine.Runtime.CpuTensorMemory.Address(buffer);
-        nint address = (nint)start;
-        int threads = Environment.ProcessorCount;
-        long share = bytes / threads & ~1023L;
-        var rates = new List<double>();
-        long sink = 0;
-        for (int pass = 0; pass < 8; pass++)
-        {
-            long begin = Stopwatch.GetTimestamp();
-            Parallel.For(0, threads, t =>
-            {
-                var sum = Vector256<ulong>.Zero;
-                var p = (Vector256<ulong>*)((byte*)address + t * share);
-                for (long i = 0; i < share / 32; i += 4)
-                    sum += p[i] ^ p[i + 1] ^ p[i + 2] ^ p[i + 3];
-                Interlocked.Add(ref sink, (long)Vector256.Sum(sum));
-            });
-            if (pass > 0)
-                rates.Add(share * threads / Stopwatch.GetElapsedTime(begin).TotalSeconds);
-        }
-
-        GC.KeepAlive(sink);
-        return Stats.Median(rates);
+        using var probe = new ReadProbe(bytes);
+        return Stats.Median([.. Enumerable.Range(0, 7).Select(_ => probe.PassBandwidth())]);
     }
 }

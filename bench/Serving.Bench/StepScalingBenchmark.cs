@@ -14,7 +14,7 @@ namespace Serving.Bench;
 /// On a GPU an ideal step costs the same for 1 row as for 32; what it gains per row is what the host adds per row.
 /// On the CPU a step of a few rows is bound by reading the weights: the run measures the read bandwidth of the same cores
 /// in the same process (<see cref="ReadBandwidth"/>) and reports each step against the time to read its weight bytes,
-/// and the base steps of up to four rows once more with libtorch's GEMMs in place of <see cref="Serving.Engine.Kernels.GemvNative"/>.
+/// and the base steps of up to four rows once more with libtorch's GEMMs in place of <see cref="Serving.Engine.Kernels.SmallBatchGemv"/>.
 /// Every configuration also reports the libtorch calls per step (<see cref="Serving.Engine.Runtime.LibtorchCallCount"/>)
 /// and the managed bytes allocated per step, on the thread that runs the steps.
 /// </summary>
@@ -58,7 +58,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         var stepper = new GenerationStepper(model, cache);
         WarmUp(loaded, stepper);
         long weightBytes = model.Weights.Layers.Sum(l => l.Projections.Sum(p => p.Bytes)) + model.Weights.LmHead.Bytes;
-        bool cpu = dev.type == TorchSharp.DeviceType.CPU && Serving.Engine.Kernels.GemvNative.IsAvailable;
+        bool cpu = dev.type == TorchSharp.DeviceType.CPU && Serving.Engine.Kernels.SmallBatchGemv.IsAvailable;
         double bandwidthBefore = cpu ? ReadBandwidth(weightBytes) : double.NaN;
         var series = new List<(string Name, Measured?[] Steps)>();
         foreach (bool adapters in new[] { false, true })
@@ -82,7 +82,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         {
             // The same weights and cache through libtorch's GEMMs: what the small-batch kernel changed, in this run.
             var gemm = new GenerationStepper(model.WithKernels(new Serving.Engine.Kernels.KernelOptions { CpuSmallBatchProjections = false }), cache);
-            var measured = _rows.Select(b => b <= Serving.Engine.Kernels.GemvNative.MaxRows ? Measure(loaded, gemm, b, adapters: false) : null).ToArray();
+            var measured = _rows.Select(b => b <= Serving.Engine.Kernels.SmallBatchGemv.MaxRows ? Measure(loaded, gemm, b, adapters: false) : null).ToArray();
             report.Add("base, libtorch GEMMs: step", "ms", measured.Select(m => m?.StepMs).ToArray());
             series.Add(("base, libtorch GEMMs", measured));
         }
@@ -110,7 +110,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             report.Context("read_bandwidth_gb_s_before", Math.Round(bandwidthBefore / 1e9, 2));
             report.Context("read_bandwidth_gb_s_after", Math.Round(bandwidthAfter / 1e9, 2));
             report.Context("time_to_read_the_weights_ms", Math.Round(readMs, 3));
-            report.Context("small_batch_kernel", Serving.Engine.Kernels.GemvNative.Status);
+            report.Context("small_batch_kernel", Serving.Engine.Kernels.SmallBatchGemv.Status);
             report.Context("openmp_threads", TorchSharp.torch.get_num_threads());
         }
 
@@ -147,9 +147,15 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
     /// </summary>
     private static unsafe double ReadBandwidth(long weightBytes)
     {
-        if (!Serving.Engine.Kernels.GemvNative.IsAvailable)
-            return double.NaN;
         long bytes = Math.Max(256L << 20, 2 * weightBytes) & ~255L;
+        if (!Serving.Engine.Kernels.GemvNative.IsAvailable)
+        {
+            using var probe = new ReadProbe(bytes);
+            double rate = Stats.Median([.. Enumerable.Range(0, 7).Select(_ => probe.PassBandwidth())]);
+            Console.Error.WriteLine($"steps: read bandwidth {rate / 1e9:F1} GB/s over {probe.Bytes >> 20} MiB (.NET threads)");
+            return rate;
+        }
+
         using var buffer = ones(bytes, ScalarType.Byte);
         nint address = (nint)Serving.Engine.Runtime.CpuTensorMemory.Address(buffer);
         var rates = new List<double>();

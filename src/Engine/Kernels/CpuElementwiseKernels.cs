@@ -210,7 +210,7 @@ internal static unsafe class CpuElementwiseKernels
     public static void Rotate(byte* x, int rows, int width, int heads, int headDim, byte* cos, byte* sin, int[] positions, byte* keys,
         byte* values, int kvHeads, long cacheRows, long[]? cacheRowPerToken, bool bf16)
     {
-        bool vector = Vector512.IsHardwareAccelerated && Avx512F.IsSupported && headDim / 2 % 16 == 0;
+        bool vector = VectorExp.IsSupported && headDim / 2 % 16 == 0;
         var job = new RopeJob((nint)x, (nint)cos, (nint)sin, (nint)keys, (nint)values, width, heads, headDim, kvHeads, cacheRows,
             cacheRowPerToken, positions, bf16, vector);
         ForRows(rows, (long)rows * heads * headDim, (from, to) => RotateRows(job, from, to));
@@ -288,8 +288,13 @@ internal static unsafe class CpuElementwiseKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Put(Vector512<float> v, byte* destination, int offset, bool bf16)
     {
-        if (bf16)
+        if (bf16 && Avx512F.IsSupported)
             Avx512F.ConvertToVector256UInt16(Vector512.ShiftRightLogical(v.AsUInt32(), 16)).Store((ushort*)destination + offset);
+        else if (bf16)
+        {
+            var upper = Vector512.ShiftRightLogical(v.AsUInt32(), 16);
+            Vector256.Narrow(upper.GetLower(), upper.GetUpper()).Store((ushort*)destination + offset);
+        }
         else
             v.Store((float*)destination + offset);
     }

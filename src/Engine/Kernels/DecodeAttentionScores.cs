@@ -18,8 +18,8 @@ namespace Serving.Engine.Kernels;
 /// </summary>
 internal static unsafe class DecodeAttentionScores
 {
-    /// <summary>True when <see cref="Compute{T}"/> can run: AVX-512 and D a multiple of 32 (whole pairs).</summary>
-    public static bool Supports(int headDim) => Avx512F.IsSupported && headDim % 32 == 0;
+    /// <summary>True when <see cref="Compute{T}"/> can run: <see cref="VectorExp.IsSupported"/> and D a multiple of 32 (whole pairs).</summary>
+    public static bool Supports(int headDim) => VectorExp.IsSupported && headDim % 32 == 0;
 
     /// <param name="q">G × D floats, each head's D in pair order, already scaled by 1/√D.</param>
     /// <param name="kHead">The KV head's key cache, rows of D elements.</param>
@@ -33,7 +33,8 @@ internal static unsafe class DecodeAttentionScores
     public static void Compute<T>(float* q, byte* kHead, byte* vHead, long* rows, int n, int g, int d, float* scores) where T : struct, ITensorElement
     {
         nint rowBytes = (nint)d * T.Size;
-        int quadHeads = g / 4 * 4, j = 0;
+        // The transposing tree needs AVX-512's cross-lane shuffles; on AVX2 each score takes its own horizontal sum.
+        int quadHeads = Avx512F.IsSupported ? g / 4 * 4 : 0, j = 0;
         for (int p = 0; p < Math.Min(PagedDecodeAttention.PrefetchRows, n); p++)
             PagedDecodeAttention.Prefetch(kHead, vHead, rows[p], (int)rowBytes);
         if (quadHeads > 0)

@@ -32,8 +32,8 @@ public sealed record KernelOptions
     public bool FusedCpuDecode { get; init; } = true;
 
     /// <summary>
-    /// Projections of at most <see cref="GemvNative.MaxRows"/> rows (decode steps of a few sequences) run on
-    /// <see cref="GemvNative"/>, which streams each weight once at the read bandwidth, where it supports the tensors (CPU,
+    /// Projections of at most <see cref="SmallBatchGemv.MaxRows"/> rows (decode steps of a few sequences) run on
+    /// <see cref="SmallBatchGemv"/>, which streams each weight once at the read bandwidth, where it supports the tensors (CPU,
     /// bf16 or float32, plain weights); false forces libtorch's GEMM at every size.
     /// </summary>
     public bool CpuSmallBatchProjections { get; init; } = true;

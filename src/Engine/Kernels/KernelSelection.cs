@@ -12,7 +12,7 @@ namespace Serving.Engine.Kernels;
 /// <param name="CpuDecodeAttention">Decode attention through <see cref="PagedDecodeAttention"/>.</param>
 /// <param name="CpuElementwise">RMSNorm, RoPE and SwiGLU through <see cref="CpuElementwiseKernels"/>.</param>
 /// <param name="FusedCpuDecode">All-decode steps through the fused CPU path (when the model is eligible).</param>
-/// <param name="CpuSmallBatchProjections">Projections of a few rows through <see cref="GemvNative"/> (when it is built and the CPU has it).</param>
+/// <param name="CpuSmallBatchProjections">Projections of a few rows through <see cref="SmallBatchGemv"/> (when the CPU has one of its kernels).</param>
 public sealed record KernelSelection(ILoraKernel Lora, bool CpuDecodeAttention, bool CpuElementwise, bool FusedCpuDecode, bool CpuSmallBatchProjections)
 {
     /// <summary>
@@ -29,6 +29,6 @@ public sealed record KernelSelection(ILoraKernel Lora, bool CpuDecodeAttention, 
         var lora = options.Lora ?? (!cpu ? new GatherLoraKernel()
             : dtype is ScalarType.Float32 or ScalarType.BFloat16 ? new CpuLoraKernel() : new ReferenceLoraKernel());
         return new KernelSelection(lora, cpu && options.CpuDecodeAttention, cpu && options.CpuElementwise, cpu && options.FusedCpuDecode,
-            cpu && options.CpuSmallBatchProjections && GemvNative.IsAvailable && dtype is ScalarType.Float32 or ScalarType.BFloat16);
+            cpu && options.CpuSmallBatchProjections && SmallBatchGemv.IsAvailable && dtype is ScalarType.Float32 or ScalarType.BFloat16);
     }
 }

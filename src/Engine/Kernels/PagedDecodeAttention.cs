@@ -32,11 +32,11 @@ public static unsafe class PagedDecodeAttention
     [ThreadStatic] private static float[]? _scratch;
 
     /// <summary>
-    /// True when <see cref="Apply(Tensor, Tensor, Tensor, long[], int, int[])"/> can run these tensors: CPU memory, float32 or bfloat16, AVX-512, D % 16 = 0, and q outside
+    /// True when <see cref="Apply(Tensor, Tensor, Tensor, long[], int, int[])"/> can run these tensors: CPU memory, float32 or bfloat16, <see cref="VectorExp.IsSupported"/>, D % 16 = 0, and q outside
     /// autograd (the kernel records no graph).
     /// </summary>
     public static bool Supports(Tensor q, Tensor keys) =>
-        Vector512.IsHardwareAccelerated && !q.requires_grad && q.device_type == DeviceType.CPU && keys.device_type == DeviceType.CPU
+        VectorExp.IsSupported && !q.requires_grad && q.device_type == DeviceType.CPU && keys.device_type == DeviceType.CPU
         && q.dtype == keys.dtype && q.dtype is ScalarType.Float32 or ScalarType.BFloat16
         && q.size(-1) % Lanes == 0 && keys.is_contiguous();
 

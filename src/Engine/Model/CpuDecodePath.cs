@@ -8,7 +8,7 @@ namespace Serving.Engine.Model;
 
 /// <summary>
 /// <see cref="LlamaModel.Forward"/> for an all-decode step of a bfloat16 or float32 model on the CPU, with every projection
-/// either AMX-packed (bf16), int8, or (steps of up to <see cref="GemvNative.MaxRows"/> rows) plain for the small-batch kernel: the
+/// either AMX-packed (bf16), int8, or (steps of up to <see cref="SmallBatchGemv.MaxRows"/> rows) plain for the small-batch kernel: the
 /// same kernels as the general CPU path (so the same logits, bit for bit), run on raw memory into a <see cref="DecodeWorkspace"/>
 /// allocated once per token count, so that between one projection GEMM and the next no libtorch op runs at all:
 /// <code>
@@ -37,7 +37,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     public bool CanRun(StepIndices step, KvCache cache) =>
         step.AllDecode && step.DecodeCount > 0 && model.FusedCpuDecode && model.CpuElementwise && model.CpuDecodeAttention
         && (_eligible ??= Eligible()) && cache.Keys(0).dtype == model.Dtype
-        && (_anyRowCount || model.Kernels.CpuSmallBatchProjections && step.DecodeCount <= GemvNative.MaxRows);
+        && (_anyRowCount || model.Kernels.CpuSmallBatchProjections && step.DecodeCount <= SmallBatchGemv.MaxRows);
 
     /// <summary>Steps run on this path so far.</summary>
     public long Steps => Interlocked.Read(ref _steps);
@@ -51,7 +51,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         var c = model.Config;
         var w = model.Weights;
         if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
-            || !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
+            || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
             || c.NumHeads * c.HeadDim % 32 != 0)
             return false;
         var vectors = w.Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias }).Append(w.FinalNorm).Append(rope.Cos).Append(rope.Sin);

@@ -13,8 +13,8 @@ namespace Serving.Engine.Model;
 /// bf16's bytes; inputs and outputs stay in the compute dtype, <see cref="Int8Linear"/> quantizes the input rows per call).
 /// Callers see the same maths in every form (the int8 form's W is <c>Scales[n]·Values[n, k]</c>):
 /// <code>Apply(x [M, K], bias [N]?) = x · Wᵀ + bias → [M, N]        Rows(ids [R]) = W[ids, :] → [R, K]</code>
-/// A plain bf16 or float32 weight applied to at most <see cref="GemvNative.MaxRows"/> rows can run on
-/// <see cref="GemvNative"/> (the caller's kernel selection says whether), which reads the weight once at the bandwidth bound.
+/// A plain bf16 or float32 weight applied to at most <see cref="SmallBatchGemv.MaxRows"/> rows can run on
+/// <see cref="SmallBatchGemv"/> (the caller's kernel selection says whether), which reads the weight once at the bandwidth bound.
 /// </summary>
 public sealed class ProjectionWeight : IDisposable
 {
@@ -102,7 +102,7 @@ public sealed class ProjectionWeight : IDisposable
     /// <param name="x">Input rows.</param>
     /// <param name="bias">Added to every row.</param>
     /// <param name="float32Output">Logits: float32 whatever the weight's dtype.</param>
-    /// <param name="smallBatchKernel">The model's selection allows <see cref="GemvNative"/> for a few rows.</param>
+    /// <param name="smallBatchKernel">The model's selection allows <see cref="SmallBatchGemv"/> for a few rows.</param>
     public Tensor Apply(Tensor x, Tensor? bias = null, bool float32Output = false, bool smallBatchKernel = false)
     {
         if (_int8 is not null)
@@ -120,7 +120,7 @@ public sealed class ProjectionWeight : IDisposable
 
     private bool FitsSmallBatchKernel(Tensor x, Tensor? bias) =>
         _plain is not null && x.device_type == DeviceType.CPU && _plain.device_type == DeviceType.CPU && x.dim() == 2
-        && x.size(0) is >= 1 and <= GemvNative.MaxRows && x.size(1) == _plain.size(1) && x.dtype == _plain.dtype
+        && x.size(0) is >= 1 and <= SmallBatchGemv.MaxRows && x.size(1) == _plain.size(1) && x.dtype == _plain.dtype
         && x.dtype is ScalarType.BFloat16 or ScalarType.Float32 && !x.requires_grad && !_plain.requires_grad && x.is_contiguous() && _plain.is_contiguous()
         && (bias is null || bias.dtype == x.dtype && bias.device_type == DeviceType.CPU && bias.is_contiguous() && bias.NumberOfElements == _plain.size(0));
 
@@ -133,9 +133,9 @@ public sealed class ProjectionWeight : IDisposable
         nint xp = (nint)Runtime.CpuTensorMemory.Address(x), wp = (nint)Runtime.CpuTensorMemory.Address(_plain), yp = (nint)Runtime.CpuTensorMemory.Address(y);
         nint bp = bias is null ? 0 : (nint)Runtime.CpuTensorMemory.Address(bias);
         if (bf16)
-            GemvNative.Bf16(xp, rows, k, wp, bp, n, yp, n, float32Output);
+            SmallBatchGemv.Bf16(xp, rows, k, wp, bp, n, yp, n, float32Output);
         else
-            GemvNative.F32(xp, rows, k, wp, bp, n, yp, n);
+            SmallBatchGemv.F32(xp, rows, k, wp, bp, n, yp, n);
         return y;
     }
 
@@ -160,11 +160,11 @@ public sealed class ProjectionWeight : IDisposable
     /// <summary>
     /// True when <see cref="LinearRaw"/> takes <paramref name="rows"/> rows of <paramref name="dtype"/>: an AMX-packed
     /// weight any number of bf16 rows, an int8 weight any number of rows of its dtype, a plain contiguous CPU weight of that dtype (bf16 or float32) up to
-    /// <see cref="GemvNative.MaxRows"/> when the small-batch kernel is there.
+    /// <see cref="SmallBatchGemv.MaxRows"/> when the small-batch kernel is there.
     /// </summary>
     public bool RunsOnRawMemory(int rows, ScalarType dtype) => _int8 is not null ? rows >= 1 && dtype == Dtype
         : _packed is not null ? dtype == ScalarType.BFloat16
-        : rows is >= 1 and <= GemvNative.MaxRows && GemvNative.IsAvailable && _plainAddress != 0 && Dtype == dtype;
+        : rows is >= 1 and <= SmallBatchGemv.MaxRows && SmallBatchGemv.IsAvailable && _plainAddress != 0 && Dtype == dtype;
 
     /// <summary>
     /// x <c>[rows, K]</c> at <paramref name="x"/> → y <c>[rows, N]</c> at <paramref name="y"/>, bias <c>[N]</c> or none, all
@@ -178,11 +178,11 @@ public sealed class ProjectionWeight : IDisposable
         else if (_packed is not null)
             _packed.Linear((ushort*)x, rows, (ushort*)bias, y, float32Output);
         else if (!RunsOnRawMemory(rows, Dtype))
-            throw new InvalidOperationException($"a plain weight runs {rows} rows on raw memory only through the small-batch kernel ({GemvNative.Status})");
+            throw new InvalidOperationException($"a plain weight runs {rows} rows on raw memory only through the small-batch kernel ({SmallBatchGemv.Status})");
         else if (Dtype == ScalarType.BFloat16)
-            GemvNative.Bf16((nint)x, rows, Inputs, _plainAddress, (nint)bias, Outputs, (nint)y, Outputs, float32Output);
+            SmallBatchGemv.Bf16((nint)x, rows, Inputs, _plainAddress, (nint)bias, Outputs, (nint)y, Outputs, float32Output);
         else
-            GemvNative.F32((nint)x, rows, Inputs, _plainAddress, (nint)bias, Outputs, (nint)y, Outputs);
+            SmallBatchGemv.F32((nint)x, rows, Inputs, _plainAddress, (nint)bias, Outputs, (nint)y, Outputs);
     }
 
     /// <summary>

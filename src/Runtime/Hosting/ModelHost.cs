@@ -109,6 +109,10 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
             logger.LogInformation("bf16 projections: {Path} (AMX kernel: {Status}); bf16 LoRA rows: {LoraStatus}",
                 _model.Model.Weights.Layers[0].Qkv.IsPacked ? "AMX-packed weights" : "libtorch", Serving.Engine.Kernels.AmxNative.Status,
                 Serving.Engine.Kernels.LoraNative.IsAvailable ? "AVX512-BF16 kernel" : $"C# kernel ({Serving.Engine.Kernels.LoraNative.Status})");
+        if (device.type == DeviceType.CPU && _quantization == WeightQuantization.None)
+            logger.LogInformation("Small-batch projections (decode steps of ≤ {Rows} rows): {Kernel}; element-wise and decode-attention kernels: {Vectors}",
+                Serving.Engine.Kernels.SmallBatchGemv.MaxRows, Serving.Engine.Kernels.SmallBatchGemv.Status,
+                Serving.Engine.Kernels.CpuVectorKernels.Status);
         var a = adapterOptions.Value;
         string registryPath = a.RegistryPath ?? Path.Combine(cacheRoot, $"adapter-registry-{ModelId}.json");
         Adapters = new AdapterCatalog(string.IsNullOrEmpty(adapterRoot) ? null : new LocalFolderAdapterSource(adapterRoot), new AdapterStore.Registry.AdapterRegistry(registryPath));

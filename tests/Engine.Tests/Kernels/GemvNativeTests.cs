@@ -5,10 +5,11 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Tests.Kernels;
 
 /// <summary>
-/// The small-batch projection kernel (serving_gemv.c, through <see cref="ProjectionWeight.Apply"/>) against double-precision
+/// The small-batch projection kernel (serving_gemv.c, or its AVX2 twin GemvManaged where the CPU lacks AVX512-BF16; through
+/// <see cref="ProjectionWeight.Apply"/>) against double-precision
 /// sums of the same values: float32 within float32 summation error, bfloat16 within its one rounding. A row's result must
-/// not depend on how many rows share the call. On a CPU without AVX512-BF16 (see <see cref="GemvNative.Status"/>) these
-/// return at once; <c>ServingNativeBuildTests</c> pins that a CPU that has it uses it.
+/// not depend on how many rows share the call. The Wide and Read kernels are native only: on a CPU without AVX512-BF16 (see
+/// <see cref="GemvNative.Status"/>) those return at once; <c>ServingNativeBuildTests</c> pins that a CPU that has it uses it.
 /// </summary>
 public sealed class GemvNativeTests
 {
@@ -20,7 +21,7 @@ public sealed class GemvNativeTests
     [InlineData(1, 1000, 130)]
     public void Apply_Float32_MatchesExactSums(int rows, int inputs, int outputs)
     {
-        if (!GemvNative.IsAvailable)
+        if (!SmallBatchGemv.IsAvailable)
             return;
         manual_seed(rows * 31 + inputs + outputs);
         using var w = randn(outputs, inputs);
@@ -45,7 +46,7 @@ public sealed class GemvNativeTests
     [InlineData(1, 33, 7, true)]
     public void Apply_BFloat16_WithinOneRoundingOfExactSums(int rows, int inputs, int outputs, bool float32Output)
     {
-        if (!GemvNative.IsAvailable)
+        if (!SmallBatchGemv.IsAvailable)
             return;
         manual_seed(rows * 17 + inputs + outputs);
         using var w = randn(outputs, inputs).to(ScalarType.BFloat16);
@@ -69,7 +70,7 @@ public sealed class GemvNativeTests
     [InlineData(ScalarType.Float32)]
     public void Apply_RowAloneOrAmongFour_BitIdentical(ScalarType dtype)
     {
-        if (!GemvNative.IsAvailable)
+        if (!SmallBatchGemv.IsAvailable)
             return;
         manual_seed(7);
         using var w = randn(300, 200).to(dtype);
