@@ -120,7 +120,7 @@ public sealed class ProjectionWeight : IDisposable
 
     private bool FitsSmallBatchKernel(Tensor x, Tensor? bias) =>
         _plain is not null && x.device_type == DeviceType.CPU && _plain.device_type == DeviceType.CPU && x.dim() == 2
-        && x.size(0) is >= 1 and <= SmallBatchGemv.MaxRows && x.size(1) == _plain.size(1) && x.dtype == _plain.dtype
+        && x.size(0) >= 1 && x.size(0) <= SmallBatchGemv.MaxRows && x.size(1) == _plain.size(1) && x.dtype == _plain.dtype
         && x.dtype is ScalarType.BFloat16 or ScalarType.Float32 && !x.requires_grad && !_plain.requires_grad && x.is_contiguous() && _plain.is_contiguous()
         && (bias is null || bias.dtype == x.dtype && bias.device_type == DeviceType.CPU && bias.is_contiguous() && bias.NumberOfElements == _plain.size(0));
 
@@ -164,7 +164,7 @@ public sealed class ProjectionWeight : IDisposable
     /// </summary>
     public bool RunsOnRawMemory(int rows, ScalarType dtype) => _int8 is not null ? rows >= 1 && dtype == Dtype
         : _packed is not null ? dtype == ScalarType.BFloat16
-        : rows is >= 1 and <= SmallBatchGemv.MaxRows && SmallBatchGemv.IsAvailable && _plainAddress != 0 && Dtype == dtype;
+        : rows >= 1 && rows <= SmallBatchGemv.MaxRows && SmallBatchGemv.IsAvailable && _plainAddress != 0 && Dtype == dtype;
 
     /// <summary>
     /// x <c>[rows, K]</c> at <paramref name="x"/> → y <c>[rows, N]</c> at <paramref name="y"/>, bias <c>[N]</c> or none, all

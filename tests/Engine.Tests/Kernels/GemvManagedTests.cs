@@ -16,6 +16,9 @@ public sealed unsafe class GemvManagedTests
     [InlineData(true, 3, 1000, 70, false)]
     [InlineData(true, 2, 64, 129, true)]        // bf16 weights, float32 logits
     [InlineData(true, 4, 48, 5, false)]
+    [InlineData(false, 8, 768, 100, false)]     // two groups of four
+    [InlineData(true, 13, 100, 33, false)]      // a group's tail
+    [InlineData(false, 16, 2048, 70, false)]    // the most rows
     public void Run_AnyShape_MatchesExactSums(bool bf16, int rows, int k, int n, bool float32Output)
     {
         if (!GemvManaged.IsSupported)
@@ -47,17 +50,17 @@ public sealed unsafe class GemvManagedTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Run_RowAloneOrAmongFour_SameBits(bool bf16)
+    public void Run_RowAloneOrAmongTheMostRows_SameBits(bool bf16)
     {
         if (!GemvManaged.IsSupported)
             return;
-        const int K = 300, N = 90;
+        const int K = 300, N = 90, Rows = GemvManaged.MaxRows;
         var random = new SeededRandom(17);
-        float[] x = [.. Enumerable.Range(0, 4 * K).Select(_ => Round(bf16, (float)(random.NextDouble() - 0.5)))];
+        float[] x = [.. Enumerable.Range(0, Rows * K).Select(_ => Round(bf16, (float)(random.NextDouble() - 0.5)))];
         float[] w = [.. Enumerable.Range(0, N * K).Select(_ => Round(bf16, (float)(random.NextDouble() - 0.5)))];
-        var together = new float[4 * N];
-        Run(bf16, x, 4, K, w, null, N, together, new ushort[4 * N], float32Output: true);
-        for (int m = 0; m < 4; m++)
+        var together = new float[Rows * N];
+        Run(bf16, x, Rows, K, w, null, N, together, new ushort[Rows * N], float32Output: true);
+        for (int m = 0; m < Rows; m++)
         {
             var alone = new float[N];
             Run(bf16, x[(m * K)..((m + 1) * K)], 1, K, w, null, N, alone, new ushort[N], float32Output: true);

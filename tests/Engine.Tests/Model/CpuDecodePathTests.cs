@@ -13,7 +13,7 @@ namespace Serving.Engine.Tests.Model;
 /// <summary>
 /// The fused all-decode CPU path against the per-op CPU path of the same model, bf16 and float32: they run the same kernels,
 /// so their logits must be equal bit for bit, step after step, as the batch shrinks, with adapters or without. With AMX a
-/// bf16 model is packed; otherwise its four decode rows run on the small-batch kernel (<see cref="GemvNative"/>) on both
+/// bf16 model is packed; otherwise its four decode rows run on the small-batch kernel (<see cref="SmallBatchGemv"/>) on both
 /// sides; an int8 model runs its int8 kernel on both. The step count pins that a machine with either kernel uses the path.
 /// </summary>
 public sealed class CpuDecodePathTests : IDisposable
