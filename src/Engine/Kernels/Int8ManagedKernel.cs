@@ -46,13 +46,29 @@ internal static unsafe class Int8ManagedKernel
         int parts = Math.Clamp(n / 64, 1, OpenMpTeam.Threads * 4);
         int share = (n + parts - 1) / parts;
         bool f32 = float32Output || !bf16;
-        OpenMpTeam.For(parts, p =>
+        // Rows in fours share each weight load; their |xq| and xq are made once here rather than for every weight row.
+        byte[]? split = Avx2.IsSupported && rows >= 4 ? System.Buffers.ArrayPool<byte>.Shared.Rent(2 * rows * w.Columns) : null;
+        try
         {
-            for (int o = Math.Min(n, p * share); o < Math.Min(n, (p + 1) * share); o++)
-                Output(o);
-        });
+            fixed (byte* ps = split)
+            {
+                if (split is not null)
+                    Split(offsetInput, (long)rows * w.Columns, ps, ps + (long)rows * w.Columns);
+                nint magnitudes = (nint)ps, signs = (nint)(ps + (long)rows * w.Columns);
+                OpenMpTeam.For(parts, p =>
+                {
+                    for (int o = Math.Min(n, p * share); o < Math.Min(n, (p + 1) * share); o++)
+                        Output(o, (byte*)magnitudes, (sbyte*)signs);
+                });
+            }
+        }
+        finally
+        {
+            if (split is not null)
+                System.Buffers.ArrayPool<byte>.Shared.Return(split);
+        }
 
-        void Output(int o)
+        void Output(int o, byte* magnitudes, sbyte* signs)
         {
             int k = w.Columns;
             float b = pb == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)pb)[o] << 16) : ((float*)pb)[o];
@@ -63,7 +79,9 @@ internal static unsafe class Int8ManagedKernel
                 {
                     int group = Math.Min(4, rows - m);
                     byte* x = (byte*)px + (long)m * k;
-                    if (Avx2.IsSupported)
+                    if (group == 4 && magnitudes is not null)
+                        DotsAvx2Four(magnitudes + (long)m * k, signs + (long)m * k, k, weights, dots);
+                    else if (Avx2.IsSupported)
                         DotsAvx2(x, group, k, weights, dots);
                     else
                         for (int r = 0; r < group; r++)
@@ -82,14 +100,11 @@ internal static unsafe class Int8ManagedKernel
         }
     }
 
-    /// <summary>Σ_k (xu[r, k] − 128)·w[k] for <paramref name="rows"/> ≤ 4 input rows at once, exactly, on AVX2.</summary>
+    /// <summary>Σ_k (xu[r, k] − 128)·w[k] for <paramref name="rows"/> &lt; 4 input rows, one at a time, exactly, on AVX2.</summary>
     private static void DotsAvx2(byte* xu, int rows, int k, sbyte* w, Span<int> dots)
     {
-        if (rows == 4)
-            DotsAvx2Four(xu, k, w, dots);
-        else
-            for (int r = 0; r < rows; r++)
-                dots[r] = DotAvx2(xu + (long)r * k, k, w);
+        for (int r = 0; r < rows; r++)
+            dots[r] = DotAvx2(xu + (long)r * k, k, w);
     }
 
     /// <summary>Bytes ahead of the current one that a decode row's weight stream asks for: the prefetcher alone left a core at 60 % of its share of the bandwidth.</summary>
@@ -120,20 +135,19 @@ internal static unsafe class Int8ManagedKernel
         return dot;
     }
 
-    /// <summary>Four input rows sharing each load of the weight row.</summary>
+    /// <summary>Four input rows, given as |xq| and xq (<see cref="Split"/>), sharing each load of the weight row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotsAvx2Four(byte* xu, int k, sbyte* w, Span<int> dots)
+    private static void DotsAvx2Four(byte* magnitudes, sbyte* signs, int k, sbyte* w, Span<int> dots)
     {
         Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
-        sbyte* x = (sbyte*)xu;
         int i = 0;
         for (; i + 32 <= k; i += 32)
         {
             var wv = Avx.LoadVector256(w + i);
-            s0 += Product(Avx.LoadVector256(x + i), wv);
-            s1 += Product(Avx.LoadVector256(x + k + i), wv);
-            s2 += Product(Avx.LoadVector256(x + 2 * k + i), wv);
-            s3 += Product(Avx.LoadVector256(x + 3 * k + i), wv);
+            s0 += Product(Avx.LoadVector256(magnitudes + i), Avx.LoadVector256(signs + i), wv);
+            s1 += Product(Avx.LoadVector256(magnitudes + k + i), Avx.LoadVector256(signs + k + i), wv);
+            s2 += Product(Avx.LoadVector256(magnitudes + 2 * k + i), Avx.LoadVector256(signs + 2 * k + i), wv);
+            s3 += Product(Avx.LoadVector256(magnitudes + 3 * k + i), Avx.LoadVector256(signs + 3 * k + i), wv);
         }
 
         dots[0] = Vector256.Sum(s0);
@@ -142,8 +156,34 @@ internal static unsafe class Int8ManagedKernel
         dots[3] = Vector256.Sum(s3);
         for (int r = 0; r < 4; r++)
             for (int j = i; j < k; j++)
-                dots[r] += (xu[(long)r * k + j] - 128) * w[j];
+                dots[r] += signs[(long)r * k + j] * w[j];
     }
+
+    /// <summary>xq = xu − 128 as signed bytes into <paramref name="signs"/>, |xq| into <paramref name="magnitudes"/> (count bytes each).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Split(byte* xu, long count, byte* magnitudes, byte* signs)
+    {
+        var flip = Vector256.Create((byte)0x80);
+        long i = 0;
+        for (; i + 32 <= count; i += 32)
+        {
+            var q = Avx2.Xor(Avx.LoadVector256(xu + i), flip).AsSByte();
+            Avx2.Abs(q).Store(magnitudes + i);
+            q.Store((sbyte*)signs + i);
+        }
+
+        for (; i < count; i++)
+        {
+            sbyte q = (sbyte)(xu[i] ^ 0x80);
+            signs[i] = (byte)q;
+            magnitudes[i] = (byte)Math.Abs(q);
+        }
+    }
+
+    /// <summary><see cref="Product(Vector256{sbyte}, Vector256{sbyte})"/> with |xq| and xq made beforehand.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Product(Vector256<byte> magnitudes, Vector256<sbyte> signs, Vector256<sbyte> weights) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitudes, Avx2.Sign(weights, signs)), Vector256.Create((short)1));
 
     /// <summary>
     /// Eight 32-bit sums of (xu − 128)·w over 32 bytes: xq = xu XOR 0x80 is xu − 128 as a signed byte, and
