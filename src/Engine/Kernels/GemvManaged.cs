@@ -74,9 +74,9 @@ internal static unsafe class GemvManaged
                         float* group = (float*)px + g * k;
                         int count = Math.Min(GroupRows, rows - g);
                         if (bf16)
-                            DotsBf16((ushort*)w + o * k, group, k, count, sums[g..]);
+                            Dots((ushort*)w + o * k, group, k, count, sums[g..]);
                         else
-                            DotsF32((float*)w + o * k, group, k, count, sums[g..]);
+                            Dots((float*)w + o * k, group, k, count, sums[g..]);
                     }
 
                     float b = bias == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)bias)[o] << 16) : ((float*)bias)[o];
@@ -97,58 +97,22 @@ internal static unsafe class GemvManaged
         }
     }
 
-    /// <summary>sums[m] = Σ_i w[i]·x[m, i] for float32 w, m &lt; rows ≤ 4.</summary>
+    /// <summary>
+    /// sums[m] = Σ_i w[i]·x[m, i] for m &lt; rows ≤ 4, w float32 (<typeparamref name="TWeight"/> = float) or bfloat16
+    /// (ushort, widened exactly): the JIT compiles one body per weight type, with the type tests folded away.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotsF32(float* w, float* x, long k, int rows, Span<float> sums)
+    private static void Dots<TWeight>(TWeight* w, float* x, long k, int rows, Span<float> sums) where TWeight : unmanaged
     {
         Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
         float* x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k;
         long i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            Sse.Prefetch0((byte*)(w + i) + PrefetchBytes);
-            var lo = Vector256.Load(w + i);
-            var hi = Vector256.Load(w + i + 8);
-            a0 = Fma.MultiplyAdd(lo, Vector256.Load(x + i), a0);
-            b0 = Fma.MultiplyAdd(hi, Vector256.Load(x + i + 8), b0);
-            if (rows > 1)
-            {
-                a1 = Fma.MultiplyAdd(lo, Vector256.Load(x1 + i), a1);
-                b1 = Fma.MultiplyAdd(hi, Vector256.Load(x1 + i + 8), b1);
-            }
-
-            if (rows > 2)
-            {
-                a2 = Fma.MultiplyAdd(lo, Vector256.Load(x2 + i), a2);
-                b2 = Fma.MultiplyAdd(hi, Vector256.Load(x2 + i + 8), b2);
-            }
-
-            if (rows > 3)
-            {
-                a3 = Fma.MultiplyAdd(lo, Vector256.Load(x3 + i), a3);
-                b3 = Fma.MultiplyAdd(hi, Vector256.Load(x3 + i + 8), b3);
-            }
-        }
-
-        Finish(a0, b0, a1, b1, a2, b2, a3, b3, rows, sums);
-        for (; i < k; i++)
-            for (int m = 0; m < rows; m++)
-                sums[m] += w[i] * x[m * k + i];
-    }
-
-    /// <summary>sums[m] = Σ_i w[i]·x[m, i] for bfloat16 w (widened exactly), m &lt; rows ≤ 4.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotsBf16(ushort* w, float* x, long k, int rows, Span<float> sums)
-    {
-        Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
-        float* x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k;
-        long i = 0;
-        for (; i + 16 <= k; i += 16)
-        {
-            if ((i & 31) == 0)
+            if (sizeof(TWeight) == 4 || (i & 31) == 0)
                 Sse.Prefetch0((byte*)(w + i) + PrefetchBytes);
-            var lo = Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Sse2.LoadVector128(w + i)), 16).AsSingle();
-            var hi = Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Sse2.LoadVector128(w + i + 8)), 16).AsSingle();
+            var lo = Load(w + i);
+            var hi = Load(w + i + 8);
             a0 = Fma.MultiplyAdd(lo, Vector256.Load(x + i), a0);
             b0 = Fma.MultiplyAdd(hi, Vector256.Load(x + i + 8), b0);
             if (rows > 1)
@@ -173,11 +137,18 @@ internal static unsafe class GemvManaged
         Finish(a0, b0, a1, b1, a2, b2, a3, b3, rows, sums);
         for (; i < k; i++)
         {
-            float wi = BitConverter.Int32BitsToSingle(w[i] << 16);
+            float wi = typeof(TWeight) == typeof(ushort) ? BitConverter.Int32BitsToSingle(*(ushort*)(w + i) << 16) : *(float*)(w + i);
             for (int m = 0; m < rows; m++)
                 sums[m] += wi * x[m * k + i];
         }
     }
+
+    /// <summary>Eight weights as float32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Load<TWeight>(TWeight* w) where TWeight : unmanaged =>
+        typeof(TWeight) == typeof(ushort)
+            ? Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Sse2.LoadVector128((ushort*)w)), 16).AsSingle()
+            : Vector256.Load((float*)w);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Finish(Vector256<float> a0, Vector256<float> b0, Vector256<float> a1, Vector256<float> b1, Vector256<float> a2,
