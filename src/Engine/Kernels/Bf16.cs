@@ -12,7 +12,7 @@ internal static class Bf16
     {
         var bits = MemoryMarshal.Cast<float, uint>(destination);
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (VectorExp.IsSupported)
         {
             for (; i + Vector512<ushort>.Count <= source.Length; i += Vector512<ushort>.Count)
             {
@@ -32,7 +32,7 @@ internal static class Bf16
     {
         var bits = MemoryMarshal.Cast<float, uint>(source);
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (VectorExp.IsSupported)
         {
             var bias = Vector512.Create(0x7FFFu);
             var one = Vector512.Create(1u);
@@ -55,7 +55,7 @@ internal static class Bf16
     public static void Round(Span<float> values)
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (VectorExp.IsSupported)
         {
             for (; i + Vector512<float>.Count <= values.Length; i += Vector512<float>.Count)
                 Round(Vector512.Create(values.Slice(i, Vector512<float>.Count))).CopyTo(values.Slice(i));

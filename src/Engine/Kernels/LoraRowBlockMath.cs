@@ -33,7 +33,7 @@ internal static unsafe class LoraRowBlockMath
     {
         // x: 4 rows of inF floats back to back; h: 4 rows of rank floats back to back.
         int j = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (VectorExp.IsSupported)
         {
             for (; j + 4 <= rank; j += 4)
             {
@@ -58,7 +58,7 @@ internal static unsafe class LoraRowBlockMath
     public static void Expand4Add(void* bt, bool bf16, int rank, int outF, float* h, byte* y0, byte* y1, byte* y2, byte* y3)
     {
         int o = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (VectorExp.IsSupported)
             o = bf16 ? Expand4AddVectors<BFloat16Element>((byte*)bt, rank, outF, h, y0, y1, y2, y3)
                 : Expand4AddVectors<Float32Element>((byte*)bt, rank, outF, h, y0, y1, y2, y3);
         if (o < outF)

@@ -28,7 +28,7 @@ internal static unsafe class LoraRowMath
     public static void Shrink(void* a, bool bf16, int rank, int inF, float* x, float* h)
     {
         int j = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (VectorExp.IsSupported)
         {
             for (; j + 4 <= rank; j += 4)
             {
@@ -52,7 +52,7 @@ internal static unsafe class LoraRowMath
     public static void Expand(void* bt, bool bf16, int rank, int outF, float* h, float* acc)
     {
         int o = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (VectorExp.IsSupported)
         {
             o = bf16 ? ExpandBf16((ushort*)bt, rank, outF, h, acc) : ExpandF32((float*)bt, rank, outF, h, acc);
         }

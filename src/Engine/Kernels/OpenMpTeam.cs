@@ -27,6 +27,9 @@ internal static unsafe class OpenMpTeam
     {
         if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("SERVING_KERNEL_THREADS") == "dotnet")
             return;
+        // The team is the one libtorch loaded: make sure it is loaded, or a kernel that runs before any tensor op (a test,
+        // a tool) would leave every later region on the thread pool for the life of the process.
+        TorchSharp.torch.get_num_threads();
         foreach (string path in LoadedOpenMpLibraries())
         {
             if (!NativeLibrary.TryLoad(path, out nint handle))

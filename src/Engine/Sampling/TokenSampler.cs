@@ -174,7 +174,7 @@ internal static class TokenSampler
     private static int Count(ReadOnlySpan<float> w, float t)
     {
         int count = 0, i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (Kernels.CpuVectorKernels.IsSupported)
         {
             var ts = Vector512.Create(Math.Max(t, float.Epsilon));
             var counts = Vector512<int>.Zero;
@@ -194,7 +194,7 @@ internal static class TokenSampler
     {
         double mass = 0;
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (Kernels.CpuVectorKernels.IsSupported)
         {
             var ts = Vector512.Create(t);
             Vector512<float> a = default, b = default;
