@@ -27,6 +27,9 @@ public sealed unsafe class Int8LinearTests
 
     [Theory]
     [InlineData(1, 70, 33)]
+    [InlineData(1, 1024, 258)]   // four outputs at a time, 64-byte steps, one short block at the end
+    [InlineData(2, 96, 3)]       // fewer outputs than one block
+    [InlineData(3, 200, 37)]
     [InlineData(5, 128, 64)]
     [InlineData(67, 96, 130)]
     public void Gemm_PortableKernel_EqualsExactIntegerSums(int rows, int inputs, int outputs)
