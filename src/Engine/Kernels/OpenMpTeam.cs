@@ -64,8 +64,11 @@ internal static unsafe class OpenMpTeam
         if (parts <= 0)
             return;
         var state = new RegionState(parts, body);
-        if (parts == 1)
-            state.Run(0);
+        if (parts == 1 || _alone)
+        {
+            for (int p = 0; p < parts; p++)
+                state.Run(p);
+        }
         else if (!IsAvailable)
             System.Threading.Tasks.Parallel.For(0, parts, state.Run);
         else
@@ -82,6 +85,28 @@ internal static unsafe class OpenMpTeam
         }
 
         state.Error?.Throw();
+    }
+
+    /// <summary>Set while <see cref="Alone"/> runs its work: regions entered on this thread run on it alone.</summary>
+    [ThreadStatic] private static bool _alone;
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with every region it enters run on the calling thread only. For background work beside
+    /// the engine loop (a DoRA adapter's norms on the thread pool): it then takes one core, not a second OpenMP team spun
+    /// up for a pool thread, and the engine's own team keeps the rest.
+    /// </summary>
+    public static void Alone(Action work)
+    {
+        bool outer = _alone;
+        _alone = true;
+        try
+        {
+            work();
+        }
+        finally
+        {
+            _alone = outer;
+        }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]

@@ -43,6 +43,8 @@ public sealed unsafe class LoraModuleArena : IDisposable
     /// <summary>‖W_o‖² of the base weight rows (float32 [out]), from the first DoRA fill on: the base never changes under an arena.</summary>
     private Tensor? _baseRowNormsSquared;
 
+    private readonly Lock _baseNormsLock = new();
+
     /// <summary>
     /// g and the shift of each DoRA module this arena has filled, keyed by the module's weights object (by reference) and
     /// dropped with it: the host tier keeps one object per adapter version, so its refills after an eviction skip the norms
@@ -132,67 +134,89 @@ public sealed unsafe class LoraModuleArena : IDisposable
             scale.FillWith(w.Scale);
     }
 
-    /// <summary>
-    /// g = m / ‖W + scale·B·A‖ (float32, row-wise over the input dimension) and (1 − g) ⊙ bias for <paramref name="slot"/>,
-    /// without forming the [out, in] sum: ‖W_o + s·(B·A)_o‖² = ‖W_o‖² + 2s·⟨W_o, (B·A)_o⟩ + s²·‖(B·A)_o‖², where
-    /// ⟨W_o, (B·A)_o⟩ = Σ_j B[o, j]·(W·Aᵀ)[o, j] and ‖(B·A)_o‖² = Σ_j (B·(A·Aᵀ))[o, j]·B[o, j]. So a fill reads W once
-    /// for one [out, in]·[in, r] product; ‖W_o‖² depends on the base weights alone and is kept after the first DoRA fill.
-    /// On CPU the product runs on the native skinny kernel and the rest in plain loops (<see cref="DoraScaleCpu"/>).
-    /// </summary>
+    /// <summary>Copies g and the shift of DoRA module <paramref name="w"/> (<see cref="RowScale"/>) into <paramref name="slot"/>.</summary>
     private void LoadDora(int slot, LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)> baseWeight)
     {
-        using var scope = NewDisposeScope();
-        if (_doraScales.TryGetValue(w, out var known))
+        var rowScale = RowScale(w, baseWeight);
+        if (DoraScaleAddress != 0)
         {
-            using (var row = DoraScale[slot])
-                row.copy_(tensor(known.Scale));
-            using (var row = DoraShift[slot])
-                row.copy_(tensor(known.Shift));
-            IsDora[slot] = true;
-            return;
-        }
-
-        var (weight, bias) = baseWeight();
-        _baseRowNormsSquared ??= weight.to(ScalarType.Float32).Squared().sum(1).contiguous().MoveToOuterDisposeScope();
-        bool finite;
-        if (DoraScaleAddress != 0 && DoraScaleCpu.Applies(weight))
-        {
-            var norms = new ReadOnlySpan<float>(CpuTensorMemory.Address(_baseRowNormsSquared), Out);
-            finite = DoraScaleCpu.TryFill(weight, bias, norms, w, new Span<float>((float*)DoraScaleAddress + (long)slot * Out, Out),
-                new Span<float>((float*)DoraShiftAddress + (long)slot * Out, Out));
+            rowScale.Scale.CopyTo(new Span<float>((float*)DoraScaleAddress + (long)slot * Out, Out));
+            rowScale.Shift.CopyTo(new Span<float>((float*)DoraShiftAddress + (long)slot * Out, Out));
         }
         else
-            finite = TryFillWithTensors(slot, w, weight, bias);
+        {
+            using (var values = tensor(rowScale.Scale))
+            using (var row = DoraScale[slot])
+                row.copy_(values);
+            using (var values = tensor(rowScale.Shift))
+            using (var row = DoraShift[slot])
+                row.copy_(values);
+        }
+
+        IsDora[slot] = true;
+    }
+
+    /// <summary>
+    /// g = m / ‖W + scale·B·A‖ (float32, row-wise over the input dimension) and (1 − g) ⊙ bias of DoRA module
+    /// <paramref name="w"/> over this projection's base weight, computed once per weights object and kept with it,
+    /// without forming the [out, in] sum: ‖W_o + s·(B·A)_o‖² = ‖W_o‖² + 2s·⟨W_o, (B·A)_o⟩ + s²·‖(B·A)_o‖², where
+    /// ⟨W_o, (B·A)_o⟩ = Σ_j B[o, j]·(W·Aᵀ)[o, j] and ‖(B·A)_o‖² = Σ_j (B·(A·Aᵀ))[o, j]·B[o, j]. So it reads W once
+    /// for one [out, in]·[in, r] product; ‖W_o‖² depends on the base weights alone and is kept after the first DoRA module.
+    /// On CPU the product runs on the native skinny kernel and the rest in plain loops (<see cref="DoraScaleCpu"/>).
+    /// It touches no slot and only reads the base weights, so it may run on any thread while the engine steps: the
+    /// runtime takes it off the engine loop (<see cref="LoraSlotArena.PrepareDora"/>) before a slot fill copies it.
+    /// </summary>
+    /// <exception cref="ArgumentException">Some g is not finite (a zero row norm, or a non-finite magnitude).</exception>
+    internal DoraRowScale RowScale(LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)> baseWeight)
+    {
+        if (_doraScales.TryGetValue(w, out var known))
+            return known;
+        using var scope = NewDisposeScope();
+        var (weight, bias) = baseWeight();
+        var scale = new float[Out];
+        var shift = new float[Out];
+        bool finite = DoraScaleCpu.Applies(weight)
+            ? DoraScaleCpu.TryFill(weight, bias, new ReadOnlySpan<float>(CpuTensorMemory.Address(BaseRowNormsSquared(weight)), Out), w, scale, shift)
+            : TryScaleWithTensors(w, weight, bias, scale, shift);
         if (!finite)
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA scale is not finite (a zero row norm of W + scale·B·A, or a non-finite magnitude)");
-        IsDora[slot] = true;
-        using (var row = DoraScale[slot])
-        using (var shift = DoraShift[slot])
-            _doraScales.AddOrUpdate(w, new DoraRowScale(row.cpu().data<float>().ToArray(), shift.cpu().data<float>().ToArray()));
+        // Two threads may have computed the same module at once; both results are equal, the first one kept is returned.
+        return _doraScales.GetValue(w, _ => new DoraRowScale(scale, shift));
+    }
+
+    /// <summary>‖W_o‖² <c>[out]</c> float32 on the weight's device, made by the first caller.</summary>
+    private Tensor BaseRowNormsSquared(Tensor weight)
+    {
+        lock (_baseNormsLock)
+        {
+            if (_baseRowNormsSquared is null)
+            {
+                using var scope = NewDisposeScope();
+                _baseRowNormsSquared = weight.to(ScalarType.Float32).Squared().sum(1).contiguous().DetachFromDisposeScope();   // the arena owns it
+            }
+
+            return _baseRowNormsSquared;
+        }
     }
 
     /// <summary>The same as <see cref="DoraScaleCpu"/> in libtorch operations, for other devices and dtypes.</summary>
-    private bool TryFillWithTensors(int slot, LoraModuleWeights w, Tensor weight, Tensor? bias)
+    private bool TryScaleWithTensors(LoraModuleWeights w, Tensor weight, Tensor? bias, Span<float> scale, Span<float> shift)
     {
-        var device = A.device;
+        var device = weight.device;
         var a = tensor(w.A, [w.Rank, In]).to(device);
         var b = tensor(w.B, [Out, w.Rank]).to(device);
         var product = weight.to(ScalarType.Float32).matmul(a.t().contiguous());   // libtorch's GEMM takes a contiguous Aᵀ about twice as fast as the view
         var cross = b.mul(product).sum(1);
         var lora = b.matmul(a.matmul(a.t())).mul(b).sum(1);
-        var norm = _baseRowNormsSquared!.Plus(cross.Times(2.0 * w.Scale)).PlusInPlace(lora.Times((double)w.Scale * w.Scale)).relu().sqrt();   // rounding may dip a zero norm below 0
+        var norm = BaseRowNormsSquared(weight).Plus(cross.Times(2.0 * w.Scale)).PlusInPlace(lora.Times((double)w.Scale * w.Scale)).relu().sqrt();   // rounding may dip a zero norm below 0
         var g = tensor(w.Magnitude!).to(device).div(norm);
         if (!g.isfinite().all().item<bool>() || !(norm.min().item<float>() > 0))
             return false;
-        using (var row = DoraScale[slot])
-            row.copy_(g);
-        using (var row = DoraShift[slot])
-        {
-            if (bias is null)
-                row.zero_();
-            else
-                row.copy_(g.neg().PlusInPlace(1).mul(bias.to(ScalarType.Float32)));
-        }
+        g.cpu().data<float>().ToArray().CopyTo(scale);
+        if (bias is null)
+            shift.Clear();
+        else
+            g.neg().PlusInPlace(1).mul(bias.to(ScalarType.Float32)).cpu().data<float>().ToArray().CopyTo(shift);
         return true;
     }
 

@@ -84,6 +84,33 @@ public sealed class LoraSlotArena : IDisposable
         _occupant[slot] = adapter.Name;
     }
 
+    /// <summary>
+    /// Takes the DoRA scales of <paramref name="adapter"/>'s modules (<see cref="LoraModuleArena.RowScale"/>) without
+    /// touching a slot, so that a later <see cref="Load"/> of the same weights object only copies them. Safe on any thread
+    /// while the engine steps: the runtime runs it on the thread pool, so a cold DoRA adapter's norms (one [out, in]·[in, r]
+    /// product per module) do not stall the steps of every other request. It runs on the calling thread alone (no OpenMP
+    /// team of its own), so it takes one core beside the engine's. A plain LoRA adapter needs nothing.
+    /// </summary>
+    /// <exception cref="ArgumentException">The adapter does not fit these slots, or some DoRA scale is not finite.</exception>
+    public void PrepareDora(LoraAdapterWeights adapter)
+    {
+        if (!adapter.IsDora)
+            return;
+        if (_baseWeights is null)
+            throw new ArgumentException($"adapter '{adapter.Name}' is a DoRA adapter; these slots were made without the base weights its norms need");
+        foreach (var m in adapter.Modules)
+        {
+            if (m.Magnitude is null)
+                continue;
+            if ((uint)m.Layer >= (uint)Config.NumLayers)
+                throw new ArgumentException($"adapter '{adapter.Name}' targets layer {m.Layer}; the model has {Config.NumLayers}");
+            var module = _modules[m.Layer, (int)m.Target];
+            if (m.Magnitude.Length != module.Out || m.A.Length != m.Rank * module.In || m.B.Length != module.Out * m.Rank)
+                throw new ArgumentException($"adapter '{adapter.Name}' layer {m.Layer} {LoraTargets.ModuleName(m.Target)}: weights do not fit [{module.Out}, {module.In}]");
+            Kernels.OpenMpTeam.Alone(() => module.RowScale(m, () => _baseWeights(m.Layer, m.Target)));
+        }
+    }
+
     public void Free(int slot)
     {
         CheckSlot(slot);

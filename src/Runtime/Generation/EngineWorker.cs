@@ -362,6 +362,8 @@ public sealed class EngineWorker : BackgroundService
     public override void Dispose()
     {
         base.Dispose();
+        // A DoRA preparation still reading the base weights must finish before the model host disposes them.
+        _binder?.WaitForPreparations(TimeSpan.FromSeconds(30));
         _hostCache.Dispose();
         _readsStopping.Dispose();
     }

@@ -61,4 +61,23 @@ public sealed class OpenMpTeamTests
         Assert.Equal("part 3 failed", e.Message);
         Assert.Equal(8, ran);
     }
+
+    [Fact]
+    public void Alone_RegionsInside_RunEveryPartOnTheCallingThreadAndRestoreTheTeamAfter()
+    {
+        var inside = new ConcurrentDictionary<int, bool>();
+        int caller = Environment.CurrentManagedThreadId;
+        OpenMpTeam.Alone(() => OpenMpTeam.For(16, _ => inside[Environment.CurrentManagedThreadId] = true));
+        Assert.Equal([caller], inside.Keys);
+
+        var after = new ConcurrentDictionary<int, bool>();
+        using var bothStarted = new CountdownEvent(Math.Min(2, OpenMpTeam.Threads));
+        OpenMpTeam.For(2, _ =>
+        {
+            after[Environment.CurrentManagedThreadId] = true;
+            bothStarted.Signal();
+            Assert.True(bothStarted.Wait(TimeSpan.FromSeconds(10)), "the parts did not run concurrently after Alone returned");
+        });
+        Assert.Equal(Math.Min(2, OpenMpTeam.Threads), after.Count);
+    }
 }
