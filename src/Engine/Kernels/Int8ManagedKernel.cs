@@ -148,28 +148,13 @@ internal static unsafe class Int8ManagedKernel
             Sse.Prefetch0(w1 + i + PrefetchAhead);
             Sse.Prefetch0(w2 + i + PrefetchAhead);
             Sse.Prefetch0(w3 + i + PrefetchAhead);
-            var m = Avx.LoadVector256(magnitudes + i);
-            var q = Avx.LoadVector256(signs + i);
-            s0 += Product(m, q, Avx.LoadVector256(w + i));
-            s1 += Product(m, q, Avx.LoadVector256(w1 + i));
-            s2 += Product(m, q, Avx.LoadVector256(w2 + i));
-            s3 += Product(m, q, Avx.LoadVector256(w3 + i));
-            m = Avx.LoadVector256(magnitudes + i + 32);
-            q = Avx.LoadVector256(signs + i + 32);
-            s0 += Product(m, q, Avx.LoadVector256(w + i + 32));
-            s1 += Product(m, q, Avx.LoadVector256(w1 + i + 32));
-            s2 += Product(m, q, Avx.LoadVector256(w2 + i + 32));
-            s3 += Product(m, q, Avx.LoadVector256(w3 + i + 32));
+            FourOutputs(magnitudes, signs, w, k, i, ref s0, ref s1, ref s2, ref s3);
+            FourOutputs(magnitudes, signs, w, k, i + 32, ref s0, ref s1, ref s2, ref s3);
         }
 
         if (i + 32 <= k)
         {
-            var m = Avx.LoadVector256(magnitudes + i);
-            var q = Avx.LoadVector256(signs + i);
-            s0 += Product(m, q, Avx.LoadVector256(w + i));
-            s1 += Product(m, q, Avx.LoadVector256(w1 + i));
-            s2 += Product(m, q, Avx.LoadVector256(w2 + i));
-            s3 += Product(m, q, Avx.LoadVector256(w3 + i));
+            FourOutputs(magnitudes, signs, w, k, i, ref s0, ref s1, ref s2, ref s3);
             i += 32;
         }
 
@@ -184,6 +169,19 @@ internal static unsafe class Int8ManagedKernel
             dots[2] += signs[i] * w2[i];
             dots[3] += signs[i] * w3[i];
         }
+    }
+
+    /// <summary>Bytes [i, i + 32) of one input row against the same bytes of four weight rows, k apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FourOutputs(byte* magnitudes, sbyte* signs, sbyte* w, int k, int i,
+        ref Vector256<int> s0, ref Vector256<int> s1, ref Vector256<int> s2, ref Vector256<int> s3)
+    {
+        var m = Avx.LoadVector256(magnitudes + i);
+        var q = Avx.LoadVector256(signs + i);
+        s0 += Product(m, q, Avx.LoadVector256(w + i));
+        s1 += Product(m, q, Avx.LoadVector256(w + k + i));
+        s2 += Product(m, q, Avx.LoadVector256(w + 2 * k + i));
+        s3 += Product(m, q, Avx.LoadVector256(w + 3 * k + i));
     }
 
     /// <summary>Σ_i xq[i]·w[i] for one input row given as |xq| and xq and one weight row: two accumulators over 64-byte steps.</summary>
