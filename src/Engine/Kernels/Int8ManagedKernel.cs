@@ -75,6 +75,7 @@ internal static unsafe class Int8ManagedKernel
         void Outputs(int o, int count, byte* magnitudes, sbyte* signs)
         {
             Span<int> dots = stackalloc int[16];   // [input row within the group of four, output]
+            Span<int> four = stackalloc int[4];
             fixed (sbyte* weights = &w.Values[(long)o * k])
             {
                 for (int m = 0; m < rows; m += 4)
@@ -89,7 +90,6 @@ internal static unsafe class Int8ManagedKernel
                     else if (group == 4)
                     {
                         // Four input rows share each load of one weight row.
-                        Span<int> four = stackalloc int[4];
                         for (int j = 0; j < count; j++)
                         {
                             DotsAvx2Four(magnitudes + (long)m * k, signs + (long)m * k, k, weights + (long)j * k, four);
