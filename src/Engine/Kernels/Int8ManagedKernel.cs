@@ -42,25 +42,23 @@ internal static unsafe class Int8ManagedKernel
     public static void Gemm(byte* offsetInput, float* inputScales, int rows, Int8Matrix w, void* bias, bool bf16, void* y, long ldy, bool float32Output)
     {
         nint px = (nint)offsetInput, pxs = (nint)inputScales, pb = (nint)bias, py = (nint)y;
-        int n = w.Rows, k = w.Columns;
+        int n = w.Rows;
         int parts = Math.Clamp(n / 64, 1, OpenMpTeam.Threads * 4);
-        // Whole blocks of four outputs per part, so only the last part has a short block.
-        int share = ((n + 3) / 4 + parts - 1) / parts * 4;
+        int share = (n + parts - 1) / parts;
         bool f32 = float32Output || !bf16;
-        // |xq| and xq made once here for all rows, rather than for every weight row they meet.
-        byte[]? split = Avx2.IsSupported ? System.Buffers.ArrayPool<byte>.Shared.Rent(2 * rows * k) : null;
+        // Rows in fours share each weight load; their |xq| and xq are made once here rather than for every weight row.
+        byte[]? split = Avx2.IsSupported && rows >= 4 ? System.Buffers.ArrayPool<byte>.Shared.Rent(2 * rows * w.Columns) : null;
         try
         {
             fixed (byte* ps = split)
             {
                 if (split is not null)
-                    Split(offsetInput, (long)rows * k, ps, ps + (long)rows * k);
-                nint magnitudes = (nint)ps, signs = (nint)(ps + (long)rows * k);
+                    Split(offsetInput, (long)rows * w.Columns, ps, ps + (long)rows * w.Columns);
+                nint magnitudes = (nint)ps, signs = (nint)(ps + (long)rows * w.Columns);
                 OpenMpTeam.For(parts, p =>
                 {
-                    int end = Math.Min(n, (p + 1) * share);
-                    for (int o = Math.Min(n, p * share); o < end; o += 4)
-                        Outputs(o, Math.Min(4, end - o), (byte*)magnitudes, (sbyte*)signs);
+                    for (int o = Math.Min(n, p * share); o < Math.Min(n, (p + 1) * share); o++)
+                        Output(o, (byte*)magnitudes, (sbyte*)signs);
                 });
             }
         }
@@ -70,142 +68,70 @@ internal static unsafe class Int8ManagedKernel
                 System.Buffers.ArrayPool<byte>.Shared.Return(split);
         }
 
-        // Outputs [o, o + count) for every input row; each dot is an exact integer sum, so how rows and outputs are
-        // grouped does not change a value.
-        void Outputs(int o, int count, byte* magnitudes, sbyte* signs)
+        void Output(int o, byte* magnitudes, sbyte* signs)
         {
-            Span<int> dots = stackalloc int[16];   // [input row within the group of four, output]
-            Span<int> four = stackalloc int[4];
+            int k = w.Columns;
+            float b = pb == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)pb)[o] << 16) : ((float*)pb)[o];
+            Span<int> dots = stackalloc int[4];
             fixed (sbyte* weights = &w.Values[(long)o * k])
             {
                 for (int m = 0; m < rows; m += 4)
                 {
                     int group = Math.Min(4, rows - m);
-                    if (magnitudes is null)
-                    {
-                        for (int j = 0; j < count; j++)
-                            for (int r = 0; r < group; r++)
-                                dots[r * 4 + j] = Dot(new ReadOnlySpan<byte>((byte*)px + (long)(m + r) * k, k), new ReadOnlySpan<sbyte>(weights + (long)j * k, k));
-                    }
-                    else if (group == 4)
-                    {
-                        // Four input rows share each load of one weight row.
-                        for (int j = 0; j < count; j++)
-                        {
-                            DotsAvx2Four(magnitudes + (long)m * k, signs + (long)m * k, k, weights + (long)j * k, four);
-                            for (int r = 0; r < 4; r++)
-                                dots[r * 4 + j] = four[r];
-                        }
-                    }
+                    byte* x = (byte*)px + (long)m * k;
+                    if (group == 4 && magnitudes is not null)
+                        DotsAvx2Four(magnitudes + (long)m * k, signs + (long)m * k, k, weights, dots);
+                    else if (Avx2.IsSupported)
+                        DotsAvx2(x, group, k, weights, dots);
                     else
-                    {
-                        // A decode step's few rows: four weight rows at a time share each load of the input row.
                         for (int r = 0; r < group; r++)
-                        {
-                            byte* magnitude = magnitudes + (long)(m + r) * k;
-                            sbyte* sign = signs + (long)(m + r) * k;
-                            if (count == 4)
-                                DotsAvx2FourOutputs(magnitude, sign, k, weights, dots.Slice(r * 4, 4));
-                            else
-                                for (int j = 0; j < count; j++)
-                                    dots[r * 4 + j] = DotAvx2(magnitude, sign, k, weights + (long)j * k);
-                        }
-                    }
-
+                            dots[r] = Dot(new ReadOnlySpan<byte>(x + (long)r * k, k), new ReadOnlySpan<sbyte>(weights, k));
                     for (int r = 0; r < group; r++)
-                        for (int j = 0; j < count; j++)
-                        {
-                            float product = ((float*)pxs)[m + r] * w.Scales[o + j] * (float)dots[r * 4 + j];
-                            float b = pb == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)pb)[o + j] << 16) : ((float*)pb)[o + j];
-                            float value = product + b;
-                            if (f32)
-                                ((float*)py)[(m + r) * ldy + o + j] = value;
-                            else
-                                ((ushort*)py)[(m + r) * ldy + o + j] = RoundToBf16(value);
-                        }
+                    {
+                        float product = ((float*)pxs)[m + r] * w.Scales[o] * (float)dots[r];
+                        float value = product + b;
+                        if (f32)
+                            ((float*)py)[(m + r) * ldy + o] = value;
+                        else
+                            ((ushort*)py)[(m + r) * ldy + o] = RoundToBf16(value);
+                    }
                 }
             }
         }
     }
 
+    /// <summary>Σ_k (xu[r, k] − 128)·w[k] for <paramref name="rows"/> &lt; 4 input rows, one at a time, exactly, on AVX2.</summary>
+    private static void DotsAvx2(byte* xu, int rows, int k, sbyte* w, Span<int> dots)
+    {
+        for (int r = 0; r < rows; r++)
+            dots[r] = DotAvx2(xu + (long)r * k, k, w);
+    }
+
     /// <summary>Bytes ahead of the current one that a decode row's weight stream asks for: the prefetcher alone left a core at 60 % of its share of the bandwidth.</summary>
     private const int PrefetchAhead = 1024;
 
-    /// <summary>
-    /// dots[j] = Σ_i xq[i]·w[j·k + i] for four consecutive weight rows, one input row given as |xq| and xq
-    /// (<see cref="Split"/>): each 32 input bytes are loaded once for the four rows, and one horizontal sum per row ends
-    /// the pass, so a decode row's cost per weight byte is the multiply-adds, not the loop around them.
-    /// </summary>
+    /// <summary>One input row: two accumulators over 64-byte steps, so the adds of neighbouring steps overlap.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotsAvx2FourOutputs(byte* magnitudes, sbyte* signs, int k, sbyte* w, Span<int> dots)
-    {
-        sbyte* w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
-        Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
-        int i = 0;
-        for (; i + 64 <= k; i += 64)
-        {
-            Sse.Prefetch0(w + i + PrefetchAhead);
-            Sse.Prefetch0(w1 + i + PrefetchAhead);
-            Sse.Prefetch0(w2 + i + PrefetchAhead);
-            Sse.Prefetch0(w3 + i + PrefetchAhead);
-            FourOutputs(magnitudes, signs, w, k, i, ref s0, ref s1, ref s2, ref s3);
-            FourOutputs(magnitudes, signs, w, k, i + 32, ref s0, ref s1, ref s2, ref s3);
-        }
-
-        if (i + 32 <= k)
-        {
-            FourOutputs(magnitudes, signs, w, k, i, ref s0, ref s1, ref s2, ref s3);
-            i += 32;
-        }
-
-        dots[0] = Vector256.Sum(s0);
-        dots[1] = Vector256.Sum(s1);
-        dots[2] = Vector256.Sum(s2);
-        dots[3] = Vector256.Sum(s3);
-        for (; i < k; i++)
-        {
-            dots[0] += signs[i] * w[i];
-            dots[1] += signs[i] * w1[i];
-            dots[2] += signs[i] * w2[i];
-            dots[3] += signs[i] * w3[i];
-        }
-    }
-
-    /// <summary>Bytes [i, i + 32) of one input row against the same bytes of four weight rows, k apart.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FourOutputs(byte* magnitudes, sbyte* signs, sbyte* w, int k, int i,
-        ref Vector256<int> s0, ref Vector256<int> s1, ref Vector256<int> s2, ref Vector256<int> s3)
-    {
-        var m = Avx.LoadVector256(magnitudes + i);
-        var q = Avx.LoadVector256(signs + i);
-        s0 += Product(m, q, Avx.LoadVector256(w + i));
-        s1 += Product(m, q, Avx.LoadVector256(w + k + i));
-        s2 += Product(m, q, Avx.LoadVector256(w + 2 * k + i));
-        s3 += Product(m, q, Avx.LoadVector256(w + 3 * k + i));
-    }
-
-    /// <summary>Σ_i xq[i]·w[i] for one input row given as |xq| and xq and one weight row: two accumulators over 64-byte steps.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int DotAvx2(byte* magnitudes, sbyte* signs, int k, sbyte* w)
+    private static int DotAvx2(byte* xu, int k, sbyte* w)
     {
         Vector256<int> even = default, odd = default;
         int i = 0;
         for (; i + 64 <= k; i += 64)
         {
             Sse.Prefetch0(w + i + PrefetchAhead);
-            even += Product(Avx.LoadVector256(magnitudes + i), Avx.LoadVector256(signs + i), Avx.LoadVector256(w + i));
-            odd += Product(Avx.LoadVector256(magnitudes + i + 32), Avx.LoadVector256(signs + i + 32), Avx.LoadVector256(w + i + 32));
+            even += Product(Avx.LoadVector256((sbyte*)xu + i), Avx.LoadVector256(w + i));
+            odd += Product(Avx.LoadVector256((sbyte*)xu + i + 32), Avx.LoadVector256(w + i + 32));
         }
 
         if (i + 32 <= k)
         {
-            even += Product(Avx.LoadVector256(magnitudes + i), Avx.LoadVector256(signs + i), Avx.LoadVector256(w + i));
+            even += Product(Avx.LoadVector256((sbyte*)xu + i), Avx.LoadVector256(w + i));
             i += 32;
         }
 
         int dot = Vector256.Sum(even + odd);
         for (; i < k; i++)
-            dot += signs[i] * w[i];
+            dot += (xu[i] - 128) * w[i];
         return dot;
     }
 
@@ -254,13 +180,22 @@ internal static unsafe class Int8ManagedKernel
         }
     }
 
-    /// <summary>
-    /// Eight 32-bit sums of xq·w over 32 bytes, given |xq| and xq (<see cref="Split"/>): VPMADDUBSW(|xq|, sign(xq)·w) adds
-    /// pairs of products of at most 127·127 (no saturation, since neither side is −128), VPMADDWD widens them to 32 bits.
-    /// </summary>
+    /// <summary><see cref="Product(Vector256{sbyte}, Vector256{sbyte})"/> with |xq| and xq made beforehand.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Product(Vector256<byte> magnitudes, Vector256<sbyte> signs, Vector256<sbyte> weights) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitudes, Avx2.Sign(weights, signs)), Vector256.Create((short)1));
+
+    /// <summary>
+    /// Eight 32-bit sums of (xu − 128)·w over 32 bytes: xq = xu XOR 0x80 is xu − 128 as a signed byte, and
+    /// VPMADDUBSW(|xq|, sign(xq)·w) = xq·w pairwise, at most 2·127·127 (no saturation since neither side is −128).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Product(Vector256<sbyte> offset, Vector256<sbyte> weights)
+    {
+        var x = Avx2.Xor(offset, Vector256.Create(unchecked((sbyte)0x80)));
+        var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(x), Avx2.Sign(weights, x));
+        return Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+    }
 
     /// <summary>Σ_k (xu[k] − 128)·w[k], exactly: products fit 16 bits (|q|, |w| ≤ 127) and are widened before they are added.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
