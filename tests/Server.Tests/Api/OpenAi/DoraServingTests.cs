@@ -74,6 +74,21 @@ public sealed class DoraServingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Completions_DoraAdapterRequestedAgain_NormsTakenOnceOffTheEngineLoop()
+    {
+        var first = await Greedy("dora-a");
+        for (int i = 0; i < 2; i++)
+            Assert.Equal(first, await Greedy("dora-a"));
+        await Greedy("lora-b");
+
+        // The runtime times each DoRA preparation it runs on the thread pool: one for the adapter's host copy, none for LoRA.
+        string metrics = await _server.Http.GetStringAsync("/metrics");
+        string line = metrics.Split('\n').Single(l => l.StartsWith("serving_adapter_load_seconds_count{", StringComparison.Ordinal)
+            && l.Contains("tier=\"dora_scales\"", StringComparison.Ordinal));
+        Assert.Equal(1, double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public async Task Completions_DoraLoraAndBaseTogether_EachEqualsItsRunAlone()
     {
         string[] models = ["dora-a", "lora-b", "base", "dora-rs", "dora-a"];
