@@ -104,14 +104,9 @@ public sealed unsafe class LoraModuleArena : IDisposable
     /// <c>[out]</c> or null, from which the magnitude's norm is taken.</param>
     public void Load(int slot, LoraModuleWeights w, Func<(Tensor Weight, Tensor? Bias)>? baseWeight = null)
     {
-        if (w.Magnitude is not null && (w.Magnitude.Length != Out || baseWeight is null))
-            throw new ArgumentException(w.Magnitude.Length != Out
-                ? $"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA magnitude has {w.Magnitude.Length} entries, expected {Out}"
-                : $"layer {Layer} {LoraTargets.ModuleName(Target)}: a DoRA module needs the base weight to be loaded");
-        if (w.Rank > MaxRank)
-            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: rank {w.Rank} exceeds the configured max rank {MaxRank}");
-        if (w.A.Length != w.Rank * In || w.B.Length != Out * w.Rank)
-            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: expected A [{w.Rank}, {In}] and B [{Out}, {w.Rank}]");
+        CheckFits(w);
+        if (w.Magnitude is not null && baseWeight is null)
+            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: a DoRA module needs the base weight to be loaded");
         // Every tensor here is owned and disposed, none left to the finalizer: a temporary that is only the receiver of a
         // native call (A[slot].narrow(...)) can be finalized during that call, freeing the native tensor libtorch is reading.
         if (Ranks[slot] > w.Rank)
@@ -132,6 +127,17 @@ public sealed unsafe class LoraModuleArena : IDisposable
         Version++;
         using (var scale = ScalesOnDevice[slot])
             scale.FillWith(w.Scale);
+    }
+
+    /// <summary>Throws when <paramref name="w"/>'s rank, A, B or magnitude do not fit this projection's slots.</summary>
+    internal void CheckFits(LoraModuleWeights w)
+    {
+        if (w.Magnitude is not null && w.Magnitude.Length != Out)
+            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: DoRA magnitude has {w.Magnitude.Length} entries, expected {Out}");
+        if (w.Rank > MaxRank)
+            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: rank {w.Rank} exceeds the configured max rank {MaxRank}");
+        if (w.A.Length != w.Rank * In || w.B.Length != Out * w.Rank)
+            throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: expected A [{w.Rank}, {In}] and B [{Out}, {w.Rank}]");
     }
 
     /// <summary>Copies g and the shift of DoRA module <paramref name="w"/> (<see cref="RowScale"/>) into <paramref name="slot"/>.</summary>

@@ -68,16 +68,7 @@ public sealed class LoraSlotArena : IDisposable
     public void Load(int slot, LoraAdapterWeights adapter)
     {
         CheckSlot(slot);
-        foreach (var m in adapter.Modules)
-        {
-            if ((uint)m.Layer >= (uint)Config.NumLayers)
-                throw new ArgumentException($"adapter '{adapter.Name}' targets layer {m.Layer}; the model has {Config.NumLayers}");
-            if (m.Rank > MaxRank)
-                throw new ArgumentException($"adapter '{adapter.Name}' layer {m.Layer} {LoraTargets.ModuleName(m.Target)} has rank {m.Rank}, above the max rank {MaxRank}");
-        }
-
-        if (adapter.IsDora && _baseWeights is null)
-            throw new ArgumentException($"adapter '{adapter.Name}' is a DoRA adapter; these slots were made without the base weights its norms need");
+        CheckFits(adapter);
         Free(slot);
         foreach (var m in adapter.Modules)
             _modules[m.Layer, (int)m.Target].Load(slot, m, m.Magnitude is null ? null : () => _baseWeights!(m.Layer, m.Target));
@@ -96,19 +87,25 @@ public sealed class LoraSlotArena : IDisposable
     {
         if (!adapter.IsDora)
             return;
-        if (_baseWeights is null)
-            throw new ArgumentException($"adapter '{adapter.Name}' is a DoRA adapter; these slots were made without the base weights its norms need");
+        CheckFits(adapter);
+        foreach (var m in adapter.Modules.Where(m => m.Magnitude is not null))
+            Kernels.OpenMpTeam.Alone(() => _modules[m.Layer, (int)m.Target].RowScale(m, () => _baseWeights!(m.Layer, m.Target)));
+    }
+
+    /// <summary>Throws when some module of <paramref name="adapter"/> does not fit these slots (layer, rank, shapes), or it is DoRA and the slots have no base weights.</summary>
+    private void CheckFits(LoraAdapterWeights adapter)
+    {
         foreach (var m in adapter.Modules)
         {
-            if (m.Magnitude is null)
-                continue;
             if ((uint)m.Layer >= (uint)Config.NumLayers)
                 throw new ArgumentException($"adapter '{adapter.Name}' targets layer {m.Layer}; the model has {Config.NumLayers}");
-            var module = _modules[m.Layer, (int)m.Target];
-            if (m.Magnitude.Length != module.Out || m.A.Length != m.Rank * module.In || m.B.Length != module.Out * m.Rank)
-                throw new ArgumentException($"adapter '{adapter.Name}' layer {m.Layer} {LoraTargets.ModuleName(m.Target)}: weights do not fit [{module.Out}, {module.In}]");
-            Kernels.OpenMpTeam.Alone(() => module.RowScale(m, () => _baseWeights(m.Layer, m.Target)));
+            if (m.Rank > MaxRank)
+                throw new ArgumentException($"adapter '{adapter.Name}' layer {m.Layer} {LoraTargets.ModuleName(m.Target)} has rank {m.Rank}, above the max rank {MaxRank}");
+            _modules[m.Layer, (int)m.Target].CheckFits(m);
         }
+
+        if (adapter.IsDora && _baseWeights is null)
+            throw new ArgumentException($"adapter '{adapter.Name}' is a DoRA adapter; these slots were made without the base weights its norms need");
     }
 
     public void Free(int slot)
