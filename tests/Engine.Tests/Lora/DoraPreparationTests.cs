@@ -115,4 +115,17 @@ public sealed class DoraPreparationTests : IDisposable
         var e = Assert.Throws<ArgumentException>(() => arena.PrepareDora(broken));
         Assert.Contains("not finite", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void PrepareDora_OneModuleOfManyNotFinite_ThrowsTheModulesArgumentExceptionNotAnAggregate()
+    {
+        using var arena = CountingArena(() => 0);
+        var adapter = Dora(9);
+        int last = adapter.Modules.Count - 1;
+        var m = adapter.Modules[last];
+        var broken = adapter with { Modules = [.. adapter.Modules.Take(last), m with { Magnitude = [.. m.Magnitude!.Select(_ => float.PositiveInfinity)] }] };
+
+        var e = Assert.Throws<ArgumentException>(() => arena.PrepareDora(broken));
+        Assert.Contains($"layer {m.Layer} {LoraTargets.ModuleName(m.Target)}", e.Message, StringComparison.Ordinal);
+    }
 }
