@@ -73,7 +73,7 @@ internal static unsafe class Int8ManagedKernel
             int k = w.Columns;
             float b = pb == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)pb)[o] << 16) : ((float*)pb)[o];
             Span<int> dots = stackalloc int[4];
-            fixed (sbyte* weights = &w.Values[(long)o * k])
+            fixed (sbyte* weights = &w.Values[o * k])
             {
                 for (int m = 0; m < rows; m += 4)
                 {

@@ -18,13 +18,10 @@ public static class Int8Quantizer
     {
         if (weights.Length != (long)rows * columns)
             throw new ArgumentException($"expected {rows}×{columns} values, got {weights.Length}", nameof(weights));
-        // Pinned: the kernels take the values' address on every call, and a weight never moves or dies before the model.
-        var values = GC.AllocateUninitializedArray<sbyte>(weights.Length, pinned: true);
-        var scales = new float[rows];
-        var sums = new int[rows];
+        var matrix = Int8Matrix.Allocate(rows, columns);
         for (int n = 0; n < rows; n++)
-            QuantizeRow(weights.Slice(n * columns, columns), values.AsSpan(n * columns, columns), out scales[n], out sums[n]);
-        return new Int8Matrix(rows, columns, values, scales, sums);
+            QuantizeRow(weights.Slice(n * columns, columns), matrix.Values.Slice(n * columns, columns), out matrix.Scales[n], out matrix.RowSums[n]);
+        return matrix;
     }
 
     /// <summary>
@@ -33,16 +30,14 @@ public static class Int8Quantizer
     /// </summary>
     public static unsafe Int8Matrix QuantizeRows(float* weights, int rows, int columns)
     {
-        var values = GC.AllocateUninitializedArray<sbyte>(checked(rows * columns), pinned: true);
-        var scales = new float[rows];
-        var sums = new int[rows];
+        var matrix = Int8Matrix.Allocate(rows, columns);
         nint source = (nint)weights;
         Parallel.For(0, (rows + 255) / 256, block =>
         {
             for (int n = block * 256; n < Math.Min(rows, (block + 1) * 256); n++)
-                QuantizeRow(new ReadOnlySpan<float>((float*)source + (long)n * columns, columns), values.AsSpan(n * columns, columns), out scales[n], out sums[n]);
+                QuantizeRow(new ReadOnlySpan<float>((float*)source + (long)n * columns, columns), matrix.Values.Slice(n * columns, columns), out matrix.Scales[n], out matrix.RowSums[n]);
         });
-        return new Int8Matrix(rows, columns, values, scales, sums);
+        return matrix;
     }
 
     /// <summary>Rows [<paramref name="first"/>, first + count) of <c>Scales[n] · Values[n, k]</c> into <paramref name="destination"/> <c>[count, Columns]</c>.</summary>
@@ -51,7 +46,7 @@ public static class Int8Quantizer
         for (int r = 0; r < count; r++)
         {
             var row = destination.Slice(r * w.Columns, w.Columns);
-            var values = w.Values.AsSpan((first + r) * w.Columns, w.Columns);
+            var values = w.Values.Slice((first + r) * w.Columns, w.Columns);
             float scale = w.Scales[first + r];
             for (int k = 0; k < row.Length; k++)
                 row[k] = scale * values[k];

@@ -29,11 +29,20 @@ internal static partial class HugePages
     /// </summary>
     public static bool Advise(Tensor tensor)
     {
-        if (!OperatingSystem.IsLinux() || tensor.device_type != DeviceType.CPU || !tensor.is_contiguous())
+        if (tensor.device_type != DeviceType.CPU || !tensor.is_contiguous())
             return false;
-        long bytes = tensor.NumberOfElements * tensor.ElementSize;
-        long start = Address(tensor);
-        long first = (start + Size - 1) / Size * Size, end = (start + bytes) / Size * Size;
+        return Advise((nint)Address(tensor), tensor.NumberOfElements * tensor.ElementSize);
+    }
+
+    /// <summary>
+    /// Advises (and collapses) the whole 2 MiB-aligned pages inside <paramref name="bytes"/> bytes at <paramref name="start"/>
+    /// (memory that does not move: native, or a pinned array); the same results as for a tensor.
+    /// </summary>
+    public static bool Advise(nint start, long bytes)
+    {
+        if (!OperatingSystem.IsLinux())
+            return false;
+        long first = ((long)start + Size - 1) / Size * Size, end = ((long)start + bytes) / Size * Size;
         if (end <= first)
             return false;
         try

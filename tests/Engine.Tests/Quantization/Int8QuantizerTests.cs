@@ -25,7 +25,7 @@ public sealed class Int8QuantizerTests
             float max = Enumerable.Range(0, columns).Max(k => Math.Abs(w[n * columns + k]));
             Assert.Equal(max / 127, q.Scales[n]);
             Assert.Equal(Enumerable.Range(0, columns).Sum(k => (int)q.Values[n * columns + k]), q.RowSums[n]);
-            Assert.Contains(q.Values.Skip(n * columns).Take(columns), v => Math.Abs((int)v) == 127);   // the largest value uses the whole range
+            Assert.Contains(q.Values.Slice(n * columns, columns).ToArray(), v => Math.Abs((int)v) == 127);   // the largest value uses the whole range
             for (int k = 0; k < columns; k++)
             {
                 double error = Math.Abs(w[n * columns + k] - (double)q.Scales[n] * q.Values[n * columns + k]);
@@ -41,8 +41,8 @@ public sealed class Int8QuantizerTests
         var q = Int8Quantizer.QuantizeRows([0, 0, 0, 1, -2, 0.5f], 2, 3);
 
         Assert.Equal(0, q.Scales[0]);
-        Assert.Equal([0, 0, 0], q.Values.Take(3).Select(v => (int)v));
-        Assert.Equal([64, -127, 32], q.Values.Skip(3).Select(v => (int)v));
+        Assert.Equal([0, 0, 0], q.Values[..3].ToArray().Select(v => (int)v));
+        Assert.Equal([64, -127, 32], q.Values[3..].ToArray().Select(v => (int)v));
     }
 
     [Fact]
@@ -103,5 +103,18 @@ public sealed class Int8QuantizerTests
         Assert.Equal(1f / 127, scales[0]);
         Assert.True(float.IsNaN(scales[1]));
         Assert.Equal(new byte[] { 255, 1, 128, 128 }, offset);
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(5, 33)]
+    [InlineData(300, 1024)]
+    public unsafe void QuantizeRows_AnyShape_ValuesStartOnA64ByteBoundary(int rows, int columns)
+    {
+        var q = Int8Quantizer.QuantizeRows(Random(rows * columns, 3), rows, columns);
+
+        fixed (sbyte* values = q.Values)
+            Assert.Equal(0L, (long)values % 64);
+        Assert.Equal(rows * columns, q.Values.Length);
     }
 }
