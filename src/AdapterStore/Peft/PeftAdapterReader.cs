@@ -143,17 +143,65 @@ public static partial class PeftAdapterReader
     private static float[] ReadFloats(string adapter, byte[] content, SafetensorsTensorInfo t)
     {
         var bytes = content.AsSpan(checked((int)t.DataOffset), checked((int)t.ByteLength));
-        float[] values = t.Dtype switch
+        float[] values;
+        switch (t.Dtype)
         {
-            SafetensorsDtype.F32 => MemoryMarshal.Cast<byte, float>(bytes).ToArray(),
-            SafetensorsDtype.F16 => MemoryMarshal.Cast<byte, Half>(bytes).ToArray().Select(h => (float)h).ToArray(),
-            SafetensorsDtype.BF16 => MemoryMarshal.Cast<byte, ushort>(bytes).ToArray().Select(u => BitConverter.UInt32BitsToSingle((uint)u << 16)).ToArray(),
-            _ => throw Fail(adapter, t.Name, $"has dtype {t.Dtype}; LoRA weights must be F32, F16 or BF16"),
-        };
-        int bad = Array.FindIndex(values, v => !float.IsFinite(v));
-        if (bad >= 0)
+            case SafetensorsDtype.F32:
+                values = GC.AllocateUninitializedArray<float>(bytes.Length / sizeof(float));
+                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(values);
+                break;
+            case SafetensorsDtype.F16:
+            {
+                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
+                values = GC.AllocateUninitializedArray<float>(halves.Length);
+                for (int i = 0; i < halves.Length; i++)
+                    values[i] = (float)halves[i];
+                break;
+            }
+            case SafetensorsDtype.BF16:
+            {
+                var words = MemoryMarshal.Cast<byte, ushort>(bytes);
+                values = GC.AllocateUninitializedArray<float>(words.Length);
+                var bits = MemoryMarshal.Cast<float, uint>(values.AsSpan());
+                for (int i = 0; i < words.Length; i++)
+                    bits[i] = (uint)words[i] << 16;
+                break;
+            }
+            default:
+                throw Fail(adapter, t.Name, $"has dtype {t.Dtype}; LoRA weights must be F32, F16 or BF16");
+        }
+
+        if (!AllFinite(values))
+        {
+            int bad = Array.FindIndex(values, v => !float.IsFinite(v));
             throw Fail(adapter, t.Name, $"contains a non-finite value ({values[bad]}) at element {bad}");
+        }
+
         return values;
+    }
+
+    /// <summary>
+    /// True when no value is NaN or infinite: v − v is 0 exactly for finite v and NaN otherwise, checked a vector at a time
+    /// (a delegate per value took several milliseconds of a ~10 MB adapter's read).
+    /// </summary>
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var vectors = MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(values);
+            var any = System.Numerics.Vector<float>.Zero;
+            foreach (var v in vectors)
+                any |= v - v;   // NaN anywhere keeps NaN bits set in some lane
+            if (!System.Numerics.Vector.EqualsAll(System.Numerics.Vector.AsVectorUInt32(any), System.Numerics.Vector<uint>.Zero))
+                return false;
+            i = vectors.Length * System.Numerics.Vector<float>.Count;
+        }
+
+        for (; i < values.Length; i++)
+            if (!float.IsFinite(values[i]))
+                return false;
+        return true;
     }
 
     private static float[] Transpose(float[] data, int rows, int columns)

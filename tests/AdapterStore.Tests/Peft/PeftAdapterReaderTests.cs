@@ -200,6 +200,71 @@ public sealed class PeftAdapterReaderTests : IDisposable
         Assert.Contains("non-finite", ex.Message);
     }
 
+    [Theory]
+    [InlineData(0, float.NaN)]
+    [InlineData(37, float.PositiveInfinity)]
+    [InlineData(-1, float.NegativeInfinity)]   // the last element
+    public void Read_NonFiniteAnywhereInATensor_RejectedNamingTheElement(int element, float value)
+    {
+        string dir = Adapter($"nonfinite{element}");
+        int written = -1;
+        RewriteTensors(dir, (t, b) =>
+        {
+            if (t.Name.EndsWith("layers.1.self_attn.v_proj.lora_A.weight", StringComparison.Ordinal))
+            {
+                written = element >= 0 ? element : b.Length / 4 - 1;
+                BitConverter.TryWriteBytes(b.AsSpan(written * 4), value);
+            }
+
+            return (t.Name, t.Shape, b);
+        });
+        var ex = Rejected(dir);
+        Assert.Contains("layers.1.self_attn.v_proj.lora_A", ex.Message);
+        Assert.Contains($"at element {written}", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("BF16")]
+    [InlineData("F16")]
+    public void Read_HalfPrecisionTensors_EqualTheFloat32ValuesWidenedExactly(string dtypeName)
+    {
+        var dtype = Enum.Parse<SafetensorsDtype>(dtypeName);
+        string dir = Adapter($"half-{dtypeName}");
+        var original = PeftAdapterReader.Read(dir, "half", _config, 64);
+        string path = Path.Combine(dir, "adapter_model.safetensors");
+        var file = SafetensorsFile.Open(path);
+        var entries = new List<SafetensorsWriter.Entry>();
+        foreach (var t in file.Tensors.Values.OrderBy(t => t.DataOffset))
+        {
+            var bytes = new byte[t.ByteLength];
+            file.ReadInto(t, bytes);
+            var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes);
+            var narrow = new byte[floats.Length * 2];
+            for (int i = 0; i < floats.Length; i++)
+            {
+                ushort bits = dtype == SafetensorsDtype.F16
+                    ? BitConverter.HalfToUInt16Bits((Half)floats[i])
+                    : (ushort)(BitConverter.SingleToUInt32Bits(floats[i]) >> 16);
+                BitConverter.TryWriteBytes(narrow.AsSpan(i * 2), bits);
+            }
+
+            entries.Add(SafetensorsWriter.Entry.Of(t.Name, dtype, t.Shape, narrow));
+        }
+
+        SafetensorsWriter.Write(path, entries);
+
+        var read = PeftAdapterReader.Read(dir, "half", _config, 64);
+        float Widen(float v) => dtype == SafetensorsDtype.F16
+            ? (float)(Half)v
+            : BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(v) & 0xFFFF0000u);
+        Assert.Equal(original.Modules.Count, read.Modules.Count);
+        foreach (var (a, b) in original.Modules.Zip(read.Modules))
+        {
+            Assert.Equal(a.A.Select(Widen), b.A);
+            Assert.Equal(a.B.Select(Widen), b.B);
+        }
+    }
+
     [Fact]
     public void Read_UnknownModuleAndExtraLayer_Rejected()
     {
