@@ -36,7 +36,10 @@ public sealed class PeftAdapterReaderTests : IDisposable
         File.WriteAllText(path, o.ToJsonString());
     }
 
-    private static void RewriteTensors(string dir, Func<SafetensorsTensorInfo, byte[], (string Name, long[] Shape, byte[] Data)?> map)
+    private static void RewriteTensors(string dir, Func<SafetensorsTensorInfo, byte[], (string Name, long[] Shape, byte[] Data)?> map) =>
+        RewriteEntries(dir, (t, bytes) => map(t, bytes) is { } m ? SafetensorsWriter.Entry.Of(m.Name, t.Dtype, m.Shape, m.Data) : null);
+
+    private static void RewriteEntries(string dir, Func<SafetensorsTensorInfo, byte[], SafetensorsWriter.Entry?> map)
     {
         string path = Path.Combine(dir, "adapter_model.safetensors");
         var file = SafetensorsFile.Open(path);
@@ -45,8 +48,8 @@ public sealed class PeftAdapterReaderTests : IDisposable
         {
             var bytes = new byte[t.ByteLength];
             file.ReadInto(t, bytes);
-            if (map(t, bytes) is { } m)
-                entries.Add(SafetensorsWriter.Entry.Of(m.Name, t.Dtype, m.Shape, m.Data));
+            if (map(t, bytes) is { } entry)
+                entries.Add(entry);
         }
 
         SafetensorsWriter.Write(path, entries);
@@ -231,13 +234,8 @@ public sealed class PeftAdapterReaderTests : IDisposable
         var dtype = Enum.Parse<SafetensorsDtype>(dtypeName);
         string dir = Adapter($"half-{dtypeName}");
         var original = PeftAdapterReader.Read(dir, "half", _config, 64);
-        string path = Path.Combine(dir, "adapter_model.safetensors");
-        var file = SafetensorsFile.Open(path);
-        var entries = new List<SafetensorsWriter.Entry>();
-        foreach (var t in file.Tensors.Values.OrderBy(t => t.DataOffset))
+        RewriteEntries(dir, (t, bytes) =>
         {
-            var bytes = new byte[t.ByteLength];
-            file.ReadInto(t, bytes);
             var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes);
             var narrow = new byte[floats.Length * 2];
             for (int i = 0; i < floats.Length; i++)
@@ -248,10 +246,8 @@ public sealed class PeftAdapterReaderTests : IDisposable
                 BitConverter.TryWriteBytes(narrow.AsSpan(i * 2), bits);
             }
 
-            entries.Add(SafetensorsWriter.Entry.Of(t.Name, dtype, t.Shape, narrow));
-        }
-
-        SafetensorsWriter.Write(path, entries);
+            return SafetensorsWriter.Entry.Of(t.Name, dtype, t.Shape, narrow);
+        });
 
         var read = PeftAdapterReader.Read(dir, "half", _config, 64);
         float Widen(float v) => dtype == SafetensorsDtype.F16
