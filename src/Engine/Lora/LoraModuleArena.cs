@@ -107,14 +107,14 @@ public sealed unsafe class LoraModuleArena : IDisposable
         CheckFits(w);
         if (w.Magnitude is not null && baseWeight is null)
             throw new ArgumentException($"layer {Layer} {LoraTargets.ModuleName(Target)}: a DoRA module needs the base weight to be loaded");
-        // Every tensor here is owned and disposed, none left to the finalizer: a temporary that is only the receiver of a
-        // native call (A[slot].narrow(...)) can be finalized during that call, freeing the native tensor libtorch is reading.
         if (Ranks[slot] > w.Rank)
             ZeroRows(slot, w.Rank, Ranks[slot]);
         if (OnCpuMemory)
             CopyIntoCpuMemory(slot, w);
         else
         {
+            // Every tensor here is owned and disposed, none left to the finalizer: a temporary that is only the receiver of a
+            // native call (A[slot].narrow(...)) can be finalized during that call, freeing the native tensor libtorch is reading.
             using (var a = tensor(w.A, [w.Rank, In]))
             using (var slotA = A[slot])
             using (var target = slotA.narrow(0, 0, w.Rank))

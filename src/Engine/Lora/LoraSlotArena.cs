@@ -115,9 +115,14 @@ public sealed class LoraSlotArena : IDisposable
         {
             if ((uint)m.Layer >= (uint)Config.NumLayers)
                 throw new ArgumentException($"adapter '{adapter.Name}' targets layer {m.Layer}; the model has {Config.NumLayers}");
-            if (m.Rank > MaxRank)
-                throw new ArgumentException($"adapter '{adapter.Name}' layer {m.Layer} {LoraTargets.ModuleName(m.Target)} has rank {m.Rank}, above the max rank {MaxRank}");
-            _modules[m.Layer, (int)m.Target].CheckFits(m);
+            try
+            {
+                _modules[m.Layer, (int)m.Target].CheckFits(m);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new ArgumentException($"adapter '{adapter.Name}' {ex.Message}", ex);
+            }
         }
 
         if (adapter.IsDora && _baseWeights is null)
