@@ -80,7 +80,8 @@ public sealed class AdapterCatalog(LocalFolderAdapterSource? local, AdapterRegis
         string version;
         try
         {
-            version = AdapterFileReader.Read(folder, trusted, CancellationToken.None).Version;
+            using var files = AdapterFileReader.Read(folder, trusted, CancellationToken.None);
+            version = files.Version;
         }
         catch (AdapterFileException)
         {

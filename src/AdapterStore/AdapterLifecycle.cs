@@ -78,7 +78,7 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
     {
         var source = sources.For(path)
             ?? throw Bad(AdapterStoreSubject.Path, $"'{path}' uses a URI scheme this server has no source for (local folders and s3://)");
-        var files = await FetchAsync(source, path, id, policy, ct).ConfigureAwait(false);
+        using var files = await FetchAsync(source, path, id, policy, ct).ConfigureAwait(false);
         string shape;
         try
         {
@@ -138,6 +138,7 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
 
         try
         {
+            using var read = files;
             var weights = PeftAdapterReader.Read(files, record.Id.Value, model, options.MaxRank);
             if (files.Version != record.Version)
                 catalog.ChangedInPlace(record, files.Version, AdapterShape.Of(weights));
@@ -163,7 +164,7 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
                 continue;
             try
             {
-                var files = AdapterFileReader.Read(record.Source, AdapterCatalog.ReadPolicyFor(record, options.MaxAdapterBytes, options.ReadTimeout), CancellationToken.None);
+                using var files = AdapterFileReader.Read(record.Source, AdapterCatalog.ReadPolicyFor(record, options.MaxAdapterBytes, options.ReadTimeout), CancellationToken.None);
                 if (files.Version == record.Version)
                     continue;
                 var weights = PeftAdapterReader.Read(files, record.Id.Value, model, options.MaxRank);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 using Serving.AdapterStore.Registry;
@@ -26,9 +27,9 @@ internal static class AdapterFileReader
     {
         var clock = Stopwatch.StartNew();
         string real = ResolveFolder(folder, policy);
-        byte[] config = ReadFile(real, ConfigFile, AdapterReadPolicy.MaxConfigBytes, policy, clock, ct);
-        byte[] weights = ReadFile(real, WeightsFile, policy.MaxWeightsBytes, policy, clock, ct);
-        return new AdapterFiles(real, config, weights, AdapterContentHash.Compute(config, weights));
+        var (config, _) = ReadFile(real, ConfigFile, AdapterReadPolicy.MaxConfigBytes, policy, clock, ct, pooled: false);
+        var (weights, weightsLength) = ReadFile(real, WeightsFile, policy.MaxWeightsBytes, policy, clock, ct, pooled: true);
+        return new AdapterFiles(real, config, weights, weightsLength);
     }
 
     /// <summary>
@@ -39,7 +40,7 @@ internal static class AdapterFileReader
     {
         try
         {
-            return ReadFile(ResolveFolder(folder, policy), name, maxBytes, policy, Stopwatch.StartNew(), ct);
+            return ReadFile(ResolveFolder(folder, policy), name, maxBytes, policy, Stopwatch.StartNew(), ct, pooled: false).Bytes;
         }
         catch (AdapterFileException ex) when (ex.Problem == AdapterFileProblem.NotFound && ex.File is not null)
         {
@@ -109,26 +110,40 @@ internal static class AdapterFileReader
         }
     }
 
-    private static byte[] ReadFile(string folder, string name, long maxBytes, AdapterReadPolicy policy, Stopwatch clock, CancellationToken ct)
+    /// <summary>
+    /// The file's bytes: an array of exactly its length, or (<paramref name="pooled"/>) a buffer rented from
+    /// <see cref="ArrayPool{T}.Shared"/> of at least its length, which the caller returns.
+    /// </summary>
+    private static (byte[] Bytes, int Length) ReadFile(string folder, string name, long maxBytes, AdapterReadPolicy policy, Stopwatch clock,
+        CancellationToken ct, bool pooled)
     {
         using var handle = OpenChecked(folder, name, maxBytes, policy, out var status);
-        var bytes = GC.AllocateUninitializedArray<byte>(checked((int)status.Size));
-        long offset = 0;
-        while (offset < bytes.Length)
+        int length = checked((int)status.Size);
+        var bytes = pooled ? ArrayPool<byte>.Shared.Rent(length) : GC.AllocateUninitializedArray<byte>(length);
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            if (policy.Timeout != Timeout.InfiniteTimeSpan && clock.Elapsed > policy.Timeout)
-                throw new AdapterFileException(AdapterFileProblem.TimedOut, name, $"could not be read within {policy.Timeout.TotalSeconds:0.#} s");
-            int read = RandomAccess.Read(handle, bytes.AsSpan((int)offset, (int)Math.Min(Chunk, bytes.Length - offset)), offset);
-            if (read == 0)
-                throw new AdapterFileException(AdapterFileProblem.Refused, name, "became shorter while it was being read");
-            offset += read;
-        }
+            long offset = 0;
+            while (offset < length)
+            {
+                ct.ThrowIfCancellationRequested();
+                if (policy.Timeout != Timeout.InfiniteTimeSpan && clock.Elapsed > policy.Timeout)
+                    throw new AdapterFileException(AdapterFileProblem.TimedOut, name, $"could not be read within {policy.Timeout.TotalSeconds:0.#} s");
+                int read = RandomAccess.Read(handle, bytes.AsSpan((int)offset, (int)Math.Min(Chunk, length - offset)), offset);
+                if (read == 0)
+                    throw new AdapterFileException(AdapterFileProblem.Refused, name, "became shorter while it was being read");
+                offset += read;
+            }
 
-        Span<byte> probe = stackalloc byte[1];
-        if (RandomAccess.Read(handle, probe, offset) != 0)
-            throw new AdapterFileException(AdapterFileProblem.Refused, name, "grew while it was being read");
-        return bytes;
+            Span<byte> probe = stackalloc byte[1];
+            if (RandomAccess.Read(handle, probe, offset) != 0)
+                throw new AdapterFileException(AdapterFileProblem.Refused, name, "grew while it was being read");
+            return (bytes, length);
+        }
+        catch when (pooled)
+        {
+            ArrayPool<byte>.Shared.Return(bytes, clearArray: true);
+            throw;
+        }
     }
 
     private static AdapterFileException NotFound(string? file) =>

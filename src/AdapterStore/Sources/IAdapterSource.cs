@@ -6,7 +6,8 @@ namespace Serving.AdapterStore.Sources;
 /// <summary>
 /// Where adapter files come from, one implementation per URI scheme (local paths, <c>s3://</c>; a Hugging Face Hub or
 /// HTTP source plugs in the same way). Every read goes through <see cref="AdapterFileReader"/> under the caller's
-/// <see cref="AdapterReadPolicy"/>, and the version is the hash of the bytes read.
+/// <see cref="AdapterReadPolicy"/>, and the version is the hash of the bytes read. The caller owns the
+/// <see cref="AdapterFiles"/> returned and disposes it once parsed.
 /// </summary>
 public interface IAdapterSource
 {

@@ -115,9 +115,9 @@ public sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long max
     public async Task<AdapterFiles> FetchAsync(string uri, string adapter, AdapterReadPolicy policy, CancellationToken ct)
     {
         string staging = await DownloadAsync(uri, adapter, ct).ConfigureAwait(false);
-        var files = ReadStaging(staging, policy, ct);
+        using var files = ReadStaging(staging, policy, ct);
         string folder = Publish(staging, Folder(uri, files.Version));
-        return files with { Folder = folder };
+        return files.MovedTo(folder);
     }
 
     /// <summary>
@@ -173,6 +173,8 @@ public sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long max
                     Directory.SetLastWriteTimeUtc(folder, DateTime.UtcNow);   // recency for the disk budget
                     return cached;
                 }
+
+                cached.Dispose();
             }
             catch (AdapterFileException)
             {
@@ -181,7 +183,7 @@ public sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long max
         }
 
         string staging = DownloadAsync(record.Source, record.Id.Value, ct).GetAwaiter().GetResult();
-        var files = ReadStaging(staging, policy, ct);
+        using var files = ReadStaging(staging, policy, ct);
 
         if (files.Version != record.Version)
         {
@@ -192,7 +194,7 @@ public sealed class S3AdapterSource(IAmazonS3 client, string cacheRoot, long max
 
         if (Directory.Exists(folder))
             Directory.Delete(folder, recursive: true);
-        return files with { Folder = Publish(staging, folder) };
+        return files.MovedTo(Publish(staging, folder));
     }
 
     /// <summary>A fresh download's files; the staging folder is removed when they cannot be read.</summary>

@@ -34,29 +34,44 @@ public sealed class SafetensorsFile
     }
 
     /// <summary>Parses and validates the header of safetensors content held in memory (tensor bytes are then sliced from it).</summary>
-    public static SafetensorsFile Parse(string path, byte[] content)
+    public static SafetensorsFile Parse(string path, byte[] content) => Parse(path, (ReadOnlySpan<byte>)content);
+
+    /// <inheritdoc cref="Parse(string, byte[])"/>
+    public static SafetensorsFile Parse(string path, ReadOnlySpan<byte> content)
     {
-        using var stream = new MemoryStream(content, writable: false);
-        return Read(path, stream);
+        long length = content.Length;
+        long headerLength = length < 8 ? 0 : BitConverter.ToInt64(content[..8]);
+        CheckHeaderLength(path, length, headerLength);
+        return Parse(path, length, content.Slice(8, (int)headerLength).ToArray());
     }
 
     /// <summary>Parses and validates the header of safetensors content in <paramref name="stream"/> (seekable; its length is the file's).</summary>
     public static SafetensorsFile Read(string path, Stream stream)
     {
         long length = stream.Length;
+        Span<byte> prefix = stackalloc byte[8];
+        long headerLength = 0;
+        if (length >= 8)
+        {
+            stream.Position = 0;
+            stream.ReadExactly(prefix);
+            headerLength = BitConverter.ToInt64(prefix);
+        }
+
+        CheckHeaderLength(path, length, headerLength);
+        var header = new byte[headerLength];
+        stream.ReadExactly(header);
+        return Parse(path, length, header);
+    }
+
+    private static void CheckHeaderLength(string path, long length, long headerLength)
+    {
         if (length < 8)
             throw Fail(path, $"file is {length} bytes, shorter than the 8-byte header length prefix (truncated?)");
-        Span<byte> prefix = stackalloc byte[8];
-        stream.Position = 0;
-        stream.ReadExactly(prefix);
-        long headerLength = BitConverter.ToInt64(prefix);
         if (headerLength <= 0 || headerLength > MaxHeaderBytes)
             throw Fail(path, $"the 8-byte header length is not in (0, {MaxHeaderBytes}] (not a safetensors file?)");
         if (8 + headerLength > length)
             throw Fail(path, $"the header length runs past the end of the {length}-byte file (truncated, or not a safetensors file)");
-        var header = new byte[headerLength];
-        stream.ReadExactly(header);
-        return Parse(path, length, header);
     }
 
     private static SafetensorsFile Parse(string path, long fileLength, byte[] header)

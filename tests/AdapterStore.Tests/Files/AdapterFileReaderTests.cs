@@ -38,11 +38,63 @@ public sealed class AdapterFileReaderTests : IDisposable
     [Fact]
     public void Read_PlainFolder_VersionIsTheHashOfTheBytesRead()
     {
-        var files = AdapterFileReader.Read(_mine, Mine(), CancellationToken.None);
+        using var files = AdapterFileReader.Read(_mine, Mine(), CancellationToken.None);
 
         Assert.Equal("{\"mine\": 1}"u8.ToArray(), files.Config);
-        Assert.Equal([1, 2, 3], files.Weights);
+        Assert.Equal([1, 2, 3], files.Weights.ToArray());
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData([.. files.Config, .. files.Weights]))[..16], files.Version);
+    }
+
+    [Fact]
+    public void Dispose_WeightsReadAfterwards_ThrowsAndTheBufferIsCleared()
+    {
+        var files = AdapterFileReader.Read(_mine, Mine(), CancellationToken.None);
+        string version = files.Version;
+        var buffer = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(in files.Weights[0], 3);
+
+        files.Dispose();
+        files.Dispose();
+
+        Assert.Equal([0, 0, 0], buffer.ToArray());
+        Assert.Throws<ObjectDisposedException>(() => files.Weights.Length);
+        Assert.Equal(version, files.Version);
+    }
+
+    [Fact]
+    public void Dispose_PooledBufferRentedAgain_HoldsNoneOfTheAdaptersBytes()
+    {
+        string big = Adapter(Path.Combine(_root, "mine", "big"), "{}", [.. Enumerable.Range(0, 100_000).Select(i => (byte)(i % 251 + 1))]);
+        var files = AdapterFileReader.Read(big, Mine(), CancellationToken.None);
+        int length = files.Weights.Length;
+
+        files.Dispose();
+
+        // The shared pool hands the most recently returned buffer of a size class to the next renter on this thread.
+        byte[] next = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            Assert.DoesNotContain(next.AsSpan(0, length).ToArray(), b => b != 0);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(next);
+        }
+    }
+
+    [Fact]
+    public void MovedTo_OtherFolder_SameBytesAndVersion_OriginalReleased()
+    {
+        var files = AdapterFileReader.Read(_mine, Mine(), CancellationToken.None);
+        string version = files.Version;
+
+        using var moved = files.MovedTo("/elsewhere");
+        files.Dispose();
+
+        Assert.Equal("/elsewhere", moved.Folder);
+        Assert.Equal(version, moved.Version);
+        Assert.Equal([1, 2, 3], moved.Weights.ToArray());
+        Assert.Throws<ObjectDisposedException>(() => files.Weights.Length);
+        Assert.Throws<ObjectDisposedException>(() => files.MovedTo("/again"));
     }
 
     [Fact]
@@ -71,8 +123,8 @@ public sealed class AdapterFileReaderTests : IDisposable
         var ex = Assert.Throws<AdapterFileException>(() => AdapterFileReader.Read(dir, Mine(), CancellationToken.None));
 
         Assert.Equal((AdapterFileProblem.NotFound, AdapterFileReader.WeightsFile), (ex.Problem, ex.File));
-        Assert.Equal([1, 2, 3], AdapterFileReader.Read(inside, Mine(), CancellationToken.None).Weights);
-        Assert.Equal([4, 5, 6], AdapterFileReader.Read(dir, AdapterReadPolicy.Trusted(1 << 20, Minute), CancellationToken.None).Weights);
+        Assert.Equal([1, 2, 3], AdapterFileReader.Read(inside, Mine(), CancellationToken.None).Weights.ToArray());
+        Assert.Equal([4, 5, 6], AdapterFileReader.Read(dir, AdapterReadPolicy.Trusted(1 << 20, Minute), CancellationToken.None).Weights.ToArray());
     }
 
     [Fact]
@@ -125,7 +177,7 @@ public sealed class AdapterFileReaderTests : IDisposable
         var ex = Assert.Throws<AdapterFileException>(() => AdapterFileReader.Read(dir, Mine(), CancellationToken.None));
 
         Assert.Contains("2 hard links", ex.Message, StringComparison.Ordinal);
-        Assert.Equal([4, 5, 6], AdapterFileReader.Read(dir, AdapterReadPolicy.Trusted(1 << 20, Minute), CancellationToken.None).Weights);
+        Assert.Equal([4, 5, 6], AdapterFileReader.Read(dir, AdapterReadPolicy.Trusted(1 << 20, Minute), CancellationToken.None).Weights.ToArray());
     }
 
     [Fact]
