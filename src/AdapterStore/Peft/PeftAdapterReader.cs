@@ -115,7 +115,7 @@ public static partial class PeftAdapterReader
 
         if (pairs.Count == 0)
             throw new AdapterFormatException(adapter, WeightsFile, null, "contains no LoRA weights");
-        var modules = new List<LoraModuleWeights>();
+        var plans = new List<(int Layer, LoraTarget Target, int Rank, float Scale, int In, int Out, SafetensorsTensorInfo A, SafetensorsTensorInfo B, SafetensorsTensorInfo? Magnitude)>();
         foreach (var ((layer, target), (a, b)) in pairs.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Target))
         {
             string fullName = $"model.layers.{layer}.{LoraTargets.ModulePath(target)}";
@@ -131,26 +131,44 @@ public static partial class PeftAdapterReader
             long[] expectB = peft.FanInFanOut ? [rank, outF] : [outF, rank];
             CheckShape(adapter, a, expectA);
             CheckShape(adapter, b, expectB);
-            var aData = ReadFloats(adapter, files.Weights, a);
-            var bData = ReadFloats(adapter, files.Weights, b);
-            if (peft.FanInFanOut)
-            {
-                aData = Transpose(aData, inF, rank);
-                bData = Transpose(bData, rank, outF);
-            }
-
-            float[]? magnitude = null;
+            SafetensorsTensorInfo? mt = null;
             if (peft.UseDora)
             {
-                if (!magnitudes.TryGetValue((layer, target), out var mt))
+                if (!magnitudes.TryGetValue((layer, target), out mt))
                     throw Fail(adapter, a.Name, $"module '{fullName}' has no lora_magnitude_vector, which use_dora requires");
                 CheckShape(adapter, mt, [outF]);
-                magnitude = ReadFloats(adapter, files.Weights, mt);
             }
 
-            modules.Add(new LoraModuleWeights(layer, target, rank, (float)peft.Scale(rank, alpha), aData, bData, magnitude));
+            plans.Add((layer, target, rank, (float)peft.Scale(rank, alpha), inF, outF, a, b, mt));
         }
 
+        // The float copies over every core: each is fresh memory, and on a virtual machine its page faults cost more than
+        // the copy. A bad value is reported for the first module in order that has one, as a sequential read would.
+        var modules = new LoraModuleWeights[plans.Count];
+        var errors = new AdapterFormatException?[plans.Count];
+        Parallel.For(0, plans.Count, i =>
+        {
+            var plan = plans[i];
+            try
+            {
+                var aData = ReadFloats(adapter, files.Weights, plan.A);
+                var bData = ReadFloats(adapter, files.Weights, plan.B);
+                if (peft.FanInFanOut)
+                {
+                    aData = Transpose(aData, plan.In, plan.Rank);
+                    bData = Transpose(bData, plan.Rank, plan.Out);
+                }
+
+                var magnitude = plan.Magnitude is null ? null : ReadFloats(adapter, files.Weights, plan.Magnitude);
+                modules[i] = new LoraModuleWeights(plan.Layer, plan.Target, plan.Rank, plan.Scale, aData, bData, magnitude);
+            }
+            catch (AdapterFormatException ex)
+            {
+                errors[i] = ex;
+            }
+        });
+        if (errors.FirstOrDefault(e => e is not null) is { } error)
+            ExceptionDispatchInfo.Capture(error).Throw();
         return new LoraAdapterWeights(adapter, modules);
     }
 

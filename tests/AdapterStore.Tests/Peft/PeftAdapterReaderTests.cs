@@ -226,6 +226,22 @@ public sealed class PeftAdapterReaderTests : IDisposable
         Assert.Contains($"at element {written}", ex.Message);
     }
 
+    [Fact]
+    public void Read_NonFiniteInSeveralModules_TheFirstModuleInLayerOrderIsNamed()
+    {
+        // Modules are read in parallel; the error must still be the one a read in layer and projection order meets first.
+        string dir = Adapter("nonfinite-several", targets: ["q_proj", "v_proj", "down_proj"]);
+        RewriteTensors(dir, (t, b) =>
+        {
+            if (t.Name.Contains("layers.1.", StringComparison.Ordinal) || t.Name.EndsWith("layers.0.mlp.down_proj.lora_B.weight", StringComparison.Ordinal))
+                BitConverter.TryWriteBytes(b.AsSpan(0), float.NaN);
+            return (t.Name, t.Shape, b);
+        });
+
+        for (int attempt = 0; attempt < 5; attempt++)
+            Assert.Contains("layers.0.mlp.down_proj.lora_B", Rejected(dir).Message);
+    }
+
     [Theory]
     [InlineData("BF16")]
     [InlineData("F16")]
