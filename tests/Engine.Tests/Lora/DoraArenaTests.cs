@@ -61,6 +61,9 @@ public sealed class DoraArenaTests
     [Theory]
     [InlineData(ScalarType.Float32, 16, 1e-5)]    // one vector per output row on the native path
     [InlineData(ScalarType.Float32, 12, 1e-5)]    // any other rank: row by row, A padded to 16 rows
+    [InlineData(ScalarType.Float32, 8, 1e-5)]     // ranks of whole 8-lane vectors up to 32: G·b held in registers
+    [InlineData(ScalarType.Float32, 32, 1e-5)]
+    [InlineData(ScalarType.Float32, 40, 1e-5)]    // above 32: G·b through memory
     [InlineData(ScalarType.BFloat16, 16, 2e-3)]   // W·Aᵀ from bf16 A (as the slot serves it)
     public void Load_DoraModuleOfRank_ScaleMatchesMergedRowNorms(ScalarType dtype, int rank, double tolerance)
     {
@@ -69,7 +72,7 @@ public sealed class DoraArenaTests
         using var weight64 = weight.to(ScalarType.Float64);
         var w = weight64.data<double>().ToArray();
         var module = new LoraModuleWeights(0, LoraTarget.Q, rank, 0.75f, Random(rank * inputs, 22), Random(outputs * rank, 23), Random(outputs, 24, offset: 2));
-        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, 16, inputs, outputs, dtype, CPU);
+        using var arena = new LoraModuleArena(0, LoraTarget.Q, Slots, Math.Max(16, rank), inputs, outputs, dtype, CPU);
 
         arena.Load(1, module, () => (weight.alias(), null));
 
