@@ -104,6 +104,8 @@ public sealed class GemvNativeTests
     [InlineData(ScalarType.BFloat16, 16, 1024, 257)]  // outputs off the block of four weight rows
     [InlineData(ScalarType.Float32, 4, 37, 5)]        // inputs off the 16-element grid, fewer outputs than one block
     [InlineData(ScalarType.BFloat16, 8, 33, 70)]      // inputs off the 32-element grid
+    [InlineData(ScalarType.BFloat16, 32, 96, 23)]     // more passes over x rows than weight rows a pass prefetches
+    [InlineData(ScalarType.Float32, 12, 50, 9)]       // three passes: the next block's rows shared unevenly
     public unsafe void Wide_AnyShape_WritesWTimesXTransposedWithinSummationError(ScalarType dtype, int rows, int inputs, int outputs)
     {
         if (!GemvNative.IsAvailable)
