@@ -49,11 +49,12 @@ internal static unsafe class GemvManaged
         if (rows is < 1 or > MaxRows)
             throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the GEMV kernel takes 1..{MaxRows} rows");
         // x as float32 once (bf16 widened exactly), so each weight row meets ready lanes.
-        float[] inputs = System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)(rows * k)));
+        float[] inputs = System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)(rows * k) + Runtime.CacheLines.Slack<float>()));
         try
         {
-            fixed (float* xs = inputs)
+            fixed (float* start = inputs)
             {
+                float* xs = Runtime.CacheLines.Align(start);
                 for (long i = 0; i < rows * k; i++)
                     xs[i] = bf16 ? BitConverter.Int32BitsToSingle(((ushort*)x)[i] << 16) : ((float*)x)[i];
                 nint px = (nint)xs;

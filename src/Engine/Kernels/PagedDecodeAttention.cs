@@ -123,12 +123,13 @@ public static unsafe class PagedDecodeAttention
         int g = job.Group, d = job.HeadDim, maxLength = job.Lengths.Max(), kvHeads = job.KvHeads;
         bool pairs = DecodeAttentionScores.Supports(d);
         int need = 2 * g * d + g * maxLength;
-        if (_scratch is null || _scratch.Length < need)
-            _scratch = new float[need];
+        if (_scratch is null || _scratch.Length < need + Runtime.CacheLines.Slack<float>())
+            _scratch = new float[need + Runtime.CacheLines.Slack<float>()];
         nint headBytes = (nint)(job.CacheRows * d * T.Size);
-        fixed (float* scratch = _scratch)
+        fixed (float* start = _scratch)
         fixed (long* rows = job.Rows)
         {
+            float* scratch = Runtime.CacheLines.Align(start);
             float* qf = scratch, acc = qf + g * d, scores = acc + g * d;
             for (int p = from; p < to; p++)
             {

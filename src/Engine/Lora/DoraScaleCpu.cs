@@ -227,28 +227,37 @@ internal static unsafe class DoraScaleCpu
 
         int ldx = (int)GemvNative.WideRowStride(inF, bf16 ? 2 : 4);
         nint w = CpuTensorMemory.AddressOf(weight);
+        // x's rows start on cache lines (CacheLines): the kernel loads every x row a line at a time for each weight row.
         if (bf16)
         {
-            ushort[] xArray = ArrayPool<ushort>.Shared.Rent(padded * ldx);
-            Span<ushort> x = xArray.AsSpan(0, padded * ldx);
-            x.Clear();
-            for (int j = 0; j < rank; j++)
-                Bf16.FromFloat(a.AsSpan(j * inF, inF), x.Slice(j * ldx, inF));
-            fixed (ushort* px = x)
+            ushort[] xArray = ArrayPool<ushort>.Shared.Rent(padded * ldx + CacheLines.Slack<ushort>());
+            fixed (ushort* start = xArray)
             fixed (float* py = product)
+            {
+                ushort* px = CacheLines.Align(start);
+                var x = new Span<ushort>(px, padded * ldx);
+                x.Clear();
+                for (int j = 0; j < rank; j++)
+                    Bf16.FromFloat(a.AsSpan(j * inF, inF), x.Slice(j * ldx, inF));
                 GemvNative.WideBf16((nint)px, padded, ldx, inF, w, outF, (nint)py, padded);
+            }
+
             ArrayPool<ushort>.Shared.Return(xArray);
         }
         else
         {
-            float[] xArray = ArrayPool<float>.Shared.Rent(padded * ldx);
-            Span<float> x = xArray.AsSpan(0, padded * ldx);
-            x.Clear();
-            for (int j = 0; j < rank; j++)
-                a.AsSpan(j * inF, inF).CopyTo(x.Slice(j * ldx, inF));
-            fixed (float* px = x)
+            float[] xArray = ArrayPool<float>.Shared.Rent(padded * ldx + CacheLines.Slack<float>());
+            fixed (float* start = xArray)
             fixed (float* py = product)
+            {
+                float* px = CacheLines.Align(start);
+                var x = new Span<float>(px, padded * ldx);
+                x.Clear();
+                for (int j = 0; j < rank; j++)
+                    a.AsSpan(j * inF, inF).CopyTo(x.Slice(j * ldx, inF));
                 GemvNative.WideF32((nint)px, padded, ldx, inF, w, outF, (nint)py, padded);
+            }
+
             ArrayPool<float>.Shared.Return(xArray);
         }
     }

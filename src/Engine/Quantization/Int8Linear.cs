@@ -1,5 +1,6 @@
 using System.Buffers;
 using Serving.Engine.Kernels;
+using Serving.Engine.Runtime;
 
 namespace Serving.Engine.Quantization;
 
@@ -29,15 +30,19 @@ public static unsafe class Int8Linear
         if (w.Columns > Int8Native.MaxColumns)
             throw new ArgumentException($"an input dimension of {w.Columns} exceeds {Int8Native.MaxColumns}, where 32-bit sums could overflow", nameof(w));
         long count = (long)rows * w.Columns;
-        if (count > Array.MaxLength)
+        if (count > Array.MaxLength - CacheLines.Bytes)
             throw new ArgumentOutOfRangeException(nameof(rows), rows, "too many input rows for one int8 projection");
-        byte[] bytes = ArrayPool<byte>.Shared.Rent((int)count);
+        // The quantized rows start on a 64-byte boundary: the kernels load them a cache line at a time for every weight
+        // row, and a managed array's data starts 16 bytes into a line, so every such load straddled two (a [32000, 1024]
+        // projection of 8 rows took 1.5 ms instead of 0.8).
+        byte[] bytes = ArrayPool<byte>.Shared.Rent((int)count + CacheLines.Slack<byte>());
         float[] scales = ArrayPool<float>.Shared.Rent(rows);
         try
         {
-            fixed (byte* xu = bytes)
+            fixed (byte* start = bytes)
             fixed (float* xs = scales)
             {
+                byte* xu = CacheLines.Align(start);
                 if (Int8Native.IsAvailable)
                 {
                     Int8Native.QuantizeRows(x, bf16, rows, w.Columns, xu, xs);

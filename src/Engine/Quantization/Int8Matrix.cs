@@ -13,7 +13,6 @@ namespace Serving.Engine.Quantization;
 /// </summary>
 public sealed class Int8Matrix
 {
-    private const int Alignment = 64;
     private readonly sbyte[] _storage;
     private readonly int _offset;
 
@@ -22,10 +21,10 @@ public sealed class Int8Matrix
         Rows = rows;
         Columns = columns;
         int count = checked(rows * columns);
-        _storage = GC.AllocateUninitializedArray<sbyte>(checked(count + Alignment - 1), pinned: true);
+        _storage = GC.AllocateUninitializedArray<sbyte>(checked(count + Runtime.CacheLines.Slack<sbyte>()), pinned: true);
         fixed (sbyte* start = _storage)
         {
-            _offset = (int)((Alignment - (long)start % Alignment) % Alignment);
+            _offset = (int)(Runtime.CacheLines.Align(start) - start);
             Runtime.HugePages.Advise((nint)(start + _offset), count);
         }
 
