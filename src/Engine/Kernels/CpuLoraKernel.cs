@@ -145,13 +145,13 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
     {
         int inF = c.In, elem = c.Bf16 ? 2 : 4;
         const int n = LoraBatchMapping.BlockRows;
-        int need = n * inF + c.MaxOut + n * c.MaxRank;
+        int need = n * inF + c.MaxOut + n * c.MaxRank + Runtime.CacheLines.Slack<float>();
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
         var mapping = c.Mapping;
-        fixed (float* scratch = _scratch)
+        fixed (float* start = _scratch)
         {
-            float* xs = scratch, acc = scratch + n * inF, h = acc + c.MaxOut;
+            float* xs = Runtime.CacheLines.Align(start), acc = xs + n * inF, h = acc + c.MaxOut;
             while (ranges.TryTake(worker, out int i))
             {
                 var rows = work[i];
