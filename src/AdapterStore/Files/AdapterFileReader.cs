@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 using Serving.AdapterStore.Registry;
@@ -112,14 +111,14 @@ internal static class AdapterFileReader
 
     /// <summary>
     /// The file's bytes: an array of exactly its length, or (<paramref name="pooled"/>) a buffer rented from
-    /// <see cref="ArrayPool{T}.Shared"/> of at least its length, which the caller returns.
+    /// <see cref="AdapterFileBuffers"/> of at least its length, which the caller returns.
     /// </summary>
     private static (byte[] Bytes, int Length) ReadFile(string folder, string name, long maxBytes, AdapterReadPolicy policy, Stopwatch clock,
         CancellationToken ct, bool pooled)
     {
         using var handle = OpenChecked(folder, name, maxBytes, policy, out var status);
         int length = checked((int)status.Size);
-        var bytes = pooled ? ArrayPool<byte>.Shared.Rent(length) : GC.AllocateUninitializedArray<byte>(length);
+        var bytes = pooled ? AdapterFileBuffers.Rent(length) : GC.AllocateUninitializedArray<byte>(length);
         try
         {
             long offset = 0;
@@ -141,7 +140,7 @@ internal static class AdapterFileReader
         }
         catch when (pooled)
         {
-            ArrayPool<byte>.Shared.Return(bytes, clearArray: true);
+            AdapterFileBuffers.Return(bytes, length);
             throw;
         }
     }

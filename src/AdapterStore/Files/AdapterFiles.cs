@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace Serving.AdapterStore.Files;
 
 /// <summary>
@@ -17,7 +15,7 @@ public sealed class AdapterFiles : IDisposable
 
     /// <param name="folder">The folder's real path (every link resolved).</param>
     /// <param name="config">adapter_config.json's bytes.</param>
-    /// <param name="weights">A buffer rented from <see cref="ArrayPool{T}.Shared"/> whose first <paramref name="weightsLength"/>
+    /// <param name="weights">A buffer rented from <see cref="AdapterFileBuffers"/> whose first <paramref name="weightsLength"/>
     /// bytes are adapter_model.safetensors; this object returns it.</param>
     /// <param name="weightsLength">The weights file's length.</param>
     internal AdapterFiles(string folder, byte[] config, byte[] weights, int weightsLength)
@@ -60,13 +58,12 @@ public sealed class AdapterFiles : IDisposable
         return new AdapterFiles(folder, Config, weights, _weightsLength, _version);
     }
 
-    /// <summary>Clears the weights' bytes (the buffer goes on to other adapters' reads) and returns the buffer to the pool.</summary>
+    /// <summary>Clears the weights' bytes (the buffer goes on to other adapters' reads) and returns the buffer (<see cref="AdapterFileBuffers"/>).</summary>
     public void Dispose()
     {
         var weights = Interlocked.Exchange(ref _weights, null);
         if (weights is null)
             return;
-        weights.AsSpan(0, _weightsLength).Clear();
-        ArrayPool<byte>.Shared.Return(weights);
+        AdapterFileBuffers.Return(weights, _weightsLength);
     }
 }
