@@ -56,7 +56,8 @@ public static partial class PeftAdapterReader
         }
         catch (AggregateException ex)
         {
-            ExceptionDispatchInfo.Capture(ex.InnerExceptions.FirstOrDefault(e => e is AdapterFormatException) ?? ex.InnerExceptions[0]).Throw();
+            var inner = ex.Flatten().InnerExceptions;
+            ExceptionDispatchInfo.Capture(inner.FirstOrDefault(e => e is AdapterFormatException) ?? inner[0]).Throw();
         }
 
         return weights!;
