@@ -10,7 +10,9 @@ namespace Serving.Server.Tests.Resilience;
 /// Damaged adapter files, on disk and in S3: registering or replacing with one answers 422 naming the problem (404 when the
 /// weights file is missing altogether), requests for
 /// other adapters keep their exact answers meanwhile, and the damaged version never reaches a slot (the name keeps serving
-/// its previous version; a new name is not listed).
+/// its previous version; a new name is not listed). Every damaged copy is read right after the good adapter it was made
+/// from, so a truncated one gets the good one's pooled read buffer (AdapterFileBuffers): it must still be refused, never
+/// completed from the bytes a previous read left.
 /// </summary>
 public sealed class CorruptedAdapterTests(CorruptedAdapterFixture fixture, ITestOutputHelper output) : IClassFixture<CorruptedAdapterFixture>
 {
