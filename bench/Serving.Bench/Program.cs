@@ -75,7 +75,7 @@ switch (args.FirstOrDefault())
     case "onestream":
         return Emit(new OneStreamBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "8"), int.Parse(Get("tokens") ?? "64")).Run());
     case "dora":
-        return Emit(new DoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("fills") ?? "10"),
+        return Emit(new DoraBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("steps") ?? "16"), int.Parse(Get("fills") ?? "30"),
             Get("dtype") switch
             {
                 null => LoraBenchmark.AllDtypes,
