@@ -10,7 +10,7 @@ public static class AdapterFileCorruption
     public const string Weights = "adapter_model.safetensors", Config = "adapter_config.json";
 
     public static readonly string[] Kinds =
-        ["truncated", "header-bytes-flipped", "header-length-lies", "shape-swapped", "data-nan", "config-garbage", "config-rank-lies", "weights-missing"];
+        ["truncated", "tail-truncated", "header-bytes-flipped", "header-length-lies", "shape-swapped", "data-nan", "config-garbage", "config-rank-lies", "weights-missing"];
 
     /// <summary>Copies <paramref name="good"/> to <paramref name="target"/> and damages the copy as <paramref name="kind"/> says.</summary>
     public static void Apply(string kind, string good, string target)
@@ -25,6 +25,11 @@ public static class AdapterFileCorruption
         {
             case "truncated":
                 File.WriteAllBytes(weights, bytes[..(bytes.Length * 2 / 3)]);
+                break;
+            case "tail-truncated":
+                // Four bytes short: the read fills the same pooled buffer size class as the good file just read, so the
+                // missing tail is exactly where that file's bytes would be if a buffer were reused uncleared or read past.
+                File.WriteAllBytes(weights, bytes[..^4]);
                 break;
             case "header-bytes-flipped":
                 for (int i = 8 + headerLength / 3; i < 8 + headerLength / 3 + 16; i++)

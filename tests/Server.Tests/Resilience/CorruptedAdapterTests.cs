@@ -11,8 +11,8 @@ namespace Serving.Server.Tests.Resilience;
 /// weights file is missing altogether), requests for
 /// other adapters keep their exact answers meanwhile, and the damaged version never reaches a slot (the name keeps serving
 /// its previous version; a new name is not listed). Every damaged copy is read right after the good adapter it was made
-/// from, so a truncated one may get the good one's pooled read buffer (AdapterFileBuffers): it must still be refused, never
-/// completed from the bytes a previous read left.
+/// from; the tail-truncated one (four bytes short) gets a read buffer of the good one's size class (AdapterFileBuffers),
+/// so it must be refused from its own bytes, never completed from what a previous read left.
 /// </summary>
 public sealed class CorruptedAdapterTests(CorruptedAdapterFixture fixture, ITestOutputHelper output) : IClassFixture<CorruptedAdapterFixture>
 {
