@@ -198,7 +198,7 @@ public sealed class EngineWorker : BackgroundService
             _running = false;
             foreach (var id in scheduler.Close())
                 if (_requests.TryRemove(id, out var r))
-                    r.Command.Output.TryComplete(new OperationCanceledException("the server is shutting down"));
+                    r.Command.Output.Complete(new OperationCanceledException("the server is shutting down"));
         }
     }
 
@@ -210,7 +210,7 @@ public sealed class EngineWorker : BackgroundService
                 continue;
             if (ended.Cause == EndCause.Cancelled)
                 Interlocked.Increment(ref _cancelled);
-            r.Command.Output.TryComplete(ended.Cause == EndCause.Cancelled ? null : ended.Error);
+            r.Command.Output.Complete(ended.Cause == EndCause.Cancelled ? null : ended.Error);
         }
 
         foreach (var started in plan.Started)
@@ -218,7 +218,7 @@ public sealed class EngineWorker : BackgroundService
             var r = _requests[started.Id];
             r.State.Adapters = started.Slots;
             if (!started.Resumed)
-                r.Command.Output.TryWrite(GenerationUpdate.Admitted(started.CachedTokens));
+                r.Command.Output.Admitted(started.CachedTokens);
         }
     }
 
@@ -271,7 +271,7 @@ public sealed class EngineWorker : BackgroundService
         {
             if (events[i] is TokenEvent e)
             {
-                rows[i].Command.Output.TryWrite(new GenerationUpdate(e));
+                rows[i].Command.Output.Write(e);
                 rows[i].ExtendBlockKeys(_batching.KvBlockSize);
             }
 
@@ -371,6 +371,6 @@ public sealed class EngineWorker : BackgroundService
     private void Finish(RequestId id, ActiveRequest r, Exception? error)
     {
         _requests.TryRemove(id, out _);
-        r.Command.Output.TryComplete(error);
+        r.Command.Output.Complete(error);
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using Serving.Batching;
 using Serving.Batching.Scheduling;
 using Serving.Contracts;
@@ -27,7 +26,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
         activity?.SetTag("serving.adapters", adapters.ToString());
         activity?.SetTag("serving.prompt_tokens", prompt.Count);
         using var phases = new Serving.Runtime.Observability.TracePhases(activity, () => (arrivedAt, admittedAt, firstTokenAt, generated));
-        var output = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var output = new RequestOutput();
 
         // Whenever the consumer stops reading (a failed write to a vanished client, an exception, an early break), the engine
         // drops the sequence at its next step instead of generating for nobody.
@@ -36,7 +35,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
         EnqueueOutcome outcome;
         try
         {
-            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output.Writer, abandoned.Token, tenant, deadline, salt));
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output, abandoned.Token, tenant, deadline, salt));
         }
         catch (ArgumentException ex)
         {
@@ -58,9 +57,9 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
             GenerationUpdate update;
             try
             {
-                if (!await output.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                if (!await output.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
                     yield break;
-                if (!output.Reader.TryRead(out update!))
+                if (!output.TryRead(out update!))
                     continue;
             }
             catch (ArgumentException ex)

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Serving.Batching;
 using Serving.Contracts;
 using Serving.Contracts.Generation;
@@ -10,7 +9,7 @@ internal sealed record GenerationCommand(
     IReadOnlyList<int> PromptTokens,
     SamplingParams Sampling,
     PinnedAdapters Adapters,
-    ChannelWriter<GenerationUpdate> Output,
+    RequestOutput Output,
     CancellationToken Aborted,
     string Tenant = "",
     DateTimeOffset? Deadline = null,
