@@ -17,7 +17,9 @@ namespace Serving.Bench;
 /// cache) read and copied into a device slot, LoRA and its DoRA twin alternated (a DoRA fill also takes the norms of
 /// W + s·B·A over the served base weights). Served cold fill: as the server does it, the norms taken on the thread pool
 /// (<see cref="LoraSlotArena.PrepareDora"/>, one worker per core) before the engine loop copies into the slot. Refill: the same
-/// adapter objects again, as from the host tier's copy after an eviction (DoRA's scales are kept with that copy).
+/// adapter objects again, as from the host tier's copy after an eviction (DoRA's scales are kept with that copy). Kept
+/// scales: a cold fill after the version's first, its scales read back from the server's cache
+/// (<see cref="Serving.Runtime.Generation.DoraScaleFiles"/>) instead of taking the norms.
 /// </summary>
 internal sealed class DoraBenchmark(string modelDir, int steps, int fills, ScalarType[] dtypes)
 {
@@ -127,6 +129,32 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
             }
         }
 
+        // After the first fill of a version: its scales come back from the server's cache (DoraScaleFiles), not the norms.
+        string keptFolder = Path.Combine(Path.GetTempPath(), $"serving-bench-dora-scales-{Guid.NewGuid():N}");
+        var kept = new Serving.Runtime.Generation.DoraScaleFiles(keptFolder, "00000000000000be", 1L << 30, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        const string Version = "00000000d0a5ca1e";
+        var first = PeftAdapterReader.Read(doraDir, "dora", loaded.Config, Rank);
+        kept.Write(Version, first, arena.DoraScales(first));
+        var keptRead = new List<double>();
+        var keptServed = new List<double>();
+        var keptLora = new List<double>();
+        for (int i = 0; i < fills + 2; i++)
+        {
+            LoraAdapterWeights loraRead = null!, doraRead = null!;
+            var (readLora, readDora) = Pair(i, () => Time(() => loraRead = PeftAdapterReader.Read(loraDir, "lora", loaded.Config, Rank)),
+                () => Time(() => doraRead = PeftAdapterReader.Read(doraDir, "dora", loaded.Config, Rank)));
+            double scales = Time(() => Task.Run(() => arena.UseDoraScales(doraRead, kept.TryRead(Version, doraRead)!)).Wait());
+            var (l, d) = Pair(i, () => Time(() => arena.Load(slot, loraRead)), () => Time(() => arena.Load(slot, doraRead)));
+            if (i >= 2)
+            {
+                keptRead.Add(scales);
+                keptServed.Add(readDora + scales + d);
+                keptLora.Add(readLora + l);
+            }
+        }
+
+        Directory.Delete(keptFolder, recursive: true);
+
         return new Dictionary<string, double>
         {
             ["decode step, LoRA (p50)"] = Stats.Median(loraSteps),
@@ -146,6 +174,10 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
             ["served cold fill: engine-loop time, LoRA (p50)"] = Stats.Median(loraLoop),
             ["served cold fill: engine-loop time, DoRA (p50)"] = Stats.Median(doraLoop),
             ["served cold fill: engine-loop time ratio DoRA / LoRA, median of pairs"] = Stats.Median(doraLoop.Zip(loraLoop, (d, l) => d / l)),
+            ["served cold fill, scales kept on disk: reading them back (p50)"] = Stats.Median(keptRead),
+            ["served cold fill, scales kept on disk: disk → slot, LoRA (p50)"] = Stats.Median(keptLora),
+            ["served cold fill, scales kept on disk: disk → slot, DoRA (p50; target ≤ 50 ms)"] = Stats.Median(keptServed),
+            ["served cold fill, scales kept on disk: disk → slot ratio DoRA / LoRA, median of pairs (target ≤ 2)"] = Stats.Median(keptServed.Zip(keptLora, (d, l) => d / l)),
         };
     }
 

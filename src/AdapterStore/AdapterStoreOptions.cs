@@ -30,6 +30,13 @@ public sealed class AdapterStoreOptions
     public long DiskCacheBytes { get; set; } = 20L << 30;
 
     /// <summary>
+    /// Budget in bytes for DoRA adapters' scales kept in the server's cache folder (<c>dora-scales/</c>), so a cold fill
+    /// after a version's first reads them instead of taking the norms over every base weight again; the least recently
+    /// used are deleted beyond it. 0: none are kept.
+    /// </summary>
+    public long DoraScaleCacheBytes { get; set; } = 1L << 30;
+
+    /// <summary>
     /// A shared store every replica mirrors: <c>s3://bucket/prefix</c> whose sub-prefixes are adapters (the name is
     /// the id). New and changed ones are registered as shared adapters, removed ones unregistered, every
     /// <see cref="SyncIntervalSeconds"/>.

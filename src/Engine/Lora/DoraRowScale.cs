@@ -5,4 +5,4 @@ namespace Serving.Engine.Lora;
 /// float32, as a slot fill computed them over the served base weights: kept by <see cref="LoraModuleArena"/> for as long as
 /// the module's host copy lives, so a refill of the same adapter version copies them instead of taking the norms again.
 /// </summary>
-internal sealed record DoraRowScale(float[] Scale, float[] Shift);
+public sealed record DoraRowScale(float[] Scale, float[] Shift);

@@ -196,6 +196,25 @@ public sealed unsafe class LoraModuleArena : IDisposable
         return _doraScales.GetValue(w, _ => new DoraRowScale(scale, shift));
     }
 
+    /// <summary>Keeps <paramref name="scale"/> as <see cref="RowScale"/>'s result for <paramref name="w"/> (replacing one computed before).</summary>
+    /// <exception cref="ArgumentException">As <see cref="CheckRowScale"/>.</exception>
+    internal void UseRowScale(LoraModuleWeights w, DoraRowScale scale)
+    {
+        CheckRowScale(scale);
+        _doraScales.AddOrUpdate(w, scale);
+    }
+
+    /// <summary>Throws unless <paramref name="scale"/> could be this projection's DoRA scale.</summary>
+    /// <exception cref="ArgumentException">A vector is not <c>[out]</c>, or holds a value that is not finite.</exception>
+    internal void CheckRowScale(DoraRowScale scale)
+    {
+        string module = $"layer {Layer} {LoraTargets.ModuleName(Target)}";
+        if (scale.Scale.Length != Out || scale.Shift.Length != Out)
+            throw new ArgumentException($"{module}: DoRA scale and shift must be [{Out}]; got [{scale.Scale.Length}] and [{scale.Shift.Length}]");
+        if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(scale.Scale) || !System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(scale.Shift))
+            throw new ArgumentException($"{module}: DoRA scale or shift holds a value that is not finite");
+    }
+
     /// <summary>‖W_o‖² <c>[out]</c> float32 on the weight's device, made by the first caller.</summary>
     private Tensor BaseRowNormsSquared(Tensor weight)
     {

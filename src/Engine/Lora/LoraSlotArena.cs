@@ -108,6 +108,41 @@ public sealed class LoraSlotArena : IDisposable
         }
     }
 
+    /// <summary>
+    /// The DoRA scales of <paramref name="adapter"/>'s DoRA modules, in its module order, taken over the served base
+    /// weights (<see cref="PrepareDora"/>'s, or those given to <see cref="UseDoraScales"/>; computed here when neither
+    /// ran), so the runtime can keep them beyond this weights object.
+    /// </summary>
+    /// <exception cref="ArgumentException">The adapter does not fit these slots, or some DoRA scale is not finite.</exception>
+    public IReadOnlyList<DoraRowScale> DoraScales(LoraAdapterWeights adapter)
+    {
+        CheckFits(adapter);
+        return [.. adapter.Modules.Where(m => m.Magnitude is not null)
+            .Select(m => _modules[m.Layer, (int)m.Target].RowScale(m, () => _baseWeights!(m.Layer, m.Target)))];
+    }
+
+    /// <summary>
+    /// Gives <paramref name="adapter"/>'s DoRA modules scales taken earlier over these same base weights (one per DoRA
+    /// module, in its module order, as <see cref="DoraScales"/> returns them), so neither <see cref="PrepareDora"/> nor
+    /// <see cref="Load"/> takes the norms. The caller vouches that they were computed for this adapter's bytes and these
+    /// base weights; their shapes and values are checked here.
+    /// </summary>
+    /// <exception cref="ArgumentException">The adapter does not fit these slots; or a scale's count, length, or values
+    /// (not finite) do not fit its module.</exception>
+    public void UseDoraScales(LoraAdapterWeights adapter, IReadOnlyList<DoraRowScale> scales)
+    {
+        ArgumentNullException.ThrowIfNull(scales);
+        CheckFits(adapter);
+        var modules = adapter.Modules.Where(m => m.Magnitude is not null).ToArray();
+        if (scales.Count != modules.Length)
+            throw new ArgumentException($"adapter '{adapter.Name}' has {modules.Length} DoRA modules; {scales.Count} scales were given", nameof(scales));
+        // All are checked before any is kept, so scales that do not fit leave the adapter as it was.
+        for (int i = 0; i < modules.Length; i++)
+            _modules[modules[i].Layer, (int)modules[i].Target].CheckRowScale(scales[i]);
+        for (int i = 0; i < modules.Length; i++)
+            _modules[modules[i].Layer, (int)modules[i].Target].UseRowScale(modules[i], scales[i]);
+    }
+
     /// <summary>Throws when some module of <paramref name="adapter"/> does not fit these slots (layer, rank, shapes), or it is DoRA and the slots have no base weights.</summary>
     private void CheckFits(LoraAdapterWeights adapter)
     {

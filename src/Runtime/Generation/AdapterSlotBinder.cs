@@ -112,9 +112,17 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
         return _doraScales.GetValue(weights, w => new Lazy<Task>(() => Track(Task.Run(() =>
         {
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var arena = host.Model.Model.Adapters!;
+            var files = host.DoraScaleFiles;
+            if (files?.TryRead(record.Version, w) is { } kept && TryUse(arena, w, kept, files))
+            {
+                metrics?.AdapterLoadSeconds.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("tier", "dora_scales_file"));
+                return;
+            }
+
             try
             {
-                host.Model.Model.Adapters!.PrepareDora(w);
+                arena.PrepareDora(w);
             }
             catch (ArgumentException ex)
             {
@@ -123,7 +131,23 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             }
 
             metrics?.AdapterLoadSeconds.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("tier", "dora_scales"));
+            files?.Write(record.Version, w, arena.DoraScales(w));
         })))).Value;
+    }
+
+    /// <summary>Gives <paramref name="weights"/> the scales read back; false (the norms are taken again) when they do not fit it.</summary>
+    private static bool TryUse(Serving.Engine.Lora.LoraSlotArena arena, LoraAdapterWeights weights, IReadOnlyList<Serving.Engine.Lora.DoraRowScale> kept, DoraScaleFiles files)
+    {
+        try
+        {
+            arena.UseDoraScales(weights, kept);
+            return true;
+        }
+        catch (ArgumentException ex)
+        {
+            files.Rejected(weights.Name, ex.Message);
+            return false;
+        }
     }
 
     private Task Track(Task preparation)

@@ -38,6 +38,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
 
     private WeightQuantization _quantization;
 
+    /// <summary>DoRA scales kept on disk for this model as served (available once it is loaded).</summary>
+    internal Generation.DoraScaleFiles? DoraScaleFiles { get; private set; }
+
     /// <summary>Adapter sources by URI scheme: local paths and <c>s3://</c> (with its local disk cache).</summary>
     internal AdapterSourceSet Sources { get; private set; } = AdapterSourceSet.LocalOnly();
 
@@ -98,6 +101,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
                 path, read >> 20, total >> 20, 100.0 * read / total, started.Elapsed.TotalSeconds);
         }, quantization: _quantization);
         _served = new ServedModel(_model);
+        DoraScaleFiles = new Generation.DoraScaleFiles(Path.Combine(cacheRoot, "dora-scales"),
+            Generation.DoraScaleFiles.BaseFingerprint(path, $"{dtype} {device} {WeightQuantizationNames.Name(_quantization)}"),
+            adapterOptions.Value.DoraScaleCacheBytes, logger);
         LoadedAt = DateTimeOffset.UtcNow;
         var c = _model.Config;
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",

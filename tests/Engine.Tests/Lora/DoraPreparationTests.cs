@@ -128,4 +128,56 @@ public sealed class DoraPreparationTests : IDisposable
         var e = Assert.Throws<ArgumentException>(() => arena.PrepareDora(broken));
         Assert.Contains($"layer {m.Layer} {LoraTargets.ModuleName(m.Target)}", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void UseDoraScales_ScalesTakenByAnotherArena_FillReadsNoBaseWeightAndMatchesAFillThatTookThem()
+    {
+        int reads = 0;
+        using var given = CountingArena(() => Interlocked.Increment(ref reads));
+        using var direct = new LoraSlotArena(Config, 2, 16, ScalarType.Float32, CPU, (l, t) => _loaded.Model.Weights.Projection(Config, l, t));
+        var adapter = Dora(10);
+        var scales = direct.DoraScales(adapter);
+
+        given.UseDoraScales(adapter, [.. scales.Select(s => new DoraRowScale([.. s.Scale], [.. s.Shift]))]);
+        given.Load(0, adapter);
+        direct.Load(0, adapter);
+
+        Assert.Equal(0, reads);
+        foreach (var m in adapter.Modules)
+        {
+            using var ga = given.Module(m.Layer, m.Target).DoraScale[0];
+            using var gb = direct.Module(m.Layer, m.Target).DoraScale[0];
+            Assert.Equal(gb.data<float>().ToArray(), ga.data<float>().ToArray());
+        }
+    }
+
+    [Fact]
+    public void UseDoraScales_OneScaleTooShort_ThrowsNamingTheModuleAndKeepsNone()
+    {
+        int reads = 0;
+        using var arena = CountingArena(() => Interlocked.Increment(ref reads));
+        using var direct = new LoraSlotArena(Config, 2, 16, ScalarType.Float32, CPU, (l, t) => _loaded.Model.Weights.Projection(Config, l, t));
+        var adapter = Dora(11);
+        var scales = direct.DoraScales(adapter).ToList();
+        var last = adapter.Modules[^1];
+        scales[^1] = new DoraRowScale(scales[^1].Scale[1..], scales[^1].Shift[1..]);
+
+        var e = Assert.Throws<ArgumentException>(() => arena.UseDoraScales(adapter, scales));
+        Assert.Contains($"layer {last.Layer} {LoraTargets.ModuleName(last.Target)}", e.Message, StringComparison.Ordinal);
+        arena.Load(0, adapter);
+        Assert.Equal(adapter.Modules.Count, reads);   // the first module's good scale was not kept either
+    }
+
+    [Fact]
+    public void UseDoraScales_NotFiniteOrMissing_Throws()
+    {
+        using var arena = CountingArena(() => 0);
+        using var direct = new LoraSlotArena(Config, 2, 16, ScalarType.Float32, CPU, (l, t) => _loaded.Model.Weights.Projection(Config, l, t));
+        var adapter = Dora(12);
+        var scales = direct.DoraScales(adapter).ToList();
+
+        Assert.Throws<ArgumentException>(() => arena.UseDoraScales(adapter, scales.Take(1).ToList()));
+        scales[0] = scales[0] with { Scale = [.. scales[0].Scale.Select((v, i) => i == 3 ? float.NaN : v)] };
+        Assert.Contains("not finite", Assert.Throws<ArgumentException>(() => arena.UseDoraScales(adapter, scales)).Message, StringComparison.Ordinal);
+    }
 }
