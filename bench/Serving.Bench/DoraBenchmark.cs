@@ -132,9 +132,9 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
         // After the first fill of a version: its scales come back from the server's cache (DoraScaleFiles), not the norms.
         string keptFolder = Path.Combine(Path.GetTempPath(), $"serving-bench-dora-scales-{Guid.NewGuid():N}");
         var kept = new Serving.Runtime.Generation.DoraScaleFiles(keptFolder, "00000000000000be", 1L << 30, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        const string Version = "00000000d0a5ca1e";
+        var record = new Serving.AdapterStore.Registry.AdapterRecord(AdapterId.Parse("dora"), doraDir, "00000000d0a5ca1e", DateTimeOffset.UnixEpoch);
         var first = PeftAdapterReader.Read(doraDir, "dora", loaded.Config, Rank);
-        kept.Write(Version, first, arena.DoraScales(first));
+        kept.Write(record, first, arena.DoraScales(first));
         var keptRead = new List<double>();
         var keptServed = new List<double>();
         var keptLora = new List<double>();
@@ -143,7 +143,7 @@ internal sealed class DoraBenchmark(string modelDir, int steps, int fills, Scala
             LoraAdapterWeights loraRead = null!, doraRead = null!;
             var (readLora, readDora) = Pair(i, () => Time(() => loraRead = PeftAdapterReader.Read(loraDir, "lora", loaded.Config, Rank)),
                 () => Time(() => doraRead = PeftAdapterReader.Read(doraDir, "dora", loaded.Config, Rank)));
-            double scales = Time(() => Task.Run(() => arena.UseDoraScales(doraRead, kept.TryRead(Version, doraRead)!)).Wait());
+            double scales = Time(() => Task.Run(() => arena.UseDoraScales(doraRead, kept.TryRead(record, doraRead)!)).Wait());
             var (l, d) = Pair(i, () => Time(() => arena.Load(slot, loraRead)), () => Time(() => arena.Load(slot, doraRead)));
             if (i >= 2)
             {

@@ -96,9 +96,16 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
     {
         // Errors are reported when the request is admitted.
         foreach (var record in pinned(request).Records)
-            _ = hostCache.GetOrLoad(record).ContinueWith(read => Prepared(record, read.Result), CancellationToken.None,
-                TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            _ = Warm(record);
     }
+
+    /// <summary>
+    /// Reads <paramref name="record"/> into the host tier and, for a DoRA adapter, takes (or reads back) its scales, so a
+    /// slot fill then only copies; ends when both are done, faulted as the read or the norms failed.
+    /// </summary>
+    public Task Warm(AdapterRecord record) =>
+        hostCache.GetOrLoad(record).ContinueWith(read => read.IsCompletedSuccessfully ? Prepared(record, read.Result) : read, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).Unwrap();
 
     /// <summary>
     /// A DoRA adapter's scales taken over the served base weights on the thread pool (<see cref="Serving.Engine.Lora.LoraSlotArena.PrepareDora"/>),
@@ -114,7 +121,7 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
             var arena = host.Model.Model.Adapters!;
             var files = host.DoraScaleFiles;
-            if (files?.TryRead(record.Version, w) is { } kept && TryUse(arena, w, kept, files))
+            if (files?.TryRead(record, w) is { } kept && TryUse(arena, w, kept, files))
             {
                 metrics?.AdapterLoadSeconds.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("tier", "dora_scales_file"));
                 return;
@@ -131,7 +138,7 @@ internal sealed class AdapterSlotBinder(ModelHost host, HostAdapterCache hostCac
             }
 
             metrics?.AdapterLoadSeconds.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("tier", "dora_scales"));
-            files?.Write(record.Version, w, arena.DoraScales(w));
+            files?.Write(record, w, arena.DoraScales(w));
         })))).Value;
     }
 

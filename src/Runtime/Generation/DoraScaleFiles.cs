@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
+using Serving.AdapterStore.Registry;
 using Serving.Contracts.Lora;
 using Serving.Contracts.Safetensors;
 using Serving.Engine.Lora;
@@ -8,13 +9,14 @@ using Serving.Engine.Lora;
 namespace Serving.Runtime.Generation;
 
 /// <summary>
-/// DoRA scales kept on disk in the server's cache: one safetensors file per adapter version (<c>{version}.safetensors</c>,
+/// DoRA scales kept on disk in the server's cache: one safetensors file per adapter version (<c>{key}.safetensors</c>,
 /// a tensor <c>{layer}.{module}.scale</c> <c>[out]</c> float32 per DoRA module, and <c>.shift</c> where the projection
 /// has a bias), under a folder named for the served base weights (<see cref="BaseFingerprint"/>). A cold fill of a DoRA
 /// adapter whose norms were taken before, by this process or an earlier one, reads its scales back instead of
 /// streaming every base weight through one [out, in]·[in, r] product per module, so after the first fill a DoRA
-/// adapter costs a LoRA fill plus one small read. A version is a hash of the adapter's bytes, so one name may not
-/// reach scales taken for other bytes. The files are the server's own: one that does not read, or does not fit the
+/// adapter costs a LoRA fill plus one small read. The key is a hash of the owner, the name and the version (itself a
+/// hash of the adapter's bytes): no adapter ever reads scales taken for another, not even one with the same bytes, and
+/// nothing a tenant names becomes part of a path. The files are the server's own: one that does not read, or does not fit the
 /// adapter, is ignored (the norms are taken again and the file replaced), never an error for the request.
 /// </summary>
 /// <param name="root">The cache's own folder (every base model's files are in a folder of it named for the model).</param>
@@ -50,10 +52,11 @@ public sealed partial class DoraScaleFiles(string root, string baseFingerprint, 
         return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }
 
-    /// <summary>The scales kept for <paramref name="version"/> of <paramref name="adapter"/>, one per DoRA module in its module order; null when none fit.</summary>
-    public IReadOnlyList<DoraRowScale>? TryRead(string version, LoraAdapterWeights adapter)
+    /// <summary>The scales kept for <paramref name="record"/>'s version, read as <paramref name="adapter"/>, one per DoRA module in its module order; null when none fit.</summary>
+    public IReadOnlyList<DoraRowScale>? TryRead(AdapterRecord record, LoraAdapterWeights adapter)
     {
-        if (PathOf(version) is not string path || !File.Exists(path))
+        string path = PathOf(record);
+        if (!File.Exists(path))
             return null;
         try
         {
@@ -88,11 +91,12 @@ public sealed partial class DoraScaleFiles(string root, string baseFingerprint, 
     public void Rejected(string adapter, string reason) =>
         logger.LogWarning("DoRA scales kept in {Folder} for adapter {Adapter} do not fit it ({Error}); the norms are taken again", _folder, adapter, reason);
 
-    /// <summary>Keeps <paramref name="scales"/> (one per DoRA module of <paramref name="adapter"/>, in its module order) for <paramref name="version"/>.</summary>
-    public void Write(string version, LoraAdapterWeights adapter, IReadOnlyList<DoraRowScale> scales)
+    /// <summary>Keeps <paramref name="scales"/> (one per DoRA module of <paramref name="adapter"/>, in its module order) for <paramref name="record"/>'s version.</summary>
+    public void Write(AdapterRecord record, LoraAdapterWeights adapter, IReadOnlyList<DoraRowScale> scales)
     {
-        if (capacityBytes <= 0 || PathOf(version) is not string path)
+        if (capacityBytes <= 0)
             return;
+        string path = PathOf(record);
         var modules = adapter.Modules.Where(m => m.Magnitude is not null).ToArray();
         var entries = new List<SafetensorsWriter.Entry>();
         for (int i = 0; i < modules.Length; i++)
@@ -109,13 +113,13 @@ public sealed partial class DoraScaleFiles(string root, string baseFingerprint, 
         try
         {
             Directory.CreateDirectory(_folder);
-            SafetensorsWriter.Write(partial, entries, new Dictionary<string, string> { ["adapter_version"] = version });
+            SafetensorsWriter.Write(partial, entries, new Dictionary<string, string> { ["adapter_version"] = record.Version });
             File.Move(partial, path, overwrite: true);
             Trim();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            logger.LogWarning("DoRA scales for adapter version {Version} were not kept in {Folder}: {Error}", version, _folder, ex.Message);
+            logger.LogWarning("DoRA scales for adapter {Adapter} version {Version} were not kept in {Folder}: {Error}", record.Id, record.Version, _folder, ex.Message);
             TryDelete(partial);
         }
     }
@@ -147,8 +151,12 @@ public sealed partial class DoraScaleFiles(string root, string baseFingerprint, 
         }
     }
 
-    /// <summary>The file of <paramref name="version"/>; null for a version that is not a plain hex digest (never part of a path).</summary>
-    private string? PathOf(string version) => HexDigest().IsMatch(version) ? Path.Combine(_folder, version + ".safetensors") : null;
+    /// <summary>The file of <paramref name="record"/>'s version: named for a hash of its owner, name and version.</summary>
+    private string PathOf(AdapterRecord record)
+    {
+        string key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{record.Tenant}\n{record.Id}\n{record.Version}")))[..32];
+        return Path.Combine(_folder, key + ".safetensors");
+    }
 
     private static string TensorName(LoraModuleWeights m) => $"{m.Layer}.{LoraTargets.ModuleName(m.Target)}";
 

@@ -94,6 +94,12 @@ public sealed class EngineWorker : BackgroundService
     /// <summary>The adapter's parsed weights through the host-memory tier (shared single-flight read).</summary>
     internal Task<Serving.Contracts.Lora.LoraAdapterWeights> ReadAdapterAsync(AdapterStore.Registry.AdapterRecord record) => _hostCache.GetOrLoad(record);
 
+    /// <summary>
+    /// Readies a newly registered version before its first request: read into the host tier and, for a DoRA adapter, its
+    /// norms taken on the thread pool (and kept on disk) so that no slot fill of it takes them. Faults as the read did.
+    /// </summary>
+    public Task WarmAsync(AdapterStore.Registry.AdapterRecord record) => _binder is { } binder ? binder.Warm(record) : _hostCache.GetOrLoad(record);
+
     /// <summary>The fastest tier holding <paramref name="record"/>'s version: device, host, disk, or source (remote only).</summary>
     public string TierOf(AdapterStore.Registry.AdapterRecord record)
     {

@@ -14,7 +14,7 @@ namespace Serving.Server.Api.Admin;
 /// <see cref="ApiException"/>s naming the request fields as the calling protocol names them.
 /// </summary>
 internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOptions> options, Serving.Runtime.Routing.AdapterRouter router,
-    IHostApplicationLifetime lifetime)
+    Serving.Runtime.Generation.EngineWorker worker, IHostApplicationLifetime lifetime)
 {
     /// <returns>The new record and the one it replaced, if any.</returns>
     /// <remarks>
@@ -49,6 +49,7 @@ internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOpti
         }
 
         _ = router.WarmAsync(registered.Item1);        // Arrow prototypes are stored with the version at registration
+        _ = worker.WarmAsync(registered.Item1);        // a DoRA version's norms are taken now, not at its first slot fill
         return registered;
     }
 

@@ -9,7 +9,7 @@ namespace Serving.Server.Tests.Api.OpenAi;
 /// DoRA scales kept in the server's cache across restarts: a second server on the same cache reads them back instead of
 /// taking the norms and answers with the same tokens; a cache file that is damaged, or holds scales that cannot be
 /// right, is ignored (the norms are taken again, the answer is the same, and the file is replaced); the same model
-/// served in another dtype keeps scales of its own.
+/// served in another dtype keeps scales of its own; a DoRA adapter registered at run time has its norms taken then.
 /// </summary>
 public sealed class DoraScaleFilesTests : IAsyncLifetime
 {
@@ -36,10 +36,10 @@ public sealed class DoraScaleFilesTests : IAsyncLifetime
     private Task<ServerProcess> Start(string dtype = "float32") =>
         ServerProcess.StartAsync("--model", _model, "--adapters", _adapters, "--dtype", dtype, "--max-sequences", "2", "--cache-dir", _cache);
 
-    private static async Task<int[]> Greedy(ServerProcess server)
+    private static async Task<int[]> Greedy(ServerProcess server, string model = "dora-a")
     {
         var (status, body) = await HttpJson.PostAsync(server.Http, "/v1/completions",
-            new { model = "dora-a", prompt = Prompt, max_tokens = 10, temperature = 0, ignore_eos = true, return_token_ids = true });
+            new { model, prompt = Prompt, max_tokens = 10, temperature = 0, ignore_eos = true, return_token_ids = true });
         Assert.True(status == 200, body.ToJsonString());
         return [.. body["choices"]![0]!["token_ids"]!.AsArray().Select(t => (int)t!)];
     }
@@ -67,7 +67,7 @@ public sealed class DoraScaleFilesTests : IAsyncLifetime
         }
 
         string file = Assert.Single(ScaleFiles());
-        Assert.Matches("^[0-9a-f]{16}\\.safetensors$", Path.GetFileName(file));
+        Assert.Matches("^[0-9a-f]{32}\\.safetensors$", Path.GetFileName(file));
         await using (var server = await Start())
         {
             Assert.Equal(first, await Greedy(server));
@@ -83,6 +83,24 @@ public sealed class DoraScaleFilesTests : IAsyncLifetime
 
         Assert.Equal(2, ScaleFiles().Length);
         Assert.Equal(2, Directory.GetDirectories(Path.Combine(_cache, "dora-scales")).Length);
+    }
+
+    [Fact]
+    public async Task LoadLoraAdapter_DoraAdapter_NormsTakenAtRegistrationNotAtTheFirstFill()
+    {
+        string registered = Path.Combine(_root, "registered");
+        SyntheticAdapterWriter.Write(registered, _model, 4, 8, ["q_proj", "down_proj"], 9, dora: true);
+        await using var server = await Start();
+
+        using var response = await server.Http.PostAsync("/v1/load_lora_adapter",
+            System.Net.Http.Json.JsonContent.Create(new { lora_name = "reg-dora", lora_path = registered }));
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        Assert.True(SpinWait.SpinUntil(() => ScaleFiles().Length == 1, 30_000), "no DoRA scales were kept after the registration");
+        Assert.Equal(1, await Preparations(server, "dora_scales"));
+
+        Assert.Equal(10, (await Greedy(server, "reg-dora")).Length);
+        Assert.Equal(1, await Preparations(server, "dora_scales"));
+        Assert.Equal(0, await Preparations(server, "dora_scales_file"));
     }
 
     [Theory]
