@@ -14,9 +14,8 @@ namespace Serving.Server.Tests.Resilience;
 /// read): other requests keep being served, the engine finishes the stalled requests and holds nothing for them while the
 /// clients are still stalled, and the server process does not keep their output as text — the managed heap grows by far
 /// less than the ~6 MB nobody has read. Part of it sits in the kernel's socket buffers (up to <c>net.ipv4.tcp_wmem</c>
-/// per connection, which differs between machines); the rest waits in each request's <c>RequestOutput</c> as numbers.
-/// With the send buffers at their 8 KiB minimum the heap grew 0.41× the unread bytes; an output kept as one object
-/// per token grew 1.05× on a CI machine.
+/// per connection, which differs between machines); the rest waits in each request's <c>RequestOutput</c> as numbers,
+/// so the bound holds with the send buffers at their minimum too (figures in docs/reliability.md).
 /// </summary>
 [Collection(nameof(ProcessWideMeasurements))]
 public sealed class SlowClientTests(ITestOutputHelper output) : IAsyncLifetime
