@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
@@ -60,10 +59,7 @@ public sealed class DoraScaleIsolationTests : IAsyncLifetime
         using var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Admin);
         using var response = await _server.Http.SendAsync(request);
-        string metrics = await response.EnsureSuccessStatusCode().Content.ReadAsStringAsync();
-        string? line = metrics.Split('\n').SingleOrDefault(l => l.StartsWith("serving_adapter_load_seconds_count{", StringComparison.Ordinal)
-            && l.Contains($"tier=\"{tier}\"", StringComparison.Ordinal));
-        return line is null ? 0 : (int)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        return AdapterLoadCounts.Of(await response.EnsureSuccessStatusCode().Content.ReadAsStringAsync(), tier);
     }
 
     private string[] ScaleFiles() => Directory.GetFiles(_root, "*.safetensors", SearchOption.AllDirectories)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Serving.Authoring.Synthetic;
 using Serving.Contracts.Safetensors;
 using Serving.Server.Tests.Support;
@@ -44,14 +43,8 @@ public sealed class DoraScaleFilesTests : IAsyncLifetime
         return [.. body["choices"]![0]!["token_ids"]!.AsArray().Select(t => (int)t!)];
     }
 
-    /// <summary>How many DoRA preparations of <paramref name="tier"/> the server timed: <c>dora_scales</c> took the norms, <c>dora_scales_file</c> read them.</summary>
-    private static async Task<int> Preparations(ServerProcess server, string tier)
-    {
-        string metrics = await server.Http.GetStringAsync("/metrics");
-        string? line = metrics.Split('\n').SingleOrDefault(l => l.StartsWith("serving_adapter_load_seconds_count{", StringComparison.Ordinal)
-            && l.Contains($"tier=\"{tier}\"", StringComparison.Ordinal));
-        return line is null ? 0 : (int)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-    }
+    private static async Task<int> Preparations(ServerProcess server, string tier) =>
+        AdapterLoadCounts.Of(await server.Http.GetStringAsync("/metrics"), tier);
 
     private string[] ScaleFiles() =>
         Directory.Exists(Path.Combine(_cache, "dora-scales")) ? Directory.GetFiles(Path.Combine(_cache, "dora-scales"), "*", SearchOption.AllDirectories) : [];

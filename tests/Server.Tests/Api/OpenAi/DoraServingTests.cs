@@ -82,10 +82,7 @@ public sealed class DoraServingTests : IAsyncLifetime
         await Greedy("lora-b");
 
         // The runtime times each DoRA preparation it runs on the thread pool: one for the adapter's host copy, none for LoRA.
-        string metrics = await _server.Http.GetStringAsync("/metrics");
-        string line = metrics.Split('\n').Single(l => l.StartsWith("serving_adapter_load_seconds_count{", StringComparison.Ordinal)
-            && l.Contains("tier=\"dora_scales\"", StringComparison.Ordinal));
-        Assert.Equal(1, double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(1, AdapterLoadCounts.Of(await _server.Http.GetStringAsync("/metrics"), "dora_scales"));
     }
 
     [Fact]
