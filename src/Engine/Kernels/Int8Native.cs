@@ -8,7 +8,7 @@ namespace Serving.Engine.Kernels;
 /// <code>
 /// QuantizeRows(x [M, K] bf16|f32) → xu [M, K] = round(x / xscale) + 128,  xscale [M] = max_k |x[m, k]| / 127
 /// Gemm(xu, xscale, W: Int8Matrix [N, K], bias [N]?, y [M, ldy]) :
-///     y[m, n] = round( xscale[m] · W.Scales[n] · (Σ_k xu[m, k]·W.Values[n, k] − 128·W.RowSums[n]) + bias[n] )
+///     y[m, n] = round( xscale[m] · W.Scales[n] · (Σ_k xu[m, k]·W.Value(n, k) − 128·W.RowSums[n]) + bias[n] )
 /// </code>
 /// round: to bf16 for bf16 outputs, none for float32. Integer sums are exact, so a row's result never depends on its batch
 /// mates. Absent library, a CPU without AVX512-VNNI, or <c>SERVING_INT8_NATIVE=0</c>: <see cref="IsAvailable"/> is false and
@@ -19,17 +19,14 @@ public static unsafe class Int8Native
     /// <summary>Longest input dimension whose integer sums cannot overflow 32 bits (K·255·127 &lt; 2³¹).</summary>
     public const int MaxColumns = 65_000;
 
-    /// <summary>Output rows below which one call is not split further over the team.</summary>
-    private const long MinOutputsPerPart = 64;
-
     private static readonly delegate* unmanaged[Cdecl]<void*, int, long, byte*, float*, long, long, void> QuantizeRange;
-    private static readonly delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, void> GemmRange;
+    private static readonly delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void> GemmRange;
 
     static Int8Native()
     {
         nint handle = ServingNativeLibrary.Load("SERVING_INT8_NATIVE", out string? whyNot);
         if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_int8_init", out nint init)
-            || !NativeLibrary.TryGetExport(handle, "serving_gemm_s8", out nint gemm) || !NativeLibrary.TryGetExport(handle, "serving_quantize_rows_s8", out nint quantize))
+            || !NativeLibrary.TryGetExport(handle, "serving_gemm_s8_packed", out nint gemm) || !NativeLibrary.TryGetExport(handle, "serving_quantize_rows_s8", out nint quantize))
         {
             Status = whyNot ?? $"{ServingNativeLibrary.FileName} has no int8 kernel (built before it was added)";
             return;
@@ -40,7 +37,7 @@ public static unsafe class Int8Native
             return;
         }
         QuantizeRange = (delegate* unmanaged[Cdecl]<void*, int, long, byte*, float*, long, long, void>)quantize;
-        GemmRange = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, void>)gemm;
+        GemmRange = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void>)gemm;
         IsAvailable = true;
         Status = "in use";
     }
@@ -72,20 +69,22 @@ public static unsafe class Int8Native
     public static void Gemm(byte* offsetInput, float* inputScales, int rows, Int8Matrix w, void* bias, bool bf16, void* y, long ldy, bool float32Output)
     {
         Require();
-        fixed (sbyte* q = w.Values)
+        fixed (sbyte* q = w.Packed)
         fixed (float* ws = w.Scales)
         fixed (int* sums = w.RowSums)
         {
             nint px = (nint)offsetInput, pxs = (nint)inputScales, pq = (nint)q, pws = (nint)ws, psums = (nint)sums, pb = (nint)bias, py = (nint)y;
             long k = w.Columns, n = w.Rows;
             int bf = bf16 ? 1 : 0, f32 = float32Output || !bf16 ? 1 : 0;
-            int parts = (int)Math.Clamp(n / MinOutputsPerPart, 1, OpenMpTeam.Threads == 1 ? 1 : OpenMpTeam.Threads * 4);
-            long share = (n + parts - 1) / parts;
+            // Parts are whole packed blocks of Int8Matrix.BlockRows outputs, a few per thread so that a late thread's share is taken by the others.
+            long blocks = (n + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
+            int parts = (int)Math.Clamp(blocks, 1, OpenMpTeam.Threads == 1 ? 1 : OpenMpTeam.Threads * 4);
+            long share = (blocks + parts - 1) / parts;
             if (parts == 1)
-                GemmRange(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, 0, n);
+                GemmRange(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n, 0, blocks);
             else
                 OpenMpTeam.For(parts, p => GemmRange((byte*)px, (float*)pxs, rows, k, (sbyte*)pq, (float*)pws, (int*)psums, (void*)pb, bf, (void*)py, ldy, f32,
-                    Math.Min(n, p * share), Math.Min(n, (p + 1) * share)));
+                    n, Math.Min(blocks, p * share), Math.Min(blocks, (p + 1) * share)));
         }
     }
 

@@ -10,10 +10,15 @@
  * with round: to bf16 (nearest even) for bf16 outputs, none for float32. Integer sums are exact (k·255·127 < 2^31 for
  * k ≤ 65,000, which callers check), so a row's result never depends on its batch mates or on the order of the sums.
  *
- * Shapes: a decode step (a few rows) reads each weight row once for all rows, rows in address order (the prefetcher
- * follows, as in serving_gemv.c); a prefill (many rows) takes the rows in blocks of INT8_ROW_BLOCK, so that a block of
- * quantized inputs stays in L2 while the weight rows stream past it, each weight row reused from L1 by every four rows.
- * Callers share the output rows out over the OpenMP team.
+ * W comes packed (Int8Matrix): blocks of 64 output rows, each a run of groups of 4 inputs × 64 rows, so one 64-byte load
+ * holds 4 inputs of 16 outputs. An input row's 4 bytes, broadcast, multiply it with one VPDPBUSD into 16 outputs' lanes:
+ * no horizontal sums, and the epilogue handles 16 outputs a vector. A block's 4 vectors per group are held in registers
+ * for up to 4 input rows (16 accumulators): 8 loads per 16 VPDPBUSD.
+ *
+ * Shapes: a decode step (a few rows) reads each block once for all rows (a second pass of 4 rows finds it in L2: 64 rows ×
+ * k bytes), blocks in address order (the prefetcher follows, as in serving_gemv.c); a prefill (many rows) takes the rows in
+ * blocks of INT8_ROW_BLOCK, so that a block of quantized inputs stays in L2 while the weight blocks stream past it. Callers
+ * share the weight blocks out over the OpenMP team.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -21,7 +26,10 @@
 #include <string.h>
 #include "serving_cpu.h"
 
-/* Input rows one pass over a weight row serves (held in registers). */
+/* Output rows per packed block (Int8Matrix.BlockRows) and inputs per group (Int8Matrix.GroupColumns). */
+#define INT8_BLOCK 64
+#define INT8_GROUP 4
+/* Input rows one pass over a weight block serves (held in registers: 4 rows × 4 vectors of 16 outputs). */
 #define INT8_REGISTER_ROWS 4
 /* Input rows whose quantized bytes stay in L2 while the weight streams (64 rows × 2,816 inputs = 180 KB). */
 #define INT8_ROW_BLOCK 64
@@ -77,90 +85,110 @@ void serving_quantize_rows_s8(const void *x, int x_bf16, long k, uint8_t *xu, fl
 }
 
 /*
- * Output n for R input rows starting at xu (R is a constant at each call site, so the accumulators stay in registers).
- * Two accumulators per input row, for even and odd 64-byte chunks, hide VPDPBUSD's latency.
+ * Outputs n .. n + 15 (those below N) of input row m from the 16 integer sums in acc: the same float32 expression, in the
+ * same order, as the portable kernel, and bf16 rounding to nearest even done on the integer bits (as serving_to_bf16:
+ * VCVTNEPS2BF16 would flush subnormals to zero).
  */
-static inline __attribute__((always_inline)) void s8_row(const uint8_t *xu, const int R, long k, const int8_t *w, const float *xscale,
-                                                        const float *wscale, const int32_t *wsum, const void *bias, int bf16_io,
-                                                        void *y, long ldy, int out_f32, long n)
+static inline __attribute__((always_inline)) void s8_store16(__m512i acc, float xscale, const float *wscale, const int32_t *wsum, const void *bias,
+                                                            int bf16_io, void *y, int out_f32, long n, long N)
 {
-    const int8_t *wr = w + n * k;
-    const long pairs = k & ~127L, full = k & ~63L;
-    const __mmask64 tail = k == full ? 0 : (((__mmask64)1 << (k - full)) - 1);
-    __m512i even[INT8_REGISTER_ROWS], odd[INT8_REGISTER_ROWS];
-#pragma GCC unroll 4
-    for (int m = 0; m < R; m++)
-        even[m] = odd[m] = _mm512_setzero_si512();
-    for (long i = 0; i < pairs; i += 128)
-    {
-        __m512i w0 = _mm512_loadu_si512(wr + i), w1 = _mm512_loadu_si512(wr + i + 64);
-#pragma GCC unroll 4
-        for (int m = 0; m < R; m++)
-        {
-            even[m] = _mm512_dpbusd_epi32(even[m], _mm512_loadu_si512(xu + m * k + i), w0);
-            odd[m] = _mm512_dpbusd_epi32(odd[m], _mm512_loadu_si512(xu + m * k + i + 64), w1);
-        }
-    }
-    if (full > pairs)
-    {
-        __m512i w0 = _mm512_loadu_si512(wr + pairs);
-#pragma GCC unroll 4
-        for (int m = 0; m < R; m++)
-            even[m] = _mm512_dpbusd_epi32(even[m], _mm512_loadu_si512(xu + m * k + pairs), w0);
-    }
-    if (tail)
-    {
-        __m512i wt = _mm512_maskz_loadu_epi8(tail, wr + full);
-#pragma GCC unroll 4
-        for (int m = 0; m < R; m++)
-            odd[m] = _mm512_dpbusd_epi32(odd[m], _mm512_maskz_loadu_epi8(tail, xu + m * k + full), wt);
-    }
-    float b = 0.0f;
+    const __mmask16 keep = N - n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n)) - 1u);
+    __m512i dot = _mm512_sub_epi32(acc, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(keep, wsum + n), 7));
+    __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(xscale), _mm512_maskz_loadu_ps(keep, wscale + n)), _mm512_cvtepi32_ps(dot));
     if (bias)
+        v = _mm512_add_ps(v, bf16_io ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_maskz_loadu_epi16((__mmask32)keep, (const uint16_t *)bias + n))), 16))
+                                     : _mm512_maskz_loadu_ps(keep, (const float *)bias + n));
+    if (out_f32)
     {
-        if (bf16_io)
+        _mm512_mask_storeu_ps((float *)y + n, keep, v);
+        return;
+    }
+    const __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))), 16);
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)y + n, keep, r);
+}
+
+/* An input row's 4 bytes from column 4·q, broadcast; the last group of a row whose length is not a multiple of 4 reads only its own bytes. */
+static inline __attribute__((always_inline)) __m512i s8_broadcast(const uint8_t *row, long q, long groups, long k)
+{
+    if (q < groups)
+    {
+        int32_t v;
+        memcpy(&v, row + 4 * q, 4);
+        return _mm512_set1_epi32(v);
+    }
+    return _mm512_broadcastd_epi32(_mm512_castsi512_si128(_mm512_maskz_loadu_epi8((__mmask64)((1u << (k - 4 * q)) - 1u), row + 4 * q)));
+}
+
+/*
+ * R input rows (R ≤ 4, a constant at each call site, so the accumulators stay in registers) against one packed block of
+ * 64 outputs starting at output n (block = its bytes, kp / 4 groups of 256 bytes).
+ */
+static inline __attribute__((always_inline)) void s8_block(const uint8_t *xu, const int R, long k, long kp, const int8_t *block, const float *xscale,
+                                                          const float *wscale, const int32_t *wsum, const void *bias, int bf16_io, void *y, long ldy,
+                                                          int out_f32, long n, long N)
+{
+    const long groups = k / INT8_GROUP, all = kp / INT8_GROUP;
+    __m512i acc[INT8_REGISTER_ROWS][4];
+#pragma GCC unroll 4
+    for (int m = 0; m < R; m++)
+    {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            acc[m][j] = _mm512_setzero_si512();
+    }
+    for (long q = 0; q < all; q++)
+    {
+        const int8_t *g = block + q * (INT8_BLOCK * INT8_GROUP);
+        const __m512i w0 = _mm512_load_si512(g), w1 = _mm512_load_si512(g + 64), w2 = _mm512_load_si512(g + 128), w3 = _mm512_load_si512(g + 192);
+#pragma GCC unroll 4
+        for (int m = 0; m < R; m++)
         {
-            uint32_t u = (uint32_t)((const uint16_t *)bias)[n] << 16;
-            memcpy(&b, &u, 4);
+            const __m512i xb = s8_broadcast(xu + m * k, q, groups, k);
+            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xb, w0);
+            acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xb, w1);
+            acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xb, w2);
+            acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xb, w3);
         }
-        else
-            b = ((const float *)bias)[n];
     }
 #pragma GCC unroll 4
     for (int m = 0; m < R; m++)
     {
-        int32_t dot = _mm512_reduce_add_epi32(_mm512_add_epi32(even[m], odd[m])) - 128 * wsum[n];
-        float product = xscale[m] * wscale[n] * (float)dot;
-        float value = product + b;
-        if (out_f32)
-            ((float *)y)[m * ldy + n] = value;
-        else
-            ((uint16_t *)y)[m * ldy + n] = serving_to_bf16(value);
+        void *row = out_f32 ? (void *)((float *)y + m * ldy) : (void *)((uint16_t *)y + m * ldy);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            if (n + 16 * j < N)
+                s8_store16(acc[m][j], xscale[m], wscale, wsum, bias, bf16_io, row, out_f32, n + 16 * j, N);
     }
 }
 
-#define S8_ROWS(R) s8_row(xu + m * k, R, k, w, xscale + m, wscale, wsum, bias, bf16_io, out_f32 ? (void *)((float *)y + m * ldy) : (void *)((uint16_t *)y + m * ldy), ldy, out_f32, n)
+#define S8_BLOCK(R) s8_block(xu + m * k, R, k, kp, block, xscale + m, wscale, wsum, bias, bf16_io, out_f32 ? (void *)((float *)y + m * ldy) : (void *)((uint16_t *)y + m * ldy), ldy, out_f32, n, N)
 
 /*
- * xu: [rows, k] quantized input rows offset by 128; xscale: [rows]; w: [N, k] int8; wscale, wsum: [N]; bias: [N] (bfloat16
- * when bf16_io, else float32) or NULL; y: [rows, ldy], float32 when out_f32, else bfloat16; outputs n0 ≤ n < n1 are written.
+ * xu: [rows, k] quantized input rows offset by 128; xscale: [rows]; w: packed [ceil(N / 64) blocks][kp / 4][64][4] int8
+ * (kp = k rounded up to 4, 64-byte aligned); wscale, wsum: [N]; bias: [N] (bfloat16 when bf16_io, else float32) or NULL;
+ * y: [rows, ldy], float32 when out_f32, else bfloat16; the outputs of blocks b0 ≤ b < b1 are written.
  */
-void serving_gemm_s8(const uint8_t *xu, const float *xscale, long rows, long k, const int8_t *w, const float *wscale, const int32_t *wsum,
-                     const void *bias, int bf16_io, void *y, long ldy, int out_f32, long n0, long n1)
+void serving_gemm_s8_packed(const uint8_t *xu, const float *xscale, long rows, long k, const int8_t *w, const float *wscale, const int32_t *wsum,
+                     const void *bias, int bf16_io, void *y, long ldy, int out_f32, long N, long b0, long b1)
 {
-    for (long block = 0; block < rows; block += INT8_ROW_BLOCK)
+    const long kp = (k + INT8_GROUP - 1) / INT8_GROUP * INT8_GROUP;
+    for (long first = 0; first < rows; first += INT8_ROW_BLOCK)
     {
-        const long end = rows - block < INT8_ROW_BLOCK ? rows : block + INT8_ROW_BLOCK;
-        for (long n = n0; n < n1; n++)
+        const long end = rows - first < INT8_ROW_BLOCK ? rows : first + INT8_ROW_BLOCK;
+        for (long b = b0; b < b1; b++)
         {
-            long m = block;
-            for (; m + 4 <= end; m += 4)
-                S8_ROWS(4);
+            const int8_t *block = w + b * INT8_BLOCK * kp;
+            const long n = b * INT8_BLOCK;
+            long m = first;
+            for (; m + INT8_REGISTER_ROWS <= end; m += INT8_REGISTER_ROWS)
+                S8_BLOCK(4);
             switch (end - m)
             {
-            case 1: S8_ROWS(1); break;
-            case 2: S8_ROWS(2); break;
-            case 3: S8_ROWS(3); break;
+            case 1: S8_BLOCK(1); break;
+            case 2: S8_BLOCK(2); break;
+            case 3: S8_BLOCK(3); break;
             default: break;
             }
         }

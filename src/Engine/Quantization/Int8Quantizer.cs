@@ -19,8 +19,13 @@ public static class Int8Quantizer
         if (weights.Length != (long)rows * columns)
             throw new ArgumentException($"expected {rows}×{columns} values, got {weights.Length}", nameof(weights));
         var matrix = Int8Matrix.Allocate(rows, columns);
+        var values = new sbyte[columns];
         for (int n = 0; n < rows; n++)
-            QuantizeRow(weights.Slice(n * columns, columns), matrix.Values.Slice(n * columns, columns), out matrix.Scales[n], out matrix.RowSums[n]);
+        {
+            QuantizeRow(weights.Slice(n * columns, columns), values, out matrix.Scales[n], out matrix.RowSums[n]);
+            matrix.SetRow(n, values);
+        }
+
         return matrix;
     }
 
@@ -34,19 +39,24 @@ public static class Int8Quantizer
         nint source = (nint)weights;
         Parallel.For(0, (rows + 255) / 256, block =>
         {
+            var values = new sbyte[columns];
             for (int n = block * 256; n < Math.Min(rows, (block + 1) * 256); n++)
-                QuantizeRow(new ReadOnlySpan<float>((float*)source + (long)n * columns, columns), matrix.Values.Slice(n * columns, columns), out matrix.Scales[n], out matrix.RowSums[n]);
+            {
+                QuantizeRow(new ReadOnlySpan<float>((float*)source + (long)n * columns, columns), values, out matrix.Scales[n], out matrix.RowSums[n]);
+                matrix.SetRow(n, values);
+            }
         });
         return matrix;
     }
 
-    /// <summary>Rows [<paramref name="first"/>, first + count) of <c>Scales[n] · Values[n, k]</c> into <paramref name="destination"/> <c>[count, Columns]</c>.</summary>
+    /// <summary>Rows [<paramref name="first"/>, first + count) of <c>Scales[n] · Value(n, k)</c> into <paramref name="destination"/> <c>[count, Columns]</c>.</summary>
     public static void DequantizeRows(Int8Matrix w, int first, int count, Span<float> destination)
     {
+        Span<sbyte> values = w.Columns <= 4096 ? stackalloc sbyte[w.Columns] : new sbyte[w.Columns];
         for (int r = 0; r < count; r++)
         {
             var row = destination.Slice(r * w.Columns, w.Columns);
-            var values = w.Values.Slice((first + r) * w.Columns, w.Columns);
+            w.CopyRow(first + r, values);
             float scale = w.Scales[first + r];
             for (int k = 0; k < row.Length; k++)
                 row[k] = scale * values[k];

@@ -42,7 +42,7 @@ public sealed class Int8NativeTests
             {
                 long dot = 0;
                 for (int k = 0; k < inputs; k++)
-                    dot += (offset[m * inputs + k] - 128) * w.Values[n * inputs + k];
+                    dot += (offset[m * inputs + k] - 128) * w.Value(n, k);
                 float expected = xScales[m] * w.Scales[n] * dot + bias[n];
                 Assert.True(Math.Abs(y[m * ldy + n] - expected) <= Math.Abs(expected) * 1e-6 + 1e-7, $"({m}, {n}): {y[m * ldy + n]} vs {expected}");
             }

@@ -41,10 +41,11 @@ public sealed class Int8ModelTests : IDisposable
         Assert.All(w.Layers.SelectMany(l => l.Projections).Append(w.LmHead), p => Assert.True(p.IsQuantized));
         Assert.Equal(tied, w.Embed.IsQuantized);
         Assert.Equal(ScalarType.BFloat16, w.FinalNorm.dtype);
-        long projectionElements = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).Sum(p => p.Outputs * p.Inputs);
-        // int8 values plus 8 bytes of scale and row sum per row, where bf16 took two bytes per value.
-        Assert.Equal(projectionElements, w.UnquantizedBytes(ScalarType.BFloat16) - w.TotalBytes
-            + w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).Sum(p => p.Outputs * 8));
+        var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
+        // int8 values (rows padded to blocks of 64, inputs to groups of 4) plus 8 bytes of scale and row sum per row, where
+        // bf16 took two bytes per value.
+        long saved = projections.Sum(p => 2L * p.Outputs * p.Inputs - (p.Outputs + 63L) / 64 * 64 * ((p.Inputs + 3L) / 4 * 4) - 8L * p.Outputs);
+        Assert.Equal(saved, w.UnquantizedBytes(ScalarType.BFloat16) - w.TotalBytes);
     }
 
     [Fact]

@@ -55,22 +55,23 @@ public sealed unsafe class Int8LinearTests
             {
                 long dot = 0;
                 for (int k = 0; k < inputs; k++)
-                    dot += (offset[m * inputs + k] - 128) * w.Values[n * inputs + k];
+                    dot += (offset[m * inputs + k] - 128) * w.Value(n, k);
                 float product = scales[m] * w.Scales[n] * (float)dot;
                 Assert.Equal(product + bias[n], y[m * outputs + n]);
             }
     }
 
     [Theory]
-    [InlineData(1, false)]
-    [InlineData(4, true)]
-    [InlineData(70, false)]
-    [InlineData(70, true)]
-    public void Apply_NativeKernel_EqualsThePortableOne(int rows, bool bf16)
+    [InlineData(1, false, 200)]
+    [InlineData(4, true, 200)]
+    [InlineData(70, false, 200)]
+    [InlineData(70, true, 200)]
+    [InlineData(5, true, 203)]    // a last group of three inputs
+    public void Apply_NativeKernel_EqualsThePortableOne(int rows, bool bf16, int inputs)
     {
         if (!Int8Native.IsAvailable)
             return;
-        const int inputs = 200, outputs = 150;
+        const int outputs = 150;
         var w = Int8Quantizer.QuantizeRows(Random(outputs * inputs, 4, 0.05f), outputs, inputs);
         var x = Random(rows * inputs, 5);
         var bias = Random(outputs, 6);
@@ -117,5 +118,34 @@ public sealed unsafe class Int8LinearTests
         for (int i = 0; i < logits.Length; i++)
             Assert.Equal(RoundToBf16(logits[i]), rounded[i]);
         Assert.Contains(logits, v => v != FromBf16(RoundToBf16(v)));   // the float32 output was not rounded to bf16
+    }
+
+    [Theory]
+    [InlineData(1024)]
+    [InlineData(37)]
+    public void BlockDots_WithoutAvx2_EqualsTheAvx2Sums(int inputs)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+            return;
+        var w = Int8Quantizer.QuantizeRows(Random(130 * inputs, 7), 130, inputs);
+        var offset = new byte[inputs];
+        var scales = new float[1];
+        Int8Quantizer.QuantizeInputRows(Random(inputs, 8), 1, inputs, offset, scales);
+        var simd = new int[64];
+        var plain = new int[64];
+
+        fixed (sbyte* packed = w.Packed)
+        fixed (byte* x = offset)
+        {
+            sbyte* block = packed + 64L * w.PaddedColumns;   // the second block of rows
+            Int8ManagedKernel.BlockDotsAvx2(x, inputs, block, simd);
+            Int8ManagedKernel.BlockDots(x, inputs, block, plain);
+        }
+
+        Assert.Equal(plain, simd);
+        long first = 0;
+        for (int k = 0; k < inputs; k++)
+            first += (offset[k] - 128) * w.Value(64, k);
+        Assert.Equal(first, plain[0]);
     }
 }

@@ -24,13 +24,13 @@ public sealed class Int8QuantizerTests
         {
             float max = Enumerable.Range(0, columns).Max(k => Math.Abs(w[n * columns + k]));
             Assert.Equal(max / 127, q.Scales[n]);
-            Assert.Equal(Enumerable.Range(0, columns).Sum(k => (int)q.Values[n * columns + k]), q.RowSums[n]);
-            Assert.Contains(q.Values.Slice(n * columns, columns).ToArray(), v => Math.Abs((int)v) == 127);   // the largest value uses the whole range
+            Assert.Equal(Enumerable.Range(0, columns).Sum(k => (int)q.Value(n, k)), q.RowSums[n]);
+            Assert.Contains(Row(q, n), v => Math.Abs((int)v) == 127);   // the largest value uses the whole range
             for (int k = 0; k < columns; k++)
             {
-                double error = Math.Abs(w[n * columns + k] - (double)q.Scales[n] * q.Values[n * columns + k]);
+                double error = Math.Abs(w[n * columns + k] - (double)q.Scales[n] * q.Value(n, k));
                 Assert.True(error <= q.Scales[n] / 2 * (1 + 1e-6), $"({n}, {k}): error {error} above half a step {q.Scales[n] / 2}");
-                Assert.InRange(q.Values[n * columns + k], (sbyte)-127, (sbyte)127);
+                Assert.InRange(q.Value(n, k), (sbyte)-127, (sbyte)127);
             }
         }
     }
@@ -41,8 +41,8 @@ public sealed class Int8QuantizerTests
         var q = Int8Quantizer.QuantizeRows([0, 0, 0, 1, -2, 0.5f], 2, 3);
 
         Assert.Equal(0, q.Scales[0]);
-        Assert.Equal([0, 0, 0], q.Values[..3].ToArray().Select(v => (int)v));
-        Assert.Equal([64, -127, 32], q.Values[3..].ToArray().Select(v => (int)v));
+        Assert.Equal([0, 0, 0], Row(q, 0).Select(v => (int)v));
+        Assert.Equal([64, -127, 32], Row(q, 1).Select(v => (int)v));
     }
 
     [Fact]
@@ -74,7 +74,7 @@ public sealed class Int8QuantizerTests
         fixed (float* p = w)
             actual = Int8Quantizer.QuantizeRows(p, rows, columns);
 
-        Assert.Equal(expected.Values, actual.Values);
+        Assert.Equal(expected.Packed.ToArray(), actual.Packed.ToArray());
         Assert.Equal(expected.Scales, actual.Scales);
         Assert.Equal(expected.RowSums, actual.RowSums);
     }
@@ -89,7 +89,7 @@ public sealed class Int8QuantizerTests
 
         for (int r = 0; r < 2; r++)
             for (int k = 0; k < 10; k++)
-                Assert.Equal(q.Scales[1 + r] * q.Values[(1 + r) * 10 + k], rows[r * 10 + k]);
+                Assert.Equal(q.Scales[1 + r] * q.Value(1 + r, k), rows[r * 10 + k]);
     }
 
     [Fact]
@@ -113,8 +113,51 @@ public sealed class Int8QuantizerTests
     {
         var q = Int8Quantizer.QuantizeRows(Random(rows * columns, 3), rows, columns);
 
-        fixed (sbyte* values = q.Values)
+        fixed (sbyte* values = q.Packed)
             Assert.Equal(0L, (long)values % 64);
-        Assert.Equal(rows * columns, q.Values.Length);
+        Assert.Equal((rows + 63) / 64 * 64 * ((columns + 3) / 4 * 4), q.Packed.Length);
+    }
+
+    [Theory]
+    [InlineData(70, 10)]    // a second, partial block of rows and a last, partial group of inputs
+    [InlineData(64, 8)]
+    public void QuantizeRows_PackedLayout_BlocksOfGroupsAndZeroPadding(int rows, int columns)
+    {
+        var q = Int8Quantizer.QuantizeRows(Random(rows * columns, 4), rows, columns);
+        int padded = (columns + 3) / 4 * 4;
+        var packed = q.Packed.ToArray();
+
+        var seen = new bool[packed.Length];
+        for (int n = 0; n < rows; n++)
+        {
+            for (int k = 0; k < columns; k++)
+            {
+                int index = n / 64 * 64 * padded + k / 4 * 256 + n % 64 * 4 + k % 4;
+                Assert.Equal(q.Value(n, k), packed[index]);
+                seen[index] = true;
+            }
+        }
+
+        Assert.Equal(padded, q.PaddedColumns);
+        for (int i = 0; i < packed.Length; i++)
+            if (!seen[i])
+                Assert.Equal(0, packed[i]);
+    }
+
+    [Fact]
+    public void Value_OutsideTheMatrix_Throws()
+    {
+        var q = Int8Quantizer.QuantizeRows(Random(3 * 5, 6), 3, 5);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.Value(3, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.Value(0, 5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.Value(-1, 0));
+    }
+
+    private static sbyte[] Row(Int8Matrix q, int n)
+    {
+        var row = new sbyte[q.Columns];
+        q.CopyRow(n, row);
+        return row;
     }
 }
