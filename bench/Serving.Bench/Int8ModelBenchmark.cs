@@ -46,11 +46,13 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
         report.Add("time to read a step's int8 weights (all but the embedding table) at that bandwidth", "ms", ReadMs(int8StepBytes), ReadMs(int8StepBytes));
         report.Add("int8 step / that read time", "x", [.. results.Select(r => (double?)(r.Int8 / ReadMs(int8StepBytes)))]);
         report.Add("int8 step / read time of its weights' bytes in a pass beside it, median of pairs", "x", [.. results.Select(r => (double?)r.PairedReadRatio)]);
+        report.Add("int8 projection GEMMs alone, the step's shapes (p50, interleaved with the steps)", "ms", [.. results.Select(r => (double?)r.Int8Gemms)]);
+        report.Add("int8 step / its GEMMs alone, median of pairs", "x", [.. results.Select(r => (double?)r.StepPerGemms)]);
         report.Add($"weights held: {name} (B=1 column), int8 (B=8 column)", "MiB", bf16Bytes >> 20, int8Bytes >> 20);
         return report;
     }
 
-    private sealed record Result(double Bf16, double Int8, double Ratio, double PairedReadRatio);
+    private sealed record Result(double Bf16, double Int8, double Ratio, double PairedReadRatio, double Int8Gemms, double StepPerGemms);
 
     private Result Measure(LoadedModel bf16, LoadedModel int8, int rows, ReadProbe probe, long int8StepBytes)
     {
@@ -69,6 +71,9 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
         var timesA = new List<double>();
         var timesB = new List<double>();
         var readRatios = new List<double>();
+        var gemmTimes = new List<double>();
+        using var gemms = new ProjectionGemms(int8.Model, rows);
+        gemms.Run();
         for (int i = 0; i < steps; i++)
         {
             long start = Stopwatch.GetTimestamp();
@@ -78,9 +83,13 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
             stepperB.RunAll(b);
             timesB.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
             readRatios.Add(timesB[^1] / (probe.Pass() * 1000 * int8StepBytes / probe.Bytes));
+            start = Stopwatch.GetTimestamp();
+            gemms.Run();
+            gemmTimes.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
 
-        return new Result(Stats.Median(timesA), Stats.Median(timesB), Stats.Median(timesB.Zip(timesA, (q, f) => q / f)), Stats.Median(readRatios));
+        return new Result(Stats.Median(timesA), Stats.Median(timesB), Stats.Median(timesB.Zip(timesA, (q, f) => q / f)), Stats.Median(readRatios),
+            Stats.Median(gemmTimes), Stats.Median(timesB.Zip(gemmTimes, (s, g) => s / g)));
     }
 
     private List<SequenceState> Sequences(LoadedModel loaded, int rows) =>
