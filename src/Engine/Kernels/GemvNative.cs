@@ -4,21 +4,30 @@ namespace Serving.Engine.Kernels;
 
 /// <summary>
 /// The small-batch projection kernels of <c>libserving_amx.so</c> (<c>src/Engine/Native/serving_gemv.c</c>): for at most
-/// <see cref="MaxRows"/> input rows, each weight row is read once for all of them, and the output rows are shared out over
-/// the OpenMP team so every core streams its part of the weight.
+/// <see cref="MaxRows"/> input rows the weight streams from memory once for all of them (up to <see cref="GemvRows"/> rows
+/// each weight row is read once; more rows go in groups of four against blocks of four weight rows held in cache), and
+/// the output rows are shared out over the OpenMP team so every core streams its part of the weight.
 /// <code>
 /// Bf16(x [M, K], W [N, K], bias [N]?, y [M, ldy]) : y[m, n] = bf16(Σ_k x[m, k]·W[n, k] + bias[n])   (float32 sums; or float32 y)
 /// F32(x [M, K], W [N, K], bias [N]?, y [M, ldy])  : y[m, n] = Σ_k x[m, k]·W[n, k] + bias[n]
 /// WideBf16 / WideF32(x [M, K], W [N, K], y [N, ldy]) : y[n, m] = Σ_k x[m, k]·W[n, k]   (W·xᵀ, float32 y; M any multiple of 4)
 /// </code>
-/// Each output's sum runs in the same order whatever M is, so a row's result never depends on its batch mates. Absent
+/// Up to <see cref="GemvRows"/> rows each output's sum runs in the same order whatever M is; beyond, in an order set by the
+/// row's place (a group of four or the remainder), never by its batch mates' values. Absent
 /// library, a CPU without AVX512-BF16, or <c>SERVING_GEMV_NATIVE=0</c>: <see cref="IsAvailable"/> is false and
 /// projections stay on libtorch.
 /// </summary>
 public static unsafe class GemvNative
 {
-    /// <summary>Most input rows one call takes (serving_gemv.c's GEMV_MAX_ROWS): decode steps of up to four sequences.</summary>
-    public const int MaxRows = 4;
+    /// <summary>Most input rows the row-at-a-time kernel takes (serving_gemv.c's GEMV_MAX_ROWS).</summary>
+    public const int GemvRows = 4;
+
+    /// <summary>
+    /// Most input rows one call takes: decode steps of up to 64 sequences. Beyond, libtorch's GEMM (a prefill's shapes) is
+    /// left the work; up to here the grouped kernel ran 1.4–3× faster than it on the AVX512-BF16 machine measured
+    /// (docs/benchmarks/engine.md).
+    /// </summary>
+    public const int MaxRows = 64;
 
     /// <summary>Fewest output rows a part of the team takes: below it, waking another thread costs more than it saves.</summary>
     private const long MinOutputsPerPart = 64;
@@ -31,11 +40,14 @@ public static unsafe class GemvNative
     private static readonly delegate* unmanaged[Cdecl]<byte*, long, double> ReadRange;
     private static readonly delegate* unmanaged[Cdecl]<ushort*, int, long, long, ushort*, float*, long, long, long, void> WideBf16Range;
     private static readonly delegate* unmanaged[Cdecl]<float*, int, long, long, float*, float*, long, long, long, void> WideF32Range;
+    private static readonly delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void> Bf16RowsRange;
+    private static readonly delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void> F32RowsRange;
 
     static GemvNative()
     {
         nint handle = ServingNativeLibrary.Load("SERVING_GEMV_NATIVE", out string? whyNot);
-        if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_gemv_init", out nint init))
+        if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_gemv_init", out nint init)
+            || !NativeLibrary.TryGetExport(handle, "serving_gemm_bf16_rows", out nint bf16Rows) || !NativeLibrary.TryGetExport(handle, "serving_gemm_f32_rows", out nint f32Rows))
         {
             Status = whyNot ?? $"{ServingNativeLibrary.FileName} has no GEMV kernel (built before it was added)";
             return;
@@ -50,6 +62,8 @@ public static unsafe class GemvNative
         ReadRange = (delegate* unmanaged[Cdecl]<byte*, long, double>)NativeLibrary.GetExport(handle, "serving_read_bytes");
         WideBf16Range = (delegate* unmanaged[Cdecl]<ushort*, int, long, long, ushort*, float*, long, long, long, void>)NativeLibrary.GetExport(handle, "serving_wide_bf16");
         WideF32Range = (delegate* unmanaged[Cdecl]<float*, int, long, long, float*, float*, long, long, long, void>)NativeLibrary.GetExport(handle, "serving_wide_f32");
+        Bf16RowsRange = (delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void>)bf16Rows;
+        F32RowsRange = (delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void>)f32Rows;
         IsAvailable = true;
         Status = "in use";
     }
@@ -64,14 +78,16 @@ public static unsafe class GemvNative
     public static void Bf16(nint x, int rows, long k, nint w, nint bias, long n, nint y, long ldy, bool float32Output)
     {
         Check(rows);
-        ForParts(n, (n0, n1) => Bf16Range((ushort*)x, rows, k, (ushort*)w, (ushort*)bias, (void*)y, ldy, float32Output ? 1 : 0, n0, n1));
+        var range = rows <= GemvRows ? Bf16Range : Bf16RowsRange;
+        ForParts(n, (n0, n1) => range((ushort*)x, rows, k, (ushort*)w, (ushort*)bias, (void*)y, ldy, float32Output ? 1 : 0, n0, n1));
     }
 
     /// <summary>float32 <paramref name="x"/> <c>[rows, k]</c> · <paramref name="w"/>ᵀ (<c>[n, k]</c>) → <paramref name="y"/> <c>[rows, ldy]</c>.</summary>
     public static void F32(nint x, int rows, long k, nint w, nint bias, long n, nint y, long ldy)
     {
         Check(rows);
-        ForParts(n, (n0, n1) => F32Range((float*)x, rows, k, (float*)w, (float*)bias, (float*)y, ldy, n0, n1));
+        var range = rows <= GemvRows ? F32Range : F32RowsRange;
+        ForParts(n, (n0, n1) => range((float*)x, rows, k, (float*)w, (float*)bias, (float*)y, ldy, n0, n1));
     }
 
     /// <summary>Rows of x a <see cref="WideBf16"/> or <see cref="WideF32"/> call takes must be a multiple of this (pad with zero rows).</summary>
@@ -133,7 +149,7 @@ public static unsafe class GemvNative
         if (!IsAvailable)
             throw new InvalidOperationException($"the native GEMV kernel is not available: {Status}");
         if (rows is < 1 or > MaxRows)
-            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the GEMV kernel takes 1..{MaxRows} rows");
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the small-batch kernel takes 1..{MaxRows} rows");
     }
 
     /// <summary>

@@ -7,15 +7,14 @@ namespace Serving.Engine.Kernels;
 /// Bf16(x [M, K], W [N, K], bias [N]?, y [M, ldy]) : y[m, n] = bf16(Σ_k x[m, k]·W[n, k] + bias[n])   (float32 sums; or float32 y)
 /// F32(x [M, K], W [N, K], bias [N]?, y [M, ldy])  : y[m, n] = Σ_k x[m, k]·W[n, k] + bias[n]
 /// </code>
-/// for 1 ≤ M ≤ <see cref="MaxRows"/>, each weight row read from memory once, a row's result independent of its batch mates.
+/// for 1 ≤ M ≤ <see cref="MaxRows"/>, each weight row read from memory once, a row's result independent of its batch mates' values.
 /// </summary>
 public static class SmallBatchGemv
 {
     /// <summary>
-    /// Most input rows one call takes: the native kernel's four, or the managed kernel's sixteen (it keeps each weight row
-    /// in L1 across groups of four; on the AVX2 machine measured, libtorch's float32 GEMM took 7.8× the weights' read time
-    /// for eight rows). The native kernel's limit stays: on the AVX-512 machine libtorch's bf16 GEMM for eight rows beat
-    /// two passes of four.
+    /// Most input rows one call takes: the native kernel's 64 (groups of four rows against blocks of four weight rows held
+    /// in cache), or the managed kernel's sixteen (it keeps each weight row in L1 across groups of four; on the AVX2 machine
+    /// measured, libtorch's float32 GEMM took 7.8× the weights' read time for eight rows).
     /// </summary>
     public static int MaxRows { get; } = GemvNative.IsAvailable ? GemvNative.MaxRows : GemvManaged.IsSupported ? GemvManaged.MaxRows : 0;
 

@@ -231,8 +231,21 @@ static inline __attribute__((always_inline)) struct wide_prefetch wide_prefetch_
     return p;
 }
 
+/*
+ * Where a wide block writes when it serves a projection (serving_gemm_bf16_rows): y [rows, ldy] row-major, bias [N] (bf16
+ * for bf16 x, else float32) or NULL, bf16 or float32 y as for serving_gemv_bf16. NULL: the skinny product's W·xᵀ.
+ */
+struct wide_output
+{
+    void *y;
+    long ldy;
+    const void *bias;
+    int out_f32;
+};
+
 static inline __attribute__((always_inline)) void bf16_wide_block(const uint16_t *x, long ldx, long k, const uint16_t *w, const int C,
-                                                                  float *y, long ldy, long n, const char *pf, int pf_rows, long pf_stride)
+                                                                  float *y, long ldy, long n, const char *pf, int pf_rows, long pf_stride,
+                                                                  const struct wide_output *out)
 {
     const long full = k & ~31L;
     const __mmask32 tail = (__mmask32)(k == full ? 0 : ((1u << (k - full)) - 1u));
@@ -276,13 +289,22 @@ static inline __attribute__((always_inline)) void bf16_wide_block(const uint16_t
     }
 #pragma GCC unroll 16
     for (int c = 0; c < C; c++)
+    {
+        float b = out && out->bias ? gemv_from_bf16(((const uint16_t *)out->bias)[n + c]) : 0.0f;
 #pragma GCC unroll 16
         for (int m = 0; m < WIDE_X; m++)
-            y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+        {
+            if (out)
+                gemv_store(out->y, out->out_f32, m * out->ldy + n + c, _mm512_reduce_add_ps(acc[c][m]) + b);
+            else
+                y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+        }
+    }
 }
 
 static inline __attribute__((always_inline)) void f32_wide_block(const float *x, long ldx, long k, const float *w, const int C,
-                                                                 float *y, long ldy, long n, const char *pf, int pf_rows, long pf_stride)
+                                                                 float *y, long ldy, long n, const char *pf, int pf_rows, long pf_stride,
+                                                                 const struct wide_output *out)
 {
     const long full = k & ~15L;
     const __mmask16 tail = (__mmask16)(k == full ? 0 : ((1u << (k - full)) - 1u));
@@ -326,9 +348,17 @@ static inline __attribute__((always_inline)) void f32_wide_block(const float *x,
     }
 #pragma GCC unroll 16
     for (int c = 0; c < C; c++)
+    {
+        float b = out && out->bias ? ((const float *)out->bias)[n + c] : 0.0f;
 #pragma GCC unroll 16
         for (int m = 0; m < WIDE_X; m++)
-            y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+        {
+            if (out)
+                ((float *)out->y)[m * out->ldy + n + c] = _mm512_reduce_add_ps(acc[c][m]) + b;
+            else
+                y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+        }
+    }
 }
 
 /* bfloat16 x [rows, ldx ≥ k] (rows a multiple of 4) and W [N, k]; float32 y [N, ldy ≥ rows]; outputs n0 ≤ n < n1. */
@@ -339,11 +369,11 @@ void serving_wide_bf16(const uint16_t *x, int rows, long ldx, long k, const uint
         for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
         {
             struct wide_prefetch p = wide_prefetch_for(w, 2, k, rows, m0, n, n1);
-            bf16_wide_block(x + (long)m0 * ldx, ldx, k, w, WIDE_W, y + m0, ldy, n, p.start, p.rows, p.stride);
+            bf16_wide_block(x + (long)m0 * ldx, ldx, k, w, WIDE_W, y + m0, ldy, n, p.start, p.rows, p.stride, NULL);
         }
     for (; n < n1; n++)
         for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
-            bf16_wide_block(x + (long)m0 * ldx, ldx, k, w, 1, y + m0, ldy, n, 0, 0, 0);
+            bf16_wide_block(x + (long)m0 * ldx, ldx, k, w, 1, y + m0, ldy, n, 0, 0, 0, NULL);
 }
 
 /* float32 x [rows, ldx ≥ k] (rows a multiple of 4), W [N, k] and y [N, ldy ≥ rows]; outputs n0 ≤ n < n1. */
@@ -354,9 +384,64 @@ void serving_wide_f32(const float *x, int rows, long ldx, long k, const float *w
         for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
         {
             struct wide_prefetch p = wide_prefetch_for(w, 4, k, rows, m0, n, n1);
-            f32_wide_block(x + (long)m0 * ldx, ldx, k, w, WIDE_W, y + m0, ldy, n, p.start, p.rows, p.stride);
+            f32_wide_block(x + (long)m0 * ldx, ldx, k, w, WIDE_W, y + m0, ldy, n, p.start, p.rows, p.stride, NULL);
         }
     for (; n < n1; n++)
         for (int m0 = 0; m0 + WIDE_X <= rows; m0 += WIDE_X)
-            f32_wide_block(x + (long)m0 * ldx, ldx, k, w, 1, y + m0, ldy, n, 0, 0, 0);
+            f32_wide_block(x + (long)m0 * ldx, ldx, k, w, 1, y + m0, ldy, n, 0, 0, 0, NULL);
+}
+
+/*
+ * Projections of more rows than the GEMV kernel takes (a decode step of 5 to 64 sequences): y[m][n] = Σ_k x[m][k]·W[n][k]
+ * + bias[n] for x [rows, k] (row stride k), W [N, k], y [rows, ldy], as serving_gemv_bf16 / serving_gemv_f32 compute for
+ * up to 4 rows. Rows in groups of 4 take the wide blocks above (4 weight rows × 4 rows, the weight streamed from memory
+ * once and reused from cache by every group), the last rows % 4 the GEMV row kernel. Why: libtorch's bf16 GEMM ran these
+ * shapes far below the arithmetic rate on AVX512-BF16 (docs/benchmarks/engine.md). A row's sums run in an order set by
+ * its place in the batch (a group of 4, or the remainder), not by its batch mates' values.
+ */
+void serving_gemm_bf16_rows(const uint16_t *x, int rows, long k, const uint16_t *w, const uint16_t *bias, void *y, long ldy, int out_f32,
+                            long n0, long n1)
+{
+    const int grouped = rows & ~(WIDE_X - 1), rest = rows - grouped;
+    struct wide_output out = {y, ldy, bias, out_f32};
+    long n = n0;
+    for (; n + WIDE_W <= n1; n += WIDE_W)
+        for (int m0 = 0; m0 < grouped; m0 += WIDE_X)
+        {
+            struct wide_prefetch p = wide_prefetch_for(w, 2, k, grouped, m0, n, n1);
+            out.y = out_f32 ? (void *)((float *)y + m0 * ldy) : (void *)((uint16_t *)y + m0 * ldy);
+            bf16_wide_block(x + (long)m0 * k, k, k, w, WIDE_W, NULL, 0, n, p.start, p.rows, p.stride, &out);
+        }
+    for (; n < n1; n++)
+        for (int m0 = 0; m0 < grouped; m0 += WIDE_X)
+        {
+            out.y = out_f32 ? (void *)((float *)y + m0 * ldy) : (void *)((uint16_t *)y + m0 * ldy);
+            bf16_wide_block(x + (long)m0 * k, k, k, w, 1, NULL, 0, n, 0, 0, 0, &out);
+        }
+    if (rest)
+        serving_gemv_bf16(x + (long)grouped * k, rest, k, w, bias, out_f32 ? (void *)((float *)y + grouped * ldy) : (void *)((uint16_t *)y + grouped * ldy),
+                          ldy, out_f32, n0, n1);
+}
+
+/* serving_gemm_bf16_rows for float32 x, W, bias and y. */
+void serving_gemm_f32_rows(const float *x, int rows, long k, const float *w, const float *bias, float *y, long ldy, long n0, long n1)
+{
+    const int grouped = rows & ~(WIDE_X - 1), rest = rows - grouped;
+    struct wide_output out = {y, ldy, bias, 1};
+    long n = n0;
+    for (; n + WIDE_W <= n1; n += WIDE_W)
+        for (int m0 = 0; m0 < grouped; m0 += WIDE_X)
+        {
+            struct wide_prefetch p = wide_prefetch_for(w, 4, k, grouped, m0, n, n1);
+            out.y = y + m0 * ldy;
+            f32_wide_block(x + (long)m0 * k, k, k, w, WIDE_W, NULL, 0, n, p.start, p.rows, p.stride, &out);
+        }
+    for (; n < n1; n++)
+        for (int m0 = 0; m0 < grouped; m0 += WIDE_X)
+        {
+            out.y = y + m0 * ldy;
+            f32_wide_block(x + (long)m0 * k, k, k, w, 1, NULL, 0, n, 0, 0, 0, &out);
+        }
+    if (rest)
+        serving_gemv_f32(x + (long)grouped * k, rest, k, w, bias, y + grouped * ldy, ldy, n0, n1);
 }

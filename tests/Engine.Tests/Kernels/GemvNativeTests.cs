@@ -19,6 +19,9 @@ public sealed class GemvNativeTests
     [InlineData(3, 37, 53)]        // inputs off the 32 (bf16) and 16 (f32) grid, outputs off the block of four
     [InlineData(2, 64, 5)]         // fewer outputs than one part of the team
     [InlineData(1, 1000, 130)]
+    [InlineData(5, 768, 2304)]     // one group of four rows and a remainder of one
+    [InlineData(8, 37, 53)]        // groups of four off the input grid, outputs off the block of four
+    [InlineData(64, 256, 130)]     // the most rows the native kernel takes
     public void Apply_Float32_MatchesExactSums(int rows, int inputs, int outputs)
     {
         if (!SmallBatchGemv.IsAvailable)
@@ -44,6 +47,9 @@ public sealed class GemvNativeTests
     [InlineData(3, 37, 53, false)]
     [InlineData(2, 96, 50257, true)]  // lm_head shape: float32 logits from bf16 weights
     [InlineData(1, 33, 7, true)]
+    [InlineData(7, 768, 2304, false)]  // a group of four rows and a remainder of three
+    [InlineData(32, 96, 1003, false)]
+    [InlineData(13, 37, 53, true)]
     public void Apply_BFloat16_WithinOneRoundingOfExactSums(int rows, int inputs, int outputs, bool float32Output)
     {
         if (!SmallBatchGemv.IsAvailable)
@@ -82,6 +88,29 @@ public sealed class GemvNativeTests
         {
             using var alone = weight.Apply(x.narrow(0, m, 1).contiguous(), smallBatchKernel: true);
             Assert.True(alone.allclose(together.narrow(0, m, 1), rtol: 0, atol: 0), $"row {m} differs alone and among four");
+        }
+    }
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32)]
+    public void Apply_GroupedRows_ARowDoesNotDependOnItsBatchMatesValues(ScalarType dtype)
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        manual_seed(8);
+        using var w = randn(300, 200).to(dtype);
+        using var x = randn(10, 200).to(dtype);
+        using var others = randn(10, 200).to(dtype);
+        using var weight = ProjectionWeight.Create(w.clone(), packForAmx: false);
+        using var together = weight.Apply(x, smallBatchKernel: true);
+
+        foreach (int m in new[] { 2, 9 })   // in a group of four, and in the remainder
+        {
+            using var mates = others.clone();
+            mates[m] = x[m];
+            using var changed = weight.Apply(mates, smallBatchKernel: true);
+            Assert.True(changed.narrow(0, m, 1).allclose(together.narrow(0, m, 1), rtol: 0, atol: 0), $"row {m} changed with its batch mates");
         }
     }
 
