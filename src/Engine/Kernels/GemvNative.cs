@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace Serving.Engine.Kernels;
 
 /// <summary>
-/// The small-batch projection kernels of <c>libserving_amx.so</c> (<c>src/Engine/Native/serving_gemv.c</c>): for at most
+/// The small-batch projection kernels of <c>libserving_amx.so</c> (<c>src/Engine/Native/serving_gemv.c</c>, <c>serving_wide.c</c>): for at most
 /// <see cref="MaxRows"/> input rows the weight streams from memory once for all of them (up to <see cref="GemvRows"/> rows
 /// each weight row is read once; more rows go in groups of four against blocks of four weight rows held in cache), and
 /// the output rows are shared out over the OpenMP team so every core streams its part of the weight.

@@ -32,7 +32,7 @@ public sealed record KernelOptions
     public bool FusedCpuDecode { get; init; } = true;
 
     /// <summary>
-    /// Projections of at most <see cref="SmallBatchGemv.MaxRows"/> rows (decode steps of a few sequences) run on
+    /// Projections of at most <see cref="SmallBatchGemv.MaxRows"/> rows (decode steps of up to 64 sequences) run on
     /// <see cref="SmallBatchGemv"/>, which streams each weight once at the read bandwidth, where it supports the tensors (CPU,
     /// bf16 or float32, plain weights); false forces libtorch's GEMM at every size.
     /// </summary>

@@ -62,4 +62,22 @@ static inline uint16_t serving_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+/* bfloat16 → float (exact). */
+static inline float serving_from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Stores value at y[index], float32 when out_f32, else bfloat16 (nearest even). */
+static inline void serving_store(void *y, int out_f32, long index, float value)
+{
+    if (out_f32)
+        ((float *)y)[index] = value;
+    else
+        ((uint16_t *)y)[index] = serving_to_bf16(value);
+}
+
 #endif
