@@ -24,8 +24,8 @@ public static unsafe class GemvNative
 
     /// <summary>
     /// Most input rows one call takes: decode steps of up to 64 sequences. Beyond, libtorch's GEMM (a prefill's shapes) is
-    /// left the work; up to here the grouped kernel ran 1.4–3× faster than it on the AVX512-BF16 machine measured
-    /// (docs/benchmarks/engine.md).
+    /// left the work; up to here the grouped kernel ran faster than it on the AVX512-BF16 machine measured
+    /// (docs/benchmarks/engine.md, 2026-12-04 session 4).
     /// </summary>
     public const int MaxRows = 64;
 
