@@ -13,12 +13,15 @@ namespace Serving.Engine.Tests.Model;
 /// <summary>
 /// The fused all-decode CPU path against the per-op CPU path of the same model, bf16 and float32: they run the same kernels,
 /// so their logits must be equal bit for bit, step after step, as the batch shrinks, with adapters or without. With AMX a
-/// bf16 model is packed; otherwise its four decode rows run on the small-batch kernel (<see cref="SmallBatchGemv"/>) on both
-/// sides; an int8 model runs its int8 kernel on both. The step count pins that a machine with either kernel uses the path.
+/// bf16 model is packed; otherwise its decode rows (four, or nine: two groups of four and one more) run on the small-batch
+/// kernel (<see cref="SmallBatchGemv"/>) on both sides; an int8 model runs its int8 kernel on both. The step count pins that a machine with either kernel uses the path.
 /// </summary>
 public sealed class CpuDecodePathTests : IDisposable
 {
-    private static readonly int[][] Prompts = [[464, 2068, 786, 2183], [40, 1101, 257, 1332, 13, 198, 11, 12, 13], [1549, 11, 995], [3, 318, 994, 7, 8]];
+    private static readonly int[][] FourPrompts = [[464, 2068, 786, 2183], [40, 1101, 257, 1332, 13, 198, 11, 12, 13], [1549, 11, 995], [3, 318, 994, 7, 8]];
+
+    /// <summary>Nine sequences: two groups of four rows and one more for the small-batch kernel's grouped rows.</summary>
+    private static readonly int[][] NinePrompts = [.. FourPrompts, [5, 6, 7], [901, 902], [17, 18, 19, 20, 21, 22], [333], [44, 55, 66, 77]];
     private readonly string _root = TestDirectories.Create("cpu-decode-path");
     private readonly Dictionary<(ScalarType, bool), LoadedModel> _models = [];
 
@@ -37,16 +40,18 @@ public sealed class CpuDecodePathTests : IDisposable
     }
 
     [Theory]
-    [InlineData(ScalarType.BFloat16, false)]
-    [InlineData(ScalarType.Float32, false)]
-    [InlineData(ScalarType.BFloat16, true)]
-    [InlineData(ScalarType.Float32, true)]
-    public void Forward_AllDecodeSteps_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8)
+    [InlineData(ScalarType.BFloat16, false, 4)]
+    [InlineData(ScalarType.Float32, false, 4)]
+    [InlineData(ScalarType.BFloat16, true, 4)]
+    [InlineData(ScalarType.Float32, true, 4)]
+    [InlineData(ScalarType.BFloat16, false, 9)]
+    [InlineData(ScalarType.Float32, false, 9)]
+    public void Forward_AllDecodeSteps_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8, int sequences)
     {
         var loaded = Model(dtype, int8);
         long before = loaded.Model.FusedDecodeSteps;
 
-        var (fused, plain) = (Run(loaded, fusedDecode: true, adapters: false), Run(loaded, fusedDecode: false, adapters: false));
+        var (fused, plain) = (Run(loaded, fusedDecode: true, adapters: false, sequences), Run(loaded, fusedDecode: false, adapters: false, sequences));
 
         Assert.Equal(plain.Count, fused.Count);
         for (int i = 0; i < plain.Count; i++)
@@ -55,11 +60,12 @@ public sealed class CpuDecodePathTests : IDisposable
     }
 
     [Theory]
-    [InlineData(ScalarType.BFloat16, false)]
-    [InlineData(ScalarType.Float32, false)]
-    [InlineData(ScalarType.BFloat16, true)]
-    [InlineData(ScalarType.Float32, true)]
-    public void Forward_AllDecodeStepsWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8)
+    [InlineData(ScalarType.BFloat16, false, 4)]
+    [InlineData(ScalarType.Float32, false, 4)]
+    [InlineData(ScalarType.BFloat16, true, 4)]
+    [InlineData(ScalarType.Float32, true, 4)]
+    [InlineData(ScalarType.BFloat16, false, 9)]
+    public void Forward_AllDecodeStepsWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8, int sequences)
     {
         var loaded = Model(dtype, int8);
         var c = loaded.Config;
@@ -68,12 +74,12 @@ public sealed class CpuDecodePathTests : IDisposable
         arena.Load(2, RandomAdapters.Create(c, "b", 16, [LoraTarget.Q, LoraTarget.V, LoraTarget.Down], 2, scale: 0.5f));
         long before = loaded.Model.FusedDecodeSteps;
 
-        var (fused, plain) = (Run(loaded, fusedDecode: true, adapters: true), Run(loaded, fusedDecode: false, adapters: true));
+        var (fused, plain) = (Run(loaded, fusedDecode: true, adapters: true, sequences), Run(loaded, fusedDecode: false, adapters: true, sequences));
 
         for (int i = 0; i < plain.Count; i++)
             Assert.Equal(plain[i], fused[i]);
         Assert.True(loaded.Model.FusedDecodeSteps > before || !FusedPathRuns(dtype, int8), "the fused path did not run");
-        Assert.NotEqual(Run(loaded, fusedDecode: true, adapters: false)[^1], fused[^1]);   // the adapters did change the logits
+        Assert.NotEqual(Run(loaded, fusedDecode: true, adapters: false, sequences)[^1], fused[^1]);   // the adapters did change the logits
     }
 
     private const int DecodeSteps = 6;
@@ -85,26 +91,30 @@ public sealed class CpuDecodePathTests : IDisposable
 
     private static bool FusedPathHardware => VectorExp.IsSupported && DecodeAttentionScores.Supports(TileGridModel.Preset.Hidden / TileGridModel.Preset.Heads);
 
-    private static readonly IReadOnlyList<AdapterSlotWeight>[] RowAdapters = [[(0, 1f)], [], [(2, 1f)], [(0, 0.6f), (2, 0.4f)]];
+    private static readonly IReadOnlyList<AdapterSlotWeight>[] RowPatterns = [[(0, 1f)], [], [(2, 1f)], [(0, 0.6f), (2, 0.4f)]];
+
+    /// <summary>Row i's adapters: the four patterns in turn.</summary>
+    private static IReadOnlyList<AdapterSlotWeight> RowAdapters(int i) => RowPatterns[i % RowPatterns.Length];
 
     /// <summary>Prefill (per-op path), then decode steps; the last sequence leaves after 3 steps, so T changes. Every logit row.</summary>
-    private static List<float[]> Run(LoadedModel loaded, bool fusedDecode, bool adapters)
+    private static List<float[]> Run(LoadedModel loaded, bool fusedDecode, bool adapters, int sequences)
     {
+        var prompts = sequences == 4 ? FourPrompts : NinePrompts;
         using var view = fusedDecode ? null : loaded.Model.WithKernels(new KernelOptions { FusedCpuDecode = false });
         var model = view ?? loaded.Model;
-        using var cache = model.CreateKvCache(Prompts.Length, 64);
-        var kv = Prompts.Select((_, i) => cache.Partition(i)).ToList();
+        using var cache = model.CreateKvCache(prompts.Length, 64);
+        var kv = prompts.Select((_, i) => cache.Partition(i)).ToList();
         LoraBatchMapping? Mapping(int rows, IReadOnlyList<int> tokens) =>
-            adapters ? LoraBatchMapping.ForSequences(tokens, RowAdapters.Take(rows).ToList()) : null;
+            adapters ? LoraBatchMapping.ForSequences(tokens, Enumerable.Range(0, rows).Select(RowAdapters).ToList()) : null;
         var rowsOut = new List<float[]>();
-        using (var prefill = model.Forward(ForwardBatch.Create(Prompts.Select((p, i) => (kv[i], (IReadOnlyList<int>)p, 0)).ToList()), cache,
-                   LogitsSelection.LastTokenPerSequence, Mapping(Prompts.Length, Prompts.Select(p => p.Length).ToList())))
+        using (var prefill = model.Forward(ForwardBatch.Create(prompts.Select((p, i) => (kv[i], (IReadOnlyList<int>)p, 0)).ToList()), cache,
+                   LogitsSelection.LastTokenPerSequence, Mapping(prompts.Length, prompts.Select(p => p.Length).ToList())))
             rowsOut.AddRange(LlamaModelTests.Rows(prefill));
         for (int step = 0; step < DecodeSteps; step++)
         {
-            int live = step < 3 ? Prompts.Length : Prompts.Length - 1;
+            int live = step < 3 ? prompts.Length : prompts.Length - 1;
             var batch = ForwardBatch.Create(Enumerable.Range(0, live)
-                .Select(i => (kv[i], (IReadOnlyList<int>)new[] { 100 + 17 * step + i }, Prompts[i].Length + step)).ToList());
+                .Select(i => (kv[i], (IReadOnlyList<int>)new[] { 100 + 17 * step + i }, prompts[i].Length + step)).ToList());
             using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, Mapping(live, Enumerable.Repeat(1, live).ToList()));
             rowsOut.AddRange(LlamaModelTests.Rows(logits));
         }
