@@ -65,6 +65,56 @@ struct wide_output
     int out_f32;
 };
 
+/*
+ * The sixteen sums of a projection block at once: lane 4·m + c of the result is Σ over the lanes of acc[c][m] (the
+ * transposed tree of unpacks and 128-bit shuffles, 15 adds for 16 sums where one reduction each took 4).
+ */
+static inline __attribute__((always_inline)) __m512 wide_sums16(__m512 acc[WIDE_W][WIDE_X])
+{
+    __m512 t[8], u[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+    {
+        __m512 a = acc[(2 * i) % 4][(2 * i) / 4], b = acc[(2 * i + 1) % 4][(2 * i + 1) / 4];
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))));
+    __m512 v0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
+    __m512 v1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88), _mm512_shuffle_f32x4(u[2], u[3], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x88), _mm512_shuffle_f32x4(v0, v1, 0xDD));
+}
+
+/* Stores a full projection block: sums (lane 4·m + c) + bias[n + c] into y[m][n + c], bf16 (nearest even) or float32. */
+static inline __attribute__((always_inline)) void wide_store16(__m512 sums, const struct wide_output *out, int bf16_bias, long n)
+{
+    __m128 b4 = _mm_setzero_ps();
+    if (out->bias)
+        b4 = bf16_bias ? _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)((const uint16_t *)out->bias + n))), 16))
+                       : _mm_loadu_ps((const float *)out->bias + n);
+    const __m512 v = _mm512_add_ps(sums, _mm512_broadcast_f32x4(b4));
+    if (out->out_f32)
+    {
+        float *y = (float *)out->y + n;
+        _mm_storeu_ps(y, _mm512_extractf32x4_ps(v, 0));
+        _mm_storeu_ps(y + out->ldy, _mm512_extractf32x4_ps(v, 1));
+        _mm_storeu_ps(y + 2 * out->ldy, _mm512_extractf32x4_ps(v, 2));
+        _mm_storeu_ps(y + 3 * out->ldy, _mm512_extractf32x4_ps(v, 3));
+        return;
+    }
+    const __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))), 16);
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    uint16_t h[16];
+    _mm256_storeu_si256((__m256i *)h, _mm512_cvtepi32_epi16(r));
+    uint16_t *y = (uint16_t *)out->y + n;
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; m++)
+        memcpy(y + m * out->ldy, h + 4 * m, 8);
+}
+
 static inline __attribute__((always_inline)) void bf16_wide_block(const uint16_t *x, long ldx, long k, const uint16_t *w, const int C,
                                                                   float *y, long ldy, long n, const char *pf, int pf_rows, long pf_stride,
                                                                   const struct wide_output *out)
@@ -108,6 +158,11 @@ static inline __attribute__((always_inline)) void bf16_wide_block(const uint16_t
             for (int m = 0; m < WIDE_X; m++)
                 acc[c][m] = _mm512_dpbf16_ps(acc[c][m], wv, xv[m]);
         }
+    }
+    if (out && C == WIDE_W)
+    {
+        wide_store16(wide_sums16(acc), out, 1, n);
+        return;
     }
 #pragma GCC unroll 16
     for (int c = 0; c < C; c++)
@@ -167,6 +222,11 @@ static inline __attribute__((always_inline)) void f32_wide_block(const float *x,
             for (int m = 0; m < WIDE_X; m++)
                 acc[c][m] = _mm512_fmadd_ps(wv, xv[m], acc[c][m]);
         }
+    }
+    if (out && C == WIDE_W)
+    {
+        wide_store16(wide_sums16(acc), out, 0, n);
+        return;
     }
 #pragma GCC unroll 16
     for (int c = 0; c < C; c++)
