@@ -3,6 +3,7 @@
 #define SERVING_CPU_H
 
 #include <cpuid.h>
+#include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -60,6 +61,17 @@ static inline uint16_t serving_to_bf16(float f)
         return (uint16_t)((u >> 16) | 0x40);
     u += 0x7FFFu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
+}
+
+/*
+ * Sixteen floats → bfloat16 in the low half of each 32-bit lane, as serving_to_bf16 rounds (VCVTNEPS2BF16 would flush
+ * subnormals to zero). Needs the file's AVX-512 target flags, as every kernel file here has.
+ */
+static inline __m512i serving_to_bf16_x16(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))), 16);
+    return _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
 
 /* bfloat16 → float (exact). */

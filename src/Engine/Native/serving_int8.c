@@ -103,9 +103,7 @@ static inline __attribute__((always_inline)) void s8_store16(__m512i acc, float 
         _mm512_mask_storeu_ps((float *)y + n, keep, v);
         return;
     }
-    const __m512i u = _mm512_castps_si512(v);
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))), 16);
-    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    const __m512i r = serving_to_bf16_x16(v);
     _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)y + n, keep, r);
 }
 

@@ -104,9 +104,7 @@ static inline __attribute__((always_inline)) void wide_store16(__m512 sums, cons
         _mm_storeu_ps(y + 3 * out->ldy, _mm512_extractf32x4_ps(v, 3));
         return;
     }
-    const __m512i u = _mm512_castps_si512(v);
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))), 16);
-    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    const __m512i r = serving_to_bf16_x16(v);
     uint16_t h[16];
     _mm256_storeu_si256((__m256i *)h, _mm512_cvtepi32_epi16(r));
     uint16_t *y = (uint16_t *)out->y + n;
