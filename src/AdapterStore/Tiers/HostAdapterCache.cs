@@ -82,25 +82,21 @@ public sealed class HostAdapterCache : IDisposable
             }
 
             Interlocked.Increment(ref _misses);
-            // The read's task is stored before it can finish: its body takes this lock to file its result.
             var task = Task.Run(() => ReadRecordingFailure(key, record));
             _inFlight[key] = task;
+            task.ContinueWith(t => Completed(key, t), TaskScheduler.Default);
             return task;
         }
     }
 
-    /// <summary>
-    /// Files a successful read in the cache before its task completes, so whoever awaited the read finds the adapter held
-    /// (and counted in <see cref="Bytes"/>) when it resumes; a continuation filed it later, and a starved thread pool could
-    /// leave it unfiled for seconds.
-    /// </summary>
-    private void Completed(AdapterVersionKey key, LoraAdapterWeights weights)
+    private void Completed(AdapterVersionKey key, Task<LoraAdapterWeights> task)
     {
         lock (_lock)
         {
             _inFlight.Remove(key);
-            _failed.Remove(key);
-            long size = weights.ParameterCount * sizeof(float);
+            if (!task.IsCompletedSuccessfully)
+                return;
+            long size = task.Result.ParameterCount * sizeof(float);
             MakeRoom(size);
             var options = new MemoryCacheEntryOptions { Size = size };
             options.RegisterPostEvictionCallback(static (k, _, reason, state) =>
@@ -112,7 +108,7 @@ public sealed class HostAdapterCache : IDisposable
                     Interlocked.Increment(ref self._evictions);
             }, this);
             _held[key] = 0;
-            _cache.Set(key, Task.FromResult(weights), options);
+            _cache.Set(key, task, options);
         }
     }
 
@@ -128,32 +124,24 @@ public sealed class HostAdapterCache : IDisposable
         }
     }
 
-    /// <summary>
-    /// The failure is recorded before the task faults, so no waiter can see the fault without it; a success is filed in the
-    /// cache before the task completes.
-    /// </summary>
+    /// <summary>The failure is recorded before the task faults, so no waiter can see the fault without it.</summary>
     private LoraAdapterWeights ReadRecordingFailure(AdapterVersionKey key, AdapterRecord record)
     {
-        LoraAdapterWeights weights;
         try
         {
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
-            weights = _read(record);
+            var weights = _read(record);
             _readObserved?.Invoke(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            lock (_lock)
+                _failed.Remove(key);
+            return weights;
         }
         catch
         {
             lock (_lock)
-            {
                 _failed[key] = (_inFlight.GetValueOrDefault(key) ?? Task.FromException<LoraAdapterWeights>(new InvalidOperationException("read failed")), _time.GetUtcNow());
-                _inFlight.Remove(key);
-            }
-
             throw;
         }
-
-        Completed(key, weights);
-        return weights;
     }
 
     public void Dispose() => _cache.Dispose();
