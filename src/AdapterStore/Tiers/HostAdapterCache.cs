@@ -84,32 +84,43 @@ public sealed class HostAdapterCache : IDisposable
             Interlocked.Increment(ref _misses);
             var task = Task.Run(() => ReadRecordingFailure(key, record));
             _inFlight[key] = task;
-            task.ContinueWith(t => Completed(key, t), TaskScheduler.Default);
+            task.ContinueWith(t => Ended(key, t), TaskScheduler.Default);
             return task;
         }
     }
 
-    private void Completed(AdapterVersionKey key, Task<LoraAdapterWeights> task)
+    /// <summary>
+    /// Leaves the in-flight set only after the read's task has completed: a caller that retries as soon as its read ended
+    /// (the engine loop) then still finds the finished read when the cache could not keep it (an adapter over the budget).
+    /// </summary>
+    private void Ended(AdapterVersionKey key, Task<LoraAdapterWeights> task)
     {
         lock (_lock)
         {
-            _inFlight.Remove(key);
-            if (!task.IsCompletedSuccessfully)
-                return;
-            long size = task.Result.ParameterCount * sizeof(float);
-            MakeRoom(size);
-            var options = new MemoryCacheEntryOptions { Size = size };
-            options.RegisterPostEvictionCallback(static (k, _, reason, state) =>
-            {
-                var self = (HostAdapterCache)state!;
-                if (reason is not EvictionReason.Replaced)
-                    self._held.TryRemove((AdapterVersionKey)k, out byte _);
-                if (reason is EvictionReason.Capacity)
-                    Interlocked.Increment(ref self._evictions);
-            }, this);
-            _held[key] = 0;
-            _cache.Set(key, task, options);
+            if (_inFlight.TryGetValue(key, out var current) && current == task)
+                _inFlight.Remove(key);
         }
+    }
+
+    /// <summary>
+    /// Files a read's weights in the cache before its task completes, so whoever awaited the read finds them held (and
+    /// counted in <see cref="Bytes"/>) when it resumes. Called under the lock.
+    /// </summary>
+    private void File(AdapterVersionKey key, LoraAdapterWeights weights)
+    {
+        long size = weights.ParameterCount * sizeof(float);
+        MakeRoom(size);
+        var options = new MemoryCacheEntryOptions { Size = size };
+        options.RegisterPostEvictionCallback(static (k, _, reason, state) =>
+        {
+            var self = (HostAdapterCache)state!;
+            if (reason is not EvictionReason.Replaced)
+                self._held.TryRemove((AdapterVersionKey)k, out byte _);
+            if (reason is EvictionReason.Capacity)
+                Interlocked.Increment(ref self._evictions);
+        }, this);
+        _held[key] = 0;
+        _cache.Set(key, Task.FromResult(weights), options);
     }
 
     /// <summary>Compacts least recently used entries, one at a time, until <paramref name="size"/> more bytes fit.</summary>
@@ -124,7 +135,10 @@ public sealed class HostAdapterCache : IDisposable
         }
     }
 
-    /// <summary>The failure is recorded before the task faults, so no waiter can see the fault without it.</summary>
+    /// <summary>
+    /// A success is filed in the cache, and a failure recorded, before the task ends, so no waiter can see the end without
+    /// its effect.
+    /// </summary>
     private LoraAdapterWeights ReadRecordingFailure(AdapterVersionKey key, AdapterRecord record)
     {
         try
@@ -133,7 +147,11 @@ public sealed class HostAdapterCache : IDisposable
             var weights = _read(record);
             _readObserved?.Invoke(System.Diagnostics.Stopwatch.GetElapsedTime(started));
             lock (_lock)
+            {
                 _failed.Remove(key);
+                File(key, weights);
+            }
+
             return weights;
         }
         catch

@@ -55,6 +55,22 @@ public sealed class HostAdapterCacheTests
     }
 
     [Fact]
+    public async Task GetOrLoad_ColdRead_HeldAndCountedWhenTheAwaiterResumes()
+    {
+        var cache = new HostAdapterCache(1 << 20, r => Weights(r.Id.Value, 100));
+
+        for (int i = 0; i < 50; i++)
+        {
+            var record = Record("a" + i);
+            await cache.GetOrLoad(record);
+
+            // No waiting: the read's task completes only once its weights are filed.
+            Assert.True(cache.Holds(new AdapterVersionKey(record.Id, record.Version)), $"a{i} not held");
+            Assert.Equal(400L * (i + 1), cache.Bytes);
+        }
+    }
+
+    [Fact]
     public async Task GetOrLoad_OverBudget_EvictsLeastRecentlyUsed()
     {
         var cache = new HostAdapterCache(1000, r => Weights(r.Id.Value, 100));   // 400 bytes each: two fit
