@@ -72,6 +72,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             report.Add($"{name}: step time added per row over B=1", "ms", measured.Select(m => m.Rows == 1 ? null : (double?)((m.StepMs - measured[0].StepMs) / (m.Rows - 1))).ToArray());
             report.Add($"{name}: projection GEMMs alone (interleaved with the steps)", "ms", measured.Select(m => (double?)m.GemmMs).ToArray());
             report.Add($"{name}: step / its projection GEMMs alone", "x", measured.Select(m => (double?)(m.StepMs / m.GemmMs)).ToArray());
+            report.Add($"{name}: step / its projection GEMMs alone, median of pairs", "x", measured.Select(m => (double?)m.StepOverGemms).ToArray());
             report.Add($"{name}: libtorch calls per step", "calls", measured.Select(m => (double?)m.TensorsPerStep).ToArray());
             report.Add($"{name}: the same per layer", "calls", measured.Select(m => (double?)(m.TensorsPerStep / model.Config.NumLayers)).ToArray());
             report.Add($"{name}: managed bytes allocated per step", "bytes", measured.Select(m => (double?)m.ManagedBytesPerStep).ToArray());
@@ -178,7 +179,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             adapters ? [(i % Adapters, 1f)] : null)).ToList();
 
     private sealed record Measured(int Rows, double StepMs, double ForwardMs, double LogitsMs, double SamplingMs, double TensorsPerStep, double ManagedBytesPerStep,
-        double GemmMs = double.NaN);
+        double GemmMs = double.NaN, double StepOverGemms = double.NaN);
 
     private Measured Measure(LoadedModel loaded, GenerationStepper stepper, int rows, bool adapters)
     {
@@ -201,19 +202,27 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         double tensors = (double)(Serving.Engine.Runtime.LibtorchCallCount.OnThisThread - tensorsBefore) / steps;
         double managedBytes = (double)(GC.GetAllocatedBytesForCurrentThread() - bytesBefore) / steps;
         // The same step's projection GEMMs alone, each run right after a step so that both see the same machine state.
+        // The VM's speed drifts over seconds, so the ratio is the median of each step's time over the GEMMs right after it.
         var gemmTimes = new List<double>();
+        var pairRatios = new List<double>();
         using (var gemms = new ProjectionGemms(loaded.Model, rows))
             for (int i = 0; i < steps; i++)
             {
+                long stepStart = Stopwatch.GetTimestamp();
                 stepper.RunAll(sequences);
+                double stepMs = Stopwatch.GetElapsedTime(stepStart).TotalMilliseconds;
                 long start = Stopwatch.GetTimestamp();
                 gemms.Run();
-                gemmTimes.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                double gemmMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                gemmTimes.Add(gemmMs);
+                pairRatios.Add(stepMs / gemmMs);
             }
 
         wall.Sort();
         gemmTimes.Sort();
-        Console.Error.WriteLine($"steps: {(adapters ? "adapters" : "base")} B={rows}: median {wall[wall.Count / 2]:F2} ms, {tensors:F0} libtorch calls/step");
-        return new Measured(rows, wall[wall.Count / 2], forward / steps, logits / steps, sampling / steps, tensors, managedBytes, gemmTimes[gemmTimes.Count / 2]);
+        Console.Error.WriteLine($"steps: {(adapters ? "adapters" : "base")} B={rows}: median {wall[wall.Count / 2]:F2} ms (p10 {wall[wall.Count / 10]:F2}, p90 {wall[wall.Count * 9 / 10]:F2}), "
+            + $"GEMMs median {gemmTimes[gemmTimes.Count / 2]:F2} ms (p10 {gemmTimes[gemmTimes.Count / 10]:F2}, p90 {gemmTimes[gemmTimes.Count * 9 / 10]:F2}), {tensors:F0} libtorch calls/step");
+        return new Measured(rows, wall[wall.Count / 2], forward / steps, logits / steps, sampling / steps, tensors, managedBytes, gemmTimes[gemmTimes.Count / 2],
+            Stats.Median(pairRatios));
     }
 }

@@ -31,6 +31,6 @@ public sealed partial class NativeRuntimeDefaultsTests
             return;
         NativeRuntimeDefaults.Apply();
         NativeRuntimeDefaults.Apply();
-        Assert.True(NativeRuntimeDefaults.AllocatorTuned, "glibc refused the arena or mmap-threshold setting");
+        Assert.True(NativeRuntimeDefaults.AllocatorTuned, "glibc refused the arena, mmap-threshold or trim-threshold setting");
     }
 }
