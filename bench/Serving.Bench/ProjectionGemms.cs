@@ -21,9 +21,9 @@ internal sealed class ProjectionGemms : IDisposable
         using var h = randn(batch, c.HiddenSize);
         using var a = randn(batch, c.NumHeads * c.HeadDim);
         using var i = randn(batch, c.IntermediateSize);
-        _hidden = h.to(model.Dtype);
-        _attention = a.to(model.Dtype);
-        _intermediate = i.to(model.Dtype);
+        _hidden = h.to(model.Dtype, model.Device);
+        _attention = a.to(model.Dtype, model.Device);
+        _intermediate = i.to(model.Dtype, model.Device);
     }
 
     /// <summary>The model's own choice of the small-batch kernel for steps of a few rows.</summary>
@@ -41,6 +41,9 @@ internal sealed class ProjectionGemms : IDisposable
         }
 
         w.LmHead.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
+        // On a GPU the calls above only queue kernels: the GEMMs' time is when the device has run them.
+        if (_model.Device.type == TorchSharp.DeviceType.CUDA)
+            cuda.synchronize(_model.Device);
     }
 
     /// <summary>

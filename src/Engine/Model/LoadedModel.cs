@@ -49,7 +49,7 @@ public sealed class LoadedModel : IDisposable
         if (quantization == WeightQuantization.Int8)
         {
             if (device.type != DeviceType.CPU)
-                throw new ModelLoadException($"--quantization int8 runs on the CPU only: libtorch {TorchSharp.torch.__version__} has no int8 weight-only matmul for {device} (serve bfloat16 there, or run int8 on a CPU device)");
+                throw new ModelLoadException($"--quantization int8 runs on the CPU only: TorchSharp binds no int8 weight-only matmul for {device} (libtorch's _weight_int8pack_mm is not reachable from .NET); serve bfloat16 there, or run int8 on a CPU device");
             if (dtype is not (ScalarType.BFloat16 or ScalarType.Float32))
                 throw new ModelLoadException($"--quantization int8 computes in bfloat16 or float32, not {dtype}");
         }

@@ -31,10 +31,22 @@ namespace Serving.Engine.Runtime;
 /// the heap now keeps up to <see cref="MallocTrimThresholdBytes"/> free between the periodic trims (<see cref="NativeHeap.Trim"/>),
 /// unless the operator set <c>MALLOC_TRIM_THRESHOLD_</c>.
 /// </para>
+/// <para>
+/// cuDNN attention: PyTorch's CUDA builds with cuDNN newer than 9.15 try cuDNN's attention first on Hopper and
+/// Blackwell GPUs, and cuDNN builds an execution graph on the host for every new shape it sees. A decode step's key
+/// length grows by one each step and its batch changes with the traffic, so nearly every step met a new shape: on an
+/// H200 (PyTorch 2.11), steps whose shapes had not been seen before took 48–78 ms, the same steps once their shapes had
+/// been seen 5–7 ms (docs/benchmarks/serving.md, "On an NVIDIA H200"). <c>TORCH_CUDNN_SDPA_DEPRIORITIZED=1</c> puts
+/// flash attention (no mask) and memory-efficient attention (a padding mask) back in front, neither of which compiles
+/// anything per shape; set unless the operator chose the variable. PyTorch reads it once, at the first attention call.
+/// </para>
 /// </summary>
 public static partial class NativeRuntimeDefaults
 {
     public const string OneDnnCacheVariable = "ONEDNN_PRIMITIVE_CACHE_CAPACITY";
+
+    /// <summary>The PyTorch variable that moves cuDNN's attention behind flash and memory-efficient attention.</summary>
+    public const string CuDnnAttentionVariable = "TORCH_CUDNN_SDPA_DEPRIORITIZED";
 
     /// <summary>
     /// Covers one step's shapes (decode and a prefill chunk: qkv, o, gate/up, down, lm_head); a miss recompiles one
@@ -68,18 +80,21 @@ public static partial class NativeRuntimeDefaults
     {
         if (!OperatingSystem.IsLinux())
             return;
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(OneDnnCacheVariable)))
-        {
-            string value = OneDnnCacheCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            if (SetEnv(OneDnnCacheVariable, value, 0) == 0)
-                Environment.SetEnvironmentVariable(OneDnnCacheVariable, value);
-        }
+        SetUnlessChosen(OneDnnCacheVariable, OneDnnCacheCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        SetUnlessChosen(CuDnnAttentionVariable, "1");
 
         if (!AllocatorTuned
             && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(ArenaMaxVariable))
             && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(MmapThresholdVariable)))
             AllocatorTuned = TryMallOpt(MArenaMax, MallocArenaMax) & TryMallOpt(MMmapThreshold, MallocMmapThresholdBytes)
                 & (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(TrimThresholdVariable)) || TryMallOpt(MTrimThreshold, MallocTrimThresholdBytes));
+    }
+
+    /// <summary>Sets <paramref name="name"/> in the native environment, where libtorch reads it, unless the operator set it.</summary>
+    private static void SetUnlessChosen(string name, string value)
+    {
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name)) && SetEnv(name, value, 0) == 0)
+            Environment.SetEnvironmentVariable(name, value);
     }
 
     private static bool TryMallOpt(int parameter, int value)

@@ -18,7 +18,7 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
         try
         {
             if (WeightQuantizationNames.Parse(o.Quantization) == WeightQuantization.Int8 && device != "cpu")
-                errors.Add($"Serving:Model:Quantization int8 runs on the CPU only; device '{o.Device}' is not supported: libtorch has no int8 weight-only matmul for CUDA (serve bfloat16 there)");
+                errors.Add($"Serving:Model:Quantization int8 runs on the CPU only; device '{o.Device}' is not supported: the .NET binding (TorchSharp 0.107) exposes no int8 weight-only matmul for it (libtorch's _weight_int8pack_mm is not bound); serve bfloat16 there");
         }
         catch (ArgumentException ex)
         {

@@ -22,6 +22,18 @@ public sealed partial class NativeRuntimeDefaultsTests
     }
 
     [Fact]
+    public void Apply_OnLinux_NativeEnvironmentPutsCuDnnAttentionLast()
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        string? chosen = Environment.GetEnvironmentVariable(NativeRuntimeDefaults.CuDnnAttentionVariable);
+        NativeRuntimeDefaults.Apply();
+
+        string? native = Marshal.PtrToStringUTF8(GetEnv(NativeRuntimeDefaults.CuDnnAttentionVariable));
+        Assert.Equal(string.IsNullOrEmpty(chosen) ? "1" : chosen, native);
+    }
+
+    [Fact]
     public void Apply_OnGlibcWithoutOperatorSettings_AllocatorTuned()
     {
         // Whether a given block ends up mapped depends on what the process's heaps hold at that moment (a free chunk or
