@@ -81,6 +81,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         report.Add($"{name}: per step: forward call", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.Forward).ToArray());
         report.Add($"{name}: per step: device wait + logits to host", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.LogitsToHost).ToArray());
         report.Add($"{name}: per step: sampling", "ms", Concurrency.Select(c => (double?)r[c].Steps.MeanPartsMs.Sampling).ToArray());
+        report.Add($"{name}: prompt tokens served from the prefix cache", "%", Concurrency.Select(c => (double?)r[c].Steps.PrefixHitPercent).ToArray());
         report.Add($"{name}: GC pauses (whole process)", "% of wall", Concurrency.Select(c => (double?)r[c].Activity.PausePercent).ToArray());
         report.Add($"{name}: GCs per 1000 tokens", "", Concurrency.Select(c => (double?)r[c].Activity.PerThousand(r[c].Steps.Tokens)).ToArray());
         report.Add($"{name}: process CPU (servers, engine and clients), cores busy on average", "cores", Concurrency.Select(c => (double?)r[c].Activity.CoresBusy).ToArray());
@@ -107,11 +108,11 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                 string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
                 servers.Add((app, new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) }, useAdapters));
                 // Warm-up long enough for tiered JIT to finish on the hot paths and every adapter to reach a slot.
-                RunClients(servers[^1].Http, 16, 2, useAdapters, 0, new SeededRandom(1));
+                RunClients(servers[^1].Http, 16, 2, useAdapters, 0, new SeededRandom(1), run: 0);
             }
 
             var results = servers.Select(_ => new Dictionary<int, Result>()).ToList();
-            foreach (int c in Concurrency)
+            foreach (var (c, level) in Concurrency.Select((c, level) => (c, level)))
             {
                 var samples = servers.Select(_ => new List<Sample>()).ToList();
                 for (int round = 0; round < rounds; round++)
@@ -122,7 +123,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
                         var activityBefore = ProcessActivity.Now();
                         var wall = Stopwatch.StartNew();
                         var sample = RunClients(servers[i].Http, c, Math.Max(requestsPerClient, 8 / c), servers[i].UseAdapters, meanThinkMs,
-                            new SeededRandom((ulong)(c + 1000 * round)));
+                            new SeededRandom((ulong)(c + 1000 * round)), run: 1 + level * rounds + round);
                         samples[i].Add(sample with { Steps = EngineSteps.Scrape(servers[i].Http).Since(before, wall.Elapsed), Activity = ProcessActivity.Now().Since(activityBefore, wall.Elapsed) });
                     }
 
@@ -143,7 +144,13 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
         }
     }
 
-    private static Sample RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, double meanThinkMs, SeededRandom random)
+    /// <summary>
+    /// <paramref name="clients"/> clients sending <paramref name="requestsEach"/> requests each. Every prompt begins with a
+    /// token that names the <paramref name="run"/>, so no run finds another run's prompts (the warm-up's included) in the
+    /// prefix cache: base-only traffic would find every one of them there and adapter traffic only those that drew the
+    /// same adapter, which made the base-only runs faster by skipping prefills the others paid.
+    /// </summary>
+    private static Sample RunClients(HttpClient http, int clients, int requestsEach, bool useAdapters, double meanThinkMs, SeededRandom random, int run)
     {
         var models = Enumerable.Range(0, clients * requestsEach).Select(_ => useAdapters ? $"zipf-{Zipf(random, 8)}" : BaseModelName).ToArray();
         // Same seed for every configuration: the three runs see the same adapters and the same arrival gaps.
@@ -158,7 +165,7 @@ internal sealed class ServingBenchmark(string modelDir, int requestsPerClient, d
             {
                 string model = models[client * requestsEach + r];
                 await Task.Delay(TimeSpan.FromMilliseconds(thinkMs[client * requestsEach + r]));
-                var prompt = Enumerable.Range(0, 64).Select(t => 100 + ((t * 31 + client * 7 + r) % 20000)).ToArray();
+                var prompt = Enumerable.Range(0, 64).Select(t => t == 0 ? 20100 + run : 100 + ((t * 31 + client * 7 + r) % 20000)).ToArray();
                 using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
                 {
                     Content = JsonContent.Create(new { model, prompt, max_tokens = 64, temperature = 0, ignore_eos = true, stream = true }),
