@@ -4,7 +4,8 @@
 # 2.11.0+cu130). Figures go to $OUT. CONC (32), REQ (4), BENCH_TIMEOUT (420 s); MORE=1,8,64 runs those levels after.
 # STEPS=1 first runs `bench steps --device cuda` (decode step vs rows, engine only; STEPS_TIMEOUT, 240 s; ROWS, the row
 # counts), and with HOG=N again beside N busy processes; SERVING=0 skips the serving bench. Where pack-bench.sh packed a
-# before build (.gpu/before.tar.gz), the steps run PAIRS (2) times each way, after and before taking turns.
+# before build (.gpu/before.tar.gz), the steps run PAIRS (2) times each way, after and before taking turns, and with
+# SERVING_BEFORE=1 the serving bench runs on the before build too, right after this build's.
 # It also asks the machine's PyTorch whether CUDA has an int8 weight-only matmul (issue 32's question).
 set -uo pipefail
 exec > >(tee -a "$OUT/log") 2>&1
@@ -62,6 +63,10 @@ fi
 [ "${SERVING:-1}" = 1 ] || exit 0
 timeout "${BENCH_TIMEOUT:-420}" dotnet Serving.Bench.dll serving --device cuda --concurrency "${CONC:-32}" --requests "${REQ:-4}" --rounds 1 --json "$OUT/serving-cuda.json"
 echo "bench rc=$?"
+if [ "${SERVING_BEFORE:-0}" = 1 ] && [ -d /tmp/beforepub ]; then
+  (cd /tmp/beforepub && timeout "${BENCH_TIMEOUT:-420}" dotnet Serving.Bench.dll serving --device cuda --concurrency "${CONC:-32}" --requests "${REQ:-4}" --rounds 1 --json "$OUT/serving-cuda-before.json")
+  echo "bench before rc=$?"
+fi
 if [ -n "${MORE:-}" ]; then
   timeout "${MORE_TIMEOUT:-240}" dotnet Serving.Bench.dll serving --device cuda --concurrency "$MORE" --requests "${REQ:-4}" --rounds 1 --json "$OUT/serving-cuda-more.json"
   echo "bench more rc=$?"
