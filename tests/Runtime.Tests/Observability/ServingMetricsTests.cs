@@ -67,4 +67,26 @@ public sealed class ServingMetricsTests : IAsyncLifetime
             parts.Add($"{key}={value}");
         return string.Join(",", parts);
     }
+
+    [Fact]
+    public void ManagedHeapAfterGc_LargeObjectHeapWithHoles_HolesNotCountedAsLive()
+    {
+        // Every other 200 KB array survives: the uncompacted large object heap keeps the holes between them.
+        var kept = new List<byte[]>();
+        for (int i = 0; i < 64; i++)
+        {
+            var array = new byte[200_000];
+            if (i % 2 == 0)
+                kept.Add(array);
+        }
+
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+        var (live, free) = ServingMetrics.ManagedHeapAfterGc();
+        long size = GC.GetGCMemoryInfo().GenerationInfo.ToArray().Skip(1).Sum(g => g.SizeAfterBytes);
+
+        Assert.True(free > 0, "the collection left no free space outside generation 0");
+        Assert.Equal(size - free, live);
+        Assert.True(live >= kept.Count * 200_000L, $"live {live} bytes is less than the {kept.Count} arrays still referenced");
+        GC.KeepAlive(kept);
+    }
 }
