@@ -23,10 +23,10 @@ internal sealed class Int8KernelBenchmark(int iterations)
         using var w32 = randn(Outputs, Inputs).TimesInPlace(0.02);
         using var wBf16 = w32.to(ScalarType.BFloat16);
         var int8 = Int8Quantizer.QuantizeRows(w32.data<float>().ToArray(), Outputs, Inputs);
-        var report = new BenchReport($"int8 ({Int8Linear.Kernel}) vs bf16 ({(GemvNative.IsAvailable ? "GEMV kernel" : "libtorch linear")}): [{Outputs}, {Inputs}] weight, CPU", ["1 row", "4 rows", "64 rows"]);
+        var report = new BenchReport($"int8 ({Int8Linear.Kernel}) vs bf16 ({(GemvNative.IsAvailable ? "GEMV kernel" : "libtorch linear")}): [{Outputs}, {Inputs}] weight, CPU", ["1 row", "4 rows", "8 rows", "64 rows"]);
         report.Context("iterations", iterations);
         report.Context("int8_kernel", Int8Linear.Kernel);
-        var results = new[] { 1, 4, 64 }.Select(rows => Measure(rows, wBf16, int8)).ToList();
+        var results = new[] { 1, 4, 8, 64 }.Select(rows => Measure(rows, wBf16, int8)).ToList();
         foreach (string row in results[0].Keys)
             report.Add(row, row.Contains("ratio", StringComparison.Ordinal) || row.Contains("×", StringComparison.Ordinal) ? "x" : row.Contains("GB/s", StringComparison.Ordinal) ? "GB/s" : row.Contains("G/s", StringComparison.Ordinal) ? "G/s" : "ms",
                 results.Select(r => (double?)r[row]).ToArray());

@@ -21,6 +21,10 @@ public sealed class Int8NativeTests
     [InlineData(3, 37, 53)]       // inputs off the 64-byte grid, outputs off a part
     [InlineData(2, 2816, 5)]
     [InlineData(70, 96, 40)]      // more rows than one block of 64, and a last group of two
+    [InlineData(8, 1024, 300)]    // one tile of 8 decode rows (half blocks), outputs ending inside a half
+    [InlineData(13, 96, 40)]      // 8 rows, then 4, then 1; a block's second half only 8 outputs wide
+    [InlineData(19, 37, 20)]      // two tiles of 8 and 3 rows; no second half at all
+    [InlineData(32, 2816, 70)]    // the largest decode call that takes tiles of 8
     public void Gemm_AnyShape_EqualsExactIntegerSums(int rows, int inputs, int outputs)
     {
         if (!Int8Native.IsAvailable)
@@ -52,20 +56,23 @@ public sealed class Int8NativeTests
         }
     }
 
-    [Fact]
-    public void Gemm_RowAloneOrAmongFour_BitIdentical()
+    [Theory]
+    [InlineData(4)]
+    [InlineData(8)]
+    [InlineData(13)]
+    public void Gemm_RowAloneOrAmongOthers_BitIdentical(int rows)
     {
         if (!Int8Native.IsAvailable)
             return;
         const int inputs = 200, outputs = 130;
         var w = Int8Quantizer.QuantizeRows(Random(outputs * inputs, 1), outputs, inputs);
-        var offset = new byte[4 * inputs];
-        var scales = new float[4];
-        Int8Quantizer.QuantizeInputRows(Random(4 * inputs, 2), 4, inputs, offset, scales);
-        var together = new float[4 * outputs];
-        Int8Native.Gemm(offset, scales, 4, w, [], together, outputs);
+        var offset = new byte[rows * inputs];
+        var scales = new float[rows];
+        Int8Quantizer.QuantizeInputRows(Random(rows * inputs, 2), rows, inputs, offset, scales);
+        var together = new float[rows * outputs];
+        Int8Native.Gemm(offset, scales, rows, w, [], together, outputs);
 
-        for (int m = 0; m < 4; m++)
+        for (int m = 0; m < rows; m++)
         {
             var alone = new float[outputs];
             Int8Native.Gemm(offset.AsSpan(m * inputs, inputs), scales.AsSpan(m, 1), 1, w, [], alone, outputs);
