@@ -8,29 +8,19 @@ public sealed partial class NativeRuntimeDefaultsTests
     [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial IntPtr GetEnv(string name);
 
-    [Fact]
-    public void Apply_OnLinux_NativeEnvironmentCarriesTheOneDnnCacheCap()
+    [Theory]
+    [InlineData(NativeRuntimeDefaults.OneDnnCacheVariable, NativeRuntimeDefaults.OneDnnCacheCapacity)]
+    [InlineData(NativeRuntimeDefaults.CuDnnAttentionVariable, 1)]           // cuDNN attention behind flash / memory-efficient
+    public void Apply_OnLinux_NativeEnvironmentCarriesTheDefault(string variable, int value)
     {
         if (!OperatingSystem.IsLinux())
             return;
-        string? chosen = Environment.GetEnvironmentVariable(NativeRuntimeDefaults.OneDnnCacheVariable);
+        string? chosen = Environment.GetEnvironmentVariable(variable);
         NativeRuntimeDefaults.Apply();
 
-        // What native code (oneDNN inside libtorch) reads, not .NET's copy of the environment.
-        string? native = Marshal.PtrToStringUTF8(GetEnv(NativeRuntimeDefaults.OneDnnCacheVariable));
-        Assert.Equal(string.IsNullOrEmpty(chosen) ? NativeRuntimeDefaults.OneDnnCacheCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture) : chosen, native);
-    }
-
-    [Fact]
-    public void Apply_OnLinux_NativeEnvironmentPutsCuDnnAttentionLast()
-    {
-        if (!OperatingSystem.IsLinux())
-            return;
-        string? chosen = Environment.GetEnvironmentVariable(NativeRuntimeDefaults.CuDnnAttentionVariable);
-        NativeRuntimeDefaults.Apply();
-
-        string? native = Marshal.PtrToStringUTF8(GetEnv(NativeRuntimeDefaults.CuDnnAttentionVariable));
-        Assert.Equal(string.IsNullOrEmpty(chosen) ? "1" : chosen, native);
+        // What native code (oneDNN, PyTorch inside libtorch) reads, not .NET's copy of the environment.
+        string? native = Marshal.PtrToStringUTF8(GetEnv(variable));
+        Assert.Equal(string.IsNullOrEmpty(chosen) ? value.ToString(System.Globalization.CultureInfo.InvariantCulture) : chosen, native);
     }
 
     [Fact]
