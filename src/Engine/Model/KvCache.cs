@@ -8,11 +8,14 @@ namespace Serving.Engine.Model;
 /// block is decided outside (the scheduler's block allocator), and a sequence's <see cref="KvBlockTable"/> maps its
 /// positions to physical rows (<see cref="PhysicalRow"/>), so memory follows the tokens actually cached, not max context ×
 /// max sequences. Head-major, so the positions of one head gathered for attention form contiguous [L, D] slabs, which
-/// libtorch's attention kernels read fastest. A step never allocates cache memory.
+/// libtorch's attention kernels read fastest. A layer's K and V are the two halves of one <c>[2·Hkv, R, D]</c> tensor
+/// (<see cref="KeysAndValues"/>), so the libtorch path writes a step's K and V with one indexed copy and gathers them with
+/// one index_select. A step never allocates cache memory.
 /// Not thread-safe: owned by the engine loop.
 /// </summary>
 public sealed class KvCache : IDisposable
 {
+    private readonly Tensor[] _keysAndValues;
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
@@ -31,12 +34,14 @@ public sealed class KvCache : IDisposable
         TotalBlocks = blocks;
         BlockSize = blockSize;
         MaxContext = maxContext;
+        _keysAndValues = new Tensor[layers];
         _keys = new Tensor[layers];
         _values = new Tensor[layers];
         for (int l = 0; l < layers; l++)
         {
-            _keys[l] = Allocate([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
-            _values[l] = Allocate([kvHeads, (long)blocks * blockSize, headDim], dtype, device);
+            _keysAndValues[l] = Allocate([2L * kvHeads, (long)blocks * blockSize, headDim], dtype, device);
+            _keys[l] = _keysAndValues[l].narrow(0, 0, kvHeads);              // contiguous halves: heads are the outer axis
+            _values[l] = _keysAndValues[l].narrow(0, kvHeads, kvHeads);
         }
     }
 
@@ -51,7 +56,7 @@ public sealed class KvCache : IDisposable
     public int TotalBlocks { get; }
     public int BlockSize { get; }
     public int MaxContext { get; }
-    public long TotalBytes => _keys.Concat(_values).Sum(t => t.NumberOfElements * t.ElementSize);
+    public long TotalBytes => _keysAndValues.Sum(t => t.NumberOfElements * t.ElementSize);
 
     /// <summary>Blocks a sequence of <paramref name="tokens"/> positions needs.</summary>
     public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
@@ -94,8 +99,14 @@ public sealed class KvCache : IDisposable
     /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>.</summary>
     public long PhysicalRow(KvBlockTable table, int position) => (long)table.Blocks[position / BlockSize] * BlockSize + position % BlockSize;
 
+    /// <summary>Layer <paramref name="layer"/>'s keys <c>[Hkv, R, D]</c>, the first half of <see cref="KeysAndValues"/>.</summary>
     internal Tensor Keys(int layer) => _keys[layer];
+
+    /// <summary>Layer <paramref name="layer"/>'s values <c>[Hkv, R, D]</c>, the second half of <see cref="KeysAndValues"/>.</summary>
     internal Tensor Values(int layer) => _values[layer];
+
+    /// <summary>Layer <paramref name="layer"/>'s keys then values, <c>[2·Hkv, R, D]</c>: head h &lt; Hkv is key head h, Hkv + h value head h.</summary>
+    internal Tensor KeysAndValues(int layer) => _keysAndValues[layer];
 
     /// <summary>Layer <paramref name="layer"/>'s key storage (CPU), read once: the tensors live and stay put as long as the cache.</summary>
     internal unsafe byte* KeysAddress(int layer) => Address(ref _keyAddresses, _keys, layer);
@@ -114,7 +125,7 @@ public sealed class KvCache : IDisposable
 
     public void Dispose()
     {
-        foreach (var t in _keys.Concat(_values))
+        foreach (var t in _keys.Concat(_values).Concat(_keysAndValues))
             t.Dispose();
     }
 }

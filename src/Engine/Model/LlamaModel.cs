@@ -217,13 +217,13 @@ public sealed class LlamaModel : IDisposable
         else
         {
             // Every head at once (v with cos 1 and sin 0): three ops for q, k and v, with the step's tables.
+            // k and v heads follow q's in qkv as they follow each other in the cache: one indexed copy stores both.
             var heads = RotaryEmbedding.Apply(qkv.view(t, c.NumHeads + 2 * c.NumKvHeads, c.HeadDim), angles);
             q = heads.narrow(1, 0, c.NumHeads);
-            keys.IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads, c.NumKvHeads).transpose(0, 1));
-            values.IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads + c.NumKvHeads, c.NumKvHeads).transpose(0, 1));
+            cache.KeysAndValues(index).IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads, 2 * c.NumKvHeads).transpose(0, 1));
         }
 
-        var attention = Attention(q, keys, values, step);
+        var attention = Attention(q, keys, values, cache.KeysAndValues(index), step);
         ProjectionInputCapture.Add(capture, index, attention, LoraTarget.O);
         var o = w.O.Apply(attention, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
@@ -259,7 +259,8 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// q: [T, Hq, D]; keys/values: the layer's paged cache [Hkv, R, D] (R = blocks × block size). Returns [T, Hq·D].
+    /// q: [T, Hq, D]; keys/values: the layer's paged cache [Hkv, R, D] (R = blocks × block size), the two halves of
+    /// keysAndValues [2·Hkv, R, D], which the libtorch path gathers in one index_select. Returns [T, Hq·D].
     /// Grouped-query attention without copying K/V per query head: query head h uses KV head h / G, so the G query
     /// heads of one KV head are folded into the query-length axis and attended by libtorch's fused
     /// scaled_dot_product_attention (softmax accumulated in float32 for half types):
@@ -269,7 +270,7 @@ public sealed class LlamaModel : IDisposable
     /// K[b, :, j] = cache[row(b, j)]: each sequence's positions gathered through its block table (padding rows read row 0, masked).
     /// </code>
     /// </summary>
-    private Tensor Attention(Tensor q, Tensor keys, Tensor values, StepIndices step)
+    private Tensor Attention(Tensor q, Tensor keys, Tensor values, Tensor keysAndValues, StepIndices step)
     {
         var c = Config;
         long t = q.size(0);
@@ -286,9 +287,9 @@ public sealed class LlamaModel : IDisposable
             else
             {
                 var qd = (step.AllDecode ? q.contiguous() : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
-                var kd = Gather(keys, step.DecodeRows!, step.DecodeCount);
-                var vd = Gather(values, step.DecodeRows!, step.DecodeCount);
-                decodeOut = F.scaled_dot_product_attention(qd, kd, vd, step.DecodeMask).reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
+                var kvd = Gather(keysAndValues, step.DecodeRows!, step.DecodeCount);      // [B, 2·Hkv, L, D]: K and V in one gather
+                decodeOut = F.scaled_dot_product_attention(qd, kvd.narrow(1, 0, c.NumKvHeads), kvd.narrow(1, c.NumKvHeads, c.NumKvHeads), step.DecodeMask)
+                    .reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
             }
 
             if (step.AllDecode)
@@ -301,7 +302,7 @@ public sealed class LlamaModel : IDisposable
         for (int i = 0; i < step.Prefill.Count; i++)
         {
             var s = step.Prefill[i];
-            output.narrow(0, s.Offset, s.Count).copy_(PrefillAttention(q.narrow(0, s.Offset, s.Count), keys, values, s, step, i));
+            output.narrow(0, s.Offset, s.Count).copy_(PrefillAttention(q.narrow(0, s.Offset, s.Count), keysAndValues, s, step, i));
         }
 
         return output;
@@ -312,7 +313,7 @@ public sealed class LlamaModel : IDisposable
         cacheLayer.index_select(1, rows).view(cacheLayer.size(0), sequences, -1, cacheLayer.size(2)).transpose(0, 1);
 
     /// <summary>Causal attention of one sequence's n new tokens over its cache prefix. q: [n, Hq, D] → [n, Hq·D].</summary>
-    private Tensor PrefillAttention(Tensor q, Tensor keys, Tensor values, SequenceSlice s, StepIndices step, int i)
+    private Tensor PrefillAttention(Tensor q, Tensor keysAndValues, SequenceSlice s, StepIndices step, int i)
     {
         var c = Config;
         int n = s.Count, g = c.QueryGroupSize;
@@ -320,9 +321,9 @@ public sealed class LlamaModel : IDisposable
         // 4-D inputs: libtorch's fused (flash) CPU attention takes only 4-D ones; 3-D fell back to the unfused maths path,
         // which upcasts to float32 and materialises the scores (measured 4–5× slower for 64–512-token prompts).
         var qs = q.view(n, c.NumKvHeads, g, c.HeadDim).permute(1, 2, 0, 3).reshape(1, c.NumKvHeads, g * n, c.HeadDim);
-        var ks = Gather(keys, rows, 1);                                                 // [1, Hkv, end, D]
-        var vs = Gather(values, rows, 1);
-        var attended = F.scaled_dot_product_attention(qs, ks, vs, step.PrefillMask(i, g));   // [1, Hkv, G·n, D]
+        var kvs = Gather(keysAndValues, rows, 1);                                      // [1, 2·Hkv, end, D]
+        var attended = F.scaled_dot_product_attention(qs, kvs.narrow(1, 0, c.NumKvHeads), kvs.narrow(1, c.NumKvHeads, c.NumKvHeads),
+            step.PrefillMask(i, g));                                                    // [1, Hkv, G·n, D]
         return attended.view(c.NumKvHeads, g, n, c.HeadDim).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
     }
 
