@@ -16,7 +16,7 @@ namespace Serving.Bench;
 /// in the same process (<see cref="ReadBandwidth"/>) and reports each step against the time to read its weight bytes,
 /// and the base steps of up to four rows once more with libtorch's GEMMs in place of <see cref="Serving.Engine.Kernels.SmallBatchGemv"/>.
 /// Every configuration also reports the libtorch calls per step (<see cref="Serving.Engine.Runtime.LibtorchCallCount"/>)
-/// and the managed bytes allocated per step, on the thread that runs the steps.
+/// and the managed bytes allocated per step, on every thread (the kernels' parts run on the OpenMP team's threads too).
 /// </summary>
 /// <param name="modelDir">The bench preset's folder (or any Llama-family model's).</param>
 /// <param name="device"><c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>.</param>
@@ -188,7 +188,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             stepper.RunAll(sequences);                      // the prefill, then decode steps until the caches are warm
         var wall = new List<double>();
         double forward = 0, logits = 0, sampling = 0;
-        long tensorsBefore = Serving.Engine.Runtime.LibtorchCallCount.OnThisThread, bytesBefore = GC.GetAllocatedBytesForCurrentThread();
+        long tensorsBefore = Serving.Engine.Runtime.LibtorchCallCount.OnThisThread, bytesBefore = GC.GetTotalAllocatedBytes(precise: true);
         for (int i = 0; i < steps; i++)
         {
             long start = Stopwatch.GetTimestamp();
@@ -200,7 +200,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         }
 
         double tensors = (double)(Serving.Engine.Runtime.LibtorchCallCount.OnThisThread - tensorsBefore) / steps;
-        double managedBytes = (double)(GC.GetAllocatedBytesForCurrentThread() - bytesBefore) / steps;
+        double managedBytes = (double)(GC.GetTotalAllocatedBytes(precise: true) - bytesBefore) / steps;
         // The same step's projection GEMMs alone, each run right after a step so that both see the same machine state.
         // The VM's speed drifts over seconds, so the ratio is the median of each step's time over the GEMMs right after it.
         var gemmTimes = new List<double>();

@@ -11,20 +11,25 @@ internal sealed class StopStringMatcher(IReadOnlyList<string> stops)
 
     public bool Stopped { get; private set; }
 
+    /// <summary>Characters of the longest stop string: how far back from the end a new match can start.</summary>
+    private readonly int _longest = stops.Count == 0 ? 0 : stops.Max(s => s.Length);
+
     /// <summary>Appends new text; returns the part that is now safe to show. After a stop matched, returns text up to it and sets <see cref="Stopped"/>.</summary>
     public string Append(string delta)
     {
         if (Stopped)
             return "";
-        int searchFrom = Math.Max(0, _text.Length - stops.Select(s => s.Length).DefaultIfEmpty(0).Max() + 1);
+        // Only the text a stop string could still end in is searched: copying all of it every token made a long
+        // generation's stop checks quadratic in its length.
+        int searchFrom = Math.Max(0, _text.Length - _longest + 1);
         _text.Append(delta);
         if (stops.Count == 0)
             return Take(_text.Length);
-        string all = _text.ToString();
+        string tail = _text.ToString(searchFrom, _text.Length - searchFrom);
         int first = -1;
-        foreach (string stop in stops)
+        for (int i = 0; i < stops.Count; i++)
         {
-            int at = all.IndexOf(stop, searchFrom, StringComparison.Ordinal);
+            int at = tail.IndexOf(stops[i], StringComparison.Ordinal);
             if (at >= 0 && (first < 0 || at < first))
                 first = at;
         }
@@ -32,19 +37,19 @@ internal sealed class StopStringMatcher(IReadOnlyList<string> stops)
         if (first >= 0)
         {
             Stopped = true;
-            return Take(Math.Max(first, _emitted));
+            return Take(Math.Max(searchFrom + first, _emitted));
         }
 
         int holdBack = 0;
-        foreach (string stop in stops)
-            for (int len = Math.Min(stop.Length - 1, all.Length); len > holdBack; len--)
-                if (string.CompareOrdinal(all, all.Length - len, stop, 0, len) == 0)
+        for (int i = 0; i < stops.Count; i++)
+            for (int len = Math.Min(stops[i].Length - 1, tail.Length); len > holdBack; len--)
+                if (string.CompareOrdinal(tail, tail.Length - len, stops[i], 0, len) == 0)
                 {
                     holdBack = len;
                     break;
                 }
 
-        return Take(all.Length - holdBack);
+        return Take(_text.Length - holdBack);
     }
 
     /// <summary>At the end of generation, the held-back text is no longer a possible stop prefix.</summary>

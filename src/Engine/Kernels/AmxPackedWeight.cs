@@ -129,7 +129,13 @@ public sealed unsafe class AmxPackedWeight : IDisposable
         int parts = (int)Math.Min(OpenMpTeam.Threads, Math.Max(1, blocks / BlocksPerPart));
         ushort* w = _address;
         int f32 = float32Output ? 1 : 0;
-        OpenMpTeam.For(parts, p => AmxNative.Linear(x, m, k, w, n, bias, y, f32, blocks * p / parts, blocks * (p + 1) / parts));
+        OpenMpTeam.For(parts, new LinearParts(x, m, k, w, n, bias, y, f32, blocks, parts));
+    }
+
+    /// <summary>Part p: output blocks [blocks·p / parts, blocks·(p + 1) / parts).</summary>
+    private readonly struct LinearParts(ushort* x, long m, long k, ushort* w, long n, ushort* bias, void* y, int f32, long blocks, int parts) : IParallelPart
+    {
+        public void Run(int p) => AmxNative.Linear(x, m, k, w, n, bias, y, f32, blocks * p / parts, blocks * (p + 1) / parts);
     }
 
     /// <summary>Rows <paramref name="ids"/> <c>[R]</c> int64 of the logical weight → <c>[R, K]</c> bf16.</summary>

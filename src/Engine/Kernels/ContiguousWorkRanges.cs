@@ -19,15 +19,22 @@ internal sealed class ContiguousWorkRanges
     /// <summary>Longs between two ranges' words: each on its own pair of cache lines, so owners do not contend.</summary>
     private const int Stride = 16;
 
-    private readonly long[] _ranges;
+    private long[] _ranges = [];
 
     /// <param name="costs">Estimated cost of each item (any unit, ≥ 0); the ranges split their sum about evenly.</param>
     /// <param name="workers">Number of ranges (≥ 1); worker w owns range w.</param>
-    public ContiguousWorkRanges(ReadOnlySpan<double> costs, int workers)
+    public ContiguousWorkRanges(ReadOnlySpan<double> costs, int workers) => Reset(costs, workers);
+
+    /// <summary>
+    /// Splits a new set of items as the constructor does, reusing this instance's memory (a decode step splits its LoRA
+    /// rows once per fused projection); no region may be using the old split.
+    /// </summary>
+    public void Reset(ReadOnlySpan<double> costs, int workers)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         Workers = workers;
-        _ranges = new long[workers * Stride];
+        if (_ranges.Length < workers * Stride)
+            _ranges = new long[workers * Stride];
         double total = 0;
         foreach (double c in costs)
             total += Math.Max(0, c);
@@ -52,7 +59,7 @@ internal sealed class ContiguousWorkRanges
         }
     }
 
-    public int Workers { get; }
+    public int Workers { get; private set; }
 
     /// <summary>The next item for <paramref name="worker"/>: its own range's front, else one from the back of another's.</summary>
     public bool TryTake(int worker, out int item)

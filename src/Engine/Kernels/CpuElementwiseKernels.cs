@@ -54,8 +54,12 @@ internal static unsafe class CpuElementwiseKernels
     /// </summary>
     public static void RmsNorm(byte* x, byte* weight, byte* y, byte* residual, int rows, int h, float eps, bool bf16)
     {
-        nint xa = (nint)x, wa = (nint)weight, ya = (nint)y, ra = (nint)residual;
-        ForRows(rows, (long)rows * h, (from, to) => RmsNormRows((byte*)xa, (byte*)wa, (byte*)ya, (byte*)ra, h, eps, bf16, from, to));
+        ForRows(rows, (long)rows * h, new RmsNormJob(x, weight, y, residual, h, eps, bf16));
+    }
+
+    private readonly struct RmsNormJob(byte* x, byte* weight, byte* y, byte* residual, int h, float eps, bool bf16) : IParallelRange
+    {
+        public void Run(long from, long to) => RmsNormRows(x, weight, y, residual, h, eps, bf16, (int)from, (int)to);
     }
 
     /// <summary>Rows [from, to) of <see cref="RmsNorm(Tensor, Tensor, float, Tensor?)"/>; <paramref name="residual"/> null when there is no residual add.</summary>
@@ -123,8 +127,12 @@ internal static unsafe class CpuElementwiseKernels
     /// <summary><see cref="SwiGlu(Tensor)"/> on raw memory: gateUp <c>[rows, 2·inter]</c> → y <c>[rows, inter]</c>, contiguous.</summary>
     public static void SwiGlu(byte* gateUp, byte* y, int rows, int inter, bool bf16)
     {
-        nint ga = (nint)gateUp, ya = (nint)y;
-        ForRows(rows, (long)rows * 2 * inter, (from, to) => SwiGluRows((byte*)ga, (byte*)ya, inter, bf16, from, to));
+        ForRows(rows, (long)rows * 2 * inter, new SwiGluJob(gateUp, y, inter, bf16));
+    }
+
+    private readonly struct SwiGluJob(byte* gateUp, byte* y, int inter, bool bf16) : IParallelRange
+    {
+        public void Run(long from, long to) => SwiGluRows(gateUp, y, inter, bf16, (int)from, (int)to);
     }
 
     /// <summary>Rows [from, to) of <see cref="SwiGlu(Tensor)"/>.</summary>
@@ -186,7 +194,7 @@ internal static unsafe class CpuElementwiseKernels
         {
             long keyRows = kv.Keys.size(1);
             if (kv.Keys.dtype != x.dtype || !kv.Keys.is_contiguous() || !kv.Values.is_contiguous() || kv.Keys.size(0) != kv.KvHeads
-                || kv.Keys.size(2) != headDim || (heads + kv.KvHeads) * headDim > width || kv.Rows.Length != rows || kv.Rows.Any(r => (ulong)r >= (ulong)keyRows))
+                || kv.Keys.size(2) != headDim || (heads + kv.KvHeads) * headDim > width || kv.Rows.Length != rows || !WithinRows(kv.Rows.Span, keyRows))
                 throw new ArgumentException($"RoPE cache write: keys [{string.Join(", ", kv.Keys.shape)}] {kv.Keys.dtype} do not fit x [{rows}, {width}] or the rows");
         }
 
@@ -198,31 +206,43 @@ internal static unsafe class CpuElementwiseKernels
         fixed (byte* sp = sin.bytes)
         fixed (byte* kp = keys is null ? default : keys.bytes)
         fixed (byte* vp = values is null ? default : values.bytes)
-            Rotate(xp, rows, width, heads, headDim, cp, sp, positionArray, kp, vp, cache?.KvHeads ?? 0, keys?.size(1) ?? 0, cache?.Rows,
+            Rotate(xp, rows, width, heads, headDim, cp, sp, positionArray, kp, vp, cache?.KvHeads ?? 0, keys?.size(1) ?? 0, cache is { } write ? write.Rows.Span : default,
                 x.dtype == ScalarType.BFloat16);
+    }
+
+    private static bool WithinRows(ReadOnlySpan<long> rows, long count)
+    {
+        foreach (long r in rows)
+            if ((ulong)r >= (ulong)count)
+                return false;
+        return true;
     }
 
     /// <summary>
     /// <see cref="RotateInPlace"/> on raw memory, validated by the caller: x <c>[rows, width]</c>, cos and sin tables of
     /// D/2 columns with a row for every position in <paramref name="positions"/>; keys and values (null: no cache write)
-    /// <c>[kvHeads, cacheRows, D]</c> with <paramref name="cacheRowPerToken"/>[t] &lt; cacheRows. All of one dtype.
+    /// <c>[kvHeads, cacheRows, D]</c> with <paramref name="cacheRowPerToken"/>[t] &lt; cacheRows (empty: no cache write). All of one dtype.
     /// </summary>
-    public static void Rotate(byte* x, int rows, int width, int heads, int headDim, byte* cos, byte* sin, int[] positions, byte* keys,
-        byte* values, int kvHeads, long cacheRows, long[]? cacheRowPerToken, bool bf16)
+    public static void Rotate(byte* x, int rows, int width, int heads, int headDim, byte* cos, byte* sin, ReadOnlySpan<int> positions, byte* keys,
+        byte* values, int kvHeads, long cacheRows, ReadOnlySpan<long> cacheRowPerToken, bool bf16)
     {
         bool vector = VectorExp.IsSupported && headDim / 2 % 16 == 0;
-        var job = new RopeJob((nint)x, (nint)cos, (nint)sin, (nint)keys, (nint)values, width, heads, headDim, kvHeads, cacheRows,
-            cacheRowPerToken, positions, bf16, vector);
-        ForRows(rows, (long)rows * heads * headDim, (from, to) => RotateRows(job, from, to));
+        fixed (int* positionsAt = positions)
+        fixed (long* cacheRowsAt = cacheRowPerToken)
+            ForRows(rows, (long)rows * heads * headDim, new RopeJob((nint)x, (nint)cos, (nint)sin, (nint)keys, (nint)values, width, heads, headDim, kvHeads,
+                cacheRows, (nint)cacheRowsAt, (nint)positionsAt, bf16, vector));
     }
 
-    /// <summary>Addresses and sizes of one <see cref="RotateInPlace"/> call; Keys/Values 0 without a cache write.</summary>
-    private sealed record RopeJob(nint X, nint Cos, nint Sin, nint Keys, nint Values, int Width, int Heads, int HeadDim, int KvHeads,
-        long CacheRows, long[]? Rows, int[] Positions, bool Bf16, bool Vector);
+    /// <summary>Addresses and sizes of one <see cref="RotateInPlace"/> call; Keys/Values 0 and Rows null without a cache write.</summary>
+    private readonly record struct RopeJob(nint X, nint Cos, nint Sin, nint Keys, nint Values, int Width, int Heads, int HeadDim, int KvHeads,
+        long CacheRows, nint Rows, nint Positions, bool Bf16, bool Vector) : IParallelRange
+    {
+        public void Run(long from, long to) => RotateRows(this, (int)from, (int)to);
+    }
 
     /// <summary>Rows [from, to) of <see cref="RotateInPlace"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RotateRows(RopeJob job, int from, int to)
+    private static void RotateRows(in RopeJob job, int from, int to)
     {
         int half = job.HeadDim / 2, heads = job.Heads, kvHeads = job.KvHeads;
         bool bf16 = job.Bf16;
@@ -233,8 +253,8 @@ internal static unsafe class CpuElementwiseKernels
         long headBytes = (long)job.HeadDim * size;
         for (int t = from; t < to; t++)
         {
-            Load((byte*)job.Cos + (long)job.Positions[t] * half * size, bf16, c);
-            Load((byte*)job.Sin + (long)job.Positions[t] * half * size, bf16, s);
+            Load((byte*)job.Cos + (long)((int*)job.Positions)[t] * half * size, bf16, c);
+            Load((byte*)job.Sin + (long)((int*)job.Positions)[t] * half * size, bf16, s);
             byte* row = (byte*)job.X + (long)t * job.Width * size;
             for (int k = 0; k < heads; k++)
             {
@@ -256,7 +276,7 @@ internal static unsafe class CpuElementwiseKernels
 
             for (int h = 0; h < kvHeads; h++)
             {
-                long target = ((long)h * job.CacheRows + job.Rows![t]) * headBytes;
+                long target = ((long)h * job.CacheRows + ((long*)job.Rows)[t]) * headBytes;
                 Buffer.MemoryCopy(row + (heads - kvHeads + h) * headBytes, (byte*)job.Keys + target, headBytes, headBytes);
                 Buffer.MemoryCopy(row + (heads + h) * headBytes, (byte*)job.Values + target, headBytes, headBytes);
             }
@@ -316,17 +336,18 @@ internal static unsafe class CpuElementwiseKernels
             TensorPrimitives.Add(result, scratch, result);
     }
 
-    /// <summary>Runs body(from, to) over row ranges: on the calling thread for small work, else on the OpenMP team.</summary>
-    private static void ForRows(int rows, long elements, Action<int, int> body)
+    /// <summary>Runs <paramref name="job"/> over row ranges: on the calling thread for small work, else on the OpenMP team.</summary>
+    private static void ForRows<TJob>(int rows, long elements, TJob job) where TJob : struct, IParallelRange
     {
         int chunks = elements < ParallelElements ? 1 : Math.Min(OpenMpTeam.Threads, rows);
         if (chunks <= 1)
         {
-            body(0, rows);
+            if (rows > 0)
+                job.Run(0, rows);
             return;
         }
 
-        OpenMpTeam.For(chunks, k => body((int)((long)rows * k / chunks), (int)((long)rows * (k + 1) / chunks)));
+        OpenMpTeam.For(chunks, RangeParts<TJob>.Even(job, rows, chunks));
     }
 
     private static float[] Scratch(int length)

@@ -80,9 +80,53 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
         y.narrow(1, offset, module.Out).narrow(0, first, n).addmm_(h, bt, beta: 1, alpha: g.Weights[0] * module.Scales[g.Slot]);
     }
 
-    /// <summary>What the row kernel's threads share: raw addresses of x, y and every projection's A and Bt.</summary>
-    private sealed record Context(nint X, nint Y, int Width, bool Bf16, bool Native, int In, int MaxOut, int MaxRank,
-        LoraModuleArena[] Modules, nint[] A, nint[] Bt, int[] Offsets, LoraBatchMapping Mapping);
+    /// <summary>
+    /// What the row kernel's threads share: raw addresses of x and y, the module group, and the step's mapping; y's
+    /// columns of projection p start at Offset + Group.Offsets[p].
+    /// </summary>
+    private readonly record struct Context(nint X, nint Y, int Width, int Offset, bool Bf16, bool Native, ModuleGroup Group, LoraBatchMapping Mapping)
+    {
+        public LoraModuleArena[] Modules => Group.Modules;
+        public int In => Group.In;
+    }
+
+    /// <summary>
+    /// One fused output group's arenas as the row kernel reads them, derived once per group (the list a
+    /// <see cref="LoraSlotArena.FusedModules"/> call returns is the same object every step): the arenas' memory stays put
+    /// for their lifetime; ranks and scales, which change as adapters come and go, are read from the arenas each step.
+    /// </summary>
+    private sealed class ModuleGroup
+    {
+        public ModuleGroup(IReadOnlyList<LoraModuleArena> modules)
+        {
+            Modules = [.. modules];
+            A = [.. Modules.Select(m => m.AAddress)];
+            Bt = [.. Modules.Select(m => m.BtAddress)];
+            Offsets = new int[Modules.Length];
+            for (int i = 0, o = 0; i < Modules.Length; o += Modules[i].Out, i++)
+                Offsets[i] = o;
+            In = Modules[0].In;
+            MaxOut = Modules.Max(m => m.Out);
+            MaxRank = Modules.Max(m => m.MaxRank);
+            MultiplyAddsPerRow = Modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
+        }
+
+        public LoraModuleArena[] Modules { get; }
+        public nint[] A { get; }
+        public nint[] Bt { get; }
+        public int[] Offsets { get; }
+        public int In { get; }
+        public int MaxOut { get; }
+        public int MaxRank { get; }
+        public long MultiplyAddsPerRow { get; }
+    }
+
+    private static readonly ConditionalWeakTable<IReadOnlyList<LoraModuleArena>, ModuleGroup> Groups = new();
+
+    /// <summary>The split of the current region's items; one per calling thread, reused from one call to the next.</summary>
+    [ThreadStatic] private static ContiguousWorkRanges? _ranges;
+
+    [ThreadStatic] private static double[]? _costs;
 
     /// <summary>
     /// The row-kernel part of <see cref="Apply"/> on raw memory (no native call on a tensor), for callers that checked what
@@ -96,30 +140,41 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
         bool native = bf16 && NativeBf16Rows;
         var work = native ? mapping.SlotRuns : mapping.RowKernelItems;
         int items = work.Count;
-        var offsets = new int[modules.Count];
-        for (int i = 0, o = offset; i < modules.Count; o += modules[i].Out, i++)
-            offsets[i] = o;
-        var c = new Context(x, y, width, bf16, native, modules[0].In, modules.Max(m => m.Out), modules.Max(m => m.MaxRank), modules.ToArray(),
-            modules.Select(m => m.AAddress).ToArray(), modules.Select(m => m.BtAddress).ToArray(), offsets, mapping);
-        long fma = (long)mapping.RowKernelRows.Count * modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
+        var group = Groups.GetValue(modules, static m => new ModuleGroup(m));
+        var c = new Context(x, y, width, offset, bf16, native, group, mapping);
+        long fma = mapping.RowKernelRows.Count * group.MultiplyAddsPerRow;
         int threads = Math.Min(OpenMpTeam.Threads, items);
         if (threads <= 1 || fma < ParallelThreshold)
         {
-            RunItems(c, work, new ContiguousWorkRanges(new double[items], 1), 0);
+            for (int i = 0; i < items; i++)
+                RunItem(c, work[i]);
             return;
         }
 
-        var ranges = new ContiguousWorkRanges(ItemCosts(modules, mapping, work), threads);
-        OpenMpTeam.For(threads, part => RunItems(c, work, ranges, part));
+        if (_costs is null || _costs.Length < items)
+            _costs = new double[Math.Max(items, 2 * (_costs?.Length ?? 0))];
+        var costs = _costs.AsSpan(0, items);
+        ItemCosts(group.Modules, mapping, work, costs);
+        var ranges = _ranges ??= new ContiguousWorkRanges([], 1);
+        ranges.Reset(costs, threads);
+        OpenMpTeam.For(threads, new RowsJob(c, work, ranges));
+    }
+
+    private readonly struct RowsJob(Context c, IReadOnlyList<int[]> work, ContiguousWorkRanges ranges) : IParallelPart
+    {
+        public void Run(int worker)
+        {
+            while (ranges.TryTake(worker, out int i))
+                RunItem(c, work[i]);
+        }
     }
 
     /// <summary>How many rows' arithmetic reading an item's weights from memory costs about (Zen 5: a 16-row native run ≈ 3.7 one-row runs).</summary>
     private const double WeightReadCost = 5;
 
     /// <summary>Estimated cost of each item: its entries' total rank over the projections × (weight reads + rows).</summary>
-    private static double[] ItemCosts(IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping, IReadOnlyList<int[]> work)
+    private static void ItemCosts(LoraModuleArena[] modules, LoraBatchMapping mapping, IReadOnlyList<int[]> work, Span<double> costs)
     {
-        var costs = new double[work.Count];
         for (int i = 0; i < costs.Length; i++)
         {
             int t = work[i][0];
@@ -129,70 +184,63 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
                     rank += m.Ranks[mapping.EntrySlots[e]];
             costs[i] = rank * (WeightReadCost + work[i].Length);
         }
-
-        return costs;
     }
 
     private static nint Address(Tensor t) => (nint)Runtime.CpuTensorMemory.Address(t);
 
     /// <summary>
-    /// Runs the items of <paramref name="work"/> (<see cref="LoraBatchMapping.RowKernelItems"/>: blocks and single rows, or
-    /// with the native kernel <see cref="LoraBatchMapping.SlotRuns"/>) that <paramref name="worker"/> takes from
-    /// <paramref name="ranges"/>: its own slot-ordered stretch first, then what other workers have left.
+    /// Runs one item of <see cref="LoraBatchMapping.RowKernelItems"/> (a block of rows or a single row) or, with the native
+    /// kernel, of <see cref="LoraBatchMapping.SlotRuns"/>, on the calling thread.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItems(Context c, IReadOnlyList<int[]> work, ContiguousWorkRanges ranges, int worker)
+    private static void RunItem(in Context c, int[] rows)
     {
+        if (c.Native && NativeItem(c, rows))
+            return;
         int inF = c.In, elem = c.Bf16 ? 2 : 4;
         const int n = LoraBatchMapping.BlockRows;
-        int need = n * inF + c.MaxOut + n * c.MaxRank + Runtime.CacheLines.Slack<float>();
+        int need = n * inF + c.Group.MaxOut + n * c.Group.MaxRank + Runtime.CacheLines.Slack<float>();
         if (_scratch is null || _scratch.Length < need)
             _scratch = new float[need];
         var mapping = c.Mapping;
         fixed (float* start = _scratch)
         {
-            float* xs = Runtime.CacheLines.Align(start), acc = xs + n * inF, h = acc + c.MaxOut;
-            while (ranges.TryTake(worker, out int i))
+            float* xs = Runtime.CacheLines.Align(start), acc = xs + n * inF, h = acc + c.Group.MaxOut;
+            if (rows.Length != n)
             {
-                var rows = work[i];
-                if (c.Native && NativeItem(c, rows))
-                    continue;
-                if (rows.Length != n)
+                // Single rows; with the native kernel, also a run whose ranks it does not take, row by row.
+                foreach (int t in rows)
                 {
-                    // Single rows; with the native kernel, also a run whose ranks it does not take, row by row.
-                    foreach (int t in rows)
-                    {
-                        Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xs, inF));
-                        for (int p = 0; p < c.Modules.Length; p++)
-                            if (Single(c, p, t, xs, acc, h))
-                                AddToOutput(c, p, t, acc);
-                    }
-
-                    continue;
+                    Load(c.X + (nint)t * inF * elem, c.Bf16, new Span<float>(xs, inF));
+                    for (int p = 0; p < c.Modules.Length; p++)
+                        if (Single(c, p, t, xs, acc, h))
+                            AddToOutput(c, p, t, acc);
                 }
 
-                int slot = mapping.EntrySlots[mapping.RowStart[rows[0]]];
+                return;
+            }
+
+            int slot = mapping.EntrySlots[mapping.RowStart[rows[0]]];
+            for (int k = 0; k < n; k++)
+                Load(c.X + (nint)rows[k] * inF * elem, c.Bf16, new Span<float>(xs + k * inF, inF));
+            for (int p = 0; p < c.Modules.Length; p++)
+            {
+                var m = c.Modules[p];
+                int rank = m.Ranks[slot];
+                if (rank == 0)
+                    continue;
+                int outF = m.Out;
+                long aBase = (long)slot * m.MaxRank * inF * elem, bBase = (long)slot * m.MaxRank * outF * elem;
+                LoraRowBlockMath.Shrink4((byte*)c.Group.A[p] + aBase, c.Bf16, rank, inF, xs, h);
                 for (int k = 0; k < n; k++)
-                    Load(c.X + (nint)rows[k] * inF * elem, c.Bf16, new Span<float>(xs + k * inF, inF));
-                for (int p = 0; p < c.Modules.Length; p++)
                 {
-                    var m = c.Modules[p];
-                    int rank = m.Ranks[slot];
-                    if (rank == 0)
-                        continue;
-                    int outF = m.Out;
-                    long aBase = (long)slot * m.MaxRank * inF * elem, bBase = (long)slot * m.MaxRank * outF * elem;
-                    LoraRowBlockMath.Shrink4((byte*)c.A[p] + aBase, c.Bf16, rank, inF, xs, h);
-                    for (int k = 0; k < n; k++)
-                    {
-                        float factor = mapping.EntryWeights[mapping.RowStart[rows[k]]] * m.Scales[slot];
-                        for (int j = 0; j < rank; j++)
-                            h[k * rank + j] *= factor;
-                    }
-
-                    LoraRowBlockMath.Expand4Add((byte*)c.Bt[p] + bBase, c.Bf16, rank, outF, h,
-                        OutputRow(c, p, rows[0]), OutputRow(c, p, rows[1]), OutputRow(c, p, rows[2]), OutputRow(c, p, rows[3]));
+                    float factor = mapping.EntryWeights[mapping.RowStart[rows[k]]] * m.Scales[slot];
+                    for (int j = 0; j < rank; j++)
+                        h[k * rank + j] *= factor;
                 }
+
+                LoraRowBlockMath.Expand4Add((byte*)c.Group.Bt[p] + bBase, c.Bf16, rank, outF, h,
+                    OutputRow(c, p, rows[0]), OutputRow(c, p, rows[1]), OutputRow(c, p, rows[2]), OutputRow(c, p, rows[3]));
             }
         }
     }
@@ -201,7 +249,7 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
     /// Runs one item of <see cref="LoraBatchMapping.SlotRuns"/> on <see cref="LoraNative"/> when its rows have one entry
     /// each (a run of rows sharing one adapter) and the slot's ranks fit the native kernel; false (nothing done) otherwise.
     /// </summary>
-    private static bool NativeItem(Context c, int[] rows)
+    private static bool NativeItem(in Context c, int[] rows)
     {
         var mapping = c.Mapping;
         int first = mapping.RowStart[rows[0]];
@@ -229,8 +277,8 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
                 factor[k] = mapping.EntryWeights[mapping.RowStart[rows[k]]] * m.Scales[slot];
             }
 
-            var a = (ushort*)((byte*)c.A[p] + (long)slot * m.MaxRank * c.In * 2);
-            var bt = (ushort*)((byte*)c.Bt[p] + (long)slot * m.MaxRank * m.Out * 2);
+            var a = (ushort*)((byte*)c.Group.A[p] + (long)slot * m.MaxRank * c.In * 2);
+            var bt = (ushort*)((byte*)c.Group.Bt[p] + (long)slot * m.MaxRank * m.Out * 2);
             LoraNative.Rows(x, a, bt, n, rank, c.In, m.Out, factor, y);
         }
 
@@ -239,7 +287,7 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
 
     /// <summary>acc = Σ over row t's entries of w · scale · Bt·(A·x[t]) for projection p; false when no entry adapts p.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static bool Single(Context c, int p, int t, float* xRow, float* acc, float* h)
+    private static bool Single(in Context c, int p, int t, float* xRow, float* acc, float* h)
     {
         var m = c.Modules[p];
         int inF = m.In, outF = m.Out, elem = c.Bf16 ? 2 : 4, r = m.MaxRank;
@@ -256,20 +304,20 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
             any = true;
             float factor = c.Mapping.EntryWeights[e] * m.Scales[slot];
             long aBase = (long)slot * r * inF * elem, bBase = (long)slot * r * outF * elem;
-            LoraRowMath.Shrink((byte*)c.A[p] + aBase, c.Bf16, rank, inF, xRow, h);
+            LoraRowMath.Shrink((byte*)c.Group.A[p] + aBase, c.Bf16, rank, inF, xRow, h);
             for (int j = 0; j < rank; j++)
                 h[j] *= factor;
-            LoraRowMath.Expand((byte*)c.Bt[p] + bBase, c.Bf16, rank, outF, h, acc);
+            LoraRowMath.Expand((byte*)c.Group.Bt[p] + bBase, c.Bf16, rank, outF, h, acc);
         }
 
         return any;
     }
 
     /// <summary>Where projection p's output of row t starts in y.</summary>
-    private static byte* OutputRow(Context c, int p, int t) => (byte*)c.Y + ((long)t * c.Width + c.Offsets[p]) * (c.Bf16 ? 2 : 4);
+    private static byte* OutputRow(in Context c, int p, int t) => (byte*)c.Y + ((long)t * c.Width + c.Offset + c.Group.Offsets[p]) * (c.Bf16 ? 2 : 4);
 
     /// <summary>y[t, offset_p..offset_p+out] += acc (for bfloat16: acc in pair order, rounded once).</summary>
-    private static void AddToOutput(Context c, int p, int t, float* acc)
+    private static void AddToOutput(in Context c, int p, int t, float* acc)
     {
         int outF = c.Modules[p].Out;
         byte* target = OutputRow(c, p, t);

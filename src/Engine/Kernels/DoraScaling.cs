@@ -20,9 +20,11 @@ internal static unsafe class DoraScaling
     /// <summary>Whether any of <paramref name="modules"/> is DoRA for a slot the step's rows use.</summary>
     public static bool Needed(IReadOnlyList<LoraModuleArena> modules, LoraBatchMapping mapping)
     {
-        foreach (var m in modules)
-            foreach (var g in mapping.Groups)
-                if (m.IsDora[g.Slot])
+        // Indexed loops: foreach over the interfaces would allocate an enumerator on every projection of a decode step.
+        var groups = mapping.Groups;
+        for (int i = 0; i < modules.Count; i++)
+            for (int j = 0; j < groups.Count; j++)
+                if (modules[i].IsDora[groups[j].Slot])
                     return true;
         return false;
     }

@@ -78,16 +78,15 @@ public static unsafe class GemvNative
     public static void Bf16(nint x, int rows, long k, nint w, nint bias, long n, nint y, long ldy, bool float32Output)
     {
         Check(rows);
-        var range = rows <= GemvRows ? Bf16Range : Bf16RowsRange;
-        ForParts(n, (n0, n1) => range((ushort*)x, rows, k, (ushort*)w, (ushort*)bias, (void*)y, ldy, float32Output ? 1 : 0, n0, n1));
+        ForParts(n, new Bf16Call(rows <= GemvRows ? Bf16Range : Bf16RowsRange, (ushort*)x, rows, k, (ushort*)w, (ushort*)bias, (void*)y, ldy,
+            float32Output ? 1 : 0));
     }
 
     /// <summary>float32 <paramref name="x"/> <c>[rows, k]</c> · <paramref name="w"/>ᵀ (<c>[n, k]</c>) → <paramref name="y"/> <c>[rows, ldy]</c>.</summary>
     public static void F32(nint x, int rows, long k, nint w, nint bias, long n, nint y, long ldy)
     {
         Check(rows);
-        var range = rows <= GemvRows ? F32Range : F32RowsRange;
-        ForParts(n, (n0, n1) => range((float*)x, rows, k, (float*)w, (float*)bias, (float*)y, ldy, n0, n1));
+        ForParts(n, new F32Call(rows <= GemvRows ? F32Range : F32RowsRange, (float*)x, rows, k, (float*)w, (float*)bias, (float*)y, ldy));
     }
 
     /// <summary>Rows of x a <see cref="WideBf16"/> or <see cref="WideF32"/> call takes must be a multiple of this (pad with zero rows).</summary>
@@ -105,14 +104,16 @@ public static unsafe class GemvNative
     public static void WideBf16(nint x, int rows, long ldx, long k, nint w, long n, nint y, long ldy)
     {
         CheckWide(rows);
-        ForParts(n, (n0, n1) => WideBf16Range((ushort*)x, rows, ldx, k, (ushort*)w, (float*)y, ldy, n0, n1));
+        ForParts(n, new WideCall((delegate* unmanaged[Cdecl]<void*, int, long, long, void*, float*, long, long, long, void>)WideBf16Range, (void*)x, rows, ldx, k, (void*)w,
+            (float*)y, ldy));
     }
 
     /// <summary>float32 <paramref name="x"/> <c>[rows, k]</c> and <paramref name="w"/> <c>[n, k]</c> → W·xᵀ in <paramref name="y"/> <c>[n, ldy]</c>, as <see cref="WideBf16"/>.</summary>
     public static void WideF32(nint x, int rows, long ldx, long k, nint w, long n, nint y, long ldy)
     {
         CheckWide(rows);
-        ForParts(n, (n0, n1) => WideF32Range((float*)x, rows, ldx, k, (float*)w, (float*)y, ldy, n0, n1));
+        ForParts(n, new WideCall((delegate* unmanaged[Cdecl]<void*, int, long, long, void*, float*, long, long, long, void>)WideF32Range, (void*)x, rows, ldx, k, (void*)w,
+            (float*)y, ldy));
     }
 
     private static void CheckWide(int rows)
@@ -131,18 +132,11 @@ public static unsafe class GemvNative
     {
         if (!IsAvailable)
             throw new InvalidOperationException($"the native read probe is not available: {Status}");
-        double sum = 0;
         long blocks = bytes / 256;
-        ForParts(blocks, (b0, b1) =>
-        {
-            double part = ReadRange((byte*)data + b0 * 256, (b1 - b0) * 256);
-            lock (ReadLock)
-                sum += part;
-        }, minPerPart: 1024);
+        double sum = 0;
+        ForParts(blocks, new ReadCall((byte*)data, &sum), minPerPart: 1024);
         return sum;
     }
-
-    private static readonly object ReadLock = new();
 
     private static void Check(int rows)
     {
@@ -158,11 +152,44 @@ public static unsafe class GemvNative
     /// server's request threads run beside the step) leaves its remaining ranges to the others instead of making the
     /// whole step wait for it.
     /// </summary>
-    private static void ForParts(long n, Action<long, long> body, long minPerPart = MinOutputsPerPart)
+    private static void ForParts<TCall>(long n, TCall call, long minPerPart = MinOutputsPerPart) where TCall : struct, IParallelRange
     {
         int threads = OpenMpTeam.Threads;
         int parts = (int)Math.Clamp(n / minPerPart, 1, threads == 1 ? 1 : threads * PartsPerThread);
-        long share = (n + parts - 1) / parts + 3 & ~3L;
-        OpenMpTeam.For(parts, p => body(Math.Min(n, p * share), Math.Min(n, (p + 1) * share)));
+        OpenMpTeam.For(parts, RangeParts<TCall>.Even(call, n, parts, multiple: 4));
+    }
+
+    private readonly struct Bf16Call(delegate* unmanaged[Cdecl]<ushort*, int, long, ushort*, ushort*, void*, long, int, long, long, void> range,
+        ushort* x, int rows, long k, ushort* w, ushort* bias, void* y, long ldy, int float32Output) : IParallelRange
+    {
+        public void Run(long from, long to) => range(x, rows, k, w, bias, y, ldy, float32Output, from, to);
+    }
+
+    private readonly struct F32Call(delegate* unmanaged[Cdecl]<float*, int, long, float*, float*, float*, long, long, long, void> range,
+        float* x, int rows, long k, float* w, float* bias, float* y, long ldy) : IParallelRange
+    {
+        public void Run(long from, long to) => range(x, rows, k, w, bias, y, ldy, from, to);
+    }
+
+    private readonly struct WideCall(delegate* unmanaged[Cdecl]<void*, int, long, long, void*, float*, long, long, long, void> range,
+        void* x, int rows, long ldx, long k, void* w, float* y, long ldy) : IParallelRange
+    {
+        public void Run(long from, long to) => range(x, rows, ldx, k, w, y, ldy, from, to);
+    }
+
+    /// <summary>Reads blocks of 256 bytes and adds what the read returns (so that it cannot be left out) to *sum.</summary>
+    private readonly struct ReadCall(byte* data, double* sum) : IParallelRange
+    {
+        public void Run(long from, long to)
+        {
+            double part = ReadRange(data + from * 256, (to - from) * 256);
+            for (double seen = *sum; ;)
+            {
+                double found = Interlocked.CompareExchange(ref *sum, seen + part, seen);
+                if (found.Equals(seen))
+                    return;
+                seen = found;
+            }
+        }
     }
 }

@@ -52,14 +52,24 @@ public static unsafe class Int8Native
     public static void QuantizeRows(void* x, bool bf16, int rows, long k, byte* offsetValues, float* scales)
     {
         Require();
-        nint px = (nint)x, pu = (nint)offsetValues, ps = (nint)scales;
         int bf = bf16 ? 1 : 0;
         int parts = rows < 8 ? 1 : Math.Min(rows, OpenMpTeam.Threads);
         int share = (rows + parts - 1) / parts;
         if (parts == 1)
             QuantizeRange(x, bf, k, offsetValues, scales, 0, rows);
         else
-            OpenMpTeam.For(parts, p => QuantizeRange((void*)px, bf, k, (byte*)pu, (float*)ps, Math.Min(rows, p * share), Math.Min(rows, (p + 1) * share)));
+            OpenMpTeam.For(parts, new RangeParts<QuantizeCall>(new QuantizeCall(x, bf, k, offsetValues, scales), rows, share));
+    }
+
+    private readonly struct QuantizeCall(void* x, int bf16, long k, byte* offsetValues, float* scales) : IParallelRange
+    {
+        public void Run(long from, long to) => QuantizeRange(x, bf16, k, offsetValues, scales, from, to);
+    }
+
+    private readonly struct GemmCall(byte* x, float* xs, int rows, long k, sbyte* q, float* ws, int* sums, void* bias, int bf16, void* y, long ldy, int f32,
+        long n) : IParallelRange
+    {
+        public void Run(long from, long to) => GemmRange(x, xs, rows, k, q, ws, sums, bias, bf16, y, ldy, f32, n, from, to);
     }
 
     /// <summary>
@@ -73,7 +83,6 @@ public static unsafe class Int8Native
         fixed (float* ws = w.Scales)
         fixed (int* sums = w.RowSums)
         {
-            nint px = (nint)offsetInput, pxs = (nint)inputScales, pq = (nint)q, pws = (nint)ws, psums = (nint)sums, pb = (nint)bias, py = (nint)y;
             long k = w.Columns, n = w.Rows;
             int bf = bf16 ? 1 : 0, f32 = float32Output || !bf16 ? 1 : 0;
             // Parts are whole packed blocks of Int8Matrix.BlockRows outputs, a few per thread so that a late thread's share is taken by the others.
@@ -83,8 +92,7 @@ public static unsafe class Int8Native
             if (parts == 1)
                 GemmRange(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n, 0, blocks);
             else
-                OpenMpTeam.For(parts, p => GemmRange((byte*)px, (float*)pxs, rows, k, (sbyte*)pq, (float*)pws, (int*)psums, (void*)pb, bf, (void*)py, ldy, f32,
-                    n, Math.Min(blocks, p * share), Math.Min(blocks, (p + 1) * share)));
+                OpenMpTeam.For(parts, new RangeParts<GemmCall>(new GemmCall(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n), blocks, share));
         }
     }
 

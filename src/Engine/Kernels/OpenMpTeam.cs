@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 
 namespace Serving.Engine.Kernels;
@@ -54,37 +55,89 @@ internal static unsafe class OpenMpTeam
     public static int Threads => IsAvailable ? Math.Max(1, MaxThreads()) : Environment.ProcessorCount;
 
     /// <summary>
-    /// Runs <paramref name="body"/>(p) for every p in [0, <paramref name="parts"/>), spread over the team (the calling
+    /// Runs <paramref name="body"/>(p) for every p in [0, <paramref name="parts"/>), as <see cref="For{TWork}(int, TWork)"/>
+    /// (for work off the decode step's path: the lambda allocates).
+    /// </summary>
+    public static void For(int parts, Action<int> body) => For(parts, new DelegatePart(body));
+
+    /// <summary>
+    /// Runs <paramref name="work"/>.Run(p) for every p in [0, <paramref name="parts"/>), spread over the team (the calling
     /// thread takes part): each thread claims the next part not yet taken until none is left, so a thread that starts late
     /// or is preempted leaves its parts to the others. Returns when all parts are done and rethrows the first exception a
-    /// part threw.
+    /// part threw (the other parts still run). The team's threads read <paramref name="work"/> in place, on this call's
+    /// stack: nothing is allocated unless a part throws.
     /// </summary>
-    public static void For(int parts, Action<int> body)
+    public static void For<TWork>(int parts, TWork work) where TWork : struct, IParallelPart
     {
         if (parts <= 0)
             return;
-        var state = new RegionState(parts, body);
+        var region = new Region { Invoke = &Invoke<TWork>, Work = Unsafe.AsPointer(ref work), Parts = parts };
         if (parts == 1 || _alone)
         {
             for (int p = 0; p < parts; p++)
-                state.Run(p);
+                region.Run(p);
         }
         else if (!IsAvailable)
-            System.Threading.Tasks.Parallel.For(0, parts, state.Run);
-        else
         {
-            var handle = GCHandle.Alloc(state);
+            var copy = work;   // the thread pool's delegate cannot read the caller's stack
+            var errors = new ExceptionDispatchInfo?[1];
+            System.Threading.Tasks.Parallel.For(0, parts, p =>
+            {
+                try
+                {
+                    copy.Run(p);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref errors[0], ExceptionDispatchInfo.Capture(e), null);
+                }
+            });
+            errors[0]?.Throw();
+        }
+        else
+            Parallel(&RunRegion, (nint)(&region), (uint)Math.Min(parts, Threads), 0);
+
+        if (region.Error != 0)
+        {
+            var handle = GCHandle.FromIntPtr(region.Error);
+            var error = (ExceptionDispatchInfo)handle.Target!;
+            handle.Free();
+            error.Throw();
+        }
+    }
+
+    private static void Invoke<TWork>(void* work, int part) where TWork : struct, IParallelPart => Unsafe.AsRef<TWork>(work).Run(part);
+
+    /// <summary>A region's state on the calling thread's stack; the team's threads reach it through the pointer GOMP passes.</summary>
+    private struct Region
+    {
+        public delegate*<void*, int, void> Invoke;
+        public void* Work;
+        public int Parts;
+        public int Claimed;
+
+        /// <summary>A <see cref="GCHandle"/> to the first failure's <see cref="ExceptionDispatchInfo"/>, or 0.</summary>
+        public nint Error;
+
+        /// <summary>Runs one part; nothing may unwind into native OpenMP frames, so the first failure is kept for the caller.</summary>
+        public void Run(int part)
+        {
             try
             {
-                Parallel(&RunRegion, GCHandle.ToIntPtr(handle), (uint)Math.Min(parts, Threads), 0);
+                Invoke(Work, part);
             }
-            finally
+            catch (Exception e)
             {
-                handle.Free();
+                var handle = GCHandle.Alloc(ExceptionDispatchInfo.Capture(e));
+                if (Interlocked.CompareExchange(ref Error, GCHandle.ToIntPtr(handle), 0) != 0)
+                    handle.Free();
             }
         }
+    }
 
-        state.Error?.Throw();
+    private readonly struct DelegatePart(Action<int> body) : IParallelPart
+    {
+        public void Run(int part) => body(part);
     }
 
     /// <summary>Set while <see cref="Alone"/> runs its work: regions entered on this thread run on it alone.</summary>
@@ -112,9 +165,9 @@ internal static unsafe class OpenMpTeam
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void RunRegion(nint data)
     {
-        var state = (RegionState)GCHandle.FromIntPtr(data).Target!;
-        for (int p; (p = state.Claim()) < state.Parts;)
-            state.Run(p);
+        var region = (Region*)data;
+        for (int p; (p = Interlocked.Increment(ref region->Claimed) - 1) < region->Parts;)
+            region->Run(p);
     }
 
     /// <summary>Files mapped into this process whose name says OpenMP runtime, in load order.</summary>
@@ -141,29 +194,6 @@ internal static unsafe class OpenMpTeam
             if ((name.StartsWith("libgomp", StringComparison.Ordinal) || name.StartsWith("libiomp5", StringComparison.Ordinal))
                 && seen.Add(path))
                 yield return path;
-        }
-    }
-
-    private sealed class RegionState(int parts, Action<int> body)
-    {
-        public readonly int Parts = parts;
-        public System.Runtime.ExceptionServices.ExceptionDispatchInfo? Error;
-        private int _claimed;
-
-        /// <summary>The next part no thread has taken yet (≥ <see cref="Parts"/> once all are taken).</summary>
-        public int Claim() => Interlocked.Increment(ref _claimed) - 1;
-
-        /// <summary>Runs one part; nothing may unwind into native OpenMP frames, so the first failure is kept for the caller.</summary>
-        public void Run(int part)
-        {
-            try
-            {
-                body(part);
-            }
-            catch (Exception e)
-            {
-                Interlocked.CompareExchange(ref Error, System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e), null);
-            }
         }
     }
 }

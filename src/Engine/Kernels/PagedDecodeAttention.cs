@@ -32,7 +32,7 @@ public static unsafe class PagedDecodeAttention
     [ThreadStatic] private static float[]? _scratch;
 
     /// <summary>
-    /// True when <see cref="Apply(Tensor, Tensor, Tensor, long[], int, int[])"/> can run these tensors: CPU memory, float32 or bfloat16, <see cref="VectorExp.IsSupported"/>, D % 16 = 0, and q outside
+    /// True when <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int})"/> can run these tensors: CPU memory, float32 or bfloat16, <see cref="VectorExp.IsSupported"/>, D % 16 = 0, and q outside
     /// autograd (the kernel records no graph).
     /// </summary>
     public static bool Supports(Tensor q, Tensor keys) =>
@@ -47,7 +47,7 @@ public static unsafe class PagedDecodeAttention
     /// <param name="stride">Entries per sequence in <paramref name="rows"/>.</param>
     /// <param name="lengths">Context length per sequence, each in [1, stride].</param>
     /// <returns>[B, Hq·D] in q's dtype.</returns>
-    public static Tensor Apply(Tensor q, Tensor keys, Tensor values, long[] rows, int stride, int[] lengths)
+    public static Tensor Apply(Tensor q, Tensor keys, Tensor values, ReadOnlySpan<long> rows, int stride, ReadOnlySpan<int> lengths)
     {
         int b = lengths.Length, hq = (int)q.size(1), d = (int)q.size(2), hkv = (int)keys.size(0);
         long r = keys.size(1);
@@ -67,28 +67,43 @@ public static unsafe class PagedDecodeAttention
     }
 
     /// <summary>
-    /// <see cref="Apply(Tensor, Tensor, Tensor, long[], int, int[])"/> on raw memory, validated by the caller (no libtorch
+    /// <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int})"/> on raw memory, validated by the caller (no libtorch
     /// call): sequence b's query heads are the Hq·D elements at <paramref name="q"/> + b·<paramref name="qRowStride"/> (a
     /// fused q|k|v row, say); keys and values <c>[Hkv, cacheRows, D]</c>; <paramref name="output"/> <c>[B, Hq·D]</c>.
     /// </summary>
-    public static void Apply(byte* q, long qRowStride, byte* keys, byte* values, byte* output, bool bf16, long[] rows, int stride, int[] lengths,
-        int hq, int hkv, int d, long cacheRows)
+    public static void Apply(byte* q, long qRowStride, byte* keys, byte* values, byte* output, bool bf16, ReadOnlySpan<long> rows, int stride,
+        ReadOnlySpan<int> lengths, int hq, int hkv, int d, long cacheRows)
     {
-        int b = lengths.Length;
+        int b = lengths.Length, maxLength = 0;
+        long total = 0;
         foreach (int n in lengths)
+        {
             if (n < 1 || n > stride)
                 throw new ArgumentException($"decode attention: context length {n} outside [1, {stride}]");
-        var job = new Job((nint)q, qRowStride, (nint)keys, (nint)values, (nint)output, bf16, rows, stride, lengths, hq / hkv, hkv, d,
-            cacheRows, 1f / MathF.Sqrt(d));
-        int parts = b * hkv;
-        if (parts == 1 || OpenMpTeam.Threads == 1)
-            Run(job, 0, parts);
-        else
+            maxLength = Math.Max(maxLength, n);
+            total += n;
+        }
+
+        if (rows.Length < (long)b * stride)
+            throw new ArgumentException($"decode attention: {b} sequences × {stride} rows given {rows.Length}");
+        fixed (long* rowsAt = rows)
+        fixed (int* lengthsAt = lengths)
         {
+            var job = new Job((nint)q, qRowStride, (nint)keys, (nint)values, (nint)output, bf16, (nint)rowsAt, stride, (nint)lengthsAt, maxLength,
+                hq / hkv, hkv, d, cacheRows, 1f / MathF.Sqrt(d));
+            int parts = b * hkv;
+            if (parts == 1 || OpenMpTeam.Threads == 1)
+            {
+                job.Run(0, parts);
+                return;
+            }
+
             // Contiguous ranges of about equal context: the cost of a part is its sequence's length.
             int chunks = Math.Min(OpenMpTeam.Threads, parts);
-            var bounds = new int[chunks + 1];
-            long total = lengths.Sum(n => (long)n) * hkv, cost = 0;
+            int* bounds = stackalloc int[chunks + 1];
+            new Span<int>(bounds, chunks + 1).Clear();
+            total *= hkv;
+            long cost = 0;
             for (int p = 0, k = 1; p < parts && k < chunks; p++)
             {
                 cost += lengths[p / hkv];
@@ -99,41 +114,50 @@ public static unsafe class PagedDecodeAttention
             bounds[chunks] = parts;
             for (int k = 1; k < chunks; k++)
                 bounds[k] = Math.Max(bounds[k], bounds[k - 1]);
-            OpenMpTeam.For(chunks, k => Run(job, bounds[k], bounds[k + 1]));
+            OpenMpTeam.For(chunks, new Chunks(job, bounds));
         }
     }
 
     private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
 
-    private sealed record Job(nint Q, long QRowStride, nint K, nint V, nint Out, bool Bf16, long[] Rows, int Stride, int[] Lengths, int Group, int KvHeads,
-        int HeadDim, long CacheRows, float Scale);
-
-    /// <summary>Parts [from, to); part p = (sequence p / Hkv, KV head p % Hkv).</summary>
-    private static void Run(Job job, int from, int to)
+    /// <summary>One call's addresses and sizes: Rows <c>long[B·Stride]</c> and Lengths <c>int[B]</c> pinned by the caller.</summary>
+    private readonly record struct Job(nint Q, long QRowStride, nint K, nint V, nint Out, bool Bf16, nint Rows, int Stride, nint Lengths, int MaxLength,
+        int Group, int KvHeads, int HeadDim, long CacheRows, float Scale)
     {
-        if (job.Bf16)
-            Run<BFloat16Element>(job, from, to);
-        else
-            Run<Float32Element>(job, from, to);
+        /// <summary>Parts [from, to); part p = (sequence p / Hkv, KV head p % Hkv).</summary>
+        public void Run(int from, int to)
+        {
+            if (Bf16)
+                Run<BFloat16Element>(this, from, to);
+            else
+                Run<Float32Element>(this, from, to);
+        }
+    }
+
+    /// <summary>Chunk k is parts [bounds[k], bounds[k + 1]).</summary>
+    private readonly struct Chunks(Job job, int* bounds) : IParallelPart
+    {
+        public void Run(int chunk) => job.Run(bounds[chunk], bounds[chunk + 1]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run<T>(Job job, int from, int to) where T : struct, ITensorElement
+    private static void Run<T>(in Job job, int from, int to) where T : struct, ITensorElement
     {
-        int g = job.Group, d = job.HeadDim, maxLength = job.Lengths.Max(), kvHeads = job.KvHeads;
+        int g = job.Group, d = job.HeadDim, maxLength = job.MaxLength, kvHeads = job.KvHeads;
         bool pairs = DecodeAttentionScores.Supports(d);
-        int need = 2 * g * d + g * maxLength;
-        if (_scratch is null || _scratch.Length < need + Runtime.CacheLines.Slack<float>())
-            _scratch = new float[need + Runtime.CacheLines.Slack<float>()];
+        int need = 2 * g * d + g * maxLength + Runtime.CacheLines.Slack<float>();
+        if (_scratch is null || _scratch.Length < need)
+            _scratch = new float[Math.Max(need, 2 * (_scratch?.Length ?? 0))];   // doubled: a context grows by one a step
         nint headBytes = (nint)(job.CacheRows * d * T.Size);
+        long* rows = (long*)job.Rows;
+        int* lengths = (int*)job.Lengths;
         fixed (float* start = _scratch)
-        fixed (long* rows = job.Rows)
         {
             float* scratch = Runtime.CacheLines.Align(start);
             float* qf = scratch, acc = qf + g * d, scores = acc + g * d;
             for (int p = from; p < to; p++)
             {
-                int b = p / kvHeads, h = p % kvHeads, n = job.Lengths[b];
+                int b = p / kvHeads, h = p % kvHeads, n = lengths[b];
                 long headOffset = ((long)b * kvHeads * g + (long)h * g) * d;   // out[b, h·G·D]
                 byte* q = (byte*)job.Q + (b * job.QRowStride + (long)h * g * d) * T.Size;
                 long* seqRows = rows + (long)b * job.Stride;

@@ -99,9 +99,9 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                 if (lora is not null)
                     Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
                 CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
-                    step.RowPerTokenHost, bf16);
-                PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable!, step.DecodeContext,
-                    step.DecodeLengths!, hq, hkv, d, cacheRows);
+                    step.RowPerTokenHost.Span, bf16);
+                PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable, step.DecodeContext,
+                    step.DecodeLengths, hq, hkv, d, cacheRows);
                 layer.O.LinearRaw(attention, t, null, o, float32Output: false);
                 if (lora is not null)
                     Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);

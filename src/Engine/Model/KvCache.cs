@@ -80,21 +80,27 @@ public sealed class KvCache : IDisposable
     /// </summary>
     public void CheckTables(ForwardBatch batch)
     {
-        var written = new HashSet<int>();
-        foreach (var s in batch.Sequences)
+        var written = _writtenBlocks;
+        written.Clear();
+        for (int i = 0; i < batch.Sequences.Count; i++)
         {
+            var s = batch.Sequences[i];
             if (s.EndPosition > MaxContext)
                 throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {MaxContext}");
             if (s.EndPosition > s.Kv.Capacity(BlockSize))
                 throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition} but its blocks hold {s.Kv.Capacity(BlockSize)}");
-            foreach (int block in s.Kv.Blocks)
-                if ((uint)block >= (uint)TotalBlocks)
-                    throw new ArgumentException($"sequence {s.Kv} names block {block}, outside the cache's {TotalBlocks} blocks");
+            var blocks = s.Kv.Blocks;
+            for (int b = 0; b < blocks.Count; b++)
+                if ((uint)blocks[b] >= (uint)TotalBlocks)
+                    throw new ArgumentException($"sequence {s.Kv} names block {blocks[b]}, outside the cache's {TotalBlocks} blocks");
             for (int b = s.StartPosition / BlockSize; b <= (s.EndPosition - 1) / BlockSize; b++)
                 if (!written.Add(s.Kv.Blocks[b]))
                     throw new ArgumentException($"block {s.Kv.Blocks[b]} is written by two sequences of one batch");
         }
     }
+
+    /// <summary><see cref="CheckTables"/>'s set, kept from step to step (the cache belongs to one engine loop).</summary>
+    private readonly HashSet<int> _writtenBlocks = [];
 
     /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>.</summary>
     public long PhysicalRow(KvBlockTable table, int position) => (long)table.Blocks[position / BlockSize] * BlockSize + position % BlockSize;

@@ -223,7 +223,7 @@ public sealed class LlamaModel : IDisposable
             cache.KeysAndValues(index).IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads, 2 * c.NumKvHeads).transpose(0, 1));
         }
 
-        var attention = Attention(q, keys, values, cache.KeysAndValues(index), step);
+        var attention = Attention(q, cache, index, step);
         ProjectionInputCapture.Add(capture, index, attention, LoraTarget.O);
         var o = w.O.Apply(attention, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
@@ -259,8 +259,8 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// q: [T, Hq, D]; keys/values: the layer's paged cache [Hkv, R, D] (R = blocks × block size), the two halves of
-    /// keysAndValues [2·Hkv, R, D], which the libtorch path gathers in one index_select. Returns [T, Hq·D].
+    /// q: [T, Hq, D]; the cache's layer <paramref name="layer"/>: keys and values [Hkv, R, D] (R = blocks × block size), the
+    /// two halves of one [2·Hkv, R, D] tensor, which the libtorch path gathers in one index_select. Returns [T, Hq·D].
     /// Grouped-query attention without copying K/V per query head: query head h uses KV head h / G, so the G query
     /// heads of one KV head are folded into the query-length axis and attended by libtorch's fused
     /// scaled_dot_product_attention (softmax accumulated in float32 for half types):
@@ -270,8 +270,9 @@ public sealed class LlamaModel : IDisposable
     /// K[b, :, j] = cache[row(b, j)]: each sequence's positions gathered through its block table (padding rows read row 0, masked).
     /// </code>
     /// </summary>
-    private Tensor Attention(Tensor q, Tensor keys, Tensor values, Tensor keysAndValues, StepIndices step)
+    private Tensor Attention(Tensor q, KvCache cache, int layer, StepIndices step)
     {
+        var keysAndValues = cache.KeysAndValues(layer);
         var c = Config;
         long t = q.size(0);
         int g = c.QueryGroupSize;
@@ -279,10 +280,10 @@ public sealed class LlamaModel : IDisposable
         if (step.DecodeCount > 0)
         {
             // libtorch's CPU attention takes a far slower path for a strided query in bfloat16: make it contiguous.
-            if (CpuDecodeAttention && PagedDecodeAttention.Supports(q, keys))
+            if (CpuDecodeAttention && PagedDecodeAttention.Supports(q, cache.Keys(layer)))
             {
                 var qr = step.AllDecode ? q : q.index_select(0, step.DecodeTokens!);
-                decodeOut = PagedDecodeAttention.Apply(qr, keys, values, step.DecodeRowTable!, step.DecodeContext, step.DecodeLengths!);
+                decodeOut = PagedDecodeAttention.Apply(qr, cache.Keys(layer), cache.Values(layer), step.DecodeRowTable, step.DecodeContext, step.DecodeLengths);
             }
             else
             {
