@@ -113,15 +113,18 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         var tokens = new SampledToken[ready.Count];
         int vocab = (int)logits.size(1);
         fixed (byte* data = logits.bytes)
-        {
-            nint address = (nint)data;
-            Kernels.OpenMpTeam.For(ready.Count, i =>
-            {
-                var s = rows[ready[i]].Sequence;
-                tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>((float*)address + (long)ready[i] * vocab, vocab), s.Sampling, s.Random, s.AllowedTokens());
-            });
-        }
-
+            Kernels.OpenMpTeam.For(ready.Count, new SampleRows((float*)data, vocab, rows, ready, tokens));
         return tokens;
+    }
+
+    /// <summary>Part i samples row ready[i] into tokens[i].</summary>
+    private readonly unsafe struct SampleRows(float* logits, int vocab, IReadOnlyList<StepRow> rows, List<int> ready, SampledToken[] tokens)
+        : Kernels.IParallelPart
+    {
+        public void Run(int i)
+        {
+            var s = rows[ready[i]].Sequence;
+            tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>(logits + (long)ready[i] * vocab, vocab), s.Sampling, s.Random, s.AllowedTokens());
+        }
     }
 }

@@ -140,18 +140,24 @@ public sealed class LoraBatchMapping
         var weights = new List<float>();
         for (int s = 0; s < perSequence.Count; s++)
         {
+            // Indexed loops, no sets: a sequence has a handful of entries, and this runs for every row of every step.
             var entries = perSequence[s];
-            if (entries.Select(e => e.Slot).Distinct().Count() != entries.Count)
-                throw new ArgumentException($"sequence {s} lists the same adapter slot twice");
-            foreach (var (slot, weight) in entries)
+            for (int i = 0; i < entries.Count; i++)
+            {
+                var (slot, weight) = entries[i];
                 if (slot < 0 || !float.IsFinite(weight))
                     throw new ArgumentException($"sequence {s}: invalid adapter entry (slot {slot}, weight {weight})");
+                for (int j = 0; j < i; j++)
+                    if (entries[j].Slot == slot)
+                        throw new ArgumentException($"sequence {s} lists the same adapter slot twice");
+            }
+
             for (int t = 0; t < tokensPerSequence[s]; t++)
             {
-                foreach (var (slot, weight) in entries)
+                for (int i = 0; i < entries.Count; i++)
                 {
-                    slots.Add(slot);
-                    weights.Add(weight);
+                    slots.Add(entries[i].Slot);
+                    weights.Add(entries[i].Weight);
                 }
 
                 rowStart.Add(slots.Count);
