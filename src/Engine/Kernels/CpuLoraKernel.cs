@@ -91,9 +91,10 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
     }
 
     /// <summary>
-    /// One fused output group's arenas as the row kernel reads them, derived once per group (the list a
-    /// <see cref="LoraSlotArena.FusedModules"/> call returns is the same object every step): the arenas' memory stays put
-    /// for their lifetime; ranks and scales, which change as adapters come and go, are read from the arenas each step.
+    /// One fused output group's arenas as the row kernel reads them, derived once per group and kept with the group's
+    /// first arena (keyed by the arena, not by the list, so that a caller passing a new list each call replaces the entry
+    /// instead of adding one): the arenas' memory stays put for their lifetime; ranks and scales, which change as adapters
+    /// come and go, are read from the arenas each step.
     /// </summary>
     private sealed class ModuleGroup
     {
@@ -119,9 +120,30 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
         public int MaxOut { get; }
         public int MaxRank { get; }
         public long MultiplyAddsPerRow { get; }
+
+        /// <summary>True when <paramref name="modules"/> are this group's arenas, in order.</summary>
+        public bool Holds(IReadOnlyList<LoraModuleArena> modules)
+        {
+            if (modules.Count != Modules.Length)
+                return false;
+            for (int i = 0; i < Modules.Length; i++)
+                if (!ReferenceEquals(modules[i], Modules[i]))
+                    return false;
+            return true;
+        }
     }
 
-    private static readonly ConditionalWeakTable<IReadOnlyList<LoraModuleArena>, ModuleGroup> Groups = new();
+    /// <summary>Weak in the arena: a group goes with its arenas (an adapter arena replaced by another).</summary>
+    private static readonly ConditionalWeakTable<LoraModuleArena, ModuleGroup> Groups = new();
+
+    private static ModuleGroup GroupOf(IReadOnlyList<LoraModuleArena> modules)
+    {
+        if (Groups.TryGetValue(modules[0], out var group) && group.Holds(modules))
+            return group;
+        group = new ModuleGroup(modules);
+        Groups.AddOrUpdate(modules[0], group);
+        return group;
+    }
 
     /// <summary>The split of the current region's items; one per calling thread, reused from one call to the next.</summary>
     [ThreadStatic] private static ContiguousWorkRanges? _ranges;
@@ -140,7 +162,7 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
         bool native = bf16 && NativeBf16Rows;
         var work = native ? mapping.SlotRuns : mapping.RowKernelItems;
         int items = work.Count;
-        var group = Groups.GetValue(modules, static m => new ModuleGroup(m));
+        var group = GroupOf(modules);
         var c = new Context(x, y, width, offset, bf16, native, group, mapping);
         long fma = mapping.RowKernelRows.Count * group.MultiplyAddsPerRow;
         int threads = Math.Min(OpenMpTeam.Threads, items);
