@@ -84,65 +84,10 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
     /// What the row kernel's threads share: raw addresses of x and y, the module group, and the step's mapping; y's
     /// columns of projection p start at Offset + Group.Offsets[p].
     /// </summary>
-    private readonly record struct Context(nint X, nint Y, int Width, int Offset, bool Bf16, bool Native, ModuleGroup Group, LoraBatchMapping Mapping)
+    private readonly record struct Context(nint X, nint Y, int Width, int Offset, bool Bf16, bool Native, LoraModuleGroup Group, LoraBatchMapping Mapping)
     {
         public LoraModuleArena[] Modules => Group.Modules;
         public int In => Group.In;
-    }
-
-    /// <summary>
-    /// One fused output group's arenas as the row kernel reads them, derived once per group and kept with the group's
-    /// first arena (keyed by the arena, not by the list, so that a caller passing a new list each call replaces the entry
-    /// instead of adding one): the arenas' memory stays put for their lifetime; ranks and scales, which change as adapters
-    /// come and go, are read from the arenas each step.
-    /// </summary>
-    private sealed class ModuleGroup
-    {
-        public ModuleGroup(IReadOnlyList<LoraModuleArena> modules)
-        {
-            Modules = [.. modules];
-            A = [.. Modules.Select(m => m.AAddress)];
-            Bt = [.. Modules.Select(m => m.BtAddress)];
-            Offsets = new int[Modules.Length];
-            for (int i = 0, o = 0; i < Modules.Length; o += Modules[i].Out, i++)
-                Offsets[i] = o;
-            In = Modules[0].In;
-            MaxOut = Modules.Max(m => m.Out);
-            MaxRank = Modules.Max(m => m.MaxRank);
-            MultiplyAddsPerRow = Modules.Sum(m => (long)(m.In + m.Out) * m.MaxRank);
-        }
-
-        public LoraModuleArena[] Modules { get; }
-        public nint[] A { get; }
-        public nint[] Bt { get; }
-        public int[] Offsets { get; }
-        public int In { get; }
-        public int MaxOut { get; }
-        public int MaxRank { get; }
-        public long MultiplyAddsPerRow { get; }
-
-        /// <summary>True when <paramref name="modules"/> are this group's arenas, in order.</summary>
-        public bool Holds(IReadOnlyList<LoraModuleArena> modules)
-        {
-            if (modules.Count != Modules.Length)
-                return false;
-            for (int i = 0; i < Modules.Length; i++)
-                if (!ReferenceEquals(modules[i], Modules[i]))
-                    return false;
-            return true;
-        }
-    }
-
-    /// <summary>Weak in the arena: a group goes with its arenas (an adapter arena replaced by another).</summary>
-    private static readonly ConditionalWeakTable<LoraModuleArena, ModuleGroup> Groups = new();
-
-    private static ModuleGroup GroupOf(IReadOnlyList<LoraModuleArena> modules)
-    {
-        if (Groups.TryGetValue(modules[0], out var group) && group.Holds(modules))
-            return group;
-        group = new ModuleGroup(modules);
-        Groups.AddOrUpdate(modules[0], group);
-        return group;
     }
 
     /// <summary>The split of the current region's items; one per calling thread, reused from one call to the next.</summary>
@@ -162,7 +107,7 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
         bool native = bf16 && NativeBf16Rows;
         var work = native ? mapping.SlotRuns : mapping.RowKernelItems;
         int items = work.Count;
-        var group = GroupOf(modules);
+        var group = LoraModuleGroup.Of(modules);
         var c = new Context(x, y, width, offset, bf16, native, group, mapping);
         long fma = mapping.RowKernelRows.Count * group.MultiplyAddsPerRow;
         int threads = Math.Min(OpenMpTeam.Threads, items);
@@ -173,9 +118,7 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
             return;
         }
 
-        if (_costs is null || _costs.Length < items)
-            _costs = new double[Math.Max(items, 2 * (_costs?.Length ?? 0))];
-        var costs = _costs.AsSpan(0, items);
+        var costs = Runtime.ScratchArrays.Fit(ref _costs, items).AsSpan(0, items);
         ItemCosts(group.Modules, mapping, work, costs);
         var ranges = _ranges ??= new ContiguousWorkRanges([], 1);
         ranges.Reset(costs, threads);

@@ -57,44 +57,44 @@ internal static unsafe class GemvManaged
                 float* xs = Runtime.CacheLines.Align(start);
                 for (long i = 0; i < rows * k; i++)
                     xs[i] = bf16 ? BitConverter.Int32BitsToSingle(((ushort*)x)[i] << 16) : ((float*)x)[i];
-                nint px = (nint)xs;
                 int parts = (int)Math.Clamp(n / MinOutputsPerPart, 1, OpenMpTeam.Threads * 4);
-                long share = (n + parts - 1) / parts;
-                OpenMpTeam.For(parts, p =>
-                {
-                    long end = Math.Min(n, (p + 1) * share);
-                    for (long o = p * share; o < end; o++)
-                        Output(o);
-                });
-
-                void Output(long o)
-                {
-                    Span<float> sums = stackalloc float[MaxRows];
-                    for (int g = 0; g < rows; g += GroupRows)
-                    {
-                        float* group = (float*)px + g * k;
-                        int count = Math.Min(GroupRows, rows - g);
-                        if (bf16)
-                            Dots((ushort*)w + o * k, group, k, count, sums[g..]);
-                        else
-                            Dots((float*)w + o * k, group, k, count, sums[g..]);
-                    }
-
-                    float b = bias == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)bias)[o] << 16) : ((float*)bias)[o];
-                    for (int m = 0; m < rows; m++)
-                    {
-                        float value = sums[m] + b;
-                        if (float32Output)
-                            ((float*)y)[m * ldy + o] = value;
-                        else
-                            ((ushort*)y)[m * ldy + o] = Kernels.Bf16.FromFloat(value);
-                    }
-                }
+                OpenMpTeam.For(parts, RangeParts<OutputsCall>.Even(new OutputsCall(xs, rows, k, w, bias, y, ldy, bf16, float32Output), n, parts));
             }
         }
         finally
         {
             System.Buffers.ArrayPool<float>.Shared.Return(inputs);
+        }
+    }
+
+    /// <summary>Output rows [from, to): every input row of xs (float32) against each weight row, plus the bias, into y.</summary>
+    private readonly struct OutputsCall(float* xs, int rows, long k, nint w, nint bias, nint y, long ldy, bool bf16, bool float32Output) : IParallelRange
+    {
+        public void Run(long from, long to)
+        {
+            Span<float> sums = stackalloc float[MaxRows];
+            for (long o = from; o < to; o++)
+            {
+                for (int g = 0; g < rows; g += GroupRows)
+                {
+                    float* group = xs + g * k;
+                    int count = Math.Min(GroupRows, rows - g);
+                    if (bf16)
+                        Dots((ushort*)w + o * k, group, k, count, sums[g..]);
+                    else
+                        Dots((float*)w + o * k, group, k, count, sums[g..]);
+                }
+
+                float b = bias == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)bias)[o] << 16) : ((float*)bias)[o];
+                for (int m = 0; m < rows; m++)
+                {
+                    float value = sums[m] + b;
+                    if (float32Output)
+                        ((float*)y)[m * ldy + o] = value;
+                    else
+                        ((ushort*)y)[m * ldy + o] = Kernels.Bf16.FromFloat(value);
+                }
+            }
         }
     }
 

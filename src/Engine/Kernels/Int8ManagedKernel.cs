@@ -40,42 +40,46 @@ internal static unsafe class Int8ManagedKernel
     /// <summary><see cref="Int8Native.Gemm(byte*, float*, int, Int8Matrix, void*, bool, void*, long, bool)"/>, over the OpenMP team's parts.</summary>
     public static void Gemm(byte* offsetInput, float* inputScales, int rows, Int8Matrix w, void* bias, bool bf16, void* y, long ldy, bool float32Output)
     {
-        nint px = (nint)offsetInput, pxs = (nint)inputScales, pb = (nint)bias, py = (nint)y;
-        int n = w.Rows, k = w.Columns;
-        int blocks = (n + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
+        int blocks = (w.Rows + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
         int parts = Math.Clamp(blocks, 1, OpenMpTeam.Threads * 4);
-        int share = (blocks + parts - 1) / parts;
-        bool f32 = float32Output || !bf16;
-        OpenMpTeam.For(parts, p =>
+        fixed (sbyte* packed = w.Packed)
+        fixed (float* scales = w.Scales)
+            OpenMpTeam.For(parts, RangeParts<BlocksCall>.Even(
+                new BlocksCall(offsetInput, inputScales, rows, w.Rows, w.Columns, w.PaddedColumns, packed, scales, bias, bf16, y, ldy, float32Output || !bf16),
+                blocks, parts));
+    }
+
+    /// <summary>Packed blocks [from, to) of the weight against every input row.</summary>
+    private readonly struct BlocksCall(byte* offsetInput, float* inputScales, int rows, int n, int k, int paddedColumns, sbyte* packed, float* scales,
+        void* bias, bool bf16, void* y, long ldy, bool f32) : IParallelRange
+    {
+        public void Run(long from, long to)
         {
             Span<int> dots = stackalloc int[Int8Matrix.BlockRows];
-            fixed (sbyte* packed = w.Packed)
+            for (int b = (int)from; b < to; b++)
             {
-                for (int b = Math.Min(blocks, p * share); b < Math.Min(blocks, (p + 1) * share); b++)
+                sbyte* block = packed + (long)b * Int8Matrix.BlockRows * paddedColumns;
+                int first = b * Int8Matrix.BlockRows, count = Math.Min(Int8Matrix.BlockRows, n - first);
+                for (int m = 0; m < rows; m++)
                 {
-                    sbyte* block = packed + (long)b * Int8Matrix.BlockRows * w.PaddedColumns;
-                    int first = b * Int8Matrix.BlockRows, count = Math.Min(Int8Matrix.BlockRows, n - first);
-                    for (int m = 0; m < rows; m++)
+                    byte* x = offsetInput + (long)m * k;
+                    if (Avx2.IsSupported)
+                        BlockDotsAvx2(x, k, block, dots);
+                    else
+                        BlockDots(x, k, block, dots);
+                    for (int o = 0; o < count; o++)
                     {
-                        byte* x = (byte*)px + (long)m * k;
-                        if (Avx2.IsSupported)
-                            BlockDotsAvx2(x, k, block, dots);
+                        float b16 = bias == null ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)bias)[first + o] << 16) : ((float*)bias)[first + o];
+                        float product = inputScales[m] * scales[first + o] * (float)dots[o];
+                        float value = product + b16;
+                        if (f32)
+                            ((float*)y)[m * ldy + first + o] = value;
                         else
-                            BlockDots(x, k, block, dots);
-                        for (int o = 0; o < count; o++)
-                        {
-                            float b16 = pb == 0 ? 0f : bf16 ? BitConverter.Int32BitsToSingle(((ushort*)pb)[first + o] << 16) : ((float*)pb)[first + o];
-                            float product = ((float*)pxs)[m] * w.Scales[first + o] * (float)dots[o];
-                            float value = product + b16;
-                            if (f32)
-                                ((float*)py)[m * ldy + first + o] = value;
-                            else
-                                ((ushort*)py)[m * ldy + first + o] = RoundToBf16(value);
-                        }
+                            ((ushort*)y)[m * ldy + first + o] = RoundToBf16(value);
                     }
                 }
             }
-        });
+        }
     }
 
     /// <summary>

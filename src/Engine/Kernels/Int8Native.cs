@@ -54,11 +54,10 @@ public static unsafe class Int8Native
         Require();
         int bf = bf16 ? 1 : 0;
         int parts = rows < 8 ? 1 : Math.Min(rows, OpenMpTeam.Threads);
-        int share = (rows + parts - 1) / parts;
         if (parts == 1)
             QuantizeRange(x, bf, k, offsetValues, scales, 0, rows);
         else
-            OpenMpTeam.For(parts, new RangeParts<QuantizeCall>(new QuantizeCall(x, bf, k, offsetValues, scales), rows, share));
+            OpenMpTeam.For(parts, RangeParts<QuantizeCall>.Even(new QuantizeCall(x, bf, k, offsetValues, scales), rows, parts));
     }
 
     private readonly struct QuantizeCall(void* x, int bf16, long k, byte* offsetValues, float* scales) : IParallelRange
@@ -88,11 +87,10 @@ public static unsafe class Int8Native
             // Parts are whole packed blocks of Int8Matrix.BlockRows outputs, a few per thread so that a late thread's share is taken by the others.
             long blocks = (n + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
             int parts = (int)Math.Clamp(blocks, 1, OpenMpTeam.Threads == 1 ? 1 : OpenMpTeam.Threads * 4);
-            long share = (blocks + parts - 1) / parts;
             if (parts == 1)
                 GemmRange(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n, 0, blocks);
             else
-                OpenMpTeam.For(parts, new RangeParts<GemmCall>(new GemmCall(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n), blocks, share));
+                OpenMpTeam.For(parts, RangeParts<GemmCall>.Even(new GemmCall(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n), blocks, parts));
         }
     }
 

@@ -146,12 +146,10 @@ public static unsafe class PagedDecodeAttention
         int g = job.Group, d = job.HeadDim, maxLength = job.MaxLength, kvHeads = job.KvHeads;
         bool pairs = DecodeAttentionScores.Supports(d);
         int need = 2 * g * d + g * maxLength + Runtime.CacheLines.Slack<float>();
-        if (_scratch is null || _scratch.Length < need)
-            _scratch = new float[Math.Max(need, 2 * (_scratch?.Length ?? 0))];   // doubled: a context grows by one a step
         nint headBytes = (nint)(job.CacheRows * d * T.Size);
         long* rows = (long*)job.Rows;
         int* lengths = (int*)job.Lengths;
-        fixed (float* start = _scratch)
+        fixed (float* start = Runtime.ScratchArrays.Fit(ref _scratch, need))
         {
             float* scratch = Runtime.CacheLines.Align(start);
             float* qf = scratch, acc = qf + g * d, scores = acc + g * d;

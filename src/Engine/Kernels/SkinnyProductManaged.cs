@@ -53,38 +53,42 @@ internal static unsafe class SkinnyProductManaged
         Array.Clear(packed, 0, length);
         try
         {
-        fixed (float* xt = packed)
-        {
-            for (int b = 0; b < blocks; b++)
-                for (int c = 0; c < Columns && b * Columns + c < rows; c++)
-                {
-                    float* row = x + (b * Columns + c) * ldx;
-                    float* column = xt + (long)b * k * Columns + c;
-                    for (int i = 0; i < k; i++)
-                        column[(long)i * Columns] = row[i];
-                }
-
-            nint pxt = (nint)xt, pw = (nint)w, py = (nint)y;
-            int rowBlocks = (n + BlockRows - 1) / BlockRows;
-            int parts = Math.Clamp(rowBlocks / 8, 1, OpenMpTeam.Threads * 4);
-            int share = (rowBlocks + parts - 1) / parts;
-            OpenMpTeam.For(parts, p =>
+            fixed (float* xt = packed)
             {
-                float* widened = stackalloc float[BlockRows * Chunk];
-                float* sums = stackalloc float[BlockRows * Columns];
-                for (int rb = p * share; rb < Math.Min(rowBlocks, (p + 1) * share); rb++)
-                {
-                    int first = rb * BlockRows, count = Math.Min(BlockRows, n - first);
-                    for (int b = 0; b < blocks; b++)
-                        Block((float*)pxt + (long)b * k * Columns, k, (byte*)pw, bf16, first, count, widened, sums,
-                            (float*)py + (long)first * ldy + b * Columns, ldy, Math.Min(Columns, rows - b * Columns));
-                }
-            });
-        }
+                for (int b = 0; b < blocks; b++)
+                    for (int c = 0; c < Columns && b * Columns + c < rows; c++)
+                    {
+                        float* row = x + (b * Columns + c) * ldx;
+                        float* column = xt + (long)b * k * Columns + c;
+                        for (int i = 0; i < k; i++)
+                            column[(long)i * Columns] = row[i];
+                    }
+
+                int rowBlocks = (n + BlockRows - 1) / BlockRows;
+                int parts = Math.Clamp(rowBlocks / 8, 1, OpenMpTeam.Threads * 4);
+                OpenMpTeam.For(parts, RangeParts<RowBlocksCall>.Even(new RowBlocksCall(xt, rows, k, (byte*)w, bf16, n, blocks, y, ldy), rowBlocks, parts));
+            }
         }
         finally
         {
             System.Buffers.ArrayPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>Blocks [from, to) of <see cref="BlockRows"/> weight rows against every 16-column block of xᵀ.</summary>
+    private readonly struct RowBlocksCall(float* xt, int rows, int k, byte* w, bool bf16, int n, int blocks, float* y, long ldy) : IParallelRange
+    {
+        public void Run(long from, long to)
+        {
+            float* widened = stackalloc float[BlockRows * Chunk];
+            float* sums = stackalloc float[BlockRows * Columns];
+            for (int rb = (int)from; rb < to; rb++)
+            {
+                int first = rb * BlockRows, count = Math.Min(BlockRows, n - first);
+                for (int b = 0; b < blocks; b++)
+                    Block(xt + (long)b * k * Columns, k, w, bf16, first, count, widened, sums, y + (long)first * ldy + b * Columns, ldy,
+                        Math.Min(Columns, rows - b * Columns));
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+using Serving.Engine.Runtime;
+
 namespace Serving.Engine.Model;
 
 /// <summary>
@@ -9,8 +11,8 @@ internal sealed class StepHostArrays
 {
     [ThreadStatic] private static StepHostArrays? _idle;
 
-    private long[] _rowPerToken = [], _decodeRows = [], _indices = [];
-    private int[] _decodeLengths = [], _decodeSequences = [];
+    private long[]? _rowPerToken, _decodeRows, _indices;
+    private int[]? _decodeLengths, _decodeSequences;
 
     /// <summary>This thread's idle set, or a new one while that is in use (a step inside a step).</summary>
     public static StepHostArrays Rent()
@@ -26,8 +28,7 @@ internal sealed class StepHostArrays
     /// <summary>[T] physical cache row of each token.</summary>
     public Memory<long> RowPerToken(int tokens)
     {
-        Fit(ref _rowPerToken, tokens);
-        return _rowPerToken.AsMemory(0, tokens);
+        return ScratchArrays.Fit(ref _rowPerToken, tokens).AsMemory(0, tokens);
     }
 
     /// <summary>[B·L] physical rows of each decode row's positions.</summary>
@@ -42,10 +43,5 @@ internal sealed class StepHostArrays
     /// <summary>Scratch for an index tensor's values on their way to the device.</summary>
     public Span<long> Indices(int length) => Fit(ref _indices, length);
 
-    private static Span<T> Fit<T>(ref T[] array, int length)
-    {
-        if (array.Length < length)
-            array = new T[Math.Max(length, 2 * array.Length)];   // doubled: a decode row's context grows by one a step
-        return array.AsSpan(0, length);
-    }
+    private static Span<T> Fit<T>(ref T[]? array, int length) => ScratchArrays.Fit(ref array, length).AsSpan(0, length);
 }

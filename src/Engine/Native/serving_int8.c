@@ -13,10 +13,10 @@
  * W comes packed (Int8Matrix): blocks of 64 output rows, each a run of groups of 4 inputs × 64 rows, so one 64-byte load
  * holds 4 inputs of 16 outputs. An input row's 4 bytes, broadcast, multiply it with one VPDPBUSD into 16 outputs' lanes:
  * no horizontal sums, and the epilogue handles 16 outputs a vector. A block's 4 vectors per group are held in registers
- * for up to 4 input rows (16 accumulators): 8 loads per 16 VPDPBUSD.
+ * for up to 6 input rows (24 accumulators): 10 loads per 24 VPDPBUSD.
  *
- * Shapes: a decode step (a few rows) reads each block once for all rows (a second pass of 4 rows finds it in L2: 64 rows ×
- * k bytes), blocks in address order (the prefetcher follows, as in serving_gemv.c); a prefill (many rows) takes the rows in
+ * Shapes: a decode step (a few rows) reads each block once for all rows (a second pass of up to 6 rows finds it in L2: 64
+ * rows × k bytes), blocks in address order (the prefetcher follows, as in serving_gemv.c); a prefill (many rows) takes the rows in
  * blocks of INT8_ROW_BLOCK, so that a block of quantized inputs stays in L2 while the weight blocks stream past it. Callers
  * share the weight blocks out over the OpenMP team.
  */
@@ -29,8 +29,9 @@
 /* Output rows per packed block (Int8Matrix.BlockRows) and inputs per group (Int8Matrix.GroupColumns). */
 #define INT8_BLOCK 64
 #define INT8_GROUP 4
-/* Input rows one pass over a weight block serves (held in registers: 4 rows × 4 vectors of 16 outputs). */
-#define INT8_REGISTER_ROWS 4
+/* Input rows one pass over a weight block serves (held in registers: 6 rows × 4 vectors of 16 outputs, with a block's
+   4 weight vectors and a broadcast input, 29 of AVX-512's 32 registers). */
+#define INT8_REGISTER_ROWS 6
 /* Input rows whose quantized bytes stay in L2 while the weight streams (64 rows × 2,816 inputs = 180 KB). */
 #define INT8_ROW_BLOCK 64
 
@@ -107,20 +108,22 @@ static inline __attribute__((always_inline)) void s8_store16(__m512i acc, float 
     _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)y + n, keep, r);
 }
 
-/* An input row's 4 bytes from column 4·q, broadcast; the last group of a row whose length is not a multiple of 4 reads only its own bytes. */
-static inline __attribute__((always_inline)) __m512i s8_broadcast(const uint8_t *row, long q, long groups, long k)
+/* An input row's 4 bytes from column 4·q, broadcast. */
+static inline __attribute__((always_inline)) __m512i s8_broadcast(const uint8_t *row, long q)
 {
-    if (q < groups)
-    {
-        int32_t v;
-        memcpy(&v, row + 4 * q, 4);
-        return _mm512_set1_epi32(v);
-    }
+    int32_t v;
+    memcpy(&v, row + 4 * q, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* The last group of a row whose length k is not a multiple of 4, broadcast: reads only the row's own bytes. */
+static inline __attribute__((always_inline)) __m512i s8_broadcast_tail(const uint8_t *row, long q, long k)
+{
     return _mm512_broadcastd_epi32(_mm512_castsi512_si128(_mm512_maskz_loadu_epi8((__mmask64)((1u << (k - 4 * q)) - 1u), row + 4 * q)));
 }
 
 /*
- * R input rows (R ≤ 4, a constant at each call site, so the accumulators stay in registers) against one packed block of
+ * R input rows (R ≤ 6, a constant at each call site, so the accumulators stay in registers) against one packed block of
  * 64 outputs starting at output n (block = its bytes, kp / 4 groups of 256 bytes).
  */
 static inline __attribute__((always_inline)) void s8_block(const uint8_t *xu, const int R, long k, long kp, const int8_t *block, const float *xscale,
@@ -129,28 +132,43 @@ static inline __attribute__((always_inline)) void s8_block(const uint8_t *xu, co
 {
     const long groups = k / INT8_GROUP, all = kp / INT8_GROUP;
     __m512i acc[INT8_REGISTER_ROWS][4];
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int m = 0; m < R; m++)
     {
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
             acc[m][j] = _mm512_setzero_si512();
     }
-    for (long q = 0; q < all; q++)
+    /* The loop over whole groups has no branch in it: with one, GCC spilled a weight vector of the 6-row tile. */
+    for (long q = 0; q < groups; q++)
     {
         const int8_t *g = block + q * (INT8_BLOCK * INT8_GROUP);
         const __m512i w0 = _mm512_load_si512(g), w1 = _mm512_load_si512(g + 64), w2 = _mm512_load_si512(g + 128), w3 = _mm512_load_si512(g + 192);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
         for (int m = 0; m < R; m++)
         {
-            const __m512i xb = s8_broadcast(xu + m * k, q, groups, k);
+            const __m512i xb = s8_broadcast(xu + m * k, q);
             acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xb, w0);
             acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xb, w1);
             acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xb, w2);
             acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xb, w3);
         }
     }
-#pragma GCC unroll 4
+    if (groups < all)
+    {
+        const int8_t *g = block + groups * (INT8_BLOCK * INT8_GROUP);
+        const __m512i w0 = _mm512_load_si512(g), w1 = _mm512_load_si512(g + 64), w2 = _mm512_load_si512(g + 128), w3 = _mm512_load_si512(g + 192);
+#pragma GCC unroll 6
+        for (int m = 0; m < R; m++)
+        {
+            const __m512i xb = s8_broadcast_tail(xu + m * k, groups, k);
+            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xb, w0);
+            acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xb, w1);
+            acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xb, w2);
+            acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xb, w3);
+        }
+    }
+#pragma GCC unroll 6
     for (int m = 0; m < R; m++)
     {
         void *row = out_f32 ? (void *)((float *)y + m * ldy) : (void *)((uint16_t *)y + m * ldy);
@@ -181,12 +199,14 @@ void serving_gemm_s8_packed(const uint8_t *xu, const float *xscale, long rows, l
             const long n = b * INT8_BLOCK;
             long m = first;
             for (; m + INT8_REGISTER_ROWS <= end; m += INT8_REGISTER_ROWS)
-                S8_BLOCK(4);
+                S8_BLOCK(6);
             switch (end - m)
             {
             case 1: S8_BLOCK(1); break;
             case 2: S8_BLOCK(2); break;
             case 3: S8_BLOCK(3); break;
+            case 4: S8_BLOCK(4); break;
+            case 5: S8_BLOCK(5); break;
             default: break;
             }
         }

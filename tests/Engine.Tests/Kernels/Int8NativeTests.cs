@@ -21,10 +21,11 @@ public sealed class Int8NativeTests
     [InlineData(3, 37, 53)]       // inputs off the 64-byte grid, outputs off a part
     [InlineData(2, 2816, 5)]
     [InlineData(70, 96, 40)]      // more rows than one block of 64, and a last group of two
-    [InlineData(8, 1024, 300)]    // one tile of 8 decode rows (half blocks), outputs ending inside a half
-    [InlineData(13, 96, 40)]      // 8 rows, then 4, then 1; a block's second half only 8 outputs wide
-    [InlineData(19, 37, 20)]      // two tiles of 8 and 3 rows; no second half at all
-    [InlineData(32, 2816, 70)]    // the largest decode call that takes tiles of 8
+    [InlineData(8, 1024, 300)]    // a tile of 6 rows, then 2; outputs ending inside a block
+    [InlineData(11, 96, 40)]      // 6 rows, then 5
+    [InlineData(13, 96, 40)]      // 6, 6, then 1
+    [InlineData(19, 37, 20)]      // three tiles of 6, then 1, a last group of one input
+    [InlineData(32, 2816, 70)]    // five tiles of 6, then 2
     public void Gemm_AnyShape_EqualsExactIntegerSums(int rows, int inputs, int outputs)
     {
         if (!Int8Native.IsAvailable)
@@ -58,6 +59,7 @@ public sealed class Int8NativeTests
 
     [Theory]
     [InlineData(4)]
+    [InlineData(6)]
     [InlineData(8)]
     [InlineData(13)]
     public void Gemm_RowAloneOrAmongOthers_BitIdentical(int rows)
