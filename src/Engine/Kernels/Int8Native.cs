@@ -42,6 +42,9 @@ public static unsafe class Int8Native
         Status = "in use";
     }
 
+    /// <summary>Fewest input elements quantized on the OpenMP team rather than on the calling thread.</summary>
+    private const long ParallelQuantizeElements = 65_536;
+
     /// <summary>True when int8 projections can run on the native kernels in this process.</summary>
     public static bool IsAvailable { get; }
 
@@ -53,7 +56,8 @@ public static unsafe class Int8Native
     {
         Require();
         int bf = bf16 ? 1 : 0;
-        int parts = rows < 8 ? 1 : Math.Min(rows, OpenMpTeam.Threads);
+        // A decode step's rows (8 × 2,816 inputs: a few microseconds) cost less on this thread than a region's hand-off.
+        int parts = rows * k < ParallelQuantizeElements ? 1 : Math.Min(rows, OpenMpTeam.Threads);
         if (parts == 1)
             QuantizeRange(x, bf, k, offsetValues, scales, 0, rows);
         else
