@@ -11,6 +11,8 @@ set -uo pipefail
 exec > >(tee -a "$OUT/log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
 grep -m1 "model name" /proc/cpuinfo; nproc
+# The host's AMX and VNNI flags: an AMX host can also prove the CPU kernels that need it (AMX int8, issue 32).
+echo "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(amx_|avx512_vnni|avx512_bf16)' | tr '\n' ' ')"
 tar -C /tmp -xJf .gpu/dotnet.tar.xz && tar -C /tmp -xzf .gpu/app.tar.gz
 [ -f .gpu/before.tar.gz ] && tar -C /tmp -xzf .gpu/before.tar.gz
 TL=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
