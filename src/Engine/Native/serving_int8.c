@@ -130,14 +130,18 @@ static inline __attribute__((always_inline)) __m512i s8_broadcast_tail(const uin
     return _mm512_broadcastd_epi32(_mm512_castsi512_si128(_mm512_maskz_loadu_epi8((__mmask64)((1u << (k - 4 * q)) - 1u), row + 4 * q)));
 }
 
-/* Whole group q (inputs 4q .. 4q + 3) of R input rows against a block's group g of 4 vectors: 4·R VPDPBUSD. */
-static inline __attribute__((always_inline)) void s8_group(__m512i acc[][4], const int R, const int8_t *g, const uint8_t *xu, long k, long q)
+/*
+ * Group q (inputs 4q .. 4q + 3) of R input rows against a block's group g of 4 vectors: 4·R VPDPBUSD. tail (a constant
+ * at each call site) marks the last group of rows whose length k is not a multiple of 4.
+ */
+static inline __attribute__((always_inline)) void s8_group(__m512i acc[][4], const int R, const int8_t *g, const uint8_t *xu, long k, long q,
+                                                          const int tail)
 {
     const __m512i w0 = _mm512_load_si512(g), w1 = _mm512_load_si512(g + 64), w2 = _mm512_load_si512(g + 128), w3 = _mm512_load_si512(g + 192);
 #pragma GCC unroll 6
     for (int m = 0; m < R; m++)
     {
-        const __m512i xb = s8_broadcast(xu + m * k, q);
+        const __m512i xb = tail ? s8_broadcast_tail(xu + m * k, q, k) : s8_broadcast(xu + m * k, q);
         acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xb, w0);
         acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xb, w1);
         acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xb, w2);
@@ -172,24 +176,12 @@ static inline __attribute__((always_inline)) void s8_block(const uint8_t *xu, co
 #pragma GCC unroll 4
             for (int line = 0; line < INT8_BLOCK * INT8_GROUP; line += 64)
                 _mm_prefetch((const char *)g + INT8_PREFETCH_BYTES + line, _MM_HINT_T0);
-            s8_group(acc, R, g, xu, k, q);
+            s8_group(acc, R, g, xu, k, q, 0);
         }
     for (; q < groups; q++)
-        s8_group(acc, R, block + q * (INT8_BLOCK * INT8_GROUP), xu, k, q);
+        s8_group(acc, R, block + q * (INT8_BLOCK * INT8_GROUP), xu, k, q, 0);
     if (groups < all)
-    {
-        const int8_t *g = block + groups * (INT8_BLOCK * INT8_GROUP);
-        const __m512i w0 = _mm512_load_si512(g), w1 = _mm512_load_si512(g + 64), w2 = _mm512_load_si512(g + 128), w3 = _mm512_load_si512(g + 192);
-#pragma GCC unroll 6
-        for (int m = 0; m < R; m++)
-        {
-            const __m512i xb = s8_broadcast_tail(xu + m * k, groups, k);
-            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xb, w0);
-            acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xb, w1);
-            acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xb, w2);
-            acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xb, w3);
-        }
-    }
+        s8_group(acc, R, block + groups * (INT8_BLOCK * INT8_GROUP), xu, k, groups, 1);
 #pragma GCC unroll 6
     for (int m = 0; m < R; m++)
     {
