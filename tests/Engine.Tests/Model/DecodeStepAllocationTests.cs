@@ -40,8 +40,8 @@ public sealed class DecodeStepAllocationTests : IDisposable
         }
 
         int step = 0;
-        // The median step: a scratch buffer that grows by doubling allocates on a few steps in a context's life (which
-        // steps depends on which team thread ran which part), every step would have to for the median to move.
+        // The median step: a scratch buffer that grows by doubling allocates on a few steps in a context's life (which ones
+        // depends on which team thread ran which part); only an allocation on most steps moves the median.
         long BytesPerStep(int steps)
         {
             var bytes = new long[steps];
@@ -59,9 +59,9 @@ public sealed class DecodeStepAllocationTests : IDisposable
         }
 
         BytesPerStep(8);                                   // first calls: the JIT's and the kernels' one-time set-up
-        long shortContext = BytesPerStep(16);            // contexts of about 20 tokens
+        long shortContext = BytesPerStep(16);              // contexts of about 20 tokens
         BytesPerStep(400);
-        long longContext = BytesPerStep(16);             // about 430 tokens: a row table of 4 × 430 longs if it were allocated
+        long longContext = BytesPerStep(16);               // about 430 tokens: a row table of 4 × 430 longs if it were allocated
 
         Assert.True(longContext <= shortContext + 64, $"a step allocates {shortContext} bytes at ~20 tokens of context and {longContext} at ~430 (medians)");
         if (model.FusedDecodeSteps > 0)
