@@ -15,10 +15,11 @@
  * no horizontal sums, and the epilogue handles 16 outputs a vector. A block's 4 vectors per group are held in registers
  * for up to 6 input rows (24 accumulators): 10 loads per 24 VPDPBUSD.
  *
- * Shapes: a decode step (a few rows) reads each block once for all rows (a second pass of up to 6 rows finds it in L2: 64
- * rows × k bytes), blocks in address order (the prefetcher follows, as in serving_gemv.c); a prefill (many rows) takes the rows in
- * blocks of INT8_ROW_BLOCK, so that a block of quantized inputs stays in L2 while the weight blocks stream past it. Callers
- * share the weight blocks out over the OpenMP team.
+ * Shapes: a decode step (a few rows) reads each block once for all rows, blocks in address order (the prefetcher follows, as
+ * in serving_gemv.c): up to 6 rows in one pass, 7–12 as two tiles taking the block in runs of 8 KiB, the second reading each
+ * run from L1; from 13 rows each later tile's pass finds the block in L2 (64 outputs × k bytes). A prefill (many rows) takes
+ * the rows in blocks of INT8_ROW_BLOCK, so that a block of quantized inputs stays in L2 while the weight blocks stream past
+ * it. Callers share the weight blocks out over the OpenMP team.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -40,6 +41,8 @@
  */
 #define INT8_PREFETCH_ROWS 5
 #define INT8_PREFETCH_BYTES 8192
+/* Groups (of 4 inputs × 64 outputs: 8 KiB) a two-tile row block takes a run at a time (see s8_rows). */
+#define INT8_TWO_TILE_GROUPS 32
 /* Input rows whose quantized bytes stay in L2 while the weight streams (64 rows × 2,816 inputs = 180 KB). */
 #define INT8_ROW_BLOCK 64
 
@@ -150,15 +153,55 @@ static inline __attribute__((always_inline)) void s8_group(__m512i acc[][4], con
 }
 
 /*
- * R input rows (R ≤ 6, a constant at each call site, so the accumulators stay in registers) against one packed block of
- * 64 outputs starting at output n (block = its bytes, kp / 4 groups of 256 bytes). A tile of INT8_PREFETCH_ROWS rows or
- * more prefetches INT8_PREFETCH_BYTES ahead over its first prefetch_groups groups (0 for a block's later tiles).
+ * R input rows (R ≤ 6, a constant at each call site, so the accumulators stay in registers) through groups q0 ≤ q < q1 of
+ * one packed block (block = its bytes, groups of 256 bytes), their sums carried in saved [R][4] between calls; the block's
+ * last group of rows whose length k is not a multiple of 4 when tail. A tile of INT8_PREFETCH_ROWS rows or more
+ * prefetches INT8_PREFETCH_BYTES ahead while q < prefetch_end.
+ */
+static inline __attribute__((always_inline)) void s8_tile(__m512i saved[][4], const int R, const uint8_t *xu, long k, const int8_t *block, long q0,
+                                                         long q1, int tail, long prefetch_end)
+{
+    __m512i acc[INT8_REGISTER_ROWS][4];
+#pragma GCC unroll 6
+    for (int m = 0; m < R; m++)
+    {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            acc[m][j] = saved[m][j];
+    }
+    /* The loops over whole groups have no branch in them: with one, GCC spilled a weight vector of the 6-row tile. */
+    long q = q0;
+    if (R >= INT8_PREFETCH_ROWS)
+        for (const long stop = q1 < prefetch_end ? q1 : prefetch_end; q < stop; q++)
+        {
+            const int8_t *g = block + q * (INT8_BLOCK * INT8_GROUP);
+#pragma GCC unroll 4
+            for (int line = 0; line < INT8_BLOCK * INT8_GROUP; line += 64)
+                _mm_prefetch((const char *)g + INT8_PREFETCH_BYTES + line, _MM_HINT_T0);
+            s8_group(acc, R, g, xu, k, q, 0);
+        }
+    for (; q < q1; q++)
+        s8_group(acc, R, block + q * (INT8_BLOCK * INT8_GROUP), xu, k, q, 0);
+    if (tail)
+        s8_group(acc, R, block + q1 * (INT8_BLOCK * INT8_GROUP), xu, k, q1, 1);
+#pragma GCC unroll 6
+    for (int m = 0; m < R; m++)
+    {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            saved[m][j] = acc[m][j];
+    }
+}
+
+/*
+ * R input rows (R ≤ 6, a constant at each call site) against one packed block of 64 outputs starting at output n, in one
+ * pass, written to y [R, ldy]; a tile of INT8_PREFETCH_ROWS rows or more prefetches over the first prefetch_groups groups.
  */
 static inline __attribute__((always_inline)) void s8_block(const uint8_t *xu, const int R, long k, long kp, const int8_t *block, const float *xscale,
                                                           const float *wscale, const int32_t *wsum, const void *bias, int bf16_io, void *y, long ldy,
                                                           int out_f32, long n, long N, long prefetch_groups)
 {
-    const long groups = k / INT8_GROUP, all = kp / INT8_GROUP;
+    const long groups = k / INT8_GROUP;
     __m512i acc[INT8_REGISTER_ROWS][4];
 #pragma GCC unroll 6
     for (int m = 0; m < R; m++)
@@ -167,21 +210,7 @@ static inline __attribute__((always_inline)) void s8_block(const uint8_t *xu, co
         for (int j = 0; j < 4; j++)
             acc[m][j] = _mm512_setzero_si512();
     }
-    /* The loops over whole groups have no branch in them: with one, GCC spilled a weight vector of the 6-row tile. */
-    long q = 0;
-    if (R >= INT8_PREFETCH_ROWS)
-        for (; q < prefetch_groups; q++)
-        {
-            const int8_t *g = block + q * (INT8_BLOCK * INT8_GROUP);
-#pragma GCC unroll 4
-            for (int line = 0; line < INT8_BLOCK * INT8_GROUP; line += 64)
-                _mm_prefetch((const char *)g + INT8_PREFETCH_BYTES + line, _MM_HINT_T0);
-            s8_group(acc, R, g, xu, k, q, 0);
-        }
-    for (; q < groups; q++)
-        s8_group(acc, R, block + q * (INT8_BLOCK * INT8_GROUP), xu, k, q, 0);
-    if (groups < all)
-        s8_group(acc, R, block + groups * (INT8_BLOCK * INT8_GROUP), xu, k, groups, 1);
+    s8_tile(acc, R, xu, k, block, 0, groups, groups < kp / INT8_GROUP, prefetch_groups);
 #pragma GCC unroll 6
     for (int m = 0; m < R; m++)
     {
@@ -193,7 +222,70 @@ static inline __attribute__((always_inline)) void s8_block(const uint8_t *xu, co
     }
 }
 
-#define S8_BLOCK(R) s8_block(xu + m * k, R, k, kp, block, xscale + m, wscale, wsum, bias, bf16_io, out_f32 ? (void *)((float *)y + m * ldy) : (void *)((uint16_t *)y + m * ldy), ldy, out_f32, n, N, m == first ? prefetch_groups : 0)
+/* s8_block for R = 1 .. 6 known only at run time: one copy per R, each with its accumulators in registers. */
+static inline __attribute__((always_inline)) void s8_block_of(const uint8_t *xu, long R, long k, long kp, const int8_t *block, const float *xscale,
+                                                             const float *wscale, const int32_t *wsum, const void *bias, int bf16_io, void *y,
+                                                             long ldy, int out_f32, long n, long N, long prefetch_groups)
+{
+    switch (R)
+    {
+    case 1: s8_block(xu, 1, k, kp, block, xscale, wscale, wsum, bias, bf16_io, y, ldy, out_f32, n, N, prefetch_groups); break;
+    case 2: s8_block(xu, 2, k, kp, block, xscale, wscale, wsum, bias, bf16_io, y, ldy, out_f32, n, N, prefetch_groups); break;
+    case 3: s8_block(xu, 3, k, kp, block, xscale, wscale, wsum, bias, bf16_io, y, ldy, out_f32, n, N, prefetch_groups); break;
+    case 4: s8_block(xu, 4, k, kp, block, xscale, wscale, wsum, bias, bf16_io, y, ldy, out_f32, n, N, prefetch_groups); break;
+    case 5: s8_block(xu, 5, k, kp, block, xscale, wscale, wsum, bias, bf16_io, y, ldy, out_f32, n, N, prefetch_groups); break;
+    default: s8_block(xu, 6, k, kp, block, xscale, wscale, wsum, bias, bf16_io, y, ldy, out_f32, n, N, prefetch_groups); break;
+    }
+}
+
+/* The second tile of s8_two_tiles for R = 1 .. 6 known only at run time. */
+static inline __attribute__((always_inline)) void s8_second_tile(__m512i saved[][4], long R, const uint8_t *xu, long k, const int8_t *block, long q0,
+                                                                long q1, int tail)
+{
+    switch (R)
+    {
+    case 1: s8_tile(saved, 1, xu, k, block, q0, q1, tail, 0); break;
+    case 2: s8_tile(saved, 2, xu, k, block, q0, q1, tail, 0); break;
+    case 3: s8_tile(saved, 3, xu, k, block, q0, q1, tail, 0); break;
+    case 4: s8_tile(saved, 4, xu, k, block, q0, q1, tail, 0); break;
+    case 5: s8_tile(saved, 5, xu, k, block, q0, q1, tail, 0); break;
+    default: s8_tile(saved, 6, xu, k, block, q0, q1, tail, 0); break;
+    }
+}
+
+/*
+ * 7 ≤ rows ≤ 12 input rows (two tiles: 6, then rows − 6) against one packed block, taken in runs of INT8_TWO_TILE_GROUPS
+ * groups, the second tile right behind the first. Why: a second tile's pass over the whole block was compute with no
+ * memory stream under it; behind the first it reads each run from L1 while the first tile's prefetches of the next run
+ * are in flight (8 rows on [88000, 1024]: 0.87–0.94 of the time of two whole-block passes; docs/benchmarks/int8.md).
+ * The integer sums are the same, so a row's result does not change.
+ */
+static void s8_two_tiles(const uint8_t *xu, long rows, long k, long kp, const int8_t *block, const float *xscale, const float *wscale,
+                         const int32_t *wsum, const void *bias, int bf16_io, void *y, long ldy, int out_f32, long n, long N, long prefetch_groups)
+{
+    const long groups = k / INT8_GROUP, second = rows - INT8_REGISTER_ROWS;
+    const int tail = groups < kp / INT8_GROUP;
+    __m512i acc[2 * INT8_REGISTER_ROWS][4] __attribute__((aligned(64)));
+    for (long m = 0; m < rows; m++)
+        for (int j = 0; j < 4; j++)
+            acc[m][j] = _mm512_setzero_si512();
+    long q0 = 0;
+    do
+    {
+        const long q1 = groups - q0 <= INT8_TWO_TILE_GROUPS ? groups : q0 + INT8_TWO_TILE_GROUPS;
+        const int last = q1 == groups && tail;
+        s8_tile(acc, INT8_REGISTER_ROWS, xu, k, block, q0, q1, last, prefetch_groups);
+        s8_second_tile(acc + INT8_REGISTER_ROWS, second, xu + INT8_REGISTER_ROWS * k, k, block, q0, q1, last);
+        q0 = q1;
+    } while (q0 < groups);
+    for (long m = 0; m < rows; m++)
+    {
+        void *row = out_f32 ? (void *)((float *)y + m * ldy) : (void *)((uint16_t *)y + m * ldy);
+        for (int j = 0; j < 4; j++)
+            if (n + 16 * j < N)
+                s8_store16(acc[m][j], xscale[m], wscale, wsum, bias, bf16_io, row, out_f32, n + 16 * j, N);
+    }
+}
 
 /*
  * xu: [rows, k] quantized input rows offset by 128; xscale: [rows]; w: packed [ceil(N / 64) blocks][kp / 4][64][4] int8
@@ -215,18 +307,15 @@ void serving_gemm_s8_packed(const uint8_t *xu, const float *xscale, long rows, l
             /* Groups of this block whose prefetch stays inside the caller's blocks (the rest belong to another part). */
             const long ahead = (end_of_blocks - block - INT8_PREFETCH_BYTES) / (INT8_BLOCK * INT8_GROUP);
             const long prefetch_groups = ahead < 0 ? 0 : ahead < k / INT8_GROUP ? ahead : k / INT8_GROUP;
-            long m = first;
-            for (; m + INT8_REGISTER_ROWS <= end; m += INT8_REGISTER_ROWS)
-                S8_BLOCK(6);
-            switch (end - m)
+            if (end - first > INT8_REGISTER_ROWS && end - first <= 2 * INT8_REGISTER_ROWS)
             {
-            case 1: S8_BLOCK(1); break;
-            case 2: S8_BLOCK(2); break;
-            case 3: S8_BLOCK(3); break;
-            case 4: S8_BLOCK(4); break;
-            case 5: S8_BLOCK(5); break;
-            default: break;
+                s8_two_tiles(xu + first * k, end - first, k, kp, block, xscale + first, wscale, wsum, bias, bf16_io,
+                             out_f32 ? (void *)((float *)y + first * ldy) : (void *)((uint16_t *)y + first * ldy), ldy, out_f32, n, N, prefetch_groups);
+                continue;
             }
+            for (long m = first; m < end; m += INT8_REGISTER_ROWS)
+                s8_block_of(xu + m * k, end - m < INT8_REGISTER_ROWS ? end - m : INT8_REGISTER_ROWS, k, kp, block, xscale + m, wscale, wsum, bias, bf16_io,
+                            out_f32 ? (void *)((float *)y + m * ldy) : (void *)((uint16_t *)y + m * ldy), ldy, out_f32, n, N, m == first ? prefetch_groups : 0);
         }
     }
 }

@@ -23,6 +23,10 @@ public sealed class Int8NativeTests
     [InlineData(70, 96, 40)]      // more rows than one block of 64, and a last group of two
     [InlineData(8, 1024, 300)]    // a tile of 6 rows, then 2; outputs ending inside a block
     [InlineData(11, 96, 40)]      // 6 rows, then 5
+    [InlineData(7, 1030, 70)]     // two tiles (6, then 1) in runs of 32 groups, a last group of two
+    [InlineData(12, 300, 130)]    // two tiles of 6, two whole runs and a short one
+    [InlineData(9, 128, 64)]      // two tiles, exactly one run
+    [InlineData(10, 129, 65)]     // two tiles, one run, then a last group of one input
     [InlineData(13, 96, 40)]      // 6, 6, then 1
     [InlineData(19, 37, 20)]      // three tiles of 6, then 1, a last group of one input
     [InlineData(32, 2816, 70)]    // five tiles of 6, then 2
