@@ -48,11 +48,16 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
         report.Add("int8 step / read time of its weights' bytes in a pass beside it, median of pairs", "x", [.. results.Select(r => (double?)r.PairedReadRatio)]);
         report.Add("int8 projection GEMMs alone, the step's shapes (p50, interleaved with the steps)", "ms", [.. results.Select(r => (double?)r.Int8Gemms)]);
         report.Add("int8 step / its GEMMs alone, median of pairs", "x", [.. results.Select(r => (double?)r.StepPerGemms)]);
+        foreach (string kind in results[0].KindRates.Keys)
+            report.Add($"int8 {kind} GEMMs alone: weight bytes streamed (p50)", "GB/s", [.. results.Select(r => (double?)r.KindRates[kind])]);
         report.Add($"weights held: {name} (B=1 column), int8 (B=8 column)", "MiB", bf16Bytes >> 20, int8Bytes >> 20);
         return report;
     }
 
-    private sealed record Result(double Bf16, double Int8, double Ratio, double PairedReadRatio, double Int8Gemms, double StepPerGemms);
+    /// <summary>One row count's medians; KindRates: each kind of projection's GEMMs alone (qkv, o, gate_up, down summed over
+    /// the layers; lm_head), its weight bytes over its time in GB/s, to set against the read bandwidth.</summary>
+    private sealed record Result(double Bf16, double Int8, double Ratio, double PairedReadRatio, double Int8Gemms, double StepPerGemms,
+        IReadOnlyDictionary<string, double> KindRates);
 
     private Result Measure(LoadedModel bf16, LoadedModel int8, int rows, ReadProbe probe, long int8StepBytes)
     {
@@ -88,8 +93,10 @@ internal sealed class Int8ModelBenchmark(string modelDir, int steps, ScalarType 
             gemmTimes.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
 
+        var kinds = Enumerable.Range(0, steps).Select(_ => gemms.RunTimed()).ToList();
+        var kindRates = kinds[0].Keys.ToDictionary(kind => kind, kind => Stats.Median([.. kinds.Select(k => k[kind].Bytes / k[kind].Seconds / 1e9)]));
         return new Result(Stats.Median(timesA), Stats.Median(timesB), Stats.Median(timesB.Zip(timesA, (q, f) => q / f)), Stats.Median(readRatios),
-            Stats.Median(gemmTimes), Stats.Median(timesB.Zip(gemmTimes, (s, g) => s / g)));
+            Stats.Median(gemmTimes), Stats.Median(timesB.Zip(gemmTimes, (s, g) => s / g)), kindRates);
     }
 
     private List<SequenceState> Sequences(LoadedModel loaded, int rows) =>
