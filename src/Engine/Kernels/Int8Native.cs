@@ -42,6 +42,15 @@ public static unsafe class Int8Native
         Status = "in use";
     }
 
+    /// <summary>Parts of a GEMM per team thread at most (<see cref="Gemm(byte*, float*, int, Int8Matrix, void*, bool, void*, long, bool)"/>).</summary>
+    private const int PartsPerThread = 4;
+
+    /// <summary>
+    /// Fewest weight bytes a part of a GEMM takes while the team has a part per thread: why, each part's stream starts cold,
+    /// and on the step's 1–3 MB projections four parts a thread streamed 7–12 % slower than one (docs/benchmarks/int8.md).
+    /// </summary>
+    private const long MinPartBytes = 1 << 20;
+
     /// <summary>Fewest input elements quantized on the OpenMP team rather than on the calling thread.</summary>
     private const long ParallelQuantizeElements = 65_536;
 
@@ -88,9 +97,12 @@ public static unsafe class Int8Native
         {
             long k = w.Columns, n = w.Rows;
             int bf = bf16 ? 1 : 0, f32 = float32Output || !bf16 ? 1 : 0;
-            // Parts are whole packed blocks of Int8Matrix.BlockRows outputs, a few per thread so that a late thread's share is taken by the others.
+            // Parts are whole packed blocks of Int8Matrix.BlockRows outputs, up to PartsPerThread per thread so that a late
+            // thread's share is taken by the others, but none under MinPartBytes: each part's stream starts cold.
             long blocks = (n + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
-            int parts = (int)Math.Clamp(blocks, 1, OpenMpTeam.Threads == 1 ? 1 : OpenMpTeam.Threads * 4);
+            int threads = OpenMpTeam.Threads;
+            int perThread = threads == 1 ? 1 : (int)Math.Clamp(w.Bytes / (threads * MinPartBytes), 1, PartsPerThread);
+            int parts = (int)Math.Clamp(blocks, 1, threads * perThread);
             if (parts == 1)
                 GemmRange(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n, 0, blocks);
             else

@@ -20,6 +20,7 @@ public sealed class Int8NativeTests
     [InlineData(4, 1024, 300)]
     [InlineData(3, 37, 53)]       // inputs off the 64-byte grid, outputs off a part
     [InlineData(2, 2816, 5)]
+    [InlineData(3, 1024, 8200)]   // 8 MB of weights: several parts per thread, the last block short
     [InlineData(70, 96, 40)]      // more rows than one block of 64, and a last group of two
     [InlineData(8, 1024, 300)]    // a tile of 6 rows, then 2; outputs ending inside a block
     [InlineData(11, 96, 40)]      // 6 rows, then 5
