@@ -47,7 +47,7 @@ public static unsafe class Int8Native
 
     /// <summary>
     /// Fewest weight bytes a part of a GEMM takes while the team has a part per thread: why, each part's stream starts cold,
-    /// and on the step's 1–3 MB projections four parts a thread streamed 7–12 % slower than one (docs/benchmarks/int8.md).
+    /// and the step's 1–3 MB projections alone streamed 7–12 % faster in one part a thread than in four (docs/benchmarks/int8.md).
     /// </summary>
     private const long MinPartBytes = 1 << 20;
 

@@ -41,7 +41,7 @@
  */
 #define INT8_PREFETCH_ROWS 5
 #define INT8_PREFETCH_BYTES 8192
-/* Groups (of 4 inputs × 64 outputs: 8 KiB) a two-tile row block takes a run at a time (see s8_rows). */
+/* Groups (of 4 inputs × 64 outputs: 8 KiB) a two-tile row block takes a run at a time (see s8_two_tiles). */
 #define INT8_TWO_TILE_GROUPS 32
 /* Input rows whose quantized bytes stay in L2 while the weight streams (64 rows × 2,816 inputs = 180 KB). */
 #define INT8_ROW_BLOCK 64
@@ -257,7 +257,7 @@ static inline __attribute__((always_inline)) void s8_second_tile(__m512i saved[]
  * 7 ≤ rows ≤ 12 input rows (two tiles: 6, then rows − 6) against one packed block, taken in runs of INT8_TWO_TILE_GROUPS
  * groups, the second tile right behind the first. Why: a second tile's pass over the whole block was compute with no
  * memory stream under it; behind the first it reads each run from L1 while the first tile's prefetches of the next run
- * are in flight (8 rows on [88000, 1024]: 0.87–0.94 of the time of two whole-block passes; docs/benchmarks/int8.md).
+ * are in flight (on [88000, 1024], 0.94–0.97 of the time of two whole-block passes at 8 rows, 0.92–0.93 at 11; docs/benchmarks/int8.md).
  * The integer sums are the same, so a row's result does not change.
  */
 static void s8_two_tiles(const uint8_t *xu, long rows, long k, long kp, const int8_t *block, const float *xscale, const float *wscale,
