@@ -23,6 +23,8 @@ internal static unsafe class OpenMpTeam
 {
     private static readonly delegate* unmanaged[Cdecl]<delegate* unmanaged[Cdecl]<nint, void>, nint, uint, uint, void> Parallel;
     private static readonly delegate* unmanaged[Cdecl]<int> MaxThreads;
+    private static readonly delegate* unmanaged[Cdecl]<int> ThreadNumber;
+    private static readonly delegate* unmanaged[Cdecl]<int> TeamThreads;
 
     static OpenMpTeam()
     {
@@ -36,10 +38,14 @@ internal static unsafe class OpenMpTeam
             if (!NativeLibrary.TryLoad(path, out nint handle))
                 continue;
             if (NativeLibrary.TryGetExport(handle, "GOMP_parallel", out nint parallel)
-                && NativeLibrary.TryGetExport(handle, "omp_get_max_threads", out nint maxThreads))
+                && NativeLibrary.TryGetExport(handle, "omp_get_max_threads", out nint maxThreads)
+                && NativeLibrary.TryGetExport(handle, "omp_get_thread_num", out nint threadNumber)
+                && NativeLibrary.TryGetExport(handle, "omp_get_num_threads", out nint teamThreads))
             {
                 Parallel = (delegate* unmanaged[Cdecl]<delegate* unmanaged[Cdecl]<nint, void>, nint, uint, uint, void>)parallel;
                 MaxThreads = (delegate* unmanaged[Cdecl]<int>)maxThreads;
+                ThreadNumber = (delegate* unmanaged[Cdecl]<int>)threadNumber;
+                TeamThreads = (delegate* unmanaged[Cdecl]<int>)teamThreads;
                 LibraryPath = path;
                 return;
             }
@@ -70,6 +76,8 @@ internal static unsafe class OpenMpTeam
     public static void For<TWork>(int parts, TWork work) where TWork : struct, IParallelPart
     {
         if (parts <= 0)
+            return;
+        if (parts > 1 && !_alone && HeldTeamRegion.TryFor(parts, ref work))
             return;
         var region = new Region { Invoke = &Invoke<TWork>, Work = Unsafe.AsPointer(ref work), Parts = parts };
         if (parts == 1 || _alone)
@@ -139,6 +147,15 @@ internal static unsafe class OpenMpTeam
     {
         public void Run(int part) => body(part);
     }
+
+    /// <summary>Runs <paramref name="body"/>(<paramref name="data"/>) on every thread of a team of up to <paramref name="threads"/> (GOMP_parallel).</summary>
+    internal static void Enter(delegate* unmanaged[Cdecl]<nint, void> body, nint data, int threads) => Parallel(body, data, (uint)threads, 0);
+
+    /// <summary>The calling thread's number in its team (0: the thread that entered the region).</summary>
+    internal static int ThreadInTeam => ThreadNumber();
+
+    /// <summary>Threads of the calling thread's team.</summary>
+    internal static int TeamSize => TeamThreads();
 
     /// <summary>Set while <see cref="Alone"/> runs its work: regions entered on this thread run on it alone.</summary>
     [ThreadStatic] private static bool _alone;

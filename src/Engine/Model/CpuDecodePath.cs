@@ -65,11 +65,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     public Tensor Run(StepIndices step, KvCache cache, LoraBatchMapping? lora)
     {
         var c = model.Config;
-        var w = model.Weights;
-        int t = step.DecodeCount, h = c.HiddenSize, hq = c.NumHeads, hkv = c.NumKvHeads, d = c.HeadDim;
-        int qkvWidth = (hq + 2 * hkv) * d;
-        float eps = (float)c.RmsNormEps;
-        bool bf16 = model.Dtype == ScalarType.BFloat16;
+        int t = step.DecodeCount;
         Addresses();
         var ws = Interlocked.Exchange(ref _workspace, null);
         if (ws is null || ws.Tokens != t)
@@ -84,41 +80,15 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             foreach (int p in positions)
                 if ((uint)p >= (uint)rope.MaxPositions)
                     throw new ArgumentException($"position {p} is beyond the RoPE tables' {rope.MaxPositions}");
-            long cacheRows = (long)cache.TotalBlocks * cache.BlockSize;
-            var x = w.Embed.Rows(step.Tokens);
-            byte* xp = CpuTensorMemory.Address(x), normed = CpuTensorMemory.Address(ws.Normed), qkv = CpuTensorMemory.Address(ws.Qkv);
-            byte* attention = CpuTensorMemory.Address(ws.Attention), o = CpuTensorMemory.Address(ws.O);
-            byte* gateUp = CpuTensorMemory.Address(ws.GateUp), activated = CpuTensorMemory.Address(ws.Activated);
-            byte* down = CpuTensorMemory.Address(ws.Down);
-            for (int l = 0; l < w.Layers.Count; l++)
-            {
-                var layer = w.Layers[l];
-                byte* keys = cache.KeysAddress(l), values = cache.ValuesAddress(l);
-                CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16);
-                layer.Qkv.LinearRaw(normed, t, (void*)_qkvBiases![l], qkv, float32Output: false);
-                if (lora is not null)
-                    Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
-                CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
-                    step.RowPerTokenHost.Span, bf16);
-                PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable, step.DecodeContext,
-                    step.DecodeLengths, hq, hkv, d, cacheRows);
-                layer.O.LinearRaw(attention, t, null, o, float32Output: false);
-                if (lora is not null)
-                    Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);
-                CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
-                layer.GateUp.LinearRaw(normed, t, null, gateUp, float32Output: false);
-                if (lora is not null)
-                    Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora, bf16);
-                CpuElementwiseKernels.SwiGlu(gateUp, activated, t, c.IntermediateSize, bf16);
-                layer.Down.LinearRaw(activated, t, null, down, float32Output: false);
-                if (lora is not null)
-                    Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora, bf16);
-            }
-
-            CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16);
+            var x = model.Weights.Embed.Rows(step.Tokens);
             var logits = empty([t, c.VocabSize], ScalarType.Float32);
-            w.LmHead.LinearRaw(normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
-            Interlocked.Increment(ref _steps);
+            var layers = new Layers(this, step, cache, lora, ws, positions, x, logits);
+            // The step's parallel calls on one held region, not a region each, unless a LoRA update would take libtorch's
+            // tensor path: libtorch's own parallel ops run on one thread inside a region.
+            if (lora is null || RawLora(lora))
+                HeldTeamRegion.Run(ref layers);
+            else
+                layers.Run();
             return logits;
         }
         finally
@@ -128,6 +98,60 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         }
     }
 
+    /// <summary>The step's work from the embedded rows in <paramref name="x"/> to float32 <paramref name="logits"/>: every layer, the final norm, the lm_head.</summary>
+    private void RunLayers(StepIndices step, KvCache cache, LoraBatchMapping? lora, DecodeWorkspace ws, int[] positions, Tensor x, Tensor logits)
+    {
+        var c = model.Config;
+        var w = model.Weights;
+        int t = step.DecodeCount, h = c.HiddenSize, hq = c.NumHeads, hkv = c.NumKvHeads, d = c.HeadDim;
+        int qkvWidth = (hq + 2 * hkv) * d;
+        float eps = (float)c.RmsNormEps;
+        bool bf16 = model.Dtype == ScalarType.BFloat16;
+        long cacheRows = (long)cache.TotalBlocks * cache.BlockSize;
+        byte* xp = CpuTensorMemory.Address(x), normed = CpuTensorMemory.Address(ws.Normed), qkv = CpuTensorMemory.Address(ws.Qkv);
+        byte* attention = CpuTensorMemory.Address(ws.Attention), o = CpuTensorMemory.Address(ws.O);
+        byte* gateUp = CpuTensorMemory.Address(ws.GateUp), activated = CpuTensorMemory.Address(ws.Activated);
+        byte* down = CpuTensorMemory.Address(ws.Down);
+        for (int l = 0; l < w.Layers.Count; l++)
+        {
+            var layer = w.Layers[l];
+            byte* keys = cache.KeysAddress(l), values = cache.ValuesAddress(l);
+            CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16);
+            layer.Qkv.LinearRaw(normed, t, (void*)_qkvBiases![l], qkv, float32Output: false);
+            if (lora is not null)
+                Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
+            CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
+                step.RowPerTokenHost.Span, bf16);
+            PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable, step.DecodeContext,
+                step.DecodeLengths, hq, hkv, d, cacheRows);
+            layer.O.LinearRaw(attention, t, null, o, float32Output: false);
+            if (lora is not null)
+                Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);
+            CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
+            layer.GateUp.LinearRaw(normed, t, null, gateUp, float32Output: false);
+            if (lora is not null)
+                Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora, bf16);
+            CpuElementwiseKernels.SwiGlu(gateUp, activated, t, c.IntermediateSize, bf16);
+            layer.Down.LinearRaw(activated, t, null, down, float32Output: false);
+            if (lora is not null)
+                Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora, bf16);
+        }
+
+        CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16);
+        w.LmHead.LinearRaw(normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
+        Interlocked.Increment(ref _steps);
+    }
+
+    /// <summary><see cref="RunLayers"/> as a held region's body.</summary>
+    private readonly struct Layers(CpuDecodePath path, StepIndices step, KvCache cache, LoraBatchMapping? lora, DecodeWorkspace ws, int[] positions, Tensor x,
+        Tensor logits) : IHeldBody
+    {
+        public void Run() => path.RunLayers(step, cache, lora, ws, positions, x, logits);
+    }
+
+    /// <summary>True when every LoRA update of the step runs on raw memory (see <see cref="Lora"/>).</summary>
+    private bool RawLora(LoraBatchMapping lora) => model.LoraKernel is CpuLoraKernel && lora.SegmentGroups.Count == 0;
+
     /// <summary>
     /// The LoRA updates of one fused output: on raw memory when the model runs the CPU kernel and the rows need no segment
     /// GEMMs (decode rows rarely form one), else through the kernel's tensor entry point.
@@ -135,7 +159,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     private void Lora(int layer, LoraTarget first, Tensor input, byte* inputAddress, Tensor output, byte* outputAddress, int width, LoraBatchMapping lora,
         bool bf16)
     {
-        if (model.LoraKernel is CpuLoraKernel cpuKernel && lora.SegmentGroups.Count == 0)
+        if (RawLora(lora) && model.LoraKernel is CpuLoraKernel cpuKernel)
         {
             var modules = model.Adapters!.FusedModules(layer, first);
             cpuKernel.ApplyRows((nint)inputAddress, (nint)outputAddress, width, bf16, 0, modules, lora);
