@@ -43,6 +43,14 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     public long Steps => Interlocked.Read(ref _steps);
 
     private long _steps;
+
+    /// <summary>
+    /// Most rows of a step run on a held region (<see cref="HeldTeamRegion"/>). Why: at 1 and 8 rows the step was 4–7 %
+    /// faster held (bench preset, bf16 and int8); at C = 32 in the server (steps of about 30 rows) the held team's waiting
+    /// thread took CPU from the request threads on a 2-core machine (1.77 → 1.84 cores busy) and throughput went either way
+    /// (0.87–1.09 of a region per call over six pairs), so larger steps keep a region per call (docs/benchmarks/int8.md).
+    /// </summary>
+    private const int HeldRegionMaxRows = 8;
     private bool? _eligible;
     private bool _anyRowCount;
 
@@ -84,8 +92,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             var logits = empty([t, c.VocabSize], ScalarType.Float32);
             var layers = new Layers(this, step, cache, lora, ws, positions, x, logits);
             // The step's parallel calls on one held region, not a region each, unless a LoRA update would take libtorch's
-            // tensor path: libtorch's own parallel ops run on one thread inside a region.
-            if (lora is null || RawLora(lora))
+            // tensor path (libtorch's own parallel ops run on one thread inside a region) or the step is large (see HeldRegionMaxRows).
+            if (t <= HeldRegionMaxRows && (lora is null || RawLora(lora)))
                 HeldTeamRegion.Run(ref layers);
             else
                 layers.Run();
