@@ -20,6 +20,7 @@ namespace Serving.Engine.Kernels;
 /// checks in. The holder claims parts too and returns only when every team thread has checked in, so no thread touches a
 /// call's state (on the holder's stack) after it returns. The region ends when the body returns (<c>Done</c>). Only the
 /// holding thread posts: a For made inside a part, or on any other thread, enters a region as before.
+/// <c>SERVING_HELD_TEAM=0</c> switches holding off (every call enters its own region).
 /// </para>
 /// </summary>
 internal static unsafe class HeldTeamRegion

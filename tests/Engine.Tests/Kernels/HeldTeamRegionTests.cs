@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Serving.Engine.Kernels;
 using TorchSharp;
 
@@ -49,24 +48,11 @@ public sealed class HeldTeamRegionTests
     }
 
     [Fact]
-    public void Run_TwoPartsOfACall_RunOnAsManyThreadsAsTheTeamHas()
+    public void Run_TwoPartsOfACall_RunOnAsManyThreadsAsTheTeamHas() => Held(() =>
     {
-        var threads = new ConcurrentDictionary<int, bool>();
-        Held(() =>
-        {
-            for (int c = 0; c < 20; c++)
-            {
-                using var bothStarted = new CountdownEvent(Math.Min(2, OpenMpTeam.Threads));
-                OpenMpTeam.For(2, _ =>
-                {
-                    threads[Environment.CurrentManagedThreadId] = true;
-                    bothStarted.Signal();
-                    Assert.True(bothStarted.Wait(TimeSpan.FromSeconds(10)), "the parts did not run concurrently");
-                });
-            }
-        });
-        Assert.Equal(Math.Min(2, OpenMpTeam.Threads), threads.Count);
-    }
+        for (int c = 0; c < 20; c++)
+            OpenMpTeamTests.AssertTwoPartsRunTogether();
+    });
 
     [Fact]
     public void Run_PartThrows_ExceptionReachesTheCallAndLaterCallsStillRun()

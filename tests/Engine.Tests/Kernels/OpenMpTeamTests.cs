@@ -38,7 +38,7 @@ public sealed class OpenMpTeamTests
     public void For_TwoParts_RunOnAsManyThreadsAsTheTeamHas() => AssertTwoPartsRunTogether();
 
     /// <summary>Two parts of one region each wait for the other to start: they must run on two threads at once.</summary>
-    private static void AssertTwoPartsRunTogether()
+    internal static void AssertTwoPartsRunTogether()
     {
         var threads = new ConcurrentDictionary<int, bool>();
         using var bothStarted = new CountdownEvent(Math.Min(2, OpenMpTeam.Threads));
