@@ -69,7 +69,7 @@ public static class ServingApp
             k.ConfigureEndpointDefaults(l =>
             {
                 l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2;
-                l.Use(CleartextHttp2Detection.Middleware);
+                l.Use(next => CleartextHttp2Detection.Middleware(next, () => l.KestrelServerOptions.Limits.KeepAliveTimeout));
             });
         });
         builder.Configuration.AddCommandLine(args, SwitchMappings.ToDictionary(kv => kv.Key, kv => kv.Value));

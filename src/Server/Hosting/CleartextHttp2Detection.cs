@@ -18,35 +18,61 @@ internal static class CleartextHttp2Detection
 {
     private static readonly byte[] Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray();
 
-    public static ConnectionDelegate Middleware(ConnectionDelegate next) => async connection =>
+    /// <param name="next">The rest of the connection's pipeline (Kestrel's HTTP handling).</param>
+    /// <param name="silenceLimit">How long a new connection may stay silent, or stop part-way through the preface, before it is
+    /// closed: read per connection, so that Kestrel's <c>KeepAliveTimeout</c> (its own limit for a connection that has sent
+    /// nothing) applies as configured by then. Why: until this middleware passes the connection on, none of Kestrel's
+    /// HTTP timeouts run, so without a limit a client could hold connections open for ever by sending nothing.</param>
+    public static ConnectionDelegate Middleware(ConnectionDelegate next, Func<TimeSpan> silenceLimit) => async connection =>
     {
-        if (connection.Features.Get<ITlsConnectionFeature>() is null && await StartsWithPrefaceAsync(connection))
+        if (connection.Features.Get<ITlsConnectionFeature>() is null)
         {
-            connection.Features.Set<ITlsConnectionFeature>(new NegotiatedCleartext());
-            connection.Features.Set<ITlsApplicationProtocolFeature>(new NegotiatedCleartext());
+            switch (await FirstBytesAsync(connection, silenceLimit()))
+            {
+                case FirstBytes.None:
+                    return;   // closed, reset or silent: nothing to serve, and nothing worth a log line above Debug
+                case FirstBytes.Http2Preface:
+                    connection.Features.Set<ITlsConnectionFeature>(new NegotiatedCleartext());
+                    connection.Features.Set<ITlsApplicationProtocolFeature>(new NegotiatedCleartext());
+                    break;
+            }
         }
 
         await next(connection);
     };
 
-    /// <summary>Peeks until the bytes read either match the whole preface or differ from it; consumes nothing.</summary>
-    private static async Task<bool> StartsWithPrefaceAsync(ConnectionContext connection)
+    private enum FirstBytes { None, Http2Preface, Other }
+
+    /// <summary>
+    /// Peeks until the bytes read either match the whole preface or differ from it; consumes nothing. None when the client
+    /// reset or closed the connection first, or sent too little within <paramref name="silenceLimit"/>.
+    /// </summary>
+    private static async Task<FirstBytes> FirstBytesAsync(ConnectionContext connection, TimeSpan silenceLimit)
     {
         var input = connection.Transport.Input;
-        while (true)
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        waiting.CancelAfter(silenceLimit);
+        try
         {
-            var result = await input.ReadAsync(connection.ConnectionClosed);
-            var buffer = result.Buffer;
-            int n = (int)Math.Min(buffer.Length, Preface.Length);
-            var head = buffer.Slice(0, n).ToArray();
-            bool matches = head.AsSpan().SequenceEqual(Preface.AsSpan(0, n));
-            if (!matches || n == Preface.Length || result.IsCompleted)
+            while (true)
             {
-                input.AdvanceTo(buffer.Start);
-                return matches && n == Preface.Length;
-            }
+                var result = await input.ReadAsync(waiting.Token);
+                var buffer = result.Buffer;
+                int n = (int)Math.Min(buffer.Length, Preface.Length);
+                var head = buffer.Slice(0, n).ToArray();
+                bool matches = head.AsSpan().SequenceEqual(Preface.AsSpan(0, n));
+                if (!matches || n == Preface.Length || result.IsCompleted || result.IsCanceled)
+                {
+                    input.AdvanceTo(buffer.Start);
+                    return matches && n == Preface.Length ? FirstBytes.Http2Preface : n == 0 ? FirstBytes.None : FirstBytes.Other;
+                }
 
-            input.AdvanceTo(buffer.Start, buffer.End);            // a prefix so far: wait for more bytes
+                input.AdvanceTo(buffer.Start, buffer.End);            // a prefix so far: wait for more bytes
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ConnectionResetException or IOException)
+        {
+            return FirstBytes.None;
         }
     }
 
