@@ -7,7 +7,7 @@ namespace Serving.AdapterStore.Tiers;
 
 /// <summary>
 /// The host-memory tier: parsed, validated adapter weights by version in a <see cref="MemoryCache"/> whose
-/// <c>SizeLimit</c> is the byte budget (each entry's size is its tensor bytes; an eviction callback counts evictions).
+/// <c>SizeLimit</c> is the byte budget (each entry's size is its tensor bytes).
 /// Reads run on the thread pool, never on the engine loop, and are single-flight: however many requests ask for a cold
 /// adapter at once, it is read and parsed exactly once. A failed read is remembered for <see cref="FailureTtl"/>, so
 /// every request waiting on it sees the error (instead of re-reading forever), and then retried, so a fixed adapter
@@ -27,7 +27,6 @@ public sealed class HostAdapterCache : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<AdapterVersionKey, Task<LoraAdapterWeights>> _inFlight = [];
     private readonly Dictionary<AdapterVersionKey, (Task<LoraAdapterWeights> Task, DateTimeOffset At)> _failed = [];
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<AdapterVersionKey, byte> _held = new();
     private readonly Action<TimeSpan>? _readObserved;
     private int _hits, _misses, _evictions;
 
@@ -49,7 +48,7 @@ public sealed class HostAdapterCache : IDisposable
     public long Bytes => _cache.GetCurrentStatistics()?.CurrentEstimatedSize ?? 0;
 
     /// <summary>Whether <paramref name="key"/>'s weights are held, without touching its recency.</summary>
-    public bool Holds(AdapterVersionKey key) => _held.ContainsKey(key);
+    public bool Holds(AdapterVersionKey key) => _cache.Keys.Contains(key);
 
     public int Hits => Volatile.Read(ref _hits);
     public int Misses => Volatile.Read(ref _misses);
@@ -111,19 +110,17 @@ public sealed class HostAdapterCache : IDisposable
         long size = weights.ParameterCount * sizeof(float);
         MakeRoom(size);
         var options = new MemoryCacheEntryOptions { Size = size };
-        options.RegisterPostEvictionCallback(static (k, _, reason, state) =>
-        {
-            var self = (HostAdapterCache)state!;
-            if (reason is not EvictionReason.Replaced)
-                self._held.TryRemove((AdapterVersionKey)k, out byte _);
-            if (reason is EvictionReason.Capacity)
-                Interlocked.Increment(ref self._evictions);
-        }, this);
-        _held[key] = 0;
+        // An adapter larger than the whole budget is refused by the cache (and counted as evicted), the room made above notwithstanding.
+        if (Bytes + size > _capacity)
+            Interlocked.Increment(ref _evictions);
         _cache.Set(key, Task.FromResult(weights), options);
     }
 
-    /// <summary>Compacts least recently used entries, one at a time, until <paramref name="size"/> more bytes fit.</summary>
+    /// <summary>
+    /// Compacts least recently used entries, one at a time, until <paramref name="size"/> more bytes fit, counting each as an
+    /// eviction here rather than in the eviction callback: the cache runs its callbacks later on the thread pool, and a
+    /// count that lagged its evictions by a busy pool's delay was seen seconds late.
+    /// </summary>
     private void MakeRoom(long size)
     {
         while (_cache.Count > 0 && Bytes + size > _capacity)
@@ -132,6 +129,7 @@ public sealed class HostAdapterCache : IDisposable
             _cache.Compact(1.0 / before + 1e-9);
             if (_cache.Count == before)
                 break;
+            Interlocked.Add(ref _evictions, before - _cache.Count);
         }
     }
 

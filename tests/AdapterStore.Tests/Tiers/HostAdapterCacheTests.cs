@@ -10,6 +10,8 @@ public sealed class HostAdapterCacheTests
 {
     private static AdapterRecord Record(string id, string version = "v1") => new(AdapterId.Parse(id), "/x/" + id, version, DateTimeOffset.UnixEpoch);
 
+    private static AdapterVersionKey Key(string id) => new(AdapterId.Parse(id), "v1");
+
     /// <summary>An adapter of exactly <paramref name="floats"/> parameters (4 bytes each).</summary>
     private static LoraAdapterWeights Weights(string name, int floats) =>
         new(name, [new LoraModuleWeights(0, LoraTarget.Q, 1, 1f, new float[floats / 2], new float[floats / 2])]);
@@ -79,13 +81,23 @@ public sealed class HostAdapterCacheTests
         Assert.True(SpinWait.SpinUntil(() => cache.Bytes == 800, 5000));
         await cache.GetOrLoad(Record("a"));                                       // a is now more recent than b
         await cache.GetOrLoad(Record("c"));
-        Assert.True(SpinWait.SpinUntil(() => cache.Evictions == 1, 5000));
+        Assert.Equal(1, cache.Evictions);                                         // counted as the room was made, not later
         Assert.Equal(800, cache.Bytes);
+        Assert.Equal((true, false, true), (cache.Holds(Key("a")), cache.Holds(Key("b")), cache.Holds(Key("c"))));
         int missesBefore = cache.Misses;
         await cache.GetOrLoad(Record("a"));
         Assert.Equal(missesBefore, cache.Misses);
-        await cache.GetOrLoad(Record("b"));
-        Assert.Equal(missesBefore + 1, cache.Misses);
+    }
+
+    [Fact]
+    public async Task GetOrLoad_LargerThanTheBudget_ServedNotHeldAndCountedAsEvicted()
+    {
+        var cache = new HostAdapterCache(1000, r => Weights(r.Id.Value, r.Id.Value == "big" ? 300 : 100));   // 1,200 and 400 bytes
+        await cache.GetOrLoad(Record("a"));
+        Assert.Equal(300, (await cache.GetOrLoad(Record("big"))).ParameterCount);
+        Assert.Equal(2, cache.Evictions);                                          // a, to make room, and big itself
+        Assert.Equal(0, cache.Bytes);
+        Assert.False(cache.Holds(Key("big")));
     }
 
     [Fact]
