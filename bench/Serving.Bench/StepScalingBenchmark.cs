@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Serving.Engine.Generation;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
+using Serving.Engine.Quantization;
 using static TorchSharp.torch;
 using Serving.Contracts.Generation;
 
@@ -26,8 +27,10 @@ namespace Serving.Bench;
 /// <see cref="Serving.Engine.Kernels.GatherLoraKernel"/>); with a small model the step is then mostly host work, as on a GPU.</param>
 /// <param name="dtype">bfloat16 (as bench serving runs its servers) or float32.</param>
 /// <param name="rows">Row counts to measure (default 1, 4, 8, 16, 32).</param>
+/// <param name="quantization">The base weights as the server's <c>--quantization</c> would load them (int8: the adapters on top
+/// stay in <paramref name="dtype"/>).</param>
 internal sealed class StepScalingBenchmark(string modelDir, string device, int steps, int promptLength, bool libtorchOps = false, ScalarType dtype = ScalarType.BFloat16,
-    int[]? rows = null)
+    int[]? rows = null, WeightQuantization quantization = WeightQuantization.None)
 {
     private readonly int[] _rows = rows ?? [1, 4, 8, 16, 32];
     private const int Adapters = 8, Rank = 16;
@@ -43,12 +46,13 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
         report.Context("timed_steps", steps);
         report.Context("prompt_tokens", promptLength);
         report.Context("libtorch_ops", libtorchOps);
+        report.Context("quantization", quantization.ToString());
         report.Context("model_dir", modelDir);
         report.Context("allocator_tuned_as_the_server", Serving.Engine.Runtime.NativeRuntimeDefaults.AllocatorTuned);
         var kernels = libtorchOps
             ? new Serving.Engine.Kernels.KernelOptions { CpuElementwise = false, CpuDecodeAttention = false, FusedCpuDecode = false, Lora = new Serving.Engine.Kernels.GatherLoraKernel() }
             : null;
-        using var loaded = LoadedModel.Load(modelDir, dtype, dev, 1024, kernels: kernels);
+        using var loaded = LoadedModel.Load(modelDir, dtype, dev, 1024, kernels: kernels, quantization: quantization);
         var model = loaded.Model;
 
         var arena = model.EnableAdapters(Adapters, Rank);
@@ -79,7 +83,7 @@ internal sealed class StepScalingBenchmark(string modelDir, string device, int s
             series.Add((name, measured));
         }
 
-        if (cpu && !libtorchOps && model.Kernels.CpuSmallBatchProjections)
+        if (cpu && !libtorchOps && model.Kernels.CpuSmallBatchProjections && quantization == WeightQuantization.None)
         {
             // The same weights and cache through libtorch's GEMMs: what the small-batch kernel changed, in this run.
             var gemm = new GenerationStepper(model.WithKernels(new Serving.Engine.Kernels.KernelOptions { CpuSmallBatchProjections = false }), cache);
