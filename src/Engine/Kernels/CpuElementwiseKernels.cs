@@ -20,6 +20,12 @@ internal static unsafe class CpuElementwiseKernels
     /// <summary>Below this many elements a call stays on the calling thread: an OpenMP region costs more than it saves.</summary>
     private const long ParallelElements = 1 << 16;
 
+    /// <summary>
+    /// The same inside a held region (<see cref="OpenMpTeam.CallsAreCheap"/>): at 8 decode rows the norms, RoPE and SwiGLU
+    /// (8 × 1,024 to 8 × 5,632 elements) then run on both threads (docs/benchmarks/int8.md, "small work shared").
+    /// </summary>
+    private const long HeldParallelElements = 1 << 12;
+
     [ThreadStatic] private static float[]? _scratch;
 
     /// <summary>CPU, float32 or bfloat16, contiguous, and outside autograd (the kernels record no graph; LoRA training needs one).</summary>
@@ -339,7 +345,7 @@ internal static unsafe class CpuElementwiseKernels
     /// <summary>Runs <paramref name="job"/> over row ranges: on the calling thread for small work, else on the OpenMP team.</summary>
     private static void ForRows<TJob>(int rows, long elements, TJob job) where TJob : struct, IParallelRange
     {
-        int chunks = elements < ParallelElements ? 1 : Math.Min(OpenMpTeam.Threads, rows);
+        int chunks = elements < (OpenMpTeam.CallsAreCheap ? HeldParallelElements : ParallelElements) ? 1 : Math.Min(OpenMpTeam.Threads, rows);
         if (chunks <= 1)
         {
             if (rows > 0)

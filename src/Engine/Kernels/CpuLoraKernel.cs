@@ -37,6 +37,13 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
     /// <summary>Below this many multiply-adds one thread is faster than a parallel loop's hand-off.</summary>
     private const long ParallelThreshold = 500_000;
 
+    /// <summary>
+    /// The same inside a held region (<see cref="OpenMpTeam.CallsAreCheap"/>). Why lower: at 8 rows over 8 rank-16 adapters
+    /// the o and down updates (262 K and 494 K multiply-adds, each row's own adapter read from memory) ran on one thread while
+    /// the other waited, 1.1–1.5 ms of a 10 ms bf16 step (docs/benchmarks/int8.md, "small work shared").
+    /// </summary>
+    private const long HeldParallelThreshold = 32_000;
+
     [ThreadStatic] private static float[]? _scratch;
 
     public string Name => "cpu-simd";
@@ -111,7 +118,7 @@ public sealed unsafe class CpuLoraKernel(bool nativeBf16Rows = true) : ILoraKern
         var c = new Context(x, y, width, offset, bf16, native, group, mapping);
         long fma = mapping.RowKernelRows.Count * group.MultiplyAddsPerRow;
         int threads = Math.Min(OpenMpTeam.Threads, items);
-        if (threads <= 1 || fma < ParallelThreshold)
+        if (threads <= 1 || fma < (OpenMpTeam.CallsAreCheap ? HeldParallelThreshold : ParallelThreshold))
         {
             for (int i = 0; i < items; i++)
                 RunItem(c, work[i]);

@@ -54,6 +54,9 @@ public static unsafe class Int8Native
     /// <summary>Fewest input elements quantized on the OpenMP team rather than on the calling thread.</summary>
     private const long ParallelQuantizeElements = 65_536;
 
+    /// <summary>The same inside a held region (<see cref="OpenMpTeam.CallsAreCheap"/>).</summary>
+    private const long HeldParallelQuantizeElements = 4_096;
+
     /// <summary>True when int8 projections can run on the native kernels in this process.</summary>
     public static bool IsAvailable { get; }
 
@@ -65,8 +68,9 @@ public static unsafe class Int8Native
     {
         Require();
         int bf = bf16 ? 1 : 0;
-        // A decode step's rows (8 × 2,816 inputs: a few microseconds) cost less on this thread than a region's hand-off.
-        int parts = rows * k < ParallelQuantizeElements ? 1 : Math.Min(rows, OpenMpTeam.Threads);
+        // A decode step's rows (8 × 2,816 inputs: a few microseconds) cost less on this thread than a region's hand-off,
+        // but more than a held region's post.
+        int parts = rows * k < (OpenMpTeam.CallsAreCheap ? HeldParallelQuantizeElements : ParallelQuantizeElements) ? 1 : Math.Min(rows, OpenMpTeam.Threads);
         if (parts == 1)
             QuantizeRange(x, bf, k, offsetValues, scales, 0, rows);
         else

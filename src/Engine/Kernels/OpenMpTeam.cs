@@ -61,6 +61,12 @@ internal static unsafe class OpenMpTeam
     public static int Threads => IsAvailable ? Math.Max(1, MaxThreads()) : Environment.ProcessorCount;
 
     /// <summary>
+    /// True on a thread that holds a region (<see cref="HeldTeamRegion"/>): a <see cref="For{TWork}(int, TWork)"/> there
+    /// costs a post and a check-in, not a region's fork and join, so kernels share smaller work with the team.
+    /// </summary>
+    public static bool CallsAreCheap => HeldTeamRegion.Holding;
+
+    /// <summary>
     /// Runs <paramref name="body"/>(p) for every p in [0, <paramref name="parts"/>), as <see cref="For{TWork}(int, TWork)"/>
     /// (for work off the decode step's path: the lambda allocates).
     /// </summary>

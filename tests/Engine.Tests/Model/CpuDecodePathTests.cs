@@ -23,16 +23,22 @@ public sealed class CpuDecodePathTests : IDisposable
     /// <summary>Nine sequences: two groups of four rows and one more for the small-batch kernel's grouped rows.</summary>
     private static readonly int[][] NinePrompts = [.. FourPrompts, [5, 6, 7], [901, 902], [17, 18, 19, 20, 21, 22], [333], [44, 55, 66, 77]];
     private readonly string _root = TestDirectories.Create("cpu-decode-path");
-    private readonly Dictionary<(ScalarType, bool), LoadedModel> _models = [];
+    private readonly Dictionary<(ScalarType, bool, bool), LoadedModel> _models = [];
 
-    private LoadedModel Model(ScalarType dtype, bool int8)
+    /// <summary>
+    /// One layer as wide as the bench preset (hidden 1,024 in 16 heads of 64, intermediate 2,816): at eight rows its norms,
+    /// RoPE, SwiGLU, int8 input quantization and LoRA updates are large enough to be shared with the team inside a held region.
+    /// </summary>
+    private static readonly ModelPreset WidePreset = new("wide-rows", 1024, 2816, 1, 16, 4, 4096, 256);
+
+    private LoadedModel Model(ScalarType dtype, bool int8, bool wide = false)
     {
-        if (!_models.TryGetValue((dtype, int8), out var loaded))
+        if (!_models.TryGetValue((dtype, int8, wide), out var loaded))
         {
-            string dir = Path.Combine(_root, "model");
+            string dir = Path.Combine(_root, wide ? "wide-model" : "model");
             if (!Directory.Exists(dir))
-                SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 29));
-            _models[(dtype, int8)] = loaded = LoadedModel.Load(dir, dtype, CPU, 256,
+                SyntheticModelWriter.Write(dir, wide ? new SyntheticModelSpec { Preset = WidePreset, Seed = 31, Vocab = 4096 } : TileGridModel.Spec(seed: 29));
+            _models[(dtype, int8, wide)] = loaded = LoadedModel.Load(dir, dtype, CPU, 256,
                 quantization: int8 ? Engine.Quantization.WeightQuantization.Int8 : Engine.Quantization.WeightQuantization.None);
         }
 
@@ -65,9 +71,22 @@ public sealed class CpuDecodePathTests : IDisposable
     [InlineData(ScalarType.BFloat16, true, 4)]
     [InlineData(ScalarType.Float32, true, 4)]
     [InlineData(ScalarType.BFloat16, false, 9)]
-    public void Forward_AllDecodeStepsWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8, int sequences)
+    public void Forward_AllDecodeStepsWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8, int sequences) =>
+        AssertWithAdaptersEqualThePerOpPath(Model(dtype, int8), dtype, int8, sequences);
+
+    /// <summary>
+    /// Eight rows of the wide model: inside the fused step's held region its small kernels run on both threads
+    /// (<see cref="OpenMpTeam.CallsAreCheap"/>), on the per-op path on one; the rows' results must not depend on the split.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    public void Forward_EightRowsOfAWideModelWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8) =>
+        AssertWithAdaptersEqualThePerOpPath(Model(dtype, int8, wide: true), dtype, int8, sequences: 8);
+
+    private static void AssertWithAdaptersEqualThePerOpPath(LoadedModel loaded, ScalarType dtype, bool int8, int sequences)
     {
-        var loaded = Model(dtype, int8);
         var c = loaded.Config;
         var arena = loaded.Model.Adapters ?? loaded.Model.EnableAdapters(slots: 3, maxRank: 16);
         arena.Load(0, RandomAdapters.Create(c, "a", 8, LoraTargets.All, 1, scale: 2.0f));
@@ -99,7 +118,7 @@ public sealed class CpuDecodePathTests : IDisposable
     /// <summary>Prefill (per-op path), then decode steps; the last sequence leaves after 3 steps, so T changes. Every logit row.</summary>
     private static List<float[]> Run(LoadedModel loaded, bool fusedDecode, bool adapters, int sequences)
     {
-        var prompts = sequences == 4 ? FourPrompts : NinePrompts;
+        var prompts = sequences == 4 ? FourPrompts : NinePrompts[..sequences];
         using var view = fusedDecode ? null : loaded.Model.WithKernels(new KernelOptions { FusedCpuDecode = false });
         var model = view ?? loaded.Model;
         using var cache = model.CreateKvCache(prompts.Length, 64);
