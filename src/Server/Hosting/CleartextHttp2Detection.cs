@@ -70,7 +70,7 @@ internal static class CleartextHttp2Detection
                 input.AdvanceTo(buffer.Start, buffer.End);            // a prefix so far: wait for more bytes
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or ConnectionResetException or IOException)
+        catch (Exception e) when (e is OperationCanceledException or IOException)   // IOException: a reset (ConnectionResetException) among others
         {
             return FirstBytes.None;
         }
