@@ -48,8 +48,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     /// Most rows of a step run on a held region (<see cref="HeldTeamRegion"/>). Why: at 1 and 8 rows the step was 4–7 %
     /// faster held (bench preset, bf16 and int8), and C = 8 through the server 3–9 %. At C = 32 (steps of about 30 rows) a
     /// first series went either way (0.87–1.09 over six pairs: the held team's waiting thread takes CPU from the request
-    /// threads on a 2-core machine); once the small work of a held step was shared with the team, eight runs held against
-    /// five not held gave 643–700 against 641–674 tokens/s and every held run a shorter mean decode step
+    /// threads on a 2-core machine); once the small work of a held step was shared with the team, eleven runs held against
+    /// five not held gave 643–700 against 641–674 tokens/s (medians 687 and 661) and every held run a shorter mean decode step
     /// (docs/benchmarks/int8.md). Larger steps are unmeasured and keep a region per call.
     /// </summary>
     private const int HeldRegionMaxRows = 32;
