@@ -12,7 +12,8 @@ namespace Serving.Engine.Kernels;
 /// </code>
 /// round: to bf16 for bf16 outputs, none for float32. Integer sums are exact, so a row's result never depends on its batch
 /// mates. Absent library, a CPU without AVX512-VNNI, or <c>SERVING_INT8_NATIVE=0</c>: <see cref="IsAvailable"/> is false and
-/// <see cref="Int8ManagedKernel"/> computes the same sums.
+/// <see cref="Int8ManagedKernel"/> computes the same sums. Calls that <see cref="Int8AmxNative.Takes"/> run on its AMX twin,
+/// which gives the same values.
 /// </summary>
 public static unsafe class Int8Native
 {
@@ -82,10 +83,11 @@ public static unsafe class Int8Native
         public void Run(long from, long to) => QuantizeRange(x, bf16, k, offsetValues, scales, from, to);
     }
 
-    private readonly struct GemmCall(byte* x, float* xs, int rows, long k, sbyte* q, float* ws, int* sums, void* bias, int bf16, void* y, long ldy, int f32,
-        long n) : IParallelRange
+    private readonly struct GemmCall(
+        delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void> kernel,
+        byte* x, float* xs, int rows, long k, sbyte* q, float* ws, int* sums, void* bias, int bf16, void* y, long ldy, int f32, long n) : IParallelRange
     {
-        public void Run(long from, long to) => GemmRange(x, xs, rows, k, q, ws, sums, bias, bf16, y, ldy, f32, n, from, to);
+        public void Run(long from, long to) => kernel(x, xs, rows, k, q, ws, sums, bias, bf16, y, ldy, f32, n, from, to);
     }
 
     /// <summary>
@@ -107,10 +109,11 @@ public static unsafe class Int8Native
             int threads = OpenMpTeam.Threads;
             int perThread = threads == 1 ? 1 : (int)Math.Clamp(w.Bytes / (threads * MinPartBytes), 1, PartsPerThread);
             int parts = (int)Math.Clamp(blocks, 1, threads * perThread);
+            var kernel = Int8AmxNative.Takes(rows, k) ? Int8AmxNative.GemmRange : GemmRange;
             if (parts == 1)
-                GemmRange(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n, 0, blocks);
+                kernel(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n, 0, blocks);
             else
-                OpenMpTeam.For(parts, RangeParts<GemmCall>.Even(new GemmCall(offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n), blocks, parts));
+                OpenMpTeam.For(parts, RangeParts<GemmCall>.Even(new GemmCall(kernel, offsetInput, inputScales, rows, k, q, ws, sums, bias, bf, y, ldy, f32, n), blocks, parts));
         }
     }
 

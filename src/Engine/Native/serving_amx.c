@@ -19,22 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "serving_cpu.h"
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "serving_tile.h"
 
-#define ARCH_GET_XCOMP_PERM 0x1022
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
 /* Tiles ahead of the one being multiplied that each weight stream prefetches (2–4 measured alike; 16 slower). */
 #define PREFETCH_TILES 2
-
-typedef struct __attribute__((packed, aligned(64))) {
-    uint8_t palette;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
 
 static int64_t round_up32(int64_t v) { return (v + 31) & ~(int64_t)31; }
 
@@ -44,14 +32,7 @@ int serving_amx_init(void)
     serving_cpu cpu;
     if (!serving_cpu_read(&cpu) || !cpu.amx_bf16 || !cpu.amx_tile || !cpu.avx512f || !cpu.avx512_bf16)
         return 0;
-    if ((cpu.xcr0 & 0x60000) != 0x60000) /* XTILECFG and XTILEDATA enabled in XCR0 */
-        return 0;
-    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
-        return 0;
-    unsigned long perm = 0;
-    if (syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &perm) != 0 || !(perm & (1ul << XFEATURE_XTILEDATA)))
-        return 0;
-    return 1;
+    return serving_tile_permission(cpu.xcr0);
 }
 
 /* Elements of the packed form of an [n, k] weight. */
@@ -123,7 +104,7 @@ void serving_amx_pad_input(const uint16_t *x, int64_t m, int64_t k, uint16_t *xp
 
 static void load_config(void)
 {
-    tile_config cfg;
+    serving_tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) {

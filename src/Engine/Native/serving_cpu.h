@@ -8,7 +8,7 @@
 #include <string.h>
 
 typedef struct {
-    int avx512f, avx512bw, avx512_bf16, avx512_vnni, amx_tile, amx_bf16;
+    int avx512f, avx512bw, avx512_bf16, avx512_vnni, amx_tile, amx_bf16, amx_int8;
     unsigned xcr0; /* low half of XCR0: which register states the OS saves */
 } serving_cpu;
 
@@ -24,6 +24,7 @@ static inline int serving_cpu_read(serving_cpu *cpu)
     cpu->avx512_vnni = (c >> 11) & 1;
     cpu->amx_bf16 = (d >> 22) & 1;
     cpu->amx_tile = (d >> 24) & 1;
+    cpu->amx_int8 = (d >> 25) & 1;
     __cpuid_count(7, 1, a, b, c, d);
     cpu->avx512_bf16 = (a >> 5) & 1;
     __cpuid(1, a, b, c, d);

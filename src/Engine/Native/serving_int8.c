@@ -26,10 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 #include "serving_cpu.h"
+#include "serving_int8.h"
 
-/* Output rows per packed block (Int8Matrix.BlockRows) and inputs per group (Int8Matrix.GroupColumns). */
-#define INT8_BLOCK 64
-#define INT8_GROUP 4
 /* Input rows one pass over a weight block serves (held in registers: 6 rows × 4 vectors of 16 outputs, with a block's
    4 weight vectors and a broadcast input, 29 of AVX-512's 32 registers). */
 #define INT8_REGISTER_ROWS 6
@@ -43,8 +41,6 @@
 #define INT8_PREFETCH_BYTES 8192
 /* Groups (of 4 inputs × 64 outputs: 8 KiB) a two-tile row block takes a run at a time (see s8_two_tiles). */
 #define INT8_TWO_TILE_GROUPS 32
-/* Input rows whose quantized bytes stay in L2 while the weight streams (64 rows × 2,816 inputs = 180 KB). */
-#define INT8_ROW_BLOCK 64
 
 /* 1 when the CPU has AVX512-F/BW and AVX512-VNNI and the OS saves the AVX-512 state. */
 int serving_int8_init(void) { return serving_cpu_has_avx512_vnni(); }
@@ -94,29 +90,6 @@ void serving_quantize_rows_s8(const void *x, int x_bf16, long k, uint8_t *xu, fl
             _mm512_mask_cvtepi32_storeu_epi8(out + i, mask, q);
         }
     }
-}
-
-/*
- * Outputs n .. n + 15 (those below N) of input row m from the 16 integer sums in acc: the same float32 expression, in the
- * same order, as the portable kernel, and bf16 rounding to nearest even done on the integer bits (as serving_to_bf16:
- * VCVTNEPS2BF16 would flush subnormals to zero).
- */
-static inline __attribute__((always_inline)) void s8_store16(__m512i acc, float xscale, const float *wscale, const int32_t *wsum, const void *bias,
-                                                            int bf16_io, void *y, int out_f32, long n, long N)
-{
-    const __mmask16 keep = N - n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n)) - 1u);
-    __m512i dot = _mm512_sub_epi32(acc, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(keep, wsum + n), 7));
-    __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(xscale), _mm512_maskz_loadu_ps(keep, wscale + n)), _mm512_cvtepi32_ps(dot));
-    if (bias)
-        v = _mm512_add_ps(v, bf16_io ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_maskz_loadu_epi16((__mmask32)keep, (const uint16_t *)bias + n))), 16))
-                                     : _mm512_maskz_loadu_ps(keep, (const float *)bias + n));
-    if (out_f32)
-    {
-        _mm512_mask_storeu_ps((float *)y + n, keep, v);
-        return;
-    }
-    const __m512i r = serving_to_bf16_x16(v);
-    _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)y + n, keep, r);
 }
 
 /* An input row's 4 bytes from column 4·q, broadcast. */

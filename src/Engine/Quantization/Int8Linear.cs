@@ -5,7 +5,8 @@ using Serving.Engine.Runtime;
 namespace Serving.Engine.Quantization;
 
 /// <summary>
-/// An int8 projection on CPU memory, chosen once per process: <see cref="Int8Native"/> (AVX512-VNNI) where it runs, else
+/// An int8 projection on CPU memory, chosen once per process: <see cref="Int8Native"/> (AVX512-VNNI, AMX-INT8 for calls of
+/// many rows where <see cref="Int8AmxNative"/> runs) where it runs, else
 /// <see cref="Int8ManagedKernel"/>, which computes the same values.
 /// <code>Apply(W: Int8Matrix [N, K], x [rows, K], bias [N]?) → y [rows, ldy] = quantize(x) · Wᵀ + bias</code>
 /// x, bias and y are bfloat16 or float32 together (y float32 with float32Output). The input rows' quantized bytes go to a
@@ -14,7 +15,8 @@ namespace Serving.Engine.Quantization;
 public static unsafe class Int8Linear
 {
     /// <summary>Which kernel runs int8 projections in this process, for the load log and the benchmarks.</summary>
-    public static string Kernel => Int8Native.IsAvailable ? "AVX512-VNNI" : $"portable (native kernel: {Int8Native.Status})";
+    public static string Kernel => !Int8Native.IsAvailable ? $"portable (native kernel: {Int8Native.Status})"
+        : Int8AmxNative.IsAvailable ? $"AMX-INT8 from {Int8AmxNative.MinRows} rows, else AVX512-VNNI" : $"AVX512-VNNI (AMX-INT8: {Int8AmxNative.Status})";
 
     /// <summary>Runs the projection; the caller has checked that the pointers hold the shapes above.</summary>
     /// <param name="w">The quantized weight.</param>

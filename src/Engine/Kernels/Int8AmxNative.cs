@@ -1,0 +1,112 @@
+using System.Runtime.InteropServices;
+using Serving.Engine.Quantization;
+
+namespace Serving.Engine.Kernels;
+
+/// <summary>
+/// The AMX-INT8 twin of <see cref="Int8Native"/>'s GEMM (<c>src/Engine/Native/serving_int8_amx.c</c>): the same
+/// arguments, packed weights (<see cref="Int8Matrix"/>), integer sums and epilogue, so the same outputs bit for bit.
+/// <see cref="Int8Native"/> gives it the calls of at least <see cref="MinRows"/> rows whose K is a multiple of 4 when
+/// <see cref="IsAvailable"/>:
+/// <code>
+/// per block of 64 outputs, chunk c of ≤ 16 input rows, run r of 64 inputs (16 groups of 4), j = 0..3:
+///     C_j [rows, 16] int32 += A [rows, 64] u8 (xu[c, r]) · B_j [16, 16 × 4] s8 (the block's vectors j of the run's groups)
+/// y[m, n] = round( xscale[m] · W.Scales[n] · (C[m, n] − 128·W.RowSums[n]) + bias[n] )
+/// </code>
+/// Available where the CPU has AMX-INT8, the OS grants this process tile data, <c>SERVING_INT8_AMX</c> is not 0, and a
+/// self-check at first use (a short chunk of rows and a short run of inputs) gives the exact sums' values bit for bit. The
+/// same kernel with its tile instructions emulated in C (<c>serving_tile.h</c>) is exported for the tests, which prove its
+/// shapes, strides and tails on CPUs without AMX.
+/// </summary>
+public static unsafe class Int8AmxNative
+{
+    /// <summary>
+    /// Fewest input rows a call takes on AMX. Why: up to 6 rows the VNNI kernel holds every row's sums in registers and
+    /// streams at the read bound; from 7 its multiply-adds take about as long as the read (docs/benchmarks/int8.md), and
+    /// one TDPBUSD does the work of 16 VPDPBUSD per row. Not yet measured on an AMX machine.
+    /// </summary>
+    public const int MinRows = 7;
+
+    private static readonly delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void> Emulated;
+    private static readonly delegate* unmanaged[Cdecl]<long> Faults;
+    private static readonly delegate* unmanaged[Cdecl]<byte*> FirstFault;
+
+    static Int8AmxNative()
+    {
+        nint handle = ServingNativeLibrary.Load("SERVING_INT8_NATIVE", out string? whyNot);
+        if (handle != 0 && NativeLibrary.TryGetExport(handle, "serving_gemm_s8_amx_emulated", out nint emulated)
+            && NativeLibrary.TryGetExport(handle, "serving_int8_amx_emulated_faults", out nint faults)
+            && NativeLibrary.TryGetExport(handle, "serving_int8_amx_emulated_first_fault", out nint firstFault))
+        {
+            Emulated = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void>)emulated;
+            Faults = (delegate* unmanaged[Cdecl]<long>)faults;
+            FirstFault = (delegate* unmanaged[Cdecl]<byte*>)firstFault;
+        }
+
+        if (handle == 0)
+            Status = whyNot!;
+        else if (Environment.GetEnvironmentVariable("SERVING_INT8_AMX") == "0")
+            Status = "disabled by SERVING_INT8_AMX=0";
+        else if (!NativeLibrary.TryGetExport(handle, "serving_int8_amx_init", out nint init) || !NativeLibrary.TryGetExport(handle, "serving_gemm_s8_amx", out nint gemm))
+            Status = $"{ServingNativeLibrary.FileName} has no AMX int8 kernel (built before it was added)";
+        else if (((delegate* unmanaged[Cdecl]<int>)init)() != 1)
+            Status = "the CPU has no AMX-INT8, or the OS does not grant tile data";
+        else
+        {
+            var hardware = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void>)gemm;
+            string? mismatch = Int8AmxSelfCheck.Run(hardware);
+            if (mismatch is null)
+            {
+                GemmRange = hardware;
+                IsAvailable = true;
+                Status = "in use";
+            }
+            else
+                Status = $"AMX-INT8 present, but its self-check failed ({mismatch}); the VNNI kernel runs instead";
+        }
+    }
+
+    /// <summary>True when int8 GEMMs of at least <see cref="MinRows"/> rows run on AMX in this process.</summary>
+    public static bool IsAvailable { get; }
+
+    /// <summary>Why <see cref="IsAvailable"/> is what it is, for the start-up log and the benchmarks.</summary>
+    public static string Status { get; }
+
+    /// <summary>The hardware kernel (<c>serving_gemm_s8_amx</c>), null unless <see cref="IsAvailable"/>: <see cref="Int8Native"/>'s GEMM arguments.</summary>
+    internal static readonly delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void> GemmRange;
+
+    /// <summary>True when this call can take the AMX kernel.</summary>
+    internal static bool Takes(int rows, long columns) => IsAvailable && rows >= MinRows && columns % Int8Matrix.GroupColumns == 0;
+
+    /// <summary>True when the library exports the emulated kernel (it is built wherever the native library is).</summary>
+    internal static bool EmulationIsAvailable => Emulated != null;
+
+    /// <summary>Faults the emulation counted in this process where the hardware would raise #UD or #GP, and the first one's description.</summary>
+    internal static (long Count, string First) EmulationFaults =>
+        Emulated == null ? (0, "") : (Faults(), Marshal.PtrToStringUTF8((nint)FirstFault()) ?? "");
+
+    /// <summary>
+    /// The emulated kernel on checked float32 spans, blocks [<paramref name="firstBlock"/>, <paramref name="endBlock"/>) of
+    /// 64 outputs, on this thread: the tests' entry point.
+    /// </summary>
+    internal static void EmulatedGemm(ReadOnlySpan<byte> offsetInput, ReadOnlySpan<float> inputScales, int rows, Int8Matrix w, ReadOnlySpan<float> bias,
+        Span<float> y, int ldy, long firstBlock, long endBlock)
+    {
+        if (Emulated == null)
+            throw new InvalidOperationException($"{ServingNativeLibrary.FileName} has no emulated AMX int8 kernel");
+        Int8Linear.CheckSpans(offsetInput, inputScales, rows, w, bias, y, ldy);
+        if (w.Columns % Int8Matrix.GroupColumns != 0)
+            throw new ArgumentException($"the AMX kernel takes inputs in whole groups of {Int8Matrix.GroupColumns}, not {w.Columns}", nameof(w));
+        long blocks = (w.Rows + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
+        if (firstBlock < 0 || endBlock > blocks || firstBlock > endBlock)
+            throw new ArgumentOutOfRangeException(nameof(firstBlock), $"blocks [{firstBlock}, {endBlock}) outside [0, {blocks})");
+        fixed (byte* x = offsetInput)
+        fixed (float* xs = inputScales)
+        fixed (float* b = bias)
+        fixed (float* output = y)
+        fixed (sbyte* q = w.Packed)
+        fixed (float* ws = w.Scales)
+        fixed (int* sums = w.RowSums)
+            Emulated(x, xs, rows, w.Columns, q, ws, sums, bias.IsEmpty ? null : b, 0, output, ldy, 1, w.Rows, firstBlock, endBlock);
+    }
+}
