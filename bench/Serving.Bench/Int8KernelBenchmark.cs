@@ -7,11 +7,12 @@ using static TorchSharp.torch;
 namespace Serving.Bench;
 
 /// <summary>
-/// The int8 VNNI projection kernel against the bf16 GEMV kernel on the same weight (the bench preset's seven projections of
+/// The int8 projection kernel (VNNI, or AMX from Int8AmxNative.MinRows rows where present) against the bf16 GEMV kernel on the same weight (the bench preset's seven projections of
 /// all eight layers stacked: 90 M weights, so the weight streams from memory as in a decode step), for 1 and 4 input rows
-/// (decode) and 64 (a prefill chunk, where bf16 takes libtorch's GEMM as the model does), the time to read each form's
-/// bytes at the bandwidth measured in the same run, and the int8 kernel's multiply-add rate. Calls alternate so drift
-/// cancels.
+/// (decode), 8 and 16 (batched decode) and 64 and 256 (prefill chunks, where bf16 takes libtorch's GEMM as the model does),
+/// the time to read each form's bytes at the bandwidth measured in the same run, and the int8 kernel's multiply-add rate
+/// (on an AMX host, run it with <c>SERVING_INT8_AMX=0</c> and without to compare the two int8 kernels). Calls alternate so
+/// drift cancels.
 /// </summary>
 internal sealed class Int8KernelBenchmark(int iterations)
 {
@@ -23,10 +24,10 @@ internal sealed class Int8KernelBenchmark(int iterations)
         using var w32 = randn(Outputs, Inputs).TimesInPlace(0.02);
         using var wBf16 = w32.to(ScalarType.BFloat16);
         var int8 = Int8Quantizer.QuantizeRows(w32.data<float>().ToArray(), Outputs, Inputs);
-        var report = new BenchReport($"int8 ({Int8Linear.Kernel}) vs bf16 ({(GemvNative.IsAvailable ? "GEMV kernel" : "libtorch linear")}): [{Outputs}, {Inputs}] weight, CPU", ["1 row", "4 rows", "8 rows", "64 rows"]);
+        var report = new BenchReport($"int8 ({Int8Linear.Kernel}) vs bf16 ({(GemvNative.IsAvailable ? "GEMV kernel" : "libtorch linear")}): [{Outputs}, {Inputs}] weight, CPU", ["1 row", "4 rows", "8 rows", "16 rows", "64 rows", "256 rows"]);
         report.Context("iterations", iterations);
         report.Context("int8_kernel", Int8Linear.Kernel);
-        var results = new[] { 1, 4, 8, 64 }.Select(rows => Measure(rows, wBf16, int8)).ToList();
+        var results = new[] { 1, 4, 8, 16, 64, 256 }.Select(rows => Measure(rows, wBf16, int8)).ToList();
         foreach (string row in results[0].Keys)
             report.Add(row, row.Contains("ratio", StringComparison.Ordinal) || row.Contains("×", StringComparison.Ordinal) ? "x" : row.Contains("GB/s", StringComparison.Ordinal) ? "GB/s" : row.Contains("G/s", StringComparison.Ordinal) ? "G/s" : "ms",
                 results.Select(r => (double?)r[row]).ToArray());

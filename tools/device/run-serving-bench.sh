@@ -6,7 +6,8 @@
 # counts), and with HOG=N again beside N busy processes; SERVING=0 skips the serving bench. Where pack-bench.sh packed a
 # before build (.gpu/before.tar.gz), the steps run PAIRS (2) times each way, after and before taking turns, and with
 # SERVING_BEFORE=1 the serving bench runs on the before build too, right after this build's.
-# It also asks the machine's PyTorch whether CUDA has an int8 weight-only matmul (issue 32's question).
+# It also asks the machine's PyTorch whether CUDA has an int8 weight-only matmul (issue 32's question), and on a host with
+# AMX-INT8 runs `bench int8-kernel` with and without it.
 set -uo pipefail
 exec > >(tee -a "$OUT/log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
@@ -38,6 +39,11 @@ PY
 export LD_LIBRARY_PATH=$TL:${LD_LIBRARY_PATH:-}
 export DOTNET_ROOT=/tmp/dotnetmin PATH=/tmp/dotnetmin:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
 cd /tmp/gpupub
+if grep -qw amx_int8 /proc/cpuinfo; then
+  # An AMX host: the int8 kernel bench with AMX-INT8 (its self-check's outcome is the int8_kernel context) and without.
+  SERVING_INT8_AMX=0 timeout 150 dotnet Serving.Bench.dll int8-kernel --iterations 10 --json "$OUT/int8-kernel-vnni.json"; echo "int8-kernel vnni rc=$?"
+  timeout 150 dotnet Serving.Bench.dll int8-kernel --iterations 10 --json "$OUT/int8-kernel-amx.json"; echo "int8-kernel amx rc=$?"
+fi
 rows=()
 [ -n "${ROWS:-}" ] && rows=(--rows "$ROWS")
 steps() { # $1: build folder, $2: output name, then extra arguments
