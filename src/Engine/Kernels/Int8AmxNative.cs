@@ -15,8 +15,7 @@ namespace Serving.Engine.Kernels;
 /// </code>
 /// Available where the CPU has AMX-INT8, the OS grants this process tile data, <c>SERVING_INT8_AMX</c> is not 0, and a
 /// self-check at first use (a short chunk of rows and a short run of inputs) gives the exact sums' values bit for bit. The
-/// same kernel with its tile instructions emulated in C (<c>serving_tile.h</c>) is exported for the tests, which prove its
-/// shapes, strides and tails on CPUs without AMX.
+/// same kernel with its tile instructions emulated in C is what the tests run on CPUs without AMX (<see cref="AmxTileEmulation"/>).
 /// </summary>
 public static unsafe class Int8AmxNative
 {
@@ -27,22 +26,9 @@ public static unsafe class Int8AmxNative
     /// </summary>
     public const int MinRows = 7;
 
-    private static readonly delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void> Emulated;
-    private static readonly delegate* unmanaged[Cdecl]<long> Faults;
-    private static readonly delegate* unmanaged[Cdecl]<byte*> FirstFault;
-
     static Int8AmxNative()
     {
         nint handle = ServingNativeLibrary.Load("SERVING_INT8_NATIVE", out string? whyNot);
-        if (handle != 0 && NativeLibrary.TryGetExport(handle, "serving_gemm_s8_amx_emulated", out nint emulated)
-            && NativeLibrary.TryGetExport(handle, "serving_int8_amx_emulated_faults", out nint faults)
-            && NativeLibrary.TryGetExport(handle, "serving_int8_amx_emulated_first_fault", out nint firstFault))
-        {
-            Emulated = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void>)emulated;
-            Faults = (delegate* unmanaged[Cdecl]<long>)faults;
-            FirstFault = (delegate* unmanaged[Cdecl]<byte*>)firstFault;
-        }
-
         if (handle == 0)
             Status = whyNot!;
         else if (Environment.GetEnvironmentVariable("SERVING_INT8_AMX") == "0")
@@ -77,36 +63,4 @@ public static unsafe class Int8AmxNative
 
     /// <summary>True when this call can take the AMX kernel.</summary>
     internal static bool Takes(int rows, long columns) => IsAvailable && rows >= MinRows && columns % Int8Matrix.GroupColumns == 0;
-
-    /// <summary>True when the library exports the emulated kernel (it is built wherever the native library is).</summary>
-    internal static bool EmulationIsAvailable => Emulated != null;
-
-    /// <summary>Faults the emulation counted in this process where the hardware would raise #UD or #GP, and the first one's description.</summary>
-    internal static (long Count, string First) EmulationFaults =>
-        Emulated == null ? (0, "") : (Faults(), Marshal.PtrToStringUTF8((nint)FirstFault()) ?? "");
-
-    /// <summary>
-    /// The emulated kernel on checked float32 spans, blocks [<paramref name="firstBlock"/>, <paramref name="endBlock"/>) of
-    /// 64 outputs, on this thread: the tests' entry point.
-    /// </summary>
-    internal static void EmulatedGemm(ReadOnlySpan<byte> offsetInput, ReadOnlySpan<float> inputScales, int rows, Int8Matrix w, ReadOnlySpan<float> bias,
-        Span<float> y, int ldy, long firstBlock, long endBlock)
-    {
-        if (Emulated == null)
-            throw new InvalidOperationException($"{ServingNativeLibrary.FileName} has no emulated AMX int8 kernel");
-        Int8Linear.CheckSpans(offsetInput, inputScales, rows, w, bias, y, ldy);
-        if (w.Columns % Int8Matrix.GroupColumns != 0)
-            throw new ArgumentException($"the AMX kernel takes inputs in whole groups of {Int8Matrix.GroupColumns}, not {w.Columns}", nameof(w));
-        long blocks = (w.Rows + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
-        if (firstBlock < 0 || endBlock > blocks || firstBlock > endBlock)
-            throw new ArgumentOutOfRangeException(nameof(firstBlock), $"blocks [{firstBlock}, {endBlock}) outside [0, {blocks})");
-        fixed (byte* x = offsetInput)
-        fixed (float* xs = inputScales)
-        fixed (float* b = bias)
-        fixed (float* output = y)
-        fixed (sbyte* q = w.Packed)
-        fixed (float* ws = w.Scales)
-        fixed (int* sums = w.RowSums)
-            Emulated(x, xs, rows, w.Columns, q, ws, sums, bias.IsEmpty ? null : b, 0, output, ldy, 1, w.Rows, firstBlock, endBlock);
-    }
 }

@@ -12,6 +12,7 @@
  * i.e. one 1 KiB tile per (16 outputs, 32 inputs): the B operand of TDPBF16PS, rows = input pairs, columns = outputs.
  *
  * y[m][n] = bf16( Σ_k x[m][k] · W[n][k] + bias[n] ), float32 accumulation, round to nearest even (as oneDNN does).
+ * The tile instructions go through serving_tile.h, so that serving_tile_emulated.c can build the kernel without AMX.
  */
 #define _GNU_SOURCE
 #include <immintrin.h>
@@ -21,11 +22,18 @@
 #include "serving_cpu.h"
 #include "serving_tile.h"
 
+#ifdef SERVING_TILE_EMULATION
+#define AMX_EXPORT(name) name##_emulated
+#else
+#define AMX_EXPORT(name) name
+#endif
+
 /* Tiles ahead of the one being multiplied that each weight stream prefetches (2–4 measured alike; 16 slower). */
 #define PREFETCH_TILES 2
 
 static int64_t round_up32(int64_t v) { return (v + 31) & ~(int64_t)31; }
 
+#ifndef SERVING_TILE_EMULATION
 /* 1 when this CPU has AMX-BF16 and AVX512-BF16, the OS saves tile state and the process may use it. */
 int serving_amx_init(void)
 {
@@ -101,6 +109,7 @@ void serving_amx_pad_input(const uint16_t *x, int64_t m, int64_t k, uint16_t *xp
         }
     }
 }
+#endif
 
 static void load_config(void)
 {
@@ -111,7 +120,7 @@ static void load_config(void)
         cfg.rows[t] = 16;
         cfg.colsb[t] = 64;
     }
-    _tile_loadconfig(&cfg);
+    TILE_CONFIG(&cfg);
 }
 
 static inline float bf16_to_float(uint16_t v)
@@ -151,7 +160,7 @@ static inline void store_row(const float *sums, const float *bias32, void *dst, 
  * xp: the input padded by serving_amx_pad_input (or x itself when m and k are multiples of 32), row stride round_up32(k).
  * Callers split the blocks over threads; each call configures the tiles of its own thread.
  */
-void serving_amx_linear(const uint16_t *xp, int64_t m, int64_t k, const uint16_t *packed, int64_t n, const uint16_t *bias,
+void AMX_EXPORT(serving_amx_linear)(const uint16_t *xp, int64_t m, int64_t k, const uint16_t *packed, int64_t n, const uint16_t *bias,
                         void *y, int out_f32, int64_t block_begin, int64_t block_end)
 {
     int64_t kp = round_up32(k), kb_count = kp / 32, mp = round_up32(m);
@@ -170,10 +179,10 @@ void serving_amx_linear(const uint16_t *xp, int64_t m, int64_t k, const uint16_t
         const uint16_t *b1 = b0 + kb_count * 512;
         for (int64_t m0 = 0; m0 < mp; m0 += 32) {
             const uint16_t *a0 = xp + m0 * kp, *a1 = a0 + 16 * kp;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
+            TILE_ZERO(0);
+            TILE_ZERO(1);
+            TILE_ZERO(2);
+            TILE_ZERO(3);
             for (int64_t kb = 0; kb < kb_count; kb++) {
                 if (m0 == 0) {
                     /* Weight tiles arrive from DRAM; the hardware prefetcher alone reached ~13 of 21 GB/s, with this ~18. */
@@ -184,19 +193,19 @@ void serving_amx_linear(const uint16_t *xp, int64_t m, int64_t k, const uint16_t
                         _mm_prefetch(p1 + line, _MM_HINT_T0);
                     }
                 }
-                _tile_loadd(4, a0 + kb * 32, x_stride);
-                _tile_loadd(5, a1 + kb * 32, x_stride);
-                _tile_loadd(6, b0 + kb * 512, 64);
-                _tile_loadd(7, b1 + kb * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
+                TILE_LOAD(4, a0 + kb * 32, x_stride);
+                TILE_LOAD(5, a1 + kb * 32, x_stride);
+                TILE_LOAD(6, b0 + kb * 512, 64);
+                TILE_LOAD(7, b1 + kb * 512, 64);
+                TILE_DPBF16PS(0, 4, 6);
+                TILE_DPBF16PS(1, 4, 7);
+                TILE_DPBF16PS(2, 5, 6);
+                TILE_DPBF16PS(3, 5, 7);
             }
-            _tile_stored(0, sums, 128);
-            _tile_stored(1, sums + 16, 128);
-            _tile_stored(2, sums + 16 * 32, 128);
-            _tile_stored(3, sums + 16 * 32 + 16, 128);
+            TILE_STORE(0, sums, 128);
+            TILE_STORE(1, sums + 16, 128);
+            TILE_STORE(2, sums + 16 * 32, 128);
+            TILE_STORE(3, sums + 16 * 32 + 16, 128);
             int64_t rows = m - m0 < 32 ? m - m0 : 32;
             for (int64_t r = 0; r < rows; r++)
                 store_row(sums + r * 32, bias ? bias32 : 0,
@@ -204,5 +213,5 @@ void serving_amx_linear(const uint16_t *xp, int64_t m, int64_t k, const uint16_t
                           valid_cols, out_f32);
         }
     }
-    _tile_release();
+    TILE_RELEASE();
 }

@@ -38,11 +38,7 @@
 /* Bytes of weight ahead of the run being multiplied that a block's first chunk of rows prefetches (two runs). */
 #define AMX_PREFETCH_BYTES 8192
 
-#ifdef SERVING_TILE_EMULATION
-/* Faults the emulation counted where the hardware would have raised #UD or #GP (serving_tile.h), and the first one. */
-long serving_int8_amx_emulated_faults(void) { return atomic_load(&serving_tile_faults); }
-const char *serving_int8_amx_emulated_first_fault(void) { return serving_tile_first_fault; }
-#else
+#ifndef SERVING_TILE_EMULATION
 /* 1 when the CPU has AMX-TILE, AMX-INT8 and AVX512-F/BW (the epilogue), and the OS and the kernel let this process use tiles. */
 int serving_int8_amx_init(void)
 {

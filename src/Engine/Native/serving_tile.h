@@ -5,8 +5,10 @@
  * Why an emulation: AMX exists only on some Intel Xeons, and neither this project's machines nor any emulator they can
  * install have it. Emulated, the kernel's own code (tile shapes, strides, the short last chunk of rows and run of inputs)
  * runs on any CPU and is checked against the other int8 kernels. The emulation follows the instructions' definitions in
- * the Intel SDM (LDTILECFG, TILEZERO, TILELOADD, TILESTORED, TDPBUSD, TILERELEASE): loads zero the bytes past a tile's
- * configured columns and rows, TDPBUSD adds unsigned × signed byte products in wrapping 32-bit sums. Where the hardware
+ * the Intel SDM (LDTILECFG, TILEZERO, TILELOADD, TILESTORED, TDPBUSD, TDPBF16PS, TILERELEASE): loads zero the bytes past
+ * a tile's configured columns and rows, TDPBUSD adds unsigned × signed byte products in wrapping 32-bit sums, TDPBF16PS
+ * adds products of bf16 pairs (exact in float32) one at a time, rounding to nearest even, with bf16 subnormals read as
+ * zero and float32 subnormal results flushed to zero. Where the hardware
  * raises #UD or #GP (an invalid configuration, an unconfigured tile, operands whose shapes do not match, a tile used twice
  * in one TDPBUSD), it counts a fault and keeps the first one's description instead, for the tests to read.
  */
@@ -50,6 +52,7 @@ static inline int serving_tile_permission(unsigned xcr0)
 #define TILE_LOAD(t, base, stride) _tile_loadd(t, base, stride)
 #define TILE_STORE(t, base, stride) _tile_stored(t, base, stride)
 #define TILE_DPBUSD(c, a, b) _tile_dpbusd(c, a, b)
+#define TILE_DPBF16PS(c, a, b) _tile_dpbf16ps(c, a, b)
 #define TILE_RELEASE() _tile_release()
 
 #else
@@ -69,7 +72,7 @@ static atomic_long serving_tile_faults;
 static atomic_int serving_tile_fault_described;
 static char serving_tile_first_fault[160];
 
-static void serving_tile_fault(const char *what, int tile)
+static inline void serving_tile_fault(const char *what, int tile)
 {
     atomic_fetch_add(&serving_tile_faults, 1);
     int expected = 0;
@@ -77,7 +80,7 @@ static void serving_tile_fault(const char *what, int tile)
         snprintf(serving_tile_first_fault, sizeof serving_tile_first_fault, "%s (tile %d)", what, tile);
 }
 
-static void serving_tile_config_load(const serving_tile_config *cfg)
+static inline void serving_tile_config_load(const serving_tile_config *cfg)
 {
     serving_tile_state *s = &serving_tile_emulated;
     memset(s, 0, sizeof *s);
@@ -107,7 +110,7 @@ static void serving_tile_config_load(const serving_tile_config *cfg)
 }
 
 /* 1 when tile t may be used; else counts the #UD the hardware would raise. */
-static int serving_tile_usable(int t, const char *instruction)
+static inline int serving_tile_usable(int t, const char *instruction)
 {
     const serving_tile_state *s = &serving_tile_emulated;
     if (t < 0 || t > 7 || !s->configured || s->rows[t] == 0) {
@@ -117,13 +120,13 @@ static int serving_tile_usable(int t, const char *instruction)
     return 1;
 }
 
-static void serving_tile_zero(int t)
+static inline void serving_tile_zero(int t)
 {
     if (serving_tile_usable(t, "TILEZERO: tile not configured (#UD)"))
         memset(serving_tile_emulated.data[t], 0, sizeof serving_tile_emulated.data[t]);
 }
 
-static void serving_tile_load(int t, const void *base, long stride)
+static inline void serving_tile_load(int t, const void *base, long stride)
 {
     if (!serving_tile_usable(t, "TILELOADD: tile not configured (#UD)"))
         return;
@@ -133,7 +136,7 @@ static void serving_tile_load(int t, const void *base, long stride)
         memcpy(s->data[t][r], (const uint8_t *)base + r * stride, s->colsb[t]);
 }
 
-static void serving_tile_store(int t, void *base, long stride)
+static inline void serving_tile_store(int t, void *base, long stride)
 {
     if (!serving_tile_usable(t, "TILESTORED: tile not configured (#UD)"))
         return;
@@ -142,21 +145,33 @@ static void serving_tile_store(int t, void *base, long stride)
         memcpy((uint8_t *)base + r * stride, s->data[t][r], s->colsb[t]);
 }
 
-static void serving_tile_dpbusd(int c, int a, int b)
+/* 1 when C += A·B may run (every operand configured, distinct, and of matching shapes); else counts the #UD. */
+static inline int serving_tile_product_usable(int c, int a, int b, const char *name)
 {
-    if (!serving_tile_usable(c, "TDPBUSD: tile not configured (#UD)") || !serving_tile_usable(a, "TDPBUSD: tile not configured (#UD)")
-        || !serving_tile_usable(b, "TDPBUSD: tile not configured (#UD)"))
-        return;
-    serving_tile_state *s = &serving_tile_emulated;
+    char what[96];
+    snprintf(what, sizeof what, "%s: tile not configured (#UD)", name);
+    if (!serving_tile_usable(c, what) || !serving_tile_usable(a, what) || !serving_tile_usable(b, what))
+        return 0;
+    const serving_tile_state *s = &serving_tile_emulated;
     if (c == a || c == b || a == b) {
-        serving_tile_fault("TDPBUSD: the same tile twice (#UD)", c);
-        return;
+        snprintf(what, sizeof what, "%s: the same tile twice (#UD)", name);
+        serving_tile_fault(what, c);
+        return 0;
     }
     /* M = rows of C and A; K = A's bytes per row / 4 = B's rows; N = C's and B's bytes per row / 4. */
     if (s->rows[c] != s->rows[a] || s->colsb[a] % 4 || s->colsb[a] / 4 != s->rows[b] || s->colsb[c] != s->colsb[b] || s->colsb[c] % 4) {
-        serving_tile_fault("TDPBUSD: operand shapes do not match (#UD)", c);
-        return;
+        snprintf(what, sizeof what, "%s: operand shapes do not match (#UD)", name);
+        serving_tile_fault(what, c);
+        return 0;
     }
+    return 1;
+}
+
+static inline void serving_tile_dpbusd(int c, int a, int b)
+{
+    if (!serving_tile_product_usable(c, a, b, "TDPBUSD"))
+        return;
+    serving_tile_state *s = &serving_tile_emulated;
     for (int m = 0; m < s->rows[c]; m++) {
         int32_t sums[16];
         memcpy(sums, s->data[c][m], sizeof sums);
@@ -172,11 +187,47 @@ static void serving_tile_dpbusd(int c, int a, int b)
     }
 }
 
+/* A bf16 value (DAZ: a subnormal reads as a zero of its sign). */
+static inline float serving_tile_bf16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    uint32_t u = (h & 0x7F80u) == 0 ? (uint32_t)(h & 0x8000u) << 16 : (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline void serving_tile_dpbf16ps(int c, int a, int b)
+{
+    if (!serving_tile_product_usable(c, a, b, "TDPBF16PS"))
+        return;
+    serving_tile_state *s = &serving_tile_emulated;
+    for (int m = 0; m < s->rows[c]; m++) {
+        float sums[16];
+        memcpy(sums, s->data[c][m], sizeof sums);
+        for (int k = 0; k < s->colsb[a] / 4; k++)
+            for (int n = 0; n < s->colsb[c] / 4; n++)
+                for (int i = 0; i < 2; i++) {
+                    /* The product of two bf16 values is exact in float32, so this rounds once, as the hardware does. */
+                    float sum = sums[n] + serving_tile_bf16(&s->data[a][m][4 * k + 2 * i]) * serving_tile_bf16(&s->data[b][k][4 * n + 2 * i]);
+                    uint32_t u;
+                    memcpy(&u, &sum, 4);
+                    if ((u & 0x7F800000u) == 0)
+                        u &= 0x80000000u; /* FTZ */
+                    memcpy(&sums[n], &u, 4);
+                }
+        memset(s->data[c][m], 0, 64);
+        memcpy(s->data[c][m], sums, s->colsb[c]);
+    }
+}
+
 #define TILE_CONFIG(cfg) serving_tile_config_load(cfg)
 #define TILE_ZERO(t) serving_tile_zero(t)
 #define TILE_LOAD(t, base, stride) serving_tile_load(t, base, stride)
 #define TILE_STORE(t, base, stride) serving_tile_store(t, base, stride)
 #define TILE_DPBUSD(c, a, b) serving_tile_dpbusd(c, a, b)
+#define TILE_DPBF16PS(c, a, b) serving_tile_dpbf16ps(c, a, b)
 #define TILE_RELEASE() memset(&serving_tile_emulated, 0, sizeof serving_tile_emulated)
 
 #endif

@@ -5,7 +5,7 @@ namespace Serving.Engine.Tests.Kernels;
 
 /// <summary>
 /// The AMX int8 kernel (serving_int8_amx.c): its own code with the tile instructions emulated (serving_tile.h) on any
-/// CPU, bit for bit against the exact integer sums and the epilogue's float32 expression, with no #UD or #GP the hardware
+/// CPU (<see cref="AmxTileEmulation"/>), bit for bit against the exact integer sums and the epilogue's float32 expression, with no #UD or #GP the hardware
 /// would have raised; on a CPU with AMX-INT8, the hardware kernel through <see cref="Int8Native"/> against the emulation.
 /// </summary>
 public sealed class Int8AmxNativeTests
@@ -45,13 +45,13 @@ public sealed class Int8AmxNativeTests
     [InlineData(130, 64, 16)]     // three row blocks, a block of 16 outputs
     public void EmulatedGemm_AnyShape_EqualsExactSumsBitForBitWithoutFaults(int rows, int inputs, int outputs)
     {
-        if (!Int8AmxNative.EmulationIsAvailable)
+        if (!AmxTileEmulation.IsAvailable)
             return;
         var (w, offset, scales, bias) = Case(rows, inputs, outputs);
         int ldy = outputs + 3;
         var y = Enumerable.Repeat(7f, rows * ldy).ToArray();
 
-        Int8AmxNative.EmulatedGemm(offset, scales, rows, w, bias, y, ldy, 0, (outputs + 63) / 64);
+        AmxTileEmulation.Int8Gemm(offset, scales, rows, w, bias, y, ldy, 0, (outputs + 63) / 64);
 
         for (int m = 0; m < rows; m++)
         {
@@ -62,35 +62,35 @@ public sealed class Int8AmxNativeTests
                 Assert.Equal(7f, y[m * ldy + n]);
         }
 
-        var (faults, first) = Int8AmxNative.EmulationFaults;
+        var (faults, first) = AmxTileEmulation.Faults;
         Assert.True(faults == 0, $"{faults} faults the hardware would raise; the first: {first}");
     }
 
     [Fact]
     public void EmulatedGemm_SomeBlocks_WritesOnlyTheirOutputs()
     {
-        if (!Int8AmxNative.EmulationIsAvailable)
+        if (!AmxTileEmulation.IsAvailable)
             return;
         const int rows = 9, inputs = 132, outputs = 200;
         var (w, offset, scales, _) = Case(rows, inputs, outputs);
         var y = Enumerable.Repeat(7f, rows * outputs).ToArray();
 
-        Int8AmxNative.EmulatedGemm(offset, scales, rows, w, [], y, outputs, 1, 3);
+        AmxTileEmulation.Int8Gemm(offset, scales, rows, w, [], y, outputs, 1, 3);
 
         for (int m = 0; m < rows; m++)
             for (int n = 0; n < outputs; n++)
                 Assert.Equal(n is >= 64 and < 192 ? Expected(w, offset, scales, [], m, n) : 7f, y[m * outputs + n]);
-        Assert.Equal(0, Int8AmxNative.EmulationFaults.Count);
+        Assert.Equal(0, AmxTileEmulation.Faults.Count);
     }
 
     [Fact]
     public void EmulatedGemm_InputsNotInWholeGroups_Refused()
     {
-        if (!Int8AmxNative.EmulationIsAvailable)
+        if (!AmxTileEmulation.IsAvailable)
             return;
         var (w, offset, scales, _) = Case(8, 66, 16);
 
-        var error = Assert.Throws<ArgumentException>(() => Int8AmxNative.EmulatedGemm(offset, scales, 8, w, [], new float[8 * 16], 16, 0, 1));
+        var error = Assert.Throws<ArgumentException>(() => AmxTileEmulation.Int8Gemm(offset, scales, 8, w, [], new float[8 * 16], 16, 0, 1));
 
         Assert.Contains("66", error.Message);
     }
@@ -109,7 +109,7 @@ public sealed class Int8AmxNativeTests
         var emulated = new float[rows * outputs];
 
         Int8Native.Gemm(offset, scales, rows, w, bias, hardware, outputs);
-        Int8AmxNative.EmulatedGemm(offset, scales, rows, w, bias, emulated, outputs, 0, (outputs + 63) / 64);
+        AmxTileEmulation.Int8Gemm(offset, scales, rows, w, bias, emulated, outputs, 0, (outputs + 63) / 64);
 
         Assert.Equal(emulated, hardware);
     }
