@@ -58,14 +58,7 @@ internal static unsafe class AmxTileEmulation
         long blocks = (w.Rows + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
         if (firstBlock < 0 || endBlock > blocks || firstBlock > endBlock)
             throw new ArgumentOutOfRangeException(nameof(firstBlock), $"blocks [{firstBlock}, {endBlock}) outside [0, {blocks})");
-        fixed (byte* x = offsetInput)
-        fixed (float* xs = inputScales)
-        fixed (float* b = bias)
-        fixed (float* output = y)
-        fixed (sbyte* q = w.Packed)
-        fixed (float* ws = w.Scales)
-        fixed (int* sums = w.RowSums)
-            Int8Range(x, xs, rows, w.Columns, q, ws, sums, bias.IsEmpty ? null : b, 0, output, ldy, 1, w.Rows, firstBlock, endBlock);
+        Int8AmxNative.CallOnSpans(Int8Range, offsetInput, inputScales, rows, w, bias, y, ldy, firstBlock, endBlock);
     }
 
     /// <summary>

@@ -63,4 +63,23 @@ public static unsafe class Int8AmxNative
 
     /// <summary>True when this call can take the AMX kernel.</summary>
     internal static bool Takes(int rows, long columns) => IsAvailable && rows >= MinRows && columns % Int8Matrix.GroupColumns == 0;
+
+    /// <summary>
+    /// <paramref name="kernel"/> (<c>serving_gemm_s8_amx</c>'s arguments) on float32 spans checked by the caller, blocks
+    /// [<paramref name="firstBlock"/>, <paramref name="endBlock"/>) of 64 outputs, on this thread: the self-check's and the
+    /// tests' way in.
+    /// </summary>
+    internal static void CallOnSpans(delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void> kernel,
+        ReadOnlySpan<byte> offsetInput, ReadOnlySpan<float> inputScales, int rows, Int8Matrix w, ReadOnlySpan<float> bias, Span<float> y, int ldy,
+        long firstBlock, long endBlock)
+    {
+        fixed (byte* x = offsetInput)
+        fixed (float* xs = inputScales)
+        fixed (float* b = bias)
+        fixed (float* output = y)
+        fixed (sbyte* q = w.Packed)
+        fixed (float* ws = w.Scales)
+        fixed (int* sums = w.RowSums)
+            kernel(x, xs, rows, w.Columns, q, ws, sums, bias.IsEmpty ? null : b, 0, output, ldy, 1, w.Rows, firstBlock, endBlock);
+    }
 }

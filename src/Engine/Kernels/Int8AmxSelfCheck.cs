@@ -27,15 +27,7 @@ internal static unsafe class Int8AmxSelfCheck
         var scales = new float[Rows];
         Int8Quantizer.QuantizeInputRows(input, Rows, Inputs, offset, scales);
         var y = new float[Rows * Outputs];
-        long blocks = (Outputs + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows;
-        fixed (byte* x = offset)
-        fixed (float* xs = scales)
-        fixed (float* b = bias)
-        fixed (float* output = y)
-        fixed (sbyte* q = w.Packed)
-        fixed (float* ws = w.Scales)
-        fixed (int* sums = w.RowSums)
-            gemm(x, xs, Rows, Inputs, q, ws, sums, b, 0, output, Outputs, 1, Outputs, 0, blocks);
+        Int8AmxNative.CallOnSpans(gemm, offset, scales, Rows, w, bias, y, Outputs, 0, (Outputs + Int8Matrix.BlockRows - 1) / Int8Matrix.BlockRows);
 
         for (int m = 0; m < Rows; m++)
         {

@@ -73,6 +73,23 @@ static void s8amx_configure(int rows, int tail)
 }
 
 /*
+ * Sum tiles 0–3 += A tile a (the chunk's bytes of one run, from x, rows k bytes apart) · the run's four B tiles (vectors j
+ * of its groups, 256 bytes apart), loaded in turn into tile b. Tile numbers are the instructions' immediates, hence a macro.
+ */
+#define S8AMX_RUN(a, b, x, run, k)             \
+    do {                                       \
+        TILE_LOAD(a, x, k);                    \
+        TILE_LOAD(b, run, 256);                \
+        TILE_DPBUSD(0, a, b);                  \
+        TILE_LOAD(b, (run) + 64, 256);         \
+        TILE_DPBUSD(1, a, b);                  \
+        TILE_LOAD(b, (run) + 128, 256);        \
+        TILE_DPBUSD(2, a, b);                  \
+        TILE_LOAD(b, (run) + 192, 256);        \
+        TILE_DPBUSD(3, a, b);                  \
+    } while (0)
+
+/*
  * Input rows [m0, m0 + rows) (rows ≤ 16, the tiles configured for them) against one packed block of 64 outputs starting
  * at output n, written to y [·, ldy]; prefetches the block's stream up to prefetch_end (0: none).
  */
@@ -90,28 +107,10 @@ static void s8amx_chunk(const uint8_t *xu, long rows, long k, const int8_t *bloc
         if (prefetch_end)
             for (const char *p = (const char *)run + AMX_PREFETCH_BYTES, *stop = p + run_bytes; p < stop && p < (const char *)prefetch_end; p += 64)
                 _mm_prefetch(p, _MM_HINT_T0);
-        TILE_LOAD(4, xu + r * 64, k);
-        TILE_LOAD(5, run, 256);
-        TILE_DPBUSD(0, 4, 5);
-        TILE_LOAD(5, run + 64, 256);
-        TILE_DPBUSD(1, 4, 5);
-        TILE_LOAD(5, run + 128, 256);
-        TILE_DPBUSD(2, 4, 5);
-        TILE_LOAD(5, run + 192, 256);
-        TILE_DPBUSD(3, 4, 5);
+        S8AMX_RUN(4, 5, xu + r * 64, run, k);
     }
-    if (tail) {
-        const int8_t *run = block + runs * run_bytes;
-        TILE_LOAD(6, xu + runs * 64, k);
-        TILE_LOAD(7, run, 256);
-        TILE_DPBUSD(0, 6, 7);
-        TILE_LOAD(7, run + 64, 256);
-        TILE_DPBUSD(1, 6, 7);
-        TILE_LOAD(7, run + 128, 256);
-        TILE_DPBUSD(2, 6, 7);
-        TILE_LOAD(7, run + 192, 256);
-        TILE_DPBUSD(3, 6, 7);
-    }
+    if (tail)
+        S8AMX_RUN(6, 7, xu + runs * 64, block + runs * run_bytes, k);
     int32_t sums[16][64] __attribute__((aligned(64)));
     TILE_STORE(0, &sums[0][0], 256);
     TILE_STORE(1, &sums[0][16], 256);
