@@ -14,8 +14,9 @@ namespace Serving.Engine.Kernels;
 /// y[m, n] = round( xscale[m] · W.Scales[n] · (C[m, n] − 128·W.RowSums[n]) + bias[n] )
 /// </code>
 /// Available where the CPU has AMX-INT8, the OS grants this process tile data, <c>SERVING_INT8_AMX</c> is not 0, and a
-/// self-check at first use (a short chunk of rows and a short run of inputs) gives the exact sums' values bit for bit. The
-/// same kernel with its tile instructions emulated in C is what the tests run on CPUs without AMX (<see cref="AmxTileEmulation"/>).
+/// self-check at first use (a short chunk of rows and a short run of inputs) gives the exact sums' values bit for bit. On
+/// CPUs without AMX the tests run the same kernel with its tile instructions emulated in C (<see cref="AmxTileEmulation"/>),
+/// and <c>SERVING_INT8_AMX=emulate</c> sends this class's calls there (tests only: slow).
 /// </summary>
 public static unsafe class Int8AmxNative
 {
@@ -33,6 +34,14 @@ public static unsafe class Int8AmxNative
             Status = whyNot!;
         else if (Environment.GetEnvironmentVariable("SERVING_INT8_AMX") == "0")
             Status = "disabled by SERVING_INT8_AMX=0";
+        else if (Environment.GetEnvironmentVariable("SERVING_INT8_AMX") == "emulate" && NativeLibrary.TryGetExport(handle, "serving_gemm_s8_amx_emulated", out nint emulated))
+        {
+            // The kernel with its tile instructions emulated in C (AmxTileEmulation), on any CPU, so that a test run can take
+            // every int8 call of MinRows rows or more through the kernel's own code. Slow; for tests only.
+            GemmRange = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void>)emulated;
+            IsAvailable = Int8AmxSelfCheck.Run(GemmRange) is null;
+            Status = IsAvailable ? "emulated in C (SERVING_INT8_AMX=emulate: for tests, slow)" : "the emulated kernel failed its self-check";
+        }
         else if (!NativeLibrary.TryGetExport(handle, "serving_int8_amx_init", out nint init) || !NativeLibrary.TryGetExport(handle, "serving_gemm_s8_amx", out nint gemm))
             Status = $"{ServingNativeLibrary.FileName} has no AMX int8 kernel (built before it was added)";
         else if (((delegate* unmanaged[Cdecl]<int>)init)() != 1)

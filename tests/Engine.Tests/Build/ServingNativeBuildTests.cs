@@ -29,6 +29,11 @@ public sealed class ServingNativeBuildTests
         // The emulated AMX kernels are built everywhere, so their tests never pass by returning early on a built library.
         if (Environment.GetEnvironmentVariable("SERVING_AMX_EMULATION") != "0")
             Assert.True(AmxTileEmulation.IsAvailable);
+        // The README's second test run: every AMX path through the emulated kernels, which must then be what runs.
+        if (Environment.GetEnvironmentVariable("SERVING_AMX") == "emulate")
+            Assert.True(AmxNative.IsAvailable && AmxNative.Status.StartsWith("emulated", StringComparison.Ordinal), AmxNative.Status);
+        if (Environment.GetEnvironmentVariable("SERVING_INT8_AMX") == "emulate")
+            Assert.True(Int8AmxNative.IsAvailable && Int8AmxNative.Status.StartsWith("emulated", StringComparison.Ordinal), Int8AmxNative.Status);
         if (CpuFlags().IsSupersetOf(["amx_int8", "amx_tile", "avx512_vnni"]) && Environment.GetEnvironmentVariable("SERVING_INT8_AMX") != "0"
             && Environment.GetEnvironmentVariable("SERVING_INT8_NATIVE") != "0")
             Assert.True(Int8AmxNative.IsAvailable, Int8AmxNative.Status);
