@@ -5,18 +5,16 @@ namespace Serving.Engine.Kernels;
 
 /// <summary>
 /// The AMX kernels' own code with their tile instructions emulated in C (<c>src/Engine/Native/serving_tile.h</c>,
-/// <c>serving_tile_emulated.c</c>), on any x86-64 CPU: the bf16 projection (<see cref="AmxNative"/>) and the int8 GEMM
-/// (<see cref="Int8AmxNative"/>). For the tests only: no serving path calls it. The emulation counts every #UD or #GP the
-/// hardware would raise (<see cref="Faults"/>), so a kernel that misconfigures its tiles fails here rather than on the
-/// first AMX host. Built wherever the native library is; <c>SERVING_AMX_EMULATION=0</c> hides it.
+/// <c>serving_tile_emulated.c</c>), on any x86-64 CPU, for the tests: the int8 GEMM on spans (<see cref="Int8Gemm"/>), and
+/// the count of every #UD or #GP the hardware would have raised in this process (<see cref="Faults"/>), so that a kernel
+/// that misconfigures its tiles fails here rather than on the first AMX host. The bf16 projection's emulated build is
+/// reached through <see cref="AmxNative"/> with <c>SERVING_AMX=emulate</c> (and the int8 GEMM's through
+/// <see cref="Int8AmxNative"/> with <c>SERVING_INT8_AMX=emulate</c>). Built wherever the native library is;
+/// <c>SERVING_AMX_EMULATION=0</c> hides it.
 /// </summary>
 internal static unsafe class AmxTileEmulation
 {
     private static readonly delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void> Int8Range;
-    private static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, ushort*, void*, int, long, long, void> Bf16Range;
-    private static readonly delegate* unmanaged[Cdecl]<long, long, long> PackedElements;
-    private static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, long, int> Pack;
-    private static readonly delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, void> PadInput;
     private static readonly delegate* unmanaged[Cdecl]<long> FaultCount;
     private static readonly delegate* unmanaged[Cdecl]<byte*> FirstFault;
 
@@ -24,17 +22,12 @@ internal static unsafe class AmxTileEmulation
     {
         nint handle = ServingNativeLibrary.Load("SERVING_AMX_EMULATION", out _);
         if (handle == 0 || !NativeLibrary.TryGetExport(handle, "serving_gemm_s8_amx_emulated", out nint int8)
-            || !NativeLibrary.TryGetExport(handle, "serving_amx_linear_emulated", out nint bf16)
             || !NativeLibrary.TryGetExport(handle, "serving_tile_emulated_faults", out nint faults)
             || !NativeLibrary.TryGetExport(handle, "serving_tile_emulated_first_fault", out nint first))
             return;
         Int8Range = (delegate* unmanaged[Cdecl]<byte*, float*, long, long, sbyte*, float*, int*, void*, int, void*, long, int, long, long, long, void>)int8;
-        Bf16Range = (delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, ushort*, void*, int, long, long, void>)bf16;
         FaultCount = (delegate* unmanaged[Cdecl]<long>)faults;
         FirstFault = (delegate* unmanaged[Cdecl]<byte*>)first;
-        PackedElements = (delegate* unmanaged[Cdecl]<long, long, long>)NativeLibrary.GetExport(handle, "serving_amx_packed_elements");
-        Pack = (delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, long, long, int>)NativeLibrary.GetExport(handle, "serving_amx_pack");
-        PadInput = (delegate* unmanaged[Cdecl]<ushort*, long, long, ushort*, void>)NativeLibrary.GetExport(handle, "serving_amx_pad_input");
         IsAvailable = true;
     }
 
@@ -59,36 +52,6 @@ internal static unsafe class AmxTileEmulation
         if (firstBlock < 0 || endBlock > blocks || firstBlock > endBlock)
             throw new ArgumentOutOfRangeException(nameof(firstBlock), $"blocks [{firstBlock}, {endBlock}) outside [0, {blocks})");
         Int8AmxNative.CallOnSpans(Int8Range, offsetInput, inputScales, rows, w, bias, y, ldy, firstBlock, endBlock);
-    }
-
-    /// <summary>
-    /// The bf16 projection (<c>serving_amx_linear</c>) as <see cref="AmxPackedWeight"/> runs it: <paramref name="w"/>
-    /// <c>[n, k]</c> packed, <paramref name="x"/> <c>[m, k]</c> padded to whole tiles, every block of 32 outputs, on this
-    /// thread. Returns y <c>[m, n]</c>: bf16 bits, or (<paramref name="float32Output"/>) float32 bits of bf16-rounded values.
-    /// </summary>
-    public static uint[] Bf16Linear(ReadOnlySpan<ushort> w, int n, int k, ReadOnlySpan<ushort> x, int m, ReadOnlySpan<ushort> bias, bool float32Output)
-    {
-        Require();
-        if (n < 1 || k < 1 || m < 1 || w.Length != (long)n * k || x.Length != (long)m * k || (!bias.IsEmpty && bias.Length != n))
-            throw new ArgumentException($"w [{n}, {k}], x [{m}, {k}], bias [{n}] do not match the spans' lengths");
-        long mp = (m + 31) / 32 * 32, kp = (k + 31) / 32 * 32;
-        var packed = new ushort[PackedElements(n, k)];
-        var padded = new ushort[mp * kp];
-        var y = new ushort[(long)m * n * (float32Output ? 2 : 1)];
-        fixed (ushort* pw = w)
-        fixed (ushort* pp = packed)
-        fixed (ushort* px = x)
-        fixed (ushort* pad = padded)
-        fixed (ushort* pb = bias)
-        fixed (ushort* py = y)
-        {
-            if (Pack(pw, n, k, pp, 0, (n + 31) / 32) != 0)
-                throw new OutOfMemoryException("packing scratch");
-            PadInput(px, m, k, pad);
-            Bf16Range(pad, m, k, pp, n, bias.IsEmpty ? null : pb, py, float32Output ? 1 : 0, 0, (n + 31) / 32);
-        }
-
-        return float32Output ? MemoryMarshal.Cast<ushort, uint>(y).ToArray() : [.. y.Select(v => (uint)v)];
     }
 
     private static void Require()

@@ -7,7 +7,9 @@ namespace Serving.Engine.Tests.Kernels;
 
 /// <summary>
 /// The AMX bf16 projection kernel against float32 sums of the same bf16 values. On a machine without AMX (see
-/// <see cref="AmxNative.Status"/>) these return at once; <c>ServingNativeBuildTests</c> pins that a machine that has it uses it.
+/// <see cref="AmxNative.Status"/>) these return at once, except in the README's second test run, where
+/// <c>SERVING_AMX=emulate</c> runs the kernel's own code with its tile instructions emulated; <c>ServingNativeBuildTests</c>
+/// pins that a machine that has AMX uses it.
 /// </summary>
 public sealed class AmxPackedWeightTests
 {
@@ -104,6 +106,9 @@ public sealed class AmxPackedWeightTests
     /// </summary>
     private static void AssertRoundedOnce(Tensor expected, Tensor actual, int k)
     {
+        // Emulated (SERVING_AMX=emulate, the README's second test run): no #UD or #GP that the hardware would have raised.
+        var (faults, first) = AmxTileEmulation.Faults;
+        Assert.True(faults == 0, $"{faults} faults the hardware would raise; the first: {first}");
         Assert.Equal(ScalarType.BFloat16, actual.dtype);
         Assert.Equal(expected.shape, actual.shape);
         var e = expected.contiguous().data<float>().ToArray();
