@@ -43,6 +43,9 @@ if grep -qw amx_int8 /proc/cpuinfo; then
   # An AMX host: the int8 kernel bench with AMX-INT8 (its self-check's outcome is the int8_kernel context) and without.
   SERVING_INT8_AMX=0 timeout 150 dotnet Serving.Bench.dll int8-kernel --iterations 10 --json "$OUT/int8-kernel-vnni.json"; echo "int8-kernel vnni rc=$?"
   timeout 150 dotnet Serving.Bench.dll int8-kernel --iterations 10 --json "$OUT/int8-kernel-amx.json"; echo "int8-kernel amx rc=$?"
+  # Issue 32's engine-step ratios (int8 / bf16, step / read time at B = 1 and 8) with the AMX int8 kernel and without.
+  SERVING_INT8_AMX=0 timeout 150 dotnet Serving.Bench.dll int8 --steps 24 --json "$OUT/int8-steps-vnni.json"; echo "int8 steps vnni rc=$?"
+  timeout 150 dotnet Serving.Bench.dll int8 --steps 24 --json "$OUT/int8-steps-amx.json"; echo "int8 steps amx rc=$?"
 fi
 rows=()
 [ -n "${ROWS:-}" ] && rows=(--rows "$ROWS")
