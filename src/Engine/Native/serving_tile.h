@@ -72,12 +72,13 @@ static atomic_long serving_tile_faults;
 static atomic_int serving_tile_fault_described;
 static char serving_tile_first_fault[160];
 
-static inline void serving_tile_fault(const char *what, int tile)
+/* Counts a fault of `instruction`; the first one's description is kept (formatted only then, never on the way). */
+static inline void serving_tile_fault(const char *instruction, const char *problem, int tile)
 {
     atomic_fetch_add(&serving_tile_faults, 1);
     int expected = 0;
     if (atomic_compare_exchange_strong(&serving_tile_fault_described, &expected, 1))
-        snprintf(serving_tile_first_fault, sizeof serving_tile_first_fault, "%s (tile %d)", what, tile);
+        snprintf(serving_tile_first_fault, sizeof serving_tile_first_fault, "%s: %s (tile %d)", instruction, problem, tile);
 }
 
 static inline void serving_tile_config_load(const serving_tile_config *cfg)
@@ -87,18 +88,18 @@ static inline void serving_tile_config_load(const serving_tile_config *cfg)
     if (cfg->palette == 0)
         return; /* palette 0: tiles back to their initial, unconfigured state */
     if (cfg->palette != 1 || cfg->start_row != 0) {
-        serving_tile_fault("LDTILECFG: palette other than 1, or a nonzero start row (#GP)", -1);
+        serving_tile_fault("LDTILECFG", "palette other than 1, or a nonzero start row (#GP)", -1);
         return;
     }
     for (int i = 0; i < 14; i++)
         if (cfg->reserved[i]) {
-            serving_tile_fault("LDTILECFG: reserved bytes not zero (#GP)", -1);
+            serving_tile_fault("LDTILECFG", "reserved bytes not zero (#GP)", -1);
             return;
         }
     for (int t = 0; t < 16; t++) {
         int rows = cfg->rows[t], colsb = cfg->colsb[t];
         if (t >= 8 ? rows || colsb : rows > 16 || colsb > 64 || (rows == 0) != (colsb == 0)) {
-            serving_tile_fault("LDTILECFG: a tile's rows or bytes per row outside palette 1 (#GP)", t);
+            serving_tile_fault("LDTILECFG", "a tile's rows or bytes per row outside palette 1 (#GP)", t);
             return;
         }
         if (t < 8) {
@@ -114,7 +115,7 @@ static inline int serving_tile_usable(int t, const char *instruction)
 {
     const serving_tile_state *s = &serving_tile_emulated;
     if (t < 0 || t > 7 || !s->configured || s->rows[t] == 0) {
-        serving_tile_fault(instruction, t);
+        serving_tile_fault(instruction, "tile not configured (#UD)", t);
         return 0;
     }
     return 1;
@@ -122,13 +123,13 @@ static inline int serving_tile_usable(int t, const char *instruction)
 
 static inline void serving_tile_zero(int t)
 {
-    if (serving_tile_usable(t, "TILEZERO: tile not configured (#UD)"))
+    if (serving_tile_usable(t, "TILEZERO"))
         memset(serving_tile_emulated.data[t], 0, sizeof serving_tile_emulated.data[t]);
 }
 
 static inline void serving_tile_load(int t, const void *base, long stride)
 {
-    if (!serving_tile_usable(t, "TILELOADD: tile not configured (#UD)"))
+    if (!serving_tile_usable(t, "TILELOADD"))
         return;
     serving_tile_state *s = &serving_tile_emulated;
     memset(s->data[t], 0, sizeof s->data[t]);
@@ -138,7 +139,7 @@ static inline void serving_tile_load(int t, const void *base, long stride)
 
 static inline void serving_tile_store(int t, void *base, long stride)
 {
-    if (!serving_tile_usable(t, "TILESTORED: tile not configured (#UD)"))
+    if (!serving_tile_usable(t, "TILESTORED"))
         return;
     const serving_tile_state *s = &serving_tile_emulated;
     for (int r = 0; r < s->rows[t]; r++)
@@ -146,22 +147,18 @@ static inline void serving_tile_store(int t, void *base, long stride)
 }
 
 /* 1 when C += A·B may run (every operand configured, distinct, and of matching shapes); else counts the #UD. */
-static inline int serving_tile_product_usable(int c, int a, int b, const char *name)
+static inline int serving_tile_product_usable(int c, int a, int b, const char *instruction)
 {
-    char what[96];
-    snprintf(what, sizeof what, "%s: tile not configured (#UD)", name);
-    if (!serving_tile_usable(c, what) || !serving_tile_usable(a, what) || !serving_tile_usable(b, what))
+    if (!serving_tile_usable(c, instruction) || !serving_tile_usable(a, instruction) || !serving_tile_usable(b, instruction))
         return 0;
     const serving_tile_state *s = &serving_tile_emulated;
     if (c == a || c == b || a == b) {
-        snprintf(what, sizeof what, "%s: the same tile twice (#UD)", name);
-        serving_tile_fault(what, c);
+        serving_tile_fault(instruction, "the same tile twice (#UD)", c);
         return 0;
     }
     /* M = rows of C and A; K = A's bytes per row / 4 = B's rows; N = C's and B's bytes per row / 4. */
     if (s->rows[c] != s->rows[a] || s->colsb[a] % 4 || s->colsb[a] / 4 != s->rows[b] || s->colsb[c] != s->colsb[b] || s->colsb[c] % 4) {
-        snprintf(what, sizeof what, "%s: operand shapes do not match (#UD)", name);
-        serving_tile_fault(what, c);
+        serving_tile_fault(instruction, "operand shapes do not match (#UD)", c);
         return 0;
     }
     return 1;
