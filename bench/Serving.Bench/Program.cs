@@ -13,7 +13,7 @@ using Serving.Bench;
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
 //   Serving.Bench int8-kernel [--iterations N] [--json FILE]
 //   Serving.Bench dora [--model DIR] [--steps N] [--fills N] [--dtype float32|bfloat16] [--json FILE]
-//   Serving.Bench structured [--model DIR] [--concurrency C] [--requests N per client] [--rounds R] [--json FILE]
+//   Serving.Bench structured [--model DIR] [--concurrency C] [--requests N per client] [--rounds R (0: compile and flood parts only)] [--json FILE]
 //   Serving.Bench routing-eval [--steps N] [--held-out N] [--json FILE]
 //   Serving.Bench tokenizer [--tokenizers DIR,DIR] [--chars N] [--json FILE]   (default: the reference packages under tests/reference)
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)

@@ -47,6 +47,9 @@ internal sealed class StructuredOutputBenchmark(string modelDir, int clients, in
             string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(20) };
             RunRound(http, null, Enumerable.Repeat(16, clients).ToArray(), 999);           // warm-up: JIT and every adapter in a slot
+            Flood(report, http);
+            if (rounds == 0)
+                return report;
 
             var constrained = new List<Round>();
             var free = new List<Round>();
@@ -113,8 +116,75 @@ internal sealed class StructuredOutputBenchmark(string modelDir, int clients, in
         report.Add("schema compile, warm (cached; target ≤ 1 ms), p50", "ms", Stats.Median(warm), null, null);
         report.Add("schema compile, warm, p99", "ms", Stats.Percentile(warm, 0.99), null, null);
         report.Add("first token mask (start state: a walk of the whole vocabulary)", "ms", firstMaskMs, null, null);
+
+        // A tenant's pattern built up to the automaton's state bound and refused: the most one request can make a build cost.
+        var hostile = OutputConstraint.Regex(HostilePattern(0));
+        clock.Restart();
+        var refused = Assert400(() => compiler.Compile(hostile));
+        double refusedColdMs = clock.Elapsed.TotalMilliseconds;
+        clock.Restart();
+        Assert400(() => compiler.Compile(hostile));
+        double refusedAgainMs = clock.Elapsed.TotalMilliseconds;
+        report.Add($"hostile pattern {HostilePattern(0)}, built to the state bound and refused", "ms", refusedColdMs, null, null);
+        report.Add("the same pattern again (the refusal remembered)", "ms", refusedAgainMs, null, null);
+        report.Context("hostile_refusal", refused);
         GC.KeepAlive(trieWarm);
     }
+
+    /// <summary>A regex that expands past the automaton's state bound; <paramref name="variant"/> makes each one new to the cache.</summary>
+    private static string HostilePattern(int variant) => $"(x{{1000}}){{{600 + variant}}}";
+
+    private static string Assert400(Action compile)
+    {
+        try
+        {
+            compile();
+        }
+        catch (ConstraintException ex)
+        {
+            return ex.Problem;
+        }
+
+        throw new InvalidOperationException("the hostile pattern was not refused");
+    }
+
+    /// <summary>
+    /// A plain request's latency alone and while <see cref="FloodRequests"/> requests with new hostile patterns (each built
+    /// to the state bound, then refused) arrive at once: what one tenant's cold constraints cost everyone else.
+    /// </summary>
+    private static void Flood(BenchReport report, HttpClient http)
+    {
+        async Task<double> Plain(int i)
+        {
+            var clock = Stopwatch.StartNew();
+            using var response = await http.PostAsJsonAsync("/v1/completions", new { model = BaseModelName, prompt = $"plain {i}", max_tokens = 8, temperature = 0 });
+            response.EnsureSuccessStatusCode();
+            return clock.Elapsed.TotalMilliseconds;
+        }
+
+        var alone = new List<double>();
+        for (int i = 0; i < 12; i++)
+            alone.Add(Plain(i).GetAwaiter().GetResult());
+        var wall = Stopwatch.StartNew();
+        var bombs = Enumerable.Range(1, FloodRequests).Select(async i =>
+        {
+            using var response = await http.PostAsJsonAsync("/v1/completions",
+                new { model = BaseModelName, prompt = "attack", max_tokens = 4, structured_outputs = new { regex = HostilePattern(i) } });
+            if ((int)response.StatusCode != 400)
+                throw new InvalidOperationException($"a hostile pattern got HTTP {(int)response.StatusCode}");
+            return wall.Elapsed.TotalMilliseconds;
+        }).ToArray();
+        var beside = new List<double>();
+        for (int i = 0; i < 12 && !bombs.All(b => b.IsCompleted); i++)
+            beside.Add(Plain(100 + i).GetAwaiter().GetResult());
+        double floodMs = Task.WhenAll(bombs).GetAwaiter().GetResult().Max();
+        report.Add($"plain request (8 tokens) alone / beside {FloodRequests} new hostile patterns, median", "ms", Stats.Median(alone), Stats.Median(beside),
+            Stats.Median(beside) / Stats.Median(alone));
+        report.Add($"plain request beside the hostile patterns, slowest of {beside.Count}", "ms", alone.Max(), beside.Max(), beside.Max() / alone.Max());
+        report.Add($"{FloodRequests} hostile patterns, all refused (wall)", "ms", floodMs, null, null);
+    }
+
+    private const int FloodRequests = 24;
 
     private sealed record Round(long Tokens, double Seconds, int[] Lengths, int Valid, EngineSteps Steps)
     {

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Serving.Engine.Constraints;
 
 /// <summary>
@@ -8,15 +10,19 @@ namespace Serving.Engine.Constraints;
 /// </summary>
 internal sealed class ByteNfa
 {
-    private readonly List<List<int>> _epsilon = [];
-    private readonly List<List<(byte Lo, byte Hi, int To)>> _edges = [];
+    // While building, moves are appended in creation order as flat (from, to) lists rather than a list per state:
+    // a state costs no allocation, so a hostile constraint reaches the state bound in milliseconds, not a second of
+    // garbage collection. Freeze sorts them by source state, stably, so each state keeps its moves' order.
+    private readonly List<int> _epsilonFrom = [], _epsilonTo = [], _edgeFrom = [], _edgeTo = [];
+    private readonly List<byte> _edgeLo = [], _edgeHi = [];
     private readonly int _maxStates;
+    private int _states;
 
     /// <param name="maxStates">The size above which building stops with a <see cref="ConstraintException"/>: a bound on
     /// the memory one constraint may take (a schema's repetitions multiply its size).</param>
     public ByteNfa(int maxStates = 500_000) => _maxStates = maxStates;
 
-    public int StateCount => EpsilonStart.Length > 0 ? EpsilonStart.Length - 1 : _epsilon.Count;
+    public int StateCount => _states;
 
     /// <summary>Frozen form: epsilon targets and byte edges per state, compressed-row.</summary>
     public int[] EpsilonStart { get; private set; } = [];
@@ -30,14 +36,25 @@ internal sealed class ByteNfa
 
     public int NewState()
     {
-        if (_epsilon.Count >= _maxStates)
+        if (_states >= _maxStates)
             throw new ConstraintException("$", $"the constraint expands to more than {_maxStates:N0} automaton states; lower its maxLength, maxItems or repetition counts");
-        _epsilon.Add([]);
-        _edges.Add([]);
-        return _epsilon.Count - 1;
+        return _states++;
     }
 
-    public void Epsilon(int from, int to) => _epsilon[from].Add(to);
+    public void Epsilon(int from, int to)
+    {
+        _epsilonFrom.Add(from);
+        _epsilonTo.Add(to);
+    }
+
+    /// <summary>A move from <paramref name="from"/> to <paramref name="to"/> on any byte in [lo, hi].</summary>
+    private void Edge(int from, byte lo, byte hi, int to)
+    {
+        _edgeFrom.Add(from);
+        _edgeLo.Add(lo);
+        _edgeHi.Add(hi);
+        _edgeTo.Add(to);
+    }
 
     /// <summary>The empty string.</summary>
     public NfaFragment Empty()
@@ -55,7 +72,7 @@ internal sealed class ByteNfa
         foreach (byte b in bytes)
         {
             int next = NewState();
-            _edges[at].Add((b, b, next));
+            Edge(at, b, b, next);
             at = next;
         }
 
@@ -70,13 +87,19 @@ internal sealed class ByteNfa
         int start = NewState(), end = NewState();
         foreach (var (lo, hi) in set.Ranges)
         {
+            if (hi <= 0x7F)
+            {
+                Edge(start, (byte)lo, (byte)hi, end);        // one byte each: what Utf8Sequences would give, without its lists
+                continue;
+            }
+
             foreach (var sequence in Utf8Sequences.Of(lo, hi))
             {
                 int at = start;
                 for (int i = 0; i < sequence.Length; i++)
                 {
                     int next = i == sequence.Length - 1 ? end : NewState();
-                    _edges[at].Add((sequence[i].Lo, sequence[i].Hi, next));
+                    Edge(at, sequence[i].Lo, sequence[i].Hi, next);
                     at = next;
                 }
             }
@@ -89,7 +112,7 @@ internal sealed class ByteNfa
     public NfaFragment ByteRange(byte lo, byte hi)
     {
         int start = NewState(), end = NewState();
-        _edges[start].Add((lo, hi, end));
+        Edge(start, lo, hi, end);
         return new NfaFragment(start, end);
     }
 
@@ -184,23 +207,52 @@ internal sealed class ByteNfa
     {
         if (whole.IsNever)
             throw new ConstraintException("$", "the constraint admits no output at all");
-        int n = StateCount;
-        EpsilonStart = new int[n + 1];
-        EdgeStart = new int[n + 1];
-        for (int s = 0; s < n; s++)
-        {
-            EpsilonStart[s + 1] = EpsilonStart[s] + _epsilon[s].Count;
-            EdgeStart[s + 1] = EdgeStart[s] + _edges[s].Count;
-        }
-
-        EpsilonTargets = [.. _epsilon.SelectMany(e => e)];
-        var edges = _edges.SelectMany(e => e).ToArray();
-        EdgeLo = [.. edges.Select(e => e.Lo)];
-        EdgeHi = [.. edges.Select(e => e.Hi)];
-        EdgeTo = [.. edges.Select(e => e.To)];
+        EpsilonStart = CountingSort(_epsilonFrom, _states, out var epsilonOrder);
+        EpsilonTargets = Gather(CollectionsMarshal.AsSpan(_epsilonTo), epsilonOrder);
+        EdgeStart = CountingSort(_edgeFrom, _states, out var edgeOrder);
+        EdgeLo = Gather(CollectionsMarshal.AsSpan(_edgeLo), edgeOrder);
+        EdgeHi = Gather(CollectionsMarshal.AsSpan(_edgeHi), edgeOrder);
+        EdgeTo = Gather(CollectionsMarshal.AsSpan(_edgeTo), edgeOrder);
         StartState = whole.Start;
         AcceptState = whole.End;
-        _epsilon.Clear();
-        _edges.Clear();
+        Release(_epsilonFrom, _epsilonTo, _edgeFrom, _edgeTo);
+        Release(_edgeLo, _edgeHi);
+    }
+
+    /// <summary>
+    /// Compressed-row starts of moves grouped by source state ([states + 1]), and in <paramref name="order"/> the moves'
+    /// indices in that grouping, each state's in the order they were added.
+    /// </summary>
+    private static int[] CountingSort(List<int> from, int states, out int[] order)
+    {
+        var sources = CollectionsMarshal.AsSpan(from);
+        var start = new int[states + 1];
+        foreach (int s in sources)
+            start[s + 1]++;
+        for (int s = 0; s < states; s++)
+            start[s + 1] += start[s];
+        var next = start[..states];
+        order = new int[sources.Length];
+        for (int m = 0; m < sources.Length; m++)
+            order[next[sources[m]]++] = m;
+        return start;
+    }
+
+    /// <summary>The building lists' memory back: the frozen arrays hold everything from here on.</summary>
+    private static void Release<T>(params ReadOnlySpan<List<T>> lists)
+    {
+        foreach (var list in lists)
+        {
+            list.Clear();
+            list.TrimExcess();
+        }
+    }
+
+    private static T[] Gather<T>(ReadOnlySpan<T> values, int[] order)
+    {
+        var gathered = new T[order.Length];
+        for (int i = 0; i < order.Length; i++)
+            gathered[i] = values[order[i]];
+        return gathered;
     }
 }

@@ -8,28 +8,46 @@ namespace Serving.Engine.Constraints;
 /// Compiles <see cref="OutputConstraint"/>s against one model's vocabulary and keeps the results: a constraint is compiled
 /// once per distinct content (<see cref="OutputConstraint.CacheKey"/>) and shared by every request that sends it. The
 /// cache holds at most <see cref="MaxEntries"/> constraints and evicts the least recently used while their memory (which
-/// grows as requests explore them) exceeds its budget. Thread-safe.
+/// grows as requests explore them) exceeds its budget. Refusals are kept too (the last <see cref="MaxRefusals"/>), so a
+/// constraint sent again after its refusal is refused without being built again. Thread-safe.
 /// </summary>
+/// <remarks>
+/// Building is the one part of a request a client can make arbitrarily expensive up to the automaton's state bound, so
+/// at most <c>maxConcurrentBuilds</c> run at once, and the rest wait their turn without holding a thread: a flood of
+/// large or hostile constraints takes that many cores, never the engine loop's or the plain requests' (TGI bounds its
+/// grammar compilation the same way, with a fixed pool of compile workers).
+/// </remarks>
 public sealed class TokenConstraintCompiler
 {
     public const int MaxEntries = 256;
+    public const int MaxRefusals = 256;
 
     private readonly Lazy<TokenTrie> _trie;
     private readonly long _budgetBytes;
+    private readonly SemaphoreSlim _builds;
     private readonly object _gate = new();
     private readonly Dictionary<string, LinkedListNode<(string Key, TokenConstraint Value)>> _entries = [];
     private readonly LinkedList<(string Key, TokenConstraint Value)> _recency = [];
+    private readonly Dictionary<string, ConstraintException> _refusals = [];
+    private readonly Queue<string> _refusalOrder = new();
+    private int _building;
 
     /// <param name="tokenizer">The served model's tokenizer.</param>
     /// <param name="vocabularySize">Width of the model's logits (masks cover it).</param>
     /// <param name="budgetBytes">Memory the cached constraints may hold together.</param>
-    public TokenConstraintCompiler(HfTokenizer tokenizer, int vocabularySize, long budgetBytes = 512L << 20)
+    /// <param name="maxConcurrentBuilds">Constraints built at once; 0: half the cores, at least one.</param>
+    public TokenConstraintCompiler(HfTokenizer tokenizer, int vocabularySize, long budgetBytes = 512L << 20, int maxConcurrentBuilds = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxConcurrentBuilds);
         _trie = new Lazy<TokenTrie>(() => TokenTrie.Build(tokenizer, vocabularySize));
         _budgetBytes = budgetBytes;
+        MaxConcurrentBuilds = maxConcurrentBuilds > 0 ? maxConcurrentBuilds : Math.Max(1, Environment.ProcessorCount / 2);
+        _builds = new SemaphoreSlim(MaxConcurrentBuilds, MaxConcurrentBuilds);
     }
 
-    /// <summary>Compiles served from the cache, and compiles done.</summary>
+    public int MaxConcurrentBuilds { get; }
+
+    /// <summary>Compiles served from the cache (refusals included), and automata built (refused ones included).</summary>
     public long Hits { get; private set; }
     public long Misses { get; private set; }
 
@@ -43,10 +61,73 @@ public sealed class TokenConstraintCompiler
         }
     }
 
-    /// <summary>The compiled constraint; a <see cref="ConstraintException"/> names what is unsupported or malformed.</summary>
-    public TokenConstraint Compile(OutputConstraint constraint)
+    /// <summary>Called inside the build bound as each build starts, with the builds then running (tests).</summary>
+    internal Action<int>? BuildStarting { get; set; }
+
+    /// <summary>
+    /// The compiled constraint; a <see cref="ConstraintException"/> names what is unsupported or malformed. Blocks while
+    /// <see cref="MaxConcurrentBuilds"/> others build: for callers that hold a constraint compiled before.
+    /// </summary>
+    public TokenConstraint Compile(OutputConstraint constraint) => CompileAsync(constraint, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+
+    /// <summary>
+    /// The compiled constraint, from the cache when it is there (synchronously); else built once the build bound lets it,
+    /// waiting without a thread. A <see cref="ConstraintException"/> names what is unsupported or malformed.
+    /// </summary>
+    public ValueTask<TokenConstraint> CompileAsync(OutputConstraint constraint, CancellationToken ct)
     {
         string key = constraint.CacheKey();
+        return Lookup(key) is { } cached ? ValueTask.FromResult(cached) : new ValueTask<TokenConstraint>(BuildAsync(constraint, key, ct));
+    }
+
+    private async Task<TokenConstraint> BuildAsync(OutputConstraint constraint, string key, CancellationToken ct)
+    {
+        await _builds.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            // Another request may have built it (or had it refused) while this one waited.
+            if (Lookup(key) is { } cached)
+                return cached;
+            int running = Interlocked.Increment(ref _building);
+            BuildStarting?.Invoke(running);
+            TokenConstraint compiled;
+            try
+            {
+                compiled = Build(constraint, _trie.Value);
+            }
+            catch (ConstraintException refused)
+            {
+                lock (_gate)
+                {
+                    Misses++;
+                    Refuse(key, refused);
+                }
+
+                throw;
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _building);
+            }
+
+            lock (_gate)
+            {
+                Misses++;
+                _entries[key] = _recency.AddFirst((key, compiled));
+                Evict();
+            }
+
+            return compiled;
+        }
+        finally
+        {
+            _builds.Release();
+        }
+    }
+
+    /// <summary>The cached constraint, or null; a cached refusal is thrown again (a new exception, the same problem).</summary>
+    private TokenConstraint? Lookup(string key)
+    {
         lock (_gate)
         {
             if (_entries.TryGetValue(key, out var node))
@@ -59,20 +140,25 @@ public sealed class TokenConstraintCompiler
                     Evict();
                 return node.Value.Value;
             }
+
+            if (_refusals.TryGetValue(key, out var refused))
+            {
+                Hits++;
+                throw new ConstraintException(refused.Path, refused.Problem);
+            }
         }
 
-        // Compiled outside the lock: a large schema must not hold up requests whose constraints are cached.
-        var compiled = Build(constraint, _trie.Value);
-        lock (_gate)
-        {
-            Misses++;
-            if (_entries.TryGetValue(key, out var raced))
-                return raced.Value.Value;
-            _entries[key] = _recency.AddFirst((key, compiled));
-            Evict();
-        }
+        return null;
+    }
 
-        return compiled;
+    /// <summary>Remembers a refusal, forgetting the oldest beyond <see cref="MaxRefusals"/> (under the lock).</summary>
+    private void Refuse(string key, ConstraintException refused)
+    {
+        if (!_refusals.TryAdd(key, refused))
+            return;
+        _refusalOrder.Enqueue(key);
+        if (_refusalOrder.Count > MaxRefusals)
+            _refusals.Remove(_refusalOrder.Dequeue());
     }
 
     /// <summary>Drops the least recently used constraints while over <see cref="MaxEntries"/> or the memory budget (under the lock).</summary>

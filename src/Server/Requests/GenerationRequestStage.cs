@@ -67,14 +67,15 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     }
 
     /// <summary>
-    /// Compiles <paramref name="constraint"/> now, on the request's thread, so a cold schema never stalls the engine loop
-    /// and an unsupported one is a 400 naming the full path: <c>response_format.json_schema.schema.properties.dose.multipleOf</c>.
+    /// Compiles <paramref name="constraint"/> now, before the request queues (waiting its turn among cold builds), so a cold
+    /// schema never stalls the engine loop and an unsupported one is a 400 naming the full path:
+    /// <c>response_format.json_schema.schema.properties.dose.multipleOf</c>.
     /// </summary>
-    private void Compile(OutputConstraint constraint, string field)
+    private async Task CompileAsync(OutputConstraint constraint, string field, CancellationToken ct)
     {
         try
         {
-            host.Served.Compile(constraint);
+            await host.Served.CompileAsync(constraint, ct);
         }
         catch (RequestFailedException ex) when (ex.Failure == RequestFailure.Invalid)
         {
@@ -109,7 +110,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null, string constraintField = "structured_outputs")
     {
         if (sampling.Constraint is { } constraint)
-            Compile(constraint, constraintField);
+            await CompileAsync(constraint, constraintField, ct);
         int context = MaxContext, vocabulary = host.Served.VocabularySize;
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();
         var pinned = adapters is not null

@@ -147,6 +147,73 @@ public sealed class TokenConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixt
     }
 
     [Fact]
+    public void Compile_RefusedConstraintSentAgain_RefusedWithoutBuildingAgain()
+    {
+        var compiler = NewCompiler();
+        var bomb = OutputConstraint.Regex("(x{1000}){1000}");
+        var first = Assert.Throws<ConstraintException>(() => compiler.Compile(bomb));
+        var again = Assert.Throws<ConstraintException>(() => compiler.Compile(bomb));
+        Assert.Contains("automaton states", first.Problem);
+        Assert.Equal((first.Path, first.Problem), (again.Path, again.Problem));
+        Assert.Equal((1, 1), (compiler.Hits, compiler.Misses));
+    }
+
+    [Fact]
+    public async Task CompileAsync_ColdConstraintsBeyondTheBound_WaitForATurnWithoutBuilding()
+    {
+        var compiler = new TokenConstraintCompiler(gpt2.Tokenizer, gpt2.Tokenizer.VocabSize, maxConcurrentBuilds: 1);
+        compiler.Compile(OutputConstraint.Regex("x"));                        // the vocabulary trie, outside the test's timing
+        using var firstBuilding = new ManualResetEventSlim();
+        using var releaseFirst = new ManualResetEventSlim();
+        int peak = 0, starts = 0;
+        var gate = new object();
+        compiler.BuildStarting = running =>
+        {
+            lock (gate)
+                peak = Math.Max(peak, running);
+            if (Interlocked.Increment(ref starts) == 1)
+            {
+                firstBuilding.Set();
+                releaseFirst.Wait(TimeSpan.FromSeconds(30));
+            }
+        };
+        var first = Task.Run(() => compiler.CompileAsync(OutputConstraint.Regex("[0-9]+"), CancellationToken.None).AsTask());
+        Assert.True(firstBuilding.Wait(TimeSpan.FromSeconds(30)));
+        var waiting = Enumerable.Range(0, 4).Select(i => compiler.CompileAsync(OutputConstraint.Regex($"y{{{i + 1}}}"), CancellationToken.None).AsTask()).ToList();
+        await Task.Delay(200);
+        Assert.Equal(1, Volatile.Read(ref starts));                           // the others wait for the first's turn to end
+        Assert.All(waiting, w => Assert.False(w.IsCompleted));
+        releaseFirst.Set();
+        await first;
+        await Task.WhenAll(waiting);
+        Assert.Equal((1, 5), (peak, starts));
+    }
+
+    [Fact]
+    public async Task CompileAsync_CancelledWhileWaitingForATurn_ThrowsAndLeavesTheTurnFree()
+    {
+        var compiler = new TokenConstraintCompiler(gpt2.Tokenizer, gpt2.Tokenizer.VocabSize, maxConcurrentBuilds: 1);
+        using var firstBuilding = new ManualResetEventSlim();
+        using var releaseFirst = new ManualResetEventSlim();
+        compiler.BuildStarting = _ =>
+        {
+            firstBuilding.Set();
+            releaseFirst.Wait(TimeSpan.FromSeconds(30));
+        };
+        var first = Task.Run(() => compiler.CompileAsync(OutputConstraint.Regex("[0-9]+"), CancellationToken.None).AsTask());
+        Assert.True(firstBuilding.Wait(TimeSpan.FromSeconds(30)));
+        using var gone = new CancellationTokenSource();
+        var cancelled = compiler.CompileAsync(OutputConstraint.Regex("[a-z]+"), gone.Token).AsTask();
+        gone.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        releaseFirst.Set();
+        await first;
+        compiler.BuildStarting = null;
+        Assert.NotNull(await compiler.CompileAsync(OutputConstraint.Regex("[a-z]+"), CancellationToken.None));
+        Assert.Equal(2, compiler.Misses);
+    }
+
+    [Fact]
     public void Accept_TokenOutsideTheConstraint_EndsIncompleteInsteadOfGeneratingOn()
     {
         var compiler = NewCompiler();

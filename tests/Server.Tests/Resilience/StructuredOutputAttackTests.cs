@@ -64,6 +64,33 @@ public sealed class StructuredOutputAttackTests(StructuredOutputServerFixture fi
     }
 
     [Fact]
+    public async Task Completions_FloodOfDistinctBombs_EachRefusedAndOrdinaryRequestsServed()
+    {
+        // Each bomb is new (no cached refusal to answer it), so each is built up to the state bound; the compiler builds
+        // a bounded number at once and the rest wait without a thread, while cached constraints and plain requests pass.
+        var bombs = Enumerable.Range(0, 16).Select(i => HttpJson.PostAsync(fixture.Http, "/v1/completions", new
+        {
+            model = fixture.Model, prompt = "attack", max_tokens = 4,
+            structured_outputs = new { regex = $"(x{{1000}}){{{600 + i}}}" },
+        })).ToList();
+        var ordinary = Enumerable.Range(0, 6).Select(i => HttpJson.PostAsync(fixture.Http, "/v1/completions", i % 2 == 0
+            ? (object)new { model = StructuredOutputServerFixture.Adapters[i % 3], prompt = $"ordinary {i}", max_tokens = 4, structured_outputs = new { choice = new[] { "yes", "no" } } }
+            : new { model = StructuredOutputServerFixture.Adapters[i % 3], prompt = $"ordinary {i}", max_tokens = 4 })).ToList();
+        foreach (var (status, error) in await Task.WhenAll(bombs))
+        {
+            Assert.Equal(400, status);
+            Assert.Contains("automaton states", (string?)error["error"]!["message"]);
+        }
+
+        foreach (var (status, _) in await Task.WhenAll(ordinary))
+            Assert.Equal(200, status);
+        var (againStatus, again) = await HttpJson.PostAsync(fixture.Http, "/v1/completions",
+            new { model = fixture.Model, prompt = "attack", max_tokens = 4, structured_outputs = new { regex = "(x{1000}){600}" } });
+        Assert.Equal(400, againStatus);                                        // refused again from the compiler's memory
+        Assert.Contains("automaton states", (string?)again["error"]!["message"]);
+    }
+
+    [Fact]
     public async Task Completions_PatternThatExplodesBacktrackingEngines_ServedInLinearTime()
     {
         // (a+)+$ against "aaaa…b" takes exponential time in a backtracking matcher; an automaton has no backtracking.
