@@ -21,6 +21,35 @@ public sealed record SamplingParams
     /// <summary>Null: no logprobs. N ≥ 0: the sampled token's logprob plus the N most likely alternatives.</summary>
     public int? Logprobs { get; init; }
 
+    /// <summary>Added to these tokens' logits before sampling (OpenAI's <c>logit_bias</c>: −100 bans, +100 all but forces).</summary>
+    public IReadOnlyDictionary<int, float> LogitBias { get; init; } = EmptyBias;
+
+    /// <summary>Subtracted once from the logit of every token the output already holds (OpenAI's <c>presence_penalty</c>).</summary>
+    public float PresencePenalty { get; init; }
+
+    /// <summary>Subtracted from a token's logit once per time the output already holds it (<c>frequency_penalty</c>).</summary>
+    public float FrequencyPenalty { get; init; }
+
+    /// <summary>
+    /// For every token in the prompt or the output, a positive logit divided by it and a negative one multiplied (HF's and
+    /// vLLM's <c>repetition_penalty</c>); 1 leaves logits alone.
+    /// </summary>
+    public float RepetitionPenalty { get; init; } = 1f;
+
+    /// <summary>Keeps only tokens whose probability is at least this share of the most likely one's (after temperature); 0: off.</summary>
+    public double MinP { get; init; }
+
+    /// <summary>Tokens generated before an end-of-sequence or stop token may be chosen (vLLM's <c>min_tokens</c>).</summary>
+    public int MinTokens { get; init; }
+
+    /// <summary>The most <see cref="LogitBias"/> entries a request may carry: each is work on every step of its sequence.</summary>
+    public const int MaxLogitBiasEntries = 1024;
+
+    private static readonly IReadOnlyDictionary<int, float> EmptyBias = new Dictionary<int, float>();
+
+    /// <summary>Whether any logit adjustment (bias, penalty, minimum length) applies: sampling then works on a copy of the logits.</summary>
+    public bool AdjustsLogits => LogitBias.Count > 0 || PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f || MinTokens > 0;
+
     public void Validate()
     {
         if (double.IsNaN(Temperature) || Temperature < 0 || Temperature > 100)
@@ -35,5 +64,18 @@ public sealed record SamplingParams
             throw new ArgumentException("logprobs must be in [0, 20]");
         if (StopStrings.Any(string.IsNullOrEmpty))
             throw new ArgumentException("stop strings must not be empty");
+        if (LogitBias.Count > MaxLogitBiasEntries)
+            throw new ArgumentException($"logit_bias may hold at most {MaxLogitBiasEntries} entries");
+        foreach (var (token, bias) in LogitBias)
+            if (token < 0 || !(bias is >= -100 and <= 100))
+                throw new ArgumentException($"logit_bias: token {token} must be a token id with a bias in [-100, 100]");
+        if (!(PresencePenalty is >= -2 and <= 2) || !(FrequencyPenalty is >= -2 and <= 2))
+            throw new ArgumentException("presence_penalty and frequency_penalty must be in [-2, 2]");
+        if (!(RepetitionPenalty is > 0 and <= 100))
+            throw new ArgumentException("repetition_penalty must be in (0, 100]");
+        if (!(MinP is >= 0 and <= 1))
+            throw new ArgumentException("min_p must be in [0, 1]");
+        if (MinTokens < 0 || MinTokens > MaxTokens)
+            throw new ArgumentException("min_tokens must be in [0, max_tokens]");
     }
 }

@@ -124,7 +124,9 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         public void Run(int i)
         {
             var s = rows[ready[i]].Sequence;
-            tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>(logits + (long)ready[i] * vocab, vocab), s.Sampling, s.Random, s.AllowedTokens());
+            var allowed = s.AllowedTokens();
+            tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>(logits + (long)ready[i] * vocab, vocab), s.Sampling, s.Random, allowed,
+                s.History, s.SuppressedTokens(allowed));
         }
     }
 }

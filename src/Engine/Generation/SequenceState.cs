@@ -17,6 +17,7 @@ public sealed class SequenceState
     private readonly StopStringMatcher _stops;
     private readonly HashSet<int> _stopTokens;
     private readonly TokenConstraint? _constraint;
+    private readonly TokenHistory? _history;
     private int _constraintState;
 
     /// <param name="promptTokens">The prompt, already tokenized (at least one token).</param>
@@ -44,6 +45,8 @@ public sealed class SequenceState
             throw new ArgumentException("a sequence's compiled constraint must match its sampling parameters' constraint");
         _constraint = constraint;
         _constraintState = constraint?.Start ?? 0;
+        if (sampling.PresencePenalty != 0 || sampling.FrequencyPenalty != 0 || sampling.RepetitionPenalty != 1f)
+            _history = new TokenHistory(promptTokens, indexPrompt: sampling.RepetitionPenalty != 1f);
     }
 
     public IReadOnlyList<int> PromptTokens { get; }
@@ -80,6 +83,20 @@ public sealed class SequenceState
         return (mask, _constraint.IsAccepting(_constraintState) || stuck ? _stopTokens : []);
     }
 
+    /// <summary>The tokens the penalties read, or null when the sampling parameters use none.</summary>
+    internal TokenHistory? History => _history;
+
+    /// <summary>
+    /// Tokens the next step may not choose: the stop tokens while fewer than <see cref="SamplingParams.MinTokens"/> are
+    /// generated, unless an output constraint leaves nothing else to choose (a complete output that nothing may extend).
+    /// </summary>
+    internal IReadOnlyCollection<int> SuppressedTokens((ulong[] Mask, IReadOnlyCollection<int> AlsoAllowed)? allowed)
+    {
+        if (_generated.Count >= Sampling.MinTokens)
+            return [];
+        return allowed is { } a && !a.Mask.AsSpan().ContainsAnyExcept(0UL) ? [] : _stopTokens;
+    }
+
     /// <summary>All tokens of the sequence so far (prompt, then generated).</summary>
     public int TotalTokens => PromptTokens.Count + _generated.Count;
 
@@ -99,6 +116,7 @@ public sealed class SequenceState
     internal TokenEvent Accept(SampledToken token, int contextLimit)
     {
         _generated.Add(token.Id);
+        _history?.Add(token.Id);
         string delta;
         if (_stopTokens.Contains(token.Id))
         {

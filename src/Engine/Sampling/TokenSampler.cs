@@ -5,8 +5,9 @@ using Serving.Contracts.Generation;
 namespace Serving.Engine.Sampling;
 
 /// <summary>
-/// Picks the next token from one row of float32 logits. Logprobs are reported from the raw distribution
-/// (log_softmax of the logits, before temperature and filtering), as vLLM does by default.
+/// Picks the next token from one row of float32 logits: the request's adjustments (<see cref="LogitAdjustments"/>), the
+/// output constraint's mask, then temperature with top-k, min-p and top-p. Logprobs are reported from the raw distribution
+/// (log_softmax of the logits, before any of that), as vLLM does by default.
 /// </summary>
 internal static class TokenSampler
 {
@@ -16,9 +17,14 @@ internal static class TokenSampler
     /// <param name="allowed">Under an output constraint: the tokens that may be chosen (bit i of the mask, plus the listed
     /// ids); the others are taken out before temperature, top-k and top-p, so those act on the allowed tokens alone.
     /// Logprobs still come from the raw distribution.</param>
+    /// <param name="history">The sequence's tokens, for the penalties (<see cref="LogitAdjustments"/>); null when none applies.</param>
+    /// <param name="suppressed">Tokens that may not be chosen at this step (stop tokens before <see cref="SamplingParams.MinTokens"/>).</param>
     public static SampledToken Sample(ReadOnlySpan<float> logits, SamplingParams p, SeededRandom random,
-        (ulong[] Mask, IReadOnlyCollection<int> AlsoAllowed)? allowed = null)
+        (ulong[] Mask, IReadOnlyCollection<int> AlsoAllowed)? allowed = null, TokenHistory? history = null, IReadOnlyCollection<int>? suppressed = null)
     {
+        var raw = logits;
+        if (p.AdjustsLogits)
+            logits = LogitAdjustments.Apply(logits, p, history, suppressed ?? []);
         // A temperature whose reciprocal overflows float32 (below ~3e-39) samples the maximum anyway: take it as greedy
         // rather than scale logits by infinity.
         bool greedy = p.Temperature == 0 || p.TopK == 1 || float.IsInfinity((float)(1.0 / p.Temperature));
@@ -26,16 +32,16 @@ internal static class TokenSampler
         int chosen = greedy ? Math.Max(0, System.Numerics.Tensors.TensorPrimitives.IndexOfMax(choose)) : SampleFiltered(choose, p, random);
         if (p.Logprobs is null)
             return new SampledToken(chosen, float.NaN, []);
-        double logZ = LogSumExp(logits);
+        double logZ = LogSumExp(raw);
         var top = new (int, float)[p.Logprobs.Value];
         if (top.Length > 0)
         {
-            int[] best = TopIndices(logits, top.Length);
+            int[] best = TopIndices(raw, top.Length);
             for (int i = 0; i < best.Length; i++)
-                top[i] = (best[i], (float)(logits[best[i]] - logZ));
+                top[i] = (best[i], (float)(raw[best[i]] - logZ));
         }
 
-        return new SampledToken(chosen, (float)(logits[chosen] - logZ), top);
+        return new SampledToken(chosen, (float)(raw[chosen] - logZ), top);
     }
 
     [ThreadStatic] private static float[]? _masked;
@@ -77,7 +83,7 @@ internal static class TokenSampler
     {
         int k = p.TopK > 0 ? Math.Min(p.TopK, logits.Length) : logits.Length;
         float invT = (float)(1.0 / p.Temperature);
-        if (k == logits.Length && p.TopP >= 1)
+        if (k == logits.Length && p.TopP >= 1 && p.MinP <= 0)
         {
             float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
             double target = random.NextDouble() * SumExp(logits, max, invT);
@@ -100,7 +106,8 @@ internal static class TokenSampler
         // keeps ties). Why: growing a sorted candidate prefix cost a full heap selection over the vocabulary per growth,
         // ~1.5 ms per row on a flat 32k distribution (top-p 0.95), on every row of every step.
         var w = Weights(logits, invT);
-        float kThreshold = k < logits.Length ? LargestThreshold(w, 0f, k, double.NaN) : 0f;
+        // min_p keeps p ≥ min_p · p_max, which on weights relative to the maximum (whose weight is 1) is w ≥ min_p.
+        float kThreshold = Math.Max(k < logits.Length ? LargestThreshold(w, 0f, k, double.NaN) : 0f, (float)p.MinP);
         float threshold = p.TopP < 1 ? LargestThreshold(w, kThreshold, 0, p.TopP * Mass(w, kThreshold)) : kThreshold;
 
         double u = random.NextDouble() * Mass(w, threshold);

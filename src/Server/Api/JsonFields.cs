@@ -70,13 +70,41 @@ internal sealed class JsonFields(JsonElement root)
         return list;
     }
 
-    public IReadOnlyList<int> IntList(string name)
+    public IReadOnlyList<int> IntList(string name, int maxCount)
     {
         if (Get(name) is not { } v)
             return [];
         if (v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out _)))
             throw Bad(name, "must be a list of integers");
+        if (v.GetArrayLength() > maxCount)
+            throw Bad(name, $"may hold at most {maxCount} entries");
         return v.EnumerateArray().Select(e => e.GetInt32()).ToList();
+    }
+
+    /// <summary>
+    /// OpenAI's <c>logit_bias</c>: an object from token ids (as strings) to biases in [<paramref name="min"/>,
+    /// <paramref name="max"/>], at most <paramref name="maxCount"/> of them. Whether each id is in the vocabulary is the
+    /// caller's check.
+    /// </summary>
+    public IReadOnlyDictionary<int, float> TokenBiases(string name, int maxCount, double min, double max)
+    {
+        if (Get(name) is not { } v)
+            return new Dictionary<int, float>();
+        if (v.ValueKind != JsonValueKind.Object)
+            throw Bad(name, "must be an object from token ids to biases");
+        var biases = new Dictionary<int, float>();
+        foreach (var entry in v.EnumerateObject())
+        {
+            if (biases.Count == maxCount)
+                throw Bad(name, $"may hold at most {maxCount} entries");
+            if (!int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token))
+                throw Bad(name, "keys must be token ids (non-negative integers)");
+            if (entry.Value.ValueKind != JsonValueKind.Number || entry.Value.GetDouble() is var bias && !(bias >= min && bias <= max))
+                throw Bad(name, $"values must be numbers in [{min}, {max}] (token {token})");
+            biases[token] = (float)bias;
+        }
+
+        return biases;
     }
 
     public JsonElement? Get(string name) =>

@@ -5,7 +5,10 @@ namespace Serving.Server.Requests;
 
 internal static class PromptLimits
 {
-    /// <summary>Checks one tokenized prompt against the vocabulary and the context limit; returns the sampling params to run it with.</summary>
+    /// <summary>
+    /// Checks one tokenized prompt (and the logit_bias ids) against the vocabulary and the context limit; returns the sampling
+    /// params to run it with.
+    /// </summary>
     public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize)
     {
         if (prompt.Count == 0)
@@ -13,10 +16,15 @@ internal static class PromptLimits
         foreach (int id in prompt)
             if ((uint)id >= (uint)vocabSize)
                 throw ApiException.BadRequest($"token id {id} is outside the vocabulary [0, {vocabSize})", "prompt");
+        foreach (int id in sampling.LogitBias.Keys)
+            if (id >= vocabSize)
+                throw ApiException.BadRequest($"'logit_bias' token id {id} is outside the vocabulary [0, {vocabSize})", "logit_bias");
         if (prompt.Count >= maxContext)
             throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", "prompt");
         if (sampling.MaxTokens == 0)
-            return sampling with { MaxTokens = maxContext - prompt.Count };
+            sampling = sampling with { MaxTokens = maxContext - prompt.Count };
+        if (sampling.MinTokens > sampling.MaxTokens)
+            throw ApiException.BadRequest($"'min_tokens' {sampling.MinTokens} is more than the {sampling.MaxTokens} tokens this request may generate", "min_tokens");
         // long: prompt + a max_tokens near int.MaxValue (gRPC accepts any int32) must not wrap around below the limit.
         if ((long)prompt.Count + sampling.MaxTokens > maxContext)
             throw ApiException.BadRequest(

@@ -9,6 +9,9 @@ internal static class SamplingRequestReader
 {
     public const int DefaultMaxTokens = 16;
 
+    /// <summary>A constrained sequence's step visits every stop token id: a bound on that work, far above any real list.</summary>
+    public const int MaxStopTokenIds = 256;
+
     /// <summary>
     /// <paramref name="defaultMaxTokens"/> null means "up to the context limit": MaxTokens is then 0 until
     /// <see cref="PromptLimits.Apply"/> fills it in for the tokenized prompt.
@@ -19,6 +22,9 @@ internal static class SamplingRequestReader
         f.Int("best_of", 1, 1);
         int? maxTokens = f.Int("max_tokens", 1, 1_000_000) ?? f.Int("max_completion_tokens", 1, 1_000_000);
         int topK = f.Int("top_k", -1, 1_000_000) ?? defaults.TopK ?? 0;
+        int minTokens = f.Int("min_tokens", 0, 1_000_000) ?? 0;
+        if (maxTokens is { } most && minTokens > most)
+            throw JsonFields.Bad("min_tokens", $"must be at most max_tokens ({most}), got {minTokens}");
         return new SamplingParams
         {
             Temperature = f.Double("temperature", 0, 2) ?? defaults.Temperature ?? 1.0,
@@ -27,9 +33,15 @@ internal static class SamplingRequestReader
             Seed = f.Seed("seed"),
             MaxTokens = maxTokens ?? defaultMaxTokens ?? 0,
             StopStrings = f.StringOrList("stop", 16),
-            StopTokenIds = f.IntList("stop_token_ids"),
+            StopTokenIds = f.IntList("stop_token_ids", MaxStopTokenIds),
             IgnoreEos = f.Bool("ignore_eos") ?? false,
             Logprobs = logprobs,
+            LogitBias = f.TokenBiases("logit_bias", SamplingParams.MaxLogitBiasEntries, -100, 100),
+            PresencePenalty = (float)(f.Double("presence_penalty", -2, 2) ?? 0),
+            FrequencyPenalty = (float)(f.Double("frequency_penalty", -2, 2) ?? 0),
+            RepetitionPenalty = (float)(f.Double("repetition_penalty", double.Epsilon, 100) ?? 1),
+            MinP = f.Double("min_p", 0, 1) ?? 0,
+            MinTokens = minTokens,
         };
     }
 }

@@ -120,6 +120,13 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             StopStrings = [.. r.Stop],
             IgnoreEos = r.IgnoreEos,
             Constraint = Constraint(r.StructuredOutput),
+            LogitBias = r.LogitBias.Count <= SamplingParams.MaxLogitBiasEntries ? new Dictionary<int, float>(r.LogitBias)
+                : throw ApiException.BadRequest($"at most {SamplingParams.MaxLogitBiasEntries} entries", "logit_bias"),
+            PresencePenalty = r.HasPresencePenalty ? r.PresencePenalty : 0,
+            FrequencyPenalty = r.HasFrequencyPenalty ? r.FrequencyPenalty : 0,
+            RepetitionPenalty = r.HasRepetitionPenalty ? r.RepetitionPenalty : 1,
+            MinP = r.HasMinP ? r.MinP : 0,
+            MinTokens = r.HasMinTokens ? r.MinTokens : 0,
         };
         try
         {

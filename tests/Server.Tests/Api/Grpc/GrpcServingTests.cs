@@ -39,6 +39,33 @@ public sealed class GrpcServingTests(DemoServerFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task Generate_LogitBiasAndPenalties_SameTokensAsRest()
+    {
+        var request = Greedy("demo-all-r8", maxTokens: 10);
+        request.LogitBias.Add(995, 100f);
+        Assert.All((await Generation.GenerateAsync(request)).TokenIds, id => Assert.Equal(995, id));
+
+        var penalised = Greedy("demo-all-r8", maxTokens: 10);
+        penalised.FrequencyPenalty = 1.5f;
+        penalised.RepetitionPenalty = 1.7f;
+        penalised.MinTokens = 4;
+        var response = await Generation.GenerateAsync(penalised);
+        var (status, rest) = await HttpJson.PostAsync(fixture.Http, "/v1/completions", new
+        {
+            model = "demo-all-r8", prompt = "gRPC says hello", max_tokens = 10, temperature = 0, ignore_eos = true, return_token_ids = true,
+            frequency_penalty = 1.5, repetition_penalty = 1.7, min_tokens = 4,
+        });
+        Assert.Equal(200, status);
+        Assert.Equal(rest["choices"]![0]!["token_ids"]!.AsArray().Select(t => (int)t!), response.TokenIds);
+
+        var bad = Greedy("demo-all-r8");
+        bad.PresencePenalty = 3f;
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await Generation.GenerateAsync(bad));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Contains("presence_penalty", ex.Status.Detail);
+    }
+
+    [Fact]
     public async Task GenerateStream_SameTokensAsUnaryWithFinishAndUsageLast()
     {
         var unary = await Generation.GenerateAsync(Greedy("demo-mlp-r4", maxTokens: 12));
