@@ -24,6 +24,7 @@ public sealed class HfTokenizer
     private readonly byte[]?[] _idToBytes;
     private readonly Dictionary<string, AddedToken> _addedByContent;
     private readonly Dictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
+    private readonly int _longestTokenChars;
     private readonly Lock _cacheLock = new();
 
     /// <param name="bpe">Vocabulary and merges.</param>
@@ -53,6 +54,9 @@ public sealed class HfTokenizer
             _idToToken[id] = token;
         foreach (var t in addedTokens)
             _idToToken[t.Id] = t.Content;
+        // A token stands for at most its own string's length of normalized text (a byte-level token's characters are its
+        // bytes, each at most one input character; a byte-fallback or unknown token for less than its name's length).
+        _longestTokenChars = _preTokenizer?.KeepsText == false ? 0 : Math.Max(1, _idToToken.Max(t => t?.Length ?? 0));
         _idToBytes = new byte[size][];
         for (int id = 0; id < size; id++)
             _idToBytes[id] = _idToToken[id] is null ? null : ComputeTokenBytes(id);
@@ -74,7 +78,14 @@ public sealed class HfTokenizer
     public bool IsSpecial(int id) => _addedByContent.TryGetValue(IdToToken(id) ?? "", out var t) && t.Special && t.Id == id;
 
     /// <summary>Encodes text; added tokens (including special ones) in the text are recognised verbatim.</summary>
-    public int[] Encode(string text, bool addSpecialTokens = true)
+    public int[] Encode(string text, bool addSpecialTokens = true) => EncodeWithin(text, addSpecialTokens, int.MaxValue)!;
+
+    /// <summary>
+    /// <see cref="Encode"/>, or null as soon as the text certainly becomes more than <paramref name="maxTokens"/> tokens: when
+    /// a normalized segment is longer than that many of the vocabulary's longest token, or the ids so far pass it. So a
+    /// prompt far beyond a context costs about one read of it, not its whole tokenization.
+    /// </summary>
+    public int[]? EncodeWithin(string text, bool addSpecialTokens, int maxTokens)
     {
         var ids = new List<int>();
         if (addSpecialTokens && Specials.AddBos && Specials.BosId is int bos)
@@ -82,17 +93,17 @@ public sealed class HfTokenizer
         int start = 0;
         foreach (var (at, length, token) in _added.Matches(text))
         {
-            if (at > start)
-                EncodeSegment(text[start..at], ids, atInputStart: start == 0);
+            if (at > start && !EncodeSegment(text[start..at], ids, atInputStart: start == 0, maxTokens))
+                return null;
             ids.Add(token.Id);
             start = at + length;
         }
 
-        if (start < text.Length)
-            EncodeSegment(text[start..], ids, atInputStart: start == 0);
+        if (start < text.Length && !EncodeSegment(text[start..], ids, atInputStart: start == 0, maxTokens))
+            return null;
         if (addSpecialTokens && Specials.AddEos && Specials.EosId is int eos)
             ids.Add(eos);
-        return ids.ToArray();
+        return ids.Count <= maxTokens ? ids.ToArray() : null;
     }
 
     /// <summary>The bytes a token contributes to decoded text; empty for special tokens (they are not shown), null for unknown ids.</summary>
@@ -123,16 +134,25 @@ public sealed class HfTokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    private void EncodeSegment(string text, List<int> ids, bool atInputStart)
+    /// <summary>Appends the segment's ids; false (ids then partial) once they certainly pass <paramref name="maxTokens"/>.</summary>
+    private bool EncodeSegment(string text, List<int> ids, bool atInputStart, int maxTokens)
     {
         string normalized = _normalizer?.Apply(text) ?? text;
         if (normalized.Length == 0)
-            return;
+            return true;
+        if (_longestTokenChars > 0 && ids.Count + (normalized.Length + (long)_longestTokenChars - 1) / _longestTokenChars > maxTokens)
+            return false;
         var pieces = new List<string> { normalized };
         _preTokenizer?.Apply(pieces, atInputStart);
         foreach (string piece in pieces)
+        {
             if (piece.Length > 0)
                 ids.AddRange(EncodeWord(piece));
+            if (ids.Count > maxTokens)
+                return false;
+        }
+
+        return true;
     }
 
     private int[] EncodeWord(string word)

@@ -16,6 +16,10 @@ public abstract record TokenizerPreTokenizer
     /// <param name="atInputStart">Whether the first piece starts the whole input (Metaspace's <c>first</c> scheme).</param>
     public abstract void Apply(List<string> pieces, bool atInputStart);
 
+    /// <summary>Whether every character of the input is in some piece (no kind drops text): then a segment's length bounds
+    /// from below how many tokens it becomes.</summary>
+    public virtual bool KeepsText => true;
+
     /// <summary>Whether pieces leave this pre-tokenizer mapped to the byte-level alphabet (the BPE model then sees bytes).</summary>
     public virtual bool MapsBytes => false;
 
@@ -78,6 +82,8 @@ public abstract record TokenizerPreTokenizer
 
     public sealed record Split(TokenizerPattern Pattern, SplitBehavior Behavior, bool Invert) : TokenizerPreTokenizer
     {
+        public override bool KeepsText => Behavior != SplitBehavior.Removed;
+
         public override void Apply(List<string> pieces, bool atInputStart) => Each(pieces, (p, into) => SplitBy(p, Pattern, Behavior, Invert, into));
     }
 
@@ -122,6 +128,8 @@ public abstract record TokenizerPreTokenizer
 
     public sealed record Sequence(IReadOnlyList<TokenizerPreTokenizer> Steps) : TokenizerPreTokenizer
     {
+        public override bool KeepsText => Steps.All(s => s.KeepsText);
+
         public override bool MapsBytes => Steps.Any(s => s.MapsBytes);
 
         public override void Apply(List<string> pieces, bool atInputStart)

@@ -45,6 +45,23 @@ public sealed class ServedModel
         }
     }
 
+    /// <summary>
+    /// <see cref="Encode"/>, or null as soon as the text certainly becomes more than <paramref name="maxTokens"/> tokens (the
+    /// tokenizer stops there).
+    /// </summary>
+    /// <exception cref="PromptTextException">The text cannot be encoded (the message says why).</exception>
+    public int[]? EncodeWithin(string text, bool addSpecialTokens, int maxTokens)
+    {
+        try
+        {
+            return _model.Tokenizer.EncodeWithin(text, addSpecialTokens, maxTokens);
+        }
+        catch (TokenizerException ex)
+        {
+            throw new PromptTextException(ex.Message, ex);
+        }
+    }
+
     /// <summary>The text of <paramref name="ids"/> (ids outside the vocabulary are skipped).</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens) => _model.Tokenizer.Decode(ids, skipSpecialTokens);
 

@@ -54,11 +54,21 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     };
 
     /// <summary><paramref name="text"/> as token ids; a tokenizer error is a 400 naming <paramref name="field"/>.</summary>
-    public int[] Tokenize(string text, bool addSpecialTokens, string field)
+    public int[] Tokenize(string text, bool addSpecialTokens, string field) => Tokenize(text, addSpecialTokens, field, int.MaxValue);
+
+    /// <summary>
+    /// A prompt to generate from as token ids: <see cref="Tokenize(string, bool, string)"/>, but a 400 as soon as the text
+    /// certainly fills the context, before the rest of it is tokenized (a 10 MB body would otherwise cost seconds of a core
+    /// to be refused).
+    /// </summary>
+    public int[] TokenizePrompt(string text, bool addSpecialTokens, string field) => Tokenize(text, addSpecialTokens, field, MaxContext - 1);
+
+    private int[] Tokenize(string text, bool addSpecialTokens, string field, int maxTokens)
     {
         try
         {
-            return host.Served.Encode(text, addSpecialTokens);
+            return host.Served.EncodeWithin(text, addSpecialTokens, maxTokens)
+                ?? throw ApiException.BadRequest($"This model's maximum context length is {MaxContext} tokens; the prompt is longer.", field);
         }
         catch (PromptTextException ex)
         {

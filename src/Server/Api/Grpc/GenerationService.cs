@@ -101,7 +101,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
         if (hasText == hasIds)
             throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
-        IReadOnlyList<int> prompt = hasText ? stage.Tokenize(r.Prompt, addSpecialTokens: true, "prompt") : r.PromptTokenIds.ToArray();
+        IReadOnlyList<int> prompt = hasText ? stage.TokenizePrompt(r.Prompt, addSpecialTokens: true, "prompt") : r.PromptTokenIds.ToArray();
 
         var defaults = model.GenerationDefaults;
         if (r.HasMaxTokens && r.MaxTokens < 1)

@@ -22,7 +22,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
         var format = OutputConstraintReader.Read(f);
         sampling = sampling with { Constraint = format?.Constraint };
-        int[] prompt = stage.Tokenize(rendered, addSpecialTokens: false, "messages");
+        int[] prompt = stage.TokenizePrompt(rendered, addSpecialTokens: false, "messages");
         var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
             format?.Field ?? "structured_outputs"))[0];
         var adapters = request.Adapters;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Serving.Runtime.Hosting;
 using Serving.Server.Api;
 
 namespace Serving.Server.Api.OpenAi;
@@ -12,15 +11,20 @@ internal static class CompletionPromptReader
 {
     public const int MaxPrompts = 64;
 
-    public static IReadOnlyList<IReadOnlyList<int>> Read(JsonFields f, ServedModel model)
+    /// <param name="f">The request's fields.</param>
+    /// <param name="tokenize">A prompt string's token ids (the request stage's, which refuses one past the context early).</param>
+    public static IReadOnlyList<IReadOnlyList<int>> Read(JsonFields f, Func<string, int[]> tokenize)
     {
         if (f.Get("prompt") is not { } p)
             throw JsonFields.Bad("prompt", "is required");
+        // Counted before any prompt is tokenized: a list of many long strings must not be tokenized to be refused.
+        if (p.ValueKind == JsonValueKind.Array && p.GetArrayLength() > MaxPrompts && p.EnumerateArray().All(e => e.ValueKind is JsonValueKind.String or JsonValueKind.Array))
+            throw JsonFields.Bad("prompt", $"may hold at most {MaxPrompts} prompts");
         var prompts = new List<IReadOnlyList<int>>();
         switch (p.ValueKind)
         {
             case JsonValueKind.String:
-                prompts.Add(model.Encode(p.GetString()!, addSpecialTokens: true));
+                prompts.Add(tokenize(p.GetString()!));
                 break;
             case JsonValueKind.Array when p.GetArrayLength() == 0:
                 throw JsonFields.Bad("prompt", "must not be an empty list");
@@ -28,7 +32,7 @@ internal static class CompletionPromptReader
                 prompts.Add(TokenIds(p));
                 break;
             case JsonValueKind.Array when p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String):
-                prompts.AddRange(p.EnumerateArray().Select(e => (IReadOnlyList<int>)model.Encode(e.GetString()!, addSpecialTokens: true)));
+                prompts.AddRange(p.EnumerateArray().Select(e => (IReadOnlyList<int>)tokenize(e.GetString()!)));
                 break;
             case JsonValueKind.Array when p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Array):
                 prompts.AddRange(p.EnumerateArray().Select(TokenIds));
@@ -37,8 +41,6 @@ internal static class CompletionPromptReader
                 throw JsonFields.Bad("prompt", "must be a string, a list of strings, a list of token ids or a list of token-id lists");
         }
 
-        if (prompts.Count > MaxPrompts)
-            throw JsonFields.Bad("prompt", $"may hold at most {MaxPrompts} prompts");
         return prompts;
     }
 

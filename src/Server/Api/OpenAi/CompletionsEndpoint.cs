@@ -26,15 +26,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, logprobs, SamplingRequestReader.DefaultMaxTokens);
         var format = OutputConstraintReader.Read(f);
         sampling = sampling with { Constraint = format?.Constraint };
-        IReadOnlyList<IReadOnlyList<int>> prompts;
-        try
-        {
-            prompts = CompletionPromptReader.Read(f, model);
-        }
-        catch (PromptTextException ex)
-        {
-            throw ApiException.BadRequest(ex.Message, "prompt");
-        }
+        var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens: true, "prompt"));
 
         var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
             format?.Field ?? "structured_outputs");
