@@ -8,13 +8,14 @@ using Serving.V1;
 namespace Serving.Server.Tests.Resilience;
 
 /// <summary>
-/// Inputs at the edges: prompts at and beyond the context length (256 here), max_tokens 0, negative and huge, and unicode
-/// edge cases in stop strings. Each gets a definite answer — a completion or a 400 naming the field — never a 500.
+/// Inputs at the edges: prompts at and beyond the context length (256 here; megabytes of it, thousands of prompts in one
+/// list), max_tokens 0, negative and huge, and unicode edge cases in stop strings. Each gets a definite answer — a completion or a 400 naming the field — never a 500.
 /// </summary>
 public sealed class EdgeInputTests(DemoServerFixture fixture) : IClassFixture<DemoServerFixture>
 {
     private const string Model = "serving-demo-tiny";
     private const int Context = 256;
+    private static readonly string Huge = string.Concat(Enumerable.Repeat("hi ", 1_000_000));
 
     private static int[] Tokens(int count) => Enumerable.Range(0, count).Select(i => 100 + i % 200).ToArray();
 
@@ -143,5 +144,47 @@ public sealed class EdgeInputTests(DemoServerFixture fixture) : IClassFixture<De
         Assert.True(status2 == 200, cut.ToJsonString());
         Assert.Equal(text[..first], (string)cut["choices"]![0]!["text"]!);
         Assert.Equal("stop", (string)cut["choices"]![0]!["finish_reason"]!);
+    }
+
+    // Far past the context: refused early (the tokenizer stops once the prompt certainly fills it; a list is counted
+    // before any of it is tokenized), on every front door, with other requests served beside.
+    [Fact]
+    public async Task Completions_MegabytesOfPrompt_400NamingTheContext()
+    {
+        var (status, error) = await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model = Model, prompt = Huge, max_tokens = 4 });
+        Assert.Equal(400, status);
+        Assert.Contains("maximum context length is 256 tokens", (string?)error["error"]!["message"]);
+        Assert.Equal("prompt", (string?)error["error"]!["param"]);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_ManyMessages_400NamingTheContext()
+    {
+        var messages = new JsonArray(Enumerable.Range(0, 20_000).Select(_ => (JsonNode)new JsonObject { ["role"] = "user", ["content"] = "hi" }).ToArray());
+        var body = new JsonObject { ["model"] = Model, ["messages"] = messages, ["max_tokens"] = 4 };
+        var (status, error) = await HttpJson.PostRawAsync(fixture.Http, "/v1/chat/completions", body.ToJsonString());
+        Assert.Equal(400, status);
+        Assert.Contains("maximum context length is 256 tokens", (string?)error["error"]!["message"]);
+    }
+
+    [Fact]
+    public async Task Completions_ThousandsOfPromptStrings_400BeforeTokenizingThem()
+    {
+        var prompts = Enumerable.Repeat(Huge[..30_000], 400).ToArray();
+        var (status, error) = await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model = Model, prompt = prompts, max_tokens = 4 });
+        Assert.Equal(400, status);
+        Assert.Contains("at most 64 prompts", (string?)error["error"]!["message"]);
+    }
+
+    [Fact]
+    public async Task Generate_MegabytesOfPrompt_InvalidArgumentAndOthersServed()
+    {
+        using var channel = GrpcChannel.ForAddress(fixture.Server.Address, new GrpcChannelOptions { MaxSendMessageSize = 16 << 20 });
+        var client = new V1.Generation.GenerationClient(channel);
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await client.GenerateAsync(new GenerateRequest { Model = Model, Prompt = Huge[..1_500_000], MaxTokens = 4 }));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Contains("maximum context length", ex.Status.Detail);
+        var ok = await client.GenerateAsync(new GenerateRequest { Model = Model, Prompt = "still served", MaxTokens = 4, Temperature = 0, IgnoreEos = true });
+        Assert.Equal(4, ok.Usage.CompletionTokens);
     }
 }

@@ -3,7 +3,8 @@ using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Api.OpenAi;
 
-public sealed class CompletionsEndpointTests(DemoServerFixture fixture) : IClassFixture<DemoServerFixture>
+[Collection(nameof(CompletionsServer))]
+public sealed class CompletionsEndpointTests(DemoServerFixture fixture)
 {
     private const string Model = "serving-demo-tiny";
     private HttpClient Http => fixture.Http;

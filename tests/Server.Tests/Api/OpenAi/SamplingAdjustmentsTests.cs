@@ -7,7 +7,8 @@ namespace Serving.Server.Tests.Api.OpenAi;
 /// logit_bias, the penalties, min_p and min_tokens through the real server: each changes greedy output the way its definition
 /// says, on both front doors' REST bodies; out-of-range values are 400s naming the field.
 /// </summary>
-public sealed class SamplingAdjustmentsTests(DemoServerFixture fixture) : IClassFixture<DemoServerFixture>
+[Collection(nameof(CompletionsServer))]
+public sealed class SamplingAdjustmentsTests(DemoServerFixture fixture)
 {
     private const string Model = "serving-demo-tiny";
     private const string Prompt = "The quick brown fox jumps over";
