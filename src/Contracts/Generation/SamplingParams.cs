@@ -48,7 +48,10 @@ public sealed record SamplingParams
     private static readonly IReadOnlyDictionary<int, float> EmptyBias = new Dictionary<int, float>();
 
     /// <summary>Whether any logit adjustment (bias, penalty, minimum length) applies: sampling then works on a copy of the logits.</summary>
-    public bool AdjustsLogits => LogitBias.Count > 0 || PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f || MinTokens > 0;
+    public bool AdjustsLogits => LogitBias.Count > 0 || Penalizes || MinTokens > 0;
+
+    /// <summary>Whether a penalty reads the tokens seen so far (presence, frequency or repetition).</summary>
+    public bool Penalizes => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f;
 
     public void Validate()
     {

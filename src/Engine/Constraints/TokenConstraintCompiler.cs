@@ -14,8 +14,8 @@ namespace Serving.Engine.Constraints;
 /// <remarks>
 /// Building is the one part of a request a client can make arbitrarily expensive up to the automaton's state bound, so
 /// at most <c>maxConcurrentBuilds</c> run at once, and the rest wait their turn without holding a thread: a flood of
-/// large or hostile constraints takes that many cores, never the engine loop's or the plain requests' (TGI bounds its
-/// grammar compilation the same way, with a fixed pool of compile workers).
+/// large or hostile constraints takes that many cores, never the engine loop's or the plain requests' (vLLM's structured
+/// output manager compiles grammars on a pool of half the CPUs for the same reason).
 /// </remarks>
 public sealed class TokenConstraintCompiler
 {

@@ -45,7 +45,7 @@ public sealed class SequenceState
             throw new ArgumentException("a sequence's compiled constraint must match its sampling parameters' constraint");
         _constraint = constraint;
         _constraintState = constraint?.Start ?? 0;
-        if (sampling.PresencePenalty != 0 || sampling.FrequencyPenalty != 0 || sampling.RepetitionPenalty != 1f)
+        if (sampling.Penalizes)
             _history = new TokenHistory(promptTokens, indexPrompt: sampling.RepetitionPenalty != 1f);
     }
 

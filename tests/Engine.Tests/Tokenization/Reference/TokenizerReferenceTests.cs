@@ -29,6 +29,10 @@ public sealed class TokenizerReferenceTests
             int[] actual = tokenizer.Encode(texts[i]);
             if (!actual.SequenceEqual(expected[i]))
                 failures.Add($"{JsonSerializer.Serialize(texts[i])}: expected [{string.Join(",", expected[i])}], got [{string.Join(",", actual)}]");
+            // The bounded encoding stops exactly where the ids would pass its bound (the early refusal of long prompts).
+            if (tokenizer.EncodeWithin(texts[i], true, actual.Length)?.SequenceEqual(actual) != true
+                || (actual.Length > 0 && tokenizer.EncodeWithin(texts[i], true, actual.Length - 1) is not null))
+                failures.Add($"{JsonSerializer.Serialize(texts[i])}: EncodeWithin disagrees with Encode at {actual.Length} ids");
         }
 
         Assert.True(texts.Count >= 250, $"only {texts.Count} texts");
