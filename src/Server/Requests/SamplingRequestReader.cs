@@ -22,9 +22,6 @@ internal static class SamplingRequestReader
         f.Int("best_of", 1, 1);
         int? maxTokens = f.Int("max_tokens", 1, 1_000_000) ?? f.Int("max_completion_tokens", 1, 1_000_000);
         int topK = f.Int("top_k", -1, 1_000_000) ?? defaults.TopK ?? 0;
-        int minTokens = f.Int("min_tokens", 0, 1_000_000) ?? 0;
-        if (maxTokens is { } most && minTokens > most)
-            throw JsonFields.Bad("min_tokens", $"must be at most max_tokens ({most}), got {minTokens}");
         return new SamplingParams
         {
             Temperature = f.Double("temperature", 0, 2) ?? defaults.Temperature ?? 1.0,
@@ -41,7 +38,7 @@ internal static class SamplingRequestReader
             FrequencyPenalty = (float)(f.Double("frequency_penalty", -2, 2) ?? 0),
             RepetitionPenalty = (float)(f.Double("repetition_penalty", double.Epsilon, 100) ?? 1),
             MinP = f.Double("min_p", 0, 1) ?? 0,
-            MinTokens = minTokens,
+            MinTokens = f.Int("min_tokens", 0, 1_000_000) ?? 0,          // against max_tokens in PromptLimits, once it is known
         };
     }
 }

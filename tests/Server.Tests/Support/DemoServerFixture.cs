@@ -40,9 +40,9 @@ public sealed class DemoServerFixture : IAsyncLifetime
 
     private static void CopyTree(string from, string to)
     {
+        Directory.CreateDirectory(to);
         foreach (string dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
             Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
-        Directory.CreateDirectory(to);
         foreach (string file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
             File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
     }

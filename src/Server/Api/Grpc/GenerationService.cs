@@ -120,8 +120,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             StopStrings = [.. r.Stop],
             IgnoreEos = r.IgnoreEos,
             Constraint = Constraint(r.StructuredOutput),
-            LogitBias = r.LogitBias.Count <= SamplingParams.MaxLogitBiasEntries ? new Dictionary<int, float>(r.LogitBias)
-                : throw ApiException.BadRequest($"at most {SamplingParams.MaxLogitBiasEntries} entries", "logit_bias"),
+            LogitBias = new Dictionary<int, float>(r.LogitBias),
             PresencePenalty = r.HasPresencePenalty ? r.PresencePenalty : 0,
             FrequencyPenalty = r.HasFrequencyPenalty ? r.FrequencyPenalty : 0,
             RepetitionPenalty = r.HasRepetitionPenalty ? r.RepetitionPenalty : 1,
