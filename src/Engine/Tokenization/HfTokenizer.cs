@@ -19,7 +19,8 @@ public sealed class HfTokenizer
     private readonly TokenizerNormalizer? _normalizer;
     private readonly TokenizerPreTokenizer? _preTokenizer;
     private readonly AddedTokenMatcher _added;
-    private readonly bool _stripLeadingSpace;
+    private readonly DecodedLeadingSpace _leadingSpace;
+    private readonly bool _cleanUpSpaces;
     private readonly string[] _idToToken;
     private readonly byte[]?[] _idToBytes;
     private readonly Dictionary<string, AddedToken> _addedByContent;
@@ -33,16 +34,18 @@ public sealed class HfTokenizer
     /// <param name="normalizer">Applied to each piece between added tokens; null for none.</param>
     /// <param name="preTokenizer">Splits each normalized piece; null for none.</param>
     /// <param name="kind">How token strings map to bytes (from the decoder).</param>
-    /// <param name="stripLeadingSpace">The decoder strips one leading space from the text (SentencePiece's prepended '▁').</param>
+    /// <param name="leadingSpace">What the decoder does with the space SentencePiece prepends.</param>
     /// <param name="specials">BOS/EOS and whether encoding adds them.</param>
+    /// <param name="cleanUpSpaces">tokenizer_config's <c>clean_up_tokenization_spaces</c>: <see cref="Decode"/>'s default.</param>
     internal HfTokenizer(BpeModel bpe, BpeOptions options, IReadOnlyList<AddedToken> addedTokens, TokenizerNormalizer? normalizer,
-        TokenizerPreTokenizer? preTokenizer, TokenizerKind kind, bool stripLeadingSpace, TokenizerSpecialTokens specials)
+        TokenizerPreTokenizer? preTokenizer, TokenizerKind kind, DecodedLeadingSpace leadingSpace, TokenizerSpecialTokens specials, bool cleanUpSpaces = false)
     {
         _bpe = bpe;
         _options = options;
         _normalizer = normalizer;
         _preTokenizer = preTokenizer;
-        _stripLeadingSpace = stripLeadingSpace;
+        _leadingSpace = leadingSpace;
+        _cleanUpSpaces = cleanUpSpaces;
         Kind = kind;
         Specials = specials;
         AddedTokens = addedTokens;
@@ -109,29 +112,77 @@ public sealed class HfTokenizer
     /// <summary>The bytes a token contributes to decoded text; empty for special tokens (they are not shown), null for unknown ids.</summary>
     public byte[]? TokenBytes(int id) => (uint)id < (uint)_idToBytes.Length ? _idToBytes[id] : null;
 
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true)
+    /// <summary>
+    /// The text of <paramref name="ids"/> as transformers' <c>decode</c> gives it: every token's string (special ones
+    /// unless skipped; ids outside the vocabulary skipped) through the decoder — the byte alphabet, or <c>▁</c> → space
+    /// with runs of <c>&lt;0xXX&gt;</c> tokens joined into characters (a run that is not UTF-8 gives one U+FFFD per byte),
+    /// then the leading space rule — and, when <paramref name="cleanUpSpaces"/> (default: the tokenizer_config's
+    /// <c>clean_up_tokenization_spaces</c>), transformers' clean-up of spaces before punctuation and contractions.
+    /// </summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true, bool? cleanUpSpaces = null)
     {
         var bytes = new List<byte>();
-        bool first = true;
+        int byteRun = -1;
+        bool firstToken = true;
         foreach (int id in ids)
         {
-            if (!skipSpecialTokens && IsSpecial(id))
-            {
-                bytes.AddRange(Encoding.UTF8.GetBytes(_idToToken[id]));
+            if (IdToToken(id) is not string token || (skipSpecialTokens && IsSpecial(id)))
                 continue;
-            }
-
-            var b = TokenBytes(id);
-            if (b is null)
-                continue;
-            if (first && _stripLeadingSpace && b.Length > 0 && b[0] == (byte)' ')
+            bool byteToken = Kind == TokenizerKind.SentencePieceBpe && ByteFallbackValue(token) is not null;
+            if (!byteToken)
+                EndByteRun(bytes, ref byteRun);
+            else if (byteRun < 0)
+                byteRun = bytes.Count;
+            byte[] b = IsSpecial(id) ? DecoderBytes(token) : _idToBytes[id]!;
+            if (firstToken && _leadingSpace == DecodedLeadingSpace.StrippedFromFirstToken && b.Length > 0 && b[0] == (byte)' ')
                 b = b[1..];
-            if (b.Length > 0)
-                first = false;
+            firstToken = false;
             bytes.AddRange(b);
         }
 
-        return Encoding.UTF8.GetString(bytes.ToArray());
+        EndByteRun(bytes, ref byteRun);
+        string text = Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
+        if (_leadingSpace == DecodedLeadingSpace.StrippedFromText && text.StartsWith(' '))
+            text = text[1..];
+        return cleanUpSpaces ?? _cleanUpSpaces ? CleanUpSpaces(text) : text;
+    }
+
+    /// <summary>
+    /// One token's text as vLLM shows it in logprobs: <see cref="Decode"/> of the token alone (special tokens shown, the
+    /// clean-up as configured), with the leading spaces a SentencePiece decoder strips from a text's start put back, one
+    /// for each leading '▁' of the token the decoded text lacks ("▁world" is " world", not "world").
+    /// </summary>
+    public string TokenText(int id)
+    {
+        string text = Decode([id], skipSpecialTokens: false);
+        if (Kind != TokenizerKind.SentencePieceBpe || IdToToken(id) is not string token)
+            return text;
+        int markers = token.Length - token.TrimStart(Metaspace).Length;
+        int spaces = text.Length - text.TrimStart(' ').Length;
+        return markers > spaces ? new string(' ', markers - spaces) + text : text;
+    }
+
+    /// <summary>transformers' <c>clean_up_tokenization</c>, replacement by replacement in its order.</summary>
+    internal static string CleanUpSpaces(string text) => text
+        .Replace(" .", ".", StringComparison.Ordinal).Replace(" ?", "?", StringComparison.Ordinal).Replace(" !", "!", StringComparison.Ordinal)
+        .Replace(" ,", ",", StringComparison.Ordinal).Replace(" ' ", "'", StringComparison.Ordinal).Replace(" n't", "n't", StringComparison.Ordinal)
+        .Replace(" 'm", "'m", StringComparison.Ordinal).Replace(" 's", "'s", StringComparison.Ordinal).Replace(" 've", "'ve", StringComparison.Ordinal)
+        .Replace(" 're", "'re", StringComparison.Ordinal);
+
+    /// <summary>Closes a run of byte-fallback bytes started at <paramref name="start"/>: kept if UTF-8, else one U+FFFD per byte (as ByteFallback).</summary>
+    private static void EndByteRun(List<byte> bytes, ref int start)
+    {
+        if (start < 0)
+            return;
+        int count = bytes.Count - start;
+        if (!System.Text.Unicode.Utf8.IsValid(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes)[start..]))
+        {
+            bytes.RemoveRange(start, count);
+            for (int i = 0; i < count; i++)
+                bytes.AddRange("\uFFFD"u8);
+        }
+
+        start = -1;
     }
 
     /// <summary>Appends the segment's ids; false (ids then partial) once they certainly pass <paramref name="maxTokens"/>.</summary>
@@ -237,13 +288,19 @@ public sealed class HfTokenizer
     private byte[]? ComputeTokenBytes(int id)
     {
         string token = _idToToken[id];
-        if (_addedByContent.TryGetValue(token, out var added) && added.Id == id)
-            return added.Special ? [] : Encoding.UTF8.GetBytes(token);
+        return _addedByContent.TryGetValue(token, out var added) && added.Id == id && added.Special ? [] : DecoderBytes(token);
+    }
+
+    /// <summary>What the decoder makes of one token's string, added tokens' included (transformers decodes them alike).</summary>
+    private byte[] DecoderBytes(string token)
+    {
         if (Kind == TokenizerKind.ByteLevelBpe)
             return ByteLevelAlphabet.Decode(token) ?? Encoding.UTF8.GetBytes(token);
-        if (token.Length == 6 && token.StartsWith("<0x", StringComparison.Ordinal) && token[5] == '>'
-            && byte.TryParse(token.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte raw))
-            return [raw];
-        return Encoding.UTF8.GetBytes(token.Replace(Metaspace, ' '));
+        return ByteFallbackValue(token) is byte raw ? [raw] : Encoding.UTF8.GetBytes(token.Replace(Metaspace, ' '));
     }
+
+    /// <summary>The byte a <c>&lt;0xXX&gt;</c> token stands for; null for any other string.</summary>
+    private static byte? ByteFallbackValue(string token) =>
+        token.Length == 6 && token.StartsWith("<0x", StringComparison.Ordinal) && token[5] == '>'
+        && byte.TryParse(token.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte raw) ? raw : null;
 }

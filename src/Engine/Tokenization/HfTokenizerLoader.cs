@@ -55,7 +55,7 @@ internal static class HfTokenizerLoader
             if (t?["normalized"]?.GetValue<bool>() == true && normalizer is not null && normalizer.Apply(t["content"]!.GetValue<string>()) != t["content"]!.GetValue<string>())
                 throw new TokenizerException($"{source}: added token '{t["content"]}' is normalized and the normalizer changes it; this is not supported");
         var preTokenizer = TokenizerPreTokenizer.FromJson(root["pre_tokenizer"] as JsonObject, source);
-        var (kind, stripLeadingSpace) = Decoder(root["decoder"] as JsonObject, source);
+        var (kind, leadingSpace) = Decoder(root["decoder"] as JsonObject, source);
         CheckPostProcessor(root["post_processor"] as JsonObject, source);
 
         string? unkToken = model["unk_token"]?.GetValue<string>();
@@ -63,23 +63,25 @@ internal static class HfTokenizerLoader
         var options = new BpeOptions(unkId, model["byte_fallback"]?.GetValue<bool>() ?? false, model["fuse_unk"]?.GetValue<bool>() ?? false,
             model["ignore_merges"]?.GetValue<bool>() ?? false);
         var specials = ReadSpecials(root, config, vocab, added);
-        return new HfTokenizer(bpe, options, added, normalizer, preTokenizer, kind, stripLeadingSpace, specials);
+        // A missing clean_up_tokenization_spaces is false in current transformers (older versions defaulted to true and warned).
+        bool cleanUpSpaces = config?["clean_up_tokenization_spaces"]?.GetValue<bool>() ?? false;
+        return new HfTokenizer(bpe, options, added, normalizer, preTokenizer, kind, leadingSpace, specials, cleanUpSpaces);
     }
 
     /// <summary>
     /// The decoder says how token strings become text: ByteLevel (the byte alphabet), or SentencePiece's
     /// <c>Replace('▁', ' ')</c> + <c>ByteFallback</c> + <c>Fuse</c> + <c>Strip(' ', 1, 0)</c> (or a Metaspace decoder).
     /// </summary>
-    private static (TokenizerKind Kind, bool StripLeadingSpace) Decoder(JsonObject? decoder, string source)
+    private static (TokenizerKind Kind, DecodedLeadingSpace LeadingSpace) Decoder(JsonObject? decoder, string source)
     {
         string type = decoder?["type"]?.GetValue<string>() ?? throw new TokenizerException($"{source}: tokenizer.json has no decoder");
         switch (type)
         {
             case "ByteLevel":
-                return (TokenizerKind.ByteLevelBpe, false);
+                return (TokenizerKind.ByteLevelBpe, DecodedLeadingSpace.Kept);
             case "Metaspace":
                 string scheme = decoder["prepend_scheme"]?.GetValue<string>() ?? (decoder["add_prefix_space"]?.GetValue<bool>() == false ? "never" : "always");
-                return (TokenizerKind.SentencePieceBpe, scheme != "never");
+                return (TokenizerKind.SentencePieceBpe, scheme != "never" ? DecodedLeadingSpace.StrippedFromFirstToken : DecodedLeadingSpace.Kept);
             case "Sequence":
                 bool strip = false;
                 foreach (var step in decoder["decoders"] as JsonArray ?? [])
@@ -98,7 +100,7 @@ internal static class HfTokenizerLoader
                     }
                 }
 
-                return (TokenizerKind.SentencePieceBpe, strip);
+                return (TokenizerKind.SentencePieceBpe, strip ? DecodedLeadingSpace.StrippedFromText : DecodedLeadingSpace.Kept);
             default:
                 throw new TokenizerException($"{source}: decoder '{type}' is not supported (ByteLevel, Metaspace, or SentencePiece's Replace/ByteFallback/Fuse/Strip sequence)");
         }

@@ -62,8 +62,11 @@ public sealed class ServedModel
         }
     }
 
-    /// <summary>The text of <paramref name="ids"/> (ids outside the vocabulary are skipped).</summary>
+    /// <summary>The text of <paramref name="ids"/> as transformers' <c>decode</c> gives it (ids outside the vocabulary are skipped).</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens) => _model.Tokenizer.Decode(ids, skipSpecialTokens);
+
+    /// <summary>One token's text as a logprobs entry shows it (<see cref="HfTokenizer.TokenText"/>).</summary>
+    public string TokenText(int id) => _model.Tokenizer.TokenText(id);
 
     /// <summary>The vocabulary's string for <paramref name="id"/>; null outside the vocabulary.</summary>
     public string? TokenString(int id) => _model.Tokenizer.IdToToken(id);

@@ -101,7 +101,9 @@ public sealed class AdapterPathFuzzTests(ITestOutputHelper output) : IAsyncLifet
     [Fact]
     public async Task Register_GeneratedHostilePaths_NeverEscapeNeverLeakNeverHang()
     {
-        var random = new Random(2426);
+        int seed = FuzzSeed.ForRandom(2426);
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
         var cases = Enumerable.Range(0, Iterations).Select(i =>
         {
             string key = (i % 3) switch { 0 => UserA, 1 => UserC, _ => Admin };

@@ -75,7 +75,7 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task Generate_GeneratedMessages_OnlyClientErrorStatuses()
     {
         var inputs = new ConcurrentQueue<GenerateRequest>();
-        Requests.Sample(inputs.Enqueue, iter: RestFuzzTests.Iterations, threads: 1, seed: "0N0XIzNsQ0O4");
+        Requests.Sample(inputs.Enqueue, iter: RestFuzzTests.Iterations, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O4"));
         using var channel = GrpcChannel.ForAddress(_server.Address);
         var client = new V1.Generation.GenerationClient(channel);
         var statuses = new ConcurrentDictionary<StatusCode, int>();
@@ -124,7 +124,7 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task Generate_RandomBytesAsMessage_ClientErrorNeverInternal()
     {
         var payloads = new ConcurrentQueue<byte[]>();
-        Gen.Byte.Array[0, 200].Sample(payloads.Enqueue, iter: Math.Max(1_000, RestFuzzTests.Iterations / 10), threads: 1, seed: "0N0XIzNsQ0O5");
+        Gen.Byte.Array[0, 200].Sample(payloads.Enqueue, iter: Math.Max(1_000, RestFuzzTests.Iterations / 10), threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O5"));
         using var http = new HttpClient(new SocketsHttpHandler()) { BaseAddress = _server.Address };
         var statuses = new ConcurrentDictionary<string, int>();
         var failures = new ConcurrentQueue<string>();

@@ -39,8 +39,8 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     {
         var bodies = new ConcurrentQueue<byte[]>();
         int structured = Iterations * 3 / 4;
-        RequestBodyGenerator.Structured.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: structured, threads: 1, seed: "0N0XIzNsQ0O2");
-        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured, threads: 1, seed: "0N0XIzNsQ0O3");
+        RequestBodyGenerator.Structured.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: structured, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O2"));
+        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
         var inputs = bodies.ToArray();
 
         var statuses = new ConcurrentDictionary<int, int>();

@@ -16,12 +16,12 @@ internal static class LogprobsFormatter
         int offset = textOffset;
         foreach (var e in events)
         {
-            string text = TokenText(model, e.Token.Id);
+            string text = model.TokenText(e.Token.Id);
             tokens.Add(text);
             logprobs.Add(e.Token.Logprob);
             var alternatives = new JsonObject();
             foreach (var (id, lp) in e.Token.TopLogprobs)
-                alternatives[TokenText(model, id)] ??= lp;
+                alternatives[model.TokenText(id)] ??= lp;
             top.Add(alternatives);
             offsets.Add(offset);
             offset += e.TextDelta.Length;
@@ -48,10 +48,8 @@ internal static class LogprobsFormatter
 
     private static JsonObject Entry(ServedModel model, int id, float logprob) => new()
     {
-        ["token"] = TokenText(model, id),
+        ["token"] = model.TokenText(id),
         ["logprob"] = logprob,
         ["bytes"] = new JsonArray((model.TokenBytes(id) ?? []).Select(b => (JsonNode)(int)b).ToArray()),
     };
-
-    private static string TokenText(ServedModel model, int id) => model.Decode([id], skipSpecialTokens: false);
 }

