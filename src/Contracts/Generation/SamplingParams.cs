@@ -42,13 +42,22 @@ public sealed record SamplingParams
     /// <summary>Tokens generated before an end-of-sequence or stop token may be chosen (vLLM's <c>min_tokens</c>).</summary>
     public int MinTokens { get; init; }
 
+    /// <summary>Only these tokens may be chosen (vLLM's <c>allowed_token_ids</c>); null: any.</summary>
+    public IReadOnlyList<int>? AllowedTokenIds { get; init; }
+
+    /// <summary>Whether special tokens the model generates are left out of the text (vLLM's <c>skip_special_tokens</c>, default true).</summary>
+    public bool SkipSpecialTokens { get; init; } = true;
+
+    /// <summary>Whether the text keeps the stop string that ended it (vLLM's <c>include_stop_str_in_output</c>).</summary>
+    public bool IncludeStopStringInOutput { get; init; }
+
     /// <summary>The most <see cref="LogitBias"/> entries a request may carry: each is work on every step of its sequence.</summary>
     public const int MaxLogitBiasEntries = 1024;
 
     private static readonly IReadOnlyDictionary<int, float> EmptyBias = new Dictionary<int, float>();
 
-    /// <summary>Whether any logit adjustment (bias, penalty, minimum length) applies: sampling then works on a copy of the logits.</summary>
-    public bool AdjustsLogits => LogitBias.Count > 0 || Penalizes || MinTokens > 0;
+    /// <summary>Whether any logit adjustment (allowed set, bias, penalty, minimum length) applies: sampling then works on a copy of the logits.</summary>
+    public bool AdjustsLogits => LogitBias.Count > 0 || Penalizes || MinTokens > 0 || AllowedTokenIds is not null;
 
     /// <summary>Whether a penalty reads the tokens seen so far (presence, frequency or repetition).</summary>
     public bool Penalizes => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f;
@@ -80,5 +89,7 @@ public sealed record SamplingParams
             throw new ArgumentException("min_p must be in [0, 1]");
         if (MinTokens < 0 || MinTokens > MaxTokens)
             throw new ArgumentException("min_tokens must be in [0, max_tokens]");
+        if (AllowedTokenIds is { } allowed && (allowed.Count == 0 || allowed.Any(t => t < 0)))
+            throw new ArgumentException("allowed_token_ids must be a non-empty list of token ids");
     }
 }

@@ -36,8 +36,8 @@ public sealed class SequenceState
         Sampling = sampling;
         Adapters = adapters ?? [];
         Random = sampling.Seed is ulong seed ? new SeededRandom(seed) : SeededRandom.FromEntropy();
-        _detokenizer = new IncrementalDetokenizer(tokenizer);
-        _stops = new StopStringMatcher(sampling.StopStrings);
+        _detokenizer = new IncrementalDetokenizer(tokenizer, sampling.SkipSpecialTokens);
+        _stops = new StopStringMatcher(sampling.StopStrings, sampling.IncludeStopStringInOutput);
         _stopTokens = [.. sampling.StopTokenIds];
         if (!sampling.IgnoreEos)
             _stopTokens.UnionWith(eosTokenIds);
@@ -121,7 +121,9 @@ public sealed class SequenceState
         if (_stopTokens.Contains(token.Id))
         {
             Finish = FinishReason.Stop;
-            delta = _stops.Append(_detokenizer.Flush()) + _stops.Flush();
+            // vLLM leaves the stop token's text out unless include_stop_str_in_output asks for it.
+            delta = Sampling.IncludeStopStringInOutput ? _stops.Append(_detokenizer.Push(token.Id)) : "";
+            delta += _stops.Append(_detokenizer.Flush()) + _stops.Flush();
             return Finished(token, delta);
         }
 

@@ -4,7 +4,9 @@ namespace Serving.Engine.Generation;
 /// Finds stop strings in generated text even when they span several tokens. Text that could still turn out to be the
 /// start of a stop string is held back, so a stream never shows text that is later cut off.
 /// </summary>
-internal sealed class StopStringMatcher(IReadOnlyList<string> stops)
+/// <param name="stops">The stop strings; the earliest match ends the text.</param>
+/// <param name="includeStop">Whether the text keeps the stop string that matched (vLLM's <c>include_stop_str_in_output</c>).</param>
+internal sealed class StopStringMatcher(IReadOnlyList<string> stops, bool includeStop = false)
 {
     private readonly System.Text.StringBuilder _text = new();
     private int _emitted;
@@ -26,18 +28,18 @@ internal sealed class StopStringMatcher(IReadOnlyList<string> stops)
         if (stops.Count == 0)
             return Take(_text.Length);
         string tail = _text.ToString(searchFrom, _text.Length - searchFrom);
-        int first = -1;
+        int first = -1, matched = 0;
         for (int i = 0; i < stops.Count; i++)
         {
             int at = tail.IndexOf(stops[i], StringComparison.Ordinal);
             if (at >= 0 && (first < 0 || at < first))
-                first = at;
+                (first, matched) = (at, stops[i].Length);
         }
 
         if (first >= 0)
         {
             Stopped = true;
-            return Take(Math.Max(searchFrom + first, _emitted));
+            return Take(Math.Max(searchFrom + first + (includeStop ? matched : 0), _emitted));
         }
 
         int holdBack = 0;

@@ -5,12 +5,14 @@ namespace Serving.Engine.Sampling;
 /// <summary>
 /// The request's adjustments to one row of logits before any filter or draw, in vLLM's order:
 /// <code>
+/// l[t] = −∞                                  t ∉ allowed_token_ids (when given)
 /// l[t] = −∞                                  t ∈ suppressed (stop tokens before min_tokens)
 /// l[t] += logit_bias[t]
 /// l[t] = l[t] &gt; 0 ? l[t] / r : l[t] · r     t in the prompt or the output (r = repetition_penalty)
 /// l[t] −= frequency · count[t] + presence · [count[t] &gt; 0]        count: times t was generated
 /// </code>
-/// Work per row is the bias entries plus the distinct tokens seen, not the vocabulary (beyond one copy).
+/// Work per row is the bias entries plus the distinct tokens seen, not the vocabulary (beyond one copy, and one fill when
+/// an allowed set is given).
 /// </summary>
 internal static class LogitAdjustments
 {
@@ -26,7 +28,18 @@ internal static class LogitAdjustments
         if (_adjusted is null || _adjusted.Length < logits.Length)
             _adjusted = new float[logits.Length];
         var l = _adjusted.AsSpan(0, logits.Length);
-        logits.CopyTo(l);
+        if (p.AllowedTokenIds is { } allowed)
+        {
+            l.Fill(float.NegativeInfinity);
+            foreach (int t in allowed)
+                if ((uint)t < (uint)l.Length)
+                    l[t] = logits[t];
+        }
+        else
+        {
+            logits.CopyTo(l);
+        }
+
         foreach (int t in suppressed)
             if ((uint)t < (uint)l.Length)
                 l[t] = float.NegativeInfinity;

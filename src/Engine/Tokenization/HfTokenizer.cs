@@ -112,6 +112,10 @@ public sealed class HfTokenizer
     /// <summary>The bytes a token contributes to decoded text; empty for special tokens (they are not shown), null for unknown ids.</summary>
     public byte[]? TokenBytes(int id) => (uint)id < (uint)_idToBytes.Length ? _idToBytes[id] : null;
 
+    /// <summary>The bytes a token adds to text decoded with special tokens skipped or shown; null for unknown ids.</summary>
+    public byte[]? TokenBytes(int id, bool skipSpecialTokens) =>
+        !skipSpecialTokens && IsSpecial(id) ? DecoderBytes(_idToToken[id]) : TokenBytes(id);
+
     /// <summary>
     /// The text of <paramref name="ids"/> as transformers' <c>decode</c> gives it: every token's string (special ones
     /// unless skipped; ids outside the vocabulary skipped) through the decoder — the byte alphabet, or <c>▁</c> → space

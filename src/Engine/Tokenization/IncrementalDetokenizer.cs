@@ -6,14 +6,16 @@ namespace Serving.Engine.Tokenization;
 /// Turns a stream of token ids into text without ever emitting a broken UTF-8 sequence: bytes of a character that
 /// is split across tokens are held back until the character is complete. Invalid bytes become U+FFFD.
 /// </summary>
-internal sealed class IncrementalDetokenizer(HfTokenizer tokenizer)
+/// <param name="tokenizer">The model's tokenizer.</param>
+/// <param name="skipSpecialTokens">Whether special tokens add nothing to the text (else their text, as the decoder gives it).</param>
+internal sealed class IncrementalDetokenizer(HfTokenizer tokenizer, bool skipSpecialTokens = true)
 {
     private readonly List<byte> _pending = [];
 
     /// <summary>Adds one token; returns the text that became complete (possibly empty).</summary>
     public string Push(int tokenId)
     {
-        var bytes = tokenizer.TokenBytes(tokenId);
+        var bytes = tokenizer.TokenBytes(tokenId, skipSpecialTokens);
         if (bytes is null || bytes.Length == 0)
             return "";
         _pending.AddRange(bytes);

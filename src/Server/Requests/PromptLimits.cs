@@ -6,7 +6,7 @@ namespace Serving.Server.Requests;
 internal static class PromptLimits
 {
     /// <summary>
-    /// Checks one tokenized prompt (and the logit_bias ids) against the vocabulary and the context limit; returns the sampling
+    /// Checks one tokenized prompt (and the logit_bias and allowed_token_ids ids) against the vocabulary and the context limit; returns the sampling
     /// params to run it with.
     /// </summary>
     public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize)
@@ -19,6 +19,9 @@ internal static class PromptLimits
         foreach (int id in sampling.LogitBias.Keys)
             if (id >= vocabSize)
                 throw ApiException.BadRequest($"'logit_bias' token id {id} is outside the vocabulary [0, {vocabSize})", "logit_bias");
+        foreach (int id in sampling.AllowedTokenIds ?? [])
+            if (id >= vocabSize)
+                throw ApiException.BadRequest($"'allowed_token_ids' token id {id} is outside the vocabulary [0, {vocabSize})", "allowed_token_ids");
         if (prompt.Count >= maxContext)
             throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", "prompt");
         if (sampling.MaxTokens == 0)

@@ -12,12 +12,21 @@ internal static class SamplingRequestReader
     /// <summary>A constrained sequence's step visits every stop token id: a bound on that work, far above any real list.</summary>
     public const int MaxStopTokenIds = 256;
 
+    /// <summary>A bound on <c>allowed_token_ids</c> above any vocabulary served; each id is a read on every step.</summary>
+    public const int MaxAllowedTokenIds = 1 << 20;
+
+    private static IReadOnlyList<int> NonEmpty(JsonFields f, string name, IReadOnlyList<int> ids) =>
+        ids.Count > 0 && ids.All(id => id >= 0) ? ids : throw JsonFields.Bad(name, "must be a non-empty list of token ids");
+
     /// <summary>
     /// <paramref name="defaultMaxTokens"/> null means "up to the context limit": MaxTokens is then 0 until
     /// <see cref="PromptLimits.Apply"/> fills it in for the tokenized prompt.
     /// </summary>
     public static SamplingParams Read(JsonFields f, GenerationDefaults defaults, int? logprobs, int? defaultMaxTokens)
     {
+        // vLLM's spaces_between_special_tokens changes only its slow (Python) tokenizers' output, never a tokenizer.json
+        // one's, which is what this server runs: accepted as a boolean and, as in vLLM, of no effect here.
+        f.Bool("spaces_between_special_tokens");
         f.Int("n", 1, 1);
         f.Int("best_of", 1, 1);
         int? maxTokens = f.Int("max_tokens", 1, 1_000_000) ?? f.Int("max_completion_tokens", 1, 1_000_000);
@@ -39,6 +48,9 @@ internal static class SamplingRequestReader
             RepetitionPenalty = (float)(f.Double("repetition_penalty", double.Epsilon, 100) ?? 1),
             MinP = f.Double("min_p", 0, 1) ?? 0,
             MinTokens = f.Int("min_tokens", 0, 1_000_000) ?? 0,          // against max_tokens in PromptLimits, once it is known
+            AllowedTokenIds = f.Has("allowed_token_ids") ? NonEmpty(f, "allowed_token_ids", f.IntList("allowed_token_ids", MaxAllowedTokenIds)) : null,
+            SkipSpecialTokens = f.Bool("skip_special_tokens") ?? true,
+            IncludeStopStringInOutput = f.Bool("include_stop_str_in_output") ?? false,
         };
     }
 }

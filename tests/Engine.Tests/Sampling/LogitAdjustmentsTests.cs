@@ -51,6 +51,16 @@ public sealed class LogitAdjustmentsTests
     }
 
     [Fact]
+    public void Apply_AllowedTokenIds_EveryOtherTokenMinusInfinityTheAllowedBiased()
+    {
+        var p = new SamplingParams { AllowedTokenIds = [2, 5, 99], LogitBias = new Dictionary<int, float> { [5] = 1f, [6] = 50f } };
+        Assert.True(p.AdjustsLogits);
+        var adjusted = LogitAdjustments.Apply(Logits, p, null, []).ToArray();
+        for (int t = 0; t < Logits.Length; t++)
+            Assert.Equal(t switch { 2 => Logits[2], 5 => Logits[5] + 1f, _ => float.NegativeInfinity }, adjusted[t]);
+    }
+
+    [Fact]
     public void Apply_Always_LeavesTheRawLogitsAlone()
     {
         var raw = (float[])Logits.Clone();

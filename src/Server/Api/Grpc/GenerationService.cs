@@ -101,13 +101,15 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
         if (hasText == hasIds)
             throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
-        IReadOnlyList<int> prompt = hasText ? stage.TokenizePrompt(r.Prompt, addSpecialTokens: true, "prompt") : r.PromptTokenIds.ToArray();
+        IReadOnlyList<int> prompt = hasText ? stage.TokenizePrompt(r.Prompt, !r.HasAddSpecialTokens || r.AddSpecialTokens, "prompt") : r.PromptTokenIds.ToArray();
 
         var defaults = model.GenerationDefaults;
         if (r.HasMaxTokens && r.MaxTokens < 1)
             throw ApiException.BadRequest("must be at least 1", "max_tokens");
         if (r.HasTopK && r.TopK < -1)
             throw ApiException.BadRequest("must be -1, 0 (disabled) or positive", "top_k");
+        if (r.AllowedTokenIds.Count > SamplingRequestReader.MaxAllowedTokenIds)
+            throw ApiException.BadRequest($"at most {SamplingRequestReader.MaxAllowedTokenIds} ids", "allowed_token_ids");
         if (r.Stop.Count > 16 || r.Stop.Any(string.IsNullOrEmpty))
             throw ApiException.BadRequest("at most 16 non-empty stop strings", "stop");
         var sampling = new SamplingParams
@@ -126,6 +128,9 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             RepetitionPenalty = r.HasRepetitionPenalty ? r.RepetitionPenalty : 1,
             MinP = r.HasMinP ? r.MinP : 0,
             MinTokens = r.HasMinTokens ? r.MinTokens : 0,
+            AllowedTokenIds = r.AllowedTokenIds.Count > 0 ? [.. r.AllowedTokenIds] : null,
+            SkipSpecialTokens = !r.HasSkipSpecialTokens || r.SkipSpecialTokens,
+            IncludeStopStringInOutput = r.IncludeStopStrInOutput,
         };
         try
         {

@@ -16,13 +16,15 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
         var (pinned, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         bool auto = pinned is null;
+        UnsupportedFields.Refuse(f, chat: true);
         string rendered = ChatPromptReader.Render(f, model, time.GetLocalNow());
 
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
         var format = OutputConstraintReader.Read(f);
         sampling = sampling with { Constraint = format?.Constraint };
-        int[] prompt = stage.TokenizePrompt(rendered, addSpecialTokens: false, "messages");
+        // vLLM's add_special_tokens, false by default: the chat template writes the special tokens itself.
+        int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages");
         var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
             format?.Field ?? "structured_outputs"))[0];
         var adapters = request.Adapters;

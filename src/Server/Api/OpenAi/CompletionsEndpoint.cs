@@ -18,15 +18,13 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
         var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         bool auto = adapters is null;
-        if (f.Bool("echo") == true)
-            throw JsonFields.Bad("echo", "is not supported");
-        if (f.Has("suffix"))
-            throw JsonFields.Bad("suffix", "is not supported");
+        UnsupportedFields.Refuse(f, chat: false);
         int? logprobs = f.Int("logprobs", 0, 20);
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, logprobs, SamplingRequestReader.DefaultMaxTokens);
         var format = OutputConstraintReader.Read(f);
         sampling = sampling with { Constraint = format?.Constraint };
-        var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens: true, "prompt"));
+        bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;        // vLLM's: the tokenizer's BOS/EOS around prompt strings
+        var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens, "prompt"));
 
         var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
             format?.Field ?? "structured_outputs");

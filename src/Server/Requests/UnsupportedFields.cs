@@ -1,0 +1,46 @@
+using System.Text.Json;
+using Serving.Server.Api;
+
+namespace Serving.Server.Requests;
+
+/// <summary>
+/// Request fields of OpenAI's and vLLM's APIs that would change the output and that this server does not implement: a
+/// 400 naming the field, never a silent default. A field may still carry null, and most may carry the value that asks
+/// for nothing (false, 0, an empty list), as clients that send every field do; <c>prompt_logprobs</c> and
+/// <c>truncate_prompt_tokens</c> ask for something at any value (0 prompt logprobs still returns the prompt's).
+/// </summary>
+internal static class UnsupportedFields
+{
+    private sealed record Field(string Name, string Why, bool AnyValueAsks = false);
+
+    private static readonly Field[] Completions = [new("echo", "is not supported"), new("suffix", "is not supported")];
+
+    private static readonly Field[] Chat = [new("echo", "is not supported"), new("continue_final_message", "is not supported")];
+
+    private static readonly Field[] Both =
+    [
+        new("use_beam_search", "is not supported (beam search is not implemented)"),
+        new("prompt_logprobs", "is not supported", AnyValueAsks: true),
+        new("bad_words", "is not supported (use logit_bias to ban tokens)"),
+        new("logits_processors", "is not supported"),
+        new("priority", "is not supported (requests are scheduled first come, first served)"),
+        new("truncate_prompt_tokens", "is not supported (a prompt past the context is refused)", AnyValueAsks: true),
+        new("return_tokens_as_token_ids", "is not supported (use return_token_ids)"),
+    ];
+
+    /// <summary>Throws a 400 for the first such field present with a value that asks for something.</summary>
+    public static void Refuse(JsonFields f, bool chat)
+    {
+        foreach (var field in (chat ? Chat : Completions).Concat(Both))
+            if (f.Get(field.Name) is { } v && (field.AnyValueAsks || AsksForSomething(v)))
+                throw JsonFields.Bad(field.Name, field.Why);
+    }
+
+    private static bool AsksForSomething(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.False => false,
+        JsonValueKind.Number => !(v.TryGetDouble(out double d) && d == 0),
+        JsonValueKind.Array => v.GetArrayLength() > 0,
+        _ => true,
+    };
+}

@@ -1,0 +1,156 @@
+using System.Text.Json.Nodes;
+using Grpc.Net.Client;
+using Serving.Server.Tests.Support;
+using V1 = Serving.V1;
+
+namespace Serving.Server.Tests.Api.OpenAi;
+
+/// <summary>
+/// vLLM's output fields through the real server (allowed_token_ids, skip_special_tokens, include_stop_str_in_output), on
+/// REST and gRPC alike, and the fields this server does not implement: each a 400 naming it, never silently ignored.
+/// </summary>
+[Collection(nameof(CompletionsServer))]
+public sealed class OutputFieldsTests(DemoServerFixture fixture)
+{
+    private const string Model = "serving-demo-tiny";
+    private const string Prompt = "The quick brown fox jumps over";
+    private const int EndOfText = 50256;                 // the demo tokenizer's <|endoftext|>: special, and one of its end tokens
+    private HttpClient Http => fixture.Http;
+
+    private async Task<(string Text, int[] Ids, string Finish)> Greedy(int maxTokens, object? extra = null, string path = "/v1/completions")
+    {
+        var body = new JsonObject { ["model"] = Model, ["max_tokens"] = maxTokens, ["temperature"] = 0, ["return_token_ids"] = true };
+        if (path.Contains("chat", StringComparison.Ordinal))
+            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = Prompt });
+        else
+            body["prompt"] = Prompt;
+        if (extra is not null)
+            foreach (var (key, value) in JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(extra))!.AsObject())
+                body[key] = value?.DeepClone();
+        var (status, answer) = await HttpJson.PostRawAsync(Http, path, body.ToJsonString());
+        Assert.True(status == 200, answer.ToJsonString());
+        var choice = answer["choices"]![0]!;
+        string text = (string?)choice["text"] ?? (string)choice["message"]!["content"]!;
+        return (text, choice["token_ids"]!.AsArray().Select(t => (int)t!).ToArray(), (string)choice["finish_reason"]!);
+    }
+
+    [Fact]
+    public async Task Completions_AllowedTokenIds_OnlyThoseGenerated()
+    {
+        var (plain, _, _) = await Greedy(8);
+        int[] allowed = [995, 1212, 3290];
+        var (_, ids, _) = await Greedy(8, new { allowed_token_ids = allowed });
+        Assert.Equal(8, ids.Length);
+        Assert.All(ids, id => Assert.Contains(id, allowed));
+        var (_, sampled, _) = await Greedy(8, new { allowed_token_ids = allowed, temperature = 1.0, seed = 5 });
+        Assert.All(sampled, id => Assert.Contains(id, allowed));
+        Assert.NotEmpty(plain);
+    }
+
+    [Fact]
+    public async Task Completions_SkipSpecialTokensFalse_ShowsGeneratedSpecialTokens()
+    {
+        var forced = new { logit_bias = new Dictionary<string, int> { [EndOfText.ToString(System.Globalization.CultureInfo.InvariantCulture)] = 100 }, ignore_eos = true };
+        var (hidden, ids, _) = await Greedy(3, forced);
+        Assert.Equal([EndOfText, EndOfText, EndOfText], ids);
+        Assert.Equal("", hidden);
+        var (shown, _, _) = await Greedy(3, new { forced.logit_bias, forced.ignore_eos, skip_special_tokens = false });
+        Assert.Equal("<|endoftext|><|endoftext|><|endoftext|>", shown);
+        var (chat, _, _) = await Greedy(2, new { forced.logit_bias, forced.ignore_eos, skip_special_tokens = false, spaces_between_special_tokens = false },
+            "/v1/chat/completions");
+        Assert.Equal("<|endoftext|><|endoftext|>", chat);
+    }
+
+    [Fact]
+    public async Task Completions_IncludeStopStrInOutput_TextEndsWithTheStopString()
+    {
+        var (plain, _, _) = await Greedy(12);
+        Assert.True(plain.Length >= 6, plain);
+        string stop = plain.Substring(plain.Length / 2, 3);
+        int at = plain.IndexOf(stop, StringComparison.Ordinal);
+        var (cut, _, finish) = await Greedy(12, new { stop = new[] { stop } });
+        Assert.Equal((plain[..at], "stop"), (cut, finish));
+        var (kept, _, keptFinish) = await Greedy(12, new { stop = new[] { stop }, include_stop_str_in_output = true });
+        Assert.Equal((plain[..(at + stop.Length)], "stop"), (kept, keptFinish));
+    }
+
+    [Fact]
+    public async Task Completions_IncludeStopStrInOutputWithAStopTokenId_KeepsTheTokensText()
+    {
+        var (_, plain, _) = await Greedy(8);
+        var (without, ids, _) = await Greedy(8, new { stop_token_ids = new[] { plain[2] } });
+        Assert.Equal(3, ids.Length);
+        var (with, _, _) = await Greedy(8, new { stop_token_ids = new[] { plain[2] }, include_stop_str_in_output = true });
+        Assert.True(with.Length > without.Length && with.StartsWith(without, StringComparison.Ordinal), $"«{without}» then «{with}»");
+    }
+
+    [Theory]
+    [InlineData("/v1/completions", "{\"allowed_token_ids\": []}", "allowed_token_ids")]
+    [InlineData("/v1/completions", "{\"allowed_token_ids\": [-1]}", "allowed_token_ids")]
+    [InlineData("/v1/completions", "{\"allowed_token_ids\": [99999999]}", "allowed_token_ids")]
+    [InlineData("/v1/completions", "{\"skip_special_tokens\": \"no\"}", "skip_special_tokens")]
+    [InlineData("/v1/completions", "{\"echo\": true}", "echo")]
+    [InlineData("/v1/completions", "{\"suffix\": \"x\"}", "suffix")]
+    [InlineData("/v1/completions", "{\"use_beam_search\": true}", "use_beam_search")]
+    [InlineData("/v1/completions", "{\"prompt_logprobs\": 0}", "prompt_logprobs")]
+    [InlineData("/v1/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
+    [InlineData("/v1/completions", "{\"priority\": 3}", "priority")]
+    [InlineData("/v1/completions", "{\"truncate_prompt_tokens\": 4}", "truncate_prompt_tokens")]
+    [InlineData("/v1/completions", "{\"return_tokens_as_token_ids\": true}", "return_tokens_as_token_ids")]
+    [InlineData("/v1/completions", "{\"logits_processors\": [\"x\"]}", "logits_processors")]
+    [InlineData("/v1/chat/completions", "{\"continue_final_message\": true}", "continue_final_message")]
+    [InlineData("/v1/chat/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
+    [InlineData("/v1/chat/completions", "{\"add_special_tokens\": 1}", "add_special_tokens")]
+    public async Task Requests_FieldAskingForWhatIsNotImplemented_400NamingIt(string path, string extra, string field)
+    {
+        var body = JsonNode.Parse(extra)!.AsObject();
+        body["model"] = Model;
+        body["max_tokens"] = 2;
+        if (path.Contains("chat", StringComparison.Ordinal))
+            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });
+        else
+            body["prompt"] = "hi";
+        var (status, answer) = await HttpJson.PostRawAsync(Http, path, body.ToJsonString());
+        Assert.True(status == 400, answer.ToJsonString());
+        Assert.Equal(field, (string)answer["error"]!["param"]!);
+        Assert.Contains(field, (string)answer["error"]!["message"]!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Requests_UnimplementedFieldsAskingForNothing_Served()
+    {
+        var (plain, _, _) = await Greedy(4);
+        var (same, _, _) = await Greedy(4, new
+        {
+            echo = false, use_beam_search = false, bad_words = Array.Empty<string>(), priority = 0, logits_processors = Array.Empty<string>(),
+            return_tokens_as_token_ids = false, prompt_logprobs = (int?)null, truncate_prompt_tokens = (int?)null, spaces_between_special_tokens = true,
+        });
+        Assert.Equal(plain, same);
+        var (chat, _, _) = await Greedy(4, new { continue_final_message = false, echo = false, add_special_tokens = false }, "/v1/chat/completions");
+        Assert.NotNull(chat);
+    }
+
+    [Fact]
+    public async Task Generate_OutputFields_SameAsRest()
+    {
+        using var channel = GrpcChannel.ForAddress(fixture.Server.Address);
+        var client = new V1.Generation.GenerationClient(channel);
+        var (restText, restIds, _) = await Greedy(6, new
+        {
+            allowed_token_ids = new[] { 995, 1212, EndOfText }, skip_special_tokens = false, include_stop_str_in_output = true, ignore_eos = true,
+            logit_bias = new Dictionary<string, int> { [EndOfText.ToString(System.Globalization.CultureInfo.InvariantCulture)] = 3 },
+        });
+        var request = new V1.GenerateRequest
+        {
+            Model = Model, Prompt = Prompt, MaxTokens = 6, Temperature = 0, SkipSpecialTokens = false, IncludeStopStrInOutput = true, IgnoreEos = true,
+            LogitBias = { [EndOfText] = 3 },
+        };
+        request.AllowedTokenIds.AddRange([995, 1212, EndOfText]);
+        var reply = await client.GenerateAsync(request);
+        Assert.Equal(restIds, reply.TokenIds.ToArray());
+        Assert.Equal(restText, reply.Text);
+        request.AllowedTokenIds.Add(99_999_999);
+        var error = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => client.GenerateAsync(request).ResponseAsync);
+        Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, error.StatusCode);
+    }
+}
