@@ -72,10 +72,13 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
     /// <param name="policy">What the caller may read: trusted, or confined to its folders after every link is resolved.</param>
     /// <param name="tenant">The owner; null = shared.</param>
     /// <param name="ct">The caller going away, or shutdown.</param>
+    /// <param name="tenantLimit">Registrations <paramref name="tenant"/> may hold, for callers the API layer limits; null: none.</param>
     /// <returns>The new record and the one it replaced, if any.</returns>
     public async Task<(AdapterRecord Record, AdapterRecord? Previous)> RegisterAsync(AdapterId id, string path, AdapterReadPolicy policy, string? tenant,
-        CancellationToken ct)
+        CancellationToken ct, int? tenantLimit = null)
     {
+        if (tenantLimit is int limit)
+            catalog.Registry.CheckRoomFor(tenant, id, limit);
         var source = sources.For(path)
             ?? throw Bad(AdapterStoreSubject.Path, $"'{path}' uses a URI scheme this server has no source for (local folders and s3://)");
         using var files = await FetchAsync(source, path, id, policy, ct).ConfigureAwait(false);
@@ -90,7 +93,7 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
         }
 
         var record = new AdapterRecord(id, source is LocalPathAdapterSource ? files.Folder : path, files.Version, time.GetUtcNow(), tenant, shape);
-        return (record, catalog.Registry.Put(record));
+        return (record, catalog.Registry.Put(record, tenantLimit));
     }
 
     /// <summary>Removes a run-time registration; returns the removed record.</summary>

@@ -12,6 +12,9 @@ public enum AdapterStoreFailure
     /// <summary>The adapter's files break a rule: format, shape against the base model, size (422).</summary>
     InvalidAdapter,
 
+    /// <summary>The caller's tenant holds as many registrations as it may (429 / RESOURCE_EXHAUSTED, the contract's "over a tenant's quota").</summary>
+    QuotaExceeded,
+
     /// <summary>The source could not be read now: a store outage, an open circuit, a read past its time limit (503).</summary>
     Unavailable,
 }

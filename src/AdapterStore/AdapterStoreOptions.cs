@@ -14,6 +14,13 @@ public sealed class AdapterStoreOptions
     /// <summary>Largest LoRA rank accepted (the arenas are preallocated at this rank, so it sets their memory).</summary>
     public int MaxRank { get; set; } = 16;
 
+    /// <summary>
+    /// Run-time registrations one tenant's user keys may hold at once (replacing one of its own does not count); 0: no
+    /// limit. Every registration rewrites the persisted registry and lengthens every listing, so without a bound one
+    /// tenant registering names by the thousand slows registration and listing for all.
+    /// </summary>
+    public int MaxPerTenant { get; set; } = 256;
+
     /// <summary>Where run-time registrations (<c>load_lora_adapter</c>) are persisted; default: in the cache folder, per model.</summary>
     public string? RegistryPath { get; set; }
 

@@ -56,10 +56,15 @@ public sealed class AdapterRegistry
     }
 
     /// <summary>Adds or replaces (hot swap) a registration; returns the previous one.</summary>
-    public AdapterRecord? Put(AdapterRecord record)
+    /// <param name="record">The registration.</param>
+    /// <param name="tenantLimit">When set, a new registration for <see cref="AdapterRecord.Tenant"/> is refused if that
+    /// tenant already holds this many (checked and added under one lock, so concurrent registrations cannot pass it together).</param>
+    public AdapterRecord? Put(AdapterRecord record, int? tenantLimit = null)
     {
         lock (_lock)
         {
+            if (tenantLimit is int limit && !_records.ContainsKey(record.Id) && CountOf(record.Tenant) >= limit)
+                throw TenantFull(record.Tenant, limit);
             var next = new Dictionary<AdapterId, AdapterRecord>(_records) { [record.Id] = record };
             Persist(next);
             _records.TryGetValue(record.Id, out var previous);
@@ -67,6 +72,19 @@ public sealed class AdapterRegistry
             return previous;
         }
     }
+
+    /// <summary>Throws when <paramref name="tenant"/> already holds <paramref name="limit"/> registrations (a check before reading any file; <see cref="Put"/> checks again).</summary>
+    public void CheckRoomFor(string? tenant, AdapterId id, int limit)
+    {
+        lock (_lock)
+            if (!_records.ContainsKey(id) && CountOf(tenant) >= limit)
+                throw TenantFull(tenant, limit);
+    }
+
+    private int CountOf(string? tenant) => _records.Values.Count(r => r.Tenant == tenant);
+
+    private static AdapterStoreException TenantFull(string? tenant, int limit) => new(AdapterStoreFailure.QuotaExceeded, AdapterStoreSubject.Name,
+        $"tenant '{tenant}' already holds {limit} registered adapters, the most Serving:Adapters:MaxPerTenant allows; unload one first");
 
     public bool Remove(AdapterId id)
     {

@@ -29,6 +29,16 @@ internal static class TokenSampler
         // rather than scale logits by infinity.
         bool greedy = p.Temperature == 0 || p.TopK == 1 || float.IsInfinity((float)(1.0 / p.Temperature));
         var choose = allowed is { } a ? Masked(logits, a.Mask, a.AlsoAllowed) : logits;
+        // The request's own rules can leave no token (allowed_token_ids all stop tokens before min_tokens, or none of them
+        // inside the output constraint's mask). Rules then give way in this order rather than draw from all −∞: the
+        // constraint (the sequence ends incomplete on the token outside it), then the stop tokens' suppression.
+        if ((allowed is not null || p.AdjustsLogits) && float.IsNegativeInfinity(System.Numerics.Tensors.TensorPrimitives.Max(choose)))
+        {
+            choose = logits;
+            if (float.IsNegativeInfinity(System.Numerics.Tensors.TensorPrimitives.Max(choose)))
+                choose = p.AdjustsLogits ? LogitAdjustments.Apply(raw, p, history, []) : raw;
+        }
+
         int chosen = greedy ? Math.Max(0, System.Numerics.Tensors.TensorPrimitives.IndexOfMax(choose)) : SampleFiltered(choose, p, random);
         if (p.Logprobs is null)
             return new SampledToken(chosen, float.NaN, []);

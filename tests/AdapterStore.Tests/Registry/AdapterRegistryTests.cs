@@ -26,6 +26,49 @@ public sealed class AdapterRegistryTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
     }
 
+    private static AdapterRecord Owned(string id, string? tenant) => Record(id, "v1") with { Tenant = tenant };
+
+    [Fact]
+    public void Put_TenantAtItsLimit_NewNameRefusedReplacementAndOthersNot()
+    {
+        var registry = new AdapterRegistry(RegistryPath);
+        registry.Put(Owned("a1", "a"), tenantLimit: 2);
+        registry.Put(Owned("a2", "a"), tenantLimit: 2);
+        var refused = Assert.Throws<AdapterStoreException>(() => registry.Put(Owned("a3", "a"), tenantLimit: 2));
+        Assert.Equal(AdapterStoreFailure.QuotaExceeded, refused.Failure);
+        Assert.Contains("tenant 'a'", refused.Message, StringComparison.Ordinal);
+        Assert.Throws<AdapterStoreException>(() => registry.CheckRoomFor("a", AdapterId.Parse("a3"), 2));
+        registry.CheckRoomFor("a", AdapterId.Parse("a1"), 2);                         // a replacement needs no room
+        Assert.NotNull(registry.Put(Owned("a1", "a") with { Version = "v2" }, tenantLimit: 2));
+        registry.Put(Owned("b1", "b"), tenantLimit: 2);                               // another tenant has its own count
+        registry.Put(Owned("shared", null));                                           // no limit given: admins' registrations
+        Assert.True(registry.Remove(AdapterId.Parse("a2")));
+        registry.Put(Owned("a3", "a"), tenantLimit: 2);
+        Assert.Equal(["a1", "a3", "b1", "shared"], new AdapterRegistry(RegistryPath).All().Select(r => r.Id.Value));
+    }
+
+    [Fact]
+    public async Task Put_ConcurrentRegistrationsPastTheLimit_ExactlyTheLimitSucceed()
+    {
+        var registry = new AdapterRegistry(RegistryPath);
+        int succeeded = 0;
+        await Parallel.ForEachAsync(Enumerable.Range(0, 24), new ParallelOptions { MaxDegreeOfParallelism = 8 }, (i, _) =>
+        {
+            try
+            {
+                registry.Put(Owned("n" + i, "a"), tenantLimit: 5);
+                Interlocked.Increment(ref succeeded);
+            }
+            catch (AdapterStoreException ex) when (ex.Failure == AdapterStoreFailure.QuotaExceeded)
+            {
+            }
+
+            return ValueTask.CompletedTask;
+        });
+        Assert.Equal(5, succeeded);
+        Assert.Equal(5, registry.All().Count);
+    }
+
     [Fact]
     public void Remove_Persists()
     {

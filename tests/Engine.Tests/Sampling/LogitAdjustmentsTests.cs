@@ -106,6 +106,22 @@ public sealed class LogitAdjustmentsTests
         Assert.True(seen.Count >= 4, "temperature 3 visits the rest");
     }
 
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(1.0)]
+    public void Sample_RulesLeavingNoToken_ConstraintGivesWayThenSuppression(double temperature)
+    {
+        // Only token 4 allowed, and a constraint mask that holds only token 2: the constraint gives way.
+        var p = new SamplingParams { Temperature = temperature, AllowedTokenIds = [4, 6] };
+        ulong[] onlyTwo = [1UL << 2];
+        Assert.All(Enumerable.Range(0, 20), i =>
+            Assert.Contains(TokenSampler.Sample(Logits, p, new SeededRandom((ulong)i), allowed: (onlyTwo, [])).Id, new[] { 4, 6 }));
+        // Only stop tokens allowed while min_tokens suppresses them: the suppression gives way, the allowed set does not.
+        var stopsOnly = p with { MinTokens = 3 };
+        Assert.All(Enumerable.Range(0, 20), i =>
+            Assert.Contains(TokenSampler.Sample(Logits, stopsOnly, new SeededRandom((ulong)i), suppressed: [4, 6]).Id, new[] { 4, 6 }));
+    }
+
     [Fact]
     public void Sample_MinP_KeepsTokensAtLeastThatShareOfTheMostLikely()
     {

@@ -41,7 +41,9 @@ internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOpti
                 ? AdapterReadPolicy.Trusted(a.MaxAdapterBytes, a.ReadTimeout)
                 : AdapterReadPolicy.ConfinedTo(caller.AllowedSources, a.MaxAdapterBytes, a.ReadTimeout);
             using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct, lifetime.ApplicationStopping);
-            registered = await lifecycle.RegisterAsync(id, path!, policy, caller.IsAdmin ? tenant : caller.Tenant, stopping.Token);
+            // A user's registrations count against its tenant's limit; an admin's (shared, or for a tenant) do not.
+            int? limit = caller.IsAdmin || a.MaxPerTenant == 0 ? null : a.MaxPerTenant;
+            registered = await lifecycle.RegisterAsync(id, path!, policy, caller.IsAdmin ? tenant : caller.Tenant, stopping.Token, limit);
         }
         catch (AdapterStoreException ex)
         {
@@ -91,6 +93,7 @@ internal sealed class AdapterRegistrar(ModelHost host, IOptions<AdapterStoreOpti
             AdapterStoreFailure.BadRequest => JsonFields.Bad(field, error.Message),
             AdapterStoreFailure.NotFound => new ApiException(404, error.Message, field),
             AdapterStoreFailure.Unavailable => new ApiException(503, error.Message, field),
+            AdapterStoreFailure.QuotaExceeded => new ApiException(429, error.Message, field),     // API.md: over a tenant's quota
             _ => new ApiException(422, error.Message, field),
         };
     }

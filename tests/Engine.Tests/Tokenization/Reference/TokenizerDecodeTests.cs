@@ -1,4 +1,3 @@
-using Serving.Engine.Tests.Templating;
 using Serving.Engine.Tokenization;
 
 namespace Serving.Engine.Tests.Tokenization.Reference;
@@ -9,8 +8,7 @@ namespace Serving.Engine.Tests.Tokenization.Reference;
 /// </summary>
 public sealed class TokenizerDecodeTests
 {
-    private static HfTokenizer Load(string package) =>
-        HfTokenizer.Load(Path.GetDirectoryName(ReferencePaths.Package(package, "models/tokenizer.json"))!);
+    private static HfTokenizer Load(string package) => ReferenceTokenizers.Load(package);
 
     [Fact]
     public void Decode_StripAfterFuse_RemovesOneSpaceOfTheWholeText()

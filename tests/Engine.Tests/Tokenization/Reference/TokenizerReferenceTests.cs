@@ -20,7 +20,7 @@ public sealed class TokenizerReferenceTests
     public void Encode_Corpus_EqualsTheReferenceIds(string package)
     {
         var texts = TokenizerCorpus.Texts;
-        var tokenizer = HfTokenizer.Load(Path.GetDirectoryName(ReferencePaths.Package(package, "models/tokenizer.json"))!);
+        var tokenizer = ReferenceTokenizers.Load(package);
         var expected = Reference(package, texts);
 
         var failures = new List<string>();
@@ -44,7 +44,7 @@ public sealed class TokenizerReferenceTests
     public void Decode_CorpusIds_EqualsTheReferenceText(string package)
     {
         var texts = TokenizerCorpus.Texts;
-        var tokenizer = HfTokenizer.Load(Path.GetDirectoryName(ReferencePaths.Package(package, "models/tokenizer.json"))!);
+        var tokenizer = ReferenceTokenizers.Load(package);
         var reference = Run(new JsonObject { ["package"] = package }, texts);
 
         var failures = new List<string>();
