@@ -122,6 +122,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         if (sampling.Constraint is { } constraint)
             await CompileAsync(constraint, constraintField, ct);
         int context = MaxContext, vocabulary = host.Served.VocabularySize;
+        sampling = PromptLimits.CheckTokenIds(sampling, vocabulary);
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();
         var pinned = adapters is not null
             ? prompts.Select(_ => adapters).ToArray()

@@ -6,8 +6,26 @@ namespace Serving.Server.Requests;
 internal static class PromptLimits
 {
     /// <summary>
-    /// Checks one tokenized prompt (and the logit_bias and allowed_token_ids ids) against the vocabulary and the context limit; returns the sampling
-    /// params to run it with.
+    /// Checks the sampling parameters' token ids (logit_bias, allowed_token_ids) against the vocabulary, once per request;
+    /// returns them with allowed_token_ids without repeats.
+    /// </summary>
+    public static SamplingParams CheckTokenIds(SamplingParams sampling, int vocabSize)
+    {
+        foreach (int id in sampling.LogitBias.Keys)
+            if (id >= vocabSize)
+                throw ApiException.BadRequest($"'logit_bias' token id {id} is outside the vocabulary [0, {vocabSize})", "logit_bias");
+        if (sampling.AllowedTokenIds is not { } allowed)
+            return sampling;
+        foreach (int id in allowed)
+            if (id >= vocabSize)
+                throw ApiException.BadRequest($"'allowed_token_ids' token id {id} is outside the vocabulary [0, {vocabSize})", "allowed_token_ids");
+        // Each entry is a read on every step of the sequence: a million repeats of one id must cost what one does.
+        return allowed.Count > 1 ? sampling with { AllowedTokenIds = allowed.Distinct().ToArray() } : sampling;
+    }
+
+    /// <summary>
+    /// Checks one tokenized prompt against the vocabulary and the context limit; returns the sampling params to run it
+    /// with (a max_tokens of 0 becomes what the context leaves).
     /// </summary>
     public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize)
     {
@@ -16,12 +34,6 @@ internal static class PromptLimits
         foreach (int id in prompt)
             if ((uint)id >= (uint)vocabSize)
                 throw ApiException.BadRequest($"token id {id} is outside the vocabulary [0, {vocabSize})", "prompt");
-        foreach (int id in sampling.LogitBias.Keys)
-            if (id >= vocabSize)
-                throw ApiException.BadRequest($"'logit_bias' token id {id} is outside the vocabulary [0, {vocabSize})", "logit_bias");
-        foreach (int id in sampling.AllowedTokenIds ?? [])
-            if (id >= vocabSize)
-                throw ApiException.BadRequest($"'allowed_token_ids' token id {id} is outside the vocabulary [0, {vocabSize})", "allowed_token_ids");
         if (prompt.Count >= maxContext)
             throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", "prompt");
         if (sampling.MaxTokens == 0)
