@@ -21,7 +21,7 @@ public sealed class JinjaTemplate
     public static JinjaTemplate Parse(string source) => new(TemplateParser.Parse(source));
 
     /// <summary>Renders the template.</summary>
-    /// <param name="variables">Template values (see <see cref="PythonValues"/>; <see cref="FromJson"/> converts JSON).</param>
+    /// <param name="variables">Template values (see <see cref="PythonValues"/>; <see cref="FromJson(JsonElement)"/> converts JSON).</param>
     /// <param name="now">The clock <c>strftime_now</c> reads (local time, as Python's <c>datetime.now()</c>).</param>
     public string Render(IReadOnlyDictionary<string, object?> variables, DateTimeOffset now)
     {
@@ -71,7 +71,38 @@ public sealed class JinjaTemplate
         return result;
     }
 
-    /// <summary>JSON (a request's messages, tools, extra template arguments) as template values: integers stay integers.</summary>
+    /// <summary>
+    /// A request's JSON (messages, tools, extra template arguments) as template values, read as Python's <c>json</c>
+    /// reads it: integers stay integers, other numbers are floats, and a key given twice in one object takes its last value.
+    /// </summary>
+    public static object? FromJson(JsonElement element)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var o = new Dictionary<string, object?>(StringComparer.Ordinal);
+                foreach (var p in element.EnumerateObject())
+                    o[p.Name] = FromJson(p.Value);
+                return o;
+            case JsonValueKind.Array:
+                var a = new List<object?>(element.GetArrayLength());
+                foreach (var item in element.EnumerateArray())
+                    a.Add(FromJson(item));
+                return a;
+            case JsonValueKind.String:
+                return element.GetString();
+            case JsonValueKind.True:
+                return true;
+            case JsonValueKind.False:
+                return false;
+            case JsonValueKind.Number:
+                return element.TryGetInt64(out long n) ? n : (object)double.Parse(element.GetRawText(), CultureInfo.InvariantCulture);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>JSON as template values, as <see cref="FromJson(JsonElement)"/> (the tests' conversations are <see cref="JsonNode"/>s).</summary>
     public static object? FromJson(JsonNode? node) => node switch
     {
         null => null,

@@ -69,7 +69,7 @@ public sealed class ChatTemplate
     public const string FileName = "chat_template.jinja";
 
     /// <summary>The prompt text; special tokens appear as text, for the tokenizer to recognise.</summary>
-    /// <param name="messages">Message objects as template values (<see cref="JinjaTemplate.FromJson"/>).</param>
+    /// <param name="messages">Message objects as template values (<see cref="JinjaTemplate.FromJson(System.Text.Json.JsonElement)"/>).</param>
     /// <param name="tools">The request's tools, or null.</param>
     /// <param name="addGenerationPrompt">Whether to end with the cue for the assistant's reply.</param>
     /// <param name="arguments">Extra template variables (<c>chat_template_kwargs</c>: <c>enable_thinking</c> …).</param>

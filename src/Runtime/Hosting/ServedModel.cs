@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Serving.Contracts.Configuration;
 using Serving.Engine.Model;
 using Serving.Engine.Templating;
@@ -112,6 +111,9 @@ public sealed class ServedModel
         }
     }
 
-    /// <summary>JSON as the template sees it: objects as ordinal dictionaries, arrays as lists, numbers as long or double.</summary>
-    public static object? TemplateValue(JsonNode? node) => JinjaTemplate.FromJson(node);
+    /// <summary>
+    /// A request's JSON as the template sees it: objects as ordinal dictionaries (a key given twice takes its last value,
+    /// as Python's json reads it), arrays as lists, numbers as long or double.
+    /// </summary>
+    public static object? TemplateValue(System.Text.Json.JsonElement element) => JinjaTemplate.FromJson(element);
 }

@@ -21,6 +21,27 @@ public sealed class EdgeInputTests(DemoServerFixture fixture) : IClassFixture<De
 
     private Task<(int Status, JsonNode Body)> Complete(object body) => HttpJson.PostAsync(fixture.Http, "/v1/completions", body);
 
+    [Theory]
+    [InlineData("/tokenize")]
+    [InlineData("/v1/chat/completions")]
+    public async Task Chat_KeyGivenTwiceInAMessageToolOrTemplateArgument_LastValueAsPythonReadsIt(string path)
+    {
+        // Found by a probe on 2026-12-05: a repeated key in a message, a tool or chat_template_kwargs was a 500.
+        const string twice = """
+            {"model": "serving-demo-tiny", "max_tokens": 1, "return_token_ids": true,
+             "messages": [{"role": "user", "content": "first", "content": "second"}],
+             "tools": [{"type": "function", "function": {"name": "a", "name": "b", "parameters": {}}}],
+             "chat_template_kwargs": {"x": 1, "x": 2}}
+            """;
+        var (status, body) = await HttpJson.PostRawAsync(fixture.Http, path, twice);
+        Assert.True(status == 200, body.ToJsonString());
+        var (_, once) = await HttpJson.PostRawAsync(fixture.Http, "/tokenize", twice.Replace("\"content\": \"first\", ", "", StringComparison.Ordinal));
+        var ids = path == "/tokenize" ? body["tokens"] : body["prompt_token_ids"];
+        Assert.Equal(once["tokens"]!.ToJsonString(), ids!.ToJsonString());
+        var (_, first) = await HttpJson.PostRawAsync(fixture.Http, "/tokenize", twice.Replace("\"content\": \"second\"", "\"content\": \"first\"", StringComparison.Ordinal));
+        Assert.NotEqual(first["tokens"]!.ToJsonString(), ids.ToJsonString());
+    }
+
     [Fact]
     public async Task Completion_PromptOneShortOfContext_OneTokenThenLength()
     {

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Serving.Runtime.Hosting;
 using Serving.Server.Api;
 
@@ -44,7 +43,7 @@ internal static class ChatPromptReader
             string role = mf.String("role") ?? throw JsonFields.Bad("messages", "entries need a 'role'");
             if (!Roles.Contains(role))
                 throw JsonFields.Bad("messages", $"role '{role}' is not one of {string.Join(", ", Roles)}");
-            var message = (Dictionary<string, object?>)ServedModel.TemplateValue(JsonNode.Parse(m.GetRawText()))!;
+            var message = (Dictionary<string, object?>)ServedModel.TemplateValue(m)!;
             var content = mf.Get("content");
             message["content"] = content is { ValueKind: JsonValueKind.Null } ? null : Content(content);
             messages.Add(message);
@@ -59,7 +58,7 @@ internal static class ChatPromptReader
     private static object? Tools(JsonFields f) => f.Get("tools") switch
     {
         null or { ValueKind: JsonValueKind.Null } => null,
-        { ValueKind: JsonValueKind.Array } tools => ServedModel.TemplateValue(JsonNode.Parse(tools.GetRawText())),
+        { ValueKind: JsonValueKind.Array } tools => ServedModel.TemplateValue(tools),
         _ => throw JsonFields.Bad("tools", "must be a list of tool definitions"),
     };
 
@@ -70,7 +69,7 @@ internal static class ChatPromptReader
             return null;
         if (kwargs.ValueKind != JsonValueKind.Object)
             throw JsonFields.Bad("chat_template_kwargs", "must be an object of template variables");
-        var arguments = (Dictionary<string, object?>)ServedModel.TemplateValue(JsonNode.Parse(kwargs.GetRawText()))!;
+        var arguments = (Dictionary<string, object?>)ServedModel.TemplateValue(kwargs)!;
         if (arguments.Keys.FirstOrDefault(ServedModel.ReservedChatVariables.Contains) is string reserved)
             throw JsonFields.Bad("chat_template_kwargs", $"'{reserved}' is set by the server (use the request's own field)");
         return arguments;
