@@ -87,4 +87,23 @@ public static class RequestBodyGenerator
 
             return bytes.ToArray();
         });
+
+    /// <summary>
+    /// A structured body with 1–3 extra members written right after an opening brace — often a key the object already
+    /// has (<c>role</c>, <c>content</c>, a field), which JSON allows and JsonObject-built bodies never hold.
+    /// </summary>
+    public static readonly Gen<string> RepeatedKeys = Gen.Select(Structured,
+            Gen.Select(Gen.Int[0, 10_000], Pick<string>(["role", "content", "name", "type", "function", .. Fields]), Value).Array[1, 3])
+        .Select((json, inserts) =>
+        {
+            var text = new StringBuilder(json);
+            foreach (var (at, key, value) in inserts)
+            {
+                var braces = Enumerable.Range(0, text.Length).Where(i => text[i] == '{').ToArray();
+                int brace = braces[at % braces.Length];
+                text.Insert(brace + 1, $"{JsonValue.Create(key).ToJsonString()}:{value?.ToJsonString() ?? "null"},");
+            }
+
+            return text.ToString();
+        });
 }

@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace Serving.Server.Tests.Resilience;
 
 /// <summary>
-/// 100,000 generated bodies (structured and byte-mutated) against the completions, chat and adapter-management endpoints of
+/// 100,000 generated bodies (structured, with repeated keys, and byte-mutated) against the completions, chat and adapter-management endpoints of
 /// the real server: every answer is 2xx or 4xx (never 5xx), none hangs, the server logs no error and still serves afterwards.
 /// <c>SERVING_FUZZ_ITERATIONS</c> raises or lowers the count.
 /// </summary>
@@ -38,9 +38,10 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task Endpoints_GeneratedBodies_Only2xxOr4xxAndStillServing()
     {
         var bodies = new ConcurrentQueue<byte[]>();
-        int structured = Iterations * 3 / 4;
+        int structured = Iterations * 3 / 4, repeated = Iterations / 8;
         RequestBodyGenerator.Structured.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: structured, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O2"));
-        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
+        RequestBodyGenerator.RepeatedKeys.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: repeated, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O6"));
+        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured - repeated, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
         var inputs = bodies.ToArray();
 
         var statuses = new ConcurrentDictionary<int, int>();
