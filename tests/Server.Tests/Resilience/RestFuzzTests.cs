@@ -11,13 +11,14 @@ using Xunit.Abstractions;
 namespace Serving.Server.Tests.Resilience;
 
 /// <summary>
-/// 100,000 generated bodies (structured, with repeated keys, and byte-mutated) against the completions, chat and adapter-management endpoints of
+/// 100,000 generated bodies (structured, with repeated keys, and byte-mutated) against the completions, chat, tokenizer and adapter-management endpoints (OpenAI/vLLM and the gRPC services' JSON routes) of
 /// the real server: every answer is 2xx or 4xx (never 5xx), none hangs, the server logs no error and still serves afterwards.
 /// <c>SERVING_FUZZ_ITERATIONS</c> raises or lowers the count.
 /// </summary>
 public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private static readonly string[] Paths = ["/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/tokenize", "/detokenize"];
+    private static readonly string[] Paths = ["/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/tokenize", "/detokenize",
+        "/v1/serving/generate", "/v1/serving/generate:stream", "/v1/serving/tokenize", "/v1/serving/detokenize", "/v1/serving/adapters"];
     private readonly string _cache = TestDirectories.Path("fuzz");
     private readonly CapturedLogs _logs = new();
     private ServerProcess _server = null!;
