@@ -1,5 +1,4 @@
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
@@ -39,13 +38,7 @@ public sealed class DoraScaleIsolationTests : IAsyncLifetime
         TestDirectories.Delete(_root);
     }
 
-    private async Task<(int Status, string Body)> Send(string key, string path, object body)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        using var response = await _server.Http.SendAsync(request);
-        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
-    }
+    private Task<(int Status, string Body)> Send(string key, string path, object body) => HttpJson.PostWithKeyAsync(_server.Http, key, path, body);
 
     private async Task<int[]> Greedy(string key, string model)
     {

@@ -1,5 +1,3 @@
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -45,11 +43,8 @@ public sealed class TenantQuotaTests : IAsyncLifetime
 
     private async Task<(int Status, JsonNode? Body)> Send(string key, string path, object body)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        using var response = await _server.Http.SendAsync(request);
-        string text = await response.Content.ReadAsStringAsync();
-        return ((int)response.StatusCode, text.Length > 0 && text[0] == '{' ? JsonNode.Parse(text) : null);
+        var (status, text) = await HttpJson.PostWithKeyAsync(_server.Http, key, path, body);
+        return (status, text.Length > 0 && text[0] == '{' ? JsonNode.Parse(text) : null);
     }
 
     private Task<(int Status, JsonNode? Body)> Load(string key, string name, string source) =>

@@ -12,6 +12,15 @@ internal static class HttpJson
         return ((int)response.StatusCode, JsonNode.Parse(text)!);
     }
 
+    /// <summary>Posts <paramref name="body"/> as JSON with <c>Authorization: Bearer</c> <paramref name="key"/>; the answer as text.</summary>
+    public static async Task<(int Status, string Body)> PostWithKeyAsync(HttpClient http, string key, string path, object body)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        using var response = await http.SendAsync(request);
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
     public static async Task<(int Status, JsonNode Body)> PostRawAsync(HttpClient http, string path, string body)
     {
         using var response = await http.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
