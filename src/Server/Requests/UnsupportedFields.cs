@@ -7,24 +7,36 @@ namespace Serving.Server.Requests;
 /// Request fields of OpenAI's and vLLM's APIs that would change the output and that this server does not implement: a
 /// 400 naming the field, never a silent default. A field may still carry null, and most may carry the value that asks
 /// for nothing (false, 0, an empty list), as clients that send every field do; <c>prompt_logprobs</c> and
-/// <c>truncate_prompt_tokens</c> ask for something at any value (0 prompt logprobs still returns the prompt's).
+/// <c>truncate_prompt_tokens</c> ask for something at any value (0 prompt logprobs still returns the prompt's), and
+/// <c>modalities</c> may list <c>"text"</c>.
 /// </summary>
 internal static class UnsupportedFields
 {
-    private sealed record Field(string Name, string Why, bool AnyValueAsks = false);
+    private sealed record Field(string Name, string Why, Func<JsonElement, bool>? Asks = null);
+
+    private static readonly Func<JsonElement, bool> AnyValue = _ => true;
 
     private static readonly Field[] Completions = [new("echo", "is not supported"), new("suffix", "is not supported")];
 
-    private static readonly Field[] Chat = [new("echo", "is not supported"), new("continue_final_message", "is not supported")];
+    private static readonly Field[] Chat =
+    [
+        new("echo", "is not supported"),
+        new("continue_final_message", "is not supported"),
+        new("functions", "is not supported (use tools)"),
+        new("function_call", "is not supported (use tools)"),
+        new("prediction", "is not supported"),
+        new("audio", "is not supported (text only)"),
+        new("modalities", "may only be [\"text\"]", v => v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(m => m.ValueKind != JsonValueKind.String || m.GetString() != "text")),
+    ];
 
     private static readonly Field[] Both =
     [
         new("use_beam_search", "is not supported (beam search is not implemented)"),
-        new("prompt_logprobs", "is not supported", AnyValueAsks: true),
+        new("prompt_logprobs", "is not supported", AnyValue),
         new("bad_words", "is not supported (use logit_bias to ban tokens)"),
         new("logits_processors", "is not supported"),
         new("priority", "is not supported (requests are scheduled first come, first served)"),
-        new("truncate_prompt_tokens", "is not supported (a prompt past the context is refused)", AnyValueAsks: true),
+        new("truncate_prompt_tokens", "is not supported (a prompt past the context is refused)", AnyValue),
         new("return_tokens_as_token_ids", "is not supported (use return_token_ids)"),
     ];
 
@@ -32,7 +44,7 @@ internal static class UnsupportedFields
     public static void Refuse(JsonFields f, bool chat)
     {
         foreach (var field in (chat ? Chat : Completions).Concat(Both))
-            if (f.Get(field.Name) is { } v && (field.AnyValueAsks || AsksForSomething(v)))
+            if (f.Get(field.Name) is { } v && (field.Asks ?? AsksForSomething)(v))
                 throw JsonFields.Bad(field.Name, field.Why);
     }
 

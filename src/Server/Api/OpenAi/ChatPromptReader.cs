@@ -6,7 +6,8 @@ using Serving.Server.Api;
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary>
-/// A chat request's prompt: its <c>messages</c>, <c>tools</c>, <c>add_generation_prompt</c> and <c>chat_template_kwargs</c>
+/// A chat request's prompt: its <c>messages</c>, <c>tools</c> (as <c>tool_choice</c> allows), <c>add_generation_prompt</c>,
+/// <c>chat_template_kwargs</c> and <c>reasoning_effort</c>
 /// rendered by the model's chat template (for <c>/v1/chat/completions</c> and <c>/tokenize</c> alike). Errors are 400s
 /// naming the field.
 /// </summary>
@@ -18,7 +19,8 @@ internal static class ChatPromptReader
         try
         {
             // 'chat_template' names one of the model's own templates; template text from a request is not run.
-            return model.RenderChat(messages, Tools(f), f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now, f.String("chat_template"));
+            return model.RenderChat(messages, ToolChoiceAllowsTools(f) ? Tools(f) : null, f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now,
+                f.String("chat_template"));
         }
         catch (PromptTextException ex)
         {
@@ -62,16 +64,44 @@ internal static class ChatPromptReader
         _ => throw JsonFields.Bad("tools", "must be a list of tool definitions"),
     };
 
-    /// <summary><c>chat_template_kwargs</c> (vLLM's name): extra template variables such as <c>enable_thinking</c>.</summary>
+    /// <summary>
+    /// OpenAI's <c>tool_choice</c>: <c>auto</c> (or absent) lets the template see the tools and the model decide;
+    /// <c>none</c> keeps them from the template (as vLLM does by default); forcing a call (<c>required</c>, a named
+    /// function) needs constrained decoding of tool calls, which this server does not do: 400.
+    /// </summary>
+    private static bool ToolChoiceAllowsTools(JsonFields f) => f.Get("tool_choice") switch
+    {
+        null => true,
+        { ValueKind: JsonValueKind.String } c when c.GetString() == "auto" => true,
+        { ValueKind: JsonValueKind.String } c when c.GetString() == "none" => false,
+        { ValueKind: JsonValueKind.String } c when c.GetString() == "required" =>
+            throw JsonFields.Bad("tool_choice", "'required' is not supported (the server does not force tool calls); use 'auto' or 'none'"),
+        { ValueKind: JsonValueKind.Object } => throw JsonFields.Bad("tool_choice", "naming a function is not supported (the server does not force tool calls); use 'auto' or 'none'"),
+        _ => throw JsonFields.Bad("tool_choice", "must be 'auto' or 'none'"),
+    };
+
+    /// <summary>
+    /// <c>chat_template_kwargs</c> (vLLM's name): extra template variables such as <c>enable_thinking</c>; OpenAI's
+    /// <c>reasoning_effort</c> joins them as the template variable of that name (gpt-oss's template reads it) unless the
+    /// kwargs set it.
+    /// </summary>
     private static Dictionary<string, object?>? TemplateArguments(JsonFields f)
     {
-        if (f.Get("chat_template_kwargs") is not { } kwargs || kwargs.ValueKind == JsonValueKind.Null)
-            return null;
-        if (kwargs.ValueKind != JsonValueKind.Object)
-            throw JsonFields.Bad("chat_template_kwargs", "must be an object of template variables");
-        var arguments = (Dictionary<string, object?>)ServedModel.TemplateValue(kwargs)!;
-        if (arguments.Keys.FirstOrDefault(ServedModel.ReservedChatVariables.Contains) is string reserved)
-            throw JsonFields.Bad("chat_template_kwargs", $"'{reserved}' is set by the server (use the request's own field)");
+        string? effort = f.String("reasoning_effort");
+        if (effort is not null && effort is not ("minimal" or "low" or "medium" or "high"))
+            throw JsonFields.Bad("reasoning_effort", "must be one of minimal, low, medium, high");
+        Dictionary<string, object?>? arguments = null;
+        if (f.Get("chat_template_kwargs") is { } kwargs && kwargs.ValueKind != JsonValueKind.Null)
+        {
+            if (kwargs.ValueKind != JsonValueKind.Object)
+                throw JsonFields.Bad("chat_template_kwargs", "must be an object of template variables");
+            arguments = (Dictionary<string, object?>)ServedModel.TemplateValue(kwargs)!;
+            if (arguments.Keys.FirstOrDefault(ServedModel.ReservedChatVariables.Contains) is string reserved)
+                throw JsonFields.Bad("chat_template_kwargs", $"'{reserved}' is set by the server (use the request's own field)");
+        }
+
+        if (effort is not null)
+            (arguments ??= new Dictionary<string, object?>(StringComparer.Ordinal)).TryAdd("reasoning_effort", effort);
         return arguments;
     }
 

@@ -101,6 +101,15 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/chat/completions", "{\"continue_final_message\": true}", "continue_final_message")]
     [InlineData("/v1/chat/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
     [InlineData("/v1/chat/completions", "{\"add_special_tokens\": 1}", "add_special_tokens")]
+    [InlineData("/v1/chat/completions", "{\"tool_choice\": \"required\"}", "tool_choice")]
+    [InlineData("/v1/chat/completions", "{\"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"f\"}}}", "tool_choice")]
+    [InlineData("/v1/chat/completions", "{\"tool_choice\": \"sometimes\"}", "tool_choice")]
+    [InlineData("/v1/chat/completions", "{\"reasoning_effort\": \"extreme\"}", "reasoning_effort")]
+    [InlineData("/v1/chat/completions", "{\"functions\": [{\"name\": \"f\"}]}", "functions")]
+    [InlineData("/v1/chat/completions", "{\"function_call\": \"auto\"}", "function_call")]
+    [InlineData("/v1/chat/completions", "{\"prediction\": {\"type\": \"content\", \"content\": \"x\"}}", "prediction")]
+    [InlineData("/v1/chat/completions", "{\"audio\": {\"voice\": \"alloy\"}}", "audio")]
+    [InlineData("/v1/chat/completions", "{\"modalities\": [\"text\", \"audio\"]}", "modalities")]
     public async Task Requests_FieldAskingForWhatIsNotImplemented_400NamingIt(string path, string extra, string field)
     {
         var body = JsonNode.Parse(extra)!.AsObject();
@@ -126,7 +135,11 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
             return_tokens_as_token_ids = false, prompt_logprobs = (int?)null, truncate_prompt_tokens = (int?)null, spaces_between_special_tokens = true,
         });
         Assert.Equal(plain, same);
-        var (chat, _, _) = await Greedy(4, new { continue_final_message = false, echo = false, add_special_tokens = false }, "/v1/chat/completions");
+        var (chat, _, _) = await Greedy(4, new
+        {
+            continue_final_message = false, echo = false, add_special_tokens = false, modalities = new[] { "text" }, tool_choice = "auto",
+            functions = Array.Empty<object>(), parallel_tool_calls = true, reasoning_effort = "medium",
+        }, "/v1/chat/completions");
         Assert.NotNull(chat);
     }
 

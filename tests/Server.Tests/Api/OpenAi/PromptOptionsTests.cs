@@ -5,13 +5,20 @@ using Serving.Server.Tests.Support;
 namespace Serving.Server.Tests.Api.OpenAi;
 
 /// <summary>
-/// vLLM's <c>add_special_tokens</c> through a real server whose tokenizer adds a BOS: completions add it unless asked not
-/// to (gRPC alike), chat leaves it to the template unless asked.
+/// How a request's prompt options reach the prompt, through a real server whose tokenizer adds a BOS and whose chat
+/// template shows the tools and <c>reasoning_effort</c> it is given: vLLM's <c>add_special_tokens</c> (completions add
+/// the BOS unless asked not to, gRPC alike; chat leaves it to the template unless asked), OpenAI's <c>tool_choice</c>
+/// (<c>none</c> keeps the tools from the template, as vLLM) and <c>reasoning_effort</c> (a template variable).
 /// </summary>
-public sealed class AddSpecialTokensTests : IAsyncLifetime
+public sealed class PromptOptionsTests : IAsyncLifetime
 {
     private const int Bos = 50256;
-    private readonly string _root = TestDirectories.Path("add-special-tokens");
+    private const string Template =
+        "{% if tools %}TOOLS:{% for t in tools %}{{ t['function']['name'] + ';' }}{% endfor %}{{ '\\n' }}{% endif %}"
+        + "{% if reasoning_effort is defined %}{{ 'EFFORT:' + reasoning_effort + '\\n' }}{% endif %}"
+        + "{% for m in messages %}{{ m['role'] + ':' + m['content'] + '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+    private readonly string _root = TestDirectories.Path("prompt-options");
     private ServerProcess _server = null!;
 
     public async Task InitializeAsync()
@@ -21,6 +28,7 @@ public sealed class AddSpecialTokensTests : IAsyncLifetime
         string configPath = Path.Combine(model, "tokenizer_config.json");
         var config = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
         config["add_bos_token"] = true;
+        config["chat_template"] = Template;
         File.WriteAllText(configPath, config.ToJsonString());
         _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--cache-dir", Path.Combine(_root, "cache"));
     }
@@ -67,8 +75,38 @@ public sealed class AddSpecialTokensTests : IAsyncLifetime
     public async Task ChatCompletions_AddSpecialTokens_BosOnlyWhenAsked()
     {
         int[] plain = await PromptIds("/v1/chat/completions", new { });
-        Assert.NotEqual(Bos, plain[0]);                                              // the ChatML template writes no BOS
+        Assert.NotEqual(Bos, plain[0]);                                              // the template writes no BOS
         int[] with = await PromptIds("/v1/chat/completions", new { add_special_tokens = true });
         Assert.Equal([Bos, .. plain], with);
+    }
+
+    private async Task<string> ChatPrompt(object extra)
+    {
+        int[] ids = await PromptIds("/v1/chat/completions", extra);
+        var (status, body) = await HttpJson.PostAsync(_server.Http, "/detokenize", new { model = await ModelId(), tokens = ids });
+        Assert.Equal(200, status);
+        return (string)body["prompt"]!;
+    }
+
+    private async Task<string> ModelId() => (string)JsonNode.Parse(await _server.Http.GetStringAsync("/v1/models"))!["data"]![0]!["id"]!;
+
+    private static readonly object[] Tools =
+        [new { type = "function", function = new { name = "get_weather", parameters = new { type = "object" } } }];
+
+    [Fact]
+    public async Task ChatCompletions_ToolChoice_NoneKeepsTheToolsFromTheTemplate()
+    {
+        Assert.StartsWith("TOOLS:get_weather;\nuser:hello there\n", await ChatPrompt(new { tools = Tools }), StringComparison.Ordinal);
+        Assert.StartsWith("TOOLS:get_weather;", await ChatPrompt(new { tools = Tools, tool_choice = "auto" }), StringComparison.Ordinal);
+        Assert.StartsWith("user:hello there", await ChatPrompt(new { tools = Tools, tool_choice = "none" }), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_ReasoningEffort_ATemplateVariableUnlessTheKwargsSetIt()
+    {
+        Assert.StartsWith("EFFORT:low\nuser:", await ChatPrompt(new { reasoning_effort = "low" }), StringComparison.Ordinal);
+        Assert.StartsWith("EFFORT:high\n", await ChatPrompt(new { reasoning_effort = "low", chat_template_kwargs = new { reasoning_effort = "high" } }),
+            StringComparison.Ordinal);
+        Assert.StartsWith("user:", await ChatPrompt(new { }), StringComparison.Ordinal);
     }
 }
