@@ -15,7 +15,7 @@ internal static class SamplingRequestReader
     /// <summary>A bound on <c>allowed_token_ids</c> above any vocabulary served; each id is a read on every step.</summary>
     public const int MaxAllowedTokenIds = 1 << 20;
 
-    private static IReadOnlyList<int> NonEmpty(JsonFields f, string name, IReadOnlyList<int> ids) =>
+    private static IReadOnlyList<int> NonEmpty(string name, IReadOnlyList<int> ids) =>
         ids.Count > 0 && ids.All(id => id >= 0) ? ids : throw JsonFields.Bad(name, "must be a non-empty list of token ids");
 
     /// <summary>
@@ -48,7 +48,7 @@ internal static class SamplingRequestReader
             RepetitionPenalty = (float)(f.Double("repetition_penalty", double.Epsilon, 100) ?? 1),
             MinP = f.Double("min_p", 0, 1) ?? 0,
             MinTokens = f.Int("min_tokens", 0, 1_000_000) ?? 0,          // against max_tokens in PromptLimits, once it is known
-            AllowedTokenIds = f.Has("allowed_token_ids") ? NonEmpty(f, "allowed_token_ids", f.IntList("allowed_token_ids", MaxAllowedTokenIds)) : null,
+            AllowedTokenIds = f.Has("allowed_token_ids") ? NonEmpty("allowed_token_ids", f.IntList("allowed_token_ids", MaxAllowedTokenIds)) : null,
             SkipSpecialTokens = f.Bool("skip_special_tokens") ?? true,
             IncludeStopStringInOutput = f.Bool("include_stop_str_in_output") ?? false,
         };
