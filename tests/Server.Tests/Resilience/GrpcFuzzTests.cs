@@ -40,8 +40,9 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
         Gen.Select(Pick(Models), Gen.Bool, Gen.String[0, 20], Gen.Int[-5, 40_000].Array[0, 30]),
         Gen.Select(Gen.Int[0, 3], Pick(-5, 0, 1, 2, 24, 1000, int.MaxValue, int.MinValue), Pick(double.NaN, double.PositiveInfinity, -1.0, 0.0, 0.7, 2.0, 1e300)),
         Gen.Select(Pick(double.NaN, -0.1, 0.0, 0.5, 1.0, 1.1), Pick(-1, 0, 1, 50, int.MaxValue), Gen.String[0, 6].Array[0, 4], Gen.Bool),
-        Gen.Select(Gen.Select(Pick(Models), Pick(float.NaN, float.NegativeInfinity, -1f, 0f, 0.5f, 1f, 1e30f)).Array[0, 4], Pick(Models).Array[0, 3], Pick(-1, 0, 1, 2, 100)))
-        .Select((core, limits, sampling, routing) =>
+        Gen.Select(Gen.Select(Pick(Models), Pick(float.NaN, float.NegativeInfinity, -1f, 0f, 0.5f, 1f, 1e30f)).Array[0, 4], Pick(Models).Array[0, 3], Pick(-1, 0, 1, 2, 100)),
+        Gen.Select(Gen.Int[-5, 60_000].Array[0, 4], Gen.Int[0, 2], Gen.Bool, Gen.Select(Gen.Int[-5, 60_000], Pick(float.NaN, -101f, -100f, 0f, 5f, 100f)).Array[0, 3]))
+        .Select((core, limits, sampling, routing, output) =>
         {
             var (model, useTokens, prompt, tokens) = core;
             var (present, maxTokens, temperature) = limits;
@@ -61,6 +62,17 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
                 r.TopK = topK;
             }
 
+            var (allowedIds, flags, includeStop, biases) = output;
+            r.AllowedTokenIds.AddRange(allowedIds);
+            if (flags > 0)
+            {
+                r.SkipSpecialTokens = flags == 1;
+                r.AddSpecialTokens = flags == 2;
+            }
+
+            r.IncludeStopStrInOutput = includeStop;
+            foreach (var (id, bias) in biases)
+                r.LogitBias[id] = bias;
             r.Stop.AddRange(stops);
             r.Adapters.AddRange(mix.Select(m => new AdapterWeight { Id = m.Item1, Weight = m.Item2 }));
             r.RoutingCandidates.AddRange(candidates);
