@@ -21,7 +21,6 @@ internal static class UnsupportedFields
     private static readonly Field[] Chat =
     [
         new("echo", "is not supported"),
-        new("continue_final_message", "is not supported"),
         new("functions", "is not supported (use tools)"),
         new("function_call", "is not supported (use tools)"),
         new("prediction", "is not supported"),

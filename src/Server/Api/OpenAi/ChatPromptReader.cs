@@ -6,8 +6,8 @@ using Serving.Server.Api;
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary>
-/// A chat request's prompt: its <c>messages</c>, <c>tools</c> (as <c>tool_choice</c> allows), <c>add_generation_prompt</c>,
-/// <c>chat_template_kwargs</c> and <c>reasoning_effort</c>
+/// A chat request's prompt: its <c>messages</c>, <c>tools</c> (as <c>tool_choice</c> allows), <c>add_generation_prompt</c>
+/// or <c>continue_final_message</c>, <c>chat_template_kwargs</c> and <c>reasoning_effort</c>
 /// rendered by the model's chat template (for <c>/v1/chat/completions</c> and <c>/tokenize</c> alike). Errors are 400s
 /// naming the field.
 /// </summary>
@@ -16,16 +16,39 @@ internal static class ChatPromptReader
     public static string Render(JsonFields f, ServedModel model, DateTimeOffset now)
     {
         var messages = ReadMessages(f);
+        bool continueFinal = f.Bool("continue_final_message") ?? false;
+        bool? generationPrompt = f.Bool("add_generation_prompt");
+        if (continueFinal && generationPrompt == true)
+            throw JsonFields.Bad("continue_final_message", "cannot be set together with add_generation_prompt");
+        string rendered;
         try
         {
             // 'chat_template' names one of the model's own templates; template text from a request is not run.
-            return model.RenderChat(messages, ToolChoiceAllowsTools(f) ? Tools(f) : null, f.Bool("add_generation_prompt") ?? true, TemplateArguments(f), now,
-                f.String("chat_template"));
+            rendered = model.RenderChat(messages, ToolChoiceAllowsTools(f) ? Tools(f) : null, !continueFinal && (generationPrompt ?? true), TemplateArguments(f),
+                now, f.String("chat_template"));
         }
         catch (PromptTextException ex)
         {
             throw ApiException.BadRequest(ex.Message, "messages");
         }
+
+        return continueFinal ? EndAtFinalMessage(rendered, (string?)((Dictionary<string, object?>)messages[^1]!)["content"] ?? "") : rendered;
+    }
+
+    /// <summary>
+    /// vLLM's <c>continue_final_message</c>, as transformers' <c>apply_chat_template</c> does it: the rendered chat cut
+    /// right after the last occurrence of the final message's text, so the model continues that message instead of
+    /// closing it (its trailing whitespace kept only where the template kept it).
+    /// </summary>
+    private static string EndAtFinalMessage(string rendered, string final)
+    {
+        string stripped = final.Trim();
+        if (!rendered.Contains(stripped, StringComparison.Ordinal))
+            throw JsonFields.Bad("continue_final_message", "the final message does not appear in the chat the template rendered");
+        int at = stripped.Length == 0 ? rendered.Length : rendered.LastIndexOf(stripped, StringComparison.Ordinal);     // Python's rindex("") is the end
+        int leadLength = final.TrimStart().Length;
+        bool kept = rendered[at..Math.Min(rendered.Length, at + leadLength)] == final;     // transformers' test, as written
+        return rendered[..(at + (kept ? leadLength : stripped.Length))];
     }
 
     /// <summary>

@@ -8,7 +8,8 @@ namespace Serving.Server.Tests.Api.OpenAi;
 /// How a request's prompt options reach the prompt, through a real server whose tokenizer adds a BOS and whose chat
 /// template shows the tools and <c>reasoning_effort</c> it is given: vLLM's <c>add_special_tokens</c> (completions add
 /// the BOS unless asked not to, gRPC alike; chat leaves it to the template unless asked), OpenAI's <c>tool_choice</c>
-/// (<c>none</c> keeps the tools from the template, as vLLM) and <c>reasoning_effort</c> (a template variable).
+/// (<c>none</c> keeps the tools from the template, as vLLM), <c>reasoning_effort</c> (a template variable) and vLLM's
+/// <c>continue_final_message</c> (the prompt ends inside the last message, as transformers cuts it).
 /// </summary>
 public sealed class PromptOptionsTests : IAsyncLifetime
 {
@@ -46,7 +47,7 @@ public sealed class PromptOptionsTests : IAsyncLifetime
         body["max_tokens"] = 1;
         body["return_token_ids"] = true;
         if (path.Contains("chat", StringComparison.Ordinal))
-            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hello there" });
+            body["messages"] ??= new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hello there" });
         else
             body["prompt"] = "hello there";
         var (status, answer) = await HttpJson.PostRawAsync(_server.Http, path, body.ToJsonString());
@@ -108,5 +109,24 @@ public sealed class PromptOptionsTests : IAsyncLifetime
         Assert.StartsWith("EFFORT:high\n", await ChatPrompt(new { reasoning_effort = "low", chat_template_kwargs = new { reasoning_effort = "high" } }),
             StringComparison.Ordinal);
         Assert.StartsWith("user:", await ChatPrompt(new { }), StringComparison.Ordinal);
+    }
+
+    private static object[] Conversation(string final) =>
+        [new { role = "user", content = "hello there" }, new { role = "assistant", content = final }];
+
+    [Fact]
+    public async Task ChatCompletions_ContinueFinalMessage_PromptEndsInsideIt()
+    {
+        Assert.EndsWith("assistant:The answer is\n", await ChatPrompt(new { messages = Conversation("The answer is"), add_generation_prompt = false }),
+            StringComparison.Ordinal);
+        Assert.EndsWith("\nassistant:The answer is", await ChatPrompt(new { messages = Conversation("The answer is"), continue_final_message = true }),
+            StringComparison.Ordinal);
+        Assert.EndsWith("assistant:The answer is ", await ChatPrompt(new { messages = Conversation("The answer is "), continue_final_message = true }),
+            StringComparison.Ordinal);                                            // the template kept the trailing space, so the cut does
+        Assert.EndsWith("assistant:\n", await ChatPrompt(new { messages = Conversation(""), continue_final_message = true }),
+            StringComparison.Ordinal);                                            // an empty message is found at the end, as Python's rindex("")
+        var (status, body) = await HttpJson.PostAsync(_server.Http, "/v1/chat/completions",
+            new { model = await ModelId(), messages = Conversation("x"), continue_final_message = true, add_generation_prompt = true });
+        Assert.Equal((400, "continue_final_message"), (status, (string?)body["error"]!["param"]));
     }
 }
