@@ -37,6 +37,7 @@ internal static class UnsupportedFields
         new("priority", "is not supported (requests are scheduled first come, first served)"),
         new("truncate_prompt_tokens", "is not supported (a prompt past the context is refused)", AnyValue),
         new("return_tokens_as_token_ids", "is not supported (use return_token_ids)"),
+        new("guided_grammar", "is not supported (use guided_json, guided_regex or guided_choice)"),
     ];
 
     /// <summary>Throws a 400 for the first such field present with a value that asks for something.</summary>

@@ -19,7 +19,7 @@ public static class RequestBodyGenerator
         "logit_bias", "repetition_penalty", "min_p", "min_tokens", "allowed_token_ids", "skip_special_tokens", "include_stop_str_in_output",
         "spaces_between_special_tokens", "use_beam_search", "prompt_logprobs", "bad_words", "priority", "truncate_prompt_tokens",
         "continue_final_message", "return_tokens_as_token_ids", "suffix", "tool_choice", "reasoning_effort", "functions", "function_call",
-        "modalities", "prediction", "audio", "parallel_tool_calls",
+        "modalities", "prediction", "audio", "parallel_tool_calls", "guided_grammar",
     ];
 
     private static Gen<T> Pick<T>(params T[] items) => Gen.Int[0, items.Length - 1].Select(i => items[i]);

@@ -98,6 +98,7 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/completions", "{\"truncate_prompt_tokens\": 4}", "truncate_prompt_tokens")]
     [InlineData("/v1/completions", "{\"return_tokens_as_token_ids\": true}", "return_tokens_as_token_ids")]
     [InlineData("/v1/completions", "{\"logits_processors\": [\"x\"]}", "logits_processors")]
+    [InlineData("/v1/completions", "{\"guided_grammar\": \"root ::= \\\"a\\\"\"}", "guided_grammar")]
     [InlineData("/v1/chat/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
     [InlineData("/v1/chat/completions", "{\"add_special_tokens\": 1}", "add_special_tokens")]
     [InlineData("/v1/chat/completions", "{\"tool_choice\": \"required\"}", "tool_choice")]
