@@ -25,11 +25,9 @@ public sealed class DoraScaleIsolationTests : IAsyncLifetime
         _sourceB = Path.Combine(_root, "sources", "b");
         SyntheticAdapterWriter.Write(Path.Combine(_sourceA, "dora"), _model, 4, 8, ["q_proj", "down_proj"], 5, dora: true);
         SyntheticAdapterWriter.Write(Path.Combine(_sourceB, "dora"), _model, 4, 8, ["q_proj", "down_proj"], 5, dora: true);
-        _server = await ServerProcess.StartAsync("--model", _model, "--dtype", "float32", "--cache-dir", Path.Combine(_root, "cache"),
+        _server = await ServerProcess.StartAsync(["--model", _model, "--dtype", "float32", "--cache-dir", Path.Combine(_root, "cache"),
             "--adapter-registry", Path.Combine(_root, "registry.json"),
-            "--Serving:Auth:Keys:0:Key", Alice, "--Serving:Auth:Keys:0:Tenant", "a", "--Serving:Auth:Keys:0:AllowedSources:0", _sourceA,
-            "--Serving:Auth:Keys:1:Key", Bob, "--Serving:Auth:Keys:1:Tenant", "b", "--Serving:Auth:Keys:1:AllowedSources:0", _sourceB,
-            "--Serving:Auth:Keys:2:Key", Admin, "--Serving:Auth:Keys:2:Role", "Admin");
+            .. ApiKeyArguments.For(Admin, (Alice, "a", _sourceA), (Bob, "b", _sourceB))]);
     }
 
     public async Task DisposeAsync()

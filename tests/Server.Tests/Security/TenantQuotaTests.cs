@@ -28,11 +28,9 @@ public sealed class TenantQuotaTests : IAsyncLifetime
         _sourceB = Path.Combine(_root, "sources", "b");
         SyntheticAdapterWriter.Write(Path.Combine(_sourceA, "one"), model, 4, 8, ["v_proj"], 2);
         SyntheticAdapterWriter.Write(Path.Combine(_sourceB, "one"), model, 4, 8, ["o_proj"], 3);
-        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"),
+        _server = await ServerProcess.StartAsync(["--model", model, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"),
             "--Serving:Adapters:MaxPerTenant", "2",
-            "--Serving:Auth:Keys:0:Key", Alice, "--Serving:Auth:Keys:0:Tenant", "a", "--Serving:Auth:Keys:0:AllowedSources:0", _sourceA,
-            "--Serving:Auth:Keys:1:Key", Bob, "--Serving:Auth:Keys:1:Tenant", "b", "--Serving:Auth:Keys:1:AllowedSources:0", _sourceB,
-            "--Serving:Auth:Keys:2:Key", Admin, "--Serving:Auth:Keys:2:Role", "Admin");
+            .. ApiKeyArguments.For(Admin, (Alice, "a", _sourceA), (Bob, "b", _sourceB))]);
     }
 
     public async Task DisposeAsync()
