@@ -38,6 +38,7 @@ public static class ServingApp
         ["--max-queued-requests"] = "Serving:Batching:MaxQueuedRequests",
         ["--request-timeout"] = "Serving:Batching:RequestTimeoutSeconds",
         ["--shutdown-grace"] = "Serving:ShutdownGraceSeconds",
+        ["--tool-call-parser"] = "Serving:Chat:ToolCallParser",
     };
 
     /// <summary>Command-line flags without a value, each standing for one configuration setting.</summary>
@@ -104,6 +105,8 @@ public static class ServingApp
         services.AddOptions<Security.AuthOptions>().Bind(configuration.GetSection(Security.AuthOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Auth keys (each at least 16 characters, unique; users need a tenant)").ValidateOnStart();
         services.AddSingleton<Security.ApiKeyAuthenticator>();
+        services.AddOptions<ChatOptions>().Bind(configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ChatOptions>, ChatOptionsValidator>();
         services.AddSingleton<Observability.PrometheusExporter>();
         services.AddOptions<Observability.MetricsOptions>().Bind(configuration.GetSection(Observability.MetricsOptions.Section))
             .Validate(o => !o.Validate().Any(), "Serving:Metrics:Url must be http://HOST:PORT with an explicit, non-zero port").ValidateOnStart();

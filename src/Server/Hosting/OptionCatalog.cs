@@ -17,6 +17,7 @@ public static class OptionCatalog
         (ServerHostingOptions.Section, typeof(ServerHostingOptions)),
         .. RuntimeServices.OptionSections,
         (Security.AuthOptions.Section, typeof(Security.AuthOptions)),
+        (Api.OpenAi.ChatOptions.Section, typeof(Api.OpenAi.ChatOptions)),
         (Observability.MetricsOptions.Section, typeof(Observability.MetricsOptions)),
     ];
 

@@ -68,6 +68,48 @@ public static class RequestBodyGenerator
             return body.ToJsonString();
         });
 
+    private static readonly string[] ToolNames = ["get_weather", "f", "", "a.b", "🙂", "\u0000", "../../etc/passwd", "<tool_call>", "x\"y"];
+
+    /// <summary>Function parameters: schemas the constraint compiler takes, ones it refuses, and JSON that is no schema.</summary>
+    private static readonly string[] Parameters =
+    [
+        """{"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"]}""",
+        """{"type": "object", "properties": {"n": {"$ref": "#/$defs/n"}}, "$defs": {"n": {"type": "integer", "minimum": 1, "maximum": 3}}}""",
+        """{"type": "object", "properties": {"next": {"$ref": "#"}}}""",
+        """{"$ref": "#/$defs/missing"}""",
+        """{"type": "object", "patternProperties": {"a": {}}}""",
+        """{"type": "string", "pattern": "(a|aa)*b"}""",
+        """{"enum": [{"$ref": "#"}, 1, null]}""",
+        """{}""", """[]""", "\"object\"", """{"type": "object", "properties": {}, "additionalProperties": false}""",
+    ];
+
+    private static readonly Gen<JsonNode?> Tool = Gen.Select(Pick("function", "function", "retrieval", ""), Pick(ToolNames), Gen.Int[-1, Parameters.Length - 1])
+        .Select((type, name, parameters) =>
+        {
+            var function = new JsonObject { ["name"] = name };
+            if (parameters >= 0)
+                function["parameters"] = JsonNode.Parse(Parameters[parameters]);
+            return (JsonNode?)new JsonObject { ["type"] = type, ["function"] = function };
+        });
+
+    private static readonly Gen<JsonNode?> ToolChoiceValue = Gen.OneOf(
+        Pick("auto", "none", "required", "any").Select(c => (JsonNode?)JsonValue.Create(c)),
+        Pick(ToolNames).Select(n => (JsonNode?)new JsonObject { ["type"] = "function", ["function"] = new JsonObject { ["name"] = n } }));
+
+    /// <summary>A structured chat body given 0–3 tools, a <c>tool_choice</c> and sometimes <c>parallel_tool_calls</c>.</summary>
+    public static readonly Gen<string> WithTools = Gen.Select(Structured, Tool.Array[0, 3], ToolChoiceValue, Gen.Int[0, 2])
+        .Select((json, tools, choice, parallel) =>
+        {
+            var body = JsonNode.Parse(json)!.AsObject();
+            body.Remove("prompt");
+            body["messages"] ??= new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });
+            body["tools"] = new JsonArray(tools.Select(t => t?.DeepClone()).ToArray());
+            body["tool_choice"] = choice?.DeepClone();
+            if (parallel < 2)
+                body["parallel_tool_calls"] = parallel == 1;
+            return body.ToJsonString();
+        });
+
     /// <summary>A valid body's UTF-8 bytes with 1–4 byte flips, a cut, or inserted bytes — mostly not JSON any more.</summary>
     public static readonly Gen<byte[]> Mutated = Gen.Select(Structured, Gen.Select(Gen.Int[0, 2], Gen.Int[0, 10_000], Gen.Byte).Array[1, 4])
         .Select((json, edits) =>

@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace Serving.Server.Tests.Resilience;
 
 /// <summary>
-/// 100,000 generated bodies (structured, with repeated keys, and byte-mutated) against the completions, chat, tokenizer and adapter-management endpoints (OpenAI/vLLM and the gRPC services' JSON routes) of
+/// 100,000 generated bodies (structured, with tools and a tool_choice, with repeated keys, and byte-mutated) against the completions, chat, tokenizer and adapter-management endpoints (OpenAI/vLLM and the gRPC services' JSON routes) of
 /// the real server: every answer is 2xx or 4xx (never 5xx), none hangs, the server logs no error and still serves afterwards.
 /// <c>SERVING_FUZZ_ITERATIONS</c> raises or lowers the count.
 /// </summary>
@@ -27,7 +27,8 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
 
     public async Task InitializeAsync() =>
         _server = await ServerProcess.StartAsync(_logs.AddTo, "--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "8", "--max-context", "24",
-            "--adapter-registry", Path.Combine(_cache, "registry.json"), "--max-queued-requests", "4096", "--Logging:LogLevel:Default", "Warning");
+            "--adapter-registry", Path.Combine(_cache, "registry.json"), "--max-queued-requests", "4096", "--Logging:LogLevel:Default", "Warning",
+            "--tool-call-parser", "hermes");
 
     public async Task DisposeAsync()
     {
@@ -39,10 +40,11 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task Endpoints_GeneratedBodies_Only2xxOr4xxAndStillServing()
     {
         var bodies = new ConcurrentQueue<byte[]>();
-        int structured = Iterations * 3 / 4, repeated = Iterations / 8;
+        int structured = Iterations * 5 / 8, repeated = Iterations / 8, tools = Iterations / 8;
         RequestBodyGenerator.Structured.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: structured, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O2"));
+        RequestBodyGenerator.WithTools.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: tools, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O7"));
         RequestBodyGenerator.RepeatedKeys.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: repeated, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O6"));
-        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured - repeated, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
+        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured - repeated - tools, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
         var inputs = bodies.ToArray();
 
         var statuses = new ConcurrentDictionary<int, int>();

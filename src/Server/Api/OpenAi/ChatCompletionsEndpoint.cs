@@ -1,11 +1,18 @@
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Serving.Contracts.Generation;
 using Serving.Runtime.Generation;
+using Serving.Server.Api.OpenAi.Tools;
 using Serving.Server.Requests;
 
 namespace Serving.Server.Api.OpenAi;
 
-/// <summary><c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.</summary>
-internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, GenerationClient client, TimeProvider time)
+/// <summary>
+/// <c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.
+/// Tool calls are read from the text (<see cref="ToolCallParsers"/>): forced ones (<c>tool_choice</c> <c>required</c> or
+/// a named function) through an output constraint, the model's own choice through the configured parser.
+/// </summary>
+internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, GenerationClient client, TimeProvider time, IOptions<ChatOptions> options)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
@@ -17,12 +24,18 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var (pinned, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         bool auto = pinned is null;
         UnsupportedFields.Refuse(f, chat: true);
-        string rendered = ChatPromptReader.Render(f, model, time.GetLocalNow());
+        var tools = ToolChoice.Read(f);
+        string rendered = ChatPromptReader.Render(f, model, time.GetLocalNow(), tools);
 
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
         var format = OutputConstraintReader.Read(f);
+        if (tools.Forced)
+            format = format is null ? tools.Constraint() : throw ApiException.BadRequest($"'tool_choice' forces tool calls; it cannot be combined with '{format.Value.Field}'", "tool_choice");
+        string parser = options.Value.ToolCallParser;
         sampling = sampling with { Constraint = format?.Constraint };
+        if (tools.Kind == ToolChoiceKind.Auto && ToolCallParsers.ShowsSpecialTokens(parser))
+            sampling = sampling with { SkipSpecialTokens = false };
         // vLLM's add_special_tokens, false by default: the chat template writes the special tokens itself.
         int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages");
         var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
@@ -32,17 +45,28 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var result = new ChoiceResult(0, prompt.Length);
         bool returnIds = f.Bool("return_token_ids") ?? false;
+        var output = new ChatOutput();
+        var reader = ToolCallParsers.For(tools, parser, output);
+        var writer = new ChatOutputWriter(output, tools.Parallel);
 
         if (f.Bool("stream") != true)
         {
             await foreach (var e in client.SubmitAsync(request, ct))
                 result.Add(e);
+            if (reader is null)
+                output.Content.Append(result.Text);
+            else
+            {
+                reader.Push(result.Text.ToString());
+                reader.Finish();
+            }
+
             var choice = new JsonObject
             {
                 ["index"] = 0,
-                ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = result.Text.ToString() },
+                ["message"] = writer.Message(),
                 ["logprobs"] = topLogprobs is null ? null : LogprobsFormatter.Chat(result.Events, model),
-                ["finish_reason"] = ChoiceResult.FinishName(result.Finish),
+                ["finish_reason"] = FinishName(result.Finish, tools, writer),
             };
             if (returnIds)
                 choice["token_ids"] = CompletionsEndpoint.Ids(result.TokenIds);
@@ -75,7 +99,20 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                 var e = tokens.Current;
                 result.Add(e);
                 var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model);
-                var chunk = Delta(new JsonObject { ["content"] = e.TextDelta }, lp, ChoiceResult.FinishName(e.Finish));
+                JsonObject delta;
+                if (reader is null)
+                    delta = new JsonObject { ["content"] = e.TextDelta };
+                else
+                {
+                    reader.Push(e.TextDelta);
+                    if (e.Finish != FinishReason.None)
+                        reader.Finish();
+                    delta = writer.NextDelta();
+                    if (delta.Count == 0 && lp is null && e.Finish == FinishReason.None)
+                        continue;                           // the reader holds this text until it knows what it is
+                }
+
+                var chunk = Delta(delta, lp, FinishName(e.Finish, tools, writer));
                 if (ChoiceResult.IncompleteDetails(e) is { } incomplete)
                     chunk["incomplete_details"] = incomplete;
                 await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk", chunk), ct);
@@ -97,6 +134,13 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
 
         await sse.DoneAsync(ct);
     }
+
+    /// <summary>
+    /// OpenAI's finish reasons: <c>tool_calls</c> when the model's own or a <c>required</c> choice ended in calls;
+    /// a named function's forced call ends with <c>stop</c>, as OpenAI and vLLM report it; <c>length</c> stays.
+    /// </summary>
+    private static string? FinishName(FinishReason finish, ToolChoice tools, ChatOutputWriter writer) =>
+        finish == FinishReason.Stop && tools.Kind != ToolChoiceKind.Named && writer.CalledTools ? "tool_calls" : ChoiceResult.FinishName(finish);
 
     private static JsonObject Delta(JsonObject delta, JsonObject? logprobs, string? finish) =>
         new() { ["index"] = 0, ["delta"] = delta, ["logprobs"] = logprobs, ["finish_reason"] = finish };

@@ -2,18 +2,23 @@ using System.Text;
 using System.Text.Json;
 using Serving.Runtime.Hosting;
 using Serving.Server.Api;
+using Serving.Server.Api.OpenAi.Tools;
 
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary>
-/// A chat request's prompt: its <c>messages</c>, <c>tools</c> (as <c>tool_choice</c> allows), <c>add_generation_prompt</c>
+/// A chat request's prompt: its <c>messages</c>, <c>tools</c> (unless <c>tool_choice</c> is <c>none</c>), <c>add_generation_prompt</c>
 /// or <c>continue_final_message</c>, <c>chat_template_kwargs</c> and <c>reasoning_effort</c>
 /// rendered by the model's chat template (for <c>/v1/chat/completions</c> and <c>/tokenize</c> alike). Errors are 400s
 /// naming the field.
 /// </summary>
 internal static class ChatPromptReader
 {
-    public static string Render(JsonFields f, ServedModel model, DateTimeOffset now)
+    /// <param name="f">The request.</param>
+    /// <param name="model">The model whose template renders it.</param>
+    /// <param name="now">What <c>strftime_now</c> reads.</param>
+    /// <param name="tools">The request's tools and <c>tool_choice</c> (<see cref="ToolChoice.Read"/>).</param>
+    public static string Render(JsonFields f, ServedModel model, DateTimeOffset now, ToolChoice tools)
     {
         var messages = ReadMessages(f);
         bool continueFinal = f.Bool("continue_final_message") ?? false;
@@ -24,7 +29,7 @@ internal static class ChatPromptReader
         try
         {
             // 'chat_template' names one of the model's own templates; template text from a request is not run.
-            rendered = model.RenderChat(messages, ToolChoiceAllowsTools(f) ? Tools(f) : null, !continueFinal && (generationPrompt ?? true), TemplateArguments(f),
+            rendered = model.RenderChat(messages, tools.ShowsTools && f.Get("tools") is { } list ? ServedModel.TemplateValue(list) : null, !continueFinal && (generationPrompt ?? true), TemplateArguments(f),
                 now, f.String("chat_template"));
         }
         catch (PromptTextException ex)
@@ -79,29 +84,6 @@ internal static class ChatPromptReader
 
     /// <summary>OpenAI's roles, and Llama 3.1's <c>ipython</c> for tool results; what a template does with each is its own affair.</summary>
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function", "ipython"];
-
-    private static object? Tools(JsonFields f) => f.Get("tools") switch
-    {
-        null or { ValueKind: JsonValueKind.Null } => null,
-        { ValueKind: JsonValueKind.Array } tools => ServedModel.TemplateValue(tools),
-        _ => throw JsonFields.Bad("tools", "must be a list of tool definitions"),
-    };
-
-    /// <summary>
-    /// OpenAI's <c>tool_choice</c>: <c>auto</c> (or absent) lets the template see the tools and the model decide;
-    /// <c>none</c> keeps them from the template (as vLLM does by default); forcing a call (<c>required</c>, a named
-    /// function) needs constrained decoding of tool calls, which this server does not do: 400.
-    /// </summary>
-    private static bool ToolChoiceAllowsTools(JsonFields f) => f.Get("tool_choice") switch
-    {
-        null => true,
-        { ValueKind: JsonValueKind.String } c when c.GetString() == "auto" => true,
-        { ValueKind: JsonValueKind.String } c when c.GetString() == "none" => false,
-        { ValueKind: JsonValueKind.String } c when c.GetString() == "required" =>
-            throw JsonFields.Bad("tool_choice", "'required' is not supported (the server does not force tool calls); use 'auto' or 'none'"),
-        { ValueKind: JsonValueKind.Object } => throw JsonFields.Bad("tool_choice", "naming a function is not supported (the server does not force tool calls); use 'auto' or 'none'"),
-        _ => throw JsonFields.Bad("tool_choice", "must be 'auto' or 'none'"),
-    };
 
     /// <summary>
     /// <c>chat_template_kwargs</c> (vLLM's name): extra template variables such as <c>enable_thinking</c>; OpenAI's

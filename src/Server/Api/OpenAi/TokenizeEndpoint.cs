@@ -24,7 +24,7 @@ internal sealed class TokenizeEndpoint(ModelHost host, IOptions<ModelOptions> op
         bool chat = f.Has("messages");
         if (chat == f.Has("prompt"))
             throw JsonFields.Bad("prompt", "give either 'prompt' or 'messages'");
-        string text = chat ? ChatPromptReader.Render(f, model, time.GetLocalNow())
+        string text = chat ? ChatPromptReader.Render(f, model, time.GetLocalNow(), Tools.ToolChoice.Read(f))
             : f.String("prompt") ?? throw JsonFields.Bad("prompt", "must be a string");
         int[] ids;
         try

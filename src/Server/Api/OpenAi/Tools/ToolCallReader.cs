@@ -1,0 +1,110 @@
+using System.Text.Json;
+
+namespace Serving.Server.Api.OpenAi.Tools;
+
+/// <summary>
+/// Reads a chat choice's text as it streams, in one model family's tool-call syntax, and settles it into
+/// <see cref="Output"/>: text for the user, and each call once it is complete. Streaming and whole responses read
+/// through the same reader (<see cref="Push"/> per delta, then <see cref="Finish"/>), so both give the same message.
+/// </summary>
+/// <remarks>
+/// Whitespace that only separates text from a call (a newline before <c>&lt;tool_call&gt;</c>, between calls, after the
+/// last) is not content; a whitespace run at the end of the text is therefore held until what follows it shows which it
+/// is. A call whose JSON does not parse stays in the content as the model wrote it.
+/// </remarks>
+internal abstract class ToolCallReader(ChatOutput output, Func<string> newId)
+{
+    private string _heldSpace = "";
+    private bool _afterCall;
+
+    public ChatOutput Output { get; } = output;
+
+    /// <summary>Reads the next piece of the choice's text.</summary>
+    public abstract void Push(string delta);
+
+    /// <summary>The text has ended: settles whatever is still held.</summary>
+    public abstract void Finish();
+
+    /// <summary>Text for the user.</summary>
+    protected void Say(string text)
+    {
+        if (_afterCall)
+        {
+            text = text.TrimStart();
+            if (text.Length == 0)
+                return;
+            _afterCall = false;
+        }
+
+        int end = text.Length;
+        while (end > 0 && char.IsWhiteSpace(text[end - 1]))
+            end--;
+        if (end == 0)
+        {
+            _heldSpace += text;
+            return;
+        }
+
+        Output.Content.Append(_heldSpace).Append(text, 0, end);
+        _heldSpace = text[end..];
+    }
+
+    /// <summary>A complete call.</summary>
+    protected void Call(string name, string arguments)
+    {
+        _heldSpace = "";
+        _afterCall = true;
+        var call = new ToolCall(newId(), name);
+        call.Arguments.Append(arguments);
+        Output.Calls.Add(call);
+    }
+
+    /// <summary>End of text: held whitespace is content unless a call was made.</summary>
+    protected void EndOfText()
+    {
+        if (Output.Calls.Count == 0)
+            Output.Content.Append(_heldSpace);
+        _heldSpace = "";
+    }
+
+    /// <summary>
+    /// Adds the call <paramref name="json"/> describes — an object with a string <c>name</c> and the arguments under the
+    /// first of <paramref name="argumentKeys"/> present (none: no arguments) — and returns true; false when it is not one.
+    /// Arguments written as a JSON string are taken as the JSON text it holds, as some models write them.
+    /// </summary>
+    protected bool TryCall(string json, params ReadOnlySpan<string> argumentKeys)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
+                return false;
+            string arguments = "{}";
+            foreach (string key in argumentKeys)
+            {
+                if (root.TryGetProperty(key, out var value))
+                {
+                    arguments = value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText();
+                    break;
+                }
+            }
+
+            Call(name.GetString()!, arguments);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>How many characters at the end of <paramref name="text"/> could be the start of <paramref name="marker"/>.</summary>
+    protected static int PartialMarker(string text, string marker)
+    {
+        for (int n = Math.Min(marker.Length - 1, text.Length); n > 0; n--)
+            if (text.AsSpan(text.Length - n).SequenceEqual(marker.AsSpan(0, n)))
+                return n;
+        return 0;
+    }
+}

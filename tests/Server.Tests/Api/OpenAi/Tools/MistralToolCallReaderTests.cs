@@ -1,0 +1,39 @@
+using Serving.Server.Api.OpenAi.Tools;
+using static Serving.Server.Tests.Api.OpenAi.Tools.ToolCallReading;
+
+namespace Serving.Server.Tests.Api.OpenAi.Tools;
+
+public sealed class MistralToolCallReaderTests
+{
+    private static readonly Factory Mistral = (output, ids) => new MistralToolCallReader(output, ids);
+
+    [Fact]
+    public void Read_ListAfterTheMarker_EveryCallAnyWayItStreams() =>
+        AssertStreamsAsWhole(Mistral, "Sure. [TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {\"s\": \"]}\"}}, {\"name\": \"b\", \"arguments\": {}}]",
+            Message("Sure.", ("a", "{\"s\": \"]}\"}"), ("b", "{}")));
+
+    [Fact]
+    public void Read_NameArgsFormOfNewerTokenizers_EveryCall() =>
+        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}",
+            Message(null, ("get_weather", "{\"city\": \"Paris\"}"), ("get_time", "{}")));
+
+    [Fact]
+    public void Read_NoMarker_AllContent() =>
+        AssertStreamsAsWhole(Mistral, "No tools needed [TOOL] here.", Message("No tools needed [TOOL] here."));
+
+    [Fact]
+    public void Read_CallCutShort_StaysInTheContentWithItsMarker() =>
+        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS]get_weather[ARGS]{\"ci", Message("[TOOL_CALLS]get_weather[ARGS]{\"ci"));
+
+    [Fact]
+    public void For_MistralParser_IdsOfNineLettersOrDigits()
+    {
+        var output = new ChatOutput();
+        var reader = ToolCallParsers.For(new ToolChoice(ToolChoiceKind.Auto, [], null, true), "mistral", output)!;
+        reader.Push("[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {}}, {\"name\": \"b\", \"arguments\": {}}]");
+        reader.Finish();
+        Assert.Equal(2, output.Calls.Count);
+        Assert.All(output.Calls, c => Assert.Matches("^[A-Za-z0-9]{9}$", c.Id));
+        Assert.NotEqual(output.Calls[0].Id, output.Calls[1].Id);
+    }
+}
