@@ -76,10 +76,38 @@ internal static class ChatPromptReader
             var message = (Dictionary<string, object?>)ServedModel.TemplateValue(m)!;
             var content = mf.Get("content");
             message["content"] = content is { ValueKind: JsonValueKind.Null } ? null : Content(content);
+            if (role == "assistant")
+                ParseCallArguments(message, messages.Count);
             messages.Add(message);
         }
 
         return messages;
+    }
+
+    /// <summary>
+    /// An assistant message's <c>tool_calls</c> carry their arguments as JSON text (OpenAI's format); templates expect
+    /// the object (transformers' convention: Qwen's and Llama's templates write it with <c>tojson</c>), so vLLM parses
+    /// them and so does this. Arguments that are not JSON are a 400 naming them.
+    /// </summary>
+    private static void ParseCallArguments(Dictionary<string, object?> message, int index)
+    {
+        if (!message.TryGetValue("tool_calls", out var calls) || calls is not List<object?> list)
+            return;
+        for (int i = 0; i < list.Count; i++)
+        {
+            if (list[i] is not Dictionary<string, object?> call || !call.TryGetValue("function", out var f) || f is not Dictionary<string, object?> function
+                || !function.TryGetValue("arguments", out var arguments) || arguments is not string text)
+                continue;
+            try
+            {
+                using var doc = JsonDocument.Parse(text);
+                function["arguments"] = ServedModel.TemplateValue(doc.RootElement);
+            }
+            catch (JsonException)
+            {
+                throw JsonFields.Bad($"messages[{index}].tool_calls[{i}].function.arguments", "must be JSON text");
+            }
+        }
     }
 
     /// <summary>OpenAI's roles, and Llama 3.1's <c>ipython</c> for tool results; what a template does with each is its own affair.</summary>

@@ -49,6 +49,7 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
 
     private List<int> PromptOf(JsonNode body) => body["prompt_token_ids"]!.AsArray().Select(x => (int)x!).ToList();
 
+    /// <summary>The call's arguments reach the template as the object their JSON text holds, as vLLM passes them.</summary>
     [Fact]
     public async Task Chat_ToolsKwargsAndToolCalls_RenderedByTheModelsOwnTemplate()
     {
@@ -68,7 +69,7 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
 
         Assert.Equal(200, status);
         string expected = "<tools>get_weather</tools><|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n"
-            + "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": \\\"Oslo\\\"}\"}}]<|im_end|>\n"
+            + "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}}]<|im_end|>\n"
             + "<|im_start|>tool\n-3 C<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
         Assert.Equal(_tokenizer.Encode(expected, addSpecialTokens: false), PromptOf(body));
     }

@@ -234,6 +234,8 @@ public sealed class ToolCallServingTests : IAsyncLifetime
     [InlineData("""{"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]}""", "tools[0].function.parameters")]
     [InlineData("""{"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "patternProperties": {}}}}], "tool_choice": "required"}""", "tools")]
     [InlineData("""{"tools": [TOOL], "parallel_tool_calls": "yes"}""", "parallel_tool_calls")]
+    [InlineData("""{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]}""",
+        "messages[1].tool_calls[0].function.arguments")]
     public async Task ChatCompletions_BadToolRequest_400NamingTheField(string extra, string field)
     {
         var body = Request(JsonNode.Parse(extra.Replace("TOOL", Weather, StringComparison.Ordinal))!.AsObject());
