@@ -30,7 +30,7 @@ public sealed class EdgeInputTests(DemoServerFixture fixture) : IClassFixture<De
         const string twice = """
             {"model": "serving-demo-tiny", "max_tokens": 1, "return_token_ids": true,
              "messages": [{"role": "user", "content": "first", "content": "second"}],
-             "tools": [{"type": "function", "function": {"name": "a", "name": "b", "parameters": {}}}],
+             "tools": [{"type": "function", "function": {"name": "a", "name": "b", "parameters": {}}}], "tool_choice": "required",
              "chat_template_kwargs": {"x": 1, "x": 2}}
             """;
         var (status, body) = await HttpJson.PostRawAsync(fixture.Http, path, twice);

@@ -33,6 +33,9 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         if (tools.Forced)
             format = format is null ? tools.Constraint() : throw ApiException.BadRequest($"'tool_choice' forces tool calls; it cannot be combined with '{format.Value.Field}'", "tool_choice");
         string parser = options.Value.ToolCallParser;
+        if (tools.Kind == ToolChoiceKind.Auto && tools.Tools.Count > 0 && parser == ToolCallParsers.None)
+            throw ApiException.BadRequest("'tool_choice' is 'auto' (the default with tools), which needs the server started with --tool-call-parser "
+                + $"({string.Join(", ", ToolCallParsers.Names.Skip(1))}) to read the model's calls; use 'none', 'required' or a named function", "tool_choice");
         sampling = sampling with { Constraint = format?.Constraint };
         if (tools.Kind == ToolChoiceKind.Auto && ToolCallParsers.ShowsSpecialTokens(parser))
             sampling = sampling with { SkipSpecialTokens = false };

@@ -36,7 +36,8 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
         SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 12 });
         File.WriteAllText(Path.Combine(model, ChatTemplate.FileName), Template);
         _tokenizer = HfTokenizer.Load(model);
-        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"));
+        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--adapter-registry", Path.Combine(_root, "registry.json"),
+            "--tool-call-parser", "hermes");
     }
 
     public async Task DisposeAsync()

@@ -102,6 +102,7 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/chat/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
     [InlineData("/v1/chat/completions", "{\"add_special_tokens\": 1}", "add_special_tokens")]
     [InlineData("/v1/chat/completions", "{\"tool_choice\": \"sometimes\"}", "tool_choice")]
+    [InlineData("/v1/chat/completions", "{\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", "tool_choice")]
     [InlineData("/v1/chat/completions", "{\"reasoning_effort\": \"extreme\"}", "reasoning_effort")]
     [InlineData("/v1/chat/completions", "{\"functions\": [{\"name\": \"f\"}]}", "functions")]
     [InlineData("/v1/chat/completions", "{\"function_call\": \"auto\"}", "function_call")]

@@ -31,7 +31,7 @@ public sealed class PromptOptionsTests : IAsyncLifetime
         config["add_bos_token"] = true;
         config["chat_template"] = Template;
         File.WriteAllText(configPath, config.ToJsonString());
-        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--cache-dir", Path.Combine(_root, "cache"));
+        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--cache-dir", Path.Combine(_root, "cache"), "--tool-call-parser", "hermes");
     }
 
     public async Task DisposeAsync()
