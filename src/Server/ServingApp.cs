@@ -39,6 +39,7 @@ public static class ServingApp
         ["--request-timeout"] = "Serving:Batching:RequestTimeoutSeconds",
         ["--shutdown-grace"] = "Serving:ShutdownGraceSeconds",
         ["--tool-call-parser"] = "Serving:Chat:ToolCallParser",
+        ["--reasoning-parser"] = "Serving:Chat:ReasoningParser",
     };
 
     /// <summary>Command-line flags without a value, each standing for one configuration setting.</summary>

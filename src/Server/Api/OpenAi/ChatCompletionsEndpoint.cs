@@ -9,8 +9,9 @@ namespace Serving.Server.Api.OpenAi;
 
 /// <summary>
 /// <c>POST /v1/chat/completions</c>: messages rendered with the model's chat template, then generated like a completion.
-/// Tool calls are read from the text (<see cref="ToolCallParsers"/>): forced ones (<c>tool_choice</c> <c>required</c> or
-/// a named function) through an output constraint, the model's own choice through the configured parser.
+/// The text is read into reasoning, content and tool calls (<see cref="ChatTextReader"/>): forced calls
+/// (<c>tool_choice</c> <c>required</c> or a named function) through an output constraint, the model's own through the
+/// configured tool-call parser, reasoning through the configured reasoning parser.
 /// </summary>
 internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, GenerationClient client, TimeProvider time, IOptions<ChatOptions> options)
 {
@@ -49,8 +50,9 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var result = new ChoiceResult(0, prompt.Length);
         bool returnIds = f.Bool("return_token_ids") ?? false;
         var output = new ChatOutput();
-        var reader = ToolCallParsers.For(tools, parser, output);
-        var writer = new ChatOutputWriter(output, tools.Parallel);
+        bool thinkingDisabled = f.Object("chat_template_kwargs")?.Get("enable_thinking") is { ValueKind: System.Text.Json.JsonValueKind.False };
+        var reader = ChatTextReader.For(output, tools, options.Value, thinkingDisabled, constrained: format is not null);
+        var writer = new ChatOutputWriter(output, tools.Parallel, f.Bool("include_reasoning") ?? true);
 
         if (f.Bool("stream") != true)
         {

@@ -1,6 +1,9 @@
 namespace Serving.Server.Api.OpenAi;
 
-/// <summary><c>Serving:Chat</c>: how chat completions read a model's output. Command line: <c>--tool-call-parser</c>.</summary>
+/// <summary>
+/// <c>Serving:Chat</c>: how chat completions read a model's output. Command line: <c>--tool-call-parser</c>,
+/// <c>--reasoning-parser</c>.
+/// </summary>
 public sealed class ChatOptions
 {
     public const string Section = "Serving:Chat";
@@ -12,8 +15,17 @@ public sealed class ChatOptions
     /// </summary>
     public string ToolCallParser { get; set; } = Tools.ToolCallParsers.None;
 
+    /// <summary>
+    /// How the model marks its reasoning, returned apart from the answer as <c>reasoning</c>: <c>none</c> (it is part of the
+    /// content), <c>deepseek_r1</c> (DeepSeek-R1 and its distills, QwQ), <c>qwen3</c> (Qwen3, which thinks unless the
+    /// request's <c>chat_template_kwargs</c> set <c>enable_thinking</c> false).
+    /// </summary>
+    public string ReasoningParser { get; set; } = Reasoning.ReasoningParsers.None;
+
     public IEnumerable<string> Validate()
     {
+        if (!Reasoning.ReasoningParsers.Names.Contains(ReasoningParser))
+            yield return $"{Section}:ReasoningParser must be one of {string.Join(", ", Reasoning.ReasoningParsers.Names)}, not '{ReasoningParser}'";
         if (!Tools.ToolCallParsers.Names.Contains(ToolCallParser))
             yield return $"{Section}:ToolCallParser must be one of {string.Join(", ", Tools.ToolCallParsers.Names)}, not '{ToolCallParser}'";
     }

@@ -1,5 +1,6 @@
 using System.Text;
 
+
 namespace Serving.Server.Api.OpenAi.Tools;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 
+
 namespace Serving.Server.Api.OpenAi.Tools;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Serving.Server.Api.OpenAi;
 using Serving.Server.Api.OpenAi.Tools;
 using static Serving.Server.Tests.Api.OpenAi.Tools.ToolCallReading;
 

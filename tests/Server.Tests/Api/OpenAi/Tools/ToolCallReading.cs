@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serving.Server.Api.OpenAi;
 using Serving.Server.Api.OpenAi.Tools;
 
 namespace Serving.Server.Tests.Api.OpenAi.Tools;

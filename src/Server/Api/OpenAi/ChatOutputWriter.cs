@@ -1,17 +1,22 @@
 using System.Text.Json.Nodes;
 
-namespace Serving.Server.Api.OpenAi.Tools;
+using Serving.Server.Api.OpenAi.Tools;
+
+namespace Serving.Server.Api.OpenAi;
 
 /// <summary>
 /// OpenAI's shapes of what a <see cref="ChatOutput"/> holds: the whole <c>message</c>, or, streaming, each chunk's
-/// <c>delta</c> with only what was settled since the last one — new content, a new call whole (its id, name and
-/// arguments so far), more arguments of a call already announced. Without <paramref name="parallel"/> calls, only the
+/// <c>delta</c> with only what was settled since the last one — new reasoning, new content, a new call whole (its id,
+/// name and arguments so far), more arguments of a call already announced. Reasoning is given under both of vLLM's
+/// names, <c>reasoning</c> (current) and <c>reasoning_content</c> (older releases, DeepSeek's API and most clients),
+/// and left out when the request asked without it (<c>include_reasoning: false</c>). Without <paramref name="parallel"/> calls, only the
 /// first call is given (OpenAI's <c>parallel_tool_calls: false</c>).
 /// </summary>
-internal sealed class ChatOutputWriter(ChatOutput output, bool parallel)
+internal sealed class ChatOutputWriter(ChatOutput output, bool parallel, bool includeReasoning = true)
 {
     private readonly List<int> _argumentsSent = [];
     private int _contentSent;
+    private int _reasoningSent;
 
     private int VisibleCalls => parallel ? output.Calls.Count : Math.Min(1, output.Calls.Count);
 
@@ -24,8 +29,10 @@ internal sealed class ChatOutputWriter(ChatOutput output, bool parallel)
         var message = new JsonObject
         {
             ["role"] = "assistant",
-            ["content"] = CalledTools && output.Content.Length == 0 ? null : output.Content.ToString(),
+            ["content"] = (CalledTools || output.Reasoning.Length > 0) && output.Content.Length == 0 ? null : output.Content.ToString(),
         };
+        if (includeReasoning && output.Reasoning.Length > 0)
+            AddReasoning(message, output.Reasoning.ToString());
         if (CalledTools)
         {
             var calls = new JsonArray();
@@ -41,6 +48,13 @@ internal sealed class ChatOutputWriter(ChatOutput output, bool parallel)
     public JsonObject NextDelta()
     {
         var delta = new JsonObject();
+        if (output.Reasoning.Length > _reasoningSent)
+        {
+            if (includeReasoning)
+                AddReasoning(delta, output.Reasoning.ToString(_reasoningSent, output.Reasoning.Length - _reasoningSent));
+            _reasoningSent = output.Reasoning.Length;
+        }
+
         if (output.Content.Length > _contentSent)
         {
             delta["content"] = output.Content.ToString(_contentSent, output.Content.Length - _contentSent);
@@ -67,6 +81,12 @@ internal sealed class ChatOutputWriter(ChatOutput output, bool parallel)
         if (calls.Count > 0)
             delta["tool_calls"] = calls;
         return delta;
+    }
+
+    private static void AddReasoning(JsonObject message, string text)
+    {
+        message["reasoning"] = text;
+        message["reasoning_content"] = text;
     }
 
     /// <summary>A call whole; streamed ones carry their <paramref name="index"/> in the message's list.</summary>

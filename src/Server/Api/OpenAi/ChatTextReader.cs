@@ -1,0 +1,50 @@
+using Serving.Server.Api.OpenAi.Reasoning;
+using Serving.Server.Api.OpenAi.Tools;
+
+namespace Serving.Server.Api.OpenAi;
+
+/// <summary>
+/// The way a chat choice's text goes into its <see cref="ChatOutput"/>: reasoning split off first (a reasoning parser),
+/// then tool calls read from the answer (a forced choice, or the tool-call parser), else the answer is the content.
+/// Streaming and whole responses push through the same reader, so both give the same message.
+/// </summary>
+internal sealed class ChatTextReader
+{
+    private readonly ReasoningReader? _reasoning;
+    private readonly ToolCallReader? _tools;
+    private readonly Action<string> _answer;
+
+    private ChatTextReader(ReasoningReader? reasoning, ToolCallReader? tools, Action<string> answer)
+    {
+        _reasoning = reasoning;
+        _tools = tools;
+        _answer = answer;
+    }
+
+    /// <summary>
+    /// The reader for a choice, or null when the text is all content (no reasoning parser, no call to read): the caller
+    /// then passes each delta through as it is.
+    /// </summary>
+    public static ChatTextReader? For(ChatOutput output, ToolChoice tools, ChatOptions options, bool thinkingDisabled, bool constrained)
+    {
+        var toolReader = ToolCallParsers.For(tools, options.ToolCallParser, output);
+        Action<string> answer = toolReader is null ? text => output.Content.Append(text) : toolReader.Push;
+        var reasoning = options.ReasoningParser == ReasoningParsers.None ? null
+            : new ReasoningReader(output.Reasoning, answer, ReasoningParsers.StartsInReasoning(options.ReasoningParser, thinkingDisabled, constrained));
+        return reasoning is null && toolReader is null ? null : new ChatTextReader(reasoning, toolReader, answer);
+    }
+
+    public void Push(string delta)
+    {
+        if (_reasoning is not null)
+            _reasoning.Push(delta);
+        else
+            _answer(delta);
+    }
+
+    public void Finish()
+    {
+        _reasoning?.Finish();
+        _tools?.Finish();
+    }
+}

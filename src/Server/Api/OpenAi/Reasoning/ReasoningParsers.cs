@@ -1,0 +1,25 @@
+namespace Serving.Server.Api.OpenAi.Reasoning;
+
+/// <summary>
+/// The reasoning parsers a server may be started with (<c>--reasoning-parser</c>, vLLM's names). Both read
+/// <c>&lt;think&gt;…&lt;/think&gt;</c>; they differ in where a text without the opening tag starts.
+/// </summary>
+internal static class ReasoningParsers
+{
+    public const string None = "none";
+
+    public static readonly IReadOnlyList<string> Names = [None, "deepseek_r1", "qwen3"];
+
+    /// <summary>
+    /// Whether the model's text begins inside its reasoning: always for DeepSeek-R1 (its template opens the block); for
+    /// Qwen3 unless the request's <c>enable_thinking</c> is false; never when the output is constrained — the
+    /// constraint's text is the answer, so only an explicit <c>&lt;think&gt;</c> opens reasoning.
+    /// </summary>
+    public static bool StartsInReasoning(string parser, bool thinkingDisabled, bool constrained) =>
+        !constrained && parser switch
+        {
+            "deepseek_r1" => true,
+            "qwen3" => !thinkingDisabled,
+            _ => false,
+        };
+}

@@ -1,0 +1,97 @@
+using System.Text;
+
+namespace Serving.Server.Api.OpenAi.Reasoning;
+
+/// <summary>
+/// Splits a reasoning model's text, as it streams, into its reasoning — between <c>&lt;think&gt;</c> and
+/// <c>&lt;/think&gt;</c> — and the answer after it, which goes on to <paramref name="content"/> (the tool-call reader, or
+/// the message's content). A <c>&lt;think&gt;</c> that opens the text is dropped; a text that
+/// <paramref name="startsInReasoning"/> (the template opened the block in the prompt, as DeepSeek-R1's and newer Qwen3
+/// templates do) is reasoning until <c>&lt;/think&gt;</c>, all of it if that never comes (the answer was cut short).
+/// Whitespace between <c>&lt;/think&gt;</c> and the answer is the template's, not the answer's.
+/// </summary>
+internal sealed class ReasoningReader(StringBuilder reasoning, Action<string> content, bool startsInReasoning)
+{
+    private const string Start = "<think>";
+    private const string End = "</think>";
+
+    private enum State { Lead, Reasoning, AnswerLead, Answer }
+
+    private State _state = State.Lead;
+    private string _pending = "";
+
+    public void Push(string delta)
+    {
+        if (_state == State.Answer)
+        {
+            content(delta);
+            return;
+        }
+
+        _pending += delta;
+        Drain(final: false);
+    }
+
+    /// <summary>The text has ended: what is held goes where it was heading.</summary>
+    public void Finish() => Drain(final: true);
+
+    private void Drain(bool final)
+    {
+        while (true)
+        {
+            switch (_state)
+            {
+                case State.Lead:
+                    string rest = _pending.TrimStart();
+                    if (rest.StartsWith(Start, StringComparison.Ordinal))
+                    {
+                        _pending = rest[Start.Length..];
+                        _state = State.Reasoning;
+                        continue;
+                    }
+
+                    if (!final && (rest.Length == 0 || Start.StartsWith(rest, StringComparison.Ordinal)))
+                        return;                                      // could still open with the tag
+                    _state = startsInReasoning ? State.Reasoning : State.Answer;
+                    continue;
+
+                case State.Reasoning:
+                    int end = _pending.IndexOf(End, StringComparison.Ordinal);
+                    if (end < 0)
+                    {
+                        int keep = final ? 0 : HeldTagStart(_pending);
+                        reasoning.Append(_pending, 0, _pending.Length - keep);
+                        _pending = _pending[^keep..];
+                        return;
+                    }
+
+                    reasoning.Append(_pending, 0, end);
+                    _pending = _pending[(end + End.Length)..];
+                    _state = State.AnswerLead;
+                    continue;
+
+                case State.AnswerLead:
+                    _pending = _pending.TrimStart();
+                    if (_pending.Length == 0 && !final)
+                        return;
+                    _state = State.Answer;
+                    continue;
+
+                default:
+                    if (_pending.Length > 0)
+                        content(_pending);
+                    _pending = "";
+                    return;
+            }
+        }
+    }
+
+    /// <summary>How many characters at the end of <paramref name="text"/> could begin <c>&lt;/think&gt;</c>.</summary>
+    private static int HeldTagStart(string text)
+    {
+        for (int n = Math.Min(End.Length - 1, text.Length); n > 0; n--)
+            if (text.AsSpan(text.Length - n).SequenceEqual(End.AsSpan(0, n)))
+                return n;
+        return 0;
+    }
+}

@@ -1,0 +1,163 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serving.Authoring.Synthetic;
+using Serving.Engine.Tokenization;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Api.OpenAi.Reasoning;
+
+/// <summary>
+/// Reasoning through a real server started with <c>--reasoning-parser qwen3 --tool-call-parser hermes</c> on a
+/// random-weight model: its free text, which never closes a think block, is all reasoning while thinking is on and all
+/// content when <c>enable_thinking</c> is false; a text held by a regex to a think block, then a call, comes back as
+/// <c>reasoning</c> and <c>tool_calls</c>, whole and streamed alike, and <c>include_reasoning: false</c> leaves the
+/// reasoning out.
+/// </summary>
+public sealed class ReasoningServingTests : IAsyncLifetime
+{
+    private const string Template =
+        "{% if tools %}TOOLS:{% for t in tools %}{{ t['function']['name'] + ';' }}{% endfor %}{{ '\\n' }}{% endif %}"
+        + "{% for m in messages %}{{ m['role'] + ':' + (m['content'] or '') + '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+    private const string Weather = """{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}""";
+
+    private readonly string _root = TestDirectories.Path("reasoning");
+    private ServerProcess _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        string model = Path.Combine(_root, "thinker");
+        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 19 });
+        File.WriteAllText(Path.Combine(model, ChatTemplate.FileName), Template);
+        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--reasoning-parser", "qwen3", "--tool-call-parser", "hermes",
+            "--adapter-registry", Path.Combine(_root, "registry.json"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectories.Delete(_root);
+    }
+
+    private static JsonObject Request(string extra)
+    {
+        var body = new JsonObject
+        {
+            ["model"] = "thinker",
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" }),
+            ["max_tokens"] = 120,
+            ["temperature"] = 0,
+        };
+        foreach (var (key, value) in JsonNode.Parse(extra)!.AsObject())
+            body[key] = value?.DeepClone();
+        return body;
+    }
+
+    private async Task<JsonNode> Complete(JsonObject body)
+    {
+        var (status, answer) = await HttpJson.PostRawAsync(_server.Http, "/v1/chat/completions", body.ToJsonString());
+        Assert.True(status == 200, answer.ToJsonString());
+        return answer["choices"]![0]!;
+    }
+
+    /// <summary>The streamed deltas' reasoning, content and calls joined as a client joins them, and the last finish reason.</summary>
+    private async Task<(string Reasoning, string? Content, string Calls, string? Finish, bool AnyReasoningContent)> Stream(JsonObject body)
+    {
+        body["stream"] = true;
+        var events = await HttpJson.StreamAsync(_server.Http, "/v1/chat/completions", JsonSerializer.Deserialize<JsonElement>(body.ToJsonString()));
+        string reasoning = "", calls = "";
+        string? content = null, finish = null;
+        bool anyReasoningContent = false;
+        foreach (string data in events.Where(d => d != "[DONE]"))
+        {
+            var choice = JsonNode.Parse(data)!["choices"]![0]!;
+            var delta = choice["delta"]!;
+            reasoning += (string?)delta["reasoning"] ?? "";
+            anyReasoningContent |= delta["reasoning_content"] is not null;
+            if ((string?)delta["content"] is { Length: > 0 } text)
+                content = (content ?? "") + text;
+            foreach (var call in delta["tool_calls"]?.AsArray() ?? [])
+                calls += (string?)call!["function"]!["name"] + (string?)call["function"]!["arguments"];
+            finish = (string?)choice["finish_reason"] ?? finish;
+        }
+
+        return (reasoning, content, calls, finish, anyReasoningContent);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_ThinkingOnAndTheBlockNeverClosed_AllReasoning()
+    {
+        var body = Request("""{"max_tokens": 8}""");
+        var choice = await Complete(body);
+        var message = choice["message"]!;
+        Assert.Null(message["content"]);
+        Assert.False(string.IsNullOrEmpty((string?)message["reasoning"]));
+        Assert.Equal((string?)message["reasoning"], (string?)message["reasoning_content"]);
+        Assert.Equal("length", (string?)choice["finish_reason"]);
+
+        var streamed = await Stream(body);
+        Assert.Equal((string?)message["reasoning"], streamed.Reasoning);
+        Assert.Null(streamed.Content);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_ThinkingDisabled_AllContent()
+    {
+        var choice = await Complete(Request("""{"max_tokens": 8, "chat_template_kwargs": {"enable_thinking": false}}"""));
+        Assert.Null(choice["message"]!["reasoning"]);
+        Assert.False(string.IsNullOrEmpty((string?)choice["message"]!["content"]));
+    }
+
+    [Fact]
+    public async Task ChatCompletions_ThinkBlockThenCall_ReasoningAndTheCallWholeAndStreamed()
+    {
+        string regex = "<think>\\nThe user wants the weather\\.\\n</think>\\n\\n<tool_call>\\n\\{\"name\": \"get_weather\", \"arguments\": \\{\"city\": \"Paris\"\\}\\}\\n</tool_call>";
+        var body = Request(JsonSerializer.Serialize(new { tools = new[] { JsonNode.Parse(Weather) }, structured_outputs = new { regex } }));
+
+        var choice = await Complete(body);
+        var message = choice["message"]!;
+        Assert.Equal("tool_calls", (string?)choice["finish_reason"]);
+        Assert.Equal("\nThe user wants the weather.\n", (string?)message["reasoning"]);
+        Assert.Null(message["content"]);
+        Assert.Equal("{\"city\": \"Paris\"}", (string?)message["tool_calls"]![0]!["function"]!["arguments"]);
+
+        var streamed = await Stream(body);
+        Assert.Equal("\nThe user wants the weather.\n", streamed.Reasoning);
+        Assert.True(streamed.AnyReasoningContent);
+        Assert.Null(streamed.Content);
+        Assert.Equal("get_weather{\"city\": \"Paris\"}", streamed.Calls);
+        Assert.Equal("tool_calls", streamed.Finish);
+
+        body["include_reasoning"] = false;
+        body.Remove("stream");
+        var without = (await Complete(body))["message"]!;
+        Assert.Null(without["reasoning"]);
+        Assert.Null(without["reasoning_content"]);
+        Assert.Single(without["tool_calls"]!.AsArray());
+        var streamedWithout = await Stream(body);
+        Assert.Equal("", streamedWithout.Reasoning);
+        Assert.False(streamedWithout.AnyReasoningContent);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_ForcedCall_NotReadAsReasoning()
+    {
+        var choice = await Complete(Request(JsonSerializer.Serialize(new
+        {
+            tools = new[] { JsonNode.Parse(Weather) },
+            tool_choice = new { type = "function", function = new { name = "get_weather" } },
+            max_tokens = 60,
+        })));
+        Assert.Null(choice["message"]!["reasoning"]);
+        Assert.Equal("get_weather", (string?)choice["message"]!["tool_calls"]![0]!["function"]!["name"]);
+    }
+
+    [Fact]
+    public async Task Start_UnknownReasoningParser_FailsListingTheKnownOnes()
+    {
+        var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            ServerProcess.StartAsync("--model", Path.Combine(_root, "thinker"), "--reasoning-parser", "granite", "--adapter-registry", Path.Combine(_root, "other.json")));
+        Assert.Contains("not 'granite'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("deepseek_r1", ex.Message, StringComparison.Ordinal);
+    }
+}
