@@ -108,6 +108,54 @@ internal sealed class ByteNfa
         return new NfaFragment(start, end);
     }
 
+    /// <summary>
+    /// Any bytes up to and including the first occurrence of <paramref name="marker"/>: the marker's string-matching
+    /// automaton (Knuth–Morris–Pratt), state q having matched its first q bytes, every byte that breaks a match falling
+    /// back to the longest prefix still matched. Deterministic, so no text ends here in two ways.
+    /// </summary>
+    public NfaFragment UntilFirst(ReadOnlySpan<byte> marker)
+    {
+        if (marker.IsEmpty)
+            return Empty();
+        int k = marker.Length;
+        var fallback = new int[k];                     // fallback[q]: the longest proper border of marker[..q]
+        for (int q = 1, border = 0; q < k; q++)
+        {
+            while (border > 0 && marker[q] != marker[border])
+                border = fallback[border];
+            if (marker[q] == marker[border])
+                border++;
+            if (q + 1 < k)
+                fallback[q + 1] = border;
+        }
+
+        var states = new int[k + 1];
+        for (int q = 0; q <= k; q++)
+            states[q] = NewState();
+        var next = new int[256];
+        for (int q = 0; q < k; q++)
+        {
+            for (int b = 0; b < 256; b++)
+            {
+                int at = q;
+                while (at > 0 && marker[at] != b)
+                    at = fallback[at];
+                next[b] = marker[at] == b ? at + 1 : 0;
+            }
+
+            for (int lo = 0; lo < 256;)
+            {
+                int hi = lo;
+                while (hi + 1 < 256 && next[hi + 1] == next[lo])
+                    hi++;
+                Edge(states[q], (byte)lo, (byte)hi, states[next[lo]]);
+                lo = hi + 1;
+            }
+        }
+
+        return new NfaFragment(states[0], states[k]);
+    }
+
     /// <summary>One byte in [lo, hi] (for ASCII classes such as digits).</summary>
     public NfaFragment ByteRange(byte lo, byte hi)
     {

@@ -215,6 +215,15 @@ public sealed class TokenConstraintCompiler
                 throw new ConstraintException("$", $"unknown constraint kind {constraint.Kind}");
         }
 
+        if (constraint.FreeTextUntil is { } marker)
+        {
+            if (marker.Length == 0)
+                throw new ConstraintException("$", "the free text before the constraint needs a non-empty end marker");
+            // Whitespace between the marker and the constrained text is the template's habit (a blank line after </think>).
+            var space = nfa.Repeat(() => nfa.Chars(JsonSchemaCompiler.JsonWhitespace), 0, null);
+            whole = nfa.Sequence(nfa.UntilFirst(System.Text.Encoding.UTF8.GetBytes(marker)), space, whole);
+        }
+
         nfa.Freeze(whole);
         return new TokenConstraint(new LazyDfa(nfa), trie, constraint.Kind.ToString());
     }

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Serving.Contracts.Generation;
 using Serving.Runtime.Generation;
+using Serving.Server.Api.OpenAi.Reasoning;
 using Serving.Server.Api.OpenAi.Tools;
 using Serving.Server.Requests;
 
@@ -33,7 +34,12 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var format = OutputConstraintReader.Read(f);
         if (tools.Forced)
             format = format is null ? tools.Constraint() : throw ApiException.BadRequest($"'tool_choice' forces tool calls; it cannot be combined with '{format.Value.Field}'", "tool_choice");
-        string parser = options.Value.ToolCallParser;
+        var chat = options.Value;
+        string parser = chat.ToolCallParser;
+        bool thinks = ReasoningParsers.StartsInReasoning(chat.ReasoningParser,
+            thinkingDisabled: f.Object("chat_template_kwargs")?.Get("enable_thinking") is { ValueKind: System.Text.Json.JsonValueKind.False });
+        if (thinks && format is { } held)
+            format = (held.Constraint with { FreeTextUntil = ReasoningParsers.EndOfReasoning }, held.Field);    // the format holds the answer, not the thinking
         if (tools.Kind == ToolChoiceKind.Auto && tools.Tools.Count > 0 && parser == ToolCallParsers.None)
             throw ApiException.BadRequest("'tool_choice' is 'auto' (the default with tools), which needs the server started with --tool-call-parser "
                 + $"({string.Join(", ", ToolCallParsers.Names.Skip(1))}) to read the model's calls; use 'none', 'required' or a named function", "tool_choice");
@@ -50,8 +56,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var result = new ChoiceResult(0, prompt.Length);
         bool returnIds = f.Bool("return_token_ids") ?? false;
         var output = new ChatOutput();
-        bool thinkingDisabled = f.Object("chat_template_kwargs")?.Get("enable_thinking") is { ValueKind: System.Text.Json.JsonValueKind.False };
-        var reader = ChatTextReader.For(output, tools, options.Value, thinkingDisabled, constrained: format is not null);
+        var reader = ChatTextReader.For(output, tools, chat, thinks);
         var writer = new ChatOutputWriter(output, tools.Parallel, f.Bool("include_reasoning") ?? true);
 
         if (f.Bool("stream") != true)

@@ -25,12 +25,16 @@ internal sealed class ChatTextReader
     /// The reader for a choice, or null when the text is all content (no reasoning parser, no call to read): the caller
     /// then passes each delta through as it is.
     /// </summary>
-    public static ChatTextReader? For(ChatOutput output, ToolChoice tools, ChatOptions options, bool thinkingDisabled, bool constrained)
+    /// <param name="output">Where the text settles.</param>
+    /// <param name="tools">The request's tools and tool choice.</param>
+    /// <param name="options">The server's parsers.</param>
+    /// <param name="thinks">Whether the text starts inside the model's reasoning (<see cref="ReasoningParsers.StartsInReasoning"/>).</param>
+    public static ChatTextReader? For(ChatOutput output, ToolChoice tools, ChatOptions options, bool thinks)
     {
         var toolReader = ToolCallParsers.For(tools, options.ToolCallParser, output);
         Action<string> answer = toolReader is null ? text => output.Content.Append(text) : toolReader.Push;
         var reasoning = options.ReasoningParser == ReasoningParsers.None ? null
-            : new ReasoningReader(output.Reasoning, answer, ReasoningParsers.StartsInReasoning(options.ReasoningParser, thinkingDisabled, constrained));
+            : new ReasoningReader(output.Reasoning, answer, thinks);
         return reasoning is null && toolReader is null ? null : new ChatTextReader(reasoning, toolReader, answer);
     }
 

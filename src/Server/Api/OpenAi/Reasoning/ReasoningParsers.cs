@@ -10,13 +10,16 @@ internal static class ReasoningParsers
 
     public static readonly IReadOnlyList<string> Names = [None, "deepseek_r1", "qwen3"];
 
+    /// <summary>What closes the reasoning; an output format holds only the text after it.</summary>
+    public const string EndOfReasoning = "</think>";
+
     /// <summary>
     /// Whether the model's text begins inside its reasoning: always for DeepSeek-R1 (its template opens the block); for
-    /// Qwen3 unless the request's <c>enable_thinking</c> is false; never when the output is constrained — the
-    /// constraint's text is the answer, so only an explicit <c>&lt;think&gt;</c> opens reasoning.
+    /// Qwen3 unless the request's <c>enable_thinking</c> is false. Such a text runs free until <see cref="EndOfReasoning"/>
+    /// even when the output is held to a format.
     /// </summary>
-    public static bool StartsInReasoning(string parser, bool thinkingDisabled, bool constrained) =>
-        !constrained && parser switch
+    public static bool StartsInReasoning(string parser, bool thinkingDisabled) =>
+        parser switch
         {
             "deepseek_r1" => true,
             "qwen3" => !thinkingDisabled,

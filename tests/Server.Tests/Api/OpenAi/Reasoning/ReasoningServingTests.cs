@@ -9,9 +9,9 @@ namespace Serving.Server.Tests.Api.OpenAi.Reasoning;
 /// <summary>
 /// Reasoning through a real server started with <c>--reasoning-parser qwen3 --tool-call-parser hermes</c> on a
 /// random-weight model: its free text, which never closes a think block, is all reasoning while thinking is on and all
-/// content when <c>enable_thinking</c> is false; a text held by a regex to a think block, then a call, comes back as
-/// <c>reasoning</c> and <c>tool_calls</c>, whole and streamed alike, and <c>include_reasoning: false</c> leaves the
-/// reasoning out.
+/// content when <c>enable_thinking</c> is false; an output format then waits for the block's end; a text held by a regex
+/// to a think block, then a call, comes back as <c>reasoning</c> and <c>tool_calls</c>, whole and streamed alike, and
+/// <c>include_reasoning: false</c> leaves the reasoning out.
 /// </summary>
 public sealed class ReasoningServingTests : IAsyncLifetime
 {
@@ -112,7 +112,9 @@ public sealed class ReasoningServingTests : IAsyncLifetime
     public async Task ChatCompletions_ThinkBlockThenCall_ReasoningAndTheCallWholeAndStreamed()
     {
         string regex = "<think>\\nThe user wants the weather\\.\\n</think>\\n\\n<tool_call>\\n\\{\"name\": \"get_weather\", \"arguments\": \\{\"city\": \"Paris\"\\}\\}\\n</tool_call>";
-        var body = Request(JsonSerializer.Serialize(new { tools = new[] { JsonNode.Parse(Weather) }, structured_outputs = new { regex } }));
+        // Thinking off, so the format holds the whole text; the think block it writes is still read as reasoning.
+        var body = Request(JsonSerializer.Serialize(new { tools = new[] { JsonNode.Parse(Weather) }, structured_outputs = new { regex },
+            chat_template_kwargs = new { enable_thinking = false } }));
 
         var choice = await Complete(body);
         var message = choice["message"]!;
@@ -140,16 +142,28 @@ public sealed class ReasoningServingTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ChatCompletions_ForcedCall_NotReadAsReasoning()
+    public async Task ChatCompletions_FormatWhileThinking_HoldsOnlyTheAnswer()
     {
-        var choice = await Complete(Request(JsonSerializer.Serialize(new
+        // Thinking on: the format waits for </think>, which random weights never write, so all is reasoning, cut short.
+        var thinking = await Complete(Request("""{"response_format": {"type": "json_object"}, "max_tokens": 12}"""));
+        Assert.Null(thinking["message"]!["content"]);
+        Assert.False(string.IsNullOrEmpty((string?)thinking["message"]!["reasoning"]));
+        Assert.Equal("length", (string?)thinking["incomplete_details"]!["reason"]);
+
+        // Thinking off: the format holds the text from its first token.
+        var answer = await Complete(Request("""{"response_format": {"type": "json_object"}, "max_tokens": 12, "chat_template_kwargs": {"enable_thinking": false}}"""));
+        Assert.Null(answer["message"]!["reasoning"]);
+        Assert.StartsWith("{", (string?)answer["message"]!["content"], StringComparison.Ordinal);
+
+        var call = await Complete(Request(JsonSerializer.Serialize(new
         {
             tools = new[] { JsonNode.Parse(Weather) },
             tool_choice = new { type = "function", function = new { name = "get_weather" } },
+            chat_template_kwargs = new { enable_thinking = false },
             max_tokens = 60,
         })));
-        Assert.Null(choice["message"]!["reasoning"]);
-        Assert.Equal("get_weather", (string?)choice["message"]!["tool_calls"]![0]!["function"]!["name"]);
+        Assert.Null(call["message"]!["reasoning"]);
+        Assert.Equal("get_weather", (string?)call["message"]!["tool_calls"]![0]!["function"]!["name"]);
     }
 
     [Fact]
