@@ -3,10 +3,14 @@ using Serving.Contracts.Generation;
 namespace Serving.Server.Requests;
 
 /// <summary>Everything one choice produced: text, token ids, per-token logprobs and why it ended.</summary>
-internal sealed class ChoiceResult(int index, int promptTokens)
+/// <param name="index">The choice's index in the response.</param>
+/// <param name="promptTokens">Its prompt's length.</param>
+/// <param name="firstOfPrompt">False for the second and later of <c>n</c> choices of one prompt, whose prompt usage counts once.</param>
+internal sealed class ChoiceResult(int index, int promptTokens, bool firstOfPrompt = true)
 {
     public int Index { get; } = index;
     public int PromptTokens { get; } = promptTokens;
+    public bool FirstOfPrompt { get; } = firstOfPrompt;
     public System.Text.StringBuilder Text { get; } = new();
     public List<int> TokenIds { get; } = [];
     public List<TokenEvent> Events { get; } = [];

@@ -129,4 +129,20 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
             : await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing?.Candidates, routing?.TopK, routing?.Temperature, ct, routing?.Method)));
         return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline, cacheSalt)).ToList();
     }
+
+    /// <summary>
+    /// <paramref name="choices"/> requests for each of <paramref name="requests"/>, in that order (OpenAI's <c>n</c>;
+    /// choice index = prompt × n + copy). A seeded request's copies take seeds seed, seed + 1, …, so each choice is
+    /// reproducible and they differ; the copies share the prompt's KV blocks through the prefix cache.
+    /// </summary>
+    public static IReadOnlyList<GenerationRequest> Copies(IReadOnlyList<GenerationRequest> requests, int choices)
+    {
+        if (choices == 1)
+            return requests;
+        if (requests.Count * choices > SamplingRequestReader.MaxChoices * 4)
+            throw JsonFields.Bad("n", $"times the number of prompts may be at most {SamplingRequestReader.MaxChoices * 4}, got {requests.Count * choices}");
+        return requests.SelectMany(r => Enumerable.Range(0, choices).Select(copy => r.Sampling.Seed is ulong seed
+            ? r with { Sampling = r.Sampling with { Seed = unchecked(seed + (ulong)copy) } }
+            : r)).ToList();
+    }
 }

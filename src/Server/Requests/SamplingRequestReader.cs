@@ -9,6 +9,12 @@ internal static class SamplingRequestReader
 {
     public const int DefaultMaxTokens = 16;
 
+    /// <summary>Most choices one request may ask for (OpenAI's <c>n</c>); with several prompts, their product is bounded too.</summary>
+    public const int MaxChoices = 64;
+
+    /// <summary>OpenAI's <c>n</c>: choices per prompt, 1 when absent.</summary>
+    public static int ReadChoiceCount(JsonFields f) => f.Int("n", 1, MaxChoices) ?? 1;
+
     /// <summary>A constrained sequence's step visits every stop token id: a bound on that work, far above any real list.</summary>
     public const int MaxStopTokenIds = 256;
 
@@ -27,7 +33,7 @@ internal static class SamplingRequestReader
         // vLLM's spaces_between_special_tokens changes only its slow (Python) tokenizers' output, never a tokenizer.json
         // one's, which is what this server runs: accepted as a boolean and, as in vLLM, of no effect here.
         f.Bool("spaces_between_special_tokens");
-        f.Int("n", 1, 1);
+        ReadChoiceCount(f);
         f.Int("best_of", 1, 1);
         int? maxTokens = f.Int("max_tokens", 1, 1_000_000) ?? f.Int("max_completion_tokens", 1, 1_000_000);
         int topK = f.Int("top_k", -1, 1_000_000) ?? defaults.TopK ?? 0;

@@ -48,44 +48,34 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             sampling = sampling with { SkipSpecialTokens = false };
         // vLLM's add_special_tokens, false by default: the chat template writes the special tokens itself.
         int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages");
-        var request = (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
-            format?.Field ?? "structured_outputs"))[0];
-        var adapters = request.Adapters;
+        int n = SamplingRequestReader.ReadChoiceCount(f);
+        var requests = GenerationRequestStage.Copies(await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct,
+            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs"), n);
+        var adapters = requests[0].Adapters;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var result = new ChoiceResult(0, prompt.Length);
-        bool returnIds = f.Bool("return_token_ids") ?? false;
-        var output = new ChatOutput();
-        var reader = ChatTextReader.For(output, tools, chat, thinks);
-        var writer = new ChatOutputWriter(output, tools.Parallel, f.Bool("include_reasoning") ?? true);
+        bool returnIds = f.Bool("return_token_ids") ?? false, includeReasoning = f.Bool("include_reasoning") ?? true;
+        var choices = requests.Select((_, i) => new ChatChoice(new ChoiceResult(i, prompt.Length, firstOfPrompt: i == 0), tools, chat, thinks, includeReasoning)).ToList();
+        var results = choices.Select(c => c.Result).ToList();
 
         if (f.Bool("stream") != true)
         {
-            await foreach (var e in client.SubmitAsync(request, ct))
-                result.Add(e);
-            if (reader is null)
-                output.Content.Append(result.Text);
-            else
+            await Task.WhenAll(choices.Select(async (c, i) =>
             {
-                reader.Push(result.Text.ToString());
-                reader.Finish();
-            }
-
-            var choice = new JsonObject
+                await foreach (var e in client.SubmitAsync(requests[i], ct))
+                    c.Result.Add(e);
+            }));
+            var body = new JsonObject
             {
-                ["index"] = 0,
-                ["message"] = writer.Message(),
-                ["logprobs"] = topLogprobs is null ? null : LogprobsFormatter.Chat(result.Events, model),
-                ["finish_reason"] = FinishName(result.Finish, tools, writer),
+                ["id"] = id,
+                ["object"] = "chat.completion",
+                ["created"] = created,
+                ["model"] = modelName,
+                ["choices"] = new JsonArray(choices.Select(c => (JsonNode)c.Whole(topLogprobs is null ? null : LogprobsFormatter.Chat(c.Result.Events, model), returnIds)).ToArray()),
             };
-            if (returnIds)
-                choice["token_ids"] = CompletionsEndpoint.Ids(result.TokenIds);
-            if (result.Events.Count > 0 && ChoiceResult.IncompleteDetails(result.Events[^1]) is { } incomplete)
-                choice["incomplete_details"] = incomplete;
-            var body = Envelope(id, created, modelName, "chat.completion", choice);
             if (auto)
                 body["adapters"] = ModelResolver.Describe(adapters);
-            body["usage"] = CompletionsEndpoint.Usage([result]);
+            body["usage"] = CompletionsEndpoint.Usage(results);
             if (returnIds)
                 body["prompt_token_ids"] = CompletionsEndpoint.Ids(prompt);
             await Results.Json(body).ExecuteAsync(ctx);
@@ -95,43 +85,29 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
         var sse = new ServerSentEvents(ctx.Response);
         sse.Start();
+        var streams = requests.Select(r => client.SubmitAsync(r, ct).GetAsyncEnumerator(ct)).ToList();
         try
         {
-            // The first MoveNext queues the request: a rejection (429) surfaces before the opening chunk commits a 200.
-            await using var tokens = client.SubmitAsync(request, ct).GetAsyncEnumerator(ct);
-            bool more = await tokens.MoveNextAsync();
-            var opening = Envelope(id, created, modelName, "chat.completion.chunk", Delta(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null));
+            // The first MoveNext queues a request: a rejection (429) surfaces before the opening chunk commits a 200.
+            var first = await Task.WhenAll(streams.Select(s => s.MoveNextAsync().AsTask()));
+            var opening = Envelope(id, created, modelName, choices.Select(c => c.Opening()));
             if (auto)
                 opening["adapters"] = ModelResolver.Describe(adapters);
             await sse.SendAsync(opening, ct);
-            for (; more; more = await tokens.MoveNextAsync())
+            await Task.WhenAll(choices.Select(async (c, i) =>
             {
-                var e = tokens.Current;
-                result.Add(e);
-                var lp = topLogprobs is null ? null : LogprobsFormatter.Chat([e], model);
-                JsonObject delta;
-                if (reader is null)
-                    delta = new JsonObject { ["content"] = e.TextDelta };
-                else
+                for (bool more = first[i]; more; more = await streams[i].MoveNextAsync())
                 {
-                    reader.Push(e.TextDelta);
-                    if (e.Finish != FinishReason.None)
-                        reader.Finish();
-                    delta = writer.NextDelta();
-                    if (delta.Count == 0 && lp is null && e.Finish == FinishReason.None)
-                        continue;                           // the reader holds this text until it knows what it is
+                    var e = streams[i].Current;
+                    if (c.Next(e, topLogprobs is null ? null : LogprobsFormatter.Chat([e], model)) is { } chunk)
+                        await sse.SendAsync(Envelope(id, created, modelName, [chunk]), ct);
                 }
-
-                var chunk = Delta(delta, lp, FinishName(e.Finish, tools, writer));
-                if (ChoiceResult.IncompleteDetails(e) is { } incomplete)
-                    chunk["incomplete_details"] = incomplete;
-                await sse.SendAsync(Envelope(id, created, modelName, "chat.completion.chunk", chunk), ct);
-            }
+            }));
 
             if (includeUsage)
             {
-                var last = new JsonObject { ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = modelName, ["choices"] = new JsonArray() };
-                last["usage"] = CompletionsEndpoint.Usage([result]);
+                var last = Envelope(id, created, modelName, []);
+                last["usage"] = CompletionsEndpoint.Usage(results);
                 await sse.SendAsync(last, ct);
             }
         }
@@ -141,26 +117,21 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             // retrying on 429 expects; once events have gone out it can only be the stream's last event.
             await sse.SendAsync(ApiErrorWriter.Body(ex), ct);
         }
+        finally
+        {
+            foreach (var stream in streams)
+                await stream.DisposeAsync();
+        }
 
         await sse.DoneAsync(ct);
     }
 
-    /// <summary>
-    /// OpenAI's finish reasons: <c>tool_calls</c> when the model's own or a <c>required</c> choice ended in calls;
-    /// a named function's forced call ends with <c>stop</c>, as OpenAI and vLLM report it; <c>length</c> stays.
-    /// </summary>
-    private static string? FinishName(FinishReason finish, ToolChoice tools, ChatOutputWriter writer) =>
-        finish == FinishReason.Stop && tools.Kind != ToolChoiceKind.Named && writer.CalledTools ? "tool_calls" : ChoiceResult.FinishName(finish);
-
-    private static JsonObject Delta(JsonObject delta, JsonObject? logprobs, string? finish) =>
-        new() { ["index"] = 0, ["delta"] = delta, ["logprobs"] = logprobs, ["finish_reason"] = finish };
-
-    private static JsonObject Envelope(string id, long created, string modelName, string kind, JsonObject choice) => new()
+    private static JsonObject Envelope(string id, long created, string modelName, IEnumerable<JsonObject> choices) => new()
     {
         ["id"] = id,
-        ["object"] = kind,
+        ["object"] = "chat.completion.chunk",
         ["created"] = created,
         ["model"] = modelName,
-        ["choices"] = new JsonArray(choice),
+        ["choices"] = new JsonArray(choices.Select(c => (JsonNode)c).ToArray()),
     };
 }

@@ -26,14 +26,15 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;        // vLLM's: the tokenizer's BOS/EOS around prompt strings
         var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens, "prompt"));
 
-        var requests = await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct, GenerationRequestStage.ReadCacheSalt(f),
-            format?.Field ?? "structured_outputs");
+        int n = SamplingRequestReader.ReadChoiceCount(f);
+        var requests = GenerationRequestStage.Copies(await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct,
+            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs"), n);
         bool stream = f.Bool("stream") ?? false;
         bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
         bool returnIds = f.Bool("return_token_ids") ?? false;
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var results = prompts.Select((p, i) => new ChoiceResult(i, p.Count)).ToList();
+        var results = requests.Select((r, i) => new ChoiceResult(i, r.PromptTokens.Count, firstOfPrompt: i % n == 0)).ToList();
 
         if (!stream)
         {
@@ -119,11 +120,12 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
 
     internal static JsonObject Usage(IReadOnlyList<ChoiceResult> results)
     {
-        int prompt = results.Sum(r => r.PromptTokens), completion = results.Sum(r => r.TokenIds.Count);
+        // A prompt counts once however many choices it has (OpenAI's and vLLM's usage); its cached tokens are its first choice's.
+        int prompt = results.Where(r => r.FirstOfPrompt).Sum(r => r.PromptTokens), completion = results.Sum(r => r.TokenIds.Count);
         return new JsonObject
         {
             ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion,
-            ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = results.Sum(r => r.CachedTokens) },
+            ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = results.Where(r => r.FirstOfPrompt).Sum(r => r.CachedTokens) },
         };
     }
 }

@@ -133,7 +133,7 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture)
     [InlineData("""{"model":"serving-demo-tiny","prompt":"x","temperature":"hot"}""", 400, "temperature")]
     [InlineData("""{"model":"serving-demo-tiny","prompt":"x","max_tokens":0}""", 400, "max_tokens")]
     [InlineData("""{"model":"serving-demo-tiny","prompt":"x","top_p":1.5}""", 400, "top_p")]
-    [InlineData("""{"model":"serving-demo-tiny","prompt":"x","n":2}""", 400, "n")]
+    [InlineData("""{"model":"serving-demo-tiny","prompt":"x","n":65}""", 400, "n")]
     [InlineData("""{"model":"serving-demo-tiny"}""", 400, "prompt")]
     [InlineData("""{"model":"serving-demo-tiny","prompt":[]}""", 400, "prompt")]
     [InlineData("""{"model":"serving-demo-tiny","prompt":[1, 99999999]}""", 400, "prompt")]
