@@ -133,7 +133,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <summary>
     /// <paramref name="choices"/> requests for each of <paramref name="requests"/>, in that order (OpenAI's <c>n</c>;
     /// choice index = prompt × n + copy). A seeded request's copies take seeds seed, seed + 1, …, so each choice is
-    /// reproducible and they differ; the copies share the prompt's KV blocks through the prefix cache.
+    /// reproducible and they differ.
     /// </summary>
     public static IReadOnlyList<GenerationRequest> Copies(IReadOnlyList<GenerationRequest> requests, int choices)
     {
