@@ -75,9 +75,10 @@ public sealed class ChatTemplate
     /// <param name="arguments">Extra template variables (<c>chat_template_kwargs</c>: <c>enable_thinking</c> …).</param>
     /// <param name="now">What <c>strftime_now</c> reads.</param>
     /// <param name="name">A named template of the model; null chooses as transformers does.</param>
+    /// <param name="documents">The request's documents for retrieval-augmented templates (Command R's), or null.</param>
     /// <exception cref="ChatTemplateException">No template, the template refused the conversation, or it failed on it.</exception>
     public string Render(IReadOnlyList<object?> messages, object? tools, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? arguments,
-        DateTimeOffset now, string? name = null)
+        DateTimeOffset now, string? name = null, object? documents = null)
     {
         if (_templates.Count == 0)
             throw new ChatTemplateException($"this model has no chat template ({FileName}, or chat_template in tokenizer_config.json); use /v1/completions");
@@ -87,7 +88,7 @@ public sealed class ChatTemplate
             variables[variable] = value;
         variables["messages"] = messages.ToList();
         variables["tools"] = tools;
-        variables["documents"] = null;
+        variables["documents"] = documents;
         variables["add_generation_prompt"] = addGenerationPrompt;
         variables["bos_token"] = _bos;
         variables["eos_token"] = _eos;

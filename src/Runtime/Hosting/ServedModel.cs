@@ -80,13 +80,14 @@ public sealed class ServedModel
     /// <param name="arguments">Extra template variables; none of <see cref="ReservedChatVariables"/>.</param>
     /// <param name="now">What <c>strftime_now</c> reads.</param>
     /// <param name="templateName">One of the model's named templates; null chooses as transformers does.</param>
+    /// <param name="documents">Documents for retrieval-augmented templates as template values, or null.</param>
     /// <exception cref="PromptTextException">No template, or the template refused or failed on the conversation.</exception>
     public string RenderChat(IReadOnlyList<object?> messages, object? tools, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? arguments,
-        DateTimeOffset now, string? templateName)
+        DateTimeOffset now, string? templateName, object? documents = null)
     {
         try
         {
-            return _model.ChatTemplate.Render(messages, tools, addGenerationPrompt, arguments, now, templateName);
+            return _model.ChatTemplate.Render(messages, tools, addGenerationPrompt, arguments, now, templateName, documents);
         }
         catch (ChatTemplateException ex)
         {

@@ -82,7 +82,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             return;
         }
 
-        bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
+        var usage = StreamUsage.Read(f);
         var sse = new ServerSentEvents(ctx.Response);
         sse.Start();
         var streams = requests.Select(r => client.SubmitAsync(r, ct).GetAsyncEnumerator(ct)).ToList();
@@ -99,12 +99,16 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                 for (bool more = first[i]; more; more = await streams[i].MoveNextAsync())
                 {
                     var e = streams[i].Current;
-                    if (c.Next(e, topLogprobs is null ? null : LogprobsFormatter.Chat([e], model)) is { } chunk)
-                        await sse.SendAsync(Envelope(id, created, modelName, [chunk]), ct);
+                    if (c.Next(e, topLogprobs is null ? null : LogprobsFormatter.Chat([e], model)) is not { } choice)
+                        continue;
+                    var chunk = Envelope(id, created, modelName, [choice]);
+                    if (usage.EveryChunk)
+                        chunk["usage"] = CompletionsEndpoint.Usage(results);
+                    await sse.SendAsync(chunk, ct);
                 }
             }));
 
-            if (includeUsage)
+            if (usage.AtEnd)
             {
                 var last = Envelope(id, created, modelName, []);
                 last["usage"] = CompletionsEndpoint.Usage(results);

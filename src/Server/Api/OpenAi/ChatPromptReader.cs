@@ -7,7 +7,7 @@ using Serving.Server.Api.OpenAi.Tools;
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary>
-/// A chat request's prompt: its <c>messages</c>, <c>tools</c> (unless <c>tool_choice</c> is <c>none</c>), <c>add_generation_prompt</c>
+/// A chat request's prompt: its <c>messages</c>, <c>tools</c> (unless <c>tool_choice</c> is <c>none</c>), <c>documents</c>, <c>add_generation_prompt</c>
 /// or <c>continue_final_message</c>, <c>chat_template_kwargs</c> and <c>reasoning_effort</c>
 /// rendered by the model's chat template (for <c>/v1/chat/completions</c> and <c>/tokenize</c> alike). Errors are 400s
 /// naming the field.
@@ -30,7 +30,7 @@ internal static class ChatPromptReader
         {
             // 'chat_template' names one of the model's own templates; template text from a request is not run.
             rendered = model.RenderChat(messages, tools.ShowsTools && f.Get("tools") is { } list ? ServedModel.TemplateValue(list) : null, !continueFinal && (generationPrompt ?? true), TemplateArguments(f),
-                now, f.String("chat_template"));
+                now, f.String("chat_template"), Documents(f));
         }
         catch (PromptTextException ex)
         {
@@ -112,6 +112,17 @@ internal static class ChatPromptReader
 
     /// <summary>OpenAI's roles, and Llama 3.1's <c>ipython</c> for tool results; what a template does with each is its own affair.</summary>
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function", "ipython"];
+
+    /// <summary>
+    /// vLLM's <c>documents</c>: objects (a title, a text …) the template shows for retrieval-augmented answers, as
+    /// transformers passes them (Command R's templates read them); a template that does not read them ignores them.
+    /// </summary>
+    private static object? Documents(JsonFields f) => f.Get("documents") switch
+    {
+        null => null,
+        { ValueKind: JsonValueKind.Array } list when list.EnumerateArray().All(d => d.ValueKind == JsonValueKind.Object) => ServedModel.TemplateValue(list),
+        _ => throw JsonFields.Bad("documents", "must be a list of objects such as {\"title\": \"...\", \"text\": \"...\"}"),
+    };
 
     /// <summary>
     /// <c>chat_template_kwargs</c> (vLLM's name): extra template variables such as <c>enable_thinking</c>; OpenAI's

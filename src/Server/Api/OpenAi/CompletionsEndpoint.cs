@@ -30,7 +30,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct,
             GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs"), n);
         bool stream = f.Bool("stream") ?? false;
-        bool includeUsage = f.Object("stream_options")?.Bool("include_usage") == true;
+        var usage = StreamUsage.Read(f);
         bool returnIds = f.Bool("return_token_ids") ?? false;
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -67,9 +67,12 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
                     choice["adapters"] = ModelResolver.Describe(requests[r.Index].Adapters);
                 }
 
-                await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(choice)), ct);
+                var chunk = Envelope(id, created, modelName, new JsonArray(choice));
+                if (usage.EveryChunk)
+                    chunk["usage"] = Usage(results);
+                await sse.SendAsync(chunk, ct);
             }, ct)));
-            if (includeUsage)
+            if (usage.AtEnd)
             {
                 var last = Envelope(id, created, modelName, []);
                 last["usage"] = Usage(results);

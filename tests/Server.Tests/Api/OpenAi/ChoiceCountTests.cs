@@ -80,6 +80,43 @@ public sealed class ChoiceCountTests(DemoServerFixture fixture) : IClassFixture<
     }
 
     [Theory]
+    [InlineData("/v1/completions")]
+    [InlineData("/v1/chat/completions")]
+    public async Task Stream_ContinuousUsageStats_EveryChunkCarriesTheUsageSoFar(string path)
+    {
+        bool chat = path.Contains("chat", StringComparison.Ordinal);
+        var body = new JsonObject
+        {
+            ["model"] = Model, ["max_tokens"] = 6, ["ignore_eos"] = true, ["temperature"] = 0, ["n"] = 2, ["stream"] = true,
+            ["stream_options"] = new JsonObject { ["include_usage"] = true, ["continuous_usage_stats"] = true },
+        };
+        if (chat)
+            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Count with me" });
+        else
+            body["prompt"] = "Count with me";
+        var events = await HttpJson.StreamAsync(fixture.Http, path, JsonSerializer.Deserialize<JsonElement>(body.ToJsonString()));
+        var chunks = events.Where(d => d != "[DONE]").Select(d => JsonNode.Parse(d)!).Where(c => c["choices"]!.AsArray().Count > 0 && c["choices"]![0]!["delta"]?["role"] is null).ToList();
+        Assert.NotEmpty(chunks);
+        int previous = 0, prompt = (int)chunks[0]["usage"]!["prompt_tokens"]!;
+        foreach (var chunk in chunks)
+        {
+            int completion = (int)chunk["usage"]!["completion_tokens"]!;
+            Assert.True(completion >= previous, $"{completion} after {previous}");
+            Assert.Equal(prompt, (int)chunk["usage"]!["prompt_tokens"]!);
+            previous = completion;
+        }
+
+        Assert.Equal(12, previous);
+        var last = JsonNode.Parse(events[^2])!;
+        Assert.Equal(12, (int)last["usage"]!["completion_tokens"]!);
+
+        body["stream_options"] = new JsonObject { ["continuous_usage_stats"] = true };
+        var (status, answer) = await HttpJson.PostRawAsync(fixture.Http, path, body.ToJsonString());
+        Assert.Equal(400, status);
+        Assert.Equal("stream_options.continuous_usage_stats", (string?)answer["error"]!["param"]);
+    }
+
+    [Theory]
     [InlineData("/v1/completions", """{"n": 65}""")]
     [InlineData("/v1/completions", """{"n": 0}""")]
     [InlineData("/v1/completions", """{"n": 2.5}""")]

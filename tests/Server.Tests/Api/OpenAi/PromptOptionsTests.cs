@@ -16,6 +16,7 @@ public sealed class PromptOptionsTests : IAsyncLifetime
     private const int Bos = 50256;
     private const string Template =
         "{% if tools %}TOOLS:{% for t in tools %}{{ t['function']['name'] + ';' }}{% endfor %}{{ '\\n' }}{% endif %}"
+        + "{% if documents %}DOCS:{% for d in documents %}{{ d['title'] + '=' + d['text'] + ';' }}{% endfor %}{{ '\\n' }}{% endif %}"
         + "{% if reasoning_effort is defined %}{{ 'EFFORT:' + reasoning_effort + '\\n' }}{% endif %}"
         + "{% for m in messages %}{{ m['role'] + ':' + m['content'] + '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
 
@@ -100,6 +101,22 @@ public sealed class PromptOptionsTests : IAsyncLifetime
         Assert.StartsWith("TOOLS:get_weather;\nuser:hello there\n", await ChatPrompt(new { tools = Tools }), StringComparison.Ordinal);
         Assert.StartsWith("TOOLS:get_weather;", await ChatPrompt(new { tools = Tools, tool_choice = "auto" }), StringComparison.Ordinal);
         Assert.StartsWith("user:hello there", await ChatPrompt(new { tools = Tools, tool_choice = "none" }), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_Documents_ReachTheTemplate()
+    {
+        var documents = new[] { new { title = "a", text = "first" }, new { title = "b", text = "second" } };
+        Assert.StartsWith("DOCS:a=first;b=second;\nuser:", await ChatPrompt(new { documents }), StringComparison.Ordinal);
+        var (status, body) = await HttpJson.PostAsync(_server.Http, "/tokenize", new { model = await ModelId(), messages = new[] { new { role = "user", content = "x" } }, documents });
+        Assert.Equal(200, status);
+        var (_, without) = await HttpJson.PostAsync(_server.Http, "/tokenize", new { model = await ModelId(), messages = new[] { new { role = "user", content = "x" } } });
+        Assert.True((int)body["count"]! > (int)without["count"]!);
+
+        var (bad, error) = await HttpJson.PostAsync(_server.Http, "/v1/chat/completions",
+            new { model = await ModelId(), messages = new[] { new { role = "user", content = "x" } }, documents = new[] { "just text" } });
+        Assert.Equal(400, bad);
+        Assert.Equal("documents", (string?)error["error"]!["param"]);
     }
 
     [Fact]
