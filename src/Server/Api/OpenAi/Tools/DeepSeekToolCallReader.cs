@@ -1,0 +1,130 @@
+using System.Text.Json;
+
+namespace Serving.Server.Api.OpenAi.Tools;
+
+/// <summary>
+/// DeepSeek-V3's and R1's tool calls (vLLM's <c>deepseek_v3</c> and <c>deepseek_v31</c> parsers): text, then a block
+/// <c>&lt;｜tool▁calls▁begin｜&gt;</c> … <c>&lt;｜tool▁calls▁end｜&gt;</c> of calls, each
+/// <c>&lt;｜tool▁call▁begin｜&gt;function&lt;｜tool▁sep｜&gt;NAME\n```json\nARGS\n```&lt;｜tool▁call▁end｜&gt;</c> (V3, R1) or
+/// <c>&lt;｜tool▁call▁begin｜&gt;NAME&lt;｜tool▁sep｜&gt;ARGS&lt;｜tool▁call▁end｜&gt;</c> (V3.1 and later). The markers are special
+/// tokens, so the text keeps special tokens (<see cref="ToolCallParsers.ShowsSpecialTokens"/>).
+/// </summary>
+internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
+{
+    private const string BlockStart = "<｜tool▁calls▁begin｜>";
+    private const string BlockEnd = "<｜tool▁calls▁end｜>";
+    private const string CallStart = "<｜tool▁call▁begin｜>";
+    private const string CallEnd = "<｜tool▁call▁end｜>";
+    private const string Separator = "<｜tool▁sep｜>";
+    private const string JsonFence = "\n```json\n";
+
+    private string _pending = "";
+    private bool _inBlock;
+
+    public override void Push(string delta)
+    {
+        _pending += delta;
+        Drain(final: false);
+    }
+
+    public override void Finish()
+    {
+        Drain(final: true);
+        EndOfText();
+    }
+
+    private void Drain(bool final)
+    {
+        while (true)
+        {
+            if (!_inBlock)
+            {
+                int at = _pending.IndexOf(BlockStart, StringComparison.Ordinal);
+                if (at < 0)
+                {
+                    int keep = final ? 0 : PartialMarker(_pending, BlockStart);
+                    Say(_pending[..^keep]);
+                    _pending = _pending[^keep..];
+                    return;
+                }
+
+                Say(_pending[..at]);
+                _pending = _pending[(at + BlockStart.Length)..];
+                _inBlock = true;
+                continue;
+            }
+
+            string rest = _pending.TrimStart();
+            if (rest.StartsWith(BlockEnd, StringComparison.Ordinal))
+            {
+                _pending = rest[BlockEnd.Length..];
+                _inBlock = false;
+                continue;
+            }
+
+            int end = rest.StartsWith(CallStart, StringComparison.Ordinal) ? rest.IndexOf(CallEnd, CallStart.Length, StringComparison.Ordinal) : -2;
+            if (end == -2 && (final || !(CallStart.StartsWith(rest, StringComparison.Ordinal) || BlockEnd.StartsWith(rest, StringComparison.Ordinal))))
+            {
+                // Neither a call nor the block's end: the block is over, what follows is text.
+                _inBlock = false;
+                continue;
+            }
+
+            if (end < 0)
+            {
+                if (final)
+                {
+                    Say(BlockStart + _pending);                 // a call cut short stays in the content as written
+                    _pending = "";
+                }
+
+                return;
+            }
+
+            string body = rest[CallStart.Length..end];
+            if (!TryCall(body))
+                Say(CallStart + body + CallEnd);
+            _pending = rest[(end + CallEnd.Length)..];
+        }
+    }
+
+    /// <summary>Reads one call's body in either form; false when it is neither.</summary>
+    private bool TryCall(string body)
+    {
+        int separator = body.IndexOf(Separator, StringComparison.Ordinal);
+        if (separator < 0)
+            return false;
+        string left = body[..separator], right = body[(separator + Separator.Length)..];
+        string name, arguments;
+        int fence = right.IndexOf(JsonFence, StringComparison.Ordinal);
+        if (fence >= 0 && right.TrimEnd().EndsWith("```", StringComparison.Ordinal))
+        {
+            name = right[..fence].Trim();
+            string fenced = right.TrimEnd();
+            arguments = fenced[(fence + JsonFence.Length)..^3].Trim();
+        }
+        else
+        {
+            name = left.Trim();
+            arguments = right.Trim();
+        }
+
+        if (name.Length == 0 || !IsJson(arguments))
+            return false;
+        Call(name, arguments);
+        return true;
+    }
+
+    private static bool IsJson(string text)
+    {
+        try
+        {
+            using var _ = JsonDocument.Parse(text);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}
