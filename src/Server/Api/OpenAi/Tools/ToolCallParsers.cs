@@ -12,13 +12,13 @@ internal static class ToolCallParsers
     public const string None = "none";
 
     /// <summary>Every accepted name.</summary>
-    public static readonly IReadOnlyList<string> Names = [None, "hermes", "llama3_json", "mistral", "deepseek_v3"];
+    public static readonly IReadOnlyList<string> Names = [None, "hermes", "llama3_json", "mistral", "deepseek_v3", "pythonic"];
 
     /// <summary>
     /// Whether the parser's markers are special tokens the text must keep (vLLM's parsers set
     /// <c>skip_special_tokens: false</c> for the same reason).
     /// </summary>
-    public static bool ShowsSpecialTokens(string parser) => parser is "hermes" or "mistral" or "deepseek_v3";
+    public static bool ShowsSpecialTokens(string parser) => parser is "hermes" or "mistral" or "deepseek_v3" or "pythonic";
 
     /// <summary>
     /// The reader for a choice's text: a forced call's or list's whatever the parser, the parser's own when the model
@@ -37,6 +37,7 @@ internal static class ToolCallParsers
                 "llama3_json" => new Llama3JsonToolCallReader(output, ids),
                 "mistral" => new MistralToolCallReader(output, ids),
                 "deepseek_v3" => new DeepSeekToolCallReader(output, ids),
+                "pythonic" => new PythonicToolCallReader(output, ids),
                 _ => null,
             },
             _ => null,

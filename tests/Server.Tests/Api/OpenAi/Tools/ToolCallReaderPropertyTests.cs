@@ -16,6 +16,7 @@ public sealed class ToolCallReaderPropertyTests
         ",", ":", " ", "\n", "x", "\"name\"", "\"f\"", "\"arguments\"", "\"parameters\"", "{}", "\"name\": \"f\"", "\"arguments\": {\"a\": [1, \"]\"]}",
         "{\"name\": \"g\", \"arguments\": {}}", "{\"name\":\"h\",\"parameters\":{}}", "🙂", "\u00e9",
         "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "\n```json\n", "\n```", "<｜",
+        "f(", "x=", ")", "'", "True", "None", "1.5", "<|python_start|>", "<|python_end|>",
     ];
 
     private static readonly (string Name, Factory Make)[] Readers =
@@ -24,6 +25,7 @@ public sealed class ToolCallReaderPropertyTests
         ("llama3_json", (o, ids) => new Llama3JsonToolCallReader(o, ids)),
         ("mistral", (o, ids) => new MistralToolCallReader(o, ids)),
         ("deepseek_v3", (o, ids) => new DeepSeekToolCallReader(o, ids)),
+        ("pythonic", (o, ids) => new PythonicToolCallReader(o, ids)),
         ("required", (o, ids) => new CallListReader(o, ids)),
         ("named", (o, ids) => new NamedToolCallReader(o, ids, new FunctionTool("f", null))),
     ];
@@ -47,7 +49,7 @@ public sealed class ToolCallReaderPropertyTests
     [Fact]
     public void Read_TextWithoutCalls_ContentIsTheTextExactly()
     {
-        foreach (var (name, make) in Readers[..4])
+        foreach (var (name, make) in Readers[..5])
             Gen.String[0, 40].Where(s => !s.Contains('<') && !s.Contains('[') && !s.TrimStart().StartsWith('{')).Sample(text =>
                 Assert.True(Whole(make, text)["content"]!.GetValue<string>() == text, $"{name}: {text}"), iter: 2_000);
     }
