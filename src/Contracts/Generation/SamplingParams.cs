@@ -21,6 +21,13 @@ public sealed record SamplingParams
     /// <summary>Null: no logprobs. N ≥ 0: the sampled token's logprob plus the N most likely alternatives.</summary>
     public int? Logprobs { get; init; }
 
+    /// <summary>
+    /// Null: none. N ≥ 0: every prompt token after the first is scored — its logprob given the tokens before it, its rank,
+    /// and the N most likely alternatives (vLLM's <c>prompt_logprobs</c>). Such a request computes its whole prompt: it
+    /// neither reuses nor leaves prefix-cache blocks.
+    /// </summary>
+    public int? PromptLogprobs { get; init; }
+
     /// <summary>Added to these tokens' logits before sampling (OpenAI's <c>logit_bias</c>: −100 bans, +100 all but forces).</summary>
     public IReadOnlyDictionary<int, float> LogitBias { get; init; } = EmptyBias;
 
@@ -74,6 +81,8 @@ public sealed record SamplingParams
             throw new ArgumentException("max_tokens must be at least 1");
         if (Logprobs is < 0 or > 20)
             throw new ArgumentException("logprobs must be in [0, 20]");
+        if (PromptLogprobs is < 0 or > 20)
+            throw new ArgumentException("prompt_logprobs must be in [0, 20]");
         if (StopStrings.Any(string.IsNullOrEmpty))
             throw new ArgumentException("stop strings must not be empty");
         if (LogitBias.Count > MaxLogitBiasEntries)

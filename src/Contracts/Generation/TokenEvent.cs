@@ -8,4 +8,10 @@ public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReas
 {
     /// <summary>On the last event of a request with an output constraint: the output ended before it was complete.</summary>
     public bool OutputIncomplete { get; init; }
+
+    /// <summary>
+    /// On the first event of a request with <see cref="SamplingParams.PromptLogprobs"/>: one entry per prompt token, null
+    /// for the first (nothing predicts it); null otherwise.
+    /// </summary>
+    public IReadOnlyList<PromptTokenLogprob?>? PromptLogprobs { get; init; }
 }

@@ -48,11 +48,12 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
             ? LoraBatchMapping.ForSequences(rows.Select(r => r.TokenCount).ToList(), rows.Select(r => r.Sequence.Adapters).ToList())
             : null;
         var masks = PrepareMasks(rows);
+        var scoring = PromptScoring.Plan(rows);
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         // Serving records no autograd graph; saying so lets the CPU kernels rotate in place instead of the step building
         // RoPE tables it never uses (RotaryEmbedding.StepTables).
         using var inference = no_grad();
-        using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora);
+        using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora, scoring?.LogitTokens);
         long forwarded = System.Diagnostics.Stopwatch.GetTimestamp();
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
         long copied = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -63,8 +64,11 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
 
         masks?.Wait();
         long masked = System.Diagnostics.Stopwatch.GetTimestamp();
-        var tokens = Sample(cpu, rows, ready);
+        var tokens = Sample(cpu, rows, ready, scoring?.LastRow);
+        var scores = scoring is null ? null : Score(scoring, cpu, rows);
         // Only now, with nothing left to fail, does a sequence change.
+        if (scores is not null)
+            scoring!.Record(scores, rows);
         var events = new TokenEvent?[rows.Count];
         for (int i = 0; i < ready.Count; i++)
             events[ready[i]] = rows[ready[i]].Sequence.Accept(tokens[i], cache.MaxContext);
@@ -108,24 +112,35 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
     /// flat distribution needs most of the vocabulary for top-p 0.95), which serial sampling adds to every step of a batch
     /// (docs/benchmarks/engine.md).
     /// </summary>
-    private static unsafe SampledToken[] Sample(Tensor logits, IReadOnlyList<StepRow> rows, List<int> ready)
+    /// <param name="logits">Float32 logits, one row per step row, or as <paramref name="lastRow"/> maps them.</param>
+    /// <param name="rows">The step's rows.</param>
+    /// <param name="ready">The rows that sample.</param>
+    /// <param name="lastRow">Each step row's logits row when the step computed more than last tokens (<see cref="PromptScoring"/>).</param>
+    private static unsafe SampledToken[] Sample(Tensor logits, IReadOnlyList<StepRow> rows, List<int> ready, int[]? lastRow)
     {
         var tokens = new SampledToken[ready.Count];
         int vocab = (int)logits.size(1);
         fixed (byte* data = logits.bytes)
-            Kernels.OpenMpTeam.For(ready.Count, new SampleRows((float*)data, vocab, rows, ready, tokens));
+            Kernels.OpenMpTeam.For(ready.Count, new SampleRows((float*)data, vocab, rows, ready, lastRow, tokens));
         return tokens;
     }
 
+    private static unsafe PromptTokenLogprob[] Score(PromptScoring scoring, Tensor logits, IReadOnlyList<StepRow> rows)
+    {
+        fixed (byte* data = logits.bytes)
+            return scoring.Score((float*)data, (int)logits.size(1), rows);
+    }
+
     /// <summary>Part i samples row ready[i] into tokens[i].</summary>
-    private readonly unsafe struct SampleRows(float* logits, int vocab, IReadOnlyList<StepRow> rows, List<int> ready, SampledToken[] tokens)
+    private readonly unsafe struct SampleRows(float* logits, int vocab, IReadOnlyList<StepRow> rows, List<int> ready, int[]? lastRow, SampledToken[] tokens)
         : Kernels.IParallelPart
     {
         public void Run(int i)
         {
             var s = rows[ready[i]].Sequence;
             var allowed = s.AllowedTokens();
-            tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>(logits + (long)ready[i] * vocab, vocab), s.Sampling, s.Random, allowed,
+            long row = lastRow is null ? ready[i] : lastRow[ready[i]];
+            tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>(logits + row * vocab, vocab), s.Sampling, s.Random, allowed,
                 s.History, s.SuppressedTokens(allowed));
         }
     }

@@ -18,6 +18,7 @@ public sealed class SequenceState
     private readonly HashSet<int> _stopTokens;
     private readonly TokenConstraint? _constraint;
     private readonly TokenHistory? _history;
+    private readonly PromptTokenLogprob?[]? _promptLogprobs;
     private int _constraintState;
 
     /// <param name="promptTokens">The prompt, already tokenized (at least one token).</param>
@@ -47,7 +48,15 @@ public sealed class SequenceState
         _constraintState = constraint?.Start ?? 0;
         if (sampling.Penalizes)
             _history = new TokenHistory(promptTokens, indexPrompt: sampling.RepetitionPenalty != 1f);
+        if (sampling.PromptLogprobs is not null)
+            _promptLogprobs = new PromptTokenLogprob?[promptTokens.Count];
     }
+
+    /// <summary>
+    /// Records prompt token <paramref name="position"/>'s score (≥ 1). A preempted sequence that computes its prompt again
+    /// scores it again, to the same value.
+    /// </summary>
+    internal void ScorePromptToken(int position, PromptTokenLogprob score) => _promptLogprobs![position] = score;
 
     public IReadOnlyList<int> PromptTokens { get; }
     public SamplingParams Sampling { get; }
@@ -153,6 +162,6 @@ public sealed class SequenceState
         // A stop string cuts the text where the automaton cannot follow: such an output is never claimed complete.
         if (Finish != FinishReason.None && _constraint is not null)
             OutputIncomplete = _stops.Stopped || !_constraint.IsAccepting(_constraintState);
-        return new TokenEvent(token, delta, Finish) { OutputIncomplete = OutputIncomplete };
+        return new TokenEvent(token, delta, Finish) { OutputIncomplete = OutputIncomplete, PromptLogprobs = _generated.Count == 1 ? _promptLogprobs : null };
     }
 }

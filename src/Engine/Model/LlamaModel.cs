@@ -112,12 +112,16 @@ public sealed class LlamaModel : IDisposable
 
     /// <summary>
     /// Runs one step. Writes every token's K/V into <paramref name="cache"/> at its position, then returns float32
-    /// logits: <c>[sequences, vocab]</c> for <see cref="LogitsSelection.LastTokenPerSequence"/> or <c>[T, vocab]</c>.
+    /// logits: <c>[sequences, vocab]</c> for <see cref="LogitsSelection.LastTokenPerSequence"/> or <c>[T, vocab]</c>; with
+    /// <paramref name="logitTokens"/>, <c>[logitTokens.Count, vocab]</c> for those packed token indices, in that order
+    /// (repeats allowed), whatever the selection.
     /// A token at position p attends to positions 0..p of its own sequence.
     /// </summary>
     public Tensor Forward(ForwardBatch batch, KvCache cache, LogitsSelection selection = LogitsSelection.LastTokenPerSequence,
-        LoraBatchMapping? lora = null)
+        LoraBatchMapping? lora = null, IReadOnlyList<int>? logitTokens = null)
     {
+        if (logitTokens is not null && logitTokens.Any(t => (uint)t >= (uint)batch.TokenCount))
+            throw new ArgumentException($"a logit token index is outside the batch's {batch.TokenCount} tokens");
         if (lora is not null)
         {
             if (lora.TokenCount != batch.TokenCount)
@@ -137,7 +141,7 @@ public sealed class LlamaModel : IDisposable
 
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device);
-        if (_decodePath.CanRun(step, cache))
+        if (logitTokens is null && _decodePath.CanRun(step, cache))
             return _decodePath.Run(step, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
@@ -149,13 +153,14 @@ public sealed class LlamaModel : IDisposable
         }
 
         Tensor normed;
-        bool everyRow = selection == LogitsSelection.AllTokens || step.AllDecode;
+        bool everyRow = logitTokens is null && (selection == LogitsSelection.AllTokens || step.AllDecode);
         if (everyRow && UseCpuElementwise(x) && CpuElementwiseKernels.Supports(_weights.FinalNorm))
             normed = CpuElementwiseKernels.RmsNorm(x, _weights.FinalNorm, (float)Config.RmsNormEps, addFirst: residual);
         else
         {
             x = residual is null ? x : x.Plus(residual);
-            normed = RmsNorm(everyRow ? x : x.index_select(0, step.LastTokens), _weights.FinalNorm);
+            var rows = logitTokens is null ? step.LastTokens : tensor(logitTokens.Select(t => (long)t).ToArray(), ScalarType.Int64, Device);
+            normed = RmsNorm(everyRow ? x : x.index_select(0, rows), _weights.FinalNorm);
         }
 
         return _weights.LmHead.Apply(normed, float32Output: true, smallBatchKernel: Kernels.CpuSmallBatchProjections).MoveToOuterDisposeScope();

@@ -54,6 +54,30 @@ internal static class TokenSampler
         return new SampledToken(chosen, (float)(raw[chosen] - logZ), top);
     }
 
+    /// <summary>
+    /// Scores <paramref name="token"/> under one row of float32 logits <c>[vocab]</c> (the raw distribution, as sampled
+    /// tokens' logprobs): its log-probability, its rank (1 + the tokens strictly more likely) and the <paramref name="top"/>
+    /// most likely tokens.
+    /// </summary>
+    public static PromptTokenLogprob Score(ReadOnlySpan<float> logits, int token, int top)
+    {
+        double logZ = LogSumExp(logits);
+        float logit = logits[token];
+        int rank = 1;
+        foreach (float l in logits)
+            if (l > logit)
+                rank++;
+        var alternatives = new (int, float)[top];
+        if (top > 0)
+        {
+            int[] best = TopIndices(logits, top);
+            for (int i = 0; i < best.Length; i++)
+                alternatives[i] = (best[i], (float)(logits[best[i]] - logZ));
+        }
+
+        return new PromptTokenLogprob(token, (float)(logit - logZ), rank, alternatives);
+    }
+
     [ThreadStatic] private static float[]? _masked;
 
     /// <summary>The logits with every token outside <paramref name="mask"/> ∪ <paramref name="also"/> at −∞, in a per-thread buffer.</summary>

@@ -137,7 +137,8 @@ public sealed class EngineWorker : BackgroundService
         var id = new RequestId(Interlocked.Increment(ref _nextId));
         Batching.PrefixCaching.PrefixCacheSeed? seed = null;
         Batching.PrefixCaching.PrefixBlockKey[]? keys = null;
-        if (_batching.PrefixCaching)
+        // A request that scores its prompt needs every prompt position's logits, so it computes its prompt whole.
+        if (_batching.PrefixCaching && command.Sampling.PromptLogprobs is null)
             (seed, keys) = PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize);
         var scheduled = new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys);
         _requests[id] = new ActiveRequest(command, state, scheduled, seed);
