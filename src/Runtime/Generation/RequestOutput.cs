@@ -29,6 +29,9 @@ internal sealed class RequestOutput
     private readonly StringBuilder _text = new();
     private int _read;
     private int? _admittedCachedTokens;
+
+    /// <summary>The prompt's scores, written with the first token and handed out with it.</summary>
+    private IReadOnlyList<Serving.Contracts.Generation.PromptTokenLogprob?>? _promptLogprobs;
     private bool _completed;
     private Exception? _error;
     private TaskCompletionSource? _waiter;
@@ -62,6 +65,8 @@ internal sealed class RequestOutput
             _text.Append(token.TextDelta);
             _textEnds.Add(_text.Length);
             _endings.Add((byte)((byte)token.Finish | (token.OutputIncomplete ? IncompleteFlag : 0)));
+            if (token.PromptLogprobs is { } scores)
+                _promptLogprobs = scores;
         });
     }
 
@@ -145,7 +150,9 @@ internal sealed class RequestOutput
         var token = new TokenEvent(new SampledToken(_ids[i], _logprobs[i], top), text, (FinishReason)(ending & ~IncompleteFlag))
         {
             OutputIncomplete = (ending & IncompleteFlag) != 0,
+            PromptLogprobs = _promptLogprobs,
         };
+        _promptLogprobs = null;
         if (_read == _ids.Count)
             Clear();
         else if (_read >= CompactAfter && 2 * _read >= _ids.Count)

@@ -6,9 +6,8 @@ namespace Serving.Server.Requests;
 /// <summary>
 /// Request fields of OpenAI's and vLLM's APIs that would change the output and that this server does not implement: a
 /// 400 naming the field, never a silent default. A field may still carry null, and most may carry the value that asks
-/// for nothing (false, 0, an empty list), as clients that send every field do; <c>prompt_logprobs</c> and
-/// <c>truncate_prompt_tokens</c> ask for something at any value (0 prompt logprobs still returns the prompt's), and
-/// <c>modalities</c> may list <c>"text"</c>.
+/// for nothing (false, 0, an empty list), as clients that send every field do; <c>truncate_prompt_tokens</c> asks for
+/// something at any value, and <c>modalities</c> may list <c>"text"</c>.
 /// </summary>
 internal static class UnsupportedFields
 {
@@ -16,7 +15,7 @@ internal static class UnsupportedFields
 
     private static readonly Func<JsonElement, bool> AnyValue = _ => true;
 
-    private static readonly Field[] Completions = [new("echo", "is not supported"), new("suffix", "is not supported")];
+    private static readonly Field[] Completions = [new("suffix", "is not supported")];
 
     private static readonly Field[] Chat =
     [
@@ -31,7 +30,6 @@ internal static class UnsupportedFields
     private static readonly Field[] Both =
     [
         new("use_beam_search", "is not supported (beam search is not implemented)"),
-        new("prompt_logprobs", "is not supported", AnyValue),
         new("bad_words", "is not supported (use logit_bias to ban tokens)"),
         new("logits_processors", "is not supported"),
         new("priority", "is not supported (requests are scheduled first come, first served)"),

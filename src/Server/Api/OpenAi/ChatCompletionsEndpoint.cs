@@ -31,6 +31,8 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
 
         int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
+        int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
+        sampling = sampling with { PromptLogprobs = promptLogprobs };
         var format = OutputConstraintReader.Read(f);
         if (tools.Forced)
             format = format is null ? tools.Constraint() : throw ApiException.BadRequest($"'tool_choice' forces tool calls; it cannot be combined with '{format.Value.Field}'", "tool_choice");
@@ -78,6 +80,8 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             body["usage"] = CompletionsEndpoint.Usage(results);
             if (returnIds)
                 body["prompt_token_ids"] = CompletionsEndpoint.Ids(prompt);
+            if (promptLogprobs is not null)
+                body["prompt_logprobs"] = LogprobsFormatter.Prompt(results[0].Events[0].PromptLogprobs!, model);
             await Results.Json(body).ExecuteAsync(ctx);
             return;
         }
@@ -99,9 +103,14 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                 for (bool more = first[i]; more; more = await streams[i].MoveNextAsync())
                 {
                     var e = streams[i].Current;
-                    if (c.Next(e, topLogprobs is null ? null : LogprobsFormatter.Chat([e], model)) is not { } choice)
+                    var choice = c.Next(e, topLogprobs is null ? null : LogprobsFormatter.Chat([e], model));
+                    // The prompt's scores come once, with choice 0's first token (vLLM's first chunk carries them).
+                    var scores = i == 0 && promptLogprobs is not null && e.PromptLogprobs is { } s ? LogprobsFormatter.Prompt(s, model) : null;
+                    if (choice is null && scores is null)
                         continue;
-                    var chunk = Envelope(id, created, modelName, [choice]);
+                    var chunk = Envelope(id, created, modelName, choice is null ? [] : [choice]);
+                    if (scores is not null)
+                        chunk["prompt_logprobs"] = scores;
                     if (usage.EveryChunk)
                         chunk["usage"] = CompletionsEndpoint.Usage(results);
                     await sse.SendAsync(chunk, ct);

@@ -44,6 +44,20 @@ internal static class CompletionPromptReader
         return prompts;
     }
 
+    /// <summary>
+    /// Each prompt's text as sent (for <c>echo</c>): the string of a string prompt, null for one given as token ids. Only
+    /// for a request <see cref="Read"/> accepted.
+    /// </summary>
+    public static IReadOnlyList<string?> Texts(JsonFields f) => f.Get("prompt") switch
+    {
+        { ValueKind: JsonValueKind.String } text => [text.GetString()],
+        { ValueKind: JsonValueKind.Array } list when list.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) =>
+            list.EnumerateArray().Select(e => e.GetString()).ToList(),
+        { ValueKind: JsonValueKind.Array } list when list.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number) => [null],
+        { ValueKind: JsonValueKind.Array } list => list.EnumerateArray().Select(_ => (string?)null).ToList(),
+        _ => [],
+    };
+
     private static IReadOnlyList<int> TokenIds(JsonElement list)
     {
         var ids = new List<int>();

@@ -22,9 +22,14 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         int? logprobs = f.Int("logprobs", 0, 20);
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, logprobs, SamplingRequestReader.DefaultMaxTokens);
         var format = OutputConstraintReader.Read(f);
-        sampling = sampling with { Constraint = format?.Constraint };
+        // OpenAI's echo: the prompt leads the text, and with logprobs the prompt's tokens lead them (so they are scored).
+        bool echo = f.Bool("echo") ?? false;
+        int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
+        int? scoredTop = echo && logprobs is int top ? Math.Max(top, promptLogprobs ?? 0) : promptLogprobs;
+        sampling = sampling with { Constraint = format?.Constraint, PromptLogprobs = scoredTop };
         bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;        // vLLM's: the tokenizer's BOS/EOS around prompt strings
         var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens, "prompt"));
+        var echoed = echo ? CompletionPromptReader.Texts(f).Select((text, i) => text ?? model.Decode(prompts[i], skipSpecialTokens: false)).ToList() : null;
 
         int n = SamplingRequestReader.ReadChoiceCount(f);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct,
@@ -35,12 +40,22 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var results = requests.Select((r, i) => new ChoiceResult(i, r.PromptTokens.Count, firstOfPrompt: i % n == 0)).ToList();
+        // The echoed prompt's part of a choice's logprobs, from its first event's prompt scores.
+        JsonObject Echoed(ChoiceResult r) => LogprobsFormatter.EchoedPrompt(requests[r.Index].PromptTokens, r.Events[0].PromptLogprobs!, model);
 
         if (!stream)
         {
             await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], null, ct)));
-            var choices = new JsonArray(results.Select(r => (JsonNode)Choice(r, r.Text.ToString(), logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model, 0),
-                ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null, r.Events.Count > 0 ? ChoiceResult.IncompleteDetails(r.Events[^1]) : null)).ToArray());
+            var choices = new JsonArray(results.Select(r =>
+            {
+                string lead = echoed?[r.Index / n] ?? "";
+                var lp = logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model, lead.Length);
+                var choice = Choice(r, lead + r.Text, echo && lp is not null ? LogprobsFormatter.Concat(Echoed(r), lp) : lp,
+                    ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null, r.Events.Count > 0 ? ChoiceResult.IncompleteDetails(r.Events[^1]) : null);
+                if (promptLogprobs is not null)
+                    choice["prompt_logprobs"] = LogprobsFormatter.Prompt(r.Events[0].PromptLogprobs!, model);
+                return (JsonNode)choice;
+            }).ToArray());
             if (auto)
                 foreach (var r in results)
                     ((JsonObject)choices[r.Index]!)["adapters"] = ModelResolver.Describe(requests[r.Index].Adapters);
@@ -59,8 +74,18 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         {
             await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], async (e, offset) =>
             {
-                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model, offset);
+                string lead = echoed?[r.Index / n] ?? "";
+                if (echo && r.Events.Count == 1)
+                {
+                    // The echoed prompt goes first, in a chunk of its own, once its scores are known (with the first token).
+                    var prompt = Choice(r, lead, logprobs is null ? null : Echoed(r), null, null, null);
+                    await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(prompt)), ct);
+                }
+
+                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model, lead.Length + offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null, ChoiceResult.IncompleteDetails(e));
+                if (promptLogprobs is not null && e.PromptLogprobs is { } scores)
+                    choice["prompt_logprobs"] = LogprobsFormatter.Prompt(scores, model);
                 if (auto && !named[r.Index])
                 {
                     named[r.Index] = true;

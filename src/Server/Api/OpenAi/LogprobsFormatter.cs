@@ -30,6 +30,85 @@ internal static class LogprobsFormatter
         return new JsonObject { ["tokens"] = tokens, ["token_logprobs"] = logprobs, ["top_logprobs"] = top, ["text_offset"] = offsets };
     }
 
+    /// <summary>
+    /// vLLM's <c>prompt_logprobs</c>: one entry per prompt token, null for the first; each an object from token ids (as
+    /// strings) to <c>{"logprob", "rank", "decoded_token"}</c> — the prompt token itself, then the most likely alternatives.
+    /// </summary>
+    public static JsonArray Prompt(IReadOnlyList<PromptTokenLogprob?> scores, ServedModel model)
+    {
+        var entries = new JsonArray();
+        foreach (var score in scores)
+        {
+            if (score is null)
+            {
+                entries.Add(null);
+                continue;
+            }
+
+            var entry = new JsonObject { [score.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)] = Scored(model, score.Id, score.Logprob, score.Rank) };
+            for (int i = 0; i < score.TopLogprobs.Count; i++)
+            {
+                var (id, logprob) = score.TopLogprobs[i];
+                entry[id.ToString(System.Globalization.CultureInfo.InvariantCulture)] ??= Scored(model, id, logprob, i + 1);
+            }
+
+            entries.Add(entry);
+        }
+
+        return entries;
+    }
+
+    /// <summary>
+    /// The legacy completions shape for an echoed prompt (<c>echo</c> with <c>logprobs</c>): its tokens, their scores (null
+    /// for the first, which nothing predicts), the top alternatives, offsets from 0 into the echoed text.
+    /// </summary>
+    public static JsonObject EchoedPrompt(IReadOnlyList<int> prompt, IReadOnlyList<PromptTokenLogprob?> scores, ServedModel model)
+    {
+        var tokens = new JsonArray();
+        var logprobs = new JsonArray();
+        var top = new JsonArray();
+        var offsets = new JsonArray();
+        int offset = 0;
+        for (int i = 0; i < prompt.Count; i++)
+        {
+            string text = model.TokenText(prompt[i]);
+            tokens.Add(text);
+            offsets.Add(offset);
+            offset += text.Length;
+            if (scores[i] is not { } score)
+            {
+                logprobs.Add(null);
+                top.Add(null);
+                continue;
+            }
+
+            logprobs.Add(score.Logprob);
+            var alternatives = new JsonObject();
+            foreach (var (id, lp) in score.TopLogprobs)
+                alternatives[model.TokenText(id)] ??= lp;
+            top.Add(alternatives);
+        }
+
+        return new JsonObject { ["tokens"] = tokens, ["token_logprobs"] = logprobs, ["top_logprobs"] = top, ["text_offset"] = offsets };
+    }
+
+    /// <summary>Appends <paramref name="more"/>'s lists to <paramref name="logprobs"/>'s (an echoed prompt's, then the output's).</summary>
+    public static JsonObject Concat(JsonObject logprobs, JsonObject more)
+    {
+        foreach (string key in (ReadOnlySpan<string>)["tokens", "token_logprobs", "top_logprobs", "text_offset"])
+            foreach (var item in more[key]!.AsArray())
+                logprobs[key]!.AsArray().Add(item?.DeepClone());
+
+        return logprobs;
+    }
+
+    private static JsonObject Scored(ServedModel model, int id, float logprob, int rank) => new()
+    {
+        ["logprob"] = logprob,
+        ["rank"] = rank,
+        ["decoded_token"] = model.TokenText(id),
+    };
+
     public static JsonObject Chat(IReadOnlyList<TokenEvent> events, ServedModel model)
     {
         var content = new JsonArray();

@@ -248,8 +248,8 @@ public sealed class ToolCallServingTests : IAsyncLifetime
     public async Task Start_UnknownToolCallParser_FailsListingTheKnownOnes()
     {
         var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
-            ServerProcess.StartAsync("--model", Path.Combine(_root, "tools"), "--tool-call-parser", "pythonic", "--adapter-registry", Path.Combine(_root, "other.json")));
-        Assert.Contains("not 'pythonic'", ex.Message, StringComparison.Ordinal);
+            ServerProcess.StartAsync("--model", Path.Combine(_root, "tools"), "--tool-call-parser", "jamba", "--adapter-registry", Path.Combine(_root, "other.json")));
+        Assert.Contains("not 'jamba'", ex.Message, StringComparison.Ordinal);
         Assert.Contains("hermes", ex.Message, StringComparison.Ordinal);
     }
 }
