@@ -59,18 +59,28 @@ internal sealed class PromptScoring
     /// Every scored prompt token's score from the step's float32 logits <c>[LogitTokens.Count, vocab]</c>; nothing is
     /// recorded yet (<see cref="Record"/>), so a step that fails after this leaves the sequences as they were.
     /// </summary>
+    /// <remarks>
+    /// A chunk of up to the prefill budget's tokens each reads a whole vocabulary row three times (normaliser, rank,
+    /// alternatives): spread over the OpenMP team like sampling, so one scoring request holds the step far less.
+    /// </remarks>
     public unsafe PromptTokenLogprob[] Score(float* logits, int vocab, IReadOnlyList<StepRow> rows)
     {
         var scores = new PromptTokenLogprob[_scored.Count];
-        for (int i = 0; i < _scored.Count; i++)
+        Kernels.OpenMpTeam.For(_scored.Count, new ScoreRows(logits, vocab, rows, _scored, scores));
+        return scores;
+    }
+
+    /// <summary>Part i scores entry i of the plan into scores[i].</summary>
+    private readonly unsafe struct ScoreRows(float* logits, int vocab, IReadOnlyList<StepRow> rows, List<(int Row, int Position, int LogitRow)> scored,
+        PromptTokenLogprob[] scores) : Kernels.IParallelPart
+    {
+        public void Run(int i)
         {
-            var (row, position, logitRow) = _scored[i];
+            var (row, position, logitRow) = scored[i];
             var sequence = rows[row].Sequence;
             scores[i] = TokenSampler.Score(new ReadOnlySpan<float>(logits + (long)logitRow * vocab, vocab), sequence.PromptTokens[position],
                 sequence.Sampling.PromptLogprobs!.Value);
         }
-
-        return scores;
     }
 
     /// <summary>Records <paramref name="scores"/> (from <see cref="Score"/>) in their sequences.</summary>
