@@ -27,6 +27,23 @@ internal static class HttpJson
         return ((int)response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!);
     }
 
+    /// <summary>
+    /// Posts the smallest completions or chat body for <paramref name="path"/> — <paramref name="model"/>, a
+    /// <c>max_tokens</c> of <paramref name="maxTokens"/>, the prompt "hi" or one user message "hi" — with the fields of the
+    /// JSON object <paramref name="extra"/> on top.
+    /// </summary>
+    public static Task<(int Status, JsonNode Body)> PostSmallestAsync(HttpClient http, string path, string model, string extra, int maxTokens = 2)
+    {
+        var body = JsonNode.Parse(extra)!.AsObject();
+        body["model"] = model;
+        body["max_tokens"] = maxTokens;
+        if (path.Contains("chat", StringComparison.Ordinal))
+            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });
+        else
+            body["prompt"] = "hi";
+        return PostRawAsync(http, path, body.ToJsonString());
+    }
+
     /// <summary>Posts with stream=true and returns the data payloads of the SSE events in order.</summary>
     public static async Task<List<string>> StreamAsync(HttpClient http, string path, object body)
     {

@@ -123,14 +123,7 @@ public sealed class ChoiceCountTests(DemoServerFixture fixture) : IClassFixture<
     [InlineData("/v1/chat/completions", """{"n": 100}""")]
     public async Task Requests_ChoiceCountOutOfRange_400NamingN(string path, string extra)
     {
-        var body = JsonNode.Parse(extra)!.AsObject();
-        body["model"] = Model;
-        body["max_tokens"] = 2;
-        if (path.Contains("chat", StringComparison.Ordinal))
-            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });
-        else
-            body["prompt"] = "hi";
-        var (status, answer) = await HttpJson.PostRawAsync(fixture.Http, path, body.ToJsonString());
+        var (status, answer) = await HttpJson.PostSmallestAsync(fixture.Http, path, Model, extra, maxTokens: 2);
         Assert.Equal(400, status);
         Assert.Equal("n", (string?)answer["error"]!["param"]);
     }

@@ -110,14 +110,7 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/chat/completions", "{\"modalities\": [\"text\", \"audio\"]}", "modalities")]
     public async Task Requests_FieldAskingForWhatIsNotImplemented_400NamingIt(string path, string extra, string field)
     {
-        var body = JsonNode.Parse(extra)!.AsObject();
-        body["model"] = Model;
-        body["max_tokens"] = 2;
-        if (path.Contains("chat", StringComparison.Ordinal))
-            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });
-        else
-            body["prompt"] = "hi";
-        var (status, answer) = await HttpJson.PostRawAsync(Http, path, body.ToJsonString());
+        var (status, answer) = await HttpJson.PostSmallestAsync(Http, path, Model, extra, maxTokens: 2);
         Assert.True(status == 400, answer.ToJsonString());
         Assert.Equal(field, (string)answer["error"]!["param"]!);
         Assert.Contains(field, (string)answer["error"]!["message"]!, StringComparison.Ordinal);

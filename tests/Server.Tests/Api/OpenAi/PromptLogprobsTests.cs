@@ -97,14 +97,7 @@ public sealed class PromptLogprobsTests(DemoServerFixture fixture) : IClassFixtu
     [InlineData("/v1/chat/completions", """{"echo": true}""", "echo")]
     public async Task Requests_BadScoringFields_400NamingThem(string path, string extra, string field)
     {
-        var body = JsonNode.Parse(extra)!.AsObject();
-        body["model"] = Model;
-        body["max_tokens"] = 1;
-        if (path.Contains("chat", StringComparison.Ordinal))
-            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" });
-        else
-            body["prompt"] = "hi";
-        var (status, answer) = await HttpJson.PostRawAsync(fixture.Http, path, body.ToJsonString());
+        var (status, answer) = await HttpJson.PostSmallestAsync(fixture.Http, path, Model, extra, maxTokens: 1);
         Assert.Equal(400, status);
         Assert.Equal(field, (string?)answer["error"]!["param"]);
     }

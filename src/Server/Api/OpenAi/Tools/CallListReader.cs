@@ -16,10 +16,11 @@ internal sealed class CallListReader(ChatOutput output, Func<string> newId) : To
     /// <summary>Where in <see cref="_text"/> the open call's object starts; −1 between calls.</summary>
     private int _callStart = -1;
 
-    public override void Push(string delta)
+    protected override void Drain(bool final)
     {
         int from = _text.Length;
-        _text.Append(delta);
+        _text.Append(Pending);
+        Pending = "";
         for (int i = from; i < _text.Length; i++)
         {
             int step = _nesting.Read(_text[i]);
@@ -31,12 +32,8 @@ internal sealed class CallListReader(ChatOutput output, Func<string> newId) : To
                 _callStart = -1;
             }
         }
-    }
 
-    public override void Finish()
-    {
-        if (Output.Calls.Count == 0)
+        if (final && Output.Calls.Count == 0)
             Say(_text.ToString());
-        EndOfText();
     }
 }

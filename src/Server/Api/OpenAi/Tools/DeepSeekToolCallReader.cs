@@ -18,46 +18,24 @@ internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> new
     private const string Separator = "<｜tool▁sep｜>";
     private const string JsonFence = "\n```json\n";
 
-    private string _pending = "";
     private bool _inBlock;
 
-    public override void Push(string delta)
-    {
-        _pending += delta;
-        Drain(final: false);
-    }
-
-    public override void Finish()
-    {
-        Drain(final: true);
-        EndOfText();
-    }
-
-    private void Drain(bool final)
+    protected override void Drain(bool final)
     {
         while (true)
         {
             if (!_inBlock)
             {
-                int at = _pending.IndexOf(BlockStart, StringComparison.Ordinal);
-                if (at < 0)
-                {
-                    int keep = final ? 0 : PartialMarker(_pending, BlockStart);
-                    Say(_pending[..^keep]);
-                    _pending = _pending[^keep..];
+                if (!SayUntil(BlockStart, final))
                     return;
-                }
-
-                Say(_pending[..at]);
-                _pending = _pending[(at + BlockStart.Length)..];
                 _inBlock = true;
                 continue;
             }
 
-            string rest = _pending.TrimStart();
+            string rest = Pending.TrimStart();
             if (rest.StartsWith(BlockEnd, StringComparison.Ordinal))
             {
-                _pending = rest[BlockEnd.Length..];
+                Pending = rest[BlockEnd.Length..];
                 _inBlock = false;
                 continue;
             }
@@ -74,8 +52,8 @@ internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> new
             {
                 if (final)
                 {
-                    Say(BlockStart + _pending);                 // a call cut short stays in the content as written
-                    _pending = "";
+                    Say(BlockStart + Pending);                 // a call cut short stays in the content as written
+                    Pending = "";
                 }
 
                 return;
@@ -84,7 +62,7 @@ internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> new
             string body = rest[CallStart.Length..end];
             if (!TryCall(body))
                 Say(CallStart + body + CallEnd);
-            _pending = rest[(end + CallEnd.Length)..];
+            Pending = rest[(end + CallEnd.Length)..];
         }
     }
 

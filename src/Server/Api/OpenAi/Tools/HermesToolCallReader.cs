@@ -10,59 +10,35 @@ internal sealed class HermesToolCallReader(ChatOutput output, Func<string> newId
     private const string Start = "<tool_call>";
     private const string End = "</tool_call>";
 
-    /// <summary>Text not yet settled: a possible start marker's first characters, or the open call's body so far.</summary>
-    private string _pending = "";
-
     private bool _inCall;
 
-    /// <summary>Where in <see cref="_pending"/> the end marker may still start (the open call's text before it was searched).</summary>
+    /// <summary>Where in <see cref="ToolCallReader.Pending"/> the end marker may still start (the open call's text before it was searched).</summary>
     private int _searchFrom;
 
-    public override void Push(string delta)
-    {
-        _pending += delta;
-        Drain(final: false);
-    }
-
-    public override void Finish()
-    {
-        Drain(final: true);
-        EndOfText();
-    }
-
-    private void Drain(bool final)
+    protected override void Drain(bool final)
     {
         while (true)
         {
             if (!_inCall)
             {
-                int at = _pending.IndexOf(Start, StringComparison.Ordinal);
-                if (at < 0)
-                {
-                    int keep = final ? 0 : PartialMarker(_pending, Start);
-                    Say(_pending[..^keep]);
-                    _pending = _pending[^keep..];
+                if (!SayUntil(Start, final))
                     return;
-                }
-
-                Say(_pending[..at]);
-                _pending = _pending[(at + Start.Length)..];
                 _inCall = true;
                 _searchFrom = 0;
                 continue;
             }
 
-            int end = _pending.IndexOf(End, _searchFrom, StringComparison.Ordinal);
+            int end = Pending.IndexOf(End, _searchFrom, StringComparison.Ordinal);
             if (end < 0 && !final)
             {
-                _searchFrom = Math.Max(0, _pending.Length - End.Length + 1);
+                _searchFrom = Math.Max(0, Pending.Length - End.Length + 1);
                 return;
             }
 
-            string body = end < 0 ? _pending : _pending[..end];
+            string body = end < 0 ? Pending : Pending[..end];
             if (!TryCall(body.Trim(), "arguments"))
                 Say(Start + body + (end < 0 ? "" : End));
-            _pending = end < 0 ? "" : _pending[(end + End.Length)..];
+            Pending = end < 0 ? "" : Pending[(end + End.Length)..];
             _inCall = false;
             if (end < 0)
                 return;

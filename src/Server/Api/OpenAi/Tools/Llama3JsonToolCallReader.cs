@@ -12,30 +12,17 @@ internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> n
     private enum State { Start, Calls, Content }
 
     private State _state = State.Start;
-    private string _pending = "";
     private int _scanned;
     private JsonNesting _nesting;
 
-    public override void Push(string delta)
-    {
-        _pending += delta;
-        Drain(final: false);
-    }
-
-    public override void Finish()
-    {
-        Drain(final: true);
-        EndOfText();
-    }
-
-    private void Drain(bool final)
+    protected override void Drain(bool final)
     {
         while (true)
         {
             switch (_state)
             {
                 case State.Start:
-                    string rest = _pending.TrimStart();
+                    string rest = Pending.TrimStart();
                     if (rest.Length == 0 || (!final && rest.Length < PythonTag.Length && PythonTag.StartsWith(rest, StringComparison.Ordinal)))
                     {
                         if (final)
@@ -45,7 +32,7 @@ internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> n
                     }
                     else if (rest.StartsWith(PythonTag, StringComparison.Ordinal) || rest[0] == '{')
                     {
-                        _pending = rest.StartsWith(PythonTag, StringComparison.Ordinal) ? rest[PythonTag.Length..] : rest;
+                        Pending = rest.StartsWith(PythonTag, StringComparison.Ordinal) ? rest[PythonTag.Length..] : rest;
                         _state = State.Calls;
                     }
                     else
@@ -53,8 +40,8 @@ internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> n
                     continue;
 
                 case State.Content:
-                    Say(_pending);
-                    _pending = "";
+                    Say(Pending);
+                    Pending = "";
                     return;
 
                 default:
@@ -65,35 +52,35 @@ internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> n
         }
     }
 
-    /// <summary>Reads calls off <see cref="_pending"/>; false when it needs more text, true when the state changed.</summary>
+    /// <summary>Reads calls off <see cref="ToolCallReader.Pending"/>; false when it needs more text, true when the state changed.</summary>
     private bool ReadCalls(bool final)
     {
         if (_nesting.Depth == 0)
         {
             int start = 0;
-            while (start < _pending.Length && (char.IsWhiteSpace(_pending[start]) || _pending[start] == ';'))
+            while (start < Pending.Length && (char.IsWhiteSpace(Pending[start]) || Pending[start] == ';'))
                 start++;
-            _pending = _pending[start..];
+            Pending = Pending[start..];
             _scanned = 0;
-            if (_pending.Length == 0)
+            if (Pending.Length == 0)
                 return false;
-            if (_pending[0] != '{')
+            if (Pending[0] != '{')
             {
                 _state = State.Content;
                 return true;
             }
         }
 
-        for (; _scanned < _pending.Length; _scanned++)
+        for (; _scanned < Pending.Length; _scanned++)
         {
-            if (_nesting.Read(_pending[_scanned]) < 0 && _nesting.Depth == 0)
+            if (_nesting.Read(Pending[_scanned]) < 0 && _nesting.Depth == 0)
             {
-                string json = _pending[..(_scanned + 1)];
-                _pending = _pending[(_scanned + 1)..];
+                string json = Pending[..(_scanned + 1)];
+                Pending = Pending[(_scanned + 1)..];
                 _scanned = 0;
                 if (TryCall(json, "parameters", "arguments"))
                     return true;
-                _pending = json + _pending;             // not a call: it and all after it are content
+                Pending = json + Pending;             // not a call: it and all after it are content
                 _state = State.Content;
                 return true;
             }

@@ -14,86 +14,69 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
     private enum State { Content, AfterMarker, List, Name, Arguments }
 
     private State _state = State.Content;
-    private string _pending = "";
     private int _scanned;
     private JsonNesting _nesting;
     private int _callStart = -1;
     private string _name = "";
 
-    public override void Push(string delta)
+    protected override void Drain(bool final)
     {
-        _pending += delta;
-        while (Step(final: false))
-        {
-        }
-    }
-
-    public override void Finish()
-    {
-        while (Step(final: true))
+        while (Step(final))
         {
         }
 
+        if (!final)
+            return;
         // A call cut short stays in the content as written.
         Say(_state switch
         {
-            State.AfterMarker or State.Name => Marker + _pending,
-            State.List when _pending.StartsWith('[') => Marker + _pending,
-            State.Arguments => Marker + _name + ArgumentsMarker + _pending,
-            _ => _pending,
+            State.AfterMarker or State.Name => Marker + Pending,
+            State.List when Pending.StartsWith('[') => Marker + Pending,
+            State.Arguments => Marker + _name + ArgumentsMarker + Pending,
+            _ => Pending,
         });
-        _pending = "";
-        EndOfText();
+        Pending = "";
     }
 
-    /// <summary>Reads what it can of <see cref="_pending"/>; true when the state changed and there may be more to read.</summary>
+    /// <summary>Reads what it can of <see cref="ToolCallReader.Pending"/>; true when the state changed and there may be more to read.</summary>
     private bool Step(bool final)
     {
         switch (_state)
         {
             case State.Content:
-                int at = _pending.IndexOf(Marker, StringComparison.Ordinal);
-                if (at < 0)
-                {
-                    int keep = final ? 0 : PartialMarker(_pending, Marker);
-                    Say(_pending[..^keep]);
-                    _pending = _pending[^keep..];
+                if (!SayUntil(Marker, final))
                     return false;
-                }
-
-                Say(_pending[..at]);
-                _pending = _pending[(at + Marker.Length)..];
                 _state = State.AfterMarker;
                 return true;
 
             case State.AfterMarker:
-                string rest = _pending.TrimStart();
+                string rest = Pending.TrimStart();
                 if (rest.Length == 0)
                     return false;
-                _pending = rest;
+                Pending = rest;
                 _scanned = 0;
                 _nesting = default;
                 _state = rest[0] == '[' ? State.List : State.Name;
                 return true;
 
             case State.List:
-                for (; _scanned < _pending.Length; _scanned++)
+                for (; _scanned < Pending.Length; _scanned++)
                 {
-                    int step = _nesting.Read(_pending[_scanned]);
+                    int step = _nesting.Read(Pending[_scanned]);
                     if (step > 0 && _nesting.Depth == 2)
                         _callStart = _scanned;
                     else if (step < 0 && _nesting.Depth == 1 && _callStart >= 0)
                     {
-                        string json = _pending[_callStart..(_scanned + 1)];
+                        string json = Pending[_callStart..(_scanned + 1)];
                         if (!TryCall(json, "arguments"))
                             Say(json);
-                        _pending = _pending[(_scanned + 1)..];
+                        Pending = Pending[(_scanned + 1)..];
                         _scanned = -1;
                         _callStart = -1;
                     }
                     else if (step < 0 && _nesting.Depth <= 0)
                     {
-                        _pending = _pending[(_scanned + 1)..];
+                        Pending = Pending[(_scanned + 1)..];
                         _state = State.Content;
                         return true;
                     }
@@ -102,25 +85,25 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
                 return false;
 
             case State.Name:
-                int args = _pending.IndexOf(ArgumentsMarker, StringComparison.Ordinal);
+                int args = Pending.IndexOf(ArgumentsMarker, StringComparison.Ordinal);
                 if (args < 0)
                     return false;
-                _name = _pending[..args].Trim();
-                _pending = _pending[(args + ArgumentsMarker.Length)..];
+                _name = Pending[..args].Trim();
+                Pending = Pending[(args + ArgumentsMarker.Length)..];
                 _scanned = 0;
                 _nesting = default;
                 _state = State.Arguments;
                 return true;
 
             default:
-                for (; _scanned < _pending.Length; _scanned++)
+                for (; _scanned < Pending.Length; _scanned++)
                 {
-                    if (_nesting.Read(_pending[_scanned]) < 0 && _nesting.Depth == 0)
+                    if (_nesting.Read(Pending[_scanned]) < 0 && _nesting.Depth == 0)
                     {
-                        string json = _pending[..(_scanned + 1)];
+                        string json = Pending[..(_scanned + 1)];
                         if (!TryCall($"{{\"name\":{System.Text.Json.JsonSerializer.Serialize(_name)},\"arguments\":{json}}}", "arguments"))
                             Say(Marker + _name + ArgumentsMarker + json);
-                        _pending = _pending[(_scanned + 1)..];
+                        Pending = Pending[(_scanned + 1)..];
                         _state = State.Content;
                         return true;
                     }

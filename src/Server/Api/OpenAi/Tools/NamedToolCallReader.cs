@@ -14,9 +14,9 @@ internal sealed class NamedToolCallReader : ToolCallReader
         output.Calls.Add(_call);
     }
 
-    public override void Push(string delta) => _call.Arguments.Append(delta);
-
-    public override void Finish()
+    protected override void Drain(bool final)
     {
+        _call.Arguments.Append(Pending);
+        Pending = "";
     }
 }

@@ -14,34 +14,19 @@ internal sealed class PythonicToolCallReader(ChatOutput output, Func<string> new
     private enum State { Lead, List, AfterList, Content }
 
     private State _state = State.Lead;
-    private string _pending = "";
     private int _scanned;
     private int _depth;
     private char _quote;
     private bool _escaped;
 
-    public override void Push(string delta)
-    {
-        _pending += delta;
-        Drain(final: false);
-    }
-
-    public override void Finish()
-    {
-        Drain(final: true);
-        Say(_pending);                                     // a list cut short stays in the content
-        _pending = "";
-        EndOfText();
-    }
-
-    private void Drain(bool final)
+    protected override void Drain(bool final)
     {
         while (true)
         {
             switch (_state)
             {
                 case State.Lead:
-                    string rest = _pending.TrimStart();
+                    string rest = Pending.TrimStart();
                     if (rest.StartsWith(Start, StringComparison.Ordinal))
                         rest = rest[Start.Length..].TrimStart();
                     if (rest.Length == 0 || (Start.StartsWith(rest, StringComparison.Ordinal) && rest.Length < Start.Length))
@@ -54,7 +39,7 @@ internal sealed class PythonicToolCallReader(ChatOutput output, Func<string> new
 
                     if (rest[0] == '[')
                     {
-                        _pending = rest;
+                        Pending = rest;
                         _scanned = 0;
                         _state = State.List;
                     }
@@ -64,8 +49,15 @@ internal sealed class PythonicToolCallReader(ChatOutput output, Func<string> new
 
                 case State.List:
                     if (!Scan())
-                        return;
-                    string list = _pending[.._scanned];
+                    {
+                        if (final)
+                            _state = State.Content;              // a list cut short stays in the content
+                        else
+                            return;
+                        continue;
+                    }
+
+                    string list = Pending[.._scanned];
                     var calls = PythonLiteralCalls.Read(list);
                     if (calls is null)
                     {
@@ -75,21 +67,21 @@ internal sealed class PythonicToolCallReader(ChatOutput output, Func<string> new
 
                     foreach (var (name, arguments) in calls)
                         Call(name, arguments);
-                    _pending = _pending[_scanned..];
+                    Pending = Pending[_scanned..];
                     _state = State.AfterList;
                     continue;
 
                 case State.AfterList:
-                    string after = _pending.TrimStart();
+                    string after = Pending.TrimStart();
                     if (!final && after.Length < End.Length && End.StartsWith(after, StringComparison.Ordinal))
                         return;
-                    _pending = after.StartsWith(End, StringComparison.Ordinal) ? after[End.Length..] : _pending;
+                    Pending = after.StartsWith(End, StringComparison.Ordinal) ? after[End.Length..] : Pending;
                     _state = State.Content;
                     continue;
 
                 default:
-                    Say(_pending);
-                    _pending = "";
+                    Say(Pending);
+                    Pending = "";
                     return;
             }
         }
@@ -98,9 +90,9 @@ internal sealed class PythonicToolCallReader(ChatOutput output, Func<string> new
     /// <summary>Advances over the list's text, Python strings skipped; true once its closing bracket is read.</summary>
     private bool Scan()
     {
-        for (; _scanned < _pending.Length; _scanned++)
+        for (; _scanned < Pending.Length; _scanned++)
         {
-            char c = _pending[_scanned];
+            char c = Pending[_scanned];
             if (_quote != '\0')
             {
                 if (_escaped)

@@ -6,7 +6,8 @@ namespace Serving.Server.Api.OpenAi.Tools;
 /// <summary>
 /// Reads a chat choice's text as it streams, in one model family's tool-call syntax, and settles it into
 /// <see cref="Output"/>: text for the user, and each call once it is complete. Streaming and whole responses read
-/// through the same reader (<see cref="Push"/> per delta, then <see cref="Finish"/>), so both give the same message.
+/// through the same reader (<see cref="Push"/> per delta, then <see cref="Finish"/>), so both give the same message; a
+/// syntax is its <see cref="Drain"/>.
 /// </summary>
 /// <remarks>
 /// Whitespace that only separates text from a call (a newline before <c>&lt;tool_call&gt;</c>, between calls, after the
@@ -20,11 +21,45 @@ internal abstract class ToolCallReader(ChatOutput output, Func<string> newId)
 
     public ChatOutput Output { get; } = output;
 
+    /// <summary>Text read but not settled yet: a marker's possible first characters, an open call.</summary>
+    protected string Pending { get; set; } = "";
+
     /// <summary>Reads the next piece of the choice's text.</summary>
-    public abstract void Push(string delta);
+    public void Push(string delta)
+    {
+        Pending += delta;
+        Drain(final: false);
+    }
 
     /// <summary>The text has ended: settles whatever is still held.</summary>
-    public abstract void Finish();
+    public void Finish()
+    {
+        Drain(final: true);
+        EndOfText();
+    }
+
+    /// <summary>Settles what <see cref="Pending"/> allows; <paramref name="final"/>: all of it, the text having ended.</summary>
+    protected abstract void Drain(bool final);
+
+    /// <summary>
+    /// Says <see cref="Pending"/> up to the first <paramref name="marker"/> and returns true, Pending then what follows it;
+    /// without one returns false, holding back an end that could begin it (unless <paramref name="final"/>).
+    /// </summary>
+    protected bool SayUntil(string marker, bool final)
+    {
+        int at = Pending.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            int keep = final ? 0 : PartialMarker(Pending, marker);
+            Say(Pending[..^keep]);
+            Pending = Pending[^keep..];
+            return false;
+        }
+
+        Say(Pending[..at]);
+        Pending = Pending[(at + marker.Length)..];
+        return true;
+    }
 
     /// <summary>Text for the user.</summary>
     protected void Say(string text)
