@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-
 using Serving.Server.Api.OpenAi.Tools;
 
 namespace Serving.Server.Api.OpenAi;
@@ -9,8 +8,8 @@ namespace Serving.Server.Api.OpenAi;
 /// <c>delta</c> with only what was settled since the last one — new reasoning, new content, a new call whole (its id,
 /// name and arguments so far), more arguments of a call already announced. Reasoning is given under both of vLLM's
 /// names, <c>reasoning</c> (current) and <c>reasoning_content</c> (older releases, DeepSeek's API and most clients),
-/// and left out when the request asked without it (<c>include_reasoning: false</c>). Without <paramref name="parallel"/> calls, only the
-/// first call is given (OpenAI's <c>parallel_tool_calls: false</c>).
+/// and left out when the request asked without it (<c>include_reasoning: false</c>). Without <paramref name="parallel"/>
+/// calls, only the first call is given (OpenAI's <c>parallel_tool_calls: false</c>).
 /// </summary>
 internal sealed class ChatOutputWriter(ChatOutput output, bool parallel, bool includeReasoning = true)
 {
