@@ -44,6 +44,29 @@ internal static class HttpJson
         return PostRawAsync(http, path, body.ToJsonString());
     }
 
+    /// <summary>A greedy chat body: <paramref name="model"/>, one user message, <paramref name="maxTokens"/>, then <paramref name="extra"/>'s fields.</summary>
+    public static JsonObject GreedyChat(string model, string question, int maxTokens, JsonObject extra)
+    {
+        var body = new JsonObject
+        {
+            ["model"] = model,
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = question }),
+            ["max_tokens"] = maxTokens,
+            ["temperature"] = 0,
+        };
+        foreach (var (key, value) in extra)
+            body[key] = value?.DeepClone();
+        return body;
+    }
+
+    /// <summary>Posts a chat body that must succeed; its first choice.</summary>
+    public static async Task<JsonNode> FirstChatChoiceAsync(HttpClient http, JsonObject body)
+    {
+        var (status, answer) = await PostRawAsync(http, "/v1/chat/completions", body.ToJsonString());
+        Assert.True(status == 200, answer.ToJsonString());
+        return answer["choices"]![0]!;
+    }
+
     /// <summary>Posts with stream=true and returns the data payloads of the SSE events in order.</summary>
     public static async Task<List<string>> StreamAsync(HttpClient http, string path, object body)
     {

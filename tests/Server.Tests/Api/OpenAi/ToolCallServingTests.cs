@@ -59,26 +59,9 @@ public sealed class ToolCallServingTests : IAsyncLifetime
 
     private static JsonArray Tools(params string[] tools) => new(tools.Select(t => JsonNode.Parse(t)).ToArray());
 
-    private static JsonObject Request(JsonObject extra)
-    {
-        var body = new JsonObject
-        {
-            ["model"] = "tools",
-            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "What is the weather in Paris?" }),
-            ["max_tokens"] = 200,
-            ["temperature"] = 0,
-        };
-        foreach (var (key, value) in extra)
-            body[key] = value?.DeepClone();
-        return body;
-    }
+    private static JsonObject Request(JsonObject extra) => HttpJson.GreedyChat("tools", "What is the weather in Paris?", 200, extra);
 
-    private async Task<JsonNode> Complete(JsonObject body)
-    {
-        var (status, answer) = await HttpJson.PostRawAsync(_server.Http, "/v1/chat/completions", body.ToJsonString());
-        Assert.True(status == 200, answer.ToJsonString());
-        return answer["choices"]![0]!;
-    }
+    private Task<JsonNode> Complete(JsonObject body) => HttpJson.FirstChatChoiceAsync(_server.Http, body);
 
     /// <summary>The streamed deltas assembled as a client does, with the chunks' finish reason and whether any content chunk showed markup.</summary>
     private async Task<(JsonObject Message, string? Finish, List<JsonObject> Deltas)> Stream(JsonObject body)

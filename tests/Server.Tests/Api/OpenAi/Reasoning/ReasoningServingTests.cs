@@ -39,26 +39,9 @@ public sealed class ReasoningServingTests : IAsyncLifetime
         TestDirectories.Delete(_root);
     }
 
-    private static JsonObject Request(string extra)
-    {
-        var body = new JsonObject
-        {
-            ["model"] = "thinker",
-            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" }),
-            ["max_tokens"] = 120,
-            ["temperature"] = 0,
-        };
-        foreach (var (key, value) in JsonNode.Parse(extra)!.AsObject())
-            body[key] = value?.DeepClone();
-        return body;
-    }
+    private static JsonObject Request(string extra) => HttpJson.GreedyChat("thinker", "Weather in Paris?", 120, JsonNode.Parse(extra)!.AsObject());
 
-    private async Task<JsonNode> Complete(JsonObject body)
-    {
-        var (status, answer) = await HttpJson.PostRawAsync(_server.Http, "/v1/chat/completions", body.ToJsonString());
-        Assert.True(status == 200, answer.ToJsonString());
-        return answer["choices"]![0]!;
-    }
+    private Task<JsonNode> Complete(JsonObject body) => HttpJson.FirstChatChoiceAsync(_server.Http, body);
 
     /// <summary>The streamed deltas' reasoning, content and calls joined as a client joins them, and the last finish reason.</summary>
     private async Task<(string Reasoning, string? Content, string Calls, string? Finish, bool AnyReasoningContent)> Stream(JsonObject body)
