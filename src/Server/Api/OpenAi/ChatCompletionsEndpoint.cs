@@ -29,7 +29,8 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var tools = ToolChoice.Read(f);
         string rendered = ChatPromptReader.Render(f, model, time.GetLocalNow(), tools);
 
-        int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0 : null;
+        int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0
+            : f.Int("top_logprobs", 0, 20) is > 0 ? throw JsonFields.Bad("top_logprobs", "needs logprobs: true") : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
         int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
         sampling = sampling with { PromptLogprobs = promptLogprobs };

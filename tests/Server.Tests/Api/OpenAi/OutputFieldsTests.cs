@@ -90,6 +90,7 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/completions", "{\"allowed_token_ids\": [99999999]}", "allowed_token_ids")]
     [InlineData("/v1/completions", "{\"skip_special_tokens\": \"no\"}", "skip_special_tokens")]
     [InlineData("/v1/chat/completions", "{\"echo\": true}", "echo")]
+    [InlineData("/v1/chat/completions", "{\"top_logprobs\": 3}", "top_logprobs")]
     [InlineData("/v1/completions", "{\"suffix\": \"x\"}", "suffix")]
     [InlineData("/v1/completions", "{\"use_beam_search\": true}", "use_beam_search")]
     [InlineData("/v1/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
