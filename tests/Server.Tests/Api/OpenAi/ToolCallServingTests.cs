@@ -4,8 +4,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OpenAI;
 using OpenAI.Chat;
-using Serving.Authoring.Synthetic;
-using Serving.Engine.Tokenization;
 using Serving.Server.Tests.Api.OpenAi.Tools;
 using Serving.Server.Tests.Support;
 
@@ -20,10 +18,6 @@ namespace Serving.Server.Tests.Api.OpenAi;
 /// </summary>
 public sealed class ToolCallServingTests : IAsyncLifetime
 {
-    private const string Template =
-        "{% if tools %}TOOLS:{% for t in tools %}{{ t['function']['name'] + ';' }}{% endfor %}{{ '\\n' }}{% endif %}"
-        + "{% for m in messages %}{{ m['role'] + ':' + (m['content'] or '') + '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
-
     private const string Weather = """
         {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
          "parameters": {"type": "object", "properties": {"city": {"enum": ["Paris", "Oslo"]}, "unit": {"$ref": "#/$defs/unit"}},
@@ -42,14 +36,8 @@ public sealed class ToolCallServingTests : IAsyncLifetime
     private readonly string _root = TestDirectories.Path("tool-calls");
     private ServerProcess _server = null!;
 
-    public async Task InitializeAsync()
-    {
-        string model = Path.Combine(_root, "tools");
-        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 17 });
-        File.WriteAllText(Path.Combine(model, ChatTemplate.FileName), Template);
-        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--tool-call-parser", "hermes",
-            "--adapter-registry", Path.Combine(_root, "registry.json"));
-    }
+    public async Task InitializeAsync() =>
+        _server = await ToolTemplateServer.StartAsync(_root, "tools", 17, "--tool-call-parser", "hermes");
 
     public async Task DisposeAsync()
     {
@@ -227,12 +215,14 @@ public sealed class ToolCallServingTests : IAsyncLifetime
         Assert.Equal(field, (string?)answer["error"]!["param"]);
     }
 
-    [Fact]
-    public async Task Start_UnknownToolCallParser_FailsListingTheKnownOnes()
+    [Theory]
+    [InlineData("--tool-call-parser", "jamba", "hermes")]
+    [InlineData("--reasoning-parser", "granite", "deepseek_r1")]
+    public async Task Start_UnknownParser_FailsListingTheKnownOnes(string parserSwitch, string unknown, string known)
     {
         var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
-            ServerProcess.StartAsync("--model", Path.Combine(_root, "tools"), "--tool-call-parser", "jamba", "--adapter-registry", Path.Combine(_root, "other.json")));
-        Assert.Contains("not 'jamba'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("hermes", ex.Message, StringComparison.Ordinal);
+            ServerProcess.StartAsync("--model", Path.Combine(_root, "tools"), parserSwitch, unknown, "--adapter-registry", Path.Combine(_root, "other.json")));
+        Assert.Contains($"not '{unknown}'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(known, ex.Message, StringComparison.Ordinal);
     }
 }

@@ -1,7 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Serving.Authoring.Synthetic;
-using Serving.Engine.Tokenization;
 using Serving.Server.Tests.Support;
 
 namespace Serving.Server.Tests.Api.OpenAi.Reasoning;
@@ -15,23 +13,13 @@ namespace Serving.Server.Tests.Api.OpenAi.Reasoning;
 /// </summary>
 public sealed class ReasoningServingTests : IAsyncLifetime
 {
-    private const string Template =
-        "{% if tools %}TOOLS:{% for t in tools %}{{ t['function']['name'] + ';' }}{% endfor %}{{ '\\n' }}{% endif %}"
-        + "{% for m in messages %}{{ m['role'] + ':' + (m['content'] or '') + '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
-
     private const string Weather = """{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}""";
 
     private readonly string _root = TestDirectories.Path("reasoning");
     private ServerProcess _server = null!;
 
-    public async Task InitializeAsync()
-    {
-        string model = Path.Combine(_root, "thinker");
-        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 19 });
-        File.WriteAllText(Path.Combine(model, ChatTemplate.FileName), Template);
-        _server = await ServerProcess.StartAsync("--model", model, "--dtype", "float32", "--reasoning-parser", "qwen3", "--tool-call-parser", "hermes",
-            "--adapter-registry", Path.Combine(_root, "registry.json"));
-    }
+    public async Task InitializeAsync() =>
+        _server = await ToolTemplateServer.StartAsync(_root, "thinker", 19, "--reasoning-parser", "qwen3", "--tool-call-parser", "hermes");
 
     public async Task DisposeAsync()
     {
@@ -147,14 +135,5 @@ public sealed class ReasoningServingTests : IAsyncLifetime
         })));
         Assert.Null(call["message"]!["reasoning"]);
         Assert.Equal("get_weather", (string?)call["message"]!["tool_calls"]![0]!["function"]!["name"]);
-    }
-
-    [Fact]
-    public async Task Start_UnknownReasoningParser_FailsListingTheKnownOnes()
-    {
-        var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
-            ServerProcess.StartAsync("--model", Path.Combine(_root, "thinker"), "--reasoning-parser", "granite", "--adapter-registry", Path.Combine(_root, "other.json")));
-        Assert.Contains("not 'granite'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("deepseek_r1", ex.Message, StringComparison.Ordinal);
     }
 }
