@@ -8,6 +8,12 @@ public sealed class BatchingOptions
     public AdmissionPolicy Policy { get; set; } = AdmissionPolicy.Continuous;
 
     /// <summary>
+    /// The order of admission and preemption: <see cref="SchedulingPolicy.Fcfs"/> (default), or
+    /// <see cref="SchedulingPolicy.Priority"/> by each request's <c>priority</c> (vLLM's <c>--scheduling-policy</c>).
+    /// </summary>
+    public SchedulingPolicy SchedulingPolicy { get; set; } = SchedulingPolicy.Fcfs;
+
+    /// <summary>
     /// Prompt tokens prefilled per engine step across all sequences (chunked prefill), so running streams keep getting a
     /// token every step while long prompts are read. 0 = whole prompts in one step.
     /// </summary>
@@ -70,6 +76,8 @@ public sealed class BatchingOptions
             yield return "Serving:Batching:KvBlockSize must be within 1..1024";
         if (KvCacheTokens < 0)
             yield return "Serving:Batching:KvCacheTokens must be ≥ 0";
+        if (!Enum.IsDefined(SchedulingPolicy))
+            yield return "Serving:Batching:SchedulingPolicy must be fcfs or priority";
         if (RequestTimeoutSeconds < 0 || !double.IsFinite(RequestTimeoutSeconds))
             yield return "Serving:Batching:RequestTimeoutSeconds must be ≥ 0";
     }

@@ -17,8 +17,9 @@ public sealed class ScheduledRequest
     /// <param name="aborted">Signalled when the caller goes away.</param>
     /// <param name="promptBlockKeys">Keys of the prompt's full KV blocks (<see cref="PrefixKeyChain"/>); none: nothing is reused or cached
     /// unless the engine appends keys as the sequence grows.</param>
+    /// <param name="priority">Under <see cref="SchedulingPolicy.Priority"/>, lower is more urgent (vLLM's <c>priority</c>); ignored first come, first served.</param>
     public ScheduledRequest(RequestId id, string tenant, AdapterMix adapters, int promptTokens, DateTimeOffset? deadline, CancellationToken aborted,
-        IReadOnlyList<PrefixBlockKey>? promptBlockKeys = null)
+        IReadOnlyList<PrefixBlockKey>? promptBlockKeys = null, int priority = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(promptTokens, 1);
         Id = id;
@@ -28,6 +29,7 @@ public sealed class ScheduledRequest
         Deadline = deadline;
         Aborted = aborted;
         Length = promptTokens;
+        Priority = priority;
         _blockKeys = [.. promptBlockKeys ?? []];
     }
 
@@ -35,6 +37,7 @@ public sealed class ScheduledRequest
     public string Tenant { get; }
     public AdapterMix Adapters { get; }
     public int PromptTokens { get; }
+    public int Priority { get; }
     public DateTimeOffset? Deadline { get; internal set; }
     public CancellationToken Aborted { get; }
 
@@ -53,10 +56,10 @@ public sealed class ScheduledRequest
     // scheduler state
     public RequestPhase Phase { get; internal set; } = RequestPhase.Waiting;
 
-    /// <summary>Arrival order; the waiting queue is sorted by it, so a preempted request returns to its place.</summary>
+    /// <summary>Arrival order; the waiting queue is sorted by it (after priority, under priority scheduling), so a preempted request returns to its place.</summary>
     public long Arrival { get; internal set; }
 
-    /// <summary>Admission order of the current run; preemption takes the highest (youngest) first.</summary>
+    /// <summary>Admission order of the current run; preemption takes the highest (youngest) first, among the least urgent.</summary>
     public long Admission { get; internal set; }
 
     /// <summary>Tokens of the sequence so far: prompt plus generated.</summary>

@@ -9,11 +9,15 @@ namespace Serving.Batching.Scheduling;
 /// which adapter slots, and hands the engine a <see cref="StepPlan"/>. No tensors: only lengths, blocks and slots.
 /// <list type="number">
 /// <item>Cancelled and timed-out requests leave first, releasing KV blocks and adapter pins.</item>
-/// <item>Running sequences are planned oldest first, decode rows before prompt chunks; a sequence that needs a KV block
-/// when none is free preempts the youngest running sequence (its KV is dropped and recomputed when it resumes).</item>
-/// <item>Waiting requests are admitted in arrival order (FCFS) while rows, the prefill budget, KV blocks and adapter slots
-/// allow; one that cannot get a slot or KV memory waits without holding back the ones behind it, until it has waited
-/// <see cref="BatchingOptions.StarvationSteps"/> steps: then nothing behind it is admitted until it runs.</item>
+/// <item>Running sequences are planned oldest first (most urgent first under priority scheduling), decode rows before
+/// prompt chunks; a sequence that needs a KV block when none is free preempts the youngest (least urgent) running
+/// sequence (its KV is dropped and recomputed when it resumes).</item>
+/// <item>Waiting requests are admitted in arrival order (FCFS; by priority, then arrival, under
+/// <see cref="SchedulingPolicy.Priority"/>) while rows, the prefill budget, KV blocks and adapter slots allow; one that
+/// cannot get a slot or KV memory waits without holding back the ones behind it, until it has waited
+/// <see cref="BatchingOptions.StarvationSteps"/> steps: then nothing behind it is admitted until it runs. Under priority
+/// scheduling a request that lacks a row or KV memory preempts running requests strictly less urgent than itself, when
+/// that is enough to admit it.</item>
 /// </list>
 /// <see cref="TryEnqueue"/> may be called from any thread; everything else runs on the engine loop.
 /// </summary>
@@ -24,8 +28,9 @@ public sealed class StepScheduler
     private readonly TimeProvider _time;
     private readonly KvBlockAllocator _kv;
     private readonly PrefixCache _prefixes;
+    private readonly RequestOrder _order;
     private readonly ConcurrentQueue<ScheduledRequest> _incoming = new();
-    private readonly List<ScheduledRequest> _waiting = [];             // sorted by Arrival
+    private readonly List<ScheduledRequest> _waiting = [];             // sorted by _order.Waiting
     private readonly List<ScheduledRequest> _running = [];             // sorted by Admission
     private readonly Dictionary<string, int> _runningPerTenant = new(StringComparer.Ordinal);
     private readonly WorkSignal _signal = new();
@@ -51,6 +56,7 @@ public sealed class StepScheduler
             : maxSequences * ((maxContext + blockSize - 1) / blockSize);
         _kv = new KvBlockAllocator(blocks, blockSize);
         _prefixes = new PrefixCache(_kv, options.PrefixCaching);
+        _order = new RequestOrder(options.SchedulingPolicy);
         if (_kv.BlocksFor(maxContext) > blocks)
             throw new ArgumentException($"the KV cache ({blocks} blocks of {blockSize} tokens) cannot hold one sequence of the max context {maxContext}");
     }
@@ -73,7 +79,7 @@ public sealed class StepScheduler
     public long PrefixCacheHits => _prefixes.Hits;
     public IReadOnlyList<ScheduledRequest> RunningRequests => _running;
 
-    /// <summary>Queued requests in arrival order (engine loop only; arrivals not yet planned are not included).</summary>
+    /// <summary>Queued requests in admission order (engine loop only; arrivals not yet planned are not included).</summary>
     public IReadOnlyList<ScheduledRequest> WaitingRequests => _waiting;
 
     /// <summary>Queues a request, or refuses it at once when the queue is at its limit (the caller answers 429).</summary>
@@ -127,7 +133,9 @@ public sealed class StepScheduler
         var tokens = PlanRunning(ref budget, preempted);
         var started = new List<RequestStarted>();
         var loads = new List<Task>();
-        Admit(ref budget, tokens, started, loads, ended, preempted);
+        // A step that preempted admits nothing, so nothing queued behind the preempted sequence overtakes it (as vLLM's).
+        if (preempted.Count == 0)
+            Admit(ref budget, tokens, started, loads, ended, preempted);
 
         var rows = new List<PlannedRow>();
         foreach (var r in _running)
@@ -206,7 +214,8 @@ public sealed class StepScheduler
     private Dictionary<RequestId, int> PlanRunning(ref int budget, List<RequestId> preempted)
     {
         var tokens = new Dictionary<RequestId, int>();
-        var order = _running.Where(r => r.Length - r.Computed == 1).Concat(_running.Where(r => r.Length - r.Computed > 1)).ToList();
+        var feeding = _order.Feeding(_running).ToList();
+        var order = feeding.Where(r => r.Length - r.Computed == 1).Concat(feeding.Where(r => r.Length - r.Computed > 1)).ToList();
         foreach (var r in order)
         {
             if (r.Phase != RequestPhase.Running)
@@ -232,8 +241,9 @@ public sealed class StepScheduler
         while (need > _kv.FreeBlocks)
         {
             // Never r alone: the constructor guarantees one sequence of MaxContext tokens fits the whole cache.
-            var victim = _running[^1];
+            var victim = _order.FirstVictim(_running);
             Preempt(victim);
+            InsertWaiting(victim);
             preempted.Add(victim.Id);
             if (victim == r)
                 return false;
@@ -255,7 +265,6 @@ public sealed class StepScheduler
         r.Phase = RequestPhase.Waiting;
         Interlocked.Increment(ref _queuedRequests);
         Interlocked.Add(ref _queuedTokens, r.Length);
-        InsertWaiting(r);
     }
 
     private void Admit(ref int budget, Dictionary<RequestId, int> tokens, List<RequestStarted> started, List<Task> loads, List<RequestEnded> ended,
@@ -269,11 +278,14 @@ public sealed class StepScheduler
             if (_waiting[candidates[c]].BlockedSteps >= _options.StarvationSteps)
                 barrier = c;
         int lastExamined = -1;
+        var displaced = new List<ScheduledRequest>();                  // preempted for an admission: queued after the loop
         for (int c = 0; c < candidates.Count; c++)
         {
             var r = _waiting[candidates[c]];
-            if ((barrier >= 0 && c > barrier) || _running.Count >= MaxSequences || budget <= 0)
-                break;
+            bool needsRow = _running.Count >= MaxSequences;
+            if ((barrier >= 0 && c > barrier) || (needsRow && _order.Policy == SchedulingPolicy.Fcfs) || budget <= 0
+                || (displaced.Count > 0 && r.Priority >= displaced.Min(v => v.Priority)))
+                break;                                                   // the displaced come back before anything as urgent
             lastExamined = candidates[c];
             if (preemptedNow.Contains(r.Id))
                 continue;
@@ -286,9 +298,11 @@ public sealed class StepScheduler
             // Admit only what can cache its whole sequence plus one token, so admission never forces an immediate preemption.
             // Blocks reused from the prefix cache count towards it; taking them first keeps them from being evicted for it.
             int reused = _prefixes.Reuse(r);
-            if (_kv.BlocksFor(r.Length + 1) - reused > _kv.FreeBlocks)
+            if (_order.VictimsFor(r, _running, needsRow, _kv.BlocksFor(r.Length + 1) - reused - _kv.FreeBlocks, _kv) is not { } victims)
             {
                 _kv.Release(r.Blocks);
+                if (needsRow)
+                    break;                                               // nothing less urgent runs: neither does anything after it
                 continue;
             }
 
@@ -314,6 +328,15 @@ public sealed class StepScheduler
             {
                 _kv.Release(r.Blocks);
                 continue;
+            }
+
+            foreach (var victim in victims)
+            {
+                if (tokens.Remove(victim.Id, out int planned) && victim.Length - victim.Computed > 1)
+                    budget += planned;
+                Preempt(victim);
+                preemptedNow.Add(victim.Id);
+                displaced.Add(victim);
             }
 
             r.Computed = reused * _kv.BlockSize;
@@ -354,6 +377,8 @@ public sealed class StepScheduler
         foreach (var r in _waiting)
             if (!exempt.Contains(r))
                 r.BlockedSteps++;
+        foreach (var r in displaced)
+            InsertWaiting(r);
     }
 
     private void End(ScheduledRequest r)
@@ -387,7 +412,7 @@ public sealed class StepScheduler
 
     private void InsertWaiting(ScheduledRequest r)
     {
-        int at = _waiting.BinarySearch(r, Comparer<ScheduledRequest>.Create((a, b) => a.Arrival.CompareTo(b.Arrival)));
+        int at = _waiting.BinarySearch(r, _order.Waiting);
         _waiting.Insert(at < 0 ? ~at : at, r);
     }
 

@@ -45,7 +45,8 @@ internal sealed class FakeEngine
     /// with its adapter, tenant and <c>salt</c>.
     /// </summary>
     public RequestId Submit(string? adapter = null, int prompt = 8, int maxNewTokens = 4, string tenant = "", CancellationToken aborted = default,
-        DateTimeOffset? deadline = null, EnqueueOutcome expect = EnqueueOutcome.Accepted, IReadOnlyList<int>? tokens = null, string? salt = null)
+        DateTimeOffset? deadline = null, EnqueueOutcome expect = EnqueueOutcome.Accepted, IReadOnlyList<int>? tokens = null, string? salt = null,
+        int priority = 0)
     {
         var id = new RequestId(++_nextId);
         var mix = adapter is null ? AdapterMix.None : AdapterMix.Single(AdapterId.Parse(adapter));
@@ -53,7 +54,7 @@ internal sealed class FakeEngine
         var keys = tokens is null ? null : PrefixKeyChain.Compute(seed, tokens, Scheduler.Kv.BlockSize);
         if (tokens is not null)
             _sequences[id] = ([.. tokens], seed);
-        var outcome = Scheduler.TryEnqueue(new ScheduledRequest(id, tenant, mix, tokens?.Count ?? prompt, deadline, aborted, keys));
+        var outcome = Scheduler.TryEnqueue(new ScheduledRequest(id, tenant, mix, tokens?.Count ?? prompt, deadline, aborted, keys, priority));
         Assert.Equal(expect, outcome);
         _maxNewTokens[id] = maxNewTokens;
         _generated[id] = 0;
