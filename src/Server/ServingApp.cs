@@ -34,6 +34,7 @@ public static class ServingApp
         ["--max-lora-rank"] = "Serving:Adapters:MaxRank",
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",
         ["--batching-policy"] = "Serving:Batching:Policy",
+        ["--scheduling-policy"] = "Serving:Batching:SchedulingPolicy",
         ["--kv-cache-tokens"] = "Serving:Batching:KvCacheTokens",
         ["--max-queued-requests"] = "Serving:Batching:MaxQueuedRequests",
         ["--request-timeout"] = "Serving:Batching:RequestTimeoutSeconds",

@@ -111,6 +111,9 @@ public sealed class EngineWorker : BackgroundService
         return _host.Sources.IsOnDisk(record) ? "disk" : "source";
     }
 
+    /// <summary>Whether requests' priorities order admission and preemption (<c>Serving:Batching:SchedulingPolicy</c> is <c>Priority</c>).</summary>
+    public bool SchedulesByPriority => _batching.SchedulingPolicy == SchedulingPolicy.Priority;
+
     /// <summary>Requests the engine dropped because their caller went away.</summary>
     internal long Cancelled => Interlocked.Read(ref _cancelled);
 
@@ -140,7 +143,7 @@ public sealed class EngineWorker : BackgroundService
         // A request that scores its prompt needs every prompt position's logits, so it computes its prompt whole.
         if (_batching.PrefixCaching && command.Sampling.PromptLogprobs is null)
             (seed, keys) = PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize);
-        var scheduled = new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys);
+        var scheduled = new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys, command.Priority);
         _requests[id] = new ActiveRequest(command, state, scheduled, seed);
         var outcome = scheduler.TryEnqueue(scheduled);
         if (outcome != EnqueueOutcome.Accepted)

@@ -12,11 +12,14 @@ namespace Serving.Runtime.Generation;
 /// </summary>
 public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
 {
+    /// <summary>Whether a request's <see cref="GenerationRequest.Priority"/> orders it (priority scheduling); else it must be 0.</summary>
+    public bool SchedulesByPriority => worker.SchedulesByPriority;
+
     /// <param name="request">What to generate.</param>
     /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>
     public async IAsyncEnumerable<TokenEvent> SubmitAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var (prompt, sampling, adapters, tenant, deadline, salt) = request;
+        var (prompt, sampling, adapters, tenant, deadline, salt, priority) = request;
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         int generated = 0, cachedPromptTokens = 0;
         using var activity = Serving.Runtime.Observability.ServingTracing.Source.StartActivity("generate");
@@ -35,7 +38,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
         EnqueueOutcome outcome;
         try
         {
-            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output, abandoned.Token, tenant, deadline, salt));
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output, abandoned.Token, tenant, deadline, salt, priority));
         }
         catch (ArgumentException ex)
         {

@@ -13,4 +13,5 @@ internal sealed record GenerationCommand(
     CancellationToken Aborted,
     string Tenant = "",
     DateTimeOffset? Deadline = null,
-    string? CacheSalt = null);
+    string? CacheSalt = null,
+    int Priority = 0);

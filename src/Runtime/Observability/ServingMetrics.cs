@@ -51,7 +51,7 @@ public sealed class ServingMetrics
         Meter.CreateObservableGauge("serving_requests_waiting", () => Waiting, description: "Requests queued for admission.");
         Meter.CreateObservableGauge("serving_requests_running", () => Running, description: "Sequences in the running batch.");
         Meter.CreateObservableGauge("serving_kv_cache_usage_ratio", () => KvUsage, description: "Fraction of KV cache blocks in use (0..1).");
-        Meter.CreateObservableGauge("serving_preemptions", () => Preemptions, description: "Sequences preempted for KV memory since start.");
+        Meter.CreateObservableGauge("serving_preemptions", () => Preemptions, description: "Sequences preempted, for KV memory or (priority scheduling) a more urgent request, since start.");
         Meter.CreateObservableGauge("serving_native_tensors", () => (double)Engine.Runtime.NativeTensorCount.Live,
             description: "Live TorchSharp tensors (native handles not yet released).");
         // What survived the last GC outside generation 0 (gen1, gen2, large and pinned object heaps): retained memory,

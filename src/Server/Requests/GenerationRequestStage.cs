@@ -16,7 +16,7 @@ namespace Serving.Server.Requests;
 /// context limit, completes the sampling parameters, and routes <c>model: "auto"</c> prompts. Errors are
 /// <see cref="ApiException"/>s naming the field.
 /// </summary>
-internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptions> options, AdapterRouter router)
+internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptions> options, AdapterRouter router, GenerationClient generator)
 {
     /// <summary>The served model (tokenizer, chat template, generation defaults).</summary>
     public ServedModel Model => host.Served;
@@ -52,6 +52,22 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         { Length: > 256 } => throw JsonFields.Bad("cache_salt", "must be at most 256 characters"),
         _ => salt,
     };
+
+    /// <summary>
+    /// vLLM's <c>priority</c> (lower is more urgent; absent: 0): any value needs priority scheduling but 0, which every
+    /// server accepts as vLLM's does, and a caller may not ask for more urgency than its key allows (403) — a tenant's
+    /// own key cannot put it ahead of other tenants.
+    /// </summary>
+    public int CheckPriority(int? priority, Caller caller)
+    {
+        if (priority is not int p || p == 0)
+            return 0;
+        if (!generator.SchedulesByPriority)
+            throw JsonFields.Bad("priority", "needs priority scheduling; this server schedules first come, first served (start it with --scheduling-policy priority)");
+        if (p < caller.PriorityFloor)
+            throw new ApiException(403, $"'priority' {p} is more urgent than this API key may ask for (at most {caller.PriorityFloor})", "priority");
+        return p;
+    }
 
     /// <summary><paramref name="text"/> as token ids; a tokenizer error is a 400 naming <paramref name="field"/>.</summary>
     public int[] Tokenize(string text, bool addSpecialTokens, string field) => Tokenize(text, addSpecialTokens, field, int.MaxValue);
@@ -114,10 +130,12 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <param name="deadline">When it must end at the latest.</param>
     /// <param name="ct">The caller going away.</param>
     /// <param name="cacheSalt">The request's <c>cache_salt</c>: prefix-cache blocks are shared only within it.</param>
+    /// <param name="priority">Checked by <see cref="CheckPriority"/>.</param>
     /// <param name="constraintField">The request field <see cref="SamplingParams.Constraint"/> came from, which a 400 for a
     /// schema or pattern the server cannot enforce names, with the path inside it.</param>
     public async Task<IReadOnlyList<GenerationRequest>> PrepareAsync(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams sampling, PinnedAdapters? adapters,
-        RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null, string constraintField = "structured_outputs")
+        RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null, string constraintField = "structured_outputs",
+        int priority = 0)
     {
         if (sampling.Constraint is { } constraint)
             await CompileAsync(constraint, constraintField, ct);
@@ -127,7 +145,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         var pinned = adapters is not null
             ? prompts.Select(_ => adapters).ToArray()
             : await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing?.Candidates, routing?.TopK, routing?.Temperature, ct, routing?.Method)));
-        return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline, cacheSalt)).ToList();
+        return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline, cacheSalt, priority)).ToList();
     }
 
     /// <summary>

@@ -10,6 +10,12 @@ internal sealed class ApiKeyOptions
     /// <summary>When set, the key is refused from this moment on (ISO 8601, e.g. <c>2027-01-31T00:00:00Z</c>): rotate keys without a restart race.</summary>
     public DateTimeOffset? ExpiresAt { get; set; }
 
+    /// <summary>
+    /// Under priority scheduling, the most urgent (lowest) <c>priority</c> this key's requests may ask for; unset: 0 for
+    /// users, who may then only make their own requests less urgent, and any for admins. Lower values are a 403.
+    /// </summary>
+    public int? MostUrgentPriority { get; set; }
+
     /// <summary>Folder or <c>s3://bucket/prefix</c> prefixes a user may register adapters from.</summary>
     public List<string> AllowedSources { get; set; } = [];
 }

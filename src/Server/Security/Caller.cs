@@ -3,14 +3,21 @@ using Serving.AdapterStore.Registry;
 namespace Serving.Server.Security;
 
 /// <summary>
-/// Who is calling, from the API key: a tenant, a role, and the source prefixes it may register adapters from. With no
-/// keys configured every caller is <see cref="Open"/> (local development: an admin of the shared space).
+/// Who is calling, from the API key: a tenant, a role, the source prefixes it may register adapters from, and the most
+/// urgent scheduling priority it may ask for. With no keys configured every caller is <see cref="Open"/> (local
+/// development: an admin of the shared space).
 /// </summary>
-internal sealed record Caller(string Tenant, CallerRole Role, IReadOnlyList<string> AllowedSources)
+internal sealed record Caller(string Tenant, CallerRole Role, IReadOnlyList<string> AllowedSources, int? MostUrgentPriority = null)
 {
     public static readonly Caller Open = new("", CallerRole.Admin, []);
 
     public bool IsAdmin => Role == CallerRole.Admin;
+
+    /// <summary>
+    /// The most urgent priority this caller may ask for: its key's setting, else none for admins and 0 for users — a
+    /// tenant's own key must never let it jump ahead of other tenants' requests.
+    /// </summary>
+    public int PriorityFloor => MostUrgentPriority ?? (IsAdmin ? int.MinValue : 0);
 
     /// <summary>Shared adapters, the caller's own, and for admins every adapter.</summary>
     public bool CanUse(AdapterRecord record) => IsAdmin || record.Tenant is null || record.Tenant == Tenant;

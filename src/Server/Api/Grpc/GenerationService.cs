@@ -146,7 +146,8 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
                 r.HasRoutingTemperature ? r.RoutingTemperature : null, null)
             : null;
         string? salt = GenerationRequestStage.CheckCacheSalt(r.HasCacheSalt ? r.CacheSalt : null);
-        return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct, salt, StructuredOutputField(r.StructuredOutput)))[0];
+        return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct, salt, StructuredOutputField(r.StructuredOutput),
+            stage.CheckPriority(r.HasPriority ? r.Priority : null, caller)))[0];
     }
 
     private static OutputConstraint? Constraint(StructuredOutput? s)

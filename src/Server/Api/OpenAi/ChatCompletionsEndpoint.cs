@@ -53,7 +53,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages");
         int n = SamplingRequestReader.ReadChoiceCount(f);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct,
-            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs"), n);
+            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);
         var adapters = requests[0].Adapters;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

@@ -33,7 +33,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
 
         int n = SamplingRequestReader.ReadChoiceCount(f);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct,
-            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs"), n);
+            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);
         bool stream = f.Bool("stream") ?? false;
         var usage = StreamUsage.Read(f);
         bool returnIds = f.Bool("return_token_ids") ?? false;
