@@ -109,6 +109,25 @@ public sealed class HfTokenizer
         return ids.Count <= maxTokens ? ids.ToArray() : null;
     }
 
+    /// <summary>
+    /// transformers' left truncation (<c>truncation=True, max_length=keep, truncation_side="left"</c>, as vLLM's
+    /// <c>truncate_prompt_tokens</c>): the special tokens <paramref name="addSpecialTokens"/> adds stay, and of the text's
+    /// own tokens only the last that fit in <paramref name="keep"/> beside them. Null when the text alone is more than
+    /// <paramref name="maxTokens"/> tokens (<see cref="EncodeWithin"/>'s early stop); <paramref name="textTokens"/> is the
+    /// text's own token count before truncation.
+    /// </summary>
+    public int[]? EncodeKeepingLast(string text, bool addSpecialTokens, int keep, int maxTokens, out int textTokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(keep);
+        textTokens = 0;
+        if (EncodeWithin(text, addSpecialTokens: false, maxTokens) is not { } content)
+            return null;
+        textTokens = content.Length;
+        int? bos = addSpecialTokens && Specials.AddBos ? Specials.BosId : null, eos = addSpecialTokens && Specials.AddEos ? Specials.EosId : null;
+        int room = Math.Max(0, keep - (bos is null ? 0 : 1) - (eos is null ? 0 : 1));
+        return [.. bos is int b ? [b] : Array.Empty<int>(), .. content.AsSpan(Math.Max(0, content.Length - room)), .. eos is int e ? [e] : Array.Empty<int>()];
+    }
+
     /// <summary>The bytes a token contributes to decoded text; empty for special tokens (they are not shown), null for unknown ids.</summary>
     public byte[]? TokenBytes(int id) => (uint)id < (uint)_idToBytes.Length ? _idToBytes[id] : null;
 

@@ -61,6 +61,20 @@ public sealed class ServedModel
         }
     }
 
+    /// <summary>The last tokens of a prompt that fit in <paramref name="keep"/> (<see cref="HfTokenizer.EncodeKeepingLast"/>); null past <paramref name="maxTokens"/>.</summary>
+    /// <exception cref="PromptTextException">The tokenizer refused the text.</exception>
+    public int[]? EncodeKeepingLast(string text, bool addSpecialTokens, int keep, int maxTokens, out int textTokens)
+    {
+        try
+        {
+            return _model.Tokenizer.EncodeKeepingLast(text, addSpecialTokens, keep, maxTokens, out textTokens);
+        }
+        catch (TokenizerException ex)
+        {
+            throw new PromptTextException(ex.Message, ex);
+        }
+    }
+
     /// <summary>The text of <paramref name="ids"/> as transformers' <c>decode</c> gives it (ids outside the vocabulary are skipped).</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens) => _model.Tokenizer.Decode(ids, skipSpecialTokens);
 

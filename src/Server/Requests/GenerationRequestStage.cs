@@ -79,6 +79,21 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// </summary>
     public int[] TokenizePrompt(string text, bool addSpecialTokens, string field) => Tokenize(text, addSpecialTokens, field, MaxContext - 1);
 
+    /// <summary><see cref="TokenizePrompt(string, bool, string)"/>, or with <paramref name="truncation"/> the prompt's last tokens.</summary>
+    public int[] TokenizePrompt(string text, bool addSpecialTokens, string field, PromptTruncation? truncation)
+    {
+        if (truncation is null)
+            return TokenizePrompt(text, addSpecialTokens, field);
+        try
+        {
+            return truncation.Tokenize(host.Served, text, addSpecialTokens, field);
+        }
+        catch (PromptTextException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, field);
+        }
+    }
+
     private int[] Tokenize(string text, bool addSpecialTokens, string field, int maxTokens)
     {
         try

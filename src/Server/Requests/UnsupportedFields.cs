@@ -6,14 +6,11 @@ namespace Serving.Server.Requests;
 /// <summary>
 /// Request fields of OpenAI's and vLLM's APIs that would change the output and that this server does not implement: a
 /// 400 naming the field, never a silent default. A field may still carry null, and most may carry the value that asks
-/// for nothing (false, 0, an empty list), as clients that send every field do; <c>truncate_prompt_tokens</c> asks for
-/// something at any value, and <c>modalities</c> may list <c>"text"</c>.
+/// for nothing (false, 0, an empty list), as clients that send every field do; <c>modalities</c> may list <c>"text"</c>.
 /// </summary>
 internal static class UnsupportedFields
 {
     private sealed record Field(string Name, string Why, Func<JsonElement, bool>? Asks = null);
-
-    private static readonly Func<JsonElement, bool> AnyValue = _ => true;
 
     private static readonly Field[] Completions = [new("suffix", "is not supported")];
 
@@ -32,7 +29,6 @@ internal static class UnsupportedFields
         new("use_beam_search", "is not supported (beam search is not implemented)"),
         new("bad_words", "is not supported (use logit_bias to ban tokens)"),
         new("logits_processors", "is not supported"),
-        new("truncate_prompt_tokens", "is not supported (a prompt past the context is refused)", AnyValue),
         new("return_tokens_as_token_ids", "is not supported (use return_token_ids)"),
         new("guided_grammar", "is not supported (use guided_json, guided_regex or guided_choice)"),
     ];

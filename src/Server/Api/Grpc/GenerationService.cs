@@ -101,7 +101,10 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         bool hasText = r.Prompt.Length > 0, hasIds = r.PromptTokenIds.Count > 0;
         if (hasText == hasIds)
             throw ApiException.BadRequest("exactly one of prompt and prompt_token_ids is required", "prompt");
-        IReadOnlyList<int> prompt = hasText ? stage.TokenizePrompt(r.Prompt, !r.HasAddSpecialTokens || r.AddSpecialTokens, "prompt") : r.PromptTokenIds.ToArray();
+        var truncation = PromptTruncation.Create(r.HasTruncatePromptTokens ? r.TruncatePromptTokens : null, stage.MaxContext,
+            r.HasMaxTokens ? r.MaxTokens : SamplingRequestReader.DefaultMaxTokens);
+        IReadOnlyList<int> prompt = hasText ? stage.TokenizePrompt(r.Prompt, !r.HasAddSpecialTokens || r.AddSpecialTokens, "prompt", truncation)
+            : truncation is null ? r.PromptTokenIds.ToArray() : truncation.Apply(r.PromptTokenIds.ToArray());
 
         var defaults = model.GenerationDefaults;
         if (r.HasMaxTokens && r.MaxTokens < 1)

@@ -50,7 +50,8 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         if (tools.Kind == ToolChoiceKind.Auto && ToolCallParsers.ShowsSpecialTokens(parser))
             sampling = sampling with { SkipSpecialTokens = false };
         // vLLM's add_special_tokens, false by default: the chat template writes the special tokens itself.
-        int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages");
+        int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages",
+            PromptTruncation.Read(f, stage.MaxContext, sampling.MaxTokens));
         int n = SamplingRequestReader.ReadChoiceCount(f);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct,
             GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);

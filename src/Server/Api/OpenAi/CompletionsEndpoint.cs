@@ -28,8 +28,12 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         int? scoredTop = echo && logprobs is int top ? Math.Max(top, promptLogprobs ?? 0) : promptLogprobs;
         sampling = sampling with { Constraint = format?.Constraint, PromptLogprobs = scoredTop };
         bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;        // vLLM's: the tokenizer's BOS/EOS around prompt strings
-        var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens, "prompt"));
-        var echoed = echo ? CompletionPromptReader.Texts(f).Select((text, i) => text ?? model.Decode(prompts[i], skipSpecialTokens: false)).ToList() : null;
+        var truncation = PromptTruncation.Read(f, stage.MaxContext, sampling.MaxTokens);
+        var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens, "prompt", truncation));
+        if (truncation is not null)
+            prompts = prompts.Select(truncation.Apply).ToList();
+        var echoed = echo ? CompletionPromptReader.Texts(f).Select((text, i) => truncation is null ? text ?? model.Decode(prompts[i], skipSpecialTokens: false)
+            : model.Decode(prompts[i], skipSpecialTokens: false)).ToList() : null;
 
         int n = SamplingRequestReader.ReadChoiceCount(f);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct,

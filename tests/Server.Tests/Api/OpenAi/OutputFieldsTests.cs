@@ -95,7 +95,6 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/completions", "{\"use_beam_search\": true}", "use_beam_search")]
     [InlineData("/v1/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
     [InlineData("/v1/completions", "{\"priority\": 3}", "priority")]
-    [InlineData("/v1/completions", "{\"truncate_prompt_tokens\": 4}", "truncate_prompt_tokens")]
     [InlineData("/v1/completions", "{\"return_tokens_as_token_ids\": true}", "return_tokens_as_token_ids")]
     [InlineData("/v1/completions", "{\"logits_processors\": [\"x\"]}", "logits_processors")]
     [InlineData("/v1/completions", "{\"guided_grammar\": \"root ::= \\\"a\\\"\"}", "guided_grammar")]
