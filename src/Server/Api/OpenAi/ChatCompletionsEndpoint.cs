@@ -59,6 +59,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         bool returnIds = f.Bool("return_token_ids") ?? false, includeReasoning = f.Bool("include_reasoning") ?? true;
+        var names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? false);
         var choices = requests.Select((_, i) => new ChatChoice(new ChoiceResult(i, prompt.Length, firstOfPrompt: i == 0), tools, chat, thinks, includeReasoning)).ToList();
         var results = choices.Select(c => c.Result).ToList();
 
@@ -75,7 +76,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                 ["object"] = "chat.completion",
                 ["created"] = created,
                 ["model"] = modelName,
-                ["choices"] = new JsonArray(choices.Select(c => (JsonNode)c.Whole(topLogprobs is null ? null : LogprobsFormatter.Chat(c.Result.Events, model), returnIds)).ToArray()),
+                ["choices"] = new JsonArray(choices.Select(c => (JsonNode)c.Whole(topLogprobs is null ? null : LogprobsFormatter.Chat(c.Result.Events, names), returnIds)).ToArray()),
             };
             if (auto)
                 body["adapters"] = ModelResolver.Describe(adapters);
@@ -105,7 +106,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                 for (bool more = first[i]; more; more = await streams[i].MoveNextAsync())
                 {
                     var e = streams[i].Current;
-                    var choice = c.Next(e, topLogprobs is null ? null : LogprobsFormatter.Chat([e], model));
+                    var choice = c.Next(e, topLogprobs is null ? null : LogprobsFormatter.Chat([e], names));
                     // The prompt's scores come once, with choice 0's first token (vLLM's first chunk carries them).
                     var scores = i == 0 && promptLogprobs is not null && e.PromptLogprobs is { } s ? LogprobsFormatter.Prompt(s, model) : null;
                     if (choice is null && scores is null)

@@ -41,11 +41,12 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         bool stream = f.Bool("stream") ?? false;
         var usage = StreamUsage.Read(f);
         bool returnIds = f.Bool("return_token_ids") ?? false;
+        var names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? false);
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var results = requests.Select((r, i) => new ChoiceResult(i, r.PromptTokens.Count, firstOfPrompt: i % n == 0)).ToList();
         // The echoed prompt's part of a choice's logprobs, from its first event's prompt scores.
-        JsonObject Echoed(ChoiceResult r) => LogprobsFormatter.EchoedPrompt(requests[r.Index].PromptTokens, r.Events[0].PromptLogprobs!, model);
+        JsonObject Echoed(ChoiceResult r) => LogprobsFormatter.EchoedPrompt(requests[r.Index].PromptTokens, r.Events[0].PromptLogprobs!, names);
 
         if (!stream)
         {
@@ -53,7 +54,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
             var choices = new JsonArray(results.Select(r =>
             {
                 string lead = echoed?[r.Index / n] ?? "";
-                var lp = logprobs is null ? null : LogprobsFormatter.Completion(r.Events, model, lead.Length);
+                var lp = logprobs is null ? null : LogprobsFormatter.Completion(r.Events, names, lead.Length);
                 var choice = Choice(r, lead + r.Text, echo && lp is not null ? LogprobsFormatter.Concat(Echoed(r), lp) : lp,
                     ChoiceResult.FinishName(r.Finish), returnIds ? r.TokenIds : null, r.Events.Count > 0 ? ChoiceResult.IncompleteDetails(r.Events[^1]) : null);
                 if (promptLogprobs is not null)
@@ -86,7 +87,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
                     await sse.SendAsync(Envelope(id, created, modelName, new JsonArray(prompt)), ct);
                 }
 
-                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], model, lead.Length + offset);
+                var lp = logprobs is null ? null : LogprobsFormatter.Completion([e], names, lead.Length + offset);
                 var choice = Choice(r, e.TextDelta, lp, ChoiceResult.FinishName(e.Finish), returnIds ? [e.Token.Id] : null, ChoiceResult.IncompleteDetails(e));
                 if (promptLogprobs is not null && e.PromptLogprobs is { } scores)
                     choice["prompt_logprobs"] = LogprobsFormatter.Prompt(scores, model);

@@ -7,7 +7,7 @@ namespace Serving.Server.Api.OpenAi;
 /// <summary>OpenAI's two logprobs shapes: the legacy completions one and the chat one.</summary>
 internal static class LogprobsFormatter
 {
-    public static JsonObject Completion(IReadOnlyList<TokenEvent> events, ServedModel model, int textOffset)
+    public static JsonObject Completion(IReadOnlyList<TokenEvent> events, LogprobTokens names, int textOffset)
     {
         var tokens = new JsonArray();
         var logprobs = new JsonArray();
@@ -16,12 +16,11 @@ internal static class LogprobsFormatter
         int offset = textOffset;
         foreach (var e in events)
         {
-            string text = model.TokenText(e.Token.Id);
-            tokens.Add(text);
+            tokens.Add(names.Name(e.Token.Id));
             logprobs.Add(e.Token.Logprob);
             var alternatives = new JsonObject();
             foreach (var (id, lp) in e.Token.TopLogprobs)
-                alternatives[model.TokenText(id)] ??= lp;
+                alternatives[names.Name(id)] ??= lp;
             top.Add(alternatives);
             offsets.Add(offset);
             offset += e.TextDelta.Length;
@@ -62,7 +61,7 @@ internal static class LogprobsFormatter
     /// The legacy completions shape for an echoed prompt (<c>echo</c> with <c>logprobs</c>): its tokens, their scores (null
     /// for the first, which nothing predicts), the top alternatives, offsets from 0 into the echoed text.
     /// </summary>
-    public static JsonObject EchoedPrompt(IReadOnlyList<int> prompt, IReadOnlyList<PromptTokenLogprob?> scores, ServedModel model)
+    public static JsonObject EchoedPrompt(IReadOnlyList<int> prompt, IReadOnlyList<PromptTokenLogprob?> scores, LogprobTokens names)
     {
         var tokens = new JsonArray();
         var logprobs = new JsonArray();
@@ -71,10 +70,9 @@ internal static class LogprobsFormatter
         int offset = 0;
         for (int i = 0; i < prompt.Count; i++)
         {
-            string text = model.TokenText(prompt[i]);
-            tokens.Add(text);
+            tokens.Add(names.Name(prompt[i]));
             offsets.Add(offset);
-            offset += text.Length;
+            offset += names.Model.TokenText(prompt[i]).Length;
             if (scores[i] is not { } score)
             {
                 logprobs.Add(null);
@@ -85,7 +83,7 @@ internal static class LogprobsFormatter
             logprobs.Add(score.Logprob);
             var alternatives = new JsonObject();
             foreach (var (id, lp) in score.TopLogprobs)
-                alternatives[model.TokenText(id)] ??= lp;
+                alternatives[names.Name(id)] ??= lp;
             top.Add(alternatives);
         }
 
@@ -109,15 +107,15 @@ internal static class LogprobsFormatter
         ["decoded_token"] = model.TokenText(id),
     };
 
-    public static JsonObject Chat(IReadOnlyList<TokenEvent> events, ServedModel model)
+    public static JsonObject Chat(IReadOnlyList<TokenEvent> events, LogprobTokens names)
     {
         var content = new JsonArray();
         foreach (var e in events)
         {
             var top = new JsonArray();
             foreach (var (id, lp) in e.Token.TopLogprobs)
-                top.Add(Entry(model, id, lp));
-            var entry = Entry(model, e.Token.Id, e.Token.Logprob);
+                top.Add(Entry(names, id, lp));
+            var entry = Entry(names, e.Token.Id, e.Token.Logprob);
             entry["top_logprobs"] = top;
             content.Add(entry);
         }
@@ -125,10 +123,10 @@ internal static class LogprobsFormatter
         return new JsonObject { ["content"] = content };
     }
 
-    private static JsonObject Entry(ServedModel model, int id, float logprob) => new()
+    private static JsonObject Entry(LogprobTokens names, int id, float logprob) => new()
     {
-        ["token"] = model.TokenText(id),
+        ["token"] = names.Name(id),
         ["logprob"] = logprob,
-        ["bytes"] = new JsonArray((model.TokenBytes(id) ?? []).Select(b => (JsonNode)(int)b).ToArray()),
+        ["bytes"] = new JsonArray(names.Bytes(id).Select(b => (JsonNode)(int)b).ToArray()),
     };
 }

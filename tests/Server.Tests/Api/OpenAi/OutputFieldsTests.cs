@@ -84,6 +84,31 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
         Assert.True(with.Length > without.Length && with.StartsWith(without, StringComparison.Ordinal), $"«{without}» then «{with}»");
     }
 
+    [Fact]
+    public async Task Logprobs_ReturnTokensAsTokenIds_EveryTokenNamedByItsIdAsVllm()
+    {
+        var completion = new JsonObject { ["model"] = Model, ["prompt"] = Prompt, ["max_tokens"] = 4, ["temperature"] = 0, ["logprobs"] = 2,
+            ["echo"] = true, ["return_token_ids"] = true, ["return_tokens_as_token_ids"] = true };
+        var (status, answer) = await HttpJson.PostRawAsync(Http, "/v1/completions", completion.ToJsonString());
+        Assert.True(status == 200, answer.ToJsonString());
+        var choice = answer["choices"]![0]!;
+        int[] ids = [.. answer["prompt_token_ids"]!.AsArray().Select(t => (int)t!), .. choice["token_ids"]!.AsArray().Select(t => (int)t!)];
+        var lp = choice["logprobs"]!;
+        Assert.Equal(ids.Select(id => $"token_id:{id}"), lp["tokens"]!.AsArray().Select(t => (string)t!));
+        Assert.All(lp["top_logprobs"]!.AsArray().Skip(1), top => Assert.All(top!.AsObject(), kv => Assert.Matches("^token_id:[0-9]+$", kv.Key)));
+        completion.Remove("return_tokens_as_token_ids");
+        var (_, plain) = await HttpJson.PostRawAsync(Http, "/v1/completions", completion.ToJsonString());
+        Assert.Equal(plain["choices"]![0]!["logprobs"]!["text_offset"]!.ToJsonString(), lp["text_offset"]!.ToJsonString());
+        Assert.Equal((string)plain["choices"]![0]!["text"]!, (string)choice["text"]!);
+
+        var chat = HttpJson.GreedyChat(Model, Prompt, 3, new JsonObject { ["logprobs"] = true, ["top_logprobs"] = 2, ["return_token_ids"] = true, ["return_tokens_as_token_ids"] = true });
+        var chatChoice = await HttpJson.FirstChatChoiceAsync(Http, chat);
+        var content = chatChoice["logprobs"]!["content"]!.AsArray();
+        Assert.Equal(chatChoice["token_ids"]!.AsArray().Select(t => $"token_id:{(int)t!}"), content.Select(c => (string)c!["token"]!));
+        Assert.All(content, c => Assert.Equal(System.Text.Encoding.UTF8.GetBytes((string)c!["token"]!).Select(b => (int)b), c!["bytes"]!.AsArray().Select(b => (int)b!)));
+        Assert.All(content, c => Assert.All(c!["top_logprobs"]!.AsArray(), t => Assert.StartsWith("token_id:", (string)t!["token"]!, StringComparison.Ordinal)));
+    }
+
     [Theory]
     [InlineData("/v1/completions", "{\"allowed_token_ids\": []}", "allowed_token_ids")]
     [InlineData("/v1/completions", "{\"allowed_token_ids\": [-1]}", "allowed_token_ids")]
@@ -95,7 +120,6 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/completions", "{\"use_beam_search\": true}", "use_beam_search")]
     [InlineData("/v1/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
     [InlineData("/v1/completions", "{\"priority\": 3}", "priority")]
-    [InlineData("/v1/completions", "{\"return_tokens_as_token_ids\": true}", "return_tokens_as_token_ids")]
     [InlineData("/v1/completions", "{\"logits_processors\": [\"x\"]}", "logits_processors")]
     [InlineData("/v1/completions", "{\"guided_grammar\": \"root ::= \\\"a\\\"\"}", "guided_grammar")]
     [InlineData("/v1/chat/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
