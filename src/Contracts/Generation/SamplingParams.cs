@@ -52,6 +52,16 @@ public sealed record SamplingParams
     /// <summary>Only these tokens may be chosen (vLLM's <c>allowed_token_ids</c>); null: any.</summary>
     public IReadOnlyList<int>? AllowedTokenIds { get; init; }
 
+    /// <summary>
+    /// vLLM's <c>bad_words</c> as token sequences: the last token of a sequence may not be generated right after the
+    /// output ends with the ones before it (a one-token sequence is never generated). At most
+    /// <see cref="MaxBadWordTokens"/> tokens in all: each is read on every step of the sequence.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<int>> BadWords { get; init; } = [];
+
+    /// <summary>The most tokens <see cref="BadWords"/> may hold together.</summary>
+    public const int MaxBadWordTokens = 4096;
+
     /// <summary>Whether special tokens the model generates are left out of the text (vLLM's <c>skip_special_tokens</c>, default true).</summary>
     public bool SkipSpecialTokens { get; init; } = true;
 
@@ -64,7 +74,7 @@ public sealed record SamplingParams
     private static readonly IReadOnlyDictionary<int, float> EmptyBias = new Dictionary<int, float>();
 
     /// <summary>Whether any logit adjustment (allowed set, bias, penalty, minimum length) applies: sampling then works on a copy of the logits.</summary>
-    public bool AdjustsLogits => LogitBias.Count > 0 || Penalizes || MinTokens > 0 || AllowedTokenIds is not null;
+    public bool AdjustsLogits => LogitBias.Count > 0 || Penalizes || MinTokens > 0 || AllowedTokenIds is not null || BadWords.Count > 0;
 
     /// <summary>Whether a penalty reads the tokens seen so far (presence, frequency or repetition).</summary>
     public bool Penalizes => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f;
@@ -100,5 +110,7 @@ public sealed record SamplingParams
             throw new ArgumentException("min_tokens must be in [0, max_tokens]");
         if (AllowedTokenIds is { } allowed && (allowed.Count == 0 || allowed.Any(t => t < 0)))
             throw new ArgumentException("allowed_token_ids must be a non-empty list of token ids");
+        if (BadWords.Any(w => w.Count == 0 || w.Any(t => t < 0)) || BadWords.Sum(w => (long)w.Count) > MaxBadWordTokens)
+            throw new ArgumentException($"bad_words must be non-empty token sequences, at most {MaxBadWordTokens} tokens in all");
     }
 }

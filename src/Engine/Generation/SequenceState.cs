@@ -97,13 +97,33 @@ public sealed class SequenceState
 
     /// <summary>
     /// Tokens the next step may not choose: the stop tokens while fewer than <see cref="SamplingParams.MinTokens"/> are
-    /// generated, unless an output constraint leaves nothing else to choose (a complete output that nothing may extend).
+    /// generated, unless an output constraint leaves nothing else to choose (a complete output that nothing may extend);
+    /// and the token that would complete one of <see cref="SamplingParams.BadWords"/>, as vLLM's bad-words processor
+    /// (over the generated tokens only).
     /// </summary>
     internal IReadOnlyCollection<int> SuppressedTokens((ulong[] Mask, IReadOnlyCollection<int> AlsoAllowed)? allowed)
     {
-        if (_generated.Count >= Sampling.MinTokens)
-            return [];
-        return allowed is { } a && !a.Mask.AsSpan().ContainsAnyExcept(0UL) ? [] : _stopTokens;
+        IReadOnlyCollection<int> stops = _generated.Count >= Sampling.MinTokens || (allowed is { } a && !a.Mask.AsSpan().ContainsAnyExcept(0UL))
+            ? [] : _stopTokens;
+        if (Sampling.BadWords.Count == 0)
+            return stops;
+        var suppressed = new HashSet<int>(stops);
+        var output = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_generated);
+        foreach (var word in Sampling.BadWords)
+            if (EndsWithAllButLast(output, word))
+                suppressed.Add(word[^1]);
+        return suppressed;
+    }
+
+    private static bool EndsWithAllButLast(ReadOnlySpan<int> output, IReadOnlyList<int> word)
+    {
+        int before = word.Count - 1;
+        if (output.Length < before)
+            return false;
+        for (int i = 0; i < before; i++)
+            if (output[output.Length - before + i] != word[i])
+                return false;
+        return true;
     }
 
     /// <summary>All tokens of the sequence so far (prompt, then generated).</summary>

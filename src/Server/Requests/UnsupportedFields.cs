@@ -27,7 +27,6 @@ internal static class UnsupportedFields
     private static readonly Field[] Both =
     [
         new("use_beam_search", "is not supported (beam search is not implemented)"),
-        new("bad_words", "is not supported (use logit_bias to ban tokens)"),
         new("logits_processors", "is not supported"),
         new("guided_grammar", "is not supported (use guided_json, guided_regex or guided_choice)"),
     ];

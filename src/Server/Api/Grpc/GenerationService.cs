@@ -134,6 +134,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             AllowedTokenIds = r.AllowedTokenIds.Count > 0 ? [.. r.AllowedTokenIds] : null,
             SkipSpecialTokens = !r.HasSkipSpecialTokens || r.SkipSpecialTokens,
             IncludeStopStringInOutput = r.IncludeStopStrInOutput,
+            BadWords = BadWordsReader.Tokenize(r.BadWords, model),
         };
         try
         {

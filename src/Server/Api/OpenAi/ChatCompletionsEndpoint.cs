@@ -33,7 +33,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             : f.Int("top_logprobs", 0, 20) is > 0 ? throw JsonFields.Bad("top_logprobs", "needs logprobs: true") : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
         int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
-        sampling = sampling with { PromptLogprobs = promptLogprobs };
+        sampling = sampling with { PromptLogprobs = promptLogprobs, BadWords = BadWordsReader.Read(f, model) };
         var format = OutputConstraintReader.Read(f);
         if (tools.Forced)
             format = format is null ? tools.Constraint() : throw ApiException.BadRequest($"'tool_choice' forces tool calls; it cannot be combined with '{format.Value.Field}'", "tool_choice");

@@ -26,7 +26,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         bool echo = f.Bool("echo") ?? false;
         int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
         int? scoredTop = echo && logprobs is int top ? Math.Max(top, promptLogprobs ?? 0) : promptLogprobs;
-        sampling = sampling with { Constraint = format?.Constraint, PromptLogprobs = scoredTop };
+        sampling = sampling with { Constraint = format?.Constraint, PromptLogprobs = scoredTop, BadWords = BadWordsReader.Read(f, model) };
         bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;        // vLLM's: the tokenizer's BOS/EOS around prompt strings
         var truncation = PromptTruncation.Read(f, stage.MaxContext, sampling.MaxTokens);
         var prompts = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens, "prompt", truncation));

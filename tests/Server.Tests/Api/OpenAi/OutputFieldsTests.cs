@@ -85,6 +85,32 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     }
 
     [Fact]
+    public async Task Completions_BadWords_TheWordNeverGeneratedAloneOrAfterASpace()
+    {
+        var (_, plain, _) = await Greedy(8, new { ignore_eos = true });
+        var (_, detok) = await HttpJson.PostAsync(Http, "/detokenize", new { model = Model, tokens = new[] { plain[0] } });
+        string word = ((string)detok["prompt"]!).Trim();
+        Assert.False(string.IsNullOrEmpty(word), "the first greedy token is a word");
+        async Task<int[]> Ids(string text) =>
+            (await HttpJson.PostAsync(Http, "/tokenize", new { model = Model, prompt = text, add_special_tokens = false })).Body["tokens"]!.AsArray().Select(t => (int)t!).ToArray();
+        int[][] forms = [await Ids(word), await Ids(" " + word)];
+
+        var (_, banned, _) = await Greedy(8, new { ignore_eos = true, bad_words = new[] { "  " + word } });
+        var (_, chat, _) = await Greedy(8, new { ignore_eos = true, bad_words = new[] { word } }, "/v1/chat/completions");
+
+        Assert.NotEqual(plain[0], banned[0]);
+        foreach (var form in forms.Where(f => f.Length == 1))
+        {
+            Assert.DoesNotContain(form[0], banned);
+            Assert.DoesNotContain(form[0], chat);
+        }
+
+        var (status, answer) = await HttpJson.PostSmallestAsync(Http, "/v1/completions", Model, "{\"bad_words\": [\"  \"]}");
+        Assert.True(status == 400, answer.ToJsonString());
+        Assert.Equal("bad_words", (string)answer["error"]!["param"]!);
+    }
+
+    [Fact]
     public async Task Logprobs_ReturnTokensAsTokenIds_EveryTokenNamedByItsIdAsVllm()
     {
         var completion = new JsonObject { ["model"] = Model, ["prompt"] = Prompt, ["max_tokens"] = 4, ["temperature"] = 0, ["logprobs"] = 2,
@@ -118,11 +144,9 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/chat/completions", "{\"top_logprobs\": 3}", "top_logprobs")]
     [InlineData("/v1/completions", "{\"suffix\": \"x\"}", "suffix")]
     [InlineData("/v1/completions", "{\"use_beam_search\": true}", "use_beam_search")]
-    [InlineData("/v1/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
     [InlineData("/v1/completions", "{\"priority\": 3}", "priority")]
     [InlineData("/v1/completions", "{\"logits_processors\": [\"x\"]}", "logits_processors")]
     [InlineData("/v1/completions", "{\"guided_grammar\": \"root ::= \\\"a\\\"\"}", "guided_grammar")]
-    [InlineData("/v1/chat/completions", "{\"bad_words\": [\"fox\"]}", "bad_words")]
     [InlineData("/v1/chat/completions", "{\"add_special_tokens\": 1}", "add_special_tokens")]
     [InlineData("/v1/chat/completions", "{\"tool_choice\": \"sometimes\"}", "tool_choice")]
     [InlineData("/v1/chat/completions", "{\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", "tool_choice")]
@@ -167,11 +191,13 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
         {
             allowed_token_ids = new[] { 995, 1212, EndOfText }, skip_special_tokens = false, include_stop_str_in_output = true, ignore_eos = true,
             logit_bias = new Dictionary<string, int> { [EndOfText.ToString(System.Globalization.CultureInfo.InvariantCulture)] = 3 },
+            bad_words = new[] { "world" },
         });
         var request = new V1.GenerateRequest
         {
             Model = Model, Prompt = Prompt, MaxTokens = 6, Temperature = 0, SkipSpecialTokens = false, IncludeStopStrInOutput = true, IgnoreEos = true,
             LogitBias = { [EndOfText] = 3 },
+            BadWords = { "world" },
         };
         request.AllowedTokenIds.AddRange([995, 1212, EndOfText]);
         var reply = await client.GenerateAsync(request);
