@@ -30,11 +30,11 @@ public sealed class StepScheduler
     private readonly PrefixCache _prefixes;
     private readonly RequestOrder _order;
     private readonly ConcurrentQueue<ScheduledRequest> _incoming = new();
-    private readonly List<ScheduledRequest> _waiting = [];             // sorted by _order.Waiting
+    private readonly WaitingQueue _waiting;
     private readonly List<ScheduledRequest> _running = [];             // sorted by Admission
     private readonly Dictionary<string, int> _runningPerTenant = new(StringComparer.Ordinal);
     private readonly WorkSignal _signal = new();
-    private long _queuedRequests, _queuedTokens, _arrivals, _admissions;
+    private long _arrivals, _admissions;
     private int _runningSnapshot;                                      // _running.Count as of the last change, for other threads
     private volatile bool _closed;
 
@@ -57,6 +57,7 @@ public sealed class StepScheduler
         _kv = new KvBlockAllocator(blocks, blockSize);
         _prefixes = new PrefixCache(_kv, options.PrefixCaching);
         _order = new RequestOrder(options.SchedulingPolicy);
+        _waiting = new WaitingQueue(_order.Waiting);
         if (_kv.BlocksFor(maxContext) > blocks)
             throw new ArgumentException($"the KV cache ({blocks} blocks of {blockSize} tokens) cannot hold one sequence of the max context {maxContext}");
     }
@@ -67,9 +68,9 @@ public sealed class StepScheduler
     public int Running => _running.Count;
 
     /// <summary>Requests queued and not running (thread-safe).</summary>
-    public int Waiting => (int)Interlocked.Read(ref _queuedRequests);
+    public int Waiting => _waiting.Count;
 
-    public long QueuedTokens => Interlocked.Read(ref _queuedTokens);
+    public long QueuedTokens => _waiting.Tokens;
     public long Preemptions { get; private set; }
 
     /// <summary>Prompt tokens looked up in the prefix cache at admissions (vLLM's <c>prefix_cache_queries</c>; thread-safe).</summary>
@@ -80,7 +81,7 @@ public sealed class StepScheduler
     public IReadOnlyList<ScheduledRequest> RunningRequests => _running;
 
     /// <summary>Queued requests in admission order (engine loop only; arrivals not yet planned are not included).</summary>
-    public IReadOnlyList<ScheduledRequest> WaitingRequests => _waiting;
+    public IReadOnlyList<ScheduledRequest> WaitingRequests => _waiting.Items;
 
     /// <summary>Queues a request, or refuses it at once when the queue is at its limit (the caller answers 429).</summary>
     public EnqueueOutcome TryEnqueue(ScheduledRequest request)
@@ -90,18 +91,9 @@ public sealed class StepScheduler
         // A burst that the batch has free seats for is not "queued" in the sense of the limit: those requests are admitted
         // at the next step. Without this a burst larger than MaxQueuedRequests is partly refused by an idle server.
         int freeSeats = Math.Max(0, MaxSequences - Volatile.Read(ref _runningSnapshot));
-        if (Interlocked.Increment(ref _queuedRequests) > (long)_options.MaxQueuedRequests + freeSeats)
-        {
-            Interlocked.Decrement(ref _queuedRequests);
-            return EnqueueOutcome.TooManyRequests;
-        }
-
-        if (Interlocked.Add(ref _queuedTokens, request.PromptTokens) > _options.MaxQueuedTokens)
-        {
-            Interlocked.Add(ref _queuedTokens, -request.PromptTokens);
-            Interlocked.Decrement(ref _queuedRequests);
-            return EnqueueOutcome.TooManyTokens;
-        }
+        if (_waiting.TryReserve(request.PromptTokens, (long)_options.MaxQueuedRequests + freeSeats, _options.MaxQueuedTokens) is var reserved
+            && reserved != EnqueueOutcome.Accepted)
+            return reserved;
 
         if (_options.RequestTimeoutSeconds > 0)
         {
@@ -123,7 +115,7 @@ public sealed class StepScheduler
         var wake = _signal.Capture();
         var now = _time.GetUtcNow();
         while (_incoming.TryDequeue(out var arrived))
-            InsertWaiting(arrived);
+            _waiting.Insert(arrived);
 
         var ended = new List<RequestEnded>();
         RemoveAbortedAndExpired(now, ended);
@@ -188,18 +180,18 @@ public sealed class StepScheduler
     {
         _closed = true;
         while (_incoming.TryDequeue(out var arrived))
-            InsertWaiting(arrived);
-        var all = _running.Concat(_waiting).Select(r => r.Id).ToList();
+            _waiting.Insert(arrived);
+        var all = _running.Concat(_waiting.Items).Select(r => r.Id).ToList();
         foreach (var r in _running.ToList())
             End(r);
-        foreach (var r in _waiting.ToList())
+        foreach (var r in _waiting.Items.ToList())
             End(r);
         return all;
     }
 
     private void RemoveAbortedAndExpired(DateTimeOffset now, List<RequestEnded> ended)
     {
-        foreach (var r in _running.Concat(_waiting).ToList())
+        foreach (var r in _running.Concat(_waiting.Items).ToList())
         {
             var cause = r.Aborted.IsCancellationRequested ? EndCause.Cancelled : r.Deadline <= now ? EndCause.TimedOut : (EndCause?)null;
             if (cause is EndCause c)
@@ -243,7 +235,7 @@ public sealed class StepScheduler
             // Never r alone: the constructor guarantees one sequence of MaxContext tokens fits the whole cache.
             var victim = _order.FirstVictim(_running);
             Preempt(victim);
-            InsertWaiting(victim);
+            _waiting.Requeue(victim);
             preempted.Add(victim.Id);
             if (victim == r)
                 return false;
@@ -253,6 +245,7 @@ public sealed class StepScheduler
         return true;
     }
 
+    /// <summary>Takes a running request out of the batch with nothing computed; the caller queues it again.</summary>
     private void Preempt(ScheduledRequest r)
     {
         Preemptions++;
@@ -263,25 +256,23 @@ public sealed class StepScheduler
         r.Computed = 0;
         r.CachedPromptTokens = 0;
         r.Phase = RequestPhase.Waiting;
-        Interlocked.Increment(ref _queuedRequests);
-        Interlocked.Add(ref _queuedTokens, r.Length);
     }
 
     private void Admit(ref int budget, Dictionary<RequestId, int> tokens, List<RequestStarted> started, List<Task> loads, List<RequestEnded> ended,
         List<RequestId> preemptedNow)
     {
-        var candidates = AdmissionPlanner.Candidates(_options.Policy, _running.Select(r => r.Adapters).ToList(), _waiting.Select(w => w.Adapters).ToList());
+        var candidates = AdmissionPlanner.Candidates(_options.Policy, _running.Select(r => r.Adapters).ToList(), _waiting.Items.Select(w => w.Adapters).ToList());
         var admitted = new List<ScheduledRequest>();
         var exempt = new HashSet<ScheduledRequest>();                  // waiting for their own tenant or adapter read: not starving
         int barrier = -1;
         for (int c = 0; c < candidates.Count && barrier < 0; c++)
-            if (_waiting[candidates[c]].BlockedSteps >= _options.StarvationSteps)
+            if (_waiting.Items[candidates[c]].BlockedSteps >= _options.StarvationSteps)
                 barrier = c;
         int lastExamined = -1;
         var displaced = new List<ScheduledRequest>();                  // preempted for an admission: queued after the loop
         for (int c = 0; c < candidates.Count; c++)
         {
-            var r = _waiting[candidates[c]];
+            var r = _waiting.Items[candidates[c]];
             bool needsRow = _running.Count >= MaxSequences;
             if ((barrier >= 0 && c > barrier) || (needsRow && _order.Policy == SchedulingPolicy.Fcfs) || budget <= 0
                 || (displaced.Count > 0 && r.Priority >= displaced.Min(v => v.Priority)))
@@ -361,24 +352,22 @@ public sealed class StepScheduler
 
         // Requests the loop did not reach this step: warm their adapters now (bounded look-ahead).
         var examined = candidates.Count == 0 ? 0 : lastExamined + 1;
-        foreach (var r in _waiting.Skip(examined).Take(2 * MaxSequences))
+        foreach (var r in _waiting.Items.Skip(examined).Take(2 * MaxSequences))
             if (!r.Adapters.IsBaseModel && r.Phase == RequestPhase.Waiting)
                 _adapters.Prefetch(r.Id, r.Adapters);
 
         foreach (var r in admitted)
         {
             _waiting.Remove(r);
-            Interlocked.Decrement(ref _queuedRequests);
-            Interlocked.Add(ref _queuedTokens, -r.Length);
             if (r.Phase == RequestPhase.Ended)
                 r.AbortRegistration.Dispose();
         }
 
-        foreach (var r in _waiting)
+        foreach (var r in _waiting.Items)
             if (!exempt.Contains(r))
                 r.BlockedSteps++;
         foreach (var r in displaced)
-            InsertWaiting(r);
+            _waiting.Requeue(r);
     }
 
     private void End(ScheduledRequest r)
@@ -392,8 +381,6 @@ public sealed class StepScheduler
         else if (r.Phase == RequestPhase.Waiting)
         {
             _waiting.Remove(r);
-            Interlocked.Decrement(ref _queuedRequests);
-            Interlocked.Add(ref _queuedTokens, -r.Length);
         }
 
         r.Phase = RequestPhase.Ended;
@@ -410,16 +397,10 @@ public sealed class StepScheduler
             _runningPerTenant.Remove(r.Tenant);
     }
 
-    private void InsertWaiting(ScheduledRequest r)
-    {
-        int at = _waiting.BinarySearch(r, _order.Waiting);
-        _waiting.Insert(at < 0 ? ~at : at, r);
-    }
-
     private DateTimeOffset? NextDeadline()
     {
         DateTimeOffset? next = null;
-        foreach (var r in _waiting.Concat(_running))
+        foreach (var r in _waiting.Items.Concat(_running))
             if (r.Deadline < (next ?? DateTimeOffset.MaxValue))
                 next = r.Deadline;
         return next;
