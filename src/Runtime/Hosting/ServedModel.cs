@@ -24,6 +24,9 @@ public sealed class ServedModel
     /// <summary>Longest sequence the model's positions (and the configured context) allow.</summary>
     public int MaxPositions => _model.Model.MaxPositions;
 
+    /// <summary>The tokens that end a sequence (generation_config.json's, else config.json's end-of-sequence ids).</summary>
+    public IReadOnlyList<int> EndOfSequenceTokenIds => _model.EosTokenIds;
+
     /// <summary>The checkpoint's generation_config.json defaults.</summary>
     public GenerationDefaults GenerationDefaults => _model.GenerationDefaults;
 

@@ -26,7 +26,6 @@ internal static class UnsupportedFields
 
     private static readonly Field[] Both =
     [
-        new("use_beam_search", "is not supported (beam search is not implemented)"),
         new("logits_processors", "is not supported"),
         new("guided_grammar", "is not supported (use guided_json, guided_regex or guided_choice)"),
     ];

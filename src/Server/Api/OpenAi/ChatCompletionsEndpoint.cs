@@ -53,6 +53,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages",
             PromptTruncation.Read(f, stage.MaxContext, sampling.MaxTokens));
         int n = SamplingRequestReader.ReadChoiceCount(f);
+        var beams = BeamSearchRequest.Read(f, sampling, n);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct,
             GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);
         var adapters = requests[0].Adapters;
@@ -65,11 +66,11 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
 
         if (f.Bool("stream") != true)
         {
-            await Task.WhenAll(choices.Select(async (c, i) =>
+            await (beams is not null ? BeamSearch.FillAsync(client, requests, beams, results, model, ct) : Task.WhenAll(choices.Select(async (c, i) =>
             {
                 await foreach (var e in client.SubmitAsync(requests[i], ct))
                     c.Result.Add(e);
-            }));
+            })));
             var body = new JsonObject
             {
                 ["id"] = id,

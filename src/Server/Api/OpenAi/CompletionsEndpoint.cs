@@ -36,6 +36,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
             : model.Decode(prompts[i], skipSpecialTokens: false)).ToList() : null;
 
         int n = SamplingRequestReader.ReadChoiceCount(f);
+        var beams = BeamSearchRequest.Read(f, sampling, n, echo ? ["echo"] : []);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct,
             GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);
         bool stream = f.Bool("stream") ?? false;
@@ -50,7 +51,8 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
 
         if (!stream)
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], null, ct)));
+            await (beams is null ? Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], null, ct)))
+                : BeamSearch.FillAsync(client, requests, beams, results, model, ct));
             var choices = new JsonArray(results.Select(r =>
             {
                 string lead = echoed?[r.Index / n] ?? "";

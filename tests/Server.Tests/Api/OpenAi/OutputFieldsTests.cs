@@ -143,7 +143,6 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/chat/completions", "{\"echo\": true}", "echo")]
     [InlineData("/v1/chat/completions", "{\"top_logprobs\": 3}", "top_logprobs")]
     [InlineData("/v1/completions", "{\"suffix\": \"x\"}", "suffix")]
-    [InlineData("/v1/completions", "{\"use_beam_search\": true}", "use_beam_search")]
     [InlineData("/v1/completions", "{\"priority\": 3}", "priority")]
     [InlineData("/v1/completions", "{\"logits_processors\": [\"x\"]}", "logits_processors")]
     [InlineData("/v1/completions", "{\"guided_grammar\": \"root ::= \\\"a\\\"\"}", "guided_grammar")]
