@@ -20,6 +20,7 @@ public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, 
     public static OutputConstraint JsonObject() => new(OutputConstraintKind.JsonObject, "", []);
     public static OutputConstraint Regex(string pattern) => new(OutputConstraintKind.Regex, pattern, []);
     public static OutputConstraint Choice(IReadOnlyList<string> choices) => new(OutputConstraintKind.Choice, "", choices);
+    public static OutputConstraint Grammar(string gbnf) => new(OutputConstraintKind.Grammar, gbnf, []);
 
     /// <summary>A stable content key: equal constraints share one compiled automaton.</summary>
     public string CacheKey()

@@ -14,4 +14,7 @@ public enum OutputConstraintKind
 
     /// <summary>Exactly one of a list of strings (vLLM's <c>choice</c>).</summary>
     Choice,
+
+    /// <summary>Text in the language of a GBNF context-free grammar (vLLM's <c>grammar</c>), recursion unrolled to a bounded depth.</summary>
+    Grammar,
 }

@@ -211,6 +211,11 @@ public sealed class TokenConstraintCompiler
                         throw new ConstraintException($"choice[{i}]", "a choice must not be empty");
                 whole = nfa.Alternation(constraint.Choices.Select(nfa.Literal).ToList());
                 break;
+            case OutputConstraintKind.Grammar:
+                whole = GrammarParser.Parse(constraint.Source).Build(nfa, nfa.Chars);
+                if (whole.IsNever)
+                    throw new ConstraintException("grammar", $"no text of the grammar fits within {GrammarParser.MaxRecursion} levels of recursion");
+                break;
             default:
                 throw new ConstraintException("$", $"unknown constraint kind {constraint.Kind}");
         }

@@ -127,6 +127,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
                     ? (root.StartsWith("structured_output", StringComparison.Ordinal) ? root + "." : "guided_") + at
                 : at.StartsWith("regex", StringComparison.Ordinal) ? field + at["regex".Length..]
                 : at.StartsWith("choice", StringComparison.Ordinal) ? field + at["choice".Length..]
+                : at.StartsWith("grammar", StringComparison.Ordinal) ? field + at["grammar".Length..]
                 : field;
             throw ApiException.BadRequest($"'{path}': {ex.Message}", path);
         }

@@ -7,7 +7,8 @@ namespace Serving.Server.Requests;
 /// <summary>
 /// Reads a request's structured-output options into one <see cref="OutputConstraint"/>: OpenAI's <c>response_format</c>
 /// (<c>json_schema</c>, <c>json_object</c>, <c>text</c>), vLLM's <c>structured_outputs</c> (<c>json</c>, <c>regex</c>,
-/// <c>choice</c>, <c>json_object</c>) and vLLM's older <c>guided_json</c> / <c>guided_regex</c> / <c>guided_choice</c>.
+/// <c>choice</c>, <c>grammar</c>, <c>json_object</c>) and vLLM's older <c>guided_json</c> / <c>guided_regex</c> /
+/// <c>guided_choice</c> / <c>guided_grammar</c>.
 /// At most one may be given, with vLLM's whitespace options for JSON. Returns the request field the constraint came from,
 /// so compile errors can name the full path.
 /// </summary>
@@ -32,6 +33,8 @@ internal static class OutputConstraintReader
             found.Add((OutputConstraint.Regex(regex), "guided_regex"));
         if (f.Has("guided_choice"))
             found.Add((OutputConstraint.Choice(Choices(f, "guided_choice")), "guided_choice"));
+        if (f.Get("guided_grammar") is { } grammar)
+            found.Add((Grammar(grammar, "guided_grammar"), "guided_grammar"));
         if (found.Count > 1)
             throw ApiException.BadRequest($"give one output format, not {string.Join(" and ", found.Select(c => $"'{c.Item2}'"))}", found[1].Item2);
         string? whitespace = Whitespace(f);
@@ -81,10 +84,9 @@ internal static class OutputConstraintReader
     {
         foreach (var p in options.Root.EnumerateObject())
             if (!StructuredOutputKeys.Contains(p.Name))
-                throw JsonFields.Bad($"structured_outputs.{p.Name}", "is not a structured_outputs option (json, regex, choice, json_object)");
-        foreach (string unsupported in (ReadOnlySpan<string>)["grammar", "structural_tag"])
-            if (options.Has(unsupported))
-                throw JsonFields.Bad($"structured_outputs.{unsupported}", "is not supported; use json, regex or choice");
+                throw JsonFields.Bad($"structured_outputs.{p.Name}", "is not a structured_outputs option (json, regex, choice, grammar, json_object)");
+        if (options.Has("structural_tag"))
+            throw JsonFields.Bad("structured_outputs.structural_tag", "is not supported; use json, regex, choice or grammar");
         var kinds = new List<(OutputConstraint, string)>();
         if (options.Get("json") is { } json)
             kinds.Add((Schema(json), "structured_outputs.json"));
@@ -93,16 +95,23 @@ internal static class OutputConstraintReader
                 "structured_outputs.regex"));
         if (options.Has("choice"))
             kinds.Add((OutputConstraint.Choice(Choices(options, "choice", "structured_outputs.choice")), "structured_outputs.choice"));
+        if (options.Get("grammar") is { } grammar)
+            kinds.Add((Grammar(grammar, "structured_outputs.grammar"), "structured_outputs.grammar"));
         options.Bool("disable_any_whitespace");
         if (options.Bool("json_object") == true)
             kinds.Add((OutputConstraint.JsonObject(), "structured_outputs.json_object"));
         return kinds.Count switch
         {
             1 => kinds[0],
-            0 => throw JsonFields.Bad("structured_outputs", "must name one of json, regex, choice or json_object"),
-            _ => throw JsonFields.Bad("structured_outputs", $"must name exactly one of json, regex, choice or json_object, not {kinds.Count}"),
+            0 => throw JsonFields.Bad("structured_outputs", "must name one of json, regex, choice, grammar or json_object"),
+            _ => throw JsonFields.Bad("structured_outputs", $"must name exactly one of json, regex, choice, grammar or json_object, not {kinds.Count}"),
         };
     }
+
+    /// <summary>A GBNF grammar: a non-empty string.</summary>
+    private static OutputConstraint Grammar(JsonElement value, string field) => value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text
+        ? OutputConstraint.Grammar(text)
+        : throw JsonFields.Bad(field, "must be a GBNF grammar (a non-empty string)");
 
     /// <summary>A schema given as JSON, or as a string holding it (vLLM accepts both); the compiler judges what it holds.</summary>
     private static OutputConstraint Schema(JsonElement value) =>

@@ -16,7 +16,6 @@ internal static class UnsupportedFields
 
     private static readonly Field[] Chat =
     [
-        new("echo", "is not supported"),
         new("functions", "is not supported (use tools)"),
         new("function_call", "is not supported (use tools)"),
         new("prediction", "is not supported"),
@@ -27,7 +26,6 @@ internal static class UnsupportedFields
     private static readonly Field[] Both =
     [
         new("logits_processors", "is not supported"),
-        new("guided_grammar", "is not supported (use guided_json, guided_regex or guided_choice)"),
     ];
 
     /// <summary>Throws a 400 for the first such field present with a value that asks for something.</summary>

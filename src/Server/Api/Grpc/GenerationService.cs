@@ -170,6 +170,8 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         StructuredOutput.KindOneofCase.JsonSchema => OutputConstraint.JsonSchema(s.JsonSchema),
         StructuredOutput.KindOneofCase.JsonObject => s.JsonObject ? OutputConstraint.JsonObject() : null,
         StructuredOutput.KindOneofCase.Regex => OutputConstraint.Regex(s.Regex),
+        StructuredOutput.KindOneofCase.Grammar => s.Grammar.Length > 0 ? OutputConstraint.Grammar(s.Grammar)
+            : throw ApiException.BadRequest("must be a non-empty GBNF grammar", "structured_output.grammar"),
         _ => s.Choice.Values.Count is > 0 and <= OutputConstraintReader.MaxChoices
             ? OutputConstraint.Choice([.. s.Choice.Values])
             : throw ApiException.BadRequest($"must hold 1 to {OutputConstraintReader.MaxChoices} strings", "structured_output.choice.values"),
@@ -180,6 +182,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         StructuredOutput.KindOneofCase.JsonSchema => "structured_output.json_schema",
         StructuredOutput.KindOneofCase.Regex => "structured_output.regex",
         StructuredOutput.KindOneofCase.Choice => "structured_output.choice.values",
+        StructuredOutput.KindOneofCase.Grammar => "structured_output.grammar",
         _ => "structured_output",
     };
 

@@ -32,7 +32,10 @@ internal sealed class ChatChoice
     public ChoiceResult Result { get; }
 
     /// <summary>The whole choice, once every event has been added to <see cref="Result"/>.</summary>
-    public JsonObject Whole(JsonObject? logprobs, bool returnIds)
+    /// <param name="logprobs">The choice's logprobs, or null.</param>
+    /// <param name="returnIds">vLLM's <c>return_token_ids</c>.</param>
+    /// <param name="echoed">vLLM's chat <c>echo</c>: the final assistant message's text, which the content then starts with.</param>
+    public JsonObject Whole(JsonObject? logprobs, bool returnIds, string echoed = "")
     {
         if (_reader is null)
             _output.Content.Append(Result.Text);
@@ -42,10 +45,13 @@ internal sealed class ChatChoice
             _reader.Finish();
         }
 
+        var message = _writer.Message();
+        if (echoed.Length > 0)
+            message["content"] = echoed + (string?)message["content"];
         var choice = new JsonObject
         {
             ["index"] = Result.Index,
-            ["message"] = _writer.Message(),
+            ["message"] = message,
             ["logprobs"] = logprobs,
             ["finish_reason"] = FinishName(Result.Finish),
         };
@@ -56,8 +62,8 @@ internal sealed class ChatChoice
         return choice;
     }
 
-    /// <summary>The streamed opening: the assistant's role.</summary>
-    public JsonObject Opening() => Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null);
+    /// <summary>The streamed opening: the assistant's role, and the <paramref name="echoed"/> text (chat's <c>echo</c>).</summary>
+    public JsonObject Opening(string echoed = "") => Chunk(new JsonObject { ["role"] = "assistant", ["content"] = echoed }, null, null);
 
     /// <summary>
     /// Adds <paramref name="e"/> and returns its chunk's choice, or null when the readers hold its text until they know

@@ -54,6 +54,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
             PromptTruncation.Read(f, stage.MaxContext, sampling.MaxTokens));
         int n = SamplingRequestReader.ReadChoiceCount(f);
         var beams = BeamSearchRequest.Read(f, sampling, n);
+        string echoed = ChatPromptReader.Echoed(f);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct,
             GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);
         var adapters = requests[0].Adapters;
@@ -77,7 +78,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                 ["object"] = "chat.completion",
                 ["created"] = created,
                 ["model"] = modelName,
-                ["choices"] = new JsonArray(choices.Select(c => (JsonNode)c.Whole(topLogprobs is null ? null : LogprobsFormatter.Chat(c.Result.Events, names), returnIds)).ToArray()),
+                ["choices"] = new JsonArray(choices.Select(c => (JsonNode)c.Whole(topLogprobs is null ? null : LogprobsFormatter.Chat(c.Result.Events, names), returnIds, echoed)).ToArray()),
             };
             if (auto)
                 body["adapters"] = ModelResolver.Describe(adapters);
@@ -98,7 +99,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         {
             // The first MoveNext queues a request: a rejection (429) surfaces before the opening chunk commits a 200.
             var first = await Task.WhenAll(streams.Select(s => s.MoveNextAsync().AsTask()));
-            var opening = Envelope(id, created, modelName, choices.Select(c => c.Opening()));
+            var opening = Envelope(id, created, modelName, choices.Select(c => c.Opening(echoed)));
             if (auto)
                 opening["adapters"] = ModelResolver.Describe(adapters);
             await sse.SendAsync(opening, ct);

@@ -110,6 +110,18 @@ internal static class ChatPromptReader
         }
     }
 
+    /// <summary>
+    /// vLLM's chat <c>echo</c>: with it, the final message's text when that message is the assistant's (the answer then
+    /// starts with it — what continuing a message with <c>continue_final_message</c> wants); else, and without it, empty.
+    /// </summary>
+    public static string Echoed(JsonFields f)
+    {
+        if (f.Bool("echo") != true || f.Get("messages") is not { ValueKind: JsonValueKind.Array } list || list.GetArrayLength() == 0)
+            return "";
+        var last = new JsonFields(list[list.GetArrayLength() - 1]);
+        return last.String("role") == "assistant" && last.Get("content") is { ValueKind: not JsonValueKind.Null } content ? Content(content) : "";
+    }
+
     /// <summary>OpenAI's roles, and Llama 3.1's <c>ipython</c> for tool results; what a template does with each is its own affair.</summary>
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function", "ipython"];
 

@@ -146,4 +146,27 @@ public sealed class PromptOptionsTests : IAsyncLifetime
             new { model = await ModelId(), messages = Conversation("x"), continue_final_message = true, add_generation_prompt = true });
         Assert.Equal((400, "continue_final_message"), (status, (string?)body["error"]!["param"]));
     }
+
+    [Fact]
+    public async Task ChatCompletions_EchoWithAFinalAssistantMessage_AnswerStartsWithIt()
+    {
+        string model = await ModelId();
+        object Body(bool echo, object[] messages, bool stream = false) =>
+            new { model, messages, continue_final_message = true, add_generation_prompt = false, max_tokens = 5, temperature = 0, ignore_eos = true, echo, stream };
+
+        var (_, plain) = await HttpJson.PostAsync(_server.Http, "/v1/chat/completions", Body(false, Conversation("The answer is")));
+        var (status, echoed) = await HttpJson.PostAsync(_server.Http, "/v1/chat/completions", Body(true, Conversation("The answer is")));
+        var chunks = await HttpJson.StreamAsync(_server.Http, "/v1/chat/completions", Body(true, Conversation("The answer is"), stream: true));
+        string streamed = string.Concat(chunks.Where(c => c.StartsWith('{')).Select(c => (string?)JsonNode.Parse(c)!["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"]));
+        var (_, userLast) = await HttpJson.PostAsync(_server.Http, "/v1/chat/completions",
+            new { model, messages = new[] { new { role = "user", content = "hello there" } }, max_tokens = 5, temperature = 0, ignore_eos = true, echo = true });
+        var (_, userLastPlain) = await HttpJson.PostAsync(_server.Http, "/v1/chat/completions",
+            new { model, messages = new[] { new { role = "user", content = "hello there" } }, max_tokens = 5, temperature = 0, ignore_eos = true });
+
+        string Content(JsonNode answer) => (string)answer["choices"]![0]!["message"]!["content"]!;
+        Assert.Equal(200, status);
+        Assert.Equal("The answer is" + Content(plain), Content(echoed));
+        Assert.Equal(Content(echoed), streamed);
+        Assert.Equal(Content(userLastPlain), Content(userLast));                  // only an assistant's message is echoed
+    }
 }

@@ -121,6 +121,37 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
     }
 
     [Fact]
+    public async Task Completions_GrammarWithAdaptersOnRestAndGrpc_EveryOutputASentence()
+    {
+        const string grammar = """
+            root ::= select " from " table (" where " condition)?
+            select ::= "SELECT " column (", " column)*
+            column ::= "id" | "name" | "dose_mg"
+            table ::= "patients" | "orders"
+            condition ::= column " = " value (" AND " condition)?
+            value ::= [0-9]{1,4} | "'" [a-z]{1,8} "'"
+            """;
+        var sentence = new Regex(@"^SELECT (id|name|dose_mg)(, (id|name|dose_mg))* from (patients|orders)( where (id|name|dose_mg) = ([0-9]{1,4}|'[a-z]{1,8}')( AND (id|name|dose_mg) = ([0-9]{1,4}|'[a-z]{1,8}')){0,4})?$");
+        var bodies = await Task.WhenAll(Enumerable.Range(0, 24).Select(i => PostOk("/v1/completions", i % 2 == 0
+            ? new { model = AdapterFor(i), prompt = $"Query {i}:", max_tokens = 120, temperature = 1.0, seed = (ulong)i, structured_outputs = (object)new { grammar } }
+            : new { model = AdapterFor(i), prompt = $"Query {i}:", max_tokens = 120, temperature = 1.0, seed = (ulong)i, guided_grammar = (object)grammar })));
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(fixture.Server.Address);
+        var reply = await new V1.Generation.GenerationClient(channel).GenerateAsync(new V1.GenerateRequest
+        {
+            Model = fixture.Model, Prompt = "Query:", MaxTokens = 120, Temperature = 0, StructuredOutput = new V1.StructuredOutput { Grammar = grammar },
+        });
+
+        foreach (var body in bodies.Where(b => (string)b["choices"]![0]!["finish_reason"]! == "stop"))
+            Assert.Matches(sentence, (string)body["choices"]![0]!["text"]!);
+        Assert.Contains(bodies, b => (string)b["choices"]![0]!["finish_reason"]! == "stop");
+        Assert.True(reply.FinishReason != "stop" || sentence.IsMatch(reply.Text), reply.Text);
+        var (status, error) = await HttpJson.PostAsync(fixture.Http, "/v1/completions",
+            new { model = fixture.Model, prompt = "x", max_tokens = 4, structured_outputs = new { grammar = "root ::= value" } });
+        Assert.Equal(400, status);
+        Assert.Equal("structured_outputs.grammar[9]", (string)error["error"]!["param"]!);
+    }
+
+    [Fact]
     public async Task Completions_MaxTokensBeforeComplete_LengthAndIncompleteDetails()
     {
         var body = await PostOk("/v1/completions", new
