@@ -160,6 +160,7 @@ public sealed class EngineWorker : BackgroundService
     {
         var model = _host.Model;
         _binder = new AdapterSlotBinder(_host, _hostCache, id => _requests[id].Command.Adapters, _metrics);
+        _metrics.Vllm.ModelName = _host.ModelId;
         _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time);
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;

@@ -55,71 +55,93 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
                 throw new RequestFailedException(RequestFailure.Overloaded, "too many prompt tokens are queued; retry later");
         }
 
-        while (true)
+        long admittedTimestamp = 0, firstTimestamp = 0;
+        var finished = FinishReason.None;
+        try
         {
-            GenerationUpdate update;
-            try
+            while (true)
             {
-                if (!await output.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
-                    yield break;
-                if (!output.TryRead(out update!))
-                    continue;
-            }
-            catch (ArgumentException ex)
-            {
-                throw new RequestFailedException(RequestFailure.Invalid, ex.Message);
-            }
-            catch (AdapterStore.AdapterStoreException ex)
-            {
-                throw ex.Failure switch
+                GenerationUpdate update;
+                try
                 {
-                    AdapterStore.AdapterStoreFailure.Unavailable => new RequestFailedException(RequestFailure.Unavailable, $"adapter source unavailable: {ex.Message}", "model"),
-                    AdapterStore.AdapterStoreFailure.NotFound => new RequestFailedException(RequestFailure.NotFound, ex.Message, "model"),
-                    _ => new RequestFailedException(RequestFailure.Unprocessable, ex.Message, "model"),
-                };
-            }
-            catch (TimeoutException ex)
-            {
-                throw new RequestFailedException(RequestFailure.TimedOut, $"the request exceeded its time limit: {ex.Message}");
-            }
-            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new RequestFailedException(RequestFailure.Unavailable, ex.Message);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException and not RequestFailedException)
-            {
-                // The engine failed this request alone (its rows were rerun apart from the batch's): a server fault, with
-                // its cause, rather than an escaping exception that REST streams end without an error event for and gRPC
-                // reports as UNKNOWN with no detail.
-                throw new RequestFailedException(RequestFailure.Failed, $"the engine failed this request: {ex.Message}");
-            }
-
-            if (update.Token is null)
-            {
-                if (admittedAt is null)
+                    if (!await output.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                        yield break;
+                    if (!output.TryRead(out update!))
+                        continue;
+                }
+                catch (ArgumentException ex)
                 {
-                    admittedAt = DateTimeOffset.UtcNow;
-                    cachedPromptTokens = update.CachedPromptTokens;
-                    activity?.SetTag("serving.cached_prompt_tokens", cachedPromptTokens);
+                    throw new RequestFailedException(RequestFailure.Invalid, ex.Message);
+                }
+                catch (AdapterStore.AdapterStoreException ex)
+                {
+                    throw ex.Failure switch
+                    {
+                        AdapterStore.AdapterStoreFailure.Unavailable => new RequestFailedException(RequestFailure.Unavailable, $"adapter source unavailable: {ex.Message}", "model"),
+                        AdapterStore.AdapterStoreFailure.NotFound => new RequestFailedException(RequestFailure.NotFound, ex.Message, "model"),
+                        _ => new RequestFailedException(RequestFailure.Unprocessable, ex.Message, "model"),
+                    };
+                }
+                catch (TimeoutException ex)
+                {
+                    throw new RequestFailedException(RequestFailure.TimedOut, $"the request exceeded its time limit: {ex.Message}");
+                }
+                catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new RequestFailedException(RequestFailure.Unavailable, ex.Message);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException and not RequestFailedException)
+                {
+                    // The engine failed this request alone (its rows were rerun apart from the batch's): a server fault, with
+                    // its cause, rather than an escaping exception that REST streams end without an error event for and gRPC
+                    // reports as UNKNOWN with no detail.
+                    throw new RequestFailedException(RequestFailure.Failed, $"the engine failed this request: {ex.Message}");
                 }
 
-                continue;
-            }
+                if (update.Token is null)
+                {
+                    if (admittedAt is null)
+                    {
+                        admittedAt = DateTimeOffset.UtcNow;
+                        admittedTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
+                        cachedPromptTokens = update.CachedPromptTokens;
+                        activity?.SetTag("serving.cached_prompt_tokens", cachedPromptTokens);
+                    }
 
-            firstTokenAt ??= DateTimeOffset.UtcNow;
-            long now = System.Diagnostics.Stopwatch.GetTimestamp();
-            (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Record(System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds);
-            last = now;
-            metrics.AddGeneratedTokens(1);
-            generated++;
-            if (update.Token.Finish != FinishReason.None)
-            {
-                activity?.SetTag("serving.finish_reason", update.Token.Finish.ToString());
-                logger.LogInformation("Generated {Tokens} tokens for tenant '{Tenant}' with {Adapters} ({PromptTokens} prompt tokens): {Finish} after {Seconds:F3} s",
-                    generated, tenant, adapters, prompt.Count, update.Token.Finish, System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
-            }
+                    continue;
+                }
 
-            yield return generated == 1 ? update.Token with { CachedPromptTokens = cachedPromptTokens } : update.Token;
+                firstTokenAt ??= DateTimeOffset.UtcNow;
+                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                double gap = System.Diagnostics.Stopwatch.GetElapsedTime(last == 0 ? arrived : last, now).TotalSeconds;
+                (last == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Record(gap);
+                if (last == 0)
+                {
+                    firstTimestamp = now;
+                    metrics.Vllm.FirstToken(gap);
+                }
+                else
+                    metrics.Vllm.InterToken(gap);
+                last = now;
+                metrics.AddGeneratedTokens(1);
+                generated++;
+                if (update.Token.Finish != FinishReason.None)
+                {
+                    finished = update.Token.Finish;
+                    activity?.SetTag("serving.finish_reason", update.Token.Finish.ToString());
+                    logger.LogInformation("Generated {Tokens} tokens for tenant '{Tenant}' with {Adapters} ({PromptTokens} prompt tokens): {Finish} after {Seconds:F3} s",
+                        generated, tenant, adapters, prompt.Count, update.Token.Finish, System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
+                }
+
+                yield return generated == 1 ? update.Token with { CachedPromptTokens = cachedPromptTokens } : update.Token;
+            }
+        }
+        finally
+        {
+            if (finished != FinishReason.None)
+                metrics.Vllm.Finished(finished, prompt.Count, generated, sampling.MaxTokens, arrived, admittedTimestamp == 0 ? arrived : admittedTimestamp, firstTimestamp, last);
+            else
+                metrics.Vllm.Aborted(prompt.Count, generated, sampling.MaxTokens);
         }
     }
 }

@@ -62,13 +62,14 @@ public sealed class ServingMetrics
             description: "Live objects outside generation 0 (gen1, gen2, LOH, POH) as the last garbage collection left them, free space excluded.");
         Meter.CreateObservableGauge("serving_managed_heap_fragmentation_bytes", () => ManagedHeapAfterGc().Free,
             description: "Free space between the objects outside generation 0 as the last garbage collection left it.");
-        Meter.CreateObservableGauge("vllm:num_requests_waiting", () => Waiting, description: "Requests waiting to be processed.");
-        Meter.CreateObservableGauge("vllm:num_requests_running", () => Running, description: "Requests in the running batch.");
-        Meter.CreateObservableGauge("vllm:kv_cache_usage_perc", () => KvUsage, description: "KV cache usage: 1 means 100 percent.");
-        Meter.CreateObservableGauge("vllm:gpu_cache_usage_perc", () => KvUsage, description: "KV cache usage (the older name): 1 means 100 percent.");
-        Meter.CreateObservableCounter("vllm:prefix_cache_queries", () => PrefixCacheQueries,
+        // vLLM labels these with the served model's name, as its dashboards select them.
+        Meter.CreateObservableGauge("vllm:num_requests_waiting", () => Labelled(Waiting), description: "Requests waiting to be processed.");
+        Meter.CreateObservableGauge("vllm:num_requests_running", () => Labelled(Running), description: "Requests in the running batch.");
+        Meter.CreateObservableGauge("vllm:kv_cache_usage_perc", () => Labelled(KvUsage), description: "KV cache usage: 1 means 100 percent.");
+        Meter.CreateObservableGauge("vllm:gpu_cache_usage_perc", () => Labelled(KvUsage), description: "KV cache usage (the older name): 1 means 100 percent.");
+        Meter.CreateObservableCounter("vllm:prefix_cache_queries", () => Labelled(PrefixCacheQueries),
             description: "Prefix cache queries, in terms of number of queried tokens.");
-        Meter.CreateObservableCounter("vllm:prefix_cache_hits", () => PrefixCacheHits,
+        Meter.CreateObservableCounter("vllm:prefix_cache_hits", () => Labelled(PrefixCacheHits),
             description: "Prefix cache hits, in terms of number of cached tokens.");
         Meter.CreateObservableGauge("serving_prefix_cache_blocks", () => PrefixCacheBlocks,
             description: "KV blocks held by the prefix cache (referenced or not; unreferenced ones count as free in the usage ratio).");
@@ -81,12 +82,16 @@ public sealed class ServingMetrics
             description: "Information of the base model's weights: compute dtype and quantization (none or int8).");
         Meter.CreateObservableGauge("serving_model_weight_bytes", () => (double)ModelConfig.WeightBytes,
             description: "Bytes the base model's weights take as held (int8 projections count their scales).");
+        Vllm = new VllmRequestMetrics(Meter, () => Preemptions);
         Meter.CreateObservableGauge("vllm:lora_requests_info", () => new Measurement<double>(time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
                 new("running_lora_adapters", LoraInfo.Running), new("waiting_lora_adapters", LoraInfo.Waiting), new("max_lora", LoraInfo.MaxLora)),
             description: "Running stats on LoRA requests.");
     }
 
     public Meter Meter { get; }
+
+    /// <summary>vLLM's request metrics, under its names.</summary>
+    public VllmRequestMetrics Vllm { get; }
 
     public Histogram<double> TimeToFirstToken { get; }
     public Histogram<double> TimePerOutputToken { get; }
@@ -154,6 +159,8 @@ public sealed class ServingMetrics
         foreach (var refresh in callbacks)
             refresh();
     }
+
+    private Measurement<double> Labelled(double value) => new(value, new KeyValuePair<string, object?>("model_name", Vllm.ModelName));
 
     /// <summary>A tag for <see cref="Measurement{T}"/>s and <c>Record</c>/<c>Add</c> calls.</summary>
     public static KeyValuePair<string, object?> Tag(string name, string value) => new(name, value);

@@ -22,7 +22,7 @@ internal sealed class PrometheusExporter : IDisposable
     private readonly MetricFactory _factory;
     private readonly MeterListener _listener;
     private readonly ConcurrentDictionary<string, Collector> _collectors = new(StringComparer.Ordinal);
-    private readonly List<(Instrument Instrument, List<(double Value, string Labels)> Values)> _textGauges = [];
+    private readonly ConcurrentDictionary<Instrument, TextMetricFamily> _textFamilies = new();
     private readonly SemaphoreSlim _scrape = new(1, 1);
 
     public PrometheusExporter(ServingMetrics runtime)
@@ -41,8 +41,7 @@ internal sealed class PrometheusExporter : IDisposable
                 if (!ReferenceEquals(instrument.Meter, runtime.Meter))
                     return;
                 if (instrument.Name.Contains(':', StringComparison.Ordinal))
-                    lock (_textGauges)
-                        _textGauges.Add((instrument, []));
+                    _textFamilies.TryAdd(instrument, new TextMetricFamily(instrument));
                 listener.EnableMeasurementEvents(instrument);
             },
         };
@@ -54,34 +53,20 @@ internal sealed class PrometheusExporter : IDisposable
     /// <summary>The server's own counter of answered requests (<see cref="RequestCounting"/>).</summary>
     public Counter Requests { get; }
 
-    /// <summary>Writes the exposition: every collector, then the <c>vllm:</c> gauges.</summary>
+    /// <summary>Writes the exposition: every collector, then the <c>vllm:</c> families.</summary>
     public async Task WriteAsync(Stream output, CancellationToken ct)
     {
         var text = new StringBuilder();
         await _scrape.WaitAsync(ct);
         try
         {
-            lock (_textGauges)
-                foreach (var (_, values) in _textGauges)
-                    values.Clear();
+            foreach (var family in _textFamilies.Values)
+                family.BeginScrape();
             _runtime.Refresh();
             _listener.RecordObservableInstruments();
             await _registry.CollectAndExportAsTextAsync(output, ct);
-            lock (_textGauges)
-                foreach (var (instrument, values) in _textGauges)
-                {
-                    // A counter is exposed as Prometheus clients do: the family by its name, its samples with _total.
-                    bool counter = instrument is ObservableCounter<long> or ObservableCounter<double>;
-                    text.Append("# HELP ").Append(instrument.Name).Append(' ').Append(instrument.Description).Append('\n');
-                    text.Append("# TYPE ").Append(instrument.Name).Append(counter ? " counter\n" : " gauge\n");
-                    foreach (var (value, labels) in values)
-                    {
-                        text.Append(instrument.Name).Append(counter ? "_total" : "");
-                        if (labels.Length > 0)
-                            text.Append('{').Append(labels).Append('}');
-                        text.Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
-                    }
-                }
+            foreach (var family in _textFamilies.Values.OrderBy(f => f.Instrument.Name, StringComparer.Ordinal))
+                family.Write(text);
         }
         finally
         {
@@ -93,11 +78,9 @@ internal sealed class PrometheusExporter : IDisposable
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
-        if (instrument.Name.Contains(':', StringComparison.Ordinal))
+        if (_textFamilies.TryGetValue(instrument, out var family))
         {
-            string text = TextLabels(tags);
-            lock (_textGauges)
-                _textGauges.Find(g => ReferenceEquals(g.Instrument, instrument)).Values?.Add((value, text));
+            family.Record(value, TextLabels(tags));
             return;
         }
 

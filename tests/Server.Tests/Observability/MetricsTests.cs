@@ -47,6 +47,40 @@ public sealed partial class MetricsTests(DemoServerFixture fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task Metrics_VllmRequestMetrics_UnderVllmsNamesLabelledWithTheModel()
+    {
+        var before = await ScrapeAsync();
+        for (int i = 0; i < 2; i++)
+            Assert.Equal(200, (await HttpJson.PostAsync(fixture.Http, "/v1/completions", new { model = "serving-demo-tiny", prompt = $"vllm names {i}", max_tokens = 4, ignore_eos = true })).Status);
+
+        var m = await ScrapeAsync();
+
+        const string model = "model_name=\"serving-demo-tiny\"";
+        double Delta(string name, string labels = "") => Value(m, name, labels) - Value(before, name, labels);
+        Assert.Equal(2, Delta("vllm:request_success_total", model + ",finished_reason=\"length\""));
+        Assert.Equal(8, Delta("vllm:generation_tokens_total", model));
+        Assert.True(Delta("vllm:prompt_tokens_total", model) >= 6);
+        foreach (string histogram in new[] { "vllm:e2e_request_latency_seconds", "vllm:request_queue_time_seconds", "vllm:request_prefill_time_seconds",
+                     "vllm:request_decode_time_seconds", "vllm:request_inference_time_seconds", "vllm:time_to_first_token_seconds",
+                     "vllm:request_prompt_tokens", "vllm:request_generation_tokens", "vllm:request_time_per_output_token_seconds" })
+        {
+            Assert.Contains($"# TYPE {histogram} histogram", m, StringComparison.Ordinal);
+            Assert.Equal(2, Delta(histogram + "_count", model));
+            Assert.Equal(2, Delta(histogram + "_bucket", model + ",le=\"+Inf\""));
+        }
+
+        Assert.Equal(6, Delta("vllm:inter_token_latency_seconds_count", model));
+        Assert.Equal(6, Delta("vllm:time_per_output_token_seconds_count", model));
+        Assert.Equal(8, Delta("vllm:request_generation_tokens_sum", model));
+        Assert.Equal(2, Delta("vllm:request_generation_tokens_bucket", model + ",le=\"5\""));
+        Assert.Equal(0, Delta("vllm:request_generation_tokens_bucket", model + ",le=\"2\""));
+        Assert.True(Value(m, "vllm:e2e_request_latency_seconds_sum", model) >= Value(m, "vllm:request_inference_time_seconds_sum", model));
+        Assert.Matches("(?m)^vllm:num_preemptions_total\\{model_name=\"serving-demo-tiny\"\\} 0$", m);
+        Assert.Matches("(?m)^vllm:num_requests_running\\{model_name=\"serving-demo-tiny\"\\} ", m);
+        Assert.Contains("# TYPE vllm:request_success counter", m, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Metrics_WhileAStreamRuns_ShowsItRunningWithItsAdapter()
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")

@@ -99,13 +99,13 @@ public sealed partial class PrefixCacheMemoryServingTests : IAsyncLifetime
         for (int attempt = 0; ; attempt++)
         {
             var samples = MetricLine().Matches(await _server.Http.GetStringAsync("/metrics"))
-                .ToDictionary(m => m.Groups[1].Value, m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+                .GroupBy(m => m.Groups[1].Value).ToDictionary(g => g.Key, g => g.Sum(m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)));
             if ((samples["serving_requests_running"] == 0 && samples["serving_requests_waiting"] == 0) || attempt == 100)
                 return samples;
             await Task.Delay(100);
         }
     }
 
-    [GeneratedRegex(@"(?m)^([a-z_:]+) ([0-9.eE+-]+)\s*$")]
+    [GeneratedRegex(@"(?m)^([a-z_:]+)(?:\{[^}]*\})? ([0-9.eE+-]+)\s*$")]
     private static partial Regex MetricLine();
 }

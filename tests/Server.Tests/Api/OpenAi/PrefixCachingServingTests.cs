@@ -279,8 +279,8 @@ public sealed class PrefixCachingServingTests : IAsyncLifetime
         string metrics = await response.Content.ReadAsStringAsync();
 
         Assert.Contains("# TYPE vllm:prefix_cache_queries counter", metrics);
-        Assert.Matches(@"(?m)^vllm:prefix_cache_hits_total [1-9]", metrics);
-        Assert.Matches(@"(?m)^vllm:prefix_cache_queries_total [1-9]", metrics);
+        Assert.Matches(@"(?m)^vllm:prefix_cache_hits_total\{model_name=""[^""]+""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^vllm:prefix_cache_queries_total\{model_name=""[^""]+""\} [1-9]", metrics);
     }
 
     private async Task<int> Load(string name, string path)
