@@ -135,7 +135,7 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
         var bodies = await Task.WhenAll(Enumerable.Range(0, 24).Select(i => PostOk("/v1/completions", i % 2 == 0
             ? new { model = AdapterFor(i), prompt = $"Query {i}:", max_tokens = 120, temperature = 1.0, seed = (ulong)i, structured_outputs = (object)new { grammar } }
             : new { model = AdapterFor(i), prompt = $"Query {i}:", max_tokens = 120, temperature = 1.0, seed = (ulong)i, guided_grammar = (object)grammar })));
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(fixture.Server.Address);
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(fixture.Server.Address);
         var reply = await new V1.Generation.GenerationClient(channel).GenerateAsync(new V1.GenerateRequest
         {
             Model = fixture.Model, Prompt = "Query:", MaxTokens = 120, Temperature = 0, StructuredOutput = new V1.StructuredOutput { Grammar = grammar },
