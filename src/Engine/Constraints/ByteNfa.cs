@@ -210,7 +210,12 @@ internal sealed class ByteNfa
             return NfaFragment.Never;
         var required = new List<NfaFragment>();
         for (int i = 0; i < min; i++)
-            required.Add(make());
+        {
+            var copy = make();
+            if (copy.IsNever)
+                return NfaFragment.Never;                   // no copy can be made: the rest would be built for nothing
+            required.Add(copy);
+        }
         if (max is null)
         {
             var body = make();

@@ -135,6 +135,17 @@ public sealed class GrammarConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFi
         Assert.Contains(problem, ex.Problem, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("root ::= a\na ::= a{1000} | \"x\"")]
+    [InlineData("root ::= a{1000}\na ::= b{1000}\nb ::= a | \"y\"")]
+    public void Compile_RecursionUnderRepetitions_RefusedByTheExpansionBound(string grammar)
+    {
+        // Without the bound the first takes 1000^4 expansions that add no state (the recursion bound cuts each copy).
+        var ex = Assert.Throws<ConstraintException>(() => Compile(grammar));
+
+        Assert.Contains($"more than {GrammarExpansion.MaxExpansions:N0} times", ex.Problem, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Compile_OnlyInfiniteRecursion_RefusedNamingTheBound()
     {

@@ -110,6 +110,33 @@ public static class RequestBodyGenerator
             return body.ToJsonString();
         });
 
+    /// <summary>Grammar rule bodies: literals, classes, repetitions, references to the rules a–c (recursive ones included).</summary>
+    private static readonly Gen<string> GrammarAlternative = Pick(
+        "\"x\"", "'y' a", "[a-c]+", "[^\\n]{0,4}", ".", "a b", "\"(\" a \")\"", "a a", "b{2,3}", "c*", "\"\\u00e9\"", "(a | \"z\")?", "a{1000}",
+        "\"", "[z-a]", "d", "a ::=", "(", "\"\\q\"", "{3}", "\"\U0010FFFF\"", "[\\x00-\\x7f]*", "root");
+
+    /// <summary>
+    /// A grammar of a root and rules a–c from generated alternatives — valid ones, recursive ones (a rule twice in its own
+    /// body multiplies its copies), ones past the state bound (a{1000} over recursive rules), undefined references and
+    /// malformed text.
+    /// </summary>
+    private static readonly Gen<string> Grammar = GrammarAlternative.Array[1, 3].Array[4].Select(rules =>
+        string.Join("\n", rules.Select((alternatives, i) => $"{(i == 0 ? "root" : ((char)('a' + i - 1)).ToString())} ::= {string.Join(" | ", alternatives)}")));
+
+    /// <summary>A structured body with a generated GBNF grammar as vLLM's <c>structured_outputs.grammar</c> or <c>guided_grammar</c>.</summary>
+    public static readonly Gen<string> WithGrammar = Gen.Select(Structured, Grammar, Gen.Bool)
+        .Select((json, grammar, older) =>
+        {
+            var body = JsonNode.Parse(json)!.AsObject();
+            foreach (string field in (ReadOnlySpan<string>)["response_format", "structured_outputs", "guided_grammar", "tools", "tool_choice"])
+                body.Remove(field);
+            if (older)
+                body["guided_grammar"] = grammar;
+            else
+                body["structured_outputs"] = new JsonObject { ["grammar"] = grammar };
+            return body.ToJsonString();
+        });
+
     /// <summary>A valid body's UTF-8 bytes with 1–4 byte flips, a cut, or inserted bytes — mostly not JSON any more.</summary>
     public static readonly Gen<byte[]> Mutated = Gen.Select(Structured, Gen.Select(Gen.Int[0, 2], Gen.Int[0, 10_000], Gen.Byte).Array[1, 4])
         .Select((json, edits) =>
