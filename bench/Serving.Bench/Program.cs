@@ -88,6 +88,9 @@ switch (args.FirstOrDefault())
     case "structured":
         return Emit(new StructuredOutputBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("concurrency") ?? "32"), int.Parse(Get("requests") ?? "2"),
             int.Parse(Get("rounds") ?? "2")).Run());
+    case "priority":
+        return Emit(new PriorityBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("background") ?? "12"), int.Parse(Get("interactive") ?? "12"),
+            int.Parse(Get("tokens") ?? "128")).Run());
     case "prefix":
         return Emit(new PrefixCacheBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("prefix") ?? "1024"), int.Parse(Get("requests") ?? "12")).Run());
     case "server":
