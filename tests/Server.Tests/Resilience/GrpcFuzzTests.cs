@@ -41,9 +41,13 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
         Gen.Select(Gen.Int[0, 3], Pick(-5, 0, 1, 2, 24, 1000, int.MaxValue, int.MinValue), Pick(double.NaN, double.PositiveInfinity, -1.0, 0.0, 0.7, 2.0, 1e300)),
         Gen.Select(Pick(double.NaN, -0.1, 0.0, 0.5, 1.0, 1.1), Pick(-1, 0, 1, 50, int.MaxValue), Gen.String[0, 6].Array[0, 4], Gen.Bool),
         Gen.Select(Gen.Select(Pick(Models), Pick(float.NaN, float.NegativeInfinity, -1f, 0f, 0.5f, 1f, 1e30f)).Array[0, 4], Pick(Models).Array[0, 3], Pick(-1, 0, 1, 2, 100)),
-        Gen.Select(Gen.Int[-5, 60_000].Array[0, 4], Gen.Int[0, 2], Gen.Bool, Gen.Select(Gen.Int[-5, 60_000], Pick(float.NaN, -101f, -100f, 0f, 5f, 100f)).Array[0, 3]))
-        .Select((core, limits, sampling, routing, output) =>
+        Gen.Select(Gen.Int[-5, 60_000].Array[0, 4], Gen.Int[0, 2], Gen.Bool, Gen.Select(Gen.Int[-5, 60_000], Pick(float.NaN, -101f, -100f, 0f, 5f, 100f)).Array[0, 3]),
+        Gen.Select(Gen.Frequency((9, Gen.Const(0)), (1, Pick(-1, 3, int.MinValue))), Gen.Frequency((6, Gen.Const(0)), (1, Pick(-100, -2, -1, 1, 5, 25, int.MaxValue))),
+            Pick("a", "fox", "the", "🙂", "", " ", "\u0000").Array[0, 2],
+            Gen.Frequency((6, Gen.Const("")), (1, Pick("root ::= \"a\"", "root ::= [a-z]{1,5}", "root ::= x", "root ::= a\na ::= a{1000} | \"x\"", "start: \"a\"", "root ::= (")))))
+        .Select((core, limits, sampling, routing, output, added) =>
         {
+            var (priority, truncate, badWords, grammar) = added;
             var (model, useTokens, prompt, tokens) = core;
             var (present, maxTokens, temperature) = limits;
             var (topP, topK, stops, ignoreEos) = sampling;
@@ -80,6 +84,14 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
                 r.RoutingTopK = routingTopK;
             if (routingTopK is 0 or 2)
                 r.CacheSalt = routingTopK == 0 ? "" : prompt;              // an empty salt is refused, any other partitions the cache
+            if (priority != 0)
+                r.Priority = priority;                                     // a first-come-first-served server refuses any but 0
+            if (truncate != 0)
+                r.TruncatePromptTokens = truncate;
+            if (present == 3)
+                r.BadWords.AddRange(badWords);
+            if (grammar.Length > 0)
+                r.StructuredOutput = new StructuredOutput { Grammar = grammar };
             return r;
         });
 
