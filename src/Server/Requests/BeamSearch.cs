@@ -34,25 +34,34 @@ internal static class BeamSearch
         public Beam Extend(int token, float logprob, bool ended) => new(this, token, logprob, CumulativeLogprob + logprob, Length + 1, ended);
     }
 
-    /// <summary>Runs each prompt's search and gives prompt p's beams, best first, to choices p·width … p·width + width − 1.</summary>
+    /// <summary>
+    /// Each choice's tokens as an event source, like the engine's own (<see cref="GenerationClient.SubmitAsync"/>): prompt
+    /// p's search runs once, when the first of its choices p·width … p·width + width − 1 is read, and each choice then
+    /// yields its beam's tokens (best first), the text with the last, so streamed and whole responses read beams as
+    /// they read generated tokens.
+    /// </summary>
     /// <param name="client">The engine.</param>
     /// <param name="copies">The request stage's requests, <paramref name="search"/>.Width per prompt (copy 0 is run).</param>
     /// <param name="search">Width and length penalty.</param>
-    /// <param name="results">Where each choice's tokens go, as if generated.</param>
     /// <param name="model">Its end-of-sequence tokens and its decoder.</param>
     /// <param name="ct">The caller going away.</param>
-    public static Task FillAsync(GenerationClient client, IReadOnlyList<GenerationRequest> copies, BeamSearchRequest search,
-        IReadOnlyList<ChoiceResult> results, ServedModel model, CancellationToken ct)
+    public static IReadOnlyList<IAsyncEnumerable<TokenEvent>> Sources(GenerationClient client, IReadOnlyList<GenerationRequest> copies, BeamSearchRequest search,
+        ServedModel model, CancellationToken ct)
     {
         int width = search.Width;
         var ends = model.EndOfSequenceTokenIds.ToHashSet();
-        return Task.WhenAll(Enumerable.Range(0, copies.Count / width).Select(async p =>
-        {
-            var request = copies[p * width];
-            var beams = await RunAsync(client, request, search, ends, ct);
-            for (int j = 0; j < beams.Count; j++)
-                Give(beams[j], request.Sampling, results[p * width + j], model);
-        }));
+        var searches = Enumerable.Range(0, copies.Count / width)
+            .Select(p => new Lazy<Task<IReadOnlyList<Beam>>>(() => RunAsync(client, copies[p * width], search, ends, ct))).ToArray();
+        return copies.Select((request, i) => Events(searches[i / width], i % width, request.Sampling, model)).ToList();
+    }
+
+    private static async IAsyncEnumerable<TokenEvent> Events(Lazy<Task<IReadOnlyList<Beam>>> search, int rank, SamplingParams sampling, ServedModel model)
+    {
+        var beams = await search.Value;
+        if (rank >= beams.Count)
+            yield break;
+        foreach (var e in Tokens(beams[rank], sampling, model))
+            yield return e;
     }
 
     /// <summary>The width best beams of <paramref name="request"/>'s search, best first.</summary>
@@ -91,21 +100,20 @@ internal static class BeamSearch
         return top;
     }
 
-    /// <summary>Hands a beam to its choice as generated tokens: the text as the output's decode, the finish as the beam ended.</summary>
-    private static void Give(Beam beam, SamplingParams sampling, ChoiceResult result, ServedModel model)
+    /// <summary>
+    /// A beam as generated tokens: each with its logprob, an ending end-of-sequence token included (as the engine gives
+    /// it), the text — the output's decode, without that token unless <c>include_stop_str_in_output</c> — with the last.
+    /// </summary>
+    private static IEnumerable<TokenEvent> Tokens(Beam beam, SamplingParams sampling, ServedModel model)
     {
         var output = beam.Output();
-        int count = beam.Ended && !sampling.IncludeStopStringInOutput ? output.Length - 1 : output.Length;
-        string text = model.Decode(output.Take(count).Select(o => o.Token), sampling.SkipSpecialTokens);
+        int shown = beam.Ended && !sampling.IncludeStopStringInOutput ? output.Length - 1 : output.Length;
+        string text = model.Decode(output.Take(shown).Select(o => o.Token), sampling.SkipSpecialTokens);
         var finish = beam.Ended ? FinishReason.Stop : FinishReason.Length;
-        if (count == 0)
+        for (int i = 0; i < output.Length; i++)
         {
-            result.Finish = finish;
-            return;
+            bool last = i == output.Length - 1;
+            yield return new TokenEvent(new SampledToken(output[i].Token, output[i].Logprob, []), last ? text : "", last ? finish : FinishReason.None);
         }
-
-        for (int i = 0; i < count; i++)
-            result.Add(new TokenEvent(new SampledToken(output[i].Token, output[i].Logprob, []), i == count - 1 ? text : "",
-                i == count - 1 ? finish : FinishReason.None));
     }
 }

@@ -7,7 +7,8 @@ namespace Serving.Server.Requests;
 /// vLLM's <c>use_beam_search</c>: <c>n</c> is the beam width (at most <see cref="MaxWidth"/>, since each step reads the
 /// 2·width most likely tokens of every beam and logprobs stop at 20) and <c>length_penalty</c> the exponent of the
 /// length the scores are divided by. What would not change a beam search's result, or that it cannot honour, is a 400
-/// naming the field rather than silently ignored: streaming, logprobs, output formats, logit adjustments, stop strings.
+/// naming the field rather than silently ignored: logprobs, output formats, logit adjustments, stop strings. Streamed,
+/// the beams come when the search ends.
 /// </summary>
 /// <param name="Width">Beams kept at each step, and choices returned per prompt.</param>
 /// <param name="LengthPenalty">A beam's score is its cumulative logprob ÷ its length (prompt + output) ^ this.</param>
@@ -25,8 +26,6 @@ internal sealed record BeamSearchRequest(int Width, double LengthPenalty)
         double penalty = f.Double("length_penalty", -10, 10) ?? 1.0;
         if (f.Bool("use_beam_search") != true)
             return penalty == 1.0 ? null : throw JsonFields.Bad("length_penalty", "scores beams: it needs use_beam_search");
-        if (f.Bool("stream") == true)
-            throw Refused("stream", "does not stream: the beams are known only at the end");
         if (n > MaxWidth)
             throw JsonFields.Bad("n", $"is the beam width with use_beam_search, at most {MaxWidth}; got {n}");
         if (sampling.Logprobs is not null)

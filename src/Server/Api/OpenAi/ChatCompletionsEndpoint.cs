@@ -64,14 +64,15 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? false);
         var choices = requests.Select((_, i) => new ChatChoice(new ChoiceResult(i, prompt.Length, firstOfPrompt: i == 0), tools, chat, thinks, includeReasoning)).ToList();
         var results = choices.Select(c => c.Result).ToList();
+        var sources = beams is null ? requests.Select(r => client.SubmitAsync(r, ct)).ToList() : BeamSearch.Sources(client, requests, beams, model, ct);
 
         if (f.Bool("stream") != true)
         {
-            await (beams is not null ? BeamSearch.FillAsync(client, requests, beams, results, model, ct) : Task.WhenAll(choices.Select(async (c, i) =>
+            await Task.WhenAll(choices.Select(async (c, i) =>
             {
-                await foreach (var e in client.SubmitAsync(requests[i], ct))
+                await foreach (var e in sources[i])
                     c.Result.Add(e);
-            })));
+            }));
             var body = new JsonObject
             {
                 ["id"] = id,
@@ -94,7 +95,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var usage = StreamUsage.Read(f);
         var sse = new ServerSentEvents(ctx.Response);
         sse.Start();
-        var streams = requests.Select(r => client.SubmitAsync(r, ct).GetAsyncEnumerator(ct)).ToList();
+        var streams = sources.Select(s => s.GetAsyncEnumerator(ct)).ToList();
         try
         {
             // The first MoveNext queues a request: a rejection (429) surfaces before the opening chunk commits a 200.

@@ -46,13 +46,13 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var results = requests.Select((r, i) => new ChoiceResult(i, r.PromptTokens.Count, firstOfPrompt: i % n == 0)).ToList();
+        var sources = beams is null ? requests.Select(r => client.SubmitAsync(r, ct)).ToList() : BeamSearch.Sources(client, requests, beams, model, ct);
         // The echoed prompt's part of a choice's logprobs, from its first event's prompt scores.
         JsonObject Echoed(ChoiceResult r) => LogprobsFormatter.EchoedPrompt(requests[r.Index].PromptTokens, r.Events[0].PromptLogprobs!, names);
 
         if (!stream)
         {
-            await (beams is null ? Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], null, ct)))
-                : BeamSearch.FillAsync(client, requests, beams, results, model, ct));
+            await Task.WhenAll(results.Select(r => RunAsync(r, sources[r.Index], null)));
             var choices = new JsonArray(results.Select(r =>
             {
                 string lead = echoed?[r.Index / n] ?? "";
@@ -79,7 +79,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         var named = new bool[results.Count];     // with model "auto", each choice's first event names the mix it runs
         try
         {
-            await Task.WhenAll(results.Select(r => RunAsync(r, requests[r.Index], async (e, offset) =>
+            await Task.WhenAll(results.Select(r => RunAsync(r, sources[r.Index], async (e, offset) =>
             {
                 string lead = echoed?[r.Index / n] ?? "";
                 if (echo && r.Events.Count == 1)
@@ -103,7 +103,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
                 if (usage.EveryChunk)
                     chunk["usage"] = Usage(results);
                 await sse.SendAsync(chunk, ct);
-            }, ct)));
+            })));
             if (usage.AtEnd)
             {
                 var last = Envelope(id, created, modelName, []);
@@ -121,9 +121,9 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         await sse.DoneAsync(ct);
     }
 
-    private async Task RunAsync(ChoiceResult result, GenerationRequest request, Func<TokenEvent, int, Task>? onToken, CancellationToken ct)
+    private static async Task RunAsync(ChoiceResult result, IAsyncEnumerable<TokenEvent> source, Func<TokenEvent, int, Task>? onToken)
     {
-        await foreach (var e in client.SubmitAsync(request, ct))
+        await foreach (var e in source)
         {
             int offset = result.Text.Length;
             result.Add(e);

@@ -76,6 +76,43 @@ public sealed class BeamSearchTests(DemoServerFixture fixture)
         Assert.Equal(prompt.Length, (int)beam["usage"]!["prompt_tokens"]!);
     }
 
+    [Theory]
+    [InlineData("/v1/completions")]
+    [InlineData("/v1/chat/completions")]
+    public async Task BeamSearch_Streamed_SameChoicesAsWhole(string path)
+    {
+        bool chat = path.Contains("chat", StringComparison.Ordinal);
+        JsonObject Body(bool stream)
+        {
+            var body = new JsonObject { ["max_tokens"] = 6, ["use_beam_search"] = true, ["n"] = 3, ["stream"] = stream, ["model"] = Model };
+            if (chat)
+                body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Say something." });
+            else
+                body["prompt"] = "Say something:";
+            return body;
+        }
+
+        var whole = await Ok(path, Body(stream: false));
+        var events = await HttpJson.StreamAsync(Http, path, Body(stream: true));
+
+        var texts = new string[3];
+        var finishes = new string?[3];
+        foreach (var e in events.Where(e => e.StartsWith('{')).Select(e => JsonNode.Parse(e)!))
+            foreach (var c in e["choices"]!.AsArray())
+            {
+                int i = (int)c!["index"]!;
+                texts[i] += chat ? (string?)c["delta"]?["content"] : (string?)c["text"];
+                finishes[i] ??= (string?)c["finish_reason"];
+            }
+
+        var choices = whole["choices"]!.AsArray();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(chat ? (string?)choices[i]!["message"]!["content"] ?? "" : (string)choices[i]!["text"]!, texts[i] ?? "");
+            Assert.Equal((string)choices[i]!["finish_reason"]!, finishes[i]);
+        }
+    }
+
     [Fact]
     public async Task Chat_BeamSearch_WidthChoicesEachAMessage()
     {
@@ -90,7 +127,6 @@ public sealed class BeamSearchTests(DemoServerFixture fixture)
     }
 
     [Theory]
-    [InlineData("/v1/completions", "{\"use_beam_search\": true, \"stream\": true}", "use_beam_search", "does not stream")]
     [InlineData("/v1/completions", "{\"use_beam_search\": true, \"n\": 11}", "n", "at most 10")]
     [InlineData("/v1/completions", "{\"use_beam_search\": true, \"logprobs\": 2}", "use_beam_search", "logprobs")]
     [InlineData("/v1/completions", "{\"use_beam_search\": true, \"echo\": true}", "use_beam_search", "echo")]
