@@ -212,7 +212,8 @@ public sealed class TokenConstraintCompiler
                 whole = nfa.Alternation(constraint.Choices.Select(nfa.Literal).ToList());
                 break;
             case OutputConstraintKind.Grammar:
-                whole = GrammarParser.Parse(constraint.Source).Build(nfa, nfa.Chars);
+                whole = (LarkGrammarParser.LooksLikeLark(constraint.Source) ? LarkGrammarParser.Parse(constraint.Source) : GrammarParser.Parse(constraint.Source))
+                    .Build(nfa, nfa.Chars);
                 if (whole.IsNever)
                     throw new ConstraintException("grammar", $"no text of the grammar fits within {GrammarParser.MaxRecursion} levels of recursion");
                 break;

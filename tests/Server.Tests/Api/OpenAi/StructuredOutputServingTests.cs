@@ -145,6 +145,12 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
             Assert.Matches(sentence, (string)body["choices"]![0]!["text"]!);
         Assert.Contains(bodies, b => (string)b["choices"]![0]!["finish_reason"]! == "stop");
         Assert.True(reply.FinishReason != "stop" || sentence.IsMatch(reply.Text), reply.Text);
+        var lark = await PostOk("/v1/completions", new
+        {
+            model = StructuredOutputServerFixture.Adapters[0], prompt = "Answer:", max_tokens = 12, temperature = 1.0, seed = 3UL,
+            guided_grammar = "start: answer \".\"\nanswer: \"yes\"i | \"no\"i\n",
+        });
+        Assert.Matches("^(?i:yes|no)\\.$", (string)lark["choices"]![0]!["text"]!);
         var (status, error) = await HttpJson.PostAsync(fixture.Http, "/v1/completions",
             new { model = fixture.Model, prompt = "x", max_tokens = 4, structured_outputs = new { grammar = "root ::= value" } });
         Assert.Equal(400, status);
