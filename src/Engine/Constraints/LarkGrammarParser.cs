@@ -10,10 +10,8 @@ namespace Serving.Engine.Constraints;
 /// <c>%declare</c> / <c>%override</c> are refused naming them. The result expands like a GBNF grammar
 /// (<see cref="GrammarParser"/>): recursion unrolled <see cref="GrammarParser.MaxRecursion"/> levels deep.
 /// </summary>
-internal sealed class LarkGrammarParser
+internal sealed class LarkGrammarParser : GrammarReader
 {
-    private const string Where = "grammar";
-
     /// <summary>Lark's <c>common</c> terminals, as regular expressions of this engine's subset.</summary>
     private static readonly Dictionary<string, string> Common = new(StringComparer.Ordinal)
     {
@@ -27,16 +25,12 @@ internal sealed class LarkGrammarParser
         ["ESCAPED_STRING"] = "\"([^\"\\\\]|\\\\.)*\"",
     };
 
-    private readonly int[] _text;
-    private readonly Dictionary<string, RegexNode> _rules = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> _referencedAt = new(StringComparer.Ordinal);
-    private readonly GrammarExpansion _expansion;
-    private int _at;
+    /// <summary>Characters a backslash stands before for themselves in a string literal (Python's).</summary>
+    private const string Escapable = "\\\"'";
 
     private LarkGrammarParser(string grammar)
+        : base(grammar)
     {
-        _text = [.. grammar.EnumerateRunes().Select(r => r.Value)];
-        _expansion = new GrammarExpansion(_rules, GrammarParser.MaxRecursion);
     }
 
     /// <summary>Whether <paramref name="grammar"/> reads as Lark rather than GBNF: it defines rules with ':' and never with '::='.</summary>
@@ -49,47 +43,32 @@ internal sealed class LarkGrammarParser
     {
         var parser = new LarkGrammarParser(grammar);
         parser.ParseDefinitions();
-        if (!parser._rules.ContainsKey("start"))
-            throw new ConstraintException(Where, "there is no 'start' rule (a Lark grammar's start)");
-        foreach (var (name, at) in parser._referencedAt)
-            if (!parser._rules.ContainsKey(name))
-                throw parser.Error($"the rule '{name}' is used but never defined", at);
-        return new GrammarRuleRef("start", parser._expansion);
+        return parser.Finish("start", "a Lark grammar's start");
     }
-
-    private ConstraintException Error(string message, int at) => new($"{Where}[{at}]", message);
-
-    private ConstraintException Error(string message) => Error(message, _at);
-
-    private int Peek(int ahead = 0) => _at + ahead < _text.Length ? _text[_at + ahead] : -1;
-
-    private string Show(int c) => c < 0 ? "end of grammar" : char.ConvertFromUtf32(c);
-
-    private string Slice(int from, int to) => string.Concat(_text[from..to].Select(char.ConvertFromUtf32));
 
     private void ParseDefinitions()
     {
         SkipSpace();
-        if (_at >= _text.Length)
+        if (At >= Text.Length)
             throw Error("the grammar is empty");
-        while (_at < _text.Length)
+        while (At < Text.Length)
         {
             if (Peek() == '%')
                 ParseDirective();
             else
             {
-                int start = _at;
+                int start = At;
                 if (Peek() is '?' or '!')
-                    _at++;
+                    At++;
                 string name = ParseName() ?? throw Error($"expected a rule name, found '{Show(Peek())}'");
                 SkipPriority();
                 SkipSpace();
                 if (Peek() != ':')
                     throw Error($"expected ':' after the rule name '{name}'");
-                _at++;
-                if (_rules.ContainsKey(name))
+                At++;
+                if (Rules.ContainsKey(name))
                     throw Error($"the rule '{name}' is defined twice", start);
-                _rules[name] = ParseAlternation();
+                Rules[name] = ParseAlternation();
             }
 
             SkipSpace();
@@ -98,7 +77,7 @@ internal sealed class LarkGrammarParser
 
     private void ParseDirective()
     {
-        int start = _at++;
+        int start = At++;
         string directive = ParseName() ?? "";
         if (directive != "import")
             throw Error(directive == "ignore"
@@ -111,7 +90,7 @@ internal sealed class LarkGrammarParser
         var names = new List<string>();
         if (Peek() == '.')
         {
-            _at++;
+            At++;
             names.Add(ParseName() ?? throw Error("expected a terminal name after 'common.'"));
         }
         else
@@ -121,7 +100,7 @@ internal sealed class LarkGrammarParser
                 throw Error("expected '.NAME' or '(NAME, …)' after %import common");
             do
             {
-                _at++;
+                At++;
                 SkipInlineSpace();
                 names.Add(ParseName() ?? throw Error("expected a terminal name"));
                 SkipInlineSpace();
@@ -129,26 +108,26 @@ internal sealed class LarkGrammarParser
             while (Peek() == ',');
             if (Peek() != ')')
                 throw Error("expected ')' to close the import list");
-            _at++;
+            At++;
         }
 
         foreach (string name in names)
-            _rules[name] = Common.TryGetValue(name, out var pattern) ? RegexParser.Parse(pattern, $"common.{name}")
+            Rules[name] = Common.TryGetValue(name, out var pattern) ? RegexParser.Parse(pattern, $"common.{name}")
                 : throw Error($"common.{name} is not one of the common terminals ({string.Join(", ", Common.Keys)})", start);
     }
 
     private string? ParseName()
     {
-        int start = _at;
-        while (Peek() is int c && (c is >= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9' or '_') && !(_at == start && c is >= '0' and <= '9'))
-            _at++;
-        return _at > start ? Slice(start, _at) : null;
+        int start = At;
+        while (Peek() is int c && (c is >= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9' or '_') && !(At == start && c is >= '0' and <= '9'))
+            At++;
+        return At > start ? Slice(start, At) : null;
     }
 
     private void SkipPriority()
     {
         if (Peek() == '.' && Peek(1) is >= '0' and <= '9')
-            for (_at++; Peek() is >= '0' and <= '9'; _at++)
+            for (At++; Peek() is >= '0' and <= '9'; At++)
             {
             }
     }
@@ -156,19 +135,19 @@ internal sealed class LarkGrammarParser
     private void SkipInlineSpace()
     {
         while (Peek() is ' ' or '\t')
-            _at++;
+            At++;
     }
 
     /// <summary>Whitespace (line breaks included) and <c>//</c> comments.</summary>
     private void SkipSpace()
     {
-        while (_at < _text.Length)
+        while (At < Text.Length)
         {
             if (Peek() == '/' && Peek(1) == '/')
-                while (_at < _text.Length && Peek() != '\n')
-                    _at++;
+                while (At < Text.Length && Peek() != '\n')
+                    At++;
             else if (Peek() is ' ' or '\t' or '\r' or '\n')
-                _at++;
+                At++;
             else
                 return;
         }
@@ -179,11 +158,11 @@ internal sealed class LarkGrammarParser
     {
         if (Peek() == '%')
             return true;
-        int saved = _at;
+        int saved = At;
         try
         {
             if (Peek() is '?' or '!')
-                _at++;
+                At++;
             if (ParseName() is null)
                 return false;
             SkipPriority();
@@ -192,29 +171,17 @@ internal sealed class LarkGrammarParser
         }
         finally
         {
-            _at = saved;
+            At = saved;
         }
     }
 
-    private RegexNode ParseAlternation()
-    {
-        var options = new List<RegexNode> { ParseSequence() };
-        while (Peek() == '|')
-        {
-            _at++;
-            options.Add(ParseSequence());
-        }
-
-        return options.Count == 1 ? options[0] : new RegexAlternation(options);
-    }
-
-    private RegexNode ParseSequence()
+    protected override RegexNode ParseSequence()
     {
         var parts = new List<RegexNode>();
         while (true)
         {
             SkipSpace();
-            if (_at >= _text.Length || Peek() is '|' or ')' or ']' || AtDefinitionStart())
+            if (At >= Text.Length || Peek() is '|' or ')' or ']' || AtDefinitionStart())
                 return parts.Count == 1 ? parts[0] : new RegexSequence(parts);
             parts.Add(ParseQuantified(ParsePrimary()));
         }
@@ -222,7 +189,7 @@ internal sealed class LarkGrammarParser
 
     private RegexNode ParsePrimary()
     {
-        int c = Peek(), at = _at;
+        int c = Peek(), at = At;
         switch (c)
         {
             case '"' or '\'':
@@ -230,20 +197,19 @@ internal sealed class LarkGrammarParser
             case '/':
                 return ParseRegex();
             case '(' or '[':
-                _at++;
+                At++;
                 var inner = ParseAlternation();
                 SkipSpace();
                 int close = c == '(' ? ')' : ']';
                 if (Peek() != close)
                     throw Error($"this '{(char)c}' is never closed", at);
-                _at++;
+                At++;
                 return c == '(' ? inner : new RegexRepeat(inner, 0, 1);
         }
 
         if (ParseName() is string name)
         {
-            _referencedAt.TryAdd(name, at);
-            return new GrammarRuleRef(name, _expansion);
+            return Reference(name, at);
         }
 
         throw Error($"unexpected '{Show(c)}'");
@@ -256,26 +222,26 @@ internal sealed class LarkGrammarParser
             int c = Peek();
             if (c is '*' or '+' or '?')
             {
-                _at++;
+                At++;
                 node = new RegexRepeat(node, c == '+' ? 1 : 0, c == '?' ? 1 : null);
                 continue;
             }
 
-            int saved = _at;
+            int saved = At;
             SkipInlineSpace();
             if (Peek() != '~')
             {
-                _at = saved;
+                At = saved;
                 return node;
             }
 
-            int tilde = _at++;
+            int tilde = At++;
             SkipInlineSpace();
             int min = ParseCount() ?? throw Error("expected a count after '~'", tilde);
             int max = min;
             if (Peek() == '.' && Peek(1) == '.')
             {
-                _at += 2;
+                At += 2;
                 max = ParseCount() ?? throw Error("expected a count after '..'", tilde);
             }
 
@@ -285,30 +251,22 @@ internal sealed class LarkGrammarParser
         }
     }
 
-    private int? ParseCount()
-    {
-        int start = _at;
-        while (Peek() is >= '0' and <= '9' && _at - start < 9)
-            _at++;
-        return _at == start ? null : int.Parse(Slice(start, _at), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
     private RegexNode ParseLiteral(char quote)
     {
-        int open = _at++;
+        int open = At++;
         var chars = new List<int>();
         while (Peek() != quote)
         {
             if (Peek() < 0 || Peek() == '\n')
                 throw Error("this string is never closed", open);
-            chars.Add(ParseChar());
+            chars.Add(ParseChar(Escapable));
         }
 
-        _at++;
+        At++;
         if (chars.Count == 1 && Peek() == '.' && Peek(1) == '.' && Peek(2) is '"' or '\'')
         {
-            _at += 2;
-            int rangeAt = _at;
+            At += 2;
+            int rangeAt = At;
             var end = ParseLiteral((char)Peek());
             if (end is not RegexChars { Set: var last } || last.Ranges is not [(int hi, _)] || hi < chars[0])
                 throw Error("a range \"a\"..\"z\" needs one character on each side, in order", rangeAt);
@@ -317,7 +275,7 @@ internal sealed class LarkGrammarParser
 
         bool anyCase = Peek() == 'i' && !(Peek(1) is int n && (n is >= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9' or '_'));
         if (anyCase)
-            _at++;
+            At++;
         var nodes = chars.Select(ch => (RegexNode)new RegexChars(anyCase && char.IsAsciiLetter((char)Math.Min(ch, 0xFFFF))
             ? CodePointSet.Of([(char.ToLowerInvariant((char)ch), char.ToLowerInvariant((char)ch)), (char.ToUpperInvariant((char)ch), char.ToUpperInvariant((char)ch))])
             : CodePointSet.Single(ch))).ToList();
@@ -326,56 +284,18 @@ internal sealed class LarkGrammarParser
 
     private RegexNode ParseRegex()
     {
-        int open = _at++;
-        int start = _at;
+        int open = At++;
+        int start = At;
         while (Peek() != '/')
         {
             if (Peek() < 0 || Peek() == '\n')
                 throw Error("this /regular expression/ is never closed", open);
-            _at += Peek() == '\\' && Peek(1) >= 0 ? 2 : 1;
+            At += Peek() == '\\' && Peek(1) >= 0 ? 2 : 1;
         }
 
-        string pattern = Slice(start, _at++);
+        string pattern = Slice(start, At++);
         if (Peek() is >= 'a' and <= 'z')
             throw Error($"the regular expression flag '{Show(Peek())}' is not supported");
         return RegexParser.Parse(pattern.Replace("\\/", "/", StringComparison.Ordinal), $"{Where}[{start}]");
-    }
-
-    /// <summary>One character of a string literal, Python's escapes read.</summary>
-    private int ParseChar()
-    {
-        int c = Peek();
-        _at++;
-        if (c != '\\')
-            return c;
-        int escaped = Peek();
-        _at++;
-        return escaped switch
-        {
-            'n' => '\n',
-            'r' => '\r',
-            't' => '\t',
-            'f' => '\f',
-            '\\' or '"' or '\'' => escaped,
-            'x' => Hex(2),
-            'u' => Hex(4),
-            'U' => Hex(8),
-            _ => throw Error($"unknown escape '\\{Show(escaped)}'", _at - 2),
-        };
-    }
-
-    private int Hex(int digits)
-    {
-        int start = _at, value = 0;
-        for (int i = 0; i < digits; i++, _at++)
-        {
-            int d = Peek();
-            int v = d is >= '0' and <= '9' ? d - '0' : d is >= 'a' and <= 'f' ? d - 'a' + 10 : d is >= 'A' and <= 'F' ? d - 'A' + 10 : -1;
-            if (v < 0)
-                throw Error($"expected {digits} hexadecimal digits", start);
-            value = value * 16 + v;
-        }
-
-        return value <= CodePointSet.MaxCodePoint ? value : throw Error("the escaped code point is beyond U+10FFFF", start);
     }
 }
