@@ -127,26 +127,16 @@ internal sealed class GrammarParser : GrammarReader
                 return inner;
         }
 
-        int at = At;
-        if (ParseName() is string name)
-        {
-            return Reference(name, at);
-        }
-
-        throw Error($"unexpected '{Show(c)}'");
+        return ReferenceHere(ParseName);
     }
 
     private RegexNode ParseQuantified(RegexNode node)
     {
         while (true)
         {
-            int c = Peek();
-            if (c is '*' or '+' or '?')
-            {
-                At++;
-                node = new RegexRepeat(node, c == '+' ? 1 : 0, c == '?' ? 1 : null);
-            }
-            else if (c == '{')
+            if (Postfix(node) is { } repeated)
+                node = repeated;
+            else if (Peek() == '{')
             {
                 int open = At++;
                 int min = ParseCount() ?? throw Error("expected a count after '{'", open);

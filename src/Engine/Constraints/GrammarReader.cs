@@ -67,6 +67,23 @@ internal abstract class GrammarReader
         return options.Count == 1 ? options[0] : new RegexAlternation(options);
     }
 
+    /// <summary>A reference to the rule whose name <paramref name="parseName"/> reads here, else an error naming what is here.</summary>
+    protected RegexNode ReferenceHere(Func<string?> parseName)
+    {
+        int at = At;
+        return parseName() is string name ? Reference(name, at) : throw Error($"unexpected '{Show(Peek())}'");
+    }
+
+    /// <summary><paramref name="node"/> under the postfix <c>*</c>, <c>+</c> or <c>?</c> here (read), else null.</summary>
+    protected RegexNode? Postfix(RegexNode node)
+    {
+        int c = Peek();
+        if (c is not ('*' or '+' or '?'))
+            return null;
+        At++;
+        return new RegexRepeat(node, c == '+' ? 1 : 0, c == '?' ? 1 : null);
+    }
+
     /// <summary>Decimal digits (at most nine), or null when none are here.</summary>
     protected int? ParseCount()
     {

@@ -207,23 +207,16 @@ internal sealed class LarkGrammarParser : GrammarReader
                 return c == '(' ? inner : new RegexRepeat(inner, 0, 1);
         }
 
-        if (ParseName() is string name)
-        {
-            return Reference(name, at);
-        }
-
-        throw Error($"unexpected '{Show(c)}'");
+        return ReferenceHere(ParseName);
     }
 
     private RegexNode ParseQuantified(RegexNode node)
     {
         while (true)
         {
-            int c = Peek();
-            if (c is '*' or '+' or '?')
+            if (Postfix(node) is { } repeated)
             {
-                At++;
-                node = new RegexRepeat(node, c == '+' ? 1 : 0, c == '?' ? 1 : null);
+                node = repeated;
                 continue;
             }
 
