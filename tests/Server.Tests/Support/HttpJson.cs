@@ -44,6 +44,14 @@ internal static class HttpJson
         return PostRawAsync(http, path, body.ToJsonString());
     }
 
+    /// <summary>Asserts a 400 whose error names <paramref name="param"/> and whose message says <paramref name="problem"/>.</summary>
+    public static void AssertBadRequest(int status, JsonNode answer, string param, string problem)
+    {
+        Assert.True(status == 400, answer.ToJsonString());
+        Assert.Equal(param, (string?)answer["error"]?["param"]);
+        Assert.Contains(problem, (string?)answer["error"]?["message"] ?? "", StringComparison.Ordinal);
+    }
+
     /// <summary>A greedy chat body: <paramref name="model"/>, one user message, <paramref name="maxTokens"/>, then <paramref name="extra"/>'s fields.</summary>
     public static JsonObject GreedyChat(string model, string question, int maxTokens, JsonObject extra)
     {

@@ -138,8 +138,6 @@ public sealed class BeamSearchTests(DemoServerFixture fixture)
     {
         var (status, answer) = await HttpJson.PostSmallestAsync(Http, path, Model, extra, maxTokens: 2);
 
-        Assert.True(status == 400, answer.ToJsonString());
-        Assert.Equal(field, (string)answer["error"]!["param"]!);
-        Assert.Contains(problem, (string)answer["error"]!["message"]!, StringComparison.Ordinal);
+        HttpJson.AssertBadRequest(status, answer, field, problem);
     }
 }

@@ -118,8 +118,6 @@ public sealed class PromptTruncationTests(DemoServerFixture fixture)
 
         var (status, answer) = await HttpJson.PostRawAsync(Http, path, body.ToJsonString());
 
-        Assert.True(status == 400, answer.ToJsonString());
-        Assert.Equal("truncate_prompt_tokens", (string)answer["error"]!["param"]!);
-        Assert.Contains(problem, (string)answer["error"]!["message"]!, StringComparison.Ordinal);
+        HttpJson.AssertBadRequest(status, answer, "truncate_prompt_tokens", problem);
     }
 }
