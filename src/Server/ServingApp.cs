@@ -159,12 +159,24 @@ public static class ServingApp
         });
         ConsoleAssets.Map(app);
         app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", (ModelHost host, EngineWorker worker, AdapterSyncService sync, IHostApplicationLifetime lifetime) =>
-            lifetime.ApplicationStopping.IsCancellationRequested ? Results.Text("draining", statusCode: 503)
-            : !host.IsLoaded || !worker.IsRunning ? Results.Text("not ready", statusCode: 503)
-            : !sync.FirstPassDone ? Results.Text("syncing the adapter store", statusCode: 503)
-            : Results.Text("ready"));
+        app.MapGet("/readyz", Readiness);
+        // vLLM's probe paths, which Helm charts, gateways and SageMaker written for vLLM call: /readyz's answer.
+        app.MapGet("/health", Readiness);
+        app.MapGet("/ping", Readiness);
+        app.MapPost("/ping", Readiness);
+        app.MapGet("/version", () => Results.Json(new { version = ServerVersion }));
     }
+
+    /// <summary>The build's version (the informational version: semantic version + commit), as vLLM's <c>/version</c> gives its own.</summary>
+    private static readonly string ServerVersion = typeof(ServingApp).Assembly
+        .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+
+    private static IResult Readiness(ModelHost host, EngineWorker worker, AdapterSyncService sync, IHostApplicationLifetime lifetime) =>
+        lifetime.ApplicationStopping.IsCancellationRequested ? Results.Text("draining", statusCode: 503)
+        : !host.IsLoaded || !worker.IsRunning ? Results.Text("not ready", statusCode: 503)
+        : !sync.FirstPassDone ? Results.Text("syncing the adapter store", statusCode: 503)
+        : Results.Text("ready");
 
     internal static async Task Guard(HttpContext ctx, Func<HttpContext, Task> handler)
     {

@@ -19,7 +19,7 @@ internal static class RequestCounting
         finally
         {
             var path = ctx.Request.Path;
-            if (!path.StartsWithSegments("/metrics") && !path.StartsWithSegments("/healthz") && !path.StartsWithSegments("/readyz"))
+            if (!path.StartsWithSegments("/metrics") && !Hosting.ProbePaths.Contains(path))
             {
                 bool grpc = ctx.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
                 string status = grpc ? GrpcStatus(ctx) : ctx.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture);

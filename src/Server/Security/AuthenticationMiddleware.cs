@@ -25,7 +25,7 @@ internal static class AuthenticationMiddleware
             return;
         }
 
-        if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/grpc.health.v1.Health")
+        if (Hosting.ProbePaths.Contains(path) || path.StartsWithSegments("/grpc.health.v1.Health")
             || (HttpMethods.IsGet(ctx.Request.Method) && Hosting.ConsoleAssets.IsConsolePath(path)))   // the console's page holds no data
         {
             await next();

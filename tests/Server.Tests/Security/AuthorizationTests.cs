@@ -254,6 +254,9 @@ public sealed class AuthorizationTests : IAsyncLifetime
         using var metrics = await _server.Http.GetAsync("/metrics");
         Assert.Equal(200, (int)ready.StatusCode);
         Assert.Equal(200, (int)health.StatusCode);
+        foreach (string vllmProbe in new[] { "/health", "/ping", "/version" })
+            Assert.Equal(200, (int)(await _server.Http.GetAsync(vllmProbe)).StatusCode);
+        Assert.Equal(401, (int)(await _server.Http.GetAsync("/v1/models")).StatusCode);
         Assert.Equal(401, (int)metrics.StatusCode);
         Assert.Equal(200, await Send(Admin, HttpMethod.Get, "/metrics"));
     }

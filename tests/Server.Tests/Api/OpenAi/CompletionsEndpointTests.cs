@@ -158,4 +158,17 @@ public sealed class CompletionsEndpointTests(DemoServerFixture fixture)
         Assert.Equal("ok", await Http.GetStringAsync("/healthz"));
         Assert.Equal("ready", await Http.GetStringAsync("/readyz"));
     }
+
+    [Fact]
+    public async Task VllmProbes_HealthPingAndVersion_AsVllmServesThem()
+    {
+        Assert.Equal("ready", await Http.GetStringAsync("/health"));
+        Assert.Equal("ready", await Http.GetStringAsync("/ping"));
+        using var ping = await Http.PostAsync("/ping", null);
+        Assert.Equal(200, (int)ping.StatusCode);
+        string version = (string)System.Text.Json.Nodes.JsonNode.Parse(await Http.GetStringAsync("/version"))!["version"]!;
+        Assert.Matches(@"^\d+\.\d+\.\d+", version);
+        string metrics = await Http.GetStringAsync("/metrics");
+        Assert.DoesNotContain("route=\"/health\"", metrics, StringComparison.Ordinal);        // probes are not counted as requests
+    }
 }
