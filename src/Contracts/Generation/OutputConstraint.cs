@@ -21,6 +21,7 @@ public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, 
     public static OutputConstraint Regex(string pattern) => new(OutputConstraintKind.Regex, pattern, []);
     public static OutputConstraint Choice(IReadOnlyList<string> choices) => new(OutputConstraintKind.Choice, "", choices);
     public static OutputConstraint Grammar(string gbnf) => new(OutputConstraintKind.Grammar, gbnf, []);
+    public static OutputConstraint StructuralTag(string spec) => new(OutputConstraintKind.StructuralTag, spec, []);
 
     /// <summary>A stable content key: equal constraints share one compiled automaton.</summary>
     public string CacheKey()

@@ -17,4 +17,7 @@ public enum OutputConstraintKind
 
     /// <summary>Text in the language of a GBNF context-free grammar (vLLM's <c>grammar</c>), recursion unrolled to a bounded depth.</summary>
     Grammar,
+
+    /// <summary>Free text in which every trigger starts one of the structures: begin, JSON against its schema, end (xgrammar's structural tag).</summary>
+    StructuralTag,
 }

@@ -211,6 +211,9 @@ public sealed class TokenConstraintCompiler
                         throw new ConstraintException($"choice[{i}]", "a choice must not be empty");
                 whole = nfa.Alternation(constraint.Choices.Select(nfa.Literal).ToList());
                 break;
+            case OutputConstraintKind.StructuralTag:
+                whole = StructuralTagCompiler.Compile(nfa, constraint.Source, whitespace);
+                break;
             case OutputConstraintKind.Grammar:
                 whole = (LarkGrammarParser.LooksLikeLark(constraint.Source) ? LarkGrammarParser.Parse(constraint.Source) : GrammarParser.Parse(constraint.Source))
                     .Build(nfa, nfa.Chars);
@@ -239,7 +242,7 @@ public sealed class TokenConstraintCompiler
     {
         if (constraint.WhitespacePattern is not { } pattern)
             return null;
-        if (constraint.Kind is not (OutputConstraintKind.JsonSchema or OutputConstraintKind.JsonObject))
+        if (constraint.Kind is not (OutputConstraintKind.JsonSchema or OutputConstraintKind.JsonObject or OutputConstraintKind.StructuralTag))
             throw new ConstraintException("whitespace_pattern", "applies to JSON output only");
         var node = RegexParser.Parse(pattern, "whitespace_pattern");
         if (!OnlyWhitespace(node))

@@ -128,6 +128,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
                 : at.StartsWith("regex", StringComparison.Ordinal) ? field + at["regex".Length..]
                 : at.StartsWith("choice", StringComparison.Ordinal) ? field + at["choice".Length..]
                 : at.StartsWith("grammar", StringComparison.Ordinal) ? field + at["grammar".Length..]
+                : at.StartsWith("structural_tag", StringComparison.Ordinal) ? field + at["structural_tag".Length..]
                 : field;
             throw ApiException.BadRequest($"'{path}': {ex.Message}", path);
         }

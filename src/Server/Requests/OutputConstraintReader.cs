@@ -66,6 +66,8 @@ internal static class OutputConstraintReader
                 return null;
             case "json_object":
                 return (OutputConstraint.JsonObject(), "response_format");
+            case "structural_tag":
+                return (OutputConstraint.StructuralTag(format.Root.GetRawText()), "response_format");
             case "json_schema":
                 var spec = format.Get("json_schema") is { ValueKind: JsonValueKind.Object } s ? new JsonFields(s)
                     : throw JsonFields.Bad("response_format.json_schema", "must be an object with a 'schema'");
@@ -76,7 +78,7 @@ internal static class OutputConstraintReader
                 var schema = spec.Get("schema") ?? throw JsonFields.Bad("response_format.json_schema.schema", "is required");
                 return (Schema(schema), "response_format.json_schema.schema");
             default:
-                throw JsonFields.Bad("response_format.type", $"must be 'text', 'json_object' or 'json_schema', not '{type}'");
+                throw JsonFields.Bad("response_format.type", $"must be 'text', 'json_object', 'json_schema' or 'structural_tag', not '{type}'");
         }
     }
 
@@ -84,9 +86,7 @@ internal static class OutputConstraintReader
     {
         foreach (var p in options.Root.EnumerateObject())
             if (!StructuredOutputKeys.Contains(p.Name))
-                throw JsonFields.Bad($"structured_outputs.{p.Name}", "is not a structured_outputs option (json, regex, choice, grammar, json_object)");
-        if (options.Has("structural_tag"))
-            throw JsonFields.Bad("structured_outputs.structural_tag", "is not supported; use json, regex, choice or grammar");
+                throw JsonFields.Bad($"structured_outputs.{p.Name}", "is not a structured_outputs option (json, regex, choice, grammar, structural_tag, json_object)");
         var kinds = new List<(OutputConstraint, string)>();
         if (options.Get("json") is { } json)
             kinds.Add((Schema(json), "structured_outputs.json"));
@@ -97,14 +97,17 @@ internal static class OutputConstraintReader
             kinds.Add((OutputConstraint.Choice(Choices(options, "choice", "structured_outputs.choice")), "structured_outputs.choice"));
         if (options.Get("grammar") is { } grammar)
             kinds.Add((Grammar(grammar, "structured_outputs.grammar"), "structured_outputs.grammar"));
+        if (options.Get("structural_tag") is { } tag)
+            kinds.Add((OutputConstraint.StructuralTag(tag.ValueKind == JsonValueKind.String ? tag.GetString()! : tag.ValueKind == JsonValueKind.Object ? tag.GetRawText()
+                : throw JsonFields.Bad("structured_outputs.structural_tag", "must be an object (or a string holding one)")), "structured_outputs.structural_tag"));
         options.Bool("disable_any_whitespace");
         if (options.Bool("json_object") == true)
             kinds.Add((OutputConstraint.JsonObject(), "structured_outputs.json_object"));
         return kinds.Count switch
         {
             1 => kinds[0],
-            0 => throw JsonFields.Bad("structured_outputs", "must name one of json, regex, choice, grammar or json_object"),
-            _ => throw JsonFields.Bad("structured_outputs", $"must name exactly one of json, regex, choice, grammar or json_object, not {kinds.Count}"),
+            0 => throw JsonFields.Bad("structured_outputs", "must name one of json, regex, choice, grammar, structural_tag or json_object"),
+            _ => throw JsonFields.Bad("structured_outputs", $"must name exactly one of json, regex, choice, grammar, structural_tag or json_object, not {kinds.Count}"),
         };
     }
 

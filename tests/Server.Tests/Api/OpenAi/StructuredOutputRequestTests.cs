@@ -53,11 +53,14 @@ public sealed class StructuredOutputRequestTests(StructuredOutputServerFixture f
 
     [Theory]
     [InlineData("""{"response_format":{"type":"json_object"},"structured_outputs":{"regex":"a"}}""", "structured_outputs.regex", "give one output format")]
-    [InlineData("""{"response_format":{"type":"xml"}}""", "response_format.type", "must be 'text', 'json_object' or 'json_schema'")]
+    [InlineData("""{"response_format":{"type":"xml"}}""", "response_format.type", "must be 'text', 'json_object', 'json_schema' or 'structural_tag'")]
     [InlineData("""{"response_format":{"type":"json_schema"}}""", "response_format.json_schema", "must be an object")]
     [InlineData("""{"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}""", "response_format.json_schema.schema", "is required")]
     [InlineData("""{"response_format":{"type":"json_schema","json_schema":{"name":"has space","schema":{}}}}""", "response_format.json_schema.name", "letters")]
-    [InlineData("""{"structured_outputs":{"structural_tag":"{}"}}""", "structured_outputs.structural_tag", "not supported")]
+    [InlineData("""{"structured_outputs":{"structural_tag":"{}"}}""", "structured_outputs.structural_tag.triggers", "non-empty strings")]
+    [InlineData("""{"structured_outputs":{"structural_tag":7}}""", "structured_outputs.structural_tag", "must be an object")]
+    [InlineData("""{"response_format":{"type":"structural_tag","triggers":["<f"],"structures":[{"begin":"<g>","schema":{},"end":"</g>"}]}}""",
+        "response_format.structures[0].begin", "start with one of the triggers")]
     [InlineData("""{"structured_outputs":{"grammar":""}}""", "structured_outputs.grammar", "non-empty")]
     [InlineData("""{"guided_grammar":"root ::= [z-a]"}""", "guided_grammar[10]", "reversed")]
     [InlineData("""{"structured_outputs":{"regex":"a","choice":["b"]}}""", "structured_outputs", "exactly one")]

@@ -158,6 +158,50 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
     }
 
     [Fact]
+    public async Task Chat_StructuralTagWithAdapters_EveryCallHeldToItsSchema()
+    {
+        var tag = new JsonObject
+        {
+            ["type"] = "structural_tag", ["triggers"] = new JsonArray("<"),                // one token, so random text keeps starting calls
+            ["structures"] = new JsonArray(new JsonObject
+            {
+                ["begin"] = "<call=dose>", ["end"] = "</call>",
+                ["schema"] = JsonNode.Parse("""{"type":"object","properties":{"mg":{"type":"integer","minimum":1,"maximum":500}},"required":["mg"],"additionalProperties":false}"""),
+            }),
+        };
+        // Random weights would rarely write the trigger: a bias makes it likely, and the constraint then writes the call.
+        var (_, tokenized) = await HttpJson.PostAsync(fixture.Http, "/tokenize", new { model = fixture.Model, prompt = "<", add_special_tokens = false });
+        string trigger = ((int)tokenized["tokens"]![0]!).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var bodies = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => PostOk("/v1/completions", new
+        {
+            model = AdapterFor(i), prompt = $"Dose {i}:", max_tokens = 60, temperature = 1.0, seed = (ulong)i,
+            logit_bias = new Dictionary<string, int> { [trigger] = 12 }, structured_outputs = new { structural_tag = tag },
+        })));
+        var viaFormat = await PostOk("/v1/chat/completions", new
+        {
+            model = fixture.Model, messages = new[] { new { role = "user", content = "dose?" } }, max_tokens = 40, temperature = 0,
+            response_format = JsonNode.Parse(tag.ToJsonString()),
+        });
+
+        int complete = 0;
+        foreach (var body in bodies.Append(viaFormat))
+        {
+            var choice = body["choices"]![0]!;
+            string text = (string?)choice["text"] ?? (string?)choice["message"]!["content"] ?? "";
+            var calls = text.Split("<call=").Skip(1).ToList();
+            // Every call but one cut short by max_tokens is complete and valid.
+            for (int c = 0; c < calls.Count; c++)
+                if (c < calls.Count - 1 || (string)choice["finish_reason"]! != "length")
+                {
+                    Assert.Matches("""^dose>\{"mg":([1-9]|[1-9][0-9]|[1-4][0-9]{2}|500)\}</call>""", calls[c]);
+                    complete++;
+                }
+        }
+
+        Assert.True(complete > 0, "no output wrote a whole call");
+    }
+
+    [Fact]
     public async Task Completions_MaxTokensBeforeComplete_LengthAndIncompleteDetails()
     {
         var body = await PostOk("/v1/completions", new
