@@ -8,15 +8,12 @@ namespace Serving.Engine.Constraints;
 /// {m,n}</c>; <c># comments</c>. Any other construct is a <see cref="ConstraintException"/> naming it and its position.
 /// <para>
 /// The grammar becomes a token automaton like a regular expression does: every reference expands its rule in place, and
-/// a rule recursing into itself is unrolled <see cref="MaxRecursion"/> levels deep (the branches that would need more
+/// a rule recursing into itself is unrolled <see cref="GrammarExpansion.MaxRecursion"/> levels deep (the branches that would need more
 /// disappear, as recursive JSON Schema references do). Within that depth the language is enforced exactly.
 /// </para>
 /// </summary>
 internal sealed class GrammarParser : GrammarReader
 {
-    /// <summary>How often a rule may appear in its own expansion: the nesting depth of recursive rules.</summary>
-    public const int MaxRecursion = 5;
-
     /// <summary>Characters a backslash stands before for themselves, in literals and classes.</summary>
     private const string Escapable = "\\\"'[]-^/";
 

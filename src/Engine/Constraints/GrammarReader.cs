@@ -14,7 +14,7 @@ internal abstract class GrammarReader
     protected GrammarReader(string grammar)
     {
         Text = [.. grammar.EnumerateRunes().Select(r => r.Value)];
-        Expansion = new GrammarExpansion(Rules, GrammarParser.MaxRecursion);
+        Expansion = new GrammarExpansion(Rules);
     }
 
     protected int[] Text { get; }

@@ -218,7 +218,7 @@ public sealed class TokenConstraintCompiler
                 whole = (LarkGrammarParser.LooksLikeLark(constraint.Source) ? LarkGrammarParser.Parse(constraint.Source) : GrammarParser.Parse(constraint.Source))
                     .Build(nfa, nfa.Chars);
                 if (whole.IsNever)
-                    throw new ConstraintException("grammar", $"no text of the grammar fits within {GrammarParser.MaxRecursion} levels of recursion");
+                    throw new ConstraintException("grammar", $"no text of the grammar fits within {GrammarExpansion.MaxRecursion} levels of recursion");
                 break;
             default:
                 throw new ConstraintException("$", $"unknown constraint kind {constraint.Kind}");

@@ -13,6 +13,7 @@ namespace Serving.Engine.Generation;
 public sealed class SequenceState
 {
     private readonly List<int> _generated = [];
+    private HashSet<int>? _suppressed;
     private readonly IncrementalDetokenizer _detokenizer;
     private readonly StopStringMatcher _stops;
     private readonly HashSet<int> _stopTokens;
@@ -107,7 +108,10 @@ public sealed class SequenceState
             ? [] : _stopTokens;
         if (Sampling.BadWords.Count == 0)
             return stops;
-        var suppressed = new HashSet<int>(stops);
+        // One set per sequence, refilled each step: the step reads it before this sequence's next step asks again.
+        var suppressed = _suppressed ??= [];
+        suppressed.Clear();
+        suppressed.UnionWith(stops);
         var output = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_generated);
         foreach (var word in Sampling.BadWords)
             if (EndsWithAllButLast(output, word))

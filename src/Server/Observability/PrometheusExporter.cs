@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using System.Text;
 using Prometheus;
 using Serving.Runtime.Observability;

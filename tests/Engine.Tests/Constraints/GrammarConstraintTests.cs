@@ -51,7 +51,7 @@ public sealed class GrammarConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFi
 
         Assert.True(constraint.Matches("1+2*3"));
         Assert.True(constraint.Matches("(1+2)*(30-4)"));
-        string nested = new string('(', GrammarParser.MaxRecursion - 1) + "7" + new string(')', GrammarParser.MaxRecursion - 1);
+        string nested = new string('(', GrammarExpansion.MaxRecursion - 1) + "7" + new string(')', GrammarExpansion.MaxRecursion - 1);
         Assert.True(constraint.Matches(nested));
         Assert.False(constraint.Matches("(" + nested + ")"));                  // one level past the bound
         Assert.False(constraint.Matches("(1+2"));
