@@ -7,5 +7,15 @@ namespace Serving.Batching.Scheduling;
 /// when that reaches the end of the sequence (a decode row, or the last chunk of a prompt), so the step samples a token for it.
 /// <see cref="Blocks"/> is the sequence's KV block table as of this step (ids from the <see cref="KvBlockAllocator"/>), covering
 /// at least StartPosition + TokenCount positions.
+/// <para>
+/// A decode row may also carry <see cref="DraftTokens"/> speculative tokens (<see cref="ScheduledRequest.DraftTokens"/>): the last
+/// DraftTokens of its TokenCount positions lie past the sequence's end, fed so that one step verifies them. The engine reports how
+/// many it accepted (<see cref="RowResult.AcceptedDrafts"/>); the KV it wrote for the rest lies past the sequence's cached end and is
+/// written over by later steps.
+/// </para>
 /// </summary>
-public sealed record PlannedRow(RequestId Id, int StartPosition, int TokenCount, bool EmitsToken, IReadOnlyList<int> Blocks);
+public sealed record PlannedRow(RequestId Id, int StartPosition, int TokenCount, bool EmitsToken, IReadOnlyList<int> Blocks, int DraftTokens = 0)
+{
+    /// <summary>Positions of the sequence itself fed by this row (without the drafts).</summary>
+    public int SequenceTokens => TokenCount - DraftTokens;
+}

@@ -53,6 +53,19 @@ public sealed class ScheduledRequest
     /// <summary>The key of the next full block (block <see cref="BlockKeys"/>.Count), from the engine loop.</summary>
     public void AppendBlockKey(PrefixBlockKey key) => _blockKeys.Add(key);
 
+    /// <summary>
+    /// Speculative tokens the engine has proposed to follow the sequence (n-gram lookup, a predicted output), written by the
+    /// engine loop between steps. A decode row carries up to this many when the KV memory for them is free without preempting
+    /// anyone and they stay inside the context limit (<see cref="PlannedRow.DraftTokens"/>).
+    /// </summary>
+    public int DraftTokens
+    {
+        get => _draftTokens;
+        set => _draftTokens = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), "draft tokens cannot be negative");
+    }
+
+    private int _draftTokens;
+
     // scheduler state
     public RequestPhase Phase { get; internal set; } = RequestPhase.Waiting;
 

@@ -132,7 +132,10 @@ public sealed class StepScheduler
         var rows = new List<PlannedRow>();
         foreach (var r in _running)
             if (tokens.TryGetValue(r.Id, out int n))
-                rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n == r.Length, r.Blocks.ToArray()));
+            {
+                int drafts = Math.Max(0, r.Computed + n - r.Length);
+                rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n - drafts == r.Length, r.Blocks.ToArray(), drafts));
+            }
 
         if (rows.Count == 0)
         {
@@ -158,10 +161,14 @@ public sealed class StepScheduler
                 continue;
             }
 
-            r.Computed += row.TokenCount;
-            _prefixes.CacheFullBlocks(r);
+            int accepted = results[i].AcceptedDrafts;
+            if (accepted < 0 || accepted > row.DraftTokens || (accepted > 0 && !results[i].EmittedToken))
+                throw new ArgumentException($"{row.Id}: {accepted} drafts accepted of {row.DraftTokens} planned");
+            // Accepted drafts are tokens of the sequence now, and their KV was written with them; the rest is not counted.
+            r.Computed += row.SequenceTokens + accepted;
             if (results[i].EmittedToken)
-                r.Length++;
+                r.Length += 1 + accepted;
+            _prefixes.CacheFullBlocks(r);
             if (results[i].Finished || r.Length >= MaxContext)
                 End(r);
         }
@@ -216,6 +223,13 @@ public sealed class StepScheduler
             int n = remaining == 1 ? 1 : Math.Min(remaining, budget);
             if (n <= 0)
                 continue;
+            if (remaining == 1 && DraftsFor(r) is int drafts and > 0)
+            {
+                _kv.TryAllocate(Math.Max(0, _kv.BlocksFor(r.Computed + 1 + drafts) - r.Blocks.Count), r.Blocks);
+                tokens[r.Id] = 1 + drafts;
+                continue;
+            }
+
             if (!ReserveFor(r, n, preempted))
                 continue;
             if (remaining > 1)
@@ -226,10 +240,23 @@ public sealed class StepScheduler
         return tokens;
     }
 
+    /// <summary>
+    /// Drafts a decode row of <paramref name="r"/> can carry this step: what the engine proposed, inside the context limit, and
+    /// only when the blocks they need are free now (cached prefixes no one holds count as free, as for every allocation).
+    /// Speculation never preempts: a row whose drafts do not fit runs without them.
+    /// </summary>
+    private int DraftsFor(ScheduledRequest r)
+    {
+        int drafts = Math.Min(r.DraftTokens, MaxContext - r.Length - 1);
+        while (drafts > 0 && _kv.BlocksFor(r.Computed + 1 + drafts) - r.Blocks.Count > _kv.FreeBlocks)
+            drafts--;
+        return drafts;
+    }
+
     /// <summary>Reserves the blocks <paramref name="r"/> needs to cache n more tokens, preempting younger sequences (or itself).</summary>
     private bool ReserveFor(ScheduledRequest r, int n, List<RequestId> preempted)
     {
-        int need = _kv.BlocksFor(r.Computed + n) - r.Blocks.Count;
+        int need = Math.Max(0, _kv.BlocksFor(r.Computed + n) - r.Blocks.Count);
         while (need > _kv.FreeBlocks)
         {
             // Never r alone: the constructor guarantees one sequence of MaxContext tokens fits the whole cache.

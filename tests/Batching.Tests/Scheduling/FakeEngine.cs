@@ -37,6 +37,19 @@ internal sealed class FakeEngine
     public Dictionary<RequestId, EndCause> Ended { get; } = [];
     public Dictionary<RequestId, int> Generated => _generated;
 
+    /// <summary>
+    /// Drafts proposed for every running request after each step (0: no speculation), and how many of a row's d drafts the
+    /// "engine" accepts at step s (the default takes a different count each step).
+    /// </summary>
+    public int DraftsPerStep { get; set; }
+
+    public Func<RequestId, int, int, int> AcceptDrafts { get; set; } = (id, step, drafts) => (int)((id.Value * 7 + step) % (drafts + 1));
+
+    /// <summary>Drafts planned and accepted over the run.</summary>
+    public int DraftsPlanned { get; private set; }
+
+    public int DraftsAccepted { get; private set; }
+
     /// <summary>Prompt tokens each request reused from the prefix cache, over all its runs.</summary>
     public Dictionary<RequestId, int> CachedTokens { get; } = [];
 
@@ -109,18 +122,33 @@ internal sealed class FakeEngine
 
             Assert.True(row.Blocks.Count * Scheduler.Kv.BlockSize >= row.StartPosition + row.TokenCount,
                 $"{row.Id}: {row.Blocks.Count} blocks cannot hold positions up to {row.StartPosition + row.TokenCount}");
-            _cached[row.Id] += row.TokenCount;
+            Assert.True(row.StartPosition + row.TokenCount <= Scheduler.MaxContext, $"{row.Id}: positions past the context limit");
+            if (row.DraftTokens > 0)
+            {
+                Assert.True(row.EmitsToken && row.SequenceTokens == 1, "drafts ride on decode rows only");
+                Assert.True(row.DraftTokens <= request.DraftTokens);
+            }
+
             bool finished = false;
+            int accepted = 0;
             if (row.EmitsToken)
             {
-                Generate(request);
-                _generated[row.Id]++;
+                accepted = Math.Min(AcceptDrafts(row.Id, Steps, row.DraftTokens), _maxNewTokens[row.Id] - _generated[row.Id] - 1);
+                for (int t = 0; t <= accepted; t++)
+                    Generate(request, request.Length + t);
+                _generated[row.Id] += 1 + accepted;
                 finished = _generated[row.Id] >= _maxNewTokens[row.Id];
                 if (finished)
                     Ended[row.Id] = EndCause.Completed;
             }
 
-            results.Add(new RowResult(row.EmitsToken, finished));
+            // Accepted drafts were written before their tokens (and so their blocks' keys) were known: the KV is theirs.
+            for (int b = row.StartPosition / bs; b <= (row.StartPosition + row.SequenceTokens + accepted - 1) / bs; b++)
+                _written[row.Blocks[b]] = b < request.BlockKeys.Count ? request.BlockKeys[b] : null;
+            DraftsPlanned += row.DraftTokens;
+            DraftsAccepted += accepted;
+            _cached[row.Id] += row.SequenceTokens + accepted;
+            results.Add(new RowResult(row.EmitsToken, finished, AcceptedDrafts: accepted));
         }
 
         Scheduler.CompleteStep(plan, results);
@@ -130,6 +158,12 @@ internal sealed class FakeEngine
         Assert.All(held.GroupBy(b => b).Where(g => g.Count() > 1), g => Assert.NotNull(Scheduler.Kv.KeyOf(g.Key)));   // only cached blocks are shared
         Assert.True(Scheduler.Kv.UsedBlocks <= Scheduler.Kv.TotalBlocks);
         Assert.Equal(Scheduler.RunningRequests.Sum(r => r.Slots.Count), Slots.Table.TotalPins);
+        foreach (var r in Scheduler.RunningRequests)
+        {
+            Assert.Equal(_cached[r.Id], r.Computed);
+            r.DraftTokens = DraftsPerStep;
+        }
+
         return plan;
     }
 
@@ -140,11 +174,12 @@ internal sealed class FakeEngine
     /// The token a row emits (a function of the sequence so far, like a greedy model), and the keys of the blocks the
     /// sequence now fills, appended as the engine loop does.
     /// </summary>
-    private void Generate(ScheduledRequest request)
+    private void Generate(ScheduledRequest request, int length)
     {
         if (!_sequences.TryGetValue(request.Id, out var sequence))
             return;
         var tokens = sequence.Tokens;
+        Assert.Equal(length, tokens.Count);
         tokens.Add(7 + (tokens.Count * 131 + tokens[^1] * 17) % 5000);
         int bs = Scheduler.Kv.BlockSize;
         while ((request.BlockKeys.Count + 1) * bs <= tokens.Count)
