@@ -24,11 +24,28 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
     public StepTimings LastTimings { get; private set; }
 
     /// <summary>
-    /// Runs <paramref name="rows"/> as one forward pass. Returns one entry per row: its token, or null when the row only
-    /// advanced its prompt. If it throws, no sequence has changed: the same rows may run again, together or apart (the KV
-    /// positions they wrote are rewritten with the same values).
+    /// Runs <paramref name="rows"/> (none with drafts) as one forward pass. Returns one entry per row: its token, or null
+    /// when the row only advanced its prompt. See <see cref="Step"/>.
     /// </summary>
     public IReadOnlyList<TokenEvent?> Run(IReadOnlyList<StepRow> rows)
+    {
+        if (rows.Any(r => r.DraftCount > 0))
+            throw new ArgumentException("rows with drafts emit several tokens: run them with Step");
+        return [.. Step(rows).Select(e => e.Count == 0 ? null : e[0])];
+    }
+
+    /// <summary>
+    /// Runs <paramref name="rows"/> as one forward pass. Returns each row's tokens, in order: none when the row only advanced
+    /// its prompt; one for a row that reached its sequence's end; for a row with drafts, the sampled token after the
+    /// sequence's end and, while each sampled token equals the draft it follows (and the sequence has not finished), the
+    /// token sampled after that draft — so a row adds from 1 to drafts + 1 tokens. Each token is sampled exactly as a step
+    /// without drafts would have sampled it (the same logits, sampling state and random draws), so drafts change how many
+    /// steps a sequence takes, never what it generates: for a draft proposed without a distribution, taking the sampled
+    /// token when it equals the draft is speculative decoding's rejection sampling.
+    /// If it throws, no sequence has changed: the same rows may run again, together or apart (the KV positions they wrote
+    /// are rewritten with the same values).
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<TokenEvent>> Step(IReadOnlyList<StepRow> rows)
     {
         if (rows.Count == 0)
             return [];
@@ -39,16 +56,17 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
                 throw new ArgumentException("a finished sequence cannot run");
             if (row.TokenCount < 1 || row.StartPosition < 0 || row.EndPosition > s.TotalTokens)
                 throw new ArgumentException($"a row of positions [{row.StartPosition}, {row.EndPosition}) does not fit a sequence of {s.TotalTokens} tokens");
-            if (s.TotalTokens >= cache.MaxContext)
-                throw new ArgumentException($"sequence of {s.TotalTokens} tokens does not fit the context limit {cache.MaxContext}");
+            if (s.TotalTokens + row.DraftCount > cache.MaxContext || s.TotalTokens >= cache.MaxContext)
+                throw new ArgumentException($"sequence of {s.TotalTokens} tokens and {row.DraftCount} drafts does not fit the context limit {cache.MaxContext}");
+            if (row.DraftCount > 0 && !row.EmitsToken)
+                throw new ArgumentException("only a row that reaches its sequence's end can carry drafts");
         }
 
-        var batch = ForwardBatch.Create(rows.Select(r => (r.Kv, (IReadOnlyList<int>)r.Sequence.TokensFrom(r.StartPosition, r.TokenCount), r.StartPosition)).ToList());
-        var lora = rows.Any(r => r.Sequence.Adapters.Count > 0)
-            ? LoraBatchMapping.ForSequences(rows.Select(r => r.TokenCount).ToList(), rows.Select(r => r.Sequence.Adapters).ToList())
-            : null;
-        var masks = PrepareMasks(rows);
         var scoring = PromptScoring.Plan(rows);
+        if (scoring is not null && rows.Any(r => r.DraftCount > 0))
+            rows = [.. rows.Select(r => r with { Drafts = null })];     // scoring maps logits row by row: this step verifies nothing
+        var (batch, lora, firstLogit) = Pack(rows);
+        var masks = PrepareMasks(rows);
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         // Serving records no autograd graph; saying so lets the CPU kernels rotate in place instead of the step building
         // RoPE tables it never uses (RotaryEmbedding.StepTables).
@@ -64,20 +82,82 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
 
         masks?.Wait();
         long masked = System.Diagnostics.Stopwatch.GetTimestamp();
-        var tokens = Sample(cpu, rows, ready, scoring?.LastRow);
+        var tokens = Sample(cpu, rows, ready, scoring?.LastRow ?? firstLogit);
         var scores = scoring is null ? null : Score(scoring, cpu, rows);
         // Only now, with nothing left to fail, does a sequence change.
         if (scores is not null)
             scoring!.Record(scores, rows);
-        var events = new TokenEvent?[rows.Count];
+        var events = new List<TokenEvent>[rows.Count];
+        for (int i = 0; i < rows.Count; i++)
+            events[i] = [];
         for (int i = 0; i < ready.Count; i++)
-            events[ready[i]] = rows[ready[i]].Sequence.Accept(tokens[i], cache.MaxContext);
+            events[ready[i]].Add(rows[ready[i]].Sequence.Accept(tokens[i], cache.MaxContext));
+        Verify(cpu, rows, ready, firstLogit, events, cache.MaxContext);
 
         LastTimings = new StepTimings(System.Diagnostics.Stopwatch.GetElapsedTime(started, forwarded),
             System.Diagnostics.Stopwatch.GetElapsedTime(forwarded, copied), System.Diagnostics.Stopwatch.GetElapsedTime(masked),
             masks is null ? TimeSpan.Zero : masks.Result, System.Diagnostics.Stopwatch.GetElapsedTime(copied, masked));
         return events;
     }
+
+    /// <summary>
+    /// The step's packed batch: each row's tokens, then one decode slice per draft at the positions after the sequence's end
+    /// (same block table, same adapters); and each row's first logits row (one logits row per slice).
+    /// </summary>
+    private static (ForwardBatch Batch, LoraBatchMapping? Lora, int[] FirstLogit) Pack(IReadOnlyList<StepRow> rows)
+    {
+        var slices = new List<(KvBlockTable Kv, IReadOnlyList<int> Tokens, int StartPosition)>(rows.Count);
+        var adapters = new List<IReadOnlyList<Serving.Contracts.AdapterSlotWeight>>(rows.Count);
+        var firstLogit = new int[rows.Count];
+        foreach (var (i, r) in rows.Index())
+        {
+            firstLogit[i] = slices.Count;
+            slices.Add((r.Kv, r.Sequence.TokensFrom(r.StartPosition, r.TokenCount), r.StartPosition));
+            adapters.Add(r.Sequence.Adapters);
+            for (int j = 0; j < r.DraftCount; j++)
+            {
+                slices.Add((r.Kv, [r.Drafts![j]], r.Sequence.TotalTokens + j));
+                adapters.Add(r.Sequence.Adapters);
+            }
+        }
+
+        var lora = adapters.Any(a => a.Count > 0) ? LoraBatchMapping.ForSequences([.. slices.Select(s => s.Tokens.Count)], adapters) : null;
+        return (ForwardBatch.Create(slices), lora, firstLogit);
+    }
+
+    /// <summary>
+    /// The drafts' rounds: round j samples, for every row whose tokens so far equal its first j drafts and that has not
+    /// finished, the token after draft j from that draft's logits row, with the sequence's state as it now stands (history,
+    /// constraint, suppressed tokens, random stream). A round that throws ends the verification: the tokens accepted so far
+    /// are the sequences' own either way.
+    /// </summary>
+    private static void Verify(Tensor logits, IReadOnlyList<StepRow> rows, List<int> ready, int[] firstLogit, List<TokenEvent>[] events, int contextLimit)
+    {
+        var live = ready.Where(i => Continues(rows[i], events[i])).ToList();
+        var logitRow = (int[])firstLogit.Clone();
+        while (live.Count > 0)
+        {
+            foreach (int i in live)
+                logitRow[i]++;
+            SampledToken[] sampled;
+            try
+            {
+                sampled = Sample(logits, rows, live, logitRow);
+            }
+            catch (Exception)
+            {
+                return;
+            }
+
+            for (int n = 0; n < live.Count; n++)
+                events[live[n]].Add(rows[live[n]].Sequence.Accept(sampled[n], contextLimit));
+            live.RemoveAll(i => !Continues(rows[i], events[i]));
+        }
+    }
+
+    /// <summary>Whether a row's last token is its next draft's match and the sequence goes on: the token after that draft is sampled too.</summary>
+    private static bool Continues(StepRow row, List<TokenEvent> events) =>
+        !row.Sequence.IsFinished && events.Count <= row.DraftCount && events[^1].Token.Id == row.Drafts![events.Count - 1];
 
     /// <summary>
     /// Starts computing, on a pool thread, the token masks that constrained rows sampling this step will need and that are
@@ -112,16 +192,16 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
     /// flat distribution needs most of the vocabulary for top-p 0.95), which serial sampling adds to every step of a batch
     /// (docs/benchmarks/engine.md).
     /// </summary>
-    /// <param name="logits">Float32 logits, one row per step row, or as <paramref name="lastRow"/> maps them.</param>
+    /// <param name="logits">Float32 logits <c>[logits rows, vocab]</c>.</param>
     /// <param name="rows">The step's rows.</param>
     /// <param name="ready">The rows that sample.</param>
-    /// <param name="lastRow">Each step row's logits row when the step computed more than last tokens (<see cref="PromptScoring"/>).</param>
-    private static unsafe SampledToken[] Sample(Tensor logits, IReadOnlyList<StepRow> rows, List<int> ready, int[]? lastRow)
+    /// <param name="logitRow">Each step row's logits row to sample from.</param>
+    private static unsafe SampledToken[] Sample(Tensor logits, IReadOnlyList<StepRow> rows, List<int> ready, int[] logitRow)
     {
         var tokens = new SampledToken[ready.Count];
         int vocab = (int)logits.size(1);
         fixed (byte* data = logits.bytes)
-            Kernels.OpenMpTeam.For(ready.Count, new SampleRows((float*)data, vocab, rows, ready, lastRow, tokens));
+            Kernels.OpenMpTeam.For(ready.Count, new SampleRows((float*)data, vocab, rows, ready, logitRow, tokens));
         return tokens;
     }
 
@@ -132,14 +212,14 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
     }
 
     /// <summary>Part i samples row ready[i] into tokens[i].</summary>
-    private readonly unsafe struct SampleRows(float* logits, int vocab, IReadOnlyList<StepRow> rows, List<int> ready, int[]? lastRow, SampledToken[] tokens)
+    private readonly unsafe struct SampleRows(float* logits, int vocab, IReadOnlyList<StepRow> rows, List<int> ready, int[] logitRow, SampledToken[] tokens)
         : Kernels.IParallelPart
     {
         public void Run(int i)
         {
             var s = rows[ready[i]].Sequence;
             var allowed = s.AllowedTokens();
-            long row = lastRow is null ? ready[i] : lastRow[ready[i]];
+            long row = logitRow[ready[i]];
             tokens[i] = TokenSampler.Sample(new ReadOnlySpan<float>(logits + row * vocab, vocab), s.Sampling, s.Random, allowed,
                 s.History, s.SuppressedTokens(allowed));
         }

@@ -82,9 +82,15 @@ public sealed class KvCache : IDisposable
     {
         var written = _writtenBlocks;
         written.Clear();
+        var own = _continuedBlocks;
         for (int i = 0; i < batch.Sequences.Count; i++)
         {
             var s = batch.Sequences[i];
+            // A slice that carries on where the one before it ended, in the same table, is that sequence's next positions
+            // (a speculative step's drafts): it may write the blocks that slice wrote, and only those.
+            bool continues = i > 0 && ReferenceEquals(batch.Sequences[i - 1].Kv, s.Kv) && batch.Sequences[i - 1].EndPosition == s.StartPosition;
+            if (!continues)
+                own.Clear();
             if (s.EndPosition > MaxContext)
                 throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {MaxContext}");
             if (s.EndPosition > s.Kv.Capacity(BlockSize))
@@ -94,13 +100,21 @@ public sealed class KvCache : IDisposable
                 if ((uint)blocks[b] >= (uint)TotalBlocks)
                     throw new ArgumentException($"sequence {s.Kv} names block {blocks[b]}, outside the cache's {TotalBlocks} blocks");
             for (int b = s.StartPosition / BlockSize; b <= (s.EndPosition - 1) / BlockSize; b++)
+            {
+                if (continues && own.Contains(s.Kv.Blocks[b]))
+                    continue;
                 if (!written.Add(s.Kv.Blocks[b]))
                     throw new ArgumentException($"block {s.Kv.Blocks[b]} is written by two sequences of one batch");
+                own.Add(s.Kv.Blocks[b]);
+            }
         }
     }
 
     /// <summary><see cref="CheckTables"/>'s set, kept from step to step (the cache belongs to one engine loop).</summary>
     private readonly HashSet<int> _writtenBlocks = [];
+
+    /// <summary>Blocks written by the current run of slices that continue one sequence.</summary>
+    private readonly HashSet<int> _continuedBlocks = [];
 
     /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>.</summary>
     public long PhysicalRow(KvBlockTable table, int position) => (long)table.Blocks[position / BlockSize] * BlockSize + position % BlockSize;
