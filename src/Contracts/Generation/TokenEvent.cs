@@ -14,4 +14,7 @@ public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReas
     /// for the first (nothing predicts it); null otherwise.
     /// </summary>
     public IReadOnlyList<PromptTokenLogprob?>? PromptLogprobs { get; init; }
+
+    /// <summary>On the last event of a request that sent a predicted output: how its tokens fared as drafts; null otherwise.</summary>
+    public PredictionTokens? Prediction { get; init; }
 }

@@ -10,6 +10,9 @@ namespace Serving.Runtime.Generation;
 /// </summary>
 internal sealed record ActiveRequest(GenerationCommand Command, SequenceState State, ScheduledRequest Scheduled, PrefixCacheSeed? Seed)
 {
+    /// <summary>Its speculative drafts between steps; null when it does not draft.</summary>
+    public Speculation.SequenceDrafts? Drafts { get; init; }
+
     /// <summary>
     /// Appends the keys of the blocks the sequence's tokens now fill (after a step added a token), so that the scheduler
     /// caches them once their KV is written: generated blocks are reused like prompt blocks.

@@ -24,6 +24,7 @@ public sealed class EngineWorker : BackgroundService
     private readonly ModelHost _host;
     private readonly ModelOptions _options;
     private readonly BatchingOptions _batching;
+    private readonly Speculation.SpeculationOptions _speculation;
     private readonly TimeProvider _time;
     private readonly ILogger<EngineWorker> _logger;
     private readonly HostAdapterCache _hostCache;
@@ -41,8 +42,10 @@ public sealed class EngineWorker : BackgroundService
     private readonly CancellationTokenSource _readsStopping = new();
 
     public EngineWorker(ModelHost host, IOptions<ModelOptions> options, IOptions<AdapterStore.AdapterStoreOptions> adapters,
-        IOptions<BatchingOptions> batching, TimeProvider time, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
+        IOptions<BatchingOptions> batching, IOptions<Speculation.SpeculationOptions> speculation, TimeProvider time,
+        Serving.Runtime.Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
     {
+        _speculation = speculation.Value;
         _metrics = metrics;
         _maxLora = adapters.Value.MaxDeviceSlots.ToString(System.Globalization.CultureInfo.InvariantCulture);
         metrics.OnCollect(RefreshMetrics);
@@ -143,8 +146,14 @@ public sealed class EngineWorker : BackgroundService
         // A request that scores its prompt needs every prompt position's logits, so it computes its prompt whole.
         if (_batching.PrefixCaching && command.Sampling.PromptLogprobs is null)
             (seed, keys) = PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize);
+        if (command.PredictionTokens is { } prediction && prediction.Count > _speculation.MaxPredictionTokens)
+            throw new ArgumentException($"the prediction has {prediction.Count} tokens, more than the {_speculation.MaxPredictionTokens} this server accepts");
         var scheduled = new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys, command.Priority);
-        _requests[id] = new ActiveRequest(command, state, scheduled, seed);
+        _requests[id] = new ActiveRequest(command, state, scheduled, seed)
+        {
+            Drafts = Speculation.SequenceDrafts.Drafts(_speculation, command.PredictionTokens)
+                ? new Speculation.SequenceDrafts(_speculation, command.PredictionTokens) : null,
+        };
         var outcome = scheduler.TryEnqueue(scheduled);
         if (outcome != EnqueueOutcome.Accepted)
             _requests.TryRemove(id, out _);
@@ -236,14 +245,15 @@ public sealed class EngineWorker : BackgroundService
     private void RunStep(StepPlan plan, StepScheduler scheduler, GenerationStepper stepper)
     {
         var rows = plan.Rows.Select(r => _requests[r.Id]).ToList();
-        var stepRows = plan.Rows.Select((r, i) => new StepRow(rows[i].State, r.StartPosition, r.TokenCount, new KvBlockTable(r.Blocks))).ToList();
-        IReadOnlyList<TokenEvent?> events;
+        var stepRows = plan.Rows.Select((r, i) => new StepRow(rows[i].State, r.StartPosition, r.SequenceTokens, new KvBlockTable(r.Blocks),
+            r.DraftTokens > 0 ? rows[i].Drafts!.Planned(r.DraftTokens) : null)).ToList();
+        IReadOnlyList<IReadOnlyList<TokenEvent>> events;
         var failed = new Exception?[rows.Count];
         Engine.Generation.StepTimings? parts = null;         // only for a step that ran as one batch
         long started = _time.GetTimestamp();
         try
         {
-            events = stepper.Run(stepRows);
+            events = stepper.Step(stepRows);
             parts = stepper.LastTimings;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException && rows.Count > 1)
@@ -261,8 +271,48 @@ public sealed class EngineWorker : BackgroundService
             return;
         }
 
-        int tokens = plan.Rows.Sum(r => r.TokenCount);
-        _metrics.EngineStepSeconds.Record(_time.GetElapsedTime(started).TotalSeconds, ServingMetrics.Tag("phase", tokens == rows.Count ? "decode" : "prefill"));
+        RecordStep(plan, rows.Count, _time.GetElapsedTime(started), parts);
+        var results = new RowResult[rows.Count];
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var emitted = events[i];
+            int drafts = plan.Rows[i].DraftTokens, accepted = emitted.Count == 0 ? 0 : Math.Min(drafts, emitted.Count - 1);
+            if (drafts > 0 && failed[i] is null)
+            {
+                rows[i].Drafts!.Record(drafts, accepted);
+                _metrics.Vllm.Drafted(drafts, accepted);
+            }
+
+            foreach (var e in emitted)
+                rows[i].Command.Output.Write(e.Finish != FinishReason.None && rows[i].Drafts?.Prediction is { } prediction ? e with { Prediction = prediction } : e);
+            if (emitted.Count > 0)
+                rows[i].ExtendBlockKeys(_batching.KvBlockSize);
+            results[i] = new RowResult(emitted.Count > 0, rows[i].State.IsFinished || failed[i] is not null, failed[i] is not null, accepted);
+        }
+
+        scheduler.CompleteStep(plan, results);
+        for (int i = 0; i < rows.Count; i++)
+            if (rows[i].State.IsFinished || failed[i] is not null)
+                Finish(plan.Rows[i].Id, rows[i], failed[i]);
+        ProposeDrafts(scheduler);
+    }
+
+    /// <summary>
+    /// The next step's drafts of every running request that drafts, while few enough run for drafts to be nearly free
+    /// (<see cref="Speculation.SpeculationOptions.MaxRunning"/>); none otherwise.
+    /// </summary>
+    private void ProposeDrafts(StepScheduler scheduler)
+    {
+        bool few = scheduler.Running <= _speculation.MaxRunning;
+        foreach (var scheduled in scheduler.RunningRequests)
+            if (_requests.TryGetValue(scheduled.Id, out var r) && r.Drafts is { } drafts)
+                scheduled.DraftTokens = few && r.State.GeneratedTokens.Count > 0 ? drafts.Propose(r.State) : 0;
+    }
+
+    private void RecordStep(StepPlan plan, int rows, TimeSpan elapsed, Engine.Generation.StepTimings? parts)
+    {
+        int tokens = plan.Rows.Sum(r => r.SequenceTokens);
+        _metrics.EngineStepSeconds.Record(elapsed.TotalSeconds, ServingMetrics.Tag("phase", tokens == rows ? "decode" : "prefill"));
         if (parts is { } p)
         {
             _metrics.EngineStepPartSeconds.Record(p.Forward.TotalSeconds, ServingMetrics.Tag("part", "forward"));
@@ -276,39 +326,24 @@ public sealed class EngineWorker : BackgroundService
         }
 
         _metrics.EngineStepTokens.Record(tokens);
-        _metrics.EngineStepSequences.Record(rows.Count);
-        var results = new RowResult[rows.Count];
-        for (int i = 0; i < rows.Count; i++)
-        {
-            if (events[i] is TokenEvent e)
-            {
-                rows[i].Command.Output.Write(e);
-                rows[i].ExtendBlockKeys(_batching.KvBlockSize);
-            }
-
-            results[i] = new RowResult(events[i] is not null, rows[i].State.IsFinished || failed[i] is not null, failed[i] is not null);
-        }
-
-        scheduler.CompleteStep(plan, results);
-        for (int i = 0; i < rows.Count; i++)
-            if (rows[i].State.IsFinished || failed[i] is not null)
-                Finish(plan.Rows[i].Id, rows[i], failed[i]);
+        _metrics.EngineStepSequences.Record(rows);
     }
 
     /// <summary>The rows of a failed step, each as a forward pass of its own; a row that fails alone gets its error in <paramref name="failed"/>.</summary>
-    private IReadOnlyList<TokenEvent?> RunRowsAlone(StepPlan plan, List<StepRow> rows, GenerationStepper stepper, Exception?[] failed)
+    private IReadOnlyList<IReadOnlyList<TokenEvent>> RunRowsAlone(StepPlan plan, List<StepRow> rows, GenerationStepper stepper, Exception?[] failed)
     {
-        var events = new TokenEvent?[rows.Count];
+        var events = new IReadOnlyList<TokenEvent>[rows.Count];
         for (int i = 0; i < rows.Count; i++)
         {
             try
             {
-                events[i] = stepper.Run([rows[i]])[0];
+                events[i] = stepper.Step([rows[i]])[0];
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 _logger.LogError(ex, "Forward step of {Id} failed alone; failing the request", plan.Rows[i].Id);
                 failed[i] = ex;
+                events[i] = [];
             }
         }
 

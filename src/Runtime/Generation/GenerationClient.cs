@@ -19,7 +19,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
     /// <param name="cancellationToken">The caller going away; the sequence leaves the batch at the next step.</param>
     public async IAsyncEnumerable<TokenEvent> SubmitAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var (prompt, sampling, adapters, tenant, deadline, salt, priority) = request;
+        var (prompt, sampling, adapters, tenant, deadline, salt, priority, prediction) = request;
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         int generated = 0, cachedPromptTokens = 0;
         using var activity = Serving.Runtime.Observability.ServingTracing.Source.StartActivity("generate");
@@ -38,7 +38,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
         EnqueueOutcome outcome;
         try
         {
-            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output, abandoned.Token, tenant, deadline, salt, priority));
+            outcome = worker.TryEnqueue(new GenerationCommand(prompt, sampling, adapters, output, abandoned.Token, tenant, deadline, salt, priority, prediction));
         }
         catch (ArgumentException ex)
         {

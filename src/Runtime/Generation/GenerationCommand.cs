@@ -14,4 +14,5 @@ internal sealed record GenerationCommand(
     string Tenant = "",
     DateTimeOffset? Deadline = null,
     string? CacheSalt = null,
-    int Priority = 0);
+    int Priority = 0,
+    IReadOnlyList<int>? PredictionTokens = null);

@@ -32,6 +32,8 @@ internal sealed class RequestOutput
 
     /// <summary>The prompt's scores, written with the first token and handed out with it.</summary>
     private IReadOnlyList<Serving.Contracts.Generation.PromptTokenLogprob?>? _promptLogprobs;
+    /// <summary>The prediction's counts, written with the last token and handed out with it.</summary>
+    private PredictionTokens? _prediction;
     private bool _completed;
     private Exception? _error;
     private TaskCompletionSource? _waiter;
@@ -67,6 +69,8 @@ internal sealed class RequestOutput
             _endings.Add((byte)((byte)token.Finish | (token.OutputIncomplete ? IncompleteFlag : 0)));
             if (token.PromptLogprobs is { } scores)
                 _promptLogprobs = scores;
+            if (token.Prediction is { } prediction)
+                _prediction = prediction;
         });
     }
 
@@ -151,6 +155,7 @@ internal sealed class RequestOutput
         {
             OutputIncomplete = (ending & IncompleteFlag) != 0,
             PromptLogprobs = _promptLogprobs,
+            Prediction = (FinishReason)(ending & ~IncompleteFlag) != FinishReason.None ? _prediction : null,
         };
         _promptLogprobs = null;
         if (_read == _ids.Count)

@@ -22,6 +22,7 @@ public static class RuntimeServices
         (AdapterStoreOptions.Section, typeof(AdapterStoreOptions)),
         (BatchingOptions.Section, typeof(BatchingOptions)),
         (RoutingOptions.Section, typeof(RoutingOptions)),
+        (Speculation.SpeculationOptions.Section, typeof(Speculation.SpeculationOptions)),
     ];
 
     /// <summary>
@@ -55,6 +56,8 @@ public static class RuntimeServices
             .ValidateOnStart();
         services.AddOptions<RoutingOptions>().Bind(configuration.GetSection(RoutingOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Routing settings").ValidateOnStart();
+        services.AddOptions<Speculation.SpeculationOptions>().Bind(configuration.GetSection(Speculation.SpeculationOptions.Section))
+            .Validate(o => !o.Validate().Any(), "invalid Serving:Speculation settings").ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.AddSingleton<Observability.ServingMetrics>();

@@ -21,6 +21,7 @@ public sealed class VllmRequestMetrics
     private readonly Histogram<double> _firstToken, _interToken, _timePerOutputToken, _requestTimePerOutputToken;
     private readonly Histogram<double> _e2e, _queue, _prefill, _decode, _inference, _promptTokensPerRequest, _generationTokensPerRequest, _maxTokens;
     private readonly Counter<long> _promptTokens, _generationTokens, _success;
+    private readonly Counter<long> _drafts, _draftTokens, _acceptedTokens, _acceptedPerPosition;
 
     internal VllmRequestMetrics(Meter meter, Func<double> preemptions)
     {
@@ -41,6 +42,11 @@ public sealed class VllmRequestMetrics
         _promptTokens = meter.CreateCounter<long>("vllm:prompt_tokens", description: "Number of prefill tokens processed.");
         _generationTokens = meter.CreateCounter<long>("vllm:generation_tokens", description: "Number of generation tokens processed.");
         _success = meter.CreateCounter<long>("vllm:request_success", description: "Count of successfully processed requests.");
+        _drafts = meter.CreateCounter<long>("vllm:spec_decode_num_drafts", description: "Number of spec decoding drafts.");
+        _draftTokens = meter.CreateCounter<long>("vllm:spec_decode_num_draft_tokens", description: "Number of draft tokens.");
+        _acceptedTokens = meter.CreateCounter<long>("vllm:spec_decode_num_accepted_tokens", description: "Number of accepted tokens.");
+        _acceptedPerPosition = meter.CreateCounter<long>("vllm:spec_decode_num_accepted_tokens_per_pos",
+            description: "Accepted tokens per draft position.");
         meter.CreateObservableCounter("vllm:num_preemptions", () => new Measurement<double>(preemptions(), Model),
             description: "Cumulative number of preemption from the engine.");
     }
@@ -71,6 +77,17 @@ public sealed class VllmRequestMetrics
         _inference.Record(Seconds(admitted, lastToken), model);
         if (generated > 1)
             _requestTimePerOutputToken.Record(Seconds(firstToken, lastToken) / (generated - 1), model);
+    }
+
+    /// <summary>One row's drafts verified in a step: <paramref name="accepted"/> of <paramref name="planned"/> taken (the leading ones).</summary>
+    public void Drafted(int planned, int accepted)
+    {
+        var model = Model;
+        _drafts.Add(1, model);
+        _draftTokens.Add(planned, model);
+        _acceptedTokens.Add(accepted, model);
+        for (int position = 0; position < accepted; position++)
+            _acceptedPerPosition.Add(1, model, new("position", position.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     /// <summary>A request that ended otherwise (its caller went away, it timed out or failed): vLLM's <c>abort</c>.</summary>

@@ -22,6 +22,9 @@ internal sealed class ChoiceResult(int index, int promptTokens, bool firstOfProm
     /// <summary>Prompt tokens whose KV came from the prefix cache (OpenAI's <c>prompt_tokens_details.cached_tokens</c>).</summary>
     public int CachedTokens { get; private set; }
 
+    /// <summary>How the request's predicted output fared as drafts, once the choice has ended; null without one.</summary>
+    public PredictionTokens? Prediction { get; private set; }
+
     public static string? FinishName(FinishReason reason) => reason switch
     {
         FinishReason.Stop => "stop",
@@ -40,6 +43,7 @@ internal sealed class ChoiceResult(int index, int promptTokens, bool firstOfProm
         {
             Finish = e.Finish;
             OutputIncomplete = e.OutputIncomplete;
+            Prediction = e.Prediction;
         }
     }
 

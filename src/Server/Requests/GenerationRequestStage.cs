@@ -16,7 +16,8 @@ namespace Serving.Server.Requests;
 /// context limit, completes the sampling parameters, and routes <c>model: "auto"</c> prompts. Errors are
 /// <see cref="ApiException"/>s naming the field.
 /// </summary>
-internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptions> options, AdapterRouter router, GenerationClient generator)
+internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptions> options, AdapterRouter router, GenerationClient generator,
+    IOptions<Runtime.Speculation.SpeculationOptions> speculation)
 {
     /// <summary>The served model (tokenizer, chat template, generation defaults).</summary>
     public ServedModel Model => host.Served;
@@ -67,6 +68,26 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         if (p < caller.PriorityFloor)
             throw new ApiException(403, $"'priority' {p} is more urgent than this API key may ask for (at most {caller.PriorityFloor})", "priority");
         return p;
+    }
+
+    /// <summary>
+    /// A predicted output (<see cref="PredictionReader"/>) as token ids, without the tokenizer's specials; null for none or an
+    /// empty one. Longer than the server's <c>Serving:Speculation:MaxPredictionTokens</c>: a 400, found before the rest is read.
+    /// </summary>
+    public int[]? TokenizePrediction(string? text, string field = "prediction.content")
+    {
+        if (string.IsNullOrEmpty(text))
+            return null;
+        int most = speculation.Value.MaxPredictionTokens;
+        try
+        {
+            return host.Served.EncodeWithin(text, false, most)
+                ?? throw ApiException.BadRequest($"'{field}' is longer than the {most} tokens this server accepts", field);
+        }
+        catch (PromptTextException ex)
+        {
+            throw ApiException.BadRequest(ex.Message, field);
+        }
     }
 
     /// <summary><paramref name="text"/> as token ids; a tokenizer error is a 400 naming <paramref name="field"/>.</summary>
@@ -148,11 +169,12 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <param name="ct">The caller going away.</param>
     /// <param name="cacheSalt">The request's <c>cache_salt</c>: prefix-cache blocks are shared only within it.</param>
     /// <param name="priority">Checked by <see cref="CheckPriority"/>.</param>
+    /// <param name="prediction">The predicted output's tokens (<see cref="TokenizePrediction"/>), drafted from for every prompt and choice.</param>
     /// <param name="constraintField">The request field <see cref="SamplingParams.Constraint"/> came from, which a 400 for a
     /// schema or pattern the server cannot enforce names, with the path inside it.</param>
     public async Task<IReadOnlyList<GenerationRequest>> PrepareAsync(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams sampling, PinnedAdapters? adapters,
         RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null, string constraintField = "structured_outputs",
-        int priority = 0)
+        int priority = 0, IReadOnlyList<int>? prediction = null)
     {
         if (sampling.Constraint is { } constraint)
             await CompileAsync(constraint, constraintField, ct);
@@ -162,7 +184,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         var pinned = adapters is not null
             ? prompts.Select(_ => adapters).ToArray()
             : await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing?.Candidates, routing?.TopK, routing?.Temperature, ct, routing?.Method)));
-        return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline, cacheSalt, priority)).ToList();
+        return prompts.Select((p, i) => new GenerationRequest(p, perPrompt[i], pinned[i], caller.Tenant, deadline, cacheSalt, priority, prediction)).ToList();
     }
 
     /// <summary>

@@ -18,7 +18,6 @@ internal static class UnsupportedFields
     [
         new("functions", "is not supported (use tools)"),
         new("function_call", "is not supported (use tools)"),
-        new("prediction", "is not supported"),
         new("audio", "is not supported (text only)"),
         new("modalities", "may only be [\"text\"]", v => v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(m => m.ValueKind != JsonValueKind.String || m.GetString() != "text")),
     ];

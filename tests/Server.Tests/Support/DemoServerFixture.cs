@@ -6,7 +6,7 @@ namespace Serving.Server.Tests.Support;
 /// adapters, and later fixtures start from that copy, so the three demo adapters are trained once per test run rather
 /// than once per class (about 38 s of both cores each time).
 /// </summary>
-public sealed class DemoServerFixture : IAsyncLifetime
+public class DemoServerFixture : IAsyncLifetime
 {
     private static readonly string Template = TestDirectories.Path("demo-cache-template");
     private static int _templateState;                    // 0: none, 1: being written, 2: complete
@@ -19,11 +19,14 @@ public sealed class DemoServerFixture : IAsyncLifetime
     public string CacheDirectory => _cache;
     public HttpClient Http => Server.Http;
 
+    /// <summary>Settings a derived fixture's server starts with besides the demo's.</summary>
+    protected virtual string[] ExtraArguments => [];
+
     public async Task InitializeAsync()
     {
         if (Volatile.Read(ref _templateState) == 2)
             CopyTree(Template, _cache);
-        Server = await ServerProcess.StartAsync("--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "4", "--max-context", "256");
+        Server = await ServerProcess.StartAsync(["--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "4", "--max-context", "256", .. ExtraArguments]);
         // Copied before any test of this class runs, so it is the cache exactly as start-up left it.
         if (Interlocked.CompareExchange(ref _templateState, 1, 0) == 0)
         {

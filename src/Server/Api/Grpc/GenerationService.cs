@@ -27,7 +27,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             Model = request.Model,
             Text = result.Text.ToString(),
             FinishReason = ChoiceResult.FinishName(result.Finish) ?? "",
-            Usage = Usage(prompt.Count, result.TokenIds.Count, result.CachedTokens),
+            Usage = Usage(prompt.Count, result.TokenIds.Count, result.CachedTokens, result.Prediction),
             OutputIncomplete = result.OutputIncomplete,
         };
         response.TokenIds.AddRange(result.TokenIds);
@@ -54,7 +54,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             if (e.Finish != FinishReason.None)
             {
                 message.FinishReason = ChoiceResult.FinishName(e.Finish) ?? "";
-                message.Usage = Usage(prompt.Count, generated, cached);
+                message.Usage = Usage(prompt.Count, generated, cached, e.Prediction);
                 message.OutputIncomplete = e.OutputIncomplete;
             }
 
@@ -151,7 +151,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
             : null;
         string? salt = GenerationRequestStage.CheckCacheSalt(r.HasCacheSalt ? r.CacheSalt : null);
         return (await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, deadline, ct, salt, StructuredOutputField(r.StructuredOutput),
-            stage.CheckPriority(r.HasPriority ? r.Priority : null, caller)))[0];
+            stage.CheckPriority(r.HasPriority ? r.Priority : null, caller), stage.TokenizePrediction(r.HasPrediction ? r.Prediction : null, "prediction")))[0];
     }
 
     private static OutputConstraint? Constraint(StructuredOutput? s)
@@ -189,8 +189,12 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
     private static DateTimeOffset? Deadline(ServerCallContext context) =>
         context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(DateTime.SpecifyKind(context.Deadline, DateTimeKind.Utc));
 
-    private static Usage Usage(int prompt, int completion, int cached) =>
-        new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion, CachedPromptTokens = cached };
+    private static Usage Usage(int prompt, int completion, int cached, PredictionTokens? prediction) =>
+        new()
+        {
+            PromptTokens = prompt, CompletionTokens = completion, TotalTokens = prompt + completion, CachedPromptTokens = cached,
+            AcceptedPredictionTokens = prediction?.Accepted ?? 0, RejectedPredictionTokens = prediction?.Rejected ?? 0,
+        };
 
     private static IEnumerable<AdapterWeight> Weights(PinnedAdapters adapters) =>
         adapters.Mix.Entries.Select(e => new AdapterWeight { Id = e.Id.Value, Weight = e.Weight });

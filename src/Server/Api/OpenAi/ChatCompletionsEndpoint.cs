@@ -56,7 +56,8 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var beams = BeamSearchRequest.Read(f, sampling, n);
         string echoed = ChatPromptReader.Echoed(f);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct,
-            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);
+            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller),
+            stage.TokenizePrediction(PredictionReader.Read(f))), n);
         var adapters = requests[0].Adapters;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

@@ -38,7 +38,8 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         int n = SamplingRequestReader.ReadChoiceCount(f);
         var beams = BeamSearchRequest.Read(f, sampling, n, echo ? ["echo"] : []);
         var requests = GenerationRequestStage.Copies(await stage.PrepareAsync(prompts, sampling, adapters, routing, caller, null, ct,
-            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller)), n);
+            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller),
+            stage.TokenizePrediction(PredictionReader.Read(f))), n);
         bool stream = f.Bool("stream") ?? false;
         var usage = StreamUsage.Read(f);
         bool returnIds = f.Bool("return_token_ids") ?? false;
@@ -157,10 +158,18 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
     {
         // A prompt counts once however many choices it has (OpenAI's and vLLM's usage); its cached tokens are its first choice's.
         int prompt = results.Where(r => r.FirstOfPrompt).Sum(r => r.PromptTokens), completion = results.Sum(r => r.TokenIds.Count);
-        return new JsonObject
+        var usage = new JsonObject
         {
             ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion,
             ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = results.Where(r => r.FirstOfPrompt).Sum(r => r.CachedTokens) },
         };
+        // OpenAI's Predicted Outputs tally, once every choice has ended with its own.
+        if (results.Any(r => r.Prediction is not null))
+            usage["completion_tokens_details"] = new JsonObject
+            {
+                ["accepted_prediction_tokens"] = results.Sum(r => r.Prediction?.Accepted ?? 0),
+                ["rejected_prediction_tokens"] = results.Sum(r => r.Prediction?.Rejected ?? 0),
+            };
+        return usage;
     }
 }

@@ -1,0 +1,48 @@
+namespace Serving.Runtime.Speculation;
+
+/// <summary>
+/// <c>Serving:Speculation</c>: speculative decoding without a draft model. A decode step of a few rows reads every weight
+/// once whatever its rows, so verifying a few proposed tokens with the row costs little more than the row alone, and each
+/// accepted draft is a token without a step of its own. Drafts come from a request's predicted output (OpenAI's
+/// <c>prediction</c>) and, with <see cref="Method"/> <see cref="SpeculationMethod.Ngram"/>, from the sequence itself. What a
+/// request generates never depends on them.
+/// </summary>
+public sealed class SpeculationOptions
+{
+    public const string Section = "Serving:Speculation";
+
+    /// <summary>Drafts for every request (besides predicted outputs): <c>None</c> (default) or <c>Ngram</c>.</summary>
+    public SpeculationMethod Method { get; set; } = SpeculationMethod.None;
+
+    /// <summary>Draft tokens verified per step and sequence (vLLM's <c>num_speculative_tokens</c>); 0 turns speculation off, predictions included.</summary>
+    public int Tokens { get; set; } = 4;
+
+    /// <summary>Shortest run of the sequence's last tokens looked up (vLLM's <c>prompt_lookup_min</c>); a predicted output is looked up from 1.</summary>
+    public int PromptLookupMin { get; set; } = 2;
+
+    /// <summary>Longest run looked up (vLLM's <c>prompt_lookup_max</c>); longer matches are tried first.</summary>
+    public int PromptLookupMax { get; set; } = 4;
+
+    /// <summary>
+    /// Drafts are proposed only while at most this many sequences run (vLLM's <c>disable_by_batch_size</c>): a full batch is
+    /// compute-bound, where every draft costs a row.
+    /// </summary>
+    public int MaxRunning { get; set; } = 4;
+
+    /// <summary>Longest predicted output accepted, in tokens (a longer one is a 400).</summary>
+    public int MaxPredictionTokens { get; set; } = 32_768;
+
+    public IEnumerable<string> Validate()
+    {
+        if (!Enum.IsDefined(Method))
+            yield return "Serving:Speculation:Method must be none or ngram";
+        if (Tokens is < 0 or > 16)
+            yield return "Serving:Speculation:Tokens must be within 0..16";
+        if (PromptLookupMin < 1 || PromptLookupMax < PromptLookupMin || PromptLookupMax > 64)
+            yield return "Serving:Speculation:PromptLookupMin and PromptLookupMax must satisfy 1 ≤ min ≤ max ≤ 64";
+        if (MaxRunning < 1)
+            yield return "Serving:Speculation:MaxRunning must be ≥ 1";
+        if (MaxPredictionTokens < 1)
+            yield return "Serving:Speculation:MaxPredictionTokens must be ≥ 1";
+    }
+}
