@@ -26,7 +26,7 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
 
     public async Task InitializeAsync() =>
         _server = await ServerProcess.StartAsync(_logs.AddTo, "--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "8", "--max-context", "24",
-            "--max-queued-requests", "4096", "--Logging:LogLevel:Default", "Warning");
+            "--max-queued-requests", "4096", "--Logging:LogLevel:Default", "Warning", "--speculation", "ngram", "--prompt-lookup-min", "1");
 
     public async Task DisposeAsync()
     {
@@ -90,6 +90,8 @@ public sealed class GrpcFuzzTests(ITestOutputHelper output) : IAsyncLifetime
                 r.TruncatePromptTokens = truncate;
             if (present == 3)
                 r.BadWords.AddRange(badWords);
+            if (present == 1 && stops.Length > 0)
+                r.Prediction = string.Concat(stops);                        // drafts from generated text, cut by the short context
             if (grammar.Length > 0)
                 r.StructuredOutput = new StructuredOutput { Grammar = grammar };
             return r;

@@ -137,6 +137,21 @@ public static class RequestBodyGenerator
             return body.ToJsonString();
         });
 
+    private static readonly Gen<JsonNode?> PredictionContent = Gen.OneOf(
+        Gen.String[0, 200].Select(s => (JsonNode?)JsonValue.Create(s)),
+        Pick("Hello Hello Hello Hello", "{\"a\": 1}", "\u0000\uFFFD", "🙂🙂🙂", "").Select(s => (JsonNode?)JsonValue.Create(s)),
+        Gen.String[0, 20].Array[0, 4].Select(parts => (JsonNode?)new JsonArray(parts.Select(p => (JsonNode?)new JsonObject { ["type"] = "text", ["text"] = p }).ToArray())),
+        Scalar);
+
+    /// <summary>A structured body with OpenAI's <c>prediction</c>: well-formed ones (text, text parts), and ones of another type or shape.</summary>
+    public static readonly Gen<string> WithPrediction = Gen.Select(Structured, Pick("content", "content", "content", "file", ""), PredictionContent)
+        .Select((json, type, content) =>
+        {
+            var body = JsonNode.Parse(json)!.AsObject();
+            body["prediction"] = new JsonObject { ["type"] = type, ["content"] = content?.DeepClone() };
+            return body.ToJsonString();
+        });
+
     /// <summary>A valid body's UTF-8 bytes with 1–4 byte flips, a cut, or inserted bytes — mostly not JSON any more.</summary>
     public static readonly Gen<byte[]> Mutated = Gen.Select(Structured, Gen.Select(Gen.Int[0, 2], Gen.Int[0, 10_000], Gen.Byte).Array[1, 4])
         .Select((json, edits) =>

@@ -28,7 +28,7 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task InitializeAsync() =>
         _server = await ServerProcess.StartAsync(_logs.AddTo, "--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "8", "--max-context", "24",
             "--adapter-registry", Path.Combine(_cache, "registry.json"), "--max-queued-requests", "4096", "--Logging:LogLevel:Default", "Warning",
-            "--tool-call-parser", "hermes");
+            "--tool-call-parser", "hermes", "--speculation", "ngram", "--prompt-lookup-min", "1");
 
     public async Task DisposeAsync()
     {
@@ -40,12 +40,13 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task Endpoints_GeneratedBodies_Only2xxOr4xxAndStillServing()
     {
         var bodies = new ConcurrentQueue<byte[]>();
-        int structured = Iterations * 9 / 16, repeated = Iterations / 8, tools = Iterations / 8, grammars = Iterations / 16;
+        int structured = Iterations * 9 / 16, repeated = Iterations / 8, tools = Iterations / 8, grammars = Iterations / 16, predictions = Iterations / 16;
         RequestBodyGenerator.Structured.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: structured, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O2"));
         RequestBodyGenerator.WithTools.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: tools, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O7"));
         RequestBodyGenerator.WithGrammar.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: grammars, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O8"));
+        RequestBodyGenerator.WithPrediction.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: predictions, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O9"));
         RequestBodyGenerator.RepeatedKeys.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: repeated, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O6"));
-        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured - repeated - tools - grammars, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
+        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured - repeated - tools - grammars - predictions, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
         var inputs = bodies.ToArray();
 
         var statuses = new ConcurrentDictionary<int, int>();

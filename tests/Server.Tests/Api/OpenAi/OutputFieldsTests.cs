@@ -150,7 +150,6 @@ public sealed class OutputFieldsTests(DemoServerFixture fixture)
     [InlineData("/v1/chat/completions", "{\"reasoning_effort\": \"extreme\"}", "reasoning_effort")]
     [InlineData("/v1/chat/completions", "{\"functions\": [{\"name\": \"f\"}]}", "functions")]
     [InlineData("/v1/chat/completions", "{\"function_call\": \"auto\"}", "function_call")]
-    [InlineData("/v1/chat/completions", "{\"prediction\": {\"type\": \"content\", \"content\": \"x\"}}", "prediction")]
     [InlineData("/v1/chat/completions", "{\"audio\": {\"voice\": \"alloy\"}}", "audio")]
     [InlineData("/v1/chat/completions", "{\"modalities\": [\"text\", \"audio\"]}", "modalities")]
     public async Task Requests_FieldAskingForWhatIsNotImplemented_400NamingIt(string path, string extra, string field)
