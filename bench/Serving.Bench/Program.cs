@@ -91,6 +91,8 @@ switch (args.FirstOrDefault())
     case "priority":
         return Emit(new PriorityBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("background") ?? "12"), int.Parse(Get("interactive") ?? "12"),
             int.Parse(Get("tokens") ?? "128")).Run());
+    case "speculation":
+        return Emit(new SpeculationBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "3"), int.Parse(Get("tokens") ?? "128")).Run());
     case "prefix":
         return Emit(new PrefixCacheBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("prefix") ?? "1024"), int.Parse(Get("requests") ?? "12")).Run());
     case "server":

@@ -159,7 +159,9 @@ internal static unsafe class LoraRowMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Shrink4F32(float* a, int inF, float* x, float* h)
     {
-        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+        // One running sum per A row over 16-element chunks in order, as LoraRowBlockMath.Block4x4 sums: a row's h is then the
+        // same bits alone or in a block of four rows with its adapter (batch invariance).
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
         float* a1 = a + inF, a2 = a1 + inF, a3 = a2 + inF;
         nint i = 0, end = inF - 32;
         for (; i <= end; i += 32)
@@ -167,22 +169,23 @@ internal static unsafe class LoraRowMath
             var x0 = Vector512.Load(x + i);
             var x1 = Vector512.Load(x + i + 16);
             s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), x0, s0);
-            t0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), x1, t0);
             s1 = Vector512.FusedMultiplyAdd(Vector512.Load(a1 + i), x0, s1);
-            t1 = Vector512.FusedMultiplyAdd(Vector512.Load(a1 + i + 16), x1, t1);
             s2 = Vector512.FusedMultiplyAdd(Vector512.Load(a2 + i), x0, s2);
-            t2 = Vector512.FusedMultiplyAdd(Vector512.Load(a2 + i + 16), x1, t2);
             s3 = Vector512.FusedMultiplyAdd(Vector512.Load(a3 + i), x0, s3);
-            t3 = Vector512.FusedMultiplyAdd(Vector512.Load(a3 + i + 16), x1, t3);
+            s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), x1, s0);
+            s1 = Vector512.FusedMultiplyAdd(Vector512.Load(a1 + i + 16), x1, s1);
+            s2 = Vector512.FusedMultiplyAdd(Vector512.Load(a2 + i + 16), x1, s2);
+            s3 = Vector512.FusedMultiplyAdd(Vector512.Load(a3 + i + 16), x1, s3);
         }
 
-        Finish4(a, false, inF, (int)i, x, h, Vector512.Sum(s0 + t0), Vector512.Sum(s1 + t1), Vector512.Sum(s2 + t2), Vector512.Sum(s3 + t3));
+        Finish4(a, false, inF, (int)i, x, h, Vector512.Sum(s0), Vector512.Sum(s1), Vector512.Sum(s2), Vector512.Sum(s3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Shrink4Bf16(ushort* a, int inF, float* x, float* h)
     {
-        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+        // One running sum per A row, as Shrink4F32 (batch invariance).
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
         ushort* a1 = a + inF, a2 = a1 + inF, a3 = a2 + inF;
         const int ahead = PrefetchBytes / sizeof(ushort);
         nint i = 0, end = inF - 32;
@@ -195,33 +198,37 @@ internal static unsafe class LoraRowMath
             var x0 = Vector512.Load(x + i);
             var x1 = Vector512.Load(x + i + 16);
             s0 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a + i)), x0, s0);
-            t0 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a + i)), x1, t0);
             s1 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a1 + i)), x0, s1);
-            t1 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a1 + i)), x1, t1);
             s2 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a2 + i)), x0, s2);
-            t2 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a2 + i)), x1, t2);
             s3 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairFirst((byte*)(a3 + i)), x0, s3);
-            t3 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a3 + i)), x1, t3);
+            s0 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a + i)), x1, s0);
+            s1 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a1 + i)), x1, s1);
+            s2 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a2 + i)), x1, s2);
+            s3 = Vector512.FusedMultiplyAdd(BFloat16Element.LoadPairSecond((byte*)(a3 + i)), x1, s3);
         }
 
-        Finish4(a, true, inF, (int)i, x, h, Vector512.Sum(s0 + t0), Vector512.Sum(s1 + t1), Vector512.Sum(s2 + t2), Vector512.Sum(s3 + t3));
+        Finish4(a, true, inF, (int)i, x, h, Vector512.Sum(s0), Vector512.Sum(s1), Vector512.Sum(s2), Vector512.Sum(s3));
     }
 
-    /// <summary>h[r] = sum_r + A row r · x over the elements [from, inF) the vector loop left.</summary>
+    /// <summary>
+    /// h[r] = sum_r + (A row r · x over the elements [from, inF) the vector loop left), the tail summed on its own first as
+    /// LoraRowBlockMath adds it.
+    /// </summary>
     private static void Finish4(void* a, bool bf16, int inF, int from, float* x, float* h, float sum0, float sum1, float sum2, float sum3)
     {
+        float tail0 = 0, tail1 = 0, tail2 = 0, tail3 = 0;
         for (int i = from; i < inF; i++)
         {
-            sum0 += Weight(a, bf16, i) * x[i];
-            sum1 += Weight(a, bf16, (long)inF + i) * x[i];
-            sum2 += Weight(a, bf16, 2L * inF + i) * x[i];
-            sum3 += Weight(a, bf16, 3L * inF + i) * x[i];
+            tail0 += Weight(a, bf16, i) * x[i];
+            tail1 += Weight(a, bf16, (long)inF + i) * x[i];
+            tail2 += Weight(a, bf16, 2L * inF + i) * x[i];
+            tail3 += Weight(a, bf16, 3L * inF + i) * x[i];
         }
 
-        h[0] = sum0;
-        h[1] = sum1;
-        h[2] = sum2;
-        h[3] = sum3;
+        h[0] = sum0 + tail0;
+        h[1] = sum1 + tail1;
+        h[2] = sum2 + tail2;
+        h[3] = sum3 + tail3;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -75,6 +75,20 @@ static inline __m512i serving_to_bf16_x16(__m512 v)
     return _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
 
+/*
+ * The sum of v's sixteen lanes, associated as serving_wide.c's wide_sums16 associates each of its sums: within each
+ * 128-bit quarter (l0 + l2) + (l1 + l3), then (q0 + q1) + (q2 + q3). Every projection kernel reduces with this order and
+ * accumulates its chunks in one running sum, so an output's value does not depend on which kernel, or how many rows, a
+ * call had: a sequence decodes the same alone, in a batch, or as a speculative step's rows (batch invariance).
+ */
+static inline float serving_sum16(__m512 v)
+{
+    const __m512 pairs = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));            /* lanes 0, 1: l0 + l2, l1 + l3 */
+    const __m512 quarters = _mm512_add_ps(pairs, _mm512_permute_ps(pairs, 0xB1)); /* lane 0 of each quarter: its sum */
+    const __m512 halves = _mm512_add_ps(quarters, _mm512_shuffle_f32x4(quarters, quarters, 0xB1));
+    return _mm512_cvtss_f32(_mm512_add_ps(halves, _mm512_shuffle_f32x4(halves, halves, 0x4E)));
+}
+
 /* bfloat16 → float (exact). */
 static inline float serving_from_bf16(uint16_t h)
 {

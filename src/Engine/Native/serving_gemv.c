@@ -27,47 +27,39 @@ int serving_gemv_init(void) { return serving_cpu_has_avx512_bf16(); }
 /*
  * Output row n for R input rows, bf16 (R is a constant at each call site, so the accumulators stay in registers). The
  * weight row is read front to back, one row after another: the whole weight streams in address order, which the
- * hardware prefetcher follows at full bandwidth (reading four rows side by side ran at half of it on Zen 5). Two
- * accumulators per input row, for even and odd 32-element chunks, hide VDPBF16PS's latency.
+ * hardware prefetcher follows at full bandwidth (reading four rows side by side ran at half of it on Zen 5). One running
+ * sum per input row over 32-element chunks in order, the tail last, reduced by serving_sum16: the order serving_wide.c's
+ * blocks sum in, so a row's output is the same whichever kernel and batch it ran in.
  */
 static inline __attribute__((always_inline)) void bf16_row(const uint16_t *x, const int R, long k, const uint16_t *w, const uint16_t *bias,
                                                           void *y, long ldy, int out_f32, long n)
 {
     const uint16_t *wr = w + n * k;
-    const long pairs = k & ~63L, full = k & ~31L;
+    const long full = k & ~31L;
     const __mmask32 tail = (__mmask32)(k == full ? 0 : ((1u << (k - full)) - 1u));
-    __m512 even[GEMV_MAX_ROWS], odd[GEMV_MAX_ROWS];
+    __m512 acc[GEMV_MAX_ROWS];
 #pragma GCC unroll 4
     for (int m = 0; m < R; m++)
-        even[m] = odd[m] = _mm512_setzero_ps();
-    for (long i = 0; i < pairs; i += 64)
+        acc[m] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (long i = 0; i < full; i += 32)
     {
-        __m512bh w0 = (__m512bh)_mm512_loadu_si512(wr + i), w1 = (__m512bh)_mm512_loadu_si512(wr + i + 32);
+        __m512bh w0 = (__m512bh)_mm512_loadu_si512(wr + i);
 #pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-        {
-            even[m] = _mm512_dpbf16_ps(even[m], w0, (__m512bh)_mm512_loadu_si512(x + m * k + i));
-            odd[m] = _mm512_dpbf16_ps(odd[m], w1, (__m512bh)_mm512_loadu_si512(x + m * k + i + 32));
-        }
-    }
-    if (full > pairs)
-    {
-        __m512bh w0 = (__m512bh)_mm512_loadu_si512(wr + pairs);
-#pragma GCC unroll 4
-        for (int m = 0; m < R; m++)
-            even[m] = _mm512_dpbf16_ps(even[m], w0, (__m512bh)_mm512_loadu_si512(x + m * k + pairs));
+            acc[m] = _mm512_dpbf16_ps(acc[m], w0, (__m512bh)_mm512_loadu_si512(x + m * k + i));
     }
     if (tail)
     {
         __m512bh wt = (__m512bh)_mm512_maskz_loadu_epi16(tail, wr + full);
 #pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-            odd[m] = _mm512_dpbf16_ps(odd[m], wt, (__m512bh)_mm512_maskz_loadu_epi16(tail, x + m * k + full));
+            acc[m] = _mm512_dpbf16_ps(acc[m], wt, (__m512bh)_mm512_maskz_loadu_epi16(tail, x + m * k + full));
     }
     float b = bias ? serving_from_bf16(bias[n]) : 0.0f;
 #pragma GCC unroll 4
     for (int m = 0; m < R; m++)
-        serving_store(y, out_f32, m * ldy + n, _mm512_reduce_add_ps(_mm512_add_ps(even[m], odd[m])) + b);
+        serving_store(y, out_f32, m * ldy + n, serving_sum16(acc[m]) + b);
 }
 
 static inline __attribute__((always_inline)) void bf16_range(const uint16_t *x, const int R, long k, const uint16_t *w, const uint16_t *bias,
@@ -94,45 +86,36 @@ void serving_gemv_bf16(const uint16_t *x, int rows, long k, const uint16_t *w, c
     }
 }
 
-/* The same for float32 W, x and y (FMA, 16 lanes; even and odd 16-element chunks). */
+/* The same for float32 W, x and y (FMA, 16 lanes; one running sum over 16-element chunks, as serving_wide.c's). */
 static inline __attribute__((always_inline)) void f32_row(const float *x, const int R, long k, const float *w, const float *bias, float *y,
                                                          long ldy, long n)
 {
     const float *wr = w + n * k;
-    const long pairs = k & ~31L, full = k & ~15L;
+    const long full = k & ~15L;
     const __mmask16 tail = (__mmask16)(k == full ? 0 : ((1u << (k - full)) - 1u));
-    __m512 even[GEMV_MAX_ROWS], odd[GEMV_MAX_ROWS];
+    __m512 acc[GEMV_MAX_ROWS];
 #pragma GCC unroll 4
     for (int m = 0; m < R; m++)
-        even[m] = odd[m] = _mm512_setzero_ps();
-    for (long i = 0; i < pairs; i += 32)
+        acc[m] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (long i = 0; i < full; i += 16)
     {
-        __m512 w0 = _mm512_loadu_ps(wr + i), w1 = _mm512_loadu_ps(wr + i + 16);
+        __m512 w0 = _mm512_loadu_ps(wr + i);
 #pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-        {
-            even[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * k + i), even[m]);
-            odd[m] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + m * k + i + 16), odd[m]);
-        }
-    }
-    if (full > pairs)
-    {
-        __m512 w0 = _mm512_loadu_ps(wr + pairs);
-#pragma GCC unroll 4
-        for (int m = 0; m < R; m++)
-            even[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * k + pairs), even[m]);
+            acc[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + m * k + i), acc[m]);
     }
     if (tail)
     {
         __m512 wt = _mm512_maskz_loadu_ps(tail, wr + full);
 #pragma GCC unroll 4
         for (int m = 0; m < R; m++)
-            odd[m] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(tail, x + m * k + full), odd[m]);
+            acc[m] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(tail, x + m * k + full), acc[m]);
     }
     float b = bias ? bias[n] : 0.0f;
 #pragma GCC unroll 4
     for (int m = 0; m < R; m++)
-        y[m * ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(even[m], odd[m])) + b;
+        y[m * ldy + n] = serving_sum16(acc[m]) + b;
 }
 
 static inline __attribute__((always_inline)) void f32_range(const float *x, const int R, long k, const float *w, const float *bias, float *y,

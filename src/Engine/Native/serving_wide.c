@@ -170,9 +170,9 @@ static inline __attribute__((always_inline)) void bf16_wide_block(const uint16_t
         for (int m = 0; m < WIDE_X; m++)
         {
             if (out)
-                serving_store(out->y, out->out_f32, m * out->ldy + n + c, _mm512_reduce_add_ps(acc[c][m]) + b);
+                serving_store(out->y, out->out_f32, m * out->ldy + n + c, serving_sum16(acc[c][m]) + b);
             else
-                y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+                y[(n + c) * ldy + m] = serving_sum16(acc[c][m]);
         }
     }
 }
@@ -234,9 +234,9 @@ static inline __attribute__((always_inline)) void f32_wide_block(const float *x,
         for (int m = 0; m < WIDE_X; m++)
         {
             if (out)
-                ((float *)out->y)[m * out->ldy + n + c] = _mm512_reduce_add_ps(acc[c][m]) + b;
+                ((float *)out->y)[m * out->ldy + n + c] = serving_sum16(acc[c][m]) + b;
             else
-                y[(n + c) * ldy + m] = _mm512_reduce_add_ps(acc[c][m]);
+                y[(n + c) * ldy + m] = serving_sum16(acc[c][m]);
         }
     }
 }

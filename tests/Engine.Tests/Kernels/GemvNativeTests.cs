@@ -114,6 +114,35 @@ public sealed class GemvNativeTests
         }
     }
 
+    /// <summary>
+    /// Batch invariance: a row's outputs are the same bits alone and in a call of any row count up to the kernel's, in a group
+    /// of four (the wide blocks) or the remainder (the row kernel), with inputs off the chunk grid and outputs off the block
+    /// of four — so a sequence decodes the same whatever else is in its step (speculative drafts included).
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.Float32, false)]
+    public void Apply_RowAloneOrInAnyBatch_BitIdentical(ScalarType dtype, bool float32Output)
+    {
+        if (!GemvNative.IsAvailable)
+            return;
+        manual_seed(9);
+        using var w = randn(131, 1000).to(dtype);
+        using var bias = randn(131).to(dtype);
+        using var x = randn(GemvNative.MaxRows, 1000).to(dtype);
+        using var weight = ProjectionWeight.Create(w.clone(), packForAmx: false);
+        var useBias = float32Output ? null : bias;
+        using var alone = cat([.. Enumerable.Range(0, 13).Select(m => weight.Apply(x.narrow(0, m, 1).contiguous(), useBias, float32Output, smallBatchKernel: true))]);
+
+        foreach (int rows in new[] { 2, 3, 4, 5, 7, 8, 13, GemvNative.MaxRows })
+        {
+            using var together = weight.Apply(x.narrow(0, 0, rows).contiguous(), useBias, float32Output, smallBatchKernel: true);
+            int compared = Math.Min(rows, 13);
+            Assert.True(together.narrow(0, 0, compared).allclose(alone.narrow(0, 0, compared), rtol: 0, atol: 0), $"a row differs alone and among {rows}");
+        }
+    }
+
     [Fact]
     public void Apply_MoreRowsThanTheKernelTakes_LeavesItForLibtorch()
     {
