@@ -8,6 +8,9 @@ namespace Serving.Engine.Generation;
 /// </summary>
 public static class NgramProposer
 {
+    /// <summary>How far (in tokens) from the output's expected end a predicted output is searched.</summary>
+    public const int PredictionWindow = 2048;
+
     /// <summary>
     /// Drafts from the sequence's own tokens: the most recent earlier occurrence of its last n tokens, and what followed it,
     /// continued periodically past the sequence's end. Returns how many of <paramref name="drafts"/> it wrote: all of them, or
@@ -43,7 +46,8 @@ public static class NgramProposer
     /// <summary>
     /// Drafts from a predicted output: the occurrence of the sequence's last n tokens in <paramref name="prediction"/> whose end
     /// lies nearest <paramref name="expectedEnd"/> (where the output so far would end if it were the prediction: so a line
-    /// that repeats in the prediction is continued at the right place), and what follows it there.
+    /// that repeats in the prediction is continued at the right place; only within <see cref="PredictionWindow"/> of it),
+    /// and what follows it there.
     /// </summary>
     /// <param name="tokens">The sequence so far (prompt, then generated).</param>
     /// <param name="prediction">The predicted output's tokens.</param>
@@ -54,13 +58,16 @@ public static class NgramProposer
     public static int FromPrediction(ReadOnlySpan<int> tokens, ReadOnlySpan<int> prediction, int expectedEnd, int minN, int maxN, Span<int> drafts)
     {
         CheckRange(minN, maxN);
+        // Only occurrences ending within PredictionWindow of where the output would end are looked at: a step's lookup
+        // costs the same whatever the prediction's length (a tenant's 32k-token prediction of one repeated token included).
+        int lo = Math.Max(0, expectedEnd - PredictionWindow - maxN), hi = Math.Min(prediction.Length, expectedEnd + PredictionWindow);
         for (int n = Math.Min(maxN, tokens.Length); n >= minN; n--)
         {
             var pattern = tokens[^n..];
             int best = -1;
-            for (int from = 0; from + n < prediction.Length;)
+            for (int from = lo; from + n < hi;)
             {
-                int found = prediction[from..^1].IndexOf(pattern);
+                int found = prediction[from..(hi - 1)].IndexOf(pattern);
                 if (found < 0)
                     break;
                 int end = from + found + n;

@@ -73,6 +73,17 @@ public sealed class NgramProposerTests
         Assert.Empty(FromPrediction([50, 8], prediction, 1, 1, 3, 4));     // the prediction's end: nothing follows
     }
 
+    [Fact]
+    public void FromPrediction_MatchFartherThanTheWindow_NotLookedAt()
+    {
+        int w = NgramProposer.PredictionWindow;
+        int[] prediction = [.. Enumerable.Repeat(0, 3 * w), 5, 6, 7];
+
+        Assert.Equal([7], FromPrediction([1, 5, 6], prediction, 3 * w + 1, 1, 3, 4));
+        Assert.Empty(FromPrediction([1, 5, 6], prediction, w / 2, 1, 3, 4));
+        Assert.Equal([0, 0], FromPrediction([1, 0], prediction, w / 2, 1, 3, 2));   // a run: the occurrence at the expected end
+    }
+
     [Theory]
     [InlineData(0, 3)]
     [InlineData(3, 2)]
