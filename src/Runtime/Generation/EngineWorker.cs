@@ -171,6 +171,12 @@ public sealed class EngineWorker : BackgroundService
         _binder = new AdapterSlotBinder(_host, _hostCache, id => _requests[id].Command.Adapters, _metrics);
         _metrics.Vllm.ModelName = _host.ModelId;
         _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time);
+        var s = _speculation;
+        if (s.Tokens == 0)
+            _logger.LogInformation("Speculative decoding: off (Serving:Speculation:Tokens is 0; predictions are accepted and unused)");
+        else
+            _logger.LogInformation("Speculative decoding: {Tokens} drafts a step while at most {MaxRunning} sequences run, from predictions{Ngram}",
+                s.Tokens, s.MaxRunning, s.Method == Speculation.SpeculationMethod.Ngram ? $" and n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens)" : " only");
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
         return base.StartAsync(cancellationToken);

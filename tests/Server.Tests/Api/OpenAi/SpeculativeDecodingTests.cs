@@ -166,6 +166,31 @@ public sealed partial class SpeculativeDecodingTests(DemoServerFixture plain, Ng
         Assert.True(predicted.Usage.AcceptedPredictionTokens >= 18, predicted.Usage.ToString());
     }
 
+    [Fact]
+    public async Task GrpcStream_Prediction_SameTokensAndTheTallyInTheLastMessage()
+    {
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(plain.Server.Address);
+        var client = new V1.Generation.GenerationClient(channel);
+        var request = new V1.GenerateRequest { Model = "demo-mlp-r4", Prompt = "gRPC streams a prediction", MaxTokens = 24, Temperature = 0, IgnoreEos = true };
+        var alone = await client.GenerateAsync(request);
+        var withPrediction = request.Clone();
+        withPrediction.Prediction = alone.Text;
+
+        var ids = new List<int>();
+        V1.Usage? usage = null;
+        using var call = client.GenerateStream(withPrediction);
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            ids.AddRange(call.ResponseStream.Current.TokenIds);
+            usage = call.ResponseStream.Current.Usage ?? usage;
+        }
+
+        Assert.Equal(alone.TokenIds, ids);
+        Assert.NotNull(usage);
+        Assert.Equal(24, usage.CompletionTokens);
+        Assert.True(usage.AcceptedPredictionTokens >= 14, usage.ToString());
+    }
+
     private static Task<string> Metrics(HttpClient http) => http.GetStringAsync("/metrics");
 
     private static double Value(string text, string name, string labels = "")
