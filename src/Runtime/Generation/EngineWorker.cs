@@ -175,8 +175,8 @@ public sealed class EngineWorker : BackgroundService
         if (s.Tokens == 0)
             _logger.LogInformation("Speculative decoding: off (Serving:Speculation:Tokens is 0; predictions are accepted and unused)");
         else
-            _logger.LogInformation("Speculative decoding: {Tokens} drafts a step while at most {MaxRunning} sequences run, from predictions{Ngram}",
-                s.Tokens, s.MaxRunning, s.Method == Speculation.SpeculationMethod.Ngram ? $" and n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens)" : " only");
+            _logger.LogInformation("Speculative decoding: up to {Tokens} drafts a sequence within {MaxStepRows} rows a step, from predictions{Ngram}",
+                s.Tokens, s.MaxStepRows, s.Method == Speculation.SpeculationMethod.Ngram ? $" and n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens)" : " only");
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
         return base.StartAsync(cancellationToken);
@@ -304,15 +304,22 @@ public sealed class EngineWorker : BackgroundService
     }
 
     /// <summary>
-    /// The next step's drafts of every running request that drafts, while few enough run for drafts to be nearly free
-    /// (<see cref="Speculation.SpeculationOptions.MaxRunning"/>); none otherwise.
+    /// The next step's drafts of every running request that drafts, sharing the rows a step may have beyond its sequences'
+    /// own (<see cref="Speculation.SpeculationOptions.MaxStepRows"/>) evenly; none when the batch leaves no room.
     /// </summary>
     private void ProposeDrafts(StepScheduler scheduler)
     {
-        bool few = scheduler.Running <= _speculation.MaxRunning;
-        foreach (var scheduled in scheduler.RunningRequests)
+        var running = scheduler.RunningRequests;
+        int drafting = 0;
+        foreach (var scheduled in running)
+            if (_requests.TryGetValue(scheduled.Id, out var r) && r.Drafts is not null)
+                drafting++;
+        if (drafting == 0)
+            return;
+        int each = _speculation.DraftsPerSequence(running.Count, drafting);
+        foreach (var scheduled in running)
             if (_requests.TryGetValue(scheduled.Id, out var r) && r.Drafts is { } drafts)
-                scheduled.DraftTokens = few && r.State.GeneratedTokens.Count > 0 ? drafts.Propose(r.State) : 0;
+                scheduled.DraftTokens = each > 0 && r.State.GeneratedTokens.Count > 0 ? drafts.Propose(r.State, each) : 0;
     }
 
     private void RecordStep(StepPlan plan, int rows, TimeSpan elapsed, Engine.Generation.StepTimings? parts)

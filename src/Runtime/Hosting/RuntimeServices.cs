@@ -56,8 +56,8 @@ public static class RuntimeServices
             .ValidateOnStart();
         services.AddOptions<RoutingOptions>().Bind(configuration.GetSection(RoutingOptions.Section))
             .Validate(o => !o.Validate().Any(), "invalid Serving:Routing settings").ValidateOnStart();
-        services.AddOptions<Speculation.SpeculationOptions>().Bind(configuration.GetSection(Speculation.SpeculationOptions.Section))
-            .Validate(o => !o.Validate().Any(), "invalid Serving:Speculation settings").ValidateOnStart();
+        services.AddOptions<Speculation.SpeculationOptions>().Bind(configuration.GetSection(Speculation.SpeculationOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<Speculation.SpeculationOptions>, Speculation.SpeculationOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.AddSingleton<Observability.ServingMetrics>();

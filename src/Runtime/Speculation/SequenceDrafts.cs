@@ -32,13 +32,13 @@ internal sealed class SequenceDrafts
     public PredictionTokens? Prediction => _prediction is null ? null : new PredictionTokens(_accepted, _rejected);
 
     /// <summary>
-    /// Proposes the drafts that may follow <paramref name="sequence"/> now (none after it finished, or when there is no room
-    /// left under its max_tokens); returns how many.
+    /// Proposes at most <paramref name="most"/> drafts that may follow <paramref name="sequence"/> now (none after it
+    /// finished, or when there is no room left under its max_tokens); returns how many.
     /// </summary>
-    public int Propose(SequenceState sequence)
+    public int Propose(SequenceState sequence, int most)
     {
         _count = 0;
-        int room = Math.Min(_drafts.Length, sequence.Sampling.MaxTokens - sequence.GeneratedTokens.Count - 1);
+        int room = Math.Min(Math.Min(most, _drafts.Length), sequence.Sampling.MaxTokens - sequence.GeneratedTokens.Count - 1);
         if (sequence.IsFinished || room <= 0)
             return 0;
         int total = sequence.TotalTokens;

@@ -24,13 +24,22 @@ public sealed class SpeculationOptions
     public int PromptLookupMax { get; set; } = 4;
 
     /// <summary>
-    /// Drafts are proposed only while at most this many sequences run (vLLM's <c>disable_by_batch_size</c>): a full batch is
-    /// compute-bound, where every draft costs a row.
+    /// Most rows a decode step may have with its drafts: the running sequences' rows plus every draft. The drafting sequences
+    /// share what is left evenly (at most <see cref="Tokens"/> each), so one stream drafts fully, a few share, and a batch of
+    /// this many sequences or more drafts nothing (vLLM's <c>disable_by_batch_size</c>, by rows): a decode step of up to
+    /// about 16 rows costs little more than reading the weights on a CPU, beyond it each row costs compute the batch needs.
     /// </summary>
-    public int MaxRunning { get; set; } = 4;
+    public int MaxStepRows { get; set; } = 16;
 
     /// <summary>Longest predicted output accepted, in tokens (a longer one is a 400).</summary>
     public int MaxPredictionTokens { get; set; } = 32_768;
+
+    /// <summary>
+    /// Drafts each of <paramref name="drafting"/> sequences may carry in a step of <paramref name="running"/> sequences:
+    /// what <see cref="MaxStepRows"/> leaves beyond the sequences' own rows, shared evenly, at most <see cref="Tokens"/>.
+    /// </summary>
+    public int DraftsPerSequence(int running, int drafting) =>
+        drafting <= 0 ? 0 : Math.Min(Tokens, Math.Max(0, MaxStepRows - running) / drafting);
 
     public IEnumerable<string> Validate()
     {
@@ -40,8 +49,8 @@ public sealed class SpeculationOptions
             yield return "Serving:Speculation:Tokens must be within 0..16";
         if (PromptLookupMin < 1 || PromptLookupMax < PromptLookupMin || PromptLookupMax > 64)
             yield return "Serving:Speculation:PromptLookupMin and PromptLookupMax must satisfy 1 ≤ min ≤ max ≤ 64";
-        if (MaxRunning < 1)
-            yield return "Serving:Speculation:MaxRunning must be ≥ 1";
+        if (MaxStepRows is < 2 or > 1024)
+            yield return "Serving:Speculation:MaxStepRows must be within 2..1024";
         if (MaxPredictionTokens < 1)
             yield return "Serving:Speculation:MaxPredictionTokens must be ≥ 1";
     }

@@ -191,6 +191,15 @@ public sealed partial class SpeculativeDecodingTests(DemoServerFixture plain, Ng
         Assert.True(usage.AcceptedPredictionTokens >= 14, usage.ToString());
     }
 
+    [Fact]
+    public async Task Start_DraftsPerStepOutOfRange_FailsNamingTheSetting()
+    {
+        var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            ServerProcess.StartAsync("--cache-dir", plain.CacheDirectory, "--num-speculative-tokens", "40"));
+
+        Assert.Contains("Serving:Speculation:Tokens must be within 0..16", ex.Message, StringComparison.Ordinal);
+    }
+
     private static Task<string> Metrics(HttpClient http) => http.GetStringAsync("/metrics");
 
     private static double Value(string text, string name, string labels = "")
