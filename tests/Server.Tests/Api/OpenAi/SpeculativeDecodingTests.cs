@@ -154,10 +154,7 @@ public sealed partial class SpeculativeDecodingTests(DemoServerFixture plain, Ng
     {
         using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(plain.Server.Address);
         var client = new V1.Generation.GenerationClient(channel);
-        var request = new V1.GenerateRequest { Model = "demo-all-r8", Prompt = "gRPC predicts", MaxTokens = 30, Temperature = 0, IgnoreEos = true };
-        var alone = await client.GenerateAsync(request);
-        var withPrediction = request.Clone();
-        withPrediction.Prediction = alone.Text;
+        var (alone, withPrediction) = await Predicted(client, "demo-all-r8", "gRPC predicts", 30);
 
         var predicted = await client.GenerateAsync(withPrediction);
 
@@ -171,10 +168,7 @@ public sealed partial class SpeculativeDecodingTests(DemoServerFixture plain, Ng
     {
         using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(plain.Server.Address);
         var client = new V1.Generation.GenerationClient(channel);
-        var request = new V1.GenerateRequest { Model = "demo-mlp-r4", Prompt = "gRPC streams a prediction", MaxTokens = 24, Temperature = 0, IgnoreEos = true };
-        var alone = await client.GenerateAsync(request);
-        var withPrediction = request.Clone();
-        withPrediction.Prediction = alone.Text;
+        var (alone, withPrediction) = await Predicted(client, "demo-mlp-r4", "gRPC streams a prediction", 24);
 
         var ids = new List<int>();
         V1.Usage? usage = null;
@@ -189,6 +183,17 @@ public sealed partial class SpeculativeDecodingTests(DemoServerFixture plain, Ng
         Assert.NotNull(usage);
         Assert.Equal(24, usage.CompletionTokens);
         Assert.True(usage.AcceptedPredictionTokens >= 14, usage.ToString());
+    }
+
+    /// <summary>A greedy request's answer alone, and the same request predicting that answer.</summary>
+    private static async Task<(V1.GenerateResponse Alone, V1.GenerateRequest WithPrediction)> Predicted(V1.Generation.GenerationClient client, string model,
+        string prompt, int maxTokens)
+    {
+        var request = new V1.GenerateRequest { Model = model, Prompt = prompt, MaxTokens = maxTokens, Temperature = 0, IgnoreEos = true };
+        var alone = await client.GenerateAsync(request);
+        var withPrediction = request.Clone();
+        withPrediction.Prediction = alone.Text;
+        return (alone, withPrediction);
     }
 
     [Fact]
