@@ -23,7 +23,7 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
     public BenchReport Run()
     {
         var report = new BenchReport($"Speculative decoding, one stream: bench preset (bf16), {tokens} greedy tokens, {rounds} rounds × {Prompts.Length} prompts, "
-            + "4 drafts a step", "without drafts", "with drafts", "with / without");
+            + $"up to {new Serving.Runtime.Speculation.SpeculationOptions().Tokens} drafts a step", "without drafts", "with drafts", "with / without");
         report.Context("model_dir", modelDir);
         var (plainServer, plainHttp) = Start(ngram: false);
         var (ngramServer, ngramHttp) = Start(ngram: true);
@@ -32,10 +32,13 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
             var cases = new Dictionary<string, List<double>> { ["plain"] = [], ["exact"] = [], ["edited"] = [], ["unrelated"] = [], ["ngram"] = [] };
             var lastMs = new Dictionary<string, List<double>> { ["plain"] = [], ["exact"] = [] };
             var accepted = new Dictionary<string, List<double>> { ["exact"] = [], ["edited"] = [], ["unrelated"] = [] };
+            var concurrent = new Dictionary<string, List<double>> { ["plain"] = [], ["exact"] = [] };
+            var outputs = new Dictionary<string, string>();
             for (int round = 0; round < rounds; round++)
                 foreach (string prompt in Prompts)
                 {
                     var (text, ids) = Whole(plainHttp, prompt, null);
+                    outputs[prompt] = text;
                     string edited = Edit(text);
                     string unrelated = string.Join(" ", Enumerable.Range(0, tokens).Select(i => $"w{i % 7}"));
                     foreach (var (name, http, prediction) in new (string, HttpClient, string?)[]
@@ -56,6 +59,16 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
                         + $"edited {cases["edited"][^1]:F1}, unrelated {cases["unrelated"][^1]:F1}, ngram {cases["ngram"][^1]:F1} tok/s");
                 }
 
+                // Every prompt at once: four streams, plain and each with its exact prediction (the drafts share the step's rows).
+                foreach (string name in new[] { "plain", "exact" })
+                {
+                    var clock = System.Diagnostics.Stopwatch.StartNew();
+                    var streams = Prompts.Select(p => Task.Factory.StartNew(() => StreamedCompletion.Run(plainHttp, Body(p, name == "exact" ? outputs[p] : null, stream: true)),
+                        TaskCreationOptions.LongRunning)).ToArray();
+                    Task.WaitAll(streams);
+                    concurrent[name].Add(streams.Sum(t => t.Result.Events) / clock.Elapsed.TotalSeconds);
+                }
+
             double plain = Stats.Median(cases["plain"]);
             void Rate(string metric, string name)
             {
@@ -67,6 +80,8 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
             Rate("decode tokens/s, prediction = the output, 1 word in 10 changed", "edited");
             Rate("decode tokens/s, prediction = unrelated text", "unrelated");
             Rate("decode tokens/s, n-gram drafts (server flag), no prediction", "ngram");
+            double together = Stats.Median(concurrent["plain"]), togetherExact = Stats.Median(concurrent["exact"]);
+            report.Add($"{Prompts.Length} streams at once, prediction = each output: tokens/s of all", "tok/s", together, togetherExact, togetherExact / together);
             double lastPlain = Stats.Median(lastMs["plain"]), lastExact = Stats.Median(lastMs["exact"]);
             report.Add("time to last token, prediction = the output", "ms", lastPlain, lastExact, lastExact / lastPlain);
             foreach (var (name, label) in new[] { ("exact", "the output"), ("edited", "edited"), ("unrelated", "unrelated") })

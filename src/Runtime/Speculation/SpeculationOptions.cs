@@ -15,7 +15,7 @@ public sealed class SpeculationOptions
     public SpeculationMethod Method { get; set; } = SpeculationMethod.None;
 
     /// <summary>Draft tokens verified per step and sequence (vLLM's <c>num_speculative_tokens</c>); 0 turns speculation off, predictions included.</summary>
-    public int Tokens { get; set; } = 4;
+    public int Tokens { get; set; } = 7;
 
     /// <summary>Shortest run of the sequence's last tokens looked up (vLLM's <c>prompt_lookup_min</c>); a predicted output is looked up from 1.</summary>
     public int PromptLookupMin { get; set; } = 2;
@@ -26,10 +26,12 @@ public sealed class SpeculationOptions
     /// <summary>
     /// Most rows a decode step may have with its drafts: the running sequences' rows plus every draft. The drafting sequences
     /// share what is left evenly (at most <see cref="Tokens"/> each), so one stream drafts fully, a few share, and a batch of
-    /// this many sequences or more drafts nothing (vLLM's <c>disable_by_batch_size</c>, by rows): a decode step of up to
-    /// about 16 rows costs little more than reading the weights on a CPU, beyond it each row costs compute the batch needs.
+    /// this many sequences or more drafts nothing (vLLM's <c>disable_by_batch_size</c>, by rows). Why 8 (and 7 drafts): on
+    /// the CPUs measured a decode step of up to 8 rows costs about what one row does (the weights' read), and rows past 8
+    /// cost compute (bench preset, bf16, Zen 4: 7.8 ms at 1 row, 8.5 at 8, 11.5 at 12, 14.3 at 16; docs/benchmarks/speculation.md).
+    /// A GPU, where a step's cost is its launches, can take far more.
     /// </summary>
-    public int MaxStepRows { get; set; } = 16;
+    public int MaxStepRows { get; set; } = 8;
 
     /// <summary>Longest predicted output accepted, in tokens (a longer one is a 400).</summary>
     public int MaxPredictionTokens { get; set; } = 32_768;

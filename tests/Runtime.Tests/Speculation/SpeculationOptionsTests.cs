@@ -5,12 +5,13 @@ namespace Serving.Runtime.Tests.Speculation;
 public sealed class SpeculationOptionsTests
 {
     [Theory]
-    [InlineData(1, 1, 4)]      // one stream: every draft it may carry
-    [InlineData(4, 4, 3)]      // 12 rows left, shared by four
-    [InlineData(8, 8, 1)]
-    [InlineData(8, 2, 4)]      // only two of eight draft: they share the eight rows left, up to 4 each
-    [InlineData(12, 12, 0)]
-    [InlineData(16, 1, 0)]     // a full batch: none
+    [InlineData(1, 1, 7)]      // one stream: every draft it may carry
+    [InlineData(2, 2, 3)]      // 6 rows left, shared by two
+    [InlineData(4, 4, 1)]
+    [InlineData(4, 1, 4)]      // only one of four drafts: it takes the four rows left
+    [InlineData(3, 3, 1)]
+    [InlineData(8, 8, 0)]      // a full step: none
+    [InlineData(16, 1, 0)]
     [InlineData(40, 3, 0)]
     [InlineData(3, 0, 0)]
     public void DraftsPerSequence_RowsLeftSharedByTheDraftingSequences(int running, int drafting, int expected)
