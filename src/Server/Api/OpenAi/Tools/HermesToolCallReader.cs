@@ -1,11 +1,18 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
 namespace Serving.Server.Api.OpenAi.Tools;
 
 /// <summary>
 /// Hermes' syntax (Hermes 2/3, Qwen 2.5/3, and the many templates that copied it; vLLM's <c>hermes</c> parser): each call
 /// <c>&lt;tool_call&gt;{"name": ..., "arguments": {...}}&lt;/tool_call&gt;</c>, text around them for the user. A call
-/// left open when the text ends is read if its JSON is whole, as vLLM does.
+/// that starts <c>{"name": "f", "arguments": {</c> (the order these models write) is a call from there on: its arguments
+/// stream as they are written, as vLLM's parser streams them, up to the object's matching brace; whatever follows it up
+/// to <c>&lt;/tool_call&gt;</c> is the call's own closing. Any other call is read whole at <c>&lt;/tool_call&gt;</c> (or
+/// the end of the text): a call if its JSON is one, else content as written. The decision rests only on the text, so a
+/// stream and a whole response give the same message.
 /// </summary>
-internal sealed class HermesToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
+internal sealed partial class HermesToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
 {
     private const string Start = "<tool_call>";
     private const string End = "</tool_call>";
@@ -14,6 +21,14 @@ internal sealed class HermesToolCallReader(ChatOutput output, Func<string> newId
 
     /// <summary>Where in <see cref="ToolCallReader.Pending"/> the end marker may still start (the open call's text before it was searched).</summary>
     private int _searchFrom;
+
+    /// <summary>The call whose arguments are streaming, and how deep the arguments read so far are (0: closed).</summary>
+    private ToolCall? _streaming;
+    private JsonNesting _arguments;
+    private bool _argumentsClosed;
+
+    [GeneratedRegex("""^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{""")]
+    private static partial Regex StreamingStart();
 
     protected override void Drain(bool final)
     {
@@ -25,6 +40,21 @@ internal sealed class HermesToolCallReader(ChatOutput output, Func<string> newId
                     return;
                 _inCall = true;
                 _searchFrom = 0;
+                continue;
+            }
+
+            if (_streaming is null && StreamingStart().Match(Pending) is { Success: true } start && Name(start.Groups[1].Value) is string name)
+            {
+                _streaming = Open(name);
+                _arguments = default;
+                _argumentsClosed = false;
+                Pending = Pending[(start.Length - 1)..];              // from the arguments' opening brace
+            }
+
+            if (_streaming is not null)
+            {
+                if (!StreamArguments(final))
+                    return;
                 continue;
             }
 
@@ -42,6 +72,52 @@ internal sealed class HermesToolCallReader(ChatOutput output, Func<string> newId
             _inCall = false;
             if (end < 0)
                 return;
+        }
+    }
+
+    /// <summary>
+    /// Appends the streaming call's arguments read so far, then skips its closing up to the end marker. True when the
+    /// call is done and reading goes on after it; false when more text is needed (or the text ended).
+    /// </summary>
+    private bool StreamArguments(bool final)
+    {
+        if (!_argumentsClosed)
+        {
+            int i = 0;
+            while (i < Pending.Length && !_argumentsClosed)
+            {
+                _arguments.Read(Pending[i++]);
+                _argumentsClosed = _arguments.Depth == 0;
+            }
+
+            _streaming!.Arguments.Append(Pending, 0, i);
+            Pending = Pending[i..];
+        }
+
+        int end = _argumentsClosed ? Pending.IndexOf(End, StringComparison.Ordinal) : -1;
+        if (end < 0 && !final)
+        {
+            if (_argumentsClosed)
+                Pending = Pending[^PartialMarker(Pending, End)..];   // the call's closing brace and space: not content
+            return false;
+        }
+
+        Pending = end < 0 ? "" : Pending[(end + End.Length)..];
+        _inCall = false;
+        _streaming = null;
+        return end >= 0;
+    }
+
+    /// <summary>The name a JSON string literal holds, or null when it is not a valid one.</summary>
+    private static string? Name(string literal)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<string>(literal);
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 }

@@ -5,7 +5,7 @@ namespace Serving.Server.Api.OpenAi.Tools;
 /// <summary>
 /// One call read from a model's output: OpenAI's <c>{"id", "type": "function", "function": {"name", "arguments"}}</c>.
 /// <see cref="Arguments"/> is the JSON text of the arguments as the model wrote it; it grows while a forced call of a
-/// named function streams, and is complete otherwise.
+/// named function or a Hermes call streams, and is complete otherwise.
 /// </summary>
 internal sealed class ToolCall(string id, string name)
 {

@@ -86,13 +86,16 @@ internal abstract class ToolCallReader(ChatOutput output, Func<string> newId)
     }
 
     /// <summary>A complete call.</summary>
-    protected void Call(string name, string arguments)
+    protected void Call(string name, string arguments) => Open(name).Arguments.Append(arguments);
+
+    /// <summary>A call whose arguments follow as they are read (appended to the returned call's <see cref="ToolCall.Arguments"/>).</summary>
+    protected ToolCall Open(string name)
     {
         _heldSpace = "";
         _afterCall = true;
         var call = new ToolCall(newId(), name);
-        call.Arguments.Append(arguments);
         Output.Calls.Add(call);
+        return call;
     }
 
     /// <summary>End of text: held whitespace is content unless a call was made.</summary>

@@ -61,6 +61,42 @@ public sealed class HermesToolCallReaderTests
     }
 
     [Fact]
+    public void Push_ArgumentsPartWritten_CallAnnouncedAndItsArgumentsGrowAsWritten()
+    {
+        var output = new Serving.Server.Api.OpenAi.ChatOutput();
+        var reader = new HermesToolCallReader(output, () => "call-0");
+        var writer = new Serving.Server.Api.OpenAi.ChatOutputWriter(output, parallel: true);
+
+        reader.Push("Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"argu");
+        Assert.Empty(output.Calls);
+        reader.Push("ments\": {\"city\": \"Pa");
+        var first = writer.NextDelta();
+        reader.Push("ris\", \"days\": [1, 2]}}\n</tool_call>");
+        var second = writer.NextDelta();
+        reader.Finish();
+
+        Assert.Equal("Checking.", (string?)first["content"]);
+        Assert.Equal("get_weather", (string?)first["tool_calls"]![0]!["function"]!["name"]);
+        Assert.Equal("{\"city\": \"Pa", (string?)first["tool_calls"]![0]!["function"]!["arguments"]);
+        Assert.Equal("ris\", \"days\": [1, 2]}", (string?)second["tool_calls"]![0]!["function"]!["arguments"]);
+        Assert.Null(second["tool_calls"]![0]!["function"]!["name"]);
+        Assert.Equal("{\"city\": \"Paris\", \"days\": [1, 2]}", output.Calls.Single().Arguments.ToString());
+    }
+
+    [Fact]
+    public void Read_EndMarkerInsideAnArgumentString_PartOfTheArguments()
+    {
+        const string text = "<tool_call>{\"name\": \"echo\", \"arguments\": {\"text\": \"say </tool_call> {\"}}</tool_call>after";
+        AssertStreamsAsWhole(Hermes, text, Message("after", ("echo", "{\"text\": \"say </tool_call> {\"}")));
+    }
+
+    [Fact]
+    public void Read_StreamedArgumentsNeverClosed_TheCallWithWhatWasWritten()
+    {
+        AssertStreamsAsWhole(Hermes, "<tool_call>{\"name\": \"f\", \"arguments\": {\"n\": [1, 2", Message(null, ("f", "{\"n\": [1, 2")));
+    }
+
+    [Fact]
     public void Message_WithoutParallelCalls_OnlyTheFirstCall()
     {
         const string text = "<tool_call>{\"name\": \"a\"}</tool_call><tool_call>{\"name\": \"b\"}</tool_call>";
