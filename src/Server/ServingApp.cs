@@ -53,9 +53,27 @@ public static class ServingApp
         ["--no-prefix-caching"] = ("Serving:Batching:PrefixCaching", "false"),
     };
 
-    /// <summary>The arguments with every value-less flag replaced by its setting (before any configuration provider reads them).</summary>
-    private static string[] ExpandFlags(string[] args) =>
-        [.. args.SelectMany(a => FlagMappings.TryGetValue(a, out var setting) ? ["--" + setting.Key, setting.Value] : new[] { a })];
+    /// <summary>
+    /// The arguments with every value-less flag replaced by its setting, and vLLM's <c>--speculative-config</c> by the
+    /// settings it stands for (before any configuration provider reads them).
+    /// </summary>
+    private static string[] ExpandFlags(string[] args)
+    {
+        var expanded = new List<string>(args.Length);
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (FlagMappings.TryGetValue(args[i], out var setting))
+                expanded.AddRange(["--" + setting.Key, setting.Value]);
+            else if (args[i] == SpeculativeConfigArgument.Switch && i + 1 < args.Length)
+                expanded.AddRange(SpeculativeConfigArgument.Settings(args[++i], []));
+            else if (args[i].StartsWith(SpeculativeConfigArgument.Switch + "=", StringComparison.Ordinal))
+                expanded.AddRange(SpeculativeConfigArgument.Settings(args[i][(SpeculativeConfigArgument.Switch.Length + 1)..], []));
+            else
+                expanded.Add(args[i]);
+        }
+
+        return [.. expanded];
+    }
 
     public const string DefaultUrl = "http://127.0.0.1:8000";
 

@@ -43,6 +43,16 @@ public static class StartupArguments
                 name = name[..name.IndexOf('=')];
             if (ServingApp.FlagMappings.ContainsKey("--" + name))
                 continue;
+            if ("--" + name == SpeculativeConfigArgument.Switch)
+            {
+                string? value = inlineValue ? token[(token.IndexOf('=') + 1)..] : i + 1 < args.Length ? args[++i] : null;
+                if (value is null)
+                    problems.Add($"{SpeculativeConfigArgument.Switch} needs a JSON value");
+                else
+                    SpeculativeConfigArgument.Settings(value, problems);
+                continue;
+            }
+
             if (!inlineValue)
                 i++;                                         // the value
             if (ServingApp.SwitchMappings.ContainsKey("--" + name))
@@ -85,12 +95,13 @@ public static class StartupArguments
 
         foreach (var (flag, (key, value)) in ServingApp.FlagMappings)
             text.AppendLine($"  {flag}: sets {key} to {value}");
+        text.AppendLine($"  {SpeculativeConfigArgument.Switch} JSON: vLLM's, as far as it goes here: {{\"method\": \"ngram\", \"num_speculative_tokens\", \"prompt_lookup_max\", \"prompt_lookup_min\"}}");
         text.AppendLine("  --help: this text");
         return text.ToString();
     }
 
     private static IEnumerable<string> KnownSwitches() =>
-        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Append("--help");
+        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Append(SpeculativeConfigArgument.Switch).Append("--help");
 
     /// <summary>"; did you mean X?" for the known name nearest <paramref name="given"/>, when it is near enough to be a typo.</summary>
     private static string Suggest(string given, IEnumerable<string> known)

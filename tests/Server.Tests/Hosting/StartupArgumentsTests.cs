@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Serving.Server.Hosting;
 
 namespace Serving.Server.Tests.Hosting;
@@ -37,6 +38,53 @@ public sealed class StartupArgumentsTests
         var problems = StartupArguments.ArgumentProblems(["--dtype", "float32", "float16"]);
 
         Assert.Equal(["unexpected argument 'float16' (options are --name value)"], problems);
+    }
+
+    [Fact]
+    public void SpeculativeConfig_VllmNgramConfig_ReadIntoTheSpeculationSettings()
+    {
+        var problems = new List<string>();
+
+        var settings = SpeculativeConfigArgument.Settings("""{"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 3, "prompt_lookup_min": 1}""", problems);
+
+        Assert.Empty(problems);
+        Assert.Equal(["--Serving:Speculation:Tokens", "5", "--Serving:Speculation:PromptLookupMax", "3", "--Serving:Speculation:PromptLookupMin", "1",
+            "--Serving:Speculation:Method", "Ngram"], settings);
+        Assert.Empty(StartupArguments.ArgumentProblems(["--speculative-config", """{"model": "[ngram]", "num_speculative_tokens": 3}""", "--dtype", "float32"]));
+        Assert.Empty(StartupArguments.ArgumentProblems(["""--speculative-config={"method": "ngram"}"""]));
+    }
+
+    [Theory]
+    [InlineData("""{"method": "eagle", "model": "yuhuili/EAGLE-LLaMA3-Instruct-8B"}""", "method \"eagle\" is not supported")]
+    [InlineData("""{"model": "meta-llama/Llama-3.2-1B", "num_speculative_tokens": 5}""", "model \"meta-llama/Llama-3.2-1B\" is not supported")]
+    [InlineData("""{"method": "ngram", "disable_by_batch_size": 4}""", "'disable_by_batch_size' is not supported")]
+    [InlineData("""{"method": "ngram", "num_speculative_tokens": "5"}""", "num_speculative_tokens must be an integer")]
+    [InlineData("""{"num_speculative_tokens": 5}""", "needs \"method\": \"ngram\"")]
+    [InlineData("""[1]""", "must be a JSON object")]
+    [InlineData("""{method: ngram}""", "not JSON")]
+    public void SpeculativeConfig_WhatThisServerDoesNotDo_AProblemNamingIt(string json, string problem)
+    {
+        var problems = StartupArguments.ArgumentProblems(["--speculative-config", json]);
+
+        Assert.Contains(problems, p => p.StartsWith("--speculative-config", StringComparison.Ordinal) && p.Contains(problem, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Start_SpeculativeConfig_ServesWithNgramDrafts()
+    {
+        string cache = Support.TestDirectories.Path("speculative-config"), model = Path.Combine(cache, "model");
+        Serving.Authoring.Synthetic.SyntheticModelWriter.Write(model, new Serving.Authoring.Synthetic.SyntheticModelSpec { Preset = Serving.Authoring.Synthetic.ModelPreset.Tiny, Seed = 5 });
+        await using var server = await Support.ServerProcess.StartAsync("--model", model, "--cache-dir", cache, "--dtype", "float32", "--max-context", "256",
+            "--speculative-config", """{"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_min": 1}""");
+        try
+        {
+            var options = server.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Serving.Runtime.Speculation.SpeculationOptions>>().Value;
+            Assert.Equal((Serving.Runtime.Speculation.SpeculationMethod.Ngram, 3, 1), (options.Method, options.Tokens, options.PromptLookupMin));
+        }
+        finally
+        {
+            Support.TestDirectories.Delete(cache);
+        }
     }
 
     [Fact]

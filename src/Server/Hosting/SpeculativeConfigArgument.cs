@@ -1,0 +1,74 @@
+using System.Text.Json;
+
+namespace Serving.Server.Hosting;
+
+/// <summary>
+/// vLLM's <c>--speculative-config '{"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 4}'</c>, so a
+/// deployment's vLLM arguments start this server unchanged: read into <c>Serving:Speculation:*</c> settings. Only what this
+/// server does is accepted — n-gram lookup (<c>"method": "ngram"</c>, or vLLM's older <c>"model": "[ngram]"</c>) and its
+/// lookup lengths; a draft model, EAGLE, Medusa, MTP, suffix decoding or any other key is a start-up problem naming it.
+/// </summary>
+public static class SpeculativeConfigArgument
+{
+    public const string Switch = "--speculative-config";
+
+    private static readonly Dictionary<string, string> Keys = new(StringComparer.Ordinal)
+    {
+        ["num_speculative_tokens"] = "Serving:Speculation:Tokens",
+        ["prompt_lookup_max"] = "Serving:Speculation:PromptLookupMax",
+        ["prompt_lookup_min"] = "Serving:Speculation:PromptLookupMin",
+    };
+
+    /// <summary>The settings <paramref name="json"/> stands for (key, value pairs as command-line arguments); its problems are added to <paramref name="problems"/>.</summary>
+    public static IReadOnlyList<string> Settings(string json, List<string> problems)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            problems.Add($"{Switch}: not JSON ({e.Message})");
+            return [];
+        }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                problems.Add($"{Switch}: must be a JSON object");
+                return [];
+            }
+
+            var settings = new List<string>();
+            bool ngram = false;
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                var value = property.Value;
+                switch (property.Name)
+                {
+                    case "method" or "model" when value.ValueKind == JsonValueKind.String && value.GetString() is "ngram" or "[ngram]":
+                        ngram = true;
+                        break;
+                    case "method" or "model":
+                        problems.Add($"{Switch}: {property.Name} {value.GetRawText()} is not supported (this server drafts by n-gram lookup, \"ngram\", and from requests' predictions)");
+                        break;
+                    case var name when Keys.TryGetValue(name, out string? key):
+                        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int n))
+                            problems.Add($"{Switch}: {name} must be an integer");
+                        else
+                            settings.AddRange(["--" + key, n.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                        break;
+                    default:
+                        problems.Add($"{Switch}: '{property.Name}' is not supported (known: method, model, {string.Join(", ", Keys.Keys)})");
+                        break;
+                }
+            }
+
+            if (!ngram)
+                problems.Add($"{Switch}: needs \"method\": \"ngram\"");
+            return [.. settings, "--Serving:Speculation:Method", "Ngram"];
+        }
+    }
+}
