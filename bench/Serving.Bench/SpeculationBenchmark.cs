@@ -9,7 +9,8 @@ namespace Serving.Bench;
 /// <summary>
 /// What speculative decoding buys one stream: the bench preset (bf16) through the server at concurrency 1, greedy, streamed.
 /// A server without n-gram drafts runs each prompt plainly, then with OpenAI's <c>prediction</c> set to its output, to its
-/// output with one word in ten changed, and to unrelated text; a second server drafts every request by n-gram lookup. Each
+/// output with one word in ten changed, and to unrelated text; a second server drafts every request by n-gram lookup, and a
+/// third (<c>--speculation suffix</c>) runs each prompt after its tenant has sent it once (an agent repeating a step). Each
 /// round runs the cases back to back (so machine noise falls on all of them), the medians are reported, and every drafted
 /// output is checked equal to the plain one (the benchmark fails otherwise).
 /// </summary>
@@ -27,9 +28,10 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
         report.Context("model_dir", modelDir);
         var (plainServer, plainHttp) = Start(ngram: false);
         var (ngramServer, ngramHttp) = Start(ngram: true);
+        var (suffixServer, suffixHttp) = Start(ngram: true, suffix: true);
         try
         {
-            var cases = new Dictionary<string, List<double>> { ["plain"] = [], ["exact"] = [], ["edited"] = [], ["unrelated"] = [], ["ngram"] = [] };
+            var cases = new Dictionary<string, List<double>> { ["plain"] = [], ["exact"] = [], ["edited"] = [], ["unrelated"] = [], ["ngram"] = [], ["again"] = [] };
             var lastMs = new Dictionary<string, List<double>> { ["plain"] = [], ["exact"] = [] };
             var accepted = new Dictionary<string, List<double>> { ["exact"] = [], ["edited"] = [], ["unrelated"] = [] };
             var concurrent = new Dictionary<string, List<double>> { ["plain"] = [], ["exact"] = [] };
@@ -41,8 +43,10 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
                     outputs[prompt] = text;
                     string edited = Edit(text);
                     string unrelated = string.Join(" ", Enumerable.Range(0, tokens).Select(i => $"w{i % 7}"));
+                    Whole(suffixHttp, prompt, null);                 // the suffix server's tenant has now written this once
                     foreach (var (name, http, prediction) in new (string, HttpClient, string?)[]
-                             { ("plain", plainHttp, null), ("exact", plainHttp, text), ("edited", plainHttp, edited), ("unrelated", plainHttp, unrelated), ("ngram", ngramHttp, null) })
+                             { ("plain", plainHttp, null), ("exact", plainHttp, text), ("edited", plainHttp, edited), ("unrelated", plainHttp, unrelated), ("ngram", ngramHttp, null),
+                               ("again", suffixHttp, null) })
                     {
                         var (first, last, _) = StreamedCompletion.Run(http, Body(prompt, prediction, stream: true));
                         cases[name].Add((tokens - 1) / ((last - first) / 1000));
@@ -80,6 +84,7 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
             Rate("decode tokens/s, prediction = the output, 1 word in 10 changed", "edited");
             Rate("decode tokens/s, prediction = unrelated text", "unrelated");
             Rate("decode tokens/s, n-gram drafts (server flag), no prediction", "ngram");
+            Rate("decode tokens/s, suffix drafts: the tenant sent the same request before", "again");
             double together = Stats.Median(concurrent["plain"]), togetherExact = Stats.Median(concurrent["exact"]);
             report.Add($"{Prompts.Length} streams at once, prediction = each output: tokens/s of all", "tok/s", together, togetherExact, togetherExact / together);
             double lastPlain = Stats.Median(lastMs["plain"]), lastExact = Stats.Median(lastMs["exact"]);
@@ -95,7 +100,7 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
         }
         finally
         {
-            foreach (var app in new[] { plainServer, ngramServer })
+            foreach (var app in new[] { plainServer, ngramServer, suffixServer })
             {
                 app.StopAsync().GetAwaiter().GetResult();
                 app.DisposeAsync().AsTask().GetAwaiter().GetResult();
@@ -103,10 +108,10 @@ internal sealed class SpeculationBenchmark(string modelDir, int rounds, int toke
         }
     }
 
-    private (Microsoft.AspNetCore.Builder.WebApplication App, HttpClient Http) Start(bool ngram)
+    private (Microsoft.AspNetCore.Builder.WebApplication App, HttpClient Http) Start(bool ngram, bool suffix = false)
     {
         string[] args = ["--urls", "http://127.0.0.1:0", "--model", modelDir, "--model-name", "bench", "--dtype", "bfloat16", "--max-sequences", "4",
-            "--max-context", "1024", "--Logging:LogLevel:Default", "Warning", .. ngram ? new[] { "--speculation", "ngram", "--prompt-lookup-min", "2" } : []];
+            "--max-context", "1024", "--Logging:LogLevel:Default", "Warning", .. ngram ? new[] { "--speculation", suffix ? "suffix" : "ngram", "--prompt-lookup-min", "2" } : []];
         var app = ServingApp.Build(args);
         app.StartAsync().GetAwaiter().GetResult();
         string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

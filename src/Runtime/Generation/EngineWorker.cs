@@ -25,6 +25,7 @@ public sealed class EngineWorker : BackgroundService
     private readonly ModelOptions _options;
     private readonly BatchingOptions _batching;
     private readonly Speculation.SpeculationOptions _speculation;
+    private readonly Speculation.OutputHistories _histories;
     private readonly TimeProvider _time;
     private readonly ILogger<EngineWorker> _logger;
     private readonly HostAdapterCache _hostCache;
@@ -46,6 +47,7 @@ public sealed class EngineWorker : BackgroundService
         Serving.Runtime.Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
     {
         _speculation = speculation.Value;
+        _histories = new Speculation.OutputHistories(_speculation.HistoryTokens);
         _metrics = metrics;
         _maxLora = adapters.Value.MaxDeviceSlots.ToString(System.Globalization.CultureInfo.InvariantCulture);
         metrics.OnCollect(RefreshMetrics);
@@ -152,7 +154,9 @@ public sealed class EngineWorker : BackgroundService
         _requests[id] = new ActiveRequest(command, state, scheduled, seed)
         {
             Drafts = Speculation.SequenceDrafts.Drafts(_speculation, command.PredictionTokens)
-                ? new Speculation.SequenceDrafts(_speculation, command.PredictionTokens) : null,
+                ? new Speculation.SequenceDrafts(_speculation, command.PredictionTokens,
+                    _speculation.Method == Speculation.SpeculationMethod.Suffix ? () => _histories.For(command.Tenant, command.CacheSalt) : null)
+                : null,
         };
         var outcome = scheduler.TryEnqueue(scheduled);
         if (outcome != EnqueueOutcome.Accepted)
@@ -176,7 +180,12 @@ public sealed class EngineWorker : BackgroundService
             _logger.LogInformation("Speculative decoding: off (Serving:Speculation:Tokens is 0; predictions are accepted and unused)");
         else
             _logger.LogInformation("Speculative decoding: up to {Tokens} drafts a sequence within {MaxStepRows} rows a step, from predictions{Ngram}",
-                s.Tokens, s.MaxStepRows, s.Method == Speculation.SpeculationMethod.Ngram ? $" and n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens)" : " only");
+                s.Tokens, s.MaxStepRows, s.Method switch
+                {
+                    Speculation.SpeculationMethod.Ngram => $" and n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens)",
+                    Speculation.SpeculationMethod.Suffix => $", n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens) and each tenant's last {s.HistoryTokens} output tokens",
+                    _ => " only",
+                });
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
         return base.StartAsync(cancellationToken);
@@ -298,8 +307,13 @@ public sealed class EngineWorker : BackgroundService
 
         scheduler.CompleteStep(plan, results);
         for (int i = 0; i < rows.Count; i++)
+        {
+            if (rows[i].State.IsFinished && failed[i] is null && _speculation.Method == Speculation.SpeculationMethod.Suffix)
+                _histories.Add(rows[i].Command.Tenant, rows[i].Command.CacheSalt, rows[i].State.PromptTokens, rows[i].State.GeneratedTokens);
             if (rows[i].State.IsFinished || failed[i] is not null)
                 Finish(plan.Rows[i].Id, rows[i], failed[i]);
+        }
+
         ProposeDrafts(scheduler);
     }
 

@@ -17,16 +17,22 @@ internal sealed class SequenceDrafts
     private bool _fromPrediction;
     private int _accepted, _rejected;
 
-    public SequenceDrafts(SpeculationOptions options, IReadOnlyList<int>? prediction)
+    private readonly Func<OutputHistory?>? _history;
+
+    /// <param name="options">The server's speculation settings.</param>
+    /// <param name="prediction">The request's predicted output's tokens, or null.</param>
+    /// <param name="history">Its tenant's earlier outputs, as they stand when asked (<see cref="SpeculationMethod.Suffix"/>); null: none.</param>
+    public SequenceDrafts(SpeculationOptions options, IReadOnlyList<int>? prediction, Func<OutputHistory?>? history = null)
     {
         _options = options;
+        _history = history;
         _prediction = prediction is { Count: > 0 } ? [.. prediction] : null;
         _drafts = new int[options.Tokens];
     }
 
     /// <summary>Whether this request drafts at all (speculation on, and a prediction or the n-gram method).</summary>
     public static bool Drafts(SpeculationOptions options, IReadOnlyList<int>? prediction) =>
-        options.Tokens > 0 && (options.Method == SpeculationMethod.Ngram || prediction is { Count: > 0 });
+        options.Tokens > 0 && (options.Method != SpeculationMethod.None || prediction is { Count: > 0 });
 
     /// <summary>The prediction's tally so far, or null when the request sent none.</summary>
     public PredictionTokens? Prediction => _prediction is null ? null : new PredictionTokens(_accepted, _rejected);
@@ -56,8 +62,10 @@ internal sealed class SequenceDrafts
             _fromPrediction = _count > 0;
         }
 
-        if (_count == 0 && _options.Method == SpeculationMethod.Ngram)
+        if (_count == 0 && _options.Method != SpeculationMethod.None)
             _count = NgramProposer.FromSequence(tokens, _options.PromptLookupMin, _options.PromptLookupMax, into);
+        if (_count == 0 && _history?.Invoke() is { } history)
+            _count = history.Propose(tokens, into);
         return _count;
     }
 

@@ -8,4 +8,10 @@ public enum SpeculationMethod
 
     /// <summary>Prompt lookup: the sequence's last tokens looked up earlier in the sequence (vLLM's <c>ngram</c>).</summary>
     Ngram,
+
+    /// <summary>
+    /// <see cref="Ngram"/>, then the same tenant's earlier outputs (<see cref="OutputHistory"/>; vLLM's <c>suffix</c> method
+    /// drafts from earlier outputs too, across tenants): an agent's repeated calls, a template filled again.
+    /// </summary>
+    Suffix,
 }

@@ -11,7 +11,7 @@ public sealed class SpeculationOptions
 {
     public const string Section = "Serving:Speculation";
 
-    /// <summary>Drafts for every request (besides predicted outputs): <c>None</c> (default) or <c>Ngram</c>.</summary>
+    /// <summary>Drafts for every request (besides predicted outputs): <c>None</c> (default), <c>Ngram</c> or <c>Suffix</c>.</summary>
     public SpeculationMethod Method { get; set; } = SpeculationMethod.None;
 
     /// <summary>Draft tokens verified per step and sequence (vLLM's <c>num_speculative_tokens</c>); 0 turns speculation off, predictions included.</summary>
@@ -33,6 +33,12 @@ public sealed class SpeculationOptions
     /// </summary>
     public int MaxStepRows { get; set; } = 8;
 
+    /// <summary>
+    /// Tokens of earlier outputs kept for <see cref="SpeculationMethod.Suffix"/> over all tenants (oldest out first; about
+    /// 40 bytes a token with its index).
+    /// </summary>
+    public long HistoryTokens { get; set; } = 262_144;
+
     /// <summary>Longest predicted output accepted, in tokens (a longer one is a 400).</summary>
     public int MaxPredictionTokens { get; set; } = 32_768;
 
@@ -46,13 +52,15 @@ public sealed class SpeculationOptions
     public IEnumerable<string> Validate()
     {
         if (!Enum.IsDefined(Method))
-            yield return "Serving:Speculation:Method must be none or ngram";
+            yield return "Serving:Speculation:Method must be none, ngram or suffix";
         if (Tokens is < 0 or > 16)
             yield return "Serving:Speculation:Tokens must be within 0..16";
         if (PromptLookupMin < 1 || PromptLookupMax < PromptLookupMin || PromptLookupMax > 64)
             yield return "Serving:Speculation:PromptLookupMin and PromptLookupMax must satisfy 1 ≤ min ≤ max ≤ 64";
         if (MaxStepRows is < 2 or > 1024)
             yield return "Serving:Speculation:MaxStepRows must be within 2..1024";
+        if (HistoryTokens is < 0 or > 1L << 30)
+            yield return "Serving:Speculation:HistoryTokens must be within 0..1073741824";
         if (MaxPredictionTokens < 1)
             yield return "Serving:Speculation:MaxPredictionTokens must be ≥ 1";
     }

@@ -5,8 +5,9 @@ namespace Serving.Server.Hosting;
 /// <summary>
 /// vLLM's <c>--speculative-config '{"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 4}'</c>, so a
 /// deployment's vLLM arguments start this server unchanged: read into <c>Serving:Speculation:*</c> settings. Only what this
-/// server does is accepted — n-gram lookup (<c>"method": "ngram"</c>, or vLLM's older <c>"model": "[ngram]"</c>) and its
-/// lookup lengths; a draft model, EAGLE, Medusa, MTP, suffix decoding or any other key is a start-up problem naming it.
+/// server does is accepted — n-gram lookup (<c>"method": "ngram"</c>, or vLLM's older <c>"model": "[ngram]"</c>), the
+/// tenant's earlier outputs besides (<c>"suffix"</c>) and the lookup lengths; a draft model, EAGLE,
+/// Medusa, MTP or any other key is a start-up problem naming it.
 /// </summary>
 public static class SpeculativeConfigArgument
 {
@@ -42,17 +43,17 @@ public static class SpeculativeConfigArgument
             }
 
             var settings = new List<string>();
-            bool ngram = false;
+            string? method = null;
             foreach (var property in doc.RootElement.EnumerateObject())
             {
                 var value = property.Value;
                 switch (property.Name)
                 {
-                    case "method" or "model" when value.ValueKind == JsonValueKind.String && value.GetString() is "ngram" or "[ngram]":
-                        ngram = true;
+                    case "method" or "model" when value.ValueKind == JsonValueKind.String && value.GetString() is "ngram" or "[ngram]" or "suffix":
+                        method = value.GetString() == "suffix" ? "Suffix" : "Ngram";
                         break;
                     case "method" or "model":
-                        problems.Add($"{Switch}: {property.Name} {value.GetRawText()} is not supported (this server drafts by n-gram lookup, \"ngram\", and from requests' predictions)");
+                        problems.Add($"{Switch}: {property.Name} {value.GetRawText()} is not supported (this server drafts by n-gram lookup, \"ngram\", from the tenant's earlier outputs too, \"suffix\", and from requests' predictions)");
                         break;
                     case var name when Keys.TryGetValue(name, out string? key):
                         if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int n))
@@ -66,9 +67,9 @@ public static class SpeculativeConfigArgument
                 }
             }
 
-            if (!ngram)
-                problems.Add($"{Switch}: needs \"method\": \"ngram\"");
-            return [.. settings, "--Serving:Speculation:Method", "Ngram"];
+            if (method is null)
+                problems.Add($"{Switch}: needs \"method\": \"ngram\" or \"suffix\"");
+            return [.. settings, "--Serving:Speculation:Method", method ?? "Ngram"];
         }
     }
 }

@@ -52,6 +52,7 @@ public sealed class StartupArgumentsTests
             "--Serving:Speculation:Method", "Ngram"], settings);
         Assert.Empty(StartupArguments.ArgumentProblems(["--speculative-config", """{"model": "[ngram]", "num_speculative_tokens": 3}""", "--dtype", "float32"]));
         Assert.Empty(StartupArguments.ArgumentProblems(["""--speculative-config={"method": "ngram"}"""]));
+        Assert.Equal(["--Serving:Speculation:Method", "Suffix"], SpeculativeConfigArgument.Settings("""{"method": "suffix"}""", problems));
     }
 
     [Theory]
