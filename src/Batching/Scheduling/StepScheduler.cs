@@ -139,7 +139,8 @@ public sealed class StepScheduler
 
         if (rows.Count == 0)
         {
-            var delay = NextDeadline() is DateTimeOffset d ? Task.Delay(Max(d - now, TimeSpan.Zero) + TimeSpan.FromMilliseconds(1), _time) : null;
+            var delay = RequestDeadlines.Next(_waiting.Items.Concat(_running)) is DateTimeOffset d
+                ? Task.Delay((d > now ? d - now : TimeSpan.Zero) + TimeSpan.FromMilliseconds(1), _time) : null;
             wake = Task.WhenAny([wake, .. loads, .. delay is null ? Array.Empty<Task>() : [delay]]);
         }
 
@@ -198,14 +199,10 @@ public sealed class StepScheduler
 
     private void RemoveAbortedAndExpired(DateTimeOffset now, List<RequestEnded> ended)
     {
-        foreach (var r in _running.Concat(_waiting.Items).ToList())
+        foreach (var (r, cause) in RequestDeadlines.Leaving(_running.Concat(_waiting.Items), now))
         {
-            var cause = r.Aborted.IsCancellationRequested ? EndCause.Cancelled : r.Deadline <= now ? EndCause.TimedOut : (EndCause?)null;
-            if (cause is EndCause c)
-            {
-                End(r);
-                ended.Add(new RequestEnded(r.Id, c, c == EndCause.TimedOut ? new TimeoutException($"{r.Id} passed its deadline") : null));
-            }
+            End(r);
+            ended.Add(new RequestEnded(r.Id, cause, cause == EndCause.TimedOut ? new TimeoutException($"{r.Id} passed its deadline") : null));
         }
     }
 
@@ -424,14 +421,4 @@ public sealed class StepScheduler
             _runningPerTenant.Remove(r.Tenant);
     }
 
-    private DateTimeOffset? NextDeadline()
-    {
-        DateTimeOffset? next = null;
-        foreach (var r in _waiting.Items.Concat(_running))
-            if (r.Deadline < (next ?? DateTimeOffset.MaxValue))
-                next = r.Deadline;
-        return next;
-    }
-
-    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 }

@@ -24,8 +24,7 @@ public sealed class EngineWorker : BackgroundService
     private readonly ModelHost _host;
     private readonly ModelOptions _options;
     private readonly BatchingOptions _batching;
-    private readonly Speculation.SpeculationOptions _speculation;
-    private readonly Speculation.OutputHistories _histories;
+    private readonly Speculation.DraftPlanner _drafts;
     private readonly TimeProvider _time;
     private readonly ILogger<EngineWorker> _logger;
     private readonly HostAdapterCache _hostCache;
@@ -46,8 +45,7 @@ public sealed class EngineWorker : BackgroundService
         IOptions<BatchingOptions> batching, IOptions<Speculation.SpeculationOptions> speculation, TimeProvider time,
         Serving.Runtime.Observability.ServingMetrics metrics, ILogger<EngineWorker> logger)
     {
-        _speculation = speculation.Value;
-        _histories = new Speculation.OutputHistories(_speculation.HistoryTokens);
+        _drafts = new Speculation.DraftPlanner(speculation.Value);
         _metrics = metrics;
         _maxLora = adapters.Value.MaxDeviceSlots.ToString(System.Globalization.CultureInfo.InvariantCulture);
         metrics.OnCollect(RefreshMetrics);
@@ -148,16 +146,9 @@ public sealed class EngineWorker : BackgroundService
         // A request that scores its prompt needs every prompt position's logits, so it computes its prompt whole.
         if (_batching.PrefixCaching && command.Sampling.PromptLogprobs is null)
             (seed, keys) = PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize);
-        if (command.PredictionTokens is { } prediction && prediction.Count > _speculation.MaxPredictionTokens)
-            throw new ArgumentException($"the prediction has {prediction.Count} tokens, more than the {_speculation.MaxPredictionTokens} this server accepts");
+        var drafts = _drafts.Start(command.Tenant, command.CacheSalt, command.PredictionTokens);
         var scheduled = new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys, command.Priority);
-        _requests[id] = new ActiveRequest(command, state, scheduled, seed)
-        {
-            Drafts = Speculation.SequenceDrafts.Drafts(_speculation, command.PredictionTokens)
-                ? new Speculation.SequenceDrafts(_speculation, command.PredictionTokens,
-                    _speculation.Method == Speculation.SpeculationMethod.Suffix ? () => _histories.For(command.Tenant, command.CacheSalt) : null)
-                : null,
-        };
+        _requests[id] = new ActiveRequest(command, state, scheduled, seed) { Drafts = drafts };
         var outcome = scheduler.TryEnqueue(scheduled);
         if (outcome != EnqueueOutcome.Accepted)
             _requests.TryRemove(id, out _);
@@ -175,17 +166,7 @@ public sealed class EngineWorker : BackgroundService
         _binder = new AdapterSlotBinder(_host, _hostCache, id => _requests[id].Command.Adapters, _metrics);
         _metrics.Vllm.ModelName = _host.ModelId;
         _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time);
-        var s = _speculation;
-        if (s.Tokens == 0)
-            _logger.LogInformation("Speculative decoding: off (Serving:Speculation:Tokens is 0; predictions are accepted and unused)");
-        else
-            _logger.LogInformation("Speculative decoding: up to {Tokens} drafts a sequence within {MaxStepRows} rows a step, from predictions{Ngram}",
-                s.Tokens, s.MaxStepRows, s.Method switch
-                {
-                    Speculation.SpeculationMethod.Ngram => $" and n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens)",
-                    Speculation.SpeculationMethod.Suffix => $", n-gram lookup ({s.PromptLookupMin}..{s.PromptLookupMax} tokens) and each tenant's last {s.HistoryTokens} output tokens",
-                    _ => " only",
-                });
+        _logger.LogInformation("Speculative decoding: {Speculation}", _drafts.Description);
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
         return base.StartAsync(cancellationToken);
@@ -286,7 +267,7 @@ public sealed class EngineWorker : BackgroundService
             return;
         }
 
-        RecordStep(plan, rows.Count, _time.GetElapsedTime(started), parts);
+        _metrics.RecordEngineStep(plan.Rows.Sum(r => r.SequenceTokens), rows.Count, _time.GetElapsedTime(started), parts);
         var results = new RowResult[rows.Count];
         for (int i = 0; i < rows.Count; i++)
         {
@@ -308,52 +289,13 @@ public sealed class EngineWorker : BackgroundService
         scheduler.CompleteStep(plan, results);
         for (int i = 0; i < rows.Count; i++)
         {
-            if (rows[i].State.IsFinished && failed[i] is null && _speculation.Method == Speculation.SpeculationMethod.Suffix)
-                _histories.Add(rows[i].Command.Tenant, rows[i].Command.CacheSalt, rows[i].State.PromptTokens, rows[i].State.GeneratedTokens);
+            if (rows[i].State.IsFinished && failed[i] is null)
+                _drafts.Finished(rows[i].Command.Tenant, rows[i].Command.CacheSalt, rows[i].State);
             if (rows[i].State.IsFinished || failed[i] is not null)
                 Finish(plan.Rows[i].Id, rows[i], failed[i]);
         }
 
-        ProposeDrafts(scheduler);
-    }
-
-    /// <summary>
-    /// The next step's drafts of every running request that drafts, sharing the rows a step may have beyond its sequences'
-    /// own (<see cref="Speculation.SpeculationOptions.MaxStepRows"/>) evenly; none when the batch leaves no room.
-    /// </summary>
-    private void ProposeDrafts(StepScheduler scheduler)
-    {
-        var running = scheduler.RunningRequests;
-        int drafting = 0;
-        foreach (var scheduled in running)
-            if (_requests.TryGetValue(scheduled.Id, out var r) && r.Drafts is not null)
-                drafting++;
-        if (drafting == 0)
-            return;
-        int each = _speculation.DraftsPerSequence(running.Count, drafting);
-        foreach (var scheduled in running)
-            if (_requests.TryGetValue(scheduled.Id, out var r) && r.Drafts is { } drafts)
-                scheduled.DraftTokens = each > 0 && r.State.GeneratedTokens.Count > 0 ? drafts.Propose(r.State, each) : 0;
-    }
-
-    private void RecordStep(StepPlan plan, int rows, TimeSpan elapsed, Engine.Generation.StepTimings? parts)
-    {
-        int tokens = plan.Rows.Sum(r => r.SequenceTokens);
-        _metrics.EngineStepSeconds.Record(elapsed.TotalSeconds, ServingMetrics.Tag("phase", tokens == rows ? "decode" : "prefill"));
-        if (parts is { } p)
-        {
-            _metrics.EngineStepPartSeconds.Record(p.Forward.TotalSeconds, ServingMetrics.Tag("part", "forward"));
-            _metrics.EngineStepPartSeconds.Record(p.LogitsToHost.TotalSeconds, ServingMetrics.Tag("part", "logits_to_host"));
-            _metrics.EngineStepPartSeconds.Record(p.Sampling.TotalSeconds, ServingMetrics.Tag("part", "sampling"));
-            if (p.MaskWork > TimeSpan.Zero)
-            {
-                _metrics.EngineStepPartSeconds.Record(p.MaskWork.TotalSeconds, ServingMetrics.Tag("part", "mask_work"));
-                _metrics.EngineStepPartSeconds.Record(p.MaskWait.TotalSeconds, ServingMetrics.Tag("part", "mask_wait"));
-            }
-        }
-
-        _metrics.EngineStepTokens.Record(tokens);
-        _metrics.EngineStepSequences.Record(rows);
+        _drafts.Propose(scheduler.RunningRequests, id => _requests.TryGetValue(id, out var r) && r.Drafts is { } d ? (d, r.State) : null);
     }
 
     /// <summary>The rows of a failed step, each as a forward pass of its own; a row that fails alone gets its error in <paramref name="failed"/>.</summary>

@@ -165,6 +165,29 @@ public sealed class ServingMetrics
     /// <summary>A tag for <see cref="Measurement{T}"/>s and <c>Record</c>/<c>Add</c> calls.</summary>
     public static KeyValuePair<string, object?> Tag(string name, string value) => new(name, value);
 
+    /// <summary>
+    /// One engine step: its time by phase (decode when every row fed one token of its sequence, drafts aside; else prefill),
+    /// its parts when it ran as one batch, and its sequence tokens and rows.
+    /// </summary>
+    public void RecordEngineStep(int tokens, int rows, TimeSpan elapsed, Engine.Generation.StepTimings? parts)
+    {
+        EngineStepSeconds.Record(elapsed.TotalSeconds, Tag("phase", tokens == rows ? "decode" : "prefill"));
+        if (parts is { } p)
+        {
+            EngineStepPartSeconds.Record(p.Forward.TotalSeconds, Tag("part", "forward"));
+            EngineStepPartSeconds.Record(p.LogitsToHost.TotalSeconds, Tag("part", "logits_to_host"));
+            EngineStepPartSeconds.Record(p.Sampling.TotalSeconds, Tag("part", "sampling"));
+            if (p.MaskWork > TimeSpan.Zero)
+            {
+                EngineStepPartSeconds.Record(p.MaskWork.TotalSeconds, Tag("part", "mask_work"));
+                EngineStepPartSeconds.Record(p.MaskWait.TotalSeconds, Tag("part", "mask_wait"));
+            }
+        }
+
+        EngineStepTokens.Record(tokens);
+        EngineStepSequences.Record(rows);
+    }
+
     private Histogram<double> Histogram(string name, string help, double[] buckets) =>
         Meter.CreateHistogram(name, unit: null, description: help, tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = buckets });
 
