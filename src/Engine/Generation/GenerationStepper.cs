@@ -133,6 +133,11 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
     /// </summary>
     private static void Verify(Tensor logits, IReadOnlyList<StepRow> rows, List<int> ready, int[] firstLogit, List<TokenEvent>[] events, int contextLimit)
     {
+        bool anyDrafts = false;
+        for (int i = 0; i < rows.Count && !anyDrafts; i++)
+            anyDrafts = rows[i].DraftCount > 0;
+        if (!anyDrafts)
+            return;                                                   // a step without drafts allocates nothing here
         var live = ready.Where(i => Continues(rows[i], events[i])).ToList();
         var logitRow = (int[])firstLogit.Clone();
         while (live.Count > 0)

@@ -13,6 +13,7 @@ internal sealed class SequenceDrafts
     private readonly int[]? _prediction;
     private readonly SpeculationOptions _options;
     private int[] _tokens = [];
+    private int _copied;
     private int _count;
     private bool _fromPrediction;
     private int _accepted, _rejected;
@@ -47,13 +48,13 @@ internal sealed class SequenceDrafts
         int room = Math.Min(Math.Min(most, _drafts.Length), sequence.Sampling.MaxTokens - sequence.GeneratedTokens.Count - 1);
         if (sequence.IsFinished || room <= 0)
             return 0;
-        int total = sequence.TotalTokens;
+        // The sequence only grows (a preempted one keeps its tokens): copy what is new since the last proposal.
+        int total = sequence.TotalTokens, prompt = sequence.PromptTokens.Count;
         if (_tokens.Length < total)
             Array.Resize(ref _tokens, Math.Max(total, 2 * _tokens.Length));
-        for (int i = 0; i < sequence.PromptTokens.Count; i++)
-            _tokens[i] = sequence.PromptTokens[i];
-        for (int i = 0; i < sequence.GeneratedTokens.Count; i++)
-            _tokens[sequence.PromptTokens.Count + i] = sequence.GeneratedTokens[i];
+        for (int i = _copied; i < total; i++)
+            _tokens[i] = i < prompt ? sequence.PromptTokens[i] : sequence.GeneratedTokens[i - prompt];
+        _copied = total;
         ReadOnlySpan<int> tokens = _tokens.AsSpan(0, total);
         var into = _drafts.AsSpan(0, room);
         if (_prediction is not null)
