@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace Serving.Server.Api.OpenAi.Tools;
@@ -22,10 +21,8 @@ internal sealed partial class HermesToolCallReader(ChatOutput output, Func<strin
     /// <summary>Where in <see cref="ToolCallReader.Pending"/> the end marker may still start (the open call's text before it was searched).</summary>
     private int _searchFrom;
 
-    /// <summary>The call whose arguments are streaming, and how deep the arguments read so far are (0: closed).</summary>
-    private ToolCall? _streaming;
-    private JsonNesting _arguments;
-    private bool _argumentsClosed;
+    /// <summary>The call whose arguments are streaming.</summary>
+    private ArgumentStream? _streaming;
 
     [GeneratedRegex("""^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{""")]
     private static partial Regex StreamingStart();
@@ -43,14 +40,7 @@ internal sealed partial class HermesToolCallReader(ChatOutput output, Func<strin
                 continue;
             }
 
-            if (_streaming is null && StreamingStart().Match(Pending) is { Success: true } start && Name(start.Groups[1].Value) is string name)
-            {
-                _streaming = Open(name);
-                _arguments = default;
-                _argumentsClosed = false;
-                Pending = Pending[(start.Length - 1)..];              // from the arguments' opening brace
-            }
-
+            _streaming ??= StartStreaming(StreamingStart());
             if (_streaming is not null)
             {
                 if (!StreamArguments(final))
@@ -81,23 +71,14 @@ internal sealed partial class HermesToolCallReader(ChatOutput output, Func<strin
     /// </summary>
     private bool StreamArguments(bool final)
     {
-        if (!_argumentsClosed)
-        {
-            int i = 0;
-            while (i < Pending.Length && !_argumentsClosed)
-            {
-                _arguments.Read(Pending[i++]);
-                _argumentsClosed = _arguments.Depth == 0;
-            }
-
-            _streaming!.Arguments.Append(Pending, 0, i);
-            Pending = Pending[i..];
-        }
-
-        int end = _argumentsClosed ? Pending.IndexOf(End, StringComparison.Ordinal) : -1;
+        var stream = _streaming!.Value;
+        if (!stream.Closed)
+            Pending = Pending[stream.Read(Pending)..];
+        _streaming = stream;
+        int end = stream.Closed ? Pending.IndexOf(End, StringComparison.Ordinal) : -1;
         if (end < 0 && !final)
         {
-            if (_argumentsClosed)
+            if (stream.Closed)
                 Pending = Pending[^PartialMarker(Pending, End)..];   // the call's closing brace and space: not content
             return false;
         }
@@ -106,18 +87,5 @@ internal sealed partial class HermesToolCallReader(ChatOutput output, Func<strin
         _inCall = false;
         _streaming = null;
         return end >= 0;
-    }
-
-    /// <summary>The name a JSON string literal holds, or null when it is not a valid one.</summary>
-    private static string? Name(string literal)
-    {
-        try
-        {
-            return JsonSerializer.Deserialize<string>(literal);
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
     }
 }

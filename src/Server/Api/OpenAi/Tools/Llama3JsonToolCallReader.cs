@@ -1,11 +1,15 @@
+using System.Text.RegularExpressions;
+
 namespace Serving.Server.Api.OpenAi.Tools;
 
 /// <summary>
 /// Llama 3.1–3.3's JSON tool calls (vLLM's <c>llama3_json</c> parser): text that starts (after whitespace) with
 /// <c>&lt;|python_tag|&gt;</c> or <c>{</c> is one or more <c>{"name": ..., "parameters": {...}}</c> objects separated by
-/// <c>;</c>; any other text is all content. Text after the calls that is not another call is content.
+/// <c>;</c>; any other text is all content. Text after the calls that is not another call is content. A call written
+/// <c>{"name": "f", "parameters": {</c> (or <c>"arguments"</c>) is a call from there on: its arguments stream as they are
+/// written, up to the object's matching brace, and the rest of the call object up to its own closing brace is skipped.
 /// </summary>
-internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
+internal sealed partial class Llama3JsonToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
 {
     private const string PythonTag = "<|python_tag|>";
 
@@ -14,6 +18,13 @@ internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> n
     private State _state = State.Start;
     private int _scanned;
     private JsonNesting _nesting;
+
+    /// <summary>The call whose arguments are streaming, and the rest of its object once they closed (depth 1 at their end).</summary>
+    private ArgumentStream? _streaming;
+    private JsonNesting _rest;
+
+    [GeneratedRegex("""^\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"(?:parameters|arguments)"\s*:\s*\{""")]
+    private static partial Regex StreamingStart();
 
     protected override void Drain(bool final)
     {
@@ -55,6 +66,17 @@ internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> n
     /// <summary>Reads calls off <see cref="ToolCallReader.Pending"/>; false when it needs more text, true when the state changed.</summary>
     private bool ReadCalls(bool final)
     {
+        if (_streaming is null && Pending.StartsWith('{') && StartStreaming(StreamingStart()) is { } started)
+        {
+            _streaming = started;
+            _rest = default;
+            _rest.Read('{');                                 // inside the call object once its arguments close
+            _nesting = default;
+            _scanned = 0;
+        }
+
+        if (_streaming is not null)
+            return StreamCall(final);
         if (_nesting.Depth == 0)
         {
             int start = 0;
@@ -89,5 +111,28 @@ internal sealed class Llama3JsonToolCallReader(ChatOutput output, Func<string> n
         if (final)
             _state = State.Content;                     // a call cut short stays in the content
         return final;
+    }
+
+    /// <summary>
+    /// Appends the streaming call's arguments, then skips the rest of its object; true when the call is done (reading goes
+    /// on after it), false when more text is needed or the text ended.
+    /// </summary>
+    private bool StreamCall(bool final)
+    {
+        var stream = _streaming!.Value;
+        if (!stream.Closed)
+            Pending = Pending[stream.Read(Pending)..];
+        _streaming = stream;
+        int i = 0;
+        while (stream.Closed && i < Pending.Length && _rest.Depth > 0)
+            _rest.Read(Pending[i++]);
+        Pending = Pending[i..];
+        if (stream.Closed && _rest.Depth == 0 || final)
+        {
+            _streaming = null;
+            return !final || Pending.Length > 0;
+        }
+
+        return false;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 
 namespace Serving.Server.Api.OpenAi.Tools;
@@ -96,6 +97,33 @@ internal abstract class ToolCallReader(ChatOutput output, Func<string> newId)
         var call = new ToolCall(newId(), name);
         Output.Calls.Add(call);
         return call;
+    }
+
+    /// <summary>
+    /// When <see cref="Pending"/> starts as <paramref name="start"/> matches — a call object's name (group 1, a JSON string)
+    /// and the key of its arguments up to their opening brace, the match's last character — opens the call and returns its
+    /// arguments' stream, <see cref="Pending"/> then from that brace; else null. The decision rests on the text alone, so a
+    /// stream and a whole response take it alike.
+    /// </summary>
+    protected ArgumentStream? StartStreaming(Regex start)
+    {
+        if (start.Match(Pending) is not { Success: true } match)
+            return null;
+        string? name;
+        try
+        {
+            name = JsonSerializer.Deserialize<string>(match.Groups[1].Value);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+
+        if (name is null)
+            return null;
+        var stream = new ArgumentStream(Open(name));
+        Pending = Pending[(match.Length - 1)..];
+        return stream;
     }
 
     /// <summary>End of text: held whitespace is content unless a call was made.</summary>

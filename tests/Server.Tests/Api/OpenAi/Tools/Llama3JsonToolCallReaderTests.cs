@@ -35,4 +35,25 @@ public sealed class Llama3JsonToolCallReaderTests
     [Fact]
     public void Read_CallCutShort_StaysInTheContent() =>
         AssertStreamsAsWhole(Llama, "{\"name\": \"a\", \"param", Message("{\"name\": \"a\", \"param"));
+
+    [Fact]
+    public void Push_ParametersPartWritten_CallAnnouncedAndItsArgumentsGrowAsWritten()
+    {
+        var output = new Serving.Server.Api.OpenAi.ChatOutput();
+        var reader = new Llama3JsonToolCallReader(output, () => "call-0");
+
+        reader.Push("<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Pa");
+        string partial = output.Calls.Single().Arguments.ToString();
+        reader.Push("ris\"}}; {\"name\": \"b\", \"parameters\": {\"n\": [1, \"}\"]}, \"x\": \"}\"} then");
+        reader.Finish();
+
+        Assert.Equal("{\"city\": \"Pa", partial);
+        Assert.Equal(["get_weather", "b"], output.Calls.Select(c => c.Name));
+        Assert.Equal(["{\"city\": \"Paris\"}", "{\"n\": [1, \"}\"]}"], output.Calls.Select(c => c.Arguments.ToString()));
+        Assert.Equal("then", output.Content.ToString());
+    }
+
+    [Fact]
+    public void Read_StreamedParametersNeverClosed_TheCallWithWhatWasWritten() =>
+        AssertStreamsAsWhole(Llama, "{\"name\": \"f\", \"parameters\": {\"q\": \"abc", Message(null, ("f", "{\"q\": \"abc")));
 }
