@@ -4,7 +4,9 @@ namespace Serving.Server.Api.OpenAi.Tools;
 /// Mistral's tool calls (vLLM's <c>mistral</c> parser): after the <c>[TOOL_CALLS]</c> control token either a JSON list
 /// <c>[{"name": ..., "arguments": {...}}, ...]</c> (tokenizer versions before 11) or <c>name[ARGS]{...}</c> (11 and later,
 /// one call per <c>[TOOL_CALLS]</c>); text before it is content. The markers are special tokens, so a request read by
-/// this parser keeps special tokens in its text (<see cref="ToolCallParsers.ShowsSpecialTokens"/>).
+/// this parser keeps special tokens in its text (<see cref="ToolCallParsers.ShowsSpecialTokens"/>). In the second form the
+/// call is known at <c>[ARGS]</c>: arguments that start with <c>{</c> stream as they are written, up to the object's matching
+/// brace, as vLLM's parser streams them.
 /// </summary>
 internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
 {
@@ -18,6 +20,7 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
     private JsonNesting _nesting;
     private int _callStart = -1;
     private string _name = "";
+    private ArgumentStream? _streaming;
 
     protected override void Drain(bool final)
     {
@@ -27,6 +30,13 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
 
         if (!final)
             return;
+        if (_streaming is not null)
+        {
+            _streaming = null;                            // a streaming call cut short keeps what was written
+            _state = State.Content;
+            return;
+        }
+
         // A call cut short stays in the content as written.
         Say(_state switch
         {
@@ -96,6 +106,28 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
                 return true;
 
             default:
+                if (_streaming is null && _scanned == 0)
+                {
+                    string arguments = Pending.TrimStart();
+                    if (arguments.Length == 0)
+                        return false;
+                    if (arguments[0] == '{')
+                    {
+                        Pending = arguments;
+                        _streaming = new ArgumentStream(Open(_name));
+                    }
+                }
+
+                if (_streaming is { } stream)
+                {
+                    Pending = Pending[stream.Read(Pending)..];
+                    _streaming = stream.Closed ? null : stream;
+                    if (!stream.Closed)
+                        return false;
+                    _state = State.Content;
+                    return true;
+                }
+
                 for (; _scanned < Pending.Length; _scanned++)
                 {
                     if (_nesting.Read(Pending[_scanned]) < 0 && _nesting.Depth == 0)

@@ -23,8 +23,31 @@ public sealed class MistralToolCallReaderTests
         AssertStreamsAsWhole(Mistral, "No tools needed [TOOL] here.", Message("No tools needed [TOOL] here."));
 
     [Fact]
-    public void Read_CallCutShort_StaysInTheContentWithItsMarker() =>
-        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS]get_weather[ARGS]{\"ci", Message("[TOOL_CALLS]get_weather[ARGS]{\"ci"));
+    public void Read_CallCutShortBeforeItsArguments_StaysInTheContentWithItsMarker()
+    {
+        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS]get_wea", Message("[TOOL_CALLS]get_wea"));
+        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS]get_weather[ARGS] ", Message("[TOOL_CALLS]get_weather[ARGS] "));
+    }
+
+    [Fact]
+    public void Read_ArgumentsCutShort_TheCallWithWhatWasWritten() =>
+        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS]get_weather[ARGS]{\"ci", Message(null, ("get_weather", "{\"ci")));
+
+    [Fact]
+    public void Push_ArgumentsPartWritten_CallAnnouncedAndItsArgumentsGrowAsWritten()
+    {
+        var output = new Serving.Server.Api.OpenAi.ChatOutput();
+        var reader = new MistralToolCallReader(output, () => "abcdefghi");
+
+        reader.Push("Sure.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Par");
+        string partial = output.Calls.Single().Arguments.ToString();
+        reader.Push("is\", \"note\": \"}\"} done");
+        reader.Finish();
+
+        Assert.Equal("{\"city\": \"Par", partial);
+        Assert.Equal("{\"city\": \"Paris\", \"note\": \"}\"}", output.Calls.Single().Arguments.ToString());
+        Assert.Equal("Sure.done", output.Content.ToString());      // the space only separated the text from the call
+    }
 
     [Fact]
     public void For_MistralParser_IdsOfNineLettersOrDigits()
