@@ -31,11 +31,9 @@ public sealed class StepScheduler
     private readonly RequestOrder _order;
     private readonly ConcurrentQueue<ScheduledRequest> _incoming = new();
     private readonly WaitingQueue _waiting;
-    private readonly List<ScheduledRequest> _running = [];             // sorted by Admission
-    private readonly Dictionary<string, int> _runningPerTenant = new(StringComparer.Ordinal);
+    private readonly RunningSet _running = new();
     private readonly WorkSignal _signal = new();
     private long _arrivals, _admissions;
-    private int _runningSnapshot;                                      // _running.Count as of the last change, for other threads
     private volatile bool _closed;
 
     public StepScheduler(BatchingOptions options, int maxSequences, int maxContext, IAdapterSlotProvider adapters, TimeProvider time)
@@ -90,7 +88,7 @@ public sealed class StepScheduler
             return EnqueueOutcome.Closed;
         // A burst that the batch has free seats for is not "queued" in the sense of the limit: those requests are admitted
         // at the next step. Without this a burst larger than MaxQueuedRequests is partly refused by an idle server.
-        int freeSeats = Math.Max(0, MaxSequences - Volatile.Read(ref _runningSnapshot));
+        int freeSeats = Math.Max(0, MaxSequences - _running.Snapshot);
         if (_waiting.TryReserve(request.PromptTokens, (long)_options.MaxQueuedRequests + freeSeats, _options.MaxQueuedTokens) is var reserved
             && reserved != EnqueueOutcome.Accepted)
             return reserved;
@@ -155,7 +153,7 @@ public sealed class StepScheduler
         for (int i = 0; i < plan.Rows.Count; i++)
         {
             var row = plan.Rows[i];
-            var r = _running.Find(x => x.Id == row.Id) ?? throw new InvalidOperationException($"{row.Id} is not running");
+            var r = _running.Find(row.Id) ?? throw new InvalidOperationException($"{row.Id} is not running");
             if (results[i].Failed)
             {
                 End(r);
@@ -179,7 +177,7 @@ public sealed class StepScheduler
     public void FailStep(StepPlan plan)
     {
         foreach (var row in plan.Rows)
-            if (_running.Find(x => x.Id == row.Id) is ScheduledRequest r)
+            if (_running.Find(row.Id) is ScheduledRequest r)
                 End(r);
     }
 
@@ -275,8 +273,6 @@ public sealed class StepScheduler
         Preemptions++;
         r.Preemptions++;
         ReleaseHoldings(r);
-        _running.Remove(r);
-        Volatile.Write(ref _runningSnapshot, _running.Count);
         r.Computed = 0;
         r.CachedPromptTokens = 0;
         r.Phase = RequestPhase.Waiting;
@@ -304,7 +300,7 @@ public sealed class StepScheduler
             lastExamined = candidates[c];
             if (preemptedNow.Contains(r.Id))
                 continue;
-            if (_options.MaxRunningPerTenant > 0 && _runningPerTenant.GetValueOrDefault(r.Tenant) >= _options.MaxRunningPerTenant)
+            if (_options.MaxRunningPerTenant > 0 && _running.OfTenant(r.Tenant) >= _options.MaxRunningPerTenant)
             {
                 exempt.Add(r);
                 continue;
@@ -365,8 +361,6 @@ public sealed class StepScheduler
             r.Admission = ++_admissions;
             r.BlockedSteps = 0;
             _running.Add(r);
-            Volatile.Write(ref _runningSnapshot, _running.Count);
-            _runningPerTenant[r.Tenant] = _runningPerTenant.GetValueOrDefault(r.Tenant) + 1;
             _kv.TryAllocate(_kv.BlocksFor(r.Computed + n) - r.Blocks.Count, r.Blocks);
             budget -= n;
             tokens[r.Id] = n;
@@ -397,28 +391,22 @@ public sealed class StepScheduler
     private void End(ScheduledRequest r)
     {
         if (r.Phase == RequestPhase.Running)
-        {
             ReleaseHoldings(r);
-            _running.Remove(r);
-            Volatile.Write(ref _runningSnapshot, _running.Count);
-        }
         else if (r.Phase == RequestPhase.Waiting)
-        {
             _waiting.Remove(r);
-        }
 
         r.Phase = RequestPhase.Ended;
         r.AbortRegistration.Dispose();
     }
 
+    /// <summary>Takes a running request out of the batch and gives back its KV blocks and adapter slots.</summary>
     private void ReleaseHoldings(ScheduledRequest r)
     {
+        _running.Remove(r);
         _kv.Release(r.Blocks);
         if (r.Slots.Count > 0)
             _adapters.Release(r.Slots);
         r.Slots = [];
-        if (--_runningPerTenant[r.Tenant] == 0)
-            _runningPerTenant.Remove(r.Tenant);
     }
 
 }
