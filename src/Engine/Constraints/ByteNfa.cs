@@ -8,6 +8,14 @@ namespace Serving.Engine.Constraints;
 /// token's bytes are matched exactly, even when the token ends inside a character. <see cref="Freeze"/> turns it into the
 /// flat arrays <see cref="LazyDfa"/> walks.
 /// </summary>
+/// <remarks>
+/// Recursion (a grammar rule or a JSON Schema <c>$ref</c> inside its own expansion, JSON values inside JSON values) is
+/// not unrolled: the recursive part is a <em>machine</em> (<see cref="NewMachine"/>, <see cref="DefineMachine"/>), built
+/// once, and each use of it a <em>call</em> (<see cref="Call"/>): a move into the machine's start that pushes its return
+/// state, popped when the machine's end is reached. The automaton is then a pushdown one and its language context-free:
+/// nesting is unbounded. <see cref="Freeze"/> drops what can never complete (calls into machines that derive no finite
+/// text, and the states that only lead there), so every state a walk reaches can still end its text.
+/// </remarks>
 internal sealed class ByteNfa
 {
     // While building, moves are appended in creation order as flat (from, to) lists rather than a list per state:
@@ -15,6 +23,7 @@ internal sealed class ByteNfa
     // garbage collection. Freeze sorts them by source state, stably, so each state keeps its moves' order.
     private readonly List<int> _epsilonFrom = [], _epsilonTo = [], _edgeFrom = [], _edgeTo = [];
     private readonly List<byte> _edgeLo = [], _edgeHi = [];
+    private readonly List<int> _callFrom = [], _callMachine = [], _callReturn = [], _machineStart = [], _machineEnd = [];
     private readonly int _maxStates;
     private int _states;
 
@@ -33,6 +42,18 @@ internal sealed class ByteNfa
     public int[] EdgeTo { get; private set; } = [];
     public int StartState { get; private set; }
     public int AcceptState { get; private set; }
+
+    /// <summary>Frozen calls, compressed-row by calling state: the machine entered and the state its end returns to.</summary>
+    public int[] CallStart { get; private set; } = [];
+    public int[] CallMachine { get; private set; } = [];
+    public int[] CallReturn { get; private set; } = [];
+    public int[] MachineStart { get; private set; } = [];
+
+    /// <summary>Per state: true where a machine ends (reaching it pops the stack's top return state).</summary>
+    public bool[] IsMachineEnd { get; private set; } = [];
+
+    /// <summary>Whether any call exists: false for every regular constraint (the stack then stays empty).</summary>
+    public bool HasCalls => CallMachine.Length > 0;
 
     public int NewState()
     {
@@ -54,6 +75,37 @@ internal sealed class ByteNfa
         _edgeLo.Add(lo);
         _edgeHi.Add(hi);
         _edgeTo.Add(to);
+    }
+
+    /// <summary>A machine to be defined by <see cref="DefineMachine"/> and entered by <see cref="Call"/>: its number.</summary>
+    public int NewMachine()
+    {
+        int start = NewState(), end = NewState();
+        _machineStart.Add(start);
+        _machineEnd.Add(end);
+        return _machineStart.Count - 1;
+    }
+
+    /// <summary>
+    /// The language of <paramref name="machine"/>: <paramref name="body"/> (which may call the machine itself). A machine
+    /// left undefined, or defined as <see cref="NfaFragment.Never"/>, derives nothing, and calls into it are dropped.
+    /// </summary>
+    public void DefineMachine(int machine, NfaFragment body)
+    {
+        if (body.IsNever)
+            return;
+        Epsilon(_machineStart[machine], body.Start);
+        Epsilon(body.End, _machineEnd[machine]);
+    }
+
+    /// <summary>The language of <paramref name="machine"/> here, through the stack.</summary>
+    public NfaFragment Call(int machine)
+    {
+        int from = NewState(), back = NewState();
+        _callFrom.Add(from);
+        _callMachine.Add(machine);
+        _callReturn.Add(back);
+        return new NfaFragment(from, back);
     }
 
     /// <summary>The empty string.</summary>
@@ -308,6 +360,21 @@ internal sealed class ByteNfa
     {
         if (whole.IsNever)
             throw new ConstraintException("$", "the constraint admits no output at all");
+        if (_callFrom.Count > 0)
+        {
+            var live = NfaPruning.Prune(_states, whole.End, _epsilonFrom, _epsilonTo, _edgeFrom, _edgeTo, [_edgeLo, _edgeHi],
+                _callFrom, _callMachine, _callReturn, _machineStart, _machineEnd);
+            if (!live[whole.Start])
+                throw new ConstraintException("$", "the constraint admits no finite output (every way through it recurses forever)");
+        }
+
+        CallStart = CountingSort(_callFrom, _states, out var callOrder);
+        CallMachine = Gather(CollectionsMarshal.AsSpan(_callMachine), callOrder);
+        CallReturn = Gather(CollectionsMarshal.AsSpan(_callReturn), callOrder);
+        MachineStart = [.. _machineStart];
+        IsMachineEnd = new bool[_states];
+        foreach (int end in _machineEnd)
+            IsMachineEnd[end] = true;
         EpsilonStart = CountingSort(_epsilonFrom, _states, out var epsilonOrder);
         EpsilonTargets = Gather(CollectionsMarshal.AsSpan(_epsilonTo), epsilonOrder);
         EdgeStart = CountingSort(_edgeFrom, _states, out var edgeOrder);
@@ -316,7 +383,7 @@ internal sealed class ByteNfa
         EdgeTo = Gather(CollectionsMarshal.AsSpan(_edgeTo), edgeOrder);
         StartState = whole.Start;
         AcceptState = whole.End;
-        Release(_epsilonFrom, _epsilonTo, _edgeFrom, _edgeTo);
+        Release(_epsilonFrom, _epsilonTo, _edgeFrom, _edgeTo, _callFrom, _callMachine, _callReturn, _machineStart, _machineEnd);
         Release(_edgeLo, _edgeHi);
     }
 

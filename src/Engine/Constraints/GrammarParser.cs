@@ -7,9 +7,9 @@ namespace Serving.Engine.Constraints;
 /// \UHHHHHHHH</c>; <c>.</c> (any character); rule references; groups; <c>|</c>; the quantifiers <c>* + ? {m} {m,}
 /// {m,n}</c>; <c># comments</c>. Any other construct is a <see cref="ConstraintException"/> naming it and its position.
 /// <para>
-/// The grammar becomes a token automaton like a regular expression does: every reference expands its rule in place, and
-/// a rule recursing into itself is unrolled <see cref="GrammarExpansion.MaxRecursion"/> levels deep (the branches that would need more
-/// disappear, as recursive JSON Schema references do). Within that depth the language is enforced exactly.
+/// The grammar becomes a token automaton like a regular expression does: every reference expands its rule in place,
+/// except a reference inside the rule's own expansion, which calls the rule's machine (<see cref="GrammarExpansion"/>):
+/// the language is the grammar's, context-free, nesting without a bound.
 /// </para>
 /// </summary>
 internal sealed class GrammarParser : GrammarReader

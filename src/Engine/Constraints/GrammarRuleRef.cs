@@ -1,9 +1,8 @@
 namespace Serving.Engine.Constraints;
 
 /// <summary>
-/// A reference to a grammar rule: each build adds a fresh copy of the rule's language, unless the rule already appears
-/// <see cref="GrammarExpansion.MaxRecursion"/> times in the expansion around it — then the empty language (the recursion's
-/// depth bound: the branches that need deeper nesting disappear).
+/// A reference to a grammar rule: each build adds a fresh copy of the rule's language, unless the rule is being expanded
+/// around it — then a call of the rule's machine (<see cref="GrammarExpansion"/>), so recursion nests without a bound.
 /// </summary>
 internal sealed record GrammarRuleRef(string Name, GrammarExpansion Expansion) : RegexNode
 {

@@ -8,16 +8,14 @@ namespace Serving.Engine.Constraints;
 /// <c>minItems</c>, <c>maxItems</c>), string (<c>enum</c>, <c>const</c>, <c>pattern</c>, <c>minLength</c>,
 /// <c>maxLength</c>, <c>format</c> date / time / date-time / uuid), integer and number (<c>minimum</c>, <c>maximum</c>,
 /// exclusive forms), boolean, null, <c>anyOf</c>, <c>oneOf</c> (when its branches provably exclude each other),
-/// <c>$ref</c> into <c>$defs</c>/<c>definitions</c> (a recursive one unrolled <see cref="MaxRecursion"/> times), and
-/// annotations. Every other keyword is a <see cref="ConstraintException"/> naming it and its JSON path.
+/// <c>$ref</c> into <c>$defs</c>/<c>definitions</c> (a recursive one a call of the definition's machine, so it nests
+/// without a bound), and annotations. Every other keyword is a <see cref="ConstraintException"/> naming it and its JSON path.
 /// </summary>
 /// <remarks>Generated objects carry only declared properties, in declared order; a schema without <c>properties</c> that
-/// allows any object, and <c>{}</c> or <c>true</c>, produce any JSON value nested at most <see cref="GenericDepth"/> deep.</remarks>
+/// allows any object, and <c>{}</c> or <c>true</c>, produce any JSON value, nested without a bound (one machine of any JSON
+/// value, called where a value nests).</remarks>
 internal sealed class JsonSchemaCompiler
-{
-    public const int MaxRecursion = 3;
-    public const int GenericDepth = 3;
-    public const int MaxStringLength = 10_000;
+{    public const int MaxStringLength = 10_000;
     public const int MaxArrayItems = 1_000;
 
     private static readonly HashSet<string> Annotations = ["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
@@ -32,7 +30,9 @@ internal sealed class JsonSchemaCompiler
     private readonly ByteNfa _nfa;
     private readonly JsonTextFragments _text;
     private readonly JsonElement _root;
-    private readonly List<string> _expanding = [];
+    private List<string> _expanding = [];
+    private readonly Dictionary<string, int> _definitions = new(StringComparer.Ordinal);
+    private int? _anyValue;
     private readonly RegexNode? _whitespace;
 
     private JsonSchemaCompiler(ByteNfa nfa, JsonElement root, RegexNode? whitespace)
@@ -51,9 +51,8 @@ internal sealed class JsonSchemaCompiler
     public static NfaFragment Compile(ByteNfa nfa, JsonElement schema, RegexNode? whitespace = null) =>
         new JsonSchemaCompiler(nfa, schema, whitespace).Value(schema, "$");
 
-    /// <summary>Any JSON object (values nested at most <paramref name="depth"/> deep), as <c>json_object</c> needs.</summary>
-    public static NfaFragment AnyObject(ByteNfa nfa, RegexNode? whitespace = null, int depth = GenericDepth) =>
-        new JsonSchemaCompiler(nfa, default, whitespace).GenericObject(depth);
+    /// <summary>Any JSON object, as <c>json_object</c> needs.</summary>
+    public static NfaFragment AnyObject(ByteNfa nfa, RegexNode? whitespace = null) => new JsonSchemaCompiler(nfa, default, whitespace).GenericObject();
 
     /// <summary>Characters a whitespace pattern may produce: JSON's four (space, tab, line feed, carriage return).</summary>
     public static CodePointSet JsonWhitespace { get; } = CodePointSet.Of([(' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r')]);
@@ -75,7 +74,7 @@ internal sealed class JsonSchemaCompiler
     private NfaFragment Value(JsonElement schema, string path)
     {
         if (schema.ValueKind == JsonValueKind.True)
-            return Generic(GenericDepth);
+            return Generic();
         if (schema.ValueKind == JsonValueKind.False)
             return NfaFragment.Never;
         if (schema.ValueKind != JsonValueKind.Object)
@@ -104,8 +103,8 @@ internal sealed class JsonSchemaCompiler
         if (keywords.Count > 1)
             throw new ConstraintException($"{path}.$ref", $"\"$ref\" beside other keywords ({string.Join(", ", keywords.Where(k => k != "$ref"))}) is not supported");
         string target = reference.ValueKind == JsonValueKind.String ? reference.GetString()! : throw new ConstraintException($"{path}.$ref", "must be a string");
-        if (_expanding.Count(e => e == target) >= MaxRecursion)
-            return NfaFragment.Never;                      // the recursion's depth bound: branches that need it disappear
+        if (_expanding.Contains(target))
+            return _nfa.Call(Definition(target, path));
         var resolved = Resolve(target, $"{path}.$ref");
         _expanding.Add(target);
         try
@@ -116,6 +115,30 @@ internal sealed class JsonSchemaCompiler
         {
             _expanding.RemoveAt(_expanding.Count - 1);
         }
+    }
+
+    /// <summary>
+    /// The machine of the definition <paramref name="target"/> refers to, for a reference inside its own expansion: built
+    /// on first use with only itself being expanded, so its own references call it.
+    /// </summary>
+    private int Definition(string target, string path)
+    {
+        if (_definitions.TryGetValue(target, out int machine))
+            return machine;
+        machine = _nfa.NewMachine();
+        _definitions[target] = machine;
+        var around = _expanding;
+        _expanding = [target];
+        try
+        {
+            _nfa.DefineMachine(machine, Value(Resolve(target, $"{path}.$ref"), target));
+        }
+        finally
+        {
+            _expanding = around;
+        }
+
+        return machine;
     }
 
     private JsonElement Resolve(string target, string path)
@@ -204,7 +227,7 @@ internal sealed class JsonSchemaCompiler
         "number" => Numeric(schema, path, integer: false),
         "boolean" => _nfa.Alternation(_nfa.Literal("true"), _nfa.Literal("false")),
         "null" => _nfa.Literal("null"),
-        _ => Generic(GenericDepth),
+        _ => Generic(),
     };
 
     private NfaFragment Object(JsonElement schema, string path)
@@ -238,7 +261,7 @@ internal sealed class JsonSchemaCompiler
                 return _nfa.Sequence(Punctuation("{"), Punctuation("}"));
             if (additional.ValueKind == JsonValueKind.Object)
                 return Map(additional, $"{path}.additionalProperties");
-            return GenericObject(GenericDepth);
+            return GenericObject();
         }
 
         // none[k] / some[k]: before property k with no property written yet / with one written (so k needs a comma).
@@ -355,22 +378,24 @@ internal sealed class JsonSchemaCompiler
         return integer ? _text.Integer(lo, hi) : _text.Number(lo, hi);
     }
 
-    private NfaFragment Generic(int depth)
+    /// <summary>Any JSON value: a call of the one machine of them, so values nest in values without a bound.</summary>
+    private NfaFragment Generic()
     {
-        var options = new List<NfaFragment> { _text.String(0, null), _text.Number(null, null), _nfa.Literal("true"), _nfa.Literal("false"), _nfa.Literal("null") };
-        if (depth > 0)
+        if (_anyValue is not int machine)
         {
-            options.Add(GenericObject(depth));
-            var elements = _nfa.Sequence(Generic(depth - 1), _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Generic(depth - 1)), 0, null));
-            options.Add(_nfa.Sequence(Punctuation("["), _nfa.Optional(elements), Punctuation("]")));
+            machine = _nfa.NewMachine();
+            _anyValue = machine;
+            var elements = _nfa.Sequence(Generic(), _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Generic()), 0, null));
+            _nfa.DefineMachine(machine, _nfa.Alternation(_text.String(0, null), _text.Number(null, null), _nfa.Literal("true"), _nfa.Literal("false"),
+                _nfa.Literal("null"), GenericObject(), _nfa.Sequence(Punctuation("["), _nfa.Optional(elements), Punctuation("]"))));
         }
 
-        return _nfa.Alternation(options);
+        return _nfa.Call(machine);
     }
 
-    private NfaFragment GenericObject(int depth)
+    private NfaFragment GenericObject()
     {
-        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), Punctuation(":"), Generic(depth - 1));
+        NfaFragment Member() => _nfa.Sequence(_text.String(0, null), Punctuation(":"), Generic());
         var members = _nfa.Sequence(Member(), _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Member()), 0, null));
         return _nfa.Sequence(Punctuation("{"), _nfa.Optional(members), Punctuation("}"));
     }

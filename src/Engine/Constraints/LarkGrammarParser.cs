@@ -8,7 +8,7 @@ namespace Serving.Engine.Constraints;
 /// <c>* + ?</c>, <c>~ n</c> and <c>~ n..m</c>, <c>//</c> comments, and <c>%import common.NAME</c> (or
 /// <c>common (A, B)</c>) for the common terminals. <c>%ignore</c> — text the parser skips anywhere — and
 /// <c>%declare</c> / <c>%override</c> are refused naming them. The result expands like a GBNF grammar
-/// (<see cref="GrammarParser"/>): recursion unrolled <see cref="GrammarExpansion.MaxRecursion"/> levels deep.
+/// (<see cref="GrammarParser"/>): recursion through machine calls, without a depth bound.
 /// </summary>
 internal sealed class LarkGrammarParser : GrammarReader
 {

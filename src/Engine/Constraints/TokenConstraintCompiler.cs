@@ -218,7 +218,7 @@ public sealed class TokenConstraintCompiler
                 whole = (LarkGrammarParser.LooksLikeLark(constraint.Source) ? LarkGrammarParser.Parse(constraint.Source) : GrammarParser.Parse(constraint.Source))
                     .Build(nfa, nfa.Chars);
                 if (whole.IsNever)
-                    throw new ConstraintException("grammar", $"no text of the grammar fits within {GrammarExpansion.MaxRecursion} levels of recursion");
+                    throw new ConstraintException("grammar", "the grammar derives no text at all");
                 break;
             default:
                 throw new ConstraintException("$", $"unknown constraint kind {constraint.Kind}");
@@ -233,7 +233,15 @@ public sealed class TokenConstraintCompiler
             whole = nfa.Sequence(nfa.UntilFirst(System.Text.Encoding.UTF8.GetBytes(marker)), space, whole);
         }
 
-        nfa.Freeze(whole);
+        try
+        {
+            nfa.Freeze(whole);
+        }
+        catch (ConstraintException ex) when (constraint.Kind == OutputConstraintKind.Grammar && ex.Path == "$")
+        {
+            throw new ConstraintException("grammar", "no finite text derives from the start rule: every way through it recurses forever");
+        }
+
         return new TokenConstraint(new LazyDfa(nfa), trie, constraint.Kind.ToString());
     }
 

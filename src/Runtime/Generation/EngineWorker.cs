@@ -261,7 +261,7 @@ public sealed class EngineWorker : BackgroundService
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            _logger.LogError(ex, "Forward step of {Id} failed; failing the request", plan.Rows[0].Id);
+            LogRowFailure(ex, plan.Rows[0].Id);
             scheduler.FailStep(plan);
             Finish(plan.Rows[0].Id, rows[0], ex);
             return;
@@ -310,13 +310,25 @@ public sealed class EngineWorker : BackgroundService
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                _logger.LogError(ex, "Forward step of {Id} failed alone; failing the request", plan.Rows[i].Id);
+                LogRowFailure(ex, plan.Rows[i].Id);
                 failed[i] = ex;
                 events[i] = [];
             }
         }
 
         return events;
+    }
+
+    /// <summary>
+    /// A request failed alone: a server fault, unless its own output constraint outgrew its automaton's bounds while
+    /// generating (the tenant's grammar), which is the request's doing and answered as such (<see cref="GenerationClient"/>).
+    /// </summary>
+    private void LogRowFailure(Exception ex, RequestId id)
+    {
+        if (Engine.Constraints.ConstraintException.Within(ex) is { } constraint)
+            _logger.LogWarning("Request {Id} ended: its output constraint cannot continue ({Problem})", id, constraint.Message);
+        else
+            _logger.LogError(ex, "Forward step of {Id} failed alone; failing the request", id);
     }
 
     /// <summary>Adapter ids of running and waiting requests, comma-separated, for <c>vllm:lora_requests_info</c> (engine loop only).</summary>

@@ -90,6 +90,12 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
                 {
                     throw new RequestFailedException(RequestFailure.Unavailable, ex.Message);
                 }
+                catch (Exception ex) when (Engine.Constraints.ConstraintException.Within(ex) is { } constraint)
+                {
+                    // The tenant's constraint outgrew its automaton's bounds while generating (an ambiguous grammar whose
+                    // call stacks multiply): the request's doing, not the server's.
+                    throw new RequestFailedException(RequestFailure.Invalid, $"the output constraint cannot continue: {constraint.Message}");
+                }
                 catch (Exception ex) when (ex is not OperationCanceledException and not RequestFailedException)
                 {
                     // The engine failed this request alone (its rows were rerun apart from the batch's): a server fault, with

@@ -6,8 +6,8 @@ using Serving.Engine.Tests.Support;
 namespace Serving.Engine.Tests.Constraints;
 
 /// <summary>
-/// GBNF grammars (vLLM's <c>grammar</c>) as token constraints: the language is the grammar's within the recursion bound,
-/// random walks over the GPT-2 vocabulary only ever write sentences of it, and malformed grammars are refused naming the
+/// GBNF grammars (vLLM's <c>grammar</c>) as token constraints: the language is the grammar's, recursion nesting without a
+/// bound (a pushdown automaton), random walks over the GPT-2 vocabulary only ever write sentences of it, and malformed grammars are refused naming the
 /// construct and its position.
 /// </summary>
 public sealed class GrammarConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixture<Gpt2TokenizerFixture>
@@ -45,18 +45,73 @@ public sealed class GrammarConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFi
     }
 
     [Fact]
-    public void Compile_RecursiveRules_NestingUpToTheBoundAndNoDeeper()
+    public void Compile_RecursiveRules_NestAtAnyDepth()
     {
         var constraint = Compile(Arithmetic);
 
         Assert.True(constraint.Matches("1+2*3"));
         Assert.True(constraint.Matches("(1+2)*(30-4)"));
-        string nested = new string('(', GrammarExpansion.MaxRecursion - 1) + "7" + new string(')', GrammarExpansion.MaxRecursion - 1);
+        string nested = new string('(', 300) + "7" + new string(')', 300);
         Assert.True(constraint.Matches(nested));
-        Assert.False(constraint.Matches("(" + nested + ")"));                  // one level past the bound
+        Assert.True(constraint.Matches("1+" + nested + "*" + nested));
+        Assert.False(constraint.Matches("(" + nested));                        // one parenthesis never closed
+        Assert.False(constraint.Matches(nested + ")"));
         Assert.False(constraint.Matches("(1+2"));
         Assert.False(constraint.Matches("1+"));
         Assert.False(constraint.Matches("1234"));
+    }
+
+    [Fact]
+    public void Compile_DirectLeftRecursion_ItsWholeLanguage()
+    {
+        // The textbook grammar GBNF tools refuse (llama.cpp loops on it): rewritten to expr ::= term (("+" | "-") term)*.
+        var constraint = Compile("""
+            root ::= expr
+            expr ::= expr "+" term | expr "-" term | term
+            term ::= term "*" factor | factor
+            factor ::= [0-9]+ | "(" expr ")"
+            """);
+
+        Assert.True(constraint.Matches("1+2*3-4*(5+6)"));
+        Assert.True(constraint.Matches(string.Join("+", Enumerable.Range(0, 200))));
+        Assert.True(constraint.Matches(new string('(', 50) + "1*2" + new string(')', 50) + "-3"));
+        Assert.False(constraint.Matches("1+"));
+        Assert.False(constraint.Matches("+1"));
+        Assert.False(constraint.Matches("1**2"));
+    }
+
+    [Fact]
+    public void Compile_LeftRecursionThroughAnotherRule_NestsToTheBound()
+    {
+        // a ::= b "x" | "y", b ::= a "z": the language y(zx)*, each repetition one more call made before any byte is read.
+        var constraint = Compile("""
+            root ::= a
+            a ::= b "x" | "y"
+            b ::= a "z"
+            """);
+
+        Assert.True(constraint.Matches("y"));
+        Assert.True(constraint.Matches("y" + string.Concat(Enumerable.Repeat("zx", LazyDfa.MaxLeftRecursion))));
+        Assert.False(constraint.Matches("y" + string.Concat(Enumerable.Repeat("zx", 4 * LazyDfa.MaxLeftRecursion))));
+        Assert.False(constraint.Matches("yz"));
+    }
+
+    [Fact]
+    public void Walk_BranchThatOnlyRecurses_NeverEntered()
+    {
+        // x derives no finite text, so "b" can start no complete output: the mask must not allow it.
+        var constraint = Compile("""
+            root ::= "a" | "b" x
+            x ::= "c" x | "d" x "e"
+            """);
+
+        var random = new Random(3);
+        for (int i = 0; i < 50; i++)
+        {
+            var (bytes, complete) = ConstraintWalker.Walk(constraint, gpt2.Tokenizer, random, maxTokens: 20);
+            Assert.True(complete);
+            Assert.Equal("a", System.Text.Encoding.UTF8.GetString(bytes));
+        }
     }
 
     [Fact]
@@ -136,21 +191,57 @@ public sealed class GrammarConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFi
     }
 
     [Theory]
-    [InlineData("root ::= a\na ::= a{1000} | \"x\"")]
     [InlineData("root ::= a{1000}\na ::= b{1000}\nb ::= a | \"y\"")]
-    public void Compile_RecursionUnderRepetitions_RefusedByTheExpansionBound(string grammar)
+    [InlineData("root ::= a{1000}\na ::= b{1000}\nb ::= \"\"")]
+    public void Compile_RepeatedReferencesMultiplyingCopies_RefusedByABound(string grammar)
     {
-        // Without the bound the first takes 1000^4 expansions that add no state (the recursion bound cuts each copy).
+        // 1000 copies of a, each 1000 copies of b: 10^6 expansions; the expansion or the state bound stops the build.
         var ex = Assert.Throws<ConstraintException>(() => Compile(grammar));
 
-        Assert.Contains($"more than {GrammarExpansion.MaxExpansions:N0} times", ex.Problem, StringComparison.Ordinal);
+        Assert.Matches($"more than ({GrammarExpansion.MaxExpansions:N0} times|500,000 automaton states)", ex.Problem);
     }
 
-    [Fact]
-    public void Compile_OnlyInfiniteRecursion_RefusedNamingTheBound()
+    [Theory]
+    [InlineData("root ::= a\na ::= a{1000} | \"x\"", "x")]
+    [InlineData("root ::= a\na ::= a a | \"x\" | \"(\" a \")\"", "x()")]
+    public void Walk_AmbiguousRecursion_InTheLanguageUntilTheFrameBound(string grammar, string alphabet)
     {
-        var ex = Assert.Throws<ConstraintException>(() => Compile("root ::= \"(\" root \")\""));
+        // The first was found by the REST fuzzer when recursion was unrolled (10^9 expansions); now a's body is built twice
+        // (in place and as its machine). Both are ambiguous: a text parses in exponentially many ways, a stack each. A state
+        // keeps the shallowest LazyDfa.MaxConfigurations, so texts stay sentences; when new stacks still outgrow the
+        // frame bound the constraint says so (the server answers 400) instead of taking memory without end.
+        var constraint = Compile(grammar);
+        var random = new Random(5);
+        int walks = 0, refused = 0;
+        for (int i = 0; i < 20; i++)
+        {
+            try
+            {
+                var (bytes, complete) = ConstraintWalker.Walk(constraint, gpt2.Tokenizer, random, maxTokens: 200, endChance: 0.1);
+                string text = System.Text.Encoding.UTF8.GetString(bytes);
+                Assert.True(text.All(alphabet.Contains), text);
+                Assert.True(!complete || constraint.Matches(text), text);
+                walks++;
+            }
+            catch (ConstraintException ex)
+            {
+                Assert.Contains("call frames", ex.Problem, StringComparison.Ordinal);
+                refused++;
+            }
+        }
 
-        Assert.Contains("recursion", ex.Problem, StringComparison.Ordinal);
+        Assert.True(walks > 0, $"{refused} of 20 walks refused");
+        Assert.True(Compile(grammar).Matches("x"));
+    }
+
+    [Theory]
+    [InlineData("root ::= \"(\" root \")\"")]
+    [InlineData("root ::= a\na ::= b \"x\"\nb ::= \"y\" a")]
+    public void Compile_OnlyInfiniteRecursion_Refused(string grammar)
+    {
+        var ex = Assert.Throws<ConstraintException>(() => Compile(grammar));
+
+        Assert.Equal("grammar", ex.Path);
+        Assert.Contains("recurses forever", ex.Problem, StringComparison.Ordinal);
     }
 }

@@ -121,6 +121,55 @@ public sealed class JsonSchemaConstraintTests(Gpt2TokenizerFixture gpt2) : IClas
         Assert.True(constraint.Matches("{}"));
     }
 
+    [Fact]
+    public void Matches_JsonObjectNestedDeep_AnyDepth()
+    {
+        var constraint = NewCompiler().Compile(OutputConstraint.JsonObject());
+        string objects = string.Concat(Enumerable.Repeat("{\"a\":", 100)) + "1" + new string('}', 100);
+        string arrays = "{\"b\":" + new string('[', 200) + "null" + new string(']', 200) + "}";
+
+        Assert.True(constraint.Matches(objects));
+        Assert.True(constraint.Matches(arrays));
+        Assert.False(constraint.Matches(objects[..^1]));
+        Assert.False(constraint.Matches(arrays.Replace("]]}", "]}")));
+    }
+
+    [Fact]
+    public void Matches_RecursiveReference_AnyDepthAndStillValidated()
+    {
+        const string tree = """
+            {"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}},
+              "required":["v"],"additionalProperties":false}},
+             "$ref":"#/$defs/node"}
+            """;
+        var constraint = NewCompiler().Compile(OutputConstraint.JsonSchema(tree));
+        string Chain(int depth, string leaf) => depth == 0 ? leaf : $"{{\"v\":{depth},\"kids\":[{Chain(depth - 1, leaf)},{{\"v\":0}}]}}";
+
+        Assert.True(constraint.Matches(Chain(40, "{\"v\":7}")));
+        Assert.False(constraint.Matches(Chain(40, "{\"kids\":[]}")));        // v missing 40 levels down
+        Assert.False(constraint.Matches(Chain(40, "{\"v\":\"7\"}")));
+        var validator = JsonSchema.FromText(tree);
+        var random = new Random(11);
+        for (int i = 0; i < 25; i++)
+        {
+            var (output, complete) = ConstraintWalker.Walk(constraint, gpt2.Tokenizer, random, maxTokens: 20_000);
+            if (!complete)
+                continue;
+            using var document = System.Text.Json.JsonDocument.Parse(output, new System.Text.Json.JsonDocumentOptions { MaxDepth = 100_000 });
+            Assert.True(validator.Evaluate(document.RootElement).IsValid, Encoding.UTF8.GetString(output));
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"type":"object","properties":{"next":{"$ref":"#"}},"required":["next"]}""")]
+    [InlineData("""{"$defs":{"a":{"type":"array","minItems":1,"items":{"$ref":"#/$defs/a"}}},"$ref":"#/$defs/a"}""")]
+    public void Compile_ReferenceThatOnlyRecurses_RefusedAsHavingNoFiniteOutput(string schema)
+    {
+        var ex = Assert.Throws<ConstraintException>(() => NewCompiler().Compile(OutputConstraint.JsonSchema(schema)));
+
+        Assert.Contains("no finite output", ex.Problem);
+    }
+
     [Theory]
     [InlineData("""{"type":"integer","minimum":-12,"maximum":345}""", new[] { "-12", "0", "7", "345", "-1", "99" }, new[] { "-13", "346", "007", "-0", "1.0", "1e2" })]
     [InlineData("""{"type":"number","minimum":-2,"maximum":3}""", new[] { "-2", "-1.999", "0.5", "2.25", "3", "-0.5" }, new[] { "3.5", "-2.1", "3.0", "4" })]

@@ -131,7 +131,7 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
             condition ::= column " = " value (" AND " condition)?
             value ::= [0-9]{1,4} | "'" [a-z]{1,8} "'"
             """;
-        var sentence = new Regex(@"^SELECT (id|name|dose_mg)(, (id|name|dose_mg))* from (patients|orders)( where (id|name|dose_mg) = ([0-9]{1,4}|'[a-z]{1,8}')( AND (id|name|dose_mg) = ([0-9]{1,4}|'[a-z]{1,8}')){0,4})?$");
+        var sentence = new Regex(@"^SELECT (id|name|dose_mg)(, (id|name|dose_mg))* from (patients|orders)( where (id|name|dose_mg) = ([0-9]{1,4}|'[a-z]{1,8}')( AND (id|name|dose_mg) = ([0-9]{1,4}|'[a-z]{1,8}'))*)?$");                   // condition recurses without a bound
         var bodies = await Task.WhenAll(Enumerable.Range(0, 24).Select(i => PostOk("/v1/completions", i % 2 == 0
             ? new { model = AdapterFor(i), prompt = $"Query {i}:", max_tokens = 120, temperature = 1.0, seed = (ulong)i, structured_outputs = (object)new { grammar } }
             : new { model = AdapterFor(i), prompt = $"Query {i}:", max_tokens = 120, temperature = 1.0, seed = (ulong)i, guided_grammar = (object)grammar })));
@@ -155,6 +155,78 @@ public sealed class StructuredOutputServingTests(StructuredOutputServerFixture f
             new { model = fixture.Model, prompt = "x", max_tokens = 4, structured_outputs = new { grammar = "root ::= value" } });
         Assert.Equal(400, status);
         Assert.Equal("structured_outputs.grammar[9]", (string)error["error"]!["param"]!);
+    }
+
+    private async Task<int> TokenId(string text)
+    {
+        var body = await PostOk("/tokenize", new { model = fixture.Model, prompt = text, add_special_tokens = false });
+        return (int)body["tokens"]!.AsArray().Single()!;
+    }
+
+    [Fact]
+    public async Task Completions_RecursiveGrammarAndSchema_NestDeeperThanAnyUnrollingAndStayValid()
+    {
+        // logit_bias pushes the opening token each step: an unrolled grammar (5 levels) or schema (3) forced the model to
+        // close at the bound; a pushdown automaton lets it open at every step.
+        const string grammar = "root ::= \"(\" root \")\" | \"x\"";
+        int open = await TokenId("("), bracket = await TokenId("[");
+        var parentheses = await PostOk("/v1/completions", new
+        {
+            model = StructuredOutputServerFixture.Adapters[0], prompt = "Nest:", max_tokens = 40, temperature = 0.0,
+            logit_bias = new Dictionary<string, int> { [open.ToString(System.Globalization.CultureInfo.InvariantCulture)] = 100 },
+            structured_outputs = new { grammar },
+        });
+        var arrays = await PostOk("/v1/completions", new
+        {
+            model = fixture.Model, prompt = "Nest:", max_tokens = 40, temperature = 0.0,
+            logit_bias = new Dictionary<string, int> { [bracket.ToString(System.Globalization.CultureInfo.InvariantCulture)] = 100 },
+            response_format = new { type = "json_schema", json_schema = new { name = "nested", schema = new { type = "array" } } },
+        });
+        var sampled = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => PostOk("/v1/completions", new
+        {
+            model = AdapterFor(i), prompt = $"Nest {i}:", max_tokens = 300, temperature = 1.0, seed = (ulong)i, structured_outputs = new { grammar },
+        })));
+
+        Assert.Equal(new string('(', 40), (string)parentheses["choices"]![0]!["text"]!);
+        Assert.Equal("length", (string)parentheses["choices"]![0]!["finish_reason"]!);
+        Assert.Equal(new string('[', 40), (string)arrays["choices"]![0]!["text"]!);
+        foreach (var body in sampled.Where(b => (string)b["choices"]![0]!["finish_reason"]! == "stop"))
+        {
+            string text = (string)body["choices"]![0]!["text"]!;
+            Assert.Matches(@"^\(*x\)*$", text);
+            Assert.Equal(text.Count(c => c == '('), text.Count(c => c == ')'));
+        }
+    }
+
+    [Fact]
+    public async Task Completions_AmbiguousGrammar_InTheLanguageOr400NamingTheBoundAndOthersServed()
+    {
+        // x^n parses in exponentially many ways under a ::= a{1000} | "x", a call stack each: the automaton keeps the
+        // shallowest, and when new stacks still outgrow its frame bound the request (only it) ends with a 400 naming it.
+        int x = await TokenId("x");
+        var ambiguous = HttpJson.PostAsync(fixture.Http, "/v1/completions", new
+        {
+            model = fixture.Model, prompt = "x", max_tokens = 600, temperature = 0.0,
+            logit_bias = new Dictionary<string, int> { [x.ToString(System.Globalization.CultureInfo.InvariantCulture)] = 100 },
+            structured_outputs = new { grammar = "root ::= a\na ::= a{1000} | \"x\"" },
+        });
+        var ordinary = Enumerable.Range(0, 3).Select(i => PostOk("/v1/completions", new
+        {
+            model = StructuredOutputServerFixture.Adapters[i], prompt = $"ordinary {i}", max_tokens = 40, ignore_eos = true,
+            structured_outputs = new { regex = "[a-z ]+" },
+        })).ToList();
+
+        var (status, body) = await ambiguous;
+        if (status == 200)
+            Assert.Matches("^x+$", (string)body["choices"]![0]!["text"]!);
+        else
+        {
+            Assert.Equal(400, status);
+            Assert.Contains("call frames", (string?)body["error"]!["message"]);
+        }
+
+        foreach (var answer in await Task.WhenAll(ordinary))
+            Assert.Matches("^[a-z ]+$", (string)answer["choices"]![0]!["text"]!);
     }
 
     [Fact]
