@@ -14,6 +14,7 @@ using Serving.Bench;
 //   Serving.Bench int8-kernel [--iterations N] [--json FILE]
 //   Serving.Bench dora [--model DIR] [--steps N] [--fills N] [--dtype float32|bfloat16] [--json FILE]
 //   Serving.Bench structured [--model DIR] [--concurrency C] [--requests N per client] [--rounds R (0: compile and flood parts only)] [--json FILE]
+//   Serving.Bench constraint-walks [--model DIR] [--walks N] [--tokens N] [--json FILE]
 //   Serving.Bench routing-eval [--steps N] [--held-out N] [--json FILE]
 //   Serving.Bench tokenizer [--tokenizers DIR,DIR] [--chars N] [--json FILE]   (default: the reference packages under tests/reference)
 //   Serving.Bench load --model DIR --dtype float32|bfloat16     (used by engine to measure load memory in a fresh process)
@@ -88,6 +89,8 @@ switch (args.FirstOrDefault())
     case "structured":
         return Emit(new StructuredOutputBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("concurrency") ?? "32"), int.Parse(Get("requests") ?? "2"),
             int.Parse(Get("rounds") ?? "2")).Run());
+    case "constraint-walks":
+        return Emit(new ConstraintWalkBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("walks") ?? "40"), int.Parse(Get("tokens") ?? "256")).Run());
     case "priority":
         return Emit(new PriorityBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("background") ?? "12"), int.Parse(Get("interactive") ?? "12"),
             int.Parse(Get("tokens") ?? "128")).Run());
