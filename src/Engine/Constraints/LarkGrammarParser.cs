@@ -6,9 +6,11 @@ namespace Serving.Engine.Constraints;
 /// rule <c>start</c>; string literals in double or single quotes (with the <c>i</c> flag: any letter case), character
 /// ranges <c>"a".."z"</c>, <c>/regular expressions/</c> (the <c>regex</c> subset), groups, <c>[optional]</c>,
 /// <c>* + ?</c>, <c>~ n</c> and <c>~ n..m</c>, <c>//</c> comments, and <c>%import common.NAME</c> (or
-/// <c>common (A, B)</c>) for the common terminals. <c>%ignore</c> — text the parser skips anywhere — and
-/// <c>%declare</c> / <c>%override</c> are refused naming them. The result expands like a GBNF grammar
-/// (<see cref="GrammarParser"/>): recursion through machine calls, without a depth bound.
+/// <c>common (A, B)</c>) for the common terminals, and <c>%ignore</c> (a terminal name, literal or regular expression:
+/// text Lark's lexer skips between tokens, allowed before every terminal of a rule and after the start rule,
+/// <see cref="LarkIgnorable"/>). <c>%declare</c> / <c>%override</c> are refused naming them. Terminals are the names
+/// without a lower-case letter, and literals and regular expressions written in rules. The result expands like a GBNF
+/// grammar (<see cref="GrammarParser"/>): recursion through machine calls, without a depth bound.
 /// </summary>
 internal sealed class LarkGrammarParser : GrammarReader
 {
@@ -28,6 +30,11 @@ internal sealed class LarkGrammarParser : GrammarReader
     /// <summary>Characters a backslash stands before for themselves in a string literal (Python's).</summary>
     private const string Escapable = "\\\"'";
 
+    private readonly List<RegexNode> _ignored = [];
+
+    /// <summary>Whether a rule's body (not a terminal's, not a directive) is being read: its terminals may follow ignored text.</summary>
+    private bool _inRule;
+
     private LarkGrammarParser(string grammar)
         : base(grammar)
     {
@@ -43,7 +50,8 @@ internal sealed class LarkGrammarParser : GrammarReader
     {
         var parser = new LarkGrammarParser(grammar);
         parser.ParseDefinitions();
-        return parser.Finish("start", "a Lark grammar's start");
+        var start = parser.Finish("start", "a Lark grammar's start");
+        return parser._ignored.Count == 0 ? start : new RegexSequence([start, LarkIgnorable.Skipped(parser._ignored)]);
     }
 
     private void ParseDefinitions()
@@ -68,7 +76,9 @@ internal sealed class LarkGrammarParser : GrammarReader
                 At++;
                 if (Rules.ContainsKey(name))
                     throw Error($"the rule '{name}' is defined twice", start);
+                _inRule = !IsTerminal(name);
                 Rules[name] = ParseAlternation();
+                _inRule = false;
             }
 
             SkipSpace();
@@ -79,10 +89,15 @@ internal sealed class LarkGrammarParser : GrammarReader
     {
         int start = At++;
         string directive = ParseName() ?? "";
+        if (directive == "ignore")
+        {
+            SkipInlineSpace();
+            _ignored.Add(ParseQuantified(ParsePrimary()));
+            return;
+        }
+
         if (directive != "import")
-            throw Error(directive == "ignore"
-                ? "Lark's %ignore (text skipped anywhere between tokens) is not supported: write the whitespace into the rules"
-                : $"the directive %{directive} is not supported", start);
+            throw Error($"the directive %{directive} is not supported", start);
         SkipInlineSpace();
         string module = ParseName() ?? "";
         if (module != "common")
@@ -115,6 +130,12 @@ internal sealed class LarkGrammarParser : GrammarReader
             Rules[name] = Common.TryGetValue(name, out var pattern) ? RegexParser.Parse(pattern, $"common.{name}")
                 : throw Error($"common.{name} is not one of the common terminals ({string.Join(", ", Common.Keys)})", start);
     }
+
+    /// <summary>Lark's convention: terminals are named in upper case, rules in lower case.</summary>
+    private static bool IsTerminal(string name) => !name.Any(char.IsAsciiLetterLower);
+
+    /// <summary><paramref name="terminal"/>, after which ignored text may come when it sits in a rule.</summary>
+    private RegexNode Terminal(RegexNode terminal) => _inRule ? new LarkIgnorable(terminal, _ignored) : terminal;
 
     private string? ParseName()
     {
@@ -193,9 +214,9 @@ internal sealed class LarkGrammarParser : GrammarReader
         switch (c)
         {
             case '"' or '\'':
-                return ParseLiteral((char)c);
+                return Terminal(ParseLiteral((char)c));
             case '/':
-                return ParseRegex();
+                return Terminal(ParseRegex());
             case '(' or '[':
                 At++;
                 var inner = ParseAlternation();
@@ -207,7 +228,8 @@ internal sealed class LarkGrammarParser : GrammarReader
                 return c == '(' ? inner : new RegexRepeat(inner, 0, 1);
         }
 
-        return ReferenceHere(ParseName);
+        var reference = ReferenceHere(ParseName);
+        return reference is GrammarRuleRef { Name: var name } && IsTerminal(name) ? Terminal(reference) : reference;
     }
 
     private RegexNode ParseQuantified(RegexNode node)

@@ -70,10 +70,62 @@ public sealed class LarkGrammarTests(Gpt2TokenizerFixture gpt2) : IClassFixture<
         Assert.False(constraint.Matches("{\"a\"b\":1}"));
     }
 
+    private const string LarkJson = """
+        // Lark's own JSON tutorial grammar (aliases left out)
+        start: value
+        value: object | array | string | SIGNED_NUMBER | "true" | "false" | "null"
+        array: "[" [value ("," value)*] "]"
+        object: "{" [pair ("," pair)*] "}"
+        pair: string ":" value
+        string: ESCAPED_STRING
+        %import common.ESCAPED_STRING
+        %import common.SIGNED_NUMBER
+        %import common.WS
+        %ignore WS
+        """;
+
+    [Fact]
+    public void Compile_IgnoreDirective_WhitespaceBetweenTokensNotInsideThem()
+    {
+        var constraint = Compile(LarkJson);
+
+        Assert.True(constraint.Matches("""{"a":[1,-2.5,{"b":null}],"c":"d e"}"""));
+        Assert.True(constraint.Matches(" { \"a\" :\n [ 1 , -2.5 ,\t{ \"b\" : null } ] , \"c\" : \"d e\" } \n"));
+        Assert.True(constraint.Matches(string.Concat(Enumerable.Repeat("[ ", 60)) + "true" + string.Concat(Enumerable.Repeat(" ]", 60))));
+        Assert.False(constraint.Matches("""{"a": tr ue}"""));                     // inside a terminal: not skipped
+        Assert.False(constraint.Matches("""{"a": - 1}"""));
+        Assert.False(constraint.Matches("""{"a" 1}"""));
+        var random = new Random(2);
+        for (int i = 0; i < 20; i++)
+        {
+            var (bytes, complete) = ConstraintWalker.Walk(constraint, gpt2.Tokenizer, random, maxTokens: 300, endChance: 0.5);
+            string text = System.Text.Encoding.UTF8.GetString(bytes);
+            Assert.True(!complete || constraint.Matches(text), text);        // Lark's SIGNED_NUMBER allows "04": not strict JSON
+        }
+    }
+
+    [Fact]
+    public void Compile_IgnoredLiteralsAndPatterns_SkippedBeforeEveryTerminalAndAtTheEnd()
+    {
+        var constraint = Compile("""
+            start: pair+
+            pair: KEY "=" /[0-9]+/ ";"
+            KEY: "a".."z"+
+            %ignore " "
+            %ignore /#[a-z]*\n/
+            """);
+
+        Assert.True(constraint.Matches("ab=12;c=3;"));
+        Assert.True(constraint.Matches(" ab = 12 ;#note\n c=3; "));
+        Assert.False(constraint.Matches("a b=12;"));                            // KEY is one terminal: no space inside
+        Assert.False(constraint.Matches("ab=1 2;"));
+        Assert.False(constraint.Matches("ab=12;\t"));
+    }
+
     [Theory]
     [InlineData("rule: \"a\"", "grammar", "no 'start' rule")]
     [InlineData("start: x", "grammar[7]", "'x' is used but never defined")]
-    [InlineData("start: \"a\"\n%ignore \" \"", "grammar[11]", "%ignore")]
+    [InlineData("start: \"a\"\n%declare B", "grammar[11]", "%declare")]
     [InlineData("start: WORDS\n%import common.WORDS", "grammar[13]", "not one of the common terminals")]
     [InlineData("start: /a(?=b)/", "grammar[8][1]", "lookaround")]
     [InlineData("start: /ab/i", "grammar[11]", "flag 'i'")]
