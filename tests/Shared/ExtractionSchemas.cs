@@ -1,7 +1,7 @@
 namespace Serving.Tests.Shared;
 
 /// <summary>
-/// Ten extraction schemas of the kinds tenants send (a clinical record, a translation pair, nested arrays, enums, dates,
+/// Eleven extraction schemas of the kinds tenants send (a clinical record, a translation pair, nested arrays, enums, dates,
 /// <c>$ref</c>), and a catalogue of schemas the server must refuse with the JSON path of the problem. Strings carry
 /// length limits, enums or formats: with a random-weight model an unbounded free string would run to max_tokens.
 /// </summary>
@@ -103,6 +103,14 @@ public static class ExtractionSchemas
           "note":{"type":"null"}},
          "required":["name","dose","unit"],"additionalProperties":false}}
         """),
+        ("vital_signs", """
+        {"type":"object","properties":{
+          "blood_pressure":{"type":"array","prefixItems":[{"type":"integer","minimum":40,"maximum":250},{"type":"integer","minimum":20,"maximum":150}],
+                            "items":false,"minItems":2},
+          "readings":{"type":"array","prefixItems":[{"type":"string","format":"time"},{"enum":["rest","exercise"]}],
+                      "items":{"type":"integer","minimum":30,"maximum":220},"minItems":1,"maxItems":5}},
+         "required":["blood_pressure","readings"],"additionalProperties":false}
+        """),
     ];
 
     /// <summary>(schema, the JSON path the error names, a fragment of the problem).</summary>
@@ -114,7 +122,7 @@ public static class ExtractionSchemas
         ("""{"allOf":[{"type":"string"},{"maxLength":3}]}""", "$.allOf", "not supported"),
         ("""{"not":{"type":"null"}}""", "$.not", "not supported"),
         ("""{"if":{"type":"string"},"then":{"maxLength":2}}""", "$.if", "not supported"),
-        ("""{"type":"array","prefixItems":[{"type":"string"}]}""", "$.prefixItems", "not supported"),
+        ("""{"type":"array","prefixItems":{"type":"string"}}""", "$.prefixItems", "must be an array of schemas"),
         ("""{"type":"array","items":{"type":"string"},"uniqueItems":true}""", "$.uniqueItems", "not supported"),
         ("""{"type":"array","contains":{"type":"string"}}""", "$.contains", "not supported"),
         ("""{"$ref":"https://example.com/schema.json"}""", "$.$ref", "only local references"),

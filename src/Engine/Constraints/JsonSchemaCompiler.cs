@@ -5,7 +5,7 @@ namespace Serving.Engine.Constraints;
 /// <summary>
 /// Compiles a JSON Schema to the automaton of its compact JSON texts. Supported: <c>type</c> (one or a list), object
 /// (<c>properties</c> in declared order, <c>required</c>, <c>additionalProperties</c>), array (<c>items</c>,
-/// <c>minItems</c>, <c>maxItems</c>), string (<c>enum</c>, <c>const</c>, <c>pattern</c>, <c>minLength</c>,
+/// <c>prefixItems</c> tuples, drafts 4–7's <c>items</c> arrays with <c>additionalItems</c>, <c>minItems</c>, <c>maxItems</c>), string (<c>enum</c>, <c>const</c>, <c>pattern</c>, <c>minLength</c>,
 /// <c>maxLength</c>, <c>format</c> date / time / date-time / uuid), integer and number (<c>minimum</c>, <c>maximum</c>,
 /// exclusive forms), boolean, null, <c>anyOf</c>, <c>oneOf</c> (when its branches provably exclude each other),
 /// <c>$ref</c> into <c>$defs</c>/<c>definitions</c> (a recursive one a call of the definition's machine, so it nests
@@ -15,17 +15,9 @@ namespace Serving.Engine.Constraints;
 /// allows any object, and <c>{}</c> or <c>true</c>, produce any JSON value, nested without a bound (one machine of any JSON
 /// value, called where a value nests).</remarks>
 internal sealed class JsonSchemaCompiler
-{    public const int MaxStringLength = 10_000;
+{
+    public const int MaxStringLength = 10_000;
     public const int MaxArrayItems = 1_000;
-
-    private static readonly HashSet<string> Annotations = ["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
-        "readOnly", "writeOnly", "$defs", "definitions", "$anchor"];
-
-    private static readonly HashSet<string> Supported = ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-        "enum", "const", "pattern", "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf",
-        "$ref", "uniqueItems"];
-
-    private static readonly string[] AllTypes = ["object", "array", "string", "number", "integer", "boolean", "null"];
 
     private readonly ByteNfa _nfa;
     private readonly JsonTextFragments _text;
@@ -79,14 +71,7 @@ internal sealed class JsonSchemaCompiler
             return NfaFragment.Never;
         if (schema.ValueKind != JsonValueKind.Object)
             throw new ConstraintException(path, "a schema must be an object or a boolean");
-        foreach (var p in schema.EnumerateObject())
-        {
-            if (Annotations.Contains(p.Name) || Supported.Contains(p.Name))
-                continue;
-            throw new ConstraintException($"{path}.{p.Name}", $"keyword \"{p.Name}\" is not supported");
-        }
-
-        var keywords = schema.EnumerateObject().Select(p => p.Name).Where(n => !Annotations.Contains(n)).ToHashSet();
+        var keywords = JsonSchemaKeywords.Of(schema, path);
         if (schema.TryGetProperty("$ref", out var reference))
             return Reference(reference, keywords, path);
         if (schema.TryGetProperty("anyOf", out var anyOf) || schema.TryGetProperty("oneOf", out anyOf))
@@ -94,7 +79,7 @@ internal sealed class JsonSchemaCompiler
         if (schema.TryGetProperty("enum", out var values) || schema.TryGetProperty("const", out values))
             return Enumeration(schema, values, keywords, path);
 
-        var types = Types(schema, keywords, path);
+        var types = JsonSchemaKeywords.Types(schema, keywords, path);
         return _nfa.Alternation(types.Select(t => Typed(schema, t, path)).ToList());
     }
 
@@ -182,40 +167,11 @@ internal sealed class JsonSchemaCompiler
             : throw new ConstraintException($"{path}.enum", "must be an array");
         if (list.Count == 0)
             throw new ConstraintException($"{path}.enum", "must not be empty");
-        var types = schema.TryGetProperty("type", out _) ? Types(schema, keywords, path) : AllTypes;
+        var types = schema.TryGetProperty("type", out _) ? JsonSchemaKeywords.Types(schema, keywords, path) : JsonSchemaKeywords.AllTypes;
         var allowed = list.Where(v => types.Contains(JsonSchemaKinds.TypeOf(v)) || JsonSchemaKinds.TypeOf(v) == "integer" && types.Contains("number")).ToList();
         if (allowed.Count == 0)
             throw new ConstraintException($"{path}.{keyword}", "no value is of the schema's type");
         return _nfa.Alternation(allowed.Select(_text.Literal).ToList());
-    }
-
-    private string[] Types(JsonElement schema, HashSet<string> keywords, string path)
-    {
-        if (schema.TryGetProperty("type", out var type))
-        {
-            var names = type.ValueKind switch
-            {
-                JsonValueKind.String => [type.GetString()!],
-                JsonValueKind.Array when type.GetArrayLength() > 0 && type.EnumerateArray().All(t => t.ValueKind == JsonValueKind.String) =>
-                    type.EnumerateArray().Select(t => t.GetString()!).ToArray(),
-                _ => throw new ConstraintException($"{path}.type", "must be a type name or a non-empty array of them"),
-            };
-            foreach (string name in names)
-                if (!AllTypes.Contains(name))
-                    throw new ConstraintException($"{path}.type", $"unknown type \"{name}\"");
-            return names.Contains("number") ? [.. names.Where(n => n != "integer").Distinct()] : [.. names.Distinct()];
-        }
-
-        var inferred = new List<string>();
-        if (keywords.Overlaps(["properties", "required", "additionalProperties"]))
-            inferred.Add("object");
-        if (keywords.Overlaps(["items", "minItems", "maxItems", "uniqueItems"]))
-            inferred.Add("array");
-        if (keywords.Overlaps(["pattern", "minLength", "maxLength", "format"]))
-            inferred.Add("string");
-        if (keywords.Overlaps(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]))
-            inferred.Add("number");
-        return inferred.Count > 0 ? [.. inferred] : ["any"];
     }
 
     private NfaFragment Typed(JsonElement schema, string type, string path) => type switch
@@ -327,16 +283,44 @@ internal sealed class JsonSchemaCompiler
         if (schema.TryGetProperty("uniqueItems", out var unique) && unique.ValueKind == JsonValueKind.True && max is not (0 or 1))
             throw new ConstraintException($"{path}.uniqueItems", "\"uniqueItems\": true is not supported (unless maxItems ≤ 1)");
         var items = schema.TryGetProperty("items", out var i) ? i : JsonDocument.Parse("true").RootElement;
-        if (items.ValueKind == JsonValueKind.Array)
-            throw new ConstraintException($"{path}.items", "tuple form (an array of schemas) is not supported");
-        if (max == 0)
-            return _nfa.Sequence(Punctuation("["), Punctuation("]"));
-        NfaFragment Item() => Value(items, $"{path}.items");
-        var first = Item();
-        if (first.IsNever)
-            return min == 0 ? _nfa.Sequence(Punctuation("["), Punctuation("]")) : NfaFragment.Never;
-        var elements = _nfa.Sequence(first, _nfa.Repeat(() => _nfa.Sequence(Punctuation(","), Item()), Math.Max(min - 1, 0), max - 1));
-        return _nfa.Sequence(Punctuation("["), min == 0 ? _nfa.Optional(elements) : elements, Punctuation("]"));
+        string itemsPath = $"{path}.items", prefixPath = $"{path}.prefixItems";
+        var prefix = JsonDocument.Parse("[]").RootElement;
+        if (schema.TryGetProperty("prefixItems", out var prefixItems))                   // 2020-12: a tuple, then items
+            prefix = prefixItems.ValueKind == JsonValueKind.Array ? prefixItems : throw new ConstraintException(prefixPath, "must be an array of schemas");
+        else if (items.ValueKind == JsonValueKind.Array)                                    // drafts 4–7: items a tuple, then additionalItems
+        {
+            (prefix, prefixPath) = (items, itemsPath);
+            items = schema.TryGetProperty("additionalItems", out var additional) ? additional : JsonDocument.Parse("true").RootElement;
+            itemsPath = $"{path}.additionalItems";
+        }
+
+        return _nfa.Sequence(Punctuation("["), Elements(prefix, prefixPath, 0, min, max, () => Value(items, itemsPath)), Punctuation("]"));
+    }
+
+    /// <summary>
+    /// An array's elements from position <paramref name="k"/> on: the tuple's schemas (<paramref name="prefix"/>) in turn,
+    /// then any number of <paramref name="item"/>'s; the array may end at any position from <paramref name="min"/> on and
+    /// ends by <paramref name="max"/>.
+    /// </summary>
+    private NfaFragment Elements(JsonElement prefix, string path, int k, int min, int? max, Func<NfaFragment> item)
+    {
+        if (k >= max)
+            return _nfa.Empty();
+        NfaFragment Next() => _nfa.Sequence(Punctuation(","), item());
+        if (k == prefix.GetArrayLength())
+        {
+            int required = Math.Max(min - k, 0);
+            if (k > 0)
+                return _nfa.Repeat(Next, required, max - k);
+            var first = item();
+            if (first.IsNever)
+                return required == 0 ? _nfa.Empty() : NfaFragment.Never;
+            var elements = _nfa.Sequence(first, _nfa.Repeat(Next, Math.Max(required - 1, 0), max - 1));
+            return required == 0 ? _nfa.Optional(elements) : elements;
+        }
+
+        var here = _nfa.Sequence(k == 0 ? _nfa.Empty() : Punctuation(","), Value(prefix[k], $"{path}[{k}]"), Elements(prefix, path, k + 1, min, max, item));
+        return k >= min ? _nfa.Optional(here) : here;
     }
 
     private NfaFragment String(JsonElement schema, string path)

@@ -177,6 +177,12 @@ public sealed class JsonSchemaConstraintTests(Gpt2TokenizerFixture gpt2) : IClas
     [InlineData("""{"type":"string","format":"date"}""", new[] { "\"2024-02-28\"", "\"1999-12-31\"", "\"2023-04-30\"" }, new[] { "\"2023-02-30\"", "\"2023-04-31\"", "\"2023-13-01\"", "\"23-01-01\"" })]
     [InlineData("""{"type":"string","maxLength":3}""", new[] { "\"\"", "\"abc\"", "\"a\\\"b\"", "\"\\u00e9\"", "\"日本語\"" }, new[] { "\"abcd\"", "\"a\nb\"", "\"\\ud800\"" })]
     [InlineData("""{"type":"string","pattern":"^a\"b$"}""", new[] { "\"a\\\"b\"" }, new[] { "\"a\"b\"" })]
+    [InlineData("""{"type":"array","prefixItems":[{"type":"integer","minimum":0,"maximum":9},{"type":"boolean"}],"items":{"type":"null"},"minItems":1,"maxItems":3}""",
+        new[] { "[7]", "[7,true]", "[0,false,null]" }, new[] { "[]", "[true]", "[7,null]", "[7,true,null,null]", "[7,true,1]" })]
+    [InlineData("""{"type":"array","items":[{"type":"null"},{"type":"boolean"}],"additionalItems":false}""",
+        new[] { "[]", "[null]", "[null,true]" }, new[] { "[true]", "[null,true,null]" })]
+    [InlineData("""{"prefixItems":[{"const":"a"}],"minItems":3,"items":{"type":"integer","minimum":1,"maximum":2}}""",
+        new[] { "[\"a\",1,2]", "[\"a\",2,2,1,1]" }, new[] { "[\"a\",1]", "[1,1,1]" })]
     [InlineData("""{"type":"object","properties":{"a":{"type":"null"},"b":{"type":"boolean"},"c":{"type":"null"}},"required":["b"]}""",
         new[] { "{\"b\":true}", "{\"a\":null,\"b\":false}", "{\"b\":true,\"c\":null}", "{\"a\":null,\"b\":true,\"c\":null}" },
         new[] { "{}", "{\"a\":null}", "{\"b\":true,\"a\":null}", "{,\"b\":true}", "{\"b\":true,}" })]
