@@ -74,6 +74,14 @@ internal sealed class JsonSchemaCompiler
         var keywords = JsonSchemaKeywords.Of(schema, path);
         if (schema.TryGetProperty("$ref", out var reference))
             return Reference(reference, keywords, path);
+        if (schema.TryGetProperty("allOf", out var allOf))
+        {
+            // Pydantic writes a described model field as {"allOf": [{"$ref": …}], "description": …}: one schema, as itself.
+            if (allOf.ValueKind != JsonValueKind.Array || allOf.GetArrayLength() != 1 || keywords.Count > 1)
+                throw new ConstraintException($"{path}.allOf", "only \"allOf\" of exactly one schema, with no other keywords beside it, is supported");
+            return Value(allOf[0], $"{path}.allOf[0]");
+        }
+
         if (schema.TryGetProperty("anyOf", out var anyOf) || schema.TryGetProperty("oneOf", out anyOf))
             return Branches(schema, anyOf, keywords, path);
         if (schema.TryGetProperty("enum", out var values) || schema.TryGetProperty("const", out values))

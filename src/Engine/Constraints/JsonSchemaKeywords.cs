@@ -10,7 +10,7 @@ internal static class JsonSchemaKeywords
 
     private static readonly HashSet<string> Supported = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "additionalItems", "minItems", "maxItems",
         "enum", "const", "pattern", "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf",
-        "$ref", "uniqueItems"];
+        "$ref", "allOf", "uniqueItems"];
 
     public static readonly string[] AllTypes = ["object", "array", "string", "number", "integer", "boolean", "null"];
 

@@ -179,6 +179,7 @@ public sealed class JsonSchemaConstraintTests(Gpt2TokenizerFixture gpt2) : IClas
     [InlineData("""{"type":"string","pattern":"^a\"b$"}""", new[] { "\"a\\\"b\"" }, new[] { "\"a\"b\"" })]
     [InlineData("""{"type":"array","prefixItems":[{"type":"integer","minimum":0,"maximum":9},{"type":"boolean"}],"items":{"type":"null"},"minItems":1,"maxItems":3}""",
         new[] { "[7]", "[7,true]", "[0,false,null]" }, new[] { "[]", "[true]", "[7,null]", "[7,true,null,null]", "[7,true,1]" })]
+    [InlineData("""{"type":"object","properties":{"dose":{"allOf":[{"$ref":"#/$defs/dose"}],"description":"as Pydantic writes a described field"}},"required":["dose"],"$defs":{"dose":{"type":"integer","minimum":1,"maximum":5}}}""", new[] { "{\"dose\":3}" }, new[] { "{\"dose\":6}", "{}" })]
     [InlineData("""{"type":"array","items":[{"type":"null"},{"type":"boolean"}],"additionalItems":false}""",
         new[] { "[]", "[null]", "[null,true]" }, new[] { "[true]", "[null,true,null]" })]
     [InlineData("""{"prefixItems":[{"const":"a"}],"minItems":3,"items":{"type":"integer","minimum":1,"maximum":2}}""",
