@@ -108,15 +108,20 @@ public static class ExtractionSchemas
           "blood_pressure":{"type":"array","prefixItems":[{"type":"integer","minimum":40,"maximum":250},{"type":"integer","minimum":20,"maximum":150}],
                             "items":false,"minItems":2},
           "readings":{"type":"array","prefixItems":[{"type":"string","format":"time"},{"enum":["rest","exercise"]}],
-                      "items":{"type":"integer","minimum":30,"maximum":220},"minItems":1,"maxItems":5}},
-         "required":["blood_pressure","readings"],"additionalProperties":false}
+                      "items":{"type":"integer","minimum":30,"maximum":220},"minItems":1,"maxItems":5},
+          "temperature_c":{"type":"number","multipleOf":0.1,"minimum":30,"maximum":45},
+          "infusion_ml":{"type":"integer","multipleOf":25,"minimum":0},
+          "interval_minutes":{"type":"integer","multipleOf":15,"minimum":15,"maximum":240}},
+         "required":["blood_pressure","readings","temperature_c","infusion_ml","interval_minutes"],"additionalProperties":false}
         """),
     ];
 
     /// <summary>(schema, the JSON path the error names, a fragment of the problem).</summary>
     public static readonly (string Schema, string Path, string Problem)[] Refused =
     [
-        ("""{"type":"integer","multipleOf":5}""", "$.multipleOf", "\"multipleOf\" is not supported"),
+        ("""{"type":"integer","multipleOf":7,"minimum":1,"maximum":100000}""", "$.multipleOf", "is not supported"),
+        ("""{"type":"integer","multipleOf":-2}""", "$.multipleOf", "positive number"),
+        ("""{"type":"integer","multipleOf":10,"minimum":1,"maximum":9}""", "$", "no multiple of 10"),
         ("""{"type":"object","properties":{"a":{"type":"string","format":"email"}}}""", "$.properties.a.format", "format \"email\" is not supported"),
         ("""{"type":"object","patternProperties":{"^x":{}}}""", "$.patternProperties", "not supported"),
         ("""{"allOf":[{"type":"string"},{"maxLength":3}]}""", "$.allOf", "exactly one schema"),

@@ -26,6 +26,7 @@ internal sealed class ByteNfa
     private readonly List<int> _callFrom = [], _callMachine = [], _callReturn = [], _machineStart = [], _machineEnd = [];
     private readonly int _maxStates;
     private int _states;
+    private bool _mayDeadEnd;
 
     /// <param name="maxStates">The size above which building stops with a <see cref="ConstraintException"/>: a bound on
     /// the memory one constraint may take (a schema's repetitions multiply its size).</param>
@@ -98,9 +99,16 @@ internal sealed class ByteNfa
         Epsilon(body.End, _machineEnd[machine]);
     }
 
+    /// <summary>
+    /// Says that a fragment was built with states that may lead nowhere (a digit automaton whose remainders cannot all
+    /// reach zero), so <see cref="Freeze"/> prunes them as it does for calls.
+    /// </summary>
+    public void MayHaveDeadEnds() => _mayDeadEnd = true;
+
     /// <summary>The language of <paramref name="machine"/> here, through the stack.</summary>
     public NfaFragment Call(int machine)
     {
+        _mayDeadEnd = true;
         int from = NewState(), back = NewState();
         _callFrom.Add(from);
         _callMachine.Add(machine);
@@ -264,7 +272,7 @@ internal sealed class ByteNfa
     {
         if (whole.IsNever)
             throw new ConstraintException("$", "the constraint admits no output at all");
-        if (_callFrom.Count > 0)
+        if (_mayDeadEnd)
         {
             var live = NfaPruning.Prune(_states, whole.End, _epsilonFrom, _epsilonTo, _edgeFrom, _edgeTo, [_edgeLo, _edgeHi],
                 _callFrom, _callMachine, _callReturn, _machineStart, _machineEnd);

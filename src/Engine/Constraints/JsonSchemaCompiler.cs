@@ -367,7 +367,15 @@ internal sealed class JsonSchemaCompiler
             hi = hi is null ? xhi : Math.Min(hi.Value, xhi);
         if (lo > hi)
             throw new ConstraintException(path, $"no {(integer ? "integer" : "number")} lies between the bounds");
-        return integer ? _text.Integer(lo, hi) : _text.Number(lo, hi);
+        if (JsonSchemaNumbers.MultipleOf(schema, path) is not (long a, int d))
+            return integer ? _text.Integer(lo, hi) : _text.Number(lo, hi);
+        if (integer)
+            (a, d) = (a / (long)System.Numerics.BigInteger.GreatestCommonDivisor(a, System.Numerics.BigInteger.Pow(10, d)), 0);   // n·10^d ≡ 0 (mod a)
+        if (a == 1)
+            return _text.Number(lo, hi, fractionDigits: d);                           // every decimal of at most d fraction digits
+        var multiples = _text.Multiples(a, d, lo, hi)
+            ?? throw new ConstraintException($"{path}.multipleOf", $"beside bounds holding more than {JsonTextFragments.MaxListedMultiples:N0} multiples, or a multiple of more than {JsonTextFragments.MaxRemainders:N0} units of its last digit, is not supported");
+        return multiples.IsNever ? throw new ConstraintException(path, $"no multiple of {schema.GetProperty("multipleOf")} lies between the bounds") : multiples;
     }
 
     /// <summary>Any JSON value: a call of the one machine of them, so values nest in values without a bound.</summary>

@@ -9,7 +9,7 @@ internal static class JsonSchemaKeywords
         "readOnly", "writeOnly", "$defs", "definitions", "$anchor"];
 
     private static readonly HashSet<string> Supported = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "additionalItems", "minItems", "maxItems",
-        "enum", "const", "pattern", "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf",
+        "enum", "const", "pattern", "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "anyOf", "oneOf",
         "$ref", "allOf", "uniqueItems"];
 
     public static readonly string[] AllTypes = ["object", "array", "string", "number", "integer", "boolean", "null"];
@@ -52,7 +52,7 @@ internal static class JsonSchemaKeywords
             inferred.Add("array");
         if (keywords.Overlaps(["pattern", "minLength", "maxLength", "format"]))
             inferred.Add("string");
-        if (keywords.Overlaps(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]))
+        if (keywords.Overlaps(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"]))
             inferred.Add("number");
         return inferred.Count > 0 ? [.. inferred] : ["any"];
     }

@@ -73,10 +73,14 @@ internal sealed class JsonTextFragments(ByteNfa nfa)
     /// A number in [<paramref name="lo"/>, <paramref name="hi"/>] (integral inclusive bounds, null: unbounded): an integer
     /// in range, or a fraction whose whole interval between integers lies in range.
     /// </summary>
-    public NfaFragment Number(long? lo, long? hi)
+    /// <remarks>At most <c>fractionDigits</c> digits after the point (0: integers only).</remarks>
+    public NfaFragment Number(long? lo, long? hi, int fractionDigits = MaxDigits)
     {
         long a = Math.Max(lo ?? -MaxMagnitude, -MaxMagnitude), b = Math.Min(hi ?? MaxMagnitude, MaxMagnitude);
         var options = new List<NfaFragment> { Integer(a, b) };
+        if (fractionDigits == 0)
+            return Integer(a, b);
+        NfaFragment Fraction() => nfa.Sequence(nfa.Literal("."), nfa.Repeat(Digit, 1, fractionDigits));
         if (b - 1 >= Math.Max(a, 0))
             options.Add(nfa.Sequence(NonNegative(Math.Max(a, 0), b - 1), Fraction()));    // k.f in [k, k + 1)
         if (-a - 1 >= Math.Max(-b, 0))
@@ -84,7 +88,109 @@ internal sealed class JsonTextFragments(ByteNfa nfa)
         return nfa.Alternation(options);
     }
 
-    private NfaFragment Fraction() => nfa.Sequence(nfa.Literal("."), nfa.Repeat(Digit, 1, MaxDigits));
+    /// <summary>
+    /// The multiples of <paramref name="a"/> · 10^−<paramref name="d"/> in [<paramref name="lo"/>, <paramref name="hi"/>]
+    /// (inclusive, null: unbounded): each one written out when the bounds hold at most <see cref="MaxListedMultiples"/>;
+    /// else, with no bounds or only a lower bound of 0, the digits read by a remainder automaton (the integer part's
+    /// digits, then exactly <paramref name="d"/> fraction digits, the scaled value's remainder modulo <paramref name="a"/>
+    /// carried digit by digit; at most <see cref="MaxRemainders"/> remainders). Null when neither applies.
+    /// </summary>
+    public NfaFragment? Multiples(long a, int d, long? lo, long? hi)
+    {
+        var scale = (Int128)Pow10(d);
+        if (lo is long l && hi is long h)
+        {
+            Int128 first = CeilingDivide(l * scale, a), last = FloorDivide(h * scale, a);
+            if (last - first < MaxListedMultiples)
+            {
+                var listed = new List<NfaFragment>();
+                for (Int128 n = first; n <= last; n++)
+                    listed.Add(nfa.Literal(Decimal(n * a, d)));
+                return nfa.Alternation(listed);
+            }
+        }
+
+        if (hi is not null || lo is not (null or 0) || a > MaxRemainders)
+            return null;
+        var options = new List<NfaFragment> { RemainderDigits(a, d, (byte)'0') };
+        if (lo is null)
+            options.Add(nfa.Sequence(nfa.Literal("-"), RemainderDigits(a, d, (byte)'1')));          // never "-0"
+        return nfa.Alternation(options);
+    }
+
+    /// <summary>Multiples <see cref="Multiples"/> writes out one by one at most.</summary>
+    public const int MaxListedMultiples = 1_000;
+
+    /// <summary>The largest scaled divisor the remainder automaton takes (states: digits × remainders).</summary>
+    public const int MaxRemainders = 1_000;
+
+    /// <summary>
+    /// Non-negative decimals whose integer part (no leading zeros, at most <see cref="MaxDigits"/> digits, starting with
+    /// a digit from <paramref name="lowestFirst"/>) and exactly <paramref name="d"/> fraction digits spell a multiple of
+    /// <paramref name="a"/>.
+    /// </summary>
+    private NfaFragment RemainderDigits(long a, int d, byte lowestFirst)
+    {
+        nfa.MayHaveDeadEnds();                            // a 15-digit prefix may have no digit left that reaches remainder 0
+        int end = nfa.NewState();
+        int start = nfa.NewState();
+        // integer[len - 1][r]: len digits read, remainder r; a leading 0 stands alone.
+        var integer = new int[MaxDigits][];
+        for (int len = 0; len < MaxDigits; len++)
+            integer[len] = Enumerable.Range(0, (int)a).Select(_ => nfa.NewState()).ToArray();
+        var fraction = new int[d][];
+        for (int k = 0; k < d; k++)
+            fraction[k] = Enumerable.Range(0, (int)a).Select(_ => nfa.NewState()).ToArray();
+        int zero = nfa.NewState();
+        for (byte c = lowestFirst; c <= '9'; c++)
+            nfa.Edge(start, c, c, c == '0' ? zero : integer[0][(c - '0') % a]);
+        long shift = (long)(Pow10(d) % a);
+        void Leave(int state, int r)
+        {
+            if (r * shift % a == 0)
+                nfa.Epsilon(state, end);                   // the integer part alone is a multiple: "2" as well as "2.00"
+            if (d == 0)
+                return;
+
+            int point = nfa.NewState();
+            nfa.Edge(state, (byte)'.', (byte)'.', point);
+            for (byte c = (byte)'0'; c <= '9'; c++)
+                nfa.Edge(point, c, c, fraction[0][(r * 10 + c - '0') % a]);
+        }
+
+        Leave(zero, 0);
+        for (int len = 0; len < MaxDigits; len++)
+            for (int r = 0; r < a; r++)
+            {
+                Leave(integer[len][r], r);
+                if (len + 1 < MaxDigits)
+                    for (byte c = (byte)'0'; c <= '9'; c++)
+                        nfa.Edge(integer[len][r], c, c, integer[len + 1][(int)((r * 10L + c - '0') % a)]);
+            }
+
+        for (int k = 0; k < d; k++)
+            for (int r = 0; r < a; r++)
+                if (k + 1 < d)
+                    for (byte c = (byte)'0'; c <= '9'; c++)
+                        nfa.Edge(fraction[k][r], c, c, fraction[k + 1][(int)((r * 10L + c - '0') % a)]);
+                else if (r == 0)
+                    nfa.Epsilon(fraction[k][r], end);
+        return new NfaFragment(start, end);
+    }
+
+    /// <summary><paramref name="scaled"/> · 10^−<paramref name="d"/> in canonical decimal (no trailing fraction zeros).</summary>
+    private static string Decimal(Int128 scaled, int d)
+    {
+        var scale = (Int128)Pow10(d);
+        Int128 magnitude = scaled < 0 ? -scaled : scaled;
+        string whole = (magnitude / scale).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string fraction = d == 0 ? "" : (magnitude % scale).ToString(System.Globalization.CultureInfo.InvariantCulture).PadLeft(d, '0').TrimEnd('0');
+        return (scaled < 0 ? "-" : "") + whole + (fraction.Length > 0 ? "." + fraction : "");
+    }
+
+    private static Int128 FloorDivide(Int128 x, Int128 y) => x / y - (x % y < 0 ? 1 : 0);
+
+    private static Int128 CeilingDivide(Int128 x, Int128 y) => x / y + (x % y > 0 ? 1 : 0);
 
     private NfaFragment Digit() => nfa.ByteRange((byte)'0', (byte)'9');
 

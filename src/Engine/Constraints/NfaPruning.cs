@@ -1,7 +1,8 @@
 namespace Serving.Engine.Constraints;
 
 /// <summary>
-/// Drops from a <see cref="ByteNfa"/> under construction what can never complete once calls exist: a machine is
+/// Drops from a <see cref="ByteNfa"/> under construction what can never complete, once calls exist or a builder says its
+/// fragment may lead nowhere (<see cref="ByteNfa.MayHaveDeadEnds"/>): a machine is
 /// <em>productive</em> when some path leads from its start to its end (through calls only into productive machines), and
 /// a state is <em>live</em> when a path leads from it to the end of the machine it belongs to (or to the accept state).
 /// Moves into states that are not live, and calls into machines that are not productive or that return to a state that is

@@ -180,6 +180,12 @@ public sealed class JsonSchemaConstraintTests(Gpt2TokenizerFixture gpt2) : IClas
     [InlineData("""{"type":"array","prefixItems":[{"type":"integer","minimum":0,"maximum":9},{"type":"boolean"}],"items":{"type":"null"},"minItems":1,"maxItems":3}""",
         new[] { "[7]", "[7,true]", "[0,false,null]" }, new[] { "[]", "[true]", "[7,null]", "[7,true,null,null]", "[7,true,1]" })]
     [InlineData("""{"type":"object","properties":{"dose":{"allOf":[{"$ref":"#/$defs/dose"}],"description":"as Pydantic writes a described field"}},"required":["dose"],"$defs":{"dose":{"type":"integer","minimum":1,"maximum":5}}}""", new[] { "{\"dose\":3}" }, new[] { "{\"dose\":6}", "{}" })]
+    [InlineData("""{"type":"integer","multipleOf":5}""", new[] { "0", "5", "-15", "1000" }, new[] { "3", "-0", "12", "5.0" })]
+    [InlineData("""{"type":"number","multipleOf":0.01,"minimum":0,"maximum":100}""", new[] { "0", "1.5", "99.99", "100" }, new[] { "1.234", "100.5", "-1" })]
+    [InlineData("""{"type":"number","multipleOf":0.25,"minimum":0}""", new[] { "0.25", "1.50", "2", "3.75", "2.00" }, new[] { "0.3", "0.2", "-0.25" })]
+    [InlineData("""{"type":"integer","multipleOf":15,"minimum":10,"maximum":100}""", new[] { "15", "30", "90" }, new[] { "10", "0", "105", "100" })]
+    [InlineData("""{"type":"number","multipleOf":2.5,"minimum":-5,"maximum":5}""", new[] { "-5", "-2.5", "0", "2.5", "5" }, new[] { "1", "7.5", "-7.5" })]
+    [InlineData("""{"type":"integer","multipleOf":0.5}""", new[] { "3", "-7" }, new[] { "3.5" })]
     [InlineData("""{"type":"array","items":[{"type":"null"},{"type":"boolean"}],"additionalItems":false}""",
         new[] { "[]", "[null]", "[null,true]" }, new[] { "[true]", "[null,true,null]" })]
     [InlineData("""{"prefixItems":[{"const":"a"}],"minItems":3,"items":{"type":"integer","minimum":1,"maximum":2}}""",
