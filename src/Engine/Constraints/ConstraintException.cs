@@ -2,7 +2,7 @@ namespace Serving.Engine.Constraints;
 
 /// <summary>
 /// An output constraint that cannot be compiled: an unsupported or malformed JSON Schema keyword, regex construct or choice
-/// list. <see cref="Path"/> says where, as a JSON path into the schema (<c>$.properties.dose.multipleOf</c>) or a
+/// list. <see cref="Path"/> says where, as a JSON path into the schema (<c>$.properties.dose.not</c>) or a
 /// position in the pattern (<c>regex[12]</c>), so the API can name it in its 400. Also thrown while generating, when a
 /// constraint's automaton outgrows its memory bounds (<see cref="LazyDfa"/>).
 /// </summary>

@@ -115,7 +115,7 @@ public sealed class ServedModel
     /// <summary>
     /// Compiles <paramref name="constraint"/> for this model's vocabulary (or finds it compiled), so a bad one is refused
     /// before the request queues; a cold one waits for a turn among the builds the compiler bounds, without a thread. Throws <see cref="RequestFailedException"/> (<see cref="RequestFailure.Invalid"/>) whose
-    /// <see cref="RequestFailedException.Param"/> is where in the constraint the problem is (<c>$.properties.dose.multipleOf</c>).
+    /// <see cref="RequestFailedException.Param"/> is where in the constraint the problem is (<c>$.properties.dose.not</c>).
     /// </summary>
     public async Task CompileAsync(Serving.Contracts.Generation.OutputConstraint constraint, CancellationToken ct)
     {

@@ -131,7 +131,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <summary>
     /// Compiles <paramref name="constraint"/> now, before the request queues (waiting its turn among cold builds), so a cold
     /// schema never stalls the engine loop and an unsupported one is a 400 naming the full path:
-    /// <c>response_format.json_schema.schema.properties.dose.multipleOf</c>.
+    /// <c>response_format.json_schema.schema.properties.dose.not</c>.
     /// </summary>
     private async Task CompileAsync(OutputConstraint constraint, string field, CancellationToken ct)
     {
