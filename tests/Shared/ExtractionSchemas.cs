@@ -1,7 +1,7 @@
 namespace Serving.Tests.Shared;
 
 /// <summary>
-/// Eleven extraction schemas of the kinds tenants send (a clinical record, a translation pair, nested arrays, enums, dates,
+/// Twelve extraction schemas of the kinds tenants send (a clinical record, a translation pair, nested arrays, enums, dates,
 /// <c>$ref</c>), and a catalogue of schemas the server must refuse with the JSON path of the problem. Strings carry
 /// length limits, enums or formats: with a random-weight model an unbounded free string would run to max_tokens.
 /// </summary>
@@ -114,6 +114,15 @@ public static class ExtractionSchemas
           "interval_minutes":{"type":"integer","multipleOf":15,"minimum":15,"maximum":240}},
          "required":["blood_pressure","readings","temperature_c","infusion_ml","interval_minutes"],"additionalProperties":false}
         """),
+        ("device_contact", """
+        {"type":"object","properties":{
+          "owner_email":{"type":"string","format":"email"},
+          "host":{"type":"string","format":"hostname"},
+          "address":{"type":"string","format":"ipv4"},
+          "address_v6":{"type":"string","format":"ipv6"},
+          "check_every":{"type":"string","format":"duration"}},
+         "required":["owner_email","host","address","address_v6","check_every"],"additionalProperties":false}
+        """),
     ];
 
     /// <summary>(schema, the JSON path the error names, a fragment of the problem).</summary>
@@ -122,7 +131,7 @@ public static class ExtractionSchemas
         ("""{"type":"integer","multipleOf":7,"minimum":1,"maximum":100000}""", "$.multipleOf", "is not supported"),
         ("""{"type":"integer","multipleOf":-2}""", "$.multipleOf", "positive number"),
         ("""{"type":"integer","multipleOf":10,"minimum":1,"maximum":9}""", "$", "no multiple of 10"),
-        ("""{"type":"object","properties":{"a":{"type":"string","format":"email"}}}""", "$.properties.a.format", "format \"email\" is not supported"),
+        ("""{"type":"object","properties":{"a":{"type":"string","format":"uri"}}}""", "$.properties.a.format", "format \"uri\" is not supported"),
         ("""{"type":"object","patternProperties":{"^x":{}}}""", "$.patternProperties", "not supported"),
         ("""{"allOf":[{"type":"string"},{"maxLength":3}]}""", "$.allOf", "exactly one schema"),
         ("""{"allOf":[{"type":"string"}],"maxLength":3}""", "$.allOf", "no other keywords"),

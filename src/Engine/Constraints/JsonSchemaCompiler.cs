@@ -344,7 +344,7 @@ internal sealed class JsonSchemaCompiler
         if (hasFormat)
         {
             string name = format.ValueKind == JsonValueKind.String ? format.GetString()! : throw new ConstraintException($"{path}.format", "must be a string");
-            return _text.Format(name) ?? throw new ConstraintException($"{path}.format", $"format \"{name}\" is not supported (supported: date, time, date-time, uuid)");
+            return _text.Format(name) ?? throw new ConstraintException($"{path}.format", $"format \"{name}\" is not supported (supported: date, time, date-time, duration, email, hostname, ipv4, ipv6, uuid)");
         }
 
         if (hasPattern)

@@ -31,15 +31,40 @@ internal sealed class JsonTextFragments(ByteNfa nfa)
     /// <summary>A JSON string whose decoded value fully matches <paramref name="pattern"/>.</summary>
     public NfaFragment String(RegexNode pattern) => Quoted(pattern.Build(nfa, Characters));
 
-    /// <summary>A JSON string in <paramref name="format"/> (date, time, date-time, uuid), or null for a format not supported.</summary>
+    /// <summary>
+    /// A JSON string in <paramref name="format"/> (OpenAI's list: date, time, date-time, duration, email, hostname, ipv4,
+    /// ipv6, uuid), or null for a format not supported. Each is a subset of its RFC's: what it writes always validates.
+    /// </summary>
     public NfaFragment? Format(string format) => format switch
     {
         "date" => Quoted(Date()),
         "time" => Quoted(Time()),
         "date-time" => Quoted(nfa.Sequence(Date(), nfa.Literal("T"), Time())),
         "uuid" => Quoted(Uuid()),
+        "duration" => Quoted(Two(Duration)),
+        "email" => Quoted(Two(Email)),
+        "hostname" => Quoted(Two(Hostname)),
+        "ipv4" => Quoted(Two(Ipv4)),
+        "ipv6" => Quoted(Two(Ipv6)),
         _ => null,
     };
+
+    /// <summary>RFC 3339's ISO 8601 duration (appendix A), at most 4 digits a component.</summary>
+    private const string Duration = "P(([0-9]{1,4}D|[0-9]{1,4}M([0-9]{1,4}D)?|[0-9]{1,4}Y([0-9]{1,4}M([0-9]{1,4}D)?)?)(T([0-9]{1,4}H([0-9]{1,4}M([0-9]{1,4}S)?)?|[0-9]{1,4}M([0-9]{1,4}S)?|[0-9]{1,4}S))?"
+        + "|T([0-9]{1,4}H([0-9]{1,4}M([0-9]{1,4}S)?)?|[0-9]{1,4}M([0-9]{1,4}S)?|[0-9]{1,4}S)|[0-9]{1,4}W)";
+
+    /// <summary>Lower-case DNS labels (RFC 1123), 1–4 of them, each at most 20 characters: well inside 253.</summary>
+    private const string Hostname = "[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?){0,3}";
+
+    /// <summary>A dot-atom local part and a domain with a letters-only top level (RFC 5321's common form).</summary>
+    private const string Email = "[a-z0-9]{1,16}([._+-][a-z0-9]{1,16}){0,3}@[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?){0,2}\\.[a-z]{2,6}";
+
+    private const string Ipv4Octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+
+    private const string Ipv4 = Ipv4Octet + "(\\." + Ipv4Octet + "){3}";
+
+    /// <summary>The full form: eight groups of 1–4 lower-case hexadecimal digits (no "::" compression).</summary>
+    private const string Ipv6 = "[0-9a-f]{1,4}(:[0-9a-f]{1,4}){7}";
 
     /// <summary>
     /// One character of <paramref name="set"/> inside a JSON string: literally where JSON allows it, else by its escape
