@@ -5,7 +5,7 @@ namespace Serving.Engine.Constraints;
 /// (<c>?name</c>, <c>!name</c> and <c>NAME.2</c> read as plain names), continuation lines starting with <c>|</c>, the start
 /// rule <c>start</c>; string literals in double or single quotes (with the <c>i</c> flag: any letter case), character
 /// ranges <c>"a".."z"</c>, <c>/regular expressions/</c> (the <c>regex</c> subset), groups, <c>[optional]</c>,
-/// <c>* + ?</c>, <c>~ n</c> and <c>~ n..m</c>, <c>//</c> comments, and <c>%import common.NAME</c> (or
+/// <c>* + ?</c>, <c>~ n</c> and <c>~ n..m</c>, <c>-> alias</c> (read past: it names a tree node), <c>//</c> comments, and <c>%import common.NAME</c> (or
 /// <c>common (A, B)</c>) for the common terminals, and <c>%ignore</c> (a terminal name, literal or regular expression:
 /// text Lark's lexer skips between tokens, allowed before every terminal of a rule and after the start rule,
 /// <see cref="LarkIgnorable"/>). <c>%declare</c> / <c>%override</c> are refused naming them. Terminals are the names
@@ -202,6 +202,18 @@ internal sealed class LarkGrammarParser : GrammarReader
         while (true)
         {
             SkipSpace();
+            if (Peek() == '-' && Peek(1) == '>')
+            {
+                // An alias names the tree node the alternative makes (value: SIGNED_NUMBER -> number): no text of its own.
+                At += 2;
+                SkipInlineSpace();
+                if (ParseName() is null)
+                    throw Error("expected a name after '->'");
+                SkipSpace();
+                if (!(At >= Text.Length || Peek() is '|' or ')' or ']' || AtDefinitionStart()))
+                    throw Error($"an alias ends its alternative; found '{Show(Peek())}' after it");
+            }
+
             if (At >= Text.Length || Peek() is '|' or ')' or ']' || AtDefinitionStart())
                 return parts.Count == 1 ? parts[0] : new RegexSequence(parts);
             parts.Add(ParseQuantified(ParsePrimary()));

@@ -71,13 +71,19 @@ public sealed class LarkGrammarTests(Gpt2TokenizerFixture gpt2) : IClassFixture<
     }
 
     private const string LarkJson = """
-        // Lark's own JSON tutorial grammar (aliases left out)
-        start: value
-        value: object | array | string | SIGNED_NUMBER | "true" | "false" | "null"
-        array: "[" [value ("," value)*] "]"
-        object: "{" [pair ("," pair)*] "}"
-        pair: string ":" value
-        string: ESCAPED_STRING
+        // Lark's own JSON tutorial grammar, as its tutorial writes it
+        ?start: value
+        ?value: object
+              | array
+              | string
+              | SIGNED_NUMBER      -> number
+              | "true"             -> true
+              | "false"            -> false
+              | "null"             -> null
+        array  : "[" [value ("," value)*] "]"
+        object : "{" [pair ("," pair)*] "}"
+        pair   : string ":" value
+        string : ESCAPED_STRING
         %import common.ESCAPED_STRING
         %import common.SIGNED_NUMBER
         %import common.WS
@@ -126,6 +132,7 @@ public sealed class LarkGrammarTests(Gpt2TokenizerFixture gpt2) : IClassFixture<
     [InlineData("rule: \"a\"", "grammar", "no 'start' rule")]
     [InlineData("start: x", "grammar[7]", "'x' is used but never defined")]
     [InlineData("start: \"a\"\n%declare B", "grammar[11]", "%declare")]
+    [InlineData("start: \"a\" -> x \"b\"", "grammar[16]", "an alias ends its alternative")]
     [InlineData("start: WORDS\n%import common.WORDS", "grammar[13]", "not one of the common terminals")]
     [InlineData("start: /a(?=b)/", "grammar[8][1]", "lookaround")]
     [InlineData("start: /ab/i", "grammar[11]", "flag 'i'")]
