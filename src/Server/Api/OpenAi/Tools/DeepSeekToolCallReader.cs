@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace Serving.Server.Api.OpenAi.Tools;
 
@@ -7,9 +8,12 @@ namespace Serving.Server.Api.OpenAi.Tools;
 /// <c>&lt;｜tool▁calls▁begin｜&gt;</c> … <c>&lt;｜tool▁calls▁end｜&gt;</c> of calls, each
 /// <c>&lt;｜tool▁call▁begin｜&gt;function&lt;｜tool▁sep｜&gt;NAME\n```json\nARGS\n```&lt;｜tool▁call▁end｜&gt;</c> (V3, R1) or
 /// <c>&lt;｜tool▁call▁begin｜&gt;NAME&lt;｜tool▁sep｜&gt;ARGS&lt;｜tool▁call▁end｜&gt;</c> (V3.1 and later). The markers are special
-/// tokens, so the text keeps special tokens (<see cref="ToolCallParsers.ShowsSpecialTokens"/>).
+/// tokens, so the text keeps special tokens (<see cref="ToolCallParsers.ShowsSpecialTokens"/>). A call whose arguments
+/// start with <c>{</c> is known once they start: they stream as they are written, as vLLM's parser streams them, up to the
+/// object's matching brace or the call's end marker; what follows up to the marker (V3's closing fence) is the call's own.
+/// Any other call is read whole at its end marker: a call if its arguments are JSON, else content as written.
 /// </summary>
-internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
+internal sealed partial class DeepSeekToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
 {
     private const string BlockStart = "<｜tool▁calls▁begin｜>";
     private const string BlockEnd = "<｜tool▁calls▁end｜>";
@@ -20,6 +24,17 @@ internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> new
 
     private bool _inBlock;
 
+    /// <summary>The call whose arguments are streaming.</summary>
+    private ArgumentStream? _streaming;
+
+    /// <summary>V3.1: <c>NAME&lt;｜tool▁sep｜&gt;{</c>.</summary>
+    [GeneratedRegex(@"^\s*<｜tool▁call▁begin｜>([^<\n]+)<｜tool▁sep｜>\s*\{")]
+    private static partial Regex NamedStart();
+
+    /// <summary>V3 and R1: <c>function&lt;｜tool▁sep｜&gt;NAME\n```json\n{</c>.</summary>
+    [GeneratedRegex(@"^\s*<｜tool▁call▁begin｜>function<｜tool▁sep｜>([^<\n]+)\n```json\n\s*\{")]
+    private static partial Regex FencedStart();
+
     protected override void Drain(bool final)
     {
         while (true)
@@ -29,6 +44,13 @@ internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> new
                 if (!SayUntil(BlockStart, final))
                     return;
                 _inBlock = true;
+                continue;
+            }
+
+            if (_streaming is not null || (_streaming = StartStreaming(NamedStart(), nameIsJson: false) ?? StartStreaming(FencedStart(), nameIsJson: false)) is not null)
+            {
+                if (!StreamArguments(final))
+                    return;
                 continue;
             }
 
@@ -64,6 +86,36 @@ internal sealed class DeepSeekToolCallReader(ChatOutput output, Func<string> new
                 Say(CallStart + body + CallEnd);
             Pending = rest[(end + CallEnd.Length)..];
         }
+    }
+
+    /// <summary>
+    /// Appends the streaming call's arguments read so far — never past the call's end marker, nor the end of the text
+    /// that could begin it — then skips the call's closing up to the marker. True when the call is done and reading goes
+    /// on after it; false when more text is needed (or the text ended: the call keeps what was written).
+    /// </summary>
+    private bool StreamArguments(bool final)
+    {
+        var stream = _streaming!.Value;
+        int end = Pending.IndexOf(CallEnd, StringComparison.Ordinal);
+        if (!stream.Closed)
+        {
+            int readable = end >= 0 ? end : final ? Pending.Length : Pending.Length - PartialMarker(Pending, CallEnd);
+            int read = stream.Read(Pending[..readable]);
+            Pending = Pending[read..];
+            end = end >= 0 ? end - read : -1;
+        }
+
+        _streaming = stream;
+        if (end < 0 && !final)
+        {
+            if (stream.Closed)
+                Pending = Pending[^PartialMarker(Pending, CallEnd)..];   // the call's closing fence and space: not content
+            return false;
+        }
+
+        Pending = end < 0 ? "" : Pending[(end + CallEnd.Length)..];
+        _streaming = null;
+        return end >= 0;
     }
 
     /// <summary>Reads one call's body in either form; false when it is neither.</summary>

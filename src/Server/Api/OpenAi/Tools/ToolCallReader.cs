@@ -100,26 +100,27 @@ internal abstract class ToolCallReader(ChatOutput output, Func<string> newId)
     }
 
     /// <summary>
-    /// When <see cref="Pending"/> starts as <paramref name="start"/> matches — a call object's name (group 1, a JSON string)
+    /// When <see cref="Pending"/> starts as <paramref name="start"/> matches — a call's name (group 1: a JSON string, or the
+    /// name itself when not <paramref name="nameIsJson"/>)
     /// and the key of its arguments up to their opening brace, the match's last character — opens the call and returns its
     /// arguments' stream, <see cref="Pending"/> then from that brace; else null. The decision rests on the text alone, so a
     /// stream and a whole response take it alike.
     /// </summary>
-    protected ArgumentStream? StartStreaming(Regex start)
+    protected ArgumentStream? StartStreaming(Regex start, bool nameIsJson = true)
     {
         if (start.Match(Pending) is not { Success: true } match)
             return null;
         string? name;
         try
         {
-            name = JsonSerializer.Deserialize<string>(match.Groups[1].Value);
+            name = nameIsJson ? JsonSerializer.Deserialize<string>(match.Groups[1].Value) : match.Groups[1].Value.Trim();
         }
         catch (JsonException)
         {
             return null;
         }
 
-        if (name is null)
+        if (string.IsNullOrEmpty(name))
             return null;
         var stream = new ArgumentStream(Open(name));
         Pending = Pending[(match.Length - 1)..];
