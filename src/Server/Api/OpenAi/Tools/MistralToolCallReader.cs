@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+
 namespace Serving.Server.Api.OpenAi.Tools;
 
 /// <summary>
@@ -6,14 +8,16 @@ namespace Serving.Server.Api.OpenAi.Tools;
 /// one call per <c>[TOOL_CALLS]</c>); text before it is content. The markers are special tokens, so a request read by
 /// this parser keeps special tokens in its text (<see cref="ToolCallParsers.ShowsSpecialTokens"/>). In the second form the
 /// call is known at <c>[ARGS]</c>: arguments that start with <c>{</c> stream as they are written, up to the object's matching
-/// brace, as vLLM's parser streams them.
+/// brace, as vLLM's parser streams them. In the list, an element written <c>{"name": …, "arguments": {</c> is a call from
+/// its arguments' opening brace, and they stream likewise; the rest of that element is the call's own closing. Other
+/// elements are read whole.
 /// </summary>
-internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
+internal sealed partial class MistralToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
 {
     private const string Marker = "[TOOL_CALLS]";
     private const string ArgumentsMarker = "[ARGS]";
 
-    private enum State { Content, AfterMarker, List, Name, Arguments }
+    private enum State { Content, AfterMarker, List, ListArguments, Name, Arguments }
 
     private State _state = State.Content;
     private int _scanned;
@@ -21,6 +25,17 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
     private int _callStart = -1;
     private string _name = "";
     private ArgumentStream? _streaming;
+
+    /// <summary>The list element being read is a call whose arguments streamed: its text is not read again at its end.</summary>
+    private bool _streamedElement;
+
+    /// <summary>A list element's start up to its arguments' opening brace, the name group 1.</summary>
+    [GeneratedRegex("""^\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{""")]
+    private static partial Regex ElementStart();
+
+    /// <summary><see cref="ElementStart"/> ending exactly at the brace read now.</summary>
+    [GeneratedRegex("""^\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{$""")]
+    private static partial Regex ElementOpening();
 
     protected override void Drain(bool final)
     {
@@ -30,10 +45,12 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
 
         if (!final)
             return;
-        if (_streaming is not null)
+        if (_streaming is not null || _streamedElement)
         {
             _streaming = null;                            // a streaming call cut short keeps what was written
+            _streamedElement = false;
             _state = State.Content;
+            Pending = "";
             return;
         }
 
@@ -72,17 +89,30 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
             case State.List:
                 for (; _scanned < Pending.Length; _scanned++)
                 {
+                    if (Pending[_scanned] == '{' && _nesting.Depth == 2 && _callStart >= 0 && !_streamedElement
+                        && ElementOpening().IsMatch(Pending.AsSpan(_callStart, _scanned + 1 - _callStart)))
+                    {
+                        // The brace is the stream's to read: the element's nesting stays where it is until the arguments close.
+                        Pending = Pending[_callStart..];
+                        _scanned -= _callStart;
+                        _callStart = 0;
+                        _streaming = StartStreaming(ElementStart());
+                        _state = State.ListArguments;
+                        return true;
+                    }
+
                     int step = _nesting.Read(Pending[_scanned]);
                     if (step > 0 && _nesting.Depth == 2)
                         _callStart = _scanned;
                     else if (step < 0 && _nesting.Depth == 1 && _callStart >= 0)
                     {
                         string json = Pending[_callStart..(_scanned + 1)];
-                        if (!TryCall(json, "arguments"))
+                        if (!_streamedElement && !TryCall(json, "arguments"))
                             Say(json);
                         Pending = Pending[(_scanned + 1)..];
                         _scanned = -1;
                         _callStart = -1;
+                        _streamedElement = false;
                     }
                     else if (step < 0 && _nesting.Depth <= 0)
                     {
@@ -93,6 +123,18 @@ internal sealed class MistralToolCallReader(ChatOutput output, Func<string> newI
                 }
 
                 return false;
+
+            case State.ListArguments:
+                var element = _streaming!.Value;
+                Pending = Pending[element.Read(Pending)..];
+                _streaming = element.Closed ? null : element;
+                if (!element.Closed)
+                    return false;
+                _streamedElement = true;
+                _callStart = 0;
+                _scanned = 0;
+                _state = State.List;
+                return true;
 
             case State.Name:
                 int args = Pending.IndexOf(ArgumentsMarker, StringComparison.Ordinal);

@@ -14,6 +14,36 @@ public sealed class MistralToolCallReaderTests
             Message("Sure.", ("a", "{\"s\": \"]}\"}"), ("b", "{}")));
 
     [Fact]
+    public void Push_ListElementPartWritten_CallAnnouncedAndItsArgumentsGrowAsWritten()
+    {
+        var output = new ChatOutput();
+        var reader = new MistralToolCallReader(output, () => "call-0");
+        var writer = new ChatOutputWriter(output, parallel: true);
+
+        reader.Push("[TOOL_CALLS] [{\"name\": \"get_weather\", \"argu");
+        Assert.Empty(output.Calls);
+        reader.Push("ments\": {\"city\": \"Pa");
+        var first = writer.NextDelta();
+        reader.Push("ris\", \"days\": [1, 2]}}, {\"name\": \"get_time\", \"arguments\": {}}]");
+        reader.Finish();
+        var second = writer.NextDelta();
+
+        Assert.Equal("get_weather", (string?)first["tool_calls"]![0]!["function"]!["name"]);
+        Assert.Equal("{\"city\": \"Pa", (string?)first["tool_calls"]![0]!["function"]!["arguments"]);
+        Assert.Equal("ris\", \"days\": [1, 2]}", (string?)second["tool_calls"]![0]!["function"]!["arguments"]);
+        Assert.Equal(["{\"city\": \"Paris\", \"days\": [1, 2]}", "{}"], output.Calls.Select(c => c.Arguments.ToString()));
+        Assert.Equal(0, output.Content.Length);
+    }
+
+    [Fact]
+    public void Read_ListElementArgumentsCutShort_TheCallWithWhatWasWritten() =>
+        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {\"n\": [1", Message(null, ("a", "{\"n\": [1")));
+
+    [Fact]
+    public void Read_ListElementWithArgumentsAsAString_ReadWhole() =>
+        AssertStreamsAsWhole(Mistral, "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": \"{\\\"n\\\":1}\"}]", Message(null, ("a", "{\"n\":1}")));
+
+    [Fact]
     public void Read_NameArgsFormOfNewerTokenizers_EveryCall() =>
         AssertStreamsAsWhole(Mistral, "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}",
             Message(null, ("get_weather", "{\"city\": \"Paris\"}"), ("get_time", "{}")));

@@ -17,6 +17,7 @@ public sealed class ToolCallReaderPropertyTests
         "{\"name\": \"g\", \"arguments\": {}}", "{\"name\":\"h\",\"parameters\":{}}", "🙂", "\u00e9",
         "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "\n```json\n", "\n```", "<｜",
         "f(", "x=", ")", "'", "True", "None", "1.5", "<|python_start|>", "<|python_end|>",
+        "[{\"name\": \"f\", \"arguments\": {", "<｜tool▁call▁begin｜>f<｜tool▁sep｜>{", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n{",
     ];
 
     private static readonly (string Name, Factory Make)[] Readers =
