@@ -152,7 +152,7 @@ public sealed class GrammarConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFi
     }
 
     [Fact]
-    public void Compile_JsonGrammar_NestedValuesWithinTheBound()
+    public void Compile_JsonGrammar_NestedValuesAtAnyDepth()
     {
         var constraint = Compile("""
             root   ::= object
@@ -166,6 +166,8 @@ public sealed class GrammarConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFi
 
         Assert.True(constraint.Matches("""{"a": [1, 2.5e3, {"b": null}], "c\n": "d\u00e9"}"""));
         Assert.True(constraint.Matches("{}"));
+        Assert.True(constraint.Matches(string.Concat(Enumerable.Repeat("{\"a\": [", 100)) + "null" + string.Concat(Enumerable.Repeat("]}", 100))));
+        Assert.False(constraint.Matches(string.Concat(Enumerable.Repeat("{\"a\": [", 100)) + "null" + string.Concat(Enumerable.Repeat("]}", 99))));
         Assert.False(constraint.Matches("""{"a": [1, 2,]}"""));
         Assert.False(constraint.Matches("[1]"));
     }
