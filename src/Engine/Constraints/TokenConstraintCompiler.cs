@@ -6,7 +6,11 @@ namespace Serving.Engine.Constraints;
 
 /// <summary>
 /// Compiles <see cref="OutputConstraint"/>s against one model's vocabulary and keeps the results: a constraint is compiled
-/// once per distinct content (<see cref="OutputConstraint.CacheKey"/>) and shared by every request that sends it. The
+/// once per distinct content (<see cref="OutputConstraint.CacheKey"/>) within a <em>scope</em> and shared by every request
+/// of that scope that sends it. The server's scope is the tenant and the request's <c>cache_salt</c>: a constraint's
+/// automaton grows with the outputs generated under it (with recursion, without a bound but its memory bound), and its
+/// cache answers faster once warm, so sharing one across tenants would let a tenant exhaust another's automaton or learn
+/// by timing what another tenant sent. The
 /// cache holds at most <see cref="MaxEntries"/> constraints and evicts the least recently used while their memory (which
 /// grows as requests explore them) exceeds its budget. Refusals are kept too (the last <see cref="MaxRefusals"/>), so a
 /// constraint sent again after its refusal is refused without being built again. Thread-safe.
@@ -68,15 +72,19 @@ public sealed class TokenConstraintCompiler
     /// The compiled constraint; a <see cref="ConstraintException"/> names what is unsupported or malformed. Blocks while
     /// <see cref="MaxConcurrentBuilds"/> others build: for callers that hold a constraint compiled before.
     /// </summary>
-    public TokenConstraint Compile(OutputConstraint constraint) => CompileAsync(constraint, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+    public TokenConstraint Compile(OutputConstraint constraint, string scope = "") =>
+        CompileAsync(constraint, scope, CancellationToken.None).AsTask().GetAwaiter().GetResult();
 
     /// <summary>
     /// The compiled constraint, from the cache when it is there (synchronously); else built once the build bound lets it,
     /// waiting without a thread. A <see cref="ConstraintException"/> names what is unsupported or malformed.
     /// </summary>
-    public ValueTask<TokenConstraint> CompileAsync(OutputConstraint constraint, CancellationToken ct)
+    public ValueTask<TokenConstraint> CompileAsync(OutputConstraint constraint, CancellationToken ct) => CompileAsync(constraint, "", ct);
+
+    /// <summary><see cref="CompileAsync(OutputConstraint, CancellationToken)"/> within <paramref name="scope"/>: nothing is shared with another scope.</summary>
+    public ValueTask<TokenConstraint> CompileAsync(OutputConstraint constraint, string scope, CancellationToken ct)
     {
-        string key = constraint.CacheKey();
+        string key = scope.Length == 0 ? constraint.CacheKey() : scope + "\u0000" + constraint.CacheKey();
         return Lookup(key) is { } cached ? ValueTask.FromResult(cached) : new ValueTask<TokenConstraint>(BuildAsync(constraint, key, ct));
     }
 

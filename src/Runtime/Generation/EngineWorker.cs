@@ -132,7 +132,8 @@ public sealed class EngineWorker : BackgroundService
         Engine.Constraints.TokenConstraint? constraint;
         try
         {
-            constraint = command.Sampling.Constraint is { } c ? model.Constraints.Compile(c) : null;   // cached since the request stage
+            constraint = command.Sampling.Constraint is { } c                                      // cached since the request stage
+                ? model.Constraints.Compile(c, Hosting.ServedModel.ConstraintScope(command.Tenant, command.CacheSalt)) : null;
         }
         catch (Engine.Constraints.ConstraintException ex)
         {

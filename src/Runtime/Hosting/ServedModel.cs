@@ -117,17 +117,23 @@ public sealed class ServedModel
     /// before the request queues; a cold one waits for a turn among the builds the compiler bounds, without a thread. Throws <see cref="RequestFailedException"/> (<see cref="RequestFailure.Invalid"/>) whose
     /// <see cref="RequestFailedException.Param"/> is where in the constraint the problem is (<c>$.properties.dose.not</c>).
     /// </summary>
-    public async Task CompileAsync(Serving.Contracts.Generation.OutputConstraint constraint, CancellationToken ct)
+    public async Task CompileAsync(Serving.Contracts.Generation.OutputConstraint constraint, string tenant, string? cacheSalt, CancellationToken ct)
     {
         try
         {
-            await _model.Constraints.CompileAsync(constraint, ct);
+            await _model.Constraints.CompileAsync(constraint, ConstraintScope(tenant, cacheSalt), ct);
         }
         catch (Serving.Engine.Constraints.ConstraintException ex)
         {
             throw new RequestFailedException(RequestFailure.Invalid, ex.Problem, ex.Path);
         }
     }
+
+    /// <summary>
+    /// Whose compiled constraints a request shares: its tenant's, within its <c>cache_salt</c> (as prefix-cache blocks are),
+    /// never another tenant's (<see cref="Serving.Engine.Constraints.TokenConstraintCompiler"/>).
+    /// </summary>
+    internal static string ConstraintScope(string tenant, string? cacheSalt) => cacheSalt is null ? tenant : tenant + "\u001f" + cacheSalt;
 
     /// <summary>
     /// A request's JSON as the template sees it: objects as ordinal dictionaries (a key given twice takes its last value,

@@ -133,11 +133,11 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// schema never stalls the engine loop and an unsupported one is a 400 naming the full path:
     /// <c>response_format.json_schema.schema.properties.dose.not</c>.
     /// </summary>
-    private async Task CompileAsync(OutputConstraint constraint, string field, CancellationToken ct)
+    private async Task CompileAsync(OutputConstraint constraint, string field, string tenant, string? cacheSalt, CancellationToken ct)
     {
         try
         {
-            await host.Served.CompileAsync(constraint, ct);
+            await host.Served.CompileAsync(constraint, tenant, cacheSalt, ct);
         }
         catch (RequestFailedException ex) when (ex.Failure == RequestFailure.Invalid)
         {
@@ -177,7 +177,7 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         int priority = 0, IReadOnlyList<int>? prediction = null)
     {
         if (sampling.Constraint is { } constraint)
-            await CompileAsync(constraint, constraintField, ct);
+            await CompileAsync(constraint, constraintField, caller.Tenant, cacheSalt, ct);
         int context = MaxContext, vocabulary = host.Served.VocabularySize;
         sampling = PromptLimits.CheckTokenIds(sampling, vocabulary);
         var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();

@@ -127,6 +127,24 @@ public sealed class TokenConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixt
     }
 
     [Fact]
+    public void Compile_SameConstraintInTwoScopes_TwoAutomataGrowingApart()
+    {
+        var compiler = NewCompiler();
+        var a = compiler.Compile(OutputConstraint.JsonObject(), scope: "tenant-a");
+        var b = compiler.Compile(OutputConstraint.JsonObject(), scope: "tenant-b");
+        long before = b.Bytes;
+        int state = a.Start;
+        foreach (byte c in System.Text.Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("{\"k\":[", 50))))
+            state = a.Advance(state, gpt2.Tokenizer.Encode(((char)c).ToString(), false).Single());
+
+        Assert.NotSame(a, b);
+        Assert.Same(a, compiler.Compile(OutputConstraint.JsonObject(), scope: "tenant-a"));
+        Assert.NotEqual(TokenConstraint.Dead, state);
+        Assert.True(a.Bytes > before, $"{a.Bytes} vs {before}");
+        Assert.Equal(before, b.Bytes);                                    // what one scope generated grew only its own
+    }
+
+    [Fact]
     public void Compile_OverTheMemoryBudget_LeastRecentlyUsedEvicted()
     {
         var compiler = new TokenConstraintCompiler(gpt2.Tokenizer, gpt2.Tokenizer.VocabSize, budgetBytes: 1);
