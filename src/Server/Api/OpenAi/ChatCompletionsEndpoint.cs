@@ -1,9 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
-using Serving.Contracts.Generation;
 using Serving.Runtime.Generation;
-using Serving.Server.Api.OpenAi.Reasoning;
-using Serving.Server.Api.OpenAi.Tools;
 using Serving.Server.Requests;
 
 namespace Serving.Server.Api.OpenAi;
@@ -21,51 +18,12 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
         var ct = ctx.RequestAborted;
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
-        var model = stage.Model;
-        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        var (pinned, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
-        bool auto = pinned is null;
-        UnsupportedFields.Refuse(f, chat: true);
-        var tools = ToolChoice.Read(f);
-        string rendered = ChatPromptReader.Render(f, model, time.GetLocalNow(), tools);
-
-        int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0
-            : f.Int("top_logprobs", 0, 20) is > 0 ? throw JsonFields.Bad("top_logprobs", "needs logprobs: true") : null;
-        var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
-        int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
-        sampling = sampling with { PromptLogprobs = promptLogprobs, BadWords = BadWordsReader.Read(f, model) };
-        var format = OutputConstraintReader.Read(f);
-        if (tools.Forced)
-            format = format is null ? tools.Constraint() : throw ApiException.BadRequest($"'tool_choice' forces tool calls; it cannot be combined with '{format.Value.Field}'", "tool_choice");
-        var chat = options.Value;
-        string parser = chat.ToolCallParser;
-        bool thinks = ReasoningParsers.StartsInReasoning(chat.ReasoningParser,
-            thinkingDisabled: f.Object("chat_template_kwargs")?.Get("enable_thinking") is { ValueKind: System.Text.Json.JsonValueKind.False });
-        if (thinks && format is { } held)
-            format = (held.Constraint with { FreeTextUntil = ReasoningParsers.EndOfReasoning }, held.Field);    // the format holds the answer, not the thinking
-        if (tools.Kind == ToolChoiceKind.Auto && tools.Tools.Count > 0 && parser == ToolCallParsers.None)
-            throw ApiException.BadRequest("'tool_choice' is 'auto' (the default with tools), which needs the server started with --tool-call-parser "
-                + $"({string.Join(", ", ToolCallParsers.Names.Skip(1))}) to read the model's calls; use 'none', 'required' or a named function", "tool_choice");
-        sampling = sampling with { Constraint = format?.Constraint };
-        if (tools.Kind == ToolChoiceKind.Auto && ToolCallParsers.ShowsSpecialTokens(parser))
-            sampling = sampling with { SkipSpecialTokens = false };
-        // vLLM's add_special_tokens, false by default: the chat template writes the special tokens itself.
-        int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages",
-            PromptTruncation.Read(f, stage.MaxContext, sampling.MaxTokens));
-        int n = SamplingRequestReader.ReadChoiceCount(f);
-        var beams = BeamSearchRequest.Read(f, sampling, n);
-        string echoed = ChatPromptReader.Echoed(f);
-        var requests = GenerationRequestStage.Copies(await stage.PrepareAsync([prompt], sampling, pinned, routing, caller, null, ct,
-            GenerationRequestStage.ReadCacheSalt(f), format?.Field ?? "structured_outputs", stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller),
-            stage.TokenizePrediction(PredictionReader.Read(f))), n);
-        var adapters = requests[0].Adapters;
+        var run = await ChatRun.StartAsync(f, ctx, stage, client, time, options.Value);
+        var (model, modelName, auto, prompt, adapters, choices, sources) = (run.Model, run.ModelName, run.Auto, run.Prompt, run.Adapters, run.Choices, run.Sources);
+        var (topLogprobs, promptLogprobs, names, returnIds, echoed) = (run.TopLogprobs, run.PromptLogprobs, run.Names, run.ReturnIds, run.Echoed);
+        var results = run.Results;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        bool returnIds = f.Bool("return_token_ids") ?? false, includeReasoning = f.Bool("include_reasoning") ?? true;
-        var names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? false);
-        var choices = requests.Select((_, i) => new ChatChoice(new ChoiceResult(i, prompt.Length, firstOfPrompt: i == 0), tools, chat, thinks, includeReasoning)).ToList();
-        var results = choices.Select(c => c.Result).ToList();
-        var sources = beams is null ? requests.Select(r => client.SubmitAsync(r, ct)).ToList() : BeamSearch.Sources(client, requests, beams, model, ct);
 
         if (f.Bool("stream") != true)
         {
