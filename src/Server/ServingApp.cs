@@ -137,6 +137,7 @@ public static class ServingApp
         services.AddSingleton<GenerationRequestStage>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
+        services.AddSingleton<Api.OpenAi.Responses.ResponsesEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
         services.AddSingleton<Api.Monitoring.StatusEndpoint>();
         services.AddSingleton<TokenizeEndpoint>();
@@ -164,6 +165,7 @@ public static class ServingApp
     {
         app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
+        app.MapPost("/v1/responses", (HttpContext ctx, Api.OpenAi.Responses.ResponsesEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/tokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.TokenizeAsync));
         app.MapPost("/detokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.DetokenizeAsync));
         app.MapGet("/v1/models", (HttpContext ctx, ModelsEndpoint e) => e.Handle(Security.AuthenticationMiddleware.CallerOf(ctx)));

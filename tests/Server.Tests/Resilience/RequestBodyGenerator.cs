@@ -20,6 +20,7 @@ public static class RequestBodyGenerator
         "spaces_between_special_tokens", "use_beam_search", "prompt_logprobs", "bad_words", "priority", "truncate_prompt_tokens",
         "continue_final_message", "return_tokens_as_token_ids", "suffix", "tool_choice", "reasoning_effort", "functions", "function_call",
         "modalities", "prediction", "audio", "parallel_tool_calls", "guided_grammar",
+        "input", "instructions", "max_output_tokens", "text", "previous_response_id", "store", "metadata", "truncation", "include", "reasoning",
     ];
 
     private static Gen<T> Pick<T>(params T[] items) => Gen.Int[0, items.Length - 1].Select(i => items[i]);
@@ -51,12 +52,15 @@ public static class RequestBodyGenerator
                 }))));
 
     /// <summary>A JSON object starting from a small valid request, with 0–6 fields set to generated values or removed.</summary>
-    public static readonly Gen<string> Structured = Gen.Select(Gen.Bool, Gen.Select(Gen.Int[0, Fields.Length - 1], Value, Gen.Int[0, 5]).Array[0, 6])
-        .Select((chat, edits) =>
+    public static readonly Gen<string> Structured = Gen.Select(Gen.Int[0, 2], Gen.Select(Gen.Int[0, Fields.Length - 1], Value, Gen.Int[0, 5]).Array[0, 6])
+        .Select((shape, edits) =>
         {
-            var body = chat
-                ? new JsonObject { ["model"] = "serving-demo-tiny", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" }), ["max_tokens"] = 2 }
-                : new JsonObject { ["model"] = "serving-demo-tiny", ["prompt"] = "hi", ["max_tokens"] = 2 };
+            var body = shape switch
+            {
+                0 => new JsonObject { ["model"] = "serving-demo-tiny", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" }), ["max_tokens"] = 2 },
+                1 => new JsonObject { ["model"] = "serving-demo-tiny", ["prompt"] = "hi", ["max_tokens"] = 2 },
+                _ => new JsonObject { ["model"] = "serving-demo-tiny", ["input"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hi" }), ["max_output_tokens"] = 2 },
+            };
             foreach (var (field, value, op) in edits)
             {
                 if (op == 0)

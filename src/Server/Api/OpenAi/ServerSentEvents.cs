@@ -2,7 +2,10 @@ using System.Text.Json.Nodes;
 
 namespace Serving.Server.Api.OpenAi;
 
-/// <summary>Writes an OpenAI-style SSE stream: <c>data: {json}</c> events, then <c>data: [DONE]</c>.</summary>
+/// <summary>
+/// Writes an OpenAI-style SSE stream: <c>data: {json}</c> events (the Responses API names each: <c>event: type</c>), then,
+/// for chat and completions, <c>data: [DONE]</c>.
+/// </summary>
 internal sealed class ServerSentEvents(HttpResponse response)
 {
     private readonly SemaphoreSlim _lock = new(1, 1);
@@ -14,12 +17,12 @@ internal sealed class ServerSentEvents(HttpResponse response)
         response.Headers["X-Accel-Buffering"] = "no";
     }
 
-    public async Task SendAsync(JsonNode data, CancellationToken ct)
+    public async Task SendAsync(JsonNode data, CancellationToken ct, string? eventName = null)
     {
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await response.WriteAsync("data: " + data.ToJsonString() + "\n\n", ct).ConfigureAwait(false);
+            await response.WriteAsync((eventName is null ? "" : "event: " + eventName + "\n") + "data: " + data.ToJsonString() + "\n\n", ct).ConfigureAwait(false);
             await response.Body.FlushAsync(ct).ConfigureAwait(false);
         }
         finally
