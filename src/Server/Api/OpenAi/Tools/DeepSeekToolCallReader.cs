@@ -106,16 +106,10 @@ internal sealed partial class DeepSeekToolCallReader(ChatOutput output, Func<str
         }
 
         _streaming = stream;
-        if (end < 0 && !final)
-        {
-            if (stream.Closed)
-                Pending = Pending[^PartialMarker(Pending, CallEnd)..];   // the call's closing fence and space: not content
-            return false;
-        }
-
-        Pending = end < 0 ? "" : Pending[(end + CallEnd.Length)..];
-        _streaming = null;
-        return end >= 0;
+        var (over, readOn) = SkipCallClosing(stream.Closed, CallEnd, end, final);
+        if (over)
+            _streaming = null;
+        return readOn;
     }
 
     /// <summary>Reads one call's body in either form; false when it is neither.</summary>

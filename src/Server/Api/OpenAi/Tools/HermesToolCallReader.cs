@@ -75,17 +75,9 @@ internal sealed partial class HermesToolCallReader(ChatOutput output, Func<strin
         if (!stream.Closed)
             Pending = Pending[stream.Read(Pending)..];
         _streaming = stream;
-        int end = stream.Closed ? Pending.IndexOf(End, StringComparison.Ordinal) : -1;
-        if (end < 0 && !final)
-        {
-            if (stream.Closed)
-                Pending = Pending[^PartialMarker(Pending, End)..];   // the call's closing brace and space: not content
-            return false;
-        }
-
-        Pending = end < 0 ? "" : Pending[(end + End.Length)..];
-        _inCall = false;
-        _streaming = null;
-        return end >= 0;
+        var (over, readOn) = SkipCallClosing(stream.Closed, End, stream.Closed ? Pending.IndexOf(End, StringComparison.Ordinal) : -1, final);
+        if (over)
+            (_inCall, _streaming) = (false, null);
+        return readOn;
     }
 }

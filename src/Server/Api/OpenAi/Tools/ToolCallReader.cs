@@ -127,6 +127,24 @@ internal abstract class ToolCallReader(ChatOutput output, Func<string> newId)
         return stream;
     }
 
+    /// <summary>
+    /// After a streamed call's arguments, skips the call's own closing up to <paramref name="endMarker"/>, found at
+    /// <paramref name="end"/> in <see cref="Pending"/> (−1: not yet). Returns whether the call is over — its marker read,
+    /// or the text ended — and whether reading goes on after it (only past a marker).
+    /// </summary>
+    protected (bool Over, bool ReadOn) SkipCallClosing(bool argumentsClosed, string endMarker, int end, bool final)
+    {
+        if (end < 0 && !final)
+        {
+            if (argumentsClosed)
+                Pending = Pending[^PartialMarker(Pending, endMarker)..];   // the call's closing brace, fence and space: not content
+            return (false, false);
+        }
+
+        Pending = end < 0 ? "" : Pending[(end + endMarker.Length)..];
+        return (true, end >= 0);
+    }
+
     /// <summary>End of text: held whitespace is content unless a call was made.</summary>
     protected void EndOfText()
     {
