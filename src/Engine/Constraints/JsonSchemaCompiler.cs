@@ -187,8 +187,8 @@ internal sealed class JsonSchemaCompiler
         "object" => Object(schema, path),
         "array" => Array(schema, path),
         "string" => String(schema, path),
-        "integer" => Numeric(schema, path, integer: true),
-        "number" => Numeric(schema, path, integer: false),
+        "integer" => JsonSchemaNumbers.Numeric(_text, schema, path, integer: true),
+        "number" => JsonSchemaNumbers.Numeric(_text, schema, path, integer: false),
         "boolean" => _nfa.Alternation(_nfa.Literal("true"), _nfa.Literal("false")),
         "null" => _nfa.Literal("null"),
         _ => Generic(),
@@ -355,27 +355,6 @@ internal sealed class JsonSchemaCompiler
         }
 
         return _text.String(min ?? 0, max);
-    }
-
-    private NfaFragment Numeric(JsonElement schema, string path, bool integer)
-    {
-        long? lo = JsonSchemaNumbers.Bound(schema, "minimum", path, up: true, exclusive: false);
-        long? hi = JsonSchemaNumbers.Bound(schema, "maximum", path, up: false, exclusive: false);
-        if (JsonSchemaNumbers.Bound(schema, "exclusiveMinimum", path, up: true, exclusive: true) is long xlo)
-            lo = lo is null ? xlo : Math.Max(lo.Value, xlo);
-        if (JsonSchemaNumbers.Bound(schema, "exclusiveMaximum", path, up: false, exclusive: true) is long xhi)
-            hi = hi is null ? xhi : Math.Min(hi.Value, xhi);
-        if (lo > hi)
-            throw new ConstraintException(path, $"no {(integer ? "integer" : "number")} lies between the bounds");
-        if (JsonSchemaNumbers.MultipleOf(schema, path) is not (long a, int d))
-            return integer ? _text.Integer(lo, hi) : _text.Number(lo, hi);
-        if (integer)
-            (a, d) = (a / (long)System.Numerics.BigInteger.GreatestCommonDivisor(a, System.Numerics.BigInteger.Pow(10, d)), 0);   // n·10^d ≡ 0 (mod a)
-        if (a == 1)
-            return _text.Number(lo, hi, fractionDigits: d);                           // every decimal of at most d fraction digits
-        var multiples = _text.Multiples(a, d, lo, hi)
-            ?? throw new ConstraintException($"{path}.multipleOf", $"beside bounds holding more than {JsonTextFragments.MaxListedMultiples:N0} multiples, or a multiple of more than {JsonTextFragments.MaxRemainders:N0} units of its last digit, is not supported");
-        return multiples.IsNever ? throw new ConstraintException(path, $"no multiple of {schema.GetProperty("multipleOf")} lies between the bounds") : multiples;
     }
 
     /// <summary>Any JSON value: a call of the one machine of them, so values nest in values without a bound.</summary>
