@@ -27,6 +27,13 @@ internal sealed class LazyDfa
     /// <summary>Configurations one state keeps (the shallowest stacks): what bounds an ambiguous grammar's parses.</summary>
     public const int MaxConfigurations = 128;
 
+    /// <summary>
+    /// Configurations one closure may visit. Why: recursion through rules that may be empty, or through many call sites at
+    /// a rule's start, explores every order of calls made without reading a byte — exponentially many — and the fuzzer
+    /// found grammars whose one transition took tens of seconds. Past it, a <see cref="ConstraintException"/>.
+    /// </summary>
+    public const int MaxClosureVisits = 20_000;
+
     private const int Unknown = -1;
 
     private readonly ByteNfa _nfa;
@@ -44,6 +51,7 @@ internal sealed class LazyDfa
     private readonly List<int> _frameReturn = [-1], _frameParent = [-1], _frameDepth = [0];
     private readonly Dictionary<long, int> _frameIds = [];
     private readonly int _maxStates;
+    private int _closureVisits;
 
     /// <param name="nfa">A frozen automaton.</param>
     /// <param name="maxStates">Beyond this many states (or call-stack frames) a transition throws
@@ -77,6 +85,9 @@ internal sealed class LazyDfa
     public int Start { get; }
     public int StateCount => _sets.Count;
     public int ClassCount => _classes;
+
+    /// <summary>Configurations visited by every closure so far: the work this automaton has done, which callers bound.</summary>
+    public long Visits { get; private set; }
 
     /// <summary>Call-stack frames made so far (0 for a constraint without calls).</summary>
     public int FrameCount => _frameReturn.Count - 1;
@@ -130,6 +141,7 @@ internal sealed class LazyDfa
 
         _visited.Clear();
         _found.Clear();
+        _closureVisits = 0;
         foreach (long seed in seeds)
             Visit((int)(seed >> 32), (int)seed, 0);
         while (_work.Count > 0)
@@ -173,6 +185,14 @@ internal sealed class LazyDfa
         }
         else if (!_visited.Add(Configuration(state, stack)))
             return;
+
+        Visits++;
+        if (++_closureVisits > MaxClosureVisits)
+        {
+            _work.Clear();
+            throw new ConstraintException("$", $"the constraint reaches more than {MaxClosureVisits:N0} parser configurations without reading a byte "
+                + "(recursion through rules that may match nothing, or one rule called at the start of many others); simplify its recursion");
+        }
 
         _work.Push((state, stack, pushed));
     }

@@ -12,6 +12,13 @@ public sealed class TokenConstraint
     /// <summary>Masks kept per constraint; past it the cache is cleared and masks are recomputed as states recur.</summary>
     public const int MaxCachedMasks = 2048;
 
+    /// <summary>
+    /// Automaton work (configurations visited, <see cref="LazyDfa.Visits"/>) one mask may take. Why: the engine's step waits
+    /// for its rows' masks, so a constraint whose vocabulary walk creates state after state (an ambiguous grammar, a lazily
+    /// exploding pattern) would stall every row of the batch; past it, a <see cref="ConstraintException"/> ends the row.
+    /// </summary>
+    public const long MaxVisitsPerMask = 250_000;
+
     private readonly LazyDfa _dfa;
     private readonly TokenTrie _trie;
     private readonly object _gate = new();
@@ -37,6 +44,16 @@ public sealed class TokenConstraint
 
     /// <summary>Mask width in 64-bit words (the model's vocabulary, rounded up).</summary>
     public int MaskWords => _trie.MaskWords;
+
+    /// <summary>Automaton work done so far (<see cref="LazyDfa.Visits"/>), for tests and benchmarks.</summary>
+    internal long Work
+    {
+        get
+        {
+            lock (_gate)
+                return _dfa.Visits;
+        }
+    }
 
     /// <summary>Memory held: automaton tables, state sets and cached masks.</summary>
     public long Bytes
@@ -128,6 +145,7 @@ public sealed class TokenConstraint
     /// <summary>Depth-first over the trie from the root, pruning a subtree as soon as its prefix reaches the dead state.</summary>
     private ulong[] Walk(int state)
     {
+        long budget = _dfa.Visits + MaxVisitsPerMask;
         var mask = new ulong[_trie.MaskWords];
         var nodeByte = _trie.NodeByte;
         var childStart = _trie.ChildStart;
@@ -141,6 +159,8 @@ public sealed class TokenConstraint
             top -= 2;
             int node = _stack[top], at = _stack[top + 1];
             int first = childStart[node], end = first + childCount[node];
+            if (_dfa.Visits > budget)
+                throw new ConstraintException("$", $"one step's token mask needs more than {MaxVisitsPerMask:N0} parser configurations; simplify the constraint");
             for (int c = first; c < end; c++)
             {
                 int next = _dfa.Next(at, nodeByte[c]);

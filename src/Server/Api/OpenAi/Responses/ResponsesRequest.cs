@@ -80,7 +80,7 @@ internal static class ResponsesRequest
             string at = $"input[{i++}]";
             if (item.ValueKind != JsonValueKind.Object)
                 throw ApiException.BadRequest($"'{at}' must be an object", at);
-            string type = item.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "message";
+            string type = item.TryGetProperty("type", out _) ? TypeOf(item, at) : "message";
             switch (type)
             {
                 case "message":
@@ -133,7 +133,7 @@ internal static class ResponsesRequest
         foreach (var part in value.EnumerateArray())
         {
             string where = $"{at}[{i++}]";
-            string type = part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
+            string type = TypeOf(part, where);
             if (type is not ("input_text" or "output_text" or "text"))
                 throw ApiException.BadRequest($"'{where}' must be a text part (input_text, output_text); '{type}' is not supported", $"{where}.type");
             text.Append(Required(part, "text", where));
@@ -141,6 +141,11 @@ internal static class ResponsesRequest
 
         return text.ToString();
     }
+
+    /// <summary>An object's <c>type</c>, a string ("" when the value is not an object or has none).</summary>
+    private static string TypeOf(JsonElement value, string at) =>
+        value.ValueKind != JsonValueKind.Object || !value.TryGetProperty("type", out var type) ? ""
+            : type.ValueKind == JsonValueKind.String ? type.GetString()! : throw ApiException.BadRequest($"'{at}.type' must be a string", $"{at}.type");
 
     private static string Required(JsonElement item, string name, string at) =>
         item.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
@@ -156,7 +161,7 @@ internal static class ResponsesRequest
         foreach (var tool in tools.EnumerateArray())
         {
             string at = $"tools[{i++}]";
-            string type = tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
+            string type = TypeOf(tool, at);
             if (type != "function")
                 throw ApiException.BadRequest($"'{at}.type' '{type}' is not supported: this server runs function tools only (the caller runs them)", $"{at}.type");
             var function = new JsonObject { ["name"] = Required(tool, "name", at) };
@@ -173,7 +178,7 @@ internal static class ResponsesRequest
     {
         if (choice.ValueKind == JsonValueKind.String)
             return JsonValue.Create(choice.GetString())!;
-        if (choice.ValueKind == JsonValueKind.Object && choice.TryGetProperty("type", out var t) && t.GetString() == "function")
+        if (choice.ValueKind == JsonValueKind.Object && TypeOf(choice, "tool_choice") == "function")
             return new JsonObject { ["type"] = "function", ["function"] = new JsonObject { ["name"] = Required(choice, "name", "tool_choice") } };
         throw ApiException.BadRequest("'tool_choice' must be 'auto', 'none', 'required' or {\"type\": \"function\", \"name\": …}", "tool_choice");
     }
@@ -185,7 +190,7 @@ internal static class ResponsesRequest
             throw ApiException.BadRequest("'text' must be an object", "text");
         if (!text.TryGetProperty("format", out var format) || format.ValueKind == JsonValueKind.Null)
             return;
-        string type = format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
+        string type = TypeOf(format, "text.format");
         chat["response_format"] = type switch
         {
             "text" or "json_object" => new JsonObject { ["type"] = type },
@@ -207,10 +212,19 @@ internal static class ResponsesRequest
     {
         if (request.TryGetProperty("truncation", out var truncation) && truncation.ValueKind == JsonValueKind.String && truncation.GetString() != "disabled")
             throw ApiException.BadRequest("'truncation' must be 'disabled': a conversation past the context is refused, never cut", "truncation");
-        if (request.TryGetProperty("reasoning", out var reasoning) && reasoning.ValueKind == JsonValueKind.Object
-            && reasoning.EnumerateObject().Any(p => p.Value.ValueKind != JsonValueKind.Null))
+        if (request.TryGetProperty("reasoning", out var reasoning) && reasoning.ValueKind != JsonValueKind.Null
+            && (reasoning.ValueKind != JsonValueKind.Object || reasoning.EnumerateObject().Any(p => p.Value.ValueKind != JsonValueKind.Null)))
             throw ApiException.BadRequest("'reasoning' options are not supported: the served model's chat template decides whether it reasons", "reasoning");
-        if (request.TryGetProperty("include", out var include) && include.ValueKind == JsonValueKind.Array && include.GetArrayLength() > 0)
+        if (request.TryGetProperty("include", out var include) && include.ValueKind != JsonValueKind.Null
+            && (include.ValueKind != JsonValueKind.Array || include.GetArrayLength() > 0))
             throw ApiException.BadRequest("'include' is not supported", "include");
+        foreach (var (name, kinds) in new (string, JsonValueKind[])[]
+        {
+            ("store", [JsonValueKind.True, JsonValueKind.False]), ("metadata", [JsonValueKind.Object]), ("user", [JsonValueKind.String]),
+            ("service_tier", [JsonValueKind.String]), ("safety_identifier", [JsonValueKind.String]), ("prompt_cache_key", [JsonValueKind.String]),
+            ("truncation", [JsonValueKind.String]), ("stream", [JsonValueKind.True, JsonValueKind.False]),
+        })
+            if (request.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null && !kinds.Contains(value.ValueKind))
+                throw ApiException.BadRequest($"'{name}' must be {(kinds[0] is JsonValueKind.True ? "a boolean" : kinds[0] is JsonValueKind.Object ? "an object" : "a string")}", name);
     }
 }
