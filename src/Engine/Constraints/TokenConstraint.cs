@@ -45,6 +45,9 @@ public sealed class TokenConstraint
     /// <summary>Mask width in 64-bit words (the model's vocabulary, rounded up).</summary>
     public int MaskWords => _trie.MaskWords;
 
+    /// <summary>The bound a mask's work is held to: <see cref="MaxVisitsPerMask"/> (tests lower it).</summary>
+    internal long VisitsPerMask { get; set; } = MaxVisitsPerMask;
+
     /// <summary>Automaton work done so far (<see cref="LazyDfa.Visits"/>), for tests and benchmarks.</summary>
     internal long Work
     {
@@ -145,7 +148,7 @@ public sealed class TokenConstraint
     /// <summary>Depth-first over the trie from the root, pruning a subtree as soon as its prefix reaches the dead state.</summary>
     private ulong[] Walk(int state)
     {
-        long budget = _dfa.Visits + MaxVisitsPerMask;
+        long budget = _dfa.Visits + VisitsPerMask;
         var mask = new ulong[_trie.MaskWords];
         var nodeByte = _trie.NodeByte;
         var childStart = _trie.ChildStart;
@@ -160,7 +163,7 @@ public sealed class TokenConstraint
             int node = _stack[top], at = _stack[top + 1];
             int first = childStart[node], end = first + childCount[node];
             if (_dfa.Visits > budget)
-                throw new ConstraintException("$", $"one step's token mask needs more than {MaxVisitsPerMask:N0} parser configurations; simplify the constraint");
+                throw new ConstraintException("$", $"one step's token mask needs more than {VisitsPerMask:N0} parser configurations; simplify the constraint");
             for (int c = first; c < end; c++)
             {
                 int next = _dfa.Next(at, nodeByte[c]);

@@ -145,6 +145,19 @@ public sealed class TokenConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixt
     }
 
     [Fact]
+    public void AllowedTokens_WalkPastItsWorkBound_RefusedNamingTheBoundAndTheAutomatonStillUsable()
+    {
+        var constraint = NewCompiler().Compile(OutputConstraint.Regex("[a-z]{1,40} (yes|no)"));
+        constraint.VisitsPerMask = 3;
+
+        var ex = Assert.Throws<ConstraintException>(() => constraint.AllowedTokens(constraint.Start));
+        Assert.Contains("more than 3 parser configurations", ex.Problem, StringComparison.Ordinal);
+        constraint.VisitsPerMask = TokenConstraint.MaxVisitsPerMask;
+        Assert.NotEmpty(ConstraintWalker.Ids(constraint.AllowedTokens(constraint.Start)));      // what was built stays consistent
+        Assert.True(constraint.Matches("abc yes"));
+    }
+
+    [Fact]
     public void Compile_OverTheMemoryBudget_LeastRecentlyUsedEvicted()
     {
         var compiler = new TokenConstraintCompiler(gpt2.Tokenizer, gpt2.Tokenizer.VocabSize, budgetBytes: 1);
