@@ -17,7 +17,7 @@ namespace Serving.Batching.Scheduling;
 /// cannot get a slot or KV memory waits without holding back the ones behind it, until it has waited
 /// <see cref="BatchingOptions.StarvationSteps"/> steps: then nothing behind it is admitted until it runs. Under priority
 /// scheduling a request that lacks a row or KV memory preempts running requests strictly less urgent than itself, when
-/// that is enough to admit it.</item>
+/// that is enough to admit it (<see cref="Admission"/>).</item>
 /// </list>
 /// <see cref="TryEnqueue"/> may be called from any thread; everything else runs on the engine loop.
 /// </summary>
@@ -33,7 +33,8 @@ public sealed class StepScheduler
     private readonly WaitingQueue _waiting;
     private readonly RunningSet _running = new();
     private readonly WorkSignal _signal = new();
-    private long _arrivals, _admissions;
+    private readonly Admission _admission;
+    private long _arrivals;
     private volatile bool _closed;
 
     public StepScheduler(BatchingOptions options, int maxSequences, int maxContext, IAdapterSlotProvider adapters, TimeProvider time)
@@ -56,6 +57,7 @@ public sealed class StepScheduler
         _prefixes = new PrefixCache(_kv, options.PrefixCaching);
         _order = new RequestOrder(options.SchedulingPolicy);
         _waiting = new WaitingQueue(_order.Waiting);
+        _admission = new Admission(options, maxSequences, _kv, _prefixes, _order, _waiting, _running, adapters, Preempt);
         if (_kv.BlocksFor(maxContext) > blocks)
             throw new ArgumentException($"the KV cache ({blocks} blocks of {blockSize} tokens) cannot hold one sequence of the max context {maxContext}");
     }
@@ -125,7 +127,7 @@ public sealed class StepScheduler
         var loads = new List<Task>();
         // A step that preempted admits nothing, so nothing queued behind the preempted sequence overtakes it (as vLLM's).
         if (preempted.Count == 0)
-            Admit(ref budget, tokens, started, loads, ended, preempted);
+            _admission.Admit(ref budget, tokens, started, loads, ended, preempted);
 
         var rows = new List<PlannedRow>();
         foreach (var r in _running)
@@ -276,116 +278,6 @@ public sealed class StepScheduler
         r.Computed = 0;
         r.CachedPromptTokens = 0;
         r.Phase = RequestPhase.Waiting;
-    }
-
-    private void Admit(ref int budget, Dictionary<RequestId, int> tokens, List<RequestStarted> started, List<Task> loads, List<RequestEnded> ended,
-        List<RequestId> preemptedNow)
-    {
-        var candidates = AdmissionPlanner.Candidates(_options.Policy, _running.Select(r => r.Adapters).ToList(), _waiting.Items.Select(w => w.Adapters).ToList());
-        var admitted = new List<ScheduledRequest>();
-        var exempt = new HashSet<ScheduledRequest>();                  // waiting for their own tenant or adapter read: not starving
-        int barrier = -1;
-        for (int c = 0; c < candidates.Count && barrier < 0; c++)
-            if (_waiting.Items[candidates[c]].BlockedSteps >= _options.StarvationSteps)
-                barrier = c;
-        int lastExamined = -1;
-        var displaced = new List<ScheduledRequest>();                  // preempted for an admission: queued after the loop
-        for (int c = 0; c < candidates.Count; c++)
-        {
-            var r = _waiting.Items[candidates[c]];
-            bool needsRow = _running.Count >= MaxSequences;
-            if ((barrier >= 0 && c > barrier) || (needsRow && _order.Policy == SchedulingPolicy.Fcfs) || budget <= 0
-                || (displaced.Count > 0 && r.Priority >= displaced.Min(v => v.Priority)))
-                break;                                                   // the displaced come back before anything as urgent
-            lastExamined = candidates[c];
-            if (preemptedNow.Contains(r.Id))
-                continue;
-            if (_options.MaxRunningPerTenant > 0 && _running.OfTenant(r.Tenant) >= _options.MaxRunningPerTenant)
-            {
-                exempt.Add(r);
-                continue;
-            }
-
-            // Admit only what can cache its whole sequence plus one token, so admission never forces an immediate preemption.
-            // Blocks reused from the prefix cache count towards it; taking them first keeps them from being evicted for it.
-            int reused = _prefixes.Reuse(r);
-            if (_order.VictimsFor(r, _running, needsRow, _kv.BlocksFor(r.Length + 1) - reused - _kv.FreeBlocks, _kv) is not { } victims)
-            {
-                _kv.Release(r.Blocks);
-                if (needsRow)
-                    break;                                               // nothing less urgent runs: neither does anything after it
-                continue;
-            }
-
-            var acquisition = _adapters.TryAcquire(r.Id, r.Adapters);
-            if (acquisition.Error is Exception error)
-            {
-                _kv.Release(r.Blocks);
-                admitted.Add(r);                                         // leaves the queue
-                r.Phase = RequestPhase.Ended;
-                ended.Add(new RequestEnded(r.Id, EndCause.Failed, error));
-                continue;
-            }
-
-            if (acquisition.PendingLoad is Task pending)
-            {
-                _kv.Release(r.Blocks);
-                loads.Add(pending);
-                exempt.Add(r);
-                continue;
-            }
-
-            if (acquisition.Slots is not IReadOnlyList<AdapterSlotWeight> slots)
-            {
-                _kv.Release(r.Blocks);
-                continue;
-            }
-
-            foreach (var victim in victims)
-            {
-                if (tokens.Remove(victim.Id, out int planned) && victim.Length - victim.Computed > 1)
-                    budget += planned;
-                Preempt(victim);
-                preemptedNow.Add(victim.Id);
-                displaced.Add(victim);
-            }
-
-            r.Computed = reused * _kv.BlockSize;
-            r.CachedPromptTokens = r.Computed;
-            r.RegisteredBlocks = reused;
-            _prefixes.Count(r, r.Computed);
-
-            int n = Math.Min(r.Length - r.Computed, budget);
-            r.Slots = slots;
-            r.Phase = RequestPhase.Running;
-            r.Admission = ++_admissions;
-            r.BlockedSteps = 0;
-            _running.Add(r);
-            _kv.TryAllocate(_kv.BlocksFor(r.Computed + n) - r.Blocks.Count, r.Blocks);
-            budget -= n;
-            tokens[r.Id] = n;
-            admitted.Add(r);
-            started.Add(new RequestStarted(r.Id, slots, r.Preemptions > 0, r.Computed));
-        }
-
-        // Requests the loop did not reach this step: warm their adapters now (bounded look-ahead).
-        var examined = candidates.Count == 0 ? 0 : lastExamined + 1;
-        foreach (var r in _waiting.Items.Skip(examined).Take(2 * MaxSequences))
-            if (!r.Adapters.IsBaseModel && r.Phase == RequestPhase.Waiting)
-                _adapters.Prefetch(r.Id, r.Adapters);
-
-        foreach (var r in admitted)
-        {
-            _waiting.Remove(r);
-            if (r.Phase == RequestPhase.Ended)
-                r.AbortRegistration.Dispose();
-        }
-
-        foreach (var r in _waiting.Items)
-            if (!exempt.Contains(r))
-                r.BlockedSteps++;
-        foreach (var r in displaced)
-            _waiting.Requeue(r);
     }
 
     private void End(ScheduledRequest r)
