@@ -138,6 +138,10 @@ public static class ServingApp
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.ResponsesEndpoint>();
+        services.AddSingleton<Api.OpenAi.Responses.StoredResponsesEndpoint>();
+        services.AddSingleton<Api.OpenAi.Responses.ResponseStore>();
+        services.AddOptions<Api.OpenAi.Responses.ResponsesOptions>().Bind(configuration.GetSection(Api.OpenAi.Responses.ResponsesOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<Api.OpenAi.Responses.ResponsesOptions>, Api.OpenAi.Responses.ResponsesOptionsValidator>();
         services.AddSingleton<ModelsEndpoint>();
         services.AddSingleton<Api.Monitoring.StatusEndpoint>();
         services.AddSingleton<TokenizeEndpoint>();
@@ -166,6 +170,9 @@ public static class ServingApp
         app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/responses", (HttpContext ctx, Api.OpenAi.Responses.ResponsesEndpoint e) => Guard(ctx, e.HandleAsync));
+        app.MapGet("/v1/responses/{id}", (HttpContext ctx, string id, Api.OpenAi.Responses.StoredResponsesEndpoint e) => Guard(ctx, c => e.GetAsync(c, id)));
+        app.MapDelete("/v1/responses/{id}", (HttpContext ctx, string id, Api.OpenAi.Responses.StoredResponsesEndpoint e) => Guard(ctx, c => e.DeleteAsync(c, id)));
+        app.MapGet("/v1/responses/{id}/input_items", (HttpContext ctx, string id, Api.OpenAi.Responses.StoredResponsesEndpoint e) => Guard(ctx, c => e.InputItemsAsync(c, id)));
         app.MapPost("/tokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.TokenizeAsync));
         app.MapPost("/detokenize", (HttpContext ctx, TokenizeEndpoint e) => Guard(ctx, e.DetokenizeAsync));
         app.MapGet("/v1/models", (HttpContext ctx, ModelsEndpoint e) => e.Handle(Security.AuthenticationMiddleware.CallerOf(ctx)));

@@ -18,6 +18,7 @@ public static class OptionCatalog
         .. RuntimeServices.OptionSections,
         (Security.AuthOptions.Section, typeof(Security.AuthOptions)),
         (Api.OpenAi.ChatOptions.Section, typeof(Api.OpenAi.ChatOptions)),
+        (Api.OpenAi.Responses.ResponsesOptions.Section, typeof(Api.OpenAi.Responses.ResponsesOptions)),
         (Observability.MetricsOptions.Section, typeof(Observability.MetricsOptions)),
     ];
 

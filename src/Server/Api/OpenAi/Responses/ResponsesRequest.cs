@@ -8,28 +8,30 @@ namespace Serving.Server.Api.OpenAi.Responses;
 /// validates and generates both: <c>instructions</c> become the system message, <c>input</c> (a string, or items:
 /// messages with text parts, the model's earlier <c>function_call</c>s and their <c>function_call_output</c>s) the
 /// messages, function <c>tools</c> and <c>tool_choice</c> chat's, <c>text.format</c> the <c>response_format</c>,
-/// <c>max_output_tokens</c> <c>max_tokens</c>. Nothing is stored, so what needs a stored response
-/// (<c>previous_response_id</c>, <c>conversation</c>, <c>background</c>) is a 400 naming the field, as is every field this
-/// server does not implement; a field that does not change the output (<c>store</c>, <c>metadata</c>, <c>user</c>) is
-/// taken.
+/// <c>max_output_tokens</c> <c>max_tokens</c>. A stored conversation continued (<c>previous_response_id</c>) comes in as
+/// the items before <c>input</c>; what needs state this server does not keep (<c>conversation</c>, <c>background</c>,
+/// <c>prompt</c>) is a 400 naming the field, as is every field this server does not implement; a field that does not
+/// change the output (<c>metadata</c>, <c>user</c>) is taken.
 /// </summary>
 internal static class ResponsesRequest
 {
     private static readonly HashSet<string> Known = ["model", "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens", "temperature",
         "top_p", "parallel_tool_calls", "stream", "store", "metadata", "user", "truncation", "seed", "service_tier", "safety_identifier",
-        "prompt_cache_key", "reasoning", "include", "top_k", "min_p", "repetition_penalty", "priority", "cache_salt"];
+        "prompt_cache_key", "reasoning", "include", "top_k", "min_p", "repetition_penalty", "priority", "cache_salt", "previous_response_id"];
 
     /// <summary>Fields whose meaning needs state this server does not keep, each with why.</summary>
     private static readonly Dictionary<string, string> Stateful = new(StringComparer.Ordinal)
     {
-        ["previous_response_id"] = "responses are not stored: send the conversation so far in 'input'",
         ["conversation"] = "conversations are not stored: send the conversation so far in 'input'",
         ["background"] = "background responses are not supported: stream the response instead",
         ["prompt"] = "stored prompt templates are not supported: send 'instructions' and 'input'",
     };
 
-    /// <summary>The chat request body <paramref name="request"/> stands for; a 400 names the Responses field at fault.</summary>
-    public static JsonObject ToChat(JsonElement request)
+    /// <summary>
+    /// The chat request body <paramref name="request"/> stands for, continuing the stored conversation
+    /// <paramref name="earlier"/> (a JSON list of items; null when there is none); a 400 names the Responses field at fault.
+    /// </summary>
+    public static JsonObject ToChat(JsonElement request, JsonElement? earlier)
     {
         if (request.ValueKind != JsonValueKind.Object)
             throw ApiException.BadRequest("the body must be a JSON object", null);
@@ -47,7 +49,9 @@ internal static class ResponsesRequest
             messages.Add(new JsonObject { ["role"] = "system", ["content"] = Text(instructions, "instructions") });
         if (!request.TryGetProperty("input", out var input))
             throw ApiException.BadRequest("'input' is required", "input");
-        ReadInput(input, messages);
+        if (earlier is { } stored)
+            ReadInput(stored, messages, "previous_response_id");
+        ReadInput(input, messages, "input");
         chat["messages"] = messages;
         foreach (string same in new[] { "model", "temperature", "top_p", "parallel_tool_calls", "seed", "top_k", "min_p", "repetition_penalty", "priority", "cache_salt" })
             if (request.TryGetProperty(same, out var value))
@@ -64,7 +68,44 @@ internal static class ResponsesRequest
         return chat;
     }
 
-    private static void ReadInput(JsonElement input, JsonArray messages)
+    /// <summary>
+    /// <paramref name="input"/>, once read by <see cref="ToChat"/>, as the items a stored response keeps: a string as one
+    /// user message, each item with its <c>type</c> and an <c>id</c> (the request's own, else a new one).
+    /// </summary>
+    public static List<JsonObject> InputItems(JsonElement input)
+    {
+        if (input.ValueKind == JsonValueKind.String)
+            return [Item("message", new JsonObject
+            {
+                ["role"] = "user", ["content"] = new JsonArray(new JsonObject { ["type"] = "input_text", ["text"] = input.GetString() }),
+            })];
+        return [.. input.EnumerateArray().Select(item =>
+        {
+            var stored = (JsonObject)JsonNode.Parse(item.GetRawText())!;
+            string type = (string?)stored["type"] ?? "message";
+            stored.Remove("type");
+            stored.Remove("id");
+            return Item(type, stored, item.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null);
+        })];
+    }
+
+    private static JsonObject Item(string type, JsonObject fields, string? id = null)
+    {
+        var item = new JsonObject
+        {
+            ["type"] = type,
+            ["id"] = id ?? ResponseShapes.NewId(type switch { "function_call" => "fc", "function_call_output" => "fco", "reasoning" => "rs", _ => "msg" }),
+        };
+        foreach (var (name, value) in fields.ToList())
+        {
+            fields.Remove(name);
+            item[name] = value;
+        }
+
+        return item;
+    }
+
+    private static void ReadInput(JsonElement input, JsonArray messages, string field)
     {
         if (input.ValueKind == JsonValueKind.String)
         {
@@ -77,7 +118,7 @@ internal static class ResponsesRequest
         int i = 0;
         foreach (var item in input.EnumerateArray())
         {
-            string at = $"input[{i++}]";
+            string at = $"{field}[{i++}]";
             if (item.ValueKind != JsonValueKind.Object)
                 throw ApiException.BadRequest($"'{at}' must be an object", at);
             string type = item.TryGetProperty("type", out _) ? TypeOf(item, at) : "message";

@@ -149,7 +149,9 @@ public sealed class ResponsesEndpointTests(StructuredOutputServerFixture fixture
     }
 
     [Theory]
-    [InlineData("""{"model": "base", "input": "x", "previous_response_id": "resp_1"}""", "previous_response_id", "not stored")]
+    [InlineData("""{"model": "base", "input": "x", "previous_response_id": "resp_1"}""", "previous_response_id", "no stored response 'resp_1'")]
+    [InlineData("""{"model": "base", "input": "x", "conversation": "conv_1"}""", "conversation", "not stored")]
+    [InlineData("""{"model": "base", "input": "x", "previous_response_id": 7}""", "previous_response_id", "must be a string")]
     [InlineData("""{"model": "base", "input": "x", "frobnicate": 1}""", "frobnicate", "not supported")]
     [InlineData("""{"model": "base", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}""", "input[0].content[0].type", "input_image")]
     [InlineData("""{"model": "base", "input": "x", "tools": [{"type": "web_search"}]}""", "tools[0].type", "function tools only")]
