@@ -12,6 +12,9 @@ public sealed record SyntheticModelSpec
     public int Shards { get; init; } = 1;
     public bool TieWordEmbeddings { get; init; }
 
+    /// <summary>Head width override (default hidden / heads); Qwen3's small models, for one, have heads · head_dim ≠ hidden.</summary>
+    public int? HeadDim { get; init; }
+
     /// <summary>Vocabulary size override (default: the preset's, or the full GPT-2 vocabulary + 3 special tokens).</summary>
     public int? Vocab { get; init; }
 }

@@ -17,14 +17,14 @@ public static class SyntheticModelWriter
         Directory.CreateDirectory(dir);
         var p = spec.Preset;
         int vocab = SyntheticTokenizerWriter.Write(dir, spec.Vocab ?? p.Vocab);
-        int headDim = p.Hidden / p.Heads;
+        int headDim = spec.HeadDim ?? p.Hidden / p.Heads;
         bool qwen2 = spec.Architecture == "Qwen2ForCausalLM";
         int eot = vocab - 3, imEnd = vocab - 1;
 
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(spec.Architecture),
-            ["model_type"] = spec.Architecture switch { "Qwen2ForCausalLM" => "qwen2", "MistralForCausalLM" => "mistral", _ => "llama" },
+            ["model_type"] = spec.Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", _ => "llama" },
             ["hidden_size"] = p.Hidden,
             ["intermediate_size"] = p.Intermediate,
             ["num_hidden_layers"] = p.Layers,
@@ -72,6 +72,12 @@ public static class SyntheticModelWriter
                 yield return Normal(l + "self_attn.q_proj.bias", [q], 0, 0.1);
                 yield return Normal(l + "self_attn.k_proj.bias", [kv], 0, 0.1);
                 yield return Normal(l + "self_attn.v_proj.bias", [kv], 0, 0.1);
+            }
+
+            if (spec.Architecture == "Qwen3ForCausalLM")
+            {
+                yield return Normal(l + "self_attn.q_norm.weight", [headDim], 1.0, 0.1);
+                yield return Normal(l + "self_attn.k_norm.weight", [headDim], 1.0, 0.1);
             }
 
             yield return Linear(l + "self_attn.o_proj.weight", p.Hidden, q);

@@ -5,11 +5,11 @@ namespace Serving.Contracts.Configuration;
 
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
-/// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>).
+/// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>).
 /// </summary>
 public sealed record ModelConfig
 {
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
 
     public required string Architecture { get; init; }
     public required int HiddenSize { get; init; }
@@ -28,6 +28,12 @@ public sealed record ModelConfig
     /// <summary>Biases on q/k/v projections (Qwen2, or <c>attention_bias</c> true for Llama).</summary>
     public bool AttentionBias { get; init; }
     public int? SlidingWindow { get; init; }
+
+    /// <summary>
+    /// An RMSNorm over each query and key head (weights <c>[HeadDim]</c>, <c>q_norm</c>/<c>k_norm</c>) after the q/k
+    /// projections and before RoPE (Qwen3).
+    /// </summary>
+    public bool QkNorm { get; init; }
     public int? BosTokenId { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     public string? TorchDtype { get; init; }
@@ -68,7 +74,7 @@ public sealed record ModelConfig
         if (headDim % 2 != 0)
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
-        bool isQwen2 = architecture == "Qwen2ForCausalLM";
+        bool isQwen2 = architecture == "Qwen2ForCausalLM", isQwen3 = architecture == "Qwen3ForCausalLM";
         return new ModelConfig
         {
             Architecture = architecture,
@@ -85,7 +91,8 @@ public sealed record ModelConfig
             MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
             TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
-            SlidingWindow = (OptionalBool(o, "use_sliding_window") ?? !isQwen2) ? OptionalInt(o, "sliding_window") : null,
+            SlidingWindow = (OptionalBool(o, "use_sliding_window") ?? !(isQwen2 || isQwen3)) ? OptionalInt(o, "sliding_window") : null,
+            QkNorm = isQwen3,
             BosTokenId = OptionalInt(o, "bos_token_id"),
             EosTokenIds = IntOrList(o["eos_token_id"]),
             TorchDtype = o["torch_dtype"]?.GetValue<string>() ?? o["dtype"]?.GetValue<string>(),

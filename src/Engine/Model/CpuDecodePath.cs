@@ -12,7 +12,7 @@ namespace Serving.Engine.Model;
 /// same kernels as the general CPU path (so the same logits, bit for bit), run on raw memory into a <see cref="DecodeWorkspace"/>
 /// allocated once per token count, so that between one projection GEMM and the next no libtorch op runs at all:
 /// <code>
-/// per layer:  normed = RMSNorm(x += down)       qkv = normed·Wqkvᵀ (+ LoRA)    RoPE(q, k) and K/V → cache
+/// per layer:  normed = RMSNorm(x += down)       qkv = normed·Wqkvᵀ (+ LoRA)    [q, k heads RMSNormed (Qwen3)]  RoPE(q, k) and K/V → cache
 ///             attention = decode attention (q read in place in qkv)          o = attention·Woᵀ (+ LoRA)
 ///             normed = RMSNorm(x += o)           gateUp = normed·Wguᵀ (+ LoRA)  activated = SwiGLU(gateUp)
 ///             down = activated·Wdownᵀ (+ LoRA)
@@ -26,7 +26,7 @@ namespace Serving.Engine.Model;
 internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rope) : IDisposable
 {
     private DecodeWorkspace? _workspace;
-    private nint[]? _inputNorms, _postNorms, _qkvBiases;
+    private nint[]? _inputNorms, _postNorms, _qkvBiases, _queryNorms, _keyNorms;
     private nint _finalNorm, _cos, _sin;
 
     /// <summary>
@@ -64,7 +64,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
             || c.NumHeads * c.HeadDim % 32 != 0)
             return false;
-        var vectors = w.Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias }).Append(w.FinalNorm).Append(rope.Cos).Append(rope.Sin);
+        var vectors = w.Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias, l.QNorm, l.KNorm }).Append(w.FinalNorm).Append(rope.Cos).Append(rope.Sin);
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
         _anyRowCount = projections.All(p => p.TakesAnyRowCount);
         return projections.All(p => p.RunsOnRawMemory(1, model.Dtype))
@@ -130,6 +130,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             layer.Qkv.LinearRaw(normed, t, (void*)_qkvBiases![l], qkv, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
+            if (_queryNorms![l] != 0)
+                CpuElementwiseKernels.HeadRmsNorm(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16);
             CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
                 step.RowPerTokenHost.Span, bf16);
             PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable, step.DecodeContext,
@@ -187,6 +189,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         var w = model.Weights;
         _postNorms = w.Layers.Select(l => (nint)CpuTensorMemory.Address(l.PostAttentionNorm)).ToArray();
         _qkvBiases = w.Layers.Select(l => l.QkvBias is null ? 0 : (nint)CpuTensorMemory.Address(l.QkvBias)).ToArray();
+        _queryNorms = w.Layers.Select(l => l.QNorm is null ? 0 : (nint)CpuTensorMemory.Address(l.QNorm)).ToArray();
+        _keyNorms = w.Layers.Select(l => l.KNorm is null ? 0 : (nint)CpuTensorMemory.Address(l.KNorm)).ToArray();
         _finalNorm = (nint)CpuTensorMemory.Address(w.FinalNorm);
         _cos = (nint)CpuTensorMemory.Address(rope.Cos);
         _sin = (nint)CpuTensorMemory.Address(rope.Sin);

@@ -13,6 +13,8 @@ public sealed class LlamaLayerWeights : IDisposable
     public required Tensor InputNorm { get; init; }          // [hidden]
     public required ProjectionWeight Qkv { get; init; }                // [(Hq + 2·Hkv)·D, hidden]
     public Tensor? QkvBias { get; init; }                    // [(Hq + 2·Hkv)·D] (Qwen2)
+    public Tensor? QNorm { get; init; }                      // [D], every query head's RMSNorm weight (Qwen3)
+    public Tensor? KNorm { get; init; }                      // [D], every key head's (Qwen3)
     public required ProjectionWeight O { get; init; }                  // [hidden, Hq·D]
     public required Tensor PostAttentionNorm { get; init; }  // [hidden]
     public required ProjectionWeight GateUp { get; init; }             // [2·intermediate, hidden]
@@ -25,6 +27,8 @@ public sealed class LlamaLayerWeights : IDisposable
         InputNorm.Dispose();
         Qkv.Dispose();
         QkvBias?.Dispose();
+        QNorm?.Dispose();
+        KNorm?.Dispose();
         O.Dispose();
         PostAttentionNorm.Dispose();
         GateUp.Dispose();

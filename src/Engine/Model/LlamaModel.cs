@@ -208,6 +208,8 @@ public sealed class LlamaModel : IDisposable
         var qkv = w.Qkv.Apply(normed, w.QkvBias, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Q, normed, qkv, lora);   // q, k and v together
+        if (w.QNorm is not null)
+            RmsNorms.HeadsInPlace(qkv, w, Config, UseCpuElementwise(qkv));
 
         // q and k heads are rotated together: one set of element-wise ops instead of two.
         var keys = cache.Keys(index);
@@ -383,9 +385,7 @@ public sealed class LlamaModel : IDisposable
     {
         if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(weight))
             return CpuElementwiseKernels.RmsNorm(x, weight, (float)Config.RmsNormEps);
-        var xf = x.to(ScalarType.Float32);
-        var normed = xf * torch.rsqrt(xf.Squared().mean([-1L], keepdim: true).Plus(Config.RmsNormEps));
-        return weight * normed.to(x.dtype);
+        return RmsNorms.Torch(x, weight, Config.RmsNormEps);
     }
 
     public void Dispose()

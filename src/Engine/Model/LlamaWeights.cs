@@ -39,7 +39,7 @@ public sealed class LlamaWeights : IDisposable
 
     public long TotalBytes =>
         Embed.Bytes + (Tied ? 0 : LmHead.Bytes) + Layers.Sum(l => l.Projections.Sum(p => p.Bytes))
-        + new[] { FinalNorm }.Concat(Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm }.Concat(l.QkvBias is null ? [] : [l.QkvBias])))
+        + new[] { FinalNorm }.Concat(Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias, l.QNorm, l.KNorm }.OfType<Tensor>()))
             .Sum(t => t.NumberOfElements * t.ElementSize);
 
     /// <summary>
@@ -82,6 +82,8 @@ public sealed class LlamaWeights : IDisposable
                             (p + "self_attn.k_proj.bias", [kvOut]),
                             (p + "self_attn.v_proj.bias", [kvOut])])
                         : null,
+                    QNorm = c.QkNorm ? loader.Load(p + "self_attn.q_norm.weight", d) : null,
+                    KNorm = c.QkNorm ? loader.Load(p + "self_attn.k_norm.weight", d) : null,
                     O = Projection(loader.Load(p + "self_attn.o_proj.weight", source ?? loader.Dtype, h, qOut)),
                     PostAttentionNorm = loader.Load(p + "post_attention_layernorm.weight", h),
                     GateUp = Projection(loader.LoadConcatenated([

@@ -38,6 +38,23 @@ public sealed class ModelConfigTests
     }
 
     [Fact]
+    public void Parse_Qwen3_HeadNormsNoBiasesNoSlidingWindowAndItsOwnHeadDim()
+    {
+        var o = LlamaConfigJson.Create();
+        o["architectures"] = new JsonArray("Qwen3ForCausalLM");
+        o["head_dim"] = 128;                                  // Qwen3-0.6B: 16 heads of 128 over a hidden size of 1,024
+        o["attention_bias"] = false;
+        o["sliding_window"] = null;
+        o["use_sliding_window"] = false;
+        var c = ModelConfig.Parse(o, "config.json");
+        Assert.True(c.QkNorm);
+        Assert.False(c.AttentionBias);
+        Assert.Null(c.SlidingWindow);
+        Assert.Equal(128, c.HeadDim);
+        Assert.False(ModelConfig.Parse(LlamaConfigJson.Create(), "config.json").QkNorm);
+    }
+
+    [Fact]
     public void Parse_MistralSlidingWindow_IsReported()
     {
         var o = LlamaConfigJson.Create();

@@ -23,7 +23,7 @@ public sealed class CpuDecodePathTests : IDisposable
     /// <summary>Nine sequences: two groups of four rows and one more for the small-batch kernel's grouped rows.</summary>
     private static readonly int[][] NinePrompts = [.. FourPrompts, [5, 6, 7], [901, 902], [17, 18, 19, 20, 21, 22], [333], [44, 55, 66, 77]];
     private readonly string _root = TestDirectories.Create("cpu-decode-path");
-    private readonly Dictionary<(ScalarType, bool, bool), LoadedModel> _models = [];
+    private readonly Dictionary<(ScalarType, bool, bool, bool), LoadedModel> _models = [];
 
     /// <summary>
     /// One layer as wide as the bench preset (hidden 1,024 in 16 heads of 64, intermediate 2,816): at eight rows its norms,
@@ -31,14 +31,17 @@ public sealed class CpuDecodePathTests : IDisposable
     /// </summary>
     private static readonly ModelPreset WidePreset = new("wide-rows", 1024, 2816, 1, 16, 4, 4096, 256);
 
-    private LoadedModel Model(ScalarType dtype, bool int8, bool wide = false)
+    /// <summary>The tile-grid model as Qwen3: q/k heads RMSNormed before RoPE, 4 heads of 64 over a hidden size of 128.</summary>
+    private static SyntheticModelSpec Qwen3Spec => TileGridModel.Spec(seed: 37) with { Architecture = "Qwen3ForCausalLM", HeadDim = 64 };
+
+    private LoadedModel Model(ScalarType dtype, bool int8, bool wide = false, bool qwen3 = false)
     {
-        if (!_models.TryGetValue((dtype, int8, wide), out var loaded))
+        if (!_models.TryGetValue((dtype, int8, wide, qwen3), out var loaded))
         {
-            string dir = Path.Combine(_root, wide ? "wide-model" : "model");
+            string dir = Path.Combine(_root, wide ? "wide-model" : qwen3 ? "qwen3-model" : "model");
             if (!Directory.Exists(dir))
-                SyntheticModelWriter.Write(dir, wide ? new SyntheticModelSpec { Preset = WidePreset, Seed = 31, Vocab = 4096 } : TileGridModel.Spec(seed: 29));
-            _models[(dtype, int8, wide)] = loaded = LoadedModel.Load(dir, dtype, CPU, 256,
+                SyntheticModelWriter.Write(dir, wide ? new SyntheticModelSpec { Preset = WidePreset, Seed = 31, Vocab = 4096 } : qwen3 ? Qwen3Spec : TileGridModel.Spec(seed: 29));
+            _models[(dtype, int8, wide, qwen3)] = loaded = LoadedModel.Load(dir, dtype, CPU, 256,
                 quantization: int8 ? Engine.Quantization.WeightQuantization.Int8 : Engine.Quantization.WeightQuantization.None);
         }
 
@@ -84,6 +87,13 @@ public sealed class CpuDecodePathTests : IDisposable
     [InlineData(ScalarType.BFloat16, true)]
     public void Forward_EightRowsOfAWideModelWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8) =>
         AssertWithAdaptersEqualThePerOpPath(Model(dtype, int8, wide: true), dtype, int8, sequences: 8);
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    public void Forward_Qwen3DecodeStepsWithAdapters_EqualThePerOpPathBitForBit(ScalarType dtype, bool int8) =>
+        AssertWithAdaptersEqualThePerOpPath(Model(dtype, int8, qwen3: true), dtype, int8, sequences: 4);
 
     private static void AssertWithAdaptersEqualThePerOpPath(LoadedModel loaded, ScalarType dtype, bool int8, int sequences)
     {

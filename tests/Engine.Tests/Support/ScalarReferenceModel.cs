@@ -57,8 +57,8 @@ internal sealed class ScalarReferenceModel
             for (int i = 0; i < t; i++)
             {
                 var n = RmsNorm(x[i], W(p + "input_layernorm.weight"));
-                q[i] = Rope(Project(layer, "self_attn.q_proj", n, hq * d, h), i, hq);
-                k[i] = Rope(Project(layer, "self_attn.k_proj", n, hkv * d, h), i, hkv);
+                q[i] = Rope(HeadNorm(Project(layer, "self_attn.q_proj", n, hq * d, h), p + "self_attn.q_norm.weight"), i, hq);
+                k[i] = Rope(HeadNorm(Project(layer, "self_attn.k_proj", n, hkv * d, h), p + "self_attn.k_norm.weight"), i, hkv);
                 v[i] = Project(layer, "self_attn.v_proj", n, hkv * d, h);
             }
 
@@ -174,6 +174,15 @@ internal sealed class ScalarReferenceModel
     private float[] W(string name) => _w[name].Data;
 
     private float[]? Bias(string name) => _w.TryGetValue(name, out var b) ? b.Data : null;
+
+    /// <summary>Qwen3: each head of <paramref name="x"/> RMSNormed with the checkpoint's <paramref name="weight"/>, when it has one.</summary>
+    private double[] HeadNorm(double[] x, string weight)
+    {
+        if (!_w.ContainsKey(weight))
+            return x;
+        int d = _c.HeadDim;
+        return [.. x.Chunk(d).SelectMany(head => RmsNorm(head, W(weight)))];
+    }
 
     private double[] RmsNorm(double[] x, float[] weight)
     {

@@ -17,6 +17,30 @@ public sealed class ModelHostTests
         Assert.Equal(3, (int)body["usage"]!["completion_tokens"]!);
     }
 
+    /// <summary>
+    /// Qwen3 with heads · head_dim (4 · 32) wider than its hidden size (64), served with an adapter on every
+    /// attention projection: the adapter's rows batched beside the base's give what each gives alone.
+    /// </summary>
+    [Fact]
+    public async Task Start_WithQwen3Folder_ServesBaseAndAdapterBatchedAsAlone()
+    {
+        string root = TestDirectories.Path("qwen3-host");
+        string dir = Path.Combine(root, "my-qwen3"), adapters = Path.Combine(root, "adapters");
+        SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Qwen3ForCausalLM", HeadDim = 32, Seed = 7 });
+        SyntheticAdapterWriter.Write(Path.Combine(adapters, "attn"), dir, 8, 16, ["q_proj", "k_proj", "v_proj", "o_proj"], 3);
+        await using var server = await ServerProcess.StartAsync("--model", dir, "--adapters", adapters, "--dtype", "float32");
+        async Task<string> Complete(string model) =>
+            (string)(await HttpJson.PostAsync(server.Http, "/v1/completions", new { model, prompt = "hi there", max_tokens = 8, temperature = 0 })).Body["choices"]![0]!["text"]!;
+
+        string baseAlone = await Complete("my-qwen3"), adapterAlone = await Complete("attn");
+        var together = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Complete(i % 2 == 0 ? "my-qwen3" : "attn")));
+
+        Assert.NotEqual(baseAlone, adapterAlone);
+        Assert.All(together.Where((_, i) => i % 2 == 0), t => Assert.Equal(baseAlone, t));
+        Assert.All(together.Where((_, i) => i % 2 == 1), t => Assert.Equal(adapterAlone, t));
+        TestDirectories.Delete(root);
+    }
+
     [Fact]
     public async Task Start_WithBrokenCheckpoint_FailsNamingFileAndTensor()
     {

@@ -1,0 +1,37 @@
+using Serving.Contracts.Configuration;
+using Serving.Engine.Kernels;
+using Serving.Engine.Runtime;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// <summary>The model's RMSNorms in libtorch ops, where the CPU kernels (<see cref="CpuElementwiseKernels"/>) do not run.</summary>
+internal static class RmsNorms
+{
+    /// <summary>HF's RMSNorm over the last dimension: float32 statistics, the normed value rounded to x's dtype, then the weight.</summary>
+    public static Tensor Torch(Tensor x, Tensor weight, double eps)
+    {
+        var xf = x.to(ScalarType.Float32);
+        var normed = xf * rsqrt(xf.Squared().mean([-1L], keepdim: true).Plus(eps));
+        return weight * normed.to(x.dtype);
+    }
+
+    /// <summary>
+    /// Qwen3's RMSNorm of every query and key head, in place in qkv <c>[T, (Hq + 2·Hkv)·D]</c>, before RoPE (HF applies it
+    /// to q_proj's and k_proj's outputs, LoRA included); v's heads untouched.
+    /// </summary>
+    public static void HeadsInPlace(Tensor qkv, LlamaLayerWeights w, ModelConfig c, bool cpuKernels)
+    {
+        if (cpuKernels && CpuElementwiseKernels.Supports(qkv) && CpuElementwiseKernels.Supports(w.QNorm!) && CpuElementwiseKernels.Supports(w.KNorm!))
+        {
+            CpuElementwiseKernels.HeadRmsNorm(qkv, c.NumHeads, c.NumKvHeads, c.HeadDim, w.QNorm!, w.KNorm!, (float)c.RmsNormEps);
+            return;
+        }
+
+        using var heads = qkv.view(qkv.size(0), c.NumHeads + 2 * c.NumKvHeads, c.HeadDim);
+        using var q = heads.narrow(1, 0, c.NumHeads);
+        using var k = heads.narrow(1, c.NumHeads, c.NumKvHeads);
+        q.copy_(Torch(q, w.QNorm!, c.RmsNormEps));
+        k.copy_(Torch(k, w.KNorm!, c.RmsNormEps));
+    }
+}

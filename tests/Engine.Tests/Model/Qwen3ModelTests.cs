@@ -1,0 +1,108 @@
+using Serving.Authoring.Synthetic;
+using Serving.Engine.Kernels;
+using Serving.Engine.Model;
+using Serving.Engine.Runtime;
+using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Model;
+
+/// <summary>
+/// Qwen3 (<c>Qwen3ForCausalLM</c>): q and k heads RMSNormed before RoPE, no q/k/v biases, and heads · head_dim wider than
+/// the hidden size (as Qwen3-0.6B's 16 heads of 128 over 1,024) — checked against the scalar reference forward, and the
+/// CPU kernels' head norm against libtorch's ops.
+/// </summary>
+public sealed class Qwen3ModelTests : IDisposable
+{
+    private static readonly int[] Prompt = [464, 2068, 7586, 21831, 18045, 625, 262];
+    private readonly string _root = TestDirectories.Create("qwen3-model");
+    private readonly string _dir;
+
+    public Qwen3ModelTests()
+    {
+        _dir = Path.Combine(_root, "qwen3");
+        SyntheticModelWriter.Write(_dir, new SyntheticModelSpec { Architecture = "Qwen3ForCausalLM", HeadDim = 32, Seed = 41, TieWordEmbeddings = true });
+    }
+
+    [Fact]
+    public void Forward_PrefillThenDecode_MatchesScalarReference()
+    {
+        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
+        Assert.True(loaded.Config.QkNorm);
+        Assert.Equal(4 * 32, loaded.Config.NumHeads * loaded.Config.HeadDim);
+        Assert.Null(loaded.Model.Weights.Layers[0].QkvBias);
+        Assert.NotNull(loaded.Model.Weights.Layers[0].KNorm);
+        var reference = new ScalarReferenceModel(_dir);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        var kv = cache.Partition(0);
+
+        using (var prefill = loaded.Model.Forward(ForwardBatch.Create([(kv, Prompt[..^1], 0)]), cache, LogitsSelection.AllTokens))
+        {
+            var expected = reference.Forward(Prompt[..^1]);
+            var rows = LlamaModelTests.Rows(prefill);
+            for (int i = 0; i < rows.Length; i++)
+                LlamaModelTests.AssertClose(expected[i], rows[i], $"prefill position {i}");
+        }
+
+        using var decode = loaded.Model.Forward(ForwardBatch.Create([(kv, Prompt[^1..], Prompt.Length - 1)]), cache);
+        LlamaModelTests.AssertClose(reference.Forward(Prompt)[^1], LlamaModelTests.Rows(decode)[0], "decode");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Forward_CpuKernelsAndLibtorchOps_SameLogits(ScalarType dtype)
+    {
+        float[][] Run(ScalarType type, bool cpuKernels)
+        {
+            using var loaded = LoadedModel.Load(_dir, type, CPU, 64);
+            using var view = cpuKernels ? null : loaded.Model.WithKernels(new KernelOptions { CpuElementwise = false, CpuDecodeAttention = false });
+            var m = view ?? loaded.Model;
+            using var cache = m.CreateKvCache(2, 64);
+            var (a, b) = (cache.Partition(0), cache.Partition(1));
+            m.Forward(ForwardBatch.Create([(a, Prompt, 0), (b, Prompt[..3], 0)]), cache).Dispose();
+            using var decode = m.Forward(ForwardBatch.Create([(a, new[] { 7 }, Prompt.Length), (b, new[] { 8 }, 3)]), cache);
+            return LlamaModelTests.Rows(decode);
+        }
+
+        var (kernels, ops) = (Run(dtype, true), Run(dtype, false));
+        if (dtype == ScalarType.Float32)
+        {
+            for (int i = 0; i < kernels.Length; i++)
+                LlamaModelTests.AssertClose(ops[i], kernels[i], $"row {i}");
+            return;
+        }
+
+        // bf16: a rounding that falls the other way moves everything after it, so the kernels must be as close to the
+        // float32 model as libtorch's ops are (as LlamaModelTests compares them).
+        var exact = Run(ScalarType.Float32, true);
+        float Distance(float[][] rows) => rows.Select((r, i) => r.Zip(exact[i], (x, y) => MathF.Abs(x - y)).Max()).Max();
+        float kernelError = Distance(kernels), opsError = Distance(ops);
+        Assert.True(kernelError <= 1.5f * opsError + 1e-3f, $"max |bf16 − f32| logit: CPU kernels {kernelError}, libtorch ops {opsError}");
+    }
+
+    [Fact]
+    public void HeadRmsNorm_Kernel_EqualsEachHeadNormedAlone()
+    {
+        const int heads = 3, kvHeads = 2, d = 64;
+        using var qkv = randn(5, (heads + 2 * kvHeads) * d);
+        using var qw = rand(d).Plus(0.5);
+        using var kw = rand(d).Plus(0.5);
+        using var expected = qkv.clone();
+        using (var view = expected.view(5, heads + 2 * kvHeads, d))
+        {
+            foreach (var (from, count, weight) in new[] { (0, heads, qw), (heads, kvHeads, kw) })
+            {
+                using var part = view.narrow(1, from, count);
+                part.copy_(part * rsqrt(part.Squared().mean([-1L], keepdim: true).Plus(1e-6)) * weight);
+            }
+        }
+
+        CpuElementwiseKernels.HeadRmsNorm(qkv, heads, kvHeads, d, qw, kw, 1e-6f);
+
+        Assert.True(qkv.allclose(expected, rtol: 1e-5, atol: 1e-5));
+    }
+
+    public void Dispose() => TestDirectories.Delete(_root);
+}
