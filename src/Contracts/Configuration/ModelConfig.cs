@@ -87,7 +87,7 @@ public sealed record ModelConfig
             VocabSize = RequiredInt(o, "vocab_size", source),
             RmsNormEps = OptionalDouble(o, "rms_norm_eps") ?? 1e-6,
             RopeTheta = OptionalDouble(o, "rope_theta") ?? 10000.0,
-            RopeScaling = ParseRopeScaling(o["rope_scaling"] as JsonObject, source),
+            RopeScaling = ParseRopeScaling(o["rope_scaling"] as JsonObject, source, OptionalInt(o, "max_position_embeddings") ?? 2048),
             MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
             TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
@@ -99,7 +99,7 @@ public sealed record ModelConfig
         };
     }
 
-    private static RopeScaling ParseRopeScaling(JsonObject? o, string source)
+    private static RopeScaling ParseRopeScaling(JsonObject? o, string source, int maxPositions)
     {
         if (o is null)
             return RopeScaling.None;
@@ -113,8 +113,28 @@ public sealed record ModelConfig
                 OptionalDouble(o, "low_freq_factor") ?? 1.0,
                 OptionalDouble(o, "high_freq_factor") ?? 4.0,
                 OptionalInt(o, "original_max_position_embeddings") ?? 8192),
-            _ => throw new ModelConfigException($"{source}: rope_scaling type '{type}' is not supported (supported: linear, llama3)"),
+            "yarn" => Yarn(o, factor, maxPositions, source),
+            _ => throw new ModelConfigException($"{source}: rope_scaling type '{type}' is not supported (supported: linear, llama3, yarn)"),
         };
+    }
+
+    /// <summary>
+    /// YaRN as vLLM reads it: <c>factor</c> as given, the ramp over <c>original_max_position_embeddings</c> (else the
+    /// config's <c>max_position_embeddings</c>); the attention factor HF's way — <c>attention_factor</c> if given, else
+    /// DeepSeek's <c>mscale</c>/<c>mscale_all_dim</c> ratio, else 0.1·ln(factor) + 1.
+    /// </summary>
+    private static RopeScaling Yarn(JsonObject o, double factor, int maxPositions, string source)
+    {
+        if (factor < 1)
+            throw new ModelConfigException($"{source}: rope_scaling factor must be at least 1 for yarn, got {factor}");
+        static double Mscale(double scale, double m) => scale <= 1 ? 1.0 : 0.1 * m * Math.Log(scale) + 1.0;
+        double? mscale = OptionalDouble(o, "mscale"), mscaleAllDim = OptionalDouble(o, "mscale_all_dim");
+        double attention = OptionalDouble(o, "attention_factor")
+            ?? (mscale is > 0 && mscaleAllDim is > 0 ? Mscale(factor, mscale.Value) / Mscale(factor, mscaleAllDim.Value) : Mscale(factor, 1));
+        return new RopeScaling(RopeScalingKind.Yarn, factor,
+            OriginalMaxPositionEmbeddings: OptionalInt(o, "original_max_position_embeddings") ?? maxPositions,
+            BetaFast: OptionalDouble(o, "beta_fast") ?? 32, BetaSlow: OptionalDouble(o, "beta_slow") ?? 1,
+            AttentionFactor: attention, Truncate: OptionalBool(o, "truncate") ?? true);
     }
 
     public static IReadOnlyList<int> IntOrList(JsonNode? node) => node switch

@@ -5,4 +5,5 @@ public enum RopeScalingKind
     None,
     Linear,
     Llama3,
+    Yarn,
 }

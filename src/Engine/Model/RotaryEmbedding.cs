@@ -21,12 +21,14 @@ internal sealed class RotaryEmbedding : IDisposable
         var cos = new float[maxPositions * invFreq.Length];
         var sin = new float[cos.Length];
         double positionScale = config.RopeScaling.Kind == RopeScalingKind.Linear ? 1.0 / config.RopeScaling.Factor : 1.0;
+        // YaRN scales q and k alike, so every attention score by its square (HF multiplies the tables).
+        double magnitude = config.RopeScaling.Kind == RopeScalingKind.Yarn ? config.RopeScaling.AttentionFactor : 1.0;
         for (int p = 0; p < maxPositions; p++)
             for (int i = 0; i < invFreq.Length; i++)
             {
                 double angle = p * positionScale * invFreq[i];
-                cos[p * invFreq.Length + i] = (float)Math.Cos(angle);
-                sin[p * invFreq.Length + i] = (float)Math.Sin(angle);
+                cos[p * invFreq.Length + i] = (float)(Math.Cos(angle) * magnitude);
+                sin[p * invFreq.Length + i] = (float)(Math.Sin(angle) * magnitude);
             }
 
         using var c = tensor(cos, [maxPositions, invFreq.Length]);
@@ -43,7 +45,10 @@ internal sealed class RotaryEmbedding : IDisposable
     /// <summary>sin table <c>[maxPositions, D/2]</c> in the compute dtype.</summary>
     internal Tensor Sin => _sin;
 
-    /// <summary>θᵢ = base^(−2i/D); for llama3 scaling, long wavelengths are divided by the factor and the band between is smoothed.</summary>
+    /// <summary>
+    /// θᵢ = base^(−2i/D); for llama3 scaling, long wavelengths are divided by the factor and the band between is smoothed;
+    /// for yarn see <see cref="Yarn"/>.
+    /// </summary>
     public static double[] InverseFrequencies(ModelConfig config)
     {
         int half = config.HeadDim / 2;
@@ -51,6 +56,8 @@ internal sealed class RotaryEmbedding : IDisposable
         for (int i = 0; i < half; i++)
             inv[i] = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / config.HeadDim);
         var s = config.RopeScaling;
+        if (s.Kind == RopeScalingKind.Yarn)
+            return Yarn(inv, config);
         if (s.Kind != RopeScalingKind.Llama3)
             return inv;
         double lowFreqWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
@@ -70,6 +77,34 @@ internal sealed class RotaryEmbedding : IDisposable
         }
 
         return inv;
+    }
+
+    /// <summary>
+    /// YaRN's frequencies (Peng et al.; HF's <c>_compute_yarn_parameters</c>): with the dimension that turns r times over
+    /// the original context <c>c(r) = D·ln(L₀ / (2π·r)) / (2·ln base)</c>, the pairs below <c>low = ⌊c(β_fast)⌋</c> keep
+    /// θᵢ (extrapolated), those past <c>high = ⌈c(β_slow)⌉</c> take θᵢ / factor (interpolated), and a linear ramp
+    /// <c>γᵢ = clamp((i − low) / (high − low), 0, 1)</c> mixes the two between: <c>θᵢ' = θᵢ/factor · γᵢ + θᵢ · (1 − γᵢ)</c>.
+    /// </summary>
+    private static double[] Yarn(double[] inv, ModelConfig config)
+    {
+        var s = config.RopeScaling;
+        int d = config.HeadDim;
+        double Dimension(double rotations) => d * Math.Log(s.OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(config.RopeTheta));
+        double low = Dimension(s.BetaFast), high = Dimension(s.BetaSlow);
+        if (s.Truncate)
+            (low, high) = (Math.Floor(low), Math.Ceiling(high));
+        (low, high) = (Math.Max(low, 0), Math.Min(high, d - 1));
+        if (low == high)
+            high += 0.001;                                  // HF's guard against a zero-width ramp
+        var scaled = new double[inv.Length];
+        for (int i = 0; i < inv.Length; i++)
+        {
+            // float32, as HF builds the ramp (torch.arange in float32)
+            double ramp = Math.Clamp((float)((i - low) / (high - low)), 0, 1);
+            scaled[i] = inv[i] / s.Factor * ramp + inv[i] * (1 - ramp);
+        }
+
+        return scaled;
     }
 
     /// <summary>

@@ -78,8 +78,25 @@ public sealed class ModelConfigTests
     public void Parse_UnsupportedRopeScaling_Throws()
     {
         var o = LlamaConfigJson.Create();
-        o["rope_scaling"] = new JsonObject { ["type"] = "yarn", ["factor"] = 4.0 };
-        Assert.Contains("yarn", Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(o, "config.json")).Message);
+        o["rope_scaling"] = new JsonObject { ["type"] = "dynamic", ["factor"] = 4.0 };
+        Assert.Contains("dynamic", Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(o, "config.json")).Message);
+    }
+
+    [Theory]
+    [InlineData("""{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}""", 4.0, 32768, 1.1386294361119891)]
+    [InlineData("""{"type": "yarn", "factor": 2.0}""", 2.0, 4096, 1.0693147180559945)]
+    [InlineData("""{"rope_type": "yarn", "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096}""", 40.0, 4096, 1.0)]
+    [InlineData("""{"rope_type": "yarn", "factor": 8, "attention_factor": 1.25, "beta_fast": 16}""", 8.0, 4096, 1.25)]
+    public void Parse_YarnRopeScaling_FactorOriginalContextAndAttentionFactor(string scaling, double factor, int original, double attention)
+    {
+        var o = LlamaConfigJson.Create();
+        o["max_position_embeddings"] = 4096;
+        o["rope_scaling"] = JsonNode.Parse(scaling);
+        var s = ModelConfig.Parse(o, "config.json").RopeScaling;
+        Assert.Equal(RopeScalingKind.Yarn, s.Kind);
+        Assert.Equal(factor, s.Factor);
+        Assert.Equal(original, s.OriginalMaxPositionEmbeddings);
+        Assert.Equal(attention, s.AttentionFactor, 12);
     }
 
     [Fact]

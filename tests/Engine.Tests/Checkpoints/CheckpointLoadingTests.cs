@@ -95,6 +95,26 @@ public sealed class CheckpointLoadingTests : IDisposable
         LlamaModelTests.AssertClose(expected, LastLogits(dir, ScalarType.Float32), "qwen2");
     }
 
+    /// <summary>
+    /// YaRN as Qwen's cards enable it (factor 4 over the original context): over the tiny model's 16-wide heads and an
+    /// original context of 2,048 the ramp keeps 2 frequency pairs, interpolates 2 and mixes 4, and q·k grow by
+    /// (0.1·ln 4 + 1)² — the engine must give the reference's logits, and other ones than without scaling.
+    /// </summary>
+    [Fact]
+    public void Load_YarnRopeScaling_MatchesScalarReference()
+    {
+        string dir = Generate("yarn", new() { Architecture = "Qwen3ForCausalLM" });
+        var plain = LastLogits(dir, ScalarType.Float32);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        config["rope_scaling"] = new JsonObject { ["rope_type"] = "yarn", ["factor"] = 4.0, ["original_max_position_embeddings"] = 2048 };
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+
+        var scaled = LastLogits(dir, ScalarType.Float32);
+
+        LlamaModelTests.AssertClose(new ScalarReferenceModel(dir).Forward(Prompt)[^1], scaled, "yarn");
+        Assert.True(plain.Zip(scaled, (a, b) => MathF.Abs(a - b)).Max() > 0.01f, "YaRN changed nothing");
+    }
+
     [Fact]
     public void Load_MissingTensor_NamesTensor()
     {

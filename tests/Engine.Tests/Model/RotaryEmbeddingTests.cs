@@ -69,4 +69,32 @@ public sealed class RotaryEmbeddingTests
 
         Assert.Contains(plain.Select((p, i) => p / scaled[i]), r => r > 7.99);
     }
+
+    [Fact]
+    public void InverseFrequencies_Yarn_KeepsFastPairsInterpolatesSlowOnesRampsBetweenAndScalesTheTables()
+    {
+        var o = LlamaConfigJson.Create();
+        o["head_dim"] = 128;
+        o["rope_theta"] = 1_000_000.0;                        // Qwen3's, with the factor its card gives for 131,072 tokens
+        o["rope_scaling"] = new JsonObject { ["rope_type"] = "yarn", ["factor"] = 4.0, ["original_max_position_embeddings"] = 32768 };
+        var c = ModelConfig.Parse(o, "config.json");
+        var plain = RotaryEmbedding.InverseFrequencies(c with { RopeScaling = RopeScaling.None });
+        var scaled = RotaryEmbedding.InverseFrequencies(c);
+
+        // 128·ln(32768 / (2π·r)) / (2·ln 10⁶): 23.6 for r = 32 (floored), 39.6 for r = 1 (ceiled).
+        for (int i = 0; i < plain.Length; i++)
+        {
+            if (i <= 23)
+                Assert.Equal(plain[i], scaled[i]);
+            else if (i >= 40)
+                Assert.Equal(plain[i] / 4, scaled[i], 15);
+            else
+                Assert.InRange(scaled[i], plain[i] / 4, plain[i]);
+        }
+
+        Assert.Equal(plain[31] / 4 * (8.0 / 17) + plain[31] * (9.0 / 17), scaled[31], 10);   // the ramp in float32, as HF builds it
+        using var rope = new RotaryEmbedding(c, 8, ScalarType.Float32, CPU);
+        Assert.Equal((float)(Math.Cos(3 * scaled[50]) * (0.1 * Math.Log(4) + 1)), rope.Cos[3, 50].item<float>(), 6);
+        Assert.Equal((float)(Math.Sin(3 * scaled[50]) * (0.1 * Math.Log(4) + 1)), rope.Sin[3, 50].item<float>(), 6);
+    }
 }

@@ -205,16 +205,36 @@ internal sealed class ScalarReferenceModel
         return y;
     }
 
-    /// <summary>HF rotate-half RoPE at position <paramref name="pos"/> for each of <paramref name="heads"/> heads.</summary>
+    /// <summary>
+    /// HF rotate-half RoPE at position <paramref name="pos"/> for each of <paramref name="heads"/> heads; with YaRN
+    /// (<c>rope_scaling.rope_type: yarn</c>) its frequencies and magnitude, written out here from HF's
+    /// <c>_compute_yarn_parameters</c>.
+    /// </summary>
     private double[] Rope(double[] x, int pos, int heads)
     {
         int d = _c.HeadDim, half = d / 2;
+        var yarn = _c.RopeScaling.Kind == Contracts.Configuration.RopeScalingKind.Yarn ? _c.RopeScaling : null;
+        double low = 0, high = 0;
+        if (yarn is not null)
+        {
+            double CorrectionDim(double rotations) => d * Math.Log(yarn.OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(_c.RopeTheta));
+            low = Math.Max(Math.Floor(CorrectionDim(yarn.BetaFast)), 0);
+            high = Math.Min(Math.Ceiling(CorrectionDim(yarn.BetaSlow)), d - 1);
+        }
+
         var result = (double[])x.Clone();
         for (int head = 0; head < heads; head++)
             for (int i = 0; i < half; i++)
             {
-                double freq = 1.0 / Math.Pow(_c.RopeTheta, 2.0 * i / d);
-                double angle = pos * freq, c = Math.Cos(angle), s = Math.Sin(angle);
+                double freq = 1.0 / Math.Pow(_c.RopeTheta, 2.0 * i / d), magnitude = 1;
+                if (yarn is not null)
+                {
+                    double extrapolation = 1 - Math.Clamp((i - low) / (high == low ? 0.001 : high - low), 0, 1);
+                    freq = freq / yarn.Factor * (1 - extrapolation) + freq * extrapolation;
+                    magnitude = yarn.AttentionFactor;
+                }
+
+                double angle = pos * freq, c = Math.Cos(angle) * magnitude, s = Math.Sin(angle) * magnitude;
                 double x1 = x[head * d + i], x2 = x[head * d + half + i];
                 result[head * d + i] = x1 * c - x2 * s;
                 result[head * d + half + i] = x2 * c + x1 * s;
