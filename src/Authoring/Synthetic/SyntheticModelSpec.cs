@@ -12,6 +12,13 @@ public sealed record SyntheticModelSpec
     public int Shards { get; init; } = 1;
     public bool TieWordEmbeddings { get; init; }
 
+    /// <summary>
+    /// A folder whose <c>tokenizer.json</c> and <c>tokenizer_config.json</c> (a real checkpoint's) are copied instead of
+    /// the generated GPT-2 ones; the vocabulary is then <see cref="Vocab"/> (a checkpoint's padded size) or the
+    /// tokenizer's highest id + 1, and end of sequence its <c>eos_token</c>.
+    /// </summary>
+    public string? TokenizerFrom { get; init; }
+
     /// <summary>Head width override (default hidden / heads); Qwen3's small models, for one, have heads · head_dim ≠ hidden.</summary>
     public int? HeadDim { get; init; }
 

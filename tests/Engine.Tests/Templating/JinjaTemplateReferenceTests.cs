@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Serving.Engine.Templating;
+using Serving.Tests.Shared;
 
 namespace Serving.Engine.Tests.Templating;
 

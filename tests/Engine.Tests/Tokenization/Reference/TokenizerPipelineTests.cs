@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Serving.Engine.Tests.Templating;
+using Serving.Tests.Shared;
 using Serving.Engine.Tokenization;
 
 namespace Serving.Engine.Tests.Tokenization.Reference;

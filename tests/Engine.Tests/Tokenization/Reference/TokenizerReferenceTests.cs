@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Serving.Engine.Tests.Templating;
+using Serving.Tests.Shared;
 using Serving.Engine.Tokenization;
 
 namespace Serving.Engine.Tests.Tokenization.Reference;

@@ -1,4 +1,4 @@
-namespace Serving.Engine.Tests.Templating;
+namespace Serving.Tests.Shared;
 
 /// <summary>Files of the repository the reference tests read: the committed renderings and the npm-installed packages.</summary>
 internal static class ReferencePaths
