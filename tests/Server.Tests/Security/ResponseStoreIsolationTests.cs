@@ -71,5 +71,10 @@ public sealed class ResponseStoreIsolationTests : IAsyncLifetime
         await foreach (var item in Client(TenantA).GetResponseInputItemsAsync(owned.Id))
             items.Add(item);
         Assert.Equal("A's secret question.", Assert.IsAssignableFrom<MessageResponseItem>(Assert.Single(items)).Content[0].Text);
+
+        var metrics = await Send(HttpMethod.Get, "/metrics", Admin);
+        Assert.Contains("serving_responses_stored{tenant=\"tenant-a\"} 1", metrics.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("serving_responses_stored{tenant=\"tenant-b\"}", metrics.Body, StringComparison.Ordinal);
+        Assert.Matches("serving_responses_stored_bytes\\{tenant=\"tenant-a\"\\} [1-9]", metrics.Body);
     }
 }

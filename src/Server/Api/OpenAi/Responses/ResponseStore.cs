@@ -1,4 +1,6 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
+using Serving.Runtime.Observability;
 
 namespace Serving.Server.Api.OpenAi.Responses;
 
@@ -7,14 +9,26 @@ namespace Serving.Server.Api.OpenAi.Responses;
 /// another tenant's id reads exactly as one that never existed. Responses expire <see cref="ResponsesOptions.StoreMinutes"/>
 /// after they were made; past <see cref="ResponsesOptions.StoreBytesPerTenant"/> a tenant's own oldest go, and past
 /// <see cref="ResponsesOptions.StoreBytes"/> the oldest of whichever tenant holds the most — so a tenant can push out
-/// another's responses only while it holds fewer bytes than that tenant.
+/// another's responses only while it holds fewer bytes than that tenant. What each tenant holds is exported as
+/// <c>serving_responses_stored</c> and <c>serving_responses_stored_bytes</c>.
 /// </summary>
-internal sealed class ResponseStore(IOptions<ResponsesOptions> options, TimeProvider time)
+internal sealed class ResponseStore
 {
-    private readonly ResponsesOptions _options = options.Value;
+    private readonly ResponsesOptions _options;
+    private readonly TimeProvider _time;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, LinkedListNode<StoredResponse>> _byId = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TenantResponses> _byTenant = new(StringComparer.Ordinal);
+
+    public ResponseStore(IOptions<ResponsesOptions> options, TimeProvider time, ServingMetrics? metrics = null)
+    {
+        _options = options.Value;
+        _time = time;
+        metrics?.Meter.CreateObservableGauge("serving_responses_stored", () => PerTenant(t => t.Count),
+            description: "Responses kept for previous_response_id (the Responses API), by tenant.");
+        metrics?.Meter.CreateObservableGauge("serving_responses_stored_bytes", () => PerTenant(t => t.Bytes),
+            description: "Bytes the kept responses count against Serving:Responses:StoreBytes, by tenant.");
+    }
 
     public bool Enabled => _options.StoreBytes > 0;
 
@@ -96,9 +110,18 @@ internal sealed class ResponseStore(IOptions<ResponsesOptions> options, TimeProv
         }
     }
 
+    private List<Measurement<long>> PerTenant(Func<TenantResponses, long> value)
+    {
+        lock (_gate)
+        {
+            Expire();
+            return [.. _byTenant.Select(t => new Measurement<long>(value(t.Value), new KeyValuePair<string, object?>("tenant", t.Key)))];
+        }
+    }
+
     private void Expire()
     {
-        var oldestKept = time.GetUtcNow() - TimeSpan.FromMinutes(_options.StoreMinutes);
+        var oldestKept = _time.GetUtcNow() - TimeSpan.FromMinutes(_options.StoreMinutes);
         foreach (var tenant in _byTenant.Values.ToList())
             while (tenant.Oldest is { } oldest && oldest.CreatedAt <= oldestKept)
                 Remove(oldest);
