@@ -140,7 +140,7 @@ public sealed class LlamaModel : IDisposable
         cache.CheckTables(batch);
 
         using var scope = NewDisposeScope();
-        using var step = new StepIndices(batch, cache, Dtype, Device);
+        using var step = new StepIndices(batch, cache, Dtype, Device, Config.SlidingWindow);
         if (logitTokens is null && _decodePath.CanRun(step, cache))
             return _decodePath.Run(step, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
@@ -353,7 +353,7 @@ public sealed class LlamaModel : IDisposable
         using var cache = CreateKvCache(1, prompt.Count + 1);
         var batch = ForwardBatch.Create([(cache.Partition(0), prompt, 0)]);
         using var scope = NewDisposeScope();
-        using var step = new StepIndices(batch, cache, Dtype, Device);
+        using var step = new StepIndices(batch, cache, Dtype, Device, Config.SlidingWindow);
         var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
         Tensor? residual = null;

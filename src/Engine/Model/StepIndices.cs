@@ -8,6 +8,8 @@ namespace Serving.Engine.Model;
 /// layer. Decode rows (one token) are attended together as one batch; prefill slices one at a time. All "rows" are physical
 /// rows of the paged cache (<see cref="KvCache.PhysicalRow"/>). The host tables live in this thread's
 /// <see cref="StepHostArrays"/> until <see cref="Dispose"/>; the tensors only the libtorch path reads are built on first use.
+/// With a sliding window W (Mistral, Phi-3) a token at position p attends to positions p − W + 1 … p only: a decode row's
+/// table and length hold just those, and a prefill slice's rows start at its first token's window.
 /// </summary>
 internal sealed class StepIndices : IDisposable
 {
@@ -15,8 +17,12 @@ internal sealed class StepIndices : IDisposable
     /// <param name="cache">Must already hold blocks for every position the batch writes.</param>
     /// <param name="dtype">Compute dtype (of the decode mask).</param>
     /// <param name="device">Where the index tensors go.</param>
-    public StepIndices(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device)
+    /// <param name="slidingWindow">Positions a token attends to, itself included (config.json's <c>sliding_window</c>); null: all before it.</param>
+    public StepIndices(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device, int? slidingWindow = null)
     {
+        if (slidingWindow is < 1)
+            throw new ArgumentOutOfRangeException(nameof(slidingWindow), slidingWindow, "a sliding window holds at least the token itself");
+        _window = slidingWindow ?? int.MaxValue;
         _host = StepHostArrays.Rent();
         _batch = batch;
         _dtype = dtype;
@@ -33,7 +39,7 @@ internal sealed class StepIndices : IDisposable
             if (s.Count == 1)
             {
                 decodeSequences[decode++] = i;
-                DecodeContext = Math.Max(DecodeContext, s.EndPosition);
+                DecodeContext = Math.Max(DecodeContext, Math.Min(s.EndPosition, _window));
             }
             else
                 (prefill ??= []).Add(s);
@@ -51,8 +57,8 @@ internal sealed class StepIndices : IDisposable
             for (int b = 0; b < decode; b++)
             {
                 var s = batch.Sequences[decodeSequences[b]];
-                lengths[b] = s.EndPosition;
-                Rows(cache, s.Kv, s.EndPosition, rows.Slice(b * DecodeContext, DecodeContext));
+                lengths[b] = Math.Min(s.EndPosition, _window);
+                Rows(cache, s.Kv, s.EndPosition - lengths[b], s.EndPosition, rows.Slice(b * DecodeContext, DecodeContext));
             }
         }
 
@@ -62,8 +68,9 @@ internal sealed class StepIndices : IDisposable
             for (int i = 0; i < prefill.Count; i++)
             {
                 var s = prefill[i];
-                var rows = _host.Indices(s.EndPosition);
-                Rows(cache, s.Kv, s.EndPosition, rows);
+                int first = FirstAttended(s.StartPosition);
+                var rows = _host.Indices(s.EndPosition - first);
+                Rows(cache, s.Kv, first, s.EndPosition, rows);
                 prefillRows[i] = IndexTensor(rows);
             }
 
@@ -74,6 +81,7 @@ internal sealed class StepIndices : IDisposable
     }
 
     private readonly StepHostArrays _host;
+    private readonly int _window;
     private readonly ForwardBatch _batch;
     private readonly ScalarType _dtype;
     private readonly Device _device;
@@ -111,10 +119,14 @@ internal sealed class StepIndices : IDisposable
         return maskF32.to(_dtype, _device).DetachFromDisposeScope();
     }
 
+    /// <summary>The first position a token at <paramref name="position"/> attends to.</summary>
+    private int FirstAttended(int position) => Math.Max(0, position - (_window - 1));
+
     /// <summary>
     /// Prefill slice <paramref name="i"/>'s causal mask for attention with the query heads of one KV head folded into
-    /// the query axis: [1, 1, G·n, end] additive in the compute dtype, row g·n + k sees key j iff j ≤ start + k. Built on
-    /// first use and shared by every layer.
+    /// the query axis: [1, 1, G·n, end − first] additive in the compute dtype (key column c is position first + c, first
+    /// the slice's first token's window start), row g·n + k sees position j iff FirstAttended(start + k) ≤ j ≤ start + k.
+    /// Built on first use and shared by every layer.
     /// </summary>
     public unsafe Tensor PrefillMask(int i, int groupSize)
     {
@@ -122,20 +134,26 @@ internal sealed class StepIndices : IDisposable
         if (_prefillMasks[i] is Tensor built)
             return built;
         var s = Prefill[i];
-        int n = s.Count, end = s.EndPosition;
-        using var maskF32 = zeros([1, 1, groupSize * n, end], ScalarType.Float32);
-        var mask = new Span<float>(CpuTensorMemory.Address(maskF32), groupSize * n * end);
+        int n = s.Count, first = FirstAttended(s.StartPosition), width = s.EndPosition - first;
+        using var maskF32 = zeros([1, 1, groupSize * n, width], ScalarType.Float32);
+        var mask = new Span<float>(CpuTensorMemory.Address(maskF32), groupSize * n * width);
         for (int k = 0; k < n; k++)
-            mask.Slice(k * end + s.StartPosition + k + 1, end - s.StartPosition - k - 1).Fill(float.NegativeInfinity);
+        {
+            int position = s.StartPosition + k, from = FirstAttended(position) - first, to = position - first;
+            var row = mask.Slice(k * width, width);
+            row[..from].Fill(float.NegativeInfinity);
+            row[(to + 1)..].Fill(float.NegativeInfinity);
+        }
+
         for (int g = 1; g < groupSize; g++)
-            mask[..(n * end)].CopyTo(mask.Slice(g * n * end, n * end));
+            mask[..(n * width)].CopyTo(mask.Slice(g * n * width, n * width));
         return _prefillMasks[i] = maskF32.to(_dtype, _device).DetachFromDisposeScope();
     }
 
     public Tensor Tokens { get; }          // [T] int64
     public IReadOnlyList<int> TokenPositions { get; }   // [T] on the host, for kernels that index tables directly
     public IReadOnlyList<SequenceSlice> Prefill { get; }
-    public IReadOnlyList<Tensor> PrefillRows { get; }   // per prefill slice: [end] int64, rows of positions 0..end-1
+    public IReadOnlyList<Tensor> PrefillRows { get; }   // per prefill slice: [end − first] int64, rows of positions first..end-1 (first: its window's start, 0 without one)
     public bool AllDecode { get; }
     public int DecodeCount { get; }
     public int DecodeContext { get; }      // max context length over decode rows (L)
@@ -180,14 +198,14 @@ internal sealed class StepIndices : IDisposable
         return IndexTensor(indices);
     }
 
-    /// <summary>Physical rows of positions 0..length-1 into <paramref name="rows"/>, padded with row 0 past them.</summary>
-    private static void Rows(KvCache cache, KvBlockTable table, int length, Span<long> rows)
+    /// <summary>Physical rows of positions first..end-1 into <paramref name="rows"/>, padded with row 0 past them.</summary>
+    private static void Rows(KvCache cache, KvBlockTable table, int first, int end, Span<long> rows)
     {
         int block = cache.BlockSize;
         var blocks = table.Blocks;
-        for (int p = 0; p < length; p++)
-            rows[p] = (long)blocks[p / block] * block + p % block;
-        rows[length..].Clear();
+        for (int p = first; p < end; p++)
+            rows[p - first] = (long)blocks[p / block] * block + p % block;
+        rows[(end - first)..].Clear();
     }
 
     private Tensor IndexTensor(IReadOnlyList<int> values)

@@ -134,8 +134,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         logger.LogInformation("Adapters: {Count} available (store {Root}, registry {Registry}); {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
             Adapters.List().Count, adapterRoot ?? "none", registryPath, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
 
-        if (c.SlidingWindow is int window)
-            logger.LogInformation("config.json sets sliding_window={Window}; it is ignored (full attention up to {Context} tokens)", window, o.MaxContext);
+        if (c.SlidingWindow is int window && window < o.MaxContext)
+            logger.LogInformation("config.json sets sliding_window={Window}: each token attends to the last {Window} positions of its context (up to {Context})",
+                window, window, o.MaxContext);
         if (defaults is { AdapterRoot: not null } && adapterRoot == defaults.AdapterRoot)
             _preparation = PrepareDefaultAdaptersAsync(defaults);
         return Task.CompletedTask;

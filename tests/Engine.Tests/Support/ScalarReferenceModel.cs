@@ -68,8 +68,12 @@ internal sealed class ScalarReferenceModel
                 for (int head = 0; head < hq; head++)
                 {
                     int kvHead = head / g;
+                    // Mistral's and Phi-3's sliding window: position i sees i − W + 1 … i.
+                    int first = _c.SlidingWindow is int window ? Math.Max(0, i - window + 1) : 0;
                     var scores = new double[i + 1];
-                    for (int j = 0; j <= i; j++)
+                    for (int j = 0; j < first; j++)
+                        scores[j] = double.NegativeInfinity;
+                    for (int j = first; j <= i; j++)
                     {
                         double s = 0;
                         for (int e = 0; e < d; e++)
@@ -78,7 +82,7 @@ internal sealed class ScalarReferenceModel
                     }
 
                     double max = scores.Max(), sum = scores.Sum(s => Math.Exp(s - max));
-                    for (int j = 0; j <= i; j++)
+                    for (int j = first; j <= i; j++)
                     {
                         double pj = Math.Exp(scores[j] - max) / sum;
                         for (int e = 0; e < d; e++)
