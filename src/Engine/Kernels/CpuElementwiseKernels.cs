@@ -63,44 +63,6 @@ internal static unsafe class CpuElementwiseKernels
         ForRows(rows, (long)rows * h, new RmsNormJob(x, weight, y, residual, h, eps, bf16));
     }
 
-    /// <summary>
-    /// Qwen3's per-head RMSNorm of q and k, in place. qkv <c>[T, (Hq + 2·Hkv)·D]</c> contiguous, weights <c>[D]</c>:
-    /// <code>q[t, h, :] = qw ⊙ dt(q[t, h, :] · 1/√(Σ q[t, h, :]² / D + ε))   for h &lt; Hq; k's Hkv heads alike with kw; v untouched</code>
-    /// (each head a row of <see cref="RmsNorm(Tensor, Tensor, float, Tensor?)"/>, so the same rounding).
-    /// </summary>
-    public static void HeadRmsNorm(Tensor qkv, int queryHeads, int keyHeads, int headDim, Tensor queryWeight, Tensor keyWeight, float eps)
-    {
-        int rows = (int)qkv.size(0);
-        if (qkv.dim() != 2 || qkv.size(1) != (long)(queryHeads + 2 * keyHeads) * headDim || !Supports(qkv)
-            || queryWeight.size(0) != headDim || keyWeight.size(0) != headDim || queryWeight.dtype != qkv.dtype || keyWeight.dtype != qkv.dtype)
-            throw new ArgumentException($"head RMSNorm weights [{queryWeight.shape[0]}], [{keyWeight.shape[0]}] do not fit qkv [{string.Join(", ", qkv.shape)}] {qkv.dtype}");
-        fixed (byte* xp = qkv.bytes)
-        fixed (byte* qw = queryWeight.bytes)
-        fixed (byte* kw = keyWeight.bytes)
-            HeadRmsNorm(xp, rows, queryHeads, keyHeads, headDim, qw, kw, eps, qkv.dtype == ScalarType.BFloat16);
-    }
-
-    /// <summary><see cref="HeadRmsNorm(Tensor, int, int, int, Tensor, Tensor, float)"/> on raw memory (no libtorch call).</summary>
-    public static void HeadRmsNorm(byte* qkv, int rows, int queryHeads, int keyHeads, int headDim, byte* queryWeight, byte* keyWeight, float eps, bool bf16)
-    {
-        ForRows(rows, (long)rows * (queryHeads + keyHeads) * headDim, new HeadRmsNormJob(qkv, queryHeads, keyHeads, headDim, queryWeight, keyWeight, eps, bf16));
-    }
-
-    private readonly struct HeadRmsNormJob(byte* qkv, int queryHeads, int keyHeads, int headDim, byte* queryWeight, byte* keyWeight, float eps, bool bf16)
-        : IParallelRange
-    {
-        public void Run(long from, long to)
-        {
-            long rowBytes = (long)(queryHeads + 2 * keyHeads) * headDim * Size(bf16);
-            for (long t = from; t < to; t++)
-            {
-                byte* q = qkv + t * rowBytes, k = q + (long)queryHeads * headDim * Size(bf16);
-                RmsNormRows(q, queryWeight, q, null, headDim, eps, bf16, 0, queryHeads);
-                RmsNormRows(k, keyWeight, k, null, headDim, eps, bf16, 0, keyHeads);
-            }
-        }
-    }
-
     private readonly struct RmsNormJob(byte* x, byte* weight, byte* y, byte* residual, int h, float eps, bool bf16) : IParallelRange
     {
         public void Run(long from, long to) => RmsNormRows(x, weight, y, residual, h, eps, bf16, (int)from, (int)to);
@@ -110,7 +72,7 @@ internal static unsafe class CpuElementwiseKernels
     // The row bodies are methods of their own, compiled optimised at first call: a lambda body starts as unoptimised
     // tier-0 code, several times slower for the first hundreds of steps after start-up.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RmsNormRows(byte* x, byte* weight, byte* y, byte* residual, int h, float eps, bool bf16, int from, int to)
+    internal static void RmsNormRows(byte* x, byte* weight, byte* y, byte* residual, int h, float eps, bool bf16, int from, int to)
     {
         if (ElementwiseRowMath.Supports(h))
         {
@@ -381,7 +343,7 @@ internal static unsafe class CpuElementwiseKernels
     }
 
     /// <summary>Runs <paramref name="job"/> over row ranges: on the calling thread for small work, else on the OpenMP team.</summary>
-    private static void ForRows<TJob>(int rows, long elements, TJob job) where TJob : struct, IParallelRange
+    internal static void ForRows<TJob>(int rows, long elements, TJob job) where TJob : struct, IParallelRange
     {
         int chunks = elements < (OpenMpTeam.CallsAreCheap ? HeldParallelElements : ParallelElements) ? 1 : Math.Min(OpenMpTeam.Threads, rows);
         if (chunks <= 1)
@@ -401,7 +363,7 @@ internal static unsafe class CpuElementwiseKernels
         return _scratch;
     }
 
-    private static int Size(bool bf16) => bf16 ? 2 : 4;
+    internal static int Size(bool bf16) => bf16 ? 2 : 4;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Load(byte* source, bool bf16, Span<float> destination)

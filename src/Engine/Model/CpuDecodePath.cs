@@ -131,7 +131,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             if (lora is not null)
                 Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
             if (_queryNorms![l] != 0)
-                CpuElementwiseKernels.HeadRmsNorm(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16);
+                HeadRmsNormKernel.Apply(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16);
             CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
                 step.RowPerTokenHost.Span, bf16);
             PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable, step.DecodeContext,

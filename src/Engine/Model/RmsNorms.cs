@@ -24,7 +24,7 @@ internal static class RmsNorms
     {
         if (cpuKernels && CpuElementwiseKernels.Supports(qkv) && CpuElementwiseKernels.Supports(w.QNorm!) && CpuElementwiseKernels.Supports(w.KNorm!))
         {
-            CpuElementwiseKernels.HeadRmsNorm(qkv, c.NumHeads, c.NumKvHeads, c.HeadDim, w.QNorm!, w.KNorm!, (float)c.RmsNormEps);
+            HeadRmsNormKernel.Apply(qkv, c.NumHeads, c.NumKvHeads, c.HeadDim, w.QNorm!, w.KNorm!, (float)c.RmsNormEps);
             return;
         }
 

@@ -83,7 +83,7 @@ public sealed class Qwen3ModelTests : IDisposable
     }
 
     [Fact]
-    public void HeadRmsNorm_Kernel_EqualsEachHeadNormedAlone()
+    public void Apply_QkvRows_EachHeadAsNormedAlone()
     {
         const int heads = 3, kvHeads = 2, d = 64;
         using var qkv = randn(5, (heads + 2 * kvHeads) * d);
@@ -99,7 +99,7 @@ public sealed class Qwen3ModelTests : IDisposable
             }
         }
 
-        CpuElementwiseKernels.HeadRmsNorm(qkv, heads, kvHeads, d, qw, kw, 1e-6f);
+        HeadRmsNormKernel.Apply(qkv, heads, kvHeads, d, qw, kw, 1e-6f);
 
         Assert.True(qkv.allclose(expected, rtol: 1e-5, atol: 1e-5));
     }
