@@ -137,6 +137,7 @@ public static class ServingApp
         services.AddSingleton<GenerationRequestStage>();
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
+        services.AddSingleton<EmbeddingsEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.ResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.StoredResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.ResponseStore>();
@@ -169,6 +170,7 @@ public static class ServingApp
     {
         app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
+        app.MapPost("/v1/embeddings", (HttpContext ctx, EmbeddingsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/responses", (HttpContext ctx, Api.OpenAi.Responses.ResponsesEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapGet("/v1/responses/{id}", (HttpContext ctx, string id, Api.OpenAi.Responses.StoredResponsesEndpoint e) => Guard(ctx, c => e.GetAsync(c, id)));
         app.MapDelete("/v1/responses/{id}", (HttpContext ctx, string id, Api.OpenAi.Responses.StoredResponsesEndpoint e) => Guard(ctx, c => e.DeleteAsync(c, id)));

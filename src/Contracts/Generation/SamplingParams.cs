@@ -28,6 +28,12 @@ public sealed record SamplingParams
     /// </summary>
     public int? PromptLogprobs { get; init; }
 
+    /// <summary>
+    /// Whether the first event carries the prompt's embedding (<see cref="TokenEvent.Embedding"/>): the final hidden state of
+    /// its last token, as decoder embedding models pool (Qwen3-Embedding, e5-mistral). Such a request is run for that.
+    /// </summary>
+    public bool EmbedPrompt { get; init; }
+
     /// <summary>Added to these tokens' logits before sampling (OpenAI's <c>logit_bias</c>: −100 bans, +100 all but forces).</summary>
     public IReadOnlyDictionary<int, float> LogitBias { get; init; } = EmptyBias;
 

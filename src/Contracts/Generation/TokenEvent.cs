@@ -15,6 +15,12 @@ public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReas
     /// </summary>
     public IReadOnlyList<PromptTokenLogprob?>? PromptLogprobs { get; init; }
 
+    /// <summary>
+    /// On the first event of a request with <see cref="SamplingParams.EmbedPrompt"/>: its prompt's last token's final hidden
+    /// state <c>[hidden]</c> (after the final norm, not normalised); null otherwise.
+    /// </summary>
+    public IReadOnlyList<float>? Embedding { get; init; }
+
     /// <summary>On the last event of a request that sent a predicted output: how its tokens fared as drafts; null otherwise.</summary>
     public PredictionTokens? Prediction { get; init; }
 }

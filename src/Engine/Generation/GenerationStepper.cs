@@ -71,7 +71,8 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         // Serving records no autograd graph; saying so lets the CPU kernels rotate in place instead of the step building
         // RoPE tables it never uses (RotaryEmbedding.StepTables).
         using var inference = no_grad();
-        using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora, scoring?.LogitTokens);
+        using var hidden = rows.Any(r => r.EmitsToken && r.Sequence.Sampling.EmbedPrompt && r.Sequence.GeneratedTokens.Count == 0) ? new HiddenStateCapture() : null;
+        using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora, scoring?.LogitTokens, hidden);
         long forwarded = System.Diagnostics.Stopwatch.GetTimestamp();
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
         long copied = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -84,6 +85,8 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         long masked = System.Diagnostics.Stopwatch.GetTimestamp();
         var tokens = Sample(cpu, rows, ready, scoring?.LastRow ?? firstLogit);
         var scores = scoring is null ? null : Score(scoring, cpu, rows);
+        var lastRow = scoring?.LastRow ?? firstLogit;
+        var embeddings = hidden is null ? null : ready.Select(i => rows[i].Sequence is { Sampling.EmbedPrompt: true, GeneratedTokens.Count: 0 } ? hidden.Row(lastRow[i]) : null).ToArray();
         // Only now, with nothing left to fail, does a sequence change.
         if (scores is not null)
             scoring!.Record(scores, rows);
@@ -91,7 +94,10 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         for (int i = 0; i < rows.Count; i++)
             events[i] = [];
         for (int i = 0; i < ready.Count; i++)
-            events[ready[i]].Add(rows[ready[i]].Sequence.Accept(tokens[i], cache.MaxContext));
+        {
+            var e = rows[ready[i]].Sequence.Accept(tokens[i], cache.MaxContext);
+            events[ready[i]].Add(embeddings?[i] is { } embedding ? e with { Embedding = embedding } : e);
+        }
         Verify(cpu, rows, ready, firstLogit, events, cache.MaxContext);
 
         LastTimings = new StepTimings(System.Diagnostics.Stopwatch.GetElapsedTime(started, forwarded),

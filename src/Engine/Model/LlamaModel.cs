@@ -115,10 +115,11 @@ public sealed class LlamaModel : IDisposable
     /// logits: <c>[sequences, vocab]</c> for <see cref="LogitsSelection.LastTokenPerSequence"/> or <c>[T, vocab]</c>; with
     /// <paramref name="logitTokens"/>, <c>[logitTokens.Count, vocab]</c> for those packed token indices, in that order
     /// (repeats allowed), whatever the selection.
-    /// A token at position p attends to positions 0..p of its own sequence.
+    /// A token at position p attends to positions 0..p of its own sequence. Given <paramref name="hidden"/>, the final hidden
+    /// state of every logits row is left in it too.
     /// </summary>
     public Tensor Forward(ForwardBatch batch, KvCache cache, LogitsSelection selection = LogitsSelection.LastTokenPerSequence,
-        LoraBatchMapping? lora = null, IReadOnlyList<int>? logitTokens = null)
+        LoraBatchMapping? lora = null, IReadOnlyList<int>? logitTokens = null, HiddenStateCapture? hidden = null)
     {
         if (logitTokens is not null && logitTokens.Any(t => (uint)t >= (uint)batch.TokenCount))
             throw new ArgumentException($"a logit token index is outside the batch's {batch.TokenCount} tokens");
@@ -141,7 +142,7 @@ public sealed class LlamaModel : IDisposable
 
         using var scope = NewDisposeScope();
         using var step = new StepIndices(batch, cache, Dtype, Device, Config.SlidingWindow);
-        if (logitTokens is null && _decodePath.CanRun(step, cache))
+        if (logitTokens is null && hidden is null && _decodePath.CanRun(step, cache))
             return _decodePath.Run(step, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
         var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
@@ -163,6 +164,8 @@ public sealed class LlamaModel : IDisposable
             normed = RmsNorm(everyRow ? x : x.index_select(0, rows), _weights.FinalNorm);
         }
 
+        if (hidden is not null)
+            hidden.Rows = normed.to(ScalarType.Float32, CPU, copy: true).DetachFromDisposeScope();
         return _weights.LmHead.Apply(normed, float32Output: true, smallBatchKernel: Kernels.CpuSmallBatchProjections).MoveToOuterDisposeScope();
     }
 

@@ -32,6 +32,7 @@ internal sealed class RequestOutput
 
     /// <summary>The prompt's scores, written with the first token and handed out with it.</summary>
     private IReadOnlyList<Serving.Contracts.Generation.PromptTokenLogprob?>? _promptLogprobs;
+    private IReadOnlyList<float>? _embedding;
     /// <summary>The prediction's counts, written with the last token and handed out with it.</summary>
     private PredictionTokens? _prediction;
     private bool _completed;
@@ -69,6 +70,8 @@ internal sealed class RequestOutput
             _endings.Add((byte)((byte)token.Finish | (token.OutputIncomplete ? IncompleteFlag : 0)));
             if (token.PromptLogprobs is { } scores)
                 _promptLogprobs = scores;
+            if (token.Embedding is { } embedding)
+                _embedding = embedding;
             if (token.Prediction is { } prediction)
                 _prediction = prediction;
         });
@@ -155,9 +158,11 @@ internal sealed class RequestOutput
         {
             OutputIncomplete = (ending & IncompleteFlag) != 0,
             PromptLogprobs = _promptLogprobs,
+            Embedding = _embedding,
             Prediction = (FinishReason)(ending & ~IncompleteFlag) != FinishReason.None ? _prediction : null,
         };
         _promptLogprobs = null;
+        _embedding = null;
         if (_read == _ids.Count)
             Clear();
         else if (_read >= CompactAfter && 2 * _read >= _ids.Count)

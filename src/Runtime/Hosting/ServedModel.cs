@@ -21,6 +21,9 @@ public sealed class ServedModel
     /// <summary>Rows of the embedding table: every valid token id is in [0, VocabularySize).</summary>
     public int VocabularySize => _model.Config.VocabSize;
 
+    /// <summary>Width of the model's hidden states: the length of a prompt's embedding.</summary>
+    public int HiddenSize => _model.Config.HiddenSize;
+
     /// <summary>Longest sequence the model's positions (and the configured context) allow.</summary>
     public int MaxPositions => _model.Model.MaxPositions;
 

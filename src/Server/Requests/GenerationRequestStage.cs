@@ -172,15 +172,16 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <param name="prediction">The predicted output's tokens (<see cref="TokenizePrediction"/>), drafted from for every prompt and choice.</param>
     /// <param name="constraintField">The request field <see cref="SamplingParams.Constraint"/> came from, which a 400 for a
     /// schema or pattern the server cannot enforce names, with the path inside it.</param>
+    /// <param name="promptField">The request field the prompts came from, which a 400 for one of them names.</param>
     public async Task<IReadOnlyList<GenerationRequest>> PrepareAsync(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams sampling, PinnedAdapters? adapters,
         RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null, string constraintField = "structured_outputs",
-        int priority = 0, IReadOnlyList<int>? prediction = null)
+        int priority = 0, IReadOnlyList<int>? prediction = null, string promptField = "prompt")
     {
         if (sampling.Constraint is { } constraint)
             await CompileAsync(constraint, constraintField, caller.Tenant, cacheSalt, ct);
         int context = MaxContext, vocabulary = host.Served.VocabularySize;
         sampling = PromptLimits.CheckTokenIds(sampling, vocabulary);
-        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary)).ToList();
+        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary, promptField)).ToList();
         var pinned = adapters is not null
             ? prompts.Select(_ => adapters).ToArray()
             : await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing?.Candidates, routing?.TopK, routing?.Temperature, ct, routing?.Method)));

@@ -25,17 +25,17 @@ internal static class PromptLimits
 
     /// <summary>
     /// Checks one tokenized prompt against the vocabulary and the context limit; returns the sampling params to run it
-    /// with (a max_tokens of 0 becomes what the context leaves).
+    /// with (a max_tokens of 0 becomes what the context leaves). A problem of the prompt itself names <paramref name="field"/>.
     /// </summary>
-    public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize)
+    public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize, string field = "prompt")
     {
         if (prompt.Count == 0)
-            throw ApiException.BadRequest("the prompt is empty", "prompt");
+            throw ApiException.BadRequest("the prompt is empty", field);
         foreach (int id in prompt)
             if ((uint)id >= (uint)vocabSize)
-                throw ApiException.BadRequest($"token id {id} is outside the vocabulary [0, {vocabSize})", "prompt");
+                throw ApiException.BadRequest($"token id {id} is outside the vocabulary [0, {vocabSize})", field);
         if (prompt.Count >= maxContext)
-            throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", "prompt");
+            throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", field);
         if (sampling.MaxTokens == 0)
             sampling = sampling with { MaxTokens = maxContext - prompt.Count };
         if (sampling.MinTokens > sampling.MaxTokens)

@@ -41,6 +41,14 @@ internal sealed class ScalarReferenceModel
     /// <summary>Logits [T][vocab] for every position of <paramref name="tokens"/>.</summary>
     public float[][] Forward(IReadOnlyList<int> tokens)
     {
+        bool tied = !_w.ContainsKey("lm_head.weight");
+        string head = tied ? "model.embed_tokens.weight" : "lm_head.weight";
+        return [.. Hidden(tokens).Select(row => Base(head, row, _c.VocabSize, _c.HiddenSize, null).Select(z => (float)z).ToArray())];
+    }
+
+    /// <summary>The final hidden states [T][hidden] (after the final RMSNorm: the lm_head's input) at every position of <paramref name="tokens"/>.</summary>
+    public double[][] Hidden(IReadOnlyList<int> tokens)
+    {
         int t = tokens.Count, h = _c.HiddenSize, d = _c.HeadDim, hq = _c.NumHeads, hkv = _c.NumKvHeads, g = hq / hkv;
         var x = new double[t][];
         bool tied = !_w.ContainsKey("lm_head.weight");
@@ -103,8 +111,7 @@ internal sealed class ScalarReferenceModel
             }
         }
 
-        string head2 = tied ? "model.embed_tokens.weight" : "lm_head.weight";
-        return x.Select(row => Base(head2, RmsNorm(row, W("model.norm.weight")), _c.VocabSize, h, null).Select(z => (float)z).ToArray()).ToArray();
+        return [.. x.Select(row => RmsNorm(row, W("model.norm.weight")))];
     }
 
     /// <summary>A projection of <paramref name="layer"/>: the base (float or int8) plus every adapter's module on it.</summary>
