@@ -19,6 +19,13 @@ public sealed record SyntheticModelSpec
     /// </summary>
     public string? TokenizerFrom { get; init; }
 
+    /// <summary>
+    /// Saved as an embedding model ships (Qwen3-Embedding): the bare transformer's tensors (no <c>model.</c> prefix, no
+    /// lm_head; the same values as without this), and sentence-transformers' <c>modules.json</c> with last-token pooling
+    /// and normalisation.
+    /// </summary>
+    public bool EmbeddingModel { get; init; }
+
     /// <summary>Head width override (default hidden / heads); Qwen3's small models, for one, have heads · head_dim ≠ hidden.</summary>
     public int? HeadDim { get; init; }
 

@@ -9,7 +9,14 @@ namespace Serving.Contracts.Configuration;
 /// </summary>
 public sealed record ModelConfig
 {
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+        "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
+
+    /// <summary>
+    /// Whether config.json names the bare transformer (<c>MistralModel</c>, <c>Qwen3Model</c>: no language-model head), as
+    /// embedding models such as e5-mistral do.
+    /// </summary>
+    public bool DeclaresBareModel => !Architecture.EndsWith("ForCausalLM", StringComparison.Ordinal);
 
     public required string Architecture { get; init; }
     public required int HiddenSize { get; init; }
@@ -74,7 +81,7 @@ public sealed record ModelConfig
         if (headDim % 2 != 0)
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
-        bool isQwen2 = architecture == "Qwen2ForCausalLM", isQwen3 = architecture == "Qwen3ForCausalLM";
+        bool isQwen2 = architecture.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = architecture.StartsWith("Qwen3", StringComparison.Ordinal);
         return new ModelConfig
         {
             Architecture = architecture,

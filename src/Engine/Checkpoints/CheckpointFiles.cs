@@ -6,13 +6,18 @@ namespace Serving.Engine.Checkpoints;
 
 /// <summary>
 /// Where each tensor of a Hugging Face checkpoint lives: <c>model.safetensors</c>, or the shards that
-/// <c>model.safetensors.index.json</c>'s <c>weight_map</c> names. Headers are parsed and validated once here.
+/// <c>model.safetensors.index.json</c>'s <c>weight_map</c> names. Headers are parsed and validated once here. A checkpoint
+/// saved as the bare transformer (<c>Qwen3Model</c>, <c>MistralModel</c>: <c>embed_tokens.weight</c>, <c>layers.…</c>, no
+/// lm_head — how Qwen3-Embedding and e5-mistral ship) is read under the causal LM's names (<c>model.…</c>).
 /// </summary>
 public sealed class CheckpointFiles
 {
     private readonly Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> _tensors;
 
-    private CheckpointFiles(Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)> tensors) => _tensors = tensors;
+    private CheckpointFiles(Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)> tensors, bool bare) => (_tensors, SavedAsBareModel) = (tensors, bare);
+
+    /// <summary>Whether the tensors were saved without the causal LM's <c>model.</c> prefix: the transformer alone, as embedding models are.</summary>
+    public bool SavedAsBareModel { get; }
 
     public IEnumerable<string> TensorNames => _tensors.Keys;
 
@@ -68,7 +73,10 @@ public sealed class CheckpointFiles
             foreach (var (name, file) in weightMap)
                 if (!tensors.ContainsKey(name))
                     throw new ModelLoadException($"{index}: tensor '{name}' is mapped to '{file}' but that file does not contain it");
-        return new CheckpointFiles(tensors);
+        bool bare = !tensors.ContainsKey("model.embed_tokens.weight") && tensors.ContainsKey("embed_tokens.weight");
+        if (bare)
+            tensors = tensors.ToDictionary(kv => kv.Key.StartsWith("lm_head.", StringComparison.Ordinal) ? kv.Key : "model." + kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        return new CheckpointFiles(tensors, bare);
     }
 
     public bool Contains(string name) => _tensors.ContainsKey(name);

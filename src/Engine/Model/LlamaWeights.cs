@@ -58,7 +58,9 @@ public sealed class LlamaWeights : IDisposable
         var disposables = new List<IDisposable>();
         try
         {
-            bool tied = c.TieWordEmbeddings && !files.Contains("lm_head.weight");
+            // A bare transformer (an embedding model) has no head of its own: the embedding serves as one, so the forward pass is
+            // the same; its logits mean nothing and the server serves it for embeddings only.
+            bool tied = (c.TieWordEmbeddings || files.SavedAsBareModel || c.DeclaresBareModel) && !files.Contains("lm_head.weight");
             // A tied embedding is also the lm_head GEMM's weight: pack it, and look tokens up in the packed layout.
             // Quantized, a tied embedding is int8 too: one int8 matrix serves the lookups and the lm_head.
             var embed = int8 && tied

@@ -10,8 +10,11 @@ namespace Serving.Engine.Model;
 /// <summary>A model folder loaded and ready to run: architecture, weights on the device, tokenizer, generation defaults.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string directory, ModelConfig config, GenerationDefaults defaults, HfTokenizer tokenizer, ChatTemplate chatTemplate, LlamaModel model)
+    private LoadedModel(string directory, ModelConfig config, GenerationDefaults defaults, HfTokenizer tokenizer, ChatTemplate chatTemplate, LlamaModel model,
+        bool embeddingOnly, string? pooling)
     {
+        EmbeddingOnly = embeddingOnly;
+        Pooling = pooling;
         Directory = directory;
         Config = config;
         GenerationDefaults = defaults;
@@ -31,6 +34,15 @@ public sealed class LoadedModel : IDisposable
     public LlamaModel Model { get; }
     public ChatTemplate ChatTemplate { get; }
     public IReadOnlyList<int> EosTokenIds { get; }
+
+    /// <summary>
+    /// Whether the checkpoint is a bare transformer (saved without the causal LM's names or head, or config.json naming a
+    /// <c>…Model</c> class): an embedding model, whose logits mean nothing.
+    /// </summary>
+    public bool EmbeddingOnly { get; }
+
+    /// <summary>The folder's sentence-transformers pooling mode (<see cref="Checkpoints.SentenceTransformersPooling"/>), or null.</summary>
+    public string? Pooling { get; }
 
     /// <summary>Structured-output constraints compiled against this model's vocabulary, cached by content.</summary>
     public Constraints.TokenConstraintCompiler Constraints { get; }
@@ -68,11 +80,16 @@ public sealed class LoadedModel : IDisposable
                 throw new ModelLoadException($"{directory}: tokenizer.json has {tokenizer.VocabSize} tokens but config.json vocab_size is {config.VocabSize}");
             var chatTemplate = LoadChatTemplate(directory, tokenizer);
             var files = CheckpointFiles.Open(directory);
+            string? pooling = SentenceTransformersPooling.Read(directory);
+            bool embeddingOnly = files.SavedAsBareModel || config.DeclaresBareModel;
+            if (embeddingOnly && pooling is not (null or "lasttoken"))
+                throw new ModelLoadException($"{directory}: an embedding model pooling by '{pooling}' (its sentence-transformers Pooling module); only last-token pooling is served");
             LlamaWeights weights;
             using (var loader = new TensorLoader(files, dtype, device) { Progress = progress })
                 weights = LlamaWeights.Load(config, loader, files, packForAmx, quantization);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
-            return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device, kernels));
+            return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device, kernels),
+                embeddingOnly, pooling);
         }
         catch (Exception ex) when (ex is ModelConfigException or TokenizerException)
         {

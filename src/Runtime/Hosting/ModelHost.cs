@@ -108,6 +108,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         var c = _model.Config;
         logger.LogInformation("Loaded {Architecture} from {Path} as '{Id}': {Layers} layers, hidden {Hidden}, {Heads}/{KvHeads} heads, vocab {Vocab}, {Dtype} on {Device}, {MiB} MiB of weights in {Seconds:F1} s",
             c.Architecture, path, ModelId, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKvHeads, c.VocabSize, dtype, device, _model.Model.Weights.TotalBytes >> 20, started.Elapsed.TotalSeconds);
+        if (_model.EmbeddingOnly)
+            logger.LogInformation("An embedding model (a bare transformer, no language-model head): /v1/embeddings only, last-token pooling; generation requests are refused");
+
         if (_quantization == WeightQuantization.Int8)
             logger.LogInformation("int8 weights: {Before} MiB in {Dtype} → {After} MiB quantized (projections and lm_head, per output row); kernel: {Kernel}",
                 _model.Model.Weights.UnquantizedBytes(dtype) >> 20, dtype, _model.Model.Weights.TotalBytes >> 20, Int8Linear.Kernel);

@@ -24,6 +24,15 @@ public sealed class ServedModel
     /// <summary>Width of the model's hidden states: the length of a prompt's embedding.</summary>
     public int HiddenSize => _model.Config.HiddenSize;
 
+    /// <summary>Whether the checkpoint is an embedding model (<see cref="LoadedModel.EmbeddingOnly"/>): generation is refused.</summary>
+    public bool EmbeddingOnly => _model.EmbeddingOnly;
+
+    /// <summary>The folder's declared pooling (sentence-transformers), or null: none declared.</summary>
+    public string? Pooling => _model.Pooling;
+
+    /// <summary>config.json's architecture.</summary>
+    public string Architecture => _model.Config.Architecture;
+
     /// <summary>Longest sequence the model's positions (and the configured context) allow.</summary>
     public int MaxPositions => _model.Model.MaxPositions;
 

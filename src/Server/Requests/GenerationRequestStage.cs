@@ -177,6 +177,9 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
         RoutingRequest? routing, Caller caller, DateTimeOffset? deadline, CancellationToken ct, string? cacheSalt = null, string constraintField = "structured_outputs",
         int priority = 0, IReadOnlyList<int>? prediction = null, string promptField = "prompt")
     {
+        if (host.Served.EmbeddingOnly && !sampling.EmbedPrompt)
+            throw ApiException.BadRequest($"this model is an embedding model (a bare {host.Served.Architecture.Replace("ForCausalLM", "Model", StringComparison.Ordinal)} "
+                + "without a language-model head): it serves /v1/embeddings only", "model");
         if (sampling.Constraint is { } constraint)
             await CompileAsync(constraint, constraintField, caller.Tenant, cacheSalt, ct);
         int context = MaxContext, vocabulary = host.Served.VocabularySize;

@@ -115,6 +115,53 @@ public sealed class CheckpointLoadingTests : IDisposable
         Assert.True(plain.Zip(scaled, (a, b) => MathF.Abs(a - b)).Max() > 0.01f, "YaRN changed nothing");
     }
 
+    /// <summary>
+    /// An embedding model as Qwen3-Embedding ships: config.json says Qwen3ForCausalLM, the tensors are the bare Qwen3Model's
+    /// (no <c>model.</c> prefix, no lm_head), sentence-transformers' modules pool by the last token. Read under the causal
+    /// LM's names, its hidden states are the causal LM's with the same values.
+    /// </summary>
+    [Fact]
+    public void Load_EmbeddingModelAsShipped_BareNamesNoHead_TheCausalLmsHiddenStates()
+    {
+        using var causal = LoadedModel.Load(Generate("causal", new() { Architecture = "Qwen3ForCausalLM" }), ScalarType.Float32, CPU, 128);
+        using var embedding = LoadedModel.Load(Generate("embedding", new() { Architecture = "Qwen3ForCausalLM", EmbeddingModel = true }), ScalarType.Float32, CPU, 128);
+
+        Assert.False(causal.EmbeddingOnly);
+        Assert.True(embedding.EmbeddingOnly);
+        Assert.Equal("lasttoken", embedding.Pooling);
+        Assert.True(embedding.Model.Weights.Tied);
+        Assert.Equal(HiddenStates(causal), HiddenStates(embedding));
+    }
+
+    private static float[] HiddenStates(LoadedModel loaded)
+    {
+        using var cache = loaded.Model.CreateKvCache(1, 32);
+        using var hidden = new HiddenStateCapture();
+        using (loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache, LogitsSelection.AllTokens, hidden: hidden))
+        {
+        }
+
+        return [.. Enumerable.Range(0, Prompt.Length).SelectMany(hidden.Row)];
+    }
+
+    [Theory]
+    [InlineData("1_Pooling", "pooling_mode_mean_tokens", "mean_tokens")]
+    [InlineData("1_Pooling", "pooling_mode_unheard_of", "sets no pooling_mode_")]
+    [InlineData("../outside", "pooling_mode_lasttoken", "leaves the model folder")]
+    public void Load_EmbeddingModelPoolingOtherwise_RefusedNamingIt(string folder, string flag, string problem)
+    {
+        string dir = Generate("pooling-" + problem.Split(' ')[0], new() { EmbeddingModel = true });
+        var modules = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "modules.json")))!;
+        modules[1]!["path"] = folder;
+        File.WriteAllText(Path.Combine(dir, "modules.json"), modules.ToJsonString());
+        Directory.CreateDirectory(Path.Combine(dir, folder));
+        File.WriteAllText(Path.Combine(dir, folder, "config.json"), new JsonObject { [flag] = true }.ToJsonString());
+
+        var ex = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(dir, ScalarType.Float32, CPU, 64));
+
+        Assert.Contains(problem, ex.Message);
+    }
+
     [Fact]
     public void Load_MissingTensor_NamesTensor()
     {

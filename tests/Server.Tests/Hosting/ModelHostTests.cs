@@ -41,6 +41,29 @@ public sealed class ModelHostTests
         TestDirectories.Delete(root);
     }
 
+    /// <summary>An embedding model as Qwen3-Embedding ships (bare transformer tensors, last-token pooling): embeddings served, generation refused naming why.</summary>
+    [Fact]
+    public async Task Start_WithEmbeddingModel_EmbedsAndRefusesGeneration()
+    {
+        string dir = Path.Combine(TestDirectories.Path("embedding-host"), "my-embedder");
+        SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Qwen3ForCausalLM", EmbeddingModel = true, Seed = 9 });
+        await using var server = await ServerProcess.StartAsync("--model", dir, "--dtype", "float32");
+
+        var (status, body) = await HttpJson.PostAsync(server.Http, "/v1/embeddings", new { model = "my-embedder", input = new[] { "query: hi", "passage: hello" } });
+        Assert.True(status == 200, body.ToJsonString());
+        Assert.All(body["data"]!.AsArray(), d => Assert.Equal(1.0, Math.Sqrt(d!["embedding"]!.AsArray().Sum(v => (double)v! * (double)v!)), 5));
+
+        foreach (var (path, request) in new (string, object)[]
+        {
+            ("/v1/completions", new { model = "my-embedder", prompt = "hi", max_tokens = 3 }),
+            ("/v1/chat/completions", new { model = "my-embedder", messages = new[] { new { role = "user", content = "hi" } } }),
+        })
+        {
+            var (refused, error) = await HttpJson.PostAsync(server.Http, path, request);
+            HttpJson.AssertBadRequest(refused, error, "model", "serves /v1/embeddings only");
+        }
+    }
+
     [Fact]
     public async Task Start_WithBrokenCheckpoint_FailsNamingFileAndTensor()
     {

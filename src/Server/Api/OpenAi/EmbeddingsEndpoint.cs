@@ -29,6 +29,8 @@ internal sealed class EmbeddingsEndpoint(GenerationRequestStage stage, Generatio
         var f = new JsonFields(doc.RootElement);
         var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
         var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
+        if (stage.Model.Pooling is { } pooling and not "lasttoken")
+            throw ApiException.BadRequest($"this model pools by '{pooling}' (its sentence-transformers Pooling module); only last-token pooling is served", "model");
         string format = f.String("encoding_format") ?? "float";
         if (format is not ("float" or "base64"))
             throw JsonFields.Bad("encoding_format", $"must be float or base64, got '{format}'");
