@@ -16,7 +16,7 @@ internal static class ResponseShapes
         string? incompleteReason)
     {
         JsonNode? Echo(string name, JsonNode? otherwise) =>
-            request.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? JsonNode.Parse(v.GetRawText()) : otherwise;
+            request.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v.ToNode() : otherwise;
         return new JsonObject
         {
             ["id"] = id,

@@ -55,9 +55,9 @@ internal static class ResponsesRequest
         chat["messages"] = messages;
         foreach (string same in new[] { "model", "temperature", "top_p", "parallel_tool_calls", "seed", "top_k", "min_p", "repetition_penalty", "priority", "cache_salt" })
             if (request.TryGetProperty(same, out var value))
-                chat[same] = JsonNode.Parse(value.GetRawText());
+                chat[same] = value.ToNode();
         if (request.TryGetProperty("max_output_tokens", out var max) && max.ValueKind != JsonValueKind.Null)
-            chat["max_tokens"] = JsonNode.Parse(max.GetRawText());
+            chat["max_tokens"] = max.ToNode();
         if (request.TryGetProperty("tools", out var tools) && tools.ValueKind != JsonValueKind.Null)
             chat["tools"] = Tools(tools);
         if (request.TryGetProperty("tool_choice", out var choice) && choice.ValueKind != JsonValueKind.Null)
@@ -81,7 +81,7 @@ internal static class ResponsesRequest
             })];
         return [.. input.EnumerateArray().Select(item =>
         {
-            var stored = (JsonObject)JsonNode.Parse(item.GetRawText())!;
+            var stored = (JsonObject)item.ToNode()!;
             string type = (string?)stored["type"] ?? "message";
             stored.Remove("type");
             stored.Remove("id");
@@ -208,7 +208,7 @@ internal static class ResponsesRequest
             var function = new JsonObject { ["name"] = Required(tool, "name", at) };
             foreach (string key in new[] { "description", "parameters", "strict" })
                 if (tool.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null)
-                    function[key] = JsonNode.Parse(v.GetRawText());
+                    function[key] = v.ToNode();
             chat.Add(new JsonObject { ["type"] = "function", ["function"] = function });
         }
 
@@ -240,9 +240,9 @@ internal static class ResponsesRequest
                 ["type"] = "json_schema",
                 ["json_schema"] = new JsonObject
                 {
-                    ["name"] = format.TryGetProperty("name", out var n) ? JsonNode.Parse(n.GetRawText()) : null,
-                    ["schema"] = format.TryGetProperty("schema", out var s) ? JsonNode.Parse(s.GetRawText()) : throw ApiException.BadRequest("'text.format.schema' is required", "text.format.schema"),
-                    ["strict"] = format.TryGetProperty("strict", out var strict) ? JsonNode.Parse(strict.GetRawText()) : null,
+                    ["name"] = format.TryGetProperty("name", out var n) ? n.ToNode() : null,
+                    ["schema"] = format.TryGetProperty("schema", out var s) ? s.ToNode() : throw ApiException.BadRequest("'text.format.schema' is required", "text.format.schema"),
+                    ["strict"] = format.TryGetProperty("strict", out var strict) ? strict.ToNode() : null,
                 },
             },
             _ => throw ApiException.BadRequest($"'text.format.type' must be text, json_object or json_schema, got '{type}'", "text.format.type"),

@@ -135,6 +135,20 @@ public sealed class StoredResponsesTests(StructuredOutputServerFixture fixture) 
         HttpJson.AssertBadRequest((int)stream.StatusCode, JsonNode.Parse(await stream.Content.ReadAsStringAsync())!, "stream", "read it whole");
     }
 
+    /// <summary>Found by the REST fuzzer: an input item repeating a key (last one counts, as everywhere) was a 500 when the response was kept.</summary>
+    [Fact]
+    public async Task Responses_ItemRepeatingAKey_LastOneCountsAndKept()
+    {
+        var (status, body) = await HttpJson.PostRawAsync(fixture.Http, "/v1/responses",
+            """{"model": "base", "max_output_tokens": 2, "input": [{"role": {"x": [1]}, "role": "user", "content": "hi", "text": {"a": 1, "a": 2}}]}""");
+        Assert.True(status == 200, body.ToJsonString());
+
+        var items = await Get($"/v1/responses/{(string)body["id"]!}/input_items");
+        var item = items["data"]![0]!;
+        Assert.Equal("user", (string)item["role"]!);
+        Assert.Equal(2, (int)item["text"]!["a"]!);
+    }
+
     private async Task<JsonNode> Get(string path)
     {
         using var response = await fixture.Http.GetAsync(path);
