@@ -138,6 +138,7 @@ public static class ServingApp
         services.AddSingleton<CompletionsEndpoint>();
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<EmbeddingsEndpoint>();
+        services.AddSingleton<PromptEmbedder>();
         services.AddSingleton<Api.OpenAi.Responses.ResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.StoredResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.ResponseStore>();

@@ -11,9 +11,30 @@ namespace Serving.Server.Api.Grpc;
 /// <c>serving.v1.Generation</c>: the same generation as the REST endpoints (same validation, same scheduler), unary and
 /// server-streaming. A gRPC deadline becomes the request's deadline in the scheduler; a cancelled call leaves the batch.
 /// </summary>
-internal sealed class GenerationService(ModelHost host, GenerationRequestStage stage, GenerationClient client)
+internal sealed class GenerationService(ModelHost host, GenerationRequestStage stage, GenerationClient client, PromptEmbedder embedder)
     : V1.Generation.GenerationBase
 {
+    /// <summary>REST's <c>/v1/embeddings</c> over gRPC: the same <see cref="PromptEmbedder"/>, adapters named or mixed as for <see cref="Generate"/>.</summary>
+    public override async Task<EmbedResponse> Embed(EmbedRequest request, ServerCallContext context)
+    {
+        var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());
+        bool auto = GenerationRequestStage.IsAuto(request.Model);
+        if (auto && request.Adapters.Count > 0)
+            throw ApiException.BadRequest("cannot be combined with model 'auto'", "adapters");
+        var pinned = auto ? null : stage.Resolve(request.Model, request.Adapters.Select(a => (a.Id, (double)a.Weight)).ToList(), caller);
+        if (request.Inputs.Count is 0 or > PromptEmbedder.MaxInputs)
+            throw ApiException.BadRequest($"must hold from 1 to {PromptEmbedder.MaxInputs} inputs, got {request.Inputs.Count}", "inputs");
+        bool special = !request.HasAddSpecialTokens || request.AddSpecialTokens;
+        var inputs = request.Inputs.Select(text => (IReadOnlyList<int>)stage.TokenizePrompt(text, special, "inputs")).ToList();
+        var vectors = await embedder.EmbedAsync(inputs, pinned, auto ? new RoutingRequest(null, null, null, null) : null, caller, Deadline(context),
+            GenerationRequestStage.CheckCacheSalt(request.HasCacheSalt ? request.CacheSalt : null), stage.CheckPriority(request.HasPriority ? request.Priority : null, caller),
+            request.HasDimensions ? request.Dimensions : null, !request.HasNormalize || request.Normalize, context.CancellationToken, "inputs");
+        var response = new EmbedResponse { Model = request.Model, PromptTokens = inputs.Sum(p => p.Count) };
+        foreach (var vector in vectors)
+            response.Embeddings.Add(new Embedding { Values = { vector } });
+        return response;
+    }
+
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
         var caller = Security.AuthenticationMiddleware.CallerOf(context.GetHttpContext());

@@ -23,6 +23,38 @@ public sealed class GrpcServingTests(DemoServerFixture fixture) : IClassFixture<
         new() { Model = model, Prompt = prompt, MaxTokens = maxTokens, Temperature = 0, IgnoreEos = true };
 
     [Fact]
+    public async Task Embed_AdapterMixAndTranscoded_AsRestsEmbeddings()
+    {
+        var grpc = await Generation.EmbedAsync(new EmbedRequest { Model = "demo-all-r8", Inputs = { "gRPC embeds", "twice" }, Dimensions = 8 });
+        var (status, rest) = await HttpJson.PostAsync(fixture.Http, "/v1/embeddings", new { model = "demo-all-r8", input = new[] { "gRPC embeds", "twice" }, dimensions = 8 });
+        var mix = await Generation.EmbedAsync(new EmbedRequest
+        {
+            Model = "serving-demo-tiny", Adapters = { new AdapterWeight { Id = "demo-all-r8", Weight = 1 } }, Inputs = { "gRPC embeds" }, Dimensions = 8,
+        });
+        var (transcodedStatus, transcoded) = await HttpJson.PostAsync(fixture.Http, "/v1/serving/embed", new { model = "demo-all-r8", inputs = new[] { "twice" }, dimensions = 8 });
+
+        Assert.Equal(200, status);
+        Assert.Equal(200, transcodedStatus);
+        Assert.Equal(2, grpc.Embeddings.Count);
+        Assert.Equal((int)rest["usage"]!["prompt_tokens"]!, grpc.PromptTokens);
+        for (int i = 0; i < 2; i++)
+            AssertClose(rest["data"]![i]!["embedding"]!.AsArray().Select(v => (float)v!).ToArray(), grpc.Embeddings[i].Values);
+        AssertClose(grpc.Embeddings[0].Values, mix.Embeddings[0].Values);
+        AssertClose(grpc.Embeddings[1].Values, transcoded["embeddings"]![0]!["values"]!.AsArray().Select(v => (float)v!).ToArray());
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await Generation.EmbedAsync(new EmbedRequest { Model = "demo-all-r8" }));
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Contains("inputs", refused.Status.Detail);
+    }
+
+    private static void AssertClose(IReadOnlyList<float> expected, IReadOnlyList<float> actual)
+    {
+        Assert.Equal(expected.Count, actual.Count);
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5, $"dimension {i}: {actual[i]} against {expected[i]}");
+    }
+
+    [Fact]
     public async Task Generate_AdapterGreedy_SameTokensAsRestAndNamesTheAdapter()
     {
         var response = await Generation.GenerateAsync(Greedy("demo-all-r8"));

@@ -1,0 +1,62 @@
+using Serving.Contracts.Generation;
+using Serving.Runtime.Generation;
+using Serving.Server.Api;
+using Serving.Server.Security;
+
+namespace Serving.Server.Requests;
+
+/// <summary>
+/// Embeds prompts for both front doors (<c>/v1/embeddings</c>, gRPC <c>Embed</c>): each runs as an engine request that
+/// returns its last token's final hidden state (<see cref="SamplingParams.EmbedPrompt"/>), at most
+/// <see cref="InputsInFlight"/> of one call at a time — so a call of many inputs is neither refused for the queue's bound
+/// nor queued ahead of everyone — then cut to <c>dimensions</c> and L2-normalised as asked.
+/// </summary>
+internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationClient client)
+{
+    /// <summary>The most inputs one call may hold (OpenAI's bound).</summary>
+    public const int MaxInputs = 2048;
+
+    private const int InputsInFlight = 32;
+
+    /// <summary>The embedding of each of <paramref name="inputs"/>, in order; a 400 names <paramref name="field"/> for a prompt that cannot run.</summary>
+    public async Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, PinnedAdapters? adapters, RoutingRequest? routing, Caller caller,
+        DateTimeOffset? deadline, string? cacheSalt, int priority, int? dimensions, bool normalize, CancellationToken ct, string field = "input")
+    {
+        if (inputs.Count > MaxInputs)
+            throw ApiException.BadRequest($"may hold at most {MaxInputs} inputs, got {inputs.Count}", field);
+        if (stage.Model.Pooling is { } pooling and not "lasttoken")
+            throw ApiException.BadRequest($"this model pools by '{pooling}' (its sentence-transformers Pooling module); only last-token pooling is served", "model");
+        if (dimensions is < 1 || dimensions > stage.Model.HiddenSize)
+            throw ApiException.BadRequest($"must be from 1 to the model's {stage.Model.HiddenSize} dimensions, got {dimensions}", "dimensions");
+        if (inputs.Select((p, i) => (p, i)).FirstOrDefault(x => x.p.Count == 0) is { p: not null } empty)
+            throw ApiException.BadRequest($"input {empty.i} has no tokens: there is nothing to embed", field);
+
+        var sampling = new SamplingParams { Temperature = 0, MaxTokens = 1, IgnoreEos = true, EmbedPrompt = true };
+        var requests = await stage.PrepareAsync(inputs, sampling, adapters, routing, caller, deadline, ct, cacheSalt, priority: priority, promptField: field);
+        var vectors = new float[requests.Count][];
+        await Parallel.ForEachAsync(Enumerable.Range(0, requests.Count), new ParallelOptions { MaxDegreeOfParallelism = InputsInFlight, CancellationToken = ct },
+            async (i, token) =>
+            {
+                await foreach (var e in client.SubmitAsync(requests[i], token))
+                    if (e.Embedding is { } embedding)
+                        vectors[i] = Shape(embedding, dimensions, normalize);
+                _ = vectors[i] ?? throw new InvalidOperationException($"input {i} finished without its embedding");
+            });
+        return vectors;
+    }
+
+    /// <summary>The first <paramref name="dimensions"/> of <paramref name="hidden"/> (all of it when null), L2-normalised when asked.</summary>
+    internal static float[] Shape(IReadOnlyList<float> hidden, int? dimensions, bool normalize)
+    {
+        var vector = hidden.Take(dimensions ?? hidden.Count).ToArray();
+        if (normalize)
+        {
+            double norm = Math.Sqrt(vector.Sum(v => (double)v * v));
+            if (norm > 0)
+                for (int i = 0; i < vector.Length; i++)
+                    vector[i] = (float)(vector[i] / norm);
+        }
+
+        return vector;
+    }
+}
