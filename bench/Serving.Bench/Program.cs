@@ -98,6 +98,9 @@ switch (args.FirstOrDefault())
         return Emit(new SpeculationBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "3"), int.Parse(Get("tokens") ?? "128")).Run());
     case "prefix":
         return Emit(new PrefixCacheBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("prefix") ?? "1024"), int.Parse(Get("requests") ?? "12")).Run());
+    case "embeddings":
+        return Emit(new EmbeddingBenchmark(BenchModel.Ensure(Get("model")), Get("dtype") ?? "bfloat16", int.Parse(Get("inputs") ?? "96"),
+            int.Parse(Get("tokens") ?? "128"), int.Parse(Get("rounds") ?? "3")).Run());
     case "server":
         return Emit(new ServerOverheadBenchmark(int.Parse(Get("requests") ?? "300"), int.Parse(Get("clients") ?? "16"),
             double.Parse(Get("seconds") ?? "5", System.Globalization.CultureInfo.InvariantCulture)).Run());
