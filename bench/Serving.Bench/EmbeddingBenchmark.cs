@@ -25,7 +25,7 @@ internal sealed class EmbeddingBenchmark(string modelDir, string dtype, int inpu
         report.Context("tokens", tokens);
         string cache = Path.Combine(Path.GetTempPath(), "serving-bench-embeddings");
         var app = ServingApp.Build(["--urls", "http://127.0.0.1:0", "--cache-dir", cache, "--model", modelDir, "--dtype", dtype, "--max-sequences", "32",
-            "--max-context", "2048", "--Logging:LogLevel:Default", "Warning"]);
+            "--max-context", "2048", "--enable-embeddings", "--Logging:LogLevel:Default", "Warning"]);
         app.StartAsync().GetAwaiter().GetResult();
         try
         {

@@ -51,6 +51,7 @@ public static class ServingApp
     public static readonly IReadOnlyDictionary<string, (string Key, string Value)> FlagMappings = new Dictionary<string, (string, string)>
     {
         ["--no-prefix-caching"] = ("Serving:Batching:PrefixCaching", "false"),
+        ["--enable-embeddings"] = ("Serving:Embeddings:FromGenerativeModels", "true"),
     };
 
     /// <summary>
@@ -139,6 +140,7 @@ public static class ServingApp
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<EmbeddingsEndpoint>();
         services.AddSingleton<PromptEmbedder>();
+        services.AddOptions<EmbeddingOptions>().Bind(configuration.GetSection(EmbeddingOptions.Section));
         services.AddSingleton<Api.OpenAi.Responses.ResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.StoredResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.ResponseStore>();

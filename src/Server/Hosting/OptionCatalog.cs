@@ -19,6 +19,7 @@ public static class OptionCatalog
         (Security.AuthOptions.Section, typeof(Security.AuthOptions)),
         (Api.OpenAi.ChatOptions.Section, typeof(Api.OpenAi.ChatOptions)),
         (Api.OpenAi.Responses.ResponsesOptions.Section, typeof(Api.OpenAi.Responses.ResponsesOptions)),
+        (Requests.EmbeddingOptions.Section, typeof(Requests.EmbeddingOptions)),
         (Observability.MetricsOptions.Section, typeof(Observability.MetricsOptions)),
     ];
 

@@ -11,7 +11,7 @@ namespace Serving.Server.Requests;
 /// <see cref="InputsInFlight"/> of one call at a time — so a call of many inputs is neither refused for the queue's bound
 /// nor queued ahead of everyone — then cut to <c>dimensions</c> and L2-normalised as asked.
 /// </summary>
-internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationClient client)
+internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationClient client, Microsoft.Extensions.Options.IOptions<EmbeddingOptions> options)
 {
     /// <summary>The most inputs one call may hold (OpenAI's bound).</summary>
     public const int MaxInputs = 2048;
@@ -22,6 +22,9 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
     public async Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, PinnedAdapters? adapters, RoutingRequest? routing, Caller caller,
         DateTimeOffset? deadline, string? cacheSalt, int priority, int? dimensions, bool normalize, CancellationToken ct, string field = "input")
     {
+        if (!stage.Model.EmbeddingOnly && stage.Model.Pooling is null && !options.Value.FromGenerativeModels)
+            throw ApiException.BadRequest("this model is a generative model: its hidden states are served as embeddings only when the server is started "
+                + "with --enable-embeddings (Serving:Embeddings:FromGenerativeModels)", "model");
         if (inputs.Count > MaxInputs)
             throw ApiException.BadRequest($"may hold at most {MaxInputs} inputs, got {inputs.Count}", field);
         if (stage.Model.Pooling is { } pooling and not "lasttoken")

@@ -28,7 +28,7 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task InitializeAsync() =>
         _server = await ServerProcess.StartAsync(_logs.AddTo, "--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "8", "--max-context", "24",
             "--adapter-registry", Path.Combine(_cache, "registry.json"), "--max-queued-requests", "4096", "--Logging:LogLevel:Default", "Warning",
-            "--tool-call-parser", "hermes", "--speculation", "ngram", "--prompt-lookup-min", "1");
+            "--tool-call-parser", "hermes", "--speculation", "ngram", "--prompt-lookup-min", "1", "--enable-embeddings");
 
     public async Task DisposeAsync()
     {

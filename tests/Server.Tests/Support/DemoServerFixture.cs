@@ -26,7 +26,7 @@ public class DemoServerFixture : IAsyncLifetime
     {
         if (Volatile.Read(ref _templateState) == 2)
             CopyTree(Template, _cache);
-        Server = await ServerProcess.StartAsync(["--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "4", "--max-context", "256", .. ExtraArguments]);
+        Server = await ServerProcess.StartAsync(["--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "4", "--max-context", "256", "--enable-embeddings", .. ExtraArguments]);
         // Copied before any test of this class runs, so it is the cache exactly as start-up left it.
         if (Interlocked.CompareExchange(ref _templateState, 1, 0) == 0)
         {

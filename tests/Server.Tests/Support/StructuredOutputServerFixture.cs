@@ -27,7 +27,7 @@ public sealed class StructuredOutputServerFixture : IAsyncLifetime
         SyntheticAdapterWriter.Write(Path.Combine(adapters, Adapters[1]), model, 4, 8, ["o_proj", "up_proj"], 2);
         SyntheticAdapterWriter.Write(Path.Combine(adapters, Adapters[2]), model, 16, 16, ["q_proj", "k_proj", "gate_proj"], 3);
         Server = await ServerProcess.StartAsync("--model", model, "--adapters", adapters, "--dtype", "float32",
-            "--max-sequences", "4", "--max-context", "1024", "--max-lora-rank", "16");
+            "--max-sequences", "4", "--max-context", "1024", "--max-lora-rank", "16", "--enable-embeddings");
     }
 
     public async Task DisposeAsync()

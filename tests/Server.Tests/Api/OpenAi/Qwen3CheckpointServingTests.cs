@@ -94,6 +94,15 @@ public sealed class Qwen3CheckpointServingTests : IAsyncLifetime
         },
     });
 
+    /// <summary>A generative model's hidden states are a step closer to its weights than logits: embeddings only when the operator enables them.</summary>
+    [Fact]
+    public async Task Embeddings_GenerativeModelWithoutEnableEmbeddings_400SayingHowToEnable()
+    {
+        var (status, answer) = await HttpJson.PostAsync(_server.Http, "/v1/embeddings", new JsonObject { ["model"] = "Qwen3-synthetic", ["input"] = "hi" });
+
+        HttpJson.AssertBadRequest(status, answer, "model", "--enable-embeddings");
+    }
+
     [Fact]
     public async Task Chat_ThinkingOn_PromptAsTokenizedAndTheUnclosedThinkingIsReasoning()
     {
