@@ -120,6 +120,24 @@ public sealed class PromptOptionsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Responses_ReasoningEffort_TheChatTemplatesReasoningEffort()
+    {
+        async Task<int> InputTokens(object? reasoning)
+        {
+            var body = new JsonObject { ["model"] = await ModelId(), ["input"] = "hello there", ["max_output_tokens"] = 1, ["reasoning"] = JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(reasoning)) };
+            var (status, answer) = await HttpJson.PostRawAsync(_server.Http, "/v1/responses", body.ToJsonString());
+            Assert.True(status == 200, answer.ToJsonString());
+            return (int)answer["usage"]!["input_tokens"]!;
+        }
+
+        int chatLow = (await PromptIds("/v1/chat/completions", new { reasoning_effort = "low" })).Length;
+
+        Assert.Equal(chatLow, await InputTokens(new { effort = "low" }));
+        Assert.Equal((await PromptIds("/v1/chat/completions", new { })).Length, await InputTokens(null));
+        Assert.NotEqual(chatLow, await InputTokens(null));
+    }
+
+    [Fact]
     public async Task ChatCompletions_ReasoningEffort_ATemplateVariableUnlessTheKwargsSetIt()
     {
         Assert.StartsWith("EFFORT:low\nuser:", await ChatPrompt(new { reasoning_effort = "low" }), StringComparison.Ordinal);

@@ -145,6 +145,7 @@ internal sealed class ResponsesEndpoint(GenerationRequestStage stage, Generation
         _ when param.StartsWith("messages", StringComparison.Ordinal) => "input" + param["messages".Length..],
         _ when param.StartsWith("response_format", StringComparison.Ordinal) => "text.format" + param["response_format".Length..],
         "max_tokens" => "max_output_tokens",
+        "reasoning_effort" => "reasoning.effort",
         _ when param.StartsWith("tools[", StringComparison.Ordinal) => param.Replace(".function.", ".", StringComparison.Ordinal),
         _ => param,
     };

@@ -64,6 +64,9 @@ internal static class ResponsesRequest
             chat["tool_choice"] = ToolChoice(choice);
         if (request.TryGetProperty("text", out var text) && text.ValueKind != JsonValueKind.Null)
             ReadText(text, chat);
+        if (request.TryGetProperty("reasoning", out var reasoning) && reasoning.ValueKind == JsonValueKind.Object
+            && reasoning.TryGetProperty("effort", out var effort) && effort.ValueKind != JsonValueKind.Null)
+            chat["reasoning_effort"] = effort.ToNode();         // chat's: the template variable gpt-oss's template reads
         RefuseUnsupportedSettings(request);
         return chat;
     }
@@ -253,9 +256,15 @@ internal static class ResponsesRequest
     {
         if (request.TryGetProperty("truncation", out var truncation) && truncation.ValueKind == JsonValueKind.String && truncation.GetString() != "disabled")
             throw ApiException.BadRequest("'truncation' must be 'disabled': a conversation past the context is refused, never cut", "truncation");
-        if (request.TryGetProperty("reasoning", out var reasoning) && reasoning.ValueKind != JsonValueKind.Null
-            && (reasoning.ValueKind != JsonValueKind.Object || reasoning.EnumerateObject().Any(p => p.Value.ValueKind != JsonValueKind.Null)))
-            throw ApiException.BadRequest("'reasoning' options are not supported: the served model's chat template decides whether it reasons", "reasoning");
+        if (request.TryGetProperty("reasoning", out var reasoning) && reasoning.ValueKind != JsonValueKind.Null)
+        {
+            if (reasoning.ValueKind != JsonValueKind.Object)
+                throw ApiException.BadRequest("'reasoning' must be an object", "reasoning");
+            foreach (var other in reasoning.EnumerateObject())
+                if (other.Name != "effort" && other.Value.ValueKind != JsonValueKind.Null)
+                    throw ApiException.BadRequest($"'reasoning.{other.Name}' is not supported (reasoning.effort is: it reaches the chat template as reasoning_effort)",
+                        $"reasoning.{other.Name}");
+        }
         if (request.TryGetProperty("include", out var include) && include.ValueKind != JsonValueKind.Null
             && (include.ValueKind != JsonValueKind.Array || include.GetArrayLength() > 0))
             throw ApiException.BadRequest("'include' is not supported", "include");

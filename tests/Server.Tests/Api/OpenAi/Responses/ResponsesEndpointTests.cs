@@ -160,6 +160,8 @@ public sealed class ResponsesEndpointTests(StructuredOutputServerFixture fixture
     [InlineData("""{"model": "base", "input": "x", "max_output_tokens": 100000}""", "max_output_tokens", "")]
     [InlineData("""{"model": "base", "input": "x", "text": {"format": {"type": "json_schema", "schema": {"type": "object", "not": {}}}}}""", "text.format.json_schema.schema.not", "not")]
     [InlineData("""{"model": "base", "input": "x", "truncation": "auto"}""", "truncation", "never cut")]
+    [InlineData("""{"model": "base", "input": "x", "reasoning": {"effort": "extreme"}}""", "reasoning.effort", "minimal, low, medium, high")]
+    [InlineData("""{"model": "base", "input": "x", "reasoning": {"summary": "auto"}}""", "reasoning.summary", "not supported")]
     public async Task Responses_Unsupported_400NamingTheResponsesField(string request, string param, string problem)
     {
         var (status, body) = await HttpJson.PostRawAsync(fixture.Http, "/v1/responses", request);
