@@ -5,11 +5,12 @@ namespace Serving.Contracts.Configuration;
 
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
-/// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>).
+/// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+        "GraniteForCausalLM",
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -41,6 +42,21 @@ public sealed record ModelConfig
     /// projections and before RoPE (Qwen3).
     /// </summary>
     public bool QkNorm { get; init; }
+
+    /// <summary>Granite: the token embeddings are multiplied by this (1 elsewhere).</summary>
+    public double EmbeddingMultiplier { get; init; } = 1;
+
+    /// <summary>Granite: the attention scores' scale, in place of 1/√HeadDim; null elsewhere.</summary>
+    public double? AttentionMultiplier { get; init; }
+
+    /// <summary>Granite: each attention and MLP output (adapters included) is multiplied by this before its residual add (1 elsewhere).</summary>
+    public double ResidualMultiplier { get; init; } = 1;
+
+    /// <summary>Granite: the logits are divided by this (1 elsewhere).</summary>
+    public double LogitsScaling { get; init; } = 1;
+
+    /// <summary>Whether any Granite multiplier departs from the Llama forward pass.</summary>
+    public bool HasMultipliers => EmbeddingMultiplier != 1 || AttentionMultiplier is not null || ResidualMultiplier != 1 || LogitsScaling != 1;
     public int? BosTokenId { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     public string? TorchDtype { get; init; }
@@ -82,6 +98,9 @@ public sealed record ModelConfig
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
         bool isQwen2 = architecture.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = architecture.StartsWith("Qwen3", StringComparison.Ordinal);
+        foreach (string multiplier in new[] { "embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling" })
+            if (OptionalDouble(o, multiplier) is double m && !(m > 0 && double.IsFinite(m)))
+                throw new ModelConfigException($"{source}: field '{multiplier}' must be a positive number, got {m}");
         return new ModelConfig
         {
             Architecture = architecture,
@@ -100,6 +119,10 @@ public sealed record ModelConfig
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
             SlidingWindow = (OptionalBool(o, "use_sliding_window") ?? !(isQwen2 || isQwen3)) ? OptionalInt(o, "sliding_window") : null,
             QkNorm = isQwen3,
+            EmbeddingMultiplier = OptionalDouble(o, "embedding_multiplier") ?? 1,
+            AttentionMultiplier = OptionalDouble(o, "attention_multiplier"),
+            ResidualMultiplier = OptionalDouble(o, "residual_multiplier") ?? 1,
+            LogitsScaling = OptionalDouble(o, "logits_scaling") ?? 1,
             BosTokenId = OptionalInt(o, "bos_token_id"),
             EosTokenIds = IntOrList(o["eos_token_id"]),
             TorchDtype = o["torch_dtype"]?.GetValue<string>() ?? o["dtype"]?.GetValue<string>(),

@@ -60,7 +60,9 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     {
         var c = model.Config;
         var w = model.Weights;
-        if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
+        // Granite's multipliers (embedding, attention, residual, logits) run on the per-op path, whose libtorch scalings place them.
+        if (c.HasMultipliers
+            || model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
             || c.NumHeads * c.HeadDim % 32 != 0)
             return false;

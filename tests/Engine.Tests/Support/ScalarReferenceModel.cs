@@ -43,7 +43,7 @@ internal sealed class ScalarReferenceModel
     {
         bool tied = !_w.ContainsKey("lm_head.weight");
         string head = tied ? "model.embed_tokens.weight" : "lm_head.weight";
-        return [.. Hidden(tokens).Select(row => Base(head, row, _c.VocabSize, _c.HiddenSize, null).Select(z => (float)z).ToArray())];
+        return [.. Hidden(tokens).Select(row => Base(head, row, _c.VocabSize, _c.HiddenSize, null).Select(z => (float)(z / _c.LogitsScaling)).ToArray())];
     }
 
     /// <summary>The final hidden states [T][hidden] (after the final RMSNorm: the lm_head's input) at every position of <paramref name="tokens"/>.</summary>
@@ -54,7 +54,7 @@ internal sealed class ScalarReferenceModel
         bool tied = !_w.ContainsKey("lm_head.weight");
         var embed = _int8 && tied ? Dequantized("model.embed_tokens.weight", _c.VocabSize, h) : W("model.embed_tokens.weight");
         for (int i = 0; i < t; i++)
-            x[i] = Enumerable.Range(0, h).Select(j => (double)embed[tokens[i] * h + j]).ToArray();
+            x[i] = Enumerable.Range(0, h).Select(j => embed[tokens[i] * h + j] * _c.EmbeddingMultiplier).ToArray();
 
         for (int layer = 0; layer < _c.NumLayers; layer++)
         {
@@ -86,7 +86,7 @@ internal sealed class ScalarReferenceModel
                         double s = 0;
                         for (int e = 0; e < d; e++)
                             s += q[i][head * d + e] * k[j][kvHead * d + e];
-                        scores[j] = s / Math.Sqrt(d);
+                        scores[j] = s * (_c.AttentionMultiplier ?? 1 / Math.Sqrt(d));
                     }
 
                     double max = scores.Max(), sum = scores.Sum(s => Math.Exp(s - max));
@@ -100,14 +100,14 @@ internal sealed class ScalarReferenceModel
 
                 var o = Project(layer, "self_attn.o_proj", attn, h, hq * d);
                 for (int j = 0; j < h; j++)
-                    x[i][j] += o[j];
+                    x[i][j] += _c.ResidualMultiplier * o[j];
                 var n2 = RmsNorm(x[i], W(p + "post_attention_layernorm.weight"));
                 var gate = Project(layer, "mlp.gate_proj", n2, _c.IntermediateSize, h);
                 var up = Project(layer, "mlp.up_proj", n2, _c.IntermediateSize, h);
                 var act = gate.Select((gv, j) => gv / (1 + Math.Exp(-gv)) * up[j]).ToArray();
                 var down = Project(layer, "mlp.down_proj", act, h, _c.IntermediateSize);
                 for (int j = 0; j < h; j++)
-                    x[i][j] += down[j];
+                    x[i][j] += _c.ResidualMultiplier * down[j];
             }
         }
 

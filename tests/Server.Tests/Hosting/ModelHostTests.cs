@@ -18,22 +18,24 @@ public sealed class ModelHostTests
     }
 
     /// <summary>
-    /// Qwen3 with heads · head_dim (4 · 32) wider than its hidden size (64), served with an adapter on every
-    /// attention projection: the adapter's rows batched beside the base's give what each gives alone.
+    /// Qwen3 with heads · head_dim (4 · 32) wider than its hidden size (64), and Granite with its multipliers, served with
+    /// an adapter on every attention projection: the adapter's rows batched beside the base's give what each gives alone.
     /// </summary>
-    [Fact]
-    public async Task Start_WithQwen3Folder_ServesBaseAndAdapterBatchedAsAlone()
+    [Theory]
+    [InlineData("Qwen3ForCausalLM", 32)]
+    [InlineData("GraniteForCausalLM", null)]
+    public async Task Start_WithArchitecture_ServesBaseAndAdapterBatchedAsAlone(string architecture, int? headDim)
     {
-        string root = TestDirectories.Path("qwen3-host");
-        string dir = Path.Combine(root, "my-qwen3"), adapters = Path.Combine(root, "adapters");
-        SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Qwen3ForCausalLM", HeadDim = 32, Seed = 7 });
+        string root = TestDirectories.Path("host-" + architecture);
+        string dir = Path.Combine(root, "my-model"), adapters = Path.Combine(root, "adapters");
+        SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = architecture, HeadDim = headDim, Seed = 7 });
         SyntheticAdapterWriter.Write(Path.Combine(adapters, "attn"), dir, 8, 16, ["q_proj", "k_proj", "v_proj", "o_proj"], 3);
         await using var server = await ServerProcess.StartAsync("--model", dir, "--adapters", adapters, "--dtype", "float32");
         async Task<string> Complete(string model) =>
             (string)(await HttpJson.PostAsync(server.Http, "/v1/completions", new { model, prompt = "hi there", max_tokens = 8, temperature = 0 })).Body["choices"]![0]!["text"]!;
 
-        string baseAlone = await Complete("my-qwen3"), adapterAlone = await Complete("attn");
-        var together = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Complete(i % 2 == 0 ? "my-qwen3" : "attn")));
+        string baseAlone = await Complete("my-model"), adapterAlone = await Complete("attn");
+        var together = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Complete(i % 2 == 0 ? "my-model" : "attn")));
 
         Assert.NotEqual(baseAlone, adapterAlone);
         Assert.All(together.Where((_, i) => i % 2 == 0), t => Assert.Equal(baseAlone, t));

@@ -1,0 +1,115 @@
+using Serving.Authoring.Synthetic;
+using Serving.Contracts;
+using Serving.Contracts.Lora;
+using Serving.Engine.Kernels;
+using Serving.Engine.Lora;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Model;
+
+/// <summary>
+/// IBM Granite (<c>GraniteForCausalLM</c>): Llama with four multipliers — embeddings ×12, attention scores × 1/head_dim
+/// instead of 1/√head_dim, each attention and MLP output (adapters included) × 0.22 before its residual add, logits ÷ 8 —
+/// checked against the scalar reference forward, with and without adapters, on the CPU kernels and on libtorch's ops.
+/// </summary>
+public sealed class GraniteModelTests : IDisposable
+{
+    private static readonly int[] Prompt = [464, 2068, 7586, 21831, 18045, 625, 262];
+    private readonly string _root = TestDirectories.Create("granite-model");
+    private readonly string _dir;
+
+    public GraniteModelTests()
+    {
+        _dir = Path.Combine(_root, "granite");
+        SyntheticModelWriter.Write(_dir, new SyntheticModelSpec { Architecture = "GraniteForCausalLM", Seed = 59, TieWordEmbeddings = true });
+    }
+
+    [Fact]
+    public void Forward_PrefillThenDecode_MatchesScalarReference()
+    {
+        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
+        Assert.True(loaded.Config.HasMultipliers);
+        var reference = new ScalarReferenceModel(_dir);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        var kv = cache.Partition(0);
+
+        using (var prefill = loaded.Model.Forward(ForwardBatch.Create([(kv, Prompt[..^1], 0)]), cache, LogitsSelection.AllTokens))
+        {
+            var expected = reference.Forward(Prompt[..^1]);
+            var rows = LlamaModelTests.Rows(prefill);
+            for (int i = 0; i < rows.Length; i++)
+                LlamaModelTests.AssertClose(expected[i], rows[i], $"prefill position {i}");
+        }
+
+        using var decode = loaded.Model.Forward(ForwardBatch.Create([(kv, Prompt[^1..], Prompt.Length - 1)]), cache);
+        LlamaModelTests.AssertClose(reference.Forward(Prompt)[^1], LlamaModelTests.Rows(decode)[0], "decode");
+    }
+
+    [Fact]
+    public void Forward_AdaptersOnEveryProjection_MatchTheReferenceWithTheResidualMultiplierOverThem()
+    {
+        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
+        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.All, 3, scale: 2.0f);
+        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        IReadOnlyList<AdapterSlotWeight> rows = [(0, 1f)];
+
+        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache, LogitsSelection.LastTokenPerSequence,
+            LoraBatchMapping.ForSequences([Prompt.Length], [rows]));
+
+        LlamaModelTests.AssertClose(new ScalarReferenceModel(_dir, adapters: [(adapter, 1f)]).Forward(Prompt)[^1], LlamaModelTests.Rows(logits)[0], "with the adapter");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Forward_CpuKernelsAndLibtorchOps_SameLogits(ScalarType dtype)
+    {
+        float[][] Run(ScalarType type, bool cpuKernels)
+        {
+            using var loaded = LoadedModel.Load(_dir, type, CPU, 64);
+            using var view = cpuKernels ? null : loaded.Model.WithKernels(new KernelOptions { CpuElementwise = false, CpuDecodeAttention = false });
+            var m = view ?? loaded.Model;
+            using var cache = m.CreateKvCache(2, 64);
+            var (a, b) = (cache.Partition(0), cache.Partition(1));
+            m.Forward(ForwardBatch.Create([(a, Prompt, 0), (b, Prompt[..3], 0)]), cache).Dispose();
+            using var decode = m.Forward(ForwardBatch.Create([(a, new[] { 7 }, Prompt.Length), (b, new[] { 8 }, 3)]), cache);
+            return LlamaModelTests.Rows(decode);
+        }
+
+        var (kernels, ops) = (Run(dtype, true), Run(dtype, false));
+        if (dtype == ScalarType.Float32)
+        {
+            for (int i = 0; i < kernels.Length; i++)
+                LlamaModelTests.AssertClose(ops[i], kernels[i], $"row {i}");
+            return;
+        }
+
+        var exact = Run(ScalarType.Float32, true);
+        float Distance(float[][] rows) => rows.Select((r, i) => r.Zip(exact[i], (x, y) => MathF.Abs(x - y)).Max()).Max();
+        float kernelError = Distance(kernels), opsError = Distance(ops);
+        Assert.True(kernelError <= 1.5f * opsError + 1e-3f, $"max |bf16 − f32| logit: CPU kernels {kernelError}, libtorch ops {opsError}");
+    }
+
+    [Fact]
+    public void Forward_TileGridDecode_PerOpPathNotTheFusedOne()
+    {
+        string dir = Path.Combine(_root, "granite-tile-grid");
+        SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 61) with { Architecture = "GraniteForCausalLM" });
+        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
+        int[] prompt = [464, 2068, 786, 2183, 40];                    // within the tile-grid model's 4,096 tokens
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        var kv = cache.Partition(0);
+        loaded.Model.Forward(ForwardBatch.Create([(kv, prompt, 0)]), cache).Dispose();
+
+        using var decode = loaded.Model.Forward(ForwardBatch.Create([(kv, new[] { 9 }, prompt.Length)]), cache);
+
+        Assert.Equal(0, loaded.Model.FusedDecodeSteps);
+        LlamaModelTests.AssertClose(new ScalarReferenceModel(dir).Forward([.. prompt, 9])[^1], LlamaModelTests.Rows(decode)[0], "decode");
+    }
+
+    public void Dispose() => TestDirectories.Delete(_root);
+}
