@@ -10,7 +10,7 @@ public sealed class ChatOptions
 
     /// <summary>
     /// How the model writes a tool call, for <c>tool_choice: "auto"</c>: <c>none</c> (its text is the message's content),
-    /// <c>hermes</c> (Hermes, Qwen 2.5/3), <c>llama3_json</c> (Llama 3.1–3.3), <c>mistral</c>, <c>deepseek_v3</c> (V3, R1, V3.1), <c>pythonic</c> (Llama 3.2's pythonic template, Llama 4). Forced calls
+    /// <c>hermes</c> (Hermes, Qwen 2.5/3), <c>llama3_json</c> (Llama 3.1–3.3), <c>mistral</c>, <c>deepseek_v3</c> (V3, R1, V3.1), <c>pythonic</c> (Llama 3.2's pythonic template, Llama 4), <c>granite</c> (IBM Granite 3). Forced calls
     /// (<c>required</c>, a named function) are read whatever this is.
     /// </summary>
     public string ToolCallParser { get; set; } = Tools.ToolCallParsers.None;

@@ -10,11 +10,14 @@ namespace Serving.Server.Api.OpenAi.Tools;
 /// call is known at <c>[ARGS]</c>: arguments that start with <c>{</c> stream as they are written, up to the object's matching
 /// brace, as vLLM's parser streams them. In the list, an element written <c>{"name": …, "arguments": {</c> is a call from
 /// its arguments' opening brace, and they stream likewise; the rest of that element is the call's own closing. Other
-/// elements are read whole.
+/// elements are read whole. IBM Granite 3 writes the list form after its own marker, <c>&lt;|tool_call|&gt;</c> (vLLM's
+/// <c>granite</c> parser): the same reader with that <paramref name="marker"/>.
 /// </summary>
-internal sealed partial class MistralToolCallReader(ChatOutput output, Func<string> newId) : ToolCallReader(output, newId)
+internal sealed partial class MistralToolCallReader(ChatOutput output, Func<string> newId, string marker = MistralToolCallReader.MistralMarker)
+    : ToolCallReader(output, newId)
 {
-    private const string Marker = "[TOOL_CALLS]";
+    public const string MistralMarker = "[TOOL_CALLS]", GraniteMarker = "<|tool_call|>";
+    private readonly string _marker = marker;
     private const string ArgumentsMarker = "[ARGS]";
 
     private enum State { Content, AfterMarker, List, ListArguments, Name, Arguments }
@@ -57,9 +60,9 @@ internal sealed partial class MistralToolCallReader(ChatOutput output, Func<stri
         // A call cut short stays in the content as written.
         Say(_state switch
         {
-            State.AfterMarker or State.Name => Marker + Pending,
-            State.List when Pending.StartsWith('[') => Marker + Pending,
-            State.Arguments => Marker + _name + ArgumentsMarker + Pending,
+            State.AfterMarker or State.Name => _marker + Pending,
+            State.List when Pending.StartsWith('[') => _marker + Pending,
+            State.Arguments => _marker + _name + ArgumentsMarker + Pending,
             _ => Pending,
         });
         Pending = "";
@@ -71,7 +74,7 @@ internal sealed partial class MistralToolCallReader(ChatOutput output, Func<stri
         switch (_state)
         {
             case State.Content:
-                if (!SayUntil(Marker, final))
+                if (!SayUntil(_marker, final))
                     return false;
                 _state = State.AfterMarker;
                 return true;
@@ -176,7 +179,7 @@ internal sealed partial class MistralToolCallReader(ChatOutput output, Func<stri
                     {
                         string json = Pending[..(_scanned + 1)];
                         if (!TryCall($"{{\"name\":{System.Text.Json.JsonSerializer.Serialize(_name)},\"arguments\":{json}}}", "arguments"))
-                            Say(Marker + _name + ArgumentsMarker + json);
+                            Say(_marker + _name + ArgumentsMarker + json);
                         Pending = Pending[(_scanned + 1)..];
                         _state = State.Content;
                         return true;

@@ -12,13 +12,13 @@ internal static class ToolCallParsers
     public const string None = "none";
 
     /// <summary>Every accepted name.</summary>
-    public static readonly IReadOnlyList<string> Names = [None, "hermes", "llama3_json", "mistral", "deepseek_v3", "pythonic"];
+    public static readonly IReadOnlyList<string> Names = [None, "hermes", "llama3_json", "mistral", "deepseek_v3", "pythonic", "granite"];
 
     /// <summary>
     /// Whether the parser's markers are special tokens the text must keep (vLLM's parsers set
     /// <c>skip_special_tokens: false</c> for the same reason).
     /// </summary>
-    public static bool ShowsSpecialTokens(string parser) => parser is "hermes" or "mistral" or "deepseek_v3" or "pythonic";
+    public static bool ShowsSpecialTokens(string parser) => parser is "hermes" or "mistral" or "deepseek_v3" or "pythonic" or "granite";
 
     /// <summary>
     /// The reader for a choice's text: a forced call's or list's whatever the parser, the parser's own when the model
@@ -38,6 +38,7 @@ internal static class ToolCallParsers
                 "mistral" => new MistralToolCallReader(output, ids),
                 "deepseek_v3" => new DeepSeekToolCallReader(output, ids),
                 "pythonic" => new PythonicToolCallReader(output, ids),
+                "granite" => new MistralToolCallReader(output, ids, MistralToolCallReader.GraniteMarker),
                 _ => null,
             },
             _ => null,

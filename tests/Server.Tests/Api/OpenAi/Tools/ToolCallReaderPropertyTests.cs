@@ -17,7 +17,7 @@ public sealed class ToolCallReaderPropertyTests
         "{\"name\": \"g\", \"arguments\": {}}", "{\"name\":\"h\",\"parameters\":{}}", "🙂", "\u00e9",
         "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "\n```json\n", "\n```", "<｜",
         "f(", "x=", ")", "'", "True", "None", "1.5", "<|python_start|>", "<|python_end|>",
-        "[{\"name\": \"f\", \"arguments\": {", "<｜tool▁call▁begin｜>f<｜tool▁sep｜>{", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n{",
+        "[{\"name\": \"f\", \"arguments\": {", "<|tool_call|>", "<｜tool▁call▁begin｜>f<｜tool▁sep｜>{", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n{",
     ];
 
     private static readonly (string Name, Factory Make)[] Readers =
@@ -27,6 +27,7 @@ public sealed class ToolCallReaderPropertyTests
         ("mistral", (o, ids) => new MistralToolCallReader(o, ids)),
         ("deepseek_v3", (o, ids) => new DeepSeekToolCallReader(o, ids)),
         ("pythonic", (o, ids) => new PythonicToolCallReader(o, ids)),
+        ("granite", (o, ids) => new MistralToolCallReader(o, ids, MistralToolCallReader.GraniteMarker)),
         ("required", (o, ids) => new CallListReader(o, ids)),
         ("named", (o, ids) => new NamedToolCallReader(o, ids, new FunctionTool("f", null))),
     ];
@@ -50,7 +51,7 @@ public sealed class ToolCallReaderPropertyTests
     [Fact]
     public void Read_TextWithoutCalls_ContentIsTheTextExactly()
     {
-        foreach (var (name, make) in Readers[..5])
+        foreach (var (name, make) in Readers[..6])
             Gen.String[0, 40].Where(s => !s.Contains('<') && !s.Contains('[') && !s.TrimStart().StartsWith('{')).Sample(text =>
                 Assert.True(Whole(make, text)["content"]!.GetValue<string>() == text, $"{name}: {text}"), iter: 2_000);
     }
