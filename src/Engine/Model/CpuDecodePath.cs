@@ -13,6 +13,7 @@ namespace Serving.Engine.Model;
 /// allocated once per token count, so that between one projection GEMM and the next no libtorch op runs at all:
 /// <code>
 /// per layer:  normed = RMSNorm(x += down)       qkv = normed·Wqkvᵀ (+ LoRA)    [q, k heads RMSNormed (Qwen3)]  RoPE(q, k) and K/V → cache
+///             (Granite: x = embeddings × m; q, o and down scaled by its multipliers; logits ÷ its scaling)
 ///             attention = decode attention (q read in place in qkv)          o = attention·Woᵀ (+ LoRA)
 ///             normed = RMSNorm(x += o)           gateUp = normed·Wguᵀ (+ LoRA)  activated = SwiGLU(gateUp)
 ///             down = activated·Wdownᵀ (+ LoRA)
@@ -60,9 +61,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     {
         var c = model.Config;
         var w = model.Weights;
-        // Granite's multipliers (embedding, attention, residual, logits) run on the per-op path, whose libtorch scalings place them.
-        if (c.HasMultipliers
-            || model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
+        if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
             || c.NumHeads * c.HeadDim % 32 != 0)
             return false;
@@ -93,6 +92,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                 if ((uint)p >= (uint)rope.MaxPositions)
                     throw new ArgumentException($"position {p} is beyond the RoPE tables' {rope.MaxPositions}");
             var x = model.Weights.Embed.Rows(step.Tokens);
+            if (c.EmbeddingMultiplier != 1)
+                x.TimesInPlace(c.EmbeddingMultiplier);              // Granite; as the per-op path scales, so the same bits
             var logits = empty([t, c.VocabSize], ScalarType.Float32);
             var layers = new Layers(this, step, cache, lora, ws, positions, x, logits);
             // The step's parallel calls on one held region, not a region each, unless a LoRA update would take libtorch's
@@ -101,6 +102,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                 HeldTeamRegion.Run(ref layers);
             else
                 layers.Run();
+            if (c.LogitsScaling != 1)
+                logits.TimesInPlace(1 / c.LogitsScaling);
             return logits;
         }
         finally
@@ -134,6 +137,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                 Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
             if (_queryNorms![l] != 0)
                 HeadRmsNormKernel.Apply(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16);
+            if (c.AttentionMultiplier is double scale)
+                RowScaling.Apply(qkv, t, qkvWidth, hq * d, (float)(scale * Math.Sqrt(d)), bf16);
             CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
                 step.RowPerTokenHost.Span, bf16);
             PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable, step.DecodeContext,
@@ -141,6 +146,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             layer.O.LinearRaw(attention, t, null, o, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);
+            if (c.ResidualMultiplier != 1)
+                RowScaling.Apply(o, t, h, h, (float)c.ResidualMultiplier, bf16);
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
             layer.GateUp.LinearRaw(normed, t, null, gateUp, float32Output: false);
             if (lora is not null)
@@ -149,6 +156,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             layer.Down.LinearRaw(activated, t, null, down, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora, bf16);
+            if (c.ResidualMultiplier != 1)
+                RowScaling.Apply(down, t, h, h, (float)c.ResidualMultiplier, bf16);
         }
 
         CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16);

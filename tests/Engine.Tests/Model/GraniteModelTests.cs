@@ -94,21 +94,49 @@ public sealed class GraniteModelTests : IDisposable
         Assert.True(kernelError <= 1.5f * opsError + 1e-3f, $"max |bf16 − f32| logit: CPU kernels {kernelError}, libtorch ops {opsError}");
     }
 
-    [Fact]
-    public void Forward_TileGridDecode_PerOpPathNotTheFusedOne()
+    /// <summary>The tile-grid shape, whose decode steps take the fused CPU path where this CPU has its kernels: the same bits as the per-op path.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype)
     {
         string dir = Path.Combine(_root, "granite-tile-grid");
-        SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 61) with { Architecture = "GraniteForCausalLM" });
-        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
-        int[] prompt = [464, 2068, 786, 2183, 40];                    // within the tile-grid model's 4,096 tokens
-        using var cache = loaded.Model.CreateKvCache(1, 64);
-        var kv = cache.Partition(0);
-        loaded.Model.Forward(ForwardBatch.Create([(kv, prompt, 0)]), cache).Dispose();
+        if (!Directory.Exists(dir))
+            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 61) with { Architecture = "GraniteForCausalLM" });
+        using var loaded = LoadedModel.Load(dir, dtype, CPU, 64);
+        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.All, 5, scale: 2.0f);
+        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
+        int[][] prompts = [[464, 2068, 786, 2183, 40], [7, 8, 9]];
 
-        using var decode = loaded.Model.Forward(ForwardBatch.Create([(kv, new[] { 9 }, prompt.Length)]), cache);
+        List<float[]> Run(bool fused)
+        {
+            using var view = fused ? null : loaded.Model.WithKernels(new KernelOptions { FusedCpuDecode = false });
+            var model = view ?? loaded.Model;
+            using var cache = model.CreateKvCache(2, 64);
+            IReadOnlyList<AdapterSlotWeight>[] rows = [[(0, 1f)], []];
+            model.Forward(ForwardBatch.Create([(cache.Partition(0), prompts[0], 0), (cache.Partition(1), prompts[1], 0)]), cache, LogitsSelection.LastTokenPerSequence,
+                LoraBatchMapping.ForSequences([prompts[0].Length, prompts[1].Length], rows)).Dispose();
+            var logits = new List<float[]>();
+            for (int step = 0; step < 4; step++)
+            {
+                using var decode = model.Forward(ForwardBatch.Create([(cache.Partition(0), new[] { 100 + step }, prompts[0].Length + step),
+                    (cache.Partition(1), new[] { 200 + step }, prompts[1].Length + step)]), cache, LogitsSelection.LastTokenPerSequence, LoraBatchMapping.ForSequences([1, 1], rows));
+                logits.AddRange(LlamaModelTests.Rows(decode));
+            }
 
-        Assert.Equal(0, loaded.Model.FusedDecodeSteps);
-        LlamaModelTests.AssertClose(new ScalarReferenceModel(dir).Forward([.. prompt, 9])[^1], LlamaModelTests.Rows(decode)[0], "decode");
+            return logits;
+        }
+
+        long before = loaded.Model.FusedDecodeSteps;
+        var fused = Run(true);
+        bool ran = loaded.Model.FusedDecodeSteps > before;
+        var plain = Run(false);
+
+        for (int i = 0; i < plain.Count; i++)
+            Assert.Equal(plain[i], fused[i]);
+        Assert.True(ran || !(VectorExp.IsSupported && SmallBatchGemv.IsAvailable), "the fused path did not run");
+        if (dtype == ScalarType.Float32)
+            LlamaModelTests.AssertClose(new ScalarReferenceModel(dir).Forward([.. prompts[1], 200, 201, 202, 203])[^1], fused[^1], "the base row's last step");
     }
 
     public void Dispose() => TestDirectories.Delete(_root);
