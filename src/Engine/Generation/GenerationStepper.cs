@@ -71,7 +71,7 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         // Serving records no autograd graph; saying so lets the CPU kernels rotate in place instead of the step building
         // RoPE tables it never uses (RotaryEmbedding.StepTables).
         using var inference = no_grad();
-        using var hidden = rows.Any(r => r.EmitsToken && r.Sequence.Sampling.EmbedPrompt && r.Sequence.GeneratedTokens.Count == 0) ? new HiddenStateCapture() : null;
+        using var hidden = EmbedsAPrompt(rows) ? new HiddenStateCapture() : null;
         using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora, scoring?.LogitTokens, hidden);
         long forwarded = System.Diagnostics.Stopwatch.GetTimestamp();
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
@@ -104,6 +104,15 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
             System.Diagnostics.Stopwatch.GetElapsedTime(forwarded, copied), System.Diagnostics.Stopwatch.GetElapsedTime(masked),
             masks is null ? TimeSpan.Zero : masks.Result, System.Diagnostics.Stopwatch.GetElapsedTime(copied, masked));
         return events;
+    }
+
+    /// <summary>Whether a row completes the prompt of a sequence that asked for its embedding (a loop: this runs every step).</summary>
+    private static bool EmbedsAPrompt(IReadOnlyList<StepRow> rows)
+    {
+        for (int i = 0; i < rows.Count; i++)
+            if (rows[i].EmitsToken && rows[i].Sequence is { Sampling.EmbedPrompt: true, GeneratedTokens.Count: 0 })
+                return true;
+        return false;
     }
 
     /// <summary>

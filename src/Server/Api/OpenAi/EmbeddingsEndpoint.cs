@@ -23,7 +23,7 @@ internal sealed class EmbeddingsEndpoint(GenerationRequestStage stage, PromptEmb
         string format = f.String("encoding_format") ?? "float";
         if (format is not ("float" or "base64"))
             throw JsonFields.Bad("encoding_format", $"must be float or base64, got '{format}'");
-        int? dimensions = f.Has("dimensions") ? f.Int("dimensions", 1, stage.Model.HiddenSize) : null;
+        int? dimensions = f.Int("dimensions", int.MinValue, int.MaxValue);      // its range is PromptEmbedder's to check
         bool normalize = f.Bool("normalize") ?? true;
         bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;
         var truncation = PromptTruncation.Read(f, stage.MaxContext, 1);

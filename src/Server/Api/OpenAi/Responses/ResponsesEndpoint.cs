@@ -26,9 +26,10 @@ internal sealed class ResponsesEndpoint(GenerationRequestStage stage, Generation
         string tenant = Security.AuthenticationMiddleware.CallerOf(ctx).Tenant;
         bool keep = Keeps(request);
         var previous = Previous(request, tenant);
-        using var earlier = previous is null ? null : JsonDocument.Parse("[" + string.Join(',', previous.Conversation) + "]");
+        var conversation = previous?.Conversation ?? [];
+        using var earlier = previous is null ? null : JsonDocument.Parse("[" + string.Join(',', conversation) + "]");
         using var chat = JsonDocument.Parse(ResponsesRequest.ToChat(request, earlier?.RootElement).ToJsonString());
-        IReadOnlyList<string> input = [.. previous?.Conversation ?? [], .. ResponsesRequest.InputItems(request.GetProperty("input")).Select(i => i.ToJsonString())];
+        IReadOnlyList<string> input = [.. conversation, .. ResponsesRequest.InputItems(request.GetProperty("input")).Select(i => i.ToJsonString())];
         if (keep && 2 * input.Sum(i => (long)i.Length) is var bytes && bytes > store.MostBytesPerResponse)
             throw ApiException.BadRequest($"the conversation ({bytes} bytes) is more than a stored response may hold ({store.MostBytesPerResponse}, "
                 + "Serving:Responses:StoreBytesPerTenant): send it with 'store': false", previous is null ? "input" : "previous_response_id");
