@@ -32,20 +32,7 @@ public sealed class GraniteModelTests : IDisposable
     {
         using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
         Assert.True(loaded.Config.HasMultipliers);
-        var reference = new ScalarReferenceModel(_dir);
-        using var cache = loaded.Model.CreateKvCache(1, 64);
-        var kv = cache.Partition(0);
-
-        using (var prefill = loaded.Model.Forward(ForwardBatch.Create([(kv, Prompt[..^1], 0)]), cache, LogitsSelection.AllTokens))
-        {
-            var expected = reference.Forward(Prompt[..^1]);
-            var rows = LlamaModelTests.Rows(prefill);
-            for (int i = 0; i < rows.Length; i++)
-                LlamaModelTests.AssertClose(expected[i], rows[i], $"prefill position {i}");
-        }
-
-        using var decode = loaded.Model.Forward(ForwardBatch.Create([(kv, Prompt[^1..], Prompt.Length - 1)]), cache);
-        LlamaModelTests.AssertClose(reference.Forward(Prompt)[^1], LlamaModelTests.Rows(decode)[0], "decode");
+        ArchitectureChecks.PrefillThenDecodeMatchReference(loaded, _dir, Prompt);
     }
 
     [Fact]
@@ -66,33 +53,7 @@ public sealed class GraniteModelTests : IDisposable
     [Theory]
     [InlineData(ScalarType.Float32)]
     [InlineData(ScalarType.BFloat16)]
-    public void Forward_CpuKernelsAndLibtorchOps_SameLogits(ScalarType dtype)
-    {
-        float[][] Run(ScalarType type, bool cpuKernels)
-        {
-            using var loaded = LoadedModel.Load(_dir, type, CPU, 64);
-            using var view = cpuKernels ? null : loaded.Model.WithKernels(new KernelOptions { CpuElementwise = false, CpuDecodeAttention = false });
-            var m = view ?? loaded.Model;
-            using var cache = m.CreateKvCache(2, 64);
-            var (a, b) = (cache.Partition(0), cache.Partition(1));
-            m.Forward(ForwardBatch.Create([(a, Prompt, 0), (b, Prompt[..3], 0)]), cache).Dispose();
-            using var decode = m.Forward(ForwardBatch.Create([(a, new[] { 7 }, Prompt.Length), (b, new[] { 8 }, 3)]), cache);
-            return LlamaModelTests.Rows(decode);
-        }
-
-        var (kernels, ops) = (Run(dtype, true), Run(dtype, false));
-        if (dtype == ScalarType.Float32)
-        {
-            for (int i = 0; i < kernels.Length; i++)
-                LlamaModelTests.AssertClose(ops[i], kernels[i], $"row {i}");
-            return;
-        }
-
-        var exact = Run(ScalarType.Float32, true);
-        float Distance(float[][] rows) => rows.Select((r, i) => r.Zip(exact[i], (x, y) => MathF.Abs(x - y)).Max()).Max();
-        float kernelError = Distance(kernels), opsError = Distance(ops);
-        Assert.True(kernelError <= 1.5f * opsError + 1e-3f, $"max |bf16 − f32| logit: CPU kernels {kernelError}, libtorch ops {opsError}");
-    }
+    public void Forward_CpuKernelsAndLibtorchOps_SameLogits(ScalarType dtype) => ArchitectureChecks.CpuKernelsAgreeWithLibtorchOps(_dir, Prompt, dtype);
 
     /// <summary>The tile-grid shape, whose decode steps take the fused CPU path where this CPU has its kernels: the same bits as the per-op path.</summary>
     [Theory]
