@@ -140,6 +140,7 @@ public static class ServingApp
         services.AddSingleton<ChatCompletionsEndpoint>();
         services.AddSingleton<EmbeddingsEndpoint>();
         services.AddSingleton<PromptEmbedder>();
+        services.AddSingleton<ScoreEndpoint>();
         services.AddOptions<EmbeddingOptions>().Bind(configuration.GetSection(EmbeddingOptions.Section));
         services.AddSingleton<Api.OpenAi.Responses.ResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.StoredResponsesEndpoint>();
@@ -174,6 +175,10 @@ public static class ServingApp
         app.MapPost("/v1/completions", (HttpContext ctx, CompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/chat/completions", (HttpContext ctx, ChatCompletionsEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapPost("/v1/embeddings", (HttpContext ctx, EmbeddingsEndpoint e) => Guard(ctx, e.HandleAsync));
+        foreach (string path in new[] { "/score", "/v1/score" })
+            app.MapPost(path, (HttpContext ctx, ScoreEndpoint e) => Guard(ctx, e.ScoreAsync));
+        foreach (string path in new[] { "/rerank", "/v1/rerank", "/v2/rerank" })
+            app.MapPost(path, (HttpContext ctx, ScoreEndpoint e) => Guard(ctx, e.RerankAsync));
         app.MapPost("/v1/responses", (HttpContext ctx, Api.OpenAi.Responses.ResponsesEndpoint e) => Guard(ctx, e.HandleAsync));
         app.MapGet("/v1/responses/{id}", (HttpContext ctx, string id, Api.OpenAi.Responses.StoredResponsesEndpoint e) => Guard(ctx, c => e.GetAsync(c, id)));
         app.MapDelete("/v1/responses/{id}", (HttpContext ctx, string id, Api.OpenAi.Responses.StoredResponsesEndpoint e) => Guard(ctx, c => e.DeleteAsync(c, id)));

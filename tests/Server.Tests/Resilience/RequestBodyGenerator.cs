@@ -21,7 +21,7 @@ public static class RequestBodyGenerator
         "continue_final_message", "return_tokens_as_token_ids", "suffix", "tool_choice", "reasoning_effort", "functions", "function_call",
         "modalities", "prediction", "audio", "parallel_tool_calls", "guided_grammar",
         "input", "instructions", "max_output_tokens", "text", "previous_response_id", "store", "metadata", "truncation", "include", "reasoning",
-        "encoding_format", "dimensions", "normalize", "inputs",
+        "encoding_format", "dimensions", "normalize", "inputs", "text_1", "text_2", "query", "documents", "top_n",
     ];
 
     private static Gen<T> Pick<T>(params T[] items) => Gen.Int[0, items.Length - 1].Select(i => items[i]);

@@ -17,7 +17,7 @@ namespace Serving.Server.Tests.Resilience;
 /// </summary>
 public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private static readonly string[] Paths = ["/v1/completions", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/tokenize", "/detokenize",
+    private static readonly string[] Paths = ["/v1/completions", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/score", "/v1/rerank", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/tokenize", "/detokenize",
         "/v1/serving/generate", "/v1/serving/generate:stream", "/v1/serving/tokenize", "/v1/serving/detokenize", "/v1/serving/adapters", "/v1/serving/embed"];
     private readonly string _cache = TestDirectories.Path("fuzz");
     private readonly CapturedLogs _logs = new();

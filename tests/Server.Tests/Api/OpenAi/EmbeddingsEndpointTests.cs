@@ -107,6 +107,73 @@ public sealed class EmbeddingsEndpointTests(StructuredOutputServerFixture fixtur
         AssertClose(Floats(data[0]!), Floats(data[7]!), "the same text at 0 and 7");
     }
 
+    private async Task<float[][]> Embeddings(params string[] texts)
+    {
+        var (status, body) = await Embed(new JsonObject { ["model"] = "base", ["input"] = new JsonArray([.. texts.Select(t => (JsonNode)t)]) });
+        Assert.True(status == 200, body.ToJsonString());
+        return [.. body["data"]!.AsArray().Select(d => Floats(d!))];
+    }
+
+    private static double Cosine(float[] a, float[] b) => a.Zip(b, (x, y) => (double)x * y).Sum();
+
+    [Fact]
+    public async Task Score_OneAgainstManyAndPairs_TheEmbeddingsCosines()
+    {
+        var v = await Embeddings("query text", "first passage", "second passage");
+
+        var (status, body) = await HttpJson.PostAsync(fixture.Http, "/score", new JsonObject
+        {
+            ["model"] = "base", ["text_1"] = "query text", ["text_2"] = new JsonArray("first passage", "second passage"),
+        });
+        var (pairsStatus, pairs) = await HttpJson.PostAsync(fixture.Http, "/v1/score", new JsonObject
+        {
+            ["model"] = "base", ["text_1"] = new JsonArray("first passage", "query text"), ["text_2"] = new JsonArray("second passage", "first passage"),
+        });
+
+        Assert.True(status == 200, body.ToJsonString());
+        Assert.True(pairsStatus == 200, pairs.ToJsonString());
+        Assert.Equal(Cosine(v[0], v[1]), (double)body["data"]![0]!["score"]!, 5);
+        Assert.Equal(Cosine(v[0], v[2]), (double)body["data"]![1]!["score"]!, 5);
+        Assert.Equal(Cosine(v[1], v[2]), (double)pairs["data"]![0]!["score"]!, 5);
+        Assert.Equal(Cosine(v[0], v[1]), (double)pairs["data"]![1]!["score"]!, 5);
+        Assert.Equal("score", (string)body["data"]![0]!["object"]!);
+    }
+
+    [Fact]
+    public async Task Rerank_Documents_MostRelevantFirstTopN()
+    {
+        string[] documents = ["unrelated words here", "the query itself", "another passage"];
+        var v = await Embeddings(["the query itself", .. documents]);
+
+        var (status, body) = await HttpJson.PostAsync(fixture.Http, "/v1/rerank", new JsonObject
+        {
+            ["model"] = "base", ["query"] = "the query itself", ["documents"] = new JsonArray([.. documents.Select(d => (JsonNode)d)]), ["top_n"] = 2,
+        });
+
+        Assert.True(status == 200, body.ToJsonString());
+        var results = body["results"]!.AsArray();
+        Assert.Equal(2, results.Count);
+        Assert.Equal(1, (int)results[0]!["index"]!);                      // the document equal to the query
+        Assert.Equal(1.0, (double)results[0]!["relevance_score"]!, 4);
+        Assert.Equal("the query itself", (string)results[0]!["document"]!["text"]!);
+        var expected = Enumerable.Range(0, 3).OrderByDescending(i => Cosine(v[0], v[i + 1])).Take(2).ToArray();
+        Assert.Equal(expected, results.Select(r => (int)r!["index"]!));
+        Assert.Equal(Cosine(v[0], v[expected[1] + 1]), (double)results[1]!["relevance_score"]!, 5);
+    }
+
+    [Theory]
+    [InlineData("/score", """{"model": "base", "text_1": ["a", "b"], "text_2": ["c", "d", "e"]}""", "text_1")]
+    [InlineData("/score", """{"model": "base", "text_1": "a", "text_2": []}""", "text_2")]
+    [InlineData("/rerank", """{"model": "base", "documents": ["a"]}""", "query")]
+    [InlineData("/rerank", """{"model": "base", "query": "q", "documents": "a", "top_n": 0}""", "top_n")]
+    public async Task ScoreAndRerank_BadInput_400NamingTheField(string path, string request, string param)
+    {
+        var (status, body) = await HttpJson.PostRawAsync(fixture.Http, path, request);
+
+        Assert.True(status == 400, body.ToJsonString());
+        Assert.Equal(param, (string?)body["error"]!["param"]);
+    }
+
     [Theory]
     [InlineData("""{"model": "base", "input": "x", "dimensions": 0}""", "dimensions", "")]
     [InlineData("""{"model": "base", "input": "x", "dimensions": 65}""", "dimensions", "")]

@@ -1,0 +1,90 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serving.Server.Requests;
+
+namespace Serving.Server.Api.OpenAi;
+
+/// <summary>
+/// vLLM's score and rerank APIs for embedding models: a pair's score is the cosine similarity of the two texts'
+/// embeddings (<see cref="PromptEmbedder"/>, normalised, so their dot product), as vLLM scores with a bi-encoder.
+/// <c>POST /score</c> (and <c>/v1/score</c>): <c>text_1</c> a string or list, <c>text_2</c> likewise — one against each,
+/// or pairs of two lists of the same length. <c>POST /rerank</c> (and <c>/v1/rerank</c>, <c>/v2/rerank</c>; Jina's and
+/// Cohere's shape): <c>query</c> against <c>documents</c>, most relevant first, <c>top_n</c> of them. Instructions (a
+/// Qwen3-Embedding query's <c>Instruct: …</c>) are the caller's to write.
+/// </summary>
+internal sealed class ScoreEndpoint(GenerationRequestStage stage, PromptEmbedder embedder)
+{
+    public async Task ScoreAsync(HttpContext ctx)
+    {
+        var ct = ctx.RequestAborted;
+        using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
+        var f = new JsonFields(doc.RootElement);
+        var first = Texts(f, "text_1");
+        var second = Texts(f, "text_2");
+        if (first.Count != 1 && first.Count != second.Count)
+            throw JsonFields.Bad("text_1", $"holds {first.Count} texts: give one, or as many as text_2 ({second.Count})");
+        var (vectors, tokens, model) = await EmbedAsync(f, ctx, [.. first, .. second], ct);
+        var data = new JsonArray();
+        for (int i = 0; i < second.Count; i++)
+            data.Add(new JsonObject { ["index"] = i, ["object"] = "score", ["score"] = Dot(vectors[first.Count == 1 ? 0 : i], vectors[first.Count + i]) });
+        await Results.Json(new JsonObject
+        {
+            ["id"] = "score-" + Guid.NewGuid().ToString("N"),
+            ["object"] = "list",
+            ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            ["model"] = model,
+            ["data"] = data,
+            ["usage"] = new JsonObject { ["prompt_tokens"] = tokens, ["total_tokens"] = tokens },
+        }).ExecuteAsync(ctx);
+    }
+
+    public async Task RerankAsync(HttpContext ctx)
+    {
+        var ct = ctx.RequestAborted;
+        using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
+        var f = new JsonFields(doc.RootElement);
+        string query = f.String("query") ?? throw JsonFields.Bad("query", "must be a string");
+        var documents = Texts(f, "documents");
+        int topN = f.Int("top_n", 1, int.MaxValue) ?? documents.Count;
+        var (vectors, tokens, model) = await EmbedAsync(f, ctx, [query, .. documents], ct);
+        var ranked = documents.Select((text, i) => (Index: i, Text: text, Score: Dot(vectors[0], vectors[i + 1])))
+            .OrderByDescending(d => d.Score).ThenBy(d => d.Index).Take(topN);
+        await Results.Json(new JsonObject
+        {
+            ["id"] = "rerank-" + Guid.NewGuid().ToString("N"),
+            ["model"] = model,
+            ["usage"] = new JsonObject { ["total_tokens"] = tokens },
+            ["results"] = new JsonArray([.. ranked.Select(d => (JsonNode)new JsonObject
+            {
+                ["index"] = d.Index, ["document"] = new JsonObject { ["text"] = d.Text }, ["relevance_score"] = d.Score,
+            })]),
+        }).ExecuteAsync(ctx);
+    }
+
+    /// <summary>Every text's normalised embedding under the request's <c>model</c>, the prompt tokens they took, and the model's name.</summary>
+    private async Task<(float[][] Vectors, int Tokens, string Model)> EmbedAsync(JsonFields f, HttpContext ctx, List<string> texts, CancellationToken ct)
+    {
+        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
+        var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
+        if (texts.Count > PromptEmbedder.MaxInputs)
+            throw ApiException.BadRequest($"at most {PromptEmbedder.MaxInputs} texts may be scored at once, got {texts.Count}");
+        var truncation = PromptTruncation.Read(f, stage.MaxContext, 1);
+        var inputs = texts.Select(text => (IReadOnlyList<int>)stage.TokenizePrompt(text, f.Bool("add_special_tokens") ?? true, "input", truncation)).ToList();
+        if (truncation is not null)
+            inputs = [.. inputs.Select(truncation.Apply)];
+        var vectors = await embedder.EmbedAsync(inputs, adapters, routing, caller, null, GenerationRequestStage.ReadCacheSalt(f),
+            stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller), null, normalize: true, ct);
+        return (vectors, inputs.Sum(p => p.Count), modelName);
+    }
+
+    /// <summary>A string, or a non-empty list of strings.</summary>
+    private static List<string> Texts(JsonFields f, string name) => f.Get(name) switch
+    {
+        { ValueKind: JsonValueKind.String } text => [text.GetString()!],
+        { ValueKind: JsonValueKind.Array } list when list.GetArrayLength() > 0 && list.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) =>
+            [.. list.EnumerateArray().Select(e => e.GetString()!)],
+        _ => throw JsonFields.Bad(name, "must be a string or a non-empty list of strings"),
+    };
+
+    private static double Dot(float[] a, float[] b) => System.Numerics.Tensors.TensorPrimitives.Dot(a, b);
+}
