@@ -117,7 +117,7 @@ public sealed record ModelConfig
             MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
             TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
-            SlidingWindow = (OptionalBool(o, "use_sliding_window") ?? !(isQwen2 || isQwen3)) ? OptionalInt(o, "sliding_window") : null,
+            SlidingWindow = SlidingWindowOf(o, isQwen2 || isQwen3, RequiredInt(o, "num_hidden_layers", source), source),
             QkNorm = isQwen3,
             EmbeddingMultiplier = OptionalDouble(o, "embedding_multiplier") ?? 1,
             AttentionMultiplier = OptionalDouble(o, "attention_multiplier"),
@@ -127,6 +127,34 @@ public sealed record ModelConfig
             EosTokenIds = IntOrList(o["eos_token_id"]),
             TorchDtype = o["torch_dtype"]?.GetValue<string>() ?? o["dtype"]?.GetValue<string>(),
         };
+    }
+
+    /// <summary>
+    /// The window every layer attends within, or null. Qwen2/3 slide only with <c>use_sliding_window</c>, and then only in the
+    /// layers from <c>max_window_layers</c> on (HF's default 28); <c>layer_types</c> names each layer's kind. The engine
+    /// has one window for all layers, so a model sliding in some layers only is refused rather than served otherwise.
+    /// </summary>
+    private static int? SlidingWindowOf(JsonObject o, bool qwen, int layers, string source)
+    {
+        if (!(OptionalBool(o, "use_sliding_window") ?? !qwen) || OptionalInt(o, "sliding_window") is not int window)
+            return null;
+        if (o["layer_types"] is JsonArray kinds && kinds.Count > 0)
+        {
+            var distinct = kinds.Select(k => k?.GetValue<string>()).Distinct().ToList();
+            return distinct switch
+            {
+                ["full_attention"] => null,
+                ["sliding_attention"] => window,
+                _ => throw new ModelConfigException($"{source}: layer_types mixes {string.Join(" and ", distinct)}: attention sliding in some layers only is not supported"),
+            };
+        }
+
+        if (!qwen)
+            return window;
+        int firstSliding = OptionalInt(o, "max_window_layers") ?? 28;
+        return firstSliding >= layers ? null
+            : firstSliding <= 0 ? window
+            : throw new ModelConfigException($"{source}: use_sliding_window with max_window_layers {firstSliding} of {layers} layers slides in some layers only, which is not supported");
     }
 
     private static RopeScaling ParseRopeScaling(JsonObject? o, string source, int maxPositions)

@@ -54,6 +54,35 @@ public sealed class ModelConfigTests
         Assert.False(ModelConfig.Parse(LlamaConfigJson.Create(), "config.json").QkNorm);
     }
 
+    [Theory]
+    [InlineData("Qwen2ForCausalLM", """{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 0}""", 4096)]
+    [InlineData("Qwen2ForCausalLM", """{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 28}""", null)]
+    [InlineData("Qwen3ForCausalLM", """{"use_sliding_window": false, "sliding_window": 4096, "max_window_layers": 0}""", null)]
+    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["full_attention", "full_attention"]}""", null)]
+    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention", "sliding_attention"]}""", 4096)]
+    public void Parse_SlidingWindowPerLayerSettings_OneWindowForAllLayersOrNone(string architecture, string fields, int? window)
+    {
+        var o = LlamaConfigJson.Create();
+        o["architectures"] = new JsonArray(architecture);
+        foreach (var (key, value) in JsonNode.Parse(fields)!.AsObject())
+            o[key] = value?.DeepClone();
+
+        Assert.Equal(window, ModelConfig.Parse(o, "config.json").SlidingWindow);
+    }
+
+    [Theory]
+    [InlineData("Qwen2ForCausalLM", """{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 1}""", "max_window_layers")]
+    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention", "full_attention"]}""", "layer_types")]
+    public void Parse_SlidingInSomeLayersOnly_RefusedNamingTheSetting(string architecture, string fields, string setting)
+    {
+        var o = LlamaConfigJson.Create();
+        o["architectures"] = new JsonArray(architecture);
+        foreach (var (key, value) in JsonNode.Parse(fields)!.AsObject())
+            o[key] = value?.DeepClone();
+
+        Assert.Contains(setting, Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(o, "config.json")).Message);
+    }
+
     [Fact]
     public void Parse_MistralSlidingWindow_IsReported()
     {
