@@ -18,6 +18,25 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
 
     private const int InputsInFlight = 32;
 
+    /// <summary>
+    /// A REST request's embeddings: its <c>model</c>, <c>truncate_prompt_tokens</c>, <c>add_special_tokens</c> (default true),
+    /// <c>cache_salt</c> and <c>priority</c> read as every embedding front door reads them; <paramref name="readInputs"/>
+    /// reads the texts with the tokenizer it is given. Returns the vectors, the prompts and the model's name.
+    /// </summary>
+    public async Task<(float[][] Vectors, IReadOnlyList<IReadOnlyList<int>> Inputs, string Model)> EmbedAsync(JsonFields f, Caller caller,
+        Func<Func<string, int[]>, IReadOnlyList<IReadOnlyList<int>>> readInputs, int? dimensions, bool normalize, CancellationToken ct)
+    {
+        var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
+        bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;
+        var truncation = PromptTruncation.Read(f, stage.MaxContext, 1);
+        var inputs = readInputs(text => stage.TokenizePrompt(text, addSpecialTokens, "input", truncation));
+        if (truncation is not null)
+            inputs = [.. inputs.Select(truncation.Apply)];
+        var vectors = await EmbedAsync(inputs, adapters, routing, caller, null, GenerationRequestStage.ReadCacheSalt(f),
+            stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller), dimensions, normalize, ct);
+        return (vectors, inputs, modelName);
+    }
+
     /// <summary>The embedding of each of <paramref name="inputs"/>, in order; a 400 names <paramref name="field"/> for a prompt that cannot run.</summary>
     public async Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, PinnedAdapters? adapters, RoutingRequest? routing, Caller caller,
         DateTimeOffset? deadline, string? cacheSalt, int priority, int? dimensions, bool normalize, CancellationToken ct, string field = "input")

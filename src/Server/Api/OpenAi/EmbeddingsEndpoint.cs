@@ -11,27 +11,20 @@ namespace Serving.Server.Api.OpenAi;
 /// cut to its first <c>dimensions</c> (Matryoshka), then L2-normalised (vLLM's <c>normalize</c>, true by default);
 /// <c>encoding_format</c> <c>float</c> or <c>base64</c> (little-endian float32).
 /// </summary>
-internal sealed class EmbeddingsEndpoint(GenerationRequestStage stage, PromptEmbedder embedder)
+internal sealed class EmbeddingsEndpoint(PromptEmbedder embedder)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
         var ct = ctx.RequestAborted;
         using var doc = await RequestBody.ReadAsync(ctx.Request, ct);
         var f = new JsonFields(doc.RootElement);
-        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         string format = f.String("encoding_format") ?? "float";
         if (format is not ("float" or "base64"))
             throw JsonFields.Bad("encoding_format", $"must be float or base64, got '{format}'");
         int? dimensions = f.Int("dimensions", int.MinValue, int.MaxValue);      // its range is PromptEmbedder's to check
         bool normalize = f.Bool("normalize") ?? true;
-        bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;
-        var truncation = PromptTruncation.Read(f, stage.MaxContext, 1);
-        var inputs = CompletionPromptReader.Read(f, text => stage.TokenizePrompt(text, addSpecialTokens, "input", truncation), "input", PromptEmbedder.MaxInputs);
-        if (truncation is not null)
-            inputs = [.. inputs.Select(truncation.Apply)];
-        var vectors = await embedder.EmbedAsync(inputs, adapters, routing, caller, null, GenerationRequestStage.ReadCacheSalt(f),
-            stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller), dimensions, normalize, ct);
+        var (vectors, inputs, modelName) = await embedder.EmbedAsync(f, Security.AuthenticationMiddleware.CallerOf(ctx),
+            tokenize => CompletionPromptReader.Read(f, tokenize, "input", PromptEmbedder.MaxInputs), dimensions, normalize, ct);
 
         var data = new JsonArray();
         for (int i = 0; i < vectors.Length; i++)

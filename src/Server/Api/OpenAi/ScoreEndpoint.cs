@@ -12,7 +12,7 @@ namespace Serving.Server.Api.OpenAi;
 /// Cohere's shape): <c>query</c> against <c>documents</c>, most relevant first, <c>top_n</c> of them. Instructions (a
 /// Qwen3-Embedding query's <c>Instruct: …</c>) are the caller's to write.
 /// </summary>
-internal sealed class ScoreEndpoint(GenerationRequestStage stage, PromptEmbedder embedder)
+internal sealed class ScoreEndpoint(PromptEmbedder embedder)
 {
     public async Task ScoreAsync(HttpContext ctx)
     {
@@ -64,16 +64,10 @@ internal sealed class ScoreEndpoint(GenerationRequestStage stage, PromptEmbedder
     /// <summary>Every text's normalised embedding under the request's <c>model</c>, the prompt tokens they took, and the model's name.</summary>
     private async Task<(float[][] Vectors, int Tokens, string Model)> EmbedAsync(JsonFields f, HttpContext ctx, List<string> texts, CancellationToken ct)
     {
-        var caller = Security.AuthenticationMiddleware.CallerOf(ctx);
-        var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         if (texts.Count > PromptEmbedder.MaxInputs)
             throw ApiException.BadRequest($"at most {PromptEmbedder.MaxInputs} texts may be scored at once, got {texts.Count}");
-        var truncation = PromptTruncation.Read(f, stage.MaxContext, 1);
-        var inputs = texts.Select(text => (IReadOnlyList<int>)stage.TokenizePrompt(text, f.Bool("add_special_tokens") ?? true, "input", truncation)).ToList();
-        if (truncation is not null)
-            inputs = [.. inputs.Select(truncation.Apply)];
-        var vectors = await embedder.EmbedAsync(inputs, adapters, routing, caller, null, GenerationRequestStage.ReadCacheSalt(f),
-            stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller), null, normalize: true, ct);
+        var (vectors, inputs, modelName) = await embedder.EmbedAsync(f, Security.AuthenticationMiddleware.CallerOf(ctx),
+            tokenize => [.. texts.Select(text => (IReadOnlyList<int>)tokenize(text))], null, normalize: true, ct);
         return (vectors, inputs.Sum(p => p.Count), modelName);
     }
 
