@@ -25,7 +25,8 @@ public static class SyntheticModelWriter
             ["architectures"] = new JsonArray(spec.Architecture),
             ["model_type"] = spec.Architecture switch
             {
-                "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "GraniteForCausalLM" => "granite", _ => "llama",
+                "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "GraniteForCausalLM" => "granite",
+                "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
             },
             ["hidden_size"] = p.Hidden,
             ["intermediate_size"] = p.Intermediate,
@@ -53,6 +54,9 @@ public static class SyntheticModelWriter
             config["logits_scaling"] = 8.0;
         }
 
+        if (spec.Architecture == "Gemma3ForCausalLM")
+            AddGemma3Fields(config, p.Layers, headDim);
+
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString(new() { WriteIndented = true }));
         var generation = new JsonObject { ["bos_token_id"] = eot, ["eos_token_id"] = new JsonArray([.. new[] { eot, imEnd }.Distinct()]) };
         File.WriteAllText(Path.Combine(dir, "generation_config.json"), generation.ToJsonString(new() { WriteIndented = true }));
@@ -65,6 +69,26 @@ public static class SyntheticModelWriter
         }
 
         WriteShards(dir, entries, spec.Shards);
+    }
+
+    /// <summary>
+    /// Gemma 3's settings as its 4B+ checkpoints have them, at a test's scale: GeGLU, a query scale other than 1/√head_dim,
+    /// sliding layers (window 4) alternating with whole-context ones, whose RoPE base and linear scaling differ from the
+    /// sliding layers' local base.
+    /// </summary>
+    private static void AddGemma3Fields(JsonObject config, int layers, int headDim)
+    {
+        config.Remove("hidden_act");
+        config["hidden_activation"] = "gelu_pytorch_tanh";
+        config["query_pre_attn_scalar"] = headDim + 8;
+        config["sliding_window"] = 4;
+        config["layer_types"] = new JsonArray([.. Enumerable.Range(0, layers).Select(i => (JsonNode)(i % 2 == 0 ? "sliding_attention" : "full_attention"))]);
+        config["rope_theta"] = 1000000.0;
+        config["rope_local_base_freq"] = 10000.0;
+        config["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = 8.0 };
+        config["attn_logit_softcapping"] = null;
+        config["final_logit_softcapping"] = null;
+        config["rms_norm_eps"] = 1e-6;
     }
 
     /// <summary>sentence-transformers' module list as Qwen3-Embedding ships it: the transformer, last-token pooling, normalisation.</summary>
@@ -113,13 +137,16 @@ public static class SyntheticModelWriter
         SafetensorsWriter.Entry Normal(string name, long[] shape, double mean, double std) =>
             new(name, dt, shape, () => TensorBytes.Normal(new SeededRandom(spec.Seed ^ Fnv1a(name)), shape.Aggregate(1L, (a, b) => a * b), mean, std, dt));
         SafetensorsWriter.Entry Linear(string name, int outF, int inF) => Normal(name, [outF, inF], 0, 1.0 / Math.Sqrt(inF));
+        // Gemma's norms hold w of a scale 1 + w.
+        bool gemma = spec.Architecture.StartsWith("Gemma", StringComparison.Ordinal);
+        SafetensorsWriter.Entry Norm(string name, int size) => Normal(name, [size], gemma ? 0 : 1.0, 0.1);
 
         yield return Normal("model.embed_tokens.weight", [vocab, p.Hidden], 0, 1.0);
         int q = p.Heads * headDim, kv = p.KvHeads * headDim;
         for (int i = 0; i < p.Layers; i++)
         {
             string l = $"model.layers.{i}.";
-            yield return Normal(l + "input_layernorm.weight", [p.Hidden], 1.0, 0.1);
+            yield return Norm(l + "input_layernorm.weight", p.Hidden);
             yield return Linear(l + "self_attn.q_proj.weight", q, p.Hidden);
             yield return Linear(l + "self_attn.k_proj.weight", kv, p.Hidden);
             yield return Linear(l + "self_attn.v_proj.weight", kv, p.Hidden);
@@ -130,20 +157,26 @@ public static class SyntheticModelWriter
                 yield return Normal(l + "self_attn.v_proj.bias", [kv], 0, 0.1);
             }
 
-            if (spec.Architecture == "Qwen3ForCausalLM")
+            if (spec.Architecture == "Qwen3ForCausalLM" || gemma)
             {
-                yield return Normal(l + "self_attn.q_norm.weight", [headDim], 1.0, 0.1);
-                yield return Normal(l + "self_attn.k_norm.weight", [headDim], 1.0, 0.1);
+                yield return Norm(l + "self_attn.q_norm.weight", headDim);
+                yield return Norm(l + "self_attn.k_norm.weight", headDim);
             }
 
             yield return Linear(l + "self_attn.o_proj.weight", p.Hidden, q);
-            yield return Normal(l + "post_attention_layernorm.weight", [p.Hidden], 1.0, 0.1);
+            yield return Norm(l + "post_attention_layernorm.weight", p.Hidden);
+            if (gemma)
+            {
+                yield return Norm(l + "pre_feedforward_layernorm.weight", p.Hidden);
+                yield return Norm(l + "post_feedforward_layernorm.weight", p.Hidden);
+            }
+
             yield return Linear(l + "mlp.gate_proj.weight", p.Intermediate, p.Hidden);
             yield return Linear(l + "mlp.up_proj.weight", p.Intermediate, p.Hidden);
             yield return Linear(l + "mlp.down_proj.weight", p.Hidden, p.Intermediate);
         }
 
-        yield return Normal("model.norm.weight", [p.Hidden], 1.0, 0.1);
+        yield return Norm("model.norm.weight", p.Hidden);
         if (!spec.TieWordEmbeddings)
             yield return Normal("lm_head.weight", [vocab, p.Hidden], 0, 3.0 / Math.Sqrt(p.Hidden));
     }

@@ -5,12 +5,13 @@ namespace Serving.Contracts.Configuration;
 
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
-/// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>).
+/// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
+/// <c>Gemma3ForCausalLM</c>).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-        "GraniteForCausalLM",
+        "GraniteForCausalLM", "Gemma3ForCausalLM",
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -35,7 +36,39 @@ public sealed record ModelConfig
 
     /// <summary>Biases on q/k/v projections (Qwen2, or <c>attention_bias</c> true for Llama).</summary>
     public bool AttentionBias { get; init; }
+
+    /// <summary>The window of the sliding layers: a token at position p attends to p − W + 1 … p there; null: no layer slides.</summary>
     public int? SlidingWindow { get; init; }
+
+    /// <summary>
+    /// The layers that attend to the whole context although <see cref="SlidingWindow"/> is set (Gemma 3's every sixth,
+    /// Qwen2's below <c>max_window_layers</c>); empty: every layer slides. Ascending.
+    /// </summary>
+    public IReadOnlyList<int> FullAttentionLayers { get; init; } = [];
+
+    /// <summary>Layer <paramref name="layer"/>'s window, or null where it attends to the whole context.</summary>
+    public int? WindowOf(int layer) => SlidingWindow is int w && !FullAttentionLayers.Contains(layer) ? w : null;
+
+    /// <summary>Whether some layers slide and others do not, so that a step needs the attended rows of both kinds.</summary>
+    public bool MixesWindows => SlidingWindow is not null && FullAttentionLayers.Count > 0;
+
+    /// <summary>
+    /// Gemma 3: the RoPE base of the sliding layers (<c>rope_local_base_freq</c>), unscaled; the full layers take
+    /// <see cref="RopeTheta"/> and <see cref="RopeScaling"/>. Null: every layer takes those.
+    /// </summary>
+    public double? LocalRopeTheta { get; init; }
+
+    /// <summary>The gated MLP's activation (<c>hidden_act</c>, Gemma's <c>hidden_activation</c>).</summary>
+    public MlpActivation Activation { get; init; } = MlpActivation.Silu;
+
+    /// <summary>Gemma: every RMSNorm scales by 1 + w, its checkpoint holding w (Llama's hold the scale itself).</summary>
+    public bool NormScalesByOnePlusWeight { get; init; }
+
+    /// <summary>
+    /// Gemma 2/3: the attention output and the MLP output are RMSNormed before their residual adds
+    /// (<c>post_attention_layernorm</c>, <c>post_feedforward_layernorm</c>); the MLP's input norm is <c>pre_feedforward_layernorm</c>.
+    /// </summary>
+    public bool SandwichNorms { get; init; }
 
     /// <summary>
     /// An RMSNorm over each query and key head (weights <c>[HeadDim]</c>, <c>q_norm</c>/<c>k_norm</c>) after the q/k
@@ -98,6 +131,11 @@ public sealed record ModelConfig
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
         bool isQwen2 = architecture.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = architecture.StartsWith("Qwen3", StringComparison.Ordinal);
+        bool gemma = architecture.StartsWith("Gemma", StringComparison.Ordinal);
+        int layers = RequiredInt(o, "num_hidden_layers", source);
+        if (gemma)
+            GemmaFields.CheckSupported(o, source);
+        var (window, fullLayers) = LayerWindows.Parse(o, architecture, layers, source);
         foreach (string multiplier in new[] { "embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling" })
             if (OptionalDouble(o, multiplier) is double m && !(m > 0 && double.IsFinite(m)))
                 throw new ModelConfigException($"{source}: field '{multiplier}' must be a positive number, got {m}");
@@ -106,7 +144,7 @@ public sealed record ModelConfig
             Architecture = architecture,
             HiddenSize = hidden,
             IntermediateSize = RequiredInt(o, "intermediate_size", source),
-            NumLayers = RequiredInt(o, "num_hidden_layers", source),
+            NumLayers = layers,
             NumHeads = heads,
             NumKvHeads = kvHeads,
             HeadDim = headDim,
@@ -117,10 +155,17 @@ public sealed record ModelConfig
             MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
             TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
-            SlidingWindow = SlidingWindowOf(o, isQwen2 || isQwen3, RequiredInt(o, "num_hidden_layers", source), source),
-            QkNorm = isQwen3,
-            EmbeddingMultiplier = OptionalDouble(o, "embedding_multiplier") ?? 1,
-            AttentionMultiplier = OptionalDouble(o, "attention_multiplier"),
+            SlidingWindow = window,
+            FullAttentionLayers = fullLayers,
+            LocalRopeTheta = gemma ? OptionalDouble(o, "rope_local_base_freq") ?? 10000.0 : null,
+            Activation = ActivationOf(o, source),
+            NormScalesByOnePlusWeight = gemma,
+            SandwichNorms = gemma,
+            QkNorm = isQwen3 || gemma,
+            // Gemma scales its embeddings by √hidden (HF rounds the factor to the compute dtype, as a bf16 tensor's scaling does here).
+            EmbeddingMultiplier = OptionalDouble(o, "embedding_multiplier") ?? (gemma ? Math.Sqrt(hidden) : 1),
+            AttentionMultiplier = OptionalDouble(o, "attention_multiplier")
+                ?? (gemma ? 1 / Math.Sqrt(OptionalDouble(o, "query_pre_attn_scalar") ?? headDim) : null),
             ResidualMultiplier = OptionalDouble(o, "residual_multiplier") ?? 1,
             LogitsScaling = OptionalDouble(o, "logits_scaling") ?? 1,
             BosTokenId = OptionalInt(o, "bos_token_id"),
@@ -130,31 +175,18 @@ public sealed record ModelConfig
     }
 
     /// <summary>
-    /// The window every layer attends within, or null. Qwen2/3 slide only with <c>use_sliding_window</c>, and then only in the
-    /// layers from <c>max_window_layers</c> on (HF's default 28); <c>layer_types</c> names each layer's kind. The engine
-    /// has one window for all layers, so a model sliding in some layers only is refused rather than served otherwise.
+    /// <c>hidden_activation</c> (Gemma's name) or <c>hidden_act</c>: silu, or GELU's tanh approximation; another activation
+    /// is refused rather than served as one of these.
     /// </summary>
-    private static int? SlidingWindowOf(JsonObject o, bool qwen, int layers, string source)
+    private static MlpActivation ActivationOf(JsonObject o, string source)
     {
-        if (!(OptionalBool(o, "use_sliding_window") ?? !qwen) || OptionalInt(o, "sliding_window") is not int window)
-            return null;
-        if (o["layer_types"] is JsonArray kinds && kinds.Count > 0)
+        string name = (o["hidden_activation"] ?? o["hidden_act"])?.GetValue<string>() ?? "silu";
+        return name switch
         {
-            var distinct = kinds.Select(k => k?.GetValue<string>()).Distinct().ToList();
-            return distinct switch
-            {
-                ["full_attention"] => null,
-                ["sliding_attention"] => window,
-                _ => throw new ModelConfigException($"{source}: layer_types mixes {string.Join(" and ", distinct)}: attention sliding in some layers only is not supported"),
-            };
-        }
-
-        if (!qwen)
-            return window;
-        int firstSliding = OptionalInt(o, "max_window_layers") ?? 28;
-        return firstSliding >= layers ? null
-            : firstSliding <= 0 ? window
-            : throw new ModelConfigException($"{source}: use_sliding_window with max_window_layers {firstSliding} of {layers} layers slides in some layers only, which is not supported");
+            "silu" or "swish" => MlpActivation.Silu,
+            "gelu_pytorch_tanh" or "gelu_new" => MlpActivation.GeluTanh,
+            _ => throw new ModelConfigException($"{source}: activation '{name}' is not supported (supported: silu, gelu_pytorch_tanh)"),
+        };
     }
 
     private static RopeScaling ParseRopeScaling(JsonObject? o, string source, int maxPositions)
@@ -212,7 +244,7 @@ public sealed record ModelConfig
         return v.Value;
     }
 
-    private static int? OptionalInt(JsonObject o, string name)
+    internal static int? OptionalInt(JsonObject o, string name)
     {
         try
         {
@@ -224,7 +256,11 @@ public sealed record ModelConfig
         }
     }
 
-    private static double? OptionalDouble(JsonObject o, string name) => o[name] is JsonValue v ? v.GetValue<double>() : null;
+    internal static double? OptionalDouble(JsonObject o, string name) => o[name] is not JsonValue v ? null
+        : v.TryGetValue(out double d) ? d
+        : v.TryGetValue(out long l) ? l
+        : v.TryGetValue(out int i) ? i
+        : throw new ModelConfigException($"field '{name}' must be a number");
 
-    private static bool? OptionalBool(JsonObject o, string name) => o[name] is JsonValue v ? v.GetValue<bool>() : null;
+    internal static bool? OptionalBool(JsonObject o, string name) => o[name] is JsonValue v ? v.GetValue<bool>() : null;
 }

@@ -3,13 +3,14 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Tensor = TorchSharp.torch.Tensor;
+using Serving.Contracts.Configuration;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Kernels;
 
 /// <summary>
-/// The layer's element-wise parts, each fused into one pass over CPU memory: RMSNorm, SwiGLU and RoPE replace chains of
+/// The layer's element-wise parts, each fused into one pass over CPU memory: RMSNorm, the gated activation and RoPE replace chains of
 /// 3–8 libtorch ops (each a dispatch, an allocation and a trip through memory). At decode those chains cost about a
 /// third as much as the projection GEMMs in bfloat16. Every intermediate a bf16 op chain would round is rounded here too
 /// (<see cref="Bf16.Round(Span{float})"/>), so the results are the op chains' own up to float32 summation order.
@@ -117,64 +118,66 @@ internal static unsafe class CpuElementwiseKernels
     }
 
     /// <summary>
-    /// SwiGLU of the fused gate/up projection. gateUp <c>[T, 2I]</c> (gate columns first) → <c>[T, I]</c>:
-    /// <code>y[t, i] = dt(silu(g[t, i])) · u[t, i]        silu(g) = g · σ(g)</code>
+    /// The gated MLP's activation of the fused gate/up projection. gateUp <c>[T, 2I]</c> (gate columns first) → <c>[T, I]</c>:
+    /// <code>y[t, i] = dt(act(g[t, i])) · u[t, i]        act: silu(g) = g · σ(g) (SwiGLU), or GELU's tanh approximation (GeGLU)</code>
     /// </summary>
-    public static Tensor SwiGlu(Tensor gateUp)
+    public static Tensor GatedActivation(Tensor gateUp, MlpActivation activation)
     {
         int rows = (int)gateUp.size(0), width = (int)gateUp.size(1), inter = width / 2;
         var y = empty([rows, inter], gateUp.dtype, gateUp.device);
         fixed (byte* gp = gateUp.bytes)
         fixed (byte* yp = y.bytes)
-            SwiGlu(gp, yp, rows, inter, gateUp.dtype == ScalarType.BFloat16);
+            GatedActivation(gp, yp, rows, inter, activation, gateUp.dtype == ScalarType.BFloat16);
         return y;
     }
 
-    /// <summary><see cref="SwiGlu(Tensor)"/> on raw memory: gateUp <c>[rows, 2·inter]</c> → y <c>[rows, inter]</c>, contiguous.</summary>
-    public static void SwiGlu(byte* gateUp, byte* y, int rows, int inter, bool bf16)
+    /// <summary><see cref="GatedActivation(Tensor, MlpActivation)"/> on raw memory: gateUp <c>[rows, 2·inter]</c> → y <c>[rows, inter]</c>, contiguous.</summary>
+    public static void GatedActivation(byte* gateUp, byte* y, int rows, int inter, MlpActivation activation, bool bf16)
     {
-        ForRows(rows, (long)rows * 2 * inter, new SwiGluJob(gateUp, y, inter, bf16));
+        if (activation == MlpActivation.GeluTanh)
+            ForRows(rows, (long)rows * 2 * inter, new GatedActivationJob<GeluTanhGate>(gateUp, y, inter, bf16));
+        else
+            ForRows(rows, (long)rows * 2 * inter, new GatedActivationJob<SiluGate>(gateUp, y, inter, bf16));
     }
 
-    private readonly struct SwiGluJob(byte* gateUp, byte* y, int inter, bool bf16) : IParallelRange
+    private readonly struct GatedActivationJob<TAct>(byte* gateUp, byte* y, int inter, bool bf16) : IParallelRange where TAct : struct, IGateActivation
     {
-        public void Run(long from, long to) => SwiGluRows(gateUp, y, inter, bf16, (int)from, (int)to);
+        public void Run(long from, long to) => GatedActivationRows<TAct>(gateUp, y, inter, bf16, (int)from, (int)to);
     }
 
-    /// <summary>Rows [from, to) of <see cref="SwiGlu(Tensor)"/>.</summary>
+    /// <summary>Rows [from, to) of <see cref="GatedActivation(Tensor, MlpActivation)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SwiGluRows(byte* gateUp, byte* y, int inter, bool bf16, int from, int to)
+    private static void GatedActivationRows<TAct>(byte* gateUp, byte* y, int inter, bool bf16, int from, int to) where TAct : struct, IGateActivation
     {
+        long rowBytes = (long)inter * Size(bf16);
         if (ElementwiseRowMath.Supports(inter))
         {
-            long rowBytes = (long)inter * Size(bf16);
             for (int t = from; t < to; t++)
             {
                 byte* gate = gateUp + 2 * t * rowBytes;
                 if (bf16)
-                    ElementwiseRowMath.SwiGlu<BFloat16Element>(gate, gate + rowBytes, y + t * rowBytes, inter);
+                    ElementwiseRowMath.GatedActivation<BFloat16Element, TAct>(gate, gate + rowBytes, y + t * rowBytes, inter);
                 else
-                    ElementwiseRowMath.SwiGlu<Float32Element>(gate, gate + rowBytes, y + t * rowBytes, inter);
+                    ElementwiseRowMath.GatedActivation<Float32Element, TAct>(gate, gate + rowBytes, y + t * rowBytes, inter);
             }
 
             return;
         }
 
-        var buffers = Scratch(3 * inter);
+        var buffers = Scratch(2 * inter);
         var g = buffers.AsSpan(0, inter);
         var u = buffers.AsSpan(inter, inter);
-        var s = buffers.AsSpan(2 * inter, inter);
         for (int t = from; t < to; t++)
         {
-            byte* rowStart = gateUp + (long)t * 2 * inter * Size(bf16);
+            byte* rowStart = gateUp + 2 * t * rowBytes;
             Load(rowStart, bf16, g);
-            Load(rowStart + (long)inter * Size(bf16), bf16, u);
-            TensorPrimitives.Sigmoid(g, s);
-            TensorPrimitives.Multiply(g, s, s);
+            Load(rowStart + rowBytes, bf16, u);
+            for (int i = 0; i < inter; i++)
+                g[i] = TAct.Apply(g[i]);
             if (bf16)
-                Bf16.Round(s);
-            TensorPrimitives.Multiply(s, u, s);
-            Store(s, y + (long)t * inter * Size(bf16), bf16);
+                Bf16.Round(g);
+            TensorPrimitives.Multiply(g, u, g);
+            Store(g, y + t * rowBytes, bf16);
         }
     }
 

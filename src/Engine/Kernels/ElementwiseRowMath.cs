@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace Serving.Engine.Kernels;
 
 /// <summary>
-/// Row bodies of <see cref="CpuElementwiseKernels.RmsNorm(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, float, TorchSharp.torch.Tensor?)"/> and <see cref="CpuElementwiseKernels.SwiGlu(TorchSharp.torch.Tensor)"/> on registers:
+/// Row bodies of <see cref="CpuElementwiseKernels.RmsNorm(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, float, TorchSharp.torch.Tensor?)"/> and <see cref="CpuElementwiseKernels.GatedActivation(TorchSharp.torch.Tensor, Serving.Contracts.Configuration.MlpActivation)"/> on registers:
 /// each element is loaded once per pass, in pair order (<see cref="ITensorElement"/>; element-wise maths does not care
 /// about the order as long as every operand and the output use it), with the same bf16 roundings as the op chains.
 /// Why: the span-at-a-time versions made 6–7 passes over each row through float32 scratch buffers, and SiLU went
@@ -51,17 +51,15 @@ internal static unsafe class ElementwiseRowMath
         }
     }
 
-    /// <summary>One row of SwiGLU, <c>y = dt(g · σ(g)) · u</c>; pointers to I elements.</summary>
+    /// <summary>One row of a gated activation, <c>y = dt(act(g)) · u</c>; pointers to I elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void SwiGlu<T>(byte* gate, byte* up, byte* y, int inter) where T : struct, ITensorElement
+    public static void GatedActivation<T, TAct>(byte* gate, byte* up, byte* y, int inter) where T : struct, ITensorElement where TAct : struct, IGateActivation
     {
         for (int i = 0; i < inter; i += 32)
         {
             nint offset = (nint)i * T.Size;
-            var g0 = T.LoadPairFirst(gate + offset);
-            var g1 = T.LoadPairSecond(gate + offset);
-            var first = Rounded<T>(g0 * VectorExp.Sigmoid(g0)) * T.LoadPairFirst(up + offset);
-            var second = Rounded<T>(g1 * VectorExp.Sigmoid(g1)) * T.LoadPairSecond(up + offset);
+            var first = Rounded<T>(TAct.Apply(T.LoadPairFirst(gate + offset))) * T.LoadPairFirst(up + offset);
+            var second = Rounded<T>(TAct.Apply(T.LoadPairSecond(gate + offset))) * T.LoadPairSecond(up + offset);
             T.StorePair(y + offset, first, second);
         }
     }

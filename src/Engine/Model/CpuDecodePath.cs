@@ -12,11 +12,11 @@ namespace Serving.Engine.Model;
 /// same kernels as the general CPU path (so the same logits, bit for bit), run on raw memory into a <see cref="DecodeWorkspace"/>
 /// allocated once per token count, so that between one projection GEMM and the next no libtorch op runs at all:
 /// <code>
-/// per layer:  normed = RMSNorm(x += down)       qkv = normed·Wqkvᵀ (+ LoRA)    [q, k heads RMSNormed (Qwen3)]  RoPE(q, k) and K/V → cache
+/// per layer:  normed = RMSNorm(x += down)       qkv = normed·Wqkvᵀ (+ LoRA)    [q, k heads RMSNormed (Qwen3, Gemma 3)]  RoPE(q, k) and K/V → cache
 ///             (Granite: x = embeddings × m; q, o and down scaled by its multipliers; logits ÷ its scaling)
-///             attention = decode attention (q read in place in qkv)          o = attention·Woᵀ (+ LoRA)
-///             normed = RMSNorm(x += o)           gateUp = normed·Wguᵀ (+ LoRA)  activated = SwiGLU(gateUp)
-///             down = activated·Wdownᵀ (+ LoRA)
+///             attention = decode attention (q read in place in qkv; the layer's window)   o = attention·Woᵀ (+ LoRA)   [o = RMSNorm(o) (Gemma)]
+///             normed = RMSNorm(x += o)           gateUp = normed·Wguᵀ (+ LoRA)  activated = act(gate)·up (SwiGLU, GeGLU)
+///             down = activated·Wdownᵀ (+ LoRA)  [down = RMSNorm(down) (Gemma)]
 /// logits = RMSNorm(x += down)·Wlmᵀ, float32           (all else in the model's dtype)
 /// </code>
 /// Why: a decode step streams every weight through the caches, which evicts libtorch's dispatcher, allocator and tensor
@@ -24,11 +24,13 @@ namespace Serving.Engine.Model;
 /// misses to memory. Measured on the bench preset: a narrow + view takes 2 µs warm and 20–28 µs after a 64 MB sweep,
 /// and the step's views, allocations and shape reads between GEMMs came to about 1 ms of a 14 ms step.
 /// </summary>
-internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rope) : IDisposable
+/// <param name="model">The model whose steps it runs.</param>
+/// <param name="layerRopes">Each layer's RoPE tables (Gemma 3's sliding layers have their own).</param>
+internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] layerRopes) : IDisposable
 {
     private DecodeWorkspace? _workspace;
-    private nint[]? _inputNorms, _postNorms, _qkvBiases, _queryNorms, _keyNorms;
-    private nint _finalNorm, _cos, _sin;
+    private nint[]? _inputNorms, _postNorms, _qkvBiases, _queryNorms, _keyNorms, _attentionOutputNorms, _mlpOutputNorms, _cos, _sin;
+    private nint _finalNorm;
 
     /// <summary>
     /// True when <paramref name="step"/> can take this path: decode rows only, the CPU kernels on, a model (checked once)
@@ -65,17 +67,18 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
             || c.NumHeads * c.HeadDim % 32 != 0)
             return false;
-        var vectors = w.Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias, l.QNorm, l.KNorm }).Append(w.FinalNorm).Append(rope.Cos).Append(rope.Sin);
+        var vectors = w.Layers.SelectMany(l => l.Vectors).Append(w.FinalNorm).Concat(layerRopes.Distinct().SelectMany(r => new[] { r.Cos, r.Sin }));
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
         _anyRowCount = projections.All(p => p.TakesAnyRowCount);
         return projections.All(p => p.RunsOnRawMemory(1, model.Dtype))
-            && vectors.All(v => v is null || CpuElementwiseKernels.Supports(v) && v.dtype == model.Dtype);
+            && vectors.All(v => CpuElementwiseKernels.Supports(v) && v.dtype == model.Dtype);
     }
 
     /// <summary>Runs the step; returns float32 logits <c>[T, vocab]</c> in the caller's dispose scope.</summary>
-    public Tensor Run(StepIndices step, KvCache cache, LoraBatchMapping? lora)
+    public Tensor Run(StepWindows steps, KvCache cache, LoraBatchMapping? lora)
     {
         var c = model.Config;
+        var step = steps.Shared;
         int t = step.DecodeCount;
         Addresses();
         var ws = Interlocked.Exchange(ref _workspace, null);
@@ -89,13 +92,13 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         {
             int[] positions = step.TokenPositions as int[] ?? step.TokenPositions.ToArray();
             foreach (int p in positions)
-                if ((uint)p >= (uint)rope.MaxPositions)
-                    throw new ArgumentException($"position {p} is beyond the RoPE tables' {rope.MaxPositions}");
+                if ((uint)p >= (uint)layerRopes[0].MaxPositions)
+                    throw new ArgumentException($"position {p} is beyond the RoPE tables' {layerRopes[0].MaxPositions}");
             var x = model.Weights.Embed.Rows(step.Tokens);
             if (c.EmbeddingMultiplier != 1)
                 x.TimesInPlace(c.EmbeddingMultiplier);              // Granite; as the per-op path scales, so the same bits
             var logits = empty([t, c.VocabSize], ScalarType.Float32);
-            var layers = new Layers(this, step, cache, lora, ws, positions, x, logits);
+            var layers = new Layers(this, steps, cache, lora, ws, positions, x, logits);
             // The step's parallel calls on one held region, not a region each, unless a LoRA update would take libtorch's
             // tensor path (libtorch's own parallel ops run on one thread inside a region) or the step is large (see HeldRegionMaxRows).
             if (t <= HeldRegionMaxRows && (lora is null || RawLora(lora)))
@@ -114,10 +117,11 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     }
 
     /// <summary>The step's work from the embedded rows in <paramref name="x"/> to float32 <paramref name="logits"/>: every layer, the final norm, the lm_head.</summary>
-    private void RunLayers(StepIndices step, KvCache cache, LoraBatchMapping? lora, DecodeWorkspace ws, int[] positions, Tensor x, Tensor logits)
+    private void RunLayers(StepWindows steps, KvCache cache, LoraBatchMapping? lora, DecodeWorkspace ws, int[] positions, Tensor x, Tensor logits)
     {
         var c = model.Config;
         var w = model.Weights;
+        var step = steps.Shared;
         int t = step.DecodeCount, h = c.HiddenSize, hq = c.NumHeads, hkv = c.NumKvHeads, d = c.HeadDim;
         int qkvWidth = (hq + 2 * hkv) * d;
         float eps = (float)c.RmsNormEps;
@@ -139,25 +143,30 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
                 HeadRmsNormKernel.Apply(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16);
             if (c.AttentionMultiplier is double scale)
                 RowScaling.Apply(qkv, t, qkvWidth, hq * d, (float)(scale * Math.Sqrt(d)), bf16);
-            CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos, (byte*)_sin, positions, keys, values, hkv, cacheRows,
+            CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos![l], (byte*)_sin![l], positions, keys, values, hkv, cacheRows,
                 step.RowPerTokenHost.Span, bf16);
-            PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, step.DecodeRowTable, step.DecodeContext,
-                step.DecodeLengths, hq, hkv, d, cacheRows);
+            var attended = steps.For(l);
+            PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, attended.DecodeRowTable, attended.DecodeContext,
+                attended.DecodeLengths, hq, hkv, d, cacheRows);
             layer.O.LinearRaw(attention, t, null, o, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);
             if (c.ResidualMultiplier != 1)
                 RowScaling.Apply(o, t, h, h, (float)c.ResidualMultiplier, bf16);
+            if (_attentionOutputNorms![l] != 0)
+                CpuElementwiseKernels.RmsNorm(o, (byte*)_attentionOutputNorms[l], o, null, t, h, eps, bf16);
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
             layer.GateUp.LinearRaw(normed, t, null, gateUp, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora, bf16);
-            CpuElementwiseKernels.SwiGlu(gateUp, activated, t, c.IntermediateSize, bf16);
+            CpuElementwiseKernels.GatedActivation(gateUp, activated, t, c.IntermediateSize, c.Activation, bf16);
             layer.Down.LinearRaw(activated, t, null, down, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora, bf16);
             if (c.ResidualMultiplier != 1)
                 RowScaling.Apply(down, t, h, h, (float)c.ResidualMultiplier, bf16);
+            if (_mlpOutputNorms![l] != 0)
+                CpuElementwiseKernels.RmsNorm(down, (byte*)_mlpOutputNorms[l], down, null, t, h, eps, bf16);
         }
 
         CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16);
@@ -166,10 +175,10 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
     }
 
     /// <summary><see cref="RunLayers"/> as a held region's body.</summary>
-    private readonly struct Layers(CpuDecodePath path, StepIndices step, KvCache cache, LoraBatchMapping? lora, DecodeWorkspace ws, int[] positions, Tensor x,
+    private readonly struct Layers(CpuDecodePath path, StepWindows steps, KvCache cache, LoraBatchMapping? lora, DecodeWorkspace ws, int[] positions, Tensor x,
         Tensor logits) : IHeldBody
     {
-        public void Run() => path.RunLayers(step, cache, lora, ws, positions, x, logits);
+        public void Run() => path.RunLayers(steps, cache, lora, ws, positions, x, logits);
     }
 
     /// <summary>True when every LoRA update of the step runs on raw memory (see <see cref="Lora"/>).</summary>
@@ -200,11 +209,14 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding rop
         var w = model.Weights;
         _postNorms = w.Layers.Select(l => (nint)CpuTensorMemory.Address(l.PostAttentionNorm)).ToArray();
         _qkvBiases = w.Layers.Select(l => l.QkvBias is null ? 0 : (nint)CpuTensorMemory.Address(l.QkvBias)).ToArray();
-        _queryNorms = w.Layers.Select(l => l.QNorm is null ? 0 : (nint)CpuTensorMemory.Address(l.QNorm)).ToArray();
-        _keyNorms = w.Layers.Select(l => l.KNorm is null ? 0 : (nint)CpuTensorMemory.Address(l.KNorm)).ToArray();
+        static nint AddressOrZero(Tensor? t) => t is null ? 0 : (nint)CpuTensorMemory.Address(t);
+        _queryNorms = w.Layers.Select(l => AddressOrZero(l.QNorm)).ToArray();
+        _keyNorms = w.Layers.Select(l => AddressOrZero(l.KNorm)).ToArray();
+        _attentionOutputNorms = w.Layers.Select(l => AddressOrZero(l.AttentionOutputNorm)).ToArray();
+        _mlpOutputNorms = w.Layers.Select(l => AddressOrZero(l.MlpOutputNorm)).ToArray();
         _finalNorm = (nint)CpuTensorMemory.Address(w.FinalNorm);
-        _cos = (nint)CpuTensorMemory.Address(rope.Cos);
-        _sin = (nint)CpuTensorMemory.Address(rope.Sin);
+        _cos = layerRopes.Select(r => (nint)CpuTensorMemory.Address(r.Cos)).ToArray();
+        _sin = layerRopes.Select(r => (nint)CpuTensorMemory.Address(r.Sin)).ToArray();
         _inputNorms = w.Layers.Select(l => (nint)CpuTensorMemory.Address(l.InputNorm)).ToArray();
     }
 

@@ -10,17 +10,22 @@ namespace Serving.Engine.Model;
 /// </summary>
 public sealed class LlamaLayerWeights : IDisposable
 {
-    public required Tensor InputNorm { get; init; }          // [hidden]
+    public required Tensor InputNorm { get; init; }          // [hidden]; every norm holds its scale (Gemma's 1 + w, folded at load)
     public required ProjectionWeight Qkv { get; init; }                // [(Hq + 2·Hkv)·D, hidden]
     public Tensor? QkvBias { get; init; }                    // [(Hq + 2·Hkv)·D] (Qwen2)
     public Tensor? QNorm { get; init; }                      // [D], every query head's RMSNorm weight (Qwen3)
     public Tensor? KNorm { get; init; }                      // [D], every key head's (Qwen3)
     public required ProjectionWeight O { get; init; }                  // [hidden, Hq·D]
-    public required Tensor PostAttentionNorm { get; init; }  // [hidden]
+    public required Tensor PostAttentionNorm { get; init; }  // [hidden], the MLP's input norm (Gemma's pre_feedforward_layernorm)
+    public Tensor? AttentionOutputNorm { get; init; }        // [hidden], over o before its residual add (Gemma's post_attention_layernorm)
+    public Tensor? MlpOutputNorm { get; init; }              // [hidden], over down before its residual add (Gemma's post_feedforward_layernorm)
     public required ProjectionWeight GateUp { get; init; }             // [2·intermediate, hidden]
     public required ProjectionWeight Down { get; init; }               // [hidden, intermediate]
 
     public IEnumerable<ProjectionWeight> Projections => [Qkv, O, GateUp, Down];
+
+    /// <summary>The layer's vectors (norms and biases) it has.</summary>
+    public IEnumerable<Tensor> Vectors => new[] { InputNorm, QkvBias, QNorm, KNorm, PostAttentionNorm, AttentionOutputNorm, MlpOutputNorm }.OfType<Tensor>();
 
     public void Dispose()
     {
@@ -31,6 +36,8 @@ public sealed class LlamaLayerWeights : IDisposable
         KNorm?.Dispose();
         O.Dispose();
         PostAttentionNorm.Dispose();
+        AttentionOutputNorm?.Dispose();
+        MlpOutputNorm?.Dispose();
         GateUp.Dispose();
         Down.Dispose();
     }

@@ -18,6 +18,9 @@ public sealed class LlamaModel : IDisposable
 {
     private readonly LlamaWeights _weights;
     private readonly RotaryEmbedding _rope;
+
+    /// <summary>Gemma 3's sliding layers' tables (<see cref="ModelConfig.LocalRopeTheta"/>); null where every layer takes <see cref="_rope"/>.</summary>
+    private readonly RotaryEmbedding? _localRope;
     private readonly CpuDecodePath _decodePath;
     private readonly KernelOptions _kernelOptions;
 
@@ -50,7 +53,9 @@ public sealed class LlamaModel : IDisposable
         Adapters = adapters;
         Kernels = KernelSelection.Select(kernels, dtype, device);
         _rope = new RotaryEmbedding(config, maxPositions, dtype, device);
-        _decodePath = new CpuDecodePath(this, _rope);
+        if (config.LocalRopeTheta is double localTheta)
+            _localRope = new RotaryEmbedding(config with { RopeTheta = localTheta, RopeScaling = RopeScaling.None }, maxPositions, dtype, device);
+        _decodePath = new CpuDecodePath(this, [.. Enumerable.Range(0, config.NumLayers).Select(RopeOf)]);
     }
 
     /// <summary>
@@ -141,18 +146,19 @@ public sealed class LlamaModel : IDisposable
         cache.CheckTables(batch);
 
         using var scope = NewDisposeScope();
-        using var step = new StepIndices(batch, cache, Dtype, Device, Config.SlidingWindow);
+        using var steps = new StepWindows(batch, cache, Dtype, Device, Config);
+        var step = steps.Shared;
         if (logitTokens is null && hidden is null && _decodePath.CanRun(step, cache))
-            return _decodePath.Run(step, cache, lora).MoveToOuterDisposeScope();
+            return _decodePath.Run(steps, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
         if (Config.EmbeddingMultiplier != 1)
             x.TimesInPlace(Config.EmbeddingMultiplier);
-        var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
+        var tables = StepTables(step);
         Tensor? residual = null;
         for (int l = 0; l < _weights.Layers.Count; l++)
         {
             using var layerScope = NewDisposeScope();
-            (x, residual) = Layer(l, x, residual, step, angles, cache, lora);
+            (x, residual) = Layer(l, x, residual, steps.For(l), tables(l), cache, lora);
         }
 
         Tensor normed;
@@ -232,7 +238,7 @@ public sealed class LlamaModel : IDisposable
         if (UseCpuElementwise(qkv) && CpuElementwiseKernels.Supports(keys) && CpuElementwiseKernels.Supports(values))
         {
             // One pass rotates q and k in place and stores k and v in their cache rows.
-            _rope.ApplyInPlace(qkv, c.NumHeads + c.NumKvHeads, step.TokenPositions, new KvCacheWrite(keys, values, c.NumKvHeads, step.RowPerTokenHost));
+            RopeOf(index).ApplyInPlace(qkv, c.NumHeads + c.NumKvHeads, step.TokenPositions, new KvCacheWrite(keys, values, c.NumKvHeads, step.RowPerTokenHost));
             q = qkv.narrow(1, 0, qOut).view(t, c.NumHeads, c.HeadDim);
         }
         else
@@ -251,6 +257,8 @@ public sealed class LlamaModel : IDisposable
             ApplyLora(index, LoraTarget.O, attention, o, lora);
         if (c.ResidualMultiplier != 1)
             o.TimesInPlace(c.ResidualMultiplier);
+        if (w.AttentionOutputNorm is not null)
+            o = RmsNorm(o, w.AttentionOutputNorm);
         Tensor normed2;
         if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(o) && CpuElementwiseKernels.Supports(w.PostAttentionNorm))
         {
@@ -271,15 +279,21 @@ public sealed class LlamaModel : IDisposable
 
         Tensor activated;
         if (UseCpuElementwise(gateUp))
-            activated = CpuElementwiseKernels.SwiGlu(gateUp);
+            activated = CpuElementwiseKernels.GatedActivation(gateUp, c.Activation);
         else
-            activated = F.silu(gateUp.narrow(1, 0, c.IntermediateSize)) * gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
+        {
+            var gate = gateUp.narrow(1, 0, c.IntermediateSize);
+            activated = (c.Activation == MlpActivation.GeluTanh ? F.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh) : F.silu(gate)) * gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
+        }
+
         ProjectionInputCapture.Add(capture, index, activated, LoraTarget.Down);
         var down = w.Down.Apply(activated, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.Down, activated, down, lora);
         if (c.ResidualMultiplier != 1)
             down.TimesInPlace(c.ResidualMultiplier);
+        if (w.MlpOutputNorm is not null)
+            down = RmsNorm(down, w.MlpOutputNorm);
         return (x, down);
     }
 
@@ -301,14 +315,16 @@ public sealed class LlamaModel : IDisposable
         using var cache = CreateKvCache(1, prompt.Count + 1);
         var batch = ForwardBatch.Create([(cache.Partition(0), prompt, 0)]);
         using var scope = NewDisposeScope();
-        using var step = new StepIndices(batch, cache, Dtype, Device, Config.SlidingWindow);
-        var x = _weights.Embed.Rows(step.Tokens);
-        var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
+        using var steps = new StepWindows(batch, cache, Dtype, Device, Config);
+        var x = _weights.Embed.Rows(steps.Shared.Tokens);
+        if (Config.EmbeddingMultiplier != 1)
+            x.TimesInPlace(Config.EmbeddingMultiplier);
+        var tables = StepTables(steps.Shared);
         Tensor? residual = null;
         for (int l = 0; l < layers; l++)
         {
             using var layerScope = NewDisposeScope();
-            (x, residual) = Layer(l, x, residual, step, angles, cache, null, captured, stopBeforeMlp: l == layers - 1);
+            (x, residual) = Layer(l, x, residual, steps.For(l), tables(l), cache, null, captured, stopBeforeMlp: l == layers - 1);
         }
 
         return captured;
@@ -321,6 +337,17 @@ public sealed class LlamaModel : IDisposable
         var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
         DoraScaling.Apply(output, modules, lora);
+    }
+
+    /// <summary>The RoPE tables layer <paramref name="layer"/> rotates by: Gemma 3's local ones in its sliding layers, else the model's.</summary>
+    private RotaryEmbedding RopeOf(int layer) => _localRope is not null && Config.WindowOf(layer) is not null ? _localRope : _rope;
+
+    /// <summary>Each layer's libtorch-path RoPE tables for the step (empty where the CPU kernels rotate), built once per kind of table.</summary>
+    private Func<int, (Tensor Cos, Tensor Sin)> StepTables(StepIndices step)
+    {
+        var angles = _rope.StepTables(step.Positions, Config, CpuRotates);
+        var local = _localRope?.StepTables(step.Positions, Config, CpuRotates);
+        return layer => local is { } l && RopeOf(layer) == _localRope ? l : angles;
     }
 
     /// <summary>True when the CPU kernels rotate q and k in place, so the libtorch path's RoPE tables are not needed.</summary>
@@ -342,6 +369,7 @@ public sealed class LlamaModel : IDisposable
         if (_kernelOptions.Lora is null)
             (Kernels.Lora as IDisposable)?.Dispose();         // the selector made it for this model
         _rope.Dispose();
+        _localRope?.Dispose();
         if (_ownsAdapters)
             Adapters?.Dispose();
         if (_ownsWeights)

@@ -2,6 +2,7 @@ using Serving.Contracts.Configuration;
 using Serving.Contracts.Lora;
 using Serving.Engine.Checkpoints;
 using Serving.Engine.Quantization;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -39,7 +40,7 @@ public sealed class LlamaWeights : IDisposable
 
     public long TotalBytes =>
         Embed.Bytes + (Tied ? 0 : LmHead.Bytes) + Layers.Sum(l => l.Projections.Sum(p => p.Bytes))
-        + new[] { FinalNorm }.Concat(Layers.SelectMany(l => new[] { l.InputNorm, l.PostAttentionNorm, l.QkvBias, l.QNorm, l.KNorm }.OfType<Tensor>()))
+        + new[] { FinalNorm }.Concat(Layers.SelectMany(l => l.Vectors))
             .Sum(t => t.NumberOfElements * t.ElementSize);
 
     /// <summary>
@@ -54,6 +55,7 @@ public sealed class LlamaWeights : IDisposable
         bool int8 = quantization == WeightQuantization.Int8;
         ScalarType? source = int8 ? ScalarType.Float32 : null;
         ProjectionWeight Projection(Tensor t) => int8 ? ProjectionWeight.CreateInt8(t, loader.Dtype) : ProjectionWeight.Create(t, packForAmx);
+        Tensor Norm(string name, int size) => NormScale(c, loader, name, size);
         int h = c.HiddenSize, d = c.HeadDim, qOut = c.NumHeads * d, kvOut = c.NumKvHeads * d;
         var disposables = new List<IDisposable>();
         try
@@ -73,7 +75,7 @@ public sealed class LlamaWeights : IDisposable
                 string p = $"model.layers.{i}.";
                 var layer = new LlamaLayerWeights
                 {
-                    InputNorm = loader.Load(p + "input_layernorm.weight", h),
+                    InputNorm = Norm(p + "input_layernorm.weight", h),
                     Qkv = Projection(loader.LoadConcatenated([
                         (p + "self_attn.q_proj.weight", [qOut, h]),
                         (p + "self_attn.k_proj.weight", [kvOut, h]),
@@ -84,10 +86,12 @@ public sealed class LlamaWeights : IDisposable
                             (p + "self_attn.k_proj.bias", [kvOut]),
                             (p + "self_attn.v_proj.bias", [kvOut])])
                         : null,
-                    QNorm = c.QkNorm ? loader.Load(p + "self_attn.q_norm.weight", d) : null,
-                    KNorm = c.QkNorm ? loader.Load(p + "self_attn.k_norm.weight", d) : null,
+                    QNorm = c.QkNorm ? Norm(p + "self_attn.q_norm.weight", d) : null,
+                    KNorm = c.QkNorm ? Norm(p + "self_attn.k_norm.weight", d) : null,
                     O = Projection(loader.Load(p + "self_attn.o_proj.weight", source ?? loader.Dtype, h, qOut)),
-                    PostAttentionNorm = loader.Load(p + "post_attention_layernorm.weight", h),
+                    PostAttentionNorm = Norm(p + (c.SandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), h),
+                    AttentionOutputNorm = c.SandwichNorms ? Norm(p + "post_attention_layernorm.weight", h) : null,
+                    MlpOutputNorm = c.SandwichNorms ? Norm(p + "post_feedforward_layernorm.weight", h) : null,
                     GateUp = Projection(loader.LoadConcatenated([
                         (p + "mlp.gate_proj.weight", [c.IntermediateSize, h]),
                         (p + "mlp.up_proj.weight", [c.IntermediateSize, h])], source)),
@@ -97,7 +101,7 @@ public sealed class LlamaWeights : IDisposable
                 layers.Add(layer);
             }
 
-            var norm = loader.Load("model.norm.weight", h);
+            var norm = Norm("model.norm.weight", h);
             disposables.Add(norm);
             var lmHead = tied ? embed : Projection(loader.Load("lm_head.weight", source ?? loader.Dtype, c.VocabSize, h));
             return new LlamaWeights(embed, layers, norm, lmHead, tied, quantization);
@@ -108,6 +112,20 @@ public sealed class LlamaWeights : IDisposable
                 item.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// An RMSNorm's scale in the compute dtype: the checkpoint's weight, or Gemma's 1 + w (added in float32, rounded once).
+    /// Why folded: every kernel then takes one norm. The cost: a Gemma norm in bf16 rounds the normalised row before scaling it
+    /// (as Llama's does), where HF's scales it in float32 first — at most one bf16 rounding apart; float32 is unchanged.
+    /// </summary>
+    private static Tensor NormScale(ModelConfig c, TensorLoader loader, string name, int size)
+    {
+        if (!c.NormScalesByOnePlusWeight)
+            return loader.Load(name, size);
+        using var w = loader.Load(name, ScalarType.Float32, size);
+        using var scale = w.Plus(1);
+        return scale.to(loader.Dtype, loader.Device);
     }
 
     /// <summary>

@@ -9,21 +9,33 @@ namespace Serving.Engine.Model;
 /// </summary>
 internal sealed class StepHostArrays
 {
-    [ThreadStatic] private static StepHostArrays? _idle;
+    [ThreadStatic] private static StepHostArrays? _idle, _idleSecond;
 
     private long[]? _rowPerToken, _decodeRows, _indices;
     private int[]? _decodeLengths, _decodeSequences;
 
-    /// <summary>This thread's idle set, or a new one while that is in use (a step inside a step).</summary>
+    /// <summary>
+    /// One of this thread's two idle sets (a step of a model with sliding and whole-context layers holds two), or a new one
+    /// while both are in use (a step inside a step).
+    /// </summary>
     public static StepHostArrays Rent()
     {
-        var arrays = _idle ?? new StepHostArrays();
-        _idle = null;
+        var arrays = _idle ?? _idleSecond ?? new StepHostArrays();
+        if (ReferenceEquals(arrays, _idle))
+            _idle = null;
+        else if (ReferenceEquals(arrays, _idleSecond))
+            _idleSecond = null;
         return arrays;
     }
 
     /// <summary>Hands the arrays back for the thread's next step; nothing may read them after.</summary>
-    public void Return() => _idle = this;
+    public void Return()
+    {
+        if (_idle is null)
+            _idle = this;
+        else
+            _idleSecond = this;
+    }
 
     /// <summary>[T] physical cache row of each token.</summary>
     public Memory<long> RowPerToken(int tokens)

@@ -138,8 +138,8 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
             Adapters.List().Count, adapterRoot ?? "none", registryPath, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
 
         if (c.SlidingWindow is int window && window < o.MaxContext)
-            logger.LogInformation("config.json sets sliding_window={Window}: each token attends to the last {Window} positions of its context (up to {Context})",
-                window, window, o.MaxContext);
+            logger.LogInformation("config.json sets sliding_window={Window}: in {Sliding} of {Layers} layers each token attends to the last {Window} positions of its context (up to {Context})",
+                window, c.NumLayers - c.FullAttentionLayers.Count, c.NumLayers, window, o.MaxContext);
         if (defaults is { AdapterRoot: not null } && adapterRoot == defaults.AdapterRoot)
             _preparation = PrepareDefaultAdaptersAsync(defaults);
         return Task.CompletedTask;

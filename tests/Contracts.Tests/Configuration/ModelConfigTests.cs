@@ -60,7 +60,7 @@ public sealed class ModelConfigTests
     [InlineData("Qwen3ForCausalLM", """{"use_sliding_window": false, "sliding_window": 4096, "max_window_layers": 0}""", null)]
     [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["full_attention", "full_attention"]}""", null)]
     [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention", "sliding_attention"]}""", 4096)]
-    public void Parse_SlidingWindowPerLayerSettings_OneWindowForAllLayersOrNone(string architecture, string fields, int? window)
+    public void Parse_SlidingWindowInEveryLayerOrNone_OneWindowOrNull(string architecture, string fields, int? window)
     {
         var o = LlamaConfigJson.Create();
         o["architectures"] = new JsonArray(architecture);
@@ -70,10 +70,36 @@ public sealed class ModelConfigTests
         Assert.Equal(window, ModelConfig.Parse(o, "config.json").SlidingWindow);
     }
 
+    /// <summary>Qwen2 below max_window_layers, a layer_types list, Gemma 3's pattern (its every sixth layer whole-context; here of two).</summary>
     [Theory]
-    [InlineData("Qwen2ForCausalLM", """{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 1}""", "max_window_layers")]
-    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention", "full_attention"]}""", "layer_types")]
-    public void Parse_SlidingInSomeLayersOnly_RefusedNamingTheSetting(string architecture, string fields, string setting)
+    [InlineData("Qwen2ForCausalLM", """{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 1}""", new[] { 0 })]
+    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention", "full_attention"]}""", new[] { 1 })]
+    [InlineData("Gemma3ForCausalLM", """{"sliding_window": 4096, "sliding_window_pattern": 2}""", new[] { 1 })]
+    [InlineData("Gemma3ForCausalLM", """{"sliding_window": 4096, "sliding_window_pattern": 6}""", new int[0])]
+    public void Parse_SlidingInSomeLayersOnly_ThoseLayersSlide(string architecture, string fields, int[] fullLayers)
+    {
+        var o = LlamaConfigJson.Create();
+        o["architectures"] = new JsonArray(architecture);
+        foreach (var (key, value) in JsonNode.Parse(fields)!.AsObject())
+            o[key] = value?.DeepClone();
+
+        var c = ModelConfig.Parse(o, "config.json");
+
+        Assert.Equal(4096, c.SlidingWindow);
+        Assert.Equal(fullLayers, c.FullAttentionLayers);
+        Assert.Equal(fullLayers.Length > 0, c.MixesWindows);
+        for (int layer = 0; layer < 2; layer++)
+            Assert.Equal(fullLayers.Contains(layer) ? null : 4096, c.WindowOf(layer));
+    }
+
+    [Theory]
+    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention"]}""", "layer_types")]
+    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["chunked_attention", "full_attention"]}""", "chunked_attention")]
+    [InlineData("Gemma3ForCausalLM", """{"final_logit_softcapping": 30.0}""", "final_logit_softcapping")]
+    [InlineData("Gemma3ForCausalLM", """{"attn_logit_softcapping": 50.0}""", "attn_logit_softcapping")]
+    [InlineData("Gemma3ForCausalLM", """{"use_bidirectional_attention": true}""", "use_bidirectional_attention")]
+    [InlineData("LlamaForCausalLM", """{"hidden_act": "relu"}""", "relu")]
+    public void Parse_SettingTheEngineDoesNotImplement_RefusedNamingIt(string architecture, string fields, string setting)
     {
         var o = LlamaConfigJson.Create();
         o["architectures"] = new JsonArray(architecture);
@@ -81,6 +107,31 @@ public sealed class ModelConfigTests
             o[key] = value?.DeepClone();
 
         Assert.Contains(setting, Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(o, "config.json")).Message);
+    }
+
+    /// <summary>Gemma 3 1B's config.json fields (at this test's sizes): what each Gemma part reads from it.</summary>
+    [Fact]
+    public void Parse_Gemma3_GemmaPartsFromItsFields()
+    {
+        var o = LlamaConfigJson.Create();
+        o["architectures"] = new JsonArray("Gemma3ForCausalLM");
+        o["hidden_activation"] = "gelu_pytorch_tanh";
+        o["head_dim"] = 256;
+        o["query_pre_attn_scalar"] = 256;
+        o["sliding_window"] = 512;
+        o["rope_theta"] = 1000000.0;
+        o["rope_local_base_freq"] = 10000.0;
+        o["final_logit_softcapping"] = null;
+
+        var c = ModelConfig.Parse(o, "config.json");
+
+        Assert.Equal(MlpActivation.GeluTanh, c.Activation);
+        Assert.True(c.NormScalesByOnePlusWeight && c.SandwichNorms && c.QkNorm);
+        Assert.Equal(Math.Sqrt(256), c.EmbeddingMultiplier);
+        Assert.Equal(1.0 / 16, c.AttentionMultiplier);
+        Assert.Equal(10000.0, c.LocalRopeTheta);
+        Assert.Equal(512, c.SlidingWindow);
+        Assert.Empty(c.FullAttentionLayers);      // two layers: the sixth is beyond them
     }
 
     [Fact]

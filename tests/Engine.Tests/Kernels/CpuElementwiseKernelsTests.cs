@@ -1,4 +1,5 @@
 using F = TorchSharp.torch.nn.functional;
+using Serving.Contracts.Configuration;
 using Serving.Engine.Kernels;
 using Serving.Engine.Model;
 using Serving.Engine.Runtime;
@@ -57,14 +58,32 @@ public sealed class CpuElementwiseKernelsTests
     [InlineData(ScalarType.Float32, 64, 2816)]    // parallel rows
     [InlineData(ScalarType.BFloat16, 32, 2816)]
     [InlineData(ScalarType.BFloat16, 7, 33)]
-    public void SwiGlu_RandomRows_MatchesLibtorchOps(ScalarType dtype, int rows, int intermediate)
+    public void GatedActivation_SiluOnRandomRows_MatchesLibtorchOps(ScalarType dtype, int rows, int intermediate)
     {
         using var scope = NewDisposeScope();
         manual_seed(rows * intermediate);
         var gateUp = randn(rows, 2 * intermediate).Times(4).to(dtype);
 
-        var fast = CpuElementwiseKernels.SwiGlu(gateUp);
+        var fast = CpuElementwiseKernels.GatedActivation(gateUp, MlpActivation.Silu);
         var expected = F.silu(gateUp.narrow(1, 0, intermediate)) * gateUp.narrow(1, intermediate, intermediate);
+
+        AssertClose(expected, fast, dtype);
+    }
+
+    /// <summary>Gemma's GeGLU, against libtorch's <c>gelu(approximate='tanh')</c>; gates up to ±16 reach both tails.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 4, 176)]
+    [InlineData(ScalarType.Float32, 64, 2816)]    // parallel rows
+    [InlineData(ScalarType.BFloat16, 32, 2816)]
+    [InlineData(ScalarType.BFloat16, 7, 33)]      // not whole tiles: the scalar rows
+    public void GatedActivation_GeluTanhOnRandomRows_MatchesLibtorchOps(ScalarType dtype, int rows, int intermediate)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(rows + intermediate);
+        var gateUp = randn(rows, 2 * intermediate).Times(4).to(dtype);
+
+        var fast = CpuElementwiseKernels.GatedActivation(gateUp, MlpActivation.GeluTanh);
+        var expected = F.gelu(gateUp.narrow(1, 0, intermediate), TorchSharp.Modules.GELU.Approximate.tanh) * gateUp.narrow(1, intermediate, intermediate);
 
         AssertClose(expected, fast, dtype);
     }

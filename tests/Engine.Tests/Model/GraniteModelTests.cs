@@ -64,40 +64,7 @@ public sealed class GraniteModelTests : IDisposable
         string dir = Path.Combine(_root, "granite-tile-grid");
         if (!Directory.Exists(dir))
             SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 61) with { Architecture = "GraniteForCausalLM" });
-        using var loaded = LoadedModel.Load(dir, dtype, CPU, 64);
-        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.All, 5, scale: 2.0f);
-        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
-        int[][] prompts = [[464, 2068, 786, 2183, 40], [7, 8, 9]];
-
-        List<float[]> Run(bool fused)
-        {
-            using var view = fused ? null : loaded.Model.WithKernels(new KernelOptions { FusedCpuDecode = false });
-            var model = view ?? loaded.Model;
-            using var cache = model.CreateKvCache(2, 64);
-            IReadOnlyList<AdapterSlotWeight>[] rows = [[(0, 1f)], []];
-            model.Forward(ForwardBatch.Create([(cache.Partition(0), prompts[0], 0), (cache.Partition(1), prompts[1], 0)]), cache, LogitsSelection.LastTokenPerSequence,
-                LoraBatchMapping.ForSequences([prompts[0].Length, prompts[1].Length], rows)).Dispose();
-            var logits = new List<float[]>();
-            for (int step = 0; step < 4; step++)
-            {
-                using var decode = model.Forward(ForwardBatch.Create([(cache.Partition(0), new[] { 100 + step }, prompts[0].Length + step),
-                    (cache.Partition(1), new[] { 200 + step }, prompts[1].Length + step)]), cache, LogitsSelection.LastTokenPerSequence, LoraBatchMapping.ForSequences([1, 1], rows));
-                logits.AddRange(LlamaModelTests.Rows(decode));
-            }
-
-            return logits;
-        }
-
-        long before = loaded.Model.FusedDecodeSteps;
-        var fused = Run(true);
-        bool ran = loaded.Model.FusedDecodeSteps > before;
-        var plain = Run(false);
-
-        for (int i = 0; i < plain.Count; i++)
-            Assert.Equal(plain[i], fused[i]);
-        Assert.True(ran || !(VectorExp.IsSupported && SmallBatchGemv.IsAvailable), "the fused path did not run");
-        if (dtype == ScalarType.Float32)
-            LlamaModelTests.AssertClose(new ScalarReferenceModel(dir).Forward([.. prompts[1], 200, 201, 202, 203])[^1], fused[^1], "the base row's last step");
+        ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 
     public void Dispose() => TestDirectories.Delete(_root);

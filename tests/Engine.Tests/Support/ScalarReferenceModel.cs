@@ -65,8 +65,8 @@ internal sealed class ScalarReferenceModel
             for (int i = 0; i < t; i++)
             {
                 var n = RmsNorm(x[i], W(p + "input_layernorm.weight"));
-                q[i] = Rope(HeadNorm(Project(layer, "self_attn.q_proj", n, hq * d, h), p + "self_attn.q_norm.weight"), i, hq);
-                k[i] = Rope(HeadNorm(Project(layer, "self_attn.k_proj", n, hkv * d, h), p + "self_attn.k_norm.weight"), i, hkv);
+                q[i] = Rope(HeadNorm(Project(layer, "self_attn.q_proj", n, hq * d, h), p + "self_attn.q_norm.weight"), i, hq, layer);
+                k[i] = Rope(HeadNorm(Project(layer, "self_attn.k_proj", n, hkv * d, h), p + "self_attn.k_norm.weight"), i, hkv, layer);
                 v[i] = Project(layer, "self_attn.v_proj", n, hkv * d, h);
             }
 
@@ -76,8 +76,8 @@ internal sealed class ScalarReferenceModel
                 for (int head = 0; head < hq; head++)
                 {
                     int kvHead = head / g;
-                    // Mistral's and Phi-3's sliding window: position i sees i − W + 1 … i.
-                    int first = _c.SlidingWindow is int window ? Math.Max(0, i - window + 1) : 0;
+                    // A sliding layer's window (Mistral's every layer, Gemma 3's five of six): position i sees i − W + 1 … i.
+                    int first = _c.WindowOf(layer) is int window ? Math.Max(0, i - window + 1) : 0;
                     var scores = new double[i + 1];
                     for (int j = 0; j < first; j++)
                         scores[j] = double.NegativeInfinity;
@@ -98,14 +98,21 @@ internal sealed class ScalarReferenceModel
                     }
                 }
 
+                // Gemma 2/3 (post_feedforward_layernorm present): post_attention_layernorm norms the attention output, and
+                // pre_feedforward_layernorm the MLP's input, as its modelling code names them.
+                bool sandwich = _w.ContainsKey(p + "post_feedforward_layernorm.weight");
                 var o = Project(layer, "self_attn.o_proj", attn, h, hq * d);
+                if (sandwich)
+                    o = RmsNorm(o, W(p + "post_attention_layernorm.weight"));
                 for (int j = 0; j < h; j++)
                     x[i][j] += _c.ResidualMultiplier * o[j];
-                var n2 = RmsNorm(x[i], W(p + "post_attention_layernorm.weight"));
+                var n2 = RmsNorm(x[i], W(p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
                 var gate = Project(layer, "mlp.gate_proj", n2, _c.IntermediateSize, h);
                 var up = Project(layer, "mlp.up_proj", n2, _c.IntermediateSize, h);
-                var act = gate.Select((gv, j) => gv / (1 + Math.Exp(-gv)) * up[j]).ToArray();
+                var act = gate.Select((gv, j) => Activation(gv) * up[j]).ToArray();
                 var down = Project(layer, "mlp.down_proj", act, h, _c.IntermediateSize);
+                if (sandwich)
+                    down = RmsNorm(down, W(p + "post_feedforward_layernorm.weight"));
                 for (int j = 0; j < h; j++)
                     x[i][j] += _c.ResidualMultiplier * down[j];
             }
@@ -195,12 +202,18 @@ internal sealed class ScalarReferenceModel
         return [.. x.Chunk(d).SelectMany(head => RmsNorm(head, W(weight)))];
     }
 
+    /// <summary>RMSNorm scaled by the checkpoint's weight, or by 1 + weight (Gemma).</summary>
     private double[] RmsNorm(double[] x, float[] weight)
     {
         double ms = x.Sum(z => z * z) / x.Length;
-        double inv = 1.0 / Math.Sqrt(ms + _c.RmsNormEps);
-        return x.Select((z, i) => z * inv * weight[i]).ToArray();
+        double inv = 1.0 / Math.Sqrt(ms + _c.RmsNormEps), offset = _c.NormScalesByOnePlusWeight ? 1 : 0;
+        return x.Select((z, i) => z * inv * (offset + weight[i])).ToArray();
     }
+
+    /// <summary>SiLU, or GELU's tanh approximation as PyTorch writes it: ½·g·(1 + tanh(√(2/π)·(g + 0.044715·g³))).</summary>
+    private double Activation(double g) => _c.Activation == MlpActivation.GeluTanh
+        ? 0.5 * g * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g)))
+        : g / (1 + Math.Exp(-g));
 
     private static double[] MatVec(float[] w, double[] x, int rows, int cols, float[]? bias)
     {
@@ -219,16 +232,21 @@ internal sealed class ScalarReferenceModel
     /// <summary>
     /// HF rotate-half RoPE at position <paramref name="pos"/> for each of <paramref name="heads"/> heads; with YaRN
     /// (<c>rope_scaling.rope_type: yarn</c>) its frequencies and magnitude, written out here from HF's
-    /// <c>_compute_yarn_parameters</c>.
+    /// <c>_compute_yarn_parameters</c>; linear scaling divides the position by its factor. Gemma 3's sliding layers
+    /// rotate by their local base, unscaled.
     /// </summary>
-    private double[] Rope(double[] x, int pos, int heads)
+    private double[] Rope(double[] x, int pos, int heads, int layer)
     {
         int d = _c.HeadDim, half = d / 2;
-        var yarn = _c.RopeScaling.Kind == Contracts.Configuration.RopeScalingKind.Yarn ? _c.RopeScaling : null;
+        bool local = _c.LocalRopeTheta is not null && _c.WindowOf(layer) is not null;
+        double theta = local ? _c.LocalRopeTheta!.Value : _c.RopeTheta;
+        var scaling = local ? RopeScaling.None : _c.RopeScaling;
+        var yarn = scaling.Kind == RopeScalingKind.Yarn ? scaling : null;
+        double position = scaling.Kind == RopeScalingKind.Linear ? pos / scaling.Factor : pos;
         double low = 0, high = 0;
         if (yarn is not null)
         {
-            double CorrectionDim(double rotations) => d * Math.Log(yarn.OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(_c.RopeTheta));
+            double CorrectionDim(double rotations) => d * Math.Log(yarn.OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(theta));
             low = Math.Max(Math.Floor(CorrectionDim(yarn.BetaFast)), 0);
             high = Math.Min(Math.Ceiling(CorrectionDim(yarn.BetaSlow)), d - 1);
         }
@@ -237,7 +255,7 @@ internal sealed class ScalarReferenceModel
         for (int head = 0; head < heads; head++)
             for (int i = 0; i < half; i++)
             {
-                double freq = 1.0 / Math.Pow(_c.RopeTheta, 2.0 * i / d), magnitude = 1;
+                double freq = 1.0 / Math.Pow(theta, 2.0 * i / d), magnitude = 1;
                 if (yarn is not null)
                 {
                     double extrapolation = 1 - Math.Clamp((i - low) / (high == low ? 0.001 : high - low), 0, 1);
@@ -245,7 +263,7 @@ internal sealed class ScalarReferenceModel
                     magnitude = yarn.AttentionFactor;
                 }
 
-                double angle = pos * freq, c = Math.Cos(angle) * magnitude, s = Math.Sin(angle) * magnitude;
+                double angle = position * freq, c = Math.Cos(angle) * magnitude, s = Math.Sin(angle) * magnitude;
                 double x1 = x[head * d + i], x2 = x[head * d + half + i];
                 result[head * d + i] = x1 * c - x2 * s;
                 result[head * d + half + i] = x2 * c + x1 * s;

@@ -1,0 +1,106 @@
+using Serving.Authoring.Synthetic;
+using Serving.Contracts;
+using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
+using Serving.Engine.Kernels;
+using Serving.Engine.Lora;
+using Serving.Engine.Model;
+using Serving.Engine.Tests.Support;
+using Serving.Tests.Shared;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Tests.Model;
+
+/// <summary>
+/// Gemma 3 (<c>Gemma3ForCausalLM</c>): norms scaling by 1 + w, the attention and MLP outputs normed before their residual
+/// adds, GeGLU, q/k head norms, embeddings × √hidden, a query scale from <c>query_pre_attn_scalar</c>, and sliding layers
+/// (window 4) between whole-context ones, each kind with its own RoPE base (the whole-context layers' linearly scaled) —
+/// checked against the scalar reference forward, with and without adapters, on the CPU kernels, libtorch's ops and the
+/// fused decode path.
+/// </summary>
+public sealed class Gemma3ModelTests : IDisposable
+{
+    private static readonly int[] Prompt = [464, 2068, 786, 2183, 40, 1101, 257, 1332, 13];
+    private readonly string _root = TestDirectories.Create("gemma3-model");
+    private readonly string _dir;
+
+    public Gemma3ModelTests()
+    {
+        _dir = Path.Combine(_root, "gemma3");
+        SyntheticModelWriter.Write(_dir, new SyntheticModelSpec { Architecture = "Gemma3ForCausalLM", HeadDim = 32, Seed = 67, TieWordEmbeddings = true });
+    }
+
+    [Fact]
+    public void Load_Gemma3Config_EveryGemmaPartOn()
+    {
+        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
+        var c = loaded.Config;
+        Assert.Equal(MlpActivation.GeluTanh, c.Activation);
+        Assert.True(c.NormScalesByOnePlusWeight && c.SandwichNorms && c.QkNorm && c.MixesWindows);
+        Assert.Equal([1], c.FullAttentionLayers);
+        Assert.Equal(4, c.WindowOf(0));
+        Assert.Null(c.WindowOf(1));
+        Assert.Equal(Math.Sqrt(64), c.EmbeddingMultiplier);
+        Assert.Equal(1 / Math.Sqrt(40), c.AttentionMultiplier);
+        Assert.NotNull(loaded.Model.Weights.Layers[0].MlpOutputNorm);
+    }
+
+    [Fact]
+    public void Forward_PrefillThenDecode_MatchesScalarReference()
+    {
+        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
+        ArchitectureChecks.PrefillThenDecodeMatchReference(loaded, _dir, Prompt);
+    }
+
+    /// <summary>The windows matter: the reference with every layer attending to the whole context gives other logits past the window.</summary>
+    [Fact]
+    public void Forward_ChunkedPrefillOverBothKindsOfLayer_MatchesScalarReference()
+    {
+        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
+        var reference = new ScalarReferenceModel(_dir).Forward(Prompt);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        int start = 0;
+        foreach (int n in new[] { 3, 4, 2 })
+        {
+            using var chunk = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt[start..(start + n)], start)]), cache, LogitsSelection.AllTokens);
+            var rows = LlamaModelTests.Rows(chunk);
+            for (int k = 0; k < n; k++)
+                LlamaModelTests.AssertClose(reference[start + k], rows[k], $"chunk from {start}, position {start + k}");
+            start += n;
+        }
+    }
+
+    [Fact]
+    public void Forward_AdaptersOnEveryProjection_MatchTheReference()
+    {
+        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
+        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.All, 3, scale: 2.0f);
+        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        IReadOnlyList<AdapterSlotWeight> rows = [(0, 1f)];
+
+        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache, LogitsSelection.LastTokenPerSequence,
+            LoraBatchMapping.ForSequences([Prompt.Length], [rows]));
+
+        LlamaModelTests.AssertClose(new ScalarReferenceModel(_dir, adapters: [(adapter, 1f)]).Forward(Prompt)[^1], LlamaModelTests.Rows(logits)[0], "with the adapter");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Forward_CpuKernelsAndLibtorchOps_SameLogits(ScalarType dtype) => ArchitectureChecks.CpuKernelsAgreeWithLibtorchOps(_dir, Prompt, dtype);
+
+    /// <summary>Decode steps past the window on the fused CPU path, an adapted row beside a base one: the per-op path's bits.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype)
+    {
+        string dir = Path.Combine(_root, "gemma3-tile-grid");
+        if (!Directory.Exists(dir))
+            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 71) with { Architecture = "Gemma3ForCausalLM", TieWordEmbeddings = true });
+        ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
+    }
+
+    public void Dispose() => TestDirectories.Delete(_root);
+}
