@@ -121,13 +121,15 @@ public static class SyntheticModelWriter
             File.Copy(Path.Combine(from, name), Path.Combine(dir, name), overwrite: true);
         var tokenizer = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "tokenizer.json")))!;
         var ids = tokenizer["model"]!["vocab"]!.AsObject().ToDictionary(kv => kv.Key, kv => (int)kv.Value!);
+        int highestModelId = ids.Values.Max();
         foreach (var added in tokenizer["added_tokens"]?.AsArray() ?? [])
             ids[(string)added!["content"]!] = (int)added["id"]!;
         var eosField = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "tokenizer_config.json")))!["eos_token"];
         string eos = eosField is JsonObject o ? (string)o["content"]! : (string)eosField!;
         int vocab = vocabSize ?? ids.Values.Max() + 1;
-        return ids.Values.Max() < vocab ? (vocab, ids[eos], ids[eos])
-            : throw new ArgumentException($"the tokenizer's ids reach {ids.Values.Max()}, beyond a vocabulary of {vocab}");
+        // Added tokens may lie beyond the vocabulary, as Gemma 3 1B's image token does; its own vocabulary may not.
+        return highestModelId < vocab && ids[eos] < vocab ? (vocab, ids[eos], ids[eos])
+            : throw new ArgumentException($"the tokenizer's ids reach {highestModelId}, beyond a vocabulary of {vocab}");
     }
 
     private static IEnumerable<SafetensorsWriter.Entry> Tensors(SyntheticModelSpec spec, int vocab, int headDim, bool qwen2)
@@ -141,7 +143,9 @@ public static class SyntheticModelWriter
         bool gemma = spec.Architecture.StartsWith("Gemma", StringComparison.Ordinal);
         SafetensorsWriter.Entry Norm(string name, int size) => Normal(name, [size], gemma ? 0 : 1.0, 0.1);
 
-        yield return Normal("model.embed_tokens.weight", [vocab, p.Hidden], 0, 1.0);
+
+        // Gemma multiplies its embeddings by √hidden: rows of norm about 1 keep its residual stream O(1), as the others' are.
+        yield return Normal("model.embed_tokens.weight", [vocab, p.Hidden], 0, gemma ? 1.0 / Math.Sqrt(p.Hidden) : 1.0);
         int q = p.Heads * headDim, kv = p.KvHeads * headDim;
         for (int i = 0; i < p.Layers; i++)
         {

@@ -48,6 +48,21 @@ public sealed class LoadedModel : IDisposable
     public Constraints.TokenConstraintCompiler Constraints { get; }
 
     /// <summary>
+    /// The tokenizer's ids must fit the model's vocabulary, except added tokens beyond it: Gemma 3 1B's tokenizer has
+    /// <c>&lt;image_soft_token&gt;</c> at 262,144 over a vocabulary of 262,144 (the multimodal models' token). The model
+    /// never predicts those, and a prompt holding one is refused as outside the vocabulary.
+    /// </summary>
+    private static void CheckVocabulary(string directory, HfTokenizer tokenizer, int vocabSize)
+    {
+        if (tokenizer.VocabSize <= vocabSize)
+            return;
+        var added = tokenizer.AddedTokens.Select(t => t.Id).ToHashSet();
+        for (int id = vocabSize; id < tokenizer.VocabSize; id++)
+            if (tokenizer.IdToToken(id) is not null && !added.Contains(id))
+                throw new ModelLoadException($"{directory}: tokenizer.json has {tokenizer.VocabSize} tokens but config.json vocab_size is {vocabSize}");
+    }
+
+    /// <summary>
     /// Loads <paramref name="directory"/>. Every problem (unknown architecture, missing or misshapen tensor,
     /// truncated file, bad tokenizer) surfaces as one <see cref="ModelLoadException"/> naming the file and tensor.
     /// <paramref name="packForAmx"/>: bfloat16 projections on a CPU with AMX are held in its tile layout (see
@@ -76,8 +91,7 @@ public sealed class LoadedModel : IDisposable
             var config = ModelConfig.Load(configPath);
             var defaults = GenerationDefaults.Load(Path.Combine(directory, "generation_config.json"));
             var tokenizer = HfTokenizer.Load(directory);
-            if (tokenizer.VocabSize > config.VocabSize)
-                throw new ModelLoadException($"{directory}: tokenizer.json has {tokenizer.VocabSize} tokens but config.json vocab_size is {config.VocabSize}");
+            CheckVocabulary(directory, tokenizer, config.VocabSize);
             var chatTemplate = LoadChatTemplate(directory, tokenizer);
             var files = CheckpointFiles.Open(directory);
             string? pooling = SentenceTransformersPooling.Read(directory);

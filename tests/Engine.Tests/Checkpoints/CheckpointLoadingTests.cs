@@ -31,6 +31,25 @@ public sealed class CheckpointLoadingTests : IDisposable
         return LlamaModelTests.Rows(f)[0];
     }
 
+    /// <summary>
+    /// Added tokens may lie beyond config.json's vocab_size (Gemma 3 1B's image token; Gemma3CheckpointServingTests serves
+    /// one), the tokenizer's own vocabulary may not: its tokens would index past the embedding.
+    /// </summary>
+    [Fact]
+    public void Load_TokenizerVocabularyBeyondTheModels_RefusedNamingBoth()
+    {
+        string dir = Generate("small-vocab", new());
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        int vocab = (int)config["vocab_size"]!;
+        config["vocab_size"] = vocab - 10;
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+
+        var error = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(dir, ScalarType.Float32, CPU, 128));
+
+        Assert.Contains($"vocab_size is {vocab - 10}", error.Message);
+        Assert.Contains("tokenizer.json", error.Message);
+    }
+
     [Fact]
     public void Load_ShardedCheckpoint_EqualsSingleFile()
     {

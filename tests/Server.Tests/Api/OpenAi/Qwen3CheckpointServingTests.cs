@@ -44,44 +44,9 @@ public sealed class Qwen3CheckpointServingTests : IAsyncLifetime
     [Fact]
     public async Task Tokenize_ReferenceConversations_TokensOfJinja2sRendering()
     {
-        var renderings = JsonNode.Parse(File.ReadAllText(Path.Combine(ReferencePaths.Renderings, "renderings.json")))!;
-        var conversations = renderings["conversations"]!.AsArray();
-        var qwen3 = renderings["templates"]!.AsArray().Single(t => (string)t!["name"]! == "qwen3")!;
-        var failures = new List<string>();
-        int checkedCases = 0;
-        foreach (var c in qwen3["cases"]!.AsArray())
-        {
-            if (c!["expected"] is null)
-                continue;                                       // a case jinja2 refused: the template tests check those
-            var conversation = conversations[(int)c["conversation"]!]!;
-            var request = new JsonObject
-            {
-                ["messages"] = conversation["messages"]!.DeepClone(),
-                ["add_generation_prompt"] = (bool)c["add_generation_prompt"]!,
-            };
-            if (conversation["tools"] is JsonNode tools)
-                request["tools"] = tools.DeepClone();
-            if (conversation["kwargs"] is JsonNode kwargs)
-                request["chat_template_kwargs"] = kwargs.DeepClone();
-            request["model"] = "Qwen3-synthetic";
-            var (status, answer) = await HttpJson.PostAsync(_server.Http, "/tokenize", request);
-            if (conversation["messages"]!.AsArray().Any(m => (string)m!["role"]! == "tool" && m["content"] is JsonObject))
-            {
-                // jinja2 renders a tool result given as an object; OpenAI's API takes a string or text parts only.
-                HttpJson.AssertBadRequest(status, answer, "messages", "content must be a string or a list of text parts");
-                continue;
-            }
-
-            Assert.True(status == 200, answer.ToJsonString());
-            var rendered = answer["tokens"]!.AsArray();
-            var expected = await Tokens(new JsonObject { ["prompt"] = (string)c["expected"]!, ["add_special_tokens"] = false });
-            checkedCases++;
-            if (rendered.ToJsonString() != expected.ToJsonString())
-                failures.Add($"conversation {(int)c["conversation"]!} (generation prompt {(bool)c["add_generation_prompt"]!})");
-        }
+        int checkedCases = await ReferenceRenderings.AssertServedAsJinja2RendersAsync(_server, "Qwen3-synthetic", "qwen3");
 
         Assert.True(checkedCases >= 40, $"only {checkedCases} cases");
-        Assert.True(failures.Count == 0, $"{failures.Count} of {checkedCases} differ: {string.Join(", ", failures)}");
     }
 
     private static readonly JsonArray WeatherTool = new(new JsonObject
