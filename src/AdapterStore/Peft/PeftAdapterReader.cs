@@ -12,7 +12,9 @@ namespace Serving.AdapterStore.Peft;
 /// Reads a Hugging Face PEFT LoRA adapter folder (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>) into
 /// float32 <see cref="LoraAdapterWeights"/>, checking every tensor against the base model. Accepts both tensor-name
 /// forms (<c>...q_proj.lora_A.weight</c> and <c>...q_proj.lora_A.default.weight</c>, with or without the
-/// <c>base_model.model.</c> prefix) and undoes <c>fan_in_fan_out</c>.
+/// <c>base_model.model.</c> prefix) and undoes <c>fan_in_fan_out</c>. On a multimodal model's language model (Gemma 3 4B+)
+/// its layers are under <c>language_model</c>, and the vision tower's and projector's LoRA weights are left unread: they act
+/// on images only, which the server does not take, so a text request's output is the adapter's either way.
 /// </summary>
 public static partial class PeftAdapterReader
 {
@@ -20,8 +22,14 @@ public static partial class PeftAdapterReader
 
     // lora_A / lora_B (".weight", optionally after an adapter name) and DoRA's lora_magnitude_vector, which PEFT writes
     // with or without a ".weight" suffix depending on its version.
-    [GeneratedRegex(@"^(?:base_model\.model\.)?model\.layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.(?:lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight|(?<ab>lora_magnitude_vector)(?:\.[A-Za-z0-9_\-]+)?(?:\.weight)?)$")]
+    // A multimodal model's language model names its layers under language_model (Gemma 3 4B+: "language_model.model." as
+    // Google uploaded them, "model.language_model." as transformers 4.52+ names them).
+    [GeneratedRegex(@"^(?:base_model\.model\.)?(?<prefix>model\.language_model\.|language_model\.model\.|model\.)layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.(?:lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight|(?<ab>lora_magnitude_vector)(?:\.[A-Za-z0-9_\-]+)?(?:\.weight)?)$")]
     private static partial Regex TensorName();
+
+    /// <summary>A multimodal model's vision tower and projector, which text requests never run through.</summary>
+    [GeneratedRegex(@"^(?:base_model\.model\.)?(?:model\.)?(?:vision_tower|multi_modal_projector)\.")]
+    private static partial Regex VisionModule();
 
     /// <summary>
     /// Reads the folder through <see cref="AdapterFileReader"/> with no confinement (tools, tests, the server's own files)
@@ -88,11 +96,16 @@ public static partial class PeftAdapterReader
 
         var pairs = new Dictionary<(int Layer, LoraTarget Target), (SafetensorsTensorInfo? A, SafetensorsTensorInfo? B)>();
         var magnitudes = new Dictionary<(int Layer, LoraTarget Target), SafetensorsTensorInfo>();
+        string? prefix = null;
         foreach (var t in file.Tensors.Values)
         {
+            if (model.IsLanguageModelOfMultimodal && VisionModule().IsMatch(t.Name))
+                continue;
             var m = TensorName().Match(t.Name);
             if (!m.Success)
                 throw Fail(adapter, t.Name, "is not a LoRA A/B weight or DoRA magnitude of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");
+            if ((prefix ??= m.Groups["prefix"].Value) != m.Groups["prefix"].Value)
+                throw Fail(adapter, t.Name, $"names its layers under '{m.Groups["prefix"].Value}', other tensors under '{prefix}'");
             int layer = int.Parse(m.Groups["layer"].Value, System.Globalization.CultureInfo.InvariantCulture);
             if (LoraTargets.Parse(m.Groups["module"].Value) is not LoraTarget target || LoraTargets.ModulePath(target) != $"{m.Groups["block"].Value}.{m.Groups["module"].Value}")
                 throw Fail(adapter, t.Name, $"targets module '{m.Groups["block"].Value}.{m.Groups["module"].Value}', which this base model does not have");
@@ -119,7 +132,7 @@ public static partial class PeftAdapterReader
         var plans = new List<(int Layer, LoraTarget Target, int Rank, float Scale, int In, int Out, SafetensorsTensorInfo A, SafetensorsTensorInfo B, SafetensorsTensorInfo? Magnitude)>();
         foreach (var ((layer, target), (a, b)) in pairs.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Target))
         {
-            string fullName = $"model.layers.{layer}.{LoraTargets.ModulePath(target)}";
+            string fullName = $"{prefix}layers.{layer}.{LoraTargets.ModulePath(target)}";
             if (a is null || b is null)
                 throw Fail(adapter, (a ?? b)!.Name, $"has no matching lora_{(a is null ? "A" : "B")} tensor");
             if (!peft.Targets(fullName, layer))

@@ -18,8 +18,22 @@ public static class SyntheticAdapterWriter
 {
     public static readonly IReadOnlyList<string> AllTargets = LoraTargets.All.Select(LoraTargets.ModuleName).ToArray();
 
+    /// <summary>Writes a PEFT LoRA (or DoRA) adapter of random weights for the model in <paramref name="modelDir"/>.</summary>
+    /// <param name="adapterDir">Folder to write.</param>
+    /// <param name="modelDir">The base model's folder (its config.json gives the shapes).</param>
+    /// <param name="rank">r.</param>
+    /// <param name="alpha">lora_alpha.</param>
+    /// <param name="targets">Module names (q_proj, …) adapted in every layer.</param>
+    /// <param name="seed">Same seed, same bytes.</param>
+    /// <param name="useRsLora">Scale alpha/√r.</param>
+    /// <param name="dora">A DoRA adapter: magnitude vectors from the base weights' norms.</param>
+    /// <param name="layerPrefix">
+    /// Where the tensors' decoder layers live: <c>model.</c>, or a multimodal model's language model
+    /// (<c>language_model.model.</c>, <c>model.language_model.</c>); the values are the same under any.
+    /// </param>
+    /// <param name="visionModules">Also LoRA weights of a vision tower's and a projector's module, as "all-linear" on a multimodal model gives.</param>
     public static void Write(string adapterDir, string modelDir, int rank, double alpha, IReadOnlyList<string> targets, ulong seed, bool useRsLora = false,
-        bool dora = false)
+        bool dora = false, string layerPrefix = "model.", bool visionModules = false)
     {
         var config = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         var tensors = new List<(int, LoraTarget, int, int, Func<byte[]>, Func<byte[]>)>();
@@ -42,8 +56,15 @@ public static class SyntheticAdapterWriter
             ? tensors.ToDictionary(t => (t.Item1, t.Item2), t => (Func<byte[]>)(() => Magnitude(modelDir, t.Item1, t.Item2, t.Item3, t.Item4, rank,
                 useRsLora ? alpha / Math.Sqrt(rank) : alpha / rank, t.Item5(), t.Item6(), seed)))
             : null;
-        PeftAdapterWriter.Write(adapterDir, Path.GetFullPath(modelDir), rank, alpha, useRsLora, tensors, magnitudes);
+        PeftAdapterWriter.Write(adapterDir, Path.GetFullPath(modelDir), rank, alpha, useRsLora, tensors, magnitudes, layerPrefix,
+            visionModules ? VisionModules(rank, seed) : []);
     }
+
+    /// <summary>LoRA A and B of a vision tower's attention projection and a projector (width 32), by full module name.</summary>
+    private static IEnumerable<(string Module, long[] AShape, byte[] A, long[] BShape, byte[] B)> VisionModules(int rank, ulong seed) =>
+        new[] { "vision_tower.vision_model.encoder.layers.0.self_attn.q_proj", "multi_modal_projector.mm_input_projection" }.Select(module => (module,
+            new long[] { rank, 32 }, TensorBytes.Normal(new SeededRandom(seed ^ SyntheticModelWriter.Fnv1a(module + "A")), rank * 32L, 0, 0.1, SafetensorsDtype.F32),
+            new long[] { 32, rank }, TensorBytes.Normal(new SeededRandom(seed ^ SyntheticModelWriter.Fnv1a(module + "B")), 32L * rank, 0, 0.1, SafetensorsDtype.F32)));
 
     /// <summary>‖W + scale·B·A‖ per output row (float32 weights read from the model's safetensors) times U[0.8, 1.2).</summary>
     private static byte[] Magnitude(string modelDir, int layer, LoraTarget target, int inF, int outF, int rank, double scale, byte[] a, byte[] b, ulong seed)

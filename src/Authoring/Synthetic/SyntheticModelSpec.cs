@@ -26,6 +26,14 @@ public sealed record SyntheticModelSpec
     /// </summary>
     public bool EmbeddingModel { get; init; }
 
+    /// <summary>
+    /// A Gemma 3 model saved as its multimodal checkpoints ship (<c>Gemma3ForConditionalGeneration</c>): the language model's
+    /// fields under <c>text_config</c>, its tensors under this prefix (<c>language_model.model.</c> as Google uploaded
+    /// them, <c>model.language_model.</c> as transformers 4.52+ saves them), beside a (token) vision tower and projector.
+    /// The same language-model values as without it.
+    /// </summary>
+    public string? MultimodalPrefix { get; init; }
+
     /// <summary>Head width override (default hidden / heads); Qwen3's small models, for one, have heads · head_dim ≠ hidden.</summary>
     public int? HeadDim { get; init; }
 

@@ -56,6 +56,8 @@ public static class SyntheticModelWriter
 
         if (spec.Architecture == "Gemma3ForCausalLM")
             AddGemma3Fields(config, p.Layers, headDim);
+        if (spec.MultimodalPrefix is not null)
+            config = AsMultimodalConfig(config);
 
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString(new() { WriteIndented = true }));
         var generation = new JsonObject { ["bos_token_id"] = eot, ["eos_token_id"] = new JsonArray([.. new[] { eot, imEnd }.Distinct()]) };
@@ -68,7 +70,44 @@ public static class SyntheticModelWriter
             WriteSentenceTransformersModules(dir, p.Hidden);
         }
 
+        if (spec.MultimodalPrefix is { } prefix)
+            entries = AsMultimodalTensors(entries, prefix, spec.Seed);
+
         WriteShards(dir, entries, spec.Shards);
+    }
+
+    /// <summary>Gemma3ForConditionalGeneration's config.json: the language model's fields under text_config, a vision config beside.</summary>
+    private static JsonObject AsMultimodalConfig(JsonObject text)
+    {
+        text.Remove("architectures");
+        text["model_type"] = "gemma3_text";
+        return new JsonObject
+        {
+            ["architectures"] = new JsonArray("Gemma3ForConditionalGeneration"),
+            ["model_type"] = "gemma3",
+            ["text_config"] = text.DeepClone(),
+            ["vision_config"] = new JsonObject { ["model_type"] = "siglip_vision_model", ["hidden_size"] = 32, ["image_size"] = 64, ["patch_size"] = 16 },
+            ["image_token_index"] = 262_144,
+            ["mm_tokens_per_image"] = 4,
+            ["eos_token_id"] = text["eos_token_id"]?.DeepClone(),
+            ["torch_dtype"] = text["torch_dtype"]?.DeepClone(),
+        };
+    }
+
+    /// <summary>The language model's tensors under <paramref name="prefix"/>, and a vision tower's and projector's beside them.</summary>
+    private static List<SafetensorsWriter.Entry> AsMultimodalTensors(List<SafetensorsWriter.Entry> entries, string prefix, ulong seed)
+    {
+        bool original = prefix.StartsWith("language_model.", StringComparison.Ordinal);
+        string Renamed(string name) => name.StartsWith("lm_head.", StringComparison.Ordinal)
+            ? (original ? "language_model." : "") + name
+            : prefix + name["model.".Length..];
+        SafetensorsWriter.Entry Vision(string name, long[] shape) =>
+            new(name, SafetensorsDtype.F32, shape, () => TensorBytes.Normal(new SeededRandom(seed ^ Fnv1a(name)), shape.Aggregate(1L, (a, b) => a * b), 0, 0.02, SafetensorsDtype.F32));
+        string vision = original ? "" : "model.";
+        return [.. entries.Select(e => e with { Name = Renamed(e.Name) }),
+            Vision(vision + "vision_tower.vision_model.embeddings.patch_embedding.weight", [32, 3, 16, 16]),
+            Vision(vision + "vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight", [32, 32]),
+            Vision(vision + "multi_modal_projector.mm_input_projection_weight", [32, 64])];
     }
 
     /// <summary>

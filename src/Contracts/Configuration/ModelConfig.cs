@@ -6,19 +6,25 @@ namespace Serving.Contracts.Configuration;
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
-/// <c>Gemma3ForCausalLM</c>).
+/// <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-        "GraniteForCausalLM", "Gemma3ForCausalLM",
+        "GraniteForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
     /// Whether config.json names the bare transformer (<c>MistralModel</c>, <c>Qwen3Model</c>: no language-model head), as
     /// embedding models such as e5-mistral do.
     /// </summary>
-    public bool DeclaresBareModel => !Architecture.EndsWith("ForCausalLM", StringComparison.Ordinal);
+    public bool DeclaresBareModel => Architecture.EndsWith("Model", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether config.json names a multimodal model whose language model is served (<c>Gemma3ForConditionalGeneration</c>):
+    /// its tensors sit under a <c>language_model</c> prefix beside a vision tower, which text requests never use.
+    /// </summary>
+    public bool IsLanguageModelOfMultimodal => Architecture == Gemma3TextConfig.Multimodal;
 
     public required string Architecture { get; init; }
     public required int HiddenSize { get; init; }
@@ -120,6 +126,9 @@ public sealed record ModelConfig
         if (!SupportedArchitectures.Contains(architecture))
             throw new ModelConfigException($"{source}: architecture '{architecture}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
 
+        bool gemma = architecture.StartsWith("Gemma", StringComparison.Ordinal);
+        if (gemma)
+            o = Gemma3TextConfig.Resolve(o, architecture, source);
         int hidden = RequiredInt(o, "hidden_size", source);
         int heads = RequiredInt(o, "num_attention_heads", source);
         int kvHeads = OptionalInt(o, "num_key_value_heads") ?? heads;
@@ -131,10 +140,7 @@ public sealed record ModelConfig
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
         bool isQwen2 = architecture.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = architecture.StartsWith("Qwen3", StringComparison.Ordinal);
-        bool gemma = architecture.StartsWith("Gemma", StringComparison.Ordinal);
         int layers = RequiredInt(o, "num_hidden_layers", source);
-        if (gemma)
-            GemmaFields.CheckSupported(o, source);
         var (window, fullLayers) = LayerWindows.Parse(o, architecture, layers, source);
         foreach (string multiplier in new[] { "embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling" })
             if (OptionalDouble(o, multiplier) is double m && !(m > 0 && double.IsFinite(m)))

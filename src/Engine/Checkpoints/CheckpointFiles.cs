@@ -8,13 +8,19 @@ namespace Serving.Engine.Checkpoints;
 /// Where each tensor of a Hugging Face checkpoint lives: <c>model.safetensors</c>, or the shards that
 /// <c>model.safetensors.index.json</c>'s <c>weight_map</c> names. Headers are parsed and validated once here. A checkpoint
 /// saved as the bare transformer (<c>Qwen3Model</c>, <c>MistralModel</c>: <c>embed_tokens.weight</c>, <c>layers.…</c>, no
-/// lm_head — how Qwen3-Embedding and e5-mistral ship) is read under the causal LM's names (<c>model.…</c>).
+/// lm_head — how Qwen3-Embedding and e5-mistral ship) is read under the causal LM's names (<c>model.…</c>), and so is a
+/// multimodal checkpoint's language model (Gemma 3 4B+: <c>language_model.model.…</c> as Google uploaded them,
+/// <c>model.language_model.…</c> as transformers 4.52+ saves them); its vision tower and projector are left unread.
 /// </summary>
 public sealed class CheckpointFiles
 {
     private readonly Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> _tensors;
 
-    private CheckpointFiles(Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)> tensors, bool bare) => (_tensors, SavedAsBareModel) = (tensors, bare);
+    private CheckpointFiles(Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)> tensors, bool bare, bool languageModel) =>
+        (_tensors, SavedAsBareModel, HoldsMultimodalModel) = (tensors, bare, languageModel);
+
+    /// <summary>Whether the tensors are a multimodal model's, of which the language model's are read.</summary>
+    public bool HoldsMultimodalModel { get; }
 
     /// <summary>Whether the tensors were saved without the causal LM's <c>model.</c> prefix: the transformer alone, as embedding models are.</summary>
     public bool SavedAsBareModel { get; }
@@ -76,7 +82,14 @@ public sealed class CheckpointFiles
         bool bare = !tensors.ContainsKey("model.embed_tokens.weight") && tensors.ContainsKey("embed_tokens.weight");
         if (bare)
             tensors = tensors.ToDictionary(kv => kv.Key.StartsWith("lm_head.", StringComparison.Ordinal) ? kv.Key : "model." + kv.Key, kv => kv.Value, StringComparer.Ordinal);
-        return new CheckpointFiles(tensors, bare);
+        var (languageModel, head) = new[] { ("language_model.model.", "language_model.lm_head."), ("model.language_model.", "lm_head.") }
+            .FirstOrDefault(p => tensors.ContainsKey(p.Item1 + "embed_tokens.weight"));
+        if (languageModel is not null)
+            tensors = tensors
+                .Where(kv => kv.Key.StartsWith(languageModel, StringComparison.Ordinal) || kv.Key.StartsWith(head, StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key.StartsWith(head, StringComparison.Ordinal) ? "lm_head." + kv.Key[head.Length..] : "model." + kv.Key[languageModel.Length..],
+                    kv => kv.Value, StringComparer.Ordinal);
+        return new CheckpointFiles(tensors, bare, languageModel is not null);
     }
 
     public bool Contains(string name) => _tensors.ContainsKey(name);

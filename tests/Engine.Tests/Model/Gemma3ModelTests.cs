@@ -45,6 +45,38 @@ public sealed class Gemma3ModelTests : IDisposable
         Assert.NotNull(loaded.Model.Weights.Layers[0].MlpOutputNorm);
     }
 
+    /// <summary>
+    /// Gemma 3 4B+ (and their fine-tunes) ship as Gemma3ForConditionalGeneration: the text fields nested in text_config, the
+    /// language model's tensors under either prefix beside a vision tower. Its language model is the same model.
+    /// </summary>
+    [Theory]
+    [InlineData("language_model.model.")]
+    [InlineData("model.language_model.")]
+    public void Load_MultimodalCheckpoint_TheLanguageModelsLogits(string prefix)
+    {
+        string dir = Path.Combine(_root, "multimodal-" + prefix.Replace('.', '-'));
+        SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Gemma3ForCausalLM", HeadDim = 32, Seed = 67, TieWordEmbeddings = true, MultimodalPrefix = prefix });
+        float[] Logits(string folder, out LoadedModel model)
+        {
+            model = LoadedModel.Load(folder, ScalarType.Float32, CPU, 64);
+            using var cache = model.Model.CreateKvCache(1, 64);
+            using var logits = model.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache);
+            return LlamaModelTests.Rows(logits)[0];
+        }
+
+        var multimodal = Logits(dir, out var loaded);
+        using (loaded)
+        {
+            Assert.True(loaded.Config.IsLanguageModelOfMultimodal);
+            Assert.False(loaded.EmbeddingOnly);
+            Assert.Equal([1], loaded.Config.FullAttentionLayers);
+        }
+
+        var plain = Logits(_dir, out var plainModel);
+        plainModel.Dispose();
+        Assert.Equal(plain, multimodal);
+    }
+
     [Fact]
     public void Forward_PrefillThenDecode_MatchesScalarReference()
     {
