@@ -26,7 +26,7 @@ public static class SyntheticModelWriter
             ["model_type"] = spec.Architecture switch
             {
                 "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "GraniteForCausalLM" => "granite",
-                "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
+                "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
             },
             ["hidden_size"] = p.Hidden,
             ["intermediate_size"] = p.Intermediate,
@@ -56,6 +56,8 @@ public static class SyntheticModelWriter
 
         if (spec.Architecture == "Gemma3ForCausalLM")
             AddGemma3Fields(config, p.Layers, headDim);
+        if (spec.Architecture == "Gemma2ForCausalLM")
+            AddGemma2Fields(config, headDim);
         if (spec.MultimodalPrefix is not null)
             config = AsMultimodalConfig(config);
 
@@ -74,6 +76,23 @@ public static class SyntheticModelWriter
             entries = AsMultimodalTensors(entries, prefix, spec.Seed);
 
         WriteShards(dir, entries, spec.Shards);
+    }
+
+    /// <summary>
+    /// Gemma 2's settings at a test's scale: GeGLU, a query scale other than 1/√head_dim, every other layer sliding
+    /// (window 4; no layer_types, as its configs have none), and soft caps low enough (1.5 on the scores, 5 on the logits,
+    /// where Gemma 2 has 50 and 30) to bend this small model's values as Gemma 2's bend its large ones.
+    /// </summary>
+    private static void AddGemma2Fields(JsonObject config, int headDim)
+    {
+        config.Remove("hidden_act");
+        config["hidden_activation"] = "gelu_pytorch_tanh";
+        config["query_pre_attn_scalar"] = headDim + 8;
+        config["sliding_window"] = 4;
+        config["attn_logit_softcapping"] = 1.5;
+        config["final_logit_softcapping"] = 5.0;
+        config["cache_implementation"] = "hybrid";
+        config["rms_norm_eps"] = 1e-6;
     }
 
     /// <summary>Gemma3ForConditionalGeneration's config.json: the language model's fields under text_config, a vision config beside.</summary>
@@ -200,7 +219,7 @@ public static class SyntheticModelWriter
                 yield return Normal(l + "self_attn.v_proj.bias", [kv], 0, 0.1);
             }
 
-            if (spec.Architecture == "Qwen3ForCausalLM" || gemma)
+            if (spec.Architecture is "Qwen3ForCausalLM" or "Gemma3ForCausalLM")
             {
                 yield return Norm(l + "self_attn.q_norm.weight", headDim);
                 yield return Norm(l + "self_attn.k_norm.weight", headDim);

@@ -24,8 +24,8 @@ internal static class Gemma3TextConfig
 
     /// <summary>
     /// The fields to parse: the defaults under the language model's own (a multimodal config's <c>text_config</c>, with
-    /// its top-level token ids and dtype where the text config has none), the architecture kept as named. Refuses the
-    /// settings the engine does not implement, naming them.
+    /// its top-level token ids and dtype where the text config has none), the architecture kept as named. Refuses
+    /// EmbeddingGemma's bidirectional attention, naming it.
     /// </summary>
     public static JsonObject Resolve(JsonObject o, string architecture, string source)
     {
@@ -42,9 +42,6 @@ internal static class Gemma3TextConfig
         foreach (var (key, value) in fields)
             resolved[key] = value?.DeepClone();
         resolved["architectures"] = new JsonArray(architecture);
-        foreach (string cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
-            if (resolved[cap] is JsonValue v && v.GetValue<double>() != 0)
-                throw new ModelConfigException($"{source}: {cap} (Gemma 2's soft-capping) is not supported");
         if (ModelConfig.OptionalBool(resolved, "use_bidirectional_attention") == true)
             throw new ModelConfigException($"{source}: use_bidirectional_attention (EmbeddingGemma) is not supported: the engine attends causally");
         return resolved;

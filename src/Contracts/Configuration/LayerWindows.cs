@@ -8,7 +8,8 @@ internal static class LayerWindows
     /// <summary>
     /// The window and the layers that do not slide. <c>layer_types</c> names each layer's kind where given; else Qwen2/3
     /// slide only with <c>use_sliding_window</c>, and then in the layers from <c>max_window_layers</c> on (HF's default
-    /// 28); Gemma 3 attends to the whole context in every <c>sliding_window_pattern</c>-th layer (default 6); other
+    /// 28); Gemma 3 attends to the whole context in every <c>sliding_window_pattern</c>-th layer (default 6), Gemma 2 in
+    /// every second; other
     /// architectures (Mistral) slide in every layer.
     /// </summary>
     public static (int? Window, IReadOnlyList<int> FullLayers) Parse(JsonObject o, string architecture, int layers, string source)
@@ -33,7 +34,7 @@ internal static class LayerWindows
         }
         else if (gemma)
         {
-            int pattern = ModelConfig.OptionalInt(o, "sliding_window_pattern") ?? 6;
+            int pattern = ModelConfig.OptionalInt(o, "sliding_window_pattern") ?? (architecture.StartsWith("Gemma2", StringComparison.Ordinal) ? 2 : 6);
             sliding = [.. Enumerable.Range(0, layers).Select(i => pattern <= 0 || (i + 1) % pattern != 0)];
         }
         else if (qwen)

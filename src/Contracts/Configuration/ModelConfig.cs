@@ -6,12 +6,12 @@ namespace Serving.Contracts.Configuration;
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
-/// <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
+/// <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-        "GraniteForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
+        "GraniteForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -66,6 +66,15 @@ public sealed record ModelConfig
 
     /// <summary>The gated MLP's activation (<c>hidden_act</c>, Gemma's <c>hidden_activation</c>).</summary>
     public MlpActivation Activation { get; init; } = MlpActivation.Silu;
+
+    /// <summary>
+    /// Gemma 2: each attention score s (after its scale) becomes <c>cap · tanh(s / cap)</c> before the mask and softmax
+    /// (<c>attn_logit_softcapping</c>); null: none.
+    /// </summary>
+    public double? AttentionSoftcap { get; init; }
+
+    /// <summary>Gemma 2: each logit z becomes <c>cap · tanh(z / cap)</c> (<c>final_logit_softcapping</c>); null: none.</summary>
+    public double? FinalLogitSoftcap { get; init; }
 
     /// <summary>Gemma: every RMSNorm scales by 1 + w, its checkpoint holding w (Llama's hold the scale itself).</summary>
     public bool NormScalesByOnePlusWeight { get; init; }
@@ -126,8 +135,8 @@ public sealed record ModelConfig
         if (!SupportedArchitectures.Contains(architecture))
             throw new ModelConfigException($"{source}: architecture '{architecture}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
 
-        bool gemma = architecture.StartsWith("Gemma", StringComparison.Ordinal);
-        if (gemma)
+        bool gemma = architecture.StartsWith("Gemma", StringComparison.Ordinal), gemma3 = architecture.StartsWith("Gemma3", StringComparison.Ordinal);
+        if (gemma3)
             o = Gemma3TextConfig.Resolve(o, architecture, source);
         int hidden = RequiredInt(o, "hidden_size", source);
         int heads = RequiredInt(o, "num_attention_heads", source);
@@ -163,11 +172,13 @@ public sealed record ModelConfig
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
             SlidingWindow = window,
             FullAttentionLayers = fullLayers,
-            LocalRopeTheta = gemma ? OptionalDouble(o, "rope_local_base_freq") ?? 10000.0 : null,
+            LocalRopeTheta = gemma3 ? OptionalDouble(o, "rope_local_base_freq") ?? 10000.0 : null,
             Activation = ActivationOf(o, source),
             NormScalesByOnePlusWeight = gemma,
             SandwichNorms = gemma,
-            QkNorm = isQwen3 || gemma,
+            QkNorm = isQwen3 || gemma3,
+            AttentionSoftcap = gemma ? Softcap(o, "attn_logit_softcapping", source) : null,
+            FinalLogitSoftcap = gemma ? Softcap(o, "final_logit_softcapping", source) : null,
             // Gemma scales its embeddings by √hidden (HF rounds the factor to the compute dtype, as a bf16 tensor's scaling does here).
             EmbeddingMultiplier = OptionalDouble(o, "embedding_multiplier") ?? (gemma ? Math.Sqrt(hidden) : 1),
             AttentionMultiplier = OptionalDouble(o, "attention_multiplier")
@@ -179,6 +190,14 @@ public sealed record ModelConfig
             TorchDtype = o["torch_dtype"]?.GetValue<string>() ?? o["dtype"]?.GetValue<string>(),
         };
     }
+
+    /// <summary>A soft-capping setting: null or 0 is none, else a positive number.</summary>
+    private static double? Softcap(JsonObject o, string name, string source) => OptionalDouble(o, name) switch
+    {
+        null or 0 => null,
+        double cap when cap > 0 && double.IsFinite(cap) => cap,
+        var cap => throw new ModelConfigException($"{source}: field '{name}' must be a positive number, got {cap}"),
+    };
 
     /// <summary>
     /// <c>hidden_activation</c> (Gemma's name) or <c>hidden_act</c>: silu, or GELU's tanh approximation; another activation

@@ -5,8 +5,7 @@ namespace Serving.Engine.Kernels;
 
 /// <summary>
 /// GELU's tanh approximation (PyTorch's <c>gelu(approximate='tanh')</c>, Gemma's <c>gelu_pytorch_tanh</c>):
-/// <c>½·g·(1 + tanh(u))</c>, <c>u = √(2/π)·(g + 0.044715·g³)</c>, with <c>tanh(u) = sign(u)·(1 − 2/(1 + exp(2|u|)))</c>,
-/// whose last subtraction rounds |tanh u| near 1 as a correctly rounded tanh would. Why this form and not the equal <c>g·σ(2u)</c>: for g below about −4, 1 + tanh(u) cancels to
+/// <c>½·g·(1 + tanh(u))</c>, <c>u = √(2/π)·(g + 0.044715·g³)</c> (<see cref="VectorExp.Tanh"/>). Why this form and not the equal <c>g·σ(2u)</c>: for g below about −4, 1 + tanh(u) cancels to
 /// a few multiples of 2⁻²⁴ in float32, and libtorch's kernel (so HF's model) returns those coarse values; the sigmoid form
 /// would be more exact there and so round differently in bf16 (13 % of random rows' values did).
 /// </summary>
@@ -19,10 +18,7 @@ internal readonly struct GeluTanhGate : IGateActivation
     public static Vector512<float> Apply(Vector512<float> g)
     {
         var u = g * Vector512.FusedMultiplyAdd(g * g, Vector512.Create(BetaKappa), Vector512.Create(Beta));
-        var one = Vector512.Create(1f);
-        var magnitude = one - Vector512.Create(2f) / (one + VectorExp.Exp(Vector512.Create(2f) * Vector512.Abs(u)));
-        var tanh = Vector512.ConditionalSelect(Vector512.Create(0x80000000u).AsSingle(), u, magnitude);   // u's sign, |tanh u|
-        return Vector512.Create(0.5f) * g * (one + tanh);
+        return Vector512.Create(0.5f) * g * (Vector512.Create(1f) + VectorExp.Tanh(u));
     }
 
     public static float Apply(float g)

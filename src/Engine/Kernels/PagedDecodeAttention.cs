@@ -19,6 +19,7 @@ namespace Serving.Engine.Kernels;
 /// <code>
 /// for decode row b (context length n_b), KV head h, its query heads i = h·G + g (g &lt; G):
 ///   s[g, j]   = (q[b, i] · K[h, row_b(j)]) / √D                 j &lt; n_b      (float32)
+///   s[g, j]   = cap · tanh(s[g, j] / cap)                        with a soft cap (Gemma 2)
 ///   p[g, :]   = exp(s[g, :] − max s[g, :]) / Σ exp(...)                      (float32)
 ///   out[b, i] = Σ_j p[g, j] · V[h, row_b(j)]                                 (float32, rounded once to the dtype)
 /// </code>
@@ -32,7 +33,7 @@ public static unsafe class PagedDecodeAttention
     [ThreadStatic] private static float[]? _scratch;
 
     /// <summary>
-    /// True when <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int})"/> can run these tensors: CPU memory, float32 or bfloat16, <see cref="VectorExp.IsSupported"/>, D % 16 = 0, and q outside
+    /// True when <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int}, float)"/> can run these tensors: CPU memory, float32 or bfloat16, <see cref="VectorExp.IsSupported"/>, D % 16 = 0, and q outside
     /// autograd (the kernel records no graph).
     /// </summary>
     public static bool Supports(Tensor q, Tensor keys) =>
@@ -46,8 +47,9 @@ public static unsafe class PagedDecodeAttention
     /// <param name="rows">B × <paramref name="stride"/> physical rows; the first lengths[b] of row b's are read.</param>
     /// <param name="stride">Entries per sequence in <paramref name="rows"/>.</param>
     /// <param name="lengths">Context length per sequence, each in [1, stride].</param>
+    /// <param name="softcap">The scores' soft cap; 0: none.</param>
     /// <returns>[B, Hq·D] in q's dtype.</returns>
-    public static Tensor Apply(Tensor q, Tensor keys, Tensor values, ReadOnlySpan<long> rows, int stride, ReadOnlySpan<int> lengths)
+    public static Tensor Apply(Tensor q, Tensor keys, Tensor values, ReadOnlySpan<long> rows, int stride, ReadOnlySpan<int> lengths, float softcap = 0)
     {
         int b = lengths.Length, hq = (int)q.size(1), d = (int)q.size(2), hkv = (int)keys.size(0);
         long r = keys.size(1);
@@ -62,17 +64,17 @@ public static unsafe class PagedDecodeAttention
         fixed (byte* kp = keys.bytes)
         fixed (byte* vp = values.bytes)
         fixed (byte* op = output.bytes)
-            Apply(qp, (long)hq * d, kp, vp, op, q.dtype == ScalarType.BFloat16, rows, stride, lengths, hq, hkv, d, r);
+            Apply(qp, (long)hq * d, kp, vp, op, q.dtype == ScalarType.BFloat16, rows, stride, lengths, hq, hkv, d, r, softcap);
         return output;
     }
 
     /// <summary>
-    /// <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int})"/> on raw memory, validated by the caller (no libtorch
+    /// <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int}, float)"/> on raw memory, validated by the caller (no libtorch
     /// call): sequence b's query heads are the Hq·D elements at <paramref name="q"/> + b·<paramref name="qRowStride"/> (a
     /// fused q|k|v row, say); keys and values <c>[Hkv, cacheRows, D]</c>; <paramref name="output"/> <c>[B, Hq·D]</c>.
     /// </summary>
     public static void Apply(byte* q, long qRowStride, byte* keys, byte* values, byte* output, bool bf16, ReadOnlySpan<long> rows, int stride,
-        ReadOnlySpan<int> lengths, int hq, int hkv, int d, long cacheRows)
+        ReadOnlySpan<int> lengths, int hq, int hkv, int d, long cacheRows, float softcap = 0)
     {
         int b = lengths.Length, maxLength = 0;
         long total = 0;
@@ -90,7 +92,7 @@ public static unsafe class PagedDecodeAttention
         fixed (int* lengthsAt = lengths)
         {
             var job = new Job((nint)q, qRowStride, (nint)keys, (nint)values, (nint)output, bf16, (nint)rowsAt, stride, (nint)lengthsAt, maxLength,
-                hq / hkv, hkv, d, cacheRows, 1f / MathF.Sqrt(d));
+                hq / hkv, hkv, d, cacheRows, 1f / MathF.Sqrt(d), softcap);
             int parts = b * hkv;
             if (parts == 1 || OpenMpTeam.Threads == 1)
             {
@@ -122,7 +124,7 @@ public static unsafe class PagedDecodeAttention
 
     /// <summary>One call's addresses and sizes: Rows <c>long[B·Stride]</c> and Lengths <c>int[B]</c> pinned by the caller.</summary>
     private readonly record struct Job(nint Q, long QRowStride, nint K, nint V, nint Out, bool Bf16, nint Rows, int Stride, nint Lengths, int MaxLength,
-        int Group, int KvHeads, int HeadDim, long CacheRows, float Scale)
+        int Group, int KvHeads, int HeadDim, long CacheRows, float Scale, float Softcap)
     {
         /// <summary>Parts [from, to); part p = (sequence p / Hkv, KV head p % Hkv).</summary>
         public void Run(int from, int to)
@@ -175,6 +177,8 @@ public static unsafe class PagedDecodeAttention
                     Scores<T>(qf, kHead, vHead, seqRows, n, g, d, scores);
                 }
 
+                if (job.Softcap > 0)
+                    Softcap(scores, g * n, job.Softcap);
                 for (int gi = 0; gi < g; gi++)
                     Softmax(scores + gi * n, n);
 
@@ -187,6 +191,18 @@ public static unsafe class PagedDecodeAttention
                 Store(acc, (byte*)job.Out + headOffset * T.Size, job.Bf16, g * d);
             }
         }
+    }
+
+    /// <summary>s = cap · tanh(s / cap) in place over <paramref name="count"/> scores.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Softcap(float* scores, int count, float cap)
+    {
+        int j = 0;
+        var caps = Vector512.Create(cap);
+        for (; j + Lanes <= count; j += Lanes)
+            (caps * VectorExp.Tanh(Vector512.Load(scores + j) / caps)).Store(scores + j);
+        for (; j < count; j++)
+            scores[j] = cap * MathF.Tanh(scores[j] / cap);
     }
 
     /// <summary>p = exp(s − max s) / Σ exp(s − max s) in place over n scores (<see cref="Supports"/> implies <see cref="VectorExp.IsSupported"/>).</summary>

@@ -59,6 +59,18 @@ internal static class VectorExp
         return e * Vector512.ShiftLeft(half + bias, 23).AsSingle() * Vector512.ShiftLeft(whole - half + bias, 23).AsSingle();
     }
 
+    /// <summary>
+    /// tanh(x) per lane as <c>sign(x)·(1 − 2/(1 + e^{2|x|}))</c>, whose last subtraction rounds |tanh x| near 1 as a
+    /// correctly rounded tanh would (what GELU's tanh form and soft-capping, after libtorch's, depend on there).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Tanh(Vector512<float> x)
+    {
+        var one = Vector512.Create(1f);
+        var magnitude = one - Vector512.Create(2f) / (one + Exp(Vector512.Create(2f) * Vector512.Abs(x)));
+        return Vector512.ConditionalSelect(Vector512.Create(0x80000000u).AsSingle(), x, magnitude);
+    }
+
     /// <summary>σ(x) = 1 / (1 + e^−x) per lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Sigmoid(Vector512<float> x) => Vector512.Create(1f) / (Vector512.Create(1f) + Exp(-x));

@@ -105,8 +105,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 HeldTeamRegion.Run(ref layers);
             else
                 layers.Run();
-            if (c.LogitsScaling != 1)
-                logits.TimesInPlace(1 / c.LogitsScaling);
+            LlamaModel.ScaleLogits(logits, c);
             return logits;
         }
         finally
@@ -147,7 +146,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 step.RowPerTokenHost.Span, bf16);
             var attended = steps.For(l);
             PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, attended.DecodeRowTable, attended.DecodeContext,
-                attended.DecodeLengths, hq, hkv, d, cacheRows);
+                attended.DecodeLengths, hq, hkv, d, cacheRows, (float)(c.AttentionSoftcap ?? 0));
             layer.O.LinearRaw(attention, t, null, o, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);

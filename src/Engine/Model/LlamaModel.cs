@@ -175,8 +175,7 @@ public sealed class LlamaModel : IDisposable
         if (hidden is not null)
             hidden.Rows = normed.to(ScalarType.Float32, CPU, copy: true).DetachFromDisposeScope();
         var logits = _weights.LmHead.Apply(normed, float32Output: true, smallBatchKernel: Kernels.CpuSmallBatchProjections);
-        if (Config.LogitsScaling != 1)
-            logits.TimesInPlace(1 / Config.LogitsScaling);
+        ScaleLogits(logits, Config);
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -337,6 +336,18 @@ public sealed class LlamaModel : IDisposable
         var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
         DoraScaling.Apply(output, modules, lora);
+    }
+
+    /// <summary>
+    /// The float32 logits <c>[rows, vocab]</c> in place as the model's last step has them: Granite's divided by its
+    /// <c>logits_scaling</c>, Gemma 2's soft-capped, <c>z = cap·tanh(z / cap)</c>.
+    /// </summary>
+    internal static void ScaleLogits(Tensor logits, ModelConfig c)
+    {
+        if (c.LogitsScaling != 1)
+            logits.TimesInPlace(1 / c.LogitsScaling);
+        if (c.FinalLogitSoftcap is double cap)
+            logits.TimesInPlace(1 / cap).tanh_().TimesInPlace(cap);
     }
 
     /// <summary>The RoPE tables layer <paramref name="layer"/> rotates by: Gemma 3's local ones in its sliding layers, else the model's.</summary>

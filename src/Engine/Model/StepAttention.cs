@@ -1,6 +1,7 @@
 using F = TorchSharp.torch.nn.functional;
 using Serving.Contracts.Configuration;
 using Serving.Engine.Kernels;
+using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -32,13 +33,14 @@ internal static class StepAttention
             if (cpuDecodeAttention && PagedDecodeAttention.Supports(q, cache.Keys(layer)))
             {
                 var qr = step.AllDecode ? q : q.index_select(0, step.DecodeTokens!);
-                decodeOut = PagedDecodeAttention.Apply(qr, cache.Keys(layer), cache.Values(layer), step.DecodeRowTable, step.DecodeContext, step.DecodeLengths);
+                decodeOut = PagedDecodeAttention.Apply(qr, cache.Keys(layer), cache.Values(layer), step.DecodeRowTable, step.DecodeContext, step.DecodeLengths,
+                    (float)(c.AttentionSoftcap ?? 0));
             }
             else
             {
                 var qd = (step.AllDecode ? q.contiguous() : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
                 var kvd = Gather(keysAndValues, step.DecodeRows!, step.DecodeCount);      // [B, 2·Hkv, L, D]: K and V in one gather
-                decodeOut = F.scaled_dot_product_attention(qd, kvd.narrow(1, 0, c.NumKvHeads), kvd.narrow(1, c.NumKvHeads, c.NumKvHeads), step.DecodeMask)
+                decodeOut = Attend(qd, kvd.narrow(1, 0, c.NumKvHeads), kvd.narrow(1, c.NumKvHeads, c.NumKvHeads), step.DecodeMask, c)
                     .reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
             }
 
@@ -58,6 +60,23 @@ internal static class StepAttention
         return output;
     }
 
+    /// <summary>
+    /// softmax(q·kᵀ/√D + mask)·v: libtorch's fused attention, or with Gemma 2's soft cap, which it has no place for, the same
+    /// in float32 ops — <c>s = cap·tanh(q·kᵀ/(√D·cap))</c> before the mask — rounded once to q's dtype.
+    /// q <c>[B, H, M, D]</c>, k and v <c>[B, H, L, D]</c>, mask broadcast to <c>[B, H, M, L]</c> or null → <c>[B, H, M, D]</c>.
+    /// </summary>
+    private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, ModelConfig c)
+    {
+        if (c.AttentionSoftcap is not double cap)
+            return F.scaled_dot_product_attention(q, k, v, mask);
+        using var scope = NewDisposeScope();
+        var scores = q.to(ScalarType.Float32).matmul(k.to(ScalarType.Float32).transpose(-1, -2)).TimesInPlace(1 / (Math.Sqrt(c.HeadDim) * cap));
+        scores.tanh_().TimesInPlace(cap);
+        if (mask is not null)
+            scores.PlusInPlace(mask.to(ScalarType.Float32));
+        return scores.softmax(-1).matmul(v.to(ScalarType.Float32)).to(q.dtype).MoveToOuterDisposeScope();
+    }
+
     /// <summary>[B·L] physical rows → [B, Hkv, L, D] (a view of the gathered [Hkv, B·L, D]; each [L, D] slab contiguous).</summary>
     private static Tensor Gather(Tensor cacheLayer, Tensor rows, int sequences) =>
         cacheLayer.index_select(1, rows).view(cacheLayer.size(0), sequences, -1, cacheLayer.size(2)).transpose(0, 1);
@@ -71,8 +90,7 @@ internal static class StepAttention
         // which upcasts to float32 and materialises the scores (measured 4–5× slower for 64–512-token prompts).
         var qs = q.view(n, c.NumKvHeads, g, c.HeadDim).permute(1, 2, 0, 3).reshape(1, c.NumKvHeads, g * n, c.HeadDim);
         var kvs = Gather(keysAndValues, rows, 1);                                      // [1, 2·Hkv, end, D]
-        var attended = F.scaled_dot_product_attention(qs, kvs.narrow(1, 0, c.NumKvHeads), kvs.narrow(1, c.NumKvHeads, c.NumKvHeads),
-            step.PrefillMask(i, g));                                                    // [1, Hkv, G·n, D]
+        var attended = Attend(qs, kvs.narrow(1, 0, c.NumKvHeads), kvs.narrow(1, c.NumKvHeads, c.NumKvHeads), step.PrefillMask(i, g), c);   // [1, Hkv, G·n, D]
         return attended.view(c.NumKvHeads, g, n, c.HeadDim).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
     }
 }

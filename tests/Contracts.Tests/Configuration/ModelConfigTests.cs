@@ -95,8 +95,7 @@ public sealed class ModelConfigTests
     [Theory]
     [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention"]}""", "layer_types")]
     [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["chunked_attention", "full_attention"]}""", "chunked_attention")]
-    [InlineData("Gemma3ForCausalLM", """{"final_logit_softcapping": 30.0}""", "final_logit_softcapping")]
-    [InlineData("Gemma3ForCausalLM", """{"attn_logit_softcapping": 50.0}""", "attn_logit_softcapping")]
+    [InlineData("Gemma2ForCausalLM", """{"final_logit_softcapping": -30.0}""", "final_logit_softcapping")]
     [InlineData("Gemma3ForCausalLM", """{"use_bidirectional_attention": true}""", "use_bidirectional_attention")]
     [InlineData("LlamaForCausalLM", """{"hidden_act": "relu"}""", "relu")]
     public void Parse_SettingTheEngineDoesNotImplement_RefusedNamingIt(string architecture, string fields, string setting)
@@ -107,6 +106,29 @@ public sealed class ModelConfigTests
             o[key] = value?.DeepClone();
 
         Assert.Contains(setting, Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(o, "config.json")).Message);
+    }
+
+    /// <summary>Gemma 2 9B's config.json fields (at this test's sizes): its soft caps, scales and alternating windows.</summary>
+    [Fact]
+    public void Parse_Gemma2_SoftCapsAndEveryOtherLayerSliding()
+    {
+        var o = LlamaConfigJson.Create();
+        o["architectures"] = new JsonArray("Gemma2ForCausalLM");
+        o["hidden_activation"] = "gelu_pytorch_tanh";
+        o["query_pre_attn_scalar"] = 256;
+        o["head_dim"] = 256;
+        o["sliding_window"] = 4096;
+        o["attn_logit_softcapping"] = 50.0;
+        o["final_logit_softcapping"] = 30.0;
+
+        var c = ModelConfig.Parse(o, "config.json");
+
+        Assert.Equal((50.0, 30.0), (c.AttentionSoftcap, c.FinalLogitSoftcap));
+        Assert.Equal([1], c.FullAttentionLayers);
+        Assert.True(c.NormScalesByOnePlusWeight && c.SandwichNorms);
+        Assert.False(c.QkNorm);
+        Assert.Null(c.LocalRopeTheta);
+        Assert.Equal(1.0 / 16, c.AttentionMultiplier);
     }
 
     /// <summary>Gemma 3 1B's config.json fields (at this test's sizes): what each Gemma part reads from it.</summary>

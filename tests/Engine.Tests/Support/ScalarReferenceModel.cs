@@ -43,7 +43,8 @@ internal sealed class ScalarReferenceModel
     {
         bool tied = !_w.ContainsKey("lm_head.weight");
         string head = tied ? "model.embed_tokens.weight" : "lm_head.weight";
-        return [.. Hidden(tokens).Select(row => Base(head, row, _c.VocabSize, _c.HiddenSize, null).Select(z => (float)(z / _c.LogitsScaling)).ToArray())];
+        double Logit(double z) => _c.FinalLogitSoftcap is double cap ? cap * Math.Tanh(z / _c.LogitsScaling / cap) : z / _c.LogitsScaling;
+        return [.. Hidden(tokens).Select(row => Base(head, row, _c.VocabSize, _c.HiddenSize, null).Select(z => (float)Logit(z)).ToArray())];
     }
 
     /// <summary>The final hidden states [T][hidden] (after the final RMSNorm: the lm_head's input) at every position of <paramref name="tokens"/>.</summary>
@@ -87,6 +88,8 @@ internal sealed class ScalarReferenceModel
                         for (int e = 0; e < d; e++)
                             s += q[i][head * d + e] * k[j][kvHead * d + e];
                         scores[j] = s * (_c.AttentionMultiplier ?? 1 / Math.Sqrt(d));
+                        if (_c.AttentionSoftcap is double cap)
+                            scores[j] = cap * Math.Tanh(scores[j] / cap);           // Gemma 2, before the mask and softmax
                     }
 
                     double max = scores.Max(), sum = scores.Sum(s => Math.Exp(s - max));
