@@ -13,7 +13,8 @@ namespace Serving.AdapterStore.Peft;
 /// float32 <see cref="LoraAdapterWeights"/>, checking every tensor against the base model. Accepts both tensor-name
 /// forms (<c>...q_proj.lora_A.weight</c> and <c>...q_proj.lora_A.default.weight</c>, with or without the
 /// <c>base_model.model.</c> prefix) and undoes <c>fan_in_fan_out</c>. On a multimodal model's language model (Gemma 3 4B+)
-/// its layers are under <c>language_model</c>, and the vision tower's and projector's LoRA weights are left unread: they act
+/// its layers are under <c>language_model</c>; on Phi-3 its modules are the stacked <c>qkv_proj</c> and <c>gate_up_proj</c>
+/// (<see cref="PeftModules"/>); and the vision tower's and projector's LoRA weights are left unread: they act
 /// on images only, which the server does not take, so a text request's output is the adapter's either way.
 /// </summary>
 public static partial class PeftAdapterReader
@@ -94,8 +95,10 @@ public static partial class PeftAdapterReader
             throw new AdapterFormatException(adapter, WeightsFile, null, ex.Message.Replace(WeightsFile + ": ", "", StringComparison.Ordinal));
         }
 
+        // Keyed by a module's first projection; Phi-3's stacked modules adapt the rest of their group too (PeftModules).
         var pairs = new Dictionary<(int Layer, LoraTarget Target), (SafetensorsTensorInfo? A, SafetensorsTensorInfo? B)>();
         var magnitudes = new Dictionary<(int Layer, LoraTarget Target), SafetensorsTensorInfo>();
+        var groups = new Dictionary<LoraTarget, IReadOnlyList<LoraTarget>>();
         string? prefix = null;
         foreach (var t in file.Tensors.Values)
         {
@@ -107,8 +110,10 @@ public static partial class PeftAdapterReader
             if ((prefix ??= m.Groups["prefix"].Value) != m.Groups["prefix"].Value)
                 throw Fail(adapter, t.Name, $"names its layers under '{m.Groups["prefix"].Value}', other tensors under '{prefix}'");
             int layer = int.Parse(m.Groups["layer"].Value, System.Globalization.CultureInfo.InvariantCulture);
-            if (LoraTargets.Parse(m.Groups["module"].Value) is not LoraTarget target || LoraTargets.ModulePath(target) != $"{m.Groups["block"].Value}.{m.Groups["module"].Value}")
+            if (PeftModules.Targets(m.Groups["block"].Value, m.Groups["module"].Value, model) is not { } group)
                 throw Fail(adapter, t.Name, $"targets module '{m.Groups["block"].Value}.{m.Groups["module"].Value}', which this base model does not have");
+            var target = group[0];
+            groups[target] = group;
             if (layer >= model.NumLayers)
                 throw Fail(adapter, t.Name, $"targets layer {layer}; the base model has {model.NumLayers} layers");
             if (m.Groups["ab"].Value == "lora_magnitude_vector")
@@ -129,10 +134,12 @@ public static partial class PeftAdapterReader
 
         if (pairs.Count == 0)
             throw new AdapterFormatException(adapter, WeightsFile, null, "contains no LoRA weights");
-        var plans = new List<(int Layer, LoraTarget Target, int Rank, float Scale, int In, int Out, SafetensorsTensorInfo A, SafetensorsTensorInfo B, SafetensorsTensorInfo? Magnitude)>();
+        var plans = new List<(int Layer, IReadOnlyList<LoraTarget> Targets, int Rank, float Scale, int In, int Out, SafetensorsTensorInfo A, SafetensorsTensorInfo B,
+            SafetensorsTensorInfo? Magnitude)>();
         foreach (var ((layer, target), (a, b)) in pairs.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Target))
         {
-            string fullName = $"{prefix}layers.{layer}.{LoraTargets.ModulePath(target)}";
+            var group = groups[target];
+            string fullName = $"{prefix}layers.{layer}.{PeftModules.Path(group)}";
             if (a is null || b is null)
                 throw Fail(adapter, (a ?? b)!.Name, $"has no matching lora_{(a is null ? "A" : "B")} tensor");
             if (!peft.Targets(fullName, layer))
@@ -140,7 +147,7 @@ public static partial class PeftAdapterReader
             var (rank, alpha) = peft.For(fullName);
             if (rank > maxRank)
                 throw Fail(adapter, a.Name, $"rank {rank} is above the server's max rank {maxRank}");
-            var (inF, outF) = LoraTargets.Shape(model, target);
+            int inF = LoraTargets.Shape(model, target).In, outF = group.Sum(member => LoraTargets.Shape(model, member).Out);
             long[] expectA = peft.FanInFanOut ? [inF, rank] : [rank, inF];
             long[] expectB = peft.FanInFanOut ? [rank, outF] : [outF, rank];
             CheckShape(adapter, a, expectA);
@@ -153,12 +160,12 @@ public static partial class PeftAdapterReader
                 CheckShape(adapter, mt, [outF]);
             }
 
-            plans.Add((layer, target, rank, (float)peft.Scale(rank, alpha), inF, outF, a, b, mt));
+            plans.Add((layer, group, rank, (float)peft.Scale(rank, alpha), inF, outF, a, b, mt));
         }
 
         // The float copies over every core: each is fresh memory, and on a virtual machine its page faults cost more than
         // the copy. A bad value is reported for the first module in order that has one, as a sequential read would.
-        var modules = new LoraModuleWeights[plans.Count];
+        var modules = new LoraModuleWeights[plans.Count][];
         var errors = new AdapterFormatException?[plans.Count];
         Parallel.For(0, plans.Count, i =>
         {
@@ -174,7 +181,18 @@ public static partial class PeftAdapterReader
                 }
 
                 var magnitude = plan.Magnitude is null ? null : ReadFloats(adapter, files.Weights, plan.Magnitude);
-                modules[i] = new LoraModuleWeights(plan.Layer, plan.Target, plan.Rank, plan.Scale, aData, bData, magnitude);
+                modules[i] = new LoraModuleWeights[plan.Targets.Count];
+                int row = 0;
+                for (int k = 0; k < plan.Targets.Count; k++)
+                {
+                    // A stacked module's member: the shared A, its rows of B [out, r] and of the magnitudes [out].
+                    int rows = LoraTargets.Shape(model, plan.Targets[k]).Out;
+                    bool whole = plan.Targets.Count == 1;
+                    modules[i][k] = new LoraModuleWeights(plan.Layer, plan.Targets[k], plan.Rank, plan.Scale, aData,
+                        whole ? bData : bData.AsSpan(row * plan.Rank, rows * plan.Rank).ToArray(),
+                        whole || magnitude is null ? magnitude : magnitude.AsSpan(row, rows).ToArray());
+                    row += rows;
+                }
             }
             catch (AdapterFormatException ex)
             {
@@ -183,7 +201,7 @@ public static partial class PeftAdapterReader
         });
         if (errors.FirstOrDefault(e => e is not null) is { } error)
             ExceptionDispatchInfo.Capture(error).Throw();
-        return new LoraAdapterWeights(adapter, modules);
+        return new LoraAdapterWeights(adapter, [.. modules.SelectMany(m => m)]);
     }
 
     private static void CheckShape(string adapter, SafetensorsTensorInfo t, long[] expected)

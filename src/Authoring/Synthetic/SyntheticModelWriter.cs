@@ -26,7 +26,7 @@ public static class SyntheticModelWriter
             ["model_type"] = spec.Architecture switch
             {
                 "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "GraniteForCausalLM" => "granite",
-                "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
+                "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
             },
             ["hidden_size"] = p.Hidden,
             ["intermediate_size"] = p.Intermediate,
@@ -58,6 +58,8 @@ public static class SyntheticModelWriter
             AddGemma3Fields(config, p.Layers, headDim);
         if (spec.Architecture == "Gemma2ForCausalLM")
             AddGemma2Fields(config, headDim);
+        if (spec.Architecture == "Phi3ForCausalLM")
+            AddPhi3Fields(config, headDim, spec.Seed);
         if (spec.MultimodalPrefix is not null)
             config = AsMultimodalConfig(config);
 
@@ -93,6 +95,22 @@ public static class SyntheticModelWriter
         config["final_logit_softcapping"] = 5.0;
         config["cache_implementation"] = "hybrid";
         config["rms_norm_eps"] = 1e-6;
+    }
+
+    /// <summary>
+    /// Phi-3.5's longrope at a test's scale: an original context of 32 positions, a short and a long factor per frequency
+    /// (between 1 and 2, and 1 and 8), the magnitude left to its default.
+    /// </summary>
+    private static void AddPhi3Fields(JsonObject config, int headDim, ulong seed)
+    {
+        var random = new SeededRandom(seed ^ Fnv1a("longrope"));
+        config["original_max_position_embeddings"] = 32;
+        config["rope_scaling"] = new JsonObject
+        {
+            ["type"] = "longrope",
+            ["short_factor"] = new JsonArray([.. Enumerable.Range(0, headDim / 2).Select(_ => (JsonNode)(1 + random.NextDouble()))]),
+            ["long_factor"] = new JsonArray([.. Enumerable.Range(0, headDim / 2).Select(i => (JsonNode)(1 + 7.0 * i / headDim + random.NextDouble()))]),
+        };
     }
 
     /// <summary>Gemma3ForConditionalGeneration's config.json: the language model's fields under text_config, a vision config beside.</summary>
@@ -197,6 +215,10 @@ public static class SyntheticModelWriter
         SafetensorsWriter.Entry Normal(string name, long[] shape, double mean, double std) =>
             new(name, dt, shape, () => TensorBytes.Normal(new SeededRandom(spec.Seed ^ Fnv1a(name)), shape.Aggregate(1L, (a, b) => a * b), mean, std, dt));
         SafetensorsWriter.Entry Linear(string name, int outF, int inF) => Normal(name, [outF, inF], 0, 1.0 / Math.Sqrt(inF));
+        // Phi-3 stores q|k|v and gate|up as one tensor each: the same values as the separate ones, stacked.
+        bool fused = spec.Architecture == "Phi3ForCausalLM";
+        SafetensorsWriter.Entry Stacked(string name, params SafetensorsWriter.Entry[] parts) =>
+            new(name, dt, [parts.Sum(e => e.Shape[0]), parts[0].Shape[1]], () => [.. parts.SelectMany(e => e.Data())]);
         // Gemma's norms hold w of a scale 1 + w.
         bool gemma = spec.Architecture.StartsWith("Gemma", StringComparison.Ordinal);
         SafetensorsWriter.Entry Norm(string name, int size) => Normal(name, [size], gemma ? 0 : 1.0, 0.1);
@@ -209,9 +231,10 @@ public static class SyntheticModelWriter
         {
             string l = $"model.layers.{i}.";
             yield return Norm(l + "input_layernorm.weight", p.Hidden);
-            yield return Linear(l + "self_attn.q_proj.weight", q, p.Hidden);
-            yield return Linear(l + "self_attn.k_proj.weight", kv, p.Hidden);
-            yield return Linear(l + "self_attn.v_proj.weight", kv, p.Hidden);
+            SafetensorsWriter.Entry[] qkv = [Linear(l + "self_attn.q_proj.weight", q, p.Hidden), Linear(l + "self_attn.k_proj.weight", kv, p.Hidden),
+                Linear(l + "self_attn.v_proj.weight", kv, p.Hidden)];
+            foreach (var e in fused ? [Stacked(l + "self_attn.qkv_proj.weight", qkv)] : qkv)
+                yield return e;
             if (qwen2)
             {
                 yield return Normal(l + "self_attn.q_proj.bias", [q], 0, 0.1);
@@ -233,8 +256,9 @@ public static class SyntheticModelWriter
                 yield return Norm(l + "post_feedforward_layernorm.weight", p.Hidden);
             }
 
-            yield return Linear(l + "mlp.gate_proj.weight", p.Intermediate, p.Hidden);
-            yield return Linear(l + "mlp.up_proj.weight", p.Intermediate, p.Hidden);
+            SafetensorsWriter.Entry[] gateUp = [Linear(l + "mlp.gate_proj.weight", p.Intermediate, p.Hidden), Linear(l + "mlp.up_proj.weight", p.Intermediate, p.Hidden)];
+            foreach (var e in fused ? [Stacked(l + "mlp.gate_up_proj.weight", gateUp)] : gateUp)
+                yield return e;
             yield return Linear(l + "mlp.down_proj.weight", p.Hidden, p.Intermediate);
         }
 

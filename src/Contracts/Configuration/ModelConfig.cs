@@ -6,12 +6,12 @@ namespace Serving.Contracts.Configuration;
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
-/// <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
+/// <c>Phi3ForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-        "GraniteForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
+        "GraniteForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -75,6 +75,12 @@ public sealed record ModelConfig
 
     /// <summary>Gemma 2: each logit z becomes <c>cap · tanh(z / cap)</c> (<c>final_logit_softcapping</c>); null: none.</summary>
     public double? FinalLogitSoftcap { get; init; }
+
+    /// <summary>
+    /// Phi-3: the checkpoint stores q/k/v as one <c>self_attn.qkv_proj</c> and gate/up as one <c>mlp.gate_up_proj</c> (in the
+    /// engine's own fused order), and its adapters adapt those.
+    /// </summary>
+    public bool FusedCheckpointProjections { get; init; }
 
     /// <summary>Gemma: every RMSNorm scales by 1 + w, its checkpoint holding w (Llama's hold the scale itself).</summary>
     public bool NormScalesByOnePlusWeight { get; init; }
@@ -166,7 +172,7 @@ public sealed record ModelConfig
             VocabSize = RequiredInt(o, "vocab_size", source),
             RmsNormEps = OptionalDouble(o, "rms_norm_eps") ?? 1e-6,
             RopeTheta = OptionalDouble(o, "rope_theta") ?? 10000.0,
-            RopeScaling = ParseRopeScaling(o["rope_scaling"] as JsonObject, source, OptionalInt(o, "max_position_embeddings") ?? 2048),
+            RopeScaling = ParseRopeScaling(o, source, headDim),
             MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
             TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
@@ -176,6 +182,7 @@ public sealed record ModelConfig
             Activation = ActivationOf(o, source),
             NormScalesByOnePlusWeight = gemma,
             SandwichNorms = gemma,
+            FusedCheckpointProjections = architecture == "Phi3ForCausalLM",
             QkNorm = isQwen3 || gemma3,
             AttentionSoftcap = gemma ? Softcap(o, "attn_logit_softcapping", source) : null,
             FinalLogitSoftcap = gemma ? Softcap(o, "final_logit_softcapping", source) : null,
@@ -214,9 +221,12 @@ public sealed record ModelConfig
         };
     }
 
-    private static RopeScaling ParseRopeScaling(JsonObject? o, string source, int maxPositions)
+    private static RopeScaling ParseRopeScaling(JsonObject config, string source, int headDim)
     {
-        if (o is null)
+        int maxPositions = OptionalInt(config, "max_position_embeddings") ?? 2048;
+        if (OptionalDouble(config, "partial_rotary_factor") is double partial && partial != 1)
+            throw new ModelConfigException($"{source}: partial_rotary_factor {partial} (RoPE over part of each head) is not supported");
+        if (config["rope_scaling"] is not JsonObject o)
             return RopeScaling.None;
         string? type = (o["rope_type"] ?? o["type"])?.GetValue<string>();
         double factor = OptionalDouble(o, "factor") ?? 1.0;
@@ -229,7 +239,9 @@ public sealed record ModelConfig
                 OptionalDouble(o, "high_freq_factor") ?? 4.0,
                 OptionalInt(o, "original_max_position_embeddings") ?? 8192),
             "yarn" => Yarn(o, factor, maxPositions, source),
-            _ => throw new ModelConfigException($"{source}: rope_scaling type '{type}' is not supported (supported: linear, llama3, yarn)"),
+            "longrope" or "su" => LongRope(o, OptionalInt(o, "original_max_position_embeddings") ?? OptionalInt(config, "original_max_position_embeddings")
+                ?? throw new ModelConfigException($"{source}: rope_scaling longrope needs original_max_position_embeddings"), maxPositions, headDim, source),
+            _ => throw new ModelConfigException($"{source}: rope_scaling type '{type}' is not supported (supported: linear, llama3, yarn, longrope)"),
         };
     }
 
@@ -250,6 +262,28 @@ public sealed record ModelConfig
             OriginalMaxPositionEmbeddings: OptionalInt(o, "original_max_position_embeddings") ?? maxPositions,
             BetaFast: OptionalDouble(o, "beta_fast") ?? 32, BetaSlow: OptionalDouble(o, "beta_slow") ?? 1,
             AttentionFactor: attention, Truncate: OptionalBool(o, "truncate") ?? true);
+    }
+
+    /// <summary>
+    /// Phi-3's longrope as HF reads it: a short and a long factor per frequency (head_dim / 2 of each), the magnitude
+    /// <c>attention_factor</c> if given, else √(1 + ln s / ln L₀) with s = max_position_embeddings / L₀ (1 where s ≤ 1).
+    /// </summary>
+    private static RopeScaling LongRope(JsonObject o, int original, int maxPositions, int headDim, string source)
+    {
+        IReadOnlyList<double> Factors(string name)
+        {
+            var values = (o[name] as JsonArray)?.Select(v => v is JsonValue x && x.TryGetValue(out double d) && d > 0 && double.IsFinite(d) ? d
+                : throw new ModelConfigException($"{source}: rope_scaling.{name} must list positive numbers")).ToArray();
+            return values is { Length: var n } && n == headDim / 2 ? values
+                : throw new ModelConfigException($"{source}: rope_scaling.{name} must list {headDim / 2} factors (head_dim / 2), got {values?.Length ?? 0}");
+        }
+
+        if (original <= 0)
+            throw new ModelConfigException($"{source}: original_max_position_embeddings must be positive, got {original}");
+        double scale = (double)maxPositions / original;
+        double attention = OptionalDouble(o, "attention_factor") ?? (scale <= 1 ? 1 : Math.Sqrt(1 + Math.Log(scale) / Math.Log(original)));
+        return new RopeScaling(RopeScalingKind.LongRope, scale, OriginalMaxPositionEmbeddings: original, AttentionFactor: attention,
+            ShortFactor: Factors("short_factor"), LongFactor: Factors("long_factor"));
     }
 
     public static IReadOnlyList<int> IntOrList(JsonNode? node) => node switch

@@ -6,4 +6,5 @@ public enum RopeScalingKind
     Linear,
     Llama3,
     Yarn,
+    LongRope,
 }

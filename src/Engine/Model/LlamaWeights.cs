@@ -76,10 +76,12 @@ public sealed class LlamaWeights : IDisposable
                 var layer = new LlamaLayerWeights
                 {
                     InputNorm = Norm(p + "input_layernorm.weight", h),
-                    Qkv = Projection(loader.LoadConcatenated([
-                        (p + "self_attn.q_proj.weight", [qOut, h]),
-                        (p + "self_attn.k_proj.weight", [kvOut, h]),
-                        (p + "self_attn.v_proj.weight", [kvOut, h])], source)),
+                    Qkv = Projection(c.FusedCheckpointProjections
+                        ? loader.Load(p + "self_attn.qkv_proj.weight", source ?? loader.Dtype, qOut + 2 * kvOut, h)
+                        : loader.LoadConcatenated([
+                            (p + "self_attn.q_proj.weight", [qOut, h]),
+                            (p + "self_attn.k_proj.weight", [kvOut, h]),
+                            (p + "self_attn.v_proj.weight", [kvOut, h])], source)),
                     QkvBias = c.AttentionBias
                         ? loader.LoadConcatenated([
                             (p + "self_attn.q_proj.bias", [qOut]),
@@ -92,9 +94,11 @@ public sealed class LlamaWeights : IDisposable
                     PostAttentionNorm = Norm(p + (c.SandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), h),
                     AttentionOutputNorm = c.SandwichNorms ? Norm(p + "post_attention_layernorm.weight", h) : null,
                     MlpOutputNorm = c.SandwichNorms ? Norm(p + "post_feedforward_layernorm.weight", h) : null,
-                    GateUp = Projection(loader.LoadConcatenated([
-                        (p + "mlp.gate_proj.weight", [c.IntermediateSize, h]),
-                        (p + "mlp.up_proj.weight", [c.IntermediateSize, h])], source)),
+                    GateUp = Projection(c.FusedCheckpointProjections
+                        ? loader.Load(p + "mlp.gate_up_proj.weight", source ?? loader.Dtype, 2 * c.IntermediateSize, h)
+                        : loader.LoadConcatenated([
+                            (p + "mlp.gate_proj.weight", [c.IntermediateSize, h]),
+                            (p + "mlp.up_proj.weight", [c.IntermediateSize, h])], source)),
                     Down = Projection(loader.Load(p + "mlp.down_proj.weight", source ?? loader.Dtype, h, c.IntermediateSize)),
                 };
                 disposables.Add(layer);

@@ -17,12 +17,12 @@ internal sealed class RotaryEmbedding : IDisposable
     public RotaryEmbedding(ModelConfig config, int maxPositions, ScalarType dtype, Device device)
     {
         MaxPositions = maxPositions;
-        double[] invFreq = InverseFrequencies(config);
+        double[] invFreq = InverseFrequencies(config, maxPositions);
         var cos = new float[maxPositions * invFreq.Length];
         var sin = new float[cos.Length];
         double positionScale = config.RopeScaling.Kind == RopeScalingKind.Linear ? 1.0 / config.RopeScaling.Factor : 1.0;
-        // YaRN scales q and k alike, so every attention score by its square (HF multiplies the tables).
-        double magnitude = config.RopeScaling.Kind == RopeScalingKind.Yarn ? config.RopeScaling.AttentionFactor : 1.0;
+        // YaRN and longrope scale q and k alike, so every attention score by its square (HF multiplies the tables).
+        double magnitude = config.RopeScaling.Kind is RopeScalingKind.Yarn or RopeScalingKind.LongRope ? config.RopeScaling.AttentionFactor : 1.0;
         for (int p = 0; p < maxPositions; p++)
             for (int i = 0; i < invFreq.Length; i++)
             {
@@ -47,15 +47,26 @@ internal sealed class RotaryEmbedding : IDisposable
 
     /// <summary>
     /// θᵢ = base^(−2i/D); for llama3 scaling, long wavelengths are divided by the factor and the band between is smoothed;
-    /// for yarn see <see cref="Yarn"/>.
+    /// for yarn see <see cref="Yarn"/>; for longrope each θᵢ is divided by its short factor, or by its long factor where the
+    /// served context (<paramref name="maxPositions"/>) exceeds the original one. Why by the served context and not, as
+    /// HF, by each forward pass's length: a cached key keeps the rotation it was stored with, so switching mid-sequence
+    /// would mix two; llama.cpp chooses by its context size the same way.
     /// </summary>
-    public static double[] InverseFrequencies(ModelConfig config)
+    public static double[] InverseFrequencies(ModelConfig config, int maxPositions = int.MaxValue)
     {
         int half = config.HeadDim / 2;
         var inv = new double[half];
         for (int i = 0; i < half; i++)
             inv[i] = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / config.HeadDim);
         var s = config.RopeScaling;
+        if (s.Kind == RopeScalingKind.LongRope)
+        {
+            var factors = maxPositions > s.OriginalMaxPositionEmbeddings ? s.LongFactor! : s.ShortFactor!;
+            for (int i = 0; i < half; i++)
+                inv[i] /= factors[i];
+            return inv;
+        }
+
         if (s.Kind == RopeScalingKind.Yarn)
             return Yarn(inv, config);
         if (s.Kind != RopeScalingKind.Llama3)

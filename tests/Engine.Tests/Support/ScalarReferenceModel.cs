@@ -19,12 +19,19 @@ internal sealed class ScalarReferenceModel
     private readonly ModelConfig _c;
     private readonly Dictionary<string, (float[] Data, long[] Shape)> _w = [];
     private readonly bool _int8;
+    private readonly int _servedContext;
     private readonly IReadOnlyList<(Contracts.Lora.LoraAdapterWeights Adapter, float Weight)> _adapters;
     private readonly Dictionary<string, (sbyte[] Values, float[] Scales)> _quantized = [];
 
-    public ScalarReferenceModel(string modelDir, bool int8 = false, IReadOnlyList<(Contracts.Lora.LoraAdapterWeights Adapter, float Weight)>? adapters = null)
+    /// <param name="modelDir">The model folder (F32 safetensors).</param>
+    /// <param name="int8">The int8 base (see the class summary).</param>
+    /// <param name="adapters">Adapters added to every projection they adapt, with their weights.</param>
+    /// <param name="servedContext">The context the engine serves, which picks longrope's short or long factors.</param>
+    public ScalarReferenceModel(string modelDir, bool int8 = false, IReadOnlyList<(Contracts.Lora.LoraAdapterWeights Adapter, float Weight)>? adapters = null,
+        int servedContext = int.MaxValue)
     {
         _int8 = int8;
+        _servedContext = servedContext;
         _adapters = adapters ?? [];
         _c = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         var file = SafetensorsFile.Open(Path.Combine(modelDir, "model.safetensors"));
@@ -35,6 +42,28 @@ internal sealed class ScalarReferenceModel
             var bytes = new byte[t.ByteLength];
             file.ReadInto(t, bytes);
             _w[t.Name] = (MemoryMarshal.Cast<byte, float>(bytes).ToArray(), t.Shape);
+        }
+
+        // Phi-3's stacked projections, split back into the separate ones by rows.
+        int d = _c.HeadDim, q = _c.NumHeads * d, kv = _c.NumKvHeads * d;
+        for (int layer = 0; layer < _c.NumLayers; layer++)
+        {
+            string p = $"model.layers.{layer}.";
+            Split(p, "self_attn.qkv_proj", ("self_attn.q_proj", q), ("self_attn.k_proj", kv), ("self_attn.v_proj", kv));
+            Split(p, "mlp.gate_up_proj", ("mlp.gate_proj", _c.IntermediateSize), ("mlp.up_proj", _c.IntermediateSize));
+        }
+    }
+
+    /// <summary>Replaces layer <paramref name="layer"/>'s stacked <paramref name="module"/> weight, if it has one, by its parts' rows.</summary>
+    private void Split(string layer, string module, params (string Module, int Rows)[] parts)
+    {
+        if (!_w.Remove(layer + module + ".weight", out var stacked))
+            return;
+        int cols = (int)stacked.Shape[1], row = 0;
+        foreach (var (part, rows) in parts)
+        {
+            _w[layer + part + ".weight"] = (stacked.Data.AsSpan(row * cols, rows * cols).ToArray(), [rows, cols]);
+            row += rows;
         }
     }
 
@@ -244,6 +273,8 @@ internal sealed class ScalarReferenceModel
         bool local = _c.LocalRopeTheta is not null && _c.WindowOf(layer) is not null;
         double theta = local ? _c.LocalRopeTheta!.Value : _c.RopeTheta;
         var scaling = local ? RopeScaling.None : _c.RopeScaling;
+        // Phi-3's longrope: each frequency divided by its short factor, or its long one where the served context is longer than the original.
+        var longRope = scaling.Kind == RopeScalingKind.LongRope ? (_servedContext > scaling.OriginalMaxPositionEmbeddings ? scaling.LongFactor : scaling.ShortFactor) : null;
         var yarn = scaling.Kind == RopeScalingKind.Yarn ? scaling : null;
         double position = scaling.Kind == RopeScalingKind.Linear ? pos / scaling.Factor : pos;
         double low = 0, high = 0;
@@ -258,7 +289,7 @@ internal sealed class ScalarReferenceModel
         for (int head = 0; head < heads; head++)
             for (int i = 0; i < half; i++)
             {
-                double freq = 1.0 / Math.Pow(theta, 2.0 * i / d), magnitude = 1;
+                double freq = 1.0 / Math.Pow(theta, 2.0 * i / d) / (longRope?[i] ?? 1), magnitude = longRope is null ? 1 : scaling.AttentionFactor;
                 if (yarn is not null)
                 {
                     double extrapolation = 1 - Math.Clamp((i - low) / (high == low ? 0.001 : high - low), 0, 1);
