@@ -105,6 +105,8 @@ public static partial class PeftAdapterReader
             if (model.IsLanguageModelOfMultimodal && VisionModule().IsMatch(t.Name))
                 continue;
             var m = TensorName().Match(t.Name);
+            if (model.Experts is not null && (!m.Success || m.Groups["block"].Value == "mlp"))
+                throw Fail(adapter, t.Name, "adapts a mixture-of-experts MLP (its router or experts); adapters of this model may adapt the attention's q/k/v/o only");
             if (!m.Success)
                 throw Fail(adapter, t.Name, "is not a LoRA A/B weight or DoRA magnitude of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");
             if ((prefix ??= m.Groups["prefix"].Value) != m.Groups["prefix"].Value)

@@ -26,7 +26,7 @@ public static class SyntheticModelWriter
             ["model_type"] = spec.Architecture switch
             {
                 "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "GraniteForCausalLM" => "granite",
-                "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
+                "Phi3ForCausalLM" => "phi3", "MixtralForCausalLM" => "mixtral", "Qwen3MoeForCausalLM" => "qwen3_moe", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
             },
             ["hidden_size"] = p.Hidden,
             ["intermediate_size"] = p.Intermediate,
@@ -60,6 +60,18 @@ public static class SyntheticModelWriter
             AddGemma2Fields(config, headDim);
         if (spec.Architecture == "Phi3ForCausalLM")
             AddPhi3Fields(config, headDim, spec.Seed);
+        if (spec.Architecture == "MixtralForCausalLM")
+            config["num_local_experts"] = Experts;
+        if (spec.Architecture == "Qwen3MoeForCausalLM")
+        {
+            config["num_experts"] = Experts;
+            config["moe_intermediate_size"] = p.Intermediate / 2;
+            config["norm_topk_prob"] = true;
+            config["mlp_only_layers"] = new JsonArray(0);       // a dense layer first, as some Qwen MoE configs have
+        }
+
+        if (spec.Architecture is "MixtralForCausalLM" or "Qwen3MoeForCausalLM")
+            config["num_experts_per_tok"] = 2;
         if (spec.MultimodalPrefix is not null)
             config = AsMultimodalConfig(config);
 
@@ -96,6 +108,9 @@ public static class SyntheticModelWriter
         config["cache_implementation"] = "hybrid";
         config["rms_norm_eps"] = 1e-6;
     }
+
+    /// <summary>The experts of a generated mixture-of-experts model (two chosen per token).</summary>
+    private const int Experts = 4;
 
     /// <summary>
     /// Phi-3.5's longrope at a test's scale: an original context of 32 positions, a short and a long factor per frequency
@@ -242,7 +257,7 @@ public static class SyntheticModelWriter
                 yield return Normal(l + "self_attn.v_proj.bias", [kv], 0, 0.1);
             }
 
-            if (spec.Architecture is "Qwen3ForCausalLM" or "Gemma3ForCausalLM")
+            if (spec.Architecture is "Qwen3ForCausalLM" or "Qwen3MoeForCausalLM" or "Gemma3ForCausalLM")
             {
                 yield return Norm(l + "self_attn.q_norm.weight", headDim);
                 yield return Norm(l + "self_attn.k_norm.weight", headDim);
@@ -256,6 +271,13 @@ public static class SyntheticModelWriter
                 yield return Norm(l + "post_feedforward_layernorm.weight", p.Hidden);
             }
 
+            if (spec.Architecture == "MixtralForCausalLM" || spec.Architecture == "Qwen3MoeForCausalLM" && i > 0)
+            {
+                foreach (var e in ExpertTensors(spec.Architecture, l, p.Hidden, spec.Architecture == "MixtralForCausalLM" ? p.Intermediate : p.Intermediate / 2, Normal, Linear))
+                    yield return e;
+                continue;
+            }
+
             SafetensorsWriter.Entry[] gateUp = [Linear(l + "mlp.gate_proj.weight", p.Intermediate, p.Hidden), Linear(l + "mlp.up_proj.weight", p.Intermediate, p.Hidden)];
             foreach (var e in fused ? [Stacked(l + "mlp.gate_up_proj.weight", gateUp)] : gateUp)
                 yield return e;
@@ -265,6 +287,26 @@ public static class SyntheticModelWriter
         yield return Norm("model.norm.weight", p.Hidden);
         if (!spec.TieWordEmbeddings)
             yield return Normal("lm_head.weight", [vocab, p.Hidden], 0, 3.0 / Math.Sqrt(p.Hidden));
+    }
+
+    /// <summary>
+    /// A mixture-of-experts layer's router and experts under Mixtral's names (<c>block_sparse_moe.gate</c>,
+    /// <c>experts.e.w1/w3/w2</c>) or Qwen3-MoE's (<c>mlp.gate</c>, <c>mlp.experts.e.gate_proj/up_proj/down_proj</c>). The router's
+    /// rows (norm about 4) score a normed token far enough apart that tokens pick different experts.
+    /// </summary>
+    private static IEnumerable<SafetensorsWriter.Entry> ExpertTensors(string architecture, string layer, int hidden, int intermediate,
+        Func<string, long[], double, double, SafetensorsWriter.Entry> normal, Func<string, int, int, SafetensorsWriter.Entry> linear)
+    {
+        bool mixtral = architecture == "MixtralForCausalLM";
+        string block = mixtral ? "block_sparse_moe." : "mlp.";
+        yield return normal(layer + block + "gate.weight", [Experts, hidden], 0, 1.0 / Math.Sqrt(hidden) * 4);
+        for (int e = 0; e < Experts; e++)
+        {
+            string expert = $"{layer}{block}experts.{e}.";
+            yield return linear(expert + (mixtral ? "w1" : "gate_proj") + ".weight", intermediate, hidden);
+            yield return linear(expert + (mixtral ? "w3" : "up_proj") + ".weight", intermediate, hidden);
+            yield return linear(expert + (mixtral ? "w2" : "down_proj") + ".weight", hidden, intermediate);
+        }
     }
 
     private static void WriteShards(string dir, List<SafetensorsWriter.Entry> entries, int shards)

@@ -6,12 +6,12 @@ namespace Serving.Contracts.Configuration;
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
-/// <c>Phi3ForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
+/// <c>Phi3ForCausalLM</c>, <c>MixtralForCausalLM</c>, <c>Qwen3MoeForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-        "GraniteForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
+        "GraniteForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -75,6 +75,9 @@ public sealed record ModelConfig
 
     /// <summary>Gemma 2: each logit z becomes <c>cap · tanh(z / cap)</c> (<c>final_logit_softcapping</c>); null: none.</summary>
     public double? FinalLogitSoftcap { get; init; }
+
+    /// <summary>The sparse MLP's experts and routing (Mixtral, Qwen3-MoE); null for a dense model.</summary>
+    public MixtureOfExperts? Experts { get; init; }
 
     /// <summary>
     /// Phi-3: the checkpoint stores q/k/v as one <c>self_attn.qkv_proj</c> and gate/up as one <c>mlp.gate_up_proj</c> (in the
@@ -183,6 +186,7 @@ public sealed record ModelConfig
             NormScalesByOnePlusWeight = gemma,
             SandwichNorms = gemma,
             FusedCheckpointProjections = architecture == "Phi3ForCausalLM",
+            Experts = MixtureOfExperts.Parse(o, architecture, layers, RequiredInt(o, "intermediate_size", source), source),
             QkNorm = isQwen3 || gemma3,
             AttentionSoftcap = gemma ? Softcap(o, "attn_logit_softcapping", source) : null,
             FinalLogitSoftcap = gemma ? Softcap(o, "final_logit_softcapping", source) : null,

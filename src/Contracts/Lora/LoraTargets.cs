@@ -13,6 +13,12 @@ public static class LoraTargets
     public static readonly IReadOnlyList<IReadOnlyList<LoraTarget>> FusedOutputs =
         [[LoraTarget.Q, LoraTarget.K, LoraTarget.V], [LoraTarget.O], [LoraTarget.Gate, LoraTarget.Up], [LoraTarget.Down]];
 
+    /// <summary>
+    /// The projections an adapter may adapt on <paramref name="c"/>: all, or on a mixture-of-experts model the attention's
+    /// (q, k, v, o) — its MLPs are experts, whose LoRA (one per expert) this server does not serve.
+    /// </summary>
+    public static IReadOnlyList<LoraTarget> Adaptable(ModelConfig c) => c.Experts is null ? All : [LoraTarget.Q, LoraTarget.K, LoraTarget.V, LoraTarget.O];
+
     /// <summary>The PEFT module name, e.g. <c>q_proj</c>.</summary>
     public static string ModuleName(LoraTarget t) => t switch
     {

@@ -13,7 +13,8 @@ namespace Serving.Engine.Lora;
 /// </summary>
 public sealed class LoraSlotArena : IDisposable
 {
-    private readonly LoraModuleArena[,] _modules;
+    /// <summary>[layer, target]; null for a projection adapters may not adapt (<see cref="LoraTargets.Adaptable"/>: a mixture-of-experts MLP).</summary>
+    private readonly LoraModuleArena?[,] _modules;
     private readonly LoraModuleArena[][][] _fused;
     private readonly string?[] _occupant;
     private readonly Func<int, LoraTarget, (Tensor Weight, Tensor? Bias)>? _baseWeights;
@@ -34,25 +35,28 @@ public sealed class LoraSlotArena : IDisposable
         Config = config;
         Slots = slots;
         MaxRank = maxRank;
-        _modules = new LoraModuleArena[config.NumLayers, LoraTargets.All.Count];
+        _modules = new LoraModuleArena?[config.NumLayers, LoraTargets.All.Count];
         for (int l = 0; l < config.NumLayers; l++)
-            foreach (var t in LoraTargets.All)
+            foreach (var t in LoraTargets.Adaptable(config))
             {
                 var (inF, outF) = LoraTargets.Shape(config, t);
                 _modules[l, (int)t] = new LoraModuleArena(l, t, slots, maxRank, inF, outF, dtype, device);
             }
 
         _fused = Enumerable.Range(0, config.NumLayers)
-            .Select(l => LoraTargets.FusedOutputs.Select(g => g.Select(t => _modules[l, (int)t]).ToArray()).ToArray()).ToArray();
+            .Select(l => LoraTargets.FusedOutputs.Where(g => _modules[l, (int)g[0]] is not null).Select(g => g.Select(t => Arena(l, t)).ToArray()).ToArray()).ToArray();
         _occupant = new string?[slots];
     }
 
     public ModelConfig Config { get; }
     public int Slots { get; }
     public int MaxRank { get; }
-    public long Bytes => _modules.Cast<LoraModuleArena>().Sum(m => m.Bytes);
+    public long Bytes => _modules.Cast<LoraModuleArena?>().Sum(m => m?.Bytes ?? 0);
 
-    public LoraModuleArena Module(int layer, LoraTarget target) => _modules[layer, (int)target];
+    public LoraModuleArena Module(int layer, LoraTarget target) => Arena(layer, target);
+
+    private LoraModuleArena Arena(int layer, LoraTarget target) => _modules[layer, (int)target]
+        ?? throw new ArgumentException($"adapts {LoraTargets.ModulePath(target)}, which adapters of this mixture-of-experts model may not (its attention's q/k/v/o only)");
 
     /// <summary>The arenas of the fused output group that starts with <paramref name="first"/> (Q, O, Gate or Down), in column order.</summary>
     public IReadOnlyList<LoraModuleArena> FusedModules(int layer, LoraTarget first)
@@ -73,7 +77,7 @@ public sealed class LoraSlotArena : IDisposable
         CheckFits(adapter);
         Free(slot);
         foreach (var m in adapter.Modules)
-            _modules[m.Layer, (int)m.Target].Load(slot, m, m.Magnitude is null ? null : () => _baseWeights!(m.Layer, m.Target));
+            Arena(m.Layer, m.Target).Load(slot, m, m.Magnitude is null ? null : () => _baseWeights!(m.Layer, m.Target));
         _occupant[slot] = adapter.Name;
     }
 
@@ -93,12 +97,12 @@ public sealed class LoraSlotArena : IDisposable
             return;
         CheckFits(adapter);
         var modules = adapter.Modules.Where(m => m.Magnitude is not null)
-            .OrderByDescending(m => (long)_modules[m.Layer, (int)m.Target].Out * _modules[m.Layer, (int)m.Target].In).ToArray();
+            .OrderByDescending(m => (long)Arena(m.Layer, m.Target).Out * Arena(m.Layer, m.Target).In).ToArray();
         try
         {
             Parallel.ForEach(Partitioner.Create(modules, EnumerablePartitionerOptions.NoBuffering),
                 new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
-                m => Kernels.OpenMpTeam.Alone(() => _modules[m.Layer, (int)m.Target].RowScale(m, () => _baseWeights!(m.Layer, m.Target))));
+                m => Kernels.OpenMpTeam.Alone(() => Arena(m.Layer, m.Target).RowScale(m, () => _baseWeights!(m.Layer, m.Target))));
         }
         catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
         {
@@ -118,7 +122,7 @@ public sealed class LoraSlotArena : IDisposable
     {
         CheckFits(adapter);
         return [.. adapter.Modules.Where(m => m.Magnitude is not null)
-            .Select(m => _modules[m.Layer, (int)m.Target].RowScale(m, () => _baseWeights!(m.Layer, m.Target)))];
+            .Select(m => Arena(m.Layer, m.Target).RowScale(m, () => _baseWeights!(m.Layer, m.Target)))];
     }
 
     /// <summary>
@@ -138,9 +142,9 @@ public sealed class LoraSlotArena : IDisposable
             throw new ArgumentException($"adapter '{adapter.Name}' has {modules.Length} DoRA modules; {scales.Count} scales were given", nameof(scales));
         // All are checked before any is kept, so scales that do not fit leave the adapter as it was.
         for (int i = 0; i < modules.Length; i++)
-            _modules[modules[i].Layer, (int)modules[i].Target].CheckRowScale(scales[i]);
+            Arena(modules[i].Layer, modules[i].Target).CheckRowScale(scales[i]);
         for (int i = 0; i < modules.Length; i++)
-            _modules[modules[i].Layer, (int)modules[i].Target].UseRowScale(modules[i], scales[i]);
+            Arena(modules[i].Layer, modules[i].Target).UseRowScale(modules[i], scales[i]);
     }
 
     /// <summary>Throws when some module of <paramref name="adapter"/> does not fit these slots (layer, rank, shapes), or it is DoRA and the slots have no base weights.</summary>
@@ -152,7 +156,7 @@ public sealed class LoraSlotArena : IDisposable
                 throw new ArgumentException($"adapter '{adapter.Name}' targets layer {m.Layer}; the model has {Config.NumLayers}");
             try
             {
-                _modules[m.Layer, (int)m.Target].CheckFits(m);
+                Arena(m.Layer, m.Target).CheckFits(m);
             }
             catch (ArgumentException ex)
             {
@@ -168,7 +172,7 @@ public sealed class LoraSlotArena : IDisposable
     {
         CheckSlot(slot);
         foreach (var m in _modules)
-            m.Clear(slot);
+            m?.Clear(slot);
         _occupant[slot] = null;
     }
 
@@ -181,6 +185,6 @@ public sealed class LoraSlotArena : IDisposable
     public void Dispose()
     {
         foreach (var m in _modules)
-            m.Dispose();
+            m?.Dispose();
     }
 }

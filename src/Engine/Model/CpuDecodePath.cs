@@ -65,7 +65,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         var w = model.Weights;
         if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
-            || c.NumHeads * c.HeadDim % 32 != 0)
+            || c.NumHeads * c.HeadDim % 32 != 0 || c.Experts is not null)
             return false;
         var vectors = w.Layers.SelectMany(l => l.Vectors).Append(w.FinalNorm).Concat(layerRopes.Distinct().SelectMany(r => new[] { r.Cos, r.Sin }));
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
@@ -155,11 +155,11 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
             if (_attentionOutputNorms![l] != 0)
                 CpuElementwiseKernels.RmsNorm(o, (byte*)_attentionOutputNorms[l], o, null, t, h, eps, bf16);
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
-            layer.GateUp.LinearRaw(normed, t, null, gateUp, float32Output: false);
+            layer.GateUp!.LinearRaw(normed, t, null, gateUp, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora, bf16);
             CpuElementwiseKernels.GatedActivation(gateUp, activated, t, c.IntermediateSize, c.Activation, bf16);
-            layer.Down.LinearRaw(activated, t, null, down, float32Output: false);
+            layer.Down!.LinearRaw(activated, t, null, down, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora, bf16);
             if (c.ResidualMultiplier != 1)

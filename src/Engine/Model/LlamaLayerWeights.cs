@@ -19,13 +19,16 @@ public sealed class LlamaLayerWeights : IDisposable
     public required Tensor PostAttentionNorm { get; init; }  // [hidden], the MLP's input norm (Gemma's pre_feedforward_layernorm)
     public Tensor? AttentionOutputNorm { get; init; }        // [hidden], over o before its residual add (Gemma's post_attention_layernorm)
     public Tensor? MlpOutputNorm { get; init; }              // [hidden], over down before its residual add (Gemma's post_feedforward_layernorm)
-    public required ProjectionWeight GateUp { get; init; }             // [2·intermediate, hidden]
-    public required ProjectionWeight Down { get; init; }               // [hidden, intermediate]
+    public ProjectionWeight? GateUp { get; init; }                     // [2·intermediate, hidden]; null in a mixture-of-experts layer
+    public ProjectionWeight? Down { get; init; }                       // [hidden, intermediate]; null in a mixture-of-experts layer
+    public Tensor? Router { get; init; }                               // [experts, hidden], a mixture-of-experts layer's
+    public IReadOnlyList<ExpertWeights>? Experts { get; init; }        // a mixture-of-experts layer's, in the router's order
 
-    public IEnumerable<ProjectionWeight> Projections => [Qkv, O, GateUp, Down];
+    public IEnumerable<ProjectionWeight> Projections =>
+        new[] { Qkv, O, GateUp, Down }.OfType<ProjectionWeight>().Concat((Experts ?? []).SelectMany(e => new[] { e.GateUp, e.Down }));
 
     /// <summary>The layer's vectors (norms and biases) it has.</summary>
-    public IEnumerable<Tensor> Vectors => new[] { InputNorm, QkvBias, QNorm, KNorm, PostAttentionNorm, AttentionOutputNorm, MlpOutputNorm }.OfType<Tensor>();
+    public IEnumerable<Tensor> Vectors => new[] { InputNorm, QkvBias, QNorm, KNorm, PostAttentionNorm, AttentionOutputNorm, MlpOutputNorm, Router }.OfType<Tensor>();
 
     public void Dispose()
     {
@@ -38,7 +41,10 @@ public sealed class LlamaLayerWeights : IDisposable
         PostAttentionNorm.Dispose();
         AttentionOutputNorm?.Dispose();
         MlpOutputNorm?.Dispose();
-        GateUp.Dispose();
-        Down.Dispose();
+        GateUp?.Dispose();
+        Down?.Dispose();
+        Router?.Dispose();
+        foreach (var expert in Experts ?? [])
+            expert.Dispose();
     }
 }

@@ -272,9 +272,12 @@ public sealed class LlamaModel : IDisposable
         ProjectionInputCapture.Add(capture, index, normed2, LoraTarget.Gate, LoraTarget.Up);
         if (stopBeforeMlp)
             return (x, null);                               // routing capture: the MLP's own GEMMs are not needed
-        var gateUp = w.GateUp.Apply(normed2, smallBatchKernel: Kernels.CpuSmallBatchProjections);
-        if (lora is not null)
-            ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora);   // gate and up together
+        if (w.Experts is not null)
+            return (x, MlpOutput(ExpertMlp.Apply(normed2, w, c, Kernels.CpuSmallBatchProjections, UseCpuElementwise(normed2)), w));
+        var gateUp = w.GateUp!.Apply(normed2, smallBatchKernel: Kernels.CpuSmallBatchProjections);
+        bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt attention only
+        if (adaptedMlp)
+            ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora!);   // gate and up together
 
         Tensor activated;
         if (UseCpuElementwise(gateUp))
@@ -286,14 +289,18 @@ public sealed class LlamaModel : IDisposable
         }
 
         ProjectionInputCapture.Add(capture, index, activated, LoraTarget.Down);
-        var down = w.Down.Apply(activated, smallBatchKernel: Kernels.CpuSmallBatchProjections);
-        if (lora is not null)
-            ApplyLora(index, LoraTarget.Down, activated, down, lora);
-        if (c.ResidualMultiplier != 1)
-            down.TimesInPlace(c.ResidualMultiplier);
-        if (w.MlpOutputNorm is not null)
-            down = RmsNorm(down, w.MlpOutputNorm);
-        return (x, down);
+        var down = w.Down!.Apply(activated, smallBatchKernel: Kernels.CpuSmallBatchProjections);
+        if (adaptedMlp)
+            ApplyLora(index, LoraTarget.Down, activated, down, lora!);
+        return (x, MlpOutput(down, w));
+    }
+
+    /// <summary>The MLP's output as the residual add takes it: Granite's multiplier, Gemma's norm.</summary>
+    private Tensor MlpOutput(Tensor down, LlamaLayerWeights w)
+    {
+        if (Config.ResidualMultiplier != 1)
+            down.TimesInPlace(Config.ResidualMultiplier);
+        return w.MlpOutputNorm is null ? down : RmsNorm(down, w.MlpOutputNorm);
     }
 
     /// <summary>

@@ -73,6 +73,7 @@ public sealed class LlamaWeights : IDisposable
             for (int i = 0; i < c.NumLayers; i++)
             {
                 string p = $"model.layers.{i}.";
+                bool sparse = c.Experts?.IsSparse(i) == true;
                 var layer = new LlamaLayerWeights
                 {
                     InputNorm = Norm(p + "input_layernorm.weight", h),
@@ -94,12 +95,14 @@ public sealed class LlamaWeights : IDisposable
                     PostAttentionNorm = Norm(p + (c.SandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), h),
                     AttentionOutputNorm = c.SandwichNorms ? Norm(p + "post_attention_layernorm.weight", h) : null,
                     MlpOutputNorm = c.SandwichNorms ? Norm(p + "post_feedforward_layernorm.weight", h) : null,
-                    GateUp = Projection(c.FusedCheckpointProjections
+                    GateUp = sparse ? null : Projection(c.FusedCheckpointProjections
                         ? loader.Load(p + "mlp.gate_up_proj.weight", source ?? loader.Dtype, 2 * c.IntermediateSize, h)
                         : loader.LoadConcatenated([
                             (p + "mlp.gate_proj.weight", [c.IntermediateSize, h]),
                             (p + "mlp.up_proj.weight", [c.IntermediateSize, h])], source)),
-                    Down = Projection(loader.Load(p + "mlp.down_proj.weight", source ?? loader.Dtype, h, c.IntermediateSize)),
+                    Down = sparse ? null : Projection(loader.Load(p + "mlp.down_proj.weight", source ?? loader.Dtype, h, c.IntermediateSize)),
+                    Router = sparse ? loader.Load(p + ExpertNames(c).Router, c.Experts!.Experts, h) : null,
+                    Experts = sparse ? LoadExperts(c, loader, p, source, Projection) : null,
                 };
                 disposables.Add(layer);
                 layers.Add(layer);
@@ -114,6 +117,48 @@ public sealed class LlamaWeights : IDisposable
         {
             foreach (var item in disposables)
                 item.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Where a mixture-of-experts layer keeps its router and expert e's gate, up and down projections: Mixtral's
+    /// <c>block_sparse_moe.gate</c> and <c>experts.e.w1/w3/w2</c>, Qwen3-MoE's <c>mlp.gate</c> and <c>mlp.experts.e.gate_proj/up_proj/down_proj</c>.
+    /// </summary>
+    private static (string Router, Func<int, (string Gate, string Up, string Down)> Expert) ExpertNames(ModelConfig c) =>
+        c.Architecture == "MixtralForCausalLM"
+            ? ("block_sparse_moe.gate.weight", e => ($"block_sparse_moe.experts.{e}.w1.weight", $"block_sparse_moe.experts.{e}.w3.weight", $"block_sparse_moe.experts.{e}.w2.weight"))
+            : ("mlp.gate.weight", e => ($"mlp.experts.{e}.gate_proj.weight", $"mlp.experts.{e}.up_proj.weight", $"mlp.experts.{e}.down_proj.weight"));
+
+    /// <summary>A mixture-of-experts layer's experts, each loaded (and packed or quantized) before the next is read.</summary>
+    private static List<ExpertWeights> LoadExperts(ModelConfig c, TensorLoader loader, string layer, ScalarType? source, Func<Tensor, ProjectionWeight> projection)
+    {
+        var moe = c.Experts!;
+        var names = ExpertNames(c).Expert;
+        var experts = new List<ExpertWeights>(moe.Experts);
+        try
+        {
+            for (int e = 0; e < moe.Experts; e++)
+            {
+                var (gate, up, down) = names(e);
+                var gateUp = projection(loader.LoadConcatenated([(layer + gate, [moe.IntermediateSize, c.HiddenSize]), (layer + up, [moe.IntermediateSize, c.HiddenSize])], source));
+                try
+                {
+                    experts.Add(new ExpertWeights { GateUp = gateUp, Down = projection(loader.Load(layer + down, source ?? loader.Dtype, c.HiddenSize, moe.IntermediateSize)) });
+                }
+                catch
+                {
+                    gateUp.Dispose();
+                    throw;
+                }
+            }
+
+            return experts;
+        }
+        catch
+        {
+            foreach (var expert in experts)
+                expert.Dispose();
             throw;
         }
     }
@@ -148,7 +193,7 @@ public sealed class LlamaWeights : IDisposable
             LoraTarget.O => w.O,
             LoraTarget.Gate => w.GateUp,
             _ => w.Down,
-        };
+        } ?? throw new ArgumentException($"layer {layer} has experts, not one {LoraTargets.ModulePath(target)}");
         var bias = group[0] == LoraTarget.Q ? w.QkvBias?.narrow(0, offset, outF) : null;
         return (projection.RowSlice(offset, outF), bias);
     }

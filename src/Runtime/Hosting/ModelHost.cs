@@ -110,6 +110,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
             c.Architecture, path, ModelId, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKvHeads, c.VocabSize, dtype, device, _model.Model.Weights.TotalBytes >> 20, started.Elapsed.TotalSeconds);
         if (_model.EmbeddingOnly)
             logger.LogInformation("An embedding model (a bare transformer, no language-model head): /v1/embeddings only, last-token pooling; generation requests are refused");
+        if (c.Experts is { } moe)
+            logger.LogInformation("Mixture of experts: {Experts} experts of intermediate size {Size}, {TopK} per token, in {Sparse} of {Layers} layers; adapters may adapt the attention (q/k/v/o) only",
+                moe.Experts, moe.IntermediateSize, moe.TopK, c.NumLayers - moe.DenseLayers.Count, c.NumLayers);
         if (c.IsLanguageModelOfMultimodal)
             logger.LogInformation("A multimodal checkpoint: its language model is served for text; the vision tower is not loaded, and image inputs (and adapters' vision-tower weights) are not served");
 

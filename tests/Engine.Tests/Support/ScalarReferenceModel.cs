@@ -139,10 +139,8 @@ internal sealed class ScalarReferenceModel
                 for (int j = 0; j < h; j++)
                     x[i][j] += _c.ResidualMultiplier * o[j];
                 var n2 = RmsNorm(x[i], W(p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
-                var gate = Project(layer, "mlp.gate_proj", n2, _c.IntermediateSize, h);
-                var up = Project(layer, "mlp.up_proj", n2, _c.IntermediateSize, h);
-                var act = gate.Select((gv, j) => Activation(gv) * up[j]).ToArray();
-                var down = Project(layer, "mlp.down_proj", act, h, _c.IntermediateSize);
+                var down = _c.Experts is { } moe && moe.IsSparse(layer) ? Experts(layer, n2, moe)
+                    : Mlp(layer, n2, "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", _c.IntermediateSize);
                 if (sandwich)
                     down = RmsNorm(down, W(p + "post_feedforward_layernorm.weight"));
                 for (int j = 0; j < h; j++)
@@ -151,6 +149,41 @@ internal sealed class ScalarReferenceModel
         }
 
         return [.. x.Select(row => RmsNorm(row, W("model.norm.weight")))];
+    }
+
+    /// <summary>A gated MLP of <paramref name="layer"/> on <paramref name="x"/>: down(act(gate·x) ⊙ up·x), adapters included.</summary>
+    private double[] Mlp(int layer, double[] x, string gate, string up, string down, int intermediate)
+    {
+        int h = _c.HiddenSize;
+        var g = Project(layer, gate, x, intermediate, h);
+        var u = Project(layer, up, x, intermediate, h);
+        return Project(layer, down, [.. g.Select((gv, j) => Activation(gv) * u[j])], h, intermediate);
+    }
+
+    /// <summary>
+    /// A mixture-of-experts MLP as Mixtral's and Qwen3-MoE's modelling code writes it: the router's softmax, the top K
+    /// experts (ties to the lower index), their probabilities renormalised where the model says, each expert's MLP weighted.
+    /// </summary>
+    private double[] Experts(int layer, double[] x, MixtureOfExperts moe)
+    {
+        bool mixtral = _c.Architecture == "MixtralForCausalLM";
+        string block = mixtral ? "block_sparse_moe." : "mlp.";
+        var logits = MatVec(W($"model.layers.{layer}.{block}gate.weight"), x, moe.Experts, _c.HiddenSize, null);
+        double max = logits.Max(), sum = logits.Sum(z => Math.Exp(z - max));
+        var p = logits.Select(z => Math.Exp(z - max) / sum).ToArray();
+        var top = Enumerable.Range(0, moe.Experts).OrderByDescending(e => p[e]).ThenBy(e => e).Take(moe.TopK).ToArray();
+        double total = moe.NormalizeTopK ? top.Sum(e => p[e]) : 1;
+        var y = new double[_c.HiddenSize];
+        foreach (int e in top)
+        {
+            string expert = $"{block}experts.{e}.";
+            var output = mixtral ? Mlp(layer, x, expert + "w1", expert + "w3", expert + "w2", moe.IntermediateSize)
+                : Mlp(layer, x, expert + "gate_proj", expert + "up_proj", expert + "down_proj", moe.IntermediateSize);
+            for (int j = 0; j < y.Length; j++)
+                y[j] += p[e] / total * output[j];
+        }
+
+        return y;
     }
 
     /// <summary>A projection of <paramref name="layer"/>: the base (float or int8) plus every adapter's module on it.</summary>

@@ -1,0 +1,39 @@
+using System.Text.Json.Nodes;
+
+namespace Serving.Contracts.Configuration;
+
+/// <summary>
+/// A sparse mixture-of-experts MLP (Mixtral, Qwen3-MoE): a router <c>[Experts, hidden]</c> scores each token, the
+/// <see cref="TopK"/> experts of highest softmax probability each run their own SwiGLU MLP of
+/// <see cref="IntermediateSize"/> on it, and their outputs are summed weighted by those probabilities (renormalised over
+/// the chosen ones with <see cref="NormalizeTopK"/>). Layers in <see cref="DenseLayers"/> keep one dense MLP.
+/// </summary>
+public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSize, bool NormalizeTopK, IReadOnlyList<int> DenseLayers)
+{
+    /// <summary>Whether layer <paramref name="layer"/>'s MLP is the experts (else a dense MLP of the config's intermediate size).</summary>
+    public bool IsSparse(int layer) => !DenseLayers.Contains(layer);
+
+    /// <summary>
+    /// Mixtral's <c>num_local_experts</c> experts of <c>intermediate_size</c>, renormalised; Qwen3-MoE's <c>num_experts</c> of
+    /// <c>moe_intermediate_size</c>, renormalised with <c>norm_topk_prob</c>, dense in <c>mlp_only_layers</c> and where
+    /// (layer + 1) is not a multiple of <c>decoder_sparse_step</c>, as transformers builds them. Null for a dense model.
+    /// </summary>
+    internal static MixtureOfExperts? Parse(JsonObject o, string architecture, int layers, int intermediateSize, string source)
+    {
+        bool mixtral = architecture == "MixtralForCausalLM", qwen = architecture == "Qwen3MoeForCausalLM";
+        if (!mixtral && !qwen)
+            return null;
+        int experts = ModelConfig.OptionalInt(o, mixtral ? "num_local_experts" : "num_experts") ?? 8;
+        int topK = ModelConfig.OptionalInt(o, "num_experts_per_tok") ?? 2;
+        if (experts < 1 || topK < 1 || topK > experts)
+            throw new ModelConfigException($"{source}: num_experts_per_tok {topK} must be between 1 and the {experts} experts");
+        if (mixtral)
+            return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []);
+        int size = ModelConfig.OptionalInt(o, "moe_intermediate_size") is int s && s > 0 ? s
+            : throw new ModelConfigException($"{source}: required field 'moe_intermediate_size' is missing");
+        int step = ModelConfig.OptionalInt(o, "decoder_sparse_step") ?? 1;
+        var mlpOnly = (o["mlp_only_layers"] as JsonArray)?.Select(v => v!.GetValue<int>()).ToHashSet() ?? [];
+        var dense = Enumerable.Range(0, layers).Where(l => mlpOnly.Contains(l) || step <= 0 || (l + 1) % step != 0).ToArray();
+        return new MixtureOfExperts(experts, topK, size, ModelConfig.OptionalBool(o, "norm_topk_prob") ?? false, dense);
+    }
+}

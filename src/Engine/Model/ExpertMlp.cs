@@ -1,0 +1,61 @@
+using F = TorchSharp.torch.nn.functional;
+using Serving.Contracts.Configuration;
+using Serving.Engine.Kernels;
+using Serving.Engine.Runtime;
+using static TorchSharp.torch;
+
+namespace Serving.Engine.Model;
+
+/// <summary>
+/// A mixture-of-experts layer's MLP (Mixtral, Qwen3-MoE), as transformers computes it:
+/// <code>
+/// p[t, :]   = softmax(x[t] · Routerᵀ)  (float32)         top[t] = the K experts of highest p[t, e] (renormalised to sum 1 where the model says)
+/// y[t]      = Σ_{e ∈ top[t]} dt(dt(p[t, e]) · Expert_e(x[t]))     Expert_e(x) = Down_e(act(Gate_e x) ⊙ Up_e x)
+/// </code>
+/// summed expert by expert in ascending order into zeros of x's dtype, as HF's loop adds them. Each expert runs once per
+/// step on the rows routed to it (gathered, projected, scaled, scattered back): a step's cost is K experts' GEMMs per token,
+/// not all of them. x <c>[T, hidden]</c> → <c>[T, hidden]</c>.
+/// </summary>
+internal static class ExpertMlp
+{
+    public static Tensor Apply(Tensor x, LlamaLayerWeights w, ModelConfig c, bool smallBatchKernel, bool cpuElementwise)
+    {
+        var moe = c.Experts!;
+        using var scope = NewDisposeScope();
+        long t = x.size(0);
+        var probabilities = F.linear(x, w.Router!).to(ScalarType.Float32).softmax(-1);
+        var (top, chosen) = probabilities.topk(moe.TopK, dim: -1);                    // [T, K] each
+        if (moe.NormalizeTopK)
+            top = top.div(top.sum(-1, keepdim: true));
+        var weights = top.to(x.dtype).reshape(t * moe.TopK);
+        long[] experts = chosen.to(ScalarType.Int64).cpu().data<long>().ToArray();   // [T·K], row-major
+
+        var output = zeros_like(x);
+        var routed = new List<long>[moe.Experts];
+        for (int i = 0; i < experts.Length; i++)
+            (routed[experts[i]] ??= []).Add(i);
+        for (int e = 0; e < moe.Experts; e++)
+        {
+            if (routed[e] is not { } slots)
+                continue;
+            using var expertScope = NewDisposeScope();
+            var rows = tensor(slots.Select(s => s / moe.TopK).ToArray(), ScalarType.Int64, x.device);
+            var slotWeights = weights.index_select(0, tensor(slots.ToArray(), ScalarType.Int64, x.device)).unsqueeze(1);
+            var expert = w.Experts![e];
+            var gateUp = expert.GateUp.Apply(x.index_select(0, rows), smallBatchKernel: smallBatchKernel);
+            var activated = cpuElementwise && CpuElementwiseKernels.Supports(gateUp)
+                ? CpuElementwiseKernels.GatedActivation(gateUp, c.Activation)
+                : Activate(gateUp, c.Activation, moe.IntermediateSize);
+            var y = expert.Down.Apply(activated, smallBatchKernel: smallBatchKernel).TimesInPlace(slotWeights);
+            output.IndexPlusInPlace(0, rows, y);
+        }
+
+        return output.MoveToOuterDisposeScope();
+    }
+
+    private static Tensor Activate(Tensor gateUp, MlpActivation activation, int intermediate)
+    {
+        var gate = gateUp.narrow(1, 0, intermediate);
+        return (activation == MlpActivation.GeluTanh ? F.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh) : F.silu(gate)) * gateUp.narrow(1, intermediate, intermediate);
+    }
+}

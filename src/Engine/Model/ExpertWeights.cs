@@ -1,0 +1,14 @@
+namespace Serving.Engine.Model;
+
+/// <summary>One expert of a mixture-of-experts layer: its SwiGLU MLP, gate and up fused as a dense layer's are.</summary>
+public sealed class ExpertWeights : IDisposable
+{
+    public required ProjectionWeight GateUp { get; init; }   // [2·I, hidden], I the experts' intermediate size
+    public required ProjectionWeight Down { get; init; }     // [hidden, I]
+
+    public void Dispose()
+    {
+        GateUp.Dispose();
+        Down.Dispose();
+    }
+}
