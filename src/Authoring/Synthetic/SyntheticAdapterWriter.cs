@@ -23,7 +23,7 @@ public static class SyntheticAdapterWriter
     /// <param name="modelDir">The base model's folder (its config.json gives the shapes).</param>
     /// <param name="rank">r.</param>
     /// <param name="alpha">lora_alpha.</param>
-    /// <param name="targets">Module names (q_proj, …) adapted in every layer.</param>
+    /// <param name="targets">Module names (q_proj, …; on Phi-3 its stacked qkv_proj and gate_up_proj) adapted in every layer.</param>
     /// <param name="seed">Same seed, same bytes.</param>
     /// <param name="useRsLora">Scale alpha/√r.</param>
     /// <param name="dora">A DoRA adapter: magnitude vectors from the base weights' norms.</param>
@@ -37,10 +37,23 @@ public static class SyntheticAdapterWriter
     {
         var config = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         var tensors = new List<(int, LoraTarget, int, int, Func<byte[]>, Func<byte[]>)>();
+        var stacked = new List<(string Module, long[] AShape, byte[] A, long[] BShape, byte[] B)>();
         for (int layer = 0; layer < config.NumLayers; layer++)
         {
             foreach (string name in targets)
             {
+                if (StackedModule(config, name) is { } members)
+                {
+                    // Phi-3's stacked module: one A over the shared input, one B over the members' outputs.
+                    int stackedIn = LoraTargets.Shape(config, members[0]).In, stackedOut = members.Sum(t => LoraTargets.Shape(config, t).Out);
+                    string module = $"{layerPrefix}layers.{layer}.{(members[0] == LoraTarget.Q ? "self_attn." : "mlp.")}{name}";
+                    stacked.Add((module, [rank, stackedIn], TensorBytes.Normal(new SeededRandom(seed ^ SyntheticModelWriter.Fnv1a(module + "A")), (long)rank * stackedIn, 0,
+                            1.0 / Math.Sqrt(stackedIn), SafetensorsDtype.F32),
+                        [stackedOut, rank], TensorBytes.Normal(new SeededRandom(seed ^ SyntheticModelWriter.Fnv1a(module + "B")), (long)stackedOut * rank, 0,
+                            1.0 / Math.Sqrt(rank), SafetensorsDtype.F32)));
+                    continue;
+                }
+
                 var target = LoraTargets.Parse(name)
                     ?? throw new ArgumentException($"unknown target module '{name}' (expected one of {string.Join(", ", AllTargets)})");
                 var (inF, outF) = LoraTargets.Shape(config, target);
@@ -56,9 +69,19 @@ public static class SyntheticAdapterWriter
             ? tensors.ToDictionary(t => (t.Item1, t.Item2), t => (Func<byte[]>)(() => Magnitude(modelDir, t.Item1, t.Item2, t.Item3, t.Item4, rank,
                 useRsLora ? alpha / Math.Sqrt(rank) : alpha / rank, t.Item5(), t.Item6(), seed)))
             : null;
+        if (dora && stacked.Count > 0)
+            throw new ArgumentException("DoRA magnitudes of stacked modules are not generated");
         PeftAdapterWriter.Write(adapterDir, Path.GetFullPath(modelDir), rank, alpha, useRsLora, tensors, magnitudes, layerPrefix,
-            visionModules ? VisionModules(rank, seed) : []);
+            [.. stacked, .. visionModules ? VisionModules(rank, seed) : []]);
     }
+
+    /// <summary>The projections a Phi-3 model's stacked module of that name covers; null for another name or model.</summary>
+    private static LoraTarget[]? StackedModule(ModelConfig config, string name) => !config.FusedCheckpointProjections ? null : name switch
+    {
+        "qkv_proj" => [LoraTarget.Q, LoraTarget.K, LoraTarget.V],
+        "gate_up_proj" => [LoraTarget.Gate, LoraTarget.Up],
+        _ => null,
+    };
 
     /// <summary>LoRA A and B of a vision tower's attention projection and a projector (width 32), by full module name.</summary>
     private static IEnumerable<(string Module, long[] AShape, byte[] A, long[] BShape, byte[] B)> VisionModules(int rank, ulong seed) =>
