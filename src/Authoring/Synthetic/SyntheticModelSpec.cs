@@ -27,7 +27,8 @@ public sealed record SyntheticModelSpec
     public bool EmbeddingModel { get; init; }
 
     /// <summary>
-    /// A Gemma 3 model saved as its multimodal checkpoints ship (<c>Gemma3ForConditionalGeneration</c>): the language model's
+    /// The model saved as a multimodal checkpoint around it ships (Gemma 3: <c>Gemma3ForConditionalGeneration</c>, Mistral:
+    /// <c>Mistral3ForConditionalGeneration</c>, Llama: <c>LlavaForConditionalGeneration</c>): the language model's
     /// fields under <c>text_config</c>, its tensors under this prefix (<c>language_model.model.</c> as Google uploaded
     /// them, <c>model.language_model.</c> as transformers 4.52+ saves them), beside a (token) vision tower and projector.
     /// The same language-model values as without it.

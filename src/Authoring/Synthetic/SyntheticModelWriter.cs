@@ -73,7 +73,7 @@ public static class SyntheticModelWriter
         if (spec.Architecture is "MixtralForCausalLM" or "Qwen3MoeForCausalLM")
             config["num_experts_per_tok"] = 2;
         if (spec.MultimodalPrefix is not null)
-            config = AsMultimodalConfig(config);
+            config = AsMultimodalConfig(config, spec.Architecture);
 
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString(new() { WriteIndented = true }));
         var generation = new JsonObject { ["bos_token_id"] = eot, ["eos_token_id"] = new JsonArray([.. new[] { eot, imEnd }.Distinct()]) };
@@ -128,15 +128,26 @@ public static class SyntheticModelWriter
         };
     }
 
-    /// <summary>Gemma3ForConditionalGeneration's config.json: the language model's fields under text_config, a vision config beside.</summary>
-    private static JsonObject AsMultimodalConfig(JsonObject text)
+    /// <summary>
+    /// A multimodal checkpoint's config.json around the language model's fields (under text_config) and a vision config:
+    /// Gemma3ForConditionalGeneration around Gemma 3, Mistral3ForConditionalGeneration (Mistral Small 3.1) around Mistral,
+    /// LlavaForConditionalGeneration around Llama.
+    /// </summary>
+    private static JsonObject AsMultimodalConfig(JsonObject text, string architecture)
     {
+        var (wrapper, type, textType) = architecture switch
+        {
+            "Gemma3ForCausalLM" => ("Gemma3ForConditionalGeneration", "gemma3", "gemma3_text"),
+            "MistralForCausalLM" => ("Mistral3ForConditionalGeneration", "mistral3", "mistral"),
+            "LlamaForCausalLM" => ("LlavaForConditionalGeneration", "llava", "llama"),
+            _ => throw new ArgumentException($"no multimodal checkpoint wraps {architecture}"),
+        };
         text.Remove("architectures");
-        text["model_type"] = "gemma3_text";
+        text["model_type"] = textType;
         return new JsonObject
         {
-            ["architectures"] = new JsonArray("Gemma3ForConditionalGeneration"),
-            ["model_type"] = "gemma3",
+            ["architectures"] = new JsonArray(wrapper),
+            ["model_type"] = type,
             ["text_config"] = text.DeepClone(),
             ["vision_config"] = new JsonObject { ["model_type"] = "siglip_vision_model", ["hidden_size"] = 32, ["image_size"] = 64, ["patch_size"] = 16 },
             ["image_token_index"] = 262_144,

@@ -11,7 +11,8 @@ namespace Serving.Contracts.Configuration;
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-        "GraniteForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", Gemma3TextConfig.Multimodal,
+        "GraniteForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
+        .. MultimodalConfig.Architectures,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -21,10 +22,10 @@ public sealed record ModelConfig
     public bool DeclaresBareModel => Architecture.EndsWith("Model", StringComparison.Ordinal);
 
     /// <summary>
-    /// Whether config.json names a multimodal model whose language model is served (<c>Gemma3ForConditionalGeneration</c>):
-    /// its tensors sit under a <c>language_model</c> prefix beside a vision tower, which text requests never use.
+    /// Whether config.json names a multimodal model whose language model is served (<see cref="MultimodalConfig"/>): its
+    /// tensors sit under a <c>language_model</c> prefix beside a vision tower, which text requests never use.
     /// </summary>
-    public bool IsLanguageModelOfMultimodal => Architecture == Gemma3TextConfig.Multimodal;
+    public bool IsLanguageModelOfMultimodal => MultimodalConfig.Architectures.Contains(Architecture);
 
     public required string Architecture { get; init; }
     public required int HiddenSize { get; init; }
@@ -144,7 +145,11 @@ public sealed record ModelConfig
         if (!SupportedArchitectures.Contains(architecture))
             throw new ModelConfigException($"{source}: architecture '{architecture}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
 
-        bool gemma = architecture.StartsWith("Gemma", StringComparison.Ordinal), gemma3 = architecture.StartsWith("Gemma3", StringComparison.Ordinal);
+        // The language model's architecture decides its parts; a multimodal checkpoint keeps its own name.
+        string family = architecture;
+        if (MultimodalConfig.TextModel(o, architecture, source) is { } text)
+            (o, family) = text;
+        bool gemma = family.StartsWith("Gemma", StringComparison.Ordinal), gemma3 = family.StartsWith("Gemma3", StringComparison.Ordinal);
         if (gemma3)
             o = Gemma3TextConfig.Resolve(o, architecture, source);
         int hidden = RequiredInt(o, "hidden_size", source);
@@ -157,9 +162,9 @@ public sealed record ModelConfig
         if (headDim % 2 != 0)
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
-        bool isQwen2 = architecture.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = architecture.StartsWith("Qwen3", StringComparison.Ordinal);
+        bool isQwen2 = family.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = family.StartsWith("Qwen3", StringComparison.Ordinal);
         int layers = RequiredInt(o, "num_hidden_layers", source);
-        var (window, fullLayers) = LayerWindows.Parse(o, architecture, layers, source);
+        var (window, fullLayers) = LayerWindows.Parse(o, family, layers, source);
         foreach (string multiplier in new[] { "embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling" })
             if (OptionalDouble(o, multiplier) is double m && !(m > 0 && double.IsFinite(m)))
                 throw new ModelConfigException($"{source}: field '{multiplier}' must be a positive number, got {m}");
@@ -185,8 +190,8 @@ public sealed record ModelConfig
             Activation = ActivationOf(o, source),
             NormScalesByOnePlusWeight = gemma,
             SandwichNorms = gemma,
-            FusedCheckpointProjections = architecture == "Phi3ForCausalLM",
-            Experts = MixtureOfExperts.Parse(o, architecture, layers, RequiredInt(o, "intermediate_size", source), source),
+            FusedCheckpointProjections = family == "Phi3ForCausalLM",
+            Experts = MixtureOfExperts.Parse(o, family, layers, RequiredInt(o, "intermediate_size", source), source),
             QkNorm = isQwen3 || gemma3,
             AttentionSoftcap = gemma ? Softcap(o, "attn_logit_softcapping", source) : null,
             FinalLogitSoftcap = gemma ? Softcap(o, "final_logit_softcapping", source) : null,

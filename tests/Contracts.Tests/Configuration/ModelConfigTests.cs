@@ -99,6 +99,8 @@ public sealed class ModelConfigTests
     [InlineData("Gemma3ForCausalLM", """{"use_bidirectional_attention": true}""", "use_bidirectional_attention")]
     [InlineData("LlamaForCausalLM", """{"hidden_act": "relu"}""", "relu")]
     [InlineData("Phi3ForCausalLM", """{"partial_rotary_factor": 0.75}""", "partial_rotary_factor")]
+    [InlineData("Mistral3ForConditionalGeneration", """{"text_config": {"model_type": "qwen2"}}""", "qwen2")]
+    [InlineData("LlavaForConditionalGeneration", """{"vision_config": {}}""", "text_config")]
     [InlineData("Phi3ForCausalLM", """{"original_max_position_embeddings": 4096, "rope_scaling": {"type": "longrope", "short_factor": [1.0], "long_factor": [1.0]}}""", "short_factor")]
     [InlineData("Phi3ForCausalLM", """{"rope_scaling": {"type": "longrope", "short_factor": [1.0], "long_factor": [1.0]}}""", "original_max_position_embeddings")]
     public void Parse_SettingTheEngineDoesNotImplement_RefusedNamingIt(string architecture, string fields, string setting)

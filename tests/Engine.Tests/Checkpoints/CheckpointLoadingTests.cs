@@ -32,6 +32,25 @@ public sealed class CheckpointLoadingTests : IDisposable
     }
 
     /// <summary>
+    /// Mistral Small 3.1 ships only as Mistral3ForConditionalGeneration, Pixtral as LlavaForConditionalGeneration: the
+    /// language model's fields in text_config, its tensors (an lm_head too) under either prefix beside a vision tower. Served
+    /// for text, it is the causal LM of the same weights, bit for bit.
+    /// </summary>
+    [Theory]
+    [InlineData("MistralForCausalLM", "language_model.model.", "Mistral3ForConditionalGeneration")]
+    [InlineData("MistralForCausalLM", "model.language_model.", "Mistral3ForConditionalGeneration")]
+    [InlineData("LlamaForCausalLM", "language_model.model.", "LlavaForConditionalGeneration")]
+    public void Load_MultimodalCheckpoint_TheLanguageModelsLogits(string architecture, string prefix, string wrapper)
+    {
+        string plain = Generate("plain-" + architecture, new() { Architecture = architecture });
+        string multimodal = Generate($"multimodal-{architecture}-{prefix.Replace('.', '-')}", new() { Architecture = architecture, MultimodalPrefix = prefix });
+        Assert.Contains(wrapper, File.ReadAllText(Path.Combine(multimodal, "config.json")));
+        Assert.True(File.ReadAllText(Path.Combine(multimodal, "model.safetensors")).Contains("vision_tower", StringComparison.Ordinal));
+
+        Assert.Equal(LastLogits(plain, ScalarType.Float32), LastLogits(multimodal, ScalarType.Float32));
+    }
+
+    /// <summary>
     /// Added tokens may lie beyond config.json's vocab_size (Gemma 3 1B's image token; Gemma3CheckpointServingTests serves
     /// one), the tokenizer's own vocabulary may not: its tokens would index past the embedding.
     /// </summary>
