@@ -76,9 +76,7 @@ internal sealed class ChatCompletionsEndpoint(GenerationRequestStage stage, Gene
                     var chunk = Envelope(id, created, modelName, choice is null ? [] : [choice]);
                     if (scores is not null)
                         chunk["prompt_logprobs"] = scores;
-                    if (usage.EveryChunk)
-                        chunk["usage"] = CompletionsEndpoint.Usage(results);
-                    await sse.SendAsync(chunk, ct);
+                    await sse.SendAsync(chunk, ct, completeInTurn: usage.EveryChunk ? c => c["usage"] = CompletionsEndpoint.Usage(results) : null);
                 }
             }));
 

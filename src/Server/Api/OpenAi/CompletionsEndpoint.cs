@@ -101,9 +101,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
                 }
 
                 var chunk = Envelope(id, created, modelName, new JsonArray(choice));
-                if (usage.EveryChunk)
-                    chunk["usage"] = Usage(results);
-                await sse.SendAsync(chunk, ct);
+                await sse.SendAsync(chunk, ct, completeInTurn: usage.EveryChunk ? c => c["usage"] = Usage(results) : null);
             })));
             if (usage.AtEnd)
             {

@@ -17,11 +17,19 @@ internal sealed class ServerSentEvents(HttpResponse response)
         response.Headers["X-Accel-Buffering"] = "no";
     }
 
-    public async Task SendAsync(JsonNode data, CancellationToken ct, string? eventName = null)
+    /// <param name="data">The event's JSON.</param>
+    /// <param name="ct">Stops the write.</param>
+    /// <param name="eventName">The Responses API's event type; null for chat and completions.</param>
+    /// <param name="completeInTurn">
+    /// Finishes <paramref name="data"/> once this event's turn to be written has come: what it says of the stream so far
+    /// (continuous usage) must be taken in the order the events go out, as choices streamed side by side race to send.
+    /// </param>
+    public async Task SendAsync(JsonNode data, CancellationToken ct, string? eventName = null, Action<JsonNode>? completeInTurn = null)
     {
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            completeInTurn?.Invoke(data);
             await response.WriteAsync((eventName is null ? "" : "event: " + eventName + "\n") + "data: " + data.ToJsonString() + "\n\n", ct).ConfigureAwait(false);
             await response.Body.FlushAsync(ct).ConfigureAwait(false);
         }
