@@ -17,6 +17,7 @@ namespace Serving.Engine.Model;
 ///             attention = decode attention (q read in place in qkv; the layer's window)   o = attention·Woᵀ (+ LoRA)   [o = RMSNorm(o) (Gemma)]
 ///             normed = RMSNorm(x += o)           gateUp = normed·Wguᵀ (+ LoRA)  activated = act(gate)·up (SwiGLU, GeGLU)
 ///             down = activated·Wdownᵀ (+ LoRA)  [down = RMSNorm(down) (Gemma)]
+///             (a mixture of experts: down = the routed experts' weighted sum, ExpertMlpRaw)
 /// logits = RMSNorm(x += down)·Wlmᵀ, float32           (all else in the model's dtype)
 /// </code>
 /// Why: a decode step streams every weight through the caches, which evicts libtorch's dispatcher, allocator and tensor
@@ -65,7 +66,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         var w = model.Weights;
         if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
-            || c.NumHeads * c.HeadDim % 32 != 0 || c.Experts is not null)
+            || c.NumHeads * c.HeadDim % 32 != 0 || c.Experts is { IntermediateSize: var expertSize } && expertSize % 32 != 0)
             return false;
         var vectors = w.Layers.SelectMany(l => l.Vectors).Append(w.FinalNorm).Concat(layerRopes.Distinct().SelectMany(r => new[] { r.Cos, r.Sin }));
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
@@ -155,13 +156,20 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
             if (_attentionOutputNorms![l] != 0)
                 CpuElementwiseKernels.RmsNorm(o, (byte*)_attentionOutputNorms[l], o, null, t, h, eps, bf16);
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
-            layer.GateUp!.LinearRaw(normed, t, null, gateUp, float32Output: false);
-            if (lora is not null)
-                Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora, bf16);
-            CpuElementwiseKernels.GatedActivation(gateUp, activated, t, c.IntermediateSize, c.Activation, bf16);
-            layer.Down!.LinearRaw(activated, t, null, down, float32Output: false);
-            if (lora is not null)
-                Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora, bf16);
+            if (layer.Experts is not null)
+                ExpertMlpRaw.Run(layer, c, ws, normed, down, t, bf16);
+            else
+            {
+                bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt attention only
+                layer.GateUp!.LinearRaw(normed, t, null, gateUp, float32Output: false);
+                if (adaptedMlp)
+                    Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora!, bf16);
+                CpuElementwiseKernels.GatedActivation(gateUp, activated, t, c.IntermediateSize, c.Activation, bf16);
+                layer.Down!.LinearRaw(activated, t, null, down, float32Output: false);
+                if (adaptedMlp)
+                    Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora!, bf16);
+            }
+
             if (c.ResidualMultiplier != 1)
                 RowScaling.Apply(down, t, h, h, (float)c.ResidualMultiplier, bf16);
             if (_mlpOutputNorms![l] != 0)

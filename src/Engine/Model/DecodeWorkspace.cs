@@ -10,6 +10,8 @@ namespace Serving.Engine.Model;
 /// <code>
 /// Normed [P, H]    Qkv [T, (Hq + 2·Hkv)·D]    Attention [P, Hq·D]    O [T, H]
 /// GateUp [T, 2·I]  Activated [P, I]           Down [T, H]
+/// mixture of experts (Iₑ the experts' intermediate size, E their count), one expert's rows at a time:
+/// RouterLogits [T, E]   ExpertInput [P, H]   ExpertGateUp [T, 2·Iₑ]   ExpertActivated [P, Iₑ]   ExpertDown [T, H]
 /// </code>
 /// The tensors are outside any dispose scope; <see cref="Dispose"/> frees them. Views of the first T rows are there for
 /// the LoRA kernels, which take tensors.
@@ -34,7 +36,26 @@ internal sealed class DecodeWorkspace : IDisposable
         Attention = View(attended, tokens);
         Activated = View(activated, tokens);
         _owned = [normed, attended, activated, Qkv, O, GateUp, Down, Normed, Attention, Activated];
+        if (c.Experts is { } moe)
+        {
+            RouterLogits = Buffer(tokens, moe.Experts, dtype);
+            ExpertInput = Buffer(padded, c.HiddenSize, dtype);
+            ExpertGateUp = Buffer(tokens, 2L * moe.IntermediateSize, dtype);
+            ExpertActivated = Buffer(padded, moe.IntermediateSize, dtype);
+            ExpertDown = Buffer(tokens, c.HiddenSize, dtype);
+            _owned = [.. _owned, RouterLogits, ExpertInput, ExpertGateUp, ExpertActivated, ExpertDown];
+        }
     }
+
+    /// <summary>The routing's host arrays (<see cref="ExpertMlpRaw"/>), grown on first use.</summary>
+    internal float[]? RoutedLogits, RoutedWeights;
+    internal int[]? RoutedExperts;
+
+    public Tensor? RouterLogits { get; }
+    public Tensor? ExpertInput { get; }
+    public Tensor? ExpertGateUp { get; }
+    public Tensor? ExpertActivated { get; }
+    public Tensor? ExpertDown { get; }
 
     /// <summary>T, the step's token count.</summary>
     public int Tokens { get; }

@@ -9,10 +9,11 @@ namespace Serving.Engine.Model;
 /// <summary>
 /// A mixture-of-experts layer's MLP (Mixtral, Qwen3-MoE), as transformers computes it:
 /// <code>
-/// p[t, :]   = softmax(x[t] · Routerᵀ)  (float32)         top[t] = the K experts of highest p[t, e] (renormalised to sum 1 where the model says)
+/// p[t, :]   = softmax(dt(x[t] · Routerᵀ))  (float32)     top[t] = the K experts of highest p[t, e] (renormalised to sum 1 where the model says)
 /// y[t]      = Σ_{e ∈ top[t]} dt(dt(p[t, e]) · Expert_e(x[t]))     Expert_e(x) = Down_e(act(Gate_e x) ⊙ Up_e x)
 /// </code>
-/// summed expert by expert in ascending order into zeros of x's dtype, as HF's loop adds them. Each expert runs once per
+/// summed expert by expert in ascending order into zeros of x's dtype, as HF's loop adds them (<see cref="ExpertRouting"/>
+/// routes, on the host, for this path and the fused decode path alike). Each expert runs once per
 /// step on the rows routed to it (gathered, projected, scaled, scattered back): a step's cost is K experts' GEMMs per token,
 /// not all of them. x <c>[T, hidden]</c> → <c>[T, hidden]</c>.
 /// </summary>
@@ -23,20 +24,19 @@ internal static class ExpertMlp
         var moe = c.Experts!;
         using var scope = NewDisposeScope();
         long t = x.size(0);
-        var probabilities = F.linear(x, w.Router!).to(ScalarType.Float32).softmax(-1);
-        var (top, chosen) = probabilities.topk(moe.TopK, dim: -1);                    // [T, K] each
-        if (moe.NormalizeTopK)
-            top = top.div(top.sum(-1, keepdim: true));
-        var weights = top.to(x.dtype).reshape(t * moe.TopK);
-        long[] experts = chosen.to(ScalarType.Int64).cpu().data<long>().ToArray();   // [T·K], row-major
+        var logits = w.Router!.Apply(x, smallBatchKernel: smallBatchKernel).to(ScalarType.Float32, CPU).contiguous();
+        var experts = new int[t * moe.TopK];
+        var routed = new float[experts.Length];
+        ExpertRouting.Route(logits.data<float>().ToArray(), (int)t, moe, experts, routed);
+        var weights = tensor(routed, ScalarType.Float32, x.device).to(x.dtype);      // [T·K], row-major
 
         var output = zeros_like(x);
-        var routed = new List<long>[moe.Experts];
+        var slotsOf = new List<long>[moe.Experts];
         for (int i = 0; i < experts.Length; i++)
-            (routed[experts[i]] ??= []).Add(i);
+            (slotsOf[experts[i]] ??= []).Add(i);
         for (int e = 0; e < moe.Experts; e++)
         {
-            if (routed[e] is not { } slots)
+            if (slotsOf[e] is not { } slots)
                 continue;
             using var expertScope = NewDisposeScope();
             var rows = tensor(slots.Select(s => s / moe.TopK).ToArray(), ScalarType.Int64, x.device);

@@ -21,14 +21,14 @@ public sealed class LlamaLayerWeights : IDisposable
     public Tensor? MlpOutputNorm { get; init; }              // [hidden], over down before its residual add (Gemma's post_feedforward_layernorm)
     public ProjectionWeight? GateUp { get; init; }                     // [2·intermediate, hidden]; null in a mixture-of-experts layer
     public ProjectionWeight? Down { get; init; }                       // [hidden, intermediate]; null in a mixture-of-experts layer
-    public Tensor? Router { get; init; }                               // [experts, hidden], a mixture-of-experts layer's
+    public ProjectionWeight? Router { get; init; }                     // [experts, hidden], a mixture-of-experts layer's (never quantized)
     public IReadOnlyList<ExpertWeights>? Experts { get; init; }        // a mixture-of-experts layer's, in the router's order
 
     public IEnumerable<ProjectionWeight> Projections =>
-        new[] { Qkv, O, GateUp, Down }.OfType<ProjectionWeight>().Concat((Experts ?? []).SelectMany(e => new[] { e.GateUp, e.Down }));
+        new[] { Qkv, O, GateUp, Down, Router }.OfType<ProjectionWeight>().Concat((Experts ?? []).SelectMany(e => new[] { e.GateUp, e.Down }));
 
     /// <summary>The layer's vectors (norms and biases) it has.</summary>
-    public IEnumerable<Tensor> Vectors => new[] { InputNorm, QkvBias, QNorm, KNorm, PostAttentionNorm, AttentionOutputNorm, MlpOutputNorm, Router }.OfType<Tensor>();
+    public IEnumerable<Tensor> Vectors => new[] { InputNorm, QkvBias, QNorm, KNorm, PostAttentionNorm, AttentionOutputNorm, MlpOutputNorm }.OfType<Tensor>();
 
     public void Dispose()
     {

@@ -101,7 +101,8 @@ public sealed class LlamaWeights : IDisposable
                             (p + "mlp.gate_proj.weight", [c.IntermediateSize, h]),
                             (p + "mlp.up_proj.weight", [c.IntermediateSize, h])], source)),
                     Down = sparse ? null : Projection(loader.Load(p + "mlp.down_proj.weight", source ?? loader.Dtype, h, c.IntermediateSize)),
-                    Router = sparse ? loader.Load(p + ExpertNames(c).Router, c.Experts!.Experts, h) : null,
+                    // The router stays in the compute dtype even under int8: a quantized score could route a token elsewhere.
+                    Router = sparse ? ProjectionWeight.Create(loader.Load(p + ExpertNames(c).Router, c.Experts!.Experts, h), packForAmx) : null,
                     Experts = sparse ? LoadExperts(c, loader, p, source, Projection) : null,
                 };
                 disposables.Add(layer);

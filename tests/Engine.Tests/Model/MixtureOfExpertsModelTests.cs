@@ -47,6 +47,22 @@ public sealed class MixtureOfExpertsModelTests : IDisposable
     public void Forward_CpuKernelsAndLibtorchOps_SameLogits(string architecture, ScalarType dtype) =>
         ArchitectureChecks.CpuKernelsAgreeWithLibtorchOps(Model(architecture), Prompt, dtype);
 
+    /// <summary>
+    /// Decode steps of an adapted row beside a base one on the fused CPU path (its experts on raw memory, routed on the host as
+    /// the per-op path routes): the per-op path's bits, and in float32 the reference's logits.
+    /// </summary>
+    [Theory]
+    [InlineData("MixtralForCausalLM", ScalarType.Float32)]
+    [InlineData("MixtralForCausalLM", ScalarType.BFloat16)]
+    [InlineData("Qwen3MoeForCausalLM", ScalarType.BFloat16)]
+    public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(string architecture, ScalarType dtype)
+    {
+        string dir = Path.Combine(_root, architecture + "-tile-grid");
+        if (!Directory.Exists(dir))
+            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 113) with { Architecture = architecture });
+        ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
+    }
+
     /// <summary>Every expert's projections quantized as a dense model's are: the reference int8 model's logits.</summary>
     [Fact]
     public void Forward_Int8_EqualsTheReferenceInt8Model()
