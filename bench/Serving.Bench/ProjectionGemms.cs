@@ -36,8 +36,9 @@ internal sealed class ProjectionGemms : IDisposable
         {
             layer.Qkv.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
             layer.O.Apply(_attention, smallBatchKernel: SmallBatch).Dispose();
-            layer.GateUp.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
-            layer.Down.Apply(_intermediate, smallBatchKernel: SmallBatch).Dispose();
+            // A mixture-of-experts layer's expert GEMMs depend on the routing: only dense MLPs are timed here.
+            layer.GateUp?.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
+            layer.Down?.Apply(_intermediate, smallBatchKernel: SmallBatch).Dispose();
         }
 
         w.LmHead.Apply(_hidden, smallBatchKernel: SmallBatch).Dispose();
@@ -67,8 +68,11 @@ internal sealed class ProjectionGemms : IDisposable
         {
             Time("qkv", layer.Qkv, _hidden);
             Time("o", layer.O, _attention);
-            Time("gate_up", layer.GateUp, _hidden);
-            Time("down", layer.Down, _intermediate);
+            if (layer.GateUp is { } gateUp && layer.Down is { } down)
+            {
+                Time("gate_up", gateUp, _hidden);
+                Time("down", down, _intermediate);
+            }
         }
 
         Time("lm_head", w.LmHead, _hidden);

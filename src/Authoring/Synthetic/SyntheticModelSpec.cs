@@ -35,6 +35,15 @@ public sealed record SyntheticModelSpec
     /// </summary>
     public string? MultimodalPrefix { get; init; }
 
+    /// <summary>A mixture-of-experts model's experts per layer (Mixtral, Qwen3-MoE).</summary>
+    public int Experts { get; init; } = 4;
+
+    /// <summary>A mixture-of-experts model's experts per token.</summary>
+    public int ExpertsPerToken { get; init; } = 2;
+
+    /// <summary>A mixture-of-experts model's expert width (default: the preset's intermediate size for Mixtral, half of it for Qwen3-MoE).</summary>
+    public int? ExpertIntermediate { get; init; }
+
     /// <summary>Head width override (default hidden / heads); Qwen3's small models, for one, have heads · head_dim ≠ hidden.</summary>
     public int? HeadDim { get; init; }
 

@@ -61,17 +61,21 @@ public static class SyntheticModelWriter
         if (spec.Architecture == "Phi3ForCausalLM")
             AddPhi3Fields(config, headDim, spec.Seed);
         if (spec.Architecture == "MixtralForCausalLM")
-            config["num_local_experts"] = Experts;
+        {
+            config["num_local_experts"] = spec.Experts;
+            config["intermediate_size"] = ExpertWidth(spec);
+        }
+
         if (spec.Architecture == "Qwen3MoeForCausalLM")
         {
-            config["num_experts"] = Experts;
-            config["moe_intermediate_size"] = p.Intermediate / 2;
+            config["num_experts"] = spec.Experts;
+            config["moe_intermediate_size"] = ExpertWidth(spec);
             config["norm_topk_prob"] = true;
             config["mlp_only_layers"] = new JsonArray(0);       // a dense layer first, as some Qwen MoE configs have
         }
 
         if (spec.Architecture is "MixtralForCausalLM" or "Qwen3MoeForCausalLM")
-            config["num_experts_per_tok"] = 2;
+            config["num_experts_per_tok"] = spec.ExpertsPerToken;
         if (spec.MultimodalPrefix is not null)
             config = AsMultimodalConfig(config, spec.Architecture);
 
@@ -109,8 +113,8 @@ public static class SyntheticModelWriter
         config["rms_norm_eps"] = 1e-6;
     }
 
-    /// <summary>The experts of a generated mixture-of-experts model (two chosen per token).</summary>
-    private const int Experts = 4;
+    private static int ExpertWidth(SyntheticModelSpec spec) =>
+        spec.ExpertIntermediate ?? (spec.Architecture == "MixtralForCausalLM" ? spec.Preset.Intermediate : spec.Preset.Intermediate / 2);
 
     /// <summary>
     /// Phi-3.5's longrope at a test's scale: an original context of 32 positions, a short and a long factor per frequency
@@ -284,7 +288,7 @@ public static class SyntheticModelWriter
 
             if (spec.Architecture == "MixtralForCausalLM" || spec.Architecture == "Qwen3MoeForCausalLM" && i > 0)
             {
-                foreach (var e in ExpertTensors(spec.Architecture, l, p.Hidden, spec.Architecture == "MixtralForCausalLM" ? p.Intermediate : p.Intermediate / 2, Normal, Linear))
+                foreach (var e in ExpertTensors(spec.Architecture, l, p.Hidden, spec.Experts, ExpertWidth(spec), Normal, Linear))
                     yield return e;
                 continue;
             }
@@ -305,13 +309,13 @@ public static class SyntheticModelWriter
     /// <c>experts.e.w1/w3/w2</c>) or Qwen3-MoE's (<c>mlp.gate</c>, <c>mlp.experts.e.gate_proj/up_proj/down_proj</c>). The router's
     /// rows (norm about 4) score a normed token far enough apart that tokens pick different experts.
     /// </summary>
-    private static IEnumerable<SafetensorsWriter.Entry> ExpertTensors(string architecture, string layer, int hidden, int intermediate,
+    private static IEnumerable<SafetensorsWriter.Entry> ExpertTensors(string architecture, string layer, int hidden, int experts, int intermediate,
         Func<string, long[], double, double, SafetensorsWriter.Entry> normal, Func<string, int, int, SafetensorsWriter.Entry> linear)
     {
         bool mixtral = architecture == "MixtralForCausalLM";
         string block = mixtral ? "block_sparse_moe." : "mlp.";
-        yield return normal(layer + block + "gate.weight", [Experts, hidden], 0, 1.0 / Math.Sqrt(hidden) * 4);
-        for (int e = 0; e < Experts; e++)
+        yield return normal(layer + block + "gate.weight", [experts, hidden], 0, 1.0 / Math.Sqrt(hidden) * 4);
+        for (int e = 0; e < experts; e++)
         {
             string expert = $"{layer}{block}experts.{e}.";
             yield return linear(expert + (mixtral ? "w1" : "gate_proj") + ".weight", intermediate, hidden);
