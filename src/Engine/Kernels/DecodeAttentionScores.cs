@@ -105,4 +105,16 @@ internal static unsafe class DecodeAttentionScores
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Lanes(Vector512<float> x, Vector512<float> y) =>
         Avx512F.Shuffle(x, y, 0b10_00_10_00) + Avx512F.Shuffle(x, y, 0b11_01_11_01);
+
+    /// <summary>s = cap · tanh(s / cap) in place over <paramref name="count"/> scores.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Softcap(float* scores, int count, float cap)
+    {
+        int j = 0;
+        var caps = Vector512.Create(cap);
+        for (; j + Vector512<float>.Count <= count; j += Vector512<float>.Count)
+            (caps * VectorExp.Tanh(Vector512.Load(scores + j) / caps)).Store(scores + j);
+        for (; j < count; j++)
+            scores[j] = cap * MathF.Tanh(scores[j] / cap);
+    }
 }

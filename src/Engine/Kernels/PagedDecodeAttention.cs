@@ -178,7 +178,7 @@ public static unsafe class PagedDecodeAttention
                 }
 
                 if (job.Softcap > 0)
-                    Softcap(scores, g * n, job.Softcap);
+                    DecodeAttentionScores.Softcap(scores, g * n, job.Softcap);
                 for (int gi = 0; gi < g; gi++)
                     Softmax(scores + gi * n, n);
 
@@ -191,18 +191,6 @@ public static unsafe class PagedDecodeAttention
                 Store(acc, (byte*)job.Out + headOffset * T.Size, job.Bf16, g * d);
             }
         }
-    }
-
-    /// <summary>s = cap · tanh(s / cap) in place over <paramref name="count"/> scores.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Softcap(float* scores, int count, float cap)
-    {
-        int j = 0;
-        var caps = Vector512.Create(cap);
-        for (; j + Lanes <= count; j += Lanes)
-            (caps * VectorExp.Tanh(Vector512.Load(scores + j) / caps)).Store(scores + j);
-        for (; j < count; j++)
-            scores[j] = cap * MathF.Tanh(scores[j] / cap);
     }
 
     /// <summary>p = exp(s − max s) / Σ exp(s − max s) in place over n scores (<see cref="Supports"/> implies <see cref="VectorExp.IsSupported"/>).</summary>
