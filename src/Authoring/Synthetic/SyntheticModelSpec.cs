@@ -44,6 +44,9 @@ public sealed record SyntheticModelSpec
     /// <summary>A mixture-of-experts model's expert width (default: the preset's intermediate size for Mixtral, half of it for Qwen3-MoE).</summary>
     public int? ExpertIntermediate { get; init; }
 
+    /// <summary>config.json's <c>partial_rotary_factor</c> (Phi-4-mini's 0.75): RoPE over each head's first dimensions only.</summary>
+    public double? PartialRotaryFactor { get; init; }
+
     /// <summary>Head width override (default hidden / heads); Qwen3's small models, for one, have heads · head_dim ≠ hidden.</summary>
     public int? HeadDim { get; init; }
 

@@ -58,8 +58,10 @@ public static class SyntheticModelWriter
             AddGemma3Fields(config, p.Layers, headDim);
         if (spec.Architecture == "Gemma2ForCausalLM")
             AddGemma2Fields(config, headDim);
+        if (spec.PartialRotaryFactor is double partial)
+            config["partial_rotary_factor"] = partial;
         if (spec.Architecture == "Phi3ForCausalLM")
-            AddPhi3Fields(config, headDim, spec.Seed);
+            AddPhi3Fields(config, (int)(headDim * (spec.PartialRotaryFactor ?? 1)), spec.Seed);
         if (spec.Architecture == "MixtralForCausalLM")
         {
             config["num_local_experts"] = spec.Experts;
@@ -120,15 +122,18 @@ public static class SyntheticModelWriter
     /// Phi-3.5's longrope at a test's scale: an original context of 32 positions, a short and a long factor per frequency
     /// (between 1 and 2, and 1 and 8), the magnitude left to its default.
     /// </summary>
-    private static void AddPhi3Fields(JsonObject config, int headDim, ulong seed)
+    /// <param name="config">The config being written.</param>
+    /// <param name="rotaryDim">The rotated dimensions of a head, whose halves the factors cover.</param>
+    /// <param name="seed">The model's seed.</param>
+    private static void AddPhi3Fields(JsonObject config, int rotaryDim, ulong seed)
     {
         var random = new SeededRandom(seed ^ Fnv1a("longrope"));
         config["original_max_position_embeddings"] = 32;
         config["rope_scaling"] = new JsonObject
         {
             ["type"] = "longrope",
-            ["short_factor"] = new JsonArray([.. Enumerable.Range(0, headDim / 2).Select(_ => (JsonNode)(1 + random.NextDouble()))]),
-            ["long_factor"] = new JsonArray([.. Enumerable.Range(0, headDim / 2).Select(i => (JsonNode)(1 + 7.0 * i / headDim + random.NextDouble()))]),
+            ["short_factor"] = new JsonArray([.. Enumerable.Range(0, rotaryDim / 2).Select(_ => (JsonNode)(1 + random.NextDouble()))]),
+            ["long_factor"] = new JsonArray([.. Enumerable.Range(0, rotaryDim / 2).Select(i => (JsonNode)(1 + 7.0 * i / rotaryDim + random.NextDouble()))]),
         };
     }
 

@@ -34,6 +34,12 @@ public sealed record ModelConfig
     public required int NumHeads { get; init; }
     public required int NumKvHeads { get; init; }
     public required int HeadDim { get; init; }
+
+    /// <summary>
+    /// The leading dimensions of each head RoPE rotates (rotate-half within them), the rest left as they are: HeadDim, or
+    /// <c>int(head_dim · partial_rotary_factor)</c> (Phi-4-mini's 96 of 128). Even.
+    /// </summary>
+    public int RotaryDim { get; init; }
     public required int VocabSize { get; init; }
     public double RmsNormEps { get; init; } = 1e-6;
     public double RopeTheta { get; init; } = 10000.0;
@@ -180,7 +186,8 @@ public sealed record ModelConfig
             VocabSize = RequiredInt(o, "vocab_size", source),
             RmsNormEps = OptionalDouble(o, "rms_norm_eps") ?? 1e-6,
             RopeTheta = OptionalDouble(o, "rope_theta") ?? 10000.0,
-            RopeScaling = ParseRopeScaling(o, source, headDim),
+            RotaryDim = RotaryDimOf(o, headDim, source),
+            RopeScaling = ParseRopeScaling(o, source, RotaryDimOf(o, headDim, source)),
             MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
             TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
@@ -230,11 +237,21 @@ public sealed record ModelConfig
         };
     }
 
+    /// <summary>HF's <c>int(head_dim · partial_rotary_factor)</c>; refused unless an even number in [2, head_dim].</summary>
+    private static int RotaryDimOf(JsonObject o, int headDim, string source)
+    {
+        double factor = OptionalDouble(o, "partial_rotary_factor") ?? 1;
+        int dim = (int)(headDim * factor);
+        return factor > 0 && factor <= 1 && dim >= 2 && dim % 2 == 0 ? dim
+            : throw new ModelConfigException($"{source}: partial_rotary_factor {factor} of head_dim {headDim} gives {dim} rotated dimensions; an even number from 2 to head_dim is needed");
+    }
+
+    /// <param name="config">config.json.</param>
+    /// <param name="source">Its path, for messages.</param>
+    /// <param name="headDim">The dimensions RoPE rotates (<see cref="RotaryDim"/>), which its per-frequency factors cover.</param>
     private static RopeScaling ParseRopeScaling(JsonObject config, string source, int headDim)
     {
         int maxPositions = OptionalInt(config, "max_position_embeddings") ?? 2048;
-        if (OptionalDouble(config, "partial_rotary_factor") is double partial && partial != 1)
-            throw new ModelConfigException($"{source}: partial_rotary_factor {partial} (RoPE over part of each head) is not supported");
         if (config["rope_scaling"] is not JsonObject o)
             return RopeScaling.None;
         string? type = (o["rope_type"] ?? o["type"])?.GetValue<string>();
@@ -284,7 +301,7 @@ public sealed record ModelConfig
             var values = (o[name] as JsonArray)?.Select(v => v is JsonValue x && x.TryGetValue(out double d) && d > 0 && double.IsFinite(d) ? d
                 : throw new ModelConfigException($"{source}: rope_scaling.{name} must list positive numbers")).ToArray();
             return values is { Length: var n } && n == headDim / 2 ? values
-                : throw new ModelConfigException($"{source}: rope_scaling.{name} must list {headDim / 2} factors (head_dim / 2), got {values?.Length ?? 0}");
+                : throw new ModelConfigException($"{source}: rope_scaling.{name} must list {headDim / 2} factors (half the rotated dimensions), got {values?.Length ?? 0}");
         }
 
         if (original <= 0)

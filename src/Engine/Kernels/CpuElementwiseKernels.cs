@@ -191,8 +191,9 @@ internal static unsafe class CpuElementwiseKernels
     /// </summary>
     public static void RotateInPlace(Tensor x, int heads, int headDim, Tensor cos, Tensor sin, IReadOnlyList<int> positions, KvCacheWrite? cache = null)
     {
-        int rows = (int)x.size(0), width = (int)x.size(1), half = headDim / 2;
-        if (positions.Count != rows || heads * headDim > width || cos.size(1) != half || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
+        // The tables' width is half the rotated dimensions: all of a head's, or its first R (partial rotary).
+        int rows = (int)x.size(0), width = (int)x.size(1), half = (int)cos.size(1);
+        if (positions.Count != rows || heads * headDim > width || half < 1 || 2 * half > headDim || cos.dtype != x.dtype || !cos.is_contiguous() || !sin.is_contiguous())
             throw new ArgumentException($"RoPE: x [{rows}, {width}] {x.dtype}, {heads} heads of {headDim}, tables [{cos.shape[0]}, {cos.shape[1]}] {cos.dtype}, {positions.Count} positions");
         // Sizes read once: each is a native call, too slow per row.
         long positionCount = cos.size(0);
@@ -215,7 +216,7 @@ internal static unsafe class CpuElementwiseKernels
         fixed (byte* sp = sin.bytes)
         fixed (byte* kp = keys is null ? default : keys.bytes)
         fixed (byte* vp = values is null ? default : values.bytes)
-            Rotate(xp, rows, width, heads, headDim, cp, sp, positionArray, kp, vp, cache?.KvHeads ?? 0, keys?.size(1) ?? 0, cache is { } write ? write.Rows.Span : default,
+            Rotate(xp, rows, width, heads, headDim, half, cp, sp, positionArray, kp, vp, cache?.KvHeads ?? 0, keys?.size(1) ?? 0, cache is { } write ? write.Rows.Span : default,
                 x.dtype == ScalarType.BFloat16);
     }
 
@@ -229,21 +230,22 @@ internal static unsafe class CpuElementwiseKernels
 
     /// <summary>
     /// <see cref="RotateInPlace"/> on raw memory, validated by the caller: x <c>[rows, width]</c>, cos and sin tables of
-    /// D/2 columns with a row for every position in <paramref name="positions"/>; keys and values (null: no cache write)
+    /// <paramref name="rotaryHalf"/> columns (D/2, or R/2 where only a head's first R dimensions rotate) with a row for every
+    /// position in <paramref name="positions"/>; keys and values (null: no cache write)
     /// <c>[kvHeads, cacheRows, D]</c> with <paramref name="cacheRowPerToken"/>[t] &lt; cacheRows (empty: no cache write). All of one dtype.
     /// </summary>
-    public static void Rotate(byte* x, int rows, int width, int heads, int headDim, byte* cos, byte* sin, ReadOnlySpan<int> positions, byte* keys,
-        byte* values, int kvHeads, long cacheRows, ReadOnlySpan<long> cacheRowPerToken, bool bf16)
+    public static void Rotate(byte* x, int rows, int width, int heads, int headDim, int rotaryHalf, byte* cos, byte* sin, ReadOnlySpan<int> positions,
+        byte* keys, byte* values, int kvHeads, long cacheRows, ReadOnlySpan<long> cacheRowPerToken, bool bf16)
     {
-        bool vector = VectorExp.IsSupported && headDim / 2 % 16 == 0;
+        bool vector = VectorExp.IsSupported && rotaryHalf % 16 == 0;
         fixed (int* positionsAt = positions)
         fixed (long* cacheRowsAt = cacheRowPerToken)
-            ForRows(rows, (long)rows * heads * headDim, new RopeJob((nint)x, (nint)cos, (nint)sin, (nint)keys, (nint)values, width, heads, headDim, kvHeads,
+            ForRows(rows, (long)rows * heads * headDim, new RopeJob((nint)x, (nint)cos, (nint)sin, (nint)keys, (nint)values, width, heads, headDim, rotaryHalf, kvHeads,
                 cacheRows, (nint)cacheRowsAt, (nint)positionsAt, bf16, vector));
     }
 
     /// <summary>Addresses and sizes of one <see cref="RotateInPlace"/> call; Keys/Values 0 and Rows null without a cache write.</summary>
-    private readonly record struct RopeJob(nint X, nint Cos, nint Sin, nint Keys, nint Values, int Width, int Heads, int HeadDim, int KvHeads,
+    private readonly record struct RopeJob(nint X, nint Cos, nint Sin, nint Keys, nint Values, int Width, int Heads, int HeadDim, int RotaryHalf, int KvHeads,
         long CacheRows, nint Rows, nint Positions, bool Bf16, bool Vector) : IParallelRange
     {
         public void Run(long from, long to) => RotateRows(this, (int)from, (int)to);
@@ -253,7 +255,7 @@ internal static unsafe class CpuElementwiseKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RotateRows(in RopeJob job, int from, int to)
     {
-        int half = job.HeadDim / 2, heads = job.Heads, kvHeads = job.KvHeads;
+        int half = job.RotaryHalf, heads = job.Heads, kvHeads = job.KvHeads;
         bool bf16 = job.Bf16;
         var buffers = Scratch(6 * half);
         Span<float> c = buffers.AsSpan(0, half), s = buffers.AsSpan(half, half), x1 = buffers.AsSpan(2 * half, half),

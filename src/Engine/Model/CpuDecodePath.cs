@@ -143,7 +143,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 HeadRmsNormKernel.Apply(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16);
             if (c.AttentionMultiplier is double scale)
                 RowScaling.Apply(qkv, t, qkvWidth, hq * d, (float)(scale * Math.Sqrt(d)), bf16);
-            CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, (byte*)_cos![l], (byte*)_sin![l], positions, keys, values, hkv, cacheRows,
+            CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, c.RotaryDim / 2, (byte*)_cos![l], (byte*)_sin![l], positions, keys, values, hkv, cacheRows,
                 step.RowPerTokenHost.Span, bf16);
             var attended = steps.For(l);
             PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, attended.DecodeRowTable, attended.DecodeContext,

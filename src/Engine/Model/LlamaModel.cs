@@ -244,7 +244,7 @@ public sealed class LlamaModel : IDisposable
         {
             // Every head at once (v with cos 1 and sin 0): three ops for q, k and v, with the step's tables.
             // k and v heads follow q's in qkv as they follow each other in the cache: one indexed copy stores both.
-            var heads = RotaryEmbedding.Apply(qkv.view(t, c.NumHeads + 2 * c.NumKvHeads, c.HeadDim), angles);
+            var heads = RopeOf(index).Apply(qkv.view(t, c.NumHeads + 2 * c.NumKvHeads, c.HeadDim), angles);
             q = heads.narrow(1, 0, c.NumHeads);
             cache.KeysAndValues(index).IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads, 2 * c.NumKvHeads).transpose(0, 1));
         }

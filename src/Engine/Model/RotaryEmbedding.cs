@@ -5,9 +5,10 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// Precomputed RoPE tables in HF's rotate-half layout. <c>cos, sin: [maxPositions, D/2]</c> (float32 maths, stored
-/// in the compute dtype). Applied as <c>out₁ = x₁·cos − x₂·sin, out₂ = x₂·cos + x₁·sin</c> where x₁, x₂ are the
-/// two halves of each head vector.
+/// Precomputed RoPE tables in HF's rotate-half layout. <c>cos, sin: [maxPositions, R/2]</c> (float32 maths, stored
+/// in the compute dtype), R the rotated dimensions (<see cref="ModelConfig.RotaryDim"/>: D, or Phi-4-mini's 96 of 128).
+/// Applied as <c>out₁ = x₁·cos − x₂·sin, out₂ = x₂·cos + x₁·sin</c> where x₁, x₂ are the two halves of each head's first R
+/// dimensions; the rest of the head passes through.
 /// </summary>
 internal sealed class RotaryEmbedding : IDisposable
 {
@@ -17,6 +18,8 @@ internal sealed class RotaryEmbedding : IDisposable
     public RotaryEmbedding(ModelConfig config, int maxPositions, ScalarType dtype, Device device)
     {
         MaxPositions = maxPositions;
+        _headDim = config.HeadDim;
+        _rotaryDim = config.RotaryDim;
         double[] invFreq = InverseFrequencies(config, maxPositions);
         var cos = new float[maxPositions * invFreq.Length];
         var sin = new float[cos.Length];
@@ -39,6 +42,8 @@ internal sealed class RotaryEmbedding : IDisposable
 
     public int MaxPositions { get; }
 
+    private readonly int _headDim, _rotaryDim;
+
     /// <summary>cos table <c>[maxPositions, D/2]</c> in the compute dtype.</summary>
     internal Tensor Cos => _cos;
 
@@ -54,10 +59,10 @@ internal sealed class RotaryEmbedding : IDisposable
     /// </summary>
     public static double[] InverseFrequencies(ModelConfig config, int maxPositions = int.MaxValue)
     {
-        int half = config.HeadDim / 2;
+        int half = config.RotaryDim / 2;
         var inv = new double[half];
         for (int i = 0; i < half; i++)
-            inv[i] = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / config.HeadDim);
+            inv[i] = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / config.RotaryDim);
         var s = config.RopeScaling;
         if (s.Kind == RopeScalingKind.LongRope)
         {
@@ -99,7 +104,7 @@ internal sealed class RotaryEmbedding : IDisposable
     private static double[] Yarn(double[] inv, ModelConfig config)
     {
         var s = config.RopeScaling;
-        int d = config.HeadDim;
+        int d = config.RotaryDim;
         double Dimension(double rotations) => d * Math.Log(s.OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(config.RopeTheta));
         double low = Dimension(s.BetaFast), high = Dimension(s.BetaSlow);
         if (s.Truncate)
@@ -122,7 +127,7 @@ internal sealed class RotaryEmbedding : IDisposable
     /// The step's rotation tables for x <c>[T, H, D]</c> whose first <paramref name="rotatedHeads"/> heads (q and k) are
     /// rotated and the rest (v) kept, computed once per step for every layer:
     /// <code>
-    /// Cos[t, h] = (cos, cos)[position t]      Sin[t, h] = (−sin, sin)[position t]     for h &lt; rotatedHeads
+    /// Cos[t, h] = (cos, cos, 1…)[position t]  Sin[t, h] = (−sin, sin, 0…)[position t]  for h &lt; rotatedHeads (1 and 0 past R)
     /// Cos[t, h] = 1                           Sin[t, h] = 0                            for the others
     /// </code>
     /// </summary>
@@ -131,9 +136,9 @@ internal sealed class RotaryEmbedding : IDisposable
         using var scope = NewDisposeScope();
         var c = _cos.index_select(0, positions);
         var s = _sin.index_select(0, positions);
-        long t = c.size(0), d = 2 * c.size(1);
-        var cos = cat([c, c], 1).unsqueeze(1).expand(t, rotatedHeads, d);
-        var sin = cat([s.neg(), s], 1).unsqueeze(1).expand(t, rotatedHeads, d);
+        long t = c.size(0), d = _headDim, rest = _headDim - _rotaryDim;
+        var cos = (rest == 0 ? cat([c, c], 1) : cat([c, c, ones([t, rest], c.dtype, c.device)], 1)).unsqueeze(1).expand(t, rotatedHeads, d);
+        var sin = (rest == 0 ? cat([s.neg(), s], 1) : cat([s.neg(), s, zeros([t, rest], c.dtype, c.device)], 1)).unsqueeze(1).expand(t, rotatedHeads, d);
         if (rotatedHeads < heads)
         {
             cos = cat([cos, ones([t, heads - rotatedHeads, d], c.dtype, c.device)], 1);
@@ -154,13 +159,17 @@ internal sealed class RotaryEmbedding : IDisposable
 
     /// <summary>
     /// x <c>[T, H, D]</c> rotated by the tables of <see cref="HeadTables"/> as a new tensor, in three ops:
-    /// <c>x·Cos + rotate(x)·Sin</c> with rotate(x₁, x₂) = (x₂, x₁), so out₁ = x₁·cos − x₂·sin and out₂ = x₂·cos + x₁·sin,
-    /// exactly as HF's rotate-half (a negated product added is the product subtracted); kept heads come back unchanged.
+    /// <c>x·Cos + rotate(x)·Sin</c> with rotate(x₁, x₂, rest) = (x₂, x₁, rest), so out₁ = x₁·cos − x₂·sin and
+    /// out₂ = x₂·cos + x₁·sin, exactly as HF's rotate-half (a negated product added is the product subtracted); the dimensions
+    /// past R and the kept heads come back unchanged.
     /// </summary>
-    public static Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) tables)
+    public Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) tables)
     {
         using var scope = NewDisposeScope();
-        var rotated = x.roll(x.size(2) / 2, 2).TimesInPlace(tables.Sin);
+        var swapped = _rotaryDim == _headDim ? x.roll(x.size(2) / 2, 2)
+            : x.index_select(2, cat([arange(_rotaryDim / 2, _rotaryDim, ScalarType.Int64, x.device), arange(0, _rotaryDim / 2, ScalarType.Int64, x.device),
+                arange(_rotaryDim, _headDim, ScalarType.Int64, x.device)]));
+        var rotated = swapped.TimesInPlace(tables.Sin);
         return x.mul(tables.Cos).PlusInPlace(rotated).MoveToOuterDisposeScope();
     }
 
@@ -170,7 +179,7 @@ internal sealed class RotaryEmbedding : IDisposable
     /// given <paramref name="cache"/>, also stores the K and V heads in their cache rows (<see cref="Kernels.CpuElementwiseKernels.RotateInPlace"/>).
     /// </summary>
     public void ApplyInPlace(Tensor x, int heads, IReadOnlyList<int> positions, Kernels.KvCacheWrite? cache = null) =>
-        Kernels.CpuElementwiseKernels.RotateInPlace(x, heads, (int)_cos.size(1) * 2, _cos, _sin, positions, cache);
+        Kernels.CpuElementwiseKernels.RotateInPlace(x, heads, _headDim, _cos, _sin, positions, cache);
 
     public void Dispose()
     {

@@ -93,11 +93,13 @@ public sealed class CpuElementwiseKernelsTests
     [InlineData(ScalarType.Float32, 300, 16, 4, 64)]   // parallel rows
     [InlineData(ScalarType.BFloat16, 32, 16, 4, 64)]
     [InlineData(ScalarType.BFloat16, 9, 8, 8, 128)]
-    public void RotateInPlace_RandomHeads_MatchesLibtorchOpsAndLeavesTheRestAlone(ScalarType dtype, int rows, int qHeads, int kvHeads, int headDim)
+    [InlineData(ScalarType.BFloat16, 9, 8, 8, 128, 96)]   // Phi-4-mini's partial rotary: each head's first 96 dimensions, 48 a half (vector rows)
+    [InlineData(ScalarType.Float32, 5, 4, 2, 16, 12)]     // halves of 6: the scalar rows
+    public void RotateInPlace_RandomHeads_MatchesLibtorchOpsAndLeavesTheRestAlone(ScalarType dtype, int rows, int qHeads, int kvHeads, int headDim, int? rotaryDim = null)
     {
         using var scope = NewDisposeScope();
         manual_seed(rows + headDim);
-        int rotated = qHeads + kvHeads, width = (rotated + kvHeads) * headDim, half = headDim / 2;
+        int rotated = qHeads + kvHeads, width = (rotated + kvHeads) * headDim, r = rotaryDim ?? headDim, half = r / 2;
         var x = randn(rows, width).to(dtype);
         var angles = TorchScalars.Range(4096, ScalarType.Float32).unsqueeze(1) * TorchScalars.Range(half, ScalarType.Float32).Times(-Math.Log(10000.0) / half).exp().unsqueeze(0);
         var cos = angles.cos().to(dtype);
@@ -109,7 +111,7 @@ public sealed class CpuElementwiseKernelsTests
         var heads = x.narrow(1, 0, rotated * headDim).view(rows, rotated, headDim);
         var (c, sn) = (cos.index_select(0, positionTensor).unsqueeze(1), sin.index_select(0, positionTensor).unsqueeze(1));
         var (x1, x2) = (heads.narrow(2, 0, half), heads.narrow(2, half, half));
-        var expected = cat([x1 * c - x2 * sn, (x2 * c).Plus(x1 * sn)], 2).reshape(rows, rotated * headDim);
+        var expected = cat([x1 * c - x2 * sn, (x2 * c).Plus(x1 * sn), heads.narrow(2, r, headDim - r)], 2).reshape(rows, rotated * headDim);
         var untouched = x.narrow(1, rotated * headDim, kvHeads * headDim).clone();
 
         CpuElementwiseKernels.RotateInPlace(x, rotated, headDim, cos, sin, positions);

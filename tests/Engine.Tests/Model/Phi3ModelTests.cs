@@ -9,9 +9,9 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Tests.Model;
 
 /// <summary>
-/// Phi-3 (<c>Phi3ForCausalLM</c>: Phi-3/3.5-mini, Phi-4): q/k/v and gate/up stored stacked in the checkpoint, and
-/// longrope — a short and a long factor per frequency, the long ones where the served context exceeds the original —
-/// checked against the scalar reference forward on every path.
+/// Phi-3 (<c>Phi3ForCausalLM</c>: Phi-3/3.5-mini, Phi-4, Phi-4-mini): q/k/v and gate/up stored stacked in the checkpoint,
+/// longrope — a short and a long factor per frequency, the long ones where the served context exceeds the original — and
+/// a partial rotary factor, checked against the scalar reference forward on every path.
 /// </summary>
 public sealed class Phi3ModelTests : IDisposable
 {
@@ -84,6 +84,33 @@ public sealed class Phi3ModelTests : IDisposable
         string dir = Path.Combine(_root, "phi3-tile-grid");
         if (!Directory.Exists(dir))
             SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 101) with { Architecture = "Phi3ForCausalLM" });
+        ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
+    }
+
+    /// <summary>
+    /// Phi-4-mini's partial rotary (0.75 of each head; its longrope factors cover those dimensions): the reference forward's
+    /// logits, prefill then decode, with the scalar rows (halves of 24).
+    /// </summary>
+    [Fact]
+    public void Forward_PartialRotary_MatchesScalarReference()
+    {
+        string dir = Path.Combine(_root, "phi4-mini-like");
+        SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Phi3ForCausalLM", Seed = 127, HeadDim = 64, PartialRotaryFactor = 0.75 });
+        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
+        Assert.Equal(48, loaded.Config.RotaryDim);
+        ArchitectureChecks.PrefillThenDecodeMatchReference(loaded, dir, Prompt);
+    }
+
+    /// <summary>Partial rotary with vector-wide halves (32 of 64 dimensions rotated): the CPU kernels as libtorch's ops, the fused path as the per-op one.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Forward_PartialRotaryOnEveryPath_SameLogits(ScalarType dtype)
+    {
+        string dir = Path.Combine(_root, "partial-tile-grid");
+        if (!Directory.Exists(dir))
+            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 131) with { Architecture = "Phi3ForCausalLM", HeadDim = 64, PartialRotaryFactor = 0.5 });
+        ArchitectureChecks.CpuKernelsAgreeWithLibtorchOps(dir, Prompt, dtype);
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 

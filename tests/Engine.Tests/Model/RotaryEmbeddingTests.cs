@@ -9,26 +9,32 @@ namespace Serving.Engine.Tests.Model;
 
 public sealed class RotaryEmbeddingTests
 {
+    /// <summary>HF's rotate-half on q and k, v kept; with a partial rotary factor (Phi-4-mini's 0.75) over each head's first R dimensions only.</summary>
     [Theory]
-    [InlineData(ScalarType.Float32)]
-    [InlineData(ScalarType.BFloat16)]
-    public void Apply_HeadTables_RotateHalfOnQAndKBitForBitAndVUnchanged(ScalarType dtype)
+    [InlineData(ScalarType.Float32, 1.0)]
+    [InlineData(ScalarType.BFloat16, 1.0)]
+    [InlineData(ScalarType.Float32, 0.75)]
+    [InlineData(ScalarType.BFloat16, 0.5)]
+    public void Apply_HeadTables_RotateHalfOnQAndKBitForBitAndVUnchanged(ScalarType dtype, double partial)
     {
         using var scope = NewDisposeScope();
-        var c = ModelConfig.Parse(LlamaConfigJson.Create(), "config.json");
+        var json = LlamaConfigJson.Create();
+        json["partial_rotary_factor"] = partial;
+        var c = ModelConfig.Parse(json, "config.json");
         using var rope = new RotaryEmbedding(c, 64, dtype, CPU);
-        int rotated = c.NumHeads + c.NumKvHeads, heads = rotated + c.NumKvHeads, d = c.HeadDim, half = d / 2;
+        int rotated = c.NumHeads + c.NumKvHeads, heads = rotated + c.NumKvHeads, d = c.HeadDim, r = c.RotaryDim, half = r / 2;
+        Assert.Equal((int)(d * partial), r);
         manual_seed(5);
         var x = randn(7, heads, d).to(dtype);
         var positions = tensor(new long[] { 0, 3, 9, 63, 1, 17, 40 });
 
-        var actual = RotaryEmbedding.Apply(x, rope.HeadTables(positions, rotated, heads));
+        var actual = rope.Apply(x, rope.HeadTables(positions, rotated, heads));
 
         var cos = rope.Cos.index_select(0, positions).unsqueeze(1);
         var sin = rope.Sin.index_select(0, positions).unsqueeze(1);
         var qk = x.narrow(1, 0, rotated);
         var (x1, x2) = (qk.narrow(2, 0, half), qk.narrow(2, half, half));
-        var expected = cat([x1 * cos - x2 * sin, (x2 * cos).Plus(x1 * sin)], 2);
+        var expected = cat([x1 * cos - x2 * sin, (x2 * cos).Plus(x1 * sin), qk.narrow(2, r, d - r)], 2);
         Assert.True(actual.narrow(1, 0, rotated).equal(expected).all().item<bool>(), "q and k heads differ from HF's rotate-half");
         Assert.True(actual.narrow(1, rotated, heads - rotated).equal(x.narrow(1, rotated, heads - rotated)).all().item<bool>(), "the v heads changed");
     }

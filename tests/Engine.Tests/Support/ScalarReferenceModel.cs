@@ -302,7 +302,8 @@ internal sealed class ScalarReferenceModel
     /// </summary>
     private double[] Rope(double[] x, int pos, int heads, int layer)
     {
-        int d = _c.HeadDim, half = d / 2;
+        // A partial rotary factor rotates each head's first R dimensions (pairs i, i + R/2) and keeps the rest.
+        int headDim = _c.HeadDim, d = _c.RotaryDim, half = d / 2;
         bool local = _c.LocalRopeTheta is not null && _c.WindowOf(layer) is not null;
         double theta = local ? _c.LocalRopeTheta!.Value : _c.RopeTheta;
         var scaling = local ? RopeScaling.None : _c.RopeScaling;
@@ -331,9 +332,9 @@ internal sealed class ScalarReferenceModel
                 }
 
                 double angle = position * freq, c = Math.Cos(angle) * magnitude, s = Math.Sin(angle) * magnitude;
-                double x1 = x[head * d + i], x2 = x[head * d + half + i];
-                result[head * d + i] = x1 * c - x2 * s;
-                result[head * d + half + i] = x2 * c + x1 * s;
+                double x1 = x[head * headDim + i], x2 = x[head * headDim + half + i];
+                result[head * headDim + i] = x1 * c - x2 * s;
+                result[head * headDim + half + i] = x2 * c + x1 * s;
             }
 
         return result;
