@@ -45,6 +45,7 @@ public static class ServingApp
         ["--shutdown-grace"] = "Serving:ShutdownGraceSeconds",
         ["--tool-call-parser"] = "Serving:Chat:ToolCallParser",
         ["--reasoning-parser"] = "Serving:Chat:ReasoningParser",
+        ["--score-tokens"] = "Serving:Score:ClassifierTokens",
     };
 
     /// <summary>Command-line flags without a value, each standing for one configuration setting.</summary>
@@ -142,6 +143,11 @@ public static class ServingApp
         services.AddSingleton<PromptEmbedder>();
         services.AddSingleton<ScoreEndpoint>();
         services.AddOptions<EmbeddingOptions>().Bind(configuration.GetSection(EmbeddingOptions.Section));
+        services.AddOptions<ScoreOptions>().Bind(configuration.GetSection(ScoreOptions.Section))
+            .Validate(o => !o.Validate().Any(), "Serving:Score:ClassifierTokens (--score-tokens) must name two different tokens, negative first: NO,YES").ValidateOnStart();
+        // After the runtime's hosted services: it looks its tokens up in the model they load.
+        services.AddSingleton<TokenClassifier>();
+        services.AddHostedService(sp => sp.GetRequiredService<TokenClassifier>());
         services.AddSingleton<Api.OpenAi.Responses.ResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.StoredResponsesEndpoint>();
         services.AddSingleton<Api.OpenAi.Responses.ResponseStore>();

@@ -45,6 +45,45 @@ public sealed class ServedModel
     /// <summary>Template variables the server sets itself, which <c>chat_template_kwargs</c> may not override.</summary>
     public static IReadOnlySet<string> ReservedChatVariables => ChatTemplate.ReservedVariables;
 
+    /// <summary>The id of the vocabulary entry <paramref name="token"/> (as tokenizer.json spells it), or null.</summary>
+    public int? TokenId(string token) => _model.Tokenizer.TokenToId(token) is int id && id < VocabularySize ? id : null;
+
+    /// <summary>
+    /// The logits of <paramref name="tokens"/> for a final hidden state (an embedding request's <c>[hidden]</c>, the lm_head's
+    /// input): each its lm_head row's dot product with it (double sums over the served rows: the int8 head's dequantized
+    /// ones), then as the model's last step has them (Granite's scaling, Gemma 2's soft cap). What a classifier made of
+    /// token logits (a yes/no reranker) scores with.
+    /// </summary>
+    public double[] Logits(IReadOnlyList<float> hidden, IReadOnlyList<int> tokens)
+    {
+        if (hidden.Count != HiddenSize)
+            throw new ArgumentException($"a hidden state of {hidden.Count} values; the model's are {HiddenSize} wide");
+        var c = _model.Config;
+        var logits = new double[tokens.Count];
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            var row = _headRows.GetOrAdd(tokens[i], HeadRow);
+            double z = 0;
+            for (int j = 0; j < row.Length; j++)
+                z += (double)row[j] * hidden[j];
+            z /= c.LogitsScaling;
+            logits[i] = c.FinalLogitSoftcap is double cap ? cap * Math.Tanh(z / cap) : z;
+        }
+
+        return logits;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, float[]> _headRows = new();
+
+    private float[] HeadRow(int token)
+    {
+        if ((uint)token >= (uint)VocabularySize)
+            throw new ArgumentOutOfRangeException(nameof(token), token, $"outside the vocabulary [0, {VocabularySize})");
+        using var row = _model.Model.Weights.LmHead.RowSlice(token, 1);
+        using var values = row.to(TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.CPU);
+        return values.data<float>().ToArray();
+    }
+
     /// <summary><paramref name="text"/> as token ids, as the checkpoint's tokenizer.json encodes it.</summary>
     /// <exception cref="PromptTextException">The text cannot be encoded (the message says why).</exception>
     public int[] Encode(string text, bool addSpecialTokens)

@@ -20,6 +20,7 @@ public static class OptionCatalog
         (Api.OpenAi.ChatOptions.Section, typeof(Api.OpenAi.ChatOptions)),
         (Api.OpenAi.Responses.ResponsesOptions.Section, typeof(Api.OpenAi.Responses.ResponsesOptions)),
         (Requests.EmbeddingOptions.Section, typeof(Requests.EmbeddingOptions)),
+        (Requests.ScoreOptions.Section, typeof(Requests.ScoreOptions)),
         (Observability.MetricsOptions.Section, typeof(Observability.MetricsOptions)),
     ];
 

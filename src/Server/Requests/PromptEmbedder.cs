@@ -23,17 +23,30 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
     /// <c>cache_salt</c> and <c>priority</c> read as every embedding front door reads them; <paramref name="readInputs"/>
     /// reads the texts with the tokenizer it is given. Returns the vectors, the prompts and the model's name.
     /// </summary>
+    /// <param name="f">The request's fields.</param>
+    /// <param name="caller">Who asks.</param>
+    /// <param name="readInputs">Reads the prompts with the tokenizer (text, add_special_tokens as asked) it is given.</param>
+    /// <param name="dimensions">Matryoshka: the first dimensions only; null: all.</param>
+    /// <param name="normalize">L2-normalise each vector.</param>
+    /// <param name="ct">Cancels the call.</param>
+    /// <param name="forScores">
+    /// The hidden states stay in the server, which returns only a score made of two token logits (<see cref="TokenClassifier"/>):
+    /// no more than a generation's logprobs tell, so a generative model serves them without <c>--enable-embeddings</c>.
+    /// </param>
     public async Task<(float[][] Vectors, IReadOnlyList<IReadOnlyList<int>> Inputs, string Model)> EmbedAsync(JsonFields f, Caller caller,
-        Func<Func<string, int[]>, IReadOnlyList<IReadOnlyList<int>>> readInputs, int? dimensions, bool normalize, CancellationToken ct)
+        Func<Func<string, bool, int[]>, IReadOnlyList<IReadOnlyList<int>>> readInputs, int? dimensions, bool normalize, CancellationToken ct,
+        bool forScores = false)
     {
         var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;
         var truncation = PromptTruncation.Read(f, stage.MaxContext, 1);
-        var inputs = readInputs(text => stage.TokenizePrompt(text, addSpecialTokens, "input", truncation));
+        var inputs = readInputs((text, first) => stage.TokenizePrompt(text, addSpecialTokens && first, "input", truncation));
         if (truncation is not null)
             inputs = [.. inputs.Select(truncation.Apply)];
-        var vectors = await EmbedAsync(inputs, adapters, routing, caller, null, GenerationRequestStage.ReadCacheSalt(f),
-            stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller), dimensions, normalize, ct);
+        string? salt = GenerationRequestStage.ReadCacheSalt(f);
+        int priority = stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller);
+        var vectors = forScores ? await HiddenStatesAsync(inputs, adapters, routing, caller, null, salt, priority, null, false, ct, "input")
+            : await EmbedAsync(inputs, adapters, routing, caller, null, salt, priority, dimensions, normalize, ct);
         return (vectors, inputs, modelName);
     }
 
@@ -44,6 +57,13 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
         if (!stage.Model.EmbeddingOnly && stage.Model.Pooling is null && !options.Value.FromGenerativeModels)
             throw ApiException.BadRequest("this model is a generative model: its hidden states are served as embeddings only when the server is started "
                 + "with --enable-embeddings (Serving:Embeddings:FromGenerativeModels)", "model");
+        return await HiddenStatesAsync(inputs, adapters, routing, caller, deadline, cacheSalt, priority, dimensions, normalize, ct, field);
+    }
+
+    /// <summary>Each prompt's last final hidden state, shaped as asked: the embedding without the check that the model may serve one.</summary>
+    private async Task<float[][]> HiddenStatesAsync(IReadOnlyList<IReadOnlyList<int>> inputs, PinnedAdapters? adapters, RoutingRequest? routing, Caller caller,
+        DateTimeOffset? deadline, string? cacheSalt, int priority, int? dimensions, bool normalize, CancellationToken ct, string field)
+    {
         if (inputs.Count > MaxInputs)
             throw ApiException.BadRequest($"may hold at most {MaxInputs} inputs, got {inputs.Count}", field);
         if (stage.Model.Pooling is { } pooling and not "lasttoken")

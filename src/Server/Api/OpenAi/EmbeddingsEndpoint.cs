@@ -24,7 +24,7 @@ internal sealed class EmbeddingsEndpoint(PromptEmbedder embedder)
         int? dimensions = f.Int("dimensions", int.MinValue, int.MaxValue);      // its range is PromptEmbedder's to check
         bool normalize = f.Bool("normalize") ?? true;
         var (vectors, inputs, modelName) = await embedder.EmbedAsync(f, Security.AuthenticationMiddleware.CallerOf(ctx),
-            tokenize => CompletionPromptReader.Read(f, tokenize, "input", PromptEmbedder.MaxInputs), dimensions, normalize, ct);
+            tokenize => CompletionPromptReader.Read(f, text => tokenize(text, true), "input", PromptEmbedder.MaxInputs), dimensions, normalize, ct);
 
         var data = new JsonArray();
         for (int i = 0; i < vectors.Length; i++)
