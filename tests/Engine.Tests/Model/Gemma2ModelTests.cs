@@ -1,8 +1,5 @@
 using System.Text.Json.Nodes;
 using Serving.Authoring.Synthetic;
-using Serving.Contracts;
-using Serving.Contracts.Lora;
-using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
@@ -57,36 +54,10 @@ public sealed class Gemma2ModelTests : IDisposable
     }
 
     [Fact]
-    public void Forward_ChunkedPrefill_MatchesScalarReference()
-    {
-        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
-        var reference = new ScalarReferenceModel(_dir).Forward(Prompt);
-        using var cache = loaded.Model.CreateKvCache(1, 64);
-        int start = 0;
-        foreach (int n in new[] { 2, 5, 2 })
-        {
-            using var chunk = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt[start..(start + n)], start)]), cache, LogitsSelection.AllTokens);
-            var rows = LlamaModelTests.Rows(chunk);
-            for (int k = 0; k < n; k++)
-                LlamaModelTests.AssertClose(reference[start + k], rows[k], $"chunk from {start}, position {start + k}");
-            start += n;
-        }
-    }
+    public void Forward_ChunkedPrefill_MatchesScalarReference() => ArchitectureChecks.ChunkedPrefillMatchesReference(_dir, Prompt, [2, 5, 2]);
 
     [Fact]
-    public void Forward_AdaptersOnEveryProjection_MatchTheReference()
-    {
-        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
-        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.All, 3, scale: 2.0f);
-        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
-        using var cache = loaded.Model.CreateKvCache(1, 64);
-        IReadOnlyList<AdapterSlotWeight> rows = [(0, 1f)];
-
-        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache, LogitsSelection.LastTokenPerSequence,
-            LoraBatchMapping.ForSequences([Prompt.Length], [rows]));
-
-        LlamaModelTests.AssertClose(new ScalarReferenceModel(_dir, adapters: [(adapter, 1f)]).Forward(Prompt)[^1], LlamaModelTests.Rows(logits)[0], "with the adapter");
-    }
+    public void Forward_AdaptersOnEveryProjection_MatchTheReference() => ArchitectureChecks.AdapterMatchesReference(_dir, Prompt);
 
     [Theory]
     [InlineData(ScalarType.Float32)]

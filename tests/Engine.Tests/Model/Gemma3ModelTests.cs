@@ -1,9 +1,5 @@
 using Serving.Authoring.Synthetic;
-using Serving.Contracts;
 using Serving.Contracts.Configuration;
-using Serving.Contracts.Lora;
-using Serving.Engine.Kernels;
-using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
@@ -56,25 +52,14 @@ public sealed class Gemma3ModelTests : IDisposable
     {
         string dir = Path.Combine(_root, "multimodal-" + prefix.Replace('.', '-'));
         SyntheticModelWriter.Write(dir, new SyntheticModelSpec { Architecture = "Gemma3ForCausalLM", HeadDim = 32, Seed = 67, TieWordEmbeddings = true, MultimodalPrefix = prefix });
-        float[] Logits(string folder, out LoadedModel model)
-        {
-            model = LoadedModel.Load(folder, ScalarType.Float32, CPU, 64);
-            using var cache = model.Model.CreateKvCache(1, 64);
-            using var logits = model.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache);
-            return LlamaModelTests.Rows(logits)[0];
-        }
-
-        var multimodal = Logits(dir, out var loaded);
-        using (loaded)
+        using (var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64))
         {
             Assert.True(loaded.Config.IsLanguageModelOfMultimodal);
             Assert.False(loaded.EmbeddingOnly);
             Assert.Equal([1], loaded.Config.FullAttentionLayers);
         }
 
-        var plain = Logits(_dir, out var plainModel);
-        plainModel.Dispose();
-        Assert.Equal(plain, multimodal);
+        Assert.Equal(ArchitectureChecks.LastLogits(_dir, Prompt), ArchitectureChecks.LastLogits(dir, Prompt));
     }
 
     [Fact]
@@ -84,38 +69,12 @@ public sealed class Gemma3ModelTests : IDisposable
         ArchitectureChecks.PrefillThenDecodeMatchReference(loaded, _dir, Prompt);
     }
 
-    /// <summary>The windows matter: the reference with every layer attending to the whole context gives other logits past the window.</summary>
+    /// <summary>Chunks over a cached prefix longer than the sliding layers' window: the reference's logits at every position.</summary>
     [Fact]
-    public void Forward_ChunkedPrefillOverBothKindsOfLayer_MatchesScalarReference()
-    {
-        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
-        var reference = new ScalarReferenceModel(_dir).Forward(Prompt);
-        using var cache = loaded.Model.CreateKvCache(1, 64);
-        int start = 0;
-        foreach (int n in new[] { 3, 4, 2 })
-        {
-            using var chunk = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt[start..(start + n)], start)]), cache, LogitsSelection.AllTokens);
-            var rows = LlamaModelTests.Rows(chunk);
-            for (int k = 0; k < n; k++)
-                LlamaModelTests.AssertClose(reference[start + k], rows[k], $"chunk from {start}, position {start + k}");
-            start += n;
-        }
-    }
+    public void Forward_ChunkedPrefillOverBothKindsOfLayer_MatchesScalarReference() => ArchitectureChecks.ChunkedPrefillMatchesReference(_dir, Prompt, [3, 4, 2]);
 
     [Fact]
-    public void Forward_AdaptersOnEveryProjection_MatchTheReference()
-    {
-        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
-        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.All, 3, scale: 2.0f);
-        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
-        using var cache = loaded.Model.CreateKvCache(1, 64);
-        IReadOnlyList<AdapterSlotWeight> rows = [(0, 1f)];
-
-        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache, LogitsSelection.LastTokenPerSequence,
-            LoraBatchMapping.ForSequences([Prompt.Length], [rows]));
-
-        LlamaModelTests.AssertClose(new ScalarReferenceModel(_dir, adapters: [(adapter, 1f)]).Forward(Prompt)[^1], LlamaModelTests.Rows(logits)[0], "with the adapter");
-    }
+    public void Forward_AdaptersOnEveryProjection_MatchTheReference() => ArchitectureChecks.AdapterMatchesReference(_dir, Prompt);
 
     [Theory]
     [InlineData(ScalarType.Float32)]

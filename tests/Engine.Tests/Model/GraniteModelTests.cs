@@ -1,8 +1,4 @@
 using Serving.Authoring.Synthetic;
-using Serving.Contracts;
-using Serving.Contracts.Lora;
-using Serving.Engine.Kernels;
-using Serving.Engine.Lora;
 using Serving.Engine.Model;
 using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
@@ -36,19 +32,7 @@ public sealed class GraniteModelTests : IDisposable
     }
 
     [Fact]
-    public void Forward_AdaptersOnEveryProjection_MatchTheReferenceWithTheResidualMultiplierOverThem()
-    {
-        using var loaded = LoadedModel.Load(_dir, ScalarType.Float32, CPU, 64);
-        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.All, 3, scale: 2.0f);
-        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
-        using var cache = loaded.Model.CreateKvCache(1, 64);
-        IReadOnlyList<AdapterSlotWeight> rows = [(0, 1f)];
-
-        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), Prompt, 0)]), cache, LogitsSelection.LastTokenPerSequence,
-            LoraBatchMapping.ForSequences([Prompt.Length], [rows]));
-
-        LlamaModelTests.AssertClose(new ScalarReferenceModel(_dir, adapters: [(adapter, 1f)]).Forward(Prompt)[^1], LlamaModelTests.Rows(logits)[0], "with the adapter");
-    }
+    public void Forward_AdaptersOnEveryProjection_MatchTheReferenceWithTheResidualMultiplierOverThem() => ArchitectureChecks.AdapterMatchesReference(_dir, Prompt);
 
     [Theory]
     [InlineData(ScalarType.Float32)]

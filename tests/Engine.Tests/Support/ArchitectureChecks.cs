@@ -104,4 +104,45 @@ internal static class ArchitectureChecks
         if (dtype == ScalarType.Float32)
             LlamaModelTests.AssertClose(new ScalarReferenceModel(dir).Forward([.. prompts[1], 200, 201, 202, 203])[^1], fused[^1], "the base row's last step");
     }
+
+    /// <summary>Float32 prefill of <paramref name="prompt"/> in chunks of <paramref name="chunks"/> tokens over the cached prefix: the scalar reference's logits at every position.</summary>
+    public static void ChunkedPrefillMatchesReference(string dir, int[] prompt, int[] chunks)
+    {
+        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
+        var reference = new ScalarReferenceModel(dir).Forward(prompt);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        int start = 0;
+        foreach (int n in chunks)
+        {
+            using var chunk = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), prompt[start..(start + n)], start)]), cache, LogitsSelection.AllTokens);
+            var rows = LlamaModelTests.Rows(chunk);
+            for (int k = 0; k < n; k++)
+                LlamaModelTests.AssertClose(reference[start + k], rows[k], $"chunk from {start}, position {start + k}");
+            start += n;
+        }
+    }
+
+    /// <summary>An adapter on every projection it may adapt, in float32: the scalar reference's logits with the adapter added.</summary>
+    public static void AdapterMatchesReference(string dir, int[] prompt)
+    {
+        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
+        var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.Adaptable(loaded.Config), 3, scale: 2.0f);
+        loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        IReadOnlyList<AdapterSlotWeight> rows = [(0, 1f)];
+
+        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), prompt, 0)]), cache, LogitsSelection.LastTokenPerSequence,
+            LoraBatchMapping.ForSequences([prompt.Length], [rows]));
+
+        LlamaModelTests.AssertClose(new ScalarReferenceModel(dir, adapters: [(adapter, 1f)]).Forward(prompt)[^1], LlamaModelTests.Rows(logits)[0], "with the adapter");
+    }
+
+    /// <summary>The float32 logits after <paramref name="prompt"/>, for comparing checkpoints that should hold the same model bit for bit.</summary>
+    public static float[] LastLogits(string dir, int[] prompt)
+    {
+        using var loaded = LoadedModel.Load(dir, ScalarType.Float32, CPU, 64);
+        using var cache = loaded.Model.CreateKvCache(1, 64);
+        using var logits = loaded.Model.Forward(ForwardBatch.Create([(cache.Partition(0), prompt, 0)]), cache);
+        return LlamaModelTests.Rows(logits)[0];
+    }
 }
