@@ -1,6 +1,4 @@
-using F = TorchSharp.torch.nn.functional;
 using Serving.Contracts.Configuration;
-using Serving.Engine.Kernels;
 using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
@@ -43,19 +41,11 @@ internal static class ExpertMlp
             var slotWeights = weights.index_select(0, tensor(slots.ToArray(), ScalarType.Int64, x.device)).unsqueeze(1);
             var expert = w.Experts![e];
             var gateUp = expert.GateUp.Apply(x.index_select(0, rows), smallBatchKernel: smallBatchKernel);
-            var activated = cpuElementwise && CpuElementwiseKernels.Supports(gateUp)
-                ? CpuElementwiseKernels.GatedActivation(gateUp, c.Activation)
-                : Activate(gateUp, c.Activation, moe.IntermediateSize);
+            var activated = GatedActivations.Apply(gateUp, c.Activation, moe.IntermediateSize, cpuElementwise);
             var y = expert.Down.Apply(activated, smallBatchKernel: smallBatchKernel).TimesInPlace(slotWeights);
             output.IndexPlusInPlace(0, rows, y);
         }
 
         return output.MoveToOuterDisposeScope();
-    }
-
-    private static Tensor Activate(Tensor gateUp, MlpActivation activation, int intermediate)
-    {
-        var gate = gateUp.narrow(1, 0, intermediate);
-        return (activation == MlpActivation.GeluTanh ? F.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh) : F.silu(gate)) * gateUp.narrow(1, intermediate, intermediate);
     }
 }

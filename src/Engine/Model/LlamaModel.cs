@@ -1,4 +1,3 @@
-using F = TorchSharp.torch.nn.functional;
 using Serving.Contracts.Configuration;
 using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
@@ -279,15 +278,7 @@ public sealed class LlamaModel : IDisposable
         if (adaptedMlp)
             ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora!);   // gate and up together
 
-        Tensor activated;
-        if (UseCpuElementwise(gateUp))
-            activated = CpuElementwiseKernels.GatedActivation(gateUp, c.Activation);
-        else
-        {
-            var gate = gateUp.narrow(1, 0, c.IntermediateSize);
-            activated = (c.Activation == MlpActivation.GeluTanh ? F.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh) : F.silu(gate)) * gateUp.narrow(1, c.IntermediateSize, c.IntermediateSize);
-        }
-
+        var activated = GatedActivations.Apply(gateUp, c.Activation, c.IntermediateSize, CpuElementwise);
         ProjectionInputCapture.Add(capture, index, activated, LoraTarget.Down);
         var down = w.Down!.Apply(activated, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (adaptedMlp)
