@@ -18,7 +18,7 @@ public static class SyntheticModelWriter
         var p = spec.Preset;
         var (vocab, eot, imEnd) = spec.TokenizerFrom is { } from ? CopiedTokenizer(dir, from, spec.Vocab) : Generated(dir, spec.Vocab ?? p.Vocab);
         int headDim = spec.HeadDim ?? p.Hidden / p.Heads;
-        bool qwen2 = spec.Architecture == "Qwen2ForCausalLM";
+        bool qwen2 = spec.Architecture is "Qwen2ForCausalLM" or "Qwen2MoeForCausalLM";
 
         var config = new JsonObject
         {
@@ -26,7 +26,7 @@ public static class SyntheticModelWriter
             ["model_type"] = spec.Architecture switch
             {
                 "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "GraniteForCausalLM" => "granite",
-                "Phi3ForCausalLM" => "phi3", "MixtralForCausalLM" => "mixtral", "Qwen3MoeForCausalLM" => "qwen3_moe", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
+                "Phi3ForCausalLM" => "phi3", "MixtralForCausalLM" => "mixtral", "Qwen2MoeForCausalLM" => "qwen2_moe", "Qwen3MoeForCausalLM" => "qwen3_moe", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
             },
             ["hidden_size"] = p.Hidden,
             ["intermediate_size"] = p.Intermediate,
@@ -68,7 +68,9 @@ public static class SyntheticModelWriter
             config["intermediate_size"] = ExpertWidth(spec);
         }
 
-        if (spec.Architecture == "Qwen3MoeForCausalLM")
+        if (spec.Architecture == "Qwen2MoeForCausalLM")
+            config["shared_expert_intermediate_size"] = ExpertWidth(spec);
+        if (spec.Architecture is "Qwen3MoeForCausalLM" or "Qwen2MoeForCausalLM")
         {
             config["num_experts"] = spec.Experts;
             config["moe_intermediate_size"] = ExpertWidth(spec);
@@ -76,7 +78,7 @@ public static class SyntheticModelWriter
             config["mlp_only_layers"] = new JsonArray(0);       // a dense layer first, as some Qwen MoE configs have
         }
 
-        if (spec.Architecture is "MixtralForCausalLM" or "Qwen3MoeForCausalLM")
+        if (spec.Architecture is "MixtralForCausalLM" or "Qwen2MoeForCausalLM" or "Qwen3MoeForCausalLM")
             config["num_experts_per_tok"] = spec.ExpertsPerToken;
         if (spec.MultimodalPrefix is not null)
             config = AsMultimodalConfig(config, spec.Architecture);
@@ -291,7 +293,7 @@ public static class SyntheticModelWriter
                 yield return Norm(l + "post_feedforward_layernorm.weight", p.Hidden);
             }
 
-            if (spec.Architecture == "MixtralForCausalLM" || spec.Architecture == "Qwen3MoeForCausalLM" && i > 0)
+            if (spec.Architecture == "MixtralForCausalLM" || spec.Architecture is "Qwen3MoeForCausalLM" or "Qwen2MoeForCausalLM" && i > 0)
             {
                 foreach (var e in ExpertTensors(spec.Architecture, l, p.Hidden, spec.Experts, ExpertWidth(spec), Normal, Linear))
                     yield return e;
@@ -326,6 +328,15 @@ public static class SyntheticModelWriter
             yield return linear(expert + (mixtral ? "w1" : "gate_proj") + ".weight", intermediate, hidden);
             yield return linear(expert + (mixtral ? "w3" : "up_proj") + ".weight", intermediate, hidden);
             yield return linear(expert + (mixtral ? "w2" : "down_proj") + ".weight", hidden, intermediate);
+        }
+
+        if (architecture == "Qwen2MoeForCausalLM")
+        {
+            // Its shared expert (as wide as one routed expert here) and the gate whose σ scales it.
+            yield return linear(layer + "mlp.shared_expert.gate_proj.weight", intermediate, hidden);
+            yield return linear(layer + "mlp.shared_expert.up_proj.weight", intermediate, hidden);
+            yield return linear(layer + "mlp.shared_expert.down_proj.weight", hidden, intermediate);
+            yield return normal(layer + "mlp.shared_expert_gate.weight", [1, hidden], 0, 1.0 / Math.Sqrt(hidden));
         }
     }
 

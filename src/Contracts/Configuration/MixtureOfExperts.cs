@@ -6,21 +6,23 @@ namespace Serving.Contracts.Configuration;
 /// A sparse mixture-of-experts MLP (Mixtral, Qwen3-MoE): a router <c>[Experts, hidden]</c> scores each token, the
 /// <see cref="TopK"/> experts of highest softmax probability each run their own SwiGLU MLP of
 /// <see cref="IntermediateSize"/> on it, and their outputs are summed weighted by those probabilities (renormalised over
-/// the chosen ones with <see cref="NormalizeTopK"/>). Layers in <see cref="DenseLayers"/> keep one dense MLP.
+/// the chosen ones with <see cref="NormalizeTopK"/>). Layers in <see cref="DenseLayers"/> keep one dense MLP. With a
+/// <see cref="SharedExpertSize"/> (Qwen2-MoE) every token also runs a shared expert of that width, its output scaled by
+/// <c>σ(x · shared_expert_gate)</c> and added.
 /// </summary>
-public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSize, bool NormalizeTopK, IReadOnlyList<int> DenseLayers)
+public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSize, bool NormalizeTopK, IReadOnlyList<int> DenseLayers, int SharedExpertSize = 0)
 {
     /// <summary>Whether layer <paramref name="layer"/>'s MLP is the experts (else a dense MLP of the config's intermediate size).</summary>
     public bool IsSparse(int layer) => !DenseLayers.Contains(layer);
 
     /// <summary>
-    /// Mixtral's <c>num_local_experts</c> experts of <c>intermediate_size</c>, renormalised; Qwen3-MoE's <c>num_experts</c> of
+    /// Mixtral's <c>num_local_experts</c> experts of <c>intermediate_size</c>, renormalised; Qwen2/3-MoE's <c>num_experts</c> of
     /// <c>moe_intermediate_size</c>, renormalised with <c>norm_topk_prob</c>, dense in <c>mlp_only_layers</c> and where
     /// (layer + 1) is not a multiple of <c>decoder_sparse_step</c>, as transformers builds them. Null for a dense model.
     /// </summary>
     internal static MixtureOfExperts? Parse(JsonObject o, string architecture, int layers, int intermediateSize, string source)
     {
-        bool mixtral = architecture == "MixtralForCausalLM", qwen = architecture == "Qwen3MoeForCausalLM";
+        bool mixtral = architecture == "MixtralForCausalLM", qwen = architecture is "Qwen3MoeForCausalLM" or "Qwen2MoeForCausalLM";
         if (!mixtral && !qwen)
             return null;
         int experts = ModelConfig.OptionalInt(o, mixtral ? "num_local_experts" : "num_experts") ?? 8;
@@ -34,6 +36,10 @@ public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSiz
         int step = ModelConfig.OptionalInt(o, "decoder_sparse_step") ?? 1;
         var mlpOnly = (o["mlp_only_layers"] as JsonArray)?.Select(v => v!.GetValue<int>()).ToHashSet() ?? [];
         var dense = Enumerable.Range(0, layers).Where(l => mlpOnly.Contains(l) || step <= 0 || (l + 1) % step != 0).ToArray();
-        return new MixtureOfExperts(experts, topK, size, ModelConfig.OptionalBool(o, "norm_topk_prob") ?? false, dense);
+        int shared = architecture == "Qwen2MoeForCausalLM"
+            ? ModelConfig.OptionalInt(o, "shared_expert_intermediate_size") is int w && w > 0 ? w
+                : throw new ModelConfigException($"{source}: required field 'shared_expert_intermediate_size' is missing")
+            : 0;
+        return new MixtureOfExperts(experts, topK, size, ModelConfig.OptionalBool(o, "norm_topk_prob") ?? false, dense, shared);
     }
 }

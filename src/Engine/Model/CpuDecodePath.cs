@@ -66,7 +66,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         var w = model.Weights;
         if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
-            || c.NumHeads * c.HeadDim % 32 != 0 || c.Experts is { IntermediateSize: var expertSize } && expertSize % 32 != 0)
+            || c.NumHeads * c.HeadDim % 32 != 0 || c.Experts is { IntermediateSize: var expertSize, SharedExpertSize: var sharedSize } && (expertSize % 32 != 0 || sharedSize % 32 != 0))
             return false;
         var vectors = w.Layers.SelectMany(l => l.Vectors).Append(w.FinalNorm).Concat(layerRopes.Distinct().SelectMany(r => new[] { r.Cos, r.Sin }));
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();

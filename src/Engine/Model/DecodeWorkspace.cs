@@ -12,6 +12,7 @@ namespace Serving.Engine.Model;
 /// GateUp [T, 2·I]  Activated [P, I]           Down [T, H]
 /// mixture of experts (Iₑ the experts' intermediate size, E their count), one expert's rows at a time:
 /// RouterLogits [T, E]   ExpertInput [P, H]   ExpertGateUp [T, 2·Iₑ]   ExpertActivated [P, Iₑ]   ExpertDown [T, H]
+/// and with a shared expert of width Iₛ: SharedGateUp [T, 2·Iₛ]   SharedActivated [P, Iₛ]   SharedGate [T, 1]
 /// </code>
 /// The tensors are outside any dispose scope; <see cref="Dispose"/> frees them. Views of the first T rows are there for
 /// the LoRA kernels, which take tensors.
@@ -44,6 +45,13 @@ internal sealed class DecodeWorkspace : IDisposable
             ExpertActivated = Buffer(padded, moe.IntermediateSize, dtype);
             ExpertDown = Buffer(tokens, c.HiddenSize, dtype);
             _owned = [.. _owned, RouterLogits, ExpertInput, ExpertGateUp, ExpertActivated, ExpertDown];
+            if (moe.SharedExpertSize > 0)
+            {
+                SharedGateUp = Buffer(tokens, 2L * moe.SharedExpertSize, dtype);
+                SharedActivated = Buffer(padded, moe.SharedExpertSize, dtype);
+                SharedGate = Buffer(tokens, 1, dtype);
+                _owned = [.. _owned, SharedGateUp, SharedActivated, SharedGate];
+            }
         }
     }
 
@@ -56,6 +64,9 @@ internal sealed class DecodeWorkspace : IDisposable
     public Tensor? ExpertGateUp { get; }
     public Tensor? ExpertActivated { get; }
     public Tensor? ExpertDown { get; }
+    public Tensor? SharedGateUp { get; }
+    public Tensor? SharedActivated { get; }
+    public Tensor? SharedGate { get; }
 
     /// <summary>T, the step's token count.</summary>
     public int Tokens { get; }

@@ -11,7 +11,8 @@ namespace Serving.Engine.Model;
 /// y[t]      = Σ_{e ∈ top[t]} dt(dt(p[t, e]) · Expert_e(x[t]))     Expert_e(x) = Down_e(act(Gate_e x) ⊙ Up_e x)
 /// </code>
 /// summed expert by expert in ascending order into zeros of x's dtype, as HF's loop adds them (<see cref="ExpertRouting"/>
-/// routes, on the host, for this path and the fused decode path alike). Each expert runs once per
+/// routes, on the host, for this path and the fused decode path alike). Qwen2-MoE adds every token's shared expert,
+/// <c>y[t] = dt(y[t] + dt(Shared(x[t]) · dt(σ(x[t] · g))))</c>. Each expert runs once per
 /// step on the rows routed to it (gathered, projected, scaled, scattered back): a step's cost is K experts' GEMMs per token,
 /// not all of them. x <c>[T, hidden]</c> → <c>[T, hidden]</c>.
 /// </summary>
@@ -44,6 +45,16 @@ internal static class ExpertMlp
             var activated = GatedActivations.Apply(gateUp, c.Activation, moe.IntermediateSize, cpuElementwise);
             var y = expert.Down.Apply(activated, smallBatchKernel: smallBatchKernel).TimesInPlace(slotWeights);
             output.IndexPlusInPlace(0, rows, y);
+        }
+
+        if (w.SharedExpert is { } shared)
+        {
+            // Qwen2-MoE: every token's shared expert, scaled by σ of its gate (taken on the host, as the fused path takes it).
+            var y = shared.Down.Apply(GatedActivations.Apply(shared.GateUp.Apply(x, smallBatchKernel: smallBatchKernel), c.Activation, moe.SharedExpertSize,
+                cpuElementwise), smallBatchKernel: smallBatchKernel);
+            var gateLogits = w.SharedExpertGate!.Apply(x, smallBatchKernel: smallBatchKernel).to(ScalarType.Float32, CPU).contiguous().data<float>().ToArray();
+            var gates = tensor(gateLogits.Select(ExpertRouting.SharedGate).ToArray(), [t, 1], ScalarType.Float32).to(x.dtype, x.device);
+            output.PlusInPlace(y.TimesInPlace(gates));
         }
 
         return output.MoveToOuterDisposeScope();

@@ -10,6 +10,7 @@ namespace Serving.Engine.Model;
 /// <code>
 /// logits = dt(normed · Routerᵀ)                    experts, weights = ExpertRouting(logits)
 /// down   = 0;  for e ascending, its rows r:  down[r] = dt(down[r] + dt(Expert_e(normed[r]) · dt(weight)))
+/// Qwen2-MoE, every row r:                       down[r] = dt(down[r] + dt(Shared(normed[r]) · dt(σ(normed[r] · g))))
 /// </code>
 /// normed, down <c>[T, H]</c>; the workspace's expert buffers hold one expert's rows at a time.
 /// </summary>
@@ -51,6 +52,21 @@ internal static unsafe class ExpertMlpRaw
             expert.Down.LinearRaw(activated, m, null, output, float32Output: false);
             for (int j = 0; j < m; j++)
                 AddScaled(down + slots[j] / k * rowBytes, output + j * rowBytes, weights[slots[j]], h, bf16);
+        }
+
+        if (layer.SharedExpert is { } shared)
+        {
+            byte* sharedGateUp = CpuTensorMemory.Address(ws.SharedGateUp!), sharedActivated = CpuTensorMemory.Address(ws.SharedActivated!);
+            byte* gate = CpuTensorMemory.Address(ws.SharedGate!);
+            shared.GateUp.LinearRaw(normed, t, null, sharedGateUp, float32Output: false);
+            CpuElementwiseKernels.GatedActivation(sharedGateUp, sharedActivated, t, moe.SharedExpertSize, c.Activation, bf16);
+            shared.Down.LinearRaw(sharedActivated, t, null, output, float32Output: false);
+            layer.SharedExpertGate!.LinearRaw(normed, t, null, gate, float32Output: false);
+            for (int r = 0; r < t; r++)
+            {
+                float logit = bf16 ? BitConverter.UInt32BitsToSingle((uint)((ushort*)gate)[r] << 16) : ((float*)gate)[r];
+                AddScaled(down + r * rowBytes, output + r * rowBytes, ExpertRouting.SharedGate(logit), h, bf16);
+            }
         }
     }
 

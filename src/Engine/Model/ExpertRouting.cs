@@ -52,4 +52,7 @@ internal static class ExpertRouting
             }
         }
     }
+
+    /// <summary>A shared expert's weight for a token, σ(its gate logit), in float32 (the caller rounds it to the compute dtype).</summary>
+    public static float SharedGate(float logit) => 1 / (1 + MathF.Exp(-logit));
 }

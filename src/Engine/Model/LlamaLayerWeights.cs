@@ -23,9 +23,12 @@ public sealed class LlamaLayerWeights : IDisposable
     public ProjectionWeight? Down { get; init; }                       // [hidden, intermediate]; null in a mixture-of-experts layer
     public ProjectionWeight? Router { get; init; }                     // [experts, hidden], a mixture-of-experts layer's (never quantized)
     public IReadOnlyList<ExpertWeights>? Experts { get; init; }        // a mixture-of-experts layer's, in the router's order
+    public ExpertWeights? SharedExpert { get; init; }                  // Qwen2-MoE: run by every token of the layer
+    public ProjectionWeight? SharedExpertGate { get; init; }           // [1, hidden]: σ of it scales the shared expert's output
 
     public IEnumerable<ProjectionWeight> Projections =>
-        new[] { Qkv, O, GateUp, Down, Router }.OfType<ProjectionWeight>().Concat((Experts ?? []).SelectMany(e => new[] { e.GateUp, e.Down }));
+        new[] { Qkv, O, GateUp, Down, Router, SharedExpertGate }.OfType<ProjectionWeight>()
+            .Concat((Experts ?? []).Append(SharedExpert).OfType<ExpertWeights>().SelectMany(e => new[] { e.GateUp, e.Down }));
 
     /// <summary>The layer's vectors (norms and biases) it has.</summary>
     public IEnumerable<Tensor> Vectors => new[] { InputNorm, QkvBias, QNorm, KNorm, PostAttentionNorm, AttentionOutputNorm, MlpOutputNorm }.OfType<Tensor>();
@@ -46,5 +49,7 @@ public sealed class LlamaLayerWeights : IDisposable
         Router?.Dispose();
         foreach (var expert in Experts ?? [])
             expert.Dispose();
+        SharedExpert?.Dispose();
+        SharedExpertGate?.Dispose();
     }
 }

@@ -104,6 +104,12 @@ public sealed class LlamaWeights : IDisposable
                     // The router stays in the compute dtype even under int8: a quantized score could route a token elsewhere.
                     Router = sparse ? ProjectionWeight.Create(loader.Load(p + ExpertNames(c).Router, c.Experts!.Experts, h), packForAmx) : null,
                     Experts = sparse ? LoadExperts(c, loader, p, source, Projection) : null,
+                    SharedExpert = sparse && c.Experts!.SharedExpertSize > 0
+                        ? LoadExpert(c, loader, p + "mlp.shared_expert.", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"), c.Experts.SharedExpertSize, source, Projection)
+                        : null,
+                    SharedExpertGate = sparse && c.Experts!.SharedExpertSize > 0
+                        ? ProjectionWeight.Create(loader.Load(p + "mlp.shared_expert_gate.weight", 1, h), packForAmx)
+                        : null,
                 };
                 disposables.Add(layer);
                 layers.Add(layer);
@@ -140,26 +146,29 @@ public sealed class LlamaWeights : IDisposable
         try
         {
             for (int e = 0; e < moe.Experts; e++)
-            {
-                var (gate, up, down) = names(e);
-                var gateUp = projection(loader.LoadConcatenated([(layer + gate, [moe.IntermediateSize, c.HiddenSize]), (layer + up, [moe.IntermediateSize, c.HiddenSize])], source));
-                try
-                {
-                    experts.Add(new ExpertWeights { GateUp = gateUp, Down = projection(loader.Load(layer + down, source ?? loader.Dtype, c.HiddenSize, moe.IntermediateSize)) });
-                }
-                catch
-                {
-                    gateUp.Dispose();
-                    throw;
-                }
-            }
-
+                experts.Add(LoadExpert(c, loader, layer, names(e), moe.IntermediateSize, source, projection));
             return experts;
         }
         catch
         {
             foreach (var expert in experts)
                 expert.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One expert's SwiGLU MLP of width <paramref name="intermediate"/>: its gate and up fused, then its down.</summary>
+    private static ExpertWeights LoadExpert(ModelConfig c, TensorLoader loader, string prefix, (string Gate, string Up, string Down) names, int intermediate,
+        ScalarType? source, Func<Tensor, ProjectionWeight> projection)
+    {
+        var gateUp = projection(loader.LoadConcatenated([(prefix + names.Gate, [intermediate, c.HiddenSize]), (prefix + names.Up, [intermediate, c.HiddenSize])], source));
+        try
+        {
+            return new ExpertWeights { GateUp = gateUp, Down = projection(loader.Load(prefix + names.Down, source ?? loader.Dtype, c.HiddenSize, intermediate)) };
+        }
+        catch
+        {
+            gateUp.Dispose();
             throw;
         }
     }

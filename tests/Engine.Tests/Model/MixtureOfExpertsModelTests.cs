@@ -11,8 +11,8 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Tests.Model;
 
 /// <summary>
-/// Mixture-of-experts models — Mixtral (4 experts, 2 per token, renormalised) and Qwen3-MoE (q/k head norms, a dense first
-/// layer, experts of their own intermediate size) — against the scalar reference forward, on the CPU kernels and on
+/// Mixture-of-experts models — Mixtral (4 experts, 2 per token, renormalised), Qwen3-MoE (q/k head norms, a dense first
+/// layer, experts of their own intermediate size) and Qwen2-MoE (q/k/v biases, a shared expert under a sigmoid gate) — against the scalar reference forward, on the CPU kernels and on
 /// libtorch's ops, int8, and with an adapter on the attention, the only part their adapters may adapt.
 /// </summary>
 public sealed class MixtureOfExpertsModelTests : IDisposable
@@ -31,12 +31,14 @@ public sealed class MixtureOfExpertsModelTests : IDisposable
     [Theory]
     [InlineData("MixtralForCausalLM")]
     [InlineData("Qwen3MoeForCausalLM")]
+    [InlineData("Qwen2MoeForCausalLM")]
     public void Forward_PrefillThenDecode_MatchesScalarReference(string architecture)
     {
         using var loaded = LoadedModel.Load(Model(architecture), ScalarType.Float32, CPU, 64);
         Assert.Equal((4, 2), (loaded.Config.Experts!.Experts, loaded.Config.Experts.TopK));
         Assert.Equal(4, loaded.Model.Weights.Layers[1].Experts!.Count);
-        Assert.Equal(architecture == "Qwen3MoeForCausalLM", loaded.Model.Weights.Layers[0].Experts is null);
+        Assert.Equal(architecture != "MixtralForCausalLM", loaded.Model.Weights.Layers[0].Experts is null);
+        Assert.Equal(architecture == "Qwen2MoeForCausalLM", loaded.Model.Weights.Layers[1].SharedExpert is not null);
         ArchitectureChecks.PrefillThenDecodeMatchReference(loaded, Model(architecture), Prompt);
     }
 
@@ -44,6 +46,7 @@ public sealed class MixtureOfExpertsModelTests : IDisposable
     [InlineData("MixtralForCausalLM", ScalarType.Float32)]
     [InlineData("MixtralForCausalLM", ScalarType.BFloat16)]
     [InlineData("Qwen3MoeForCausalLM", ScalarType.BFloat16)]
+    [InlineData("Qwen2MoeForCausalLM", ScalarType.BFloat16)]
     public void Forward_CpuKernelsAndLibtorchOps_SameLogits(string architecture, ScalarType dtype) =>
         ArchitectureChecks.CpuKernelsAgreeWithLibtorchOps(Model(architecture), Prompt, dtype);
 
@@ -55,6 +58,8 @@ public sealed class MixtureOfExpertsModelTests : IDisposable
     [InlineData("MixtralForCausalLM", ScalarType.Float32)]
     [InlineData("MixtralForCausalLM", ScalarType.BFloat16)]
     [InlineData("Qwen3MoeForCausalLM", ScalarType.BFloat16)]
+    [InlineData("Qwen2MoeForCausalLM", ScalarType.BFloat16)]
+    [InlineData("Qwen2MoeForCausalLM", ScalarType.Float32)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(string architecture, ScalarType dtype)
     {
         string dir = Path.Combine(_root, architecture + "-tile-grid");

@@ -183,6 +183,15 @@ internal sealed class ScalarReferenceModel
                 y[j] += p[e] / total * output[j];
         }
 
+        if (moe.SharedExpertSize > 0)
+        {
+            // Qwen2-MoE's shared expert, every token, scaled by σ(x · shared_expert_gate).
+            var shared = Mlp(layer, x, "mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj", "mlp.shared_expert.down_proj", moe.SharedExpertSize);
+            double gate = 1 / (1 + Math.Exp(-MatVec(W($"model.layers.{layer}.mlp.shared_expert_gate.weight"), x, 1, _c.HiddenSize, null)[0]));
+            for (int j = 0; j < y.Length; j++)
+                y[j] += gate * shared[j];
+        }
+
         return y;
     }
 
