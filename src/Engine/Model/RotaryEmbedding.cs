@@ -20,6 +20,10 @@ internal sealed class RotaryEmbedding : IDisposable
         MaxPositions = maxPositions;
         _headDim = config.HeadDim;
         _rotaryDim = config.RotaryDim;
+        // Partial rotary: the libtorch path's swap of a head's rotated halves, the rest in place, as one index.
+        int half = _rotaryDim / 2;
+        _swapHalves = _rotaryDim == _headDim ? null
+            : tensor(Enumerable.Range(0, _headDim).Select(i => (long)(i < half ? i + half : i < _rotaryDim ? i - half : i)).ToArray(), ScalarType.Int64, device);
         double[] invFreq = InverseFrequencies(config, maxPositions);
         var cos = new float[maxPositions * invFreq.Length];
         var sin = new float[cos.Length];
@@ -43,6 +47,7 @@ internal sealed class RotaryEmbedding : IDisposable
     public int MaxPositions { get; }
 
     private readonly int _headDim, _rotaryDim;
+    private readonly Tensor? _swapHalves;
 
     /// <summary>cos table <c>[maxPositions, D/2]</c> in the compute dtype.</summary>
     internal Tensor Cos => _cos;
@@ -166,9 +171,7 @@ internal sealed class RotaryEmbedding : IDisposable
     public Tensor Apply(Tensor x, (Tensor Cos, Tensor Sin) tables)
     {
         using var scope = NewDisposeScope();
-        var swapped = _rotaryDim == _headDim ? x.roll(x.size(2) / 2, 2)
-            : x.index_select(2, cat([arange(_rotaryDim / 2, _rotaryDim, ScalarType.Int64, x.device), arange(0, _rotaryDim / 2, ScalarType.Int64, x.device),
-                arange(_rotaryDim, _headDim, ScalarType.Int64, x.device)]));
+        var swapped = _swapHalves is null ? x.roll(x.size(2) / 2, 2) : x.index_select(2, _swapHalves);
         var rotated = swapped.TimesInPlace(tables.Sin);
         return x.mul(tables.Cos).PlusInPlace(rotated).MoveToOuterDisposeScope();
     }
@@ -185,5 +188,6 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         _cos.Dispose();
         _sin.Dispose();
+        _swapHalves?.Dispose();
     }
 }
