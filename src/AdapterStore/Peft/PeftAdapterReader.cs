@@ -28,6 +28,10 @@ public static partial class PeftAdapterReader
     [GeneratedRegex(@"^(?:base_model\.model\.)?(?<prefix>model\.language_model\.|language_model\.model\.|model\.)layers\.(?<layer>\d+)\.(?<block>self_attn|mlp)\.(?<module>[a-z_]+)\.(?:lora_(?<ab>[AB])(?:\.[A-Za-z0-9_\-]+)?\.weight|(?<ab>lora_magnitude_vector)(?:\.[A-Za-z0-9_\-]+)?(?:\.weight)?)$")]
     private static partial Regex TensorName();
 
+    /// <summary>A mixture-of-experts layer's MLP parts: Mixtral's block_sparse_moe, an expert or the router under mlp.</summary>
+    [GeneratedRegex(@"\.(?:block_sparse_moe|mlp\.experts|mlp\.gate|mlp\.shared_expert)\b")]
+    private static partial Regex MixtureOfExpertsModule();
+
     /// <summary>A multimodal model's vision tower and projector, which text requests never run through.</summary>
     [GeneratedRegex(@"^(?:base_model\.model\.)?(?:model\.)?(?:vision_tower|multi_modal_projector)\.")]
     private static partial Regex VisionModule();
@@ -105,7 +109,7 @@ public static partial class PeftAdapterReader
             if (model.IsLanguageModelOfMultimodal && VisionModule().IsMatch(t.Name))
                 continue;
             var m = TensorName().Match(t.Name);
-            if (model.Experts is not null && (!m.Success || m.Groups["block"].Value == "mlp"))
+            if (model.Experts is not null && (m.Success ? m.Groups["block"].Value == "mlp" : MixtureOfExpertsModule().IsMatch(t.Name)))
                 throw Fail(adapter, t.Name, "adapts a mixture-of-experts MLP (its router or experts); adapters of this model may adapt the attention's q/k/v/o only");
             if (!m.Success)
                 throw Fail(adapter, t.Name, "is not a LoRA A/B weight or DoRA magnitude of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");

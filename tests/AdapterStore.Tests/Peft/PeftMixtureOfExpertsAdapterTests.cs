@@ -31,11 +31,13 @@ public sealed class PeftMixtureOfExpertsAdapterTests : IDisposable
         Assert.Equal(4 * _config.NumLayers, PeftAdapterReader.Read(dir, "attention", _config, 16).Modules.Count);
     }
 
+    /// <summary>An MLP's, an expert's or the router's LoRA is named as such; anything else (an lm_head LoRA) as not a decoder-layer projection's.</summary>
     [Theory]
-    [InlineData("base_model.model.model.layers.0.mlp.gate_proj")]
-    [InlineData("base_model.model.model.layers.0.block_sparse_moe.experts.1.w1")]
-    [InlineData("base_model.model.model.layers.0.block_sparse_moe.gate")]
-    public void Read_MlpModule_RefusedNamingTheTensor(string module)
+    [InlineData("base_model.model.model.layers.0.mlp.gate_proj", "mixture-of-experts")]
+    [InlineData("base_model.model.model.layers.0.block_sparse_moe.experts.1.w1", "mixture-of-experts")]
+    [InlineData("base_model.model.model.layers.0.block_sparse_moe.gate", "mixture-of-experts")]
+    [InlineData("base_model.model.lm_head", "is not a LoRA A/B weight")]
+    public void Read_ModuleOutsideTheAttention_RefusedNamingTheTensorAndWhy(string module, string why)
     {
         string dir = Path.Combine(_root, "mlp");
         SyntheticAdapterWriter.Write(dir, _model, 4, 8, ["q_proj"], 3);
@@ -53,7 +55,7 @@ public sealed class PeftMixtureOfExpertsAdapterTests : IDisposable
         var error = Assert.Throws<AdapterFormatException>(() => PeftAdapterReader.Read(dir, "mlp", _config, 16));
 
         Assert.Contains(module, error.Message);
-        Assert.Contains("mixture-of-experts", error.Message);
+        Assert.Contains(why, error.Message);
     }
 
     public void Dispose()
