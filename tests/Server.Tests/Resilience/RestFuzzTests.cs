@@ -15,7 +15,7 @@ namespace Serving.Server.Tests.Resilience;
 /// the real server: every answer is 2xx or 4xx (never 5xx), none hangs, the server logs no error and still serves afterwards.
 /// <c>SERVING_FUZZ_ITERATIONS</c> raises or lowers the count.
 /// </summary>
-public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
+public class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly string[] Paths = ["/v1/completions", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/score", "/v1/rerank", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/tokenize", "/detokenize",
         "/v1/serving/generate", "/v1/serving/generate:stream", "/v1/serving/tokenize", "/v1/serving/detokenize", "/v1/serving/adapters", "/v1/serving/embed"];
@@ -25,10 +25,24 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
 
     public static int Iterations => int.TryParse(Environment.GetEnvironmentVariable("SERVING_FUZZ_ITERATIONS"), out int n) ? n : 100_000;
 
+    /// <summary>The bodies this class sends.</summary>
+    protected virtual int Count => Iterations;
+
+    /// <summary>The endpoints they go to, in turn.</summary>
+    protected virtual IReadOnlyList<string> FuzzedPaths => Paths;
+
+    /// <summary>Bodies a subclass adds to the generated ones.</summary>
+    protected virtual void AddBodies(ConcurrentQueue<byte[]> bodies)
+    {
+    }
+
+    /// <summary>Server arguments beside the common ones.</summary>
+    protected virtual string[] ExtraArguments => ["--enable-embeddings"];
+
     public async Task InitializeAsync() =>
-        _server = await ServerProcess.StartAsync(_logs.AddTo, "--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "8", "--max-context", "24",
+        _server = await ServerProcess.StartAsync(_logs.AddTo, ["--cache-dir", _cache, "--dtype", "float32", "--max-sequences", "8", "--max-context", "24",
             "--adapter-registry", Path.Combine(_cache, "registry.json"), "--max-queued-requests", "4096", "--Logging:LogLevel:Default", "Warning",
-            "--tool-call-parser", "hermes", "--speculation", "ngram", "--prompt-lookup-min", "1", "--enable-embeddings");
+            "--tool-call-parser", "hermes", "--speculation", "ngram", "--prompt-lookup-min", "1", .. ExtraArguments]);
 
     public async Task DisposeAsync()
     {
@@ -40,13 +54,14 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task Endpoints_GeneratedBodies_Only2xxOr4xxAndStillServing()
     {
         var bodies = new ConcurrentQueue<byte[]>();
-        int structured = Iterations * 9 / 16, repeated = Iterations / 8, tools = Iterations / 8, grammars = Iterations / 16, predictions = Iterations / 16;
+        int structured = Count * 9 / 16, repeated = Count / 8, tools = Count / 8, grammars = Count / 16, predictions = Count / 16;
         RequestBodyGenerator.Structured.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: structured, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O2"));
         RequestBodyGenerator.WithTools.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: tools, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O7"));
         RequestBodyGenerator.WithGrammar.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: grammars, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O8"));
         RequestBodyGenerator.WithPrediction.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: predictions, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O9"));
         RequestBodyGenerator.RepeatedKeys.Sample(b => bodies.Enqueue(System.Text.Encoding.UTF8.GetBytes(b)), iter: repeated, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O6"));
-        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Iterations - structured - repeated - tools - grammars - predictions, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
+        RequestBodyGenerator.Mutated.Sample(bodies.Enqueue, iter: Count - structured - repeated - tools - grammars - predictions, threads: 1, seed: FuzzSeed.ForCsCheck("0N0XIzNsQ0O3"));
+        AddBodies(bodies);
         var inputs = bodies.ToArray();
 
         var statuses = new ConcurrentDictionary<int, int>();
@@ -61,16 +76,16 @@ public sealed class RestFuzzTests(ITestOutputHelper output) : IAsyncLifetime
             var sw = Stopwatch.StartNew();
             try
             {
-                using var response = await http.PostAsync(Paths[i % Paths.Length], content, ct);
+                using var response = await http.PostAsync(FuzzedPaths[i % FuzzedPaths.Count], content, ct);
                 await response.Content.ReadAsByteArrayAsync(ct);     // streams included: the whole answer must arrive
                 int status = (int)response.StatusCode;
                 statuses.AddOrUpdate(status, 1, (_, n) => n + 1);
                 if (status >= 500)
-                    failures.Enqueue($"{status} for {Paths[i % Paths.Length]} {System.Text.Encoding.UTF8.GetString(inputs[i])}");
+                    failures.Enqueue($"{status} for {FuzzedPaths[i % FuzzedPaths.Count]} {System.Text.Encoding.UTF8.GetString(inputs[i])}");
             }
             catch (Exception ex)
             {
-                failures.Enqueue($"{ex.GetType().Name} {ex.Message} for {Paths[i % Paths.Length]} {System.Text.Encoding.UTF8.GetString(inputs[i])}");
+                failures.Enqueue($"{ex.GetType().Name} {ex.Message} for {FuzzedPaths[i % FuzzedPaths.Count]} {System.Text.Encoding.UTF8.GetString(inputs[i])}");
             }
 
             lock (failures)
