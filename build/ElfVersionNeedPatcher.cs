@@ -84,12 +84,9 @@ public sealed class ElfVersionNeedPatcher : Microsoft.Build.Utilities.Task
                     ushort versionIndex = U16(elf, (int)aux + 6);
                     CheckOnlyAllowedSymbolUses(elf, versionIndex, versym, dynsym, Sh, allowedSymbol, version);
                     ushort patched = (ushort)(flags | VerFlgWeak);
-                    using (var stream = new FileStream(path, FileMode.Open, FileAccess.Write))
-                    {
-                        stream.Position = aux + 4;
-                        stream.WriteByte((byte)patched);
-                        stream.WriteByte((byte)(patched >> 8));
-                    }
+                    elf[aux + 4] = (byte)patched;
+                    elf[aux + 5] = (byte)(patched >> 8);
+                    ReplaceFile(path, elf);
                     return "patched";
                 }
                 aux += U32(elf, (int)aux + 12);
@@ -97,6 +94,18 @@ public sealed class ElfVersionNeedPatcher : Microsoft.Build.Utilities.Task
             entry += U32(elf, (int)entry + 12);
         }
         return "no " + version + " requirement; nothing to patch";
+    }
+
+    /// <summary>
+    /// Writes a new file and renames it over <paramref name="path"/>, never writing into the old one: the build
+    /// hard-links copy-local files to the NuGet cache (Directory.Build.props), and an in-place write would patch the
+    /// cache's library and every other output linked to it.
+    /// </summary>
+    private static void ReplaceFile(string path, byte[] contents)
+    {
+        string temporary = path + ".patching";
+        System.IO.File.WriteAllBytes(temporary, contents);
+        System.IO.File.Replace(temporary, path, destinationBackupFileName: null);
     }
 
     private static void CheckOnlyAllowedSymbolUses(byte[] elf, ushort versionIndex, int versym, int dynsym,

@@ -40,6 +40,26 @@ public sealed class ElfVersionNeedPatcherTests : IDisposable
     }
 
     [Fact]
+    public void Patch_HardLinkedCopy_LeavesTheOtherLinkUnpatched()
+    {
+        string cached = Path.Combine(_dir, "cached.so");
+        string output = Path.Combine(_dir, "output.so");
+        File.Copy(PackagedLibrary(), cached);
+        using (var ln = System.Diagnostics.Process.Start("ln", [cached, output]))
+        {
+            ln.WaitForExit();
+            Assert.Equal(0, ln.ExitCode);
+        }
+        var before = File.ReadAllBytes(cached);
+
+        Assert.Equal("patched", ElfVersionNeedPatcher.Patch(output, Version, Symbol));
+
+        Assert.Equal(before, File.ReadAllBytes(cached));
+        Assert.Equal("already patched", ElfVersionNeedPatcher.Patch(output, Version, Symbol));
+        Assert.False(File.Exists(output + ".patching"));
+    }
+
+    [Fact]
     public void Patch_OtherSymbolNeedsVersion_RefusesWithClearError()
     {
         string copy = Path.Combine(_dir, "other.so");
