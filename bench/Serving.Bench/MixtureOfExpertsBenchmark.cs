@@ -13,20 +13,23 @@ namespace Serving.Bench;
 /// experts of a quarter of its MLP width, 4 per token — as many active MLP weights as the dense bench preset — against that
 /// dense model, and against itself on the per-op path, at B = 1 and B = 8, the three alternated step by step so machine drift
 /// cancels. At B = 1 a step reads the attention, the router, 4 experts per layer and the lm_head; its time is set against
-/// reading those bytes at the read bandwidth measured in the same run.
+/// reading those bytes at the read bandwidth measured in the same run. With <c>--arch gpt-oss</c> the mixture is gpt-oss's of the
+/// same shape (biased router and experts, the clamped SwiGLU, attention sinks, every other layer sliding; its experts MXFP4 on
+/// disk, held in the compute dtype).
 /// </summary>
-internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, ScalarType dtype)
+internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, ScalarType dtype, string architecture = "MixtralForCausalLM")
 {
     private const int PromptTokens = 64, Experts = 16, PerToken = 4;
 
     public BenchReport Run()
     {
         string dense = BenchModel.Ensure(denseDir);
-        string moeDir = Path.Combine(BenchModel.CacheRoot, "bench-moe-model");
+        bool gptOss = architecture == "GptOssForCausalLM";
+        string moeDir = Path.Combine(BenchModel.CacheRoot, gptOss ? "bench-gpt-oss-model" : "bench-moe-model");
         if (GeneratedFolder.Ensure(moeDir, staging => SyntheticModelWriter.Write(staging, new SyntheticModelSpec
             {
-                Preset = ModelPreset.Bench, Architecture = "MixtralForCausalLM", Seed = 1, Experts = Experts, ExpertsPerToken = PerToken,
-                ExpertIntermediate = ModelPreset.Bench.Intermediate / PerToken,
+                Preset = ModelPreset.Bench, Architecture = architecture, Seed = 1, Experts = Experts, ExpertsPerToken = PerToken,
+                ExpertIntermediate = ModelPreset.Bench.Intermediate / PerToken / 32 * 32, Mxfp4Experts = gptOss,
             })))
             Console.Error.WriteLine($"generated the mixture-of-experts bench model into {moeDir}");
         using var denseModel = LoadedModel.Load(dense, dtype, CPU, 1024);
@@ -38,9 +41,10 @@ internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, Sca
         long allButEmbed = w.TotalBytes - (w.Tied ? 0 : w.Embed.Bytes);
         long moeStepBytes = allButEmbed - w.Layers.Count(l => l.Experts is not null) * (Experts - PerToken) * expertBytes;
         long denseStepBytes = denseModel.Model.Weights.TotalBytes - (denseModel.Model.Weights.Tied ? 0 : denseModel.Model.Weights.Embed.Bytes);
-        var report = new BenchReport($"mixture of experts ({Experts} experts, {PerToken} per token) vs the dense bench preset, decode steps ({name}), engine alone, {steps} steps each",
+        var report = new BenchReport($"{(gptOss ? "gpt-oss " : "")}mixture of experts ({Experts} experts, {PerToken} per token) vs the dense bench preset, decode steps ({name}), engine alone, {steps} steps each",
             "B=1", "B=8");
         report.Context("dtype", name);
+        report.Context("architecture", architecture);
         report.Context("moe_model_dir", moeDir);
         report.Context("dense_model_dir", dense);
         double bandwidth = Int8ModelBenchmark.ReadBandwidth(2 * w.TotalBytes);

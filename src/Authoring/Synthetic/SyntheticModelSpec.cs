@@ -44,6 +44,9 @@ public sealed record SyntheticModelSpec
     /// <summary>A mixture-of-experts model's expert width (default: the preset's intermediate size for Mixtral, half of it for Qwen3-MoE).</summary>
     public int? ExpertIntermediate { get; init; }
 
+    /// <summary>gpt-oss: its experts stored as MXFP4 blocks and scales, as OpenAI ships them (else bf16/f32 tensors).</summary>
+    public bool Mxfp4Experts { get; init; }
+
     /// <summary>config.json's <c>partial_rotary_factor</c> (Phi-4-mini's 0.75): RoPE over each head's first dimensions only.</summary>
     public double? PartialRotaryFactor { get; init; }
 

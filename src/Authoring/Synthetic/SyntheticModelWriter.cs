@@ -26,7 +26,7 @@ public static class SyntheticModelWriter
             ["model_type"] = spec.Architecture switch
             {
                 "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "GraniteForCausalLM" => "granite",
-                "Phi3ForCausalLM" => "phi3", "MixtralForCausalLM" => "mixtral", "Qwen2MoeForCausalLM" => "qwen2_moe", "Qwen3MoeForCausalLM" => "qwen3_moe", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama",
+                "Phi3ForCausalLM" => "phi3", "MixtralForCausalLM" => "mixtral", "Qwen2MoeForCausalLM" => "qwen2_moe", "Qwen3MoeForCausalLM" => "qwen3_moe", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", GptOssCheckpoint.Architecture => "gpt_oss", _ => "llama",
             },
             ["hidden_size"] = p.Hidden,
             ["intermediate_size"] = p.Intermediate,
@@ -68,6 +68,8 @@ public static class SyntheticModelWriter
             config["intermediate_size"] = ExpertWidth(spec);
         }
 
+        if (spec.Architecture == GptOssCheckpoint.Architecture)
+            GptOssCheckpoint.AddConfigFields(config, spec, ExpertWidth(spec));
         if (spec.Architecture == "Qwen2MoeForCausalLM")
             config["shared_expert_intermediate_size"] = ExpertWidth(spec);
         if (spec.Architecture is "Qwen3MoeForCausalLM" or "Qwen2MoeForCausalLM")
@@ -118,7 +120,7 @@ public static class SyntheticModelWriter
     }
 
     private static int ExpertWidth(SyntheticModelSpec spec) =>
-        spec.ExpertIntermediate ?? (spec.Architecture == "MixtralForCausalLM" ? spec.Preset.Intermediate : spec.Preset.Intermediate / 2);
+        spec.ExpertIntermediate ?? (spec.Architecture is "MixtralForCausalLM" or GptOssCheckpoint.Architecture ? spec.Preset.Intermediate : spec.Preset.Intermediate / 2);
 
     /// <summary>
     /// Phi-3.5's longrope at a test's scale: an original context of 32 positions, a short and a long factor per frequency
@@ -286,11 +288,21 @@ public static class SyntheticModelWriter
             }
 
             yield return Linear(l + "self_attn.o_proj.weight", p.Hidden, q);
+            bool gptOss = spec.Architecture == GptOssCheckpoint.Architecture;
+            foreach (var e in gptOss ? GptOssCheckpoint.AttentionTensors(l, q, kv, p.Hidden, p.Heads, Normal) : [])
+                yield return e;
             yield return Norm(l + "post_attention_layernorm.weight", p.Hidden);
             if (gemma)
             {
                 yield return Norm(l + "pre_feedforward_layernorm.weight", p.Hidden);
                 yield return Norm(l + "post_feedforward_layernorm.weight", p.Hidden);
+            }
+
+            if (gptOss)
+            {
+                foreach (var e in GptOssCheckpoint.MlpTensors(spec, l, p.Hidden, ExpertWidth(spec), dt, Normal))
+                    yield return e;
+                continue;
             }
 
             if (spec.Architecture == "MixtralForCausalLM" || spec.Architecture is "Qwen3MoeForCausalLM" or "Qwen2MoeForCausalLM" && i > 0)

@@ -8,12 +8,25 @@ namespace Serving.Contracts.Configuration;
 /// <see cref="IntermediateSize"/> on it, and their outputs are summed weighted by those probabilities (renormalised over
 /// the chosen ones with <see cref="NormalizeTopK"/>). Layers in <see cref="DenseLayers"/> keep one dense MLP. With a
 /// <see cref="SharedExpertSize"/> (Qwen2-MoE) every token also runs a shared expert of that width, its output scaled by
-/// <c>σ(x · shared_expert_gate)</c> and added.
+/// <c>σ(x · shared_expert_gate)</c> and added. gpt-oss routes the other way round — the top K of the router's logits (its
+/// projection biased), softmax over those K — and its experts' projections carry biases.
 /// </summary>
 public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSize, bool NormalizeTopK, IReadOnlyList<int> DenseLayers, int SharedExpertSize = 0)
 {
     /// <summary>Whether layer <paramref name="layer"/>'s MLP is the experts (else a dense MLP of the config's intermediate size).</summary>
     public bool IsSparse(int layer) => !DenseLayers.Contains(layer);
+
+    /// <summary>gpt-oss: the router projection has a bias <c>[Experts]</c>.</summary>
+    public bool RouterBias { get; init; }
+
+    /// <summary>gpt-oss: each expert's gate/up and down projections have biases.</summary>
+    public bool ExpertBias { get; init; }
+
+    /// <summary>
+    /// gpt-oss: the K experts of highest logit, weighted by the softmax of those K logits (equal in exact arithmetic to the
+    /// renormalised top K of the full softmax, and what its modelling code computes); else softmax over all, then the top K.
+    /// </summary>
+    public bool SoftmaxOverTopK { get; init; }
 
     /// <summary>
     /// Mixtral's <c>num_local_experts</c> experts of <c>intermediate_size</c>, renormalised; Qwen2/3-MoE's <c>num_experts</c> of
@@ -23,14 +36,17 @@ public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSiz
     internal static MixtureOfExperts? Parse(JsonObject o, string architecture, int layers, int intermediateSize, string source)
     {
         bool mixtral = architecture == "MixtralForCausalLM", qwen = architecture is "Qwen3MoeForCausalLM" or "Qwen2MoeForCausalLM";
-        if (!mixtral && !qwen)
+        bool gptOss = architecture == "GptOssForCausalLM";
+        if (!mixtral && !qwen && !gptOss)
             return null;
-        int experts = ModelConfig.OptionalInt(o, mixtral ? "num_local_experts" : "num_experts") ?? 8;
-        int topK = ModelConfig.OptionalInt(o, "num_experts_per_tok") ?? 2;
+        int experts = ModelConfig.OptionalInt(o, mixtral || gptOss ? "num_local_experts" : "num_experts") ?? (gptOss ? 32 : 8);
+        int topK = ModelConfig.OptionalInt(o, "num_experts_per_tok") ?? ModelConfig.OptionalInt(o, "experts_per_token") ?? (gptOss ? 4 : 2);
         if (experts < 1 || topK < 1 || topK > experts)
             throw new ModelConfigException($"{source}: num_experts_per_tok {topK} must be between 1 and the {experts} experts");
         if (mixtral)
             return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []);
+        if (gptOss)
+            return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []) { RouterBias = true, ExpertBias = true, SoftmaxOverTopK = true };
         int size = ModelConfig.OptionalInt(o, "moe_intermediate_size") is int s && s > 0 ? s
             : throw new ModelConfigException($"{source}: required field 'moe_intermediate_size' is missing");
         int step = ModelConfig.OptionalInt(o, "decoder_sparse_step") ?? 1;

@@ -6,13 +6,13 @@ namespace Serving.Contracts.Configuration;
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
-/// <c>Phi3ForCausalLM</c>, <c>MixtralForCausalLM</c>, <c>Qwen2MoeForCausalLM</c>, <c>Qwen3MoeForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
+/// <c>Phi3ForCausalLM</c>, <c>MixtralForCausalLM</c>, <c>Qwen2MoeForCausalLM</c>, <c>Qwen3MoeForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, <c>GptOssForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
         "GraniteForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
-        .. MultimodalConfig.Architectures,
+        "GptOssForCausalLM", .. MultimodalConfig.Architectures,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -49,6 +49,18 @@ public sealed record ModelConfig
 
     /// <summary>Biases on q/k/v projections (Qwen2, or <c>attention_bias</c> true for Llama).</summary>
     public bool AttentionBias { get; init; }
+
+    /// <summary>A bias on o_proj: <c>attention_bias</c> true, outside Qwen2 (whose o_proj never has one).</summary>
+    public bool AttentionOutputBias { get; init; }
+
+    /// <summary>
+    /// gpt-oss: a learned logit per query head (<c>self_attn.sinks</c>, <c>[Hq]</c>) joins each softmax over the scores as one more
+    /// column, dropped after it: <c>p_j = exp(s_j) / (Σ_k exp(s_k) + exp(sink))</c>, so a head may attend to nothing.
+    /// </summary>
+    public bool AttentionSinks { get; init; }
+
+    /// <summary>gpt-oss: the clamp L of <see cref="MlpActivation.ClampedSwiglu"/> (<c>swiglu_limit</c>); null elsewhere.</summary>
+    public double? SwigluLimit { get; init; }
 
     /// <summary>The window of the sliding layers: a token at position p attends to p − W + 1 … p there; null: no layer slides.</summary>
     public int? SlidingWindow { get; init; }
@@ -169,6 +181,10 @@ public sealed record ModelConfig
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
         bool isQwen2 = family.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = family.StartsWith("Qwen3", StringComparison.Ordinal);
+        bool gptOss = family == "GptOssForCausalLM";
+        double? swigluLimit = gptOss ? OptionalDouble(o, "swiglu_limit") ?? 7.0 : null;
+        if (swigluLimit is double limit && !(limit > 0 && double.IsFinite(limit)))
+            throw new ModelConfigException($"{source}: field 'swiglu_limit' must be a positive number, got {limit}");
         int layers = RequiredInt(o, "num_hidden_layers", source);
         var (window, fullLayers) = LayerWindows.Parse(o, family, layers, source);
         foreach (string multiplier in new[] { "embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling" })
@@ -191,10 +207,13 @@ public sealed record ModelConfig
             MaxPositionEmbeddings = OptionalInt(o, "max_position_embeddings") ?? 2048,
             TieWordEmbeddings = OptionalBool(o, "tie_word_embeddings") ?? false,
             AttentionBias = isQwen2 || (OptionalBool(o, "attention_bias") ?? false),
+            AttentionOutputBias = !isQwen2 && (OptionalBool(o, "attention_bias") ?? false),
+            AttentionSinks = gptOss,
+            SwigluLimit = swigluLimit,
             SlidingWindow = window,
             FullAttentionLayers = fullLayers,
             LocalRopeTheta = gemma3 ? OptionalDouble(o, "rope_local_base_freq") ?? 10000.0 : null,
-            Activation = ActivationOf(o, source),
+            Activation = gptOss ? MlpActivation.ClampedSwiglu : ActivationOf(o, source),
             NormScalesByOnePlusWeight = gemma,
             SandwichNorms = gemma,
             FusedCheckpointProjections = family == "Phi3ForCausalLM",

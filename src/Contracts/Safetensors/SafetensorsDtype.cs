@@ -8,4 +8,7 @@ public enum SafetensorsDtype
     BF16,
     I64,
     I32,
+
+    /// <summary>Bytes: gpt-oss's MXFP4 expert blocks and scales.</summary>
+    U8,
 }

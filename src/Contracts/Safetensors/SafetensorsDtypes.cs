@@ -11,6 +11,7 @@ public static class SafetensorsDtypes
             case "BF16": dtype = SafetensorsDtype.BF16; return true;
             case "I64": dtype = SafetensorsDtype.I64; return true;
             case "I32": dtype = SafetensorsDtype.I32; return true;
+            case "U8": dtype = SafetensorsDtype.U8; return true;
             default: dtype = default; return false;
         }
     }
@@ -20,6 +21,7 @@ public static class SafetensorsDtypes
         SafetensorsDtype.F32 or SafetensorsDtype.I32 => 4,
         SafetensorsDtype.F16 or SafetensorsDtype.BF16 => 2,
         SafetensorsDtype.I64 => 8,
+        SafetensorsDtype.U8 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
     };
 

@@ -68,13 +68,66 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
         }
     }
 
-    private void ReadInto(string name, long[] shape, Tensor destination, bool whole)
+    /// <summary>
+    /// Loads slab <paramref name="index"/> along dim 0 of <paramref name="name"/> (one expert of gpt-oss's stacked experts),
+    /// checking the whole tensor has <paramref name="shape"/>: a tensor of <c>shape[1..]</c>, read alone.
+    /// </summary>
+    public Tensor LoadSlab(string name, long[] shape, long index, ScalarType? dtype = null)
+    {
+        if ((ulong)index >= (ulong)shape[0])
+            throw new ArgumentOutOfRangeException(nameof(index), $"slab {index} of {shape[0]}");
+        var destination = empty(shape[1..], dtype ?? Dtype, Device);
+        try
+        {
+            ReadInto(name, shape, destination, whole: false, firstElement: index * destination.NumberOfElements);
+            return destination;
+        }
+        catch
+        {
+            destination.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="destination"/>'s length of bytes from byte <paramref name="offset"/> of the U8 tensor
+    /// <paramref name="name"/> (gpt-oss's MXFP4 blocks and scales), checking it has <paramref name="shape"/>.
+    /// </summary>
+    public void ReadBytes(string name, long[] shape, long offset, Span<byte> destination)
+    {
+        var (file, info) = Checked(name, shape, SafetensorsDtype.U8);
+        try
+        {
+            file.ReadRange(info, offset, destination);
+            Report(destination.Length);
+        }
+        catch (SafetensorsFormatException ex)
+        {
+            throw new ModelLoadException(ex.Message, ex);
+        }
+    }
+
+    /// <summary>Whether the checkpoint holds <paramref name="name"/>.</summary>
+    public bool Contains(string name) => files.Contains(name);
+
+    private (SafetensorsFile File, SafetensorsTensorInfo Info) Checked(string name, long[] shape, SafetensorsDtype? dtype = null)
     {
         var (file, info) = files.Get(name);
         if (!info.Shape.SequenceEqual(shape))
             throw new ModelLoadException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", shape)}]");
-        if (info.Dtype is not (SafetensorsDtype.F32 or SafetensorsDtype.F16 or SafetensorsDtype.BF16))
-            throw new ModelLoadException($"{file.Path}: tensor '{name}' has dtype {info.Dtype}; weights must be F32, F16 or BF16");
+        if (dtype is { } only ? info.Dtype != only : info.Dtype is not (SafetensorsDtype.F32 or SafetensorsDtype.F16 or SafetensorsDtype.BF16))
+            throw new ModelLoadException($"{file.Path}: tensor '{name}' has dtype {info.Dtype}; {(dtype is { } d ? $"it must be {d}" : "weights must be F32, F16 or BF16")}");
+        return (file, info);
+    }
+
+    /// <param name="name">The tensor.</param>
+    /// <param name="shape">Its shape, checked.</param>
+    /// <param name="destination">Where its elements go: all of them, or as many as it holds from <paramref name="firstElement"/>.</param>
+    /// <param name="whole">Whether <paramref name="destination"/> is the whole tensor, so that a matching dtype may read straight into it.</param>
+    /// <param name="firstElement">The first element read.</param>
+    private void ReadInto(string name, long[] shape, Tensor destination, bool whole, long firstElement = 0)
+    {
+        var (file, info) = Checked(name, shape);
         var diskType = ToScalarType(info.Dtype);
         try
         {
@@ -86,7 +139,7 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
             }
 
             int elementSize = SafetensorsDtypes.ElementSize(info.Dtype);
-            long total = info.ElementCount;
+            long total = destination.NumberOfElements;
             long chunk = StagingBytes / elementSize;
             var staging = Staging(diskType, chunk);
             using var flat = destination.view(-1);
@@ -94,12 +147,12 @@ public sealed class TensorLoader(CheckpointFiles files, ScalarType dtype, Device
             {
                 long n = Math.Min(chunk, total - start);
                 using var part = staging.narrow(0, 0, n);
-                file.ReadRange(info, start * elementSize, staging.bytes[..(int)(n * elementSize)]);
+                file.ReadRange(info, (firstElement + start) * elementSize, staging.bytes[..(int)(n * elementSize)]);
                 using var target = flat.narrow(0, start, n);
                 target.copy_(part);
             }
 
-            Report(info.ByteLength);
+            Report(total * elementSize);
         }
         catch (SafetensorsFormatException ex)
         {

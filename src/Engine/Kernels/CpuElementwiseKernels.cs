@@ -119,25 +119,47 @@ internal static unsafe class CpuElementwiseKernels
 
     /// <summary>
     /// The gated MLP's activation of the fused gate/up projection. gateUp <c>[T, 2I]</c> (gate columns first) → <c>[T, I]</c>:
-    /// <code>y[t, i] = dt(act(g[t, i])) · u[t, i]        act: silu(g) = g · σ(g) (SwiGLU), or GELU's tanh approximation (GeGLU)</code>
+    /// <code>y[t, i] = dt(act(g[t, i])) · u[t, i]        act: silu(g) = g · σ(g) (SwiGLU), or GELU's tanh approximation (GeGLU)
+    /// gpt-oss (<see cref="MlpActivation.ClampedSwiglu"/>, limit L):  y[t, i] = dt((clamp(u, −L, L) + 1) · g'·σ(1.702·g'))   g' = min(g, L)</code>
+    /// gpt-oss's is rounded once, as vLLM's fused kernel rounds it (HF's bf16 op chain rounds after each of its five ops).
     /// </summary>
-    public static Tensor GatedActivation(Tensor gateUp, MlpActivation activation)
+    public static Tensor GatedActivation(Tensor gateUp, MlpActivation activation, float limit = 0)
     {
         int rows = (int)gateUp.size(0), width = (int)gateUp.size(1), inter = width / 2;
         var y = empty([rows, inter], gateUp.dtype, gateUp.device);
         fixed (byte* gp = gateUp.bytes)
         fixed (byte* yp = y.bytes)
-            GatedActivation(gp, yp, rows, inter, activation, gateUp.dtype == ScalarType.BFloat16);
+            GatedActivation(gp, yp, rows, inter, activation, gateUp.dtype == ScalarType.BFloat16, limit);
         return y;
     }
 
-    /// <summary><see cref="GatedActivation(Tensor, MlpActivation)"/> on raw memory: gateUp <c>[rows, 2·inter]</c> → y <c>[rows, inter]</c>, contiguous.</summary>
-    public static void GatedActivation(byte* gateUp, byte* y, int rows, int inter, MlpActivation activation, bool bf16)
+    /// <summary><see cref="GatedActivation(Tensor, MlpActivation, float)"/> on raw memory: gateUp <c>[rows, 2·inter]</c> → y <c>[rows, inter]</c>, contiguous.</summary>
+    public static void GatedActivation(byte* gateUp, byte* y, int rows, int inter, MlpActivation activation, bool bf16, float limit = 0)
     {
-        if (activation == MlpActivation.GeluTanh)
+        if (activation == MlpActivation.ClampedSwiglu)
+            ForRows(rows, (long)rows * 2 * inter, new ClampedSwigluJob(gateUp, y, inter, bf16, limit));
+        else if (activation == MlpActivation.GeluTanh)
             ForRows(rows, (long)rows * 2 * inter, new GatedActivationJob<GeluTanhGate>(gateUp, y, inter, bf16));
         else
             ForRows(rows, (long)rows * 2 * inter, new GatedActivationJob<SiluGate>(gateUp, y, inter, bf16));
+    }
+
+    private readonly struct ClampedSwigluJob(byte* gateUp, byte* y, int inter, bool bf16, float limit) : IParallelRange
+    {
+        public void Run(long from, long to)
+        {
+            long rowBytes = (long)inter * Size(bf16);
+            for (long t = from; t < to; t++)
+            {
+                byte* gate = gateUp + 2 * t * rowBytes;
+                if (!ElementwiseRowMath.Supports(inter))
+                    ElementwiseRowMath.ClampedSwigluScalar(gate, gate + rowBytes, y + t * rowBytes, inter, limit, bf16);
+                else if (bf16)
+                    ElementwiseRowMath.ClampedSwiglu<BFloat16Element>(gate, gate + rowBytes, y + t * rowBytes, inter, limit);
+                else
+                    ElementwiseRowMath.ClampedSwiglu<Float32Element>(gate, gate + rowBytes, y + t * rowBytes, inter, limit);
+            }
+        }
     }
 
     private readonly struct GatedActivationJob<TAct>(byte* gateUp, byte* y, int inter, bool bf16) : IParallelRange where TAct : struct, IGateActivation
@@ -145,7 +167,7 @@ internal static unsafe class CpuElementwiseKernels
         public void Run(long from, long to) => GatedActivationRows<TAct>(gateUp, y, inter, bf16, (int)from, (int)to);
     }
 
-    /// <summary>Rows [from, to) of <see cref="GatedActivation(Tensor, MlpActivation)"/>.</summary>
+    /// <summary>Rows [from, to) of <see cref="GatedActivation(Tensor, MlpActivation, float)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GatedActivationRows<TAct>(byte* gateUp, byte* y, int inter, bool bf16, int from, int to) where TAct : struct, IGateActivation
     {

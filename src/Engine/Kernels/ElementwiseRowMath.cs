@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace Serving.Engine.Kernels;
 
 /// <summary>
-/// Row bodies of <see cref="CpuElementwiseKernels.RmsNorm(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, float, TorchSharp.torch.Tensor?)"/> and <see cref="CpuElementwiseKernels.GatedActivation(TorchSharp.torch.Tensor, Serving.Contracts.Configuration.MlpActivation)"/> on registers:
+/// Row bodies of <see cref="CpuElementwiseKernels.RmsNorm(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, float, TorchSharp.torch.Tensor?)"/> and <see cref="CpuElementwiseKernels.GatedActivation(TorchSharp.torch.Tensor, Serving.Contracts.Configuration.MlpActivation, float)"/> on registers:
 /// each element is loaded once per pass, in pair order (<see cref="ITensorElement"/>; element-wise maths does not care
 /// about the order as long as every operand and the output use it), with the same bf16 roundings as the op chains.
 /// Why: the span-at-a-time versions made 6–7 passes over each row through float32 scratch buffers, and SiLU went
@@ -63,6 +63,50 @@ internal static unsafe class ElementwiseRowMath
             T.StorePair(y + offset, first, second);
         }
     }
+
+    /// <summary>
+    /// One row of gpt-oss's clamped SwiGLU, <c>y = dt((clamp(u, −L, L) + 1) · g'·σ(α·g'))</c>, <c>g' = min(g, L)</c>, α = 1.702,
+    /// rounded once. Pointers to <paramref name="inter"/> elements.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ClampedSwiglu<T>(byte* gate, byte* up, byte* y, int inter, float limit) where T : struct, ITensorElement
+    {
+        var high = Vector512.Create(limit);
+        var low = Vector512.Create(-limit);
+        for (int i = 0; i < inter; i += 32)
+        {
+            nint offset = (nint)i * T.Size;
+            T.StorePair(y + offset, ClampedSwiglu(T.LoadPairFirst(gate + offset), T.LoadPairFirst(up + offset), low, high),
+                ClampedSwiglu(T.LoadPairSecond(gate + offset), T.LoadPairSecond(up + offset), low, high));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ClampedSwiglu(Vector512<float> g, Vector512<float> u, Vector512<float> low, Vector512<float> high)
+    {
+        g = Vector512.Min(g, high);
+        u = Vector512.Min(Vector512.Max(u, low), high);
+        return (u + Vector512.Create(1f)) * (g * VectorExp.Sigmoid(g * Vector512.Create(ClampedSwigluAlpha)));
+    }
+
+    /// <summary>gpt-oss's α in σ(α·g).</summary>
+    public const float ClampedSwigluAlpha = 1.702f;
+
+    /// <summary><see cref="ClampedSwiglu{T}"/> one element at a time, for rows not of whole 32-element tiles.</summary>
+    public static void ClampedSwigluScalar(byte* gate, byte* up, byte* y, int inter, float limit, bool bf16)
+    {
+        for (int i = 0; i < inter; i++)
+        {
+            float g = MathF.Min(Element(gate, i, bf16), limit), u = Math.Clamp(Element(up, i, bf16), -limit, limit);
+            float value = (u + 1) * (g / (1 + MathF.Exp(-ClampedSwigluAlpha * g)));
+            if (bf16)
+                ((ushort*)y)[i] = Bf16.FromFloat(value);
+            else
+                ((float*)y)[i] = value;
+        }
+    }
+
+    private static float Element(byte* row, int i, bool bf16) => bf16 ? BitConverter.UInt32BitsToSingle((uint)((ushort*)row)[i] << 16) : ((float*)row)[i];
 
     /// <summary>The value a tensor of T would hold: bf16-rounded for bfloat16, unchanged for float32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -2,7 +2,7 @@ using System.Runtime.Intrinsics;
 
 namespace Serving.Engine.Kernels;
 
-/// <summary>The activation a gated MLP applies to its gate half (<see cref="CpuElementwiseKernels.GatedActivation(TorchSharp.torch.Tensor, Serving.Contracts.Configuration.MlpActivation)"/>), in float32.</summary>
+/// <summary>The activation a gated MLP applies to its gate half (<see cref="CpuElementwiseKernels.GatedActivation(TorchSharp.torch.Tensor, Serving.Contracts.Configuration.MlpActivation, float)"/>), in float32.</summary>
 internal interface IGateActivation
 {
     /// <summary>act(g) on 16 lanes.</summary>

@@ -33,7 +33,7 @@ public static unsafe class PagedDecodeAttention
     [ThreadStatic] private static float[]? _scratch;
 
     /// <summary>
-    /// True when <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int}, float)"/> can run these tensors: CPU memory, float32 or bfloat16, <see cref="VectorExp.IsSupported"/>, D % 16 = 0, and q outside
+    /// True when <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int}, float, Tensor)"/> can run these tensors: CPU memory, float32 or bfloat16, <see cref="VectorExp.IsSupported"/>, D % 16 = 0, and q outside
     /// autograd (the kernel records no graph).
     /// </summary>
     public static bool Supports(Tensor q, Tensor keys) =>
@@ -48,14 +48,17 @@ public static unsafe class PagedDecodeAttention
     /// <param name="stride">Entries per sequence in <paramref name="rows"/>.</param>
     /// <param name="lengths">Context length per sequence, each in [1, stride].</param>
     /// <param name="softcap">The scores' soft cap; 0: none.</param>
+    /// <param name="sinks">Each query head's sink logit, <c>[Hq]</c> float32 (gpt-oss), or null: a last softmax column, dropped after it.</param>
     /// <returns>[B, Hq·D] in q's dtype.</returns>
-    public static Tensor Apply(Tensor q, Tensor keys, Tensor values, ReadOnlySpan<long> rows, int stride, ReadOnlySpan<int> lengths, float softcap = 0)
+    public static Tensor Apply(Tensor q, Tensor keys, Tensor values, ReadOnlySpan<long> rows, int stride, ReadOnlySpan<int> lengths, float softcap = 0,
+        Tensor? sinks = null)
     {
         int b = lengths.Length, hq = (int)q.size(1), d = (int)q.size(2), hkv = (int)keys.size(0);
         long r = keys.size(1);
         if (q.size(0) != b || hq % hkv != 0 || !values.is_contiguous() || values.dim() != 3 || values.size(0) != hkv || values.size(1) != r
             || values.size(2) != d || keys.size(2) != d
-            || rows.Length < (long)b * stride)
+            || rows.Length < (long)b * stride
+            || sinks is not null && (sinks.dtype != ScalarType.Float32 || sinks.NumberOfElements != hq || !sinks.is_contiguous() || sinks.device_type != DeviceType.CPU))
             throw new ArgumentException($"decode attention: q {Shape(q)}, keys {Shape(keys)}, values {Shape(values)}, {b} sequences × {stride} rows given {rows.Length}");
 
         using var qc = q.contiguous();
@@ -64,17 +67,18 @@ public static unsafe class PagedDecodeAttention
         fixed (byte* kp = keys.bytes)
         fixed (byte* vp = values.bytes)
         fixed (byte* op = output.bytes)
-            Apply(qp, (long)hq * d, kp, vp, op, q.dtype == ScalarType.BFloat16, rows, stride, lengths, hq, hkv, d, r, softcap);
+            Apply(qp, (long)hq * d, kp, vp, op, q.dtype == ScalarType.BFloat16, rows, stride, lengths, hq, hkv, d, r, softcap,
+                sinks is null ? null : (float*)Runtime.CpuTensorMemory.Address(sinks));
         return output;
     }
 
     /// <summary>
-    /// <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int}, float)"/> on raw memory, validated by the caller (no libtorch
+    /// <see cref="Apply(Tensor, Tensor, Tensor, ReadOnlySpan{long}, int, ReadOnlySpan{int}, float, Tensor)"/> on raw memory, validated by the caller (no libtorch
     /// call): sequence b's query heads are the Hq·D elements at <paramref name="q"/> + b·<paramref name="qRowStride"/> (a
     /// fused q|k|v row, say); keys and values <c>[Hkv, cacheRows, D]</c>; <paramref name="output"/> <c>[B, Hq·D]</c>.
     /// </summary>
     public static void Apply(byte* q, long qRowStride, byte* keys, byte* values, byte* output, bool bf16, ReadOnlySpan<long> rows, int stride,
-        ReadOnlySpan<int> lengths, int hq, int hkv, int d, long cacheRows, float softcap = 0)
+        ReadOnlySpan<int> lengths, int hq, int hkv, int d, long cacheRows, float softcap = 0, float* sinks = null)
     {
         int b = lengths.Length, maxLength = 0;
         long total = 0;
@@ -92,7 +96,7 @@ public static unsafe class PagedDecodeAttention
         fixed (int* lengthsAt = lengths)
         {
             var job = new Job((nint)q, qRowStride, (nint)keys, (nint)values, (nint)output, bf16, (nint)rowsAt, stride, (nint)lengthsAt, maxLength,
-                hq / hkv, hkv, d, cacheRows, 1f / MathF.Sqrt(d), softcap);
+                hq / hkv, hkv, d, cacheRows, 1f / MathF.Sqrt(d), softcap, (nint)sinks);
             int parts = b * hkv;
             if (parts == 1 || OpenMpTeam.Threads == 1)
             {
@@ -124,7 +128,7 @@ public static unsafe class PagedDecodeAttention
 
     /// <summary>One call's addresses and sizes: Rows <c>long[B·Stride]</c> and Lengths <c>int[B]</c> pinned by the caller.</summary>
     private readonly record struct Job(nint Q, long QRowStride, nint K, nint V, nint Out, bool Bf16, nint Rows, int Stride, nint Lengths, int MaxLength,
-        int Group, int KvHeads, int HeadDim, long CacheRows, float Scale, float Softcap)
+        int Group, int KvHeads, int HeadDim, long CacheRows, float Scale, float Softcap, nint Sinks)
     {
         /// <summary>Parts [from, to); part p = (sequence p / Hkv, KV head p % Hkv).</summary>
         public void Run(int from, int to)
@@ -180,7 +184,7 @@ public static unsafe class PagedDecodeAttention
                 if (job.Softcap > 0)
                     DecodeAttentionScores.Softcap(scores, g * n, job.Softcap);
                 for (int gi = 0; gi < g; gi++)
-                    Softmax(scores + gi * n, n);
+                    Softmax(scores + gi * n, n, job.Sinks == 0 ? float.NegativeInfinity : ((float*)job.Sinks)[h * g + gi]);
 
                 int first = 0;
                 if (d % SliceWidth == 0)
@@ -193,12 +197,15 @@ public static unsafe class PagedDecodeAttention
         }
     }
 
-    /// <summary>p = exp(s − max s) / Σ exp(s − max s) in place over n scores (<see cref="Supports"/> implies <see cref="VectorExp.IsSupported"/>).</summary>
+    /// <summary>
+    /// p = exp(s − m) / (Σ exp(s − m) + exp(sink − m)), m = max(max s, sink), in place over n scores; a sink of −∞ (none)
+    /// adds nothing (<see cref="Supports"/> implies <see cref="VectorExp.IsSupported"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Softmax(float* scores, int n)
+    private static void Softmax(float* scores, int n, float sink)
     {
         var s = new Span<float>(scores, n);
-        float max = TensorPrimitives.Max(s);
+        float max = MathF.Max(TensorPrimitives.Max(s), sink);
         var maxes = Vector512.Create(max);
         var sums = Vector512<float>.Zero;
         int whole = n & ~(Lanes - 1);
@@ -212,7 +219,7 @@ public static unsafe class PagedDecodeAttention
             sums += e;
         }
 
-        float sum = Vector512.Sum(sums);
+        float sum = Vector512.Sum(sums) + (float.IsNegativeInfinity(sink) ? 0 : MathF.Exp(sink - max));
         if (n > whole && n >= Lanes)
         {
             tail.Store(scores + n - Lanes);

@@ -14,7 +14,7 @@ namespace Serving.Engine.Model;
 /// <code>
 /// per layer:  normed = RMSNorm(x += down)       qkv = normed·Wqkvᵀ (+ LoRA)    [q, k heads RMSNormed (Qwen3, Gemma 3)]  RoPE(q, k) and K/V → cache
 ///             (Granite: x = embeddings × m; q, o and down scaled by its multipliers; logits ÷ its scaling)
-///             attention = decode attention (q read in place in qkv; the layer's window)   o = attention·Woᵀ (+ LoRA)   [o = RMSNorm(o) (Gemma)]
+///             attention = decode attention (q read in place in qkv; the layer's window; gpt-oss's sinks)   o = attention·Woᵀ (+ b) (+ LoRA)   [o = RMSNorm(o) (Gemma)]
 ///             normed = RMSNorm(x += o)           gateUp = normed·Wguᵀ (+ LoRA)  activated = act(gate)·up (SwiGLU, GeGLU)
 ///             down = activated·Wdownᵀ (+ LoRA)  [down = RMSNorm(down) (Gemma)]
 ///             (a mixture of experts: down = the routed experts' weighted sum, ExpertMlpRaw)
@@ -30,7 +30,7 @@ namespace Serving.Engine.Model;
 internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] layerRopes) : IDisposable
 {
     private DecodeWorkspace? _workspace;
-    private nint[]? _inputNorms, _postNorms, _qkvBiases, _queryNorms, _keyNorms, _attentionOutputNorms, _mlpOutputNorms, _cos, _sin;
+    private nint[]? _inputNorms, _postNorms, _qkvBiases, _oBiases, _sinks, _queryNorms, _keyNorms, _attentionOutputNorms, _mlpOutputNorms, _cos, _sin;
     private nint _finalNorm;
 
     /// <summary>
@@ -72,7 +72,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
         _anyRowCount = projections.All(p => p.TakesAnyRowCount);
         return projections.All(p => p.RunsOnRawMemory(1, model.Dtype))
-            && vectors.All(v => CpuElementwiseKernels.Supports(v) && v.dtype == model.Dtype);
+            && vectors.All(v => CpuElementwiseKernels.Supports(v) && v.dtype == model.Dtype)
+            && w.Layers.All(l => l.Sinks is null || CpuElementwiseKernels.Supports(l.Sinks) && l.Sinks.dtype == ScalarType.Float32);
     }
 
     /// <summary>Runs the step; returns float32 logits <c>[T, vocab]</c> in the caller's dispose scope.</summary>
@@ -147,8 +148,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 step.RowPerTokenHost.Span, bf16);
             var attended = steps.For(l);
             PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, attended.DecodeRowTable, attended.DecodeContext,
-                attended.DecodeLengths, hq, hkv, d, cacheRows, (float)(c.AttentionSoftcap ?? 0));
-            layer.O.LinearRaw(attention, t, null, o, float32Output: false);
+                attended.DecodeLengths, hq, hkv, d, cacheRows, (float)(c.AttentionSoftcap ?? 0), (float*)_sinks![l]);
+            layer.O.LinearRaw(attention, t, (void*)_oBiases![l], o, float32Output: false);
             if (lora is not null)
                 Lora(l, LoraTarget.O, ws.Attention, attention, ws.O, o, h, lora, bf16);
             if (c.ResidualMultiplier != 1)
@@ -164,7 +165,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 layer.GateUp!.LinearRaw(normed, t, null, gateUp, float32Output: false);
                 if (adaptedMlp)
                     Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora!, bf16);
-                CpuElementwiseKernels.GatedActivation(gateUp, activated, t, c.IntermediateSize, c.Activation, bf16);
+                CpuElementwiseKernels.GatedActivation(gateUp, activated, t, c.IntermediateSize, c.Activation, bf16, (float)(c.SwigluLimit ?? 0));
                 layer.Down!.LinearRaw(activated, t, null, down, float32Output: false);
                 if (adaptedMlp)
                     Lora(l, LoraTarget.Down, ws.Activated, activated, ws.Down, down, h, lora!, bf16);
@@ -218,6 +219,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         _qkvBiases = w.Layers.Select(l => l.QkvBias is null ? 0 : (nint)CpuTensorMemory.Address(l.QkvBias)).ToArray();
         static nint AddressOrZero(Tensor? t) => t is null ? 0 : (nint)CpuTensorMemory.Address(t);
         _queryNorms = w.Layers.Select(l => AddressOrZero(l.QNorm)).ToArray();
+        _oBiases = w.Layers.Select(l => AddressOrZero(l.OBias)).ToArray();
+        _sinks = w.Layers.Select(l => AddressOrZero(l.Sinks)).ToArray();
         _keyNorms = w.Layers.Select(l => AddressOrZero(l.KNorm)).ToArray();
         _attentionOutputNorms = w.Layers.Select(l => AddressOrZero(l.AttentionOutputNorm)).ToArray();
         _mlpOutputNorms = w.Layers.Select(l => AddressOrZero(l.MlpOutputNorm)).ToArray();

@@ -7,9 +7,10 @@ namespace Serving.Engine.Model;
 /// <summary>
 /// A mixture-of-experts layer's MLP (Mixtral, Qwen3-MoE), as transformers computes it:
 /// <code>
-/// p[t, :]   = softmax(dt(x[t] · Routerᵀ))  (float32)     top[t] = the K experts of highest p[t, e] (renormalised to sum 1 where the model says)
-/// y[t]      = Σ_{e ∈ top[t]} dt(dt(p[t, e]) · Expert_e(x[t]))     Expert_e(x) = Down_e(act(Gate_e x) ⊙ Up_e x)
+/// p[t, :]   = softmax(dt(x[t] · Routerᵀ (+ b)))  (float32)     top[t] = the K experts of highest p[t, e] (renormalised to sum 1 where the model says)
+/// y[t]      = Σ_{e ∈ top[t]} dt(dt(p[t, e]) · Expert_e(x[t]))     Expert_e(x) = Down_e(act(Gate_e x (+ b)) ⊙ Up_e x (+ b)) (+ b)
 /// </code>
+/// (gpt-oss: its router and experts biased, its weights the softmax over the top K logits, its activation the clamped SwiGLU),
 /// summed expert by expert in ascending order into zeros of x's dtype, as HF's loop adds them (<see cref="ExpertRouting"/>
 /// routes, on the host, for this path and the fused decode path alike). Qwen2-MoE adds every token's shared expert,
 /// <c>y[t] = dt(y[t] + dt(Shared(x[t]) · dt(σ(x[t] · g))))</c>. Each expert runs once per
@@ -23,7 +24,7 @@ internal static class ExpertMlp
         var moe = c.Experts!;
         using var scope = NewDisposeScope();
         long t = x.size(0);
-        var logits = w.Router!.Apply(x, smallBatchKernel: smallBatchKernel).to(ScalarType.Float32, CPU).contiguous();
+        var logits = w.Router!.Apply(x, w.RouterBias, smallBatchKernel: smallBatchKernel).to(ScalarType.Float32, CPU).contiguous();
         var experts = new int[t * moe.TopK];
         var routed = new float[experts.Length];
         ExpertRouting.Route(logits.data<float>().ToArray(), (int)t, moe, experts, routed);
@@ -41,9 +42,9 @@ internal static class ExpertMlp
             var rows = tensor(slots.Select(s => s / moe.TopK).ToArray(), ScalarType.Int64, x.device);
             var slotWeights = weights.index_select(0, tensor(slots.ToArray(), ScalarType.Int64, x.device)).unsqueeze(1);
             var expert = w.Experts![e];
-            var gateUp = expert.GateUp.Apply(x.index_select(0, rows), smallBatchKernel: smallBatchKernel);
-            var activated = GatedActivations.Apply(gateUp, c.Activation, moe.IntermediateSize, cpuElementwise);
-            var y = expert.Down.Apply(activated, smallBatchKernel: smallBatchKernel).TimesInPlace(slotWeights);
+            var gateUp = expert.GateUp.Apply(x.index_select(0, rows), expert.GateUpBias, smallBatchKernel: smallBatchKernel);
+            var activated = GatedActivations.Apply(gateUp, c.Activation, moe.IntermediateSize, cpuElementwise, c.SwigluLimit);
+            var y = expert.Down.Apply(activated, expert.DownBias, smallBatchKernel: smallBatchKernel).TimesInPlace(slotWeights);
             output.IndexPlusInPlace(0, rows, y);
         }
 

@@ -21,7 +21,7 @@ internal static unsafe class ExpertMlpRaw
         var moe = c.Experts!;
         int h = c.HiddenSize, k = moe.TopK, size = bf16 ? 2 : 4;
         byte* logitsAt = CpuTensorMemory.Address(ws.RouterLogits!);
-        layer.Router!.LinearRaw(normed, t, null, logitsAt, float32Output: false);
+        layer.Router!.LinearRaw(normed, t, Address(layer.RouterBias), logitsAt, float32Output: false);
         var logits = ScratchArrays.Fit(ref ws.RoutedLogits, t * moe.Experts).AsSpan(0, t * moe.Experts);
         if (bf16)
             Bf16.ToFloat(new ReadOnlySpan<ushort>(logitsAt, logits.Length), logits);
@@ -47,9 +47,9 @@ internal static unsafe class ExpertMlpRaw
             for (int j = 0; j < m; j++)
                 Buffer.MemoryCopy(normed + slots[j] / k * rowBytes, input + j * rowBytes, rowBytes, rowBytes);
             var expert = layer.Experts![e];
-            expert.GateUp.LinearRaw(input, m, null, gateUp, float32Output: false);
-            CpuElementwiseKernels.GatedActivation(gateUp, activated, m, moe.IntermediateSize, c.Activation, bf16);
-            expert.Down.LinearRaw(activated, m, null, output, float32Output: false);
+            expert.GateUp.LinearRaw(input, m, Address(expert.GateUpBias), gateUp, float32Output: false);
+            CpuElementwiseKernels.GatedActivation(gateUp, activated, m, moe.IntermediateSize, c.Activation, bf16, (float)(c.SwigluLimit ?? 0));
+            expert.Down.LinearRaw(activated, m, Address(expert.DownBias), output, float32Output: false);
             for (int j = 0; j < m; j++)
                 AddScaled(down + slots[j] / k * rowBytes, output + j * rowBytes, weights[slots[j]], h, bf16);
         }
@@ -69,6 +69,9 @@ internal static unsafe class ExpertMlpRaw
             }
         }
     }
+
+    /// <summary>A bias's address (its tensor lives as long as the model), or null.</summary>
+    private static byte* Address(TorchSharp.torch.Tensor? bias) => bias is null ? null : CpuTensorMemory.Address(bias);
 
     /// <summary><c>y[i] = dt(y[i] + dt(x[i] · dt(weight)))</c> over one row, as libtorch's multiply and index_add round.</summary>
     private static void AddScaled(byte* y, byte* x, float weight, int h, bool bf16)

@@ -248,9 +248,9 @@ public sealed class LlamaModel : IDisposable
             cache.KeysAndValues(index).IndexCopyInPlace(1, step.RowPerToken, heads.narrow(1, c.NumHeads, 2 * c.NumKvHeads).transpose(0, 1));
         }
 
-        var attention = StepAttention.Apply(q, cache, index, step, c, CpuDecodeAttention);
+        var attention = StepAttention.Apply(q, cache, index, step, c, CpuDecodeAttention, w.Sinks);
         ProjectionInputCapture.Add(capture, index, attention, LoraTarget.O);
-        var o = w.O.Apply(attention, smallBatchKernel: Kernels.CpuSmallBatchProjections);
+        var o = w.O.Apply(attention, w.OBias, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (lora is not null)
             ApplyLora(index, LoraTarget.O, attention, o, lora);
         if (c.ResidualMultiplier != 1)
@@ -278,7 +278,7 @@ public sealed class LlamaModel : IDisposable
         if (adaptedMlp)
             ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora!);   // gate and up together
 
-        var activated = GatedActivations.Apply(gateUp, c.Activation, c.IntermediateSize, CpuElementwise);
+        var activated = GatedActivations.Apply(gateUp, c.Activation, c.IntermediateSize, CpuElementwise, c.SwigluLimit);
         ProjectionInputCapture.Add(capture, index, activated, LoraTarget.Down);
         var down = w.Down!.Apply(activated, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         if (adaptedMlp)

@@ -40,8 +40,7 @@ public sealed class LlamaWeights : IDisposable
 
     public long TotalBytes =>
         Embed.Bytes + (Tied ? 0 : LmHead.Bytes) + Layers.Sum(l => l.Projections.Sum(p => p.Bytes))
-        + new[] { FinalNorm }.Concat(Layers.SelectMany(l => l.Vectors))
-            .Sum(t => t.NumberOfElements * t.ElementSize);
+        + FinalNorm.NumberOfElements * FinalNorm.ElementSize + Layers.Sum(l => l.VectorBytes);
 
     /// <summary>
     /// Loads every tensor into the loader's dtype and device. With <paramref name="packForAmx"/>, bfloat16 projections on a CPU
@@ -92,6 +91,8 @@ public sealed class LlamaWeights : IDisposable
                     QNorm = c.QkNorm ? Norm(p + "self_attn.q_norm.weight", d) : null,
                     KNorm = c.QkNorm ? Norm(p + "self_attn.k_norm.weight", d) : null,
                     O = Projection(loader.Load(p + "self_attn.o_proj.weight", source ?? loader.Dtype, h, qOut)),
+                    OBias = c.AttentionOutputBias ? loader.Load(p + "self_attn.o_proj.bias", h) : null,
+                    Sinks = c.AttentionSinks ? loader.Load(p + "self_attn.sinks", ScalarType.Float32, c.NumHeads) : null,
                     PostAttentionNorm = Norm(p + (c.SandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), h),
                     AttentionOutputNorm = c.SandwichNorms ? Norm(p + "post_attention_layernorm.weight", h) : null,
                     MlpOutputNorm = c.SandwichNorms ? Norm(p + "post_feedforward_layernorm.weight", h) : null,
@@ -102,8 +103,10 @@ public sealed class LlamaWeights : IDisposable
                             (p + "mlp.up_proj.weight", [c.IntermediateSize, h])], source)),
                     Down = sparse ? null : Projection(loader.Load(p + "mlp.down_proj.weight", source ?? loader.Dtype, h, c.IntermediateSize)),
                     // The router stays in the compute dtype even under int8: a quantized score could route a token elsewhere.
-                    Router = sparse ? ProjectionWeight.Create(loader.Load(p + ExpertNames(c).Router, c.Experts!.Experts, h), packForAmx) : null,
-                    Experts = sparse ? LoadExperts(c, loader, p, source, Projection) : null,
+                    Router = sparse ? ProjectionWeight.Create(loader.Load(p + ExpertNames(c).Router + ".weight", c.Experts!.Experts, h), packForAmx) : null,
+                    RouterBias = sparse && c.Experts!.RouterBias ? loader.Load(p + ExpertNames(c).Router + ".bias", c.Experts.Experts) : null,
+                    Experts = !sparse ? null
+                        : c.Experts!.ExpertBias ? GptOssExperts.Load(c, loader, p, source, Projection) : LoadExperts(c, loader, p, source, Projection),
                     SharedExpert = sparse && c.Experts!.SharedExpertSize > 0
                         ? LoadExpert(c, loader, p + "mlp.shared_expert.", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"), c.Experts.SharedExpertSize, source, Projection)
                         : null,
@@ -130,12 +133,15 @@ public sealed class LlamaWeights : IDisposable
 
     /// <summary>
     /// Where a mixture-of-experts layer keeps its router and expert e's gate, up and down projections: Mixtral's
-    /// <c>block_sparse_moe.gate</c> and <c>experts.e.w1/w3/w2</c>, Qwen3-MoE's <c>mlp.gate</c> and <c>mlp.experts.e.gate_proj/up_proj/down_proj</c>.
+    /// <c>block_sparse_moe.gate</c> and <c>experts.e.w1/w3/w2</c>, Qwen3-MoE's <c>mlp.gate</c> and <c>mlp.experts.e.gate_proj/up_proj/down_proj</c>,
+    /// gpt-oss's <c>mlp.router</c> (its experts stacked: <see cref="GptOssExperts"/>).
     /// </summary>
-    private static (string Router, Func<int, (string Gate, string Up, string Down)> Expert) ExpertNames(ModelConfig c) =>
-        c.Architecture == "MixtralForCausalLM"
-            ? ("block_sparse_moe.gate.weight", e => ($"block_sparse_moe.experts.{e}.w1.weight", $"block_sparse_moe.experts.{e}.w3.weight", $"block_sparse_moe.experts.{e}.w2.weight"))
-            : ("mlp.gate.weight", e => ($"mlp.experts.{e}.gate_proj.weight", $"mlp.experts.{e}.up_proj.weight", $"mlp.experts.{e}.down_proj.weight"));
+    private static (string Router, Func<int, (string Gate, string Up, string Down)> Expert) ExpertNames(ModelConfig c) => c.Architecture switch
+    {
+        "MixtralForCausalLM" => ("block_sparse_moe.gate", e => ($"block_sparse_moe.experts.{e}.w1.weight", $"block_sparse_moe.experts.{e}.w3.weight", $"block_sparse_moe.experts.{e}.w2.weight")),
+        "GptOssForCausalLM" => ("mlp.router", _ => throw new InvalidOperationException("gpt-oss stacks its experts")),
+        _ => ("mlp.gate", e => ($"mlp.experts.{e}.gate_proj.weight", $"mlp.experts.{e}.up_proj.weight", $"mlp.experts.{e}.down_proj.weight")),
+    };
 
     /// <summary>A mixture-of-experts layer's experts, each loaded (and packed or quantized) before the next is read.</summary>
     private static List<ExpertWeights> LoadExperts(ModelConfig c, TensorLoader loader, string layer, ScalarType? source, Func<Tensor, ProjectionWeight> projection)
@@ -204,7 +210,12 @@ public sealed class LlamaWeights : IDisposable
             LoraTarget.Gate => w.GateUp,
             _ => w.Down,
         } ?? throw new ArgumentException($"layer {layer} has experts, not one {LoraTargets.ModulePath(target)}");
-        var bias = group[0] == LoraTarget.Q ? w.QkvBias?.narrow(0, offset, outF) : null;
+        var bias = group[0] switch
+        {
+            LoraTarget.Q => w.QkvBias?.narrow(0, offset, outF),
+            LoraTarget.O => w.OBias?.narrow(0, 0, outF),
+            _ => null,
+        };
         return (projection.RowSlice(offset, outF), bias);
     }
 

@@ -20,8 +20,9 @@ internal static class StepAttention
     /// prefill: q[1, Hkv, G·n, D] · K[1, Hkv, end − first, D]ᵀ    (mask: position j visible to token i iff window start ≤ j ≤ start + i)
     /// K[b, :, j] = cache[row(b, j)]: each sequence's positions gathered through its block table (padding rows read row 0, masked).
     /// </code>
+    /// With <paramref name="sinks"/> (gpt-oss, <c>[Hq]</c> float32) each head's sink logit joins its softmax (<see cref="ModelConfig.AttentionSinks"/>).
     /// </summary>
-    public static Tensor Apply(Tensor q, KvCache cache, int layer, StepIndices step, ModelConfig c, bool cpuDecodeAttention)
+    public static Tensor Apply(Tensor q, KvCache cache, int layer, StepIndices step, ModelConfig c, bool cpuDecodeAttention, Tensor? sinks = null)
     {
         var keysAndValues = cache.KeysAndValues(layer);
         long t = q.size(0);
@@ -34,13 +35,15 @@ internal static class StepAttention
             {
                 var qr = step.AllDecode ? q : q.index_select(0, step.DecodeTokens!);
                 decodeOut = PagedDecodeAttention.Apply(qr, cache.Keys(layer), cache.Values(layer), step.DecodeRowTable, step.DecodeContext, step.DecodeLengths,
-                    (float)(c.AttentionSoftcap ?? 0));
+                    (float)(c.AttentionSoftcap ?? 0), sinks);
             }
             else
             {
                 var qd = (step.AllDecode ? q.contiguous() : q.index_select(0, step.DecodeTokens!)).view(step.DecodeCount, c.NumKvHeads, g, c.HeadDim);
                 var kvd = Gather(keysAndValues, step.DecodeRows!, step.DecodeCount);      // [B, 2·Hkv, L, D]: K and V in one gather
-                decodeOut = Attend(qd, kvd.narrow(1, 0, c.NumKvHeads), kvd.narrow(1, c.NumKvHeads, c.NumKvHeads), step.DecodeMask, c)
+                // query head h·G + g of a row is qd[b, h, g]: its sink at [h, g]
+                var sinkColumn = sinks?.view(1, c.NumKvHeads, g, 1).expand(step.DecodeCount, -1, -1, -1);
+                decodeOut = Attend(qd, kvd.narrow(1, 0, c.NumKvHeads), kvd.narrow(1, c.NumKvHeads, c.NumKvHeads), step.DecodeMask, c, sinkColumn)
                     .reshape(step.DecodeCount, c.NumHeads * c.HeadDim);
             }
 
@@ -54,27 +57,34 @@ internal static class StepAttention
         for (int i = 0; i < step.Prefill.Count; i++)
         {
             var s = step.Prefill[i];
-            output.narrow(0, s.Offset, s.Count).copy_(Prefill(q.narrow(0, s.Offset, s.Count), keysAndValues, s, step, i, c));
+            output.narrow(0, s.Offset, s.Count).copy_(Prefill(q.narrow(0, s.Offset, s.Count), keysAndValues, s, step, i, c, sinks));
         }
 
         return output;
     }
 
     /// <summary>
-    /// softmax(q·kᵀ/√D + mask)·v: libtorch's fused attention, or with Gemma 2's soft cap, which it has no place for, the same
-    /// in float32 ops — <c>s = cap·tanh(q·kᵀ/(√D·cap))</c> before the mask — rounded once to q's dtype.
-    /// q <c>[B, H, M, D]</c>, k and v <c>[B, H, L, D]</c>, mask broadcast to <c>[B, H, M, L]</c> or null → <c>[B, H, M, D]</c>.
+    /// softmax(q·kᵀ/√D + mask)·v: libtorch's fused attention, or with Gemma 2's soft cap or gpt-oss's sinks, which it has no
+    /// place for, the same in float32 ops — <c>s = cap·tanh(q·kᵀ/(√D·cap))</c> before the mask; the sink logit a last column
+    /// of the softmax, dropped after it — rounded once to q's dtype.
+    /// q <c>[B, H, M, D]</c>, k and v <c>[B, H, L, D]</c>, mask broadcast to <c>[B, H, M, L]</c> or null, sinkColumn
+    /// <c>[B, H, M, 1]</c> float32 or null → <c>[B, H, M, D]</c>.
     /// </summary>
-    private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, ModelConfig c)
+    private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, ModelConfig c, Tensor? sinkColumn)
     {
-        if (c.AttentionSoftcap is not double cap)
+        if (c.AttentionSoftcap is not double cap && sinkColumn is null)
             return F.scaled_dot_product_attention(q, k, v, mask);
         using var scope = NewDisposeScope();
-        var scores = q.to(ScalarType.Float32).matmul(k.to(ScalarType.Float32).transpose(-1, -2)).TimesInPlace(1 / (Math.Sqrt(c.HeadDim) * cap));
-        scores.tanh_().TimesInPlace(cap);
+        var scores = q.to(ScalarType.Float32).matmul(k.to(ScalarType.Float32).transpose(-1, -2));
+        if (c.AttentionSoftcap is double softcap)
+            scores.TimesInPlace(1 / (Math.Sqrt(c.HeadDim) * softcap)).tanh_().TimesInPlace(softcap);
+        else
+            scores.TimesInPlace(1 / Math.Sqrt(c.HeadDim));
         if (mask is not null)
             scores.PlusInPlace(mask.to(ScalarType.Float32));
-        return scores.softmax(-1).matmul(v.to(ScalarType.Float32)).to(q.dtype).MoveToOuterDisposeScope();
+        long keys = scores.size(-1);
+        var probabilities = sinkColumn is null ? scores.softmax(-1) : cat([scores, sinkColumn], -1).softmax(-1).narrow(-1, 0, keys);
+        return probabilities.matmul(v.to(ScalarType.Float32)).to(q.dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>[B·L] physical rows → [B, Hkv, L, D] (a view of the gathered [Hkv, B·L, D]; each [L, D] slab contiguous).</summary>
@@ -82,7 +92,7 @@ internal static class StepAttention
         cacheLayer.index_select(1, rows).view(cacheLayer.size(0), sequences, -1, cacheLayer.size(2)).transpose(0, 1);
 
     /// <summary>Causal attention of one sequence's n new tokens over its cache prefix. q: [n, Hq, D] → [n, Hq·D].</summary>
-    private static Tensor Prefill(Tensor q, Tensor keysAndValues, SequenceSlice s, StepIndices step, int i, ModelConfig c)
+    private static Tensor Prefill(Tensor q, Tensor keysAndValues, SequenceSlice s, StepIndices step, int i, ModelConfig c, Tensor? sinks)
     {
         int n = s.Count, g = c.QueryGroupSize;
         var rows = step.PrefillRows[i];
@@ -90,7 +100,9 @@ internal static class StepAttention
         // which upcasts to float32 and materialises the scores (measured 4–5× slower for 64–512-token prompts).
         var qs = q.view(n, c.NumKvHeads, g, c.HeadDim).permute(1, 2, 0, 3).reshape(1, c.NumKvHeads, g * n, c.HeadDim);
         var kvs = Gather(keysAndValues, rows, 1);                                      // [1, 2·Hkv, end, D]
-        var attended = Attend(qs, kvs.narrow(1, 0, c.NumKvHeads), kvs.narrow(1, c.NumKvHeads, c.NumKvHeads), step.PrefillMask(i, g), c);   // [1, Hkv, G·n, D]
+        // query head h·G + g of token t is qs[0, h, g·n + t]: its sink at [h, g]
+        var sinkColumn = sinks?.view(c.NumKvHeads, g, 1).expand(-1, -1, n).reshape(1, c.NumKvHeads, g * n, 1);
+        var attended = Attend(qs, kvs.narrow(1, 0, c.NumKvHeads), kvs.narrow(1, c.NumKvHeads, c.NumKvHeads), step.PrefillMask(i, g), c, sinkColumn);   // [1, Hkv, G·n, D]
         return attended.view(c.NumKvHeads, g, n, c.HeadDim).permute(2, 0, 1, 3).reshape(n, c.NumHeads * c.HeadDim);
     }
 }

