@@ -10,7 +10,7 @@ public sealed class ChatOptions
 
     /// <summary>
     /// How the model writes a tool call, for <c>tool_choice: "auto"</c>: <c>none</c> (its text is the message's content),
-    /// <c>hermes</c> (Hermes, Qwen 2.5/3), <c>llama3_json</c> (Llama 3.1–3.3), <c>mistral</c>, <c>deepseek_v3</c> (V3, R1, V3.1), <c>pythonic</c> (Llama 3.2's pythonic template, Llama 4), <c>granite</c> (IBM Granite 3). Forced calls
+    /// <c>hermes</c> (Hermes, Qwen 2.5/3), <c>llama3_json</c> (Llama 3.1–3.3), <c>mistral</c>, <c>deepseek_v3</c> (V3, R1, V3.1), <c>pythonic</c> (Llama 3.2's pythonic template, Llama 4), <c>granite</c> (IBM Granite 3), <c>openai</c> (gpt-oss, with the <c>openai_gptoss</c> reasoning parser). Forced calls
     /// (<c>required</c>, a named function) are read whatever this is.
     /// </summary>
     public string ToolCallParser { get; set; } = Tools.ToolCallParsers.None;
@@ -18,7 +18,9 @@ public sealed class ChatOptions
     /// <summary>
     /// How the model marks its reasoning, returned apart from the answer as <c>reasoning</c>: <c>none</c> (it is part of the
     /// content), <c>deepseek_r1</c> (DeepSeek-R1 and its distills, QwQ), <c>qwen3</c> (Qwen3, which thinks unless the
-    /// request's <c>chat_template_kwargs</c> set <c>enable_thinking</c> false).
+    /// request's <c>chat_template_kwargs</c> set <c>enable_thinking</c> false), <c>openai_gptoss</c> (gpt-oss's harmony
+    /// channels: analysis is the reasoning, final the content; with the <c>openai</c> tool-call parser, its messages to
+    /// <c>functions.*</c> the calls).
     /// </summary>
     public string ReasoningParser { get; set; } = Reasoning.ReasoningParsers.None;
 
@@ -28,5 +30,10 @@ public sealed class ChatOptions
             yield return $"{Section}:ReasoningParser must be one of {string.Join(", ", Reasoning.ReasoningParsers.Names)}, not '{ReasoningParser}'";
         if (!Tools.ToolCallParsers.Names.Contains(ToolCallParser))
             yield return $"{Section}:ToolCallParser must be one of {string.Join(", ", Tools.ToolCallParsers.Names)}, not '{ToolCallParser}'";
+        bool harmony = ReasoningParser == Reasoning.ReasoningParsers.Harmony;
+        if (ToolCallParser == Tools.ToolCallParsers.Harmony && !harmony)
+            yield return $"{Section}:ToolCallParser 'openai' reads gpt-oss's harmony messages, which the reasoning parser 'openai_gptoss' reads: set ReasoningParser to it";
+        if (harmony && ToolCallParser is not (Tools.ToolCallParsers.None or Tools.ToolCallParsers.Harmony))
+            yield return $"{Section}:ReasoningParser 'openai_gptoss' reads gpt-oss's calls from its harmony messages: set ToolCallParser to 'openai' or 'none', not '{ToolCallParser}'";
     }
 }

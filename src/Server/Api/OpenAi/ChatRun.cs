@@ -59,7 +59,8 @@ internal sealed class ChatRun
             throw ApiException.BadRequest("'tool_choice' is 'auto' (the default with tools), which needs the server started with --tool-call-parser "
                 + $"({string.Join(", ", ToolCallParsers.Names.Skip(1))}) to read the model's calls; use 'none', 'required' or a named function", "tool_choice");
         sampling = sampling with { Constraint = format?.Constraint };
-        if (tools.Kind == ToolChoiceKind.Auto && ToolCallParsers.ShowsSpecialTokens(parser))
+        // gpt-oss's harmony channels are special tokens: its reader needs them in the text.
+        if (tools.Kind == ToolChoiceKind.Auto && ToolCallParsers.ShowsSpecialTokens(parser) || chat.ReasoningParser == ReasoningParsers.Harmony && !tools.Forced)
             sampling = sampling with { SkipSpecialTokens = false };
         // vLLM's add_special_tokens, false by default: the chat template writes the special tokens itself.
         int[] prompt = stage.TokenizePrompt(rendered, f.Bool("add_special_tokens") ?? false, "messages",

@@ -12,13 +12,15 @@ internal sealed class ChatTextReader
 {
     private readonly ReasoningReader? _reasoning;
     private readonly ToolCallReader? _tools;
+    private readonly HarmonyReader? _harmony;
     private readonly Action<string> _answer;
 
-    private ChatTextReader(ReasoningReader? reasoning, ToolCallReader? tools, Action<string> answer)
+    private ChatTextReader(ReasoningReader? reasoning, ToolCallReader? tools, Action<string> answer, HarmonyReader? harmony = null)
     {
         _reasoning = reasoning;
         _tools = tools;
         _answer = answer;
+        _harmony = harmony;
     }
 
     /// <summary>
@@ -31,6 +33,14 @@ internal sealed class ChatTextReader
     /// <param name="thinks">Whether the text starts inside the model's reasoning (<see cref="ReasoningParsers.StartsInReasoning"/>).</param>
     public static ChatTextReader? For(ChatOutput output, ToolChoice tools, ChatOptions options, bool thinks)
     {
+        // gpt-oss: its harmony messages carry reasoning, calls and answer alike; a forced call is JSON from the first token.
+        if (options.ReasoningParser == ReasoningParsers.Harmony && !tools.Forced)
+        {
+            bool readsCalls = tools.Kind == ToolChoiceKind.Auto && tools.Tools.Count > 0 && options.ToolCallParser == ToolCallParsers.Harmony;
+            var harmony = new HarmonyReader(output, readsCalls, ToolCallParsers.OpenAiId);
+            return new ChatTextReader(null, null, harmony.Push, harmony);
+        }
+
         var toolReader = ToolCallParsers.For(tools, options.ToolCallParser, output);
         Action<string> answer = toolReader is null ? text => output.Content.Append(text) : toolReader.Push;
         var reasoning = options.ReasoningParser == ReasoningParsers.None ? null
@@ -48,6 +58,7 @@ internal sealed class ChatTextReader
 
     public void Finish()
     {
+        _harmony?.Finish();
         _reasoning?.Finish();
         _tools?.Finish();
     }

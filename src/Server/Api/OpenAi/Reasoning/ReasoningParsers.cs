@@ -1,14 +1,18 @@
 namespace Serving.Server.Api.OpenAi.Reasoning;
 
 /// <summary>
-/// The reasoning parsers a server may be started with (<c>--reasoning-parser</c>, vLLM's names). Both read
-/// <c>&lt;think&gt;…&lt;/think&gt;</c>; they differ in where a text without the opening tag starts.
+/// The reasoning parsers a server may be started with (<c>--reasoning-parser</c>, vLLM's names). deepseek_r1 and qwen3 read
+/// <c>&lt;think&gt;…&lt;/think&gt;</c> and differ in where a text without the opening tag starts; openai_gptoss reads
+/// gpt-oss's harmony channels.
 /// </summary>
 internal static class ReasoningParsers
 {
     public const string None = "none";
 
-    public static readonly IReadOnlyList<string> Names = [None, "deepseek_r1", "qwen3"];
+    public static readonly IReadOnlyList<string> Names = [None, "deepseek_r1", "qwen3", Harmony];
+
+    /// <summary>gpt-oss's harmony messages (<see cref="HarmonyReader"/>): channels, not think tags.</summary>
+    public const string Harmony = "openai_gptoss";
 
     /// <summary>What closes the reasoning; an output format holds only the text after it.</summary>
     public const string EndOfReasoning = "</think>";

@@ -12,13 +12,16 @@ internal static class ToolCallParsers
     public const string None = "none";
 
     /// <summary>Every accepted name.</summary>
-    public static readonly IReadOnlyList<string> Names = [None, "hermes", "llama3_json", "mistral", "deepseek_v3", "pythonic", "granite"];
+    public static readonly IReadOnlyList<string> Names = [None, "hermes", "llama3_json", "mistral", "deepseek_v3", "pythonic", "granite", Harmony];
+
+    /// <summary>gpt-oss's calls, messages to <c>functions.NAME</c> read by the harmony reader (with <c>--reasoning-parser openai_gptoss</c>).</summary>
+    public const string Harmony = "openai";
 
     /// <summary>
     /// Whether the parser's markers are special tokens the text must keep (vLLM's parsers set
     /// <c>skip_special_tokens: false</c> for the same reason).
     /// </summary>
-    public static bool ShowsSpecialTokens(string parser) => parser is "hermes" or "mistral" or "deepseek_v3" or "pythonic" or "granite";
+    public static bool ShowsSpecialTokens(string parser) => parser is "hermes" or "mistral" or "deepseek_v3" or "pythonic" or "granite" or Harmony;
 
     /// <summary>
     /// The reader for a choice's text: a forced call's or list's whatever the parser, the parser's own when the model
@@ -45,7 +48,7 @@ internal static class ToolCallParsers
         };
     }
 
-    private static string OpenAiId() => "chatcmpl-tool-" + Guid.NewGuid().ToString("N");
+    public static string OpenAiId() => "chatcmpl-tool-" + Guid.NewGuid().ToString("N");
 
     /// <summary>Mistral's chat templates refuse a tool call id that is not nine letters or digits.</summary>
     private static string MistralId() => RandomNumberGenerator.GetString("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 9);

@@ -1,0 +1,94 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serving.Server.Api.OpenAi;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Api.OpenAi.Reasoning;
+
+/// <summary>
+/// gpt-oss's harmony output through a real server started with <c>--reasoning-parser openai_gptoss --tool-call-parser
+/// openai</c>: a text held by a regex to harmony messages (an analysis, then a call to a function, or the final answer)
+/// comes back as <c>reasoning</c>, <c>tool_calls</c> and <c>content</c>, whole and streamed alike.
+/// </summary>
+public sealed class HarmonyServingTests : IAsyncLifetime
+{
+    private const string Weather = """{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}""";
+    private const string Analysis = @"<\|channel\|>analysis<\|message\|>Need the weather\.<\|end\|><\|start\|>assistant";
+
+    private readonly string _root = TestDirectories.Path("harmony");
+    private ServerProcess _server = null!;
+
+    public async Task InitializeAsync() =>
+        _server = await ToolTemplateServer.StartAsync(_root, "harmony", 23, "--reasoning-parser", "openai_gptoss", "--tool-call-parser", "openai");
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        TestDirectories.Delete(_root);
+    }
+
+    private static JsonObject Request(string regex, bool tools = true) => HttpJson.GreedyChat("harmony", "Weather in Paris?", 120, JsonNode.Parse(
+        JsonSerializer.Serialize(new { tools = tools ? new[] { JsonNode.Parse(Weather) } : null, structured_outputs = new { regex } }))!.AsObject());
+
+    private async Task<(string Reasoning, string? Content, string Calls, string? Finish)> Stream(JsonObject body)
+    {
+        body["stream"] = true;
+        var events = await HttpJson.StreamAsync(_server.Http, "/v1/chat/completions", JsonSerializer.Deserialize<JsonElement>(body.ToJsonString()));
+        string reasoning = "", calls = "";
+        string? content = null, finish = null;
+        foreach (string data in events.Where(d => d != "[DONE]"))
+        {
+            var choice = JsonNode.Parse(data)!["choices"]![0]!;
+            var delta = choice["delta"]!;
+            reasoning += (string?)delta["reasoning"] ?? "";
+            if ((string?)delta["content"] is { Length: > 0 } text)
+                content = (content ?? "") + text;
+            foreach (var call in delta["tool_calls"]?.AsArray() ?? [])
+                calls += (string?)call!["function"]!["name"] + (string?)call["function"]!["arguments"];
+            finish = (string?)choice["finish_reason"] ?? finish;
+        }
+
+        return (reasoning, content, calls, finish);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_AnalysisThenCall_ReasoningAndTheCallWholeAndStreamed()
+    {
+        var body = Request(Analysis + @"<\|channel\|>commentary to=functions\.get_weather <\|constrain\|>json<\|message\|>\{""city"": ""Paris""\}<\|call\|>");
+
+        var choice = await HttpJson.FirstChatChoiceAsync(_server.Http, body);
+        var message = choice["message"]!;
+        Assert.Equal("tool_calls", (string?)choice["finish_reason"]);
+        Assert.Equal("Need the weather.", (string?)message["reasoning"]);
+        Assert.Null(message["content"]);
+        Assert.Equal("get_weather", (string?)message["tool_calls"]![0]!["function"]!["name"]);
+        Assert.Equal("{\"city\": \"Paris\"}", (string?)message["tool_calls"]![0]!["function"]!["arguments"]);
+
+        var streamed = await Stream(body);
+        Assert.Equal(("Need the weather.", (string?)null, "get_weather{\"city\": \"Paris\"}", "tool_calls"), streamed);
+    }
+
+    [Fact]
+    public async Task ChatCompletions_AnalysisThenFinal_ReasoningAndContent()
+    {
+        var body = Request(Analysis + @"<\|channel\|>final<\|message\|>It is sunny in Paris\.<\|return\|>", tools: false);
+
+        var choice = await HttpJson.FirstChatChoiceAsync(_server.Http, body);
+
+        Assert.Equal("Need the weather.", (string?)choice["message"]!["reasoning"]);
+        Assert.Equal("It is sunny in Paris.", (string?)choice["message"]!["content"]);
+        Assert.Equal("stop", (string?)choice["finish_reason"]);
+        Assert.Equal(("Need the weather.", "It is sunny in Paris.", "", "stop"), await Stream(body));
+    }
+
+    [Theory]
+    [InlineData("none", "openai", "ReasoningParser")]
+    [InlineData("openai_gptoss", "hermes", "'openai' or 'none'")]
+    public void Validate_HarmonyParsersMismatched_NamesTheFix(string reasoning, string tools, string named)
+    {
+        var errors = new ChatOptions { ReasoningParser = reasoning, ToolCallParser = tools }.Validate().ToList();
+
+        Assert.Contains(errors, e => e.Contains(named, StringComparison.Ordinal));
+        Assert.Empty(new ChatOptions { ReasoningParser = "openai_gptoss", ToolCallParser = "openai" }.Validate());
+    }
+}
