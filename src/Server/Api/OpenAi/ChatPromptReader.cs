@@ -77,7 +77,11 @@ internal static class ChatPromptReader
             var content = mf.Get("content");
             message["content"] = content is { ValueKind: JsonValueKind.Null } ? null : Content(content);
             if (role == "assistant")
+            {
                 ParseCallArguments(message, messages.Count);
+                ReasoningAsThinking(message);
+            }
+
             messages.Add(message);
         }
 
@@ -108,6 +112,19 @@ internal static class ChatPromptReader
                 throw JsonFields.Bad($"messages[{index}].tool_calls[{i}].function.arguments", "must be JSON text");
             }
         }
+    }
+
+    /// <summary>
+    /// An assistant message's reasoning, sent back as vLLM returned it (<c>reasoning</c>, or <c>reasoning_content</c>), is
+    /// also its <c>thinking</c>: the field gpt-oss's template reads to keep the analysis that led to a tool call in the
+    /// conversation until the final answer (what its harmony format asks). A message that has <c>thinking</c> keeps it;
+    /// templates that read <c>reasoning_content</c> (Qwen3's) still find it.
+    /// </summary>
+    private static void ReasoningAsThinking(Dictionary<string, object?> message)
+    {
+        if (!message.ContainsKey("thinking")
+            && (message.GetValueOrDefault("reasoning") ?? message.GetValueOrDefault("reasoning_content")) is string { Length: > 0 } reasoning)
+            message["thinking"] = reasoning;
     }
 
     /// <summary>

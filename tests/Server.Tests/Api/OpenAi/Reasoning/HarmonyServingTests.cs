@@ -18,8 +18,13 @@ public sealed class HarmonyServingTests : IAsyncLifetime
     private readonly string _root = TestDirectories.Path("harmony");
     private ServerProcess _server = null!;
 
+    /// <summary>Harmony's shape as gpt-oss's template writes it: an assistant's <c>thinking</c> as an analysis message before its call.</summary>
+    private const string Template =
+        "{% for m in messages %}{% if m['thinking'] is defined %}<|start|>assistant<|channel|>analysis<|message|>{{ m['thinking'] }}<|end|>{% endif %}"
+        + "<|start|>{{ m['role'] }}<|message|>{{ m['content'] or '' }}<|end|>{% endfor %}{% if add_generation_prompt %}<|start|>assistant{% endif %}";
+
     public async Task InitializeAsync() =>
-        _server = await ToolTemplateServer.StartAsync(_root, "harmony", 23, "--reasoning-parser", "openai_gptoss", "--tool-call-parser", "openai");
+        _server = await ToolTemplateServer.StartAsync(_root, "harmony", 23, Template, "--reasoning-parser", "openai_gptoss", "--tool-call-parser", "openai");
 
     public async Task DisposeAsync()
     {
@@ -79,6 +84,34 @@ public sealed class HarmonyServingTests : IAsyncLifetime
         Assert.Equal("It is sunny in Paris.", (string?)choice["message"]!["content"]);
         Assert.Equal("stop", (string?)choice["finish_reason"]);
         Assert.Equal(("Need the weather.", "It is sunny in Paris.", "", "stop"), await Stream(body));
+    }
+
+    /// <summary>
+    /// The reasoning a client sends back with an assistant message (vLLM's <c>reasoning</c> or <c>reasoning_content</c>) is the
+    /// <c>thinking</c> gpt-oss's template renders as the analysis before the call.
+    /// </summary>
+    [Fact]
+    public async Task Tokenize_AssistantReasoningSentBack_RenderedAsItsThinking()
+    {
+        async Task<string> Tokens(string? field)
+        {
+            var assistant = new JsonObject { ["role"] = "assistant", ["content"] = "" };
+            if (field is not null)
+                assistant[field] = "Need the weather.";
+            var (status, answer) = await HttpJson.PostAsync(_server.Http, "/tokenize", new JsonObject
+            {
+                ["model"] = "harmony",
+                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Weather?" }, assistant,
+                    new JsonObject { ["role"] = "user", ["content"] = "And?" }),
+            });
+            Assert.True(status == 200, answer.ToJsonString());
+            return answer["tokens"]!.ToJsonString();
+        }
+
+        string thinking = await Tokens("thinking");
+        Assert.Equal(thinking, await Tokens("reasoning"));
+        Assert.Equal(thinking, await Tokens("reasoning_content"));
+        Assert.NotEqual(thinking, await Tokens(null));
     }
 
     [Theory]
