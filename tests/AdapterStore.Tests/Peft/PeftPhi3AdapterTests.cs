@@ -28,7 +28,10 @@ public sealed class PeftPhi3AdapterTests : IDisposable
     private static float[] Values(int count, int seed) => [.. Enumerable.Range(0, count).Select(i => (float)Math.Sin(seed * 1000 + i))];
 
     /// <summary>An adapter folder of <paramref name="modules"/> (layer-0 paths and their A/B shapes' out rows), values from <see cref="Values"/>.</summary>
-    private string Adapter(string name, ModelConfig c, params (string Path, int Out)[] modules)
+    private string Adapter(string name, ModelConfig c, params (string Path, int Out)[] modules) => Adapter(name, c, dora: false, modules);
+
+    /// <summary>The same, as DoRA with <paramref name="dora"/>: <c>use_dora</c> and each module's magnitudes over its stacked outputs.</summary>
+    private string Adapter(string name, ModelConfig c, bool dora, params (string Path, int Out)[] modules)
     {
         string dir = Path.Combine(_root, name);
         Directory.CreateDirectory(dir);
@@ -41,6 +44,9 @@ public sealed class PeftPhi3AdapterTests : IDisposable
                 MemoryMarshal.AsBytes(Values(Rank * inF, ++seed).AsSpan()).ToArray()));
             entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.model.layers.0.{path}.lora_B.weight", SafetensorsDtype.F32, [outF, Rank],
                 MemoryMarshal.AsBytes(Values(outF * Rank, ++seed).AsSpan()).ToArray()));
+            if (dora)
+                entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.model.layers.0.{path}.lora_magnitude_vector", SafetensorsDtype.F32, [outF],
+                    MemoryMarshal.AsBytes(Magnitudes(outF, seed).AsSpan()).ToArray()));
         }
 
         SafetensorsWriter.Write(Path.Combine(dir, "adapter_model.safetensors"), entries);
@@ -49,9 +55,13 @@ public sealed class PeftPhi3AdapterTests : IDisposable
             ["peft_type"] = "LORA", ["r"] = Rank, ["lora_alpha"] = 8,
             ["target_modules"] = new JsonArray([.. modules.Select(m => (JsonNode)m.Path[(m.Path.IndexOf('.') + 1)..]).Distinct()]),
         };
+        if (dora)
+            config["use_dora"] = true;
         File.WriteAllText(Path.Combine(dir, "adapter_config.json"), config.ToJsonString());
         return dir;
     }
+
+    private static float[] Magnitudes(int count, int seed) => [.. Enumerable.Range(0, count).Select(i => 1 + 0.5f * (float)Math.Cos(seed * 100 + i))];
 
     [Fact]
     public void Read_StackedModules_EachProjectionTheSharedAAndItsRowsOfB()
@@ -80,6 +90,28 @@ public sealed class PeftPhi3AdapterTests : IDisposable
     }
 
     /// <summary>Phi-3 has no q_proj, and other models no qkv_proj: an adapter naming the other's module is refused, naming it.</summary>
+    /// <summary>DoRA on a stacked module: each projection's magnitudes are its rows of the stacked vector, as its rows of B are.</summary>
+    [Fact]
+    public void Read_DoraOnStackedModules_EachProjectionItsRowsOfTheMagnitudes()
+    {
+        int q = _phi3.NumHeads * _phi3.HeadDim, kv = _phi3.NumKvHeads * _phi3.HeadDim, inter = _phi3.IntermediateSize;
+        string dir = Adapter("dora", _phi3, dora: true, ("self_attn.qkv_proj", q + 2 * kv), ("self_attn.o_proj", _phi3.HiddenSize),
+            ("mlp.gate_up_proj", 2 * inter), ("mlp.down_proj", _phi3.HiddenSize));
+
+        var modules = PeftAdapterReader.Read(dir, "dora", _phi3, 16).Modules;
+
+        var (qkv, oProj, gateUp, down) = (Magnitudes(q + 2 * kv, 2), Magnitudes(_phi3.HiddenSize, 4), Magnitudes(2 * inter, 6), Magnitudes(_phi3.HiddenSize, 8));
+        foreach (var (target, stacked, row) in new[]
+        {
+            (LoraTarget.Q, qkv, 0), (LoraTarget.K, qkv, q), (LoraTarget.V, qkv, q + kv), (LoraTarget.O, oProj, 0),
+            (LoraTarget.Gate, gateUp, 0), (LoraTarget.Up, gateUp, inter), (LoraTarget.Down, down, 0),
+        })
+        {
+            int rows = LoraTargets.Shape(_phi3, target).Out;
+            Assert.Equal(stacked.AsSpan(row, rows).ToArray(), modules.Single(m => m.Target == target).Magnitude);
+        }
+    }
+
     [Fact]
     public void Read_ModuleTheBaseModelDoesNotHave_RefusedNamingIt()
     {

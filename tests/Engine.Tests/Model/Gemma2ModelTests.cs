@@ -69,9 +69,7 @@ public sealed class Gemma2ModelTests : IDisposable
     [InlineData(ScalarType.BFloat16)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype)
     {
-        string dir = Path.Combine(_root, "gemma2-tile-grid");
-        if (!Directory.Exists(dir))
-            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 89) with { Architecture = "Gemma2ForCausalLM", TieWordEmbeddings = true });
+        string dir = TileGridModel.Ensure(Path.Combine(_root, "gemma2-tile-grid"), TileGridModel.Spec(seed: 89) with { Architecture = "Gemma2ForCausalLM", TieWordEmbeddings = true });
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 

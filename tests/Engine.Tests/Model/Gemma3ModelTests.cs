@@ -87,9 +87,7 @@ public sealed class Gemma3ModelTests : IDisposable
     [InlineData(ScalarType.BFloat16)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype)
     {
-        string dir = Path.Combine(_root, "gemma3-tile-grid");
-        if (!Directory.Exists(dir))
-            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 71) with { Architecture = "Gemma3ForCausalLM", TieWordEmbeddings = true });
+        string dir = TileGridModel.Ensure(Path.Combine(_root, "gemma3-tile-grid"), TileGridModel.Spec(seed: 71) with { Architecture = "Gemma3ForCausalLM", TieWordEmbeddings = true });
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 

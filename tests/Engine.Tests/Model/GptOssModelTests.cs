@@ -78,9 +78,7 @@ public sealed class GptOssModelTests : IDisposable
     [InlineData(ScalarType.BFloat16, true)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype, bool mxfp4)
     {
-        string dir = Path.Combine(_root, $"tile-grid-{mxfp4}");
-        if (!Directory.Exists(dir))
-            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 137) with { Architecture = "GptOssForCausalLM", Mxfp4Experts = mxfp4 });
+        string dir = TileGridModel.Ensure(Path.Combine(_root, $"tile-grid-{mxfp4}"), TileGridModel.Spec(seed: 137) with { Architecture = "GptOssForCausalLM", Mxfp4Experts = mxfp4 });
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 

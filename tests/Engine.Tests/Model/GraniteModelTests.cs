@@ -45,9 +45,7 @@ public sealed class GraniteModelTests : IDisposable
     [InlineData(ScalarType.BFloat16)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype)
     {
-        string dir = Path.Combine(_root, "granite-tile-grid");
-        if (!Directory.Exists(dir))
-            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 61) with { Architecture = "GraniteForCausalLM" });
+        string dir = TileGridModel.Ensure(Path.Combine(_root, "granite-tile-grid"), TileGridModel.Spec(seed: 61) with { Architecture = "GraniteForCausalLM" });
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 

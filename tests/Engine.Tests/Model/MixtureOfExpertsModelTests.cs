@@ -62,9 +62,7 @@ public sealed class MixtureOfExpertsModelTests : IDisposable
     [InlineData("Qwen2MoeForCausalLM", ScalarType.Float32)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(string architecture, ScalarType dtype)
     {
-        string dir = Path.Combine(_root, architecture + "-tile-grid");
-        if (!Directory.Exists(dir))
-            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 113) with { Architecture = architecture });
+        string dir = TileGridModel.Ensure(Path.Combine(_root, architecture + "-tile-grid"), TileGridModel.Spec(seed: 113) with { Architecture = architecture });
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 

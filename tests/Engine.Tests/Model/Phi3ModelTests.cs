@@ -73,9 +73,7 @@ public sealed class Phi3ModelTests : IDisposable
     [InlineData(ScalarType.BFloat16)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype)
     {
-        string dir = Path.Combine(_root, "phi3-tile-grid");
-        if (!Directory.Exists(dir))
-            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 101) with { Architecture = "Phi3ForCausalLM" });
+        string dir = TileGridModel.Ensure(Path.Combine(_root, "phi3-tile-grid"), TileGridModel.Spec(seed: 101) with { Architecture = "Phi3ForCausalLM" });
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }
 
@@ -99,9 +97,7 @@ public sealed class Phi3ModelTests : IDisposable
     [InlineData(ScalarType.BFloat16)]
     public void Forward_PartialRotaryOnEveryPath_SameLogits(ScalarType dtype)
     {
-        string dir = Path.Combine(_root, "partial-tile-grid");
-        if (!Directory.Exists(dir))
-            SyntheticModelWriter.Write(dir, TileGridModel.Spec(seed: 131) with { Architecture = "Phi3ForCausalLM", HeadDim = 64, PartialRotaryFactor = 0.5 });
+        string dir = TileGridModel.Ensure(Path.Combine(_root, "partial-tile-grid"), TileGridModel.Spec(seed: 131) with { Architecture = "Phi3ForCausalLM", HeadDim = 64, PartialRotaryFactor = 0.5 });
         ArchitectureChecks.CpuKernelsAgreeWithLibtorchOps(dir, Prompt, dtype);
         ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
     }

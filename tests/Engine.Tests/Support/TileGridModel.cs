@@ -12,4 +12,12 @@ internal static class TileGridModel
     public static readonly ModelPreset Preset = new("tile-grid", 128, 256, 2, 4, 2, 4096, 2048);
 
     public static SyntheticModelSpec Spec(ulong seed) => new() { Preset = Preset, Seed = seed, Vocab = 4096 };
+
+    /// <summary><paramref name="dir"/>, the model of <paramref name="spec"/> written there by the first test of a class that asks.</summary>
+    public static string Ensure(string dir, SyntheticModelSpec spec)
+    {
+        if (!Directory.Exists(dir))
+            SyntheticModelWriter.Write(dir, spec);
+        return dir;
+    }
 }
