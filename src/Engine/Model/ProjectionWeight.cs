@@ -10,7 +10,9 @@ namespace Serving.Engine.Model;
 /// A projection (or embedding) matrix <c>W [N, K]</c> in HF's [out, in] layout, held as a plain tensor, or for bfloat16
 /// on a CPU with AMX only in <see cref="AmxPackedWeight"/>'s tile layout (a decode step streams each weight once instead
 /// of three times), or quantized to int8 per output row (<see cref="Int8Matrix"/>, <c>--quantization int8</c>: half of
-/// bf16's bytes; inputs and outputs stay in the compute dtype, <see cref="Int8Linear"/> quantizes the input rows per call).
+/// bf16's bytes; inputs and outputs stay in the compute dtype, <see cref="Int8Linear"/> quantizes the input rows per call),
+/// or as its checkpoint's MXFP4 (<see cref="Mxfp4Matrix"/>, gpt-oss's experts on the CPU: the dequantized values exactly,
+/// at 4.25 bits a weight, run by <see cref="Mxfp4Gemv"/>).
 /// Callers see the same maths in every form (the int8 form's W is <c>Scales[n]·Values[n, k]</c>):
 /// <code>Apply(x [M, K], bias [N]?) = x · Wᵀ + bias → [M, N]        Rows(ids [R]) = W[ids, :] → [R, K]</code>
 /// A plain bf16 or float32 weight applied to at most <see cref="SmallBatchGemv.MaxRows"/> rows can run on
@@ -21,6 +23,7 @@ public sealed class ProjectionWeight : IDisposable
     private readonly Tensor? _plain;
     private readonly AmxPackedWeight? _packed;
     private readonly Int8Matrix? _int8;
+    private readonly Mxfp4Matrix? _mxfp4;
 
     /// <summary>A plain contiguous bf16 or float32 CPU weight's address, read once (the tensor never moves); 0 otherwise.</summary>
     private readonly nint _plainAddress;
@@ -41,6 +44,22 @@ public sealed class ProjectionWeight : IDisposable
             Dtype = packed is not null ? ScalarType.BFloat16 : plain!.dtype;
         }
     }
+
+    private ProjectionWeight(Mxfp4Matrix mxfp4, ScalarType dtype)
+    {
+        _mxfp4 = mxfp4;
+        Outputs = mxfp4.Rows;
+        Inputs = mxfp4.Columns;
+        Dtype = dtype;
+    }
+
+    /// <summary>An MXFP4 weight for a CPU model computing in <paramref name="dtype"/> (bfloat16 or float32), which its inputs and outputs take.</summary>
+    public static ProjectionWeight CreateMxfp4(Mxfp4Matrix weight, ScalarType dtype) => dtype is ScalarType.BFloat16 or ScalarType.Float32
+        ? new ProjectionWeight(weight, dtype)
+        : throw new ArgumentException($"MXFP4 weights serve bfloat16 or float32 models, not {dtype}", nameof(dtype));
+
+    /// <summary>True when held as MXFP4.</summary>
+    public bool IsMxfp4 => _mxfp4 is not null;
 
     private ProjectionWeight(Int8Matrix int8, ScalarType dtype)
     {
@@ -83,17 +102,17 @@ public sealed class ProjectionWeight : IDisposable
     public bool IsQuantized => _int8 is not null;
 
     /// <summary>True when <see cref="LinearRaw"/> takes any number of rows (packed or int8), not only a small batch.</summary>
-    public bool TakesAnyRowCount => _packed is not null || _int8 is not null;
+    public bool TakesAnyRowCount => _packed is not null || _int8 is not null || _mxfp4 is not null;
 
     public long Outputs { get; }
 
     public long Inputs { get; }
 
     /// <summary>Bytes per weight element as held: 1 for int8, 2 when packed, else the tensor's.</summary>
-    public long ElementSize => _int8 is not null ? 1 : _packed is not null ? 2 : _plain!.ElementSize;
+    public long ElementSize => _int8 is not null || _mxfp4 is not null ? 1 : _packed is not null ? 2 : _plain!.ElementSize;
 
     /// <summary>Bytes of weight data held (padding of the packed layout, and int8's scales and row sums, included).</summary>
-    public long Bytes => _int8?.Bytes ?? _packed?.Bytes ?? _plain!.NumberOfElements * _plain.ElementSize;
+    public long Bytes => _int8?.Bytes ?? _mxfp4?.Bytes ?? _packed?.Bytes ?? _plain!.NumberOfElements * _plain.ElementSize;
 
     /// <summary>
     /// x <c>[M, K]</c> → <c>[M, N]</c> in the weight's dtype, or in float32 with <paramref name="float32Output"/>: the same values
@@ -105,8 +124,19 @@ public sealed class ProjectionWeight : IDisposable
     /// <param name="smallBatchKernel">The model's selection allows <see cref="SmallBatchGemv"/> for a few rows.</param>
     public Tensor Apply(Tensor x, Tensor? bias = null, bool float32Output = false, bool smallBatchKernel = false)
     {
-        if (_int8 is not null)
-            return ApplyInt8(x, bias, float32Output);
+        if (_mxfp4 is not null && x.NumberOfElements / Inputs > Mxfp4Gemv.MaxRows)
+        {
+            // A prefill's many rows are compute-bound: the dequantized weight through libtorch's GEMM, not the GEMV kernel.
+            using var weight = RowSlice(0, Outputs);
+            var dense = F.linear(x, weight, bias);
+            if (!float32Output || dense.dtype == ScalarType.Float32)
+                return dense;
+            using (dense)
+                return dense.to(ScalarType.Float32);
+        }
+
+        if (_int8 is not null || _mxfp4 is not null)
+            return ApplyQuantized(x, bias, float32Output);
         if (_packed is not null && x.device_type == DeviceType.CPU && x.dtype == ScalarType.BFloat16 && !x.requires_grad)
             return _packed.Linear(x, bias, float32Output);
         if (smallBatchKernel && FitsSmallBatchKernel(x, bias))
@@ -139,12 +169,13 @@ public sealed class ProjectionWeight : IDisposable
         return y;
     }
 
-    private unsafe Tensor ApplyInt8(Tensor x, Tensor? bias, bool float32Output)
+    private unsafe Tensor ApplyQuantized(Tensor x, Tensor? bias, bool float32Output)
     {
+        string form = _int8 is not null ? "an int8" : "an MXFP4";
         if (x.device_type != DeviceType.CPU || x.dtype != Dtype || x.requires_grad || x.size(-1) != Inputs)
-            throw new InvalidOperationException($"an int8 weight takes {Dtype} CPU inputs of {Inputs} columns outside autograd, not {x.dtype} on {x.device_type} of {x.size(-1)}");
+            throw new InvalidOperationException($"{form} weight takes {Dtype} CPU inputs of {Inputs} columns outside autograd, not {x.dtype} on {x.device_type} of {x.size(-1)}");
         if (bias is not null && (bias.dtype != Dtype || bias.device_type != DeviceType.CPU || bias.NumberOfElements != Outputs))
-            throw new InvalidOperationException($"an int8 weight's bias is [{Outputs}] {Dtype} on the CPU");
+            throw new InvalidOperationException($"{form} weight's bias is [{Outputs}] {Dtype} on the CPU");
         long rows = x.NumberOfElements / Inputs;
         long[] shape = [.. x.shape[..^1], Outputs];
         var y = empty(shape, float32Output ? ScalarType.Float32 : Dtype);
@@ -152,8 +183,8 @@ public sealed class ProjectionWeight : IDisposable
             return y;
         using var input = x.contiguous();
         using var b = bias?.contiguous();
-        Int8Linear.Apply(_int8!, Runtime.CpuTensorMemory.Address(input), Dtype == ScalarType.BFloat16, checked((int)rows),
-            b is null ? null : Runtime.CpuTensorMemory.Address(b), Runtime.CpuTensorMemory.Address(y), Outputs, float32Output);
+        LinearRaw(Runtime.CpuTensorMemory.Address(input), checked((int)rows), b is null ? null : Runtime.CpuTensorMemory.Address(b), Runtime.CpuTensorMemory.Address(y),
+            float32Output);
         return y;
     }
 
@@ -162,7 +193,7 @@ public sealed class ProjectionWeight : IDisposable
     /// weight any number of bf16 rows, an int8 weight any number of rows of its dtype, a plain contiguous CPU weight of that dtype (bf16 or float32) up to
     /// <see cref="SmallBatchGemv.MaxRows"/> when the small-batch kernel is there.
     /// </summary>
-    public bool RunsOnRawMemory(int rows, ScalarType dtype) => _int8 is not null ? rows >= 1 && dtype == Dtype
+    public bool RunsOnRawMemory(int rows, ScalarType dtype) => _int8 is not null || _mxfp4 is not null ? rows >= 1 && dtype == Dtype
         : _packed is not null ? dtype == ScalarType.BFloat16
         : rows >= 1 && rows <= SmallBatchGemv.MaxRows && SmallBatchGemv.IsAvailable && _plainAddress != 0 && Dtype == dtype;
 
@@ -175,6 +206,8 @@ public sealed class ProjectionWeight : IDisposable
     {
         if (_int8 is not null)
             Int8Linear.Apply(_int8, x, Dtype == ScalarType.BFloat16, rows, bias, y, Outputs, float32Output);
+        else if (_mxfp4 is not null)
+            Mxfp4Gemv.Apply(_mxfp4, x, rows, Dtype == ScalarType.BFloat16, bias, y, float32Output);
         else if (_packed is not null)
             _packed.Linear((ushort*)x, rows, (ushort*)bias, y, float32Output);
         else if (!RunsOnRawMemory(rows, Dtype))
@@ -191,7 +224,7 @@ public sealed class ProjectionWeight : IDisposable
     /// </summary>
     public Tensor RowSlice(long offset, long count)
     {
-        if (_int8 is not null)
+        if (_int8 is not null || _mxfp4 is not null)
             return Dequantized(Enumerable.Range((int)offset, (int)count));
         if (_packed is null)
             return _plain!.narrow(0, offset, count);
@@ -202,23 +235,26 @@ public sealed class ProjectionWeight : IDisposable
     /// <summary>ids <c>[R]</c> → <c>[R, K]</c>: embedding lookups.</summary>
     public Tensor Rows(Tensor ids)
     {
-        if (_int8 is null)
+        if (_int8 is null && _mxfp4 is null)
             return _packed is not null ? _packed.Rows(ids) : _plain!.index_select(0, ids);
         using var host = ids.device_type == DeviceType.CPU ? ids.to(ScalarType.Int64) : ids.to(ScalarType.Int64).cpu();
         return Dequantized(host.data<long>().Select(id => checked((int)id)));
     }
 
-    /// <summary>Rows of an int8 weight as <c>[R, K]</c> in <see cref="Dtype"/>.</summary>
+    /// <summary>Rows of an int8 or MXFP4 weight as <c>[R, K]</c> in <see cref="Dtype"/>.</summary>
     private Tensor Dequantized(IEnumerable<int> rows)
     {
         var ids = rows.ToArray();
-        int k = _int8!.Columns;
+        int k = (int)Inputs;
         var values = new float[ids.Length * k];
         for (int r = 0; r < ids.Length; r++)
         {
-            if ((uint)ids[r] >= (uint)_int8.Rows)
-                throw new ArgumentOutOfRangeException(nameof(rows), ids[r], $"row {ids[r]} of a weight of {_int8.Rows} rows");
-            Int8Quantizer.DequantizeRows(_int8, ids[r], 1, values.AsSpan(r * k, k));
+            if ((uint)ids[r] >= (uint)Outputs)
+                throw new ArgumentOutOfRangeException(nameof(rows), ids[r], $"row {ids[r]} of a weight of {Outputs} rows");
+            if (_int8 is not null)
+                Int8Quantizer.DequantizeRows(_int8, ids[r], 1, values.AsSpan(r * k, k));
+            else
+                _mxfp4!.Dequantize(ids[r], 1, values.AsSpan(r * k, k));
         }
 
         using var rowsF32 = tensor(values, [ids.Length, k]);

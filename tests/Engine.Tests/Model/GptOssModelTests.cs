@@ -91,6 +91,8 @@ public sealed class GptOssModelTests : IDisposable
         using var gateUp = expert.GateUp.RowSlice(0, expert.GateUp.Outputs);
         var values = gateUp.data<float>().ToArray();
 
+        Assert.True(expert.GateUp.IsMxfp4 && expert.Down.IsMxfp4, "MXFP4 experts of a float32 CPU model stay MXFP4");
+        Assert.Equal(expert.GateUp.Outputs * expert.GateUp.Inputs * 17 / 32, expert.GateUp.Bytes);
         Assert.All(values, v => Assert.Contains(MathF.Abs(v) / MathF.Pow(2, MathF.Floor(MathF.Log2(MathF.Max(MathF.Abs(v), 1e-30f)))), new[] { 0f, 1f, 1.5f }));
     }
 
