@@ -36,6 +36,9 @@ public sealed class LlamaWeights : IDisposable
         return TotalBytes - Projections.Sum(p => p.Bytes) + Projections.Sum(p => p.Outputs * p.Inputs * size);
     }
 
+    /// <summary>The projections held as their checkpoint's MXFP4 (gpt-oss's experts on a CPU), and their bytes.</summary>
+    public (int Count, long Bytes) Mxfp4Projections => (Projections.Count(p => p.IsMxfp4), Projections.Where(p => p.IsMxfp4).Sum(p => p.Bytes));
+
     private IEnumerable<ProjectionWeight> Projections => Layers.SelectMany(l => l.Projections).Append(Embed).Concat(Tied ? [] : [LmHead]);
 
     public long TotalBytes =>

@@ -33,8 +33,12 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
     public string ModelId { get; private set; } = "";
     public DateTimeOffset LoadedAt { get; private set; }
 
-    /// <summary>How the base weights are held: <c>none</c> or <c>int8</c> (<c>Serving:Model:Quantization</c>).</summary>
-    public string QuantizationName => WeightQuantizationNames.Name(_quantization);
+    /// <summary>
+    /// How the base weights are held: <c>int8</c> (<c>Serving:Model:Quantization</c>), <c>mxfp4</c> where the checkpoint's MXFP4
+    /// experts are held as they ship (gpt-oss), else <c>none</c>.
+    /// </summary>
+    public string QuantizationName => _quantization == WeightQuantization.None && _model?.Model.Weights.Mxfp4Projections.Count > 0
+        ? "mxfp4" : WeightQuantizationNames.Name(_quantization);
 
     private WeightQuantization _quantization;
 
@@ -113,6 +117,10 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         if (c.Experts is { } moe)
             logger.LogInformation("Mixture of experts: {Experts} experts of intermediate size {Size}, {TopK} per token, in {Sparse} of {Layers} layers; adapters may adapt the attention (q/k/v/o) only",
                 moe.Experts, moe.IntermediateSize, moe.TopK, c.NumLayers - moe.DenseLayers.Count, c.NumLayers);
+        if (_model.Model.Weights.Mxfp4Projections is { Count: > 0 } mxfp4)
+            logger.LogInformation("MXFP4 experts: {Count} expert projections held as the checkpoint ships them, {Bytes} MiB ({Dtype} would take {Dense} MiB); kernel: {Kernel}",
+                mxfp4.Count, mxfp4.Bytes >> 20, dtype, mxfp4.Bytes * 32 / 17 * (dtype == torch.ScalarType.Float32 ? 4 : 2) >> 20,
+                System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "AVX-512" : "scalar");
         if (c.IsLanguageModelOfMultimodal)
             logger.LogInformation("A multimodal checkpoint: its language model is served for text; the vision tower is not loaded, and image inputs (and adapters' vision-tower weights) are not served");
 

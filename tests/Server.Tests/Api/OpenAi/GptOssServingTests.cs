@@ -59,6 +59,15 @@ public sealed class GptOssServingTests : IAsyncLifetime
         Assert.Equal([adapterAlone, baseAlone, adapterAlone, baseAlone], together.Select(Tokens));
     }
 
+    /// <summary>Its MXFP4 experts are held as they ship: <c>/v1/models</c> says so.</summary>
+    [Fact]
+    public async Task Models_Mxfp4ExpertsHeldAsShipped_QuantizationMxfp4()
+    {
+        var body = JsonNode.Parse(await _server.Http.GetStringAsync("/v1/models"))!;
+
+        Assert.Equal("mxfp4", (string?)body["data"]!.AsArray().Single(m => (string)m!["id"]! == Model)!["quantization"]);
+    }
+
     /// <summary>The prompt as the checkpoint's o200k_harmony tokenizer encodes it (no BOS), the continuation within its 201,088 ids.</summary>
     [Fact]
     public async Task Completions_Prompt_TokenizedByTheCheckpointsTokenizer()
