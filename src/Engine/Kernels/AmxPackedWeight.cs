@@ -55,7 +55,8 @@ public sealed unsafe class AmxPackedWeight : IDisposable
         long n = w.size(0), k = w.size(1);
         bool inPlace = n % 32 == 0 && k % 32 == 0 && w.is_contiguous();
         var source = w.contiguous();
-        var packed = inPlace ? source.view(-1) : empty(AmxNative.PackedElements(n, k), ScalarType.BFloat16);
+        // The packed tensor lives as long as this weight, whatever dispose scope packs it (gpt-oss packs each expert in one).
+        var packed = (inPlace ? source.view(-1) : empty(AmxNative.PackedElements(n, k), ScalarType.BFloat16)).DetachFromDisposeScope();
         try
         {
             long blocks = (n + 31) / 32;

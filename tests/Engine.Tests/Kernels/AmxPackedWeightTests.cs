@@ -40,6 +40,28 @@ public sealed class AmxPackedWeightTests
         Assert.True(asFloat32.eq(packed.Linear(x, bias).to(ScalarType.Float32)).all().item<bool>(), "float32 output is not the bf16 output cast");
     }
 
+    /// <summary>A weight packed (in place) inside a dispose scope outlives it: the scope does not own what the weight holds.</summary>
+    [Fact]
+    public void Pack_InsideADisposeScope_WeightOutlivesTheScope()
+    {
+        if (!AmxNative.IsAvailable)
+            return;
+        manual_seed(5);
+        using var w = randn(64, 96).to(ScalarType.BFloat16);
+        using var x = randn(3, 96).to(ScalarType.BFloat16);
+        AmxPackedWeight packed;
+        using (NewDisposeScope())
+        {
+            var copy = w.clone().DetachFromDisposeScope();
+            packed = AmxPackedWeight.Pack(copy);
+            randn(1 << 16).Dispose();                       // reuse freed memory, as the next expert's load would
+        }
+
+        using (packed)
+        using (var scope = NewDisposeScope())
+            AssertRoundedOnce(x.to(ScalarType.Float32).matmul(w.to(ScalarType.Float32).t()), packed.Linear(x), 96);
+    }
+
     [Fact]
     public void Linear_StridedInput_UsesItsLogicalValues()
     {
