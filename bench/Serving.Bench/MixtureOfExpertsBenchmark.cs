@@ -15,9 +15,10 @@ namespace Serving.Bench;
 /// cancels. At B = 1 a step reads the attention, the router, 4 experts per layer and the lm_head; its time is set against
 /// reading those bytes at the read bandwidth measured in the same run. With <c>--arch gpt-oss</c> the mixture is gpt-oss's of the
 /// same shape (biased router and experts, the clamped SwiGLU, attention sinks, every other layer sliding; its experts MXFP4 on
-/// disk, held in the compute dtype).
+/// disk, held in the compute dtype, or as shipped with <c>--quantization mxfp4</c>).
 /// </summary>
-internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, ScalarType dtype, string architecture = "MixtralForCausalLM")
+internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, ScalarType dtype, string architecture = "MixtralForCausalLM",
+    Serving.Engine.Quantization.WeightQuantization quantization = Serving.Engine.Quantization.WeightQuantization.None)
 {
     private const int PromptTokens = 64, Experts = 16, PerToken = 4;
 
@@ -33,7 +34,7 @@ internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, Sca
             })))
             Console.Error.WriteLine($"generated the mixture-of-experts bench model into {moeDir}");
         using var denseModel = LoadedModel.Load(dense, dtype, CPU, 1024);
-        using var moe = LoadedModel.Load(moeDir, dtype, CPU, 1024);
+        using var moe = LoadedModel.Load(moeDir, dtype, CPU, 1024, quantization: quantization);
         using var perOp = moe.Model.WithKernels(new KernelOptions { FusedCpuDecode = false });
         string name = dtype == ScalarType.BFloat16 ? "bf16" : "f32";
         var w = moe.Model.Weights;
@@ -45,6 +46,7 @@ internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, Sca
             "B=1", "B=8");
         report.Context("dtype", name);
         report.Context("architecture", architecture);
+        report.Context("quantization", Serving.Engine.Quantization.WeightQuantizationNames.Name(quantization));
         report.Context("moe_model_dir", moeDir);
         report.Context("dense_model_dir", dense);
         double bandwidth = Int8ModelBenchmark.ReadBandwidth(2 * w.TotalBytes);

@@ -15,8 +15,9 @@ namespace Serving.Engine.Model;
 /// </code>
 /// Gate and up are interleaved along 2I (gate at the even indices, up at the odd: its modelling code's
 /// <c>gate_up[..., ::2]</c> and <c>[..., 1::2]</c>); they are split here, so the clamped SwiGLU reads the two halves as every
-/// gated MLP does. MXFP4 experts of a bf16 or float32 CPU model stay MXFP4 (<see cref="Mxfp4Matrix"/>: the same values in
-/// a quarter of bf16's bytes, the gate/up rows reordered block by block); elsewhere, and under int8, they are dequantized.
+/// gated MLP does. Under <c>--quantization mxfp4</c> MXFP4 experts of a bf16 or float32 CPU model stay MXFP4
+/// (<see cref="Mxfp4Matrix"/>: the same values in about a quarter of bf16's bytes, the gate/up rows reordered block by
+/// block); otherwise they are dequantized (and under int8 quantized again).
 /// </summary>
 internal static class GptOssExperts
 {
@@ -25,7 +26,7 @@ internal static class GptOssExperts
     /// <param name="layer">The layer's prefix.</param>
     /// <param name="source">The dtype projections are read in before <paramref name="projection"/> (float32 under int8), or null.</param>
     /// <param name="projection">How a float projection is held.</param>
-    /// <param name="keepMxfp4">Whether MXFP4 experts may stay so (not under int8).</param>
+    /// <param name="keepMxfp4">Whether MXFP4 experts stay so (<c>--quantization mxfp4</c>).</param>
     public static List<ExpertWeights> Load(ModelConfig c, TensorLoader loader, string layer, ScalarType? source, Func<Tensor, ProjectionWeight> projection,
         bool keepMxfp4)
     {

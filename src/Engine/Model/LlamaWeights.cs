@@ -109,7 +109,7 @@ public sealed class LlamaWeights : IDisposable
                     Router = sparse ? ProjectionWeight.Create(loader.Load(p + ExpertNames(c).Router + ".weight", c.Experts!.Experts, h), packForAmx) : null,
                     RouterBias = sparse && c.Experts!.RouterBias ? loader.Load(p + ExpertNames(c).Router + ".bias", c.Experts.Experts) : null,
                     Experts = !sparse ? null
-                        : c.Experts!.ExpertBias ? GptOssExperts.Load(c, loader, p, source, Projection, keepMxfp4: !int8)
+                        : c.Experts!.ExpertBias ? GptOssExperts.Load(c, loader, p, source, Projection, keepMxfp4: quantization == WeightQuantization.Mxfp4)
                         : LoadExperts(c, loader, p, source, Projection),
                     SharedExpert = sparse && c.Experts!.SharedExpertSize > 0
                         ? LoadExpert(c, loader, p + "mlp.shared_expert.", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"), c.Experts.SharedExpertSize, source, Projection)

@@ -73,6 +73,8 @@ public sealed class LoadedModel : IDisposable
     public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true, Kernels.KernelOptions? kernels = null,
         Action<long, long>? progress = null, WeightQuantization quantization = WeightQuantization.None)
     {
+        if (quantization == WeightQuantization.Mxfp4 && (device.type != DeviceType.CPU || dtype is not (ScalarType.BFloat16 or ScalarType.Float32)))
+            throw new ModelLoadException($"--quantization mxfp4 holds MXFP4 weights for the CPU kernel of a bfloat16 or float32 model, not {dtype} on {device}");
         if (quantization == WeightQuantization.Int8)
         {
             if (device.type != DeviceType.CPU)
@@ -98,6 +100,8 @@ public sealed class LoadedModel : IDisposable
             bool embeddingOnly = files.SavedAsBareModel || config.DeclaresBareModel;
             if (embeddingOnly && pooling is not (null or "lasttoken"))
                 throw new ModelLoadException($"{directory}: an embedding model pooling by '{pooling}' (its sentence-transformers Pooling module); only last-token pooling is served");
+            if (quantization == WeightQuantization.Mxfp4 && !files.TensorNames.Any(n => n.EndsWith("_blocks", StringComparison.Ordinal)))
+                throw new ModelLoadException($"{directory}: --quantization mxfp4 holds a checkpoint's MXFP4 weights as they ship, and this checkpoint has none (gpt-oss's experts as OpenAI ships them are)");
             LlamaWeights weights;
             using (var loader = new TensorLoader(files, dtype, device) { Progress = progress })
                 weights = LlamaWeights.Load(config, loader, files, packForAmx, quantization);

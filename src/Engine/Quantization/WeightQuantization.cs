@@ -11,4 +11,10 @@ public enum WeightQuantization
     /// lm_head (a tied embedding with it); norms, an untied embedding, the KV cache and adapters stay in the compute dtype.
     /// </summary>
     Int8,
+
+    /// <summary>
+    /// A checkpoint's MXFP4 weights (gpt-oss's experts) held as they ship, 4.25 bits a weight, on the CPU; every other
+    /// projection in the compute dtype. Without it they are dequantized to the compute dtype at load.
+    /// </summary>
+    Mxfp4,
 }

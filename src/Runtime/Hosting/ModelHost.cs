@@ -33,12 +33,8 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
     public string ModelId { get; private set; } = "";
     public DateTimeOffset LoadedAt { get; private set; }
 
-    /// <summary>
-    /// How the base weights are held: <c>int8</c> (<c>Serving:Model:Quantization</c>), <c>mxfp4</c> where the checkpoint's MXFP4
-    /// experts are held as they ship (gpt-oss), else <c>none</c>.
-    /// </summary>
-    public string QuantizationName => _quantization == WeightQuantization.None && _model?.Model.Weights.Mxfp4Projections.Count > 0
-        ? "mxfp4" : WeightQuantizationNames.Name(_quantization);
+    /// <summary>How the base weights are held: <c>none</c>, <c>int8</c> or <c>mxfp4</c> (<c>Serving:Model:Quantization</c>).</summary>
+    public string QuantizationName => WeightQuantizationNames.Name(_quantization);
 
     private WeightQuantization _quantization;
 

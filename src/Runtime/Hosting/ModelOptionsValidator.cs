@@ -17,7 +17,10 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
             errors.Add($"Serving:Model:Device '{o.Device}' is not supported (expected cpu, cuda or cuda:N)");
         try
         {
-            if (WeightQuantizationNames.Parse(o.Quantization) == WeightQuantization.Int8 && device != "cpu")
+            var quantization = WeightQuantizationNames.Parse(o.Quantization);
+            if (quantization == WeightQuantization.Mxfp4 && device != "cpu")
+                errors.Add($"Serving:Model:Quantization mxfp4 holds MXFP4 weights for the CPU's kernel; device '{o.Device}' is not supported: serve the dequantized weights there (quantization none)");
+            if (quantization == WeightQuantization.Int8 && device != "cpu")
                 errors.Add($"Serving:Model:Quantization int8 runs on the CPU only; device '{o.Device}' is not supported: the .NET binding (TorchSharp 0.107) exposes no int8 weight-only matmul for it (libtorch's _weight_int8pack_mm is not bound); serve bfloat16 there");
         }
         catch (ArgumentException ex)

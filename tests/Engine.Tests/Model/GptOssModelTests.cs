@@ -1,6 +1,8 @@
 using Serving.Authoring.Synthetic;
 using Serving.Contracts.Configuration;
+using Serving.Engine.Checkpoints;
 using Serving.Engine.Model;
+using Serving.Engine.Quantization;
 using Serving.Engine.Runtime;
 using Serving.Engine.Tests.Support;
 using Serving.Tests.Shared;
@@ -27,12 +29,15 @@ public sealed class GptOssModelTests : IDisposable
         return dir;
     }
 
+    /// <summary>From float experts, from MXFP4 ones dequantized at load, and from MXFP4 ones held so (<c>--quantization mxfp4</c>).</summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Forward_PrefillThenDecode_MatchesScalarReference(bool mxfp4)
+    [InlineData(false, WeightQuantization.None)]
+    [InlineData(true, WeightQuantization.None)]
+    [InlineData(true, WeightQuantization.Mxfp4)]
+    public void Forward_PrefillThenDecode_MatchesScalarReference(bool mxfp4, WeightQuantization quantization)
     {
-        using var loaded = LoadedModel.Load(Model(mxfp4), ScalarType.Float32, CPU, 64);
+        using var loaded = LoadedModel.Load(Model(mxfp4), ScalarType.Float32, CPU, 64, quantization: quantization);
+        Assert.Equal(quantization == WeightQuantization.Mxfp4, loaded.Model.Weights.Layers[0].Experts![0].Down.IsMxfp4);
         var c = loaded.Config;
         Assert.Equal((4, 2, true, true), (c.Experts!.Experts, c.Experts.TopK, c.AttentionSinks, c.AttentionOutputBias));
         Assert.Equal((MlpActivation.ClampedSwiglu, 1.5, 4, false), (c.Activation, c.SwigluLimit, c.SlidingWindow, c.RopeScaling.Truncate));
@@ -76,24 +81,34 @@ public sealed class GptOssModelTests : IDisposable
     [InlineData(ScalarType.Float32, false)]
     [InlineData(ScalarType.BFloat16, false)]
     [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.Float32, true)]
     public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(ScalarType dtype, bool mxfp4)
     {
         string dir = TileGridModel.Ensure(Path.Combine(_root, $"tile-grid-{mxfp4}"), TileGridModel.Spec(seed: 137) with { Architecture = "GptOssForCausalLM", Mxfp4Experts = mxfp4 });
-        ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
+        ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype, mxfp4 ? WeightQuantization.Mxfp4 : WeightQuantization.None);
     }
 
     /// <summary>MXFP4 experts load as their dequantized values: each an E2M1 value (±{0, 0.5, 1, 1.5, 2, 3, 4, 6}) times a power of two.</summary>
     [Fact]
     public void Load_Mxfp4Experts_TheirDequantizedValues()
     {
-        using var loaded = LoadedModel.Load(Model(mxfp4: true), ScalarType.Float32, CPU, 64);
+        using var loaded = LoadedModel.Load(Model(mxfp4: true), ScalarType.Float32, CPU, 64, quantization: WeightQuantization.Mxfp4);
         var expert = loaded.Model.Weights.Layers[1].Experts![2];
         using var gateUp = expert.GateUp.RowSlice(0, expert.GateUp.Outputs);
         var values = gateUp.data<float>().ToArray();
 
-        Assert.True(expert.GateUp.IsMxfp4 && expert.Down.IsMxfp4, "MXFP4 experts of a float32 CPU model stay MXFP4");
+        Assert.True(expert.GateUp.IsMxfp4 && expert.Down.IsMxfp4, "MXFP4 experts of a float32 CPU model stay MXFP4 under --quantization mxfp4");
         Assert.Equal(expert.GateUp.Outputs * expert.GateUp.Inputs * 17 / 32, expert.GateUp.Bytes);
         Assert.All(values, v => Assert.Contains(MathF.Abs(v) / MathF.Pow(2, MathF.Floor(MathF.Log2(MathF.Max(MathF.Abs(v), 1e-30f)))), new[] { 0f, 1f, 1.5f }));
+    }
+
+    /// <summary><c>--quantization mxfp4</c> on a checkpoint with no MXFP4 weights stops the load, naming why.</summary>
+    [Fact]
+    public void Load_Mxfp4OnAFloatCheckpoint_RefusedNamingIt()
+    {
+        var error = Assert.Throws<ModelLoadException>(() => LoadedModel.Load(Model(), ScalarType.Float32, CPU, 64, quantization: WeightQuantization.Mxfp4));
+
+        Assert.Contains("has none", error.Message);
     }
 
     public void Dispose() => TestDirectories.Delete(_root);

@@ -3,6 +3,7 @@ using Serving.Contracts.Lora;
 using Serving.Engine.Kernels;
 using Serving.Engine.Lora;
 using Serving.Engine.Model;
+using Serving.Engine.Quantization;
 using Serving.Engine.Tests.Model;
 using static TorchSharp.torch;
 
@@ -67,9 +68,9 @@ internal static class ArchitectureChecks
     /// Four decode steps of an adapted row beside a base one on the fused CPU decode path (where this CPU has its kernels)
     /// and on the per-op path: the same bits; in float32 the base row's last step also the scalar reference's.
     /// </summary>
-    public static void FusedDecodeMatchesPerOpPath(string dir, ScalarType dtype)
+    public static void FusedDecodeMatchesPerOpPath(string dir, ScalarType dtype, WeightQuantization quantization = WeightQuantization.None)
     {
-        using var loaded = LoadedModel.Load(dir, dtype, CPU, 64);
+        using var loaded = LoadedModel.Load(dir, dtype, CPU, 64, quantization: quantization);
         var adapter = RandomAdapters.Create(loaded.Config, "a", 8, LoraTargets.Adaptable(loaded.Config), 5, scale: 2.0f);
         loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, adapter);
         int[][] prompts = [[464, 2068, 786, 2183, 40], [7, 8, 9]];

@@ -7,8 +7,8 @@ namespace Serving.Server.Tests.Api.OpenAi;
 
 /// <summary>
 /// A gpt-oss checkpoint as OpenAI ships gpt-oss-20b — its o200k_harmony tokenizer (201,088 ids), bf16 attention, MXFP4
-/// experts — served in bf16 with an attention adapter beside the base in one batch, and a PEFT adapter of its experts
-/// refused. Only the weights are random (GptOssModelTests checks them against the reference forward).
+/// experts, held as shipped (<c>--quantization mxfp4</c>) — served in bf16 with an attention adapter beside the base in one
+/// batch, and a PEFT adapter of its experts refused. Only the weights are random (GptOssModelTests checks them against the reference forward).
 /// </summary>
 public sealed class GptOssServingTests : IAsyncLifetime
 {
@@ -27,7 +27,7 @@ public sealed class GptOssServingTests : IAsyncLifetime
         });
         string adapters = Path.Combine(_root, "adapters");
         SyntheticAdapterWriter.Write(Path.Combine(adapters, "attention"), _model, 8, 16, ["q_proj", "k_proj", "v_proj", "o_proj"], 9);
-        _server = await ServerProcess.StartAsync("--model", _model, "--adapters", adapters, "--dtype", "bfloat16", "--max-context", "256");
+        _server = await ServerProcess.StartAsync("--model", _model, "--adapters", adapters, "--dtype", "bfloat16", "--max-context", "256", "--quantization", "mxfp4");
     }
 
     public async Task DisposeAsync()
@@ -59,7 +59,7 @@ public sealed class GptOssServingTests : IAsyncLifetime
         Assert.Equal([adapterAlone, baseAlone, adapterAlone, baseAlone], together.Select(Tokens));
     }
 
-    /// <summary>Its MXFP4 experts are held as they ship: <c>/v1/models</c> says so.</summary>
+    /// <summary>Its MXFP4 experts are held as they ship (<c>--quantization mxfp4</c>): <c>/v1/models</c> says so.</summary>
     [Fact]
     public async Task Models_Mxfp4ExpertsHeldAsShipped_QuantizationMxfp4()
     {

@@ -83,7 +83,7 @@ public sealed class Int8ServingTests : IAsyncLifetime
     {
         var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
             ServerProcess.StartAsync("--model", _model, "--quantization", "int4"));
-        Assert.Contains("'int4' is not supported (expected none or int8)", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("'int4' is not supported (expected one of none, int8, mxfp4)", ex.Message, StringComparison.Ordinal);
     }
 
     public async Task DisposeAsync()
