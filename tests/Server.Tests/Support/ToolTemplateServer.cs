@@ -15,10 +15,10 @@ internal static class ToolTemplateServer
 
     /// <summary>Writes the model as <paramref name="root"/>/<paramref name="name"/> (its id) and starts a server on it with <paramref name="switches"/>.</summary>
     public static Task<ServerProcess> StartAsync(string root, string name, ulong seed, params string[] switches) =>
-        StartAsync(root, name, seed, Template, switches);
+        StartWithTemplateAsync(root, name, seed, Template, switches);
 
     /// <summary>The same with a chat template of the test's own.</summary>
-    public static Task<ServerProcess> StartAsync(string root, string name, ulong seed, string template, params string[] switches)
+    public static Task<ServerProcess> StartWithTemplateAsync(string root, string name, ulong seed, string template, params string[] switches)
     {
         string model = Path.Combine(root, name);
         SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = seed });

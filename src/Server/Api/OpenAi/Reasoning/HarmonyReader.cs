@@ -99,7 +99,7 @@ internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, 
                     var (end, marker) = FirstEnd(_pending);
                     if (end < 0)
                     {
-                        int keep = final ? 0 : BodyEnds.Max(m => PartialMarker(_pending, m));
+                        int keep = final ? 0 : BodyEnds.Max(m => ToolCallReader.PartialMarker(_pending, m));
                         Say(_pending[..^keep]);
                         _pending = _pending[^keep..];
                         return;
@@ -158,14 +158,5 @@ internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, 
         }
 
         return first;
-    }
-
-    /// <summary>How many characters at the end of <paramref name="text"/> could be the start of <paramref name="marker"/>.</summary>
-    private static int PartialMarker(string text, string marker)
-    {
-        for (int n = Math.Min(marker.Length - 1, text.Length); n > 0; n--)
-            if (text.AsSpan(text.Length - n).SequenceEqual(marker.AsSpan(0, n)))
-                return n;
-        return 0;
     }
 }

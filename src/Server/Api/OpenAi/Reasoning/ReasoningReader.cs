@@ -59,7 +59,7 @@ internal sealed class ReasoningReader(StringBuilder reasoning, Action<string> co
                     int end = _pending.IndexOf(End, StringComparison.Ordinal);
                     if (end < 0)
                     {
-                        int keep = final ? 0 : HeldTagStart(_pending);
+                        int keep = final ? 0 : Tools.ToolCallReader.PartialMarker(_pending, End);
                         reasoning.Append(_pending, 0, _pending.Length - keep);
                         _pending = _pending[^keep..];
                         return;
@@ -84,14 +84,5 @@ internal sealed class ReasoningReader(StringBuilder reasoning, Action<string> co
                     return;
             }
         }
-    }
-
-    /// <summary>How many characters at the end of <paramref name="text"/> could begin <c>&lt;/think&gt;</c>.</summary>
-    private static int HeldTagStart(string text)
-    {
-        for (int n = Math.Min(End.Length - 1, text.Length); n > 0; n--)
-            if (text.AsSpan(text.Length - n).SequenceEqual(End.AsSpan(0, n)))
-                return n;
-        return 0;
     }
 }

@@ -185,8 +185,11 @@ internal abstract class ToolCallReader(ChatOutput output, Func<string> newId)
         }
     }
 
-    /// <summary>How many characters at the end of <paramref name="text"/> could be the start of <paramref name="marker"/>.</summary>
-    protected static int PartialMarker(string text, string marker)
+    /// <summary>
+    /// How many characters at the end of <paramref name="text"/> could be the start of <paramref name="marker"/>: what a reader
+    /// of streamed text holds back (the tool-call readers, the reasoning readers).
+    /// </summary>
+    protected internal static int PartialMarker(string text, string marker)
     {
         for (int n = Math.Min(marker.Length - 1, text.Length); n > 0; n--)
             if (text.AsSpan(text.Length - n).SequenceEqual(marker.AsSpan(0, n)))

@@ -24,7 +24,7 @@ public sealed class HarmonyServingTests : IAsyncLifetime
         + "<|start|>{{ m['role'] }}<|message|>{{ m['content'] or '' }}<|end|>{% endfor %}{% if add_generation_prompt %}<|start|>assistant{% endif %}";
 
     public async Task InitializeAsync() =>
-        _server = await ToolTemplateServer.StartAsync(_root, "harmony", 23, Template, "--reasoning-parser", "openai_gptoss", "--tool-call-parser", "openai");
+        _server = await ToolTemplateServer.StartWithTemplateAsync(_root, "harmony", 23, Template, "--reasoning-parser", "openai_gptoss", "--tool-call-parser", "openai");
 
     public async Task DisposeAsync()
     {
