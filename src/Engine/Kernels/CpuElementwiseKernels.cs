@@ -137,29 +137,11 @@ internal static unsafe class CpuElementwiseKernels
     public static void GatedActivation(byte* gateUp, byte* y, int rows, int inter, MlpActivation activation, bool bf16, float limit = 0)
     {
         if (activation == MlpActivation.ClampedSwiglu)
-            ForRows(rows, (long)rows * 2 * inter, new ClampedSwigluJob(gateUp, y, inter, bf16, limit));
+            ForRows(rows, (long)rows * 2 * inter, new ClampedSwigluRows(gateUp, y, inter, bf16, limit));
         else if (activation == MlpActivation.GeluTanh)
             ForRows(rows, (long)rows * 2 * inter, new GatedActivationJob<GeluTanhGate>(gateUp, y, inter, bf16));
         else
             ForRows(rows, (long)rows * 2 * inter, new GatedActivationJob<SiluGate>(gateUp, y, inter, bf16));
-    }
-
-    private readonly struct ClampedSwigluJob(byte* gateUp, byte* y, int inter, bool bf16, float limit) : IParallelRange
-    {
-        public void Run(long from, long to)
-        {
-            long rowBytes = (long)inter * Size(bf16);
-            for (long t = from; t < to; t++)
-            {
-                byte* gate = gateUp + 2 * t * rowBytes;
-                if (!ElementwiseRowMath.Supports(inter))
-                    ElementwiseRowMath.ClampedSwigluScalar(gate, gate + rowBytes, y + t * rowBytes, inter, limit, bf16);
-                else if (bf16)
-                    ElementwiseRowMath.ClampedSwiglu<BFloat16Element>(gate, gate + rowBytes, y + t * rowBytes, inter, limit);
-                else
-                    ElementwiseRowMath.ClampedSwiglu<Float32Element>(gate, gate + rowBytes, y + t * rowBytes, inter, limit);
-            }
-        }
     }
 
     private readonly struct GatedActivationJob<TAct>(byte* gateUp, byte* y, int inter, bool bf16) : IParallelRange where TAct : struct, IGateActivation
