@@ -56,8 +56,8 @@ public static class ServingApp
     };
 
     /// <summary>
-    /// The arguments with every value-less flag replaced by its setting, and vLLM's <c>--speculative-config</c> by the
-    /// settings it stands for (before any configuration provider reads them).
+    /// The arguments with every value-less flag replaced by its setting, and vLLM's JSON switches (<c>--speculative-config</c>) by
+    /// the settings they stand for (before any configuration provider reads them).
     /// </summary>
     private static string[] ExpandFlags(string[] args)
     {
@@ -66,10 +66,8 @@ public static class ServingApp
         {
             if (FlagMappings.TryGetValue(args[i], out var setting))
                 expanded.AddRange(["--" + setting.Key, setting.Value]);
-            else if (args[i] == SpeculativeConfigArgument.Switch && i + 1 < args.Length)
-                expanded.AddRange(SpeculativeConfigArgument.Settings(args[++i], []));
-            else if (args[i].StartsWith(SpeculativeConfigArgument.Switch + "=", StringComparison.Ordinal))
-                expanded.AddRange(SpeculativeConfigArgument.Settings(args[i][(SpeculativeConfigArgument.Switch.Length + 1)..], []));
+            else if (JsonConfigArguments.Read(args, ref i) is var (name, json))
+                expanded.AddRange(json is null ? [] : JsonConfigArguments.Switches[name](json, []));
             else
                 expanded.Add(args[i]);
         }

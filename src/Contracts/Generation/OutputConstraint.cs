@@ -10,11 +10,10 @@ namespace Serving.Contracts.Generation;
 /// <param name="Choices">The allowed outputs (<see cref="OutputConstraintKind.Choice"/>); empty otherwise.</param>
 /// <param name="WhitespacePattern">JSON kinds only: a regular expression of JSON whitespace written between JSON tokens
 /// (vLLM's <c>whitespace_pattern</c>); null writes compact JSON.</param>
-/// <param name="FreeTextUntil">When set, the output first runs free up to and including the first occurrence of this
-/// text (a reasoning model's <c>&lt;/think&gt;</c>: its reasoning is not held to the format), then JSON whitespace, then
-/// the constrained text; null constrains the output from its first byte.</param>
+/// <param name="FreeText">When set, the text the output first runs free through (a reasoning model's thinking: its
+/// reasoning is not held to the format); null constrains the output from its first byte.</param>
 public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, IReadOnlyList<string> Choices, string? WhitespacePattern = null,
-    string? FreeTextUntil = null)
+    FreeTextPrefix? FreeText = null)
 {
     public static OutputConstraint JsonSchema(string schemaJson) => new(OutputConstraintKind.JsonSchema, schemaJson, []);
     public static OutputConstraint JsonObject() => new(OutputConstraintKind.JsonObject, "", []);
@@ -26,13 +25,13 @@ public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, 
     /// <summary>A stable content key: equal constraints share one compiled automaton.</summary>
     public string CacheKey()
     {
-        var text = $"{Kind}\u0000{Source}\u0000{WhitespacePattern?.Length ?? -1}:{WhitespacePattern}\u0000{FreeTextUntil?.Length ?? -1}:{FreeTextUntil}\u0000"
+        var text = $"{Kind}\u0000{Source}\u0000{WhitespacePattern?.Length ?? -1}:{WhitespacePattern}\u0000{(FreeText is null ? "-" : FreeText.Key())}\u0000"
             + string.Join("\u0000", Choices.Select(c => $"{c.Length}:{c}"));
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 
     public bool Equals(OutputConstraint? other) => other is not null && Kind == other.Kind && Source == other.Source && Choices.SequenceEqual(other.Choices)
-        && WhitespacePattern == other.WhitespacePattern && FreeTextUntil == other.FreeTextUntil;
+        && WhitespacePattern == other.WhitespacePattern && Equals(FreeText, other.FreeText);
 
     public override int GetHashCode() => HashCode.Combine(Kind, Source, Choices.Count);
 }

@@ -26,7 +26,7 @@ public sealed class TokenConstraintCompiler
     public const int MaxEntries = 256;
     public const int MaxRefusals = 256;
 
-    private readonly Lazy<TokenTrie> _trie;
+    private readonly VocabularyTries _tries;
     private readonly long _budgetBytes;
     private readonly SemaphoreSlim _builds;
     private readonly object _gate = new();
@@ -43,7 +43,7 @@ public sealed class TokenConstraintCompiler
     public TokenConstraintCompiler(HfTokenizer tokenizer, int vocabularySize, long budgetBytes = 512L << 20, int maxConcurrentBuilds = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxConcurrentBuilds);
-        _trie = new Lazy<TokenTrie>(() => TokenTrie.Build(tokenizer, vocabularySize));
+        _tries = new VocabularyTries(tokenizer, vocabularySize);
         _budgetBytes = budgetBytes;
         MaxConcurrentBuilds = maxConcurrentBuilds > 0 ? maxConcurrentBuilds : Math.Max(1, Environment.ProcessorCount / 2);
         _builds = new SemaphoreSlim(MaxConcurrentBuilds, MaxConcurrentBuilds);
@@ -101,7 +101,7 @@ public sealed class TokenConstraintCompiler
             TokenConstraint compiled;
             try
             {
-                compiled = Build(constraint, _trie.Value);
+                compiled = Build(constraint, _tries);
             }
             catch (ConstraintException refused)
             {
@@ -182,8 +182,9 @@ public sealed class TokenConstraintCompiler
         }
     }
 
-    private static TokenConstraint Build(OutputConstraint constraint, TokenTrie trie)
+    private static TokenConstraint Build(OutputConstraint constraint, VocabularyTries tries)
     {
+        var (trie, spelt) = tries.For(constraint.FreeText);
         var nfa = new ByteNfa();
         var whitespace = Whitespace(constraint);
         NfaFragment whole;
@@ -232,13 +233,17 @@ public sealed class TokenConstraintCompiler
                 throw new ConstraintException("$", $"unknown constraint kind {constraint.Kind}");
         }
 
-        if (constraint.FreeTextUntil is { } marker)
+        if (constraint.FreeText is { } freeText)
         {
-            if (marker.Length == 0)
-                throw new ConstraintException("$", "the free text before the constraint needs a non-empty end marker");
+            if (freeText.Markers.Count == 0 || freeText.Markers.Any(string.IsNullOrEmpty))
+                throw new ConstraintException("$", "the free text before the constraint needs non-empty end markers");
+            var parts = freeText.Markers.Select(m => nfa.UntilFirst(VocabularyTries.Spell(m, spelt))).ToList();
             // Whitespace between the marker and the constrained text is the template's habit (a blank line after </think>).
-            var space = nfa.Repeat(() => nfa.Chars(JsonSchemaCompiler.JsonWhitespace), 0, null);
-            whole = nfa.Sequence(nfa.UntilFirst(System.Text.Encoding.UTF8.GetBytes(marker)), space, whole);
+            if (freeText.WhitespaceAfter < 0)
+                throw new ConstraintException("$", "the whitespace after the free text cannot be negative");
+            parts.Add(nfa.Repeat(() => nfa.Chars(JsonSchemaCompiler.JsonWhitespace), 0, freeText.WhitespaceAfter));
+            parts.Add(whole);
+            whole = nfa.Sequence([.. parts]);
         }
 
         try

@@ -37,21 +37,21 @@ public static class StartupArguments
                 continue;
             }
 
+            if (JsonConfigArguments.Read(args, ref i) is var (jsonSwitch, json))
+            {
+                if (json is null)
+                    problems.Add($"{jsonSwitch} needs a JSON value");
+                else
+                    JsonConfigArguments.Switches[jsonSwitch](json, problems);
+                continue;
+            }
+
             string name = token.TrimStart('-', '/');
             bool inlineValue = name.Contains('=');
             if (inlineValue)
                 name = name[..name.IndexOf('=')];
             if (ServingApp.FlagMappings.ContainsKey("--" + name))
                 continue;
-            if ("--" + name == SpeculativeConfigArgument.Switch)
-            {
-                string? value = inlineValue ? token[(token.IndexOf('=') + 1)..] : i + 1 < args.Length ? args[++i] : null;
-                if (value is null)
-                    problems.Add($"{SpeculativeConfigArgument.Switch} needs a JSON value");
-                else
-                    SpeculativeConfigArgument.Settings(value, problems);
-                continue;
-            }
 
             if (!inlineValue)
                 i++;                                         // the value
@@ -96,12 +96,13 @@ public static class StartupArguments
         foreach (var (flag, (key, value)) in ServingApp.FlagMappings)
             text.AppendLine($"  {flag}: sets {key} to {value}");
         text.AppendLine($"  {SpeculativeConfigArgument.Switch} JSON: vLLM's, as far as it goes here: {{\"method\": \"ngram\", \"num_speculative_tokens\", \"prompt_lookup_max\", \"prompt_lookup_min\"}}");
+        text.AppendLine($"  {StructuredOutputsConfigArgument.Switch} JSON: vLLM's, as far as it goes here: {{\"enable_in_reasoning\": true|false, \"reasoning_parser\", \"backend\": \"auto\"}}");
         text.AppendLine("  --help: this text");
         return text.ToString();
     }
 
     private static IEnumerable<string> KnownSwitches() =>
-        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Append(SpeculativeConfigArgument.Switch).Append("--help");
+        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Concat(JsonConfigArguments.Switches.Keys).Append("--help");
 
     /// <summary>"; did you mean X?" for the known name nearest <paramref name="given"/>, when it is near enough to be a typo.</summary>
     private static string Suggest(string given, IEnumerable<string> known)

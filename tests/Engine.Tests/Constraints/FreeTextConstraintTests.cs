@@ -5,11 +5,13 @@ using Serving.Engine.Tests.Support;
 namespace Serving.Engine.Tests.Constraints;
 
 /// <summary>
-/// A constraint that lets a reasoning model think first (<see cref="OutputConstraint.FreeTextUntil"/>): any text up to the
-/// first <c>&lt;/think&gt;</c>, JSON whitespace, then the format — over the full GPT-2 vocabulary.
+/// A constraint that lets a reasoning model think first (<see cref="OutputConstraint.FreeText"/>): any text up to the
+/// first <c>&lt;/think&gt;</c>, at most eight characters of JSON whitespace, then the format — over the full GPT-2 vocabulary.
 /// </summary>
 public sealed class FreeTextConstraintTests(Gpt2TokenizerFixture gpt2) : IClassFixture<Gpt2TokenizerFixture>
 {
+    private static readonly FreeTextPrefix Think = FreeTextPrefix.Until("</think>", whitespaceAfter: 8);
+
     private const string Schema = """{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}""";
 
     private TokenConstraint Compile(OutputConstraint constraint) =>
@@ -25,13 +27,15 @@ public sealed class FreeTextConstraintTests(Gpt2TokenizerFixture gpt2) : IClassF
     [InlineData("x</think>{\"a\":1}</think>", false)]
     [InlineData("x</think>{\"a\":1} ", false)]
     [InlineData("still thinking", false)]
+    [InlineData("x</think>\n\n      {\"a\":1}", true)]
+    [InlineData("x</think>\n\n       {\"a\":1}", false)]
     public void Matches_FreeTextUntilTheMarker_OnlyTheFormatAfterItsFirstOccurrence(string text, bool matches) =>
-        Assert.Equal(matches, Compile(OutputConstraint.JsonSchema(Schema) with { FreeTextUntil = "</think>" }).Matches(text));
+        Assert.Equal(matches, Compile(OutputConstraint.JsonSchema(Schema) with { FreeText = Think }).Matches(text));
 
     [Fact]
     public void Advance_ThroughTheMarker_EndsOnlyAfterTheFormat()
     {
-        var constraint = Compile(OutputConstraint.Choice(["yes", "no"]) with { FreeTextUntil = "</think>" });
+        var constraint = Compile(OutputConstraint.Choice(["yes", "no"]) with { FreeText = Think });
         int state = constraint.Start;
         Assert.False(constraint.IsAccepting(state));                  // no stop token while thinking
         foreach (int token in gpt2.Tokenizer.Encode("Hmm, yes or no? </think>\n", addSpecialTokens: false))
@@ -52,7 +56,7 @@ public sealed class FreeTextConstraintTests(Gpt2TokenizerFixture gpt2) : IClassF
     [Fact]
     public void AllowedTokens_FreeAndConstrainedStates_EqualAdvancingEveryTokenAlone()
     {
-        var constraint = Compile(OutputConstraint.JsonSchema(Schema) with { FreeTextUntil = "</think>" });
+        var constraint = Compile(OutputConstraint.JsonSchema(Schema) with { FreeText = Think });
         var states = new List<int> { constraint.Start };
         int state = constraint.Start;
         foreach (int token in gpt2.Tokenizer.Encode("I think </th", addSpecialTokens: false).Concat(gpt2.Tokenizer.Encode("ink>{\"a\":", addSpecialTokens: false)))
@@ -73,7 +77,9 @@ public sealed class FreeTextConstraintTests(Gpt2TokenizerFixture gpt2) : IClassF
     public void CacheKey_WithAndWithoutFreeText_Distinct()
     {
         var plain = OutputConstraint.JsonSchema(Schema);
-        Assert.NotEqual(plain.CacheKey(), (plain with { FreeTextUntil = "</think>" }).CacheKey());
-        Assert.NotEqual(plain, plain with { FreeTextUntil = "</think>" });
+        Assert.NotEqual(plain.CacheKey(), (plain with { FreeText = Think }).CacheKey());
+        Assert.NotEqual(plain, plain with { FreeText = Think });
+        Assert.NotEqual((plain with { FreeText = FreeTextPrefix.Until("</think>") }).CacheKey(), (plain with { FreeText = Think }).CacheKey());
+        Assert.Equal(plain with { FreeText = FreeTextPrefix.Until("</think>", 8) }, plain with { FreeText = Think });
     }
 }

@@ -71,6 +71,31 @@ public sealed class StartupArgumentsTests
     }
 
     [Fact]
+    public void StructuredOutputsConfig_VllmKeys_TheirSettings()
+    {
+        var problems = new List<string>();
+
+        var settings = StructuredOutputsConfigArgument.Settings("""{"enable_in_reasoning": true, "reasoning_parser": "qwen3", "backend": "auto"}""", problems);
+
+        Assert.Empty(problems);
+        Assert.Equal(["--Serving:Chat:StructuredOutputsInReasoning", "true", "--Serving:Chat:ReasoningParser", "qwen3"], settings);
+        Assert.Empty(StartupArguments.ArgumentProblems(["""--structured-outputs-config={"enable_in_reasoning": false}""", "--dtype", "float32"]));
+    }
+
+    [Theory]
+    [InlineData("""{"backend": "xgrammar"}""", "backend \"xgrammar\" is not available")]
+    [InlineData("""{"disable_any_whitespace": true}""", "'disable_any_whitespace' is not supported")]
+    [InlineData("""{"enable_in_reasoning": "yes"}""", "enable_in_reasoning must be true or false")]
+    [InlineData("""[]""", "must be a JSON object")]
+    public void StructuredOutputsConfig_WhatThisServerDoesNotDo_AProblemNamingIt(string json, string problem)
+    {
+        var problems = StartupArguments.ArgumentProblems(["--structured-outputs-config", json]);
+
+        Assert.Contains(problems, p => p.StartsWith("--structured-outputs-config", StringComparison.Ordinal) && p.Contains(problem, StringComparison.Ordinal));
+        Assert.Contains(StartupArguments.ArgumentProblems(["--structured-outputs-config"]), p => p.Contains("needs a JSON value", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Start_SpeculativeConfig_ServesWithNgramDrafts()
     {
         string cache = Support.TestDirectories.Path("speculative-config"), model = Path.Combine(cache, "model");

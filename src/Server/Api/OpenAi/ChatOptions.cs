@@ -2,7 +2,7 @@ namespace Serving.Server.Api.OpenAi;
 
 /// <summary>
 /// <c>Serving:Chat</c>: how chat completions read a model's output. Command line: <c>--tool-call-parser</c>,
-/// <c>--reasoning-parser</c>.
+/// <c>--reasoning-parser</c>, <c>--structured-outputs-config</c>.
 /// </summary>
 public sealed class ChatOptions
 {
@@ -23,6 +23,13 @@ public sealed class ChatOptions
     /// <c>functions.*</c> the calls).
     /// </summary>
     public string ReasoningParser { get; set; } = Reasoning.ReasoningParsers.None;
+
+    /// <summary>
+    /// Whether a request's format (<c>response_format</c>, <c>structured_outputs</c>) holds a reasoning model's whole text,
+    /// its reasoning included (vLLM's <c>enable_in_reasoning</c>). By default the reasoning runs free and the format holds
+    /// the answer after it: the text after <c>&lt;/think&gt;</c>, or gpt-oss's final channel.
+    /// </summary>
+    public bool StructuredOutputsInReasoning { get; set; }
 
     public IEnumerable<string> Validate()
     {

@@ -53,8 +53,10 @@ internal sealed class ChatRun
         string parser = chat.ToolCallParser;
         bool thinks = ReasoningParsers.StartsInReasoning(chat.ReasoningParser,
             thinkingDisabled: f.Object("chat_template_kwargs")?.Get("enable_thinking") is { ValueKind: System.Text.Json.JsonValueKind.False });
-        if (thinks && format is { } held)
-            format = (held.Constraint with { FreeTextUntil = ReasoningParsers.EndOfReasoning }, held.Field);    // the format holds the answer, not the thinking
+        // The format holds the answer, not the reasoning before it (a forced call's format holds gpt-oss's whole text).
+        if (format is { } held && !chat.StructuredOutputsInReasoning && !(tools.Forced && chat.ReasoningParser == ReasoningParsers.Harmony)
+            && ReasoningParsers.FreeReasoning(chat.ReasoningParser, thinks) is { } reasoning)
+            format = (held.Constraint with { FreeText = reasoning }, held.Field);
         if (tools.Kind == ToolChoiceKind.Auto && tools.Tools.Count > 0 && parser == ToolCallParsers.None)
             throw ApiException.BadRequest("'tool_choice' is 'auto' (the default with tools), which needs the server started with --tool-call-parser "
                 + $"({string.Join(", ", ToolCallParsers.Names.Skip(1))}) to read the model's calls; use 'none', 'required' or a named function", "tool_choice");

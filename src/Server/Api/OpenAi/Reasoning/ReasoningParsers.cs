@@ -1,3 +1,5 @@
+using Serving.Contracts.Generation;
+
 namespace Serving.Server.Api.OpenAi.Reasoning;
 
 /// <summary>
@@ -16,6 +18,22 @@ internal static class ReasoningParsers
 
     /// <summary>What closes the reasoning; an output format holds only the text after it.</summary>
     public const string EndOfReasoning = "</think>";
+
+    /// <summary>
+    /// The reasoning a format does not hold (unless <see cref="ChatOptions.StructuredOutputsInReasoning"/>): a think
+    /// model's text up to <see cref="EndOfReasoning"/>; gpt-oss's messages up to its final channel's body (vLLM's harmony
+    /// reasoning parser reads the same end: <c>&lt;|channel|&gt;final</c>, anything such as <c>&lt;|constrain|&gt;json</c>,
+    /// then <c>&lt;|message|&gt;</c>), harmony's markers being special tokens the free text may hold.
+    /// </summary>
+    public static readonly FreeTextPrefix ThinkPrefix = FreeTextPrefix.Until(EndOfReasoning, whitespaceAfter: 8);
+
+    /// <inheritdoc cref="ThinkPrefix"/>
+    public static readonly FreeTextPrefix HarmonyPrefix = new(["<|channel|>final", "<|message|>"],
+        ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|constrain|>"]);
+
+    /// <summary>The reasoning an output held to a format may begin with under <paramref name="parser"/>; null: none.</summary>
+    public static FreeTextPrefix? FreeReasoning(string parser, bool startsInReasoning) =>
+        parser == Harmony ? HarmonyPrefix : startsInReasoning ? ThinkPrefix : null;
 
     /// <summary>
     /// Whether the model's text begins inside its reasoning: always for DeepSeek-R1 (its template opens the block); for

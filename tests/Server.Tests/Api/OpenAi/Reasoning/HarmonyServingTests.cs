@@ -8,7 +8,9 @@ namespace Serving.Server.Tests.Api.OpenAi.Reasoning;
 /// <summary>
 /// gpt-oss's harmony output through a real server started with <c>--reasoning-parser openai_gptoss --tool-call-parser
 /// openai</c>: a text held by a regex to harmony messages (an analysis, then a call to a function, or the final answer)
-/// comes back as <c>reasoning</c>, <c>tool_calls</c> and <c>content</c>, whole and streamed alike.
+/// comes back as <c>reasoning</c>, <c>tool_calls</c> and <c>content</c>, whole and streamed alike. The regex holds the
+/// whole text, reasoning included (<c>--structured-outputs-config '{"enable_in_reasoning": true}'</c>; by default a format
+/// holds the final answer only, HarmonyStructuredOutputTests).
 /// </summary>
 public sealed class HarmonyServingTests : IAsyncLifetime
 {
@@ -24,7 +26,8 @@ public sealed class HarmonyServingTests : IAsyncLifetime
         + "<|start|>{{ m['role'] }}<|message|>{{ m['content'] or '' }}<|end|>{% endfor %}{% if add_generation_prompt %}<|start|>assistant{% endif %}";
 
     public async Task InitializeAsync() =>
-        _server = await ToolTemplateServer.StartWithTemplateAsync(_root, "harmony", 23, Template, "--reasoning-parser", "openai_gptoss", "--tool-call-parser", "openai");
+        _server = await ToolTemplateServer.StartWithTemplateAsync(_root, "harmony", 23, Template, "--reasoning-parser", "openai_gptoss", "--tool-call-parser", "openai",
+            "--structured-outputs-config", """{"enable_in_reasoning": true}""");
 
     public async Task DisposeAsync()
     {

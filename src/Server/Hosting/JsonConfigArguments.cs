@@ -1,0 +1,34 @@
+namespace Serving.Server.Hosting;
+
+/// <summary>
+/// vLLM's switches whose value is a JSON object (<c>--speculative-config</c>, <c>--structured-outputs-config</c>), each
+/// standing for the <c>Serving:*</c> settings it is read into.
+/// </summary>
+public static class JsonConfigArguments
+{
+    /// <summary>Each switch and what reads its JSON into settings (key, value pairs as command-line arguments), adding problems to the list.</summary>
+    public static readonly IReadOnlyDictionary<string, Func<string, List<string>, IReadOnlyList<string>>> Switches =
+        new Dictionary<string, Func<string, List<string>, IReadOnlyList<string>>>(StringComparer.Ordinal)
+        {
+            [SpeculativeConfigArgument.Switch] = SpeculativeConfigArgument.Settings,
+            [StructuredOutputsConfigArgument.Switch] = StructuredOutputsConfigArgument.Settings,
+        };
+
+    /// <summary>
+    /// The JSON switch <paramref name="args"/>[<paramref name="i"/>] is (<c>--switch JSON</c> or <c>--switch=JSON</c>) and its
+    /// value, moving <paramref name="i"/> past it; null when it is none (the value is null when it is missing).
+    /// </summary>
+    public static (string Switch, string? Json)? Read(string[] args, ref int i)
+    {
+        string token = args[i];
+        foreach (string name in Switches.Keys)
+        {
+            if (token == name)
+                return (name, i + 1 < args.Length ? args[++i] : null);
+            if (token.StartsWith(name + "=", StringComparison.Ordinal))
+                return (name, token[(name.Length + 1)..]);
+        }
+
+        return null;
+    }
+}
