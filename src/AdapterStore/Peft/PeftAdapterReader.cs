@@ -104,13 +104,16 @@ public static partial class PeftAdapterReader
         var magnitudes = new Dictionary<(int Layer, LoraTarget Target), SafetensorsTensorInfo>();
         var groups = new Dictionary<LoraTarget, IReadOnlyList<LoraTarget>>();
         string? prefix = null;
+        var experts = model.Experts is null ? null : new PeftExpertTensors(model, peft, adapter);
         foreach (var t in file.Tensors.Values)
         {
             if (model.IsLanguageModelOfMultimodal && VisionModule().IsMatch(t.Name))
                 continue;
+            if (experts is not null && experts.TryAdd(t))
+                continue;
             var m = TensorName().Match(t.Name);
             if (model.Experts is not null && (m.Success ? m.Groups["block"].Value == "mlp" : MixtureOfExpertsModule().IsMatch(t.Name)))
-                throw Fail(adapter, t.Name, "adapts a mixture-of-experts MLP (its router or experts); adapters of this model may adapt the attention's q/k/v/o only");
+                throw Fail(adapter, t.Name, "adapts a mixture-of-experts layer's router, shared expert or dense MLP; adapters of this model may adapt the attention's q/k/v/o and the experts' projections");
             if (!m.Success)
                 throw Fail(adapter, t.Name, "is not a LoRA A/B weight or DoRA magnitude of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");
             if ((prefix ??= m.Groups["prefix"].Value) != m.Groups["prefix"].Value)
@@ -138,8 +141,9 @@ public static partial class PeftAdapterReader
         foreach (var key in magnitudes.Keys.Where(k => !pairs.ContainsKey(k)))
             throw Fail(adapter, magnitudes[key].Name, "has no lora_A / lora_B pair for its module");
 
-        if (pairs.Count == 0)
+        if (pairs.Count == 0 && (experts?.Count ?? 0) == 0)
             throw new AdapterFormatException(adapter, WeightsFile, null, "contains no LoRA weights");
+        var expertPlans = experts?.Plans(maxRank) ?? [];
         var plans = new List<(int Layer, IReadOnlyList<LoraTarget> Targets, int Rank, float Scale, int In, int Out, SafetensorsTensorInfo A, SafetensorsTensorInfo B,
             SafetensorsTensorInfo? Magnitude)>();
         foreach (var ((layer, target), (a, b)) in pairs.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Target))
@@ -171,10 +175,24 @@ public static partial class PeftAdapterReader
 
         // The float copies over every core: each is fresh memory, and on a virtual machine its page faults cost more than
         // the copy. A bad value is reported for the first module in order that has one, as a sequential read would.
-        var modules = new LoraModuleWeights[plans.Count][];
-        var errors = new AdapterFormatException?[plans.Count];
-        Parallel.For(0, plans.Count, i =>
+        var modules = new LoraModuleWeights[plans.Count + expertPlans.Count][];
+        var errors = new AdapterFormatException?[modules.Length];
+        Parallel.For(0, modules.Length, i =>
         {
+            if (i >= plans.Count)
+            {
+                try
+                {
+                    modules[i] = expertPlans[i - plans.Count](t => ReadFloats(adapter, files.Weights, t));
+                }
+                catch (AdapterFormatException ex)
+                {
+                    errors[i] = ex;
+                }
+
+                return;
+            }
+
             var plan = plans[i];
             try
             {
@@ -210,13 +228,13 @@ public static partial class PeftAdapterReader
         return new LoraAdapterWeights(adapter, [.. modules.SelectMany(m => m)]);
     }
 
-    private static void CheckShape(string adapter, SafetensorsTensorInfo t, long[] expected)
+    internal static void CheckShape(string adapter, SafetensorsTensorInfo t, long[] expected)
     {
         if (!t.Shape.SequenceEqual(expected))
             throw Fail(adapter, t.Name, $"has shape [{string.Join(", ", t.Shape)}]; this base model and the configured rank need [{string.Join(", ", expected)}]");
     }
 
-    private static float[] ReadFloats(string adapter, ReadOnlySpan<byte> content, SafetensorsTensorInfo t)
+    internal static float[] ReadFloats(string adapter, ReadOnlySpan<byte> content, SafetensorsTensorInfo t)
     {
         var bytes = content.Slice(checked((int)t.DataOffset), checked((int)t.ByteLength));
         float[] values;
@@ -289,5 +307,5 @@ public static partial class PeftAdapterReader
         return result;
     }
 
-    private static AdapterFormatException Fail(string adapter, string tensor, string rule) => new(adapter, WeightsFile, $"tensor '{tensor}'", rule);
+    internal static AdapterFormatException Fail(string adapter, string tensor, string rule) => new(adapter, WeightsFile, $"tensor '{tensor}'", rule);
 }

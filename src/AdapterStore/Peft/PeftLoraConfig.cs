@@ -20,6 +20,12 @@ internal sealed class PeftLoraConfig
     public bool UseDora { get; init; }
     public bool FanInFanOut { get; init; }
     public IReadOnlyList<string>? TargetModuleNames { get; init; }
+
+    /// <summary>PEFT's <c>"all-linear"</c>: every linear projection of the decoder layers.</summary>
+    public bool AllLinear { get; init; }
+
+    /// <summary>PEFT's <c>target_parameters</c>: parameters adapted directly (gpt-oss's stacked experts), matched by name suffix.</summary>
+    public IReadOnlyList<string> TargetParameters { get; init; } = [];
     public Regex? TargetModuleRegex { get; init; }
     public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();
     public IReadOnlyDictionary<string, double> AlphaPattern { get; init; } = new Dictionary<string, double>();
@@ -31,10 +37,17 @@ internal sealed class PeftLoraConfig
     {
         if (LayersToTransform is not null && !LayersToTransform.Contains(layer))
             return false;
+        if (AllLinear)
+            return true;
         if (TargetModuleRegex is not null)
             return TargetModuleRegex.IsMatch(fullName);
         return TargetModuleNames!.Any(t => fullName == t || fullName.EndsWith("." + t, StringComparison.Ordinal));
     }
+
+    /// <summary>PEFT's check of a parameter's full name (e.g. <c>model.layers.7.mlp.experts.gate_up_proj</c>) against <c>target_parameters</c>.</summary>
+    public bool TargetsParameter(string fullName, int layer) =>
+        (LayersToTransform is null || LayersToTransform.Contains(layer))
+        && TargetParameters.Any(t => fullName == t || fullName.EndsWith("." + t, StringComparison.Ordinal));
 
     /// <summary>Rank and alpha for a module, honouring rank_pattern / alpha_pattern (PEFT: first key matching <c>(.*\.)?key$</c>).</summary>
     public (int Rank, double Alpha) For(string fullName) =>
@@ -93,13 +106,26 @@ internal sealed class PeftLoraConfig
 
         IReadOnlyList<string>? names = null;
         Regex? regex = null;
+        bool allLinear = false;
+        string[] parameters = o["target_parameters"] switch
+        {
+            null => [],
+            JsonArray list when list.All(x => x is JsonValue xv && xv.TryGetValue<string>(out _)) => list.Select(x => x!.GetValue<string>()).ToArray(),
+            _ => throw Fail(adapter, "target_parameters", "must be a list of parameter names"),
+        };
         switch (o["target_modules"])
         {
+            case JsonValue s when s.TryGetValue<string>(out var text) && text == "all-linear":
+                allLinear = true;
+                break;
             case JsonValue s when s.TryGetValue<string>(out var text):
                 regex = new Regex("^(?:" + text + ")$", RegexOptions.CultureInvariant);
                 break;
             case JsonArray list when list.All(x => x is JsonValue xv && xv.TryGetValue<string>(out _)):
                 names = list.Select(x => x!.GetValue<string>()).ToArray();
+                break;
+            case null when parameters.Length > 0:
+                names = [];
                 break;
             case null:
                 throw Fail(adapter, "target_modules", "is missing");
@@ -116,6 +142,8 @@ internal sealed class PeftLoraConfig
             FanInFanOut = Bool(o, "fan_in_fan_out", adapter) ?? false,
             TargetModuleNames = names,
             TargetModuleRegex = regex,
+            AllLinear = allLinear,
+            TargetParameters = parameters,
             RankPattern = Map(o, "rank_pattern", adapter, n => n.GetValue<int>()),
             AlphaPattern = Map(o, "alpha_pattern", adapter, n => n.GetValue<double>()),
             LayersToTransform = o["layers_to_transform"] switch

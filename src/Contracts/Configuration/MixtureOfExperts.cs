@@ -29,6 +29,13 @@ public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSiz
     public bool SoftmaxOverTopK { get; init; }
 
     /// <summary>
+    /// gpt-oss: the checkpoint holds each layer's experts stacked, <c>mlp.experts.gate_up_proj [Experts, hidden, 2·IntermediateSize]</c>
+    /// (gate and up interleaved column by column) and <c>mlp.experts.down_proj [Experts, IntermediateSize, hidden]</c>, both
+    /// x·W, so PEFT adapts them as parameters (<c>target_parameters</c>) rather than as one module per expert.
+    /// </summary>
+    public bool StackedExperts { get; init; }
+
+    /// <summary>
     /// Mixtral's <c>num_local_experts</c> experts of <c>intermediate_size</c>, renormalised; Qwen2/3-MoE's <c>num_experts</c> of
     /// <c>moe_intermediate_size</c>, renormalised with <c>norm_topk_prob</c>, dense in <c>mlp_only_layers</c> and where
     /// (layer + 1) is not a multiple of <c>decoder_sparse_step</c>, as transformers builds them. Null for a dense model.
@@ -46,7 +53,7 @@ public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSiz
         if (mixtral)
             return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []);
         if (gptOss)
-            return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []) { RouterBias = true, ExpertBias = true, SoftmaxOverTopK = true };
+            return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []) { RouterBias = true, ExpertBias = true, SoftmaxOverTopK = true, StackedExperts = true };
         int size = ModelConfig.OptionalInt(o, "moe_intermediate_size") is int s && s > 0 ? s
             : throw new ModelConfigException($"{source}: required field 'moe_intermediate_size' is missing");
         int step = ModelConfig.OptionalInt(o, "decoder_sparse_step") ?? 1;

@@ -14,10 +14,28 @@ public static class LoraTargets
         [[LoraTarget.Q, LoraTarget.K, LoraTarget.V], [LoraTarget.O], [LoraTarget.Gate, LoraTarget.Up], [LoraTarget.Down]];
 
     /// <summary>
-    /// The projections an adapter may adapt on <paramref name="c"/>: all, or on a mixture-of-experts model the attention's
-    /// (q, k, v, o) — its MLPs are experts, whose LoRA (one per expert) this server does not serve.
+    /// The layer projections an adapter may adapt on <paramref name="c"/>: all, or on a mixture-of-experts model the
+    /// attention's (q, k, v, o) — its MLPs are experts, adapted expert by expert (<see cref="ExpertTargets"/>).
     /// </summary>
     public static IReadOnlyList<LoraTarget> Adaptable(ModelConfig c) => c.Experts is null ? All : [LoraTarget.Q, LoraTarget.K, LoraTarget.V, LoraTarget.O];
+
+    /// <summary>The projections of one expert of a mixture of experts an adapter may adapt.</summary>
+    public static readonly IReadOnlyList<LoraTarget> ExpertTargets = [LoraTarget.Gate, LoraTarget.Up, LoraTarget.Down];
+
+    /// <summary>(in_features, out_features) of an expert's gate, up or down projection on <paramref name="c"/> (a mixture of experts).</summary>
+    public static (int In, int Out) ExpertShape(ModelConfig c, LoraTarget t)
+    {
+        int inter = (c.Experts ?? throw new ArgumentException("the model has no mixture of experts", nameof(c))).IntermediateSize;
+        return t switch
+        {
+            LoraTarget.Gate or LoraTarget.Up => (c.HiddenSize, inter),
+            LoraTarget.Down => (inter, c.HiddenSize),
+            _ => throw new ArgumentOutOfRangeException(nameof(t), $"an expert has no {ModuleName(t)}"),
+        };
+    }
+
+    /// <summary>(in_features, out_features) of <paramref name="m"/>'s projection: an expert's or the layer's.</summary>
+    public static (int In, int Out) Shape(ModelConfig c, LoraModuleWeights m) => m.Expert is null ? Shape(c, m.Target) : ExpertShape(c, m.Target);
 
     /// <summary>The PEFT module name, e.g. <c>q_proj</c>.</summary>
     public static string ModuleName(LoraTarget t) => t switch

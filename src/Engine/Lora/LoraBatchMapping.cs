@@ -128,6 +128,31 @@ public sealed class LoraBatchMapping
     }
 
     /// <summary>
+    /// This mapping's <paramref name="rows"/>, in that order, as the rows of a mapping of their own, keeping the entries
+    /// whose slot <paramref name="keep"/> accepts (a mixture of experts' expert runs on the rows routed to it, adapted by
+    /// the slots that adapt it); null when no entry is kept.
+    /// </summary>
+    public LoraBatchMapping? Subset(IReadOnlyList<int> rows, Func<int, bool> keep)
+    {
+        var rowStart = new int[rows.Count + 1];
+        var slots = new List<int>();
+        var weights = new List<float>();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            for (int e = RowStart[rows[i]]; e < RowStart[rows[i] + 1]; e++)
+                if (keep(EntrySlots[e]))
+                {
+                    slots.Add(EntrySlots[e]);
+                    weights.Add(EntryWeights[e]);
+                }
+
+            rowStart[i + 1] = slots.Count;
+        }
+
+        return slots.Count == 0 ? null : new LoraBatchMapping(rowStart, [.. slots], [.. weights]);
+    }
+
+    /// <summary>
     /// Builds the mapping for a packed batch: <paramref name="perSequence"/>[i] lists the (slot, weight) pairs of
     /// sequence i (empty = base model), applied to all of its tokens.
     /// </summary>

@@ -8,8 +8,9 @@ namespace Serving.Engine.Lora;
 
 /// <summary>
 /// The engine's adapter slots: for every layer and projection a <see cref="LoraModuleArena"/> holding up to
-/// <see cref="Slots"/> adapters at up to <see cref="MaxRank"/>. Loading copies into the arenas (never reallocates);
-/// freeing only marks the slot's ranks zero.
+/// <see cref="Slots"/> adapters at up to <see cref="MaxRank"/>, and a mixture of experts' experts' arenas
+/// (<see cref="ExpertLoraArenas"/>, made as adapters first adapt them). Loading copies into the arenas; freeing only marks
+/// the slot's ranks zero.
 /// </summary>
 public sealed class LoraSlotArena : IDisposable
 {
@@ -18,6 +19,7 @@ public sealed class LoraSlotArena : IDisposable
     private readonly LoraModuleArena[][][] _fused;
     private readonly string?[] _occupant;
     private readonly Func<int, LoraTarget, (Tensor Weight, Tensor? Bias)>? _baseWeights;
+    private readonly ExpertLoraArenas _experts;
 
     /// <param name="config">The model's shape.</param>
     /// <param name="slots">Adapters held at once.</param>
@@ -46,17 +48,25 @@ public sealed class LoraSlotArena : IDisposable
         _fused = Enumerable.Range(0, config.NumLayers)
             .Select(l => LoraTargets.FusedOutputs.Where(g => _modules[l, (int)g[0]] is not null).Select(g => g.Select(t => Arena(l, t)).ToArray()).ToArray()).ToArray();
         _occupant = new string?[slots];
+        _experts = new ExpertLoraArenas(config, slots, maxRank, dtype, device);
     }
 
     public ModelConfig Config { get; }
     public int Slots { get; }
     public int MaxRank { get; }
-    public long Bytes => _modules.Cast<LoraModuleArena?>().Sum(m => m?.Bytes ?? 0);
+    /// <summary>Device memory of the arenas, the experts' arenas made so far included.</summary>
+    public long Bytes => _modules.Cast<LoraModuleArena?>().Sum(m => m?.Bytes ?? 0) + _experts.Bytes;
+
+    /// <summary>Whether the adapter in <paramref name="slot"/> adapts some expert of a mixture of experts.</summary>
+    public bool AdaptsExperts(int slot) => _experts.AdaptsExperts(slot);
+
+    /// <summary>The arena of an expert's projection (gate, up or down); null when no adapter loaded so far adapts it.</summary>
+    public LoraModuleArena? ExpertModule(int layer, int expert, LoraTarget target) => _experts.Arena(layer, expert, target);
 
     public LoraModuleArena Module(int layer, LoraTarget target) => Arena(layer, target);
 
     private LoraModuleArena Arena(int layer, LoraTarget target) => _modules[layer, (int)target]
-        ?? throw new ArgumentException($"adapts {LoraTargets.ModulePath(target)}, which adapters of this mixture-of-experts model may not (its attention's q/k/v/o only)");
+        ?? throw new ArgumentException($"adapts {LoraTargets.ModulePath(target)}, which adapters of this mixture-of-experts model may not (its attention's q/k/v/o, and its experts' projections by expert)");
 
     /// <summary>The arenas of the fused output group that starts with <paramref name="first"/> (Q, O, Gate or Down), in column order.</summary>
     public IReadOnlyList<LoraModuleArena> FusedModules(int layer, LoraTarget first)
@@ -76,8 +86,9 @@ public sealed class LoraSlotArena : IDisposable
         CheckSlot(slot);
         CheckFits(adapter);
         Free(slot);
-        foreach (var m in adapter.Modules)
+        foreach (var m in adapter.Modules.Where(m => m.Expert is null))
             Arena(m.Layer, m.Target).Load(slot, m, m.Magnitude is null ? null : () => _baseWeights!(m.Layer, m.Target));
+        _experts.Load(slot, adapter.Modules.Where(m => m.Expert is not null));
         _occupant[slot] = adapter.Name;
     }
 
@@ -156,7 +167,10 @@ public sealed class LoraSlotArena : IDisposable
                 throw new ArgumentException($"adapter '{adapter.Name}' targets layer {m.Layer}; the model has {Config.NumLayers}");
             try
             {
-                Arena(m.Layer, m.Target).CheckFits(m);
+                if (m.Expert is null)
+                    Arena(m.Layer, m.Target).CheckFits(m);
+                else
+                    _experts.CheckFits(m);
             }
             catch (ArgumentException ex)
             {
@@ -173,6 +187,7 @@ public sealed class LoraSlotArena : IDisposable
         CheckSlot(slot);
         foreach (var m in _modules)
             m?.Clear(slot);
+        _experts.Clear(slot);
         _occupant[slot] = null;
     }
 
@@ -186,5 +201,6 @@ public sealed class LoraSlotArena : IDisposable
     {
         foreach (var m in _modules)
             m?.Dispose();
+        _experts.Dispose();
     }
 }

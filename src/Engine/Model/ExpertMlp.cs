@@ -1,4 +1,5 @@
 using Serving.Contracts.Configuration;
+using Serving.Contracts.Lora;
 using Serving.Engine.Runtime;
 using static TorchSharp.torch;
 
@@ -15,11 +16,13 @@ namespace Serving.Engine.Model;
 /// routes, on the host, for this path and the fused decode path alike). Qwen2-MoE adds every token's shared expert,
 /// <c>y[t] = dt(y[t] + dt(Shared(x[t]) · dt(σ(x[t] · g))))</c>. Each expert runs once per
 /// step on the rows routed to it (gathered, projected, scaled, scattered back): a step's cost is K experts' GEMMs per token,
-/// not all of them. x <c>[T, hidden]</c> → <c>[T, hidden]</c>.
+/// not all of them. x <c>[T, hidden]</c> → <c>[T, hidden]</c>. Adapters of the experts (<see cref="ExpertAdapters"/>) add each
+/// routed row's LoRA to its expert's gate and up outputs (before the activation) and to its down output (before the
+/// routing weight), as PEFT's merged <c>W + ΔW</c> computes it.
 /// </summary>
 internal static class ExpertMlp
 {
-    public static Tensor Apply(Tensor x, LlamaLayerWeights w, ModelConfig c, bool smallBatchKernel, bool cpuElementwise)
+    public static Tensor Apply(Tensor x, LlamaLayerWeights w, ModelConfig c, bool smallBatchKernel, bool cpuElementwise, ExpertAdapters? adapters = null)
     {
         var moe = c.Experts!;
         using var scope = NewDisposeScope();
@@ -39,12 +42,18 @@ internal static class ExpertMlp
             if (slotsOf[e] is not { } slots)
                 continue;
             using var expertScope = NewDisposeScope();
-            var rows = tensor(slots.Select(s => s / moe.TopK).ToArray(), ScalarType.Int64, x.device);
+            var rowIndices = slots.Select(s => (int)(s / moe.TopK)).ToArray();
+            var rows = tensor(rowIndices.Select(r => (long)r).ToArray(), ScalarType.Int64, x.device);
             var slotWeights = weights.index_select(0, tensor(slots.ToArray(), ScalarType.Int64, x.device)).unsqueeze(1);
             var expert = w.Experts![e];
-            var gateUp = expert.GateUp.Apply(x.index_select(0, rows), expert.GateUpBias, smallBatchKernel: smallBatchKernel);
+            var input = x.index_select(0, rows);
+            var gateUp = expert.GateUp.Apply(input, expert.GateUpBias, smallBatchKernel: smallBatchKernel);
+            adapters?.Apply(e, LoraTarget.Gate, input, gateUp, 0, rowIndices);
+            adapters?.Apply(e, LoraTarget.Up, input, gateUp, moe.IntermediateSize, rowIndices);
             var activated = GatedActivations.Apply(gateUp, c.Activation, moe.IntermediateSize, cpuElementwise, c.SwigluLimit);
-            var y = expert.Down.Apply(activated, expert.DownBias, smallBatchKernel: smallBatchKernel).TimesInPlace(slotWeights);
+            var y = expert.Down.Apply(activated, expert.DownBias, smallBatchKernel: smallBatchKernel);
+            adapters?.Apply(e, LoraTarget.Down, activated, y, 0, rowIndices);
+            y.TimesInPlace(slotWeights);
             output.IndexPlusInPlace(0, rows, y);
         }
 

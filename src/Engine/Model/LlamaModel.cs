@@ -147,7 +147,8 @@ public sealed class LlamaModel : IDisposable
         using var scope = NewDisposeScope();
         using var steps = new StepWindows(batch, cache, Dtype, Device, Config);
         var step = steps.Shared;
-        if (logitTokens is null && hidden is null && _decodePath.CanRun(step, cache))
+        // The fused decode path runs the experts on raw memory without their adapters: a step adapting experts runs per op.
+        if (logitTokens is null && hidden is null && _decodePath.CanRun(step, cache) && !(lora is not null && lora.EntrySlots.Any(Adapters!.AdaptsExperts)))
             return _decodePath.Run(steps, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
         if (Config.EmbeddingMultiplier != 1)
@@ -272,7 +273,8 @@ public sealed class LlamaModel : IDisposable
         if (stopBeforeMlp)
             return (x, null);                               // routing capture: the MLP's own GEMMs are not needed
         if (w.Experts is not null)
-            return (x, MlpOutput(ExpertMlp.Apply(normed2, w, c, Kernels.CpuSmallBatchProjections, UseCpuElementwise(normed2)), w));
+            return (x, MlpOutput(ExpertMlp.Apply(normed2, w, c, Kernels.CpuSmallBatchProjections, UseCpuElementwise(normed2),
+                lora is not null && lora.EntrySlots.Any(Adapters!.AdaptsExperts) ? new ExpertAdapters(index, Adapters, lora, ApplyLora) : null), w));
         var gateUp = w.GateUp!.Apply(normed2, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt attention only
         if (adaptedMlp)
@@ -325,6 +327,13 @@ public sealed class LlamaModel : IDisposable
         }
 
         return captured;
+    }
+
+    /// <summary>Adds one projection's LoRA updates (<paramref name="module"/>'s) in place, in columns from <paramref name="offset"/>.</summary>
+    private void ApplyLora(Tensor input, Tensor output, int offset, LoraModuleArena module, LoraBatchMapping lora)
+    {
+        var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, module) ? ReferenceKernel : LoraKernel;
+        kernel.Apply(input, output, offset, module, lora);
     }
 
     /// <summary>Adds the LoRA updates of the projections of one fused output (starting with <paramref name="first"/>) in place.</summary>

@@ -22,7 +22,8 @@ public sealed record ArrowPrototypes(string Adapter, IReadOnlyDictionary<(int La
     public static ArrowPrototypes Compute(LoraAdapterWeights weights)
     {
         var vectors = new Dictionary<(int, LoraTarget), float[]>();
-        foreach (var m in weights.Modules)
+        // An expert's module adapts the tokens its router sends it, not the layer's input as routing reads it.
+        foreach (var m in weights.Modules.Where(m => m.Expert is null))
             vectors[(m.Layer, m.Target)] = TopRightSingularVector(m.A, m.B, m.Rank);
         return new ArrowPrototypes(weights.Name, vectors);
     }

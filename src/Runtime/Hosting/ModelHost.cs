@@ -111,7 +111,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         if (_model.EmbeddingOnly)
             logger.LogInformation("An embedding model (a bare transformer, no language-model head): /v1/embeddings only, last-token pooling; generation requests are refused");
         if (c.Experts is { } moe)
-            logger.LogInformation("Mixture of experts: {Experts} experts of intermediate size {Size}, {TopK} per token, in {Sparse} of {Layers} layers; adapters may adapt the attention (q/k/v/o) only",
+            logger.LogInformation("Mixture of experts: {Experts} experts of intermediate size {Size}, {TopK} per token, in {Sparse} of {Layers} layers; adapters may adapt the attention (q/k/v/o) and the experts (their slots allocated as adapters first adapt them)",
                 moe.Experts, moe.IntermediateSize, moe.TopK, c.NumLayers - moe.DenseLayers.Count, c.NumLayers);
         if (_model.Model.Weights.Mxfp4Projections is { Count: > 0 } mxfp4)
             logger.LogInformation("MXFP4 experts: {Count} expert projections held as the checkpoint ships them, {Bytes} MiB ({Dtype} would take {Dense} MiB); kernel: {Kernel}",

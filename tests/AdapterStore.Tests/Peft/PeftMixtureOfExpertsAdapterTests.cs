@@ -6,8 +6,8 @@ using Serving.Contracts.Safetensors;
 namespace Serving.AdapterStore.Tests.Peft;
 
 /// <summary>
-/// Adapters of a mixture-of-experts model (Mixtral) adapt its attention; an adapter of its MLP — the router or an expert,
-/// or a dense MLP's names — is refused naming the tensor, not served as something else.
+/// Adapters of a mixture-of-experts model (Mixtral) adapt its attention and its experts (PeftExpertAdapterTests); an adapter
+/// of the rest of its MLP — the router, or a dense MLP's names — is refused naming the tensor, not served as something else.
 /// </summary>
 public sealed class PeftMixtureOfExpertsAdapterTests : IDisposable
 {
@@ -31,10 +31,10 @@ public sealed class PeftMixtureOfExpertsAdapterTests : IDisposable
         Assert.Equal(4 * _config.NumLayers, PeftAdapterReader.Read(dir, "attention", _config, 16).Modules.Count);
     }
 
-    /// <summary>An MLP's, an expert's or the router's LoRA is named as such; anything else (an lm_head LoRA) as not a decoder-layer projection's.</summary>
+    /// <summary>An MLP's or the router's LoRA is named as such, an expert's A without its B as incomplete; anything else (an lm_head LoRA) as not a decoder-layer projection's.</summary>
     [Theory]
     [InlineData("base_model.model.model.layers.0.mlp.gate_proj", "mixture-of-experts")]
-    [InlineData("base_model.model.model.layers.0.block_sparse_moe.experts.1.w1", "mixture-of-experts")]
+    [InlineData("base_model.model.model.layers.0.block_sparse_moe.experts.1.w1", "no matching lora_B")]
     [InlineData("base_model.model.model.layers.0.block_sparse_moe.gate", "mixture-of-experts")]
     [InlineData("base_model.model.lm_head", "is not a LoRA A/B weight")]
     public void Read_ModuleOutsideTheAttention_RefusedNamingTheTensorAndWhy(string module, string why)

@@ -28,7 +28,9 @@ internal static class GptOssReferenceExperts
     /// <param name="x">The MLP's input [H].</param>
     /// <param name="c">The model.</param>
     /// <param name="w">The checkpoint's tensors by name (MXFP4 experts already as <see cref="Dequantized"/> gives them).</param>
-    public static double[] Apply(string layer, double[] x, ModelConfig c, Func<string, float[]> w)
+    /// <param name="lora">An expert's LoRA update of a projection's output for an input (null: not adapted), as the
+    /// reference applies any module: (expert, gate/up/down, input) → Σ weight · scale · B·(A·input).</param>
+    public static double[] Apply(string layer, double[] x, ModelConfig c, Func<string, float[]> w, Func<int, Contracts.Lora.LoraTarget, double[], double[]?>? lora = null)
     {
         var moe = c.Experts!;
         int h = c.HiddenSize, inter = moe.IntermediateSize;
@@ -46,17 +48,21 @@ internal static class GptOssReferenceExperts
         foreach (int e in top)
         {
             var activated = new double[inter];
+            // An adapter's gate row i adds to column 2i (gate_up_proj interleaves them), its up row i to column 2i + 1.
+            var gateDelta = lora?.Invoke(e, Contracts.Lora.LoraTarget.Gate, x);
+            var upDelta = lora?.Invoke(e, Contracts.Lora.LoraTarget.Up, x);
             for (int i = 0; i < inter; i++)
             {
                 double Column(int col) => gateUpBias[e * 2 * inter + col] + Enumerable.Range(0, h).Sum(j => (double)gateUp[((long)e * h + j) * 2 * inter + col] * x[j]);
-                double gate = Math.Min(Column(2 * i), limit), up = Math.Clamp(Column(2 * i + 1), -limit, limit);
+                double gate = Math.Min(Column(2 * i) + (gateDelta?[i] ?? 0), limit), up = Math.Clamp(Column(2 * i + 1) + (upDelta?[i] ?? 0), -limit, limit);
                 activated[i] = (up + 1) * gate / (1 + Math.Exp(-1.702 * gate));
             }
 
             double weight = Math.Exp(logits[e] - max) / sum;
+            var downDelta = lora?.Invoke(e, Contracts.Lora.LoraTarget.Down, activated);
             for (int o = 0; o < h; o++)
             {
-                double s = downBias[e * h + o];
+                double s = downBias[e * h + o] + (downDelta?[o] ?? 0);
                 for (int i = 0; i < inter; i++)
                     s += (double)down[((long)e * inter + i) * h + o] * activated[i];
                 y[o] += weight * s;

@@ -154,7 +154,7 @@ internal sealed class ScalarReferenceModel
                 for (int j = 0; j < h; j++)
                     x[i][j] += _c.ResidualMultiplier * o[j];
                 var n2 = RmsNorm(x[i], W(p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
-                var down = _c.Experts is { SoftmaxOverTopK: true } ? GptOssReferenceExperts.Apply(p, n2, _c, W)
+                var down = _c.Experts is { SoftmaxOverTopK: true } ? GptOssReferenceExperts.Apply(p, n2, _c, W, (e, target, input) => Lora(layer, m => m.Expert == e && m.Target == target, input))
                     : _c.Experts is { } moe && moe.IsSparse(layer) ? Experts(layer, n2, moe)
                     : Mlp(layer, n2, "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", _c.IntermediateSize);
                 if (sandwich)
@@ -216,9 +216,22 @@ internal sealed class ScalarReferenceModel
     {
         string p = $"model.layers.{layer}.{module}";
         var y = Base(p + ".weight", x, rows, cols, Bias(p + ".bias"));
+        if (Lora(layer, m => ModulePath(m) == module, x) is { } delta)
+            for (int o = 0; o < rows; o++)
+                y[o] += delta[o];
+        return y;
+    }
+
+    /// <summary>Σ weight · scale · B·(A·x) over the adapters' modules of <paramref name="layer"/> that <paramref name="adapts"/> selects; null when none does.</summary>
+    private double[]? Lora(int layer, Func<Contracts.Lora.LoraModuleWeights, bool> adapts, double[] x)
+    {
+        double[]? y = null;
+        int cols = x.Length;
         foreach (var (adapter, weight) in _adapters)
-            foreach (var m in adapter.Modules.Where(m => m.Layer == layer && Contracts.Lora.LoraTargets.ModulePath(m.Target) == module))
+            foreach (var m in adapter.Modules.Where(m => m.Layer == layer && adapts(m)))
             {
+                int rows = m.B.Length / m.Rank;
+                y ??= new double[rows];
                 var ax = new double[m.Rank];
                 for (int r = 0; r < m.Rank; r++)
                     for (int c = 0; c < cols; c++)
@@ -234,6 +247,11 @@ internal sealed class ScalarReferenceModel
 
         return y;
     }
+
+    /// <summary>The module a LoRA module adapts, as the checkpoint names it: a layer's projection, or an expert's (Mixtral's w1/w3/w2).</summary>
+    private string ModulePath(Contracts.Lora.LoraModuleWeights m) => m.Expert is not { } e ? Contracts.Lora.LoraTargets.ModulePath(m.Target)
+        : _c.Architecture == "MixtralForCausalLM" ? $"block_sparse_moe.experts.{e}.{m.Target switch { Contracts.Lora.LoraTarget.Gate => "w1", Contracts.Lora.LoraTarget.Up => "w3", _ => "w2" }}"
+        : $"mlp.experts.{e}.{Contracts.Lora.LoraTargets.ModuleName(m.Target)}";
 
     private double[] Base(string name, double[] x, int rows, int cols, float[]? bias)
     {

@@ -25,12 +25,15 @@ public sealed class ServerProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts the server and returns once the demo adapters it trains after start-up (when it serves the demo model with
-    /// them) are ready, so tests see all of them and no training competes with them for the cores.
+    /// them) are ready, so tests see all of them and no training competes with them for the cores. A demo server's new
+    /// <c>--cache-dir</c> is first filled from <see cref="DemoCache"/>, so it has nothing to train.
     /// </summary>
     /// <param name="configure">Changes to the host builder before it is built, e.g. a capturing log provider.</param>
     /// <param name="args">Server command-line arguments.</param>
     public static async Task<ServerProcess> StartAsync(Action<WebApplicationBuilder>? configure, params string[] args)
     {
+        if (DemoCache.NewDemoCacheOf(args) is { } cache)
+            await DemoCache.CopyToAsync(cache);
         var server = await StartListeningAsync(configure, args);
         await server.Services.GetRequiredService<Serving.Runtime.Hosting.ModelHost>().AdaptersPrepared.WaitAsync(TimeSpan.FromMinutes(10));
         return server;

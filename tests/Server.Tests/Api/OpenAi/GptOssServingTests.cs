@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Serving.Authoring.Synthetic;
 using Serving.Contracts.Safetensors;
@@ -8,7 +9,7 @@ namespace Serving.Server.Tests.Api.OpenAi;
 /// <summary>
 /// A gpt-oss checkpoint as OpenAI ships gpt-oss-20b — its o200k_harmony tokenizer (201,088 ids), bf16 attention, MXFP4
 /// experts, held as shipped (<c>--quantization mxfp4</c>) — served in bf16 with an attention adapter beside the base in one
-/// batch, and a PEFT adapter of its experts refused. Only the weights are random (GptOssModelTests checks them against the reference forward).
+/// batch, a PEFT adapter of its experts beside the base, and a dense MLP's adapter refused. Only the weights are random (GptOssModelTests checks them against the reference forward).
 /// </summary>
 public sealed class GptOssServingTests : IAsyncLifetime
 {
@@ -81,8 +82,29 @@ public sealed class GptOssServingTests : IAsyncLifetime
         Assert.All(answer["choices"]![0]!["token_ids"]!.AsArray(), t => Assert.InRange((int)t!, 0, 201_087));
     }
 
+    /// <summary>
+    /// An adapter of its experts as PEFT's gpt-oss recipe writes one (<c>target_parameters</c> on the stacked
+    /// <c>mlp.experts.gate_up_proj</c> and <c>down_proj</c>, with the attention's q/v) is loaded at run time and served on
+    /// the MXFP4 experts, in one batch with the base giving each its tokens alone.
+    /// </summary>
     [Fact]
-    public async Task LoadAdapter_ExpertAdapter_422NamingTheTensor()
+    public async Task LoadAdapter_ExpertAdapterAsPeftsGptOssRecipe_ServedBesideTheBase()
+    {
+        string dir = Path.Combine(_root, "uploads", "experts");
+        SyntheticExpertAdapterWriter.Write(dir, _model, 8, 16, [0, 1], 17, attention: ["q_proj", "v_proj"]);
+
+        using (var loaded = await _server.Http.PostAsJsonAsync("/v1/load_lora_adapter", new { lora_name = "experts", lora_path = dir }))
+            Assert.True(loaded.IsSuccessStatusCode, await loaded.Content.ReadAsStringAsync());
+        string baseAlone = Tokens(await CompleteAsync(Model)), adapterAlone = Tokens(await CompleteAsync("experts"));
+        var together = await Task.WhenAll(CompleteAsync("experts"), CompleteAsync(Model), CompleteAsync("experts"));
+
+        Assert.NotEqual(baseAlone, adapterAlone);
+        Assert.Equal([adapterAlone, baseAlone, adapterAlone], together.Select(Tokens));
+    }
+
+    /// <summary>A dense MLP's names (no such module on gpt-oss) are refused naming the mixture of experts.</summary>
+    [Fact]
+    public async Task LoadAdapter_DenseMlpAdapterOfTheMoeModel_422NamingTheTensor()
     {
         string dir = Path.Combine(_root, "uploads", "mlp");
         SyntheticAdapterWriter.Write(dir, _model, 8, 16, ["q_proj", "gate_proj"], 9);
