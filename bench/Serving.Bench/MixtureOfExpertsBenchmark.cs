@@ -26,13 +26,7 @@ internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, Sca
     {
         string dense = BenchModel.Ensure(denseDir);
         bool gptOss = architecture == "GptOssForCausalLM";
-        string moeDir = Path.Combine(BenchModel.CacheRoot, gptOss ? "bench-gpt-oss-model" : "bench-moe-model");
-        if (GeneratedFolder.Ensure(moeDir, staging => SyntheticModelWriter.Write(staging, new SyntheticModelSpec
-            {
-                Preset = ModelPreset.Bench, Architecture = architecture, Seed = 1, Experts = Experts, ExpertsPerToken = PerToken,
-                ExpertIntermediate = ModelPreset.Bench.Intermediate / PerToken / 32 * 32, Mxfp4Experts = gptOss,
-            })))
-            Console.Error.WriteLine($"generated the mixture-of-experts bench model into {moeDir}");
+        string moeDir = EnsureModel(architecture);
         using var denseModel = LoadedModel.Load(dense, dtype, CPU, 1024);
         using var moe = LoadedModel.Load(moeDir, dtype, CPU, 1024, quantization: quantization);
         using var perOp = moe.Model.WithKernels(new KernelOptions { FusedCpuDecode = false });
@@ -63,6 +57,20 @@ internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, Sca
         report.Add("weights held: dense (B=1 column), MoE (B=8 column)", "MiB", denseModel.Model.Weights.TotalBytes >> 20, w.TotalBytes >> 20);
         report.Add("bytes a B=1 step reads: dense, MoE", "MiB", denseStepBytes >> 20, moeStepBytes >> 20);
         return report;
+    }
+
+    /// <summary>The mixture-of-experts bench model of <paramref name="architecture"/> (Mixtral's or gpt-oss's), generated once into the bench cache.</summary>
+    public static string EnsureModel(string architecture)
+    {
+        bool gptOss = architecture == "GptOssForCausalLM";
+        string moeDir = Path.Combine(BenchModel.CacheRoot, gptOss ? "bench-gpt-oss-model" : "bench-moe-model");
+        if (GeneratedFolder.Ensure(moeDir, staging => SyntheticModelWriter.Write(staging, new SyntheticModelSpec
+            {
+                Preset = ModelPreset.Bench, Architecture = architecture, Seed = 1, Experts = Experts, ExpertsPerToken = PerToken,
+                ExpertIntermediate = ModelPreset.Bench.Intermediate / PerToken / 32 * 32, Mxfp4Experts = gptOss,
+            })))
+            Console.Error.WriteLine($"generated the mixture-of-experts bench model into {moeDir}");
+        return moeDir;
     }
 
     private sealed record Result(double Dense, double Fused, double PerOp, double FusedPerDense, double FusedPerOp);

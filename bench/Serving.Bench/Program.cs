@@ -9,6 +9,7 @@ using Serving.Bench;
 //   Serving.Bench onestream [--model DIR] [--rounds N] [--tokens N] [--json FILE]
 //   Serving.Bench steps [--model DIR] [--device cpu|cuda] [--steps N] [--prompt N] [--ops default|libtorch] [--dtype bfloat16|float32] [--rows 1,4,8,16,32] [--quantization none|int8] [--json FILE]
 //   Serving.Bench moe [--model DENSE_DIR] [--steps N] [--dtype bfloat16|float32] [--arch mixtral|gpt-oss] [--quantization none|mxfp4] [--json FILE]   (a Mixtral-style model of the dense one's shape, generated)
+//   Serving.Bench moe-lora [--steps N] [--dtype bfloat16|float32] [--arch mixtral|gpt-oss] [--rank R] [--json FILE]   (an adapter of every expert vs one of the attention, on the moe bench model)
 //   Serving.Bench prefix [--model DIR] [--prefix TOKENS] [--requests N] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
@@ -83,6 +84,13 @@ switch (args.FirstOrDefault())
             (Get("arch") ?? "mixtral") switch { "mixtral" => "MixtralForCausalLM", "gpt-oss" => "GptOssForCausalLM",
                 var a => throw new ArgumentException($"unknown --arch '{a}' (mixtral or gpt-oss)") },
             Serving.Engine.Quantization.WeightQuantizationNames.Parse(Get("quantization"))).Run());
+    case "moe-lora":
+        return Emit(new ExpertAdapterBenchmark(int.Parse(Get("steps") ?? "16"),
+            (Get("dtype") ?? "bfloat16") switch { "bfloat16" => TorchSharp.torch.ScalarType.BFloat16, "float32" => TorchSharp.torch.ScalarType.Float32,
+                var d => throw new ArgumentException($"unknown --dtype '{d}' (bfloat16 or float32)") },
+            (Get("arch") ?? "mixtral") switch { "mixtral" => "MixtralForCausalLM", "gpt-oss" => "GptOssForCausalLM",
+                var a => throw new ArgumentException($"unknown --arch '{a}' (mixtral or gpt-oss)") },
+            int.Parse(Get("rank") ?? "16")).Run());
     case "onestream":
         return Emit(new OneStreamBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "8"), int.Parse(Get("tokens") ?? "64")).Run());
     case "dora":

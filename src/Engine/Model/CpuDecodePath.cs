@@ -158,7 +158,8 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 CpuElementwiseKernels.RmsNorm(o, (byte*)_attentionOutputNorms[l], o, null, t, h, eps, bf16);
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
             if (layer.Experts is not null)
-                ExpertMlpRaw.Run(layer, c, ws, normed, down, t, bf16);
+                ExpertMlpRaw.Run(layer, c, ws, normed, down, t, bf16, lora is not null && lora.EntrySlots.Any(model.Adapters!.AdaptsExperts)
+                    ? new ExpertAdapters(l, model.Adapters, lora, null, (CpuLoraKernel)model.LoraKernel) : null);
             else
             {
                 bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt attention only
@@ -191,6 +192,12 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
 
     /// <summary>True when every LoRA update of the step runs on raw memory (see <see cref="Lora"/>).</summary>
     private bool RawLora(LoraBatchMapping lora) => model.LoraKernel is CpuLoraKernel && lora.SegmentGroups.Count == 0;
+
+    /// <summary>
+    /// Whether this path runs the step's adapters: all of them but the experts' when their updates would not run on raw
+    /// memory (they have no tensor fallback here; such a step runs per op).
+    /// </summary>
+    public bool RunsAdapters(LoraBatchMapping? lora) => lora is null || RawLora(lora) || !lora.EntrySlots.Any(model.Adapters!.AdaptsExperts);
 
     /// <summary>
     /// The LoRA updates of one fused output: on raw memory when the model runs the CPU kernel and the rows need no segment

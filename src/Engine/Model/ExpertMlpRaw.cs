@@ -12,11 +12,12 @@ namespace Serving.Engine.Model;
 /// down   = 0;  for e ascending, its rows r:  down[r] = dt(down[r] + dt(Expert_e(normed[r]) · dt(weight)))
 /// Qwen2-MoE, every row r:                       down[r] = dt(down[r] + dt(Shared(normed[r]) · dt(σ(normed[r] · g))))
 /// </code>
-/// normed, down <c>[T, H]</c>; the workspace's expert buffers hold one expert's rows at a time.
+/// normed, down <c>[T, H]</c>; the workspace's expert buffers hold one expert's rows at a time. Adapters of the experts
+/// (<see cref="ExpertAdapters.ApplyRows"/>) add to an expert's gate/up and down outputs as on the per-op path.
 /// </summary>
 internal static unsafe class ExpertMlpRaw
 {
-    public static void Run(LlamaLayerWeights layer, ModelConfig c, DecodeWorkspace ws, byte* normed, byte* down, int t, bool bf16)
+    public static void Run(LlamaLayerWeights layer, ModelConfig c, DecodeWorkspace ws, byte* normed, byte* down, int t, bool bf16, ExpertAdapters? adapters = null)
     {
         var moe = c.Experts!;
         int h = c.HiddenSize, k = moe.TopK, size = bf16 ? 2 : 4;
@@ -47,9 +48,25 @@ internal static unsafe class ExpertMlpRaw
             for (int j = 0; j < m; j++)
                 Buffer.MemoryCopy(normed + slots[j] / k * rowBytes, input + j * rowBytes, rowBytes, rowBytes);
             var expert = layer.Experts![e];
+            int[]? rows = null;
+            if (adapters is not null)
+            {
+                rows = new int[m];
+                for (int j = 0; j < m; j++)
+                    rows[j] = slots[j] / k;
+            }
+
             expert.GateUp.LinearRaw(input, m, Address(expert.GateUpBias), gateUp, float32Output: false);
+            if (rows is not null)
+            {
+                adapters!.ApplyRows(e, Contracts.Lora.LoraTarget.Gate, (nint)input, (nint)gateUp, 2 * moe.IntermediateSize, 0, rows, bf16);
+                adapters.ApplyRows(e, Contracts.Lora.LoraTarget.Up, (nint)input, (nint)gateUp, 2 * moe.IntermediateSize, moe.IntermediateSize, rows, bf16);
+            }
+
             CpuElementwiseKernels.GatedActivation(gateUp, activated, m, moe.IntermediateSize, c.Activation, bf16, (float)(c.SwigluLimit ?? 0));
             expert.Down.LinearRaw(activated, m, Address(expert.DownBias), output, float32Output: false);
+            if (rows is not null)
+                adapters!.ApplyRows(e, Contracts.Lora.LoraTarget.Down, (nint)activated, (nint)output, h, 0, rows, bf16);
             for (int j = 0; j < m; j++)
                 AddScaled(down + slots[j] / k * rowBytes, output + j * rowBytes, weights[slots[j]], h, bf16);
         }

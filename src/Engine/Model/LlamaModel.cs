@@ -147,8 +147,7 @@ public sealed class LlamaModel : IDisposable
         using var scope = NewDisposeScope();
         using var steps = new StepWindows(batch, cache, Dtype, Device, Config);
         var step = steps.Shared;
-        // The fused decode path runs the experts on raw memory without their adapters: a step adapting experts runs per op.
-        if (logitTokens is null && hidden is null && _decodePath.CanRun(step, cache) && !(lora is not null && lora.EntrySlots.Any(Adapters!.AdaptsExperts)))
+        if (logitTokens is null && hidden is null && _decodePath.CanRun(step, cache) && _decodePath.RunsAdapters(lora))
             return _decodePath.Run(steps, cache, lora).MoveToOuterDisposeScope();
         var x = _weights.Embed.Rows(step.Tokens);
         if (Config.EmbeddingMultiplier != 1)

@@ -13,8 +13,8 @@ namespace Serving.Engine.Tests.Model;
 /// <summary>
 /// LoRA on a mixture of experts' experts (gate, up and down of every expert of some layers, and the attention's q): gpt-oss's
 /// biased experts with the clamped SwiGLU (its gate and up interleaved in the checkpoint), Mixtral's and Qwen3-MoE's —
-/// against the scalar reference forward adding each routed expert's LoRA, in prefill and in decode steps (which then run
-/// per op: the fused decode path has no expert adapters), batched beside a base sequence that stays the base model's.
+/// against the scalar reference forward adding each routed expert's LoRA, in prefill and in decode steps, batched beside a
+/// base sequence that stays the base model's; and the fused CPU decode path's steps bit for bit the per-op path's.
 /// </summary>
 public sealed class ExpertAdapterModelTests : IDisposable
 {
@@ -63,14 +63,16 @@ public sealed class ExpertAdapterModelTests : IDisposable
     }
 
     /// <summary>
-    /// A decode step with an expert adapter in it runs per op, as the same steps without the fused path do (the fused path
-    /// runs the experts on raw memory, without their adapters); a step of the base alone still takes the fused path.
+    /// Decode steps with an expert adapter in them on the fused CPU path (its experts on raw memory, their LoRA through the
+    /// CPU kernel's rows) give the per-op path's bits, in bf16 and float32; and the adapter moves them.
     /// </summary>
-    [Fact]
-    public void Forward_DecodeStepsAdaptingExperts_PerOpNotFused()
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32)]
+    public void Forward_DecodeStepsAdaptingExperts_FusedPathBitForBitThePerOpPath(ScalarType dtype)
     {
         string dir = TileGridModel.Ensure(Path.Combine(_root, "tile-grid"), TileGridModel.Spec(seed: 137) with { Architecture = "GptOssForCausalLM" });
-        using var loaded = LoadedModel.Load(dir, ScalarType.BFloat16, CPU, 64);
+        using var loaded = LoadedModel.Load(dir, dtype, CPU, 64);
         loaded.Model.EnableAdapters(slots: 1, maxRank: 8).Load(0, RandomAdapters.CreateExperts(loaded.Config, "experts", 4, [.. Enumerable.Range(0, loaded.Config.NumLayers)], 9, 2f));
         IReadOnlyList<AdapterSlotWeight>[] rows = [[(0, 1f)], []];
 
@@ -94,11 +96,16 @@ public sealed class ExpertAdapterModelTests : IDisposable
         }
 
         long before = loaded.Model.FusedDecodeSteps;
-        var adaptedSteps = Run(fused: true, adapted: true);
-        Assert.Equal(before, loaded.Model.FusedDecodeSteps);
-        Assert.Equal(Run(fused: false, adapted: true), adaptedSteps);
-        Run(fused: true, adapted: false);
-        Assert.True(loaded.Model.FusedDecodeSteps > before || !(Serving.Engine.Kernels.VectorExp.IsSupported && Serving.Engine.Kernels.SmallBatchGemv.IsAvailable), "the base's steps did not take the fused path");
+        var fused = Run(fused: true, adapted: true);
+        bool ran = loaded.Model.FusedDecodeSteps > before;
+        var perOp = Run(fused: false, adapted: true);
+
+        for (int i = 0; i < perOp.Count; i++)
+            Assert.Equal(perOp[i], fused[i]);
+        Assert.True(ran || !(Serving.Engine.Kernels.VectorExp.IsSupported && Serving.Engine.Kernels.SmallBatchGemv.IsAvailable), "the fused path did not run");
+        var unadapted = Run(fused: true, adapted: false);
+        Assert.NotEqual(unadapted[^2], fused[^2]);                         // the adapted row moved …
+        Assert.Equal(unadapted[^1], fused[^1]);                            // … its base neighbour did not
     }
 
     [Fact]
