@@ -15,6 +15,14 @@ public sealed class AdapterStoreOptions
     public int MaxRank { get; set; } = 16;
 
     /// <summary>
+    /// Device memory, in MiB, that the slots of a mixture of experts' experts may take together. An expert projection's
+    /// slots (<see cref="MaxDeviceSlots"/> × <see cref="MaxRank"/> × its in + out) are made while some loaded adapter adapts
+    /// it and freed when none does; an adapter that would need more is refused (a 422 naming this setting), so one
+    /// tenant's adapter of every expert of every layer cannot take the device's memory. 0: expert adapters are refused.
+    /// </summary>
+    public int MaxExpertSlotMiB { get; set; } = 1024;
+
+    /// <summary>
     /// Run-time registrations one tenant's user keys may hold at once (replacing one of its own does not count); 0: no
     /// limit. Every registration rewrites the persisted registry and lengthens every listing, so without a bound one
     /// tenant registering names by the thousand slows registration and listing for all.

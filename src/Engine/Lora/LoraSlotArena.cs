@@ -28,8 +28,9 @@ public sealed class LoraSlotArena : IDisposable
     /// <param name="device">Where the arenas live.</param>
     /// <param name="baseWeights">A projection's base weight <c>[out, in]</c> and bias (or null) as served, for DoRA's norms;
     /// null: DoRA adapters cannot be loaded.</param>
+    /// <param name="expertSlotBytes">What the experts' slots (<see cref="ExpertLoraArenas"/>) may take together.</param>
     public LoraSlotArena(ModelConfig config, int slots, int maxRank, ScalarType dtype, Device device,
-        Func<int, LoraTarget, (Tensor Weight, Tensor? Bias)>? baseWeights = null)
+        Func<int, LoraTarget, (Tensor Weight, Tensor? Bias)>? baseWeights = null, long expertSlotBytes = 1L << 30)
     {
         _baseWeights = baseWeights;
         if (slots < 1 || maxRank < 1)
@@ -48,7 +49,7 @@ public sealed class LoraSlotArena : IDisposable
         _fused = Enumerable.Range(0, config.NumLayers)
             .Select(l => LoraTargets.FusedOutputs.Where(g => _modules[l, (int)g[0]] is not null).Select(g => g.Select(t => Arena(l, t)).ToArray()).ToArray()).ToArray();
         _occupant = new string?[slots];
-        _experts = new ExpertLoraArenas(config, slots, maxRank, dtype, device);
+        _experts = new ExpertLoraArenas(config, slots, maxRank, dtype, device, expertSlotBytes);
     }
 
     public ModelConfig Config { get; }
@@ -178,6 +179,7 @@ public sealed class LoraSlotArena : IDisposable
             }
         }
 
+        _experts.CheckBudget(adapter);
         if (adapter.IsDora && _baseWeights is null)
             throw new ArgumentException($"adapter '{adapter.Name}' is a DoRA adapter; these slots were made without the base weights its norms need");
     }

@@ -93,12 +93,15 @@ public sealed class LlamaModel : IDisposable
     /// <summary>Steps that ran as <see cref="CpuDecodePath"/>.</summary>
     internal long FusedDecodeSteps => _decodePath.Steps;
 
-    /// <summary>Allocates the device-resident adapter arenas: <paramref name="slots"/> adapters of rank ≤ <paramref name="maxRank"/>.</summary>
-    public LoraSlotArena EnableAdapters(int slots, int maxRank)
+    /// <summary>
+    /// Allocates the device-resident adapter arenas: <paramref name="slots"/> adapters of rank ≤ <paramref name="maxRank"/>;
+    /// a mixture of experts' experts' slots, made as adapters adapt them, within <paramref name="expertSlotBytes"/>.
+    /// </summary>
+    public LoraSlotArena EnableAdapters(int slots, int maxRank, long expertSlotBytes = 1L << 30)
     {
         if (Adapters is not null)
             throw new InvalidOperationException("adapters are already enabled");
-        Adapters = new LoraSlotArena(Config, slots, maxRank, Dtype, Device, (layer, target) => _weights.Projection(Config, layer, target));
+        Adapters = new LoraSlotArena(Config, slots, maxRank, Dtype, Device, (layer, target) => _weights.Projection(Config, layer, target), expertSlotBytes);
         _ownsAdapters = true;
         return Adapters;
     }

@@ -142,7 +142,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
                     record.Id, record.Version, newVersion);
             else
                 logger.LogWarning("Adapter {Adapter} ({Source}): {Error}; requests for it fail until it is registered again", record.Id, record.Source, error);
-        var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank);
+        var arena = _model.Model.EnableAdapters(a.MaxDeviceSlots, a.MaxRank, (long)a.MaxExpertSlotMiB << 20);
         logger.LogInformation("Adapters: {Count} available (store {Root}, registry {Registry}); {Slots} device slots of rank ≤ {Rank} ({MiB} MiB)",
             Adapters.List().Count, adapterRoot ?? "none", registryPath, a.MaxDeviceSlots, a.MaxRank, arena.Bytes >> 20);
 

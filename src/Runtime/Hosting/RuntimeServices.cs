@@ -39,6 +39,7 @@ public static class RuntimeServices
             .Validate(o => o.MaxDeviceSlots is >= 1 and <= 1024, "Serving:Adapters:MaxDeviceSlots must be in [1, 1024]")
             .Validate(o => o.MaxRank is >= 1 and <= 1024, "Serving:Adapters:MaxRank must be in [1, 1024]")
             .Validate(o => o.MaxPerTenant >= 0, "Serving:Adapters:MaxPerTenant must be ≥ 0 (0: no limit)")
+            .Validate(o => o.MaxExpertSlotMiB >= 0, "Serving:Adapters:MaxExpertSlotMiB must be ≥ 0 (0: expert adapters refused)")
             .Validate(o => string.IsNullOrEmpty(o.Path) || Directory.Exists(o.Path), "Serving:Adapters:Path must be an existing folder")
             .Validate(o => string.IsNullOrEmpty(o.SyncFrom) || AdapterStore.Sources.S3AdapterSource.TryParse(o.SyncFrom, out _),
                 "Serving:Adapters:SyncFrom must be an s3://bucket/prefix URI")

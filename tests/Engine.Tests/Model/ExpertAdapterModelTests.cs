@@ -123,5 +123,33 @@ public sealed class ExpertAdapterModelTests : IDisposable
         Assert.False(arena.AdaptsExperts(0));
     }
 
+    /// <summary>
+    /// The experts' slots stay within their budget: an adapter that would take them beyond it is refused naming the setting,
+    /// leaving the slots as they were; within it the slots are made, and freed with the last adapter that uses them.
+    /// </summary>
+    [Fact]
+    public void Load_ExpertSlotsBeyondTheirBudget_RefusedAndFreedWithTheirLastAdapter()
+    {
+        using var loaded = LoadedModel.Load(Model("MixtralForCausalLM"), ScalarType.Float32, CPU, 64);
+        var adapter = RandomAdapters.CreateExperts(loaded.Config, "experts", 4, [0], 5, scale: 1f);
+        using var tight = LoadedModel.Load(Model("MixtralForCausalLM"), ScalarType.Float32, CPU, 64);
+        var small = tight.Model.EnableAdapters(slots: 2, maxRank: 8, expertSlotBytes: 1 << 10);
+        long before = small.Bytes;
+
+        var error = Assert.Throws<ArgumentException>(() => small.Load(0, adapter));
+
+        Assert.Contains("Serving:Adapters:MaxExpertSlotMiB", error.Message);
+        Assert.Equal((before, false), (small.Bytes, small.AdaptsExperts(0)));
+        var arena = loaded.Model.EnableAdapters(slots: 2, maxRank: 8);
+        long dense = arena.Bytes;
+        arena.Load(0, adapter);
+        arena.Load(1, adapter);
+        Assert.True(arena.Bytes > dense);
+        arena.Free(0);
+        Assert.True(arena.Bytes > dense, "slot 1 still uses the experts' slots");
+        arena.Free(1);
+        Assert.Equal(dense, arena.Bytes);
+    }
+
     public void Dispose() => TestDirectories.Delete(_root);
 }

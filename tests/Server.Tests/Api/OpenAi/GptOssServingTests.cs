@@ -102,6 +102,23 @@ public sealed class GptOssServingTests : IAsyncLifetime
         Assert.Equal([adapterAlone, baseAlone, adapterAlone], together.Select(Tokens));
     }
 
+    /// <summary>An expert adapter whose slots would exceed <c>Serving:Adapters:MaxExpertSlotMiB</c> is a 422 naming it; the server serves on.</summary>
+    [Fact]
+    public async Task Completions_ExpertAdapterBeyondTheExpertSlotBudget_422NamingTheSetting()
+    {
+        string adapters = Path.Combine(_root, "budget-adapters"), cache = Path.Combine(_root, "budget-cache");
+        SyntheticExpertAdapterWriter.Write(Path.Combine(adapters, "experts"), _model, 8, 16, [0, 1], 19);
+        await using var server = await ServerProcess.StartAsync("--model", _model, "--adapters", adapters, "--cache-dir", cache, "--dtype", "bfloat16",
+            "--max-context", "256", "--Serving:Adapters:MaxExpertSlotMiB", "1");
+
+        var (status, answer) = await HttpJson.PostAsync(server.Http, "/v1/completions", new JsonObject { ["model"] = "experts", ["prompt"] = "Hi", ["max_tokens"] = 2 });
+
+        Assert.Equal(422, status);
+        Assert.Contains("Serving:Adapters:MaxExpertSlotMiB", answer.ToJsonString());
+        var (baseStatus, _) = await HttpJson.PostAsync(server.Http, "/v1/completions", new JsonObject { ["model"] = Model, ["prompt"] = "Hi", ["max_tokens"] = 2 });
+        Assert.Equal(200, baseStatus);
+    }
+
     /// <summary>A dense MLP's names (no such module on gpt-oss) are refused naming the mixture of experts.</summary>
     [Fact]
     public async Task LoadAdapter_DenseMlpAdapterOfTheMoeModel_422NamingTheTensor()
