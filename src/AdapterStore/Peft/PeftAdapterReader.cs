@@ -118,7 +118,7 @@ public static partial class PeftAdapterReader
                 throw Fail(adapter, t.Name, "is not a LoRA A/B weight or DoRA magnitude of a decoder-layer projection (modules_to_save, embeddings and biases are not supported)");
             if ((prefix ??= m.Groups["prefix"].Value) != m.Groups["prefix"].Value)
                 throw Fail(adapter, t.Name, $"names its layers under '{m.Groups["prefix"].Value}', other tensors under '{prefix}'");
-            int layer = int.Parse(m.Groups["layer"].Value, System.Globalization.CultureInfo.InvariantCulture);
+            int layer = Index(m.Groups["layer"].Value);
             if (PeftModules.Targets(m.Groups["block"].Value, m.Groups["module"].Value, model) is not { } group)
                 throw Fail(adapter, t.Name, $"targets module '{m.Groups["block"].Value}.{m.Groups["module"].Value}', which this base model does not have");
             var target = group[0];
@@ -306,6 +306,10 @@ public static partial class PeftAdapterReader
                 result[c * rows + r] = data[r * columns + c];
         return result;
     }
+
+    /// <summary>A layer's or an expert's index as a tensor name spells it; beyond int (a name's digits are the tenant's) it is int.MaxValue, beyond every model.</summary>
+    internal static int Index(string digits) =>
+        int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int index) ? index : int.MaxValue;
 
     internal static AdapterFormatException Fail(string adapter, string tensor, string rule) => new(adapter, WeightsFile, $"tensor '{tensor}'", rule);
 }

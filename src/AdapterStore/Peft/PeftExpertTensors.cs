@@ -40,7 +40,7 @@ internal sealed partial class PeftExpertTensors(ModelConfig model, PeftLoraConfi
     {
         if (PerExpertName().Match(t.Name) is { Success: true } m)
         {
-            int layer = Layer(t, m), expert = int.Parse(m.Groups["expert"].Value, System.Globalization.CultureInfo.InvariantCulture);
+            int layer = Layer(t, m), expert = PeftAdapterReader.Index(m.Groups["expert"].Value);
             string block = m.Groups["block"].Value, module = m.Groups["module"].Value;
             bool mixtral = model.Architecture == "MixtralForCausalLM";
             if (_moe.StackedExperts || mixtral != (block == "block_sparse_moe") || mixtral != module.StartsWith('w'))
@@ -150,7 +150,7 @@ internal sealed partial class PeftExpertTensors(ModelConfig model, PeftLoraConfi
 
     private int Layer(SafetensorsTensorInfo t, Match m)
     {
-        int layer = int.Parse(m.Groups["layer"].Value, System.Globalization.CultureInfo.InvariantCulture);
+        int layer = PeftAdapterReader.Index(m.Groups["layer"].Value);
         if (layer >= model.NumLayers)
             throw PeftAdapterReader.Fail(adapter, t.Name, $"targets layer {layer}; the base model has {model.NumLayers} layers");
         if (!_moe.IsSparse(layer))

@@ -97,6 +97,8 @@ public sealed class PeftExpertAdapterTests : IDisposable
     {
         { "MixtralForCausalLM", "router", "router" },
         { "MixtralForCausalLM", "expert-beyond", "targets expert 99" },
+        { "MixtralForCausalLM", "expert-beyond-int", "targets expert 2147483647" },
+        { "MixtralForCausalLM", "layer-beyond-int", "targets layer 2147483647" },
         { "MixtralForCausalLM", "stacked", "are modules" },
         { "GptOssForCausalLM", "per-expert", "does not have" },
         { "GptOssForCausalLM", "not-targeted", "not selected by target_parameters" },
@@ -134,6 +136,12 @@ public sealed class PeftExpertAdapterTests : IDisposable
                 break;
             case "expert-beyond":
                 AddPair("model.layers.0.block_sparse_moe.experts.99.w1", [4, h], [inter, 4]);
+                break;
+            case "expert-beyond-int":
+                AddPair("model.layers.0.block_sparse_moe.experts.99999999999999999999.w1", [4, h], [inter, 4]);
+                break;
+            case "layer-beyond-int":
+                AddPair("model.layers.99999999999999999999.self_attn.q_proj", [4, h], [h, 4]);
                 break;
             case "stacked":
                 AddPair("model.layers.0.mlp.experts", [4L * e, h], [2L * inter, 4L * e]);
