@@ -67,17 +67,7 @@ internal sealed class ExpertAdapterBenchmark(int steps, ScalarType dtype, string
             var steppers = runs.Select((r, i) => new GenerationStepper(r, caches[i])).ToList();
             var sequences = adapterOf.Select(a => Enumerable.Range(0, rows).Select(i => new SequenceState(EngineBenchmark.Prompt(7 + i, PromptTokens, moe.Config.VocabSize),
                 new SamplingParams { Temperature = 0, MaxTokens = steps + 8, IgnoreEos = true }, moe.Tokenizer, [], a)).ToList()).ToList();
-            for (int warm = 0; warm < 3; warm++)
-                for (int i = 0; i < runs.Length; i++)
-                    steppers[i].RunAll(sequences[i]);
-            var times = runs.Select(_ => new List<double>()).ToList();
-            for (int s = 0; s < steps; s++)
-                for (int i = 0; i < runs.Length; i++)
-                {
-                    long start = Stopwatch.GetTimestamp();
-                    steppers[i].RunAll(sequences[i]);
-                    times[i].Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-                }
+            var times = StepperRuns.Alternate(steppers, sequences, steps);
 
             return new Result([.. times.Select(Stats.Median)], Stats.Median(times[2].Zip(times[1], (e, a) => e / a)),
                 Stats.Median(times[2].Zip(times[0], (e, b) => e / b)), Stats.Median(times[2].Zip(times[3], (f, p) => f / p)));

@@ -83,17 +83,7 @@ internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, Sca
         {
             var steppers = runs.Select((r, i) => new GenerationStepper(r.Model, caches[i])).ToList();
             var sequences = runs.Select(r => Sequences(r.Loaded, rows)).ToList();
-            for (int warm = 0; warm < 3; warm++)
-                for (int i = 0; i < runs.Length; i++)
-                    steppers[i].RunAll(sequences[i]);
-            var times = runs.Select(_ => new List<double>()).ToList();
-            for (int s = 0; s < steps; s++)
-                for (int i = 0; i < runs.Length; i++)
-                {
-                    long start = Stopwatch.GetTimestamp();
-                    steppers[i].RunAll(sequences[i]);
-                    times[i].Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-                }
+            var times = StepperRuns.Alternate(steppers, sequences, steps);
 
             return new Result(Stats.Median(times[0]), Stats.Median(times[1]), Stats.Median(times[2]),
                 Stats.Median(times[1].Zip(times[0], (m, d) => m / d)), Stats.Median(times[1].Zip(times[2], (f, p) => f / p)));

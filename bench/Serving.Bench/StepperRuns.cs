@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Serving.Engine.Generation;
 using Serving.Contracts.Generation;
 
@@ -17,4 +18,25 @@ internal static class StepperRuns
             int start = x.s.GeneratedTokens.Count == 0 ? 0 : x.s.TotalTokens - 1;
             return new StepRow(x.s, start, x.s.TotalTokens - start, stepper.Cache.Partition(firstPartition + x.i));
         }).ToList());
+
+    /// <summary>
+    /// Steps every stepper's sequences in turn, one step each round (so machine drift falls on all alike): three rounds of
+    /// warm-up, then <paramref name="steps"/> timed rounds; each stepper's step times in milliseconds, in order.
+    /// </summary>
+    public static List<double>[] Alternate(IReadOnlyList<GenerationStepper> steppers, IReadOnlyList<IReadOnlyList<SequenceState>> sequences, int steps)
+    {
+        for (int warm = 0; warm < 3; warm++)
+            for (int i = 0; i < steppers.Count; i++)
+                steppers[i].RunAll(sequences[i]);
+        var times = steppers.Select(_ => new List<double>()).ToArray();
+        for (int s = 0; s < steps; s++)
+            for (int i = 0; i < steppers.Count; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                steppers[i].RunAll(sequences[i]);
+                times[i].Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+
+        return times;
+    }
 }

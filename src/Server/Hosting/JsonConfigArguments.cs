@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Serving.Server.Hosting;
 
 /// <summary>
@@ -13,6 +15,27 @@ public static class JsonConfigArguments
             [SpeculativeConfigArgument.Switch] = SpeculativeConfigArgument.Settings,
             [StructuredOutputsConfigArgument.Switch] = StructuredOutputsConfigArgument.Settings,
         };
+
+    /// <summary>A switch's value parsed, when it is a JSON object (the caller disposes it); else null with the problem added.</summary>
+    public static JsonDocument? ParseObject(string jsonSwitch, string json, List<string> problems)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            problems.Add($"{jsonSwitch}: not JSON ({e.Message})");
+            return null;
+        }
+
+        if (doc.RootElement.ValueKind == JsonValueKind.Object)
+            return doc;
+        doc.Dispose();
+        problems.Add($"{jsonSwitch}: must be a JSON object");
+        return null;
+    }
 
     /// <summary>
     /// The JSON switch <paramref name="args"/>[<paramref name="i"/>] is (<c>--switch JSON</c> or <c>--switch=JSON</c>) and its

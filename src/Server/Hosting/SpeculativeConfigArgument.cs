@@ -23,25 +23,10 @@ public static class SpeculativeConfigArgument
     /// <summary>The settings <paramref name="json"/> stands for (key, value pairs as command-line arguments); its problems are added to <paramref name="problems"/>.</summary>
     public static IReadOnlyList<string> Settings(string json, List<string> problems)
     {
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            problems.Add($"{Switch}: not JSON ({e.Message})");
+        if (JsonConfigArguments.ParseObject(Switch, json, problems) is not { } doc)
             return [];
-        }
-
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                problems.Add($"{Switch}: must be a JSON object");
-                return [];
-            }
-
             var settings = new List<string>();
             string? method = null;
             foreach (var property in doc.RootElement.EnumerateObject())
