@@ -32,6 +32,11 @@ public static class ServingApp
         ["--adapters"] = "Serving:Adapters:Path",
         ["--max-adapter-slots"] = "Serving:Adapters:MaxDeviceSlots",
         ["--max-lora-rank"] = "Serving:Adapters:MaxRank",
+        ["--max-loras"] = "Serving:Adapters:MaxDeviceSlots",                // vLLM's name
+        ["--max-model-len"] = "Serving:Model:MaxContext",                   // vLLM's name
+        ["--max-num-seqs"] = "Serving:Model:MaxSequences",                  // vLLM's name
+        ["--served-model-name"] = "Serving:Model:Name",                     // vLLM's name
+        ["--chat-template"] = "Serving:Model:ChatTemplate",
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",
         ["--batching-policy"] = "Serving:Batching:Policy",
         ["--scheduling-policy"] = "Serving:Batching:SchedulingPolicy",
@@ -52,6 +57,7 @@ public static class ServingApp
     public static readonly IReadOnlyDictionary<string, (string Key, string Value)> FlagMappings = new Dictionary<string, (string, string)>
     {
         ["--no-prefix-caching"] = ("Serving:Batching:PrefixCaching", "false"),
+        ["--enable-prefix-caching"] = ("Serving:Batching:PrefixCaching", "true"),   // vLLM's
         ["--enable-embeddings"] = ("Serving:Embeddings:FromGenerativeModels", "true"),
     };
 
@@ -61,6 +67,7 @@ public static class ServingApp
     /// </summary>
     private static string[] ExpandFlags(string[] args)
     {
+        args = VllmArguments.Expand(args);
         var expanded = new List<string>(args.Length);
         for (int i = 0; i < args.Length; i++)
         {

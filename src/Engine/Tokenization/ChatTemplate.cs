@@ -29,6 +29,20 @@ public sealed class ChatTemplate
     {
     }
 
+    /// <summary>One template given by an operator (a server's <c>--chat-template</c>), parsed now.</summary>
+    /// <exception cref="ChatTemplateException">It is not one this engine renders exactly (the message names why).</exception>
+    public static ChatTemplate Parse(string source, string? bosToken, string? eosToken)
+    {
+        try
+        {
+            return new ChatTemplate(source, bosToken, eosToken);
+        }
+        catch (TemplateException ex)
+        {
+            throw new ChatTemplateException(ex.Message);
+        }
+    }
+
     /// <exception cref="TemplateException">A template is not one this engine renders exactly (the message names it).</exception>
     public ChatTemplate(IReadOnlyDictionary<string, string> sources, string? bosToken, string? eosToken)
     {

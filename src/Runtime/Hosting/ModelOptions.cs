@@ -13,6 +13,12 @@ public sealed class ModelOptions
     /// <summary>The id clients use in <c>model</c>; defaults to the folder name.</summary>
     public string? Name { get; set; }
 
+    /// <summary>
+    /// The chat template to serve instead of the checkpoint's (vLLM's <c>--chat-template</c>): a Jinja file's path, or the
+    /// template itself (a text with <c>{{</c> or <c>{%</c> that is no file's path). Parsed at start-up.
+    /// </summary>
+    public string? ChatTemplate { get; set; }
+
     public string Dtype { get; set; } = "auto";
     public string Device { get; set; } = "cpu";
 

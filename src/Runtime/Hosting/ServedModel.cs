@@ -12,8 +12,15 @@ namespace Serving.Runtime.Hosting;
 public sealed class ServedModel
 {
     private readonly LoadedModel _model;
+    private readonly ChatTemplate _chatTemplate;
 
-    internal ServedModel(LoadedModel model) => _model = model;
+    /// <param name="model">The loaded model.</param>
+    /// <param name="chatTemplate">The template served instead of the checkpoint's (<c>--chat-template</c>); null: the checkpoint's.</param>
+    internal ServedModel(LoadedModel model, ChatTemplate? chatTemplate = null)
+    {
+        _model = model;
+        _chatTemplate = chatTemplate ?? model.ChatTemplate;
+    }
 
     /// <summary>The checkpoint's folder.</summary>
     public string Directory => _model.Directory;
@@ -155,7 +162,7 @@ public sealed class ServedModel
     {
         try
         {
-            return _model.ChatTemplate.Render(messages, tools, addGenerationPrompt, arguments, now, templateName, documents);
+            return _chatTemplate.Render(messages, tools, addGenerationPrompt, arguments, now, templateName, documents);
         }
         catch (ChatTemplateException ex)
         {

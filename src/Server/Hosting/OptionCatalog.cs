@@ -54,7 +54,8 @@ public static class OptionCatalog
 
     private static List<OptionEntry> Build()
     {
-        var switches = ServingApp.SwitchMappings.ToDictionary(kv => kv.Value, kv => kv.Key, StringComparer.OrdinalIgnoreCase);
+        var switches = ServingApp.SwitchMappings.GroupBy(kv => kv.Value, StringComparer.OrdinalIgnoreCase)
+            .ToDictionary(g => g.Key, g => string.Join(", ", g.Select(kv => kv.Key)), StringComparer.OrdinalIgnoreCase);
         foreach (var (flag, (key, _)) in ServingApp.FlagMappings)
             switches.TryAdd(key, flag);
         var entries = new List<OptionEntry>();

@@ -133,7 +133,7 @@ public sealed class StartupArgumentsTests
 
         foreach (var entry in OptionCatalog.Entries)
             Assert.Contains(entry.Key, help, StringComparison.Ordinal);
-        Assert.Matches(@"--max-sequences\s+Serving:Model:MaxSequences\s+integer \(default 8\)", help);
+        Assert.Matches(@"--max-sequences, --max-num-seqs\s+Serving:Model:MaxSequences\s+integer \(default 8\)", help);     // vLLM's name beside ours
         Assert.Matches(@"Serving:Batching:PrefixCaching\s+true\|false \(default true\)", help);
         Assert.Contains("Serving:Auth:Keys:*:Role", help, StringComparison.Ordinal);
         Assert.Contains(OptionCatalog.Entries, e => e.Key == "Serving:Model:NativeHeapTrimSeconds" && e.Default == "10");

@@ -1,0 +1,73 @@
+namespace Serving.Server.Hosting;
+
+/// <summary>
+/// vLLM's switches for where to listen (<c>--host</c>, <c>--port</c>: this server's <c>--urls http://HOST:PORT</c>, the
+/// host defaulting to loopback as this server's default does, where vLLM's listens on every interface) and its flags this
+/// server needs no switch for (<c>--enable-lora</c>: adapters are always served), so a deployment's vLLM command line
+/// starts this server unchanged.
+/// </summary>
+public static class VllmArguments
+{
+    public const string Host = "--host", Port = "--port";
+
+    /// <summary>vLLM flags that ask for what this server always does, and why they change nothing.</summary>
+    public static readonly IReadOnlyDictionary<string, string> AlwaysOn = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["--enable-lora"] = "adapters are always served",
+    };
+
+    /// <summary><paramref name="args"/> with <c>--host</c>/<c>--port</c> as <c>--urls</c> and the always-on flags left out.</summary>
+    public static string[] Expand(string[] args)
+    {
+        var kept = new List<string>(args.Length);
+        string? host = null, port = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (AlwaysOn.ContainsKey(args[i]))
+                continue;
+            if (Value(args, ref i, Host) is { } h)
+                host = h;
+            else if (Value(args, ref i, Port) is { } p)
+                port = p;
+            else
+                kept.Add(args[i]);
+        }
+
+        if (host is not null || port is not null)
+            kept.AddRange(["--urls", $"http://{host ?? "127.0.0.1"}:{port ?? "8000"}"]);
+        return [.. kept];
+    }
+
+    /// <summary>
+    /// Whether <paramref name="args"/>[<paramref name="i"/>] is one of these switches (moving <paramref name="i"/> past its
+    /// value), adding what is wrong with it to <paramref name="problems"/>.
+    /// </summary>
+    public static bool Check(string[] args, ref int i, List<string> problems)
+    {
+        if (AlwaysOn.ContainsKey(args[i]))
+            return true;
+        if (Value(args, ref i, Host) is { } host)
+        {
+            if (host.Length == 0 || host.Any(c => char.IsWhiteSpace(c) || c is '/' or '[' or ']'))
+                problems.Add($"{Host}: '{host}' is not a host name or IPv4 address");
+        }
+        else if (Value(args, ref i, Port) is { } port)
+        {
+            if (!int.TryParse(port, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int p) || p is < 1 or > 65_535)
+                problems.Add($"{Port}: '{port}' is not a port number (1 to 65535)");
+        }
+        else
+            return false;
+        if (args.Any(a => a == "--urls" || a.StartsWith("--urls=", StringComparison.Ordinal)))
+            problems.Add($"{args[i].Split('=')[0]}: give --host/--port or --urls, not both");
+        return true;
+    }
+
+    /// <summary>The value of switch <paramref name="name"/> when <paramref name="args"/>[<paramref name="i"/>] is it (<c>--name value</c> or <c>--name=value</c>), moving past it; else null.</summary>
+    private static string? Value(string[] args, ref int i, string name)
+    {
+        if (args[i] == name)
+            return i + 1 < args.Length ? args[++i] : "";
+        return args[i].StartsWith(name + "=", StringComparison.Ordinal) ? args[i][(name.Length + 1)..] : null;
+    }
+}

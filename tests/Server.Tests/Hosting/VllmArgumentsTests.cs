@@ -1,0 +1,99 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Serving.Authoring.Synthetic;
+using Serving.Engine.Checkpoints;
+using Serving.Server.Hosting;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Hosting;
+
+/// <summary>
+/// A deployment's vLLM command line starts this server unchanged: vLLM's names for the context, batch, adapter slots and
+/// served name, <c>--enable-lora</c> and <c>--enable-prefix-caching</c>, <c>--host</c>/<c>--port</c>, and
+/// <c>--chat-template</c> (a file, or the template itself) — a real server on the port it was given.
+/// </summary>
+public sealed class VllmArgumentsTests : IDisposable
+{
+    private readonly string _root = TestDirectories.Path("vllm-arguments");
+    private readonly string _model;
+
+    public VllmArgumentsTests()
+    {
+        _model = Path.Combine(_root, "model");
+        SyntheticModelWriter.Write(_model, new SyntheticModelSpec { Seed = 31 });
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task Start_VllmCommandLine_ServesAsItSays()
+    {
+        string template = Path.Combine(_root, "tool_chat_template.jinja");
+        File.WriteAllText(template, "{% for m in messages %}<<{{ m['role'] }}>>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<<assistant>>{% endif %}");
+        int port = FreePort();
+        await using var app = ServingApp.Build(["--model", _model, "--served-model-name", "team-model", "--max-model-len", "192", "--max-num-seqs", "3",
+            "--enable-lora", "--max-loras", "2", "--max-lora-rank", "8", "--enable-prefix-caching", "--host", "127.0.0.1", "--port", $"{port}",
+            "--chat-template", template, "--cache-dir", Path.Combine(_root, "cache"), "--dtype", "float32"]);
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+
+        var models = JsonNode.Parse(await http.GetStringAsync("/v1/models"))!["data"]!.AsArray();
+        var model = models.Single(m => (string)m!["id"]! == "team-model")!;
+        Assert.Equal(192, (int)model["max_model_len"]!);
+        var options = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Serving.Runtime.Hosting.ModelOptions>>().Value;
+        var adapters = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Serving.AdapterStore.AdapterStoreOptions>>().Value;
+        Assert.Equal((3, 2, 8), (options.MaxSequences, adapters.MaxDeviceSlots, adapters.MaxRank));
+        var (status, rendered) = await HttpJson.PostAsync(http, "/tokenize", new JsonObject
+        {
+            ["model"] = "team-model", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }), ["return_token_strs"] = true,
+        });
+        Assert.True(status == 200, rendered.ToJsonString());
+        var (_, expected) = await HttpJson.PostAsync(http, "/tokenize", new JsonObject { ["model"] = "team-model", ["prompt"] = "<<user>>Hi<<assistant>>" });
+        Assert.Equal(expected["tokens"]!.ToJsonString(), rendered["tokens"]!.ToJsonString());
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task Start_ChatTemplateGivenInline_RenderedAndABadOneStopsStartUpNamingIt()
+    {
+        await using (var server = await ServerProcess.StartAsync("--model", _model, "--cache-dir", Path.Combine(_root, "inline"), "--dtype", "float32",
+            "--chat-template", "{% for m in messages %}[{{ m['content'] }}]{% endfor %}"))
+        {
+            var (_, rendered) = await HttpJson.PostAsync(server.Http, "/tokenize", new JsonObject
+            {
+                ["model"] = "model", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
+            });
+            var (_, expected) = await HttpJson.PostAsync(server.Http, "/tokenize", new JsonObject { ["model"] = "model", ["prompt"] = "[Hi]" });
+            Assert.Equal(expected["tokens"]!.ToJsonString(), rendered["tokens"]!.ToJsonString());
+        }
+
+        var missing = await Assert.ThrowsAsync<ModelLoadException>(() => ServerProcess.StartAsync("--model", _model, "--cache-dir", Path.Combine(_root, "missing"),
+            "--chat-template", Path.Combine(_root, "no-such.jinja")));
+        Assert.Contains("--chat-template", missing.Message);
+        var broken = await Assert.ThrowsAsync<ModelLoadException>(() => ServerProcess.StartAsync("--model", _model, "--cache-dir", Path.Combine(_root, "broken"),
+            "--chat-template", "{% for m in messages %}"));
+        Assert.Contains("--chat-template", broken.Message);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--port", "70000" }, "not a port number")]
+    [InlineData(new[] { "--port", "80a" }, "not a port number")]
+    [InlineData(new[] { "--host", "http://x/" }, "not a host name")]
+    [InlineData(new[] { "--port", "8001", "--urls", "http://127.0.0.1:8002" }, "not both")]
+    public void ArgumentProblems_VllmListenSwitchesWrong_NamedWithWhy(string[] args, string why) =>
+        Assert.Contains(StartupArguments.ArgumentProblems(args), p => p.Contains(why, StringComparison.Ordinal));
+
+    [Fact]
+    public void ArgumentProblems_VllmSwitches_Known() =>
+        Assert.Empty(StartupArguments.ArgumentProblems(["--enable-lora", "--host", "0.0.0.0", "--port=8000", "--max-model-len", "4096", "--max-num-seqs", "64",
+            "--max-loras", "4", "--served-model-name", "m", "--enable-prefix-caching", "--chat-template", "t.jinja"]));
+
+    public void Dispose() => TestDirectories.Delete(_root);
+}
