@@ -162,7 +162,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                     ? new ExpertAdapters(l, model.Adapters, lora, null, (CpuLoraKernel)model.LoraKernel) : null);
             else
             {
-                bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt attention only
+                bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt experts, not a dense layer's MLP
                 layer.GateUp!.LinearRaw(normed, t, null, gateUp, float32Output: false);
                 if (adaptedMlp)
                     Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora!, bf16);

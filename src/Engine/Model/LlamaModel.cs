@@ -278,7 +278,7 @@ public sealed class LlamaModel : IDisposable
             return (x, MlpOutput(ExpertMlp.Apply(normed2, w, c, Kernels.CpuSmallBatchProjections, UseCpuElementwise(normed2),
                 lora is not null && lora.EntrySlots.Any(Adapters!.AdaptsExperts) ? new ExpertAdapters(index, Adapters, lora, ApplyLora) : null), w));
         var gateUp = w.GateUp!.Apply(normed2, smallBatchKernel: Kernels.CpuSmallBatchProjections);
-        bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt attention only
+        bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt experts, not a dense layer's MLP
         if (adaptedMlp)
             ApplyLora(index, LoraTarget.Gate, normed2, gateUp, lora!);   // gate and up together
 
