@@ -8,6 +8,9 @@ public sealed class AdapterStoreOptions
     /// <summary>Local store root: one sub-folder per adapter (PEFT layout), the folder name is the adapter id.</summary>
     public string? Path { get; set; }
 
+    /// <summary>Adapters registered at start-up (vLLM's <c>--lora-modules</c>), besides the store's folders.</summary>
+    public List<StartupAdapterOptions> Modules { get; set; } = [];
+
     /// <summary>Adapters resident in the engine's slot arenas at once.</summary>
     public int MaxDeviceSlots { get; set; } = 8;
 

@@ -64,7 +64,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
     /// <summary>Ends when the default adapters that are made after start-up are all made (at once when there are none).</summary>
     public Task AdaptersPrepared => _preparation;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
         string path;
@@ -149,9 +149,28 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         if (c.SlidingWindow is int window && window < o.MaxContext)
             logger.LogInformation("config.json sets sliding_window={Window}: in {Sliding} of {Layers} layers each token attends to the last {Window} positions of its context (up to {Context})",
                 window, c.NumLayers - c.FullAttentionLayers.Count, c.NumLayers, window, o.MaxContext);
+        await RegisterStartupAdaptersAsync(a, cancellationToken);
         if (defaults is { AdapterRoot: not null } && adapterRoot == defaults.AdapterRoot)
             _preparation = PrepareDefaultAdaptersAsync(defaults);
-        return Task.CompletedTask;
+    }
+
+    /// <summary>The adapters named at start-up (<c>--lora-modules</c>), registered as an admin's shared ones; one that cannot be stops start-up naming it.</summary>
+    private async Task RegisterStartupAdaptersAsync(AdapterStoreOptions a, CancellationToken ct)
+    {
+        foreach (var module in a.Modules)
+        {
+            try
+            {
+                var id = Lifecycle.ParseNewName(module.Name);
+                AdapterLifecycle.CheckPath(module.Path);
+                var (record, _) = await Lifecycle.RegisterAsync(id, module.Path!, AdapterStore.Files.AdapterReadPolicy.Trusted(a.MaxAdapterBytes, a.ReadTimeout), null, ct);
+                logger.LogInformation("Adapter {Adapter} registered at start-up from {Path}: {Shape}", record.Id, record.Source, record.Shape);
+            }
+            catch (AdapterStoreException ex)
+            {
+                throw new Serving.Engine.Checkpoints.ModelLoadException($"--lora-modules {module.Name}={module.Path}: {ex.Message}", ex);
+            }
+        }
     }
 
     private async Task PrepareDefaultAdaptersAsync(DefaultModelFolders defaults)

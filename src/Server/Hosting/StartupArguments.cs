@@ -100,6 +100,7 @@ public static class StartupArguments
         text.AppendLine($"  {SpeculativeConfigArgument.Switch} JSON: vLLM's, as far as it goes here: {{\"method\": \"ngram\", \"num_speculative_tokens\", \"prompt_lookup_max\", \"prompt_lookup_min\"}}");
         text.AppendLine($"  {StructuredOutputsConfigArgument.Switch} JSON: vLLM's, as far as it goes here: {{\"enable_in_reasoning\": true|false, \"reasoning_parser\", \"backend\": \"auto\"}}");
         text.AppendLine($"  {VllmArguments.Host} HOST, {VllmArguments.Port} PORT: vLLM's, as --urls http://HOST:PORT (HOST default 127.0.0.1, PORT 8000)");
+        text.AppendLine($"  {VllmArguments.LoraModules} NAME=PATH...: vLLM's, adapters registered at start-up (Serving:Adapters:Modules)");
         foreach (var (flag, why) in VllmArguments.AlwaysOn)
             text.AppendLine($"  {flag}: vLLM's; accepted, changes nothing ({why})");
         text.AppendLine("  --help: this text");
@@ -107,7 +108,7 @@ public static class StartupArguments
     }
 
     private static IEnumerable<string> KnownSwitches() =>
-        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Concat(JsonConfigArguments.Switches.Keys).Concat(VllmArguments.AlwaysOn.Keys).Append(VllmArguments.Host).Append(VllmArguments.Port).Append("--help");
+        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Concat(JsonConfigArguments.Switches.Keys).Concat(VllmArguments.AlwaysOn.Keys).Append(VllmArguments.Host).Append(VllmArguments.Port).Append(VllmArguments.LoraModules).Append("--help");
 
     /// <summary>"; did you mean X?" for the known name nearest <paramref name="given"/>, when it is near enough to be a typo.</summary>
     private static string Suggest(string given, IEnumerable<string> known)

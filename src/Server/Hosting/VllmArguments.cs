@@ -3,12 +3,13 @@ namespace Serving.Server.Hosting;
 /// <summary>
 /// vLLM's switches for where to listen (<c>--host</c>, <c>--port</c>: this server's <c>--urls http://HOST:PORT</c>, the
 /// host defaulting to loopback as this server's default does, where vLLM's listens on every interface) and its flags this
-/// server needs no switch for (<c>--enable-lora</c>: adapters are always served), so a deployment's vLLM command line
-/// starts this server unchanged.
+/// server needs no switch for (<c>--enable-lora</c>: adapters are always served), and its start-up adapters
+/// (<c>--lora-modules name=path …</c>, or its JSON form <c>{"name": …, "path": …}</c>: <c>Serving:Adapters:Modules</c>), so a
+/// deployment's vLLM command line starts this server unchanged.
 /// </summary>
 public static class VllmArguments
 {
-    public const string Host = "--host", Port = "--port";
+    public const string Host = "--host", Port = "--port", LoraModules = "--lora-modules";
 
     /// <summary>vLLM flags that ask for what this server always does, and why they change nothing.</summary>
     public static readonly IReadOnlyDictionary<string, string> AlwaysOn = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -21,11 +22,21 @@ public static class VllmArguments
     {
         var kept = new List<string>(args.Length);
         string? host = null, port = null;
+        int moduleCount = 0;
         for (int i = 0; i < args.Length; i++)
         {
             if (AlwaysOn.ContainsKey(args[i]))
                 continue;
-            if (Value(args, ref i, Host) is { } h)
+            if (Modules(args, ref i) is { } modules)
+            {
+                foreach (string module in modules)
+                    if (Module(module) is var (name, path))
+                    {
+                        kept.AddRange([$"--Serving:Adapters:Modules:{moduleCount}:Name", name, $"--Serving:Adapters:Modules:{moduleCount}:Path", path]);
+                        moduleCount++;
+                    }
+            }
+            else if (Value(args, ref i, Host) is { } h)
                 host = h;
             else if (Value(args, ref i, Port) is { } p)
                 port = p;
@@ -46,6 +57,15 @@ public static class VllmArguments
     {
         if (AlwaysOn.ContainsKey(args[i]))
             return true;
+        if (Modules(args, ref i) is { } modules)
+        {
+            if (modules.Count == 0)
+                problems.Add($"{LoraModules}: needs one or more name=path (or {{\"name\": …, \"path\": …}})");
+            foreach (string module in modules.Where(m => Module(m) is null))
+                problems.Add($"{LoraModules}: '{module}' is not name=path nor {{\"name\": …, \"path\": …}}");
+            return true;
+        }
+
         if (Value(args, ref i, Host) is { } host)
         {
             if (host.Length == 0 || host.Any(c => char.IsWhiteSpace(c) || c is '/' or '[' or ']'))
@@ -61,6 +81,43 @@ public static class VllmArguments
         if (args.Any(a => a == "--urls" || a.StartsWith("--urls=", StringComparison.Ordinal)))
             problems.Add($"{args[i].Split('=')[0]}: give --host/--port or --urls, not both");
         return true;
+    }
+
+    /// <summary>The values of <c>--lora-modules</c> when <paramref name="args"/>[<paramref name="i"/>] is it (every argument up to the next switch), moving past them; else null.</summary>
+    private static List<string>? Modules(string[] args, ref int i)
+    {
+        if (args[i].StartsWith(LoraModules + "=", StringComparison.Ordinal))
+            return [args[i][(LoraModules.Length + 1)..]];
+        if (args[i] != LoraModules)
+            return null;
+        var values = new List<string>();
+        while (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            values.Add(args[++i]);
+        return values;
+    }
+
+    /// <summary>One <c>--lora-modules</c> value as (name, path): <c>name=path</c>, or vLLM's JSON form (its <c>base_model_name</c> is this server's one model); null when it is neither.</summary>
+    private static (string Name, string Path)? Module(string value)
+    {
+        if (value.TrimStart().StartsWith('{'))
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(value);
+                var root = doc.RootElement;
+                return root.ValueKind == System.Text.Json.JsonValueKind.Object
+                    && root.TryGetProperty("name", out var name) && name.ValueKind == System.Text.Json.JsonValueKind.String
+                    && root.TryGetProperty("path", out var path) && path.ValueKind == System.Text.Json.JsonValueKind.String
+                    ? (name.GetString()!, path.GetString()!) : null;
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                return null;
+            }
+        }
+
+        int at = value.IndexOf('=');
+        return at > 0 && at < value.Length - 1 ? (value[..at], value[(at + 1)..]) : null;
     }
 
     /// <summary>The value of switch <paramref name="name"/> when <paramref name="args"/>[<paramref name="i"/>] is it (<c>--name value</c> or <c>--name=value</c>), moving past it; else null.</summary>

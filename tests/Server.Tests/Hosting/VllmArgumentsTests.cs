@@ -12,7 +12,7 @@ namespace Serving.Server.Tests.Hosting;
 /// <summary>
 /// A deployment's vLLM command line starts this server unchanged: vLLM's names for the context, batch, adapter slots and
 /// served name, <c>--enable-lora</c> and <c>--enable-prefix-caching</c>, <c>--host</c>/<c>--port</c>, and
-/// <c>--chat-template</c> (a file, or the template itself) — a real server on the port it was given.
+/// <c>--chat-template</c> (a file, or the template itself), <c>--lora-modules</c> — a real server on the port it was given.
 /// </summary>
 public sealed class VllmArgumentsTests : IDisposable
 {
@@ -37,10 +37,13 @@ public sealed class VllmArgumentsTests : IDisposable
     {
         string template = Path.Combine(_root, "tool_chat_template.jinja");
         File.WriteAllText(template, "{% for m in messages %}<<{{ m['role'] }}>>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<<assistant>>{% endif %}");
+        string sql = Path.Combine(_root, "sql"), translate = Path.Combine(_root, "translate");
+        SyntheticAdapterWriter.Write(sql, _model, 4, 8, ["q_proj", "v_proj"], 3);
+        SyntheticAdapterWriter.Write(translate, _model, 4, 8, ["o_proj"], 4);
         int port = FreePort();
         await using var app = ServingApp.Build(["--model", _model, "--served-model-name", "team-model", "--max-model-len", "192", "--max-num-seqs", "3",
-            "--enable-lora", "--max-loras", "2", "--max-lora-rank", "8", "--enable-prefix-caching", "--host", "127.0.0.1", "--port", $"{port}",
-            "--chat-template", template, "--cache-dir", Path.Combine(_root, "cache"), "--dtype", "float32"]);
+            "--enable-lora", "--max-loras", "2", "--max-lora-rank", "8", "--lora-modules", $"sql={sql}", $$"""{"name": "translate", "path": "{{translate}}", "base_model_name": "team-model"}""",
+            "--enable-prefix-caching", "--host", "127.0.0.1", "--port", $"{port}", "--chat-template", template, "--cache-dir", Path.Combine(_root, "cache"), "--dtype", "float32"]);
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
 
@@ -57,7 +60,23 @@ public sealed class VllmArgumentsTests : IDisposable
         Assert.True(status == 200, rendered.ToJsonString());
         var (_, expected) = await HttpJson.PostAsync(http, "/tokenize", new JsonObject { ["model"] = "team-model", ["prompt"] = "<<user>>Hi<<assistant>>" });
         Assert.Equal(expected["tokens"]!.ToJsonString(), rendered["tokens"]!.ToJsonString());
+        Assert.Contains(models, m => (string)m!["id"]! == "sql");
+        Assert.Contains(models, m => (string)m!["id"]! == "translate");
+        var (completed, answer) = await HttpJson.PostAsync(http, "/v1/completions", new JsonObject { ["model"] = "sql", ["prompt"] = "SELECT", ["max_tokens"] = 2 });
+        Assert.True(completed == 200, answer.ToJsonString());
         await app.StopAsync();
+    }
+
+    /// <summary>A start-up adapter that cannot be read stops start-up naming it; a value that is not name=path is an argument problem.</summary>
+    [Fact]
+    public async Task Start_LoraModuleMissing_FailsNamingIt()
+    {
+        var error = await Assert.ThrowsAsync<ModelLoadException>(() => ServerProcess.StartAsync("--model", _model, "--cache-dir", Path.Combine(_root, "modules"),
+            "--lora-modules", $"gone={Path.Combine(_root, "no-such-adapter")}"));
+
+        Assert.Contains("--lora-modules gone=", error.Message);
+        Assert.Contains(StartupArguments.ArgumentProblems(["--lora-modules", "just-a-name"]), p => p.Contains("'just-a-name' is not name=path", StringComparison.Ordinal));
+        Assert.Contains(StartupArguments.ArgumentProblems(["--lora-modules", "--dtype", "float32"]), p => p.Contains("needs one or more", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -93,7 +112,7 @@ public sealed class VllmArgumentsTests : IDisposable
     [Fact]
     public void ArgumentProblems_VllmSwitches_Known() =>
         Assert.Empty(StartupArguments.ArgumentProblems(["--enable-lora", "--host", "0.0.0.0", "--port=8000", "--max-model-len", "4096", "--max-num-seqs", "64",
-            "--max-loras", "4", "--served-model-name", "m", "--enable-prefix-caching", "--chat-template", "t.jinja"]));
+            "--max-loras", "4", "--served-model-name", "m", "--enable-prefix-caching", "--chat-template", "t.jinja", "--lora-modules", "a=/x", "b=s3://b/p"]));
 
     public void Dispose() => TestDirectories.Delete(_root);
 }
