@@ -119,6 +119,41 @@ public sealed class GptOssServingTests : IAsyncLifetime
         Assert.Equal(200, baseStatus);
     }
 
+    /// <summary>
+    /// Hostile expert tensors — an expert index past int, per-expert modules on gpt-oss's stacked experts, a stacked pair whose
+    /// shapes lie — are 422s naming the tensor, and the server serves on unchanged.
+    /// </summary>
+    [Theory]
+    [InlineData("model.layers.0.mlp.experts.99999999999999999999.gate_proj", 4L, 0L, "does not have")]
+    [InlineData("model.layers.0.mlp.experts", 4L, 1L, "stacked experts take")]
+    [InlineData("model.layers.99999999999999999999.mlp.experts", 4L, 0L, "targets layer 2147483647")]
+    public async Task LoadAdapter_HostileExpertTensors_422NamingTheTensorAndServesOn(string module, long rows, long extraColumns, string why)
+    {
+        string before = Tokens(await CompleteAsync(Model));
+        string dir = Path.Combine(_root, "uploads", $"hostile-{Math.Abs(module.GetHashCode())}-{extraColumns}");
+        SyntheticExpertAdapterWriter.Write(dir, _model, 4, 8, [0], 23);
+        var config = Serving.Contracts.Configuration.ModelConfig.Load(Path.Combine(_model, "config.json"));
+        long experts = config.Experts!.Experts, h = config.HiddenSize;
+        string weights = Path.Combine(dir, "adapter_model.safetensors");
+        var file = SafetensorsFile.Open(weights);
+        var entries = file.Tensors.Values.Select(t =>
+        {
+            var bytes = new byte[t.ByteLength];
+            file.ReadInto(t, bytes);
+            return SafetensorsWriter.Entry.Of(t.Name, t.Dtype, t.Shape, bytes);
+        }).Where(e => !e.Name.StartsWith("base_model.model.model.layers.0.mlp.experts.lora_", StringComparison.Ordinal)).ToList();
+        long[] a = [rows * experts, h + extraColumns], b = [h, rows * experts];
+        entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.{module}.lora_A.weight", SafetensorsDtype.F32, a, new byte[a[0] * a[1] * 4]));
+        entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.{module}.lora_B.weight", SafetensorsDtype.F32, b, new byte[b[0] * b[1] * 4]));
+        SafetensorsWriter.Write(weights, entries);
+
+        var (status, answer) = await HttpJson.PostAsync(_server.Http, "/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "hostile", ["lora_path"] = dir });
+
+        Assert.Equal(422, status);
+        Assert.Contains(why, answer.ToJsonString());
+        Assert.Equal(before, Tokens(await CompleteAsync(Model)));
+    }
+
     /// <summary>A dense MLP's names (no such module on gpt-oss) are refused naming the mixture of experts.</summary>
     [Fact]
     public async Task LoadAdapter_DenseMlpAdapterOfTheMoeModel_422NamingTheTensor()
