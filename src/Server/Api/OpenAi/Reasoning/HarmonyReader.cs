@@ -19,7 +19,7 @@ namespace Serving.Server.Api.OpenAi.Reasoning;
 /// open with a header — an output format held it from its first token — is all content. The decision rests on the text
 /// alone (special tokens kept in it), so a stream and a whole response give the same message.
 /// </summary>
-internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, Func<string> newId)
+internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, Func<string> newId) : StreamedTextReader
 {
     private const string Start = "<|start|>", Channel = "<|channel|>", Message = "<|message|>";
     private static readonly string[] BodyEnds = ["<|end|>", "<|call|>", "<|return|>", Start];
@@ -29,7 +29,6 @@ internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, 
     private enum Sink { Reasoning, Content, Call }
 
     private State _state = State.Lead;
-    private string _pending = "";
     private Sink _sink;
     private ToolCall? _call;
 
@@ -39,16 +38,9 @@ internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, 
     [GeneratedRegex(@"<\|channel\|>\s*([^\s<]+)")]
     private static partial Regex ChannelName();
 
-    public void Push(string delta)
-    {
-        _pending += delta;
-        Drain(final: false);
-    }
-
-    /// <summary>The text has ended: what is held goes where it was heading (a header cut short says nothing).</summary>
-    public void Finish() => Drain(final: true);
-
-    private void Drain(bool final)
+    /// <inheritdoc/>
+    /// <remarks>A header cut short at the end says nothing.</remarks>
+    protected override void Drain(bool final)
     {
         while (true)
         {
@@ -56,17 +48,17 @@ internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, 
             {
                 case State.Lead:
                     // Between messages (and before the first): whitespace, then a header, or else plain text.
-                    string rest = _pending.TrimStart();
+                    string rest = Pending.TrimStart();
                     if (rest.Length == 0)
                     {
                         if (final)
-                            _pending = "";                        // whitespace after the last message is not content
+                            Pending = "";                        // whitespace after the last message is not content
                         return;
                     }
 
                     if (rest.StartsWith(Start, StringComparison.Ordinal) || rest.StartsWith(Channel, StringComparison.Ordinal) || rest.StartsWith("to=", StringComparison.Ordinal))
                     {
-                        _pending = rest.StartsWith(Start, StringComparison.Ordinal) ? rest[Start.Length..] : rest;
+                        Pending = rest.StartsWith(Start, StringComparison.Ordinal) ? rest[Start.Length..] : rest;
                         _state = State.Header;
                         continue;
                     }
@@ -77,36 +69,36 @@ internal sealed partial class HarmonyReader(ChatOutput output, bool readsCalls, 
                     continue;
 
                 case State.Plain:
-                    output.Content.Append(_pending);
-                    _pending = "";
+                    output.Content.Append(Pending);
+                    Pending = "";
                     return;
 
                 case State.Header:
-                    int at = _pending.IndexOf(Message, StringComparison.Ordinal);
+                    int at = Pending.IndexOf(Message, StringComparison.Ordinal);
                     if (at < 0)
                     {
                         if (final)
-                            _pending = "";
+                            Pending = "";
                         return;
                     }
 
-                    Open(_pending[..at]);
-                    _pending = _pending[(at + Message.Length)..];
+                    Open(Pending[..at]);
+                    Pending = Pending[(at + Message.Length)..];
                     _state = State.Body;
                     continue;
 
                 case State.Body:
-                    var (end, marker) = FirstEnd(_pending);
+                    var (end, marker) = FirstEnd(Pending);
                     if (end < 0)
                     {
-                        int keep = final ? 0 : BodyEnds.Max(m => ToolCallReader.PartialMarker(_pending, m));
-                        Say(_pending[..^keep]);
-                        _pending = _pending[^keep..];
+                        int keep = final ? 0 : BodyEnds.Max(m => ToolCallReader.PartialMarker(Pending, m));
+                        Say(Pending[..^keep]);
+                        Pending = Pending[^keep..];
                         return;
                     }
 
-                    Say(_pending[..end]);
-                    _pending = _pending[(end + marker.Length)..];
+                    Say(Pending[..end]);
+                    Pending = Pending[(end + marker.Length)..];
                     _call = null;
                     _state = marker == Start ? State.Header : State.Lead;
                     continue;

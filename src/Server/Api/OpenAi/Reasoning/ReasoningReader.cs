@@ -10,7 +10,7 @@ namespace Serving.Server.Api.OpenAi.Reasoning;
 /// templates do) is reasoning until <c>&lt;/think&gt;</c>, all of it if that never comes (the answer was cut short).
 /// Whitespace between <c>&lt;/think&gt;</c> and the answer is the template's, not the answer's.
 /// </summary>
-internal sealed class ReasoningReader(StringBuilder reasoning, Action<string> content, bool startsInReasoning)
+internal sealed class ReasoningReader(StringBuilder reasoning, Action<string> content, bool startsInReasoning) : StreamedTextReader
 {
     private const string Start = "<think>";
     private const string End = "</think>";
@@ -18,34 +18,28 @@ internal sealed class ReasoningReader(StringBuilder reasoning, Action<string> co
     private enum State { Lead, Reasoning, AnswerLead, Answer }
 
     private State _state = State.Lead;
-    private string _pending = "";
 
-    public void Push(string delta)
+    /// <summary>Once in the answer, each delta goes straight on.</summary>
+    public override void Push(string delta)
     {
         if (_state == State.Answer)
-        {
             content(delta);
-            return;
-        }
-
-        _pending += delta;
-        Drain(final: false);
+        else
+            base.Push(delta);
     }
 
-    /// <summary>The text has ended: what is held goes where it was heading.</summary>
-    public void Finish() => Drain(final: true);
-
-    private void Drain(bool final)
+    /// <inheritdoc/>
+    protected override void Drain(bool final)
     {
         while (true)
         {
             switch (_state)
             {
                 case State.Lead:
-                    string rest = _pending.TrimStart();
+                    string rest = Pending.TrimStart();
                     if (rest.StartsWith(Start, StringComparison.Ordinal))
                     {
-                        _pending = rest[Start.Length..];
+                        Pending = rest[Start.Length..];
                         _state = State.Reasoning;
                         continue;
                     }
@@ -56,31 +50,31 @@ internal sealed class ReasoningReader(StringBuilder reasoning, Action<string> co
                     continue;
 
                 case State.Reasoning:
-                    int end = _pending.IndexOf(End, StringComparison.Ordinal);
+                    int end = Pending.IndexOf(End, StringComparison.Ordinal);
                     if (end < 0)
                     {
-                        int keep = final ? 0 : Tools.ToolCallReader.PartialMarker(_pending, End);
-                        reasoning.Append(_pending, 0, _pending.Length - keep);
-                        _pending = _pending[^keep..];
+                        int keep = final ? 0 : Tools.ToolCallReader.PartialMarker(Pending, End);
+                        reasoning.Append(Pending, 0, Pending.Length - keep);
+                        Pending = Pending[^keep..];
                         return;
                     }
 
-                    reasoning.Append(_pending, 0, end);
-                    _pending = _pending[(end + End.Length)..];
+                    reasoning.Append(Pending, 0, end);
+                    Pending = Pending[(end + End.Length)..];
                     _state = State.AnswerLead;
                     continue;
 
                 case State.AnswerLead:
-                    _pending = _pending.TrimStart();
-                    if (_pending.Length == 0 && !final)
+                    Pending = Pending.TrimStart();
+                    if (Pending.Length == 0 && !final)
                         return;
                     _state = State.Answer;
                     continue;
 
                 default:
-                    if (_pending.Length > 0)
-                        content(_pending);
-                    _pending = "";
+                    if (Pending.Length > 0)
+                        content(Pending);
+                    Pending = "";
                     return;
             }
         }
