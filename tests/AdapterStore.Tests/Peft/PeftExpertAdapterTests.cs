@@ -114,18 +114,8 @@ public sealed class PeftExpertAdapterTests : IDisposable
         string adapter = Path.Combine(_root, $"{architecture}-{change}");
         SyntheticExpertAdapterWriter.Write(adapter, model, 4, 8, [c.NumLayers - 1], 3);
         string weightsPath = Path.Combine(adapter, "adapter_model.safetensors"), configPath = Path.Combine(adapter, "adapter_config.json");
-        var file = SafetensorsFile.Open(weightsPath);
-        var entries = file.Tensors.Values.Select(t =>
-        {
-            var bytes = new byte[t.ByteLength];
-            file.ReadInto(t, bytes);
-            return SafetensorsWriter.Entry.Of(t.Name, t.Dtype, t.Shape, bytes);
-        }).ToList();
-        void AddPair(string module, long[] a, long[] b)
-        {
-            entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.{module}.lora_A.weight", SafetensorsDtype.F32, a, new byte[a[0] * a[1] * 4]));
-            entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.{module}.lora_B.weight", SafetensorsDtype.F32, b, new byte[b[0] * b[1] * 4]));
-        }
+        var entries = SafetensorsEntries.Read(weightsPath);
+        void AddPair(string module, long[] a, long[] b) => SafetensorsEntries.AddZeroPair(entries, module, a, b);
 
         int h = c.HiddenSize, inter = c.Experts!.IntermediateSize, e = c.Experts.Experts;
         var config = JsonNode.Parse(File.ReadAllText(configPath))!;

@@ -42,13 +42,7 @@ public sealed class PeftMixtureOfExpertsAdapterTests : IDisposable
         string dir = Path.Combine(_root, "mlp");
         SyntheticAdapterWriter.Write(dir, _model, 4, 8, ["q_proj"], 3);
         string path = Path.Combine(dir, "adapter_model.safetensors");
-        var file = SafetensorsFile.Open(path);
-        var entries = file.Tensors.Values.Select(t =>
-        {
-            var bytes = new byte[t.ByteLength];
-            file.ReadInto(t, bytes);
-            return SafetensorsWriter.Entry.Of(t.Name, t.Dtype, t.Shape, bytes);
-        }).ToList();
+        var entries = SafetensorsEntries.Read(path);
         entries.Add(SafetensorsWriter.Entry.Of(module + ".lora_A.weight", SafetensorsDtype.F32, [4, _config.HiddenSize], new byte[4 * _config.HiddenSize * 4]));
         SafetensorsWriter.Write(path, entries);
 

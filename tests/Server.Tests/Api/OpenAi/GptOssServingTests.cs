@@ -135,16 +135,10 @@ public sealed class GptOssServingTests : IAsyncLifetime
         var config = Serving.Contracts.Configuration.ModelConfig.Load(Path.Combine(_model, "config.json"));
         long experts = config.Experts!.Experts, h = config.HiddenSize;
         string weights = Path.Combine(dir, "adapter_model.safetensors");
-        var file = SafetensorsFile.Open(weights);
-        var entries = file.Tensors.Values.Select(t =>
-        {
-            var bytes = new byte[t.ByteLength];
-            file.ReadInto(t, bytes);
-            return SafetensorsWriter.Entry.Of(t.Name, t.Dtype, t.Shape, bytes);
-        }).Where(e => !e.Name.StartsWith("base_model.model.model.layers.0.mlp.experts.lora_", StringComparison.Ordinal)).ToList();
+        var entries = SafetensorsEntries.Read(weights);
+        entries.RemoveAll(e => e.Name.StartsWith("base_model.model.model.layers.0.mlp.experts.lora_", StringComparison.Ordinal));
         long[] a = [rows * experts, h + extraColumns], b = [h, rows * experts];
-        entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.{module}.lora_A.weight", SafetensorsDtype.F32, a, new byte[a[0] * a[1] * 4]));
-        entries.Add(SafetensorsWriter.Entry.Of($"base_model.model.{module}.lora_B.weight", SafetensorsDtype.F32, b, new byte[b[0] * b[1] * 4]));
+        SafetensorsEntries.AddZeroPair(entries, module, a, b);
         SafetensorsWriter.Write(weights, entries);
 
         var (status, answer) = await HttpJson.PostAsync(_server.Http, "/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "hostile", ["lora_path"] = dir });
