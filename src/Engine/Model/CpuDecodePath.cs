@@ -135,6 +135,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         for (int l = 0; l < w.Layers.Count; l++)
         {
             var layer = w.Layers[l];
+            var attended = steps.For(l);
             byte* keys = cache.KeysAddress(l), values = cache.ValuesAddress(l);
             CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16);
             layer.Qkv.LinearRaw(normed, t, (void*)_qkvBiases![l], qkv, float32Output: false);
@@ -145,8 +146,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
             if (c.AttentionMultiplier is double scale)
                 RowScaling.Apply(qkv, t, qkvWidth, hq * d, (float)(scale * Math.Sqrt(d)), bf16);
             CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, c.RotaryDim / 2, (byte*)_cos![l], (byte*)_sin![l], positions, keys, values, hkv, cacheRows,
-                step.RowPerTokenHost.Span, bf16);
-            var attended = steps.For(l);
+                attended.RowPerTokenHost.Span, bf16);
             PagedDecodeAttention.Apply(qkv, qkvWidth, keys, values, attention, bf16, attended.DecodeRowTable, attended.DecodeContext,
                 attended.DecodeLengths, hq, hkv, d, cacheRows, (float)(c.AttentionSoftcap ?? 0), (float*)_sinks![l]);
             layer.O.LinearRaw(attention, t, (void*)_oBiases![l], o, float32Output: false);

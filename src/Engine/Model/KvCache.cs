@@ -1,3 +1,4 @@
+using Serving.Contracts.Configuration;
 using static TorchSharp.torch;
 
 namespace Serving.Engine.Model;
@@ -11,6 +12,9 @@ namespace Serving.Engine.Model;
 /// libtorch's attention kernels read fastest. A layer's K and V are the two halves of one <c>[2·Hkv, R, D]</c> tensor
 /// (<see cref="KeysAndValues"/>), so the libtorch path writes a step's K and V with one indexed copy and gathers them with
 /// one index_select. A step never allocates cache memory.
+/// <para>With KV groups (<see cref="KvCacheGroups"/>: a model whose sliding layers let their old blocks go), there are G storage
+/// slots rather than one per layer: layer l reads and writes slot <c>SlotOf(l)</c> at the rows of its group's block table, so
+/// block b holds G layers' K/V of whichever group's table names it.</para>
 /// Not thread-safe: owned by the engine loop.
 /// </summary>
 public sealed class KvCache : IDisposable
@@ -19,7 +23,8 @@ public sealed class KvCache : IDisposable
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
-    /// <param name="layers">Decoder layers.</param>
+    /// <param name="groups">How the layers share block ids; G storage slots of <paramref name="blocks"/> blocks each
+    /// (<see cref="KvCacheGroups.Single"/>: one slot per layer, as without groups).</param>
     /// <param name="blocks">Blocks in the pool (capacity = blocks × blockSize tokens over all sequences).</param>
     /// <param name="blockSize">Token positions per block.</param>
     /// <param name="maxContext">Longest sequence allowed.</param>
@@ -27,21 +32,23 @@ public sealed class KvCache : IDisposable
     /// <param name="headDim">Head dimension.</param>
     /// <param name="dtype">Storage dtype (the compute dtype).</param>
     /// <param name="device">Where the storage lives.</param>
-    public KvCache(int layers, int blocks, int blockSize, int maxContext, int kvHeads, int headDim, ScalarType dtype, Device device)
+    public KvCache(KvCacheGroups groups, int blocks, int blockSize, int maxContext, int kvHeads, int headDim, ScalarType dtype, Device device)
     {
         if (blocks <= 0 || blockSize <= 0 || maxContext <= 0)
             throw new ArgumentOutOfRangeException(nameof(blocks), "blocks, block size and max context must be positive");
+        Groups = groups;
         TotalBlocks = blocks;
         BlockSize = blockSize;
         MaxContext = maxContext;
-        _keysAndValues = new Tensor[layers];
-        _keys = new Tensor[layers];
-        _values = new Tensor[layers];
-        for (int l = 0; l < layers; l++)
+        int slots = groups.LayersPerGroup;
+        _keysAndValues = new Tensor[slots];
+        _keys = new Tensor[slots];
+        _values = new Tensor[slots];
+        for (int j = 0; j < slots; j++)
         {
-            _keysAndValues[l] = Allocate([2L * kvHeads, (long)blocks * blockSize, headDim], dtype, device);
-            _keys[l] = _keysAndValues[l].narrow(0, 0, kvHeads);              // contiguous halves: heads are the outer axis
-            _values[l] = _keysAndValues[l].narrow(0, kvHeads, kvHeads);
+            _keysAndValues[j] = Allocate([2L * kvHeads, (long)blocks * blockSize, headDim], dtype, device);
+            _keys[j] = _keysAndValues[j].narrow(0, 0, kvHeads);              // contiguous halves: heads are the outer axis
+            _values[j] = _keysAndValues[j].narrow(0, kvHeads, kvHeads);
         }
     }
 
@@ -53,6 +60,9 @@ public sealed class KvCache : IDisposable
         return t;
     }
 
+    /// <summary>How the layers share block ids.</summary>
+    public KvCacheGroups Groups { get; }
+
     public int TotalBlocks { get; }
     public int BlockSize { get; }
     public int MaxContext { get; }
@@ -63,20 +73,22 @@ public sealed class KvCache : IDisposable
 
     /// <summary>
     /// A fixed share of the pool for callers that run the model without a scheduler (tests, benchmarks, training, the
-    /// router's probe): sequence <paramref name="sequence"/> gets the consecutive blocks for <see cref="MaxContext"/>
-    /// positions starting at block <c>sequence × ⌈MaxContext / BlockSize⌉</c>. Distinct sequences get disjoint blocks.
+    /// router's probe): sequence <paramref name="sequence"/> gets, in each group g, the consecutive blocks for
+    /// <see cref="MaxContext"/> positions starting at block <c>(sequence × groups + g) × ⌈MaxContext / BlockSize⌉</c>.
+    /// Distinct sequences and groups get disjoint blocks.
     /// </summary>
     public KvBlockTable Partition(int sequence)
     {
-        int per = BlocksFor(MaxContext);
-        if (sequence < 0 || (long)(sequence + 1) * per > TotalBlocks)
-            throw new ArgumentOutOfRangeException(nameof(sequence), $"the cache's {TotalBlocks} blocks hold {TotalBlocks / per} sequences of {MaxContext} positions; sequence {sequence} does not fit");
-        return new KvBlockTable(Enumerable.Range(sequence * per, per));
+        int per = BlocksFor(MaxContext), groups = Groups.Count;
+        if (sequence < 0 || ((long)sequence + 1) * groups * per > TotalBlocks)
+            throw new ArgumentOutOfRangeException(nameof(sequence), $"the cache's {TotalBlocks} blocks hold {TotalBlocks / (groups * per)} sequences of {MaxContext} positions; sequence {sequence} does not fit");
+        return new KvBlockTable(Enumerable.Range(0, groups).Select(g => Enumerable.Range((sequence * groups + g) * per, per)));
     }
 
     /// <summary>
-    /// Every sequence's table holds its positions in blocks of the cache, and no block is written by two sequences of the
-    /// batch (a block another sequence only reads, as a shared prefix will be, is fine).
+    /// Every sequence's table has one list per KV group and holds its positions in blocks of the cache (a sliding group's
+    /// entries wholly behind its window may be <see cref="KvBlockTable.Released"/>), and no block is written by two sequences
+    /// of the batch or two groups (a block another sequence only reads, as a shared prefix is, is fine).
     /// </summary>
     public void CheckTables(ForwardBatch batch)
     {
@@ -86,28 +98,39 @@ public sealed class KvCache : IDisposable
         for (int i = 0; i < batch.Sequences.Count; i++)
         {
             var s = batch.Sequences[i];
-            // A slice that carries on where the one before it ended, in the same table, is that sequence's next positions
-            // (a speculative step's drafts): it may write the blocks that slice wrote, and only those.
-            bool continues = i > 0 && ReferenceEquals(batch.Sequences[i - 1].Kv, s.Kv) && batch.Sequences[i - 1].EndPosition == s.StartPosition;
-            if (!continues)
-                own.Clear();
             if (s.EndPosition > MaxContext)
                 throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition}, beyond the context limit {MaxContext}");
+            if (s.Kv.GroupCount != Groups.Count)
+                throw new ArgumentException($"sequence {s.Kv} has {s.Kv.GroupCount} block tables; the cache's layers form {Groups.Count} KV groups");
             if (s.EndPosition > s.Kv.Capacity(BlockSize))
                 throw new ArgumentException($"sequence {s.Kv} reaches position {s.EndPosition} but its blocks hold {s.Kv.Capacity(BlockSize)}");
-            var blocks = s.Kv.Blocks;
-            for (int b = 0; b < blocks.Count; b++)
-                if ((uint)blocks[b] >= (uint)TotalBlocks)
-                    throw new ArgumentException($"sequence {s.Kv} names block {blocks[b]}, outside the cache's {TotalBlocks} blocks");
-            for (int b = s.StartPosition / BlockSize; b <= (s.EndPosition - 1) / BlockSize; b++)
-            {
-                if (continues && own.Contains(s.Kv.Blocks[b]))
-                    continue;
-                if (!written.Add(s.Kv.Blocks[b]))
-                    throw new ArgumentException($"block {s.Kv.Blocks[b]} is written by two sequences of one batch");
-                own.Add(s.Kv.Blocks[b]);
-            }
         }
+
+        for (int g = 0; g < Groups.Count; g++)
+            for (int i = 0; i < batch.Sequences.Count; i++)
+            {
+                var s = batch.Sequences[i];
+                // A slice that carries on where the one before it ended, in the same table, is that sequence's next positions
+                // (a speculative step's drafts): it may write the blocks that slice wrote, and only those.
+                bool continues = i > 0 && ReferenceEquals(batch.Sequences[i - 1].Kv, s.Kv) && batch.Sequences[i - 1].EndPosition == s.StartPosition;
+                if (!continues)
+                    own.Clear();
+                var blocks = s.Kv.Group(g);
+                int firstRead = Groups.FirstHeld(g, s.StartPosition) / BlockSize;
+                for (int b = 0; b < blocks.Count; b++)
+                    if (blocks[b] == KvBlockTable.Released ? b >= firstRead : (uint)blocks[b] >= (uint)TotalBlocks)
+                        throw new ArgumentException(blocks[b] == KvBlockTable.Released
+                            ? $"sequence {s.Kv} released block {b} of KV group {g}, which position {s.StartPosition} still attends to"
+                            : $"sequence {s.Kv} names block {blocks[b]}, outside the cache's {TotalBlocks} blocks");
+                for (int b = s.StartPosition / BlockSize; b <= (s.EndPosition - 1) / BlockSize; b++)
+                {
+                    if (continues && own.Contains(blocks[b]))
+                        continue;
+                    if (!written.Add(blocks[b]))
+                        throw new ArgumentException($"block {blocks[b]} is written by two sequences (or KV groups) of one batch");
+                    own.Add(blocks[b]);
+                }
+            }
     }
 
     /// <summary><see cref="CheckTables"/>'s set, kept from step to step (the cache belongs to one engine loop).</summary>
@@ -116,17 +139,17 @@ public sealed class KvCache : IDisposable
     /// <summary>Blocks written by the current run of slices that continue one sequence.</summary>
     private readonly HashSet<int> _continuedBlocks = [];
 
-    /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>.</summary>
-    public long PhysicalRow(KvBlockTable table, int position) => (long)table.Blocks[position / BlockSize] * BlockSize + position % BlockSize;
+    /// <summary>Row of the storage tensors holding position <paramref name="position"/> of <paramref name="table"/>'s group <paramref name="group"/>.</summary>
+    public long PhysicalRow(KvBlockTable table, int group, int position) => (long)table.Group(group)[position / BlockSize] * BlockSize + position % BlockSize;
 
     /// <summary>Layer <paramref name="layer"/>'s keys <c>[Hkv, R, D]</c>, the first half of <see cref="KeysAndValues"/>.</summary>
-    internal Tensor Keys(int layer) => _keys[layer];
+    internal Tensor Keys(int layer) => _keys[Groups.SlotOf(layer)];
 
     /// <summary>Layer <paramref name="layer"/>'s values <c>[Hkv, R, D]</c>, the second half of <see cref="KeysAndValues"/>.</summary>
-    internal Tensor Values(int layer) => _values[layer];
+    internal Tensor Values(int layer) => _values[Groups.SlotOf(layer)];
 
     /// <summary>Layer <paramref name="layer"/>'s keys then values, <c>[2·Hkv, R, D]</c>: head h &lt; Hkv is key head h, Hkv + h value head h.</summary>
-    internal Tensor KeysAndValues(int layer) => _keysAndValues[layer];
+    internal Tensor KeysAndValues(int layer) => _keysAndValues[Groups.SlotOf(layer)];
 
     /// <summary>Layer <paramref name="layer"/>'s key storage (CPU), read once: the tensors live and stay put as long as the cache.</summary>
     internal unsafe byte* KeysAddress(int layer) => Address(ref _keyAddresses, _keys, layer);
@@ -137,10 +160,10 @@ public sealed class KvCache : IDisposable
     private nint[]? _keyAddresses;
     private nint[]? _valueAddresses;
 
-    private static unsafe byte* Address(ref nint[]? addresses, Tensor[] tensors, int layer)
+    private unsafe byte* Address(ref nint[]? addresses, Tensor[] tensors, int layer)
     {
         addresses ??= tensors.Select(t => (nint)Runtime.CpuTensorMemory.Address(t)).ToArray();
-        return (byte*)addresses[layer];
+        return (byte*)addresses[Groups.SlotOf(layer)];
     }
 
     public void Dispose()

@@ -108,13 +108,17 @@ public sealed class LlamaModel : IDisposable
 
     /// <summary>
     /// A paged KV cache of <paramref name="totalBlocks"/> blocks (default: enough for <paramref name="maxSequences"/> sequences at
-    /// <paramref name="maxContext"/> tokens each) of <paramref name="blockSize"/> positions.
+    /// <paramref name="maxContext"/> tokens each in every KV group, as <see cref="KvCache.Partition"/> hands them out) of
+    /// <paramref name="blockSize"/> positions, its layers in <paramref name="groups"/> (default: one group).
     /// </summary>
-    public KvCache CreateKvCache(int maxSequences, int maxContext, int blockSize = 16, int? totalBlocks = null)
+    public KvCache CreateKvCache(int maxSequences, int maxContext, int blockSize = 16, int? totalBlocks = null, KvCacheGroups? groups = null)
     {
         int context = Math.Min(maxContext, MaxPositions);
-        int blocks = totalBlocks ?? maxSequences * ((context + blockSize - 1) / blockSize);
-        return new KvCache(Config.NumLayers, blocks, blockSize, context, Config.NumKvHeads, Config.HeadDim, Dtype, Device);
+        groups ??= KvCacheGroups.Single(Config.NumLayers);
+        if (groups.GroupOf(Config.NumLayers - 1) >= groups.Count || groups.Layers.Sum(g => g.Count) != Config.NumLayers)
+            throw new ArgumentException($"the KV groups ({groups}) do not cover the model's {Config.NumLayers} layers", nameof(groups));
+        int blocks = totalBlocks ?? maxSequences * groups.Count * ((context + blockSize - 1) / blockSize);
+        return new KvCache(groups, blocks, blockSize, context, Config.NumKvHeads, Config.HeadDim, Dtype, Device);
     }
 
     /// <summary>

@@ -18,7 +18,8 @@ internal sealed class StepIndices : IDisposable
     /// <param name="dtype">Compute dtype (of the decode mask).</param>
     /// <param name="device">Where the index tensors go.</param>
     /// <param name="slidingWindow">Positions a token attends to, itself included (config.json's <c>sliding_window</c>); null: all before it.</param>
-    public StepIndices(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device, int? slidingWindow = null)
+    /// <param name="group">The KV group whose block tables the rows are of (<see cref="KvCache.Groups"/>).</param>
+    public StepIndices(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device, int? slidingWindow = null, int group = 0)
     {
         if (slidingWindow is < 1)
             throw new ArgumentOutOfRangeException(nameof(slidingWindow), slidingWindow, "a sliding window holds at least the token itself");
@@ -35,7 +36,7 @@ internal sealed class StepIndices : IDisposable
         {
             var s = batch.Sequences[i];
             for (int k = 0; k < s.Count; k++)
-                rowPerToken[s.Offset + k] = cache.PhysicalRow(s.Kv, s.StartPosition + k);
+                rowPerToken[s.Offset + k] = cache.PhysicalRow(s.Kv, group, s.StartPosition + k);
             if (s.Count == 1)
             {
                 decodeSequences[decode++] = i;
@@ -58,7 +59,7 @@ internal sealed class StepIndices : IDisposable
             {
                 var s = batch.Sequences[decodeSequences[b]];
                 lengths[b] = Math.Min(s.EndPosition, _window);
-                Rows(cache, s.Kv, s.EndPosition - lengths[b], s.EndPosition, rows.Slice(b * DecodeContext, DecodeContext));
+                Rows(cache, s.Kv.Group(group), s.EndPosition - lengths[b], s.EndPosition, rows.Slice(b * DecodeContext, DecodeContext));
             }
         }
 
@@ -70,7 +71,7 @@ internal sealed class StepIndices : IDisposable
                 var s = prefill[i];
                 int first = FirstAttended(s.StartPosition);
                 var rows = _host.Indices(s.EndPosition - first);
-                Rows(cache, s.Kv, first, s.EndPosition, rows);
+                Rows(cache, s.Kv.Group(group), first, s.EndPosition, rows);
                 prefillRows[i] = IndexTensor(rows);
             }
 
@@ -199,10 +200,9 @@ internal sealed class StepIndices : IDisposable
     }
 
     /// <summary>Physical rows of positions first..end-1 into <paramref name="rows"/>, padded with row 0 past them.</summary>
-    private static void Rows(KvCache cache, KvBlockTable table, int first, int end, Span<long> rows)
+    private static void Rows(KvCache cache, IReadOnlyList<int> blocks, int first, int end, Span<long> rows)
     {
         int block = cache.BlockSize;
-        var blocks = table.Blocks;
         for (int p = first; p < end; p++)
             rows[p - first] = (long)blocks[p / block] * block + p % block;
         rows[(end - first)..].Clear();

@@ -4,41 +4,58 @@ using static TorchSharp.torch;
 namespace Serving.Engine.Model;
 
 /// <summary>
-/// A step's <see cref="StepIndices"/> for each kind of layer the model has: whole-context and sliding-window (Gemma 3 slides
-/// in five layers of six, Qwen2 from <c>max_window_layers</c> on). Both hold the same tokens, positions and cache rows; they
-/// differ in the rows each token attends to. A model of one kind builds one.
+/// A step's <see cref="StepIndices"/> for each (KV group, window) its layers use: whole-context and sliding-window layers
+/// (Gemma 3 slides in five layers of six, Qwen2 from <c>max_window_layers</c> on) differ in the rows each token attends to,
+/// and layers of different KV groups (<see cref="KvCacheGroups"/>) in where each token's K/V is written too. All hold the same
+/// tokens and positions. A model of one kind builds one.
 /// </summary>
 internal sealed class StepWindows : IDisposable
 {
-    private readonly ModelConfig _config;
-    private readonly StepIndices? _full, _sliding;
+    private readonly StepIndices[] _indices;
+    private readonly int[] _ofLayer;
 
     public StepWindows(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device, ModelConfig config)
     {
-        _config = config;
-        bool anyFull = config.SlidingWindow is null || config.FullAttentionLayers.Count > 0;
-        bool anySliding = config.SlidingWindow is not null && config.FullAttentionLayers.Count < config.NumLayers;
+        var kinds = new List<(int Group, int? Window)>();
+        _ofLayer = new int[config.NumLayers];
+        for (int l = 0; l < config.NumLayers; l++)
+        {
+            var kind = (cache.Groups.GroupOf(l), config.WindowOf(l));
+            int k = kinds.IndexOf(kind);
+            if (k < 0)
+            {
+                k = kinds.Count;
+                kinds.Add(kind);
+            }
+
+            _ofLayer[l] = k;
+        }
+
+        _indices = new StepIndices[kinds.Count];
         try
         {
-            _full = anyFull ? new StepIndices(batch, cache, dtype, device) : null;
-            _sliding = anySliding ? new StepIndices(batch, cache, dtype, device, config.SlidingWindow) : null;
+            for (int k = 0; k < kinds.Count; k++)
+                _indices[k] = new StepIndices(batch, cache, dtype, device, kinds[k].Window, kinds[k].Group);
         }
         catch
         {
-            _full?.Dispose();
+            Dispose();
             throw;
         }
     }
 
-    /// <summary>The indices every layer shares (tokens, positions, where K/V is written, the logits rows).</summary>
-    public StepIndices Shared => _full ?? _sliding!;
+    /// <summary>
+    /// The indices of the first layer's kind, for what every layer shares (tokens, positions, the logits rows); where K/V is
+    /// written and which rows are attended are each layer's own (<see cref="For"/>).
+    /// </summary>
+    public StepIndices Shared => _indices[0];
 
-    /// <summary>Layer <paramref name="layer"/>'s indices: its window's attended rows.</summary>
-    public StepIndices For(int layer) => _config.WindowOf(layer) is null ? _full! : _sliding!;
+    /// <summary>Layer <paramref name="layer"/>'s indices: its group's rows and its window's attended rows.</summary>
+    public StepIndices For(int layer) => _indices[_ofLayer[layer]];
 
     public void Dispose()
     {
-        _sliding?.Dispose();
-        _full?.Dispose();
+        foreach (var indices in _indices)
+            indices?.Dispose();
     }
 }

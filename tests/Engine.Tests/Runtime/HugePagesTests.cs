@@ -30,7 +30,7 @@ public sealed class HugePagesTests
         if (!OperatingSystem.IsLinux() || Environment.OSVersion.Version < new Version(6, 1) || !File.Exists(ThpMode)
             || File.ReadAllText(ThpMode).Contains("[never]", StringComparison.Ordinal))
             return;
-        using var cache = new KvCache(1, 1024, 16, 1024, 4, 64, ScalarType.Float32, CPU);   // 16 MiB per tensor
+        using var cache = new KvCache(Serving.Contracts.Configuration.KvCacheGroups.Single(1), 1024, 16, 1024, 4, 64, ScalarType.Float32, CPU);   // 16 MiB per tensor
 
         var keys = cache.Keys(0);
         Assert.Equal(0f, keys.abs().max().item<float>());
