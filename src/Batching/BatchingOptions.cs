@@ -44,8 +44,10 @@ public sealed class BatchingOptions
     public int KvBlockSize { get; set; } = 16;
 
     /// <summary>
-    /// KV cache capacity in tokens across all sequences (rounded up to whole blocks); 0 = max sequences × max context, which never
-    /// preempts. Smaller budgets admit more sequences than could all reach the context limit and preempt the youngest when full.
+    /// KV cache capacity in tokens across all sequences (rounded up to whole blocks): the memory of that many positions of every
+    /// layer; 0 = what max sequences at max context hold at once, which never preempts. Smaller budgets admit more sequences than
+    /// could all reach the context limit and preempt the youngest when full. A model with sliding layers in KV groups of their
+    /// own holds fewer blocks per sequence, so the same memory holds more tokens (and the default takes less memory).
     /// </summary>
     public int KvCacheTokens { get; set; }
 
@@ -55,6 +57,13 @@ public sealed class BatchingOptions
     /// first, whenever a sequence needs a block).
     /// </summary>
     public bool PrefixCaching { get; set; } = true;
+
+    /// <summary>
+    /// Keep a model's sliding-window layers' KV in KV groups of their own whose blocks behind the window go back to the pool
+    /// (vLLM's hybrid KV cache manager; gpt-oss, Gemma 2/3, Mistral). False (vLLM's <c>--disable-hybrid-kv-cache-manager</c>):
+    /// every layer keeps every position, as before groups.
+    /// </summary>
+    public bool HybridKvCache { get; set; } = true;
 
     /// <summary>Longest a request may take from arrival to its last token; 0 = no limit. Past it, the request ends with a timeout.</summary>
     public double RequestTimeoutSeconds { get; set; }

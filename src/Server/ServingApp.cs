@@ -59,6 +59,7 @@ public static class ServingApp
         ["--no-prefix-caching"] = ("Serving:Batching:PrefixCaching", "false"),
         ["--enable-prefix-caching"] = ("Serving:Batching:PrefixCaching", "true"),   // vLLM's
         ["--enable-embeddings"] = ("Serving:Embeddings:FromGenerativeModels", "true"),
+        ["--disable-hybrid-kv-cache-manager"] = ("Serving:Batching:HybridKvCache", "false"),   // vLLM's
     };
 
     /// <summary>

@@ -53,7 +53,8 @@ internal sealed class Admission(BatchingOptions options, int maxSequences, KvBlo
             // Admit only what can cache its whole sequence plus one token, so admission never forces an immediate preemption.
             // Blocks reused from the prefix cache count towards it; taking them first keeps them from being evicted for it.
             int reused = prefixes.Reuse(r);
-            if (order.VictimsFor(r, running, needsRow, kv.BlocksFor(r.Length + 1) - reused - kv.FreeBlocks, kv) is not { } victims)
+            int need = kv.Layout.MostHeld(r.Length + 1, options.MaxPrefillTokensPerStep > 0 ? options.MaxPrefillTokensPerStep : r.Length + 1) - r.Blocks.Held.Count();
+            if (order.VictimsFor(r, running, needsRow, need - kv.FreeBlocks, kv) is not { } victims)
             {
                 kv.Release(r.Blocks);
                 if (needsRow)
@@ -105,7 +106,7 @@ internal sealed class Admission(BatchingOptions options, int maxSequences, KvBlo
             r.Admission = ++_admissions;
             r.BlockedSteps = 0;
             running.Add(r);
-            kv.TryAllocate(kv.BlocksFor(r.Computed + n) - r.Blocks.Count, r.Blocks);
+            kv.TryGrow(r.Blocks, r.Computed + n);
             budget -= n;
             tokens[r.Id] = n;
             admitted.Add(r);

@@ -55,7 +55,7 @@ internal sealed class RequestOrder(SchedulingPolicy policy)
         foreach (var r in running.Where(r => r.Priority > candidate.Priority).OrderByDescending(r => r.Priority).ThenByDescending(r => r.Admission))
         {
             victims.Add(r);
-            foreach (int block in r.Blocks)
+            foreach (int block in r.Blocks.Held)
             {
                 int drops = dropped[block] = dropped.GetValueOrDefault(block) + 1;
                 if (drops == kv.References(block))

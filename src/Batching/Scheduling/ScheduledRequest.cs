@@ -87,8 +87,11 @@ public sealed class ScheduledRequest
     /// <summary>Leading blocks of <see cref="Blocks"/> already cached under their keys in this run.</summary>
     internal int RegisteredBlocks { get; set; }
 
-    /// <summary>The sequence's block table: position p's KV lives in block <c>Blocks[p / BlockSize]</c>, ids from the <see cref="KvBlockAllocator"/>.</summary>
-    internal List<int> Blocks { get; } = [];
+    /// <summary>
+    /// The sequence's block tables, one per KV group: position p's KV lives in block <c>Blocks[g][p / BlockSize]</c>, ids from the
+    /// <see cref="KvBlockAllocator"/>. Shaped by the scheduler's layout when the request is queued.
+    /// </summary>
+    internal SequenceBlocks Blocks { get; set; } = new(1);
     public IReadOnlyList<AdapterSlotWeight> Slots { get; internal set; } = [];
 
     /// <summary>Steps this request waited while it could have run but for rows, adapter slots or KV memory (the starvation counter).</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Serving.Batching.PrefixCaching;
 using Serving.Contracts;
+using Serving.Contracts.Configuration;
 
 namespace Serving.Batching.Scheduling;
 
@@ -18,6 +19,8 @@ namespace Serving.Batching.Scheduling;
 /// <see cref="BatchingOptions.StarvationSteps"/> steps: then nothing behind it is admitted until it runs. Under priority
 /// scheduling a request that lacks a row or KV memory preempts running requests strictly less urgent than itself, when
 /// that is enough to admit it (<see cref="Admission"/>).</item>
+/// <item>After each step a sequence's blocks that every KV group's window has passed go back to the pool (sliding layers of
+/// gpt-oss, Gemma, Mistral: <see cref="KvLayout"/>).</item>
 /// </list>
 /// <see cref="TryEnqueue"/> may be called from any thread; everything else runs on the engine loop.
 /// </summary>
@@ -37,7 +40,16 @@ public sealed class StepScheduler
     private long _arrivals;
     private volatile bool _closed;
 
-    public StepScheduler(BatchingOptions options, int maxSequences, int maxContext, IAdapterSlotProvider adapters, TimeProvider time)
+    /// <param name="options">Batching options (validated here).</param>
+    /// <param name="maxSequences">Sequences run together at most.</param>
+    /// <param name="maxContext">Longest sequence.</param>
+    /// <param name="adapters">The engine's adapter slots.</param>
+    /// <param name="time">The clock of deadlines and timeouts.</param>
+    /// <param name="kvGroups">The model's KV groups (default: one whole-context group). The pool holds
+    /// <see cref="BatchingOptions.KvCacheTokens"/> tokens of every layer's KV, or by default what <paramref name="maxSequences"/>
+    /// sequences of <paramref name="maxContext"/> hold at once.</param>
+    public StepScheduler(BatchingOptions options, int maxSequences, int maxContext, IAdapterSlotProvider adapters, TimeProvider time,
+        KvCacheGroups? kvGroups = null)
     {
         var errors = options.Validate().ToList();
         if (errors.Count > 0)
@@ -49,17 +61,27 @@ public sealed class StepScheduler
         _time = time;
         MaxSequences = maxSequences;
         MaxContext = maxContext;
-        int blockSize = options.KvBlockSize;
-        int blocks = options.KvCacheTokens > 0
-            ? (options.KvCacheTokens + blockSize - 1) / blockSize
-            : maxSequences * ((maxContext + blockSize - 1) / blockSize);
-        _kv = new KvBlockAllocator(blocks, blockSize);
+        var layout = new KvLayout(options.KvBlockSize, kvGroups?.Windows ?? [null]);
+        // One sequence at the max context, fed a step's prefill budget at a time, holds at most this many blocks.
+        int perSequence = layout.MostHeld(maxContext, options.MaxPrefillTokensPerStep > 0 ? options.MaxPrefillTokensPerStep : maxContext);
+        int blocks = options.KvCacheTokens > 0 ? PoolFor(options.KvCacheTokens, layout, kvGroups) : maxSequences * perSequence;
+        _kv = new KvBlockAllocator(blocks, layout);
         _prefixes = new PrefixCache(_kv, options.PrefixCaching);
         _order = new RequestOrder(options.SchedulingPolicy);
         _waiting = new WaitingQueue(_order.Waiting);
         _admission = new Admission(options, maxSequences, _kv, _prefixes, _order, _waiting, _running, adapters, Preempt);
-        if (_kv.BlocksFor(maxContext) > blocks)
-            throw new ArgumentException($"the KV cache ({blocks} blocks of {blockSize} tokens) cannot hold one sequence of the max context {maxContext}");
+        if (perSequence > blocks)
+            throw new ArgumentException($"the KV cache ({blocks} blocks of {layout.BlockSize} tokens) cannot hold one sequence of the max context {maxContext}");
+    }
+
+    /// <summary>
+    /// Blocks of the memory <paramref name="tokens"/> positions of every layer take (<c>--kv-cache-tokens</c>): a block of a
+    /// group holds G of the model's layers, so the same memory holds layers / G times as many.
+    /// </summary>
+    private static int PoolFor(int tokens, KvLayout layout, KvCacheGroups? groups)
+    {
+        long layers = groups?.Layers.Sum(g => g.Count) ?? 1, perBlock = groups?.LayersPerGroup ?? 1;
+        return (int)Math.Min(int.MaxValue, (layout.BlocksFor(tokens) * layers + perBlock - 1) / perBlock);
     }
 
     public int MaxSequences { get; }
@@ -102,6 +124,7 @@ public sealed class StepScheduler
                 request.Deadline = limit;
         }
 
+        request.Blocks = new SequenceBlocks(_kv.Layout.GroupCount);
         request.Arrival = Interlocked.Increment(ref _arrivals);
         request.AbortRegistration = request.Aborted.UnsafeRegister(static s => ((WorkSignal)s!).Set(), _signal);
         _incoming.Enqueue(request);
@@ -134,7 +157,7 @@ public sealed class StepScheduler
             if (tokens.TryGetValue(r.Id, out int n))
             {
                 int drafts = Math.Max(0, r.Computed + n - r.Length);
-                rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n - drafts == r.Length, r.Blocks.ToArray(), drafts));
+                rows.Add(new PlannedRow(r.Id, r.Computed, n, r.Computed + n - drafts == r.Length, r.Blocks.Snapshot(), drafts));
             }
 
         if (rows.Count == 0)
@@ -172,6 +195,8 @@ public sealed class StepScheduler
             _prefixes.CacheFullBlocks(r);
             if (results[i].Finished || r.Length >= MaxContext)
                 End(r);
+            else
+                _kv.ReleaseBehind(r.Blocks, r.Computed);
         }
     }
 
@@ -222,7 +247,7 @@ public sealed class StepScheduler
                 continue;
             if (remaining == 1 && DraftsFor(r) is int drafts and > 0)
             {
-                _kv.TryAllocate(Math.Max(0, _kv.BlocksFor(r.Computed + 1 + drafts) - r.Blocks.Count), r.Blocks);
+                _kv.TryGrow(r.Blocks, r.Computed + 1 + drafts);
                 tokens[r.Id] = 1 + drafts;
                 continue;
             }
@@ -245,7 +270,7 @@ public sealed class StepScheduler
     private int DraftsFor(ScheduledRequest r)
     {
         int drafts = Math.Min(r.DraftTokens, MaxContext - r.Length - 1);
-        while (drafts > 0 && _kv.BlocksFor(r.Computed + 1 + drafts) - r.Blocks.Count > _kv.FreeBlocks)
+        while (drafts > 0 && _kv.Needed(r.Blocks, r.Computed + 1 + drafts) > _kv.FreeBlocks)
             drafts--;
         return drafts;
     }
@@ -253,7 +278,7 @@ public sealed class StepScheduler
     /// <summary>Reserves the blocks <paramref name="r"/> needs to cache n more tokens, preempting younger sequences (or itself).</summary>
     private bool ReserveFor(ScheduledRequest r, int n, List<RequestId> preempted)
     {
-        int need = Math.Max(0, _kv.BlocksFor(r.Computed + n) - r.Blocks.Count);
+        int need = _kv.Needed(r.Blocks, r.Computed + n);
         while (need > _kv.FreeBlocks)
         {
             // Never r alone: the constructor guarantees one sequence of MaxContext tokens fits the whole cache.
@@ -265,7 +290,7 @@ public sealed class StepScheduler
                 return false;
         }
 
-        _kv.TryAllocate(need, r.Blocks);
+        _kv.TryGrow(r.Blocks, r.Computed + n);
         return true;
     }
 

@@ -49,6 +49,19 @@ public sealed class KvCacheGroups
     /// <summary>The first position group <paramref name="group"/> must still hold for a token at <paramref name="position"/>.</summary>
     public int FirstHeld(int group, int position) => Windows[group] is int w ? Math.Max(0, position - w + 1) : 0;
 
+    /// <summary>
+    /// Groups as given: <paramref name="layers"/> per group (together every layer 0 … n − 1 once) with the window of each
+    /// (<paramref name="windows"/>, null: whole context).
+    /// </summary>
+    public static KvCacheGroups Of(IReadOnlyList<IReadOnlyList<int>> layers, IReadOnlyList<int?> windows)
+    {
+        int n = layers.Sum(g => g.Count);
+        if (layers.Count == 0 || layers.Count != windows.Count || layers.Any(g => g.Count == 0)
+            || !layers.SelectMany(g => g).Order().SequenceEqual(Enumerable.Range(0, n)) || windows.Any(w => w is < 1))
+            throw new ArgumentException("KV groups hold every layer once, in non-empty groups, each with a positive window or none", nameof(layers));
+        return new KvCacheGroups(layers, windows, n);
+    }
+
     /// <summary>One group of <paramref name="layers"/> layers attending to the whole context: no block is freed early.</summary>
     public static KvCacheGroups Single(int layers)
     {

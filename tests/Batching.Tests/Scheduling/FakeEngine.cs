@@ -2,6 +2,7 @@ using Microsoft.Extensions.Time.Testing;
 using Serving.Batching.PrefixCaching;
 using Serving.Batching.Scheduling;
 using Serving.Contracts;
+using Serving.Contracts.Configuration;
 
 namespace Serving.Batching.Tests.Scheduling;
 
@@ -10,7 +11,9 @@ namespace Serving.Batching.Tests.Scheduling;
 /// generates one, and a request finishes after its own number of output tokens. Every step checks the invariants the real
 /// engine relies on (rows within limits, positions continuing where the KV cache ends, blocks and slots accounted, a block
 /// written only by the one sequence holding it and never once cached) and keeps a fake KV store: each written block
-/// records the prefix key of what was written into it, and a reused block must hold exactly the reusing prompt's prefix.
+/// records the prefix key (or the sequence and block index) and KV group of what was written into it, a reused block must
+/// hold exactly the reusing prompt's prefix, and every block a row attends to must still hold its own sequence's KV — so
+/// a sliding group's block released and handed to another sequence while its window still reached it fails the run.
 /// </summary>
 internal sealed class FakeEngine
 {
@@ -18,15 +21,20 @@ internal sealed class FakeEngine
     private readonly Dictionary<RequestId, int> _generated = [];
     private readonly Dictionary<RequestId, int> _cached = [];
     private readonly Dictionary<RequestId, IReadOnlyList<AdapterSlotWeight>> _slots = [];
-    private readonly Dictionary<int, PrefixBlockKey?> _written = [];     // block → what the last write put there (null: no key yet)
+    private readonly Dictionary<int, BlockContent> _written = [];        // block → what the last write put there
     private readonly Dictionary<RequestId, (List<int> Tokens, PrefixCacheSeed Seed)> _sequences = [];
     private long _nextId;
 
-    public FakeEngine(BatchingOptions? options = null, int slots = 4, int maxSequences = 8, int maxContext = 256)
+    /// <summary>What a write put in a block: the KV of block <c>Index</c> of <c>Owner</c>'s sequence for KV group <c>Group</c>, under <c>Key</c> once that block's tokens are known.</summary>
+    private readonly record struct BlockContent(RequestId Owner, int Index, int Group, PrefixBlockKey? Key);
+
+    public FakeEngine(BatchingOptions? options = null, int slots = 4, int maxSequences = 8, int maxContext = 256, KvCacheGroups? kvGroups = null)
     {
         Slots = new FakeAdapterSlots(slots);
-        Scheduler = new StepScheduler(options ?? new BatchingOptions(), maxSequences, maxContext, Slots, Time);
+        Scheduler = new StepScheduler(options ?? new BatchingOptions(), maxSequences, maxContext, Slots, Time, kvGroups);
     }
+
+    private KvLayout Layout => Scheduler.Kv.Layout;
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 24, 0, 0, 0, TimeSpan.Zero));
     public FakeAdapterSlots Slots { get; }
@@ -97,8 +105,14 @@ internal sealed class FakeEngine
             var request = Scheduler.RunningRequests.Single(r => r.Id == s.Id);
             Assert.Equal(0, s.CachedTokens % Scheduler.Kv.BlockSize);
             Assert.True(s.CachedTokens < request.Length, "the last token is always computed");
-            for (int b = 0; b < s.CachedTokens / Scheduler.Kv.BlockSize; b++)
-                Assert.Equal(request.BlockKeys[b], _written[request.Blocks[b]]);
+            for (int g = 0; g < Layout.GroupCount; g++)
+                for (int b = 0; b < s.CachedTokens / Scheduler.Kv.BlockSize; b++)
+                {
+                    int block = request.Blocks[g][b];
+                    Assert.True(block != SequenceBlocks.Released || b < Layout.FirstHeldBlock(g, s.CachedTokens), $"{s.Id}: reused block {b} of group {g} released");
+                    if (block != SequenceBlocks.Released)
+                        Assert.Equal((request.BlockKeys[b], g), (_written[block].Key, _written[block].Group));
+                }
         }
 
         Assert.True(plan.Rows.Count <= Scheduler.MaxSequences);
@@ -111,17 +125,32 @@ internal sealed class FakeEngine
             Assert.Equal(_cached[row.Id], row.StartPosition);
             var request = Scheduler.RunningRequests.Single(r => r.Id == row.Id);
             int bs = Scheduler.Kv.BlockSize;
-            for (int b = row.StartPosition / bs; b <= (row.StartPosition + row.TokenCount - 1) / bs; b++)
+            Assert.Equal(Layout.GroupCount, row.Blocks.Count);
+            for (int g = 0; g < Layout.GroupCount; g++)
             {
-                int block = row.Blocks[b];
-                Assert.True(writtenThisStep.Add(block), $"block {block} written by two rows");
-                Assert.Equal(1, Scheduler.Kv.References(block));
-                Assert.Null(Scheduler.Kv.KeyOf(block));
-                _written[block] = b < request.BlockKeys.Count ? request.BlockKeys[b] : null;
+                var table = row.Blocks[g];
+                Assert.True(table.Count * bs >= row.StartPosition + row.TokenCount,
+                    $"{row.Id}: {table.Count} blocks of group {g} cannot hold positions up to {row.StartPosition + row.TokenCount}");
+                // What the row reads: its window's blocks before the first it writes hold its own sequence's KV (or its cached prefix's).
+                for (int b = Layout.FirstHeldBlock(g, row.StartPosition); b < row.StartPosition / bs; b++)
+                {
+                    Assert.NotEqual(SequenceBlocks.Released, table[b]);
+                    var content = _written[table[b]];
+                    Assert.Equal(g, content.Group);
+                    Assert.True(content.Owner == row.Id && content.Index == b || b < request.BlockKeys.Count && content.Key == request.BlockKeys[b],
+                        $"{row.Id} reads block {table[b]} (its block {b} of group {g}), which holds block {content.Index} of {content.Owner}");
+                }
+
+                for (int b = row.StartPosition / bs; b <= (row.StartPosition + row.TokenCount - 1) / bs; b++)
+                {
+                    int block = table[b];
+                    Assert.True(writtenThisStep.Add(block), $"block {block} written by two rows");
+                    Assert.Equal(1, Scheduler.Kv.References(block));
+                    Assert.Null(Scheduler.Kv.KeyOf(block));
+                    _written[block] = new BlockContent(row.Id, b, g, b < request.BlockKeys.Count ? request.BlockKeys[b] : null);
+                }
             }
 
-            Assert.True(row.Blocks.Count * Scheduler.Kv.BlockSize >= row.StartPosition + row.TokenCount,
-                $"{row.Id}: {row.Blocks.Count} blocks cannot hold positions up to {row.StartPosition + row.TokenCount}");
             Assert.True(row.StartPosition + row.TokenCount <= Scheduler.MaxContext, $"{row.Id}: positions past the context limit");
             if (row.DraftTokens > 0)
             {
@@ -143,8 +172,9 @@ internal sealed class FakeEngine
             }
 
             // Accepted drafts were written before their tokens (and so their blocks' keys) were known: the KV is theirs.
-            for (int b = row.StartPosition / bs; b <= (row.StartPosition + row.SequenceTokens + accepted - 1) / bs; b++)
-                _written[row.Blocks[b]] = b < request.BlockKeys.Count ? request.BlockKeys[b] : null;
+            for (int g = 0; g < Layout.GroupCount; g++)
+                for (int b = row.StartPosition / bs; b <= (row.StartPosition + row.SequenceTokens + accepted - 1) / bs; b++)
+                    _written[row.Blocks[g][b]] = new BlockContent(row.Id, b, g, b < request.BlockKeys.Count ? request.BlockKeys[b] : null);
             DraftsPlanned += row.DraftTokens;
             DraftsAccepted += accepted;
             _cached[row.Id] += row.SequenceTokens + accepted;
@@ -152,7 +182,7 @@ internal sealed class FakeEngine
         }
 
         Scheduler.CompleteStep(plan, results);
-        var held = Scheduler.RunningRequests.SelectMany(r => r.Blocks).ToList();
+        var held = Scheduler.RunningRequests.SelectMany(r => r.Blocks.Held).ToList();
         Assert.Equal(held.Distinct().Count(), Scheduler.Kv.UsedBlocks);
         Assert.All(held.GroupBy(b => b), g => Assert.Equal(g.Count(), Scheduler.Kv.References(g.Key)));
         Assert.All(held.GroupBy(b => b).Where(g => g.Count() > 1), g => Assert.NotNull(Scheduler.Kv.KeyOf(g.Key)));   // only cached blocks are shared
@@ -161,6 +191,10 @@ internal sealed class FakeEngine
         foreach (var r in Scheduler.RunningRequests)
         {
             Assert.Equal(_cached[r.Id], r.Computed);
+            for (int g = 0; g < Layout.GroupCount; g++)
+                for (int b = 0; b < r.Blocks[g].Count; b++)
+                    Assert.True(b < Layout.FirstHeldBlock(g, r.Computed) == (r.Blocks[g][b] == SequenceBlocks.Released),
+                        $"{r.Id}: block {b} of group {g} {(r.Blocks[g][b] == SequenceBlocks.Released ? "released inside" : "held behind")} the window at {r.Computed}");
             r.DraftTokens = DraftsPerStep;
         }
 
