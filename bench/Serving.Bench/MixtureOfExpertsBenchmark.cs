@@ -20,7 +20,8 @@ namespace Serving.Bench;
 internal sealed class MixtureOfExpertsBenchmark(string? denseDir, int steps, ScalarType dtype, string architecture = "MixtralForCausalLM",
     Serving.Engine.Quantization.WeightQuantization quantization = Serving.Engine.Quantization.WeightQuantization.None)
 {
-    private const int PromptTokens = 64, Experts = 16, PerToken = 4;
+    private const int PromptTokens = 64;
+    internal const int Experts = 16, PerToken = 4;
 
     public BenchReport Run()
     {

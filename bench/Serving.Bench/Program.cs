@@ -10,6 +10,7 @@ using Serving.Bench;
 //   Serving.Bench steps [--model DIR] [--device cpu|cuda] [--steps N] [--prompt N] [--ops default|libtorch] [--dtype bfloat16|float32] [--rows 1,4,8,16,32] [--quantization none|int8] [--json FILE]
 //   Serving.Bench moe [--model DENSE_DIR] [--steps N] [--dtype bfloat16|float32] [--arch mixtral|gpt-oss] [--quantization none|mxfp4] [--json FILE]   (a Mixtral-style model of the dense one's shape, generated)
 //   Serving.Bench moe-lora [--steps N] [--dtype bfloat16|float32] [--arch mixtral|gpt-oss] [--rank R] [--json FILE]   (an adapter of every expert vs one of the attention, on the moe bench model)
+//   Serving.Bench sliding-kv [--arch gemma3|gpt-oss] [--window W] [--context N] [--clients C] [--tokens N] [--kv-tokens N] [--rounds R] [--json FILE]
 //   Serving.Bench prefix [--model DIR] [--prefix TOKENS] [--requests N] [--json FILE]
 //   Serving.Bench server [--requests N] [--clients C] [--seconds S] [--json FILE]
 //   Serving.Bench routing [--model DIR] [--requests N] [--json FILE]
@@ -112,6 +113,11 @@ switch (args.FirstOrDefault())
             int.Parse(Get("tokens") ?? "128")).Run());
     case "speculation":
         return Emit(new SpeculationBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("rounds") ?? "3"), int.Parse(Get("tokens") ?? "128")).Run());
+    case "sliding-kv":
+        string slidingArch = Get("arch") ?? "gemma3";
+        return Emit(new SlidingWindowKvBenchmark(slidingArch == "gpt-oss" ? "GptOssForCausalLM" : "Gemma3ForCausalLM",
+            int.Parse(Get("window") ?? (slidingArch == "gpt-oss" ? "128" : "512")), int.Parse(Get("context") ?? "2048"), int.Parse(Get("clients") ?? "8"),
+            int.Parse(Get("tokens") ?? "1472"), int.Parse(Get("kv-tokens") ?? "6144"), int.Parse(Get("rounds") ?? "1")).Run());
     case "prefix":
         return Emit(new PrefixCacheBenchmark(BenchModel.Ensure(Get("model")), int.Parse(Get("prefix") ?? "1024"), int.Parse(Get("requests") ?? "12")).Run());
     case "embeddings":

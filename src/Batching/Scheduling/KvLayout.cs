@@ -33,4 +33,17 @@ public sealed record KvLayout(int BlockSize, IReadOnlyList<int?> Windows)
             held += window is int w ? Math.Min(all, (int)Math.Min(int.MaxValue, ((long)w - 1 + chunk + BlockSize - 1) / BlockSize + 1)) : all;
         return held;
     }
+
+    /// <summary>
+    /// A pool that holds <paramref name="sequences"/> sequences of <paramref name="length"/> positions at once while a step
+    /// feeds at most <paramref name="chunk"/> prompt tokens over all of them: each holds at most a decode row's blocks
+    /// (<see cref="MostHeld"/> with one token), and a prompt chunk of c tokens spans at most ⌈c / BlockSize⌉ + 2 blocks more in
+    /// each sliding group. Never more than every sequence holding every position.
+    /// </summary>
+    public int PoolFor(int sequences, int length, int chunk)
+    {
+        int sliding = Windows.Count(w => w is not null);
+        long pool = (long)sequences * MostHeld(length, 1) + (long)sliding * (BlocksFor(Math.Min(chunk, length)) + 2L * sequences);
+        return (int)Math.Min(pool, (long)sequences * MostHeld(length, length));
+    }
 }

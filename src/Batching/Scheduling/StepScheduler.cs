@@ -63,8 +63,9 @@ public sealed class StepScheduler
         MaxContext = maxContext;
         var layout = new KvLayout(options.KvBlockSize, kvGroups?.Windows ?? [null]);
         // One sequence at the max context, fed a step's prefill budget at a time, holds at most this many blocks.
-        int perSequence = layout.MostHeld(maxContext, options.MaxPrefillTokensPerStep > 0 ? options.MaxPrefillTokensPerStep : maxContext);
-        int blocks = options.KvCacheTokens > 0 ? PoolFor(options.KvCacheTokens, layout, kvGroups) : maxSequences * perSequence;
+        int chunk = options.MaxPrefillTokensPerStep > 0 ? options.MaxPrefillTokensPerStep : maxContext;
+        int perSequence = layout.MostHeld(maxContext, chunk);
+        int blocks = options.KvCacheTokens > 0 ? PoolFor(options.KvCacheTokens, layout, kvGroups) : layout.PoolFor(maxSequences, maxContext, chunk);
         _kv = new KvBlockAllocator(blocks, layout);
         _prefixes = new PrefixCache(_kv, options.PrefixCaching);
         _order = new RequestOrder(options.SchedulingPolicy);

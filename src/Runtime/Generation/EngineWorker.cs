@@ -197,6 +197,7 @@ public sealed class EngineWorker : BackgroundService
             _logger.LogInformation("Sliding layers' blocks behind their window go back to the pool: {MaxSequences} sequences of {Context} tokens take {MiB:F0} MiB (every layer keeping every position: {Whole:F0} MiB; --disable-hybrid-kv-cache-manager)",
                 scheduler.MaxSequences, scheduler.MaxContext, cache.TotalBytes / 1048576.0,
                 cache.TotalBytes / 1048576.0 / cache.TotalBlocks / cache.Groups.LayersPerGroup * model.Config.NumLayers * scheduler.MaxSequences * scheduler.Kv.BlocksFor(scheduler.MaxContext));
+        _metrics.KvCacheBytes = cache.TotalBytes;
         var stepper = new GenerationStepper(model, cache);
         try
         {

@@ -51,6 +51,7 @@ public sealed class ServingMetrics
         Meter.CreateObservableGauge("serving_requests_waiting", () => Waiting, description: "Requests queued for admission.");
         Meter.CreateObservableGauge("serving_requests_running", () => Running, description: "Sequences in the running batch.");
         Meter.CreateObservableGauge("serving_kv_cache_usage_ratio", () => KvUsage, description: "Fraction of KV cache blocks in use (0..1).");
+        Meter.CreateObservableGauge("serving_kv_cache_bytes", () => (double)KvCacheBytes, description: "Memory of the paged KV cache (every block of every KV group's layers).");
         Meter.CreateObservableGauge("serving_preemptions", () => Preemptions, description: "Sequences preempted, for KV memory or (priority scheduling) a more urgent request, since start.");
         Meter.CreateObservableGauge("serving_native_tensors", () => (double)Engine.Runtime.NativeTensorCount.Live,
             description: "Live TorchSharp tensors (native handles not yet released).");
@@ -139,6 +140,9 @@ public sealed class ServingMetrics
     public (int BlockSize, int Blocks) CacheConfig { get; set; }
 
     public string CacheDtype { get; set; } = "";
+
+    /// <summary>Bytes of the KV cache's storage, for <c>serving_kv_cache_bytes</c>; 0 before the engine loop made it.</summary>
+    public long KvCacheBytes { get; set; }
 
     /// <summary>The base model's compute dtype, quantization and weight bytes, for <c>serving_model_config_info</c>.</summary>
     public (string Dtype, string Quantization, long WeightBytes) ModelConfig { get; set; } = ("", "none", 0);

@@ -50,10 +50,28 @@ public sealed class StepSchedulerSlidingWindowTests
         var hybrid = new FakeEngine(Options(maxPrefill: 32), maxSequences: 4, maxContext: 256, kvGroups: Hybrid).Scheduler.Kv;
         var whole = new FakeEngine(Options(maxPrefill: 32), maxSequences: 4, maxContext: 256, kvGroups: Whole).Scheduler.Kv;
 
-        // A block of the hybrid layout holds two layers, of the whole one four: 4 × (64 + 11) blocks of half the size.
-        Assert.Equal(4 * (64 + ((Window - 1 + 32 + 3) / 4 + 1)), hybrid.TotalBlocks);
+        // A block of the hybrid layout holds two layers, of the whole one four. Four decoding sequences hold 64 + 3 blocks
+        // each (a window of 8 spans 3 blocks of 4), and a step's 32 prompt tokens up to 8 + 2 per sequence more.
+        Assert.Equal(4 * (64 + 3) + 8 + 2 * 4, hybrid.TotalBlocks);
         Assert.Equal(4 * 64, whole.TotalBlocks);
         Assert.True(hybrid.TotalBlocks * 2 < whole.TotalBlocks * 4 * 0.6);
+    }
+
+    /// <summary>The default pool, smaller than every layer keeping every position, still runs max sequences to the max context together.</summary>
+    [Fact]
+    public void PlanStep_DefaultPoolMaxSequencesToTheMaxContext_NeverPreempts()
+    {
+        var engine = new FakeEngine(Options(maxPrefill: 32), maxSequences: 4, maxContext: 256, kvGroups: Hybrid) { DraftsPerStep = 2 };
+        var ids = Enumerable.Range(0, 4).Select(i => engine.Submit(prompt: 90 + 3 * i, maxNewTokens: 256 - 90 - 3 * i)).ToList();
+        int mostRunning = 0;
+        while (engine.Scheduler.Running + engine.Scheduler.Waiting > 0)
+        {
+            engine.Step();
+            mostRunning = Math.Max(mostRunning, engine.Scheduler.Running);
+        }
+
+        Assert.Equal((0, 4), (engine.Scheduler.Preemptions, mostRunning));
+        engine.AssertDrained();
     }
 
     /// <summary>
