@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net.Http.Json;
-using System.Text.RegularExpressions;
 using Serving.Authoring.Synthetic;
 using Serving.Server.Tests.Support;
 
@@ -13,7 +12,7 @@ namespace Serving.Server.Tests.Api.OpenAi;
 /// costs a running sequence a block (no preemption, no failure, and a request needing every block still runs).
 /// CI sends 500 requests; <c>SERVING_PREFIX_MEMORY_REQUESTS=10000</c> runs the full count.
 /// </summary>
-public sealed partial class PrefixCacheMemoryServingTests : IAsyncLifetime
+public sealed class PrefixCacheMemoryServingTests : IAsyncLifetime
 {
     private const int KvTokens = 1024, MaxContext = 256;
     private readonly string _root = TestDirectories.Path("prefix-memory");
@@ -98,14 +97,10 @@ public sealed partial class PrefixCacheMemoryServingTests : IAsyncLifetime
     {
         for (int attempt = 0; ; attempt++)
         {
-            var samples = MetricLine().Matches(await _server.Http.GetStringAsync("/metrics"))
-                .GroupBy(m => m.Groups[1].Value).ToDictionary(g => g.Key, g => g.Sum(m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)));
+            var samples = await MetricSamples.ScrapeAsync(_server.Http);
             if ((samples["serving_requests_running"] == 0 && samples["serving_requests_waiting"] == 0) || attempt == 100)
                 return samples;
             await Task.Delay(100);
         }
     }
-
-    [GeneratedRegex(@"(?m)^([a-z_:]+)(?:\{[^}]*\})? ([0-9.eE+-]+)\s*$")]
-    private static partial Regex MetricLine();
 }

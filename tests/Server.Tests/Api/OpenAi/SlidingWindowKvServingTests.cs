@@ -12,7 +12,7 @@ namespace Serving.Server.Tests.Api.OpenAi;
 /// with <c>--disable-hybrid-kv-cache-manager</c>. Four sequences of 80 positions fit together only when the sliding layers'
 /// blocks behind the window go back to the pool; the tokens are the same either way.
 /// </summary>
-public sealed partial class SlidingWindowKvServingTests : IAsyncLifetime
+public sealed class SlidingWindowKvServingTests : IAsyncLifetime
 {
     private const int Sequences = 4, PromptTokens = 20, NewTokens = 60;
     private readonly string _root = TestDirectories.Path("sliding-kv");
@@ -72,10 +72,5 @@ public sealed partial class SlidingWindowKvServingTests : IAsyncLifetime
     private static async Task<int> GpuBlocksAsync(ServerProcess server) =>
         int.Parse(Regex.Match(await server.Http.GetStringAsync("/metrics"), "num_gpu_blocks=\"([0-9]+)\"").Groups[1].Value, CultureInfo.InvariantCulture);
 
-    private static async Task<Dictionary<string, double>> MetricsAsync(ServerProcess server) =>
-        MetricLine().Matches(await server.Http.GetStringAsync("/metrics"))
-            .GroupBy(m => m.Groups[1].Value).ToDictionary(g => g.Key, g => g.Sum(m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)));
-
-    [GeneratedRegex(@"(?m)^([a-z_:]+)(?:\{[^}]*\})? ([0-9.eE+-]+)\s*$")]
-    private static partial Regex MetricLine();
+    private static Task<Dictionary<string, double>> MetricsAsync(ServerProcess server) => MetricSamples.ScrapeAsync(server.Http);
 }
