@@ -48,6 +48,8 @@ public static class ServingApp
         ["--prompt-lookup-min"] = "Serving:Speculation:PromptLookupMin",
         ["--prompt-lookup-max"] = "Serving:Speculation:PromptLookupMax",
         ["--shutdown-grace"] = "Serving:ShutdownGraceSeconds",
+        ["--max-num-batched-tokens"] = "Serving:Batching:MaxPrefillTokensPerStep",   // vLLM's (its budget counts decode rows too)
+        ["--block-size"] = "Serving:Batching:KvBlockSize",                        // vLLM's
         ["--tool-call-parser"] = "Serving:Chat:ToolCallParser",
         ["--reasoning-parser"] = "Serving:Chat:ReasoningParser",
         ["--score-tokens"] = "Serving:Score:ClassifierTokens",
@@ -92,6 +94,7 @@ public static class ServingApp
     {
         if (StartupArguments.ArgumentProblems(args) is { Count: > 0 } argumentProblems)
             throw new StartupArgumentsException(argumentProblems);
+        var ignored = VllmArguments.IgnoredNotes(args).ToList();
         args = ExpandFlags(args);
         RuntimeServices.ApplyNativeDefaults();
         var builder = WebApplication.CreateSlimBuilder(args);
@@ -116,6 +119,8 @@ public static class ServingApp
         builder.Services.AddServing(builder.Configuration);
         configure?.Invoke(builder);
         var app = builder.Build();
+        foreach (string note in ignored)
+            app.Logger.LogWarning("{Note}", note);
         // The exporter listens from now on: a measurement made before its listener starts would be lost.
         app.Services.GetRequiredService<Observability.PrometheusExporter>();
         app.Use(Observability.RequestLogging.InvokeAsync);

@@ -32,7 +32,7 @@ internal static class ConsoleAssets
     public static void Map(WebApplication app)
     {
         // Whether calls need a key is no secret (every call without one says so); the page uses it to ask first.
-        bool keys = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Security.AuthOptions>>().Value.Keys.Count > 0;
+        bool keys = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Security.AuthOptions>>().Value.AllKeys.Any();
         var page = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(Contents.Value["/"]).Replace("{{AUTH}}", keys ? "required" : "open", StringComparison.Ordinal));
         foreach (var (path, (_, contentType)) in Files)
             app.MapGet(path, (HttpContext ctx) =>

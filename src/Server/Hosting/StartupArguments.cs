@@ -103,12 +103,15 @@ public static class StartupArguments
         text.AppendLine($"  {VllmArguments.LoraModules} NAME=PATH...: vLLM's, adapters registered at start-up (Serving:Adapters:Modules)");
         foreach (var (flag, why) in VllmArguments.AlwaysOn)
             text.AppendLine($"  {flag}: vLLM's; accepted, changes nothing ({why})");
+        foreach (var (name, (_, means)) in VllmValueSwitches.Fixed)
+            text.AppendLine($"  {name} VALUE: vLLM's; this server takes {means}");
+        text.AppendLine($"  {VllmValueSwitches.ApiKey} KEY: vLLM's, an admin's API key (Serving:Auth:AdminKeys; without it, {VllmValueSwitches.ApiKeyVariable} from the environment)");
         text.AppendLine("  --help: this text");
         return text.ToString();
     }
 
     private static IEnumerable<string> KnownSwitches() =>
-        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Concat(JsonConfigArguments.Switches.Keys).Concat(VllmArguments.AlwaysOn.Keys).Append(VllmArguments.Host).Append(VllmArguments.Port).Append(VllmArguments.LoraModules).Append("--help");
+        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Concat(JsonConfigArguments.Switches.Keys).Concat(VllmArguments.AlwaysOn.Keys).Concat(VllmValueSwitches.Fixed.Keys).Append(VllmValueSwitches.ApiKey).Append(VllmArguments.Host).Append(VllmArguments.Port).Append(VllmArguments.LoraModules).Append("--help");
 
     /// <summary>"; did you mean X?" for the known name nearest <paramref name="given"/>, when it is near enough to be a typo.</summary>
     private static string Suggest(string given, IEnumerable<string> known)

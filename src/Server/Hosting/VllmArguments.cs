@@ -3,9 +3,9 @@ namespace Serving.Server.Hosting;
 /// <summary>
 /// vLLM's switches for where to listen (<c>--host</c>, <c>--port</c>: this server's <c>--urls http://HOST:PORT</c>, the
 /// host defaulting to loopback as this server's default does, where vLLM's listens on every interface) and its flags this
-/// server needs no switch for (<c>--enable-lora</c>: adapters are always served), and its start-up adapters
-/// (<c>--lora-modules name=path …</c>, or its JSON form <c>{"name": …, "path": …}</c>: <c>Serving:Adapters:Modules</c>), so a
-/// deployment's vLLM command line starts this server unchanged.
+/// server needs no switch for (<c>--enable-lora</c>: adapters are always served), its start-up adapters
+/// (<c>--lora-modules name=path …</c>, or its JSON form <c>{"name": …, "path": …}</c>: <c>Serving:Adapters:Modules</c>), and
+/// the value switches of <see cref="VllmValueSwitches"/>, so a deployment's vLLM command line starts this server unchanged.
 /// </summary>
 public static class VllmArguments
 {
@@ -15,18 +15,32 @@ public static class VllmArguments
     public static readonly IReadOnlyDictionary<string, string> AlwaysOn = new Dictionary<string, string>(StringComparer.Ordinal)
     {
         ["--enable-lora"] = "adapters are always served",
+        ["--enable-chunked-prefill"] = "prompts are always prefilled in chunks of at most --max-num-batched-tokens tokens a step",
+        ["--enable-auto-tool-choice"] = "tool_choice auto reads the model's tool calls whenever --tool-call-parser names how it writes them",
+        ["--trust-remote-code"] = "no code from a model folder is ever run: its config, weights and tokenizer are read as data",
+        ["--disable-log-requests"] = "requests' contents are never logged",
     };
 
-    /// <summary><paramref name="args"/> with <c>--host</c>/<c>--port</c> as <c>--urls</c> and the always-on flags left out.</summary>
-    public static string[] Expand(string[] args)
+    /// <summary>
+    /// <paramref name="args"/> with <c>--host</c>/<c>--port</c> as <c>--urls</c>, <c>--api-key</c> (or, without it,
+    /// <paramref name="environment"/>'s <c>VLLM_API_KEY</c>) as admin keys, and the always-on flags and fixed values left out.
+    /// </summary>
+    public static string[] Expand(string[] args, Func<string, string?>? environment = null)
     {
         var kept = new List<string>(args.Length);
+        var keys = new List<string>();
         string? host = null, port = null;
         int moduleCount = 0;
         for (int i = 0; i < args.Length; i++)
         {
-            if (AlwaysOn.ContainsKey(args[i]))
+            if (AlwaysOn.ContainsKey(args[i]) || FixedValue(args, ref i) is not null)
                 continue;
+            if (Value(args, ref i, VllmValueSwitches.ApiKey) is { } key)
+            {
+                keys.Add(key);
+                continue;
+            }
+
             if (Modules(args, ref i) is { } modules)
             {
                 foreach (string module in modules)
@@ -46,7 +60,25 @@ public static class VllmArguments
 
         if (host is not null || port is not null)
             kept.AddRange(["--urls", $"http://{host ?? "127.0.0.1"}:{port ?? "8000"}"]);
+        kept.AddRange(VllmValueSwitches.AdminKeySettings(keys, environment ?? Environment.GetEnvironmentVariable));
         return [.. kept];
+    }
+
+    /// <summary>The warnings to log at start-up for switches accepted but ignored.</summary>
+    public static IEnumerable<string> IgnoredNotes(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+            if (FixedValue(args, ref i) is var (name, value) && VllmValueSwitches.Ignored.Contains(name))
+                yield return $"{name} {value} is vLLM's; this server takes {VllmValueSwitches.Fixed[name].Means}";
+    }
+
+    /// <summary>(switch, value) when <paramref name="args"/>[<paramref name="i"/>] is one of <see cref="VllmValueSwitches.Fixed"/>, moving past its value; else null.</summary>
+    private static (string Name, string Value)? FixedValue(string[] args, ref int i)
+    {
+        foreach (string name in VllmValueSwitches.Fixed.Keys)
+            if (Value(args, ref i, name) is { } value)
+                return (name, value);
+        return null;
     }
 
     /// <summary>
@@ -57,6 +89,20 @@ public static class VllmArguments
     {
         if (AlwaysOn.ContainsKey(args[i]))
             return true;
+        if (FixedValue(args, ref i) is var (fixedName, fixedValue))
+        {
+            if (!VllmValueSwitches.Fixed[fixedName].Accepts(fixedValue))
+                problems.Add($"{fixedName}: '{fixedValue}' is not supported; this server takes {VllmValueSwitches.Fixed[fixedName].Means}");
+            return true;
+        }
+
+        if (Value(args, ref i, VllmValueSwitches.ApiKey) is { } key)
+        {
+            if (VllmValueSwitches.KeyProblem(key) is { } keyProblem)
+                problems.Add(keyProblem);
+            return true;
+        }
+
         if (Modules(args, ref i) is { } modules)
         {
             if (modules.Count == 0)

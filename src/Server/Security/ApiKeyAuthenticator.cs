@@ -16,7 +16,7 @@ internal sealed class ApiKeyAuthenticator
 
     public ApiKeyAuthenticator(IOptions<AuthOptions> options, TimeProvider time)
     {
-        _keys = options.Value.Keys.Select(k => (Digest(k.Key), new Caller(k.Tenant, k.Role, k.AllowedSources.ToArray(), k.MostUrgentPriority), k.ExpiresAt)).ToArray();
+        _keys = options.Value.AllKeys.Select(k => (Digest(k.Key), new Caller(k.Tenant, k.Role, k.AllowedSources.ToArray(), k.MostUrgentPriority), k.ExpiresAt)).ToArray();
         _time = time;
     }
 

@@ -7,8 +7,18 @@ internal sealed class AuthOptions
 
     public List<ApiKeyOptions> Keys { get; set; } = [];
 
+    /// <summary>Keys with the admin's role and nothing else set (vLLM's <c>--api-key</c>).</summary>
+    public List<string> AdminKeys { get; set; } = [];
+
+    /// <summary><see cref="Keys"/> and the <see cref="AdminKeys"/> as admins' keys: every key the server accepts.</summary>
+    public IEnumerable<ApiKeyOptions> AllKeys => Keys.Concat(AdminKeys.Select(k => new ApiKeyOptions { Key = k, Role = CallerRole.Admin }));
+
     public IEnumerable<string> Validate()
     {
+        for (int i = 0; i < AdminKeys.Count; i++)
+            if (AdminKeys[i].Length < 16)
+                yield return $"Serving:Auth:AdminKeys:{i} must be at least 16 characters";
+
         for (int i = 0; i < Keys.Count; i++)
         {
             var k = Keys[i];
@@ -20,7 +30,7 @@ internal sealed class AuthOptions
                 yield return $"Serving:Auth:Keys:{i}:Tenant is required for role User";
         }
 
-        if (Keys.Select(k => k.Key).Distinct(StringComparer.Ordinal).Count() != Keys.Count)
-            yield return "Serving:Auth:Keys holds the same key twice";
+        if (AllKeys.Select(k => k.Key).Distinct(StringComparer.Ordinal).Count() != Keys.Count + AdminKeys.Count)
+            yield return "Serving:Auth:Keys and AdminKeys hold the same key twice";
     }
 }

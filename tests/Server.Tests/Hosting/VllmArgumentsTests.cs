@@ -101,6 +101,61 @@ public sealed class VllmArgumentsTests : IDisposable
         Assert.Contains("--chat-template", broken.Message);
     }
 
+    /// <summary>
+    /// vLLM's deployment switches: <c>--api-key</c> guards every endpoint as an admin's key, <c>--max-num-batched-tokens</c> and
+    /// <c>--block-size</c> set the prefill budget and the KV block, and the single-device values and flags are accepted.
+    /// </summary>
+    [Fact]
+    public async Task Start_VllmDeploymentSwitches_KeyGuardsAndSettingsApply()
+    {
+        const string key = "vllm-deployment-key-0123";
+        string adapter = Path.Combine(_root, "runtime-adapter");
+        SyntheticAdapterWriter.Write(adapter, _model, 4, 8, ["q_proj"], 5);
+        int port = FreePort();
+        await using var app = ServingApp.Build(["--model", _model, "--api-key", key, "--max-num-batched-tokens", "64", "--block-size", "32",
+            "--tensor-parallel-size", "1", "-pp", "1", "--gpu-memory-utilization", "0.9", "--kv-cache-dtype", "auto", "--enable-chunked-prefill",
+            "--enable-auto-tool-choice", "--trust-remote-code", "--disable-log-requests", "--port", $"{port}", "--cache-dir", Path.Combine(_root, "deployment"),
+            "--dtype", "float32"]);
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/v1/models")).StatusCode);
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v1/models")).StatusCode);
+        var load = await http.PostAsync("/v1/load_lora_adapter", System.Net.Http.Json.JsonContent.Create(new { lora_name = "runtime", lora_path = adapter }));
+        Assert.True(load.IsSuccessStatusCode, await load.Content.ReadAsStringAsync());   // an admin's key
+        var batching = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Serving.Batching.BatchingOptions>>().Value;
+        Assert.Equal((64, 32), (batching.MaxPrefillTokensPerStep, batching.KvBlockSize));
+        var (completed, answer) = await HttpJson.PostAsync(http, "/v1/completions", new JsonObject { ["model"] = "runtime", ["prompt"] = "SELECT", ["max_tokens"] = 2 });
+        Assert.True(completed == 200, answer.ToJsonString());
+        Assert.Contains("block_size=\"32\"", await http.GetStringAsync("/metrics"));
+        await app.StopAsync();
+    }
+
+    [Theory]
+    [InlineData(new[] { "--tensor-parallel-size", "2" }, "'2' is not supported; this server takes 1: one device")]
+    [InlineData(new[] { "-tp", "4" }, "-tp: '4' is not supported")]
+    [InlineData(new[] { "--pipeline-parallel-size", "2" }, "one device serves the whole model")]
+    [InlineData(new[] { "--kv-cache-dtype", "fp8" }, "'fp8' is not supported; this server takes auto")]
+    [InlineData(new[] { "--gpu-memory-utilization", "1.5" }, "a fraction in (0, 1]")]
+    [InlineData(new[] { "--api-key", "token-abc123" }, "a key of 12 characters can be guessed")]
+    [InlineData(new[] { "--api-key", "--model", "m" }, "can be guessed")]
+    public void ArgumentProblems_VllmValueNotThisServers_NamedWithWhatItTakes(string[] args, string why) =>
+        Assert.Contains(StartupArguments.ArgumentProblems(args), p => p.Contains(why, StringComparison.Ordinal));
+
+    [Fact]
+    public void Expand_ApiKeyOrTheEnvironmentsKey_AdminKeys()
+    {
+        const string fromSwitch = "switch-key-0123456789", fromEnvironment = "environment-key-0123456789";
+        string? Environment(string name) => name == VllmValueSwitches.ApiKeyVariable ? fromEnvironment : null;
+
+        Assert.Equal(["--model", "m", "--Serving:Auth:AdminKeys:0", fromEnvironment], VllmArguments.Expand(["--model", "m"], Environment));
+        Assert.Equal(["--Serving:Auth:AdminKeys:0", fromSwitch], VllmArguments.Expand(["--api-key", fromSwitch], Environment));
+        Assert.Equal(["--model", "m"], VllmArguments.Expand(["--model", "m", "--gpu-memory-utilization", "0.9", "-tp", "1"], _ => null));
+        Assert.Equal(["--gpu-memory-utilization 0.9 is vLLM's; this server takes a fraction in (0, 1], and ignores it: the KV cache's memory is --kv-cache-tokens (default: what --max-num-seqs sequences of --max-model-len hold at once)"],
+            VllmArguments.IgnoredNotes(["--model", "m", "--gpu-memory-utilization", "0.9"]));
+    }
+
     [Theory]
     [InlineData(new[] { "--port", "70000" }, "not a port number")]
     [InlineData(new[] { "--port", "80a" }, "not a port number")]
@@ -112,7 +167,10 @@ public sealed class VllmArgumentsTests : IDisposable
     [Fact]
     public void ArgumentProblems_VllmSwitches_Known() =>
         Assert.Empty(StartupArguments.ArgumentProblems(["--enable-lora", "--host", "0.0.0.0", "--port=8000", "--max-model-len", "4096", "--max-num-seqs", "64",
-            "--max-loras", "4", "--served-model-name", "m", "--enable-prefix-caching", "--chat-template", "t.jinja", "--lora-modules", "a=/x", "b=s3://b/p"]));
+            "--max-loras", "4", "--served-model-name", "m", "--enable-prefix-caching", "--chat-template", "t.jinja", "--lora-modules", "a=/x", "b=s3://b/p",
+            "--max-num-batched-tokens", "8192", "--block-size", "16", "--tensor-parallel-size", "1", "--gpu-memory-utilization=0.85", "--kv-cache-dtype", "auto",
+            "--enable-chunked-prefill", "--enable-auto-tool-choice", "--trust-remote-code", "--disable-log-requests", "--api-key", "a-long-enough-api-key",
+            "--disable-hybrid-kv-cache-manager"]));
 
     public void Dispose() => TestDirectories.Delete(_root);
 }
