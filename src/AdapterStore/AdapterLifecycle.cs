@@ -73,9 +73,10 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
     /// <param name="tenant">The owner; null = shared.</param>
     /// <param name="ct">The caller going away, or shutdown.</param>
     /// <param name="tenantLimit">Registrations <paramref name="tenant"/> may hold, for callers the API layer limits; null: none.</param>
+    /// <param name="processOnly">For this process only (<see cref="AdapterRecord.ProcessOnly"/>).</param>
     /// <returns>The new record and the one it replaced, if any.</returns>
     public async Task<(AdapterRecord Record, AdapterRecord? Previous)> RegisterAsync(AdapterId id, string path, AdapterReadPolicy policy, string? tenant,
-        CancellationToken ct, int? tenantLimit = null)
+        CancellationToken ct, int? tenantLimit = null, bool processOnly = false)
     {
         if (tenantLimit is int limit)
             catalog.Registry.CheckRoomFor(tenant, id, limit);
@@ -92,7 +93,7 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
             throw new AdapterStoreException(AdapterStoreFailure.InvalidAdapter, AdapterStoreSubject.Path, ex.Message, ex);
         }
 
-        var record = new AdapterRecord(id, source is LocalPathAdapterSource ? files.Folder : path, files.Version, time.GetUtcNow(), tenant, shape);
+        var record = new AdapterRecord(id, source is LocalPathAdapterSource ? files.Folder : path, files.Version, time.GetUtcNow(), tenant, shape, processOnly);
         return (record, catalog.Registry.Put(record, tenantLimit));
     }
 

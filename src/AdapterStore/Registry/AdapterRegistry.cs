@@ -7,13 +7,16 @@ namespace Serving.AdapterStore.Registry;
 /// <summary>
 /// Adapters registered at run time (<c>load_lora_adapter</c>), persisted to a JSON file so they survive a restart.
 /// Every change rewrites the file to a temporary name and renames it over the old one, so a crash mid-write leaves
-/// either the old or the new registry, never a torn one. Thread-safe.
+/// either the old or the new registry, never a torn one. A <see cref="AdapterRecord.ProcessOnly"/> registration (the
+/// command line's) is served over a persisted one of the same name for this process and never written: the file keeps
+/// what run-time registrations made. Thread-safe.
 /// </summary>
 public sealed class AdapterRegistry
 {
     private readonly string? _path;
     private readonly Lock _lock = new();
-    private Dictionary<AdapterId, AdapterRecord> _records = [];
+    private Dictionary<AdapterId, AdapterRecord> _records = [];     // what is served: the persisted ones under the process-only ones
+    private Dictionary<AdapterId, AdapterRecord> _persisted = [];   // what the file holds
 
     public AdapterRegistry(string? path)
     {
@@ -22,7 +25,7 @@ public sealed class AdapterRegistry
             return;
         RemoveStaleTemporaryFiles(path);
         if (File.Exists(path))
-            _records = Read(path);
+            _persisted = _records = Read(path);
     }
 
     /// <summary>A process killed between writing its temporary file and renaming it leaves the file behind; it never became the registry.</summary>
@@ -55,7 +58,10 @@ public sealed class AdapterRegistry
             return _records.Values.OrderBy(r => r.Id.Value, StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Adds or replaces (hot swap) a registration; returns the previous one.</summary>
+    /// <summary>
+    /// Adds or replaces (hot swap) a registration; returns the previous one. A persisted one replaces a process-only one of
+    /// the same name (a run-time registration outlives the command line's); a process-only one leaves the file as it is.
+    /// </summary>
     /// <param name="record">The registration.</param>
     /// <param name="tenantLimit">When set, a new registration for <see cref="AdapterRecord.Tenant"/> is refused if that
     /// tenant already holds this many (checked and added under one lock, so concurrent registrations cannot pass it together).</param>
@@ -65,10 +71,15 @@ public sealed class AdapterRegistry
         {
             if (tenantLimit is int limit && !_records.ContainsKey(record.Id) && CountOf(record.Tenant) >= limit)
                 throw TenantFull(record.Tenant, limit);
-            var next = new Dictionary<AdapterId, AdapterRecord>(_records) { [record.Id] = record };
-            Persist(next);
+            if (!record.ProcessOnly)
+            {
+                var persisted = new Dictionary<AdapterId, AdapterRecord>(_persisted) { [record.Id] = record };
+                Persist(persisted);
+                _persisted = persisted;
+            }
+
             _records.TryGetValue(record.Id, out var previous);
-            _records = next;
+            _records = new Dictionary<AdapterId, AdapterRecord>(_records) { [record.Id] = record };
             return previous;
         }
     }
@@ -92,9 +103,16 @@ public sealed class AdapterRegistry
         {
             if (!_records.ContainsKey(id))
                 return false;
+            if (_persisted.ContainsKey(id))
+            {
+                var persisted = new Dictionary<AdapterId, AdapterRecord>(_persisted);
+                persisted.Remove(id);
+                Persist(persisted);
+                _persisted = persisted;
+            }
+
             var next = new Dictionary<AdapterId, AdapterRecord>(_records);
             next.Remove(id);
-            Persist(next);
             _records = next;
             return true;
         }

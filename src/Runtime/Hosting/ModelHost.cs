@@ -154,7 +154,10 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
             _preparation = PrepareDefaultAdaptersAsync(defaults);
     }
 
-    /// <summary>The adapters named at start-up (<c>--lora-modules</c>), registered as an admin's shared ones; one that cannot be stops start-up naming it.</summary>
+    /// <summary>
+    /// The adapters named at start-up (<c>--lora-modules</c>), registered as an admin's shared ones for this process only (as
+    /// vLLM's: a start without the switch no longer serves them); one that cannot be stops start-up naming it.
+    /// </summary>
     private async Task RegisterStartupAdaptersAsync(AdapterStoreOptions a, CancellationToken ct)
     {
         foreach (var module in a.Modules)
@@ -163,7 +166,11 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
             {
                 var id = Lifecycle.ParseNewName(module.Name);
                 AdapterLifecycle.CheckPath(module.Path);
-                var (record, _) = await Lifecycle.RegisterAsync(id, module.Path!, AdapterStore.Files.AdapterReadPolicy.Trusted(a.MaxAdapterBytes, a.ReadTimeout), null, ct);
+                var (record, previous) = await Lifecycle.RegisterAsync(id, module.Path!, AdapterStore.Files.AdapterReadPolicy.Trusted(a.MaxAdapterBytes, a.ReadTimeout), null, ct,
+                    processOnly: true);
+                if (previous is not null && previous.Source != record.Source)
+                    logger.LogWarning("Adapter {Adapter}: --lora-modules serves {Path} for this process over its run-time registration from {Source}, which stays registered",
+                        record.Id, record.Source, previous.Source);
                 logger.LogInformation("Adapter {Adapter} registered at start-up from {Path}: {Shape}", record.Id, record.Source, record.Shape);
             }
             catch (AdapterStoreException ex)

@@ -26,6 +26,27 @@ public sealed class AdapterRegistryTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
     }
 
+    /// <summary>The command line's registrations (vLLM's <c>--lora-modules</c>) last for the process: served over the file's, never written.</summary>
+    [Fact]
+    public void Put_ProcessOnly_ServedNotWrittenAndTheFilesKeptUnderIt()
+    {
+        var registry = new AdapterRegistry(RegistryPath);
+        registry.Put(Record("a", "v1"));
+        var startup = Record("a", "v2") with { Source = "/startup/a", ProcessOnly = true };
+        Assert.Equal("v1", registry.Put(startup)!.Version);
+        registry.Put(Record("b", "v1") with { ProcessOnly = true });
+
+        Assert.Equal(startup, registry.Get(AdapterId.Parse("a")));
+        Assert.Equal(["a", "b"], registry.All().Select(r => r.Id.Value));
+        var reopened = new AdapterRegistry(RegistryPath);
+        Assert.Equal([Record("a", "v1")], reopened.All());
+
+        registry.Put(Record("b", "v3"));                          // a run-time registration outlives the command line's
+        Assert.True(registry.Remove(AdapterId.Parse("a")));     // and an unload removes both layers
+        Assert.Equal([Record("b", "v3")], new AdapterRegistry(RegistryPath).All());
+        Assert.Equal([Record("b", "v3")], registry.All());
+    }
+
     private static AdapterRecord Owned(string id, string? tenant) => Record(id, "v1") with { Tenant = tenant };
 
     [Fact]

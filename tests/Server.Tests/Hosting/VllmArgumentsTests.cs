@@ -67,6 +67,27 @@ public sealed class VllmArgumentsTests : IDisposable
         await app.StopAsync();
     }
 
+    /// <summary>As vLLM's, the command line's adapters last for the process: a start without <c>--lora-modules</c> no longer serves them.</summary>
+    [Fact]
+    public async Task Start_LoraModulesThenWithout_ServedOnlyWhileNamed()
+    {
+        string adapter = Path.Combine(_root, "process-only");
+        SyntheticAdapterWriter.Write(adapter, _model, 4, 8, ["q_proj"], 6);
+        string[] common = ["--model", _model, "--cache-dir", Path.Combine(_root, "process-only-cache"), "--dtype", "float32",
+            "--adapter-registry", Path.Combine(_root, "process-only-registry.json")];
+        await using (var server = await ServerProcess.StartAsync([.. common, "--lora-modules", $"startup={adapter}"]))
+        {
+            var (status, _) = await HttpJson.PostAsync(server.Http, "/v1/completions", new JsonObject { ["model"] = "startup", ["prompt"] = "Hi", ["max_tokens"] = 1 });
+            Assert.Equal(200, status);
+        }
+
+        await using (var server = await ServerProcess.StartAsync(common))
+        {
+            var (status, answer) = await HttpJson.PostAsync(server.Http, "/v1/completions", new JsonObject { ["model"] = "startup", ["prompt"] = "Hi", ["max_tokens"] = 1 });
+            Assert.True(status == 404, answer.ToJsonString());
+        }
+    }
+
     /// <summary>A start-up adapter that cannot be read stops start-up naming it; a value that is not name=path is an argument problem.</summary>
     [Fact]
     public async Task Start_LoraModuleMissing_FailsNamingIt()
