@@ -8,9 +8,11 @@ namespace Serving.Server.Api.OpenAi.Responses;
 /// settles them) turned into OpenAI's typed events, each with its <c>sequence_number</c>. One output item is open at a
 /// time, in the order the text gives them; an item opens with <c>response.output_item.added</c> (a message also with its
 /// <c>output_text</c> part), grows by <c>…delta</c> events, and closes with its <c>…done</c> events when the next begins or
-/// the answer ends. The items closed are the final response's <c>output</c>, with the same ids.
+/// the answer ends. The items closed are the final response's <c>output</c>, with the same ids. With logprobs asked
+/// (<see cref="ResponseLogprobs"/>) each text delta carries the entries of the tokens read since the one before, and the
+/// text's <c>done</c> event and part all of them.
 /// </summary>
-internal sealed class ResponseEventStream(ServerSentEvents sse, CancellationToken ct)
+internal sealed class ResponseEventStream(ServerSentEvents sse, CancellationToken ct, bool withLogprobs = false)
 {
     private enum Kind { None, Reasoning, Message, Call }
 
@@ -19,6 +21,15 @@ internal sealed class ResponseEventStream(ServerSentEvents sse, CancellationToke
     private string _id = "";
     private readonly StringBuilder _text = new();
     private string _callId = "", _name = "";
+    private JsonArray _pendingLogprobs = [];
+    private readonly JsonArray _textLogprobs = [];
+
+    /// <summary>The entries of the tokens just read, sent with the next text delta.</summary>
+    public void AddLogprobs(JsonArray entries)
+    {
+        foreach (var entry in entries)
+            _pendingLogprobs.Add(entry!.DeepClone());
+    }
 
     /// <summary>The items closed so far, in order.</summary>
     public JsonArray Items { get; } = [];
@@ -85,7 +96,13 @@ internal sealed class ResponseEventStream(ServerSentEvents sse, CancellationToke
         if (content)
             body["content_index"] = 0;
         if (type == "response.output_text.delta")
-            body["logprobs"] = new JsonArray();
+        {
+            body["logprobs"] = _pendingLogprobs;
+            foreach (var entry in _pendingLogprobs)
+                _textLogprobs.Add(entry!.DeepClone());
+            _pendingLogprobs = [];
+        }
+
         return SendAsync(type, body);
     }
 
@@ -103,9 +120,20 @@ internal sealed class ResponseEventStream(ServerSentEvents sse, CancellationToke
                 item = ResponseShapes.Reasoning(_id, text);
                 break;
             case Kind.Message:
-                await SendAsync("response.output_text.done", Part(new JsonObject { ["text"] = text, ["logprobs"] = new JsonArray() }));
-                await SendAsync("response.content_part.done", Part(new JsonObject { ["part"] = ResponseShapes.OutputText(text) }));
-                item = ResponseShapes.Message(_id, text, "completed");
+                foreach (var entry in _pendingLogprobs.ToList())
+                {
+                    _pendingLogprobs.Remove(entry);
+                    _textLogprobs.Add(entry);
+                }
+
+                await SendAsync("response.output_text.done", Part(new JsonObject { ["text"] = text, ["logprobs"] = _textLogprobs.DeepClone() }));
+                var part = ResponseShapes.OutputText(text);
+                if (withLogprobs)
+                    part["logprobs"] = _textLogprobs.DeepClone();
+                await SendAsync("response.content_part.done", Part(new JsonObject { ["part"] = part.DeepClone() }));
+                item = ResponseShapes.Message(_id, null, "completed");
+                ((JsonArray)item["content"]!).Add(part);
+                _textLogprobs.Clear();
                 break;
             default:
                 await SendAsync("response.function_call_arguments.done",

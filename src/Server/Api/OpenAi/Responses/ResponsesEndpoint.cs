@@ -28,7 +28,9 @@ internal sealed class ResponsesEndpoint(GenerationRequestStage stage, Generation
         var previous = Previous(request, tenant);
         var conversation = previous?.Conversation ?? [];
         using var earlier = previous is null ? null : JsonDocument.Parse("[" + string.Join(',', conversation) + "]");
-        using var chat = JsonDocument.Parse(ResponsesRequest.ToChat(request, earlier?.RootElement).ToJsonString());
+        var chatRequest = ResponsesRequest.ToChat(request, earlier?.RootElement);
+        ResponseLogprobs.CheckReasoning(chatRequest, options.Value.ReasoningParser);
+        using var chat = JsonDocument.Parse(chatRequest.ToJsonString());
         IReadOnlyList<string> input = [.. conversation, .. ResponsesRequest.InputItems(request.GetProperty("input")).Select(i => i.ToJsonString())];
         if (keep && 2 * input.Sum(i => (long)i.Length) is var bytes && bytes > store.MostBytesPerResponse)
             throw ApiException.BadRequest($"the conversation ({bytes} bytes) is more than a stored response may hold ({store.MostBytesPerResponse}, "
@@ -56,7 +58,10 @@ internal sealed class ResponsesEndpoint(GenerationRequestStage stage, Generation
         await foreach (var e in run.Sources[0].WithCancellation(ct))
             choice.Result.Add(e);
         var message = (JsonObject)choice.Whole(null, returnIds: false)["message"]!;
-        var body = Finished(id, created, run, request, ResponseShapes.Items(message), stored);
+        var items = ResponseShapes.Items(message);
+        if (run.TopLogprobs is not null && items.OfType<JsonObject>().FirstOrDefault(i => (string?)i["type"] == "message") is { } answer)
+            answer["content"]![0]!["logprobs"] = ResponseLogprobs.Entries(choice.Result.Events, run.Names);
+        var body = Finished(id, created, run, request, items, stored);
         await Results.Json(body).ExecuteAsync(ctx);
     }
 
@@ -108,7 +113,7 @@ internal sealed class ResponsesEndpoint(GenerationRequestStage stage, Generation
         var ct = ctx.RequestAborted;
         var sse = new ServerSentEvents(ctx.Response);
         var choice = run.Choices[0];
-        var events = new ResponseEventStream(sse, ct);
+        var events = new ResponseEventStream(sse, ct, withLogprobs: run.TopLogprobs is not null);
         await using var source = run.Sources[0].GetAsyncEnumerator(ct);
         try
         {
@@ -121,8 +126,13 @@ internal sealed class ResponsesEndpoint(GenerationRequestStage stage, Generation
             await events.SendAsync("response.created", new JsonObject { ["response"] = opening });
             await events.SendAsync("response.in_progress", new JsonObject { ["response"] = opening.DeepClone() });
             for (; more; more = await source.MoveNextAsync())
+            {
+                if (run.TopLogprobs is not null)
+                    events.AddLogprobs(ResponseLogprobs.Entries([source.Current], run.Names));
                 if (choice.Next(source.Current, null)?["delta"] is JsonObject delta)
                     await events.DeltaAsync(delta);
+            }
+
             if (events.Items.Count == 0)
                 await events.DeltaAsync(new JsonObject { ["content"] = "" });
             await events.CloseAsync();

@@ -17,7 +17,7 @@ internal static class ResponsesRequest
 {
     private static readonly HashSet<string> Known = ["model", "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens", "temperature",
         "top_p", "parallel_tool_calls", "stream", "store", "metadata", "user", "truncation", "seed", "service_tier", "safety_identifier",
-        "prompt_cache_key", "reasoning", "include", "top_k", "min_p", "repetition_penalty", "priority", "cache_salt", "previous_response_id"];
+        "prompt_cache_key", "reasoning", "include", "top_logprobs", "top_k", "min_p", "repetition_penalty", "priority", "cache_salt", "previous_response_id"];
 
     /// <summary>Fields whose meaning needs state this server does not keep, each with why.</summary>
     private static readonly Dictionary<string, string> Stateful = new(StringComparer.Ordinal)
@@ -68,6 +68,7 @@ internal static class ResponsesRequest
             && reasoning.TryGetProperty("effort", out var effort) && effort.ValueKind != JsonValueKind.Null)
             chat["reasoning_effort"] = effort.ToNode();         // chat's: the template variable gpt-oss's template reads
         RefuseUnsupportedSettings(request);
+        ResponseLogprobs.Read(request, chat);
         return chat;
     }
 
@@ -265,9 +266,6 @@ internal static class ResponsesRequest
                     throw ApiException.BadRequest($"'reasoning.{other.Name}' is not supported (reasoning.effort is: it reaches the chat template as reasoning_effort)",
                         $"reasoning.{other.Name}");
         }
-        if (request.TryGetProperty("include", out var include) && include.ValueKind != JsonValueKind.Null
-            && (include.ValueKind != JsonValueKind.Array || include.GetArrayLength() > 0))
-            throw ApiException.BadRequest("'include' is not supported", "include");
         foreach (var (name, kinds) in new (string, JsonValueKind[])[]
         {
             ("store", [JsonValueKind.True, JsonValueKind.False]), ("metadata", [JsonValueKind.Object]), ("user", [JsonValueKind.String]),
