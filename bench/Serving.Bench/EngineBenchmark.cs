@@ -247,7 +247,7 @@ internal sealed class EngineBenchmark(string modelDir, int decodeSteps, int prom
         var c = model.Config;
         var w = model.Weights;
         long weights = w.Layers.Sum(l => l.Projections.Sum(p => p.Outputs * p.Inputs * p.ElementSize)
-                + new[] { l.InputNorm, l.PostAttentionNorm }.Sum(t => t.NumberOfElements * t.ElementSize))
+                + new[] { l.InputNorm, l.PostAttentionNorm }.Sum(t => t is null ? 0 : t.NumberOfElements * t.ElementSize))
             + w.LmHead.Outputs * w.LmHead.Inputs * w.LmHead.ElementSize + w.FinalNorm.NumberOfElements * w.FinalNorm.ElementSize
             + (long)c.HiddenSize * w.Embed.ElementSize;
         long kv = 2L * c.NumLayers * c.NumKvHeads * c.HeadDim * context * w.Embed.ElementSize;

@@ -58,6 +58,8 @@ public static class SyntheticModelWriter
             AddGemma3Fields(config, p.Layers, headDim);
         if (spec.Architecture == "Gemma2ForCausalLM")
             AddGemma2Fields(config, headDim);
+        if (OlmoCheckpoint.Is(spec.Architecture))
+            OlmoCheckpoint.AddConfigFields(config, spec.Architecture, p.Layers);
         if (spec.PartialRotaryFactor is double partial)
             config["partial_rotary_factor"] = partial;
         if (spec.Architecture == "Phi3ForCausalLM")
@@ -269,7 +271,9 @@ public static class SyntheticModelWriter
         for (int i = 0; i < p.Layers; i++)
         {
             string l = $"model.layers.{i}.";
-            yield return Norm(l + "input_layernorm.weight", p.Hidden);
+            bool olmo = OlmoCheckpoint.Is(spec.Architecture);
+            if (!olmo)
+                yield return Norm(l + "input_layernorm.weight", p.Hidden);
             SafetensorsWriter.Entry[] qkv = [Linear(l + "self_attn.q_proj.weight", q, p.Hidden), Linear(l + "self_attn.k_proj.weight", kv, p.Hidden),
                 Linear(l + "self_attn.v_proj.weight", kv, p.Hidden)];
             foreach (var e in fused ? [Stacked(l + "self_attn.qkv_proj.weight", qkv)] : qkv)
@@ -281,10 +285,10 @@ public static class SyntheticModelWriter
                 yield return Normal(l + "self_attn.v_proj.bias", [kv], 0, 0.1);
             }
 
-            if (spec.Architecture is "Qwen3ForCausalLM" or "Qwen3MoeForCausalLM" or "Gemma3ForCausalLM")
+            if (spec.Architecture is "Qwen3ForCausalLM" or "Qwen3MoeForCausalLM" or "Gemma3ForCausalLM" || olmo)
             {
-                yield return Norm(l + "self_attn.q_norm.weight", headDim);
-                yield return Norm(l + "self_attn.k_norm.weight", headDim);
+                yield return Norm(l + "self_attn.q_norm.weight", olmo ? q : headDim);
+                yield return Norm(l + "self_attn.k_norm.weight", olmo ? kv : headDim);
             }
 
             yield return Linear(l + "self_attn.o_proj.weight", p.Hidden, q);
@@ -293,10 +297,9 @@ public static class SyntheticModelWriter
                 yield return e;
             yield return Norm(l + "post_attention_layernorm.weight", p.Hidden);
             if (gemma)
-            {
                 yield return Norm(l + "pre_feedforward_layernorm.weight", p.Hidden);
+            if (gemma || olmo)
                 yield return Norm(l + "post_feedforward_layernorm.weight", p.Hidden);
-            }
 
             if (gptOss)
             {

@@ -9,13 +9,15 @@ internal static class LayerWindows
     /// The window and the layers that do not slide. <c>layer_types</c> names each layer's kind where given; else Qwen2/3
     /// slide only with <c>use_sliding_window</c>, and then in the layers from <c>max_window_layers</c> on (HF's default
     /// 28); Gemma 3 attends to the whole context in every <c>sliding_window_pattern</c>-th layer (default 6), Gemma 2 in
-    /// every second; other
-    /// architectures (Mistral) slide in every layer.
+    /// every second; OLMo 3 in every fourth (OLMo 2 never slides); other architectures (Mistral) slide in every layer.
     /// </summary>
     public static (int? Window, IReadOnlyList<int> FullLayers) Parse(JsonObject o, string architecture, int layers, string source)
     {
         bool qwen = architecture.StartsWith("Qwen", StringComparison.Ordinal), gemma = architecture.StartsWith("Gemma", StringComparison.Ordinal);
-        int? window = ModelConfig.OptionalInt(o, "sliding_window") ?? (gemma ? 4096 : null);
+        bool olmo3 = architecture == "Olmo3ForCausalLM";
+        if (architecture == "Olmo2ForCausalLM")
+            return (null, []);
+        int? window = ModelConfig.OptionalInt(o, "sliding_window") ?? (gemma || olmo3 ? 4096 : null);
         if (!(ModelConfig.OptionalBool(o, "use_sliding_window") ?? !qwen) || window is not int w)
             return (null, []);
         if (w < 1)
@@ -37,6 +39,8 @@ internal static class LayerWindows
             int pattern = ModelConfig.OptionalInt(o, "sliding_window_pattern") ?? (architecture.StartsWith("Gemma2", StringComparison.Ordinal) ? 2 : 6);
             sliding = [.. Enumerable.Range(0, layers).Select(i => pattern <= 0 || (i + 1) % pattern != 0)];
         }
+        else if (olmo3)
+            sliding = [.. Enumerable.Range(0, layers).Select(i => (i + 1) % 4 != 0)];   // transformers' Olmo3Config: every fourth whole-context
         else if (qwen)
         {
             int firstSliding = ModelConfig.OptionalInt(o, "max_window_layers") ?? 28;

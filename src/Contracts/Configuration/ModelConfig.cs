@@ -6,13 +6,13 @@ namespace Serving.Contracts.Configuration;
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
-/// <c>Phi3ForCausalLM</c>, <c>MixtralForCausalLM</c>, <c>Qwen2MoeForCausalLM</c>, <c>Qwen3MoeForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, <c>GptOssForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
+/// <c>Phi3ForCausalLM</c>, <c>MixtralForCausalLM</c>, <c>Qwen2MoeForCausalLM</c>, <c>Qwen3MoeForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, <c>GptOssForCausalLM</c>, <c>Olmo2ForCausalLM</c>, <c>Olmo3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
         "GraniteForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
-        "GptOssForCausalLM", .. MultimodalConfig.Architectures,
+        "GptOssForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", .. MultimodalConfig.Architectures,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
 
     /// <summary>
@@ -114,6 +114,16 @@ public sealed record ModelConfig
     public bool SandwichNorms { get; init; }
 
     /// <summary>
+    /// OLMo 2/3: no norm before attention or the MLP; their outputs are RMSNormed before the residual adds
+    /// (<c>post_attention_layernorm</c>, <c>post_feedforward_layernorm</c>), and q/k are normed across all heads
+    /// (<see cref="QkNormAcrossHeads"/>).
+    /// </summary>
+    public bool PostNormsOnly { get; init; }
+
+    /// <summary>OLMo 2/3: the q and k norms span the whole projection (weights <c>[Hq·D]</c>, <c>[Hkv·D]</c>) rather than each head.</summary>
+    public bool QkNormAcrossHeads { get; init; }
+
+    /// <summary>
     /// An RMSNorm over each query and key head (weights <c>[HeadDim]</c>, <c>q_norm</c>/<c>k_norm</c>) after the q/k
     /// projections and before RoPE (Qwen3).
     /// </summary>
@@ -181,7 +191,7 @@ public sealed record ModelConfig
             throw new ModelConfigException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
         bool isQwen2 = family.StartsWith("Qwen2", StringComparison.Ordinal), isQwen3 = family.StartsWith("Qwen3", StringComparison.Ordinal);
-        bool gptOss = family == "GptOssForCausalLM";
+        bool gptOss = family == "GptOssForCausalLM", olmo = family is "Olmo2ForCausalLM" or "Olmo3ForCausalLM";
         double? swigluLimit = gptOss ? OptionalDouble(o, "swiglu_limit") ?? 7.0 : null;
         if (swigluLimit is double limit && !(limit > 0 && double.IsFinite(limit)))
             throw new ModelConfigException($"{source}: field 'swiglu_limit' must be a positive number, got {limit}");
@@ -212,13 +222,16 @@ public sealed record ModelConfig
             SwigluLimit = swigluLimit,
             SlidingWindow = window,
             FullAttentionLayers = fullLayers,
-            LocalRopeTheta = gemma3 ? OptionalDouble(o, "rope_local_base_freq") ?? 10000.0 : null,
+            // OLMo 3 scales RoPE (YaRN) in its whole-context layers only, as vLLM and SGLang read it.
+            LocalRopeTheta = gemma3 ? OptionalDouble(o, "rope_local_base_freq") ?? 10000.0 : olmo && window is not null ? OptionalDouble(o, "rope_theta") ?? 10000.0 : null,
             Activation = gptOss ? MlpActivation.ClampedSwiglu : ActivationOf(o, source),
             NormScalesByOnePlusWeight = gemma,
             SandwichNorms = gemma,
+            PostNormsOnly = olmo,
+            QkNormAcrossHeads = olmo,
             FusedCheckpointProjections = family == "Phi3ForCausalLM",
             Experts = MixtureOfExperts.Parse(o, family, layers, RequiredInt(o, "intermediate_size", source), source),
-            QkNorm = isQwen3 || gemma3,
+            QkNorm = isQwen3 || gemma3 || olmo,
             AttentionSoftcap = gemma ? Softcap(o, "attn_logit_softcapping", source) : null,
             FinalLogitSoftcap = gemma ? Softcap(o, "final_logit_softcapping", source) : null,
             // Gemma scales its embeddings by √hidden (HF rounds the factor to the compute dtype, as a bf16 tensor's scaling does here).

@@ -66,7 +66,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         var w = model.Weights;
         if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
-            || c.NumHeads * c.HeadDim % 32 != 0 || c.Experts is { IntermediateSize: var expertSize, SharedExpertSize: var sharedSize } && (expertSize % 32 != 0 || sharedSize % 32 != 0))
+            || c.NumHeads * c.HeadDim % 32 != 0 || c.PostNormsOnly || c.Experts is { IntermediateSize: var expertSize, SharedExpertSize: var sharedSize } && (expertSize % 32 != 0 || sharedSize % 32 != 0))
             return false;
         var vectors = w.Layers.SelectMany(l => l.Vectors).Append(w.FinalNorm).Concat(layerRopes.Distinct().SelectMany(r => new[] { r.Cos, r.Sin }));
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
@@ -222,9 +222,10 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         if (_inputNorms is not null)
             return;
         var w = model.Weights;
-        _postNorms = w.Layers.Select(l => (nint)CpuTensorMemory.Address(l.PostAttentionNorm)).ToArray();
-        _qkvBiases = w.Layers.Select(l => l.QkvBias is null ? 0 : (nint)CpuTensorMemory.Address(l.QkvBias)).ToArray();
+        // Never zero where this path runs: a model without pre-norms (OLMo 2) is not eligible.
         static nint AddressOrZero(Tensor? t) => t is null ? 0 : (nint)CpuTensorMemory.Address(t);
+        _postNorms = w.Layers.Select(l => AddressOrZero(l.PostAttentionNorm)).ToArray();
+        _qkvBiases = w.Layers.Select(l => AddressOrZero(l.QkvBias)).ToArray();
         _queryNorms = w.Layers.Select(l => AddressOrZero(l.QNorm)).ToArray();
         _oBiases = w.Layers.Select(l => AddressOrZero(l.OBias)).ToArray();
         _sinks = w.Layers.Select(l => AddressOrZero(l.Sinks)).ToArray();
@@ -234,7 +235,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         _finalNorm = (nint)CpuTensorMemory.Address(w.FinalNorm);
         _cos = layerRopes.Select(r => (nint)CpuTensorMemory.Address(r.Cos)).ToArray();
         _sin = layerRopes.Select(r => (nint)CpuTensorMemory.Address(r.Sin)).ToArray();
-        _inputNorms = w.Layers.Select(l => (nint)CpuTensorMemory.Address(l.InputNorm)).ToArray();
+        _inputNorms = w.Layers.Select(l => AddressOrZero(l.InputNorm)).ToArray();
     }
 
     public void Dispose() => Interlocked.Exchange(ref _workspace, null)?.Dispose();

@@ -10,15 +10,15 @@ namespace Serving.Engine.Model;
 /// </summary>
 public sealed class LlamaLayerWeights : IDisposable
 {
-    public required Tensor InputNorm { get; init; }          // [hidden]; every norm holds its scale (Gemma's 1 + w, folded at load)
+    public Tensor? InputNorm { get; init; }                  // [hidden]; every norm holds its scale (Gemma's 1 + w, folded at load); null: none (OLMo 2)
     public required ProjectionWeight Qkv { get; init; }                // [(Hq + 2·Hkv)·D, hidden]
     public Tensor? QkvBias { get; init; }                    // [(Hq + 2·Hkv)·D] (Qwen2)
-    public Tensor? QNorm { get; init; }                      // [D], every query head's RMSNorm weight (Qwen3)
-    public Tensor? KNorm { get; init; }                      // [D], every key head's (Qwen3)
+    public Tensor? QNorm { get; init; }                      // [D], every query head's RMSNorm weight (Qwen3); [Hq·D] across heads (OLMo 2)
+    public Tensor? KNorm { get; init; }                      // [D], every key head's (Qwen3); [Hkv·D] (OLMo 2)
     public required ProjectionWeight O { get; init; }                  // [hidden, Hq·D]
     public Tensor? OBias { get; init; }                      // [hidden] (attention_bias outside Qwen2: gpt-oss)
     public Tensor? Sinks { get; init; }                      // [Hq] float32 whatever the compute dtype: each head's sink logit (gpt-oss)
-    public required Tensor PostAttentionNorm { get; init; }  // [hidden], the MLP's input norm (Gemma's pre_feedforward_layernorm)
+    public Tensor? PostAttentionNorm { get; init; }          // [hidden], the MLP's input norm (Gemma's pre_feedforward_layernorm); null: none (OLMo 2)
     public Tensor? AttentionOutputNorm { get; init; }        // [hidden], over o before its residual add (Gemma's post_attention_layernorm)
     public Tensor? MlpOutputNorm { get; init; }              // [hidden], over down before its residual add (Gemma's post_feedforward_layernorm)
     public ProjectionWeight? GateUp { get; init; }                     // [2·intermediate, hidden]; null in a mixture-of-experts layer
@@ -42,7 +42,7 @@ public sealed class LlamaLayerWeights : IDisposable
 
     public void Dispose()
     {
-        InputNorm.Dispose();
+        InputNorm?.Dispose();
         Qkv.Dispose();
         QkvBias?.Dispose();
         QNorm?.Dispose();
@@ -51,7 +51,7 @@ public sealed class LlamaLayerWeights : IDisposable
         OBias?.Dispose();
         Sinks?.Dispose();
         RouterBias?.Dispose();
-        PostAttentionNorm.Dispose();
+        PostAttentionNorm?.Dispose();
         AttentionOutputNorm?.Dispose();
         MlpOutputNorm?.Dispose();
         GateUp?.Dispose();

@@ -213,7 +213,9 @@ public sealed class LlamaModel : IDisposable
         int qOut = c.NumHeads * c.HeadDim, kvOut = c.NumKvHeads * c.HeadDim;
 
         Tensor normed;
-        if (residual is null)
+        if (w.InputNorm is null)
+            normed = x = residual is null ? x : x.Plus(residual);                                              // OLMo 2: no norm before attention
+        else if (residual is null)
             normed = RmsNorm(x, w.InputNorm);
         else if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(residual) && CpuElementwiseKernels.Supports(w.InputNorm))
             normed = CpuElementwiseKernels.RmsNorm(x, w.InputNorm, (float)Config.RmsNormEps, addFirst: residual);   // x += residual in the same pass
@@ -265,7 +267,9 @@ public sealed class LlamaModel : IDisposable
         if (w.AttentionOutputNorm is not null)
             o = RmsNorm(o, w.AttentionOutputNorm);
         Tensor normed2;
-        if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(o) && CpuElementwiseKernels.Supports(w.PostAttentionNorm))
+        if (w.PostAttentionNorm is null)
+            normed2 = x = x.Plus(o);                                                                           // OLMo 2: no norm before the MLP
+        else if (UseCpuElementwise(x) && CpuElementwiseKernels.Supports(o) && CpuElementwiseKernels.Supports(w.PostAttentionNorm))
         {
             normed2 = CpuElementwiseKernels.RmsNorm(x, w.PostAttentionNorm, (float)Config.RmsNormEps, addFirst: o);   // x += o in the same pass
         }

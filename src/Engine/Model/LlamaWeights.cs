@@ -78,7 +78,7 @@ public sealed class LlamaWeights : IDisposable
                 bool sparse = c.Experts?.IsSparse(i) == true;
                 var layer = new LlamaLayerWeights
                 {
-                    InputNorm = Norm(p + "input_layernorm.weight", h),
+                    InputNorm = c.PostNormsOnly ? null : Norm(p + "input_layernorm.weight", h),
                     Qkv = Projection(c.FusedCheckpointProjections
                         ? loader.Load(p + "self_attn.qkv_proj.weight", source ?? loader.Dtype, qOut + 2 * kvOut, h)
                         : loader.LoadConcatenated([
@@ -91,14 +91,14 @@ public sealed class LlamaWeights : IDisposable
                             (p + "self_attn.k_proj.bias", [kvOut]),
                             (p + "self_attn.v_proj.bias", [kvOut])])
                         : null,
-                    QNorm = c.QkNorm ? Norm(p + "self_attn.q_norm.weight", d) : null,
-                    KNorm = c.QkNorm ? Norm(p + "self_attn.k_norm.weight", d) : null,
+                    QNorm = c.QkNorm ? Norm(p + "self_attn.q_norm.weight", c.QkNormAcrossHeads ? qOut : d) : null,
+                    KNorm = c.QkNorm ? Norm(p + "self_attn.k_norm.weight", c.QkNormAcrossHeads ? kvOut : d) : null,
                     O = Projection(loader.Load(p + "self_attn.o_proj.weight", source ?? loader.Dtype, h, qOut)),
                     OBias = c.AttentionOutputBias ? loader.Load(p + "self_attn.o_proj.bias", h) : null,
                     Sinks = c.AttentionSinks ? loader.Load(p + "self_attn.sinks", ScalarType.Float32, c.NumHeads) : null,
-                    PostAttentionNorm = Norm(p + (c.SandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), h),
-                    AttentionOutputNorm = c.SandwichNorms ? Norm(p + "post_attention_layernorm.weight", h) : null,
-                    MlpOutputNorm = c.SandwichNorms ? Norm(p + "post_feedforward_layernorm.weight", h) : null,
+                    PostAttentionNorm = c.PostNormsOnly ? null : Norm(p + (c.SandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), h),
+                    AttentionOutputNorm = c.SandwichNorms || c.PostNormsOnly ? Norm(p + "post_attention_layernorm.weight", h) : null,
+                    MlpOutputNorm = c.SandwichNorms || c.PostNormsOnly ? Norm(p + "post_feedforward_layernorm.weight", h) : null,
                     GateUp = sparse ? null : Projection(c.FusedCheckpointProjections
                         ? loader.Load(p + "mlp.gate_up_proj.weight", source ?? loader.Dtype, 2 * c.IntermediateSize, h)
                         : loader.LoadConcatenated([

@@ -17,11 +17,21 @@ internal static class RmsNorms
     }
 
     /// <summary>
-    /// Qwen3's RMSNorm of every query and key head, in place in qkv <c>[T, (Hq + 2·Hkv)·D]</c>, before RoPE (HF applies it
-    /// to q_proj's and k_proj's outputs, LoRA included); v's heads untouched.
+    /// Qwen3's RMSNorm of every query and key head (OLMo 2's of all query and of all key columns), in place in qkv
+    /// <c>[T, (Hq + 2·Hkv)·D]</c>, before RoPE (HF applies it to q_proj's and k_proj's outputs, LoRA included); v's untouched.
     /// </summary>
     public static void HeadsInPlace(Tensor qkv, LlamaLayerWeights w, ModelConfig c, bool cpuKernels)
     {
+        if (c.QkNormAcrossHeads)
+        {
+            // OLMo 2: one RMSNorm over all of q's columns and one over k's.
+            using var queries = qkv.narrow(1, 0, (long)c.NumHeads * c.HeadDim);
+            using var keys = qkv.narrow(1, (long)c.NumHeads * c.HeadDim, (long)c.NumKvHeads * c.HeadDim);
+            queries.copy_(Torch(queries, w.QNorm!, c.RmsNormEps));
+            keys.copy_(Torch(keys, w.KNorm!, c.RmsNormEps));
+            return;
+        }
+
         if (cpuKernels && CpuElementwiseKernels.Supports(qkv) && CpuElementwiseKernels.Supports(w.QNorm!) && CpuElementwiseKernels.Supports(w.KNorm!))
         {
             HeadRmsNormKernel.Apply(qkv, c.NumHeads, c.NumKvHeads, c.HeadDim, w.QNorm!, w.KNorm!, (float)c.RmsNormEps);

@@ -37,6 +37,7 @@ public sealed class KvCacheGroupsModelTests : IDisposable
     [InlineData("Gemma3ForCausalLM", ScalarType.BFloat16, true)]
     [InlineData("GptOssForCausalLM", ScalarType.Float32, true)]
     [InlineData("GptOssForCausalLM", ScalarType.BFloat16, false)]
+    [InlineData("Olmo3ForCausalLM", ScalarType.Float32, false)]
     public void Forward_SlidingBlocksReleasedAndReused_SameLogitsAsOneGroup(string architecture, ScalarType dtype, bool cpuKernels)
     {
         using var loaded = LoadedModel.Load(Model(architecture), dtype, CPU, 64);

@@ -106,7 +106,8 @@ internal sealed class ScalarReferenceModel
             var v = new double[t][];
             for (int i = 0; i < t; i++)
             {
-                var n = RmsNorm(x[i], W(p + "input_layernorm.weight"));
+                // OLMo 2/3 norm no layer's input: attention reads the residual stream itself.
+                var n = _w.ContainsKey(p + "input_layernorm.weight") ? RmsNorm(x[i], W(p + "input_layernorm.weight")) : x[i];
                 q[i] = Rope(HeadNorm(Project(layer, "self_attn.q_proj", n, hq * d, h), p + "self_attn.q_norm.weight"), i, hq, layer);
                 k[i] = Rope(HeadNorm(Project(layer, "self_attn.k_proj", n, hkv * d, h), p + "self_attn.k_norm.weight"), i, hkv, layer);
                 v[i] = Project(layer, "self_attn.v_proj", n, hkv * d, h);
@@ -153,7 +154,8 @@ internal sealed class ScalarReferenceModel
                     o = RmsNorm(o, W(p + "post_attention_layernorm.weight"));
                 for (int j = 0; j < h; j++)
                     x[i][j] += _c.ResidualMultiplier * o[j];
-                var n2 = RmsNorm(x[i], W(p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")));
+                string mlpNorm = p + (sandwich ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight");
+                var n2 = _w.ContainsKey(mlpNorm) ? RmsNorm(x[i], W(mlpNorm)) : [.. x[i]];
                 var down = _c.Experts is { SoftmaxOverTopK: true } ? GptOssReferenceExperts.Apply(p, n2, _c, W, (e, target, input) => Lora(layer, m => m.Expert == e && m.Target == target, input))
                     : _c.Experts is { } moe && moe.IsSparse(layer) ? Experts(layer, n2, moe)
                     : Mlp(layer, n2, "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", _c.IntermediateSize);
@@ -301,11 +303,16 @@ internal sealed class ScalarReferenceModel
 
     private float[]? Bias(string name) => _w.TryGetValue(name, out var b) ? b.Data : null;
 
-    /// <summary>Qwen3: each head of <paramref name="x"/> RMSNormed with the checkpoint's <paramref name="weight"/>, when it has one.</summary>
+    /// <summary>
+    /// Qwen3: each head of <paramref name="x"/> RMSNormed with the checkpoint's <paramref name="weight"/>, when it has one;
+    /// OLMo 2: all of x at once, its weight as wide as x.
+    /// </summary>
     private double[] HeadNorm(double[] x, string weight)
     {
         if (!_w.ContainsKey(weight))
             return x;
+        if (W(weight).Length == x.Length)
+            return RmsNorm(x, W(weight));
         int d = _c.HeadDim;
         return [.. x.Chunk(d).SelectMany(head => RmsNorm(head, W(weight)))];
     }
