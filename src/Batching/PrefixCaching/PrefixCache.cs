@@ -41,9 +41,15 @@ internal sealed class PrefixCache(KvBlockAllocator kv, bool enabled)
                         break;
                     }
 
-        for (int g = 0; g < layout.GroupCount && n > 0; g++)
-            if (layout.Windows[g] is not null)
-                n = LongestWindowHit(g, keys, n);
+        // Each sliding group may shorten the hit, and a shorter hit reads other blocks: shorten until every group has its window.
+        for (int before = -1; n > 0 && n != before;)
+        {
+            before = n;
+            for (int g = 0; g < layout.GroupCount && n > 0; g++)
+                if (layout.Windows[g] is not null)
+                    n = LongestWindowHit(g, keys, n);
+        }
+
         for (int g = 0; g < layout.GroupCount; g++)
         {
             int first = layout.FirstHeldBlock(g, n * kv.BlockSize);

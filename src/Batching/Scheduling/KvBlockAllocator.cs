@@ -181,18 +181,6 @@ public sealed class KvBlockAllocator
         }
     }
 
-    /// <summary>
-    /// Appends to <paramref name="table"/> (one reference each) the cached blocks of the longest run of
-    /// <paramref name="keys"/>, from the first, that are all cached, up to <paramref name="maxBlocks"/>; returns how many.
-    /// </summary>
-    public int Reuse(IReadOnlyList<PrefixBlockKey> keys, int maxBlocks, List<int> table)
-    {
-        int reused = 0;
-        for (; reused < Math.Min(keys.Count, maxBlocks) && Cached(keys[reused], 0) is int block; reused++)
-            Take(block, table);
-        return reused;
-    }
-
     /// <summary>The block cached under <paramref name="key"/> for group <paramref name="group"/>, referenced or not; null if none.</summary>
     public int? Cached(PrefixBlockKey key, int group) => _blockOf.TryGetValue((key, group), out int block) ? block : null;
 

@@ -61,6 +61,7 @@ public sealed class StepScheduler
         _time = time;
         MaxSequences = maxSequences;
         MaxContext = maxContext;
+        KvGroups = kvGroups;
         var layout = new KvLayout(options.KvBlockSize, kvGroups?.Windows ?? [null]);
         // One sequence at the max context, fed a step's prefill budget at a time, holds at most this many blocks.
         int chunk = options.MaxPrefillTokensPerStep > 0 ? options.MaxPrefillTokensPerStep : maxContext;
@@ -84,6 +85,9 @@ public sealed class StepScheduler
         long layers = groups?.Layers.Sum(g => g.Count) ?? 1, perBlock = groups?.LayersPerGroup ?? 1;
         return (int)Math.Min(int.MaxValue, (layout.BlocksFor(tokens) * layers + perBlock - 1) / perBlock);
     }
+
+    /// <summary>The model's KV groups the tables follow; null: one whole-context group.</summary>
+    public KvCacheGroups? KvGroups { get; }
 
     public int MaxSequences { get; }
     public int MaxContext { get; }

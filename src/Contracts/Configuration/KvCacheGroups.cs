@@ -46,6 +46,9 @@ public sealed class KvCacheGroups
     /// <summary>The storage slot of <paramref name="layer"/> within its group's blocks.</summary>
     public int SlotOf(int layer) => _slotOf[layer];
 
+    /// <summary>Whether these are groups of exactly layers 0 … <paramref name="layers"/> − 1.</summary>
+    public bool Covers(int layers) => _groupOf.Length == layers;
+
     /// <summary>The first position group <paramref name="group"/> must still hold for a token at <paramref name="position"/>.</summary>
     public int FirstHeld(int group, int position) => Windows[group] is int w ? Math.Max(0, position - w + 1) : 0;
 

@@ -365,7 +365,7 @@ internal static unsafe class CpuElementwiseKernels
         OpenMpTeam.For(chunks, RangeParts<TJob>.Even(job, rows, chunks));
     }
 
-    private static float[] Scratch(int length)
+    internal static float[] Scratch(int length)
     {
         if (_scratch is null || _scratch.Length < length)
             _scratch = new float[length];
@@ -375,7 +375,7 @@ internal static unsafe class CpuElementwiseKernels
     internal static int Size(bool bf16) => bf16 ? 2 : 4;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Load(byte* source, bool bf16, Span<float> destination)
+    internal static void Load(byte* source, bool bf16, Span<float> destination)
     {
         if (bf16)
             Bf16.ToFloat(new ReadOnlySpan<ushort>(source, destination.Length), destination);
@@ -384,7 +384,7 @@ internal static unsafe class CpuElementwiseKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(ReadOnlySpan<float> source, byte* destination, bool bf16)
+    internal static void Store(ReadOnlySpan<float> source, byte* destination, bool bf16)
     {
         if (bf16)
             Bf16.FromFloat(source, new Span<ushort>(destination, source.Length));

@@ -51,6 +51,18 @@ internal static unsafe class ElementwiseRowMath
         }
     }
 
+    /// <summary>One row of a residual add, <c>x = dt(x + r)</c> (libtorch's add in the compute dtype); pointers to H elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Add<T>(byte* x, byte* r, int h) where T : struct, ITensorElement
+    {
+        for (int i = 0; i < h; i += 32)
+        {
+            nint offset = (nint)i * T.Size;
+            T.StorePair(x + offset, Rounded<T>(T.LoadPairFirst(x + offset) + T.LoadPairFirst(r + offset)),
+                Rounded<T>(T.LoadPairSecond(x + offset) + T.LoadPairSecond(r + offset)));
+        }
+    }
+
     /// <summary>One row of a gated activation, <c>y = dt(act(g)) · u</c>; pointers to I elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GatedActivation<T, TAct>(byte* gate, byte* up, byte* y, int inter) where T : struct, ITensorElement where TAct : struct, IGateActivation

@@ -66,7 +66,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         var w = model.Weights;
         if (model.Dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || model.Device.type != TorchSharp.DeviceType.CPU || !DecodeAttentionScores.Supports(c.HeadDim)
             || !VectorExp.IsSupported || c.HiddenSize % 32 != 0 || c.IntermediateSize % 32 != 0
-            || c.NumHeads * c.HeadDim % 32 != 0 || c.PostNormsOnly || c.Experts is { IntermediateSize: var expertSize, SharedExpertSize: var sharedSize } && (expertSize % 32 != 0 || sharedSize % 32 != 0))
+            || c.NumHeads * c.HeadDim % 32 != 0 || c.Experts is { IntermediateSize: var expertSize, SharedExpertSize: var sharedSize } && (expertSize % 32 != 0 || sharedSize % 32 != 0))
             return false;
         var vectors = w.Layers.SelectMany(l => l.Vectors).Append(w.FinalNorm).Concat(layerRopes.Distinct().SelectMany(r => new[] { r.Cos, r.Sin }));
         var projections = w.Layers.SelectMany(l => l.Projections).Append(w.LmHead).ToList();
@@ -137,12 +137,13 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
             var layer = w.Layers[l];
             var attended = steps.For(l);
             byte* keys = cache.KeysAddress(l), values = cache.ValuesAddress(l);
-            CpuElementwiseKernels.RmsNorm(xp, (byte*)_inputNorms![l], normed, l == 0 ? null : down, t, h, eps, bf16);
-            layer.Qkv.LinearRaw(normed, t, (void*)_qkvBiases![l], qkv, float32Output: false);
+            // OLMo 2 norms no layer input: attention (and the MLP) read the residual stream x itself.
+            var (attentionIn, attentionInAddress) = Input(_inputNorms![l], xp, l == 0 ? null : down, x, ws, normed, t, h, eps, bf16);
+            layer.Qkv.LinearRaw((byte*)attentionInAddress, t, (void*)_qkvBiases![l], qkv, float32Output: false);
             if (lora is not null)
-                Lora(l, LoraTarget.Q, ws.Normed, normed, ws.Qkv, qkv, qkvWidth, lora, bf16);
+                Lora(l, LoraTarget.Q, attentionIn, (byte*)attentionInAddress, ws.Qkv, qkv, qkvWidth, lora, bf16);
             if (_queryNorms![l] != 0)
-                HeadRmsNormKernel.Apply(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16);
+                HeadRmsNormKernel.Apply(qkv, t, hq, hkv, d, (byte*)_queryNorms[l], (byte*)_keyNorms![l], eps, bf16, c.QkNormAcrossHeads);
             if (c.AttentionMultiplier is double scale)
                 RowScaling.Apply(qkv, t, qkvWidth, hq * d, (float)(scale * Math.Sqrt(d)), bf16);
             CpuElementwiseKernels.Rotate(qkv, t, qkvWidth, hq + hkv, d, c.RotaryDim / 2, (byte*)_cos![l], (byte*)_sin![l], positions, keys, values, hkv, cacheRows,
@@ -156,16 +157,16 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 RowScaling.Apply(o, t, h, h, (float)c.ResidualMultiplier, bf16);
             if (_attentionOutputNorms![l] != 0)
                 CpuElementwiseKernels.RmsNorm(o, (byte*)_attentionOutputNorms[l], o, null, t, h, eps, bf16);
-            CpuElementwiseKernels.RmsNorm(xp, (byte*)_postNorms![l], normed, o, t, h, eps, bf16);
+            var (mlpIn, mlpInAddress) = Input(_postNorms![l], xp, o, x, ws, normed, t, h, eps, bf16);
             if (layer.Experts is not null)
-                ExpertMlpRaw.Run(layer, c, ws, normed, down, t, bf16, lora is not null && lora.EntrySlots.Any(model.Adapters!.AdaptsExperts)
+                ExpertMlpRaw.Run(layer, c, ws, (byte*)mlpInAddress, down, t, bf16, lora is not null && lora.EntrySlots.Any(model.Adapters!.AdaptsExperts)
                     ? new ExpertAdapters(l, model.Adapters, lora, null, (CpuLoraKernel)model.LoraKernel) : null);
             else
             {
                 bool adaptedMlp = lora is not null && c.Experts is null;      // a mixture-of-experts model's adapters adapt experts, not a dense layer's MLP
-                layer.GateUp!.LinearRaw(normed, t, null, gateUp, float32Output: false);
+                layer.GateUp!.LinearRaw((byte*)mlpInAddress, t, null, gateUp, float32Output: false);
                 if (adaptedMlp)
-                    Lora(l, LoraTarget.Gate, ws.Normed, normed, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora!, bf16);
+                    Lora(l, LoraTarget.Gate, mlpIn, (byte*)mlpInAddress, ws.GateUp, gateUp, 2 * c.IntermediateSize, lora!, bf16);
                 CpuElementwiseKernels.GatedActivation(gateUp, activated, t, c.IntermediateSize, c.Activation, bf16, (float)(c.SwigluLimit ?? 0));
                 layer.Down!.LinearRaw(activated, t, null, down, float32Output: false);
                 if (adaptedMlp)
@@ -181,6 +182,23 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         CpuElementwiseKernels.RmsNorm(xp, (byte*)_finalNorm, normed, down, t, h, eps, bf16);
         w.LmHead.LinearRaw(normed, t, null, CpuTensorMemory.Address(logits), float32Output: true);
         Interlocked.Increment(ref _steps);
+    }
+
+    /// <summary>
+    /// A sublayer's input: x += <paramref name="residual"/> (when given) and its RMSNorm into the workspace's normed rows, or
+    /// without a norm (<paramref name="norm"/> 0: OLMo 2) x itself after the add.
+    /// </summary>
+    private static (Tensor Input, nint Address) Input(nint norm, byte* xp, byte* residual, Tensor x, DecodeWorkspace ws, byte* normed, int t, int h, float eps, bool bf16)
+    {
+        if (norm != 0)
+        {
+            CpuElementwiseKernels.RmsNorm(xp, (byte*)norm, normed, residual, t, h, eps, bf16);
+            return (ws.Normed, (nint)normed);
+        }
+
+        if (residual != null)
+            ResidualAddKernel.Apply(xp, residual, t, h, bf16);
+        return (x, (nint)xp);
     }
 
     /// <summary><see cref="RunLayers"/> as a held region's body.</summary>
@@ -222,7 +240,6 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
         if (_inputNorms is not null)
             return;
         var w = model.Weights;
-        // Never zero where this path runs: a model without pre-norms (OLMo 2) is not eligible.
         static nint AddressOrZero(Tensor? t) => t is null ? 0 : (nint)CpuTensorMemory.Address(t);
         _postNorms = w.Layers.Select(l => AddressOrZero(l.PostAttentionNorm)).ToArray();
         _qkvBiases = w.Layers.Select(l => AddressOrZero(l.QkvBias)).ToArray();

@@ -115,7 +115,7 @@ public sealed class LlamaModel : IDisposable
     {
         int context = Math.Min(maxContext, MaxPositions);
         groups ??= KvCacheGroups.Single(Config.NumLayers);
-        if (groups.GroupOf(Config.NumLayers - 1) >= groups.Count || groups.Layers.Sum(g => g.Count) != Config.NumLayers)
+        if (!groups.Covers(Config.NumLayers))
             throw new ArgumentException($"the KV groups ({groups}) do not cover the model's {Config.NumLayers} layers", nameof(groups));
         int blocks = totalBlocks ?? maxSequences * groups.Count * ((context + blockSize - 1) / blockSize);
         return new KvCache(groups, blocks, blockSize, context, Config.NumKvHeads, Config.HeadDim, Dtype, Device);

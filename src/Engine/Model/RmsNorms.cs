@@ -22,6 +22,12 @@ internal static class RmsNorms
     /// </summary>
     public static void HeadsInPlace(Tensor qkv, LlamaLayerWeights w, ModelConfig c, bool cpuKernels)
     {
+        if (cpuKernels && CpuElementwiseKernels.Supports(qkv) && CpuElementwiseKernels.Supports(w.QNorm!) && CpuElementwiseKernels.Supports(w.KNorm!))
+        {
+            HeadRmsNormKernel.Apply(qkv, c.NumHeads, c.NumKvHeads, c.HeadDim, w.QNorm!, w.KNorm!, (float)c.RmsNormEps, c.QkNormAcrossHeads);
+            return;
+        }
+
         if (c.QkNormAcrossHeads)
         {
             // OLMo 2: one RMSNorm over all of q's columns and one over k's.
@@ -29,12 +35,6 @@ internal static class RmsNorms
             using var keys = qkv.narrow(1, (long)c.NumHeads * c.HeadDim, (long)c.NumKvHeads * c.HeadDim);
             queries.copy_(Torch(queries, w.QNorm!, c.RmsNormEps));
             keys.copy_(Torch(keys, w.KNorm!, c.RmsNormEps));
-            return;
-        }
-
-        if (cpuKernels && CpuElementwiseKernels.Supports(qkv) && CpuElementwiseKernels.Supports(w.QNorm!) && CpuElementwiseKernels.Supports(w.KNorm!))
-        {
-            HeadRmsNormKernel.Apply(qkv, c.NumHeads, c.NumKvHeads, c.HeadDim, w.QNorm!, w.KNorm!, (float)c.RmsNormEps);
             return;
         }
 

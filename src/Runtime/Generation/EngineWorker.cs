@@ -31,7 +31,6 @@ public sealed class EngineWorker : BackgroundService
     private readonly HostAdapterCache _hostCache;
     private readonly ConcurrentDictionary<RequestId, ActiveRequest> _requests = new();
     private volatile StepScheduler? _scheduler;
-    private KvCacheGroups? _kvGroups;
     private AdapterSlotBinder? _binder;
     private long _nextId;
     private volatile bool _running;
@@ -168,8 +167,8 @@ public sealed class EngineWorker : BackgroundService
         var model = _host.Model;
         _binder = new AdapterSlotBinder(_host, _hostCache, id => _requests[id].Command.Adapters, _metrics);
         _metrics.Vllm.ModelName = _host.ModelId;
-        _kvGroups = KvCacheGroups.For(model.Config, _batching.HybridKvCache);
-        _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time, _kvGroups);
+        _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time,
+            KvCacheGroups.For(model.Config, _batching.HybridKvCache));
         _logger.LogInformation("Speculative decoding: {Speculation}", _drafts.Description);
         // Accepting from here on: requests queued before the loop thread is scheduled simply wait in the scheduler.
         _running = true;
@@ -190,13 +189,8 @@ public sealed class EngineWorker : BackgroundService
     {
         var scheduler = _scheduler!;
         var model = _host.Model.Model;
-        using var cache = model.CreateKvCache(scheduler.MaxSequences, scheduler.MaxContext, scheduler.Kv.BlockSize, scheduler.Kv.TotalBlocks, _kvGroups);
-        _logger.LogInformation("KV cache: {Blocks} blocks of {BlockSize} tokens ({MiB:F0} MiB), up to {Sequences} sequences of {Context} tokens; {Groups}",
-            cache.TotalBlocks, cache.BlockSize, cache.TotalBytes / 1048576.0, scheduler.MaxSequences, scheduler.MaxContext, cache.Groups);
-        if (cache.Groups.Slides && cache.Groups.Count > 1)
-            _logger.LogInformation("Sliding layers' blocks behind their window go back to the pool: {MaxSequences} sequences of {Context} tokens take {MiB:F0} MiB (every layer keeping every position: {Whole:F0} MiB; --disable-hybrid-kv-cache-manager)",
-                scheduler.MaxSequences, scheduler.MaxContext, cache.TotalBytes / 1048576.0,
-                cache.TotalBytes / 1048576.0 / cache.TotalBlocks / cache.Groups.LayersPerGroup * model.Config.NumLayers * scheduler.MaxSequences * scheduler.Kv.BlocksFor(scheduler.MaxContext));
+        using var cache = model.CreateKvCache(scheduler.MaxSequences, scheduler.MaxContext, scheduler.Kv.BlockSize, scheduler.Kv.TotalBlocks, scheduler.KvGroups);
+        KvCacheReport.Log(_logger, cache, scheduler, model.Config.NumLayers);
         _metrics.KvCacheBytes = cache.TotalBytes;
         var stepper = new GenerationStepper(model, cache);
         try

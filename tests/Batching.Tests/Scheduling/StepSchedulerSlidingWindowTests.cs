@@ -165,4 +165,28 @@ public sealed class StepSchedulerSlidingWindowTests
         Assert.Equal(Math.Max(0, hit * 4 - Window + 1) / 4, r.Blocks[1].Count(b => b == SequenceBlocks.Released));
         Assert.Equal(r.Blocks.Held.Count(), kv.UsedBlocks);
     }
+
+    /// <summary>Two sliding groups: a hit one group's window allows but not the other's is shortened until both hold theirs.</summary>
+    [Theory]
+    [InlineData(new[] { 8, 9 }, new[] { 6, 7, 8, 9 }, 10)]   // both hold position 40's window (blocks 8, 9)
+    [InlineData(new[] { 8, 9 }, new[] { 6, 7 }, 0)]          // one holds 40's only, the other 32's only: no length suits both
+    [InlineData(new[] { 6, 7, 8 }, new[] { 6, 7 }, 8)]       // both hold 32's (blocks 6, 7)
+    public void Reuse_TwoSlidingGroupsCachedDifferently_AHitBothHold(int[] first, int[] second, int expected)
+    {
+        var kv = new KvBlockAllocator(64, new KvLayout(4, [null, Window, Window]));
+        var keys = PrefixKeyChain.Compute(PrefixCacheSeed.Create("m", [], "", null), Tokens(44, 1), 4);
+        foreach (var (group, blocks) in new[] { (0, Enumerable.Range(0, 10).ToArray()), (1, first), (2, second) })
+        {
+            var table = new List<int>();
+            kv.TryAllocate(blocks.Length, table);
+            for (int i = 0; i < blocks.Length; i++)
+                kv.Register(table[i], keys[blocks[i]], group);
+            kv.Release(table);
+        }
+
+        var r = new ScheduledRequest(new RequestId(1), "", AdapterMix.None, 44, null, CancellationToken.None, keys) { Blocks = new SequenceBlocks(3) };
+
+        Assert.Equal(expected, new PrefixCache(kv, enabled: true).Reuse(r));
+        Assert.Equal(r.Blocks.Held.Count(), kv.UsedBlocks);
+    }
 }

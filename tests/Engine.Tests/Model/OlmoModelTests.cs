@@ -11,7 +11,7 @@ namespace Serving.Engine.Tests.Model;
 /// OLMo 2 and OLMo 3 (<c>Olmo2ForCausalLM</c>, <c>Olmo3ForCausalLM</c>): no norm before attention or the MLP, their outputs
 /// RMSNormed before the residual adds, q and k normed across all heads; OLMo 3 also slides (window 4, every fourth layer and
 /// the last whole-context) with YaRN in its whole-context layers only — checked against the scalar reference forward, with
-/// and without adapters, on the CPU kernels and libtorch's ops, and in a grouped KV cache.
+/// and without adapters, on the CPU kernels, libtorch's ops and the fused decode path, and in a grouped KV cache.
 /// </summary>
 public sealed class OlmoModelTests : IDisposable
 {
@@ -82,6 +82,17 @@ public sealed class OlmoModelTests : IDisposable
     [InlineData("Olmo3ForCausalLM", ScalarType.BFloat16)]
     public void Forward_CpuKernelsAndLibtorchOps_SameLogits(string architecture, ScalarType dtype) =>
         ArchitectureChecks.CpuKernelsAgreeWithLibtorchOps(Model(architecture), Prompt, dtype);
+
+    /// <summary>Decode steps of an adapted row beside a base one on the fused CPU path (its residual adds without a norm, q/k normed across heads): the per-op path's bits.</summary>
+    [Theory]
+    [InlineData("Olmo2ForCausalLM", ScalarType.Float32)]
+    [InlineData("Olmo2ForCausalLM", ScalarType.BFloat16)]
+    [InlineData("Olmo3ForCausalLM", ScalarType.BFloat16)]
+    public void Forward_TileGridDecodeSteps_FusedPathBitForBitThePerOpPath(string architecture, ScalarType dtype)
+    {
+        string dir = TileGridModel.Ensure(Path.Combine(_root, $"tile-grid-{architecture}"), TileGridModel.Spec(seed: 89) with { Architecture = architecture });
+        ArchitectureChecks.FusedDecodeMatchesPerOpPath(dir, dtype);
+    }
 
     public void Dispose() => TestDirectories.Delete(_root);
 }
