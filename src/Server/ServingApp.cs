@@ -37,6 +37,7 @@ public static class ServingApp
         ["--max-num-seqs"] = "Serving:Model:MaxSequences",                  // vLLM's name
         ["--served-model-name"] = "Serving:Model:Name",                     // vLLM's name
         ["--chat-template"] = "Serving:Model:ChatTemplate",
+        ["--generation-config"] = "Serving:Model:GenerationConfig",            // vLLM's
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",
         ["--batching-policy"] = "Serving:Batching:Policy",
         ["--scheduling-policy"] = "Serving:Batching:SchedulingPolicy",

@@ -19,6 +19,12 @@ public sealed class ModelOptions
     /// </summary>
     public string? ChatTemplate { get; set; }
 
+    /// <summary>Where requests' sampling defaults come from: <c>auto</c>, <c>vllm</c> or a folder (<see cref="GenerationConfigOption"/>).</summary>
+    public string GenerationConfig { get; set; } = GenerationConfigOption.Auto;
+
+    /// <summary>Sampling defaults over the generation config's (vLLM's <c>--override-generation-config</c>).</summary>
+    public GenerationOverrides GenerationOverrides { get; set; } = new();
+
     public string Dtype { get; set; } = "auto";
     public string Device { get; set; } = "cpu";
 

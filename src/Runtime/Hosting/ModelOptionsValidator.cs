@@ -28,6 +28,9 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
             errors.Add(ex.Message);
         }
 
+        if (GenerationConfigOption.Problem(o.GenerationConfig) is { } generationConfig)
+            errors.Add(generationConfig);
+        errors.AddRange(o.GenerationOverrides.Validate());
         if (o.MaxSequences is < 1 or > 1024)
             errors.Add("Serving:Model:MaxSequences must be in [1, 1024]");
         if (o.MaxContext is < 16 or > 1_048_576)

@@ -16,10 +16,12 @@ public sealed class ServedModel
 
     /// <param name="model">The loaded model.</param>
     /// <param name="chatTemplate">The template served instead of the checkpoint's (<c>--chat-template</c>); null: the checkpoint's.</param>
-    internal ServedModel(LoadedModel model, ChatTemplate? chatTemplate = null)
+    /// <param name="generationDefaults">Requests' sampling defaults (<see cref="GenerationConfigOption"/>); null: the checkpoint's.</param>
+    internal ServedModel(LoadedModel model, ChatTemplate? chatTemplate = null, GenerationDefaults? generationDefaults = null)
     {
         _model = model;
         _chatTemplate = chatTemplate ?? model.ChatTemplate;
+        GenerationDefaults = generationDefaults ?? model.GenerationDefaults;
     }
 
     /// <summary>The checkpoint's folder.</summary>
@@ -46,8 +48,8 @@ public sealed class ServedModel
     /// <summary>The tokens that end a sequence (generation_config.json's, else config.json's end-of-sequence ids).</summary>
     public IReadOnlyList<int> EndOfSequenceTokenIds => _model.EosTokenIds;
 
-    /// <summary>The checkpoint's generation_config.json defaults.</summary>
-    public GenerationDefaults GenerationDefaults => _model.GenerationDefaults;
+    /// <summary>Requests' sampling defaults: the checkpoint's generation_config.json, or as <c>--generation-config</c> and its overrides say.</summary>
+    public GenerationDefaults GenerationDefaults { get; }
 
     /// <summary>Template variables the server sets itself, which <c>chat_template_kwargs</c> may not override.</summary>
     public static IReadOnlySet<string> ReservedChatVariables => ChatTemplate.ReservedVariables;

@@ -3,7 +3,8 @@ using System.Text.Json;
 namespace Serving.Server.Hosting;
 
 /// <summary>
-/// vLLM's switches whose value is a JSON object (<c>--speculative-config</c>, <c>--structured-outputs-config</c>), each
+/// vLLM's switches whose value is a JSON object (<c>--speculative-config</c>, <c>--structured-outputs-config</c>,
+/// <c>--override-generation-config</c>), each
 /// standing for the <c>Serving:*</c> settings it is read into.
 /// </summary>
 public static class JsonConfigArguments
@@ -14,6 +15,7 @@ public static class JsonConfigArguments
         {
             [SpeculativeConfigArgument.Switch] = SpeculativeConfigArgument.Settings,
             [StructuredOutputsConfigArgument.Switch] = StructuredOutputsConfigArgument.Settings,
+            [OverrideGenerationConfigArgument.Switch] = OverrideGenerationConfigArgument.Settings,
         };
 
     /// <summary>A switch's value parsed, when it is a JSON object (the caller disposes it); else null with the problem added.</summary>

@@ -153,6 +153,45 @@ public sealed class VllmArgumentsTests : IDisposable
         await app.StopAsync();
     }
 
+    /// <summary>
+    /// vLLM's <c>--generation-config</c> (auto: the checkpoint's generation_config.json; vllm: none; a folder: its file) and
+    /// <c>--override-generation-config</c> decide requests' sampling defaults; the end-of-sequence tokens stay the checkpoint's.
+    /// </summary>
+    [Fact]
+    public async Task Start_GenerationConfigSwitches_DefaultsFromWhereTheySay()
+    {
+        string model = Path.Combine(_root, "with-generation-config"), other = Path.Combine(_root, "other-generation-config");
+        SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 31 });
+        var generation = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "generation_config.json")))!.AsObject();
+        generation["temperature"] = 0.0;
+        generation["top_p"] = 0.5;
+        generation["top_k"] = 7;
+        File.WriteAllText(Path.Combine(model, "generation_config.json"), generation.ToJsonString());
+        Directory.CreateDirectory(other);
+        File.WriteAllText(Path.Combine(other, "generation_config.json"), """{"temperature": 0.25}""");
+
+        async Task<Serving.Contracts.Configuration.GenerationDefaults> Defaults(params string[] args)
+        {
+            await using var server = await ServerProcess.StartAsync(["--model", model, "--cache-dir", Path.Combine(_root, "generation"), "--dtype", "float32", .. args]);
+            return server.Services.GetRequiredService<Serving.Runtime.Hosting.ModelHost>().Served.GenerationDefaults;
+        }
+
+        var auto = await Defaults();
+        Assert.Equal((0.0, 0.5, 7), (auto.Temperature, auto.TopP, auto.TopK));
+        var vllm = await Defaults("--generation-config", "vllm", "--override-generation-config", """{"top_k": 3}""");
+        Assert.Equal((null, null, 3), (vllm.Temperature, vllm.TopP, vllm.TopK));
+        Assert.Equal(auto.EosTokenIds, vllm.EosTokenIds);
+        var folder = await Defaults("--generation-config", other);
+        Assert.Equal((0.25, null, null), (folder.Temperature, folder.TopP, folder.TopK));
+        Assert.Equal(auto.EosTokenIds, folder.EosTokenIds);
+
+        var missing = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => Defaults("--generation-config", Path.Combine(_root, "none")));
+        Assert.Contains("--generation-config", missing.Message);
+        Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"repetition_penalty": 1.1}"""]),
+            p => p.Contains("'repetition_penalty' is not a default this server takes", StringComparison.Ordinal));
+        Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"top_k": 2.5}"""]), p => p.Contains("top_k must be an integer", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData(new[] { "--tensor-parallel-size", "2" }, "'2' is not supported; this server takes 1: one device")]
     [InlineData(new[] { "-tp", "4" }, "-tp: '4' is not supported")]
