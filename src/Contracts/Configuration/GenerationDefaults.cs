@@ -11,6 +11,13 @@ public sealed record GenerationDefaults
     public double? Temperature { get; init; }
     public double? TopP { get; init; }
     public int? TopK { get; init; }
+
+    /// <summary>A request's <c>repetition_penalty</c> default (Qwen2.5's 1.05, as vLLM applies it).</summary>
+    public double? RepetitionPenalty { get; init; }
+
+    /// <summary>A request's <c>min_p</c> default.</summary>
+    public double? MinP { get; init; }
+
     public int? MaxNewTokens { get; init; }
 
     public static GenerationDefaults Load(string path)
@@ -28,6 +35,8 @@ public sealed record GenerationDefaults
                 Temperature = o["temperature"]?.GetValue<double>(),
                 TopP = o["top_p"]?.GetValue<double>(),
                 TopK = o["top_k"]?.GetValue<int>(),
+                RepetitionPenalty = o["repetition_penalty"]?.GetValue<double>(),
+                MinP = o["min_p"]?.GetValue<double>(),
                 MaxNewTokens = o["max_new_tokens"]?.GetValue<int>(),
             };
         }

@@ -9,6 +9,8 @@ public sealed class GenerationOverrides
     public double? Temperature { get; set; }
     public double? TopP { get; set; }
     public int? TopK { get; set; }
+    public double? RepetitionPenalty { get; set; }
+    public double? MinP { get; set; }
 
     /// <summary>The problems with the values, each naming its setting.</summary>
     public IEnumerable<string> Validate()
@@ -19,5 +21,9 @@ public sealed class GenerationOverrides
             yield return "Serving:Model:GenerationOverrides:TopP must be in (0, 1]";
         if (TopK is < -1)
             yield return "Serving:Model:GenerationOverrides:TopK must be -1 or 0 (off) or positive";
+        if (RepetitionPenalty is <= 0 or > 100 || RepetitionPenalty is double r && double.IsNaN(r))
+            yield return "Serving:Model:GenerationOverrides:RepetitionPenalty must be in (0, 100]";
+        if (MinP is < 0 or > 1 || MinP is double m && double.IsNaN(m))
+            yield return "Serving:Model:GenerationOverrides:MinP must be in [0, 1]";
     }
 }

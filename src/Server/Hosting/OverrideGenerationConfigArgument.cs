@@ -6,8 +6,8 @@ namespace Serving.Server.Hosting;
 /// <summary>
 /// vLLM's <c>--override-generation-config '{"temperature": 0.6, "top_p": 0.95}'</c>, read into
 /// <c>Serving:Model:GenerationOverrides:*</c>: request defaults over the generation config's. <c>temperature</c>,
-/// <c>top_p</c> and <c>top_k</c> are the defaults this server takes from a generation config; any other key is a start-up
-/// problem naming it.
+/// <c>top_p</c>, <c>top_k</c>, <c>repetition_penalty</c> and <c>min_p</c> are the defaults this server takes from a
+/// generation config; any other key is a start-up problem naming it.
 /// </summary>
 public static class OverrideGenerationConfigArgument
 {
@@ -16,6 +16,7 @@ public static class OverrideGenerationConfigArgument
     private static readonly Dictionary<string, (string Setting, bool Integer)> Keys = new(StringComparer.Ordinal)
     {
         ["temperature"] = ("Temperature", false), ["top_p"] = ("TopP", false), ["top_k"] = ("TopK", true),
+        ["repetition_penalty"] = ("RepetitionPenalty", false), ["min_p"] = ("MinP", false),
     };
 
     /// <summary>The settings <paramref name="json"/> stands for (key, value pairs as command-line arguments); its problems are added to <paramref name="problems"/>.</summary>

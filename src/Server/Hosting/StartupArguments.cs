@@ -99,7 +99,7 @@ public static class StartupArguments
             text.AppendLine($"  {flag}: sets {key} to {value}");
         text.AppendLine($"  {SpeculativeConfigArgument.Switch} JSON: vLLM's, as far as it goes here: {{\"method\": \"ngram\", \"num_speculative_tokens\", \"prompt_lookup_max\", \"prompt_lookup_min\"}}");
         text.AppendLine($"  {StructuredOutputsConfigArgument.Switch} JSON: vLLM's, as far as it goes here: {{\"enable_in_reasoning\": true|false, \"reasoning_parser\", \"backend\": \"auto\"}}");
-        text.AppendLine($"  {OverrideGenerationConfigArgument.Switch} JSON: vLLM's, request defaults over the generation config's: {{\"temperature\", \"top_p\", \"top_k\"}}");
+        text.AppendLine($"  {OverrideGenerationConfigArgument.Switch} JSON: vLLM's, request defaults over the generation config's: {{\"temperature\", \"top_p\", \"top_k\", \"repetition_penalty\", \"min_p\"}}");
         text.AppendLine($"  {VllmArguments.Host} HOST, {VllmArguments.Port} PORT: vLLM's, as --urls http://HOST:PORT (HOST default 127.0.0.1, PORT 8000)");
         text.AppendLine($"  {VllmArguments.LoraModules} NAME=PATH...: vLLM's, adapters registered at start-up (Serving:Adapters:Modules)");
         foreach (var (flag, why) in VllmArguments.AlwaysOn)

@@ -51,8 +51,8 @@ internal static class SamplingRequestReader
             LogitBias = f.TokenBiases("logit_bias", SamplingParams.MaxLogitBiasEntries, -100, 100),
             PresencePenalty = (float)(f.Double("presence_penalty", -2, 2) ?? 0),
             FrequencyPenalty = (float)(f.Double("frequency_penalty", -2, 2) ?? 0),
-            RepetitionPenalty = (float)(f.Double("repetition_penalty", double.Epsilon, 100) ?? 1),
-            MinP = f.Double("min_p", 0, 1) ?? 0,
+            RepetitionPenalty = (float)(f.Double("repetition_penalty", double.Epsilon, 100) ?? defaults.RepetitionPenalty ?? 1),
+            MinP = f.Double("min_p", 0, 1) ?? defaults.MinP ?? 0,
             MinTokens = f.Int("min_tokens", 0, 1_000_000) ?? 0,          // against max_tokens in PromptLimits, once it is known
             AllowedTokenIds = f.Has("allowed_token_ids") ? NonEmpty("allowed_token_ids", f.IntList("allowed_token_ids", MaxAllowedTokenIds)) : null,
             SkipSpecialTokens = f.Bool("skip_special_tokens") ?? true,

@@ -17,7 +17,7 @@ internal sealed class AuthOptions
     {
         for (int i = 0; i < AdminKeys.Count; i++)
             if (AdminKeys[i].Length < 16)
-                yield return $"Serving:Auth:AdminKeys:{i} must be at least 16 characters";
+                yield return $"Serving:Auth:AdminKeys:{i} (--api-key, or VLLM_API_KEY) must be at least 16 characters";
 
         for (int i = 0; i < Keys.Count; i++)
         {

@@ -166,20 +166,40 @@ public sealed class VllmArgumentsTests : IDisposable
         generation["temperature"] = 0.0;
         generation["top_p"] = 0.5;
         generation["top_k"] = 7;
+        generation["repetition_penalty"] = 50.0;   // far above Qwen2.5's 1.05: every token seen before is all but ruled out, which changes this random model's greedy text
         File.WriteAllText(Path.Combine(model, "generation_config.json"), generation.ToJsonString());
         Directory.CreateDirectory(other);
         File.WriteAllText(Path.Combine(other, "generation_config.json"), """{"temperature": 0.25}""");
 
+        string implicitTokens = "", explicitTokens = "";
         async Task<Serving.Contracts.Configuration.GenerationDefaults> Defaults(params string[] args)
         {
             await using var server = await ServerProcess.StartAsync(["--model", model, "--cache-dir", Path.Combine(_root, "generation"), "--dtype", "float32", .. args]);
+            if (args.Length == 0)
+            {
+                // The defaults reach sampling: unset fields sample as the generation config says, not at temperature 1.
+                async Task<string> Tokens(JsonObject extra)
+                {
+                    var body = new JsonObject { ["model"] = "with-generation-config", ["prompt"] = "the river the sea the river the lake the river the sea the river the lake the river", ["max_tokens"] = 32, ["seed"] = 5, ["return_token_ids"] = true };
+                    foreach (var (key, value) in extra)
+                        body[key] = value?.DeepClone();
+                    var (status, answer) = await HttpJson.PostAsync(server.Http, "/v1/completions", body);
+                    Assert.True(status == 200, answer.ToJsonString());
+                    return answer["choices"]![0]!["token_ids"]!.ToJsonString();
+                }
+
+                implicitTokens = await Tokens([]);
+                explicitTokens = await Tokens(new JsonObject { ["temperature"] = 0.0, ["top_p"] = 0.5, ["top_k"] = 7, ["repetition_penalty"] = 50.0 });
+            }
+
             return server.Services.GetRequiredService<Serving.Runtime.Hosting.ModelHost>().Served.GenerationDefaults;
         }
 
         var auto = await Defaults();
-        Assert.Equal((0.0, 0.5, 7), (auto.Temperature, auto.TopP, auto.TopK));
-        var vllm = await Defaults("--generation-config", "vllm", "--override-generation-config", """{"top_k": 3}""");
-        Assert.Equal((null, null, 3), (vllm.Temperature, vllm.TopP, vllm.TopK));
+        Assert.Equal((0.0, 0.5, 7, 50.0), (auto.Temperature, auto.TopP, auto.TopK, auto.RepetitionPenalty));
+        Assert.Equal(explicitTokens, implicitTokens);
+        var vllm = await Defaults("--generation-config", "vllm", "--override-generation-config", """{"top_k": 3, "min_p": 0.1}""");
+        Assert.Equal((null, null, 3, null, 0.1), (vllm.Temperature, vllm.TopP, vllm.TopK, vllm.RepetitionPenalty, vllm.MinP));
         Assert.Equal(auto.EosTokenIds, vllm.EosTokenIds);
         var folder = await Defaults("--generation-config", other);
         Assert.Equal((0.25, null, null), (folder.Temperature, folder.TopP, folder.TopK));
@@ -187,8 +207,8 @@ public sealed class VllmArgumentsTests : IDisposable
 
         var missing = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => Defaults("--generation-config", Path.Combine(_root, "none")));
         Assert.Contains("--generation-config", missing.Message);
-        Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"repetition_penalty": 1.1}"""]),
-            p => p.Contains("'repetition_penalty' is not a default this server takes", StringComparison.Ordinal));
+        Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"max_new_tokens": 64}"""]),
+            p => p.Contains("'max_new_tokens' is not a default this server takes", StringComparison.Ordinal));
         Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"top_k": 2.5}"""]), p => p.Contains("top_k must be an integer", StringComparison.Ordinal));
     }
 
