@@ -18,6 +18,10 @@ public sealed record GenerationDefaults
     /// <summary>A request's <c>min_p</c> default.</summary>
     public double? MinP { get; init; }
 
+    /// <summary>
+    /// The most tokens any request may generate (as vLLM takes it: a request's <c>max_tokens</c>, or what the context
+    /// leaves, is cut to it); at least 1.
+    /// </summary>
     public int? MaxNewTokens { get; init; }
 
     public static GenerationDefaults Load(string path)
@@ -37,7 +41,9 @@ public sealed record GenerationDefaults
                 TopK = o["top_k"]?.GetValue<int>(),
                 RepetitionPenalty = o["repetition_penalty"]?.GetValue<double>(),
                 MinP = o["min_p"]?.GetValue<double>(),
-                MaxNewTokens = o["max_new_tokens"]?.GetValue<int>(),
+                MaxNewTokens = o["max_new_tokens"]?.GetValue<int>() is int most and < 1
+                    ? throw new ModelConfigException($"{path}: max_new_tokens must be at least 1, got {most}")
+                    : o["max_new_tokens"]?.GetValue<int>(),
             };
         }
         catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException)

@@ -5,7 +5,7 @@ namespace Serving.Runtime.Hosting;
 
 /// <summary>
 /// <c>Serving:Model:GenerationConfig</c> (vLLM's <c>--generation-config</c>): where a request's sampling defaults come from —
-/// <c>auto</c>, the checkpoint's generation_config.json (temperature, top_p, top_k, repetition_penalty, min_p);
+/// <c>auto</c>, the checkpoint's generation_config.json (temperature, top_p, top_k, repetition_penalty, min_p, and max_new_tokens as every request's cap);
 /// <c>vllm</c>, none (temperature 1, top_p 1, no top_k, no penalty, as vLLM's own); or a folder whose generation_config.json is read instead — with <see cref="GenerationOverrides"/> over them. The
 /// end-of-sequence tokens stay the checkpoint's whatever this says: they are the model's, not a sampling preference.
 /// </summary>
@@ -28,6 +28,7 @@ internal static class GenerationConfigOption
             TopK = overrides.TopK ?? chosen.TopK,
             RepetitionPenalty = overrides.RepetitionPenalty ?? chosen.RepetitionPenalty,
             MinP = overrides.MinP ?? chosen.MinP,
+            MaxNewTokens = overrides.MaxNewTokens ?? chosen.MaxNewTokens,
         };
     }
 

@@ -12,6 +12,9 @@ public sealed class GenerationOverrides
     public double? RepetitionPenalty { get; set; }
     public double? MinP { get; set; }
 
+    /// <summary>The most tokens any request may generate (<see cref="Serving.Contracts.Configuration.GenerationDefaults.MaxNewTokens"/>).</summary>
+    public int? MaxNewTokens { get; set; }
+
     /// <summary>The problems with the values, each naming its setting.</summary>
     public IEnumerable<string> Validate()
     {
@@ -25,5 +28,7 @@ public sealed class GenerationOverrides
             yield return "Serving:Model:GenerationOverrides:RepetitionPenalty must be in (0, 100]";
         if (MinP is < 0 or > 1 || MinP is double m && double.IsNaN(m))
             yield return "Serving:Model:GenerationOverrides:MinP must be in [0, 1]";
+        if (MaxNewTokens is < 1)
+            yield return "Serving:Model:GenerationOverrides:MaxNewTokens must be at least 1";
     }
 }

@@ -18,8 +18,22 @@ public static class JsonConfigArguments
             [OverrideGenerationConfigArgument.Switch] = OverrideGenerationConfigArgument.Settings,
         };
 
-    /// <summary>A switch's value parsed, when it is a JSON object (the caller disposes it); else null with the problem added.</summary>
-    public static JsonDocument? ParseObject(string jsonSwitch, string json, List<string> problems)
+    /// <summary>
+    /// The settings (key, value pairs as command-line arguments) that <paramref name="readProperty"/> reads from each of the
+    /// JSON object's properties in turn; null, with the problem added, when <paramref name="json"/> is no JSON object.
+    /// </summary>
+    public static List<string>? ReadProperties(string jsonSwitch, string json, List<string> problems, Action<JsonProperty, List<string>> readProperty)
+    {
+        using var doc = ParseObject(jsonSwitch, json, problems);
+        if (doc is null)
+            return null;
+        var settings = new List<string>();
+        foreach (var property in doc.RootElement.EnumerateObject())
+            readProperty(property, settings);
+        return settings;
+    }
+
+    private static JsonDocument? ParseObject(string jsonSwitch, string json, List<string> problems)
     {
         JsonDocument doc;
         try

@@ -23,38 +23,33 @@ public static class SpeculativeConfigArgument
     /// <summary>The settings <paramref name="json"/> stands for (key, value pairs as command-line arguments); its problems are added to <paramref name="problems"/>.</summary>
     public static IReadOnlyList<string> Settings(string json, List<string> problems)
     {
-        if (JsonConfigArguments.ParseObject(Switch, json, problems) is not { } doc)
-            return [];
-        using (doc)
+        string? method = null;
+        var settings = JsonConfigArguments.ReadProperties(Switch, json, problems, (property, settings) =>
         {
-            var settings = new List<string>();
-            string? method = null;
-            foreach (var property in doc.RootElement.EnumerateObject())
+            var value = property.Value;
+            switch (property.Name)
             {
-                var value = property.Value;
-                switch (property.Name)
-                {
-                    case "method" or "model" when value.ValueKind == JsonValueKind.String && value.GetString() is "ngram" or "[ngram]" or "suffix":
-                        method = value.GetString() == "suffix" ? "Suffix" : "Ngram";
-                        break;
-                    case "method" or "model":
-                        problems.Add($"{Switch}: {property.Name} {value.GetRawText()} is not supported (this server drafts by n-gram lookup, \"ngram\", from the tenant's earlier outputs too, \"suffix\", and from requests' predictions)");
-                        break;
-                    case var name when Keys.TryGetValue(name, out string? key):
-                        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int n))
-                            problems.Add($"{Switch}: {name} must be an integer");
-                        else
-                            settings.AddRange(["--" + key, n.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-                        break;
-                    default:
-                        problems.Add($"{Switch}: '{property.Name}' is not supported (known: method, model, {string.Join(", ", Keys.Keys)})");
-                        break;
-                }
+                case "method" or "model" when value.ValueKind == JsonValueKind.String && value.GetString() is "ngram" or "[ngram]" or "suffix":
+                    method = value.GetString() == "suffix" ? "Suffix" : "Ngram";
+                    break;
+                case "method" or "model":
+                    problems.Add($"{Switch}: {property.Name} {value.GetRawText()} is not supported (this server drafts by n-gram lookup, \"ngram\", from the tenant's earlier outputs too, \"suffix\", and from requests' predictions)");
+                    break;
+                case var name when Keys.TryGetValue(name, out string? key):
+                    if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int n))
+                        problems.Add($"{Switch}: {name} must be an integer");
+                    else
+                        settings.AddRange(["--" + key, n.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                    break;
+                default:
+                    problems.Add($"{Switch}: '{property.Name}' is not supported (known: method, model, {string.Join(", ", Keys.Keys)})");
+                    break;
             }
-
-            if (method is null)
-                problems.Add($"{Switch}: needs \"method\": \"ngram\" or \"suffix\"");
-            return [.. settings, "--Serving:Speculation:Method", method ?? "Ngram"];
-        }
+        });
+        if (settings is null)
+            return [];
+        if (method is null)
+            problems.Add($"{Switch}: needs \"method\": \"ngram\" or \"suffix\"");
+        return [.. settings, "--Serving:Speculation:Method", method ?? "Ngram"];
     }
 }

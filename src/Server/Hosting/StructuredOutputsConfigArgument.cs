@@ -14,41 +14,31 @@ public static class StructuredOutputsConfigArgument
 
     /// <summary>The settings <paramref name="json"/> stands for (key, value pairs as command-line arguments); its problems are added to <paramref name="problems"/>.</summary>
     public static IReadOnlyList<string> Settings(string json, List<string> problems)
-    {
-        if (JsonConfigArguments.ParseObject(Switch, json, problems) is not { } doc)
-            return [];
-        using (doc)
+        => JsonConfigArguments.ReadProperties(Switch, json, problems, (property, settings) =>
         {
-            var settings = new List<string>();
-            foreach (var property in doc.RootElement.EnumerateObject())
+            var value = property.Value;
+            switch (property.Name)
             {
-                var value = property.Value;
-                switch (property.Name)
-                {
-                    case "enable_in_reasoning" when value.ValueKind is JsonValueKind.True or JsonValueKind.False:
-                        settings.AddRange(["--Serving:Chat:StructuredOutputsInReasoning", value.ValueKind == JsonValueKind.True ? "true" : "false"]);
-                        break;
-                    case "reasoning_parser" when value.ValueKind == JsonValueKind.String:
-                        settings.AddRange(["--Serving:Chat:ReasoningParser", value.GetString()!]);
-                        break;
-                    case "backend" when value.ValueKind == JsonValueKind.String && value.GetString() == "auto":
-                        break;
-                    case "enable_in_reasoning":
-                        problems.Add($"{Switch}: enable_in_reasoning must be true or false");
-                        break;
-                    case "reasoning_parser":
-                        problems.Add($"{Switch}: reasoning_parser must be a string");
-                        break;
-                    case "backend":
-                        problems.Add($"{Switch}: backend {value.GetRawText()} is not available (this server compiles every format itself: \"auto\")");
-                        break;
-                    default:
-                        problems.Add($"{Switch}: '{property.Name}' is not supported (known: enable_in_reasoning, reasoning_parser, backend)");
-                        break;
-                }
+                case "enable_in_reasoning" when value.ValueKind is JsonValueKind.True or JsonValueKind.False:
+                    settings.AddRange(["--Serving:Chat:StructuredOutputsInReasoning", value.ValueKind == JsonValueKind.True ? "true" : "false"]);
+                    break;
+                case "reasoning_parser" when value.ValueKind == JsonValueKind.String:
+                    settings.AddRange(["--Serving:Chat:ReasoningParser", value.GetString()!]);
+                    break;
+                case "backend" when value.ValueKind == JsonValueKind.String && value.GetString() == "auto":
+                    break;
+                case "enable_in_reasoning":
+                    problems.Add($"{Switch}: enable_in_reasoning must be true or false");
+                    break;
+                case "reasoning_parser":
+                    problems.Add($"{Switch}: reasoning_parser must be a string");
+                    break;
+                case "backend":
+                    problems.Add($"{Switch}: backend {value.GetRawText()} is not available (this server compiles every format itself: \"auto\")");
+                    break;
+                default:
+                    problems.Add($"{Switch}: '{property.Name}' is not supported (known: enable_in_reasoning, reasoning_parser, backend)");
+                    break;
             }
-
-            return settings;
-        }
-    }
+        }) ?? [];
 }

@@ -184,7 +184,8 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
             await CompileAsync(constraint, constraintField, caller.Tenant, cacheSalt, ct);
         int context = MaxContext, vocabulary = host.Served.VocabularySize;
         sampling = PromptLimits.CheckTokenIds(sampling, vocabulary);
-        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary, promptField)).ToList();
+        int? maxNewTokens = host.Served.GenerationDefaults.MaxNewTokens;
+        var perPrompt = prompts.Select(p => PromptLimits.Apply(p, sampling, context, vocabulary, promptField, maxNewTokens)).ToList();
         var pinned = adapters is not null
             ? prompts.Select(_ => adapters).ToArray()
             : await Task.WhenAll(prompts.Select(p => router.RouteAsync(p, caller.CanUse, routing?.Candidates, routing?.TopK, routing?.Temperature, ct, routing?.Method)));

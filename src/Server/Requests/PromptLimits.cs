@@ -25,9 +25,10 @@ internal static class PromptLimits
 
     /// <summary>
     /// Checks one tokenized prompt against the vocabulary and the context limit; returns the sampling params to run it
-    /// with (a max_tokens of 0 becomes what the context leaves). A problem of the prompt itself names <paramref name="field"/>.
+    /// with (a max_tokens of 0 becomes what the context leaves, and any is cut to <paramref name="maxNewTokens"/>, as vLLM
+    /// cuts it to a generation config's <c>max_new_tokens</c>). A problem of the prompt itself names <paramref name="field"/>.
     /// </summary>
-    public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize, string field = "prompt")
+    public static SamplingParams Apply(IReadOnlyList<int> prompt, SamplingParams sampling, int maxContext, int vocabSize, string field = "prompt", int? maxNewTokens = null)
     {
         if (prompt.Count == 0)
             throw ApiException.BadRequest("the prompt is empty", field);
@@ -38,13 +39,15 @@ internal static class PromptLimits
             throw ApiException.BadRequest($"This model's maximum context length is {maxContext} tokens; the prompt has {prompt.Count}.", field);
         if (sampling.MaxTokens == 0)
             sampling = sampling with { MaxTokens = maxContext - prompt.Count };
-        if (sampling.MinTokens > sampling.MaxTokens)
-            throw ApiException.BadRequest($"'min_tokens' {sampling.MinTokens} is more than the {sampling.MaxTokens} tokens this request may generate", "min_tokens");
         // long: prompt + a max_tokens near int.MaxValue (gRPC accepts any int32) must not wrap around below the limit.
         if ((long)prompt.Count + sampling.MaxTokens > maxContext)
             throw ApiException.BadRequest(
                 $"This model's maximum context length is {maxContext} tokens. However, you requested {(long)prompt.Count + sampling.MaxTokens} tokens ({prompt.Count} in the prompt, {sampling.MaxTokens} for the completion).",
                 "max_tokens");
+        if (sampling.MaxTokens > maxNewTokens)
+            sampling = sampling with { MaxTokens = maxNewTokens.Value };
+        if (sampling.MinTokens > sampling.MaxTokens)
+            throw ApiException.BadRequest($"'min_tokens' {sampling.MinTokens} is more than the {sampling.MaxTokens} tokens this request may generate", "min_tokens");
         return sampling;
     }
 }

@@ -167,6 +167,7 @@ public sealed class VllmArgumentsTests : IDisposable
         generation["top_p"] = 0.5;
         generation["top_k"] = 7;
         generation["repetition_penalty"] = 50.0;   // far above Qwen2.5's 1.05: every token seen before is all but ruled out, which changes this random model's greedy text
+        generation["max_new_tokens"] = 20;
         File.WriteAllText(Path.Combine(model, "generation_config.json"), generation.ToJsonString());
         Directory.CreateDirectory(other);
         File.WriteAllText(Path.Combine(other, "generation_config.json"), """{"temperature": 0.25}""");
@@ -188,6 +189,16 @@ public sealed class VllmArgumentsTests : IDisposable
                     return answer["choices"]![0]!["token_ids"]!.ToJsonString();
                 }
 
+                // max_new_tokens cuts every request's budget, as vLLM's: 32 asked, 20 given; a chat without max_tokens likewise.
+                var (chatStatus, chat) = await HttpJson.PostAsync(server.Http, "/v1/chat/completions", new JsonObject
+                {
+                    ["model"] = "with-generation-config", ["ignore_eos"] = true,
+                    ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "the river" }),
+                });
+                Assert.True(chatStatus == 200, chat.ToJsonString());
+                Assert.Equal((20, "length"), (chat["usage"]!["completion_tokens"]!.GetValue<int>(), chat["choices"]![0]!["finish_reason"]!.GetValue<string>()));
+                implicitTokens = await Tokens(new JsonObject { ["ignore_eos"] = true });
+                Assert.Equal(20, JsonNode.Parse(implicitTokens)!.AsArray().Count);
                 implicitTokens = await Tokens([]);
                 explicitTokens = await Tokens(new JsonObject { ["temperature"] = 0.0, ["top_p"] = 0.5, ["top_k"] = 7, ["repetition_penalty"] = 50.0 });
             }
@@ -196,10 +207,10 @@ public sealed class VllmArgumentsTests : IDisposable
         }
 
         var auto = await Defaults();
-        Assert.Equal((0.0, 0.5, 7, 50.0), (auto.Temperature, auto.TopP, auto.TopK, auto.RepetitionPenalty));
+        Assert.Equal((0.0, 0.5, 7, 50.0, 20), (auto.Temperature, auto.TopP, auto.TopK, auto.RepetitionPenalty, auto.MaxNewTokens));
         Assert.Equal(explicitTokens, implicitTokens);
-        var vllm = await Defaults("--generation-config", "vllm", "--override-generation-config", """{"top_k": 3, "min_p": 0.1}""");
-        Assert.Equal((null, null, 3, null, 0.1), (vllm.Temperature, vllm.TopP, vllm.TopK, vllm.RepetitionPenalty, vllm.MinP));
+        var vllm = await Defaults("--generation-config", "vllm", "--override-generation-config", """{"top_k": 3, "min_p": 0.1, "max_new_tokens": 64}""");
+        Assert.Equal((null, null, 3, null, 0.1, 64), (vllm.Temperature, vllm.TopP, vllm.TopK, vllm.RepetitionPenalty, vllm.MinP, vllm.MaxNewTokens));
         Assert.Equal(auto.EosTokenIds, vllm.EosTokenIds);
         var folder = await Defaults("--generation-config", other);
         Assert.Equal((0.25, null, null), (folder.Temperature, folder.TopP, folder.TopK));
@@ -207,8 +218,9 @@ public sealed class VllmArgumentsTests : IDisposable
 
         var missing = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => Defaults("--generation-config", Path.Combine(_root, "none")));
         Assert.Contains("--generation-config", missing.Message);
-        Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"max_new_tokens": 64}"""]),
-            p => p.Contains("'max_new_tokens' is not a default this server takes", StringComparison.Ordinal));
+        Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"max_length": 64}"""]),
+            p => p.Contains("'max_length' is not a default this server takes", StringComparison.Ordinal));
+        Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", "[1]"]), p => p.Contains("must be a JSON object", StringComparison.Ordinal));
         Assert.Contains(StartupArguments.ArgumentProblems(["--override-generation-config", """{"top_k": 2.5}"""]), p => p.Contains("top_k must be an integer", StringComparison.Ordinal));
     }
 

@@ -24,4 +24,27 @@ public sealed class PromptLimitsTests
         var error = Assert.Throws<ApiException>(() => PromptLimits.CheckTokenIds(sampling, 100));
         Assert.Equal((400, field), (error.Status, error.Param));
     }
+
+    [Theory]
+    [InlineData(32, 20)]   // asked for more than the generation config allows: cut to it
+    [InlineData(8, 8)]     // asked for less: kept
+    [InlineData(0, 20)]    // no max_tokens (chat): what the context leaves, then cut
+    public void Apply_GenerationConfigMaxNewTokens_CutsTheBudget(int asked, int expected) =>
+        Assert.Equal(expected, PromptLimits.Apply([1, 2, 3], new SamplingParams { MaxTokens = asked }, 64, 100, maxNewTokens: 20).MaxTokens);
+
+    [Fact]
+    public void Apply_OverTheContextThoughUnderTheCap_StillRefused()
+    {
+        // vLLM checks what the request asked against the context before cutting it: a request that could not fit is a 400.
+        var error = Assert.Throws<ApiException>(() => PromptLimits.Apply([1, 2, 3], new SamplingParams { MaxTokens = 62 }, 64, 100, maxNewTokens: 20));
+        Assert.Equal((400, "max_tokens"), (error.Status, error.Param));
+    }
+
+    [Fact]
+    public void Apply_MinTokensAboveTheCap_400NamingMinTokens()
+    {
+        var error = Assert.Throws<ApiException>(() => PromptLimits.Apply([1, 2, 3], new SamplingParams { MaxTokens = 32, MinTokens = 25 }, 64, 100, maxNewTokens: 20));
+        Assert.Equal((400, "min_tokens"), (error.Status, error.Param));
+        Assert.Contains("20 tokens", error.Message);
+    }
 }
