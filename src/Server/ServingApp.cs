@@ -36,6 +36,8 @@ public static class ServingApp
         ["--max-model-len"] = "Serving:Model:MaxContext",                   // vLLM's name
         ["--max-num-seqs"] = "Serving:Model:MaxSequences",                  // vLLM's name
         ["--served-model-name"] = "Serving:Model:Name",                     // vLLM's name
+        ["--tokenizer"] = "Serving:Model:Tokenizer",                        // vLLM's
+        ["--seed"] = "Serving:Model:Seed",                                  // vLLM's
         ["--chat-template"] = "Serving:Model:ChatTemplate",
         ["--generation-config"] = "Serving:Model:GenerationConfig",            // vLLM's
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",

@@ -69,9 +69,10 @@ public sealed class LoadedModel : IDisposable
     /// <see cref="ProjectionWeight"/>); false keeps libtorch's path (benchmarks compare the two). <paramref name="kernels"/>: which
     /// kernels the model may use (null: the defaults), chosen once. <paramref name="quantization"/>: int8 projections
     /// (CPU only, bfloat16 or float32 compute; anything else is refused with a <see cref="ModelLoadException"/>).
+    /// <paramref name="tokenizerDirectory"/>: where the tokenizer and its chat template are read from (null: <paramref name="directory"/>).
     /// </summary>
     public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true, Kernels.KernelOptions? kernels = null,
-        Action<long, long>? progress = null, WeightQuantization quantization = WeightQuantization.None)
+        Action<long, long>? progress = null, WeightQuantization quantization = WeightQuantization.None, string? tokenizerDirectory = null)
     {
         if (quantization == WeightQuantization.Mxfp4 && (device.type != DeviceType.CPU || dtype is not (ScalarType.BFloat16 or ScalarType.Float32)))
             throw new ModelLoadException($"--quantization mxfp4 holds MXFP4 weights for the CPU kernel of a bfloat16 or float32 model, not {dtype} on {device}");
@@ -92,9 +93,10 @@ public sealed class LoadedModel : IDisposable
         {
             var config = ModelConfig.Load(configPath);
             var defaults = GenerationDefaults.Load(Path.Combine(directory, "generation_config.json"));
-            var tokenizer = HfTokenizer.Load(directory);
-            CheckVocabulary(directory, tokenizer, config.VocabSize);
-            var chatTemplate = LoadChatTemplate(directory, tokenizer);
+            string tokenizerFolder = tokenizerDirectory ?? directory;
+            var tokenizer = HfTokenizer.Load(tokenizerFolder);
+            CheckVocabulary(tokenizerFolder, tokenizer, config.VocabSize);
+            var chatTemplate = LoadChatTemplate(tokenizerFolder, tokenizer);
             var files = CheckpointFiles.Open(directory);
             string? pooling = SentenceTransformersPooling.Read(directory);
             bool embeddingOnly = files.SavedAsBareModel || config.DeclaresBareModel;

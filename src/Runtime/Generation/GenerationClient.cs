@@ -10,7 +10,7 @@ namespace Serving.Runtime.Generation;
 /// The runtime's generator, the one entry point of every front door: queues a <see cref="GenerationRequest"/> with the
 /// engine loop and yields its tokens as they are produced. Failures are <see cref="RequestFailedException"/>s.
 /// </summary>
-public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
+public sealed class GenerationClient(EngineWorker worker, RequestSeeds seeds, Serving.Runtime.Observability.ServingMetrics metrics, ILogger<GenerationClient> logger)
 {
     /// <summary>Whether a request's <see cref="GenerationRequest.Priority"/> orders it (priority scheduling); else it must be 0.</summary>
     public bool SchedulesByPriority => worker.SchedulesByPriority;
@@ -20,6 +20,7 @@ public sealed class GenerationClient(EngineWorker worker, Serving.Runtime.Observ
     public async IAsyncEnumerable<TokenEvent> SubmitAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var (prompt, sampling, adapters, tenant, deadline, salt, priority, prediction) = request;
+        sampling = seeds.Complete(sampling);
         long arrived = System.Diagnostics.Stopwatch.GetTimestamp(), last = 0;
         int generated = 0, cachedPromptTokens = 0;
         using var activity = Serving.Runtime.Observability.ServingTracing.Source.StartActivity("generate");

@@ -14,6 +14,19 @@ public sealed class ModelOptions
     public string? Name { get; set; }
 
     /// <summary>
+    /// A folder whose tokenizer (tokenizer.json, tokenizer_config.json, chat_template.jinja) is served instead of the model
+    /// folder's (vLLM's <c>--tokenizer</c>); null: the model folder's.
+    /// </summary>
+    public string? Tokenizer { get; set; }
+
+    /// <summary>
+    /// vLLM's <c>--seed</c>: requests that name no <c>seed</c> take theirs, in arrival order, from a generator seeded with it,
+    /// so the same requests sent in the same order to a fresh server sample the same tokens (however they are batched).
+    /// Null: each such request's sampling draws from the OS's entropy, which no other tenant can predict.
+    /// </summary>
+    public long? Seed { get; set; }
+
+    /// <summary>
     /// The chat template to serve instead of the checkpoint's (vLLM's <c>--chat-template</c>): a Jinja file's path, or the
     /// template itself (a text with <c>{{</c> or <c>{%</c> that is no file's path). Parsed at start-up.
     /// </summary>

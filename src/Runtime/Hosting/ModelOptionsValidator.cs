@@ -11,6 +11,8 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
         var errors = new List<string>();
         if (!string.IsNullOrEmpty(o.Path) && !Directory.Exists(o.Path))
             errors.Add($"Serving:Model:Path '{o.Path}' is not a folder");
+        if (!string.IsNullOrEmpty(o.Tokenizer) && !File.Exists(System.IO.Path.Combine(o.Tokenizer, "tokenizer.json")))
+            errors.Add($"Serving:Model:Tokenizer (--tokenizer) '{o.Tokenizer}' is not a folder holding tokenizer.json");
         Try(() => TorchRuntime.ParseDtype(o.Dtype), errors);
         string device = o.Device.Trim().ToLowerInvariant();
         if (device != "cpu" && device != "cuda" && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))

@@ -67,6 +67,7 @@ public static class RuntimeServices
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<EngineWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<EngineWorker>());
+        services.AddSingleton<RequestSeeds>();
         services.AddSingleton<GenerationClient>();
         services.AddSingleton<NativeHeapTrimmer>();
         services.AddHostedService(sp => sp.GetRequiredService<NativeHeapTrimmer>());

@@ -123,6 +123,74 @@ public sealed class VllmArgumentsTests : IDisposable
     }
 
     /// <summary>
+    /// vLLM's <c>--tokenizer</c>: another folder's tokenizer.json and chat template are served (here one without merges, so
+    /// every byte is a token, and its own chat_template.jinja); a folder without a tokenizer stops start-up naming the switch.
+    /// </summary>
+    [Fact]
+    public async Task Start_TokenizerFolder_ServedInsteadOfTheModels()
+    {
+        string other = Path.Combine(_root, "other-tokenizer");
+        Directory.CreateDirectory(other);
+        var tokenizerJson = JsonNode.Parse(File.ReadAllText(Path.Combine(_model, "tokenizer.json")))!;
+        tokenizerJson["model"]!["merges"] = new JsonArray();
+        File.WriteAllText(Path.Combine(other, "tokenizer.json"), tokenizerJson.ToJsonString());
+        File.Copy(Path.Combine(_model, "tokenizer_config.json"), Path.Combine(other, "tokenizer_config.json"));
+        File.WriteAllText(Path.Combine(other, "chat_template.jinja"), "{% for m in messages %}<<{{ m['content'] }}>>{% endfor %}");
+        const string text = "the river the sea";
+        int[] expected = Serving.Engine.Tokenization.HfTokenizer.Load(other).Encode(text, addSpecialTokens: false);
+        Assert.NotEqual(expected, Serving.Engine.Tokenization.HfTokenizer.Load(_model).Encode(text, addSpecialTokens: false));
+
+        await using (var server = await ServerProcess.StartAsync("--model", _model, "--cache-dir", Path.Combine(_root, "tokenizer"), "--dtype", "float32", "--tokenizer", other))
+        {
+            var (status, tokens) = await HttpJson.PostAsync(server.Http, "/tokenize", new JsonObject { ["model"] = "model", ["prompt"] = text, ["add_special_tokens"] = false });
+            Assert.True(status == 200, tokens.ToJsonString());
+            Assert.Equal(expected, tokens["tokens"]!.AsArray().Select(t => t!.GetValue<int>()));
+            var (_, rendered) = await HttpJson.PostAsync(server.Http, "/tokenize", new JsonObject
+            {
+                ["model"] = "model", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
+            });
+            var (_, template) = await HttpJson.PostAsync(server.Http, "/tokenize", new JsonObject { ["model"] = "model", ["prompt"] = "<<Hi>>" });
+            Assert.Equal(template["tokens"]!.ToJsonString(), rendered["tokens"]!.ToJsonString());
+        }
+
+        var missing = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => ServerProcess.StartAsync("--model", _model,
+            "--cache-dir", Path.Combine(_root, "no-tokenizer"), "--tokenizer", Path.Combine(_root, "none")));
+        Assert.Contains("--tokenizer", missing.Message);
+    }
+
+    /// <summary>
+    /// vLLM's <c>--seed</c>: requests without a seed take theirs from one generator in arrival order, so a fresh server given
+    /// the same requests samples the same tokens; a request's own seed is its own.
+    /// </summary>
+    [Fact]
+    public async Task Start_Seed_UnseededRequestsReproducibleAcrossRestarts()
+    {
+        async Task<string[]> Run(params string[] args)
+        {
+            await using var server = await ServerProcess.StartAsync(["--model", _model, "--cache-dir", Path.Combine(_root, "seed"), "--dtype", "float32", .. args]);
+            var texts = new List<string>();
+            foreach (var seed in new int?[] { null, null, 5 })
+            {
+                var body = new JsonObject { ["model"] = "model", ["prompt"] = "the river", ["max_tokens"] = 16, ["temperature"] = 1.0, ["ignore_eos"] = true, ["return_token_ids"] = true };
+                if (seed is int s)
+                    body["seed"] = s;
+                var (status, answer) = await HttpJson.PostAsync(server.Http, "/v1/completions", body);
+                Assert.True(status == 200, answer.ToJsonString());
+                texts.Add(answer["choices"]![0]!["token_ids"]!.ToJsonString());
+            }
+
+            return [.. texts];
+        }
+
+        var first = await Run("--seed", "7");
+        Assert.NotEqual(first[0], first[1]);          // each unseeded request takes the generator's next seed
+        Assert.Equal(first, await Run("--seed", "7"));
+        var other = await Run("--seed", "8");
+        Assert.NotEqual(first[0], other[0]);
+        Assert.Equal(first[2], other[2]);              // a request's own seed decides alone
+    }
+
+    /// <summary>
     /// vLLM's deployment switches: <c>--api-key</c> guards every endpoint as an admin's key, <c>--max-num-batched-tokens</c> and
     /// <c>--block-size</c> set the prefill budget and the KV block, and the single-device values and flags are accepted.
     /// </summary>
@@ -262,7 +330,7 @@ public sealed class VllmArgumentsTests : IDisposable
             "--max-loras", "4", "--served-model-name", "m", "--enable-prefix-caching", "--chat-template", "t.jinja", "--lora-modules", "a=/x", "b=s3://b/p",
             "--max-num-batched-tokens", "8192", "--block-size", "16", "--tensor-parallel-size", "1", "--gpu-memory-utilization=0.85", "--kv-cache-dtype", "auto",
             "--enable-chunked-prefill", "--enable-auto-tool-choice", "--trust-remote-code", "--disable-log-requests", "--api-key", "a-long-enough-api-key",
-            "--disable-hybrid-kv-cache-manager"]));
+            "--disable-hybrid-kv-cache-manager", "--seed", "0", "--tokenizer", "/tok"]));
 
     public void Dispose() => TestDirectories.Delete(_root);
 }
