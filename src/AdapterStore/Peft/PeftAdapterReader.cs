@@ -237,34 +237,7 @@ public static partial class PeftAdapterReader
     internal static float[] ReadFloats(string adapter, ReadOnlySpan<byte> content, SafetensorsTensorInfo t)
     {
         var bytes = content.Slice(checked((int)t.DataOffset), checked((int)t.ByteLength));
-        float[] values;
-        switch (t.Dtype)
-        {
-            case SafetensorsDtype.F32:
-                values = GC.AllocateUninitializedArray<float>(bytes.Length / sizeof(float));
-                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(values);
-                break;
-            case SafetensorsDtype.F16:
-            {
-                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
-                values = GC.AllocateUninitializedArray<float>(halves.Length);
-                for (int i = 0; i < halves.Length; i++)
-                    values[i] = (float)halves[i];
-                break;
-            }
-            case SafetensorsDtype.BF16:
-            {
-                var words = MemoryMarshal.Cast<byte, ushort>(bytes);
-                values = GC.AllocateUninitializedArray<float>(words.Length);
-                var bits = MemoryMarshal.Cast<float, uint>(values.AsSpan());
-                for (int i = 0; i < words.Length; i++)
-                    bits[i] = (uint)words[i] << 16;
-                break;
-            }
-            default:
-                throw Fail(adapter, t.Name, $"has dtype {t.Dtype}; LoRA weights must be F32, F16 or BF16");
-        }
-
+        var values = SafetensorsFloats.Read(bytes, t.Dtype) ?? throw Fail(adapter, t.Name, $"has dtype {t.Dtype}; LoRA weights must be F32, F16 or BF16");
         if (!AllFinite(values))
         {
             int bad = Array.FindIndex(values, v => !float.IsFinite(v));

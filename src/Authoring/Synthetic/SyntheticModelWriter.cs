@@ -95,7 +95,7 @@ public static class SyntheticModelWriter
         if (spec.EmbeddingModel)
         {
             entries = [.. entries.Where(e => e.Name != "lm_head.weight").Select(e => e with { Name = e.Name["model.".Length..] })];
-            WriteSentenceTransformersModules(dir, p.Hidden);
+            SentenceTransformersWriter.Write(dir, p.Hidden);
         }
 
         if (spec.MultimodalPrefix is { } prefix)
@@ -206,22 +206,6 @@ public static class SyntheticModelWriter
         config["attn_logit_softcapping"] = null;
         config["final_logit_softcapping"] = null;
         config["rms_norm_eps"] = 1e-6;
-    }
-
-    /// <summary>sentence-transformers' module list as Qwen3-Embedding ships it: the transformer, last-token pooling, normalisation.</summary>
-    private static void WriteSentenceTransformersModules(string dir, int hidden)
-    {
-        var modules = new JsonArray(
-            new JsonObject { ["idx"] = 0, ["name"] = "0", ["path"] = "", ["type"] = "sentence_transformers.models.Transformer" },
-            new JsonObject { ["idx"] = 1, ["name"] = "1", ["path"] = "1_Pooling", ["type"] = "sentence_transformers.models.Pooling" },
-            new JsonObject { ["idx"] = 2, ["name"] = "2", ["path"] = "2_Normalize", ["type"] = "sentence_transformers.models.Normalize" });
-        File.WriteAllText(Path.Combine(dir, "modules.json"), modules.ToJsonString(new() { WriteIndented = true }));
-        Directory.CreateDirectory(Path.Combine(dir, "1_Pooling"));
-        var pooling = new JsonObject { ["word_embedding_dimension"] = hidden };
-        foreach (string mode in new[] { "cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens", "lasttoken" })
-            pooling["pooling_mode_" + mode] = mode == "lasttoken";
-        pooling["include_prompt"] = true;
-        File.WriteAllText(Path.Combine(dir, "1_Pooling", "config.json"), pooling.ToJsonString(new() { WriteIndented = true }));
     }
 
     /// <summary>The generated tokenizer: its size, its end-of-text and its <c>&lt;|im_end|&gt;</c> (the last id).</summary>

@@ -29,10 +29,19 @@ public sealed record SamplingParams
     public int? PromptLogprobs { get; init; }
 
     /// <summary>
-    /// Whether the first event carries the prompt's embedding (<see cref="TokenEvent.Embedding"/>): the final hidden state of
-    /// its last token, as decoder embedding models pool (Qwen3-Embedding, e5-mistral). Such a request is run for that.
+    /// Whether the first event carries the prompt's embedding (<see cref="TokenEvent.Embedding"/>): its final hidden states
+    /// pooled as <see cref="Pooling"/> says. Such a request is run for that.
     /// </summary>
     public bool EmbedPrompt { get; init; }
+
+    /// <summary>How <see cref="EmbedPrompt"/> pools the prompt's final hidden states; by default its last token's.</summary>
+    public PromptPooling Pooling { get; init; }
+
+    /// <summary>
+    /// Whether the request needs the step outputs of every prompt position (scoring its prompt, or pooling more than its
+    /// last token): it computes its whole prompt, neither reusing nor leaving prefix-cache blocks.
+    /// </summary>
+    public bool NeedsEveryPromptPosition => PromptLogprobs is not null || EmbedPrompt && Pooling != PromptPooling.LastToken;
 
     /// <summary>Added to these tokens' logits before sampling (OpenAI's <c>logit_bias</c>: −100 bans, +100 all but forces).</summary>
     public IReadOnlyDictionary<int, float> LogitBias { get; init; } = EmptyBias;

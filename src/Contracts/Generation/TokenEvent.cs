@@ -16,8 +16,8 @@ public sealed record TokenEvent(SampledToken Token, string TextDelta, FinishReas
     public IReadOnlyList<PromptTokenLogprob?>? PromptLogprobs { get; init; }
 
     /// <summary>
-    /// On the first event of a request with <see cref="SamplingParams.EmbedPrompt"/>: its prompt's last token's final hidden
-    /// state <c>[hidden]</c> (after the final norm, not normalised); null otherwise.
+    /// On the first event of a request with <see cref="SamplingParams.EmbedPrompt"/>: its prompt's final hidden states
+    /// (after the final norm) pooled as <see cref="SamplingParams.Pooling"/> says, <c>[hidden]</c>, not normalised; null otherwise.
     /// </summary>
     public IReadOnlyList<float>? Embedding { get; init; }
 

@@ -71,7 +71,8 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         // Serving records no autograd graph; saying so lets the CPU kernels rotate in place instead of the step building
         // RoPE tables it never uses (RotaryEmbedding.StepTables).
         using var inference = no_grad();
-        using var hidden = EmbedsAPrompt(rows) ? new HiddenStateCapture() : null;
+        var pooling = PromptPoolingPlan.Plan(rows);
+        using var hidden = pooling is not null || EmbedsAPrompt(rows) ? new HiddenStateCapture(pooling?.Ranges) : null;
         using var logits = model.Forward(batch, cache, LogitsSelection.LastTokenPerSequence, lora, scoring?.LogitTokens, hidden);
         long forwarded = System.Diagnostics.Stopwatch.GetTimestamp();
         using var cpu = logits.device.type == DeviceType.CPU ? logits.alias() : logits.cpu();
@@ -86,10 +87,13 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         var tokens = Sample(cpu, rows, ready, scoring?.LastRow ?? firstLogit);
         var scores = scoring is null ? null : Score(scoring, cpu, rows);
         var lastRow = scoring?.LastRow ?? firstLogit;
-        var embeddings = hidden is null ? null : ready.Select(i => rows[i].Sequence is { Sampling.EmbedPrompt: true, GeneratedTokens.Count: 0 } ? hidden.Row(lastRow[i]) : null).ToArray();
+        var pooled = pooling?.Finish(hidden!, rows);
+        var embeddings = hidden is null ? null : ready.Select(i => pooled?.GetValueOrDefault(i)
+            ?? (rows[i].Sequence is { Sampling.EmbedPrompt: true, GeneratedTokens.Count: 0 } ? hidden.Row(lastRow[i]) : null)).ToArray();
         // Only now, with nothing left to fail, does a sequence change.
         if (scores is not null)
             scoring!.Record(scores, rows);
+        pooling?.Record(hidden!, rows);
         var events = new List<TokenEvent>[rows.Count];
         for (int i = 0; i < rows.Count; i++)
             events[i] = [];
@@ -106,7 +110,7 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
         return events;
     }
 
-    /// <summary>Whether a row completes the prompt of a sequence that asked for its embedding (a loop: this runs every step).</summary>
+    /// <summary>Whether a row completes the prompt of a sequence that asked for its last token's embedding (a loop: this runs every step).</summary>
     private static bool EmbedsAPrompt(IReadOnlyList<StepRow> rows)
     {
         for (int i = 0; i < rows.Count; i++)

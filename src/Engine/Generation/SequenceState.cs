@@ -51,7 +51,12 @@ public sealed class SequenceState
             _history = new TokenHistory(promptTokens, indexPrompt: sampling.RepetitionPenalty != 1f);
         if (sampling.PromptLogprobs is not null)
             _promptLogprobs = new PromptTokenLogprob?[promptTokens.Count];
+        if (sampling is { EmbedPrompt: true, Pooling: not PromptPooling.LastToken })
+            Pool = new PromptPool(sampling.Pooling, promptTokens.Count);
     }
+
+    /// <summary>The prompt's pooled states so far, for an embedding that pools more than the last token; else null.</summary>
+    internal PromptPool? Pool { get; }
 
     /// <summary>
     /// Records prompt token <paramref name="position"/>'s score (≥ 1). A preempted sequence that computes its prompt again

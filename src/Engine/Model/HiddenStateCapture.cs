@@ -7,10 +7,28 @@ namespace Serving.Engine.Model;
 /// the lm_head's input, one row per logits row in the same order — what a decoder embedding model (Qwen3-Embedding,
 /// e5-mistral) pools.
 /// </summary>
-public sealed class HiddenStateCapture : IDisposable
+/// <param name="pooledRanges">
+/// Packed token ranges (first token, count) whose final hidden states the pass also sums, each into a row of
+/// <see cref="Pooled"/>: what mean and first-token pooling need of a prompt computed in chunks.
+/// </param>
+public sealed class HiddenStateCapture(IReadOnlyList<(int Start, int Count)>? pooledRanges = null) : IDisposable
 {
     /// <summary><c>[logits rows, hidden]</c> float32 on the host, once the forward pass ran; null before.</summary>
     public Tensor? Rows { get; internal set; }
+
+    /// <summary>The ranges to sum (see the constructor); empty: none.</summary>
+    public IReadOnlyList<(int Start, int Count)> PooledRanges { get; } = pooledRanges ?? [];
+
+    /// <summary><c>[ranges, hidden]</c> float32 on the host: each range's final hidden states summed; null when there are no ranges.</summary>
+    public Tensor? Pooled { get; internal set; }
+
+    /// <summary>Range <paramref name="range"/>'s summed hidden states.</summary>
+    public unsafe float[] PooledRow(int range)
+    {
+        var pooled = Pooled ?? throw new InvalidOperationException("the forward pass has not run");
+        int hidden = (int)pooled.size(1);
+        return new ReadOnlySpan<float>((float*)Runtime.CpuTensorMemory.Address(pooled) + (long)range * hidden, hidden).ToArray();
+    }
 
     /// <summary>Logits row <paramref name="row"/>'s hidden state.</summary>
     public unsafe float[] Row(int row)
@@ -20,5 +38,9 @@ public sealed class HiddenStateCapture : IDisposable
         return new ReadOnlySpan<float>((float*)Runtime.CpuTensorMemory.Address(rows) + (long)row * hidden, hidden).ToArray();
     }
 
-    public void Dispose() => Rows?.Dispose();
+    public void Dispose()
+    {
+        Rows?.Dispose();
+        Pooled?.Dispose();
+    }
 }

@@ -167,6 +167,8 @@ public sealed class LlamaModel : IDisposable
             (x, residual) = Layer(l, x, residual, steps.For(l), tables(l), cache, lora);
         }
 
+        if (hidden is { PooledRanges.Count: > 0 })
+            hidden.Pooled = PoolFinalStates(residual is null ? x : x.Plus(residual), hidden.PooledRanges).DetachFromDisposeScope();
         Tensor normed;
         bool everyRow = logitTokens is null && (selection == LogitsSelection.AllTokens || step.AllDecode);
         if (everyRow && UseCpuElementwise(x) && CpuElementwiseKernels.Supports(_weights.FinalNorm))
@@ -183,6 +185,21 @@ public sealed class LlamaModel : IDisposable
         var logits = _weights.LmHead.Apply(normed, float32Output: true, smallBatchKernel: Kernels.CpuSmallBatchProjections);
         ScaleLogits(logits, Config);
         return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The final-normed states of <paramref name="x"/> <c>[T, hidden]</c> (the last layer's output, residual added) summed
+    /// over each of <paramref name="ranges"/>: <c>[ranges, hidden]</c> float32 on the host, normed as the logits rows are.
+    /// </summary>
+    private Tensor PoolFinalStates(Tensor x, IReadOnlyList<(int Start, int Count)> ranges)
+    {
+        var tokens = ranges.SelectMany(r => Enumerable.Range(r.Start, r.Count)).Select(t => (long)t).ToArray();
+        using var states = RmsNorm(x.index_select(0, tensor(tokens, ScalarType.Int64, Device)), _weights.FinalNorm).to(ScalarType.Float32);
+        var sums = new Tensor[ranges.Count];
+        for (int i = 0, first = 0; i < ranges.Count; first += ranges[i].Count, i++)
+            sums[i] = states.narrow(0, first, ranges[i].Count).sum(0L);   // 0L: a plain 0 would bind as a ScalarType, summing everything
+        using var pooled = stack(sums);
+        return pooled.to(CPU, copy: true);
     }
 
     /// <summary>

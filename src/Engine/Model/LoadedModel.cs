@@ -11,10 +11,10 @@ namespace Serving.Engine.Model;
 public sealed class LoadedModel : IDisposable
 {
     private LoadedModel(string directory, ModelConfig config, GenerationDefaults defaults, HfTokenizer tokenizer, ChatTemplate chatTemplate, LlamaModel model,
-        bool embeddingOnly, string? pooling)
+        bool embeddingOnly, SentenceTransformersModules embeddingModules)
     {
         EmbeddingOnly = embeddingOnly;
-        Pooling = pooling;
+        EmbeddingModules = embeddingModules;
         Directory = directory;
         Config = config;
         GenerationDefaults = defaults;
@@ -41,8 +41,8 @@ public sealed class LoadedModel : IDisposable
     /// </summary>
     public bool EmbeddingOnly { get; }
 
-    /// <summary>The folder's sentence-transformers pooling mode (<see cref="Checkpoints.SentenceTransformersPooling"/>), or null.</summary>
-    public string? Pooling { get; }
+    /// <summary>The folder's sentence-transformers pooling and Dense modules (<see cref="SentenceTransformersModules.None"/> when it declares none).</summary>
+    public SentenceTransformersModules EmbeddingModules { get; }
 
     /// <summary>Structured-output constraints compiled against this model's vocabulary, cached by content.</summary>
     public Constraints.TokenConstraintCompiler Constraints { get; }
@@ -98,10 +98,10 @@ public sealed class LoadedModel : IDisposable
             CheckVocabulary(tokenizerFolder, tokenizer, config.VocabSize);
             var chatTemplate = LoadChatTemplate(tokenizerFolder, tokenizer);
             var files = CheckpointFiles.Open(directory);
-            string? pooling = SentenceTransformersPooling.Read(directory);
+            var modules = SentenceTransformersModules.Read(directory, config.HiddenSize);
             bool embeddingOnly = files.SavedAsBareModel || config.DeclaresBareModel;
-            if (embeddingOnly && pooling is not (null or "lasttoken"))
-                throw new ModelLoadException($"{directory}: an embedding model pooling by '{pooling}' (its sentence-transformers Pooling module); only last-token pooling is served");
+            if (embeddingOnly && modules.PoolingMode is { } mode && modules.Pooling is null)
+                throw new ModelLoadException($"{directory}: an embedding model pooling by '{mode}' (its sentence-transformers Pooling module); served: lasttoken, mean_tokens, cls_token");
             if (quantization == WeightQuantization.Mxfp4 && !files.TensorNames.Any(n => n.EndsWith("_blocks", StringComparison.Ordinal)))
                 throw new ModelLoadException($"{directory}: --quantization mxfp4 holds a checkpoint's MXFP4 weights as they ship, and this checkpoint has none (gpt-oss's experts as OpenAI ships them are)");
             LlamaWeights weights;
@@ -109,7 +109,7 @@ public sealed class LoadedModel : IDisposable
                 weights = LlamaWeights.Load(config, loader, files, packForAmx, quantization);
             int positions = Math.Min(maxPositions, config.MaxPositionEmbeddings);
             return new LoadedModel(directory, config, defaults, tokenizer, chatTemplate, new LlamaModel(config, weights, positions, dtype, device, kernels),
-                embeddingOnly, pooling);
+                embeddingOnly, modules);
         }
         catch (Exception ex) when (ex is ModelConfigException or TokenizerException)
         {

@@ -145,8 +145,8 @@ public sealed class EngineWorker : BackgroundService
         var id = new RequestId(Interlocked.Increment(ref _nextId));
         Batching.PrefixCaching.PrefixCacheSeed? seed = null;
         Batching.PrefixCaching.PrefixBlockKey[]? keys = null;
-        // A request that scores its prompt needs every prompt position's logits, so it computes its prompt whole.
-        if (_batching.PrefixCaching && command.Sampling.PromptLogprobs is null)
+        // A request that scores its prompt, or pools every position's state, computes its prompt whole.
+        if (_batching.PrefixCaching && !command.Sampling.NeedsEveryPromptPosition)
             (seed, keys) = PrefixCacheKeys.For(command, _host.ModelId, _batching.KvBlockSize);
         var drafts = _drafts.Start(command.Tenant, command.CacheSalt, command.PredictionTokens);
         var scheduled = new ScheduledRequest(id, command.Tenant, command.Adapters.Mix, state.TotalTokens, command.Deadline, command.Aborted, keys, command.Priority);

@@ -36,8 +36,17 @@ public sealed class ServedModel
     /// <summary>Whether the checkpoint is an embedding model (<see cref="LoadedModel.EmbeddingOnly"/>): generation is refused.</summary>
     public bool EmbeddingOnly => _model.EmbeddingOnly;
 
-    /// <summary>The folder's declared pooling (sentence-transformers), or null: none declared.</summary>
-    public string? Pooling => _model.Pooling;
+    /// <summary>The folder's declared pooling mode (sentence-transformers' <c>pooling_mode_*</c>), or null: none declared.</summary>
+    public string? PoolingMode => _model.EmbeddingModules.PoolingMode;
+
+    /// <summary>How the folder pools, when it declares a mode this server serves; else null.</summary>
+    public Contracts.Generation.PromptPooling? Pooling => _model.EmbeddingModules.Pooling;
+
+    /// <summary>The length of an embedding: the last Dense module's outputs (sentence-transformers), else <see cref="HiddenSize"/>.</summary>
+    public int EmbeddingSize => _model.EmbeddingModules.Dense is { Count: > 0 } dense ? dense[^1].OutFeatures : HiddenSize;
+
+    /// <summary>A pooled state <c>[hidden]</c> through the folder's Dense modules: the embedding, <c>[<see cref="EmbeddingSize"/>]</c>.</summary>
+    public float[] FinishEmbedding(float[] pooled) => _model.EmbeddingModules.Apply(pooled);
 
     /// <summary>config.json's architecture.</summary>
     public string Architecture => _model.Config.Architecture;

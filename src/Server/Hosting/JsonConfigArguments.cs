@@ -4,7 +4,7 @@ namespace Serving.Server.Hosting;
 
 /// <summary>
 /// vLLM's switches whose value is a JSON object (<c>--speculative-config</c>, <c>--structured-outputs-config</c>,
-/// <c>--override-generation-config</c>), each
+/// <c>--override-generation-config</c>, <c>--pooler-config</c>), each
 /// standing for the <c>Serving:*</c> settings it is read into.
 /// </summary>
 public static class JsonConfigArguments
@@ -16,6 +16,8 @@ public static class JsonConfigArguments
             [SpeculativeConfigArgument.Switch] = SpeculativeConfigArgument.Settings,
             [StructuredOutputsConfigArgument.Switch] = StructuredOutputsConfigArgument.Settings,
             [OverrideGenerationConfigArgument.Switch] = OverrideGenerationConfigArgument.Settings,
+            [PoolerConfigArgument.Switch] = PoolerConfigArgument.For(PoolerConfigArgument.Switch),
+            [PoolerConfigArgument.OlderSwitch] = PoolerConfigArgument.For(PoolerConfigArgument.OlderSwitch),
         };
 
     /// <summary>

@@ -13,4 +13,10 @@ public sealed class EmbeddingOptions
 
     /// <summary>Serve <c>/v1/embeddings</c> from a generative model too (its adapters included); default false.</summary>
     public bool FromGenerativeModels { get; set; }
+
+    /// <summary>How prompts are pooled, over the folder's sentence-transformers Pooling module (vLLM's <c>pooling_type</c>); null: the folder's, else the last token.</summary>
+    public Serving.Contracts.Generation.PromptPooling? Pooling { get; set; }
+
+    /// <summary>Whether an embedding is L2-normalised when the request does not say (its <c>normalize</c>); default true, as vLLM's.</summary>
+    public bool Normalize { get; set; } = true;
 }

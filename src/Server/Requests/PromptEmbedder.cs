@@ -18,6 +18,9 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
 
     private const int InputsInFlight = 32;
 
+    /// <summary>Whether an embedding is L2-normalised when its request does not say (<see cref="EmbeddingOptions.Normalize"/>).</summary>
+    public bool NormalizesByDefault => options.Value.Normalize;
+
     /// <summary>
     /// A REST request's embeddings: its <c>model</c>, <c>truncate_prompt_tokens</c>, <c>add_special_tokens</c> (default true),
     /// <c>cache_salt</c> and <c>priority</c> read as every embedding front door reads them; <paramref name="readInputs"/>
@@ -45,7 +48,7 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
             inputs = [.. inputs.Select(truncation.Apply)];
         string? salt = GenerationRequestStage.ReadCacheSalt(f);
         int priority = stage.CheckPriority(f.Int("priority", int.MinValue, int.MaxValue), caller);
-        var vectors = forScores ? await HiddenStatesAsync(inputs, adapters, routing, caller, null, salt, priority, null, false, ct, "input")
+        var vectors = forScores ? await HiddenStatesAsync(inputs, adapters, routing, caller, null, salt, priority, null, false, ct, "input", forScores: true)
             : await EmbedAsync(inputs, adapters, routing, caller, null, salt, priority, dimensions, normalize, ct);
         return (vectors, inputs, modelName);
     }
@@ -54,26 +57,32 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
     public async Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, PinnedAdapters? adapters, RoutingRequest? routing, Caller caller,
         DateTimeOffset? deadline, string? cacheSalt, int priority, int? dimensions, bool normalize, CancellationToken ct, string field = "input")
     {
-        if (!stage.Model.EmbeddingOnly && stage.Model.Pooling is null && !options.Value.FromGenerativeModels)
+        if (!stage.Model.EmbeddingOnly && stage.Model.PoolingMode is null && !options.Value.FromGenerativeModels)
             throw ApiException.BadRequest("this model is a generative model: its hidden states are served as embeddings only when the server is started "
                 + "with --enable-embeddings (Serving:Embeddings:FromGenerativeModels)", "model");
         return await HiddenStatesAsync(inputs, adapters, routing, caller, deadline, cacheSalt, priority, dimensions, normalize, ct, field);
     }
 
-    /// <summary>Each prompt's last final hidden state, shaped as asked: the embedding without the check that the model may serve one.</summary>
+    /// <summary>
+    /// Each prompt's final hidden states pooled and projected as the model's embedding (<paramref name="forScores"/>: its last
+    /// token's raw state), shaped as asked: the embedding without the check that the model may serve one.
+    /// </summary>
     private async Task<float[][]> HiddenStatesAsync(IReadOnlyList<IReadOnlyList<int>> inputs, PinnedAdapters? adapters, RoutingRequest? routing, Caller caller,
-        DateTimeOffset? deadline, string? cacheSalt, int priority, int? dimensions, bool normalize, CancellationToken ct, string field)
+        DateTimeOffset? deadline, string? cacheSalt, int priority, int? dimensions, bool normalize, CancellationToken ct, string field, bool forScores = false)
     {
         if (inputs.Count > MaxInputs)
             throw ApiException.BadRequest($"may hold at most {MaxInputs} inputs, got {inputs.Count}", field);
-        if (stage.Model.Pooling is { } pooling and not "lasttoken")
-            throw ApiException.BadRequest($"this model pools by '{pooling}' (its sentence-transformers Pooling module); only last-token pooling is served", "model");
-        if (dimensions is < 1 || dimensions > stage.Model.HiddenSize)
-            throw ApiException.BadRequest($"must be from 1 to the model's {stage.Model.HiddenSize} dimensions, got {dimensions}", "dimensions");
+        // A score reads two token logits off the last token's raw state; an embedding is pooled and projected as the folder says.
+        var pooling = forScores ? PromptPooling.LastToken : options.Value.Pooling ?? stage.Model.Pooling ?? (stage.Model.PoolingMode is { } mode
+            ? throw ApiException.BadRequest($"this model pools by '{mode}' (its sentence-transformers Pooling module); served: lasttoken, mean_tokens, cls_token", "model")
+            : PromptPooling.LastToken);
+        int size = forScores ? stage.Model.HiddenSize : stage.Model.EmbeddingSize;
+        if (dimensions is < 1 || dimensions > size)
+            throw ApiException.BadRequest($"must be from 1 to the model's {size} dimensions, got {dimensions}", "dimensions");
         if (inputs.Select((p, i) => (p, i)).FirstOrDefault(x => x.p.Count == 0) is { p: not null } empty)
             throw ApiException.BadRequest($"input {empty.i} has no tokens: there is nothing to embed", field);
 
-        var sampling = new SamplingParams { Temperature = 0, MaxTokens = 1, IgnoreEos = true, EmbedPrompt = true };
+        var sampling = new SamplingParams { Temperature = 0, MaxTokens = 1, IgnoreEos = true, EmbedPrompt = true, Pooling = pooling };
         var requests = await stage.PrepareAsync(inputs, sampling, adapters, routing, caller, deadline, ct, cacheSalt, priority: priority, promptField: field);
         var vectors = new float[requests.Count][];
         await Parallel.ForEachAsync(Enumerable.Range(0, requests.Count), new ParallelOptions { MaxDegreeOfParallelism = InputsInFlight, CancellationToken = ct },
@@ -81,7 +90,7 @@ internal sealed class PromptEmbedder(GenerationRequestStage stage, GenerationCli
             {
                 await foreach (var e in client.SubmitAsync(requests[i], token))
                     if (e.Embedding is { } embedding)
-                        vectors[i] = Shape(embedding, dimensions, normalize);
+                        vectors[i] = Shape(forScores ? [.. embedding] : stage.Model.FinishEmbedding([.. embedding]), dimensions, normalize);
                 _ = vectors[i] ?? throw new InvalidOperationException($"input {i} finished without its embedding");
             });
         return vectors;

@@ -166,7 +166,7 @@ public sealed class CheckpointLoadingTests : IDisposable
 
         Assert.False(causal.EmbeddingOnly);
         Assert.True(embedding.EmbeddingOnly);
-        Assert.Equal("lasttoken", embedding.Pooling);
+        Assert.Equal("lasttoken", embedding.EmbeddingModules.PoolingMode);
         Assert.True(embedding.Model.Weights.Tied);
         Assert.Equal(HiddenStates(causal), HiddenStates(embedding));
     }
@@ -183,7 +183,7 @@ public sealed class CheckpointLoadingTests : IDisposable
     }
 
     [Theory]
-    [InlineData("1_Pooling", "pooling_mode_mean_tokens", "mean_tokens")]
+    [InlineData("1_Pooling", "pooling_mode_max_tokens", "max_tokens")]
     [InlineData("1_Pooling", "pooling_mode_unheard_of", "sets no pooling_mode_")]
     [InlineData("../outside", "pooling_mode_lasttoken", "leaves the model folder")]
     public void Load_EmbeddingModelPoolingOtherwise_RefusedNamingIt(string folder, string flag, string problem)

@@ -28,7 +28,7 @@ internal sealed class GenerationService(ModelHost host, GenerationRequestStage s
         var inputs = request.Inputs.Select(text => (IReadOnlyList<int>)stage.TokenizePrompt(text, special, "inputs")).ToList();
         var vectors = await embedder.EmbedAsync(inputs, pinned, auto ? new RoutingRequest(null, null, null, null) : null, caller, Deadline(context),
             GenerationRequestStage.CheckCacheSalt(request.HasCacheSalt ? request.CacheSalt : null), stage.CheckPriority(request.HasPriority ? request.Priority : null, caller),
-            request.HasDimensions ? request.Dimensions : null, !request.HasNormalize || request.Normalize, context.CancellationToken, "inputs");
+            request.HasDimensions ? request.Dimensions : null, request.HasNormalize ? request.Normalize : embedder.NormalizesByDefault, context.CancellationToken, "inputs");
         var response = new EmbedResponse { Model = request.Model, PromptTokens = inputs.Sum(p => p.Count) };
         foreach (var vector in vectors)
             response.Embeddings.Add(new Embedding { Values = { vector } });

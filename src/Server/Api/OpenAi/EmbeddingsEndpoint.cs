@@ -22,7 +22,7 @@ internal sealed class EmbeddingsEndpoint(PromptEmbedder embedder)
         if (format is not ("float" or "base64"))
             throw JsonFields.Bad("encoding_format", $"must be float or base64, got '{format}'");
         int? dimensions = f.Int("dimensions", int.MinValue, int.MaxValue);      // its range is PromptEmbedder's to check
-        bool normalize = f.Bool("normalize") ?? true;
+        bool normalize = f.Bool("normalize") ?? embedder.NormalizesByDefault;
         var (vectors, inputs, modelName) = await embedder.EmbedAsync(f, Security.AuthenticationMiddleware.CallerOf(ctx),
             tokenize => CompletionPromptReader.Read(f, text => tokenize(text, true), "input", PromptEmbedder.MaxInputs), dimensions, normalize, ct);
 
