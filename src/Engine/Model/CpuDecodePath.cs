@@ -107,7 +107,7 @@ internal sealed unsafe class CpuDecodePath(LlamaModel model, RotaryEmbedding[] l
                 HeldTeamRegion.Run(ref layers);
             else
                 layers.Run();
-            LlamaModel.ScaleLogits(logits, c);
+            LogitScaling.Apply(logits, c);
             return logits;
         }
         finally

@@ -22,6 +22,21 @@ public sealed class HiddenStateCapture(IReadOnlyList<(int Start, int Count)>? po
     /// <summary><c>[ranges, hidden]</c> float32 on the host: each range's final hidden states summed; null when there are no ranges.</summary>
     public Tensor? Pooled { get; internal set; }
 
+    /// <summary>The packed token indices of <see cref="PooledRanges"/>, range after range: the rows <see cref="RecordPooled"/> is given.</summary>
+    internal Tensor PooledTokens(Device device) =>
+        tensor(PooledRanges.SelectMany(r => Enumerable.Range(r.Start, r.Count)).Select(t => (long)t).ToArray(), ScalarType.Int64, device);
+
+    /// <summary>Sums <paramref name="states"/> <c>[Σ counts, hidden]</c> (the final-normed states of <see cref="PooledTokens"/>) per range into <see cref="Pooled"/>.</summary>
+    internal void RecordPooled(Tensor states)
+    {
+        using var scope = NewDisposeScope();
+        var wide = states.to(ScalarType.Float32);
+        var sums = new Tensor[PooledRanges.Count];
+        for (int i = 0, first = 0; i < sums.Length; first += PooledRanges[i].Count, i++)
+            sums[i] = wide.narrow(0, first, PooledRanges[i].Count).sum(0L);   // 0L: a plain 0 would bind as a ScalarType, summing everything
+        Pooled = stack(sums).to(CPU, copy: true).DetachFromDisposeScope();
+    }
+
     /// <summary>Range <paramref name="range"/>'s summed hidden states.</summary>
     public unsafe float[] PooledRow(int range)
     {

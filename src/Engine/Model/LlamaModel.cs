@@ -168,7 +168,7 @@ public sealed class LlamaModel : IDisposable
         }
 
         if (hidden is { PooledRanges.Count: > 0 })
-            hidden.Pooled = PoolFinalStates(residual is null ? x : x.Plus(residual), hidden.PooledRanges).DetachFromDisposeScope();
+            hidden.RecordPooled(RmsNorm((residual is null ? x : x.Plus(residual)).index_select(0, hidden.PooledTokens(Device)), _weights.FinalNorm));
         Tensor normed;
         bool everyRow = logitTokens is null && (selection == LogitsSelection.AllTokens || step.AllDecode);
         if (everyRow && UseCpuElementwise(x) && CpuElementwiseKernels.Supports(_weights.FinalNorm))
@@ -183,23 +183,8 @@ public sealed class LlamaModel : IDisposable
         if (hidden is not null)
             hidden.Rows = normed.to(ScalarType.Float32, CPU, copy: true).DetachFromDisposeScope();
         var logits = _weights.LmHead.Apply(normed, float32Output: true, smallBatchKernel: Kernels.CpuSmallBatchProjections);
-        ScaleLogits(logits, Config);
+        LogitScaling.Apply(logits, Config);
         return logits.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// The final-normed states of <paramref name="x"/> <c>[T, hidden]</c> (the last layer's output, residual added) summed
-    /// over each of <paramref name="ranges"/>: <c>[ranges, hidden]</c> float32 on the host, normed as the logits rows are.
-    /// </summary>
-    private Tensor PoolFinalStates(Tensor x, IReadOnlyList<(int Start, int Count)> ranges)
-    {
-        var tokens = ranges.SelectMany(r => Enumerable.Range(r.Start, r.Count)).Select(t => (long)t).ToArray();
-        using var states = RmsNorm(x.index_select(0, tensor(tokens, ScalarType.Int64, Device)), _weights.FinalNorm).to(ScalarType.Float32);
-        var sums = new Tensor[ranges.Count];
-        for (int i = 0, first = 0; i < ranges.Count; first += ranges[i].Count, i++)
-            sums[i] = states.narrow(0, first, ranges[i].Count).sum(0L);   // 0L: a plain 0 would bind as a ScalarType, summing everything
-        using var pooled = stack(sums);
-        return pooled.to(CPU, copy: true);
     }
 
     /// <summary>
@@ -370,18 +355,6 @@ public sealed class LlamaModel : IDisposable
         var kernel = LoraKernel is CpuLoraKernel && !CpuLoraKernel.Supports(input, output, modules[0]) ? ReferenceKernel : LoraKernel;
         kernel.Apply(input, output, 0, modules, lora);
         DoraScaling.Apply(output, modules, lora);
-    }
-
-    /// <summary>
-    /// The float32 logits <c>[rows, vocab]</c> in place as the model's last step has them: Granite's divided by its
-    /// <c>logits_scaling</c>, Gemma 2's soft-capped, <c>z = cap·tanh(z / cap)</c>.
-    /// </summary>
-    internal static void ScaleLogits(Tensor logits, ModelConfig c)
-    {
-        if (c.LogitsScaling != 1)
-            logits.TimesInPlace(1 / c.LogitsScaling);
-        if (c.FinalLogitSoftcap is double cap)
-            logits.TimesInPlace(1 / cap).tanh_().TimesInPlace(cap);
     }
 
     /// <summary>The RoPE tables layer <paramref name="layer"/> rotates by: Gemma 3's local ones in its sliding layers, else the model's.</summary>
