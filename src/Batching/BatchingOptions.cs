@@ -68,6 +68,18 @@ public sealed class BatchingOptions
     /// <summary>Longest a request may take from arrival to its last token; 0 = no limit. Past it, the request ends with a timeout.</summary>
     public double RequestTimeoutSeconds { get; set; }
 
+    /// <summary>
+    /// These options for a model whose attention is bidirectional: each prompt prefilled whole in one step (a chunk could
+    /// not see the positions after it) and no prefix caching (a prefix's KV depends on what follows it).
+    /// </summary>
+    public BatchingOptions ForBidirectionalAttention()
+    {
+        var options = (BatchingOptions)MemberwiseClone();
+        options.MaxPrefillTokensPerStep = 0;
+        options.PrefixCaching = false;
+        return options;
+    }
+
     /// <summary>Messages for invalid settings (empty when valid).</summary>
     public IEnumerable<string> Validate()
     {

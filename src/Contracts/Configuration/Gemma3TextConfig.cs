@@ -24,8 +24,7 @@ internal static class Gemma3TextConfig
 
     /// <summary>
     /// The fields to parse: the defaults under the language model's own (a multimodal config's <c>text_config</c>, with
-    /// its top-level token ids and dtype where the text config has none), the architecture kept as named. Refuses
-    /// EmbeddingGemma's bidirectional attention, naming it.
+    /// its top-level token ids and dtype where the text config has none), the architecture kept as named.
     /// </summary>
     public static JsonObject Resolve(JsonObject o, string architecture, string source)
     {
@@ -42,8 +41,6 @@ internal static class Gemma3TextConfig
         foreach (var (key, value) in fields)
             resolved[key] = value?.DeepClone();
         resolved["architectures"] = new JsonArray(architecture);
-        if (ModelConfig.OptionalBool(resolved, "use_bidirectional_attention") == true)
-            throw new ModelConfigException($"{source}: use_bidirectional_attention (EmbeddingGemma) is not supported: the engine attends causally");
         return resolved;
     }
 }

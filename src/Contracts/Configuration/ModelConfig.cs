@@ -13,7 +13,7 @@ public sealed record ModelConfig
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
         "GraniteForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
         "GptOssForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", .. MultimodalConfig.Architectures,
-        "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"];
+        "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model", "Gemma3TextModel"];
 
     /// <summary>
     /// Whether config.json names the bare transformer (<c>MistralModel</c>, <c>Qwen3Model</c>: no language-model head), as
@@ -64,6 +64,14 @@ public sealed record ModelConfig
 
     /// <summary>The window of the sliding layers: a token at position p attends to p − W + 1 … p there; null: no layer slides.</summary>
     public int? SlidingWindow { get; init; }
+
+    /// <summary>
+    /// config.json's <c>use_bidirectional_attention</c> (EmbeddingGemma): every prompt position attends to every other
+    /// within its layer's window on both sides (|q − k| &lt; <see cref="SlidingWindow"/>), so a prompt is computed whole and
+    /// its KV depends on what follows it; such a model serves embeddings only. A Gemma 3 window is then
+    /// <c>sliding_window / 2 + 1</c>, as transformers reads it.
+    /// </summary>
+    public bool BidirectionalAttention { get; init; }
 
     /// <summary>
     /// The layers that attend to the whole context although <see cref="SlidingWindow"/> is set (Gemma 3's every sixth,
@@ -197,6 +205,9 @@ public sealed record ModelConfig
             throw new ModelConfigException($"{source}: field 'swiglu_limit' must be a positive number, got {limit}");
         int layers = RequiredInt(o, "num_hidden_layers", source);
         var (window, fullLayers) = LayerWindows.Parse(o, family, layers, source);
+        bool bidirectional = OptionalBool(o, "use_bidirectional_attention") ?? false;
+        if (bidirectional && window is int w)
+            window = gemma3 ? w / 2 + 1 : throw new ModelConfigException($"{source}: use_bidirectional_attention with a sliding window is read for Gemma 3 only");
         foreach (string multiplier in new[] { "embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling" })
             if (OptionalDouble(o, multiplier) is double m && !(m > 0 && double.IsFinite(m)))
                 throw new ModelConfigException($"{source}: field '{multiplier}' must be a positive number, got {m}");
@@ -221,6 +232,7 @@ public sealed record ModelConfig
             AttentionSinks = gptOss,
             SwigluLimit = swigluLimit,
             SlidingWindow = window,
+            BidirectionalAttention = bidirectional,
             FullAttentionLayers = fullLayers,
             // OLMo 3 scales RoPE (YaRN) in its whole-context layers only, as vLLM and SGLang read it.
             LocalRopeTheta = gemma3 ? OptionalDouble(o, "rope_local_base_freq") ?? 10000.0 : olmo && window is not null ? OptionalDouble(o, "rope_theta") ?? 10000.0 : null,

@@ -60,6 +60,8 @@ public sealed class GenerationStepper(LlamaModel model, KvCache cache)
                 throw new ArgumentException($"sequence of {s.TotalTokens} tokens and {row.DraftCount} drafts does not fit the context limit {cache.MaxContext}");
             if (row.DraftCount > 0 && !row.EmitsToken)
                 throw new ArgumentException("only a row that reaches its sequence's end can carry drafts");
+            if (model.Config.BidirectionalAttention && (row.StartPosition != 0 || !row.EmitsToken || s.GeneratedTokens.Count > 0))
+                throw new ArgumentException("a model of bidirectional attention computes each prompt whole, in one row, and generates nothing after it");
         }
 
         var scoring = PromptScoring.Plan(rows);

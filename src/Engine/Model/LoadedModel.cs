@@ -37,7 +37,7 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>
     /// Whether the checkpoint is a bare transformer (saved without the causal LM's names or head, or config.json naming a
-    /// <c>…Model</c> class): an embedding model, whose logits mean nothing.
+    /// <c>…Model</c> class), or one attending bidirectionally (EmbeddingGemma): an embedding model, whose logits mean nothing.
     /// </summary>
     public bool EmbeddingOnly { get; }
 
@@ -99,7 +99,7 @@ public sealed class LoadedModel : IDisposable
             var chatTemplate = LoadChatTemplate(tokenizerFolder, tokenizer);
             var files = CheckpointFiles.Open(directory);
             var modules = SentenceTransformersModules.Read(directory, config.HiddenSize);
-            bool embeddingOnly = files.SavedAsBareModel || config.DeclaresBareModel;
+            bool embeddingOnly = files.SavedAsBareModel || config.DeclaresBareModel || config.BidirectionalAttention;
             if (embeddingOnly && modules.PoolingMode is { } mode && modules.Pooling is null)
                 throw new ModelLoadException($"{directory}: an embedding model pooling by '{mode}' (its sentence-transformers Pooling module); served: lasttoken, mean_tokens, cls_token");
             if (quantization == WeightQuantization.Mxfp4 && !files.TensorNames.Any(n => n.EndsWith("_blocks", StringComparison.Ordinal)))

@@ -19,8 +19,13 @@ internal sealed class StepIndices : IDisposable
     /// <param name="device">Where the index tensors go.</param>
     /// <param name="slidingWindow">Positions a token attends to, itself included (config.json's <c>sliding_window</c>); null: all before it.</param>
     /// <param name="group">The KV group whose block tables the rows are of (<see cref="KvCache.Groups"/>).</param>
-    public StepIndices(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device, int? slidingWindow = null, int group = 0)
+    /// <param name="bidirectional">
+    /// A prefill slice's tokens also attend to the slice's later positions within the window (|q − k| &lt; W,
+    /// <see cref="Serving.Contracts.Configuration.ModelConfig.BidirectionalAttention"/>); its slices are whole prompts.
+    /// </param>
+    public StepIndices(ForwardBatch batch, KvCache cache, ScalarType dtype, Device device, int? slidingWindow = null, int group = 0, bool bidirectional = false)
     {
+        _bidirectional = bidirectional;
         if (slidingWindow is < 1)
             throw new ArgumentOutOfRangeException(nameof(slidingWindow), slidingWindow, "a sliding window holds at least the token itself");
         _window = slidingWindow ?? int.MaxValue;
@@ -83,6 +88,7 @@ internal sealed class StepIndices : IDisposable
 
     private readonly StepHostArrays _host;
     private readonly int _window;
+    private readonly bool _bidirectional;
     private readonly ForwardBatch _batch;
     private readonly ScalarType _dtype;
     private readonly Device _device;
@@ -126,8 +132,8 @@ internal sealed class StepIndices : IDisposable
     /// <summary>
     /// Prefill slice <paramref name="i"/>'s causal mask for attention with the query heads of one KV head folded into
     /// the query axis: [1, 1, G·n, end − first] additive in the compute dtype (key column c is position first + c, first
-    /// the slice's first token's window start), row g·n + k sees position j iff FirstAttended(start + k) ≤ j ≤ start + k.
-    /// Built on first use and shared by every layer.
+    /// the slice's first token's window start), row g·n + k sees position j iff FirstAttended(start + k) ≤ j ≤ start + k
+    /// (bidirectional: ≤ min(end − 1, start + k + W − 1)). Built on first use and shared by every layer.
     /// </summary>
     public unsafe Tensor PrefillMask(int i, int groupSize)
     {
@@ -140,7 +146,8 @@ internal sealed class StepIndices : IDisposable
         var mask = new Span<float>(CpuTensorMemory.Address(maskF32), groupSize * n * width);
         for (int k = 0; k < n; k++)
         {
-            int position = s.StartPosition + k, from = FirstAttended(position) - first, to = position - first;
+            int position = s.StartPosition + k, from = FirstAttended(position) - first;
+            int to = (_bidirectional ? (int)Math.Min(s.EndPosition - 1L, position + (_window - 1L)) : position) - first;
             var row = mask.Slice(k * width, width);
             row[..from].Fill(float.NegativeInfinity);
             row[(to + 1)..].Fill(float.NegativeInfinity);

@@ -35,7 +35,7 @@ internal sealed class StepWindows : IDisposable
         try
         {
             for (int k = 0; k < kinds.Count; k++)
-                _indices[k] = new StepIndices(batch, cache, dtype, device, kinds[k].Window, kinds[k].Group);
+                _indices[k] = new StepIndices(batch, cache, dtype, device, kinds[k].Window, kinds[k].Group, config.BidirectionalAttention);
         }
         catch
         {

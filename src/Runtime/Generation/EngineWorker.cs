@@ -24,7 +24,7 @@ public sealed class EngineWorker : BackgroundService
 {
     private readonly ModelHost _host;
     private readonly ModelOptions _options;
-    private readonly BatchingOptions _batching;
+    private BatchingOptions _batching;
     private readonly Speculation.DraftPlanner _drafts;
     private readonly TimeProvider _time;
     private readonly ILogger<EngineWorker> _logger;
@@ -167,6 +167,8 @@ public sealed class EngineWorker : BackgroundService
         var model = _host.Model;
         _binder = new AdapterSlotBinder(_host, _hostCache, id => _requests[id].Command.Adapters, _metrics);
         _metrics.Vllm.ModelName = _host.ModelId;
+        if (model.Config.BidirectionalAttention)
+            _batching = _batching.ForBidirectionalAttention();
         _scheduler = new StepScheduler(_batching, _options.MaxSequences, Math.Min(_options.MaxContext, model.Model.MaxPositions), _binder, _time,
             KvCacheGroups.For(model.Config, _batching.HybridKvCache));
         _logger.LogInformation("Speculative decoding: {Speculation}", _drafts.Description);

@@ -96,7 +96,7 @@ public sealed class ModelConfigTests
     [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["sliding_attention"]}""", "layer_types")]
     [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "layer_types": ["chunked_attention", "full_attention"]}""", "chunked_attention")]
     [InlineData("Gemma2ForCausalLM", """{"final_logit_softcapping": -30.0}""", "final_logit_softcapping")]
-    [InlineData("Gemma3ForCausalLM", """{"use_bidirectional_attention": true}""", "use_bidirectional_attention")]
+    [InlineData("MistralForCausalLM", """{"sliding_window": 4096, "use_bidirectional_attention": true}""", "use_bidirectional_attention")]
     [InlineData("LlamaForCausalLM", """{"hidden_act": "relu"}""", "relu")]
     [InlineData("Phi3ForCausalLM", """{"partial_rotary_factor": 0.0}""", "partial_rotary_factor")]
     [InlineData("Phi3ForCausalLM", """{"partial_rotary_factor": 1.5}""", "partial_rotary_factor")]

@@ -44,8 +44,9 @@ internal sealed class ScalarReferenceModel
             file.ReadInto(t, bytes);
             if (t.Dtype == SafetensorsDtype.U8)
                 bytesOf[t.Name] = (bytes, t.Shape);
-            else
-                _w[t.Name] = (MemoryMarshal.Cast<byte, float>(bytes).ToArray(), t.Shape);
+            else                                           // an embedding model's bare transformer names: the causal LM's
+                _w[t.Name.StartsWith("model.", StringComparison.Ordinal) || t.Name.StartsWith("lm_head.", StringComparison.Ordinal) ? t.Name : "model." + t.Name] =
+                    (MemoryMarshal.Cast<byte, float>(bytes).ToArray(), t.Shape);
         }
 
         // gpt-oss's MXFP4 experts, as the stacked x·W tensors its bf16 checkpoints hold.
@@ -120,11 +121,13 @@ internal sealed class ScalarReferenceModel
                 {
                     int kvHead = head / g;
                     // A sliding layer's window (Mistral's every layer, Gemma 3's five of six): position i sees i − W + 1 … i.
+                    // Bidirectional (EmbeddingGemma): i also sees i + 1 … i + W − 1, up to the last position.
                     int first = _c.WindowOf(layer) is int window ? Math.Max(0, i - window + 1) : 0;
-                    var scores = new double[i + 1];
+                    int last = !_c.BidirectionalAttention ? i : _c.WindowOf(layer) is int w ? Math.Min(t - 1, i + w - 1) : t - 1;
+                    var scores = new double[last + 1];
                     for (int j = 0; j < first; j++)
                         scores[j] = double.NegativeInfinity;
-                    for (int j = first; j <= i; j++)
+                    for (int j = first; j <= last; j++)
                     {
                         double s = 0;
                         for (int e = 0; e < d; e++)
@@ -138,7 +141,7 @@ internal sealed class ScalarReferenceModel
                     double? sink = _w.TryGetValue(p + "self_attn.sinks", out var sinks) ? sinks.Data[head] : null;
                     double max = Math.Max(scores.Max(), sink ?? double.NegativeInfinity);
                     double sum = scores.Sum(s => Math.Exp(s - max)) + (sink is double z ? Math.Exp(z - max) : 0);
-                    for (int j = first; j <= i; j++)
+                    for (int j = first; j <= last; j++)
                     {
                         double pj = Math.Exp(scores[j] - max) / sum;
                         for (int e = 0; e < d; e++)
