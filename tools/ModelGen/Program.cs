@@ -2,7 +2,7 @@ using Serving.Authoring.Synthetic;
 using Serving.Contracts.Safetensors;
 
 // Usage:
-//   ModelGen model   --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2|qwen3|granite|phi3|gemma2|gemma3|mixtral|qwen2-moe|qwen3-moe|gpt-oss|olmo2|olmo3|embeddinggemma] [--mxfp4] [--shards N] [--tie]
+//   ModelGen model   --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2|qwen3|granite|phi3|gemma2|gemma3|mixtral|qwen2-moe|qwen3-moe|gpt-oss|olmo2|olmo3|embeddinggemma|granite-moe] [--mxfp4] [--shards N] [--tie]
 //   ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj,...] [--seed N] [--rslora] [--dora] [--count N]
 //   ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N] [--dora]
 var options = ParseOptions(args.Skip(1));
@@ -39,7 +39,8 @@ try
                     "olmo2" => "Olmo2ForCausalLM",
                     "olmo3" => "Olmo3ForCausalLM",
                     "embeddinggemma" => "Gemma3TextModel",
-                    var a => throw new ArgumentException($"unknown --arch '{a}' (llama, mistral, qwen2, qwen3, granite, phi3, gemma2, gemma3, mixtral, qwen2-moe, qwen3-moe, gpt-oss, olmo2, olmo3, embeddinggemma)"),
+                    "granite-moe" => GraniteMoeCheckpoint.Architecture,
+                    var a => throw new ArgumentException($"unknown --arch '{a}' (llama, mistral, qwen2, qwen3, granite, phi3, gemma2, gemma3, mixtral, qwen2-moe, qwen3-moe, gpt-oss, olmo2, olmo3, embeddinggemma, granite-moe)"),
                 },
                 Shards = int.Parse(Get("shards", "1")),
                 TieWordEmbeddings = options.ContainsKey("tie"),
@@ -47,6 +48,8 @@ try
             };
             if (spec.Architecture == "Gemma3TextModel")
                 EmbeddingGemmaCheckpoint.Write(NewOutput("out"), spec);      // bidirectional, mean pooling, Dense modules
+            else if (spec.Architecture == GraniteMoeCheckpoint.Architecture)
+                GraniteMoeCheckpoint.Write(NewOutput("out"), spec);          // float32, one shard: restacked from Mixtral's names
             else
                 SyntheticModelWriter.Write(NewOutput("out"), spec);
             Console.WriteLine($"wrote {spec.Preset.Name} model ({spec.Architecture}, {spec.DiskDtype}, seed {spec.Seed}) to {Required("out")} — random weights");
@@ -90,7 +93,7 @@ try
 
             return 0;
         default:
-            Console.Error.WriteLine("usage: ModelGen model --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2|qwen3|granite|phi3|gemma2|gemma3|mixtral|qwen2-moe|qwen3-moe|gpt-oss|olmo2|olmo3|embeddinggemma] [--mxfp4] [--shards N] [--tie]");
+            Console.Error.WriteLine("usage: ModelGen model --preset tiny|bench --out DIR [--seed N] [--dtype f32|f16|bf16] [--arch llama|mistral|qwen2|qwen3|granite|phi3|gemma2|gemma3|mixtral|qwen2-moe|qwen3-moe|gpt-oss|olmo2|olmo3|embeddinggemma|granite-moe] [--mxfp4] [--shards N] [--tie]");
             Console.Error.WriteLine("       ModelGen adapter --model DIR --out DIR [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed N] [--rslora] [--dora] [--count N]");
             Console.Error.WriteLine("       ModelGen train-adapter --model DIR --data train.jsonl --out DIR [--rank R] [--alpha A] [--targets ...] [--steps N] [--batch B] [--lr X] [--seed N] [--dora]");
             return 2;

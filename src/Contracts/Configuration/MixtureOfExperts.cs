@@ -36,17 +36,24 @@ public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSiz
     public bool StackedExperts { get; init; }
 
     /// <summary>
-    /// Mixtral's <c>num_local_experts</c> experts of <c>intermediate_size</c>, renormalised; Qwen2/3-MoE's <c>num_experts</c> of
+    /// Granite MoE: each layer's experts held as two parallel-expert tensors, <c>block_sparse_moe.input_linear [Experts,
+    /// 2·IntermediateSize, hidden]</c> (expert e's gate rows, then its up rows) and <c>block_sparse_moe.output_linear
+    /// [Experts, hidden, IntermediateSize]</c>, both W·x; its router <c>block_sparse_moe.router.layer</c>.
+    /// </summary>
+    public bool ParallelExperts { get; init; }
+
+    /// <summary>
+    /// Mixtral's and Granite MoE's <c>num_local_experts</c> experts of <c>intermediate_size</c>, renormalised; Qwen2/3-MoE's <c>num_experts</c> of
     /// <c>moe_intermediate_size</c>, renormalised with <c>norm_topk_prob</c>, dense in <c>mlp_only_layers</c> and where
     /// (layer + 1) is not a multiple of <c>decoder_sparse_step</c>, as transformers builds them. Null for a dense model.
     /// </summary>
     internal static MixtureOfExperts? Parse(JsonObject o, string architecture, int layers, int intermediateSize, string source)
     {
         bool mixtral = architecture == "MixtralForCausalLM", qwen = architecture is "Qwen3MoeForCausalLM" or "Qwen2MoeForCausalLM";
-        bool gptOss = architecture == "GptOssForCausalLM";
-        if (!mixtral && !qwen && !gptOss)
+        bool gptOss = architecture == "GptOssForCausalLM", granite = architecture == "GraniteMoeForCausalLM";
+        if (!mixtral && !qwen && !gptOss && !granite)
             return null;
-        int experts = ModelConfig.OptionalInt(o, mixtral || gptOss ? "num_local_experts" : "num_experts") ?? (gptOss ? 32 : 8);
+        int experts = ModelConfig.OptionalInt(o, mixtral || gptOss || granite ? "num_local_experts" : "num_experts") ?? (gptOss ? 32 : 8);
         int topK = ModelConfig.OptionalInt(o, "num_experts_per_tok") ?? ModelConfig.OptionalInt(o, "experts_per_token") ?? (gptOss ? 4 : 2);
         if (experts < 1 || topK < 1 || topK > experts)
             throw new ModelConfigException($"{source}: num_experts_per_tok {topK} must be between 1 and the {experts} experts");
@@ -54,6 +61,8 @@ public sealed record MixtureOfExperts(int Experts, int TopK, int IntermediateSiz
             return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []);
         if (gptOss)
             return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []) { RouterBias = true, ExpertBias = true, SoftmaxOverTopK = true, StackedExperts = true };
+        if (granite)                                      // its gating: softmax over the top K logits, as gpt-oss's
+            return new MixtureOfExperts(experts, topK, intermediateSize, NormalizeTopK: true, []) { SoftmaxOverTopK = true, ParallelExperts = true };
         int size = ModelConfig.OptionalInt(o, "moe_intermediate_size") is int s && s > 0 ? s
             : throw new ModelConfigException($"{source}: required field 'moe_intermediate_size' is missing");
         int step = ModelConfig.OptionalInt(o, "decoder_sparse_step") ?? 1;

@@ -6,12 +6,12 @@ namespace Serving.Contracts.Configuration;
 /// <summary>
 /// The architecture fields of a Hugging Face <c>config.json</c> for the Llama family
 /// (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>, <c>Qwen3ForCausalLM</c>, <c>GraniteForCausalLM</c>,
-/// <c>Phi3ForCausalLM</c>, <c>MixtralForCausalLM</c>, <c>Qwen2MoeForCausalLM</c>, <c>Qwen3MoeForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, <c>GptOssForCausalLM</c>, <c>Olmo2ForCausalLM</c>, <c>Olmo3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
+/// <c>Phi3ForCausalLM</c>, <c>MixtralForCausalLM</c>, <c>GraniteMoeForCausalLM</c>, <c>Qwen2MoeForCausalLM</c>, <c>Qwen3MoeForCausalLM</c>, <c>Gemma2ForCausalLM</c>, <c>Gemma3ForCausalLM</c>, <c>GptOssForCausalLM</c>, <c>Olmo2ForCausalLM</c>, <c>Olmo3ForCausalLM</c>, and <c>Gemma3ForConditionalGeneration</c>'s language model).
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-        "GraniteForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
+        "GraniteForCausalLM", "GraniteMoeForCausalLM", "Phi3ForCausalLM", "MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
         "GptOssForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", .. MultimodalConfig.Architectures,
         "LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model", "Gemma3TextModel"];
 

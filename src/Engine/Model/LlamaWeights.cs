@@ -138,12 +138,14 @@ public sealed class LlamaWeights : IDisposable
     /// <summary>
     /// Where a mixture-of-experts layer keeps its router and expert e's gate, up and down projections: Mixtral's
     /// <c>block_sparse_moe.gate</c> and <c>experts.e.w1/w3/w2</c>, Qwen3-MoE's <c>mlp.gate</c> and <c>mlp.experts.e.gate_proj/up_proj/down_proj</c>,
-    /// gpt-oss's <c>mlp.router</c> (its experts stacked: <see cref="GptOssExperts"/>).
+    /// gpt-oss's <c>mlp.router</c> (its experts stacked: <see cref="GptOssExperts"/>), Granite MoE's <c>block_sparse_moe.router.layer</c>
+    /// (its experts parallel: <see cref="MixtureOfExperts.ParallelExperts"/>).
     /// </summary>
     private static (string Router, Func<int, (string Gate, string Up, string Down)> Expert) ExpertNames(ModelConfig c) => c.Architecture switch
     {
         "MixtralForCausalLM" => ("block_sparse_moe.gate", e => ($"block_sparse_moe.experts.{e}.w1.weight", $"block_sparse_moe.experts.{e}.w3.weight", $"block_sparse_moe.experts.{e}.w2.weight")),
         "GptOssForCausalLM" => ("mlp.router", _ => throw new InvalidOperationException("gpt-oss stacks its experts")),
+        "GraniteMoeForCausalLM" => ("block_sparse_moe.router.layer", _ => throw new InvalidOperationException("Granite MoE holds its experts as parallel experts")),
         _ => ("mlp.gate", e => ($"mlp.experts.{e}.gate_proj.weight", $"mlp.experts.{e}.up_proj.weight", $"mlp.experts.{e}.down_proj.weight")),
     };
 
@@ -156,13 +158,30 @@ public sealed class LlamaWeights : IDisposable
         try
         {
             for (int e = 0; e < moe.Experts; e++)
-                experts.Add(LoadExpert(c, loader, layer, names(e), moe.IntermediateSize, source, projection));
+                experts.Add(moe.ParallelExperts ? LoadParallelExpert(c, loader, layer, e, source, projection)
+                    : LoadExpert(c, loader, layer, names(e), moe.IntermediateSize, source, projection));
             return experts;
         }
         catch
         {
             foreach (var expert in experts)
                 expert.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Granite MoE's expert <paramref name="e"/>: its slab of <c>input_linear</c> is already gate then up; its down, its slab of <c>output_linear</c>.</summary>
+    private static ExpertWeights LoadParallelExpert(ModelConfig c, TensorLoader loader, string prefix, int e, ScalarType? source, Func<Tensor, ProjectionWeight> projection)
+    {
+        int experts = c.Experts!.Experts, inter = c.Experts.IntermediateSize;
+        var gateUp = projection(loader.LoadSlab(prefix + "block_sparse_moe.input_linear.weight", [experts, 2 * inter, c.HiddenSize], e, source));
+        try
+        {
+            return new ExpertWeights { GateUp = gateUp, Down = projection(loader.LoadSlab(prefix + "block_sparse_moe.output_linear.weight", [experts, c.HiddenSize, inter], e, source)) };
+        }
+        catch
+        {
+            gateUp.Dispose();
             throw;
         }
     }
