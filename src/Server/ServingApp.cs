@@ -56,6 +56,10 @@ public static class ServingApp
         ["--tool-call-parser"] = "Serving:Chat:ToolCallParser",
         ["--reasoning-parser"] = "Serving:Chat:ReasoningParser",
         ["--score-tokens"] = "Serving:Score:ClassifierTokens",
+        ["--otlp-traces-endpoint"] = "Serving:Tracing:OtlpEndpoint",                 // vLLM's
+        ["--root-path"] = "Serving:RootPath",                                         // vLLM's
+        ["--ssl-certfile"] = "Kestrel:Certificates:Default:Path",                     // vLLM's
+        ["--ssl-keyfile"] = "Kestrel:Certificates:Default:KeyPath",                   // vLLM's
     };
 
     /// <summary>Command-line flags without a value, each standing for one configuration setting.</summary>
@@ -65,6 +69,7 @@ public static class ServingApp
         ["--enable-prefix-caching"] = ("Serving:Batching:PrefixCaching", "true"),   // vLLM's
         ["--enable-embeddings"] = ("Serving:Embeddings:FromGenerativeModels", "true"),
         ["--disable-hybrid-kv-cache-manager"] = ("Serving:Batching:HybridKvCache", "false"),   // vLLM's
+        ["--allow-credentials"] = ("Serving:Cors:AllowCredentials", "true"),                  // vLLM's
     };
 
     /// <summary>
@@ -101,6 +106,7 @@ public static class ServingApp
         args = ExpandFlags(args);
         RuntimeServices.ApplyNativeDefaults();
         var builder = WebApplication.CreateSlimBuilder(args);
+        builder.WebHost.UseKestrelHttpsConfiguration();     // --ssl-certfile/--ssl-keyfile: Kestrel's default certificate for https:// addresses
         // REST, SSE and gRPC on one port: HTTP/1.1 and HTTP/2 (h2c with prior knowledge on cleartext endpoints).
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -119,9 +125,17 @@ public static class ServingApp
         string urls = builder.Configuration["urls"] is { Length: > 0 } configured ? configured : DefaultUrl;
         string? metricsUrl = builder.Configuration[$"{Observability.MetricsOptions.Section}:Url"];
         builder.WebHost.UseUrls(string.IsNullOrEmpty(metricsUrl) ? urls : $"{urls};{metricsUrl}");
+        var hosting = builder.Configuration.GetSection(ServerHostingOptions.Section).Get<ServerHostingOptions>() ?? new ServerHostingOptions();
+        if (hosting.Validate().ToList() is { Count: > 0 } hostingProblems)
+            throw new StartupArgumentsException(hostingProblems);
         builder.Services.AddServing(builder.Configuration);
+        if (hosting.Cors.AllowedOrigins.Count > 0)
+            builder.Services.AddCors(o => o.AddDefaultPolicy(p => CorsPolicy(p, hosting.Cors)));
         configure?.Invoke(builder);
         var app = builder.Build();
+        if (hosting.RootPath is { Length: > 0 } rootPath)
+            app.UsePathBase(rootPath);
+        app.UseRouting();                                   // after the path base, so routes match the path without it
         foreach (string note in ignored)
             app.Logger.LogWarning("{Note}", note);
         // The exporter listens from now on: a measurement made before its listener starts would be lost.
@@ -129,12 +143,34 @@ public static class ServingApp
         app.Use(Observability.RequestLogging.InvokeAsync);
         app.Use(Observability.RequestCounting.InvokeAsync);
         app.UseExceptionHandler(e => e.Run(WriteUnhandledError));
+        if (hosting.Cors.AllowedOrigins.Count > 0)
+            app.UseCors();                                  // before authentication: a browser's preflight carries no key
         app.Use(Security.AuthenticationMiddleware.InvokeAsync);
         app.Use(GrpcMessageValidation.For(V1.GenerationReflection.Descriptor, V1.AdaptersReflection.Descriptor).InvokeAsync);
         app.MapServingEndpoints();
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
             "REST, SSE and gRPC share each endpoint: cleartext HTTP/2 with prior knowledge is detected per connection (Kestrel's HTTP/2-needs-TLS warning does not apply)"));
         return app;
+    }
+
+    /// <summary>The CORS policy <paramref name="cors"/> describes; responses expose <c>X-Request-Id</c> to the page.</summary>
+    private static void CorsPolicy(Microsoft.AspNetCore.Cors.Infrastructure.CorsPolicyBuilder policy, CorsOptions cors)
+    {
+        if (cors.AllowedOrigins.Contains("*"))
+            policy.AllowAnyOrigin();
+        else
+            policy.WithOrigins([.. cors.AllowedOrigins]);
+        if (cors.AllowedMethods.Count == 0 || cors.AllowedMethods.Contains("*"))
+            policy.AllowAnyMethod();
+        else
+            policy.WithMethods([.. cors.AllowedMethods]);
+        if (cors.AllowedHeaders.Count == 0 || cors.AllowedHeaders.Contains("*"))
+            policy.AllowAnyHeader();
+        else
+            policy.WithHeaders([.. cors.AllowedHeaders]);
+        if (cors.AllowCredentials)
+            policy.AllowCredentials();
+        policy.WithExposedHeaders("X-Request-Id");
     }
 
     public static IServiceCollection AddServing(this IServiceCollection services, IConfiguration configuration)

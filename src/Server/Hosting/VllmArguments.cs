@@ -5,11 +5,21 @@ namespace Serving.Server.Hosting;
 /// host defaulting to loopback as this server's default does, where vLLM's listens on every interface) and its flags this
 /// server needs no switch for (<c>--enable-lora</c>: adapters are always served), its start-up adapters
 /// (<c>--lora-modules name=path …</c>, or its JSON form <c>{"name": …, "path": …}</c>: <c>Serving:Adapters:Modules</c>), and
-/// the value switches of <see cref="VllmValueSwitches"/>, so a deployment's vLLM command line starts this server unchanged.
+/// the value switches of <see cref="VllmValueSwitches"/>, its CORS lists (<c>--allowed-origins '["https://app.example"]'</c>:
+/// <c>Serving:Cors:*</c>), and HTTPS with <c>--ssl-certfile</c> (the address's scheme), so a deployment's vLLM command line
+/// starts this server unchanged.
 /// </summary>
 public static class VllmArguments
 {
-    public const string Host = "--host", Port = "--port", LoraModules = "--lora-modules";
+    public const string Host = "--host", Port = "--port", LoraModules = "--lora-modules", SslCertFile = "--ssl-certfile";
+
+    /// <summary>vLLM's CORS switches, whose value is a JSON list of strings, and the settings each fills.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Lists = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["--allowed-origins"] = "Serving:Cors:AllowedOrigins",
+        ["--allowed-methods"] = "Serving:Cors:AllowedMethods",
+        ["--allowed-headers"] = "Serving:Cors:AllowedHeaders",
+    };
 
     /// <summary>vLLM flags that ask for what this server always does, and why they change nothing.</summary>
     public static readonly IReadOnlyDictionary<string, string> AlwaysOn = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -19,6 +29,11 @@ public static class VllmArguments
         ["--enable-auto-tool-choice"] = "tool_choice auto reads the model's tool calls whenever --tool-call-parser names how it writes them",
         ["--trust-remote-code"] = "no code from a model folder is ever run: its config, weights and tokenizer are read as data",
         ["--disable-log-requests"] = "requests' contents are never logged",
+        ["--enforce-eager"] = "every step runs eagerly: no CUDA graph is captured",
+        ["--disable-log-stats"] = "no statistics are logged periodically: /metrics serves them",
+        ["--disable-uvicorn-access-log"] = "no access log is written",
+        ["--enable-prompt-tokens-details"] = "usage always reports prompt_tokens_details.cached_tokens",
+        ["--enable-request-id-headers"] = "every response carries X-Request-Id (the caller's, else the server's)",
     };
 
     /// <summary>
@@ -41,6 +56,13 @@ public static class VllmArguments
                 continue;
             }
 
+            if (ListValue(args, ref i) is var (list, items))
+            {
+                for (int n = 0; n < (items?.Count ?? 0); n++)
+                    kept.AddRange([$"--{Lists[list]}:{n}", items![n]]);
+                continue;
+            }
+
             if (Modules(args, ref i) is { } modules)
             {
                 foreach (string module in modules)
@@ -58,8 +80,11 @@ public static class VllmArguments
                 kept.Add(args[i]);
         }
 
-        if (host is not null || port is not null)
-            kept.AddRange(["--urls", $"http://{host ?? "127.0.0.1"}:{port ?? "8000"}"]);
+        // With a certificate vLLM serves HTTPS on its address: so here, unless --urls says where to listen.
+        bool tls = args.Any(a => a == SslCertFile || a.StartsWith(SslCertFile + "=", StringComparison.Ordinal));
+        bool urls = args.Any(a => a == "--urls" || a.StartsWith("--urls=", StringComparison.Ordinal));
+        if (host is not null || port is not null || tls && !urls)
+            kept.AddRange(["--urls", $"{(tls ? "https" : "http")}://{host ?? "127.0.0.1"}:{port ?? "8000"}"]);
         kept.AddRange(VllmValueSwitches.AdminKeySettings(keys, environment ?? Environment.GetEnvironmentVariable));
         return [.. kept];
     }
@@ -103,6 +128,13 @@ public static class VllmArguments
             return true;
         }
 
+        if (ListValue(args, ref i) is var (list, items))
+        {
+            if (items is null)
+                problems.Add($"{list}: must be a JSON list of strings, e.g. '[\"https://app.example\"]'");
+            return true;
+        }
+
         if (Modules(args, ref i) is { } modules)
         {
             if (modules.Count == 0)
@@ -127,6 +159,32 @@ public static class VllmArguments
         if (args.Any(a => a == "--urls" || a.StartsWith("--urls=", StringComparison.Ordinal)))
             problems.Add($"{args[i].Split('=')[0]}: give --host/--port or --urls, not both");
         return true;
+    }
+
+    /// <summary>
+    /// (switch, its JSON list's strings) when <paramref name="args"/>[<paramref name="i"/>] is one of <see cref="Lists"/>,
+    /// moving past its value; the strings are null when the value is no JSON list of strings. Null when it is none.
+    /// </summary>
+    private static (string Switch, IReadOnlyList<string>? Items)? ListValue(string[] args, ref int i)
+    {
+        foreach (string name in Lists.Keys)
+            if (Value(args, ref i, name) is { } value)
+            {
+                try
+                {
+                    using var doc = System.Text.Json.JsonDocument.Parse(value);
+                    var items = doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Array
+                        && doc.RootElement.EnumerateArray().All(e => e.ValueKind == System.Text.Json.JsonValueKind.String)
+                        ? doc.RootElement.EnumerateArray().Select(e => e.GetString()!).ToList() : null;
+                    return (name, items);
+                }
+                catch (System.Text.Json.JsonException)
+                {
+                    return (name, null);
+                }
+            }
+
+        return null;
     }
 
     /// <summary>The values of <c>--lora-modules</c> when <paramref name="args"/>[<paramref name="i"/>] is it (every argument up to the next switch), moving past them; else null.</summary>

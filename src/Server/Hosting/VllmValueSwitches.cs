@@ -4,7 +4,9 @@ namespace Serving.Server.Hosting;
 
 /// <summary>
 /// vLLM switches with values this server takes one way only: the parallel sizes (one device serves the model), the KV
-/// cache's dtype (the compute dtype) and the GPU memory fraction (the KV cache's memory is <c>--kv-cache-tokens</c>) —
+/// cache's dtype (the compute dtype), the GPU memory fraction (the KV cache's memory is <c>--kv-cache-tokens</c>), the
+/// load format (safetensors), the adapters' dtype, the tokenizer mode, the swap space (preemption recomputes), the logged
+/// prompt length and uvicorn's log level —
 /// accepted with the values that mean what this server does, refused naming why otherwise — and <c>--api-key</c>: each
 /// key an admin's (<c>Serving:Auth:AdminKeys</c>), as vLLM's one key opens every endpoint; without the switch,
 /// <c>VLLM_API_KEY</c> from the environment as vLLM reads it.
@@ -27,12 +29,25 @@ public static class VllmValueSwitches
             ["--kv-cache-dtype"] = (v => v == "auto", "auto: the KV cache is kept in the compute dtype (--dtype)"),
             ["--gpu-memory-utilization"] = (IsFraction,
                 "a fraction in (0, 1], and ignores it: the KV cache's memory is --kv-cache-tokens (default: what --max-num-seqs sequences of --max-model-len hold at once)"),
+            ["--load-format"] = (v => v is "auto" or "safetensors", "auto or safetensors: a folder's *.safetensors, never pickled weights"),
+            ["--lora-dtype"] = (v => v == "auto", "auto: adapters compute in the model's dtype (--dtype)"),
+            ["--tokenizer-mode"] = (v => v is "auto" or "hf", "auto: the folder's tokenizer.json, read by this server's own tokenizer"),
+            ["--swap-space"] = (IsNonNegative, "a size in GiB, and ignores it: a preempted sequence is recomputed, never swapped to host memory"),
+            ["--max-log-len"] = (IsNonNegative, "a length, and ignores it: requests' contents are never logged"),
+            ["--uvicorn-log-level"] = (v => v is "critical" or "error" or "warning" or "info" or "debug" or "trace",
+                "a log level, and ignores it: the HTTP server logs at Logging:LogLevel:Microsoft.AspNetCore (Warning)"),
         };
 
     /// <summary>Switches accepted with a value that changes nothing here, each with why; logged as a warning at start-up.</summary>
-    public static readonly IReadOnlySet<string> Ignored = new HashSet<string>(StringComparer.Ordinal) { "--gpu-memory-utilization" };
+    public static readonly IReadOnlySet<string> Ignored = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "--gpu-memory-utilization", "--swap-space", "--max-log-len", "--uvicorn-log-level",
+    };
 
     private static bool One(string value) => value == "1";
+
+    private static bool IsNonNegative(string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f >= 0 && double.IsFinite(f);
 
     private static bool IsFraction(string value) =>
         double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f > 0 && f <= 1;

@@ -1,0 +1,142 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Serving.Authoring.Synthetic;
+using Serving.Server.Hosting;
+using Serving.Server.Tests.Support;
+
+namespace Serving.Server.Tests.Hosting;
+
+/// <summary>
+/// vLLM's serving switches on a real server: HTTPS from <c>--ssl-certfile</c>/<c>--ssl-keyfile</c>, a proxy's path prefix
+/// from <c>--root-path</c>, CORS from <c>--allowed-origins</c>; and its switches this server takes one way (accepted with
+/// what it does, ignored ones warned about, other values refused naming why).
+/// </summary>
+public sealed class VllmServingSwitchesTests : IDisposable
+{
+    private readonly string _root = TestDirectories.Path("vllm-serving-switches");
+    private readonly string _model;
+
+    public VllmServingSwitchesTests()
+    {
+        _model = Path.Combine(_root, "model");
+        SyntheticModelWriter.Write(_model, new SyntheticModelSpec { Seed = 31 });
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private string[] Serve(params string[] args) => ["--model", _model, "--cache-dir", Path.Combine(_root, "cache"), "--dtype", "float32", .. args];
+
+    [Fact]
+    public async Task Start_SslCertAndKeyFiles_ServesHttpsWithThatCertificate()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        string certFile = Path.Combine(_root, "cert.pem"), keyFile = Path.Combine(_root, "key.pem");
+        File.WriteAllText(certFile, certificate.ExportCertificatePem());
+        File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem());
+        int port = FreePort();
+
+        await using var app = ServingApp.Build(Serve("--port", $"{port}", "--ssl-certfile", certFile, "--ssl-keyfile", keyFile));
+        await app.StartAsync();
+        string? presented = null;
+        using var handler = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, cert, _, _) => (presented = cert?.Thumbprint) == certificate.Thumbprint,
+        };
+        using var https = new HttpClient(handler) { BaseAddress = new Uri($"https://127.0.0.1:{port}") };
+        Assert.Equal("ready", await https.GetStringAsync("/health"));
+        Assert.Equal(certificate.Thumbprint, presented);
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task Start_RootPathAndAllowedOrigins_PrefixedPathsServedAndOnlyThatOriginAllowed()
+    {
+        int port = FreePort();
+        await using var app = ServingApp.Build(Serve("--port", $"{port}", "--root-path", "/serving", "--allowed-origins", """["https://console.example"]""",
+            "--allowed-headers", """["Authorization", "Content-Type"]"""));
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/serving/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v1/models")).StatusCode);
+
+        async Task<HttpResponseMessage> Preflight(string origin)
+        {
+            var preflight = new HttpRequestMessage(HttpMethod.Options, "/serving/v1/chat/completions");
+            preflight.Headers.Add("Origin", origin);
+            preflight.Headers.Add("Access-Control-Request-Method", "POST");
+            preflight.Headers.Add("Access-Control-Request-Headers", "authorization,content-type");
+            return await http.SendAsync(preflight);
+        }
+
+        var allowed = await Preflight("https://console.example");
+        Assert.True(allowed.IsSuccessStatusCode, $"{allowed.StatusCode}");
+        Assert.Equal("https://console.example", Assert.Single(allowed.Headers.GetValues("Access-Control-Allow-Origin")));
+        Assert.False((await Preflight("https://elsewhere.example")).Headers.Contains("Access-Control-Allow-Origin"));
+        var get = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        get.Headers.Add("Origin", "https://console.example");
+        var answer = await http.SendAsync(get);
+        Assert.Equal("https://console.example", Assert.Single(answer.Headers.GetValues("Access-Control-Allow-Origin")));
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task Start_NoAllowedOrigins_NoCorsHeaders()
+    {
+        int port = FreePort();
+        await using var app = ServingApp.Build(Serve("--port", $"{port}"));
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var get = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        get.Headers.Add("Origin", "https://console.example");
+        Assert.False((await http.SendAsync(get)).Headers.Contains("Access-Control-Allow-Origin"));
+        await app.StopAsync();
+    }
+
+    [Theory]
+    [InlineData(new[] { "--load-format", "pt" }, "--load-format: 'pt' is not supported; this server takes auto or safetensors")]
+    [InlineData(new[] { "--lora-dtype", "float16" }, "adapters compute in the model's dtype")]
+    [InlineData(new[] { "--swap-space", "-4" }, "--swap-space: '-4' is not supported")]
+    [InlineData(new[] { "--uvicorn-log-level", "loud" }, "a log level")]
+    [InlineData(new[] { "--allowed-origins", "https://a.example" }, "--allowed-origins: must be a JSON list of strings")]
+    [InlineData(new[] { "--allowed-methods", """["GET", 3]""" }, "--allowed-methods: must be a JSON list of strings")]
+    public void ArgumentProblems_VllmServingSwitchWrong_NamedWithWhy(string[] args, string why) =>
+        Assert.Contains(StartupArguments.ArgumentProblems(args), p => p.Contains(why, StringComparison.Ordinal));
+
+    [Theory]
+    [InlineData(new[] { "--root-path", "serving/" }, "--root-path")]
+    [InlineData(new[] { "--allowed-origins", """["*"]""", "--allow-credentials" }, "cannot go with every origin")]
+    [InlineData(new[] { "--allowed-origins", """["https://a.example/path"]""" }, "is not an origin")]
+    public void Build_HostingSettingsWrong_RefusedNamingThem(string[] args, string why) =>
+        Assert.Contains(why, Assert.Throws<StartupArgumentsException>(() => ServingApp.Build(Serve(args))).Message);
+
+    [Fact]
+    public void ArgumentProblems_VllmServingSwitches_KnownAndIgnoredOnesWarned()
+    {
+        string[] args = ["--enforce-eager", "--disable-log-stats", "--disable-uvicorn-access-log", "--enable-prompt-tokens-details", "--enable-request-id-headers",
+            "--load-format", "safetensors", "--lora-dtype", "auto", "--tokenizer-mode", "auto", "--swap-space", "4", "--max-log-len", "100", "--uvicorn-log-level", "info",
+            "--otlp-traces-endpoint", "http://127.0.0.1:4317", "--root-path", "/v", "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem",
+            "--allowed-origins", """["*"]""", "--allowed-methods", """["*"]""", "--allowed-headers", """["*"]""", "--allow-credentials"];
+        Assert.Empty(StartupArguments.ArgumentProblems(args));
+        var notes = VllmArguments.IgnoredNotes(args).ToList();
+        Assert.Equal(3, notes.Count);
+        Assert.Contains(notes, n => n.StartsWith("--swap-space 4", StringComparison.Ordinal) && n.Contains("recomputed", StringComparison.Ordinal));
+        Assert.Contains("https://127.0.0.1:8000", VllmArguments.Expand(["--ssl-certfile", "c.pem"]));
+        Assert.Contains("http://0.0.0.0:9000", VllmArguments.Expand(["--host", "0.0.0.0", "--port", "9000"]));
+        Assert.DoesNotContain("https://127.0.0.1:8000", VllmArguments.Expand(["--ssl-certfile", "c.pem", "--urls", "https://127.0.0.1:9443"]));
+    }
+
+    public void Dispose() => TestDirectories.Delete(_root);
+}
