@@ -38,6 +38,7 @@ public static class ServingApp
         ["--served-model-name"] = "Serving:Model:Name",                     // vLLM's name
         ["--tokenizer"] = "Serving:Model:Tokenizer",                        // vLLM's
         ["--seed"] = "Serving:Model:Seed",                                  // vLLM's
+        ["--hf-overrides"] = "Serving:Model:HfOverrides",                   // vLLM's: a JSON object, kept as text
         ["--chat-template"] = "Serving:Model:ChatTemplate",
         ["--generation-config"] = "Serving:Model:GenerationConfig",            // vLLM's
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",

@@ -157,7 +157,8 @@ public sealed record ModelConfig
 
     public int QueryGroupSize => NumHeads / NumKvHeads;
 
-    public static ModelConfig Load(string path)
+    /// <summary>config.json at <paramref name="path"/>, with <paramref name="overrides"/> (<see cref="ConfigOverrides"/>) laid over it.</summary>
+    public static ModelConfig Load(string path, JsonObject? overrides = null)
     {
         JsonNode? root;
         try
@@ -171,7 +172,7 @@ public sealed record ModelConfig
 
         if (root is not JsonObject o)
             throw new ModelConfigException($"{path}: expected a JSON object");
-        return Parse(o, path);
+        return overrides is null ? Parse(o, path) : Parse(ConfigOverrides.Apply(o, overrides), path + " with --hf-overrides");
     }
 
     public static ModelConfig Parse(JsonObject o, string source)

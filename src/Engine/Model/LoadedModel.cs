@@ -70,9 +70,11 @@ public sealed class LoadedModel : IDisposable
     /// kernels the model may use (null: the defaults), chosen once. <paramref name="quantization"/>: int8 projections
     /// (CPU only, bfloat16 or float32 compute; anything else is refused with a <see cref="ModelLoadException"/>).
     /// <paramref name="tokenizerDirectory"/>: where the tokenizer and its chat template are read from (null: <paramref name="directory"/>).
+    /// <paramref name="configOverrides"/>: fields laid over config.json (vLLM's <c>--hf-overrides</c>).
     /// </summary>
     public static LoadedModel Load(string directory, ScalarType dtype, Device device, int maxPositions, bool packForAmx = true, Kernels.KernelOptions? kernels = null,
-        Action<long, long>? progress = null, WeightQuantization quantization = WeightQuantization.None, string? tokenizerDirectory = null)
+        Action<long, long>? progress = null, WeightQuantization quantization = WeightQuantization.None, string? tokenizerDirectory = null,
+        System.Text.Json.Nodes.JsonObject? configOverrides = null)
     {
         if (quantization == WeightQuantization.Mxfp4 && (device.type != DeviceType.CPU || dtype is not (ScalarType.BFloat16 or ScalarType.Float32)))
             throw new ModelLoadException($"--quantization mxfp4 holds MXFP4 weights for the CPU kernel of a bfloat16 or float32 model, not {dtype} on {device}");
@@ -91,7 +93,7 @@ public sealed class LoadedModel : IDisposable
             throw new ModelLoadException($"{directory}: config.json not found");
         try
         {
-            var config = ModelConfig.Load(configPath);
+            var config = ModelConfig.Load(configPath, configOverrides);
             var defaults = GenerationDefaults.Load(Path.Combine(directory, "generation_config.json"));
             string tokenizerFolder = tokenizerDirectory ?? directory;
             var tokenizer = HfTokenizer.Load(tokenizerFolder);

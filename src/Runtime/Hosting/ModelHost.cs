@@ -92,7 +92,8 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         _quantization = WeightQuantizationNames.Parse(o.Quantization);
         var started = System.Diagnostics.Stopwatch.StartNew();
         var lastReport = System.Diagnostics.Stopwatch.StartNew();
-        _model = LoadedModel.Load(path, dtype, device, o.MaxContext, kernels: kernels, tokenizerDirectory: o.Tokenizer is { Length: > 0 } t ? Path.GetFullPath(t) : null, progress: (read, total) =>
+        _model = LoadedModel.Load(path, dtype, device, o.MaxContext, kernels: kernels, tokenizerDirectory: o.Tokenizer is { Length: > 0 } t ? Path.GetFullPath(t) : null,
+            configOverrides: o.ParsedHfOverrides(), progress: (read, total) =>
         {
             if (lastReport.Elapsed < LoadProgressEvery || read == total)
                 return;

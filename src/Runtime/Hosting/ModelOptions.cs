@@ -27,6 +27,27 @@ public sealed class ModelOptions
     public long? Seed { get; set; }
 
     /// <summary>
+    /// vLLM's <c>--hf-overrides</c>: a JSON object laid over config.json before it is read (objects merged field by field);
+    /// null: none.
+    /// </summary>
+    public string? HfOverrides { get; set; }
+
+    /// <summary><see cref="HfOverrides"/> parsed; null when none or not a JSON object (the validator names that).</summary>
+    internal System.Text.Json.Nodes.JsonObject? ParsedHfOverrides()
+    {
+        if (string.IsNullOrWhiteSpace(HfOverrides))
+            return null;
+        try
+        {
+            return System.Text.Json.Nodes.JsonNode.Parse(HfOverrides) as System.Text.Json.Nodes.JsonObject;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// The chat template to serve instead of the checkpoint's (vLLM's <c>--chat-template</c>): a Jinja file's path, or the
     /// template itself (a text with <c>{{</c> or <c>{%</c> that is no file's path). Parsed at start-up.
     /// </summary>

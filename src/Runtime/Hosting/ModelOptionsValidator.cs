@@ -13,6 +13,8 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
             errors.Add($"Serving:Model:Path '{o.Path}' is not a folder");
         if (!string.IsNullOrEmpty(o.Tokenizer) && !File.Exists(System.IO.Path.Combine(o.Tokenizer, "tokenizer.json")))
             errors.Add($"Serving:Model:Tokenizer (--tokenizer) '{o.Tokenizer}' is not a folder holding tokenizer.json");
+        if (!string.IsNullOrWhiteSpace(o.HfOverrides) && o.ParsedHfOverrides() is null)
+            errors.Add("Serving:Model:HfOverrides (--hf-overrides) must be a JSON object, e.g. '{\"max_position_embeddings\": 65536}'");
         Try(() => TorchRuntime.ParseDtype(o.Dtype), errors);
         string device = o.Device.Trim().ToLowerInvariant();
         if (device != "cpu" && device != "cuda" && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))

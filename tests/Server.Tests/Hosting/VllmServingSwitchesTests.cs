@@ -105,6 +105,35 @@ public sealed class VllmServingSwitchesTests : IDisposable
         await app.StopAsync();
     }
 
+    /// <summary>vLLM's <c>--hf-overrides</c> lays fields over config.json: the context the model's positions allow follows it.</summary>
+    [Fact]
+    public async Task Start_HfOverrides_LaidOverConfigJson()
+    {
+        int port = FreePort();
+        await using (var app = ServingApp.Build(Serve("--port", $"{port}", "--hf-overrides", """{"max_position_embeddings": 96, "rope_scaling": null}""")))
+        {
+            await app.StartAsync();
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            var models = System.Text.Json.Nodes.JsonNode.Parse(await http.GetStringAsync("/v1/models"))!["data"]!.AsArray();
+            Assert.Equal(96, (int)models.Single(m => (string)m!["id"]! == "model")!["max_model_len"]!);
+            await app.StopAsync();
+        }
+
+        var notJson = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(async () =>
+        {
+            await using var app = ServingApp.Build(Serve("--hf-overrides", "max_position_embeddings=96"));
+            await app.StartAsync();
+        });
+        Assert.Contains("--hf-overrides", notJson.Message);
+        var unsupported = await Assert.ThrowsAsync<Serving.Engine.Checkpoints.ModelLoadException>(async () =>
+        {
+            await using var app = ServingApp.Build(Serve("--hf-overrides", """{"architectures": ["BertModel"]}"""));
+            await app.StartAsync();
+        });
+        Assert.Contains("with --hf-overrides", unsupported.Message);
+        Assert.Contains("BertModel", unsupported.Message);
+    }
+
     [Theory]
     [InlineData(new[] { "--load-format", "pt" }, "--load-format: 'pt' is not supported; this server takes auto or safetensors")]
     [InlineData(new[] { "--lora-dtype", "float16" }, "adapters compute in the model's dtype")]
@@ -128,7 +157,8 @@ public sealed class VllmServingSwitchesTests : IDisposable
         string[] args = ["--enforce-eager", "--disable-log-stats", "--disable-uvicorn-access-log", "--enable-prompt-tokens-details", "--enable-request-id-headers",
             "--load-format", "safetensors", "--lora-dtype", "auto", "--tokenizer-mode", "auto", "--swap-space", "4", "--max-log-len", "100", "--uvicorn-log-level", "info",
             "--otlp-traces-endpoint", "http://127.0.0.1:4317", "--root-path", "/v", "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem",
-            "--allowed-origins", """["*"]""", "--allowed-methods", """["*"]""", "--allowed-headers", """["*"]""", "--allow-credentials"];
+            "--allowed-origins", """["*"]""", "--allowed-methods", """["*"]""", "--allowed-headers", """["*"]""", "--allow-credentials",
+            "--hf-overrides", """{"rope_theta": 100000.0}"""];
         Assert.Empty(StartupArguments.ArgumentProblems(args));
         var notes = VllmArguments.IgnoredNotes(args).ToList();
         Assert.Equal(3, notes.Count);
