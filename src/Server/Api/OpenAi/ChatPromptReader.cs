@@ -178,6 +178,11 @@ internal static class ChatPromptReader
         return arguments;
     }
 
+    /// <summary>
+    /// A message's content as the template sees it: a string as given; a list of text parts (<c>text</c>, and the
+    /// Responses API's <c>input_text</c>/<c>output_text</c>, a <c>refusal</c>) joined by newlines, a part without text
+    /// skipped — as vLLM flattens them for a template that takes strings.
+    /// </summary>
     private static string Content(JsonElement? content)
     {
         switch (content)
@@ -187,18 +192,20 @@ internal static class ChatPromptReader
             case { ValueKind: JsonValueKind.String } s:
                 return s.GetString()!;
             case { ValueKind: JsonValueKind.Array } parts:
-                var sb = new StringBuilder();
+                var texts = new List<string>();
                 foreach (var part in parts.EnumerateArray())
                 {
                     if (part.ValueKind != JsonValueKind.Object)
                         throw JsonFields.Bad("messages", "content parts must be objects like {\"type\": \"text\", \"text\": \"...\"}");
                     var pf = new JsonFields(part);
-                    if (pf.String("type") != "text")
-                        throw JsonFields.Bad("messages", "only text content parts are supported");
-                    sb.Append(pf.String("text"));
+                    string? type = pf.String("type");
+                    if (type is not ("text" or "input_text" or "output_text" or "refusal"))
+                        throw JsonFields.Bad("messages", $"only text content parts are supported (text, input_text, output_text, refusal), got '{type}'");
+                    if ((type == "refusal" ? pf.String("refusal") : pf.String("text")) is { } text)
+                        texts.Add(text);
                 }
 
-                return sb.ToString();
+                return string.Join('\n', texts);
             default:
                 throw JsonFields.Bad("messages", "content must be a string or a list of text parts");
         }

@@ -118,6 +118,29 @@ public sealed class ChatTemplateServingTests : IAsyncLifetime
         Assert.Equal(PromptOf(generated), chat["tokens"]!.AsArray().Select(x => (int)x!));
     }
 
+    /// <summary>A message's text parts reach the template joined by newlines, as vLLM flattens them; a part without text is skipped.</summary>
+    [Fact]
+    public async Task Tokenize_ContentParts_JoinedByNewlinesAsVllmDoes()
+    {
+        var parts = new JsonArray(
+            new JsonObject { ["type"] = "text", ["text"] = "first line" },
+            new JsonObject { ["type"] = "input_text", ["text"] = "second" },
+            new JsonObject { ["type"] = "text", ["text"] = null });
+        var (_, split) = await HttpJson.PostAsync(_server.Http, "/tokenize", new JsonObject
+        {
+            ["model"] = "templated", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = parts }),
+        });
+        var (_, joined) = await HttpJson.PostAsync(_server.Http, "/tokenize", new { model = "templated", messages = new[] { new { role = "user", content = "first line\nsecond" } } });
+        Assert.Equal(joined["tokens"]!.ToJsonString(), split["tokens"]!.ToJsonString());
+
+        var (status, error) = await HttpJson.PostAsync(_server.Http, "/tokenize", new JsonObject
+        {
+            ["model"] = "templated",
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = new JsonArray(new JsonObject { ["type"] = "image_url", ["image_url"] = "x" }) }),
+        });
+        HttpJson.AssertBadRequest(status, error, "messages", "got 'image_url'");
+    }
+
     [Fact]
     public async Task Detokenize_Ids_TextBack_UnknownId400()
     {
