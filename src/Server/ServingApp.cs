@@ -40,6 +40,7 @@ public static class ServingApp
         ["--seed"] = "Serving:Model:Seed",                                  // vLLM's
         ["--hf-overrides"] = "Serving:Model:HfOverrides",                   // vLLM's: a JSON object, kept as text
         ["--chat-template"] = "Serving:Model:ChatTemplate",
+        ["--chat-template-content-format"] = "Serving:Model:ChatTemplateContentFormat",   // vLLM's
         ["--generation-config"] = "Serving:Model:GenerationConfig",            // vLLM's
         ["--adapter-registry"] = "Serving:Adapters:RegistryPath",
         ["--batching-policy"] = "Serving:Batching:Policy",

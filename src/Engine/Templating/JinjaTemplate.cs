@@ -20,6 +20,9 @@ public sealed class JinjaTemplate
     /// <exception cref="TemplateException">A syntax error or an unsupported construct, named with its line.</exception>
     public static JinjaTemplate Parse(string source) => new(TemplateParser.Parse(source));
 
+    /// <summary>Whether the template loops over a message's content: it takes lists of content parts (<see cref="ContentPartsDetector"/>).</summary>
+    public bool IteratesMessageContent => ContentPartsDetector.IteratesMessageContent(_nodes);
+
     /// <summary>Renders the template.</summary>
     /// <param name="variables">Template values (see <see cref="PythonValues"/>; <see cref="FromJson(JsonElement)"/> converts JSON).</param>
     /// <param name="now">The clock <c>strftime_now</c> reads (local time, as Python's <c>datetime.now()</c>).</param>

@@ -79,6 +79,22 @@ public sealed class ChatTemplate
             : throw new ChatTemplateException($"this model has several chat templates and none named '{DefaultName}': name one in 'chat_template' ({string.Join(", ", _templates.Keys.Order(StringComparer.Ordinal))})");
     }
 
+    /// <summary>
+    /// Whether the template chosen for <paramref name="name"/> (and tools or none) loops over a message's content, so takes
+    /// OpenAI's lists of content parts (vLLM's "auto" content format then passes them); false without one.
+    /// </summary>
+    public bool TakesContentParts(string? name, bool tools)
+    {
+        try
+        {
+            return _templates.Count > 0 && Choose(name, tools ? true : null).IteratesMessageContent;
+        }
+        catch (ChatTemplateException)
+        {
+            return false;                                   // Render names the problem
+        }
+    }
+
     /// <summary>The template file beside the tokenizer, when the checkpoint ships one (newer transformers save it apart).</summary>
     public const string FileName = "chat_template.jinja";
 

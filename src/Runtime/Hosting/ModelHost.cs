@@ -102,7 +102,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
                 path, read >> 20, total >> 20, 100.0 * read / total, started.Elapsed.TotalSeconds);
         }, quantization: _quantization);
         _served = new ServedModel(_model, o.ChatTemplate is { Length: > 0 } template ? ChatTemplateOption.Load(template, _model) : null,
-            GenerationConfigOption.Effective(_model.GenerationDefaults, o.GenerationConfig, o.GenerationOverrides));
+            GenerationConfigOption.Effective(_model.GenerationDefaults, o.GenerationConfig, o.GenerationOverrides), o.ChatTemplateContentFormat);
         DoraScaleFiles = new Generation.DoraScaleFiles(Path.Combine(cacheRoot, "dora-scales"),
             Generation.DoraScaleFiles.BaseFingerprint(path, $"{dtype} {device} {WeightQuantizationNames.Name(_quantization)}"),
             adapterOptions.Value.DoraScaleCacheBytes, logger);

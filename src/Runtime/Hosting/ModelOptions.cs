@@ -53,6 +53,13 @@ public sealed class ModelOptions
     /// </summary>
     public string? ChatTemplate { get; set; }
 
+    /// <summary>
+    /// How a message's content reaches the chat template (vLLM's <c>--chat-template-content-format</c>): <c>string</c>, its
+    /// text parts joined by newlines; <c>openai</c>, a list of <c>{"type": "text", "text"}</c> parts; <c>auto</c>, parts
+    /// for a template that loops over a message's content (Gemma 3's, Llama 4's), else a string — as vLLM decides.
+    /// </summary>
+    public string ChatTemplateContentFormat { get; set; } = "auto";
+
     /// <summary>Where requests' sampling defaults come from: <c>auto</c>, <c>vllm</c> or a folder (<see cref="GenerationConfigOption"/>).</summary>
     public string GenerationConfig { get; set; } = GenerationConfigOption.Auto;
 

@@ -15,6 +15,8 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
             errors.Add($"Serving:Model:Tokenizer (--tokenizer) '{o.Tokenizer}' is not a folder holding tokenizer.json");
         if (!string.IsNullOrWhiteSpace(o.HfOverrides) && o.ParsedHfOverrides() is null)
             errors.Add("Serving:Model:HfOverrides (--hf-overrides) must be a JSON object, e.g. '{\"max_position_embeddings\": 65536}'");
+        if (o.ChatTemplateContentFormat is not ("auto" or "string" or "openai"))
+            errors.Add($"Serving:Model:ChatTemplateContentFormat (--chat-template-content-format) must be auto, string or openai, not '{o.ChatTemplateContentFormat}'");
         Try(() => TorchRuntime.ParseDtype(o.Dtype), errors);
         string device = o.Device.Trim().ToLowerInvariant();
         if (device != "cpu" && device != "cuda" && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))

@@ -13,13 +13,23 @@ public sealed class ServedModel
 {
     private readonly LoadedModel _model;
     private readonly ChatTemplate _chatTemplate;
+    private readonly string _contentFormat;
+
+    /// <summary>
+    /// Whether messages' content reaches the template named <paramref name="templateName"/> (with tools or without) as
+    /// lists of content parts rather than strings (<see cref="ModelOptions.ChatTemplateContentFormat"/>).
+    /// </summary>
+    public bool ChatTakesContentParts(string? templateName, bool tools) =>
+        _contentFormat == "openai" || _contentFormat == "auto" && _chatTemplate.TakesContentParts(templateName, tools);
 
     /// <param name="model">The loaded model.</param>
     /// <param name="chatTemplate">The template served instead of the checkpoint's (<c>--chat-template</c>); null: the checkpoint's.</param>
     /// <param name="generationDefaults">Requests' sampling defaults (<see cref="GenerationConfigOption"/>); null: the checkpoint's.</param>
-    internal ServedModel(LoadedModel model, ChatTemplate? chatTemplate = null, GenerationDefaults? generationDefaults = null)
+    /// <param name="contentFormat"><see cref="ModelOptions.ChatTemplateContentFormat"/>.</param>
+    internal ServedModel(LoadedModel model, ChatTemplate? chatTemplate = null, GenerationDefaults? generationDefaults = null, string contentFormat = "auto")
     {
         _model = model;
+        _contentFormat = contentFormat;
         _chatTemplate = chatTemplate ?? model.ChatTemplate;
         GenerationDefaults = generationDefaults ?? model.GenerationDefaults;
     }

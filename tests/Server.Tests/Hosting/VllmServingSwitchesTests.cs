@@ -134,6 +134,36 @@ public sealed class VllmServingSwitchesTests : IDisposable
         Assert.Contains("BertModel", unsupported.Message);
     }
 
+    /// <summary>
+    /// vLLM's content formats: a template that loops over a message's content gets lists of parts (a string content one
+    /// part, a tool's result a string); told <c>string</c>, the parts joined by newlines.
+    /// </summary>
+    [Theory]
+    [InlineData("auto", "P:first;P:second;|S:done|P:hello;")]
+    [InlineData("string", "S:first\nsecond|S:done|S:hello")]
+    public async Task Start_ChatTemplateContentFormat_PartsOrStringsAsVllmPassesThem(string format, string expected)
+    {
+        const string template = "{% for m in messages %}{% if m['content'] is string %}S:{{ m['content'] }}{% else %}{% for p in m['content'] %}P:{{ p['text'] }};{% endfor %}{% endif %}"
+            + "{% if not loop.last %}|{% endif %}{% endfor %}";
+        int port = FreePort();
+        await using var app = ServingApp.Build(Serve("--port", $"{port}", "--chat-template", template, "--chat-template-content-format", format));
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var messages = System.Text.Json.Nodes.JsonNode.Parse("""
+            [{"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "text", "text": "second"}]},
+             {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "done"}]},
+             {"role": "user", "content": "hello"}]
+            """)!;
+        var (status, rendered) = await HttpJson.PostAsync(http, "/tokenize", new System.Text.Json.Nodes.JsonObject
+        {
+            ["model"] = "model", ["messages"] = messages, ["add_generation_prompt"] = false,
+        });
+        Assert.True(status == 200, rendered.ToJsonString());
+        var (_, text) = await HttpJson.PostAsync(http, "/tokenize", new System.Text.Json.Nodes.JsonObject { ["model"] = "model", ["prompt"] = expected, ["add_special_tokens"] = false });
+        Assert.Equal(text["tokens"]!.ToJsonString(), rendered["tokens"]!.ToJsonString());
+        await app.StopAsync();
+    }
+
     [Theory]
     [InlineData(new[] { "--load-format", "pt" }, "--load-format: 'pt' is not supported; this server takes auto or safetensors")]
     [InlineData(new[] { "--lora-dtype", "float16" }, "adapters compute in the model's dtype")]

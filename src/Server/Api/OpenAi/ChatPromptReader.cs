@@ -20,7 +20,8 @@ internal static class ChatPromptReader
     /// <param name="tools">The request's tools and <c>tool_choice</c> (<see cref="ToolChoice.Read"/>).</param>
     public static string Render(JsonFields f, ServedModel model, DateTimeOffset now, ToolChoice tools)
     {
-        var messages = ReadMessages(f);
+        var toolList = tools.ShowsTools && f.Get("tools") is { } list ? ServedModel.TemplateValue(list) : null;
+        var messages = ReadMessages(f, model.ChatTakesContentParts(f.String("chat_template"), toolList is not null));
         bool continueFinal = f.Bool("continue_final_message") ?? false;
         bool? generationPrompt = f.Bool("add_generation_prompt");
         if (continueFinal && generationPrompt == true)
@@ -29,7 +30,7 @@ internal static class ChatPromptReader
         try
         {
             // 'chat_template' names one of the model's own templates; template text from a request is not run.
-            rendered = model.RenderChat(messages, tools.ShowsTools && f.Get("tools") is { } list ? ServedModel.TemplateValue(list) : null, !continueFinal && (generationPrompt ?? true), TemplateArguments(f),
+            rendered = model.RenderChat(messages, toolList, !continueFinal && (generationPrompt ?? true), TemplateArguments(f),
                 now, f.String("chat_template"), Documents(f));
         }
         catch (PromptTextException ex)
@@ -37,7 +38,7 @@ internal static class ChatPromptReader
             throw ApiException.BadRequest(ex.Message, "messages");
         }
 
-        return continueFinal ? EndAtFinalMessage(rendered, (string?)((Dictionary<string, object?>)messages[^1]!)["content"] ?? "") : rendered;
+        return continueFinal ? EndAtFinalMessage(rendered, FinalText(f)) : rendered;
     }
 
     /// <summary>
@@ -57,10 +58,11 @@ internal static class ChatPromptReader
     }
 
     /// <summary>
-    /// The messages as the template sees them: every field of each message (tool calls, names, ids) as sent, with text
-    /// content parts joined into one string, as transformers passes them.
+    /// The messages as the template sees them: every field of each message (tool calls, names, ids) as sent, the content
+    /// as vLLM passes it — its text parts joined by newlines into a string, or with <paramref name="asParts"/> (a template
+    /// that loops over content) a list of <c>{"type": "text", "text"}</c> parts, a tool's result a string either way.
     /// </summary>
-    private static List<object?> ReadMessages(JsonFields f)
+    private static List<object?> ReadMessages(JsonFields f, bool asParts)
     {
         if (f.Get("messages") is not { ValueKind: JsonValueKind.Array } list || list.GetArrayLength() == 0)
             throw JsonFields.Bad("messages", "must be a non-empty list");
@@ -74,8 +76,10 @@ internal static class ChatPromptReader
             if (!Roles.Contains(role))
                 throw JsonFields.Bad("messages", $"role '{role}' is not one of {string.Join(", ", Roles)}");
             var message = (Dictionary<string, object?>)ServedModel.TemplateValue(m)!;
-            var content = mf.Get("content");
-            message["content"] = content is { ValueKind: JsonValueKind.Null } ? null : Content(content);
+            var texts = TextParts(mf.Get("content"));
+            message["content"] = asParts && role != "tool"
+                ? texts.Select(t => (object?)new Dictionary<string, object?>(StringComparer.Ordinal) { ["type"] = "text", ["text"] = t }).ToList()
+                : string.Join('\n', texts);
             if (role == "assistant")
             {
                 ParseCallArguments(message, messages.Count);
@@ -136,7 +140,7 @@ internal static class ChatPromptReader
         if (f.Bool("echo") != true || f.Get("messages") is not { ValueKind: JsonValueKind.Array } list || list.GetArrayLength() == 0)
             return "";
         var last = new JsonFields(list[list.GetArrayLength() - 1]);
-        return last.String("role") == "assistant" && last.Get("content") is { ValueKind: not JsonValueKind.Null } content ? Content(content) : "";
+        return last.String("role") == "assistant" ? Text(last.Get("content")) : "";
     }
 
     /// <summary>OpenAI's roles, and Llama 3.1's <c>ipython</c> for tool results; what a template does with each is its own affair.</summary>
@@ -178,19 +182,28 @@ internal static class ChatPromptReader
         return arguments;
     }
 
+    /// <summary>The final message's text (of messages <see cref="ReadMessages"/> has checked).</summary>
+    private static string FinalText(JsonFields f)
+    {
+        var list = f.Get("messages")!.Value;
+        return Text(new JsonFields(list[list.GetArrayLength() - 1]).Get("content"));
+    }
+
+    /// <summary>A message's content as one string: its text parts joined by newlines, as vLLM flattens them.</summary>
+    private static string Text(JsonElement? content) => string.Join('\n', TextParts(content));
+
     /// <summary>
-    /// A message's content as the template sees it: a string as given; a list of text parts (<c>text</c>, and the
-    /// Responses API's <c>input_text</c>/<c>output_text</c>, a <c>refusal</c>) joined by newlines, a part without text
-    /// skipped — as vLLM flattens them for a template that takes strings.
+    /// A message's texts: none for no content (or null), a string as given; of a list of parts, each text part's (<c>text</c>,
+    /// and the Responses API's <c>input_text</c>/<c>output_text</c>, a <c>refusal</c>), a part without text skipped.
     /// </summary>
-    private static string Content(JsonElement? content)
+    private static List<string> TextParts(JsonElement? content)
     {
         switch (content)
         {
-            case null:
-                return "";
+            case null or { ValueKind: JsonValueKind.Null }:
+                return [];
             case { ValueKind: JsonValueKind.String } s:
-                return s.GetString()!;
+                return [s.GetString()!];
             case { ValueKind: JsonValueKind.Array } parts:
                 var texts = new List<string>();
                 foreach (var part in parts.EnumerateArray())
@@ -205,7 +218,7 @@ internal static class ChatPromptReader
                         texts.Add(text);
                 }
 
-                return string.Join('\n', texts);
+                return texts;
             default:
                 throw JsonFields.Bad("messages", "content must be a string or a list of text parts");
         }
