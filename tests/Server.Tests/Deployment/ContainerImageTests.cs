@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Reflection;
 using Serving.AdapterStore;
 using Serving.Authoring.Synthetic;
@@ -93,7 +91,7 @@ public sealed class ContainerImageTests : IDisposable
         string model = Path.Combine(_root, "models", "model");
         SyntheticModelWriter.Write(model, new SyntheticModelSpec { Seed = 61 });
         SyntheticAdapterWriter.Write(Path.Combine(_root, "adapters", "mounted"), model, 4, 8, ["q_proj"], 3);
-        int port = FreePort();
+        int port = FreePorts.Next();
         string probeUrl = $"http://127.0.0.1:{port}/readyz";
         // Not listening yet: the probe fails.
         Assert.Equal(1, (await Run(HealthCheckCommand.Verb, probeUrl)).ExitCode);
@@ -179,13 +177,6 @@ public sealed class ContainerImageTests : IDisposable
         string stderr = await process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         return (process.ExitCode, stderr);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public void Dispose() => TestDirectories.Delete(_root);

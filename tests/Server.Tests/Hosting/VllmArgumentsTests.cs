@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Serving.Authoring.Synthetic;
@@ -25,13 +24,6 @@ public sealed class VllmArgumentsTests : IDisposable
         SyntheticModelWriter.Write(_model, new SyntheticModelSpec { Seed = 31 });
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task Start_VllmCommandLine_ServesAsItSays()
     {
@@ -40,7 +32,7 @@ public sealed class VllmArgumentsTests : IDisposable
         string sql = Path.Combine(_root, "sql"), translate = Path.Combine(_root, "translate");
         SyntheticAdapterWriter.Write(sql, _model, 4, 8, ["q_proj", "v_proj"], 3);
         SyntheticAdapterWriter.Write(translate, _model, 4, 8, ["o_proj"], 4);
-        int port = FreePort();
+        int port = FreePorts.Next();
         await using var app = ServingApp.Build(["--model", _model, "--served-model-name", "team-model", "--max-model-len", "192", "--max-num-seqs", "3",
             "--enable-lora", "--max-loras", "2", "--max-lora-rank", "8", "--lora-modules", $"sql={sql}", $$"""{"name": "translate", "path": "{{translate}}", "base_model_name": "team-model"}""",
             "--enable-prefix-caching", "--host", "127.0.0.1", "--port", $"{port}", "--chat-template", template, "--cache-dir", Path.Combine(_root, "cache"), "--dtype", "float32"]);
@@ -200,7 +192,7 @@ public sealed class VllmArgumentsTests : IDisposable
         const string key = "vllm-deployment-key-0123";
         string adapter = Path.Combine(_root, "runtime-adapter");
         SyntheticAdapterWriter.Write(adapter, _model, 4, 8, ["q_proj"], 5);
-        int port = FreePort();
+        int port = FreePorts.Next();
         await using var app = ServingApp.Build(["--model", _model, "--api-key", key, "--max-num-batched-tokens", "64", "--block-size", "32",
             "--tensor-parallel-size", "1", "-pp", "1", "--gpu-memory-utilization", "0.9", "--kv-cache-dtype", "auto", "--enable-chunked-prefill",
             "--enable-auto-tool-choice", "--trust-remote-code", "--disable-log-requests", "--port", $"{port}", "--cache-dir", Path.Combine(_root, "deployment"),

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Serving.Authoring.Synthetic;
@@ -24,13 +23,6 @@ public sealed class VllmServingSwitchesTests : IDisposable
         SyntheticModelWriter.Write(_model, new SyntheticModelSpec { Seed = 31 });
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private string[] Serve(params string[] args) => ["--model", _model, "--cache-dir", Path.Combine(_root, "cache"), "--dtype", "float32", .. args];
 
     [Fact]
@@ -45,7 +37,7 @@ public sealed class VllmServingSwitchesTests : IDisposable
         string certFile = Path.Combine(_root, "cert.pem"), keyFile = Path.Combine(_root, "key.pem");
         File.WriteAllText(certFile, certificate.ExportCertificatePem());
         File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem());
-        int port = FreePort();
+        int port = FreePorts.Next();
 
         await using var app = ServingApp.Build(Serve("--port", $"{port}", "--ssl-certfile", certFile, "--ssl-keyfile", keyFile));
         await app.StartAsync();
@@ -63,7 +55,7 @@ public sealed class VllmServingSwitchesTests : IDisposable
     [Fact]
     public async Task Start_RootPathAndAllowedOrigins_PrefixedPathsServedAndOnlyThatOriginAllowed()
     {
-        int port = FreePort();
+        int port = FreePorts.Next();
         await using var app = ServingApp.Build(Serve("--port", $"{port}", "--root-path", "/serving", "--allowed-origins", """["https://console.example"]""",
             "--allowed-headers", """["Authorization", "Content-Type"]"""));
         await app.StartAsync();
@@ -95,7 +87,7 @@ public sealed class VllmServingSwitchesTests : IDisposable
     [Fact]
     public async Task Start_NoAllowedOrigins_NoCorsHeaders()
     {
-        int port = FreePort();
+        int port = FreePorts.Next();
         await using var app = ServingApp.Build(Serve("--port", $"{port}"));
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
@@ -109,7 +101,7 @@ public sealed class VllmServingSwitchesTests : IDisposable
     [Fact]
     public async Task Start_HfOverrides_LaidOverConfigJson()
     {
-        int port = FreePort();
+        int port = FreePorts.Next();
         await using (var app = ServingApp.Build(Serve("--port", $"{port}", "--hf-overrides", """{"max_position_embeddings": 96, "rope_scaling": null}""")))
         {
             await app.StartAsync();
@@ -145,7 +137,7 @@ public sealed class VllmServingSwitchesTests : IDisposable
     {
         const string template = "{% for m in messages %}{% if m['content'] is string %}S:{{ m['content'] }}{% else %}{% for p in m['content'] %}P:{{ p['text'] }};{% endfor %}{% endif %}"
             + "{% if not loop.last %}|{% endif %}{% endfor %}";
-        int port = FreePort();
+        int port = FreePorts.Next();
         await using var app = ServingApp.Build(Serve("--port", $"{port}", "--chat-template", template, "--chat-template-content-format", format));
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 
 namespace Serving.Server.Tests.Support;
@@ -37,7 +36,7 @@ public sealed class ChildServer : IAsyncDisposable
     /// <summary>Starts the server and waits until <c>/readyz</c> answers 200.</summary>
     public static async Task<ChildServer> StartAsync(params string[] args)
     {
-        int port = FreePort();
+        int port = FreePorts.Next();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Serving.Server.dll"));
         foreach (string a in args)
@@ -83,13 +82,6 @@ public sealed class ChildServer : IAsyncDisposable
             return;
         lock (_output)
             _output.AppendLine(line);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()
