@@ -19,9 +19,9 @@ namespace Serving.AdapterStore;
 /// <param name="sources">Where files come from (local paths, S3).</param>
 /// <param name="options">Size, rank and time limits.</param>
 /// <param name="model">The base model adapters must fit.</param>
-/// <param name="baseModelId">The base model's id, which no adapter may take.</param>
+/// <param name="baseModelIds">The base model's names (its id, then any aliases), which no adapter may take.</param>
 /// <param name="time">Registration times.</param>
-public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet sources, AdapterStoreOptions options, ModelConfig model, string baseModelId,
+public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet sources, AdapterStoreOptions options, ModelConfig model, IReadOnlyList<string> baseModelIds,
     TimeProvider time)
 {
     // adapter_config.json facts per version: versions are immutable, so each is read once.
@@ -36,7 +36,7 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
             throw Bad(AdapterStoreSubject.Name, "is required");
         if (!AdapterId.TryParse(name, out var id, out string? error))
             throw Bad(AdapterStoreSubject.Name, error!);
-        if (name == baseModelId)
+        if (baseModelIds.Contains(name, StringComparer.Ordinal))
             throw Bad(AdapterStoreSubject.Name, "is the base model's id");
         return id;
     }
@@ -50,8 +50,8 @@ public sealed class AdapterLifecycle(AdapterCatalog catalog, AdapterSourceSet so
         var id = ParseName(name);
         if (id.IsReserved)
             throw Bad(AdapterStoreSubject.Name, $"'{id}' is reserved: model \"{AdapterId.Auto}\" asks the server to route (names are compared ignoring case)");
-        if (string.Equals(id.Value, baseModelId, StringComparison.OrdinalIgnoreCase))
-            throw Bad(AdapterStoreSubject.Name, $"'{id}' is the base model's id '{baseModelId}' in another letter case (names are compared ignoring case)");
+        if (baseModelIds.FirstOrDefault(b => string.Equals(id.Value, b, StringComparison.OrdinalIgnoreCase)) is { } baseName)
+            throw Bad(AdapterStoreSubject.Name, $"'{id}' is the base model's id '{baseName}' in another letter case (names are compared ignoring case)");
         if (catalog.List().FirstOrDefault(other => other != id && string.Equals(other.Value, id.Value, StringComparison.OrdinalIgnoreCase)) is { Value: not null } clash)
             throw Bad(AdapterStoreSubject.Name, $"'{id}' differs from the existing adapter '{clash}' only in letter case (names are compared ignoring case)");
         return id;

@@ -35,7 +35,6 @@ public static class ServingApp
         ["--max-loras"] = "Serving:Adapters:MaxDeviceSlots",                // vLLM's name
         ["--max-model-len"] = "Serving:Model:MaxContext",                   // vLLM's name
         ["--max-num-seqs"] = "Serving:Model:MaxSequences",                  // vLLM's name
-        ["--served-model-name"] = "Serving:Model:Name",                     // vLLM's name
         ["--tokenizer"] = "Serving:Model:Tokenizer",                        // vLLM's
         ["--seed"] = "Serving:Model:Seed",                                  // vLLM's
         ["--hf-overrides"] = "Serving:Model:HfOverrides",                   // vLLM's: a JSON object, kept as text

@@ -21,7 +21,7 @@ public sealed class AdapterLifecycleTests : IDisposable
         SyntheticModelWriter.Write(_model, new SyntheticModelSpec { Seed = 4 });
         var catalog = new AdapterCatalog(null, new AdapterRegistry(Path.Combine(_root, "registry.json")));
         _lifecycle = new AdapterLifecycle(catalog, new AdapterSourceSet([new LocalPathAdapterSource()]), _options,
-            ModelConfig.Load(Path.Combine(_model, "config.json")), "base-model", TimeProvider.System);
+            ModelConfig.Load(Path.Combine(_model, "config.json")), ["base-model", "base-alias"], TimeProvider.System);
     }
 
     private string Adapter(string name, int rank = 4)

@@ -31,6 +31,9 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
     public ServedModel Served => _served ?? throw new InvalidOperationException("the model is not loaded yet");
     public bool IsLoaded => _model is not null;
     public string ModelId { get; private set; } = "";
+
+    /// <summary>Every name <c>model</c> may give the base model: <see cref="ModelId"/>, then <see cref="ModelOptions.Aliases"/>.</summary>
+    public IReadOnlyList<string> ModelNames => [ModelId, .. options.Value.Aliases.Where(a => a != ModelId).Distinct()];
     public DateTimeOffset LoadedAt { get; private set; }
 
     /// <summary>How the base weights are held: <c>none</c>, <c>int8</c> or <c>mxfp4</c> (<c>Serving:Model:Quantization</c>).</summary>
@@ -137,7 +140,7 @@ public sealed class ModelHost(IOptions<ModelOptions> options, IOptions<AdapterSt
         string registryPath = a.RegistryPath ?? Path.Combine(cacheRoot, $"adapter-registry-{ModelId}.json");
         Adapters = new AdapterCatalog(string.IsNullOrEmpty(adapterRoot) ? null : new LocalFolderAdapterSource(adapterRoot), new AdapterStore.Registry.AdapterRegistry(registryPath));
         Sources = AdapterSourceSet.Create(a, a.DiskCachePath ?? Path.Combine(cacheRoot, "adapter-cache"));
-        _lifecycle = new AdapterLifecycle(Adapters, Sources, a, c, ModelId, time ?? TimeProvider.System);
+        _lifecycle = new AdapterLifecycle(Adapters, Sources, a, c, ModelNames, time ?? TimeProvider.System);
         foreach (var (record, newVersion, error) in _lifecycle.VerifyRegisteredVersions())
             if (error is null)
                 logger.LogWarning("Adapter {Adapter}: its files changed in place since it was registered (version {Old} → {New}); the new version is served",

@@ -14,6 +14,12 @@ public sealed class ModelOptions
     public string? Name { get; set; }
 
     /// <summary>
+    /// More names <c>model</c> may give the base model (vLLM's <c>--served-model-name NAME ALIAS…</c>): each is listed by
+    /// <c>/v1/models</c> and answers as the base model; none may be an adapter's name.
+    /// </summary>
+    public List<string> Aliases { get; set; } = [];
+
+    /// <summary>
     /// A folder whose tokenizer (tokenizer.json, tokenizer_config.json, chat_template.jinja) is served instead of the model
     /// folder's (vLLM's <c>--tokenizer</c>); null: the model folder's.
     /// </summary>

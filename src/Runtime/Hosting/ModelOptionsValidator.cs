@@ -15,6 +15,8 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
             errors.Add($"Serving:Model:Tokenizer (--tokenizer) '{o.Tokenizer}' is not a folder holding tokenizer.json");
         if (!string.IsNullOrWhiteSpace(o.HfOverrides) && o.ParsedHfOverrides() is null)
             errors.Add("Serving:Model:HfOverrides (--hf-overrides) must be a JSON object, e.g. '{\"max_position_embeddings\": 65536}'");
+        foreach (string alias in o.Aliases.Where(a => a is not { Length: > 0 and <= 256 } || a == "auto" || a.Any(char.IsWhiteSpace)))
+            errors.Add($"Serving:Model:Aliases (--served-model-name): '{alias}' cannot name the model (1 to 256 characters without spaces, and not 'auto', which asks for routing)");
         if (o.ChatTemplateContentFormat is not ("auto" or "string" or "openai"))
             errors.Add($"Serving:Model:ChatTemplateContentFormat (--chat-template-content-format) must be auto, string or openai, not '{o.ChatTemplateContentFormat}'");
         Try(() => TorchRuntime.ParseDtype(o.Dtype), errors);

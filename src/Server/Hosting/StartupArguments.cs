@@ -112,7 +112,7 @@ public static class StartupArguments
     }
 
     private static IEnumerable<string> KnownSwitches() =>
-        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Concat(JsonConfigArguments.Switches.Keys).Concat(VllmArguments.AlwaysOn.Keys).Concat(VllmValueSwitches.Fixed.Keys).Concat(VllmArguments.Lists.Keys).Append(VllmValueSwitches.ApiKey).Append(VllmArguments.Host).Append(VllmArguments.Port).Append(VllmArguments.LoraModules).Append("--help");
+        ServingApp.SwitchMappings.Keys.Concat(ServingApp.FlagMappings.Keys).Concat(HostKeys.Select(k => "--" + k)).Concat(JsonConfigArguments.Switches.Keys).Concat(VllmArguments.AlwaysOn.Keys).Concat(VllmValueSwitches.Fixed.Keys).Concat(VllmArguments.Lists.Keys).Append(VllmValueSwitches.ApiKey).Append(VllmArguments.Host).Append(VllmArguments.Port).Append(VllmArguments.LoraModules).Append(VllmArguments.ServedModelName).Append("--help");
 
     /// <summary>"; did you mean X?" for the known name nearest <paramref name="given"/>, when it is near enough to be a typo.</summary>
     private static string Suggest(string given, IEnumerable<string> known)

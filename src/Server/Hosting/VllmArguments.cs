@@ -11,7 +11,7 @@ namespace Serving.Server.Hosting;
 /// </summary>
 public static class VllmArguments
 {
-    public const string Host = "--host", Port = "--port", LoraModules = "--lora-modules", SslCertFile = "--ssl-certfile";
+    public const string Host = "--host", Port = "--port", LoraModules = "--lora-modules", SslCertFile = "--ssl-certfile", ServedModelName = "--served-model-name";
 
     /// <summary>vLLM's CORS switches, whose value is a JSON list of strings, and the settings each fills.</summary>
     public static readonly IReadOnlyDictionary<string, string> Lists = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -60,6 +60,14 @@ public static class VllmArguments
             {
                 for (int n = 0; n < (items?.Count ?? 0); n++)
                     kept.AddRange([$"--{Lists[list]}:{n}", items![n]]);
+                continue;
+            }
+
+            if (Names(args, ref i) is { Count: > 0 } names)
+            {
+                kept.AddRange(["--Serving:Model:Name", names[0]]);
+                for (int n = 1; n < names.Count; n++)
+                    kept.AddRange([$"--Serving:Model:Aliases:{n - 1}", names[n]]);
                 continue;
             }
 
@@ -128,6 +136,13 @@ public static class VllmArguments
             return true;
         }
 
+        if (Names(args, ref i) is { } names)
+        {
+            if (names.Count == 0)
+                problems.Add($"{ServedModelName}: needs one or more names (the first is the model's id, the others aliases)");
+            return true;
+        }
+
         if (ListValue(args, ref i) is var (list, items))
         {
             if (items is null)
@@ -185,6 +200,22 @@ public static class VllmArguments
             }
 
         return null;
+    }
+
+    /// <summary>
+    /// The names of <c>--served-model-name</c> when <paramref name="args"/>[<paramref name="i"/>] is it (vLLM's: every
+    /// argument up to the next switch, the first the model's id, the others aliases), moving past them; else null.
+    /// </summary>
+    private static List<string>? Names(string[] args, ref int i)
+    {
+        if (args[i].StartsWith(ServedModelName + "=", StringComparison.Ordinal))
+            return [args[i][(ServedModelName.Length + 1)..]];
+        if (args[i] != ServedModelName)
+            return null;
+        var values = new List<string>();
+        while (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            values.Add(args[++i]);
+        return values;
     }
 
     /// <summary>The values of <c>--lora-modules</c> when <paramref name="args"/>[<paramref name="i"/>] is it (every argument up to the next switch), moving past them; else null.</summary>

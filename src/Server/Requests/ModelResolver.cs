@@ -44,7 +44,7 @@ internal static class ModelResolver
         if (string.IsNullOrEmpty(model))
             throw JsonFields.Bad("model", "is required");
         var adapters = CreateMix(mix, host, caller);
-        if (model == host.ModelId)
+        if (host.ModelNames.Contains(model, StringComparer.Ordinal))
             return adapters;
         if (!adapters.Mix.IsBaseModel)
             throw JsonFields.Bad("adapters", "can only be combined with the base model as 'model'");

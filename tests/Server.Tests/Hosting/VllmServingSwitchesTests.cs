@@ -97,6 +97,38 @@ public sealed class VllmServingSwitchesTests : IDisposable
         await app.StopAsync();
     }
 
+    /// <summary>
+    /// vLLM's <c>--served-model-name NAME ALIAS…</c>: the first the model's id, each other listed by /v1/models and answering
+    /// as the base model, and none an adapter may take.
+    /// </summary>
+    [Fact]
+    public async Task Start_ServedModelNameWithAliases_EachNameServesTheBaseModel()
+    {
+        int port = FreePorts.Next();
+        await using var app = ServingApp.Build(Serve("--port", $"{port}", "--served-model-name", "team-model", "gpt-4o-mini"));
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var models = System.Text.Json.Nodes.JsonNode.Parse(await http.GetStringAsync("/v1/models"))!["data"]!.AsArray().Select(m => (string)m!["id"]!).ToList();
+        Assert.Equal(["team-model", "gpt-4o-mini"], models.Take(2));
+
+        async Task<string> Complete(string model)
+        {
+            var (status, answer) = await HttpJson.PostAsync(http, "/v1/completions", new System.Text.Json.Nodes.JsonObject
+            {
+                ["model"] = model, ["prompt"] = "the river", ["max_tokens"] = 6, ["temperature"] = 0, ["return_token_ids"] = true,
+            });
+            Assert.True(status == 200, answer.ToJsonString());
+            Assert.Equal(model, (string)answer["model"]!);
+            return answer["choices"]![0]!["token_ids"]!.ToJsonString();
+        }
+
+        Assert.Equal(await Complete("team-model"), await Complete("gpt-4o-mini"));
+        var (taken, error) = await HttpJson.PostAsync(http, "/v1/load_lora_adapter", new System.Text.Json.Nodes.JsonObject { ["lora_name"] = "GPT-4o-mini", ["lora_path"] = _root });
+        Assert.Equal(400, taken);
+        Assert.Contains("base model's id 'gpt-4o-mini'", (string)error["error"]!["message"]!);
+        await app.StopAsync();
+    }
+
     /// <summary>vLLM's <c>--hf-overrides</c> lays fields over config.json: the context the model's positions allow follows it.</summary>
     [Fact]
     public async Task Start_HfOverrides_LaidOverConfigJson()
@@ -163,6 +195,7 @@ public sealed class VllmServingSwitchesTests : IDisposable
     [InlineData(new[] { "--uvicorn-log-level", "loud" }, "a log level")]
     [InlineData(new[] { "--allowed-origins", "https://a.example" }, "--allowed-origins: must be a JSON list of strings")]
     [InlineData(new[] { "--allowed-methods", """["GET", 3]""" }, "--allowed-methods: must be a JSON list of strings")]
+    [InlineData(new[] { "--served-model-name", "--dtype", "float32" }, "--served-model-name: needs one or more names")]
     public void ArgumentProblems_VllmServingSwitchWrong_NamedWithWhy(string[] args, string why) =>
         Assert.Contains(StartupArguments.ArgumentProblems(args), p => p.Contains(why, StringComparison.Ordinal));
 

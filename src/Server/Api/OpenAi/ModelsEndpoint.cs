@@ -5,16 +5,19 @@ using Serving.Server.Hosting;
 
 namespace Serving.Server.Api.OpenAi;
 
-/// <summary><c>GET /v1/models</c>: the base model, then every adapter the caller may use, with <c>parent</c> = the base model id.</summary>
+/// <summary>
+/// <c>GET /v1/models</c>: the base model under each of its names (its id, then its aliases), then every adapter the caller
+/// may use, with <c>parent</c> = the base model id.
+/// </summary>
 internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> options)
 {
     public IResult Handle(Security.Caller caller)
     {
         long created = host.LoadedAt.ToUnixTimeSeconds();
         int maxLength = Math.Min(options.Value.MaxContext, host.Served.MaxPositions);
-        var data = new JsonArray(new JsonObject
+        var data = new JsonArray([.. host.ModelNames.Select(name => (JsonNode)new JsonObject
         {
-            ["id"] = host.ModelId,
+            ["id"] = name,
             ["object"] = "model",
             ["created"] = created,
             ["owned_by"] = "serving",
@@ -22,7 +25,7 @@ internal sealed class ModelsEndpoint(ModelHost host, IOptions<ModelOptions> opti
             ["parent"] = null,
             ["max_model_len"] = maxLength,
             ["quantization"] = host.QuantizationName,
-        });
+        })]);
         foreach (var id in host.Adapters.List())
         {
             var record = host.Adapters.Resolve(id);
