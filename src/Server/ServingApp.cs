@@ -193,7 +193,7 @@ public static class ServingApp
         services.AddSingleton<EmbeddingsEndpoint>();
         services.AddSingleton<PromptEmbedder>();
         services.AddSingleton<ScoreEndpoint>();
-        services.AddOptions<EmbeddingOptions>().Bind(configuration.GetSection(EmbeddingOptions.Section));
+        services.AddOptions<EmbeddingOptions>().Bind(configuration.GetSection(EmbeddingOptions.Section)).ValidateOnStart();   // a Pooling that names no way to pool stops start-up
         services.AddOptions<ScoreOptions>().Bind(configuration.GetSection(ScoreOptions.Section))
             .Validate(o => !o.Validate().Any(), "Serving:Score:ClassifierTokens (--score-tokens) must name two different tokens, negative first: NO,YES").ValidateOnStart();
         // After the runtime's hosted services: it looks its tokens up in the model they load.

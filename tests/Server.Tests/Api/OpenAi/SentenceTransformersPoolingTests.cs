@@ -108,6 +108,14 @@ public sealed class SentenceTransformersPoolingTests : IDisposable
         AssertClose(Expected(cls: true), [.. answer["data"]![0]!["embedding"]!.AsArray().Select(v => (float)v!)]);
     }
 
+    [Fact]
+    public async Task Start_PoolingSettingNamesNoPooling_StartUpRefusedNamingIt()
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => ServerProcess.StartAsync("--model", _model, "--cache-dir", Path.Combine(_root, "bad"),
+            "--Serving:Embeddings:Pooling", "Max"));
+        Assert.Contains("Pooling", error.ToString());
+    }
+
     [Theory]
     [InlineData("""{"pooling_type": "ALL"}""", "pooling_type \"ALL\" is not served")]
     [InlineData("""{"softmax": true}""", "'softmax' is not supported")]
