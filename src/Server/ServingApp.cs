@@ -37,6 +37,7 @@ public static class ServingApp
         ["--max-num-seqs"] = "Serving:Model:MaxSequences",                  // vLLM's name
         ["--tokenizer"] = "Serving:Model:Tokenizer",                        // vLLM's
         ["--seed"] = "Serving:Model:Seed",                                  // vLLM's
+        ["--max-logprobs"] = "Serving:Model:MaxLogprobs",                   // vLLM's
         ["--hf-overrides"] = "Serving:Model:HfOverrides",                   // vLLM's: a JSON object, kept as text
         ["--chat-template"] = "Serving:Model:ChatTemplate",
         ["--chat-template-content-format"] = "Serving:Model:ChatTemplateContentFormat",   // vLLM's

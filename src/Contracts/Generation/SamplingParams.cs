@@ -26,6 +26,9 @@ public sealed record SamplingParams
     /// and the N most likely alternatives (vLLM's <c>prompt_logprobs</c>). Such a request computes its whole prompt: it
     /// neither reuses nor leaves prefix-cache blocks.
     /// </summary>
+    /// <summary>The most alternatives any server may be set to return per token (<c>--max-logprobs</c>'s bound; its default is 20).</summary>
+    public const int MaxLogprobs = 1024;
+
     public int? PromptLogprobs { get; init; }
 
     /// <summary>
@@ -104,10 +107,10 @@ public sealed record SamplingParams
             throw new ArgumentException("top_k must be -1, 0 (disabled) or positive");
         if (MaxTokens < 1)
             throw new ArgumentException("max_tokens must be at least 1");
-        if (Logprobs is < 0 or > 20)
-            throw new ArgumentException("logprobs must be in [0, 20]");
-        if (PromptLogprobs is < 0 or > 20)
-            throw new ArgumentException("prompt_logprobs must be in [0, 20]");
+        if (Logprobs is < 0 or > MaxLogprobs)
+            throw new ArgumentException($"logprobs must be in [0, {MaxLogprobs}]");
+        if (PromptLogprobs is < 0 or > MaxLogprobs)
+            throw new ArgumentException($"prompt_logprobs must be in [0, {MaxLogprobs}]");
         if (StopStrings.Any(string.IsNullOrEmpty))
             throw new ArgumentException("stop strings must not be empty");
         if (LogitBias.Count > MaxLogitBiasEntries)

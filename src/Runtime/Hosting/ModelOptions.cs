@@ -81,6 +81,12 @@ public sealed class ModelOptions
     /// </summary>
     public string Quantization { get; set; } = "none";
 
+    /// <summary>
+    /// The most log-probabilities a request may ask for per token (<c>logprobs</c>, <c>top_logprobs</c>,
+    /// <c>prompt_logprobs</c>; vLLM's <c>--max-logprobs</c>); up to 1,024.
+    /// </summary>
+    public int MaxLogprobs { get; set; } = 20;
+
     /// <summary>Sequences decoded together in one step (KV cache rows).</summary>
     public int MaxSequences { get; set; } = 8;
 

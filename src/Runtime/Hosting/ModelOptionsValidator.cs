@@ -39,6 +39,8 @@ internal sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
         if (GenerationConfigOption.Problem(o.GenerationConfig) is { } generationConfig)
             errors.Add(generationConfig);
         errors.AddRange(o.GenerationOverrides.Validate());
+        if (o.MaxLogprobs is < 0 or > Contracts.Generation.SamplingParams.MaxLogprobs)
+            errors.Add($"Serving:Model:MaxLogprobs (--max-logprobs) must be in [0, {Contracts.Generation.SamplingParams.MaxLogprobs}]");
         if (o.MaxSequences is < 1 or > 1024)
             errors.Add("Serving:Model:MaxSequences must be in [1, 1024]");
         if (o.MaxContext is < 16 or > 1_048_576)

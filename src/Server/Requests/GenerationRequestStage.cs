@@ -25,6 +25,9 @@ internal sealed class GenerationRequestStage(ModelHost host, IOptions<ModelOptio
     /// <summary>Longest prompt + completion: the configured context, capped by the model's positions.</summary>
     public int MaxContext => Math.Min(options.Value.MaxContext, host.Served.MaxPositions);
 
+    /// <summary>The most log-probabilities a request may ask for per token (<c>--max-logprobs</c>).</summary>
+    public int MaxLogprobs => options.Value.MaxLogprobs;
+
     /// <summary>The base model's id, which <c>model</c> names to run without adapters.</summary>
     public string ModelId => host.ModelId;
 

@@ -129,6 +129,29 @@ public sealed class VllmServingSwitchesTests : IDisposable
         await app.StopAsync();
     }
 
+    /// <summary>vLLM's <c>--max-logprobs</c>: the most alternatives a request may ask for per token, above or below the default 20.</summary>
+    [Fact]
+    public async Task Start_MaxLogprobs_RequestsUpToItServedAboveIt400()
+    {
+        int port = FreePorts.Next();
+        await using var app = ServingApp.Build(Serve("--port", $"{port}", "--max-logprobs", "30"));
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var (status, answer) = await HttpJson.PostAsync(http, "/v1/completions", new System.Text.Json.Nodes.JsonObject
+        {
+            ["model"] = "model", ["prompt"] = "the river", ["max_tokens"] = 2, ["logprobs"] = 25, ["prompt_logprobs"] = 30,
+        });
+        Assert.True(status == 200, answer.ToJsonString());
+        Assert.All(answer["choices"]![0]!["logprobs"]!["top_logprobs"]!.AsArray(), top => Assert.Equal(25, top!.AsObject().Count));
+        var (over, error) = await HttpJson.PostAsync(http, "/v1/chat/completions", new System.Text.Json.Nodes.JsonObject
+        {
+            ["model"] = "model", ["messages"] = System.Text.Json.Nodes.JsonNode.Parse("""[{"role": "user", "content": "hi"}]"""),
+            ["logprobs"] = true, ["top_logprobs"] = 31,
+        });
+        HttpJson.AssertBadRequest(over, error, "top_logprobs", "30");
+        await app.StopAsync();
+    }
+
     /// <summary>vLLM's <c>--hf-overrides</c> lays fields over config.json: the context the model's positions allow follows it.</summary>
     [Fact]
     public async Task Start_HfOverrides_LaidOverConfigJson()

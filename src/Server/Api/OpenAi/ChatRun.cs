@@ -42,10 +42,10 @@ internal sealed class ChatRun
         var tools = ToolChoice.Read(f);
         string rendered = ChatPromptReader.Render(f, model, time.GetLocalNow(), tools);
 
-        int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, 20) ?? 0
-            : f.Int("top_logprobs", 0, 20) is > 0 ? throw JsonFields.Bad("top_logprobs", "needs logprobs: true") : null;
+        int? topLogprobs = f.Bool("logprobs") == true ? f.Int("top_logprobs", 0, stage.MaxLogprobs) ?? 0
+            : f.Int("top_logprobs", 0, stage.MaxLogprobs) is > 0 ? throw JsonFields.Bad("top_logprobs", "needs logprobs: true") : null;
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, topLogprobs, defaultMaxTokens: null);
-        int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
+        int? promptLogprobs = f.Int("prompt_logprobs", 0, stage.MaxLogprobs);
         sampling = sampling with { PromptLogprobs = promptLogprobs, BadWords = BadWordsReader.Read(f, model) };
         var format = OutputConstraintReader.Read(f);
         if (tools.Forced)

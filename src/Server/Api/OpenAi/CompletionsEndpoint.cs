@@ -19,12 +19,12 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         var (adapters, routing, modelName) = ModelResolver.ReadTarget(f, stage, caller);
         bool auto = adapters is null;
         UnsupportedFields.Refuse(f, chat: false);
-        int? logprobs = f.Int("logprobs", 0, 20);
+        int? logprobs = f.Int("logprobs", 0, stage.MaxLogprobs);
         var sampling = SamplingRequestReader.Read(f, model.GenerationDefaults, logprobs, SamplingRequestReader.DefaultMaxTokens);
         var format = OutputConstraintReader.Read(f);
         // OpenAI's echo: the prompt leads the text, and with logprobs the prompt's tokens lead them (so they are scored).
         bool echo = f.Bool("echo") ?? false;
-        int? promptLogprobs = f.Int("prompt_logprobs", 0, 20);
+        int? promptLogprobs = f.Int("prompt_logprobs", 0, stage.MaxLogprobs);
         int? scoredTop = echo && logprobs is int top ? Math.Max(top, promptLogprobs ?? 0) : promptLogprobs;
         sampling = sampling with { Constraint = format?.Constraint, PromptLogprobs = scoredTop, BadWords = BadWordsReader.Read(f, model) };
         bool addSpecialTokens = f.Bool("add_special_tokens") ?? true;        // vLLM's: the tokenizer's BOS/EOS around prompt strings
