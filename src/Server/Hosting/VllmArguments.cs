@@ -203,27 +203,23 @@ public static class VllmArguments
     }
 
     /// <summary>
-    /// The names of <c>--served-model-name</c> when <paramref name="args"/>[<paramref name="i"/>] is it (vLLM's: every
-    /// argument up to the next switch, the first the model's id, the others aliases), moving past them; else null.
+    /// The names of <c>--served-model-name</c> when <paramref name="args"/>[<paramref name="i"/>] is it (vLLM's: the first the
+    /// model's id, the others aliases), moving past them; else null.
     /// </summary>
-    private static List<string>? Names(string[] args, ref int i)
-    {
-        if (args[i].StartsWith(ServedModelName + "=", StringComparison.Ordinal))
-            return [args[i][(ServedModelName.Length + 1)..]];
-        if (args[i] != ServedModelName)
-            return null;
-        var values = new List<string>();
-        while (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
-            values.Add(args[++i]);
-        return values;
-    }
+    private static List<string>? Names(string[] args, ref int i) => ValueList(args, ref i, ServedModelName);
 
-    /// <summary>The values of <c>--lora-modules</c> when <paramref name="args"/>[<paramref name="i"/>] is it (every argument up to the next switch), moving past them; else null.</summary>
-    private static List<string>? Modules(string[] args, ref int i)
+    /// <summary>The values of <c>--lora-modules</c> when <paramref name="args"/>[<paramref name="i"/>] is it, moving past them; else null.</summary>
+    private static List<string>? Modules(string[] args, ref int i) => ValueList(args, ref i, LoraModules);
+
+    /// <summary>
+    /// The values of switch <paramref name="name"/> when <paramref name="args"/>[<paramref name="i"/>] is it: every argument up
+    /// to the next switch (as vLLM's list switches take them), or the one after <c>=</c>; moving past them. Else null.
+    /// </summary>
+    private static List<string>? ValueList(string[] args, ref int i, string name)
     {
-        if (args[i].StartsWith(LoraModules + "=", StringComparison.Ordinal))
-            return [args[i][(LoraModules.Length + 1)..]];
-        if (args[i] != LoraModules)
+        if (args[i].StartsWith(name + "=", StringComparison.Ordinal))
+            return [args[i][(name.Length + 1)..]];
+        if (args[i] != name)
             return null;
         var values = new List<string>();
         while (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
