@@ -72,6 +72,7 @@ public static class ServingApp
         ["--enable-embeddings"] = ("Serving:Embeddings:FromGenerativeModels", "true"),
         ["--disable-hybrid-kv-cache-manager"] = ("Serving:Batching:HybridKvCache", "false"),   // vLLM's
         ["--allow-credentials"] = ("Serving:Cors:AllowCredentials", "true"),                  // vLLM's
+        ["--return-tokens-as-token-ids"] = ("Serving:Chat:ReturnTokensAsTokenIds", "true"),   // vLLM's
     };
 
     /// <summary>

@@ -129,12 +129,15 @@ public sealed class VllmServingSwitchesTests : IDisposable
         await app.StopAsync();
     }
 
-    /// <summary>vLLM's <c>--max-logprobs</c>: the most alternatives a request may ask for per token, above or below the default 20.</summary>
+    /// <summary>
+    /// vLLM's <c>--max-logprobs</c>: the most alternatives a request may ask for per token, above or below the default 20;
+    /// and <c>--return-tokens-as-token-ids</c>: tokens named <c>token_id:N</c> unless a request says otherwise.
+    /// </summary>
     [Fact]
-    public async Task Start_MaxLogprobs_RequestsUpToItServedAboveIt400()
+    public async Task Start_MaxLogprobsAndTokensAsIds_RequestsUpToItServedAboveIt400()
     {
         int port = FreePorts.Next();
-        await using var app = ServingApp.Build(Serve("--port", $"{port}", "--max-logprobs", "30"));
+        await using var app = ServingApp.Build(Serve("--port", $"{port}", "--max-logprobs", "30", "--return-tokens-as-token-ids"));
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         var (status, answer) = await HttpJson.PostAsync(http, "/v1/completions", new System.Text.Json.Nodes.JsonObject
@@ -143,6 +146,13 @@ public sealed class VllmServingSwitchesTests : IDisposable
         });
         Assert.True(status == 200, answer.ToJsonString());
         Assert.All(answer["choices"]![0]!["logprobs"]!["top_logprobs"]!.AsArray(), top => Assert.Equal(25, top!.AsObject().Count));
+        Assert.All(answer["choices"]![0]!["logprobs"]!["tokens"]!.AsArray(), token => Assert.StartsWith("token_id:", (string)token!));
+        var (_, byText) = await HttpJson.PostAsync(http, "/v1/chat/completions", new System.Text.Json.Nodes.JsonObject
+        {
+            ["model"] = "model", ["messages"] = System.Text.Json.Nodes.JsonNode.Parse("""[{"role": "user", "content": "hi"}]"""),
+            ["logprobs"] = true, ["max_tokens"] = 2, ["return_tokens_as_token_ids"] = false,
+        });
+        Assert.All(byText["choices"]![0]!["logprobs"]!["content"]!.AsArray(), t => Assert.DoesNotContain("token_id:", (string)t!["token"]!));
         var (over, error) = await HttpJson.PostAsync(http, "/v1/chat/completions", new System.Text.Json.Nodes.JsonObject
         {
             ["model"] = "model", ["messages"] = System.Text.Json.Nodes.JsonNode.Parse("""[{"role": "user", "content": "hi"}]"""),
@@ -236,7 +246,7 @@ public sealed class VllmServingSwitchesTests : IDisposable
             "--load-format", "safetensors", "--lora-dtype", "auto", "--tokenizer-mode", "auto", "--swap-space", "4", "--max-log-len", "100", "--uvicorn-log-level", "info",
             "--otlp-traces-endpoint", "http://127.0.0.1:4317", "--root-path", "/v", "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem",
             "--allowed-origins", """["*"]""", "--allowed-methods", """["*"]""", "--allowed-headers", """["*"]""", "--allow-credentials",
-            "--hf-overrides", """{"rope_theta": 100000.0}"""];
+            "--hf-overrides", """{"rope_theta": 100000.0}""", "--return-tokens-as-token-ids", "--max-logprobs", "5"];
         Assert.Empty(StartupArguments.ArgumentProblems(args));
         var notes = VllmArguments.IgnoredNotes(args).ToList();
         Assert.Equal(3, notes.Count);

@@ -31,6 +31,12 @@ public sealed class ChatOptions
     /// </summary>
     public bool StructuredOutputsInReasoning { get; set; }
 
+    /// <summary>
+    /// Whether logprobs name tokens <c>token_id:{id}</c> when a request's <c>return_tokens_as_token_ids</c> does not say
+    /// (vLLM's <c>--return-tokens-as-token-ids</c>), in chat and completions alike; default false: by their text.
+    /// </summary>
+    public bool ReturnTokensAsTokenIds { get; set; }
+
     public IEnumerable<string> Validate()
     {
         if (!Reasoning.ReasoningParsers.Names.Contains(ReasoningParser))

@@ -84,7 +84,7 @@ internal sealed class ChatRun
             Sources = beams is null ? [.. requests.Select(r => client.SubmitAsync(r, ct))] : BeamSearch.Sources(client, requests, beams, model, ct),
             TopLogprobs = topLogprobs,
             PromptLogprobs = promptLogprobs,
-            Names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? false),
+            Names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? chat.ReturnTokensAsTokenIds),
             ReturnIds = f.Bool("return_token_ids") ?? false,
             Echoed = ChatPromptReader.Echoed(f),
             Model = model,

@@ -7,7 +7,7 @@ using Serving.Contracts.Generation;
 namespace Serving.Server.Api.OpenAi;
 
 /// <summary><c>POST /v1/completions</c> (OpenAI shape, vLLM extensions), streaming or not.</summary>
-internal sealed class CompletionsEndpoint(GenerationRequestStage stage, GenerationClient client)
+internal sealed class CompletionsEndpoint(GenerationRequestStage stage, GenerationClient client, Microsoft.Extensions.Options.IOptions<ChatOptions> options)
 {
     public async Task HandleAsync(HttpContext ctx)
     {
@@ -43,7 +43,7 @@ internal sealed class CompletionsEndpoint(GenerationRequestStage stage, Generati
         bool stream = f.Bool("stream") ?? false;
         var usage = StreamUsage.Read(f);
         bool returnIds = f.Bool("return_token_ids") ?? false;
-        var names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? false);
+        var names = new LogprobTokens(model, f.Bool("return_tokens_as_token_ids") ?? options.Value.ReturnTokensAsTokenIds);
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var results = requests.Select((r, i) => new ChoiceResult(i, r.PromptTokens.Count, firstOfPrompt: i % n == 0)).ToList();
